@@ -1,0 +1,148 @@
+//! Face detection behind one trait, with the post-processing every detector shares.
+
+mod centerface;
+mod seeta;
+
+use std::str::FromStr;
+
+use anyhow::{Result, bail};
+
+pub use centerface::CenterFace;
+pub use seeta::Seeta;
+
+use crate::geometry::BBox;
+use crate::rgb::RgbImage;
+use crate::runtime::RuntimeOptions;
+
+/// One detected face in the coordinates of the image it was found in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Face {
+    pub bbox: BBox,
+    pub score: f32,
+    /// Eyes, nose tip and mouth corners, where the detector gives them.
+    pub landmarks: Option<[(f32, f32); 5]>,
+}
+
+impl Face {
+    pub fn scaled(&self, factor: f32) -> Face {
+        Face {
+            bbox: self.bbox.scaled(factor),
+            score: self.score,
+            landmarks: self.landmarks.map(|l| l.map(|(x, y)| (x * factor, y * factor))),
+        }
+    }
+}
+
+/// Which detector to run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DetectorKind {
+    /// CenterFace through ONNX Runtime: five landmarks, good on small and turned faces.
+    #[default]
+    CenterFace,
+    /// SeetaFace frontal cascade (rustface): embedded, no model file, frontal faces only.
+    Seeta,
+}
+
+impl FromStr for DetectorKind {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "centerface" => Ok(Self::CenterFace),
+            "seeta" | "rustface" => Ok(Self::Seeta),
+            other => bail!("unknown detector '{other}' (expected centerface or seeta)"),
+        }
+    }
+}
+
+impl DetectorKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CenterFace => "centerface",
+            Self::Seeta => "seeta",
+        }
+    }
+}
+
+/// Settings shared by all detectors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetectorSettings {
+    pub kind: DetectorKind,
+    /// Faces scoring below this are dropped (CenterFace 0..1; Seeta's scores are rescaled to 0..1).
+    pub threshold: f32,
+    /// Faces smaller than this many pixels (longer box side, in the full frame) are dropped.
+    pub min_face_size: f32,
+    /// Boxes overlapping a better one by more than this IoU are dropped.
+    pub nms_iou: f32,
+    /// Frames are downscaled to at most this many pixels on their longer side before detection.
+    pub max_side: usize,
+}
+
+impl Default for DetectorSettings {
+    fn default() -> Self {
+        Self { kind: DetectorKind::default(), threshold: 0.4, min_face_size: 12.0, nms_iou: 0.3, max_side: 640 }
+    }
+}
+
+/// A face detector working on packed RGB.
+pub trait Detector {
+    /// Faces in `image`, best first, before the shared filtering.
+    fn detect_raw(&mut self, image: &RgbImage, threshold: f32) -> Result<Vec<Face>>;
+}
+
+/// Opens the detector `settings` asks for.
+pub fn open(settings: &DetectorSettings, runtime: &RuntimeOptions) -> Result<Box<dyn Detector>> {
+    Ok(match settings.kind {
+        DetectorKind::CenterFace => Box::new(CenterFace::open(runtime)?),
+        DetectorKind::Seeta => Box::new(Seeta::new()?),
+    })
+}
+
+/// Runs `detector` on `image` (already downscaled by `scale` from the frame) and returns faces in
+/// frame coordinates, thresholded, size-filtered and de-duplicated.
+pub fn detect(detector: &mut dyn Detector, settings: &DetectorSettings, image: &RgbImage, scale: f32) -> Result<Vec<Face>> {
+    let faces = detector.detect_raw(image, settings.threshold)?;
+    let faces = faces
+        .into_iter()
+        .filter(|f| f.score >= settings.threshold)
+        .map(|f| f.scaled(scale))
+        .filter(|f| f.bbox.width().max(f.bbox.height()) >= settings.min_face_size)
+        .collect();
+    Ok(non_max_suppression(faces, settings.nms_iou))
+}
+
+/// Greedy NMS: keeps the best-scoring face of each overlapping group.
+pub fn non_max_suppression(mut faces: Vec<Face>, iou: f32) -> Vec<Face> {
+    faces.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Face> = Vec::with_capacity(faces.len());
+    for f in faces {
+        if kept.iter().all(|k| k.bbox.iou(&f.bbox) <= iou) {
+            kept.push(f);
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(x: f32, score: f32) -> Face {
+        Face { bbox: BBox { x0: x, y0: 0.0, x1: x + 10.0, y1: 10.0 }, score, landmarks: None }
+    }
+
+    #[test]
+    fn nms_keeps_the_best_of_overlapping_faces() {
+        let kept = non_max_suppression(vec![face(0.0, 0.5), face(1.0, 0.9), face(50.0, 0.3)], 0.3);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].score, 0.9);
+        assert_eq!(kept[1].bbox.x0, 50.0);
+    }
+
+    #[test]
+    fn detector_names_parse() {
+        assert_eq!("CenterFace".parse::<DetectorKind>().unwrap(), DetectorKind::CenterFace);
+        assert_eq!("rustface".parse::<DetectorKind>().unwrap(), DetectorKind::Seeta);
+        assert!("yolo".parse::<DetectorKind>().is_err());
+    }
+}

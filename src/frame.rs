@@ -1,0 +1,448 @@
+//! Borrowed views of raw video frames in the pixel formats faceveil handles natively, and the
+//! conversions between a frame region and packed RGB. Everything else in the library works in RGB
+//! on small regions, so a frame is converted only where a face is, never as a whole.
+
+use anyhow::{Result, bail, ensure};
+
+use crate::rgb::RgbImage;
+
+/// Pixel layouts accepted from GStreamer, decoders and image files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PixelFormat {
+    Rgb,
+    Bgr,
+    /// Four bytes a pixel; the fourth (alpha or padding) is left untouched.
+    Rgbx,
+    Bgrx,
+    Xrgb,
+    Xbgr,
+    I420,
+    Nv12,
+    Gray8,
+}
+
+/// YUV to RGB matrix. GStreamer's defaults are BT.601 for SD and BT.709 for HD; we follow the caps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum YuvMatrix {
+    #[default]
+    Bt601,
+    Bt709,
+}
+
+impl YuvMatrix {
+    /// The matrix GStreamer assumes when caps carry no colorimetry.
+    pub fn default_for_height(height: usize) -> Self {
+        if height >= 720 { Self::Bt709 } else { Self::Bt601 }
+    }
+
+    fn kr_kb(self) -> (f32, f32) {
+        match self {
+            Self::Bt601 => (0.299, 0.114),
+            Self::Bt709 => (0.2126, 0.0722),
+        }
+    }
+}
+
+/// One plane of a frame: its bytes and the distance between rows.
+pub struct Plane<'a> {
+    pub data: &'a mut [u8],
+    pub stride: usize,
+}
+
+/// A mutable view of one frame.
+pub struct FrameMut<'a> {
+    format: PixelFormat,
+    width: usize,
+    height: usize,
+    matrix: YuvMatrix,
+    planes: Vec<Plane<'a>>,
+}
+
+/// Integer pixel rectangle, clipped to a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub x: usize,
+    pub y: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl PixelFormat {
+    fn packed_layout(self) -> Option<(usize, [usize; 3])> {
+        // (bytes per pixel, offsets of R, G, B)
+        match self {
+            Self::Rgb => Some((3, [0, 1, 2])),
+            Self::Bgr => Some((3, [2, 1, 0])),
+            Self::Rgbx => Some((4, [0, 1, 2])),
+            Self::Bgrx => Some((4, [2, 1, 0])),
+            Self::Xrgb => Some((4, [1, 2, 3])),
+            Self::Xbgr => Some((4, [3, 2, 1])),
+            _ => None,
+        }
+    }
+
+    fn plane_count(self) -> usize {
+        match self {
+            Self::I420 => 3,
+            Self::Nv12 => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl<'a> FrameMut<'a> {
+    /// Wraps planes that a caller (GStreamer, a decoder, an image) owns, checking that every row
+    /// the format needs is inside its plane so that later accesses cannot go out of bounds.
+    pub fn new(
+        format: PixelFormat,
+        width: usize,
+        height: usize,
+        matrix: YuvMatrix,
+        planes: Vec<Plane<'a>>,
+    ) -> Result<Self> {
+        ensure!(width > 0 && height > 0, "empty frame ({width}x{height})");
+        ensure!(
+            planes.len() == format.plane_count(),
+            "{format:?} needs {} planes, got {}",
+            format.plane_count(),
+            planes.len()
+        );
+        let chroma_w = width.div_ceil(2);
+        let chroma_h = height.div_ceil(2);
+        let needs: Vec<(usize, usize)> = match format {
+            PixelFormat::I420 => vec![(width, height), (chroma_w, chroma_h), (chroma_w, chroma_h)],
+            PixelFormat::Nv12 => vec![(width, height), (chroma_w * 2, chroma_h)],
+            PixelFormat::Gray8 => vec![(width, height)],
+            f => {
+                let (bpp, _) = f.packed_layout().expect("packed format");
+                vec![(width * bpp, height)]
+            }
+        };
+        for (i, (plane, (row_bytes, rows))) in planes.iter().zip(needs).enumerate() {
+            ensure!(plane.stride >= row_bytes, "plane {i}: stride {} < row of {row_bytes} bytes", plane.stride);
+            let needed = plane.stride * (rows - 1) + row_bytes;
+            ensure!(plane.data.len() >= needed, "plane {i}: {} bytes, need {needed}", plane.data.len());
+        }
+        Ok(Self { format, width, height, matrix, planes })
+    }
+
+    /// A packed single-plane frame with rows of `stride` bytes.
+    pub fn packed(format: PixelFormat, width: usize, height: usize, stride: usize, data: &'a mut [u8]) -> Result<Self> {
+        Self::new(format, width, height, YuvMatrix::default(), vec![Plane { data, stride }])
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    pub fn format(&self) -> PixelFormat {
+        self.format
+    }
+
+    /// Converts one row segment `[x0, x0 + out.len() / 3)` of row `y` to RGB.
+    fn read_row(&self, y: usize, x0: usize, out: &mut [u8]) {
+        let n = out.len() / 3;
+        match self.format {
+            PixelFormat::Gray8 => {
+                let row = &self.planes[0].data[y * self.planes[0].stride..];
+                for i in 0..n {
+                    let v = row[x0 + i];
+                    out[i * 3..i * 3 + 3].copy_from_slice(&[v, v, v]);
+                }
+            }
+            PixelFormat::I420 | PixelFormat::Nv12 => {
+                let yrow = &self.planes[0].data[y * self.planes[0].stride..];
+                let conv = YuvConv::new(self.matrix);
+                for i in 0..n {
+                    let x = x0 + i;
+                    let (u, v) = self.chroma_at(x / 2, y / 2);
+                    let rgb = conv.to_rgb(yrow[x], u, v);
+                    out[i * 3..i * 3 + 3].copy_from_slice(&rgb);
+                }
+            }
+            f => {
+                let (bpp, [r, g, b]) = f.packed_layout().expect("packed format");
+                let row = &self.planes[0].data[y * self.planes[0].stride + x0 * bpp..];
+                for i in 0..n {
+                    let p = &row[i * bpp..];
+                    out[i * 3..i * 3 + 3].copy_from_slice(&[p[r], p[g], p[b]]);
+                }
+            }
+        }
+    }
+
+    fn chroma_at(&self, cx: usize, cy: usize) -> (u8, u8) {
+        match self.format {
+            PixelFormat::I420 => (
+                self.planes[1].data[cy * self.planes[1].stride + cx],
+                self.planes[2].data[cy * self.planes[2].stride + cx],
+            ),
+            _ => {
+                let p = &self.planes[1].data[cy * self.planes[1].stride + cx * 2..];
+                (p[0], p[1])
+            }
+        }
+    }
+
+    fn set_chroma(&mut self, cx: usize, cy: usize, u: u8, v: u8) {
+        match self.format {
+            PixelFormat::I420 => {
+                let (s1, s2) = (self.planes[1].stride, self.planes[2].stride);
+                self.planes[1].data[cy * s1 + cx] = u;
+                self.planes[2].data[cy * s2 + cx] = v;
+            }
+            _ => {
+                let s = self.planes[1].stride;
+                self.planes[1].data[cy * s + cx * 2] = u;
+                self.planes[1].data[cy * s + cx * 2 + 1] = v;
+            }
+        }
+    }
+
+    /// Copies a region out as packed RGB.
+    pub fn read_region(&self, region: Region) -> RgbImage {
+        let mut img = RgbImage::new(region.width, region.height);
+        for row in 0..region.height {
+            let out = img.row_mut(row);
+            self.read_row(region.y + row, region.x, out);
+        }
+        img
+    }
+
+    /// Writes packed RGB back into a region. For 4:2:0 formats the region is widened to even
+    /// coordinates by the caller (see [`FrameMut::align_region`]) and each chroma sample becomes
+    /// the mean of its four pixels.
+    pub fn write_region(&mut self, region: Region, img: &RgbImage) -> Result<()> {
+        ensure!(
+            img.width == region.width && img.height == region.height,
+            "region {}x{} does not match image {}x{}",
+            region.width,
+            region.height,
+            img.width,
+            img.height
+        );
+        ensure!(
+            region.x + region.width <= self.width && region.y + region.height <= self.height,
+            "region outside the frame"
+        );
+        match self.format {
+            PixelFormat::Gray8 => {
+                let stride = self.planes[0].stride;
+                for row in 0..region.height {
+                    let src = img.row(row);
+                    let dst = &mut self.planes[0].data[(region.y + row) * stride + region.x..];
+                    for i in 0..region.width {
+                        let p = &src[i * 3..i * 3 + 3];
+                        dst[i] = luma_u8(p);
+                    }
+                }
+            }
+            PixelFormat::I420 | PixelFormat::Nv12 => self.write_region_yuv420(region, img)?,
+            f => {
+                let (bpp, [r, g, b]) = f.packed_layout().expect("packed format");
+                let stride = self.planes[0].stride;
+                for row in 0..region.height {
+                    let src = img.row(row);
+                    let dst = &mut self.planes[0].data[(region.y + row) * stride + region.x * bpp..];
+                    for i in 0..region.width {
+                        let (s, d) = (&src[i * 3..i * 3 + 3], &mut dst[i * bpp..i * bpp + bpp]);
+                        d[r] = s[0];
+                        d[g] = s[1];
+                        d[b] = s[2];
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_region_yuv420(&mut self, region: Region, img: &RgbImage) -> Result<()> {
+        if region.x % 2 != 0 || region.y % 2 != 0 {
+            bail!("4:2:0 regions must start on even coordinates");
+        }
+        let conv = YuvConv::new(self.matrix);
+        let ystride = self.planes[0].stride;
+        for row in 0..region.height {
+            let src = img.row(row);
+            let dst = &mut self.planes[0].data[(region.y + row) * ystride + region.x..];
+            for i in 0..region.width {
+                dst[i] = conv.luma(&src[i * 3..i * 3 + 3]);
+            }
+        }
+        for cy in 0..region.height.div_ceil(2) {
+            for cx in 0..region.width.div_ceil(2) {
+                let (mut sum, mut count) = ([0f32; 3], 0f32);
+                for dy in 0..2 {
+                    for dx in 0..2 {
+                        let (x, y) = (cx * 2 + dx, cy * 2 + dy);
+                        if x < region.width && y < region.height {
+                            let p = img.pixel(x, y);
+                            for c in 0..3 {
+                                sum[c] += p[c] as f32;
+                            }
+                            count += 1.0;
+                        }
+                    }
+                }
+                let mean = [sum[0] / count, sum[1] / count, sum[2] / count];
+                let (u, v) = conv.chroma(mean);
+                self.set_chroma(region.x / 2 + cx, region.y / 2 + cy, u, v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Clips a rectangle in pixel coordinates to the frame and, for 4:2:0 formats, widens it to
+    /// even coordinates so chroma samples are written whole. `None` when nothing is left.
+    pub fn align_region(&self, x0: f32, y0: f32, x1: f32, y1: f32) -> Option<Region> {
+        let clamp = |v: f32, max: usize| (v.max(0.0) as usize).min(max);
+        let (mut xa, mut ya) = (clamp(x0.floor(), self.width), clamp(y0.floor(), self.height));
+        let (mut xb, mut yb) = (clamp(x1.ceil(), self.width), clamp(y1.ceil(), self.height));
+        if matches!(self.format, PixelFormat::I420 | PixelFormat::Nv12) {
+            xa &= !1;
+            ya &= !1;
+            xb = (xb + (xb & 1)).min(self.width);
+            yb = (yb + (yb & 1)).min(self.height);
+        }
+        (xb > xa && yb > ya).then_some(Region { x: xa, y: ya, width: xb - xa, height: yb - ya })
+    }
+
+    /// A whole-frame RGB copy scaled by box averaging to at most `max_side` pixels on its longer
+    /// side (detectors are run on this). Returns the image and the factor from it back to the frame.
+    pub fn downscaled_rgb(&self, max_side: usize) -> (RgbImage, f32) {
+        let scale = (self.width.max(self.height) as f32 / max_side.max(1) as f32).max(1.0);
+        let (w, h) = (
+            ((self.width as f32 / scale).round() as usize).max(1),
+            ((self.height as f32 / scale).round() as usize).max(1),
+        );
+        let (sx, sy) = (self.width as f32 / w as f32, self.height as f32 / h as f32);
+        let mut out = RgbImage::new(w, h);
+        let mut row = vec![0u8; self.width * 3];
+        let mut acc = vec![0u32; w * 3];
+        let mut counts = vec![0u32; w];
+        let mut src_y = 0;
+        for oy in 0..h {
+            let y_end = (((oy + 1) as f32 * sy).round() as usize).clamp(src_y + 1, self.height);
+            acc.fill(0);
+            counts.fill(0);
+            for y in src_y..y_end {
+                self.read_row(y, 0, &mut row);
+                for ox in 0..w {
+                    let xa = (ox as f32 * sx) as usize;
+                    let xb = (((ox + 1) as f32 * sx) as usize).clamp(xa + 1, self.width);
+                    for x in xa..xb {
+                        for c in 0..3 {
+                            acc[ox * 3 + c] += row[x * 3 + c] as u32;
+                        }
+                    }
+                    counts[ox] += (xb - xa) as u32;
+                }
+            }
+            let dst = out.row_mut(oy);
+            for ox in 0..w {
+                for c in 0..3 {
+                    dst[ox * 3 + c] = (acc[ox * 3 + c] / counts[ox]) as u8;
+                }
+            }
+            src_y = y_end;
+        }
+        (out, scale)
+    }
+}
+
+fn luma_u8(p: &[u8]) -> u8 {
+    (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).round() as u8
+}
+
+/// Limited-range YUV <-> RGB, the range decoders and encoders use for video.
+struct YuvConv {
+    kr: f32,
+    kb: f32,
+    kg: f32,
+}
+
+impl YuvConv {
+    fn new(matrix: YuvMatrix) -> Self {
+        let (kr, kb) = matrix.kr_kb();
+        Self { kr, kb, kg: 1.0 - kr - kb }
+    }
+
+    fn to_rgb(&self, y: u8, u: u8, v: u8) -> [u8; 3] {
+        let yf = (y as f32 - 16.0) / 219.0;
+        let pb = (u as f32 - 128.0) / 224.0;
+        let pr = (v as f32 - 128.0) / 224.0;
+        let r = yf + 2.0 * (1.0 - self.kr) * pr;
+        let b = yf + 2.0 * (1.0 - self.kb) * pb;
+        let g = (yf - self.kr * r - self.kb * b) / self.kg;
+        [to_u8(r * 255.0), to_u8(g * 255.0), to_u8(b * 255.0)]
+    }
+
+    fn luma_f(&self, rgb: [f32; 3]) -> f32 {
+        (self.kr * rgb[0] + self.kg * rgb[1] + self.kb * rgb[2]) / 255.0
+    }
+
+    fn luma(&self, p: &[u8]) -> u8 {
+        to_u8(16.0 + 219.0 * self.luma_f([p[0] as f32, p[1] as f32, p[2] as f32]))
+    }
+
+    fn chroma(&self, rgb: [f32; 3]) -> (u8, u8) {
+        let y = self.luma_f(rgb);
+        let pb = (rgb[2] / 255.0 - y) / (2.0 * (1.0 - self.kb));
+        let pr = (rgb[0] / 255.0 - y) / (2.0 * (1.0 - self.kr));
+        (to_u8(128.0 + 224.0 * pb), to_u8(128.0 + 224.0 * pr))
+    }
+}
+
+fn to_u8(v: f32) -> u8 {
+    v.round().clamp(0.0, 255.0) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yuv_round_trip_stays_close() {
+        let conv = YuvConv::new(YuvMatrix::Bt709);
+        for rgb in [[200u8, 150, 120], [20, 30, 40], [255, 255, 255], [90, 200, 60]] {
+            let y = conv.luma(&rgb);
+            let (u, v) = conv.chroma([rgb[0] as f32, rgb[1] as f32, rgb[2] as f32]);
+            let back = conv.to_rgb(y, u, v);
+            for c in 0..3 {
+                assert!((back[c] as i32 - rgb[c] as i32).abs() <= 3, "{rgb:?} -> {back:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn odd_sized_i420_region_round_trips() {
+        let (w, h) = (641usize, 479usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let mut y = vec![100u8; w * h];
+        let mut u = vec![120u8; cw * ch];
+        let mut v = vec![140u8; cw * ch];
+        let planes = vec![
+            Plane { data: &mut y, stride: w },
+            Plane { data: &mut u, stride: cw },
+            Plane { data: &mut v, stride: cw },
+        ];
+        let mut frame = FrameMut::new(PixelFormat::I420, w, h, YuvMatrix::Bt601, planes).unwrap();
+        let region = frame.align_region(600.3, 440.0, 700.0, 500.0).unwrap();
+        assert_eq!((region.x + region.width, region.y + region.height), (w, h));
+        let img = frame.read_region(region);
+        frame.write_region(region, &img).unwrap();
+        let again = frame.read_region(region);
+        let max_diff = img.data.iter().zip(&again.data).map(|(a, b)| (*a as i32 - *b as i32).abs()).max();
+        assert!(max_diff.unwrap() <= 3);
+    }
+
+    #[test]
+    fn short_planes_are_rejected() {
+        let mut data = vec![0u8; 10];
+        assert!(FrameMut::packed(PixelFormat::Rgb, 4, 4, 12, &mut data).is_err());
+    }
+}

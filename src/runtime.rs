@@ -1,0 +1,118 @@
+//! ONNX Runtime, loaded at run time from a shared library, and sessions on a chosen provider.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, anyhow, bail};
+use ort::environment::Environment;
+use ort::ep::{self, ExecutionProviderDispatch};
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+
+use crate::assets;
+
+/// Where a model runs. A provider that was asked for and cannot load is an error: faceveil never
+/// falls back to the CPU behind the user's back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Provider {
+    #[default]
+    Cpu,
+    Cuda,
+    TensorRt,
+}
+
+impl FromStr for Provider {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda),
+            "tensorrt" | "trt" => Ok(Self::TensorRt),
+            other => bail!("unknown provider '{other}' (expected cpu, cuda or tensorrt)"),
+        }
+    }
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+            Self::TensorRt => "tensorrt",
+        }
+    }
+
+    fn dispatch(self, device_id: i32) -> Vec<ExecutionProviderDispatch> {
+        let cuda = || ep::CUDA::default().with_device_id(device_id).build().error_on_failure();
+        match self {
+            Self::Cpu => vec![],
+            Self::Cuda => vec![cuda()],
+            // Nodes TensorRT cannot take run on CUDA, never on the CPU.
+            Self::TensorRt => vec![
+                ep::TensorRT::default().with_device_id(device_id).with_fp16(true).build().error_on_failure(),
+                cuda(),
+            ],
+        }
+    }
+}
+
+/// How sessions are built.
+#[derive(Clone, Debug)]
+pub struct RuntimeOptions {
+    pub provider: Provider,
+    /// Threads inside one operator on the CPU; 0 lets ONNX Runtime choose.
+    pub intra_threads: usize,
+    pub device_id: i32,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self { provider: Provider::Cpu, intra_threads: 0, device_id: 0 }
+    }
+}
+
+static LOADED: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
+
+/// Loads ONNX Runtime and creates its environment once per process; later calls return the
+/// first outcome.
+pub fn load() -> Result<Environment> {
+    LOADED
+        .get_or_init(|| {
+            let path = assets::ort_library().map_err(|e| e.to_string())?;
+            if !path.is_file() {
+                return Err(format!(
+                    "ONNX Runtime library not found at {} (run scripts/setup.sh or set ORT_DYLIB_PATH)",
+                    path.display()
+                ));
+            }
+            let builder = ort::init_from(&path).map_err(|e| format!("cannot load ONNX Runtime: {e}"))?;
+            builder.with_name("faceveil").build().map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+        })
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+/// Opens a model on the requested provider.
+pub fn session(model: &Path, opts: &RuntimeOptions) -> Result<Session> {
+    let env = load()?;
+    if !model.is_file() {
+        bail!("model not found: {}", model.display());
+    }
+    let build = || -> std::result::Result<Session, ort::Error> {
+        let mut builder = Session::builder(&env)
+            .map_err(ort::Error::<()>::from)?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(ort::Error::<()>::from)?
+            .with_execution_providers(opts.provider.dispatch(opts.device_id))
+            .map_err(ort::Error::<()>::from)?;
+        if opts.intra_threads > 0 {
+            builder = builder.with_intra_threads(opts.intra_threads).map_err(ort::Error::<()>::from)?;
+        }
+        builder.commit_from_file(model)
+    };
+    build().map_err(|e| anyhow!("{e}")).with_context(|| {
+        format!("cannot open {} on the {} provider", model.display(), opts.provider.name())
+    })
+}
