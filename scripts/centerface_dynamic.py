@@ -17,7 +17,7 @@ def main(src: str, dst: str) -> None:
     for init in unused:
         graph.initializer.remove(init)
     names = {init.name for init in graph.initializer}
-    real_inputs = [i for i in graph.input if i.name not in names]
+    real_inputs = [i for i in graph.input if i.name not in names and i.name in used]
     del graph.input[:]
     graph.input.extend(real_inputs)
     for value in list(graph.input) + list(graph.output):

@@ -21,7 +21,7 @@ N_ATTR = 6
 
 VARIANTS = {
     # (blocks at 64x64/12ch, 32x32/48ch, 16x16/192ch), hidden widths, cond width
-    "fast": dict(blocks=(2, 4, 3), hidden=(32, 64, 128), cond=256, smax=0.5),
+    "fast": dict(blocks=(2, 4, 3), hidden=(32, 64, 112), cond=256, smax=0.5),
     "full": dict(blocks=(4, 6, 8), hidden=(64, 160, 384), cond=512, smax=0.5),
 }
 
@@ -87,7 +87,12 @@ class SDNFlow(nn.Module):
         cfg = VARIANTS[variant]
         self.variant = variant
         cd = cfg["cond"]
-        self.cond = nn.Sequential(nn.Linear(KEY_BITS + N_ATTR, cd), nn.SiLU(), nn.Linear(cd, cd), nn.SiLU(),
+        # key diffusion: fixed random projection + sine (random Fourier features), so that flipping a
+        # single key bit moves every feature by a random phase (~2 rad): a hash-like spread of keys
+        g = torch.Generator().manual_seed(1234)
+        self.register_buffer("Pk", torch.randn(KEY_BITS, 256, generator=g))
+        self.register_buffer("bk", torch.rand(256, generator=g) * 2 * math.pi)
+        self.cond = nn.Sequential(nn.Linear(256 + N_ATTR, cd), nn.SiLU(), nn.Linear(cd, cd), nn.SiLU(),
                                   nn.Linear(cd, cd), nn.SiLU())
         self.levels = nn.ModuleList()
         seed = 1
@@ -98,16 +103,24 @@ class SDNFlow(nn.Module):
                 blocks.append(Coupling(C, H, cd, cfg["smax"], seed))
                 seed += 1
             self.levels.append(blocks)
+            # un-mix at the end of each level: the transpose of the product of the level's fixed
+            # orthogonal mixings, so that the flow is exactly the identity at initialisation
+            Q = torch.eye(C)
+            for b in blocks:
+                Q = b.W @ Q
+            self.register_buffer(f"U{lvl}", Q.t().contiguous())
 
     def embed(self, key, attrs):
-        return self.cond(torch.cat([key, attrs * 0.5], 1))
+        kf = torch.sin(key @ self.Pk + self.bk)
+        return self.cond(torch.cat([kf, attrs * 0.5], 1))
 
     def forward(self, x, key, attrs):
         c = self.embed(key, attrs)
-        for blocks in self.levels:
+        for lvl, blocks in enumerate(self.levels):
             x = squeeze(x)
             for b in blocks:
                 x = b(x, c)
+            x = F.conv2d(x, getattr(self, f"U{lvl}")[:, :, None, None])
         for _ in self.levels:
             x = unsqueeze(x)
         return x
@@ -116,7 +129,9 @@ class SDNFlow(nn.Module):
         c = self.embed(key, attrs)
         for _ in self.levels:
             y = squeeze(y)
-        for blocks in reversed(self.levels):
+        for lvl in reversed(range(len(self.levels))):
+            blocks = self.levels[lvl]
+            y = F.conv2d(y, getattr(self, f"U{lvl}").t()[:, :, None, None])
             for b in reversed(blocks):
                 y = b.inverse(y, c)
             y = unsqueeze(y)
@@ -221,5 +236,5 @@ def count_gflops(module, *inputs):
     for lvl, blocks in enumerate(flow.levels):
         C = 12 * 4 ** lvl
         hw = (64 // 2 ** lvl) ** 2
-        macs[0] += len(blocks) * C * C * hw
+        macs[0] += (len(blocks) + 1) * C * C * hw
     return 2 * macs[0] / 1e9

@@ -25,7 +25,7 @@ sys.path.insert(0, HERE)
 from model import SDNFlow, Discriminator, Classifier, KEY_BITS, N_ATTR  # noqa: E402
 
 LOG_FIELDS = ["run", "variant", "step", "minutes", "kind", "loss_g", "rest_l1", "rest_ssim", "out_l1",
-              "id_cos", "div_cos", "wrong_cos", "cid_cos", "attr", "adv_g", "loss_d", "cls_id", "cls_attr",
+              "id_cos", "div_cos", "wrong_cos", "cid_cos", "attr", "mid", "adv_g", "loss_d", "cls_id", "cls_attr",
               "eval_rest_psnr", "eval_rest_psnr_jpeg", "eval_anon_cos", "eval_div_cos", "eval_wrong_cos"]
 
 
@@ -138,6 +138,8 @@ class MFN:
             p.requires_grad_(False)
 
     def __call__(self, x):  # x [N,3,128,128] RGB -1..1, contract crop (scale 1.3)
+        # a 2x down/up-sampling first, so that high-frequency adversarial patterns do not count
+        x = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="bilinear", align_corners=False)
         c = x[:, :, 14:114, 14:114]
         c = F.interpolate(c, size=(112, 112), mode="bilinear", align_corners=False)
         return self.net(c.flip(1))
@@ -299,7 +301,10 @@ def main():
         rest_ssim = (ssim_map(rest, tgt) * m128).sum() / (m128.sum() * 3 * args.batch)
         out_l1 = ((anon - x).abs() * (1 - m128)).mean() + ((anon2 - x).abs() * (1 - m128)).mean()
         rng_pen = F.relu(anon.abs() - 1).mean() + F.relu(anon2.abs() - 1).mean()
-        low = (F.avg_pool2d(bl, 8) - F.avg_pool2d(x, 8)).abs().mean()
+        low = (F.avg_pool2d(bl, 16) - F.avg_pool2d(x, 16)).abs().mean()
+        m32 = F.avg_pool2d(m128, 4)
+        mid = ((F.avg_pool2d(bl, 4) - F.avg_pool2d(x, 4)).abs() * m32).sum((1, 2, 3)) / (m32.sum() * 3)
+        l_mid = F.relu(0.15 - mid).mean()
         with torch.no_grad():
             fx = mfn(x)
             ex_, ax_ = C(x)
@@ -320,7 +325,7 @@ def main():
         l_attr_off = ((torch.sigmoid(aa) - torch.sigmoid(ax_)).abs() * (~on)).sum() / (~on).sum().clamp(min=1)
         l_attr = l_attr_on + l_attr_off
         adv_g = -D(bl).mean() - D(bl2).mean()
-        loss_g = (10 * rest_l1 + 2 * (1 - rest_ssim) + 5 * out_l1 + 5 * rng_pen + 0.5 * low
+        loss_g = (10 * rest_l1 + 2 * (1 - rest_ssim) + 5 * out_l1 + 5 * rng_pen + 0.2 * low + 2 * l_mid
                   + 2 * l_id + 1 * l_div + 1 * l_wrong + 0.5 * l_cid + 0.5 * l_attr + 0.05 * adv_g)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -335,10 +340,10 @@ def main():
 
         step += 1
         vals = dict(loss_g=loss_g, rest_l1=rest_l1, rest_ssim=rest_ssim, out_l1=out_l1, id_cos=id_cos.mean(),
-                    div_cos=div_cos.mean(), wrong_cos=wrong_cos.mean(), cid_cos=cid_cos.mean(), attr=l_attr,
+                    div_cos=div_cos.mean(), wrong_cos=wrong_cos.mean(), cid_cos=cid_cos.mean(), attr=l_attr, mid=mid.mean(),
                     adv_g=adv_g, loss_d=loss_d, cls_id=cls_id, cls_attr=cls_attr)
         for k, v in vals.items():
-            acc[k] = acc.get(k, 0.0) + float(v)
+            acc[k] = acc.get(k, 0.0) + float(v.detach())
         acc["n"] = acc.get("n", 0) + 1
         now_min = minutes_done + (time.time() - t_start) / 60
         if step % 10 == 0:

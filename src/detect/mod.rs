@@ -2,6 +2,7 @@
 
 mod centerface;
 mod seeta;
+mod worker;
 
 use std::str::FromStr;
 
@@ -9,6 +10,7 @@ use anyhow::{Result, bail};
 
 pub use centerface::CenterFace;
 pub use seeta::Seeta;
+pub use worker::DetectionWorker;
 
 use crate::geometry::BBox;
 use crate::rgb::RgbImage;

@@ -1,0 +1,124 @@
+//! From a password to the key vector the model is conditioned on.
+//!
+//! password --Argon2id, per-stream random salt--> 256-bit secret --SHA-256 counter mode--> K signs.
+//! Nothing that could verify a password is ever stored: a wrong password simply gives another key.
+
+use anyhow::{Result, anyhow, ensure};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+pub const SALT_LEN: usize = 16;
+
+/// Argon2id cost parameters, recorded in every stream header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m: u32,
+    /// Passes over memory.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+}
+
+impl Default for KdfParams {
+    /// 64 MiB and 3 passes: the floor the project set for a key that guards faces.
+    fn default() -> Self {
+        Self { m: 64 * 1024, t: 3, p: 1 }
+    }
+}
+
+impl KdfParams {
+    /// Rejects parameters below the project's floor, so a tampered header cannot weaken a key.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(self.m >= 64 * 1024, "Argon2id memory {} KiB is below the 64 MiB minimum", self.m);
+        ensure!(self.t >= 3, "Argon2id passes {} below the minimum of 3", self.t);
+        ensure!((1..=16).contains(&self.p), "Argon2id lanes {} outside 1..16", self.p);
+        ensure!(self.m <= 4 * 1024 * 1024, "Argon2id memory {} KiB is implausibly large", self.m);
+        Ok(())
+    }
+}
+
+/// A fresh random salt for one output.
+pub fn random_salt() -> [u8; SALT_LEN] {
+    rand::random()
+}
+
+/// The 256-bit secret behind one stream's keys; wiped when dropped.
+pub struct SecretKey(Zeroizing<[u8; 32]>);
+
+impl SecretKey {
+    /// Runs Argon2id. An empty password is refused rather than silently accepted.
+    pub fn derive(password: &[u8], salt: &[u8; SALT_LEN], params: &KdfParams) -> Result<Self> {
+        ensure!(!password.is_empty(), "a password is required");
+        params.validate()?;
+        let argon = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(params.m, params.t, params.p, Some(32)).map_err(|e| anyhow!("Argon2id parameters: {e}"))?,
+        );
+        let mut out = Zeroizing::new([0u8; 32]);
+        argon
+            .hash_password_into(password, salt, out.as_mut())
+            .map_err(|e| anyhow!("Argon2id failed: {e}"))?;
+        Ok(Self(out))
+    }
+
+    /// Expands the secret into `bits` values of +1 or -1, the model's key input.
+    pub fn key_vector(&self, bits: usize) -> Zeroizing<Vec<f32>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(bits));
+        let mut counter = 0u32;
+        while out.len() < bits {
+            let mut h = Sha256::new();
+            h.update(b"faceveil/key-vector/v1");
+            h.update(self.0.as_ref());
+            h.update(counter.to_be_bytes());
+            let block: Zeroizing<[u8; 32]> = Zeroizing::new(h.finalize().into());
+            for byte in block.iter() {
+                for bit in 0..8 {
+                    if out.len() < bits {
+                        out.push(if byte >> bit & 1 == 1 { 1.0 } else { -1.0 });
+                    }
+                }
+            }
+            counter += 1;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Cheap parameters keep unit tests fast; validate() is exercised separately.
+    fn derive_fast(password: &[u8], salt: &[u8; SALT_LEN]) -> SecretKey {
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8, 1, 1, Some(32)).unwrap());
+        let mut out = Zeroizing::new([0u8; 32]);
+        argon.hash_password_into(password, salt, out.as_mut()).unwrap();
+        SecretKey(out)
+    }
+
+    #[test]
+    fn same_password_and_salt_give_the_same_key_and_others_differ() {
+        let salt = [7u8; SALT_LEN];
+        let a = derive_fast(b"correct horse", &salt).key_vector(128);
+        let b = derive_fast(b"correct horse", &salt).key_vector(128);
+        let c = derive_fast(b"correct horsf", &salt).key_vector(128);
+        let d = derive_fast(b"correct horse", &[8u8; SALT_LEN]).key_vector(128);
+        assert_eq!(*a, *b);
+        let flips = |x: &[f32], y: &[f32]| x.iter().zip(y).filter(|(p, q)| p != q).count();
+        assert!(flips(&a, &c) > 32, "a one-letter change flipped only {} bits", flips(&a, &c));
+        assert!(flips(&a, &d) > 32);
+        assert!(a.iter().all(|v| *v == 1.0 || *v == -1.0));
+    }
+
+    #[test]
+    fn weak_parameters_and_empty_passwords_are_refused() {
+        assert!(KdfParams { m: 1024, t: 3, p: 1 }.validate().is_err());
+        assert!(KdfParams { m: 65536, t: 1, p: 1 }.validate().is_err());
+        assert!(KdfParams::default().validate().is_ok());
+        assert!(SecretKey::derive(b"", &[0; SALT_LEN], &KdfParams::default()).is_err());
+    }
+}

@@ -1,0 +1,210 @@
+//! The SDN model: its contract (sdn.json) and ONNX Runtime sessions for both directions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use ort::session::Session;
+use ort::value::TensorRef;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::blend::BlendShape;
+use crate::geometry::CropFraming;
+use crate::runtime::{self, RuntimeOptions};
+
+/// Which way the model runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Anonymize,
+    Restore,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Variant {
+    pub anonymize: String,
+    pub restore: String,
+    #[serde(default)]
+    pub gflops: Option<f64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct TensorNames {
+    pub image: String,
+    pub key: String,
+    pub attributes: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct CropSpec {
+    pub detector: String,
+    #[serde(flatten)]
+    pub framing: CropFraming,
+}
+
+/// models/sdn/sdn.json: everything the runtime must know about the model and never hard-codes.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SdnSpec {
+    pub format: String,
+    pub version: u32,
+    pub model_id: String,
+    pub input_size: usize,
+    pub key_bits: usize,
+    pub attributes: Vec<String>,
+    pub attribute_range: [f32; 2],
+    pub normalization: String,
+    pub crop: CropSpec,
+    pub blend: BlendShape,
+    pub variants: BTreeMap<String, Variant>,
+    pub default_variant: String,
+    pub inputs: TensorNames,
+    pub output: String,
+    #[serde(default)]
+    pub sha256: BTreeMap<String, String>,
+}
+
+impl SdnSpec {
+    /// Reads sdn.json from a model folder (or the file itself) and checks it is one we understand.
+    pub fn load(path: &Path) -> Result<(Self, PathBuf)> {
+        let json = if path.is_dir() { path.join("sdn.json") } else { path.to_path_buf() };
+        let dir = json.parent().map(Path::to_path_buf).unwrap_or_default();
+        let text = std::fs::read_to_string(&json).with_context(|| format!("cannot read model description {}", json.display()))?;
+        let spec: SdnSpec = serde_json::from_str(&text).with_context(|| format!("{} is not a valid sdn.json", json.display()))?;
+        ensure!(spec.format == "faceveil-sdn", "{}: format '{}' is not faceveil-sdn", json.display(), spec.format);
+        ensure!(spec.version == 1, "{}: sdn.json version {} is not supported (expected 1)", json.display(), spec.version);
+        ensure!(spec.normalization == "rgb_minus1_1", "unsupported normalization '{}'", spec.normalization);
+        ensure!(spec.input_size >= 16 && spec.key_bits >= 64, "implausible input size or key length in sdn.json");
+        ensure!(spec.variants.contains_key(&spec.default_variant), "default variant '{}' is not listed", spec.default_variant);
+        Ok((spec, dir))
+    }
+
+    /// The attribute vector for `name=value` pairs; names are checked against the model's.
+    pub fn attribute_vector(&self, pairs: &[(String, f32)]) -> Result<Vec<f32>> {
+        let mut v = vec![0.0; self.attributes.len()];
+        let [lo, hi] = self.attribute_range;
+        for (name, value) in pairs {
+            let Some(i) = self.attributes.iter().position(|a| a == name) else {
+                bail!("unknown attribute '{name}' (this model has: {})", self.attributes.join(", "));
+            };
+            ensure!((lo..=hi).contains(value), "attribute {name}={value} outside {lo}..{hi}");
+            v[i] = *value;
+        }
+        Ok(v)
+    }
+}
+
+/// Parses `smiling=1,male=-0.5` into pairs (names are checked later against the model).
+pub fn parse_attributes(text: &str) -> Result<Vec<(String, f32)>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let (name, value) = item.split_once('=').with_context(|| format!("attribute '{item}' is not name=value"))?;
+            let value: f32 = value.trim().parse().with_context(|| format!("attribute '{item}': not a number"))?;
+            Ok((name.trim().to_string(), value))
+        })
+        .collect()
+}
+
+fn sha256_hex(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// One direction of one variant of the SDN, ready to run.
+pub struct SdnModel {
+    pub spec: SdnSpec,
+    pub variant: String,
+    /// SHA-256 of the variant's anonymize graph: the identity a stream header records.
+    pub model_hash: String,
+    session: Session,
+    direction: Direction,
+}
+
+impl SdnModel {
+    pub fn open(path: &Path, variant: Option<&str>, direction: Direction, runtime: &RuntimeOptions) -> Result<Self> {
+        let (spec, dir) = SdnSpec::load(path)?;
+        let variant = variant.unwrap_or(&spec.default_variant).to_string();
+        let Some(files) = spec.variants.get(&variant) else {
+            bail!("model has no variant '{variant}' (has: {})", spec.variants.keys().cloned().collect::<Vec<_>>().join(", "));
+        };
+        let file = match direction {
+            Direction::Anonymize => &files.anonymize,
+            Direction::Restore => &files.restore,
+        };
+        for name in [&files.anonymize, file] {
+            if let Some(expected) = spec.sha256.get(name) {
+                let actual = sha256_hex(&dir.join(name))?;
+                ensure!(
+                    &actual == expected,
+                    "{} does not match sdn.json (sha256 {actual}, expected {expected}): corrupt or wrong model",
+                    dir.join(name).display()
+                );
+            }
+        }
+        let model_hash = sha256_hex(&dir.join(&files.anonymize))?;
+        let session = runtime::session(&dir.join(file), runtime)?;
+        for name in [&spec.inputs.image, &spec.inputs.key, &spec.inputs.attributes] {
+            ensure!(
+                session.inputs().iter().any(|i| i.name() == name.as_str()),
+                "{} has no input '{name}' that sdn.json promises",
+                dir.join(file).display()
+            );
+        }
+        ensure!(
+            session.outputs().iter().any(|o| o.name() == spec.output.as_str()),
+            "{} has no output '{}'",
+            dir.join(file).display(),
+            spec.output
+        );
+        Ok(Self { spec, variant, model_hash, session, direction })
+    }
+
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    pub fn input_size(&self) -> usize {
+        self.spec.input_size
+    }
+
+    /// Runs `n` crops (planar RGB in -1..1) through the model in one batch, every face with the
+    /// same key and attributes. Returns `n` crops in the same layout.
+    pub fn run(&mut self, crops: &[f32], n: usize, key: &[f32], attributes: &[f32]) -> Result<Vec<f32>> {
+        let s = self.spec.input_size;
+        ensure!(crops.len() == n * 3 * s * s, "batch of {n} crops has {} values", crops.len());
+        ensure!(key.len() == self.spec.key_bits, "key has {} values, model wants {}", key.len(), self.spec.key_bits);
+        ensure!(attributes.len() == self.spec.attributes.len(), "attribute vector has the wrong length");
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<f32> = key.iter().copied().cycle().take(n * key.len()).collect();
+        let attrs: Vec<f32> = attributes.iter().copied().cycle().take(n * attributes.len()).collect();
+        let image = TensorRef::from_array_view(([n, 3, s, s], crops))?;
+        let key_t = TensorRef::from_array_view(([n, key.len()], keys.as_slice()))?;
+        let attr_t = TensorRef::from_array_view(([n, attributes.len()], attrs.as_slice()))?;
+        let names = &self.spec.inputs;
+        let outputs = self.session.run(ort::inputs![
+            names.image.as_str() => image,
+            names.key.as_str() => key_t,
+            names.attributes.as_str() => attr_t,
+        ])?;
+        let (shape, data) = outputs[self.spec.output.as_str()].try_extract_tensor::<f32>()?;
+        ensure!(data.len() == crops.len(), "model returned shape {shape:?} for {n} crops");
+        Ok(data.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_strings_parse() {
+        let pairs = parse_attributes(" smiling=1.5, male=-1 ").unwrap();
+        assert_eq!(pairs, vec![("smiling".into(), 1.5), ("male".into(), -1.0)]);
+        assert!(parse_attributes("smiling").is_err());
+        assert!(parse_attributes("smiling=lots").is_err());
+        assert!(parse_attributes("").unwrap().is_empty());
+    }
+}

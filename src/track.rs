@@ -1,0 +1,189 @@
+//! Keeps faces covered between detections: boxes follow each face smoothly, a face the detector
+//! misses for a while stays covered where it was heading, and ids never jump between faces.
+
+use crate::detect::Face;
+use crate::geometry::BBox;
+
+#[derive(Clone, Debug)]
+pub struct TrackerSettings {
+    /// A detection joins a track when their IoU is at least this, or their centres are closer than
+    /// `center_match` box sizes (fast motion between detections leaves no overlap).
+    pub iou_match: f32,
+    pub center_match: f32,
+    /// Frames a track stays alive (and covered) without a detection.
+    pub max_missed_frames: u32,
+    /// Weight of a new detection against the prediction (1 = no smoothing).
+    pub position_gain: f32,
+    pub size_gain: f32,
+}
+
+impl Default for TrackerSettings {
+    fn default() -> Self {
+        Self { iou_match: 0.2, center_match: 0.7, max_missed_frames: 15, position_gain: 0.75, size_gain: 0.5 }
+    }
+}
+
+/// One face followed over time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Track {
+    pub id: u64,
+    pub bbox: BBox,
+    pub score: f32,
+    pub landmarks: Option<[(f32, f32); 5]>,
+    /// Per-frame motion of the box centre.
+    velocity: (f32, f32),
+    frames_since_detection: u32,
+}
+
+impl Track {
+    pub fn missed(&self) -> u32 {
+        self.frames_since_detection
+    }
+}
+
+#[derive(Default)]
+pub struct Tracker {
+    settings: TrackerSettings,
+    tracks: Vec<Track>,
+    next_id: u64,
+}
+
+impl Tracker {
+    pub fn new(settings: TrackerSettings) -> Self {
+        Self { settings, tracks: Vec::new(), next_id: 1 }
+    }
+
+    pub fn tracks(&self) -> &[Track] {
+        &self.tracks
+    }
+
+    pub fn reset(&mut self) {
+        self.tracks.clear();
+    }
+
+    /// Advances every track one frame without a detection.
+    pub fn predict(&mut self) {
+        for t in &mut self.tracks {
+            let (dx, dy) = t.velocity;
+            t.bbox = BBox { x0: t.bbox.x0 + dx, y0: t.bbox.y0 + dy, x1: t.bbox.x1 + dx, y1: t.bbox.y1 + dy };
+            t.frames_since_detection += 1;
+        }
+        let max = self.settings.max_missed_frames;
+        self.tracks.retain(|t| t.frames_since_detection <= max);
+    }
+
+    /// Folds one frame's detections in: first [`Tracker::predict`], then greedy matching by
+    /// closeness, then new tracks for unmatched detections (covered from their first frame).
+    pub fn update(&mut self, detections: &[Face]) {
+        self.predict();
+        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        for (ti, t) in self.tracks.iter().enumerate() {
+            for (di, d) in detections.iter().enumerate() {
+                if let Some(cost) = self.match_cost(&t.bbox, &d.bbox) {
+                    pairs.push((cost, ti, di));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut track_used = vec![false; self.tracks.len()];
+        let mut det_used = vec![false; detections.len()];
+        for (_, ti, di) in pairs {
+            if track_used[ti] || det_used[di] {
+                continue;
+            }
+            track_used[ti] = true;
+            det_used[di] = true;
+            self.correct(ti, &detections[di]);
+        }
+        for (di, d) in detections.iter().enumerate() {
+            if !det_used[di] {
+                self.tracks.push(Track {
+                    id: self.next_id,
+                    bbox: d.bbox,
+                    score: d.score,
+                    landmarks: d.landmarks,
+                    velocity: (0.0, 0.0),
+                    frames_since_detection: 0,
+                });
+                self.next_id += 1;
+            }
+        }
+    }
+
+    fn match_cost(&self, a: &BBox, b: &BBox) -> Option<f32> {
+        let iou = a.iou(b);
+        if iou >= self.settings.iou_match {
+            return Some(1.0 - iou);
+        }
+        let (ac, bc) = (a.center(), b.center());
+        let size = a.width().max(a.height()).max(b.width().max(b.height())).max(1.0);
+        let dist = ((ac.0 - bc.0).powi(2) + (ac.1 - bc.1).powi(2)).sqrt() / size;
+        (dist < self.settings.center_match).then_some(1.0 + dist)
+    }
+
+    fn correct(&mut self, ti: usize, d: &Face) {
+        let (pg, sg) = (self.settings.position_gain, self.settings.size_gain);
+        let t = &mut self.tracks[ti];
+        // predict() already moved the box one frame; measure motion since the last detection.
+        let frames = t.frames_since_detection.max(1) as f32;
+        let (pc, dc) = (t.bbox.center(), d.bbox.center());
+        let c = (pc.0 + pg * (dc.0 - pc.0), pc.1 + pg * (dc.1 - pc.1));
+        let w = t.bbox.width() + sg * (d.bbox.width() - t.bbox.width());
+        let h = t.bbox.height() + sg * (d.bbox.height() - t.bbox.height());
+        let moved = (c.0 - pc.0, c.1 - pc.1);
+        t.velocity = (t.velocity.0 + moved.0 / frames, t.velocity.1 + moved.1 / frames);
+        t.bbox = BBox { x0: c.0 - w / 2.0, y0: c.1 - h / 2.0, x1: c.0 + w / 2.0, y1: c.1 + h / 2.0 };
+        t.score = d.score;
+        t.landmarks = d.landmarks;
+        t.frames_since_detection = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(x: f32, y: f32, size: f32) -> Face {
+        Face { bbox: BBox { x0: x, y0: y, x1: x + size, y1: y + size }, score: 0.9, landmarks: None }
+    }
+
+    #[test]
+    fn ids_stay_with_their_faces() {
+        let mut tr = Tracker::new(TrackerSettings::default());
+        tr.update(&[det(0.0, 0.0, 40.0), det(200.0, 0.0, 40.0)]);
+        let ids: Vec<u64> = tr.tracks().iter().map(|t| t.id).collect();
+        // Both move right by 10 px a frame; the detections come in swapped order.
+        for step in 1..10 {
+            let s = step as f32 * 10.0;
+            tr.update(&[det(200.0 + s, 0.0, 40.0), det(s, 0.0, 40.0)]);
+        }
+        assert_eq!(tr.tracks().len(), 2);
+        let left = tr.tracks().iter().find(|t| t.bbox.x0 < 150.0).unwrap();
+        assert_eq!(left.id, ids[0]);
+    }
+
+    #[test]
+    fn a_missed_face_stays_covered_then_expires() {
+        let mut tr = Tracker::new(TrackerSettings { max_missed_frames: 3, ..Default::default() });
+        for step in 0..5 {
+            tr.update(&[det(step as f32 * 8.0, 0.0, 40.0)]);
+        }
+        let before = tr.tracks()[0].bbox;
+        tr.update(&[]);
+        assert_eq!(tr.tracks().len(), 1);
+        assert!(tr.tracks()[0].bbox.x0 > before.x0, "the track keeps moving with the face");
+        for _ in 0..3 {
+            tr.update(&[]);
+        }
+        assert!(tr.tracks().is_empty());
+    }
+
+    #[test]
+    fn a_new_face_is_tracked_from_its_first_detection() {
+        let mut tr = Tracker::new(TrackerSettings::default());
+        tr.update(&[]);
+        tr.update(&[det(10.0, 10.0, 30.0)]);
+        assert_eq!(tr.tracks().len(), 1);
+        assert_eq!(tr.tracks()[0].bbox, det(10.0, 10.0, 30.0).bbox);
+    }
+}

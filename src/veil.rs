@@ -1,0 +1,177 @@
+//! Finding faces in a frame and replacing them: the work every front end (elements, CLI) shares.
+
+use anyhow::Result;
+use zeroize::Zeroizing;
+
+use crate::blend::{BlendShape, CropContext};
+use crate::detect::{DetectionWorker, DetectorSettings, Face};
+use crate::effects::{self, Mode};
+use crate::frame::FrameMut;
+use crate::geometry::{BBox, CropFraming, CropSquare};
+use crate::model::{Direction, SdnModel};
+use crate::runtime::RuntimeOptions;
+use crate::track::{Track, Tracker, TrackerSettings};
+
+/// Detection every few frames plus tracking in between.
+pub struct FaceFinder {
+    worker: DetectionWorker,
+    settings: DetectorSettings,
+    tracker: Tracker,
+    detect_every: u32,
+    frames: u64,
+}
+
+impl FaceFinder {
+    /// `detect_every` = 1 runs the detector on every frame.
+    pub fn new(settings: DetectorSettings, tracking: TrackerSettings, detect_every: u32, runtime: &RuntimeOptions) -> Result<Self> {
+        Ok(Self {
+            worker: DetectionWorker::spawn(settings.clone(), runtime.clone())?,
+            settings,
+            tracker: Tracker::new(tracking),
+            detect_every: detect_every.max(1),
+            frames: 0,
+        })
+    }
+
+    /// Plain detection on one frame, in frame coordinates.
+    pub fn detect(&mut self, frame: &FrameMut) -> Result<Vec<Face>> {
+        let (small, scale) = frame.downscaled_rgb(self.settings.max_side);
+        self.worker.detect(small, scale)
+    }
+
+    /// The faces to cover in this frame: a fresh detection on every `detect_every`-th frame,
+    /// the tracker's predictions in between.
+    pub fn find(&mut self, frame: &FrameMut) -> Result<&[Track]> {
+        if self.frames % self.detect_every as u64 == 0 {
+            let faces = self.detect(frame)?;
+            self.tracker.update(&faces);
+        } else {
+            self.tracker.predict();
+        }
+        self.frames += 1;
+        Ok(self.tracker.tracks())
+    }
+
+    /// Feeds detections made elsewhere (e.g. upstream region-of-interest metas) to the tracker.
+    pub fn observe(&mut self, faces: &[Face]) -> &[Track] {
+        self.tracker.update(faces);
+        self.frames += 1;
+        self.tracker.tracks()
+    }
+
+    /// Forgets all tracks (a new stream or a resolution change).
+    pub fn reset(&mut self) {
+        self.tracker.reset();
+        self.frames = 0;
+    }
+}
+
+/// The SDN with a stream's key and attribute factors.
+pub struct SdnKeyed {
+    pub model: SdnModel,
+    key: Zeroizing<Vec<f32>>,
+    attributes: Vec<f32>,
+}
+
+impl SdnKeyed {
+    pub fn new(model: SdnModel, key: Zeroizing<Vec<f32>>, attributes: Vec<f32>) -> Self {
+        Self { model, key, attributes }
+    }
+}
+
+enum Effect {
+    Sdn(Box<SdnKeyed>),
+    Classic(Mode),
+}
+
+/// Replaces (or restores) the faces in given crops of a frame.
+pub struct Veil {
+    effect: Effect,
+    framing: CropFraming,
+    shape: BlendShape,
+    batch: Vec<f32>,
+}
+
+impl Veil {
+    /// A one-way classic effect; `mode` must not be [`Mode::Sdn`].
+    pub fn classic(mode: Mode) -> Self {
+        assert_ne!(mode, Mode::Sdn, "the SDN needs a model; use Veil::sdn");
+        Self { effect: Effect::Classic(mode), framing: CropFraming::default(), shape: BlendShape::default(), batch: Vec::new() }
+    }
+
+    /// The SDN in the direction its model was opened for, framed and blended as it was trained.
+    pub fn sdn(keyed: SdnKeyed) -> Self {
+        let framing = keyed.model.spec.crop.framing;
+        let shape = keyed.model.spec.blend;
+        Self { effect: Effect::Sdn(Box::new(keyed)), framing, shape, batch: Vec::new() }
+    }
+
+    /// Grows or shrinks the blended ellipse (1 = as trained).
+    pub fn with_mask_scale(mut self, factor: f32) -> Self {
+        self.shape = self.shape.scaled(factor);
+        self
+    }
+
+    pub fn model(&self) -> Option<&SdnModel> {
+        match &self.effect {
+            Effect::Sdn(k) => Some(&k.model),
+            Effect::Classic(_) => None,
+        }
+    }
+
+    /// The crops this veil would use for face boxes.
+    pub fn crops_for(&self, boxes: impl IntoIterator<Item = BBox>) -> Vec<CropSquare> {
+        boxes.into_iter().map(|b| CropSquare::around(&b, &self.framing)).collect()
+    }
+
+    /// Applies the effect to every crop. A restore undoes crops in reverse order so that where
+    /// two faces overlap the one composited last is taken off first.
+    pub fn apply(&mut self, frame: &mut FrameMut, crops: &[CropSquare]) -> Result<()> {
+        match &mut self.effect {
+            Effect::Classic(mode) => {
+                for crop in crops {
+                    let Some(ctx) = CropContext::read(frame, *crop) else { continue };
+                    let origin = (ctx.region.x, ctx.region.y);
+                    let out = match mode {
+                        Mode::Blur => effects::blur(&ctx.pixels, crop.side),
+                        Mode::Pixelate => effects::pixelate(&ctx.pixels, crop.side, origin),
+                        Mode::Solid | Mode::Sdn => {
+                            let mut img = ctx.pixels.clone();
+                            img.data.fill(0);
+                            img
+                        }
+                    };
+                    ctx.composite(frame, &self.shape, |x, y| {
+                        let p = out.pixel(x - origin.0, y - origin.1);
+                        [p[0] as f32, p[1] as f32, p[2] as f32]
+                    });
+                }
+                Ok(())
+            }
+            Effect::Sdn(keyed) => {
+                let size = keyed.model.input_size();
+                let mut order: Vec<CropSquare> = crops.to_vec();
+                if keyed.model.direction() == Direction::Restore {
+                    order.reverse();
+                }
+                self.batch.clear();
+                let mut used = Vec::with_capacity(order.len());
+                for crop in order {
+                    if let Some(ctx) = CropContext::read(frame, crop) {
+                        ctx.to_tensor(size, &mut self.batch);
+                        used.push(crop);
+                    }
+                }
+                let out = keyed.model.run(&self.batch, used.len(), &keyed.key, &keyed.attributes)?;
+                let per = 3 * size * size;
+                for (i, crop) in used.iter().enumerate() {
+                    // Re-read so that a face overlapping an earlier one blends over its result.
+                    if let Some(ctx) = CropContext::read(frame, *crop) {
+                        ctx.composite_tensor(frame, &self.shape, &out[i * per..(i + 1) * per], size);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
