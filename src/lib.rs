@@ -18,3 +18,5 @@ pub mod keys;
 pub mod model;
 pub mod track;
 pub mod veil;
+pub mod sidecar;
+pub mod pipeline;

@@ -1,1 +1,31 @@
+//! GStreamer plugin `faceveil`: thin elements over the faceveil library.
+//!
+//! - `faceveildetect` finds and tracks faces and attaches them as region-of-interest metas;
+//! - `faceveil` anonymizes faces (SDN with a password, or blur, pixelate, solid);
+//! - `faceunveil` restores SDN-anonymized faces with the password.
 
+use gst::glib;
+
+mod common;
+mod faceunveil;
+mod faceveil;
+mod faceveildetect;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    faceveildetect::register(plugin)?;
+    faceveil::register(plugin)?;
+    faceunveil::register(plugin)?;
+    Ok(())
+}
+
+gst::plugin_define!(
+    faceveil,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MIT/X11",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    env!("BUILD_REL_DATE")
+);

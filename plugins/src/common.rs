@@ -1,0 +1,401 @@
+//! What the three elements share: caps, frame mapping, ROI metas, SEI payloads and the
+//! detection and model properties.
+
+use std::path::PathBuf;
+
+use faceveil::detect::{DetectorKind, DetectorSettings, Face};
+use faceveil::effects::Mode;
+use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
+use faceveil::geometry::BBox;
+use faceveil::header::{FrameRecord, StreamHeader};
+use faceveil::pipeline::Config;
+use faceveil::runtime::Provider;
+use faceveil::track::Track;
+use gst::glib;
+use gst::prelude::*;
+use gst_video::prelude::*;
+use gst_video::VideoFormat;
+use serde_json::json;
+
+/// Formats handled without conversion.
+pub const FORMATS: &[VideoFormat] = &[
+    VideoFormat::I420,
+    VideoFormat::Nv12,
+    VideoFormat::Rgb,
+    VideoFormat::Bgr,
+    VideoFormat::Rgbx,
+    VideoFormat::Bgrx,
+    VideoFormat::Xrgb,
+    VideoFormat::Xbgr,
+    VideoFormat::Rgba,
+    VideoFormat::Bgra,
+    VideoFormat::Argb,
+    VideoFormat::Abgr,
+    VideoFormat::Gray8,
+];
+
+pub fn caps() -> gst::Caps {
+    gst_video::VideoCapsBuilder::new().format_list(FORMATS.iter().copied()).build()
+}
+
+pub fn pad_templates() -> Vec<gst::PadTemplate> {
+    let caps = caps();
+    vec![
+        gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps).expect("src template"),
+        gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).expect("sink template"),
+    ]
+}
+
+fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
+    Some(match format {
+        VideoFormat::I420 => PixelFormat::I420,
+        VideoFormat::Nv12 => PixelFormat::Nv12,
+        VideoFormat::Rgb => PixelFormat::Rgb,
+        VideoFormat::Bgr => PixelFormat::Bgr,
+        VideoFormat::Rgbx | VideoFormat::Rgba => PixelFormat::Rgbx,
+        VideoFormat::Bgrx | VideoFormat::Bgra => PixelFormat::Bgrx,
+        VideoFormat::Xrgb | VideoFormat::Argb => PixelFormat::Xrgb,
+        VideoFormat::Xbgr | VideoFormat::Abgr => PixelFormat::Xbgr,
+        VideoFormat::Gray8 => PixelFormat::Gray8,
+        _ => return None,
+    })
+}
+
+/// Views a mapped GStreamer frame as a faceveil frame.
+pub fn frame_view<'a>(frame: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRef>) -> Result<FrameMut<'a>, String> {
+    let info = frame.info().clone();
+    let format = pixel_format(info.format()).ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
+    let matrix = match info.colorimetry().matrix() {
+        gst_video::VideoColorMatrix::Bt709 => YuvMatrix::Bt709,
+        gst_video::VideoColorMatrix::Unknown => YuvMatrix::default_for_height(info.height() as usize),
+        _ => YuvMatrix::Bt601,
+    };
+    let strides: Vec<usize> = info.stride().iter().map(|s| *s as usize).collect();
+    let n = info.n_planes() as usize;
+    let planes: Vec<Plane<'a>> = frame
+        .planes_data_mut()
+        .into_iter()
+        .take(n)
+        .zip(strides)
+        .map(|(data, stride)| Plane { data, stride })
+        .collect();
+    FrameMut::new(format, info.width() as usize, info.height() as usize, matrix, planes).map_err(|e| e.to_string())
+}
+
+pub const ROI_TYPE: &str = "face";
+pub const ROI_PARAM: &str = "faceveil-face";
+
+/// Faces that upstream (e.g. faceveildetect) attached to a buffer.
+pub fn roi_faces(buf: &gst::BufferRef) -> Vec<Face> {
+    buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .filter(|m| m.roi_type() == ROI_TYPE)
+        .map(|m| {
+            let (x, y, w, h) = m.rect();
+            let score = m.param(ROI_PARAM).and_then(|p| p.get::<f64>("confidence").ok()).unwrap_or(1.0) as f32;
+            Face { bbox: BBox { x0: x as f32, y0: y as f32, x1: (x + w) as f32, y1: (y + h) as f32 }, score, landmarks: None }
+        })
+        .collect()
+}
+
+/// Attaches tracked faces as ROI metas with their track id, score and landmarks.
+pub fn attach_rois(buf: &mut gst::BufferRef, tracks: &[Track], width: u32, height: u32) {
+    for t in tracks {
+        let x0 = t.bbox.x0.clamp(0.0, width as f32);
+        let y0 = t.bbox.y0.clamp(0.0, height as f32);
+        let x1 = t.bbox.x1.clamp(0.0, width as f32);
+        let y1 = t.bbox.y1.clamp(0.0, height as f32);
+        if x1 - x0 < 1.0 || y1 - y0 < 1.0 {
+            continue;
+        }
+        let rect = (x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32);
+        let mut meta = gst_video::VideoRegionOfInterestMeta::add(buf, ROI_TYPE, rect);
+        meta.set_id(t.id as i32);
+        let mut s = gst::Structure::builder(ROI_PARAM)
+            .field("track-id", t.id)
+            .field("confidence", t.score as f64)
+            .field("missed-frames", t.missed());
+        if let Some(l) = t.landmarks {
+            let flat: Vec<f32> = l.iter().flat_map(|(x, y)| [*x, *y]).collect();
+            s = s.field("landmarks", gst::Array::new(flat));
+        }
+        meta.add_param(s.build());
+    }
+}
+
+/// The user-data-unregistered SEI identifier of faceveil payloads.
+pub const SEI_UUID: [u8; 16] = *b"faceveil-sdn-v1\0";
+
+/// SEI payload: the frame's crops, plus the header on the first frame and periodically after,
+/// so that a restore can join mid-stream.
+pub fn sei_payload(record: &FrameRecord, header: Option<&StreamHeader>) -> Vec<u8> {
+    let mut v = json!({ "record": record });
+    if let Some(h) = header {
+        v["header"] = serde_json::to_value(h).expect("header serializes");
+    }
+    serde_json::to_vec(&v).expect("payload serializes")
+}
+
+/// The faceveil SEI payload of a buffer, if it carries one.
+pub fn read_sei(buf: &gst::BufferRef) -> Option<(Option<String>, Option<FrameRecord>)> {
+    buf.iter_meta::<gst_video::video_meta::VideoSeiUserDataUnregisteredMeta>()
+        .find(|m| m.uuid() == SEI_UUID)
+        .map(|m| {
+            let v: serde_json::Value = serde_json::from_slice(m.data()).unwrap_or_default();
+            let header = v.get("header").map(|h| h.to_string());
+            let record = v.get("record").and_then(|r| serde_json::from_value(r.clone()).ok());
+            (header, record)
+        })
+}
+
+/// Prefix of the tag comment that carries the header through containers.
+pub const TAG_PREFIX: &str = "faceveil-header:";
+
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFaceveilMode")]
+pub enum ModeProp {
+    #[enum_value(name = "SDN: a reversible synthetic face keyed by the password", nick = "sdn")]
+    Sdn = 0,
+    #[enum_value(name = "Blur (one-way)", nick = "blur")]
+    Blur = 1,
+    #[enum_value(name = "Pixelate (one-way)", nick = "pixelate")]
+    Pixelate = 2,
+    #[enum_value(name = "Solid black fill (one-way)", nick = "solid")]
+    Solid = 3,
+}
+
+impl From<ModeProp> for Mode {
+    fn from(m: ModeProp) -> Self {
+        match m {
+            ModeProp::Sdn => Mode::Sdn,
+            ModeProp::Blur => Mode::Blur,
+            ModeProp::Pixelate => Mode::Pixelate,
+            ModeProp::Solid => Mode::Solid,
+        }
+    }
+}
+
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFaceveilDetector")]
+pub enum DetectorProp {
+    #[enum_value(name = "CenterFace (ONNX, landmarks, small and turned faces)", nick = "centerface")]
+    CenterFace = 0,
+    #[enum_value(name = "SeetaFace frontal cascade (embedded, frontal faces only)", nick = "seeta")]
+    Seeta = 1,
+}
+
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFaceveilProvider")]
+pub enum ProviderProp {
+    #[enum_value(name = "CPU", nick = "cpu")]
+    Cpu = 0,
+    #[enum_value(name = "CUDA (error if it cannot load)", nick = "cuda")]
+    Cuda = 1,
+    #[enum_value(name = "TensorRT with CUDA (error if it cannot load)", nick = "tensorrt")]
+    TensorRt = 2,
+}
+
+pub const DEFAULT_DETECTOR: DetectorProp = DetectorProp::CenterFace;
+pub const DEFAULT_PROVIDER: ProviderProp = ProviderProp::Cpu;
+pub const DEFAULT_THRESHOLD: f32 = 0.4;
+pub const DEFAULT_MIN_FACE_SIZE: u32 = 12;
+pub const DEFAULT_DETECT_INTERVAL: u32 = 1;
+pub const DEFAULT_MASK_SCALE: f32 = 1.0;
+pub const DEFAULT_MAX_SIDE: u32 = 640;
+
+/// Detection, model and key settings shared by the elements.
+#[derive(Clone)]
+pub struct Shared {
+    pub detector: DetectorProp,
+    pub provider: ProviderProp,
+    pub threshold: f32,
+    pub min_face_size: u32,
+    pub detect_interval: u32,
+    pub max_side: u32,
+    pub model: String,
+    pub variant: String,
+    pub mask_scale: f32,
+    pub attributes: String,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            detector: DEFAULT_DETECTOR,
+            provider: DEFAULT_PROVIDER,
+            threshold: DEFAULT_THRESHOLD,
+            min_face_size: DEFAULT_MIN_FACE_SIZE,
+            detect_interval: DEFAULT_DETECT_INTERVAL,
+            max_side: DEFAULT_MAX_SIDE,
+            model: String::new(),
+            variant: String::new(),
+            mask_scale: DEFAULT_MASK_SCALE,
+            attributes: String::new(),
+        }
+    }
+}
+
+/// Which groups of shared properties an element has.
+#[derive(Clone, Copy)]
+pub struct Groups {
+    pub model: bool,
+}
+
+pub fn shared_properties(groups: Groups) -> Vec<glib::ParamSpec> {
+    let mut v = vec![
+        glib::ParamSpecEnum::builder_with_default("detector", DEFAULT_DETECTOR)
+            .nick("Detector")
+            .blurb("Face detector")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default("provider", DEFAULT_PROVIDER)
+            .nick("Provider")
+            .blurb("ONNX Runtime execution provider for the detector and the model")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecFloat::builder("threshold")
+            .nick("Threshold")
+            .blurb("Minimum detection confidence (0..1)")
+            .minimum(0.01)
+            .maximum(1.0)
+            .default_value(DEFAULT_THRESHOLD)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("min-face-size")
+            .nick("Minimum face size")
+            .blurb("Ignore faces smaller than this many pixels")
+            .minimum(1)
+            .maximum(4096)
+            .default_value(DEFAULT_MIN_FACE_SIZE)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("detect-interval")
+            .nick("Detection interval")
+            .blurb("Run the detector every N frames and track faces in between")
+            .minimum(1)
+            .maximum(30)
+            .default_value(DEFAULT_DETECT_INTERVAL)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("detect-size")
+            .nick("Detection size")
+            .blurb("Frames are downscaled to at most this many pixels on their longer side for detection")
+            .minimum(64)
+            .maximum(4096)
+            .default_value(DEFAULT_MAX_SIDE)
+            .mutable_ready()
+            .build(),
+    ];
+    if groups.model {
+        v.extend([
+            glib::ParamSpecString::builder("model")
+                .nick("Model")
+                .blurb("SDN model folder or sdn.json (empty: the bundled model)")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("variant")
+                .nick("Model variant")
+                .blurb("SDN model variant listed in sdn.json, e.g. fast or full (empty: the model's default)")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecFloat::builder("mask-scale")
+                .nick("Mask scale")
+                .blurb("Scale of the feathered ellipse blended over each face (1 = as trained)")
+                .minimum(0.5)
+                .maximum(2.0)
+                .default_value(DEFAULT_MASK_SCALE)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("attributes")
+                .nick("Attributes")
+                .blurb("Attribute factors and edits, e.g. \"smiling=1,mustache=-2\" (values -2..2); part of the secret")
+                .mutable_ready()
+                .build(),
+        ]);
+    }
+    v
+}
+
+impl Shared {
+    /// Sets a shared property; false when `name` is not one.
+    pub fn set(&mut self, name: &str, value: &glib::Value) -> bool {
+        match name {
+            "detector" => self.detector = value.get().expect("type checked upstream"),
+            "provider" => self.provider = value.get().expect("type checked upstream"),
+            "threshold" => self.threshold = value.get().expect("type checked upstream"),
+            "min-face-size" => self.min_face_size = value.get().expect("type checked upstream"),
+            "detect-interval" => self.detect_interval = value.get().expect("type checked upstream"),
+            "detect-size" => self.max_side = value.get().expect("type checked upstream"),
+            "model" => self.model = value.get::<Option<String>>().expect("type checked upstream").unwrap_or_default(),
+            "variant" => self.variant = value.get::<Option<String>>().expect("type checked upstream").unwrap_or_default(),
+            "mask-scale" => self.mask_scale = value.get().expect("type checked upstream"),
+            "attributes" => {
+                self.attributes = value.get::<Option<String>>().expect("type checked upstream").unwrap_or_default()
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    pub fn get(&self, name: &str) -> Option<glib::Value> {
+        Some(match name {
+            "detector" => self.detector.to_value(),
+            "provider" => self.provider.to_value(),
+            "threshold" => self.threshold.to_value(),
+            "min-face-size" => self.min_face_size.to_value(),
+            "detect-interval" => self.detect_interval.to_value(),
+            "detect-size" => self.max_side.to_value(),
+            "model" => self.model.to_value(),
+            "variant" => self.variant.to_value(),
+            "mask-scale" => self.mask_scale.to_value(),
+            "attributes" => self.attributes.to_value(),
+            _ => return None,
+        })
+    }
+
+    /// The library configuration these settings describe.
+    pub fn config(&self, mode: Mode) -> Result<Config, gst::ErrorMessage> {
+        let model = if self.model.is_empty() {
+            faceveil::assets::sdn_model().map_err(settings_error)?
+        } else {
+            PathBuf::from(&self.model)
+        };
+        let mut config = Config::new(model);
+        config.mode = mode;
+        config.variant = (!self.variant.is_empty()).then(|| self.variant.clone());
+        config.runtime.provider = match self.provider {
+            ProviderProp::Cpu => Provider::Cpu,
+            ProviderProp::Cuda => Provider::Cuda,
+            ProviderProp::TensorRt => Provider::TensorRt,
+        };
+        config.detector = DetectorSettings {
+            kind: match self.detector {
+                DetectorProp::CenterFace => DetectorKind::CenterFace,
+                DetectorProp::Seeta => DetectorKind::Seeta,
+            },
+            threshold: self.threshold,
+            min_face_size: self.min_face_size as f32,
+            max_side: self.max_side as usize,
+            ..DetectorSettings::default()
+        };
+        config.detect_every = self.detect_interval;
+        config.mask_scale = self.mask_scale;
+        config.attributes = faceveil::model::parse_attributes(&self.attributes).map_err(settings_error)?;
+        Ok(config)
+    }
+}
+
+pub fn settings_error(e: impl std::fmt::Display) -> gst::ErrorMessage {
+    gst::error_msg!(gst::LibraryError::Settings, ["{}", e])
+}
+
+pub fn init_error(e: impl std::fmt::Display) -> gst::ErrorMessage {
+    gst::error_msg!(gst::LibraryError::Init, ["{}", e])
+}
+
+/// Formats an error with its causes on one line (anyhow's alternate form).
+pub fn describe(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+}

@@ -1,0 +1,250 @@
+//! faceunveil: restores faces that faceveil anonymized in sdn mode, given the same password (and
+//! attribute factors). It finds the header in the stream's SEI, in a tag, in a sidecar file or in
+//! the `header` property, cuts the recorded squares where the stream carries them and otherwise
+//! detects the anonymized faces again. A wrong password gives other faces, never an error.
+
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
+
+use faceveil::header::StreamHeader;
+use faceveil::pipeline::{Config, Restorer};
+use faceveil::sidecar::Sidecar;
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::subclass::prelude::*;
+use zeroize::Zeroizing;
+
+use crate::common::{self, Groups, Shared};
+
+static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| gst::DebugCategory::new("faceunveil", gst::DebugColorFlags::empty(), Some("faceveil face restorer")));
+
+#[derive(Clone, Default)]
+struct Settings {
+    shared: Shared,
+    // Write-only and never logged: Settings deliberately has no Debug.
+    password: Option<Zeroizing<String>>,
+    sidecar: Option<PathBuf>,
+    header: Option<String>,
+}
+
+struct State {
+    config: Config,
+    password: Option<Zeroizing<String>>,
+    sidecar: Option<Sidecar>,
+    /// Header text seen in a tag or property, used until a restorer exists.
+    header_text: Option<String>,
+    restorer: Option<(StreamHeader, Restorer)>,
+    info: Option<gst_video::VideoInfo>,
+    frames: u64,
+}
+
+impl State {
+    /// Builds (or rebuilds, for a new salt) the restorer from header text.
+    fn adopt_header(&mut self, text: &str) -> anyhow::Result<()> {
+        let header = StreamHeader::decode(text)?;
+        if self.restorer.as_ref().is_some_and(|(h, _)| *h == header) {
+            return Ok(());
+        }
+        let password = self.password.as_ref().map(|p| p.as_bytes());
+        let restorer = Restorer::new(&self.config, password, &header)?;
+        self.restorer = Some((header, restorer));
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct FaceUnveil {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for FaceUnveil {
+    const NAME: &'static str = "GstFaceUnveil";
+    type Type = super::FaceUnveil;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for FaceUnveil {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let mut v = vec![
+                glib::ParamSpecString::builder("password")
+                    .nick("Password")
+                    .blurb("Password the faces were anonymized with; write-only, never logged")
+                    .write_only()
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("sidecar")
+                    .nick("Sidecar file")
+                    .blurb("Sidecar written by faceveil (header and face squares), for streams that lost their SEI")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("header")
+                    .nick("Header")
+                    .blurb("The faceveil stream header as text, when neither the stream nor a sidecar carries it")
+                    .mutable_ready()
+                    .build(),
+            ];
+            v.extend(common::shared_properties(Groups { model: true }));
+            v
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "password" => {
+                s.password = value.get::<Option<String>>().expect("type checked upstream").map(Zeroizing::new);
+                gst::debug!(CAT, imp = self, "password set");
+            }
+            "sidecar" => s.sidecar = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from),
+            "header" => s.header = value.get::<Option<String>>().expect("type checked upstream"),
+            name => {
+                s.shared.set(name, value);
+            }
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "sidecar" => s.sidecar.as_ref().map(|p| p.display().to_string()).to_value(),
+            "header" => s.header.to_value(),
+            name => s.shared.get(name).expect("every readable property is handled"),
+        }
+    }
+}
+
+impl GstObjectImpl for FaceUnveil {}
+
+impl ElementImpl for FaceUnveil {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Face restorer",
+                "Filter/Effect/Video",
+                "Restores faces anonymized by faceveil (sdn mode) with the password",
+                "faceveil developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(common::pad_templates);
+        T.as_ref()
+    }
+}
+
+impl FaceUnveil {
+    fn fail(&self, e: &anyhow::Error) -> gst::FlowError {
+        gst::element_imp_error!(self, gst::StreamError::Decrypt, ["restore failed: {}", common::describe(e)]);
+        gst::FlowError::Error
+    }
+}
+
+impl BaseTransformImpl for FaceUnveil {
+    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        if settings.password.as_ref().is_none_or(|p| p.is_empty()) {
+            return Err(common::settings_error("faceunveil needs the password the stream was anonymized with"));
+        }
+        let config = settings.shared.config(faceveil::effects::Mode::Sdn)?;
+        let sidecar = match &settings.sidecar {
+            Some(path) => Some(Sidecar::read(path).map_err(|e| common::settings_error(common::describe(&e)))?),
+            None => None,
+        };
+        let mut state = State {
+            config,
+            password: settings.password,
+            sidecar,
+            header_text: settings.header,
+            restorer: None,
+            info: None,
+            frames: 0,
+        };
+        let initial = state.sidecar.as_ref().map(|s| s.header.encode()).or(state.header_text.clone());
+        if let Some(text) = initial {
+            state.adopt_header(&text).map_err(|e| common::init_error(common::describe(&e)))?;
+        }
+        *self.state.lock().unwrap() = Some(state);
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *self.state.lock().unwrap() = None;
+        Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Tag(tag) = event.view() {
+            let tags = tag.tag();
+            for comment in tags.iter_tag::<gst::tags::Comment>() {
+                if let Some(text) = comment.get().strip_prefix(common::TAG_PREFIX)
+                    && let Some(state) = self.state.lock().unwrap().as_mut()
+                {
+                    state.header_text = Some(text.to_string());
+                }
+            }
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut guard = self.state.lock().unwrap();
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let sei = common::read_sei(buf);
+        let header_text = sei.as_ref().and_then(|(h, _)| h.clone()).or_else(|| state.header_text.take());
+        if let Some(text) = header_text {
+            state.adopt_header(&text).map_err(|e| self.fail(&e))?;
+        }
+        let frame_no = state.frames;
+        state.frames += 1;
+        let crops = match sei.and_then(|(_, r)| r) {
+            Some(record) => Some(record.crops()),
+            None => state.sidecar.as_ref().and_then(|s| s.frame(frame_no)).map(|r| r.crops()),
+        };
+        let Some((_, restorer)) = state.restorer.as_mut() else {
+            let e = anyhow::anyhow!("no faceveil header found (no SEI, tag, sidecar or header property): this stream cannot be restored");
+            return Err(self.fail(&e));
+        };
+        let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ["cannot map the frame"]);
+            gst::FlowError::Error
+        })?;
+        let mut view = common::frame_view(&mut frame).map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
+            gst::FlowError::Error
+        })?;
+        if crops.is_none() {
+            gst::log!(CAT, imp = self, "frame {frame_no}: no recorded squares, detecting");
+        }
+        restorer.process(&mut view, crops.as_deref()).map_err(|e| self.fail(&e))?;
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl VideoFilterImpl for FaceUnveil {
+    fn set_info(
+        &self,
+        incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        outcaps: &gst::Caps,
+        out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        if let Some(state) = self.state.lock().unwrap().as_mut() {
+            state.info = Some(in_info.clone());
+        }
+        self.parent_set_info(incaps, in_info, outcaps, out_info)
+    }
+}

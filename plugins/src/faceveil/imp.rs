@@ -1,0 +1,242 @@
+//! faceveil: anonymizes the faces of a video stream. With mode=sdn each face becomes a synthetic
+//! identity keyed by the password; the stream then carries what a restore needs (header and crop
+//! squares as H.264/H.265 SEI metas, the header as a tag, optionally a sidecar file).
+
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
+
+use faceveil::pipeline::Anonymizer;
+use faceveil::sidecar::SidecarWriter;
+use gst::glib;
+use gst::prelude::*;
+use gst_video::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::subclass::prelude::*;
+use zeroize::Zeroizing;
+
+use crate::common::{self, Groups, ModeProp, Shared};
+
+static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| gst::DebugCategory::new("faceveil", gst::DebugColorFlags::empty(), Some("faceveil face anonymizer")));
+
+const DEFAULT_MODE: ModeProp = ModeProp::Sdn;
+const DEFAULT_USE_ROI: bool = true;
+/// The header rides in the SEI of the first frame and every this many frames after.
+const HEADER_EVERY: u64 = 30;
+
+#[derive(Clone)]
+struct Settings {
+    shared: Shared,
+    mode: ModeProp,
+    // Write-only and never logged: Settings deliberately has no Debug.
+    password: Option<Zeroizing<String>>,
+    use_roi: bool,
+    sidecar: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { shared: Shared::default(), mode: DEFAULT_MODE, password: None, use_roi: DEFAULT_USE_ROI, sidecar: None }
+    }
+}
+
+struct State {
+    anonymizer: Anonymizer,
+    info: Option<gst_video::VideoInfo>,
+    sidecar: Option<SidecarWriter>,
+    header_tag_sent: bool,
+    use_roi: bool,
+}
+
+#[derive(Default)]
+pub struct FaceVeil {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for FaceVeil {
+    const NAME: &'static str = "GstFaceVeil";
+    type Type = super::FaceVeil;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for FaceVeil {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let mut v = vec![
+                glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
+                    .nick("Mode")
+                    .blurb("How faces are replaced")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("password")
+                    .nick("Password")
+                    .blurb("Password that keys the synthetic faces (sdn mode); write-only, never logged")
+                    .write_only()
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("use-roi")
+                    .nick("Use ROI metas")
+                    .blurb("Anonymize the \"face\" region-of-interest metas from upstream instead of detecting")
+                    .default_value(DEFAULT_USE_ROI)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("sidecar")
+                    .nick("Sidecar file")
+                    .blurb("Also write the header and every frame's face squares to this file (for restores)")
+                    .mutable_ready()
+                    .build(),
+            ];
+            v.extend(common::shared_properties(Groups { model: true }));
+            v
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "mode" => s.mode = value.get().expect("type checked upstream"),
+            "password" => {
+                s.password = value.get::<Option<String>>().expect("type checked upstream").map(Zeroizing::new);
+                gst::debug!(CAT, imp = self, "password set");
+            }
+            "use-roi" => s.use_roi = value.get().expect("type checked upstream"),
+            "sidecar" => s.sidecar = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from),
+            name => {
+                s.shared.set(name, value);
+            }
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "mode" => s.mode.to_value(),
+            "use-roi" => s.use_roi.to_value(),
+            "sidecar" => s.sidecar.as_ref().map(|p| p.display().to_string()).to_value(),
+            name => s.shared.get(name).expect("every readable property is handled"),
+        }
+    }
+}
+
+impl GstObjectImpl for FaceVeil {}
+
+impl ElementImpl for FaceVeil {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Face anonymizer",
+                "Filter/Effect/Video",
+                "Replaces faces with password-keyed synthetic identities (reversible with faceunveil) or blurs, pixelates or fills them",
+                "faceveil developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(common::pad_templates);
+        T.as_ref()
+    }
+}
+
+impl BaseTransformImpl for FaceVeil {
+    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let config = settings.shared.config(settings.mode.into())?;
+        let password = settings.password.as_ref().map(|p| p.as_bytes());
+        let anonymizer = Anonymizer::new(&config, password).map_err(|e| common::init_error(common::describe(&e)))?;
+        let sidecar = match (&settings.sidecar, anonymizer.header()) {
+            (Some(path), Some(header)) => {
+                Some(SidecarWriter::create(path, header).map_err(|e| common::settings_error(common::describe(&e)))?)
+            }
+            _ => None,
+        };
+        *self.state.lock().unwrap() =
+            Some(State { anonymizer, info: None, sidecar, header_tag_sent: false, use_roi: settings.use_roi });
+        gst::info!(CAT, imp = self, "started in {:?} mode", settings.mode);
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(state) = self.state.lock().unwrap().take()
+            && let Some(sidecar) = state.sidecar
+        {
+            sidecar.finish().map_err(|e| gst::error_msg!(gst::ResourceError::Write, ["{}", common::describe(&e)]))?;
+        }
+        Ok(())
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut guard = self.state.lock().unwrap();
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let upstream = if state.use_roi { common::roi_faces(buf) } else { Vec::new() };
+        let has_roi = state.use_roi && buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>().next().is_some();
+        let pts = buf.pts().map(|t| t.nseconds());
+        let outcome = {
+            let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ["cannot map the frame"]);
+                gst::FlowError::Error
+            })?;
+            let mut view = common::frame_view(&mut frame).map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
+                gst::FlowError::Error
+            })?;
+            let faces = has_roi.then_some(upstream.as_slice());
+            state.anonymizer.process(&mut view, faces, pts).map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ["anonymization failed: {}", common::describe(&e)]);
+                gst::FlowError::Error
+            })?
+        };
+        if let Some(header) = state.anonymizer.header().cloned() {
+            let with_header = outcome.record.frame % HEADER_EVERY == 0;
+            let payload = common::sei_payload(&outcome.record, with_header.then_some(&header));
+            gst_video::video_meta::VideoSeiUserDataUnregisteredMeta::add(buf, &common::SEI_UUID, &payload);
+            if let Some(sidecar) = state.sidecar.as_mut()
+                && let Err(e) = sidecar.write(&outcome.record)
+            {
+                gst::element_imp_error!(self, gst::ResourceError::Write, ["{}", common::describe(&e)]);
+                return Err(gst::FlowError::Error);
+            }
+            if !state.header_tag_sent {
+                state.header_tag_sent = true;
+                drop(guard);
+                let mut tags = gst::TagList::new();
+                let comment = format!("{}{}", common::TAG_PREFIX, header.encode());
+                tags.get_mut().expect("new tag list is writable").add::<gst::tags::Comment>(&comment.as_str(), gst::TagMergeMode::Replace);
+                let event = gst::event::Tag::builder(tags).build();
+                if !self.obj().src_pad().push_event(event) {
+                    gst::debug!(CAT, imp = self, "downstream did not take the header tag");
+                }
+            }
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl VideoFilterImpl for FaceVeil {
+    fn set_info(
+        &self,
+        incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        outcaps: &gst::Caps,
+        out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        if let Some(state) = self.state.lock().unwrap().as_mut() {
+            if state.info.as_ref().is_some_and(|i| i.width() != in_info.width() || i.height() != in_info.height()) {
+                gst::info!(CAT, imp = self, "resolution changed to {}x{}", in_info.width(), in_info.height());
+                state.anonymizer.reset_tracking();
+            }
+            state.info = Some(in_info.clone());
+        }
+        self.parent_set_info(incaps, in_info, outcaps, out_info)
+    }
+}

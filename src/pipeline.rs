@@ -1,0 +1,153 @@
+//! Anonymizer and Restorer: one frame in, faces replaced (or restored) in place, plus the record
+//! a restore needs. The GStreamer elements and the CLI drive these and nothing else.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use crate::detect::{DetectorSettings, Face};
+use crate::effects::Mode;
+use crate::frame::FrameMut;
+use crate::geometry::CropSquare;
+use crate::header::{FrameRecord, StreamHeader};
+use crate::keys::{self, KdfParams, SecretKey};
+use crate::model::{Direction, SdnModel};
+use crate::runtime::RuntimeOptions;
+use crate::track::{Track, TrackerSettings};
+use crate::veil::{FaceFinder, SdnKeyed, Veil};
+
+/// Everything that shapes an anonymization or a restore, password aside.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub mode: Mode,
+    /// SDN model folder (with sdn.json) or the sdn.json file.
+    pub model: PathBuf,
+    pub variant: Option<String>,
+    pub runtime: RuntimeOptions,
+    pub detector: DetectorSettings,
+    pub tracker: TrackerSettings,
+    /// Run the detector every this many frames and track in between.
+    pub detect_every: u32,
+    pub mask_scale: f32,
+    /// Attribute factors (`name`, value): part of the secret, needed again to restore.
+    pub attributes: Vec<(String, f32)>,
+    pub kdf: KdfParams,
+}
+
+impl Config {
+    pub fn new(model: PathBuf) -> Self {
+        Self {
+            mode: Mode::Sdn,
+            model,
+            variant: None,
+            runtime: RuntimeOptions::default(),
+            detector: DetectorSettings::default(),
+            tracker: TrackerSettings::default(),
+            detect_every: 1,
+            mask_scale: 1.0,
+            attributes: Vec::new(),
+            kdf: KdfParams::default(),
+        }
+    }
+
+    fn open_sdn(&self, direction: Direction, password: Option<&[u8]>, salt: &[u8; keys::SALT_LEN], kdf: &KdfParams) -> Result<Veil> {
+        let Some(password) = password.filter(|p| !p.is_empty()) else {
+            bail!("the sdn mode needs a password (FACEVEIL_PASSWORD, --password-file or the password property)");
+        };
+        let model = SdnModel::open(&self.model, self.variant.as_deref(), direction, &self.runtime)
+            .with_context(|| format!("SDN model {}", self.model.display()))?;
+        let attributes = model.spec.attribute_vector(&self.attributes)?;
+        let key = SecretKey::derive(password, salt, kdf)?.key_vector(model.spec.key_bits);
+        Ok(Veil::sdn(SdnKeyed::new(model, key, attributes)).with_mask_scale(self.mask_scale))
+    }
+}
+
+/// What one frame produced.
+pub struct FrameOutcome {
+    pub record: FrameRecord,
+    pub tracks: Vec<Track>,
+}
+
+pub struct Anonymizer {
+    finder: FaceFinder,
+    veil: Veil,
+    header: Option<StreamHeader>,
+    frames: u64,
+}
+
+impl Anonymizer {
+    /// Opens the detector and, for the sdn mode, the model; derives this output's key from the
+    /// password with a fresh random salt.
+    pub fn new(config: &Config, password: Option<&[u8]>) -> Result<Self> {
+        let (veil, header) = if config.mode == Mode::Sdn {
+            let salt = keys::random_salt();
+            let veil = config.open_sdn(Direction::Anonymize, password, &salt, &config.kdf)?;
+            let header = StreamHeader::new(veil.model().expect("sdn veil has a model"), config.kdf, &salt);
+            (veil, Some(header))
+        } else {
+            (Veil::classic(config.mode).with_mask_scale(config.mask_scale), None)
+        };
+        let finder = FaceFinder::new(config.detector.clone(), config.tracker.clone(), config.detect_every, &config.runtime)?;
+        Ok(Self { finder, veil, header, frames: 0 })
+    }
+
+    /// The header a restore needs (sdn mode only).
+    pub fn header(&self) -> Option<&StreamHeader> {
+        self.header.as_ref()
+    }
+
+    /// Anonymizes the faces in `frame`. `faces` are detections made upstream; without them the
+    /// anonymizer detects (and tracks) itself.
+    pub fn process(&mut self, frame: &mut FrameMut, faces: Option<&[Face]>, pts: Option<u64>) -> Result<FrameOutcome> {
+        let tracks = match faces {
+            Some(f) => self.finder.observe(f).to_vec(),
+            None => self.finder.find(frame)?.to_vec(),
+        };
+        let crops = self.veil.crops_for(tracks.iter().map(|t| t.bbox));
+        self.veil.apply(frame, &crops)?;
+        let record = FrameRecord::new(self.frames, pts, &crops);
+        self.frames += 1;
+        Ok(FrameOutcome { record, tracks })
+    }
+
+    /// Forgets tracks, e.g. when the resolution changes.
+    pub fn reset_tracking(&mut self) {
+        self.finder.reset();
+    }
+}
+
+pub struct Restorer {
+    veil: Veil,
+    /// Opened on the first frame without recorded crops.
+    finder: Option<FaceFinder>,
+    config: Config,
+}
+
+impl Restorer {
+    /// Checks the header against the model and derives the key from its salt. A wrong password
+    /// is not detectable here by design: it yields other faces.
+    pub fn new(config: &Config, password: Option<&[u8]>, header: &StreamHeader) -> Result<Self> {
+        let salt = header.salt_bytes().context("header salt")?;
+        let veil = config.open_sdn(Direction::Restore, password, &salt, &header.kdf)?;
+        header.check_model(veil.model().expect("sdn veil has a model"))?;
+        Ok(Self { veil, finder: None, config: config.clone() })
+    }
+
+    /// Restores the faces of one frame: exactly at `crops` when the stream recorded them,
+    /// otherwise where the anonymized faces are detected again.
+    pub fn process(&mut self, frame: &mut FrameMut, crops: Option<&[CropSquare]>) -> Result<usize> {
+        let crops = match crops {
+            Some(c) => c.to_vec(),
+            None => {
+                if self.finder.is_none() {
+                    let c = &self.config;
+                    self.finder = Some(FaceFinder::new(c.detector.clone(), c.tracker.clone(), 1, &c.runtime)?);
+                }
+                let faces = self.finder.as_mut().expect("finder was just set").detect(frame)?;
+                self.veil.crops_for(faces.iter().map(|f| f.bbox))
+            }
+        };
+        self.veil.apply(frame, &crops)?;
+        Ok(crops.len())
+    }
+}
