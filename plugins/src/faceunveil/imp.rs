@@ -16,6 +16,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
 use zeroize::Zeroizing;
 
+use crate::streamdata;
 use crate::common::{self, Groups, Shared};
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -189,7 +190,7 @@ impl BaseTransformImpl for FaceUnveil {
         if let gst::EventView::Tag(tag) = event.view() {
             let tags = tag.tag();
             for comment in tags.iter_tag::<gst::tags::Comment>() {
-                if let Some(text) = comment.get().strip_prefix(common::TAG_PREFIX)
+                if let Some(text) = comment.get().strip_prefix(streamdata::TAG_PREFIX)
                     && let Some(state) = self.state.lock().unwrap().as_mut()
                 {
                     state.header_text = Some(text.to_string());
@@ -203,7 +204,7 @@ impl BaseTransformImpl for FaceUnveil {
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
-        let sei = common::read_sei(buf);
+        let sei = streamdata::read_sei(buf);
         let header_text = sei.as_ref().and_then(|(h, _)| h.clone()).or_else(|| state.header_text.take());
         if let Some(text) = header_text {
             state.adopt_header(&text).map_err(|e| self.fail(&e))?;
@@ -222,7 +223,7 @@ impl BaseTransformImpl for FaceUnveil {
             gst::element_imp_error!(self, gst::StreamError::Failed, ["cannot map the frame"]);
             gst::FlowError::Error
         })?;
-        let mut view = common::frame_view(&mut frame).map_err(|e| {
+        let mut view = streamdata::frame_view(&mut frame).map_err(|e| {
             gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
             gst::FlowError::Error
         })?;

@@ -15,6 +15,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
 use zeroize::Zeroizing;
 
+use crate::streamdata;
 use crate::common::{self, Groups, ModeProp, Shared};
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -186,7 +187,7 @@ impl BaseTransformImpl for FaceVeil {
                 gst::element_imp_error!(self, gst::StreamError::Failed, ["cannot map the frame"]);
                 gst::FlowError::Error
             })?;
-            let mut view = common::frame_view(&mut frame).map_err(|e| {
+            let mut view = streamdata::frame_view(&mut frame).map_err(|e| {
                 gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
                 gst::FlowError::Error
             })?;
@@ -198,8 +199,8 @@ impl BaseTransformImpl for FaceVeil {
         };
         if let Some(header) = state.anonymizer.header().cloned() {
             let with_header = outcome.record.frame % HEADER_EVERY == 0;
-            let payload = common::sei_payload(&outcome.record, with_header.then_some(&header));
-            gst_video::video_meta::VideoSeiUserDataUnregisteredMeta::add(buf, &common::SEI_UUID, &payload);
+            let payload = streamdata::sei_payload(&outcome.record, with_header.then_some(&header));
+            gst_video::video_meta::VideoSeiUserDataUnregisteredMeta::add(buf, &streamdata::SEI_UUID, &payload);
             if let Some(sidecar) = state.sidecar.as_mut()
                 && let Err(e) = sidecar.write(&outcome.record)
             {
@@ -210,7 +211,7 @@ impl BaseTransformImpl for FaceVeil {
                 state.header_tag_sent = true;
                 drop(guard);
                 let mut tags = gst::TagList::new();
-                let comment = format!("{}{}", common::TAG_PREFIX, header.encode());
+                let comment = format!("{}{}", streamdata::TAG_PREFIX, header.encode());
                 tags.get_mut().expect("new tag list is writable").add::<gst::tags::Comment>(&comment.as_str(), gst::TagMergeMode::Replace);
                 let event = gst::event::Tag::builder(tags).build();
                 if !self.obj().src_pad().push_event(event) {

@@ -10,6 +10,7 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
 
+use crate::streamdata;
 use crate::common::{self, Groups, Shared};
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -131,7 +132,7 @@ impl BaseTransformImpl for FaceVeilDetect {
                 gst::element_imp_error!(self, gst::StreamError::Failed, ["cannot map the frame"]);
                 gst::FlowError::Error
             })?;
-            let view = common::frame_view(&mut frame).map_err(|e| {
+            let view = streamdata::frame_view(&mut frame).map_err(|e| {
                 gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
                 gst::FlowError::Error
             })?;

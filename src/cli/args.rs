@@ -1,0 +1,160 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use faceveil::detect::{DetectorKind, DetectorSettings};
+use faceveil::effects::Mode;
+use faceveil::pipeline::Config;
+use faceveil::runtime::Provider;
+
+const EXAMPLES: &str = "\
+Examples:
+  # Anonymize a clip with the SDN model (password from the environment); audio is kept and a
+  # sidecar out.mp4.faceveil is written for restores
+  FACEVEIL_PASSWORD='correct horse' faceveil anonymize in.mp4 -o out.mp4
+
+  # Blur every face in a folder of photos (no password needed)
+  faceveil anonymize photos/ -o blurred/ --mode blur
+
+  # Anonymize a camera and publish it at rtsp://localhost:8554/faceveil
+  faceveil anonymize rtsp://camera.local/stream --serve-rtsp 8554 --password-file key.txt
+
+  # Get the original faces back
+  FACEVEIL_PASSWORD='correct horse' faceveil restore out.mp4 -o restored.mp4";
+
+#[derive(Parser)]
+#[command(name = "faceveil", version, about = "Reversible, real-time face anonymization", after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Replace the faces in an image, a folder of images, a video file, an RTSP feed or a webcam.
+    Anonymize(AnonymizeArgs),
+    /// Restore faces anonymized in sdn mode, with the same password and attributes.
+    Restore(RestoreArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    /// Reversible synthetic identity keyed by the password
+    Sdn,
+    /// Strong blur (one-way)
+    Blur,
+    /// Coarse blocks (one-way)
+    Pixelate,
+    /// Black fill (one-way)
+    Solid,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Sdn => Mode::Sdn,
+            ModeArg::Blur => Mode::Blur,
+            ModeArg::Pixelate => Mode::Pixelate,
+            ModeArg::Solid => Mode::Solid,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct AnonymizeArgs {
+    /// Image, folder of images, video file, rtsp:// URL, or `webcam` / /dev/videoN
+    pub input: String,
+    /// Output image, folder or video file (.mp4, .mkv)
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "sdn")]
+    pub mode: ModeArg,
+    /// Write every frame's detected faces to this JSON file
+    #[arg(long, value_name = "FILE")]
+    pub boxes_json: Option<PathBuf>,
+    /// Publish the anonymized stream at rtsp://0.0.0.0:PORT/faceveil instead of writing a file
+    #[arg(long, value_name = "PORT")]
+    pub serve_rtsp: Option<u16>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// Anonymized image, folder, video file or rtsp:// URL
+    pub input: String,
+    /// Output image, folder or video file
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Sidecar written at anonymization (default: INPUT.faceveil when it exists)
+    #[arg(long, value_name = "FILE")]
+    pub sidecar: Option<PathBuf>,
+    /// The stream header as text, when neither the stream nor a sidecar carries it
+    #[arg(long, value_name = "JSON")]
+    pub header: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Args)]
+pub struct CommonArgs {
+    /// Read the password from this file (first line); default: $FACEVEIL_PASSWORD, else a prompt
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// SDN model folder or sdn.json (default: the bundled model)
+    #[arg(long, value_name = "PATH", env = "FACEVEIL_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Model variant from sdn.json (fast, full); default: the model's default
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// ONNX Runtime execution provider: cpu, cuda or tensorrt (never falls back silently)
+    #[arg(long, default_value = "cpu")]
+    pub provider: Provider,
+    /// Face detector: centerface or seeta
+    #[arg(long, default_value = "centerface")]
+    pub detector: DetectorKind,
+    /// Minimum detection confidence
+    #[arg(long, default_value_t = DetectorSettings::default().threshold)]
+    pub threshold: f32,
+    /// Ignore faces smaller than this many pixels
+    #[arg(long, default_value_t = DetectorSettings::default().min_face_size)]
+    pub min_face_size: f32,
+    /// Longest side frames are downscaled to for detection
+    #[arg(long, default_value_t = DetectorSettings::default().max_side)]
+    pub detect_size: usize,
+    /// Run the detector every N frames and track in between
+    #[arg(long, default_value_t = 1)]
+    pub detect_interval: u32,
+    /// Scale of the blended ellipse (1 = as trained)
+    #[arg(long, default_value_t = 1.0)]
+    pub mask_scale: f32,
+    /// Attribute factors and edits, e.g. "smiling=1,mustache=-2"; needed again to restore
+    #[arg(long, default_value = "")]
+    pub attributes: String,
+}
+
+impl CommonArgs {
+    pub fn config(&self, mode: Mode) -> Result<Config> {
+        let model = match &self.model {
+            Some(m) => m.clone(),
+            None => faceveil::assets::sdn_model()?,
+        };
+        let mut c = Config::new(model);
+        c.mode = mode;
+        c.variant = self.variant.clone();
+        c.runtime.provider = self.provider;
+        c.detector = DetectorSettings {
+            kind: self.detector,
+            threshold: self.threshold,
+            min_face_size: self.min_face_size,
+            max_side: self.detect_size,
+            ..DetectorSettings::default()
+        };
+        c.detect_every = self.detect_interval.max(1);
+        c.mask_scale = self.mask_scale;
+        c.attributes = faceveil::model::parse_attributes(&self.attributes)?;
+        Ok(c)
+    }
+}

@@ -1,0 +1,173 @@
+//! Photos and folders of photos. SDN outputs carry their header and face squares in a PNG text
+//! chunk or a JPEG comment so that the file alone (plus the password) restores.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use faceveil::frame::{FrameMut, PixelFormat};
+use faceveil::header::{FrameRecord, StreamHeader};
+use faceveil::imagemeta;
+use faceveil::pipeline::{Anonymizer, Restorer};
+use faceveil::rgb::RgbImage;
+use image::ImageFormat;
+use serde::{Deserialize, Serialize};
+
+use super::input::is_image;
+use super::progress;
+
+#[derive(Serialize, Deserialize)]
+struct Embedded {
+    header: StreamHeader,
+    record: FrameRecord,
+}
+
+fn load(path: &Path) -> Result<RgbImage> {
+    let img = image::open(path).with_context(|| format!("cannot decode image {}", path.display()))?.to_rgb8();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    RgbImage::from_raw(w, h, img.into_raw()).context("decoded image has an unexpected size")
+}
+
+fn output_format(path: &Path) -> Result<ImageFormat> {
+    match ImageFormat::from_path(path) {
+        Ok(f @ (ImageFormat::Png | ImageFormat::Jpeg)) => Ok(f),
+        _ => bail!("output {} must be a .png or .jpg file", path.display()),
+    }
+}
+
+/// Encodes, embeds `text` if given, and writes through a temporary file so that a failure
+/// never leaves a half-written output.
+fn save(img: &RgbImage, path: &Path, text: Option<&str>) -> Result<()> {
+    let format = output_format(path)?;
+    let mut bytes = Vec::new();
+    let buffer = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.data.clone()).expect("sizes match");
+    match format {
+        ImageFormat::Jpeg => {
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95).encode_image(&buffer)?;
+        }
+        _ => buffer.write_to(&mut Cursor::new(&mut bytes), format)?,
+    }
+    if let Some(text) = text {
+        bytes = imagemeta::embed(&bytes, text)?;
+    }
+    write_atomically(path, &bytes)
+}
+
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn frame_of(img: &mut RgbImage) -> FrameMut<'_> {
+    let (w, h) = (img.width, img.height);
+    FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut img.data).expect("a decoded image is a valid frame")
+}
+
+#[derive(Serialize)]
+struct FileBoxes {
+    file: String,
+    faces: Vec<progress::BoxJson>,
+}
+
+fn anonymize_one(path: &Path, output: &Path, anonymizer: &mut Anonymizer) -> Result<Vec<progress::BoxJson>> {
+    ensure!(path != output, "refusing to overwrite the input {}", path.display());
+    let mut img = load(path)?;
+    anonymizer.reset_tracking();
+    let outcome = anonymizer.process(&mut frame_of(&mut img), None, None)?;
+    let text = anonymizer
+        .header()
+        .map(|h| serde_json::to_string(&Embedded { header: h.clone(), record: outcome.record.clone() }))
+        .transpose()?;
+    save(&img, output, text.as_deref())?;
+    Ok(outcome.tracks.iter().map(progress::BoxJson::from).collect())
+}
+
+pub fn anonymize_file(path: &Path, output: &Path, anonymizer: &mut Anonymizer, boxes: Option<&Path>) -> Result<()> {
+    let faces = anonymize_one(path, output, anonymizer)?;
+    eprintln!("{}: {} face(s) anonymized -> {}", path.display(), faces.len(), output.display());
+    if let Some(b) = boxes {
+        let all = vec![FileBoxes { file: path.display().to_string(), faces }];
+        write_atomically(b, serde_json::to_string_pretty(&all)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_image(p))
+        .collect();
+    files.sort();
+    ensure!(!files.is_empty(), "no .jpg or .png images in {}", dir.display());
+    Ok(files)
+}
+
+/// Every image of `dir` into `out` under the same name. A file that fails is reported and the
+/// rest still run; the exit status is an error if any failed.
+pub fn anonymize_dir(
+    dir: &Path,
+    out: &Path,
+    new: impl Fn() -> Result<Anonymizer>,
+    boxes: Option<&Path>,
+) -> Result<()> {
+    let files = images_in(dir)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut anonymizer = new()?;
+    let bar = progress::bar(files.len() as u64, "images");
+    let (mut all, mut failed) = (Vec::new(), 0);
+    for f in &files {
+        let target = out.join(f.file_name().expect("listed files have names"));
+        match anonymize_one(f, &target, &mut anonymizer) {
+            Ok(faces) => all.push(FileBoxes { file: f.display().to_string(), faces }),
+            Err(e) => {
+                failed += 1;
+                bar.println(format!("{}: {e:#}", f.display()));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish();
+    if let Some(b) = boxes {
+        write_atomically(b, serde_json::to_string_pretty(&all)?.as_bytes())?;
+    }
+    ensure!(failed == 0, "{failed} of {} images failed", files.len());
+    Ok(())
+}
+
+fn restore_one(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>) -> Result<usize> {
+    ensure!(path != output, "refusing to overwrite the input {}", path.display());
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = imagemeta::extract(&bytes)
+        .with_context(|| format!("{} carries no faceveil data (not an sdn output, or its metadata was stripped)", path.display()))?;
+    let embedded: Embedded = serde_json::from_str(&text).context("faceveil data in the image is damaged")?;
+    let header = StreamHeader::decode(&serde_json::to_string(&embedded.header)?)?;
+    let mut r = restorer(&header)?;
+    let mut img = load(path)?;
+    let n = r.process(&mut frame_of(&mut img), Some(&embedded.record.crops()))?;
+    save(&img, output, None)?;
+    Ok(n)
+}
+
+pub fn restore_file(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>) -> Result<()> {
+    let n = restore_one(path, output, restorer)?;
+    eprintln!("{}: {n} face(s) restored -> {}", path.display(), output.display());
+    Ok(())
+}
+
+pub fn restore_dir(dir: &Path, out: &Path, restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>) -> Result<()> {
+    let files = images_in(dir)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut failed = 0;
+    for f in &files {
+        if let Err(e) = restore_one(f, &out.join(f.file_name().expect("listed files have names")), restorer) {
+            failed += 1;
+            eprintln!("{}: {e:#}", f.display());
+        }
+    }
+    ensure!(failed == 0, "{failed} of {} images failed", files.len());
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! The command-line front end. Media I/O is GStreamer's; everything else is the library's.
+
+pub mod args;
+mod images;
+mod input;
+mod password;
+mod progress;
+mod rtsp;
+mod video;
+
+use anyhow::{Context, Result, bail};
+use faceveil::header::StreamHeader;
+use faceveil::pipeline::{Anonymizer, Restorer};
+use faceveil::sidecar;
+
+use args::{AnonymizeArgs, Cli, Command, RestoreArgs};
+use input::Input;
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Anonymize(a) => anonymize(a),
+        Command::Restore(r) => restore(r),
+    }
+}
+
+fn anonymize(args: AnonymizeArgs) -> Result<()> {
+    let config = args.common.config(args.mode.into())?;
+    let password = if config.mode == faceveil::effects::Mode::Sdn { Some(password::obtain(&args.common)?) } else { None };
+    let input = Input::parse(&args.input)?;
+    let new_anonymizer = || Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()));
+    if let Some(port) = args.serve_rtsp {
+        return rtsp::serve(&input, port, new_anonymizer()?);
+    }
+    let output = args.output.as_deref().context("an output is required (-o OUTPUT), or use --serve-rtsp PORT")?;
+    match &input {
+        Input::Image(path) => images::anonymize_file(path, output, &mut new_anonymizer()?, args.boxes_json.as_deref()),
+        Input::Directory(dir) => images::anonymize_dir(dir, output, new_anonymizer, args.boxes_json.as_deref()),
+        Input::Stream(_) => video::anonymize(&input, output, new_anonymizer()?, args.boxes_json.as_deref()),
+    }
+}
+
+fn restore(args: RestoreArgs) -> Result<()> {
+    let config = args.common.config(faceveil::effects::Mode::Sdn)?;
+    let password = password::obtain(&args.common)?;
+    let input = Input::parse(&args.input)?;
+    let output = &args.output;
+    let restorer = move |header: &StreamHeader| Restorer::new(&config, Some(password.as_bytes()), header);
+    match &input {
+        Input::Image(path) => images::restore_file(path, output, &restorer),
+        Input::Directory(dir) => images::restore_dir(dir, output, &restorer),
+        Input::Stream(_) => {
+            let sidecar_path = match (&args.sidecar, input.local_path()) {
+                (Some(p), _) => Some(p.clone()),
+                (None, Some(local)) => Some(sidecar::path_for(local)).filter(|p| p.exists()),
+                (None, None) => None,
+            };
+            let sidecar = sidecar_path.as_deref().map(sidecar::Sidecar::read).transpose()?;
+            if sidecar.is_none() && args.header.is_none() && !input.is_live() && input.local_path().is_none() {
+                bail!("no sidecar given for a remote stream; pass --sidecar or --header");
+            }
+            video::restore(&input, output, sidecar, args.header.as_deref(), restorer)
+        }
+    }
+}

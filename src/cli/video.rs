@@ -1,0 +1,360 @@
+//! Video files, network streams and cameras through GStreamer: decode, change the faces of
+//! every frame in a pad probe, re-encode with x264 and mux with the audio kept.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, anyhow, bail};
+use faceveil::frame::FrameMut;
+use faceveil::header::StreamHeader;
+use faceveil::pipeline::{Anonymizer, Restorer};
+use faceveil::sidecar::{self, Sidecar, SidecarWriter};
+use gst::prelude::*;
+
+use super::images::write_atomically;
+use super::input::{Input, StreamSource};
+use super::progress;
+
+#[path = "../../plugins/src/streamdata.rs"]
+#[allow(dead_code)]
+pub mod streamdata;
+
+/// Where the probe leaves a header found in the input's tags; shared with the frame function,
+/// which runs after the tags have passed.
+pub type HeaderSlot = Arc<Mutex<Option<String>>>;
+
+/// Per-frame work: the frame, its number and its presentation time in ns.
+pub type FrameFn = Box<dyn FnMut(&mut FrameMut, u64, Option<u64>) -> Result<()> + Send>;
+
+/// State the pad probes share with the caller.
+struct Hook {
+    process: Mutex<FrameFn>,
+    error: Mutex<Option<anyhow::Error>>,
+    frames: AtomicU64,
+    /// Header text found in the input's tags (a comment with the faceveil prefix).
+    header_tag: HeaderSlot,
+}
+
+pub fn init() -> Result<()> {
+    gst::init().context("cannot initialise GStreamer")
+}
+
+fn make(factory: &str) -> Result<gst::Element> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .with_context(|| format!("GStreamer element '{factory}' is missing (run scripts/setup.sh)"))
+}
+
+/// The source part of a pipeline; returns the element whose dynamic pads carry decoded streams.
+pub fn add_source(pipeline: &gst::Pipeline, source: &StreamSource) -> Result<gst::Element> {
+    match source {
+        StreamSource::File(path) => {
+            let abs = std::fs::canonicalize(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let uri = gst::glib::filename_to_uri(&abs, None).context("cannot make a URI of the input path")?;
+            let dec = gst::ElementFactory::make("uridecodebin").property("uri", uri.as_str()).build()?;
+            pipeline.add(&dec)?;
+            Ok(dec)
+        }
+        StreamSource::Uri(uri) => {
+            let dec = gst::ElementFactory::make("uridecodebin").property("uri", uri.as_str()).build()?;
+            pipeline.add(&dec)?;
+            Ok(dec)
+        }
+        StreamSource::Camera(device) => {
+            let src = gst::ElementFactory::make("v4l2src").property("device", device.as_str()).build()?;
+            let dec = make("decodebin")?;
+            pipeline.add_many([&src, &dec])?;
+            src.link(&dec)?;
+            Ok(dec)
+        }
+    }
+}
+
+/// Chains `elements`, adds them to `pipeline` and brings them to its state.
+fn add_chain(pipeline: &gst::Pipeline, elements: &[gst::Element]) -> Result<()> {
+    pipeline.add_many(elements)?;
+    gst::Element::link_many(elements)?;
+    for e in elements {
+        e.sync_state_with_parent()?;
+    }
+    Ok(())
+}
+
+/// Installs the probe that runs `hook.process` on every frame passing `pad`.
+fn install_probe(pad: &gst::Pad, hook: Arc<Hook>) {
+    let info_cache: Mutex<Option<(gst::Caps, gst_video::VideoInfo)>> = Mutex::new(None);
+    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, probe| {
+        if let Some(gst::PadProbeData::Event(ev)) = &probe.data {
+            if let gst::EventView::Tag(tag) = ev.view() {
+                for c in tag.tag().iter_tag::<gst::tags::Comment>() {
+                    if let Some(text) = c.get().strip_prefix(streamdata::TAG_PREFIX) {
+                        *hook.header_tag.lock().unwrap() = Some(text.to_string());
+                    }
+                }
+            }
+            return gst::PadProbeReturn::Ok;
+        }
+        let Some(gst::PadProbeData::Buffer(buffer)) = probe.data.as_mut() else { return gst::PadProbeReturn::Ok };
+        let result = (|| -> Result<()> {
+            let caps = pad.current_caps().context("no caps on the video pad")?;
+            let mut cache = info_cache.lock().unwrap();
+            if cache.as_ref().is_none_or(|(c, _)| *c != caps) {
+                *cache = Some((caps.clone(), gst_video::VideoInfo::from_caps(&caps)?));
+            }
+            let info = cache.as_ref().expect("just filled").1.clone();
+            let pts = buffer.pts().map(|t| t.nseconds());
+            let buf = buffer.make_mut();
+            let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info)
+                .map_err(|_| anyhow!("cannot map a video frame"))?;
+            let mut view = streamdata::frame_view(&mut frame).map_err(|e| anyhow!(e))?;
+            let n = hook.frames.fetch_add(1, Ordering::SeqCst);
+            (hook.process.lock().unwrap())(&mut view, n, pts)
+        })();
+        match result {
+            Ok(()) => gst::PadProbeReturn::Ok,
+            Err(e) => {
+                let text = format!("{e:#}");
+                hook.error.lock().unwrap().get_or_insert(e);
+                if let Some(parent) = pad.parent_element() {
+                    gst::element_error!(parent, gst::StreamError::Failed, ["{}", text]);
+                }
+                gst::PadProbeReturn::Drop
+            }
+        }
+    });
+}
+
+fn muxer_for(output: &Path) -> Result<gst::Element> {
+    let ext = output.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+    match ext.as_str() {
+        "mp4" | "m4v" | "mov" => make("mp4mux"),
+        "mkv" => make("matroskamux"),
+        _ => bail!("output {} must be .mp4, .mov or .mkv", output.display()),
+    }
+}
+
+/// x264 at CRF-like constant quality, in a format it can encode at any frame size.
+fn encoder_chain(odd: bool, live: bool) -> Result<Vec<gst::Element>> {
+    let convert = make("videoconvert")?;
+    // 4:2:0 needs even sizes; odd ones are encoded as 4:4:4 so no pixel is lost.
+    let format = if odd { "Y444" } else { "I420" };
+    let caps = gst::ElementFactory::make("capsfilter")
+        .property("caps", gst::Caps::builder("video/x-raw").field("format", format).build())
+        .build()?;
+    let enc = make("x264enc")?;
+    enc.set_property_from_str("pass", "quant");
+    enc.set_property("quantizer", 23u32);
+    enc.set_property_from_str("speed-preset", if live { "ultrafast" } else { "veryfast" });
+    if live {
+        enc.set_property_from_str("tune", "zerolatency");
+    }
+    Ok(vec![convert, caps, enc, make("h264parse")?])
+}
+
+pub struct Transcode {
+    pub frames: u64,
+}
+
+/// Decodes `input`, runs `process` on every video frame, encodes to `output` (through a
+/// temporary file, renamed on success), keeping the audio and `comment` as a container tag.
+pub fn transcode(input: &Input, output: &Path, process: FrameFn, comment: Option<String>, header_tag: HeaderSlot) -> Result<Transcode> {
+    init()?;
+    let Input::Stream(source) = input else { bail!("not a video input") };
+    if let Some(local) = input.local_path() {
+        if std::fs::canonicalize(local).ok() == std::fs::canonicalize(output).ok() {
+            bail!("refusing to overwrite the input {}", local.display());
+        }
+    }
+    let mut tmp = output.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = PathBuf::from(tmp);
+    let pipeline = gst::Pipeline::new();
+    let dec = add_source(&pipeline, source)?;
+    let mux = muxer_for(output)?;
+    if let (Some(text), Ok(setter)) = (&comment, mux.clone().dynamic_cast::<gst::TagSetter>()) {
+        setter.add_tag::<gst::tags::Comment>(&text.as_str(), gst::TagMergeMode::Replace);
+    }
+    let sink = gst::ElementFactory::make("filesink").property("location", tmp.to_str().context("non-UTF-8 path")?).build()?;
+    pipeline.add_many([&mux, &sink])?;
+    mux.link(&sink)?;
+    let hook = Arc::new(Hook {
+        process: Mutex::new(process),
+        error: Mutex::new(None),
+        frames: AtomicU64::new(0),
+        header_tag,
+    });
+    let live = input.is_live();
+    let have_video = Arc::new(Mutex::new(false));
+    let link_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::new(Mutex::new(None));
+    {
+        let (pipeline_weak, mux, hook, have_video, link_error) =
+            (pipeline.downgrade(), mux.clone(), hook.clone(), have_video.clone(), link_error.clone());
+        dec.connect_pad_added(move |_, pad| {
+            let Some(pipeline) = pipeline_weak.upgrade() else { return };
+            let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+            let Some(s) = caps.structure(0) else { return };
+            let result = (|| -> Result<()> {
+                if s.name().starts_with("video/") && !*have_video.lock().unwrap() {
+                    *have_video.lock().unwrap() = true;
+                    let odd = s.get::<i32>("width").unwrap_or(0) % 2 == 1 || s.get::<i32>("height").unwrap_or(0) % 2 == 1;
+                    let caps = gst::Caps::builder("video/x-raw").field("format", "I420").build();
+                    let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build()?;
+                    let hook_el = make("identity")?;
+                    let mut chain = vec![make("queue")?, make("videoconvert")?, filter, hook_el.clone()];
+                    chain.extend(encoder_chain(odd, live)?);
+                    add_chain(&pipeline, &chain)?;
+                    chain.last().expect("non-empty").link(&mux)?;
+                    install_probe(&hook_el.static_pad("src").expect("identity has src"), hook.clone());
+                    pad.link(&chain[0].static_pad("sink").expect("queue has sink"))?;
+                } else if s.name().starts_with("audio/") {
+                    let chain = vec![make("queue")?, make("audioconvert")?, make("audioresample")?, make("avenc_aac")?];
+                    add_chain(&pipeline, &chain)?;
+                    chain.last().expect("non-empty").link(&mux)?;
+                    pad.link(&chain[0].static_pad("sink").expect("queue has sink"))?;
+                } else {
+                    let fake = make("fakesink")?;
+                    add_chain(&pipeline, std::slice::from_ref(&fake))?;
+                    pad.link(&fake.static_pad("sink").expect("fakesink has sink"))?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                link_error.lock().unwrap().get_or_insert(e);
+            }
+        });
+    }
+    let bar = progress::bar(0, "frames");
+    let result = run_to_eos(&pipeline, &hook, &bar);
+    let _ = pipeline.set_state(gst::State::Null);
+    bar.finish_and_clear();
+    let frames = hook.frames.load(Ordering::SeqCst);
+    let failure = hook.error.lock().unwrap().take().or_else(|| link_error.lock().unwrap().take());
+    let outcome = match (failure, result) {
+        (Some(e), _) | (None, Err(e)) => Err(e),
+        (None, Ok(())) if !*have_video.lock().unwrap() => Err(anyhow!("the input has no video stream")),
+        (None, Ok(())) if frames == 0 => Err(anyhow!("the input has no decodable video frames")),
+        (None, Ok(())) => Ok(()),
+    };
+    if let Err(e) = outcome {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, output).with_context(|| format!("cannot write {}", output.display()))?;
+    Ok(Transcode { frames })
+}
+
+fn run_to_eos(pipeline: &gst::Pipeline, hook: &Hook, bar: &indicatif::ProgressBar) -> Result<()> {
+    pipeline.set_state(gst::State::Playing).context("cannot start the pipeline")?;
+    let bus = pipeline.bus().expect("pipelines have a bus");
+    let started = std::time::Instant::now();
+    loop {
+        let msg = bus.timed_pop(gst::ClockTime::from_mseconds(250));
+        if bar.length() == Some(0)
+            && let Some(d) = pipeline.query_duration::<gst::ClockTime>()
+        {
+            bar.set_length(d.mseconds());
+        }
+        if let Some(pos) = pipeline.query_position::<gst::ClockTime>() {
+            bar.set_position(pos.mseconds());
+        }
+        let frames = hook.frames.load(Ordering::SeqCst);
+        bar.set_message(format!("{frames} frames, {:.1} fps", frames as f64 / started.elapsed().as_secs_f64().max(1e-3)));
+        let Some(msg) = msg else { continue };
+        match msg.view() {
+            gst::MessageView::Eos(_) => return Ok(()),
+            gst::MessageView::Error(err) => {
+                let src = msg.src().map(|s| s.path_string().to_string()).unwrap_or_default();
+                let debug = err.debug().map(|d| format!(" ({d})")).unwrap_or_default();
+                bail!("{} [{}]{}", err.error(), src, debug.lines().next().unwrap_or_default());
+            }
+            _ => {}
+        }
+    }
+}
+
+pub fn anonymize(input: &Input, output: &Path, mut anonymizer: Anonymizer, boxes: Option<&Path>) -> Result<()> {
+    let header = anonymizer.header().cloned();
+    let side_path = sidecar::path_for(output);
+    let mut side_tmp = side_path.as_os_str().to_owned();
+    side_tmp.push(".partial");
+    let side_tmp = PathBuf::from(side_tmp);
+    let mut writer = header.as_ref().map(|h| SidecarWriter::create(&side_tmp, h)).transpose()?;
+    let boxes_out: Arc<Mutex<Vec<serde_json::Value>>> = Arc::new(Mutex::new(Vec::new()));
+    let collect_boxes = boxes.is_some();
+    let boxes_in = boxes_out.clone();
+    let writer_slot: Arc<Mutex<Option<SidecarWriter>>> = Arc::new(Mutex::new(writer.take()));
+    let writer_in = writer_slot.clone();
+    let process: FrameFn = Box::new(move |frame, n, pts| {
+        let outcome = anonymizer.process(frame, None, pts)?;
+        debug_assert_eq!(outcome.record.frame, n);
+        if let Some(w) = writer_in.lock().unwrap().as_mut() {
+            w.write(&outcome.record)?;
+        }
+        if collect_boxes {
+            let faces: Vec<progress::BoxJson> = outcome.tracks.iter().map(progress::BoxJson::from).collect();
+            boxes_in.lock().unwrap().push(serde_json::json!({ "frame": n, "pts": pts, "faces": faces }));
+        }
+        Ok(())
+    });
+    let comment = header.as_ref().map(|h| format!("{}{}", streamdata::TAG_PREFIX, h.encode()));
+    let result = transcode(input, output, process, comment, HeaderSlot::default());
+    let writer = writer_slot.lock().unwrap().take();
+    let t = match result {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = std::fs::remove_file(&side_tmp);
+            return Err(e);
+        }
+    };
+    if let Some(w) = writer {
+        w.finish()?;
+        std::fs::rename(&side_tmp, &side_path)?;
+    }
+    if let Some(b) = boxes {
+        write_atomically(b, serde_json::to_string_pretty(&*boxes_out.lock().unwrap())?.as_bytes())?;
+    }
+    eprintln!(
+        "{} frames anonymized -> {}{}",
+        t.frames,
+        output.display(),
+        if header.is_some() { format!(" (restore data in {})", side_path.display()) } else { String::new() }
+    );
+    Ok(())
+}
+
+pub fn restore(
+    input: &Input,
+    output: &Path,
+    sidecar: Option<Sidecar>,
+    header_text: Option<&str>,
+    restorer: impl Fn(&StreamHeader) -> Result<Restorer> + Send + 'static,
+) -> Result<()> {
+    let header = match (&sidecar, header_text) {
+        (_, Some(text)) => Some(StreamHeader::decode(text)?),
+        (Some(s), None) => Some(s.header.clone()),
+        (None, None) => None,
+    };
+    // Without a sidecar or --header, the container's comment tag (seen before the first frame)
+    // has to carry the header; the restorer is then made on the first frame.
+    let mut r = header.as_ref().map(&restorer).transpose()?;
+    let slot = HeaderSlot::default();
+    let tag = slot.clone();
+    let make_late = move || -> Result<Restorer> {
+        let text = tag.lock().unwrap().clone().context(
+            "no faceveil header: no sidecar beside the input, no --sidecar/--header, and no header tag in the container",
+        )?;
+        restorer(&StreamHeader::decode(&text)?)
+    };
+    let process: FrameFn = Box::new(move |frame, n, _pts| {
+        if r.is_none() {
+            r = Some(make_late()?);
+        }
+        let crops = sidecar.as_ref().and_then(|s| s.frame(n)).map(|rec| rec.crops());
+        r.as_mut().expect("restorer was just made").process(frame, crops.as_deref())?;
+        Ok(())
+    });
+    let t = transcode(input, output, process, None, slot)?;
+    eprintln!("{} frames restored -> {}", t.frames, output.display());
+    Ok(())
+}
