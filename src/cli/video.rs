@@ -32,6 +32,8 @@ struct Hook {
     process: Mutex<FrameFn>,
     error: Mutex<Option<anyhow::Error>>,
     frames: AtomicU64,
+    /// End (pts + duration) of the latest frame seen, in ns.
+    end_ns: AtomicU64,
     /// Header text found in the input's tags (a comment with the faceveil prefix).
     header_tag: HeaderSlot,
 }
@@ -104,6 +106,8 @@ fn install_probe(pad: &gst::Pad, hook: Arc<Hook>) {
             }
             let info = cache.as_ref().expect("just filled").1.clone();
             let pts = buffer.pts().map(|t| t.nseconds());
+            let end = pts.unwrap_or(0) + buffer.duration().map(|d| d.nseconds()).unwrap_or(0);
+            hook.end_ns.fetch_max(end, Ordering::SeqCst);
             let buf = buffer.make_mut();
             let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info)
                 .map_err(|_| anyhow!("cannot map a video frame"))?;
@@ -182,6 +186,7 @@ pub fn transcode(input: &Input, output: &Path, process: FrameFn, comment: Option
         process: Mutex::new(process),
         error: Mutex::new(None),
         frames: AtomicU64::new(0),
+        end_ns: AtomicU64::new(0),
         header_tag,
     });
     let live = input.is_live();
@@ -226,6 +231,7 @@ pub fn transcode(input: &Input, output: &Path, process: FrameFn, comment: Option
     }
     let bar = progress::bar(0, "frames");
     let result = run_to_eos(&pipeline, &hook, &bar);
+    let duration = pipeline.query_duration::<gst::ClockTime>().map(|d| d.nseconds());
     let _ = pipeline.set_state(gst::State::Null);
     bar.finish_and_clear();
     let frames = hook.frames.load(Ordering::SeqCst);
@@ -241,6 +247,16 @@ pub fn transcode(input: &Input, output: &Path, process: FrameFn, comment: Option
         return Err(e);
     }
     std::fs::rename(&tmp, output).with_context(|| format!("cannot write {}", output.display()))?;
+    // A file that ends before its declared duration lost frames; what decoded is kept.
+    let end = hook.end_ns.load(Ordering::SeqCst);
+    if let Some(d) = duration.filter(|d| !live && end + 200_000_000 < *d) {
+        bail!(
+            "the input ends early (truncated or damaged): {frames} frames up to {:.2} s of {:.2} s were written to {}",
+            end as f64 / 1e9,
+            d as f64 / 1e9,
+            output.display()
+        );
+    }
     Ok(Transcode { frames })
 }
 

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod media;
+
 use std::path::{Path, PathBuf};
 
 use faceveil::frame::{FrameMut, PixelFormat};

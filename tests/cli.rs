@@ -1,0 +1,206 @@
+//! The `faceveil` command on real photos and clips, and on bad input.
+
+mod common;
+
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::media;
+
+fn faceveil(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_faceveil"));
+    cmd.args(args).env_remove("FACEVEIL_PASSWORD");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("faceveil-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn sample(name: &str) -> PathBuf {
+    common::repo().join("samples").join(name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[derive(serde::Deserialize)]
+struct FileBoxes {
+    faces: Vec<BoxJson>,
+}
+
+#[derive(serde::Deserialize)]
+struct BoxJson {
+    x: f32,
+    y: f32,
+    width: f32,
+    height: f32,
+}
+
+#[test]
+fn blur_changes_the_face_and_nothing_far_from_it() {
+    let dir = tmpdir("blur-image");
+    let (out, boxes) = (dir.join("out.png"), dir.join("boxes.json"));
+    let o = faceveil(&["anonymize", s(&sample("astronaut.jpg")), "-o", s(&out), "--mode", "blur", "--boxes-json", s(&boxes)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
+    assert_eq!(found[0].faces.len(), 1, "the astronaut photo has one face");
+    let f = &found[0].faces[0];
+    let before = common::load_rgb(&sample("astronaut.jpg"));
+    let after = common::load_rgb(&out);
+    let (x0, y0) = ((f.x + f.width * 0.2) as usize, (f.y + f.height * 0.2) as usize);
+    let (x1, y1) = ((f.x + f.width * 0.8) as usize, (f.y + f.height * 0.8) as usize);
+    let inside = common::mean_abs_diff(&before, &after, x0, y0, x1, y1);
+    assert!(inside > 6.0, "the face changed by only {inside:.1} levels on average");
+    // Beyond the crop (1.5x the box) nothing may change but PNG-exact pixels.
+    let margin = f.width.max(f.height) as usize;
+    let far_x = ((f.x + f.width) as usize + margin).min(before.width - 1);
+    let outside = common::mean_abs_diff(&before, &after, far_x, 0, before.width, before.height);
+    assert!(outside < 0.01, "pixels far from the face changed by {outside}");
+}
+
+#[test]
+fn a_video_keeps_frames_timestamps_and_audio_and_loses_its_faces() {
+    let dir = tmpdir("blur-video");
+    let (input, out, boxes) = (sample("two_faces_640x360.mp4"), dir.join("out.mp4"), dir.join("boxes.json"));
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "pixelate", "--boxes-json", s(&boxes)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, b) = (media::decode(&input), media::decode(&out));
+    assert_eq!(a.frames.len(), b.frames.len(), "frame count");
+    assert_eq!(a.pts, b.pts, "timestamps");
+    assert_eq!(media::stream_kinds(&out), vec!["video", "audio"]);
+    #[derive(serde::Deserialize)]
+    struct Frame {
+        faces: Vec<BoxJson>,
+    }
+    let frames: Vec<Frame> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
+    assert_eq!(frames.len(), a.frames.len());
+    assert!(frames.iter().all(|f| f.faces.len() == 2), "both faces covered in every frame");
+    for (i, f) in frames.iter().enumerate().step_by(10) {
+        for face in &f.faces {
+            let (x0, y0) = ((face.x + face.width * 0.25) as usize, (face.y + face.height * 0.25) as usize);
+            let (x1, y1) = ((face.x + face.width * 0.75) as usize, (face.y + face.height * 0.75) as usize);
+            let changed = common::mean_abs_diff(&a.frames[i], &b.frames[i], x0, y0, x1, y1);
+            assert!(changed > 4.0, "frame {i}: a face changed by only {changed:.1}");
+        }
+        // The top rows hold no face: only the codec may touch them.
+        let w = a.frames[i].width;
+        let top = common::mean_abs_diff(&a.frames[i], &b.frames[i], 0, 0, w, 20);
+        assert!(top < 3.0, "frame {i}: background changed by {top:.1}");
+    }
+}
+
+#[test]
+fn a_folder_of_photos_keeps_its_names_and_a_gray_photo_works() {
+    let dir = tmpdir("folder");
+    let (src, out) = (dir.join("in"), dir.join("out"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::copy(sample("astronaut.jpg"), src.join("a.jpg")).unwrap();
+    image::open(sample("astronaut.jpg")).unwrap().to_luma8().save(src.join("gray.png")).unwrap();
+    let o = faceveil(&["anonymize", s(&src), "-o", s(&out), "--mode", "solid"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("a.jpg").is_file() && out.join("gray.png").is_file());
+    let gray = common::load_rgb(&out.join("gray.png"));
+    let orig = common::load_rgb(&src.join("gray.png"));
+    assert!(common::mean_abs_diff(&gray, &orig, 0, 0, gray.width, gray.height) > 1.0, "the gray photo's face was filled");
+}
+
+#[test]
+fn fifty_faces_in_one_frame_are_all_covered() {
+    let dir = tmpdir("fifty");
+    let photo = image::open(sample("astronaut.jpg")).unwrap().to_rgb8();
+    // The astronaut's head, tiled 10 x 5.
+    let head = image::imageops::crop_imm(&photo, 140, 20, 200, 200).to_image();
+    let head = image::imageops::resize(&head, 120, 120, image::imageops::FilterType::Triangle);
+    let mut sheet = image::RgbImage::from_pixel(1280, 640, image::Rgb([128, 128, 128]));
+    for i in 0..50u32 {
+        image::imageops::overlay(&mut sheet, &head, (i % 10 * 128) as i64, (i / 10 * 128) as i64);
+    }
+    let (input, out, boxes) = (dir.join("fifty.png"), dir.join("out.png"), dir.join("boxes.json"));
+    sheet.save(&input).unwrap();
+    let o = faceveil(
+        &["anonymize", s(&input), "-o", s(&out), "--mode", "blur", "--detect-size", "1280", "--boxes-json", s(&boxes)],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
+    assert!(found[0].faces.len() >= 48, "found {} of 50 faces", found[0].faces.len());
+}
+
+#[test]
+fn odd_frame_sizes_survive_a_video_round() {
+    let dir = tmpdir("odd");
+    let (input, out) = (dir.join("odd.mkv"), dir.join("out.mkv"));
+    media::launch(&format!(
+        "videotestsrc num-buffers=10 ! video/x-raw,width=641,height=479,format=Y444 ! x264enc ! matroskamux ! filesink location={}",
+        input.display()
+    ));
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = media::decode(&out);
+    assert_eq!(d.frames.len(), 10);
+    assert_eq!((d.frames[0].width, d.frames[0].height), (641, 479));
+}
+
+#[test]
+fn bad_input_fails_clearly_and_leaves_no_output() {
+    let dir = tmpdir("bad");
+    let out = dir.join("out.mp4");
+    let empty = dir.join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    let text = dir.join("notes.mp4");
+    std::fs::write(&text, "these are not video frames\n".repeat(100)).unwrap();
+    let truncated = dir.join("truncated.mp4");
+    let full = std::fs::read(sample("two_faces_640x360.mp4")).unwrap();
+    std::fs::write(&truncated, &full[..full.len() / 3]).unwrap();
+    let cases: [(&Path, &str); 3] = [(&empty, "empty"), (&text, ""), (Path::new("/nonexistent/clip.mp4"), "does not exist")];
+    for (input, expect) in cases {
+        let o = faceveil(&["anonymize", s(input), "-o", s(&out), "--mode", "blur"], &[]);
+        assert!(!o.status.success(), "{} was accepted", input.display());
+        let err = stderr(&o);
+        assert!(err.contains("error") && err.contains(expect), "{}: unclear error: {err}", input.display());
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!out.exists(), "a failed run left {}", out.display());
+    }
+    // A truncated file fails too, but what could be decoded is anonymized and kept.
+    let o = faceveil(&["anonymize", s(&truncated), "-o", s(&out), "--mode", "blur"], &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
+    let kept = media::decode(&out);
+    assert!(!kept.frames.is_empty() && kept.frames.len() < 100, "kept {} frames", kept.frames.len());
+}
+
+#[test]
+fn the_sdn_mode_needs_a_password_and_a_loadable_runtime() {
+    let dir = tmpdir("sdn-errors");
+    let out = dir.join("out.png");
+    let input = sample("astronaut.jpg");
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&out)], &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("password"), "{}", stderr(&o));
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur"], &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("ONNX Runtime"), "{}", stderr(&o));
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur", "--provider", "cuda"], &[]);
+    assert!(!o.status.success(), "a CUDA provider that cannot load must be an error here");
+    assert!(stderr(&o).contains("cuda"), "{}", stderr(&o));
+    let o = faceveil(
+        &["anonymize", s(&input), "-o", s(&out), "--model", s(&dir.join("missing"))],
+        &[("FACEVEIL_PASSWORD", "pw")],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("sdn.json"), "{}", stderr(&o));
+    assert!(!out.exists());
+}

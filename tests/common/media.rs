@@ -1,0 +1,71 @@
+//! Decoding and inspecting media files in tests, through GStreamer.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use faceveil::rgb::RgbImage;
+use gst::prelude::*;
+use gst_app::AppSink;
+
+pub struct Decoded {
+    pub frames: Vec<RgbImage>,
+    pub pts: Vec<u64>,
+}
+
+/// Every video frame of a file as RGB, with its timestamps.
+pub fn decode(path: &Path) -> Decoded {
+    gst::init().unwrap();
+    let desc = format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<AppSink>().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut out = Decoded { frames: Vec::new(), pts: Vec::new() };
+    while let Ok(sample) = sink.pull_sample() {
+        let caps = sample.caps().unwrap();
+        let info = gst_video::VideoInfo::from_caps(caps).unwrap();
+        let buf = sample.buffer().unwrap();
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &info).unwrap();
+        let (w, h) = (info.width() as usize, info.height() as usize);
+        let stride = info.stride()[0] as usize;
+        let data = frame.plane_data(0).unwrap();
+        let mut img = RgbImage::new(w, h);
+        for y in 0..h {
+            img.row_mut(y).copy_from_slice(&data[y * stride..y * stride + w * 3]);
+        }
+        out.frames.push(img);
+        out.pts.push(buf.pts().map(|t| t.nseconds()).unwrap_or(0));
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    out
+}
+
+/// Stream types of a file per gst-discoverer ("video", "audio").
+pub fn stream_kinds(path: &Path) -> Vec<String> {
+    let out = std::process::Command::new("gst-discoverer-1.0").arg(path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            ["video #", "audio #"].iter().find(|p| l.starts_with(**p)).map(|p| p.trim_end_matches(" #").to_string())
+        })
+        .collect()
+}
+
+/// Runs a gst-launch description to completion.
+pub fn launch(desc: &str) {
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(desc).unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    for msg in bus.iter_timed(gst::ClockTime::NONE) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{desc}: {}", e.error()),
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+}
