@@ -319,11 +319,11 @@ impl Shared {
 }
 
 pub fn settings_error(e: impl std::fmt::Display) -> gst::ErrorMessage {
-    gst::error_msg!(gst::LibraryError::Settings, ["{}", e])
+    gst::error_msg!(gst::LibraryError::Settings, ("{}", e))
 }
 
 pub fn init_error(e: impl std::fmt::Display) -> gst::ErrorMessage {
-    gst::error_msg!(gst::LibraryError::Init, ["{}", e])
+    gst::error_msg!(gst::LibraryError::Init, ("{}", e))
 }
 
 /// Formats an error with its causes on one line (anyhow's alternate form).

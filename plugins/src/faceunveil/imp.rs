@@ -144,7 +144,7 @@ impl ElementImpl for FaceUnveil {
 
 impl FaceUnveil {
     fn fail(&self, e: &anyhow::Error) -> gst::FlowError {
-        gst::element_imp_error!(self, gst::StreamError::Decrypt, ["restore failed: {}", common::describe(e)]);
+        gst::element_imp_error!(self, gst::StreamError::Decrypt, ("restore failed: {}", common::describe(e)));
         gst::FlowError::Error
     }
 }
@@ -220,11 +220,11 @@ impl BaseTransformImpl for FaceUnveil {
             return Err(self.fail(&e));
         };
         let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ["cannot map the frame"]);
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("cannot map the frame"));
             gst::FlowError::Error
         })?;
         let mut view = streamdata::frame_view(&mut frame).map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
+            gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
             gst::FlowError::Error
         })?;
         if crops.is_none() {

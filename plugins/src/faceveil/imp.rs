@@ -30,6 +30,8 @@ const HEADER_EVERY: u64 = 30;
 struct Settings {
     shared: Shared,
     mode: ModeProp,
+    /// Whether the user chose the mode; if not, sdn falls back to blur where no model is installed.
+    mode_set: bool,
     // Write-only and never logged: Settings deliberately has no Debug.
     password: Option<Zeroizing<String>>,
     use_roi: bool,
@@ -38,7 +40,14 @@ struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { shared: Shared::default(), mode: DEFAULT_MODE, password: None, use_roi: DEFAULT_USE_ROI, sidecar: None }
+        Self {
+            shared: Shared::default(),
+            mode: DEFAULT_MODE,
+            mode_set: false,
+            password: None,
+            use_roi: DEFAULT_USE_ROI,
+            sidecar: None,
+        }
     }
 }
 
@@ -69,7 +78,7 @@ impl ObjectImpl for FaceVeil {
             let mut v = vec![
                 glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
                     .nick("Mode")
-                    .blurb("How faces are replaced")
+                    .blurb("How faces are replaced (sdn by default; blur where no SDN model is installed)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("password")
@@ -99,7 +108,10 @@ impl ObjectImpl for FaceVeil {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = self.settings.lock().unwrap();
         match pspec.name() {
-            "mode" => s.mode = value.get().expect("type checked upstream"),
+            "mode" => {
+                s.mode = value.get().expect("type checked upstream");
+                s.mode_set = true;
+            }
             "password" => {
                 s.password = value.get::<Option<String>>().expect("type checked upstream").map(Zeroizing::new);
                 gst::debug!(CAT, imp = self, "password set");
@@ -150,8 +162,13 @@ impl BaseTransformImpl for FaceVeil {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self.settings.lock().unwrap().clone();
-        let config = settings.shared.config(settings.mode.into())?;
+        let mut settings = self.settings.lock().unwrap().clone();
+        let mut config = settings.shared.config(settings.mode.into())?;
+        if !settings.mode_set && settings.mode == ModeProp::Sdn && faceveil::model::SdnSpec::load(&config.model).is_err() {
+            gst::warning!(CAT, imp = self, "no SDN model at {}: blurring instead", config.model.display());
+            settings.mode = ModeProp::Blur;
+            config.mode = settings.mode.into();
+        }
         let password = settings.password.as_ref().map(|p| p.as_bytes());
         let anonymizer = Anonymizer::new(&config, password).map_err(|e| common::init_error(common::describe(&e)))?;
         let sidecar = match (&settings.sidecar, anonymizer.header()) {
@@ -170,7 +187,7 @@ impl BaseTransformImpl for FaceVeil {
         if let Some(state) = self.state.lock().unwrap().take()
             && let Some(sidecar) = state.sidecar
         {
-            sidecar.finish().map_err(|e| gst::error_msg!(gst::ResourceError::Write, ["{}", common::describe(&e)]))?;
+            sidecar.finish().map_err(|e| gst::error_msg!(gst::ResourceError::Write, ("{}", common::describe(&e))))?;
         }
         Ok(())
     }
@@ -184,16 +201,16 @@ impl BaseTransformImpl for FaceVeil {
         let pts = buf.pts().map(|t| t.nseconds());
         let outcome = {
             let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ["cannot map the frame"]);
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("cannot map the frame"));
                 gst::FlowError::Error
             })?;
             let mut view = streamdata::frame_view(&mut frame).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
                 gst::FlowError::Error
             })?;
             let faces = has_roi.then_some(upstream.as_slice());
             state.anonymizer.process(&mut view, faces, pts).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ["anonymization failed: {}", common::describe(&e)]);
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("anonymization failed: {}", common::describe(&e)));
                 gst::FlowError::Error
             })?
         };
@@ -204,7 +221,7 @@ impl BaseTransformImpl for FaceVeil {
             if let Some(sidecar) = state.sidecar.as_mut()
                 && let Err(e) = sidecar.write(&outcome.record)
             {
-                gst::element_imp_error!(self, gst::ResourceError::Write, ["{}", common::describe(&e)]);
+                gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", common::describe(&e)));
                 return Err(gst::FlowError::Error);
             }
             if !state.header_tag_sent {

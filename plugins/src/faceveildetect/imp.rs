@@ -129,17 +129,17 @@ impl BaseTransformImpl for FaceVeilDetect {
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
         let tracks = {
             let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ["cannot map the frame"]);
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("cannot map the frame"));
                 gst::FlowError::Error
             })?;
             let view = streamdata::frame_view(&mut frame).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
                 gst::FlowError::Error
             })?;
             match state.finder.find(&view) {
                 Ok(t) => t.to_vec(),
                 Err(e) => {
-                    gst::element_imp_error!(self, gst::StreamError::Failed, ["detection failed: {}", common::describe(&e)]);
+                    gst::element_imp_error!(self, gst::StreamError::Failed, ("detection failed: {}", common::describe(&e)));
                     return Err(gst::FlowError::Error);
                 }
             }

@@ -1,0 +1,184 @@
+//! The elements in gst_check Harnesses, on real frames with faces.
+
+use std::path::PathBuf;
+use std::sync::Once;
+
+use gst::prelude::*;
+use gst_check::Harness;
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstfaceveil::plugin_register_static().expect("plugin registers");
+    });
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The bundled astronaut photo (public domain) as packed RGB.
+fn astronaut() -> (Vec<u8>, u32, u32) {
+    let img = image::open(repo().join("samples/astronaut.jpg")).unwrap().to_rgb8();
+    let (w, h) = img.dimensions();
+    (img.into_raw(), w, h)
+}
+
+fn rgb_caps(w: u32, h: u32) -> gst::Caps {
+    gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h).fps(gst::Fraction::new(25, 1)).build().unwrap().to_caps().unwrap()
+}
+
+fn rgb_buffer(data: &[u8], w: u32, h: u32, pts_ms: u64) -> gst::Buffer {
+    // GStreamer pads RGB rows to 4 bytes.
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h).build().unwrap();
+    let stride = info.stride()[0] as usize;
+    let mut bytes = vec![0u8; info.size()];
+    for y in 0..h as usize {
+        bytes[y * stride..y * stride + w as usize * 3].copy_from_slice(&data[y * w as usize * 3..(y + 1) * w as usize * 3]);
+    }
+    let mut buf = gst::Buffer::from_mut_slice(bytes);
+    buf.get_mut().unwrap().set_pts(gst::ClockTime::from_mseconds(pts_ms));
+    buf
+}
+
+fn unpack(buf: &gst::BufferRef, w: u32, h: u32) -> Vec<u8> {
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h).build().unwrap();
+    let stride = info.stride()[0] as usize;
+    let map = buf.map_readable().unwrap();
+    (0..h as usize).flat_map(|y| map[y * stride..y * stride + w as usize * 3].to_vec()).collect()
+}
+
+/// PSNR over the face of the astronaut photo (x 170..290, y 70..200).
+fn face_psnr(a: &[u8], b: &[u8], w: u32) -> f64 {
+    let mut se = 0f64;
+    let mut n = 0f64;
+    for y in 70..200usize {
+        for x in 170..290usize {
+            for c in 0..3 {
+                let i = (y * w as usize + x) * 3 + c;
+                se += (a[i] as f64 - b[i] as f64).powi(2);
+                n += 1.0;
+            }
+        }
+    }
+    10.0 * (255f64.powi(2) / (se / n).max(1e-9)).log10()
+}
+
+fn harness(desc: &str, w: u32, h: u32) -> Harness {
+    init();
+    let mut h2 = Harness::new_parse(desc);
+    h2.set_src_caps(rgb_caps(w, h));
+    h2
+}
+
+#[test]
+fn faceveildetect_attaches_a_face_roi_with_its_track() {
+    let (data, w, h) = astronaut();
+    let mut harness = harness("faceveildetect", w, h);
+    harness.play();
+    let out = harness.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap();
+    let rois: Vec<_> = out.iter_meta::<gst_video::VideoRegionOfInterestMeta>().collect();
+    assert_eq!(rois.len(), 1, "one face in the photo");
+    let roi = &rois[0];
+    assert_eq!(roi.roi_type(), "face");
+    let (x, y, rw, rh) = roi.rect();
+    assert!(x > 150 && x < 260 && y > 40 && y < 140 && rw > 50 && rh > 70, "face box {:?}", roi.rect());
+    let param = roi.param("faceveil-face").expect("faceveil parameters");
+    assert!(param.get::<u64>("track-id").unwrap() >= 1);
+    assert_eq!(param.get::<gst::Array>("landmarks").unwrap().len(), 10);
+    assert_eq!(unpack(&out, w, h), data, "detection leaves pixels alone");
+}
+
+#[test]
+fn faceveil_blurs_the_face_it_is_given_by_faceveildetect() {
+    let (data, w, h) = astronaut();
+    let mut harness = harness("faceveildetect ! faceveil mode=blur use-roi=true", w, h);
+    harness.play();
+    let out = harness.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap();
+    let pixels = unpack(&out, w, h);
+    let psnr = face_psnr(&data, &pixels, w);
+    assert!(psnr < 25.0, "the face is still {psnr:.1} dB close to the original");
+    // The bottom rows (space suit) are far from the face.
+    let bottom = (h as usize - 40) * w as usize * 3;
+    assert_eq!(pixels[bottom..], data[bottom..], "pixels far from the face changed");
+}
+
+#[test]
+fn a_frame_without_faces_passes_unchanged() {
+    let (w, h) = (320u32, 240u32);
+    let data: Vec<u8> = (0..w * h * 3).map(|i| (i % 97) as u8).collect();
+    let mut harness = harness("faceveil mode=pixelate", w, h);
+    harness.play();
+    let out = harness.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap();
+    assert_eq!(unpack(&out, w, h), data);
+}
+
+#[test]
+fn sdn_round_trip_restores_with_the_password_and_not_without() {
+    let (data, w, h) = astronaut();
+    let mut veil = harness("faceveil password=alpha", w, h);
+    veil.play();
+    let anon = veil.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap();
+    let anon_px = unpack(&anon, w, h);
+    assert!(
+        anon.iter_meta::<gst_video::video_meta::VideoSeiUserDataUnregisteredMeta>().next().is_some(),
+        "the anonymized frame carries faceveil's SEI"
+    );
+    let restore = |password: &str| {
+        let mut unveil = harness(&format!("faceunveil password={password}"), w, h);
+        unveil.play();
+        let out = unveil.push_and_pull(anon.clone()).unwrap();
+        unpack(&out, w, h)
+    };
+    let right = restore("alpha");
+    let wrong = restore("beta");
+    let (p_anon, p_right, p_wrong) = (face_psnr(&data, &anon_px, w), face_psnr(&data, &right, w), face_psnr(&data, &wrong, w));
+    eprintln!("face PSNR vs original: anonymized {p_anon:.2} dB, right password {p_right:.2} dB, wrong {p_wrong:.2} dB");
+    assert!(p_right > p_anon + 3.0, "the right password brings the face closer to the original");
+    assert!(face_psnr(&right, &wrong, w) < 40.0, "a wrong password gives another face, not the restore");
+}
+
+#[test]
+fn caps_changes_mid_stream_are_followed() {
+    let (data, w, h) = astronaut();
+    let mut harness = harness("faceveil mode=solid", w, h);
+    harness.play();
+    let first = harness.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap();
+    assert_ne!(unpack(&first, w, h), data);
+    // Half size: the face must be found again at its new place.
+    let small = image::imageops::resize(
+        &image::RgbImage::from_raw(w, h, data.clone()).unwrap(),
+        w / 2,
+        h / 2,
+        image::imageops::FilterType::Triangle,
+    );
+    harness.set_src_caps(rgb_caps(w / 2, h / 2));
+    let out = harness.push_and_pull(rgb_buffer(small.as_raw(), w / 2, h / 2, 40)).unwrap();
+    assert_ne!(unpack(&out, w / 2, h / 2), small.into_raw());
+}
+
+#[test]
+fn sdn_without_a_password_refuses_to_start() {
+    init();
+    let element = gst::ElementFactory::make("faceveil").build().unwrap();
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("videotestsrc").property("num-buffers", 1).build().unwrap();
+    let sink = gst::ElementFactory::make("fakesink").build().unwrap();
+    pipeline.add_many([&src, &element, &sink]).unwrap();
+    gst::Element::link_many([&src, &element, &sink]).unwrap();
+    assert!(pipeline.set_state(gst::State::Playing).is_err());
+    let bus = pipeline.bus().unwrap();
+    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]).expect("an error message");
+    let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
+    assert!(err.error().to_string().contains("password"), "{}", err.error());
+    pipeline.set_state(gst::State::Null).unwrap();
+}
+
+#[test]
+fn the_password_is_write_only() {
+    init();
+    let element = gst::ElementFactory::make("faceveil").property("password", "secret").build().unwrap();
+    let pspec = element.find_property("password").unwrap();
+    assert!(!pspec.flags().contains(gst::glib::ParamFlags::READABLE));
+}
