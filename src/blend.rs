@@ -86,11 +86,20 @@ impl CropContext {
     pub fn composite(&self, frame: &mut FrameMut, shape: &BlendShape, source: impl Fn(usize, usize) -> [f32; 3]) {
         let mut out = self.pixels.clone();
         let inv_half = 2.0 / self.crop.side;
+        let half = self.crop.side / 2.0;
         for ry in 0..self.region.height {
             let y = self.region.y + ry;
             let v = (y as f32 + 0.5 - self.crop.cy) * inv_half;
-            for rx in 0..self.region.width {
-                let x = self.region.x + rx;
+            // Only the columns inside the ellipse at this row can have a weight.
+            let reach = 1.0 - (v / shape.axis_y).powi(2);
+            if reach <= 0.0 {
+                continue;
+            }
+            let dx = shape.axis_x * reach.sqrt() * half + 1.0;
+            let x_lo = ((self.crop.cx - dx).floor().max(self.region.x as f32) as usize).max(self.region.x);
+            let x_hi = ((self.crop.cx + dx).ceil() as usize).min(self.region.x + self.region.width);
+            for x in x_lo..x_hi {
+                let rx = x - self.region.x;
                 let u = (x as f32 + 0.5 - self.crop.cx) * inv_half;
                 let m = shape.weight(u, v);
                 if m <= 0.0 {

@@ -21,3 +21,4 @@ pub mod veil;
 pub mod sidecar;
 pub mod pipeline;
 pub mod imagemeta;
+pub mod timing;

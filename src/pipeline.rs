@@ -13,6 +13,7 @@ use crate::header::{FrameRecord, StreamHeader};
 use crate::keys::{self, KdfParams, SecretKey};
 use crate::model::{Direction, SdnModel};
 use crate::runtime::RuntimeOptions;
+use crate::timing::StageTimes;
 use crate::track::{Track, TrackerSettings};
 use crate::veil::{FaceFinder, SdnKeyed, Veil};
 
@@ -108,6 +109,13 @@ impl Anonymizer {
         let record = FrameRecord::new(self.frames, pts, &crops);
         self.frames += 1;
         Ok(FrameOutcome { record, tracks })
+    }
+
+    /// Time spent per stage so far.
+    pub fn times(&self) -> StageTimes {
+        let mut t = self.finder.times().clone();
+        t.add(self.veil.times());
+        t
     }
 
     /// Forgets tracks, e.g. when the resolution changes.

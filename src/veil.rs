@@ -10,6 +10,8 @@ use crate::frame::FrameMut;
 use crate::geometry::{BBox, CropFraming, CropSquare};
 use crate::model::{Direction, SdnModel};
 use crate::runtime::RuntimeOptions;
+use crate::timing::{StageTimes, lap};
+use std::time::Instant;
 use crate::track::{Track, Tracker, TrackerSettings};
 
 /// Detection every few frames plus tracking in between.
@@ -19,6 +21,7 @@ pub struct FaceFinder {
     tracker: Tracker,
     detect_every: u32,
     frames: u64,
+    times: StageTimes,
 }
 
 impl FaceFinder {
@@ -30,13 +33,23 @@ impl FaceFinder {
             tracker: Tracker::new(tracking),
             detect_every: detect_every.max(1),
             frames: 0,
+            times: StageTimes::default(),
         })
     }
 
     /// Plain detection on one frame, in frame coordinates.
     pub fn detect(&mut self, frame: &FrameMut) -> Result<Vec<Face>> {
+        let t = Instant::now();
         let (small, scale) = frame.downscaled_rgb(self.settings.max_side);
-        self.worker.detect(small, scale)
+        let t = lap(&mut self.times.downscale, t);
+        let faces = self.worker.detect(small, scale)?;
+        lap(&mut self.times.detect, t);
+        self.times.detections += 1;
+        Ok(faces)
+    }
+
+    pub fn times(&self) -> &StageTimes {
+        &self.times
     }
 
     /// The faces to cover in this frame: a fresh detection on every `detect_every`-th frame,
@@ -44,9 +57,13 @@ impl FaceFinder {
     pub fn find(&mut self, frame: &FrameMut) -> Result<&[Track]> {
         if self.frames % self.detect_every as u64 == 0 {
             let faces = self.detect(frame)?;
+            let t = Instant::now();
             self.tracker.update(&faces);
+            lap(&mut self.times.track, t);
         } else {
+            let t = Instant::now();
             self.tracker.predict();
+            lap(&mut self.times.track, t);
         }
         self.frames += 1;
         Ok(self.tracker.tracks())
@@ -90,26 +107,31 @@ pub struct Veil {
     framing: CropFraming,
     shape: BlendShape,
     batch: Vec<f32>,
+    times: StageTimes,
 }
 
 impl Veil {
     /// A one-way classic effect; `mode` must not be [`Mode::Sdn`].
     pub fn classic(mode: Mode) -> Self {
         assert_ne!(mode, Mode::Sdn, "the SDN needs a model; use Veil::sdn");
-        Self { effect: Effect::Classic(mode), framing: CropFraming::default(), shape: BlendShape::default(), batch: Vec::new() }
+        Self { effect: Effect::Classic(mode), framing: CropFraming::default(), shape: BlendShape::default(), batch: Vec::new(), times: StageTimes::default() }
     }
 
     /// The SDN in the direction its model was opened for, framed and blended as it was trained.
     pub fn sdn(keyed: SdnKeyed) -> Self {
         let framing = keyed.model.spec.crop.framing;
         let shape = keyed.model.spec.blend;
-        Self { effect: Effect::Sdn(Box::new(keyed)), framing, shape, batch: Vec::new() }
+        Self { effect: Effect::Sdn(Box::new(keyed)), framing, shape, batch: Vec::new(), times: StageTimes::default() }
     }
 
     /// Grows or shrinks the blended ellipse (1 = as trained).
     pub fn with_mask_scale(mut self, factor: f32) -> Self {
         self.shape = self.shape.scaled(factor);
         self
+    }
+
+    pub fn times(&self) -> &StageTimes {
+        &self.times
     }
 
     pub fn model(&self) -> Option<&SdnModel> {
@@ -127,11 +149,16 @@ impl Veil {
     /// Applies the effect to every crop. A restore undoes crops in reverse order so that where
     /// two faces overlap the one composited last is taken off first.
     pub fn apply(&mut self, frame: &mut FrameMut, crops: &[CropSquare]) -> Result<()> {
+        self.times.frames += 1;
+        self.times.faces += crops.len() as u64;
+        let times = &mut self.times;
         match &mut self.effect {
             Effect::Classic(mode) => {
                 for crop in crops {
+                    let t = Instant::now();
                     let Some(ctx) = CropContext::read(frame, *crop) else { continue };
                     let origin = (ctx.region.x, ctx.region.y);
+                    let t = lap(&mut times.crop, t);
                     let out = match mode {
                         Mode::Blur => effects::blur(&ctx.pixels, crop.side),
                         Mode::Pixelate => effects::pixelate(&ctx.pixels, crop.side, origin),
@@ -141,10 +168,12 @@ impl Veil {
                             img
                         }
                     };
+                    let t = lap(&mut times.model, t);
                     ctx.composite(frame, &self.shape, |x, y| {
                         let p = out.pixel(x - origin.0, y - origin.1);
                         [p[0] as f32, p[1] as f32, p[2] as f32]
                     });
+                    lap(&mut times.blend, t);
                 }
                 Ok(())
             }
@@ -154,6 +183,7 @@ impl Veil {
                 if keyed.model.direction() == Direction::Restore {
                     order.reverse();
                 }
+                let t = Instant::now();
                 self.batch.clear();
                 let mut used = Vec::with_capacity(order.len());
                 for crop in order {
@@ -162,7 +192,9 @@ impl Veil {
                         used.push(crop);
                     }
                 }
+                let t = lap(&mut times.crop, t);
                 let out = keyed.model.run(&self.batch, used.len(), &keyed.key, &keyed.attributes)?;
+                let t = lap(&mut times.model, t);
                 let per = 3 * size * size;
                 for (i, crop) in used.iter().enumerate() {
                     // Re-read so that a face overlapping an earlier one blends over its result.
@@ -170,6 +202,7 @@ impl Veil {
                         ctx.composite_tensor(frame, &self.shape, &out[i * per..(i + 1) * per], size);
                     }
                 }
+                lap(&mut times.blend, t);
                 Ok(())
             }
         }

@@ -37,6 +37,21 @@ pub enum Command {
     Anonymize(AnonymizeArgs),
     /// Restore faces anonymized in sdn mode, with the same password and attributes.
     Restore(RestoreArgs),
+    /// Measure end-to-end speed (decode, anonymize, encode) on a clip, with a per-stage breakdown.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Video file to run
+    pub clip: PathBuf,
+    #[arg(long, value_enum, default_value = "sdn")]
+    pub mode: ModeArg,
+    /// Also time decode and encode alone, for the cost faceveil adds
+    #[arg(long)]
+    pub baseline: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -1,6 +1,7 @@
 //! The command-line front end. Media I/O is GStreamer's; everything else is the library's.
 
 pub mod args;
+mod bench;
 mod images;
 mod input;
 mod password;
@@ -13,13 +14,14 @@ use faceveil::header::StreamHeader;
 use faceveil::pipeline::{Anonymizer, Restorer};
 use faceveil::sidecar;
 
-use args::{AnonymizeArgs, Cli, Command, RestoreArgs};
+use args::{AnonymizeArgs, BenchArgs, Cli, Command, RestoreArgs};
 use input::Input;
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Anonymize(a) => anonymize(a),
         Command::Restore(r) => restore(r),
+        Command::Bench(b) => run_bench(b),
     }
 }
 
@@ -61,4 +63,20 @@ fn restore(args: RestoreArgs) -> Result<()> {
             video::restore(&input, output, sidecar, args.header.as_deref(), restorer)
         }
     }
+}
+
+fn run_bench(args: BenchArgs) -> Result<()> {
+    let config = args.common.config(args.mode.into())?;
+    let password = "faceveil bench";
+    let describe = format!(
+        "mode {}, variant {}, detector {}, detect every {} frame(s) at {} px, provider {}",
+        config.mode.name(),
+        config.variant.as_deref().unwrap_or("default"),
+        config.detector.kind.name(),
+        config.detect_every,
+        config.detector.max_side,
+        config.runtime.provider.name()
+    );
+    let anonymizer = Anonymizer::new(&config, Some(password.as_bytes()))?;
+    bench::bench(&args.clip, &describe, anonymizer, args.baseline)
 }

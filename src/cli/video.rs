@@ -206,7 +206,8 @@ pub fn transcode(input: &Input, output: &Path, process: FrameFn, comment: Option
                     let caps = gst::Caps::builder("video/x-raw").field("format", "I420").build();
                     let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build()?;
                     let hook_el = make("identity")?;
-                    let mut chain = vec![make("queue")?, make("videoconvert")?, filter, hook_el.clone()];
+                    // The queue after the hook lets encoding run beside the next frame's work.
+                    let mut chain = vec![make("queue")?, make("videoconvert")?, filter, hook_el.clone(), make("queue")?];
                     chain.extend(encoder_chain(odd, live)?);
                     add_chain(&pipeline, &chain)?;
                     chain.last().expect("non-empty").link(&mux)?;

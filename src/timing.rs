@@ -1,0 +1,52 @@
+//! Where the time of each frame goes, accumulated per stage for `faceveil bench`.
+
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug, Default)]
+pub struct StageTimes {
+    /// Whole-frame downscale to the detector's size.
+    pub downscale: Duration,
+    pub detect: Duration,
+    pub track: Duration,
+    /// Cutting and resampling the face crops into the model's batch.
+    pub crop: Duration,
+    pub model: Duration,
+    /// Effect (classic modes) and feathered blending back into the frame.
+    pub blend: Duration,
+    pub frames: u64,
+    pub detections: u64,
+    pub faces: u64,
+}
+
+impl StageTimes {
+    pub fn add(&mut self, other: &StageTimes) {
+        self.downscale += other.downscale;
+        self.detect += other.detect;
+        self.track += other.track;
+        self.crop += other.crop;
+        self.model += other.model;
+        self.blend += other.blend;
+        self.frames += other.frames;
+        self.detections += other.detections;
+        self.faces += other.faces;
+    }
+
+    /// (name, total) for each stage, in pipeline order.
+    pub fn stages(&self) -> [(&'static str, Duration); 6] {
+        [
+            ("downscale", self.downscale),
+            ("detect", self.detect),
+            ("track", self.track),
+            ("crop", self.crop),
+            ("sdn/effect", self.model),
+            ("blend", self.blend),
+        ]
+    }
+}
+
+/// Adds the time since `start` to `slot` and returns now.
+pub fn lap(slot: &mut Duration, start: Instant) -> Instant {
+    let now = Instant::now();
+    *slot += now - start;
+    now
+}
