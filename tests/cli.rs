@@ -204,3 +204,51 @@ fn the_sdn_mode_needs_a_password_and_a_loadable_runtime() {
     assert!(stderr(&o).contains("sdn.json"), "{}", stderr(&o));
     assert!(!out.exists());
 }
+
+#[test]
+fn an_rtsp_stream_served_on_localhost_is_anonymized_and_restored() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+
+    let dir = tmpdir("rtsp");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .args(["anonymize", s(&sample("two_faces_640x360.mp4")), "--serve-rtsp", &port.to_string()])
+        .env("FACEVEIL_PASSWORD", "rtsp test")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let header = lines.next().unwrap().unwrap();
+    let header = header.strip_prefix("faceveil header: ").expect("the server prints the header first").to_string();
+    assert!(lines.next().unwrap().unwrap().starts_with("serving rtsp://"));
+    let out = dir.join("restored.mkv");
+    let url = format!("rtsp://127.0.0.1:{port}/faceveil");
+    let mut client = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .args(["restore", &url, "-o", s(&out), "--header", &header])
+        .env("FACEVEIL_PASSWORD", "rtsp test")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The served clip is 4 s long; the client ends at its end of stream.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(st) = client.try_wait().unwrap() {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            client.kill().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let status = status.expect("the RTSP client stops by itself");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut client.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    let frames = media::decode(&out).frames;
+    assert!(!frames.is_empty(), "frames came through RTSP");
+    assert_eq!((frames[0].width, frames[0].height), (640, 360));
+}

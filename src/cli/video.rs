@@ -28,7 +28,7 @@ pub type HeaderSlot = Arc<Mutex<Option<String>>>;
 pub type FrameFn = Box<dyn FnMut(&mut FrameMut, u64, Option<u64>) -> Result<()> + Send>;
 
 /// State the pad probes share with the caller.
-struct Hook {
+pub struct Hook {
     process: Mutex<FrameFn>,
     error: Mutex<Option<anyhow::Error>>,
     frames: AtomicU64,
@@ -83,8 +83,20 @@ fn add_chain(pipeline: &gst::Pipeline, elements: &[gst::Element]) -> Result<()> 
     Ok(())
 }
 
+impl Hook {
+    pub fn new(process: FrameFn, header_tag: HeaderSlot) -> Arc<Self> {
+        Arc::new(Self {
+            process: Mutex::new(process),
+            error: Mutex::new(None),
+            frames: AtomicU64::new(0),
+            end_ns: AtomicU64::new(0),
+            header_tag,
+        })
+    }
+}
+
 /// Installs the probe that runs `hook.process` on every frame passing `pad`.
-fn install_probe(pad: &gst::Pad, hook: Arc<Hook>) {
+pub fn install_probe(pad: &gst::Pad, hook: Arc<Hook>) {
     let info_cache: Mutex<Option<(gst::Caps, gst_video::VideoInfo)>> = Mutex::new(None);
     pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, probe| {
         if let Some(gst::PadProbeData::Event(ev)) = &probe.data {
@@ -182,13 +194,7 @@ pub fn transcode(input: &Input, output: &Path, process: FrameFn, comment: Option
     let sink = gst::ElementFactory::make("filesink").property("location", tmp.to_str().context("non-UTF-8 path")?).build()?;
     pipeline.add_many([&mux, &sink])?;
     mux.link(&sink)?;
-    let hook = Arc::new(Hook {
-        process: Mutex::new(process),
-        error: Mutex::new(None),
-        frames: AtomicU64::new(0),
-        end_ns: AtomicU64::new(0),
-        header_tag,
-    });
+    let hook = Hook::new(process, header_tag);
     let live = input.is_live();
     let have_video = Arc::new(Mutex::new(false));
     let link_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::new(Mutex::new(None));
