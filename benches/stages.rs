@@ -1,0 +1,88 @@
+//! Per-stage benchmarks: detection, tracking, crop and blend, an SDN batch, key derivation.
+//! Run with `cargo bench --bench stages` (set-up must have fetched deps/).
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use faceveil::blend::{BlendShape, CropContext};
+use faceveil::detect::{DetectionWorker, DetectorSettings, Face};
+use faceveil::frame::{FrameMut, PixelFormat};
+use faceveil::geometry::{BBox, CropSquare};
+use faceveil::keys::{KdfParams, SecretKey};
+use faceveil::model::{Direction, SdnModel};
+use faceveil::rgb::RgbImage;
+use faceveil::runtime::RuntimeOptions;
+use faceveil::track::{Tracker, TrackerSettings};
+
+/// The astronaut photo centred on a 1280x720 grey frame.
+fn frame_720p() -> RgbImage {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/astronaut.jpg");
+    let photo = image::open(path).unwrap().to_rgb8();
+    let mut canvas = image::RgbImage::from_pixel(1280, 720, image::Rgb([120, 120, 120]));
+    image::imageops::overlay(&mut canvas, &photo, 384, 104);
+    RgbImage::from_raw(1280, 720, canvas.into_raw()).unwrap()
+}
+
+fn view(img: &mut RgbImage) -> FrameMut<'_> {
+    let (w, h) = (img.width, img.height);
+    FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut img.data).unwrap()
+}
+
+fn stages(c: &mut Criterion) {
+    let mut img = frame_720p();
+    let worker = DetectionWorker::spawn(DetectorSettings::default(), RuntimeOptions::default()).unwrap();
+    c.bench_function("downscale 720p to 640", |b| {
+        let frame = view(&mut img);
+        b.iter(|| black_box(frame.downscaled_rgb(640)))
+    });
+    let (small, scale) = view(&mut img).downscaled_rgb(640);
+    c.bench_function("detect centerface 640x360", |b| b.iter(|| black_box(worker.detect(small.clone(), scale).unwrap())));
+
+    let faces: Vec<Face> = (0..5)
+        .map(|i| Face { bbox: BBox { x0: i as f32 * 200.0, y0: 100.0, x1: i as f32 * 200.0 + 80.0, y1: 200.0 }, score: 0.9, landmarks: None })
+        .collect();
+    c.bench_function("track 5 faces", |b| {
+        let mut tracker = Tracker::new(TrackerSettings::default());
+        b.iter(|| tracker.update(black_box(&faces)))
+    });
+
+    let crop = CropSquare { cx: 640.0, cy: 300.0, side: 200.0 };
+    c.bench_function("crop 200px face to 128x128", |b| {
+        let frame = view(&mut img);
+        b.iter(|| {
+            let ctx = CropContext::read(&frame, crop).unwrap();
+            let mut t = Vec::with_capacity(3 * 128 * 128);
+            ctx.to_tensor(128, &mut t);
+            black_box(t)
+        })
+    });
+    let patch = vec![0.1f32; 3 * 128 * 128];
+    c.bench_function("blend 128x128 back into 200px", |b| {
+        b.iter(|| {
+            let mut frame = view(&mut img);
+            let ctx = CropContext::read(&frame, crop).unwrap();
+            ctx.composite_tensor(&mut frame, &BlendShape::default(), &patch, 128);
+        })
+    });
+
+    let model_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/sdn");
+    let mut model = SdnModel::open(&model_dir, None, Direction::Anonymize, &RuntimeOptions::default()).unwrap();
+    let s = model.input_size();
+    let key = vec![1.0f32; model.spec.key_bits];
+    let attrs = vec![0.0f32; model.spec.attributes.len()];
+    for n in [1usize, 2, 8] {
+        let crops = vec![0.0f32; n * 3 * s * s];
+        c.bench_function(&format!("sdn batch of {n}"), |b| b.iter(|| black_box(model.run(&crops, n, &key, &attrs).unwrap())));
+    }
+
+    let mut group = c.benchmark_group("keys");
+    group.sample_size(10);
+    group.bench_function("argon2id 64 MiB t=3", |b| {
+        b.iter(|| black_box(SecretKey::derive(b"correct horse", &[7; 16], &KdfParams::default()).unwrap().key_vector(128)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);
