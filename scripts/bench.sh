@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Measures faceveil on this machine and writes docs/PERFORMANCE.md from what it printed:
+# `faceveil bench` on the bundled 720p clip (two faces) in several settings, the criterion stage
+# benchmarks, and the side-by-side run against deface 1.5.0. Nothing in the file is typed by hand.
+# Usage: scripts/bench.sh [CLIP]   (default samples/faces_720p.mp4; needs scripts/setup.sh first)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+clip=${1:-samples/faces_720p.mp4}
+bin=target/release/faceveil
+[ -x "$bin" ] || { echo "build first: bash scripts/setup.sh" >&2; exit 1; }
+doc=docs/PERFORMANCE.md
+mkdir -p docs out
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+
+run() {  # title, then the faceveil bench arguments
+  local title=$1; shift
+  echo "### $title" >>"$tmp"
+  echo >>"$tmp"
+  echo '```' >>"$tmp"
+  echo "\$ faceveil bench $clip $*" >>"$tmp"
+  "$bin" bench "$clip" "$@" 2>&1 | tee -a "$tmp"
+  echo '```' >>"$tmp"
+  echo >>"$tmp"
+}
+
+{
+  echo "# Performance"
+  echo
+  echo "Produced by \`scripts/bench.sh $clip\` on $(date -u '+%Y-%m-%d %H:%M UTC')."
+  echo
+  echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')),"
+  echo "$(free -g | awk '/Mem:/ {print $2}') GiB memory, load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Clip: $clip ($(gst-discoverer-1.0 "$clip" | grep -E 'Width|Height|Frame rate|Duration' | tr -s ' ' | tr '\n' ' '))."
+  echo
+  echo "## End to end: decode, anonymize, encode (x264)"
+  echo
+} >"$tmp"
+
+run "SDN (fast), detection every frame" --baseline
+run "SDN (fast), detection every 3rd frame, tracking between" --detect-interval 3
+run "SDN (fast), detection every 3rd frame at 480 px" --detect-interval 3 --detect-size 480
+run "Blur, detection every 3rd frame" --mode blur --detect-interval 3
+
+{
+  echo "## Stages (criterion, \`cargo bench --bench stages\`)"
+  echo
+  echo '```'
+} >>"$tmp"
+cargo bench --bench stages -- --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "time:|^[a-z]" | grep -v -E "^Benchmarking|Found|outlier" | tee -a "$tmp"
+echo '```' >>"$tmp"
+echo >>"$tmp"
+
+{
+  echo "## Side by side with deface 1.5.0 (same clip, same machine, one run)"
+  echo
+  echo "\`FACEVEIL_ARGS='--detect-interval 3' scripts/compare_deface.sh $clip\`:"
+  echo
+} >>"$tmp"
+FACEVEIL_ARGS='--detect-interval 3' bash scripts/compare_deface.sh "$clip" 2>&1 | sed -n '/^| tool/,$p' | tee -a "$tmp"
+
+mv "$tmp" "$doc"
+trap - EXIT
+echo "wrote $doc"
