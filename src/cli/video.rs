@@ -159,7 +159,8 @@ fn encoder_chain(odd: bool, live: bool) -> Result<Vec<gst::Element>> {
         .property("caps", gst::Caps::builder("video/x-raw").field("format", format).build())
         .build()?;
     let enc = make("x264enc")?;
-    enc.set_property_from_str("pass", "quant");
+    // Constant quality (x264's CRF) 23, the usual default.
+    enc.set_property_from_str("pass", "qual");
     enc.set_property("quantizer", 23u32);
     enc.set_property_from_str("speed-preset", if live { "ultrafast" } else { "veryfast" });
     if live {
