@@ -22,3 +22,4 @@ pub mod sidecar;
 pub mod pipeline;
 pub mod imagemeta;
 pub mod timing;
+pub mod sei;

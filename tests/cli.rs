@@ -252,3 +252,120 @@ fn an_rtsp_stream_served_on_localhost_is_anonymized_and_restored() {
     assert!(!frames.is_empty(), "frames came through RTSP");
     assert_eq!((frames[0].width, frames[0].height), (640, 360));
 }
+
+fn face_psnr(a: &faceveil::rgb::RgbImage, b: &faceveil::rgb::RgbImage, crops: &[[f32; 3]]) -> f64 {
+    let (mut se, mut n) = (0f64, 0f64);
+    for c in crops {
+        let r = c[2] * 0.3;
+        let (x0, y0) = ((c[0] - r).max(0.0) as usize, (c[1] - r).max(0.0) as usize);
+        let (x1, y1) = (((c[0] + r) as usize).min(a.width), ((c[1] + r) as usize).min(a.height));
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let (p, q) = (a.pixel(x, y), b.pixel(x, y));
+                for ch in 0..3 {
+                    se += (p[ch] as f64 - q[ch] as f64).powi(2);
+                    n += 1.0;
+                }
+            }
+        }
+    }
+    10.0 * (255f64.powi(2) / (se / n.max(1.0)).max(1e-9)).log10()
+}
+
+#[test]
+fn sdn_video_round_trip_through_h264_with_sei_sidecar_and_detection() {
+    let dir = tmpdir("sdn-video");
+    let input = sample("two_faces_640x360.mp4");
+    let anon = dir.join("anon.mp4");
+    let pw = [("FACEVEIL_PASSWORD", "round trip")];
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&anon)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sidecar = std::fs::read_to_string(dir.join("anon.mp4.faceveil")).unwrap();
+    let header = sidecar.lines().next().unwrap().to_string();
+    let records: Vec<serde_json::Value> = sidecar.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let bytes = std::fs::read(&anon).unwrap();
+    assert!(bytes.windows(16).any(|w| w == b"faceveil-sdn-v1\0"), "the H.264 stream carries faceveil SEI");
+    assert!(!bytes.windows(8).any(|w| w == b"password"), "nothing named password is stored");
+
+    // With the sidecar beside it, and alone (SEI and the container tag only).
+    let with_sidecar = dir.join("restored.mp4");
+    let o = faceveil(&["restore", s(&anon), "-o", s(&with_sidecar)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let alone = dir.join("alone.mp4");
+    std::fs::copy(&anon, &alone).unwrap();
+    let from_sei = dir.join("restored-sei.mp4");
+    let o = faceveil(&["restore", s(&alone), "-o", s(&from_sei)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let wrong = dir.join("wrong.mp4");
+    let o = faceveil(&["restore", s(&anon), "-o", s(&wrong)], &[("FACEVEIL_PASSWORD", "not it")]);
+    assert!(o.status.success(), "a wrong password is not detectable: {}", stderr(&o));
+
+    let (orig, an, rs, se, wr) =
+        (media::decode(&input), media::decode(&anon), media::decode(&with_sidecar), media::decode(&from_sei), media::decode(&wrong));
+    assert_eq!(rs.frames.len(), orig.frames.len());
+    let (mut p_anon, mut p_rest, mut p_wrong) = (0.0, 0.0, 0.0);
+    for (i, rec) in records.iter().enumerate() {
+        let crops: Vec<[f32; 3]> = serde_json::from_value(rec["crops"].clone()).unwrap();
+        assert_eq!(crops.len(), 2, "frame {i}: both faces recorded");
+        p_anon += face_psnr(&orig.frames[i], &an.frames[i], &crops);
+        p_rest += face_psnr(&orig.frames[i], &rs.frames[i], &crops);
+        p_wrong += face_psnr(&orig.frames[i], &wr.frames[i], &crops);
+        let same = common::mean_abs_diff(&rs.frames[i], &se.frames[i], 0, 0, rs.frames[i].width, rs.frames[i].height);
+        assert!(same < 0.5, "frame {i}: SEI-only restore differs from the sidecar one by {same}");
+    }
+    let n = records.len() as f64;
+    let (p_anon, p_rest, p_wrong) = (p_anon / n, p_rest / n, p_wrong / n);
+    eprintln!("face PSNR after x264 CRF 23: anonymized {p_anon:.2} dB, restored {p_rest:.2} dB, wrong password {p_wrong:.2} dB");
+    assert!(p_rest > p_anon + 2.0, "restoring brings the faces back closer to the original");
+    assert!(p_rest > p_wrong, "the right password restores better than a wrong one");
+
+    // A tampered header is refused, clearly.
+    let tampered = dir.join("tampered.mp4");
+    std::fs::copy(&anon, &tampered).unwrap();
+    let salt_at = header.find("\"salt\":\"").unwrap() + 8;
+    let mut bad = header.clone();
+    bad.replace_range(salt_at..salt_at + 2, if &header[salt_at..salt_at + 2] == "00" { "11" } else { "00" });
+    let o = faceveil(&["restore", s(&tampered), "-o", s(&dir.join("t.mp4")), "--header", &bad], &pw);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("checksum"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_stream_that_lost_its_sei_is_restored_by_detecting_the_faces_again() {
+    let dir = tmpdir("no-sei");
+    let input = sample("two_faces_640x360.mp4");
+    let anon = dir.join("anon.mp4");
+    let pw = [("FACEVEIL_PASSWORD", "detect again")];
+    assert!(faceveil(&["anonymize", s(&input), "-o", s(&anon)], &pw).status.success());
+    let header = std::fs::read_to_string(dir.join("anon.mp4.faceveil")).unwrap().lines().next().unwrap().to_string();
+    // Re-encoding drops the SEI (GStreamer keeps the comment tag with the header).
+    let reencoded = dir.join("reencoded.mkv");
+    media::launch(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! x264enc ! matroskamux ! filesink location={}",
+        anon.display(),
+        reencoded.display()
+    ));
+    assert!(!std::fs::read(&reencoded).unwrap().windows(16).any(|w| w == b"faceveil-sdn-v1\0"));
+    // A clip faceveil never touched has no header anywhere.
+    let o = faceveil(&["restore", s(&input), "-o", s(&dir.join("x.mkv"))], &pw);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no faceveil header"), "{}", stderr(&o));
+    let out = dir.join("restored.mkv");
+    let o = faceveil(&["restore", s(&reencoded), "-o", s(&out), "--header", &header], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, r) = (media::decode(&reencoded), media::decode(&out));
+    assert_eq!(r.frames.len(), a.frames.len());
+    // Detection found the surrogate faces and ran the restore on them: faces change, the
+    // background does not. (How close they come back is a model property, measured in
+    // docs/ROUNDTRIP.md.)
+    let sidecar = std::fs::read_to_string(dir.join("anon.mp4.faceveil")).unwrap();
+    for (i, line) in sidecar.lines().skip(1).enumerate().step_by(10) {
+        let rec: serde_json::Value = serde_json::from_str(line).unwrap();
+        let crops: Vec<[f32; 3]> = serde_json::from_value(rec["crops"].clone()).unwrap();
+        let psnr = face_psnr(&a.frames[i], &r.frames[i], &crops);
+        assert!(psnr < 40.0, "frame {i}: the faces were left as they were ({psnr:.1} dB)");
+        let w = a.frames[i].width;
+        let top = common::mean_abs_diff(&a.frames[i], &r.frames[i], 0, 0, w, 20);
+        assert!(top < 3.0, "frame {i}: the background changed by {top:.1}");
+    }
+}

@@ -10,7 +10,7 @@ use faceveil::pipeline::Anonymizer;
 use faceveil::timing::StageTimes;
 
 use super::input::Input;
-use super::video::{self, FrameFn, HeaderSlot};
+use super::video::{self, FrameFn};
 
 #[derive(Default)]
 struct Latency {
@@ -47,7 +47,7 @@ fn run(input: &Input, anonymizer: Option<Anonymizer>) -> Result<(u64, Duration, 
         Ok(())
     });
     let started = Instant::now();
-    let t = video::transcode(input, &out, process, None, HeaderSlot::default());
+    let t = video::transcode(input, &out, process, video::Carry::default());
     let wall = started.elapsed();
     let _ = std::fs::remove_file(&out);
     let t = t?;

@@ -1,13 +1,15 @@
 //! Video files, network streams and cameras through GStreamer: decode, change the faces of
 //! every frame in a pad probe, re-encode with x264 and mux with the audio kept.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
 use faceveil::frame::FrameMut;
-use faceveil::header::StreamHeader;
+use faceveil::header::{FrameRecord, StreamHeader};
+use faceveil::sei::{self, Framing};
 use faceveil::pipeline::{Anonymizer, Restorer};
 use faceveil::sidecar::{self, Sidecar, SidecarWriter};
 use gst::prelude::*;
@@ -24,7 +26,10 @@ pub mod streamdata;
 /// which runs after the tags have passed.
 pub type HeaderSlot = Arc<Mutex<Option<String>>>;
 
-/// Per-frame work: the frame, its number and its presentation time in ns.
+/// The header rides in the SEI of the first frame and every this many frames after.
+const SEI_HEADER_EVERY: u64 = 30;
+
+/// Per-frame work: the frame, its number and its running time in ns.
 pub type FrameFn = Box<dyn FnMut(&mut FrameMut, u64, Option<u64>) -> Result<()> + Send>;
 
 /// State the pad probes share with the caller.
@@ -117,7 +122,7 @@ pub fn install_probe(pad: &gst::Pad, hook: Arc<Hook>) {
                 *cache = Some((caps.clone(), gst_video::VideoInfo::from_caps(&caps)?));
             }
             let info = cache.as_ref().expect("just filled").1.clone();
-            let pts = buffer.pts().map(|t| t.nseconds());
+            let pts = running_time(pad, buffer);
             let end = pts.unwrap_or(0) + buffer.duration().map(|d| d.nseconds()).unwrap_or(0);
             hook.end_ns.fetch_max(end, Ordering::SeqCst);
             let buf = buffer.make_mut();
@@ -138,6 +143,69 @@ pub fn install_probe(pad: &gst::Pad, hook: Arc<Hook>) {
                 gst::PadProbeReturn::Drop
             }
         }
+    });
+}
+
+/// A buffer's running time in ns: the clock both sides of an encoder (which shifts timestamps)
+/// or decoder agree on.
+fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u64> {
+    let segment = pad.sticky_event::<gst::event::Segment>(0)?;
+    let segment = segment.segment().downcast_ref::<gst::ClockTime>()?.clone();
+    segment.to_running_time(buffer.pts()?).map(|t| t.nseconds())
+}
+
+/// How the H.264 on `pad` frames its NAL units.
+fn h264_framing(pad: &gst::Pad) -> Option<Framing> {
+    let caps = pad.current_caps()?;
+    let s = caps.structure(0)?;
+    if s.get::<&str>("stream-format").ok() == Some("byte-stream") {
+        return Some(Framing::AnnexB);
+    }
+    // avcC: the low two bits of byte 4 are the NAL length size minus one.
+    let size = s
+        .get::<gst::Buffer>("codec_data")
+        .ok()
+        .and_then(|b| b.map_readable().ok().and_then(|m| m.get(4).map(|v| (v & 3) as usize + 1)))
+        .unwrap_or(4);
+    Some(Framing::Avc(size))
+}
+
+/// Puts each frame's payload into its access unit as a user-data-unregistered SEI.
+fn insert_sei(pad: &gst::Pad, map: SeiMap) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
+        let Some(gst::PadProbeData::Buffer(buffer)) = probe.data.as_mut() else { return gst::PadProbeReturn::Ok };
+        let (Some(time), Some(framing)) = (running_time(pad, buffer), h264_framing(pad)) else { return gst::PadProbeReturn::Ok };
+        let Some(payload) = map.lock().unwrap().remove(&time) else { return gst::PadProbeReturn::Ok };
+        let Ok(au) = buffer.map_readable().map(|m| m.to_vec()) else { return gst::PadProbeReturn::Ok };
+        let with_sei = sei::insert_before_first_slice(&au, framing, &sei::sei_nal(&streamdata::SEI_UUID, &payload));
+        let mut out = gst::Buffer::from_mut_slice(with_sei);
+        {
+            let out = out.get_mut().expect("new buffer is writable");
+            let _ = buffer.copy_into(out, gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS | gst::BufferCopyFlags::META, ..);
+        }
+        *buffer = out;
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Collects faceveil SEI payloads from the input's H.264 parser, before decoding.
+fn watch_input_sei(dec: &gst::Element, map: SeiMap) {
+    let Ok(bin) = dec.clone().dynamic_cast::<gst::Bin>() else { return };
+    bin.connect_deep_element_added(move |_, _, element| {
+        if element.factory().is_none_or(|f| f.name() != "h264parse") {
+            return;
+        }
+        let map = map.clone();
+        let Some(src) = element.static_pad("src") else { return };
+        src.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
+            if let (Some(gst::PadProbeData::Buffer(buffer)), Some(framing)) = (&probe.data, h264_framing(pad))
+                && let (Some(time), Ok(data)) = (running_time(pad, buffer), buffer.map_readable())
+                && let Some(payload) = sei::find_user_data(&data, framing, &streamdata::SEI_UUID).pop()
+            {
+                map.lock().unwrap().insert(time, payload);
+            }
+            gst::PadProbeReturn::Ok
+        });
     });
 }
 
@@ -173,9 +241,27 @@ pub struct Transcode {
     pub frames: u64,
 }
 
+/// Per-frame SEI payloads keyed by presentation time (ns): filled by the frame function and
+/// written into the encoded stream, or read from the input's stream before decoding.
+pub type SeiMap = Arc<Mutex<HashMap<u64, Vec<u8>>>>;
+
+/// What a transcode carries besides the frames.
+#[derive(Default)]
+pub struct Carry {
+    /// Container comment tag to write.
+    pub comment: Option<String>,
+    /// Where a faceveil header found in the input's tags is left.
+    pub header_tag: HeaderSlot,
+    /// Payloads to insert as SEI into the output's H.264 stream.
+    pub sei_out: Option<SeiMap>,
+    /// Where payloads of faceveil SEI found in the input's H.264 stream are left.
+    pub sei_in: Option<SeiMap>,
+}
+
 /// Decodes `input`, runs `process` on every video frame, encodes to `output` (through a
 /// temporary file, renamed on success), keeping the audio and `comment` as a container tag.
-pub fn transcode(input: &Input, output: &Path, process: FrameFn, comment: Option<String>, header_tag: HeaderSlot) -> Result<Transcode> {
+pub fn transcode(input: &Input, output: &Path, process: FrameFn, carry: Carry) -> Result<Transcode> {
+    let Carry { comment, header_tag, sei_out, sei_in } = carry;
     init()?;
     let Input::Stream(source) = input else { bail!("not a video input") };
     if let Some(local) = input.local_path() {
@@ -196,12 +282,16 @@ pub fn transcode(input: &Input, output: &Path, process: FrameFn, comment: Option
     pipeline.add_many([&mux, &sink])?;
     mux.link(&sink)?;
     let hook = Hook::new(process, header_tag);
+    if let Some(map) = sei_in {
+        watch_input_sei(&dec, map);
+    }
     let live = input.is_live();
     let have_video = Arc::new(Mutex::new(false));
     let link_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::new(Mutex::new(None));
     {
         let (pipeline_weak, mux, hook, have_video, link_error) =
             (pipeline.downgrade(), mux.clone(), hook.clone(), have_video.clone(), link_error.clone());
+        let sei_out = sei_out.clone();
         dec.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pipeline_weak.upgrade() else { return };
             let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
@@ -219,6 +309,9 @@ pub fn transcode(input: &Input, output: &Path, process: FrameFn, comment: Option
                     add_chain(&pipeline, &chain)?;
                     chain.last().expect("non-empty").link(&mux)?;
                     install_probe(&hook_el.static_pad("src").expect("identity has src"), hook.clone());
+                    if let Some(map) = &sei_out {
+                        insert_sei(&chain.last().expect("non-empty").static_pad("src").expect("h264parse has src"), map.clone());
+                    }
                     pad.link(&chain[0].static_pad("sink").expect("queue has sink"))?;
                 } else if s.name().starts_with("audio/") {
                     let chain = vec![make("queue")?, make("audioconvert")?, make("audioresample")?, make("avenc_aac")?];
@@ -309,9 +402,15 @@ pub fn anonymize(input: &Input, output: &Path, mut anonymizer: Anonymizer, boxes
     let boxes_in = boxes_out.clone();
     let writer_slot: Arc<Mutex<Option<SidecarWriter>>> = Arc::new(Mutex::new(writer.take()));
     let writer_in = writer_slot.clone();
+    let sei_out = SeiMap::default();
+    let sei_fill = sei_out.clone();
     let process: FrameFn = Box::new(move |frame, n, pts| {
         let outcome = anonymizer.process(frame, None, pts)?;
         debug_assert_eq!(outcome.record.frame, n);
+        if let (Some(h), Some(pts)) = (anonymizer.header(), pts) {
+            let with_header = n % SEI_HEADER_EVERY == 0;
+            sei_fill.lock().unwrap().insert(pts, streamdata::sei_payload(&outcome.record, with_header.then_some(h)));
+        }
         if let Some(w) = writer_in.lock().unwrap().as_mut() {
             w.write(&outcome.record)?;
         }
@@ -322,7 +421,8 @@ pub fn anonymize(input: &Input, output: &Path, mut anonymizer: Anonymizer, boxes
         Ok(())
     });
     let comment = header.as_ref().map(|h| format!("{}{}", streamdata::TAG_PREFIX, h.encode()));
-    let result = transcode(input, output, process, comment, HeaderSlot::default());
+    let sei_out = header.is_some().then_some(sei_out);
+    let result = transcode(input, output, process, Carry { comment, sei_out, ..Carry::default() });
     let writer = writer_slot.lock().unwrap().take();
     let t = match result {
         Ok(t) => t,
@@ -364,21 +464,30 @@ pub fn restore(
     let mut r = header.as_ref().map(&restorer).transpose()?;
     let slot = HeaderSlot::default();
     let tag = slot.clone();
-    let make_late = move || -> Result<Restorer> {
-        let text = tag.lock().unwrap().clone().context(
-            "no faceveil header: no sidecar beside the input, no --sidecar/--header, and no header tag in the container",
-        )?;
-        restorer(&StreamHeader::decode(&text)?)
-    };
-    let process: FrameFn = Box::new(move |frame, n, _pts| {
+    let sei_in = SeiMap::default();
+    let sei_seen = sei_in.clone();
+    let process: FrameFn = Box::new(move |frame, n, pts| {
+        // The stream's own SEI first, then the sidecar, then detection.
+        let sei: Option<serde_json::Value> = pts
+            .and_then(|p| sei_seen.lock().unwrap().remove(&p))
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
         if r.is_none() {
-            r = Some(make_late()?);
+            let text = match sei.as_ref().and_then(|v| v.get("header")) {
+                Some(h) => h.to_string(),
+                None => tag.lock().unwrap().clone().context(
+                    "no faceveil header: none in the stream's SEI or tags, no sidecar beside the input, no --sidecar/--header",
+                )?,
+            };
+            r = Some(restorer(&StreamHeader::decode(&text)?)?);
         }
-        let crops = sidecar.as_ref().and_then(|s| s.frame(n)).map(|rec| rec.crops());
+        let from_sei = sei.and_then(|v| serde_json::from_value::<FrameRecord>(v.get("record")?.clone()).ok());
+        let crops = from_sei
+            .map(|rec| rec.crops())
+            .or_else(|| sidecar.as_ref().and_then(|s| s.frame(n)).map(|rec| rec.crops()));
         r.as_mut().expect("restorer was just made").process(frame, crops.as_deref())?;
         Ok(())
     });
-    let t = transcode(input, output, process, None, slot)?;
+    let t = transcode(input, output, process, Carry { header_tag: slot, sei_in: Some(sei_in), ..Carry::default() })?;
     eprintln!("{} frames restored -> {}", t.frames, output.display());
     Ok(())
 }

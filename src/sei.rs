@@ -1,0 +1,179 @@
+//! H.264 user-data-unregistered SEI messages: how faceveil's per-frame data rides inside the
+//! video bitstream itself, so that it survives muxing, remuxing and RTP where tags do not.
+//! Works on access units in Annex B (start codes) or AVC (4-byte length prefixes) form.
+
+/// How NAL units are delimited in a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    AnnexB,
+    /// Big-endian length prefixes of this many bytes (4 from x264 and h264parse).
+    Avc(usize),
+}
+
+/// NAL units of one access unit, without their delimiters.
+pub fn nal_units(au: &[u8], framing: Framing) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    match framing {
+        Framing::Avc(n) => {
+            let mut pos = 0;
+            while pos + n <= au.len() {
+                let len = au[pos..pos + n].iter().fold(0usize, |a, b| a << 8 | *b as usize);
+                let end = (pos + n + len).min(au.len());
+                out.push(&au[pos + n..end]);
+                pos = end;
+            }
+        }
+        Framing::AnnexB => {
+            let starts: Vec<(usize, usize)> = (0..au.len().saturating_sub(2))
+                .filter(|&i| au[i] == 0 && au[i + 1] == 0 && au[i + 2] == 1)
+                .map(|i| (i, i + 3))
+                .collect();
+            for (k, &(_, begin)) in starts.iter().enumerate() {
+                let mut end = starts.get(k + 1).map_or(au.len(), |s| s.0);
+                // A four-byte start code leaves a zero at the end of the previous unit.
+                while end > begin && au[end - 1] == 0 && k + 1 < starts.len() {
+                    end -= 1;
+                }
+                out.push(&au[begin..end]);
+            }
+        }
+    }
+    out
+}
+
+fn add_emulation_prevention(rbsp: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rbsp.len() + 8);
+    let mut zeros = 0;
+    for &b in rbsp {
+        if zeros >= 2 && b <= 3 {
+            out.push(3);
+            zeros = 0;
+        }
+        out.push(b);
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+    }
+    out
+}
+
+fn remove_emulation_prevention(ebsp: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ebsp.len());
+    let mut zeros = 0;
+    for &b in ebsp {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        out.push(b);
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+    }
+    out
+}
+
+/// One SEI NAL unit (type 6) holding a user_data_unregistered message, without delimiter.
+pub fn sei_nal(uuid: &[u8; 16], payload: &[u8]) -> Vec<u8> {
+    let mut rbsp = vec![5u8]; // payloadType: user_data_unregistered
+    let mut size = uuid.len() + payload.len();
+    while size >= 255 {
+        rbsp.push(255);
+        size -= 255;
+    }
+    rbsp.push(size as u8);
+    rbsp.extend_from_slice(uuid);
+    rbsp.extend_from_slice(payload);
+    rbsp.push(0x80); // rbsp_trailing_bits
+    let mut nal = vec![0x06];
+    nal.extend(add_emulation_prevention(&rbsp));
+    nal
+}
+
+fn is_vcl(nal: &[u8]) -> bool {
+    nal.first().is_some_and(|h| (1..=5).contains(&(h & 0x1f)))
+}
+
+/// The access unit with `nal` inserted before its first slice.
+pub fn insert_before_first_slice(au: &[u8], framing: Framing, nal: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(au.len() + nal.len() + 8);
+    let write = |out: &mut Vec<u8>, unit: &[u8]| match framing {
+        Framing::AnnexB => {
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend_from_slice(unit);
+        }
+        Framing::Avc(n) => {
+            out.extend_from_slice(&(unit.len() as u64).to_be_bytes()[8 - n..]);
+            out.extend_from_slice(unit);
+        }
+    };
+    let mut inserted = false;
+    for unit in nal_units(au, framing) {
+        if !inserted && is_vcl(unit) {
+            write(&mut out, nal);
+            inserted = true;
+        }
+        write(&mut out, unit);
+    }
+    if !inserted {
+        write(&mut out, nal);
+    }
+    out
+}
+
+/// The payloads of user_data_unregistered messages with `uuid` in an access unit.
+pub fn find_user_data(au: &[u8], framing: Framing, uuid: &[u8; 16]) -> Vec<Vec<u8>> {
+    let mut found = Vec::new();
+    for unit in nal_units(au, framing) {
+        if unit.first().map(|h| h & 0x1f) != Some(6) {
+            continue;
+        }
+        let rbsp = remove_emulation_prevention(&unit[1..]);
+        let mut pos = 0;
+        while pos < rbsp.len() && rbsp[pos] != 0x80 {
+            let read_var = |pos: &mut usize| {
+                let mut v = 0usize;
+                while *pos < rbsp.len() && rbsp[*pos] == 255 {
+                    v += 255;
+                    *pos += 1;
+                }
+                let last = rbsp.get(*pos).copied().unwrap_or(0) as usize;
+                *pos += 1;
+                v + last
+            };
+            let kind = read_var(&mut pos);
+            let size = read_var(&mut pos);
+            let Some(body) = rbsp.get(pos..pos + size) else { break };
+            if kind == 5 && body.len() >= 16 && body[..16] == uuid[..] {
+                found.push(body[16..].to_vec());
+            }
+            pos += size;
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UUID: [u8; 16] = *b"faceveil-test-v1";
+
+    fn slice_nal() -> Vec<u8> {
+        vec![0x65, 0x88, 0x84, 0x00, 0x00, 0x03, 0x01, 0x42]
+    }
+
+    #[test]
+    fn sei_round_trips_in_both_framings_and_sits_before_the_slice() {
+        // Zero runs force emulation prevention; 300 bytes force a multi-byte size.
+        let payload: Vec<u8> = (0..300).map(|i| if i % 7 < 3 { 0 } else { i as u8 }).collect();
+        let sps = [0x67u8, 0x42, 0x00, 0x1e];
+        let annexb: Vec<u8> = [&[0, 0, 0, 1][..], &sps, &[0, 0, 1], &slice_nal()].concat();
+        let with = insert_before_first_slice(&annexb, Framing::AnnexB, &sei_nal(&UUID, &payload));
+        assert_eq!(find_user_data(&with, Framing::AnnexB, &UUID), vec![payload.clone()]);
+        let kinds: Vec<u8> = nal_units(&with, Framing::AnnexB).iter().map(|n| n[0] & 0x1f).collect();
+        assert_eq!(kinds, vec![7, 6, 5]);
+        assert_eq!(nal_units(&with, Framing::AnnexB)[2], &slice_nal()[..]);
+
+        let avc: Vec<u8> = [&[0, 0, 0, 8][..], &slice_nal()].concat();
+        let with = insert_before_first_slice(&avc, Framing::Avc(4), &sei_nal(&UUID, &payload));
+        assert_eq!(find_user_data(&with, Framing::Avc(4), &UUID), vec![payload]);
+        assert!(find_user_data(&with, Framing::Avc(4), b"another-uuid-xyz").is_empty());
+    }
+}
