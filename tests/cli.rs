@@ -369,3 +369,48 @@ fn a_stream_that_lost_its_sei_is_restored_by_detecting_the_faces_again() {
         assert!(top < 3.0, "frame {i}: the background changed by {top:.1}");
     }
 }
+
+#[test]
+fn every_face_centerface_finds_in_real_photos_is_changed() {
+    use faceveil::detect::{DetectionWorker, DetectorSettings};
+    use faceveil::runtime::RuntimeOptions;
+
+    let Some(scenes) = common::shared("data/faces/celeba_wild_scenes") else { return };
+    let dir = tmpdir("real-photos");
+    let (src, out) = (dir.join("in"), dir.join("out"));
+    std::fs::create_dir_all(&src).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&scenes).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in files.iter().take(12) {
+        // PNG copies, so that only faceveil (not JPEG re-encoding) changes pixels.
+        let name = f.file_stem().unwrap().to_str().unwrap().to_string() + ".png";
+        image::open(f).unwrap().to_rgb8().save(src.join(name)).unwrap();
+    }
+    let o = faceveil(&["anonymize", s(&src), "-o", s(&out), "--mode", "sdn"], &[("FACEVEIL_PASSWORD", "photos")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // An independent detection on the originals, finer than the CLI's default.
+    let settings = DetectorSettings { max_side: 1280, threshold: 0.5, ..DetectorSettings::default() };
+    let worker = DetectionWorker::spawn(settings, RuntimeOptions::default()).unwrap();
+    let (mut faces, mut unchanged) = (0, Vec::new());
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let mut before = common::load_rgb(&path);
+        let after = common::load_rgb(&out.join(path.file_name().unwrap()));
+        let (small, scale) = common::as_frame(&mut before).downscaled_rgb(1280);
+        for f in worker.detect(small, scale).unwrap() {
+            if f.bbox.width().max(f.bbox.height()) < 24.0 {
+                continue;
+            }
+            faces += 1;
+            let b = f.bbox;
+            let (x0, y0) = ((b.x0 + b.width() * 0.25) as usize, (b.y0 + b.height() * 0.25) as usize);
+            let (x1, y1) = ((b.x1 - b.width() * 0.25) as usize, (b.y1 - b.height() * 0.25) as usize);
+            let diff = common::mean_abs_diff(&before, &after, x0, y0, x1.max(x0 + 1), y1.max(y0 + 1));
+            if diff < 2.0 {
+                unchanged.push(format!("{} {:?} changed by {diff:.2}", path.display(), b));
+            }
+        }
+    }
+    assert!(faces >= 12, "only {faces} faces in the sample");
+    assert!(unchanged.is_empty(), "{} of {faces} faces were left unchanged:\n{}", unchanged.len(), unchanged.join("\n"));
+}
