@@ -220,12 +220,13 @@ fn an_rtsp_stream_served_on_localhost_is_anonymized_and_restored() {
         .unwrap();
     let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
     let header = lines.next().unwrap().unwrap();
-    let header = header.strip_prefix("faceveil header: ").expect("the server prints the header first").to_string();
+    assert!(header.starts_with("faceveil header: "), "the server prints the header first");
     assert!(lines.next().unwrap().unwrap().starts_with("serving rtsp://"));
     let out = dir.join("restored.mkv");
     let url = format!("rtsp://127.0.0.1:{port}/faceveil");
     let mut client = Command::new(env!("CARGO_BIN_EXE_faceveil"))
-        .args(["restore", &url, "-o", s(&out), "--header", &header])
+        // No header given: it comes with the stream, in the H.264 SEI.
+        .args(["restore", &url, "-o", s(&out)])
         .env("FACEVEIL_PASSWORD", "rtsp test")
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -249,7 +250,8 @@ fn an_rtsp_stream_served_on_localhost_is_anonymized_and_restored() {
     std::io::Read::read_to_string(&mut client.stderr.take().unwrap(), &mut err).unwrap();
     assert!(status.success(), "{err}");
     let frames = media::decode(&out).frames;
-    assert!(!frames.is_empty(), "frames came through RTSP");
+    // A file is served in real time and whole, however slowly faceveil runs.
+    assert_eq!(frames.len(), 100, "every frame of the clip came through RTSP");
     assert_eq!((frames[0].width, frames[0].height), (640, 360));
 }
 
@@ -413,4 +415,73 @@ fn every_face_centerface_finds_in_real_photos_is_changed() {
     }
     assert!(faces >= 12, "only {faces} faces in the sample");
     assert!(unchanged.is_empty(), "{} of {faces} faces were left unchanged:\n{}", unchanged.len(), unchanged.join("\n"));
+}
+
+/// A child process that is killed when dropped, so a failing test leaves nothing running.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn spawn(args: &[&str], stderr_to: &Path) -> Child {
+    let log = std::fs::File::create(stderr_to).unwrap();
+    Child(
+        Command::new(env!("CARGO_BIN_EXE_faceveil"))
+            .args(args)
+            .env("FACEVEIL_PASSWORD", "relay")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn wait_for(what: &str, timeout_s: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_s);
+    while !ok() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_relay_survives_its_source_dropping_and_reconnects() {
+    let dir = tmpdir("relay");
+    let (upstream_port, relay_port) = (free_port(), free_port());
+    let upstream_url = format!("rtsp://127.0.0.1:{upstream_port}/faceveil");
+    let relay_url = format!("rtsp://127.0.0.1:{relay_port}/faceveil");
+    let clip = sample("two_faces_640x360.mp4");
+    let upstream_args = ["anonymize", s(&clip), "--mode", "blur", "--serve-rtsp", &upstream_port.to_string()];
+    let upstream = spawn(&upstream_args, &dir.join("upstream1.log"));
+    let relay_log = dir.join("relay.log");
+    let _relay = spawn(&["anonymize", &upstream_url, "--mode", "blur", "--serve-rtsp", &relay_port.to_string()], &relay_log);
+    wait_for("the relay to receive its source", 60, || {
+        std::fs::read_to_string(&relay_log).unwrap_or_default().contains("source connected")
+    });
+    let out = dir.join("recorded.mkv");
+    let mut recorder = spawn(&["anonymize", &relay_url, "-o", s(&out), "--mode", "blur"], &dir.join("recorder.log"));
+    // The upstream clip lasts 4 s; when it ends, the relay loses its source.
+    wait_for("the relay to notice its source dropped", 60, || {
+        std::fs::read_to_string(&relay_log).unwrap_or_default().contains("reconnecting")
+    });
+    drop(upstream);
+    let _upstream2 = spawn(&upstream_args, &dir.join("upstream2.log"));
+    wait_for("the relay to reconnect and drop again", 90, || {
+        std::fs::read_to_string(&relay_log).unwrap_or_default().matches("reconnecting").count() >= 2
+    });
+    assert!(recorder.0.try_wait().unwrap().is_none(), "the recorder stayed connected through the drop");
+    // Ctrl-C finishes the recording cleanly.
+    let pid = recorder.0.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    wait_for("the recorder to finish", 30, || recorder.0.try_wait().unwrap().is_some());
+    let frames = media::decode(&out).frames.len();
+    assert!(frames > 100, "the recording holds both runs of the source ({frames} frames)");
 }

@@ -13,6 +13,7 @@ pub enum Input {
     Stream(StreamSource),
 }
 
+#[derive(Clone)]
 pub enum StreamSource {
     File(PathBuf),
     Uri(String),

@@ -7,6 +7,7 @@ mod input;
 mod password;
 mod progress;
 mod rtsp;
+mod stop;
 mod video;
 
 use anyhow::{Context, Result, bail};
@@ -18,6 +19,7 @@ use args::{AnonymizeArgs, BenchArgs, Cli, Command, RestoreArgs};
 use input::Input;
 
 pub fn run(cli: Cli) -> Result<()> {
+    stop::install();
     match cli.command {
         Command::Anonymize(a) => anonymize(a),
         Command::Restore(r) => restore(r),

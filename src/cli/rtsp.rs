@@ -1,60 +1,238 @@
 //! `--serve-rtsp PORT`: the anonymized stream published with gst-rtsp-server at
-//! rtsp://HOST:PORT/faceveil. One shared pipeline serves every client.
+//! rtsp://HOST:PORT/faceveil.
+//!
+//! Ingest and serving are separate pipelines joined by an appsrc, so that when a live source
+//! drops, the ingest reconnects with backoff while clients stay connected (the picture holds).
+//! A file source is played in real time and ends the stream at its end.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use faceveil::pipeline::Anonymizer;
 use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 
 use super::input::{Input, StreamSource};
-use super::video::{self, FrameFn, HeaderSlot, Hook};
+use super::video::{self, SeiMap, streamdata};
 
 pub const MOUNT: &str = "/faceveil";
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Silence after which the latest frame is repeated.
+const HOLD_AFTER: Duration = Duration::from_millis(500);
+/// The header rides in the SEI of the first frame and every this many frames after.
+const SEI_HEADER_EVERY: u64 = 30;
 
-fn source_description(source: &StreamSource) -> Result<String> {
-    Ok(match source {
-        StreamSource::File(p) => {
-            let abs = std::fs::canonicalize(p).with_context(|| format!("cannot open {}", p.display()))?;
-            let uri = gst::glib::filename_to_uri(&abs, None)?;
-            format!("uridecodebin uri=\"{uri}\"")
+/// What the serving side exposes to the ingest: the appsrc of the current media, if a client
+/// is connected, and the payloads to put into its H.264 stream. Clients that connect before the
+/// source has delivered a frame wait for it (the server cannot describe a stream it has not seen).
+#[derive(Clone, Default)]
+struct Outlet {
+    appsrc: Arc<Mutex<Option<gst_app::AppSrc>>>,
+    sei: SeiMap,
+    /// The latest frame, its caps, its payload and when it went out: repeated while the source
+    /// is away so that clients keep a picture and new clients can still connect.
+    last: Arc<Mutex<Option<(gst::Buffer, gst::Caps, Vec<u8>, Instant)>>>,
+}
+
+impl Outlet {
+    /// Pushes one anonymized frame, stamped with the media's running time so that the SEI
+    /// probe after the encoder finds its payload.
+    fn push(&self, buffer: gst::Buffer, caps: &gst::Caps, payload: Vec<u8>) {
+        *self.last.lock().unwrap() = Some((buffer.clone(), caps.clone(), payload.clone(), Instant::now()));
+        self.send(buffer, caps, payload);
+    }
+
+    /// Repeats the latest frame if the source has been silent for a while.
+    fn keep_alive(&self) {
+        let mut last = self.last.lock().unwrap();
+        let Some((buffer, caps, payload, at)) = last.as_mut() else { return };
+        if at.elapsed() < HOLD_AFTER {
+            return;
         }
-        StreamSource::Uri(u) => format!("uridecodebin uri=\"{u}\""),
-        StreamSource::Camera(d) => format!("v4l2src device=\"{d}\" ! decodebin"),
-    })
+        *at = Instant::now();
+        let (buffer, caps, payload) = (buffer.clone(), caps.clone(), payload.clone());
+        drop(last);
+        self.send(buffer, &caps, payload);
+    }
+
+    fn send(&self, mut buffer: gst::Buffer, caps: &gst::Caps, payload: Vec<u8>) {
+        let Some(src) = self.appsrc.lock().unwrap().clone() else { return };
+        if src.caps().as_ref() != Some(caps) {
+            src.set_caps(Some(caps));
+        }
+        let (Some(clock), Some(base)) = (src.clock(), src.base_time()) else { return };
+        let now = clock.time().saturating_sub(base);
+        {
+            let b = buffer.make_mut();
+            b.set_pts(now);
+            b.set_dts(gst::ClockTime::NONE);
+            b.set_duration(gst::ClockTime::NONE);
+        }
+        self.sei.lock().unwrap().insert(now.nseconds(), payload);
+        let _ = src.push_buffer(buffer);
+    }
+
+    fn end(&self) {
+        if let Some(src) = self.appsrc.lock().unwrap().as_ref() {
+            let _ = src.end_of_stream();
+        }
+    }
+}
+
+fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServer, gst::glib::SourceId)> {
+    let server = gst_rtsp_server::RTSPServer::new();
+    server.set_service(&port.to_string());
+    let factory = gst_rtsp_server::RTSPMediaFactory::new();
+    factory.set_launch(
+        "( appsrc name=src is-live=true format=time ! queue ! videoconvert ! video/x-raw,format=I420 \
+         ! x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! h264parse \
+         ! rtph264pay name=pay0 pt=96 config-interval=1 )",
+    );
+    factory.set_shared(true);
+    let slot = outlet.clone();
+    factory.connect_media_configure(move |_, media| {
+        let Ok(bin) = media.element().downcast::<gst::Bin>() else { return };
+        let Some(src) = bin.by_name("src").and_then(|e| e.downcast::<gst_app::AppSrc>().ok()) else { return };
+        if let Some(parse) = bin.by_name("enc").and_then(|e| e.static_pad("src")) {
+            video::insert_sei(&parse, slot.sei.clone());
+        }
+        *slot.appsrc.lock().unwrap() = Some(src);
+        let gone = slot.appsrc.clone();
+        media.connect_unprepared(move |_| *gone.lock().unwrap() = None);
+    });
+    server.mount_points().context("RTSP server has no mount points")?.add_factory(MOUNT, factory);
+    let id = server.attach(None).context("cannot listen for RTSP clients (port in use?)")?;
+    Ok((server, id))
+}
+
+enum IngestEnd {
+    /// A file ended: the stream ends too.
+    Finished,
+    /// The source dropped or failed: a live one is tried again, a file's failure is final.
+    Dropped(anyhow::Error),
+}
+
+/// Runs the source once: decode, anonymize, hand frames to the outlet.
+fn ingest_once(source: &StreamSource, live: bool, anonymizer: &Mutex<Anonymizer>, outlet: &Outlet, frames: &AtomicU64) -> IngestEnd {
+    let result = (|| -> Result<IngestEnd> {
+        let pipeline = gst::Pipeline::new();
+        let dec = video::add_source(&pipeline, source)?;
+        let sink = gst_app::AppSink::builder().sync(!live).max_buffers(2).drop(live).build();
+        let convert = video::make("videoconvert")?;
+        let filter = gst::ElementFactory::make("capsfilter")
+            .property("caps", gst::Caps::builder("video/x-raw").field("format", "I420").build())
+            .build()?;
+        pipeline.add_many([&convert, &filter, sink.upcast_ref()])?;
+        gst::Element::link_many([&convert, &filter, sink.upcast_ref()])?;
+        let target = convert.static_pad("sink").expect("videoconvert has a sink");
+        dec.connect_pad_added(move |_, pad| {
+            let is_video = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
+            if is_video && !target.is_linked() {
+                let _ = pad.link(&target);
+            }
+        });
+        pipeline.set_state(gst::State::Playing).context("cannot start the source")?;
+        let bus = pipeline.bus().expect("pipelines have a bus");
+        let mut announced = false;
+        let end = loop {
+            if super::stop::requested() {
+                break IngestEnd::Finished;
+            }
+            if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
+                break match msg.view() {
+                    gst::MessageView::Error(e) if live => IngestEnd::Dropped(anyhow!("{}", e.error())),
+                    gst::MessageView::Error(e) => bail!("{}", e.error()),
+                    _ if live => IngestEnd::Dropped(anyhow!("the source ended")),
+                    _ => IngestEnd::Finished,
+                };
+            }
+            let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(200)) else { continue };
+            let (Some(caps), Some(buffer)) = (sample.caps().map(|c| c.to_owned()), sample.buffer_owned()) else { continue };
+            let mut buffer = buffer;
+            let info = gst_video::VideoInfo::from_caps(&caps)?;
+            let n = frames.fetch_add(1, Ordering::SeqCst);
+            if !announced {
+                announced = true;
+                eprintln!("faceveil: source connected ({}x{})", info.width(), info.height());
+            }
+            let payload = {
+                let buf = buffer.make_mut();
+                let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info)
+                    .map_err(|_| anyhow!("cannot map a video frame"))?;
+                let mut view = streamdata::frame_view(&mut frame).map_err(|e| anyhow!(e))?;
+                let mut a = anonymizer.lock().unwrap();
+                let outcome = a.process(&mut view, None, None)?;
+                let header = a.header().filter(|_| n % SEI_HEADER_EVERY == 0);
+                streamdata::sei_payload(&outcome.record, header)
+            };
+            outlet.push(buffer, &caps, payload);
+        };
+        let _ = pipeline.set_state(gst::State::Null);
+        Ok(end)
+    })();
+    // A failure of a live source is a drop to recover from; the caller decides.
+    result.unwrap_or_else(IngestEnd::Dropped)
 }
 
 pub fn serve(input: &Input, port: u16, anonymizer: Anonymizer) -> Result<()> {
     video::init()?;
     let Input::Stream(source) = input else { bail!("--serve-rtsp needs a video file, an RTSP URL or a camera") };
     if let Some(h) = anonymizer.header() {
-        // Clients cannot receive container tags: this line is what `faceveil restore --header` takes.
+        // Restores also find it in the stream's SEI; printed for tools that lose SEI.
         println!("faceveil header: {}", h.encode());
     }
-    let launch = format!(
-        "( {} ! videoconvert ! video/x-raw,format=I420 ! identity name=hook ! queue \
-         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! rtph264pay name=pay0 pt=96 config-interval=1 )",
-        source_description(source)?
-    );
-    let server = gst_rtsp_server::RTSPServer::new();
-    server.set_service(&port.to_string());
-    let factory = gst_rtsp_server::RTSPMediaFactory::new();
-    factory.set_launch(&launch);
-    factory.set_shared(true);
-    let anonymizer = Arc::new(Mutex::new(anonymizer));
-    factory.connect_media_configure(move |_, media| {
-        let Some(hook) = media.element().downcast::<gst::Bin>().ok().and_then(|b| b.by_name("hook")) else { return };
-        let a = anonymizer.clone();
-        let process: FrameFn = Box::new(move |frame, _n, pts| {
-            a.lock().unwrap().process(frame, None, pts)?;
-            Ok(())
-        });
-        video::install_probe(&hook.static_pad("src").expect("identity has a src pad"), Hook::new(process, HeaderSlot::default()));
-    });
-    server.mount_points().context("RTSP server has no mount points")?.add_factory(MOUNT, factory);
-    let _source = server.attach(None).context("cannot listen for RTSP clients (port in use?)")?;
+    let outlet = Outlet::default();
+    let (_server, _id) = start_server(port, &outlet)?;
     println!("serving rtsp://127.0.0.1:{port}{MOUNT} (Ctrl-C to stop)");
-    gst::glib::MainLoop::new(None, false).run();
-    Ok(())
+    let main_loop = gst::glib::MainLoop::new(None, false);
+    let live = input.is_live();
+    if live {
+        let outlet = outlet.clone();
+        std::thread::spawn(move || {
+            loop {
+                outlet.keep_alive();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+    }
+    let ingest = {
+        let (source, outlet, main_loop) = (source.clone(), outlet.clone(), main_loop.clone());
+        std::thread::spawn(move || -> Result<()> {
+            let anonymizer = Mutex::new(anonymizer);
+            let frames = AtomicU64::new(0);
+            let mut backoff = BACKOFF_START;
+            // Wait for a first client: a file played before anyone listens is lost.
+            while outlet.appsrc.lock().unwrap().is_none() && !live && !super::stop::requested() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let outcome = loop {
+                let before = frames.load(Ordering::SeqCst);
+                match ingest_once(&source, live, &anonymizer, &outlet, &frames) {
+                    IngestEnd::Finished => break Ok(()),
+                    IngestEnd::Dropped(_) if super::stop::requested() => break Ok(()),
+                    IngestEnd::Dropped(e) if live => {
+                        if frames.load(Ordering::SeqCst) > before {
+                            backoff = BACKOFF_START;
+                        }
+                        eprintln!("faceveil: source dropped ({e:#}); reconnecting in {:.1} s", backoff.as_secs_f64());
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        anonymizer.lock().unwrap().reset_tracking();
+                    }
+                    IngestEnd::Dropped(e) => break Err(e),
+                }
+            };
+            outlet.end();
+            // Let clients receive the end of stream before the server goes.
+            std::thread::sleep(Duration::from_millis(500));
+            main_loop.quit();
+            outcome
+        })
+    };
+    main_loop.run();
+    ingest.join().map_err(|_| anyhow!("the ingest thread panicked"))?
 }
+

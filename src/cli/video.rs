@@ -47,7 +47,7 @@ pub fn init() -> Result<()> {
     gst::init().context("cannot initialise GStreamer")
 }
 
-fn make(factory: &str) -> Result<gst::Element> {
+pub fn make(factory: &str) -> Result<gst::Element> {
     gst::ElementFactory::make(factory)
         .build()
         .with_context(|| format!("GStreamer element '{factory}' is missing (run scripts/setup.sh)"))
@@ -171,7 +171,7 @@ fn h264_framing(pad: &gst::Pad) -> Option<Framing> {
 }
 
 /// Puts each frame's payload into its access unit as a user-data-unregistered SEI.
-fn insert_sei(pad: &gst::Pad, map: SeiMap) {
+pub fn insert_sei(pad: &gst::Pad, map: SeiMap) {
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
         let Some(gst::PadProbeData::Buffer(buffer)) = probe.data.as_mut() else { return gst::PadProbeReturn::Ok };
         let (Some(time), Some(framing)) = (running_time(pad, buffer), h264_framing(pad)) else { return gst::PadProbeReturn::Ok };
@@ -350,7 +350,7 @@ pub fn transcode(input: &Input, output: &Path, process: FrameFn, carry: Carry) -
     std::fs::rename(&tmp, output).with_context(|| format!("cannot write {}", output.display()))?;
     // A file that ends before its declared duration lost frames; what decoded is kept.
     let end = hook.end_ns.load(Ordering::SeqCst);
-    if let Some(d) = duration.filter(|d| !live && end + 200_000_000 < *d) {
+    if let Some(d) = duration.filter(|d| !live && !super::stop::requested() && end + 200_000_000 < *d) {
         bail!(
             "the input ends early (truncated or damaged): {frames} frames up to {:.2} s of {:.2} s were written to {}",
             end as f64 / 1e9,
@@ -365,8 +365,23 @@ fn run_to_eos(pipeline: &gst::Pipeline, hook: &Hook, bar: &indicatif::ProgressBa
     pipeline.set_state(gst::State::Playing).context("cannot start the pipeline")?;
     let bus = pipeline.bus().expect("pipelines have a bus");
     let started = std::time::Instant::now();
+    let mut eos_sent = false;
     loop {
         let msg = bus.timed_pop(gst::ClockTime::from_mseconds(250));
+        if super::stop::requested() && !eos_sent {
+            // Ending with EOS lets the muxer finish the file; live sources (rtspsrc, v4l2src)
+            // sit inside bins, so each is told directly.
+            eos_sent = true;
+            let sources: Vec<gst::Element> = pipeline
+                .iterate_recurse()
+                .into_iter()
+                .flatten()
+                .filter(|e| e.element_flags().contains(gst::ElementFlags::SOURCE) && e.sink_pads().is_empty())
+                .collect();
+            for source in &sources {
+                source.send_event(gst::event::Eos::new());
+            }
+        }
         if bar.length() == Some(0)
             && let Some(d) = pipeline.query_duration::<gst::ClockTime>()
         {
