@@ -326,6 +326,31 @@ pub fn init_error(e: impl std::fmt::Display) -> gst::ErrorMessage {
     gst::error_msg!(gst::LibraryError::Init, ("{}", e))
 }
 
+/// Maps `buf` as a writable frame and runs `work` on it. Any failure is posted as an element
+/// error (prefixed with `what`) and becomes a flow error, so nothing unwinds into GStreamer.
+pub fn with_frame<T, R>(
+    imp: &T,
+    buf: &mut gst::BufferRef,
+    info: &gst_video::VideoInfo,
+    what: &str,
+    work: impl FnOnce(&mut faceveil::frame::FrameMut) -> anyhow::Result<R>,
+) -> Result<R, gst::FlowError>
+where
+    T: gst::subclass::prelude::ObjectSubclass,
+    <T as gst::subclass::prelude::ObjectSubclass>::Type: IsA<gst::Element>,
+{
+    use gst::subclass::prelude::ObjectSubclassExt;
+    let element = imp.obj();
+    let fail = |domain: gst::StreamError, text: String| {
+        gst::element_error!(element, domain, ("{}", text));
+        gst::FlowError::Error
+    };
+    let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info)
+        .map_err(|_| fail(gst::StreamError::Failed, "cannot map the frame".into()))?;
+    let mut view = crate::streamdata::frame_view(&mut frame).map_err(|e| fail(gst::StreamError::Format, e))?;
+    work(&mut view).map_err(|e| fail(gst::StreamError::Failed, format!("{what}: {}", describe(&e))))
+}
+
 /// Formats an error with its causes on one line (anyhow's alternate form).
 pub fn describe(e: &anyhow::Error) -> String {
     format!("{e:#}")

@@ -219,18 +219,10 @@ impl BaseTransformImpl for FaceUnveil {
             let e = anyhow::anyhow!("no faceveil header found (no SEI, tag, sidecar or header property): this stream cannot be restored");
             return Err(self.fail(&e));
         };
-        let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ("cannot map the frame"));
-            gst::FlowError::Error
-        })?;
-        let mut view = streamdata::frame_view(&mut frame).map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
-            gst::FlowError::Error
-        })?;
         if crops.is_none() {
             gst::log!(CAT, imp = self, "frame {frame_no}: no recorded squares, detecting");
         }
-        restorer.process(&mut view, crops.as_deref()).map_err(|e| self.fail(&e))?;
+        common::with_frame(self, buf, &info, "restore failed", |view| restorer.process(view, crops.as_deref()))?;
         Ok(gst::FlowSuccess::Ok)
     }
 }

@@ -199,21 +199,8 @@ impl BaseTransformImpl for FaceVeil {
         let upstream = if state.use_roi { common::roi_faces(buf) } else { Vec::new() };
         let has_roi = state.use_roi && buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>().next().is_some();
         let pts = buf.pts().map(|t| t.nseconds());
-        let outcome = {
-            let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("cannot map the frame"));
-                gst::FlowError::Error
-            })?;
-            let mut view = streamdata::frame_view(&mut frame).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
-                gst::FlowError::Error
-            })?;
-            let faces = has_roi.then_some(upstream.as_slice());
-            state.anonymizer.process(&mut view, faces, pts).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("anonymization failed: {}", common::describe(&e)));
-                gst::FlowError::Error
-            })?
-        };
+        let faces = has_roi.then_some(upstream.as_slice());
+        let outcome = common::with_frame(self, buf, &info, "anonymization failed", |view| state.anonymizer.process(view, faces, pts))?;
         if let Some(header) = state.anonymizer.header().cloned() {
             let with_header = outcome.record.frame % HEADER_EVERY == 0;
             let payload = streamdata::sei_payload(&outcome.record, with_header.then_some(&header));

@@ -10,7 +10,6 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use crate::streamdata;
 use crate::common::{self, Groups, Shared};
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -127,23 +126,7 @@ impl BaseTransformImpl for FaceVeilDetect {
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
-        let tracks = {
-            let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("cannot map the frame"));
-                gst::FlowError::Error
-            })?;
-            let view = streamdata::frame_view(&mut frame).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
-                gst::FlowError::Error
-            })?;
-            match state.finder.find(&view) {
-                Ok(t) => t.to_vec(),
-                Err(e) => {
-                    gst::element_imp_error!(self, gst::StreamError::Failed, ("detection failed: {}", common::describe(&e)));
-                    return Err(gst::FlowError::Error);
-                }
-            }
-        };
+        let tracks = common::with_frame(self, buf, &info, "detection failed", |view| Ok(state.finder.find(view)?.to_vec()))?;
         common::attach_rois(buf, &tracks, info.width(), info.height());
         drop(guard);
         if post {
