@@ -43,13 +43,59 @@ impl Mode {
 }
 
 /// Three box-blur passes approximate a Gaussian; the radius scales with the face so that a blurred
-/// face keeps no recognisable detail at any size.
+/// face keeps no recognisable detail at any size. The blur runs on a copy shrunk so that the face
+/// spans about 32 pixels (the detail a strong blur keeps fits easily) and is sampled back up.
 pub fn blur(img: &RgbImage, face_side: f32) -> RgbImage {
-    let radius = ((face_side / 8.0).round() as usize).max(2);
-    let mut out = img.clone();
+    let factor = ((face_side / 32.0).floor() as usize).max(1);
+    let small = shrink(img, factor);
+    let radius = ((face_side / 8.0 / factor as f32).round() as usize).max(2);
+    let mut blurred = small;
     for _ in 0..3 {
-        out = box_blur_rows(&out, radius);
-        out = transpose(&box_blur_rows(&transpose(&out), radius));
+        blurred = box_blur_rows(&blurred, radius);
+        blurred = transpose(&box_blur_rows(&transpose(&blurred), radius));
+    }
+    if factor == 1 {
+        return blurred;
+    }
+    let mut out = RgbImage::new(img.width, img.height);
+    let inv = 1.0 / factor as f32;
+    for y in 0..img.height {
+        let sy = (y as f32 + 0.5) * inv - 0.5;
+        let row = out.row_mut(y);
+        for x in 0..img.width {
+            let p = blurred.sample((x as f32 + 0.5) * inv - 0.5, sy);
+            for c in 0..3 {
+                row[x * 3 + c] = p[c].round() as u8;
+            }
+        }
+    }
+    out
+}
+
+/// Area-averages `img` down by an integer `factor` (edge blocks may be partial).
+fn shrink(img: &RgbImage, factor: usize) -> RgbImage {
+    if factor == 1 {
+        return img.clone();
+    }
+    let (w, h) = (img.width.div_ceil(factor), img.height.div_ceil(factor));
+    let mut out = RgbImage::new(w, h);
+    for oy in 0..h {
+        for ox in 0..w {
+            let (mut sum, mut n) = ([0u32; 3], 0u32);
+            for y in oy * factor..((oy + 1) * factor).min(img.height) {
+                for x in ox * factor..((ox + 1) * factor).min(img.width) {
+                    let p = img.pixel(x, y);
+                    for c in 0..3 {
+                        sum[c] += p[c] as u32;
+                    }
+                    n += 1;
+                }
+            }
+            let i = (oy * w + ox) * 3;
+            for c in 0..3 {
+                out.data[i + c] = (sum[c] / n) as u8;
+            }
+        }
     }
     out
 }
@@ -143,7 +189,12 @@ mod tests {
     }
 
     #[test]
-    fn blur_removes_fine_detail() {
+    fn blur_removes_fine_detail_at_every_face_size() {
+        for side in [24.0, 64.0, 200.0] {
+            let out = blur(&checkerboard(side as usize), side);
+            let (lo, hi) = out.data.iter().fold((255u8, 0u8), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+            assert!(hi - lo < 40, "side {side}: blurred checkerboard still spans {lo}..{hi}");
+        }
         let out = blur(&checkerboard(64), 64.0);
         let (lo, hi) = out.data.iter().fold((255u8, 0u8), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
         assert!(hi - lo < 40, "blurred checkerboard still spans {lo}..{hi}");
