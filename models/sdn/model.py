@@ -20,9 +20,10 @@ KEY_BITS = 128
 N_ATTR = 6
 
 VARIANTS = {
-    # (blocks at 64x64/12ch, 32x32/48ch, 16x16/192ch), hidden widths, cond width
-    "fast": dict(blocks=(2, 4, 3), hidden=(32, 64, 112), cond=256, smax=0.5),
-    "full": dict(blocks=(4, 6, 8), hidden=(64, 160, 384), cond=512, smax=0.5),
+    # low-pass flow G on the 32x32 image: blocks at 16x16/12ch, 8x8/48ch, 4x4/192ch and their
+    # hidden widths; detail net width; conditioning width; coupling / detail log-scale bounds
+    "fast": dict(blocks=8, width=64, detail=96, cond=256, smax=0.5, detail_smax=0.5),
+    "full": dict(blocks=12, width=160, detail=192, cond=512, smax=0.5, detail_smax=0.5),
 }
 
 
@@ -47,21 +48,21 @@ class Coupling(nn.Module):
         self.C, self.H, self.smax = C, H, smax
         h = C // 2
         self.inp = nn.Conv2d(h, H, 1)
-        self.film = nn.Linear(cond, 2 * H)
+        # key/attribute conditioning as a multiplicative gain only (no additive FiLM bias, no output
+        # bias): a spatially constant shift in squeezed space would be a periodic pixel pattern
+        self.film = nn.Linear(cond, H)
         self.dw1 = nn.Conv2d(H, H, 3, padding=1, groups=H)
         self.pw = nn.Conv2d(H, H, 1)
         self.dw2 = nn.Conv2d(H, H, 3, padding=1, groups=H)
-        self.out = nn.Conv2d(H, C, 1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        self.out = nn.Conv2d(H, C, 1, bias=False)
+        nn.init.normal_(self.out.weight, std=1e-3)  # near-identity start, symmetry broken
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
 
     def st(self, x1, c):
-        gb = self.film(c)
-        gamma, beta = gb[:, : self.H, None, None], gb[:, self.H:, None, None]
+        gamma = self.film(c)[:, :, None, None]
         h = self.inp(x1)
-        h = h * (1 + gamma) + beta
+        h = h * (1 + gamma)
         h = F.silu(h)
         h = F.silu(self.pw(self.dw1(h)))
         h = self.out(self.dw2(h))
@@ -81,7 +82,159 @@ class Coupling(nn.Module):
         return F.conv2d(x, self.W.t()[:, :, None, None])
 
 
+def down4(x):
+    return F.avg_pool2d(x, 4)
+
+
+def up4(z):
+    """Smooth 4x upsampling U with down4(U(z)) == z exactly: bilinear, plus a block-constant
+    correction of what the bilinear step changed in the 4x4 block means."""
+    u = F.interpolate(z, scale_factor=4.0, mode="bilinear", align_corners=False)
+    return u + F.interpolate(z - F.avg_pool2d(u, 4), scale_factor=4.0, mode="nearest")
+
+
+def proj(v):
+    """Projection onto {r : down4(r) == 0} (detail images)."""
+    return v - F.interpolate(F.avg_pool2d(v, 4), scale_factor=4.0, mode="nearest")
+
+
+class MultiFlow(nn.Module):
+    """Coupling flow on an image of size R: squeeze, blocks, squeeze, blocks, ..., un-squeeze."""
+
+    def __init__(self, R, blocks, hidden, cond, smax, seed):
+        super().__init__()
+        self.levels = nn.ModuleList()
+        self.shapes = []
+        for lvl, (nb, H) in enumerate(zip(blocks, hidden)):
+            C = 12 * 4 ** lvl
+            bl = nn.ModuleList()
+            for _ in range(nb):
+                bl.append(Coupling(C, H, cond, smax, seed))
+                seed += 1
+            self.levels.append(bl)
+            self.shapes.append((C, (R // 2 ** (lvl + 1)) ** 2, nb))
+            # un-mix at the end of each level: the transpose of the product of the level's fixed
+            # orthogonal mixings, so that the flow is (nearly) the identity at initialisation
+            Q = torch.eye(C)
+            for b in bl:
+                Q = b.W @ Q
+            self.register_buffer(f"U{lvl}", Q.t().contiguous())
+
+    def forward(self, x, c):
+        for lvl, blocks in enumerate(self.levels):
+            x = squeeze(x)
+            for b in blocks:
+                x = b(x, c)
+            x = F.conv2d(x, getattr(self, f"U{lvl}")[:, :, None, None])
+        for _ in self.levels:
+            x = unsqueeze(x)
+        return x
+
+    def inverse(self, y, c):
+        for _ in self.levels:
+            y = squeeze(y)
+        for lvl in reversed(range(len(self.levels))):
+            blocks = self.levels[lvl]
+            y = F.conv2d(y, getattr(self, f"U{lvl}").t()[:, :, None, None])
+            for b in reversed(blocks):
+                y = b.inverse(y, c)
+            y = unsqueeze(y)
+        return y
+
+
+class SmoothNet(nn.Module):
+    """Coupling net with a U-shape (32 -> 16 -> 8 -> 16 -> 32): its outputs are built from
+    bilinearly upsampled coarse features, so the edits it drives are spatially smooth."""
+
+    def __init__(self, cin, cout, W, cond):
+        super().__init__()
+        self.inp = nn.Conv2d(cin, W, 3, padding=1)
+        self.p1 = nn.Conv2d(W, 2 * W, 1)
+        self.d1 = nn.Conv2d(2 * W, 2 * W, 3, padding=1, groups=2 * W)
+        self.p2 = nn.Conv2d(2 * W, 2 * W, 1)
+        self.d2 = nn.Conv2d(2 * W, 2 * W, 3, padding=1, groups=2 * W)
+        self.film = nn.Linear(cond, 4 * W)
+        self.p3 = nn.Conv2d(2 * W, 2 * W, 1)
+        self.d3 = nn.Conv2d(2 * W, 2 * W, 3, padding=1, groups=2 * W)
+        self.p4 = nn.Conv2d(2 * W, W, 1)
+        self.d4 = nn.Conv2d(W, W, 3, padding=1, groups=W)
+        self.out = nn.Conv2d(W, cout, 1)
+        nn.init.normal_(self.out.weight, std=1e-3)
+        nn.init.zeros_(self.out.bias)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+        self.W = W
+
+    def forward(self, x, c):
+        h0 = F.silu(self.inp(x))                                   # 32
+        h1 = F.silu(self.d1(self.p1(F.avg_pool2d(h0, 2))))         # 16
+        h2 = self.d2(self.p2(F.avg_pool2d(h1, 2)))                 # 8
+        gb = self.film(c)
+        h2 = F.silu(h2 * (1 + gb[:, : 2 * self.W, None, None]) + gb[:, 2 * self.W:, None, None])
+        h2 = F.silu(self.p3(h2))
+        u1 = F.interpolate(h2, scale_factor=2.0, mode="bilinear", align_corners=False) + h1
+        u1 = F.silu(self.p4(self.d3(u1)))                          # 16, W
+        u0 = F.interpolate(u1, scale_factor=2.0, mode="bilinear", align_corners=False) + 0.5 * h0
+        return self.out(self.d4(u0))
+
+
+class ColourFlow(nn.Module):
+    """Affine couplings on the 32x32 low-pass image split by colour: a fixed orthonormal
+    luma/chroma transform, then alternately luma <- f(chroma) and chroma <- f(luma), each with a
+    smooth U-shaped coupling net conditioned on the key/attribute embedding."""
+
+    def __init__(self, nblocks, W, cond, smax):
+        super().__init__()
+        M = torch.tensor([[1, 1, 1], [1, -1, 0], [1, 1, -2]], dtype=torch.float32)
+        M = M / M.norm(dim=1, keepdim=True)
+        self.register_buffer("M", M)
+        self.nets = nn.ModuleList()
+        for i in range(nblocks):
+            if i % 2 == 0:
+                self.nets.append(SmoothNet(2, 2, W, cond))   # luma given chroma -> (s, t)
+            else:
+                self.nets.append(SmoothNet(1, 4, W, cond))   # chroma given luma -> (s, t) x 2
+        self.smax = smax
+
+    def forward(self, x, c):
+        x = F.conv2d(x, self.M[:, :, None, None])
+        for i, net in enumerate(self.nets):
+            if i % 2 == 0:
+                h = net(x[:, 1:], c)
+                s = self.smax * torch.tanh(h[:, :1])
+                x = torch.cat([x[:, :1] * torch.exp(s) + h[:, 1:], x[:, 1:]], 1)
+            else:
+                h = net(x[:, :1], c)
+                s = self.smax * torch.tanh(h[:, :2])
+                x = torch.cat([x[:, :1], x[:, 1:] * torch.exp(s) + h[:, 2:]], 1)
+        return F.conv2d(x, self.M.t()[:, :, None, None])
+
+    def inverse(self, y, c):
+        y = F.conv2d(y, self.M[:, :, None, None])
+        for i in reversed(range(len(self.nets))):
+            net = self.nets[i]
+            if i % 2 == 0:
+                h = net(y[:, 1:], c)
+                s = self.smax * torch.tanh(h[:, :1])
+                y = torch.cat([(y[:, :1] - h[:, 1:]) * torch.exp(-s), y[:, 1:]], 1)
+            else:
+                h = net(y[:, :1], c)
+                s = self.smax * torch.tanh(h[:, :2])
+                y = torch.cat([y[:, :1], (y[:, 1:] - h[:, 2:]) * torch.exp(-s)], 1)
+        return F.conv2d(y, self.M.t()[:, :, None, None])
+
+
 class SDNFlow(nn.Module):
+    """x (128) -> low = down4(x) (32x32), detail r = x - up4(low) (down4(r) == 0).
+    low' = G(low; key, attrs)   (coupling flow on the 32x32 image: identity / shape / colour edits)
+    r'   = r * exp(s) + proj(t)  with (s, t) = Hnet(low', key, attrs); s is constant on 4x4 blocks,
+                                 so r*exp(s) stays a detail image
+    y    = up4(low') + r'
+    Inverse: low' = down4(y) (exact, since down4(up4(z)) == z and down4(r') == 0), r' = y - up4(low'),
+    r = (r' - proj(t)) * exp(-s), low = G^-1(low'), x = up4(low) + r.
+    The identity-changing part works on a smooth low-pass image, so its edits cannot be
+    pixel-grid textures; details are re-scaled (bounded) and overlaid, never discarded."""
+
     def __init__(self, variant="fast"):
         super().__init__()
         cfg = VARIANTS[variant]
@@ -94,48 +247,51 @@ class SDNFlow(nn.Module):
         self.register_buffer("bk", torch.rand(256, generator=g) * 2 * math.pi)
         self.cond = nn.Sequential(nn.Linear(256 + N_ATTR, cd), nn.SiLU(), nn.Linear(cd, cd), nn.SiLU(),
                                   nn.Linear(cd, cd), nn.SiLU())
-        self.levels = nn.ModuleList()
-        seed = 1
-        for lvl, (nb, H) in enumerate(zip(cfg["blocks"], cfg["hidden"])):
-            C = 12 * 4 ** lvl
-            blocks = nn.ModuleList()
-            for _ in range(nb):
-                blocks.append(Coupling(C, H, cd, cfg["smax"], seed))
-                seed += 1
-            self.levels.append(blocks)
-            # un-mix at the end of each level: the transpose of the product of the level's fixed
-            # orthogonal mixings, so that the flow is exactly the identity at initialisation
-            Q = torch.eye(C)
-            for b in blocks:
-                Q = b.W @ Q
-            self.register_buffer(f"U{lvl}", Q.t().contiguous())
+        self.G = ColourFlow(cfg["blocks"], cfg["width"], cd, cfg["smax"])
+        Hd = cfg["detail"]
+        self.dsmax = cfg["detail_smax"]
+        self.h_in = nn.Conv2d(3, Hd, 3, padding=1)
+        self.h_film = nn.Linear(cd, Hd)
+        self.h_dw1 = nn.Conv2d(Hd, Hd, 3, padding=1, groups=Hd)
+        self.h_pw = nn.Conv2d(Hd, Hd, 1)
+        self.h_dw2 = nn.Conv2d(Hd, Hd, 3, padding=1, groups=Hd)
+        self.h_out = nn.Conv2d(Hd, 3 + 48, 1, bias=False)
+        nn.init.normal_(self.h_out.weight, std=1e-3)
+        nn.init.zeros_(self.h_film.weight)
+        nn.init.zeros_(self.h_film.bias)
+        self.Hd = Hd
 
     def embed(self, key, attrs):
         kf = torch.sin(key @ self.Pk + self.bk)
         return self.cond(torch.cat([kf, attrs * 0.5], 1))
 
+    def detail_st(self, low, c):
+        h = self.h_in(low)
+        h = h * (1 + self.h_film(c)[:, :, None, None])
+        h = F.silu(h)
+        h = F.silu(self.h_pw(self.h_dw1(h)))
+        h = self.h_out(self.h_dw2(h))
+        s = self.dsmax * torch.tanh(h[:, :3])
+        s = F.interpolate(s, scale_factor=4.0, mode="nearest")
+        t = proj(F.pixel_shuffle(h[:, 3:], 4))
+        return s, t
+
     def forward(self, x, key, attrs):
         c = self.embed(key, attrs)
-        for lvl, blocks in enumerate(self.levels):
-            x = squeeze(x)
-            for b in blocks:
-                x = b(x, c)
-            x = F.conv2d(x, getattr(self, f"U{lvl}")[:, :, None, None])
-        for _ in self.levels:
-            x = unsqueeze(x)
-        return x
+        low = down4(x)
+        r = x - up4(low)
+        low2 = self.G(low, c)
+        s, t = self.detail_st(low2, c)
+        return up4(low2) + r * torch.exp(s) + t
 
     def inverse(self, y, key, attrs):
         c = self.embed(key, attrs)
-        for _ in self.levels:
-            y = squeeze(y)
-        for lvl in reversed(range(len(self.levels))):
-            blocks = self.levels[lvl]
-            y = F.conv2d(y, getattr(self, f"U{lvl}").t()[:, :, None, None])
-            for b in reversed(blocks):
-                y = b.inverse(y, c)
-            y = unsqueeze(y)
-        return y
+        low2 = down4(y)
+        r2 = y - up4(low2)
+        s, t = self.detail_st(low2, c)
+        r = (r2 - t) * torch.exp(-s)
+        low = self.G.inverse(low2, c)
+        return up4(low) + r
 
 
 class Anonymize(nn.Module):
@@ -232,9 +388,4 @@ def count_gflops(module, *inputs):
         module(*inputs)
     for h in hs:
         h.remove()
-    flow = module.flow if hasattr(module, "flow") else module
-    for lvl, blocks in enumerate(flow.levels):
-        C = 12 * 4 ** lvl
-        hw = (64 // 2 ** lvl) ** 2
-        macs[0] += (len(blocks) + 1) * C * C * hw
     return 2 * macs[0] / 1e9
