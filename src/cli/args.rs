@@ -9,6 +9,8 @@ use faceveil::effects::Mode;
 use faceveil::pipeline::Config;
 use faceveil::runtime::Provider;
 
+use super::input::RtspTransport;
+
 const EXAMPLES: &str = "\
 Examples:
   # Anonymize a clip with the SDN model (password from the environment); audio is kept and a
@@ -148,6 +150,9 @@ pub struct CommonArgs {
     /// Attribute factors and edits, e.g. "smiling=1,mustache=-2"; needed again to restore
     #[arg(long, default_value = "")]
     pub attributes: String,
+    /// How rtsp:// inputs are received: tcp (no lost frames), udp, or auto
+    #[arg(long, value_enum, default_value = "tcp")]
+    pub rtsp_transport: RtspTransport,
 }
 
 impl CommonArgs {

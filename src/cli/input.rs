@@ -16,8 +16,30 @@ pub enum Input {
 #[derive(Clone)]
 pub enum StreamSource {
     File(PathBuf),
-    Uri(String),
+    Uri(String, RtspTransport),
     Camera(String),
+}
+
+/// How an rtsp:// source is received. TCP is the default because a restore needs every frame:
+/// over UDP a busy receiver loses packets, and with them whole frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RtspTransport {
+    #[default]
+    Tcp,
+    Udp,
+    /// Whatever the server offers first (rtspsrc's own choice: UDP, then TCP)
+    Auto,
+}
+
+impl RtspTransport {
+    /// rtspsrc's `protocols` flags, or `None` to leave its default.
+    pub fn protocols(self) -> Option<&'static str> {
+        match self {
+            Self::Tcp => Some("tcp"),
+            Self::Udp => Some("udp+udp-mcast"),
+            Self::Auto => None,
+        }
+    }
 }
 
 pub fn is_image(path: &Path) -> bool {
@@ -29,7 +51,7 @@ pub fn is_image(path: &Path) -> bool {
 impl Input {
     pub fn parse(text: &str) -> Result<Self> {
         if text.contains("://") {
-            return Ok(Self::Stream(StreamSource::Uri(text.to_string())));
+            return Ok(Self::Stream(StreamSource::Uri(text.to_string(), RtspTransport::default())));
         }
         if text == "webcam" {
             return Ok(Self::Stream(StreamSource::Camera("/dev/video0".into())));
@@ -50,6 +72,14 @@ impl Input {
         Ok(if is_image(&path) { Self::Image(path) } else { Self::Stream(StreamSource::File(path)) })
     }
 
+    /// Sets how an rtsp:// input is received (no effect on other inputs).
+    pub fn with_rtsp_transport(mut self, transport: RtspTransport) -> Self {
+        if let Self::Stream(StreamSource::Uri(_, t)) = &mut self {
+            *t = transport;
+        }
+        self
+    }
+
     pub fn local_path(&self) -> Option<&Path> {
         match self {
             Self::Image(p) | Self::Directory(p) | Self::Stream(StreamSource::File(p)) => Some(p),
@@ -58,6 +88,6 @@ impl Input {
     }
 
     pub fn is_live(&self) -> bool {
-        matches!(self, Self::Stream(StreamSource::Uri(_) | StreamSource::Camera(_)))
+        matches!(self, Self::Stream(StreamSource::Uri(..) | StreamSource::Camera(_)))
     }
 }

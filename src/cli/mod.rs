@@ -3,7 +3,7 @@
 pub mod args;
 mod bench;
 mod images;
-mod input;
+pub mod input;
 mod password;
 mod progress;
 mod rtsp;
@@ -30,7 +30,7 @@ pub fn run(cli: Cli) -> Result<()> {
 fn anonymize(args: AnonymizeArgs) -> Result<()> {
     let config = args.common.config(args.mode.into())?;
     let password = if config.mode == faceveil::effects::Mode::Sdn { Some(password::obtain(&args.common)?) } else { None };
-    let input = Input::parse(&args.input)?;
+    let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
     let new_anonymizer = || Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()));
     if let Some(port) = args.serve_rtsp {
         return rtsp::serve(&input, port, new_anonymizer()?);
@@ -46,7 +46,7 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
 fn restore(args: RestoreArgs) -> Result<()> {
     let config = args.common.config(faceveil::effects::Mode::Sdn)?;
     let password = password::obtain(&args.common)?;
-    let input = Input::parse(&args.input)?;
+    let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
     let output = &args.output;
     let restorer = move |header: &StreamHeader| Restorer::new(&config, Some(password.as_bytes()), header);
     match &input {

@@ -63,8 +63,18 @@ pub fn add_source(pipeline: &gst::Pipeline, source: &StreamSource) -> Result<gst
             pipeline.add(&dec)?;
             Ok(dec)
         }
-        StreamSource::Uri(uri) => {
+        StreamSource::Uri(uri, transport) => {
             let dec = gst::ElementFactory::make("uridecodebin").property("uri", uri.as_str()).build()?;
+            if let Some(protocols) = transport.protocols() {
+                dec.connect("source-setup", false, move |args| {
+                    if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
+                        && src.find_property("protocols").is_some()
+                    {
+                        src.set_property_from_str("protocols", protocols);
+                    }
+                    None
+                });
+            }
             pipeline.add(&dec)?;
             Ok(dec)
         }
