@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use crate::detect::{DetectorSettings, Face};
+use crate::detect::DetectorSettings;
 use crate::effects::Mode;
 use crate::frame::FrameMut;
 use crate::geometry::CropSquare;
@@ -69,16 +69,18 @@ pub struct FrameOutcome {
     pub tracks: Vec<Track>,
 }
 
+/// Replaces the faces of one stream (or image) with the veil's effect and keeps the record a
+/// restore needs. Where the faces are comes from a [`FaceFinder`], which front ends may run on
+/// another thread, ahead of this.
 pub struct Anonymizer {
-    finder: FaceFinder,
     veil: Veil,
     header: Option<StreamHeader>,
     frames: u64,
 }
 
 impl Anonymizer {
-    /// Opens the detector and, for the sdn mode, the model; derives this output's key from the
-    /// password with a fresh random salt.
+    /// Opens the model for the sdn mode and derives this output's key from the password with a
+    /// fresh random salt.
     pub fn new(config: &Config, password: Option<&[u8]>) -> Result<Self> {
         let (veil, header) = if config.mode == Mode::Sdn {
             let salt = keys::random_salt();
@@ -88,8 +90,7 @@ impl Anonymizer {
         } else {
             (Veil::classic(config.mode).with_mask_scale(config.mask_scale), None)
         };
-        let finder = FaceFinder::new(config.detector.clone(), config.tracker.clone(), config.detect_every, &config.runtime)?;
-        Ok(Self { finder, veil, header, frames: 0 })
+        Ok(Self { veil, header, frames: 0 })
     }
 
     /// The header a restore needs (sdn mode only).
@@ -97,30 +98,18 @@ impl Anonymizer {
         self.header.as_ref()
     }
 
-    /// Anonymizes the faces in `frame`. `faces` are detections made upstream; without them the
-    /// anonymizer detects (and tracks) itself.
-    pub fn process(&mut self, frame: &mut FrameMut, faces: Option<&[Face]>, pts: Option<u64>) -> Result<FrameOutcome> {
-        let tracks = match faces {
-            Some(f) => self.finder.observe(f).to_vec(),
-            None => self.finder.find(frame)?.to_vec(),
-        };
+    /// Anonymizes the faces `tracks` cover in `frame`, the next frame of the stream.
+    pub fn process(&mut self, frame: &mut FrameMut, tracks: &[Track], pts: Option<u64>) -> Result<FrameOutcome> {
         let crops = self.veil.crops_for(tracks.iter().map(|t| t.bbox));
         self.veil.apply(frame, &crops)?;
         let record = FrameRecord::new(self.frames, pts, &crops);
         self.frames += 1;
-        Ok(FrameOutcome { record, tracks })
+        Ok(FrameOutcome { record, tracks: tracks.to_vec() })
     }
 
-    /// Time spent per stage so far.
-    pub fn times(&self) -> StageTimes {
-        let mut t = self.finder.times().clone();
-        t.add(self.veil.times());
-        t
-    }
-
-    /// Forgets tracks, e.g. when the resolution changes.
-    pub fn reset_tracking(&mut self) {
-        self.finder.reset();
+    /// Time spent cropping, in the model or effect, and blending, so far.
+    pub fn times(&self) -> &StageTimes {
+        self.veil.times()
     }
 }
 
@@ -148,8 +137,8 @@ impl Restorer {
             Some(c) => c.to_vec(),
             None => {
                 if self.finder.is_none() {
-                    let c = &self.config;
-                    self.finder = Some(FaceFinder::new(c.detector.clone(), c.tracker.clone(), 1, &c.runtime)?);
+                    // Every frame is searched: a surrogate face left unrestored is a visible loss.
+                    self.finder = Some(FaceFinder::new(&Config { detect_every: 1, ..self.config.clone() })?);
                 }
                 let faces = self.finder.as_mut().expect("finder was just set").detect(frame)?;
                 self.veil.crops_for(faces.iter().map(|f| f.bbox))

@@ -9,10 +9,10 @@ use crate::effects::{self, Mode};
 use crate::frame::FrameMut;
 use crate::geometry::{BBox, CropFraming, CropSquare};
 use crate::model::{Direction, SdnModel};
-use crate::runtime::RuntimeOptions;
+use crate::pipeline::Config;
 use crate::timing::{StageTimes, lap};
 use std::time::Instant;
-use crate::track::{Track, Tracker, TrackerSettings};
+use crate::track::{Track, Tracker};
 
 /// Detection every few frames plus tracking in between.
 pub struct FaceFinder {
@@ -21,18 +21,21 @@ pub struct FaceFinder {
     tracker: Tracker,
     detect_every: u32,
     frames: u64,
+    /// Width and height of the frames the tracks belong to.
+    frame_size: Option<(usize, usize)>,
     times: StageTimes,
 }
 
 impl FaceFinder {
-    /// `detect_every` = 1 runs the detector on every frame.
-    pub fn new(settings: DetectorSettings, tracking: TrackerSettings, detect_every: u32, runtime: &RuntimeOptions) -> Result<Self> {
+    /// Starts the detector `config` asks for (on its own thread) with an empty tracker.
+    pub fn new(config: &Config) -> Result<Self> {
         Ok(Self {
-            worker: DetectionWorker::spawn(settings.clone(), runtime.clone())?,
-            settings,
-            tracker: Tracker::new(tracking),
-            detect_every: detect_every.max(1),
+            worker: DetectionWorker::spawn(config.detector.clone(), config.runtime.clone())?,
+            settings: config.detector.clone(),
+            tracker: Tracker::new(config.tracker.clone()),
+            detect_every: config.detect_every.max(1),
             frames: 0,
+            frame_size: None,
             times: StageTimes::default(),
         })
     }
@@ -53,8 +56,14 @@ impl FaceFinder {
     }
 
     /// The faces to cover in this frame: a fresh detection on every `detect_every`-th frame,
-    /// the tracker's predictions in between.
+    /// the tracker's predictions in between. A frame of another size starts afresh (tracks in
+    /// the old geometry would cover the wrong places), with a detection.
     pub fn find(&mut self, frame: &FrameMut) -> Result<&[Track]> {
+        let size = (frame.width(), frame.height());
+        if self.frame_size.is_some_and(|s| s != size) {
+            self.reset();
+        }
+        self.frame_size = Some(size);
         if self.frames % self.detect_every as u64 == 0 {
             let faces = self.detect(frame)?;
             let t = Instant::now();
@@ -76,10 +85,11 @@ impl FaceFinder {
         self.tracker.tracks()
     }
 
-    /// Forgets all tracks (a new stream or a resolution change).
+    /// Forgets all tracks (a new stream, an unrelated image, a reconnected source).
     pub fn reset(&mut self) {
         self.tracker.reset();
         self.frames = 0;
+        self.frame_size = None;
     }
 }
 

@@ -1,22 +1,32 @@
 //! `faceveil bench CLIP`: end-to-end speed (decode, anonymize, encode) with a per-stage
 //! breakdown, the latency faceveil adds to each frame, and peak memory.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use faceveil::pipeline::Anonymizer;
+use faceveil::veil::FaceFinder;
 use faceveil::timing::StageTimes;
 
 use super::input::Input;
-use super::video::{self, FrameFn};
+use super::video::{self, FindFn, FrameFn};
 
 #[derive(Default)]
 struct Latency {
     total: Duration,
     max: Duration,
     frames: u64,
+}
+
+impl Latency {
+    fn add(&mut self, took: Duration) {
+        self.total += took;
+        self.max = self.max.max(took);
+        self.frames += 1;
+    }
 }
 
 fn peak_rss_mb() -> Option<f64> {
@@ -26,33 +36,53 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Runs the clip through decode and encode, with `anonymizer` (or nothing, for the baseline).
-fn run(input: &Input, anonymizer: Option<Anonymizer>) -> Result<(u64, Duration, Latency, StageTimes)> {
+/// Runs the clip through decode and encode, with the two stages of an anonymization (or
+/// nothing, for the baseline) as `faceveil anonymize` runs them.
+fn run(input: &Input, work: Option<(FaceFinder, Anonymizer)>) -> Result<(u64, Duration, Latency, StageTimes)> {
     let out = std::env::temp_dir().join(format!("faceveil-bench-{}.mkv", std::process::id()));
     let latency = Arc::new(Mutex::new(Latency::default()));
-    let times = Arc::new(Mutex::new(StageTimes::default()));
-    let (lat, tim) = (latency.clone(), times.clone());
-    let mut anonymizer = anonymizer;
-    let process: FrameFn = Box::new(move |frame, _n, pts| {
-        let start = Instant::now();
-        if let Some(a) = anonymizer.as_mut() {
-            a.process(frame, None, pts)?;
-            *tim.lock().unwrap() = a.times();
+    let find_times = Arc::new(Mutex::new(StageTimes::default()));
+    let veil_times = Arc::new(Mutex::new(StageTimes::default()));
+    // A frame's added latency is the work of its find stage plus that of its anonymization
+    // (the stages see frames in the same order). Time spent waiting in the queues between
+    // them is left out: reading a file fills them, a live source at its own rate does not.
+    let found_in: Arc<Mutex<VecDeque<Duration>>> = Arc::default();
+    let (find, process): (Option<FindFn>, FrameFn) = match work {
+        Some((mut finder, mut anonymizer)) => {
+            let (ft, vt, lat, f_in, f_out) = (find_times.clone(), veil_times.clone(), latency.clone(), found_in.clone(), found_in.clone());
+            let find: FindFn = Box::new(move |frame| {
+                let start = Instant::now();
+                let tracks = finder.find(frame)?.to_vec();
+                *ft.lock().unwrap() = finder.times().clone();
+                f_in.lock().unwrap().push_back(start.elapsed());
+                Ok(tracks)
+            });
+            let process: FrameFn = Box::new(move |frame, _n, pts, tracks| {
+                let start = Instant::now();
+                anonymizer.process(frame, tracks, pts)?;
+                *vt.lock().unwrap() = anonymizer.times().clone();
+                let found = f_out.lock().unwrap().pop_front().unwrap_or_default();
+                lat.lock().unwrap().add(found + start.elapsed());
+                Ok(())
+            });
+            (Some(find), process)
         }
-        let took = start.elapsed();
-        let mut l = lat.lock().unwrap();
-        l.total += took;
-        l.max = l.max.max(took);
-        l.frames += 1;
-        Ok(())
-    });
+        None => {
+            let lat = latency.clone();
+            (None, Box::new(move |_, _, _, _| {
+                lat.lock().unwrap().add(Duration::ZERO);
+                Ok(())
+            }))
+        }
+    };
     let started = Instant::now();
-    let t = video::transcode(input, &out, process, video::Carry::default());
+    let t = video::transcode(input, &out, find, process, video::Carry::default());
     let wall = started.elapsed();
     let _ = std::fs::remove_file(&out);
     let t = t?;
     let latency = std::mem::take(&mut *latency.lock().unwrap());
-    let times = times.lock().unwrap().clone();
+    let mut times = find_times.lock().unwrap().clone();
+    times.add(&veil_times.lock().unwrap());
     Ok((t.frames, wall, latency, times))
 }
 
@@ -60,7 +90,7 @@ fn ms(d: Duration, n: u64) -> f64 {
     d.as_secs_f64() * 1000.0 / n.max(1) as f64
 }
 
-pub fn bench(clip: &Path, describe: &str, anonymizer: Anonymizer, baseline: bool) -> Result<()> {
+pub fn bench(clip: &Path, describe: &str, finder: FaceFinder, anonymizer: Anonymizer, baseline: bool) -> Result<()> {
     let input = Input::parse(clip.to_str().unwrap_or_default())?;
     if !matches!(input, Input::Stream(_)) {
         bail!("bench needs a video file");
@@ -69,7 +99,7 @@ pub fn bench(clip: &Path, describe: &str, anonymizer: Anonymizer, baseline: bool
         let (frames, wall, _, _) = run(&input, None)?;
         println!("decode + encode only: {frames} frames in {:.2} s = {:.1} fps", wall.as_secs_f64(), frames as f64 / wall.as_secs_f64());
     }
-    let (frames, wall, latency, times) = run(&input, Some(anonymizer))?;
+    let (frames, wall, latency, times) = run(&input, Some((finder, anonymizer)))?;
     println!("clip: {}", clip.display());
     println!("setting: {describe}");
     println!("end to end: {frames} frames in {:.2} s = {:.1} fps", wall.as_secs_f64(), frames as f64 / wall.as_secs_f64());

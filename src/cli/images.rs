@@ -10,6 +10,7 @@ use faceveil::header::{FrameRecord, StreamHeader};
 use faceveil::imagemeta;
 use faceveil::pipeline::{Anonymizer, Restorer};
 use faceveil::rgb::RgbImage;
+use faceveil::veil::FaceFinder;
 use image::ImageFormat;
 use serde::{Deserialize, Serialize};
 
@@ -72,11 +73,14 @@ struct FileBoxes {
     faces: Vec<progress::BoxJson>,
 }
 
-fn anonymize_one(path: &Path, output: &Path, anonymizer: &mut Anonymizer) -> Result<Vec<progress::BoxJson>> {
+fn anonymize_one(path: &Path, output: &Path, finder: &mut FaceFinder, anonymizer: &mut Anonymizer) -> Result<Vec<progress::BoxJson>> {
     ensure!(path != output, "refusing to overwrite the input {}", path.display());
     let mut img = load(path)?;
-    anonymizer.reset_tracking();
-    let outcome = anonymizer.process(&mut frame_of(&mut img), None, None)?;
+    // Photos are unrelated: no face is carried over from the previous one.
+    finder.reset();
+    let mut frame = frame_of(&mut img);
+    let tracks = finder.find(&frame)?.to_vec();
+    let outcome = anonymizer.process(&mut frame, &tracks, None)?;
     let text = anonymizer
         .header()
         .map(|h| serde_json::to_string(&Embedded { header: h.clone(), record: outcome.record.clone() }))
@@ -85,8 +89,8 @@ fn anonymize_one(path: &Path, output: &Path, anonymizer: &mut Anonymizer) -> Res
     Ok(outcome.tracks.iter().map(progress::BoxJson::from).collect())
 }
 
-pub fn anonymize_file(path: &Path, output: &Path, anonymizer: &mut Anonymizer, boxes: Option<&Path>) -> Result<()> {
-    let faces = anonymize_one(path, output, anonymizer)?;
+pub fn anonymize_file(path: &Path, output: &Path, finder: &mut FaceFinder, anonymizer: &mut Anonymizer, boxes: Option<&Path>) -> Result<()> {
+    let faces = anonymize_one(path, output, finder, anonymizer)?;
     eprintln!("{}: {} face(s) anonymized -> {}", path.display(), faces.len(), output.display());
     if let Some(b) = boxes {
         let all = vec![FileBoxes { file: path.display().to_string(), faces }];
@@ -111,17 +115,17 @@ fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn anonymize_dir(
     dir: &Path,
     out: &Path,
-    new: impl Fn() -> Result<Anonymizer>,
+    finder: &mut FaceFinder,
+    anonymizer: &mut Anonymizer,
     boxes: Option<&Path>,
 ) -> Result<()> {
     let files = images_in(dir)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut anonymizer = new()?;
     let bar = progress::bar(files.len() as u64, "images");
     let (mut all, mut failed) = (Vec::new(), 0);
     for f in &files {
         let target = out.join(f.file_name().expect("listed files have names"));
-        match anonymize_one(f, &target, &mut anonymizer) {
+        match anonymize_one(f, &target, finder, anonymizer) {
             Ok(faces) => all.push(FileBoxes { file: f.display().to_string(), faces }),
             Err(e) => {
                 failed += 1;

@@ -10,10 +10,11 @@ mod rtsp;
 mod stop;
 mod video;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use faceveil::header::StreamHeader;
 use faceveil::pipeline::{Anonymizer, Restorer};
 use faceveil::sidecar;
+use faceveil::veil::FaceFinder;
 
 use args::{AnonymizeArgs, BenchArgs, Cli, Command, RestoreArgs};
 use input::Input;
@@ -28,18 +29,22 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn anonymize(args: AnonymizeArgs) -> Result<()> {
+    // Before any password prompt: a missing output is the user's first mistake to hear about.
+    ensure!(args.output.is_some() || args.serve_rtsp.is_some(), "an output is required (-o OUTPUT), or use --serve-rtsp PORT");
     let config = args.common.config(args.mode.into())?;
     let password = if config.mode == faceveil::effects::Mode::Sdn { Some(password::obtain(&args.common)?) } else { None };
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
-    let new_anonymizer = || Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()));
+    let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
+    let mut finder = FaceFinder::new(&config)?;
     if let Some(port) = args.serve_rtsp {
-        return rtsp::serve(&input, port, new_anonymizer()?);
+        return rtsp::serve(&input, port, finder, anonymizer);
     }
-    let output = args.output.as_deref().context("an output is required (-o OUTPUT), or use --serve-rtsp PORT")?;
+    let output = args.output.as_deref().context("an output is required (-o OUTPUT)")?;
+    let boxes = args.boxes_json.as_deref();
     match &input {
-        Input::Image(path) => images::anonymize_file(path, output, &mut new_anonymizer()?, args.boxes_json.as_deref()),
-        Input::Directory(dir) => images::anonymize_dir(dir, output, new_anonymizer, args.boxes_json.as_deref()),
-        Input::Stream(_) => video::anonymize(&input, output, new_anonymizer()?, args.boxes_json.as_deref()),
+        Input::Image(path) => images::anonymize_file(path, output, &mut finder, &mut anonymizer, boxes),
+        Input::Directory(dir) => images::anonymize_dir(dir, output, &mut finder, &mut anonymizer, boxes),
+        Input::Stream(_) => video::anonymize(&input, output, finder, anonymizer, boxes),
     }
 }
 
@@ -80,5 +85,5 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         config.runtime.provider.name()
     );
     let anonymizer = Anonymizer::new(&config, Some(password.as_bytes()))?;
-    bench::bench(&args.clip, &describe, anonymizer, args.baseline)
+    bench::bench(&args.clip, &describe, FaceFinder::new(&config)?, anonymizer, args.baseline)
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use faceveil::pipeline::Anonymizer;
+use faceveil::veil::FaceFinder;
 use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 
@@ -108,6 +109,12 @@ fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServ
     Ok((server, id))
 }
 
+/// What the ingest runs on each frame.
+struct Work {
+    finder: FaceFinder,
+    anonymizer: Anonymizer,
+}
+
 enum IngestEnd {
     /// A file ended: the stream ends too.
     Finished,
@@ -116,7 +123,7 @@ enum IngestEnd {
 }
 
 /// Runs the source once: decode, anonymize, hand frames to the outlet.
-fn ingest_once(source: &StreamSource, live: bool, anonymizer: &Mutex<Anonymizer>, outlet: &Outlet, frames: &AtomicU64) -> IngestEnd {
+fn ingest_once(source: &StreamSource, live: bool, work: &mut Work, outlet: &Outlet, frames: &AtomicU64) -> IngestEnd {
     let result = (|| -> Result<IngestEnd> {
         let pipeline = gst::Pipeline::new();
         let dec = video::add_source(&pipeline, source)?;
@@ -163,9 +170,9 @@ fn ingest_once(source: &StreamSource, live: bool, anonymizer: &Mutex<Anonymizer>
                 let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info)
                     .map_err(|_| anyhow!("cannot map a video frame"))?;
                 let mut view = streamdata::frame_view(&mut frame).map_err(|e| anyhow!(e))?;
-                let mut a = anonymizer.lock().unwrap();
-                let outcome = a.process(&mut view, None, None)?;
-                let header = a.header().filter(|_| n % SEI_HEADER_EVERY == 0);
+                let tracks = work.finder.find(&view)?.to_vec();
+                let outcome = work.anonymizer.process(&mut view, &tracks, None)?;
+                let header = work.anonymizer.header().filter(|_| n % SEI_HEADER_EVERY == 0);
                 streamdata::sei_payload(&outcome.record, header)
             };
             outlet.push(buffer, &caps, payload);
@@ -177,7 +184,7 @@ fn ingest_once(source: &StreamSource, live: bool, anonymizer: &Mutex<Anonymizer>
     result.unwrap_or_else(IngestEnd::Dropped)
 }
 
-pub fn serve(input: &Input, port: u16, anonymizer: Anonymizer) -> Result<()> {
+pub fn serve(input: &Input, port: u16, finder: FaceFinder, anonymizer: Anonymizer) -> Result<()> {
     video::init()?;
     let Input::Stream(source) = input else { bail!("--serve-rtsp needs a video file, an RTSP URL or a camera") };
     if let Some(h) = anonymizer.header() {
@@ -201,7 +208,7 @@ pub fn serve(input: &Input, port: u16, anonymizer: Anonymizer) -> Result<()> {
     let ingest = {
         let (source, outlet, main_loop) = (source.clone(), outlet.clone(), main_loop.clone());
         std::thread::spawn(move || -> Result<()> {
-            let anonymizer = Mutex::new(anonymizer);
+            let mut work = Work { finder, anonymizer };
             let frames = AtomicU64::new(0);
             let mut backoff = BACKOFF_START;
             // Wait for a first client: a file played before anyone listens is lost.
@@ -210,7 +217,7 @@ pub fn serve(input: &Input, port: u16, anonymizer: Anonymizer) -> Result<()> {
             }
             let outcome = loop {
                 let before = frames.load(Ordering::SeqCst);
-                match ingest_once(&source, live, &anonymizer, &outlet, &frames) {
+                match ingest_once(&source, live, &mut work, &outlet, &frames) {
                     IngestEnd::Finished => break Ok(()),
                     IngestEnd::Dropped(_) if super::stop::requested() => break Ok(()),
                     IngestEnd::Dropped(e) if live => {
@@ -220,7 +227,7 @@ pub fn serve(input: &Input, port: u16, anonymizer: Anonymizer) -> Result<()> {
                         eprintln!("faceveil: source dropped ({e:#}); reconnecting in {:.1} s", backoff.as_secs_f64());
                         std::thread::sleep(backoff);
                         backoff = (backoff * 2).min(BACKOFF_MAX);
-                        anonymizer.lock().unwrap().reset_tracking();
+                        work.finder.reset();
                     }
                     IngestEnd::Dropped(e) => break Err(e),
                 }

@@ -7,11 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
+use crossbeam_channel::{Receiver, Sender, unbounded};
 use faceveil::frame::FrameMut;
 use faceveil::header::{FrameRecord, StreamHeader};
 use faceveil::sei::{self, Framing};
 use faceveil::pipeline::{Anonymizer, Restorer};
 use faceveil::sidecar::{self, Sidecar, SidecarWriter};
+use faceveil::track::Track;
+use faceveil::veil::FaceFinder;
 use gst::prelude::*;
 
 use super::images::write_atomically;
@@ -29,12 +32,21 @@ pub type HeaderSlot = Arc<Mutex<Option<String>>>;
 /// The header rides in the SEI of the first frame and every this many frames after.
 const SEI_HEADER_EVERY: u64 = 30;
 
-/// Per-frame work: the frame, its number and its running time in ns.
-pub type FrameFn = Box<dyn FnMut(&mut FrameMut, u64, Option<u64>) -> Result<()> + Send>;
+/// Per-frame work: the frame, its number, its running time in ns and the faces the find stage
+/// (if any) located in it.
+pub type FrameFn = Box<dyn FnMut(&mut FrameMut, u64, Option<u64>, &[Track]) -> Result<()> + Send>;
+
+/// Finds the faces of a frame. It runs on its own streaming thread, a queue ahead of
+/// [`FrameFn`], so that detecting one frame overlaps anonymizing the one before.
+pub type FindFn = Box<dyn FnMut(&FrameMut) -> Result<Vec<Track>> + Send>;
 
 /// State the pad probes share with the caller.
 pub struct Hook {
     process: Mutex<FrameFn>,
+    find: Option<Mutex<FindFn>>,
+    /// Faces found per frame, in stream order: the queue between the stages keeps that order
+    /// and drops nothing.
+    found: (Sender<Vec<Track>>, Receiver<Vec<Track>>),
     error: Mutex<Option<anyhow::Error>>,
     frames: AtomicU64,
     /// End (pts + duration) of the latest frame seen, in ns.
@@ -99,23 +111,59 @@ fn add_chain(pipeline: &gst::Pipeline, elements: &[gst::Element]) -> Result<()> 
 }
 
 impl Hook {
-    pub fn new(process: FrameFn, header_tag: HeaderSlot) -> Arc<Self> {
+    pub fn new(find: Option<FindFn>, process: FrameFn, header_tag: HeaderSlot) -> Arc<Self> {
         Arc::new(Self {
             process: Mutex::new(process),
+            find: find.map(Mutex::new),
+            found: unbounded(),
             error: Mutex::new(None),
             frames: AtomicU64::new(0),
             end_ns: AtomicU64::new(0),
             header_tag,
         })
     }
+
+    /// The find stage: locates the faces and hands them on.
+    fn find(&self, frame: &mut FrameMut) -> Result<()> {
+        let find = self.find.as_ref().expect("the find probe is installed only with a find function");
+        let tracks = (find.lock().unwrap())(frame)?;
+        self.found.0.send(tracks).map_err(|_| anyhow!("the frame stage has stopped"))
+    }
+
+    /// The frame stage: the caller's work on the faces found for this frame.
+    fn process(&self, frame: &mut FrameMut, pts: Option<u64>) -> Result<()> {
+        let tracks = match &self.find {
+            Some(_) => self.found.1.try_recv().map_err(|_| anyhow!("a frame reached the anonymizer without its faces"))?,
+            None => Vec::new(),
+        };
+        let n = self.frames.fetch_add(1, Ordering::SeqCst);
+        (self.process.lock().unwrap())(frame, n, pts, &tracks)
+    }
+
+    fn fail(&self, pad: &gst::Pad, e: anyhow::Error) {
+        let text = format!("{e:#}");
+        self.error.lock().unwrap().get_or_insert(e);
+        if let Some(parent) = pad.parent_element() {
+            gst::element_error!(parent, gst::StreamError::Failed, ["{}", text]);
+        }
+    }
 }
 
-/// Installs the probe that runs `hook.process` on every frame passing `pad`.
-pub fn install_probe(pad: &gst::Pad, hook: Arc<Hook>) {
+/// Which stage a probe runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Find,
+    Process,
+}
+
+/// Installs the probe that runs one stage of `hook` on every frame passing `pad`.
+fn install_probe(pad: &gst::Pad, hook: Arc<Hook>, stage: Stage) {
     let info_cache: Mutex<Option<(gst::Caps, gst_video::VideoInfo)>> = Mutex::new(None);
     pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, probe| {
         if let Some(gst::PadProbeData::Event(ev)) = &probe.data {
-            if let gst::EventView::Tag(tag) = ev.view() {
+            if let gst::EventView::Tag(tag) = ev.view()
+                && stage == Stage::Process
+            {
                 for c in tag.tag().iter_tag::<gst::tags::Comment>() {
                     if let Some(text) = c.get().strip_prefix(streamdata::TAG_PREFIX) {
                         *hook.header_tag.lock().unwrap() = Some(text.to_string());
@@ -133,23 +181,23 @@ pub fn install_probe(pad: &gst::Pad, hook: Arc<Hook>) {
             }
             let info = cache.as_ref().expect("just filled").1.clone();
             let pts = running_time(pad, buffer);
-            let end = pts.unwrap_or(0) + buffer.duration().map(|d| d.nseconds()).unwrap_or(0);
-            hook.end_ns.fetch_max(end, Ordering::SeqCst);
+            if stage == Stage::Process {
+                let end = pts.unwrap_or(0) + buffer.duration().map(|d| d.nseconds()).unwrap_or(0);
+                hook.end_ns.fetch_max(end, Ordering::SeqCst);
+            }
             let buf = buffer.make_mut();
             let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info)
                 .map_err(|_| anyhow!("cannot map a video frame"))?;
             let mut view = streamdata::frame_view(&mut frame).map_err(|e| anyhow!(e))?;
-            let n = hook.frames.fetch_add(1, Ordering::SeqCst);
-            (hook.process.lock().unwrap())(&mut view, n, pts)
+            match stage {
+                Stage::Find => hook.find(&mut view),
+                Stage::Process => hook.process(&mut view, pts),
+            }
         })();
         match result {
             Ok(()) => gst::PadProbeReturn::Ok,
             Err(e) => {
-                let text = format!("{e:#}");
-                hook.error.lock().unwrap().get_or_insert(e);
-                if let Some(parent) = pad.parent_element() {
-                    gst::element_error!(parent, gst::StreamError::Failed, ["{}", text]);
-                }
+                hook.fail(pad, e);
                 gst::PadProbeReturn::Drop
             }
         }
@@ -268,9 +316,10 @@ pub struct Carry {
     pub sei_in: Option<SeiMap>,
 }
 
-/// Decodes `input`, runs `process` on every video frame, encodes to `output` (through a
-/// temporary file, renamed on success), keeping the audio and `comment` as a container tag.
-pub fn transcode(input: &Input, output: &Path, process: FrameFn, carry: Carry) -> Result<Transcode> {
+/// Decodes `input`, runs `find` (if given) and then `process` on every video frame, encodes to
+/// `output` (through a temporary file, renamed on success), keeping the audio and `comment` as a
+/// container tag.
+pub fn transcode(input: &Input, output: &Path, find: Option<FindFn>, process: FrameFn, carry: Carry) -> Result<Transcode> {
     let Carry { comment, header_tag, sei_out, sei_in } = carry;
     init()?;
     let Input::Stream(source) = input else { bail!("not a video input") };
@@ -291,7 +340,7 @@ pub fn transcode(input: &Input, output: &Path, process: FrameFn, carry: Carry) -
     let sink = gst::ElementFactory::make("filesink").property("location", tmp.to_str().context("non-UTF-8 path")?).build()?;
     pipeline.add_many([&mux, &sink])?;
     mux.link(&sink)?;
-    let hook = Hook::new(process, header_tag);
+    let hook = Hook::new(find, process, header_tag);
     if let Some(map) = sei_in {
         watch_input_sei(&dec, map);
     }
@@ -312,13 +361,22 @@ pub fn transcode(input: &Input, output: &Path, process: FrameFn, carry: Carry) -
                     let odd = s.get::<i32>("width").unwrap_or(0) % 2 == 1 || s.get::<i32>("height").unwrap_or(0) % 2 == 1;
                     let caps = gst::Caps::builder("video/x-raw").field("format", "I420").build();
                     let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build()?;
-                    let hook_el = make("identity")?;
-                    // The queue after the hook lets encoding run beside the next frame's work.
-                    let mut chain = vec![make("queue")?, make("videoconvert")?, filter, hook_el.clone(), make("queue")?];
+                    // Each stage is an identity with a probe and a queue after it, so that finding
+                    // faces, changing them and encoding run side by side on successive frames.
+                    let mut chain = vec![make("queue")?, make("videoconvert")?, filter];
+                    let find_el = hook.find.as_ref().map(|_| make("identity")).transpose()?;
+                    if let Some(el) = &find_el {
+                        chain.extend([el.clone(), make("queue")?]);
+                    }
+                    let process_el = make("identity")?;
+                    chain.extend([process_el.clone(), make("queue")?]);
                     chain.extend(encoder_chain(odd, live)?);
                     add_chain(&pipeline, &chain)?;
                     chain.last().expect("non-empty").link(&mux)?;
-                    install_probe(&hook_el.static_pad("src").expect("identity has src"), hook.clone());
+                    if let Some(el) = &find_el {
+                        install_probe(&el.static_pad("src").expect("identity has src"), hook.clone(), Stage::Find);
+                    }
+                    install_probe(&process_el.static_pad("src").expect("identity has src"), hook.clone(), Stage::Process);
                     if let Some(map) = &sei_out {
                         insert_sei(&chain.last().expect("non-empty").static_pad("src").expect("h264parse has src"), map.clone());
                     }
@@ -415,7 +473,7 @@ fn run_to_eos(pipeline: &gst::Pipeline, hook: &Hook, bar: &indicatif::ProgressBa
     }
 }
 
-pub fn anonymize(input: &Input, output: &Path, mut anonymizer: Anonymizer, boxes: Option<&Path>) -> Result<()> {
+pub fn anonymize(input: &Input, output: &Path, mut finder: FaceFinder, mut anonymizer: Anonymizer, boxes: Option<&Path>) -> Result<()> {
     let header = anonymizer.header().cloned();
     let side_path = sidecar::path_for(output);
     let mut side_tmp = side_path.as_os_str().to_owned();
@@ -429,8 +487,9 @@ pub fn anonymize(input: &Input, output: &Path, mut anonymizer: Anonymizer, boxes
     let writer_in = writer_slot.clone();
     let sei_out = SeiMap::default();
     let sei_fill = sei_out.clone();
-    let process: FrameFn = Box::new(move |frame, n, pts| {
-        let outcome = anonymizer.process(frame, None, pts)?;
+    let find: FindFn = Box::new(move |frame| Ok(finder.find(frame)?.to_vec()));
+    let process: FrameFn = Box::new(move |frame, n, pts, tracks| {
+        let outcome = anonymizer.process(frame, tracks, pts)?;
         debug_assert_eq!(outcome.record.frame, n);
         if let (Some(h), Some(pts)) = (anonymizer.header(), pts) {
             let with_header = n % SEI_HEADER_EVERY == 0;
@@ -447,7 +506,7 @@ pub fn anonymize(input: &Input, output: &Path, mut anonymizer: Anonymizer, boxes
     });
     let comment = header.as_ref().map(|h| format!("{}{}", streamdata::TAG_PREFIX, h.encode()));
     let sei_out = header.is_some().then_some(sei_out);
-    let result = transcode(input, output, process, Carry { comment, sei_out, ..Carry::default() });
+    let result = transcode(input, output, Some(find), process, Carry { comment, sei_out, ..Carry::default() });
     let writer = writer_slot.lock().unwrap().take();
     let t = match result {
         Ok(t) => t,
@@ -491,7 +550,7 @@ pub fn restore(
     let tag = slot.clone();
     let sei_in = SeiMap::default();
     let sei_seen = sei_in.clone();
-    let process: FrameFn = Box::new(move |frame, n, pts| {
+    let process: FrameFn = Box::new(move |frame, n, pts, _| {
         // The stream's own SEI first, then the sidecar, then detection.
         let sei: Option<serde_json::Value> = pts
             .and_then(|p| sei_seen.lock().unwrap().remove(&p))
@@ -512,7 +571,7 @@ pub fn restore(
         r.as_mut().expect("restorer was just made").process(frame, crops.as_deref())?;
         Ok(())
     });
-    let t = transcode(input, output, process, Carry { header_tag: slot, sei_in: Some(sei_in), ..Carry::default() })?;
+    let t = transcode(input, output, None, process, Carry { header_tag: slot, sei_in: Some(sei_in), ..Carry::default() })?;
     eprintln!("{} frames restored -> {}", t.frames, output.display());
     Ok(())
 }

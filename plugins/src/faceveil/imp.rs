@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
 use faceveil::pipeline::Anonymizer;
+use faceveil::veil::FaceFinder;
 use faceveil::sidecar::SidecarWriter;
 use gst::glib;
 use gst::prelude::*;
@@ -53,6 +54,8 @@ impl Default for Settings {
 
 struct State {
     anonymizer: Anonymizer,
+    /// Tracks upstream's faces, or finds them itself where none come.
+    finder: FaceFinder,
     info: Option<gst_video::VideoInfo>,
     sidecar: Option<SidecarWriter>,
     header_tag_sent: bool,
@@ -171,6 +174,7 @@ impl BaseTransformImpl for FaceVeil {
         }
         let password = settings.password.as_ref().map(|p| p.as_bytes());
         let anonymizer = Anonymizer::new(&config, password).map_err(|e| common::init_error(common::describe(&e)))?;
+        let finder = FaceFinder::new(&config).map_err(|e| common::init_error(common::describe(&e)))?;
         let sidecar = match (&settings.sidecar, anonymizer.header()) {
             (Some(path), Some(header)) => {
                 Some(SidecarWriter::create(path, header).map_err(|e| common::settings_error(common::describe(&e)))?)
@@ -178,7 +182,7 @@ impl BaseTransformImpl for FaceVeil {
             _ => None,
         };
         *self.state.lock().unwrap() =
-            Some(State { anonymizer, info: None, sidecar, header_tag_sent: false, use_roi: settings.use_roi });
+            Some(State { anonymizer, finder, info: None, sidecar, header_tag_sent: false, use_roi: settings.use_roi });
         gst::info!(CAT, imp = self, "started in {:?} mode", settings.mode);
         Ok(())
     }
@@ -199,8 +203,10 @@ impl BaseTransformImpl for FaceVeil {
         let upstream = if state.use_roi { common::roi_faces(buf) } else { Vec::new() };
         let has_roi = state.use_roi && buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>().next().is_some();
         let pts = buf.pts().map(|t| t.nseconds());
-        let faces = has_roi.then_some(upstream.as_slice());
-        let outcome = common::with_frame(self, buf, &info, "anonymization failed", |view| state.anonymizer.process(view, faces, pts))?;
+        let outcome = common::with_frame(self, buf, &info, "anonymization failed", |view| {
+            let tracks = if has_roi { state.finder.observe(&upstream) } else { state.finder.find(view)? }.to_vec();
+            state.anonymizer.process(view, &tracks, pts)
+        })?;
         if let Some(header) = state.anonymizer.header().cloned() {
             let with_header = outcome.record.frame % HEADER_EVERY == 0;
             let payload = streamdata::sei_payload(&outcome.record, with_header.then_some(&header));
@@ -238,7 +244,7 @@ impl VideoFilterImpl for FaceVeil {
         if let Some(state) = self.state.lock().unwrap().as_mut() {
             if state.info.as_ref().is_some_and(|i| i.width() != in_info.width() || i.height() != in_info.height()) {
                 gst::info!(CAT, imp = self, "resolution changed to {}x{}", in_info.width(), in_info.height());
-                state.anonymizer.reset_tracking();
+                state.finder.reset();
             }
             state.info = Some(in_info.clone());
         }
