@@ -32,6 +32,9 @@ pub type HeaderSlot = Arc<Mutex<Option<String>>>;
 /// The header rides in the SEI of the first frame and every this many frames after.
 const SEI_HEADER_EVERY: u64 = 30;
 
+/// Frames a queue between two processing stages holds.
+const STAGE_QUEUE_FRAMES: u32 = 4;
+
 /// Per-frame work: the frame, its number, its running time in ns and the faces the find stage
 /// (if any) located in it.
 pub type FrameFn = Box<dyn FnMut(&mut FrameMut, u64, Option<u64>, &[Track]) -> Result<()> + Send>;
@@ -212,6 +215,16 @@ fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u64> {
     segment.to_running_time(buffer.pts()?).map(|t| t.nseconds())
 }
 
+/// A queue between two stages: a few frames are enough to keep both busy, and more would only
+/// add memory (1.4 MB a 720p frame) and latency.
+fn stage_queue() -> Result<gst::Element> {
+    Ok(gst::ElementFactory::make("queue")
+        .property("max-size-buffers", STAGE_QUEUE_FRAMES)
+        .property("max-size-bytes", 0u32)
+        .property("max-size-time", 0u64)
+        .build()?)
+}
+
 /// How the H.264 on `pad` frames its NAL units.
 fn h264_framing(pad: &gst::Pad) -> Option<Framing> {
     let caps = pad.current_caps()?;
@@ -366,10 +379,10 @@ pub fn transcode(input: &Input, output: &Path, find: Option<FindFn>, process: Fr
                     let mut chain = vec![make("queue")?, make("videoconvert")?, filter];
                     let find_el = hook.find.as_ref().map(|_| make("identity")).transpose()?;
                     if let Some(el) = &find_el {
-                        chain.extend([el.clone(), make("queue")?]);
+                        chain.extend([el.clone(), stage_queue()?]);
                     }
                     let process_el = make("identity")?;
-                    chain.extend([process_el.clone(), make("queue")?]);
+                    chain.extend([process_el.clone(), stage_queue()?]);
                     chain.extend(encoder_chain(odd, live)?);
                     add_chain(&pipeline, &chain)?;
                     chain.last().expect("non-empty").link(&mux)?;
