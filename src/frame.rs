@@ -67,6 +67,13 @@ pub struct Region {
     pub height: usize,
 }
 
+impl Region {
+    /// Whether the two rectangles share a pixel.
+    pub fn overlaps(&self, other: &Region) -> bool {
+        self.x < other.x + other.width && other.x < self.x + self.width && self.y < other.y + other.height && other.y < self.y + self.height
+    }
+}
+
 impl PixelFormat {
     fn packed_layout(self) -> Option<(usize, [usize; 3])> {
         // (bytes per pixel, offsets of R, G, B)

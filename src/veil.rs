@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 use crate::blend::{BlendShape, CropContext};
 use crate::detect::{DetectionWorker, DetectorSettings, Face};
 use crate::effects::{self, Mode};
-use crate::frame::FrameMut;
+use crate::frame::{FrameMut, Region};
 use crate::geometry::{BBox, CropFraming, CropSquare};
 use crate::model::{Direction, SdnModel};
 use crate::pipeline::Config;
@@ -195,22 +195,29 @@ impl Veil {
                 }
                 let t = Instant::now();
                 self.batch.clear();
-                let mut used = Vec::with_capacity(order.len());
+                let mut contexts = Vec::with_capacity(order.len());
                 for crop in order {
                     if let Some(ctx) = CropContext::read(frame, crop) {
                         ctx.to_tensor(size, &mut self.batch);
-                        used.push(crop);
+                        contexts.push(ctx);
                     }
                 }
                 let t = lap(&mut times.crop, t);
-                let out = keyed.model.run(&self.batch, used.len(), &keyed.key, &keyed.attributes)?;
+                let out = keyed.model.run(&self.batch, contexts.len(), &keyed.key, &keyed.attributes)?;
                 let t = lap(&mut times.model, t);
                 let per = 3 * size * size;
-                for (i, crop) in used.iter().enumerate() {
-                    // Re-read so that a face overlapping an earlier one blends over its result.
-                    if let Some(ctx) = CropContext::read(frame, *crop) {
-                        ctx.composite_tensor(frame, &self.shape, &out[i * per..(i + 1) * per], size);
-                    }
+                let mut written: Vec<Region> = Vec::with_capacity(contexts.len());
+                for (i, ctx) in contexts.into_iter().enumerate() {
+                    // A face overlapping one blended before blends over that result, so its
+                    // pixels are read again; the others keep what was read for the batch.
+                    let ctx = if written.iter().any(|r| r.overlaps(&ctx.region)) {
+                        let Some(again) = CropContext::read(frame, ctx.crop) else { continue };
+                        again
+                    } else {
+                        ctx
+                    };
+                    ctx.composite_tensor(frame, &self.shape, &out[i * per..(i + 1) * per], size);
+                    written.push(ctx.region);
                 }
                 lap(&mut times.blend, t);
                 Ok(())
