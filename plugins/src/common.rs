@@ -135,12 +135,14 @@ pub const DEFAULT_MIN_FACE_SIZE: u32 = 12;
 pub const DEFAULT_DETECT_INTERVAL: u32 = 1;
 pub const DEFAULT_MASK_SCALE: f32 = 1.0;
 pub const DEFAULT_MAX_SIDE: u32 = 640;
+pub const DEFAULT_THREADS: u32 = 0;
 
 /// Detection, model and key settings shared by the elements.
 #[derive(Clone)]
 pub struct Shared {
     pub detector: DetectorProp,
     pub provider: ProviderProp,
+    pub threads: u32,
     pub threshold: f32,
     pub min_face_size: u32,
     pub detect_interval: u32,
@@ -156,6 +158,7 @@ impl Default for Shared {
         Self {
             detector: DEFAULT_DETECTOR,
             provider: DEFAULT_PROVIDER,
+            threads: DEFAULT_THREADS,
             threshold: DEFAULT_THRESHOLD,
             min_face_size: DEFAULT_MIN_FACE_SIZE,
             detect_interval: DEFAULT_DETECT_INTERVAL,
@@ -184,6 +187,13 @@ pub fn shared_properties(groups: Groups) -> Vec<glib::ParamSpec> {
         glib::ParamSpecEnum::builder_with_default("provider", DEFAULT_PROVIDER)
             .nick("Provider")
             .blurb("ONNX Runtime execution provider for the detector and the model")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("threads")
+            .nick("Threads")
+            .blurb("CPU threads each model (detector, SDN) may use (0: one per core)")
+            .maximum(256)
+            .default_value(DEFAULT_THREADS)
             .mutable_ready()
             .build(),
         glib::ParamSpecFloat::builder("threshold")
@@ -255,6 +265,7 @@ impl Shared {
         match name {
             "detector" => self.detector = value.get().expect("type checked upstream"),
             "provider" => self.provider = value.get().expect("type checked upstream"),
+            "threads" => self.threads = value.get().expect("type checked upstream"),
             "threshold" => self.threshold = value.get().expect("type checked upstream"),
             "min-face-size" => self.min_face_size = value.get().expect("type checked upstream"),
             "detect-interval" => self.detect_interval = value.get().expect("type checked upstream"),
@@ -274,6 +285,7 @@ impl Shared {
         Some(match name {
             "detector" => self.detector.to_value(),
             "provider" => self.provider.to_value(),
+            "threads" => self.threads.to_value(),
             "threshold" => self.threshold.to_value(),
             "min-face-size" => self.min_face_size.to_value(),
             "detect-interval" => self.detect_interval.to_value(),
@@ -301,6 +313,7 @@ impl Shared {
             ProviderProp::Cuda => Provider::Cuda,
             ProviderProp::TensorRt => Provider::TensorRt,
         };
+        config.runtime.intra_threads = self.threads as usize;
         config.detector = DetectorSettings {
             kind: match self.detector {
                 DetectorProp::CenterFace => DetectorKind::CenterFace,

@@ -129,6 +129,9 @@ pub struct CommonArgs {
     /// ONNX Runtime execution provider: cpu, cuda or tensorrt (never falls back silently)
     #[arg(long, default_value = "cpu")]
     pub provider: Provider,
+    /// CPU threads each model (detector, SDN) may use; 0: one per core
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Face detector: centerface or seeta
     #[arg(long, default_value = "centerface")]
     pub detector: DetectorKind,
@@ -165,6 +168,7 @@ impl CommonArgs {
         c.mode = mode;
         c.variant = self.variant.clone();
         c.runtime.provider = self.provider;
+        c.runtime.intra_threads = self.threads;
         c.detector = DetectorSettings {
             kind: self.detector,
             threshold: self.threshold,
