@@ -138,7 +138,7 @@ def main():
            "anonymize_ms_per_face_ort_1thread_batch16": round(1000 * t_anon, 2)}
 
     # ---- restore quality (face region = blend mask), exact box, 8-bit frames ----
-    def restore_metrics(fr_in_u8, k, tag, jitter=False, jpeg=None):
+    def restore_metrics(fr_in_u8, k, tag, jitter=False, jpeg=None, att=None):
         fr = fr_in_u8
         if jpeg is not None:
             fr = np.stack([cv2.imdecode(cv2.imencode(".jpg", f[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg])[1],
@@ -161,7 +161,7 @@ def main():
         else:
             inp = to_in(fr[:, pad:pad + S, pad:pad + S])
             tgt = frames[:, pad:pad + S, pad:pad + S].astype(np.float32)
-        out = run(sr, inp.astype(np.float32), k, att0)
+        out = run(sr, inp.astype(np.float32), k, att0 if att is None else att)
         blended = m[None, :, :, None] * (out.transpose(0, 2, 3, 1) + 1) * 127.5 + (1 - m[None, :, :, None]) * (inp.transpose(0, 2, 3, 1) + 1) * 127.5
         blended = np.clip(np.rint(blended), 0, 255)
         ps, ss = zip(*[psnr_ssim_masked(blended[i], tgt[i], m) for i in range(n)])
@@ -180,6 +180,11 @@ def main():
     res["anonymized_vs_original_ssim"] = round(float(np.mean(ss)), 4)
     wrong = restore_metrics(fr_anon, key_rand, "wrong_random_key")
     wrong1 = restore_metrics(fr_anon, key_1bit, "wrong_key_1bit")
+    # the right key with one attribute factor set that was not used to anonymize (the factors
+    # are part of the secret): one random factor at +-1
+    att_wrong = att0.copy()
+    att_wrong[np.arange(n), rng.randint(0, att0.shape[1], n)] = rng.choice([-1.0, 1.0], n)
+    wrong_att = restore_metrics(fr_anon, key, "wrong_attributes", att=att_wrong)
     rt = np.abs(run(sr, anon, key, att0) - x) * 127.5  # float round trip, no quantisation, in 0..255 units
     res["restore_float_roundtrip_abs_err_0_255_mean_in_mask"] = round(float((rt * m).sum() / (m.sum() * 3 * n)), 4)
     res["restore_float_roundtrip_abs_err_0_255_max"] = round(float(rt.max()), 2)
@@ -192,6 +197,8 @@ def main():
     full_wrong[:, pad:pad + S, pad:pad + S] = wrong
     full_wrong1 = frames.copy()
     full_wrong1[:, pad:pad + S, pad:pad + S] = wrong1
+    full_wrong_att = frames.copy()
+    full_wrong_att[:, pad:pad + S, pad:pad + S] = wrong_att
     up = 2  # dlib's ResNet wants ~150 px chips: upsample the 144 px frames
 
     def emb(frs):
@@ -208,9 +215,10 @@ def main():
     e_rest = emb(full_restored)
     e_wrong = emb(full_wrong)
     e_wrong1 = emb(full_wrong1)
+    e_wrong_att = emb(full_wrong_att)
     d = lambda a, b: np.linalg.norm(a - b, axis=1)  # noqa: E731
     for tag, e in (("anonymized", e_anon), ("restored", e_rest), ("wrong_key_restore", e_wrong),
-                   ("wrong_key_1bit_restore", e_wrong1)):
+                   ("wrong_key_1bit_restore", e_wrong1), ("wrong_attributes_restore", e_wrong_att)):
         dd = d(e, e_orig)
         res[f"dlib_dist_{tag}_vs_same_image_mean"] = round(float(dd.mean()), 4)
         res[f"dlib_same_person_rate_{tag}_vs_same_image"] = round(float((dd < 0.6).mean()), 4)

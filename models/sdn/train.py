@@ -12,6 +12,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import time
 
@@ -167,6 +168,20 @@ def sample_cond(rng, n, dev):
     return key.to(dev), torch.from_numpy(attrs).to(dev), key2.to(dev)
 
 
+def wrong_attributes(rng, attrs):
+    """The attribute factors with one of them changed (set where it was off, off or reversed where
+    it was set): a restore with the right key and these must not give the original back."""
+    out = attrs.clone()
+    for i in range(len(out)):
+        j = rng.randint(N_ATTR)
+        v = float(out[i, j])
+        if v == 0:
+            out[i, j] = float(rng.uniform(0.5, 2.0) * rng.choice([-1, 1]))
+        else:
+            out[i, j] = 0.0 if rng.rand() < 0.5 else -v
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--variant", default="fast", choices=["fast", "full"])
@@ -306,8 +321,12 @@ def main():
     t_ck = time.time()
     budget = args.minutes * 60
     acc = {}
+    # SIGTERM / Ctrl-C end the run after the current step, with a checkpoint
+    stop = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.append(1))
     while True:
-        if time.time() - t_start > budget or (args.max_steps and step >= args.max_steps):
+        if stop or time.time() - t_start > budget or (args.max_steps and step >= args.max_steps):
             break
         idx = rng.randint(0, len(train.img), args.batch)
         flip = rng.rand(args.batch) < 0.5
@@ -337,7 +356,10 @@ def main():
         strength = 1.0 if rng.rand() < 0.75 else 0.0
         inp, tgt = degrade(frame, x144, rng, strength=strength)
         rest = flow.inverse(inp, key, attrs)
-        wrong = flow.inverse(bl, key2, attrs)
+        # the wrong secret: a nearby key for half the batch, the right key with one attribute
+        # factor changed for the other half (the factors are part of the secret)
+        half = torch.arange(args.batch, device=dev) < args.batch // 2
+        wrong = flow.inverse(bl, torch.where(half[:, None], key2, key), torch.where(half[:, None], attrs, wrong_attributes(rng, attrs)))
         wbl = m128 * wrong.clamp(-1, 1) + (1 - m128) * x
 
         rest_l1 = ((rest - tgt).abs() * (m128 + 0.1)).mean() / (m128.mean() + 0.1)
