@@ -1,5 +1,5 @@
 //! `faceveil bench CLIP`: end-to-end speed (decode, anonymize, encode) with a per-stage
-//! breakdown, the latency faceveil adds to each frame, and peak memory.
+//! breakdown, the latency faceveil adds to each frame, and memory (peak, and over the run).
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -29,16 +29,30 @@ impl Latency {
     }
 }
 
-fn peak_rss_mb() -> Option<f64> {
+/// A field of /proc/self/status in MB: VmHWM (peak) or VmRSS (now).
+fn status_mb(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
 
+/// Resident memory is sampled every this many frames, to show whether it stays flat.
+const RSS_EVERY: u64 = 150;
+
+/// Up to ten samples, evenly spread over the run, and the last one.
+fn rss_summary(samples: &[(u64, f64)]) -> String {
+    let step = samples.len().div_ceil(10).max(1);
+    let mut picked: Vec<&(u64, f64)> = samples.iter().step_by(step).collect();
+    if let Some(last) = samples.last().filter(|l| picked.last() != Some(l)) {
+        picked.push(last);
+    }
+    picked.iter().map(|(f, mb)| format!("{f}: {mb:.0}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Runs the clip through decode and encode, with the two stages of an anonymization (or
 /// nothing, for the baseline) as `faceveil anonymize` runs them.
-fn run(input: &Input, work: Option<(FaceFinder, Anonymizer)>) -> Result<(u64, Duration, Latency, StageTimes)> {
+fn run(input: &Input, work: Option<(FaceFinder, Anonymizer)>) -> Result<(u64, Duration, Latency, StageTimes, Vec<(u64, f64)>)> {
     let out = std::env::temp_dir().join(format!("faceveil-bench-{}.mkv", std::process::id()));
     let latency = Arc::new(Mutex::new(Latency::default()));
     let find_times = Arc::new(Mutex::new(StageTimes::default()));
@@ -47,9 +61,11 @@ fn run(input: &Input, work: Option<(FaceFinder, Anonymizer)>) -> Result<(u64, Du
     // (the stages see frames in the same order). Time spent waiting in the queues between
     // them is left out: reading a file fills them, a live source at its own rate does not.
     let found_in: Arc<Mutex<VecDeque<Duration>>> = Arc::default();
+    let rss: Arc<Mutex<Vec<(u64, f64)>>> = Arc::default();
     let (find, process): (Option<FindFn>, FrameFn) = match work {
         Some((mut finder, mut anonymizer)) => {
             let (ft, vt, lat, f_in, f_out) = (find_times.clone(), veil_times.clone(), latency.clone(), found_in.clone(), found_in.clone());
+            let samples = rss.clone();
             let find: FindFn = Box::new(move |frame| {
                 let start = Instant::now();
                 let tracks = finder.find(frame)?.to_vec();
@@ -57,7 +73,12 @@ fn run(input: &Input, work: Option<(FaceFinder, Anonymizer)>) -> Result<(u64, Du
                 f_in.lock().unwrap().push_back(start.elapsed());
                 Ok(tracks)
             });
-            let process: FrameFn = Box::new(move |frame, _n, pts, tracks| {
+            let process: FrameFn = Box::new(move |frame, n, pts, tracks| {
+                if (n + 1) % RSS_EVERY == 0
+                    && let Some(mb) = status_mb("VmRSS:")
+                {
+                    samples.lock().unwrap().push((n + 1, mb));
+                }
                 let start = Instant::now();
                 anonymizer.process(frame, tracks, pts)?;
                 *vt.lock().unwrap() = anonymizer.times().clone();
@@ -83,7 +104,8 @@ fn run(input: &Input, work: Option<(FaceFinder, Anonymizer)>) -> Result<(u64, Du
     let latency = std::mem::take(&mut *latency.lock().unwrap());
     let mut times = find_times.lock().unwrap().clone();
     times.add(&veil_times.lock().unwrap());
-    Ok((t.frames, wall, latency, times))
+    let rss = std::mem::take(&mut *rss.lock().unwrap());
+    Ok((t.frames, wall, latency, times, rss))
 }
 
 fn ms(d: Duration, n: u64) -> f64 {
@@ -96,10 +118,10 @@ pub fn bench(clip: &Path, describe: &str, finder: FaceFinder, anonymizer: Anonym
         bail!("bench needs a video file");
     }
     if baseline {
-        let (frames, wall, _, _) = run(&input, None)?;
+        let (frames, wall, ..) = run(&input, None)?;
         println!("decode + encode only: {frames} frames in {:.2} s = {:.1} fps", wall.as_secs_f64(), frames as f64 / wall.as_secs_f64());
     }
-    let (frames, wall, latency, times) = run(&input, Some((finder, anonymizer)))?;
+    let (frames, wall, latency, times, rss) = run(&input, Some((finder, anonymizer)))?;
     println!("clip: {}", clip.display());
     println!("setting: {describe}");
     println!("end to end: {frames} frames in {:.2} s = {:.1} fps", wall.as_secs_f64(), frames as f64 / wall.as_secs_f64());
@@ -113,8 +135,11 @@ pub fn bench(clip: &Path, describe: &str, finder: FaceFinder, anonymizer: Anonym
     for (name, d) in times.stages() {
         println!("  {name:<11} {:>8.2}", ms(d, times.frames));
     }
-    if let Some(rss) = peak_rss_mb() {
-        println!("peak RSS: {rss:.0} MB");
+    if let Some(peak) = status_mb("VmHWM:") {
+        println!("peak RSS: {peak:.0} MB");
+    }
+    if !rss.is_empty() {
+        println!("RSS by frame (MB): {}", rss_summary(&rss));
     }
     Ok(())
 }
