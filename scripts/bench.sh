@@ -3,6 +3,7 @@
 # `faceveil bench` on the bundled 720p clip (two faces) in several settings, the criterion stage
 # benchmarks, and the side-by-side run against deface 1.5.0. Nothing in the file is typed by hand.
 # Usage: scripts/bench.sh [CLIP]   (default samples/faces_720p.mp4; needs scripts/setup.sh first)
+# BENCH_LONG=0 skips the 10-minute memory run (about 5 minutes of the total).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -38,10 +39,31 @@ run() {  # title, then the faceveil bench arguments
   echo
 } >"$tmp"
 
-run "SDN (fast), detection every frame" --baseline
+run "SDN (fast), detection every frame (the default)" --baseline
+run "SDN (fast), detection every 2nd frame, tracking between" --detect-interval 2
 run "SDN (fast), detection every 3rd frame, tracking between" --detect-interval 3
 run "SDN (fast), detection every 3rd frame at 480 px" --detect-interval 3 --detect-size 480
 run "Blur, detection every 3rd frame" --mode blur --detect-interval 3
+
+# Memory over a long run: the clip joined to itself (no re-encode) into a 10-minute stream.
+if [ "${BENCH_LONG:-1}" = 1 ]; then
+  long_dir=$(mktemp -d)
+  for i in $(seq -w 0 99); do ln -s "$root/$clip" "$long_dir/part_$i.mp4"; done
+  gst-launch-1.0 -q splitmuxsrc location="$long_dir/part_*.mp4" ! h264parse ! matroskamux \
+    ! filesink location="$long_dir/long.mkv"
+  {
+    echo "## Memory over a 10-minute stream"
+    echo
+    echo "The clip joined to itself 100 times (\`splitmuxsrc\`, no re-encode), then:"
+    echo
+    echo '```'
+    echo "\$ faceveil bench LONG.mkv --detect-interval 3"
+  } >>"$tmp"
+  "$bin" bench "$long_dir/long.mkv" --detect-interval 3 2>&1 | tee -a "$tmp"
+  echo '```' >>"$tmp"
+  echo >>"$tmp"
+  rm -rf "$long_dir"
+fi
 
 {
   echo "## Stages (criterion, \`cargo bench --bench stages\`)"
@@ -59,6 +81,20 @@ echo >>"$tmp"
   echo
 } >>"$tmp"
 FACEVEIL_ARGS='--detect-interval 3' bash scripts/compare_deface.sh "$clip" 2>&1 | sed -n '/^| tool/,$p' | tee -a "$tmp"
+
+{
+  echo "## GPU"
+  echo
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    echo '```'
+    nvidia-smi -L
+    echo "\$ faceveil bench $clip --provider cuda"
+    "$bin" bench "$clip" --provider cuda 2>&1
+    echo '```'
+  else
+    echo "No GPU on this machine: the CUDA and TensorRT providers were not measured in this run."
+  fi
+} >>"$tmp"
 
 mv "$tmp" "$doc"
 trap - EXIT
