@@ -488,3 +488,53 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
     let span = (pts.last().unwrap() - pts.first().unwrap()) as f64 / 1e9;
     assert!(span > 4.5, "the recording spans only {span:.1} s ({} frames)", pts.len());
 }
+
+#[test]
+fn a_stream_that_changes_resolution_is_anonymized_and_restored_whole_in_ts_and_cut_cleanly_in_mp4() {
+    let dir = tmpdir("resize");
+    // 100 frames at 640x360, then 180 at 1280x720, in MPEG-TS (which can carry the change).
+    let input = dir.join("changing.ts");
+    media::launch(&format!(
+        "concat name=c ! videoconvert ! x264enc speed-preset=ultrafast key-int-max=30 ! h264parse ! mpegtsmux ! filesink location={} \
+         filesrc location={} ! decodebin ! videoconvert ! c. filesrc location={} ! decodebin ! videoconvert ! c.",
+        input.display(),
+        sample("two_faces_640x360.mp4").display(),
+        sample("faces_720p.mp4").display()
+    ));
+    let sizes = |d: &media::Decoded| d.frames.iter().map(|f| (f.width, f.height)).collect::<Vec<_>>();
+    let original = media::decode(&input);
+    assert_eq!(original.frames.len(), 280);
+    let pw = [("FACEVEIL_PASSWORD", "resize")];
+
+    let anon = dir.join("anon.ts");
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&anon)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let restored = dir.join("restored.ts");
+    let o = faceveil(&["restore", s(&anon), "-o", s(&restored)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, r) = (media::decode(&anon), media::decode(&restored));
+    assert_eq!(sizes(&a), sizes(&original), "every frame kept its size");
+    assert_eq!(sizes(&r), sizes(&original));
+    // Faces on both sides of the change were replaced and brought back.
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("anon.ts.faceveil"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 280);
+    for i in [50, 200] {
+        let crops: Vec<[f32; 3]> = serde_json::from_value(records[i]["crops"].clone()).unwrap();
+        assert!(!crops.is_empty(), "frame {i}: faces found");
+        let (p_anon, p_rest) = (face_psnr(&original.frames[i], &a.frames[i], &crops), face_psnr(&original.frames[i], &r.frames[i], &crops));
+        assert!(p_rest > p_anon + 2.0, "frame {i}: restored {p_rest:.1} dB vs anonymized {p_anon:.1} dB");
+    }
+
+    // MP4 cannot hold the change: a clear error, and the frames before it are kept.
+    let mp4 = dir.join("anon.mp4");
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&mp4), "--mode", "blur"], &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("changes resolution from 640x360 to 1280x720"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("CRITICAL"), "{}", stderr(&o));
+    assert_eq!(sizes(&media::decode(&mp4)), vec![(640, 360); 100]);
+}

@@ -83,7 +83,7 @@ impl From<ModeArg> for Mode {
 pub struct AnonymizeArgs {
     /// Image, folder of images, video file, rtsp:// URL, or `webcam` / /dev/videoN
     pub input: String,
-    /// Output image, folder or video file (.mp4, .mkv)
+    /// Output image, folder or video file (.mp4, .mkv, or .ts, which also holds resolution changes)
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "sdn")]

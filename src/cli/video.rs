@@ -56,6 +56,9 @@ pub struct Hook {
     end_ns: AtomicU64,
     /// Header text found in the input's tags (a comment with the faceveil prefix).
     header_tag: HeaderSlot,
+    /// Set when the video changed resolution and the container cannot hold that: the input is
+    /// then ended early, as with Ctrl-C, and what came before is kept.
+    size_change: Mutex<Option<String>>,
 }
 
 pub fn init() -> Result<()> {
@@ -123,6 +126,7 @@ impl Hook {
             frames: AtomicU64::new(0),
             end_ns: AtomicU64::new(0),
             header_tag,
+            size_change: Mutex::new(None),
         })
     }
 
@@ -201,7 +205,7 @@ fn install_probe(pad: &gst::Pad, hook: Arc<Hook>, stage: Stage) {
             Ok(()) => gst::PadProbeReturn::Ok,
             Err(e) => {
                 hook.fail(pad, e);
-                gst::PadProbeReturn::Drop
+                gst::PadProbeReturn::Handled
             }
         }
     });
@@ -280,13 +284,61 @@ fn watch_input_sei(dec: &gst::Element, map: SeiMap) {
     });
 }
 
-fn muxer_for(output: &Path) -> Result<gst::Element> {
+/// The container an output is written in.
+struct Container {
+    muxer: gst::Element,
+    /// MPEG-TS carries a change of resolution midway; MP4 and Matroska (in GStreamer) cannot.
+    holds_size_changes: bool,
+}
+
+fn container_for(output: &Path) -> Result<Container> {
     let ext = output.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
-    match ext.as_str() {
-        "mp4" | "m4v" | "mov" => make("mp4mux"),
-        "mkv" => make("matroskamux"),
-        _ => bail!("output {} must be .mp4, .mov or .mkv", output.display()),
-    }
+    let (muxer, holds_size_changes) = match ext.as_str() {
+        "mp4" | "m4v" | "mov" => (make("mp4mux")?, false),
+        "mkv" => (make("matroskamux")?, false),
+        "ts" | "m2ts" => (make("mpegtsmux")?, true),
+        _ => bail!("output {} must be .mp4, .mov, .mkv or .ts", output.display()),
+    };
+    Ok(Container { muxer, holds_size_changes })
+}
+
+/// Watches the decoded video's caps: where the container cannot take a new resolution, the
+/// change is not let through; the hook records it and the input is ended there.
+fn guard_size_changes(pad: &gst::Pad, hook: Arc<Hook>) {
+    let first: Mutex<Option<(i32, i32)>> = Mutex::new(None);
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM | gst::PadProbeType::BUFFER, move |_, probe| {
+        let stopped = hook.size_change.lock().unwrap().is_some();
+        match &probe.data {
+            Some(gst::PadProbeData::Buffer(_)) if stopped => gst::PadProbeReturn::Handled,
+            Some(gst::PadProbeData::Event(ev)) => {
+                let gst::EventView::Caps(c) = ev.view() else { return gst::PadProbeReturn::Ok };
+                let Some(st) = c.caps().structure(0) else { return gst::PadProbeReturn::Ok };
+                let size = (st.get::<i32>("width").unwrap_or(0), st.get::<i32>("height").unwrap_or(0));
+                let mut first = first.lock().unwrap();
+                match *first {
+                    None => {
+                        *first = Some(size);
+                        gst::PadProbeReturn::Ok
+                    }
+                    Some(f) if f == size => gst::PadProbeReturn::Ok,
+                    Some(f) => {
+                        if !stopped {
+                            *hook.size_change.lock().unwrap() = Some(format!(
+                                "the video changes resolution from {}x{} to {}x{} after {} frames, which this container cannot hold (write to .ts to keep the whole stream)",
+                                f.0,
+                                f.1,
+                                size.0,
+                                size.1,
+                                hook.frames.load(Ordering::SeqCst)
+                            ));
+                        }
+                        gst::PadProbeReturn::Handled
+                    }
+                }
+            }
+            _ => gst::PadProbeReturn::Ok,
+        }
+    });
 }
 
 /// x264 at CRF-like constant quality, in a format it can encode at any frame size.
@@ -346,7 +398,7 @@ pub fn transcode(input: &Input, output: &Path, find: Option<FindFn>, process: Fr
     let tmp = PathBuf::from(tmp);
     let pipeline = gst::Pipeline::new();
     let dec = add_source(&pipeline, source)?;
-    let mux = muxer_for(output)?;
+    let Container { muxer: mux, holds_size_changes } = container_for(output)?;
     if let (Some(text), Ok(setter)) = (&comment, mux.clone().dynamic_cast::<gst::TagSetter>()) {
         setter.add_tag::<gst::tags::Comment>(&text.as_str(), gst::TagMergeMode::Replace);
     }
@@ -374,6 +426,9 @@ pub fn transcode(input: &Input, output: &Path, find: Option<FindFn>, process: Fr
                     let odd = s.get::<i32>("width").unwrap_or(0) % 2 == 1 || s.get::<i32>("height").unwrap_or(0) % 2 == 1;
                     let caps = gst::Caps::builder("video/x-raw").field("format", "I420").build();
                     let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build()?;
+                    if !holds_size_changes {
+                        guard_size_changes(&filter.static_pad("src").expect("capsfilter has src"), hook.clone());
+                    }
                     // Each stage is an identity with a probe and a queue after it, so that finding
                     // faces, changing them and encoding run side by side on successive frames.
                     let mut chain = vec![make("queue")?, make("videoconvert")?, filter];
@@ -429,6 +484,9 @@ pub fn transcode(input: &Input, output: &Path, find: Option<FindFn>, process: Fr
         return Err(e);
     }
     std::fs::rename(&tmp, output).with_context(|| format!("cannot write {}", output.display()))?;
+    if let Some(change) = hook.size_change.lock().unwrap().take() {
+        bail!("{change}: the {frames} frames before it were written to {}", output.display());
+    }
     // A file that ends before its declared duration lost frames; what decoded is kept.
     let end = hook.end_ns.load(Ordering::SeqCst);
     if let Some(d) = duration.filter(|d| !live && !super::stop::requested() && end + 200_000_000 < *d) {
@@ -449,7 +507,7 @@ fn run_to_eos(pipeline: &gst::Pipeline, hook: &Hook, bar: &indicatif::ProgressBa
     let mut eos_sent = false;
     loop {
         let msg = bus.timed_pop(gst::ClockTime::from_mseconds(250));
-        if super::stop::requested() && !eos_sent {
+        if (super::stop::requested() || hook.size_change.lock().unwrap().is_some()) && !eos_sent {
             // Ending with EOS lets the muxer finish the file; live sources (rtspsrc, v4l2src)
             // sit inside bins, so each is told directly.
             eos_sent = true;
