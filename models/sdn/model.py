@@ -1,14 +1,16 @@
-"""SDN for faceveil: an invertible key-conditioned flow (encoder = forward, decoder = exact inverse),
-a patch discriminator and a from-scratch identity/attribute classifier.
+"""SDN for faceveil: an invertible key-conditioned flow (encoder = forward, decoder = its exact
+inverse), a patch discriminator and a from-scratch identity/attribute classifier.
 
-Flow: image [N,3,128,128] in -1..1 -> squeeze (space-to-depth 2) -> 12x64x64 -> coupling blocks ->
-squeeze -> 48x32x32 -> blocks -> squeeze -> 192x16x16 -> blocks -> depth-to-space x3 -> image.
-Each block: fixed random orthogonal 1x1 channel mixing (inverse = transpose), then an affine
-coupling y2 = x2*exp(s) + t with s = smax*tanh(.) bounded, where (s,t) = net(x1, cond) and cond is an
-MLP embedding of [key (128 x +-1), attributes (6, -2..2)] applied as FiLM on the coupling net's
-hidden features. Anonymize = forward(image, key, attrs); restore = inverse(image, key, attrs).
-The 16x16x192 level is the latent where the attribute factors act most strongly (they condition
-every block, so editing is "adding" a conditioned shift to the latent rather than a fixed direction).
+Flow (SDNFlow), on a 128x128 crop in -1..1, conditioned on the key (128 x +-1) and the attribute
+factors (6, -2..2):
+  1. KeyedWarp: a smooth displacement of the facial features and of the face's width and height,
+     chosen by the key and the attributes (bicubic resampling; inverse by fixed-point iteration);
+  2. ColourFlow: affine couplings on the 32x32 low-pass image (luma given chroma, chroma given
+     luma), for shape, shading and colour;
+  3. a bounded rescaling of the 4x4-block detail image plus a generated detail term.
+The key reaches every part through random Fourier features (a hash-like spread: one flipped bit
+moves every feature), the attributes through the same conditioning, so that they are part of the
+secret and steer the result. Anonymize = forward(image, key, attrs); restore = inverse.
 """
 import math
 
@@ -224,14 +226,87 @@ class ColourFlow(nn.Module):
         return F.conv2d(y, self.M.t()[:, :, None, None])
 
 
+# Control points of the keyed warp in crop coordinates (-1..1, the runtime's CenterFace crop):
+# eyes and mouth corners at the median CenterFace landmarks of 300 training crops, the rest
+# placed around them.
+WARP_POINTS = [
+    (-0.29, -0.25), (0.29, -0.25),    # eyes
+    (-0.29, -0.45), (0.29, -0.45),    # brows
+    (0.0, -0.08), (0.0, 0.09),        # nose bridge, nose tip
+    (-0.245, 0.36), (0.245, 0.36),    # mouth corners
+    (0.0, 0.48), (0.0, 0.72),         # lower lip, chin
+    (-0.52, 0.12), (0.52, 0.12),      # cheeks
+    (-0.42, 0.55), (0.42, 0.55),      # jaw
+    (0.0, -0.65),                     # forehead
+]
+
+
+class KeyedWarp(nn.Module):
+    """A smooth, exactly invertible geometric change of the face: displacements of the facial
+    features (Gaussian bumps around WARP_POINTS, width `radius`) plus a change of face width and
+    height, all set by the key features and the attribute factors through a learned, bounded
+    linear map. The output pixel p samples the input at T(p) = p - v(p) (bicubic); since the
+    field's Lipschitz constant stays well below 1, T is invertible and the inverse sampling
+    point is the fixed point of p = q + v(p), found by iteration. Moving the geometry of a real
+    face keeps it a real face, which a from-scratch generator trained for minutes cannot do."""
+
+    def __init__(self, n_key_features, dmax=0.09, smax=0.06, radius=0.2, iterations=12):
+        super().__init__()
+        self.register_buffer("pts", torch.tensor(WARP_POINTS, dtype=torch.float32))
+        n = len(WARP_POINTS)
+        self.dmax, self.smax, self.radius, self.iterations = dmax, smax, radius, iterations
+        self.from_key = nn.Linear(n_key_features, 2 * n + 2)
+        self.from_attr = nn.Linear(N_ATTR, 2 * n + 2, bias=False)
+        # key features are sin(.) of unit variance/2: this spreads displacements over the range
+        nn.init.normal_(self.from_key.weight, std=1.5 / math.sqrt(n_key_features))
+        nn.init.zeros_(self.from_key.bias)
+        nn.init.normal_(self.from_attr.weight, std=0.1)
+
+    def params(self, kf, attrs):
+        h = self.from_key(kf) + self.from_attr(attrs * 0.5)
+        n = len(WARP_POINTS)
+        d = self.dmax * torch.tanh(h[:, : 2 * n]).view(-1, n, 2)
+        sc = self.smax * torch.tanh(h[:, 2 * n:])
+        return d, sc
+
+    def field(self, p, d, sc):
+        """v(p) for sampling points p [N,H,W,2] (x, y)."""
+        diff = p[:, :, :, None, :] - self.pts[None, None, None]                  # N,H,W,P,2
+        w = torch.exp(-(diff * diff).sum(-1) / (2 * self.radius ** 2))            # N,H,W,P
+        v = (w[..., None] * d[:, None, None]).sum(3)                              # N,H,W,2
+        env = torch.exp(-(p * p).sum(-1, keepdim=True) / (2 * 0.55 ** 2))
+        return v + sc[:, None, None, :] * p * env
+
+    def grid(self, x):
+        n, _, h, w = x.shape
+        ty = (torch.arange(h, dtype=x.dtype, device=x.device) + 0.5) * 2 / h - 1
+        tx = (torch.arange(w, dtype=x.dtype, device=x.device) + 0.5) * 2 / w - 1
+        gy, gx = torch.meshgrid(ty, tx, indexing="ij")
+        return torch.stack([gx, gy], -1)[None].expand(n, h, w, 2)
+
+    def forward(self, x, kf, attrs):
+        d, sc = self.params(kf, attrs)
+        p = self.grid(x)
+        return F.grid_sample(x, p - self.field(p, d, sc), mode="bicubic", padding_mode="border", align_corners=False)
+
+    def inverse(self, y, kf, attrs):
+        d, sc = self.params(kf, attrs)
+        q = self.grid(y)
+        p = q
+        for _ in range(self.iterations):
+            p = q + self.field(p, d, sc)
+        return F.grid_sample(y, p, mode="bicubic", padding_mode="border", align_corners=False)
+
+
 class SDNFlow(nn.Module):
-    """x (128) -> low = down4(x) (32x32), detail r = x - up4(low) (down4(r) == 0).
+    """x (128) -> x = W(x; key, attrs), the keyed warp (geometry), then
+    low = down4(x) (32x32), detail r = x - up4(low) (down4(r) == 0).
     low' = G(low; key, attrs)   (coupling flow on the 32x32 image: identity / shape / colour edits)
     r'   = r * exp(s) + proj(t)  with (s, t) = Hnet(low', key, attrs); s is constant on 4x4 blocks,
                                  so r*exp(s) stays a detail image
     y    = up4(low') + r'
     Inverse: low' = down4(y) (exact, since down4(up4(z)) == z and down4(r') == 0), r' = y - up4(low'),
-    r = (r' - proj(t)) * exp(-s), low = G^-1(low'), x = up4(low) + r.
+    r = (r' - proj(t)) * exp(-s), low = G^-1(low'), x = W^-1(up4(low) + r).
     The identity-changing part works on a smooth low-pass image, so its edits cannot be
     pixel-grid textures; details are re-scaled (bounded) and overlaid, never discarded."""
 
@@ -247,6 +322,7 @@ class SDNFlow(nn.Module):
         self.register_buffer("bk", torch.rand(256, generator=g) * 2 * math.pi)
         self.cond = nn.Sequential(nn.Linear(256 + N_ATTR, cd), nn.SiLU(), nn.Linear(cd, cd), nn.SiLU(),
                                   nn.Linear(cd, cd), nn.SiLU())
+        self.warp = KeyedWarp(256)
         self.G = ColourFlow(cfg["blocks"], cfg["width"], cd, cfg["smax"])
         Hd = cfg["detail"]
         self.dsmax = cfg["detail_smax"]
@@ -261,9 +337,11 @@ class SDNFlow(nn.Module):
         nn.init.zeros_(self.h_film.bias)
         self.Hd = Hd
 
+    def key_features(self, key):
+        return torch.sin(key @ self.Pk + self.bk)
+
     def embed(self, key, attrs):
-        kf = torch.sin(key @ self.Pk + self.bk)
-        return self.cond(torch.cat([kf, attrs * 0.5], 1))
+        return self.cond(torch.cat([self.key_features(key), attrs * 0.5], 1))
 
     def detail_st(self, low, c):
         h = self.h_in(low)
@@ -278,6 +356,7 @@ class SDNFlow(nn.Module):
 
     def forward(self, x, key, attrs):
         c = self.embed(key, attrs)
+        x = self.warp(x, self.key_features(key), attrs)
         low = down4(x)
         r = x - up4(low)
         low2 = self.G(low, c)
@@ -291,7 +370,7 @@ class SDNFlow(nn.Module):
         s, t = self.detail_st(low2, c)
         r = (r2 - t) * torch.exp(-s)
         low = self.G.inverse(low2, c)
-        return up4(low) + r
+        return self.warp.inverse(up4(low) + r, self.key_features(key), attrs)
 
 
 class Anonymize(nn.Module):

@@ -205,6 +205,8 @@ def main():
     ap.add_argument("--w-tv", type=float, default=20.0)
     ap.add_argument("--w-adv", type=float, default=0.2)
     ap.add_argument("--init-cls", default=None, help="start the classifier from this checkpoint's C")
+    ap.add_argument("--init-from", default=None,
+                    help="start a new run from this checkpoint's networks (parts the model gained since start fresh)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -233,6 +235,12 @@ def main():
     rng = np.random.RandomState(args.seed)
     random.seed(args.seed)
     torch.manual_seed(args.seed)
+    if args.init_from and not os.path.exists(ck_path):
+        ck0 = torch.load(args.init_from, map_location=dev, weights_only=False)
+        missing, unexpected = flow.load_state_dict(ck0["flow"], strict=False)
+        D.load_state_dict(ck0["D"])
+        C.load_state_dict(ck0["C"])
+        print(f"initialised from {args.init_from} (step {ck0['step']}); new: {missing}; dropped: {unexpected}", flush=True)
     if args.init_cls and not os.path.exists(ck_path):
         C.load_state_dict(torch.load(args.init_cls, map_location=dev, weights_only=False)["C"])
         print(f"classifier initialised from {args.init_cls}", flush=True)
@@ -294,7 +302,7 @@ def main():
         return out
 
     t_start = time.time()
-    if step == 0 and args.cls_pretrain_min > 0 and not args.init_cls:
+    if step == 0 and args.cls_pretrain_min > 0 and not (args.init_cls or args.init_from):
         # the from-scratch classifier gets a head start alone, so its embedding means something
         # before the flow's losses use it
         tp = time.time()
