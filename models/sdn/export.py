@@ -121,7 +121,10 @@ def main():
     variants = meta.get("variants", {})
     variants[args.variant] = {"anonymize": os.path.basename(a_path), "restore": os.path.basename(r_path),
                               "gflops": round(gflops, 4),
-                              "trained_steps": int(ck["step"]), "trained_minutes": round(float(ck["minutes"]), 1)}
+                              "trained_steps": int(ck["step"]) + sum(r["steps"] for r in ck.get("lineage", [])),
+                              "trained_minutes": round(float(ck["minutes"]) + sum(r["minutes"] for r in ck.get("lineage", [])), 1),
+                              "runs": [*ck.get("lineage", []), {"run": ck.get("run", "?"), "steps": int(ck["step"]),
+                                                                 "minutes": round(float(ck["minutes"]), 1)}]}
     meta["variants"] = variants
     sh = meta.get("sha256", {})
     sh[os.path.basename(a_path)] = sha256(a_path)
@@ -134,7 +137,8 @@ def main():
     os.makedirs(os.path.join(args.out_dir, "checkpoints"), exist_ok=True)
     cp = os.path.join(args.out_dir, "checkpoints", f"sdn_{args.variant}.pt")
     torch.save({"flow": ck["flow"], "C": ck["C"], "D": ck["D"], "step": ck["step"], "minutes": ck["minutes"],
-                "variant": args.variant, "ids": ck["ids"], "contract": ck["contract"]}, cp)
+                "variant": args.variant, "ids": ck["ids"], "contract": ck["contract"], "run": ck.get("run"),
+                "lineage": ck.get("lineage", [])}, cp)
     print(f"wrote {a_path} ({os.path.getsize(a_path) / 1e6:.2f} MB), {r_path} ({os.path.getsize(r_path) / 1e6:.2f} MB), "
           f"{jpath}, {cp} ({os.path.getsize(cp) / 1e6:.1f} MB); gflops {gflops:.3f}; step {ck['step']}")
 

@@ -235,8 +235,12 @@ def main():
     rng = np.random.RandomState(args.seed)
     random.seed(args.seed)
     torch.manual_seed(args.seed)
+    # earlier runs this one was started from: [{run, steps, minutes}], oldest first
+    lineage = []
     if args.init_from and not os.path.exists(ck_path):
         ck0 = torch.load(args.init_from, map_location=dev, weights_only=False)
+        lineage = ck0.get("lineage", []) + [{"run": ck0.get("run", os.path.basename(os.path.dirname(args.init_from))),
+                                             "steps": int(ck0["step"]), "minutes": round(float(ck0["minutes"]), 1)}]
         missing, unexpected = flow.load_state_dict(ck0["flow"], strict=False)
         D.load_state_dict(ck0["D"])
         C.load_state_dict(ck0["C"])
@@ -249,6 +253,7 @@ def main():
         flow.load_state_dict(ck["flow"]); D.load_state_dict(ck["D"]); C.load_state_dict(ck["C"])
         opt_g.load_state_dict(ck["opt_g"]); opt_d.load_state_dict(ck["opt_d"]); opt_c.load_state_dict(ck["opt_c"])
         step, minutes_done = ck["step"], ck["minutes"]
+        lineage = ck.get("lineage", [])
         rng.set_state(ck["np_rng"]); random.setstate(ck["py_rng"]); torch.set_rng_state(ck["torch_rng"])
         if dev.type == "cuda" and ck.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(ck["cuda_rng"])
@@ -274,7 +279,7 @@ def main():
                         opt_d=opt_d.state_dict(), opt_c=opt_c.state_dict(), step=step, minutes=minutes_done,
                         np_rng=rng.get_state(), py_rng=random.getstate(), torch_rng=torch.get_rng_state(),
                         cuda_rng=torch.cuda.get_rng_state() if dev.type == "cuda" else None,
-                        variant=args.variant, ids=ids, contract=c), ck_path + ".tmp")
+                        variant=args.variant, ids=ids, contract=c, run=run, lineage=lineage), ck_path + ".tmp")
         os.replace(ck_path + ".tmp", ck_path)
 
     @torch.no_grad()
