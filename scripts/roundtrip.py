@@ -299,6 +299,11 @@ def process(clip, interval, args, blend, detector):
     bg_mse = {k: [] for k, _ in VARIANTS}
     faces_seen = leaked = frames_leak = 0
     leak_sizes = []
+    # flicker: mean absolute frame-to-frame change inside each face region, in the anonymized
+    # clip and in the original over the same regions (a stable surrogate changes no more than
+    # the face it replaces)
+    temporal = {"anon": [], "orig": []}
+    prev = None
     n = 0
     while True:
         frames = {}
@@ -334,6 +339,11 @@ def process(clip, interval, args, blend, detector):
                 p, s = region_metrics(ref, frames[k], reg)
                 per[k]["psnr"].append(p)
                 per[k]["ssim"].append(s)
+            if prev is not None:
+                x0, y0, x1, y1, mask = reg
+                for k in ("anon", "orig"):
+                    d_ = np.abs(frames[k][y0:y1, x0:x1].astype(np.float32) - prev[k][y0:y1, x0:x1].astype(np.float32))
+                    temporal[k].append(float(d_[mask].mean()))
         dets = detector(ref, 0.5)
         any_leak = False
         for b in dets:
@@ -343,6 +353,7 @@ def process(clip, interval, args, blend, detector):
                 any_leak = True
                 leak_sizes.append(float(max(b[2] - b[0], b[3] - b[1])))
         frames_leak += any_leak
+        prev = {"anon": frames["anon"], "orig": ref}
         n += 1
     for c in caps.values():
         c.release()
@@ -362,6 +373,7 @@ def process(clip, interval, args, blend, detector):
     res["leaked"] = leaked
     res["frames_leak"] = frames_leak
     res["leak_sizes"] = leak_sizes
+    res["temporal_change"] = {k: (float(np.mean(v)) if v else None) for k, v in temporal.items()}
     with open(os.path.join(d, "result.json"), "w") as f:
         json.dump(res, f, indent=1)
     return res
@@ -391,6 +403,9 @@ def table(r):
                 f"{float(np.median(r['leak_sizes'])):.0f})" if r["leak_sizes"] else "") + " |")
     L.append(f"| leak rate (frames with any leak / frames) | {r['frames_leak']} / {n} = "
              f"{100.0 * r['frames_leak'] / max(1, n):.1f}% |")
+    tc = r["temporal_change"]
+    L.append(f"| flicker: mean frame-to-frame change in the face regions, anonymized / original (0-255) | "
+             f"{fmt(tc['anon'], 2)} / {fmt(tc['orig'], 2)} |")
     L.append("")
     L.append("| face region (weight-1 ellipse), vs original | PSNR mean dB | PSNR p10 dB | SSIM mean | SSIM p10 | background PSNR dB |")
     L.append("|---|---|---|---|---|---|")
