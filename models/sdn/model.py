@@ -230,43 +230,72 @@ class ColourFlow(nn.Module):
 # eyes and mouth corners at the median CenterFace landmarks of 300 training crops, the rest
 # placed around them.
 WARP_POINTS = [
-    (-0.29, -0.25), (0.29, -0.25),    # eyes
-    (-0.29, -0.45), (0.29, -0.45),    # brows
-    (0.0, -0.08), (0.0, 0.09),        # nose bridge, nose tip
-    (-0.245, 0.36), (0.245, 0.36),    # mouth corners
-    (0.0, 0.48), (0.0, 0.72),         # lower lip, chin
-    (-0.52, 0.12), (0.52, 0.12),      # cheeks
-    (-0.42, 0.55), (0.42, 0.55),      # jaw
-    (0.0, -0.65),                     # forehead
+    (-0.29, -0.25), (0.29, -0.25),    # 0, 1 eyes
+    (-0.29, -0.45), (0.29, -0.45),    # 2, 3 brows
+    (0.0, -0.08), (0.0, 0.09),        # 4, 5 nose bridge, nose tip
+    (-0.245, 0.36), (0.245, 0.36),    # 6, 7 mouth corners
+    (0.0, 0.48), (0.0, 0.72),         # 8, 9 lower lip, chin
+    (-0.52, 0.12), (0.52, 0.12),      # 10, 11 cheeks
+    (-0.42, 0.55), (0.42, 0.55),      # 12, 13 jaw
+    (0.0, -0.65),                     # 14 forehead
 ]
+
+# Face proportions the warp changes, each a bounded parameter moving a group of points
+# together and mirror-symmetrically (so that features move as features do between people,
+# not one at a time): (limit, [(point, x factor, y factor), ...]).
+WARP_GROUPS = [
+    (0.045, [(0, -1, 0), (1, 1, 0), (2, -1, 0), (3, 1, 0)]),    # eye spacing (brows follow)
+    (0.045, [(0, 0, 1), (1, 0, 1), (2, 0, 1), (3, 0, 1)]),      # eye height (brows follow)
+    (0.035, [(2, 0, 1), (3, 0, 1)]),                            # brow height
+    (0.045, [(4, 0, 1)]),                                       # nose bridge
+    (0.045, [(5, 0, 1)]),                                       # nose length
+    (0.045, [(6, -1, 0), (7, 1, 0)]),                           # mouth width
+    (0.045, [(6, 0, 1), (7, 0, 1), (8, 0, 1)]),                 # mouth height
+    (0.03, [(8, 0, 1)]),                                        # lip
+    (0.05, [(9, 0, 1)]),                                        # chin length
+    (0.045, [(10, -1, 0), (11, 1, 0)]),                         # cheek width
+    (0.035, [(10, 0, 1), (11, 0, 1)]),                          # cheek height
+    (0.05, [(12, -1, 0), (13, 1, 0)]),                          # jaw width
+    (0.04, [(12, 0, 1), (13, 0, 1)]),                           # jaw height
+    (0.04, [(14, 0, 1)]),                                       # forehead
+]
+# Natural faces are not quite symmetric: each point may also move a little on its own.
+WARP_ASYMMETRY = 0.012
 
 
 class KeyedWarp(nn.Module):
-    """A smooth, exactly invertible geometric change of the face: displacements of the facial
-    features (Gaussian bumps around WARP_POINTS, width `radius`) plus a change of face width and
-    height, all set by the key features and the attribute factors through a learned, bounded
-    linear map. The output pixel p samples the input at T(p) = p - v(p) (bicubic); since the
-    field's Lipschitz constant stays well below 1, T is invertible and the inverse sampling
-    point is the fixed point of p = q + v(p), found by iteration. Moving the geometry of a real
-    face keeps it a real face, which a from-scratch generator trained for minutes cannot do."""
+    """A smooth, exactly invertible geometric change of the face: its proportions (WARP_GROUPS:
+    eye spacing, nose length, mouth width, jaw, ...) moved as Gaussian bumps around WARP_POINTS
+    (width `radius`), plus a change of face width and height, all set by the key features and
+    the attribute factors through a learned, bounded linear map. The output pixel p samples the
+    input at T(p) = p - v(p) (bicubic); since the field's Lipschitz constant stays well below 1,
+    T is invertible and the inverse sampling point is the fixed point of p = q + v(p), found by
+    iteration. Moving the geometry of a real face keeps it a real face, which a from-scratch
+    generator trained for minutes cannot do."""
 
-    def __init__(self, n_key_features, dmax=0.09, smax=0.06, radius=0.2, iterations=12):
+    def __init__(self, n_key_features, smax=0.05, radius=0.22, iterations=12):
         super().__init__()
         self.register_buffer("pts", torch.tensor(WARP_POINTS, dtype=torch.float32))
-        n = len(WARP_POINTS)
-        self.dmax, self.smax, self.radius, self.iterations = dmax, smax, radius, iterations
-        self.from_key = nn.Linear(n_key_features, 2 * n + 2)
-        self.from_attr = nn.Linear(N_ATTR, 2 * n + 2, bias=False)
-        # key features are sin(.) of unit variance/2: this spreads displacements over the range
+        n, g = len(WARP_POINTS), len(WARP_GROUPS)
+        basis = torch.zeros(g, n, 2)
+        for i, (limit, members) in enumerate(WARP_GROUPS):
+            for point, fx, fy in members:
+                basis[i, point] = torch.tensor([fx * limit, fy * limit])
+        self.register_buffer("basis", basis)
+        self.smax, self.radius, self.iterations = smax, radius, iterations
+        self.n_params = g + 2 * n + 2
+        self.from_key = nn.Linear(n_key_features, self.n_params)
+        self.from_attr = nn.Linear(N_ATTR, self.n_params, bias=False)
+        # key features are sin(.) of variance 1/2: this spreads the parameters over their range
         nn.init.normal_(self.from_key.weight, std=1.5 / math.sqrt(n_key_features))
         nn.init.zeros_(self.from_key.bias)
         nn.init.normal_(self.from_attr.weight, std=0.1)
 
     def params(self, kf, attrs):
-        h = self.from_key(kf) + self.from_attr(attrs * 0.5)
-        n = len(WARP_POINTS)
-        d = self.dmax * torch.tanh(h[:, : 2 * n]).view(-1, n, 2)
-        sc = self.smax * torch.tanh(h[:, 2 * n:])
+        h = torch.tanh(self.from_key(kf) + self.from_attr(attrs * 0.5))
+        n, g = len(WARP_POINTS), len(WARP_GROUPS)
+        d = torch.einsum("bg,gpc->bpc", h[:, :g], self.basis) + WARP_ASYMMETRY * h[:, g:g + 2 * n].view(-1, n, 2)
+        sc = self.smax * h[:, g + 2 * n:]
         return d, sc
 
     def field(self, p, d, sc):
@@ -320,6 +349,7 @@ class SDNFlow(nn.Module):
         g = torch.Generator().manual_seed(1234)
         self.register_buffer("Pk", torch.randn(KEY_BITS, 256, generator=g))
         self.register_buffer("bk", torch.rand(256, generator=g) * 2 * math.pi)
+        self.register_buffer("Pa", torch.randn(N_ATTR, 256, generator=g) * 1.5)
         self.cond = nn.Sequential(nn.Linear(256 + N_ATTR, cd), nn.SiLU(), nn.Linear(cd, cd), nn.SiLU(),
                                   nn.Linear(cd, cd), nn.SiLU())
         self.warp = KeyedWarp(256)
@@ -337,11 +367,14 @@ class SDNFlow(nn.Module):
         nn.init.zeros_(self.h_film.bias)
         self.Hd = Hd
 
-    def key_features(self, key):
-        return torch.sin(key @ self.Pk + self.bk)
+    def key_features(self, key, attrs):
+        """Random Fourier features of the key, their phases also moved by the attribute factors:
+        the factors are part of the secret (another combination acts like another key) while a
+        small change of a factor moves the features, and the face, only a little."""
+        return torch.sin(key @ self.Pk + attrs @ self.Pa + self.bk)
 
     def embed(self, key, attrs):
-        return self.cond(torch.cat([self.key_features(key), attrs * 0.5], 1))
+        return self.cond(torch.cat([self.key_features(key, attrs), attrs * 0.5], 1))
 
     def detail_st(self, low, c):
         h = self.h_in(low)
@@ -356,7 +389,7 @@ class SDNFlow(nn.Module):
 
     def forward(self, x, key, attrs):
         c = self.embed(key, attrs)
-        x = self.warp(x, self.key_features(key), attrs)
+        x = self.warp(x, self.key_features(key, attrs), attrs)
         low = down4(x)
         r = x - up4(low)
         low2 = self.G(low, c)
@@ -370,7 +403,7 @@ class SDNFlow(nn.Module):
         s, t = self.detail_st(low2, c)
         r = (r2 - t) * torch.exp(-s)
         low = self.G.inverse(low2, c)
-        return self.warp.inverse(up4(low) + r, self.key_features(key), attrs)
+        return self.warp.inverse(up4(low) + r, self.key_features(key, attrs), attrs)
 
 
 class Anonymize(nn.Module):

@@ -241,7 +241,10 @@ def main():
         ck0 = torch.load(args.init_from, map_location=dev, weights_only=False)
         lineage = ck0.get("lineage", []) + [{"run": ck0.get("run", os.path.basename(os.path.dirname(args.init_from))),
                                              "steps": int(ck0["step"]), "minutes": round(float(ck0["minutes"]), 1)}]
-        missing, unexpected = flow.load_state_dict(ck0["flow"], strict=False)
+        own = flow.state_dict()
+        same = {k: v for k, v in ck0["flow"].items() if k in own and own[k].shape == v.shape}
+        missing, unexpected = flow.load_state_dict(same, strict=False)
+        unexpected = sorted(set(ck0["flow"]) - set(same))
         D.load_state_dict(ck0["D"])
         C.load_state_dict(ck0["C"])
         print(f"initialised from {args.init_from} (step {ck0['step']}); new: {missing}; dropped: {unexpected}", flush=True)
