@@ -54,6 +54,7 @@ VARIANTS = [  # (key, label)
     ("sidecar", "restored, right password, SEI stripped, crops from sidecar vs original"),
     ("fallback", "restored, right password, SEI stripped, no sidecar: detection fallback vs original"),
 ]
+RTSP_VARIANT = ("rtsp", "restored, right password, from the anonymized stream served over RTSP vs original")
 
 
 # ----------------------------------------------------------------------------------------
@@ -75,6 +76,33 @@ def run_cli(bin_path, args, password, log):
 
 
 SEI_UUID = b"faceveil-sdn-v1\0"  # plugins/src/streamdata.rs
+
+
+def rtsp_round_trip(bin_path, src, out, di, d):
+    """`faceveil anonymize SRC --serve-rtsp PORT` in the background and `faceveil restore
+    rtsp://...` (password A, header and crops from the stream's SEI) into OUT; wall time of the
+    restore (the server plays the file in real time)."""
+    import socket
+    with socket.socket() as s_:
+        s_.bind(("127.0.0.1", 0))
+        port = s_.getsockname()[1]
+    env = dict(os.environ, FACEVEIL_PASSWORD=PW_A)
+    log = open(os.path.join(d, "rtsp_server.log"), "w")
+    server = subprocess.Popen(["nice", "-n", "10", bin_path, "anonymize", src, "--serve-rtsp", str(port)] + di,
+                              env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        for line in server.stdout:
+            if line.startswith("serving rtsp://"):
+                break
+        else:
+            raise RuntimeError("the RTSP server did not start (see rtsp_server.log)")
+        t, _ = run_cli(bin_path, ["restore", f"rtsp://127.0.0.1:{port}/faceveil", "-o", out] + di, PW_A,
+                       os.path.join(d, "restore_rtsp.log"))
+    finally:
+        server.terminate()
+        server.wait()
+        log.close()
+    return t
 
 
 def strip_sei(src, dst):
@@ -284,19 +312,27 @@ def process(clip, interval, args, blend, detector):
     times["restore (fallback)"], _ = run_cli(
         args.bin, ["restore", fb_in, "-o", fb, "--header", header_line] + di, PW_A,
         os.path.join(d, "restore_fallback.log"))
+    variants = list(VARIANTS)
+    if args.rtsp:
+        rt = os.path.join(d, "restored_rtsp.mkv")
+        times["restore through RTSP (server plays in real time)"] = rtsp_round_trip(args.bin, src, rt, di, d)
+        variants.append(RTSP_VARIANT)
     res["times"] = times
+    res["variants"] = variants
 
     header, crops_by_frame = read_sidecar(anon + ".faceveil")
     res["model_sha256"] = header.get("model_sha256")
     paths = {"orig": src, "anon": anon, "right": right, "wrong": wrong, "sidecar": sc, "fallback": fb}
+    if args.rtsp:
+        paths["rtsp"] = rt
     caps = {k: cv2.VideoCapture(p) for k, p in paths.items()}
     W, H = int(caps["orig"].get(3)), int(caps["orig"].get(4))
     res["resolution"] = f"{W}x{H}"
     res["fps"] = caps["orig"].get(5)
     counts = {k: 0 for k in caps}
     done = {k: False for k in caps}
-    per = {k: {"psnr": [], "ssim": []} for k, _ in VARIANTS}
-    bg_mse = {k: [] for k, _ in VARIANTS}
+    per = {k: {"psnr": [], "ssim": []} for k, _ in variants}
+    bg_mse = {k: [] for k, _ in variants}
     faces_seen = leaked = frames_leak = 0
     leak_sizes = []
     # flicker: mean absolute frame-to-frame change inside each face region, in the anonymized
@@ -327,7 +363,7 @@ def process(clip, interval, args, blend, detector):
             h = side / 2
             sq[max(0, int(cy - h)):max(0, int(math.ceil(cy + h))),
                max(0, int(cx - h)):max(0, int(math.ceil(cx + h)))] = False
-        for k, _ in VARIANTS:
+        for k, _ in variants:
             if sq.any():
                 diff = (ref.astype(np.float32) - frames[k].astype(np.float32)) ** 2
                 bg_mse[k].append(float(diff[sq].mean()))
@@ -335,7 +371,7 @@ def process(clip, interval, args, blend, detector):
             reg = inner_region(crop, blend, W, H)
             if reg is None:
                 continue
-            for k, _ in VARIANTS:
+            for k, _ in variants:
                 p, s = region_metrics(ref, frames[k], reg)
                 per[k]["psnr"].append(p)
                 per[k]["ssim"].append(s)
@@ -392,9 +428,8 @@ def table(r):
     L.append("| | |")
     L.append("|---|---|")
     L.append(f"| resolution | {r['resolution']} @ {r['fps']:.2f} fps |")
-    L.append(f"| frames (original / anonymized / right / wrong / sidecar only / fallback) | "
-             + " / ".join(str(r["frame_counts"][k]) for k in ("orig", "anon", "right", "wrong", "sidecar", "fallback"))
-             + " |")
+    kinds = ["orig", "anon", "right", "wrong", "sidecar", "fallback"] + (["rtsp"] if "rtsp" in r["frame_counts"] else [])
+    L.append(f"| frames ({' / '.join(kinds)}) | " + " / ".join(str(r["frame_counts"][k]) for k in kinds) + " |")
     L.append(f"| recorded crops (sidecar), face-frames measured | {r['crops']}, {r['face_crops_measured']} |")
     L.append(f"| frames carrying faceveil SEI in the anonymized clip | {r['sei_records']} |")
     L.append(f"| faces seen by CenterFace in the original (face-frames) | {r['faces_seen']} |")
@@ -409,7 +444,7 @@ def table(r):
     L.append("")
     L.append("| face region (weight-1 ellipse), vs original | PSNR mean dB | PSNR p10 dB | SSIM mean | SSIM p10 | background PSNR dB |")
     L.append("|---|---|---|---|---|---|")
-    for k, label in VARIANTS:
+    for k, label in r["variants"]:
         m = r["metrics"][k]
         p, s = m["psnr"] or (None, None), m["ssim"] or (None, None)
         L.append(f"| {label} | {fmt(p[0], 2)} | {fmt(p[1], 2)} | {fmt(s[0], 4)} | {fmt(s[1], 4)} | "
@@ -437,6 +472,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "faceveil"))
     ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "ROUNDTRIP.md"))
     ap.add_argument("--no-doc", action="store_true")
+    ap.add_argument("--rtsp", action="store_true", help="also serve each anonymized clip over RTSP and restore from the stream")
     args = ap.parse_args()
     intervals = args.detect_interval or [1]
     if not os.path.exists(args.bin):
@@ -466,6 +502,8 @@ def main():
     shas_start = model_shas()
     blend = sdn["blend"]
     detector = Detector()
+    with open("/proc/loadavg") as f:
+        load_start = " ".join(f.read().split()[:3])
     t_start = time.monotonic()
     results = []
     for clip in args.clips:
@@ -496,7 +534,7 @@ def main():
     L.append(f"```sh\n{cmd}\n```")
     L.append("")
     L.append(f"run from the repository root on a machine with `nproc` = {os.cpu_count()} ({cpu}, "
-             f"{platform.system()} {platform.machine()}), shared with a compiler and a training job; "
+             f"{platform.system()} {platform.machine()}), load average at the start {load_start}; "
              f"every process ran under `nice -n 10`, the script's own NumPy/OpenCV/ONNX Runtime "
              f"work single-threaded. The whole run took {total / 60:.1f} min. Model: "
              f"`{sdn['model_id']}` variant `{sdn['default_variant']}` ({v.get('trained_steps')} training "
@@ -533,6 +571,14 @@ def main():
              f"averaged over the region). Mean and 10th percentile over all face-frames; identical regions "
              f"would count as {PSNR_CAP:.0f} dB. \"Background PSNR\" is over all pixels outside every crop "
              "square, as a reference for what the re-encode alone costs.")
+    if args.rtsp:
+        L.append("- RTSP: `faceveil anonymize CLIP --serve-rtsp PORT` (the clip played in real time, "
+                 "anonymized, encoded by the server's x264 in its live settings, faceveil SEI in the stream) and "
+                 "`faceveil restore rtsp://127.0.0.1:PORT/faceveil` with A, which takes the header and the "
+                 "crops from the stream's SEI; measured over the same face regions as the file run (the "
+                 "server detects the same faces in the same frames).")
+    L.append("- Flicker: the mean absolute change from one frame to the next inside each face region, "
+             "in the anonymized clip and, over the same regions, in the original.")
     L.append("- Leak check: CenterFace (`deps/centerface/centerface.onnx`) on every ORIGINAL frame at full "
              "resolution (padded to multiples of 32; threshold 0.5, NMS 0.3; the CLI itself detects on "
              "frames downscaled to 640 px with threshold 0.4). A detected face is leaked in a frame unless "
