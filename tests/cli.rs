@@ -467,7 +467,11 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
         std::fs::read_to_string(&relay_log).unwrap_or_default().contains("source connected")
     });
     let out = dir.join("recorded.mkv");
-    let mut recorder = spawn(&["anonymize", &relay_url, "-o", s(&out), "--mode", "blur"], &dir.join("recorder.log"));
+    let recorder_log = dir.join("recorder.log");
+    let mut recorder = spawn(&["anonymize", &relay_url, "-o", s(&out), "--mode", "blur"], &recorder_log);
+    wait_for("the recorder to receive the relay", 60, || {
+        std::fs::read_to_string(&recorder_log).unwrap_or_default().contains("source connected")
+    });
     // The upstream clip lasts 4 s; when it ends, the relay loses its source.
     wait_for("the relay to notice its source dropped", 60, || {
         std::fs::read_to_string(&relay_log).unwrap_or_default().contains("reconnecting")
@@ -487,6 +491,26 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
     let pts = media::decode(&out).pts;
     let span = (pts.last().unwrap() - pts.first().unwrap()) as f64 / 1e9;
     assert!(span > 4.5, "the recording spans only {span:.1} s ({} frames)", pts.len());
+}
+
+#[test]
+fn ctrl_c_while_connecting_ends_at_once_and_writes_nothing() {
+    let dir = tmpdir("connecting");
+    // A server that accepts the connection and never answers: the RTSP source waits on it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("rtsp://127.0.0.1:{}/faceveil", silent.local_addr().unwrap().port());
+    let out = dir.join("never.mkv");
+    let log = dir.join("stderr.log");
+    let mut child = spawn(&["anonymize", &url, "-o", s(&out), "--mode", "blur"], &log);
+    let _accepted = silent.accept().unwrap();
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    wait_for("the stopped process to exit", 15, || child.0.try_wait().unwrap().is_some());
+    let status = child.0.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "exit 0 without a recording: {text}");
+    assert!(text.contains("stopped before the input delivered a video frame"), "{text}");
+    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("never")));
 }
 
 #[test]

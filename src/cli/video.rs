@@ -364,6 +364,9 @@ pub struct Transcode {
     pub frames: u64,
 }
 
+/// The sink pads where the video and audio branches take the decoded input.
+type Entries = Arc<Mutex<Vec<gst::Pad>>>;
+
 /// Per-frame SEI payloads keyed by presentation time (ns): filled by the frame function and
 /// written into the encoded stream, or read from the input's stream before decoding.
 pub type SeiMap = Arc<Mutex<HashMap<u64, Vec<u8>>>>;
@@ -412,9 +415,10 @@ pub fn transcode(input: &Input, output: &Path, find: Option<FindFn>, process: Fr
     let live = input.is_live();
     let have_video = Arc::new(Mutex::new(false));
     let link_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::new(Mutex::new(None));
+    let entries = Entries::default();
     {
-        let (pipeline_weak, mux, hook, have_video, link_error) =
-            (pipeline.downgrade(), mux.clone(), hook.clone(), have_video.clone(), link_error.clone());
+        let (pipeline_weak, mux, hook, have_video, link_error, entries) =
+            (pipeline.downgrade(), mux.clone(), hook.clone(), have_video.clone(), link_error.clone(), entries.clone());
         let sei_out = sei_out.clone();
         dec.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pipeline_weak.upgrade() else { return };
@@ -448,12 +452,20 @@ pub fn transcode(input: &Input, output: &Path, find: Option<FindFn>, process: Fr
                     if let Some(map) = &sei_out {
                         insert_sei(&chain.last().expect("non-empty").static_pad("src").expect("h264parse has src"), map.clone());
                     }
-                    pad.link(&chain[0].static_pad("sink").expect("queue has sink"))?;
+                    let entry = chain[0].static_pad("sink").expect("queue has sink");
+                    pad.link(&entry)?;
+                    entries.lock().unwrap().push(entry);
+                    if live {
+                        let (w, h) = (s.get::<i32>("width").unwrap_or(0), s.get::<i32>("height").unwrap_or(0));
+                        eprintln!("faceveil: source connected ({w}x{h})");
+                    }
                 } else if s.name().starts_with("audio/") {
                     let chain = vec![make("queue")?, make("audioconvert")?, make("audioresample")?, make("avenc_aac")?];
                     add_chain(&pipeline, &chain)?;
                     chain.last().expect("non-empty").link(&mux)?;
-                    pad.link(&chain[0].static_pad("sink").expect("queue has sink"))?;
+                    let entry = chain[0].static_pad("sink").expect("queue has sink");
+                    pad.link(&entry)?;
+                    entries.lock().unwrap().push(entry);
                 } else {
                     let fake = make("fakesink")?;
                     add_chain(&pipeline, std::slice::from_ref(&fake))?;
@@ -467,7 +479,7 @@ pub fn transcode(input: &Input, output: &Path, find: Option<FindFn>, process: Fr
         });
     }
     let bar = progress::bar(0, "frames");
-    let result = run_to_eos(&pipeline, &hook, &bar);
+    let result = run_to_eos(&pipeline, &dec, &entries, &hook, &bar);
     let duration = pipeline.query_duration::<gst::ClockTime>().map(|d| d.nseconds());
     let _ = pipeline.set_state(gst::State::Null);
     bar.finish_and_clear();
@@ -475,6 +487,7 @@ pub fn transcode(input: &Input, output: &Path, find: Option<FindFn>, process: Fr
     let failure = hook.error.lock().unwrap().take().or_else(|| link_error.lock().unwrap().take());
     let outcome = match (failure, result) {
         (Some(e), _) | (None, Err(e)) => Err(e),
+        (None, Ok(())) if frames == 0 && super::stop::requested() => Err(anyhow!("stopped before the input delivered a video frame")),
         (None, Ok(())) if !*have_video.lock().unwrap() => Err(anyhow!("the input has no video stream")),
         (None, Ok(())) if frames == 0 => Err(anyhow!("the input has no decodable video frames")),
         (None, Ok(())) => Ok(()),
@@ -500,26 +513,29 @@ pub fn transcode(input: &Input, output: &Path, find: Option<FindFn>, process: Fr
     Ok(Transcode { frames })
 }
 
-fn run_to_eos(pipeline: &gst::Pipeline, hook: &Hook, bar: &indicatif::ProgressBar) -> Result<()> {
+fn run_to_eos(pipeline: &gst::Pipeline, input: &gst::Element, entries: &Entries, hook: &Hook, bar: &indicatif::ProgressBar) -> Result<()> {
     pipeline.set_state(gst::State::Playing).context("cannot start the pipeline")?;
     let bus = pipeline.bus().expect("pipelines have a bus");
     let started = std::time::Instant::now();
-    let mut eos_sent = false;
+    // How many of the entries have been sent the end: branches may still be linked after it.
+    let mut ended = 0;
+    let mut stopping = false;
     loop {
         let msg = bus.timed_pop(gst::ClockTime::from_mseconds(250));
-        if (super::stop::requested() || hook.size_change.lock().unwrap().is_some()) && !eos_sent {
-            // Ending with EOS lets the muxer finish the file; live sources (rtspsrc, v4l2src)
-            // sit inside bins, so each is told directly.
-            eos_sent = true;
-            let sources: Vec<gst::Element> = pipeline
-                .iterate_recurse()
-                .into_iter()
-                .flatten()
-                .filter(|e| e.element_flags().contains(gst::ElementFlags::SOURCE) && e.sink_pads().is_empty())
-                .collect();
-            for source in &sources {
-                source.send_event(gst::event::Eos::new());
+        stopping |= super::stop::requested() || hook.size_change.lock().unwrap().is_some();
+        if stopping {
+            let entries = entries.lock().unwrap();
+            if entries.is_empty() {
+                // Stopped while still connecting: there is nothing to finish.
+                return Ok(());
             }
+            // The end goes in where our branches begin, not into the input: an RTSP source
+            // passes an EOS through its jitter buffer and depayloader, which may hold it back
+            // for as long as the server sends nothing. The input then sees EOS on its pushes.
+            for entry in &entries[ended..] {
+                entry.send_event(gst::event::Eos::new());
+            }
+            ended = entries.len();
         }
         if bar.length() == Some(0)
             && let Some(d) = pipeline.query_duration::<gst::ClockTime>()
@@ -534,6 +550,8 @@ fn run_to_eos(pipeline: &gst::Pipeline, hook: &Hook, bar: &indicatif::ProgressBa
         let Some(msg) = msg else { continue };
         match msg.view() {
             gst::MessageView::Eos(_) => return Ok(()),
+            // Once the input has been cut, its complaints about that are expected.
+            gst::MessageView::Error(_) if stopping && msg.src().is_some_and(|s| s.has_as_ancestor(input)) => {}
             gst::MessageView::Error(err) => {
                 let src = msg.src().map(|s| s.path_string().to_string()).unwrap_or_default();
                 let debug = err.debug().map(|d| format!(" ({d})")).unwrap_or_default();
