@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use criterion::{Criterion, criterion_group, criterion_main};
 use faceveil::blend::{BlendShape, CropContext};
 use faceveil::detect::{DetectionWorker, DetectorSettings, Face};
-use faceveil::frame::{FrameMut, PixelFormat};
+use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
 use faceveil::geometry::{BBox, CropSquare};
 use faceveil::keys::{KdfParams, SecretKey};
 use faceveil::model::{Direction, SdnModel};
@@ -34,6 +34,16 @@ fn stages(c: &mut Criterion) {
     let worker = DetectionWorker::spawn(DetectorSettings::default(), RuntimeOptions::default()).unwrap();
     c.bench_function("downscale 720p to 640", |b| {
         let frame = view(&mut img);
+        b.iter(|| black_box(frame.downscaled_rgb(640)))
+    });
+    // The decoders' usual format: what the CLI and the elements downscale.
+    let (mut y, mut u, mut v) = (vec![0u8; 1280 * 720], vec![128u8; 640 * 360], vec![128u8; 640 * 360]);
+    for (dst, px) in y.iter_mut().zip(img.data.chunks_exact(3)) {
+        *dst = ((66 * px[0] as u32 + 129 * px[1] as u32 + 25 * px[2] as u32 + 128) >> 8) as u8 + 16;
+    }
+    c.bench_function("downscale 720p I420 to 640", |b| {
+        let planes = vec![Plane { data: &mut y, stride: 1280 }, Plane { data: &mut u, stride: 640 }, Plane { data: &mut v, stride: 640 }];
+        let frame = FrameMut::new(PixelFormat::I420, 1280, 720, YuvMatrix::Bt601, planes).unwrap();
         b.iter(|| black_box(frame.downscaled_rgb(640)))
     });
     let (small, scale) = view(&mut img).downscaled_rgb(640);

@@ -268,7 +268,7 @@ impl<'a> FrameMut<'a> {
     }
 
     fn write_region_yuv420(&mut self, region: Region, img: &RgbImage) -> Result<()> {
-        if region.x % 2 != 0 || region.y % 2 != 0 {
+        if !region.x.is_multiple_of(2) || !region.y.is_multiple_of(2) {
             bail!("4:2:0 regions must start on even coordinates");
         }
         let conv = YuvConv::new(self.matrix);
@@ -320,61 +320,118 @@ impl<'a> FrameMut<'a> {
 
     /// A whole-frame RGB copy scaled by box averaging to at most `max_side` pixels on its longer
     /// side (detectors are run on this). Returns the image and the factor from it back to the frame.
-    /// Blocks are averaged in the frame's own format and converted once per output pixel, so a
-    /// 720p frame costs a few milliseconds.
+    /// Blocks are averaged in the frame's own format and converted once per output pixel, in
+    /// integers: this runs on every detected frame, in the stage that bounds the frame rate.
     pub fn downscaled_rgb(&self, max_side: usize) -> (RgbImage, f32) {
         let scale = (self.width.max(self.height) as f32 / max_side.max(1) as f32).max(1.0);
         let (w, h) = (
             ((self.width as f32 / scale).round() as usize).max(1),
             ((self.height as f32 / scale).round() as usize).max(1),
         );
-        let bounds = |o: usize, n: usize, src: usize| {
-            let a = o * src / n;
-            (a, ((o + 1) * src / n).max(a + 1).min(src))
-        };
-        let xs: Vec<(usize, usize)> = (0..w).map(|o| bounds(o, w, self.width)).collect();
+        let blocks = BoxBlocks::new(w, h, self.width, self.height);
         let mut out = RgbImage::new(w, h);
-        let conv = YuvConv::new(self.matrix);
-        for oy in 0..h {
-            let (ya, yb) = bounds(oy, h, self.height);
+        match self.format {
+            PixelFormat::I420 | PixelFormat::Nv12 | PixelFormat::Gray8 => self.downscale_planar(&blocks, &mut out),
+            _ => self.downscale_packed(&blocks, &mut out),
+        }
+        (out, scale)
+    }
+
+    fn downscale_planar(&self, blocks: &BoxBlocks, out: &mut RgbImage) {
+        let plane = &self.planes[0];
+        let conv = YuvFixed::new(self.matrix);
+        for (oy, &(ya, yb)) in blocks.ys.iter().enumerate() {
+            let rows: Vec<&[u8]> = (ya..yb).map(|y| &plane.data[y * plane.stride..y * plane.stride + self.width]).collect();
             let dst = out.row_mut(oy);
-            for (ox, &(xa, xb)) in xs.iter().enumerate() {
-                let n = ((xb - xa) * (yb - ya)) as u32;
-                let rgb = match self.format {
-                    PixelFormat::I420 | PixelFormat::Nv12 | PixelFormat::Gray8 => {
-                        let plane = &self.planes[0];
-                        let mut sum = 0u32;
-                        for y in ya..yb {
-                            sum += plane.data[y * plane.stride + xa..y * plane.stride + xb].iter().map(|v| *v as u32).sum::<u32>();
-                        }
-                        let luma = (sum / n) as u8;
-                        if self.format == PixelFormat::Gray8 {
-                            [luma; 3]
-                        } else {
-                            let (u, v) = self.chroma_at((xa + xb) / 4, (ya + yb) / 4);
-                            conv.to_rgb(luma, u, v)
-                        }
-                    }
-                    f => {
-                        let (bpp, [r, g, b]) = f.packed_layout().expect("packed format");
-                        let plane = &self.planes[0];
-                        let mut sum = [0u32; 3];
-                        for y in ya..yb {
-                            let row = &plane.data[y * plane.stride..];
-                            for x in xa..xb {
-                                let p = &row[x * bpp..];
-                                sum[0] += p[r] as u32;
-                                sum[1] += p[g] as u32;
-                                sum[2] += p[b] as u32;
-                            }
-                        }
-                        [(sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8]
-                    }
+            for (ox, &(xa, xb)) in blocks.xs.iter().enumerate() {
+                let sum: u32 = rows.iter().map(|r| r[xa..xb].iter().map(|v| *v as u32).sum::<u32>()).sum();
+                let luma = blocks.mean(sum, (xb - xa) * (yb - ya));
+                let rgb = if self.format == PixelFormat::Gray8 {
+                    [luma; 3]
+                } else {
+                    let (u, v) = self.chroma_at((xa + xb) / 4, (ya + yb) / 4);
+                    conv.to_rgb(luma, u, v)
                 };
                 dst[ox * 3..ox * 3 + 3].copy_from_slice(&rgb);
             }
         }
-        (out, scale)
+    }
+
+    fn downscale_packed(&self, blocks: &BoxBlocks, out: &mut RgbImage) {
+        let (bpp, [r, g, b]) = self.format.packed_layout().expect("packed format");
+        let plane = &self.planes[0];
+        for (oy, &(ya, yb)) in blocks.ys.iter().enumerate() {
+            let dst = out.row_mut(oy);
+            for (ox, &(xa, xb)) in blocks.xs.iter().enumerate() {
+                let mut sum = [0u32; 3];
+                for y in ya..yb {
+                    for p in plane.data[y * plane.stride + xa * bpp..y * plane.stride + xb * bpp].chunks_exact(bpp) {
+                        sum[0] += p[r] as u32;
+                        sum[1] += p[g] as u32;
+                        sum[2] += p[b] as u32;
+                    }
+                }
+                let n = (xb - xa) * (yb - ya);
+                dst[ox * 3..ox * 3 + 3].copy_from_slice(&sum.map(|v| blocks.mean(v, n)));
+            }
+        }
+    }
+}
+
+/// The source spans each output pixel of a box downscale averages, with reciprocals of the
+/// block sizes (a division per pixel would cost as much as the rest).
+struct BoxBlocks {
+    xs: Vec<(usize, usize)>,
+    ys: Vec<(usize, usize)>,
+    /// 2^16 / n, rounded, for every block size n that occurs.
+    reciprocal: Vec<u32>,
+}
+
+impl BoxBlocks {
+    fn new(w: usize, h: usize, src_w: usize, src_h: usize) -> Self {
+        let spans = |n: usize, src: usize| -> Vec<(usize, usize)> {
+            (0..n)
+                .map(|o| {
+                    let a = o * src / n;
+                    (a, ((o + 1) * src / n).max(a + 1).min(src))
+                })
+                .collect()
+        };
+        let (xs, ys) = (spans(w, src_w), spans(h, src_h));
+        let widest = |s: &[(usize, usize)]| s.iter().map(|(a, b)| b - a).max().unwrap_or(1);
+        let largest = widest(&xs) * widest(&ys);
+        let reciprocal = (0..=largest).map(|n| ((1u32 << 16) + n as u32 / 2) / n.max(1) as u32).collect();
+        Self { xs, ys, reciprocal }
+    }
+
+    /// The mean of `n` samples that add up to `sum`, rounded.
+    fn mean(&self, sum: u32, n: usize) -> u8 {
+        ((sum as u64 * self.reciprocal[n] as u64 + (1 << 15)) >> 16).min(255) as u8
+    }
+}
+
+/// YUV (limited range) to RGB in 16-bit fixed point, for the per-pixel paths.
+struct YuvFixed {
+    y: i32,
+    rv: i32,
+    gu: i32,
+    gv: i32,
+    bu: i32,
+}
+
+impl YuvFixed {
+    fn new(matrix: YuvMatrix) -> Self {
+        let (kr, kb) = matrix.kr_kb();
+        let kg = 1.0 - kr - kb;
+        let fixed = |v: f32| (v * 65536.0).round() as i32;
+        let (rv, bu) = (255.0 * 2.0 * (1.0 - kr) / 224.0, 255.0 * 2.0 * (1.0 - kb) / 224.0);
+        Self { y: fixed(255.0 / 219.0), rv: fixed(rv), gu: fixed(kb * bu / kg), gv: fixed(kr * rv / kg), bu: fixed(bu) }
+    }
+
+    fn to_rgb(&self, y: u8, u: u8, v: u8) -> [u8; 3] {
+        let (y, u, v) = (self.y * (y as i32 - 16) + (1 << 15), u as i32 - 128, v as i32 - 128);
+        let clip = |x: i32| (x >> 16).clamp(0, 255) as u8;
+        [clip(y + self.rv * v), clip(y - self.gu * u - self.gv * v), clip(y + self.bu * u)]
     }
 }
 
@@ -472,6 +529,40 @@ mod tests {
         let (small, scale) = frame.downscaled_rgb(4);
         assert_eq!((small.width, small.height, scale), (4, 2, 2.0));
         assert_eq!(small.pixel(1, 1), [100, 50, 25]);
+    }
+
+    #[test]
+    fn fixed_point_yuv_matches_the_float_conversion() {
+        for matrix in [YuvMatrix::Bt601, YuvMatrix::Bt709] {
+            let (float, fixed) = (YuvConv::new(matrix), YuvFixed::new(matrix));
+            for y in (0..=255u8).step_by(5) {
+                for u in (0..=255u8).step_by(15) {
+                    for v in (0..=255u8).step_by(15) {
+                        let (a, b) = (float.to_rgb(y, u, v), fixed.to_rgb(y, u, v));
+                        assert!(a.iter().zip(b).all(|(a, b)| (*a as i32 - b as i32).abs() <= 1), "{y} {u} {v}: {a:?} vs {b:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn downscaling_i420_averages_luma_blocks() {
+        // 8x4 luma in 2x2 blocks of 40 and 240 alternating by column pair, neutral chroma.
+        let (w, h) = (8usize, 4usize);
+        let mut y: Vec<u8> = (0..w * h).map(|i| if (i % w) / 2 % 2 == 0 { 40 } else { 240 }).collect();
+        let (mut u, mut v) = (vec![128u8; w * h / 4], vec![128u8; w * h / 4]);
+        let planes = vec![
+            Plane { data: &mut y, stride: w },
+            Plane { data: &mut u, stride: w / 2 },
+            Plane { data: &mut v, stride: w / 2 },
+        ];
+        let frame = FrameMut::new(PixelFormat::I420, w, h, YuvMatrix::Bt601, planes).unwrap();
+        let (small, scale) = frame.downscaled_rgb(4);
+        assert_eq!((small.width, small.height, scale), (4, 2, 2.0));
+        let expect = |y: f32| ((y - 16.0) * 255.0 / 219.0).round().clamp(0.0, 255.0) as u8;
+        assert_eq!(small.pixel(0, 1), [expect(40.0); 3]);
+        assert_eq!(small.pixel(1, 0), [expect(240.0); 3]);
     }
 
     #[test]

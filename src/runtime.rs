@@ -101,8 +101,7 @@ pub fn session(model: &Path, opts: &RuntimeOptions) -> Result<Session> {
         bail!("model not found: {}", model.display());
     }
     let build = || -> std::result::Result<Session, ort::Error> {
-        let mut builder = Session::builder(&env)
-            .map_err(ort::Error::<()>::from)?
+        let mut builder = Session::builder(&env)?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(ort::Error::<()>::from)?
             .with_execution_providers(opts.provider.dispatch(opts.device_id))

@@ -64,7 +64,7 @@ impl FaceFinder {
             self.reset();
         }
         self.frame_size = Some(size);
-        if self.frames % self.detect_every as u64 == 0 {
+        if self.frames.is_multiple_of(self.detect_every as u64) {
             let faces = self.detect(frame)?;
             let t = Instant::now();
             self.tracker.update(&faces);

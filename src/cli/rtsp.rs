@@ -172,7 +172,7 @@ fn ingest_once(source: &StreamSource, live: bool, work: &mut Work, outlet: &Outl
                 let mut view = streamdata::frame_view(&mut frame).map_err(|e| anyhow!(e))?;
                 let tracks = work.finder.find(&view)?.to_vec();
                 let outcome = work.anonymizer.process(&mut view, &tracks, None)?;
-                let header = work.anonymizer.header().filter(|_| n % SEI_HEADER_EVERY == 0);
+                let header = work.anonymizer.header().filter(|_| n.is_multiple_of(SEI_HEADER_EVERY));
                 streamdata::sei_payload(&outcome.record, header)
             };
             outlet.push(buffer, &caps, payload);

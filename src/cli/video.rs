@@ -391,10 +391,10 @@ pub fn transcode(input: &Input, output: &Path, find: Option<FindFn>, process: Fr
     let Carry { comment, header_tag, sei_out, sei_in } = carry;
     init()?;
     let Input::Stream(source) = input else { bail!("not a video input") };
-    if let Some(local) = input.local_path() {
-        if std::fs::canonicalize(local).ok() == std::fs::canonicalize(output).ok() {
-            bail!("refusing to overwrite the input {}", local.display());
-        }
+    if let Some(local) = input.local_path()
+        && std::fs::canonicalize(local).ok() == std::fs::canonicalize(output).ok()
+    {
+        bail!("refusing to overwrite the input {}", local.display());
     }
     let mut tmp = output.as_os_str().to_owned();
     tmp.push(".partial");
