@@ -89,7 +89,7 @@ fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServ
     let factory = gst_rtsp_server::RTSPMediaFactory::new();
     factory.set_launch(
         "( appsrc name=src is-live=true format=time ! queue ! videoconvert ! video/x-raw,format=I420 \
-         ! x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! h264parse \
+         ! x264enc name=enc tune=zerolatency psy-tune=psnr speed-preset=ultrafast key-int-max=30 ! h264parse \
          ! rtph264pay name=pay0 pt=96 config-interval=1 )",
     );
     factory.set_shared(true);
