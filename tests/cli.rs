@@ -502,7 +502,12 @@ fn ctrl_c_while_connecting_ends_at_once_and_writes_nothing() {
     let out = dir.join("never.mkv");
     let log = dir.join("stderr.log");
     let mut child = spawn(&["anonymize", &url, "-o", s(&out), "--mode", "blur"], &log);
-    let _accepted = silent.accept().unwrap();
+    silent.set_nonblocking(true).unwrap();
+    let mut connection = None;
+    wait_for("the source to connect", 30, || {
+        connection = silent.accept().ok();
+        connection.is_some()
+    });
     let pid = child.0.id().to_string();
     assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
     wait_for("the stopped process to exit", 15, || child.0.try_wait().unwrap().is_some());
