@@ -410,7 +410,9 @@ impl BoxBlocks {
     }
 }
 
-/// YUV (limited range) to RGB in 16-bit fixed point, for the per-pixel paths.
+/// YUV (limited range) to RGB in 16-bit fixed point: `YuvConv::to_rgb` to within one level
+/// (tested), for the detector's downscale. Face crops keep the float conversion, the one the
+/// shipped model's measured numbers were made with.
 struct YuvFixed {
     y: i32,
     rv: i32,
