@@ -4,6 +4,11 @@
   python models/sdn/shards_jpeg.py pack   --data models/sdn/data --out models/sdn/data/parts
   python models/sdn/shards_jpeg.py unpack --parts models/sdn/data/parts --data models/sdn/data
 
+`pack --subset-mib M` packs a sample of about M MiB into one part instead, for a GPU lease too short
+to carry everything: every training identity keeps some images (the classifier's identity head
+must keep its classes), the UTKFace crops fill the rest, and a few held-out crops come along for
+the training log's evaluation batch.
+
 The unpacked crops differ from the originals by one JPEG q95 round trip (mean abs ~1/255), which
 only matters for training; labels.npz travels unchanged inside part 0.
 """
@@ -13,6 +18,60 @@ import os
 
 import cv2
 import numpy as np
+
+
+def encode(img):
+    ok, enc = cv2.imencode(".jpg", np.ascontiguousarray(img[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return enc.tobytes()
+
+
+def pack_subset(data, out, mib, seed=0):
+    """One part of about `mib` MiB; labels.npz rewritten for the sample (rows renumbered into
+    shard 0, so that unpack needs no special case)."""
+    os.makedirs(out, exist_ok=True)
+    lab = dict(np.load(os.path.join(data, "labels.npz")))
+    arrs = {}
+
+    def img(i):
+        s = int(lab["shard"][i])
+        if s not in arrs:
+            arrs[s] = np.load(os.path.join(data, f"shard_{s:03d}.npy"), mmap_mode="r")
+        return arrs[s][int(lab["index"][i])]
+
+    rng = np.random.RandomState(seed)
+    split, ident = lab["split"], lab["identity"]
+    train_ids = sorted(set(int(v) for v in ident[(split == 0) & (ident >= 0)]))
+    by_id = {v: list(rng.permutation(np.nonzero((split == 0) & (ident == v))[0])) for v in train_ids}
+    # round robin over identities, interleaved with unlabelled (UTKFace) crops, until the budget
+    others = list(rng.permutation(np.nonzero((split == 0) & (ident < 0))[0]))
+    held = list(rng.permutation(np.nonzero(split == 1)[0])[:64])
+    order = list(held)
+    while any(by_id.values()) or others:
+        for v in train_ids:
+            if by_id[v]:
+                order.append(by_id[v].pop())
+            if others:
+                order.append(others.pop())
+    rows, blobs, size = [], [], 0
+    for i in order:
+        b = encode(img(i))
+        if size + len(b) > mib * 2**20:
+            break
+        rows.append(i)
+        blobs.append(b)
+        size += len(b)
+    rows = np.array(rows)
+    sub = {k: (v[rows] if getattr(v, "ndim", 0) >= 1 and len(v) == len(split) else v) for k, v in lab.items()}
+    sub["shard"] = np.zeros(len(rows), np.int32)
+    sub["index"] = np.arange(len(rows), dtype=np.int32)
+    buf = io.BytesIO()
+    np.savez(buf, **sub)
+    names = [f"shard_000.npy:{k}" for k in range(len(rows))]
+    np.savez(os.path.join(out, "part_000.npz"), names=np.array(names), lens=np.array([len(b) for b in blobs], np.int64),
+             bytes=np.frombuffer(b"".join(blobs), np.uint8), labels_npz=np.frombuffer(buf.getvalue(), np.uint8))
+    kept = set(int(v) for v in sub["identity"][(sub["split"] == 0) & (sub["identity"] >= 0)])
+    print(f"subset: {len(rows)} of {len(split)} crops, {size / 2**20:.1f} MiB; training identities kept "
+          f"{len(kept)} of {len(train_ids)}; held-out {int((sub['split'] == 1).sum())}")
 
 
 def pack(data, out, max_mib):
@@ -38,8 +97,7 @@ def pack(data, out, max_mib):
     for s in shards:
         arr = np.load(os.path.join(data, s), mmap_mode="r")
         for i in range(len(arr)):
-            ok, enc = cv2.imencode(".jpg", np.ascontiguousarray(arr[i][:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
-            b = enc.tobytes()
+            b = encode(arr[i])
             if size + len(b) > max_mib * 2**20:
                 flush()
             blobs.append(b)
@@ -77,8 +135,11 @@ def main():
     ap.add_argument("--out", default=os.path.join(here, "data", "parts"))
     ap.add_argument("--parts", default=os.path.join(here, "data", "parts"))
     ap.add_argument("--max-mib", type=float, default=45)
+    ap.add_argument("--subset-mib", type=float, default=0, help="pack one part of a sample this large")
     a = ap.parse_args()
-    if a.cmd == "pack":
+    if a.cmd == "pack" and a.subset_mib:
+        pack_subset(a.data, a.out, a.subset_mib)
+    elif a.cmd == "pack":
         pack(a.data, a.out, a.max_mib)
     else:
         unpack(a.parts, a.data)

@@ -15,6 +15,7 @@ import random
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -27,7 +28,12 @@ from model import SDNFlow, Discriminator, Classifier, KEY_BITS, N_ATTR  # noqa: 
 
 LOG_FIELDS = ["run", "variant", "step", "minutes", "kind", "loss_g", "rest_l1", "rest_ssim", "out_l1",
               "id_cos", "div_cos", "wrong_cos", "cid_cos", "attr", "mid", "hf", "tv", "adv_g", "loss_d", "cls_id", "cls_attr",
-              "eval_rest_psnr", "eval_rest_psnr_jpeg", "eval_anon_cos", "eval_div_cos", "eval_wrong_cos"]
+              "eval_rest_psnr", "eval_rest_psnr_jpeg", "eval_anon_cos", "eval_div_cos", "eval_wrong_cos",
+              "eval_rest_psnr_video"]
+
+# JPEG round trips run on CPU threads (OpenCV releases the GIL), so a GPU step does not wait for
+# a whole batch encoded one image after another
+JPEG_POOL = ThreadPoolExecutor(8)
 
 
 def contract():
@@ -78,22 +84,42 @@ def ssim_map(a, b, C1=0.01 ** 2 * 4, C2=0.03 ** 2 * 4):
 
 
 def jpeg_st(x, q):
-    """Real JPEG (OpenCV) with a straight-through gradient. x [N,3,H,W] in -1..1."""
-    out = []
+    """Real JPEG (OpenCV: 8x8 DCT, 4:2:0 chroma) with a straight-through gradient.
+    x [N,3,H,W] in -1..1."""
     xn = ((x.detach().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    for i in range(len(xn)):
+
+    def one(i):
         ok, enc = cv2.imencode(".jpg", xn[i][:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(q[i])])
-        out.append(cv2.imdecode(enc, cv2.IMREAD_COLOR)[:, :, ::-1].copy())
+        return cv2.imdecode(enc, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+
+    out = list(JPEG_POOL.map(one, range(len(xn))))
     y = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float().to(x.device) / 127.5 - 1
     return x + (y - x).detach()
 
 
-def degrade(frame, orig, rng, S=128, strength=1.0, jpeg_q=None):
+def video_codec_st(frame, rng, q_range=(35, 91)):
+    """The anonymized frame as a video stream carries it: resampled to the size the face has in
+    the video (the runtime pastes the 128 px result onto a face of any size, bilinear, and cuts
+    it out again the same way), then compressed at that size (JPEG as the stand-in for an H.264
+    intra block: DCT, quantisation, 4:2:0 chroma). Returns the frame at its new size; the caller
+    samples the crop out of it in normalised coordinates, as the runtime samples the frame."""
+    n, _, St, _ = frame.shape
+    f = math.exp(rng.uniform(math.log(0.45), math.log(2.5)))
+    size = max(32, int(round(St * f)))
+    fr = F.interpolate(frame, size=(size, size), mode="bilinear", align_corners=False)
+    return jpeg_st(fr, rng.randint(q_range[0], q_range[1], n))
+
+
+def degrade(frame, orig, rng, S=128, strength=1.0, jpeg_q=None, video=False):
     """frame/orig [N,3,St,St] (St = stored size). Returns (restore input, target), both [N,3,S,S]:
     a jittered box (the runtime re-detects the anonymized face), then JPEG / quantisation, blur,
-    colour shift and noise on the input only."""
+    colour shift and noise on the input only. video=True: the frame first goes through
+    video_codec_st (face size and compression as in a video), the box is jittered only by
+    `strength` (0 = the exact crops a stream's SEI carries)."""
     n, _, St, _ = frame.shape
     dev = frame.device
+    if video:
+        src = video_codec_st(frame, rng)
     sc = 1 + strength * torch.from_numpy(rng.uniform(-0.03, 0.03, n)).float()
     dx = strength * torch.from_numpy(rng.uniform(-3, 3, (n, 2))).float()
     theta = torch.zeros(n, 2, 3)
@@ -101,8 +127,14 @@ def degrade(frame, orig, rng, S=128, strength=1.0, jpeg_q=None):
     theta[:, 1, 1] = sc * S / St
     theta[:, :, 2] = 2 * dx / St
     grid = F.affine_grid(theta.to(dev), (n, 3, S, S), align_corners=False)
-    inp = F.grid_sample(frame, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    inp = F.grid_sample(src if video else frame, grid, mode="bilinear", padding_mode="border", align_corners=False)
     tgt = F.grid_sample(orig, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if video:
+        # already compressed; light sensor-like changes only, some of the time
+        if rng.rand() < 0.2:
+            gain = 1 + torch.from_numpy(rng.uniform(-0.02, 0.02, (n, 3, 1, 1))).float().to(dev)
+            inp = inp * gain
+        return inp, tgt
     if strength > 0:
         if rng.rand() < 0.3:
             sig = rng.uniform(0.4, 0.8)
@@ -204,12 +236,21 @@ def main():
     ap.add_argument("--w-hf", type=float, default=10.0)
     ap.add_argument("--w-tv", type=float, default=20.0)
     ap.add_argument("--w-adv", type=float, default=0.2)
+    ap.add_argument("--w-rest", type=float, default=1.0, help="weight of the restore losses")
+    ap.add_argument("--ramp-steps", type=int, default=400,
+                    help="steps over which the restore/smoothness penalties grow from 0.2 to full weight "
+                         "(0: full from the start, for a run that goes on from a trained one)")
+    ap.add_argument("--codec", choices=["jpeg", "video"], default="jpeg",
+                    help="restore-loss degradation: jpeg (crops, JPEG q50-95) or video (face size and "
+                         "compression of a video stream, exact or re-detected boxes)")
     ap.add_argument("--init-cls", default=None, help="start the classifier from this checkpoint's C")
     ap.add_argument("--init-from", default=None,
                     help="start a new run from this checkpoint's networks (parts the model gained since start fresh)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     run = args.run or args.variant
     rdir = os.path.join(HERE, "runs", run)
     os.makedirs(rdir, exist_ok=True)
@@ -257,9 +298,10 @@ def main():
         opt_g.load_state_dict(ck["opt_g"]); opt_d.load_state_dict(ck["opt_d"]); opt_c.load_state_dict(ck["opt_c"])
         step, minutes_done = ck["step"], ck["minutes"]
         lineage = ck.get("lineage", [])
-        rng.set_state(ck["np_rng"]); random.setstate(ck["py_rng"]); torch.set_rng_state(ck["torch_rng"])
+        # RNG states must be CPU byte tensors, whatever map_location moved them to
+        rng.set_state(ck["np_rng"]); random.setstate(ck["py_rng"]); torch.set_rng_state(ck["torch_rng"].cpu())
         if dev.type == "cuda" and ck.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(ck["cuda_rng"])
+            torch.cuda.set_rng_state(ck["cuda_rng"].cpu())
         print(f"resumed {ck_path} at step {step}, {minutes_done:.1f} min", flush=True)
     mfn = MFN(args.mfn, dev)
     print("args", vars(args), flush=True)
@@ -272,6 +314,16 @@ def main():
     eattr = torch.zeros_like(eattr)
 
     new_log = not os.path.exists(args.log)
+    if not new_log:
+        with open(args.log, newline="") as f:
+            old = list(csv.DictReader(f))
+            f.seek(0)
+            header = next(csv.reader(f), [])
+        if header != LOG_FIELDS:  # a column was added since: rewrite the log under the new header
+            with open(args.log, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+                w.writeheader()
+                w.writerows(old)
     logf = open(args.log, "a", newline="")
     logw = csv.DictWriter(logf, fieldnames=LOG_FIELDS)
     if new_log:
@@ -295,8 +347,9 @@ def main():
         frame = ex.clone()
         frame[:, :, pad:pad + 128, pad:pad + 128] = bl
         out = {}
-        for name, q in (("eval_rest_psnr", None), ("eval_rest_psnr_jpeg", 75)):
-            inp, tgt = degrade(frame, ex, np.random.RandomState(7), strength=0.0, jpeg_q=q)
+        for name, q, video in (("eval_rest_psnr", None, False), ("eval_rest_psnr_jpeg", 75, False),
+                               ("eval_rest_psnr_video", None, True)):
+            inp, tgt = degrade(frame, ex, np.random.RandomState(7), strength=0.0, jpeg_q=q, video=video)
             r = flow.inverse(inp, ekey, eattr).clamp(-1, 1)
             r = m128 * r + (1 - m128) * inp
             mse = (((r - tgt) / 2) ** 2 * m128).sum((1, 2, 3)) / (m128.sum() * 3)
@@ -334,6 +387,12 @@ def main():
                 logw.writerow(dict(run=run, variant=args.variant, step=0, minutes=f"{(time.time() - tp) / 60:.2f}",
                                    kind="cls_pretrain", cls_id=f"{l1.item():.4f}", cls_attr=f"{l2.item():.4f}"))
                 logf.flush()
+    if step == 0 and args.init_from:
+        # the starting point's held-out numbers, so the log shows what this run changed
+        row = {k: f"{v:.4f}" for k, v in evaluate().items()}
+        row.update(run=run, variant=args.variant, step=0, minutes="0.00", kind="eval")
+        logw.writerow(row); logf.flush()
+        print("EVAL", row, flush=True)
     t_ck = time.time()
     budget = args.minutes * 60
     acc = {}
@@ -369,8 +428,9 @@ def main():
         bl2 = m128 * anon2.clamp(-1, 1) + (1 - m128) * x
         frame = x144.clone()
         frame[:, :, pad:pad + 128, pad:pad + 128] = bl
-        strength = 1.0 if rng.rand() < 0.75 else 0.0
-        inp, tgt = degrade(frame, x144, rng, strength=strength)
+        video = args.codec == "video" and rng.rand() < 0.85
+        strength = 1.0 if rng.rand() < (0.5 if video else 0.75) else 0.0
+        inp, tgt = degrade(frame, x144, rng, strength=strength, video=video)
         rest = flow.inverse(inp, key, attrs)
         # the wrong secret: a nearby key for half the batch, the right key with one attribute
         # factor changed for the other half (the factors are part of the secret)
@@ -415,8 +475,9 @@ def main():
         l_attr_off = ((torch.sigmoid(aa) - torch.sigmoid(ax_)).abs() * (~on)).sum() / (~on).sum().clamp(min=1)
         l_attr = l_attr_on + l_attr_off
         adv_g = -D(bl).mean() - D(bl2).mean()
-        ramp = min(1.0, 0.2 + step / 400)  # penalties ramp up so the flow can leave the identity map
-        loss_g = (ramp * (10 * rest_l1 + 2 * (1 - rest_ssim) + 10 * out_l1 + args.w_hf * l_hf) + args.w_tv * l_tv
+        # penalties ramp up so that a new flow can leave the identity map
+        ramp = 1.0 if args.ramp_steps <= 0 else min(1.0, 0.2 + step / args.ramp_steps)
+        loss_g = (ramp * (args.w_rest * (10 * rest_l1 + 2 * (1 - rest_ssim)) + 10 * out_l1 + args.w_hf * l_hf) + args.w_tv * l_tv
                   + 5 * rng_pen + 0.2 * low + 2 * l_mid + args.w_id * (l_id + 0.5 * l_div + 0.5 * l_wrong)
                   + 0.5 * l_cid + 0.5 * l_attr + args.w_adv * adv_g)
         opt_g.zero_grad(set_to_none=True)
