@@ -78,7 +78,7 @@ def run_cli(bin_path, args, password, log):
 SEI_UUID = b"faceveil-sdn-v1\0"  # plugins/src/streamdata.rs
 
 
-def rtsp_round_trip(bin_path, src, out, di, d):
+def rtsp_round_trip(bin_path, src, out, di, va, d):
     """`faceveil anonymize SRC --serve-rtsp PORT` in the background and `faceveil restore
     rtsp://...` (password A, header and crops from the stream's SEI) into OUT; wall time of the
     restore (the server plays the file in real time)."""
@@ -88,7 +88,7 @@ def rtsp_round_trip(bin_path, src, out, di, d):
         port = s_.getsockname()[1]
     env = dict(os.environ, FACEVEIL_PASSWORD=PW_A)
     log = open(os.path.join(d, "rtsp_server.log"), "w")
-    server = subprocess.Popen(["nice", "-n", "10", bin_path, "anonymize", src, "--serve-rtsp", str(port)] + di,
+    server = subprocess.Popen(["nice", "-n", "10", bin_path, "anonymize", src, "--serve-rtsp", str(port)] + di + va,
                               env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         for line in server.stdout:
@@ -293,8 +293,10 @@ def process(clip, interval, args, blend, detector):
         if os.path.exists(p):
             os.remove(p)
     di = ["--detect-interval", str(interval)]
+    # the variant is chosen when anonymizing; every restore takes it from the stream's header
+    va = ["--variant", args.variant] if args.variant else []
     times = {}
-    times["anonymize"], _ = run_cli(args.bin, ["anonymize", src, "-o", anon] + di, PW_A,
+    times["anonymize"], _ = run_cli(args.bin, ["anonymize", src, "-o", anon] + di + va, PW_A,
                                     os.path.join(d, "anonymize.log"))
     times["restore (right)"], _ = run_cli(args.bin, ["restore", anon, "-o", right] + di, PW_A,
                                           os.path.join(d, "restore_right.log"))
@@ -315,7 +317,7 @@ def process(clip, interval, args, blend, detector):
     variants = list(VARIANTS)
     if args.rtsp:
         rt = os.path.join(d, "restored_rtsp.mkv")
-        times["restore through RTSP (server plays in real time)"] = rtsp_round_trip(args.bin, src, rt, di, d)
+        times["restore through RTSP (server plays in real time)"] = rtsp_round_trip(args.bin, src, rt, di, va, d)
         variants.append(RTSP_VARIANT)
     res["times"] = times
     res["variants"] = variants
@@ -472,6 +474,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "faceveil"))
     ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "ROUNDTRIP.md"))
     ap.add_argument("--no-doc", action="store_true")
+    ap.add_argument("--variant", default=None, help="SDN variant to anonymize with (default: the model's default)")
     ap.add_argument("--rtsp", action="store_true", help="also serve each anonymized clip over RTSP and restore from the stream")
     args = ap.parse_args()
     intervals = args.detect_interval or [1]
@@ -493,9 +496,11 @@ def main():
     with open(os.path.join(ROOT, "models", "sdn", "sdn.json")) as f:
         sdn = json.load(f)
 
+    variant = args.variant or sdn["default_variant"]
+
     def model_shas():
         out = {}
-        for fn in ("sdn.onnx", "sdn_restore.onnx"):
+        for fn in (sdn["variants"][variant]["anonymize"], sdn["variants"][variant]["restore"]):
             with open(os.path.join(ROOT, "models", "sdn", fn), "rb") as f:
                 out[fn] = hashlib.sha256(f.read()).hexdigest()
         return out
@@ -527,7 +532,7 @@ def main():
         pass
     cmd = "nice -n 10 python3.11 " + " ".join(shlex.quote(a) for a in
                                               [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
-    v = sdn["variants"][sdn["default_variant"]]
+    v = sdn["variants"][variant]
     L = ["# SDN round trip: anonymize, restore, leak check", ""]
     L.append(f"Produced by `scripts/roundtrip.py` on {datetime.date.today().isoformat()} with")
     L.append("")
@@ -537,7 +542,7 @@ def main():
              f"{platform.system()} {platform.machine()}), load average at the start {load_start}; "
              f"every process ran under `nice -n 10`, the script's own NumPy/OpenCV/ONNX Runtime "
              f"work single-threaded. The whole run took {total / 60:.1f} min. Model: "
-             f"`{sdn['model_id']}` variant `{sdn['default_variant']}` ({v.get('trained_steps')} training "
+             f"`{sdn['model_id']}` variant `{variant}` ({v.get('trained_steps')} training "
              f"steps, {v.get('trained_minutes')} min). Blend ellipse from `models/sdn/sdn.json`: "
              f"axis_x {blend['axis_x']}, axis_y {blend['axis_y']}, feather {blend['feather']}.")
     L.append("")

@@ -28,16 +28,26 @@ impl BBox {
         ((self.x0 + self.x1) / 2.0, (self.y0 + self.y1) / 2.0)
     }
 
-    pub fn iou(&self, other: &BBox) -> f32 {
+    fn intersection_area(&self, other: &BBox) -> f32 {
         let inter = BBox {
             x0: self.x0.max(other.x0),
             y0: self.y0.max(other.y0),
             x1: self.x1.min(other.x1),
             y1: self.y1.min(other.y1),
         };
-        let i = if inter.width() > 0.0 && inter.height() > 0.0 { inter.area() } else { 0.0 };
+        if inter.width() > 0.0 && inter.height() > 0.0 { inter.area() } else { 0.0 }
+    }
+
+    pub fn iou(&self, other: &BBox) -> f32 {
+        let i = self.intersection_area(other);
         let union = self.area() + other.area() - i;
         if union > 0.0 { i / union } else { 0.0 }
+    }
+
+    /// The share of `other`'s area that lies inside this box.
+    pub fn coverage_of(&self, other: &BBox) -> f32 {
+        let a = other.area();
+        if a > 0.0 { self.intersection_area(other) / a } else { 0.0 }
     }
 
     pub fn scaled(&self, factor: f32) -> BBox {

@@ -123,11 +123,14 @@ pub struct Restorer {
 impl Restorer {
     /// Checks the header against the model and derives the key from its salt. A wrong password
     /// is not detectable here by design: it yields other faces.
+    /// Without a variant of its own, the config takes the one the header names: a stream made
+    /// with any variant of the model restores without the user having to remember which.
     pub fn new(config: &Config, password: Option<&[u8]>, header: &StreamHeader) -> Result<Self> {
+        let config = Config { variant: config.variant.clone().or_else(|| Some(header.variant.clone())), ..config.clone() };
         let salt = header.salt_bytes().context("header salt")?;
         let veil = config.open_sdn(Direction::Restore, password, &salt, &header.kdf)?;
         header.check_model(veil.model().expect("sdn veil has a model"))?;
-        Ok(Self { veil, finder: None, config: config.clone() })
+        Ok(Self { veil, finder: None, config })
     }
 
     /// Restores the faces of one frame: exactly at `crops` when the stream recorded them,

@@ -23,6 +23,10 @@ impl Default for TrackerSettings {
     }
 }
 
+/// The share of a detected face a track's smoothed box must cover; below it the track jumps to
+/// the detection.
+const MIN_COVERAGE: f32 = 0.9;
+
 /// One face followed over time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Track {
@@ -130,9 +134,18 @@ impl Tracker {
         let c = (pc.0 + pg * (dc.0 - pc.0), pc.1 + pg * (dc.1 - pc.1));
         let w = t.bbox.width() + sg * (d.bbox.width() - t.bbox.width());
         let h = t.bbox.height() + sg * (d.bbox.height() - t.bbox.height());
-        let moved = (c.0 - pc.0, c.1 - pc.1);
-        t.velocity = (t.velocity.0 + moved.0 / frames, t.velocity.1 + moved.1 / frames);
-        t.bbox = BBox { x0: c.0 - w / 2.0, y0: c.1 - h / 2.0, x1: c.0 + w / 2.0, y1: c.1 + h / 2.0 };
+        let smoothed = BBox { x0: c.0 - w / 2.0, y0: c.1 - h / 2.0, x1: c.0 + w / 2.0, y1: c.1 + h / 2.0 };
+        if smoothed.coverage_of(&d.bbox) < MIN_COVERAGE {
+            // Smoothing is for a face that moves. When the smoothed box would leave part of the
+            // detected face uncovered (a scene cut, a face stepping up to the camera), the
+            // detection is taken as it is: coverage comes before a steady box.
+            t.bbox = d.bbox;
+            t.velocity = (0.0, 0.0);
+        } else {
+            let moved = (c.0 - pc.0, c.1 - pc.1);
+            t.velocity = (t.velocity.0 + moved.0 / frames, t.velocity.1 + moved.1 / frames);
+            t.bbox = smoothed;
+        }
         t.score = d.score;
         t.landmarks = d.landmarks;
         t.frames_since_detection = 0;
@@ -176,6 +189,24 @@ mod tests {
             tr.update(&[]);
         }
         assert!(tr.tracks().is_empty());
+    }
+
+    #[test]
+    fn a_face_that_jumps_in_size_is_covered_at_once() {
+        // A scene cut puts a close-up where a small face was: the centres are near enough to
+        // match, but the smoothed box would cover only part of the new face.
+        let mut tr = Tracker::new(TrackerSettings::default());
+        for _ in 0..5 {
+            tr.update(&[det(100.0, 100.0, 80.0)]);
+        }
+        let close_up = det(60.0, 60.0, 160.0);
+        tr.update(std::slice::from_ref(&close_up));
+        assert_eq!(tr.tracks().len(), 1);
+        assert_eq!(tr.tracks()[0].bbox, close_up.bbox);
+        // Ordinary motion is still smoothed.
+        tr.update(&[det(64.0, 60.0, 160.0)]);
+        let b = tr.tracks()[0].bbox;
+        assert!(b.x0 > 60.0 && b.x0 < 64.0, "{b:?}");
     }
 
     #[test]

@@ -319,6 +319,9 @@ fn sdn_video_round_trip_through_h264_with_sei_sidecar_and_detection() {
     let (p_anon, p_rest, p_wrong) = (p_anon / n, p_rest / n, p_wrong / n);
     eprintln!("face PSNR after x264 CRF 23: anonymized {p_anon:.2} dB, restored {p_rest:.2} dB, wrong password {p_wrong:.2} dB");
     assert!(p_rest > p_anon + 2.0, "restoring brings the faces back closer to the original");
+    // The floor for a restore after x264 CRF 23 (the shipped model gave 31.1-31.8 dB on
+    // this clip over four random keys, docs/ROUNDTRIP.md)
+    assert!(p_rest >= 28.0, "restored faces are {p_rest:.2} dB from the original, under the 28 dB floor");
     assert!(p_rest > p_wrong, "the right password restores better than a wrong one");
 
     // A tampered header is refused, clearly.

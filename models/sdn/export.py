@@ -2,6 +2,12 @@
 verify both against torch with onnxruntime, write models/sdn/sdn.json and a small checkpoint.
 
   python models/sdn/export.py --ckpt models/sdn/runs/fast/ckpt.pt --variant fast
+  python models/sdn/export.py --ckpt w.pt --variant fast --name restorable --flow-only
+
+--name lists the graphs in sdn.json under another variant name than the architecture's (the same
+architecture trained for another trade-off), in files sdn_NAME.onnx / sdn_NAME_restore.onnx;
+--flow-only keeps only the flow's weights in its checkpoint (what the graphs hold; a quarter of
+the size).
 """
 import argparse
 import hashlib
@@ -16,7 +22,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from model import SDNFlow, Anonymize, Restore, count_gflops, KEY_BITS, N_ATTR  # noqa: E402
 
-FILES = {"fast": ("sdn.onnx", "sdn_restore.onnx"), "full": ("sdn_full.onnx", "sdn_full_restore.onnx")}
+def files(name):
+    return ("sdn.onnx", "sdn_restore.onnx") if name == "fast" else (f"sdn_{name}.onnx", f"sdn_{name}_restore.onnx")
 
 
 def sha256(p):
@@ -62,6 +69,9 @@ def main():
     ap.add_argument("--variant", default="fast", choices=["fast", "full"])
     ap.add_argument("--out-dir", default=HERE)
     ap.add_argument("--version", default="0.1.0")
+    ap.add_argument("--model-id", default=None, help="the folder's model id (default: sdn-fast-VERSION)")
+    ap.add_argument("--name", default=None, help="variant name in sdn.json (default: the architecture)")
+    ap.add_argument("--flow-only", action="store_true", help="checkpoint with the flow's weights only")
     args = ap.parse_args()
     torch.set_num_threads(1)
     ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
@@ -69,7 +79,8 @@ def main():
     flow = SDNFlow(args.variant)
     flow.load_state_dict(ck["flow"])
     flow.eval()
-    a_path, r_path = [os.path.join(args.out_dir, f) for f in FILES[args.variant]]
+    name = args.name or args.variant
+    a_path, r_path = [os.path.join(args.out_dir, f) for f in files(name)]
     anon, rest = Anonymize(flow).eval(), Restore(flow).eval()
     export_one(anon, a_path)
     export_one(rest, r_path)
@@ -117,9 +128,9 @@ def main():
         "default_variant": "fast",
         "inputs": {"image": "image", "key": "key", "attributes": "attributes"}, "output": "image_out",
     })
-    meta["model_id"] = f"sdn-fast-{args.version}"
+    meta["model_id"] = args.model_id or f"sdn-fast-{args.version}"
     variants = meta.get("variants", {})
-    variants[args.variant] = {"anonymize": os.path.basename(a_path), "restore": os.path.basename(r_path),
+    variants[name] = {"architecture": args.variant, "anonymize": os.path.basename(a_path), "restore": os.path.basename(r_path),
                               "gflops": round(gflops, 4),
                               "trained_steps": int(ck["step"]) + sum(r["steps"] for r in ck.get("lineage", [])),
                               "trained_minutes": round(float(ck["minutes"]) + sum(r["minutes"] for r in ck.get("lineage", [])), 1),
@@ -135,8 +146,9 @@ def main():
         f.write("\n")
     # small checkpoint (weights only, no optimizer state) for the repository
     os.makedirs(os.path.join(args.out_dir, "checkpoints"), exist_ok=True)
-    cp = os.path.join(args.out_dir, "checkpoints", f"sdn_{args.variant}.pt")
-    torch.save({"flow": ck["flow"], "C": ck["C"], "D": ck["D"], "step": ck["step"], "minutes": ck["minutes"],
+    cp = os.path.join(args.out_dir, "checkpoints", f"sdn_{name}.pt")
+    nets = {"flow": ck["flow"]} if args.flow_only else {"flow": ck["flow"], "C": ck["C"], "D": ck["D"]}
+    torch.save({**nets, "step": ck["step"], "minutes": ck["minutes"],
                 "variant": args.variant, "ids": ck["ids"], "contract": ck["contract"], "run": ck.get("run"),
                 "lineage": ck.get("lineage", [])}, cp)
     print(f"wrote {a_path} ({os.path.getsize(a_path) / 1e6:.2f} MB), {r_path} ({os.path.getsize(r_path) / 1e6:.2f} MB), "

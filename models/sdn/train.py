@@ -286,8 +286,11 @@ def main():
         same = {k: v for k, v in ck0["flow"].items() if k in own and own[k].shape == v.shape}
         missing, unexpected = flow.load_state_dict(same, strict=False)
         unexpected = sorted(set(ck0["flow"]) - set(same))
-        D.load_state_dict(ck0["D"])
-        C.load_state_dict(ck0["C"])
+        # a flow-only checkpoint (export.py --flow-only) leaves D fresh and C to --init-cls
+        if "D" in ck0:
+            D.load_state_dict(ck0["D"])
+        if "C" in ck0:
+            C.load_state_dict(ck0["C"])
         print(f"initialised from {args.init_from} (step {ck0['step']}); new: {missing}; dropped: {unexpected}", flush=True)
     if args.init_cls and not os.path.exists(ck_path):
         C.load_state_dict(torch.load(args.init_cls, map_location=dev, weights_only=False)["C"])
