@@ -3,8 +3,11 @@
 shipped SDN with the faceveil CLI: original | password A | password B | restored with A |
 restored with a wrong password | A with smiling=2 (restored with A and smiling=2).
 
-  python3 scripts/sdn_example.py        (needs target/release/faceveil and Pillow)
+  python3 scripts/sdn_example.py [--variant restorable]   (needs target/release/faceveil and Pillow)
+
+With --variant V the anonymized tiles use that variant and the image is docs/sdn_example_V.png.
 """
+import argparse
 import os
 import subprocess
 import tempfile
@@ -23,13 +26,18 @@ def cli(*args, password):
 
 
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--variant", default=None)
+    args = ap.parse_args()
+    va = ["--variant", args.variant] if args.variant else []
+    name = f"sdn_example_{args.variant}.png" if args.variant else "sdn_example.png"
     with tempfile.TemporaryDirectory() as d:
         p = lambda name: os.path.join(d, name)  # noqa: E731
-        cli("anonymize", SRC, "-o", p("a.png"), password="password A")
-        cli("anonymize", SRC, "-o", p("b.png"), password="password B")
+        cli("anonymize", SRC, "-o", p("a.png"), *va, password="password A")
+        cli("anonymize", SRC, "-o", p("b.png"), *va, password="password B")
         cli("restore", p("a.png"), "-o", p("ra.png"), password="password A")
         cli("restore", p("a.png"), "-o", p("rw.png"), password="not the password")
-        cli("anonymize", SRC, "-o", p("s.png"), "--attributes", "smiling=2", password="password A")
+        cli("anonymize", SRC, "-o", p("s.png"), "--attributes", "smiling=2", *va, password="password A")
         tiles = [Image.open(f).convert("RGB").crop(BOX) for f in
                  (SRC, p("a.png"), p("b.png"), p("ra.png"), p("rw.png"), p("s.png"))]
         w, h = tiles[0].size
@@ -37,8 +45,8 @@ def main():
         for i, t in enumerate(tiles):
             out.paste(t, (i * w, 0))
         os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
-        out.save(os.path.join(ROOT, "docs", "sdn_example.png"))
-    print("wrote docs/sdn_example.png")
+        out.save(os.path.join(ROOT, "docs", name))
+    print(f"wrote docs/{name}")
 
 
 if __name__ == "__main__":
