@@ -51,21 +51,23 @@ def main():
     ap.add_argument("--json", default=None, help="write all runs here")
     args = ap.parse_args()
     models = [m.split("=", 1) for m in args.model]
+    blends = {}
+    for name, folder in models:
+        with open(os.path.join(folder, "sdn.json")) as f:
+            blends[name] = json.load(f)["blend"]
     res = {name: {} for name, _ in models}
     t0 = time.monotonic()
     for clip in args.clips:
         cname = os.path.splitext(os.path.basename(clip))[0]
         for r in range(args.runs):
             for name, folder in models:
-                with open(os.path.join(folder, "sdn.json")) as f:
-                    blend = json.load(f)["blend"]
                 d = os.path.join(args.out, name, cname)
                 os.makedirs(d, exist_ok=True)
                 anon, right = os.path.join(d, f"anon{r}.mp4"), os.path.join(d, f"right{r}.mp4")
                 os.environ["FACEVEIL_MODEL"] = os.path.abspath(folder)
                 rt.run_cli(args.bin, ["anonymize", clip, "-o", anon], rt.PW_A, os.path.join(d, f"anonymize{r}.log"))
                 rt.run_cli(args.bin, ["restore", anon, "-o", right], rt.PW_A, os.path.join(d, f"restore{r}.log"))
-                p, n = restore_psnr(clip, right, anon + ".faceveil", blend)
+                p, n = restore_psnr(clip, right, anon + ".faceveil", blends[name])
                 res[name].setdefault(cname, []).append(p)
                 print(f"{time.monotonic() - t0:6.0f}s {name:>10} {cname:<32} run {r}: {p:.2f} dB over {n} face-frames",
                       flush=True)

@@ -123,6 +123,7 @@ pub struct Restorer {
 impl Restorer {
     /// Checks the header against the model and derives the key from its salt. A wrong password
     /// is not detectable here by design: it yields other faces.
+    ///
     /// Without a variant of its own, the config takes the one the header names: a stream made
     /// with any variant of the model restores without the user having to remember which.
     pub fn new(config: &Config, password: Option<&[u8]>, header: &StreamHeader) -> Result<Self> {

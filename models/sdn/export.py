@@ -22,6 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from model import SDNFlow, Anonymize, Restore, count_gflops, KEY_BITS, N_ATTR  # noqa: E402
 
+
 def files(name):
     return ("sdn.onnx", "sdn_restore.onnx") if name == "fast" else (f"sdn_{name}.onnx", f"sdn_{name}_restore.onnx")
 

@@ -119,7 +119,7 @@ def degrade(frame, orig, rng, S=128, strength=1.0, jpeg_q=None, video=False):
     n, _, St, _ = frame.shape
     dev = frame.device
     if video:
-        src = video_codec_st(frame, rng)
+        frame = video_codec_st(frame, rng)  # at another size: the grid below is in normalised coordinates
     sc = 1 + strength * torch.from_numpy(rng.uniform(-0.03, 0.03, n)).float()
     dx = strength * torch.from_numpy(rng.uniform(-3, 3, (n, 2))).float()
     theta = torch.zeros(n, 2, 3)
@@ -127,7 +127,7 @@ def degrade(frame, orig, rng, S=128, strength=1.0, jpeg_q=None, video=False):
     theta[:, 1, 1] = sc * S / St
     theta[:, :, 2] = 2 * dx / St
     grid = F.affine_grid(theta.to(dev), (n, 3, S, S), align_corners=False)
-    inp = F.grid_sample(src if video else frame, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    inp = F.grid_sample(frame, grid, mode="bilinear", padding_mode="border", align_corners=False)
     tgt = F.grid_sample(orig, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if video:
         # already compressed; light sensor-like changes only, some of the time
@@ -319,10 +319,9 @@ def main():
     new_log = not os.path.exists(args.log)
     if not new_log:
         with open(args.log, newline="") as f:
-            old = list(csv.DictReader(f))
-            f.seek(0)
-            header = next(csv.reader(f), [])
-        if header != LOG_FIELDS:  # a column was added since: rewrite the log under the new header
+            reader = csv.DictReader(f)
+            old = list(reader)
+        if reader.fieldnames != LOG_FIELDS:  # a column was added since: rewrite the log under the new header
             with open(args.log, "w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
                 w.writeheader()
