@@ -3,9 +3,11 @@
 shipped SDN with the faceveil CLI: original | password A | password B | restored with A |
 restored with a wrong password | A with smiling=2 (restored with A and smiling=2).
 
-  python3 scripts/sdn_example.py [--variant restorable]   (needs target/release/faceveil and Pillow)
+  python3 scripts/sdn_example.py [--variant restorable] [--model DIR --out FILE]
+  (needs target/release/faceveil and Pillow)
 
-With --variant V the anonymized tiles use that variant and the image is docs/sdn_example_V.png.
+With --variant V the anonymized tiles use that variant and the image is docs/sdn_example_V.png;
+--model runs another model folder (a candidate before it ships).
 """
 import argparse
 import os
@@ -28,15 +30,19 @@ def cli(*args, password):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--variant", default=None)
+    ap.add_argument("--model", default=None, help="model folder (default: the bundled one)")
+    ap.add_argument("--out", default=None, help="default: docs/sdn_example[_VARIANT].png")
     args = ap.parse_args()
-    va = ["--variant", args.variant] if args.variant else []
+    va = (["--variant", args.variant] if args.variant else []) + (["--model", args.model] if args.model else [])
     name = f"sdn_example_{args.variant}.png" if args.variant else "sdn_example.png"
+    out_path = args.out or os.path.join(ROOT, "docs", name)
     with tempfile.TemporaryDirectory() as d:
         p = lambda name: os.path.join(d, name)  # noqa: E731
         cli("anonymize", SRC, "-o", p("a.png"), *va, password="password A")
         cli("anonymize", SRC, "-o", p("b.png"), *va, password="password B")
-        cli("restore", p("a.png"), "-o", p("ra.png"), password="password A")
-        cli("restore", p("a.png"), "-o", p("rw.png"), password="not the password")
+        mo = ["--model", args.model] if args.model else []
+        cli("restore", p("a.png"), "-o", p("ra.png"), *mo, password="password A")
+        cli("restore", p("a.png"), "-o", p("rw.png"), *mo, password="not the password")
         cli("anonymize", SRC, "-o", p("s.png"), "--attributes", "smiling=2", *va, password="password A")
         tiles = [Image.open(f).convert("RGB").crop(BOX) for f in
                  (SRC, p("a.png"), p("b.png"), p("ra.png"), p("rw.png"), p("s.png"))]
@@ -44,9 +50,9 @@ def main():
         out = Image.new("RGB", (w * len(tiles), h))
         for i, t in enumerate(tiles):
             out.paste(t, (i * w, 0))
-        os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
-        out.save(os.path.join(ROOT, "docs", name))
-    print(f"wrote docs/{name}")
+        os.makedirs(os.path.dirname(out_path), exist_ok=True)
+        out.save(out_path)
+    print(f"wrote {out_path}")
 
 
 if __name__ == "__main__":

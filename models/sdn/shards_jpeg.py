@@ -4,8 +4,8 @@
   python models/sdn/shards_jpeg.py pack   --data models/sdn/data --out models/sdn/data/parts
   python models/sdn/shards_jpeg.py unpack --parts models/sdn/data/parts --data models/sdn/data
 
-`pack --subset-mib M` packs a sample of about M MiB into one part instead, for a GPU lease too short
-to carry everything: every training identity keeps some images (the classifier's identity head
+`pack --subset-mib M` packs a sample of about M MiB instead (in parts of at most --max-mib), for a
+GPU lease too short to carry everything: every training identity keeps some images (the classifier's identity head
 must keep its classes), the UTKFace crops fill the rest, and a few held-out crops come along for
 the training log's evaluation batch.
 
@@ -25,9 +25,9 @@ def encode(img):
     return enc.tobytes()
 
 
-def pack_subset(data, out, mib, seed=0):
-    """One part of about `mib` MiB; labels.npz rewritten for the sample (rows renumbered into
-    shard 0, so that unpack needs no special case)."""
+def pack_subset(data, out, mib, max_mib, seed=0):
+    """Parts of at most `max_mib` MiB, about `mib` MiB in all; labels.npz rewritten for the sample
+    (rows renumbered into shard 0, so that unpack needs no special case) and kept in part 0."""
     os.makedirs(out, exist_ok=True)
     lab = dict(np.load(os.path.join(data, "labels.npz")))
     arrs = {}
@@ -67,10 +67,19 @@ def pack_subset(data, out, mib, seed=0):
     buf = io.BytesIO()
     np.savez(buf, **sub)
     names = [f"shard_000.npy:{k}" for k in range(len(rows))]
-    np.savez(os.path.join(out, "part_000.npz"), names=np.array(names), lens=np.array([len(b) for b in blobs], np.int64),
-             bytes=np.frombuffer(b"".join(blobs), np.uint8), labels_npz=np.frombuffer(buf.getvalue(), np.uint8))
+    start, part = 0, 0
+    while start < len(blobs):
+        end, part_size = start, 0
+        while end < len(blobs) and part_size + len(blobs[end]) <= max_mib * 2**20:
+            part_size += len(blobs[end])
+            end += 1
+        extra = {"labels_npz": np.frombuffer(buf.getvalue(), np.uint8)} if part == 0 else {}
+        np.savez(os.path.join(out, f"part_{part:03d}.npz"), names=np.array(names[start:end]),
+                 lens=np.array([len(b) for b in blobs[start:end]], np.int64),
+                 bytes=np.frombuffer(b"".join(blobs[start:end]), np.uint8), **extra)
+        start, part = end, part + 1
     kept = set(int(v) for v in sub["identity"][(sub["split"] == 0) & (sub["identity"] >= 0)])
-    print(f"subset: {len(rows)} of {len(split)} crops, {size / 2**20:.1f} MiB; training identities kept "
+    print(f"subset: {len(rows)} of {len(split)} crops, {size / 2**20:.1f} MiB in {part} parts; training identities kept "
           f"{len(kept)} of {len(train_ids)}; held-out {int((sub['split'] == 1).sum())}")
 
 
@@ -138,7 +147,7 @@ def main():
     ap.add_argument("--subset-mib", type=float, default=0, help="pack one part of a sample this large")
     a = ap.parse_args()
     if a.cmd == "pack" and a.subset_mib:
-        pack_subset(a.data, a.out, a.subset_mib)
+        pack_subset(a.data, a.out, a.subset_mib, a.max_mib)
     elif a.cmd == "pack":
         pack(a.data, a.out, a.max_mib)
     else:

@@ -27,9 +27,10 @@ sys.path.insert(0, HERE)
 from model import SDNFlow, Discriminator, Classifier, KEY_BITS, N_ATTR  # noqa: E402
 
 LOG_FIELDS = ["run", "variant", "step", "minutes", "kind", "loss_g", "rest_l1", "rest_ssim", "out_l1",
-              "id_cos", "div_cos", "wrong_cos", "cid_cos", "attr", "mid", "hf", "tv", "adv_g", "loss_d", "cls_id", "cls_attr",
+              "id_cos", "div_cos", "wrong_cos", "cid_cos", "attr", "mid", "hf", "tv", "adv_g", "loss_d", "cls_id",
+              "cls_attr", "wrong_real",
               "eval_rest_psnr", "eval_rest_psnr_jpeg", "eval_anon_cos", "eval_div_cos", "eval_wrong_cos",
-              "eval_rest_psnr_video"]
+              "eval_rest_psnr_video", "eval_wrong_sat"]
 
 # JPEG round trips run on CPU threads (OpenCV releases the GIL), so a GPU step does not wait for
 # a whole batch encoded one image after another
@@ -186,6 +187,17 @@ class MFN:
         return self.net(c.flip(1))
 
 
+def change_roughness(dd, m):
+    """High-pass and total variation of a change `dd` to the face. Changes must be smooth at the
+    8 px scale: the high-pass term kills the squeeze-grid / colour-dot patterns that fool face
+    embedders without changing the face, the TV of the 32x32 low-pass change blob and grid shapes."""
+    hp = dd - F.interpolate(F.avg_pool2d(dd, 8), scale_factor=8, mode="bilinear", align_corners=False)
+    hf = (charb(hp) * m).mean() / m.mean()
+    dl = F.avg_pool2d(dd, 4)
+    tv = (dl[:, :, 1:] - dl[:, :, :-1]).abs().mean() + (dl[:, :, :, 1:] - dl[:, :, :, :-1]).abs().mean()
+    return hf, tv
+
+
 def sample_cond(rng, n, dev):
     key = torch.from_numpy(rng.choice([-1.0, 1.0], (n, KEY_BITS))).float()
     attrs = np.zeros((n, N_ATTR), np.float32)
@@ -237,6 +249,14 @@ def main():
     ap.add_argument("--w-tv", type=float, default=20.0)
     ap.add_argument("--w-adv", type=float, default=0.2)
     ap.add_argument("--w-rest", type=float, default=1.0, help="weight of the restore losses")
+    ap.add_argument("--w-wrong-real", type=float, default=1.0,
+                    help="weight of the wrong-secret restore's realism (range, smooth change, discriminator)")
+    ap.add_argument("--mid-margin", type=float, default=0.15,
+                    help="least mean change of the 8 px low-pass face (-1..1 units): privacy by magnitude, "
+                         "which no face embedder can be fooled about")
+    ap.add_argument("--w-mid", type=float, default=2.0, help="weight of --mid-margin's hinge")
+    ap.add_argument("--w-wrong", type=float, default=0.5,
+                    help="weight (times --w-id) of the wrong-secret restore's identity hinge")
     ap.add_argument("--ramp-steps", type=int, default=400,
                     help="steps over which the restore/smoothness penalties grow from 0.2 to full weight "
                          "(0: full from the start, for a run that goes on from a trained one)")
@@ -356,8 +376,11 @@ def main():
             r = m128 * r + (1 - m128) * inp
             mse = (((r - tgt) / 2) ** 2 * m128).sum((1, 2, 3)) / (m128.sum() * 3)
             out[name] = float((10 * torch.log10(1 / mse)).mean())
-        w = m128 * flow.inverse(bl, ekey2, eattr).clamp(-1, 1) + (1 - m128) * bl
+        wr = flow.inverse(bl, ekey2, eattr)
+        w = m128 * wr.clamp(-1, 1) + (1 - m128) * bl
         fx, fa, fa2, fw = mfn(xc), mfn(bl), mfn(a2), mfn(w)
+        # share of the face a wrong secret turns out of range (the clipped, garish patches)
+        out["eval_wrong_sat"] = float(((wr.abs() > 1).float().amax(1, keepdim=True) * m128).sum() / (m128.sum() * len(wr)))
         out["eval_anon_cos"] = float(cos(fa, fx).mean())
         out["eval_div_cos"] = float(cos(fa, fa2).mean())
         out["eval_wrong_cos"] = float(cos(fw, fx).mean())
@@ -434,10 +457,13 @@ def main():
         strength = 1.0 if rng.rand() < (0.5 if video else 0.75) else 0.0
         inp, tgt = degrade(frame, x144, rng, strength=strength, video=video)
         rest = flow.inverse(inp, key, attrs)
-        # the wrong secret: a nearby key for half the batch, the right key with one attribute
-        # factor changed for the other half (the factors are part of the secret)
-        half = torch.arange(args.batch, device=dev) < args.batch // 2
-        wrong = flow.inverse(bl, torch.where(half[:, None], key2, key), torch.where(half[:, None], attrs, wrong_attributes(rng, attrs)))
+        # the wrong secret, a third of the batch each: a nearby key, a random key (what any wrong
+        # password gives), and the right key with one attribute factor changed (the factors are
+        # part of the secret)
+        third = torch.arange(args.batch, device=dev) % 3
+        rand_key = torch.from_numpy(rng.choice([-1.0, 1.0], key.shape)).float().to(dev)
+        wrong_key = torch.where((third == 0)[:, None], key2, torch.where((third == 1)[:, None], rand_key, key))
+        wrong = flow.inverse(bl, wrong_key, torch.where((third == 2)[:, None], wrong_attributes(rng, attrs), attrs))
         wbl = m128 * wrong.clamp(-1, 1) + (1 - m128) * x
 
         rest_l1 = ((rest - tgt).abs() * (m128 + 0.1)).mean() / (m128.mean() + 0.1)
@@ -447,26 +473,26 @@ def main():
         low = (F.avg_pool2d(bl, 16) - F.avg_pool2d(x, 16)).abs().mean()
         m32 = F.avg_pool2d(m128, 8)
         mid = ((F.avg_pool2d(bl, 8) - F.avg_pool2d(x, 8)).abs() * m32).sum((1, 2, 3)) / (m32.sum() * 3)
-        l_mid = F.relu(0.15 - mid).mean()
+        l_mid = F.relu(args.mid_margin - mid).mean()
         lo = float(rng.uniform(0.35, 0.6))
         with torch.no_grad():
             fx = mfn(x, lo)
             ex_, ax_ = C(x)
         fa, fa2, fw = mfn(bl, lo), mfn(bl2, lo), mfn(wbl, lo)
-        dd = bl - x
-        # changes must be smooth at the 8 px scale: penalise the high-pass of the change (kills the
-        # squeeze-grid / colour-dot patterns that fool face embedders without changing the face)
-        hp = dd - F.interpolate(F.avg_pool2d(dd, 8), scale_factor=8, mode="bilinear", align_corners=False)
-        l_hf = (charb(hp) * m128).mean() / m128.mean()
+        l_hf, l_tv = change_roughness(bl - x, m128)
         id_cos = cos(fa, fx)
         div_cos = cos(fa, fa2)
         wrong_cos = cos(fw, fx)
         l_id = F.relu(id_cos - args.id_margin).mean() + F.relu(cos(fa2, fx) - args.id_margin).mean()
         l_div = F.relu(div_cos - args.id_margin).mean()
         l_wrong = F.relu(wrong_cos - args.id_margin).mean()
-        # smoothness of the change of the 32x32 low-pass image (no blob / grid patterns)
-        dl = F.avg_pool2d(dd, 4)
-        l_tv = ((dl[:, :, 1:] - dl[:, :, :-1]).abs().mean() + (dl[:, :, :, 1:] - dl[:, :, :, :-1]).abs().mean())
+        # a wrong secret must give another plausible face, not a clipped blotch: in range, a
+        # smooth change of the anonymized face it was given (not of the original: measured from
+        # the original, smoothness pulls the wrong restore back to it, which run veil_mid showed:
+        # dlib judged 98% of its wrong-password restores the original person) and real to D
+        w_hf, w_tv = change_roughness(wbl - bl.detach(), m128)
+        wrong_real = (F.relu(wrong.abs() - 1).mean() * 5 + args.w_hf * w_hf + args.w_tv * w_tv
+                      - args.w_adv * D(wbl).mean())
         ea, aa = C(bl)
         ea2, _ = C(bl2)
         cid_cos = cos(ea, ex_)
@@ -480,15 +506,16 @@ def main():
         # penalties ramp up so that a new flow can leave the identity map
         ramp = 1.0 if args.ramp_steps <= 0 else min(1.0, 0.2 + step / args.ramp_steps)
         loss_g = (ramp * (args.w_rest * (10 * rest_l1 + 2 * (1 - rest_ssim)) + 10 * out_l1 + args.w_hf * l_hf) + args.w_tv * l_tv
-                  + 5 * rng_pen + 0.2 * low + 2 * l_mid + args.w_id * (l_id + 0.5 * l_div + 0.5 * l_wrong)
-                  + 0.5 * l_cid + 0.5 * l_attr + args.w_adv * adv_g)
+                  + 5 * rng_pen + 0.2 * low + args.w_mid * l_mid + args.w_id * (l_id + 0.5 * l_div + args.w_wrong * l_wrong)
+                  + 0.5 * l_cid + 0.5 * l_attr + args.w_adv * adv_g + args.w_wrong_real * wrong_real)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         torch.nn.utils.clip_grad_norm_(flow.parameters(), 5.0)
         opt_g.step()
 
         # ---- discriminator ----
-        loss_d = F.relu(1 - D(x)).mean() + 0.5 * (F.relu(1 + D(bl.detach())).mean() + F.relu(1 + D(bl2.detach())).mean())
+        fakes = [bl, bl2] + ([wbl] if args.w_wrong_real > 0 else [])
+        loss_d = F.relu(1 - D(x)).mean() + sum(F.relu(1 + D(f.detach())).mean() for f in fakes) / len(fakes)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
@@ -496,7 +523,7 @@ def main():
         step += 1
         vals = dict(loss_g=loss_g, rest_l1=rest_l1, rest_ssim=rest_ssim, out_l1=out_l1, id_cos=id_cos.mean(),
                     div_cos=div_cos.mean(), wrong_cos=wrong_cos.mean(), cid_cos=cid_cos.mean(), attr=l_attr, mid=mid.mean(), hf=l_hf, tv=l_tv,
-                    adv_g=adv_g, loss_d=loss_d, cls_id=cls_id, cls_attr=cls_attr)
+                    adv_g=adv_g, loss_d=loss_d, cls_id=cls_id, cls_attr=cls_attr, wrong_real=wrong_real)
         for k, v in vals.items():
             acc[k] = acc.get(k, 0.0) + float(v.detach())
         acc["n"] = acc.get("n", 0) + 1
