@@ -203,6 +203,9 @@ fn the_sdn_mode_needs_a_password_and_a_loadable_runtime() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("sdn.json"), "{}", stderr(&o));
     assert!(!out.exists());
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur", "--serve-bitrate", "800"], &[]);
+    assert!(!o.status.success(), "a bitrate for a stream that is not served was accepted");
+    assert!(stderr(&o).contains("--serve-rtsp"), "{}", stderr(&o));
 }
 
 #[test]
@@ -467,7 +470,9 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
     let upstream_args = ["anonymize", s(&clip), "--mode", "blur", "--serve-rtsp", &upstream_port.to_string()];
     let upstream = spawn(&upstream_args, &dir.join("upstream1.log"));
     let relay_log = dir.join("relay.log");
-    let _relay = spawn(&["anonymize", &upstream_url, "--mode", "blur", "--serve-rtsp", &relay_port.to_string()], &relay_log);
+    // The relay serves at its own bitrate, as a relay over a slow link would.
+    let relay_args = ["anonymize", &upstream_url, "--mode", "blur", "--serve-rtsp", &relay_port.to_string(), "--serve-bitrate", "1500"];
+    let _relay = spawn(&relay_args, &relay_log);
     wait_for("the relay to receive its source", 60, || {
         std::fs::read_to_string(&relay_log).unwrap_or_default().contains("source connected")
     });

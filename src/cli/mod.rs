@@ -37,7 +37,7 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
     let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
     let mut finder = FaceFinder::new(&config)?;
     if let Some(port) = args.serve_rtsp {
-        return rtsp::serve(&input, port, finder, anonymizer);
+        return rtsp::serve(&input, port, args.serve_bitrate, finder, anonymizer);
     }
     let output = args.output.as_deref().context("an output is required (-o OUTPUT)")?;
     let boxes = args.boxes_json.as_deref();

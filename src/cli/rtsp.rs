@@ -83,15 +83,16 @@ impl Outlet {
     }
 }
 
-fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServer, gst::glib::SourceId)> {
+fn start_server(port: u16, bitrate: u32, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServer, gst::glib::SourceId)> {
     let server = gst_rtsp_server::RTSPServer::new();
     server.set_service(&port.to_string());
     let factory = gst_rtsp_server::RTSPMediaFactory::new();
-    factory.set_launch(
+    factory.set_launch(&format!(
         "( appsrc name=src is-live=true format=time ! queue ! videoconvert ! video/x-raw,format=I420 \
-         ! x264enc name=enc tune=zerolatency psy-tune=psnr speed-preset=ultrafast key-int-max=30 ! h264parse \
+         ! x264enc name=enc tune=zerolatency psy-tune=psnr speed-preset=ultrafast key-int-max=30 bitrate={} ! h264parse \
          ! rtph264pay name=pay0 pt=96 config-interval=1 )",
-    );
+        bitrate
+    ));
     factory.set_shared(true);
     let slot = outlet.clone();
     factory.connect_media_configure(move |_, media| {
@@ -184,7 +185,7 @@ fn ingest_once(source: &StreamSource, live: bool, work: &mut Work, outlet: &Outl
     result.unwrap_or_else(IngestEnd::Dropped)
 }
 
-pub fn serve(input: &Input, port: u16, finder: FaceFinder, anonymizer: Anonymizer) -> Result<()> {
+pub fn serve(input: &Input, port: u16, bitrate: u32, finder: FaceFinder, anonymizer: Anonymizer) -> Result<()> {
     video::init()?;
     let Input::Stream(source) = input else { bail!("--serve-rtsp needs a video file, an RTSP URL or a camera") };
     if let Some(h) = anonymizer.header() {
@@ -192,7 +193,7 @@ pub fn serve(input: &Input, port: u16, finder: FaceFinder, anonymizer: Anonymize
         println!("faceveil header: {}", h.encode());
     }
     let outlet = Outlet::default();
-    let (_server, _id) = start_server(port, &outlet)?;
+    let (_server, _id) = start_server(port, bitrate, &outlet)?;
     println!("serving rtsp://127.0.0.1:{port}{MOUNT} (Ctrl-C to stop)");
     let main_loop = gst::glib::MainLoop::new(None, false);
     let live = input.is_live();
