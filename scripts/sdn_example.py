@@ -33,14 +33,14 @@ def main():
     ap.add_argument("--model", default=None, help="model folder (default: the bundled one)")
     ap.add_argument("--out", default=None, help="default: docs/sdn_example[_VARIANT].png")
     args = ap.parse_args()
-    va = (["--variant", args.variant] if args.variant else []) + (["--model", args.model] if args.model else [])
+    mo = ["--model", args.model] if args.model else []
+    va = (["--variant", args.variant] if args.variant else []) + mo
     name = f"sdn_example_{args.variant}.png" if args.variant else "sdn_example.png"
     out_path = args.out or os.path.join(ROOT, "docs", name)
     with tempfile.TemporaryDirectory() as d:
         p = lambda name: os.path.join(d, name)  # noqa: E731
         cli("anonymize", SRC, "-o", p("a.png"), *va, password="password A")
         cli("anonymize", SRC, "-o", p("b.png"), *va, password="password B")
-        mo = ["--model", args.model] if args.model else []
         cli("restore", p("a.png"), "-o", p("ra.png"), *mo, password="password A")
         cli("restore", p("a.png"), "-o", p("rw.png"), *mo, password="not the password")
         cli("anonymize", SRC, "-o", p("s.png"), "--attributes", "smiling=2", *va, password="password A")

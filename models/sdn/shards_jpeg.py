@@ -67,53 +67,42 @@ def pack_subset(data, out, mib, max_mib, seed=0):
     buf = io.BytesIO()
     np.savez(buf, **sub)
     names = [f"shard_000.npy:{k}" for k in range(len(rows))]
-    start, part = 0, 0
-    while start < len(blobs):
-        end, part_size = start, 0
-        while end < len(blobs) and part_size + len(blobs[end]) <= max_mib * 2**20:
-            part_size += len(blobs[end])
-            end += 1
-        extra = {"labels_npz": np.frombuffer(buf.getvalue(), np.uint8)} if part == 0 else {}
-        np.savez(os.path.join(out, f"part_{part:03d}.npz"), names=np.array(names[start:end]),
-                 lens=np.array([len(b) for b in blobs[start:end]], np.int64),
-                 bytes=np.frombuffer(b"".join(blobs[start:end]), np.uint8), **extra)
-        start, part = end, part + 1
+    part = write_parts(out, names, blobs, max_mib, np.frombuffer(buf.getvalue(), np.uint8))
     kept = set(int(v) for v in sub["identity"][(sub["split"] == 0) & (sub["identity"] >= 0)])
     print(f"subset: {len(rows)} of {len(split)} crops, {size / 2**20:.1f} MiB in {part} parts; training identities kept "
           f"{len(kept)} of {len(train_ids)}; held-out {int((sub['split'] == 1).sum())}")
 
 
+def write_parts(out, names, blobs, max_mib, labels_npz):
+    """Writes the encoded crops as part_NNN.npz files of at most `max_mib` MiB each (a crop
+    larger than that gets a part of its own), labels.npz's bytes in part 0; returns the count."""
+    part, start = 0, 0
+    while start < len(blobs):
+        end, size = start + 1, len(blobs[start])
+        while end < len(blobs) and size + len(blobs[end]) <= max_mib * 2**20:
+            size += len(blobs[end])
+            end += 1
+        extra = {"labels_npz": labels_npz} if part == 0 else {}
+        np.savez(os.path.join(out, f"part_{part:03d}.npz"), names=np.array(names[start:end]),
+                 lens=np.array([len(b) for b in blobs[start:end]], np.int64),
+                 bytes=np.frombuffer(b"".join(blobs[start:end]), np.uint8), **extra)
+        print(f"part {part}: {end - start} crops, {size / 2**20:.1f} MiB", flush=True)
+        part, start = part + 1, end
+    return part
+
+
 def pack(data, out, max_mib):
     os.makedirs(out, exist_ok=True)
-    lab = np.load(os.path.join(data, "labels.npz"))
-    shards = sorted(f for f in os.listdir(data) if f.startswith("shard_") and f.endswith(".npy"))
-    part, blobs, names, size = 0, [], [], 0
-
-    def flush():
-        nonlocal part, blobs, names, size
-        if not blobs:
-            return
-        extra = {}
-        if part == 0:
-            with open(os.path.join(data, "labels.npz"), "rb") as f:
-                extra["labels_npz"] = np.frombuffer(f.read(), np.uint8)
-        lens = np.array([len(b) for b in blobs], np.int64)
-        np.savez(os.path.join(out, f"part_{part:03d}.npz"), names=np.array(names), lens=lens,
-                 bytes=np.frombuffer(b"".join(blobs), np.uint8), **extra)
-        print(f"part {part}: {len(blobs)} crops, {size / 2**20:.1f} MiB", flush=True)
-        part, blobs, names, size = part + 1, [], [], 0
-
-    for s in shards:
+    names, blobs = [], []
+    for s in sorted(f for f in os.listdir(data) if f.startswith("shard_") and f.endswith(".npy")):
         arr = np.load(os.path.join(data, s), mmap_mode="r")
         for i in range(len(arr)):
-            b = encode(arr[i])
-            if size + len(b) > max_mib * 2**20:
-                flush()
-            blobs.append(b)
+            blobs.append(encode(arr[i]))
             names.append(f"{s}:{i}")
-            size += len(b)
-    flush()
-    print(f"{len(lab['files'])} crops in labels.npz")
+    with open(os.path.join(data, "labels.npz"), "rb") as f:
+        labels = f.read()
+    write_parts(out, names, blobs, max_mib, np.frombuffer(labels, np.uint8))
+    print(f"{len(names)} crops packed")
 
 
 def unpack(parts, data):
@@ -144,7 +133,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(here, "data", "parts"))
     ap.add_argument("--parts", default=os.path.join(here, "data", "parts"))
     ap.add_argument("--max-mib", type=float, default=45)
-    ap.add_argument("--subset-mib", type=float, default=0, help="pack one part of a sample this large")
+    ap.add_argument("--subset-mib", type=float, default=0, help="pack a sample this large (in parts of at most --max-mib)")
     a = ap.parse_args()
     if a.cmd == "pack" and a.subset_mib:
         pack_subset(a.data, a.out, a.subset_mib, a.max_mib)
