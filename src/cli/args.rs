@@ -94,10 +94,11 @@ pub struct AnonymizeArgs {
     /// Publish the anonymized stream at rtsp://0.0.0.0:PORT/faceveil instead of writing a file
     #[arg(long, value_name = "PORT")]
     pub serve_rtsp: Option<u16>,
-    /// Bitrate of the served stream in kbit/s (x264 with live settings, constant bitrate)
-    #[arg(long, value_name = "KBPS", default_value_t = 2048, requires = "serve_rtsp",
+    /// Bitrate of the served stream in kbit/s (x264 with live settings, constant bitrate);
+    /// by default it follows the frame size and rate: 3.1 Mbit/s at 1280x720 and 24 fps
+    #[arg(long, value_name = "KBPS", requires = "serve_rtsp",
           value_parser = clap::value_parser!(u32).range(64..=200_000))]
-    pub serve_bitrate: u32,
+    pub serve_bitrate: Option<u32>,
     #[command(flatten)]
     pub common: CommonArgs,
 }

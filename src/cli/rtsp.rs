@@ -25,6 +25,24 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const HOLD_AFTER: Duration = Duration::from_millis(500);
 /// The header rides in the SEI of the first frame and every this many frames after.
 const SEI_HEADER_EVERY: u64 = 30;
+/// The served bitrate unless one is given, in bits per pixel of each frame: 0.14 brings the
+/// juggler clip (720p, 24 fps, fast motion) through the live encoder at 33.1 dB PSNR, what x264
+/// at constant quality 23 gives it in a file (33.5 dB); 2 Mbit/s gave 30.9 dB.
+const AUTO_BITS_PER_PIXEL: f64 = 0.14;
+/// The frame rate assumed for the bitrate when the caps do not state one (live sources).
+const AUTO_FALLBACK_FPS: f64 = 30.0;
+
+/// The served bitrate in kbit/s for frames of these caps.
+fn auto_bitrate(caps: &gst::CapsRef) -> u32 {
+    let Some(s) = caps.structure(0) else { return 2048 };
+    let pixels = f64::from(s.get::<i32>("width").unwrap_or(1280)) * f64::from(s.get::<i32>("height").unwrap_or(720));
+    let fps = s
+        .get::<gst::Fraction>("framerate")
+        .ok()
+        .filter(|f| f.numer() > 0 && f.denom() > 0)
+        .map_or(AUTO_FALLBACK_FPS, |f| f64::from(f.numer()) / f64::from(f.denom()));
+    (pixels * fps * AUTO_BITS_PER_PIXEL / 1000.0).clamp(256.0, 50_000.0) as u32
+}
 
 /// What the serving side exposes to the ingest: the appsrc of the current media, if a client
 /// is connected, and the payloads to put into its H.264 stream. Clients that connect before the
@@ -32,6 +50,8 @@ const SEI_HEADER_EVERY: u64 = 30;
 #[derive(Clone, Default)]
 struct Outlet {
     appsrc: Arc<Mutex<Option<gst_app::AppSrc>>>,
+    /// The encoder's bitrate in kbit/s, or `None` to follow the frames' size and rate.
+    bitrate: Option<u32>,
     sei: SeiMap,
     /// The latest frame, its caps, its payload and when it went out: repeated while the source
     /// is away so that clients keep a picture and new clients can still connect.
@@ -62,6 +82,10 @@ impl Outlet {
     fn send(&self, mut buffer: gst::Buffer, caps: &gst::Caps, payload: Vec<u8>) {
         let Some(src) = self.appsrc.lock().unwrap().clone() else { return };
         if src.caps().as_ref() != Some(caps) {
+            let encoder = src.parent().and_then(|p| p.downcast::<gst::Bin>().ok()).and_then(|b| b.by_name("enc"));
+            if let Some(encoder) = encoder {
+                encoder.set_property("bitrate", self.bitrate.unwrap_or_else(|| auto_bitrate(caps)));
+            }
             src.set_caps(Some(caps));
         }
         let (Some(clock), Some(base)) = (src.clock(), src.base_time()) else { return };
@@ -83,16 +107,21 @@ impl Outlet {
     }
 }
 
-fn start_server(port: u16, bitrate: u32, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServer, gst::glib::SourceId)> {
+fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServer, gst::glib::SourceId)> {
     let server = gst_rtsp_server::RTSPServer::new();
     server.set_service(&port.to_string());
     let factory = gst_rtsp_server::RTSPMediaFactory::new();
-    factory.set_launch(&format!(
+    // Live x264 (no lookahead, no B-frames) refreshes the picture by intra-coded columns instead
+    // of a keyframe every 30 frames: without lookahead the keyframes starve the frames after
+    // them. At 2 Mbit/s on the juggler clip (720p, fast motion) that took the stream from 28.4
+    // to 30.9 dB PSNR, with `superfast` instead of `ultrafast` for 2 ms more a frame.
+    // A client joining midway sees its first whole picture after one full refresh (30 to 60
+    // frames); the bitrate is set on the encoder when the frames' caps are known.
+    factory.set_launch(
         "( appsrc name=src is-live=true format=time ! queue ! videoconvert ! video/x-raw,format=I420 \
-         ! x264enc name=enc tune=zerolatency psy-tune=psnr speed-preset=ultrafast key-int-max=30 bitrate={} ! h264parse \
+         ! x264enc name=enc tune=zerolatency psy-tune=psnr speed-preset=superfast key-int-max=30 intra-refresh=true ! h264parse \
          ! rtph264pay name=pay0 pt=96 config-interval=1 )",
-        bitrate
-    ));
+    );
     factory.set_shared(true);
     let slot = outlet.clone();
     factory.connect_media_configure(move |_, media| {
@@ -185,15 +214,15 @@ fn ingest_once(source: &StreamSource, live: bool, work: &mut Work, outlet: &Outl
     result.unwrap_or_else(IngestEnd::Dropped)
 }
 
-pub fn serve(input: &Input, port: u16, bitrate: u32, finder: FaceFinder, anonymizer: Anonymizer) -> Result<()> {
+pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, finder: FaceFinder, anonymizer: Anonymizer) -> Result<()> {
     video::init()?;
     let Input::Stream(source) = input else { bail!("--serve-rtsp needs a video file, an RTSP URL or a camera") };
     if let Some(h) = anonymizer.header() {
         // Restores also find it in the stream's SEI; printed for tools that lose SEI.
         println!("faceveil header: {}", h.encode());
     }
-    let outlet = Outlet::default();
-    let (_server, _id) = start_server(port, bitrate, &outlet)?;
+    let outlet = Outlet { bitrate, ..Outlet::default() };
+    let (_server, _id) = start_server(port, &outlet)?;
     println!("serving rtsp://127.0.0.1:{port}{MOUNT} (Ctrl-C to stop)");
     let main_loop = gst::glib::MainLoop::new(None, false);
     let live = input.is_live();
@@ -244,3 +273,29 @@ pub fn serve(input: &Input, port: u16, bitrate: u32, finder: FaceFinder, anonymi
     ingest.join().map_err(|_| anyhow!("the ingest thread panicked"))?
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(width: i32, height: i32, fps: Option<(i32, i32)>) -> gst::Caps {
+        gst::init().unwrap();
+        let mut b = gst::Caps::builder("video/x-raw").field("width", width).field("height", height);
+        if let Some((n, d)) = fps {
+            b = b.field("framerate", gst::Fraction::new(n, d));
+        }
+        b.build()
+    }
+
+    #[test]
+    fn the_served_bitrate_follows_frame_size_and_rate() {
+        let hd = auto_bitrate(&caps(1280, 720, Some((24, 1))));
+        assert_eq!(hd, 3096, "1280 x 720 x 24 fps x 0.14 bit");
+        assert!(auto_bitrate(&caps(1920, 1080, Some((30, 1)))) > 2 * hd);
+        assert!(auto_bitrate(&caps(640, 360, Some((25, 1)))) < hd / 3);
+        // A live source without a stated rate counts as 30 fps; a tiny one keeps a usable floor.
+        assert_eq!(auto_bitrate(&caps(1280, 720, Some((0, 1)))), auto_bitrate(&caps(1280, 720, Some((30, 1)))));
+        assert_eq!(auto_bitrate(&caps(1280, 720, None)), auto_bitrate(&caps(1280, 720, Some((30, 1)))));
+        assert_eq!(auto_bitrate(&caps(64, 48, Some((15, 1)))), 256);
+    }
+}
