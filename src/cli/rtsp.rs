@@ -273,7 +273,6 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, finder: FaceFinder,
     ingest.join().map_err(|_| anyhow!("the ingest thread panicked"))?
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
