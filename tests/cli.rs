@@ -472,6 +472,11 @@ fn spawn(args: &[&str], stderr_to: &Path) -> Child {
     )
 }
 
+/// What a spawned process has written to its log so far (nothing yet, if it has not started).
+fn log_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
 fn wait_for(what: &str, timeout_s: u64, mut ok: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_s);
     while !ok() {
@@ -493,20 +498,17 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
     // The relay serves at its own bitrate, as a relay over a slow link would.
     let relay_args = ["anonymize", &upstream_url, "--mode", "blur", "--serve-rtsp", &relay_port.to_string(), "--serve-bitrate", "1500"];
     let _relay = spawn(&relay_args, &relay_log);
-    let relay_text = || std::fs::read_to_string(&relay_log).unwrap_or_default();
-    let connects = || relay_text().matches("source connected").count();
+    let connects = || log_text(&relay_log).matches("source connected").count();
     // The relay may try before the upstream listens: only drops after its first connection count.
     let drops = || {
-        let text = relay_text();
+        let text = log_text(&relay_log);
         text.find("source connected").map_or(0, |at| text[at..].matches("source dropped").count())
     };
     wait_for("the relay to receive its source", 60, || connects() >= 1);
     let out = dir.join("recorded.mkv");
     let recorder_log = dir.join("recorder.log");
     let mut recorder = spawn(&["anonymize", &relay_url, "-o", s(&out), "--mode", "blur"], &recorder_log);
-    wait_for("the recorder to receive the relay", 60, || {
-        std::fs::read_to_string(&recorder_log).unwrap_or_default().contains("source connected")
-    });
+    wait_for("the recorder to receive the relay", 60, || log_text(&recorder_log).contains("source connected"));
     // The upstream clip lasts 4 s; when it ends, the relay loses its source.
     wait_for("the relay to notice its source dropped", 60, || drops() >= 1);
     drop(upstream);
@@ -537,17 +539,14 @@ fn a_client_joining_a_served_stream_midway_starts_at_a_whole_picture() {
     // where its decoder has no reference pictures until the intra refresh has swept the frame.
     let first_log = dir.join("first.log");
     let mut first = spawn(&["anonymize", &url, "-o", s(&dir.join("first.mkv")), "--mode", "blur"], &first_log);
-    wait_for("the first client to receive the stream", 60, || {
-        std::fs::read_to_string(&first_log).unwrap_or_default().contains("source connected")
-    });
+    wait_for("the first client to receive the stream", 60, || log_text(&first_log).contains("source connected"));
     std::thread::sleep(std::time::Duration::from_secs(1));
     let late = dir.join("late.mkv");
     let mut second = spawn(&["anonymize", &url, "-o", s(&late), "--mode", "blur"], &dir.join("late.log"));
     wait_for("both clients to reach the end of the stream", 90, || {
         first.0.try_wait().unwrap().is_some() && second.0.try_wait().unwrap().is_some()
     });
-    let log = std::fs::read_to_string(dir.join("late.log")).unwrap();
-    assert!(second.0.wait().unwrap().success(), "{log}");
+    assert!(second.0.wait().unwrap().success(), "{}", log_text(&dir.join("late.log")));
     let original = media::decode(&clip).frames;
     let joined = media::decode(&late).frames;
     assert!(!joined.is_empty() && joined.len() < original.len(), "the late client got {} frames", joined.len());
