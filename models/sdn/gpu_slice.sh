@@ -5,7 +5,8 @@
 # more device time than one. Each run starts from INIT or resumes its own runs/<name>/ckpt.pt,
 # and leaves under $OUT its output (<name>.log), its new log rows (<name>.csv) and a weights-only
 # checkpoint (<name>.weights.pt: the flow in fp32, the classifier and discriminator in fp16, so
-# that it comes back as one file under the tool's 16 MiB).
+# that it comes back as one file under the tool's 16 MiB), and the flow (fp16) of each checkpoint
+# this slice saved (<name>.flows.tar), to export and compare every step on real clips afterwards.
 #   MINUTES=6.5 PARTS=/tmp/sdn_parts COMMON="--codec video" \
 #     bash models/sdn/gpu_slice.sh "veil_a --w-id 4" "veil_b --w-id 6 --id-margin 0"
 # Each argument is a run name followed by its own train.py arguments (no spaces inside values).
@@ -29,7 +30,7 @@ for spec in "$@"; do
   # shellcheck disable=SC2086
   python3 models/sdn/train.py --variant fast --run "$run" --device "$DEVICE" --threads "$threads" \
     --init-from "$INIT" --minutes "$MINUTES" --mfn $DATA/aid/mobilefacenet_128d.onnx \
-    --log "/tmp/$run.csv" $COMMON $args > "$OUT/$run.log" 2>&1 &
+    --log "/tmp/$run.csv" --keep-flows "/tmp/flows/$run" $COMMON $args > "$OUT/$run.log" 2>&1 &
   pids+=($!)
 done
 status=0
@@ -37,6 +38,8 @@ for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 for spec in "$@"; do
   read -r run _ <<<"$spec"
   cp "/tmp/$run.csv" "$OUT/$run.csv"
+  # each slice brings back only the flows it saved: the tarred ones leave the host's folder
+  (cd "/tmp/flows/$run" && tar cf "$OUT/$run.flows.tar" ./*.pt && rm -f ./*.pt) || status=1
   tail -3 "$OUT/$run.log"
   python3 - "$run" "$OUT/$run.weights.pt" <<'EOF' || status=1
 import sys, torch

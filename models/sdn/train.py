@@ -264,6 +264,9 @@ def main():
                     help="restore-loss degradation: jpeg (crops, JPEG q50-95) or video (face size and "
                          "compression of a video stream, exact or re-detected boxes)")
     ap.add_argument("--init-cls", default=None, help="start the classifier from this checkpoint's C")
+    ap.add_argument("--keep-flows", default=None,
+                    help="also keep the flow (fp16) of every checkpoint in this folder, as <run>_<step>.pt: "
+                         "a run's later steps can lose what its earlier ones had, so each is exported and compared")
     ap.add_argument("--init-from", default=None,
                     help="start a new run from this checkpoint's networks (parts the model gained since start fresh)")
     args = ap.parse_args()
@@ -358,6 +361,11 @@ def main():
                         cuda_rng=torch.cuda.get_rng_state() if dev.type == "cuda" else None,
                         variant=args.variant, ids=ids, contract=c, run=run, lineage=lineage), ck_path + ".tmp")
         os.replace(ck_path + ".tmp", ck_path)
+        if args.keep_flows:
+            os.makedirs(args.keep_flows, exist_ok=True)
+            torch.save(dict(flow={k: v.half() for k, v in flow.state_dict().items()}, step=step, minutes=minutes_done,
+                            variant=args.variant, ids=ids, contract=c, run=run, lineage=lineage),
+                       os.path.join(args.keep_flows, f"{run}_{step}.pt"))
 
     @torch.no_grad()
     def evaluate():
