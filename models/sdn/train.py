@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from model import SDNFlow, Discriminator, Classifier, KEY_BITS, N_ATTR  # noqa: E402
+from model import SDNFlow, Discriminator, Classifier, blend_mask, KEY_BITS, N_ATTR  # noqa: E402
 
 LOG_FIELDS = ["run", "variant", "step", "minutes", "kind", "loss_g", "rest_l1", "rest_ssim", "out_l1",
               "id_cos", "div_cos", "wrong_cos", "cid_cos", "attr", "mid", "hf", "tv", "adv_g", "loss_d", "cls_id",
@@ -40,17 +40,6 @@ JPEG_POOL = ThreadPoolExecutor(8)
 def contract():
     with open(os.path.join(HERE, "contract.json")) as f:
         return json.load(f)
-
-
-def mask_tensor(S, b):
-    t = (torch.arange(S, dtype=torch.float64) + 0.5) * 2 / S - 1
-    u, v = t[None, :], t[:, None]
-    r = torch.sqrt((u / b["axis_x"]) ** 2 + (v / b["axis_y"]) ** 2)
-    tt = ((1 - r) / b["feather"]).clamp(0, 1)
-    m = tt * tt * (3 - 2 * tt)
-    m = torch.where(r <= 1 - b["feather"], torch.ones_like(m), m)
-    m = torch.where(r >= 1, torch.zeros_like(m), m)
-    return m.float()[None, None]
 
 
 class Data:
@@ -286,7 +275,7 @@ def main():
     id_index = {v: k for k, v in enumerate(ids)}
     train_id = np.array([id_index.get(int(i), -1) for i in train.ident])
     St = train.store
-    m128 = mask_tensor(128, c["blend"]).to(dev)
+    m128 = blend_mask(128, c["blend"]).to(dev)
     pad = (St - 128) // 2
 
     flow = SDNFlow(args.variant).to(dev)
