@@ -263,19 +263,28 @@ fn an_rtsp_stream_served_on_localhost_is_anonymized_and_restored() {
     let anon = dir.join("anon.mkv");
     let o = faceveil(&["anonymize", s(&input), "-o", s(&anon)], &[("FACEVEIL_PASSWORD", "other")]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let sidecar = std::fs::read_to_string(dir.join("anon.mkv.faceveil")).unwrap();
     let (orig, an) = (media::decode(&input).frames, media::decode(&anon).frames);
     let (mut p_anon, mut p_rest) = (0.0, 0.0);
-    for (i, line) in sidecar.lines().skip(1).enumerate() {
-        let rec: serde_json::Value = serde_json::from_str(line).unwrap();
-        let crops: Vec<[f32; 3]> = serde_json::from_value(rec["crops"].clone()).unwrap();
-        p_anon += face_psnr(&orig[i], &an[i], &crops);
-        p_rest += face_psnr(&orig[i], &frames[i], &crops);
+    for (i, crops) in sidecar_crops(&dir.join("anon.mkv.faceveil")).iter().enumerate() {
+        p_anon += face_psnr(&orig[i], &an[i], crops);
+        p_rest += face_psnr(&orig[i], &frames[i], crops);
     }
     let (p_anon, p_rest) = (p_anon / 100.0, p_rest / 100.0);
     eprintln!("face PSNR through RTSP: anonymized {p_anon:.2} dB, restored {p_rest:.2} dB");
     assert!(p_rest >= 28.0, "faces restored from the stream are {p_rest:.2} dB from the original, under the 28 dB floor");
     assert!(p_rest > p_anon + 5.0, "the restore comes far closer than an anonymization of the same faces leaves them");
+}
+
+/// The face squares `[cx, cy, side]` a sidecar records for each frame, in frame order.
+fn sidecar_crops(path: &Path) -> Vec<Vec<[f32; 3]>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .skip(1) // the header
+        .map(|line| {
+            let rec: serde_json::Value = serde_json::from_str(line).unwrap();
+            serde_json::from_value(rec["crops"].clone()).unwrap()
+        })
+        .collect()
 }
 
 fn face_psnr(a: &faceveil::rgb::RgbImage, b: &faceveil::rgb::RgbImage, crops: &[[f32; 3]]) -> f64 {
@@ -309,7 +318,7 @@ fn sdn_video_round_trip_through_h264_with_sei_sidecar_and_detection() {
     let sidecar = std::fs::read_to_string(dir.join("anon.mp4.faceveil")).unwrap();
     let header = sidecar.lines().next().unwrap().to_string();
     assert!(header.starts_with('{') && header.contains("\"variant\":\"restorable\""), "{header}");
-    let records: Vec<serde_json::Value> = sidecar.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records = sidecar_crops(&dir.join("anon.mp4.faceveil"));
     let bytes = std::fs::read(&anon).unwrap();
     assert!(bytes.windows(16).any(|w| w == b"faceveil-sdn-v1\0"), "the H.264 stream carries faceveil SEI");
     assert!(!bytes.windows(8).any(|w| w == b"password"), "nothing named password is stored");
@@ -331,12 +340,11 @@ fn sdn_video_round_trip_through_h264_with_sei_sidecar_and_detection() {
         (media::decode(&input), media::decode(&anon), media::decode(&with_sidecar), media::decode(&from_sei), media::decode(&wrong));
     assert_eq!(rs.frames.len(), orig.frames.len());
     let (mut p_anon, mut p_rest, mut p_wrong) = (0.0, 0.0, 0.0);
-    for (i, rec) in records.iter().enumerate() {
-        let crops: Vec<[f32; 3]> = serde_json::from_value(rec["crops"].clone()).unwrap();
+    for (i, crops) in records.iter().enumerate() {
         assert_eq!(crops.len(), 2, "frame {i}: both faces recorded");
-        p_anon += face_psnr(&orig.frames[i], &an.frames[i], &crops);
-        p_rest += face_psnr(&orig.frames[i], &rs.frames[i], &crops);
-        p_wrong += face_psnr(&orig.frames[i], &wr.frames[i], &crops);
+        p_anon += face_psnr(&orig.frames[i], &an.frames[i], crops);
+        p_rest += face_psnr(&orig.frames[i], &rs.frames[i], crops);
+        p_wrong += face_psnr(&orig.frames[i], &wr.frames[i], crops);
         let same = common::mean_abs_diff(&rs.frames[i], &se.frames[i], 0, 0, rs.frames[i].width, rs.frames[i].height);
         assert!(same < 0.5, "frame {i}: SEI-only restore differs from the sidecar one by {same}");
     }
@@ -388,11 +396,8 @@ fn a_stream_that_lost_its_sei_is_restored_by_detecting_the_faces_again() {
     // Detection found the surrogate faces and ran the restore on them: faces change, the
     // background does not. (How close they come back is a model property, measured in
     // docs/ROUNDTRIP.md.)
-    let sidecar = std::fs::read_to_string(dir.join("anon.mp4.faceveil")).unwrap();
-    for (i, line) in sidecar.lines().skip(1).enumerate().step_by(10) {
-        let rec: serde_json::Value = serde_json::from_str(line).unwrap();
-        let crops: Vec<[f32; 3]> = serde_json::from_value(rec["crops"].clone()).unwrap();
-        let psnr = face_psnr(&a.frames[i], &r.frames[i], &crops);
+    for (i, crops) in sidecar_crops(&dir.join("anon.mp4.faceveil")).iter().enumerate().step_by(10) {
+        let psnr = face_psnr(&a.frames[i], &r.frames[i], crops);
         assert!(psnr < 40.0, "frame {i}: the faces were left as they were ({psnr:.1} dB)");
         let w = a.frames[i].width;
         let top = common::mean_abs_diff(&a.frames[i], &r.frames[i], 0, 0, w, 20);
@@ -647,17 +652,12 @@ fn a_stream_that_changes_resolution_is_anonymized_and_restored_whole_in_ts_and_c
     assert_eq!(sizes(&a), sizes(&original), "every frame kept its size");
     assert_eq!(sizes(&r), sizes(&original));
     // Faces on both sides of the change were replaced and brought back.
-    let records: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("anon.ts.faceveil"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = sidecar_crops(&dir.join("anon.ts.faceveil"));
     assert_eq!(records.len(), 280);
     for i in [50, 200] {
-        let crops: Vec<[f32; 3]> = serde_json::from_value(records[i]["crops"].clone()).unwrap();
+        let crops = &records[i];
         assert!(!crops.is_empty(), "frame {i}: faces found");
-        let (p_anon, p_rest) = (face_psnr(&original.frames[i], &a.frames[i], &crops), face_psnr(&original.frames[i], &r.frames[i], &crops));
+        let (p_anon, p_rest) = (face_psnr(&original.frames[i], &a.frames[i], crops), face_psnr(&original.frames[i], &r.frames[i], crops));
         assert!(p_rest > p_anon + 2.0, "frame {i}: restored {p_rest:.1} dB vs anonymized {p_anon:.1} dB");
     }
 
