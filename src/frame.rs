@@ -303,6 +303,17 @@ impl<'a> FrameMut<'a> {
         Ok(())
     }
 
+    /// The whole frame as a region.
+    pub fn whole(&self) -> Region {
+        Region { x: 0, y: 0, width: self.width, height: self.height }
+    }
+
+    /// Paints a region black: what is left of a frame, or of a face, that cannot be made safe
+    /// otherwise. 4:2:0 regions must be aligned as for [`FrameMut::write_region`].
+    pub fn fill_black(&mut self, region: Region) -> Result<()> {
+        self.write_region(region, &RgbImage::new(region.width, region.height))
+    }
+
     /// Clips a rectangle in pixel coordinates to the frame and, for 4:2:0 formats, widens it to
     /// even coordinates so chroma samples are written whole. `None` when nothing is left.
     pub fn align_region(&self, x0: f32, y0: f32, x1: f32, y1: f32) -> Option<Region> {

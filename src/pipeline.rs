@@ -67,6 +67,27 @@ impl Config {
 pub struct FrameOutcome {
     pub record: FrameRecord,
     pub tracks: Vec<Track>,
+    /// Set when the frame could not be anonymized as asked and was made safe another way.
+    pub fallback: Option<Fallback>,
+}
+
+/// How a frame that could not be anonymized as asked was kept from showing faces.
+#[derive(Debug)]
+pub enum Fallback {
+    /// Where the faces are is unknown (the detector failed): the whole frame was painted black.
+    Blanked(anyhow::Error),
+    /// The faces were found but the effect failed (the model, mid-stream): their squares were
+    /// painted black, and the record lists no face, so a restore leaves them black.
+    FacesFilled(anyhow::Error),
+}
+
+impl std::fmt::Display for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Blanked(e) => write!(f, "faces could not be found ({e:#}): the frame was blanked"),
+            Self::FacesFilled(e) => write!(f, "faces could not be anonymized ({e:#}): they were painted black"),
+        }
+    }
 }
 
 /// Replaces the faces of one stream (or image) with the veil's effect and keeps the record a
@@ -104,7 +125,36 @@ impl Anonymizer {
         self.veil.apply(frame, &crops)?;
         let record = FrameRecord::new(self.frames, pts, &crops);
         self.frames += 1;
-        Ok(FrameOutcome { record, tracks: tracks.to_vec() })
+        Ok(FrameOutcome { record, tracks: tracks.to_vec(), fallback: None })
+    }
+
+    /// Anonymizes one frame and fails closed: a frame whose faces could not be found (`found`
+    /// is an error) leaves blanked, and faces the effect could not change leave painted black.
+    /// Nothing here lets a face through; the outcome says which fallback, if any, was taken.
+    pub fn process_fail_closed(&mut self, frame: &mut FrameMut, found: Result<Vec<Track>>, pts: Option<u64>) -> FrameOutcome {
+        let (tracks, fallback) = match found {
+            Ok(tracks) => match self.process(frame, &tracks, pts) {
+                Ok(outcome) => return outcome,
+                Err(e) => {
+                    // The effect writes nothing before it has every face's result, so the frame
+                    // is still the original here: each face square is painted over whole.
+                    for crop in self.veil.crops_for(tracks.iter().map(|t| t.bbox)) {
+                        let b = crop.bounds();
+                        if let Some(region) = frame.align_region(b.x0, b.y0, b.x1, b.y1) {
+                            frame.fill_black(region).expect("an aligned region inside the frame");
+                        }
+                    }
+                    (tracks, Fallback::FacesFilled(e))
+                }
+            },
+            Err(e) => {
+                frame.fill_black(frame.whole()).expect("the whole frame is aligned");
+                (Vec::new(), Fallback::Blanked(e))
+            }
+        };
+        let record = FrameRecord::new(self.frames, pts, &[]);
+        self.frames += 1;
+        FrameOutcome { record, tracks, fallback: Some(fallback) }
     }
 
     /// Time spent cropping, in the model or effect, and blending, so far.
@@ -150,5 +200,29 @@ impl Restorer {
         };
         self.veil.apply(frame, &crops)?;
         Ok(crops.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::PixelFormat;
+
+    fn astronaut() -> (Vec<u8>, usize, usize) {
+        let img = image::open(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/astronaut.jpg")).unwrap().to_rgb8();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        (img.into_raw(), w, h)
+    }
+
+    #[test]
+    fn a_frame_whose_faces_cannot_be_found_leaves_blank() {
+        let (mut data, w, h) = astronaut();
+        let config = Config { mode: Mode::Blur, ..Config::new(PathBuf::new()) };
+        let mut anonymizer = Anonymizer::new(&config, None).unwrap();
+        let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut data).unwrap();
+        let outcome = anonymizer.process_fail_closed(&mut frame, Err(anyhow::anyhow!("the detector failed")), Some(0));
+        assert!(matches!(outcome.fallback, Some(Fallback::Blanked(_))));
+        assert!(outcome.record.crops().is_empty(), "a blanked frame records no face to restore");
+        assert!(data.iter().all(|&v| v == 0), "a blanked frame shows nothing");
     }
 }

@@ -44,20 +44,60 @@ pub fn pad_templates() -> Vec<gst::PadTemplate> {
 pub const ROI_TYPE: &str = "face";
 pub const ROI_PARAM: &str = "faceveil-face";
 
-/// Faces that upstream (e.g. faceveildetect) attached to a buffer.
-pub fn roi_faces(buf: &gst::BufferRef) -> Vec<Face> {
-    buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-        .filter(|m| m.roi_type() == ROI_TYPE)
-        .map(|m| {
-            let (x, y, w, h) = m.rect();
-            let score = m.param(ROI_PARAM).and_then(|p| p.get::<f64>("confidence").ok()).unwrap_or(1.0) as f32;
-            Face { bbox: BBox { x0: x as f32, y0: y as f32, x1: (x + w) as f32, y1: (y + h) as f32 }, score, landmarks: None }
-        })
-        .collect()
+/// A custom meta faceveildetect puts on every frame it scanned, with the number of face ROI metas
+/// it attached. It tells "no faces here" apart from "nobody looked", and shows when ROI metas
+/// were lost on the way (an element that drops or filters them).
+pub const SCAN_META: &str = "GstFaceveilScanMeta";
+const SCAN_FACES: &str = "faces";
+
+/// Registers [`SCAN_META`] (once per process; the plugin may be loaded more than once in tests).
+pub fn register_scan_meta() {
+    if !gst::meta::CustomMeta::is_registered(SCAN_META) {
+        gst::meta::CustomMeta::register(SCAN_META, &[]);
+    }
 }
 
-/// Attaches tracked faces as ROI metas with their track id, score and landmarks.
+/// What upstream said about a frame's faces.
+pub struct Upstream {
+    /// The number of faces faceveildetect reported, where it scanned the frame.
+    pub scanned: Option<u32>,
+    /// The face ROI metas faceveildetect attached.
+    pub ours: Vec<Face>,
+    /// Face ROI metas from other elements: covered too, but never trusted to be all the faces.
+    pub others: Vec<Face>,
+}
+
+impl Upstream {
+    pub fn of(buf: &gst::BufferRef) -> Self {
+        let scanned = gst::meta::CustomMeta::from_buffer(buf, SCAN_META)
+            .ok()
+            .and_then(|m| m.structure().get::<u32>(SCAN_FACES).ok());
+        let (mut ours, mut others) = (Vec::new(), Vec::new());
+        for m in buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>().filter(|m| m.roi_type() == ROI_TYPE) {
+            let (x, y, w, h) = m.rect();
+            let bbox = BBox { x0: x as f32, y0: y as f32, x1: (x + w) as f32, y1: (y + h) as f32 };
+            match m.param(ROI_PARAM) {
+                Some(p) => {
+                    let score = p.get::<f64>("confidence").unwrap_or(1.0) as f32;
+                    ours.push(Face { bbox, score, landmarks: None });
+                }
+                None => others.push(Face { bbox, score: 1.0, landmarks: None }),
+            }
+        }
+        Self { scanned, ours, others }
+    }
+
+    /// Whether faceveildetect's faces are all there: it scanned the frame and every ROI it
+    /// attached arrived.
+    pub fn complete(&self) -> bool {
+        self.scanned == Some(self.ours.len() as u32)
+    }
+}
+
+/// Attaches tracked faces as ROI metas with their track id, score and landmarks, and the scan
+/// meta that says how many there are.
 pub fn attach_rois(buf: &mut gst::BufferRef, tracks: &[Track], width: u32, height: u32) {
+    let mut attached = 0u32;
     for t in tracks {
         let x0 = t.bbox.x0.clamp(0.0, width as f32);
         let y0 = t.bbox.y0.clamp(0.0, height as f32);
@@ -78,6 +118,12 @@ pub fn attach_rois(buf: &mut gst::BufferRef, tracks: &[Track], width: u32, heigh
             s = s.field("landmarks", gst::Array::new(flat));
         }
         meta.add_param(s.build());
+        attached += 1;
+    }
+    match gst::meta::CustomMeta::add(buf, SCAN_META) {
+        Ok(mut meta) => meta.mut_structure().set(SCAN_FACES, attached),
+        // Without the scan meta faceveil does not trust the ROIs and detects again itself.
+        Err(e) => gst::warning!(gst::CAT_RUST, "cannot add {SCAN_META}: {e}"),
     }
 }
 

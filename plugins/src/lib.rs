@@ -13,6 +13,7 @@ mod faceveil;
 mod faceveildetect;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    common::register_scan_meta();
     faceveildetect::register(plugin)?;
     faceveil::register(plugin)?;
     faceunveil::register(plugin)?;

@@ -182,3 +182,125 @@ fn the_password_is_write_only() {
     let pspec = element.find_property("password").unwrap();
     assert!(!pspec.flags().contains(gst::glib::ParamFlags::READABLE));
 }
+
+/// The rows at the bottom of the astronaut photo (space suit), far from the face.
+fn bottom_rows(pixels: &[u8], w: u32, h: u32) -> &[u8] {
+    &pixels[(h as usize - 40) * w as usize * 3..]
+}
+
+fn add_roi(buf: &mut gst::Buffer, roi_type: &str, rect: (u32, u32, u32, u32)) {
+    gst_video::VideoRegionOfInterestMeta::add(buf.get_mut().unwrap(), roi_type, rect);
+}
+
+#[test]
+fn a_person_roi_does_not_stand_for_the_faces() {
+    // Another detector marked the whole astronaut as a "person": that says nothing about where
+    // the face is, so faceveil must find it itself.
+    let (data, w, h) = astronaut();
+    let mut harness = harness("faceveil mode=blur use-roi=true", w, h);
+    harness.play();
+    let mut buf = rgb_buffer(&data, w, h, 0);
+    add_roi(&mut buf, "person", (100, 20, w - 200, h - 20));
+    let pixels = unpack(&harness.push_and_pull(buf).unwrap(), w, h);
+    let psnr = face_psnr(&data, &pixels, w);
+    assert!(psnr < 25.0, "the face went out {psnr:.1} dB close to the original");
+    assert_eq!(bottom_rows(&pixels, w, h), bottom_rows(&data, w, h), "pixels far from the face changed");
+}
+
+#[test]
+fn use_roi_without_any_meta_detects_the_face_itself() {
+    let (data, w, h) = astronaut();
+    let mut harness = harness("faceveil mode=blur use-roi=true", w, h);
+    harness.play();
+    let pixels = unpack(&harness.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap(), w, h);
+    let psnr = face_psnr(&data, &pixels, w);
+    assert!(psnr < 25.0, "the face went out {psnr:.1} dB close to the original");
+    assert_eq!(bottom_rows(&pixels, w, h), bottom_rows(&data, w, h), "pixels far from the face changed");
+}
+
+#[test]
+fn face_rois_lost_after_faceveildetect_are_found_again() {
+    // faceveildetect's scan says one face, but its ROI meta did not arrive (an element between
+    // them dropped it): faceveil must not take that for "no faces".
+    let (data, w, h) = astronaut();
+    let mut detect = harness("faceveildetect", w, h);
+    detect.play();
+    let mut scanned = detect.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap();
+    scanned.make_mut().foreach_meta_mut(|meta| {
+        let roi = meta.api() == gst_video::VideoRegionOfInterestMeta::meta_api();
+        std::ops::ControlFlow::Continue(if roi { gst::buffer::BufferMetaForeachAction::Remove } else { gst::buffer::BufferMetaForeachAction::Keep })
+    });
+    assert!(scanned.iter_meta::<gst_video::VideoRegionOfInterestMeta>().next().is_none());
+    let mut veil = harness("faceveil mode=solid use-roi=true", w, h);
+    veil.play();
+    let pixels = unpack(&veil.push_and_pull(scanned).unwrap(), w, h);
+    let psnr = face_psnr(&data, &pixels, w);
+    assert!(psnr < 15.0, "the face went out {psnr:.1} dB close to the original");
+    assert_eq!(bottom_rows(&pixels, w, h), bottom_rows(&data, w, h), "pixels far from the face changed");
+}
+
+#[test]
+fn another_elements_face_roi_is_covered_besides_the_faces_found() {
+    // A face region from some other detector (top left, where faceveil's own detector sees no
+    // face) is covered, and the real face is found and covered too.
+    let (data, w, h) = astronaut();
+    let mut harness = harness("faceveil mode=solid use-roi=true", w, h);
+    harness.play();
+    let mut buf = rgb_buffer(&data, w, h, 0);
+    add_roi(&mut buf, "face", (10, 10, 50, 50));
+    let pixels = unpack(&harness.push_and_pull(buf).unwrap(), w, h);
+    let corner_black = (20..50usize).all(|y| (20..50usize).all(|x| pixels[(y * w as usize + x) * 3..][..3] == [0, 0, 0]));
+    assert!(corner_black, "the other element's face region was not covered");
+    let psnr = face_psnr(&data, &pixels, w);
+    assert!(psnr < 15.0, "the detected face went out {psnr:.1} dB close to the original");
+    assert_eq!(bottom_rows(&pixels, w, h), bottom_rows(&data, w, h), "pixels far from the faces changed");
+}
+
+#[test]
+fn an_empty_scan_from_faceveildetect_is_its_answer() {
+    // faceveildetect (here told to accept no face) scanned the frame and found none. faceveil
+    // takes that as the answer for the stream rather than switching to a detector of its own
+    // whenever upstream reports no faces: the frame passes as faceveildetect decided.
+    let (data, w, h) = astronaut();
+    let mut harness = harness("faceveildetect threshold=1.0 ! faceveil mode=solid use-roi=true", w, h);
+    harness.play();
+    for i in 0..3 {
+        let out = harness.push_and_pull(rgb_buffer(&data, w, h, i * 40)).unwrap();
+        assert_eq!(unpack(&out, w, h), data, "frame {i}");
+    }
+}
+
+/// A copy of the bundled model whose sdn.json promises 64 key values where the graphs take 128:
+/// it opens, and fails on every frame with a face, as a model failing mid-stream does.
+fn failing_model() -> PathBuf {
+    let src = repo().join("models/sdn");
+    let dir = std::env::temp_dir().join(format!("faceveil-failing-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(src.join("sdn.json")).unwrap()).unwrap();
+    spec["key_bits"] = 64.into();
+    std::fs::write(dir.join("sdn.json"), spec.to_string()).unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "onnx") {
+            let link = dir.join(path.file_name().unwrap());
+            if !link.exists() {
+                std::os::unix::fs::symlink(&path, link).unwrap();
+            }
+        }
+    }
+    dir
+}
+
+#[test]
+fn a_model_that_fails_while_running_leaves_the_face_painted_black() {
+    let (data, w, h) = astronaut();
+    let model = failing_model();
+    let mut harness = harness(&format!("faceveil mode=sdn password=alpha model={}", model.display()), w, h);
+    harness.play();
+    for i in 0..2 {
+        let pixels = unpack(&harness.push_and_pull(rgb_buffer(&data, w, h, i * 40)).unwrap(), w, h);
+        let face_black = (100..170usize).all(|y| (200..260usize).all(|x| pixels[(y * w as usize + x) * 3..][..3] == [0, 0, 0]));
+        assert!(face_black, "frame {i}: the face is not painted over");
+        assert_eq!(bottom_rows(&pixels, w, h), bottom_rows(&data, w, h), "frame {i}: pixels far from the face changed");
+    }
+}

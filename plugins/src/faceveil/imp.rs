@@ -1,6 +1,10 @@
 //! faceveil: anonymizes the faces of a video stream. With mode=sdn each face becomes a synthetic
 //! identity keyed by the password; the stream then carries what a restore needs (header and crop
 //! squares as H.264/H.265 SEI metas, the header as a tag, optionally a sidecar file).
+//!
+//! It fails closed: a frame whose faces cannot be established (the detector failed) leaves
+//! blanked, faces the model could not change leave painted black, each with a warning, and
+//! upstream face metas are trusted as the whole answer only from a complete faceveildetect scan.
 
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
@@ -8,6 +12,7 @@ use std::sync::{LazyLock, Mutex};
 use faceveil::pipeline::Anonymizer;
 use faceveil::veil::FaceFinder;
 use faceveil::sidecar::SidecarWriter;
+use faceveil::track::Track;
 use gst::glib;
 use gst::prelude::*;
 use gst_video::prelude::*;
@@ -17,7 +22,7 @@ use gst_video::subclass::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::streamdata;
-use crate::common::{self, Groups, ModeProp, Shared};
+use crate::common::{self, Groups, ModeProp, Shared, Upstream};
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("faceveil", gst::DebugColorFlags::empty(), Some("faceveil face anonymizer")));
@@ -60,6 +65,10 @@ struct State {
     sidecar: Option<SidecarWriter>,
     header_tag_sent: bool,
     use_roi: bool,
+    /// faceveildetect's scan and ROI metas disagreed on some frame (warned once).
+    warned_partial: bool,
+    /// The last frame took a fallback (warned once per run of such frames).
+    failing: bool,
 }
 
 #[derive(Default)]
@@ -92,7 +101,7 @@ impl ObjectImpl for FaceVeil {
                     .build(),
                 glib::ParamSpecBoolean::builder("use-roi")
                     .nick("Use ROI metas")
-                    .blurb("Anonymize the \"face\" region-of-interest metas from upstream instead of detecting")
+                    .blurb("Take the faces from an upstream faceveildetect instead of detecting again; other elements' \"face\" regions are covered as well, and a frame faceveildetect did not scan is searched here")
                     .default_value(DEFAULT_USE_ROI)
                     .mutable_ready()
                     .build(),
@@ -182,7 +191,16 @@ impl BaseTransformImpl for FaceVeil {
             _ => None,
         };
         *self.state.lock().unwrap() =
-            Some(State { anonymizer, finder, info: None, sidecar, header_tag_sent: false, use_roi: settings.use_roi });
+            Some(State {
+            anonymizer,
+            finder,
+            info: None,
+            sidecar,
+            header_tag_sent: false,
+            use_roi: settings.use_roi,
+            warned_partial: false,
+            failing: false,
+        });
         gst::info!(CAT, imp = self, "started in {:?} mode", settings.mode);
         Ok(())
     }
@@ -200,13 +218,53 @@ impl BaseTransformImpl for FaceVeil {
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
-        let upstream = if state.use_roi { common::roi_faces(buf) } else { Vec::new() };
-        let has_roi = state.use_roi && buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>().next().is_some();
+        let upstream = state.use_roi.then(|| Upstream::of(buf));
+        let trusted = upstream.as_ref().is_some_and(Upstream::complete);
+        if let Some(up) = upstream.as_ref().filter(|u| u.scanned.is_some() && !trusted)
+            && !state.warned_partial
+        {
+            state.warned_partial = true;
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Failed,
+                ("faceveildetect reported {} faces but {} arrived: faces are detected here as well", up.scanned.unwrap_or(0), up.ours.len())
+            );
+        }
         let pts = buf.pts().map(|t| t.nseconds());
         let outcome = common::with_frame(self, buf, &info, "anonymization failed", |view| {
-            let tracks = if has_roi { state.finder.observe(&upstream) } else { state.finder.find(view)? }.to_vec();
-            state.anonymizer.process(view, &tracks, pts)
+            // faceveildetect's complete scan is the answer for this frame, an empty one included;
+            // anything less (no scan, ROIs lost, other elements' faces) is only added to what the
+            // element's own detector finds.
+            let found = match &upstream {
+                Some(up) if trusted => {
+                    let mut tracks = state.finder.observe(&up.ours).to_vec();
+                    tracks.extend(up.others.iter().map(Track::untracked));
+                    Ok(tracks)
+                }
+                _ => state.finder.find(view).map(|tracks| {
+                    let mut tracks = tracks.to_vec();
+                    if let Some(up) = &upstream {
+                        tracks.extend(up.ours.iter().chain(&up.others).map(Track::untracked));
+                    }
+                    tracks
+                }),
+            };
+            Ok(state.anonymizer.process_fail_closed(view, found, pts))
         })?;
+        match &outcome.fallback {
+            Some(fallback) => {
+                gst::warning!(CAT, imp = self, "frame {}: {fallback}", outcome.record.frame);
+                if !state.failing {
+                    state.failing = true;
+                    gst::element_imp_warning!(self, gst::StreamError::Failed, ("{fallback}"));
+                }
+            }
+            None if state.failing => {
+                state.failing = false;
+                gst::info!(CAT, imp = self, "frame {}: anonymizing again", outcome.record.frame);
+            }
+            None => {}
+        }
         if let Some(header) = state.anonymizer.header().cloned() {
             let with_header = outcome.record.frame % HEADER_EVERY == 0;
             let payload = streamdata::sei_payload(&outcome.record, with_header.then_some(&header));
