@@ -157,8 +157,8 @@ class Model:
         return self._run(self.sr, img, bits, att, lms)
 
 
-def load_facespace(model_dir):
-    """(FaceSpace or None, reason)."""
+def load_facespace(model_dir, path=None):
+    """(FaceSpace or None, reason). path: a facespace .npz (or folder) to load instead of model_dir's."""
     import importlib.util
     for d in (model_dir, HERE):
         p = os.path.join(d, "facespace.py")
@@ -167,7 +167,7 @@ def load_facespace(model_dir):
                 spec = importlib.util.spec_from_file_location("facespace_eval", p)
                 mod = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(mod)
-                return mod.FaceSpace.load(model_dir), f"{p} FaceSpace.load({model_dir})"
+                return mod.FaceSpace.load(path or model_dir), f"{p} FaceSpace.load({path or model_dir})"
             except Exception as e:  # noqa: BLE001
                 return None, f"facespace.py at {p} did not load for {model_dir}: {type(e).__name__}: {e}"
     return None, f"no facespace.py beside {model_dir} (this model has no identity space to attack)"
@@ -225,6 +225,20 @@ class DlibJudge:
             width = np.linalg.norm(p[48] - p[54]) / h
             out.append((opening, width))
         return np.array(out)
+
+
+def lms_of_detected(cf, frames, pad, S, fallback):
+    """CenterFace's landmarks on each frame (the detection nearest the centre), in the 128 crop, 0..1."""
+    out = []
+    St = frames.shape[1]
+    for f, fb in zip(frames, fallback):
+        d, l = cf(f, 0.3)
+        if len(d) == 0:
+            out.append(fb)
+            continue
+        j = int(np.argmin([abs((b[0] + b[2]) / 2 - St / 2) + abs((b[1] + b[3]) / 2 - St / 2) for b in d]))
+        out.append(((l[j] - pad) / S).astype(np.float32))
+    return np.stack(out).astype(np.float32)
 
 
 def iou(a, b):
@@ -466,16 +480,16 @@ def main():
     ap.add_argument("--clip-frames", type=int, default=60, help="frames read per clip for flicker (0: skip)")
     ap.add_argument("--quick", action="store_true", help="n 60, 3 keys, realism 60 on 1 key, attacks 30, "
                     "averaging 16 keys, 12 attribute faces, 20 clip frames: ~4 min, for iterating")
+    ap.add_argument("--facespace", default=None, help="FaceSpace.load() this path instead of --model-dir (attack another space)")
     ap.add_argument("--note", default=None, help="a sentence stored in the JSON (e.g. where --model-dir came from)")
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="default: models/sdn/eval_<model_id>[_<variant>].json "
                     "(quick runs: models/sdn/runs/)")
+    if "--quick" in sys.argv[1:]:  # quick defaults; options given explicitly still win
+        ap.set_defaults(n=60, keys=3, realism_n=60, realism_keys=1, attack_n=30, attack_keys=1, avg_keys="16",
+                        attr_n=12, clip_frames=20, probe_per_class=15)
     args = ap.parse_args()
-    if args.quick:
-        args.n, args.keys, args.realism_n, args.realism_keys = 60, 3, 60, 1
-        args.attack_n, args.attack_keys, args.avg_keys, args.attr_n, args.clip_frames = 30, 1, "16", 12, 20
-        args.probe_per_class = 15
     import cv2
     import onnxruntime as ort
     cv2.setNumThreads(1)
@@ -620,7 +634,7 @@ def main():
     krng = np.random.RandomState(args.seed + 1)
     keys = [krng.randint(0, 2, K).astype(np.uint8) for _ in range(args.keys)]
     wrong_keys = [krng.randint(0, 2, K).astype(np.uint8) for _ in range(args.keys)]
-    fs, fs_reason = load_facespace(args.model_dir)
+    fs, fs_reason = load_facespace(args.model_dir, args.facespace)
     res["facespace"] = fs_reason
     log("facespace:", fs_reason)
     incep = None
@@ -665,7 +679,7 @@ def main():
     jit = [(1 + jr.uniform(-0.03, 0.03), *jr.uniform(-3, 3, 2)) for _ in range(n)]
     fr_keep = {}
 
-    def restore_psnr(fr_in, bits, jitter=False, jpeg=None):
+    def restore_psnr(fr_in, bits, jitter=False, jpeg=None, lm_override=None):
         fr = fr_in
         if jpeg is not None:
             fr = np.stack([cv2.imdecode(cv2.imencode(".jpg", f[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg])[1], cv2.IMREAD_COLOR)[:, :, ::-1]
@@ -688,7 +702,7 @@ def main():
         else:
             inp = to_in(fr[:, pad:pad + S, pad:pad + S])
             tgt = frames[:, pad:pad + S, pad:pad + S].astype(np.float32)
-            lm_in = lms
+            lm_in = lms if lm_override is None else lm_override
         out = model.restore(inp, bits, att0, lm_in)
         bl = m[None, :, :, None] * (out.transpose(0, 2, 3, 1) + 1) * 127.5 + (1 - m[None, :, :, None]) * (inp.transpose(0, 2, 3, 1) + 1) * 127.5
         bl = np.clip(np.rint(bl), 0, 255)
@@ -735,6 +749,11 @@ def main():
             res["restored_key0"] = {"judged_same_person": round(float((d(e_r, e_orig) < 0.6).mean()), 4),
                                     "rank1_reid": round(rank1(e_r), 4)}
             fr_keep = {"anon": fa[:8], "wrong": fw[:8], "restored": fr_rest[:8]}
+            if model.needs_landmarks:  # a restore that re-finds the landmarks on the surrogate
+                lm_re = lms_of_detected(cf, fa, pad, S, lms)
+                res["restored_key0"]["landmark_shift_redetected_px"] = round(float(np.abs(lm_re - lms).mean() * S), 2)
+                res["restored_key0"]["psnr_png_landmarks_redetected_on_surrogate"] = round(restore_psnr(fa, bits, lm_override=lm_re)[0], 2)
+                res["restored_key0"]["psnr_png_landmarks_as_anonymized"] = round(ps, 2)
         if ki == 1:
             fr_keep["anon2"] = fa[:8]
         # key-free attacks through the identity space
