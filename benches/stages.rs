@@ -5,15 +5,15 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use faceveil::blend::{BlendShape, CropContext};
-use faceveil::detect::{DetectionWorker, DetectorSettings, Face};
+use faceveil::faces::blend::{BlendShape, CropContext};
+use faceveil::faces::detect::{DetectionWorker, DetectorSettings, Face};
 use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
-use faceveil::geometry::{BBox, CropSquare};
-use faceveil::keys::{KdfParams, SecretKey};
+use faceveil::faces::geometry::{BBox, CropSquare};
+use faceveil::model::keys::{KdfParams, SecretKey};
 use faceveil::model::{Direction, SdnModel};
-use faceveil::rgb::RgbImage;
-use faceveil::runtime::RuntimeOptions;
-use faceveil::track::{Tracker, TrackerSettings};
+use faceveil::frame::rgb::RgbImage;
+use faceveil::model::runtime::RuntimeOptions;
+use faceveil::faces::track::{Tracker, TrackerSettings};
 
 /// The astronaut photo centred on a 1280x720 grey frame.
 fn frame_720p() -> RgbImage {

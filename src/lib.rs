@@ -1,25 +1,20 @@
 //! faceveil: reversible, real-time face anonymization.
 //!
-//! The library holds everything but media I/O: detection and tracking, the SDN model and its
-//! keys, classic effects, cropping and blending, and the stream header that makes a restore
-//! possible. The GStreamer elements (plugins/) and the command-line tool (src/main.rs) are thin
-//! layers over it.
+//! The library holds everything but media I/O, grouped by what it is about: [`faces`]
+//! (detection, tracking, cropping, blending, one-way effects), [`model`] (the SDN, its runtime
+//! and keys), [`stream`] (the header and records a restore needs, and how they are carried) and
+//! [`frame`] (raw frames in the pixel formats handled). [`veil`] and [`pipeline`] put them
+//! together into the per-frame work; [`config`] is what shapes it. The GStreamer elements
+//! (plugins/) and the command-line tool (cli/) are thin layers over it.
 
-pub mod assets;
-pub mod blend;
-pub mod detect;
+pub mod config;
+pub mod error;
+pub mod faces;
 pub mod frame;
-pub mod geometry;
-pub mod rgb;
-pub mod runtime;
-pub mod effects;
-pub mod header;
-pub mod keys;
 pub mod model;
-pub mod track;
-pub mod veil;
-pub mod sidecar;
 pub mod pipeline;
-pub mod imagemeta;
+pub mod stream;
 pub mod timing;
-pub mod sei;
+pub mod veil;
+
+pub use error::Error;

@@ -1,66 +1,30 @@
 //! Anonymizer and Restorer: one frame in, faces replaced (or restored) in place, plus the record
 //! a restore needs. The GStreamer elements and the CLI drive these and nothing else.
 
-use std::path::PathBuf;
+use anyhow::{Context, Result};
 
-use anyhow::{Context, Result, bail};
-
-use crate::detect::DetectorSettings;
-use crate::effects::Mode;
+use crate::Error;
+use crate::config::Config;
+use crate::faces::effects::Mode;
+use crate::faces::geometry::CropSquare;
+use crate::faces::track::Track;
 use crate::frame::FrameMut;
-use crate::geometry::CropSquare;
-use crate::header::{FrameRecord, StreamHeader};
-use crate::keys::{self, KdfParams, SecretKey};
+use crate::model::keys::{self, KdfParams, SecretKey};
 use crate::model::{Direction, SdnModel};
-use crate::runtime::RuntimeOptions;
+use crate::stream::header::{FrameRecord, StreamHeader};
 use crate::timing::StageTimes;
-use crate::track::{Track, TrackerSettings};
 use crate::veil::{FaceFinder, SdnKeyed, Veil};
 
-/// Everything that shapes an anonymization or a restore, password aside.
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub mode: Mode,
-    /// SDN model folder (with sdn.json) or the sdn.json file.
-    pub model: PathBuf,
-    pub variant: Option<String>,
-    pub runtime: RuntimeOptions,
-    pub detector: DetectorSettings,
-    pub tracker: TrackerSettings,
-    /// Run the detector every this many frames and track in between.
-    pub detect_every: u32,
-    pub mask_scale: f32,
-    /// Attribute factors (`name`, value): part of the secret, needed again to restore.
-    pub attributes: Vec<(String, f32)>,
-    pub kdf: KdfParams,
-}
-
-impl Config {
-    pub fn new(model: PathBuf) -> Self {
-        Self {
-            mode: Mode::Sdn,
-            model,
-            variant: None,
-            runtime: RuntimeOptions::default(),
-            detector: DetectorSettings::default(),
-            tracker: TrackerSettings::default(),
-            detect_every: 1,
-            mask_scale: 1.0,
-            attributes: Vec::new(),
-            kdf: KdfParams::default(),
-        }
-    }
-
-    fn open_sdn(&self, direction: Direction, password: Option<&[u8]>, salt: &[u8; keys::SALT_LEN], kdf: &KdfParams) -> Result<Veil> {
-        let Some(password) = password.filter(|p| !p.is_empty()) else {
-            bail!("the sdn mode needs a password (FACEVEIL_PASSWORD, --password-file or the password property)");
-        };
-        let model = SdnModel::open(&self.model, self.variant.as_deref(), direction, &self.runtime)
-            .with_context(|| format!("SDN model {}", self.model.display()))?;
-        let attributes = model.spec.attribute_vector(&self.attributes)?;
-        let key = SecretKey::derive(password, salt, kdf)?.key_vector(model.spec.key_bits);
-        Ok(Veil::sdn(SdnKeyed::new(model, key, attributes)).with_mask_scale(self.mask_scale))
-    }
+/// Opens the SDN in `direction` with the key derived from `password` and `salt`.
+fn open_sdn(config: &Config, direction: Direction, password: Option<&[u8]>, salt: &[u8; keys::SALT_LEN], kdf: &KdfParams) -> Result<Veil> {
+    let Some(password) = password.filter(|p| !p.is_empty()) else {
+        return Err(Error::MissingPassword.into());
+    };
+    let model = SdnModel::open(&config.model, config.variant.as_deref(), direction, &config.runtime)
+        .with_context(|| format!("SDN model {}", config.model.display()))?;
+    let attributes = model.spec.attribute_vector(&config.attributes)?;
+    let key = SecretKey::derive(password, salt, kdf)?.key_vector(model.spec.key_bits);
+    Ok(Veil::sdn(SdnKeyed::new(model, key, attributes)).with_mask_scale(config.mask_scale))
 }
 
 /// What one frame produced.
@@ -105,7 +69,7 @@ impl Anonymizer {
     pub fn new(config: &Config, password: Option<&[u8]>) -> Result<Self> {
         let (veil, header) = if config.mode == Mode::Sdn {
             let salt = keys::random_salt();
-            let veil = config.open_sdn(Direction::Anonymize, password, &salt, &config.kdf)?;
+            let veil = open_sdn(config, Direction::Anonymize, password, &salt, &config.kdf)?;
             let header = StreamHeader::new(veil.model().expect("sdn veil has a model"), config.kdf, &salt);
             (veil, Some(header))
         } else {
@@ -179,7 +143,7 @@ impl Restorer {
     pub fn new(config: &Config, password: Option<&[u8]>, header: &StreamHeader) -> Result<Self> {
         let config = Config { variant: config.variant.clone().or_else(|| Some(header.variant.clone())), ..config.clone() };
         let salt = header.salt_bytes().context("header salt")?;
-        let veil = config.open_sdn(Direction::Restore, password, &salt, &header.kdf)?;
+        let veil = open_sdn(&config, Direction::Restore, password, &salt, &header.kdf)?;
         header.check_model(veil.model().expect("sdn veil has a model"))?;
         Ok(Self { veil, finder: None, config })
     }
@@ -205,8 +169,29 @@ impl Restorer {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use crate::frame::PixelFormat;
+
+    fn bundled_model() -> Config {
+        Config::new(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models/sdn")))
+    }
+
+    #[test]
+    fn the_sdn_without_a_password_is_a_typed_error() {
+        let e = Anonymizer::new(&bundled_model(), Some(b"")).err().expect("no password, no anonymizer");
+        assert!(matches!(e.downcast_ref::<Error>(), Some(Error::MissingPassword)), "{e:#}");
+    }
+
+    #[test]
+    fn a_stream_of_another_model_is_refused_as_such() {
+        let config = bundled_model();
+        let mut header = Anonymizer::new(&config, Some(b"alpha")).unwrap().header().unwrap().clone();
+        header.model_sha256 = "00".repeat(32);
+        let e = Restorer::new(&config, Some(b"alpha"), &header).err().expect("another model's stream");
+        assert!(matches!(e.downcast_ref::<Error>(), Some(Error::ModelMismatch { .. })), "{e:#}");
+    }
 
     fn astronaut() -> (Vec<u8>, usize, usize) {
         let img = image::open(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/astronaut.jpg")).unwrap().to_rgb8();

@@ -3,16 +3,16 @@
 use anyhow::Result;
 use zeroize::Zeroizing;
 
-use crate::blend::{BlendShape, CropContext};
-use crate::detect::{DetectionWorker, DetectorSettings, Face};
-use crate::effects::{self, Mode};
+use crate::faces::blend::{BlendShape, CropContext};
+use crate::faces::detect::{DetectionWorker, DetectorSettings, Face};
+use crate::faces::effects::{self, Mode};
 use crate::frame::{FrameMut, Region};
-use crate::geometry::{BBox, CropFraming, CropSquare};
+use crate::faces::geometry::{BBox, CropFraming, CropSquare};
 use crate::model::{Direction, SdnModel};
-use crate::pipeline::Config;
+use crate::config::Config;
 use crate::timing::{StageTimes, lap};
 use std::time::Instant;
-use crate::track::{Track, Tracker};
+use crate::faces::track::{Track, Tracker};
 
 /// Detection every few frames plus tracking in between.
 pub struct FaceFinder {

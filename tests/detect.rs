@@ -2,10 +2,10 @@
 
 mod common;
 
-use faceveil::detect::{DetectionWorker, DetectorKind, DetectorSettings};
-use faceveil::runtime::RuntimeOptions;
+use faceveil::faces::detect::{DetectionWorker, DetectorKind, DetectorSettings};
+use faceveil::model::runtime::RuntimeOptions;
 
-fn detect_file(worker: &DetectionWorker, path: &std::path::Path) -> Vec<faceveil::detect::Face> {
+fn detect_file(worker: &DetectionWorker, path: &std::path::Path) -> Vec<faceveil::faces::detect::Face> {
     let mut img = common::load_rgb(path);
     let frame = common::as_frame(&mut img);
     let (small, scale) = frame.downscaled_rgb(640);

@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use faceveil::detect::{DetectorKind, DetectorSettings, Face};
-use faceveil::effects::Mode;
-use faceveil::geometry::BBox;
-use faceveil::pipeline::Config;
-use faceveil::runtime::Provider;
-use faceveil::track::Track;
+use faceveil::faces::detect::{DetectorKind, DetectorSettings, Face};
+use faceveil::faces::effects::Mode;
+use faceveil::faces::geometry::BBox;
+use faceveil::config::Config;
+use faceveil::model::runtime::Provider;
+use faceveil::faces::track::Track;
 use gst::glib;
 use gst::prelude::*;
 use gst_video::VideoFormat;
@@ -347,7 +347,7 @@ impl Shared {
     /// The library configuration these settings describe.
     pub fn config(&self, mode: Mode) -> Result<Config, gst::ErrorMessage> {
         let model = if self.model.is_empty() {
-            faceveil::assets::sdn_model().map_err(settings_error)?
+            faceveil::model::assets::sdn_model().map_err(settings_error)?
         } else {
             PathBuf::from(&self.model)
         };

@@ -3,11 +3,14 @@
 //! - `faceveildetect` finds and tracks faces and attaches them as region-of-interest metas;
 //! - `faceveil` anonymizes faces (SDN with a password, or blur, pixelate, solid);
 //! - `faceunveil` restores SDN-anonymized faces with the password.
+//!
+//! [`streamdata`] is public for the `faceveil` command, which maps frames and stream data the
+//! same way.
 
 use gst::glib;
 
 mod common;
-mod streamdata;
+pub mod streamdata;
 mod faceunveil;
 mod faceveil;
 mod faceveildetect;

@@ -1,12 +1,11 @@
-//! GStreamer-side plumbing shared by the plugin and the `faceveil` command (which includes this
-//! file by path, since a binary of the core package cannot depend on the plugin crate): mapping
-//! GStreamer frames onto faceveil frames, and faceveil's data in SEI messages and tags.
+//! GStreamer-side plumbing shared by the elements and the `faceveil` command: mapping GStreamer
+//! frames onto faceveil frames, and faceveil's stream data in SEI metas and tags.
 
 use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
-use faceveil::header::{FrameRecord, StreamHeader};
+use faceveil::stream::header::StreamHeader;
+use faceveil::stream::{SEI_UUID, SeiPayload, TAG_PREFIX};
 use gst_video::VideoFormat;
 use gst_video::prelude::*;
-use serde_json::json;
 
 pub fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
     Some(match format {
@@ -44,31 +43,25 @@ pub fn frame_view<'a>(frame: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRe
     FrameMut::new(format, info.width() as usize, info.height() as usize, matrix, planes).map_err(|e| e.to_string())
 }
 
-/// The user-data-unregistered SEI identifier of faceveil payloads.
-pub const SEI_UUID: [u8; 16] = *b"faceveil-sdn-v1\0";
-
-/// SEI payload: the frame's crops, plus the header on the first frame and periodically after,
-/// so that a restore can join mid-stream.
-pub fn sei_payload(record: &FrameRecord, header: Option<&StreamHeader>) -> Vec<u8> {
-    let mut v = json!({ "record": record });
-    if let Some(h) = header {
-        v["header"] = serde_json::to_value(h).expect("header serializes");
-    }
-    serde_json::to_vec(&v).expect("payload serializes")
-}
-
-/// The faceveil SEI payload of a buffer, if it carries one.
-pub fn read_sei(buf: &gst::BufferRef) -> Option<(Option<String>, Option<FrameRecord>)> {
+/// The faceveil SEI payload of a buffer, if it carries one (an unreadable or altered one is an
+/// error, not an absence).
+pub fn read_sei(buf: &gst::BufferRef) -> Option<Result<SeiPayload, faceveil::Error>> {
     buf.iter_meta::<gst_video::video_meta::VideoSeiUserDataUnregisteredMeta>()
         .find(|m| m.uuid() == SEI_UUID)
-        .map(|m| {
-            let v: serde_json::Value = serde_json::from_slice(m.data()).unwrap_or_default();
-            let header = v.get("header").map(|h| h.to_string());
-            let record = v.get("record").and_then(|r| serde_json::from_value(r.clone()).ok());
-            (header, record)
-        })
+        .map(|m| SeiPayload::decode(m.data()))
 }
 
-/// Prefix of the tag comment that carries the header through containers.
-pub const TAG_PREFIX: &str = "faceveil-header:";
+/// Attaches a frame's payload as a SEI meta, for an encoder downstream to write into the stream.
+pub fn attach_sei(buf: &mut gst::BufferRef, payload: &SeiPayload) {
+    gst_video::video_meta::VideoSeiUserDataUnregisteredMeta::add(buf, &SEI_UUID, &payload.encode());
+}
 
+/// The header as a container comment tag.
+pub fn header_tag(header: &StreamHeader) -> String {
+    format!("{TAG_PREFIX}{}", header.encode())
+}
+
+/// The header text a comment tag carries, if it is faceveil's.
+pub fn header_from_tag(comment: &str) -> Option<&str> {
+    comment.strip_prefix(TAG_PREFIX)
+}

@@ -1,12 +1,10 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-pub mod media;
-
 use std::path::{Path, PathBuf};
 
 use faceveil::frame::{FrameMut, PixelFormat};
-use faceveil::rgb::RgbImage;
+use faceveil::frame::rgb::RgbImage;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -32,18 +30,4 @@ pub fn load_rgb(path: &Path) -> RgbImage {
 pub fn as_frame(img: &mut RgbImage) -> FrameMut<'_> {
     let (w, h) = (img.width, img.height);
     FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut img.data).unwrap()
-}
-
-/// Mean absolute difference over a rectangle of two same-sized images.
-pub fn mean_abs_diff(a: &RgbImage, b: &RgbImage, x0: usize, y0: usize, x1: usize, y1: usize) -> f64 {
-    let mut sum = 0u64;
-    for y in y0..y1 {
-        for x in x0..x1 {
-            let (p, q) = (a.pixel(x, y), b.pixel(x, y));
-            for c in 0..3 {
-                sum += (p[c] as i32 - q[c] as i32).unsigned_abs() as u64;
-            }
-        }
-    }
-    sum as f64 / (3 * (x1 - x0) * (y1 - y0)).max(1) as f64
 }

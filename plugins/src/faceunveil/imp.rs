@@ -6,9 +6,10 @@
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
-use faceveil::header::StreamHeader;
-use faceveil::pipeline::{Config, Restorer};
-use faceveil::sidecar::Sidecar;
+use faceveil::stream::header::StreamHeader;
+use faceveil::config::Config;
+use faceveil::pipeline::Restorer;
+use faceveil::stream::sidecar::Sidecar;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -159,7 +160,7 @@ impl BaseTransformImpl for FaceUnveil {
         if settings.password.as_ref().is_none_or(|p| p.is_empty()) {
             return Err(common::settings_error("faceunveil needs the password the stream was anonymized with"));
         }
-        let config = settings.shared.config(faceveil::effects::Mode::Sdn)?;
+        let config = settings.shared.config(faceveil::faces::effects::Mode::Sdn)?;
         let sidecar = match &settings.sidecar {
             Some(path) => Some(Sidecar::read(path).map_err(|e| common::settings_error(common::describe(&e)))?),
             None => None,
@@ -190,7 +191,7 @@ impl BaseTransformImpl for FaceUnveil {
         if let gst::EventView::Tag(tag) = event.view() {
             let tags = tag.tag();
             for comment in tags.iter_tag::<gst::tags::Comment>() {
-                if let Some(text) = comment.get().strip_prefix(streamdata::TAG_PREFIX)
+                if let Some(text) = streamdata::header_from_tag(comment.get())
                     && let Some(state) = self.state.lock().unwrap().as_mut()
                 {
                     state.header_text = Some(text.to_string());
@@ -204,14 +205,14 @@ impl BaseTransformImpl for FaceUnveil {
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
-        let sei = streamdata::read_sei(buf);
-        let header_text = sei.as_ref().and_then(|(h, _)| h.clone()).or_else(|| state.header_text.take());
+        let sei = streamdata::read_sei(buf).transpose().map_err(|e| self.fail(&e.into()))?.unwrap_or_default();
+        let header_text = sei.header.as_ref().map(StreamHeader::encode).or_else(|| state.header_text.take());
         if let Some(text) = header_text {
             state.adopt_header(&text).map_err(|e| self.fail(&e))?;
         }
         let frame_no = state.frames;
         state.frames += 1;
-        let crops = match sei.and_then(|(_, r)| r) {
+        let crops = match sei.record {
             Some(record) => Some(record.crops()),
             None => state.sidecar.as_ref().and_then(|s| s.frame(frame_no)).map(|r| r.crops()),
         };

@@ -11,8 +11,9 @@ use std::sync::{LazyLock, Mutex};
 
 use faceveil::pipeline::Anonymizer;
 use faceveil::veil::FaceFinder;
-use faceveil::sidecar::SidecarWriter;
-use faceveil::track::Track;
+use faceveil::stream::SeiPayload;
+use faceveil::stream::sidecar::SidecarWriter;
+use faceveil::faces::track::Track;
 use gst::glib;
 use gst::prelude::*;
 use gst_video::prelude::*;
@@ -29,8 +30,6 @@ static CAT: LazyLock<gst::DebugCategory> =
 
 const DEFAULT_MODE: ModeProp = ModeProp::Sdn;
 const DEFAULT_USE_ROI: bool = true;
-/// The header rides in the SEI of the first frame and every this many frames after.
-const HEADER_EVERY: u64 = 30;
 
 #[derive(Clone)]
 struct Settings {
@@ -266,9 +265,7 @@ impl BaseTransformImpl for FaceVeil {
             None => {}
         }
         if let Some(header) = state.anonymizer.header().cloned() {
-            let with_header = outcome.record.frame % HEADER_EVERY == 0;
-            let payload = streamdata::sei_payload(&outcome.record, with_header.then_some(&header));
-            gst_video::video_meta::VideoSeiUserDataUnregisteredMeta::add(buf, &streamdata::SEI_UUID, &payload);
+            streamdata::attach_sei(buf, &SeiPayload::for_frame(&outcome.record, &header));
             if let Some(sidecar) = state.sidecar.as_mut()
                 && let Err(e) = sidecar.write(&outcome.record)
             {
@@ -279,7 +276,7 @@ impl BaseTransformImpl for FaceVeil {
                 state.header_tag_sent = true;
                 drop(guard);
                 let mut tags = gst::TagList::new();
-                let comment = format!("{}{}", streamdata::TAG_PREFIX, header.encode());
+                let comment = streamdata::header_tag(&header);
                 tags.get_mut().expect("new tag list is writable").add::<gst::tags::Comment>(&comment.as_str(), gst::TagMergeMode::Replace);
                 let event = gst::event::Tag::builder(tags).build();
                 if !self.obj().src_pad().push_event(event) {

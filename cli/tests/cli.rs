@@ -287,7 +287,7 @@ fn sidecar_crops(path: &Path) -> Vec<Vec<[f32; 3]>> {
         .collect()
 }
 
-fn face_psnr(a: &faceveil::rgb::RgbImage, b: &faceveil::rgb::RgbImage, crops: &[[f32; 3]]) -> f64 {
+fn face_psnr(a: &faceveil::frame::rgb::RgbImage, b: &faceveil::frame::rgb::RgbImage, crops: &[[f32; 3]]) -> f64 {
     let (mut se, mut n) = (0f64, 0f64);
     for c in crops {
         let r = c[2] * 0.3;
@@ -407,8 +407,8 @@ fn a_stream_that_lost_its_sei_is_restored_by_detecting_the_faces_again() {
 
 #[test]
 fn every_face_centerface_finds_in_real_photos_is_changed() {
-    use faceveil::detect::{DetectionWorker, DetectorSettings};
-    use faceveil::runtime::RuntimeOptions;
+    use faceveil::faces::detect::{DetectionWorker, DetectorSettings};
+    use faceveil::model::runtime::RuntimeOptions;
 
     let Some(scenes) = common::shared("data/faces/celeba_wild_scenes") else { return };
     let dir = tmpdir("real-photos");

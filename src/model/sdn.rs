@@ -9,9 +9,9 @@ use ort::value::TensorRef;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::blend::BlendShape;
-use crate::geometry::CropFraming;
-use crate::runtime::{self, RuntimeOptions};
+use crate::faces::blend::BlendShape;
+use crate::faces::geometry::CropFraming;
+use crate::model::runtime::{self, RuntimeOptions};
 
 /// Which way the model runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,17 +137,22 @@ impl SdnModel {
             Direction::Anonymize => &files.anonymize,
             Direction::Restore => &files.restore,
         };
-        for name in [&files.anonymize, file] {
+        // The anonymize graph's hash is the model's identity in stream headers; it is read once.
+        let model_hash = sha256_hex(&dir.join(&files.anonymize))?;
+        let check = |name: &String, actual: &str| -> Result<()> {
             if let Some(expected) = spec.sha256.get(name) {
-                let actual = sha256_hex(&dir.join(name))?;
                 ensure!(
-                    &actual == expected,
+                    actual == expected,
                     "{} does not match sdn.json (sha256 {actual}, expected {expected}): corrupt or wrong model",
                     dir.join(name).display()
                 );
             }
+            Ok(())
+        };
+        check(&files.anonymize, &model_hash)?;
+        if file != &files.anonymize {
+            check(file, &sha256_hex(&dir.join(file))?)?;
         }
-        let model_hash = sha256_hex(&dir.join(&files.anonymize))?;
         let session = runtime::session(&dir.join(file), runtime)?;
         for name in [&spec.inputs.image, &spec.inputs.key, &spec.inputs.attributes] {
             ensure!(

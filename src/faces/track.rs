@@ -1,8 +1,8 @@
 //! Keeps faces covered between detections: boxes follow each face smoothly, a face the detector
 //! misses for a while stays covered where it was heading, and ids never jump between faces.
 
-use crate::detect::Face;
-use crate::geometry::BBox;
+use crate::faces::detect::Face;
+use crate::faces::geometry::BBox;
 
 #[derive(Clone, Debug)]
 pub struct TrackerSettings {

@@ -16,15 +16,15 @@ use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 
 use super::input::{Input, StreamSource};
-use super::video::{self, SeiMap, streamdata};
+use super::video::{self, SeiMap};
+use faceveil::stream::SeiPayload;
+use gstfaceveil::streamdata;
 
 pub const MOUNT: &str = "/faceveil";
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Silence after which the latest frame is repeated.
 const HOLD_AFTER: Duration = Duration::from_millis(500);
-/// The header rides in the SEI of the first frame and every this many frames after.
-const SEI_HEADER_EVERY: u64 = 30;
 /// The served bitrate unless one is given, in bits per pixel of each frame: 3 Mbit/s (0.136)
 /// brought the juggler clip (720p, 24 fps, fast motion) through the live encoder at 33.1 dB
 /// PSNR, near what x264 at constant quality 23 gives it in a file (33.5 dB); 2 Mbit/s gave 30.9.
@@ -191,7 +191,7 @@ fn ingest_once(source: &StreamSource, live: bool, work: &mut Work, outlet: &Outl
             let (Some(caps), Some(buffer)) = (sample.caps().map(|c| c.to_owned()), sample.buffer_owned()) else { continue };
             let mut buffer = buffer;
             let info = gst_video::VideoInfo::from_caps(&caps)?;
-            let n = frames.fetch_add(1, Ordering::SeqCst);
+            frames.fetch_add(1, Ordering::SeqCst);
             if !announced {
                 announced = true;
                 eprintln!("faceveil: source connected ({}x{})", info.width(), info.height());
@@ -203,8 +203,11 @@ fn ingest_once(source: &StreamSource, live: bool, work: &mut Work, outlet: &Outl
                 let mut view = streamdata::frame_view(&mut frame).map_err(|e| anyhow!(e))?;
                 let tracks = work.finder.find(&view)?.to_vec();
                 let outcome = work.anonymizer.process(&mut view, &tracks, None)?;
-                let header = work.anonymizer.header().filter(|_| n.is_multiple_of(SEI_HEADER_EVERY));
-                streamdata::sei_payload(&outcome.record, header)
+                match work.anonymizer.header() {
+                    Some(header) => SeiPayload::for_frame(&outcome.record, header),
+                    None => SeiPayload { header: None, record: Some(outcome.record) },
+                }
+                .encode()
             };
             outlet.push(buffer, &caps, payload);
         };

@@ -12,9 +12,9 @@ pub use centerface::CenterFace;
 pub use seeta::Seeta;
 pub use worker::DetectionWorker;
 
-use crate::geometry::BBox;
-use crate::rgb::RgbImage;
-use crate::runtime::RuntimeOptions;
+use crate::faces::geometry::BBox;
+use crate::frame::rgb::RgbImage;
+use crate::model::runtime::RuntimeOptions;
 
 /// One detected face in the coordinates of the image it was found in.
 #[derive(Clone, Debug, PartialEq)]

@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use anyhow::{Result, bail};
 
-use crate::rgb::RgbImage;
+use crate::frame::rgb::RgbImage;
 
 /// What replaces a face.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

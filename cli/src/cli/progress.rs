@@ -1,6 +1,6 @@
 //! Progress bars and the --boxes-json record format.
 
-use faceveil::track::Track;
+use faceveil::faces::track::Track;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{FrameMut, Region};
-use crate::geometry::CropSquare;
-use crate::rgb::RgbImage;
+use crate::faces::geometry::CropSquare;
+use crate::frame::rgb::RgbImage;
 
 /// The feathered ellipse a result is blended back with, in units of the crop's half side.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

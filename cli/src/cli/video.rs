@@ -9,11 +9,13 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, anyhow, bail};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use faceveil::frame::FrameMut;
-use faceveil::header::{FrameRecord, StreamHeader};
-use faceveil::sei::{self, Framing};
+use faceveil::stream::header::StreamHeader;
+use faceveil::stream::{SEI_UUID, SeiPayload};
+use gstfaceveil::streamdata;
+use faceveil::stream::sei::{self, Framing};
 use faceveil::pipeline::{Anonymizer, Restorer};
-use faceveil::sidecar::{self, Sidecar, SidecarWriter};
-use faceveil::track::Track;
+use faceveil::stream::sidecar::{self, Sidecar, SidecarWriter};
+use faceveil::faces::track::Track;
 use faceveil::veil::FaceFinder;
 use gst::prelude::*;
 
@@ -21,16 +23,11 @@ use super::images::write_atomically;
 use super::input::{Input, StreamSource};
 use super::progress;
 
-#[path = "../../plugins/src/streamdata.rs"]
-#[allow(dead_code)]
-pub mod streamdata;
 
 /// Where the probe leaves a header found in the input's tags; shared with the frame function,
 /// which runs after the tags have passed.
 pub type HeaderSlot = Arc<Mutex<Option<String>>>;
 
-/// The header rides in the SEI of the first frame and every this many frames after.
-const SEI_HEADER_EVERY: u64 = 30;
 
 /// Frames a queue between two processing stages holds.
 const STAGE_QUEUE_FRAMES: u32 = 4;
@@ -186,7 +183,7 @@ fn install_probe(pad: &gst::Pad, hook: Arc<Hook>, stage: Stage) {
                 && stage == Stage::Process
             {
                 for c in tag.tag().iter_tag::<gst::tags::Comment>() {
-                    if let Some(text) = c.get().strip_prefix(streamdata::TAG_PREFIX) {
+                    if let Some(text) = streamdata::header_from_tag(c.get()) {
                         *hook.header_tag.lock().unwrap() = Some(text.to_string());
                     }
                 }
@@ -266,7 +263,7 @@ pub fn insert_sei(pad: &gst::Pad, map: SeiMap) {
         let (Some(time), Some(framing)) = (running_time(pad, buffer), h264_framing(pad)) else { return gst::PadProbeReturn::Ok };
         let Some(payload) = map.lock().unwrap().remove(&time) else { return gst::PadProbeReturn::Ok };
         let Ok(au) = buffer.map_readable().map(|m| m.to_vec()) else { return gst::PadProbeReturn::Ok };
-        let with_sei = sei::insert_before_first_slice(&au, framing, &sei::sei_nal(&streamdata::SEI_UUID, &payload));
+        let with_sei = sei::insert_before_first_slice(&au, framing, &sei::sei_nal(&SEI_UUID, &payload));
         let mut out = gst::Buffer::from_mut_slice(with_sei);
         {
             let out = out.get_mut().expect("new buffer is writable");
@@ -289,7 +286,7 @@ fn watch_input_sei(dec: &gst::Element, map: SeiMap) {
         src.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
             if let (Some(gst::PadProbeData::Buffer(buffer)), Some(framing)) = (&probe.data, h264_framing(pad))
                 && let (Some(time), Ok(data)) = (running_time(pad, buffer), buffer.map_readable())
-                && let Some(payload) = sei::find_user_data(&data, framing, &streamdata::SEI_UUID).pop()
+                && let Some(payload) = sei::find_user_data(&data, framing, &SEI_UUID).pop()
             {
                 map.lock().unwrap().insert(time, payload);
             }
@@ -600,8 +597,7 @@ pub fn anonymize(input: &Input, output: &Path, mut finder: FaceFinder, mut anony
         let outcome = anonymizer.process(frame, tracks, pts)?;
         debug_assert_eq!(outcome.record.frame, n);
         if let (Some(h), Some(pts)) = (anonymizer.header(), pts) {
-            let with_header = n % SEI_HEADER_EVERY == 0;
-            sei_fill.lock().unwrap().insert(pts, streamdata::sei_payload(&outcome.record, with_header.then_some(h)));
+            sei_fill.lock().unwrap().insert(pts, SeiPayload::for_frame(&outcome.record, h).encode());
         }
         if let Some(w) = writer_in.lock().unwrap().as_mut() {
             w.write(&outcome.record)?;
@@ -612,7 +608,7 @@ pub fn anonymize(input: &Input, output: &Path, mut finder: FaceFinder, mut anony
         }
         Ok(())
     });
-    let comment = header.as_ref().map(|h| format!("{}{}", streamdata::TAG_PREFIX, h.encode()));
+    let comment = header.as_ref().map(streamdata::header_tag);
     let sei_out = header.is_some().then_some(sei_out);
     let result = transcode(input, output, Some(find), process, Carry { comment, sei_out, ..Carry::default() });
     let writer = writer_slot.lock().unwrap().take();
@@ -660,20 +656,19 @@ pub fn restore(
     let sei_seen = sei_in.clone();
     let process: FrameFn = Box::new(move |frame, n, pts, _| {
         // The stream's own SEI first, then the sidecar, then detection.
-        let sei: Option<serde_json::Value> = pts
-            .and_then(|p| sei_seen.lock().unwrap().remove(&p))
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let sei = pts.and_then(|p| sei_seen.lock().unwrap().remove(&p)).map(|bytes| SeiPayload::decode(&bytes)).transpose()?;
+        let sei = sei.unwrap_or_default();
         if r.is_none() {
-            let text = match sei.as_ref().and_then(|v| v.get("header")) {
-                Some(h) => h.to_string(),
-                None => tag.lock().unwrap().clone().context(
+            let header = match sei.header {
+                Some(h) => h,
+                None => StreamHeader::decode(&tag.lock().unwrap().clone().context(
                     "no faceveil header: none in the stream's SEI or tags, no sidecar beside the input, no --sidecar/--header",
-                )?,
+                )?)?,
             };
-            r = Some(restorer(&StreamHeader::decode(&text)?)?);
+            r = Some(restorer(&header)?);
         }
-        let from_sei = sei.and_then(|v| serde_json::from_value::<FrameRecord>(v.get("record")?.clone()).ok());
-        let crops = from_sei
+        let crops = sei
+            .record
             .map(|rec| rec.crops())
             .or_else(|| sidecar.as_ref().and_then(|s| s.frame(n)).map(|rec| rec.crops()));
         r.as_mut().expect("restorer was just made").process(frame, crops.as_deref())?;

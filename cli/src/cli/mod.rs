@@ -11,9 +11,9 @@ mod stop;
 mod video;
 
 use anyhow::{Context, Result, bail, ensure};
-use faceveil::header::StreamHeader;
+use faceveil::stream::header::StreamHeader;
 use faceveil::pipeline::{Anonymizer, Restorer};
-use faceveil::sidecar;
+use faceveil::stream::sidecar;
 use faceveil::veil::FaceFinder;
 
 use args::{AnonymizeArgs, BenchArgs, Cli, Command, RestoreArgs};
@@ -32,7 +32,7 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
     // Before any password prompt: a missing output is the user's first mistake to hear about.
     ensure!(args.output.is_some() || args.serve_rtsp.is_some(), "an output is required (-o OUTPUT), or use --serve-rtsp PORT");
     let config = args.common.config(args.mode.into())?;
-    let password = if config.mode == faceveil::effects::Mode::Sdn { Some(password::obtain(&args.common)?) } else { None };
+    let password = if config.mode == faceveil::faces::effects::Mode::Sdn { Some(password::obtain(&args.common)?) } else { None };
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
     let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
     let mut finder = FaceFinder::new(&config)?;
@@ -49,7 +49,7 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
 }
 
 fn restore(args: RestoreArgs) -> Result<()> {
-    let config = args.common.config(faceveil::effects::Mode::Sdn)?;
+    let config = args.common.config(faceveil::faces::effects::Mode::Sdn)?;
     let password = password::obtain(&args.common)?;
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
     let output = &args.output;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use faceveil::rgb::RgbImage;
+use faceveil::frame::rgb::RgbImage;
 use gst::prelude::*;
 use gst_app::AppSink;
 

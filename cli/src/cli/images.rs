@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use faceveil::frame::{FrameMut, PixelFormat};
-use faceveil::header::{FrameRecord, StreamHeader};
-use faceveil::imagemeta;
+use faceveil::stream::header::{FrameRecord, StreamHeader};
+use faceveil::stream::imagemeta;
 use faceveil::pipeline::{Anonymizer, Restorer};
-use faceveil::rgb::RgbImage;
+use faceveil::frame::rgb::RgbImage;
 use faceveil::veil::FaceFinder;
 use image::ImageFormat;
 use serde::{Deserialize, Serialize};

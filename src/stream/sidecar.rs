@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::header::{FrameRecord, StreamHeader};
+use crate::stream::header::{FrameRecord, StreamHeader};
 
 /// The conventional sidecar path for an output file.
 pub fn path_for(output: &Path) -> PathBuf {

@@ -7,8 +7,8 @@ use anyhow::{Context, Result, anyhow};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::{DetectorSettings, Face};
-use crate::rgb::RgbImage;
-use crate::runtime::RuntimeOptions;
+use crate::frame::rgb::RgbImage;
+use crate::model::runtime::RuntimeOptions;
 
 struct Job {
     image: RgbImage,

@@ -10,7 +10,7 @@ use ort::ep::{self, ExecutionProviderDispatch};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 
-use crate::assets;
+use crate::model::assets;
 
 /// Where a model runs. A provider that was asked for and cannot load is an error: faceveil never
 /// falls back to the CPU behind the user's back.

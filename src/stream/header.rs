@@ -2,12 +2,12 @@
 //! how the key was derived, and the salt. It never holds the password or anything that could
 //! check one. Also the per-frame record of where the faces were cut.
 
-use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::geometry::CropSquare;
-use crate::keys::{KdfParams, SALT_LEN};
+use crate::Error;
+use crate::faces::geometry::CropSquare;
+use crate::model::keys::{KdfParams, SALT_LEN};
 use crate::model::SdnModel;
 
 pub const FORMAT: &str = "faceveil";
@@ -67,13 +67,27 @@ impl StreamHeader {
     }
 
     /// Parses and checks a header; anything unknown, tampered or weakened is an error.
-    pub fn decode(text: &str) -> Result<Self> {
-        let h: StreamHeader = serde_json::from_str(text.trim()).context("faceveil header is not readable (corrupt or not a faceveil output)")?;
-        ensure!(h.format == FORMAT, "not a faceveil header (format '{}')", h.format);
-        ensure!(h.version == VERSION, "faceveil header version {} is not supported (this build reads {VERSION})", h.version);
-        ensure!(h.check == h.checksum(), "faceveil header fails its checksum: it was altered or damaged");
-        h.kdf.validate().context("faceveil header")?;
-        ensure!(h.salt_bytes().is_some(), "faceveil header salt is malformed");
+    pub fn decode(text: &str) -> Result<Self, Error> {
+        let bad = |why: String| Err(Error::BadHeader(why));
+        let h: StreamHeader = match serde_json::from_str(text.trim()) {
+            Ok(h) => h,
+            Err(e) => return bad(format!("faceveil header is not readable (corrupt or not a faceveil output): {e}")),
+        };
+        if h.format != FORMAT {
+            return bad(format!("not a faceveil header (format '{}')", h.format));
+        }
+        if h.version != VERSION {
+            return bad(format!("faceveil header version {} is not supported (this build reads {VERSION})", h.version));
+        }
+        if h.check != h.checksum() {
+            return bad("faceveil header fails its checksum: it was altered or damaged".into());
+        }
+        if let Err(e) = h.kdf.validate() {
+            return bad(format!("faceveil header: {e:#}"));
+        }
+        if h.salt_bytes().is_none() {
+            return bad("faceveil header salt is malformed".into());
+        }
         Ok(h)
     }
 
@@ -82,16 +96,17 @@ impl StreamHeader {
     }
 
     /// Refuses to restore with a model other than the one that anonymized.
-    pub fn check_model(&self, model: &SdnModel) -> Result<()> {
+    pub fn check_model(&self, model: &SdnModel) -> Result<(), Error> {
         if self.model_sha256 != model.model_hash {
-            bail!(
-                "this output was made with model {} ({}, sha256 {}…), not the loaded {} ({})",
-                self.model_id,
-                self.variant,
-                &self.model_sha256[..12.min(self.model_sha256.len())],
-                model.spec.model_id,
-                model.variant
-            );
+            return Err(Error::ModelMismatch {
+                made_with: format!(
+                    "{} ({}, sha256 {}…)",
+                    self.model_id,
+                    self.variant,
+                    &self.model_sha256[..12.min(self.model_sha256.len())]
+                ),
+                loaded: format!("{} ({})", model.spec.model_id, model.variant),
+            });
         }
         Ok(())
     }
@@ -119,10 +134,10 @@ impl FrameRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> StreamHeader {
+    pub(crate) fn sample() -> StreamHeader {
         let mut h = StreamHeader {
             format: FORMAT.into(),
             version: VERSION,
@@ -142,16 +157,16 @@ mod tests {
         let h = sample();
         assert_eq!(StreamHeader::decode(&h.encode()).unwrap(), h);
         let tampered = h.encode().replace(&"01".repeat(16), &"02".repeat(16));
-        assert!(StreamHeader::decode(&tampered).unwrap_err().to_string().contains("checksum"));
+        assert!(matches!(StreamHeader::decode(&tampered), Err(Error::BadHeader(why)) if why.contains("checksum")));
         let mut weak = h.clone();
         weak.kdf.m = 1024;
         weak.check = weak.checksum();
-        assert!(StreamHeader::decode(&weak.encode()).is_err());
+        assert!(matches!(StreamHeader::decode(&weak.encode()), Err(Error::BadHeader(_))));
         let mut future = h.clone();
         future.version = 9;
         future.check = future.checksum();
         assert!(StreamHeader::decode(&future.encode()).unwrap_err().to_string().contains("version"));
-        assert!(StreamHeader::decode("garbage").is_err());
+        assert!(matches!(StreamHeader::decode("garbage"), Err(Error::BadHeader(_))));
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! conversions between a frame region and packed RGB. Everything else in the library works in RGB
 //! on small regions, so a frame is converted only where a face is, never as a whole.
 
+pub mod rgb;
+
 use anyhow::{Result, bail, ensure};
 
-use crate::rgb::RgbImage;
+use rgb::RgbImage;
 
 /// Pixel layouts accepted from GStreamer, decoders and image files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,8 +4,8 @@ use anyhow::{Context, Result};
 use rustface::{ImageData, Model};
 
 use super::{Detector, Face};
-use crate::geometry::BBox;
-use crate::rgb::RgbImage;
+use crate::faces::geometry::BBox;
+use crate::frame::rgb::RgbImage;
 
 static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/seeta_fd_frontal_v1.0.bin"));
 

@@ -1,0 +1,44 @@
+//! What shapes an anonymization or a restore: mode, model, detection, tracking and key derivation.
+
+use std::path::PathBuf;
+
+use crate::faces::detect::DetectorSettings;
+use crate::faces::effects::Mode;
+use crate::faces::track::TrackerSettings;
+use crate::model::keys::KdfParams;
+use crate::model::runtime::RuntimeOptions;
+
+/// Everything that shapes an anonymization or a restore, password aside.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub mode: Mode,
+    /// SDN model folder (with sdn.json) or the sdn.json file.
+    pub model: PathBuf,
+    pub variant: Option<String>,
+    pub runtime: RuntimeOptions,
+    pub detector: DetectorSettings,
+    pub tracker: TrackerSettings,
+    /// Run the detector every this many frames and track in between.
+    pub detect_every: u32,
+    pub mask_scale: f32,
+    /// Attribute factors (`name`, value): part of the secret, needed again to restore.
+    pub attributes: Vec<(String, f32)>,
+    pub kdf: KdfParams,
+}
+
+impl Config {
+    pub fn new(model: PathBuf) -> Self {
+        Self {
+            mode: Mode::Sdn,
+            model,
+            variant: None,
+            runtime: RuntimeOptions::default(),
+            detector: DetectorSettings::default(),
+            tracker: TrackerSettings::default(),
+            detect_every: 1,
+            mask_scale: 1.0,
+            attributes: Vec::new(),
+            kdf: KdfParams::default(),
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Faces: finding them (detectors), following them (tracker), where to cut them (geometry), and
+//! putting a changed face back (blend) or changing it one-way (effects).
+
+pub mod blend;
+pub mod detect;
+pub mod effects;
+pub mod geometry;
+pub mod track;
