@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use criterion::{Criterion, criterion_group, criterion_main};
 use faceveil::faces::blend::{BlendShape, CropContext};
 use faceveil::faces::detect::{DetectionWorker, DetectorSettings, Face};
-use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
 use faceveil::faces::geometry::{BBox, CropSquare};
+use faceveil::faces::track::{Tracker, TrackerSettings};
+use faceveil::frame::rgb::RgbImage;
+use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
 use faceveil::model::keys::{KdfParams, SecretKey};
 use faceveil::model::{Direction, SdnModel};
-use faceveil::frame::rgb::RgbImage;
-use faceveil::model::runtime::RuntimeOptions;
-use faceveil::faces::track::{Tracker, TrackerSettings};
+use faceveil::runtime::RuntimeOptions;
 
 /// The astronaut photo centred on a 1280x720 grey frame.
 fn frame_720p() -> RgbImage {
@@ -42,7 +42,8 @@ fn stages(c: &mut Criterion) {
         *dst = ((66 * px[0] as u32 + 129 * px[1] as u32 + 25 * px[2] as u32 + 128) >> 8) as u8 + 16;
     }
     c.bench_function("downscale 720p I420 to 640", |b| {
-        let planes = vec![Plane { data: &mut y, stride: 1280 }, Plane { data: &mut u, stride: 640 }, Plane { data: &mut v, stride: 640 }];
+        let planes =
+            vec![Plane { data: &mut y, stride: 1280 }, Plane { data: &mut u, stride: 640 }, Plane { data: &mut v, stride: 640 }];
         let frame = FrameMut::new(PixelFormat::I420, 1280, 720, YuvMatrix::Bt601, planes).unwrap();
         b.iter(|| black_box(frame.downscaled_rgb(640)))
     });
@@ -50,7 +51,11 @@ fn stages(c: &mut Criterion) {
     c.bench_function("detect centerface 640x360", |b| b.iter(|| black_box(worker.detect(small.clone(), scale).unwrap())));
 
     let faces: Vec<Face> = (0..5)
-        .map(|i| Face { bbox: BBox { x0: i as f32 * 200.0, y0: 100.0, x1: i as f32 * 200.0 + 80.0, y1: 200.0 }, score: 0.9, landmarks: None })
+        .map(|i| Face {
+            bbox: BBox { x0: i as f32 * 200.0, y0: 100.0, x1: i as f32 * 200.0 + 80.0, y1: 200.0 },
+            score: 0.9,
+            landmarks: None,
+        })
         .collect();
     c.bench_function("track 5 faces", |b| {
         let mut tracker = Tracker::new(TrackerSettings::default());

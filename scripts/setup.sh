@@ -33,6 +33,13 @@ if ! command -v cargo >/dev/null 2>&1; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
 
+# The test command checks format and lints; a minimal rustup profile has neither tool.
+if command -v rustup >/dev/null 2>&1; then
+  for component in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+  done
+fi
+
 bash scripts/fetch-models.sh
 cargo build --release --workspace --locked
 

@@ -6,7 +6,7 @@ use crate::faces::detect::DetectorSettings;
 use crate::faces::effects::Mode;
 use crate::faces::track::TrackerSettings;
 use crate::model::keys::KdfParams;
-use crate::model::runtime::RuntimeOptions;
+use crate::runtime::RuntimeOptions;
 
 /// Everything that shapes an anonymization or a restore, password aside.
 #[derive(Clone, Debug)]

@@ -1,11 +1,14 @@
 //! faceveil: reversible, real-time face anonymization.
 //!
-//! The library holds everything but media I/O, grouped by what it is about: [`faces`]
-//! (detection, tracking, cropping, blending, one-way effects), [`model`] (the SDN, its runtime
-//! and keys), [`stream`] (the header and records a restore needs, and how they are carried) and
-//! [`frame`] (raw frames in the pixel formats handled). [`veil`] and [`pipeline`] put them
-//! together into the per-frame work; [`config`] is what shapes it. The GStreamer elements
-//! (plugins/) and the command-line tool (cli/) are thin layers over it.
+//! The library holds everything but media I/O, grouped by what it is about:
+//! - [`faces`]: detection, tracking, cropping, blending, one-way effects;
+//! - [`model`]: the SDN and the keys derived from a password;
+//! - [`runtime`]: ONNX Runtime sessions and where the runtime files are found;
+//! - [`stream`]: the header and per-frame records a restore needs, and how they travel;
+//! - [`frame`]: raw frames in the pixel formats handled.
+//!
+//! [`veil`] and [`pipeline`] put them together into the per-frame work, shaped by [`config`].
+//! The GStreamer elements (plugins/) and the command-line tool (cli/) are thin layers over it.
 
 pub mod config;
 pub mod error;
@@ -13,6 +16,7 @@ pub mod faces;
 pub mod frame;
 pub mod model;
 pub mod pipeline;
+pub mod runtime;
 pub mod stream;
 pub mod timing;
 pub mod veil;

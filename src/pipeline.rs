@@ -16,7 +16,13 @@ use crate::timing::StageTimes;
 use crate::veil::{FaceFinder, SdnKeyed, Veil};
 
 /// Opens the SDN in `direction` with the key derived from `password` and `salt`.
-fn open_sdn(config: &Config, direction: Direction, password: Option<&[u8]>, salt: &[u8; keys::SALT_LEN], kdf: &KdfParams) -> Result<Veil> {
+fn open_sdn(
+    config: &Config,
+    direction: Direction,
+    password: Option<&[u8]>,
+    salt: &[u8; keys::SALT_LEN],
+    kdf: &KdfParams,
+) -> Result<Veil> {
     let Some(password) = password.filter(|p| !p.is_empty()) else {
         return Err(Error::MissingPassword.into());
     };

@@ -3,16 +3,16 @@
 use anyhow::Result;
 use zeroize::Zeroizing;
 
+use crate::config::Config;
 use crate::faces::blend::{BlendShape, CropContext};
 use crate::faces::detect::{DetectionWorker, DetectorSettings, Face};
 use crate::faces::effects::{self, Mode};
-use crate::frame::{FrameMut, Region};
 use crate::faces::geometry::{BBox, CropFraming, CropSquare};
+use crate::faces::track::{Track, Tracker};
+use crate::frame::{FrameMut, Region};
 use crate::model::{Direction, SdnModel};
-use crate::config::Config;
 use crate::timing::{StageTimes, lap};
 use std::time::Instant;
-use crate::faces::track::{Track, Tracker};
 
 /// Detection every few frames plus tracking in between.
 pub struct FaceFinder {
@@ -124,7 +124,13 @@ impl Veil {
     /// A one-way classic effect; `mode` must not be [`Mode::Sdn`].
     pub fn classic(mode: Mode) -> Self {
         assert_ne!(mode, Mode::Sdn, "the SDN needs a model; use Veil::sdn");
-        Self { effect: Effect::Classic(mode), framing: CropFraming::default(), shape: BlendShape::default(), batch: Vec::new(), times: StageTimes::default() }
+        Self {
+            effect: Effect::Classic(mode),
+            framing: CropFraming::default(),
+            shape: BlendShape::default(),
+            batch: Vec::new(),
+            times: StageTimes::default(),
+        }
     }
 
     /// The SDN in the direction its model was opened for, framed and blended as it was trained.

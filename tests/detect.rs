@@ -3,7 +3,7 @@
 mod common;
 
 use faceveil::faces::detect::{DetectionWorker, DetectorKind, DetectorSettings};
-use faceveil::model::runtime::RuntimeOptions;
+use faceveil::runtime::RuntimeOptions;
 
 fn detect_file(worker: &DetectionWorker, path: &std::path::Path) -> Vec<faceveil::faces::detect::Face> {
     let mut img = common::load_rgb(path);

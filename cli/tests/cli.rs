@@ -2,7 +2,6 @@
 
 mod common;
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -53,7 +52,8 @@ struct BoxJson {
 fn blur_changes_the_face_and_nothing_far_from_it() {
     let dir = tmpdir("blur-image");
     let (out, boxes) = (dir.join("out.png"), dir.join("boxes.json"));
-    let o = faceveil(&["anonymize", s(&sample("astronaut.jpg")), "-o", s(&out), "--mode", "blur", "--boxes-json", s(&boxes)], &[]);
+    let o =
+        faceveil(&["anonymize", s(&sample("astronaut.jpg")), "-o", s(&out), "--mode", "blur", "--boxes-json", s(&boxes)], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
     assert_eq!(found[0].faces.len(), 1, "the astronaut photo has one face");
@@ -190,16 +190,17 @@ fn the_sdn_mode_needs_a_password_and_a_loadable_runtime() {
     let o = faceveil(&["anonymize", s(&input), "-o", s(&out)], &[]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("password"), "{}", stderr(&o));
-    let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur"], &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")]);
+    let o = faceveil(
+        &["anonymize", s(&input), "-o", s(&out), "--mode", "blur"],
+        &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")],
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("ONNX Runtime"), "{}", stderr(&o));
     let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur", "--provider", "cuda"], &[]);
     assert!(!o.status.success(), "a CUDA provider that cannot load must be an error here");
     assert!(stderr(&o).contains("cuda"), "{}", stderr(&o));
-    let o = faceveil(
-        &["anonymize", s(&input), "-o", s(&out), "--model", s(&dir.join("missing"))],
-        &[("FACEVEIL_PASSWORD", "pw")],
-    );
+    let o =
+        faceveil(&["anonymize", s(&input), "-o", s(&out), "--model", s(&dir.join("missing"))], &[("FACEVEIL_PASSWORD", "pw")]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("sdn.json"), "{}", stderr(&o));
     assert!(!out.exists());
@@ -336,8 +337,13 @@ fn sdn_video_round_trip_through_h264_with_sei_sidecar_and_detection() {
     let o = faceveil(&["restore", s(&anon), "-o", s(&wrong)], &[("FACEVEIL_PASSWORD", "not it")]);
     assert!(o.status.success(), "a wrong password is not detectable: {}", stderr(&o));
 
-    let (orig, an, rs, se, wr) =
-        (media::decode(&input), media::decode(&anon), media::decode(&with_sidecar), media::decode(&from_sei), media::decode(&wrong));
+    let (orig, an, rs, se, wr) = (
+        media::decode(&input),
+        media::decode(&anon),
+        media::decode(&with_sidecar),
+        media::decode(&from_sei),
+        media::decode(&wrong),
+    );
     assert_eq!(rs.frames.len(), orig.frames.len());
     let (mut p_anon, mut p_rest, mut p_wrong) = (0.0, 0.0, 0.0);
     for (i, crops) in records.iter().enumerate() {
@@ -408,7 +414,7 @@ fn a_stream_that_lost_its_sei_is_restored_by_detecting_the_faces_again() {
 #[test]
 fn every_face_centerface_finds_in_real_photos_is_changed() {
     use faceveil::faces::detect::{DetectionWorker, DetectorSettings};
-    use faceveil::model::runtime::RuntimeOptions;
+    use faceveil::runtime::RuntimeOptions;
 
     let Some(scenes) = common::shared("data/faces/celeba_wild_scenes") else { return };
     let dir = tmpdir("real-photos");
@@ -537,7 +543,8 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
     let upstream = spawn(&upstream_args, &dir.join("upstream1.log"));
     let relay_log = dir.join("relay.log");
     // The relay serves at its own bitrate, as a relay over a slow link would.
-    let relay_args = ["anonymize", &upstream_url, "--mode", "blur", "--serve-rtsp", &relay_port.to_string(), "--serve-bitrate", "1500"];
+    let relay_args =
+        ["anonymize", &upstream_url, "--mode", "blur", "--serve-rtsp", &relay_port.to_string(), "--serve-bitrate", "1500"];
     let _relay = spawn(&relay_args, &relay_log);
     let connects = || log_text(&relay_log).matches("source connected").count();
     // The relay may try before the upstream listens: only drops after its first connection count.
@@ -593,10 +600,7 @@ fn a_client_joining_a_served_stream_midway_starts_at_a_whole_picture() {
     assert!(!joined.is_empty() && joined.len() < original.len(), "the late client got {} frames", joined.len());
     // Its first picture is one of the clip's (blurred faces aside), not a gray half-decoded one
     // (measured: 2.7 with undecodable pictures dropped, 24.2 with them shown).
-    let closest = original
-        .iter()
-        .map(|o| common::mean_abs_diff(o, &joined[0], 0, 0, o.width, o.height))
-        .fold(f64::MAX, f64::min);
+    let closest = original.iter().map(|o| common::mean_abs_diff(o, &joined[0], 0, 0, o.width, o.height)).fold(f64::MAX, f64::min);
     assert!(closest < 6.0, "the late client's first picture differs from every frame of the clip by {closest:.1} on average");
 }
 
@@ -657,7 +661,8 @@ fn a_stream_that_changes_resolution_is_anonymized_and_restored_whole_in_ts_and_c
     for i in [50, 200] {
         let crops = &records[i];
         assert!(!crops.is_empty(), "frame {i}: faces found");
-        let (p_anon, p_rest) = (face_psnr(&original.frames[i], &a.frames[i], crops), face_psnr(&original.frames[i], &r.frames[i], crops));
+        let (p_anon, p_rest) =
+            (face_psnr(&original.frames[i], &a.frames[i], crops), face_psnr(&original.frames[i], &r.frames[i], crops));
         assert!(p_rest > p_anon + 2.0, "frame {i}: restored {p_rest:.1} dB vs anonymized {p_anon:.1} dB");
     }
 

@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
+use faceveil::config::Config;
 use faceveil::faces::detect::{DetectorKind, DetectorSettings, Face};
 use faceveil::faces::effects::Mode;
 use faceveil::faces::geometry::BBox;
-use faceveil::config::Config;
-use faceveil::model::runtime::Provider;
 use faceveil::faces::track::Track;
+use faceveil::runtime::Provider;
 use gst::glib;
 use gst::prelude::*;
 use gst_video::VideoFormat;
@@ -69,9 +69,8 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn of(buf: &gst::BufferRef) -> Self {
-        let scanned = gst::meta::CustomMeta::from_buffer(buf, SCAN_META)
-            .ok()
-            .and_then(|m| m.structure().get::<u32>(SCAN_FACES).ok());
+        let scanned =
+            gst::meta::CustomMeta::from_buffer(buf, SCAN_META).ok().and_then(|m| m.structure().get::<u32>(SCAN_FACES).ok());
         let (mut ours, mut others) = (Vec::new(), Vec::new());
         for m in buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>().filter(|m| m.roi_type() == ROI_TYPE) {
             let (x, y, w, h) = m.rect();
@@ -319,9 +318,7 @@ impl Shared {
             "model" => self.model = value.get::<Option<String>>().expect("type checked upstream").unwrap_or_default(),
             "variant" => self.variant = value.get::<Option<String>>().expect("type checked upstream").unwrap_or_default(),
             "mask-scale" => self.mask_scale = value.get().expect("type checked upstream"),
-            "attributes" => {
-                self.attributes = value.get::<Option<String>>().expect("type checked upstream").unwrap_or_default()
-            }
+            "attributes" => self.attributes = value.get::<Option<String>>().expect("type checked upstream").unwrap_or_default(),
             _ => return false,
         }
         true
@@ -347,7 +344,7 @@ impl Shared {
     /// The library configuration these settings describe.
     pub fn config(&self, mode: Mode) -> Result<Config, gst::ErrorMessage> {
         let model = if self.model.is_empty() {
-            faceveil::model::assets::sdn_model().map_err(settings_error)?
+            faceveil::runtime::assets::sdn_model().map_err(settings_error)?
         } else {
             PathBuf::from(&self.model)
         };

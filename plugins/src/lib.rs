@@ -10,10 +10,10 @@
 use gst::glib;
 
 mod common;
-pub mod streamdata;
 mod faceunveil;
 mod faceveil;
 mod faceveildetect;
+pub mod streamdata;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     common::register_scan_meta();

@@ -33,13 +33,8 @@ pub fn frame_view<'a>(frame: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRe
     };
     let strides: Vec<usize> = info.stride().iter().map(|s| *s as usize).collect();
     let n = info.n_planes() as usize;
-    let planes: Vec<Plane<'a>> = frame
-        .planes_data_mut()
-        .into_iter()
-        .take(n)
-        .zip(strides)
-        .map(|(data, stride)| Plane { data, stride })
-        .collect();
+    let planes: Vec<Plane<'a>> =
+        frame.planes_data_mut().into_iter().take(n).zip(strides).map(|(data, stride)| Plane { data, stride }).collect();
     FrameMut::new(format, info.width() as usize, info.height() as usize, matrix, planes).map_err(|e| e.to_string())
 }
 

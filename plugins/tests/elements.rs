@@ -26,7 +26,12 @@ fn astronaut() -> (Vec<u8>, u32, u32) {
 }
 
 fn rgb_caps(w: u32, h: u32) -> gst::Caps {
-    gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h).fps(gst::Fraction::new(25, 1)).build().unwrap().to_caps().unwrap()
+    gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h)
+        .fps(gst::Fraction::new(25, 1))
+        .build()
+        .unwrap()
+        .to_caps()
+        .unwrap()
 }
 
 fn rgb_buffer(data: &[u8], w: u32, h: u32, pts_ms: u64) -> gst::Buffer {
@@ -228,7 +233,11 @@ fn face_rois_lost_after_faceveildetect_are_found_again() {
     let mut scanned = detect.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap();
     scanned.make_mut().foreach_meta_mut(|meta| {
         let roi = meta.api() == gst_video::VideoRegionOfInterestMeta::meta_api();
-        std::ops::ControlFlow::Continue(if roi { gst::buffer::BufferMetaForeachAction::Remove } else { gst::buffer::BufferMetaForeachAction::Keep })
+        std::ops::ControlFlow::Continue(if roi {
+            gst::buffer::BufferMetaForeachAction::Remove
+        } else {
+            gst::buffer::BufferMetaForeachAction::Keep
+        })
     });
     assert!(scanned.iter_meta::<gst_video::VideoRegionOfInterestMeta>().next().is_none());
     let mut veil = harness("faceveil mode=solid use-roi=true", w, h);

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{FrameMut, Region};
 use crate::faces::geometry::CropSquare;
 use crate::frame::rgb::RgbImage;
+use crate::frame::{FrameMut, Region};
 
 /// The feathered ellipse a result is blended back with, in units of the crop's half side.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -107,9 +107,9 @@ impl CropContext {
                 }
                 let src = source(x, y);
                 let i = (ry * self.region.width + rx) * 3;
-                for c in 0..3 {
+                for (c, s) in src.iter().enumerate() {
                     let orig = self.pixels.data[i + c] as f32;
-                    out.data[i + c] = (m * src[c] + (1.0 - m) * orig).round().clamp(0.0, 255.0) as u8;
+                    out.data[i + c] = (m * s + (1.0 - m) * orig).round().clamp(0.0, 255.0) as u8;
                 }
             }
         }

@@ -85,15 +85,15 @@ fn shrink(img: &RgbImage, factor: usize) -> RgbImage {
             for y in oy * factor..((oy + 1) * factor).min(img.height) {
                 for x in ox * factor..((ox + 1) * factor).min(img.width) {
                     let p = img.pixel(x, y);
-                    for c in 0..3 {
-                        sum[c] += p[c] as u32;
+                    for (acc, v) in sum.iter_mut().zip(p.iter()) {
+                        *acc += *v as u32;
                     }
                     n += 1;
                 }
             }
             let i = (oy * w + ox) * 3;
-            for c in 0..3 {
-                out.data[i + c] = (sum[c] / n) as u8;
+            for (c, s) in sum.iter().enumerate() {
+                out.data[i + c] = (s / n) as u8;
             }
         }
     }
@@ -134,8 +134,8 @@ pub fn pixelate(img: &RgbImage, face_side: f32, origin: (usize, usize)) -> RgbIm
             for y in y0..y1 {
                 for x in x0..x1 {
                     let i = (y * img.width + x) * 3;
-                    for c in 0..3 {
-                        out.data[i + c] = (sum[c] / n) as u8;
+                    for (c, s) in sum.iter().enumerate() {
+                        out.data[i + c] = (s / n) as u8;
                     }
                 }
             }
@@ -184,7 +184,7 @@ mod tests {
     use super::*;
 
     fn checkerboard(n: usize) -> RgbImage {
-        let data = (0..n * n).flat_map(|i| if (i % n + i / n) % 2 == 0 { [255u8; 3] } else { [0u8; 3] }).collect();
+        let data = (0..n * n).flat_map(|i| if (i % n + i / n).is_multiple_of(2) { [255u8; 3] } else { [0u8; 3] }).collect();
         RgbImage::from_raw(n, n, data).unwrap()
     }
 

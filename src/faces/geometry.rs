@@ -29,12 +29,8 @@ impl BBox {
     }
 
     fn intersection_area(&self, other: &BBox) -> f32 {
-        let inter = BBox {
-            x0: self.x0.max(other.x0),
-            y0: self.y0.max(other.y0),
-            x1: self.x1.min(other.x1),
-            y1: self.y1.min(other.y1),
-        };
+        let inter =
+            BBox { x0: self.x0.max(other.x0), y0: self.y0.max(other.y0), x1: self.x1.min(other.x1), y1: self.y1.min(other.y1) };
         if inter.width() > 0.0 && inter.height() > 0.0 { inter.area() } else { 0.0 }
     }
 

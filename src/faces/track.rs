@@ -43,7 +43,14 @@ impl Track {
     /// A face known for this frame only (e.g. a region another element reported): covered like
     /// a track, followed by none (id 0).
     pub fn untracked(face: &Face) -> Self {
-        Self { id: 0, bbox: face.bbox, score: face.score, landmarks: face.landmarks, velocity: (0.0, 0.0), frames_since_detection: 0 }
+        Self {
+            id: 0,
+            bbox: face.bbox,
+            score: face.score,
+            landmarks: face.landmarks,
+            velocity: (0.0, 0.0),
+            frames_since_detection: 0,
+        }
     }
 
     pub fn missed(&self) -> u32 {

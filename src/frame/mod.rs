@@ -72,7 +72,10 @@ pub struct Region {
 impl Region {
     /// Whether the two rectangles share a pixel.
     pub fn overlaps(&self, other: &Region) -> bool {
-        self.x < other.x + other.width && other.x < self.x + self.width && self.y < other.y + other.height && other.y < self.y + self.height
+        self.x < other.x + other.width
+            && other.x < self.x + self.width
+            && self.y < other.y + other.height
+            && other.y < self.y + self.height
     }
 }
 
@@ -102,20 +105,9 @@ impl PixelFormat {
 impl<'a> FrameMut<'a> {
     /// Wraps planes that a caller (GStreamer, a decoder, an image) owns, checking that every row
     /// the format needs is inside its plane so that later accesses cannot go out of bounds.
-    pub fn new(
-        format: PixelFormat,
-        width: usize,
-        height: usize,
-        matrix: YuvMatrix,
-        planes: Vec<Plane<'a>>,
-    ) -> Result<Self> {
+    pub fn new(format: PixelFormat, width: usize, height: usize, matrix: YuvMatrix, planes: Vec<Plane<'a>>) -> Result<Self> {
         ensure!(width > 0 && height > 0, "empty frame ({width}x{height})");
-        ensure!(
-            planes.len() == format.plane_count(),
-            "{format:?} needs {} planes, got {}",
-            format.plane_count(),
-            planes.len()
-        );
+        ensure!(planes.len() == format.plane_count(), "{format:?} needs {} planes, got {}", format.plane_count(), planes.len());
         let chroma_w = width.div_ceil(2);
         let chroma_h = height.div_ceil(2);
         let needs: Vec<(usize, usize)> = match format {
@@ -186,10 +178,9 @@ impl<'a> FrameMut<'a> {
 
     fn chroma_at(&self, cx: usize, cy: usize) -> (u8, u8) {
         match self.format {
-            PixelFormat::I420 => (
-                self.planes[1].data[cy * self.planes[1].stride + cx],
-                self.planes[2].data[cy * self.planes[2].stride + cx],
-            ),
+            PixelFormat::I420 => {
+                (self.planes[1].data[cy * self.planes[1].stride + cx], self.planes[2].data[cy * self.planes[2].stride + cx])
+            }
             _ => {
                 let p = &self.planes[1].data[cy * self.planes[1].stride + cx * 2..];
                 (p[0], p[1])
@@ -234,10 +225,7 @@ impl<'a> FrameMut<'a> {
             img.width,
             img.height
         );
-        ensure!(
-            region.x + region.width <= self.width && region.y + region.height <= self.height,
-            "region outside the frame"
-        );
+        ensure!(region.x + region.width <= self.width && region.y + region.height <= self.height, "region outside the frame");
         match self.format {
             PixelFormat::Gray8 => {
                 let stride = self.planes[0].stride;
@@ -337,10 +325,8 @@ impl<'a> FrameMut<'a> {
     /// integers: this runs on every detected frame, in the stage that bounds the frame rate.
     pub fn downscaled_rgb(&self, max_side: usize) -> (RgbImage, f32) {
         let scale = (self.width.max(self.height) as f32 / max_side.max(1) as f32).max(1.0);
-        let (w, h) = (
-            ((self.width as f32 / scale).round() as usize).max(1),
-            ((self.height as f32 / scale).round() as usize).max(1),
-        );
+        let (w, h) =
+            (((self.width as f32 / scale).round() as usize).max(1), ((self.height as f32 / scale).round() as usize).max(1));
         let blocks = BoxBlocks::new(w, h, self.width, self.height);
         let mut out = RgbImage::new(w, h);
         match self.format {
@@ -521,11 +507,8 @@ mod tests {
         let mut y = vec![100u8; w * h];
         let mut u = vec![120u8; cw * ch];
         let mut v = vec![140u8; cw * ch];
-        let planes = vec![
-            Plane { data: &mut y, stride: w },
-            Plane { data: &mut u, stride: cw },
-            Plane { data: &mut v, stride: cw },
-        ];
+        let planes =
+            vec![Plane { data: &mut y, stride: w }, Plane { data: &mut u, stride: cw }, Plane { data: &mut v, stride: cw }];
         let mut frame = FrameMut::new(PixelFormat::I420, w, h, YuvMatrix::Bt601, planes).unwrap();
         let region = frame.align_region(600.3, 440.0, 700.0, 500.0).unwrap();
         assert_eq!((region.x + region.width, region.y + region.height), (w, h));
@@ -567,11 +550,8 @@ mod tests {
         let (w, h) = (8usize, 4usize);
         let mut y: Vec<u8> = (0..w * h).map(|i| if (i % w) / 2 % 2 == 0 { 40 } else { 240 }).collect();
         let (mut u, mut v) = (vec![128u8; w * h / 4], vec![128u8; w * h / 4]);
-        let planes = vec![
-            Plane { data: &mut y, stride: w },
-            Plane { data: &mut u, stride: w / 2 },
-            Plane { data: &mut v, stride: w / 2 },
-        ];
+        let planes =
+            vec![Plane { data: &mut y, stride: w }, Plane { data: &mut u, stride: w / 2 }, Plane { data: &mut v, stride: w / 2 }];
         let frame = FrameMut::new(PixelFormat::I420, w, h, YuvMatrix::Bt601, planes).unwrap();
         let (small, scale) = frame.downscaled_rgb(4);
         assert_eq!((small.width, small.height, scale), (4, 2, 2.0));

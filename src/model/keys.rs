@@ -59,9 +59,7 @@ impl SecretKey {
             Params::new(params.m, params.t, params.p, Some(32)).map_err(|e| anyhow!("Argon2id parameters: {e}"))?,
         );
         let mut out = Zeroizing::new([0u8; 32]);
-        argon
-            .hash_password_into(password, salt, out.as_mut())
-            .map_err(|e| anyhow!("Argon2id failed: {e}"))?;
+        argon.hash_password_into(password, salt, out.as_mut()).map_err(|e| anyhow!("Argon2id failed: {e}"))?;
         Ok(Self(out))
     }
 

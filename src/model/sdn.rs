@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::faces::blend::BlendShape;
 use crate::faces::geometry::CropFraming;
-use crate::model::runtime::{self, RuntimeOptions};
+use crate::runtime::{self, RuntimeOptions};
 
 /// Which way the model runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,11 +67,7 @@ impl SdnSpec {
     /// Reads sdn.json from a model folder (or the file itself) and checks it is one we understand.
     pub fn load(path: &Path) -> Result<(Self, PathBuf)> {
         let json = if path.is_dir() { path.join("sdn.json") } else { path.to_path_buf() };
-        ensure!(
-            json.is_file(),
-            "no SDN model at {} (expected a folder holding sdn.json, or the sdn.json file)",
-            path.display()
-        );
+        ensure!(json.is_file(), "no SDN model at {} (expected a folder holding sdn.json, or the sdn.json file)", path.display());
         let dir = json.parent().map(Path::to_path_buf).unwrap_or_default();
         let text = std::fs::read_to_string(&json).with_context(|| format!("cannot read model description {}", json.display()))?;
         let spec: SdnSpec = serde_json::from_str(&text).with_context(|| format!("{} is not a valid sdn.json", json.display()))?;

@@ -7,8 +7,8 @@ use sha2::{Digest, Sha256};
 
 use crate::Error;
 use crate::faces::geometry::CropSquare;
-use crate::model::keys::{KdfParams, SALT_LEN};
 use crate::model::SdnModel;
+use crate::model::keys::{KdfParams, SALT_LEN};
 
 pub const FORMAT: &str = "faceveil";
 pub const VERSION: u32 = 1;
@@ -33,7 +33,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    s.len().is_multiple_of(2)
+    s.len()
+        .is_multiple_of(2)
         .then(|| (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect())
         .flatten()
 }
@@ -57,7 +58,15 @@ impl StreamHeader {
     fn checksum(&self) -> String {
         let text = format!(
             "{}|{}|{}|{}|{}|{}|{}|{}|{}",
-            self.format, self.version, self.model_id, self.variant, self.model_sha256, self.kdf.m, self.kdf.t, self.kdf.p, self.salt
+            self.format,
+            self.version,
+            self.model_id,
+            self.variant,
+            self.model_sha256,
+            self.kdf.m,
+            self.kdf.t,
+            self.kdf.p,
+            self.salt
         );
         hex(&Sha256::digest(text.as_bytes())[..8])
     }

@@ -58,8 +58,8 @@ impl Sidecar {
             if line.trim().is_empty() {
                 continue;
             }
-            let rec: FrameRecord = serde_json::from_str(&line)
-                .with_context(|| format!("sidecar {} line {} is damaged", path.display(), i + 2))?;
+            let rec: FrameRecord =
+                serde_json::from_str(&line).with_context(|| format!("sidecar {} line {} is damaged", path.display(), i + 2))?;
             frames.insert(rec.frame, rec);
         }
         Ok(Self { header, frames })

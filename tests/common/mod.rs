@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use faceveil::frame::{FrameMut, PixelFormat};
 use faceveil::frame::rgb::RgbImage;
+use faceveil::frame::{FrameMut, PixelFormat};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use faceveil::config::Config;
 use faceveil::faces::detect::{DetectorKind, DetectorSettings};
 use faceveil::faces::effects::Mode;
-use faceveil::config::Config;
-use faceveil::model::runtime::Provider;
+use faceveil::runtime::Provider;
 
 use super::input::RtspTransport;
 
@@ -168,7 +168,7 @@ impl CommonArgs {
     pub fn config(&self, mode: Mode) -> Result<Config> {
         let model = match &self.model {
             Some(m) => m.clone(),
-            None => faceveil::model::assets::sdn_model()?,
+            None => faceveil::runtime::assets::sdn_model()?,
         };
         let mut c = Config::new(model);
         c.mode = mode;

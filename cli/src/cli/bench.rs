@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use faceveil::pipeline::Anonymizer;
-use faceveil::veil::FaceFinder;
 use faceveil::timing::StageTimes;
+use faceveil::veil::FaceFinder;
 
 use super::input::Input;
 use super::video::{self, FindFn, FrameFn};
@@ -50,9 +50,12 @@ fn rss_summary(samples: &[(u64, f64)]) -> String {
     picked.iter().map(|(f, mb)| format!("{f}: {mb:.0}")).collect::<Vec<_>>().join(", ")
 }
 
+/// Frames, wall time, latency, stage times and memory samples (frame, MB) of one run.
+type RunResult = (u64, Duration, Latency, StageTimes, Vec<(u64, f64)>);
+
 /// Runs the clip through decode and encode, with the two stages of an anonymization (or
 /// nothing, for the baseline) as `faceveil anonymize` runs them.
-fn run(input: &Input, work: Option<(FaceFinder, Anonymizer)>) -> Result<(u64, Duration, Latency, StageTimes, Vec<(u64, f64)>)> {
+fn run(input: &Input, work: Option<(FaceFinder, Anonymizer)>) -> Result<RunResult> {
     let out = std::env::temp_dir().join(format!("faceveil-bench-{}.mkv", std::process::id()));
     let latency = Arc::new(Mutex::new(Latency::default()));
     let find_times = Arc::new(Mutex::new(StageTimes::default()));
@@ -64,7 +67,8 @@ fn run(input: &Input, work: Option<(FaceFinder, Anonymizer)>) -> Result<(u64, Du
     let rss: Arc<Mutex<Vec<(u64, f64)>>> = Arc::default();
     let (find, process): (Option<FindFn>, FrameFn) = match work {
         Some((mut finder, mut anonymizer)) => {
-            let (ft, vt, lat, f_in, f_out) = (find_times.clone(), veil_times.clone(), latency.clone(), found_in.clone(), found_in.clone());
+            let (ft, vt, lat, f_in, f_out) =
+                (find_times.clone(), veil_times.clone(), latency.clone(), found_in.clone(), found_in.clone());
             let samples = rss.clone();
             let find: FindFn = Box::new(move |frame| {
                 let start = Instant::now();
@@ -90,10 +94,13 @@ fn run(input: &Input, work: Option<(FaceFinder, Anonymizer)>) -> Result<(u64, Du
         }
         None => {
             let lat = latency.clone();
-            (None, Box::new(move |_, _, _, _| {
-                lat.lock().unwrap().add(Duration::ZERO);
-                Ok(())
-            }))
+            (
+                None,
+                Box::new(move |_, _, _, _| {
+                    lat.lock().unwrap().add(Duration::ZERO);
+                    Ok(())
+                }),
+            )
         }
     };
     let started = Instant::now();
@@ -142,7 +149,11 @@ pub fn bench(clip: &Path, describe: &str, finder: FaceFinder, anonymizer: Anonym
     }
     if baseline {
         let (frames, wall, ..) = run(&input, None)?;
-        println!("decode + encode only: {frames} frames in {:.2} s = {:.1} fps", wall.as_secs_f64(), frames as f64 / wall.as_secs_f64());
+        println!(
+            "decode + encode only: {frames} frames in {:.2} s = {:.1} fps",
+            wall.as_secs_f64(),
+            frames as f64 / wall.as_secs_f64()
+        );
     }
     Ok(())
 }

@@ -5,11 +5,11 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
+use faceveil::frame::rgb::RgbImage;
 use faceveil::frame::{FrameMut, PixelFormat};
+use faceveil::pipeline::{Anonymizer, Restorer};
 use faceveil::stream::header::{FrameRecord, StreamHeader};
 use faceveil::stream::imagemeta;
-use faceveil::pipeline::{Anonymizer, Restorer};
-use faceveil::frame::rgb::RgbImage;
 use faceveil::veil::FaceFinder;
 use image::ImageFormat;
 use serde::{Deserialize, Serialize};
@@ -73,7 +73,12 @@ struct FileBoxes {
     faces: Vec<progress::BoxJson>,
 }
 
-fn anonymize_one(path: &Path, output: &Path, finder: &mut FaceFinder, anonymizer: &mut Anonymizer) -> Result<Vec<progress::BoxJson>> {
+fn anonymize_one(
+    path: &Path,
+    output: &Path,
+    finder: &mut FaceFinder,
+    anonymizer: &mut Anonymizer,
+) -> Result<Vec<progress::BoxJson>> {
     ensure!(path != output, "refusing to overwrite the input {}", path.display());
     let mut img = load(path)?;
     // Photos are unrelated: no face is carried over from the previous one.
@@ -89,7 +94,13 @@ fn anonymize_one(path: &Path, output: &Path, finder: &mut FaceFinder, anonymizer
     Ok(outcome.tracks.iter().map(progress::BoxJson::from).collect())
 }
 
-pub fn anonymize_file(path: &Path, output: &Path, finder: &mut FaceFinder, anonymizer: &mut Anonymizer, boxes: Option<&Path>) -> Result<()> {
+pub fn anonymize_file(
+    path: &Path,
+    output: &Path,
+    finder: &mut FaceFinder,
+    anonymizer: &mut Anonymizer,
+    boxes: Option<&Path>,
+) -> Result<()> {
     let faces = anonymize_one(path, output, finder, anonymizer)?;
     eprintln!("{}: {} face(s) anonymized -> {}", path.display(), faces.len(), output.display());
     if let Some(b) = boxes {
@@ -145,8 +156,9 @@ pub fn anonymize_dir(
 fn restore_one(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>) -> Result<usize> {
     ensure!(path != output, "refusing to overwrite the input {}", path.display());
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let text = imagemeta::extract(&bytes)
-        .with_context(|| format!("{} carries no faceveil data (not an sdn output, or its metadata was stripped)", path.display()))?;
+    let text = imagemeta::extract(&bytes).with_context(|| {
+        format!("{} carries no faceveil data (not an sdn output, or its metadata was stripped)", path.display())
+    })?;
     let embedded: Embedded = serde_json::from_str(&text).context("faceveil data in the image is damaged")?;
     let header = StreamHeader::decode(&serde_json::to_string(&embedded.header)?)?;
     let mut r = restorer(&header)?;

@@ -11,8 +11,8 @@ mod stop;
 mod video;
 
 use anyhow::{Context, Result, bail, ensure};
-use faceveil::stream::header::StreamHeader;
 use faceveil::pipeline::{Anonymizer, Restorer};
+use faceveil::stream::header::StreamHeader;
 use faceveil::stream::sidecar;
 use faceveil::veil::FaceFinder;
 

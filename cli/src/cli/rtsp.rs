@@ -55,8 +55,11 @@ struct Outlet {
     sei: SeiMap,
     /// The latest frame, its caps, its payload and when it went out: repeated while the source
     /// is away so that clients keep a picture and new clients can still connect.
-    last: Arc<Mutex<Option<(gst::Buffer, gst::Caps, Vec<u8>, Instant)>>>,
+    last: Arc<Mutex<Option<LastFrame>>>,
 }
+
+/// A frame as it went out: buffer, caps, SEI payload, when.
+type LastFrame = (gst::Buffer, gst::Caps, Vec<u8>, Instant);
 
 impl Outlet {
     /// Pushes one anonymized frame, stamped with the media's running time so that the SEI
@@ -167,7 +170,8 @@ fn ingest_once(source: &StreamSource, live: bool, work: &mut Work, outlet: &Outl
         gst::Element::link_many([&convert, &filter, sink.upcast_ref()])?;
         let target = convert.static_pad("sink").expect("videoconvert has a sink");
         dec.connect_pad_added(move |_, pad| {
-            let is_video = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
+            let is_video =
+                pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
             if is_video && !target.is_linked() {
                 let _ = pad.link(&target);
             }

@@ -8,26 +8,24 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use faceveil::frame::FrameMut;
-use faceveil::stream::header::StreamHeader;
-use faceveil::stream::{SEI_UUID, SeiPayload};
-use gstfaceveil::streamdata;
-use faceveil::stream::sei::{self, Framing};
-use faceveil::pipeline::{Anonymizer, Restorer};
-use faceveil::stream::sidecar::{self, Sidecar, SidecarWriter};
 use faceveil::faces::track::Track;
+use faceveil::frame::FrameMut;
+use faceveil::pipeline::{Anonymizer, Restorer};
+use faceveil::stream::header::StreamHeader;
+use faceveil::stream::sei::{self, Framing};
+use faceveil::stream::sidecar::{self, Sidecar, SidecarWriter};
+use faceveil::stream::{SEI_UUID, SeiPayload};
 use faceveil::veil::FaceFinder;
 use gst::prelude::*;
+use gstfaceveil::streamdata;
 
 use super::images::write_atomically;
 use super::input::{Input, StreamSource};
 use super::progress;
 
-
 /// Where the probe leaves a header found in the input's tags; shared with the frame function,
 /// which runs after the tags have passed.
 pub type HeaderSlot = Arc<Mutex<Option<String>>>;
-
 
 /// Frames a queue between two processing stages holds.
 const STAGE_QUEUE_FRAMES: u32 = 4;
@@ -267,7 +265,11 @@ pub fn insert_sei(pad: &gst::Pad, map: SeiMap) {
         let mut out = gst::Buffer::from_mut_slice(with_sei);
         {
             let out = out.get_mut().expect("new buffer is writable");
-            let _ = buffer.copy_into(out, gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS | gst::BufferCopyFlags::META, ..);
+            let _ = buffer.copy_into(
+                out,
+                gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS | gst::BufferCopyFlags::META,
+                ..,
+            );
         }
         *buffer = out;
         gst::PadProbeReturn::Ok
@@ -503,7 +505,9 @@ pub fn transcode(input: &Input, output: &Path, find: Option<FindFn>, process: Fr
     let failure = hook.error.lock().unwrap().take().or_else(|| link_error.lock().unwrap().take());
     let outcome = match (failure, result) {
         (Some(e), _) | (None, Err(e)) => Err(e),
-        (None, Ok(())) if frames == 0 && super::stop::requested() => Err(anyhow!("stopped before the input delivered a video frame")),
+        (None, Ok(())) if frames == 0 && super::stop::requested() => {
+            Err(anyhow!("stopped before the input delivered a video frame"))
+        }
         (None, Ok(())) if !*have_video.lock().unwrap() => Err(anyhow!("the input has no video stream")),
         (None, Ok(())) if frames == 0 => Err(anyhow!("the input has no decodable video frames")),
         (None, Ok(())) => Ok(()),
@@ -529,7 +533,13 @@ pub fn transcode(input: &Input, output: &Path, find: Option<FindFn>, process: Fr
     Ok(Transcode { frames })
 }
 
-fn run_to_eos(pipeline: &gst::Pipeline, input: &gst::Element, entries: &Entries, hook: &Hook, bar: &indicatif::ProgressBar) -> Result<()> {
+fn run_to_eos(
+    pipeline: &gst::Pipeline,
+    input: &gst::Element,
+    entries: &Entries,
+    hook: &Hook,
+    bar: &indicatif::ProgressBar,
+) -> Result<()> {
     pipeline.set_state(gst::State::Playing).context("cannot start the pipeline")?;
     let bus = pipeline.bus().expect("pipelines have a bus");
     let started = std::time::Instant::now();
@@ -578,7 +588,13 @@ fn run_to_eos(pipeline: &gst::Pipeline, input: &gst::Element, entries: &Entries,
     }
 }
 
-pub fn anonymize(input: &Input, output: &Path, mut finder: FaceFinder, mut anonymizer: Anonymizer, boxes: Option<&Path>) -> Result<()> {
+pub fn anonymize(
+    input: &Input,
+    output: &Path,
+    mut finder: FaceFinder,
+    mut anonymizer: Anonymizer,
+    boxes: Option<&Path>,
+) -> Result<()> {
     let header = anonymizer.header().cloned();
     let side_path = sidecar::path_for(output);
     let mut side_tmp = side_path.as_os_str().to_owned();
@@ -667,10 +683,8 @@ pub fn restore(
             };
             r = Some(restorer(&header)?);
         }
-        let crops = sei
-            .record
-            .map(|rec| rec.crops())
-            .or_else(|| sidecar.as_ref().and_then(|s| s.frame(n)).map(|rec| rec.crops()));
+        let crops =
+            sei.record.map(|rec| rec.crops()).or_else(|| sidecar.as_ref().and_then(|s| s.frame(n)).map(|rec| rec.crops()));
         r.as_mut().expect("restorer was just made").process(frame, crops.as_deref())?;
         Ok(())
     });

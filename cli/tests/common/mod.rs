@@ -5,8 +5,8 @@ pub mod media;
 
 use std::path::{Path, PathBuf};
 
-use faceveil::frame::{FrameMut, PixelFormat};
 use faceveil::frame::rgb::RgbImage;
+use faceveil::frame::{FrameMut, PixelFormat};
 
 /// The workspace root (this crate is cli/).
 pub fn repo() -> PathBuf {

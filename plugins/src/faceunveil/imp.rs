@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
-use faceveil::stream::header::StreamHeader;
 use faceveil::config::Config;
 use faceveil::pipeline::Restorer;
+use faceveil::stream::header::StreamHeader;
 use faceveil::stream::sidecar::Sidecar;
 use gst::glib;
 use gst::prelude::*;
@@ -17,8 +17,8 @@ use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
 use zeroize::Zeroizing;
 
-use crate::streamdata;
 use crate::common::{self, Groups, Shared};
+use crate::streamdata;
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("faceunveil", gst::DebugColorFlags::empty(), Some("faceveil face restorer")));
@@ -217,7 +217,9 @@ impl BaseTransformImpl for FaceUnveil {
             None => state.sidecar.as_ref().and_then(|s| s.frame(frame_no)).map(|r| r.crops()),
         };
         let Some((_, restorer)) = state.restorer.as_mut() else {
-            let e = anyhow::anyhow!("no faceveil header found (no SEI, tag, sidecar or header property): this stream cannot be restored");
+            let e = anyhow::anyhow!(
+                "no faceveil header found (no SEI, tag, sidecar or header property): this stream cannot be restored"
+            );
             return Err(self.fail(&e));
         };
         if crops.is_none() {

@@ -9,21 +9,21 @@
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
+use faceveil::faces::track::Track;
 use faceveil::pipeline::Anonymizer;
-use faceveil::veil::FaceFinder;
 use faceveil::stream::SeiPayload;
 use faceveil::stream::sidecar::SidecarWriter;
-use faceveil::faces::track::Track;
+use faceveil::veil::FaceFinder;
 use gst::glib;
 use gst::prelude::*;
-use gst_video::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use zeroize::Zeroizing;
 
-use crate::streamdata;
 use crate::common::{self, Groups, ModeProp, Shared, Upstream};
+use crate::streamdata;
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("faceveil", gst::DebugColorFlags::empty(), Some("faceveil face anonymizer")));
@@ -189,8 +189,7 @@ impl BaseTransformImpl for FaceVeil {
             }
             _ => None,
         };
-        *self.state.lock().unwrap() =
-            Some(State {
+        *self.state.lock().unwrap() = Some(State {
             anonymizer,
             finder,
             info: None,
@@ -226,7 +225,11 @@ impl BaseTransformImpl for FaceVeil {
             gst::element_imp_warning!(
                 self,
                 gst::StreamError::Failed,
-                ("faceveildetect reported {} faces but {} arrived: faces are detected here as well", up.scanned.unwrap_or(0), up.ours.len())
+                (
+                    "faceveildetect reported {} faces but {} arrived: faces are detected here as well",
+                    up.scanned.unwrap_or(0),
+                    up.ours.len()
+                )
             );
         }
         let pts = buf.pts().map(|t| t.nseconds());
@@ -277,7 +280,9 @@ impl BaseTransformImpl for FaceVeil {
                 drop(guard);
                 let mut tags = gst::TagList::new();
                 let comment = streamdata::header_tag(&header);
-                tags.get_mut().expect("new tag list is writable").add::<gst::tags::Comment>(&comment.as_str(), gst::TagMergeMode::Replace);
+                tags.get_mut()
+                    .expect("new tag list is writable")
+                    .add::<gst::tags::Comment>(&comment.as_str(), gst::TagMergeMode::Replace);
                 let event = gst::event::Tag::builder(tags).build();
                 if !self.obj().src_pad().push_event(event) {
                     gst::debug!(CAT, imp = self, "downstream did not take the header tag");

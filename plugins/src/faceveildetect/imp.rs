@@ -109,8 +109,7 @@ impl BaseTransformImpl for FaceVeilDetect {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
         let config = settings.shared.config(faceveil::faces::effects::Mode::Blur)?;
-        let finder = FaceFinder::new(&config)
-            .map_err(|e| common::init_error(common::describe(&e)))?;
+        let finder = FaceFinder::new(&config).map_err(|e| common::init_error(common::describe(&e)))?;
         *self.state.lock().unwrap() = Some(State { finder, info: None });
         gst::info!(CAT, imp = self, "started");
         Ok(())

@@ -5,10 +5,10 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use super::{Detector, Face};
-use crate::model::assets;
 use crate::faces::geometry::BBox;
 use crate::frame::rgb::RgbImage;
-use crate::model::runtime::{self, RuntimeOptions};
+use crate::runtime::assets;
+use crate::runtime::{self, RuntimeOptions};
 
 /// The network's output stride.
 const STRIDE: usize = 4;

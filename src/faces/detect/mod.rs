@@ -14,7 +14,7 @@ pub use worker::DetectionWorker;
 
 use crate::faces::geometry::BBox;
 use crate::frame::rgb::RgbImage;
-use crate::model::runtime::RuntimeOptions;
+use crate::runtime::RuntimeOptions;
 
 /// One detected face in the coordinates of the image it was found in.
 #[derive(Clone, Debug, PartialEq)]

@@ -35,9 +35,8 @@ fn normalized_score(raw: f64) -> f32 {
 impl Detector for Seeta {
     fn detect_raw(&mut self, image: &RgbImage, _threshold: f32) -> Result<Vec<Face>> {
         self.gray.clear();
-        self.gray.extend(image.data.chunks_exact(3).map(|p| {
-            ((p[0] as u32 * 77 + p[1] as u32 * 150 + p[2] as u32 * 29) >> 8) as u8
-        }));
+        self.gray
+            .extend(image.data.chunks_exact(3).map(|p| ((p[0] as u32 * 77 + p[1] as u32 * 150 + p[2] as u32 * 29) >> 8) as u8));
         let data = ImageData::new(&self.gray, image.width as u32, image.height as u32);
         Ok(self
             .detector

@@ -8,7 +8,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::{DetectorSettings, Face};
 use crate::frame::rgb::RgbImage;
-use crate::model::runtime::RuntimeOptions;
+use crate::runtime::RuntimeOptions;
 
 struct Job {
     image: RgbImage,

@@ -10,7 +10,7 @@ use ort::ep::{self, ExecutionProviderDispatch};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 
-use crate::model::assets;
+pub mod assets;
 
 /// Where a model runs. A provider that was asked for and cannot load is an error: faceveil never
 /// falls back to the CPU behind the user's back.
@@ -50,10 +50,9 @@ impl Provider {
             Self::Cpu => vec![],
             Self::Cuda => vec![cuda()],
             // Nodes TensorRT cannot take run on CUDA, never on the CPU.
-            Self::TensorRt => vec![
-                ep::TensorRT::default().with_device_id(device_id).with_fp16(true).build().error_on_failure(),
-                cuda(),
-            ],
+            Self::TensorRt => {
+                vec![ep::TensorRT::default().with_device_id(device_id).with_fp16(true).build().error_on_failure(), cuda()]
+            }
         }
     }
 }
@@ -115,7 +114,7 @@ pub fn session(model: &Path, opts: &RuntimeOptions) -> Result<Session> {
         builder = builder.with_intra_op_spinning(false).map_err(ort::Error::<()>::from)?;
         builder.commit_from_file(model)
     };
-    build().map_err(|e| anyhow!("{e}")).with_context(|| {
-        format!("cannot open {} on the {} provider", model.display(), opts.provider.name())
-    })
+    build()
+        .map_err(|e| anyhow!("{e}"))
+        .with_context(|| format!("cannot open {} on the {} provider", model.display(), opts.provider.name()))
 }
