@@ -114,7 +114,12 @@ class Model:
             for i in s.get_inputs():
                 if i.name not in self.role:
                     raise SystemExit(f"graph input {i.name!r} has no role in sdn.json inputs")
-        self.needs_landmarks = any(self.role[i.name] == "landmarks" for s in (self.sa, self.sr) for i in s.get_inputs())
+        # an optional input (an initializer that is also a graph input, e.g. landmarks defaulting to
+        # the mean shape) is not in get_inputs(): feed it when sdn.json names it
+        self.needs_landmarks = any(self.role.get(i.name) == "landmarks" for s in (self.sa, self.sr) for i in self._inputs(s))
+
+    def _inputs(self, sess):
+        return list(sess.get_inputs()) + [i for i in sess.get_overridable_initializers() if i.name in self.role]
 
     def _key(self, inp, bits, n):
         """bits: uint8 [K] of 0/1 -> the graph's key tensor for a batch of n."""
@@ -135,7 +140,7 @@ class Model:
         for a in range(0, n, bs):
             b = min(n, a + bs)
             feed = {}
-            for inp in sess.get_inputs():
+            for inp in self._inputs(sess):
                 r = self.role[inp.name]
                 if r == "image":
                     feed[inp.name] = img[a:b].astype(np.float32)
