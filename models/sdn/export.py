@@ -1,30 +1,273 @@
-"""Export the trained SDN flow to two ONNX graphs (anonymize = forward, restore = exact inverse),
-verify both against torch with onnxruntime, write models/sdn/sdn.json and a small checkpoint.
+"""Export: models/sdn/facespace.npz (written by fit.py) -> the two ONNX graphs and sdn.json.
 
-  python models/sdn/export.py --ckpt models/sdn/runs/fast/ckpt.pt --variant fast
-  python models/sdn/export.py --ckpt w.pt --variant fast --name restorable --flow-only
+    OMP_NUM_THREADS=2 deps/sdn-venv/bin/python models/sdn/export.py [--alpha 0.25] [--check 16]
 
---name lists the graphs in sdn.json under another variant name than the architecture's (the same
-architecture trained for another trade-off), in files sdn_NAME.onnx / sdn_NAME_restore.onnx;
---flow-only keeps only the flow's weights in its checkpoint (what the graphs hold; a quarter of
-the size).
+Builds, with onnx.helper (opset 17), the computation facespace.py documents:
+  sdn.onnx          anonymize: image [N,3,128,128] (-1..1), key [N,128] (+-1), attributes [N,6],
+                    landmarks [N,10] (optional: an initializer of the same name holds the mean
+                    landmarks [1,10], expanded to N) -> image_out [N,3,128,128]
+  sdn_restore.onnx  restore: the same inputs, the anonymized crop as image -> the original crop
+then checks both with onnxruntime against facespace.py on held-out crops (with and without the
+landmarks input), counts the FLOPs of the nodes, and writes sdn.json (model entries, sha256).
 """
 import argparse
 import hashlib
 import json
 import os
 import sys
+import time
 
 import numpy as np
-import torch
+import onnx
+from onnx import TensorProto, helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from model import SDNFlow, Anonymize, Restore, count_gflops, KEY_BITS, N_ATTR  # noqa: E402
+from facespace import FaceSpace  # noqa: E402
+
+MODEL_ID = "sdn-0.6.0"
+S = 128
 
 
-def files(name):
-    return ("sdn.onnx", "sdn_restore.onnx") if name == "fast" else (f"sdn_{name}.onnx", f"sdn_{name}_restore.onnx")
+class Builder:
+    def __init__(self):
+        self.nodes, self.inits, self.n = [], [], 0
+        self.consts = {}
+        self.flops = 0
+
+    def name(self, p):
+        self.n += 1
+        return f"{p}_{self.n}"
+
+    def const(self, a, dtype=np.float32, name=None, f16=False):
+        """An initializer (one per distinct value); with f16 stored as float16 and cast to float32
+        in the graph (the synthesis and analysis matrices: facespace.py rounds them the same way)."""
+        a = np.asarray(a, dtype)
+        h = hashlib.sha1(a.tobytes() + str(a.shape).encode() + str(a.dtype).encode()).hexdigest()
+        if h in self.consts:
+            return self.consts[h]
+        k = name or self.name("c")
+        if f16:
+            self.inits.append(numpy_helper.from_array(a.astype(np.float16), k + "_f16"))
+            self.nodes.append(helper.make_node("Cast", [k + "_f16"], [k], to=TensorProto.FLOAT))
+        else:
+            self.inits.append(numpy_helper.from_array(a, k))
+        self.consts[h] = k
+        return k
+
+    def op(self, op, inputs, n_out=1, **attrs):
+        outs = [self.name(op.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op, inputs, outs, **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def matmul(self, a, w, rows_flops, f16=False):
+        """a [..., k] @ w constant [k, n]; rows_flops = rows per face for the FLOP count."""
+        self.flops += 2 * rows_flops * w.shape[0] * w.shape[1]
+        return self.op("MatMul", [a, self.const(w, f16=f16)])
+
+
+class Graph:
+    """The shared pieces of both graphs for one FaceSpace."""
+
+    def __init__(self, fs, b, alpha):
+        self.fs, self.b, self.alpha = fs, b, alpha
+        G = fs.G
+        self.G = G
+        self.D = len(fs.support)
+        self.K = fs.syn.shape[1]
+        self.m = fs.Q.shape[1]
+        full = np.full(3 * G * G, self.D, np.int64)
+        full[fs.support] = np.arange(self.D)
+        self.scatter_index = full
+
+    def inputs(self):
+        b = self.b
+        n = b.op("Gather", [b.op("Shape", ["image"]), b.const([0], np.int64)], axis=0)
+        shape = b.op("Concat", [n, b.const([10], np.int64)], axis=0)
+        lm = b.op("Expand", ["landmarks", shape])
+        a = float(self.fs.p.get("align", 1.0))
+        if a != 1.0:  # facespace.effective: mean + align * (landmarks - mean)
+            mean = b.const(self.fs.mean_landmarks.reshape(1, 10))
+            lm = b.op("Add", [mean, b.op("Mul", [b.op("Sub", [lm, mean]), b.const(a)])])
+        self.L5 = b.op("Reshape", [lm, b.const([-1, 5, 2], np.int64)])
+        self.zeros_col = None
+        self.n_shape = n
+
+    def sampling_grid(self):
+        b, G = self.b, self.G
+        g = b.op("MatMul", [b.const(self.fs.tps_T), self.L5])  # [N,4G^2,2]
+        b.flops += 2 * self.fs.tps_T.size * 2
+        g = b.op("Sub", [b.op("Mul", [g, b.const(2.0)]), b.const(1.0)])
+        self.grid = b.op("Reshape", [g, b.const([-1, 2 * G, 2 * G, 2], np.int64)])
+
+    def sample(self, img):
+        """img [N,3,128,128] -> masked canonical pixels [N,D]."""
+        b, G = self.b, self.G
+        s = b.op("GridSample", [img, self.grid], mode="bilinear", padding_mode="border", align_corners=0)
+        s = b.op("AveragePool", [s], kernel_shape=[2, 2], strides=[2, 2])
+        s = b.op("Reshape", [s, b.const([0, -1], np.int64)])
+        b.flops += 3 * (2 * G) ** 2 * 8 + 3 * G * G * 4
+        return b.op("Gather", [s, b.const(self.fs.support, np.int64)], axis=1)
+
+    def inverse_grid(self):
+        """For every crop pixel its canonical point, as GridSample coordinates into the G x G window."""
+        b, fs = self.b, self.fs
+        co = b.op("MatMul", [b.const(fs.tps_minv), self.L5])  # [N,8,2]
+        a0 = b.op("Slice", [co, b.const([5], np.int64), b.const([6], np.int64), b.const([1], np.int64)])  # [N,1,2]
+        A = b.op("Slice", [co, b.const([6], np.int64), b.const([8], np.int64), b.const([1], np.int64)])  # [N,2,2]
+        Af = b.op("Reshape", [A, b.const([-1, 4], np.int64)])
+        a, bb, c, d = [b.op("Slice", [Af, b.const([i], np.int64), b.const([i + 1], np.int64), b.const([1], np.int64)]) for i in range(4)]
+        det = b.op("Sub", [b.op("Mul", [a, d]), b.op("Mul", [bb, c])])
+        inv = b.op("Concat", [d, b.op("Neg", [bb]), b.op("Neg", [c]), a], axis=1)
+        Ainv = b.op("Reshape", [b.op("Div", [inv, det]), b.const([-1, 2, 2], np.int64)])
+        t = (np.arange(S) + 0.5) / S
+        q = np.stack(np.meshgrid(t, t), -1).reshape(1, -1, 2)
+        qc = b.const(q)
+        p = b.op("MatMul", [b.op("Sub", [qc, a0]), Ainv])
+        c5 = b.const(fs.mean_landmarks.reshape(1, 1, 5, 2))
+        one = b.const(np.ones((1, S * S, 1)))
+        shape1 = b.op("Concat", [self.n_shape, b.const([S * S, 1], np.int64)], axis=0)
+        ones = b.op("Expand", [one, shape1])
+        for _ in range(fs.iters):
+            diff = b.op("Sub", [b.op("Unsqueeze", [p, b.const([2], np.int64)]), c5])
+            d2 = b.op("ReduceSum", [b.op("Mul", [diff, diff]), b.const([3], np.int64)], keepdims=0)
+            U = b.op("Mul", [b.op("Mul", [d2, b.const(0.5)]), b.op("Log", [b.op("Max", [d2, b.const(1e-20)])])])
+            basis = b.op("Concat", [U, ones, p], axis=2)  # [N,S^2,8]
+            f = b.op("MatMul", [basis, co])
+            p = b.op("Add", [p, b.op("MatMul", [b.op("Sub", [qc, f]), Ainv])])
+        b.flops += fs.iters * S * S * (5 * 8 + 8 * 2 * 2 + 8)
+        x0, y0, side = [float(v) for v in fs.window]
+        g = b.op("Sub", [b.op("Mul", [b.op("Sub", [p, b.const([x0, y0])]), b.const(2.0 / side)]), b.const(1.0)])
+        self.igrid = b.op("Reshape", [g, b.const([-1, S, S, 2], np.int64)])
+
+    def to_crop(self, d):
+        """canonical values [N,D] -> crop [N,3,128,128] (zero outside the mask)."""
+        b, G = self.b, self.G
+        if self.zeros_col is None:
+            shape = b.op("Concat", [self.n_shape, b.const([1], np.int64)], axis=0)
+            self.zeros_col = b.op("Expand", [b.const(np.zeros((1, 1))), shape])
+        full = b.op("Gather", [b.op("Concat", [d, self.zeros_col], axis=1), b.const(self.scatter_index, np.int64)], axis=1)
+        full = b.op("Reshape", [full, b.const([-1, 3, G, G], np.int64)])
+        b.flops += 3 * S * S * 8
+        return b.op("GridSample", [full, self.igrid], mode="bilinear", padding_mode="zeros", align_corners=0)
+
+    def angles(self):
+        b, fs = self.b, self.fs
+        L, h = fs.rot_A.shape[:2]
+        A = fs.rot_A.transpose(2, 0, 1).reshape(128, L * h)
+        th = b.op("Add", [b.matmul("key", A, 1), b.const(fs.rot_b.reshape(-1))])
+        self.cos = b.op("Cos", [th])
+        self.sin = b.op("Sin", [th])
+
+    def rotate(self, u, inverse=False):
+        b, fs = self.b, self.fs
+        L, h = fs.rot_A.shape[:2]
+        ev = b.const(np.arange(0, self.m, 2), np.int64)
+        od = b.const(np.arange(1, self.m, 2), np.int64)
+        order = range(L) if not inverse else reversed(range(L))
+        for i in order:
+            if not inverse:
+                u = b.matmul(u, fs.rot_O[i].T, 1)
+            st, en = b.const([i * h], np.int64), b.const([(i + 1) * h], np.int64)
+            ax = b.const([1], np.int64)
+            c = b.op("Slice", [self.cos, st, en, ax])
+            s = b.op("Slice", [self.sin, st, en, ax])
+            if inverse:
+                s = b.op("Neg", [s])
+            e = b.op("Gather", [u, ev], axis=1)
+            o = b.op("Gather", [u, od], axis=1)
+            e2 = b.op("Sub", [b.op("Mul", [c, e]), b.op("Mul", [s, o])])
+            o2 = b.op("Add", [b.op("Mul", [s, e]), b.op("Mul", [c, o])])
+            u = b.op("Concat", [b.op("Unsqueeze", [e2, b.const([2], np.int64)]),
+                                b.op("Unsqueeze", [o2, b.const([2], np.int64)])], axis=2)
+            u = b.op("Reshape", [u, b.const([0, -1], np.int64)])
+            b.flops += 6 * self.m
+            if inverse:
+                u = b.matmul(u, fs.rot_O[i], 1)
+        return u
+
+    def attr_shift(self):
+        return self.b.matmul("attributes", self.fs.attr_dirs, 1)
+
+    def change(self, v, linear=False):
+        """canonical_change of facespace.py."""
+        b, fs = self.b, self.fs
+        vm = v if linear else b.op("Sub", [v, b.const(fs.mu)])
+        z = b.matmul(vm, fs.ana.T, 1, f16=True)
+        u = b.matmul(z, fs.Q, 1)
+        du = b.op("Sub", [self.rotate(u), u])
+        dz = b.matmul(du, fs.Q.T, 1)
+        if not linear:
+            dz = b.op("Add", [dz, self.attr_shift()])
+        d = b.matmul(dz, fs.syn.T, 1, f16=True)
+        if self.alpha != 1.0:
+            rec = b.matmul(z, fs.syn.T, 1, f16=True)
+            r = b.op("Sub", [vm, rec])
+            d = b.op("Sub", [d, b.op("Mul", [r, b.const((1 - self.alpha) * fs.mask)])])
+        return d
+
+    def undo(self, v2, linear=False):
+        """canonical_undo of facespace.py."""
+        b, fs = self.b, self.fs
+        vm = v2 if linear else b.op("Sub", [v2, b.const(fs.mu)])
+        if self.alpha != 1.0:
+            z2 = b.matmul(vm, fs.ana_alpha.T, 1, f16=True)
+            dinv = 1.0 / (1 - (1 - self.alpha) * fs.mask)
+            r = b.op("Mul", [b.op("Sub", [vm, b.matmul(z2, fs.syn.T, 1, f16=True)]), b.const(dinv)])
+        else:
+            z2 = b.matmul(vm, fs.ana.T, 1, f16=True)
+            r = b.op("Sub", [vm, b.matmul(z2, fs.syn.T, 1, f16=True)])
+        if not linear:
+            z2 = b.op("Sub", [z2, self.attr_shift()])
+        u2 = b.matmul(z2, fs.Q, 1)
+        du = b.op("Sub", [self.rotate(u2, inverse=True), u2])
+        z = b.op("Add", [z2, b.matmul(du, fs.Q.T, 1)])
+        v = b.op("Add", [b.matmul(z, fs.syn.T, 1, f16=True), r])
+        return b.op("Sub", [v, vm])
+
+
+def bend_nodes(b, y, inverse=False):
+    """facespace.bend / unbend as nodes."""
+    from facespace import BEND, UNBEND_MAX
+    a = b.op("Abs", [y])
+    t = b.op("Div", [b.op("Sub", [a, b.const(BEND)]), b.const(1 - BEND)])
+    if inverse:
+        t = b.op("Atanh", [b.op("Clip", [t, b.const(0.0), b.const(UNBEND_MAX)])])
+    else:
+        t = b.op("Tanh", [t])
+    bent = b.op("Mul", [b.op("Sign", [y]), b.op("Add", [b.const(BEND), b.op("Mul", [t, b.const(1 - BEND)])])])
+    return b.op("Where", [b.op("Greater", [a, b.const(BEND)]), bent, y])
+
+
+def build(fs, alpha, direction):
+    b = Builder()
+    g = Graph(fs, b, alpha)
+    g.inputs()
+    g.sampling_grid()
+    g.inverse_grid()
+    g.angles()
+    if direction == "anonymize":
+        out = bend_nodes(b, b.op("Add", ["image", g.to_crop(g.change(g.sample("image")))]))
+    else:
+        yin = bend_nodes(b, "image", inverse=True)
+        x = b.op("Add", [yin, g.to_crop(g.undo(g.sample(yin)))])
+        for _ in range(int(fs.restore_steps)):
+            fx = b.op("Add", [x, g.to_crop(g.change(g.sample(x)))])
+            e = b.op("Sub", [yin, fx])
+            x = b.op("Add", [b.op("Add", [x, e]), g.to_crop(g.undo(g.sample(e), linear=True))])
+        out = b.op("Clip", [x, b.const(-1.0), b.const(1.0)])
+    b.nodes.append(helper.make_node("Identity", [out], ["image_out"]))
+    lm_default = numpy_helper.from_array(fs.mean_landmarks.reshape(1, 10).astype(np.float32), "landmarks")
+    inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, S, S]),
+              helper.make_tensor_value_info("key", TensorProto.FLOAT, ["N", 128]),
+              helper.make_tensor_value_info("attributes", TensorProto.FLOAT, ["N", 6]),
+              helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, ["M", 10])]
+    outputs = [helper.make_tensor_value_info("image_out", TensorProto.FLOAT, ["N", 3, S, S])]
+    graph = helper.make_graph(b.nodes, f"faceveil_{MODEL_ID}_{direction}", inputs, outputs, [lm_default] + b.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="faceveil models/sdn/export.py")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model, b.flops
 
 
 def sha256(p):
@@ -35,125 +278,94 @@ def sha256(p):
     return h.hexdigest()
 
 
-def export_one(module, path):
-    n = 2
-    args = (torch.rand(n, 3, 128, 128) * 2 - 1, torch.sign(torch.randn(n, KEY_BITS)), torch.zeros(n, N_ATTR))
-    torch.onnx.export(module, args, path, opset_version=17, dynamo=False,
-                      input_names=["image", "key", "attributes"], output_names=["image_out"],
-                      dynamic_axes={k: {0: "N"} for k in ["image", "key", "attributes", "image_out"]})
-
-
-def verify(module, path, rng):
-    import onnx
+def check(model_dir, fs, n, data):
+    """Both graphs against facespace.py on n held-out crops; with and without landmarks."""
     import onnxruntime as ort
-    m = onnx.load(path)
-    onnx.checker.check_model(m)
-    ops = sorted({nd.op_type for nd in m.graph.node})
+    lab = np.load(os.path.join(data, "labels.npz"))
+    sel = np.nonzero(lab["split"] == 1)[0][:: max(1, (lab["split"] == 1).sum() // n)][:n]
+    off = (int(lab["store"]) - 128) // 2
+    fr = np.stack([np.load(os.path.join(data, f"shard_{lab['shard'][i]:03d}.npy"), mmap_mode="r")[lab["index"][i]] for i in sel])
+    x = fr[:, off:off + 128, off:off + 128].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+    lm = lab["landmarks"][sel].astype(np.float32)
+    rng = np.random.RandomState(5)
+    key = np.sign(rng.randn(len(sel), 128)).astype(np.float32)
+    attrs = np.zeros((len(sel), 6), np.float32)
+    attrs[:, 0] = 1.0
     so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    worst = 0.0
-    for n in (1, 3):
-        img = (rng.rand(n, 3, 128, 128) * 2 - 1).astype(np.float32)
-        key = rng.choice([-1.0, 1.0], (n, KEY_BITS)).astype(np.float32)
-        att = rng.uniform(-2, 2, (n, N_ATTR)).astype(np.float32)
-        o = sess.run(["image_out"], {"image": img, "key": key, "attributes": att})[0]
-        with torch.no_grad():
-            t = module(torch.from_numpy(img), torch.from_numpy(key), torch.from_numpy(att)).numpy()
-        worst = max(worst, float(np.abs(o - t).max()))
-    return worst, ops
+    so.intra_op_num_threads = 2
+    sa = ort.InferenceSession(os.path.join(model_dir, "sdn.onnx"), so, providers=["CPUExecutionProvider"])
+    sr = ort.InferenceSession(os.path.join(model_dir, "sdn_restore.onnx"), so, providers=["CPUExecutionProvider"])
+    t = time.time()
+    y = sa.run(["image_out"], {"image": x, "key": key, "attributes": attrs, "landmarks": lm})[0]
+    ta = (time.time() - t) / len(sel)
+    y_ref = fs.anonymize(x, lm, key, attrs)
+    yq = (np.rint((y + 1) * 127.5) / 127.5 - 1).astype(np.float32)
+    t = time.time()
+    xr = sr.run(["image_out"], {"image": yq, "key": key, "attributes": attrs, "landmarks": lm})[0]
+    tr = (time.time() - t) / len(sel)
+    y_nolm = sa.run(["image_out"], {"image": x, "key": key, "attributes": attrs})[0]
+    y_ref_nolm = fs.anonymize(x, np.tile(fs.mean_landmarks, (len(sel), 1)), key, attrs)
+    xr_nolm = sr.run(["image_out"], {"image": (np.rint((y_nolm + 1) * 127.5) / 127.5 - 1).astype(np.float32),
+                                     "key": key, "attributes": attrs})[0]
+    psnr = lambda a, c: float(10 * np.log10(4 / np.mean((a - c) ** 2)))  # noqa: E731
+    return dict(faces=len(sel), anonymize_vs_numpy_maxabs=float(np.abs(y - y_ref).max()),
+                anonymize_no_landmarks_vs_numpy_maxabs=float(np.abs(y_nolm - y_ref_nolm).max()),
+                restore_psnr_uint8=psnr(xr, x), restore_psnr_uint8_no_landmarks=psnr(xr_nolm, x),
+                change_rms=float(np.sqrt(np.mean((y - x) ** 2))),
+                ms_anonymize_per_face=round(ta * 1000, 2), ms_restore_per_face=round(tr * 1000, 2))
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ckpt", default=os.path.join(HERE, "runs", "fast", "ckpt.pt"))
-    ap.add_argument("--variant", default="fast", choices=["fast", "full"])
-    ap.add_argument("--out-dir", default=HERE)
-    ap.add_argument("--version", default="0.1.0")
-    ap.add_argument("--model-id", default=None, help="the folder's model id (default: sdn-fast-VERSION)")
-    ap.add_argument("--name", default=None, help="variant name in sdn.json (default: the architecture)")
-    ap.add_argument("--flow-only", action="store_true", help="checkpoint with the flow's weights only")
+    ap.add_argument("--npz", default=os.path.join(HERE, "facespace.npz"))
+    ap.add_argument("--out", default=HERE)
+    ap.add_argument("--alpha", type=float, default=None, help="override the npz's detail amplitude")
+    ap.add_argument("--align", type=float, default=None, help="override the npz's alignment strength (0: landmarks ignored)")
+    ap.add_argument("--data", default=os.path.join(HERE, "data"))
+    ap.add_argument("--check", type=int, default=16)
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
-    assert ck["variant"] == args.variant, (ck["variant"], args.variant)
-    flow = SDNFlow(args.variant)
-    flow.load_state_dict(ck["flow"])
-    flow.eval()
-    name = args.name or args.variant
-    a_path, r_path = [os.path.join(args.out_dir, f) for f in files(name)]
-    with open(os.path.join(HERE, "contract.json")) as f:
-        c = json.load(f)
-    anon, rest = Anonymize(flow).eval(), Restore(flow, c["blend"]).eval()
-    export_one(anon, a_path)
-    export_one(rest, r_path)
-    rng = np.random.RandomState(0)
-    da, ops_a = verify(anon, a_path, rng)
-    dr, ops_r = verify(rest, r_path, rng)
-    print(f"onnxruntime vs torch max abs diff: anonymize {da:.2e}, restore {dr:.2e}")
-    print("ops:", ops_a, ops_r)
-    assert da < 1e-3 and dr < 1e-3
-    # round trip through the two ONNX graphs
-    import onnxruntime as ort
-    sa = ort.InferenceSession(a_path, providers=["CPUExecutionProvider"])
-    sr = ort.InferenceSession(r_path, providers=["CPUExecutionProvider"])
-    dpath = os.path.join(HERE, "data", "shard_000.npy")
-    if os.path.exists(dpath):  # two real stored face crops (centre 128 of the 144 px store)
-        d = np.load(dpath, mmap_mode="r")
-        p0 = (d.shape[1] - 128) // 2
-        img = (np.array(d[:2, p0:p0 + 128, p0:p0 + 128]).transpose(0, 3, 1, 2) / 127.5 - 1).astype(np.float32)
-    else:
-        img = (rng.rand(2, 3, 128, 128) * 1.6 - 0.8).astype(np.float32)
-    key = rng.choice([-1.0, 1.0], (2, KEY_BITS)).astype(np.float32)
-    att = np.zeros((2, N_ATTR), np.float32)
-    y = sa.run(None, {"image": img, "key": key, "attributes": att})[0]
-    x = sr.run(None, {"image": y, "key": key, "attributes": att})[0]
-    print(f"onnx round trip on two face crops: max abs err {np.abs(x - img).max():.2e} "
-          f"(mean {np.abs(x - img).mean():.2e}; anonymized values past -1..1 are bent in, not cut, and unbent in the restore)")
-
-    gflops = count_gflops(anon, torch.zeros(1, 3, 128, 128), torch.ones(1, KEY_BITS), torch.zeros(1, N_ATTR))
-    jpath = os.path.join(args.out_dir, "sdn.json")
-    if os.path.exists(jpath):
-        with open(jpath) as f:
-            meta = json.load(f)
-    else:
-        meta = {}
-    meta.update({
-        "format": "faceveil-sdn", "version": 1,
-        "model_id": f"sdn-{meta.get('default_variant', 'fast')}-{args.version}",
-        "input_size": 128, "key_bits": KEY_BITS,
-        "attributes": c["attributes"], "attribute_range": c["attribute_range"],
-        "normalization": "rgb_minus1_1",
-        "crop": {k: c["crop"][k] for k in ("detector", "scale", "center_x", "center_y")},
-        "blend": c["blend"],
-        "default_variant": "fast",
-        "inputs": {"image": "image", "key": "key", "attributes": "attributes"}, "output": "image_out",
-    })
-    meta["model_id"] = args.model_id or f"sdn-fast-{args.version}"
-    variants = meta.get("variants", {})
-    variants[name] = {"architecture": args.variant, "anonymize": os.path.basename(a_path), "restore": os.path.basename(r_path),
-                              "gflops": round(gflops, 4),
-                              "trained_steps": int(ck["step"]) + sum(r["steps"] for r in ck.get("lineage", [])),
-                              "trained_minutes": round(float(ck["minutes"]) + sum(r["minutes"] for r in ck.get("lineage", [])), 1),
-                              "runs": [*ck.get("lineage", []), {"run": ck.get("run", "?"), "steps": int(ck["step"]),
-                                                                 "minutes": round(float(ck["minutes"]), 1)}]}
-    meta["variants"] = variants
-    sh = meta.get("sha256", {})
-    sh[os.path.basename(a_path)] = sha256(a_path)
-    sh[os.path.basename(r_path)] = sha256(r_path)
-    meta["sha256"] = sh
-    with open(jpath, "w") as f:
-        json.dump(meta, f, indent=1)
+    over = {} if args.alpha is None else {"alpha": np.array(args.alpha)}
+    if args.align is not None:
+        over["align"] = np.array(args.align)
+    fs = FaceSpace.load(args.npz, **over)
+    alpha = fs._alpha()
+    flops = {}
+    for direction, fname in (("anonymize", "sdn.onnx"), ("restore", "sdn_restore.onnx")):
+        model, fl = build(fs, alpha, direction)
+        onnx.save(model, os.path.join(args.out, fname))
+        flops[direction] = fl
+        print(f"{fname}: {len(model.graph.node)} nodes, {fl / 1e9:.4f} GFLOP a face, "
+              f"{os.path.getsize(os.path.join(args.out, fname)) / 2**20:.1f} MiB", flush=True)
+    res = check(args.out, fs, args.check, args.data) if args.check else {}
+    print(json.dumps(res), flush=True)
+    info = json.loads(str(fs.info))
+    spec_path = os.path.join(args.out, "sdn.json")
+    spec = json.load(open(spec_path))
+    spec["model_id"] = MODEL_ID
+    spec["default_variant"] = "fast"
+    spec["inputs"] = {"image": "image", "key": "key", "attributes": "attributes", "landmarks": "landmarks"}
+    spec["landmarks"] = {"order": ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"],
+                         "coordinates": "x,y in the 128 crop normalised to 0..1 (0 = left/top edge, 1 = right/bottom edge)",
+                         "optional": True}
+    spec["mean_landmarks"] = [round(float(v), 6) for v in fs.mean_landmarks]
+    spec["variants"] = {"fast": {
+        "architecture": "facespace",
+        "anonymize": "sdn.onnx",
+        "restore": "sdn_restore.onnx",
+        "gflops": round(max(flops.values()) / 1e9, 4),
+        "gflops_anonymize": round(flops["anonymize"] / 1e9, 4),
+        "gflops_restore": round(flops["restore"] / 1e9, 4),
+        "detail_alpha": alpha,
+        "align": float(fs.p.get("align", 1.0)),
+        "fit": info,
+        "check": res,
+    }}
+    spec["sha256"] = {f: sha256(os.path.join(args.out, f)) for f in ("sdn.onnx", "sdn_restore.onnx")}
+    with open(spec_path + ".tmp", "w") as f:
+        json.dump(spec, f, indent=1)
         f.write("\n")
-    # small checkpoint (weights only, no optimizer state) for the repository
-    os.makedirs(os.path.join(args.out_dir, "checkpoints"), exist_ok=True)
-    cp = os.path.join(args.out_dir, "checkpoints", f"sdn_{name}.pt")
-    nets = {"flow": ck["flow"]} if args.flow_only else {"flow": ck["flow"], "C": ck["C"], "D": ck["D"]}
-    torch.save({**nets, "step": ck["step"], "minutes": ck["minutes"],
-                "variant": args.variant, "ids": ck["ids"], "contract": ck["contract"], "run": ck.get("run"),
-                "lineage": ck.get("lineage", [])}, cp)
-    print(f"wrote {a_path} ({os.path.getsize(a_path) / 1e6:.2f} MB), {r_path} ({os.path.getsize(r_path) / 1e6:.2f} MB), "
-          f"{jpath}, {cp} ({os.path.getsize(cp) / 1e6:.1f} MB); gflops {gflops:.3f}; step {ck['step']}")
+    os.replace(spec_path + ".tmp", spec_path)
+    print(f"wrote {spec_path}", flush=True)
 
 
 if __name__ == "__main__":

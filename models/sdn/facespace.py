@@ -1,0 +1,274 @@
+"""The sdn-0.6.0 face space in numpy: the same computation as the exported ONNX graphs.
+
+    from facespace import FaceSpace
+    fs = FaceSpace.load("models/sdn")                 # reads models/sdn/facespace.npz
+    ids, rest = fs.split(crops, landmarks)            # crops [N,3,128,128] float -1..1, landmarks [N,10]
+    out = fs.merge(ids2, rest)                        # crops with identity coordinates ids2
+    y = fs.anonymize(crops, landmarks, keys, attrs)   # keys [N,128] +-1, attrs [N,6]
+    x = fs.restore(y, landmarks, keys, attrs)
+
+Geometry. Every coordinate is crop-normalised (0 = the crop's left/top edge, 1 = its right/bottom
+edge). CenterFace's 5 landmarks l (left eye, right eye, nose, mouth left, mouth right; x,y each)
+define a thin-plate spline f_l from the canonical frame to the crop with f_l(mean landmarks) = l;
+it is linear in l, so the canonical sampling grid is one constant matrix times l. The canonical
+face is sampled at 2G x 2G (bilinear, as ONNX GridSample with align_corners=0 and border padding)
+over the square window `window` = (x0, y0, side) and averaged 2x2 down to G x G; only the pixels
+inside the face mask (an ellipse with a feathered rim, no hair or background) are modelled.
+
+Model. With v the masked canonical pixels (D values), z = Ana (v - mu) are whitened coordinates
+(K of them; Ana is the pseudo-inverse of the mask-tapered synthesis basis Syn, so Ana Syn = I and
+a change Syn dz added to the canonical face reads back as dz). The identity coordinates are
+u = Q^T z (Q [K,m] orthonormal: LDA on the CelebA training identities inside the whitened space).
+`rest` is everything else: the crop itself, its landmarks and z.
+
+Anonymize (key k, attributes a): u' = R(k) u, z' = z + Q (u' - u) + E a; the canonical change
+Syn (z' - z) is warped back onto the crop by the inverse spline (fixed-point iteration
+p <- p + A^-1 (q - f(p)), A the spline's affine part) and added; values past +-0.9 are bent
+into -1..1 by a tanh (bend()), which restore undoes (unbend()).
+R(k) = G_L(k) O_L ... G_1(k) O_1: fixed random orthogonal matrices O_i and Givens rotations of
+coordinate pairs (0,1),(2,3),... by angles theta_i = Akey_i k + bkey_i. Restore inverts the
+whole affine map of the crop by a few fixed-point steps (see restore()).
+
+Attacks without a key use split/merge: e.g. merge(-ids, rest) negates the identity coordinates.
+"""
+import os
+
+import numpy as np
+
+ATTRIBUTES = ["smiling", "mouth_slightly_open", "mustache", "eyeglasses", "male", "young"]
+
+
+def tps_kernel(r2):
+    return 0.5 * r2 * np.log(np.maximum(r2, 1e-20))
+
+
+def tps_solve_matrix(c, lam=0.0):
+    """c [5,2] canonical control points -> Minv [8,5]: coefficients (w[5], a0, ax, ay) = Minv @ l."""
+    n = len(c)
+    d2 = ((c[:, None, :] - c[None, :, :]) ** 2).sum(-1)
+    L = np.zeros((n + 3, n + 3))
+    L[:n, :n] = tps_kernel(d2) + lam * np.eye(n)
+    L[:n, n] = 1
+    L[:n, n + 1:] = c
+    L[n, :n] = 1
+    L[n + 1:, :n] = c.T
+    return np.linalg.inv(L)[:, :n]
+
+
+def tps_basis(p, c):
+    """p [...,2] points, c [5,2] -> [...,8] basis (U(|p-c_i|), 1, px, py)."""
+    d2 = ((p[..., None, :] - c) ** 2).sum(-1)
+    return np.concatenate([tps_kernel(d2), np.ones(p.shape[:-1] + (1,)), p], -1)
+
+
+def grid_sample(img, grid, padding="border"):
+    """ONNX GridSample (bilinear, align_corners=0). img [N,C,H,W], grid [N,Ho,Wo,2] in -1..1 (x,y)."""
+    N, C, H, W = img.shape
+    ix = ((grid[..., 0] + 1) * W - 1) / 2
+    iy = ((grid[..., 1] + 1) * H - 1) / 2
+    x0 = np.floor(ix)
+    y0 = np.floor(iy)
+    fx = (ix - x0)[:, None]
+    fy = (iy - y0)[:, None]
+    x0 = x0.astype(np.int64)
+    y0 = y0.astype(np.int64)
+    out = np.zeros((N, C) + grid.shape[1:3], np.float64)
+    n_idx = np.arange(N)[:, None, None]
+    for dy, wy in ((0, 1 - fy), (1, fy)):
+        for dx, wx in ((0, 1 - fx), (1, fx)):
+            xx, yy = x0 + dx, y0 + dy
+            if padding == "border":
+                v = img[n_idx, :, np.clip(yy, 0, H - 1), np.clip(xx, 0, W - 1)]
+            else:
+                ok = (xx >= 0) & (xx < W) & (yy >= 0) & (yy < H)
+                v = img[n_idx, :, np.clip(yy, 0, H - 1), np.clip(xx, 0, W - 1)] * ok[..., None]
+            out += v.transpose(0, 3, 1, 2) * (wx * wy)
+    return out
+
+
+BEND = 0.9  # anonymized values past +-BEND are bent into range (tanh), not cut off; restore unbends
+UNBEND_MAX = 0.995
+
+
+def bend(y):
+    a = np.abs(y)
+    return np.where(a > BEND, np.sign(y) * (BEND + (1 - BEND) * np.tanh((a - BEND) / (1 - BEND))), y)
+
+
+def unbend(v):
+    a = np.abs(v)
+    t = np.minimum((a - BEND) / (1 - BEND), UNBEND_MAX)
+    return np.where(a > BEND, np.sign(v) * (BEND + (1 - BEND) * np.arctanh(np.maximum(t, 0))), v)
+
+
+def avgpool2(x):
+    N, C, H, W = x.shape
+    return x.reshape(N, C, H // 2, 2, W // 2, 2).mean((3, 5))
+
+
+class FaceSpace:
+    def __init__(self, p):
+        self.p = p
+        for k, v in p.items():
+            setattr(self, k, v)
+        self.G = int(self.G)
+        self.iters = int(self.inv_iters)
+        # The graphs store every large matrix in float16: use the same rounded values here.
+        r16 = lambda a: np.asarray(a, np.float32).astype(np.float16).astype(np.float64)  # noqa: E731
+        self.syn = r16(self.syn)
+        self.ana = r16(np.linalg.pinv(self.syn))  # the analysis: pseudo-inverse of the synthesis basis
+        a = float(p.get("alpha", 1.0))
+        if a != 1.0:  # analysis of an anonymized face: (Ana D^-1 Syn)^-1 Ana D^-1, D = 1 - (1-a) mask
+            dinv = 1.0 / (1 - (1 - a) * self.mask)
+            M = self.ana * dinv
+            self.ana_alpha = r16(np.linalg.solve(M @ self.syn, M))
+
+    @classmethod
+    def load(cls, model_dir, **override):
+        path = model_dir if model_dir.endswith(".npz") else os.path.join(model_dir, "facespace.npz")
+        z = np.load(path)
+        p = {k: z[k] for k in z.files}
+        p.update(override)
+        return cls(p)
+
+    # ---------- geometry
+    def effective(self, lms):
+        """The landmarks the warp uses: mean + align * (lms - mean) ([N,5,2])."""
+        a = float(self.p.get("align", 1.0))
+        m = self.mean_landmarks
+        return (m + a * (np.asarray(lms, np.float64) - m)).reshape(-1, 5, 2)
+
+    def coeffs(self, lms):
+        """lms [N,10] -> spline coefficients [N,8,2]."""
+        return np.einsum("ij,njk->nik", self.tps_minv, self.effective(lms))
+
+    def sample_canonical(self, crops, lms):
+        """crops [N,3,128,128] -> masked canonical pixels [N,D] (G x G, 2x2 averaged)."""
+        N = len(crops)
+        grid = np.einsum("pj,njk->npk", self.tps_T, self.effective(lms))
+        g2 = 2 * self.G
+        grid = (2 * grid - 1).reshape(N, g2, g2, 2)
+        s = avgpool2(grid_sample(crops.astype(np.float64), grid, "border"))
+        return s.reshape(N, -1)[:, self.support]
+
+    def inverse_grid(self, lms, S=128):
+        """For every crop pixel q its canonical point p with f_l(p) = q: [N,S,S,2] (crop-normalised)."""
+        N = len(lms)
+        co = self.coeffs(lms)  # [N,8,2]
+        t = (np.arange(S) + 0.5) / S
+        q = np.stack(np.meshgrid(t, t), -1).reshape(1, -1, 2).repeat(N, 0)
+        A = co[:, 6:8, :]  # f = ... + p @ A  (A[n] rows: d/dpx, d/dpy)
+        a0 = co[:, 5, :]
+        Ainv = np.linalg.inv(A)
+        p = np.einsum("npk,nkj->npj", q - a0[:, None], Ainv)
+        for _ in range(self.iters):
+            f = np.einsum("npj,njk->npk", tps_basis(p, self.mean_landmarks.reshape(5, 2)), co)
+            p = p + np.einsum("npk,nkj->npj", q - f, Ainv)
+        return p.reshape(N, S, S, 2)
+
+    def to_crop(self, dcanon, lms, S=128):
+        """Masked canonical values [N,D] (already tapered by the mask) -> crop [N,3,S,S]."""
+        N = len(dcanon)
+        full = np.zeros((N, 3 * self.G * self.G))
+        full[:, self.support] = dcanon
+        full = full.reshape(N, 3, self.G, self.G)
+        p = self.inverse_grid(lms, S)
+        x0, y0, side = self.window
+        g = np.stack([(p[..., 0] - x0) / side, (p[..., 1] - y0) / side], -1) * 2 - 1
+        return grid_sample(full, g, "zeros")
+
+    # ---------- coordinates
+    def analyse(self, crops, lms):
+        return (self.sample_canonical(crops, lms) - self.mu) @ self.ana.T  # [N,K]
+
+    def split(self, crops, lms):
+        """-> (identity coordinates [N,m], rest). rest holds what merge needs."""
+        z = self.analyse(crops, lms)
+        u = z @ self.Q
+        return u, {"crops": np.asarray(crops, np.float64), "landmarks": np.asarray(lms), "z": z, "u": u}
+
+    def merge(self, ids, rest, dz_extra=None):
+        """Crops whose identity coordinates are `ids` and everything else as in `rest` (not clipped)."""
+        dz = (ids - rest["u"]) @ self.Q.T
+        if dz_extra is not None:
+            dz = dz + dz_extra
+        return rest["crops"] + self.to_crop(dz @ self.syn.T, rest["landmarks"])
+
+    # ---------- key
+    def rotate(self, u, keys, inverse=False):
+        """u [N,m], keys [N,128] +-1 -> R(key) u (or R^T u)."""
+        th = np.einsum("lik,nk->nli", self.rot_A, keys) + self.rot_b[None]  # [N,L,m/2]
+        c, s = np.cos(th), np.sin(th)
+        L = self.rot_O.shape[0]
+        u = np.array(u, np.float64)
+        order = range(L) if not inverse else reversed(range(L))
+        for i in order:
+            if not inverse:
+                u = u @ self.rot_O[i].T
+            e, o = u[:, 0::2].copy(), u[:, 1::2].copy()
+            ci, si = c[:, i], (s[:, i] if not inverse else -s[:, i])
+            u[:, 0::2] = ci * e - si * o
+            u[:, 1::2] = si * e + ci * o
+            if inverse:
+                u = u @ self.rot_O[i]
+        return u
+
+    def attribute_shift(self, attrs):
+        return np.asarray(attrs, np.float64) @ self.attr_dirs  # [N,K]
+
+    # ---------- the map
+    def _alpha(self):
+        return float(self.p.get("alpha", 1.0))
+
+    def canonical_change(self, v, keys, attrs, linear=False):
+        """Masked canonical pixels v [N,D] -> the change delta [N,D] that anonymize adds (in the
+        canonical frame): Syn (z' - z) - (1 - alpha) mask * r, r the part of v the model misses."""
+        vm = v if linear else v - self.mu
+        z = vm @ self.ana.T
+        u = z @ self.Q
+        dz = (self.rotate(u, keys) - u) @ self.Q.T
+        if attrs is not None and not linear:
+            dz = dz + self.attribute_shift(attrs)
+        d = dz @ self.syn.T
+        a = self._alpha()
+        if a != 1.0:
+            r = vm - z @ self.syn.T
+            d = d - (1 - a) * self.mask * r
+        return d
+
+    def canonical_undo(self, v2, keys, attrs, linear=False):
+        """Exact inverse in the canonical frame: v2 = v + canonical_change(v) -> v - v2 ([N,D])."""
+        vm = v2 if linear else v2 - self.mu
+        a = self._alpha()
+        if a != 1.0:
+            dinv = 1.0 / (1 - (1 - a) * self.mask)
+            z2 = vm @ self.ana_alpha.T
+            r = (vm - z2 @ self.syn.T) * dinv
+        else:
+            z2 = vm @ self.ana.T
+            r = vm - z2 @ self.syn.T
+        if attrs is not None and not linear:
+            z2 = z2 - self.attribute_shift(attrs)
+        u2 = z2 @ self.Q
+        z = z2 + (self.rotate(u2, keys, inverse=True) - u2) @ self.Q.T
+        v = z @ self.syn.T + r
+        return v - vm
+
+    def anonymize(self, crops, lms, keys, attrs=None, clip=True, linear=False):
+        x = np.asarray(crops, np.float64)
+        d = self.canonical_change(self.sample_canonical(x, lms), keys, attrs, linear)
+        y = x + self.to_crop(d, lms)
+        return bend(y) if clip else y
+
+    def restore(self, y, lms, keys, attrs=None, steps=None):
+        """Inverse of anonymize: the canonical change is undone exactly in the canonical frame
+        (canonical_undo) and warped back; the mismatch of sampling and warping back is then
+        removed by `steps` corrections x <- x + U(y - F(x)), F the anonymize map (unclipped), U
+        the linear part of the first step."""
+        steps = int(self.restore_steps) if steps is None else steps
+        y = unbend(np.asarray(y, np.float64))
+        x = y + self.to_crop(self.canonical_undo(self.sample_canonical(y, lms), keys, attrs), lms)
+        for _ in range(steps):
+            e = y - self.anonymize(x, lms, keys, attrs, clip=False)
+            x = x + e + self.to_crop(self.canonical_undo(self.sample_canonical(e, lms), keys, None, linear=True), lms)
+        return np.clip(x, -1, 1)

@@ -1,0 +1,245 @@
+"""Fit: the sdn-0.6.0 face space from models/sdn/data (written by prepare.py) -> models/sdn/facespace.npz.
+
+    OMP_NUM_THREADS=2 deps/sdn-venv/bin/python models/sdn/fit.py [--K 300] [--m 200] [--alpha 0.25] [--keep tone,age]
+
+Only the fitting split (split == 0) is used; no dlib, no network. Steps (facespace.py documents the
+model):
+ 1. mean landmarks over the fitting crops -> canonical control points; the canonical window and
+    the face mask (an ellipse through brows, cheeks and chin, feathered) placed from them;
+ 2. every crop warped to the canonical frame by the thin-plate spline through its CenterFace
+    landmarks, G x G (2x2 averaged from 2G x 2G), masked pixels kept;
+ 3. PCA of all fitting crops (CelebA and UTKFace), K components; the synthesis basis tapered by the
+    mask; analysis = its pseudo-inverse; coordinates whitened;
+ 4. identity subspace: principal directions of the CelebA identities' class means in the whitened
+    space (LDA, since the whitened total scatter is I), m of them; optionally kept out of it
+    (--keep): the skin-tone directions (regression of the face's mean Lab colour on z) and the
+    age direction (regression of UTKFace's age on z), so that the key does not move them;
+ 5. attribute directions: one degree = half the difference of the class means of z over the images
+    labelled +1 and -1 (CelebA labels; male/young also from UTKFace's file names);
+ 6. key -> rotation: L fixed random orthogonal matrices and angle maps (seeded).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from facespace import tps_basis, tps_solve_matrix  # noqa: E402
+
+
+def load_data(data):
+    lab = np.load(os.path.join(data, "labels.npz"))
+    lab = {k: lab[k] for k in lab.files}
+    shards = {}
+    for s in np.unique(lab["shard"]):
+        shards[s] = np.load(os.path.join(data, f"shard_{s:03d}.npy"), mmap_mode="r")
+    return lab, shards
+
+
+def layout(mean_lm, G, scale=1.0, feather=0.25):
+    c = mean_lm.reshape(5, 2)
+    eye_d = c[1, 0] - c[0, 0]
+    eye_y = (c[0, 1] + c[1, 1]) / 2
+    mouth_y = (c[3, 1] + c[4, 1]) / 2
+    cx = c[:, 0].mean()
+    top, bottom = eye_y - 0.62 * eye_d, mouth_y + 0.62 * eye_d
+    cy = (top + bottom) / 2
+    ay = (bottom - top) / 2 * scale
+    ax = 1.0 * eye_d * scale
+    side = 2 * max(ax, ay) * 1.04
+    window = np.array([cx - side / 2, cy - side / 2, side])
+    t = window[:2, None] + (np.arange(G) + 0.5)[None] * side / G
+    X, Y = np.meshgrid(t[0], t[1])
+    r = np.sqrt(((X - cx) / ax) ** 2 + ((Y - cy) / ay) ** 2)
+    tt = np.clip((1 - r) / feather, 0, 1)
+    mask = tt * tt * (3 - 2 * tt)
+    return window, mask, (cx, cy, ax, ay)
+
+
+def canonical_points(window, G2):
+    t = (np.arange(G2) + 0.5) / G2
+    u = window[0] + t * window[2]
+    v = window[1] + t * window[2]
+    X, Y = np.meshgrid(u, v)
+    return np.stack([X, Y], -1).reshape(-1, 2)
+
+
+def warp_all(lab, shards, tps_T, G, idx, store):
+    """Canonical G x G faces (RGB -1..1, [n,3,G,G] float32) of the crops idx."""
+    G2 = 2 * G
+    off = (store - 128) / 2
+    out = np.empty((len(idx), 3, G, G), np.float32)
+    for j, i in enumerate(idx):
+        img = shards[lab["shard"][i]][lab["index"][i]]
+        g = tps_T @ lab["landmarks"][i].reshape(5, 2).astype(np.float64)  # crop-normalised
+        mx = (off + g[:, 0] * 128 - 0.5).reshape(G2, G2).astype(np.float32)
+        my = (off + g[:, 1] * 128 - 0.5).reshape(G2, G2).astype(np.float32)
+        w = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        w = w.reshape(G, 2, G, 2, 3).mean((1, 3))
+        out[j] = w.transpose(2, 0, 1) / 127.5 - 1
+    return out
+
+
+def randomized_pca(X, k, iters=3, seed=0):
+    rng = np.random.RandomState(seed)
+    Y = X @ rng.randn(X.shape[1], k + 20).astype(np.float32)
+    for _ in range(iters):
+        Y, _ = np.linalg.qr(Y)
+        Y = X @ (X.T @ Y)
+    Qy, _ = np.linalg.qr(Y)
+    B = Qy.T @ X
+    _, s, Vt = np.linalg.svd(B, full_matrices=False)
+    return s[:k] / np.sqrt(len(X) - 1), Vt[:k]
+
+
+def lab_ab(rgb01):
+    """[n,3,...] RGB 0..1 -> mean L, a, b (cv2's float Lab) per image."""
+    img = np.ascontiguousarray(rgb01.transpose(0, 2, 3, 1)).astype(np.float32)
+    return np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2LAB).reshape(-1, 3).mean(0) for im in img])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=os.path.join(HERE, "data"))
+    ap.add_argument("--out", default=os.path.join(HERE, "facespace.npz"))
+    ap.add_argument("--G", type=int, default=64)
+    ap.add_argument("--K", type=int, default=300)
+    ap.add_argument("--m", type=int, default=200)
+    ap.add_argument("--alpha", type=float, default=0.25, help="amplitude of the original's detail the model misses, kept inside the mask")
+    ap.add_argument("--keep", default="tone,age", help="comma list of tone,age kept out of the identity subspace")
+    ap.add_argument("--no-align", action="store_true", help="fit on the crops as framed (every face given the mean landmarks)")
+    ap.add_argument("--mask-scale", type=float, default=1.15, help="face mask ellipse axes scaled by this")
+    ap.add_argument("--feather", type=float, default=0.25, help="the mask's rim (share of the radius)")
+    ap.add_argument("--lda-dims", type=int, default=0, help="LDA inside the first n whitened dims only (0: all K)")
+    ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--tps-lambda", type=float, default=0.0)
+    ap.add_argument("--inv-iters", type=int, default=4)
+    ap.add_argument("--restore-steps", type=int, default=3)
+    ap.add_argument("--cache", default=None, help="canonical faces cached here (default runs/canon_cache[_noalign].npz)")
+    args = ap.parse_args()
+    args.cache = args.cache or os.path.join(HERE, "runs", "canon_cache" + ("_noalign" if args.no_align else "") + f"_{args.mask_scale}.npz")
+    t0 = time.time()
+    lab, shards = load_data(args.data)
+    store = int(lab["store"])
+    fit = np.nonzero(lab["split"] == 0)[0]
+    mean_lm = lab["landmarks"][fit].astype(np.float64).mean(0)
+    if args.no_align:
+        lab["landmarks"] = np.tile(mean_lm.astype(np.float32), (len(lab["landmarks"]), 1))
+    G = args.G
+    window, mask, ell = layout(mean_lm, G, args.mask_scale, args.feather)
+    c = mean_lm.reshape(5, 2)
+    minv = tps_solve_matrix(c, args.tps_lambda)
+    pts = canonical_points(window, 2 * G)
+    tps_T = tps_basis(pts, c) @ minv  # [4G^2, 5]
+    support3 = np.tile((mask > 1e-3).reshape(-1), 3)
+    support = np.nonzero(support3)[0]
+    mvec = np.tile(mask.reshape(-1), 3)[support]
+    key = f"{G}_{args.tps_lambda}_{len(fit)}_{np.round(window, 5).tolist()}_{args.no_align}_{args.mask_scale}"
+    if os.path.exists(args.cache) and str(np.load(args.cache)["key"]) == key:
+        Xc = np.load(args.cache)["X"]
+    else:
+        Xc = warp_all(lab, shards, tps_T, G, fit, store)
+        os.makedirs(os.path.dirname(args.cache), exist_ok=True)
+        np.savez(args.cache, X=Xc, key=key)
+    print(f"warped {len(fit)} fitting crops to {G}x{G} canonical, D={len(support)} ({time.time() - t0:.0f}s)", flush=True)
+    X = Xc.reshape(len(fit), -1)[:, support]
+    mu = X.mean(0)
+    Xm = X - mu
+    sig, P = randomized_pca(Xm, args.K)
+    var_total = (Xm.astype(np.float64) ** 2).sum() / (len(X) - 1)
+    explained = float((sig.astype(np.float64) ** 2).sum() / var_total)
+    print(f"PCA K={args.K}: {explained * 100:.1f}% of the variance ({time.time() - t0:.0f}s)", flush=True)
+    B0 = (mvec[:, None] * P.T).astype(np.float64)  # tapered basis [D,K]
+    pinv0 = np.linalg.pinv(B0)  # [K,D]
+    C0 = Xm @ pinv0.T.astype(np.float32)
+    lam, V = np.linalg.eigh(np.cov(C0.T.astype(np.float64)))
+    lam, V = lam[::-1], V[:, ::-1]
+    syn = B0 @ V * np.sqrt(lam)  # [D,K]
+    ana = (V / np.sqrt(lam)).T @ pinv0  # [K,D]
+    Z = C0 @ (V / np.sqrt(lam)).astype(np.float32)  # whitened coords of the fitting crops
+    print(f"tapered basis: condition {np.linalg.cond(B0):.1f}; z std {Z.std(0).mean():.3f}", flush=True)
+
+    # identity subspace
+    ident = lab["identity"][fit]
+    cel = ident >= 0
+    ids = np.unique(ident[cel])
+    means = np.stack([Z[ident == i].mean(0) for i in ids]).astype(np.float64)
+    counts = np.array([(ident == i).sum() for i in ids])
+    Mb = (means - Z[cel].mean(0)) * np.sqrt(counts)[:, None]
+    Sb = Mb.T @ Mb / counts.sum()
+    Zc = Z[cel].astype(np.float64) - means[np.searchsorted(ids, ident[cel])]
+    Sw = Zc.T @ Zc / counts.sum()
+    # generalized eigenproblem Sb v = l Sw v (Sw regularised), inside the first nl whitened dims
+    nl = args.lda_dims or args.K
+    Wm = np.linalg.cholesky(Sw[:nl, :nl] + 1e-3 * np.eye(nl))
+    Wi = np.linalg.inv(Wm)
+    ev, U = np.linalg.eigh(Wi @ Sb[:nl, :nl] @ Wi.T)
+    ev, U = ev[::-1], U[:, ::-1]
+    Vl = np.zeros((args.K, args.m))
+    Vl[:nl] = Wi.T @ U[:, : args.m]
+    # directions kept out of the identity subspace
+    keep = [k for k in args.keep.split(",") if k]
+    kept = []
+    rgb = (Xc[:: max(1, len(Xc) // 6000)] + 1) / 2
+    sub = np.arange(len(Xc))[:: max(1, len(Xc) // 6000)]
+    mk = (mask > 0.5)
+    colour = lab_ab(rgb * mk[None, None])  # mean over the face mask region (zeros outside scale it)
+    colour = colour / mk.mean()
+    if "tone" in keep:
+        for ch in range(3):
+            y = colour[:, ch] - colour[:, ch].mean()
+            w = np.linalg.lstsq(Z[sub].astype(np.float64), y, rcond=None)[0]
+            kept.append(w)
+    if "age" in keep:
+        utk = np.nonzero(lab["source"][fit] == "utkface")[0]
+        age = np.array([int(os.path.basename(f).split("_")[0]) for f in lab["files"][fit][utk]], np.float64)
+        w = np.linalg.lstsq(Z[utk].astype(np.float64), age - age.mean(), rcond=None)[0]
+        kept.append(w)
+    if kept:
+        Kd, _ = np.linalg.qr(np.stack(kept, 1))
+        Vl = Vl - Kd @ (Kd.T @ Vl)
+    Q, _ = np.linalg.qr(Vl)
+    m = Q.shape[1] - Q.shape[1] % 2
+    Q = Q[:, :m]
+    fisher = ev[:m]
+    idvar = float(np.trace(Q.T @ Sb @ Q) / np.trace(Sb))
+    print(f"identity subspace m={m}: {idvar * 100:.1f}% of the between-identity scatter; fisher ratio "
+          f"{fisher[0]:.2f}..{fisher[-1]:.3f}; kept out: {keep} ({time.time() - t0:.0f}s)", flush=True)
+
+    # attribute directions
+    attrs = lab["attrs"][fit]
+    dirs = np.zeros((6, args.K))
+    nlab = []
+    for a in range(6):
+        pos, neg = attrs[:, a] > 0, attrs[:, a] < 0
+        if a < 4:  # smiling, mouth open, mustache, eyeglasses: CelebA labels only
+            pos &= lab["source"][fit] == "celeba"
+            neg &= lab["source"][fit] == "celeba"
+        dirs[a] = (Z[pos].mean(0) - Z[neg].mean(0)) / 2
+        nlab.append((int(pos.sum()), int(neg.sum())))
+
+    rng = np.random.RandomState(11)
+    L = args.layers
+    rot_O = np.stack([np.linalg.qr(rng.randn(m, m))[0] for _ in range(L)])
+    rot_A = rng.randn(L, m // 2, 128)
+    rot_b = rng.uniform(0, 2 * np.pi, (L, m // 2))
+    out = dict(G=np.array(G), window=window, mask=mvec, support=support, tps_T=tps_T, tps_minv=minv,
+               mean_landmarks=mean_lm, mu=mu.astype(np.float64), syn=syn.astype(np.float32),
+               Q=Q, attr_dirs=dirs, rot_O=rot_O, rot_A=rot_A, rot_b=rot_b,
+               alpha=np.array(args.alpha), inv_iters=np.array(args.inv_iters), restore_steps=np.array(args.restore_steps),
+               info=np.array(json.dumps(dict(K=args.K, m=m, G=G, explained=explained, identity_scatter=idvar,
+                                             keep=keep, layers=L, alpha=args.alpha, mask_scale=args.mask_scale, feather=args.feather, fit_images=int(len(fit)),
+                                             fit_identities=int(len(ids)), attribute_labels=nlab,
+                                             tps_lambda=args.tps_lambda, ellipse=list(map(float, ell)),
+                                             seconds=round(time.time() - t0, 1)))))
+    np.savez(args.out, **out)
+    print(f"wrote {args.out} ({os.path.getsize(args.out) / 2**20:.1f} MiB) in {time.time() - t0:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
