@@ -23,7 +23,7 @@ u = Q^T z (Q [K,m] orthonormal: LDA on the CelebA training identities inside the
 
 Anonymize (key k, attributes a): u' = R(k) u, z' = z + Q (u' - u) + E a; the canonical change
 Syn (z' - z) is warped back onto the crop by the inverse spline (fixed-point iteration
-p <- p + A^-1 (q - f(p)), A the spline's affine part) and added; values past +-0.9 are bent
+p <- p + A^-1 (q - f(p)), A the spline's affine part) and added; values past +-0.6 are bent
 into -1..1 by a tanh (bend()), which restore undoes (unbend()).
 R(k) = G_L(k) O_L ... G_1(k) O_1: fixed random orthogonal matrices O_i and Givens rotations of
 coordinate pairs (0,1),(2,3),... by angles theta_i = Akey_i k + bkey_i. Restore inverts the
@@ -86,7 +86,7 @@ def grid_sample(img, grid, padding="border"):
     return out
 
 
-BEND = 0.9  # anonymized values past +-BEND are bent into range (tanh), not cut off; restore unbends
+BEND = 0.6  # anonymized values past +-BEND are bent into range (tanh), not cut off; restore unbends
 UNBEND_MAX = 0.995
 
 

@@ -14,7 +14,7 @@ model):
     space (LDA, since the whitened total scatter is I), m of them; optionally kept out of it
     (--keep): the skin-tone directions (regression of the face's mean Lab colour on z) and the
     age direction (regression of UTKFace's age on z), so that the key does not move them;
- 5. attribute directions: one degree = half the difference of the class means of z over the images
+ 5. attribute directions: one degree = the difference of the class means of z over the images
     labelled +1 and -1 (CelebA labels; male/young also from UTKFace's file names);
  6. key -> rotation: L fixed random orthogonal matrices and angle maps (seeded).
 """
@@ -110,6 +110,8 @@ def main():
     ap.add_argument("--G", type=int, default=64)
     ap.add_argument("--K", type=int, default=300)
     ap.add_argument("--m", type=int, default=200)
+    ap.add_argument("--align", type=float, default=0.0, help="alignment strength the graphs apply at run time "
+                    "(1: warp by the face's own landmarks; 0: the mean shape, landmarks ignored; fitting always aligns)")
     ap.add_argument("--alpha", type=float, default=0.25, help="amplitude of the original's detail the model misses, kept inside the mask")
     ap.add_argument("--keep", default="tone,age", help="comma list of tone,age kept out of the identity subspace")
     ap.add_argument("--no-align", action="store_true", help="fit on the crops as framed (every face given the mean landmarks)")
@@ -220,7 +222,7 @@ def main():
         if a < 4:  # smiling, mouth open, mustache, eyeglasses: CelebA labels only
             pos &= lab["source"][fit] == "celeba"
             neg &= lab["source"][fit] == "celeba"
-        dirs[a] = (Z[pos].mean(0) - Z[neg].mean(0)) / 2
+        dirs[a] = Z[pos].mean(0) - Z[neg].mean(0)
         nlab.append((int(pos.sum()), int(neg.sum())))
 
     rng = np.random.RandomState(11)
@@ -231,9 +233,9 @@ def main():
     out = dict(G=np.array(G), window=window, mask=mvec, support=support, tps_T=tps_T, tps_minv=minv,
                mean_landmarks=mean_lm, mu=mu.astype(np.float64), syn=syn.astype(np.float32),
                Q=Q, attr_dirs=dirs, rot_O=rot_O, rot_A=rot_A, rot_b=rot_b,
-               alpha=np.array(args.alpha), inv_iters=np.array(args.inv_iters), restore_steps=np.array(args.restore_steps),
+               alpha=np.array(args.alpha), align=np.array(args.align), inv_iters=np.array(args.inv_iters), restore_steps=np.array(args.restore_steps),
                info=np.array(json.dumps(dict(K=args.K, m=m, G=G, explained=explained, identity_scatter=idvar,
-                                             keep=keep, layers=L, alpha=args.alpha, mask_scale=args.mask_scale, feather=args.feather, fit_images=int(len(fit)),
+                                             keep=keep, layers=L, alpha=args.alpha, align=args.align, mask_scale=args.mask_scale, feather=args.feather, fit_images=int(len(fit)),
                                              fit_identities=int(len(ids)), attribute_labels=nlab,
                                              tps_lambda=args.tps_lambda, ellipse=list(map(float, ell)),
                                              seconds=round(time.time() - t0, 1)))))

@@ -152,6 +152,35 @@ def flicker(args, meta, clip, key, max_frames=150):
                 ratio=float(np.mean(d1) / np.mean(d0)))
 
 
+def write_md(path, r):
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+    rows = [("judged the original person (dlib < 0.6)", "same", pct, "<= 1%"),
+            ("found as a face (dlib HOG)", "found", pct, ">= 95%"),
+            ("two different people under one key stay two", "pair", pct, ">= 95%"),
+            ("central face outside the originals' Lab gamut", "gamut", pct, "<= 1%"),
+            ("restore PSNR in the blend ellipse, from uint8 (dB)", "psnr", lambda v: f"{v:.2f}", ">= 35"),
+            ("wrong key: judged the original", "wrong_same", pct, "<= 1%"),
+            ("wrong key: a different identity from the surrogate", "wrong_diff", pct, ">= 95%")]
+    out = [f"{r['model']}: {r['n']} held-out CelebA faces of {r['identities']} identities, {r['keys']} keys; "
+           f"dlib judges another photo of the same person the same in {pct(r['judge_same_other_photo'])}, "
+           f"finds {pct(r['found_original'])} of the originals; originals outside the gamut {pct(r['gamut_original'])}.", "",
+           "| per key | worst | mean | target |", "|---|---|---|---|"]
+    for name, k, f, t in rows:
+        if k + "_worst" in r:
+            out.append(f"| {name} | {f(r[k + '_worst'])} | {f(r[k + '_mean'])} | {t} |")
+    out.append(f"| two keys give two identities (key i vs i+1) | {pct(r['two_keys_worst'])} | {pct(r['two_keys_mean'])} | >= 95% |")
+    for k, v in r.get("attacks_same", {}).items():
+        out.append(f"| key-free attack '{k}' judged the original | {pct(v)} | | no more than the surrogate |")
+    ta = r.get("tone_age")
+    if ta:
+        out += ["", f"Tone and age (mean over faces and keys): |dL*| {ta['mean_abs_dL']:.2f}, |da*| {ta['mean_abs_da']:.2f}, "
+                f"|db*| {ta['mean_abs_db']:.2f} on the central face; an age probe (ridge on 32 px crops, "
+                f"{ta['age_probe_mae_heldout_utk']:.1f} years mean error on held-out UTKFace) moves by "
+                f"{ta['mean_abs_dage_probe']:.1f} years on average (its spread over the originals: {ta['age_probe_spread_originals']:.1f})."]
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
 def load(args):
     lab = np.load(os.path.join(args.data, "labels.npz"))
     lab = {k: lab[k] for k in lab.files}
@@ -194,6 +223,7 @@ def main():
     ap.add_argument("--no-landmarks", action="store_true", help="do not feed landmarks (mean shape)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--sheet", default=None, help="write a PNG contact sheet here")
+    ap.add_argument("--md", default=None, help="also write the summary as a markdown table here")
     ap.add_argument("--quick", action="store_true", help="anonymize only (no restore, wrong key, attacks)")
     ap.add_argument("--flicker", nargs="*", default=None, help="clips: frame-to-frame change of one track, then exit")
     ap.add_argument("--tone-age", action="store_true", help="also: change of the central face's mean Lab and of an age probe")
@@ -344,6 +374,8 @@ def main():
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         json.dump(res, open(args.out, "w"), indent=1)
+    if args.md:
+        write_md(args.md, res)
     if args.sheet:
         rows = []
         for i in range(0, min(N, 48), 6):
