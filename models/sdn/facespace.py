@@ -3,7 +3,8 @@
     from facespace import FaceSpace
     fs = FaceSpace.load("models/sdn")                 # reads models/sdn/facespace.npz
     ids, rest = fs.split(crops, landmarks)            # crops [N,3,128,128] float -1..1, landmarks [N,10]
-    out = fs.merge(ids2, rest)                        # crops with identity coordinates ids2
+    out = fs.merge(ids2, rest)                        # crops with identity coordinates ids2 (not bent)
+    y = bend(fs.merge(fs.rotate(ids, keys), rest, detail=fs.alpha))   # == fs.anonymize(crops, landmarks, keys)
     y = fs.anonymize(crops, landmarks, keys, attrs)   # keys [N,128] +-1, attrs [N,6]
     x = fs.restore(y, landmarks, keys, attrs)
 
@@ -29,7 +30,10 @@ R(k) = G_L(k) O_L ... G_1(k) O_1: fixed random orthogonal matrices O_i and Given
 coordinate pairs (0,1),(2,3),... by angles theta_i = Akey_i k + bkey_i. Restore inverts the
 whole affine map of the crop by a few fixed-point steps (see restore()).
 
-Attacks without a key use split/merge: e.g. merge(-ids, rest) negates the identity coordinates.
+Attacks without a key use split/merge on a surrogate: e.g. merge(-ids, rest) negates its identity
+coordinates, merge(2 * ids, rest) rescales them. The shipped facespace.npz has align = 0: the
+graphs (and this class) warp by the mean landmarks whatever landmarks they are given, because the
+face's own landmarks keep its geometry, which dlib reads as identity (MODEL_CARD.md).
 """
 import os
 
@@ -112,6 +116,7 @@ class FaceSpace:
         for k, v in p.items():
             setattr(self, k, v)
         self.G = int(self.G)
+        self.alpha = float(p.get("alpha", 1.0))
         self.iters = int(self.inv_iters)
         # The graphs store every large matrix in float16: use the same rounded values here.
         r16 = lambda a: np.asarray(a, np.float32).astype(np.float16).astype(np.float64)  # noqa: E731
@@ -182,17 +187,26 @@ class FaceSpace:
         return (self.sample_canonical(crops, lms) - self.mu) @ self.ana.T  # [N,K]
 
     def split(self, crops, lms):
-        """-> (identity coordinates [N,m], rest). rest holds what merge needs."""
-        z = self.analyse(crops, lms)
+        """-> (identity coordinates [N,m], rest). rest holds what merge needs (the crops, their
+        landmarks, the whitened coordinates z and the masked canonical pixels v)."""
+        crops = np.asarray(crops, np.float64)
+        v = self.sample_canonical(crops, lms)
+        z = (v - self.mu) @ self.ana.T
         u = z @ self.Q
-        return u, {"crops": np.asarray(crops, np.float64), "landmarks": np.asarray(lms), "z": z, "u": u}
+        return u, {"crops": crops, "landmarks": np.asarray(lms), "z": z, "u": u, "v": v}
 
-    def merge(self, ids, rest, dz_extra=None):
-        """Crops whose identity coordinates are `ids` and everything else as in `rest` (not clipped)."""
+    def merge(self, ids, rest, dz_extra=None, detail=1.0):
+        """Crops whose identity coordinates are `ids`, everything else as in `rest`; not bent.
+        detail < 1 also scales the detail the model misses (inside the mask) by `detail`:
+        bend(merge(rotate(u, keys), rest, detail=alpha)) is exactly anonymize() with attributes 0."""
         dz = (ids - rest["u"]) @ self.Q.T
         if dz_extra is not None:
             dz = dz + dz_extra
-        return rest["crops"] + self.to_crop(dz @ self.syn.T, rest["landmarks"])
+        d = dz @ self.syn.T
+        if detail != 1.0:
+            r = (rest["v"] - self.mu) - rest["z"] @ self.syn.T
+            d = d - (1 - detail) * self.mask * r
+        return rest["crops"] + self.to_crop(d, rest["landmarks"])
 
     # ---------- key
     def rotate(self, u, keys, inverse=False):
