@@ -88,7 +88,9 @@ fn stages(c: &mut Criterion) {
     let attrs = vec![0.0f32; model.spec.attributes.len()];
     for n in [1usize, 2, 8] {
         let crops = vec![0.0f32; n * 3 * s * s];
-        c.bench_function(&format!("sdn batch of {n}"), |b| b.iter(|| black_box(model.run(&crops, n, &key, &attrs).unwrap())));
+        c.bench_function(&format!("sdn batch of {n}"), |b| {
+            b.iter(|| black_box(model.run(&crops, n, &key, &attrs, &[]).unwrap()))
+        });
     }
 
     let mut group = c.benchmark_group("keys");

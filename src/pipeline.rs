@@ -6,12 +6,11 @@ use anyhow::{Context, Result};
 use crate::Error;
 use crate::config::Config;
 use crate::faces::effects::Mode;
-use crate::faces::geometry::CropSquare;
 use crate::faces::track::Track;
 use crate::frame::FrameMut;
 use crate::model::keys::{self, KdfParams, SecretKey};
 use crate::model::{Direction, SdnModel};
-use crate::stream::header::{FrameRecord, StreamHeader};
+use crate::stream::header::{FaceRecord, FrameRecord, StreamHeader};
 use crate::timing::StageTimes;
 use crate::veil::{FaceFinder, SdnKeyed, Veil};
 
@@ -91,9 +90,10 @@ impl Anonymizer {
 
     /// Anonymizes the faces `tracks` cover in `frame`, the next frame of the stream.
     pub fn process(&mut self, frame: &mut FrameMut, tracks: &[Track], pts: Option<u64>) -> Result<FrameOutcome> {
-        let crops = self.veil.crops_for(tracks.iter().map(|t| t.bbox));
-        self.veil.apply(frame, &crops)?;
-        let record = FrameRecord::new(self.frames, pts, &crops);
+        let faces: Vec<FaceRecord> =
+            tracks.iter().map(|t| FaceRecord::new(self.veil.crop_for(&t.bbox), t.id, t.landmarks)).collect();
+        self.veil.apply(frame, &faces)?;
+        let record = FrameRecord::new(self.frames, pts, faces);
         self.frames += 1;
         Ok(FrameOutcome { record, tracks: tracks.to_vec(), fallback: None })
     }
@@ -108,8 +108,8 @@ impl Anonymizer {
                 Err(e) => {
                     // The effect writes nothing before it has every face's result, so the frame
                     // is still the original here: each face square is painted over whole.
-                    for crop in self.veil.crops_for(tracks.iter().map(|t| t.bbox)) {
-                        let b = crop.bounds();
+                    for track in &tracks {
+                        let b = self.veil.crop_for(&track.bbox).bounds();
                         if let Some(region) = frame.align_region(b.x0, b.y0, b.x1, b.y1) {
                             frame.fill_black(region).expect("an aligned region inside the frame");
                         }
@@ -122,7 +122,7 @@ impl Anonymizer {
                 (Vec::new(), Fallback::Blanked(e))
             }
         };
-        let record = FrameRecord::new(self.frames, pts, &[]);
+        let record = FrameRecord::new(self.frames, pts, Vec::new());
         self.frames += 1;
         FrameOutcome { record, tracks, fallback: Some(fallback) }
     }
@@ -154,22 +154,22 @@ impl Restorer {
         Ok(Self { veil, finder: None, config })
     }
 
-    /// Restores the faces of one frame: exactly at `crops` when the stream recorded them,
+    /// Restores the faces of one frame: exactly as `recorded` when the stream recorded them,
     /// otherwise where the anonymized faces are detected again.
-    pub fn process(&mut self, frame: &mut FrameMut, crops: Option<&[CropSquare]>) -> Result<usize> {
-        let crops = match crops {
-            Some(c) => c.to_vec(),
+    pub fn process(&mut self, frame: &mut FrameMut, recorded: Option<&[FaceRecord]>) -> Result<usize> {
+        let faces = match recorded {
+            Some(faces) => faces.to_vec(),
             None => {
                 if self.finder.is_none() {
                     // Every frame is searched: a surrogate face left unrestored is a visible loss.
                     self.finder = Some(FaceFinder::new(&Config { detect_every: 1, ..self.config.clone() })?);
                 }
                 let faces = self.finder.as_mut().expect("finder was just set").detect(frame)?;
-                self.veil.crops_for(faces.iter().map(|f| f.bbox))
+                faces.iter().map(|f| FaceRecord::new(self.veil.crop_for(&f.bbox), 0, f.landmarks)).collect()
             }
         };
-        self.veil.apply(frame, &crops)?;
-        Ok(crops.len())
+        self.veil.apply(frame, &faces)?;
+        Ok(faces.len())
     }
 }
 
@@ -213,7 +213,7 @@ mod tests {
         let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut data).unwrap();
         let outcome = anonymizer.process_fail_closed(&mut frame, Err(anyhow::anyhow!("the detector failed")), Some(0));
         assert!(matches!(outcome.fallback, Some(Fallback::Blanked(_))));
-        assert!(outcome.record.crops().is_empty(), "a blanked frame records no face to restore");
+        assert!(outcome.record.faces.is_empty(), "a blanked frame records no face to restore");
         assert!(data.iter().all(|&v| v == 0), "a blanked frame shows nothing");
     }
 }

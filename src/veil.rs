@@ -11,6 +11,7 @@ use crate::faces::geometry::{BBox, CropFraming, CropSquare};
 use crate::faces::track::{Track, Tracker};
 use crate::frame::{FrameMut, Region};
 use crate::model::{Direction, SdnModel};
+use crate::stream::header::FaceRecord;
 use crate::timing::{StageTimes, lap};
 use std::time::Instant;
 
@@ -117,6 +118,8 @@ pub struct Veil {
     framing: CropFraming,
     shape: BlendShape,
     batch: Vec<f32>,
+    /// The batch's landmarks, for a model that takes them.
+    landmarks: Vec<f32>,
     times: StageTimes,
 }
 
@@ -129,6 +132,7 @@ impl Veil {
             framing: CropFraming::default(),
             shape: BlendShape::default(),
             batch: Vec::new(),
+            landmarks: Vec::new(),
             times: StageTimes::default(),
         }
     }
@@ -137,7 +141,14 @@ impl Veil {
     pub fn sdn(keyed: SdnKeyed) -> Self {
         let framing = keyed.model.spec.crop.framing;
         let shape = keyed.model.spec.blend;
-        Self { effect: Effect::Sdn(Box::new(keyed)), framing, shape, batch: Vec::new(), times: StageTimes::default() }
+        Self {
+            effect: Effect::Sdn(Box::new(keyed)),
+            framing,
+            shape,
+            batch: Vec::new(),
+            landmarks: Vec::new(),
+            times: StageTimes::default(),
+        }
     }
 
     /// Grows or shrinks the blended ellipse (1 = as trained).
@@ -157,22 +168,23 @@ impl Veil {
         }
     }
 
-    /// The crops this veil would use for face boxes.
-    pub fn crops_for(&self, boxes: impl IntoIterator<Item = BBox>) -> Vec<CropSquare> {
-        boxes.into_iter().map(|b| CropSquare::around(&b, &self.framing)).collect()
+    /// The crop this veil would use for a face box.
+    pub fn crop_for(&self, bbox: &BBox) -> CropSquare {
+        CropSquare::around(bbox, &self.framing)
     }
 
-    /// Applies the effect to every crop. A restore undoes crops in reverse order so that where
+    /// Applies the effect to every face. A restore undoes faces in reverse order so that where
     /// two faces overlap the one composited last is taken off first.
-    pub fn apply(&mut self, frame: &mut FrameMut, crops: &[CropSquare]) -> Result<()> {
+    pub fn apply(&mut self, frame: &mut FrameMut, faces: &[FaceRecord]) -> Result<()> {
         self.times.frames += 1;
-        self.times.faces += crops.len() as u64;
+        self.times.faces += faces.len() as u64;
         let times = &mut self.times;
         match &mut self.effect {
             Effect::Classic(mode) => {
-                for crop in crops {
+                for face in faces {
+                    let crop = face.crop();
                     let t = Instant::now();
-                    let Some(ctx) = CropContext::read(frame, *crop) else { continue };
+                    let Some(ctx) = CropContext::read(frame, crop) else { continue };
                     let origin = (ctx.region.x, ctx.region.y);
                     let t = lap(&mut times.crop, t);
                     let out = match mode {
@@ -195,21 +207,27 @@ impl Veil {
             }
             Effect::Sdn(keyed) => {
                 let size = keyed.model.input_size();
-                let mut order: Vec<CropSquare> = crops.to_vec();
+                let mut order: Vec<&FaceRecord> = faces.iter().collect();
                 if keyed.model.direction() == Direction::Restore {
                     order.reverse();
                 }
                 let t = Instant::now();
                 self.batch.clear();
+                self.landmarks.clear();
+                let mean = keyed.model.landmark_mean();
                 let mut contexts = Vec::with_capacity(order.len());
-                for crop in order {
-                    if let Some(ctx) = CropContext::read(frame, crop) {
+                for face in order {
+                    if let Some(ctx) = CropContext::read(frame, face.crop()) {
                         ctx.to_tensor(size, &mut self.batch);
+                        // A model that takes landmarks gives their mean for faces without any.
+                        if let Some(mean) = mean {
+                            self.landmarks.extend_from_slice(&face.landmarks.unwrap_or(mean));
+                        }
                         contexts.push(ctx);
                     }
                 }
                 let t = lap(&mut times.crop, t);
-                let out = keyed.model.run(&self.batch, contexts.len(), &keyed.key, &keyed.attributes)?;
+                let out = keyed.model.run(&self.batch, contexts.len(), &keyed.key, &keyed.attributes, &self.landmarks)?;
                 let t = lap(&mut times.model, t);
                 let per = 3 * size * size;
                 let mut written: Vec<Region> = Vec::with_capacity(contexts.len());

@@ -83,6 +83,8 @@ impl Tracker {
         for t in &mut self.tracks {
             let (dx, dy) = t.velocity;
             t.bbox = BBox { x0: t.bbox.x0 + dx, y0: t.bbox.y0 + dy, x1: t.bbox.x1 + dx, y1: t.bbox.y1 + dy };
+            // Landmarks move with the box, so that they stay where they are on the face.
+            t.landmarks = t.landmarks.map(|points| points.map(|(x, y)| (x + dx, y + dy)));
             t.frames_since_detection += 1;
         }
         let max = self.settings.max_missed_frames;

@@ -9,7 +9,10 @@ use ort::value::TensorRef;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use zeroize::Zeroizing;
+
 use crate::faces::blend::BlendShape;
+use crate::faces::detect::LANDMARK_VALUES;
 use crate::faces::geometry::CropFraming;
 use crate::runtime::{self, RuntimeOptions};
 
@@ -31,8 +34,12 @@ pub struct Variant {
 #[derive(Clone, Debug, Deserialize)]
 pub struct TensorNames {
     pub image: String,
+    /// Key rows, one per face ([N, key_bits]).
     pub key: String,
     pub attributes: String,
+    /// Each face's five landmarks relative to its crop ([N, 10]), for models that take them.
+    #[serde(default)]
+    pub landmarks: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -61,6 +68,9 @@ pub struct SdnSpec {
     pub output: String,
     #[serde(default)]
     pub sha256: BTreeMap<String, String>,
+    /// The landmarks given for a face the detector gave none (a model with a landmarks input).
+    #[serde(default)]
+    pub mean_landmarks: Option<[f32; LANDMARK_VALUES]>,
 }
 
 impl SdnSpec {
@@ -76,6 +86,11 @@ impl SdnSpec {
         ensure!(spec.normalization == "rgb_minus1_1", "unsupported normalization '{}'", spec.normalization);
         ensure!(spec.input_size >= 16 && spec.key_bits >= 64, "implausible input size or key length in sdn.json");
         ensure!(spec.variants.contains_key(&spec.default_variant), "default variant '{}' is not listed", spec.default_variant);
+        ensure!(
+            spec.inputs.landmarks.is_none() || spec.mean_landmarks.is_some(),
+            "{}: a landmarks input needs mean_landmarks for faces without any",
+            json.display()
+        );
         Ok((spec, dir))
     }
 
@@ -150,9 +165,12 @@ impl SdnModel {
             check(file, &sha256_hex(&dir.join(file))?)?;
         }
         let session = runtime::session(&dir.join(file), runtime)?;
-        for name in [&spec.inputs.image, &spec.inputs.key, &spec.inputs.attributes] {
+        // An optional input (landmarks) is an initializer the graph lets a caller override;
+        // ONNX Runtime lists those apart from the inputs.
+        let overridable: Vec<String> = session.overridable_initializers().iter().map(|i| i.name().to_string()).collect();
+        for name in [&spec.inputs.image, &spec.inputs.key, &spec.inputs.attributes].into_iter().chain(&spec.inputs.landmarks) {
             ensure!(
-                session.inputs().iter().any(|i| i.name() == name.as_str()),
+                session.inputs().iter().any(|i| i.name() == name.as_str()) || overridable.contains(name),
                 "{} has no input '{name}' that sdn.json promises",
                 dir.join(file).display()
             );
@@ -174,9 +192,15 @@ impl SdnModel {
         self.spec.input_size
     }
 
+    /// The landmarks of a face without any, where the model takes landmarks at all.
+    pub fn landmark_mean(&self) -> Option<[f32; LANDMARK_VALUES]> {
+        self.spec.inputs.landmarks.as_ref().and(self.spec.mean_landmarks)
+    }
+
     /// Runs `n` crops (planar RGB in -1..1) through the model in one batch, every face with the
-    /// same key and attributes. Returns `n` crops in the same layout.
-    pub fn run(&mut self, crops: &[f32], n: usize, key: &[f32], attributes: &[f32]) -> Result<Vec<f32>> {
+    /// same key and attributes and, for a model that takes them, its own `landmarks` (10 values
+    /// a face; empty otherwise). Returns `n` crops in the same layout.
+    pub fn run(&mut self, crops: &[f32], n: usize, key: &[f32], attributes: &[f32], landmarks: &[f32]) -> Result<Vec<f32>> {
         let s = self.spec.input_size;
         ensure!(crops.len() == n * 3 * s * s, "batch of {n} crops has {} values", crops.len());
         ensure!(key.len() == self.spec.key_bits, "key has {} values, model wants {}", key.len(), self.spec.key_bits);
@@ -184,17 +208,24 @@ impl SdnModel {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let keys: Vec<f32> = key.iter().copied().cycle().take(n * key.len()).collect();
+        // One key row a face, as the graph takes them; they are key material like the key itself.
+        let keys: Zeroizing<Vec<f32>> = Zeroizing::new(key.iter().copied().cycle().take(n * key.len()).collect());
         let attrs: Vec<f32> = attributes.iter().copied().cycle().take(n * attributes.len()).collect();
         let image = TensorRef::from_array_view(([n, 3, s, s], crops))?;
         let key_t = TensorRef::from_array_view(([n, key.len()], keys.as_slice()))?;
         let attr_t = TensorRef::from_array_view(([n, attributes.len()], attrs.as_slice()))?;
         let names = &self.spec.inputs;
-        let outputs = self.session.run(ort::inputs![
+        let mut inputs = ort::inputs![
             names.image.as_str() => image,
             names.key.as_str() => key_t,
             names.attributes.as_str() => attr_t,
-        ])?;
+        ];
+        if let Some(name) = &names.landmarks {
+            ensure!(landmarks.len() == n * LANDMARK_VALUES, "{} landmark values for {n} faces", landmarks.len());
+            let t = TensorRef::from_array_view(([n, LANDMARK_VALUES], landmarks))?;
+            inputs.push((name.as_str().into(), t.into()));
+        }
+        let outputs = self.session.run(inputs)?;
         let (shape, data) = outputs[self.spec.output.as_str()].try_extract_tensor::<f32>()?;
         ensure!(data.len() == crops.len(), "model returned shape {shape:?} for {n} crops");
         Ok(data.to_vec())

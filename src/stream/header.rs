@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::Error;
+use crate::faces::detect::LANDMARK_VALUES;
 use crate::faces::geometry::CropSquare;
 use crate::model::SdnModel;
 use crate::model::keys::{KdfParams, SALT_LEN};
@@ -121,24 +122,78 @@ impl StreamHeader {
     }
 }
 
-/// Where the faces of one frame were cut: what a restore needs to cut exactly the same squares.
+/// One face of a frame as the stream records it: where it was cut, which track it belongs to
+/// and where its landmarks were, so that a restore cuts the same square and gives the model what
+/// the anonymization gave it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaceRecord {
+    /// The crop square: centre x, centre y and side, in frame pixels.
+    pub square: [f32; 3],
+    /// The tracker's id for the face; 0 where it was not tracked.
+    #[serde(default)]
+    pub track: u64,
+    /// Left eye, right eye, nose, left and right mouth corner (CenterFace's order) as x, y
+    /// pairs relative to the square (0..1), where the detector gave them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landmarks: Option<[f32; LANDMARK_VALUES]>,
+}
+
+impl FaceRecord {
+    /// The record of a face cut at `crop`, with its landmarks in frame pixels.
+    pub fn new(crop: CropSquare, track: u64, landmarks: Option<[(f32, f32); 5]>) -> Self {
+        let (x0, y0) = (crop.cx - crop.side / 2.0, crop.cy - crop.side / 2.0);
+        let landmarks = landmarks.map(|points| {
+            let mut v = [0f32; LANDMARK_VALUES];
+            for (i, (x, y)) in points.iter().enumerate() {
+                v[2 * i] = (x - x0) / crop.side;
+                v[2 * i + 1] = (y - y0) / crop.side;
+            }
+            v
+        });
+        Self { square: [crop.cx, crop.cy, crop.side], track, landmarks }
+    }
+
+    pub fn crop(&self) -> CropSquare {
+        CropSquare { cx: self.square[0], cy: self.square[1], side: self.square[2] }
+    }
+}
+
+/// The faces of one frame: what a restore needs to cut exactly the same squares.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RecordAsRead")]
 pub struct FrameRecord {
     /// Frame number in the stream, from 0.
     pub frame: u64,
     /// Presentation time in nanoseconds, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pts: Option<u64>,
-    pub crops: Vec<[f32; 3]>,
+    pub faces: Vec<FaceRecord>,
+}
+
+/// A record as read. Outputs written before records carried tracks and landmarks list bare
+/// squares under `crops`; they still restore.
+#[derive(Deserialize)]
+struct RecordAsRead {
+    frame: u64,
+    #[serde(default)]
+    pts: Option<u64>,
+    #[serde(default)]
+    faces: Vec<FaceRecord>,
+    #[serde(default)]
+    crops: Vec<[f32; 3]>,
+}
+
+impl From<RecordAsRead> for FrameRecord {
+    fn from(r: RecordAsRead) -> Self {
+        let mut faces = r.faces;
+        faces.extend(r.crops.into_iter().map(|square| FaceRecord { square, track: 0, landmarks: None }));
+        Self { frame: r.frame, pts: r.pts, faces }
+    }
 }
 
 impl FrameRecord {
-    pub fn new(frame: u64, pts: Option<u64>, crops: &[CropSquare]) -> Self {
-        Self { frame, pts, crops: crops.iter().map(|c| [c.cx, c.cy, c.side]).collect() }
-    }
-
-    pub fn crops(&self) -> Vec<CropSquare> {
-        self.crops.iter().map(|c| CropSquare { cx: c[0], cy: c[1], side: c[2] }).collect()
+    pub fn new(frame: u64, pts: Option<u64>, faces: Vec<FaceRecord>) -> Self {
+        Self { frame, pts, faces }
     }
 }
 
@@ -179,10 +234,21 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn frame_records_keep_crops() {
-        let crops = [CropSquare { cx: 1.5, cy: 2.0, side: 30.0 }];
-        let r = FrameRecord::new(3, Some(100), &crops);
+    fn frame_records_keep_squares_tracks_and_landmarks() {
+        let crop = CropSquare { cx: 50.0, cy: 60.0, side: 40.0 };
+        let eyes_nose_mouth = [(40.0, 50.0), (60.0, 50.0), (50.0, 60.0), (42.0, 70.0), (58.0, 70.0)];
+        let r = FrameRecord::new(3, Some(100), vec![FaceRecord::new(crop, 7, Some(eyes_nose_mouth))]);
         let back: FrameRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
-        assert_eq!(back.crops(), crops);
+        assert_eq!(back, r);
+        assert_eq!(back.faces[0].crop(), crop);
+        assert_eq!(back.faces[0].track, 7);
+        // Crop-relative: the left eye sits a quarter in from the left, a quarter down.
+        assert_eq!(back.faces[0].landmarks.unwrap()[..2], [0.25, 0.25]);
+    }
+
+    #[test]
+    fn records_of_earlier_outputs_still_read() {
+        let r: FrameRecord = serde_json::from_str(r#"{"frame":2,"pts":80,"crops":[[10.0,20.0,30.0]]}"#).unwrap();
+        assert_eq!(r.faces, vec![FaceRecord { square: [10.0, 20.0, 30.0], track: 0, landmarks: None }]);
     }
 }

@@ -63,14 +63,14 @@ mod tests {
     #[test]
     fn sei_payloads_carry_the_header_every_so_many_frames() {
         let header = header::tests::sample();
-        let crops = [CropSquare { cx: 10.0, cy: 20.0, side: 30.0 }];
+        let faces = vec![header::FaceRecord::new(CropSquare { cx: 10.0, cy: 20.0, side: 30.0 }, 1, None)];
         for frame in [0, 1, HEADER_EVERY] {
-            let record = FrameRecord::new(frame, Some(frame * 40), &crops);
+            let record = FrameRecord::new(frame, Some(frame * 40), faces.clone());
             let back = SeiPayload::decode(&SeiPayload::for_frame(&record, &header).encode()).unwrap();
             assert_eq!(back.header.is_some(), frame % HEADER_EVERY == 0, "frame {frame}");
             assert_eq!(back.record.unwrap(), record);
         }
-        let tampered = String::from_utf8(SeiPayload::for_frame(&FrameRecord::new(0, None, &crops), &header).encode())
+        let tampered = String::from_utf8(SeiPayload::for_frame(&FrameRecord::new(0, None, faces), &header).encode())
             .unwrap()
             .replace(&header.salt, &"ff".repeat(16));
         assert!(matches!(SeiPayload::decode(tampered.as_bytes()), Err(crate::Error::BadHeader(_))));

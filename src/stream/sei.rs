@@ -1,6 +1,55 @@
-//! H.264 user-data-unregistered SEI messages: how faceveil's per-frame data rides inside the
-//! video bitstream itself, so that it survives muxing, remuxing and RTP where tags do not.
-//! Works on access units in Annex B (start codes) or AVC (4-byte length prefixes) form.
+//! User-data-unregistered SEI messages in H.264 and H.265: how faceveil's per-frame data rides
+//! inside the video bitstream itself, so that it survives muxing, remuxing and RTP where tags do
+//! not. Works on access units in Annex B (start codes) or length-prefixed (AVC, HEVC) form.
+
+/// The two codecs' NAL headers differ: one byte with a 5-bit type in H.264, two bytes with a
+/// 6-bit type in H.265.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    H264,
+    H265,
+}
+
+/// H.264 nal_unit_type of SEI.
+const H264_SEI: u8 = 6;
+/// H.265 nal_unit_type of prefix and suffix SEI.
+const H265_PREFIX_SEI: u8 = 39;
+const H265_SUFFIX_SEI: u8 = 40;
+/// SEI payloadType of user_data_unregistered (both codecs).
+const USER_DATA_UNREGISTERED: usize = 5;
+
+impl Codec {
+    fn nal_type(self, nal: &[u8]) -> Option<u8> {
+        let first = *nal.first()?;
+        Some(match self {
+            Self::H264 => first & 0x1f,
+            Self::H265 => (first >> 1) & 0x3f,
+        })
+    }
+
+    /// Slices: 1 to 5 in H.264, 0 to 31 in H.265.
+    fn is_vcl(self, nal: &[u8]) -> bool {
+        self.nal_type(nal).is_some_and(|t| match self {
+            Self::H264 => (1..=5).contains(&t),
+            Self::H265 => t <= 31,
+        })
+    }
+
+    fn is_sei(self, nal: &[u8]) -> bool {
+        self.nal_type(nal).is_some_and(|t| match self {
+            Self::H264 => t == H264_SEI,
+            Self::H265 => t == H265_PREFIX_SEI || t == H265_SUFFIX_SEI,
+        })
+    }
+
+    /// The NAL header of a SEI: H.265's prefix SEI on layer 0 with temporal id 0.
+    fn sei_header(self) -> &'static [u8] {
+        match self {
+            Self::H264 => &[H264_SEI],
+            Self::H265 => &[H265_PREFIX_SEI << 1, 1],
+        }
+    }
+}
 
 /// How NAL units are delimited in a buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,9 +118,9 @@ fn remove_emulation_prevention(ebsp: &[u8]) -> Vec<u8> {
     out
 }
 
-/// One SEI NAL unit (type 6) holding a user_data_unregistered message, without delimiter.
-pub fn sei_nal(uuid: &[u8; 16], payload: &[u8]) -> Vec<u8> {
-    let mut rbsp = vec![5u8]; // payloadType: user_data_unregistered
+/// One SEI NAL unit holding a user_data_unregistered message, without delimiter.
+pub fn sei_nal(codec: Codec, uuid: &[u8; 16], payload: &[u8]) -> Vec<u8> {
+    let mut rbsp = vec![USER_DATA_UNREGISTERED as u8];
     let mut size = uuid.len() + payload.len();
     while size >= 255 {
         rbsp.push(255);
@@ -81,17 +130,13 @@ pub fn sei_nal(uuid: &[u8; 16], payload: &[u8]) -> Vec<u8> {
     rbsp.extend_from_slice(uuid);
     rbsp.extend_from_slice(payload);
     rbsp.push(0x80); // rbsp_trailing_bits
-    let mut nal = vec![0x06];
+    let mut nal = codec.sei_header().to_vec();
     nal.extend(add_emulation_prevention(&rbsp));
     nal
 }
 
-fn is_vcl(nal: &[u8]) -> bool {
-    nal.first().is_some_and(|h| (1..=5).contains(&(h & 0x1f)))
-}
-
 /// The access unit with `nal` inserted before its first slice.
-pub fn insert_before_first_slice(au: &[u8], framing: Framing, nal: &[u8]) -> Vec<u8> {
+pub fn insert_before_first_slice(au: &[u8], framing: Framing, codec: Codec, nal: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(au.len() + nal.len() + 8);
     let write = |out: &mut Vec<u8>, unit: &[u8]| match framing {
         Framing::AnnexB => {
@@ -105,7 +150,7 @@ pub fn insert_before_first_slice(au: &[u8], framing: Framing, nal: &[u8]) -> Vec
     };
     let mut inserted = false;
     for unit in nal_units(au, framing) {
-        if !inserted && is_vcl(unit) {
+        if !inserted && codec.is_vcl(unit) {
             write(&mut out, nal);
             inserted = true;
         }
@@ -118,13 +163,13 @@ pub fn insert_before_first_slice(au: &[u8], framing: Framing, nal: &[u8]) -> Vec
 }
 
 /// The payloads of user_data_unregistered messages with `uuid` in an access unit.
-pub fn find_user_data(au: &[u8], framing: Framing, uuid: &[u8; 16]) -> Vec<Vec<u8>> {
+pub fn find_user_data(au: &[u8], framing: Framing, codec: Codec, uuid: &[u8; 16]) -> Vec<Vec<u8>> {
     let mut found = Vec::new();
     for unit in nal_units(au, framing) {
-        if unit.first().map(|h| h & 0x1f) != Some(6) {
+        if !codec.is_sei(unit) {
             continue;
         }
-        let rbsp = remove_emulation_prevention(&unit[1..]);
+        let rbsp = remove_emulation_prevention(unit.get(codec.sei_header().len()..).unwrap_or_default());
         let mut pos = 0;
         while pos < rbsp.len() && rbsp[pos] != 0x80 {
             let read_var = |pos: &mut usize| {
@@ -140,7 +185,7 @@ pub fn find_user_data(au: &[u8], framing: Framing, uuid: &[u8; 16]) -> Vec<Vec<u
             let kind = read_var(&mut pos);
             let size = read_var(&mut pos);
             let Some(body) = rbsp.get(pos..pos + size) else { break };
-            if kind == 5 && body.len() >= 16 && body[..16] == uuid[..] {
+            if kind == USER_DATA_UNREGISTERED && body.len() >= 16 && body[..16] == uuid[..] {
                 found.push(body[16..].to_vec());
             }
             pos += size;
@@ -165,15 +210,30 @@ mod tests {
         let payload: Vec<u8> = (0..300).map(|i| if i % 7 < 3 { 0 } else { i as u8 }).collect();
         let sps = [0x67u8, 0x42, 0x00, 0x1e];
         let annexb: Vec<u8> = [&[0, 0, 0, 1][..], &sps, &[0, 0, 1], &slice_nal()].concat();
-        let with = insert_before_first_slice(&annexb, Framing::AnnexB, &sei_nal(&UUID, &payload));
-        assert_eq!(find_user_data(&with, Framing::AnnexB, &UUID), vec![payload.clone()]);
+        let with = insert_before_first_slice(&annexb, Framing::AnnexB, Codec::H264, &sei_nal(Codec::H264, &UUID, &payload));
+        assert_eq!(find_user_data(&with, Framing::AnnexB, Codec::H264, &UUID), vec![payload.clone()]);
         let kinds: Vec<u8> = nal_units(&with, Framing::AnnexB).iter().map(|n| n[0] & 0x1f).collect();
         assert_eq!(kinds, vec![7, 6, 5]);
         assert_eq!(nal_units(&with, Framing::AnnexB)[2], &slice_nal()[..]);
 
         let avc: Vec<u8> = [&[0, 0, 0, 8][..], &slice_nal()].concat();
-        let with = insert_before_first_slice(&avc, Framing::Avc(4), &sei_nal(&UUID, &payload));
-        assert_eq!(find_user_data(&with, Framing::Avc(4), &UUID), vec![payload]);
-        assert!(find_user_data(&with, Framing::Avc(4), b"another-uuid-xyz").is_empty());
+        let with = insert_before_first_slice(&avc, Framing::Avc(4), Codec::H264, &sei_nal(Codec::H264, &UUID, &payload));
+        assert_eq!(find_user_data(&with, Framing::Avc(4), Codec::H264, &UUID), vec![payload]);
+        assert!(find_user_data(&with, Framing::Avc(4), Codec::H264, b"another-uuid-xyz").is_empty());
+    }
+
+    #[test]
+    fn h265_sei_is_a_prefix_sei_before_the_first_slice() {
+        let payload = b"{\"record\":{}}".to_vec();
+        // VPS (32), SPS (33), PPS (34), then an IDR_W_RADL slice (19).
+        let params: Vec<Vec<u8>> = [32u8, 33, 34].iter().map(|t| vec![t << 1, 1, 0x0c, 0x01]).collect();
+        let idr = vec![19u8 << 1, 1, 0xaf, 0x00, 0x00, 0x03, 0x01];
+        let au: Vec<u8> = params.iter().chain([&idr]).flat_map(|n| [&[0u8, 0, 0, 1][..], n].concat()).collect();
+        let with = insert_before_first_slice(&au, Framing::AnnexB, Codec::H265, &sei_nal(Codec::H265, &UUID, &payload));
+        let kinds: Vec<u8> = nal_units(&with, Framing::AnnexB).iter().map(|n| (n[0] >> 1) & 0x3f).collect();
+        assert_eq!(kinds, vec![32, 33, 34, 39, 19]);
+        assert_eq!(find_user_data(&with, Framing::AnnexB, Codec::H265, &UUID), vec![payload.clone()]);
+        // Read as H.264, the same bytes hold no SEI of ours: the codec decides.
+        assert!(find_user_data(&with, Framing::AnnexB, Codec::H264, &UUID).is_empty());
     }
 }

@@ -40,10 +40,12 @@ impl SidecarWriter {
     }
 }
 
-/// A whole sidecar in memory, looked up by frame number.
+/// A whole sidecar in memory, looked up by timestamp or frame number.
 pub struct Sidecar {
     pub header: StreamHeader,
     frames: HashMap<u64, FrameRecord>,
+    /// Frame numbers by presentation time, for records that carry one.
+    by_pts: HashMap<u64, u64>,
 }
 
 impl Sidecar {
@@ -52,7 +54,7 @@ impl Sidecar {
         let mut lines = BufReader::new(file).lines();
         let first = lines.next().with_context(|| format!("sidecar {} is empty", path.display()))??;
         let header = StreamHeader::decode(&first).with_context(|| format!("sidecar {}", path.display()))?;
-        let mut frames = HashMap::new();
+        let (mut frames, mut by_pts) = (HashMap::new(), HashMap::new());
         for (i, line) in lines.enumerate() {
             let line = line?;
             if line.trim().is_empty() {
@@ -60,20 +62,19 @@ impl Sidecar {
             }
             let rec: FrameRecord =
                 serde_json::from_str(&line).with_context(|| format!("sidecar {} line {} is damaged", path.display(), i + 2))?;
+            if let Some(pts) = rec.pts {
+                by_pts.insert(pts, rec.frame);
+            }
             frames.insert(rec.frame, rec);
         }
-        Ok(Self { header, frames })
+        Ok(Self { header, frames, by_pts })
     }
 
-    pub fn frame(&self, index: u64) -> Option<&FrameRecord> {
+    /// The record of the frame at `pts`; by its number `index` where the timestamp is not one
+    /// the sidecar knows (a stream without timestamps, or one whose timestamps were shifted).
+    /// The timestamp comes first: a frame dropped or added on the way shifts every number after.
+    pub fn record(&self, index: u64, pts: Option<u64>) -> Option<&FrameRecord> {
+        let index = pts.and_then(|p| self.by_pts.get(&p)).copied().unwrap_or(index);
         self.frames.get(&index)
-    }
-
-    pub fn len(&self) -> usize {
-        self.frames.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
     }
 }

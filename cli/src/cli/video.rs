@@ -12,7 +12,7 @@ use faceveil::faces::track::Track;
 use faceveil::frame::FrameMut;
 use faceveil::pipeline::{Anonymizer, Restorer};
 use faceveil::stream::header::StreamHeader;
-use faceveil::stream::sei::{self, Framing};
+use faceveil::stream::sei::{self, Codec, Framing};
 use faceveil::stream::sidecar::{self, Sidecar, SidecarWriter};
 use faceveil::stream::{SEI_UUID, SeiPayload};
 use faceveil::veil::FaceFinder;
@@ -238,30 +238,37 @@ fn stage_queue() -> Result<gst::Element> {
         .build()?)
 }
 
-/// How the H.264 on `pad` frames its NAL units.
-fn h264_framing(pad: &gst::Pad) -> Option<Framing> {
+/// The codec of the H.264 or H.265 stream on `pad` and how it frames its NAL units.
+fn nal_framing(pad: &gst::Pad) -> Option<(Codec, Framing)> {
     let caps = pad.current_caps()?;
     let s = caps.structure(0)?;
+    // avcC and hvcC: the low two bits of byte 4 (avcC) or 21 (hvcC) are the NAL length size - 1.
+    let (codec, length_size_at) = match s.name().as_str() {
+        "video/x-h264" => (Codec::H264, 4),
+        "video/x-h265" => (Codec::H265, 21),
+        _ => return None,
+    };
     if s.get::<&str>("stream-format").ok() == Some("byte-stream") {
-        return Some(Framing::AnnexB);
+        return Some((codec, Framing::AnnexB));
     }
-    // avcC: the low two bits of byte 4 are the NAL length size minus one.
     let size = s
         .get::<gst::Buffer>("codec_data")
         .ok()
-        .and_then(|b| b.map_readable().ok().and_then(|m| m.get(4).map(|v| (v & 3) as usize + 1)))
+        .and_then(|b| b.map_readable().ok().and_then(|m| m.get(length_size_at).map(|v| (v & 3) as usize + 1)))
         .unwrap_or(4);
-    Some(Framing::Avc(size))
+    Some((codec, Framing::Avc(size)))
 }
 
 /// Puts each frame's payload into its access unit as a user-data-unregistered SEI.
 pub fn insert_sei(pad: &gst::Pad, map: SeiMap) {
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
         let Some(gst::PadProbeData::Buffer(buffer)) = probe.data.as_mut() else { return gst::PadProbeReturn::Ok };
-        let (Some(time), Some(framing)) = (running_time(pad, buffer), h264_framing(pad)) else { return gst::PadProbeReturn::Ok };
+        let (Some(time), Some((codec, framing))) = (running_time(pad, buffer), nal_framing(pad)) else {
+            return gst::PadProbeReturn::Ok;
+        };
         let Some(payload) = map.lock().unwrap().remove(&time) else { return gst::PadProbeReturn::Ok };
         let Ok(au) = buffer.map_readable().map(|m| m.to_vec()) else { return gst::PadProbeReturn::Ok };
-        let with_sei = sei::insert_before_first_slice(&au, framing, &sei::sei_nal(&SEI_UUID, &payload));
+        let with_sei = sei::insert_before_first_slice(&au, framing, codec, &sei::sei_nal(codec, &SEI_UUID, &payload));
         let mut out = gst::Buffer::from_mut_slice(with_sei);
         {
             let out = out.get_mut().expect("new buffer is writable");
@@ -276,19 +283,19 @@ pub fn insert_sei(pad: &gst::Pad, map: SeiMap) {
     });
 }
 
-/// Collects faceveil SEI payloads from the input's H.264 parser, before decoding.
+/// Collects faceveil SEI payloads from the input's H.264 or H.265 parser, before decoding.
 fn watch_input_sei(dec: &gst::Element, map: SeiMap) {
     let Ok(bin) = dec.clone().dynamic_cast::<gst::Bin>() else { return };
     bin.connect_deep_element_added(move |_, _, element| {
-        if element.factory().is_none_or(|f| f.name() != "h264parse") {
+        if element.factory().is_none_or(|f| !matches!(f.name().as_str(), "h264parse" | "h265parse")) {
             return;
         }
         let map = map.clone();
         let Some(src) = element.static_pad("src") else { return };
         src.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
-            if let (Some(gst::PadProbeData::Buffer(buffer)), Some(framing)) = (&probe.data, h264_framing(pad))
+            if let (Some(gst::PadProbeData::Buffer(buffer)), Some((codec, framing))) = (&probe.data, nal_framing(pad))
                 && let (Some(time), Ok(data)) = (running_time(pad, buffer), buffer.map_readable())
-                && let Some(payload) = sei::find_user_data(&data, framing, &SEI_UUID).pop()
+                && let Some(payload) = sei::find_user_data(&data, framing, codec, &SEI_UUID).pop()
             {
                 map.lock().unwrap().insert(time, payload);
             }
@@ -663,32 +670,55 @@ pub fn restore(
         (Some(s), None) => Some(s.header.clone()),
         (None, None) => None,
     };
-    // Without a sidecar or --header, the container's comment tag (seen before the first frame)
-    // has to carry the header; the restorer is then made on the first frame.
-    let mut r = header.as_ref().map(&restorer).transpose()?;
+    // Without a sidecar or --header, the header comes with the stream: in the SEI of every
+    // HEADER_EVERY-th frame, or in the container's comment tag (seen before the first frame).
+    let mut current = header.map(|h| restorer(&h).map(|r| (h, r))).transpose()?;
     let slot = HeaderSlot::default();
     let tag = slot.clone();
     let sei_in = SeiMap::default();
     let sei_seen = sei_in.clone();
+    let passed = Arc::new(AtomicU64::new(0));
+    let passing = passed.clone();
     let process: FrameFn = Box::new(move |frame, n, pts, _| {
         // The stream's own SEI first, then the sidecar, then detection.
         let sei = pts.and_then(|p| sei_seen.lock().unwrap().remove(&p)).map(|bytes| SeiPayload::decode(&bytes)).transpose()?;
         let sei = sei.unwrap_or_default();
-        if r.is_none() {
-            let header = match sei.header {
-                Some(h) => h,
-                None => StreamHeader::decode(&tag.lock().unwrap().clone().context(
-                    "no faceveil header: none in the stream's SEI or tags, no sidecar beside the input, no --sidecar/--header",
-                )?)?,
-            };
-            r = Some(restorer(&header)?);
+        let mut found = sei.header;
+        if found.is_none()
+            && current.is_none()
+            && let Some(text) = tag.lock().unwrap().clone()
+        {
+            found = Some(StreamHeader::decode(&text)?);
         }
-        let crops =
-            sei.record.map(|rec| rec.crops()).or_else(|| sidecar.as_ref().and_then(|s| s.frame(n)).map(|rec| rec.crops()));
-        r.as_mut().expect("restorer was just made").process(frame, crops.as_deref())?;
+        // A header that differs from the one in use starts another stream (a splice, a restarted
+        // source): its key is derived afresh.
+        if let Some(h) = found
+            && current.as_ref().is_none_or(|(c, _)| *c != h)
+        {
+            let r = restorer(&h)?;
+            current = Some((h, r));
+        }
+        let Some((_, r)) = current.as_mut() else {
+            // Joined midway: until a header arrives, frames pass as they are (anonymized).
+            passing.fetch_add(1, Ordering::SeqCst);
+            return Ok(());
+        };
+        let faces = sei
+            .record
+            .map(|rec| rec.faces)
+            .or_else(|| sidecar.as_ref().and_then(|s| s.record(n, pts)).map(|rec| rec.faces.clone()));
+        r.process(frame, faces.as_deref())?;
         Ok(())
     });
     let t = transcode(input, output, None, process, Carry { header_tag: slot, sei_in: Some(sei_in), ..Carry::default() })?;
+    let passed = passed.load(Ordering::SeqCst);
+    if passed == t.frames {
+        let _ = std::fs::remove_file(output);
+        bail!("no faceveil header: none in the stream's SEI or tags, no sidecar beside the input, no --sidecar/--header");
+    }
+    if passed > 0 {
+        eprintln!("faceveil: warning: the first {passed} frames came before the stream's header and passed unrestored");
+    }
     eprintln!("{} frames restored -> {}", t.frames, output.display());
     Ok(())
 }

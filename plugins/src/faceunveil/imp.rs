@@ -2,12 +2,17 @@
 //! attribute factors). It finds the header in the stream's SEI, in a tag, in a sidecar file or in
 //! the `header` property, cuts the recorded squares where the stream carries them and otherwise
 //! detects the anonymized faces again. A wrong password gives other faces, never an error.
+//!
+//! A sidecar's records are found by timestamp (by frame number where timestamps do not match).
+//! A stream joined midway passes unrestored, with a warning, until its first header arrives (one
+//! rides every `HEADER_EVERY` frames); a stream that carries none at all is an error at its end.
 
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
 use faceveil::config::Config;
 use faceveil::pipeline::Restorer;
+use faceveil::stream::HEADER_EVERY;
 use faceveil::stream::header::StreamHeader;
 use faceveil::stream::sidecar::Sidecar;
 use gst::glib;
@@ -41,6 +46,8 @@ struct State {
     restorer: Option<(StreamHeader, Restorer)>,
     info: Option<gst_video::VideoInfo>,
     frames: u64,
+    /// Frames that passed unrestored before any header arrived.
+    passed: u64,
 }
 
 impl State {
@@ -173,6 +180,7 @@ impl BaseTransformImpl for FaceUnveil {
             restorer: None,
             info: None,
             frames: 0,
+            passed: 0,
         };
         let initial = state.sidecar.as_ref().map(|s| s.header.encode()).or(state.header_text.clone());
         if let Some(text) = initial {
@@ -188,15 +196,33 @@ impl BaseTransformImpl for FaceUnveil {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::Tag(tag) = event.view() {
-            let tags = tag.tag();
-            for comment in tags.iter_tag::<gst::tags::Comment>() {
-                if let Some(text) = streamdata::header_from_tag(comment.get())
-                    && let Some(state) = self.state.lock().unwrap().as_mut()
-                {
-                    state.header_text = Some(text.to_string());
+        match event.view() {
+            gst::EventView::Tag(tag) => {
+                for comment in tag.tag().iter_tag::<gst::tags::Comment>() {
+                    if let Some(text) = streamdata::header_from_tag(comment.get())
+                        && let Some(state) = self.state.lock().unwrap().as_mut()
+                    {
+                        state.header_text = Some(text.to_string());
+                    }
                 }
             }
+            // After a seek the frames are counted afresh; records are then found by timestamp.
+            gst::EventView::FlushStop(_) => {
+                if let Some(state) = self.state.lock().unwrap().as_mut() {
+                    state.frames = 0;
+                }
+            }
+            gst::EventView::Eos(_) => {
+                let unrestored = self.state.lock().unwrap().as_ref().filter(|s| s.restorer.is_none()).map_or(0, |s| s.passed);
+                if unrestored > 0 {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Decrypt,
+                        ("no faceveil header in the whole stream (no SEI, tag, sidecar or header property): its {unrestored} frames passed unrestored")
+                    );
+                }
+            }
+            _ => {}
         }
         self.parent_sink_event(event)
     }
@@ -211,16 +237,24 @@ impl BaseTransformImpl for FaceUnveil {
             state.adopt_header(&text).map_err(|e| self.fail(&e))?;
         }
         let frame_no = state.frames;
+        let pts = buf.pts().map(|t| t.nseconds());
         state.frames += 1;
         let crops = match sei.record {
-            Some(record) => Some(record.crops()),
-            None => state.sidecar.as_ref().and_then(|s| s.frame(frame_no)).map(|r| r.crops()),
+            Some(record) => Some(record.faces),
+            None => state.sidecar.as_ref().and_then(|s| s.record(frame_no, pts)).map(|r| r.faces.clone()),
         };
         let Some((_, restorer)) = state.restorer.as_mut() else {
-            let e = anyhow::anyhow!(
-                "no faceveil header found (no SEI, tag, sidecar or header property): this stream cannot be restored"
-            );
-            return Err(self.fail(&e));
+            // Joined midway: the header rides every HEADER_EVERY frames, and the frames before it
+            // pass as they are (anonymized, so nothing is shown that should not be).
+            if state.passed == 0 {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Decrypt,
+                    ("no faceveil header yet: frames pass unrestored until one arrives (every {HEADER_EVERY} frames)")
+                );
+            }
+            state.passed += 1;
+            return Ok(gst::FlowSuccess::Ok);
         };
         if crops.is_none() {
             gst::log!(CAT, imp = self, "frame {frame_no}: no recorded squares, detecting");

@@ -115,6 +115,16 @@ impl BaseTransformImpl for FaceVeilDetect {
         Ok(())
     }
 
+    fn sink_event(&self, event: gst::Event) -> bool {
+        // After a flush (a seek) the frames are unrelated to the tracks followed before it.
+        if let gst::EventView::FlushStop(_) = event.view()
+            && let Some(state) = self.state.lock().unwrap().as_mut()
+        {
+            state.finder.reset();
+        }
+        self.parent_sink_event(event)
+    }
+
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         *self.state.lock().unwrap() = None;
         Ok(())

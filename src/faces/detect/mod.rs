@@ -16,6 +16,9 @@ use crate::faces::geometry::BBox;
 use crate::frame::rgb::RgbImage;
 use crate::runtime::RuntimeOptions;
 
+/// Five landmarks (eyes, nose tip, mouth corners), x and y each, as a flat row.
+pub const LANDMARK_VALUES: usize = 10;
+
 /// One detected face in the coordinates of the image it was found in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Face {
