@@ -62,7 +62,7 @@ def main():
                        ("averaging 64 keys judged the original", "attacks.average_64_keys_judged_original"),
                        ("surrogate itself (same faces, worst key)", "attacks.surrogate_itself_judged_original_worst_key")):
         print(f"| {label} | " + " | ".join(fmt(get(r, key), "pct") for r in runs) + " | <= surrogate |")
-    for name in ("negate", "scale_0.5", "scale_2", "scale_-0.5"):
+    for name in ("negate", "scale_0.5", "scale_2", "scale_-0.5", "detail_x1/alpha", "negate_detail_x1/alpha"):
         cells = []
         for r in runs:
             s = (get(r, "attacks.facespace_per_key") or {}).get(name)
