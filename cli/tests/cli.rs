@@ -767,3 +767,65 @@ fn sdn_restores_from_h265_sei_after_x265enc() {
     eprintln!("face PSNR through x265: anonymized {p_anon:.2} dB, restored from H.265 SEI {p_rest:.2} dB");
     assert!(p_rest > p_anon + 2.0, "restoring from the H.265 SEI brings the faces back closer to the original");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_copy_of_the_release_files_in_another_folder_runs() {
+    // The binary, the plugin and the runtime files, copied where no checkout is above them.
+    let inst = tmpdir("install");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_faceveil"));
+    std::fs::copy(&bin, inst.join("faceveil")).unwrap();
+    std::fs::copy(bin.with_file_name("libgstfaceveil.so"), inst.join("libgstfaceveil.so")).unwrap();
+    for dir in ["deps/onnxruntime", "deps/centerface", "deps/seeta", "models/sdn"] {
+        copy_dir(&common::repo().join(dir), &inst.join(dir));
+    }
+    // The copy's model says it is the copy: outputs name the model they were made with.
+    let spec_path = inst.join("models/sdn/sdn.json");
+    let mut spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&spec_path).unwrap()).unwrap();
+    spec["model_id"] = "the-copied-model".into();
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(inst.join("faceveil"));
+        for var in ["ORT_DYLIB_PATH", "FACEVEIL_CENTERFACE", "FACEVEIL_SEETA", "FACEVEIL_MODEL"] {
+            cmd.env_remove(var);
+        }
+        cmd.args(args).env("FACEVEIL_PASSWORD", "copied").output().unwrap()
+    };
+    let (anon, restored, seeta) = (inst.join("anon.png"), inst.join("restored.png"), inst.join("seeta.png"));
+    let o = run(&["anonymize", s(&sample("astronaut.jpg")), "-o", s(&anon)]);
+    assert!(o.status.success() && stderr(&o).contains("1 face(s)"), "{}", stderr(&o));
+    let embedded = String::from_utf8_lossy(&std::fs::read(&anon).unwrap()).into_owned();
+    assert!(embedded.contains("the-copied-model"), "the copy used a model other than its own");
+    let o = run(&["restore", s(&anon), "-o", s(&restored)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["anonymize", s(&sample("astronaut.jpg")), "-o", s(&seeta), "--mode", "blur", "--detector", "seeta"]);
+    assert!(o.status.success() && stderr(&o).contains("1 face(s)"), "{}", stderr(&o));
+    // The plugin, loaded by gst-launch-1.0 from the copy alone, finds CenterFace and the model
+    // beside itself.
+    let (gst_out, sidecar) = (inst.join("gst.png"), inst.join("gst.faceveil"));
+    let launch = Command::new("gst-launch-1.0")
+        .args(["-q", "filesrc", &format!("location={}", s(&sample("astronaut.jpg"))), "!", "jpegdec", "!", "videoconvert"])
+        .args(["!", "faceveil", "password=copied", &format!("sidecar={}", s(&sidecar)), "!", "videoconvert", "!", "pngenc"])
+        .args(["!", "filesink", &format!("location={}", s(&gst_out))])
+        .env("GST_PLUGIN_PATH", &inst)
+        .env("GST_REGISTRY", inst.join("registry.bin"))
+        .env_remove("FACEVEIL_CENTERFACE")
+        .env_remove("ORT_DYLIB_PATH")
+        .env_remove("FACEVEIL_MODEL")
+        .output()
+        .unwrap();
+    assert!(launch.status.success(), "{}", String::from_utf8_lossy(&launch.stderr));
+    assert!(std::fs::read_to_string(&sidecar).unwrap().contains("the-copied-model"), "the plugin used another model");
+    let (orig, out) = (common::load_rgb(&sample("astronaut.jpg")), common::load_rgb(&gst_out));
+    let face = common::mean_abs_diff(&orig, &out, 190, 90, 270, 180);
+    assert!(face > 10.0, "the face was not changed (mean difference {face:.1})");
+}

@@ -16,6 +16,11 @@ mod faceveildetect;
 pub mod streamdata;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    // The host process (gst-launch-1.0, an application) lives elsewhere: runtime files are
+    // looked for beside the plugin's own file.
+    if let Some(dir) = plugin.filename().as_deref().and_then(std::path::Path::parent) {
+        ::faceveil::runtime::assets::set_install_dir(dir);
+    }
     common::register_scan_meta();
     faceveildetect::register(plugin)?;
     faceveil::register(plugin)?;

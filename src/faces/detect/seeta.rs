@@ -1,4 +1,5 @@
-//! SeetaFace's frontal cascade through rustface, with its model embedded in the binary.
+//! SeetaFace's frontal cascade through rustface. Its model is a runtime file like the others
+//! (rustface ships it in its package but does not embed it; set-up fetches it into deps/).
 
 use anyhow::{Context, Result};
 use rustface::{ImageData, Model};
@@ -6,8 +7,7 @@ use rustface::{ImageData, Model};
 use super::{Detector, Face};
 use crate::faces::geometry::BBox;
 use crate::frame::rgb::RgbImage;
-
-static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/seeta_fd_frontal_v1.0.bin"));
+use crate::runtime::assets;
 
 /// rustface's detector is not Send: build it on the thread that uses it.
 pub struct Seeta {
@@ -17,7 +17,10 @@ pub struct Seeta {
 
 impl Seeta {
     pub fn new() -> Result<Self> {
-        let model: Model = rustface::read_model(MODEL).context("embedded SeetaFace model is unreadable")?;
+        let path = assets::seeta_model()?;
+        let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        let model: Model = rustface::read_model(std::io::BufReader::new(file))
+            .with_context(|| format!("{} is not a SeetaFace model", path.display()))?;
         let mut detector = rustface::create_detector_with_model(model);
         detector.set_min_face_size(20);
         detector.set_score_thresh(2.0);
