@@ -403,3 +403,60 @@ fn the_sidecar_alone_restores_and_is_read_by_timestamp() {
     let (restored, anonymized) = (face_psnr_from(&moved, &out, w, 70), face_psnr_from(&moved, &unpack(&second, w, h), w, 70));
     assert!(restored > anonymized + 3.0, "{restored:.1} dB restored against {anonymized:.1} dB anonymized");
 }
+
+/// Runs the astronaut photo, cut to an odd width so that the face runs into the right edge, through
+/// `faceveil mode=solid` in `format`, with two overlapping "face" regions from another element;
+/// returns the output and the same frame through the same conversions without faceveil.
+fn through_format(format: &str, rois: &[(u32, u32, u32, u32)]) -> (Vec<u8>, Vec<u8>, u32, u32) {
+    let (data, w0, h) = astronaut();
+    let w = 281u32; // odd; the face (x 170..290) is cut by the right edge
+    let cut: Vec<u8> = data.chunks(w0 as usize * 3).flat_map(|r| r[..w as usize * 3].to_vec()).collect();
+    let run = |veil: &str| {
+        let mut harness = harness(
+            &format!(
+                "videoconvert ! capsfilter caps=video/x-raw,format={format} {veil} ! videoconvert ! capsfilter caps=video/x-raw,format=RGB"
+            ),
+            w,
+            h,
+        );
+        harness.play();
+        let mut buf = rgb_buffer(&cut, w, h, 0);
+        for rect in rois {
+            add_roi(&mut buf, "face", *rect);
+        }
+        unpack(&harness.push_and_pull(buf).unwrap(), w, h)
+    };
+    (run("! faceveil mode=solid use-roi=true"), run(""), w, h)
+}
+
+fn mean_over(px: &[u8], w: u32, xs: std::ops::Range<usize>, ys: std::ops::Range<usize>) -> f64 {
+    let (mut sum, mut n) = (0f64, 0f64);
+    for y in ys {
+        for x in xs.clone() {
+            sum += px[(y * w as usize + x) * 3..][..3].iter().map(|&v| v as f64).sum::<f64>() / 3.0;
+            n += 1.0;
+        }
+    }
+    sum / n
+}
+
+#[test]
+fn every_format_covers_an_edge_face_and_overlapping_faces_at_an_odd_width() {
+    // Two overlapping regions at the left (their squares share pixels), the real face at the edge.
+    let rois = [(20, 20, 50, 50), (50, 40, 50, 50)];
+    for format in ["RGB", "BGRx", "I420", "NV12", "GRAY8"] {
+        let (out, reference, w, h) = through_format(format, &rois);
+        for (name, xs, ys) in [
+            ("the face at the right edge", 215..(w as usize), 110..170),
+            ("the first overlapping region", 35..55, 30..50),
+            ("the second overlapping region", 65..85, 55..80),
+            ("where the regions overlap", 55..65, 45..65),
+        ] {
+            let mean = mean_over(&out, w, xs, ys);
+            assert!(mean < 25.0, "{format}: {name} is not covered (mean level {mean:.0})");
+        }
+        // The suit at the bottom, far from every face: exactly as without faceveil.
+        let bottom = (h as usize - 40) * w as usize * 3;
+        assert_eq!(out[bottom..], reference[bottom..], "{format}: pixels far from the faces changed");
+    }
+}

@@ -23,7 +23,7 @@ pub fn decode(path: &Path) -> Decoded {
     let sink = pipeline.by_name("sink").unwrap().downcast::<AppSink>().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut out = Decoded { frames: Vec::new(), pts: Vec::new() };
-    while let Ok(sample) = sink.pull_sample() {
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(LAUNCH_LIMIT_S)) {
         let caps = sample.caps().unwrap();
         let info = gst_video::VideoInfo::from_caps(caps).unwrap();
         let buf = sample.buffer().unwrap();
@@ -54,18 +54,21 @@ pub fn stream_kinds(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The longest a test pipeline may run (the longest, a 10 s clip through x264, takes a few).
+const LAUNCH_LIMIT_S: u64 = 300;
+
 /// Runs a gst-launch description to completion.
 pub fn launch(desc: &str) {
     gst::init().unwrap();
     let pipeline = gst::parse::launch(desc).unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let bus = pipeline.bus().unwrap();
-    for msg in bus.iter_timed(gst::ClockTime::NONE) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => panic!("{desc}: {}", e.error()),
-            _ => {}
-        }
-    }
+    // Bounded: a pipeline that hangs fails the test instead of holding the suite.
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(LAUNCH_LIMIT_S), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .unwrap_or_else(|| panic!("{desc}: no end within {LAUNCH_LIMIT_S} s"));
     pipeline.set_state(gst::State::Null).unwrap();
+    if let gst::MessageView::Error(e) = msg.view() {
+        panic!("{desc}: {}", e.error());
+    }
 }
