@@ -2,6 +2,7 @@
 //! a restore needs. The GStreamer elements and the CLI drive these and nothing else.
 
 use anyhow::{Context, Result};
+use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::config::Config;
@@ -27,7 +28,7 @@ fn open_sdn(
     };
     let model = SdnModel::open(&config.model, config.variant.as_deref(), direction, &config.runtime)
         .with_context(|| format!("SDN model {}", config.model.display()))?;
-    let attributes = model.spec.attribute_vector(&config.attributes)?;
+    let attributes = Zeroizing::new(model.spec.attribute_vector(&config.attributes)?);
     let key = SecretKey::derive(password, salt, kdf)?.key_vector(model.spec.key_bits);
     Ok(Veil::sdn(SdnKeyed::new(model, key, attributes)).with_mask_scale(config.mask_scale))
 }

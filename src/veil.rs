@@ -98,11 +98,12 @@ impl FaceFinder {
 pub struct SdnKeyed {
     pub model: SdnModel,
     key: Zeroizing<Vec<f32>>,
-    attributes: Vec<f32>,
+    /// Part of the secret, like the key.
+    attributes: Zeroizing<Vec<f32>>,
 }
 
 impl SdnKeyed {
-    pub fn new(model: SdnModel, key: Zeroizing<Vec<f32>>, attributes: Vec<f32>) -> Self {
+    pub fn new(model: SdnModel, key: Zeroizing<Vec<f32>>, attributes: Zeroizing<Vec<f32>>) -> Self {
         Self { model, key, attributes }
     }
 }

@@ -460,3 +460,41 @@ fn every_format_covers_an_edge_face_and_overlapping_faces_at_an_odd_width() {
         assert_eq!(out[bottom..], reference[bottom..], "{format}: pixels far from the faces changed");
     }
 }
+
+#[test]
+fn a_tampered_sidecar_header_is_refused() {
+    let (data, w, h) = astronaut();
+    let dir = std::env::temp_dir().join(format!("faceveil-tampered-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sidecar = dir.join("stream.faceveil");
+    let mut veil = harness(&format!("faceveil password=alpha sidecar={}", sidecar.display()), w, h);
+    veil.play();
+    veil.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap();
+    drop(veil); // stops the element, which finishes the sidecar
+    // One hex digit of the salt changed: the header's checksum no longer matches.
+    let text = std::fs::read_to_string(&sidecar).unwrap();
+    let at = text.find("\"salt\":\"").unwrap() + 8;
+    let mut tampered = text.clone();
+    tampered.replace_range(at..at + 1, if &text[at..at + 1] == "0" { "1" } else { "0" });
+    std::fs::write(&sidecar, tampered).unwrap();
+
+    let unveil = gst::ElementFactory::make("faceunveil")
+        .property("password", "alpha")
+        .property("sidecar", sidecar.to_str().unwrap())
+        .build()
+        .unwrap();
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("videotestsrc").property("num-buffers", 1).build().unwrap();
+    let sink = gst::ElementFactory::make("fakesink").build().unwrap();
+    pipeline.add_many([&src, &unveil, &sink]).unwrap();
+    gst::Element::link_many([&src, &unveil, &sink]).unwrap();
+    assert!(pipeline.set_state(gst::State::Playing).is_err(), "a restore started on a tampered header");
+    let msg = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+        .expect("an error");
+    let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
+    assert!(err.error().to_string().contains("altered"), "{}", err.error());
+    pipeline.set_state(gst::State::Null).unwrap();
+}

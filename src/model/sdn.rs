@@ -210,7 +210,7 @@ impl SdnModel {
         }
         // One key row a face, as the graph takes them; they are key material like the key itself.
         let keys: Zeroizing<Vec<f32>> = Zeroizing::new(key.iter().copied().cycle().take(n * key.len()).collect());
-        let attrs: Vec<f32> = attributes.iter().copied().cycle().take(n * attributes.len()).collect();
+        let attrs: Zeroizing<Vec<f32>> = Zeroizing::new(attributes.iter().copied().cycle().take(n * attributes.len()).collect());
         let image = TensorRef::from_array_view(([n, 3, s, s], crops))?;
         let key_t = TensorRef::from_array_view(([n, key.len()], keys.as_slice()))?;
         let attr_t = TensorRef::from_array_view(([n, attributes.len()], attrs.as_slice()))?;
