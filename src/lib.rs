@@ -3,6 +3,7 @@
 //! The library holds everything but media I/O, grouped by what it is about:
 //! - [`faces`]: detection, tracking, cropping, blending, one-way effects;
 //! - [`model`]: the SDN and the keys derived from a password;
+//! - [`secrets`]: age identities and recipients, and faces sealed to them;
 //! - [`runtime`]: ONNX Runtime sessions and where the runtime files are found;
 //! - [`stream`]: the header and per-frame records a restore needs, and how they travel;
 //! - [`frame`]: raw frames in the pixel formats handled.
@@ -17,6 +18,7 @@ pub mod frame;
 pub mod model;
 pub mod pipeline;
 pub mod runtime;
+pub mod secrets;
 pub mod stream;
 pub mod timing;
 pub mod veil;

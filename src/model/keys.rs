@@ -70,7 +70,7 @@ impl SecretKey {
         while out.len() < bits {
             let mut h = Sha256::new();
             h.update(b"faceveil/key-vector/v1");
-            h.update(self.0.as_ref());
+            h.update(&self.0[..]);
             h.update(counter.to_be_bytes());
             let block: Zeroizing<[u8; 32]> = Zeroizing::new(h.finalize().into());
             for byte in block.iter() {

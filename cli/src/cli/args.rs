@@ -41,6 +41,21 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Measure end-to-end speed (decode, anonymize, encode) on a clip, with a per-stage breakdown.
     Bench(BenchArgs),
+    /// Make an identity for sealed restores: writes the private key file, prints its recipient.
+    Keygen(KeygenArgs),
+}
+
+#[derive(Args)]
+pub struct KeygenArgs {
+    /// Where the identity (private key) is written; an existing file is never overwritten
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Protect the file with a passphrase ($FACEVEIL_IDENTITY_PASSPHRASE, or asked twice)
+    #[arg(long)]
+    pub passphrase: bool,
+    /// Protect the file with the passphrase on this file's first line
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -4,6 +4,7 @@ pub mod args;
 mod bench;
 mod images;
 pub mod input;
+mod keygen;
 mod password;
 mod progress;
 mod rtsp;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Anonymize(a) => anonymize(a),
         Command::Restore(r) => restore(r),
         Command::Bench(b) => run_bench(b),
+        Command::Keygen(k) => keygen::run(&k),
     }
 }
 

@@ -1,0 +1,40 @@
+//! Secrets that guard the original faces: age identities and recipients, and the sealing of each
+//! face to them. The password path (a key vector for the model) is [`crate::model::keys`].
+//!
+//! Sealed restore: one fresh content key per stream, wrapped with age (X25519) to every recipient,
+//! or split by Shamir's scheme so that any `threshold` of them must unseal together. Each face of
+//! each frame is sealed with XChaCha20-Poly1305 under a key derived (HKDF-SHA256) from the content
+//! key, the header and the face's place in the stream; the associated data binds the same place,
+//! so a face moved to another frame, slot or stream, reordered or altered fails to open. No
+//! primitive is written here: age, chacha20poly1305, hkdf and blahaj do the cryptography.
+
+mod identity;
+mod seal;
+
+pub use identity::{Identity, Recipient};
+pub use seal::{ContentKey, FacePlace, FaceSealer, KeyEnvelope};
+
+/// What can go wrong when sealing or unsealing; each case is one a caller reports differently.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("not a recipient of this stream: none of the {tried} given identities opens its key")]
+    NotARecipient { tried: usize },
+    #[error("{opened} of the {needed} identities this stream requires together were given")]
+    NotEnoughShares { opened: usize, needed: usize },
+    #[error("the unsealed shares do not make this stream's key (a share was altered)")]
+    WrongKey,
+    #[error("frame {frame}, face {index}: the sealed face does not open (moved, reordered, altered, or from another stream)")]
+    Tampered { frame: u64, index: u32 },
+    #[error("a threshold of {threshold} cannot be met by {recipients} recipients")]
+    BadThreshold { threshold: usize, recipients: usize },
+    #[error("no recipients given")]
+    NoRecipients,
+    #[error("not an age recipient (age1...): {0}")]
+    BadRecipient(String),
+    #[error("identity file: {0}")]
+    BadIdentity(String),
+    #[error("the identity file is passphrase-protected and the passphrase does not open it")]
+    WrongPassphrase,
+    #[error("sealed key envelope: {0}")]
+    BadEnvelope(String),
+}

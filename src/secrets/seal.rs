@@ -1,0 +1,300 @@
+//! The stream's content key, its envelope in the header, and the sealing of each face.
+
+use std::io::{Read, Write};
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use super::{Identity, Recipient, SealError};
+
+/// The stream's content key: 32 random bytes, wiped when dropped.
+pub struct ContentKey(Zeroizing<[u8; 32]>);
+
+/// The content key as the stream header carries it: wrapped to the recipients.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyEnvelope {
+    /// How many recipients must unseal together (1: any one of them).
+    pub threshold: usize,
+    /// age files: one to all recipients when threshold is 1, else one share per recipient.
+    #[serde(with = "b64_list")]
+    pub wraps: Vec<Vec<u8>>,
+    /// A one-way commitment to the key, so that bad shares fail with a clear error.
+    #[serde(with = "b64")]
+    pub check: Vec<u8>,
+}
+
+impl ContentKey {
+    pub fn generate() -> Self {
+        Self(Zeroizing::new(rand::random()))
+    }
+
+    fn check(&self) -> Vec<u8> {
+        let mut out = [0u8; 16];
+        Hkdf::<Sha256>::new(None, self.0.as_ref())
+            .expand(b"faceveil/sealed/key-check/v1", &mut out)
+            .expect("16 bytes is a valid HKDF-SHA256 length");
+        out.to_vec()
+    }
+
+    /// Wraps the key to `recipients` so that any `threshold` of them can unwrap it.
+    pub fn wrap(&self, recipients: &[Recipient], threshold: usize) -> Result<KeyEnvelope, SealError> {
+        if recipients.is_empty() {
+            return Err(SealError::NoRecipients);
+        }
+        if threshold == 0 || threshold > recipients.len() || threshold > 255 {
+            return Err(SealError::BadThreshold { threshold, recipients: recipients.len() });
+        }
+        let wraps = if threshold == 1 {
+            vec![encrypt(recipients.iter().map(|r| &r.0 as &dyn age::Recipient), self.0.as_ref())?]
+        } else {
+            let shares = blahaj::Sharks(threshold as u8).dealer(self.0.as_ref());
+            recipients
+                .iter()
+                .zip(shares)
+                .map(|(r, share)| {
+                    let bytes = Zeroizing::new(Vec::from(&share));
+                    encrypt(std::iter::once(&r.0 as &dyn age::Recipient), &bytes)
+                })
+                .collect::<Result<_, _>>()?
+        };
+        Ok(KeyEnvelope { threshold, wraps, check: self.check() })
+    }
+
+    /// Unwraps the key with the identities given; `threshold` of them must be recipients.
+    pub fn unwrap(envelope: &KeyEnvelope, identities: &[Identity]) -> Result<Self, SealError> {
+        let ids: Vec<&dyn age::Identity> = identities.iter().map(|i| &i.0 as &dyn age::Identity).collect();
+        let opened: Vec<Zeroizing<Vec<u8>>> = envelope.wraps.iter().filter_map(|w| decrypt(w, &ids)).collect();
+        let key = if envelope.threshold <= 1 {
+            let first = opened.first().ok_or(SealError::NotARecipient { tried: identities.len() })?;
+            <[u8; 32]>::try_from(first.as_slice()).map_err(|_| SealError::BadEnvelope("key is not 32 bytes".into()))?
+        } else {
+            if opened.is_empty() {
+                return Err(SealError::NotARecipient { tried: identities.len() });
+            }
+            if opened.len() < envelope.threshold {
+                return Err(SealError::NotEnoughShares { opened: opened.len(), needed: envelope.threshold });
+            }
+            let shares: Vec<blahaj::Share> = opened
+                .iter()
+                .map(|b| blahaj::Share::try_from(b.as_slice()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| SealError::BadEnvelope(e.to_string()))?;
+            let secret =
+                Zeroizing::new(blahaj::Sharks(envelope.threshold as u8).recover(&shares).map_err(|_| SealError::WrongKey)?);
+            <[u8; 32]>::try_from(secret.as_slice()).map_err(|_| SealError::WrongKey)?
+        };
+        let key = Self(Zeroizing::new(key));
+        if key.check() != envelope.check {
+            return Err(SealError::WrongKey);
+        }
+        Ok(key)
+    }
+}
+
+fn encrypt<'a>(recipients: impl Iterator<Item = &'a dyn age::Recipient>, plain: &[u8]) -> Result<Vec<u8>, SealError> {
+    let encryptor = age::Encryptor::with_recipients(recipients).map_err(|e| SealError::BadEnvelope(e.to_string()))?;
+    let mut out = Vec::new();
+    let mut w = encryptor.wrap_output(&mut out).map_err(|e| SealError::BadEnvelope(e.to_string()))?;
+    w.write_all(plain).and_then(|_| w.finish()).map_err(|e| SealError::BadEnvelope(e.to_string()))?;
+    Ok(out)
+}
+
+/// None when no identity opens this age file (or it is damaged): the caller counts what opened.
+fn decrypt(ciphertext: &[u8], identities: &[&dyn age::Identity]) -> Option<Zeroizing<Vec<u8>>> {
+    let decryptor = age::Decryptor::new(ciphertext).ok()?;
+    let mut r = decryptor.decrypt(identities.iter().copied()).ok()?;
+    let mut out = Zeroizing::new(Vec::new());
+    r.read_to_end(&mut out).ok()?;
+    Some(out)
+}
+
+/// Where a face sits in a stream: everything a sealed face is bound to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FacePlace {
+    /// The frame's index from the start of the stream.
+    pub frame: u64,
+    /// The frame's timestamp in nanoseconds, if it has one.
+    pub pts: Option<u64>,
+    /// The face's slot among the frame's faces.
+    pub index: u32,
+    pub track: u64,
+    /// The face square in frame pixels: x, y of the top-left corner, side.
+    pub square: [u32; 3],
+}
+
+impl FacePlace {
+    fn bytes(&self, header_digest: &[u8; 32]) -> Vec<u8> {
+        let mut b = Vec::with_capacity(96);
+        b.extend_from_slice(b"faceveil/sealed-face/v1");
+        b.extend_from_slice(header_digest);
+        b.extend_from_slice(&self.frame.to_be_bytes());
+        b.extend_from_slice(&self.pts.unwrap_or(u64::MAX).to_be_bytes());
+        b.extend_from_slice(&self.index.to_be_bytes());
+        b.extend_from_slice(&self.track.to_be_bytes());
+        for v in self.square {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        b
+    }
+}
+
+const NONCE_LEN: usize = 24;
+
+/// Seals and opens the faces of one stream, whose header hashes to `header_digest`.
+pub struct FaceSealer<'k> {
+    key: &'k ContentKey,
+    header_digest: [u8; 32],
+}
+
+impl<'k> FaceSealer<'k> {
+    pub fn new(key: &'k ContentKey, header_digest: [u8; 32]) -> Self {
+        Self { key, header_digest }
+    }
+
+    fn cipher(&self, place: &[u8]) -> XChaCha20Poly1305 {
+        let mut k = Zeroizing::new([0u8; 32]);
+        Hkdf::<Sha256>::new(Some(&self.header_digest), self.key.0.as_ref())
+            .expand(place, k.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(k.as_ref()))
+    }
+
+    /// The sealed face: a random nonce, then the ciphertext and its tag.
+    pub fn seal(&self, place: &FacePlace, plaintext: &[u8]) -> Vec<u8> {
+        let aad = place.bytes(&self.header_digest);
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        let ct = self
+            .cipher(&aad)
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            .expect("XChaCha20-Poly1305 encryption of an in-memory buffer cannot fail");
+        [nonce.as_slice(), &ct].concat()
+    }
+
+    pub fn open(&self, place: &FacePlace, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        let tampered = || SealError::Tampered { frame: place.frame, index: place.index };
+        if sealed.len() < NONCE_LEN {
+            return Err(tampered());
+        }
+        let (nonce, ct) = sealed.split_at(NONCE_LEN);
+        let aad = place.bytes(&self.header_digest);
+        self.cipher(&aad)
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
+            .map(Zeroizing::new)
+            .map_err(|_| tampered())
+    }
+}
+
+mod b64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        STANDARD.decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+mod b64_list {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|b| STANDARD.encode(b)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Vec::<String>::deserialize(d)?.into_iter().map(|s| STANDARD.decode(s).map_err(serde::de::Error::custom)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn place(frame: u64, index: u32) -> FacePlace {
+        FacePlace { frame, pts: Some(frame * 33_333_333), index, track: 7, square: [100, 40, 180] }
+    }
+
+    #[test]
+    fn any_one_recipient_unwraps_and_a_stranger_is_told_so() {
+        let (a, b, stranger) = (Identity::generate(), Identity::generate(), Identity::generate());
+        let key = ContentKey::generate();
+        let env = key.wrap(&[a.recipient(), b.recipient()], 1).unwrap();
+        for who in [&a, &b] {
+            let got = ContentKey::unwrap(&env, std::slice::from_ref(who)).unwrap();
+            assert_eq!(*got.0, *key.0);
+        }
+        let err = ContentKey::unwrap(&env, &[stranger]).err().unwrap();
+        assert!(matches!(err, SealError::NotARecipient { tried: 1 }), "{err}");
+    }
+
+    #[test]
+    fn a_threshold_needs_that_many_identities_together() {
+        let ids: Vec<Identity> = (0..3).map(|_| Identity::generate()).collect();
+        let recipients: Vec<Recipient> = ids.iter().map(Identity::recipient).collect();
+        let key = ContentKey::generate();
+        let env = key.wrap(&recipients, 2).unwrap();
+        assert_eq!(env.wraps.len(), 3);
+        let err = ContentKey::unwrap(&env, &ids[..1]).err().unwrap();
+        assert!(matches!(err, SealError::NotEnoughShares { opened: 1, needed: 2 }), "{err}");
+        let got = ContentKey::unwrap(&env, &ids[1..]).unwrap();
+        assert_eq!(*got.0, *key.0);
+        let err = ContentKey::unwrap(&env, &[Identity::generate(), Identity::generate()]).err().unwrap();
+        assert!(matches!(err, SealError::NotARecipient { tried: 2 }), "{err}");
+        assert!(matches!(key.wrap(&recipients, 4), Err(SealError::BadThreshold { .. })));
+    }
+
+    #[test]
+    fn an_envelope_survives_the_header_and_a_swapped_share_is_caught() {
+        let ids: Vec<Identity> = (0..2).map(|_| Identity::generate()).collect();
+        let recipients: Vec<Recipient> = ids.iter().map(Identity::recipient).collect();
+        let env = ContentKey::generate().wrap(&recipients, 2).unwrap();
+        let text = serde_json::to_string(&env).unwrap();
+        let back: KeyEnvelope = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, env);
+        // A share from another stream's envelope, wrapped to the same person, combines to a
+        // different key: the commitment tells.
+        let other = ContentKey::generate().wrap(&recipients, 2).unwrap();
+        let spliced = KeyEnvelope { wraps: vec![env.wraps[0].clone(), other.wraps[1].clone()], ..env };
+        assert!(matches!(ContentKey::unwrap(&spliced, &ids), Err(SealError::WrongKey)));
+    }
+
+    #[test]
+    fn a_sealed_face_opens_only_in_its_own_place() {
+        let key = ContentKey::generate();
+        let sealer = FaceSealer::new(&key, [3; 32]);
+        let face = b"original face pixels".to_vec();
+        let sealed = sealer.seal(&place(10, 0), &face);
+        assert_eq!(*sealer.open(&place(10, 0), &sealed).unwrap(), face);
+        let moved = [
+            place(11, 0),
+            place(10, 1),
+            FacePlace { pts: Some(1), ..place(10, 0) },
+            FacePlace { track: 8, ..place(10, 0) },
+            FacePlace { square: [101, 40, 180], ..place(10, 0) },
+        ];
+        for p in moved {
+            let err = sealer.open(&p, &sealed).err().unwrap();
+            assert!(matches!(err, SealError::Tampered { frame, .. } if frame == p.frame), "{p:?}");
+        }
+        let other_stream = FaceSealer::new(&key, [4; 32]);
+        assert!(other_stream.open(&place(10, 0), &sealed).is_err());
+        let mut altered = sealed.clone();
+        *altered.last_mut().unwrap() ^= 1;
+        assert!(sealer.open(&place(10, 0), &altered).is_err());
+        assert!(sealer.open(&place(10, 0), &sealed[..10]).is_err());
+        // Same face sealed twice: different bytes (fresh nonce), both open.
+        let again = sealer.seal(&place(10, 0), &face);
+        assert_ne!(again, sealed);
+        assert_eq!(*sealer.open(&place(10, 0), &again).unwrap(), face);
+    }
+}
