@@ -84,12 +84,13 @@ fn stages(c: &mut Criterion) {
     let model_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/sdn");
     let mut model = SdnModel::open(&model_dir, None, Direction::Anonymize, &RuntimeOptions::default()).unwrap();
     let s = model.input_size();
-    let key = vec![1.0f32; model.spec.key_bits];
     let attrs = vec![0.0f32; model.spec.attributes.len()];
     for n in [1usize, 2, 8] {
         let crops = vec![0.0f32; n * 3 * s * s];
+        let keys = vec![1.0f32; n * model.spec.key_bits];
+        let landmarks: Vec<f32> = model.landmark_mean().map(|m| m.repeat(n)).unwrap_or_default();
         c.bench_function(&format!("sdn batch of {n}"), |b| {
-            b.iter(|| black_box(model.run(&crops, n, &key, &attrs, &[]).unwrap()))
+            b.iter(|| black_box(model.run(&crops, n, &keys, &attrs, &landmarks).unwrap()))
         });
     }
 

@@ -11,10 +11,10 @@ key then restores B through the shipped restore graph.
 
 Two ways of keying a stream are attacked, both from one 32-byte stream secret (in the product,
 Argon2id's output):
-  stream     one key vector for every face (sdn.json "keying": absent)
-  per-track  a key vector per track, SHA-256 of the secret and the track id: A and B are
-             different tracks. (The derivation proposed for the runtime's keys.rs; the runtime
-             still keys a whole stream with one vector.)
+  stream     one key vector for every face (`faceveil anonymize --keying stream`)
+  per-track  a key vector per track, SHA-256 of the secret and the track id (keys.rs
+             key_vector_for_track, the runtime's default since per-track keying): A and B are
+             different tracks.
 Reported per scheme, over held-out pairs of different people: face PSNR of B restored with the
 right key, the fitted key, A's exact key ("oracle": what a perfect fit on A would give) and a
 random wrong key, and how often dlib judges each restore to be B
@@ -39,8 +39,8 @@ sys.path.insert(0, SDN)
 
 
 def key_bits(secret, bits, track=None):
-    """The +-1 key vector: track None is faceveil's keys.rs key_vector(); a track id gives the
-    proposed per-track vector."""
+    """The +-1 key vector; mirrors faceveil's keys.rs: key_vector() without a track,
+    key_vector_for_track() with one."""
     out, counter = [], 0
     while len(out) < bits:
         h = hashlib.sha256()

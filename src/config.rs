@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::faces::detect::DetectorSettings;
 use crate::faces::effects::Mode;
 use crate::faces::track::TrackerSettings;
-use crate::model::keys::KdfParams;
+use crate::model::keys::{KdfParams, Keying};
 use crate::runtime::RuntimeOptions;
 
 /// Everything that shapes an anonymization or a restore, password aside.
@@ -24,6 +24,8 @@ pub struct Config {
     /// Attribute factors (`name`, value): part of the secret, needed again to restore.
     pub attributes: Vec<(String, f32)>,
     pub kdf: KdfParams,
+    /// How an anonymization keys its faces (a restore follows the stream's header).
+    pub keying: Keying,
 }
 
 impl Config {
@@ -39,6 +41,7 @@ impl Config {
             mask_scale: 1.0,
             attributes: Vec::new(),
             kdf: KdfParams::default(),
+            keying: Keying::Track,
         }
     }
 }

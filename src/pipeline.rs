@@ -1,7 +1,7 @@
 //! Anonymizer and Restorer: one frame in, faces replaced (or restored) in place, plus the record
 //! a restore needs. The GStreamer elements and the CLI drive these and nothing else.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use zeroize::Zeroizing;
 
 use crate::Error;
@@ -9,19 +9,20 @@ use crate::config::Config;
 use crate::faces::effects::Mode;
 use crate::faces::track::Track;
 use crate::frame::FrameMut;
-use crate::model::keys::{self, KdfParams, SecretKey};
+use crate::model::keys::{self, KdfParams, Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
 use crate::stream::header::{FaceRecord, FrameRecord, StreamHeader};
 use crate::timing::StageTimes;
 use crate::veil::{FaceFinder, SdnKeyed, Veil};
 
-/// Opens the SDN in `direction` with the key derived from `password` and `salt`.
+/// Opens the SDN in `direction` with the keys derived from `password` and `salt`.
 fn open_sdn(
     config: &Config,
     direction: Direction,
     password: Option<&[u8]>,
     salt: &[u8; keys::SALT_LEN],
     kdf: &KdfParams,
+    keying: Keying,
 ) -> Result<Veil> {
     let Some(password) = password.filter(|p| !p.is_empty()) else {
         return Err(Error::MissingPassword.into());
@@ -29,8 +30,8 @@ fn open_sdn(
     let model = SdnModel::open(&config.model, config.variant.as_deref(), direction, &config.runtime)
         .with_context(|| format!("SDN model {}", config.model.display()))?;
     let attributes = Zeroizing::new(model.spec.attribute_vector(&config.attributes)?);
-    let key = SecretKey::derive(password, salt, kdf)?.key_vector(model.spec.key_bits);
-    Ok(Veil::sdn(SdnKeyed::new(model, key, attributes)).with_mask_scale(config.mask_scale))
+    let secret = SecretKey::derive(password, salt, kdf)?;
+    Ok(Veil::sdn(SdnKeyed::new(model, secret, keying, attributes)).with_mask_scale(config.mask_scale))
 }
 
 /// What one frame produced.
@@ -75,8 +76,8 @@ impl Anonymizer {
     pub fn new(config: &Config, password: Option<&[u8]>) -> Result<Self> {
         let (veil, header) = if config.mode == Mode::Sdn {
             let salt = keys::random_salt();
-            let veil = open_sdn(config, Direction::Anonymize, password, &salt, &config.kdf)?;
-            let header = StreamHeader::new(veil.model().expect("sdn veil has a model"), config.kdf, &salt);
+            let veil = open_sdn(config, Direction::Anonymize, password, &salt, &config.kdf, config.keying)?;
+            let header = StreamHeader::new(veil.model().expect("sdn veil has a model"), config.kdf, &salt, config.keying);
             (veil, Some(header))
         } else {
             (Veil::classic(config.mode).with_mask_scale(config.mask_scale), None)
@@ -139,6 +140,7 @@ pub struct Restorer {
     /// Opened on the first frame without recorded crops.
     finder: Option<FaceFinder>,
     config: Config,
+    keying: Keying,
 }
 
 impl Restorer {
@@ -150,9 +152,9 @@ impl Restorer {
     pub fn new(config: &Config, password: Option<&[u8]>, header: &StreamHeader) -> Result<Self> {
         let config = Config { variant: config.variant.clone().or_else(|| Some(header.variant.clone())), ..config.clone() };
         let salt = header.salt_bytes().context("header salt")?;
-        let veil = open_sdn(&config, Direction::Restore, password, &salt, &header.kdf)?;
+        let veil = open_sdn(&config, Direction::Restore, password, &salt, &header.kdf, header.keying)?;
         header.check_model(veil.model().expect("sdn veil has a model"))?;
-        Ok(Self { veil, finder: None, config })
+        Ok(Self { veil, finder: None, config, keying: header.keying })
     }
 
     /// Restores the faces of one frame: exactly as `recorded` when the stream recorded them,
@@ -161,6 +163,13 @@ impl Restorer {
         let faces = match recorded {
             Some(faces) => faces.to_vec(),
             None => {
+                if self.keying == Keying::Track {
+                    // The faces' keys hang on the track ids only the records carry.
+                    bail!(
+                        "this stream keys each track separately, and this frame has no record of its faces \
+                         (no SEI, no sidecar): its faces cannot be restored from the pixels alone"
+                    );
+                }
                 if self.finder.is_none() {
                     // Every frame is searched: a surrogate face left unrestored is a visible loss.
                     self.finder = Some(FaceFinder::new(&Config { detect_every: 1, ..self.config.clone() })?);
@@ -198,6 +207,20 @@ mod tests {
         header.model_sha256 = "00".repeat(32);
         let e = Restorer::new(&config, Some(b"alpha"), &header).err().expect("another model's stream");
         assert!(matches!(e.downcast_ref::<Error>(), Some(Error::ModelMismatch { .. })), "{e:#}");
+    }
+
+    #[test]
+    fn a_stream_keyed_per_track_is_not_restored_from_the_pixels_alone() {
+        let config = bundled_model();
+        let header = Anonymizer::new(&config, Some(b"alpha")).unwrap().header().unwrap().clone();
+        assert_eq!(header.keying, Keying::Track, "per-track keys are the default");
+        let mut restorer = Restorer::new(&config, Some(b"alpha"), &header).unwrap();
+        let (mut data, w, h) = astronaut();
+        let before = data.clone();
+        let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut data).unwrap();
+        let e = restorer.process(&mut frame, None).expect_err("no records, no track ids");
+        assert!(format!("{e:#}").contains("pixels alone"), "{e:#}");
+        assert!(data == before, "nothing was written");
     }
 
     fn astronaut() -> (Vec<u8>, usize, usize) {

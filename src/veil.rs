@@ -1,7 +1,7 @@
 //! Finding faces in a frame and replacing them: the work every front end (elements, CLI) shares.
 
 use anyhow::Result;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::Config;
 use crate::faces::blend::{BlendShape, CropContext};
@@ -10,6 +10,7 @@ use crate::faces::effects::{self, Mode};
 use crate::faces::geometry::{BBox, CropFraming, CropSquare};
 use crate::faces::track::{Track, Tracker};
 use crate::frame::{FrameMut, Region};
+use crate::model::keys::{Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
 use crate::stream::header::FaceRecord;
 use crate::timing::{StageTimes, lap};
@@ -94,17 +95,34 @@ impl FaceFinder {
     }
 }
 
-/// The SDN with a stream's key and attribute factors.
+/// The SDN with a stream's secret, how it keys faces, and the attribute factors.
 pub struct SdnKeyed {
     pub model: SdnModel,
-    key: Zeroizing<Vec<f32>>,
+    secret: SecretKey,
+    /// The stream's vector, derived once, when every face shares it ([`Keying::Stream`]).
+    stream_key: Option<Zeroizing<Vec<f32>>>,
     /// Part of the secret, like the key.
     attributes: Zeroizing<Vec<f32>>,
+    /// The batch's key rows, one a face; wiped as they are refilled and when dropped.
+    keys: Zeroizing<Vec<f32>>,
 }
 
 impl SdnKeyed {
-    pub fn new(model: SdnModel, key: Zeroizing<Vec<f32>>, attributes: Zeroizing<Vec<f32>>) -> Self {
-        Self { model, key, attributes }
+    pub fn new(model: SdnModel, secret: SecretKey, keying: Keying, attributes: Zeroizing<Vec<f32>>) -> Self {
+        let stream_key = keying.is_stream().then(|| secret.key_vector(model.spec.key_bits));
+        Self { model, secret, stream_key, attributes, keys: Zeroizing::new(Vec::new()) }
+    }
+
+    /// Fills the key rows for `tracks`, in the batch's order.
+    fn fill_keys(&mut self, tracks: &[u64]) {
+        let bits = self.model.spec.key_bits;
+        self.keys.zeroize();
+        for &track in tracks {
+            match &self.stream_key {
+                Some(key) => self.keys.extend_from_slice(key),
+                None => self.keys.extend_from_slice(&self.secret.key_vector_for_track(track, bits)),
+            }
+        }
     }
 }
 
@@ -217,8 +235,10 @@ impl Veil {
                 self.landmarks.clear();
                 let mean = keyed.model.landmark_mean();
                 let mut contexts = Vec::with_capacity(order.len());
+                let mut tracks = Vec::with_capacity(order.len());
                 for face in order {
                     if let Some(ctx) = CropContext::read(frame, face.crop()) {
+                        tracks.push(face.track);
                         ctx.to_tensor(size, &mut self.batch);
                         // A model that takes landmarks gives their mean for faces without any.
                         if let Some(mean) = mean {
@@ -228,7 +248,8 @@ impl Veil {
                     }
                 }
                 let t = lap(&mut times.crop, t);
-                let out = keyed.model.run(&self.batch, contexts.len(), &keyed.key, &keyed.attributes, &self.landmarks)?;
+                keyed.fill_keys(&tracks);
+                let out = keyed.model.run(&self.batch, contexts.len(), &keyed.keys, &keyed.attributes, &self.landmarks)?;
                 let t = lap(&mut times.model, t);
                 let per = 3 * size * size;
                 let mut written: Vec<Region> = Vec::with_capacity(contexts.len());

@@ -63,14 +63,28 @@ impl SecretKey {
         Ok(Self(out))
     }
 
-    /// Expands the secret into `bits` values of +1 or -1, the model's key input.
+    /// Expands the secret into `bits` values of +1 or -1, the model's key input: one vector for
+    /// every face of a stream ([`Keying::Stream`]).
     pub fn key_vector(&self, bits: usize) -> Zeroizing<Vec<f32>> {
+        self.expand(b"faceveil/key-vector/v1", None, bits)
+    }
+
+    /// The key vector of one track ([`Keying::Track`]): SHA-256 of the secret and the track id,
+    /// so that a key fitted on one face of a stream says nothing of another track's.
+    pub fn key_vector_for_track(&self, track: u64, bits: usize) -> Zeroizing<Vec<f32>> {
+        self.expand(b"faceveil/key-vector/track/v1", Some(track), bits)
+    }
+
+    fn expand(&self, domain: &[u8], track: Option<u64>, bits: usize) -> Zeroizing<Vec<f32>> {
         let mut out = Zeroizing::new(Vec::with_capacity(bits));
         let mut counter = 0u32;
         while out.len() < bits {
             let mut h = Sha256::new();
-            h.update(b"faceveil/key-vector/v1");
+            h.update(domain);
             h.update(&self.0[..]);
+            if let Some(track) = track {
+                h.update(track.to_be_bytes());
+            }
             h.update(counter.to_be_bytes());
             let block: Zeroizing<[u8; 32]> = Zeroizing::new(h.finalize().into());
             for byte in block.iter() {
@@ -83,6 +97,25 @@ impl SecretKey {
             counter += 1;
         }
         out
+    }
+}
+
+/// Whether every face of a stream shares one key vector or each track has its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Keying {
+    /// One vector for the stream: a restore needs no record of the faces (it can find them
+    /// again in the pixels), but a key fitted on one known face opens every other face.
+    #[default]
+    Stream,
+    /// A vector per track: a restore needs the stream's records (SEI or sidecar) for the
+    /// track ids.
+    Track,
+}
+
+impl Keying {
+    pub fn is_stream(&self) -> bool {
+        *self == Keying::Stream
     }
 }
 
@@ -110,6 +143,18 @@ mod tests {
         assert!(flips(&a, &c) > 32, "a one-letter change flipped only {} bits", flips(&a, &c));
         assert!(flips(&a, &d) > 32);
         assert!(a.iter().all(|v| *v == 1.0 || *v == -1.0));
+    }
+
+    #[test]
+    fn each_track_has_its_own_key_and_keeps_it() {
+        let secret = derive_fast(b"correct horse", &[7u8; SALT_LEN]);
+        let stream = secret.key_vector(128);
+        let (t1, t2) = (secret.key_vector_for_track(1, 128), secret.key_vector_for_track(2, 128));
+        assert_eq!(*t1, *secret.key_vector_for_track(1, 128));
+        let flips = |x: &[f32], y: &[f32]| x.iter().zip(y).filter(|(p, q)| p != q).count();
+        for (a, b) in [(&t1, &t2), (&t1, &stream), (&t2, &stream)] {
+            assert!((32..=96).contains(&flips(a, b)), "{} of 128 values differ", flips(a, b));
+        }
     }
 
     #[test]

@@ -8,7 +8,6 @@ use ort::session::Session;
 use ort::value::TensorRef;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-
 use zeroize::Zeroizing;
 
 use crate::faces::blend::BlendShape;
@@ -197,22 +196,22 @@ impl SdnModel {
         self.spec.inputs.landmarks.as_ref().and(self.spec.mean_landmarks)
     }
 
-    /// Runs `n` crops (planar RGB in -1..1) through the model in one batch, every face with the
-    /// same key and attributes and, for a model that takes them, its own `landmarks` (10 values
-    /// a face; empty otherwise). Returns `n` crops in the same layout.
-    pub fn run(&mut self, crops: &[f32], n: usize, key: &[f32], attributes: &[f32], landmarks: &[f32]) -> Result<Vec<f32>> {
+    /// Runs `n` crops (planar RGB in -1..1) through the model in one batch, each face with its
+    /// own row of `keys` (`key_bits` values a face), the same attributes and, for a model that
+    /// takes them, its own `landmarks` (10 values a face; empty otherwise). Returns `n` crops in
+    /// the same layout.
+    pub fn run(&mut self, crops: &[f32], n: usize, keys: &[f32], attributes: &[f32], landmarks: &[f32]) -> Result<Vec<f32>> {
         let s = self.spec.input_size;
         ensure!(crops.len() == n * 3 * s * s, "batch of {n} crops has {} values", crops.len());
-        ensure!(key.len() == self.spec.key_bits, "key has {} values, model wants {}", key.len(), self.spec.key_bits);
+        let bits = self.spec.key_bits;
+        ensure!(keys.len() == n * bits, "{} key values for {n} faces of {bits} bits", keys.len());
         ensure!(attributes.len() == self.spec.attributes.len(), "attribute vector has the wrong length");
         if n == 0 {
             return Ok(Vec::new());
         }
-        // One key row a face, as the graph takes them; they are key material like the key itself.
-        let keys: Zeroizing<Vec<f32>> = Zeroizing::new(key.iter().copied().cycle().take(n * key.len()).collect());
         let attrs: Zeroizing<Vec<f32>> = Zeroizing::new(attributes.iter().copied().cycle().take(n * attributes.len()).collect());
         let image = TensorRef::from_array_view(([n, 3, s, s], crops))?;
-        let key_t = TensorRef::from_array_view(([n, key.len()], keys.as_slice()))?;
+        let key_t = TensorRef::from_array_view(([n, bits], keys))?;
         let attr_t = TensorRef::from_array_view(([n, attributes.len()], attrs.as_slice()))?;
         let names = &self.spec.inputs;
         let mut inputs = ort::inputs![

@@ -9,7 +9,7 @@ use crate::Error;
 use crate::faces::detect::LANDMARK_VALUES;
 use crate::faces::geometry::CropSquare;
 use crate::model::SdnModel;
-use crate::model::keys::{KdfParams, SALT_LEN};
+use crate::model::keys::{KdfParams, Keying, SALT_LEN};
 
 pub const FORMAT: &str = "faceveil";
 pub const VERSION: u32 = 1;
@@ -25,6 +25,9 @@ pub struct StreamHeader {
     pub kdf: KdfParams,
     /// Hex, 16 bytes.
     pub salt: String,
+    /// One key for the stream (absent: outputs made before per-track keys) or one per track.
+    #[serde(default, skip_serializing_if = "Keying::is_stream")]
+    pub keying: Keying,
     /// Truncated SHA-256 of the fields above: catches corruption, not an attacker.
     pub check: String,
 }
@@ -41,7 +44,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 }
 
 impl StreamHeader {
-    pub fn new(model: &SdnModel, kdf: KdfParams, salt: &[u8; SALT_LEN]) -> Self {
+    pub fn new(model: &SdnModel, kdf: KdfParams, salt: &[u8; SALT_LEN], keying: Keying) -> Self {
         let mut h = Self {
             format: FORMAT.into(),
             version: VERSION,
@@ -50,6 +53,7 @@ impl StreamHeader {
             model_sha256: model.model_hash.clone(),
             kdf,
             salt: hex(salt),
+            keying,
             check: String::new(),
         };
         h.check = h.checksum();
@@ -57,6 +61,8 @@ impl StreamHeader {
     }
 
     fn checksum(&self) -> String {
+        // Headers keyed per stream keep the checksum they had before keying was recorded.
+        let keying = if self.keying == Keying::Track { "|track" } else { "" };
         let text = format!(
             "{}|{}|{}|{}|{}|{}|{}|{}|{}",
             self.format,
@@ -68,7 +74,7 @@ impl StreamHeader {
             self.kdf.t,
             self.kdf.p,
             self.salt
-        );
+        ) + keying;
         hex(&Sha256::digest(text.as_bytes())[..8])
     }
 
@@ -210,6 +216,7 @@ pub(crate) mod tests {
             model_sha256: "ab".repeat(32),
             kdf: KdfParams::default(),
             salt: "01".repeat(16),
+            keying: Keying::Track,
             check: String::new(),
         };
         h.check = h.checksum();
@@ -231,6 +238,10 @@ pub(crate) mod tests {
         future.check = future.checksum();
         assert!(StreamHeader::decode(&future.encode()).unwrap_err().to_string().contains("version"));
         assert!(matches!(StreamHeader::decode("garbage"), Err(Error::BadHeader(_))));
+        // Dropping the per-track keying from the text is caught like any other change.
+        let downgraded = h.encode().replace(r#","keying":"track""#, "");
+        assert_ne!(downgraded, h.encode());
+        assert!(matches!(StreamHeader::decode(&downgraded), Err(Error::BadHeader(why)) if why.contains("checksum")));
     }
 
     #[test]

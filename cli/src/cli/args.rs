@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use faceveil::config::Config;
 use faceveil::faces::detect::{DetectorKind, DetectorSettings};
 use faceveil::faces::effects::Mode;
+use faceveil::model::keys::Keying;
 use faceveil::runtime::Provider;
 
 use super::input::RtspTransport;
@@ -114,8 +115,28 @@ pub struct AnonymizeArgs {
     #[arg(long, value_name = "KBPS", requires = "serve_rtsp",
           value_parser = clap::value_parser!(u32).range(64..=200_000))]
     pub serve_bitrate: Option<u32>,
+    /// How sdn faces are keyed: `track` gives every tracked face its own key, so that a key
+    /// fitted on one known face opens no other; `stream` shares one key, which is what a
+    /// restore from the pixels alone (no SEI, no sidecar) needs
+    #[arg(long, value_enum, default_value = "track")]
+    pub keying: KeyingArg,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum KeyingArg {
+    Track,
+    Stream,
+}
+
+impl From<KeyingArg> for Keying {
+    fn from(k: KeyingArg) -> Self {
+        match k {
+            KeyingArg::Track => Keying::Track,
+            KeyingArg::Stream => Keying::Stream,
+        }
+    }
 }
 
 #[derive(Args)]

@@ -33,7 +33,7 @@ pub fn run(cli: Cli) -> Result<()> {
 fn anonymize(args: AnonymizeArgs) -> Result<()> {
     // Before any password prompt: a missing output is the user's first mistake to hear about.
     ensure!(args.output.is_some() || args.serve_rtsp.is_some(), "an output is required (-o OUTPUT), or use --serve-rtsp PORT");
-    let config = args.common.config(args.mode.into())?;
+    let config = faceveil::config::Config { keying: args.keying.into(), ..args.common.config(args.mode.into())? };
     let password = if config.mode == faceveil::faces::effects::Mode::Sdn { Some(password::obtain(&args.common)?) } else { None };
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
     let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
