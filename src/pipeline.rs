@@ -1,16 +1,17 @@
 //! Anonymizer and Restorer: one frame in, faces replaced (or restored) in place, plus the record
 //! a restore needs. The GStreamer elements and the CLI drive these and nothing else.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::config::Config;
 use crate::faces::effects::Mode;
 use crate::faces::track::Track;
-use crate::frame::FrameMut;
+use crate::frame::{FrameMut, Region};
 use crate::model::keys::{self, KdfParams, Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
+use crate::secrets::{FacePlace, FaceVault, Identity, Recipient};
 use crate::stream::header::{FaceRecord, FrameRecord, StreamHeader};
 use crate::timing::StageTimes;
 use crate::veil::{FaceFinder, SdnKeyed, Veil};
@@ -67,6 +68,8 @@ impl std::fmt::Display for Fallback {
 pub struct Anonymizer {
     veil: Veil,
     header: Option<StreamHeader>,
+    /// Seals each face's original pixels to the stream's recipients, when it has any.
+    vault: Option<FaceVault>,
     frames: u64,
 }
 
@@ -82,7 +85,19 @@ impl Anonymizer {
         } else {
             (Veil::classic(config.mode).with_mask_scale(config.mask_scale), None)
         };
-        Ok(Self { veil, header, frames: 0 })
+        Ok(Self { veil, header, vault: None, frames: 0 })
+    }
+
+    /// Seals every face's original pixels to `recipients`, any `threshold` of whom can open
+    /// them together; call before the first frame. Needs the sdn mode's header to travel in.
+    pub fn seal_to(&mut self, recipients: &[Recipient], threshold: usize) -> Result<()> {
+        ensure!(self.frames == 0, "sealing must be set up before the first frame");
+        let header = self.header.take().context("sealed faces travel in the sdn mode's header: use the sdn mode")?;
+        let (key, envelope) = FaceVault::create(recipients, threshold)?;
+        let header = header.with_sealed(envelope);
+        self.vault = Some(FaceVault::new(key, header.digest()));
+        self.header = Some(header);
+        Ok(())
     }
 
     /// The header a restore needs (sdn mode only).
@@ -92,8 +107,16 @@ impl Anonymizer {
 
     /// Anonymizes the faces `tracks` cover in `frame`, the next frame of the stream.
     pub fn process(&mut self, frame: &mut FrameMut, tracks: &[Track], pts: Option<u64>) -> Result<FrameOutcome> {
-        let faces: Vec<FaceRecord> =
+        let mut faces: Vec<FaceRecord> =
             tracks.iter().map(|t| FaceRecord::new(self.veil.crop_for(&t.bbox), t.id, t.landmarks)).collect();
+        if let Some(vault) = &self.vault {
+            // Before the effect: what is sealed is what the camera saw.
+            for (index, face) in faces.iter_mut().enumerate() {
+                if let Some((region, place)) = face_place(frame, face, self.frames, pts, index) {
+                    face.sealed = Some(vault.seal(frame, region, &place));
+                }
+            }
+        }
         self.veil.apply(frame, &faces)?;
         let record = FrameRecord::new(self.frames, pts, faces);
         self.frames += 1;
@@ -135,12 +158,35 @@ impl Anonymizer {
     }
 }
 
+/// Where a recorded face's pixels are in `frame`, and the place its seal is bound to.
+fn face_place(
+    frame: &FrameMut,
+    face: &FaceRecord,
+    frame_index: u64,
+    pts: Option<u64>,
+    index: usize,
+) -> Option<(Region, FacePlace)> {
+    let b = face.crop().bounds();
+    let region = frame.align_region(b.x0, b.y0, b.x1, b.y1)?;
+    let place = FacePlace {
+        frame: frame_index,
+        pts,
+        index: index as u32,
+        track: face.track,
+        region: [region.x, region.y, region.width, region.height].map(|v| v as u32),
+    };
+    Some((region, place))
+}
+
 pub struct Restorer {
-    veil: Veil,
+    /// The password restore; absent when only identities were given.
+    veil: Option<Veil>,
     /// Opened on the first frame without recorded crops.
     finder: Option<FaceFinder>,
     config: Config,
     keying: Keying,
+    /// Opens the sealed faces, when identities were given.
+    vault: Option<FaceVault>,
 }
 
 impl Restorer {
@@ -154,12 +200,46 @@ impl Restorer {
         let salt = header.salt_bytes().context("header salt")?;
         let veil = open_sdn(&config, Direction::Restore, password, &salt, &header.kdf, header.keying)?;
         header.check_model(veil.model().expect("sdn veil has a model"))?;
-        Ok(Self { veil, finder: None, config, keying: header.keying })
+        Ok(Self { veil: Some(veil), finder: None, config, keying: header.keying, vault: None })
+    }
+
+    /// A restore with identities and no password: only the sealed faces come back.
+    pub fn sealed_only(config: &Config, identities: &[Identity], header: &StreamHeader) -> Result<Self> {
+        Self { veil: None, finder: None, config: config.clone(), keying: header.keying, vault: None }
+            .unseal_with(identities, header)
+    }
+
+    /// Also opens the stream's sealed faces with `identities`: where a face was sealed, its
+    /// original pixels replace whatever the password restore gives. Fails, before any frame,
+    /// when the stream has no sealed faces or the identities are not (enough of) its recipients.
+    pub fn unseal_with(mut self, identities: &[Identity], header: &StreamHeader) -> Result<Self> {
+        let envelope = header.sealed.as_ref().context("this output has no sealed faces (it was made without recipients)")?;
+        self.vault = Some(FaceVault::open(envelope, identities, header.digest())?);
+        Ok(self)
+    }
+
+    /// Restores one frame from its record: the password restore, then the sealed faces opened
+    /// back into place. A sealed face that does not open fails the frame, naming it.
+    pub fn process_record(&mut self, frame: &mut FrameMut, record: &FrameRecord) -> Result<usize> {
+        let n = self.process(frame, Some(&record.faces))?;
+        if let Some(vault) = &self.vault {
+            for (index, face) in record.faces.iter().enumerate() {
+                let Some(sealed) = &face.sealed else { continue };
+                let (region, place) = face_place(frame, face, record.frame, record.pts, index)
+                    .with_context(|| format!("frame {}: face {index} lies outside the frame", record.frame))?;
+                vault.open_into(frame, region, &place, sealed)?;
+            }
+        }
+        Ok(n)
     }
 
     /// Restores the faces of one frame: exactly as `recorded` when the stream recorded them,
     /// otherwise where the anonymized faces are detected again.
     pub fn process(&mut self, frame: &mut FrameMut, recorded: Option<&[FaceRecord]>) -> Result<usize> {
+        let Some(veil) = &mut self.veil else {
+            // Identities alone: the sealed faces are all there is to restore.
+            return recorded.map(<[FaceRecord]>::len).context("a restore without a password needs the stream's records");
+        };
         let faces = match recorded {
             Some(faces) => faces.to_vec(),
             None => {
@@ -175,10 +255,10 @@ impl Restorer {
                     self.finder = Some(FaceFinder::new(&Config { detect_every: 1, ..self.config.clone() })?);
                 }
                 let faces = self.finder.as_mut().expect("finder was just set").detect(frame)?;
-                faces.iter().map(|f| FaceRecord::new(self.veil.crop_for(&f.bbox), 0, f.landmarks)).collect()
+                faces.iter().map(|f| FaceRecord::new(veil.crop_for(&f.bbox), 0, f.landmarks)).collect()
             }
         };
-        self.veil.apply(frame, &faces)?;
+        veil.apply(frame, &faces)?;
         Ok(faces.len())
     }
 }

@@ -8,9 +8,11 @@
 //! so a face moved to another frame, slot or stream, reordered or altered fails to open. No
 //! primitive is written here: age, chacha20poly1305, hkdf and blahaj do the cryptography.
 
+mod faces;
 mod identity;
 mod seal;
 
+pub use faces::FaceVault;
 pub use identity::{Identity, Recipient};
 pub use seal::{ContentKey, FacePlace, FaceSealer, KeyEnvelope};
 

@@ -122,8 +122,8 @@ pub struct FacePlace {
     /// The face's slot among the frame's faces.
     pub index: u32,
     pub track: u64,
-    /// The face square in frame pixels: x, y of the top-left corner, side.
-    pub square: [u32; 3],
+    /// The sealed pixels' rectangle in the frame: x, y of the top-left corner, width, height.
+    pub region: [u32; 4],
 }
 
 impl FacePlace {
@@ -135,7 +135,7 @@ impl FacePlace {
         b.extend_from_slice(&self.pts.unwrap_or(u64::MAX).to_be_bytes());
         b.extend_from_slice(&self.index.to_be_bytes());
         b.extend_from_slice(&self.track.to_be_bytes());
-        for v in self.square {
+        for v in self.region {
             b.extend_from_slice(&v.to_be_bytes());
         }
         b
@@ -145,13 +145,13 @@ impl FacePlace {
 const NONCE_LEN: usize = 24;
 
 /// Seals and opens the faces of one stream, whose header hashes to `header_digest`.
-pub struct FaceSealer<'k> {
-    key: &'k ContentKey,
+pub struct FaceSealer {
+    key: ContentKey,
     header_digest: [u8; 32],
 }
 
-impl<'k> FaceSealer<'k> {
-    pub fn new(key: &'k ContentKey, header_digest: [u8; 32]) -> Self {
+impl FaceSealer {
+    pub fn new(key: ContentKey, header_digest: [u8; 32]) -> Self {
         Self { key, header_digest }
     }
 
@@ -221,7 +221,7 @@ mod tests {
     use super::*;
 
     fn place(frame: u64, index: u32) -> FacePlace {
-        FacePlace { frame, pts: Some(frame * 33_333_333), index, track: 7, square: [100, 40, 180] }
+        FacePlace { frame, pts: Some(frame * 33_333_333), index, track: 7, region: [100, 40, 180, 180] }
     }
 
     #[test]
@@ -271,7 +271,8 @@ mod tests {
     #[test]
     fn a_sealed_face_opens_only_in_its_own_place() {
         let key = ContentKey::generate();
-        let sealer = FaceSealer::new(&key, [3; 32]);
+        let bytes = *key.0;
+        let sealer = FaceSealer::new(key, [3; 32]);
         let face = b"original face pixels".to_vec();
         let sealed = sealer.seal(&place(10, 0), &face);
         assert_eq!(*sealer.open(&place(10, 0), &sealed).unwrap(), face);
@@ -280,13 +281,13 @@ mod tests {
             place(10, 1),
             FacePlace { pts: Some(1), ..place(10, 0) },
             FacePlace { track: 8, ..place(10, 0) },
-            FacePlace { square: [101, 40, 180], ..place(10, 0) },
+            FacePlace { region: [101, 40, 180, 180], ..place(10, 0) },
         ];
         for p in moved {
             let err = sealer.open(&p, &sealed).err().unwrap();
             assert!(matches!(err, SealError::Tampered { frame, .. } if frame == p.frame), "{p:?}");
         }
-        let other_stream = FaceSealer::new(&key, [4; 32]);
+        let other_stream = FaceSealer::new(ContentKey(Zeroizing::new(bytes)), [4; 32]);
         assert!(other_stream.open(&place(10, 0), &sealed).is_err());
         let mut altered = sealed.clone();
         *altered.last_mut().unwrap() ^= 1;

@@ -10,6 +10,7 @@ use crate::faces::detect::LANDMARK_VALUES;
 use crate::faces::geometry::CropSquare;
 use crate::model::SdnModel;
 use crate::model::keys::{KdfParams, Keying, SALT_LEN};
+use crate::secrets::KeyEnvelope;
 
 pub const FORMAT: &str = "faceveil";
 pub const VERSION: u32 = 1;
@@ -28,6 +29,9 @@ pub struct StreamHeader {
     /// One key for the stream (absent: outputs made before per-track keys) or one per track.
     #[serde(default, skip_serializing_if = "Keying::is_stream")]
     pub keying: Keying,
+    /// The content key of the sealed faces, wrapped to their recipients (sealed outputs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<KeyEnvelope>,
     /// Truncated SHA-256 of the fields above: catches corruption, not an attacker.
     pub check: String,
 }
@@ -54,15 +58,29 @@ impl StreamHeader {
             kdf,
             salt: hex(salt),
             keying,
+            sealed: None,
             check: String::new(),
         };
         h.check = h.checksum();
         h
     }
 
+    /// The header with the envelope of its sealed faces.
+    pub fn with_sealed(mut self, envelope: KeyEnvelope) -> Self {
+        self.sealed = Some(envelope);
+        self.check = self.checksum();
+        self
+    }
+
+    /// SHA-256 of the header as it travels: what each sealed face is bound to.
+    pub fn digest(&self) -> [u8; 32] {
+        Sha256::digest(self.encode().as_bytes()).into()
+    }
+
     fn checksum(&self) -> String {
         // Headers keyed per stream keep the checksum they had before keying was recorded.
         let keying = if self.keying == Keying::Track { "|track" } else { "" };
+        let sealed = self.sealed.as_ref().map(|e| format!("|sealed|{}|{}", e.threshold, hex(&e.check))).unwrap_or_default();
         let text = format!(
             "{}|{}|{}|{}|{}|{}|{}|{}|{}",
             self.format,
@@ -74,7 +92,8 @@ impl StreamHeader {
             self.kdf.t,
             self.kdf.p,
             self.salt
-        ) + keying;
+        ) + keying
+            + &sealed;
         hex(&Sha256::digest(text.as_bytes())[..8])
     }
 
@@ -142,6 +161,9 @@ pub struct FaceRecord {
     /// pairs relative to the square (0..1), where the detector gave them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub landmarks: Option<[f32; LANDMARK_VALUES]>,
+    /// The original pixels under the face, sealed to the stream's recipients (base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 impl FaceRecord {
@@ -156,7 +178,7 @@ impl FaceRecord {
             }
             v
         });
-        Self { square: [crop.cx, crop.cy, crop.side], track, landmarks }
+        Self { square: [crop.cx, crop.cy, crop.side], track, landmarks, sealed: None }
     }
 
     pub fn crop(&self) -> CropSquare {
@@ -192,7 +214,7 @@ struct RecordAsRead {
 impl From<RecordAsRead> for FrameRecord {
     fn from(r: RecordAsRead) -> Self {
         let mut faces = r.faces;
-        faces.extend(r.crops.into_iter().map(|square| FaceRecord { square, track: 0, landmarks: None }));
+        faces.extend(r.crops.into_iter().map(|square| FaceRecord { square, track: 0, landmarks: None, sealed: None }));
         Self { frame: r.frame, pts: r.pts, faces }
     }
 }
@@ -217,6 +239,7 @@ pub(crate) mod tests {
             kdf: KdfParams::default(),
             salt: "01".repeat(16),
             keying: Keying::Track,
+            sealed: None,
             check: String::new(),
         };
         h.check = h.checksum();
@@ -260,6 +283,6 @@ pub(crate) mod tests {
     #[test]
     fn records_of_earlier_outputs_still_read() {
         let r: FrameRecord = serde_json::from_str(r#"{"frame":2,"pts":80,"crops":[[10.0,20.0,30.0]]}"#).unwrap();
-        assert_eq!(r.faces, vec![FaceRecord { square: [10.0, 20.0, 30.0], track: 0, landmarks: None }]);
+        assert_eq!(r.faces, vec![FaceRecord { square: [10.0, 20.0, 30.0], track: 0, landmarks: None, sealed: None }]);
     }
 }

@@ -120,6 +120,16 @@ pub struct AnonymizeArgs {
     /// restore from the pixels alone (no SEI, no sidecar) needs
     #[arg(long, value_enum, default_value = "track")]
     pub keying: KeyingArg,
+    /// Also seal each face's original pixels to this recipient (age1..., printed by `faceveil
+    /// keygen`), for an exact restore with its identity; repeatable. Images only so far
+    #[arg(long = "recipient", value_name = "PUBLIC")]
+    pub recipients: Vec<String>,
+    /// Recipients to seal to, one per line
+    #[arg(long, value_name = "FILE")]
+    pub recipients_file: Option<PathBuf>,
+    /// How many of the recipients must unseal together (1: any one of them)
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub recipients_threshold: usize,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -152,6 +162,10 @@ pub struct RestoreArgs {
     /// The stream header as text, when neither the stream nor a sidecar carries it
     #[arg(long, value_name = "JSON")]
     pub header: Option<String>,
+    /// Open the sealed faces with this identity (from `faceveil keygen`); repeat it where the
+    /// output needs several together. Without a password only the sealed faces come back
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -163,7 +163,7 @@ fn restore_one(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> R
     let header = StreamHeader::decode(&serde_json::to_string(&embedded.header)?)?;
     let mut r = restorer(&header)?;
     let mut img = load(path)?;
-    let n = r.process(&mut frame_of(&mut img), Some(&embedded.record.faces))?;
+    let n = r.process_record(&mut frame_of(&mut img), &embedded.record)?;
     save(&img, output, None)?;
     Ok(n)
 }

@@ -8,6 +8,7 @@ mod keygen;
 mod password;
 mod progress;
 mod rtsp;
+mod sealing;
 mod stop;
 mod video;
 
@@ -37,6 +38,14 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
     let password = if config.mode == faceveil::faces::effects::Mode::Sdn { Some(password::obtain(&args.common)?) } else { None };
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
     let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
+    let recipients = sealing::recipients(&args.recipients, args.recipients_file.as_ref())?;
+    if !recipients.is_empty() {
+        ensure!(
+            matches!(input, Input::Image(_) | Input::Directory(_)),
+            "sealed faces (--recipient) are carried in images only so far; videos and streams are not sealed yet"
+        );
+        anonymizer.seal_to(&recipients, args.recipients_threshold)?;
+    }
     let mut finder = FaceFinder::new(&config)?;
     if let Some(port) = args.serve_rtsp {
         return rtsp::serve(&input, port, args.serve_bitrate, finder, anonymizer);
@@ -52,10 +61,21 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
 
 fn restore(args: RestoreArgs) -> Result<()> {
     let config = args.common.config(faceveil::faces::effects::Mode::Sdn)?;
-    let password = password::obtain(&args.common)?;
+    let identities = sealing::identities(&args.identities)?;
+    // With identities, a password is used only when one is given outright (no prompt).
+    let password_given = args.common.password_file.is_some() || std::env::var_os("FACEVEIL_PASSWORD").is_some();
+    let password = if identities.is_empty() || password_given { Some(password::obtain(&args.common)?) } else { None };
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
+    ensure!(
+        identities.is_empty() || matches!(input, Input::Image(_) | Input::Directory(_)),
+        "sealed faces (--identity) are carried in images only so far"
+    );
     let output = &args.output;
-    let restorer = move |header: &StreamHeader| Restorer::new(&config, Some(password.as_bytes()), header);
+    let restorer = move |header: &StreamHeader| match &password {
+        Some(p) if identities.is_empty() => Restorer::new(&config, Some(p.as_bytes()), header),
+        Some(p) => Restorer::new(&config, Some(p.as_bytes()), header)?.unseal_with(&identities, header),
+        None => Restorer::sealed_only(&config, &identities, header),
+    };
     match &input {
         Input::Image(path) => images::restore_file(path, output, &restorer),
         Input::Directory(dir) => images::restore_dir(dir, output, &restorer),
