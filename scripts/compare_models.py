@@ -1,8 +1,11 @@
 """Compare SDN model folders on real clips through the CLI: anonymize (x264 CRF 23, SEI crops),
 restore with the right password, face-region PSNR of the restore against the original.
 
-  python3.11 scripts/compare_models.py --model old=models/sdn --model new=/tmp/cand \
-      --runs 3 samples/faces_720p.mp4 samples/two_faces_640x360.mp4
+  nice -n 10 deps/sdn-venv/bin/python scripts/compare_models.py --model shipped=models/sdn \
+      --model cand=/tmp/cand --runs 3 samples/faces_720p.mp4 samples/two_faces_640x360.mp4
+
+Each folder holds an exported model (sdn.json, the graphs it names); the CLI is pointed at it
+through FACEVEIL_MODEL and anonymizes with its default variant.
 
 Every anonymize draws a new random salt, so every run uses another key, and the restore quality
 depends on the key (docs/ROUNDTRIP.md): each model gets --runs runs a clip, the runs of all models

@@ -15,11 +15,16 @@ For each clip (and each --detect-interval):
      on every ORIGINAL frame; a face is leaked in a frame unless some recorded crop has the
      face box centre inside its ellipse at blend weight >= 0.5 and holds >= 80% of the box
      area inside its square;
-  5. prints a markdown table per clip and (unless --no-doc) writes docs/ROUNDTRIP.md.
+  5. with --rtsp, also serves the clip anonymized over RTSP and restores from the stream;
+  6. prints a markdown table per clip and (unless --no-doc) writes docs/ROUNDTRIP.md: a summary
+     table across clips, the per-clip tables, and a placeholder for the hand-written reading.
 
 Usage:
-  nice -n 10 python3.11 scripts/roundtrip.py CLIP [CLIP...] [--detect-interval N ...]
-      [--out DIR] [--max-frames N] [--doc PATH | --no-doc]
+  nice -n 10 deps/sdn-venv/bin/python scripts/roundtrip.py CLIP [CLIP...] [--detect-interval N ...]
+      [--out DIR] [--max-frames N] [--rtsp] [--reuse] [--doc PATH | --no-doc]
+
+--reuse takes a clip's result.json from an earlier run into the same --out (and that run's binary
+snapshot), so that a run cut short can be completed clip by clip.
 """
 import argparse
 import datetime
@@ -264,7 +269,12 @@ def read_sidecar(path):
         lines = [json.loads(l) for l in f if l.strip()]
     header, frames = lines[0], {}
     for rec in lines[1:]:
-        frames[int(rec["frame"])] = [tuple(map(float, c)) for c in rec["crops"]]
+        # {"frame", "pts", "faces": [{"square": [cx, cy, side], "track", "landmarks"}]};
+        # older sidecars had "crops": [[cx, cy, side]]
+        if "faces" in rec:
+            frames[int(rec["frame"])] = [tuple(map(float, f["square"])) for f in rec["faces"]]
+        else:
+            frames[int(rec["frame"])] = [tuple(map(float, c)) for c in rec["crops"]]
     return header, frames
 
 
@@ -476,6 +486,8 @@ def main():
     ap.add_argument("--no-doc", action="store_true")
     ap.add_argument("--variant", default=None, help="SDN variant to anonymize with (default: the model's default)")
     ap.add_argument("--rtsp", action="store_true", help="also serve each anonymized clip over RTSP and restore from the stream")
+    ap.add_argument("--reuse", action="store_true",
+                    help="take a clip's result.json from --out if an earlier run left one (same binary snapshot)")
     args = ap.parse_args()
     intervals = args.detect_interval or [1]
     if not os.path.exists(args.bin):
@@ -484,7 +496,8 @@ def main():
     import hashlib
     os.makedirs(args.out, exist_ok=True)
     snap = os.path.join(args.out, "faceveil-snapshot")
-    shutil.copy2(args.bin, snap)
+    if not (args.reuse and os.path.exists(snap)):
+        shutil.copy2(args.bin, snap)
     with open(snap, "rb") as f:
         bin_sha = hashlib.sha256(f.read()).hexdigest()
     bin_mtime = datetime.datetime.fromtimestamp(os.path.getmtime(snap), datetime.timezone.utc)
@@ -514,7 +527,19 @@ def main():
     for clip in args.clips:
         for interval in intervals:
             print(f"== {clip} --detect-interval {interval}", file=sys.stderr, flush=True)
-            r = process(clip, interval, args, blend, detector)
+            prev_json = os.path.join(args.out, f"{os.path.splitext(os.path.basename(clip))[0]}_di{interval}",
+                                     "result.json")
+            if args.reuse and os.path.exists(prev_json):
+                with open(prev_json) as f:
+                    r = json.load(f)
+                r["notes"].append("measured by an earlier invocation of this script into the same --out "
+                                  "(--reuse); its time is not in this run's total")
+            else:
+                t_clip = time.monotonic()
+                r = process(clip, interval, args, blend, detector)
+                r["seconds"] = time.monotonic() - t_clip
+                with open(os.path.join(args.out, f"{r['name']}_di{interval}", "result.json"), "w") as f:
+                    json.dump(r, f, indent=1)
             results.append(r)
             print(table(r), flush=True)
     total = time.monotonic() - t_start
@@ -530,7 +555,8 @@ def main():
                     break
     except OSError:
         pass
-    cmd = "nice -n 10 python3.11 " + " ".join(shlex.quote(a) for a in
+    py = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(ROOT) else "python3"
+    cmd = f"nice -n 10 {py} " + " ".join(shlex.quote(a) for a in
                                               [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
     v = sdn["variants"][variant]
     L = ["# SDN round trip: anonymize, restore, leak check", ""]
@@ -542,8 +568,15 @@ def main():
              f"{platform.system()} {platform.machine()}), load average at the start {load_start}; "
              f"every process ran under `nice -n 10`, the script's own NumPy/OpenCV/ONNX Runtime "
              f"work single-threaded. The whole run took {total / 60:.1f} min. Model: "
-             f"`{sdn['model_id']}` variant `{variant}` ({v.get('trained_steps')} training "
-             f"steps, {v.get('trained_minutes')} min). Blend ellipse from `models/sdn/sdn.json`: "
+             f"`{sdn['model_id']}` variant `{variant}`"
+             + (f" (of {len(sdn['variants'])}: {', '.join(sdn['variants'])})" if len(sdn['variants']) > 1
+                else " (its only variant)")
+             + (f", {v.get('architecture')}" if v.get('architecture') else "")
+             + (f", {v['trained_steps']} training steps, {v.get('trained_minutes')} min" if v.get('trained_steps')
+                else "")
+             + (f", fitted in {v['fit']['seconds']:.0f} s" if isinstance(v.get('fit'), dict)
+                and v['fit'].get('seconds') else "")
+             + f". Blend ellipse from `models/sdn/sdn.json`: "
              f"axis_x {blend['axis_x']}, axis_y {blend['axis_y']}, feather {blend['feather']}.")
     L.append("")
     L.append(f"Binary: `target/release/faceveil` as built at {bin_mtime:%Y-%m-%d %H:%M} UTC (sha256 "
@@ -599,6 +632,30 @@ def main():
     if not notes:
         L.append("No clip was trimmed; all frame counts matched.")
         L.append("")
+    L.append("## Summary")
+    L.append("")
+    L.append("Face region (weight-1 ellipse) PSNR against the original, mean over face-frames, dB; "
+             "leak rate and flicker as in the per-clip tables below.")
+    L.append("")
+    has_rtsp = any("rtsp" in r["metrics"] for r in results)
+    hdr = ["clip", "anonymized", "restored, right password (x264 CRF 23)"] + \
+          (["restored through RTSP"] if has_rtsp else []) + \
+          ["restored, wrong password", "detection fallback", "leak rate", "flicker anonymized / original"]
+    L.append("| " + " | ".join(hdr) + " |")
+    L.append("|" + "---|" * len(hdr))
+    for r in results:
+        def m(k):
+            ps = (r["metrics"].get(k) or {}).get("psnr")
+            return fmt(ps[0] if ps else None, 2)
+        n = r["frames_compared"]
+        tc = r["temporal_change"]
+        ratio = (tc["anon"] / tc["orig"]) if tc["anon"] is not None and tc["orig"] else None
+        row = [r["name"], m("anon"), m("right")] + ([m("rtsp")] if has_rtsp else []) + \
+              [m("wrong"), m("fallback"),
+               f"{r['frames_leak']} / {n} = {100.0 * r['frames_leak'] / max(1, n):.1f}%",
+               f"{fmt(tc['anon'], 2)} / {fmt(tc['orig'], 2)} ({fmt(ratio, 2)}x)"]
+        L.append("| " + " | ".join(row) + " |")
+    L.append("")
     L.append("## Results")
     L.append("")
     for r in results:
