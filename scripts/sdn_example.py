@@ -20,7 +20,7 @@ Keys are fixed random 128-bit keys (A, B, wrong), not passwords: the Argon2id st
 password into a key is the runtime's and changes nothing here. A restore uses the face squares of
 the original detection (what the sidecar / SEI carries).
 
-  scripts/sdn_example.py --cli [--variant restorable] [--model DIR --out FILE]
+  scripts/sdn_example.py --cli [--variant V] [--model DIR --out FILE]
 is the older figure through the faceveil CLI: docs/sdn_example[_V].png, the astronaut photo with
 passwords A, B, restored, wrong password and smiling=2 (needs target/release/faceveil).
 """

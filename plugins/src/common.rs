@@ -283,7 +283,7 @@ pub fn shared_properties(groups: Groups) -> Vec<glib::ParamSpec> {
                 .build(),
             glib::ParamSpecString::builder("variant")
                 .nick("Model variant")
-                .blurb("SDN model variant listed in sdn.json, e.g. fast or restorable (empty: the model's default; faceunveil: the one the stream names)")
+                .blurb("SDN model variant listed in sdn.json, e.g. fast (empty: the model's default; faceunveil: the one the stream names)")
                 .mutable_ready()
                 .build(),
             glib::ParamSpecFloat::builder("mask-scale")

@@ -178,8 +178,7 @@ pub struct CommonArgs {
     /// SDN model folder or sdn.json (default: the bundled model)
     #[arg(long, value_name = "PATH", env = "FACEVEIL_MODEL")]
     pub model: Option<PathBuf>,
-    /// Model variant from sdn.json (fast: stronger anonymization; restorable: restores closer after
-    /// lossy video compression); default: the model's default, and for restore the input's own
+    /// Model variant from sdn.json; default: the model's default, and for restore the input's own
     #[arg(long)]
     pub variant: Option<String>,
     /// ONNX Runtime execution provider: cpu, cuda or tensorrt (never falls back silently)
