@@ -7,6 +7,7 @@ use faceveil::secrets::Identity;
 use zeroize::Zeroizing;
 
 use super::args::KeygenArgs;
+use super::password;
 
 pub fn run(args: &KeygenArgs) -> Result<()> {
     let passphrase = passphrase(args)?;
@@ -23,10 +24,7 @@ pub fn run(args: &KeygenArgs) -> Result<()> {
 /// or a prompt typed twice. Never argv.
 fn passphrase(args: &KeygenArgs) -> Result<Option<Zeroizing<String>>> {
     let p = if let Some(path) = &args.passphrase_file {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path).with_context(|| format!("cannot read passphrase file {}", path.display()))?,
-        );
-        Zeroizing::new(text.lines().next().unwrap_or_default().to_string())
+        password::first_line(path, "passphrase file")?
     } else if !args.passphrase {
         return Ok(None);
     } else if let Ok(p) = std::env::var("FACEVEIL_IDENTITY_PASSPHRASE") {

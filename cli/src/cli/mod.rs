@@ -63,8 +63,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
     let config = args.common.config(faceveil::faces::effects::Mode::Sdn)?;
     let identities = sealing::identities(&args.identities)?;
     // With identities, a password is used only when one is given outright (no prompt).
-    let password_given = args.common.password_file.is_some() || std::env::var_os("FACEVEIL_PASSWORD").is_some();
-    let password = if identities.is_empty() || password_given { Some(password::obtain(&args.common)?) } else { None };
+    let password = if identities.is_empty() { Some(password::obtain(&args.common)?) } else { password::given(&args.common)? };
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
     ensure!(
         identities.is_empty() || matches!(input, Input::Image(_) | Input::Directory(_)),
