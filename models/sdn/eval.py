@@ -61,7 +61,6 @@ Measured (definitions; the JSON repeats them under "definitions"):
 import argparse
 import datetime
 import glob
-import hashlib
 import json
 import os
 import platform
@@ -75,6 +74,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 from centerface import CenterFace, blend_mask, crop, crop_params  # noqa: E402
+from export import sha256  # noqa: E402
 
 T0 = time.time()
 
@@ -1027,14 +1027,6 @@ def cpu_name():
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
-
-
-def sha256(p):
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
 
 
 if __name__ == "__main__":
