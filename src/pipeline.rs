@@ -6,6 +6,7 @@ use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::config::Config;
+use crate::faces::blend::CropContext;
 use crate::faces::effects::Mode;
 use crate::faces::track::Track;
 use crate::frame::{FrameMut, Region};
@@ -177,8 +178,8 @@ fn face_place(
     pts: Option<u64>,
     index: usize,
 ) -> Option<(Region, FacePlace)> {
-    let b = face.crop().bounds();
-    let region = frame.align_region(b.x0, b.y0, b.x1, b.y1)?;
+    // What is sealed is all the effect may rewrite, so that opening it undoes every change.
+    let region = CropContext::region(frame, face.crop())?;
     let place = FacePlace {
         frame: frame_index,
         pts,

@@ -11,6 +11,7 @@ use std::sync::{LazyLock, Mutex};
 
 use faceveil::faces::track::Track;
 use faceveil::pipeline::Anonymizer;
+use faceveil::secrets::Recipient;
 use faceveil::stream::SeiPayload;
 use faceveil::stream::sidecar::SidecarWriter;
 use faceveil::veil::FaceFinder;
@@ -30,6 +31,7 @@ static CAT: LazyLock<gst::DebugCategory> =
 
 const DEFAULT_MODE: ModeProp = ModeProp::Sdn;
 const DEFAULT_USE_ROI: bool = true;
+const DEFAULT_RECIPIENTS_THRESHOLD: u32 = 1;
 
 #[derive(Clone)]
 struct Settings {
@@ -41,6 +43,9 @@ struct Settings {
     password: Option<Zeroizing<String>>,
     use_roi: bool,
     sidecar: Option<PathBuf>,
+    /// age recipients (public keys) as given; checked when the element starts.
+    recipients: Option<String>,
+    recipients_threshold: u32,
 }
 
 impl Default for Settings {
@@ -52,6 +57,8 @@ impl Default for Settings {
             password: None,
             use_roi: DEFAULT_USE_ROI,
             sidecar: None,
+            recipients: None,
+            recipients_threshold: DEFAULT_RECIPIENTS_THRESHOLD,
         }
     }
 }
@@ -109,6 +116,19 @@ impl ObjectImpl for FaceVeil {
                     .blurb("Also write the header and every frame's face squares to this file (for restores)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("recipients")
+                    .nick("Recipients")
+                    .blurb("age recipients (age1..., separated by commas or new lines) to whom each face's original pixels are sealed, exactly, inside the stream (sdn mode); faceunveil's identity opens them")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("recipients-threshold")
+                    .nick("Recipients threshold")
+                    .blurb("How many of the recipients must unseal together (1: any one of them)")
+                    .minimum(1)
+                    .maximum(255)
+                    .default_value(DEFAULT_RECIPIENTS_THRESHOLD)
+                    .mutable_ready()
+                    .build(),
             ];
             v.extend(common::shared_properties(Groups { model: true }));
             v
@@ -129,6 +149,8 @@ impl ObjectImpl for FaceVeil {
             }
             "use-roi" => s.use_roi = value.get().expect("type checked upstream"),
             "sidecar" => s.sidecar = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from),
+            "recipients" => s.recipients = value.get().expect("type checked upstream"),
+            "recipients-threshold" => s.recipients_threshold = value.get().expect("type checked upstream"),
             name => {
                 s.shared.set(name, value);
             }
@@ -141,6 +163,8 @@ impl ObjectImpl for FaceVeil {
             "mode" => s.mode.to_value(),
             "use-roi" => s.use_roi.to_value(),
             "sidecar" => s.sidecar.as_ref().map(|p| p.display().to_string()).to_value(),
+            "recipients" => s.recipients.to_value(),
+            "recipients-threshold" => s.recipients_threshold.to_value(),
             name => s.shared.get(name).expect("every readable property is handled"),
         }
     }
@@ -181,7 +205,13 @@ impl BaseTransformImpl for FaceVeil {
             config.mode = settings.mode.into();
         }
         let password = settings.password.as_ref().map(|p| p.as_bytes());
-        let anonymizer = Anonymizer::new(&config, password).map_err(|e| common::init_error(common::describe(&e)))?;
+        let mut anonymizer = Anonymizer::new(&config, password).map_err(|e| common::init_error(common::describe(&e)))?;
+        if let Some(text) = settings.recipients.as_deref().filter(|t| !t.trim().is_empty()) {
+            let recipients = Recipient::parse_list(&text.replace(',', "\n")).map_err(common::settings_error)?;
+            anonymizer
+                .seal_to(&recipients, settings.recipients_threshold as usize)
+                .map_err(|e| common::settings_error(common::describe(&e)))?;
+        }
         let finder = FaceFinder::new(&config).map_err(|e| common::init_error(common::describe(&e)))?;
         let sidecar = match (&settings.sidecar, anonymizer.header()) {
             (Some(path), Some(header)) => {
