@@ -22,7 +22,7 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use zeroize::Zeroizing;
 
-use crate::common::{self, Groups, ModeProp, Shared, Upstream};
+use crate::common::{self, Groups, KeyingProp, ModeProp, Shared, Upstream};
 use crate::streamdata;
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -30,6 +30,7 @@ static CAT: LazyLock<gst::DebugCategory> =
 
 const DEFAULT_MODE: ModeProp = ModeProp::Sdn;
 const DEFAULT_USE_ROI: bool = true;
+const DEFAULT_KEYING: KeyingProp = KeyingProp::Track;
 
 #[derive(Clone)]
 struct Settings {
@@ -41,6 +42,7 @@ struct Settings {
     password: Option<Zeroizing<String>>,
     use_roi: bool,
     sidecar: Option<PathBuf>,
+    keying: KeyingProp,
 }
 
 impl Default for Settings {
@@ -52,6 +54,7 @@ impl Default for Settings {
             password: None,
             use_roi: DEFAULT_USE_ROI,
             sidecar: None,
+            keying: DEFAULT_KEYING,
         }
     }
 }
@@ -109,6 +112,17 @@ impl ObjectImpl for FaceVeil {
                     .blurb("Also write the header and every frame's face squares to this file (for restores)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("keying", DEFAULT_KEYING)
+                    .nick("Keying")
+                    .blurb("Whether each tracked face has its own key vector or the stream shares one (sdn mode)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("header")
+                    .nick("Header")
+                    .blurb("The stream header a restore needs, as text, once the element has started in sdn mode (it also rides in the SEI and a tag)")
+                    .read_only()
+                    .build(),
+                common::stage_times_property(),
             ];
             v.extend(common::shared_properties(Groups { model: true }));
             v
@@ -129,6 +143,7 @@ impl ObjectImpl for FaceVeil {
             }
             "use-roi" => s.use_roi = value.get().expect("type checked upstream"),
             "sidecar" => s.sidecar = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from),
+            "keying" => s.keying = value.get().expect("type checked upstream"),
             name => {
                 s.shared.set(name, value);
             }
@@ -141,6 +156,11 @@ impl ObjectImpl for FaceVeil {
             "mode" => s.mode.to_value(),
             "use-roi" => s.use_roi.to_value(),
             "sidecar" => s.sidecar.as_ref().map(|p| p.display().to_string()).to_value(),
+            "keying" => s.keying.to_value(),
+            "header" => self.state.lock().unwrap().as_ref().and_then(|st| st.anonymizer.header().map(|h| h.encode())).to_value(),
+            "stage-times" => common::stage_times_value(
+                self.state.lock().unwrap().as_ref().map(|st| [st.finder.times(), st.anonymizer.times()]).into_iter().flatten(),
+            ),
             name => s.shared.get(name).expect("every readable property is handled"),
         }
     }
@@ -175,6 +195,7 @@ impl BaseTransformImpl for FaceVeil {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let mut settings = self.settings.lock().unwrap().clone();
         let mut config = settings.shared.config(settings.mode.into())?;
+        config.keying = settings.keying.into();
         if !settings.mode_set && settings.mode == ModeProp::Sdn && faceveil::model::SdnSpec::load(&config.model).is_err() {
             gst::warning!(CAT, imp = self, "no SDN model at {}: blurring instead", config.model.display());
             settings.mode = ModeProp::Blur;
