@@ -47,8 +47,8 @@ fn auto_bitrate(caps: &gst::CapsRef) -> u32 {
 }
 
 /// What the serving side exposes to the ingest: the appsrc of the current media, if a client
-/// is connected. Clients that connect before the
-/// source has delivered a frame wait for it (the server cannot describe a stream it has not seen).
+/// is connected. Clients that connect before the source has delivered a frame wait for it (the
+/// server cannot describe a stream it has not seen).
 #[derive(Clone, Default)]
 struct Outlet {
     appsrc: Arc<Mutex<Option<gst_app::AppSrc>>>,
