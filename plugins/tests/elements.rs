@@ -556,3 +556,21 @@ fn sei_rides_through_h264_and_h265_encoders_and_back_onto_decoded_frames() {
         assert!(payloads[0].as_ref().unwrap().header.is_some(), "{encoder}: the first frame carries the header");
     }
 }
+
+#[test]
+fn faceveil_reports_its_header_with_the_keying_asked_and_both_elements_their_stage_times() {
+    let (data, w, h) = astronaut();
+    let mut harness = harness("faceveildetect name=d ! faceveil name=v password=alpha keying=stream", w, h);
+    let bin = harness.element().unwrap().downcast::<gst::Bin>().unwrap();
+    let (detect, veil) = (bin.by_name("d").unwrap(), bin.by_name("v").unwrap());
+    harness.play();
+    harness.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap();
+    let header = veil.property::<Option<String>>("header").expect("the started element's header");
+    let header = faceveil::stream::header::StreamHeader::decode(&header).unwrap();
+    assert_eq!(header.keying, faceveil::model::keys::Keying::Stream);
+    let (found, veiled) = (gstfaceveil::streamdata::stage_times(&detect), gstfaceveil::streamdata::stage_times(&veil));
+    assert_eq!(found.detections, 1, "faceveildetect detected once");
+    assert!(found.detect > std::time::Duration::ZERO);
+    assert_eq!((veiled.frames, veiled.faces, veiled.detections), (1, 1, 0), "faceveil changed one face and trusted the scan");
+    assert!(veiled.model > std::time::Duration::ZERO);
+}
