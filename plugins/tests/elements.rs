@@ -620,3 +620,21 @@ fn sealed_faces_come_back_bit_exact_with_each_recipient_and_never_for_a_stranger
     assert!(both == bytes(&original), "two of two together restore exactly");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn faceveil_reports_its_header_with_the_keying_asked_and_both_elements_their_stage_times() {
+    let (data, w, h) = astronaut();
+    let mut harness = harness("faceveildetect name=d ! faceveil name=v password=alpha keying=stream", w, h);
+    let bin = harness.element().unwrap().downcast::<gst::Bin>().unwrap();
+    let (detect, veil) = (bin.by_name("d").unwrap(), bin.by_name("v").unwrap());
+    harness.play();
+    harness.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap();
+    let header = veil.property::<Option<String>>("header").expect("the started element's header");
+    let header = faceveil::stream::header::StreamHeader::decode(&header).unwrap();
+    assert_eq!(header.keying, faceveil::model::keys::Keying::Stream);
+    let (found, veiled) = (gstfaceveil::streamdata::stage_times(&detect), gstfaceveil::streamdata::stage_times(&veil));
+    assert_eq!(found.detections, 1, "faceveildetect detected once");
+    assert!(found.detect > std::time::Duration::ZERO);
+    assert_eq!((veiled.frames, veiled.faces, veiled.detections), (1, 1, 0), "faceveil changed one face and trusted the scan");
+    assert!(veiled.model > std::time::Duration::ZERO);
+}

@@ -23,7 +23,7 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use zeroize::Zeroizing;
 
-use crate::common::{self, Groups, ModeProp, Shared, Upstream};
+use crate::common::{self, Groups, KeyingProp, ModeProp, Shared, Upstream};
 use crate::streamdata;
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -32,6 +32,7 @@ static CAT: LazyLock<gst::DebugCategory> =
 const DEFAULT_MODE: ModeProp = ModeProp::Sdn;
 const DEFAULT_USE_ROI: bool = true;
 const DEFAULT_RECIPIENTS_THRESHOLD: u32 = 1;
+const DEFAULT_KEYING: KeyingProp = KeyingProp::Track;
 
 #[derive(Clone)]
 struct Settings {
@@ -46,6 +47,7 @@ struct Settings {
     /// age recipients (public keys) as given; checked when the element starts.
     recipients: Option<String>,
     recipients_threshold: u32,
+    keying: KeyingProp,
 }
 
 impl Default for Settings {
@@ -59,6 +61,7 @@ impl Default for Settings {
             sidecar: None,
             recipients: None,
             recipients_threshold: DEFAULT_RECIPIENTS_THRESHOLD,
+            keying: DEFAULT_KEYING,
         }
     }
 }
@@ -129,6 +132,17 @@ impl ObjectImpl for FaceVeil {
                     .default_value(DEFAULT_RECIPIENTS_THRESHOLD)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("keying", DEFAULT_KEYING)
+                    .nick("Keying")
+                    .blurb("Whether each tracked face has its own key vector or the stream shares one (sdn mode)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("header")
+                    .nick("Header")
+                    .blurb("The stream header a restore needs, as text, once the element has started in sdn mode (it also rides in the SEI and a tag)")
+                    .read_only()
+                    .build(),
+                common::stage_times_property(),
             ];
             v.extend(common::shared_properties(Groups { model: true }));
             v
@@ -151,6 +165,7 @@ impl ObjectImpl for FaceVeil {
             "sidecar" => s.sidecar = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from),
             "recipients" => s.recipients = value.get().expect("type checked upstream"),
             "recipients-threshold" => s.recipients_threshold = value.get().expect("type checked upstream"),
+            "keying" => s.keying = value.get().expect("type checked upstream"),
             name => {
                 s.shared.set(name, value);
             }
@@ -165,6 +180,11 @@ impl ObjectImpl for FaceVeil {
             "sidecar" => s.sidecar.as_ref().map(|p| p.display().to_string()).to_value(),
             "recipients" => s.recipients.to_value(),
             "recipients-threshold" => s.recipients_threshold.to_value(),
+            "keying" => s.keying.to_value(),
+            "header" => self.state.lock().unwrap().as_ref().and_then(|st| st.anonymizer.header().map(|h| h.encode())).to_value(),
+            "stage-times" => common::stage_times_value(
+                self.state.lock().unwrap().as_ref().map(|st| [st.finder.times(), st.anonymizer.times()]).into_iter().flatten(),
+            ),
             name => s.shared.get(name).expect("every readable property is handled"),
         }
     }
@@ -199,6 +219,7 @@ impl BaseTransformImpl for FaceVeil {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let mut settings = self.settings.lock().unwrap().clone();
         let mut config = settings.shared.config(settings.mode.into())?;
+        config.keying = settings.keying.into();
         if !settings.mode_set && settings.mode == ModeProp::Sdn && faceveil::model::SdnSpec::load(&config.model).is_err() {
             gst::warning!(CAT, imp = self, "no SDN model at {}: blurring instead", config.model.display());
             settings.mode = ModeProp::Blur;

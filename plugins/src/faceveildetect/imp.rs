@@ -59,6 +59,7 @@ impl ObjectImpl for FaceVeilDetect {
                     .mutable_playing()
                     .build(),
             );
+            v.push(common::stage_times_property());
             v
         });
         PROPS.as_ref()
@@ -75,6 +76,7 @@ impl ObjectImpl for FaceVeilDetect {
         let s = self.settings.lock().unwrap();
         match pspec.name() {
             "post-messages" => s.post_messages.to_value(),
+            "stage-times" => common::stage_times_value(self.state.lock().unwrap().as_ref().map(|st| st.finder.times())),
             name => s.shared.get(name).expect("every installed property is handled"),
         }
     }
