@@ -11,7 +11,7 @@ use faceveil::timing::StageTimes;
 use gst::prelude::*;
 
 use super::input::Input;
-use super::video::{self, Sei, Settings, Stage};
+use super::video::{self, DEFAULT_CRF, Quality, Sei, Settings, Stage};
 
 #[derive(Default)]
 struct Latency {
@@ -97,9 +97,9 @@ fn run(input: &Input, settings: Option<&Settings>) -> Result<RunResult> {
                     samples.lock().unwrap().push((lat.frames, mb));
                 }
             });
-            Stage { elements, sei: Sei::Write }
+            Stage { elements, sei: Sei::Write, quality: Quality::Crf(DEFAULT_CRF) }
         }
-        None => Stage { elements: Vec::new(), sei: Sei::Neither },
+        None => Stage { elements: Vec::new(), sei: Sei::Neither, quality: Quality::Crf(DEFAULT_CRF) },
     };
     let started = Instant::now();
     let t = video::transcode(input, &out, stage);

@@ -58,12 +58,13 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
             ),
         };
     };
-    ensure!(
-        recipients.is_empty(),
-        "sealed faces (--recipient) are carried in images only so far; videos and streams are not sealed yet"
-    );
     // Videos and streams go through the plugin's elements, which build the anonymizer themselves.
-    let settings = video::Settings { config, attributes: args.common.attributes.clone(), password };
+    let sealing = video::Sealing {
+        recipients: (!recipients.is_empty()).then(|| recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
+        threshold: u32::try_from(args.recipients_threshold).unwrap_or(u32::MAX),
+        ..Default::default()
+    };
+    let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
     if let Some(port) = args.serve_rtsp {
         return rtsp::serve(&input, port, args.serve_bitrate, &settings);
     }
@@ -73,16 +74,14 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
 
 fn restore(args: RestoreArgs) -> Result<()> {
     let config = args.common.config(faceveil::faces::effects::Mode::Sdn)?;
-    let identities = sealing::identities(&args.identities)?;
-    // With identities, a password is used only when one is given outright (no prompt).
-    let password = if identities.is_empty() { Some(password::obtain(&args.common)?) } else { password::given(&args.common)? };
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
-    ensure!(
-        identities.is_empty() || matches!(input, Input::Image(_) | Input::Directory(_)),
-        "sealed faces (--identity) are carried in images only so far"
-    );
+    // With identities, a password is used only when one is given outright (no prompt).
+    let password =
+        if args.identities.is_empty() { Some(password::obtain(&args.common)?) } else { password::given(&args.common)? };
     let output = &args.output;
     let Input::Stream(_) = &input else {
+        ensure!(!args.lossless, "--lossless is for videos; an image is restored losslessly when written as PNG");
+        let identities = sealing::identities(&args.identities)?;
         let restorer = move |header: &StreamHeader| match &password {
             Some(p) if identities.is_empty() => Restorer::new(&config, Some(p.as_bytes()), header),
             Some(p) => Restorer::new(&config, Some(p.as_bytes()), header)?.unseal_with(&identities, header),
@@ -101,8 +100,20 @@ fn restore(args: RestoreArgs) -> Result<()> {
     if sidecar.is_none() && args.header.is_none() && !input.is_live() && input.local_path().is_none() {
         bail!("no sidecar given for a remote stream; pass --sidecar or --header");
     }
-    let settings = video::Settings { config, attributes: args.common.attributes.clone(), password };
-    video::restore(&input, output, &settings, sidecar.as_deref(), args.header.as_deref())
+    let sealing = match args.identities.as_slice() {
+        [] => video::Sealing::default(),
+        paths => {
+            let (identity, passphrase) = sealing::identity_files(paths)?;
+            video::Sealing { identity: Some(identity), passphrase, ..Default::default() }
+        }
+    };
+    let quality = match (args.lossless, args.identities.is_empty()) {
+        (true, _) => video::Quality::Lossless,
+        (false, true) => video::Quality::Crf(video::DEFAULT_CRF),
+        (false, false) => video::Quality::Crf(video::SEALED_RESTORE_CRF),
+    };
+    let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
+    video::restore(&input, output, &settings, sidecar.as_deref(), args.header.as_deref(), quality)
 }
 
 fn run_bench(args: BenchArgs) -> Result<()> {
@@ -117,6 +128,6 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         config.runtime.provider.name()
     );
     let password = Some(zeroize::Zeroizing::new("faceveil bench".to_string()));
-    let settings = video::Settings { config, attributes: args.common.attributes.clone(), password };
+    let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing: Default::default() };
     bench::bench(&args.clip, &describe, &settings, args.baseline)
 }
