@@ -887,3 +887,36 @@ fn a_copy_of_the_release_files_in_another_folder_runs() {
     let face = common::mean_abs_diff(&orig, &out, 190, 90, 270, 180);
     assert!(face > 10.0, "the face was not changed (mean difference {face:.1})");
 }
+
+#[test]
+fn sealed_faces_served_over_rtsp_come_back_exactly_with_an_identity() {
+    let dir = tmpdir("rtsp-sealed");
+    let identity = dir.join("me.age");
+    let o = faceveil(&["keygen", "-o", s(&identity)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recipient = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let port = free_port();
+    let url = format!("rtsp://127.0.0.1:{port}/faceveil");
+    let clip = sample("two_faces_640x360.mp4");
+    let _server =
+        spawn(&["anonymize", s(&clip), "--serve-rtsp", &port.to_string(), "--recipient", &recipient], &dir.join("server.log"));
+    wait_for("the server to listen", 60, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let (out, log) = (dir.join("restored.mkv"), dir.join("client.log"));
+    let mut client = spawn(&["restore", &url, "-o", s(&out), "--identity", s(&identity), "--lossless"], &log);
+    wait_for("the client to reach the end of the stream", 120, || client.0.try_wait().unwrap().is_some());
+    assert!(client.0.wait().unwrap().success(), "{}", log_text(&log));
+    // Where the faces are in the clip's last frame, from a file run on the same clip.
+    let anon = dir.join("anon.mkv");
+    let o = faceveil(&["anonymize", s(&clip), "-o", s(&anon)], &[("FACEVEIL_PASSWORD", "other")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let crops = sidecar_crops(&dir.join("anon.mkv.faceveil")).pop().unwrap();
+    assert!(!crops.is_empty(), "the clip's last frame has faces");
+    let (original, restored) = (media::decode(&clip).frames, media::decode(&out).frames);
+    // The served picture went through the server's live x264; the sealed faces did not.
+    let face = face_psnr(original.last().unwrap(), restored.last().unwrap(), &crops);
+    let frame = face_psnr(original.last().unwrap(), restored.last().unwrap(), &[[320.0, 180.0, 1000.0]]);
+    eprintln!("last frame against the original: faces {face:.2} dB, whole frame {frame:.2} dB");
+    // face_psnr floors the error, so identical bytes read as about 138 dB.
+    assert!(face > 100.0, "the faces are not the original's bytes: {face:.2} dB");
+    assert!(frame < 60.0, "the rest of the frame went through the live codec: {frame:.2} dB");
+}
