@@ -7,7 +7,6 @@
 
 use std::path::PathBuf;
 
-use gst::prelude::*;
 use gst_check::Harness;
 
 #[test]
