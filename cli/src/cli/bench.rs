@@ -49,8 +49,9 @@ fn rss_summary(samples: &[(u64, f64)]) -> String {
     picked.iter().map(|(f, mb)| format!("{f}: {mb:.0}")).collect::<Vec<_>>().join(", ")
 }
 
-/// Frames, wall time, latency, stage times and memory samples (frame, MB) of one run.
-type RunResult = (u64, Duration, Latency, StageTimes, Vec<(u64, f64)>);
+/// Frames, wall time, latency, stage times, memory samples (frame, MB) and the time to the first
+/// anonymized frame, of one run.
+type RunResult = (u64, Duration, Latency, StageTimes, Vec<(u64, f64)>, Option<Duration>);
 
 /// Times the work of `element` on each frame: when a frame goes in, and what its time inside
 /// comes to when it leaves (frames leave in the order they came).
@@ -76,6 +77,10 @@ fn run(input: &Input, settings: Option<&Settings>) -> Result<RunResult> {
     let out = std::env::temp_dir().join(format!("faceveil-bench-{}.mkv", std::process::id()));
     let latency = Arc::new(Mutex::new(Latency::default()));
     let rss: Arc<Mutex<Vec<(u64, f64)>>> = Arc::default();
+    let first_frame: Arc<Mutex<Option<Duration>>> = Arc::default();
+    // Start-up counts from here: the elements are made, then their models load and the key is
+    // derived as the pipeline starts, then the first frame is decoded and anonymized.
+    let started = Instant::now();
     let stage = match settings {
         Some(settings) => {
             let elements = settings.anonymizer(None)?;
@@ -86,8 +91,9 @@ fn run(input: &Input, settings: Option<&Settings>) -> Result<RunResult> {
             let found_in: Arc<Mutex<VecDeque<Duration>>> = Arc::default();
             let f_in = found_in.clone();
             time_element(detect, move |took| f_in.lock().unwrap().push_back(took));
-            let (lat, samples) = (latency.clone(), rss.clone());
+            let (lat, samples, first) = (latency.clone(), rss.clone(), first_frame.clone());
             time_element(veil, move |took| {
+                first.lock().unwrap().get_or_insert_with(|| started.elapsed());
                 let found = found_in.lock().unwrap().pop_front().unwrap_or_default();
                 let mut lat = lat.lock().unwrap();
                 lat.add(found + took);
@@ -101,14 +107,14 @@ fn run(input: &Input, settings: Option<&Settings>) -> Result<RunResult> {
         }
         None => Stage { elements: Vec::new(), sei: Sei::Neither, quality: Quality::Crf(DEFAULT_CRF) },
     };
-    let started = Instant::now();
     let t = video::transcode(input, &out, stage);
     let wall = started.elapsed();
     let _ = std::fs::remove_file(&out);
     let t = t?;
     let latency = std::mem::take(&mut *latency.lock().unwrap());
     let rss = std::mem::take(&mut *rss.lock().unwrap());
-    Ok((t.frames, wall, latency, t.times, rss))
+    let first_frame = *first_frame.lock().unwrap();
+    Ok((t.frames, wall, latency, t.times, rss, first_frame))
 }
 
 fn ms(d: Duration, n: u64) -> f64 {
@@ -122,11 +128,17 @@ pub fn bench(clip: &Path, describe: &str, settings: &Settings, baseline: bool) -
     }
     // The anonymization runs first so that its memory numbers are its own: memory a pipeline
     // freed stays with the process, and a baseline run before would count in them.
-    let (frames, wall, latency, times, rss) = run(&input, Some(settings))?;
+    let (frames, wall, latency, times, rss, first_frame) = run(&input, Some(settings))?;
     let peak = status_mb("VmHWM:");
     println!("clip: {}", clip.display());
     println!("setting: {describe}");
     println!("end to end: {frames} frames in {:.2} s = {:.1} fps", wall.as_secs_f64(), frames as f64 / wall.as_secs_f64());
+    if let Some(first) = first_frame {
+        println!(
+            "start-up: first frame anonymized {:.0} ms after the run began (models, key, decoder)",
+            first.as_secs_f64() * 1000.0
+        );
+    }
     println!(
         "added latency per frame: mean {:.2} ms, max {:.2} ms",
         ms(latency.total, latency.frames),
