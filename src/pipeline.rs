@@ -281,7 +281,6 @@ mod tests {
 
     use super::*;
     use crate::frame::PixelFormat;
-    use crate::model::SdnSpec;
 
     fn bundled_model() -> Config {
         Config::new(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models/sdn")))
@@ -319,30 +318,35 @@ mod tests {
     #[test]
     fn landmarks_are_recorded_only_for_a_model_that_takes_them() {
         let (data, w, h) = astronaut();
-        let found = |config: &Config| {
+        let recorded = |with_landmarks: bool| {
+            // The bundled graphs, described with and without their optional landmarks input.
+            let bundled = bundled_model().model;
+            let dir = std::env::temp_dir().join(format!("faceveil-landmarks-{with_landmarks}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut spec: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(bundled.join("sdn.json")).unwrap()).unwrap();
+            if with_landmarks {
+                spec["inputs"]["landmarks"] = "landmarks".into();
+                spec["mean_landmarks"] = serde_json::json!([0.35, 0.4, 0.65, 0.4, 0.5, 0.55, 0.38, 0.7, 0.62, 0.7]);
+            } else {
+                spec["inputs"].as_object_mut().unwrap().remove("landmarks");
+            }
+            std::fs::write(dir.join("sdn.json"), spec.to_string()).unwrap();
+            for file in ["sdn.onnx", "sdn_restore.onnx"] {
+                std::fs::copy(bundled.join(file), dir.join(file)).unwrap();
+            }
+            let config = Config::new(dir.clone());
             let mut data = data.clone();
             let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut data).unwrap();
-            let tracks = FaceFinder::new(config).unwrap().find(&frame).unwrap().to_vec();
-            let mut anonymizer = Anonymizer::new(config, Some(b"alpha")).unwrap();
-            anonymizer.process(&mut frame, &tracks, None).unwrap().record.faces
+            let tracks = FaceFinder::new(&config).unwrap().find(&frame).unwrap().to_vec();
+            let mut anonymizer = Anonymizer::new(&config, Some(b"alpha")).unwrap();
+            let faces = anonymizer.process(&mut frame, &tracks, None).unwrap().record.faces;
+            std::fs::remove_dir_all(&dir).unwrap();
+            assert_eq!(faces.len(), 1, "the astronaut's face");
+            faces[0].landmarks
         };
-        let config = bundled_model();
-        let takes = SdnSpec::load(&config.model).unwrap().0.inputs.landmarks.is_some();
-        // The same model described without its optional landmarks input.
-        let dir = std::env::temp_dir().join(format!("faceveil-nolandmarks-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut spec: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(config.model.join("sdn.json")).unwrap()).unwrap();
-        spec["inputs"].as_object_mut().unwrap().remove("landmarks");
-        std::fs::write(dir.join("sdn.json"), spec.to_string()).unwrap();
-        for file in ["sdn.onnx", "sdn_restore.onnx"] {
-            std::fs::copy(config.model.join(file), dir.join(file)).unwrap();
-        }
-        let without = found(&Config::new(dir.clone()));
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(without.len(), 1, "the astronaut's face");
-        assert_eq!(without[0].landmarks, None, "a model without landmarks leaves them out of the stream");
-        assert_eq!(found(&config)[0].landmarks.is_some(), takes, "the bundled model's records follow its sdn.json");
+        assert!(recorded(true).is_some(), "a model that takes landmarks needs them to restore");
+        assert_eq!(recorded(false), None, "a model without landmarks leaves them out of the stream");
     }
 
     fn astronaut() -> (Vec<u8>, usize, usize) {

@@ -343,11 +343,19 @@ def main():
     spec = json.load(open(spec_path))
     spec["model_id"] = MODEL_ID
     spec["default_variant"] = "fast"
-    spec["inputs"] = {"image": "image", "key": "key", "attributes": "attributes", "landmarks": "landmarks"}
-    spec["landmarks"] = {"order": ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"],
-                         "coordinates": "x,y in the 128 crop normalised to 0..1 (0 = left/top edge, 1 = right/bottom edge)",
-                         "optional": True}
-    spec["mean_landmarks"] = [round(float(v), 6) for v in fs.mean_landmarks]
+    spec["inputs"] = {"image": "image", "key": "key", "attributes": "attributes"}
+    # The runtime feeds, and records in the stream's clear records, the landmarks sdn.json names.
+    # They describe a face's geometry, which identifies people: name them only where the graphs
+    # apply them (align > 0). The graphs keep the optional input either way.
+    if float(fs.p.get("align", 1.0)) != 0.0:
+        spec["inputs"]["landmarks"] = "landmarks"
+        spec["landmarks"] = {"order": ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"],
+                             "coordinates": "x,y in the 128 crop normalised to 0..1 (0 = left/top edge, 1 = right/bottom edge)",
+                             "optional": True}
+        spec["mean_landmarks"] = [round(float(v), 6) for v in fs.mean_landmarks]
+    else:
+        spec.pop("landmarks", None)
+        spec.pop("mean_landmarks", None)
     spec["variants"] = {"fast": {
         "architecture": "facespace",
         "anonymize": "sdn.onnx",
