@@ -177,3 +177,61 @@ fn a_sealed_video_comes_back_bit_exact_for_either_recipient_and_not_for_a_strang
     assert!(faces >= 150, "the clip's two faces in most frames: {faces}");
     assert!(mean >= 45.0 && worst >= 42.0, "the default restore keeps sealed faces near exact: {mean:.2} dB, worst {worst:.2}");
 }
+
+/// The sidecar's records, the header line first.
+fn sidecar_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn a_reordered_or_spliced_sealed_video_face_fails_naming_its_frame() {
+    let dir = tmpdir("video-tamper");
+    let clip = common::repo().join("samples/two_faces_640x360.mp4");
+    let (a, ra) = keygen(&dir, "a");
+    let (anon, other) = (dir.join("anon.mp4"), dir.join("other.mp4"));
+    ok(&faceveil(&["anonymize", s(&clip), "-o", s(&anon), "--recipient", &ra], Some("pw")));
+    ok(&faceveil(&["anonymize", s(&clip), "-o", s(&other), "--recipient", &ra], Some("pw")));
+    // The same video without its SEI (faceveil's UUID overwritten, pixels untouched), so that a
+    // restore reads the records from a sidecar.
+    let bytes = std::fs::read(&anon).unwrap();
+    let uuid = faceveil::stream::SEI_UUID;
+    let mut stripped = bytes.clone();
+    let mut hits = 0;
+    for i in 0..bytes.len().saturating_sub(uuid.len()) {
+        if bytes[i..i + uuid.len()] == uuid {
+            stripped[i..i + uuid.len()].copy_from_slice(b"not-faceveil-sei");
+            hits += 1;
+        }
+    }
+    assert!(hits > 50, "the SEI rode on most frames ({hits})");
+    let video = dir.join("no-sei.mp4");
+    std::fs::write(&video, stripped).unwrap();
+    let lines = sidecar_lines(&faceveil::stream::sidecar::path_for(&anon));
+    let restore = |records: &[serde_json::Value], name: &str| {
+        let sidecar = dir.join(format!("{name}.faceveil"));
+        std::fs::write(&sidecar, records.iter().map(|r| format!("{r}\n")).collect::<String>()).unwrap();
+        let out = dir.join(format!("{name}.mkv"));
+        let o = faceveil(&["restore", s(&video), "-o", s(&out), "--identity", s(&a), "--sidecar", s(&sidecar)], None);
+        (o, out)
+    };
+    // Untouched, the sidecar alone restores.
+    let (o, out) = restore(&lines, "intact");
+    ok(&o);
+    assert!(out.exists());
+    // Frames 10 and 11 swap their sealed faces: each opens only in its own place.
+    let mut swapped = lines.clone();
+    let (ten, eleven) = (swapped[11]["faces"][0]["sealed"].clone(), swapped[12]["faces"][0]["sealed"].clone());
+    assert_eq!(swapped[11]["frame"], 10);
+    swapped[11]["faces"][0]["sealed"] = eleven;
+    swapped[12]["faces"][0]["sealed"] = ten;
+    let (o, out) = restore(&swapped, "swapped");
+    failed(&o, "frame 10, face 0");
+    assert!(!out.exists(), "nothing is written from a tampered stream");
+    // A face from another recording of the same clip, for the same recipient, at the same place.
+    let mut spliced = lines.clone();
+    spliced[11]["faces"][0]["sealed"] =
+        sidecar_lines(&faceveil::stream::sidecar::path_for(&other))[11]["faces"][0]["sealed"].clone();
+    let (o, out) = restore(&spliced, "spliced");
+    failed(&o, "frame 10, face 0");
+    assert!(!out.exists());
+}
