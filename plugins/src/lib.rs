@@ -2,7 +2,8 @@
 //!
 //! - `faceveildetect` finds and tracks faces and attaches them as region-of-interest metas;
 //! - `faceveil` anonymizes faces (SDN with a password, or blur, pixelate, solid);
-//! - `faceunveil` restores SDN-anonymized faces with the password.
+//! - `faceunveil` restores SDN-anonymized faces with the password;
+//! - `faceveilsei`, after an encoder, writes `faceveil`'s per-frame data into H.264/H.265 as SEI.
 //!
 //! The plugin loads from its shared library (gst-launch-1.0, applications) or is registered
 //! statically with `plugin_register_static()` by a program that links this crate (the `faceveil`
@@ -15,6 +16,7 @@ mod common;
 mod faceunveil;
 mod faceveil;
 mod faceveildetect;
+mod faceveilsei;
 pub mod streamdata;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
@@ -28,6 +30,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     faceveildetect::register(plugin)?;
     faceveil::register(plugin)?;
     faceunveil::register(plugin)?;
+    faceveilsei::register(plugin)?;
     Ok(())
 }
 

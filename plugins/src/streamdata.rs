@@ -134,7 +134,7 @@ pub fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u64> {
 }
 
 /// The codec of the H.264 or H.265 stream on `pad` and how it frames its NAL units.
-fn nal_framing(pad: &gst::Pad) -> Option<(Codec, Framing)> {
+pub(crate) fn nal_framing(pad: &gst::Pad) -> Option<(Codec, Framing)> {
     let caps = pad.current_caps()?;
     let s = caps.structure(0)?;
     // avcC and hvcC: the low two bits of byte 4 (avcC) or 21 (hvcC) are the NAL length size - 1.
@@ -188,23 +188,33 @@ pub fn sei_through_encoder(encoder: &gst::Element) -> Result<(), glib::BoolError
             pending.retain(|t, _| t + REORDER_WINDOW_NS >= time);
             payload
         };
-        let Some(payload) = payload else { return gst::PadProbeReturn::Ok };
-        let Ok(au) = buffer.map_readable().map(|m| m.to_vec()) else { return gst::PadProbeReturn::Ok };
-        let with_sei = sei::insert_before_first_slice(&au, framing, codec, &sei::sei_nal(codec, &SEI_UUID, &payload));
-        let mut out = gst::Buffer::from_mut_slice(with_sei);
+        if let Some(payload) = payload
+            && let Some(out) = with_sei(buffer, codec, framing, &payload)
         {
-            let out = out.get_mut().expect("a new buffer is writable");
-            // Copying flags, timestamps and metas into a fresh buffer cannot fail.
-            let _ = buffer.copy_into(
-                out,
-                gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS | gst::BufferCopyFlags::META,
-                ..,
-            );
+            *buffer = out;
         }
-        *buffer = out;
         gst::PadProbeReturn::Ok
     });
     Ok(())
+}
+
+/// A copy of the access unit `buffer` with `payload` as a faceveil SEI NAL unit before its first
+/// slice, keeping the buffer's flags, timestamps and metas; `None` if it cannot be read.
+pub(crate) fn with_sei(buffer: &gst::BufferRef, codec: Codec, framing: Framing, payload: &[u8]) -> Option<gst::Buffer> {
+    let au = buffer.map_readable().ok()?;
+    let rewritten = sei::insert_before_first_slice(&au, framing, codec, &sei::sei_nal(codec, &SEI_UUID, payload));
+    drop(au);
+    let mut out = gst::Buffer::from_mut_slice(rewritten);
+    {
+        let out = out.get_mut().expect("a new buffer is writable");
+        // Copying flags, timestamps and metas into a fresh buffer cannot fail.
+        let _ = buffer.copy_into(
+            out,
+            gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS | gst::BufferCopyFlags::META,
+            ..,
+        );
+    }
+    Some(out)
 }
 
 /// Makes the decoded frames of `decodebin` (a decodebin, uridecodebin or any bin that plugs
