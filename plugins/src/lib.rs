@@ -4,8 +4,10 @@
 //! - `faceveil` anonymizes faces (SDN with a password, or blur, pixelate, solid);
 //! - `faceunveil` restores SDN-anonymized faces with the password.
 //!
-//! [`streamdata`] is public for the `faceveil` command, which maps frames and stream data the
-//! same way.
+//! The plugin loads from its shared library (gst-launch-1.0, applications) or is registered
+//! statically with `plugin_register_static()` by a program that links this crate (the `faceveil`
+//! command). [`streamdata`] is public for such programs: it carries the SEI metas the elements
+//! read and write through encoders and decoders.
 
 use gst::glib;
 
@@ -17,7 +19,8 @@ pub mod streamdata;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     // The host process (gst-launch-1.0, an application) lives elsewhere: runtime files are
-    // looked for beside the plugin's own file.
+    // looked for beside the plugin's own file. Registered statically the plugin has no file, and
+    // they are found beside the program that links it, which is faceveil's own binary.
     if let Some(dir) = plugin.filename().as_deref().and_then(std::path::Path::parent) {
         ::faceveil::runtime::assets::set_install_dir(dir);
     }

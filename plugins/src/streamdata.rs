@@ -1,11 +1,18 @@
-//! GStreamer-side plumbing shared by the elements and the `faceveil` command: mapping GStreamer
-//! frames onto faceveil frames, and faceveil's stream data in SEI metas and tags.
+//! GStreamer-side plumbing shared by the elements and every front end (the `faceveil` command,
+//! applications): mapping GStreamer frames onto faceveil frames, faceveil's stream data in SEI
+//! metas and tags, and carrying those metas through an encoder and back out of a decoder.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
 use faceveil::stream::header::StreamHeader;
+use faceveil::stream::sei::{self, Codec, Framing};
 use faceveil::stream::{SEI_UUID, SeiPayload, TAG_PREFIX};
+use gst::glib;
 use gst_video::VideoFormat;
 use gst_video::prelude::*;
+use gst_video::video_meta::VideoSeiUserDataUnregisteredMeta;
 
 pub fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
     Some(match format {
@@ -41,14 +48,12 @@ pub fn frame_view<'a>(frame: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRe
 /// The faceveil SEI payload of a buffer, if it carries one (an unreadable or altered one is an
 /// error, not an absence).
 pub fn read_sei(buf: &gst::BufferRef) -> Option<Result<SeiPayload, faceveil::Error>> {
-    buf.iter_meta::<gst_video::video_meta::VideoSeiUserDataUnregisteredMeta>()
-        .find(|m| m.uuid() == SEI_UUID)
-        .map(|m| SeiPayload::decode(m.data()))
+    buf.iter_meta::<VideoSeiUserDataUnregisteredMeta>().find(|m| m.uuid() == SEI_UUID).map(|m| SeiPayload::decode(m.data()))
 }
 
 /// Attaches a frame's payload as a SEI meta, for an encoder downstream to write into the stream.
 pub fn attach_sei(buf: &mut gst::BufferRef, payload: &SeiPayload) {
-    gst_video::video_meta::VideoSeiUserDataUnregisteredMeta::add(buf, &SEI_UUID, &payload.encode());
+    VideoSeiUserDataUnregisteredMeta::add(buf, &SEI_UUID, &payload.encode());
 }
 
 /// The header as a container comment tag.
@@ -59,4 +64,146 @@ pub fn header_tag(header: &StreamHeader) -> String {
 /// The header text a comment tag carries, if it is faceveil's.
 pub fn header_from_tag(comment: &str) -> Option<&str> {
     comment.strip_prefix(TAG_PREFIX)
+}
+
+/// SEI payloads waiting between two pads, keyed by running time (ns).
+type Pending = Arc<Mutex<BTreeMap<u64, Vec<u8>>>>;
+
+/// How far behind the newest output a payload may wait before it counts as lost (the encoder
+/// dropped its frame): encoders reorder frames by far less than this.
+const REORDER_WINDOW_NS: u64 = 2_000_000_000;
+
+/// A buffer's running time in ns: the clock both sides of an encoder or decoder agree on, where
+/// the timestamps themselves may be shifted (x264enc moves them to leave room for B-frames).
+fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u64> {
+    let segment = pad.sticky_event::<gst::event::Segment>(0)?;
+    let segment = segment.segment().downcast_ref::<gst::ClockTime>()?.clone();
+    segment.to_running_time(buffer.pts()?).map(|t| t.nseconds())
+}
+
+/// The codec of the H.264 or H.265 stream on `pad` and how it frames its NAL units.
+fn nal_framing(pad: &gst::Pad) -> Option<(Codec, Framing)> {
+    let caps = pad.current_caps()?;
+    let s = caps.structure(0)?;
+    // avcC and hvcC: the low two bits of byte 4 (avcC) or 21 (hvcC) are the NAL length size - 1.
+    let (codec, length_size_at) = match s.name().as_str() {
+        "video/x-h264" => (Codec::H264, 4),
+        "video/x-h265" => (Codec::H265, 21),
+        _ => return None,
+    };
+    if s.get::<&str>("stream-format").ok() == Some("byte-stream") {
+        return Some((codec, Framing::AnnexB));
+    }
+    let size = s
+        .get::<gst::Buffer>("codec_data")
+        .ok()
+        .and_then(|b| b.map_readable().ok().and_then(|m| m.get(length_size_at).map(|v| (v & 3) as usize + 1)))
+        .unwrap_or(4);
+    Some((codec, Framing::Avc(size)))
+}
+
+/// Makes an H.264 or H.265 encoder write the faceveil SEI metas of its raw input (attached by
+/// `faceveil`) into the matching access units of its output, as user-data-unregistered SEI NAL
+/// units: x264enc and x265enc (GStreamer 1.22) drop these metas. Frames are matched by running
+/// time, which survives the encoder's reordering and timestamp shift.
+pub fn sei_through_encoder(encoder: &gst::Element) -> Result<(), glib::BoolError> {
+    let sink = encoder.static_pad("sink").ok_or_else(|| glib::bool_error!("{} has no sink pad", encoder.name()))?;
+    let src = encoder.static_pad("src").ok_or_else(|| glib::bool_error!("{} has no src pad", encoder.name()))?;
+    let pending = Pending::default();
+    let collect = pending.clone();
+    sink.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_FLUSH, move |pad, probe| {
+        match &probe.data {
+            Some(gst::PadProbeData::Buffer(buffer)) => {
+                if let Some(meta) = buffer.iter_meta::<VideoSeiUserDataUnregisteredMeta>().find(|m| m.uuid() == SEI_UUID)
+                    && let Some(time) = running_time(pad, buffer)
+                {
+                    collect.lock().unwrap().insert(time, meta.data().to_vec());
+                }
+            }
+            Some(gst::PadProbeData::Event(ev)) if ev.type_() == gst::EventType::FlushStop => collect.lock().unwrap().clear(),
+            _ => {}
+        }
+        gst::PadProbeReturn::Ok
+    });
+    src.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
+        let Some(gst::PadProbeData::Buffer(buffer)) = probe.data.as_mut() else { return gst::PadProbeReturn::Ok };
+        let (Some(time), Some((codec, framing))) = (running_time(pad, buffer), nal_framing(pad)) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let payload = {
+            let mut pending = pending.lock().unwrap();
+            let payload = pending.remove(&time);
+            pending.retain(|t, _| t + REORDER_WINDOW_NS >= time);
+            payload
+        };
+        let Some(payload) = payload else { return gst::PadProbeReturn::Ok };
+        let Ok(au) = buffer.map_readable().map(|m| m.to_vec()) else { return gst::PadProbeReturn::Ok };
+        let with_sei = sei::insert_before_first_slice(&au, framing, codec, &sei::sei_nal(codec, &SEI_UUID, &payload));
+        let mut out = gst::Buffer::from_mut_slice(with_sei);
+        {
+            let out = out.get_mut().expect("a new buffer is writable");
+            // Copying flags, timestamps and metas into a fresh buffer cannot fail.
+            let _ = buffer.copy_into(
+                out,
+                gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS | gst::BufferCopyFlags::META,
+                ..,
+            );
+        }
+        *buffer = out;
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
+
+/// Makes the decoded frames of `decodebin` (a decodebin, uridecodebin or any bin that plugs
+/// h264parse or h265parse) carry the faceveil SEI payloads of their coded access units as
+/// metas, for `faceunveil`, whether or not the decoder passes such metas on. Frames are matched
+/// by running time between the parser's output and the bin's raw video pads.
+pub fn sei_from_parser(decodebin: &gst::Element) -> Result<(), glib::BoolError> {
+    let bin = decodebin.downcast_ref::<gst::Bin>().ok_or_else(|| glib::bool_error!("{} is not a bin", decodebin.name()))?;
+    let pending = Pending::default();
+    let collect = pending.clone();
+    bin.connect_deep_element_added(move |_, _, element| {
+        if element.factory().is_none_or(|f| !matches!(f.name().as_str(), "h264parse" | "h265parse")) {
+            return;
+        }
+        let Some(src) = element.static_pad("src") else { return };
+        let collect = collect.clone();
+        src.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
+            if let (Some(gst::PadProbeData::Buffer(buffer)), Some((codec, framing))) = (&probe.data, nal_framing(pad))
+                && let (Some(time), Ok(data)) = (running_time(pad, buffer), buffer.map_readable())
+                && let Some(payload) = sei::find_user_data(&data, framing, codec, &SEI_UUID).pop()
+            {
+                collect.lock().unwrap().insert(time, payload);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    });
+    decodebin.connect_pad_added(move |_, pad| {
+        let pending = pending.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_FLUSH, move |pad, probe| {
+            match probe.data.as_mut() {
+                Some(gst::PadProbeData::Buffer(buffer)) => {
+                    let Some(time) = running_time(pad, buffer) else { return gst::PadProbeReturn::Ok };
+                    let payload = {
+                        let mut pending = pending.lock().unwrap();
+                        let payload = pending.remove(&time);
+                        // Decoded frames leave in presentation order: payloads before this one
+                        // belong to frames the decoder dropped (undecodable on joining midway).
+                        pending.retain(|t, _| *t > time);
+                        payload
+                    };
+                    if let Some(payload) = payload
+                        && read_sei(buffer).is_none()
+                    {
+                        VideoSeiUserDataUnregisteredMeta::add(buffer.make_mut(), &SEI_UUID, &payload);
+                    }
+                }
+                Some(gst::PadProbeData::Event(ev)) if ev.type_() == gst::EventType::FlushStop => pending.lock().unwrap().clear(),
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        });
+    });
+    Ok(())
 }

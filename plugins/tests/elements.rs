@@ -498,3 +498,61 @@ fn a_tampered_sidecar_header_is_refused() {
     assert!(err.error().to_string().contains("altered"), "{}", err.error());
     pipeline.set_state(gst::State::Null).unwrap();
 }
+
+/// Runs a launch line to its end (two minutes at most), after `prepare` has seen the pipeline;
+/// panics on an error.
+fn run_pipeline(line: &str, prepare: impl FnOnce(&gst::Bin)) -> gst::Pipeline {
+    let pipeline = gst::parse::launch(line).unwrap().downcast::<gst::Pipeline>().unwrap();
+    prepare(pipeline.upcast_ref());
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let msg = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .expect("the pipeline ends within two minutes");
+    if let gst::MessageView::Error(err) = msg.view() {
+        panic!("{line}: {} ({:?})", err.error(), err.debug());
+    }
+    pipeline
+}
+
+#[test]
+fn sei_rides_through_h264_and_h265_encoders_and_back_onto_decoded_frames() {
+    init();
+    let dir = std::env::temp_dir().join(format!("faceveil-sei-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = repo().join("samples/two_faces_640x360.mp4");
+    for (encoder, parser) in [("x264enc", "h264parse"), ("x265enc", "h265parse")] {
+        let coded = dir.join(format!("{encoder}.mkv"));
+        let anonymize = format!(
+            "filesrc location={} ! decodebin ! videoconvert ! identity eos-after=8 ! faceveil password=sei-test ! {encoder} name=enc ! {parser} ! matroskamux ! filesink location={}",
+            clip.display(),
+            coded.display()
+        );
+        run_pipeline(&anonymize, |bin| {
+            gstfaceveil::streamdata::sei_through_encoder(&bin.by_name("enc").unwrap()).unwrap();
+        })
+        .set_state(gst::State::Null)
+        .unwrap();
+        let restore = format!(
+            "filesrc location={} ! decodebin name=dec ! videoconvert ! faceunveil name=unveil password=sei-test ! fakesink",
+            coded.display()
+        );
+        let payloads: std::sync::Arc<std::sync::Mutex<Vec<Option<faceveil::stream::SeiPayload>>>> = Default::default();
+        let restored = run_pipeline(&restore, |bin| {
+            gstfaceveil::streamdata::sei_from_parser(&bin.by_name("dec").unwrap()).unwrap();
+            let payloads = payloads.clone();
+            bin.by_name("unveil").unwrap().static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
+                if let Some(gst::PadProbeData::Buffer(buffer)) = &probe.data {
+                    payloads.lock().unwrap().push(gstfaceveil::streamdata::read_sei(buffer).map(|p| p.unwrap()));
+                }
+                gst::PadProbeReturn::Ok
+            });
+        });
+        restored.set_state(gst::State::Null).unwrap();
+        let payloads = payloads.lock().unwrap();
+        assert!(payloads.len() >= 8, "{encoder}: {} frames decoded", payloads.len());
+        assert!(payloads.iter().all(|p| p.as_ref().is_some_and(|p| p.record.is_some())), "{encoder}: a frame lost its SEI");
+        assert!(payloads[0].as_ref().unwrap().header.is_some(), "{encoder}: the first frame carries the header");
+    }
+}

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result, anyhow, bail};
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -56,8 +56,16 @@ pub struct Hook {
     size_change: Mutex<Option<String>>,
 }
 
+/// Initialises GStreamer and registers the faceveil elements built into this binary, so that
+/// they come from the same build as the command, whatever GST_PLUGIN_PATH holds (they replace
+/// a plugin of the same name found there).
 pub fn init() -> Result<()> {
-    gst::init().context("cannot initialise GStreamer")
+    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
+    gst::init().context("cannot initialise GStreamer")?;
+    REGISTERED
+        .get_or_init(|| gstfaceveil::plugin_register_static().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|e| anyhow!("cannot register the faceveil elements: {e}"))
 }
 
 pub fn make(factory: &str) -> Result<gst::Element> {
