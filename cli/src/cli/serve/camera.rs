@@ -293,6 +293,9 @@ fn build(
     encoder.set_property("quantizer", 23u32);
     encoder.set_property_from_str("psy-tune", "psnr");
     encoder.set_property("key-int-max", 30u32);
+    // faceveil's SEI metas (the header every 30 frames, each frame's record) into the stream, so
+    // that any segment or RTSP stream can be restored on its own.
+    gstfaceveil::streamdata::sei_through_encoder(&encoder)?;
     let parse = make("h264parse")?;
     // Parameter sets before every keyframe: each segment and each joining client starts whole.
     parse.set_property("config-interval", -1i32);

@@ -236,7 +236,11 @@ impl Config {
     }
 
     fn parse(text: &str, base: &Path) -> Result<Self> {
-        let mut config: Config = toml::from_str(text)?;
+        // The line and the message, not toml's quote of the line: a mistyped key's value may be a secret.
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(0, |span| text[..span.start].matches('\n').count() + 1);
+            anyhow::anyhow!("line {line}: {}", e.message().trim_end())
+        })?;
         ensure!(!config.cameras.is_empty(), "no [[camera]]");
         let (mut names, mut mounts) = (HashSet::new(), HashSet::new());
         let rtsp = config.rtsp.is_some();
@@ -278,7 +282,8 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
-        assert!(error(&format!("{BLUR}record = {{ dir = \"r\" }}\nfps = 3\n")).contains("unknown field `fps`"));
+        let unknown = error(&format!("{BLUR}record = {{ dir = \"r\" }}\npasswd = \"hunter2\"\n"));
+        assert!(unknown.contains("line 6: unknown field `passwd`") && !unknown.contains("hunter2"), "{unknown}");
         assert!(error(&format!("{BLUR}\n")).contains("no output"));
         assert!(error(&format!("{BLUR}mount = \"/a\"\n")).contains("needs an [rtsp] section"));
         let sdn = "[[camera]]\nname = \"a\"\nsource = \"faces_720p.mp4\"\nrecord = { dir = \"r\" }\n";

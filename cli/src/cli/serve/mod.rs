@@ -38,7 +38,7 @@ struct Supervisor {
 
 pub fn run(path: &Path) -> Result<()> {
     let config = Config::load(path)?;
-    gst::init().context("cannot initialise GStreamer")?;
+    super::video::init()?;
     for name in ELEMENTS {
         gst::ElementFactory::find(name)
             .with_context(|| format!("GStreamer element '{name}' is missing (run scripts/setup.sh)"))?;
