@@ -299,6 +299,16 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_loads() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs");
+        let text = std::fs::read_to_string(dir.join("serve.example.toml")).unwrap();
+        // Its password variable is the reader's to set; PATH stands in for it.
+        let c = Config::parse(&text.replace("FACEVEIL_ENTRANCE_PASSWORD", "PATH"), &dir).unwrap();
+        assert_eq!(c.cameras.len(), 2);
+        assert_eq!(c.rtsp.unwrap().address, "127.0.0.1");
+    }
+
+    #[test]
     fn live_sources_are_told_from_files() {
         let cam = |source: &str| CameraConfig {
             source: source.into(),
