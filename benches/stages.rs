@@ -14,6 +14,7 @@ use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
 use faceveil::model::keys::{KdfParams, SecretKey};
 use faceveil::model::{Direction, SdnModel};
 use faceveil::runtime::RuntimeOptions;
+use ndarray::{Array2, Array3, Array4};
 
 /// The astronaut photo centred on a 1280x720 grey frame.
 fn frame_720p() -> RgbImage {
@@ -67,17 +68,17 @@ fn stages(c: &mut Criterion) {
         let frame = view(&mut img);
         b.iter(|| {
             let ctx = CropContext::read(&frame, crop).unwrap();
-            let mut t = Vec::with_capacity(3 * 128 * 128);
-            ctx.to_tensor(128, &mut t);
+            let mut t = Array3::zeros((3, 128, 128));
+            ctx.to_tensor(t.view_mut());
             black_box(t)
         })
     });
-    let patch = vec![0.1f32; 3 * 128 * 128];
+    let patch = Array3::from_elem((3, 128, 128), 0.1f32);
     c.bench_function("blend 128x128 back into 200px", |b| {
         b.iter(|| {
             let mut frame = view(&mut img);
             let ctx = CropContext::read(&frame, crop).unwrap();
-            ctx.composite_tensor(&mut frame, &BlendShape::default(), &patch, 128);
+            ctx.composite_tensor(&mut frame, &BlendShape::default(), patch.view());
         })
     });
 
@@ -86,11 +87,11 @@ fn stages(c: &mut Criterion) {
     let s = model.input_size();
     let attrs = vec![0.0f32; model.spec.attributes.len()];
     for n in [1usize, 2, 8] {
-        let crops = vec![0.0f32; n * 3 * s * s];
-        let keys = vec![1.0f32; n * model.spec.key_bits];
-        let landmarks: Vec<f32> = model.landmark_mean().map(|m| m.repeat(n)).unwrap_or_default();
+        let crops = Array4::zeros((n, 3, s, s));
+        let keys = Array2::ones((n, model.spec.key_bits));
+        let landmarks = model.landmark_mean().map(|m| Array2::from_shape_fn((n, m.len()), |(_, j)| m[j]));
         c.bench_function(&format!("sdn batch of {n}"), |b| {
-            b.iter(|| black_box(model.run(&crops, n, &keys, &attrs, &landmarks).unwrap()))
+            b.iter(|| black_box(model.run(crops.view(), keys.view(), &attrs, landmarks.as_ref().map(|l| l.view())).unwrap()))
         });
     }
 

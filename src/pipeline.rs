@@ -28,10 +28,16 @@ fn open_sdn(
     let Some(password) = password.filter(|p| !p.is_empty()) else {
         return Err(Error::MissingPassword.into());
     };
-    let model = SdnModel::open(&config.model, config.variant.as_deref(), direction, &config.runtime)
-        .with_context(|| format!("SDN model {}", config.model.display()))?;
+    // Argon2id's deliberate cost and opening the model take about as long each: side by side,
+    // start-up waits for the longer of the two rather than their sum.
+    let (model, secret) = std::thread::scope(|s| {
+        let secret = s.spawn(|| SecretKey::derive(password, salt, kdf));
+        let model = SdnModel::open(&config.model, config.variant.as_deref(), direction, &config.runtime)
+            .with_context(|| format!("SDN model {}", config.model.display()));
+        (model, secret.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    let (model, secret) = (model?, secret?);
     let attributes = Zeroizing::new(model.spec.attribute_vector(&config.attributes)?);
-    let secret = SecretKey::derive(password, salt, kdf)?;
     Ok(Veil::sdn(SdnKeyed::new(model, secret, keying, attributes)).with_mask_scale(config.mask_scale))
 }
 

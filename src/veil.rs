@@ -1,11 +1,12 @@
 //! Finding faces in a frame and replacing them: the work every front end (elements, CLI) shares.
 
 use anyhow::Result;
+use ndarray::{Array2, Array4, ArrayView1, ArrayView2};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::Config;
 use crate::faces::blend::{BlendShape, CropContext};
-use crate::faces::detect::{DetectionWorker, DetectorSettings, Face};
+use crate::faces::detect::{DetectionWorker, DetectorSettings, Face, LANDMARK_VALUES};
 use crate::faces::effects::{self, Mode};
 use crate::faces::geometry::{BBox, CropFraming, CropSquare};
 use crate::faces::track::{Track, Tracker};
@@ -136,9 +137,10 @@ pub struct Veil {
     effect: Effect,
     framing: CropFraming,
     shape: BlendShape,
-    batch: Vec<f32>,
-    /// The batch's landmarks, for a model that takes them.
-    landmarks: Vec<f32>,
+    /// The batch's crops ([N, 3, S, S]), reused while N stays the same.
+    batch: Array4<f32>,
+    /// The batch's landmarks ([N, 10]), for a model that takes them.
+    landmarks: Array2<f32>,
     times: StageTimes,
 }
 
@@ -150,8 +152,8 @@ impl Veil {
             effect: Effect::Classic(mode),
             framing: CropFraming::default(),
             shape: BlendShape::default(),
-            batch: Vec::new(),
-            landmarks: Vec::new(),
+            batch: Array4::zeros((0, 3, 0, 0)),
+            landmarks: Array2::zeros((0, LANDMARK_VALUES)),
             times: StageTimes::default(),
         }
     }
@@ -164,8 +166,8 @@ impl Veil {
             effect: Effect::Sdn(Box::new(keyed)),
             framing,
             shape,
-            batch: Vec::new(),
-            landmarks: Vec::new(),
+            batch: Array4::zeros((0, 3, 0, 0)),
+            landmarks: Array2::zeros((0, LANDMARK_VALUES)),
             times: StageTimes::default(),
         }
     }
@@ -231,29 +233,32 @@ impl Veil {
                     order.reverse();
                 }
                 let t = Instant::now();
-                self.batch.clear();
-                self.landmarks.clear();
+                // Faces whose crops lie wholly outside the frame have nothing to change.
+                let (faces, contexts): (Vec<&FaceRecord>, Vec<CropContext>) =
+                    order.into_iter().filter_map(|face| Some((face, CropContext::read(frame, face.crop())?))).unzip();
+                let n = contexts.len();
+                if self.batch.dim() != (n, 3, size, size) {
+                    self.batch = Array4::zeros((n, 3, size, size));
+                    self.landmarks = Array2::zeros((n, LANDMARK_VALUES));
+                }
+                for (ctx, slot) in contexts.iter().zip(self.batch.outer_iter_mut()) {
+                    ctx.to_tensor(slot);
+                }
+                // A model that takes landmarks gives their mean for faces without any.
                 let mean = keyed.model.landmark_mean();
-                let mut contexts = Vec::with_capacity(order.len());
-                let mut tracks = Vec::with_capacity(order.len());
-                for face in order {
-                    if let Some(ctx) = CropContext::read(frame, face.crop()) {
-                        tracks.push(face.track);
-                        ctx.to_tensor(size, &mut self.batch);
-                        // A model that takes landmarks gives their mean for faces without any.
-                        if let Some(mean) = mean {
-                            self.landmarks.extend_from_slice(&face.landmarks.unwrap_or(mean));
-                        }
-                        contexts.push(ctx);
+                if let Some(mean) = mean {
+                    for (face, mut row) in faces.iter().zip(self.landmarks.outer_iter_mut()) {
+                        row.assign(&ArrayView1::from(&face.landmarks.unwrap_or(mean)));
                     }
                 }
                 let t = lap(&mut times.crop, t);
+                let tracks: Vec<u64> = faces.iter().map(|f| f.track).collect();
                 keyed.fill_keys(&tracks);
-                let out = keyed.model.run(&self.batch, contexts.len(), &keyed.keys, &keyed.attributes, &self.landmarks)?;
+                let keys = ArrayView2::from_shape((n, keyed.model.spec.key_bits), keyed.keys.as_slice())?;
+                let out = keyed.model.run(self.batch.view(), keys, &keyed.attributes, mean.map(|_| self.landmarks.view()))?;
                 let t = lap(&mut times.model, t);
-                let per = 3 * size * size;
-                let mut written: Vec<Region> = Vec::with_capacity(contexts.len());
-                for (i, ctx) in contexts.into_iter().enumerate() {
+                let mut written: Vec<Region> = Vec::with_capacity(n);
+                for (ctx, patch) in contexts.into_iter().zip(out.outer_iter()) {
                     // A face overlapping one blended before blends over that result, so its
                     // pixels are read again; the others keep what was read for the batch.
                     let ctx = if written.iter().any(|r| r.overlaps(&ctx.region)) {
@@ -262,7 +267,7 @@ impl Veil {
                     } else {
                         ctx
                     };
-                    ctx.composite_tensor(frame, &self.shape, &out[i * per..(i + 1) * per], size);
+                    ctx.composite_tensor(frame, &self.shape, patch);
                     written.push(ctx.region);
                 }
                 lap(&mut times.blend, t);

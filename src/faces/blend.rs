@@ -1,5 +1,6 @@
 //! Cutting the model's square crops out of a frame and feathering results back in.
 
+use ndarray::{ArrayView3, ArrayViewMut3};
 use serde::{Deserialize, Serialize};
 
 use crate::faces::geometry::CropSquare;
@@ -61,22 +62,20 @@ impl CropContext {
         self.pixels.sample(x - self.region.x as f32, y - self.region.y as f32)
     }
 
-    /// Resamples the crop to `size`x`size`, planar RGB in -1..1, appended to `out` (the model's
-    /// input layout).
-    pub fn to_tensor(&self, size: usize, out: &mut Vec<f32>) {
-        let start = out.len();
-        out.resize(start + 3 * size * size, 0.0);
+    /// Resamples the crop into `out` ([3, S, S], RGB in -1..1: the model's input layout).
+    pub fn to_tensor(&self, mut out: ArrayViewMut3<f32>) {
+        let size = out.shape()[1];
+        debug_assert_eq!(out.shape(), [3, size, size]);
         let step = self.crop.side / size as f32;
         let left = self.crop.cx - self.crop.side / 2.0;
         let top = self.crop.cy - self.crop.side / 2.0;
-        let plane = size * size;
         for i in 0..size {
             let sy = top + (i as f32 + 0.5) * step - 0.5;
             for j in 0..size {
                 let sx = left + (j as f32 + 0.5) * step - 0.5;
                 let p = self.sample_frame(sx, sy);
-                for c in 0..3 {
-                    out[start + c * plane + i * size + j] = p[c] / 127.5 - 1.0;
+                for (c, v) in p.iter().enumerate() {
+                    out[[c, i, j]] = v / 127.5 - 1.0;
                 }
             }
         }
@@ -117,12 +116,12 @@ impl CropContext {
         frame.write_region(self.region, &out).expect("region from align_region fits its frame");
     }
 
-    /// Blends a model output (planar RGB in -1..1, `size`x`size`) back over the crop.
-    pub fn composite_tensor(&self, frame: &mut FrameMut, shape: &BlendShape, patch: &[f32], size: usize) {
+    /// Blends a model output ([3, S, S], RGB in -1..1) back over the crop.
+    pub fn composite_tensor(&self, frame: &mut FrameMut, shape: &BlendShape, patch: ArrayView3<f32>) {
+        let size = patch.shape()[1];
         let scale = size as f32 / self.crop.side;
         let left = self.crop.cx - self.crop.side / 2.0;
         let top = self.crop.cy - self.crop.side / 2.0;
-        let plane = size * size;
         let last = (size - 1) as f32;
         self.composite(frame, shape, |x, y| {
             let j = ((x as f32 + 0.5 - left) * scale - 0.5).clamp(0.0, last);
@@ -130,14 +129,11 @@ impl CropContext {
             let (j0, i0) = (j.floor() as usize, i.floor() as usize);
             let (j1, i1) = ((j0 + 1).min(size - 1), (i0 + 1).min(size - 1));
             let (fj, fi) = (j - j0 as f32, i - i0 as f32);
-            let mut rgb = [0f32; 3];
-            for c in 0..3 {
-                let p = &patch[c * plane..(c + 1) * plane];
-                let top = p[i0 * size + j0] * (1.0 - fj) + p[i0 * size + j1] * fj;
-                let bottom = p[i1 * size + j0] * (1.0 - fj) + p[i1 * size + j1] * fj;
-                rgb[c] = ((top * (1.0 - fi) + bottom * fi) + 1.0) * 127.5;
-            }
-            rgb
+            std::array::from_fn(|c| {
+                let top = patch[[c, i0, j0]] * (1.0 - fj) + patch[[c, i0, j1]] * fj;
+                let bottom = patch[[c, i1, j0]] * (1.0 - fj) + patch[[c, i1, j1]] * fj;
+                ((top * (1.0 - fi) + bottom * fi) + 1.0) * 127.5
+            })
         });
     }
 }
@@ -164,12 +160,12 @@ mod tests {
         let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut data).unwrap();
         let crop = CropSquare { cx: 32.0, cy: 24.0, side: 32.0 };
         let ctx = CropContext::read(&frame, crop).unwrap();
-        let mut t = Vec::new();
-        ctx.to_tensor(32, &mut t);
+        let mut t = ndarray::Array3::zeros((3, 32, 32));
+        ctx.to_tensor(t.view_mut());
         // At one sample per pixel the crop is the frame itself: pixel (16 + j, 8 + i).
-        let r = (t[5 * 32 + 7] + 1.0) * 127.5;
+        let r = (t[[0, 5, 7]] + 1.0) * 127.5;
         assert!((r - ((16 + 7) * 4) as f32).abs() < 0.5);
-        ctx.composite_tensor(&mut frame, &BlendShape::default(), &t, 32);
+        ctx.composite_tensor(&mut frame, &BlendShape::default(), t.view());
         drop(frame);
         let diff = before.iter().zip(&data).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
         assert!(diff <= 1, "round trip changed pixels by {diff}");

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
+use ndarray::{Array4, ArrayView2, ArrayView4, Ix4};
 use ort::session::Session;
 use ort::value::TensorRef;
 use serde::Deserialize;
@@ -196,38 +197,49 @@ impl SdnModel {
         self.spec.inputs.landmarks.as_ref().and(self.spec.mean_landmarks)
     }
 
-    /// Runs `n` crops (planar RGB in -1..1) through the model in one batch, each face with its
-    /// own row of `keys` (`key_bits` values a face), the same attributes and, for a model that
-    /// takes them, its own `landmarks` (10 values a face; empty otherwise). Returns `n` crops in
-    /// the same layout.
-    pub fn run(&mut self, crops: &[f32], n: usize, keys: &[f32], attributes: &[f32], landmarks: &[f32]) -> Result<Vec<f32>> {
+    /// Runs a batch of crops ([N, 3, S, S], RGB in -1..1) through the model, each face with its
+    /// own row of `keys` ([N, key_bits]), the same attributes and, for a model that takes them,
+    /// its own `landmarks` ([N, 10]). Returns the N crops in the same layout.
+    pub fn run(
+        &mut self,
+        crops: ArrayView4<f32>,
+        keys: ArrayView2<f32>,
+        attributes: &[f32],
+        landmarks: Option<ArrayView2<f32>>,
+    ) -> Result<Array4<f32>> {
         let s = self.spec.input_size;
-        ensure!(crops.len() == n * 3 * s * s, "batch of {n} crops has {} values", crops.len());
+        let n = crops.shape()[0];
+        ensure!(
+            crops.shape() == [n, 3, s, s],
+            "a batch of crops of shape {:?} (the model takes [N, 3, {s}, {s}])",
+            crops.shape()
+        );
         let bits = self.spec.key_bits;
-        ensure!(keys.len() == n * bits, "{} key values for {n} faces of {bits} bits", keys.len());
+        ensure!(keys.shape() == [n, bits], "key rows of shape {:?} for {n} faces of {bits} bits", keys.shape());
         ensure!(attributes.len() == self.spec.attributes.len(), "attribute vector has the wrong length");
         if n == 0 {
-            return Ok(Vec::new());
+            return Ok(Array4::zeros((0, 3, s, s)));
         }
         let attrs: Zeroizing<Vec<f32>> = Zeroizing::new(attributes.iter().copied().cycle().take(n * attributes.len()).collect());
-        let image = TensorRef::from_array_view(([n, 3, s, s], crops))?;
-        let key_t = TensorRef::from_array_view(([n, bits], keys))?;
-        let attr_t = TensorRef::from_array_view(([n, attributes.len()], attrs.as_slice()))?;
         let names = &self.spec.inputs;
         let mut inputs = ort::inputs![
-            names.image.as_str() => image,
-            names.key.as_str() => key_t,
-            names.attributes.as_str() => attr_t,
+            names.image.as_str() => TensorRef::from_array_view(crops)?,
+            names.key.as_str() => TensorRef::from_array_view(keys)?,
+            names.attributes.as_str() => TensorRef::from_array_view(([n, attributes.len()], attrs.as_slice()))?,
         ];
         if let Some(name) = &names.landmarks {
-            ensure!(landmarks.len() == n * LANDMARK_VALUES, "{} landmark values for {n} faces", landmarks.len());
-            let t = TensorRef::from_array_view(([n, LANDMARK_VALUES], landmarks))?;
-            inputs.push((name.as_str().into(), t.into()));
+            let landmarks = landmarks.context("this model takes landmarks")?;
+            ensure!(landmarks.shape() == [n, LANDMARK_VALUES], "landmarks of shape {:?} for {n} faces", landmarks.shape());
+            inputs.push((name.as_str().into(), TensorRef::from_array_view(landmarks)?.into()));
         }
         let outputs = self.session.run(inputs)?;
-        let (shape, data) = outputs[self.spec.output.as_str()].try_extract_tensor::<f32>()?;
-        ensure!(data.len() == crops.len(), "model returned shape {shape:?} for {n} crops");
-        Ok(data.to_vec())
+        let out = outputs[self.spec.output.as_str()].try_extract_array::<f32>()?;
+        let shape = out.shape().to_vec();
+        out.into_dimensionality::<Ix4>()
+            .ok()
+            .filter(|o| o.dim() == (n, 3, s, s))
+            .map(|o| o.to_owned())
+            .with_context(|| format!("model returned shape {shape:?} for {n} crops"))
     }
 }
 

