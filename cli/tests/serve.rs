@@ -300,6 +300,55 @@ fn a_client_joining_a_mount_receives_the_camera() {
     assert_eq!(size, (1280, 720));
 }
 
+/// `faceveil anonymize CLIP --serve-rtsp PORT`: an RTSP camera that plays the clip once, in real
+/// time, from its first client on, then ends its stream and exits.
+fn rtsp_camera(port: u16, log: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .args(["anonymize", s(&sample("two_faces_640x360.mp4")), "--mode", "blur", "--serve-rtsp", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn an_rtsp_camera_that_is_not_there_yet_then_ends_then_returns_is_followed() {
+    let dir = tmpdir("comeback");
+    let (metrics_port, camera_port) = (free_port(), free_port());
+    let config = dir.join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"door\"\n\
+             source = \"rtsp://127.0.0.1:{camera_port}/faceveil\"\nmode = \"blur\"\nrecord = {{ dir = \"rec\" }}\n"
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start(&config, metrics_port);
+    wait_for("a failed first connection", 30, || serve.metric("reconnects_total", "door") >= 1.0, &serve);
+    for round in 0..2 {
+        let before = (serve.metric("frames_total", "door"), serve.metric("reconnects_total", "door"));
+        let mut camera = rtsp_camera(camera_port, &dir.join(format!("camera{round}.log")));
+        wait_for("frames from the camera", 90, || serve.metric("frames_total", "door") > before.0 + 20.0, &serve);
+        assert!(serve.metric("reconnects_total", "door") >= before.1, "round {round}");
+        // The clip is 4 s long; the camera then ends its stream and exits: the door camera
+        // counts a reconnect and waits for the next one.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while camera.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = camera.kill();
+                panic!("the RTSP camera did not end");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        wait_for("a reconnect after the end", 30, || serve.metric("reconnects_total", "door") > before.1, &serve);
+    }
+    let log = serve.log();
+    assert_eq!(log.matches("camera door: the source ended").count(), 2, "{log}");
+    // Frames came, so the wait after each end starts again from the shortest.
+    assert_eq!(log.matches("the source ended; reconnecting in 0.5 s").count(), 2, "{log}");
+}
+
 #[test]
 fn a_reload_restarts_only_the_cameras_that_changed() {
     let dir = tmpdir("reload");
