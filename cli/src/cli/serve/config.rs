@@ -117,7 +117,7 @@ pub struct Record {
     pub dir: PathBuf,
     #[serde(default = "minute")]
     pub segment_seconds: u32,
-    /// Segment files kept on disk per camera, the one being written included; older ones are deleted.
+    /// Segment files kept per camera: whenever a segment closes, the oldest beyond this are deleted.
     #[serde(default = "hour_of_minutes")]
     pub keep: u32,
 }
