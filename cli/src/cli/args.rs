@@ -47,7 +47,7 @@ pub enum Command {
     Bench(BenchArgs),
     /// Make an identity for sealed restores: writes the private key file, prints its recipient.
     Keygen(KeygenArgs),
-    /// Run many cameras from a config file: RTSP mounts, recorded segments, metrics (SIGHUP reloads).
+    /// Run many cameras from a config file: RTSP mounts, recorded segments, metrics; edits reload it.
     Serve(ServeArgs),
 }
 

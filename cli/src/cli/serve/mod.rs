@@ -1,8 +1,8 @@
 //! `faceveil serve CONFIG.toml`: many cameras in one process. Each camera runs its own pipeline
 //! on its own thread (see [`camera`]); they share one RTSP server for their mounts and one
-//! metrics endpoint. SIGHUP reloads the config: cameras whose settings changed are restarted,
-//! new ones started, removed ones stopped, and the others keep running untouched. SIGTERM or
-//! Ctrl-C stops every camera, closing the segments being recorded.
+//! metrics endpoint. SIGHUP, or an edit of the file, reloads the config: cameras whose settings
+//! changed are restarted, new ones started, removed ones stopped, and the others keep running
+//! untouched. SIGTERM or Ctrl-C stops every camera, closing the segments being recorded.
 
 mod camera;
 mod config;
@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use signal_hook::consts::{SIGHUP, SIGTERM};
@@ -59,23 +59,15 @@ pub fn run(path: &Path) -> Result<()> {
     let mut supervisor = Supervisor { metrics: metrics.clone(), mounts: None, cameras: BTreeMap::new() };
     supervisor.apply(&config)?;
     metrics.set_ready();
-    eprintln!("faceveil: serving {} camera(s); SIGHUP reloads {}", config.cameras.len(), path.display());
+    eprintln!("faceveil: serving {} camera(s); SIGHUP or an edit of {} reloads it", config.cameras.len(), path.display());
     let mut current = config;
+    let mut seen = stamp(path);
     while !super::stop::requested() && !TERMINATE.load(Ordering::SeqCst) {
         metrics.tick();
-        if RELOAD.swap(false, Ordering::SeqCst) {
-            match Config::load(path) {
-                Ok(next) => {
-                    if (next.rtsp != current.rtsp && supervisor.mounts.is_some()) || next.metrics != current.metrics {
-                        eprintln!("faceveil: [rtsp] and [metrics] changes take effect when faceveil serve restarts");
-                    }
-                    match supervisor.apply(&next) {
-                        Ok(()) => current = next,
-                        Err(e) => eprintln!("faceveil: reload: {e:#}"),
-                    }
-                }
-                Err(e) => eprintln!("faceveil: reload refused, the cameras keep running as they were: {e:#}"),
-            }
+        let now = stamp(path);
+        if RELOAD.swap(false, Ordering::SeqCst) || now != seen {
+            seen = now;
+            reload(path, &mut supervisor, &mut current);
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -83,6 +75,30 @@ pub fn run(path: &Path) -> Result<()> {
     supervisor.stop_all();
     main_loop.quit();
     Ok(())
+}
+
+/// The config file's modification time and size: an edit, or a Kubernetes ConfigMap update
+/// (which swaps the file under its name), is noticed without a signal.
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+fn reload(path: &Path, supervisor: &mut Supervisor, current: &mut Config) {
+    let next = match Config::load(path) {
+        Ok(next) => next,
+        Err(e) => return eprintln!("faceveil: reload refused, the cameras keep running as they were: {e:#}"),
+    };
+    if (next.rtsp != current.rtsp && supervisor.mounts.is_some()) || next.metrics != current.metrics {
+        eprintln!("faceveil: [rtsp] and [metrics] changes take effect when faceveil serve restarts");
+    }
+    match supervisor.apply(&next) {
+        Ok(()) => {
+            eprintln!("faceveil: reloaded {}", path.display());
+            *current = next;
+        }
+        Err(e) => eprintln!("faceveil: reload: {e:#}"),
+    }
 }
 
 impl Supervisor {
