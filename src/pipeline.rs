@@ -6,6 +6,7 @@ use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::config::Config;
+use crate::faces::blend::CropContext;
 use crate::faces::effects::Mode;
 use crate::faces::track::Track;
 use crate::frame::{FrameMut, Region};
@@ -113,8 +114,13 @@ impl Anonymizer {
 
     /// Anonymizes the faces `tracks` cover in `frame`, the next frame of the stream.
     pub fn process(&mut self, frame: &mut FrameMut, tracks: &[Track], pts: Option<u64>) -> Result<FrameOutcome> {
-        let mut faces: Vec<FaceRecord> =
-            tracks.iter().map(|t| FaceRecord::new(self.veil.crop_for(&t.bbox), t.id, t.landmarks)).collect();
+        // Landmarks describe the face's geometry, which identifies people: they travel in the
+        // clear records only for a model that needs them to restore.
+        let takes_landmarks = self.veil.model().is_some_and(|m| m.landmark_mean().is_some());
+        let mut faces: Vec<FaceRecord> = tracks
+            .iter()
+            .map(|t| FaceRecord::new(self.veil.crop_for(&t.bbox), t.id, t.landmarks.filter(|_| takes_landmarks)))
+            .collect();
         if let Some(vault) = &self.vault {
             // Before the effect: what is sealed is what the camera saw.
             for (index, face) in faces.iter_mut().enumerate() {
@@ -172,8 +178,8 @@ fn face_place(
     pts: Option<u64>,
     index: usize,
 ) -> Option<(Region, FacePlace)> {
-    let b = face.crop().bounds();
-    let region = frame.align_region(b.x0, b.y0, b.x1, b.y1)?;
+    // What is sealed is all the effect may rewrite, so that opening it undoes every change.
+    let region = CropContext::region(frame, face.crop())?;
     let place = FacePlace {
         frame: frame_index,
         pts,
@@ -275,6 +281,7 @@ mod tests {
 
     use super::*;
     use crate::frame::PixelFormat;
+    use crate::model::SdnSpec;
 
     fn bundled_model() -> Config {
         Config::new(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models/sdn")))
@@ -307,6 +314,35 @@ mod tests {
         let e = restorer.process(&mut frame, None).expect_err("no records, no track ids");
         assert!(format!("{e:#}").contains("pixels alone"), "{e:#}");
         assert!(data == before, "nothing was written");
+    }
+
+    #[test]
+    fn landmarks_are_recorded_only_for_a_model_that_takes_them() {
+        let (data, w, h) = astronaut();
+        let found = |config: &Config| {
+            let mut data = data.clone();
+            let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut data).unwrap();
+            let tracks = FaceFinder::new(config).unwrap().find(&frame).unwrap().to_vec();
+            let mut anonymizer = Anonymizer::new(config, Some(b"alpha")).unwrap();
+            anonymizer.process(&mut frame, &tracks, None).unwrap().record.faces
+        };
+        let config = bundled_model();
+        let takes = SdnSpec::load(&config.model).unwrap().0.inputs.landmarks.is_some();
+        // The same model described without its optional landmarks input.
+        let dir = std::env::temp_dir().join(format!("faceveil-nolandmarks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut spec: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(config.model.join("sdn.json")).unwrap()).unwrap();
+        spec["inputs"].as_object_mut().unwrap().remove("landmarks");
+        std::fs::write(dir.join("sdn.json"), spec.to_string()).unwrap();
+        for file in ["sdn.onnx", "sdn_restore.onnx"] {
+            std::fs::copy(config.model.join(file), dir.join(file)).unwrap();
+        }
+        let without = found(&Config::new(dir.clone()));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(without.len(), 1, "the astronaut's face");
+        assert_eq!(without[0].landmarks, None, "a model without landmarks leaves them out of the stream");
+        assert_eq!(found(&config)[0].landmarks.is_some(), takes, "the bundled model's records follow its sdn.json");
     }
 
     fn astronaut() -> (Vec<u8>, usize, usize) {

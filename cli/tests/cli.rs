@@ -621,6 +621,49 @@ fn a_client_joining_a_served_stream_midway_starts_at_a_whole_picture() {
 }
 
 #[test]
+fn a_restore_joining_a_served_stream_late_restores_the_faces_once_a_header_arrives() {
+    let dir = tmpdir("late-restore");
+    let port = free_port();
+    let url = format!("rtsp://127.0.0.1:{port}/faceveil");
+    let clip = sample("faces_720p.mp4");
+    let _server = spawn(&["anonymize", s(&clip), "--serve-rtsp", &port.to_string()], &dir.join("server.log"));
+    wait_for("the server to listen", 60, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let (first_out, late_out) = (dir.join("first.mkv"), dir.join("late.mkv"));
+    let (first_log, late_log) = (dir.join("first.log"), dir.join("late.log"));
+    let mut first = spawn(&["restore", &url, "-o", s(&first_out)], &first_log);
+    wait_for("the first client to receive the stream", 60, || log_text(&first_log).contains("source connected"));
+    // The header rides every 30th frame: the late client starts between two.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut late = spawn(&["restore", &url, "-o", s(&late_out)], &late_log);
+    wait_for("both clients to reach the end of the stream", 120, || {
+        first.0.try_wait().unwrap().is_some() && late.0.try_wait().unwrap().is_some()
+    });
+    assert!(first.0.wait().unwrap().success(), "{}", log_text(&first_log));
+    assert!(late.0.wait().unwrap().success(), "{}", log_text(&late_log));
+    let (whole, joined) = (media::decode(&first_out).frames, media::decode(&late_out).frames);
+    assert!(!joined.is_empty() && joined.len() < whole.len(), "the late client got {} of {} frames", joined.len(), whole.len());
+    // Where the faces are in the clip's last frame, from a file run on the same clip.
+    let anon = dir.join("anon.mkv");
+    let o = faceveil(&["anonymize", s(&clip), "-o", s(&anon)], &[("FACEVEIL_PASSWORD", "other")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = sidecar_crops(&dir.join("anon.mkv.faceveil"));
+    let crops = records.last().unwrap();
+    assert!(!crops.is_empty(), "the clip's last frame has faces");
+    let (original, anonymized) = (media::decode(&clip).frames, media::decode(&anon).frames);
+    let last = original.len() - 1;
+    // Both clients end on the clip's last frame, restored: the late one's faces are the first
+    // one's (an unrestored face would be the anonymized one), and both are the original's.
+    let (late_face, first_face) =
+        (face_psnr(&original[last], joined.last().unwrap(), crops), face_psnr(&original[last], whole.last().unwrap(), crops));
+    let anonymized_face = face_psnr(&original[last], &anonymized[last], crops);
+    eprintln!(
+        "last frame's faces against the original: late {late_face:.2} dB, first {first_face:.2} dB, anonymized {anonymized_face:.2} dB"
+    );
+    assert!(late_face > anonymized_face + 5.0, "the late client did not restore the faces");
+    assert!((late_face - first_face).abs() < 1.0, "the late client's faces differ from the first client's");
+}
+
+#[test]
 fn ctrl_c_while_connecting_ends_at_once_and_writes_nothing() {
     let dir = tmpdir("connecting");
     // A server that accepts the connection and never answers: the RTSP source waits on it.
@@ -843,4 +886,37 @@ fn a_copy_of_the_release_files_in_another_folder_runs() {
     let (orig, out) = (common::load_rgb(&sample("astronaut.jpg")), common::load_rgb(&gst_out));
     let face = common::mean_abs_diff(&orig, &out, 190, 90, 270, 180);
     assert!(face > 10.0, "the face was not changed (mean difference {face:.1})");
+}
+
+#[test]
+fn sealed_faces_served_over_rtsp_come_back_exactly_with_an_identity() {
+    let dir = tmpdir("rtsp-sealed");
+    let identity = dir.join("me.age");
+    let o = faceveil(&["keygen", "-o", s(&identity)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recipient = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let port = free_port();
+    let url = format!("rtsp://127.0.0.1:{port}/faceveil");
+    let clip = sample("two_faces_640x360.mp4");
+    let _server =
+        spawn(&["anonymize", s(&clip), "--serve-rtsp", &port.to_string(), "--recipient", &recipient], &dir.join("server.log"));
+    wait_for("the server to listen", 60, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let (out, log) = (dir.join("restored.mkv"), dir.join("client.log"));
+    let mut client = spawn(&["restore", &url, "-o", s(&out), "--identity", s(&identity), "--lossless"], &log);
+    wait_for("the client to reach the end of the stream", 120, || client.0.try_wait().unwrap().is_some());
+    assert!(client.0.wait().unwrap().success(), "{}", log_text(&log));
+    // Where the faces are in the clip's last frame, from a file run on the same clip.
+    let anon = dir.join("anon.mkv");
+    let o = faceveil(&["anonymize", s(&clip), "-o", s(&anon)], &[("FACEVEIL_PASSWORD", "other")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let crops = sidecar_crops(&dir.join("anon.mkv.faceveil")).pop().unwrap();
+    assert!(!crops.is_empty(), "the clip's last frame has faces");
+    let (original, restored) = (media::decode(&clip).frames, media::decode(&out).frames);
+    // The served picture went through the server's live x264; the sealed faces did not.
+    let face = face_psnr(original.last().unwrap(), restored.last().unwrap(), &crops);
+    let frame = face_psnr(original.last().unwrap(), restored.last().unwrap(), &[[320.0, 180.0, 1000.0]]);
+    eprintln!("last frame against the original: faces {face:.2} dB, whole frame {frame:.2} dB");
+    // face_psnr floors the error, so identical bytes read as about 138 dB.
+    assert!(face > 100.0, "the faces are not the original's bytes: {face:.2} dB");
+    assert!(frame < 60.0, "the rest of the frame went through the live codec: {frame:.2} dB");
 }

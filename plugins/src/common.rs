@@ -7,7 +7,9 @@ use faceveil::faces::detect::{DetectorKind, DetectorSettings, Face};
 use faceveil::faces::effects::Mode;
 use faceveil::faces::geometry::BBox;
 use faceveil::faces::track::Track;
+use faceveil::model::keys::Keying;
 use faceveil::runtime::Provider;
+use faceveil::timing::StageTimes;
 use gst::glib;
 use gst::prelude::*;
 use gst_video::VideoFormat;
@@ -171,6 +173,25 @@ pub enum ProviderProp {
     Cuda = 1,
     #[enum_value(name = "TensorRT with CUDA (error if it cannot load)", nick = "tensorrt")]
     TensorRt = 2,
+}
+
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFaceveilKeying")]
+pub enum KeyingProp {
+    #[enum_value(name = "A key vector per track (restores need the stream's records)", nick = "track")]
+    Track = 0,
+    #[enum_value(name = "One key vector for the stream (restores can detect the faces again)", nick = "stream")]
+    Stream = 1,
+}
+
+impl From<KeyingProp> for Keying {
+    fn from(k: KeyingProp) -> Self {
+        match k {
+            KeyingProp::Track => Keying::Track,
+            KeyingProp::Stream => Keying::Stream,
+        }
+    }
 }
 
 pub const DEFAULT_DETECTOR: DetectorProp = DetectorProp::CenterFace;
@@ -373,6 +394,31 @@ impl Shared {
         Ok(config)
     }
 }
+
+/// The read-only `stage-times` property, for `faceveil bench` and applications that measure.
+pub fn stage_times_property() -> glib::ParamSpec {
+    glib::ParamSpecBoxed::builder::<gst::Structure>("stage-times")
+        .nick("Stage times")
+        .blurb("Time spent since the element started, in ns per stage (downscale, detect, track, crop, model, blend), and the frames, detections and faces counted")
+        .read_only()
+        .build()
+}
+
+/// The `stage-times` structure of these times (all zero before the element starts).
+pub fn stage_times_value<'a>(times: impl IntoIterator<Item = &'a StageTimes>) -> glib::Value {
+    let mut total = StageTimes::default();
+    for t in times {
+        total.add(t);
+    }
+    let mut s = gst::Structure::builder(STAGE_TIMES);
+    for (name, d) in total.stages() {
+        s = s.field(name, d.as_nanos() as u64);
+    }
+    s.field("frames", total.frames).field("detections", total.detections).field("faces", total.faces).build().to_value()
+}
+
+/// The name of the `stage-times` structure.
+pub const STAGE_TIMES: &str = "faceveil-stage-times";
 
 pub fn settings_error(e: impl std::fmt::Display) -> gst::ErrorMessage {
     gst::error_msg!(gst::LibraryError::Settings, ("{}", e))

@@ -4,11 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
 use faceveil::stream::header::StreamHeader;
 use faceveil::stream::sei::{self, Codec, Framing};
 use faceveil::stream::{SEI_UUID, SeiPayload, TAG_PREFIX};
+use faceveil::timing::StageTimes;
 use gst::glib;
 use gst_video::VideoFormat;
 use gst_video::prelude::*;
@@ -51,8 +53,17 @@ pub fn read_sei(buf: &gst::BufferRef) -> Option<Result<SeiPayload, faceveil::Err
     buf.iter_meta::<VideoSeiUserDataUnregisteredMeta>().find(|m| m.uuid() == SEI_UUID).map(|m| SeiPayload::decode(m.data()))
 }
 
-/// Attaches a frame's payload as a SEI meta, for an encoder downstream to write into the stream.
+/// Attaches a frame's payload as a SEI meta, for an encoder downstream to write into the stream,
+/// in place of any faceveil payload the frame brought along (from an anonymized input).
 pub fn attach_sei(buf: &mut gst::BufferRef, payload: &SeiPayload) {
+    buf.foreach_meta_mut(|mut meta| {
+        let ours = meta.downcast_ref::<VideoSeiUserDataUnregisteredMeta>().is_some_and(|m| m.uuid() == SEI_UUID);
+        std::ops::ControlFlow::Continue(if ours {
+            gst::buffer::BufferMetaForeachAction::Remove
+        } else {
+            gst::buffer::BufferMetaForeachAction::Keep
+        })
+    });
     VideoSeiUserDataUnregisteredMeta::add(buf, &SEI_UUID, &payload.encode());
 }
 
@@ -66,6 +77,47 @@ pub fn header_from_tag(comment: &str) -> Option<&str> {
     comment.strip_prefix(TAG_PREFIX)
 }
 
+/// A face faceveildetect reported on a frame, as its region-of-interest meta carries it.
+pub struct FaceBox {
+    pub track: u64,
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+    pub score: f32,
+}
+
+/// The faces faceveildetect attached to a frame (they stay on it through faceveil).
+pub fn face_boxes(buf: &gst::BufferRef) -> Vec<FaceBox> {
+    buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .filter(|m| m.roi_type() == crate::common::ROI_TYPE)
+        .filter_map(|m| {
+            let param = m.param(crate::common::ROI_PARAM)?;
+            let (x, y, width, height) = m.rect();
+            let track = param.get::<u64>("track-id").ok()?;
+            let score = param.get::<f64>("confidence").unwrap_or(1.0) as f32;
+            Some(FaceBox { track, x, y, width, height, score })
+        })
+        .collect()
+}
+
+/// What an element's `stage-times` property reports (faceveildetect, faceveil), as the
+/// library's [`StageTimes`]: zero for an element that has not run.
+pub fn stage_times(element: &gst::Element) -> StageTimes {
+    let mut times = StageTimes::default();
+    let Some(s) = element.find_property("stage-times").and_then(|_| element.property::<Option<gst::Structure>>("stage-times"))
+    else {
+        return times;
+    };
+    let ns = |name: &str| Duration::from_nanos(s.get::<u64>(name).unwrap_or(0));
+    let stages = times.stages().map(|(name, _)| ns(name));
+    [times.downscale, times.detect, times.track, times.crop, times.model, times.blend] = stages;
+    times.frames = s.get("frames").unwrap_or(0);
+    times.detections = s.get("detections").unwrap_or(0);
+    times.faces = s.get("faces").unwrap_or(0);
+    times
+}
+
 /// SEI payloads waiting between two pads, keyed by running time (ns).
 type Pending = Arc<Mutex<BTreeMap<u64, Vec<u8>>>>;
 
@@ -75,7 +127,7 @@ const REORDER_WINDOW_NS: u64 = 2_000_000_000;
 
 /// A buffer's running time in ns: the clock both sides of an encoder or decoder agree on, where
 /// the timestamps themselves may be shifted (x264enc moves them to leave room for B-frames).
-fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u64> {
+pub fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u64> {
     let segment = pad.sticky_event::<gst::event::Segment>(0)?;
     let segment = segment.segment().downcast_ref::<gst::ClockTime>()?.clone();
     segment.to_running_time(buffer.pts()?).map(|t| t.nseconds())

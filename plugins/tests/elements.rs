@@ -556,3 +556,85 @@ fn sei_rides_through_h264_and_h265_encoders_and_back_onto_decoded_frames() {
         assert!(payloads[0].as_ref().unwrap().header.is_some(), "{encoder}: the first frame carries the header");
     }
 }
+
+/// An age identity written to a file, and its recipient.
+fn identity_file(dir: &std::path::Path, name: &str) -> (PathBuf, String) {
+    let identity = faceveil::secrets::Identity::generate();
+    let path = dir.join(name);
+    std::fs::write(&path, identity.to_file_text(None).unwrap().as_bytes()).unwrap();
+    (path, identity.recipient().to_string())
+}
+
+#[test]
+fn sealed_faces_come_back_bit_exact_with_each_recipient_and_never_for_a_stranger() {
+    let (data, w, h) = astronaut();
+    let dir = std::env::temp_dir().join(format!("faceveil-sealed-elements-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (alice, alice_r) = identity_file(&dir, "alice.age");
+    let (bob, bob_r) = identity_file(&dir, "bob.age");
+    let (stranger, _) = identity_file(&dir, "stranger.age");
+    let to_i420 = "videoconvert ! capsfilter caps=video/x-raw,format=I420";
+    // What a decoder would hand both elements: the frame in I420.
+    let mut convert = harness(to_i420, w, h);
+    convert.play();
+    let original = convert.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap();
+    let anonymize = |recipients: &str, threshold: u32| {
+        let mut veil = harness(
+            &format!("{to_i420} ! faceveil password=alpha recipients=\"{recipients}\" recipients-threshold={threshold}"),
+            w,
+            h,
+        );
+        veil.play();
+        veil.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap()
+    };
+    let restore = |anon: &gst::Buffer, props: &str| {
+        init();
+        let mut unveil = Harness::new_parse(&format!("faceunveil {props}"));
+        let caps = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, w, h)
+            .fps(gst::Fraction::new(25, 1))
+            .build()
+            .unwrap()
+            .to_caps()
+            .unwrap();
+        unveil.set_src_caps(caps);
+        unveil.play();
+        // A refused stream fails the push; pulling then would only wait for the harness's timeout.
+        unveil.push(anon.clone()).ok()?;
+        Some(unveil.pull().unwrap().map_readable().unwrap().to_vec())
+    };
+    let bytes = |b: &gst::Buffer| b.map_readable().unwrap().to_vec();
+
+    let anon = anonymize(&format!("{alice_r},{bob_r}"), 1);
+    assert_ne!(bytes(&anon), bytes(&original), "the face is anonymized");
+    for (who, path) in [("alice", &alice), ("bob", &bob)] {
+        let out = restore(&anon, &format!("identity={}", path.display())).expect("a recipient restores");
+        assert!(out == bytes(&original), "{who}: every byte of the frame is the original's");
+    }
+    assert!(restore(&anon, &format!("identity={}", stranger.display())).is_none(), "a stranger's identity fails");
+    let with_password = restore(&anon, &format!("password=alpha identity={}", alice.display())).unwrap();
+    assert!(with_password == bytes(&original), "with both, the sealed face wins");
+
+    let two_of_two = anonymize(&format!("{alice_r},{bob_r}"), 2);
+    assert!(restore(&two_of_two, &format!("identity={}", alice.display())).is_none(), "one of two required fails");
+    let both = restore(&two_of_two, &format!("identity=\"{},{}\"", alice.display(), bob.display())).unwrap();
+    assert!(both == bytes(&original), "two of two together restore exactly");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn faceveil_reports_its_header_with_the_keying_asked_and_both_elements_their_stage_times() {
+    let (data, w, h) = astronaut();
+    let mut harness = harness("faceveildetect name=d ! faceveil name=v password=alpha keying=stream", w, h);
+    let bin = harness.element().unwrap().downcast::<gst::Bin>().unwrap();
+    let (detect, veil) = (bin.by_name("d").unwrap(), bin.by_name("v").unwrap());
+    harness.play();
+    harness.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap();
+    let header = veil.property::<Option<String>>("header").expect("the started element's header");
+    let header = faceveil::stream::header::StreamHeader::decode(&header).unwrap();
+    assert_eq!(header.keying, faceveil::model::keys::Keying::Stream);
+    let (found, veiled) = (gstfaceveil::streamdata::stage_times(&detect), gstfaceveil::streamdata::stage_times(&veil));
+    assert_eq!(found.detections, 1, "faceveildetect detected once");
+    assert!(found.detect > std::time::Duration::ZERO);
+    assert_eq!((veiled.frames, veiled.faces, veiled.detections), (1, 1, 0), "faceveil changed one face and trusted the scan");
+    assert!(veiled.model > std::time::Duration::ZERO);
+}

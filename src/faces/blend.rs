@@ -52,9 +52,15 @@ pub struct CropContext {
 impl CropContext {
     /// `None` when the crop lies wholly outside the frame.
     pub fn read(frame: &FrameMut, crop: CropSquare) -> Option<Self> {
-        let b = crop.bounds();
-        let region = frame.align_region(b.x0 - 1.0, b.y0 - 1.0, b.x1 + 1.0, b.y1 + 1.0)?;
+        let region = Self::region(frame, crop)?;
         Some(Self { crop, region, pixels: frame.read_region(region) })
+    }
+
+    /// Every pixel compositing a crop may rewrite: its square, a pixel of margin for the
+    /// resampling, widened to whole chroma samples (the rewrite converts the whole region).
+    pub fn region(frame: &FrameMut, crop: CropSquare) -> Option<Region> {
+        let b = crop.bounds();
+        frame.align_region(b.x0 - 1.0, b.y0 - 1.0, b.x1 + 1.0, b.y1 + 1.0)
     }
 
     /// Bilinear sample at frame pixel-index coordinates, clamped to the frame edge.

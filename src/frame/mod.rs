@@ -51,6 +51,14 @@ pub struct Plane<'a> {
     pub stride: usize,
 }
 
+/// The bytes one plane of a frame holds over a region, row after row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlaneRect {
+    pub row_bytes: usize,
+    pub rows: usize,
+    pub data: Vec<u8>,
+}
+
 /// A mutable view of one frame.
 pub struct FrameMut<'a> {
     format: PixelFormat,
@@ -288,6 +296,56 @@ impl<'a> FrameMut<'a> {
                 let mean = [sum[0] / count, sum[1] / count, sum[2] / count];
                 let (u, v) = conv.chroma(mean);
                 self.set_chroma(region.x / 2 + cx, region.y / 2 + cy, u, v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a region lies in plane `i`: (first byte of its rows, bytes a row, first row, rows).
+    /// 4:2:0 regions must be aligned as for [`FrameMut::write_region`].
+    fn plane_rect(&self, i: usize, region: Region) -> (usize, usize, usize, usize) {
+        let (cw, ch) = (region.width.div_ceil(2), region.height.div_ceil(2));
+        match (self.format, i) {
+            (PixelFormat::I420 | PixelFormat::Nv12, 0) | (PixelFormat::Gray8, _) => {
+                (region.x, region.width, region.y, region.height)
+            }
+            (PixelFormat::I420, _) => (region.x / 2, cw, region.y / 2, ch),
+            (PixelFormat::Nv12, _) => (region.x, cw * 2, region.y / 2, ch),
+            (f, _) => {
+                let (bpp, _) = f.packed_layout().expect("packed format");
+                (region.x * bpp, region.width * bpp, region.y, region.height)
+            }
+        }
+    }
+
+    /// The bytes a region covers in each of the frame's planes, in the frame's own format: what
+    /// is needed to put exactly these pixels back (see [`FrameMut::write_region_planes`]).
+    pub fn region_planes(&self, region: Region) -> Vec<PlaneRect> {
+        (0..self.planes.len())
+            .map(|i| {
+                let (x, row_bytes, y, rows) = self.plane_rect(i, region);
+                let plane = &self.planes[i];
+                let data = (y..y + rows).flat_map(|r| &plane.data[r * plane.stride + x..][..row_bytes]).copied().collect();
+                PlaneRect { row_bytes, rows, data }
+            })
+            .collect()
+    }
+
+    /// Writes back what [`FrameMut::region_planes`] read from a region of a frame of this format.
+    pub fn write_region_planes(&mut self, region: Region, planes: &[PlaneRect]) -> Result<()> {
+        ensure!(region.x + region.width <= self.width && region.y + region.height <= self.height, "region outside the frame");
+        ensure!(planes.len() == self.planes.len(), "{} planes for a {:?} frame", planes.len(), self.format);
+        for (i, rect) in planes.iter().enumerate() {
+            let (x, row_bytes, y, rows) = self.plane_rect(i, region);
+            ensure!(
+                (rect.row_bytes, rect.rows) == (row_bytes, rows) && rect.data.len() == row_bytes * rows,
+                "plane {i} holds {}x{} bytes where the region needs {row_bytes}x{rows}",
+                rect.row_bytes,
+                rect.rows
+            );
+            let plane = &mut self.planes[i];
+            for (r, src) in rect.data.chunks_exact(row_bytes).enumerate() {
+                plane.data[(y + r) * plane.stride + x..][..row_bytes].copy_from_slice(src);
             }
         }
         Ok(())
@@ -558,6 +616,43 @@ mod tests {
         let expect = |y: f32| ((y - 16.0) * 255.0 / 219.0).round().clamp(0.0, 255.0) as u8;
         assert_eq!(small.pixel(0, 1), [expect(40.0); 3]);
         assert_eq!(small.pixel(1, 0), [expect(240.0); 3]);
+    }
+
+    #[test]
+    fn a_regions_plane_bytes_come_back_exactly_in_every_format() {
+        let (w, h) = (37usize, 23usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        // Each plane: (bytes a row, rows); rows padded by 5 bytes as GStreamer pads them.
+        let layouts: [(PixelFormat, Vec<(usize, usize)>); 9] = [
+            (PixelFormat::I420, vec![(w, h), (cw, ch), (cw, ch)]),
+            (PixelFormat::Nv12, vec![(w, h), (cw * 2, ch)]),
+            (PixelFormat::Gray8, vec![(w, h)]),
+            (PixelFormat::Rgb, vec![(w * 3, h)]),
+            (PixelFormat::Bgr, vec![(w * 3, h)]),
+            (PixelFormat::Rgbx, vec![(w * 4, h)]),
+            (PixelFormat::Bgrx, vec![(w * 4, h)]),
+            (PixelFormat::Xrgb, vec![(w * 4, h)]),
+            (PixelFormat::Xbgr, vec![(w * 4, h)]),
+        ];
+        for (format, layout) in layouts {
+            let mut buffers: Vec<Vec<u8>> =
+                layout.iter().map(|(row, rows)| (0..(row + 5) * rows).map(|i| (i * 31 % 251) as u8).collect()).collect();
+            let original = buffers.clone();
+            let planes = buffers.iter_mut().zip(&layout).map(|(data, (row, _))| Plane { data, stride: row + 5 }).collect();
+            let mut frame = FrameMut::new(format, w, h, YuvMatrix::Bt601, planes).unwrap();
+            // A region cut by the frame's right and bottom edges, at an odd width.
+            let region = frame.align_region(20.6, 9.2, 40.0, 30.0).unwrap();
+            let saved = frame.region_planes(region);
+            frame.fill_black(region).unwrap();
+            frame.write_region_planes(region, &saved).unwrap();
+            drop(frame);
+            assert_eq!(buffers, original, "{format:?}: the region's bytes come back exactly");
+            let mut other = saved.clone();
+            other[0].rows -= 1;
+            let planes = buffers.iter_mut().zip(&layout).map(|(data, (row, _))| Plane { data, stride: row + 5 }).collect();
+            let mut frame = FrameMut::new(format, w, h, YuvMatrix::Bt601, planes).unwrap();
+            assert!(frame.write_region_planes(region, &other).is_err(), "{format:?}: planes of another size");
+        }
     }
 
     #[test]

@@ -27,6 +27,12 @@ pub enum SealError {
     WrongKey,
     #[error("frame {frame}, face {index}: the sealed face does not open (moved, reordered, altered, or from another stream)")]
     Tampered { frame: u64, index: u32 },
+    #[error(
+        "frame {frame}, face {index}: the sealed face was made from {sealed} frames and this one is {here}: restore in the stream's own pixel format"
+    )]
+    OtherFormat { frame: u64, index: u32, sealed: String, here: String },
+    #[error("frame {frame}, face {index}: the sealed face opened but its contents are not understood ({what})")]
+    Layout { frame: u64, index: u32, what: String },
     #[error("a threshold of {threshold} cannot be met by {recipients} recipients")]
     BadThreshold { threshold: usize, recipients: usize },
     #[error("no recipients given")]

@@ -132,7 +132,8 @@ pub struct AnonymizeArgs {
     #[arg(long, value_enum, default_value = "track")]
     pub keying: KeyingArg,
     /// Also seal each face's original pixels to this recipient (age1..., printed by `faceveil
-    /// keygen`), for an exact restore with its identity; repeatable. Images only so far
+    /// keygen`), for an exact restore with its identity; repeatable. Sealed faces ride in the
+    /// image's metadata, or in the video's SEI and sidecar, losslessly
     #[arg(long = "recipient", value_name = "PUBLIC")]
     pub recipients: Vec<String>,
     /// Recipients to seal to, one per line
@@ -177,6 +178,10 @@ pub struct RestoreArgs {
     /// output needs several together. Without a password only the sealed faces come back
     #[arg(long = "identity", value_name = "FILE")]
     pub identities: Vec<PathBuf>,
+    /// Write a restored video losslessly (x264 at quantizer 0), so that sealed faces stay
+    /// bit-exact in the file; by default restores with identities are written at CRF 12
+    #[arg(long)]
+    pub lossless: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -7,12 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use faceveil::pipeline::Anonymizer;
 use faceveil::timing::StageTimes;
-use faceveil::veil::FaceFinder;
+use gst::prelude::*;
 
 use super::input::Input;
-use super::video::{self, FindFn, FrameFn};
+use super::video::{self, DEFAULT_CRF, Quality, Sei, Settings, Stage};
 
 #[derive(Default)]
 struct Latency {
@@ -50,87 +49,96 @@ fn rss_summary(samples: &[(u64, f64)]) -> String {
     picked.iter().map(|(f, mb)| format!("{f}: {mb:.0}")).collect::<Vec<_>>().join(", ")
 }
 
-/// Frames, wall time, latency, stage times and memory samples (frame, MB) of one run.
-type RunResult = (u64, Duration, Latency, StageTimes, Vec<(u64, f64)>);
+/// Frames, wall time, latency, stage times, memory samples (frame, MB) and the time to the first
+/// anonymized frame, of one run.
+type RunResult = (u64, Duration, Latency, StageTimes, Vec<(u64, f64)>, Option<Duration>);
 
-/// Runs the clip through decode and encode, with the two stages of an anonymization (or
-/// nothing, for the baseline) as `faceveil anonymize` runs them.
-fn run(input: &Input, work: Option<(FaceFinder, Anonymizer)>) -> Result<RunResult> {
+/// Times the work of `element` on each frame: when a frame goes in, and what its time inside
+/// comes to when it leaves (frames leave in the order they came).
+fn time_element(element: &gst::Element, took: impl Fn(Duration) + Send + Sync + 'static) {
+    let entered: Arc<Mutex<VecDeque<Instant>>> = Arc::default();
+    let (sink, src) = (element.static_pad("sink").expect("a filter has sink"), element.static_pad("src").expect("and src"));
+    let arrivals = entered.clone();
+    sink.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        arrivals.lock().unwrap().push_back(Instant::now());
+        gst::PadProbeReturn::Ok
+    });
+    src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        if let Some(at) = entered.lock().unwrap().pop_front() {
+            took(at.elapsed());
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Runs the clip through decode and encode, with the elements `faceveil anonymize` uses (or
+/// nothing, for the baseline).
+fn run(input: &Input, settings: Option<&Settings>) -> Result<RunResult> {
     let out = std::env::temp_dir().join(format!("faceveil-bench-{}.mkv", std::process::id()));
     let latency = Arc::new(Mutex::new(Latency::default()));
-    let find_times = Arc::new(Mutex::new(StageTimes::default()));
-    let veil_times = Arc::new(Mutex::new(StageTimes::default()));
-    // A frame's added latency is the work of its find stage plus that of its anonymization
-    // (the stages see frames in the same order). Time spent waiting in the queues between
-    // them is left out: reading a file fills them, a live source at its own rate does not.
-    let found_in: Arc<Mutex<VecDeque<Duration>>> = Arc::default();
     let rss: Arc<Mutex<Vec<(u64, f64)>>> = Arc::default();
-    let (find, process): (Option<FindFn>, FrameFn) = match work {
-        Some((mut finder, mut anonymizer)) => {
-            let (ft, vt, lat, f_in, f_out) =
-                (find_times.clone(), veil_times.clone(), latency.clone(), found_in.clone(), found_in.clone());
-            let samples = rss.clone();
-            let find: FindFn = Box::new(move |frame| {
-                let start = Instant::now();
-                let tracks = finder.find(frame)?.to_vec();
-                *ft.lock().unwrap() = finder.times().clone();
-                f_in.lock().unwrap().push_back(start.elapsed());
-                Ok(tracks)
-            });
-            let process: FrameFn = Box::new(move |frame, n, pts, tracks| {
-                if (n + 1) % RSS_EVERY == 0
+    let first_frame: Arc<Mutex<Option<Duration>>> = Arc::default();
+    // Start-up counts from here: the elements are made, then their models load and the key is
+    // derived as the pipeline starts, then the first frame is decoded and anonymized.
+    let started = Instant::now();
+    let stage = match settings {
+        Some(settings) => {
+            let elements = settings.anonymizer(None)?;
+            let (detect, veil) = (&elements[0], elements.last().expect("the anonymizer has elements"));
+            // A frame's added latency is its time in faceveildetect plus its time in faceveil.
+            // Time spent waiting in the queue between them is left out: reading a file fills
+            // it, a live source at its own rate does not.
+            let found_in: Arc<Mutex<VecDeque<Duration>>> = Arc::default();
+            let f_in = found_in.clone();
+            time_element(detect, move |took| f_in.lock().unwrap().push_back(took));
+            let (lat, samples, first) = (latency.clone(), rss.clone(), first_frame.clone());
+            time_element(veil, move |took| {
+                first.lock().unwrap().get_or_insert_with(|| started.elapsed());
+                let found = found_in.lock().unwrap().pop_front().unwrap_or_default();
+                let mut lat = lat.lock().unwrap();
+                lat.add(found + took);
+                if lat.frames.is_multiple_of(RSS_EVERY)
                     && let Some(mb) = status_mb("VmRSS:")
                 {
-                    samples.lock().unwrap().push((n + 1, mb));
+                    samples.lock().unwrap().push((lat.frames, mb));
                 }
-                let start = Instant::now();
-                anonymizer.process(frame, tracks, pts)?;
-                *vt.lock().unwrap() = anonymizer.times().clone();
-                let found = f_out.lock().unwrap().pop_front().unwrap_or_default();
-                lat.lock().unwrap().add(found + start.elapsed());
-                Ok(())
             });
-            (Some(find), process)
+            Stage { elements, sei: Sei::Write, quality: Quality::Crf(DEFAULT_CRF) }
         }
-        None => {
-            let lat = latency.clone();
-            (
-                None,
-                Box::new(move |_, _, _, _| {
-                    lat.lock().unwrap().add(Duration::ZERO);
-                    Ok(())
-                }),
-            )
-        }
+        None => Stage { elements: Vec::new(), sei: Sei::Neither, quality: Quality::Crf(DEFAULT_CRF) },
     };
-    let started = Instant::now();
-    let t = video::transcode(input, &out, find, process, video::Carry::default());
+    let t = video::transcode(input, &out, stage);
     let wall = started.elapsed();
     let _ = std::fs::remove_file(&out);
     let t = t?;
     let latency = std::mem::take(&mut *latency.lock().unwrap());
-    let mut times = find_times.lock().unwrap().clone();
-    times.add(&veil_times.lock().unwrap());
     let rss = std::mem::take(&mut *rss.lock().unwrap());
-    Ok((t.frames, wall, latency, times, rss))
+    let first_frame = *first_frame.lock().unwrap();
+    Ok((t.frames, wall, latency, t.times, rss, first_frame))
 }
 
 fn ms(d: Duration, n: u64) -> f64 {
     d.as_secs_f64() * 1000.0 / n.max(1) as f64
 }
 
-pub fn bench(clip: &Path, describe: &str, finder: FaceFinder, anonymizer: Anonymizer, baseline: bool) -> Result<()> {
+pub fn bench(clip: &Path, describe: &str, settings: &Settings, baseline: bool) -> Result<()> {
     let input = Input::parse(clip.to_str().unwrap_or_default())?;
     if !matches!(input, Input::Stream(_)) {
         bail!("bench needs a video file");
     }
     // The anonymization runs first so that its memory numbers are its own: memory a pipeline
     // freed stays with the process, and a baseline run before would count in them.
-    let (frames, wall, latency, times, rss) = run(&input, Some((finder, anonymizer)))?;
+    let (frames, wall, latency, times, rss, first_frame) = run(&input, Some(settings))?;
     let peak = status_mb("VmHWM:");
     println!("clip: {}", clip.display());
     println!("setting: {describe}");
     println!("end to end: {frames} frames in {:.2} s = {:.1} fps", wall.as_secs_f64(), frames as f64 / wall.as_secs_f64());
+    if let Some(first) = first_frame {
+        println!(
+            "start-up: first frame anonymized {:.0} ms after the run began (models, key, decoder)",
+            first.as_secs_f64() * 1000.0
+        );
+    }
     println!(
         "added latency per frame: mean {:.2} ms, max {:.2} ms",
         ms(latency.total, latency.frames),

@@ -39,65 +39,87 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
     let config = faceveil::config::Config { keying: args.keying.into(), ..args.common.config(args.mode.into())? };
     let password = if config.mode == faceveil::faces::effects::Mode::Sdn { Some(password::obtain(&args.common)?) } else { None };
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
-    let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
     let recipients = sealing::recipients(&args.recipients, args.recipients_file.as_ref())?;
-    if !recipients.is_empty() {
-        ensure!(
-            matches!(input, Input::Image(_) | Input::Directory(_)),
-            "sealed faces (--recipient) are carried in images only so far; videos and streams are not sealed yet"
-        );
-        anonymizer.seal_to(&recipients, args.recipients_threshold)?;
-    }
-    let mut finder = FaceFinder::new(&config)?;
+    let Input::Stream(_) = &input else {
+        ensure!(args.serve_rtsp.is_none(), "--serve-rtsp needs a video file, an RTSP URL or a camera");
+        let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
+        if !recipients.is_empty() {
+            anonymizer.seal_to(&recipients, args.recipients_threshold)?;
+        }
+        let mut finder = FaceFinder::new(&config)?;
+        let output = args.output.as_deref().context("an output is required (-o OUTPUT)")?;
+        let boxes = args.boxes_json.as_deref();
+        return match &input {
+            Input::Directory(dir) => images::anonymize_dir(dir, output, &mut finder, &mut anonymizer, boxes),
+            _ => images::anonymize_file(
+                input.local_path().context("an image has a path")?,
+                output,
+                &mut finder,
+                &mut anonymizer,
+                boxes,
+            ),
+        };
+    };
+    // Videos and streams go through the plugin's elements, which build the anonymizer themselves.
+    let sealing = video::Sealing {
+        recipients: (!recipients.is_empty()).then(|| recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
+        threshold: u32::try_from(args.recipients_threshold).unwrap_or(u32::MAX),
+        ..Default::default()
+    };
+    let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
     if let Some(port) = args.serve_rtsp {
-        return rtsp::serve(&input, port, args.serve_bitrate, finder, anonymizer);
+        return rtsp::serve(&input, port, args.serve_bitrate, &settings);
     }
     let output = args.output.as_deref().context("an output is required (-o OUTPUT)")?;
-    let boxes = args.boxes_json.as_deref();
-    match &input {
-        Input::Image(path) => images::anonymize_file(path, output, &mut finder, &mut anonymizer, boxes),
-        Input::Directory(dir) => images::anonymize_dir(dir, output, &mut finder, &mut anonymizer, boxes),
-        Input::Stream(_) => video::anonymize(&input, output, finder, anonymizer, boxes),
-    }
+    video::anonymize(&input, output, &settings, args.boxes_json.as_deref())
 }
 
 fn restore(args: RestoreArgs) -> Result<()> {
     let config = args.common.config(faceveil::faces::effects::Mode::Sdn)?;
-    let identities = sealing::identities(&args.identities)?;
-    // With identities, a password is used only when one is given outright (no prompt).
-    let password = if identities.is_empty() { Some(password::obtain(&args.common)?) } else { password::given(&args.common)? };
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
-    ensure!(
-        identities.is_empty() || matches!(input, Input::Image(_) | Input::Directory(_)),
-        "sealed faces (--identity) are carried in images only so far"
-    );
+    // With identities, a password is used only when one is given outright (no prompt).
+    let password =
+        if args.identities.is_empty() { Some(password::obtain(&args.common)?) } else { password::given(&args.common)? };
     let output = &args.output;
-    let restorer = move |header: &StreamHeader| match &password {
-        Some(p) if identities.is_empty() => Restorer::new(&config, Some(p.as_bytes()), header),
-        Some(p) => Restorer::new(&config, Some(p.as_bytes()), header)?.unseal_with(&identities, header),
-        None => Restorer::sealed_only(&config, &identities, header),
+    let Input::Stream(_) = &input else {
+        ensure!(!args.lossless, "--lossless is for videos; an image is restored losslessly when written as PNG");
+        let identities = sealing::identities(&args.identities)?;
+        let restorer = move |header: &StreamHeader| match &password {
+            Some(p) if identities.is_empty() => Restorer::new(&config, Some(p.as_bytes()), header),
+            Some(p) => Restorer::new(&config, Some(p.as_bytes()), header)?.unseal_with(&identities, header),
+            None => Restorer::sealed_only(&config, &identities, header),
+        };
+        return match &input {
+            Input::Directory(dir) => images::restore_dir(dir, output, &restorer),
+            _ => images::restore_file(input.local_path().context("an image has a path")?, output, &restorer),
+        };
     };
-    match &input {
-        Input::Image(path) => images::restore_file(path, output, &restorer),
-        Input::Directory(dir) => images::restore_dir(dir, output, &restorer),
-        Input::Stream(_) => {
-            let sidecar_path = match (&args.sidecar, input.local_path()) {
-                (Some(p), _) => Some(p.clone()),
-                (None, Some(local)) => Some(sidecar::path_for(local)).filter(|p| p.exists()),
-                (None, None) => None,
-            };
-            let sidecar = sidecar_path.as_deref().map(sidecar::Sidecar::read).transpose()?;
-            if sidecar.is_none() && args.header.is_none() && !input.is_live() && input.local_path().is_none() {
-                bail!("no sidecar given for a remote stream; pass --sidecar or --header");
-            }
-            video::restore(&input, output, sidecar, args.header.as_deref(), restorer)
-        }
+    let sidecar = match (&args.sidecar, input.local_path()) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(local)) => Some(sidecar::path_for(local)).filter(|p| p.exists()),
+        (None, None) => None,
+    };
+    if sidecar.is_none() && args.header.is_none() && !input.is_live() && input.local_path().is_none() {
+        bail!("no sidecar given for a remote stream; pass --sidecar or --header");
     }
+    let sealing = match args.identities.as_slice() {
+        [] => video::Sealing::default(),
+        paths => {
+            let (identity, passphrase) = sealing::identity_files(paths)?;
+            video::Sealing { identity: Some(identity), passphrase, ..Default::default() }
+        }
+    };
+    let quality = match (args.lossless, args.identities.is_empty()) {
+        (true, _) => video::Quality::Lossless,
+        (false, true) => video::Quality::Crf(video::DEFAULT_CRF),
+        (false, false) => video::Quality::Crf(video::SEALED_RESTORE_CRF),
+    };
+    let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
+    video::restore(&input, output, &settings, sidecar.as_deref(), args.header.as_deref(), quality)
 }
 
 fn run_bench(args: BenchArgs) -> Result<()> {
     let config = args.common.config(args.mode.into())?;
-    let password = "faceveil bench";
     let describe = format!(
         "mode {}, variant {}, detector {}, detect every {} frame(s) at {} px, provider {}",
         config.mode.name(),
@@ -107,6 +129,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         config.detector.max_side,
         config.runtime.provider.name()
     );
-    let anonymizer = Anonymizer::new(&config, Some(password.as_bytes()))?;
-    bench::bench(&args.clip, &describe, FaceFinder::new(&config)?, anonymizer, args.baseline)
+    let password = Some(zeroize::Zeroizing::new("faceveil bench".to_string()));
+    let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing: Default::default() };
+    bench::bench(&args.clip, &describe, &settings, args.baseline)
 }

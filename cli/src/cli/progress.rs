@@ -1,6 +1,7 @@
 //! Progress bars and the --boxes-json record format.
 
 use faceveil::faces::track::Track;
+use gstfaceveil::streamdata::FaceBox;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -24,5 +25,11 @@ pub struct BoxJson {
 impl From<&Track> for BoxJson {
     fn from(t: &Track) -> Self {
         Self { track: t.id, x: t.bbox.x0, y: t.bbox.y0, width: t.bbox.width(), height: t.bbox.height(), score: t.score }
+    }
+}
+
+impl From<&FaceBox> for BoxJson {
+    fn from(f: &FaceBox) -> Self {
+        Self { track: f.track, x: f.x as f32, y: f.y as f32, width: f.width as f32, height: f.height as f32, score: f.score }
     }
 }

@@ -4,21 +4,23 @@
 //! Ingest and serving are separate pipelines joined by an appsrc, so that when a live source
 //! drops, the ingest reconnects with backoff while clients stay connected (the picture holds).
 //! A file source is played in real time and ends the stream at its end.
+//!
+//! The ingest runs the plugin's elements (`faceveildetect ! queue ! faceveil`), which attach each
+//! frame's restore data as a SEI meta; the serving encoder writes it into the H.264 stream. A
+//! reconnect, or an error on some frame, starts a fresh ingest and with it a fresh stream header
+//! (printed again): restores adopt it from the SEI.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use faceveil::pipeline::Anonymizer;
-use faceveil::veil::FaceFinder;
 use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
+use gstfaceveil::streamdata;
 
 use super::input::{Input, StreamSource};
-use super::video::{self, SeiMap};
-use faceveil::stream::SeiPayload;
-use gstfaceveil::streamdata;
+use super::video::{self, Settings};
 
 pub const MOUNT: &str = "/faceveil";
 const BACKOFF_START: Duration = Duration::from_millis(500);
@@ -45,44 +47,42 @@ fn auto_bitrate(caps: &gst::CapsRef) -> u32 {
 }
 
 /// What the serving side exposes to the ingest: the appsrc of the current media, if a client
-/// is connected, and the payloads to put into its H.264 stream. Clients that connect before the
-/// source has delivered a frame wait for it (the server cannot describe a stream it has not seen).
+/// is connected. Clients that connect before the source has delivered a frame wait for it (the
+/// server cannot describe a stream it has not seen).
 #[derive(Clone, Default)]
 struct Outlet {
     appsrc: Arc<Mutex<Option<gst_app::AppSrc>>>,
     /// The encoder's bitrate in kbit/s, or `None` to follow the frames' size and rate.
     bitrate: Option<u32>,
-    sei: SeiMap,
-    /// The latest frame, its caps, its payload and when it went out: repeated while the source
-    /// is away so that clients keep a picture and new clients can still connect.
+    /// The latest frame (with its SEI meta), its caps and when it went out: repeated while the
+    /// source is away so that clients keep a picture and new clients can still connect.
     last: Arc<Mutex<Option<LastFrame>>>,
 }
 
-/// A frame as it went out: buffer, caps, SEI payload, when.
-type LastFrame = (gst::Buffer, gst::Caps, Vec<u8>, Instant);
+/// A frame as it went out: buffer, caps, when.
+type LastFrame = (gst::Buffer, gst::Caps, Instant);
 
 impl Outlet {
-    /// Pushes one anonymized frame, stamped with the media's running time so that the SEI
-    /// probe after the encoder finds its payload.
-    fn push(&self, buffer: gst::Buffer, caps: &gst::Caps, payload: Vec<u8>) {
-        *self.last.lock().unwrap() = Some((buffer.clone(), caps.clone(), payload.clone(), Instant::now()));
-        self.send(buffer, caps, payload);
+    /// Pushes one anonymized frame, stamped with the media's running time.
+    fn push(&self, buffer: gst::Buffer, caps: &gst::Caps) {
+        *self.last.lock().unwrap() = Some((buffer.clone(), caps.clone(), Instant::now()));
+        self.send(buffer, caps);
     }
 
     /// Repeats the latest frame if the source has been silent for a while.
     fn keep_alive(&self) {
         let mut last = self.last.lock().unwrap();
-        let Some((buffer, caps, payload, at)) = last.as_mut() else { return };
+        let Some((buffer, caps, at)) = last.as_mut() else { return };
         if at.elapsed() < HOLD_AFTER {
             return;
         }
         *at = Instant::now();
-        let (buffer, caps, payload) = (buffer.clone(), caps.clone(), payload.clone());
+        let (buffer, caps) = (buffer.clone(), caps.clone());
         drop(last);
-        self.send(buffer, &caps, payload);
+        self.send(buffer, &caps);
     }
 
-    fn send(&self, mut buffer: gst::Buffer, caps: &gst::Caps, payload: Vec<u8>) {
+    fn send(&self, mut buffer: gst::Buffer, caps: &gst::Caps) {
         let Some(src) = self.appsrc.lock().unwrap().clone() else { return };
         if src.caps().as_ref() != Some(caps) {
             let encoder = src.parent().and_then(|p| p.downcast::<gst::Bin>().ok()).and_then(|b| b.by_name("enc"));
@@ -99,7 +99,6 @@ impl Outlet {
             b.set_dts(gst::ClockTime::NONE);
             b.set_duration(gst::ClockTime::NONE);
         }
-        self.sei.lock().unwrap().insert(now.nseconds(), payload);
         let _ = src.push_buffer(buffer);
     }
 
@@ -131,8 +130,9 @@ fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServ
     factory.connect_media_configure(move |_, media| {
         let Ok(bin) = media.element().downcast::<gst::Bin>() else { return };
         let Some(src) = bin.by_name("src").and_then(|e| e.downcast::<gst_app::AppSrc>().ok()) else { return };
-        if let Some(parse) = bin.by_name("enc").and_then(|e| e.static_pad("src")) {
-            video::insert_sei(&parse, slot.sei.clone());
+        // x264enc does not write the SEI metas faceveil attached; this does.
+        if let Some(Err(e)) = bin.by_name("enc").map(|enc| streamdata::sei_through_encoder(&enc)) {
+            eprintln!("faceveil: warning: the served stream carries no restore data: {e}");
         }
         *slot.appsrc.lock().unwrap() = Some(src);
         let gone = slot.appsrc.clone();
@@ -143,12 +143,6 @@ fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServ
     Ok((server, id))
 }
 
-/// What the ingest runs on each frame.
-struct Work {
-    finder: FaceFinder,
-    anonymizer: Anonymizer,
-}
-
 enum IngestEnd {
     /// A file ended: the stream ends too.
     Finished,
@@ -156,9 +150,16 @@ enum IngestEnd {
     Dropped(anyhow::Error),
 }
 
-/// Runs the source once: decode, anonymize, hand frames to the outlet.
-fn ingest_once(source: &StreamSource, live: bool, work: &mut Work, outlet: &Outlet, frames: &AtomicU64) -> IngestEnd {
-    let result = (|| -> Result<IngestEnd> {
+/// One run of the source: decode, the anonymizing elements, an appsink for the outlet.
+struct Ingest {
+    pipeline: gst::Pipeline,
+    sink: gst_app::AppSink,
+}
+
+impl Ingest {
+    /// Builds the pipeline and starts its elements (the header exists from then on); the
+    /// source plays once [`Ingest::run`] is called.
+    fn start(source: &StreamSource, live: bool, settings: &Settings) -> Result<(Self, Option<String>)> {
         let pipeline = gst::Pipeline::new();
         let dec = video::add_source(&pipeline, source)?;
         let sink = gst_app::AppSink::builder().sync(!live).max_buffers(2).drop(live).build();
@@ -166,8 +167,12 @@ fn ingest_once(source: &StreamSource, live: bool, work: &mut Work, outlet: &Outl
         let filter = gst::ElementFactory::make("capsfilter")
             .property("caps", gst::Caps::builder("video/x-raw").field("format", "I420").build())
             .build()?;
-        pipeline.add_many([&convert, &filter, sink.upcast_ref()])?;
-        gst::Element::link_many([&convert, &filter, sink.upcast_ref()])?;
+        let mut chain = vec![convert.clone(), filter];
+        chain.extend(settings.anonymizer(None)?);
+        let veil = chain.last().expect("the anonymizer has elements").clone();
+        chain.push(sink.clone().upcast());
+        pipeline.add_many(&chain)?;
+        gst::Element::link_many(&chain)?;
         let target = convert.static_pad("sink").expect("videoconvert has a sink");
         dec.connect_pad_added(move |_, pad| {
             let is_video =
@@ -176,64 +181,91 @@ fn ingest_once(source: &StreamSource, live: bool, work: &mut Work, outlet: &Outl
                 let _ = pad.link(&target);
             }
         });
-        pipeline.set_state(gst::State::Playing).context("cannot start the source")?;
-        let bus = pipeline.bus().expect("pipelines have a bus");
-        let mut announced = false;
-        let end = loop {
-            if super::stop::requested() {
-                break IngestEnd::Finished;
-            }
-            if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
-                break match msg.view() {
-                    gst::MessageView::Error(e) if live => IngestEnd::Dropped(anyhow!("{}", e.error())),
-                    gst::MessageView::Error(e) => bail!("{}", e.error()),
-                    _ if live => IngestEnd::Dropped(anyhow!("the source ended")),
-                    _ => IngestEnd::Finished,
-                };
-            }
-            let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(200)) else { continue };
-            let (Some(caps), Some(buffer)) = (sample.caps().map(|c| c.to_owned()), sample.buffer_owned()) else { continue };
-            let mut buffer = buffer;
-            let info = gst_video::VideoInfo::from_caps(&caps)?;
-            frames.fetch_add(1, Ordering::SeqCst);
-            if !announced {
-                announced = true;
-                eprintln!("faceveil: source connected ({}x{})", info.width(), info.height());
-            }
-            let payload = {
-                let buf = buffer.make_mut();
-                let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info)
-                    .map_err(|_| anyhow!("cannot map a video frame"))?;
-                let mut view = streamdata::frame_view(&mut frame).map_err(|e| anyhow!(e))?;
-                let tracks = work.finder.find(&view)?.to_vec();
-                let outcome = work.anonymizer.process(&mut view, &tracks, None)?;
-                match work.anonymizer.header() {
-                    Some(header) => SeiPayload::for_frame(&outcome.record, header),
-                    None => SeiPayload { header: None, record: Some(outcome.record) },
+        let ingest = Self { pipeline, sink };
+        // Paused, a file prerolls its first frame; the elements have started either way.
+        if let Err(e) = ingest.pipeline.set_state(gst::State::Paused) {
+            let reason = ingest.error().unwrap_or_else(|| e.to_string());
+            bail!("cannot start the source: {reason}");
+        }
+        let header = veil.property::<Option<String>>("header");
+        Ok((ingest, header))
+    }
+
+    /// The first error on the bus, if any.
+    fn error(&self) -> Option<String> {
+        let bus = self.pipeline.bus()?;
+        let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
+        match msg.view() {
+            gst::MessageView::Error(e) => Some(e.error().to_string()),
+            _ => None,
+        }
+    }
+
+    /// Plays the source to its end or its failure, handing frames to the outlet.
+    fn run(self, live: bool, outlet: &Outlet, frames: &AtomicU64) -> IngestEnd {
+        let result = (|| -> Result<IngestEnd> {
+            self.pipeline.set_state(gst::State::Playing).context("cannot start the source")?;
+            let bus = self.pipeline.bus().expect("pipelines have a bus");
+            let mut announced = false;
+            Ok(loop {
+                if super::stop::requested() {
+                    break IngestEnd::Finished;
                 }
-                .encode()
-            };
-            outlet.push(buffer, &caps, payload);
-        };
-        let _ = pipeline.set_state(gst::State::Null);
-        Ok(end)
-    })();
-    // A failure of a live source is a drop to recover from; the caller decides.
-    result.unwrap_or_else(IngestEnd::Dropped)
+                if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
+                    // An error of the elements on some frame ends this run too: a live source
+                    // starts again rather than leaving the stream without pictures.
+                    break match msg.view() {
+                        gst::MessageView::Error(e) if live => IngestEnd::Dropped(anyhow!("{}", e.error())),
+                        gst::MessageView::Error(e) => bail!("{}", e.error()),
+                        _ if live => IngestEnd::Dropped(anyhow!("the source ended")),
+                        _ => IngestEnd::Finished,
+                    };
+                }
+                let Some(sample) = self.sink.try_pull_sample(gst::ClockTime::from_mseconds(200)) else { continue };
+                let (Some(caps), Some(buffer)) = (sample.caps().map(|c| c.to_owned()), sample.buffer_owned()) else { continue };
+                frames.fetch_add(1, Ordering::SeqCst);
+                if !announced {
+                    announced = true;
+                    let info = gst_video::VideoInfo::from_caps(&caps)?;
+                    eprintln!("faceveil: source connected ({}x{})", info.width(), info.height());
+                }
+                outlet.push(buffer, &caps);
+            })
+        })();
+        let _ = self.pipeline.set_state(gst::State::Null);
+        // A failure of a live source is a drop to recover from; the caller decides.
+        result.unwrap_or_else(IngestEnd::Dropped)
+    }
 }
 
-pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, finder: FaceFinder, anonymizer: Anonymizer) -> Result<()> {
+/// Prints the stream header when it is new: restores read it from the SEI, and tools that lose
+/// SEI can be given it.
+fn announce(header: Option<String>, last: &mut Option<String>) {
+    if header.is_some() && header != *last {
+        println!("faceveil header: {}", header.as_deref().unwrap_or_default());
+        *last = header;
+    }
+}
+
+pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings) -> Result<()> {
     video::init()?;
     let Input::Stream(source) = input else { bail!("--serve-rtsp needs a video file, an RTSP URL or a camera") };
-    if let Some(h) = anonymizer.header() {
-        // Restores also find it in the stream's SEI; printed for tools that lose SEI.
-        println!("faceveil header: {}", h.encode());
-    }
+    let live = input.is_live();
+    // The first run starts before the server, so that its header is printed before clients come;
+    // a live source that cannot start yet is tried again like one that dropped.
+    let mut announced = None;
+    let first = match Ingest::start(source, live, settings) {
+        Ok((ingest, header)) => {
+            announce(header, &mut announced);
+            Ok(ingest)
+        }
+        Err(e) if live => Err(e),
+        Err(e) => return Err(e),
+    };
     let outlet = Outlet { bitrate, ..Outlet::default() };
     let (_server, _id) = start_server(port, &outlet)?;
     println!("serving rtsp://127.0.0.1:{port}{MOUNT} (Ctrl-C to stop)");
     let main_loop = gst::glib::MainLoop::new(None, false);
-    let live = input.is_live();
     if live {
         let outlet = outlet.clone();
         std::thread::spawn(move || {
@@ -243,19 +275,29 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, finder: FaceFinder,
             }
         });
     }
-    let ingest = {
-        let (source, outlet, main_loop) = (source.clone(), outlet.clone(), main_loop.clone());
-        std::thread::spawn(move || -> Result<()> {
-            let mut work = Work { finder, anonymizer };
+    std::thread::scope(|scope| {
+        let ingest = scope.spawn(|| -> Result<()> {
             let frames = AtomicU64::new(0);
             let mut backoff = BACKOFF_START;
             // Wait for a first client: a file played before anyone listens is lost.
             while outlet.appsrc.lock().unwrap().is_none() && !live && !super::stop::requested() {
                 std::thread::sleep(Duration::from_millis(50));
             }
+            let mut next = Some(first);
             let outcome = loop {
                 let before = frames.load(Ordering::SeqCst);
-                match ingest_once(&source, live, &mut work, &outlet, &frames) {
+                let run = match next.take() {
+                    Some(first) => first,
+                    None => Ingest::start(source, live, settings).map(|(ingest, header)| {
+                        announce(header, &mut announced);
+                        ingest
+                    }),
+                };
+                let end = match run {
+                    Ok(ingest) => ingest.run(live, &outlet, &frames),
+                    Err(e) => IngestEnd::Dropped(e),
+                };
+                match end {
                     IngestEnd::Finished => break Ok(()),
                     IngestEnd::Dropped(_) if super::stop::requested() => break Ok(()),
                     IngestEnd::Dropped(e) if live => {
@@ -265,7 +307,6 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, finder: FaceFinder,
                         eprintln!("faceveil: source dropped ({e:#}); reconnecting in {:.1} s", backoff.as_secs_f64());
                         std::thread::sleep(backoff);
                         backoff = (backoff * 2).min(BACKOFF_MAX);
-                        work.finder.reset();
                     }
                     IngestEnd::Dropped(e) => break Err(e),
                 }
@@ -275,10 +316,10 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, finder: FaceFinder,
             std::thread::sleep(Duration::from_millis(500));
             main_loop.quit();
             outcome
-        })
-    };
-    main_loop.run();
-    ingest.join().map_err(|_| anyhow!("the ingest thread panicked"))?
+        });
+        main_loop.run();
+        ingest.join().map_err(|_| anyhow!("the ingest thread panicked"))?
+    })
 }
 
 #[cfg(test)]

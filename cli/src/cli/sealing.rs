@@ -1,10 +1,11 @@
 //! Who faces are sealed to (recipients) and who opens them (identities), from the command line.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use faceveil::secrets::{Identity, Recipient};
+use zeroize::Zeroizing;
 
 /// `--recipient` values and the lines of `--recipients-file`.
 pub fn recipients(given: &[String], file: Option<&PathBuf>) -> Result<Vec<Recipient>> {
@@ -22,21 +23,44 @@ pub fn identities(paths: &[PathBuf]) -> Result<Vec<Identity>> {
     paths
         .iter()
         .map(|path| {
-            let text = zeroize::Zeroizing::new(
-                std::fs::read_to_string(path).with_context(|| format!("cannot read identity {}", path.display()))?,
-            );
-            Identity::from_file_text(&text, || {
-                std::env::var("FACEVEIL_IDENTITY_PASSPHRASE")
-                    .ok()
-                    .or_else(|| {
-                        std::io::stdin()
-                            .is_terminal()
-                            .then(|| rpassword::prompt_password(format!("passphrase for {}: ", path.display())).ok())
-                            .flatten()
-                    })
-                    .map(Into::into)
-            })
-            .with_context(|| format!("identity {}", path.display()))
+            let text = read_identity(path)?;
+            Identity::from_file_text(&text, || passphrase(path).map(|p| p.as_str().to_owned().into()))
+                .with_context(|| format!("identity {}", path.display()))
         })
         .collect()
+}
+
+/// For faceunveil, which reads the files itself: their paths as its `identity` value, and the
+/// passphrase protected ones need, asked once. Every file is opened here first, so that a bad
+/// file or passphrase is reported before any frame.
+pub fn identity_files(paths: &[PathBuf]) -> Result<(String, Option<Zeroizing<String>>)> {
+    let mut asked: Option<Zeroizing<String>> = None;
+    for path in paths {
+        ensure!(!path.to_string_lossy().contains(','), "identity path {} contains a comma", path.display());
+        let text = read_identity(path)?;
+        if Identity::needs_passphrase(&text) && asked.is_none() {
+            asked = passphrase(path);
+        }
+        Identity::from_file_text(&text, || asked.as_ref().map(|p| p.as_str().to_owned().into()))
+            .with_context(|| format!("identity {}", path.display()))?;
+    }
+    let joined = paths.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join(",");
+    Ok((joined, asked))
+}
+
+fn read_identity(path: &Path) -> Result<Zeroizing<String>> {
+    Ok(Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read identity {}", path.display()))?))
+}
+
+/// $FACEVEIL_IDENTITY_PASSPHRASE, else a prompt where there is a terminal.
+fn passphrase(path: &Path) -> Option<Zeroizing<String>> {
+    std::env::var("FACEVEIL_IDENTITY_PASSPHRASE")
+        .ok()
+        .or_else(|| {
+            std::io::stdin()
+                .is_terminal()
+                .then(|| rpassword::prompt_password(format!("passphrase for {}: ", path.display())).ok())
+                .flatten()
+        })
+        .map(Zeroizing::new)
 }

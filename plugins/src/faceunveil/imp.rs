@@ -3,6 +3,9 @@
 //! the `header` property, cuts the recorded squares where the stream carries them and otherwise
 //! detects the anonymized faces again. A wrong password gives other faces, never an error.
 //!
+//! With `identity`, the faces faceveil sealed to that recipient come back exactly, bytes as the
+//! camera's decoder gave them; with both a password and an identity, the sealed faces win.
+//!
 //! A sidecar's records are found by timestamp (by frame number where timestamps do not match).
 //! A stream joined midway passes unrestored, with a warning, until its first header arrives (one
 //! rides every `HEADER_EVERY` frames); a stream that carries none at all is an error at its end.
@@ -10,8 +13,10 @@
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
+use anyhow::Context;
 use faceveil::config::Config;
 use faceveil::pipeline::Restorer;
+use faceveil::secrets::Identity;
 use faceveil::stream::HEADER_EVERY;
 use faceveil::stream::header::StreamHeader;
 use faceveil::stream::sidecar::Sidecar;
@@ -35,11 +40,15 @@ struct Settings {
     password: Option<Zeroizing<String>>,
     sidecar: Option<PathBuf>,
     header: Option<String>,
+    /// Identity files, read when the element starts.
+    identity: Option<String>,
+    identity_passphrase: Option<Zeroizing<String>>,
 }
 
 struct State {
     config: Config,
     password: Option<Zeroizing<String>>,
+    identities: Vec<Identity>,
     sidecar: Option<Sidecar>,
     /// Header text seen in a tag or property, used until a restorer exists.
     header_text: Option<String>,
@@ -57,8 +66,13 @@ impl State {
         if self.restorer.as_ref().is_some_and(|(h, _)| *h == header) {
             return Ok(());
         }
-        let password = self.password.as_ref().map(|p| p.as_bytes());
-        let restorer = Restorer::new(&self.config, password, &header)?;
+        let restorer = match (&self.password, self.identities.is_empty()) {
+            (Some(password), true) => Restorer::new(&self.config, Some(password.as_bytes()), &header)?,
+            (Some(password), false) => {
+                Restorer::new(&self.config, Some(password.as_bytes()), &header)?.unseal_with(&self.identities, &header)?
+            }
+            (None, _) => Restorer::sealed_only(&self.config, &self.identities, &header)?,
+        };
         self.restorer = Some((header, restorer));
         Ok(())
     }
@@ -97,6 +111,17 @@ impl ObjectImpl for FaceUnveil {
                     .blurb("The faceveil stream header as text, when neither the stream nor a sidecar carries it")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("identity")
+                    .nick("Identity")
+                    .blurb("age identity file(s), comma-separated, that open the faces faceveil sealed to their recipients (bit-exact); several when the stream needs them together")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("identity-passphrase")
+                    .nick("Identity passphrase")
+                    .blurb("Passphrase of passphrase-protected identity files; write-only, never logged")
+                    .write_only()
+                    .mutable_ready()
+                    .build(),
             ];
             v.extend(common::shared_properties(Groups { model: true }));
             v
@@ -113,6 +138,10 @@ impl ObjectImpl for FaceUnveil {
             }
             "sidecar" => s.sidecar = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from),
             "header" => s.header = value.get::<Option<String>>().expect("type checked upstream"),
+            "identity" => s.identity = value.get().expect("type checked upstream"),
+            "identity-passphrase" => {
+                s.identity_passphrase = value.get::<Option<String>>().expect("type checked upstream").map(Zeroizing::new);
+            }
             name => {
                 s.shared.set(name, value);
             }
@@ -124,9 +153,25 @@ impl ObjectImpl for FaceUnveil {
         match pspec.name() {
             "sidecar" => s.sidecar.as_ref().map(|p| p.display().to_string()).to_value(),
             "header" => s.header.to_value(),
+            "identity" => s.identity.to_value(),
             name => s.shared.get(name).expect("every readable property is handled"),
         }
     }
+}
+
+/// The identities named by the `identity` property (comma-separated paths).
+fn read_identities(paths: Option<&str>, passphrase: Option<&Zeroizing<String>>) -> anyhow::Result<Vec<Identity>> {
+    paths
+        .into_iter()
+        .flat_map(|p| p.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|path| {
+            let text = Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read identity {path}"))?);
+            Identity::from_file_text(&text, || passphrase.map(|p| p.as_str().to_owned().into()))
+                .with_context(|| format!("identity {path}"))
+        })
+        .collect()
 }
 
 impl GstObjectImpl for FaceUnveil {}
@@ -164,8 +209,13 @@ impl BaseTransformImpl for FaceUnveil {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        if settings.password.as_ref().is_none_or(|p| p.is_empty()) {
-            return Err(common::settings_error("faceunveil needs the password the stream was anonymized with"));
+        let password = settings.password.clone().filter(|p| !p.is_empty());
+        let identities = read_identities(settings.identity.as_deref(), settings.identity_passphrase.as_ref())
+            .map_err(|e| common::settings_error(common::describe(&e)))?;
+        if password.is_none() && identities.is_empty() {
+            return Err(common::settings_error(
+                "faceunveil needs the password the stream was anonymized with, or an identity its faces were sealed to",
+            ));
         }
         let config = settings.shared.config(faceveil::faces::effects::Mode::Sdn)?;
         let sidecar = match &settings.sidecar {
@@ -174,7 +224,8 @@ impl BaseTransformImpl for FaceUnveil {
         };
         let mut state = State {
             config,
-            password: settings.password,
+            password,
+            identities,
             sidecar,
             header_text: settings.header,
             restorer: None,
@@ -239,10 +290,7 @@ impl BaseTransformImpl for FaceUnveil {
         let frame_no = state.frames;
         let pts = buf.pts().map(|t| t.nseconds());
         state.frames += 1;
-        let crops = match sei.record {
-            Some(record) => Some(record.faces),
-            None => state.sidecar.as_ref().and_then(|s| s.record(frame_no, pts)).map(|r| r.faces.clone()),
-        };
+        let record = sei.record.or_else(|| state.sidecar.as_ref().and_then(|s| s.record(frame_no, pts)).cloned());
         let Some((_, restorer)) = state.restorer.as_mut() else {
             // Joined midway: the header rides every HEADER_EVERY frames, and the frames before it
             // pass as they are (anonymized, so nothing is shown that should not be).
@@ -256,10 +304,13 @@ impl BaseTransformImpl for FaceUnveil {
             state.passed += 1;
             return Ok(gst::FlowSuccess::Ok);
         };
-        if crops.is_none() {
-            gst::log!(CAT, imp = self, "frame {frame_no}: no recorded squares, detecting");
-        }
-        common::with_frame(self, buf, &info, "restore failed", |view| restorer.process(view, crops.as_deref()))?;
+        common::with_frame(self, buf, &info, "restore failed", |view| match &record {
+            Some(record) => restorer.process_record(view, record),
+            None => {
+                gst::log!(CAT, imp = self, "frame {frame_no}: no recorded squares, detecting");
+                restorer.process(view, None)
+            }
+        })?;
         Ok(gst::FlowSuccess::Ok)
     }
 }

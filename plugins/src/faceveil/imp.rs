@@ -11,6 +11,7 @@ use std::sync::{LazyLock, Mutex};
 
 use faceveil::faces::track::Track;
 use faceveil::pipeline::Anonymizer;
+use faceveil::secrets::Recipient;
 use faceveil::stream::SeiPayload;
 use faceveil::stream::sidecar::SidecarWriter;
 use faceveil::veil::FaceFinder;
@@ -22,7 +23,7 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use zeroize::Zeroizing;
 
-use crate::common::{self, Groups, ModeProp, Shared, Upstream};
+use crate::common::{self, Groups, KeyingProp, ModeProp, Shared, Upstream};
 use crate::streamdata;
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -30,6 +31,8 @@ static CAT: LazyLock<gst::DebugCategory> =
 
 const DEFAULT_MODE: ModeProp = ModeProp::Sdn;
 const DEFAULT_USE_ROI: bool = true;
+const DEFAULT_RECIPIENTS_THRESHOLD: u32 = 1;
+const DEFAULT_KEYING: KeyingProp = KeyingProp::Track;
 
 #[derive(Clone)]
 struct Settings {
@@ -41,6 +44,10 @@ struct Settings {
     password: Option<Zeroizing<String>>,
     use_roi: bool,
     sidecar: Option<PathBuf>,
+    /// age recipients (public keys) as given; checked when the element starts.
+    recipients: Option<String>,
+    recipients_threshold: u32,
+    keying: KeyingProp,
 }
 
 impl Default for Settings {
@@ -52,6 +59,9 @@ impl Default for Settings {
             password: None,
             use_roi: DEFAULT_USE_ROI,
             sidecar: None,
+            recipients: None,
+            recipients_threshold: DEFAULT_RECIPIENTS_THRESHOLD,
+            keying: DEFAULT_KEYING,
         }
     }
 }
@@ -109,6 +119,30 @@ impl ObjectImpl for FaceVeil {
                     .blurb("Also write the header and every frame's face squares to this file (for restores)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("recipients")
+                    .nick("Recipients")
+                    .blurb("age recipients (age1..., separated by commas or new lines) to whom each face's original pixels are sealed, exactly, inside the stream (sdn mode); faceunveil's identity opens them")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("recipients-threshold")
+                    .nick("Recipients threshold")
+                    .blurb("How many of the recipients must unseal together (1: any one of them)")
+                    .minimum(1)
+                    .maximum(255)
+                    .default_value(DEFAULT_RECIPIENTS_THRESHOLD)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("keying", DEFAULT_KEYING)
+                    .nick("Keying")
+                    .blurb("Whether each tracked face has its own key vector or the stream shares one (sdn mode)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("header")
+                    .nick("Header")
+                    .blurb("The stream header a restore needs, as text, once the element has started in sdn mode (it also rides in the SEI and a tag)")
+                    .read_only()
+                    .build(),
+                common::stage_times_property(),
             ];
             v.extend(common::shared_properties(Groups { model: true }));
             v
@@ -129,6 +163,9 @@ impl ObjectImpl for FaceVeil {
             }
             "use-roi" => s.use_roi = value.get().expect("type checked upstream"),
             "sidecar" => s.sidecar = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from),
+            "recipients" => s.recipients = value.get().expect("type checked upstream"),
+            "recipients-threshold" => s.recipients_threshold = value.get().expect("type checked upstream"),
+            "keying" => s.keying = value.get().expect("type checked upstream"),
             name => {
                 s.shared.set(name, value);
             }
@@ -141,6 +178,13 @@ impl ObjectImpl for FaceVeil {
             "mode" => s.mode.to_value(),
             "use-roi" => s.use_roi.to_value(),
             "sidecar" => s.sidecar.as_ref().map(|p| p.display().to_string()).to_value(),
+            "recipients" => s.recipients.to_value(),
+            "recipients-threshold" => s.recipients_threshold.to_value(),
+            "keying" => s.keying.to_value(),
+            "header" => self.state.lock().unwrap().as_ref().and_then(|st| st.anonymizer.header().map(|h| h.encode())).to_value(),
+            "stage-times" => common::stage_times_value(
+                self.state.lock().unwrap().as_ref().map(|st| [st.finder.times(), st.anonymizer.times()]).into_iter().flatten(),
+            ),
             name => s.shared.get(name).expect("every readable property is handled"),
         }
     }
@@ -175,13 +219,20 @@ impl BaseTransformImpl for FaceVeil {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let mut settings = self.settings.lock().unwrap().clone();
         let mut config = settings.shared.config(settings.mode.into())?;
+        config.keying = settings.keying.into();
         if !settings.mode_set && settings.mode == ModeProp::Sdn && faceveil::model::SdnSpec::load(&config.model).is_err() {
             gst::warning!(CAT, imp = self, "no SDN model at {}: blurring instead", config.model.display());
             settings.mode = ModeProp::Blur;
             config.mode = settings.mode.into();
         }
         let password = settings.password.as_ref().map(|p| p.as_bytes());
-        let anonymizer = Anonymizer::new(&config, password).map_err(|e| common::init_error(common::describe(&e)))?;
+        let mut anonymizer = Anonymizer::new(&config, password).map_err(|e| common::init_error(common::describe(&e)))?;
+        if let Some(text) = settings.recipients.as_deref().filter(|t| !t.trim().is_empty()) {
+            let recipients = Recipient::parse_list(&text.replace(',', "\n")).map_err(common::settings_error)?;
+            anonymizer
+                .seal_to(&recipients, settings.recipients_threshold as usize)
+                .map_err(|e| common::settings_error(common::describe(&e)))?;
+        }
         let finder = FaceFinder::new(&config).map_err(|e| common::init_error(common::describe(&e)))?;
         let sidecar = match (&settings.sidecar, anonymizer.header()) {
             (Some(path), Some(header)) => {

@@ -32,6 +32,8 @@ impl Default for Settings {
 struct State {
     finder: FaceFinder,
     info: Option<gst_video::VideoInfo>,
+    /// The last frame's detection failed (warned once per run of such frames).
+    failing: bool,
 }
 
 #[derive(Default)]
@@ -59,6 +61,7 @@ impl ObjectImpl for FaceVeilDetect {
                     .mutable_playing()
                     .build(),
             );
+            v.push(common::stage_times_property());
             v
         });
         PROPS.as_ref()
@@ -75,6 +78,7 @@ impl ObjectImpl for FaceVeilDetect {
         let s = self.settings.lock().unwrap();
         match pspec.name() {
             "post-messages" => s.post_messages.to_value(),
+            "stage-times" => common::stage_times_value(self.state.lock().unwrap().as_ref().map(|st| st.finder.times())),
             name => s.shared.get(name).expect("every installed property is handled"),
         }
     }
@@ -110,7 +114,7 @@ impl BaseTransformImpl for FaceVeilDetect {
         let settings = self.settings.lock().unwrap().clone();
         let config = settings.shared.config(faceveil::faces::effects::Mode::Blur)?;
         let finder = FaceFinder::new(&config).map_err(|e| common::init_error(common::describe(&e)))?;
-        *self.state.lock().unwrap() = Some(State { finder, info: None });
+        *self.state.lock().unwrap() = Some(State { finder, info: None, failing: false });
         gst::info!(CAT, imp = self, "started");
         Ok(())
     }
@@ -135,10 +139,35 @@ impl BaseTransformImpl for FaceVeilDetect {
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
-        let tracks = common::with_frame(self, buf, &info, "detection failed", |view| Ok(state.finder.find(view)?.to_vec()))?;
-        common::attach_rois(buf, &tracks, info.width(), info.height());
+        let found =
+            common::with_frame(self, buf, &info, "detection failed", |view| Ok(state.finder.find(view).map(<[_]>::to_vec)))?;
+        // A frame whose detection failed goes on without a scan, so that faceveil does not take
+        // "no faces" for an answer: it searches the frame itself and blanks it if that fails too.
+        let tracks = match found {
+            Ok(tracks) => {
+                common::attach_rois(buf, &tracks, info.width(), info.height());
+                if state.failing {
+                    state.failing = false;
+                    gst::info!(CAT, imp = self, "detecting again");
+                }
+                Some(tracks)
+            }
+            Err(e) => {
+                gst::warning!(CAT, imp = self, "detection failed: {}", common::describe(&e));
+                if !state.failing {
+                    state.failing = true;
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("detection failed ({}): frames pass without a scan until it works again", common::describe(&e))
+                    );
+                }
+                None
+            }
+        };
         drop(guard);
-        if post {
+        // Only a scan says which faces a frame has.
+        if post && let Some(tracks) = tracks {
             let faces: Vec<gst::Structure> = tracks
                 .iter()
                 .map(|t| {
