@@ -266,6 +266,46 @@ record = {{ dir = "rec" }}
 }
 
 #[test]
+fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_with_its_identity_alone() {
+    let dir = tmpdir("sealed");
+    let identity = dir.join("me.age");
+    let o = Command::new(env!("CARGO_BIN_EXE_faceveil")).args(["keygen", "-o", s(&identity)]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recipient = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let metrics_port = free_port();
+    let clip = sample("two_faces_640x360.mp4");
+    let config = dir.join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"sealed\"\nsource = \"{}\"\n\
+             realtime = false\npassword_env = \"{PASSWORD_VAR}\"\nrecipients = [\"{recipient}\"]\n\
+             record = {{ dir = \"rec\", segment_seconds = 1, keep = 10 }}\n",
+            s(&clip)
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start(&config, metrics_port);
+    wait_for("the end of the file", 120, || serve.log().contains("camera sealed: end of file"), &serve);
+    let first = segments(&dir.join("rec/sealed")).remove(0);
+    let out = dir.join("unsealed.mkv");
+    // No password: only the sealed faces come back, exactly (a lossless output keeps them so).
+    let o = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .args(["restore", s(&first), "-o", s(&out), "--identity", s(&identity), "--lossless"])
+        .env_remove("FACEVEIL_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (restored, source) = (media::decode(&out).frames, media::decode(&clip).frames);
+    let boxes = face_boxes(&clip, &dir);
+    assert!(!restored.is_empty());
+    for (i, frame) in restored.iter().enumerate() {
+        let p = psnr(&source[i], frame, &boxes[i]);
+        assert!(p > 40.0, "frame {i}: the unsealed faces are {p:.1} dB from the source's");
+    }
+}
+
+#[test]
 fn a_client_joining_a_mount_receives_the_camera() {
     let dir = tmpdir("mount");
     let (metrics_port, rtsp_port) = (free_port(), free_port());

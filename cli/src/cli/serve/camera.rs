@@ -280,6 +280,10 @@ fn build(
     if config.mode == Mode::Sdn {
         let password = config.password()?.context("mode sdn needs a password")?;
         veil.set_property("password", password.as_str());
+        if let Some(recipients) = config.recipients()? {
+            veil.set_property("recipients", recipients.as_str());
+            veil.set_property("recipients-threshold", config.recipients_threshold);
+        }
     }
     let i420 = gst::ElementFactory::make("capsfilter")
         .property("caps", gst::Caps::builder("video/x-raw").field("format", "I420").build())

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::cli::password;
+use crate::cli::{password, sealing};
 
 #[derive(Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -104,10 +104,17 @@ pub struct CameraConfig {
     /// Path on the shared RTSP server, e.g. "/cam1".
     pub mount: Option<String>,
     pub record: Option<Record>,
+    /// For sdn: age recipients (age1..., from `faceveil keygen`) to whom each face's original
+    /// pixels are also sealed inside the stream.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// Recipients to seal to, one per line.
+    pub recipients_file: Option<PathBuf>,
+    /// How many of the recipients must unseal together.
+    #[serde(default = "one")]
+    pub recipients_threshold: u32,
     // Accepted only to be refused with the reason, rather than as an unknown key.
     password: Option<toml::Value>,
-    recipients: Option<toml::Value>,
-    recipients_file: Option<toml::Value>,
 }
 
 #[derive(Deserialize, Debug, Clone, PartialEq)]
@@ -177,6 +184,13 @@ impl CameraConfig {
         Ok(Some(secret))
     }
 
+    /// The recipients, checked, as the faceveil element's `recipients` value (`None`: not sealed).
+    pub fn recipients(&self) -> Result<Option<String>> {
+        let parsed = sealing::recipients(&self.recipients, self.recipients_file.as_ref())
+            .with_context(|| format!("camera {}: recipients", self.name))?;
+        Ok((!parsed.is_empty()).then(|| parsed.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")))
+    }
+
     fn check(&mut self, base: &Path, rtsp: bool) -> Result<()> {
         let name = self.name.clone();
         ensure!(
@@ -187,9 +201,6 @@ impl CameraConfig {
             bail!(
                 "camera {name}: a password is never written in the config; name a file (password_file) or an environment variable (password_env)"
             );
-        }
-        if self.recipients.is_some() || self.recipients_file.is_some() {
-            bail!("camera {name}: sealed recipients are carried in images only so far; videos and streams are not sealed yet");
         }
         ensure!(!self.source.is_empty(), "camera {name}: source is empty");
         if let Source::File(path) = self.source() {
@@ -211,8 +222,18 @@ impl CameraConfig {
         if let Some(path) = &mut self.password_file {
             *path = base.join(&*path);
         }
-        // Read once now so that a missing secret fails the load, not the camera later.
+        if let Some(path) = &mut self.recipients_file {
+            *path = base.join(&*path);
+        }
+        // Read once now so that a missing secret or a bad recipient fails the load, not the camera later.
         self.password()?;
+        let sealed_to = self.recipients()?.map_or(0, |r| r.split(',').count());
+        ensure!(sealed_to == 0 || self.mode == Mode::Sdn, "camera {name}: sealed recipients need mode sdn");
+        ensure!(
+            (1..=sealed_to.max(1)).contains(&(self.recipients_threshold as usize)),
+            "camera {name}: recipients_threshold {} must be between 1 and the number of recipients ({sealed_to})",
+            self.recipients_threshold
+        );
         ensure!(self.detect_interval >= 1, "camera {name}: detect_interval must be 1 or more");
         ensure!(self.mount.is_some() || self.record.is_some(), "camera {name}: no output: set mount, record or both");
         if let Some(mount) = &self.mount {
@@ -291,7 +312,12 @@ mod tests {
         assert!(error(&format!("{sdn}password = \"hunter2\"\n")).contains("never written in the config"));
         assert!(error(&format!("{sdn}password_env = \"FACEVEIL_TEST_UNSET_VARIABLE\"\n")).contains("is not set"));
         assert!(error(&format!("{sdn}password_file = \"no-such-file\"\n")).contains("cannot read password file"));
-        assert!(error(&format!("{sdn}password_env = \"PATH\"\nrecipients = [\"age1x\"]\n")).contains("not sealed yet"));
+        assert!(error(&format!("{sdn}password_env = \"PATH\"\nrecipients = [\"age1x\"]\n")).contains("camera a: recipients"));
+        assert!(
+            error(&format!("{BLUR}record = {{ dir = \"r\" }}\nrecipients_file = \"none\"\n"))
+                .contains("cannot read recipients file")
+        );
+        assert!(error(&format!("{sdn}password_env = \"PATH\"\nrecipients_threshold = 2\n")).contains("between 1 and the number"));
         let twice = format!("{BLUR}record = {{ dir = \"r\" }}\n{BLUR}record = {{ dir = \"r\" }}\n");
         assert!(error(&twice).contains("two cameras are named a"));
         assert!(error("[[camera]]\nname = \"a b\"\nsource = \"x\"\n").contains("use letters"));
