@@ -24,6 +24,9 @@ Examples:
   # Anonymize a camera and publish it at rtsp://localhost:8554/faceveil
   faceveil anonymize rtsp://camera.local/stream --serve-rtsp 8554 --password-file key.txt
 
+  # Many cameras from one config (RTSP mounts, recordings, metrics)
+  faceveil serve cameras.toml
+
   # Get the original faces back
   FACEVEIL_PASSWORD='correct horse' faceveil restore out.mp4 -o restored.mp4";
 
@@ -44,6 +47,14 @@ pub enum Command {
     Bench(BenchArgs),
     /// Make an identity for sealed restores: writes the private key file, prints its recipient.
     Keygen(KeygenArgs),
+    /// Run many cameras from a config file: RTSP mounts, recorded segments, metrics; edits reload it.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The cameras and outputs (TOML; see docs/serve.example.toml)
+    pub config: PathBuf,
 }
 
 #[derive(Args)]

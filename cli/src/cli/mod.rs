@@ -9,6 +9,7 @@ mod password;
 mod progress;
 mod rtsp;
 mod sealing;
+mod serve;
 mod stop;
 mod video;
 
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Restore(r) => restore(r),
         Command::Bench(b) => run_bench(b),
         Command::Keygen(k) => keygen::run(&k),
+        Command::Serve(s) => serve::run(&s.config),
     }
 }
 

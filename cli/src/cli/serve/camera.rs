@@ -1,0 +1,484 @@
+//! One camera: a GStreamer pipeline of its own, built from the plugin's elements, on a thread of
+//! its own, restarted with backoff when its source fails. Nothing is shared between cameras but
+//! the RTSP server and the metrics registry, so a slow or dead camera cannot stall another.
+//!
+//! source ! decode ! [identity sync: files in real time] ! queue ! videoconvert ! faceveildetect
+//! ! queue ! faceveil ! videoconvert ! x264enc ! h264parse ! tee ! queue ! splitmuxsink
+//!                                                               tee ! queue ! appsink -> mount
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use gst::prelude::*;
+use prometheus_client::metrics::counter::Counter;
+
+use super::config::{CameraConfig, Mode, Source};
+use super::metrics::CameraMetrics;
+use super::mounts::Outlet;
+
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A live source that sends no frame for this long is restarted: a camera can hang without
+/// closing its connection, and an RTSP source then waits forever.
+const STALL: Duration = Duration::from_secs(20);
+/// Decoded frames a live or real-time camera may hold ahead of processing; beyond that the
+/// oldest is dropped, so the picture stays current instead of falling further behind.
+const INGEST_FRAMES: u32 = 2;
+/// Encoded frames an output may fall behind (2 s at 30 fps) before its oldest are dropped.
+const OUTPUT_FRAMES: u32 = 60;
+/// How long a stopping camera may take to close its recording.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(250);
+/// Recording segments: MPEG-TS, which stays playable up to the last frame written however the
+/// process ends (an MP4 needs its index written at the end).
+const SEGMENT_EXTENSION: &str = "ts";
+
+pub struct Camera {
+    pub config: CameraConfig,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Camera {
+    pub fn start(config: CameraConfig, metrics: CameraMetrics, outlet: Option<Outlet>) -> Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new().name(format!("camera {}", config.name)).spawn({
+            let (config, stop) = (config.clone(), stop.clone());
+            move || supervise(&config, &metrics, outlet.as_ref(), &stop)
+        })?;
+        Ok(Self { config, stop, thread })
+    }
+
+    /// Asks the camera to stop; its recording is closed cleanly. [`Camera::join`] waits for it.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    pub fn join(self) {
+        self.request_stop();
+        if self.thread.join().is_err() {
+            eprintln!("faceveil: camera {}: its thread panicked", self.config.name);
+        }
+    }
+}
+
+enum End {
+    /// Asked to stop.
+    Stopped,
+    /// A file ended.
+    Finished,
+    /// The source failed (or a live one ended): try again.
+    Failed(anyhow::Error),
+}
+
+fn supervise(config: &CameraConfig, metrics: &CameraMetrics, outlet: Option<&Outlet>, stop: &AtomicBool) {
+    let mut backoff = BACKOFF_START;
+    loop {
+        let before = metrics.frames.get();
+        let end = run_once(config, metrics, outlet, stop);
+        metrics.up.set(0);
+        metrics.fps.set(0.0);
+        let error = match end {
+            End::Stopped => break,
+            End::Finished => {
+                eprintln!("faceveil: camera {}: end of file", config.name);
+                break;
+            }
+            End::Failed(e) => e,
+        };
+        if metrics.frames.get() > before {
+            backoff = BACKOFF_START;
+        }
+        eprintln!("faceveil: camera {}: {error:#}; reconnecting in {:.1} s", config.name, backoff.as_secs_f64());
+        let until = Instant::now() + backoff;
+        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(POLL.min(until - Instant::now()));
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+        metrics.reconnects.inc();
+    }
+    if let Some(outlet) = outlet {
+        outlet.end();
+    }
+}
+
+fn run_once(config: &CameraConfig, metrics: &CameraMetrics, outlet: Option<&Outlet>, stop: &AtomicBool) -> End {
+    let last_frame = Arc::new(Mutex::new(Instant::now()));
+    let pipeline = match build(config, metrics, outlet, &last_frame) {
+        Ok(p) => p,
+        Err(e) => return End::Failed(e),
+    };
+    let end = watch(&pipeline, config, metrics, &last_frame, stop);
+    let _ = pipeline.set_state(gst::State::Null);
+    if let Some((dir, keep)) = recording(config) {
+        prune(&dir, keep);
+    }
+    end
+}
+
+/// Runs the pipeline until it ends, fails, stalls or is asked to stop; keeps fps and the
+/// recording's retention up to date meanwhile.
+fn watch(
+    pipeline: &gst::Pipeline,
+    config: &CameraConfig,
+    metrics: &CameraMetrics,
+    last_frame: &Mutex<Instant>,
+    stop: &AtomicBool,
+) -> End {
+    let bus = pipeline.bus().expect("pipelines have a bus");
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        return End::Failed(bus_error(&bus).unwrap_or_else(|| anyhow!("the pipeline does not start")));
+    }
+    let live = config.source().is_live();
+    let (mut counted, mut counted_at) = (metrics.frames.get(), Instant::now());
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            // End of stream first, so that the segment being written is closed whole.
+            pipeline.send_event(gst::event::Eos::new());
+            let _ = bus.timed_pop_filtered(
+                gst::ClockTime::from_nseconds(CLOSE_WAIT.as_nanos() as u64),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            );
+            return End::Stopped;
+        }
+        let types = [gst::MessageType::Error, gst::MessageType::Eos, gst::MessageType::Element];
+        if let Some(msg) = bus.timed_pop_filtered(gst::ClockTime::from_nseconds(POLL.as_nanos() as u64), &types) {
+            match msg.view() {
+                gst::MessageView::Error(e) => return End::Failed(describe(&msg, e.error())),
+                gst::MessageView::Eos(_) if live => return End::Failed(anyhow!("the source ended")),
+                gst::MessageView::Eos(_) => return End::Finished,
+                gst::MessageView::Element(e) if e.structure().is_some_and(|s| s.name() == "splitmuxsink-fragment-closed") => {
+                    if let Some((dir, keep)) = recording(config) {
+                        prune(&dir, keep);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if counted_at.elapsed() >= Duration::from_secs(1) {
+            let frames = metrics.frames.get();
+            metrics.fps.set((frames - counted) as f64 / counted_at.elapsed().as_secs_f64());
+            (counted, counted_at) = (frames, Instant::now());
+        }
+        if live && last_frame.lock().unwrap().elapsed() > STALL {
+            return End::Failed(anyhow!("no frame for {} s", STALL.as_secs()));
+        }
+    }
+}
+
+/// An error message with the element it came from. Debug details are left out: they can hold
+/// the source URL, credentials included.
+fn describe(msg: &gst::Message, error: gst::glib::Error) -> anyhow::Error {
+    match msg.src() {
+        Some(src) => anyhow!("{}: {error}", src.name()),
+        None => anyhow!("{error}"),
+    }
+}
+
+fn bus_error(bus: &gst::Bus) -> Option<anyhow::Error> {
+    let msg = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(100), &[gst::MessageType::Error])?;
+    match msg.view() {
+        gst::MessageView::Error(e) => Some(describe(&msg, e.error())),
+        _ => None,
+    }
+}
+
+fn make(factory: &str) -> Result<gst::Element> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .with_context(|| format!("GStreamer element '{factory}' is missing (run scripts/setup.sh)"))
+}
+
+/// A bounded queue. A leaky one drops its oldest buffer when full and counts it as dropped;
+/// one that is not holds back the elements before it (a file read as fast as possible).
+fn queue(frames: u32, leaky: bool, dropped: &Counter) -> Result<gst::Element> {
+    let q = make("queue")?;
+    q.set_property("max-size-buffers", frames);
+    q.set_property("max-size-bytes", 0u32);
+    q.set_property("max-size-time", 0u64);
+    if leaky {
+        q.set_property_from_str("leaky", "downstream");
+        let dropped = dropped.clone();
+        q.connect("overrun", false, move |_| {
+            dropped.inc();
+            None
+        });
+    }
+    Ok(q)
+}
+
+/// The source part; returns the element whose dynamic pads carry the decoded streams.
+fn add_source(pipeline: &gst::Pipeline, source: &Source) -> Result<gst::Element> {
+    match source {
+        Source::File(path) => {
+            let abs = std::fs::canonicalize(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let uri = gst::glib::filename_to_uri(&abs, None).context("cannot make a URI of the source path")?;
+            let dec = gst::ElementFactory::make("uridecodebin").property("uri", uri.as_str()).build()?;
+            pipeline.add(&dec)?;
+            Ok(dec)
+        }
+        Source::Uri(uri) => {
+            let dec = gst::ElementFactory::make("uridecodebin").property("uri", uri.as_str()).build()?;
+            // RTSP over TCP: over UDP a busy receiver loses packets, and with them whole frames.
+            dec.connect("source-setup", false, |args| {
+                if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
+                    && src.find_property("protocols").is_some()
+                {
+                    src.set_property_from_str("protocols", "tcp");
+                }
+                None
+            });
+            pipeline.add(&dec)?;
+            Ok(dec)
+        }
+        Source::Device(device) => {
+            let src = gst::ElementFactory::make("v4l2src").property("device", device.as_str()).build()?;
+            let dec = make("decodebin")?;
+            pipeline.add_many([&src, &dec])?;
+            src.link(&dec)?;
+            Ok(dec)
+        }
+    }
+}
+
+/// Sets the detection properties faceveildetect and faceveil share.
+fn detection(element: &gst::Element, config: &CameraConfig) {
+    element.set_property_from_str("detector", config.detector.nick());
+    element.set_property("detect-interval", config.detect_interval);
+    element.set_property("threads", config.threads);
+}
+
+fn build(
+    config: &CameraConfig,
+    metrics: &CameraMetrics,
+    outlet: Option<&Outlet>,
+    last_frame: &Arc<Mutex<Instant>>,
+) -> Result<gst::Pipeline> {
+    let pipeline = gst::Pipeline::with_name(&config.name);
+    let source = config.source();
+    let paced = source.is_live() || config.realtime;
+    let dec = add_source(&pipeline, &source)?;
+
+    let mut chain = Vec::new();
+    if matches!(source, Source::File(_)) && config.realtime {
+        chain.push(gst::ElementFactory::make("identity").property("sync", true).build()?);
+    }
+    let ingest = queue(INGEST_FRAMES, paced, &metrics.dropped)?;
+    let detect = make("faceveildetect")?;
+    detection(&detect, config);
+    let veil = make("faceveil")?;
+    detection(&veil, config);
+    veil.set_property_from_str("mode", config.mode.nick());
+    if config.mode == Mode::Sdn {
+        let password = config.password()?.context("mode sdn needs a password")?;
+        veil.set_property("password", password.as_str());
+        if let Some(recipients) = config.recipients()? {
+            veil.set_property("recipients", recipients.as_str());
+            veil.set_property("recipients-threshold", config.recipients_threshold);
+        }
+    }
+    let i420 = gst::ElementFactory::make("capsfilter")
+        .property("caps", gst::Caps::builder("video/x-raw").field("format", "I420").build())
+        .build()?;
+    let encoder = make("x264enc")?;
+    // Live settings (no lookahead, no B-frames) at constant quality 23, tuned for fidelity as the
+    // file path is; a keyframe every 30 frames, where segments split and RTSP clients join.
+    encoder.set_property_from_str("tune", "zerolatency");
+    encoder.set_property_from_str("speed-preset", "superfast");
+    encoder.set_property_from_str("pass", "qual");
+    encoder.set_property("quantizer", 23u32);
+    encoder.set_property_from_str("psy-tune", "psnr");
+    encoder.set_property("key-int-max", 30u32);
+    // faceveil's SEI metas (the header every 30 frames, each frame's record) into the stream, so
+    // that any segment or RTSP stream can be restored on its own.
+    gstfaceveil::streamdata::sei_through_encoder(&encoder)?;
+    let parse = make("h264parse")?;
+    // Parameter sets before every keyframe: each segment and each joining client starts whole.
+    parse.set_property("config-interval", -1i32);
+    let byte_stream = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("video/x-h264").field("stream-format", "byte-stream").field("alignment", "au").build(),
+        )
+        .build()?;
+    let tee = make("tee")?;
+    chain.extend([
+        ingest.clone(),
+        make("videoconvert")?,
+        detect.clone(),
+        queue(2, false, &metrics.dropped)?,
+        veil.clone(),
+        make("videoconvert")?,
+        i420,
+        encoder.clone(),
+        parse,
+        byte_stream,
+        tee.clone(),
+    ]);
+    pipeline.add_many(&chain)?;
+    gst::Element::link_many(&chain)?;
+
+    if let Some((dir, keep)) = recording(config) {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        prune(&dir, keep);
+        let record = config.record.as_ref().expect("recording() is Some");
+        let out = queue(OUTPUT_FRAMES, paced, &metrics.dropped)?;
+        let split = make("splitmuxsink")?;
+        split.set_property("location", segment_pattern(&dir)?);
+        split.set_property("max-size-time", u64::from(record.segment_seconds) * 1_000_000_000);
+        split.set_property("muxer", make("mpegtsmux")?);
+        pipeline.add_many([&out, &split])?;
+        gst::Element::link_many([&tee, &out, &split])?;
+    }
+    if let Some(outlet) = outlet {
+        let out = queue(OUTPUT_FRAMES, paced, &metrics.dropped)?;
+        let outlet = outlet.clone();
+        let sink = gst_app::AppSink::builder()
+            .sync(false)
+            .callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
+                        outlet.push(&sample);
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            )
+            .build();
+        pipeline.add_many([&out, sink.upcast_ref()])?;
+        gst::Element::link_many([&tee, &out, sink.upcast_ref()])?;
+    }
+
+    let target = chain[0].static_pad("sink").expect("the chain starts with a sink pad");
+    dec.connect_pad_added(move |_, pad| {
+        let is_video = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
+        if is_video && !target.is_linked() {
+            let _ = pad.link(&target);
+        }
+    });
+    watch_frames(metrics, last_frame, &ingest, &detect, &veil, &encoder);
+    Ok(pipeline)
+}
+
+/// Counts frames and faces and times each frame from its decoded picture to the encoder's input
+/// (the encoder shifts timestamps, so frames are matched before it; with zerolatency it adds no
+/// frames of delay).
+fn watch_frames(
+    metrics: &CameraMetrics,
+    last_frame: &Arc<Mutex<Instant>>,
+    ingest: &gst::Element,
+    detect: &gst::Element,
+    veil: &gst::Element,
+    encoder: &gst::Element,
+) {
+    // Entry times by timestamp; frames dropped on the way are pruned as later ones come out.
+    let entered: Arc<Mutex<BTreeMap<u64, Instant>>> = Arc::default();
+    let pad = |e: &gst::Element, name: &str| e.static_pad(name).expect("the element has this pad");
+    let pts = |info: &gst::PadProbeInfo| info.buffer().and_then(|b| b.pts()).map(|t| t.nseconds());
+    {
+        let entered = entered.clone();
+        pad(ingest, "sink").add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(t) = pts(info) {
+                let mut map = entered.lock().unwrap();
+                // Bounded even if nothing ever comes out (a stuck encoder).
+                if map.len() >= 256 {
+                    map.pop_first();
+                }
+                map.insert(t, Instant::now());
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    let faces = metrics.faces.clone();
+    pad(detect, "src").add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buf) = info.buffer() {
+            let n = buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>().filter(|m| m.roi_type() == "face").count();
+            faces.inc_by(n as u64);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let (frames, up, last_frame) = (metrics.frames.clone(), metrics.up.clone(), last_frame.clone());
+    pad(veil, "src").add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        frames.inc();
+        up.set(1);
+        *last_frame.lock().unwrap() = Instant::now();
+        gst::PadProbeReturn::Ok
+    });
+    let latency = metrics.latency.clone();
+    pad(encoder, "sink").add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(t) = pts(info) {
+            let mut map = entered.lock().unwrap();
+            // Frames before this one that never came out were dropped on the way.
+            *map = map.split_off(&t);
+            if let Some(at) = map.remove(&t) {
+                latency.observe(at.elapsed().as_secs_f64());
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Where a camera records and how many segments it keeps, if it records.
+fn recording(config: &CameraConfig) -> Option<(PathBuf, u32)> {
+    config.record.as_ref().map(|r| (r.dir.join(&config.name), r.keep))
+}
+
+/// splitmuxsink's file pattern: the run's start time (UTC, to the millisecond) then a counter,
+/// so that names sort by time across restarts and a restart never overwrites a segment.
+fn segment_pattern(dir: &Path) -> Result<String> {
+    let now = gst::glib::DateTime::now_utc()?;
+    let stamp = format!("{}{:03}Z", now.format("%Y%m%dT%H%M%S.")?, now.microsecond() / 1000);
+    // The pattern goes through printf: a '%' in the folder's name is not a conversion.
+    let dir = dir.display().to_string().replace('%', "%%");
+    Ok(format!("{dir}/{stamp}-%05d.{SEGMENT_EXTENSION}"))
+}
+
+/// Deletes the oldest segments in `dir` beyond `keep`.
+fn prune(dir: &Path, keep: u32) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut segments: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == SEGMENT_EXTENSION))
+        .collect();
+    segments.sort();
+    let excess = segments.len().saturating_sub(keep as usize);
+    for old in &segments[..excess] {
+        if let Err(e) = std::fs::remove_file(old) {
+            eprintln!("faceveil: cannot delete the old segment {}: {e}", old.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_deletes_the_oldest_segments_only() {
+        let dir = std::env::temp_dir().join(format!("faceveil-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        gst::init().unwrap();
+        let pattern = segment_pattern(&dir).unwrap();
+        assert!(pattern.ends_with("Z-%05d.ts"), "{pattern}");
+        let names =
+            ["20261130T010000.000Z-00000.ts", "20261130T010000.000Z-00001.ts", "20261130T020000.500Z-00000.ts", "notes.txt"];
+        for n in names {
+            std::fs::write(dir.join(n), b"x").unwrap();
+        }
+        prune(&dir, 2);
+        let mut left: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["20261130T010000.000Z-00001.ts", "20261130T020000.500Z-00000.ts", "notes.txt"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,347 @@
+//! The `faceveil serve` configuration file (TOML): a shared RTSP server, a metrics endpoint and
+//! the cameras. Relative paths are taken from the config file's folder, so that a config and its
+//! password files can be moved together. Everything is checked at load, so that a bad config (or a
+//! reload of one) fails before any camera is touched.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::cli::{password, sealing};
+
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub rtsp: Option<RtspConfig>,
+    pub metrics: Option<MetricsConfig>,
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<CameraConfig>,
+}
+
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RtspConfig {
+    pub port: u16,
+    /// Where the server listens: loopback unless the config opens it ("0.0.0.0" in a container).
+    #[serde(default = "loopback")]
+    pub address: String,
+}
+
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Sdn,
+    Blur,
+    Pixelate,
+    Solid,
+}
+
+impl Mode {
+    /// The `mode` property's value on the faceveil element.
+    pub fn nick(self) -> &'static str {
+        match self {
+            Self::Sdn => "sdn",
+            Self::Blur => "blur",
+            Self::Pixelate => "pixelate",
+            Self::Solid => "solid",
+        }
+    }
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Detector {
+    #[default]
+    Centerface,
+    Seeta,
+}
+
+impl Detector {
+    /// The `detector` property's value on the plugin's elements.
+    pub fn nick(self) -> &'static str {
+        match self {
+            Self::Centerface => "centerface",
+            Self::Seeta => "seeta",
+        }
+    }
+}
+
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Names the camera in logs, metrics labels and recording folders.
+    pub name: String,
+    /// rtsp:// (or any other) URL, /dev/videoN, or a video file.
+    pub source: String,
+    /// Files at their own frame rate (dropping frames that cannot keep up, as a live camera
+    /// would); `false` reads them as fast as they can be processed, every frame.
+    #[serde(default = "yes")]
+    pub realtime: bool,
+    #[serde(default)]
+    pub mode: Mode,
+    /// For sdn: the file whose first line is the password.
+    pub password_file: Option<PathBuf>,
+    /// For sdn: the environment variable that holds the password.
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub detector: Detector,
+    #[serde(default = "one")]
+    pub detect_interval: u32,
+    /// CPU threads for each of the camera's models; 0: one per core.
+    #[serde(default)]
+    pub threads: u32,
+    /// Path on the shared RTSP server, e.g. "/cam1".
+    pub mount: Option<String>,
+    pub record: Option<Record>,
+    /// For sdn: age recipients (age1..., from `faceveil keygen`) to whom each face's original
+    /// pixels are also sealed inside the stream.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// Recipients to seal to, one per line.
+    pub recipients_file: Option<PathBuf>,
+    /// How many of the recipients must unseal together.
+    #[serde(default = "one")]
+    pub recipients_threshold: u32,
+    // Accepted only to be refused with the reason, rather than as an unknown key.
+    password: Option<toml::Value>,
+}
+
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// Segments go to DIR/CAMERA-NAME/.
+    pub dir: PathBuf,
+    #[serde(default = "minute")]
+    pub segment_seconds: u32,
+    /// Segment files kept per camera: whenever a segment closes, the oldest beyond this are deleted.
+    #[serde(default = "hour_of_minutes")]
+    pub keep: u32,
+}
+
+fn loopback() -> String {
+    "127.0.0.1".into()
+}
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}
+fn minute() -> u32 {
+    60
+}
+fn hour_of_minutes() -> u32 {
+    60
+}
+
+/// Where a camera's frames come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    File(PathBuf),
+    Uri(String),
+    Device(String),
+}
+
+impl Source {
+    /// Live sources are reconnected when they end; files end the camera.
+    pub fn is_live(&self) -> bool {
+        !matches!(self, Self::File(_))
+    }
+}
+
+impl CameraConfig {
+    pub fn source(&self) -> Source {
+        if self.source.contains("://") {
+            Source::Uri(self.source.clone())
+        } else if self.source.starts_with("/dev/video") {
+            Source::Device(self.source.clone())
+        } else {
+            Source::File(PathBuf::from(&self.source))
+        }
+    }
+
+    /// The sdn password, read now from its file or variable (`None` for the one-way modes).
+    pub fn password(&self) -> Result<Option<Zeroizing<String>>> {
+        let secret = match (&self.password_file, &self.password_env) {
+            (Some(path), _) => password::first_line(path, "password file")?,
+            (None, Some(var)) => Zeroizing::new(
+                std::env::var(var).with_context(|| format!("camera {}: ${var} (password_env) is not set", self.name))?,
+            ),
+            (None, None) => return Ok(None),
+        };
+        ensure!(!secret.is_empty(), "camera {}: the password is empty", self.name);
+        Ok(Some(secret))
+    }
+
+    /// The recipients, checked, as the faceveil element's `recipients` value (`None`: not sealed).
+    pub fn recipients(&self) -> Result<Option<String>> {
+        let parsed = sealing::recipients(&self.recipients, self.recipients_file.as_ref())
+            .with_context(|| format!("camera {}: recipients", self.name))?;
+        Ok((!parsed.is_empty()).then(|| parsed.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")))
+    }
+
+    fn check(&mut self, base: &Path, rtsp: bool) -> Result<()> {
+        let name = self.name.clone();
+        ensure!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "camera name {name:?}: use letters, digits, '-' and '_' (it names files and metric labels)"
+        );
+        if self.password.is_some() {
+            bail!(
+                "camera {name}: a password is never written in the config; name a file (password_file) or an environment variable (password_env)"
+            );
+        }
+        ensure!(!self.source.is_empty(), "camera {name}: source is empty");
+        if let Source::File(path) = self.source() {
+            let path = base.join(path);
+            ensure!(path.is_file(), "camera {name}: source {} does not exist", path.display());
+            self.source = path.display().to_string();
+        }
+        match (self.mode, &self.password_file, &self.password_env) {
+            (Mode::Sdn, None, None) => {
+                bail!("camera {name}: mode sdn needs a password: set password_file (a file) or password_env (a variable's name)")
+            }
+            (Mode::Sdn, Some(_), Some(_)) => bail!("camera {name}: give password_file or password_env, not both"),
+            (Mode::Sdn, _, _) => {}
+            (mode, Some(_), _) | (mode, _, Some(_)) => {
+                bail!("camera {name}: mode {} takes no password (only sdn is keyed)", mode.nick())
+            }
+            _ => {}
+        }
+        if let Some(path) = &mut self.password_file {
+            *path = base.join(&*path);
+        }
+        if let Some(path) = &mut self.recipients_file {
+            *path = base.join(&*path);
+        }
+        // Read once now so that a missing secret or a bad recipient fails the load, not the camera later.
+        self.password()?;
+        let sealed_to = self.recipients()?.map_or(0, |r| r.split(',').count());
+        ensure!(sealed_to == 0 || self.mode == Mode::Sdn, "camera {name}: sealed recipients need mode sdn");
+        ensure!(
+            (1..=sealed_to.max(1)).contains(&(self.recipients_threshold as usize)),
+            "camera {name}: recipients_threshold {} must be between 1 and the number of recipients ({sealed_to})",
+            self.recipients_threshold
+        );
+        ensure!(self.detect_interval >= 1, "camera {name}: detect_interval must be 1 or more");
+        ensure!(self.mount.is_some() || self.record.is_some(), "camera {name}: no output: set mount, record or both");
+        if let Some(mount) = &self.mount {
+            ensure!(mount.len() > 1 && mount.starts_with('/'), "camera {name}: mount {mount:?} must look like \"/{name}\"");
+            ensure!(rtsp, "camera {name}: mount {mount} needs an [rtsp] section with the server's port");
+        }
+        if let Some(record) = &mut self.record {
+            ensure!(record.segment_seconds >= 1, "camera {name}: record.segment_seconds must be 1 or more");
+            ensure!(record.keep >= 1, "camera {name}: record.keep must be 1 or more");
+            record.dir = base.join(&record.dir);
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the config {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).with_context(|| format!("config {}", path.display()))
+    }
+
+    fn parse(text: &str, base: &Path) -> Result<Self> {
+        // The line and the message, not toml's quote of the line: a mistyped key's value may be a secret.
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(0, |span| text[..span.start].matches('\n').count() + 1);
+            anyhow::anyhow!("line {line}: {}", e.message().trim_end())
+        })?;
+        ensure!(!config.cameras.is_empty(), "no [[camera]]");
+        let (mut names, mut mounts) = (HashSet::new(), HashSet::new());
+        let rtsp = config.rtsp.is_some();
+        for camera in &mut config.cameras {
+            camera.check(base, rtsp)?;
+            ensure!(names.insert(camera.name.clone()), "two cameras are named {}", camera.name);
+            if let Some(mount) = &camera.mount {
+                ensure!(mounts.insert(mount.clone()), "two cameras are mounted at {mount}");
+            }
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples"))
+    }
+
+    fn error(text: &str) -> String {
+        format!("{:#}", parse(text).unwrap_err())
+    }
+
+    const BLUR: &str = "[[camera]]\nname = \"a\"\nsource = \"faces_720p.mp4\"\nmode = \"blur\"\n";
+
+    #[test]
+    fn a_camera_takes_its_defaults_and_paths_from_the_config_folder() {
+        let c = parse(&format!("[rtsp]\nport = 8554\n{BLUR}mount = \"/a\"\nrecord = {{ dir = \"rec\" }}\n")).unwrap();
+        let cam = &c.cameras[0];
+        assert!(cam.realtime && cam.detect_interval == 1 && cam.detector == Detector::Centerface);
+        assert!(matches!(cam.source(), Source::File(p) if p.is_absolute() || p.starts_with(env!("CARGO_MANIFEST_DIR"))));
+        let record = cam.record.as_ref().unwrap();
+        assert!(record.dir.ends_with("samples/rec") && record.segment_seconds == 60 && record.keep == 60);
+        assert_eq!(cam.password().unwrap(), None);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let unknown = error(&format!("{BLUR}record = {{ dir = \"r\" }}\npasswd = \"hunter2\"\n"));
+        assert!(unknown.contains("line 6: unknown field `passwd`") && !unknown.contains("hunter2"), "{unknown}");
+        assert!(error(&format!("{BLUR}\n")).contains("no output"));
+        assert!(error(&format!("{BLUR}mount = \"/a\"\n")).contains("needs an [rtsp] section"));
+        let sdn = "[[camera]]\nname = \"a\"\nsource = \"faces_720p.mp4\"\nrecord = { dir = \"r\" }\n";
+        assert!(error(sdn).contains("mode sdn needs a password"));
+        assert!(error(&format!("{sdn}password = \"hunter2\"\n")).contains("never written in the config"));
+        assert!(error(&format!("{sdn}password_env = \"FACEVEIL_TEST_UNSET_VARIABLE\"\n")).contains("is not set"));
+        assert!(error(&format!("{sdn}password_file = \"no-such-file\"\n")).contains("cannot read password file"));
+        assert!(error(&format!("{sdn}password_env = \"PATH\"\nrecipients = [\"age1x\"]\n")).contains("camera a: recipients"));
+        assert!(
+            error(&format!("{BLUR}record = {{ dir = \"r\" }}\nrecipients_file = \"none\"\n"))
+                .contains("cannot read recipients file")
+        );
+        assert!(error(&format!("{sdn}password_env = \"PATH\"\nrecipients_threshold = 2\n")).contains("between 1 and the number"));
+        let twice = format!("{BLUR}record = {{ dir = \"r\" }}\n{BLUR}record = {{ dir = \"r\" }}\n");
+        assert!(error(&twice).contains("two cameras are named a"));
+        assert!(error("[[camera]]\nname = \"a b\"\nsource = \"x\"\n").contains("use letters"));
+        assert!(error("[[camera]]\nname = \"a\"\nsource = \"none.mp4\"\nmode = \"blur\"\n").contains("does not exist"));
+    }
+
+    #[test]
+    fn the_documented_example_loads() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs");
+        let text = std::fs::read_to_string(dir.join("serve.example.toml")).unwrap();
+        // Its password variable is the reader's to set; PATH stands in for it.
+        let c = Config::parse(&text.replace("FACEVEIL_ENTRANCE_PASSWORD", "PATH"), &dir).unwrap();
+        assert_eq!(c.cameras.len(), 2);
+        assert_eq!(c.rtsp.unwrap().address, "127.0.0.1");
+    }
+
+    #[test]
+    fn live_sources_are_told_from_files() {
+        let cam = |source: &str| CameraConfig {
+            source: source.into(),
+            ..parse(&format!("{BLUR}record = {{ dir = \"r\" }}")).unwrap().cameras[0].clone()
+        };
+        assert_eq!(cam("rtsp://10.0.0.2/s").source(), Source::Uri("rtsp://10.0.0.2/s".into()));
+        assert_eq!(cam("/dev/video2").source(), Source::Device("/dev/video2".into()));
+        assert!(cam("rtsp://h/s").source().is_live() && !cam("a.mp4").source().is_live());
+    }
+}

@@ -1,0 +1,89 @@
+//! The one RTSP server all cameras' mounts share. Each mount is a shared media fed through an
+//! appsrc by its camera's pipeline, as `--serve-rtsp` does: the camera runs (and records) whether
+//! or not anyone watches, and a client joins at any time. The stream is already encoded with a
+//! keyframe every 30 frames and the faceveil header in SEI every 30 frames, so a joining client
+//! has a whole picture and a restorable stream within about a second.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use gst::prelude::*;
+use gst_rtsp_server::prelude::*;
+
+/// Hands a camera's encoded frames to its mount's media while a client is connected.
+#[derive(Clone, Default)]
+pub struct Outlet {
+    appsrc: Arc<Mutex<Option<gst_app::AppSrc>>>,
+}
+
+impl Outlet {
+    /// Pushes one encoded access unit, stamped with the media's running time (the camera's own
+    /// timestamps mean nothing to a media that started later).
+    pub fn push(&self, sample: &gst::Sample) {
+        let Some(src) = self.appsrc.lock().unwrap().clone() else { return };
+        let (Some(mut buffer), Some(caps)) = (sample.buffer_owned(), sample.caps()) else { return };
+        if src.caps().as_ref().map(|c| c.as_ref()) != Some(caps) {
+            src.set_caps(Some(&caps.to_owned()));
+        }
+        let (Some(clock), Some(base)) = (src.clock(), src.base_time()) else { return };
+        let now = clock.time().saturating_sub(base);
+        {
+            let b = buffer.make_mut();
+            b.set_pts(now);
+            b.set_dts(now);
+            b.set_duration(gst::ClockTime::NONE);
+        }
+        // A full appsrc drops its oldest buffer (leaky), so a stalled client never blocks the camera.
+        let _ = src.push_buffer(buffer);
+    }
+
+    /// Ends the stream for the connected clients (the camera was removed or reconfigured).
+    pub fn end(&self) {
+        if let Some(src) = self.appsrc.lock().unwrap().take() {
+            let _ = src.end_of_stream();
+        }
+    }
+}
+
+pub struct Mounts {
+    server: gst_rtsp_server::RTSPServer,
+    _source: gst::glib::SourceId,
+}
+
+impl Mounts {
+    /// Listens at `address`:`port`; the server runs on the default GLib main context (the caller
+    /// runs its loop).
+    pub fn start(address: &str, port: u16) -> Result<Self> {
+        let server = gst_rtsp_server::RTSPServer::new();
+        server.set_address(address);
+        server.set_service(&port.to_string());
+        let source = server.attach(None).with_context(|| format!("cannot listen for RTSP clients on port {port} (in use?)"))?;
+        Ok(Self { server, _source: source })
+    }
+
+    pub fn add(&self, path: &str) -> Result<Outlet> {
+        let outlet = Outlet::default();
+        let factory = gst_rtsp_server::RTSPMediaFactory::new();
+        factory.set_launch(
+            "( appsrc name=src is-live=true format=time max-buffers=60 leaky-type=downstream \
+             ! rtph264pay name=pay0 pt=96 config-interval=1 )",
+        );
+        factory.set_shared(true);
+        let slot = outlet.appsrc.clone();
+        factory.connect_media_configure(move |_, media| {
+            let Ok(bin) = media.element().downcast::<gst::Bin>() else { return };
+            let Some(src) = bin.by_name("src").and_then(|e| e.downcast::<gst_app::AppSrc>().ok()) else { return };
+            *slot.lock().unwrap() = Some(src);
+            let gone = slot.clone();
+            media.connect_unprepared(move |_| *gone.lock().unwrap() = None);
+        });
+        self.server.mount_points().context("the RTSP server has no mount points")?.add_factory(path, factory);
+        Ok(outlet)
+    }
+
+    pub fn remove(&self, path: &str) {
+        if let Some(points) = self.server.mount_points() {
+            points.remove_factory(path);
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! `faceveil serve`: several cameras from one config, their recordings, mounts and metrics, a
+//! dead camera, a reload, and bad configs. Every wait is bounded and every server is killed
+//! when its test ends, however it ends.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::media;
+use faceveil::frame::rgb::RgbImage;
+use gst::prelude::*;
+
+const PASSWORD_VAR: &str = "FACEVEIL_SERVE_TEST_PASSWORD";
+const PASSWORD: &str = "serve test";
+
+fn tmpdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("faceveil-serve-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn sample(name: &str) -> PathBuf {
+    common::repo().join("samples").join(name).canonicalize().unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `faceveil serve` process, killed when dropped so that a failing test leaves nothing running.
+struct Serve {
+    child: std::process::Child,
+    log: PathBuf,
+    metrics_port: u16,
+}
+
+impl Serve {
+    fn start(config: &Path, metrics_port: u16) -> Self {
+        let log = config.with_extension("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+            .args(["serve", s(config)])
+            .env(PASSWORD_VAR, PASSWORD)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let serve = Self { child, log, metrics_port };
+        wait_for("/ready", 60, || serve.status("/ready") == Some(200), &serve);
+        serve
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The whole HTTP response (status line, headers, body), or `None` while nobody answers.
+    fn get(&self, path: &str) -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        Some(text)
+    }
+
+    /// The HTTP status of a request.
+    fn status(&self, path: &str) -> Option<u16> {
+        self.get(path)?.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// A per-camera sample from /metrics, e.g. `metric("frames_total", "cam")`.
+    fn metric(&self, name: &str, camera: &str) -> f64 {
+        let text = self.get("/metrics").expect("the metrics endpoint answers");
+        let series = format!("faceveil_camera_{name}{{camera=\"{camera}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&series)).unwrap_or_else(|| panic!("no {series} in\n{text}")).parse().unwrap()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([name, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(what: &str, timeout_s: u64, mut ok: impl FnMut() -> bool, serve: &Serve) {
+    let deadline = Instant::now() + Duration::from_secs(timeout_s);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; the server's log:\n{}", serve.log());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The recorded segments of a camera, oldest first.
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    found.sort();
+    found
+}
+
+/// Face boxes per frame, from the one-shot command on the same clip.
+fn face_boxes(clip: &Path, dir: &Path) -> Vec<Vec<(usize, usize, usize, usize)>> {
+    #[derive(serde::Deserialize)]
+    struct Frame {
+        faces: Vec<Face>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Face {
+        x: f32,
+        y: f32,
+        width: f32,
+        height: f32,
+    }
+    let boxes = dir.join("boxes.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .args(["anonymize", s(clip), "-o", s(&dir.join("blurred.mp4")), "--mode", "blur", "--boxes-json", s(&boxes)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let frames: Vec<Frame> = serde_json::from_str(&std::fs::read_to_string(boxes).unwrap()).unwrap();
+    // The middle half of each box: face for sure, whatever the detectors' margins.
+    frames
+        .iter()
+        .map(|f| {
+            f.faces
+                .iter()
+                .map(|b| {
+                    let (x0, y0) = ((b.x + b.width * 0.25) as usize, (b.y + b.height * 0.25) as usize);
+                    (x0, y0, x0 + (b.width * 0.5) as usize, y0 + (b.height * 0.5) as usize)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn psnr(a: &RgbImage, b: &RgbImage, boxes: &[(usize, usize, usize, usize)]) -> f64 {
+    let (mut se, mut n) = (0f64, 0f64);
+    for &(x0, y0, x1, y1) in boxes {
+        for y in y0..y1.min(a.height) {
+            for x in x0..x1.min(a.width) {
+                let (p, q) = (a.pixel(x, y), b.pixel(x, y));
+                for c in 0..3 {
+                    se += (p[c] as f64 - q[c] as f64).powi(2);
+                    n += 1.0;
+                }
+            }
+        }
+    }
+    10.0 * (255f64.powi(2) / (se / n.max(1.0)).max(1e-9)).log10()
+}
+
+#[test]
+fn file_cameras_record_changed_faces_and_count_frames_while_a_dead_camera_reconnects() {
+    let dir = tmpdir("cameras");
+    let (metrics_port, rtsp_port, closed_port) = (free_port(), free_port(), free_port());
+    let (people, hall) = (sample("two_faces_640x360.mp4"), sample("faces_720p.mp4"));
+    let config = dir.join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[rtsp]
+port = {rtsp_port}
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+
+[[camera]]
+name = "people"
+source = "{people}"
+realtime = false
+mode = "sdn"
+password_env = "{PASSWORD_VAR}"
+record = {{ dir = "rec", segment_seconds = 1, keep = 10 }}
+
+[[camera]]
+name = "hall"
+source = "{hall}"
+realtime = true
+mode = "blur"
+mount = "/hall"
+record = {{ dir = "rec", segment_seconds = 1, keep = 2 }}
+
+[[camera]]
+name = "dead"
+source = "rtsp://127.0.0.1:{closed_port}/nothing"
+mode = "blur"
+record = {{ dir = "rec" }}
+"#,
+            people = s(&people),
+            hall = s(&hall)
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start(&config, metrics_port);
+    assert_eq!(serve.status("/health"), Some(200));
+
+    // Counters grow while the files play; the dead camera meanwhile retries.
+    wait_for("hall's first frames", 60, || serve.metric("frames_total", "hall") > 0.0, &serve);
+    let (hall_before, dead_before) = (serve.metric("frames_total", "hall"), serve.metric("reconnects_total", "dead"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(serve.metric("frames_total", "hall") > hall_before, "hall's frame counter grows");
+    wait_for("the dead camera's retries", 30, || serve.metric("reconnects_total", "dead") >= dead_before + 1.0, &serve);
+    assert_eq!(serve.metric("up", "dead"), 0.0);
+    assert_eq!(serve.metric("frames_total", "dead"), 0.0);
+    wait_for("both files to end", 120, || serve.log().matches(": end of file").count() == 2, &serve);
+    assert_eq!(serve.metric("frames_total", "people"), 100.0, "a file read as fast as possible loses no frame");
+    assert!(serve.metric("faces_total", "people") >= 190.0, "two faces in (nearly) every frame");
+    assert!(serve.metric("latency_seconds_count", "people") > 0.0);
+    assert!(!serve.log().contains(PASSWORD), "the password never reaches the log");
+
+    // The recording: every frame, in order, faces changed and background kept.
+    let rec = segments(&dir.join("rec/people"));
+    assert!(rec.len() >= 3, "1-second segments of a 4-second clip: {rec:?}");
+    let decoded: Vec<media::Decoded> = rec.iter().map(|p| media::decode(p)).collect();
+    let frames: Vec<&RgbImage> = decoded.iter().flat_map(|d| &d.frames).collect();
+    let source = media::decode(&people).frames;
+    assert_eq!(frames.len(), source.len(), "the segments hold every frame once");
+    let boxes = face_boxes(&people, &dir);
+    for i in (0..frames.len()).step_by(10) {
+        for &(x0, y0, x1, y1) in &boxes[i] {
+            let changed = common::mean_abs_diff(&source[i], frames[i], x0, y0, x1, y1);
+            assert!(changed > 4.0, "frame {i}: a face changed by only {changed:.1}");
+        }
+        let top = common::mean_abs_diff(&source[i], frames[i], 0, 0, source[i].width, 20);
+        assert!(top < 3.0, "frame {i}: the background changed by {top:.1}");
+    }
+    // Retention: the 6-second clip in 1-second segments leaves the 2 newest.
+    let hall_rec = segments(&dir.join("rec/hall"));
+    assert!(!hall_rec.is_empty() && hall_rec.len() <= 2, "keep = 2: {hall_rec:?}");
+    let last = media::decode(hall_rec.last().unwrap());
+    assert!(!last.frames.is_empty() && (last.frames[0].width, last.frames[0].height) == (1280, 720));
+
+    // A segment from the middle comes back on its own with the password (its SEI carries the header).
+    let (first_len, second) = (decoded[0].frames.len(), &rec[1]);
+    let mut restored_psnr = Vec::new();
+    for password in [PASSWORD, "a wrong password"] {
+        let out = dir.join(format!("restored-{}.mkv", restored_psnr.len()));
+        let o = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+            .args(["restore", s(second), "-o", s(&out)])
+            .env("FACEVEIL_PASSWORD", password)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let restored = media::decode(&out).frames;
+        assert_eq!(restored.len(), decoded[1].frames.len());
+        let mean = restored.iter().enumerate().map(|(j, r)| psnr(&source[first_len + j], r, &boxes[first_len + j])).sum::<f64>()
+            / restored.len() as f64;
+        restored_psnr.push(mean);
+    }
+    eprintln!("face PSNR of a restored segment: right password {:.2} dB, wrong {:.2} dB", restored_psnr[0], restored_psnr[1]);
+    assert!(restored_psnr[0] > restored_psnr[1] + 5.0, "the password brings the faces back: {restored_psnr:?}");
+}
+
+#[test]
+fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_with_its_identity_alone() {
+    let dir = tmpdir("sealed");
+    let identity = dir.join("me.age");
+    let o = Command::new(env!("CARGO_BIN_EXE_faceveil")).args(["keygen", "-o", s(&identity)]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recipient = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let metrics_port = free_port();
+    let clip = sample("two_faces_640x360.mp4");
+    let config = dir.join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"sealed\"\nsource = \"{}\"\n\
+             realtime = false\npassword_env = \"{PASSWORD_VAR}\"\nrecipients = [\"{recipient}\"]\n\
+             record = {{ dir = \"rec\", segment_seconds = 1, keep = 10 }}\n",
+            s(&clip)
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start(&config, metrics_port);
+    wait_for("the end of the file", 120, || serve.log().contains("camera sealed: end of file"), &serve);
+    let first = segments(&dir.join("rec/sealed")).remove(0);
+    let out = dir.join("unsealed.mkv");
+    // No password: only the sealed faces come back, exactly (a lossless output keeps them so).
+    let o = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .args(["restore", s(&first), "-o", s(&out), "--identity", s(&identity), "--lossless"])
+        .env_remove("FACEVEIL_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (restored, source) = (media::decode(&out).frames, media::decode(&clip).frames);
+    let boxes = face_boxes(&clip, &dir);
+    assert!(!restored.is_empty());
+    for (i, frame) in restored.iter().enumerate() {
+        let p = psnr(&source[i], frame, &boxes[i]);
+        assert!(p > 40.0, "frame {i}: the unsealed faces are {p:.1} dB from the source's");
+    }
+}
+
+#[test]
+fn a_client_joining_a_mount_receives_the_camera() {
+    let dir = tmpdir("mount");
+    let (metrics_port, rtsp_port) = (free_port(), free_port());
+    let config = dir.join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[rtsp]\nport = {rtsp_port}\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\
+             [[camera]]\nname = \"hall\"\nsource = \"{}\"\nmode = \"pixelate\"\nmount = \"/hall\"\n",
+            s(&sample("faces_720p.mp4"))
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start(&config, metrics_port);
+    gst::init().unwrap();
+    let url = format!("rtsp://127.0.0.1:{rtsp_port}/hall");
+    let pipeline = gst::parse::launch(&format!("uridecodebin uri={url} ! videoconvert ! appsink name=sink sync=false")).unwrap();
+    let pipeline = pipeline.downcast::<gst::Pipeline>().unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let (mut frames, deadline) = (0, Instant::now() + Duration::from_secs(30));
+    let mut size = (0, 0);
+    while frames < 10 && Instant::now() < deadline {
+        if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(500)) {
+            let s = sample.caps().unwrap().structure(0).unwrap().to_owned();
+            size = (s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap());
+            frames += 1;
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(frames >= 10, "{frames} frames arrived from {url}; the server's log:\n{}", serve.log());
+    assert_eq!(size, (1280, 720));
+}
+
+/// `faceveil anonymize CLIP --serve-rtsp PORT`: an RTSP camera that plays the clip once, in real
+/// time, from its first client on, then ends its stream and exits.
+fn rtsp_camera(port: u16, log: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .args(["anonymize", s(&sample("two_faces_640x360.mp4")), "--mode", "blur", "--serve-rtsp", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn an_rtsp_camera_that_is_not_there_yet_then_ends_then_returns_is_followed() {
+    let dir = tmpdir("comeback");
+    let (metrics_port, camera_port) = (free_port(), free_port());
+    let config = dir.join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"door\"\n\
+             source = \"rtsp://127.0.0.1:{camera_port}/faceveil\"\nmode = \"blur\"\nrecord = {{ dir = \"rec\" }}\n"
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start(&config, metrics_port);
+    wait_for("a failed first connection", 30, || serve.metric("reconnects_total", "door") >= 1.0, &serve);
+    for round in 0..2 {
+        let before = (serve.metric("frames_total", "door"), serve.metric("reconnects_total", "door"));
+        let mut camera = rtsp_camera(camera_port, &dir.join(format!("camera{round}.log")));
+        wait_for("frames from the camera", 90, || serve.metric("frames_total", "door") > before.0 + 20.0, &serve);
+        assert!(serve.metric("reconnects_total", "door") >= before.1, "round {round}");
+        // The clip is 4 s long; the camera then ends its stream and exits: the door camera
+        // counts a reconnect and waits for the next one.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while camera.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = camera.kill();
+                panic!("the RTSP camera did not end");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        wait_for("a reconnect after the end", 30, || serve.metric("reconnects_total", "door") > before.1, &serve);
+    }
+    let log = serve.log();
+    assert_eq!(log.matches("camera door: the source ended").count(), 2, "{log}");
+    // Frames came, so the wait after each end starts again from the shortest.
+    assert_eq!(log.matches("the source ended; reconnecting in 0.5 s").count(), 2, "{log}");
+}
+
+#[test]
+fn an_edit_or_sighup_reloads_and_restarts_only_the_cameras_that_changed() {
+    let dir = tmpdir("reload");
+    let (metrics_port, closed_port) = (free_port(), free_port());
+    let config = dir.join("serve.toml");
+    let camera = |name: &str, source: &str| {
+        format!("[[camera]]\nname = \"{name}\"\nsource = \"{source}\"\nmode = \"blur\"\nrecord = {{ dir = \"rec\" }}\n")
+    };
+    let dead = camera("dead", &format!("rtsp://127.0.0.1:{closed_port}/x"));
+    let clip = sample("two_faces_640x360.mp4");
+    let head = format!("[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n");
+    std::fs::write(&config, format!("{head}{dead}{}", camera("one", s(&clip)))).unwrap();
+    let serve = Serve::start(&config, metrics_port);
+    wait_for("camera one's frames", 60, || serve.metric("frames_total", "one") > 0.0, &serve);
+
+    // An edit is noticed by itself; a broken config is refused and changes nothing.
+    std::fs::write(&config, format!("{head}{dead}oops = 1\n")).unwrap();
+    wait_for("the refusal", 30, || serve.log().contains("reload refused"), &serve);
+    // SIGHUP reloads too, edited or not.
+    serve.signal("-HUP");
+    wait_for("the refusal again", 30, || serve.log().matches("reload refused").count() == 2, &serve);
+    std::fs::write(&config, format!("{head}{dead}{}", camera("two", s(&clip)))).unwrap();
+    wait_for(
+        "camera two's frames",
+        60,
+        || serve.get("/metrics").unwrap().contains("camera=\"two\"") && serve.metric("frames_total", "two") > 0.0,
+        &serve,
+    );
+    let log = serve.log();
+    assert!(log.contains("camera one: removed"), "{log}");
+    assert!(!serve.get("/metrics").unwrap().contains("camera=\"one\""), "a removed camera's series go");
+    assert_eq!(log.matches("camera dead: started").count(), 1, "the unchanged camera kept running: {log}");
+    serve.signal("-TERM");
+    let mut serve = serve;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM stops the server");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.success(), "{}", serve.log());
+}
+
+#[test]
+fn a_bad_config_fails_clearly() {
+    let dir = tmpdir("bad");
+    let clip = sample("two_faces_640x360.mp4");
+    let cases = [
+        ("fps = 30\n", "unknown field `fps`"),
+        ("password_env = \"FACEVEIL_SERVE_TEST_UNSET\"\n", "$FACEVEIL_SERVE_TEST_UNSET (password_env) is not set"),
+        ("", "mode sdn needs a password"),
+        ("password = \"hunter2\"\n", "never written in the config"),
+    ];
+    for (i, (extra, says)) in cases.iter().enumerate() {
+        let config = dir.join(format!("bad{i}.toml"));
+        let text = format!("[[camera]]\nname = \"cam\"\nsource = \"{}\"\nrecord = {{ dir = \"rec\" }}\n{extra}", s(&clip));
+        std::fs::write(&config, text).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_faceveil")).args(["serve", s(&config)]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{extra:?} is refused");
+        assert!(err.contains(says) && err.contains(s(&config)), "{extra:?}: {err}");
+        assert!(!err.contains("hunter2"), "the refused password is not echoed: {err}");
+        assert!(!dir.join("rec").exists(), "nothing is started");
+    }
+}
