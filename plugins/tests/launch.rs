@@ -141,18 +141,14 @@ fn a_copy_of_the_plugin_and_the_command_with_their_runtime_files_runs_from_anoth
         input.display(),
         out.display()
     );
-    let run = Command::new("gst-launch-1.0")
+    let mut launch = Command::new("gst-launch-1.0");
+    launch
         .args(["-q", "--eos-on-shutdown"])
         .args(pipeline.split(' '))
         .env("GST_PLUGIN_PATH", &lib)
         .env("GST_REGISTRY", root.join("registry.bin"))
-        .env("GST_REGISTRY_FORK", "no")
-        .env_remove("ORT_DYLIB_PATH")
-        .env_remove("FACEVEIL_CENTERFACE")
-        .env_remove("FACEVEIL_MODEL")
-        .current_dir(&root)
-        .output()
-        .unwrap();
+        .env("GST_REGISTRY_FORK", "no");
+    let run = without_build_paths(&mut launch, &root).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     // The command, where the workspace built it (`cargo test --workspace`, as scripts/test.sh runs).
     let command = plugin_dir().join("faceveil");
@@ -160,15 +156,9 @@ fn a_copy_of_the_plugin_and_the_command_with_their_runtime_files_runs_from_anoth
     if command.exists() {
         std::fs::create_dir_all(root.join("bin")).unwrap();
         std::fs::copy(&command, root.join("bin/faceveil")).unwrap();
-        let run = Command::new(root.join("bin/faceveil"))
-            .args(["anonymize", input.to_str().unwrap(), "-o", cli_out.to_str().unwrap()])
-            .env("FACEVEIL_PASSWORD", "relocated")
-            .env_remove("ORT_DYLIB_PATH")
-            .env_remove("FACEVEIL_CENTERFACE")
-            .env_remove("FACEVEIL_MODEL")
-            .current_dir(&root)
-            .output()
-            .unwrap();
+        let mut run = Command::new(root.join("bin/faceveil"));
+        run.args(["anonymize", input.to_str().unwrap(), "-o", cli_out.to_str().unwrap()]).env("FACEVEIL_PASSWORD", "relocated");
+        let run = without_build_paths(&mut run, &root).output().unwrap();
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     } else {
         eprintln!("SKIP the command's half: {} is not built (cargo test --workspace builds it)", command.display());
@@ -178,6 +168,11 @@ fn a_copy_of_the_plugin_and_the_command_with_their_runtime_files_runs_from_anoth
         check_anonymized(&before, &image::open(out).unwrap().to_rgb8());
     }
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Runs in `root` with none of the variables that point at the build machine's runtime files.
+fn without_build_paths<'a>(command: &'a mut Command, root: &std::path::Path) -> &'a mut Command {
+    command.env_remove("ORT_DYLIB_PATH").env_remove("FACEVEIL_CENTERFACE").env_remove("FACEVEIL_MODEL").current_dir(root)
 }
 
 /// The astronaut's face (x 170..290, y 70..200) changed; the bottom rows (space suit) did not.
