@@ -4,7 +4,8 @@
 For each clip (and each --detect-interval):
   1. anonymize with password A; restore with A (right), with B (wrong), and with A through
      the detection fallback (a copy of the anonymized clip without its sidecar, header passed
-     with --header); every CLI call is timed (wall clock);
+     with --header; only for streams keyed as a whole: per-track keys refuse it by design);
+     every CLI call is timed (wall clock);
   2. decode original, anonymized and the three restored clips with OpenCV and check that the
      frame counts agree (metrics use the common prefix if they do not);
   3. per recorded crop (sidecar) and frame: PSNR (RGB) and SSIM (luma, gaussian 11x11,
@@ -321,10 +322,17 @@ def process(clip, interval, args, blend, detector):
     times["restore (sidecar only)"], _ = run_cli(
         args.bin, ["restore", fb_in, "-o", sc, "--sidecar", anon + ".faceveil"] + di, PW_A,
         os.path.join(d, "restore_sidecar_only.log"))
-    times["restore (fallback)"], _ = run_cli(
-        args.bin, ["restore", fb_in, "-o", fb, "--header", header_line] + di, PW_A,
-        os.path.join(d, "restore_fallback.log"))
-    variants = list(VARIANTS)
+    # Per-track keys (the CLI's default) hang on the track ids only the records carry: a restore
+    # from the pixels alone is refused by design, so the fallback runs only for stream keys.
+    per_track = json.loads(header_line).get("keying") == "track"
+    if per_track:
+        res["notes"].append("keyed per track (the default): the detection fallback (pixels alone, no SEI, "
+                            "no sidecar) is refused by design and not run")
+    else:
+        times["restore (fallback)"], _ = run_cli(
+            args.bin, ["restore", fb_in, "-o", fb, "--header", header_line] + di, PW_A,
+            os.path.join(d, "restore_fallback.log"))
+    variants = [v for v in VARIANTS if not (per_track and v[0] == "fallback")]
     if args.rtsp:
         rt = os.path.join(d, "restored_rtsp.mkv")
         times["restore through RTSP (server plays in real time)"] = rtsp_round_trip(args.bin, src, rt, di, va, d)
@@ -334,7 +342,9 @@ def process(clip, interval, args, blend, detector):
 
     header, crops_by_frame = read_sidecar(anon + ".faceveil")
     res["model_sha256"] = header.get("model_sha256")
-    paths = {"orig": src, "anon": anon, "right": right, "wrong": wrong, "sidecar": sc, "fallback": fb}
+    paths = {"orig": src, "anon": anon, "right": right, "wrong": wrong, "sidecar": sc}
+    if not per_track:
+        paths["fallback"] = fb
     if args.rtsp:
         paths["rtsp"] = rt
     caps = {k: cv2.VideoCapture(p) for k, p in paths.items()}
@@ -440,7 +450,7 @@ def table(r):
     L.append("| | |")
     L.append("|---|---|")
     L.append(f"| resolution | {r['resolution']} @ {r['fps']:.2f} fps |")
-    kinds = ["orig", "anon", "right", "wrong", "sidecar", "fallback"] + (["rtsp"] if "rtsp" in r["frame_counts"] else [])
+    kinds = [k for k in ["orig", "anon", "right", "wrong", "sidecar", "fallback", "rtsp"] if k in r["frame_counts"]]
     L.append(f"| frames ({' / '.join(kinds)}) | " + " / ".join(str(r["frame_counts"][k]) for k in kinds) + " |")
     L.append(f"| recorded crops (sidecar), face-frames measured | {r['crops']}, {r['face_crops_measured']} |")
     L.append(f"| frames carrying faceveil SEI in the anonymized clip | {r['sei_records']} |")

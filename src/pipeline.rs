@@ -8,6 +8,7 @@ use crate::Error;
 use crate::config::Config;
 use crate::faces::blend::CropContext;
 use crate::faces::effects::Mode;
+use crate::faces::steady::SteadyCrops;
 use crate::faces::track::Track;
 use crate::frame::{FrameMut, Region};
 use crate::model::keys::{self, KdfParams, Keying, SecretKey};
@@ -77,6 +78,8 @@ pub struct Anonymizer {
     header: Option<StreamHeader>,
     /// Seals each face's original pixels to the stream's recipients, when it has any.
     vault: Option<FaceVault>,
+    /// Still faces keep their crop square, so that their surrogate does not flicker.
+    steady: SteadyCrops,
     frames: u64,
 }
 
@@ -92,7 +95,7 @@ impl Anonymizer {
         } else {
             (Veil::classic(config.mode).with_mask_scale(config.mask_scale), None)
         };
-        Ok(Self { veil, header, vault: None, frames: 0 })
+        Ok(Self { veil, header, vault: None, steady: SteadyCrops::default(), frames: 0 })
     }
 
     /// Seals every face's original pixels to `recipients`, any `threshold` of whom can open
@@ -119,8 +122,12 @@ impl Anonymizer {
         let takes_landmarks = self.veil.model().is_some_and(|m| m.landmark_mean().is_some());
         let mut faces: Vec<FaceRecord> = tracks
             .iter()
-            .map(|t| FaceRecord::new(self.veil.crop_for(&t.bbox), t.id, t.landmarks.filter(|_| takes_landmarks)))
+            .map(|t| {
+                let square = self.steady.square(t.id, self.veil.crop_for(&t.bbox));
+                FaceRecord::new(square, t.id, t.landmarks.filter(|_| takes_landmarks))
+            })
             .collect();
+        self.steady.keep_only(&tracks.iter().map(|t| t.id).collect::<Vec<_>>());
         if let Some(vault) = &self.vault {
             // Before the effect: what is sealed is what the camera saw.
             for (index, face) in faces.iter_mut().enumerate() {

@@ -1,8 +1,10 @@
-//! Faces: finding them (detectors), following them (tracker), where to cut them (geometry), and
-//! putting a changed face back (blend) or changing it one-way (effects).
+//! Faces: finding them (detectors), following them (tracker), where to cut them (geometry, and
+//! steady squares for still faces), and putting a changed face back (blend) or changing it
+//! one-way (effects).
 
 pub mod blend;
 pub mod detect;
 pub mod effects;
 pub mod geometry;
+pub mod steady;
 pub mod track;
