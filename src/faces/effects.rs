@@ -3,11 +3,13 @@
 use std::str::FromStr;
 
 use anyhow::{Result, bail};
+use serde::Deserialize;
 
 use crate::frame::rgb::RgbImage;
 
-/// What replaces a face.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// What replaces a face (in a config file by its lowercase name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// The SDN model: a reversible synthetic identity keyed by the password.
     #[default]

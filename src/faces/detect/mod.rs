@@ -7,6 +7,7 @@ mod worker;
 use std::str::FromStr;
 
 use anyhow::{Result, bail};
+use serde::Deserialize;
 
 pub use centerface::CenterFace;
 pub use seeta::Seeta;
@@ -38,8 +39,9 @@ impl Face {
     }
 }
 
-/// Which detector to run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Which detector to run (in a config file by its lowercase name).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DetectorKind {
     /// CenterFace through ONNX Runtime: five landmarks, good on small and turned faces.
     #[default]

@@ -14,10 +14,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
+use faceveil::faces::effects::Mode;
 use gst::prelude::*;
 use prometheus_client::metrics::counter::Counter;
 
-use super::config::{CameraConfig, Mode, Source};
+use super::config::{CameraConfig, Source};
 use super::metrics::CameraMetrics;
 use super::mounts::Outlet;
 
@@ -251,7 +252,7 @@ fn add_source(pipeline: &gst::Pipeline, source: &Source) -> Result<gst::Element>
 
 /// Sets the detection properties faceveildetect and faceveil share.
 fn detection(element: &gst::Element, config: &CameraConfig) {
-    element.set_property_from_str("detector", config.detector.nick());
+    element.set_property_from_str("detector", config.detector.name());
     element.set_property("detect-interval", config.detect_interval);
     element.set_property("threads", config.threads);
 }
@@ -276,7 +277,7 @@ fn build(
     detection(&detect, config);
     let veil = make("faceveil")?;
     detection(&veil, config);
-    veil.set_property_from_str("mode", config.mode.nick());
+    veil.set_property_from_str("mode", config.mode.name());
     if config.mode == Mode::Sdn {
         let password = config.password()?.context("mode sdn needs a password")?;
         veil.set_property("password", password.as_str());

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
+use faceveil::faces::detect::DetectorKind;
+use faceveil::faces::effects::Mode;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -37,46 +39,6 @@ pub struct MetricsConfig {
     pub listen: SocketAddr,
 }
 
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    #[default]
-    Sdn,
-    Blur,
-    Pixelate,
-    Solid,
-}
-
-impl Mode {
-    /// The `mode` property's value on the faceveil element.
-    pub fn nick(self) -> &'static str {
-        match self {
-            Self::Sdn => "sdn",
-            Self::Blur => "blur",
-            Self::Pixelate => "pixelate",
-            Self::Solid => "solid",
-        }
-    }
-}
-
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Detector {
-    #[default]
-    Centerface,
-    Seeta,
-}
-
-impl Detector {
-    /// The `detector` property's value on the plugin's elements.
-    pub fn nick(self) -> &'static str {
-        match self {
-            Self::Centerface => "centerface",
-            Self::Seeta => "seeta",
-        }
-    }
-}
-
 #[derive(Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
@@ -95,7 +57,7 @@ pub struct CameraConfig {
     /// For sdn: the environment variable that holds the password.
     pub password_env: Option<String>,
     #[serde(default)]
-    pub detector: Detector,
+    pub detector: DetectorKind,
     #[serde(default = "one")]
     pub detect_interval: u32,
     /// CPU threads for each of the camera's models; 0: one per core.
@@ -215,7 +177,7 @@ impl CameraConfig {
             (Mode::Sdn, Some(_), Some(_)) => bail!("camera {name}: give password_file or password_env, not both"),
             (Mode::Sdn, _, _) => {}
             (mode, Some(_), _) | (mode, _, Some(_)) => {
-                bail!("camera {name}: mode {} takes no password (only sdn is keyed)", mode.nick())
+                bail!("camera {name}: mode {} takes no password (only sdn is keyed)", mode.name())
             }
             _ => {}
         }
@@ -294,7 +256,7 @@ mod tests {
     fn a_camera_takes_its_defaults_and_paths_from_the_config_folder() {
         let c = parse(&format!("[rtsp]\nport = 8554\n{BLUR}mount = \"/a\"\nrecord = {{ dir = \"rec\" }}\n")).unwrap();
         let cam = &c.cameras[0];
-        assert!(cam.realtime && cam.detect_interval == 1 && cam.detector == Detector::Centerface);
+        assert!(cam.realtime && cam.detect_interval == 1 && cam.detector == DetectorKind::CenterFace);
         assert!(matches!(cam.source(), Source::File(p) if p.is_absolute() || p.starts_with(env!("CARGO_MANIFEST_DIR"))));
         let record = cam.record.as_ref().unwrap();
         assert!(record.dir.ends_with("samples/rec") && record.segment_seconds == 60 && record.keep == 60);
