@@ -303,22 +303,14 @@ fn sidecar_crops(path: &Path) -> Vec<Vec<[f32; 3]>> {
 }
 
 fn face_psnr(a: &faceveil::frame::rgb::RgbImage, b: &faceveil::frame::rgb::RgbImage, crops: &[[f32; 3]]) -> f64 {
-    let (mut se, mut n) = (0f64, 0f64);
-    for c in crops {
-        let r = c[2] * 0.3;
-        let (x0, y0) = ((c[0] - r).max(0.0) as usize, (c[1] - r).max(0.0) as usize);
-        let (x1, y1) = (((c[0] + r) as usize).min(a.width), ((c[1] + r) as usize).min(a.height));
-        for y in y0..y1 {
-            for x in x0..x1 {
-                let (p, q) = (a.pixel(x, y), b.pixel(x, y));
-                for ch in 0..3 {
-                    se += (p[ch] as f64 - q[ch] as f64).powi(2);
-                    n += 1.0;
-                }
-            }
-        }
-    }
-    10.0 * (255f64.powi(2) / (se / n.max(1.0)).max(1e-9)).log10()
+    let rects: Vec<_> = crops
+        .iter()
+        .map(|c| {
+            let r = c[2] * 0.3;
+            ((c[0] - r).max(0.0) as usize, (c[1] - r).max(0.0) as usize, (c[0] + r) as usize, (c[1] + r) as usize)
+        })
+        .collect();
+    common::psnr_over(a, b, &rects)
 }
 
 #[test]

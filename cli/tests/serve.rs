@@ -146,22 +146,6 @@ fn face_boxes(clip: &Path, dir: &Path) -> Vec<Vec<(usize, usize, usize, usize)>>
         .collect()
 }
 
-fn psnr(a: &RgbImage, b: &RgbImage, boxes: &[(usize, usize, usize, usize)]) -> f64 {
-    let (mut se, mut n) = (0f64, 0f64);
-    for &(x0, y0, x1, y1) in boxes {
-        for y in y0..y1.min(a.height) {
-            for x in x0..x1.min(a.width) {
-                let (p, q) = (a.pixel(x, y), b.pixel(x, y));
-                for c in 0..3 {
-                    se += (p[c] as f64 - q[c] as f64).powi(2);
-                    n += 1.0;
-                }
-            }
-        }
-    }
-    10.0 * (255f64.powi(2) / (se / n.max(1.0)).max(1e-9)).log10()
-}
-
 #[test]
 fn file_cameras_record_changed_faces_and_count_frames_while_a_dead_camera_reconnects() {
     let dir = tmpdir("cameras");
@@ -257,7 +241,11 @@ record = {{ dir = "rec" }}
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let restored = media::decode(&out).frames;
         assert_eq!(restored.len(), decoded[1].frames.len());
-        let mean = restored.iter().enumerate().map(|(j, r)| psnr(&source[first_len + j], r, &boxes[first_len + j])).sum::<f64>()
+        let mean = restored
+            .iter()
+            .enumerate()
+            .map(|(j, r)| common::psnr_over(&source[first_len + j], r, &boxes[first_len + j]))
+            .sum::<f64>()
             / restored.len() as f64;
         restored_psnr.push(mean);
     }
@@ -300,7 +288,7 @@ fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_with_its_identit
     let boxes = face_boxes(&clip, &dir);
     assert!(!restored.is_empty());
     for (i, frame) in restored.iter().enumerate() {
-        let p = psnr(&source[i], frame, &boxes[i]);
+        let p = common::psnr_over(&source[i], frame, &boxes[i]);
         assert!(p > 40.0, "frame {i}: the unsealed faces are {p:.1} dB from the source's");
     }
 }
