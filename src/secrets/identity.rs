@@ -2,9 +2,11 @@
 
 use std::fmt;
 use std::io::{Read, Write};
+use std::path::Path;
 use std::str::FromStr;
 
 use age::secrecy::{ExposeSecret, SecretString};
+use anyhow::Context;
 use zeroize::Zeroizing;
 
 use super::SealError;
@@ -70,6 +72,13 @@ impl Identity {
     /// Whether an identity file's text needs a passphrase to be read.
     pub fn needs_passphrase(text: &str) -> bool {
         text.trim_start().starts_with(ARMOR_BEGIN)
+    }
+
+    /// Reads an identity file; `passphrase` is asked only for a protected one.
+    pub fn from_file(path: &Path, passphrase: impl FnOnce() -> Option<SecretString>) -> anyhow::Result<Self> {
+        let text =
+            Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read identity {}", path.display()))?);
+        Self::from_file_text(&text, passphrase).with_context(|| format!("identity {}", path.display()))
     }
 
     /// Reads an identity file's text; `passphrase` is asked only for a protected file.

@@ -20,36 +20,23 @@ pub fn recipients(given: &[String], file: Option<&PathBuf>) -> Result<Vec<Recipi
 /// The identity files of `--identity`; a passphrase-protected one asks for its passphrase
 /// ($FACEVEIL_IDENTITY_PASSPHRASE, else a prompt), never argv.
 pub fn identities(paths: &[PathBuf]) -> Result<Vec<Identity>> {
-    paths
-        .iter()
-        .map(|path| {
-            let text = read_identity(path)?;
-            Identity::from_file_text(&text, || passphrase(path).map(|p| p.as_str().to_owned().into()))
-                .with_context(|| format!("identity {}", path.display()))
-        })
-        .collect()
+    paths.iter().map(|path| Identity::from_file(path, || passphrase(path).map(|p| p.as_str().to_owned().into()))).collect()
 }
 
-/// For faceunveil, which reads the files itself: their paths as its `identity` value, and the
-/// passphrase protected ones need, asked once. Every file is opened here first, so that a bad
-/// file or passphrase is reported before any frame.
+/// For faceunveil, which reads (and checks) the files itself when it starts, before any frame:
+/// their paths as its `identity` value, and the passphrase protected ones need, asked once.
 pub fn identity_files(paths: &[PathBuf]) -> Result<(String, Option<Zeroizing<String>>)> {
     let mut asked: Option<Zeroizing<String>> = None;
     for path in paths {
         ensure!(!path.to_string_lossy().contains(','), "identity path {} contains a comma", path.display());
-        let text = read_identity(path)?;
+        let text =
+            Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read identity {}", path.display()))?);
         if Identity::needs_passphrase(&text) && asked.is_none() {
             asked = passphrase(path);
         }
-        Identity::from_file_text(&text, || asked.as_ref().map(|p| p.as_str().to_owned().into()))
-            .with_context(|| format!("identity {}", path.display()))?;
     }
     let joined = paths.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join(",");
     Ok((joined, asked))
-}
-
-fn read_identity(path: &Path) -> Result<Zeroizing<String>> {
-    Ok(Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read identity {}", path.display()))?))
 }
 
 /// $FACEVEIL_IDENTITY_PASSPHRASE, else a prompt where there is a terminal.

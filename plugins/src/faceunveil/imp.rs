@@ -10,10 +10,9 @@
 //! A stream joined midway passes unrestored, with a warning, until its first header arrives (one
 //! rides every `HEADER_EVERY` frames); a stream that carries none at all is an error at its end.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
 
-use anyhow::Context;
 use faceveil::config::Config;
 use faceveil::pipeline::Restorer;
 use faceveil::secrets::Identity;
@@ -166,11 +165,7 @@ fn read_identities(paths: Option<&str>, passphrase: Option<&Zeroizing<String>>) 
         .flat_map(|p| p.split(','))
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|path| {
-            let text = Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read identity {path}"))?);
-            Identity::from_file_text(&text, || passphrase.map(|p| p.as_str().to_owned().into()))
-                .with_context(|| format!("identity {path}"))
-        })
+        .map(|path| Identity::from_file(Path::new(path), || passphrase.map(|p| p.as_str().to_owned().into())))
         .collect()
 }
 
