@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use faceveil::faces::blend::{BlendShape, CropContext};
+use faceveil::faces::blend::{BlendShape, CropContext, FineDetail};
 use faceveil::faces::detect::{DetectionWorker, DetectorSettings, Face};
 use faceveil::faces::geometry::{BBox, CropSquare};
 use faceveil::faces::track::{Tracker, TrackerSettings};
@@ -64,21 +64,26 @@ fn stages(c: &mut Criterion) {
     });
 
     let crop = CropSquare { cx: 640.0, cy: 300.0, side: 200.0 };
-    c.bench_function("crop 200px face to 128x128", |b| {
-        let frame = view(&mut img);
-        b.iter(|| {
-            let ctx = CropContext::read(&frame, crop).unwrap();
-            let mut t = Array3::zeros((3, 128, 128));
-            ctx.to_tensor(t.view_mut());
-            black_box(t)
-        })
-    });
+    // A restore does a little more than an anonymize (it brings the fine detail back first).
+    for (name, fine) in [("anonymize", FineDetail::Keep(0.25)), ("restore", FineDetail::Restore(0.25))] {
+        c.bench_function(&format!("crop 200px face to 128x128 ({name})"), |b| {
+            let frame = view(&mut img);
+            b.iter(|| {
+                let ctx = CropContext::read(&frame, crop).unwrap();
+                let bands = ctx.bands(&BlendShape::default(), 128, fine);
+                let mut t = Array3::zeros((3, 128, 128));
+                bands.to_tensor(t.view_mut());
+                black_box(t)
+            })
+        });
+    }
     let patch = Array3::from_elem((3, 128, 128), 0.1f32);
     c.bench_function("blend 128x128 back into 200px", |b| {
+        let ctx = CropContext::read(&view(&mut img), crop).unwrap();
+        let bands = ctx.bands(&BlendShape::default(), 128, FineDetail::Keep(0.25));
         b.iter(|| {
             let mut frame = view(&mut img);
-            let ctx = CropContext::read(&frame, crop).unwrap();
-            ctx.composite_tensor(&mut frame, &BlendShape::default(), patch.view());
+            bands.composite(&mut frame, ctx.region, patch.view());
         })
     });
 

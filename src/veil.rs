@@ -5,7 +5,7 @@ use ndarray::{Array2, Array4, ArrayView1, ArrayView2};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::Config;
-use crate::faces::blend::{BlendShape, CropContext};
+use crate::faces::blend::{BlendShape, CropContext, FaceBands, FineDetail};
 use crate::faces::detect::{DetectionWorker, DetectorSettings, Face, LANDMARK_VALUES};
 use crate::faces::effects::{self, Mode};
 use crate::faces::geometry::{BBox, CropFraming, CropSquare};
@@ -233,16 +233,22 @@ impl Veil {
                     order.reverse();
                 }
                 let t = Instant::now();
+                let fine = match keyed.model.direction() {
+                    Direction::Anonymize => FineDetail::Keep(keyed.model.detail_kept()),
+                    Direction::Restore => FineDetail::Restore(keyed.model.detail_kept()),
+                };
+                let split = |ctx: &CropContext| ctx.bands(&self.shape, size, fine);
                 // Faces whose crops lie wholly outside the frame have nothing to change.
                 let (faces, contexts): (Vec<&FaceRecord>, Vec<CropContext>) =
                     order.into_iter().filter_map(|face| Some((face, CropContext::read(frame, face.crop())?))).unzip();
+                let bands: Vec<FaceBands> = contexts.iter().map(split).collect();
                 let n = contexts.len();
                 if self.batch.dim() != (n, 3, size, size) {
                     self.batch = Array4::zeros((n, 3, size, size));
                     self.landmarks = Array2::zeros((n, LANDMARK_VALUES));
                 }
-                for (ctx, slot) in contexts.iter().zip(self.batch.outer_iter_mut()) {
-                    ctx.to_tensor(slot);
+                for (face, slot) in bands.iter().zip(self.batch.outer_iter_mut()) {
+                    face.to_tensor(slot);
                 }
                 // A model that takes landmarks gives their mean for faces without any.
                 let mean = keyed.model.landmark_mean();
@@ -258,16 +264,16 @@ impl Veil {
                 let out = keyed.model.run(self.batch.view(), keys, &keyed.attributes, mean.map(|_| self.landmarks.view()))?;
                 let t = lap(&mut times.model, t);
                 let mut written: Vec<Region> = Vec::with_capacity(n);
-                for (ctx, patch) in contexts.into_iter().zip(out.outer_iter()) {
+                for ((ctx, face), patch) in contexts.into_iter().zip(bands).zip(out.outer_iter()) {
                     // A face overlapping one blended before blends over that result, so its
                     // pixels are read again; the others keep what was read for the batch.
-                    let ctx = if written.iter().any(|r| r.overlaps(&ctx.region)) {
+                    let face = if written.iter().any(|r| r.overlaps(&ctx.region)) {
                         let Some(again) = CropContext::read(frame, ctx.crop) else { continue };
-                        again
+                        split(&again)
                     } else {
-                        ctx
+                        face
                     };
-                    ctx.composite_tensor(frame, &self.shape, patch);
+                    face.composite(frame, ctx.region, patch);
                     written.push(ctx.region);
                 }
                 lap(&mut times.blend, t);

@@ -7,15 +7,16 @@ use std::process::{Command, Output};
 
 use common::media;
 
-// Floors for restored faces. Issue 11 asks 28 dB after lossy video coding, which sdn-0.5.0 met
-// (28.2-31.6 dB after x264 CRF 23 on this clip, 28.6-33.5 dB through RTSP, 28.5 dB or more on the
-// sunlit photo). sdn-0.6.0, the model now in models/sdn, does not: 23.9-25.1 dB after CRF 23,
-// 27.1-27.5 dB through RTSP, 27.6-28.7 dB on the sunlit photo in two runs (its model card: 27.0 dB
-// for one photo through the CLI). The floors are its lowest measurements less about 2 dB, so that
-// a restore that breaks still fails; raise them again with a model that meets the issue.
+// Floors for restored faces. Issue 11 asks 28 dB after lossy video coding and 35 dB from a PNG.
+// After x264 CRF 23 and through RTSP, sdn-0.6.0 (the model in models/sdn) gives 23.9-25.1 and
+// 27.1-27.5 dB (sdn-0.5.0 gave 28.2-31.6 and 28.6-33.5): those floors are its lowest less about
+// 2 dB, so that a restore that breaks still fails; raise them with a model that meets the issue.
+// The photo floor is the issue's own: since the runtime reads back the exact grid the model wrote
+// and carries the detail finer than it (src/faces/resample.rs), the sunlit photo comes back at
+// 38.2-39.9 dB (27.6-28.7 dB when the crop was resampled there and back bilinearly).
 const CRF23_RESTORE_FLOOR_DB: f64 = 22.0;
 const RTSP_RESTORE_FLOOR_DB: f64 = 25.0;
-const PHOTO_RESTORE_FLOOR_DB: f64 = 25.0;
+const PHOTO_RESTORE_FLOOR_DB: f64 = 35.0;
 
 fn faceveil(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_faceveil"));

@@ -1,9 +1,10 @@
 //! Cutting the model's square crops out of a frame and feathering results back in.
 
-use ndarray::{ArrayView3, ArrayViewMut3};
+use ndarray::{Array2, Array3, ArrayView3, ArrayViewMut3};
 use serde::{Deserialize, Serialize};
 
 use crate::faces::geometry::CropSquare;
+use crate::faces::resample::{AxisMap, CropMaps};
 use crate::frame::rgb::RgbImage;
 use crate::frame::{FrameMut, Region};
 
@@ -63,30 +64,6 @@ impl CropContext {
         frame.align_region(b.x0 - 1.0, b.y0 - 1.0, b.x1 + 1.0, b.y1 + 1.0)
     }
 
-    /// Bilinear sample at frame pixel-index coordinates, clamped to the frame edge.
-    fn sample_frame(&self, x: f32, y: f32) -> [f32; 3] {
-        self.pixels.sample(x - self.region.x as f32, y - self.region.y as f32)
-    }
-
-    /// Resamples the crop into `out` ([3, S, S], RGB in -1..1: the model's input layout).
-    pub fn to_tensor(&self, mut out: ArrayViewMut3<f32>) {
-        let size = out.shape()[1];
-        debug_assert_eq!(out.shape(), [3, size, size]);
-        let step = self.crop.side / size as f32;
-        let left = self.crop.cx - self.crop.side / 2.0;
-        let top = self.crop.cy - self.crop.side / 2.0;
-        for i in 0..size {
-            let sy = top + (i as f32 + 0.5) * step - 0.5;
-            for j in 0..size {
-                let sx = left + (j as f32 + 0.5) * step - 0.5;
-                let p = self.sample_frame(sx, sy);
-                for (c, v) in p.iter().enumerate() {
-                    out[[c, i, j]] = v / 127.5 - 1.0;
-                }
-            }
-        }
-    }
-
     /// Blends `source(x, y)` (RGB 0..255 for frame pixel x, y) into the frame through `shape`.
     pub fn composite(&self, frame: &mut FrameMut, shape: &BlendShape, source: impl Fn(usize, usize) -> [f32; 3]) {
         let mut out = self.pixels.clone();
@@ -122,25 +99,91 @@ impl CropContext {
         frame.write_region(self.region, &out).expect("region from align_region fits its frame");
     }
 
-    /// Blends a model output ([3, S, S], RGB in -1..1) back over the crop.
-    pub fn composite_tensor(&self, frame: &mut FrameMut, shape: &BlendShape, patch: ArrayView3<f32>) {
-        let size = patch.shape()[1];
-        let scale = size as f32 / self.crop.side;
-        let left = self.crop.cx - self.crop.side / 2.0;
-        let top = self.crop.cy - self.crop.side / 2.0;
-        let last = (size - 1) as f32;
-        self.composite(frame, shape, |x, y| {
-            let j = ((x as f32 + 0.5 - left) * scale - 0.5).clamp(0.0, last);
-            let i = ((y as f32 + 0.5 - top) * scale - 0.5).clamp(0.0, last);
-            let (j0, i0) = (j.floor() as usize, i.floor() as usize);
-            let (j1, i1) = ((j0 + 1).min(size - 1), (i0 + 1).min(size - 1));
-            let (fj, fi) = (j - j0 as f32, i - i0 as f32);
-            std::array::from_fn(|c| {
-                let top = patch[[c, i0, j0]] * (1.0 - fj) + patch[[c, i0, j1]] * fj;
-                let bottom = patch[[c, i1, j0]] * (1.0 - fj) + patch[[c, i1, j1]] * fj;
-                ((top * (1.0 - fi) + bottom * fi) + 1.0) * 127.5
-            })
+    /// Splits the face for a model with an S × S grid (`size`): the grid it reads and what the
+    /// result is composited onto, with the detail finer than the grid scaled as `fine` says.
+    pub fn bands(&self, shape: &BlendShape, size: usize, fine: FineDetail) -> FaceBands {
+        let (cx, cy, half) = (self.crop.cx as f64, self.crop.cy as f64, self.crop.side as f64 / 2.0);
+        let maps = CropMaps {
+            x: AxisMap::new(cx - half - self.region.x as f64, self.crop.side as f64, self.region.width, size),
+            y: AxisMap::new(cy - half - self.region.y as f64, self.crop.side as f64, self.region.height, size),
+        };
+        let (w, h) = (self.region.width, self.region.height);
+        let pixels = Array3::from_shape_fn((3, h, w), |(c, y, x)| self.pixels.data[(y * w + x) * 3 + c] as f32);
+        let inv_half = 2.0 / self.crop.side;
+        let mask = Array2::from_shape_fn((h, w), |(y, x)| {
+            let u = ((self.region.x + x) as f32 + 0.5 - self.crop.cx) * inv_half;
+            let v = ((self.region.y + y) as f32 + 0.5 - self.crop.cy) * inv_half;
+            shape.weight(u, v)
         });
+        let (base, cut) = match fine {
+            FineDetail::Keep(share) => (pixels, 1.0 - share.clamp(0.0, 1.0)),
+            // The surrogate's fine detail is the original's at `share` of its amplitude where
+            // the mask is whole, and less scaled along the feather: undo that. Without any
+            // detail kept there is nothing to undo.
+            FineDetail::Restore(share) if share >= MIN_DETAIL => {
+                let fine = &pixels - &maps.up(maps.down(pixels.view()).view());
+                let cut = 1.0 - share.min(1.0);
+                let scale = mask.mapv(|m| cut * m / (1.0 - cut * m));
+                (pixels + fine * &scale, 0.0)
+            }
+            FineDetail::Restore(_) => (pixels, 0.0),
+        };
+        let grid = maps.down(base.view());
+        FaceBands { maps, base, grid, mask, cut }
+    }
+}
+
+/// What compositing does to the detail finer than the model's grid, where the mask is whole.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FineDetail {
+    /// An anonymize keeps this share of it (the model's own `detail_alpha`).
+    Keep(f32),
+    /// A restore brings it back from a surrogate that kept this share, so that the grid it
+    /// reads is the one the anonymize wrote.
+    Restore(f32),
+}
+
+/// Below this share of detail kept, a restore does not try to bring detail back: its noise
+/// would be multiplied past any use.
+const MIN_DETAIL: f32 = 0.05;
+
+/// One face split for the SDN (`CropContext::bands`).
+pub struct FaceBands {
+    maps: CropMaps,
+    /// The region's pixels (0..255, planar) the grid is cut from and the result lands on.
+    base: Array3<f32>,
+    /// `maps.down(base)`: the model's input.
+    grid: Array3<f32>,
+    /// The blend ellipse over the region.
+    mask: Array2<f32>,
+    /// The share of the detail above the grid an anonymize takes out (0 for a restore).
+    cut: f32,
+}
+
+impl FaceBands {
+    /// The model's input ([3, S, S], RGB in -1..1).
+    pub fn to_tensor(&self, mut out: ArrayViewMut3<f32>) {
+        out.zip_mut_with(&self.grid, |o, g| *o = g / 127.5 - 1.0);
+    }
+
+    /// Puts the model's result ([3, S, S], RGB in -1..1) into the frame: the change it made
+    /// to the grid, brought up to the region's pixels (so the grid a restore reads back is
+    /// exactly the result), and, for an anonymize, the detail above the grid scaled down.
+    /// Inside the mask that is `up(result) + (1 - cut) · detail`.
+    pub fn composite(&self, frame: &mut FrameMut, region: Region, patch: ArrayView3<f32>) {
+        let keep = 1.0 - self.cut;
+        let change = self.maps.up((patch.mapv(|v| (v + 1.0) * 127.5) - &self.grid * keep).view());
+        let (h, w) = self.mask.dim();
+        let mut out = RgbImage::new(w, h);
+        for ((y, x), &m) in self.mask.indexed_iter() {
+            for c in 0..3 {
+                let base = self.base[[c, y, x]];
+                let v = base * (1.0 - m * self.cut) + m * change[[c, y, x]];
+                out.data[(y * w + x) * 3 + c] = v.round().clamp(0.0, 255.0) as u8;
+            }
+        }
+        // Regions come from align_region on this same frame, so they always fit.
+        frame.write_region(region, &out).expect("region from align_region fits its frame");
     }
 }
 
@@ -158,22 +201,72 @@ mod tests {
         assert!(edge > 0.0 && edge < 1.0);
     }
 
+    /// A textured frame: a gradient with a fine checker over it (detail above any 32 px grid).
+    fn textured(w: usize, h: usize) -> Vec<u8> {
+        (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = (i % w, i / w);
+                let fine = if (x + y) % 2 == 0 { 20 } else { 0 };
+                [(x * 3 + fine) as u8, (y * 4 + fine) as u8, (77 + fine) as u8]
+            })
+            .collect()
+    }
+
+    fn max_diff(a: &[u8], b: &[u8]) -> u8 {
+        a.iter().zip(b).map(|(a, b)| a.abs_diff(*b)).max().unwrap()
+    }
+
     #[test]
-    fn crop_of_a_gradient_matches_the_frame_and_composites_back_unchanged() {
+    fn a_model_that_changes_nothing_changes_nothing_when_all_detail_is_kept() {
         let (w, h) = (64usize, 48usize);
-        let mut data: Vec<u8> = (0..w * h).flat_map(|i| [(i % w * 4) as u8, (i / w * 5) as u8, 77]).collect();
+        let mut data = textured(w, h);
         let before = data.clone();
         let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut data).unwrap();
-        let crop = CropSquare { cx: 32.0, cy: 24.0, side: 32.0 };
-        let ctx = CropContext::read(&frame, crop).unwrap();
+        let ctx = CropContext::read(&frame, CropSquare { cx: 30.3, cy: 24.6, side: 41.0 }).unwrap();
+        let bands = ctx.bands(&BlendShape::default(), 32, FineDetail::Keep(1.0));
         let mut t = ndarray::Array3::zeros((3, 32, 32));
-        ctx.to_tensor(t.view_mut());
-        // At one sample per pixel the crop is the frame itself: pixel (16 + j, 8 + i).
-        let r = (t[[0, 5, 7]] + 1.0) * 127.5;
-        assert!((r - ((16 + 7) * 4) as f32).abs() < 0.5);
-        ctx.composite_tensor(&mut frame, &BlendShape::default(), t.view());
+        bands.to_tensor(t.view_mut());
+        bands.composite(&mut frame, ctx.region, t.view());
         drop(frame);
-        let diff = before.iter().zip(&data).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
-        assert!(diff <= 1, "round trip changed pixels by {diff}");
+        assert!(max_diff(&before, &data) <= 1);
+    }
+
+    #[test]
+    fn a_restore_reads_back_the_grid_the_anonymize_wrote_and_the_detail_under_it() {
+        let (w, h) = (96usize, 80usize);
+        let mut data = textured(w, h);
+        let original = data.clone();
+        let crop = CropSquare { cx: 47.4, cy: 39.2, side: 61.3 };
+        let shape = BlendShape::default();
+        // A stand-in model: brightens the red of the grid's centre by 40 (where the mask is
+        // whole, as the SDN changes only the face) and restores by darkening it.
+        let run = |data: &mut Vec<u8>, fine: FineDetail, shift: f32| {
+            let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, data).unwrap();
+            let ctx = CropContext::read(&frame, crop).unwrap();
+            let bands = ctx.bands(&shape, 32, fine);
+            let mut t = ndarray::Array3::zeros((3, 32, 32));
+            bands.to_tensor(t.view_mut());
+            t.slice_mut(ndarray::s![0, 10..22, 10..22]).mapv_inplace(|v| v + shift / 127.5);
+            bands.composite(&mut frame, ctx.region, t.view());
+        };
+        run(&mut data, FineDetail::Keep(0.25), 40.0);
+        let anonymized = data.clone();
+        run(&mut data, FineDetail::Restore(0.25), -40.0);
+        // The checker is at a quarter in the surrogate's face, and back in full after the restore.
+        let centre = |d: &[u8], x: usize, y: usize| d[(y * w + x) * 3 + 1] as i32;
+        let swing = |d: &[u8]| (centre(d, 47, 39) - centre(d, 48, 39)).abs();
+        assert!(swing(&anonymized) < 10 && swing(&original) >= 16, "{} {}", swing(&anonymized), swing(&original));
+        // Exact where the mask is whole but for rounding (the surrogate's 8-bit rounding of the
+        // fine detail comes back four times larger); along the feather, where the surrogate
+        // mixes both, the detail is estimated pixel by pixel, which is close but not exact.
+        let inv_half = 2.0 / crop.side;
+        let solid = |i: usize| {
+            let (x, y) = ((i % w) as f32 + 0.5, (i / w) as f32 + 0.5);
+            shape.weight((x - crop.cx) * inv_half, (y - crop.cy) * inv_half) == 1.0
+        };
+        let off = |i: usize| (0..3).map(|c| original[i * 3 + c].abs_diff(data[i * 3 + c])).max().unwrap();
+        let solid_worst = (0..w * h).filter(|&i| solid(i)).map(off).max().unwrap();
+        let mean = original.iter().zip(&data).map(|(a, b)| a.abs_diff(*b) as f64).sum::<f64>() / data.len() as f64;
+        assert!(solid_worst <= 3 && mean < 0.5, "restore off by {solid_worst} inside the mask, {mean:.2} on average");
     }
 }

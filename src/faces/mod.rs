@@ -6,5 +6,6 @@ pub mod blend;
 pub mod detect;
 pub mod effects;
 pub mod geometry;
+pub mod resample;
 pub mod steady;
 pub mod track;

@@ -29,6 +29,10 @@ pub struct Variant {
     pub restore: String,
     #[serde(default)]
     pub gflops: Option<f64>,
+    /// The share of a face's detail the surrogate keeps where the model does not model it (the
+    /// runtime applies the same share to the detail finer than the model's grid); none: 0.
+    #[serde(default)]
+    pub detail_alpha: Option<f32>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -190,6 +194,11 @@ impl SdnModel {
 
     pub fn input_size(&self) -> usize {
         self.spec.input_size
+    }
+
+    /// The share of the detail finer than the model's grid a surrogate keeps (`detail_alpha`).
+    pub fn detail_kept(&self) -> f32 {
+        self.spec.variants[&self.variant].detail_alpha.unwrap_or(0.0)
     }
 
     /// The landmarks of a face without any, where the model takes landmarks at all.

@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests of every crate in the workspace (cli/tests/common
+//! takes them in too).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -6,8 +7,10 @@ use std::path::{Path, PathBuf};
 use faceveil::frame::rgb::RgbImage;
 use faceveil::frame::{FrameMut, PixelFormat};
 
+/// The workspace root: the nearest folder at or above the testing crate that holds Cargo.lock.
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    dir.ancestors().find(|d| d.join("Cargo.lock").is_file()).unwrap_or(dir).to_path_buf()
 }
 
 /// ../shared (face data, clips) is beside the checkout on development and CI machines but is

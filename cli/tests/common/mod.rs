@@ -1,39 +1,14 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the CLI's integration tests, on top of the workspace's.
 #![allow(dead_code)]
 
 pub mod media;
 
-use std::path::{Path, PathBuf};
+#[path = "../../../tests/common/mod.rs"]
+mod workspace;
+
+pub use workspace::*;
 
 use faceveil::frame::rgb::RgbImage;
-use faceveil::frame::{FrameMut, PixelFormat};
-
-/// The workspace root (this crate is cli/).
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// ../shared (face data, clips) is beside the checkout on development and CI machines but is
-/// never part of the project; tests that need it skip, saying why.
-pub fn shared(relative: &str) -> Option<PathBuf> {
-    let path = repo().join("..").join("shared").join(relative);
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("SKIP: {} is not available (../shared holds third-party data that is never committed)", path.display());
-        None
-    }
-}
-
-pub fn load_rgb(path: &Path) -> RgbImage {
-    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
-    RgbImage::from_raw(img.width() as usize, img.height() as usize, img.into_raw()).unwrap()
-}
-
-pub fn as_frame(img: &mut RgbImage) -> FrameMut<'_> {
-    let (w, h) = (img.width, img.height);
-    FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut img.data).unwrap()
-}
 
 /// Mean absolute difference over a rectangle of two same-sized images.
 pub fn mean_abs_diff(a: &RgbImage, b: &RgbImage, x0: usize, y0: usize, x1: usize, y1: usize) -> f64 {

@@ -1,0 +1,269 @@
+//! The linear maps between a crop square's frame pixels and the model's S × S grid, one pair per
+//! axis. `down` averages the pixels each grid sample covers (it interpolates where the crop is
+//! smaller than the grid); `up` is its pseudo-inverse. Because `down(up(t)) == t` wherever the
+//! frame holds the crop, a restore reads back the very grid the model wrote, and a face splits
+//! exactly into the band the model sees (`up(down(x))`) and the finer detail above it.
+
+use ndarray::{Array2, Array3, ArrayView3, Axis};
+
+/// `down` ([S, W]) and `up` ([W, S]) along one axis of a region W pixels long.
+pub struct AxisMap {
+    down: Rows,
+    up: Rows,
+}
+
+/// A matrix whose rows are each nonzero over one short run of columns: an area kernel, or the
+/// pseudo-inverse of one, whose entries fall off fast away from the diagonal.
+struct Rows {
+    /// Per row: the first column of its run and the run's values.
+    runs: Vec<(usize, Vec<f32>)>,
+}
+
+impl Rows {
+    /// The runs of a dense matrix: each row from its first to its last entry above `floor`
+    /// times the row's largest (the tails of a pseudo-inverse are far below one 8-bit step).
+    fn from_dense(m: &Array2<f64>, floor: f64) -> Self {
+        let runs = m
+            .rows()
+            .into_iter()
+            .map(|row| {
+                let big = row.iter().fold(0.0f64, |a, v| a.max(v.abs())) * floor;
+                let Some(first) = row.iter().position(|v| v.abs() > big) else { return (0, Vec::new()) };
+                let last = row.iter().rposition(|v| v.abs() > big).unwrap_or(first);
+                (first, row.iter().skip(first).take(last + 1 - first).map(|&v| v as f32).collect())
+            })
+            .collect();
+        Self { runs }
+    }
+
+    #[cfg(test)]
+    fn dense(&self, cols: usize) -> Array2<f32> {
+        let mut m = Array2::zeros((self.runs.len(), cols));
+        for (i, (start, values)) in self.runs.iter().enumerate() {
+            for (k, v) in values.iter().enumerate() {
+                m[[i, start + k]] = *v;
+            }
+        }
+        m
+    }
+}
+
+/// Entries of a pseudo-inverse below this share of their row's largest are dropped.
+const UP_FLOOR: f64 = 1e-6;
+
+impl AxisMap {
+    /// The maps for a crop that starts `start` pixels after the region's first pixel (negative
+    /// where the crop reaches past the frame) and spans `side` pixels, over a region of `width`
+    /// pixels, sampled at `size` grid points.
+    pub fn new(start: f64, side: f64, width: usize, size: usize) -> Self {
+        let step = side / size as f64;
+        let mut down = Array2::<f64>::zeros((size, width));
+        // Grid samples the frame holds; the others repeat the edge pixel for the model's input
+        // but have no pixels of their own to be written back to.
+        let mut inside = vec![true; size];
+        let last = width as f64 - 1.0;
+        for (i, inside) in inside.iter_mut().enumerate() {
+            let lo = start + i as f64 * step;
+            let hi = lo + step;
+            if step >= 1.0 {
+                let (a, b) = (lo.max(0.0), hi.min(width as f64));
+                // A sample at least half in the frame averages the part it covers; one mostly
+                // outside repeats the nearest edge pixel.
+                if b - a >= step / 2.0 {
+                    for x in (a.floor() as usize)..(b.ceil() as usize).min(width) {
+                        let w = b.min(x as f64 + 1.0) - a.max(x as f64);
+                        if w > 0.0 {
+                            down[[i, x]] = w / (b - a);
+                        }
+                    }
+                    continue;
+                }
+                *inside = false;
+                down[[i, if hi <= step / 2.0 { 0 } else { width - 1 }]] = 1.0;
+            } else {
+                // Smaller than the grid: bilinear at the sample's centre, clamped to the edge.
+                let s = (lo + step / 2.0 - 0.5).clamp(0.0, last);
+                let f = s.floor();
+                let (x0, x1) = (f as usize, (f as usize + 1).min(width - 1));
+                down[[i, x0]] += 1.0 - (s - f);
+                down[[i, x1]] += s - f;
+            }
+        }
+        let up = if step >= 1.0 { right_inverse(&down, &inside) } else { left_inverse(&down) };
+        Self { down: Rows::from_dense(&down, 0.0), up: Rows::from_dense(&up, UP_FLOOR) }
+    }
+}
+
+/// Both axes of one crop over its region.
+pub struct CropMaps {
+    pub x: AxisMap,
+    pub y: AxisMap,
+}
+
+impl CropMaps {
+    /// Planar [C, H, W] region pixels to the [C, S, S] grid.
+    pub fn down(&self, image: ArrayView3<f32>) -> Array3<f32> {
+        apply(&self.y.down, &self.x.down, image)
+    }
+
+    /// A [C, S, S] grid to [C, H, W] region pixels.
+    pub fn up(&self, grid: ArrayView3<f32>) -> Array3<f32> {
+        apply(&self.y.up, &self.x.up, grid)
+    }
+}
+
+/// rows · image[c] · colsᵀ for every channel, columns first.
+fn apply(rows: &Rows, cols: &Rows, image: ArrayView3<f32>) -> Array3<f32> {
+    let (channels, height, _) = image.dim();
+    let mut wide = Array3::<f32>::zeros((channels, height, cols.runs.len()));
+    for (plane, mut dst) in image.axis_iter(Axis(0)).zip(wide.axis_iter_mut(Axis(0))) {
+        for (src, mut out) in plane.rows().into_iter().zip(dst.rows_mut()) {
+            let src = src.to_slice().expect("planes are in standard layout");
+            for ((start, values), o) in cols.runs.iter().zip(out.iter_mut()) {
+                *o = values.iter().zip(&src[*start..]).map(|(w, v)| w * v).sum();
+            }
+        }
+    }
+    let mut out = Array3::<f32>::zeros((channels, rows.runs.len(), cols.runs.len()));
+    for (plane, mut dst) in wide.axis_iter(Axis(0)).zip(out.axis_iter_mut(Axis(0))) {
+        for ((start, values), mut line) in rows.runs.iter().zip(dst.rows_mut()) {
+            for (k, w) in values.iter().enumerate() {
+                line.scaled_add(*w, &plane.row(start + k));
+            }
+        }
+    }
+    out
+}
+
+/// `up` for a crop at least as large as the grid: Dᵀ (D Dᵀ)⁻¹ over the samples inside the
+/// frame, so that D · up is the identity on them.
+fn right_inverse(down: &Array2<f64>, inside: &[bool]) -> Array2<f64> {
+    let rows: Vec<usize> = (0..down.nrows()).filter(|&i| inside[i]).collect();
+    let d = down.select(Axis(0), &rows);
+    // (D Dᵀ)⁻¹ D, solved column by column of D: the transpose of what `up` holds.
+    let solved = solve_spd(gram(&d), d);
+    let mut up = Array2::zeros((down.ncols(), down.nrows()));
+    for (k, &i) in rows.iter().enumerate() {
+        up.column_mut(i).assign(&solved.row(k));
+    }
+    up
+}
+
+/// `up` for a crop smaller than the grid: (Dᵀ D)⁻¹ Dᵀ, the least-squares pixels for a grid.
+fn left_inverse(down: &Array2<f64>) -> Array2<f64> {
+    let dt = down.t().to_owned();
+    solve_spd(gram(&dt), dt)
+}
+
+/// m · mᵀ and its band (how far from the diagonal it has entries), for a matrix whose rows are
+/// each nonzero over one run of columns, the runs starting in order: only rows whose runs
+/// overlap are multiplied.
+fn gram(m: &Array2<f64>) -> (Array2<f64>, usize) {
+    let runs: Vec<(usize, usize)> = m
+        .rows()
+        .into_iter()
+        .map(|r| match r.iter().position(|v| *v != 0.0) {
+            Some(first) => (first, r.iter().rposition(|v| *v != 0.0).unwrap_or(first) + 1),
+            None => (0, 0),
+        })
+        .collect();
+    let n = m.nrows();
+    let mut g = Array2::zeros((n, n));
+    let mut band = 0;
+    for i in 0..n {
+        for j in i..n {
+            let (lo, hi) = (runs[i].0.max(runs[j].0), runs[i].1.min(runs[j].1));
+            if runs[j].0 >= runs[i].1 && runs[i].1 > runs[i].0 {
+                break;
+            }
+            let v: f64 = (lo..hi).map(|x| m[[i, x]] * m[[j, x]]).sum();
+            if v != 0.0 {
+                g[[i, j]] = v;
+                g[[j, i]] = v;
+                band = band.max(j - i);
+            }
+        }
+    }
+    (g, band)
+}
+
+/// Solves G X = B for a symmetric positive definite G (a Gram matrix of area or bilinear
+/// kernels: banded, small and well conditioned) by a banded Cholesky. A tiny ridge keeps a Gram
+/// matrix of repeated edge samples solvable.
+fn solve_spd((mut g, band): (Array2<f64>, usize), b: Array2<f64>) -> Array2<f64> {
+    let n = g.nrows();
+    let ridge = 1e-9 * g.diag().fold(0.0, |a: f64, v| a.max(*v));
+    g.diag_mut().mapv_inplace(|v| v + ridge);
+    // In place: G = L Lᵀ, L in the lower triangle.
+    for j in 0..n {
+        let lo = j.saturating_sub(band);
+        let d = (g[[j, j]] - (lo..j).map(|k| g[[j, k]] * g[[j, k]]).sum::<f64>()).max(f64::MIN_POSITIVE).sqrt();
+        g[[j, j]] = d;
+        for i in (j + 1)..(j + band + 1).min(n) {
+            let v = g[[i, j]] - (i.saturating_sub(band).max(lo)..j).map(|k| g[[i, k]] * g[[j, k]]).sum::<f64>();
+            g[[i, j]] = v / d;
+        }
+    }
+    // One right-hand side per column of B, each solved as a contiguous row of Bᵀ.
+    let mut x = b.t().as_standard_layout().into_owned();
+    for mut col in x.rows_mut() {
+        let col = col.as_slice_mut().expect("a fresh standard-layout array");
+        for i in 0..n {
+            let v = col[i] - (i.saturating_sub(band)..i).map(|k| g[[i, k]] * col[k]).sum::<f64>();
+            col[i] = v / g[[i, i]];
+        }
+        for i in (0..n).rev() {
+            let v = col[i] - ((i + 1)..(i + band + 1).min(n)).map(|k| g[[k, i]] * col[k]).sum::<f64>();
+            col[i] = v / g[[i, i]];
+        }
+    }
+    x.reversed_axes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dense(map: &AxisMap) -> (Array2<f32>, Array2<f32>) {
+        let (size, width) = (map.down.runs.len(), map.up.runs.len());
+        (map.down.dense(width), map.up.dense(size))
+    }
+
+    fn identity_error(map: &AxisMap, rows: std::ops::Range<usize>) -> f32 {
+        let (down, up) = dense(map);
+        let p = down.dot(&up);
+        rows.flat_map(|i| (0..p.ncols()).map(move |j| (i, j)))
+            .map(|(i, j)| (p[[i, j]] - if i == j { 1.0 } else { 0.0 }).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn down_after_up_is_the_identity_for_a_crop_larger_than_the_grid() {
+        for (start, side) in [(1.3f64, 195.4f64), (0.0, 128.0), (0.7, 411.9), (2.1, 140.2)] {
+            let width = (start + side).ceil() as usize + 2;
+            let map = AxisMap::new(start, side, width, 128);
+            assert!(identity_error(&map, 0..128) < 1e-4, "start {start}, side {side}");
+            let sums = dense(&map).0.sum_axis(Axis(1));
+            assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5), "every sample averages its pixels");
+        }
+    }
+
+    #[test]
+    fn up_after_down_keeps_the_pixels_of_a_crop_smaller_than_the_grid() {
+        let map = AxisMap::new(0.0, 93.0, 93, 128);
+        let (down, up) = dense(&map);
+        let p = up.dot(&down);
+        let err = p.indexed_iter().map(|((i, j), v)| (v - if i == j { 1.0 } else { 0.0 }).abs()).fold(0.0, f32::max);
+        assert!(err < 1e-4, "{err}");
+    }
+
+    #[test]
+    fn samples_past_the_frame_repeat_its_edge_and_the_rest_stay_exact() {
+        // A 200 px crop whose first 40 px lie left of the frame.
+        let map = AxisMap::new(-40.0, 200.0, 161, 128);
+        let step = 200.0f64 / 128.0;
+        let first_inside = (40.0 / step - 0.5).ceil() as usize;
+        assert_eq!(dense(&map).0[[0, 0]], 1.0);
+        assert!(identity_error(&map, first_inside + 1..128) < 1e-4);
+    }
+}
