@@ -4,7 +4,7 @@
 # from a live camera), each recorded to 10-second segments, on a 30-second clip made of
 # samples/faces_720p.mp4 (one face) five times. Prints, per N, the frames each camera anonymized
 # per second between seconds 8 and 28 (from the metrics endpoint) and the share dropped.
-# Usage: [THREADS=T] scripts/serve-capacity.sh [MODE] [DETECT_INTERVAL] [N...]   (defaults: blur 1 1 2 3)
+# Usage: [THREADS=T] [FACEVEIL=BINARY] scripts/serve-capacity.sh [MODE] [DETECT_INTERVAL] [N...]   (defaults: blur 1 1 2 3)
 # THREADS: the CPU threads of each camera's models (the config's `threads`; 0, the default: one per core).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,7 +14,7 @@ interval=${2:-1}
 shift $(($# < 2 ? $# : 2))
 counts=("$@")
 [ ${#counts[@]} -gt 0 ] || counts=(1 2 3)
-bin="$root/target/release/faceveil"
+bin=${FACEVEIL:-$root/target/release/faceveil}
 [ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 work=$(mktemp -d)
 pid=

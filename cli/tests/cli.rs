@@ -913,3 +913,66 @@ fn sealed_faces_served_over_rtsp_come_back_exactly_with_an_identity() {
     assert!(face > 100.0, "the faces are not the original's bytes: {face:.2} dB");
     assert!(frame < 60.0, "the rest of the frame went through the live codec: {frame:.2} dB");
 }
+
+/// A v4l2loopback device, from sysfs: with the module loaded, its devices are the virtual ones
+/// (a real camera hangs off a bus and names its driver).
+fn loopback_device() -> Option<PathBuf> {
+    if !Path::new("/sys/module/v4l2loopback").exists() {
+        return None;
+    }
+    let entries = std::fs::read_dir("/sys/class/video4linux").ok()?;
+    entries.filter_map(|e| e.ok()).find_map(|e| {
+        let real = std::fs::canonicalize(e.path()).ok()?;
+        real.to_string_lossy().contains("/devices/virtual/").then(|| Path::new("/dev").join(e.file_name()))
+    })
+}
+
+/// `--virtual-camera` end to end: a clip goes in, and a reader of the loopback device sees it
+/// with the faces painted over. It needs the v4l2loopback module, which only root can load
+/// (`sudo modprobe v4l2loopback devices=1 exclusive_caps=1`); without it the test says so and
+/// skips. The pipeline up to the device is tested without it in src/cli/virtualcam.rs.
+#[test]
+fn a_reader_of_the_virtual_camera_sees_the_anonymized_picture() {
+    use gst::prelude::*;
+    let Some(device) = loopback_device() else {
+        let module = std::path::Path::new("/sys/module/v4l2loopback").exists();
+        eprintln!(
+            "SKIP: no v4l2loopback device (module loaded: {module}; video devices: {:?}); load it as root with \
+             `modprobe v4l2loopback devices=1 exclusive_caps=1` to run this test",
+            std::fs::read_dir("/dev")
+                .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("video")).count())
+                .unwrap_or(0)
+        );
+        return;
+    };
+    let dir = tmpdir("virtual-camera");
+    let log = dir.join("writer.log");
+    // The clip plays in real time (4 s): long enough for a reader to join.
+    let _writer =
+        spawn(&["anonymize", s(&sample("two_faces_640x360.mp4")), "--mode", "solid", "--virtual-camera", s(&device)], &log);
+    wait_for("the writer to start", 60, || log_text(&log).contains("writing to the virtual camera"));
+    gst::init().unwrap();
+    let reader = gst::parse::launch(&format!(
+        "v4l2src device={} num-buffers=10 ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
+        s(&device)
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = reader.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    reader.set_state(gst::State::Playing).unwrap();
+    let mut frames = Vec::new();
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
+        let st = sample.caps().unwrap().structure(0).unwrap().to_owned();
+        let map = sample.buffer().unwrap().map_readable().unwrap();
+        frames.push((st.get::<i32>("width").unwrap(), st.get::<i32>("height").unwrap(), map.to_vec()));
+    }
+    reader.set_state(gst::State::Null).unwrap();
+    assert!(!frames.is_empty(), "nothing came out of {}: {}", device.display(), log_text(&log));
+    for (w, h, rgb) in &frames {
+        assert_eq!((*w, *h), (640, 360));
+        // Two faces painted black: a good share of the picture is black.
+        let black = rgb.chunks_exact(3).filter(|p| p.iter().all(|&c| c < 24)).count();
+        assert!(black > 2000, "only {black} black pixels: the faces were not painted over");
+    }
+}

@@ -197,10 +197,15 @@ record = {{ dir = "rec" }}
     let (hall_before, dead_before) = (serve.metric("frames_total", "hall"), serve.metric("reconnects_total", "dead"));
     std::thread::sleep(Duration::from_millis(1500));
     assert!(serve.metric("frames_total", "hall") > hall_before, "hall's frame counter grows");
+    assert_eq!(serve.metric("up", "hall"), 1.0, "a camera whose frames flow is up");
     wait_for("the dead camera's retries", 30, || serve.metric("reconnects_total", "dead") >= dead_before + 1.0, &serve);
     assert_eq!(serve.metric("up", "dead"), 0.0);
     assert_eq!(serve.metric("frames_total", "dead"), 0.0);
     wait_for("both files to end", 120, || serve.log().matches(": end of file").count() == 2, &serve);
+    for camera in ["people", "hall"] {
+        assert_eq!(serve.metric("up", camera), 0.0, "{camera}: a file that has ended is down");
+        assert_eq!(serve.metric("fps", camera), 0.0, "{camera}: and anonymizes nothing");
+    }
     assert_eq!(serve.metric("frames_total", "people"), 100.0, "a file read as fast as possible loses no frame");
     assert!(serve.metric("faces_total", "people") >= 190.0, "two faces in (nearly) every frame");
     assert!(serve.metric("latency_seconds_count", "people") > 0.0);

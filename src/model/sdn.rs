@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use ndarray::{Array4, ArrayView2, ArrayView4, Ix4};
-use ort::session::Session;
 use ort::value::TensorRef;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -14,7 +13,7 @@ use zeroize::Zeroizing;
 use crate::faces::blend::BlendShape;
 use crate::faces::detect::LANDMARK_VALUES;
 use crate::faces::geometry::CropFraming;
-use crate::runtime::{self, RuntimeOptions};
+use crate::runtime::{self, RuntimeOptions, SharedSession};
 
 /// Which way the model runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,7 +136,8 @@ pub struct SdnModel {
     pub variant: String,
     /// SHA-256 of the variant's anonymize graph: the identity a stream header records.
     pub model_hash: String,
-    session: Session,
+    /// Shared with every other user of the same graph in the process (other cameras).
+    session: SharedSession,
     direction: Direction,
 }
 
@@ -168,7 +168,8 @@ impl SdnModel {
         if file != &files.anonymize {
             check(file, &sha256_hex(&dir.join(file))?)?;
         }
-        let session = runtime::session(&dir.join(file), runtime)?;
+        let shared = runtime::shared(&dir.join(file), runtime)?;
+        let session = shared.lock();
         // An optional input (landmarks) is an initializer the graph lets a caller override;
         // ONNX Runtime lists those apart from the inputs.
         let overridable: Vec<String> = session.overridable_initializers().iter().map(|i| i.name().to_string()).collect();
@@ -185,7 +186,8 @@ impl SdnModel {
             dir.join(file).display(),
             spec.output
         );
-        Ok(Self { spec, variant, model_hash, session, direction })
+        drop(session);
+        Ok(Self { spec, variant, model_hash, session: shared, direction })
     }
 
     pub fn direction(&self) -> Direction {
@@ -241,7 +243,8 @@ impl SdnModel {
             ensure!(landmarks.shape() == [n, LANDMARK_VALUES], "landmarks of shape {:?} for {n} faces", landmarks.shape());
             inputs.push((name.as_str().into(), TensorRef::from_array_view(landmarks)?.into()));
         }
-        let outputs = self.session.run(inputs)?;
+        let mut session = self.session.lock();
+        let outputs = session.run(inputs)?;
         let out = outputs[self.spec.output.as_str()].try_extract_array::<f32>()?;
         let shape = out.shape().to_vec();
         out.into_dimensionality::<Ix4>()

@@ -11,10 +11,13 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 
 pub mod assets;
+mod shared;
+
+pub use shared::{SharedSession, shared};
 
 /// Where a model runs. A provider that was asked for and cannot load is an error: faceveil never
 /// falls back to the CPU behind the user's back.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Provider {
     #[default]
     Cpu,
@@ -93,7 +96,8 @@ pub fn load() -> Result<Environment> {
         .map_err(|e| anyhow!(e))
 }
 
-/// Opens a model on the requested provider.
+/// Opens a model on the requested provider, a session of its own; [`shared`] gives the one
+/// already open in the process.
 pub fn session(model: &Path, opts: &RuntimeOptions) -> Result<Session> {
     let env = load()?;
     if !model.is_file() {

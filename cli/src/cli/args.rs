@@ -121,6 +121,10 @@ pub struct AnonymizeArgs {
     /// Publish the anonymized stream at rtsp://0.0.0.0:PORT/faceveil instead of writing a file
     #[arg(long, value_name = "PORT")]
     pub serve_rtsp: Option<u16>,
+    /// Write the anonymized picture to this v4l2loopback device (e.g. /dev/video10), which
+    /// video-call applications then offer as a camera; the input is usually a webcam
+    #[arg(long, value_name = "DEVICE", conflicts_with_all = ["output", "serve_rtsp", "boxes_json"])]
+    pub virtual_camera: Option<PathBuf>,
     /// Bitrate of the served stream in kbit/s (x264 with live settings, constant bitrate);
     /// by default it follows the frame size and rate: 3.1 Mbit/s at 1280x720 and 24 fps
     #[arg(long, value_name = "KBPS", requires = "serve_rtsp",

@@ -12,6 +12,7 @@ mod sealing;
 mod serve;
 mod stop;
 mod video;
+mod virtualcam;
 
 use anyhow::{Context, Result, bail, ensure};
 use faceveil::pipeline::{Anonymizer, Restorer};
@@ -35,13 +36,17 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn anonymize(args: AnonymizeArgs) -> Result<()> {
     // Before any password prompt: a missing output is the user's first mistake to hear about.
-    ensure!(args.output.is_some() || args.serve_rtsp.is_some(), "an output is required (-o OUTPUT), or use --serve-rtsp PORT");
+    ensure!(
+        args.output.is_some() || args.serve_rtsp.is_some() || args.virtual_camera.is_some(),
+        "an output is required (-o OUTPUT), or use --serve-rtsp PORT or --virtual-camera DEVICE"
+    );
     let config = faceveil::config::Config { keying: args.keying.into(), ..args.common.config(args.mode.into())? };
     let password = if config.mode == faceveil::faces::effects::Mode::Sdn { Some(password::obtain(&args.common)?) } else { None };
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
     let recipients = sealing::recipients(&args.recipients, args.recipients_file.as_ref())?;
     let Input::Stream(_) = &input else {
         ensure!(args.serve_rtsp.is_none(), "--serve-rtsp needs a video file, an RTSP URL or a camera");
+        ensure!(args.virtual_camera.is_none(), "--virtual-camera needs a camera, a video file or an RTSP URL");
         let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
         if !recipients.is_empty() {
             anonymizer.seal_to(&recipients, args.recipients_threshold)?;
@@ -69,6 +74,9 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
     let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
     if let Some(port) = args.serve_rtsp {
         return rtsp::serve(&input, port, args.serve_bitrate, &settings);
+    }
+    if let Some(device) = &args.virtual_camera {
+        return virtualcam::run(&input, device, &settings);
     }
     let output = args.output.as_deref().context("an output is required (-o OUTPUT)")?;
     video::anonymize(&input, output, &settings, args.boxes_json.as_deref())

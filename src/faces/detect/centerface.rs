@@ -2,20 +2,20 @@
 
 use anyhow::{Context, Result, ensure};
 use ndarray::{Array4, ArrayView3, Axis, Ix4, s};
-use ort::session::Session;
 use ort::value::TensorRef;
 
 use super::{Detector, Face};
 use crate::faces::geometry::BBox;
 use crate::frame::rgb::RgbImage;
 use crate::runtime::assets;
-use crate::runtime::{self, RuntimeOptions};
+use crate::runtime::{self, RuntimeOptions, SharedSession};
 
 /// The network's output stride.
 const STRIDE: usize = 4;
 
 pub struct CenterFace {
-    session: Session,
+    /// Shared with every other CenterFace in the process on the same options.
+    session: SharedSession,
     /// Output names in the order heatmap, scale, offset, landmarks.
     outputs: [String; 4],
     input: String,
@@ -26,7 +26,8 @@ pub struct CenterFace {
 impl CenterFace {
     pub fn open(runtime: &RuntimeOptions) -> Result<Self> {
         let path = assets::centerface_model()?;
-        let session = runtime::session(&path, runtime).context("CenterFace detector")?;
+        let shared = runtime::shared(&path, runtime).context("CenterFace detector")?;
+        let session = shared.lock();
         ensure!(
             session.inputs().len() == 1 && session.outputs().len() == 4,
             "{} is not a CenterFace model (expected 1 input and 4 outputs)",
@@ -35,7 +36,8 @@ impl CenterFace {
         let names: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
         let outputs = [names[0].clone(), names[1].clone(), names[2].clone(), names[3].clone()];
         let input = session.inputs()[0].name().to_string();
-        Ok(Self { session, outputs, input, tensor: Array4::zeros((1, 3, 0, 0)) })
+        drop(session);
+        Ok(Self { session: shared, outputs, input, tensor: Array4::zeros((1, 3, 0, 0)) })
     }
 }
 
@@ -56,7 +58,8 @@ impl Detector for CenterFace {
             }
         }
         let input = TensorRef::from_array_view(self.tensor.view())?;
-        let out = self.session.run(ort::inputs![self.input.as_str() => input])?;
+        let mut session = self.session.lock();
+        let out = session.run(ort::inputs![self.input.as_str() => input])?;
         // Each output is [1, C, H/4, W/4]: the batch of one taken off.
         let get = |i: usize| -> Result<ArrayView3<f32>> {
             let a = out[self.outputs[i].as_str()].try_extract_array::<f32>()?;
