@@ -1,6 +1,7 @@
 """Export: models/sdn/facespace.npz (written by fit.py) -> the two ONNX graphs and sdn.json.
 
     OMP_NUM_THREADS=2 deps/sdn-venv/bin/python models/sdn/export.py [--alpha 0.25] [--check 16]
+        [--compare DIR_WITH_EARLIER_GRAPHS]
 
 Builds, with onnx.helper (opset 17), the computation facespace.py documents:
   sdn.onnx          anonymize: image [N,3,128,128] (-1..1), key [N,128] (+-1), attributes [N,6],
@@ -8,7 +9,9 @@ Builds, with onnx.helper (opset 17), the computation facespace.py documents:
                     landmarks [1,10], expanded to N) -> image_out [N,3,128,128]
   sdn_restore.onnx  restore: the same inputs, the anonymized crop as image -> the original crop
 then checks both with onnxruntime against facespace.py on held-out crops (with and without the
-landmarks input), counts the FLOPs of the nodes, and writes sdn.json (model entries, sha256).
+landmarks input), times them at batch 1, 2 and 8, counts the FLOPs of the nodes, and writes sdn.json
+(model entries, sha256). With align = 0 (the shipped fit) both canonical grids are constants and are
+stored as such, so that onnxruntime does not rebuild them on every call.
 """
 import argparse
 import hashlib
@@ -25,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from facespace import FaceSpace  # noqa: E402
 
-MODEL_ID = "sdn-0.6.0"
+MODEL_ID = "sdn-0.6.1"
 S = 128
 
 
@@ -83,6 +86,15 @@ class Graph:
     def inputs(self):
         b = self.b
         n = b.op("Gather", [b.op("Shape", ["image"]), b.const([0], np.int64)], axis=0)
+        self.n_shape = n
+        self.zeros_col = None
+        # align = 0: the warp uses the mean landmarks whatever is fed, so both grids are constants.
+        # Computed here (numpy, float64) and stored, they are not rebuilt per call from the batch
+        # (onnxruntime cannot fold them: they start from Shape(image) and the overridable
+        # `landmarks`); the graphs still accept `landmarks` and ignore it, as before.
+        self.baked = float(self.fs.p.get("align", 1.0)) == 0.0
+        if self.baked:
+            return
         shape = b.op("Concat", [n, b.const([10], np.int64)], axis=0)
         lm = b.op("Expand", ["landmarks", shape])
         a = float(self.fs.p.get("align", 1.0))
@@ -90,11 +102,19 @@ class Graph:
             mean = b.const(self.fs.mean_landmarks.reshape(1, 10))
             lm = b.op("Add", [mean, b.op("Mul", [b.op("Sub", [lm, mean]), b.const(a)])])
         self.L5 = b.op("Reshape", [lm, b.const([-1, 5, 2], np.int64)])
-        self.zeros_col = None
-        self.n_shape = n
+
+    def batch(self, const_grid):
+        """A constant [1,H,W,2] grid expanded to the batch (GridSample wants one grid per image)."""
+        b = self.b
+        shape = b.op("Concat", [self.n_shape, b.const(list(const_grid.shape[1:]), np.int64)], axis=0)
+        return b.op("Expand", [b.const(const_grid), shape])
 
     def sampling_grid(self):
         b, G = self.b, self.G
+        if self.baked:
+            g = self.fs.tps_T @ self.fs.mean_landmarks.reshape(5, 2) * 2 - 1
+            self.grid = self.batch(g.reshape(1, 2 * G, 2 * G, 2))
+            return
         g = b.op("MatMul", [b.const(self.fs.tps_T), self.L5])  # [N,4G^2,2]
         b.flops += 2 * self.fs.tps_T.size * 2
         g = b.op("Sub", [b.op("Mul", [g, b.const(2.0)]), b.const(1.0)])
@@ -112,6 +132,11 @@ class Graph:
     def inverse_grid(self):
         """For every crop pixel its canonical point, as GridSample coordinates into the G x G window."""
         b, fs = self.b, self.fs
+        if self.baked:  # facespace.inverse_grid at the mean landmarks, to window coordinates
+            p = fs.inverse_grid(fs.mean_landmarks.reshape(1, 10), S)
+            x0, y0, side = [float(v) for v in fs.window]
+            self.igrid = self.batch((p - [x0, y0]) * (2.0 / side) - 1)
+            return
         co = b.op("MatMul", [b.const(fs.tps_minv), self.L5])  # [N,8,2]
         a0 = b.op("Slice", [co, b.const([5], np.int64), b.const([6], np.int64), b.const([1], np.int64)])  # [N,1,2]
         A = b.op("Slice", [co, b.const([6], np.int64), b.const([8], np.int64), b.const([1], np.int64)])  # [N,2,2]
@@ -278,7 +303,48 @@ def sha256(p):
     return h.hexdigest()
 
 
-def check(model_dir, fs, n, data):
+def timings(sessions, x, key, attrs, batches=(1, 2, 8), reps=20):
+    """ms a face without landmarks (as the runtime runs it) at each batch size, for each session:
+    the best of reps runs over the batch after one warm-up run. The machine is shared, so the
+    minimum, and the sessions' runs alternate so that a change of load hits all of them alike."""
+    out = [{} for _ in sessions]
+    for bs in batches:
+        f = {"image": x[:bs], "key": key[:bs], "attributes": attrs[:bs]}
+        best = [1e9] * len(sessions)
+        for r in range(reps + 1):
+            for i, s in enumerate(sessions):
+                t = time.perf_counter()
+                s.run(["image_out"], f)
+                if r:
+                    best[i] = min(best[i], time.perf_counter() - t)
+        for i in range(len(sessions)):
+            out[i][str(bs)] = round(best[i] * 1000 / bs, 2)
+    return out
+
+
+def compare(model_dir, ref_dir, x, key, attrs):
+    """Max abs difference of both graphs from the graphs in ref_dir (the same crops, no landmarks;
+    restore from the uint8 anonymized crop), and the ms a face of both at batch 1, 2 and 8."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    res = {}
+    for fname in ("sdn.onnx", "sdn_restore.onnx"):
+        new = ort.InferenceSession(os.path.join(model_dir, fname), so, providers=["CPUExecutionProvider"])
+        old = ort.InferenceSession(os.path.join(ref_dir, fname), so, providers=["CPUExecutionProvider"])
+        xin = x
+        if fname == "sdn_restore.onnx":  # restore what the reference anonymize wrote, as uint8
+            a = ort.InferenceSession(os.path.join(ref_dir, "sdn.onnx"), so, providers=["CPUExecutionProvider"])
+            y = a.run(["image_out"], {"image": x, "key": key, "attributes": attrs})[0]
+            xin = (np.rint((y + 1) * 127.5) / 127.5 - 1).astype(np.float32)
+        f = {"image": xin, "key": key, "attributes": attrs}
+        d = np.abs(new.run(["image_out"], f)[0] - old.run(["image_out"], f)[0]).max()
+        t_old, t_new = timings([old, new], xin, key, attrs)
+        res[fname] = dict(maxabs_vs_ref=float(d), ms_per_face_ref=t_old, ms_per_face=t_new)
+    return res
+
+
+def check(model_dir, fs, n, data, ref_dir=None):
     """Both graphs against facespace.py on n held-out crops; with and without landmarks."""
     import onnxruntime as ort
     lab = np.load(os.path.join(data, "labels.npz"))
@@ -308,7 +374,10 @@ def check(model_dir, fs, n, data):
     xr_nolm = sr.run(["image_out"], {"image": (np.rint((y_nolm + 1) * 127.5) / 127.5 - 1).astype(np.float32),
                                      "key": key, "attributes": attrs})[0]
     psnr = lambda a, c: float(10 * np.log10(4 / np.mean((a - c) ** 2)))  # noqa: E731
-    return dict(faces=len(sel), anonymize_vs_numpy_maxabs=float(np.abs(y - y_ref).max()),
+    extra = {"ms_per_face_batch_1_2_8": {"anonymize": timings([sa], x, key, attrs)[0], "restore": timings([sr], yq, key, attrs)[0]}}
+    if ref_dir:
+        extra["against_" + os.path.basename(os.path.normpath(ref_dir))] = compare(model_dir, ref_dir, x, key, attrs)
+    return dict(extra, faces=len(sel), anonymize_vs_numpy_maxabs=float(np.abs(y - y_ref).max()),
                 anonymize_no_landmarks_vs_numpy_maxabs=float(np.abs(y_nolm - y_ref_nolm).max()),
                 restore_psnr_uint8=psnr(xr, x), restore_psnr_uint8_no_landmarks=psnr(xr_nolm, x),
                 change_rms=float(np.sqrt(np.mean((y - x) ** 2))),
@@ -323,6 +392,8 @@ def main():
     ap.add_argument("--align", type=float, default=None, help="override the npz's alignment strength (0: landmarks ignored)")
     ap.add_argument("--data", default=os.path.join(HERE, "data"))
     ap.add_argument("--check", type=int, default=16)
+    ap.add_argument("--compare", default=None, help="a folder with earlier sdn.onnx / sdn_restore.onnx: "
+                    "max abs difference from them and their ms a face, recorded in the check")
     args = ap.parse_args()
     over = {} if args.alpha is None else {"alpha": np.array(args.alpha)}
     if args.align is not None:
@@ -336,7 +407,7 @@ def main():
         flops[direction] = fl
         print(f"{fname}: {len(model.graph.node)} nodes, {fl / 1e9:.4f} GFLOP a face, "
               f"{os.path.getsize(os.path.join(args.out, fname)) / 2**20:.1f} MiB", flush=True)
-    res = check(args.out, fs, args.check, args.data) if args.check else {}
+    res = check(args.out, fs, args.check, args.data, args.compare) if args.check else {}
     print(json.dumps(res), flush=True)
     info = json.loads(str(fs.info))
     spec_path = os.path.join(args.out, "sdn.json")
