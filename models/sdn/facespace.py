@@ -1,10 +1,12 @@
-"""The sdn-0.6.0 face space in numpy: the same computation as the exported ONNX graphs.
+"""The sdn face space (0.6.x; 0.7.0 adds the keyed geometry) in numpy: the same computation as the
+exported ONNX graphs.
 
     from facespace import FaceSpace
     fs = FaceSpace.load("models/sdn")                 # reads models/sdn/facespace.npz
     ids, rest = fs.split(crops, landmarks)            # crops [N,3,128,128] float -1..1, landmarks [N,10]
     out = fs.merge(ids2, rest)                        # crops with identity coordinates ids2 (not bent)
     y = bend(fs.merge(fs.rotate(ids, keys), rest, detail=fs.alpha))   # == fs.anonymize(crops, landmarks, keys)
+                                                      #    (without keyed geometry)
     y = fs.anonymize(crops, landmarks, keys, attrs)   # keys [N,128] +-1, attrs [N,6]
     x = fs.restore(y, landmarks, keys, attrs)
 
@@ -29,6 +31,15 @@ into -1..1 by a tanh (bend()), which restore undoes (unbend()).
 R(k) = G_L(k) O_L ... G_1(k) O_1: fixed random orthogonal matrices O_i and Givens rotations of
 coordinate pairs (0,1),(2,3),... by angles theta_i = Akey_i k + bkey_i. Restore inverts the
 whole affine map of the crop by a few fixed-point steps (see restore()).
+
+Keyed geometry (files with geo_amp > 0): after the change, the crop is resampled through a smooth
+displacement field, Gaussian bumps at 8 anchors of the mean shape (eyes, nose, mouth corners, chin,
+jaw), mirrored so that the face stays symmetric and tapered to zero inside the blend ellipse. Its
+8 parameters are tanh of fixed random projections of the key and of the direction of the
+anonymized identity's first coordinates (geo_offsets), so the surrogate's proportions (eye spacing,
+nose length, mouth and face width) follow the key and the new identity, and two people under one
+key move differently. The field is smooth and small (|grad| < 0.5), so restore inverts it by
+fixed-point steps, after reading the anonymized identity back (geo_read).
 
 Attacks without a key use split/merge on a surrogate: e.g. merge(-ids, rest) negates its identity
 coordinates, merge(2 * ids, rest) rescales them. The shipped facespace.npz has align = 0: the

@@ -1,6 +1,8 @@
 """Fit: the sdn-0.6.0 face space from models/sdn/data (written by prepare.py) -> models/sdn/facespace.npz.
 
     OMP_NUM_THREADS=2 deps/sdn-venv/bin/python models/sdn/fit.py [--K 300] [--m 200] [--alpha 0.25] [--keep tone,age]
+        [--geo-amp 0.03 --geo-id-coords 32 --geo-gamma 1 --restore-steps 6]
+    deps/sdn-venv/bin/python models/sdn/fit.py --geo-only models/sdn/facespace.npz --geo-amp 0.03 --restore-steps 6 --out X.npz
 
 Only the fitting split (split == 0) is used; no dlib, no network. Steps (facespace.py documents the
 model):
@@ -16,7 +18,9 @@ model):
     age direction (regression of UTKFace's age on z), so that the key does not move them;
  5. attribute directions: one degree = the difference of the class means of z over the images
     labelled +1 and -1 (CelebA labels; male/young also from UTKFace's file names);
- 6. key -> rotation: L fixed random orthogonal matrices and angle maps (seeded).
+ 6. key -> rotation: L fixed random orthogonal matrices and angle maps (seeded);
+ 7. with --geo-amp > 0: the keyed geometry's anchors and random projections (keyed_geometry(),
+    seeded; nothing fitted). --geo-only adds them to an existing fit.
 """
 import argparse
 import json
