@@ -1,6 +1,7 @@
 """Export: models/sdn/facespace.npz (written by fit.py) -> the two ONNX graphs and sdn.json.
 
     OMP_NUM_THREADS=2 deps/sdn-venv/bin/python models/sdn/export.py [--alpha 0.25] [--check 16]
+        [--compare DIR_WITH_EARLIER_GRAPHS]
 
 Builds, with onnx.helper (opset 17), the computation facespace.py documents:
   sdn.onnx          anonymize: image [N,3,128,128] (-1..1), key [N,128] (+-1), attributes [N,6],
@@ -8,7 +9,9 @@ Builds, with onnx.helper (opset 17), the computation facespace.py documents:
                     landmarks [1,10], expanded to N) -> image_out [N,3,128,128]
   sdn_restore.onnx  restore: the same inputs, the anonymized crop as image -> the original crop
 then checks both with onnxruntime against facespace.py on held-out crops (with and without the
-landmarks input), counts the FLOPs of the nodes, and writes sdn.json (model entries, sha256).
+landmarks input), times them at batch 1, 2 and 8, counts the FLOPs of the nodes, and writes sdn.json
+(model entries, sha256). With align = 0 (the shipped fit) both canonical grids are constants and are
+stored as such, so that onnxruntime does not rebuild them on every call.
 """
 import argparse
 import hashlib
@@ -25,7 +28,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from facespace import FaceSpace  # noqa: E402
 
-MODEL_ID = "sdn-0.6.0"
+MODEL_ID = "sdn-0.6.1"  # without keyed geometry (the same map as sdn-0.6.0, faster graphs)
+MODEL_ID_GEO = "sdn-0.7.0"  # with keyed geometry (facespace.npz holds geo_amp > 0)
+
+
+def model_id(fs):
+    return MODEL_ID_GEO if fs._geo() else MODEL_ID
 S = 128
 
 
@@ -83,6 +91,15 @@ class Graph:
     def inputs(self):
         b = self.b
         n = b.op("Gather", [b.op("Shape", ["image"]), b.const([0], np.int64)], axis=0)
+        self.n_shape = n
+        self.zeros_col = None
+        # align = 0: the warp uses the mean landmarks whatever is fed, so both grids are constants.
+        # Computed here (numpy, float64) and stored, they are not rebuilt per call from the batch
+        # (onnxruntime cannot fold them: they start from Shape(image) and the overridable
+        # `landmarks`); the graphs still accept `landmarks` and ignore it, as before.
+        self.baked = float(self.fs.p.get("align", 1.0)) == 0.0
+        if self.baked:
+            return
         shape = b.op("Concat", [n, b.const([10], np.int64)], axis=0)
         lm = b.op("Expand", ["landmarks", shape])
         a = float(self.fs.p.get("align", 1.0))
@@ -90,11 +107,19 @@ class Graph:
             mean = b.const(self.fs.mean_landmarks.reshape(1, 10))
             lm = b.op("Add", [mean, b.op("Mul", [b.op("Sub", [lm, mean]), b.const(a)])])
         self.L5 = b.op("Reshape", [lm, b.const([-1, 5, 2], np.int64)])
-        self.zeros_col = None
-        self.n_shape = n
+
+    def batch(self, const_grid):
+        """A constant [1,H,W,2] grid expanded to the batch (GridSample wants one grid per image)."""
+        b = self.b
+        shape = b.op("Concat", [self.n_shape, b.const(list(const_grid.shape[1:]), np.int64)], axis=0)
+        return b.op("Expand", [b.const(const_grid), shape])
 
     def sampling_grid(self):
         b, G = self.b, self.G
+        if self.baked:
+            g = self.fs.tps_T @ self.fs.mean_landmarks.reshape(5, 2) * 2 - 1
+            self.grid = self.batch(g.reshape(1, 2 * G, 2 * G, 2))
+            return
         g = b.op("MatMul", [b.const(self.fs.tps_T), self.L5])  # [N,4G^2,2]
         b.flops += 2 * self.fs.tps_T.size * 2
         g = b.op("Sub", [b.op("Mul", [g, b.const(2.0)]), b.const(1.0)])
@@ -112,6 +137,11 @@ class Graph:
     def inverse_grid(self):
         """For every crop pixel its canonical point, as GridSample coordinates into the G x G window."""
         b, fs = self.b, self.fs
+        if self.baked:  # facespace.inverse_grid at the mean landmarks, to window coordinates
+            p = fs.inverse_grid(fs.mean_landmarks.reshape(1, 10), S)
+            x0, y0, side = [float(v) for v in fs.window]
+            self.igrid = self.batch((p - [x0, y0]) * (2.0 / side) - 1)
+            return
         co = b.op("MatMul", [b.const(fs.tps_minv), self.L5])  # [N,8,2]
         a0 = b.op("Slice", [co, b.const([5], np.int64), b.const([6], np.int64), b.const([1], np.int64)])  # [N,1,2]
         A = b.op("Slice", [co, b.const([6], np.int64), b.const([8], np.int64), b.const([1], np.int64)])  # [N,2,2]
@@ -150,6 +180,74 @@ class Graph:
         full = b.op("Reshape", [full, b.const([-1, 3, G, G], np.int64)])
         b.flops += 3 * S * S * 8
         return b.op("GridSample", [full, self.igrid], mode="bilinear", padding_mode="zeros", align_corners=0)
+
+    def geo_offsets(self, uid=None):
+        """facespace.geo_offsets: key (and the anonymized identity coordinates uid) -> anchor
+        offsets [N,A,2]."""
+        b, fs = self.b, self.fs
+        W = fs.geo_W
+        s = b.matmul("key", W.T / np.sqrt(W.shape[1]), 1)
+        if "geo_V" in fs.p:
+            V, gam = fs.geo_V, float(fs.p.get("geo_gamma", 1.0))
+            u = b.op("Slice", [uid, b.const([0], np.int64), b.const([V.shape[1]], np.int64), b.const([1], np.int64)])
+            nrm = b.op("Sqrt", [b.op("ReduceSum", [b.op("Mul", [u, u]), b.const([1], np.int64)], keepdims=1)])
+            un = b.op("Div", [u, b.op("Max", [nrm, b.const(1e-6)])])
+            s = b.op("Mul", [b.op("Add", [s, b.matmul(un, gam * V.T, 1)]), b.const(1 / np.sqrt(1 + gam ** 2))])
+        A = fs.geo_anchors.shape[0]
+        off = b.matmul(b.op("Tanh", [s]), fs._geo() * fs.geo_B.reshape(len(fs.geo_B), A * 2), 1)
+        return b.op("Reshape", [off, b.const([-1, A, 2], np.int64)])
+
+    def geo_field(self, g, offT):
+        """facespace.geo_field at points g [N,2,S*S] (channel first: onnxruntime's elementwise
+        ops broadcast slowly over a last axis of 2) with offsets offT [N,2,A] -> [N,2,S*S].
+        |g - c|^2 is expanded as |g|^2 - 2 g.c + |c|^2 (a MatMul)."""
+        b, fs = self.b, self.fs
+        c = fs.geo_anchors
+        A = c.shape[0]
+        k = 1.0 / float(fs.geo_sigma) ** 2
+        gg = b.op("ReduceSum", [b.op("Mul", [g, g]), b.const([1], np.int64)], keepdims=1)  # [N,1,P]
+        gc = b.op("MatMul", [b.const(c * k), g])  # [N,A,P]
+        cc = b.const((-(c ** 2).sum(1) * k / 2).reshape(1, A, 1))
+        phi = b.op("Exp", [b.op("Add", [b.op("Sub", [gc, b.op("Mul", [gg, b.const(k / 2)])]), cc])])
+        f = b.op("MatMul", [offT, phi])  # [N,2,P]
+        ax, ay, r0, r1 = [float(v) for v in fs.geo_taper]
+        rr = b.op("Mul", [b.op("Sub", [g, b.const(0.5)]), b.const(np.array([1 / ax, 1 / ay]).reshape(1, 2, 1))])
+        r = b.op("Sqrt", [b.op("ReduceSum", [b.op("Mul", [rr, rr]), b.const([1], np.int64)], keepdims=1)])
+        t = b.op("Clip", [b.op("Mul", [b.op("Sub", [b.const(r1), r]), b.const(1 / (r1 - r0))]), b.const(0.0), b.const(1.0)])
+        taper = b.op("Mul", [b.op("Mul", [t, t]), b.op("Sub", [b.const(3.0), b.op("Mul", [t, b.const(2.0)])])])
+        b.flops += S * S * A * 10 + S * S * 12
+        return b.op("Mul", [f, taper])
+
+    def geo_warp(self, img, off, inverse=False):
+        """facespace.geo_warp. Forward grid q + f(q): the bumps at the pixel centres q are one
+        constant [S*S,A] matrix (tapered). Inverse: r = q - f(r) by fixed-point steps."""
+        b, fs = self.b, self.fs
+        t = (np.arange(S) + 0.5) / S
+        qn = np.stack(np.meshgrid(t, t), -1).reshape(1, S * S, 2)
+        if not inverse:
+            d2 = ((qn[0][:, None, :] - fs.geo_anchors) ** 2).sum(-1)
+            ax, ay, r0, r1 = [float(v) for v in fs.geo_taper]
+            r = np.sqrt(((qn[0, :, 0] - 0.5) / ax) ** 2 + ((qn[0, :, 1] - 0.5) / ay) ** 2)
+            tt = np.clip((r1 - r) / (r1 - r0), 0, 1)
+            P = np.exp(-d2 / (2 * float(fs.geo_sigma) ** 2)) * (tt * tt * (3 - 2 * tt))[:, None]  # [S*S,A]
+            g = b.op("Add", [b.const(qn), b.op("MatMul", [b.const(P), off])])
+            b.flops += 2 * S * S * P.shape[1] * 2
+        else:
+            q = b.const(qn.transpose(0, 2, 1))  # [1,2,P]
+            offT = b.op("Transpose", [off], perm=[0, 2, 1])
+            g = b.op("Sub", [q, self.geo_field(b.op("Expand", [q, b.op("Concat", [self.n_shape, b.const([2, S * S], np.int64)], axis=0)]), offT)])
+            for _ in range(int(fs.geo_iters) - 1):
+                g = b.op("Sub", [q, self.geo_field(g, offT)])
+            g = b.op("Transpose", [g], perm=[0, 2, 1])
+        grid = b.op("Reshape", [b.op("Sub", [b.op("Mul", [g, b.const(2.0)]), b.const(1.0)]), b.const([-1, S, S, 2], np.int64)])
+        b.flops += 3 * S * S * 8
+        return b.op("GridSample", [img, grid], mode="bilinear", padding_mode="border", align_corners=0)
+
+    def geo_read(self, y):
+        """facespace.geo_read: identity coordinates of an unwarped anonymized crop."""
+        b, fs = self.b, self.fs
+        z2 = b.matmul(b.op("Sub", [self.sample(y), b.const(fs.mu)]), fs.ana_alpha.T, 1, f16=True)
+        return b.matmul(z2, fs.Q, 1)
 
     def angles(self):
         b, fs = self.b, self.fs
@@ -195,10 +293,13 @@ class Graph:
         vm = v if linear else b.op("Sub", [v, b.const(fs.mu)])
         z = b.matmul(vm, fs.ana.T, 1, f16=True)
         u = b.matmul(z, fs.Q, 1)
-        du = b.op("Sub", [self.rotate(u), u])
+        ur = self.rotate(u)
+        du = b.op("Sub", [ur, u])
         dz = b.matmul(du, fs.Q.T, 1)
         if not linear:
             dz = b.op("Add", [dz, self.attr_shift()])
+            if "geo_V" in fs.p and fs._geo():  # the offsets follow it: facespace.geo_identity
+                self.uid = b.op("Add", [ur, b.matmul(self.attr_shift(), fs.Q, 1)])
         d = b.matmul(dz, fs.syn.T, 1, f16=True)
         if self.alpha != 1.0:
             rec = b.matmul(z, fs.syn.T, 1, f16=True)
@@ -246,14 +347,32 @@ def build(fs, alpha, direction):
     g.sampling_grid()
     g.inverse_grid()
     g.angles()
+    geo = fs._geo() != 0.0
+    ident = geo and "geo_V" in fs.p
+    key_off = g.geo_offsets() if geo and not ident else None  # key-only offsets: one per graph
+
+    def offsets():  # for the crop whose change() was built last
+        return g.geo_offsets(g.uid) if ident else key_off
+
     if direction == "anonymize":
-        out = bend_nodes(b, b.op("Add", ["image", g.to_crop(g.change(g.sample("image")))]))
-    else:
+        y = b.op("Add", ["image", g.to_crop(g.change(g.sample("image")))])
+        out = bend_nodes(b, g.geo_warp(y, offsets()) if geo else y)
+    else:  # facespace.restore
         yin = bend_nodes(b, "image", inverse=True)
-        x = b.op("Add", [yin, g.to_crop(g.undo(g.sample(yin)))])
+        yc = yin
+        if geo:
+            off = g.geo_offsets(g.geo_read(yin)) if ident else key_off
+            yc = g.geo_warp(yin, off, inverse=True)
+            for _ in range(int(fs.p.get("geo_reads", 0)) if ident else 0):
+                yc = g.geo_warp(yin, g.geo_offsets(g.geo_read(yc)), inverse=True)
+        x = b.op("Add", [yc, g.to_crop(g.undo(g.sample(yc)))])
         for _ in range(int(fs.restore_steps)):
             fx = b.op("Add", [x, g.to_crop(g.change(g.sample(x)))])
-            e = b.op("Sub", [yin, fx])
+            if geo:  # the warp of x's own anonymized identity, forward and back
+                off = offsets()
+                e = g.geo_warp(b.op("Sub", [yin, g.geo_warp(fx, off)]), off, inverse=True)
+            else:
+                e = b.op("Sub", [yin, fx])
             x = b.op("Add", [b.op("Add", [x, e]), g.to_crop(g.undo(g.sample(e), linear=True))])
         out = b.op("Clip", [x, b.const(-1.0), b.const(1.0)])
     b.nodes.append(helper.make_node("Identity", [out], ["image_out"]))
@@ -263,7 +382,7 @@ def build(fs, alpha, direction):
               helper.make_tensor_value_info("attributes", TensorProto.FLOAT, ["N", 6]),
               helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, ["M", 10])]
     outputs = [helper.make_tensor_value_info("image_out", TensorProto.FLOAT, ["N", 3, S, S])]
-    graph = helper.make_graph(b.nodes, f"faceveil_{MODEL_ID}_{direction}", inputs, outputs, [lm_default] + b.inits)
+    graph = helper.make_graph(b.nodes, f"faceveil_{model_id(fs)}_{direction}", inputs, outputs, [lm_default] + b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="faceveil models/sdn/export.py")
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -278,7 +397,48 @@ def sha256(p):
     return h.hexdigest()
 
 
-def check(model_dir, fs, n, data):
+def timings(sessions, x, key, attrs, batches=(1, 2, 8), reps=20):
+    """ms a face without landmarks (as the runtime runs it) at each batch size, for each session:
+    the best of reps runs over the batch after one warm-up run. The machine is shared, so the
+    minimum, and the sessions' runs alternate so that a change of load hits all of them alike."""
+    out = [{} for _ in sessions]
+    for bs in batches:
+        f = {"image": x[:bs], "key": key[:bs], "attributes": attrs[:bs]}
+        best = [1e9] * len(sessions)
+        for r in range(reps + 1):
+            for i, s in enumerate(sessions):
+                t = time.perf_counter()
+                s.run(["image_out"], f)
+                if r:
+                    best[i] = min(best[i], time.perf_counter() - t)
+        for i in range(len(sessions)):
+            out[i][str(bs)] = round(best[i] * 1000 / bs, 2)
+    return out
+
+
+def compare(model_dir, ref_dir, x, key, attrs):
+    """Max abs difference of both graphs from the graphs in ref_dir (the same crops, no landmarks;
+    restore from the uint8 anonymized crop), and the ms a face of both at batch 1, 2 and 8."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    res = {}
+    for fname in ("sdn.onnx", "sdn_restore.onnx"):
+        new = ort.InferenceSession(os.path.join(model_dir, fname), so, providers=["CPUExecutionProvider"])
+        old = ort.InferenceSession(os.path.join(ref_dir, fname), so, providers=["CPUExecutionProvider"])
+        xin = x
+        if fname == "sdn_restore.onnx":  # restore what the reference anonymize wrote, as uint8
+            a = ort.InferenceSession(os.path.join(ref_dir, "sdn.onnx"), so, providers=["CPUExecutionProvider"])
+            y = a.run(["image_out"], {"image": x, "key": key, "attributes": attrs})[0]
+            xin = (np.rint((y + 1) * 127.5) / 127.5 - 1).astype(np.float32)
+        f = {"image": xin, "key": key, "attributes": attrs}
+        d = np.abs(new.run(["image_out"], f)[0] - old.run(["image_out"], f)[0]).max()
+        t_old, t_new = timings([old, new], xin, key, attrs)
+        res[fname] = dict(maxabs_vs_ref=float(d), ms_per_face_ref=t_old, ms_per_face=t_new)
+    return res
+
+
+def check(model_dir, fs, n, data, ref_dir=None):
     """Both graphs against facespace.py on n held-out crops; with and without landmarks."""
     import onnxruntime as ort
     lab = np.load(os.path.join(data, "labels.npz"))
@@ -308,7 +468,10 @@ def check(model_dir, fs, n, data):
     xr_nolm = sr.run(["image_out"], {"image": (np.rint((y_nolm + 1) * 127.5) / 127.5 - 1).astype(np.float32),
                                      "key": key, "attributes": attrs})[0]
     psnr = lambda a, c: float(10 * np.log10(4 / np.mean((a - c) ** 2)))  # noqa: E731
-    return dict(faces=len(sel), anonymize_vs_numpy_maxabs=float(np.abs(y - y_ref).max()),
+    extra = {"ms_per_face_batch_1_2_8": {"anonymize": timings([sa], x, key, attrs)[0], "restore": timings([sr], yq, key, attrs)[0]}}
+    if ref_dir:
+        extra["against_" + os.path.basename(os.path.normpath(ref_dir))] = compare(model_dir, ref_dir, x, key, attrs)
+    return dict(extra, faces=len(sel), anonymize_vs_numpy_maxabs=float(np.abs(y - y_ref).max()),
                 anonymize_no_landmarks_vs_numpy_maxabs=float(np.abs(y_nolm - y_ref_nolm).max()),
                 restore_psnr_uint8=psnr(xr, x), restore_psnr_uint8_no_landmarks=psnr(xr_nolm, x),
                 change_rms=float(np.sqrt(np.mean((y - x) ** 2))),
@@ -323,6 +486,8 @@ def main():
     ap.add_argument("--align", type=float, default=None, help="override the npz's alignment strength (0: landmarks ignored)")
     ap.add_argument("--data", default=os.path.join(HERE, "data"))
     ap.add_argument("--check", type=int, default=16)
+    ap.add_argument("--compare", default=None, help="a folder with earlier sdn.onnx / sdn_restore.onnx: "
+                    "max abs difference from them and their ms a face, recorded in the check")
     args = ap.parse_args()
     over = {} if args.alpha is None else {"alpha": np.array(args.alpha)}
     if args.align is not None:
@@ -336,12 +501,12 @@ def main():
         flops[direction] = fl
         print(f"{fname}: {len(model.graph.node)} nodes, {fl / 1e9:.4f} GFLOP a face, "
               f"{os.path.getsize(os.path.join(args.out, fname)) / 2**20:.1f} MiB", flush=True)
-    res = check(args.out, fs, args.check, args.data) if args.check else {}
+    res = check(args.out, fs, args.check, args.data, args.compare) if args.check else {}
     print(json.dumps(res), flush=True)
     info = json.loads(str(fs.info))
     spec_path = os.path.join(args.out, "sdn.json")
     spec = json.load(open(spec_path))
-    spec["model_id"] = MODEL_ID
+    spec["model_id"] = model_id(fs)
     spec["default_variant"] = "fast"
     spec["inputs"] = {"image": "image", "key": "key", "attributes": "attributes"}
     # The runtime feeds, and records in the stream's clear records, the landmarks sdn.json names.
