@@ -8,6 +8,9 @@ CLI's defaults, and (with --lossless) anonymize with --sealed-lossless and resto
 --lossless, which must give every face bit-exact. Face PSNR is over RGB (as the CLI tests
 measure it), inside each recorded square less 4 px at each edge (the RGB conversion of the edge
 also reads chroma from outside the square), per face; the mean and the worst face are reported.
+It is also reported over the decoded Y, U and V samples themselves: the RGB figure also counts
+how the two files' colorimetry tags (matrix, chroma siting) make a player convert the same
+samples, which differ where the source's caps carry none (05_crowd_mot20-08_960x366.mp4).
 
     deps/venv/bin/python scripts/sealed_size_psnr.py samples/faces_720p.mp4 [--lossless] [--json out.json]
 
@@ -41,19 +44,33 @@ def run(args, password=None):
     return out.stdout.strip()
 
 
-def decode_rgb(path):
-    """Every frame of a video as RGB, shape (frames, height, width, 3)."""
+def decode(path, fmt):
+    """Every frame of a video as RGB, (frames, height, width, 3), or I420 as the decoder gives
+    it (for even sizes), (frames, height * 3 / 2, width): Y, then U and V side by side."""
     info = subprocess.run(["gst-discoverer-1.0", path], capture_output=True, text=True).stdout
     width = int(re.search(r"Width: (\d+)", info).group(1))
     height = int(re.search(r"Height: (\d+)", info).group(1))
-    with tempfile.NamedTemporaryFile(suffix=".rgb") as raw:
+    with tempfile.NamedTemporaryFile(suffix=".raw") as raw:
         subprocess.run(
             ["gst-launch-1.0", "-q", "filesrc", f"location={path}", "!", "decodebin", "!", "videoconvert", "!",
-             "video/x-raw,format=RGB", "!", "filesink", f"location={raw.name}"],
+             f"video/x-raw,format={fmt}", "!", "filesink", f"location={raw.name}"],
             check=True,
         )
         data = np.fromfile(raw.name, dtype=np.uint8)
-    return data.reshape(-1, height, width, 3)
+    if fmt == "RGB":
+        return data.reshape(-1, height, width, 3)
+    return data.reshape(-1, height * 3 // 2, width)
+
+
+def yuv_face(frame, rect, width, height):
+    """The Y, U and V samples of a face rectangle in an I420 frame from decode(), as one array."""
+    x0, y0, x1, y1 = rect
+    y = frame[:height, :].reshape(height, width)[y0:y1, x0:x1]
+    chroma = frame[height:, :].reshape(-1)
+    half = (height // 2, width // 2)
+    u = chroma[: half[0] * half[1]].reshape(half)[y0 // 2:y1 // 2, x0 // 2:x1 // 2]
+    v = chroma[half[0] * half[1]:].reshape(half)[y0 // 2:y1 // 2, x0 // 2:x1 // 2]
+    return np.concatenate([y.ravel(), u.ravel(), v.ravel()])
 
 
 def records(sidecar):
@@ -87,14 +104,17 @@ def measure(clip, lossless):
     recs = records(sealed + ".faceveil")
     sealed_b64 = sum(len(f.get("sealed", "")) for r in recs for f in r["faces"])
     sealed_raw = sum(len(base64.b64decode(f["sealed"])) for r in recs for f in r["faces"] if "sealed" in f)
-    original, back = decode_rgb(clip), decode_rgb(restored)
+    original, back = decode(clip, "RGB"), decode(restored, "RGB")
+    original_yuv, back_yuv = decode(clip, "I420"), decode(restored, "I420")
     height, width = original.shape[1:3]
-    scores = []
+    scores, yuv_scores = [], []
     for r in recs:
         i = r["frame"]
         for _, (x0, y0, x1, y1) in face_rects(r, width, height):
             if x1 > x0 and y1 > y0:
                 scores.append(psnr(back[i, y0:y1, x0:x1], original[i, y0:y1, x0:x1]))
+                rect = (x0, y0, x1, y1)
+                yuv_scores.append(psnr(yuv_face(back_yuv[i], rect, width, height), yuv_face(original_yuv[i], rect, width, height)))
     result = {
         "clip": os.path.relpath(clip, REPO) if clip.startswith(REPO) else clip,
         "size": f"{width}x{height}",
@@ -109,13 +129,15 @@ def measure(clip, lossless):
         "restored_bytes": os.path.getsize(restored),
         "face_psnr_mean": round(float(np.mean(scores)), 2) if scores else None,
         "face_psnr_worst": round(float(np.min(scores)), 2) if scores else None,
+        "face_psnr_yuv_mean": round(float(np.mean(yuv_scores)), 2) if yuv_scores else None,
+        "face_psnr_yuv_worst": round(float(np.min(yuv_scores)), 2) if yuv_scores else None,
     }
     if lossless:
         exact_sealed, exact = os.path.join(work, "sealed-lossless.mp4"), os.path.join(work, "exact.mp4")
         run([CLI, "anonymize", clip, "-o", exact_sealed, "--recipient", recipient, "--sealed-lossless"], password="measure")
         run([CLI, "restore", exact_sealed, "-o", exact, "--identity", identity, "--lossless"])
         lrecs = records(exact_sealed + ".faceveil")
-        back = decode_rgb(exact)
+        back = decode(exact, "RGB")
         worst = 0
         for r in lrecs:
             for _, (x0, y0, x1, y1) in face_rects(r, width, height):

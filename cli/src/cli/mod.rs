@@ -115,7 +115,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
     let quality = match (args.lossless, args.identities.is_empty()) {
         (true, _) => video::Quality::Lossless,
         (false, true) => video::Quality::Crf(video::DEFAULT_CRF),
-        (false, false) => video::Quality::Crf(video::SEALED_RESTORE_CRF),
+        (false, false) => video::Quality::CrfUncapped(video::SEALED_RESTORE_CRF),
     };
     let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
     video::restore(&input, output, &settings, sidecar.as_deref(), args.header.as_deref(), quality)
