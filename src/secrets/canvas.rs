@@ -210,7 +210,7 @@ mod tests {
             let region = frame.align_region(3.0, 5.0, 30.0, 26.0).unwrap();
             let planes = frame.region_planes(region);
             let slot = Slot::around(region.width, region.height);
-            assert!(slot.holds(region.width, region.height) && slot.width % CANVAS_ALIGN == 0);
+            assert!(slot.holds(region.width, region.height) && slot.width.is_multiple_of(CANVAS_ALIGN));
             let canvas = pack(format, &planes, region.width, slot);
             assert_eq!((canvas.width, canvas.height), slot.canvas_size(format), "{format:?}");
             let back = unpack(&canvas, format, region.width, region.height, slot).unwrap();

@@ -172,7 +172,7 @@ impl TrackDecoders {
         at: InTrack,
     ) -> Result<Decoded, String> {
         let (head, coded) = Head::read(chunk).ok_or("a face video chunk is cut")?;
-        if !head.slot.holds(width, height) || head.slot.width % 2 == 1 || head.slot.height % 2 == 1 {
+        if !head.slot.holds(width, height) || !head.slot.width.is_multiple_of(2) || !head.slot.height.is_multiple_of(2) {
             return Err(format!("a {}x{} canvas cannot hold a {width}x{height} face", head.slot.width, head.slot.height));
         }
         let codec =
