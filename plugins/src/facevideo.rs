@@ -15,14 +15,18 @@ use gst_video::prelude::*;
 /// with the CLI on two_faces_640x360.mp4 (scripts/sealed_size_psnr.py, restores at CRF 4, face
 /// PSNR over RGB against the original's decoded frames, mean / worst of 200 faces, sealed KB):
 /// QP 16: 42.7 / 40.7 dB, 180 KB; QP 12: 44.6 / 43.5, 278 KB; QP 12 with chroma offset -6:
-/// 45.4 / 44.1, 314 KB, and with the slower preset 45.5 / 44.4, 281 KB; QP 10: 45.1 / 43.4, 354 KB.
-pub const SEALED_FACE_QP: u32 = 12;
+/// 45.4 / 44.1, 314 KB (preset medium; slower: 45.5 / 44.4, 281 KB); QP 10: 45.1 / 43.4, 354 KB.
+/// With the restore's rate ceiling lifted, QP 12 and chroma -6 at preset medium gave 45.3 /
+/// 43.7: QP 11 leaves a margin above 45 dB for a fresh key's surrogate around the faces.
+pub const SEALED_FACE_QP: u32 = 11;
 const SEALED_FACE_CHROMA_QP_OFFSET: i32 = -6;
 
-/// x264's preset for sealed faces: the canvases are small (a face, not a frame), so a slower
-/// preset than the main encoder's costs little time; `slower` made 10% fewer bytes than
-/// `medium` at 0.2 dB more.
-const SEALED_FACE_PRESET: &str = "slower";
+/// x264's preset for sealed faces. On two_faces_640x360.mp4 `slower` made 10% fewer bytes than
+/// `medium` at 0.2 dB more, but a face can fill the frame: on 07_selfie_portrait_720x1280.mp4's
+/// 704 px face (gst-launch-1.0, one thread) `slower` took 90 ms of CPU a frame, `medium` 35 ms
+/// for 7% more bytes, `faster` 20 ms for 12% more. Sealing runs in the stream's own thread, live
+/// cameras included.
+const SEALED_FACE_PRESET: &str = "medium";
 
 /// How long one picture may take through a coder before it counts as stuck.
 const PICTURE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,6 +38,18 @@ const PICTURE_NS: u64 = 40_000_000;
 /// x264 at [`SEALED_FACE_QP`], with no lookahead and no B-frames (`tune=zerolatency`), so each
 /// face's picture comes out as it goes in; libav's decoder on one thread for the same reason.
 pub struct X264Faces;
+
+impl X264Faces {
+    /// Whether the GStreamer elements that seal face videos are installed.
+    pub fn available() -> Result<(), String> {
+        match gst::ElementFactory::find("x264enc") {
+            Some(_) => Ok(()),
+            None => {
+                Err("sealed face videos need x264enc (gst-plugins-ugly): install it, or seal losslessly (sealed-lossless)".into())
+            }
+        }
+    }
+}
 
 impl FaceCodec for X264Faces {
     fn encoder(&self, width: usize, height: usize) -> Result<Box<dyn FaceEncoder>> {

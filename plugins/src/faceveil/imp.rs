@@ -242,7 +242,13 @@ impl BaseTransformImpl for FaceVeil {
         let mut anonymizer = Anonymizer::new(&config, password).map_err(|e| common::init_error(common::describe(&e)))?;
         if let Some(text) = settings.recipients.as_deref().filter(|t| !t.trim().is_empty()) {
             let recipients = Recipient::parse_list(&text.replace(',', "\n")).map_err(common::settings_error)?;
-            let layout = if settings.sealed_lossless { SealedLayout::Lossless } else { SealedLayout::Video(Arc::new(X264Faces)) };
+            let layout = if settings.sealed_lossless {
+                SealedLayout::Lossless
+            } else {
+                // Refused here rather than on the first face, where it could only paint it black.
+                X264Faces::available().map_err(common::settings_error)?;
+                SealedLayout::Video(Arc::new(X264Faces))
+            };
             anonymizer
                 .seal_to(&recipients, settings.recipients_threshold as usize, layout)
                 .map_err(|e| common::settings_error(common::describe(&e)))?;
