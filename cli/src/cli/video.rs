@@ -140,7 +140,7 @@ pub const DEFAULT_CRF: u32 = 23;
 /// Restores that open sealed faces: what was sealed must survive the output's codec (lossless
 /// on request). On two_faces_640x360.mp4, faces sealed losslessly and restored at CRF 8 were
 /// 46.7 dB on average (worst 45.2) against the original's decoded frames, at CRF 4 48.4 (45.8);
-/// with the default face video (x264 QP 12) CRF 4 gives 45.4 dB and CRF 2 only 0.1 dB more, for
+/// with a face video at x264 QP 12, CRF 4 gave 45.4 dB and CRF 2 only 0.1 dB more, for
 /// a file 8% larger: from CRF 4 on, the face video's own loss is what is left.
 pub const SEALED_RESTORE_CRF: u32 = 4;
 
