@@ -4,8 +4,8 @@
 //!
 //! - 1, lossless: each plane a greyscale PNG; a restore puts back exactly the bytes the camera's
 //!   decoder gave, with no colour conversion on the way. Large: every face of every frame whole.
-//! - 2, the default for videos: each track's faces as a video ([`super::facevideo`]), a few
-//!   percent of layout 1's size, at 45 dB or more.
+//! - 2, the default for videos: each track's faces as a video ([`super::facevideo`]), a fifth
+//!   to a seventh of layout 1's size, restored to about 45 dB.
 //!
 //! A restore reads both, whichever the stream was made with.
 

@@ -134,7 +134,7 @@ pub struct AnonymizeArgs {
     /// Also seal each face's original pixels to this recipient (age1..., printed by `faceveil
     /// keygen`), for a restore with its identity; repeatable. Sealed faces ride in the image's
     /// metadata (lossless), or in the video's SEI and sidecar (a small video of each tracked
-    /// face, 45 dB or more; see --sealed-lossless)
+    /// face, restored to about 45 dB; see --sealed-lossless)
     #[arg(long = "recipient", value_name = "PUBLIC")]
     pub recipients: Vec<String>,
     /// Recipients to seal to, one per line
@@ -143,7 +143,7 @@ pub struct AnonymizeArgs {
     /// How many of the recipients must unseal together (1: any one of them)
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub recipients_threshold: usize,
-    /// Seal a video's faces bit-exact (lossless PNG of each face, about 20 times larger), for a
+    /// Seal a video's faces bit-exact (lossless PNG of each face, 5 to 7 times larger), for a
     /// restore with --lossless that gives the original's bytes
     #[arg(long)]
     pub sealed_lossless: bool,

@@ -4,7 +4,7 @@
 //! detects the anonymized faces again. A wrong password gives other faces, never an error.
 //!
 //! With `identity`, the faces faceveil sealed to that recipient come back: as a face video per
-//! track (45 dB or more, the default) or exactly, bytes as the camera's decoder gave them (sealed
+//! track (about 45 dB, the default) or exactly, bytes as the camera's decoder gave them (sealed
 //! losslessly); with both a password and an identity, the sealed faces win. A restore that joins
 //! a face video midway leaves that face as it is until the track's next keyframe, with a warning.
 //!

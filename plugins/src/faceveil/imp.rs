@@ -139,7 +139,7 @@ impl ObjectImpl for FaceVeil {
                     .build(),
                 glib::ParamSpecBoolean::builder("sealed-lossless")
                     .nick("Sealed lossless")
-                    .blurb("Seal each face bit-exact, as lossless PNG of the frame's own planes (about 20 times larger), instead of a small x264 video of each tracked face (45 dB or more)")
+                    .blurb("Seal each face bit-exact, as lossless PNG of the frame's own planes (5 to 7 times larger), instead of a small x264 video of each tracked face (restored to about 45 dB)")
                     .default_value(DEFAULT_SEALED_LOSSLESS)
                     .mutable_ready()
                     .build(),
