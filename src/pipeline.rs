@@ -1,6 +1,8 @@
 //! Anonymizer and Restorer: one frame in, faces replaced (or restored) in place, plus the record
 //! a restore needs. The GStreamer elements and the CLI drive these and nothing else.
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result, bail, ensure};
 use zeroize::Zeroizing;
 
@@ -13,7 +15,7 @@ use crate::faces::track::Track;
 use crate::frame::{FrameMut, Region};
 use crate::model::keys::{self, KdfParams, Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
-use crate::secrets::{FacePlace, FaceVault, Identity, Recipient};
+use crate::secrets::{FaceCodec, FacePlace, FaceVault, Identity, Opened, Recipient, SealedLayout};
 use crate::stream::header::{FaceRecord, FrameRecord, StreamHeader};
 use crate::timing::StageTimes;
 use crate::veil::{FaceFinder, SdnKeyed, Veil};
@@ -99,13 +101,14 @@ impl Anonymizer {
     }
 
     /// Seals every face's original pixels to `recipients`, any `threshold` of whom can open
-    /// them together; call before the first frame. Needs the sdn mode's header to travel in.
-    pub fn seal_to(&mut self, recipients: &[Recipient], threshold: usize) -> Result<()> {
+    /// them together, in `layout`; call before the first frame. Needs the sdn mode's header to
+    /// travel in.
+    pub fn seal_to(&mut self, recipients: &[Recipient], threshold: usize, layout: SealedLayout) -> Result<()> {
         ensure!(self.frames == 0, "sealing must be set up before the first frame");
         let header = self.header.take().context("sealed faces travel in the sdn mode's header: use the sdn mode")?;
         let (key, envelope) = FaceVault::create(recipients, threshold)?;
         let header = header.with_sealed(envelope);
-        self.vault = Some(FaceVault::new(key, header.digest()));
+        self.vault = Some(FaceVault::new(key, header.digest(), layout));
         self.header = Some(header);
         Ok(())
     }
@@ -128,11 +131,12 @@ impl Anonymizer {
             })
             .collect();
         self.steady.keep_only(&tracks.iter().map(|t| t.id).collect::<Vec<_>>());
-        if let Some(vault) = &self.vault {
-            // Before the effect: what is sealed is what the camera saw.
+        if let Some(vault) = &mut self.vault {
+            // Before the effect: what is sealed is what the camera saw. A face that cannot be
+            // sealed fails the frame, whose faces are then painted over (fail closed).
             for (index, face) in faces.iter_mut().enumerate() {
                 if let Some((region, place)) = face_place(frame, face, self.frames, pts, index) {
-                    face.sealed = Some(vault.seal(frame, region, &place));
+                    face.sealed = Some(vault.seal(frame, region, &place)?);
                 }
             }
         }
@@ -206,6 +210,10 @@ pub struct Restorer {
     keying: Keying,
     /// Opens the sealed faces, when identities were given.
     vault: Option<FaceVault>,
+    /// Decodes faces sealed as video, once the vault is open.
+    face_codec: Option<Arc<dyn FaceCodec>>,
+    /// Sealed faces left as they were because their face video had not started here yet.
+    waiting: u64,
 }
 
 impl Restorer {
@@ -219,13 +227,21 @@ impl Restorer {
         let salt = header.salt_bytes().context("header salt")?;
         let veil = open_sdn(&config, Direction::Restore, password, &salt, &header.kdf, header.keying)?;
         header.check_model(veil.model().expect("sdn veil has a model"))?;
-        Ok(Self { veil: Some(veil), finder: None, config, keying: header.keying, vault: None })
+        Ok(Self { veil: Some(veil), finder: None, config, keying: header.keying, vault: None, face_codec: None, waiting: 0 })
     }
 
     /// A restore with identities and no password: only the sealed faces come back.
     pub fn sealed_only(config: &Config, identities: &[Identity], header: &StreamHeader) -> Result<Self> {
-        Self { veil: None, finder: None, config: config.clone(), keying: header.keying, vault: None }
-            .unseal_with(identities, header)
+        Self {
+            veil: None,
+            finder: None,
+            config: config.clone(),
+            keying: header.keying,
+            vault: None,
+            face_codec: None,
+            waiting: 0,
+        }
+        .unseal_with(identities, header)
     }
 
     /// Also opens the stream's sealed faces with `identities`: where a face was sealed, its
@@ -233,20 +249,42 @@ impl Restorer {
     /// when the stream has no sealed faces or the identities are not (enough of) its recipients.
     pub fn unseal_with(mut self, identities: &[Identity], header: &StreamHeader) -> Result<Self> {
         let envelope = header.sealed.as_ref().context("this output has no sealed faces (it was made without recipients)")?;
-        self.vault = Some(FaceVault::open(envelope, identities, header.digest())?);
+        let mut vault = FaceVault::open(envelope, identities, header.digest())?;
+        if let Some(codec) = &self.face_codec {
+            vault.decode_with(codec.clone());
+        }
+        self.vault = Some(vault);
         Ok(self)
+    }
+
+    /// Decodes faces sealed as video (the default layout) with `codec`; without one, such a
+    /// face fails to open, saying so. Photos' faces are sealed losslessly and need none.
+    pub fn decode_faces_with(mut self, codec: Arc<dyn FaceCodec>) -> Self {
+        if let Some(vault) = &mut self.vault {
+            vault.decode_with(codec.clone());
+        }
+        self.face_codec = Some(codec);
+        self
+    }
+
+    /// How many sealed faces were left as they were so far, because the restore joined their
+    /// face video midway (or a frame before them was lost) and waits for its next keyframe.
+    pub fn faces_waiting(&self) -> u64 {
+        self.waiting
     }
 
     /// Restores one frame from its record: the password restore, then the sealed faces opened
     /// back into place. A sealed face that does not open fails the frame, naming it.
     pub fn process_record(&mut self, frame: &mut FrameMut, record: &FrameRecord) -> Result<usize> {
         let n = self.process(frame, Some(&record.faces))?;
-        if let Some(vault) = &self.vault {
+        if let Some(vault) = &mut self.vault {
             for (index, face) in record.faces.iter().enumerate() {
                 let Some(sealed) = &face.sealed else { continue };
                 let (region, place) = face_place(frame, face, record.frame, record.pts, index)
                     .with_context(|| format!("frame {}: face {index} lies outside the frame", record.frame))?;
-                vault.open_into(frame, region, &place, sealed)?;
+                if vault.open_into(frame, region, &place, sealed)? == Opened::Waiting {
+                    self.waiting += 1;
+                }
             }
         }
         Ok(n)

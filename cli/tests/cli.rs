@@ -891,8 +891,10 @@ fn sealed_faces_served_over_rtsp_come_back_exactly_with_an_identity() {
     let port = free_port();
     let url = format!("rtsp://127.0.0.1:{port}/faceveil");
     let clip = sample("two_faces_640x360.mp4");
-    let _server =
-        spawn(&["anonymize", s(&clip), "--serve-rtsp", &port.to_string(), "--recipient", &recipient], &dir.join("server.log"));
+    let _server = spawn(
+        &["anonymize", s(&clip), "--serve-rtsp", &port.to_string(), "--recipient", &recipient, "--sealed-lossless"],
+        &dir.join("server.log"),
+    );
     wait_for("the server to listen", 60, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     let (out, log) = (dir.join("restored.mkv"), dir.join("client.log"));
     let mut client = spawn(&["restore", &url, "-o", s(&out), "--identity", s(&identity), "--lossless"], &log);

@@ -17,6 +17,7 @@ mod faceunveil;
 mod faceveil;
 mod faceveildetect;
 mod faceveilsei;
+mod facevideo;
 pub mod streamdata;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

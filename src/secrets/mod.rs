@@ -7,12 +7,19 @@
 //! key, the header and the face's place in the stream; the associated data binds the same place,
 //! so a face moved to another frame, slot or stream, reordered or altered fails to open. No
 //! primitive is written here: age, chacha20poly1305, hkdf and blahaj do the cryptography.
+//!
+//! What is sealed is a face's own pixels: by default each track's faces coded as a small video
+//! (the codec comes from the front end), losslessly as PNG on request ([`SealedLayout`]).
 
+mod canvas;
 mod faces;
+mod facevideo;
 mod identity;
 mod seal;
 
-pub use faces::FaceVault;
+pub use canvas::Canvas;
+pub use faces::{FaceVault, Opened, SealedLayout};
+pub use facevideo::{FaceCodec, FaceDecoder, FaceEncoder};
 pub use identity::{Identity, Recipient};
 pub use seal::{ContentKey, FacePlace, FaceSealer, KeyEnvelope};
 
@@ -33,6 +40,8 @@ pub enum SealError {
     OtherFormat { frame: u64, index: u32, sealed: String, here: String },
     #[error("frame {frame}, face {index}: the sealed face opened but its contents are not understood ({what})")]
     Layout { frame: u64, index: u32, what: String },
+    #[error("the face video codec failed: {0}")]
+    Codec(String),
     #[error("a threshold of {threshold} cannot be met by {recipients} recipients")]
     BadThreshold { threshold: usize, recipients: usize },
     #[error("no recipients given")]

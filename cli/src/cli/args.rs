@@ -136,8 +136,9 @@ pub struct AnonymizeArgs {
     #[arg(long, value_enum, default_value = "track")]
     pub keying: KeyingArg,
     /// Also seal each face's original pixels to this recipient (age1..., printed by `faceveil
-    /// keygen`), for an exact restore with its identity; repeatable. Sealed faces ride in the
-    /// image's metadata, or in the video's SEI and sidecar, losslessly
+    /// keygen`), for a restore with its identity; repeatable. Sealed faces ride in the image's
+    /// metadata (lossless), or in the video's SEI and sidecar (a small video of each tracked
+    /// face, restored to about 45 dB; see --sealed-lossless)
     #[arg(long = "recipient", value_name = "PUBLIC")]
     pub recipients: Vec<String>,
     /// Recipients to seal to, one per line
@@ -146,6 +147,10 @@ pub struct AnonymizeArgs {
     /// How many of the recipients must unseal together (1: any one of them)
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub recipients_threshold: usize,
+    /// Seal a video's faces bit-exact (lossless PNG of each face, 5 to 7 times larger), for a
+    /// restore with --lossless that gives the original's bytes
+    #[arg(long)]
+    pub sealed_lossless: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -182,8 +187,9 @@ pub struct RestoreArgs {
     /// output needs several together. Without a password only the sealed faces come back
     #[arg(long = "identity", value_name = "FILE")]
     pub identities: Vec<PathBuf>,
-    /// Write a restored video losslessly (x264 at quantizer 0), so that sealed faces stay
-    /// bit-exact in the file; by default restores with identities are written at CRF 12
+    /// Write a restored video losslessly (x264 at quantizer 0), so that faces sealed with
+    /// --sealed-lossless stay bit-exact in the file; by default restores with identities are
+    /// written at x264 CRF 8
     #[arg(long)]
     pub lossless: bool,
     #[command(flatten)]

@@ -16,6 +16,7 @@ mod virtualcam;
 
 use anyhow::{Context, Result, bail, ensure};
 use faceveil::pipeline::{Anonymizer, Restorer};
+use faceveil::secrets::SealedLayout;
 use faceveil::stream::header::StreamHeader;
 use faceveil::stream::sidecar;
 use faceveil::veil::FaceFinder;
@@ -44,12 +45,13 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
     let password = if config.mode == faceveil::faces::effects::Mode::Sdn { Some(password::obtain(&args.common)?) } else { None };
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
     let recipients = sealing::recipients(&args.recipients, args.recipients_file.as_ref())?;
+    ensure!(!args.sealed_lossless || !recipients.is_empty(), "--sealed-lossless needs --recipient or --recipients-file");
     let Input::Stream(_) = &input else {
         ensure!(args.serve_rtsp.is_none(), "--serve-rtsp needs a video file, an RTSP URL or a camera");
         ensure!(args.virtual_camera.is_none(), "--virtual-camera needs a camera, a video file or an RTSP URL");
         let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
         if !recipients.is_empty() {
-            anonymizer.seal_to(&recipients, args.recipients_threshold)?;
+            anonymizer.seal_to(&recipients, args.recipients_threshold, SealedLayout::Lossless)?;
         }
         let mut finder = FaceFinder::new(&config)?;
         let output = args.output.as_deref().context("an output is required (-o OUTPUT)")?;
@@ -69,6 +71,7 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
     let sealing = video::Sealing {
         recipients: (!recipients.is_empty()).then(|| recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
         threshold: u32::try_from(args.recipients_threshold).unwrap_or(u32::MAX),
+        lossless: args.sealed_lossless,
         ..Default::default()
     };
     let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
@@ -120,7 +123,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
     let quality = match (args.lossless, args.identities.is_empty()) {
         (true, _) => video::Quality::Lossless,
         (false, true) => video::Quality::Crf(video::DEFAULT_CRF),
-        (false, false) => video::Quality::Crf(video::SEALED_RESTORE_CRF),
+        (false, false) => video::Quality::CrfUncapped(video::SEALED_RESTORE_CRF),
     };
     let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
     video::restore(&input, output, &settings, sidecar.as_deref(), args.header.as_deref(), quality)

@@ -3,15 +3,17 @@
 //! the `header` property, cuts the recorded squares where the stream carries them and otherwise
 //! detects the anonymized faces again. A wrong password gives other faces, never an error.
 //!
-//! With `identity`, the faces faceveil sealed to that recipient come back exactly, bytes as the
-//! camera's decoder gave them; with both a password and an identity, the sealed faces win.
+//! With `identity`, the faces faceveil sealed to that recipient come back: as a face video per
+//! track (about 45 dB, the default) or exactly, bytes as the camera's decoder gave them (sealed
+//! losslessly); with both a password and an identity, the sealed faces win. A restore that joins
+//! a face video midway leaves that face as it is until the track's next keyframe, with a warning.
 //!
 //! A sidecar's records are found by timestamp (by frame number where timestamps do not match).
 //! A stream joined midway passes unrestored, with a warning, until its first header arrives (one
 //! rides every `HEADER_EVERY` frames); a stream that carries none at all is an error at its end.
 
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use faceveil::config::Config;
 use faceveil::pipeline::Restorer;
@@ -27,6 +29,7 @@ use gst_video::subclass::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::common::{self, Groups, Shared};
+use crate::facevideo::X264Faces;
 use crate::streamdata;
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -72,6 +75,7 @@ impl State {
             }
             (None, _) => Restorer::sealed_only(&self.config, &self.identities, &header)?,
         };
+        let restorer = if self.identities.is_empty() { restorer } else { restorer.decode_faces_with(Arc::new(X264Faces)) };
         self.restorer = Some((header, restorer));
         Ok(())
     }
@@ -112,7 +116,7 @@ impl ObjectImpl for FaceUnveil {
                     .build(),
                 glib::ParamSpecString::builder("identity")
                     .nick("Identity")
-                    .blurb("age identity file(s), comma-separated, that open the faces faceveil sealed to their recipients (bit-exact); several when the stream needs them together")
+                    .blurb("age identity file(s), comma-separated, that open the faces faceveil sealed to their recipients; several when the stream needs them together")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("identity-passphrase")
@@ -299,6 +303,7 @@ impl BaseTransformImpl for FaceUnveil {
             state.passed += 1;
             return Ok(gst::FlowSuccess::Ok);
         };
+        let waiting = restorer.faces_waiting();
         common::with_frame(self, buf, &info, "restore failed", |view| match &record {
             Some(record) => restorer.process_record(view, record),
             None => {
@@ -306,6 +311,13 @@ impl BaseTransformImpl for FaceUnveil {
                 restorer.process(view, None)
             }
         })?;
+        if waiting == 0 && restorer.faces_waiting() > 0 {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Decrypt,
+                ("frame {frame_no}: a sealed face continues a face video this restore did not start: it stays anonymized until its track's next keyframe")
+            );
+        }
         Ok(gst::FlowSuccess::Ok)
     }
 }

@@ -1,0 +1,198 @@
+//! The codec of sealed face videos (faceveil's default sealed layout): x264 to seal, libav's
+//! H.264 decoder to open, each a small GStreamer pipeline (appsrc ! coder ! appsink) driven one
+//! picture at a time from the element's streaming thread. The core library decides what is
+//! coded ([`faceveil::secrets::FaceCodec`]); this is only the media I/O it leaves to us.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use faceveil::secrets::{Canvas, FaceCodec, FaceDecoder, FaceEncoder};
+use gst::prelude::*;
+use gst_video::prelude::*;
+
+/// x264's constant quantizer for sealed faces, with chroma finer still: an error in U or V
+/// counts about twice in R or B, which is how restored faces are seen and measured. Measured
+/// with the CLI on two_faces_640x360.mp4 (scripts/sealed_size_psnr.py, restores at CRF 4, face
+/// PSNR over RGB against the original's decoded frames, mean / worst of 200 faces, sealed KB):
+/// QP 16: 42.7 / 40.7 dB, 180 KB; QP 12: 44.6 / 43.5, 278 KB; QP 12 with chroma offset -6:
+/// 45.4 / 44.1, 314 KB (preset medium; slower: 45.5 / 44.4, 281 KB); QP 10: 45.1 / 43.4, 354 KB.
+/// With the restore's rate ceiling lifted, QP 12 and chroma -6 at preset medium gave 45.3 /
+/// 43.7: QP 11 leaves a margin above 45 dB for a fresh key's surrogate around the faces.
+pub const SEALED_FACE_QP: u32 = 11;
+const SEALED_FACE_CHROMA_QP_OFFSET: i32 = -6;
+
+/// x264's preset for sealed faces. On two_faces_640x360.mp4 `slower` made 10% fewer bytes than
+/// `medium` at 0.2 dB more, but a face can fill the frame: on 07_selfie_portrait_720x1280.mp4's
+/// 704 px face (gst-launch-1.0, one thread) `slower` took 90 ms of CPU a frame, `medium` 35 ms
+/// for 7% more bytes, `faster` 20 ms for 12% more. Sealing runs in the stream's own thread, live
+/// cameras included.
+const SEALED_FACE_PRESET: &str = "medium";
+
+/// How long one picture may take through a coder before it counts as stuck.
+const PICTURE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Each picture's nominal duration: the face videos have no clock of their own, and x264's
+/// constant quantizer does not depend on the rate.
+const PICTURE_NS: u64 = 40_000_000;
+
+/// x264 at [`SEALED_FACE_QP`], with no lookahead and no B-frames (`tune=zerolatency`), so each
+/// face's picture comes out as it goes in; libav's decoder on one thread for the same reason.
+pub struct X264Faces;
+
+impl X264Faces {
+    /// Whether the GStreamer elements that seal face videos are installed.
+    pub fn available() -> Result<(), String> {
+        match gst::ElementFactory::find("x264enc") {
+            Some(_) => Ok(()),
+            None => {
+                Err("sealed face videos need x264enc (gst-plugins-ugly): install it, or seal losslessly (sealed-lossless)".into())
+            }
+        }
+    }
+}
+
+impl FaceCodec for X264Faces {
+    fn encoder(&self, width: usize, height: usize) -> Result<Box<dyn FaceEncoder>> {
+        let launch = format!(
+            "appsrc name=src format=time ! x264enc tune=zerolatency speed-preset={SEALED_FACE_PRESET} pass=quant \
+             quantizer={SEALED_FACE_QP} psy-tune=psnr threads=1 option-string=chroma-qp-offset={SEALED_FACE_CHROMA_QP_OFFSET} \
+             ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=sink sync=false"
+        );
+        let caps = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, width as u32, height as u32)
+            .fps(gst::Fraction::new(25, 1))
+            .build()
+            .context("face canvas caps")?;
+        let coder = Coder::launch(&launch, &caps.to_caps()?)?;
+        Ok(Box::new(Encoder { coder, info: caps }))
+    }
+
+    fn decoder(&self) -> Result<Box<dyn FaceDecoder>> {
+        let launch = "appsrc name=src format=time ! avdec_h264 max-threads=1 ! video/x-raw,format=I420 \
+                      ! appsink name=sink sync=false";
+        let caps = gst::Caps::builder("video/x-h264").field("stream-format", "byte-stream").field("alignment", "au").build();
+        Ok(Box::new(Decoder { coder: Coder::launch(launch, &caps)? }))
+    }
+}
+
+/// A playing `appsrc ! ... ! appsink` pipeline that turns one buffer into one.
+struct Coder {
+    pipeline: gst::Pipeline,
+    src: gst_app::AppSrc,
+    sink: gst_app::AppSink,
+    pictures: u64,
+}
+
+impl Coder {
+    fn launch(description: &str, caps: &gst::Caps) -> Result<Self> {
+        let pipeline = gst::parse::launch(description)
+            .with_context(|| format!("cannot build the face video pipeline (x264enc, avdec_h264): {description}"))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| anyhow!("the face video pipeline is not a pipeline"))?;
+        let named = |name: &str| pipeline.by_name(name).with_context(|| format!("face video pipeline without {name}"));
+        let src = named("src")?.downcast::<gst_app::AppSrc>().map_err(|_| anyhow!("src is not an appsrc"))?;
+        let sink = named("sink")?.downcast::<gst_app::AppSink>().map_err(|_| anyhow!("sink is not an appsink"))?;
+        src.set_caps(Some(caps));
+        pipeline.set_state(gst::State::Playing).context("cannot start the face video pipeline")?;
+        Ok(Self { pipeline, src, sink, pictures: 0 })
+    }
+
+    /// Pushes `buffer` and waits for what the coder makes of it.
+    fn code(&mut self, mut buffer: gst::Buffer) -> Result<gst::Sample> {
+        {
+            let b = buffer.make_mut();
+            b.set_pts(gst::ClockTime::from_nseconds(self.pictures * PICTURE_NS));
+            b.set_duration(gst::ClockTime::from_nseconds(PICTURE_NS));
+        }
+        self.pictures += 1;
+        self.src.push_buffer(buffer).map_err(|e| anyhow!("the face video pipeline refused a picture: {e:?}"))?;
+        self.sink.try_pull_sample(gst::ClockTime::from_nseconds(PICTURE_TIMEOUT.as_nanos() as u64)).ok_or_else(|| {
+            let why = self
+                .pipeline
+                .bus()
+                .and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]))
+                .and_then(|m| match m.view() {
+                    gst::MessageView::Error(e) => Some(e.error().to_string()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| format!("nothing came out within {} s", PICTURE_TIMEOUT.as_secs()));
+            anyhow!("the face video pipeline failed: {why}")
+        })
+    }
+}
+
+impl Drop for Coder {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+struct Encoder {
+    coder: Coder,
+    info: gst_video::VideoInfo,
+}
+
+impl FaceEncoder for Encoder {
+    fn encode(&mut self, canvas: &Canvas, keyframe: bool) -> Result<Vec<u8>> {
+        ensure!(
+            (canvas.width as u32, canvas.height as u32) == (self.info.width(), self.info.height()),
+            "a {}x{} canvas for a {}x{} face video",
+            canvas.width,
+            canvas.height,
+            self.info.width(),
+            self.info.height()
+        );
+        let mut buffer = gst::Buffer::with_size(self.info.size()).context("face canvas buffer")?;
+        {
+            let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer.make_mut(), &self.info)
+                .map_err(|_| anyhow!("cannot map a face canvas"))?;
+            for (i, (data, width)) in
+                [(&canvas.y, canvas.width), (&canvas.u, canvas.width / 2), (&canvas.v, canvas.width / 2)].into_iter().enumerate()
+            {
+                let stride = frame.plane_stride()[i] as usize;
+                let plane = frame.plane_data_mut(i as u32).map_err(|_| anyhow!("face canvas plane {i}"))?;
+                for (row, src) in data.chunks_exact(width).enumerate() {
+                    plane[row * stride..][..width].copy_from_slice(src);
+                }
+            }
+        }
+        if keyframe {
+            let event = gst_video::DownstreamForceKeyUnitEvent::builder().all_headers(true).build();
+            ensure!(self.coder.src.send_event(event), "x264enc did not take the request for a keyframe");
+        }
+        let sample = self.coder.code(buffer)?;
+        let coded = sample.buffer().context("x264enc gave a sample without a buffer")?;
+        // A picture that must start a sequence but depends on others would restore as garbage.
+        if keyframe && coded.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+            bail!("x264enc did not make the keyframe asked for");
+        }
+        Ok(coded.map_readable().context("x264enc's output")?.to_vec())
+    }
+}
+
+struct Decoder {
+    coder: Coder,
+}
+
+impl FaceDecoder for Decoder {
+    fn decode(&mut self, coded: &[u8]) -> Result<Canvas> {
+        let sample = self.coder.code(gst::Buffer::from_slice(coded.to_vec()))?;
+        let caps = sample.caps().context("the decoder gave a picture without caps")?;
+        let info = gst_video::VideoInfo::from_caps(caps).context("the decoder's picture caps")?;
+        let buffer = sample.buffer().context("the decoder gave a sample without a buffer")?;
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
+            .map_err(|_| anyhow!("cannot map a decoded face picture"))?;
+        let (width, height) = (info.width() as usize, info.height() as usize);
+        let plane = |i: usize, w: usize, h: usize| -> Result<Vec<u8>> {
+            let stride = frame.plane_stride()[i] as usize;
+            let data = frame.plane_data(i as u32).map_err(|_| anyhow!("decoded face plane {i}"))?;
+            Ok((0..h).flat_map(|r| &data[r * stride..][..w]).copied().collect())
+        };
+        Ok(Canvas {
+            width,
+            height,
+            y: plane(0, width, height)?,
+            u: plane(1, width / 2, height / 2)?,
+            v: plane(2, width / 2, height / 2)?,
+        })
+    }
+}
