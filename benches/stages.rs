@@ -8,6 +8,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use faceveil::faces::blend::{BlendShape, CropContext, FineDetail};
 use faceveil::faces::detect::{DetectionWorker, DetectorSettings, Face};
 use faceveil::faces::geometry::{BBox, CropSquare};
+use faceveil::faces::resample::MapCache;
 use faceveil::faces::track::{Tracker, TrackerSettings};
 use faceveil::frame::rgb::RgbImage;
 use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
@@ -64,13 +65,22 @@ fn stages(c: &mut Criterion) {
     });
 
     let crop = CropSquare { cx: 640.0, cy: 300.0, side: 200.0 };
-    // A restore does a little more than an anonymize (it brings the fine detail back first).
-    for (name, fine) in [("anonymize", FineDetail::Keep(0.25)), ("restore", FineDetail::Restore(0.25))] {
+    // A restore does a little more than an anonymize (it brings the fine detail back first); a
+    // moving face's square is new every frame, a still face's maps come from the cache.
+    for (name, fine, still) in [
+        ("anonymize, new square", FineDetail::Keep(0.25), false),
+        ("anonymize, same square", FineDetail::Keep(0.25), true),
+        ("restore, new square", FineDetail::Restore(0.25), false),
+    ] {
         c.bench_function(&format!("crop 200px face to 128x128 ({name})"), |b| {
             let frame = view(&mut img);
+            let mut cache = MapCache::default();
             b.iter(|| {
+                if !still {
+                    cache = MapCache::default();
+                }
                 let ctx = CropContext::read(&frame, crop).unwrap();
-                let bands = ctx.bands(&BlendShape::default(), 128, fine);
+                let bands = ctx.bands(&BlendShape::default(), 128, fine, &mut cache);
                 let mut t = Array3::zeros((3, 128, 128));
                 bands.to_tensor(t.view_mut());
                 black_box(t)
@@ -80,7 +90,7 @@ fn stages(c: &mut Criterion) {
     let patch = Array3::from_elem((3, 128, 128), 0.1f32);
     c.bench_function("blend 128x128 back into 200px", |b| {
         let ctx = CropContext::read(&view(&mut img), crop).unwrap();
-        let bands = ctx.bands(&BlendShape::default(), 128, FineDetail::Keep(0.25));
+        let bands = ctx.bands(&BlendShape::default(), 128, FineDetail::Keep(0.25), &mut MapCache::default());
         b.iter(|| {
             let mut frame = view(&mut img);
             bands.composite(&mut frame, ctx.region, patch.view());

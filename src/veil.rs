@@ -9,6 +9,7 @@ use crate::faces::blend::{BlendShape, CropContext, FaceBands, FineDetail};
 use crate::faces::detect::{DetectionWorker, DetectorSettings, Face, LANDMARK_VALUES};
 use crate::faces::effects::{self, Mode};
 use crate::faces::geometry::{BBox, CropFraming, CropSquare};
+use crate::faces::resample::MapCache;
 use crate::faces::track::{Track, Tracker};
 use crate::frame::{FrameMut, Region};
 use crate::model::keys::{Keying, SecretKey};
@@ -141,6 +142,8 @@ pub struct Veil {
     batch: Array4<f32>,
     /// The batch's landmarks ([N, 10]), for a model that takes them.
     landmarks: Array2<f32>,
+    /// The resampling maps of recent crop squares.
+    maps: MapCache,
     times: StageTimes,
 }
 
@@ -153,6 +156,7 @@ impl Veil {
             framing: CropFraming::default(),
             shape: BlendShape::default(),
             batch: Array4::zeros((0, 3, 0, 0)),
+            maps: MapCache::default(),
             landmarks: Array2::zeros((0, LANDMARK_VALUES)),
             times: StageTimes::default(),
         }
@@ -167,6 +171,7 @@ impl Veil {
             framing,
             shape,
             batch: Array4::zeros((0, 3, 0, 0)),
+            maps: MapCache::default(),
             landmarks: Array2::zeros((0, LANDMARK_VALUES)),
             times: StageTimes::default(),
         }
@@ -237,11 +242,12 @@ impl Veil {
                     Direction::Anonymize => FineDetail::Keep(keyed.model.detail_kept()),
                     Direction::Restore => FineDetail::Restore(keyed.model.detail_kept()),
                 };
-                let split = |ctx: &CropContext| ctx.bands(&self.shape, size, fine);
+                let (shape, maps) = (&self.shape, &mut self.maps);
+                let mut split = |ctx: &CropContext| ctx.bands(shape, size, fine, maps);
                 // Faces whose crops lie wholly outside the frame have nothing to change.
                 let (faces, contexts): (Vec<&FaceRecord>, Vec<CropContext>) =
                     order.into_iter().filter_map(|face| Some((face, CropContext::read(frame, face.crop())?))).unzip();
-                let bands: Vec<FaceBands> = contexts.iter().map(split).collect();
+                let bands: Vec<FaceBands> = contexts.iter().map(&mut split).collect();
                 let n = contexts.len();
                 if self.batch.dim() != (n, 3, size, size) {
                     self.batch = Array4::zeros((n, 3, size, size));

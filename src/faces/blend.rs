@@ -4,7 +4,7 @@ use ndarray::{Array2, Array3, ArrayView3, ArrayViewMut3};
 use serde::{Deserialize, Serialize};
 
 use crate::faces::geometry::CropSquare;
-use crate::faces::resample::{AxisMap, CropMaps};
+use crate::faces::resample::{CropMaps, MapCache};
 use crate::frame::rgb::RgbImage;
 use crate::frame::{FrameMut, Region};
 
@@ -101,11 +101,12 @@ impl CropContext {
 
     /// Splits the face for a model with an S × S grid (`size`): the grid it reads and what the
     /// result is composited onto, with the detail finer than the grid scaled as `fine` says.
-    pub fn bands(&self, shape: &BlendShape, size: usize, fine: FineDetail) -> FaceBands {
-        let (cx, cy, half) = (self.crop.cx as f64, self.crop.cy as f64, self.crop.side as f64 / 2.0);
+    /// `cache` keeps the maps of recent squares.
+    pub fn bands(&self, shape: &BlendShape, size: usize, fine: FineDetail, cache: &mut MapCache) -> FaceBands {
+        let (cx, cy, side) = (self.crop.cx as f64, self.crop.cy as f64, self.crop.side as f64);
         let maps = CropMaps {
-            x: AxisMap::new(cx - half - self.region.x as f64, self.crop.side as f64, self.region.width, size),
-            y: AxisMap::new(cy - half - self.region.y as f64, self.crop.side as f64, self.region.height, size),
+            x: cache.axis(cx - side / 2.0 - self.region.x as f64, side, self.region.width, size),
+            y: cache.axis(cy - side / 2.0 - self.region.y as f64, side, self.region.height, size),
         };
         let (w, h) = (self.region.width, self.region.height);
         let pixels = Array3::from_shape_fn((3, h, w), |(c, y, x)| self.pixels.data[(y * w + x) * 3 + c] as f32);
@@ -223,7 +224,7 @@ mod tests {
         let before = data.clone();
         let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut data).unwrap();
         let ctx = CropContext::read(&frame, CropSquare { cx: 30.3, cy: 24.6, side: 41.0 }).unwrap();
-        let bands = ctx.bands(&BlendShape::default(), 32, FineDetail::Keep(1.0));
+        let bands = ctx.bands(&BlendShape::default(), 32, FineDetail::Keep(1.0), &mut MapCache::default());
         let mut t = ndarray::Array3::zeros((3, 32, 32));
         bands.to_tensor(t.view_mut());
         bands.composite(&mut frame, ctx.region, t.view());
@@ -243,7 +244,7 @@ mod tests {
         let run = |data: &mut Vec<u8>, fine: FineDetail, shift: f32| {
             let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, data).unwrap();
             let ctx = CropContext::read(&frame, crop).unwrap();
-            let bands = ctx.bands(&shape, 32, fine);
+            let bands = ctx.bands(&shape, 32, fine, &mut MapCache::default());
             let mut t = ndarray::Array3::zeros((3, 32, 32));
             bands.to_tensor(t.view_mut());
             t.slice_mut(ndarray::s![0, 10..22, 10..22]).mapv_inplace(|v| v + shift / 127.5);

@@ -4,6 +4,9 @@
 //! frame holds the crop, a restore reads back the very grid the model wrote, and a face splits
 //! exactly into the band the model sees (`up(down(x))`) and the finer detail above it.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 use ndarray::{Array2, Array3, ArrayView3, Axis};
 
 /// `down` ([S, W]) and `up` ([W, S]) along one axis of a region W pixels long.
@@ -94,10 +97,45 @@ impl AxisMap {
     }
 }
 
+/// The axis maps of the last few crops: a still face keeps its square from frame to frame
+/// (`faces::steady`), and its maps need not be solved again.
+#[derive(Default)]
+pub struct MapCache {
+    recent: VecDeque<(MapKey, Arc<AxisMap>)>,
+}
+
+/// What an axis map depends on, exactly.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct MapKey {
+    start: u64,
+    side: u64,
+    width: usize,
+    size: usize,
+}
+
+/// Enough for a few faces' two axes.
+const CACHED_MAPS: usize = 16;
+
+impl MapCache {
+    /// The map `AxisMap::new` would make for these arguments.
+    pub fn axis(&mut self, start: f64, side: f64, width: usize, size: usize) -> Arc<AxisMap> {
+        let key = MapKey { start: start.to_bits(), side: side.to_bits(), width, size };
+        if let Some((_, map)) = self.recent.iter().find(|(k, _)| *k == key) {
+            return map.clone();
+        }
+        let map = Arc::new(AxisMap::new(start, side, width, size));
+        if self.recent.len() == CACHED_MAPS {
+            self.recent.pop_back();
+        }
+        self.recent.push_front((key, map.clone()));
+        map
+    }
+}
+
 /// Both axes of one crop over its region.
 pub struct CropMaps {
-    pub x: AxisMap,
-    pub y: AxisMap,
+    pub x: Arc<AxisMap>,
+    pub y: Arc<AxisMap>,
 }
 
 impl CropMaps {
@@ -204,17 +242,19 @@ fn solve_spd((mut g, band): (Array2<f64>, usize), b: Array2<f64>) -> Array2<f64>
             g[[i, j]] = v / d;
         }
     }
-    // One right-hand side per column of B, each solved as a contiguous row of Bᵀ.
+    // One right-hand side per column of B, each solved as a contiguous row of Bᵀ, with the
+    // diagonal's reciprocals at hand (divisions were most of the time).
+    let inv: Vec<f64> = g.diag().iter().map(|d| 1.0 / d).collect();
     let mut x = b.t().as_standard_layout().into_owned();
     for mut col in x.rows_mut() {
         let col = col.as_slice_mut().expect("a fresh standard-layout array");
         for i in 0..n {
             let v = col[i] - (i.saturating_sub(band)..i).map(|k| g[[i, k]] * col[k]).sum::<f64>();
-            col[i] = v / g[[i, i]];
+            col[i] = v * inv[i];
         }
         for i in (0..n).rev() {
             let v = col[i] - ((i + 1)..(i + band + 1).min(n)).map(|k| g[[k, i]] * col[k]).sum::<f64>();
-            col[i] = v / g[[i, i]];
+            col[i] = v * inv[i];
         }
     }
     x.reversed_axes()
@@ -265,5 +305,13 @@ mod tests {
         let first_inside = (40.0 / step - 0.5).ceil() as usize;
         assert_eq!(dense(&map).0[[0, 0]], 1.0);
         assert!(identity_error(&map, first_inside + 1..128) < 1e-4);
+    }
+
+    #[test]
+    fn a_square_seen_again_reuses_its_maps_and_a_moved_one_does_not() {
+        let mut cache = MapCache::default();
+        let a = cache.axis(1.5, 200.0, 203, 128);
+        assert!(Arc::ptr_eq(&a, &cache.axis(1.5, 200.0, 203, 128)));
+        assert!(!Arc::ptr_eq(&a, &cache.axis(1.75, 200.0, 203, 128)));
     }
 }
