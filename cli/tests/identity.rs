@@ -4,8 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
+
+use common::s;
 
 use faceveil::faces::detect::{DetectionWorker, DetectorSettings};
 use faceveil::frame::rgb::RgbImage;
@@ -80,10 +82,6 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 fn faceveil(args: &[&str], password: &str) {
     let o = Command::new(env!("CARGO_BIN_EXE_faceveil")).args(args).env("FACEVEIL_PASSWORD", password).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

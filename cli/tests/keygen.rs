@@ -1,9 +1,12 @@
 //! `faceveil keygen`: the identity file it writes opens, matches the recipient it prints, is
 //! private, is never overwritten, and with a passphrase opens only with that passphrase.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
+use common::tmpdir;
 use faceveil::secrets::{ContentKey, Identity, Recipient, SealError};
 
 fn keygen(args: &[&str], envs: &[(&str, &str)]) -> Output {
@@ -11,13 +14,6 @@ fn keygen(args: &[&str], envs: &[(&str, &str)]) -> Output {
     cmd.arg("keygen").args(args).env_remove("FACEVEIL_IDENTITY_PASSPHRASE");
     cmd.envs(envs.iter().copied());
     cmd.output().unwrap()
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("faceveil-keygen-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn printed_recipient(o: &Output) -> Recipient {

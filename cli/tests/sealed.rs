@@ -8,6 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::{s, tmpdir};
+
 fn faceveil(args: &[&str], password: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_faceveil"));
     cmd.args(args).env_remove("FACEVEIL_PASSWORD").env_remove("FACEVEIL_IDENTITY_PASSPHRASE");
@@ -26,17 +28,6 @@ fn failed(o: &Output, says: &str) {
     assert!(!o.status.success(), "expected a failure");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(says), "expected '{says}' in: {err}");
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("faceveil-sealed-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// The astronaut photo as a lossless PNG, so that "exact" can be checked pixel for pixel.

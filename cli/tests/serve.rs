@@ -9,27 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::media;
+use common::{media, s, sample, tmpdir};
 use faceveil::frame::rgb::RgbImage;
 use gst::prelude::*;
 
 const PASSWORD_VAR: &str = "FACEVEIL_SERVE_TEST_PASSWORD";
 const PASSWORD: &str = "serve test";
-
-fn tmpdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("faceveil-serve-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn sample(name: &str) -> PathBuf {
-    common::repo().join("samples").join(name).canonicalize().unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -8,7 +8,27 @@ mod workspace;
 
 pub use workspace::*;
 
+use std::path::{Path, PathBuf};
+
 use faceveil::frame::rgb::RgbImage;
+
+/// A fresh, empty scratch folder for one test, named for the test binary's process.
+pub fn tmpdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("faceveil-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A file of the repository's samples/.
+pub fn sample(name: &str) -> PathBuf {
+    repo().join("samples").join(name)
+}
+
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
 
 /// Mean absolute difference over a rectangle of two same-sized images.
 pub fn mean_abs_diff(a: &RgbImage, b: &RgbImage, x0: usize, y0: usize, x1: usize, y1: usize) -> f64 {
