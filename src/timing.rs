@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, Default)]
 pub struct StageTimes {
-    /// Whole-frame downscale to the detector's size.
+    /// Whole-frame downscale to the detector's size, and the scene-cut grid.
     pub downscale: Duration,
     pub detect: Duration,
     pub track: Duration,
@@ -15,6 +15,8 @@ pub struct StageTimes {
     pub blend: Duration,
     pub frames: u64,
     pub detections: u64,
+    /// Detections a scene cut called for between the scheduled ones (counted in `detections` too).
+    pub cut_detections: u64,
     pub faces: u64,
 }
 
@@ -28,6 +30,7 @@ impl StageTimes {
         self.blend += other.blend;
         self.frames += other.frames;
         self.detections += other.detections;
+        self.cut_detections += other.cut_detections;
         self.faces += other.faces;
     }
 

@@ -6,6 +6,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::Config;
 use crate::faces::blend::{BlendShape, CropContext, FaceBands, FineDetail};
+use crate::faces::cuts::SceneCuts;
 use crate::faces::detect::{DetectionWorker, DetectorSettings, Face, LANDMARK_VALUES};
 use crate::faces::effects::{self, Mode};
 use crate::faces::geometry::{BBox, CropFraming, CropSquare};
@@ -18,13 +19,15 @@ use crate::stream::header::FaceRecord;
 use crate::timing::{StageTimes, lap};
 use std::time::Instant;
 
-/// Detection every few frames plus tracking in between.
+/// Detection every few frames plus tracking in between, and at once on a scene cut.
 pub struct FaceFinder {
     worker: DetectionWorker,
     settings: DetectorSettings,
     tracker: Tracker,
     detect_every: u32,
-    frames: u64,
+    cuts: SceneCuts,
+    /// Frames since the last detection; `None` until the first.
+    since_detection: Option<u32>,
     /// Width and height of the frames the tracks belong to.
     frame_size: Option<(usize, usize)>,
     times: StageTimes,
@@ -38,7 +41,8 @@ impl FaceFinder {
             settings: config.detector.clone(),
             tracker: Tracker::new(config.tracker.clone()),
             detect_every: config.detect_every.max(1),
-            frames: 0,
+            cuts: SceneCuts::default(),
+            since_detection: None,
             frame_size: None,
             times: StageTimes::default(),
         })
@@ -59,40 +63,52 @@ impl FaceFinder {
         &self.times
     }
 
-    /// The faces to cover in this frame: a fresh detection on every `detect_every`-th frame,
-    /// the tracker's predictions in between. A frame of another size starts afresh (tracks in
-    /// the old geometry would cover the wrong places), with a detection.
+    /// The faces to cover in this frame: a fresh detection on every `detect_every`-th frame and
+    /// on the first frame of a new shot (a face that comes with a cut has no track to follow it),
+    /// the tracker's predictions in between. A frame of another size starts afresh (tracks in the
+    /// old geometry would cover the wrong places), with a detection.
     pub fn find(&mut self, frame: &FrameMut) -> Result<&[Track]> {
         let size = (frame.width(), frame.height());
         if self.frame_size.is_some_and(|s| s != size) {
             self.reset();
         }
         self.frame_size = Some(size);
-        if self.frames.is_multiple_of(self.detect_every as u64) {
+        let due = self.since_detection.is_none_or(|n| n + 1 >= self.detect_every);
+        // Detecting every frame leaves nothing for a cut to change; otherwise the grid is taken
+        // on every frame, so that the comparison is always with the frame before.
+        let t = Instant::now();
+        let cut = self.detect_every > 1 && self.cuts.is_cut(frame);
+        lap(&mut self.times.downscale, t);
+        if due || cut {
+            if cut && !due {
+                self.times.cut_detections += 1;
+            }
             let faces = self.detect(frame)?;
             let t = Instant::now();
             self.tracker.update(&faces);
             lap(&mut self.times.track, t);
+            self.since_detection = Some(0);
         } else {
             let t = Instant::now();
             self.tracker.predict();
             lap(&mut self.times.track, t);
+            self.since_detection = self.since_detection.map(|n| n + 1);
         }
-        self.frames += 1;
         Ok(self.tracker.tracks())
     }
 
     /// Feeds detections made elsewhere (e.g. upstream region-of-interest metas) to the tracker.
     pub fn observe(&mut self, faces: &[Face]) -> &[Track] {
         self.tracker.update(faces);
-        self.frames += 1;
+        self.since_detection = Some(0);
         self.tracker.tracks()
     }
 
     /// Forgets all tracks (a new stream, an unrelated image, a reconnected source).
     pub fn reset(&mut self) {
         self.tracker.reset();
-        self.frames = 0;
+        self.cuts.reset();
+        self.since_detection = None;
         self.frame_size = None;
     }
 }

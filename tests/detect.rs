@@ -37,3 +37,32 @@ fn detectors_agree_on_a_frontal_face() {
     assert!(best > 0.3, "the detectors' boxes for the same face overlap by IoU {best}");
     assert!(a[0].landmarks.is_some(), "CenterFace gives landmarks");
 }
+
+#[test]
+fn a_face_that_comes_with_a_scene_cut_is_covered_before_the_next_scheduled_detection() {
+    use faceveil::config::Config;
+    use faceveil::veil::FaceFinder;
+
+    let photo = common::load_rgb(&common::repo().join("samples/astronaut.jpg"));
+    let config = Config { detect_every: 8, ..Config::new(common::repo().join("models/sdn")) };
+    let mut finder = FaceFinder::new(&config).unwrap();
+    // A faceless shot (the photo's mean grey) that the finder detects on first, then a cut to the photo.
+    let mean = (photo.data.iter().map(|&v| v as u64).sum::<u64>() / photo.data.len() as u64) as u8;
+    let mut empty = photo.clone();
+    empty.data.fill(mean);
+    for _ in 0..2 {
+        assert!(finder.find(&common::as_frame(&mut empty.clone())).unwrap().is_empty());
+    }
+    let mut cut = photo.clone();
+    let tracks = finder.find(&common::as_frame(&mut cut)).unwrap();
+    assert_eq!(tracks.len(), 1, "the astronaut's face on the first frame after the cut (frame 2 of an 8-frame schedule)");
+    assert_eq!(finder.times().cut_detections, 1);
+    // The same shot moving on is no cut: the face is followed, not looked for again.
+    for step in 1..6 {
+        let mut moved = photo.clone();
+        let row = moved.width * 3;
+        moved.data.rotate_right(step * 3 + row);
+        assert_eq!(finder.find(&common::as_frame(&mut moved)).unwrap().len(), 1);
+    }
+    assert_eq!(finder.times().detections, 2, "one scheduled detection and the one the cut called for");
+}

@@ -399,7 +399,7 @@ impl Shared {
 pub fn stage_times_property() -> glib::ParamSpec {
     glib::ParamSpecBoxed::builder::<gst::Structure>("stage-times")
         .nick("Stage times")
-        .blurb("Time spent since the element started, in ns per stage (downscale, detect, track, crop, model, blend), and the frames, detections and faces counted")
+        .blurb("Time spent since the element started, in ns per stage (downscale, detect, track, crop, model, blend), and the frames, detections (of which cut-detections: extra ones a scene cut called for) and faces counted")
         .read_only()
         .build()
 }
@@ -414,7 +414,12 @@ pub fn stage_times_value<'a>(times: impl IntoIterator<Item = &'a StageTimes>) ->
     for (name, d) in total.stages() {
         s = s.field(name, d.as_nanos() as u64);
     }
-    s.field("frames", total.frames).field("detections", total.detections).field("faces", total.faces).build().to_value()
+    s.field("frames", total.frames)
+        .field("detections", total.detections)
+        .field("cut-detections", total.cut_detections)
+        .field("faces", total.faces)
+        .build()
+        .to_value()
 }
 
 /// The name of the `stage-times` structure.

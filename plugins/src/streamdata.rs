@@ -114,6 +114,7 @@ pub fn stage_times(element: &gst::Element) -> StageTimes {
     [times.downscale, times.detect, times.track, times.crop, times.model, times.blend] = stages;
     times.frames = s.get("frames").unwrap_or(0);
     times.detections = s.get("detections").unwrap_or(0);
+    times.cut_detections = s.get("cut-detections").unwrap_or(0);
     times.faces = s.get("faces").unwrap_or(0);
     times
 }

@@ -1,8 +1,9 @@
-//! Faces: finding them (detectors), following them (tracker), where to cut them (geometry, and
+//! Faces: finding them (detectors), following them (tracker, and scene cuts that call for a fresh look), where to cut them (geometry, and
 //! steady squares for still faces), and putting a changed face back (blend) or changing it
 //! one-way (effects).
 
 pub mod blend;
+pub mod cuts;
 pub mod detect;
 pub mod effects;
 pub mod geometry;

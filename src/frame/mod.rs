@@ -394,6 +394,41 @@ impl<'a> FrameMut<'a> {
         (out, scale)
     }
 
+    /// Mean brightness of each cell of a `cols` x `rows` grid over the frame, from 4 x 4 samples
+    /// a cell: a picture of the frame's layout cheap enough to take on every frame (scene-cut
+    /// detection), not an image to look at. Planar formats read their luma plane; packed ones a
+    /// fixed-point luma of their RGB.
+    pub fn luma_thumbnail(&self, cols: usize, rows: usize) -> Vec<u8> {
+        const SAMPLES: usize = 4;
+        let at = |i: usize, n: usize, size: usize| ((2 * i + 1) * size / (2 * n)).min(size - 1);
+        let plane = &self.planes[0];
+        let packed = self.format.packed_layout();
+        let luma = |x: usize, y: usize| -> u32 {
+            let row = &plane.data[y * plane.stride..];
+            match packed {
+                None => row[x] as u32,
+                Some((bpp, [r, g, b])) => {
+                    let p = &row[x * bpp..];
+                    (77 * p[r] as u32 + 150 * p[g] as u32 + 29 * p[b] as u32) >> 8
+                }
+            }
+        };
+        let mut out = Vec::with_capacity(cols * rows);
+        for cy in 0..rows {
+            for cx in 0..cols {
+                let mut sum = 0;
+                for sy in 0..SAMPLES {
+                    let y = at(cy * SAMPLES + sy, rows * SAMPLES, self.height);
+                    for sx in 0..SAMPLES {
+                        sum += luma(at(cx * SAMPLES + sx, cols * SAMPLES, self.width), y);
+                    }
+                }
+                out.push((sum / (SAMPLES * SAMPLES) as u32) as u8);
+            }
+        }
+        out
+    }
+
     fn downscale_planar(&self, blocks: &BoxBlocks, out: &mut RgbImage) {
         let plane = &self.planes[0];
         let conv = YuvFixed::new(self.matrix);

@@ -144,7 +144,10 @@ pub fn bench(clip: &Path, describe: &str, settings: &Settings, baseline: bool) -
         ms(latency.total, latency.frames),
         latency.max.as_secs_f64() * 1000.0
     );
-    println!("detections: {} of {} frames, faces processed: {}", times.detections, times.frames, times.faces);
+    println!(
+        "detections: {} of {} frames ({} at scene cuts), faces processed: {}",
+        times.detections, times.frames, times.cut_detections, times.faces
+    );
     println!("ms per frame by stage:");
     for (name, d) in times.stages() {
         println!("  {name:<11} {:>8.2}", ms(d, times.frames));
