@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{media, s, sample, tmpdir};
+use common::{free_port, media, s, sample, tmpdir};
 
 // Floors for restored faces. Issue 11 asks 28 dB after lossy video coding and 35 dB from a PNG.
 // After x264 CRF 23 and through RTSP, sdn-0.6.0 (the model in models/sdn) gives 23.9-25.1 and
@@ -503,10 +503,6 @@ impl Drop for Child {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn spawn(args: &[&str], stderr_to: &Path) -> Child {

@@ -13,11 +13,32 @@ pub enum Input {
     Stream(StreamSource),
 }
 
-#[derive(Clone)]
+/// A source GStreamer decodes: the CLI's input and each `serve` camera.
+#[derive(Clone, Debug, PartialEq)]
 pub enum StreamSource {
     File(PathBuf),
     Uri(String, RtspTransport),
     Camera(String),
+}
+
+impl StreamSource {
+    /// A URL, a camera (`webcam` for the first, or a /dev/video device) or else a file's path.
+    pub fn parse(text: &str) -> Self {
+        if text.contains("://") {
+            Self::Uri(text.to_string(), RtspTransport::default())
+        } else if text == "webcam" {
+            Self::Camera("/dev/video0".into())
+        } else if text.starts_with("/dev/video") {
+            Self::Camera(text.to_string())
+        } else {
+            Self::File(PathBuf::from(text))
+        }
+    }
+
+    /// Live sources deliver at their own pace and are reconnected when they end; files end.
+    pub fn is_live(&self) -> bool {
+        !matches!(self, Self::File(_))
+    }
 }
 
 /// How an rtsp:// source is received. TCP is the default because a restore needs every frame:
@@ -48,16 +69,10 @@ pub fn is_image(path: &Path) -> bool {
 
 impl Input {
     pub fn parse(text: &str) -> Result<Self> {
-        if text.contains("://") {
-            return Ok(Self::Stream(StreamSource::Uri(text.to_string(), RtspTransport::default())));
-        }
-        if text == "webcam" {
-            return Ok(Self::Stream(StreamSource::Camera("/dev/video0".into())));
-        }
-        if text.starts_with("/dev/video") {
-            return Ok(Self::Stream(StreamSource::Camera(text.to_string())));
-        }
-        let path = PathBuf::from(text);
+        let path = match StreamSource::parse(text) {
+            StreamSource::File(path) => path,
+            live => return Ok(Self::Stream(live)),
+        };
         if path.is_dir() {
             return Ok(Self::Directory(path));
         }
@@ -86,6 +101,6 @@ impl Input {
     }
 
     pub fn is_live(&self) -> bool {
-        matches!(self, Self::Stream(StreamSource::Uri(..) | StreamSource::Camera(_)))
+        matches!(self, Self::Stream(source) if source.is_live())
     }
 }

@@ -25,6 +25,11 @@ pub fn sample(name: &str) -> PathBuf {
     repo().join("samples").join(name)
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago, for a server the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// A path as a command-line argument.
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()

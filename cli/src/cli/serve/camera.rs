@@ -18,9 +18,11 @@ use faceveil::faces::effects::Mode;
 use gst::prelude::*;
 use prometheus_client::metrics::counter::Counter;
 
-use super::config::{CameraConfig, Source};
+use super::config::CameraConfig;
 use super::metrics::CameraMetrics;
 use super::mounts::Outlet;
+use crate::cli::input::StreamSource;
+use crate::cli::video::{add_source, make};
 
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -192,12 +194,6 @@ fn bus_error(bus: &gst::Bus) -> Option<anyhow::Error> {
     }
 }
 
-fn make(factory: &str) -> Result<gst::Element> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .with_context(|| format!("GStreamer element '{factory}' is missing (run scripts/setup.sh)"))
-}
-
 /// A bounded queue. A leaky one drops its oldest buffer when full and counts it as dropped;
 /// one that is not holds back the elements before it (a file read as fast as possible).
 fn queue(frames: u32, leaky: bool, dropped: &Counter) -> Result<gst::Element> {
@@ -214,40 +210,6 @@ fn queue(frames: u32, leaky: bool, dropped: &Counter) -> Result<gst::Element> {
         });
     }
     Ok(q)
-}
-
-/// The source part; returns the element whose dynamic pads carry the decoded streams.
-fn add_source(pipeline: &gst::Pipeline, source: &Source) -> Result<gst::Element> {
-    match source {
-        Source::File(path) => {
-            let abs = std::fs::canonicalize(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let uri = gst::glib::filename_to_uri(&abs, None).context("cannot make a URI of the source path")?;
-            let dec = gst::ElementFactory::make("uridecodebin").property("uri", uri.as_str()).build()?;
-            pipeline.add(&dec)?;
-            Ok(dec)
-        }
-        Source::Uri(uri) => {
-            let dec = gst::ElementFactory::make("uridecodebin").property("uri", uri.as_str()).build()?;
-            // RTSP over TCP: over UDP a busy receiver loses packets, and with them whole frames.
-            dec.connect("source-setup", false, |args| {
-                if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
-                    && src.find_property("protocols").is_some()
-                {
-                    src.set_property_from_str("protocols", "tcp");
-                }
-                None
-            });
-            pipeline.add(&dec)?;
-            Ok(dec)
-        }
-        Source::Device(device) => {
-            let src = gst::ElementFactory::make("v4l2src").property("device", device.as_str()).build()?;
-            let dec = make("decodebin")?;
-            pipeline.add_many([&src, &dec])?;
-            src.link(&dec)?;
-            Ok(dec)
-        }
-    }
 }
 
 /// Sets the detection properties faceveildetect and faceveil share.
@@ -269,7 +231,7 @@ fn build(
     let dec = add_source(&pipeline, &source)?;
 
     let mut chain = Vec::new();
-    if matches!(source, Source::File(_)) && config.realtime {
+    if matches!(source, StreamSource::File(_)) && config.realtime {
         chain.push(gst::ElementFactory::make("identity").property("sync", true).build()?);
     }
     let ingest = queue(INGEST_FRAMES, paced, &metrics.dropped)?;

@@ -13,6 +13,7 @@ use faceveil::faces::effects::Mode;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use crate::cli::input::StreamSource;
 use crate::cli::{password, sealing};
 
 #[derive(Deserialize, Debug, Clone, PartialEq)]
@@ -107,30 +108,12 @@ fn hour_of_minutes() -> u32 {
     60
 }
 
-/// Where a camera's frames come from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Source {
-    File(PathBuf),
-    Uri(String),
-    Device(String),
-}
-
-impl Source {
-    /// Live sources are reconnected when they end; files end the camera.
-    pub fn is_live(&self) -> bool {
-        !matches!(self, Self::File(_))
-    }
-}
-
 impl CameraConfig {
-    pub fn source(&self) -> Source {
-        if self.source.contains("://") {
-            Source::Uri(self.source.clone())
-        } else if self.source.starts_with("/dev/video") {
-            Source::Device(self.source.clone())
-        } else {
-            Source::File(PathBuf::from(&self.source))
-        }
+    /// Where the camera's frames come from, read as the CLI reads its input. RTSP is received
+    /// over TCP, the CLI's default too: over UDP a busy receiver loses packets, and with them
+    /// whole frames.
+    pub fn source(&self) -> StreamSource {
+        StreamSource::parse(&self.source)
     }
 
     /// The sdn password, read now from its file or variable (`None` for the one-way modes).
@@ -165,7 +148,7 @@ impl CameraConfig {
             );
         }
         ensure!(!self.source.is_empty(), "camera {name}: source is empty");
-        if let Source::File(path) = self.source() {
+        if let StreamSource::File(path) = self.source() {
             let path = base.join(path);
             ensure!(path.is_file(), "camera {name}: source {} does not exist", path.display());
             self.source = path.display().to_string();
@@ -241,6 +224,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::input::RtspTransport;
 
     fn parse(text: &str) -> Result<Config> {
         Config::parse(text, &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples"))
@@ -257,7 +241,7 @@ mod tests {
         let c = parse(&format!("[rtsp]\nport = 8554\n{BLUR}mount = \"/a\"\nrecord = {{ dir = \"rec\" }}\n")).unwrap();
         let cam = &c.cameras[0];
         assert!(cam.realtime && cam.detect_interval == 1 && cam.detector == DetectorKind::CenterFace);
-        assert!(matches!(cam.source(), Source::File(p) if p.is_absolute() || p.starts_with(env!("CARGO_MANIFEST_DIR"))));
+        assert!(matches!(cam.source(), StreamSource::File(p) if p.is_absolute() || p.starts_with(env!("CARGO_MANIFEST_DIR"))));
         let record = cam.record.as_ref().unwrap();
         assert!(record.dir.ends_with("samples/rec") && record.segment_seconds == 60 && record.keep == 60);
         assert_eq!(cam.password().unwrap(), None);
@@ -302,8 +286,9 @@ mod tests {
             source: source.into(),
             ..parse(&format!("{BLUR}record = {{ dir = \"r\" }}")).unwrap().cameras[0].clone()
         };
-        assert_eq!(cam("rtsp://10.0.0.2/s").source(), Source::Uri("rtsp://10.0.0.2/s".into()));
-        assert_eq!(cam("/dev/video2").source(), Source::Device("/dev/video2".into()));
+        assert_eq!(cam("rtsp://10.0.0.2/s").source(), StreamSource::Uri("rtsp://10.0.0.2/s".into(), RtspTransport::Tcp));
+        assert_eq!(cam("/dev/video2").source(), StreamSource::Camera("/dev/video2".into()));
+        assert_eq!(cam("webcam").source(), StreamSource::Camera("/dev/video0".into()));
         assert!(cam("rtsp://h/s").source().is_live() && !cam("a.mp4").source().is_live());
     }
 }
