@@ -100,6 +100,31 @@ fn faceveildetect_attaches_a_face_roi_with_its_track() {
     assert_eq!(unpack(&out, w, h), data, "detection leaves pixels alone");
 }
 
+/// The track ids of the face ROIs faceveildetect put on a buffer.
+fn track_ids(buf: &gst::BufferRef) -> Vec<u64> {
+    buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .filter_map(|roi| roi.param("faceveil-face").and_then(|p| p.get::<u64>("track-id").ok()))
+        .collect()
+}
+
+#[test]
+fn a_flush_starts_the_tracks_afresh_with_a_detection() {
+    let (data, w, h) = astronaut();
+    // Detection on the first frame only, tracking after it: what follows a flush (a seek) is
+    // unrelated to the tracks before it and must be looked at again.
+    let mut harness = harness("faceveildetect detect-interval=1000", w, h);
+    harness.play();
+    let first = track_ids(&harness.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap());
+    let tracked = track_ids(&harness.push_and_pull(rgb_buffer(&data, w, h, 40)).unwrap());
+    assert!(first.len() == 1 && tracked == first, "the face is followed between detections: {first:?}, then {tracked:?}");
+    assert!(harness.push_event(gst::event::FlushStart::new()));
+    assert!(harness.push_event(gst::event::FlushStop::new(true)));
+    harness.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new()));
+    let after = track_ids(&harness.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap());
+    assert_eq!(after.len(), 1, "the face is found again after the flush");
+    assert!(after[0] > first[0], "a new track after the flush, not the old one carried over: {first:?} then {after:?}");
+}
+
 #[test]
 fn faceveil_blurs_the_face_it_is_given_by_faceveildetect() {
     let (data, w, h) = astronaut();
