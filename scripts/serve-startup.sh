@@ -14,17 +14,17 @@ bin=${FACEVEIL:-$root/target/release/faceveil}
 work=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+source scripts/serve-lib.sh
+port=$(free_port)
 echo "startup measurement" > "$work/password"
 
-echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+machine
 echo "cameras  first_frame_all_s  rss_mib  peak_rss_mib"
 for n in "${counts[@]}"; do
   config="$work/serve-$n.toml"
-  printf '[metrics]\nlisten = "127.0.0.1:%s"\n' "$port" > "$config"
+  config_head "$port" > "$config"
   for i in $(seq 1 "$n"); do
-    printf '\n[[camera]]\nname = "cam%s"\nsource = "%s"\nrealtime = true\nmode = "sdn"\npassword_file = "password"\nrecord = { dir = "rec-%s", segment_seconds = 10, keep = 3 }\n' \
-      "$i" "$root/samples/faces_720p.mp4" "$n" >> "$config"
+    camera "cam$i" "$root/samples/faces_720p.mp4" true sdn 1 0 "rec-$n" >> "$config"
   done
   start=$(date +%s.%N)
   "$bin" serve "$config" 2> "$work/serve-$n.log" &

@@ -19,21 +19,19 @@ work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
 echo "throughput measurement" > "$work/password"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+source scripts/serve-lib.sh
 
 ports=()
 for p in $(seq 0 $((procs - 1))); do
   ports+=("$(free_port)")
-  printf '[metrics]\nlisten = "127.0.0.1:%s"\n' "${ports[$p]}" > "$work/serve-$p.toml"
+  config_head "${ports[$p]}" > "$work/serve-$p.toml"
 done
 for i in $(seq 0 $((n - 1))); do
   p=$((i % procs))
-  printf '\n[[camera]]\nname = "cam%s"\nsource = "%s"\nrealtime = false\nmode = "%s"\nthreads = %s\nrecord = { dir = "rec", segment_seconds = 10, keep = 3 }\n' \
-    "$i" "$root/samples/faces_720p.mp4" "$mode" "${THREADS:-0}" >> "$work/serve-$p.toml"
-  [ "$mode" = sdn ] && echo 'password_file = "password"' >> "$work/serve-$p.toml"
+  camera "cam$i" "$root/samples/faces_720p.mp4" false "$mode" 1 "${THREADS:-0}" rec >> "$work/serve-$p.toml"
 done
 
-echo "mode=$mode cameras=$n processes=$procs threads=${THREADS:-0}; $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "mode=$mode cameras=$n processes=$procs threads=${THREADS:-0}; $(machine)"
 start=$(date +%s.%N)
 for p in $(seq 0 $((procs - 1))); do
   : > "$work/serve-$p.log"
@@ -47,7 +45,7 @@ done
 end=$(date +%s.%N)
 frames=0
 for port in "${ports[@]}"; do
-  f=$(curl -sf "http://127.0.0.1:$port/metrics" | awk 'index($0, "faceveil_camera_frames_total{") == 1 { s += $2 } END { print s + 0 }')
+  f=$(curl -sf "http://127.0.0.1:$port/metrics" | total frames_total)
   frames=$((frames + f))
 done
 peak=0
