@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Faces left uncovered when detection skips frames.
+
+For each clip, reads every original frame with CenterFace at full resolution (threshold 0.5, the
+reference roundtrip.py uses), then anonymizes the clip with `faceveil anonymize --detect-interval
+N` for each N given and reads the squares it covered from its sidecar. A reference face is
+uncovered in a frame unless a covered square holds its centre inside the blend ellipse (weight >=
+0.5) and >= 80% of its box (roundtrip.is_leaked). Prints, per clip and N, the frames with an
+uncovered face, and those with a face uncovered that the first N given (normally 1: detection on
+every frame) covered: the leak that skipping frames adds.
+
+Usage: deps/sdn-venv/bin/python scripts/leaks.py CLIP [CLIP...] [--detect-interval N ...] [--bin FACEVEIL]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import cv2  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import roundtrip as rt  # noqa: E402
+
+
+def covered_squares(bin_path, clip, interval, workdir):
+    out = os.path.join(workdir, f"{os.path.basename(clip)}.di{interval}.mp4")
+    env = dict(os.environ, FACEVEIL_PASSWORD="leak measurement")
+    run = subprocess.run([bin_path, "anonymize", clip, "-o", out, "--detect-interval", str(interval)],
+                         capture_output=True, text=True, env=env)
+    if run.returncode != 0:
+        sys.exit(f"faceveil anonymize failed on {clip}:\n{run.stderr}")
+    return rt.read_sidecar(out + ".faceveil")[1]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("clips", nargs="+")
+    ap.add_argument("--detect-interval", type=int, action="append", dest="intervals")
+    ap.add_argument("--bin", default=os.path.join(rt.ROOT, "target", "release", "faceveil"))
+    args = ap.parse_args()
+    intervals = args.intervals or [1, 2, 3]
+    with open(os.path.join(rt.ROOT, "models", "sdn", "sdn.json")) as f:
+        blend = json.load(f)["blend"]
+    detector = rt.Detector()
+    with tempfile.TemporaryDirectory() as workdir:
+        for clip in args.clips:
+            cap = cv2.VideoCapture(clip)
+            reference = []
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                reference.append(detector(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), 0.5))
+            faces = sum(len(d) for d in reference)
+            base = None
+            for interval in intervals:
+                squares = covered_squares(args.bin, clip, interval, workdir)
+                leaked = {(n, i) for n, dets in enumerate(reference) for i, box in enumerate(dets)
+                          if rt.is_leaked(box, squares.get(n, []), blend)}
+                base = leaked if base is None else base
+                frames = sorted({n for n, _ in leaked})
+                added = sorted({n for n, _ in leaked - base})
+                print(f"{os.path.basename(clip)}  interval {interval}: {len(reference)} frames, {faces} reference faces; "
+                      f"frames with an uncovered face {len(frames)}; beyond interval {intervals[0]}'s {len(added)} {added}",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
