@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::faces::geometry::CropSquare;
 use crate::faces::resample::{CropMaps, MapCache};
 use crate::frame::rgb::RgbImage;
-use crate::frame::{FrameMut, Region};
+use crate::frame::{FrameMut, Region, to_u8};
 
 /// The feathered ellipse a result is blended back with, in units of the crop's half side.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,7 +91,7 @@ impl CropContext {
                 let i = (ry * self.region.width + rx) * 3;
                 for (c, s) in src.iter().enumerate() {
                     let orig = self.pixels.data[i + c] as f32;
-                    out.data[i + c] = (m * s + (1.0 - m) * orig).round().clamp(0.0, 255.0) as u8;
+                    out.data[i + c] = to_u8(m * s + (1.0 - m) * orig);
                 }
             }
         }
@@ -180,7 +180,7 @@ impl FaceBands {
             for c in 0..3 {
                 let base = self.base[[c, y, x]];
                 let v = base * (1.0 - m * self.cut) + m * change[[c, y, x]];
-                out.data[(y * w + x) * 3 + c] = v.round().clamp(0.0, 255.0) as u8;
+                out.data[(y * w + x) * 3 + c] = to_u8(v);
             }
         }
         // Regions come from align_region on this same frame, so they always fit.
