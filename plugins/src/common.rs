@@ -280,7 +280,7 @@ pub fn shared_properties(groups: Groups) -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecUInt::builder("detect-interval")
             .nick("Detection interval")
-            .blurb("Run the detector every N frames and track faces in between")
+            .blurb("Run the detector every N frames and track faces in between; a scene cut brings the next detection forward")
             .minimum(1)
             .maximum(30)
             .default_value(DEFAULT_DETECT_INTERVAL)

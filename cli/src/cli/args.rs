@@ -225,7 +225,7 @@ pub struct CommonArgs {
     /// Longest side frames are downscaled to for detection
     #[arg(long, default_value_t = DetectorSettings::default().max_side)]
     pub detect_size: usize,
-    /// Run the detector every N frames and track in between
+    /// Run the detector every N frames and track in between (and at once on a scene cut)
     #[arg(long, default_value_t = 1)]
     pub detect_interval: u32,
     /// Scale of the blended ellipse (1 = as trained)
