@@ -116,6 +116,25 @@ def unbend(v):
     return np.where(a > BEND, np.sign(v) * (BEND + (1 - BEND) * np.arctanh(np.maximum(t, 0))), v)
 
 
+def conv2d(x, w, b, stride=1, dil=1):
+    """ONNX/torch Conv, 3x3 kernels, zero padding dil (same size, or half with stride 2).
+    x [N,C,H,W], w [O,C,3,3], b [O]."""
+    N, C, H, W = x.shape
+    p = dil
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    Ho, Wo = (H + 2 * p - 2 * dil - 1) // stride + 1, (W + 2 * p - 2 * dil - 1) // stride + 1
+    out = np.zeros((N, w.shape[0], Ho, Wo))
+    for ky in range(3):
+        for kx in range(3):
+            t = xp[:, :, ky * dil: ky * dil + stride * (Ho - 1) + 1: stride, kx * dil: kx * dil + stride * (Wo - 1) + 1: stride]
+            out += np.einsum("oc,nchw->nohw", w[:, :, ky, kx], t, optimize=True)
+    return out + b[None, :, None, None]
+
+
+def leaky(x):
+    return np.where(x > 0, x, 0.2 * x)
+
+
 def avgpool2(x):
     N, C, H, W = x.shape
     return x.reshape(N, C, H // 2, 2, W // 2, 2).mean((3, 5))
@@ -259,6 +278,8 @@ class FaceSpace:
         if a != 1.0:
             r = vm - z @ self.syn.T
             d = d - (1 - a) * self.mask * r
+        if self._det() and not linear:
+            d = d + self.detail_layer(z + dz, keys)
         return d
 
     def canonical_undo(self, v2, keys, attrs, linear=False):
@@ -268,7 +289,8 @@ class FaceSpace:
         if a != 1.0:
             dinv = 1.0 / (1 - (1 - a) * self.mask)
             z2 = vm @ self.ana_alpha.T
-            r = (vm - z2 @ self.syn.T) * dinv
+            h = self.detail_layer(z2, keys) if (self._det() and not linear) else 0.0
+            r = (vm - z2 @ self.syn.T - h) * dinv
         else:
             z2 = vm @ self.ana.T
             r = vm - z2 @ self.syn.T
@@ -278,6 +300,41 @@ class FaceSpace:
         z = z2 + (self.rotate(u2, keys, inverse=True) - u2) @ self.Q.T
         v = z @ self.syn.T + r
         return v - vm
+
+    # ---------- learned detail generator (files without det_gain, sdn-0.6.x, have none)
+    def _det(self):
+        return float(self.p.get("det_gain", 0.0))
+
+    def detail_net(self, lo):
+        """The generator (train_detail.DetailNet): low-resolution canonical faces lo [N,D] (masked
+        pixels, mu + Syn z) -> detail band [N,D]."""
+        G, N = self.G, len(lo)
+        full = np.zeros((N, 3 * G * G))
+        full[:, self.support] = lo
+        x = full.reshape(N, 3, G, G)
+        w = lambda n: (self.p[f"det_{n}_w"].astype(np.float64), self.p[f"det_{n}_b"].astype(np.float64))  # noqa: E731
+        h0 = leaky(conv2d(x, *w("c0")) + self.det_pos[None])
+        h = leaky(conv2d(h0, *w("c1"), stride=2))
+        h = leaky(conv2d(h, *w("c2"), dil=2))
+        h = leaky(conv2d(h, *w("c3"), dil=4))
+        h = h.repeat(2, 2).repeat(2, 3)
+        h = leaky(conv2d(np.concatenate([h0, h], 1), *w("c4")))
+        return conv2d(h, *w("c5")).reshape(N, -1)[:, self.support]
+
+    def detail_layer(self, z2, keys):
+        """Anonymized coordinates z' [N,K] (and keys [N,128]) -> the synthetic detail added in the
+        canonical frame [N,D]: det_gain (1 - alpha) mask G(mu + Syn z''), minus Syn (Ana_alpha of
+        it), so that it lies in the null space of the analysis restore uses (ana_alpha): restore
+        reads z' back unchanged, recomputes this layer and subtracts it. z'' = z' + det_eps Q w(key),
+        w(key) = det_Wk key / sqrt(128) a fixed random projection of the key into the identity
+        coordinates: z' alone can be read from the surrogate by anyone, so without det_eps a wrong
+        key's restore would subtract the right layer."""
+        zin = z2
+        eps = float(self.p.get("det_eps", 0.0))
+        if eps:
+            zin = z2 + eps * (np.asarray(keys, np.float64) @ self.det_Wk.T / np.sqrt(128)) @ self.Q.T
+        h = self._det() * (1 - self._alpha()) * self.mask * self.detail_net(self.mu + zin @ self.syn.T)
+        return h - (h @ self.ana_alpha.T) @ self.syn.T
 
     # ---------- keyed geometry (files without geo_amp, sdn-0.6.x, have none)
     def _geo(self):
