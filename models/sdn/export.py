@@ -207,7 +207,10 @@ class Graph:
         h = b.op("Resize", [h, "", b.const([1.0, 1.0, 2.0, 2.0])], mode="nearest",
                  coordinate_transformation_mode="asymmetric", nearest_mode="floor")
         h = self.conv(b.op("Concat", [h0, h], axis=1), "c4", G)
-        g = b.op("Reshape", [self.conv(h, "c5", G, act=False), b.const([0, -1], np.int64)])
+        g = self.conv(h, "c5", G, act=False)
+        if float(fs.p.get("det_lum", 0.0)):  # facespace._lum: the channels' mean in each
+            g = b.op("Expand", [b.op("ReduceMean", [g], axes=[1], keepdims=1), b.const([1, 3, 1, 1], np.int64)])
+        g = b.op("Reshape", [g, b.const([0, -1], np.int64)])
         g = b.op("Mul", [b.op("Gather", [g, b.const(fs.support, np.int64)], axis=1),
                          b.const(fs._det() * (1 - self.alpha) * fs.mask)])
         return b.op("Sub", [g, b.matmul(b.matmul(g, fs.ana_alpha.T, 1, f16=True), fs.syn.T, 1, f16=True)])

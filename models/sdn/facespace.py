@@ -321,6 +321,13 @@ class FaceSpace:
         h = leaky(conv2d(np.concatenate([h0, h], 1), *w("c4")))
         return conv2d(h, *w("c5")).reshape(N, -1)[:, self.support]
 
+    def _lum(self, g):
+        G = self.G
+        full = np.zeros((len(g), 3 * G * G))
+        full[:, self.support] = g
+        full = full.reshape(len(g), 3, G * G)
+        return np.repeat(full.mean(1, keepdims=True), 3, 1).reshape(len(g), -1)[:, self.support]
+
     def detail_layer(self, z2, keys):
         """Anonymized coordinates z' [N,K] (and keys [N,128]) -> the synthetic detail added in the
         canonical frame [N,D]: det_gain (1 - alpha) mask G(mu + Syn z''), minus Syn (Ana_alpha of
@@ -333,7 +340,10 @@ class FaceSpace:
         eps = float(self.p.get("det_eps", 0.0))
         if eps:
             zin = z2 + eps * (np.asarray(keys, np.float64) @ self.det_Wk.T / np.sqrt(128)) @ self.Q.T
-        h = self._det() * (1 - self._alpha()) * self.mask * self.detail_net(self.mu + zin @ self.syn.T)
+        g = self.detail_net(self.mu + zin @ self.syn.T)
+        if float(self.p.get("det_lum", 0.0)):  # luminance only: the mean of the three channels in each
+            g = self._lum(g)
+        h = self._det() * (1 - self._alpha()) * self.mask * g
         return h - (h @ self.ana_alpha.T) @ self.syn.T
 
     # ---------- keyed geometry (files without geo_amp, sdn-0.6.x, have none)

@@ -137,10 +137,27 @@ def train(args):
         print(f"resumed at step {step}", flush=True)
     rng = np.random.RandomState(args.seed + step)
 
+    sup = torch.tensor(fs.support)
+    mvec = torch.tensor(fs.mask, dtype=torch.float32)
+    ana_t = torch.tensor(fs.ana.T, dtype=torch.float32)
+    syn_t = torch.tensor(fs.syn.T, dtype=torch.float32)
+    cw = [1.0, 1.0, args.color_weight]
+
+    def project(p):
+        """--proj: the loss sees what survives in the anonymized face, mask * p minus its part in the
+        face space (Syn Ana), as facespace.detail_layer adds it (up to the gain)."""
+        g = (p.reshape(len(p), -1)[:, sup] * mvec)
+        g = g - (g @ ana_t) @ syn_t
+        full = torch.zeros(len(p), 3 * G * G)
+        full[:, sup] = g
+        return full.reshape(p.shape)
+
     def loss_fn(p, y):
+        if args.proj:
+            p, y = project(p), y * mask
         l1 = ((p - y).abs() * mask).sum() / (mask.sum() * len(p))
         ep, et = energy(p * mask, 4), energy(y * mask, 4)
-        le = sum((a - b).abs().mean() for a, b in zip(ep, et))
+        le = sum(w * (a - b).abs().mean() for w, a, b in zip(cw, ep, et))
         return l1 + args.lam * le, l1, le
 
     t0 = time.time()
@@ -186,12 +203,14 @@ def write(args):
     if args.key_eps:
         z["det_eps"] = np.array(float(args.key_eps))
         z["det_Wk"] = np.random.RandomState(17).randn(z["Q"].shape[1], 128)
+    if args.lum:
+        z["det_lum"] = np.array(1.0)
     if args.alpha is not None:
         z["alpha"] = np.array(float(args.alpha))
     if args.restore_steps is not None:
         z["restore_steps"] = np.array(int(args.restore_steps))
     np.savez(args.out, **z)
-    print(f"wrote {args.out}: generator of {args.write} (step {s['step']}), gain {args.gain}, key eps {args.key_eps}, "
+    print(f"wrote {args.out}: generator of {args.write} (step {s['step']}), gain {args.gain}, key eps {args.key_eps}, lum {args.lum}, "
           f"alpha {float(z['alpha'])}", flush=True)
 
 
@@ -265,6 +284,8 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--lam", type=float, default=1.0, help="weight of the local high-frequency energy term")
+    ap.add_argument("--color-weight", type=float, default=1.0, help="weight of the colour part of the energy term")
+    ap.add_argument("--proj", action="store_true", help="the loss sees the output projected as facespace.detail_layer adds it")
     ap.add_argument("--c1", type=int, default=32)
     ap.add_argument("--c2", type=int, default=48)
     ap.add_argument("--write", default=None, help="RUN: write facespace.npz plus RUN's generator to --out")
@@ -272,6 +293,7 @@ def main():
     ap.add_argument("--gain", type=float, default=1.0, help="the generated detail's amplitude (times 1 - alpha, inside the mask)")
     ap.add_argument("--key-eps", type=float, default=0.0, help="the generator also sees a keyed random shift of the "
                     "identity coordinates of this size, so that only the key gives back the layer restore subtracts")
+    ap.add_argument("--lum", action="store_true", help="luminance only: the generated layer is the mean of its channels")
     ap.add_argument("--alpha", type=float, default=None)
     ap.add_argument("--restore-steps", type=int, default=None)
     ap.add_argument("--check", default=None, help="NPZ: restore PSNR and a contact sheet of this variant")
