@@ -1,5 +1,5 @@
-"""The sdn face space (0.6.x; 0.7.0 adds the keyed geometry) in numpy: the same computation as the
-exported ONNX graphs.
+"""The sdn face space (0.6.x; the keyed geometry and a learned detail generator were tried and are
+off by default) in numpy: the same computation as the exported ONNX graphs.
 
     from facespace import FaceSpace
     fs = FaceSpace.load("models/sdn")                 # reads models/sdn/facespace.npz
@@ -40,6 +40,12 @@ anonymized identity's first coordinates (geo_offsets), so the surrogate's propor
 nose length, mouth and face width) follow the key and the new identity, and two people under one
 key move differently. The field is smooth and small (|grad| < 0.5), so restore inverts it by
 fixed-point steps, after reading the anonymized identity back (geo_read).
+
+Learned detail generator (files with det_gain > 0; tried after sdn-0.6.1 and not shipped, see
+MODEL_CARD.md): anonymize also adds det_gain (1 - alpha) mask G(mu + Syn z''), G a small conv net
+(detail_net, trained by train_detail.py) and z'' = z' plus a keyed shift (det_eps), projected onto
+the null space of the analysis restore uses (detail_layer); restore reads z' back, recomputes the
+layer with its key and subtracts it before rescaling the detail by 1/alpha.
 
 Attacks without a key use split/merge on a surrogate: e.g. merge(-ids, rest) negates its identity
 coordinates, merge(2 * ids, rest) rescales them. The shipped facespace.npz has align = 0: the

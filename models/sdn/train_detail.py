@@ -1,17 +1,22 @@
 """Train the learned detail generator (tried after sdn-0.6.1; off by default, see MODEL_CARD.md).
 
     OMP_NUM_THREADS=1 deps/sdn-venv/bin/python models/sdn/train_detail.py [--n 8000] [--minutes 20]
-        [--run models/sdn/runs/detail] [--lam 1.0]        # resumable: continues from RUN/ckpt.pt
-    deps/sdn-venv/bin/python models/sdn/train_detail.py --write RUN --gain 1.0 --out X.npz
+        [--run models/sdn/runs/detail] [--lam 1.0] [--proj] [--color-weight 1]
+                                                         # resumable: continues from RUN/ckpt.pt
+    deps/sdn-venv/bin/python models/sdn/train_detail.py --write RUN --gain 1.0 [--key-eps 1] [--lum] --out X.npz
                                                          # facespace.npz + the generator -> X.npz
+    OMP_NUM_THREADS=1 deps/sdn-venv/bin/python models/sdn/train_detail.py --check X.npz [--check-n 8]
+        [--steps 3 6] [--sheet /tmp/sheet.png] [--out X.json]   # restore PSNR and a contact sheet
 
 G maps the low-resolution face (the face-space reconstruction mu + Syn z of a crop, in the
 canonical G x G frame, as the anonymized face's mu + Syn z' is at run time) to the detail band that
 the face space misses (r = v - mu - Syn z, inside the support). It is trained on fitting crops only
 (split == 0, the training identities), sampled in the canonical frame with the mean landmarks
 (align = 0, as the graphs do). Loss: L1 of the mask-weighted difference plus lam times the L1 of
-local high-frequency energy (gradient magnitude and Laplacian magnitude, each averaged over 4 x 4
-cells) so that the output keeps the detail's energy instead of a blur. No dlib, no network.
+local high-frequency energy (gradient magnitude, Laplacian magnitude and, weighted by --color-weight,
+the colour's deviation from the luminance, each averaged over 4 x 4 cells) so that the output keeps the detail's energy instead of a blur; with --proj the loss sees
+the output as facespace.detail_layer adds it (masked, minus its part in the face space). The log
+(RUN/log.json) holds the loss curve. No dlib, no pretrained network.
 
 Network (DetailNet; facespace.detail_net is the numpy twin): conv3x3 3->c1 at 64 px plus a learned
 position map, LeakyReLU(0.2); conv3x3 stride 2 c1->c2 (32 px); two dilated (2, 4) conv3x3 c2->c2;
