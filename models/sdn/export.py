@@ -32,8 +32,11 @@ MODEL_ID = "sdn-0.6.1"  # without keyed geometry (the same map as sdn-0.6.0, fas
 MODEL_ID_GEO = "sdn-0.7.0"  # with keyed geometry (facespace.npz holds geo_amp > 0)
 
 
+MODEL_ID_DET = "sdn-0.7.0"  # with the learned detail generator (facespace.npz holds det_gain > 0)
+
+
 def model_id(fs):
-    return MODEL_ID_GEO if fs._geo() else MODEL_ID
+    return MODEL_ID_GEO if fs._geo() else MODEL_ID_DET if fs._det() else MODEL_ID
 S = 128
 
 
@@ -170,14 +173,52 @@ class Graph:
         g = b.op("Sub", [b.op("Mul", [b.op("Sub", [p, b.const([x0, y0])]), b.const(2.0 / side)]), b.const(1.0)])
         self.igrid = b.op("Reshape", [g, b.const([-1, S, S, 2], np.int64)])
 
-    def to_crop(self, d):
-        """canonical values [N,D] -> crop [N,3,128,128] (zero outside the mask)."""
+    def scatter(self, d):
+        """canonical values [N,D] -> [N,3,G,G] (zero outside the support)."""
         b, G = self.b, self.G
         if self.zeros_col is None:
             shape = b.op("Concat", [self.n_shape, b.const([1], np.int64)], axis=0)
             self.zeros_col = b.op("Expand", [b.const(np.zeros((1, 1))), shape])
         full = b.op("Gather", [b.op("Concat", [d, self.zeros_col], axis=1), b.const(self.scatter_index, np.int64)], axis=1)
-        full = b.op("Reshape", [full, b.const([-1, 3, G, G], np.int64)])
+        return b.op("Reshape", [full, b.const([-1, 3, G, G], np.int64)])
+
+    def conv(self, x, name, hw, stride=1, dil=1, act=True):
+        """facespace.conv2d (3 x 3, zero padding dil) with the generator's weights det_NAME_*."""
+        b, fs = self.b, self.fs
+        w, bias = fs.p[f"det_{name}_w"], fs.p[f"det_{name}_b"]
+        y = b.op("Conv", [x, b.const(w), b.const(bias)], kernel_shape=[3, 3], pads=[dil] * 4, strides=[stride] * 2,
+                 dilations=[dil] * 2)
+        b.flops += 2 * w.size * hw * hw
+        if name == "c0":
+            y = b.op("Add", [y, b.const(fs.det_pos[None])])
+        return b.op("LeakyRelu", [y], alpha=0.2) if act else y
+
+    def detail(self, z2):
+        """facespace.detail_layer: the learned generator's layer for anonymized coordinates z2 [N,K]."""
+        b, fs, G = self.b, self.fs, self.G
+        eps = float(fs.p.get("det_eps", 0.0))
+        if eps:
+            z2 = b.op("Add", [z2, b.matmul("key", eps * (fs.det_Wk.T / np.sqrt(128)) @ fs.Q.T, 1)])
+        lo = b.op("Add", [b.matmul(z2, fs.syn.T, 1, f16=True), b.const(fs.mu)])
+        h0 = self.conv(self.scatter(lo), "c0", G)
+        h = self.conv(h0, "c1", G // 2, stride=2)
+        h = self.conv(h, "c2", G // 2, dil=2)
+        h = self.conv(h, "c3", G // 2, dil=4)
+        h = b.op("Resize", [h, "", b.const([1.0, 1.0, 2.0, 2.0])], mode="nearest",
+                 coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        h = self.conv(b.op("Concat", [h0, h], axis=1), "c4", G)
+        g = self.conv(h, "c5", G, act=False)
+        if float(fs.p.get("det_lum", 0.0)):  # facespace._lum: the channels' mean in each
+            g = b.op("Expand", [b.op("ReduceMean", [g], axes=[1], keepdims=1), b.const([1, 3, 1, 1], np.int64)])
+        g = b.op("Reshape", [g, b.const([0, -1], np.int64)])
+        g = b.op("Mul", [b.op("Gather", [g, b.const(fs.support, np.int64)], axis=1),
+                         b.const(fs._det() * (1 - self.alpha) * fs.mask)])
+        return b.op("Sub", [g, b.matmul(b.matmul(g, fs.ana_alpha.T, 1, f16=True), fs.syn.T, 1, f16=True)])
+
+    def to_crop(self, d):
+        """canonical values [N,D] -> crop [N,3,128,128] (zero outside the mask)."""
+        b = self.b
+        full = self.scatter(d)
         b.flops += 3 * S * S * 8
         return b.op("GridSample", [full, self.igrid], mode="bilinear", padding_mode="zeros", align_corners=0)
 
@@ -305,6 +346,8 @@ class Graph:
             rec = b.matmul(z, fs.syn.T, 1, f16=True)
             r = b.op("Sub", [vm, rec])
             d = b.op("Sub", [d, b.op("Mul", [r, b.const((1 - self.alpha) * fs.mask)])])
+        if fs._det() and not linear:
+            d = b.op("Add", [d, self.detail(b.op("Add", [z, dz]))])
         return d
 
     def undo(self, v2, linear=False):
@@ -314,7 +357,10 @@ class Graph:
         if self.alpha != 1.0:
             z2 = b.matmul(vm, fs.ana_alpha.T, 1, f16=True)
             dinv = 1.0 / (1 - (1 - self.alpha) * fs.mask)
-            r = b.op("Mul", [b.op("Sub", [vm, b.matmul(z2, fs.syn.T, 1, f16=True)]), b.const(dinv)])
+            r = b.op("Sub", [vm, b.matmul(z2, fs.syn.T, 1, f16=True)])
+            if fs._det() and not linear:
+                r = b.op("Sub", [r, self.detail(z2)])
+            r = b.op("Mul", [r, b.const(dinv)])
         else:
             z2 = b.matmul(vm, fs.ana.T, 1, f16=True)
             r = b.op("Sub", [vm, b.matmul(z2, fs.syn.T, 1, f16=True)])

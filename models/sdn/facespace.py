@@ -1,5 +1,5 @@
-"""The sdn face space (0.6.x; 0.7.0 adds the keyed geometry) in numpy: the same computation as the
-exported ONNX graphs.
+"""The sdn face space (0.6.x; the keyed geometry and a learned detail generator were tried and are
+off by default) in numpy: the same computation as the exported ONNX graphs.
 
     from facespace import FaceSpace
     fs = FaceSpace.load("models/sdn")                 # reads models/sdn/facespace.npz
@@ -40,6 +40,12 @@ anonymized identity's first coordinates (geo_offsets), so the surrogate's propor
 nose length, mouth and face width) follow the key and the new identity, and two people under one
 key move differently. The field is smooth and small (|grad| < 0.5), so restore inverts it by
 fixed-point steps, after reading the anonymized identity back (geo_read).
+
+Learned detail generator (files with det_gain > 0; tried after sdn-0.6.1 and not shipped, see
+MODEL_CARD.md): anonymize also adds det_gain (1 - alpha) mask G(mu + Syn z''), G a small conv net
+(detail_net, trained by train_detail.py) and z'' = z' plus a keyed shift (det_eps), projected onto
+the null space of the analysis restore uses (detail_layer); restore reads z' back, recomputes the
+layer with its key and subtracts it before rescaling the detail by 1/alpha.
 
 Attacks without a key use split/merge on a surrogate: e.g. merge(-ids, rest) negates its identity
 coordinates, merge(2 * ids, rest) rescales them. The shipped facespace.npz has align = 0: the
@@ -114,6 +120,25 @@ def unbend(v):
     a = np.abs(v)
     t = np.minimum((a - BEND) / (1 - BEND), UNBEND_MAX)
     return np.where(a > BEND, np.sign(v) * (BEND + (1 - BEND) * np.arctanh(np.maximum(t, 0))), v)
+
+
+def conv2d(x, w, b, stride=1, dil=1):
+    """ONNX/torch Conv, 3x3 kernels, zero padding dil (same size, or half with stride 2).
+    x [N,C,H,W], w [O,C,3,3], b [O]."""
+    N, C, H, W = x.shape
+    p = dil
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    Ho, Wo = (H + 2 * p - 2 * dil - 1) // stride + 1, (W + 2 * p - 2 * dil - 1) // stride + 1
+    out = np.zeros((N, w.shape[0], Ho, Wo))
+    for ky in range(3):
+        for kx in range(3):
+            t = xp[:, :, ky * dil: ky * dil + stride * (Ho - 1) + 1: stride, kx * dil: kx * dil + stride * (Wo - 1) + 1: stride]
+            out += np.einsum("oc,nchw->nohw", w[:, :, ky, kx], t, optimize=True)
+    return out + b[None, :, None, None]
+
+
+def leaky(x):
+    return np.where(x > 0, x, 0.2 * x)
 
 
 def avgpool2(x):
@@ -259,6 +284,8 @@ class FaceSpace:
         if a != 1.0:
             r = vm - z @ self.syn.T
             d = d - (1 - a) * self.mask * r
+        if self._det() and not linear:
+            d = d + self.detail_layer(z + dz, keys)
         return d
 
     def canonical_undo(self, v2, keys, attrs, linear=False):
@@ -268,7 +295,8 @@ class FaceSpace:
         if a != 1.0:
             dinv = 1.0 / (1 - (1 - a) * self.mask)
             z2 = vm @ self.ana_alpha.T
-            r = (vm - z2 @ self.syn.T) * dinv
+            h = self.detail_layer(z2, keys) if (self._det() and not linear) else 0.0
+            r = (vm - z2 @ self.syn.T - h) * dinv
         else:
             z2 = vm @ self.ana.T
             r = vm - z2 @ self.syn.T
@@ -278,6 +306,51 @@ class FaceSpace:
         z = z2 + (self.rotate(u2, keys, inverse=True) - u2) @ self.Q.T
         v = z @ self.syn.T + r
         return v - vm
+
+    # ---------- learned detail generator (files without det_gain, sdn-0.6.x, have none)
+    def _det(self):
+        return float(self.p.get("det_gain", 0.0))
+
+    def detail_net(self, lo):
+        """The generator (train_detail.DetailNet): low-resolution canonical faces lo [N,D] (masked
+        pixels, mu + Syn z) -> detail band [N,D]."""
+        G, N = self.G, len(lo)
+        full = np.zeros((N, 3 * G * G))
+        full[:, self.support] = lo
+        x = full.reshape(N, 3, G, G)
+        w = lambda n: (self.p[f"det_{n}_w"].astype(np.float64), self.p[f"det_{n}_b"].astype(np.float64))  # noqa: E731
+        h0 = leaky(conv2d(x, *w("c0")) + self.det_pos[None])
+        h = leaky(conv2d(h0, *w("c1"), stride=2))
+        h = leaky(conv2d(h, *w("c2"), dil=2))
+        h = leaky(conv2d(h, *w("c3"), dil=4))
+        h = h.repeat(2, 2).repeat(2, 3)
+        h = leaky(conv2d(np.concatenate([h0, h], 1), *w("c4")))
+        return conv2d(h, *w("c5")).reshape(N, -1)[:, self.support]
+
+    def _lum(self, g):
+        G = self.G
+        full = np.zeros((len(g), 3 * G * G))
+        full[:, self.support] = g
+        full = full.reshape(len(g), 3, G * G)
+        return np.repeat(full.mean(1, keepdims=True), 3, 1).reshape(len(g), -1)[:, self.support]
+
+    def detail_layer(self, z2, keys):
+        """Anonymized coordinates z' [N,K] (and keys [N,128]) -> the synthetic detail added in the
+        canonical frame [N,D]: det_gain (1 - alpha) mask G(mu + Syn z''), minus Syn (Ana_alpha of
+        it), so that it lies in the null space of the analysis restore uses (ana_alpha): restore
+        reads z' back unchanged, recomputes this layer and subtracts it. z'' = z' + det_eps Q w(key),
+        w(key) = det_Wk key / sqrt(128) a fixed random projection of the key into the identity
+        coordinates: z' alone can be read from the surrogate by anyone, so without det_eps a wrong
+        key's restore would subtract the right layer."""
+        zin = z2
+        eps = float(self.p.get("det_eps", 0.0))
+        if eps:
+            zin = z2 + eps * (np.asarray(keys, np.float64) @ self.det_Wk.T / np.sqrt(128)) @ self.Q.T
+        g = self.detail_net(self.mu + zin @ self.syn.T)
+        if float(self.p.get("det_lum", 0.0)):  # luminance only: the mean of the three channels in each
+            g = self._lum(g)
+        h = self._det() * (1 - self._alpha()) * self.mask * g
+        return h - (h @ self.ana_alpha.T) @ self.syn.T
 
     # ---------- keyed geometry (files without geo_amp, sdn-0.6.x, have none)
     def _geo(self):
