@@ -131,9 +131,7 @@ pub enum Quality {
     /// faces. x264enc's `pass=qual` holds the rate under its `bitrate` (2048 kbit/s by default),
     /// which held a CRF 4 restore of 05_crowd_mot20-08_960x366.mp4 to 1.3 MB (6.9 MB without)
     /// and its faces to 42 dB in YUV. The macroblock tree spends fewer bits where the picture
-    /// moves, as a face does: the juggler's restored faces (06_juggler_720p.mp4, CRF 4, over
-    /// RGB) are 44.3 dB with it, 45.4 without (9.7 MB against 12.0), 46.7 in a lossless file;
-    /// two_faces_640x360.mp4's 46.0 and 46.5 (0.85 MB against 1.30), 47.0 lossless.
+    /// moves, as a face does: see [`SEALED_RESTORE_CRF`].
     CrfUncapped(u32),
     /// x264 at quantizer 0: every byte decodes as it was given.
     Lossless,
@@ -142,11 +140,20 @@ pub enum Quality {
 /// Anonymized videos and password restores: x264's usual default.
 pub const DEFAULT_CRF: u32 = 23;
 /// Restores that open sealed faces: what was sealed must survive the output's codec (lossless
-/// on request). On two_faces_640x360.mp4, faces sealed losslessly and restored at CRF 8 were
-/// 46.7 dB on average (worst 45.2) against the original's decoded frames, at CRF 4 48.4 (45.8);
-/// with a face video at x264 QP 12, CRF 4 gave 45.4 dB and CRF 2 only 0.1 dB more, for
-/// a file 8% larger: from CRF 4 on, the face video's own loss is what is left.
-pub const SEALED_RESTORE_CRF: u32 = 4;
+/// on request). The same face videos restored into a lossless file and re-encoded (face PSNR
+/// over RGB, mean, against the original's decoded frames; file size):
+///
+/// | x264 | two_faces_640x360 | 06_juggler_720p | 05_crowd_mot20-08 |
+/// |---|---|---|---|
+/// | lossless | 47.0 dB, 2.6 MB | 46.7, 19 MB | 48.1, 11 MB |
+/// | CRF 4 | 46.0, 0.85 MB | 44.3, 9.7 MB | 45.4, 5.4 MB |
+/// | CRF 4, no macroblock tree | 46.5, 1.30 MB | 45.4, 12.0 MB | 44.8, 4.8 MB |
+/// | CRF 2 | 46.3, 1.09 MB | 45.1, 11.3 MB | 46.3, 6.4 MB |
+/// | CRF 2, no macroblock tree | 46.7, 1.66 MB | 45.9, 14.2 MB | 45.6, 5.8 MB |
+///
+/// The last keeps every clip's faces within 1.1 to 2.5 dB of the face video's own, for files
+/// 1.1 to 2 times CRF 4's.
+pub const SEALED_RESTORE_CRF: u32 = 2;
 
 /// x264enc's highest `bitrate` (kbit/s): as a ceiling, none.
 const MAX_X264ENC_KBPS: u32 = 2_048_000;
