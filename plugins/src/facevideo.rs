@@ -16,10 +16,11 @@ use gst_video::prelude::*;
 /// against the original's decoded frames, mean / worst of 200 faces, sealed KB), restores at
 /// CRF 4 with x264's macroblock tree: QP 16: 42.7 / 40.7 dB, 180 KB; QP 12: 44.6 / 43.5, 278
 /// KB; QP 12 with chroma offset -6: 45.4 / 44.1, 314 KB; QP 10: 45.1 / 43.4, 354 KB; QP 11
-/// with chroma -6: 45.9 / 44.7, 357 KB. Restores now leave the tree out (the juggler's moving
-/// face gains 1.1 dB, `Quality::CrfUncapped` in the CLI), and with chroma -9 and 4 references:
-/// QP 13: 45.9 / 44.7, 299 KB; QP 14: 45.4 / 44.1, 261 KB. QP 13 keeps the 06_juggler_720p.mp4
-/// face, the hardest of the clips measured, near 45 dB (44.9; 44.3 before at QP 11).
+/// with chroma -6: 45.9 / 44.7, 357 KB. With restores at CRF 4 without the tree (which starved
+/// the juggler's moving face), chroma -9 and 4 references: QP 13: 45.9 / 44.7, 299 KB; QP 14:
+/// 45.4 / 44.1, 261 KB. QP 13 with restores at CRF 2 without the tree (the CLI's
+/// `SEALED_RESTORE_CRF`): 46.2 / 45.0, and the 06_juggler_720p.mp4 face, the hardest of the
+/// clips measured, 45.4 / 43.7 (44.3 / 43.1 at QP 11, chroma -6, restores at CRF 4).
 ///
 /// On the faces alone (each track's canvases coded by gst-launch-1.0 and compared with the
 /// canvases, RGB; two_faces_640x360.mp4 and faces_720p.mp4): at equal PSNR, chroma -9 and -12
@@ -32,10 +33,12 @@ const SEALED_FACE_CHROMA_QP_OFFSET: i32 = -9;
 /// x264's quantizer for small faces: canvases of at most [`SMALL_FACE_CANVAS`] pixels. Their
 /// bytes are few against the frame's, and fixed costs (headers, the chunk's head, nonce and tag)
 /// weigh more in them, so a finer quantizer costs little: on 05_crowd_mot20-08_960x366.mp4
-/// (407 faces of at most 48 px, canvases of 64 px) QP 11 instead of 13 took 12% more bytes for
-/// 1.6 dB more on the faces alone; on two_faces_640x360.mp4 21% more for 0.5 dB. Through the
-/// CLI the crowd's faces were 44.2 / 41.3 dB (mean / worst, RGB) at QP 13, 45.1 / 42.8 at 11
-/// before (chroma -6, 3 references, restores with the macroblock tree).
+/// (407 faces of at most 48 px, canvases of 64 px) each step of the quantizer down from 13 to
+/// 11 took 6% more bytes for 0.7 to 0.9 dB more on the faces alone (QP 11: 12% more, 1.6 dB);
+/// on two_faces_640x360.mp4's larger faces 13 to 12 took 11% more for 0.7 dB. Through the
+/// CLI, with restores at CRF 4, the crowd's faces were 44.2 / 41.3 dB (mean / worst, RGB) at
+/// QP 13, 45.1 / 42.8 at QP 11 with chroma -6 and 3 references; now, at QP 11 and with restores
+/// at CRF 2, 45.6 / 43.4.
 pub const SMALL_FACE_QP: u32 = 11;
 /// The largest canvas (in pixels: 64 x 64) coded at [`SMALL_FACE_QP`].
 pub const SMALL_FACE_CANVAS: usize = 64 * 64;
