@@ -64,7 +64,8 @@ const PICTURE_NS: u64 = 40_000_000;
 /// face's picture comes out as it goes in; libav's decoder on one thread for the same reason.
 /// On the faces alone (two_faces_640x360.mp4, as measured above), 3 B-frames and a lookahead of
 /// 8 took 20% fewer bytes at 0.2 dB less on average but 1.4 dB less on the worst face; each
-/// chunk would then come out 8 to 11 pictures (up to 0.44 s at 25 fps) after its frame, ride in a
+/// chunk would then come out up to 8 pictures (0.32 s at 25 fps: x264 holds the larger of the
+/// B-frames and the lookahead; not measured through the element) after its frame, ride in a
 /// later frame's record, and a restore would hold as many frames back.
 pub struct X264Faces;
 
