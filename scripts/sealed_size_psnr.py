@@ -12,6 +12,11 @@ It is also reported over the decoded Y, U and V samples themselves: the RGB figu
 how the two files' colorimetry tags (matrix, chroma siting) make a player convert the same
 samples, which differ where the source's caps carry none (05_crowd_mot20-08_960x366.mp4).
 
+Sizes: sealed_bytes are the sealed chunks themselves, as the SEI carries them; sealed_base64_bytes
+the same as base64, as the sidecar carries them; video_growth_share how much larger the video
+with recipients is than the one without (the SEI's records and sealed faces, and the two runs'
+different surrogates, each made with a fresh key).
+
     deps/venv/bin/python scripts/sealed_size_psnr.py samples/faces_720p.mp4 [--lossless] [--json out.json]
 
 Needs numpy (deps/venv) and gst-launch-1.0; the CLI is target/release/faceveil.
@@ -126,6 +131,7 @@ def measure(clip, lossless):
         "sealed_base64_bytes": sealed_b64,
         "sealed_share": round(sealed_raw / os.path.getsize(plain), 3),
         "sealed_base64_share": round(sealed_b64 / os.path.getsize(plain), 3),
+        "video_growth_share": round((os.path.getsize(sealed) - os.path.getsize(plain)) / os.path.getsize(plain), 3),
         "restored_bytes": os.path.getsize(restored),
         "face_psnr_mean": round(float(np.mean(scores)), 2) if scores else None,
         "face_psnr_worst": round(float(np.min(scores)), 2) if scores else None,

@@ -16,7 +16,7 @@ use crate::frame::{FrameMut, Region};
 use crate::model::keys::{self, KdfParams, Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
 use crate::secrets::{FaceCodec, FacePlace, FaceVault, Identity, Opened, Recipient, SealedLayout};
-use crate::stream::header::{FaceRecord, FrameRecord, StreamHeader};
+use crate::stream::header::{FaceRecord, FrameRecord, SealedFace, StreamHeader};
 use crate::timing::StageTimes;
 use crate::veil::{FaceFinder, SdnKeyed, Veil};
 
@@ -136,7 +136,7 @@ impl Anonymizer {
             // sealed fails the frame, whose faces are then painted over (fail closed).
             for (index, face) in faces.iter_mut().enumerate() {
                 if let Some((region, place)) = face_place(frame, face, self.frames, pts, index) {
-                    face.sealed = Some(vault.seal(frame, region, &place)?);
+                    face.sealed = Some(SealedFace(vault.seal(frame, region, &place)?));
                 }
             }
         }
@@ -282,7 +282,7 @@ impl Restorer {
                 let Some(sealed) = &face.sealed else { continue };
                 let (region, place) = face_place(frame, face, record.frame, record.pts, index)
                     .with_context(|| format!("frame {}: face {index} lies outside the frame", record.frame))?;
-                if vault.open_into(frame, region, &place, sealed)? == Opened::Waiting {
+                if vault.open_into(frame, region, &place, &sealed.0)? == Opened::Waiting {
                     self.waiting += 1;
                 }
             }

@@ -113,9 +113,9 @@ fn a_sealed_face_moved_in_its_record_does_not_open() {
     assert!(!out.exists());
 }
 
-/// The sealed faces' bytes as they travel (base64 in the SEI and the sidecar).
+/// The sealed faces' bytes (as the SEI carries them; the sidecar has them as base64).
 fn sealed_bytes(records: &[faceveil::stream::header::FrameRecord]) -> usize {
-    records.iter().flat_map(|r| &r.faces).filter_map(|f| f.sealed.as_ref()).map(String::len).sum()
+    records.iter().flat_map(|r| &r.faces).filter_map(|f| f.sealed.as_ref()).map(|s| s.0.len()).sum()
 }
 
 fn records(video: &Path) -> Vec<faceveil::stream::header::FrameRecord> {

@@ -12,14 +12,39 @@ use gst_video::prelude::*;
 
 /// x264's constant quantizer for sealed faces, with chroma finer still: an error in U or V
 /// counts about twice in R or B, which is how restored faces are seen and measured. Measured
-/// with the CLI on two_faces_640x360.mp4 (scripts/sealed_size_psnr.py, restores at CRF 4, face
-/// PSNR over RGB against the original's decoded frames, mean / worst of 200 faces, sealed KB):
-/// QP 16: 42.7 / 40.7 dB, 180 KB; QP 12: 44.6 / 43.5, 278 KB; QP 12 with chroma offset -6:
-/// 45.4 / 44.1, 314 KB (preset medium; slower: 45.5 / 44.4, 281 KB); QP 10: 45.1 / 43.4, 354 KB.
-/// With the restore's rate ceiling lifted, QP 12 and chroma -6 at preset medium gave 45.3 /
-/// 43.7: QP 11 leaves a margin above 45 dB for a fresh key's surrogate around the faces.
-pub const SEALED_FACE_QP: u32 = 11;
-const SEALED_FACE_CHROMA_QP_OFFSET: i32 = -6;
+/// with the CLI on two_faces_640x360.mp4 (scripts/sealed_size_psnr.py, face PSNR over RGB
+/// against the original's decoded frames, mean / worst of 200 faces, sealed KB), restores at
+/// CRF 4 with x264's macroblock tree: QP 16: 42.7 / 40.7 dB, 180 KB; QP 12: 44.6 / 43.5, 278
+/// KB; QP 12 with chroma offset -6: 45.4 / 44.1, 314 KB; QP 10: 45.1 / 43.4, 354 KB; QP 11
+/// with chroma -6: 45.9 / 44.7, 357 KB. With restores at CRF 4 without the tree (which starved
+/// the juggler's moving face), chroma -9 and 4 references: QP 13: 45.9 / 44.7, 299 KB; QP 14:
+/// 45.4 / 44.1, 261 KB. QP 13 with restores at CRF 2 without the tree (the CLI's
+/// `SEALED_RESTORE_CRF`): 46.2 / 45.0, and the 06_juggler_720p.mp4 face, the hardest of the
+/// clips measured, 45.4 / 43.7 (44.3 / 43.1 at QP 11, chroma -6, restores at CRF 4).
+///
+/// On the faces alone (each track's canvases coded by gst-launch-1.0 and compared with the
+/// canvases, RGB; two_faces_640x360.mp4 and faces_720p.mp4): at equal PSNR, chroma -9 and -12
+/// cost the same as -6 (-9 a little less); 4 references instead of medium's 3 take 6% fewer
+/// bytes for 3% more encoder time (8 references 8%, but on the selfie's 800 px canvas, where
+/// they gain nothing, twice the time); `trellis=2` 2 to 4% fewer bytes for 35% more time, left
+/// out as a face can fill the frame; `ipratio=1` (keyframes at the same quantizer) no gain.
+pub const SEALED_FACE_QP: u32 = 13;
+const SEALED_FACE_CHROMA_QP_OFFSET: i32 = -9;
+/// x264's quantizer for small faces: canvases of at most [`SMALL_FACE_CANVAS`] pixels. Their
+/// bytes are few against the frame's, and fixed costs (headers, the chunk's head, nonce and tag)
+/// weigh more in them, so a finer quantizer costs little: on 05_crowd_mot20-08_960x366.mp4
+/// (407 faces of at most 48 px, canvases of 64 px) each step of the quantizer down from 13 to
+/// 11 took 6% more bytes for 0.7 to 0.9 dB more on the faces alone (QP 11: 12% more, 1.6 dB);
+/// on two_faces_640x360.mp4's larger faces 13 to 12 took 11% more for 0.7 dB. Through the
+/// CLI, with restores at CRF 4, the crowd's faces were 44.2 / 41.3 dB (mean / worst, RGB) at
+/// QP 13, 45.1 / 42.8 at QP 11 with chroma -6 and 3 references; now, at QP 11 and with restores
+/// at CRF 2, 45.6 / 43.4.
+pub const SMALL_FACE_QP: u32 = 11;
+/// The largest canvas (in pixels: 64 x 64) coded at [`SMALL_FACE_QP`].
+pub const SMALL_FACE_CANVAS: usize = 64 * 64;
+
+/// x264's reference frames for sealed faces (medium's 3 plus one), see [`SEALED_FACE_QP`].
+const SEALED_FACE_REFS: u32 = 4;
 
 /// x264's preset for sealed faces. On two_faces_640x360.mp4 `slower` made 10% fewer bytes than
 /// `medium` at 0.2 dB more, but a face can fill the frame: on 07_selfie_portrait_720x1280.mp4's
@@ -35,8 +60,13 @@ const PICTURE_TIMEOUT: Duration = Duration::from_secs(10);
 /// constant quantizer does not depend on the rate.
 const PICTURE_NS: u64 = 40_000_000;
 
-/// x264 at [`SEALED_FACE_QP`], with no lookahead and no B-frames (`tune=zerolatency`), so each
+/// x264 at [`SEALED_FACE_QP`] ([`SMALL_FACE_QP`] for small faces), with no lookahead and no B-frames (`tune=zerolatency`), so each
 /// face's picture comes out as it goes in; libav's decoder on one thread for the same reason.
+/// On the faces alone (two_faces_640x360.mp4, as measured above), 3 B-frames and a lookahead of
+/// 8 took 20% fewer bytes at 0.2 dB less on average but 1.4 dB less on the worst face; each
+/// chunk would then come out up to 8 pictures (0.32 s at 25 fps: x264 holds the larger of the
+/// B-frames and the lookahead; not measured through the element) after its frame, ride in a
+/// later frame's record, and a restore would hold as many frames back.
 pub struct X264Faces;
 
 impl X264Faces {
@@ -53,9 +83,11 @@ impl X264Faces {
 
 impl FaceCodec for X264Faces {
     fn encoder(&self, width: usize, height: usize) -> Result<Box<dyn FaceEncoder>> {
+        let qp = if width * height <= SMALL_FACE_CANVAS { SMALL_FACE_QP } else { SEALED_FACE_QP };
         let launch = format!(
             "appsrc name=src format=time ! x264enc tune=zerolatency speed-preset={SEALED_FACE_PRESET} pass=quant \
-             quantizer={SEALED_FACE_QP} psy-tune=psnr threads=1 option-string=chroma-qp-offset={SEALED_FACE_CHROMA_QP_OFFSET} \
+             quantizer={qp} psy-tune=psnr threads=1 \
+             option-string=chroma-qp-offset={SEALED_FACE_CHROMA_QP_OFFSET}:ref={SEALED_FACE_REFS} \
              ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=sink sync=false"
         );
         let caps = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, width as u32, height as u32)

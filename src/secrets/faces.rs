@@ -11,9 +11,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-
 use super::facevideo::{Decoded, FaceCodec, InTrack, TrackDecoders, TrackEncoders};
 use super::{ContentKey, FacePlace, FaceSealer, Identity, KeyEnvelope, Recipient, SealError};
 use crate::frame::{FrameMut, PixelFormat, PlaneRect, Region};
@@ -79,9 +76,9 @@ impl FaceVault {
         self.decoders.set_codec(codec);
     }
 
-    /// Seals what `region` of `frame` holds now (base64 text, for the stream's records). Faces
-    /// of a video must be sealed in frame order: each continues its track's face video.
-    pub fn seal(&mut self, frame: &FrameMut, region: Region, place: &FacePlace) -> Result<String, SealError> {
+    /// Seals what `region` of `frame` holds now. Faces of a video must be sealed in frame order:
+    /// each continues its track's face video.
+    pub fn seal(&mut self, frame: &FrameMut, region: Region, place: &FacePlace) -> Result<Vec<u8>, SealError> {
         let planes = frame.region_planes(region);
         let format = frame.format();
         let bytes = match &mut self.encoders {
@@ -102,7 +99,7 @@ impl FaceVault {
                 [&[LAYOUT_VIDEO, format_code(format)][..], &chunk].concat()
             }
         };
-        Ok(STANDARD.encode(self.sealer.seal(place, &bytes)))
+        Ok(self.sealer.seal(place, &bytes))
     }
 
     /// Opens a sealed face and writes its bytes back into `region`. A frame of another pixel
@@ -112,13 +109,11 @@ impl FaceVault {
         frame: &mut FrameMut,
         region: Region,
         place: &FacePlace,
-        sealed: &str,
+        sealed: &[u8],
     ) -> Result<Opened, SealError> {
-        let tampered = || SealError::Tampered { frame: place.frame, index: place.index };
-        let bytes = STANDARD.decode(sealed).map_err(|_| tampered())?;
         // Past the AEAD the bytes are the sealer's own: a malformed layout is a bug or an older
         // version, reported as such rather than as tampering.
-        let bytes = self.sealer.open(place, &bytes)?;
+        let bytes = self.sealer.open(place, sealed)?;
         let layout = |what: &str| SealError::Layout { frame: place.frame, index: place.index, what: what.to_string() };
         let [version, format, rest @ ..] = bytes.as_slice() else { return Err(layout("too short")) };
         if *format != format_code(frame.format()) {

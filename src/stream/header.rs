@@ -2,7 +2,9 @@
 //! how the key was derived, and the salt. It never holds the password or anything that could
 //! check one. Also the per-frame record of where the faces were cut.
 
-use serde::{Deserialize, Serialize};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use crate::Error;
@@ -161,9 +163,28 @@ pub struct FaceRecord {
     /// pairs relative to the square (0..1), where the detector gave them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub landmarks: Option<[f32; LANDMARK_VALUES]>,
-    /// The original pixels under the face, sealed to the stream's recipients (base64).
+    /// The original pixels under the face, sealed to the stream's recipients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sealed: Option<String>,
+    pub sealed: Option<SealedFace>,
+}
+
+/// A face's sealed bytes. In JSON (the sidecar, image metadata, and SEI payloads written before
+/// they carried bytes) they are base64; SEI payloads now carry them as bytes after the JSON
+/// ([`crate::stream::SeiPayload`]), a quarter less than base64.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedFace(pub Vec<u8>);
+
+impl Serialize for SealedFace {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for SealedFace {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map(Self).map_err(|_| serde::de::Error::custom("a sealed face is not base64"))
+    }
 }
 
 impl FaceRecord {
