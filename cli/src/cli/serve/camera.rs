@@ -36,6 +36,11 @@ const INGEST_FRAMES: u32 = 2;
 const OUTPUT_FRAMES: u32 = 60;
 /// How long a stopping camera may take to close its recording.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// How long a pipeline may take to stop. GStreamer 1.22's rtspsrc can deadlock on the way to
+/// NULL (seen here with local RTSP cameras: the camera thread waits for rtspsrc's state lock
+/// while rtspsrc's own task, holding it, waits to be stopped); waiting for it for ever would hold
+/// up the camera's reconnect, a reload and the process's exit.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(250);
 /// Recording segments: MPEG-TS, which stays playable up to the last frame written however the
 /// process ends (an MP4 needs its index written at the end).
@@ -120,11 +125,30 @@ fn run_once(config: &CameraConfig, metrics: &CameraMetrics, outlet: Option<&Outl
         Err(e) => return End::Failed(e),
     };
     let end = watch(&pipeline, config, metrics, &last_frame, stop);
-    let _ = pipeline.set_state(gst::State::Null);
+    if !stop_within(&pipeline, STOP_WAIT) {
+        eprintln!(
+            "faceveil: camera {}: its pipeline did not stop within {} s and is left behind",
+            config.name,
+            STOP_WAIT.as_secs()
+        );
+    }
     if let Some((dir, keep)) = recording(config) {
         prune(&dir, keep);
     }
     end
+}
+
+/// Takes the pipeline to NULL on a thread of its own and waits at most `wait` for it; false if
+/// it did not get there (the thread, and with it the pipeline, are then left to finish or hang
+/// on their own).
+fn stop_within(pipeline: &gst::Pipeline, wait: Duration) -> bool {
+    let (done, stopped) = std::sync::mpsc::channel();
+    let pipeline = pipeline.clone();
+    let spawned = std::thread::Builder::new().name("pipeline stop".into()).spawn(move || {
+        let _ = pipeline.set_state(gst::State::Null);
+        let _ = done.send(());
+    });
+    spawned.is_ok() && stopped.recv_timeout(wait).is_ok()
 }
 
 /// Runs the pipeline until it ends, fails, stalls or is asked to stop; keeps fps and the
@@ -443,5 +467,35 @@ mod tests {
         left.sort();
         assert_eq!(left, ["20261130T010000.000Z-00001.ts", "20261130T020000.500Z-00000.ts", "notes.txt"]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_pipeline_that_cannot_stop_is_left_behind_after_the_wait() {
+        gst::init().unwrap();
+        let pipeline = gst::parse::launch("videotestsrc ! appsink name=sink emit-signals=true sync=false").unwrap();
+        let pipeline = pipeline.downcast::<gst::Pipeline>().unwrap();
+        let sink = pipeline.by_name("sink").unwrap();
+        // The streaming thread blocks in the sink's callback until released, holding the lock
+        // that going to NULL must take: the stop cannot finish meanwhile.
+        let (entered, blocked) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        sink.connect("new-sample", false, move |_| {
+            let _ = entered.send(());
+            let _ = released.lock().unwrap().recv();
+            Some(gst::FlowReturn::Eos.to_value())
+        });
+        pipeline.set_state(gst::State::Playing).unwrap();
+        blocked.recv_timeout(Duration::from_secs(10)).expect("a frame reaches the sink");
+        let started = Instant::now();
+        assert!(!stop_within(&pipeline, Duration::from_millis(300)));
+        assert!(started.elapsed() < Duration::from_secs(2), "the wait is bounded: {:?}", started.elapsed());
+        release.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pipeline.current_state() != gst::State::Null {
+            assert!(Instant::now() < deadline, "the stop finishes once the streaming thread is free");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(stop_within(&pipeline, Duration::from_secs(5)), "a pipeline that can stop stops within the wait");
     }
 }
