@@ -31,7 +31,10 @@ port=$(free_port)
 clip="$work/clip.mp4"
 parts=()
 for _ in 1 2 3 4 5 6 7; do parts+=(filesrc location="$clip_in" ! decodebin ! c.); done
-gst-launch-1.0 -q concat name=c ! videoconvert ! videoscale ! videorate \
+# identity single-segment: each part starts its timestamps at 0 again inside concat's segments;
+# without it x264enc writes the later parts' frames with broken timestamps, and a camera in real
+# time gets each later part as a burst (and drops most of it).
+gst-launch-1.0 -q concat name=c ! identity single-segment=true ! videoconvert ! videoscale ! videorate \
   ! "video/x-raw,format=I420,width=$width,height=$height,framerate=$fps/1" \
   ! x264enc speed-preset=veryfast key-int-max="$fps" ! h264parse ! mp4mux ! filesink location="$clip" "${parts[@]}"
 echo "capacity measurement" > "$work/password"
