@@ -1,6 +1,6 @@
-//! Faces: finding them (detectors), following them (tracker, and scene cuts that call for a fresh look), where to cut them (geometry, and
-//! steady squares for still faces), and putting a changed face back (blend) or changing it
-//! one-way (effects).
+//! Faces: finding them (detectors), following them (tracker, and scene cuts that call for a fresh
+//! look), where to cut them (geometry, and steady squares for still faces), and putting a changed
+//! face back (blend) or changing it one-way (effects).
 
 pub mod blend;
 pub mod cuts;

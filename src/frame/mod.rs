@@ -396,8 +396,8 @@ impl<'a> FrameMut<'a> {
 
     /// Mean brightness of each cell of a `cols` x `rows` grid over the frame, from 4 x 4 samples
     /// a cell: a picture of the frame's layout cheap enough to take on every frame (scene-cut
-    /// detection), not an image to look at. Planar formats read their luma plane; packed ones a
-    /// fixed-point luma of their RGB.
+    /// detection), not an image to look at. Planar formats read their luma plane; packed ones the
+    /// luma of their RGB.
     pub fn luma_thumbnail(&self, cols: usize, rows: usize) -> Vec<u8> {
         const SAMPLES: usize = 4;
         let at = |i: usize, n: usize, size: usize| ((2 * i + 1) * size / (2 * n)).min(size - 1);
@@ -409,7 +409,7 @@ impl<'a> FrameMut<'a> {
                 None => row[x] as u32,
                 Some((bpp, [r, g, b])) => {
                     let p = &row[x * bpp..];
-                    (77 * p[r] as u32 + 150 * p[g] as u32 + 29 * p[b] as u32) >> 8
+                    luma_u8(&[p[r], p[g], p[b]]) as u32
                 }
             }
         };
