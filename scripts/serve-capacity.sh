@@ -69,9 +69,9 @@ for n in "${counts[@]}"; do
   "$bin" serve "$config" 2> "$work/serve-$n.log" &
   pid=$!
   sleep 8
-  a=$(curl -sf "http://127.0.0.1:$port/metrics")
+  a=$(scrape "$port")
   sleep 20
-  b=$(curl -sf "http://127.0.0.1:$port/metrics")
+  b=$(scrape "$port")
   kill -TERM "$pid"
   wait "$pid" || true
   pid=

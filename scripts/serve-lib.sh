@@ -18,5 +18,8 @@ camera() {
   if [ "$4" = sdn ]; then echo 'password_file = "password"'; fi
 }
 
+# The metrics text of the serve process listening on PORT.
+scrape() { curl -sf "http://127.0.0.1:$1/metrics"; }
+
 # The sum of one per-camera counter over all cameras, from metrics text on standard input.
 total() { awk -v m="faceveil_camera_$1{" 'index($0, m) == 1 { s += $2 } END { print s + 0 }'; }

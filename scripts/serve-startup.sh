@@ -30,7 +30,7 @@ for n in "${counts[@]}"; do
   "$bin" serve "$config" 2> "$work/serve-$n.log" &
   pid=$!
   # Every camera has a nonzero frame counter.
-  until [ "$(curl -sf "http://127.0.0.1:$port/metrics" | awk 'index($0, "faceveil_camera_frames_total{") == 1 && $2 > 0 { c++ } END { print c + 0 }')" = "$n" ]; do
+  until [ "$(scrape "$port" | awk 'index($0, "faceveil_camera_frames_total{") == 1 && $2 > 0 { c++ } END { print c + 0 }')" = "$n" ]; do
     kill -0 "$pid" || { cat "$work/serve-$n.log" >&2; exit 1; }
     sleep 0.05
   done

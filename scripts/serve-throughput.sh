@@ -45,7 +45,7 @@ done
 end=$(date +%s.%N)
 frames=0
 for port in "${ports[@]}"; do
-  f=$(curl -sf "http://127.0.0.1:$port/metrics" | total frames_total)
+  f=$(scrape "$port" | total frames_total)
   frames=$((frames + f))
 done
 peak=0
