@@ -8,6 +8,12 @@ use crate::faces::track::TrackerSettings;
 use crate::model::keys::{KdfParams, Keying};
 use crate::runtime::RuntimeOptions;
 
+/// Detection on every 2nd frame, the tracker's predictions in between, by default: on two cores
+/// 40 fps against 25 fps with detection on every frame (docs/PERFORMANCE.md), and on the five
+/// clips of scripts/leaks.py no face is left uncovered in a frame that detection on every frame
+/// covered (with the lower threshold of scheduled detections, see veil.rs).
+pub const DEFAULT_DETECT_EVERY: u32 = 2;
+
 /// Everything that shapes an anonymization or a restore, password aside.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -37,7 +43,7 @@ impl Config {
             runtime: RuntimeOptions::default(),
             detector: DetectorSettings::default(),
             tracker: TrackerSettings::default(),
-            detect_every: 1,
+            detect_every: DEFAULT_DETECT_EVERY,
             mask_scale: 1.0,
             attributes: Vec::new(),
             kdf: KdfParams::default(),

@@ -301,7 +301,7 @@ fn an_empty_scan_from_faceveildetect_is_its_answer() {
     // takes that as the answer for the stream rather than switching to a detector of its own
     // whenever upstream reports no faces: the frame passes as faceveildetect decided.
     let (data, w, h) = astronaut();
-    let mut harness = harness("faceveildetect threshold=1.0 ! faceveil mode=solid use-roi=true", w, h);
+    let mut harness = harness("faceveildetect threshold=1.0 detect-interval=1 ! faceveil mode=solid use-roi=true", w, h);
     harness.play();
     for i in 0..3 {
         let out = harness.push_and_pull(rgb_buffer(&data, w, h, i * 40)).unwrap();

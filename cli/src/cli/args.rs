@@ -216,7 +216,7 @@ pub struct CommonArgs {
     /// Face detector: centerface or seeta
     #[arg(long, default_value = "centerface")]
     pub detector: DetectorKind,
-    /// Minimum detection confidence
+    /// Minimum detection confidence (with --detect-interval above 1, detections take faces from 0.6 of it)
     #[arg(long, default_value_t = DetectorSettings::default().threshold)]
     pub threshold: f32,
     /// Ignore faces smaller than this many pixels
@@ -226,7 +226,7 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = DetectorSettings::default().max_side)]
     pub detect_size: usize,
     /// Run the detector every N frames and track in between (and at once on a scene cut)
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = faceveil::config::DEFAULT_DETECT_EVERY)]
     pub detect_interval: u32,
     /// Scale of the blended ellipse (1 = as trained)
     #[arg(long, default_value_t = 1.0)]

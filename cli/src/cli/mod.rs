@@ -53,7 +53,8 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
         if !recipients.is_empty() {
             anonymizer.seal_to(&recipients, args.recipients_threshold, SealedLayout::Lossless)?;
         }
-        let mut finder = FaceFinder::new(&config)?;
+        // A photo has no next frame to track into: detection on it, at the full threshold.
+        let mut finder = FaceFinder::new(&faceveil::config::Config { detect_every: 1, ..config.clone() })?;
         let output = args.output.as_deref().context("an output is required (-o OUTPUT)")?;
         let boxes = args.boxes_json.as_deref();
         return match &input {

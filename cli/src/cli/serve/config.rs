@@ -59,7 +59,7 @@ pub struct CameraConfig {
     pub password_env: Option<String>,
     #[serde(default)]
     pub detector: DetectorKind,
-    #[serde(default = "one")]
+    #[serde(default = "detect_every")]
     pub detect_interval: u32,
     /// CPU threads for each of the camera's models; 0: one per core.
     #[serde(default)]
@@ -100,6 +100,9 @@ fn yes() -> bool {
 }
 fn one() -> u32 {
     1
+}
+fn detect_every() -> u32 {
+    faceveil::config::DEFAULT_DETECT_EVERY
 }
 fn minute() -> u32 {
     60
@@ -240,7 +243,11 @@ mod tests {
     fn a_camera_takes_its_defaults_and_paths_from_the_config_folder() {
         let c = parse(&format!("[rtsp]\nport = 8554\n{BLUR}mount = \"/a\"\nrecord = {{ dir = \"rec\" }}\n")).unwrap();
         let cam = &c.cameras[0];
-        assert!(cam.realtime && cam.detect_interval == 1 && cam.detector == DetectorKind::CenterFace);
+        assert!(
+            cam.realtime
+                && cam.detect_interval == faceveil::config::DEFAULT_DETECT_EVERY
+                && cam.detector == DetectorKind::CenterFace
+        );
         assert!(matches!(cam.source(), StreamSource::File(p) if p.is_absolute() || p.starts_with(env!("CARGO_MANIFEST_DIR"))));
         let record = cam.record.as_ref().unwrap();
         assert!(record.dir.ends_with("samples/rec") && record.segment_seconds == 60 && record.keep == 60);
