@@ -240,6 +240,7 @@ fn queue(frames: u32, leaky: bool, dropped: &Counter) -> Result<gst::Element> {
 fn detection(element: &gst::Element, config: &CameraConfig) {
     element.set_property_from_str("detector", config.detector.name());
     element.set_property("detect-interval", config.detect_interval);
+    element.set_property("threshold", config.threshold);
     element.set_property("threads", config.threads);
 }
 

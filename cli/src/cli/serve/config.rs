@@ -61,6 +61,10 @@ pub struct CameraConfig {
     pub detector: DetectorKind,
     #[serde(default = "detect_every")]
     pub detect_interval: u32,
+    /// Faces scoring below this are not covered (with detect_interval above 1 the scheduled
+    /// detections take faces from 0.6 of it); higher costs less in crowds and covers fewer faces.
+    #[serde(default = "threshold")]
+    pub threshold: f32,
     /// CPU threads for each of the camera's models; 0: one per core.
     #[serde(default)]
     pub threads: u32,
@@ -100,6 +104,9 @@ fn yes() -> bool {
 }
 fn one() -> u32 {
     1
+}
+fn threshold() -> f32 {
+    faceveil::faces::detect::DetectorSettings::default().threshold
 }
 fn detect_every() -> u32 {
     faceveil::config::DEFAULT_DETECT_EVERY
@@ -183,6 +190,7 @@ impl CameraConfig {
             self.recipients_threshold
         );
         ensure!(self.detect_interval >= 1, "camera {name}: detect_interval must be 1 or more");
+        ensure!((0.01..=1.0).contains(&self.threshold), "camera {name}: threshold {} must be between 0.01 and 1", self.threshold);
         ensure!(self.mount.is_some() || self.record.is_some(), "camera {name}: no output: set mount, record or both");
         if let Some(mount) = &self.mount {
             ensure!(mount.len() > 1 && mount.starts_with('/'), "camera {name}: mount {mount:?} must look like \"/{name}\"");
@@ -247,7 +255,10 @@ mod tests {
             cam.realtime
                 && cam.detect_interval == faceveil::config::DEFAULT_DETECT_EVERY
                 && cam.detector == DetectorKind::CenterFace
+                && cam.threshold == faceveil::faces::detect::DetectorSettings::default().threshold
         );
+        let crowd = parse(&format!("{BLUR}record = {{ dir = \"r\" }}\nthreshold = 0.6\n")).unwrap();
+        assert_eq!(crowd.cameras[0].threshold, 0.6);
         assert!(matches!(cam.source(), StreamSource::File(p) if p.is_absolute() || p.starts_with(env!("CARGO_MANIFEST_DIR"))));
         let record = cam.record.as_ref().unwrap();
         assert!(record.dir.ends_with("samples/rec") && record.segment_seconds == 60 && record.keep == 60);
@@ -271,6 +282,7 @@ mod tests {
                 .contains("cannot read recipients file")
         );
         assert!(error(&format!("{sdn}password_env = \"PATH\"\nrecipients_threshold = 2\n")).contains("between 1 and the number"));
+        assert!(error(&format!("{BLUR}record = {{ dir = \"r\" }}\nthreshold = 1.5\n")).contains("threshold 1.5 must be between"));
         let twice = format!("{BLUR}record = {{ dir = \"r\" }}\n{BLUR}record = {{ dir = \"r\" }}\n");
         assert!(error(&twice).contains("two cameras are named a"));
         assert!(error("[[camera]]\nname = \"a b\"\nsource = \"x\"\n").contains("use letters"));
