@@ -9,7 +9,7 @@ use crate::model::keys::{KdfParams, Keying};
 use crate::runtime::RuntimeOptions;
 
 /// Detection on every 2nd frame, the tracker's predictions in between, by default: on two cores
-/// 40 fps against 25 fps with detection on every frame (docs/PERFORMANCE.md), and on the five
+/// about 40 fps against 25 with detection on every frame (docs/PERFORMANCE.md), and on the five
 /// clips of scripts/leaks.py no face is left uncovered in a frame that detection on every frame
 /// covered (with the lower threshold of scheduled detections, see veil.rs).
 pub const DEFAULT_DETECT_EVERY: u32 = 2;
