@@ -52,15 +52,8 @@ def main():
     ids = lab["identity"][pick]
     m = blend_mask(128, **meta["blend"])[..., None]
 
-    def to_frame(c128):
-        u8 = np.clip(np.rint((c128.transpose(0, 2, 3, 1) + 1) * 127.5), 0, 255)
-        f = frames.astype(np.float32).copy()
-        f[:, off:off + 128, off:off + 128] = f[:, off:off + 128, off:off + 128] * (1 - m) + u8 * m
-        return np.clip(np.rint(f), 0, 255).astype(np.uint8)
-
     J = qj.Judge()
-    desc = lambda F: np.stack([J.desc(F[i], boxes[i]) for i in range(N)])  # noqa: E731
-    D0 = desc(frames)
+    D0 = J.descs(frames, boxes)
     rng = np.random.RandomState(5)
 
     def donors():
@@ -103,8 +96,8 @@ def main():
             ("shipped rotation", lambda k: fs.anonymize(crops, lms, np.tile(keys[k], (N, 1))))]
     res = dict(n=N, identities=int(len(set(ids))), model=meta["model_id"], rows={})
     for name, make in rows:
-        F1, F2 = to_frame(make(0)), to_frame(make(1))
-        E1, E2 = desc(F1), desc(F2)
+        F1, F2 = qj.blend_crops(frames, make(0), m, off), qj.blend_crops(frames, make(1), m, off)
+        E1, E2 = J.descs(F1, boxes), J.descs(F2, boxes)
         r_ = dict(same=float(np.mean(np.linalg.norm(E1 - D0, axis=1) < 0.6)),
                   two=float(np.mean(np.linalg.norm(E1 - E2, axis=1) >= 0.6)),
                   median_distance_of_the_two=float(np.median(np.linalg.norm(E1 - E2, axis=1))),

@@ -48,6 +48,10 @@ class Judge:
         r = self.dlib.rectangle(*[int(round(v)) for v in box])
         return np.array(self.rec.compute_face_descriptor(img, self.sp(img, r), 0))
 
+    def descs(self, frames, boxes):
+        """Descriptors of frames[i] at boxes[i], stacked [N,128]."""
+        return np.stack([self.desc(f, b) for f, b in zip(frames, boxes)])
+
     def found(self, img, box):
         for d in self.det(img, 1):
             a = [d.left(), d.top(), d.right(), d.bottom()]
@@ -58,6 +62,15 @@ class Judge:
             if inter / u > 0.3:
                 return True
         return False
+
+
+def blend_crops(frames, c128, m, off):
+    """Model crops [N,3,128,128] (-1..1) -> uint8 frames [N,S,S,3]: the stored frames with the crops
+    blended in at `off` through the ellipse weights m [128,128,1], as the runtime blends."""
+    u8 = np.clip(np.rint((c128.transpose(0, 2, 3, 1) + 1) * 127.5), 0, 255)
+    f = frames.astype(np.float32).copy()
+    f[:, off:off + 128, off:off + 128] = f[:, off:off + 128, off:off + 128] * (1 - m) + u8 * m
+    return np.clip(np.rint(f), 0, 255).astype(np.uint8)
 
 
 def lab_ab(img_u8):
@@ -280,14 +293,10 @@ def main():
         model_id = meta["model_id"] + " " + (args.variant or meta["default_variant"])
 
     def to_frame(c128):
-        """model crops [N,3,128,128] -> uint8 frames [N,S,S,3] blended like the runtime."""
-        u8 = np.clip(np.rint((c128.transpose(0, 2, 3, 1) + 1) * 127.5), 0, 255)
-        f = frames.astype(np.float32).copy()
-        f[:, off:off + 128, off:off + 128] = f[:, off:off + 128, off:off + 128] * (1 - m) + u8 * m
-        return np.clip(np.rint(f), 0, 255).astype(np.uint8)
+        return blend_crops(frames, c128, m, off)
 
     J = Judge()
-    D0 = np.stack([J.desc(frames[i], boxes[i]) for i in range(N)])
+    D0 = J.descs(frames, boxes)
     found0 = np.mean([J.found(frames[i], boxes[i]) for i in range(N)])
     ids = lab["identity"][pick]
     # other photo of the same person judged the same (the judge's sensitivity)
@@ -314,7 +323,7 @@ def main():
 
     def key_matrix(ki):
         if not args.per_face_keys:
-            return np.tile(keys[ki % len(keys)], (N, 1))
+            return np.tile(keys[ki], (N, 1))
         g = np.random.RandomState(1000 + ki)
         return np.where(g.rand(N, 128) < 0.5, 1.0, -1.0).astype(np.float32)
 
@@ -323,7 +332,7 @@ def main():
         y = anon(crops, K)
         F = to_frame(y)
         anons.append(F)
-        Dk = np.stack([J.desc(F[i], boxes[i]) for i in range(N)])
+        Dk = J.descs(F, boxes)
         descs.append(Dk)
         same = float(np.mean(np.linalg.norm(Dk - D0, axis=1) < 0.6))
         found = float(np.mean([J.found(F[i], boxes[i]) for i in range(N)]))
@@ -346,7 +355,7 @@ def main():
         psnr = float(np.mean(10 * np.log10(255 ** 2 / np.maximum(err, 1e-10))))
         Kw = key_matrix(ki + 1)
         Fw = to_frame(rest(yq, Kw))
-        Dw = np.stack([J.desc(Fw[i], boxes[i]) for i in range(N)])
+        Dw = J.descs(Fw, boxes)
         wrong_same = float(np.mean(np.linalg.norm(Dw - D0, axis=1) < 0.6))
         wrong_diff = float(np.mean(np.linalg.norm(Dw - Dk, axis=1) >= 0.6))
         r = dict(key=ki, same=same, found=found, pair=float(np.mean(pair)), gamut=gamut, psnr=psnr,
@@ -373,10 +382,10 @@ def main():
         att = {}
         for name, val in [("negate", -uy), ("double", 2 * uy), ("half", 0.5 * uy)]:
             Fa = to_frame(fs.merge(val, rsy))
-            Da = np.stack([J.desc(Fa[i], boxes[i]) for i in range(N)])
+            Da = J.descs(Fa, boxes)
             att[name] = float(np.mean(np.linalg.norm(Da - D0, axis=1) < 0.6))
         avg = np.mean([a.astype(np.float32) for a in anons], 0)
-        Da = np.stack([J.desc(np.clip(np.rint(avg[i]), 0, 255).astype(np.uint8), boxes[i]) for i in range(N)])
+        Da = J.descs(np.clip(np.rint(avg), 0, 255).astype(np.uint8), boxes)
         att["mean_of_keys"] = float(np.mean(np.linalg.norm(Da - D0, axis=1) < 0.6))
         res["attacks_same"] = att
     if args.tone_age:
