@@ -31,7 +31,7 @@ use std::time::Instant;
 /// some that are not faces, which get covered too (CenterFace at 640 px, every 6th frame, boxes a
 /// frame at 0.4 / 0.3 / 0.24: the Hamilton clip 2.7 / 3.2 / 3.5, the crowd clip 0.4 / 1.6 / 4.6,
 /// the sample, juggler and selfie clips none more).
-const SCHEDULED_THRESHOLD_FACTOR: f32 = 0.6;
+pub const SCHEDULED_THRESHOLD_FACTOR: f32 = 0.6;
 
 /// Detection every few frames plus tracking in between, and at once on a scene cut.
 pub struct FaceFinder {

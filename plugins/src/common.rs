@@ -196,11 +196,11 @@ impl From<KeyingProp> for Keying {
 
 pub const DEFAULT_DETECTOR: DetectorProp = DetectorProp::CenterFace;
 pub const DEFAULT_PROVIDER: ProviderProp = ProviderProp::Cpu;
-pub const DEFAULT_THRESHOLD: f32 = 0.4;
-pub const DEFAULT_MIN_FACE_SIZE: u32 = 12;
+pub const DEFAULT_THRESHOLD: f32 = faceveil::faces::detect::DEFAULT_THRESHOLD;
+pub const DEFAULT_MIN_FACE_SIZE: u32 = faceveil::faces::detect::DEFAULT_MIN_FACE_SIZE;
 pub const DEFAULT_DETECT_INTERVAL: u32 = faceveil::config::DEFAULT_DETECT_EVERY;
 pub const DEFAULT_MASK_SCALE: f32 = 1.0;
-pub const DEFAULT_MAX_SIDE: u32 = 640;
+pub const DEFAULT_MAX_SIDE: u32 = faceveil::faces::detect::DEFAULT_MAX_SIDE;
 pub const DEFAULT_THREADS: u32 = 0;
 
 /// Detection, model and key settings shared by the elements.
@@ -264,7 +264,10 @@ pub fn shared_properties(groups: Groups) -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecFloat::builder("threshold")
             .nick("Threshold")
-            .blurb("Minimum detection confidence (0..1); with a detect-interval above 1 the scheduled detections take faces from 0.6 of it, so that the tracks already cover a face hovering around it")
+            .blurb(&format!(
+                "Minimum detection confidence (0..1); with a detect-interval above 1 the scheduled detections take faces from {} of it, so that the tracks already cover a face hovering around it",
+                faceveil::veil::SCHEDULED_THRESHOLD_FACTOR
+            ))
             .minimum(0.01)
             .maximum(1.0)
             .default_value(DEFAULT_THRESHOLD)

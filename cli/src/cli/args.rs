@@ -216,8 +216,7 @@ pub struct CommonArgs {
     /// Face detector: centerface or seeta
     #[arg(long, default_value = "centerface")]
     pub detector: DetectorKind,
-    /// Minimum detection confidence (with --detect-interval above 1, detections take faces from 0.6 of it)
-    #[arg(long, default_value_t = DetectorSettings::default().threshold)]
+    #[arg(long, default_value_t = DetectorSettings::default().threshold, help = threshold_help())]
     pub threshold: f32,
     /// Ignore faces smaller than this many pixels
     #[arg(long, default_value_t = DetectorSettings::default().min_face_size)]
@@ -262,4 +261,12 @@ impl CommonArgs {
         c.attributes = faceveil::model::parse_attributes(&self.attributes)?;
         Ok(c)
     }
+}
+
+/// --threshold's help, with the factor scheduled detections apply as the frame path defines it.
+fn threshold_help() -> String {
+    format!(
+        "Minimum detection confidence (with --detect-interval above 1, detections take faces from {} of it)",
+        faceveil::veil::SCHEDULED_THRESHOLD_FACTOR
+    )
 }

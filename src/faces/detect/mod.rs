@@ -71,6 +71,13 @@ impl DetectorKind {
     }
 }
 
+/// The default minimum score (0..1).
+pub const DEFAULT_THRESHOLD: f32 = 0.4;
+/// The default smallest face kept, in pixels of the full frame.
+pub const DEFAULT_MIN_FACE_SIZE: u32 = 12;
+/// The default longest side frames are downscaled to for detection.
+pub const DEFAULT_MAX_SIDE: u32 = 640;
+
 /// Settings shared by all detectors.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DetectorSettings {
@@ -87,7 +94,13 @@ pub struct DetectorSettings {
 
 impl Default for DetectorSettings {
     fn default() -> Self {
-        Self { kind: DetectorKind::default(), threshold: 0.4, min_face_size: 12.0, nms_iou: 0.3, max_side: 640 }
+        Self {
+            kind: DetectorKind::default(),
+            threshold: DEFAULT_THRESHOLD,
+            min_face_size: DEFAULT_MIN_FACE_SIZE as f32,
+            nms_iou: 0.3,
+            max_side: DEFAULT_MAX_SIDE as usize,
+        }
     }
 }
 
