@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from facespace import FaceSpace  # noqa: E402
 
-MODEL_ID = "sdn-0.6.1"  # without keyed geometry (the same map as sdn-0.6.0, faster graphs)
+MODEL_ID = "sdn-0.6.2"  # without keyed geometry: 296 of the 300 coordinates rotated (all but skin tone and age)
 MODEL_ID_GEO = "sdn-0.7.0"  # with keyed geometry (facespace.npz holds geo_amp > 0)
 
 
@@ -356,11 +356,10 @@ class Graph:
         vm = v2 if linear else b.op("Sub", [v2, b.const(fs.mu)])
         if self.alpha != 1.0:
             z2 = b.matmul(vm, fs.ana_alpha.T, 1, f16=True)
-            dinv = 1.0 / (1 - (1 - self.alpha) * fs.mask)
             r = b.op("Sub", [vm, b.matmul(z2, fs.syn.T, 1, f16=True)])
             if fs._det() and not linear:
                 r = b.op("Sub", [r, self.detail(z2)])
-            r = b.op("Mul", [r, b.const(dinv)])
+            r = b.op("Mul", [r, b.const(fs.detail_gain)])
         else:
             z2 = b.matmul(vm, fs.ana.T, 1, f16=True)
             r = b.op("Sub", [vm, b.matmul(z2, fs.syn.T, 1, f16=True)])

@@ -59,6 +59,10 @@ import numpy as np
 ATTRIBUTES = ["smiling", "mouth_slightly_open", "mustache", "eyeglasses", "male", "young"]
 
 
+# The smallest share of the original's detail that restore scales back up (by its inverse).
+DETAIL_FLOOR = 0.25
+
+
 def tps_kernel(r2):
     return 0.5 * r2 * np.log(np.maximum(r2, 1e-20))
 
@@ -159,10 +163,20 @@ class FaceSpace:
         self.syn = r16(self.syn)
         self.ana = r16(np.linalg.pinv(self.syn))  # the analysis: pseudo-inverse of the synthesis basis
         a = float(p.get("alpha", 1.0))
-        if a != 1.0:  # analysis of an anonymized face: (Ana D^-1 Syn)^-1 Ana D^-1, D = 1 - (1-a) mask
-            dinv = 1.0 / (1 - (1 - a) * self.mask)
-            M = self.ana * dinv
+        if a != 1.0:
+            # The anonymized face keeps the original's detail r at D = 1 - (1-a) mask. Its analysis
+            # (Ana W Syn)^-1 Ana W reads z' exactly when W D r is a multiple of r (so that Ana
+            # ignores it): W = 1/D for a > 0; at a = 0 the limit, W = the mask's core (mask = 1),
+            # where D r = 0.
+            D = 1 - (1 - a) * self.mask
+            W = 1.0 / D if a > 0 else (self.mask >= 1 - 1e-9).astype(np.float64)
+            M = self.ana * W
             self.ana_alpha = r16(np.linalg.solve(M @ self.syn, M))
+            # Restore rescales the detail by 1/D, but never by more than 1/DETAIL_FLOOR: where less
+            # of it was kept (at a < DETAIL_FLOOR), the codec's noise would grow more than the
+            # detail comes back. At a = 0 the core's detail is gone and restore gives the face
+            # space's reconstruction there.
+            self.detail_gain = 1.0 / np.maximum(D, DETAIL_FLOOR)
 
     @classmethod
     def load(cls, model_dir, **override):
@@ -293,10 +307,9 @@ class FaceSpace:
         vm = v2 if linear else v2 - self.mu
         a = self._alpha()
         if a != 1.0:
-            dinv = 1.0 / (1 - (1 - a) * self.mask)
             z2 = vm @ self.ana_alpha.T
             h = self.detail_layer(z2, keys) if (self._det() and not linear) else 0.0
-            r = (vm - z2 @ self.syn.T - h) * dinv
+            r = (vm - z2 @ self.syn.T - h) * self.detail_gain
         else:
             z2 = vm @ self.ana.T
             r = vm - z2 @ self.syn.T

@@ -152,11 +152,12 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "facespace.npz"))
     ap.add_argument("--G", type=int, default=64)
     ap.add_argument("--K", type=int, default=300)
-    ap.add_argument("--m", type=int, default=200)
+    ap.add_argument("--m", type=int, default=296, help="identity coordinates rotated (all K but the kept ones: K - 4)")
     ap.add_argument("--align", type=float, default=0.0, help="alignment strength the graphs apply at run time "
                     "(1: warp by the face's own landmarks; 0: the mean shape, landmarks ignored; fitting always aligns)")
     ap.add_argument("--alpha", type=float, default=0.25, help="amplitude of the original's detail the model misses, kept inside the mask")
-    ap.add_argument("--keep", default="tone,age", help="comma list of tone,age kept out of the identity subspace")
+    ap.add_argument("--keep", default="tone,age", help="comma list of tone,age,pose,frame,light,expr kept out of the identity subspace")
+    ap.add_argument("--rotate-all", action="store_true", help="rotate every direction of the face space but the kept ones (not only the LDA identity subspace)")
     ap.add_argument("--no-align", action="store_true", help="fit on the crops as framed (every face given the mean landmarks)")
     ap.add_argument("--mask-scale", type=float, default=1.15, help="face mask ellipse axes scaled by this")
     ap.add_argument("--feather", type=float, default=0.25, help="the mask's rim (share of the radius)")
@@ -262,13 +263,41 @@ def main():
         age = np.array([int(os.path.basename(f).split("_")[0]) for f in lab["files"][fit][utk]], np.float64)
         w = np.linalg.lstsq(Z[utk].astype(np.float64), age - age.mean(), rcond=None)[0]
         kept.append(w)
+    lm = lab["landmarks"][fit].astype(np.float64).reshape(-1, 5, 2)
+    le, re, nose, ml, mr = (lm[:, i] for i in range(5))
+    eye_c, mouth_c = (le + re) / 2, (ml + mr) / 2
+    eye_d = np.linalg.norm(re - le, axis=1)
+    if "pose" in keep:  # how the head is turned (yaw, pitch, roll), which changes along a track
+        feats = [(nose[:, 0] - eye_c[:, 0]) / eye_d,
+                 (nose[:, 1] - eye_c[:, 1]) / (mouth_c[:, 1] - eye_c[:, 1] + 1e-6),
+                 np.arctan2(re[:, 1] - le[:, 1], re[:, 0] - le[:, 0])]
+        for f in feats:
+            kept.append(np.linalg.lstsq(Z.astype(np.float64), f - f.mean(), rcond=None)[0])
+    if "frame" in keep:  # where the face sits in the crop and how large: the detector's framing
+        for f in [lm[:, :, 0].mean(1), lm[:, :, 1].mean(1), np.log(eye_d)]:
+            kept.append(np.linalg.lstsq(Z.astype(np.float64), f - f.mean(), rcond=None)[0])
+    if "light" in keep:  # the light's direction: left against right, top against bottom of the face
+        lum = rgb.mean(1) * mk[None]
+        h = lum.shape[1] // 2
+        for f in [lum[:, :, :h].sum((1, 2)) - lum[:, :, h:].sum((1, 2)), lum[:, :h].sum((1, 2)) - lum[:, h:].sum((1, 2))]:
+            kept.append(np.linalg.lstsq(Z[sub].astype(np.float64), f - f.mean(), rcond=None)[0])
+    if "expr" in keep:  # smiling and mouth open (CelebA labels): expression, which changes along a track
+        at = lab["attrs"][fit]
+        cel_src = lab["source"][fit] == "celeba"
+        for a in (0, 1):
+            kept.append(Z[(at[:, a] > 0) & cel_src].mean(0) - Z[(at[:, a] < 0) & cel_src].mean(0))
+    if args.rotate_all:  # every direction but the kept ones
+        Vl = np.eye(args.K)
     if kept:
         Kd, _ = np.linalg.qr(np.stack(kept, 1))
         Vl = Vl - Kd @ (Kd.T @ Vl)
+    if args.rotate_all:
+        Uv, sv, _ = np.linalg.svd(Vl, full_matrices=False)
+        Vl = Uv[:, sv > 0.5]
     Q, _ = np.linalg.qr(Vl)
     m = Q.shape[1] - Q.shape[1] % 2
     Q = Q[:, :m]
-    fisher = ev[:m]
+    fisher = ev[:min(m, len(ev))]
     idvar = float(np.trace(Q.T @ Sb @ Q) / np.trace(Sb))
     print(f"identity subspace m={m}: {idvar * 100:.1f}% of the between-identity scatter; fisher ratio "
           f"{fisher[0]:.2f}..{fisher[-1]:.3f}; kept out: {keep} ({time.time() - t0:.0f}s)", flush=True)

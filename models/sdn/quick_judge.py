@@ -134,7 +134,14 @@ def flicker(args, meta, clip, key, max_frames=150):
     v = meta["variants"][meta["default_variant"]]
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
-    sa = ort.InferenceSession(os.path.join(args.model_dir, v["anonymize"]), so, providers=["CPUExecutionProvider"])
+    if args.numpy:  # the facespace.py reference (mean landmarks, as the graphs use them)
+        from facespace import FaceSpace
+        fs = FaceSpace.load(args.npz or args.model_dir, **({} if args.alpha is None else {"alpha": np.array(args.alpha)}))
+        run = lambda xin: fs.anonymize(xin.astype(np.float64), fs.mean_landmarks[None], key[None].astype(np.float64))  # noqa: E731
+    else:
+        sa = ort.InferenceSession(os.path.join(args.model_dir, v["anonymize"]), so, providers=["CPUExecutionProvider"])
+        zeros = np.zeros((1, 6), np.float32)
+        run = lambda xin: sa.run(["image_out"], {"image": xin, "key": key[None], "attributes": zeros})[0]  # noqa: E731
     cf = CenterFace(threads=1)
     c = meta["crop"]
     m = blend_mask(128, **meta["blend"])[..., None]
@@ -154,7 +161,7 @@ def flicker(args, meta, clip, key, max_frames=150):
         cx, cy, side = crop_params(b, c["scale"], c["center_x"], c["center_y"])
         x = crop(rgb, cx, cy, side, 128)
         xin = (x.transpose(2, 0, 1)[None] / 127.5 - 1).astype(np.float32)
-        y = sa.run(["image_out"], {"image": xin, "key": key[None], "attributes": np.zeros((1, 6), np.float32)})[0][0]
+        y = run(xin)[0]
         orig.append(x)
         anon.append((y.transpose(1, 2, 0) + 1) * 127.5)
     d0, d1 = [], []
