@@ -1,6 +1,7 @@
-"""Fit: the sdn-0.6.0 face space from models/sdn/data (written by prepare.py) -> models/sdn/facespace.npz.
+"""Fit: the sdn-0.6.x face space from models/sdn/data (written by prepare.py) -> models/sdn/facespace.npz.
 
-    OMP_NUM_THREADS=2 deps/sdn-venv/bin/python models/sdn/fit.py [--K 300] [--m 200] [--alpha 0.25] [--keep tone,age]
+    OMP_NUM_THREADS=2 deps/sdn-venv/bin/python models/sdn/fit.py [--K 300] [--m 296] [--alpha 0.25] [--keep tone,age]
+        [--rotate-all --keep tone,age,pose,frame,light,expr]
         [--geo-amp 0.03 --geo-id-coords 32 --geo-gamma 1 --restore-steps 6]
     deps/sdn-venv/bin/python models/sdn/fit.py --geo-only models/sdn/facespace.npz --geo-amp 0.03 --restore-steps 6 --out X.npz
 
@@ -12,10 +13,12 @@ model):
     landmarks, G x G (2x2 averaged from 2G x 2G), masked pixels kept;
  3. PCA of all fitting crops (CelebA and UTKFace), K components; the synthesis basis tapered by the
     mask; analysis = its pseudo-inverse; coordinates whitened;
- 4. identity subspace: principal directions of the CelebA identities' class means in the whitened
-    space (LDA, since the whitened total scatter is I), m of them; optionally kept out of it
-    (--keep): the skin-tone directions (regression of the face's mean Lab colour on z) and the
-    age direction (regression of UTKFace's age on z), so that the key does not move them;
+ 4. rotated subspace: principal directions of the CelebA identities' class means in the whitened
+    space (LDA, since the whitened total scatter is I), m of them (296 of the 300 by default: all
+    but the kept-out ones); kept out of it (--keep): the skin-tone directions (regression of the
+    face's mean Lab colour on z) and the age direction (regression of UTKFace's age on z), so that
+    the key does not move them, and, tried and not shipped, pose, framing, light and expression
+    directions; --rotate-all takes every direction but the kept ones instead of the LDA ones;
  5. attribute directions: one degree = the difference of the class means of z over the images
     labelled +1 and -1 (CelebA labels; male/young also from UTKFace's file names);
  6. key -> rotation: L fixed random orthogonal matrices and angle maps (seeded);
