@@ -266,10 +266,11 @@ def main():
         age = np.array([int(os.path.basename(f).split("_")[0]) for f in lab["files"][fit][utk]], np.float64)
         w = np.linalg.lstsq(Z[utk].astype(np.float64), age - age.mean(), rcond=None)[0]
         kept.append(w)
-    lm = lab["landmarks"][fit].astype(np.float64).reshape(-1, 5, 2)
-    le, re, nose, ml, mr = (lm[:, i] for i in range(5))
-    eye_c, mouth_c = (le + re) / 2, (ml + mr) / 2
-    eye_d = np.linalg.norm(re - le, axis=1)
+    if "pose" in keep or "frame" in keep:  # from the fitting crops' CenterFace landmarks
+        lm = lab["landmarks"][fit].astype(np.float64).reshape(-1, 5, 2)
+        le, re, nose, ml, mr = (lm[:, i] for i in range(5))
+        eye_c, mouth_c = (le + re) / 2, (ml + mr) / 2
+        eye_d = np.linalg.norm(re - le, axis=1)
     if "pose" in keep:  # how the head is turned (yaw, pitch, roll), which changes along a track
         feats = [(nose[:, 0] - eye_c[:, 0]) / eye_d,
                  (nose[:, 1] - eye_c[:, 1]) / (mouth_c[:, 1] - eye_c[:, 1] + 1e-6),

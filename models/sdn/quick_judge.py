@@ -125,21 +125,30 @@ def tone_age(args, lab, frames, anons, cen):
                 age_probe_spread_originals=float(a0.std()))
 
 
+def numpy_model(args):
+    """The facespace.py reference that --numpy judges (--npz, else the model folder's), with --alpha."""
+    from facespace import FaceSpace
+    return FaceSpace.load(args.npz or args.model_dir, **({} if args.alpha is None else {"alpha": np.array(args.alpha)}))
+
+
+def sessions(args, variant, *graphs):
+    """One-thread onnxruntime sessions of the variant's graphs ("anonymize", "restore")."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    return [ort.InferenceSession(os.path.join(args.model_dir, variant[g]), so, providers=["CPUExecutionProvider"]) for g in graphs]
+
+
 def flicker(args, meta, clip, key, max_frames=150):
     """One face track (the largest CenterFace face of every frame, the contract's crop, no landmarks
     fed, as the runtime does now): mean absolute frame-to-frame change of the anonymized crop inside
     the blend ellipse against that of the original crop (grey levels)."""
-    import onnxruntime as ort
     from centerface import CenterFace, crop, crop_params
-    v = meta["variants"][meta["default_variant"]]
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
     if args.numpy:  # the facespace.py reference (mean landmarks, as the graphs use them)
-        from facespace import FaceSpace
-        fs = FaceSpace.load(args.npz or args.model_dir, **({} if args.alpha is None else {"alpha": np.array(args.alpha)}))
+        fs = numpy_model(args)
         run = lambda xin: fs.anonymize(xin.astype(np.float64), fs.mean_landmarks[None], key[None].astype(np.float64))  # noqa: E731
     else:
-        sa = ort.InferenceSession(os.path.join(args.model_dir, v["anonymize"]), so, providers=["CPUExecutionProvider"])
+        sa, = sessions(args, meta["variants"][meta["default_variant"]], "anonymize")
         zeros = np.zeros((1, 6), np.float32)
         run = lambda xin: sa.run(["image_out"], {"image": xin, "key": key[None], "attributes": zeros})[0]  # noqa: E731
     cf = CenterFace(threads=1)
@@ -271,18 +280,12 @@ def main():
     attrs0 = np.zeros((N, 6), np.float32)
     feed_lm = True
     if args.numpy:
-        from facespace import FaceSpace
-        fs = FaceSpace.load(args.npz or args.model_dir, **({} if args.alpha is None else {'alpha': np.array(args.alpha)}))
+        fs = numpy_model(args)
         anon = lambda x, k: fs.anonymize(x, lms, k)  # noqa: E731
         rest = lambda y, k: fs.restore(y, lms, k)  # noqa: E731
         model_id = "numpy " + (args.npz or "facespace.npz") + f" alpha={args.alpha}"
     else:
-        import onnxruntime as ort
-        v = meta["variants"][args.variant or meta["default_variant"]]
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        sa = ort.InferenceSession(os.path.join(args.model_dir, v["anonymize"]), so, providers=["CPUExecutionProvider"])
-        sr = ort.InferenceSession(os.path.join(args.model_dir, v["restore"]), so, providers=["CPUExecutionProvider"])
+        sa, sr = sessions(args, meta["variants"][args.variant or meta["default_variant"]], "anonymize", "restore")
         names = {i.name for i in sa.get_inputs()} | {i.name for i in sa.get_overridable_initializers()}
         feed_lm = "landmarks" in names and not args.no_landmarks
 

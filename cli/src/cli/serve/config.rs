@@ -62,7 +62,8 @@ pub struct CameraConfig {
     #[serde(default = "detect_every")]
     pub detect_interval: u32,
     /// Faces scoring below this are not covered (with detect_interval above 1 the scheduled
-    /// detections take faces from 0.6 of it); higher costs less in crowds and covers fewer faces.
+    /// detections take faces from a share of it, `veil::SCHEDULED_THRESHOLD_FACTOR`); higher costs
+    /// less in crowds and covers fewer faces.
     #[serde(default = "threshold")]
     pub threshold: f32,
     /// CPU threads for each of the camera's models; 0: one per core.
@@ -106,7 +107,7 @@ fn one() -> u32 {
     1
 }
 fn threshold() -> f32 {
-    faceveil::faces::detect::DetectorSettings::default().threshold
+    faceveil::faces::detect::DEFAULT_THRESHOLD
 }
 fn detect_every() -> u32 {
     faceveil::config::DEFAULT_DETECT_EVERY
