@@ -198,7 +198,8 @@ def train(args):
 
 def write(args):
     import torch
-    s = torch.load(os.path.join(args.write, "ckpt.pt"))
+    small = os.path.join(args.write, "generator.pt")  # train_gan.py's generator alone
+    s = torch.load(small if os.path.exists(small) else os.path.join(args.write, "ckpt.pt"))
     a = s["args"]
     z = dict(np.load(os.path.join(HERE, "facespace.npz")))
     net = make_net(a["c1"], a["c2"], int(z["G"]))
