@@ -14,12 +14,19 @@ use faceveil::frame::rgb::RgbImage;
 use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
 use faceveil::model::keys::{KdfParams, SecretKey};
 use faceveil::model::{Direction, SdnModel};
-use faceveil::runtime::RuntimeOptions;
+use faceveil::runtime::{Provider, RuntimeOptions};
 use ndarray::{Array2, Array3, Array4};
+
+/// The project root: where the bench was built, else the working directory (a bench binary
+/// copied to a GPU machine runs from a copy of the project there, see scripts/gpu_stages.sh).
+fn root() -> PathBuf {
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if built.join("samples").is_dir() { built } else { std::env::current_dir().unwrap() }
+}
 
 /// The astronaut photo centred on a 1280x720 grey frame.
 fn frame_720p() -> RgbImage {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/astronaut.jpg");
+    let path = root().join("samples/astronaut.jpg");
     let photo = image::open(path).unwrap().to_rgb8();
     let mut canvas = image::RgbImage::from_pixel(1280, 720, image::Rgb([120, 120, 120]));
     image::imageops::overlay(&mut canvas, &photo, 384, 104);
@@ -31,9 +38,16 @@ fn view(img: &mut RgbImage) -> FrameMut<'_> {
     FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut img.data).unwrap()
 }
 
+/// Where the models run: `FACEVEIL_BENCH_PROVIDER` (cpu, cuda or tensorrt; cpu when unset), so
+/// that the same bench measures a GPU machine's provider.
+fn runtime() -> RuntimeOptions {
+    let provider = std::env::var("FACEVEIL_BENCH_PROVIDER").map_or(Provider::Cpu, |p| p.parse().unwrap());
+    RuntimeOptions { provider, ..RuntimeOptions::default() }
+}
+
 fn stages(c: &mut Criterion) {
     let mut img = frame_720p();
-    let worker = DetectionWorker::spawn(DetectorSettings::default(), RuntimeOptions::default()).unwrap();
+    let worker = DetectionWorker::spawn(DetectorSettings::default(), runtime()).unwrap();
     c.bench_function("downscale 720p to 640", |b| {
         let frame = view(&mut img);
         b.iter(|| black_box(frame.downscaled_rgb(640)))
@@ -97,12 +111,15 @@ fn stages(c: &mut Criterion) {
         })
     });
 
-    let model_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/sdn");
-    let mut model = SdnModel::open(&model_dir, None, Direction::Anonymize, &RuntimeOptions::default()).unwrap();
+    let model_dir = root().join("models/sdn");
+    let mut model = SdnModel::open(&model_dir, None, Direction::Anonymize, &runtime()).unwrap();
     let s = model.input_size();
     let attrs = vec![0.0f32; model.spec.attributes.len()];
-    for n in [1usize, 2, 8] {
-        let crops = Array4::zeros((n, 3, s, s));
+    // 32 and 64: a GPU's batch across cameras.
+    for n in [1usize, 2, 8, 32, 64] {
+        // Not zeros: some kernels run faster on them than on pictures.
+        let crops =
+            Array4::from_shape_fn((n, 3, s, s), |(i, c, y, x)| ((i * 31 + c * 17 + y * 7 + x * 3) % 255) as f32 / 127.5 - 1.0);
         let keys = Array2::ones((n, model.spec.key_bits));
         let landmarks = model.landmark_mean().map(|m| Array2::from_shape_fn((n, m.len()), |(_, j)| m[j]));
         c.bench_function(&format!("sdn batch of {n}"), |b| {

@@ -122,6 +122,16 @@ fi
   else
     echo "No GPU on this machine: the CUDA and TensorRT providers were not measured in this run."
   fi
+  # Measured on a lent GPU machine that has no GStreamer (scripts/gpu_stages.sh), kept as written there.
+  for f in docs/data/gpu_stages_*.txt; do
+    [ -f "$f" ] || continue
+    echo
+    echo "The stage benchmarks on a GPU machine, from \`$f\` (\`scripts/gpu_stages.sh\`):"
+    echo
+    echo '```'
+    cat "$f"
+    echo '```'
+  done
 } >>"$tmp"
 
 mv "$tmp" "$doc"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The stage benchmarks (CenterFace detection, SDN batches) on a GPU machine that has CUDA 13 and
+# cuDNN 9 but no GStreamer, no Rust and no network, through ONNX Runtime's CUDA provider; then the
+# same benchmarks on that machine's CPU. Writes $OUT/gpu_stages.txt (or ./gpu_stages.txt), which
+# goes into docs/data/gpu_stages_<gpu>.txt; scripts/bench.sh puts that file in docs/PERFORMANCE.md.
+#
+# Before, on the development machine:
+#   bash ../shared/tools/gpu-ort/prepare.sh               # .gpu/p0..p2 and .gpu/rest (see its README)
+#   cargo bench --bench stages --no-run                    # then: mkdir -p .gpu/bin && strip -o .gpu/bin/stages target/release/deps/stages-<hash>
+# On the GPU machine: each .gpu/pN copied to /tmp/ortgpu in its own transfer, then, from the
+# project root with .gpu/rest, .gpu/bin and deps/centerface/centerface.onnx beside it:
+#   bash scripts/gpu_stages.sh
+set -uo pipefail
+out=${OUT:-.}/gpu_stages.txt
+eval "$(bash .gpu/rest/assemble.sh)" || { echo "assembling ONNX Runtime's CUDA build failed" >&2; exit 1; }
+# The CUDA provider's libraries (cuDNN, cuBLAS) live where the machine's Python packages put them.
+for lib in $(ldd /tmp/ortgpu/libonnxruntime_providers_cuda.so | awk '/not found/{print $1}' | sort -u); do
+  d=$(find /usr /opt -name "$lib" 2>/dev/null | head -1)
+  [ -n "$d" ] && export LD_LIBRARY_PATH=$(dirname "$d"):$LD_LIBRARY_PATH || echo "missing $lib" >&2
+done
+export FACEVEIL_CENTERFACE=$PWD/deps/centerface/centerface.onnx FACEVEIL_MODEL=$PWD/models/sdn
+{
+  echo "# scripts/gpu_stages.sh, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "# $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), $(nproc) CPU cores"
+  echo "# fp32, no I/O binding: each call copies its input from and its output to host memory."
+  for p in cuda cpu; do
+    echo "== provider $p"
+    FACEVEIL_BENCH_PROVIDER=$p timeout 300 .gpu/bin/stages --bench "detect centerface|sdn batch" \
+      --warm-up-time 2 --measurement-time 4 2>&1 | grep -E "time:|^(detect|sdn)|rror|panic"
+  done
+} | tee "$out"
