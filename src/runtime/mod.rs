@@ -9,6 +9,7 @@ use ort::environment::Environment;
 use ort::ep::{self, ExecutionProviderDispatch};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
+use serde::Deserialize;
 
 pub mod assets;
 mod shared;
@@ -17,11 +18,13 @@ pub use shared::{SharedSession, shared};
 
 /// Where a model runs. A provider that was asked for and cannot load is an error: faceveil never
 /// falls back to the CPU behind the user's back.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Provider {
     #[default]
     Cpu,
     Cuda,
+    #[serde(alias = "trt")]
     TensorRt,
 }
 

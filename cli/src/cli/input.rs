@@ -1,10 +1,19 @@
 //! What the user pointed us at.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 
 const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
+
+/// A live source that dropped is tried again after this, doubled after each failed try up to
+/// [`RECONNECT_MAX`] (the relay of `--serve-rtsp` and each `serve` camera alike).
+pub const RECONNECT_START: Duration = Duration::from_millis(500);
+pub const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// A live source that sends no frame for this long is restarted: a camera can hang without
+/// closing its connection, and an RTSP source then waits forever.
+pub const STALL: Duration = Duration::from_secs(20);
 
 pub enum Input {
     Image(PathBuf),

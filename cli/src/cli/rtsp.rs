@@ -19,12 +19,10 @@ use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 use gstfaceveil::streamdata;
 
-use super::input::{Input, StreamSource};
+use super::input::{Input, RECONNECT_MAX, RECONNECT_START, STALL, StreamSource};
 use super::video::{self, Settings};
 
 pub const MOUNT: &str = "/faceveil";
-const BACKOFF_START: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Silence after which the latest frame is repeated.
 const HOLD_AFTER: Duration = Duration::from_millis(500);
 /// The served bitrate unless one is given, in bits per pixel of each frame: 3 Mbit/s (0.136)
@@ -207,9 +205,13 @@ impl Ingest {
             self.pipeline.set_state(gst::State::Playing).context("cannot start the source")?;
             let bus = self.pipeline.bus().expect("pipelines have a bus");
             let mut announced = false;
+            let mut last_frame = Instant::now();
             Ok(loop {
                 if super::stop::requested() {
                     break IngestEnd::Finished;
+                }
+                if live && last_frame.elapsed() > STALL {
+                    break IngestEnd::Dropped(anyhow!("no frame for {} s", STALL.as_secs()));
                 }
                 if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
                     // An error of the elements on some frame ends this run too: a live source
@@ -223,6 +225,7 @@ impl Ingest {
                 }
                 let Some(sample) = self.sink.try_pull_sample(gst::ClockTime::from_mseconds(200)) else { continue };
                 let (Some(caps), Some(buffer)) = (sample.caps().map(|c| c.to_owned()), sample.buffer_owned()) else { continue };
+                last_frame = Instant::now();
                 frames.fetch_add(1, Ordering::SeqCst);
                 if !announced {
                     announced = true;
@@ -263,7 +266,7 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
         Err(e) => return Err(e),
     };
     let outlet = Outlet { bitrate, ..Outlet::default() };
-    let (_server, _id) = start_server(port, &outlet)?;
+    let (server, _id) = start_server(port, &outlet)?;
     println!("serving rtsp://127.0.0.1:{port}{MOUNT} (Ctrl-C to stop)");
     let main_loop = gst::glib::MainLoop::new(None, false);
     if live {
@@ -278,7 +281,7 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
     std::thread::scope(|scope| {
         let ingest = scope.spawn(|| -> Result<()> {
             let frames = AtomicU64::new(0);
-            let mut backoff = BACKOFF_START;
+            let mut backoff = RECONNECT_START;
             // Wait for a first client: a file played before anyone listens is lost.
             while outlet.appsrc.lock().unwrap().is_none() && !live && !super::stop::requested() {
                 std::thread::sleep(Duration::from_millis(50));
@@ -302,16 +305,21 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
                     IngestEnd::Dropped(_) if super::stop::requested() => break Ok(()),
                     IngestEnd::Dropped(e) if live => {
                         if frames.load(Ordering::SeqCst) > before {
-                            backoff = BACKOFF_START;
+                            backoff = RECONNECT_START;
                         }
                         eprintln!("faceveil: source dropped ({e:#}); reconnecting in {:.1} s", backoff.as_secs_f64());
                         std::thread::sleep(backoff);
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        backoff = (backoff * 2).min(RECONNECT_MAX);
                     }
                     IngestEnd::Dropped(e) => break Err(e),
                 }
             };
             outlet.end();
+            // A client that comes now (a relay retrying) would join a stream that never sends
+            // again: it is refused instead, and tries again, e.g. a restarted server on the port.
+            if let Some(mounts) = server.mount_points() {
+                mounts.remove_factory(MOUNT);
+            }
             // Let clients receive the end of stream before the server goes.
             std::thread::sleep(Duration::from_millis(500));
             main_loop.quit();

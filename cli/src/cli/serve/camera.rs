@@ -21,14 +21,9 @@ use prometheus_client::metrics::counter::Counter;
 use super::config::CameraConfig;
 use super::metrics::CameraMetrics;
 use super::mounts::Outlet;
-use crate::cli::input::StreamSource;
+use crate::cli::input::{RECONNECT_MAX, RECONNECT_START, STALL, StreamSource};
 use crate::cli::video::{add_source, make};
 
-const BACKOFF_START: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// A live source that sends no frame for this long is restarted: a camera can hang without
-/// closing its connection, and an RTSP source then waits forever.
-const STALL: Duration = Duration::from_secs(20);
 /// Decoded frames a live or real-time camera may hold ahead of processing; beyond that the
 /// oldest is dropped, so the picture stays current instead of falling further behind.
 const INGEST_FRAMES: u32 = 2;
@@ -85,7 +80,7 @@ enum End {
 }
 
 fn supervise(config: &CameraConfig, metrics: &CameraMetrics, outlet: Option<&Outlet>, stop: &AtomicBool) {
-    let mut backoff = BACKOFF_START;
+    let mut backoff = RECONNECT_START;
     loop {
         let before = metrics.frames.get();
         let end = run_once(config, metrics, outlet, stop);
@@ -100,7 +95,7 @@ fn supervise(config: &CameraConfig, metrics: &CameraMetrics, outlet: Option<&Out
             End::Failed(e) => e,
         };
         if metrics.frames.get() > before {
-            backoff = BACKOFF_START;
+            backoff = RECONNECT_START;
         }
         eprintln!("faceveil: camera {}: {error:#}; reconnecting in {:.1} s", config.name, backoff.as_secs_f64());
         let until = Instant::now() + backoff;
@@ -110,7 +105,7 @@ fn supervise(config: &CameraConfig, metrics: &CameraMetrics, outlet: Option<&Out
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        backoff = (backoff * 2).min(RECONNECT_MAX);
         metrics.reconnects.inc();
     }
     if let Some(outlet) = outlet {
@@ -242,6 +237,7 @@ fn detection(element: &gst::Element, config: &CameraConfig) {
     element.set_property("detect-interval", config.detect_interval);
     element.set_property("threshold", config.threshold);
     element.set_property("threads", config.threads);
+    element.set_property_from_str("provider", config.provider.name());
 }
 
 fn build(

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 use faceveil::faces::detect::DetectorKind;
 use faceveil::faces::effects::Mode;
+use faceveil::runtime::Provider;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -69,6 +70,10 @@ pub struct CameraConfig {
     /// CPU threads for each of the camera's models; 0: one per core.
     #[serde(default)]
     pub threads: u32,
+    /// Where the camera's models run: cpu, cuda or tensorrt. A provider that cannot load stops
+    /// the camera with the reason; it never falls back to the CPU.
+    #[serde(default)]
+    pub provider: Provider,
     /// Path on the shared RTSP server, e.g. "/cam1".
     pub mount: Option<String>,
     pub record: Option<Record>,
@@ -260,6 +265,9 @@ mod tests {
         );
         let crowd = parse(&format!("{BLUR}record = {{ dir = \"r\" }}\nthreshold = 0.6\n")).unwrap();
         assert_eq!(crowd.cameras[0].threshold, 0.6);
+        assert_eq!(cam.provider, Provider::Cpu);
+        let gpu = parse(&format!("{BLUR}record = {{ dir = \"r\" }}\nprovider = \"cuda\"\n")).unwrap();
+        assert_eq!(gpu.cameras[0].provider, Provider::Cuda);
         assert!(matches!(cam.source(), StreamSource::File(p) if p.is_absolute() || p.starts_with(env!("CARGO_MANIFEST_DIR"))));
         let record = cam.record.as_ref().unwrap();
         assert!(record.dir.ends_with("samples/rec") && record.segment_seconds == 60 && record.keep == 60);
@@ -271,6 +279,8 @@ mod tests {
         let unknown = error(&format!("{BLUR}record = {{ dir = \"r\" }}\npasswd = \"hunter2\"\n"));
         assert!(unknown.contains("line 6: unknown field `passwd`") && !unknown.contains("hunter2"), "{unknown}");
         assert!(error(&format!("{BLUR}\n")).contains("no output"));
+        let gpu = error(&format!("{BLUR}record = {{ dir = \"r\" }}\nprovider = \"gpu\"\n"));
+        assert!(gpu.contains("line 6") && gpu.contains("`cpu`, `cuda`"), "{gpu}");
         assert!(error(&format!("{BLUR}mount = \"/a\"\n")).contains("needs an [rtsp] section"));
         let sdn = "[[camera]]\nname = \"a\"\nsource = \"faces_720p.mp4\"\nrecord = { dir = \"r\" }\n";
         assert!(error(sdn).contains("mode sdn needs a password"));
