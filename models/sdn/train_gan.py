@@ -117,6 +117,18 @@ class Space:
         g = p * self.mask
         return g - (g @ self.anaaT) @ self.synT
 
+    def anonymize(self, net, z, r, keys, rotate, key_eps):
+        """Faces of coordinates z and detail bands r anonymized at alpha = 0, as vectors: the
+        face without the generated layer, and the layer h (the face is their sum). rotate [N]
+        picks the faces the keys rotate; the others keep their coordinates, and G sees them
+        without the keyed shift."""
+        m = rotate[:, None]
+        u = z @ self.Q
+        z2 = z + (self.rotate(u, keys) - u) @ self.Q.T * m
+        zin = z2 + key_eps * ((keys @ self.Wk.T) / np.sqrt(128)) @ self.Q.T * m
+        h = self.project(self.vec(net(self.img(self.mu + zin @ self.synT))))
+        return self.mu + z2 @ self.synT + (1 - self.mask) * r, h
+
 
 def train(args):
     import torch
@@ -162,16 +174,10 @@ def train(args):
         return F.grid_sample(ims, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
     def anonymized(b, rotate):
-        """Anonymized canonical faces (vectors) of the batch b; rotate [B] bool picks which are rotated."""
-        zb, rb = z[b], r[b]
+        """Anonymized faces of the batch b under random keys, and their layers; rotate [B] bool."""
         keys = torch.where(torch.rand(len(b), 128, device=dev, generator=gen) < 0.5, -1.0, 1.0)
-        u = zb @ S.Q
-        dz = (S.rotate(u, keys) - u) @ S.Q.T * rotate[:, None]
-        z2 = zb + dz
-        zin = z2 + args.key_eps * ((keys @ S.Wk.T) / np.sqrt(128)) @ S.Q.T * rotate[:, None]
-        g = S.vec(net(S.img(S.mu + zin @ S.synT)))
-        h = S.project(g)
-        return S.mu + z2 @ S.synT + (1 - S.mask) * rb + h, h
+        face, h = S.anonymize(net, z[b], r[b], keys, rotate, args.key_eps)
+        return face + h, h
 
     t0 = time.time()
     last = t0
@@ -243,13 +249,10 @@ def samples(args, S, v, z, r, net):
             gk = torch.Generator(device=S.dev)
             gk.manual_seed(100 + k)
             keys = torch.where(torch.rand(n, 128, device=S.dev, generator=gk) < 0.5, -1.0, 1.0)
-            u = z[b] @ S.Q
-            z2 = z[b] + (S.rotate(u, keys) - u) @ S.Q.T * (k > 0)
-            zin = z2 + args.key_eps * ((keys @ S.Wk.T) / np.sqrt(128)) @ S.Q.T * (k > 0)
-            h = S.project(S.vec(net(S.img(S.mu + zin @ S.synT))))
+            face, h = S.anonymize(net, z[b], r[b], keys, torch.full((n,), k > 0, device=S.dev), args.key_eps)
             if k > 0:
-                cols.append(S.mu + z2 @ S.synT + (1 - S.mask) * r[b])
-            cols.append(S.mu + z2 @ S.synT + (1 - S.mask) * r[b] + h)
+                cols.append(face)
+            cols.append(face + h)
         ims = [S.img(c).clamp(-1, 1).cpu().numpy() for c in cols]
     grid = np.concatenate([np.concatenate([im[i] for im in ims], 2) for i in range(n)], 1)
     grid = np.clip(np.rint((grid.transpose(1, 2, 0) + 1) * 127.5), 0, 255).astype(np.uint8)

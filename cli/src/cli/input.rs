@@ -7,13 +7,34 @@ use anyhow::{Result, bail};
 
 const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
 
-/// A live source that dropped is tried again after this, doubled after each failed try up to
-/// [`RECONNECT_MAX`] (the relay of `--serve-rtsp` and each `serve` camera alike).
-pub const RECONNECT_START: Duration = Duration::from_millis(500);
-pub const RECONNECT_MAX: Duration = Duration::from_secs(30);
 /// A live source that sends no frame for this long is restarted: a camera can hang without
 /// closing its connection, and an RTSP source then waits forever.
 pub const STALL: Duration = Duration::from_secs(20);
+
+/// When a live source that dropped is tried again (the relay of `--serve-rtsp` and each `serve`
+/// camera alike): after 0.5 s, doubled after each try that brought no frame, up to 30 s.
+pub struct Reconnect {
+    delay: Duration,
+}
+
+impl Reconnect {
+    const START: Duration = Duration::from_millis(500);
+    const MAX: Duration = Duration::from_secs(30);
+
+    pub fn new() -> Self {
+        Self { delay: Self::START }
+    }
+
+    /// The wait before the next try; `progressed`: the run that just ended brought frames.
+    pub fn next_delay(&mut self, progressed: bool) -> Duration {
+        if progressed {
+            self.delay = Self::START;
+        }
+        let delay = self.delay;
+        self.delay = (delay * 2).min(Self::MAX);
+        delay
+    }
+}
 
 pub enum Input {
     Image(PathBuf),
@@ -111,5 +132,19 @@ impl Input {
 
     pub fn is_live(&self) -> bool {
         matches!(self, Self::Stream(source) if source.is_live())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnects_back_off_to_half_a_minute_and_start_over_after_frames() {
+        let mut r = Reconnect::new();
+        let waits: Vec<f64> = (0..9).map(|_| r.next_delay(false).as_secs_f64()).collect();
+        assert_eq!(waits, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]);
+        assert_eq!(r.next_delay(true), Duration::from_millis(500), "a run that brought frames starts the schedule over");
+        assert_eq!(r.next_delay(false), Duration::from_secs(1));
     }
 }

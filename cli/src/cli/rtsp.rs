@@ -19,7 +19,7 @@ use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 use gstfaceveil::streamdata;
 
-use super::input::{Input, RECONNECT_MAX, RECONNECT_START, STALL, StreamSource};
+use super::input::{Input, Reconnect, STALL, StreamSource};
 use super::video::{self, Settings};
 
 pub const MOUNT: &str = "/faceveil";
@@ -281,7 +281,7 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
     std::thread::scope(|scope| {
         let ingest = scope.spawn(|| -> Result<()> {
             let frames = AtomicU64::new(0);
-            let mut backoff = RECONNECT_START;
+            let mut reconnect = Reconnect::new();
             // Wait for a first client: a file played before anyone listens is lost.
             while outlet.appsrc.lock().unwrap().is_none() && !live && !super::stop::requested() {
                 std::thread::sleep(Duration::from_millis(50));
@@ -304,12 +304,9 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
                     IngestEnd::Finished => break Ok(()),
                     IngestEnd::Dropped(_) if super::stop::requested() => break Ok(()),
                     IngestEnd::Dropped(e) if live => {
-                        if frames.load(Ordering::SeqCst) > before {
-                            backoff = RECONNECT_START;
-                        }
+                        let backoff = reconnect.next_delay(frames.load(Ordering::SeqCst) > before);
                         eprintln!("faceveil: source dropped ({e:#}); reconnecting in {:.1} s", backoff.as_secs_f64());
                         std::thread::sleep(backoff);
-                        backoff = (backoff * 2).min(RECONNECT_MAX);
                     }
                     IngestEnd::Dropped(e) => break Err(e),
                 }

@@ -21,7 +21,7 @@ use prometheus_client::metrics::counter::Counter;
 use super::config::CameraConfig;
 use super::metrics::CameraMetrics;
 use super::mounts::Outlet;
-use crate::cli::input::{RECONNECT_MAX, RECONNECT_START, STALL, StreamSource};
+use crate::cli::input::{Reconnect, STALL, StreamSource};
 use crate::cli::video::{add_source, make};
 
 /// Decoded frames a live or real-time camera may hold ahead of processing; beyond that the
@@ -80,7 +80,7 @@ enum End {
 }
 
 fn supervise(config: &CameraConfig, metrics: &CameraMetrics, outlet: Option<&Outlet>, stop: &AtomicBool) {
-    let mut backoff = RECONNECT_START;
+    let mut reconnect = Reconnect::new();
     loop {
         let before = metrics.frames.get();
         let end = run_once(config, metrics, outlet, stop);
@@ -94,9 +94,7 @@ fn supervise(config: &CameraConfig, metrics: &CameraMetrics, outlet: Option<&Out
             }
             End::Failed(e) => e,
         };
-        if metrics.frames.get() > before {
-            backoff = RECONNECT_START;
-        }
+        let backoff = reconnect.next_delay(metrics.frames.get() > before);
         eprintln!("faceveil: camera {}: {error:#}; reconnecting in {:.1} s", config.name, backoff.as_secs_f64());
         let until = Instant::now() + backoff;
         while Instant::now() < until && !stop.load(Ordering::SeqCst) {
@@ -105,7 +103,6 @@ fn supervise(config: &CameraConfig, metrics: &CameraMetrics, outlet: Option<&Out
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        backoff = (backoff * 2).min(RECONNECT_MAX);
         metrics.reconnects.inc();
     }
     if let Some(outlet) = outlet {
