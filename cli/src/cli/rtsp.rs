@@ -89,8 +89,8 @@ impl Outlet {
             }
             src.set_caps(Some(caps));
         }
-        let (Some(clock), Some(base)) = (src.clock(), src.base_time()) else { return };
-        let now = clock.time().saturating_sub(base);
+        // Until the client plays the media, the source has no clock and the frame goes nowhere.
+        let Some(now) = running_time(&src) else { return };
         {
             let b = buffer.make_mut();
             b.set_pts(now);
@@ -105,6 +105,17 @@ impl Outlet {
             let _ = src.end_of_stream();
         }
     }
+
+    /// Whether a client plays the stream, so that a frame pushed now reaches it.
+    fn playing(&self) -> bool {
+        self.appsrc.lock().unwrap().as_ref().is_some_and(|src| running_time(src).is_some())
+    }
+}
+
+/// The served media's running time, once a client plays it.
+fn running_time(src: &gst_app::AppSrc) -> Option<gst::ClockTime> {
+    let (clock, base) = (src.clock()?, src.base_time()?);
+    Some(clock.time().saturating_sub(base))
 }
 
 fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServer, gst::glib::SourceId)> {
@@ -282,8 +293,10 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
         let ingest = scope.spawn(|| -> Result<()> {
             let frames = AtomicU64::new(0);
             let mut reconnect = Reconnect::new();
-            // Wait for a first client: a file played before anyone listens is lost.
-            while outlet.appsrc.lock().unwrap().is_none() && !live && !super::stop::requested() {
+            // Wait for a first client to play the stream: a file played before that is lost (a
+            // client that has only asked for the stream's description has no clock yet, and a
+            // slow one could miss the whole file).
+            while !outlet.playing() && !live && !super::stop::requested() {
                 std::thread::sleep(Duration::from_millis(50));
             }
             let mut next = Some(first);
