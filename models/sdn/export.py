@@ -10,8 +10,10 @@ Builds, with onnx.helper (opset 17), the computation facespace.py documents:
   sdn_restore.onnx  restore: the same inputs, the anonymized crop as image -> the original crop
 then checks both with onnxruntime against facespace.py on held-out crops (with and without the
 landmarks input), times them at batch 1, 2 and 8, counts the FLOPs of the nodes, and writes sdn.json
-(model entries, sha256). With align = 0 (the shipped fit) both canonical grids are constants and are
-stored as such, so that onnxruntime does not rebuild them on every call.
+(model entries, sha256). With align = 0 (the shipped fit) both canonical grids are constant and
+axis-aligned: each resampling (GridSample, and the 2 x 2 average) is stored as two small matrices,
+one for the rows and one for the columns, which onnxruntime multiplies several times faster than
+GridSample gathers (the same values, to float rounding).
 """
 import argparse
 import hashlib
@@ -77,6 +79,29 @@ class Builder:
         return self.op("MatMul", [a, self.const(w, f16=f16)])
 
 
+def separable_axis(g, axis, n, padding):
+    """ONNX GridSample (bilinear, align_corners=0) along one axis of a grid that is constant along
+    the other (the shipped grids, align = 0, are axis-aligned): the grid's coordinates g [H,W]
+    (-1..1) taken along `axis` -> the weights [len, n] that resample a signal of n samples there.
+    "border" clamps to the edge samples, "zeros" drops the taps outside (as GridSample does)."""
+    c = g[:, 0] if axis == 0 else g[0, :]
+    along = c[:, None] if axis == 0 else c[None, :]
+    if np.abs(g - along).max() > 1e-9:
+        raise ValueError("the grid is not axis-aligned")
+    ix = ((c + 1) * n - 1) / 2
+    x0 = np.floor(ix).astype(np.int64)
+    f = ix - x0
+    w = np.zeros((len(c), n))
+    for d, wt in ((0, 1 - f), (1, f)):
+        i = x0 + d
+        if padding == "border":
+            np.add.at(w, (np.arange(len(c)), np.clip(i, 0, n - 1)), wt)
+        else:
+            ok = (i >= 0) & (i < n)
+            np.add.at(w, (np.arange(len(c))[ok], i[ok]), wt[ok])
+    return w
+
+
 class Graph:
     """The shared pieces of both graphs for one FaceSpace."""
 
@@ -111,17 +136,13 @@ class Graph:
             lm = b.op("Add", [mean, b.op("Mul", [b.op("Sub", [lm, mean]), b.const(a)])])
         self.L5 = b.op("Reshape", [lm, b.const([-1, 5, 2], np.int64)])
 
-    def batch(self, const_grid):
-        """A constant [1,H,W,2] grid expanded to the batch (GridSample wants one grid per image)."""
-        b = self.b
-        shape = b.op("Concat", [self.n_shape, b.const(list(const_grid.shape[1:]), np.int64)], axis=0)
-        return b.op("Expand", [b.const(const_grid), shape])
-
     def sampling_grid(self):
         b, G = self.b, self.G
-        if self.baked:
-            g = self.fs.tps_T @ self.fs.mean_landmarks.reshape(5, 2) * 2 - 1
-            self.grid = self.batch(g.reshape(1, 2 * G, 2 * G, 2))
+        if self.baked:  # an axis-aligned grid: rows and columns resampled apart (sample())
+            g = (self.fs.tps_T @ self.fs.mean_landmarks.reshape(5, 2) * 2 - 1).reshape(2 * G, 2 * G, 2)
+            pool = np.kron(np.eye(G), [[0.5, 0.5]])  # the 2 x 2 average, one axis at a time
+            self.rows = pool @ separable_axis(g[..., 1], 0, S, "border")  # [G,128]
+            self.cols = (pool @ separable_axis(g[..., 0], 1, S, "border")).T  # [128,G]
             return
         g = b.op("MatMul", [b.const(self.fs.tps_T), self.L5])  # [N,4G^2,2]
         b.flops += 2 * self.fs.tps_T.size * 2
@@ -131,19 +152,25 @@ class Graph:
     def sample(self, img):
         """img [N,3,128,128] -> masked canonical pixels [N,D]."""
         b, G = self.b, self.G
-        s = b.op("GridSample", [img, self.grid], mode="bilinear", padding_mode="border", align_corners=0)
-        s = b.op("AveragePool", [s], kernel_shape=[2, 2], strides=[2, 2])
+        if self.baked:  # GridSample and the 2 x 2 average as two small matrix products
+            s = b.op("MatMul", [b.const(self.rows), b.op("MatMul", [img, b.const(self.cols)])])
+            b.flops += 3 * 2 * (S * S * G + G * S * G)
+        else:
+            s = b.op("GridSample", [img, self.grid], mode="bilinear", padding_mode="border", align_corners=0)
+            s = b.op("AveragePool", [s], kernel_shape=[2, 2], strides=[2, 2])
+            b.flops += 3 * (2 * G) ** 2 * 8 + 3 * G * G * 4
         s = b.op("Reshape", [s, b.const([0, -1], np.int64)])
-        b.flops += 3 * (2 * G) ** 2 * 8 + 3 * G * G * 4
         return b.op("Gather", [s, b.const(self.fs.support, np.int64)], axis=1)
 
     def inverse_grid(self):
         """For every crop pixel its canonical point, as GridSample coordinates into the G x G window."""
         b, fs = self.b, self.fs
         if self.baked:  # facespace.inverse_grid at the mean landmarks, to window coordinates
-            p = fs.inverse_grid(fs.mean_landmarks.reshape(1, 10), S)
+            p = fs.inverse_grid(fs.mean_landmarks.reshape(1, 10), S)[0]
             x0, y0, side = [float(v) for v in fs.window]
-            self.igrid = self.batch((p - [x0, y0]) * (2.0 / side) - 1)
+            g = (p - [x0, y0]) * (2.0 / side) - 1
+            self.irows = separable_axis(g[..., 1], 0, self.G, "zeros")  # [128,G]
+            self.icols = separable_axis(g[..., 0], 1, self.G, "zeros").T  # [G,128]
             return
         co = b.op("MatMul", [b.const(fs.tps_minv), self.L5])  # [N,8,2]
         a0 = b.op("Slice", [co, b.const([5], np.int64), b.const([6], np.int64), b.const([1], np.int64)])  # [N,1,2]
@@ -219,6 +246,9 @@ class Graph:
         """canonical values [N,D] -> crop [N,3,128,128] (zero outside the mask)."""
         b = self.b
         full = self.scatter(d)
+        if self.baked:
+            b.flops += 3 * 2 * (self.G * self.G * S + S * self.G * S)
+            return b.op("MatMul", [b.const(self.irows), b.op("MatMul", [full, b.const(self.icols)])])
         b.flops += 3 * S * S * 8
         return b.op("GridSample", [full, self.igrid], mode="bilinear", padding_mode="zeros", align_corners=0)
 
