@@ -7,6 +7,7 @@
 # Before, on the development machine:
 #   bash ../shared/tools/gpu-ort/prepare.sh               # .gpu/p0..p2 and .gpu/rest (see its README)
 #   cargo bench --bench stages --no-run                    # then: mkdir -p .gpu/bin && strip -o .gpu/bin/stages target/release/deps/stages-<hash>
+#   deps/sdn-venv/bin/python scripts/fp16_graphs.py .gpu/fp16   # optional: a float16 pass as well (see its header)
 # On the GPU machine: each .gpu/pN copied to /tmp/ortgpu in its own transfer, then, from the
 # project root with .gpu/rest, .gpu/bin and deps/centerface/centerface.onnx beside it:
 #   bash scripts/gpu_stages.sh
@@ -22,10 +23,18 @@ export FACEVEIL_CENTERFACE=$PWD/deps/centerface/centerface.onnx FACEVEIL_MODEL=$
 {
   echo "# scripts/gpu_stages.sh, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "# $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), $(nproc) CPU cores"
-  echo "# fp32, no I/O binding: each call copies its input from and its output to host memory."
-  for p in cuda cpu; do
-    echo "== provider $p"
-    FACEVEIL_BENCH_PROVIDER=$p timeout 300 .gpu/bin/stages --bench "detect centerface|sdn batch" \
+  echo "# No I/O binding: each call copies its input from and its output to host memory."
+  passes="cuda cpu"
+  [ -d .gpu/fp16 ] && passes="cuda cuda-fp16 cpu"
+  for p in $passes; do
+    if [ "$p" = cuda-fp16 ]; then  # the float16 graphs of scripts/fp16_graphs.py, float32 in and out
+      echo "== provider cuda, float16 graphs (scripts/fp16_graphs.py)"
+      env=(FACEVEIL_MODEL=$PWD/.gpu/fp16/sdn FACEVEIL_CENTERFACE=$PWD/.gpu/fp16/centerface.onnx FACEVEIL_BENCH_PROVIDER=cuda)
+    else
+      echo "== provider $p, float32"
+      env=(FACEVEIL_BENCH_PROVIDER=$p)
+    fi
+    env "${env[@]}" timeout 300 .gpu/bin/stages --bench "detect centerface|sdn batch" \
       --warm-up-time 2 --measurement-time 4 2>&1 | grep -E "time:|^(detect|sdn)|rror|panic"
   done
 } | tee "$out"
