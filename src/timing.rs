@@ -17,6 +17,10 @@ pub struct StageTimes {
     pub detections: u64,
     /// Detections a scene cut called for between the scheduled ones (counted in `detections` too).
     pub cut_detections: u64,
+    /// Detections of the part of the frame that changed only (counted in `detections` too).
+    pub region_detections: u64,
+    /// Scheduled detections left out because nothing had changed (not in `detections`).
+    pub skipped_detections: u64,
     pub faces: u64,
 }
 
@@ -31,6 +35,8 @@ impl StageTimes {
         self.frames += other.frames;
         self.detections += other.detections;
         self.cut_detections += other.cut_detections;
+        self.region_detections += other.region_detections;
+        self.skipped_detections += other.skipped_detections;
         self.faces += other.faces;
     }
 

@@ -66,3 +66,46 @@ fn a_face_that_comes_with_a_scene_cut_is_covered_before_the_next_scheduled_detec
     }
     assert_eq!(finder.times().detections, 2, "one scheduled detection and the one the cut called for");
 }
+
+#[test]
+fn between_whole_frame_detections_only_what_changed_is_looked_at() {
+    use faceveil::config::Config;
+    use faceveil::faces::detect::Face;
+    use faceveil::veil::FaceFinder;
+
+    // A still grey scene, then the astronaut (200 px) stepping into it: too small a change for a
+    // scene cut, so it is the change map that must send the detector there.
+    let photo = image::open(common::repo().join("samples/astronaut.jpg")).unwrap().to_rgb8();
+    let small = image::imageops::resize(&photo, 200, 200, image::imageops::FilterType::Triangle);
+    let scene = |with_face: bool| {
+        let mut canvas = image::RgbImage::from_pixel(1280, 720, image::Rgb([118, 120, 122]));
+        if with_face {
+            image::imageops::overlay(&mut canvas, &small, 900, 300);
+        }
+        faceveil::frame::rgb::RgbImage::from_raw(1280, 720, canvas.into_raw()).unwrap()
+    };
+    let config = Config { detect_every: 2, ..Config::new(common::repo().join("models/sdn")) };
+    let mut finder = FaceFinder::new(&config).unwrap();
+    for _ in 0..4 {
+        assert!(finder.find(&common::as_frame(&mut scene(false))).unwrap().is_empty());
+    }
+    assert_eq!(finder.times().detections, 1, "the first frame, whole; the next scheduled one saw no change");
+    assert_eq!(finder.times().skipped_detections, 1);
+    let tracks = finder.find(&common::as_frame(&mut scene(true))).unwrap().to_vec();
+    assert_eq!(tracks.len(), 1, "the face, on the scheduled detection of the frame it came in");
+    let times = finder.times().clone();
+    assert_eq!((times.cut_detections, times.region_detections), (0, 1), "found by a detection of the changed part");
+    // The whole frame finds it at the same place.
+    let whole: Vec<Face> = finder.detect(&common::as_frame(&mut scene(true))).unwrap();
+    assert_eq!(whole.len(), 1);
+    assert!(whole[0].bbox.iou(&tracks[0].bbox) > 0.8, "{:?} against {:?}", whole[0].bbox, tracks[0].bbox);
+    // It stays still: no more detections, and the face stays covered where it is, past the
+    // frames a track lives without one (15), until the whole frame is looked at again.
+    for _ in 0..20 {
+        let now = finder.find(&common::as_frame(&mut scene(true))).unwrap();
+        assert_eq!(now.len(), 1);
+        assert!(now[0].bbox.iou(&tracks[0].bbox) > 0.95);
+    }
+    assert_eq!(finder.times().detections, times.detections + 1, "only the plain detect() above");
+    assert_eq!(finder.times().skipped_detections, times.skipped_detections + 10);
+}

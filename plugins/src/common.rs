@@ -402,7 +402,7 @@ impl Shared {
 pub fn stage_times_property() -> glib::ParamSpec {
     glib::ParamSpecBoxed::builder::<gst::Structure>("stage-times")
         .nick("Stage times")
-        .blurb("Time spent since the element started, in ns per stage (downscale, detect, track, crop, model, blend), and the frames, detections (of which cut-detections: extra ones a scene cut called for) and faces counted")
+        .blurb("Time spent since the element started, in ns per stage (downscale, detect, track, crop, model, blend), and the frames, detections (of which cut-detections: extra ones a scene cut called for; region-detections: of the changed part of the frame only), skipped-detections (scheduled ones left out, nothing had changed) and faces counted")
         .read_only()
         .build()
 }
@@ -420,6 +420,8 @@ pub fn stage_times_value<'a>(times: impl IntoIterator<Item = &'a StageTimes>) ->
     s.field("frames", total.frames)
         .field("detections", total.detections)
         .field("cut-detections", total.cut_detections)
+        .field("region-detections", total.region_detections)
+        .field("skipped-detections", total.skipped_detections)
         .field("faces", total.faces)
         .build()
         .to_value()

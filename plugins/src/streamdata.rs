@@ -115,6 +115,8 @@ pub fn stage_times(element: &gst::Element) -> StageTimes {
     times.frames = s.get("frames").unwrap_or(0);
     times.detections = s.get("detections").unwrap_or(0);
     times.cut_detections = s.get("cut-detections").unwrap_or(0);
+    times.region_detections = s.get("region-detections").unwrap_or(0);
+    times.skipped_detections = s.get("skipped-detections").unwrap_or(0);
     times.faces = s.get("faces").unwrap_or(0);
     times
 }

@@ -49,6 +49,26 @@ impl BBox {
     pub fn scaled(&self, factor: f32) -> BBox {
         BBox { x0: self.x0 * factor, y0: self.y0 * factor, x1: self.x1 * factor, y1: self.y1 * factor }
     }
+
+    pub fn shifted(&self, dx: f32, dy: f32) -> BBox {
+        BBox { x0: self.x0 + dx, y0: self.y0 + dy, x1: self.x1 + dx, y1: self.y1 + dy }
+    }
+
+    /// The smallest box holding both.
+    pub fn union(&self, other: &BBox) -> BBox {
+        BBox { x0: self.x0.min(other.x0), y0: self.y0.min(other.y0), x1: self.x1.max(other.x1), y1: self.y1.max(other.y1) }
+    }
+
+    /// Whether the two share any area.
+    pub fn overlaps(&self, other: &BBox) -> bool {
+        self.intersection_area(other) > 0.0
+    }
+
+    /// This box grown by `margin` times its longer side on every side.
+    pub fn grown(&self, margin: f32) -> BBox {
+        let m = margin * self.width().max(self.height());
+        BBox { x0: self.x0 - m, y0: self.y0 - m, x1: self.x1 + m, y1: self.y1 + m }
+    }
 }
 
 /// How a square crop is framed around a detector box; the model was trained on exactly this.

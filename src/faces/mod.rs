@@ -3,6 +3,7 @@
 //! face back (blend) or changing it one-way (effects).
 
 pub mod blend;
+pub mod changes;
 pub mod cuts;
 pub mod detect;
 pub mod effects;

@@ -56,6 +56,16 @@ impl Track {
     pub fn missed(&self) -> u32 {
         self.frames_since_detection
     }
+
+    /// Back to where it was last detected (the predictions since undone), and still.
+    fn hold(&mut self) {
+        let n = self.frames_since_detection as f32;
+        let (dx, dy) = (-self.velocity.0 * n, -self.velocity.1 * n);
+        self.bbox = self.bbox.shifted(dx, dy);
+        self.landmarks = self.landmarks.map(|points| points.map(|(x, y)| (x + dx, y + dy)));
+        self.velocity = (0.0, 0.0);
+        self.frames_since_detection = 0;
+    }
 }
 
 #[derive(Default)]
@@ -89,6 +99,27 @@ impl Tracker {
         }
         let max = self.settings.max_missed_frames;
         self.tracks.retain(|t| t.frames_since_detection <= max);
+    }
+
+    /// Every face stays where it was last detected, as if detected there again: nothing changed
+    /// around any of them since (`faces::changes`).
+    pub fn hold(&mut self) {
+        for t in &mut self.tracks {
+            t.hold();
+        }
+    }
+
+    /// Folds in detections made over `regions` only: tracks wholly outside them are held (the
+    /// picture did not change around them), the others are matched as in [`Tracker::update`].
+    pub fn update_within(&mut self, detections: &[Face], regions: &[BBox]) {
+        let (mut outside, inside): (Vec<Track>, Vec<Track>) =
+            std::mem::take(&mut self.tracks).into_iter().partition(|t| !regions.iter().any(|r| t.bbox.overlaps(r)));
+        self.tracks = inside;
+        self.update(detections);
+        for t in &mut outside {
+            t.hold();
+        }
+        self.tracks.extend(outside);
     }
 
     /// Folds one frame's detections in: first [`Tracker::predict`], then greedy matching by
@@ -222,6 +253,33 @@ mod tests {
         tr.update(&[det(64.0, 60.0, 160.0)]);
         let b = tr.tracks()[0].bbox;
         assert!(b.x0 > 60.0 && b.x0 < 64.0, "{b:?}");
+    }
+
+    #[test]
+    fn faces_outside_a_changed_region_stay_where_they_were_seen() {
+        let mut tr = Tracker::new(TrackerSettings { max_missed_frames: 3, ..Default::default() });
+        for step in 0..4 {
+            tr.update(&[det(step as f32 * 8.0, 0.0, 40.0), det(300.0, 300.0, 40.0)]);
+        }
+        let seen = tr.tracks()[0].bbox;
+        // Two frames of prediction move the first face on, then a detection over the second
+        // face's region only: the first face's surroundings did not change, so it is held where
+        // it was detected and does not expire however long that lasts.
+        tr.predict();
+        tr.predict();
+        for _ in 0..5 {
+            tr.update_within(&[det(301.0, 300.0, 40.0)], &[BBox { x0: 250.0, y0: 250.0, x1: 400.0, y1: 400.0 }]);
+        }
+        assert_eq!(tr.tracks().len(), 2);
+        let first = tr.tracks().iter().find(|t| t.bbox.x0 < 200.0).unwrap();
+        assert!((first.bbox.x0 - seen.x0).abs() < 1e-3, "{:?} against {seen:?}", first.bbox);
+        tr.predict();
+        assert!((tr.tracks().iter().find(|t| t.bbox.x0 < 200.0).unwrap().bbox.x0 - seen.x0).abs() < 1e-3, "and still");
+        // A face inside the region that the detector no longer sees expires as usual.
+        for _ in 0..4 {
+            tr.update_within(&[], &[BBox { x0: 250.0, y0: 250.0, x1: 400.0, y1: 400.0 }]);
+        }
+        assert_eq!(tr.tracks().len(), 1);
     }
 
     #[test]

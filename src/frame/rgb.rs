@@ -25,6 +25,15 @@ impl RgbImage {
         &mut self.data[y * self.width * 3..(y + 1) * self.width * 3]
     }
 
+    /// A copy of the `width` x `height` part whose top-left pixel is (x, y).
+    pub fn cropped(&self, x: usize, y: usize, width: usize, height: usize) -> RgbImage {
+        let mut out = RgbImage::new(width, height);
+        for row in 0..height {
+            out.row_mut(row).copy_from_slice(&self.row(y + row)[3 * x..3 * (x + width)]);
+        }
+        out
+    }
+
     pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
         let i = (y * self.width + x) * 3;
         [self.data[i], self.data[i + 1], self.data[i + 2]]

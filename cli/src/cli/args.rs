@@ -224,7 +224,8 @@ pub struct CommonArgs {
     /// Longest side frames are downscaled to for detection
     #[arg(long, default_value_t = DetectorSettings::default().max_side)]
     pub detect_size: usize,
-    /// Run the detector every N frames and track in between (and at once on a scene cut)
+    /// Run the detector every N frames and track in between (and at once on a scene cut); above
+    /// 1, each run looks only where the picture changed, and at the whole frame every 30 frames
     #[arg(long, default_value_t = faceveil::config::DEFAULT_DETECT_EVERY)]
     pub detect_interval: u32,
     /// Scale of the blended ellipse (1 = as trained)

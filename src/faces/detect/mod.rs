@@ -37,6 +37,14 @@ impl Face {
             landmarks: self.landmarks.map(|l| l.map(|(x, y)| (x * factor, y * factor))),
         }
     }
+
+    pub fn shifted(&self, dx: f32, dy: f32) -> Face {
+        Face {
+            bbox: self.bbox.shifted(dx, dy),
+            score: self.score,
+            landmarks: self.landmarks.map(|l| l.map(|(x, y)| (x + dx, y + dy))),
+        }
+    }
 }
 
 /// Which detector to run (in a config file by its lowercase name).
