@@ -37,6 +37,9 @@ pub struct Track {
     /// Per-frame motion of the box centre.
     velocity: (f32, f32),
     frames_since_detection: u32,
+    /// The last detection that looked where this track is did not find it: it is coasting and
+    /// ages even where the picture stays still.
+    coasting: bool,
 }
 
 impl Track {
@@ -50,6 +53,7 @@ impl Track {
             landmarks: face.landmarks,
             velocity: (0.0, 0.0),
             frames_since_detection: 0,
+            coasting: false,
         }
     }
 
@@ -57,8 +61,23 @@ impl Track {
         self.frames_since_detection
     }
 
-    /// Back to where it was last detected (the predictions since undone), and still.
+    /// One frame on at its velocity, one frame older.
+    fn advance(&mut self) {
+        let (dx, dy) = self.velocity;
+        self.bbox = self.bbox.shifted(dx, dy);
+        // Landmarks move with the box, so that they stay where they are on the face.
+        self.landmarks = self.landmarks.map(|points| points.map(|(x, y)| (x + dx, y + dy)));
+        self.frames_since_detection += 1;
+    }
+
+    /// The picture did not change around it since the last detection that looked here: a face
+    /// that detection found is still there (back where it was found, the predictions since
+    /// undone, and still); one it missed goes on coasting.
     fn hold(&mut self) {
+        if self.coasting {
+            self.advance();
+            return;
+        }
         let n = self.frames_since_detection as f32;
         let (dx, dy) = (-self.velocity.0 * n, -self.velocity.1 * n);
         self.bbox = self.bbox.shifted(dx, dy);
@@ -91,22 +110,25 @@ impl Tracker {
     /// Advances every track one frame without a detection.
     pub fn predict(&mut self) {
         for t in &mut self.tracks {
-            let (dx, dy) = t.velocity;
-            t.bbox = BBox { x0: t.bbox.x0 + dx, y0: t.bbox.y0 + dy, x1: t.bbox.x1 + dx, y1: t.bbox.y1 + dy };
-            // Landmarks move with the box, so that they stay where they are on the face.
-            t.landmarks = t.landmarks.map(|points| points.map(|(x, y)| (x + dx, y + dy)));
-            t.frames_since_detection += 1;
+            t.advance();
         }
+        self.expire();
+    }
+
+    /// Drops the tracks that went without a detection for too long.
+    fn expire(&mut self) {
         let max = self.settings.max_missed_frames;
         self.tracks.retain(|t| t.frames_since_detection <= max);
     }
 
-    /// Every face stays where it was last detected, as if detected there again: nothing changed
-    /// around any of them since (`faces::changes`).
+    /// Nothing changed around any track since a detection last looked there
+    /// (`faces::changes`): each face that detection found stays where it was found, as if
+    /// found there again.
     pub fn hold(&mut self) {
         for t in &mut self.tracks {
             t.hold();
         }
+        self.expire();
     }
 
     /// Folds in detections made over `regions` only: tracks wholly outside them are held (the
@@ -120,6 +142,7 @@ impl Tracker {
             t.hold();
         }
         self.tracks.extend(outside);
+        self.expire();
     }
 
     /// Folds one frame's detections in: first [`Tracker::predict`], then greedy matching by
@@ -145,6 +168,9 @@ impl Tracker {
             det_used[di] = true;
             self.correct(ti, &detections[di]);
         }
+        for (t, used) in self.tracks.iter_mut().zip(&track_used) {
+            t.coasting = !used;
+        }
         for (di, d) in detections.iter().enumerate() {
             if !det_used[di] {
                 self.tracks.push(Track {
@@ -154,6 +180,7 @@ impl Tracker {
                     landmarks: d.landmarks,
                     velocity: (0.0, 0.0),
                     frames_since_detection: 0,
+                    coasting: false,
                 });
                 self.next_id += 1;
             }
@@ -275,11 +302,14 @@ mod tests {
         assert!((first.bbox.x0 - seen.x0).abs() < 1e-3, "{:?} against {seen:?}", first.bbox);
         tr.predict();
         assert!((tr.tracks().iter().find(|t| t.bbox.x0 < 200.0).unwrap().bbox.x0 - seen.x0).abs() < 1e-3, "and still");
-        // A face inside the region that the detector no longer sees expires as usual.
-        for _ in 0..4 {
-            tr.update_within(&[], &[BBox { x0: 250.0, y0: 250.0, x1: 400.0, y1: 400.0 }]);
+        // A face inside the region that the detector no longer sees expires as usual, and so it
+        // does when, once missed, its surroundings stay still.
+        tr.update_within(&[], &[BBox { x0: 250.0, y0: 250.0, x1: 400.0, y1: 400.0 }]);
+        assert_eq!(tr.tracks().len(), 2);
+        for _ in 0..3 {
+            tr.hold();
         }
-        assert_eq!(tr.tracks().len(), 1);
+        assert_eq!(tr.tracks().len(), 1, "the missed face expired; the found one is held");
     }
 
     #[test]
