@@ -14,6 +14,7 @@
 pub mod config;
 pub mod error;
 pub mod faces;
+pub mod finder;
 pub mod frame;
 pub mod model;
 pub mod pipeline;

@@ -12,13 +12,14 @@ use crate::faces::blend::CropContext;
 use crate::faces::effects::Mode;
 use crate::faces::steady::SteadyCrops;
 use crate::faces::track::Track;
+use crate::finder::FaceFinder;
 use crate::frame::{FrameMut, Region};
 use crate::model::keys::{self, KdfParams, Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
 use crate::secrets::{FaceCodec, FacePlace, FaceVault, Identity, Opened, Recipient, SealedLayout};
 use crate::stream::header::{FaceRecord, FrameRecord, SealedFace, StreamHeader};
 use crate::timing::StageTimes;
-use crate::veil::{FaceFinder, SdnKeyed, Veil};
+use crate::veil::{SdnKeyed, Veil};
 
 /// Opens the SDN in `direction` with the keys derived from `password` and `salt`.
 fn open_sdn(

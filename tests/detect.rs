@@ -41,7 +41,7 @@ fn detectors_agree_on_a_frontal_face() {
 #[test]
 fn a_face_that_comes_with_a_scene_cut_is_covered_before_the_next_scheduled_detection() {
     use faceveil::config::Config;
-    use faceveil::veil::FaceFinder;
+    use faceveil::finder::FaceFinder;
 
     let photo = common::load_rgb(&common::repo().join("samples/astronaut.jpg"));
     let config = Config { detect_every: 8, ..Config::new(common::repo().join("models/sdn")) };
@@ -71,7 +71,7 @@ fn a_face_that_comes_with_a_scene_cut_is_covered_before_the_next_scheduled_detec
 fn between_whole_frame_detections_only_what_changed_is_looked_at() {
     use faceveil::config::Config;
     use faceveil::faces::detect::Face;
-    use faceveil::veil::FaceFinder;
+    use faceveil::finder::FaceFinder;
 
     // A still grey scene, then the astronaut (200 px) stepping into it: too small a change for a
     // scene cut, so it is the change map that must send the detector there.

@@ -266,7 +266,7 @@ pub fn shared_properties(groups: Groups) -> Vec<glib::ParamSpec> {
             .nick("Threshold")
             .blurb(&format!(
                 "Minimum detection confidence (0..1); with a detect-interval above 1 the scheduled detections take faces from {} of it, so that the tracks already cover a face hovering around it",
-                faceveil::veil::SCHEDULED_THRESHOLD_FACTOR
+                faceveil::finder::SCHEDULED_THRESHOLD_FACTOR
             ))
             .minimum(0.01)
             .maximum(1.0)

@@ -268,6 +268,6 @@ impl CommonArgs {
 fn threshold_help() -> String {
     format!(
         "Minimum detection confidence (with --detect-interval above 1, detections take faces from {} of it)",
-        faceveil::veil::SCHEDULED_THRESHOLD_FACTOR
+        faceveil::finder::SCHEDULED_THRESHOLD_FACTOR
     )
 }

@@ -5,12 +5,12 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
+use faceveil::finder::FaceFinder;
 use faceveil::frame::rgb::RgbImage;
 use faceveil::frame::{FrameMut, PixelFormat};
 use faceveil::pipeline::{Anonymizer, Restorer};
 use faceveil::stream::header::{FrameRecord, StreamHeader};
 use faceveil::stream::imagemeta;
-use faceveil::veil::FaceFinder;
 use image::ImageFormat;
 use serde::{Deserialize, Serialize};
 

@@ -15,11 +15,11 @@ mod video;
 mod virtualcam;
 
 use anyhow::{Context, Result, bail, ensure};
+use faceveil::finder::FaceFinder;
 use faceveil::pipeline::{Anonymizer, Restorer};
 use faceveil::secrets::SealedLayout;
 use faceveil::stream::header::StreamHeader;
 use faceveil::stream::sidecar;
-use faceveil::veil::FaceFinder;
 
 use args::{AnonymizeArgs, BenchArgs, Cli, Command, RestoreArgs};
 use input::Input;

@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use faceveil::faces::track::Track;
+use faceveil::finder::FaceFinder;
 use faceveil::pipeline::Anonymizer;
 use faceveil::secrets::{Recipient, SealedLayout};
 use faceveil::stream::SeiPayload;
 use faceveil::stream::sidecar::SidecarWriter;
-use faceveil::veil::FaceFinder;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;

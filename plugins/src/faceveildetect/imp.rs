@@ -3,7 +3,7 @@
 
 use std::sync::{LazyLock, Mutex};
 
-use faceveil::veil::FaceFinder;
+use faceveil::finder::FaceFinder;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;

@@ -63,7 +63,7 @@ pub struct CameraConfig {
     #[serde(default = "detect_every")]
     pub detect_interval: u32,
     /// Faces scoring below this are not covered (with detect_interval above 1 the scheduled
-    /// detections take faces from a share of it, `veil::SCHEDULED_THRESHOLD_FACTOR`); higher costs
+    /// detections take faces from a share of it, `finder::SCHEDULED_THRESHOLD_FACTOR`); higher costs
     /// less in crowds and covers fewer faces.
     #[serde(default = "threshold")]
     pub threshold: f32,
