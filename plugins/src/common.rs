@@ -283,7 +283,7 @@ pub fn shared_properties(groups: Groups) -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecUInt::builder("detect-interval")
             .nick("Detection interval")
-            .blurb("Run the detector every N frames and track faces in between; a scene cut brings the next detection forward")
+            .blurb("Run the detector every N frames and track faces in between; a scene cut brings the next detection forward. Above 1, each run looks only where the picture changed, and at the whole frame every 30 frames")
             .minimum(1)
             .maximum(30)
             .default_value(DEFAULT_DETECT_INTERVAL)
