@@ -283,7 +283,10 @@ pub fn shared_properties(groups: Groups) -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecUInt::builder("detect-interval")
             .nick("Detection interval")
-            .blurb("Run the detector every N frames and track faces in between; a scene cut brings the next detection forward. Above 1, each run looks only where the picture changed, and at the whole frame every 30 frames")
+            .blurb(&format!(
+                "Run the detector every N frames and track faces in between; a scene cut brings the next detection forward. Above 1, each run looks only where the picture changed, and at the whole frame every {} frames",
+                faceveil::finder::WHOLE_FRAME_EVERY
+            ))
             .minimum(1)
             .maximum(30)
             .default_value(DEFAULT_DETECT_INTERVAL)

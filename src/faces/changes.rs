@@ -4,6 +4,7 @@
 //! fixed camera most of the frame stays still most of the time.
 
 use crate::faces::geometry::BBox;
+use crate::frame::luma_u8;
 use crate::frame::rgb::RgbImage;
 
 /// Side of a cell, in pixels of the detector's downscaled frame (at most 640 px wide: 64 × 36
@@ -71,8 +72,7 @@ impl CellMeans {
         for y in 0..image.height {
             let row = &mut sums[(y / CELL) * cols..][..cols];
             for (x, p) in image.row(y).chunks_exact(3).enumerate() {
-                // Rec. 601 luma in integers, as the scene-cut grid takes it.
-                row[x / CELL] += (77 * p[0] as u32 + 150 * p[1] as u32 + 29 * p[2] as u32) >> 8;
+                row[x / CELL] += luma_u8(p) as u32;
             }
         }
         // Cells at the right and bottom edges hold fewer pixels.

@@ -529,7 +529,8 @@ impl YuvFixed {
     }
 }
 
-fn luma_u8(p: &[u8]) -> u8 {
+/// Rec. 601 luma of an RGB pixel.
+pub(crate) fn luma_u8(p: &[u8]) -> u8 {
     (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).round() as u8
 }
 

@@ -224,9 +224,7 @@ pub struct CommonArgs {
     /// Longest side frames are downscaled to for detection
     #[arg(long, default_value_t = DetectorSettings::default().max_side)]
     pub detect_size: usize,
-    /// Run the detector every N frames and track in between (and at once on a scene cut); above
-    /// 1, each run looks only where the picture changed, and at the whole frame every 30 frames
-    #[arg(long, default_value_t = faceveil::config::DEFAULT_DETECT_EVERY)]
+    #[arg(long, default_value_t = faceveil::config::DEFAULT_DETECT_EVERY, help = detect_interval_help())]
     pub detect_interval: u32,
     /// Scale of the blended ellipse (1 = as trained)
     #[arg(long, default_value_t = 1.0)]
@@ -265,6 +263,13 @@ impl CommonArgs {
 }
 
 /// --threshold's help, with the factor scheduled detections apply as the frame path defines it.
+fn detect_interval_help() -> String {
+    format!(
+        "Run the detector every N frames and track in between (and at once on a scene cut); above 1, each run looks only where the picture changed, and at the whole frame every {} frames",
+        faceveil::finder::WHOLE_FRAME_EVERY
+    )
+}
+
 fn threshold_help() -> String {
     format!(
         "Minimum detection confidence (with --detect-interval above 1, detections take faces from {} of it)",
