@@ -79,14 +79,21 @@ fn a_video_keeps_frames_timestamps_and_audio_and_loses_its_faces() {
     let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "pixelate", "--boxes-json", s(&boxes)], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (a, b) = (media::decode(&input), media::decode(&out));
-    assert_eq!(a.frames.len(), b.frames.len(), "frame count");
     assert_eq!(a.pts, b.pts, "timestamps");
     assert_eq!(media::stream_kinds(&out), vec!["video", "audio"]);
+    assert_two_faces_covered(&a, &b, &boxes);
+}
+
+/// `anonymized` is `original` (two_faces_640x360.mp4) with both faces covered in every frame, as
+/// `boxes` (`--boxes-json`) says, and the background left to the codec.
+fn assert_two_faces_covered(original: &media::Decoded, anonymized: &media::Decoded, boxes: &Path) {
     #[derive(serde::Deserialize)]
     struct Frame {
         faces: Vec<BoxJson>,
     }
-    let frames: Vec<Frame> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
+    let (a, b) = (original, anonymized);
+    assert_eq!(a.frames.len(), b.frames.len(), "frame count");
+    let frames: Vec<Frame> = serde_json::from_str(&std::fs::read_to_string(boxes).unwrap()).unwrap();
     assert_eq!(frames.len(), a.frames.len());
     assert!(frames.iter().all(|f| f.faces.len() == 2), "both faces covered in every frame");
     for (i, f) in frames.iter().enumerate().step_by(10) {
@@ -103,6 +110,84 @@ fn a_video_keeps_frames_timestamps_and_audio_and_loses_its_faces() {
     }
 }
 
+/// Sets the display matrix of an MP4's (first) track to a quarter turn clockwise, as a phone
+/// tags the portrait video it stores sideways; GStreamer's muxers write no orientation.
+fn tag_turned_clockwise(mp4: &Path) {
+    let mut bytes = std::fs::read(mp4).unwrap();
+    let at = bytes.windows(4).position(|w| w == b"tkhd").expect("a track header");
+    // The matrix follows version and flags, times, track id, duration, layer, group and volume.
+    let matrix = at + 4 + if bytes[at + 4] == 1 { 52 } else { 40 };
+    let turn: [u32; 9] = [0, 0x0001_0000, 0, 0xFFFF_0000, 0, 0, 0, 0, 0x4000_0000];
+    for (i, v) in turn.iter().enumerate() {
+        bytes[matrix + 4 * i..matrix + 4 * i + 4].copy_from_slice(&v.to_be_bytes());
+    }
+    std::fs::write(mp4, bytes).unwrap();
+}
+
+#[test]
+fn a_phone_video_stored_sideways_comes_out_upright_with_its_faces_covered() {
+    let dir = tmpdir("sideways-video");
+    let (original, sideways) = (sample("two_faces_640x360.mp4"), dir.join("sideways.mp4"));
+    let (out, boxes) = (dir.join("out.mp4"), dir.join("boxes.json"));
+    media::launch(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! videoflip video-direction=90l ! x264enc ! mp4mux ! filesink location={}",
+        original.display(),
+        sideways.display()
+    ));
+    tag_turned_clockwise(&sideways);
+    let stored = media::decode(&sideways);
+    assert_eq!((stored.frames[0].width, stored.frames[0].height), (360, 640), "the pixels are stored sideways");
+    let o = faceveil(&["anonymize", s(&sideways), "-o", s(&out), "--mode", "pixelate", "--boxes-json", s(&boxes)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, b) = (media::decode(&original), media::decode(&out));
+    assert_eq!((b.frames[0].width, b.frames[0].height), (640, 360), "written upright");
+    assert_two_faces_covered(&a, &b, &boxes);
+}
+
+/// An EXIF block (big-endian TIFF) that holds only an orientation.
+fn exif_orientation(value: u16) -> Vec<u8> {
+    let mut exif = b"MM\0\x2a\0\0\0\x08".to_vec();
+    exif.extend(1u16.to_be_bytes());
+    // Orientation (0x0112), a SHORT, one of them, then the end of the IFD chain.
+    exif.extend(0x0112u16.to_be_bytes());
+    exif.extend(3u16.to_be_bytes());
+    exif.extend(1u32.to_be_bytes());
+    exif.extend(value.to_be_bytes());
+    exif.extend([0, 0]);
+    exif.extend(0u32.to_be_bytes());
+    exif
+}
+
+#[test]
+fn a_photo_stored_sideways_with_an_exif_orientation_is_anonymized_upright() {
+    use image::ImageEncoder;
+    let dir = tmpdir("sideways-photo");
+    let photo = image::open(sample("astronaut.jpg")).unwrap().to_rgb8();
+    let upright = image::imageops::crop_imm(&photo, 0, 0, 512, 400).to_image();
+    // Orientation 6: the stored pixels are the picture turned a quarter counterclockwise.
+    let stored = image::imageops::rotate270(&upright);
+    let (input, out, boxes) = (dir.join("phone.jpg"), dir.join("out.png"), dir.join("boxes.json"));
+    let mut jpeg = Vec::new();
+    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95);
+    encoder.set_exif_metadata(exif_orientation(6)).unwrap();
+    encoder.write_image(&stored, 400, 512, image::ExtendedColorType::Rgb8).unwrap();
+    std::fs::write(&input, jpeg).unwrap();
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur", "--boxes-json", s(&boxes)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let after = common::load_rgb(&out);
+    assert_eq!((after.width, after.height), (512, 400), "written upright");
+    let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
+    assert_eq!(found[0].faces.len(), 1, "the astronaut's face, found upright");
+    let f = &found[0].faces[0];
+    let (cx, cy) = (f.x + f.width / 2.0, f.y + f.height / 2.0);
+    assert!((cx - 226.0).abs() < 25.0 && (cy - 118.0).abs() < 25.0, "the face is where it is upright: centre ({cx:.0}, {cy:.0})");
+    let before = common::load_rgb(&sample("astronaut.jpg"));
+    let (x0, y0) = ((f.x + f.width * 0.2) as usize, (f.y + f.height * 0.2) as usize);
+    let (x1, y1) = ((f.x + f.width * 0.8) as usize, (f.y + f.height * 0.8) as usize);
+    let inside = common::mean_abs_diff(&before, &after, x0, y0, x1, y1);
+    assert!(inside > 6.0, "the face changed by only {inside:.1} levels on average");
+}
+
 #[test]
 fn a_folder_of_photos_keeps_its_names_and_a_gray_photo_works() {
     let dir = tmpdir("folder");
@@ -110,9 +195,15 @@ fn a_folder_of_photos_keeps_its_names_and_a_gray_photo_works() {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::copy(sample("astronaut.jpg"), src.join("a.jpg")).unwrap();
     image::open(sample("astronaut.jpg")).unwrap().to_luma8().save(src.join("gray.png")).unwrap();
+    std::fs::write(src.join("b.heic"), b"not decoded here").unwrap();
     let o = faceveil(&["anonymize", s(&src), "-o", s(&out), "--mode", "solid"], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.join("a.jpg").is_file() && out.join("gray.png").is_file());
+    assert!(
+        !out.join("b.heic").exists() && stderr(&o).contains("skipped 1 file") && stderr(&o).contains("b.heic"),
+        "{}",
+        stderr(&o)
+    );
     let gray = common::load_rgb(&out.join("gray.png"));
     let orig = common::load_rgb(&src.join("gray.png"));
     assert!(common::mean_abs_diff(&gray, &orig, 0, 0, gray.width, gray.height) > 1.0, "the gray photo's face was filled");

@@ -470,3 +470,17 @@ where
 pub fn describe(e: &anyhow::Error) -> String {
     format!("{e:#}")
 }
+
+/// What to say of a stream tagged as stored turned (a phone's portrait video): the elements see
+/// the stored pixels, where faces lie sideways, and neither find nor replace them as upright
+/// faces. `faceveil anonymize` turns such video upright before its elements.
+pub fn turned_stream_warning(event: &gst::Event) -> Option<String> {
+    let gst::EventView::Tag(tag) = event.view() else { return None };
+    let orientation = tag.tag().get::<gst::tags::ImageOrientation>()?;
+    let orientation = orientation.get();
+    (orientation != "rotate-0").then(|| {
+        format!(
+            "the stream is tagged image-orientation={orientation}: its faces are stored turned; put `videoflip video-direction=auto` before this element, or faces are neither found nor replaced as upright faces"
+        )
+    })
+}

@@ -61,7 +61,7 @@ fn the_documented_gst_launch_pipelines_anonymize_a_clip_and_restore_it_from_its_
         assert!(run.status.success(), "{}\n{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     };
     launch(format!(
-        "filesrc location={} ! decodebin ! videoconvert ! faceveil password=launch-test ! videoconvert ! x264enc ! faceveilsei ! mp4mux ! filesink location={}",
+        "filesrc location={} ! decodebin ! videoconvert ! videoflip video-direction=auto ! faceveil password=launch-test ! videoconvert ! x264enc ! faceveilsei ! mp4mux ! filesink location={}",
         clip.display(),
         out.display()
     ));

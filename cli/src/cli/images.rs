@@ -11,7 +11,7 @@ use faceveil::frame::{FrameMut, PixelFormat};
 use faceveil::pipeline::{Anonymizer, Restorer};
 use faceveil::stream::header::{FrameRecord, StreamHeader};
 use faceveil::stream::imagemeta;
-use image::ImageFormat;
+use image::{ImageDecoder, ImageFormat};
 use serde::{Deserialize, Serialize};
 
 use super::input::is_image;
@@ -23,8 +23,18 @@ struct Embedded {
     record: FrameRecord,
 }
 
+/// Decodes a photo upright: a camera that stores its pixels sideways says so in the EXIF
+/// orientation, and the detector and the model only know upright faces. The output is written
+/// upright, without EXIF.
 fn load(path: &Path) -> Result<RgbImage> {
-    let img = image::open(path).with_context(|| format!("cannot decode image {}", path.display()))?.to_rgb8();
+    let decode = || -> image::ImageResult<image::DynamicImage> {
+        let mut decoder = image::ImageReader::open(path)?.into_decoder()?;
+        let orientation = decoder.orientation()?;
+        let mut img = image::DynamicImage::from_decoder(decoder)?;
+        img.apply_orientation(orientation);
+        Ok(img)
+    };
+    let img = decode().with_context(|| format!("cannot decode image {}", path.display()))?.to_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     RgbImage::from_raw(w, h, img.into_raw()).context("decoded image has an unexpected size")
 }
@@ -110,13 +120,25 @@ pub fn anonymize_file(
     Ok(())
 }
 
+/// The .jpg and .png images of `dir`, in name order. Other files are named on standard error:
+/// they are not written to the output folder, and a user who expects every photo there should
+/// know which are missing.
 fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+    let (mut files, mut others): (Vec<PathBuf>, Vec<PathBuf>) = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && is_image(p))
-        .collect();
+        .filter(|p| p.is_file())
+        .partition(|p| is_image(p));
     files.sort();
+    others.sort();
+    if !others.is_empty() {
+        const NAMED: usize = 5;
+        let names: Vec<String> = others.iter().take(NAMED).map(|p| p.display().to_string()).collect();
+        let more = others.len().saturating_sub(NAMED);
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        let what = if others.len() == 1 { "file that is" } else { "files that are" };
+        eprintln!("faceveil: skipped {} {what} not a .jpg or .png image: {}{more}", others.len(), names.join(", "));
+    }
     ensure!(!files.is_empty(), "no .jpg or .png images in {}", dir.display());
     Ok(files)
 }

@@ -176,7 +176,7 @@ impl Ingest {
         let filter = gst::ElementFactory::make("capsfilter")
             .property("caps", gst::Caps::builder("video/x-raw").field("format", "I420").build())
             .build()?;
-        let mut chain = vec![convert.clone(), filter];
+        let mut chain = vec![convert.clone(), video::upright()?, filter];
         chain.extend(settings.anonymizer(None)?);
         let veil = chain.last().expect("the anonymizer has elements").clone();
         chain.push(sink.clone().upcast());

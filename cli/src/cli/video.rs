@@ -40,6 +40,16 @@ pub fn make(factory: &str) -> Result<gst::Element> {
         .with_context(|| format!("GStreamer element '{factory}' is missing (run scripts/setup.sh)"))
 }
 
+/// Turns each picture upright as its container's orientation tag says (phones store portrait
+/// video sideways and tag it), and drops the tag: the detector and the model only know upright
+/// faces, and the output is written upright, as players would show the input. Untagged video
+/// passes through untouched.
+pub fn upright() -> Result<gst::Element> {
+    let flip = make("videoflip")?;
+    flip.set_property_from_str("video-direction", "auto");
+    Ok(flip)
+}
+
 /// The source part of a pipeline; returns the element whose dynamic pads carry decoded streams.
 pub fn add_source(pipeline: &gst::Pipeline, source: &StreamSource) -> Result<gst::Element> {
     match source {
@@ -490,7 +500,8 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
                     let last = elements.last().unwrap_or(&filter).clone();
                     count_frames(&last.static_pad("src").context("the last stage element has no src pad")?, progress.clone());
                     // A queue after the stage lets encoding run beside it on the next frames.
-                    let mut chain = vec![make("queue")?, make("videoconvert")?, filter];
+                    // Turned upright after the size guard, which sees the stored size only.
+                    let mut chain = vec![make("queue")?, make("videoconvert")?, filter, upright()?];
                     chain.extend(elements.iter().cloned());
                     chain.push(stage_queue()?);
                     chain.extend(encoder_chain(odd, live, sei, quality)?);

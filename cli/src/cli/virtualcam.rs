@@ -82,6 +82,7 @@ fn build(source: &StreamSource, live: bool, settings: &Settings, sink: gst::Elem
         );
     }
     chain.push(video::make("videoconvert")?);
+    chain.push(video::upright()?);
     let anonymizer = settings.anonymizer(None)?;
     let veil = anonymizer.last().expect("the anonymizer has elements").clone();
     chain.extend(anonymizer);

@@ -120,6 +120,9 @@ impl BaseTransformImpl for FaceVeilDetect {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
+        if let Some(warning) = common::turned_stream_warning(&event) {
+            gst::element_imp_warning!(self, gst::StreamError::Format, ["{}", warning]);
+        }
         // After a flush (a seek) the frames are unrelated to the tracks followed before it.
         if let gst::EventView::FlushStop(_) = event.view()
             && let Some(state) = self.state.lock().unwrap().as_mut()

@@ -2,7 +2,8 @@
 //! its own, restarted with backoff when its source fails. Nothing is shared between cameras but
 //! the RTSP server and the metrics registry, so a slow or dead camera cannot stall another.
 //!
-//! source ! decode ! [identity sync: files in real time] ! queue ! videoconvert ! faceveildetect
+//! source ! decode ! [identity sync: files in real time] ! queue ! videoconvert ! videoflip (upright)
+//! ! faceveildetect
 //! ! queue ! faceveil ! videoconvert ! x264enc ! h264parse ! tee ! queue ! splitmuxsink
 //!                                                               tee ! queue ! appsink -> mount
 
@@ -22,7 +23,7 @@ use super::config::CameraConfig;
 use super::metrics::CameraMetrics;
 use super::mounts::Outlet;
 use crate::cli::input::{Reconnect, STALL, StreamSource};
-use crate::cli::video::{add_source, make};
+use crate::cli::video::{add_source, make, upright};
 
 /// Decoded frames a live or real-time camera may hold ahead of processing; beyond that the
 /// oldest is dropped, so the picture stays current instead of falling further behind.
@@ -294,6 +295,7 @@ fn build(
     chain.extend([
         ingest.clone(),
         make("videoconvert")?,
+        upright()?,
         detect.clone(),
         queue(2, false, &metrics.dropped)?,
         veil.clone(),
