@@ -166,7 +166,7 @@ fn a_photo_stored_sideways_with_an_exif_orientation_is_anonymized_upright() {
     let upright = image::imageops::crop_imm(&photo, 0, 0, 512, 400).to_image();
     // Orientation 6: the stored pixels are the picture turned a quarter counterclockwise.
     let stored = image::imageops::rotate270(&upright);
-    let (input, out, boxes) = (dir.join("phone.jpg"), dir.join("out.png"), dir.join("boxes.json"));
+    let (input, out, boxes) = (dir.join("phone.jpg"), dir.join("out.jpg"), dir.join("boxes.json"));
     let mut jpeg = Vec::new();
     let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95);
     encoder.set_exif_metadata(exif_orientation(6)).unwrap();
@@ -176,6 +176,8 @@ fn a_photo_stored_sideways_with_an_exif_orientation_is_anonymized_upright() {
     assert!(o.status.success(), "{}", stderr(&o));
     let after = common::load_rgb(&out);
     assert_eq!((after.width, after.height), (512, 400), "written upright");
+    let written = std::fs::read(&out).unwrap();
+    assert!(!written.windows(6).any(|w| w == b"Exif\0\0"), "written without the camera's EXIF");
     let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
     assert_eq!(found[0].faces.len(), 1, "the astronaut's face, found upright");
     let f = &found[0].faces[0];
@@ -229,6 +231,36 @@ fn fifty_faces_in_one_frame_are_all_covered() {
     assert!(o.status.success(), "{}", stderr(&o));
     let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
     assert!(found[0].faces.len() >= 48, "found {} of 50 faces", found[0].faces.len());
+}
+
+#[test]
+fn small_faces_in_a_large_photo_are_all_found() {
+    let dir = tmpdir("large-photo");
+    let photo = image::open(sample("astronaut.jpg")).unwrap().to_rgb8();
+    // The astronaut's head at 80 px, 8 x 6 times over 3000 x 2000: 17 px at the detector's 640.
+    let head = image::imageops::crop_imm(&photo, 140, 20, 200, 200).to_image();
+    let head = image::imageops::resize(&head, 80, 80, image::imageops::FilterType::Triangle);
+    let mut sheet = image::RgbImage::from_pixel(3000, 2000, image::Rgb([120, 128, 118]));
+    let mut centres = Vec::new();
+    for i in 0..48u32 {
+        // Spread so that heads fall across the tiles' seams too.
+        let (x, y) = (60 + i % 8 * 360 + i * 7 % 50, 60 + i / 8 * 320 + i * 13 % 40);
+        image::imageops::overlay(&mut sheet, &head, x as i64, y as i64);
+        centres.push((x as f32 + 40.0, y as f32 + 40.0));
+    }
+    let (input, out, boxes) = (dir.join("crowd.png"), dir.join("out.png"), dir.join("boxes.json"));
+    sheet.save(&input).unwrap();
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur", "--boxes-json", s(&boxes)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
+    let faces = &found[0].faces;
+    let near = |f: &BoxJson, (cx, cy): (f32, f32)| {
+        ((f.x + f.width / 2.0) - cx).abs() < 30.0 && ((f.y + f.height / 2.0) - cy).abs() < 30.0
+    };
+    let missed = centres.iter().filter(|&&c| !faces.iter().any(|f| near(f, c))).count();
+    assert!(missed <= 1, "{missed} of 48 heads without a face box");
+    assert!(faces.iter().all(|f| centres.iter().any(|&c| near(f, c))), "every box on a head");
+    assert!(faces.len() <= 48, "no head twice: {} boxes", faces.len());
 }
 
 #[test]

@@ -91,10 +91,8 @@ fn anonymize_one(
 ) -> Result<Vec<progress::BoxJson>> {
     ensure!(path != output, "refusing to overwrite the input {}", path.display());
     let mut img = load(path)?;
-    // Photos are unrelated: no face is carried over from the previous one.
-    finder.reset();
     let mut frame = frame_of(&mut img);
-    let tracks = finder.find(&frame)?.to_vec();
+    let tracks = finder.find_in_photo(&frame)?.to_vec();
     let outcome = anonymizer.process(&mut frame, &tracks, None)?;
     let text = anonymizer
         .header()
