@@ -12,4 +12,11 @@ pub enum Error {
     /// A stream header that cannot be read, is of another format or version, or was altered.
     #[error("{0}")]
     BadHeader(String),
+    /// A frame of a stream keyed per track came without the record of its faces (its SEI lost,
+    /// no sidecar): the track ids its keys hang on are not in the pixels. Nothing was written to
+    /// the frame; it can pass as it is, anonymized.
+    #[error(
+        "this stream keys each track separately, and this frame has no record of its faces (no SEI, no sidecar): its faces cannot be restored from the pixels alone"
+    )]
+    UnrecordedFrame,
 }

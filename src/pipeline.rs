@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use zeroize::Zeroizing;
 
 use crate::Error;
@@ -303,10 +303,7 @@ impl Restorer {
             None => {
                 if self.keying == Keying::Track {
                     // The faces' keys hang on the track ids only the records carry.
-                    bail!(
-                        "this stream keys each track separately, and this frame has no record of its faces \
-                         (no SEI, no sidecar): its faces cannot be restored from the pixels alone"
-                    );
+                    return Err(Error::UnrecordedFrame.into());
                 }
                 if self.finder.is_none() {
                     // Every frame is searched: a surrogate face left unrestored is a visible loss.
@@ -357,7 +354,7 @@ mod tests {
         let before = data.clone();
         let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut data).unwrap();
         let e = restorer.process(&mut frame, None).expect_err("no records, no track ids");
-        assert!(format!("{e:#}").contains("pixels alone"), "{e:#}");
+        assert!(matches!(e.downcast_ref::<Error>(), Some(Error::UnrecordedFrame)), "{e:#}");
         assert!(data == before, "nothing was written");
     }
 

@@ -496,6 +496,53 @@ fn sdn_video_round_trip_through_h264_with_sei_sidecar_and_detection() {
 }
 
 #[test]
+fn frames_that_lost_their_records_stay_anonymized_and_the_rest_are_restored() {
+    let dir = tmpdir("lost-records");
+    let input = sample("two_faces_640x360.mp4");
+    let anon = dir.join("anon.mp4");
+    let pw = [("FACEVEIL_PASSWORD", "lost records")];
+    // Keyed per track (the default): a frame's faces need its record.
+    assert!(faceveil(&["anonymize", s(&input), "-o", s(&anon)], &pw).status.success());
+    // Re-encoding drops the SEI; the sidecar, less frames 50 to 59, goes with the new file.
+    let reencoded = dir.join("reencoded.mkv");
+    media::launch(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! x264enc psy-tune=psnr ! matroskamux ! filesink location={}",
+        anon.display(),
+        reencoded.display()
+    ));
+    let sidecar = std::fs::read_to_string(dir.join("anon.mp4.faceveil")).unwrap();
+    let lost = |line: &&str| (50..60).any(|f| line.starts_with(&format!("{{\"frame\":{f},")));
+    let kept: Vec<&str> = sidecar.lines().filter(|l| !lost(l)).collect();
+    assert_eq!(kept.len(), sidecar.lines().count() - 10, "ten records taken out");
+    std::fs::write(dir.join("reencoded.mkv.faceveil"), kept.join("\n") + "\n").unwrap();
+    let out = dir.join("restored.mkv");
+    let o = faceveil(&["restore", s(&reencoded), "-o", s(&out)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("frame 50:") && stderr(&o).contains("10 of 100 frames had no record"), "{}", stderr(&o));
+    let (original, anonymized, restored) = (media::decode(&input), media::decode(&reencoded), media::decode(&out));
+    assert_eq!(restored.frames.len(), 100);
+    let crops = sidecar_crops(&dir.join("anon.mp4.faceveil"));
+    for i in [20, 55, 80] {
+        let (p_anon, p_rest) = (
+            face_psnr(&original.frames[i], &anonymized.frames[i], &crops[i]),
+            face_psnr(&original.frames[i], &restored.frames[i], &crops[i]),
+        );
+        if (50..60).contains(&i) {
+            assert!(p_rest < p_anon + 1.0, "frame {i} has no record: {p_rest:.1} dB, anonymized {p_anon:.1} dB");
+        } else {
+            assert!(p_rest > p_anon + 3.0, "frame {i}: restored {p_rest:.1} dB against anonymized {p_anon:.1} dB");
+        }
+    }
+    // With no record at all there is nothing to restore: an error, and no file.
+    std::fs::remove_file(dir.join("reencoded.mkv.faceveil")).unwrap();
+    let header = sidecar.lines().next().unwrap();
+    let none = dir.join("none.mkv");
+    let o = faceveil(&["restore", s(&reencoded), "-o", s(&none), "--header", header], &pw);
+    assert!(!o.status.success() && stderr(&o).contains("no frame of this stream came with the record"), "{}", stderr(&o));
+    assert!(!none.exists());
+}
+
+#[test]
 fn a_stream_that_lost_its_sei_is_restored_by_detecting_the_faces_again() {
     let dir = tmpdir("no-sei");
     let input = sample("two_faces_640x360.mp4");

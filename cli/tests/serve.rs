@@ -297,6 +297,17 @@ fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_with_its_identit
 #[test]
 fn a_client_joining_a_mount_receives_the_camera() {
     let dir = tmpdir("mount");
+    // The sample four times over (24 s, not re-encoded): a client that is slow to join on a busy
+    // machine still finds the camera playing (the 6 s sample alone once ended before one had).
+    for i in 0..4 {
+        std::os::unix::fs::symlink(sample("faces_720p.mp4"), dir.join(format!("part_{i}.mp4"))).unwrap();
+    }
+    let clip = dir.join("long.mkv");
+    media::launch(&format!(
+        "splitmuxsrc location={}/part_*.mp4 ! h264parse ! matroskamux ! filesink location={}",
+        dir.display(),
+        clip.display()
+    ));
     let (metrics_port, rtsp_port) = (free_port(), free_port());
     let config = dir.join("serve.toml");
     std::fs::write(
@@ -304,7 +315,7 @@ fn a_client_joining_a_mount_receives_the_camera() {
         format!(
             "[rtsp]\nport = {rtsp_port}\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\
              [[camera]]\nname = \"hall\"\nsource = \"{}\"\nmode = \"pixelate\"\nmount = \"/hall\"\n",
-            s(&sample("faces_720p.mp4"))
+            s(&clip)
         ),
     )
     .unwrap();

@@ -46,6 +46,8 @@ pub struct Sidecar {
     frames: HashMap<u64, FrameRecord>,
     /// Frame numbers by presentation time, for records that carry one.
     by_pts: HashMap<u64, u64>,
+    /// What to add to a restored frame's timestamp to find it here (ns), once known.
+    shift: Option<i128>,
 }
 
 impl Sidecar {
@@ -67,14 +69,50 @@ impl Sidecar {
             }
             frames.insert(rec.frame, rec);
         }
-        Ok(Self { header, frames, by_pts })
+        Ok(Self { header, frames, by_pts, shift: None })
     }
 
-    /// The record of the frame at `pts`; by its number `index` where the timestamp is not one
-    /// the sidecar knows (a stream without timestamps, or one whose timestamps were shifted).
-    /// The timestamp comes first: a frame dropped or added on the way shifts every number after.
-    pub fn record(&self, index: u64, pts: Option<u64>) -> Option<&FrameRecord> {
-        let index = pts.and_then(|p| self.by_pts.get(&p)).copied().unwrap_or(index);
+    /// The record of the frame at `pts`, the `index`-th restored; by that number where the
+    /// stream has no timestamps. The timestamp comes first: a frame dropped or added on the way
+    /// shifts every number after it. A file re-encoded or remuxed since may have moved every
+    /// timestamp by the same amount (an MP4 that started at 80 ms, remuxed to Matroska, starts
+    /// at 0: matched as they are, frame 2 would get frame 0's squares); the first frame looked
+    /// up whose timestamp the sidecar does not know sets that shift, from the record of its
+    /// number.
+    pub fn record(&mut self, index: u64, pts: Option<u64>) -> Option<&FrameRecord> {
+        let Some(pts) = pts else { return self.frames.get(&index) };
+        let shift = *self.shift.get_or_insert_with(|| match (self.by_pts.contains_key(&pts), self.frames.get(&index)) {
+            (false, Some(FrameRecord { pts: Some(recorded), .. })) => *recorded as i128 - pts as i128,
+            _ => 0,
+        });
+        let index = u64::try_from(pts as i128 + shift).ok().and_then(|p| self.by_pts.get(&p)).copied().unwrap_or(index);
         self.frames.get(&index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sidecar(first_pts: u64, frames: u64) -> Sidecar {
+        let records = (0..frames).map(|i| (i, FrameRecord::new(i, Some(first_pts + i * 40_000_000), Vec::new())));
+        let frames: HashMap<u64, FrameRecord> = records.collect();
+        let by_pts = frames.values().map(|r| (r.pts.unwrap(), r.frame)).collect();
+        Sidecar { header: crate::stream::header::tests::sample(), frames, by_pts, shift: None }
+    }
+
+    #[test]
+    fn records_are_found_by_timestamp_even_when_the_file_moved_them_all() {
+        // As recorded: by timestamp, also after a frame lost on the way (index 3 is frame 4).
+        let mut same = sidecar(80_000_000, 10);
+        assert_eq!(same.record(0, Some(80_000_000)).unwrap().frame, 0);
+        assert_eq!(same.record(3, Some(240_000_000)).unwrap().frame, 4);
+        // Remuxed to start at 0: frame 2 (now at 80 ms) is not frame 0.
+        let mut moved = sidecar(80_000_000, 10);
+        let found: Vec<u64> = (0..5).map(|i| moved.record(i, Some(i * 40_000_000)).unwrap().frame).collect();
+        assert_eq!(found, vec![0, 1, 2, 3, 4]);
+        assert_eq!(moved.record(5, Some(240_000_000)).unwrap().frame, 6, "and a frame lost after is still found");
+        // Without timestamps, by number.
+        assert_eq!(sidecar(80_000_000, 10).record(7, None).unwrap().frame, 7);
     }
 }

@@ -59,6 +59,9 @@ struct State {
     frames: u64,
     /// Frames that passed unrestored before any header arrived.
     passed: u64,
+    /// Frames of a stream keyed per track that came without their record (their SEI lost, no
+    /// sidecar) and passed as they were, anonymized.
+    unrecorded: u64,
 }
 
 impl State {
@@ -231,6 +234,7 @@ impl BaseTransformImpl for FaceUnveil {
             info: None,
             frames: 0,
             passed: 0,
+            unrecorded: 0,
         };
         let initial = state.sidecar.as_ref().map(|s| s.header.encode()).or(state.header_text.clone());
         if let Some(text) = initial {
@@ -263,6 +267,20 @@ impl BaseTransformImpl for FaceUnveil {
                 }
             }
             gst::EventView::Eos(_) => {
+                let (unrecorded, frames) = self.state.lock().unwrap().as_ref().map_or((0, 0), |s| (s.unrecorded, s.frames));
+                if unrecorded > 0 && unrecorded == frames {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Decrypt,
+                        ("no frame of this stream came with the record of its faces (no SEI, no sidecar), and its keys hang on the track ids they carry: nothing could be restored")
+                    );
+                } else if unrecorded > 0 {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Decrypt,
+                        ("{unrecorded} of {frames} frames had no record of their faces (no SEI, no sidecar) and stay anonymized")
+                    );
+                }
                 let unrestored = self.state.lock().unwrap().as_ref().filter(|s| s.restorer.is_none()).map_or(0, |s| s.passed);
                 if unrestored > 0 {
                     gst::element_imp_error!(
@@ -289,7 +307,7 @@ impl BaseTransformImpl for FaceUnveil {
         let frame_no = state.frames;
         let pts = buf.pts().map(|t| t.nseconds());
         state.frames += 1;
-        let record = sei.record.or_else(|| state.sidecar.as_ref().and_then(|s| s.record(frame_no, pts)).cloned());
+        let record = sei.record.or_else(|| state.sidecar.as_mut().and_then(|s| s.record(frame_no, pts)).cloned());
         let Some((_, restorer)) = state.restorer.as_mut() else {
             // Joined midway: the header rides every HEADER_EVERY frames, and the frames before it
             // pass as they are (anonymized, so nothing is shown that should not be).
@@ -304,13 +322,34 @@ impl BaseTransformImpl for FaceUnveil {
             return Ok(gst::FlowSuccess::Ok);
         };
         let waiting = restorer.faces_waiting();
+        let mut unrecorded = false;
         common::with_frame(self, buf, &info, "restore failed", |view| match &record {
             Some(record) => restorer.process_record(view, record),
             None => {
                 gst::log!(CAT, imp = self, "frame {frame_no}: no recorded squares, detecting");
-                restorer.process(view, None)
+                match restorer.process(view, None) {
+                    // One lost record costs its frame, not the rest of the stream.
+                    Err(e) if matches!(e.downcast_ref::<faceveil::Error>(), Some(faceveil::Error::UnrecordedFrame)) => {
+                        unrecorded = true;
+                        Ok(0)
+                    }
+                    other => other,
+                }
             }
         })?;
+        if unrecorded {
+            state.unrecorded += 1;
+            if state.unrecorded == 1 {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Decrypt,
+                    (
+                        "frame {frame_no}: {}; it stays anonymized, as will any other frame without its record (counted at the end)",
+                        faceveil::Error::UnrecordedFrame
+                    )
+                );
+            }
+        }
         if waiting == 0 && restorer.faces_waiting() > 0 {
             gst::element_imp_warning!(
                 self,
