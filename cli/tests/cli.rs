@@ -49,6 +49,20 @@ struct BoxJson {
     height: f32,
 }
 
+/// Mean change (0-255) over the middle of face box `f`, from 20% to 80% of each side.
+fn face_change(before: &faceveil::frame::rgb::RgbImage, after: &faceveil::frame::rgb::RgbImage, f: &BoxJson) -> f64 {
+    let (x0, y0) = ((f.x + f.width * 0.2) as usize, (f.y + f.height * 0.2) as usize);
+    let (x1, y1) = ((f.x + f.width * 0.8) as usize, (f.y + f.height * 0.8) as usize);
+    common::mean_abs_diff(before, after, x0, y0, x1, y1)
+}
+
+/// The astronaut's head (the bundled photo's 200 px square around it) at `side` px.
+fn astronaut_head(side: u32) -> image::RgbImage {
+    let photo = image::open(sample("astronaut.jpg")).unwrap().to_rgb8();
+    let head = image::imageops::crop_imm(&photo, 140, 20, 200, 200).to_image();
+    image::imageops::resize(&head, side, side, image::imageops::FilterType::Triangle)
+}
+
 #[test]
 fn blur_changes_the_face_and_nothing_far_from_it() {
     let dir = tmpdir("blur-image");
@@ -61,9 +75,7 @@ fn blur_changes_the_face_and_nothing_far_from_it() {
     let f = &found[0].faces[0];
     let before = common::load_rgb(&sample("astronaut.jpg"));
     let after = common::load_rgb(&out);
-    let (x0, y0) = ((f.x + f.width * 0.2) as usize, (f.y + f.height * 0.2) as usize);
-    let (x1, y1) = ((f.x + f.width * 0.8) as usize, (f.y + f.height * 0.8) as usize);
-    let inside = common::mean_abs_diff(&before, &after, x0, y0, x1, y1);
+    let inside = face_change(&before, &after, f);
     assert!(inside > 6.0, "the face changed by only {inside:.1} levels on average");
     // Beyond the crop (1.5x the box) nothing may change but PNG-exact pixels.
     let margin = f.width.max(f.height) as usize;
@@ -184,9 +196,7 @@ fn a_photo_stored_sideways_with_an_exif_orientation_is_anonymized_upright() {
     let (cx, cy) = (f.x + f.width / 2.0, f.y + f.height / 2.0);
     assert!((cx - 226.0).abs() < 25.0 && (cy - 118.0).abs() < 25.0, "the face is where it is upright: centre ({cx:.0}, {cy:.0})");
     let before = common::load_rgb(&sample("astronaut.jpg"));
-    let (x0, y0) = ((f.x + f.width * 0.2) as usize, (f.y + f.height * 0.2) as usize);
-    let (x1, y1) = ((f.x + f.width * 0.8) as usize, (f.y + f.height * 0.8) as usize);
-    let inside = common::mean_abs_diff(&before, &after, x0, y0, x1, y1);
+    let inside = face_change(&before, &after, f);
     assert!(inside > 6.0, "the face changed by only {inside:.1} levels on average");
 }
 
@@ -214,10 +224,8 @@ fn a_folder_of_photos_keeps_its_names_and_a_gray_photo_works() {
 #[test]
 fn fifty_faces_in_one_frame_are_all_covered() {
     let dir = tmpdir("fifty");
-    let photo = image::open(sample("astronaut.jpg")).unwrap().to_rgb8();
     // The astronaut's head, tiled 10 x 5.
-    let head = image::imageops::crop_imm(&photo, 140, 20, 200, 200).to_image();
-    let head = image::imageops::resize(&head, 120, 120, image::imageops::FilterType::Triangle);
+    let head = astronaut_head(120);
     let mut sheet = image::RgbImage::from_pixel(1280, 640, image::Rgb([128, 128, 128]));
     for i in 0..50u32 {
         image::imageops::overlay(&mut sheet, &head, (i % 10 * 128) as i64, (i / 10 * 128) as i64);
@@ -236,10 +244,8 @@ fn fifty_faces_in_one_frame_are_all_covered() {
 #[test]
 fn small_faces_in_a_large_photo_are_all_found() {
     let dir = tmpdir("large-photo");
-    let photo = image::open(sample("astronaut.jpg")).unwrap().to_rgb8();
     // The astronaut's head at 80 px, 8 x 6 times over 3000 x 2000: 17 px at the detector's 640.
-    let head = image::imageops::crop_imm(&photo, 140, 20, 200, 200).to_image();
-    let head = image::imageops::resize(&head, 80, 80, image::imageops::FilterType::Triangle);
+    let head = astronaut_head(80);
     let mut sheet = image::RgbImage::from_pixel(3000, 2000, image::Rgb([120, 128, 118]));
     let mut centres = Vec::new();
     for i in 0..48u32 {

@@ -262,7 +262,7 @@ impl CommonArgs {
     }
 }
 
-/// --threshold's help, with the factor scheduled detections apply as the frame path defines it.
+/// --detect-interval's help, with how often the frame path looks at the whole frame.
 fn detect_interval_help() -> String {
     format!(
         "Run the detector every N frames and track in between (and at once on a scene cut); above 1, each run looks only where the picture changed, and at the whole frame every {} frames",
@@ -270,6 +270,7 @@ fn detect_interval_help() -> String {
     )
 }
 
+/// --threshold's help, with the factor scheduled detections apply as the frame path defines it.
 fn threshold_help() -> String {
     format!(
         "Minimum detection confidence (with --detect-interval above 1, detections take faces from {} of it)",

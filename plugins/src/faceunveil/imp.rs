@@ -267,7 +267,13 @@ impl BaseTransformImpl for FaceUnveil {
                 }
             }
             gst::EventView::Eos(_) => {
-                let (unrecorded, frames) = self.state.lock().unwrap().as_ref().map_or((0, 0), |s| (s.unrecorded, s.frames));
+                // Frames left anonymized for want of their record, of all; frames that passed before any header.
+                let (unrecorded, frames, unrestored) = self
+                    .state
+                    .lock()
+                    .unwrap()
+                    .as_ref()
+                    .map_or((0, 0, 0), |s| (s.unrecorded, s.frames, if s.restorer.is_none() { s.passed } else { 0 }));
                 if unrecorded > 0 && unrecorded == frames {
                     gst::element_imp_error!(
                         self,
@@ -281,7 +287,6 @@ impl BaseTransformImpl for FaceUnveil {
                         ("{unrecorded} of {frames} frames had no record of their faces (no SEI, no sidecar) and stay anonymized")
                     );
                 }
-                let unrestored = self.state.lock().unwrap().as_ref().filter(|s| s.restorer.is_none()).map_or(0, |s| s.passed);
                 if unrestored > 0 {
                     gst::element_imp_error!(
                         self,
