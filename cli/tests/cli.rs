@@ -201,6 +201,46 @@ fn a_photo_stored_sideways_with_an_exif_orientation_is_anonymized_upright() {
 }
 
 #[test]
+fn a_transparent_photo_keeps_its_transparency_through_anonymize_and_restore() {
+    // A cut-out: the astronaut with clear corners and a half-clear band, as a PNG with alpha.
+    let dir = tmpdir("transparent");
+    let rgb = image::open(sample("astronaut.jpg")).unwrap().to_rgb8();
+    let (w, h) = rgb.dimensions();
+    let rgba = image::RgbaImage::from_fn(w, h, |x, y| {
+        let p = rgb.get_pixel(x, y).0;
+        let corner = (x < 60 || x >= w - 60) && (y < 60 || y >= h - 60);
+        let alpha = match (corner, y >= h - 100) {
+            (true, _) => 0,
+            (false, true) => 128,
+            (false, false) => 255,
+        };
+        image::Rgba([p[0], p[1], p[2], alpha])
+    });
+    let (input, anon, restored, boxes) =
+        (dir.join("cutout.png"), dir.join("anon.png"), dir.join("restored.png"), dir.join("boxes.json"));
+    rgba.save(&input).unwrap();
+    let pw = [("FACEVEIL_PASSWORD", "clear corners")];
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&anon), "--mode", "sdn", "--boxes-json", s(&boxes)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = faceveil(&["restore", s(&anon), "-o", s(&restored)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let alpha_of = |img: &image::DynamicImage| -> Vec<u8> { img.to_rgba8().pixels().map(|p| p[3]).collect() };
+    let original_alpha = alpha_of(&image::DynamicImage::ImageRgba8(rgba.clone()));
+    for (what, path) in [("anonymized", &anon), ("restored", &restored)] {
+        let written = image::open(path).unwrap();
+        assert!(written.color().has_alpha(), "the {what} photo was written without transparency");
+        assert!(alpha_of(&written) == original_alpha, "the {what} photo's transparency changed");
+    }
+    let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
+    assert_eq!(found[0].faces.len(), 1, "the astronaut's face");
+    let f = &found[0].faces[0];
+    let before = common::load_rgb(&input);
+    let changed = face_change(&before, &common::load_rgb(&anon), f);
+    let back = face_change(&before, &common::load_rgb(&restored), f);
+    assert!(changed > 6.0 && back < changed / 4.0, "face changed by {changed:.1} levels, {back:.1} after the restore");
+}
+
+#[test]
 fn a_folder_of_photos_keeps_its_names_and_a_gray_photo_works() {
     let dir = tmpdir("folder");
     let (src, out) = (dir.join("in"), dir.join("out"));

@@ -23,10 +23,17 @@ struct Embedded {
     record: FrameRecord,
 }
 
+/// A decoded photo: the pixels the detector and the model see, and the transparency they do not
+/// touch, kept so that a cut-out comes back with its clear parts clear.
+struct Photo {
+    rgb: RgbImage,
+    alpha: Option<Vec<u8>>,
+}
+
 /// Decodes a photo upright: a camera that stores its pixels sideways says so in the EXIF
 /// orientation, and the detector and the model only know upright faces. The output is written
 /// upright, without EXIF.
-fn load(path: &Path) -> Result<RgbImage> {
+fn load(path: &Path) -> Result<Photo> {
     let decode = || -> image::ImageResult<image::DynamicImage> {
         let mut decoder = image::ImageReader::open(path)?.into_decoder()?;
         let orientation = decoder.orientation()?;
@@ -34,9 +41,11 @@ fn load(path: &Path) -> Result<RgbImage> {
         img.apply_orientation(orientation);
         Ok(img)
     };
-    let img = decode().with_context(|| format!("cannot decode image {}", path.display()))?.to_rgb8();
+    let img = decode().with_context(|| format!("cannot decode image {}", path.display()))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
-    RgbImage::from_raw(w, h, img.into_raw()).context("decoded image has an unexpected size")
+    let alpha = img.color().has_alpha().then(|| img.to_rgba8().pixels().map(|p| p[3]).collect());
+    let rgb = RgbImage::from_raw(w, h, img.to_rgb8().into_raw()).context("decoded image has an unexpected size")?;
+    Ok(Photo { rgb, alpha })
 }
 
 fn output_format(path: &Path) -> Result<ImageFormat> {
@@ -47,16 +56,27 @@ fn output_format(path: &Path) -> Result<ImageFormat> {
 }
 
 /// Encodes, embeds `text` if given, and writes through a temporary file so that a failure
-/// never leaves a half-written output.
-fn save(img: &RgbImage, path: &Path, text: Option<&str>) -> Result<()> {
+/// never leaves a half-written output. A PNG keeps the photo's transparency; a JPEG cannot hold
+/// it.
+fn save(photo: &Photo, path: &Path, text: Option<&str>) -> Result<()> {
     let format = output_format(path)?;
+    let img = &photo.rgb;
+    let (w, h) = (img.width as u32, img.height as u32);
     let mut bytes = Vec::new();
-    let buffer = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.data.clone()).expect("sizes match");
-    match format {
-        ImageFormat::Jpeg => {
+    match (format, &photo.alpha) {
+        (ImageFormat::Jpeg, _) => {
+            let buffer = image::RgbImage::from_raw(w, h, img.data.clone()).expect("sizes match");
             image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95).encode_image(&buffer)?;
         }
-        _ => buffer.write_to(&mut Cursor::new(&mut bytes), format)?,
+        (_, Some(alpha)) => {
+            let rgba = img.data.chunks_exact(3).zip(alpha).flat_map(|(p, &a)| [p[0], p[1], p[2], a]).collect();
+            let buffer = image::RgbaImage::from_raw(w, h, rgba).expect("sizes match");
+            buffer.write_to(&mut Cursor::new(&mut bytes), format)?;
+        }
+        (_, None) => {
+            let buffer = image::RgbImage::from_raw(w, h, img.data.clone()).expect("sizes match");
+            buffer.write_to(&mut Cursor::new(&mut bytes), format)?;
+        }
     }
     if let Some(text) = text {
         bytes = imagemeta::embed(&bytes, text)?;
@@ -90,15 +110,15 @@ fn anonymize_one(
     anonymizer: &mut Anonymizer,
 ) -> Result<Vec<progress::BoxJson>> {
     ensure!(path != output, "refusing to overwrite the input {}", path.display());
-    let mut img = load(path)?;
-    let mut frame = frame_of(&mut img);
+    let mut photo = load(path)?;
+    let mut frame = frame_of(&mut photo.rgb);
     let tracks = finder.find_in_photo(&frame)?.to_vec();
     let outcome = anonymizer.process(&mut frame, &tracks, None)?;
     let text = anonymizer
         .header()
         .map(|h| serde_json::to_string(&Embedded { header: h.clone(), record: outcome.record.clone() }))
         .transpose()?;
-    save(&img, output, text.as_deref())?;
+    save(&photo, output, text.as_deref())?;
     Ok(outcome.tracks.iter().map(progress::BoxJson::from).collect())
 }
 
@@ -182,9 +202,9 @@ fn restore_one(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> R
     let embedded: Embedded = serde_json::from_str(&text).context("faceveil data in the image is damaged")?;
     let header = StreamHeader::decode(&serde_json::to_string(&embedded.header)?)?;
     let mut r = restorer(&header)?;
-    let mut img = load(path)?;
-    let n = r.process_record(&mut frame_of(&mut img), &embedded.record)?;
-    save(&img, output, None)?;
+    let mut photo = load(path)?;
+    let n = r.process_record(&mut frame_of(&mut photo.rgb), &embedded.record)?;
+    save(&photo, output, None)?;
     Ok(n)
 }
 
