@@ -10,7 +10,7 @@ use anyhow::Result;
 use crate::config::Config;
 use crate::faces::changes::{CellMeans, ChangeMap, Look, Rect};
 use crate::faces::cuts::SceneCuts;
-use crate::faces::detect::{DetectionWorker, DetectorSettings, Face, non_max_suppression};
+use crate::faces::detect::{DetectionWorker, DetectorSettings, Face, FaceSizeLimits, non_max_suppression};
 use crate::faces::geometry::BBox;
 use crate::faces::track::{Track, Tracker};
 use crate::frame::FrameMut;
@@ -121,6 +121,12 @@ impl FaceFinder {
 
     pub fn times(&self) -> &StageTimes {
         &self.times
+    }
+
+    /// The faces [`Self::find`] misses in a `width` x `height` frame for looking at it
+    /// downscaled (see [`DetectorSettings::face_size_limits`]).
+    pub fn face_size_limits(&self, width: usize, height: usize) -> Option<FaceSizeLimits> {
+        self.settings.face_size_limits(width, height)
     }
 
     /// The faces to cover in this frame: a fresh detection on every `detect_every`-th frame and

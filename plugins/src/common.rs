@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use faceveil::config::Config;
-use faceveil::faces::detect::{DetectorKind, DetectorSettings, Face};
+use faceveil::faces::detect::{DetectorKind, DetectorSettings, Face, SURE_FACE_WIDTH};
 use faceveil::faces::effects::Mode;
 use faceveil::faces::geometry::BBox;
 use faceveil::faces::track::Track;
+use faceveil::finder::FaceFinder;
 use faceveil::model::keys::Keying;
 use faceveil::runtime::Provider;
 use faceveil::timing::StageTimes;
@@ -469,6 +470,19 @@ where
 /// Formats an error with its causes on one line (anyhow's alternate form).
 pub fn describe(e: &anyhow::Error) -> String {
     format!("{e:#}")
+}
+
+/// What to say of a stream whose faces must be wider than twice the narrowest the detector
+/// sees at its own size to be found: a 1920 x 1080 camera at the default detect-size misses
+/// faces a 1280 x 720 one would find. None where the frame is not shrunk that much.
+pub fn small_faces_note(finder: &FaceFinder, width: u32, height: u32) -> Option<String> {
+    let limits = finder.face_size_limits(width as usize, height as usize)?;
+    (limits.sure > 2.0 * SURE_FACE_WIDTH).then(|| {
+        format!(
+            "this {width}x{height} video is searched for faces at {}x{}: faces narrower than about {:.0} px may be missed, and none narrower than {:.0} px is found; a larger detect-size finds smaller faces, at more cost",
+            limits.detected_width, limits.detected_height, limits.sure, limits.smallest
+        )
+    })
 }
 
 /// What to say of a stream tagged as stored turned (a phone's portrait video): the elements see

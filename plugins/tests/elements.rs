@@ -131,6 +131,41 @@ fn a_stream_tagged_as_stored_turned_is_warned_of_with_what_to_put_before() {
     }
 }
 
+/// The information messages `element` posted over `frames` grey frames of `w` x `h`.
+fn infos_at(element: &str, w: u32, h: u32, frames: u64) -> Vec<String> {
+    let mut harness = harness(element, w, h);
+    let bus = gst::Bus::new();
+    harness.element().expect("the harness holds the element").set_bus(Some(&bus));
+    harness.play();
+    let grey = vec![128u8; (w * h * 3) as usize];
+    for n in 0..frames {
+        harness.push_and_pull(rgb_buffer(&grey, w, h, n * 40)).unwrap();
+    }
+    std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Info]))
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Info(i) => Some(i.error().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_large_frame_is_said_to_hide_the_faces_its_downscaled_detection_misses() {
+    for element in ["faceveildetect", "faceveil mode=blur"] {
+        let notes = infos_at(element, 1920, 1080, 2);
+        assert!(
+            notes.len() == 1
+                && notes[0].contains("searched for faces at 640x360")
+                && notes[0].contains("48 px")
+                && notes[0].contains("24 px"),
+            "{element}: said once per resolution, with the sizes a 1920x1080 frame at detect-size 640 misses: {notes:?}"
+        );
+        assert!(infos_at(element, 1280, 720, 1).is_empty(), "{element}: at 720p faces of 32 px are found: nothing to say");
+        let larger = format!("{element} detect-size=1920");
+        assert!(infos_at(&larger, 1920, 1080, 1).is_empty(), "{larger}: looked at whole, nothing to say");
+    }
+}
+
 /// The track ids of the face ROIs faceveildetect put on a buffer.
 fn track_ids(buf: &gst::BufferRef) -> Vec<u64> {
     buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>()

@@ -382,9 +382,7 @@ impl<'a> FrameMut<'a> {
     /// Blocks are averaged in the frame's own format and converted once per output pixel, in
     /// integers: this runs on every detected frame, in the stage that bounds the frame rate.
     pub fn downscaled_rgb(&self, max_side: usize) -> (RgbImage, f32) {
-        let scale = (self.width.max(self.height) as f32 / max_side.max(1) as f32).max(1.0);
-        let (w, h) =
-            (((self.width as f32 / scale).round() as usize).max(1), ((self.height as f32 / scale).round() as usize).max(1));
+        let (w, h, scale) = downscaled_size(self.width, self.height, max_side);
         let blocks = BoxBlocks::new(w, h, self.width, self.height);
         let mut out = RgbImage::new(w, h);
         match self.format {
@@ -578,6 +576,13 @@ impl YuvConv {
 /// every channel of every pixel a face changes.
 pub(crate) fn to_u8(v: f32) -> u8 {
     (v.clamp(0.0, 255.0) + 0.5) as u8
+}
+
+/// The size a `width` x `height` frame is downscaled to so that its longer side is at most
+/// `max_side` (never enlarged), and the factor it shrinks by.
+pub fn downscaled_size(width: usize, height: usize, max_side: usize) -> (usize, usize, f32) {
+    let scale = (width.max(height) as f32 / max_side.max(1) as f32).max(1.0);
+    (((width as f32 / scale).round() as usize).max(1), ((height as f32 / scale).round() as usize).max(1), scale)
 }
 
 #[cfg(test)]

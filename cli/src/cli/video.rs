@@ -592,6 +592,7 @@ fn run_to_eos(
     let mut ended = 0;
     let mut stopping = false;
     let ours = |msg: &gst::Message| msg.src().is_some_and(|s| stage.iter().any(|e| e.upcast_ref::<gst::Object>() == s));
+    let mut said = std::collections::HashSet::new();
     loop {
         let msg = bus.timed_pop(gst::ClockTime::from_mseconds(250));
         stopping |= super::stop::requested() || progress.size_change.lock().unwrap().is_some();
@@ -629,6 +630,11 @@ fn run_to_eos(
             // fallback that covered faces) are the user's to know.
             gst::MessageView::Warning(w) if ours(&msg) => {
                 bar.suspend(|| eprintln!("faceveil: warning: {}", w.error()));
+            }
+            // What the detection settings miss in this video (small faces in a large frame):
+            // said once, though both elements may say it.
+            gst::MessageView::Info(i) if ours(&msg) && said.insert(i.error().to_string()) => {
+                bar.suspend(|| eprintln!("faceveil: note: {}", i.error()));
             }
             gst::MessageView::Error(err) if ours(&msg) => bail!("{}", err.error()),
             gst::MessageView::Error(err) => {

@@ -83,6 +83,8 @@ struct State {
     warned_partial: bool,
     /// The last frame took a fallback (warned once per run of such frames).
     failing: bool,
+    /// What its own detection misses at this resolution was said (on the first frame it searched).
+    small_faces_noted: bool,
 }
 
 #[derive(Default)]
@@ -269,6 +271,7 @@ impl BaseTransformImpl for FaceVeil {
             use_roi: settings.use_roi,
             warned_partial: false,
             failing: false,
+            small_faces_noted: false,
         });
         gst::info!(CAT, imp = self, "started in {:?} mode", settings.mode);
         Ok(())
@@ -337,6 +340,12 @@ impl BaseTransformImpl for FaceVeil {
             };
             Ok(state.anonymizer.process_fail_closed(view, found, pts))
         })?;
+        if !trusted && !state.small_faces_noted {
+            state.small_faces_noted = true;
+            if let Some(note) = common::small_faces_note(&state.finder, info.width(), info.height()) {
+                gst::element_imp_info!(self, gst::LibraryError::Settings, ("{}", note), ["{}", note]);
+            }
+        }
         match &outcome.fallback {
             Some(fallback) => {
                 gst::warning!(CAT, imp = self, "frame {}: {fallback}", outcome.record.frame);
@@ -389,6 +398,7 @@ impl VideoFilterImpl for FaceVeil {
             if state.info.as_ref().is_some_and(|i| i.width() != in_info.width() || i.height() != in_info.height()) {
                 gst::info!(CAT, imp = self, "resolution changed to {}x{}", in_info.width(), in_info.height());
                 state.finder.reset();
+                state.small_faces_noted = false;
             }
             state.info = Some(in_info.clone());
         }

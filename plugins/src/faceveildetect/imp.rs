@@ -34,6 +34,8 @@ struct State {
     info: Option<gst_video::VideoInfo>,
     /// The last frame's detection failed (warned once per run of such frames).
     failing: bool,
+    /// What detection misses at this resolution was said (on its first frame).
+    small_faces_noted: bool,
 }
 
 #[derive(Default)]
@@ -114,7 +116,7 @@ impl BaseTransformImpl for FaceVeilDetect {
         let settings = self.settings.lock().unwrap().clone();
         let config = settings.shared.config(faceveil::faces::effects::Mode::Blur)?;
         let finder = FaceFinder::new(&config).map_err(|e| common::init_error(common::describe(&e)))?;
-        *self.state.lock().unwrap() = Some(State { finder, info: None, failing: false });
+        *self.state.lock().unwrap() = Some(State { finder, info: None, failing: false, small_faces_noted: false });
         gst::info!(CAT, imp = self, "started");
         Ok(())
     }
@@ -142,6 +144,12 @@ impl BaseTransformImpl for FaceVeilDetect {
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        if !state.small_faces_noted {
+            state.small_faces_noted = true;
+            if let Some(note) = common::small_faces_note(&state.finder, info.width(), info.height()) {
+                gst::element_imp_info!(self, gst::LibraryError::Settings, ("{}", note), ["{}", note]);
+            }
+        }
         let found =
             common::with_frame(self, buf, &info, "detection failed", |view| Ok(state.finder.find(view).map(<[_]>::to_vec)))?;
         // A frame whose detection failed goes on without a scan, so that faceveil does not take
@@ -206,6 +214,7 @@ impl VideoFilterImpl for FaceVeilDetect {
             // A new resolution makes old boxes meaningless.
             if state.info.as_ref().is_some_and(|i| i.width() != in_info.width() || i.height() != in_info.height()) {
                 state.finder.reset();
+                state.small_faces_noted = false;
             }
             state.info = Some(in_info.clone());
         }

@@ -14,6 +14,7 @@ pub use seeta::Seeta;
 pub use worker::DetectionWorker;
 
 use crate::faces::geometry::BBox;
+use crate::frame::downscaled_size;
 use crate::frame::rgb::RgbImage;
 use crate::runtime::RuntimeOptions;
 
@@ -86,6 +87,26 @@ pub const DEFAULT_MIN_FACE_SIZE: u32 = 12;
 /// The default longest side frames are downscaled to for detection.
 pub const DEFAULT_MAX_SIDE: u32 = 640;
 
+/// Face widths (box side, in pixels of the image CenterFace is given) that one detection pass
+/// finds: 97-100% of faces from 16 px up, 93% at 14-15 px, 44% at 8-9 px, none below 8
+/// (`scripts/detect_recall.py`: the faces CenterFace finds in 249 in-the-wild photos at their own
+/// size, sought again in the photos shrunk, at the default threshold; 2026-12-01).
+pub const SURE_FACE_WIDTH: f32 = 16.0;
+/// Narrower than this (same units), no face is found.
+pub const SMALLEST_FACE_WIDTH: f32 = 8.0;
+
+/// What detection at `max_side` misses in a larger frame, in the frame's own pixels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FaceSizeLimits {
+    /// The image the detector is given.
+    pub detected_width: usize,
+    pub detected_height: usize,
+    /// Narrower faces may be missed.
+    pub sure: f32,
+    /// Narrower faces are not found at all.
+    pub smallest: f32,
+}
+
 /// Settings shared by all detectors.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DetectorSettings {
@@ -109,6 +130,22 @@ impl Default for DetectorSettings {
             nms_iou: 0.3,
             max_side: DEFAULT_MAX_SIDE as usize,
         }
+    }
+}
+
+impl DetectorSettings {
+    /// The face widths below which a `width` x `height` frame's faces are missed because the
+    /// frame is downscaled to `max_side` first (measured for CenterFace; None for Seeta).
+    pub fn face_size_limits(&self, width: usize, height: usize) -> Option<FaceSizeLimits> {
+        (self.kind == DetectorKind::CenterFace).then(|| {
+            let (detected_width, detected_height, scale) = downscaled_size(width, height, self.max_side);
+            FaceSizeLimits {
+                detected_width,
+                detected_height,
+                sure: SURE_FACE_WIDTH * scale,
+                smallest: SMALLEST_FACE_WIDTH * scale,
+            }
+        })
     }
 }
 
@@ -157,6 +194,19 @@ mod tests {
 
     fn face(x: f32, score: f32) -> Face {
         Face { bbox: BBox { x0: x, y0: 0.0, x1: x + 10.0, y1: 10.0 }, score, landmarks: None }
+    }
+
+    #[test]
+    fn the_faces_a_downscaled_frame_misses_grow_with_the_downscale() {
+        let settings = DetectorSettings::default();
+        let hd = settings.face_size_limits(1920, 1080).unwrap();
+        assert_eq!((hd.detected_width, hd.detected_height, hd.sure, hd.smallest), (640, 360, 48.0, 24.0));
+        let portrait = settings.face_size_limits(2160, 3840).unwrap();
+        assert_eq!((portrait.detected_width, portrait.detected_height, portrait.sure), (360, 640, 96.0));
+        let small = settings.face_size_limits(320, 240).unwrap();
+        assert_eq!((small.detected_width, small.sure, small.smallest), (320, SURE_FACE_WIDTH, SMALLEST_FACE_WIDTH));
+        let seeta = DetectorSettings { kind: DetectorKind::Seeta, ..settings };
+        assert_eq!(seeta.face_size_limits(1920, 1080), None, "measured for CenterFace only");
     }
 
     #[test]
