@@ -111,6 +111,30 @@ fn stages(c: &mut Criterion) {
         })
     });
 
+    // A video call's face in the decoders' format: most of the frame, converted both ways.
+    let call = CropSquare { cx: 640.0, cy: 360.0, side: 600.0 };
+    c.bench_function("crop 600px I420 face to 128x128 (anonymize, same square)", |b| {
+        let planes =
+            vec![Plane { data: &mut y, stride: 1280 }, Plane { data: &mut u, stride: 640 }, Plane { data: &mut v, stride: 640 }];
+        let frame = FrameMut::new(PixelFormat::I420, 1280, 720, YuvMatrix::Bt601, planes).unwrap();
+        let mut cache = MapCache::default();
+        b.iter(|| {
+            let ctx = CropContext::read(&frame, call).unwrap();
+            let bands = ctx.bands(&BlendShape::default(), 128, FineDetail::Keep(0.25), &mut cache);
+            let mut t = Array3::zeros((3, 128, 128));
+            bands.to_tensor(t.view_mut());
+            black_box(t)
+        })
+    });
+    c.bench_function("blend 128x128 back into 600px I420", |b| {
+        let planes =
+            vec![Plane { data: &mut y, stride: 1280 }, Plane { data: &mut u, stride: 640 }, Plane { data: &mut v, stride: 640 }];
+        let mut frame = FrameMut::new(PixelFormat::I420, 1280, 720, YuvMatrix::Bt601, planes).unwrap();
+        let ctx = CropContext::read(&frame, call).unwrap();
+        let bands = ctx.bands(&BlendShape::default(), 128, FineDetail::Keep(0.25), &mut MapCache::default());
+        b.iter(|| bands.composite(&mut frame, ctx.region, patch.view()))
+    });
+
     let model_dir = root().join("models/sdn");
     let mut model = SdnModel::open(&model_dir, None, Direction::Anonymize, &runtime()).unwrap();
     let s = model.input_size();

@@ -109,7 +109,15 @@ impl CropContext {
             y: cache.axis(cy - side / 2.0 - self.region.y as f64, side, self.region.height, size),
         };
         let (w, h) = (self.region.width, self.region.height);
-        let pixels = Array3::from_shape_fn((3, h, w), |(c, y, x)| self.pixels.data[(y * w + x) * 3 + c] as f32);
+        let mut pixels = Array3::<f32>::zeros((3, h, w));
+        {
+            let planar = pixels.as_slice_mut().expect("a fresh standard-layout array");
+            let (r, rest) = planar.split_at_mut(w * h);
+            let (g, b) = rest.split_at_mut(w * h);
+            for (i, p) in self.pixels.data.chunks_exact(3).enumerate() {
+                (r[i], g[i], b[i]) = (p[0] as f32, p[1] as f32, p[2] as f32);
+            }
+        }
         let inv_half = 2.0 / self.crop.side;
         let mask = Array2::from_shape_fn((h, w), |(y, x)| {
             let u = ((self.region.x + x) as f32 + 0.5 - self.crop.cx) * inv_half;
@@ -176,16 +184,21 @@ impl FaceBands {
         let change = self.maps.up((patch.mapv(|v| (v + 1.0) * 127.5) - &self.grid * keep).view());
         let (h, w) = self.mask.dim();
         let mut out = RgbImage::new(w, h);
-        for ((y, x), &m) in self.mask.indexed_iter() {
-            for c in 0..3 {
-                let base = self.base[[c, y, x]];
-                let v = base * (1.0 - m * self.cut) + m * change[[c, y, x]];
-                out.data[(y * w + x) * 3 + c] = to_u8(v);
+        let (base, change, mask) = (planes(&self.base), planes(&change), self.mask.as_slice().expect("standard layout"));
+        for (i, (&m, px)) in mask.iter().zip(out.data.chunks_exact_mut(3)).enumerate() {
+            for (c, v) in px.iter_mut().enumerate() {
+                *v = to_u8(base[c][i] * (1.0 - m * self.cut) + m * change[c][i]);
             }
         }
         // Regions come from align_region on this same frame, so they always fit.
         frame.write_region(region, &out).expect("region from align_region fits its frame");
     }
+}
+
+/// The channels of a standard-layout [C, H, W] array, each as one slice.
+fn planes(a: &Array3<f32>) -> Vec<&[f32]> {
+    let (_, h, w) = a.dim();
+    a.as_slice().expect("standard layout").chunks_exact(h * w).collect()
 }
 
 #[cfg(test)]
