@@ -295,6 +295,34 @@ fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_with_its_identit
 }
 
 #[test]
+fn a_camera_larger_than_its_detection_is_told_of_the_small_faces_it_misses() {
+    let dir = tmpdir("hd-note");
+    let clip = dir.join("hd.mp4");
+    media::launch(&format!(
+        "videotestsrc num-buffers=10 ! video/x-raw,width=1920,height=1080 ! x264enc ! mp4mux ! filesink location={}",
+        s(&clip)
+    ));
+    let (metrics_port, config) = (free_port(), dir.join("serve.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"hd\"\nsource = \"{}\"\n\
+             realtime = false\nmode = \"blur\"\nrecord = {{ dir = \"rec\", segment_seconds = 1, keep = 2 }}\n",
+            s(&clip)
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start(&config, metrics_port);
+    wait_for("the end of the file", 60, || serve.log().contains("camera hd: end of file"), &serve);
+    let log = serve.log();
+    assert!(
+        log.contains("camera hd: note: this 1920x1080 video is searched for faces at 640x360")
+            && log.contains("narrower than about 48 px"),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_client_joining_a_mount_receives_the_camera() {
     let dir = tmpdir("mount");
     // The sample four times over (24 s, not re-encoded): a client that is slow to join on a busy
