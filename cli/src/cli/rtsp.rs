@@ -224,14 +224,20 @@ impl Ingest {
                 if live && last_frame.elapsed() > STALL {
                     break IngestEnd::Dropped(anyhow!("no frame for {} s", STALL.as_secs()));
                 }
-                if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
+                if let Some(msg) = bus.pop_filtered(&video::WATCHED) {
                     // An error of the elements on some frame ends this run too: a live source
                     // starts again rather than leaving the stream without pictures.
                     break match msg.view() {
                         gst::MessageView::Error(e) if live => IngestEnd::Dropped(anyhow!("{}", e.error())),
                         gst::MessageView::Error(e) => bail!("{}", e.error()),
-                        _ if live => IngestEnd::Dropped(anyhow!("the source ended")),
-                        _ => IngestEnd::Finished,
+                        gst::MessageView::Eos(_) if live => IngestEnd::Dropped(anyhow!("the source ended")),
+                        gst::MessageView::Eos(_) => IngestEnd::Finished,
+                        _ => {
+                            if let Some(words) = video::element_words(&msg) {
+                                eprintln!("faceveil: {words}");
+                            }
+                            continue;
+                        }
                     };
                 }
                 let Some(sample) = self.sink.try_pull_sample(gst::ClockTime::from_mseconds(200)) else { continue };

@@ -627,14 +627,13 @@ fn run_to_eos(
             gst::MessageView::Error(_) if stopping && msg.src().is_some_and(|s| s.has_as_ancestor(input)) => {}
             // The elements' own messages say all there is to say; others name where they came
             // from. Their warnings (frames that passed unrestored before the stream's header, a
-            // fallback that covered faces) are the user's to know.
-            gst::MessageView::Warning(w) if ours(&msg) => {
-                bar.suspend(|| eprintln!("faceveil: warning: {}", w.error()));
-            }
-            // What the detection settings miss in this video (small faces in a large frame):
-            // said once, though both elements may say it.
-            gst::MessageView::Info(i) if ours(&msg) && said.insert(i.error().to_string()) => {
-                bar.suspend(|| eprintln!("faceveil: note: {}", i.error()));
+            // fallback that covered faces) are the user's to know; a note (the small faces a
+            // large frame's detection misses) once, though both elements may say it.
+            gst::MessageView::Warning(_) | gst::MessageView::Info(_) => {
+                let always = matches!(msg.view(), gst::MessageView::Warning(_));
+                if let Some(words) = element_words(&msg).filter(|w| always || said.insert(w.clone())) {
+                    bar.suspend(|| eprintln!("faceveil: {words}"));
+                }
             }
             gst::MessageView::Error(err) if ours(&msg) => bail!("{}", err.error()),
             gst::MessageView::Error(err) => {
@@ -646,6 +645,26 @@ fn run_to_eos(
         }
     }
 }
+
+/// What faceveil's own elements say to the user, as they should read it: their warnings (a
+/// fallback that covered faces, a stream stored turned) and notes (the small faces a large
+/// frame's detection misses). None for other messages and other elements.
+pub fn element_words(msg: &gst::Message) -> Option<String> {
+    let ours = msg
+        .src()
+        .and_then(|s| s.downcast_ref::<gst::Element>())
+        .and_then(gst::Element::factory)
+        .is_some_and(|f| f.name().starts_with("faceveil"));
+    match msg.view() {
+        gst::MessageView::Warning(w) if ours => Some(format!("warning: {}", w.error())),
+        gst::MessageView::Info(i) if ours => Some(format!("note: {}", i.error())),
+        _ => None,
+    }
+}
+
+/// The message types [`element_words`] reads, with those a run ends on.
+pub const WATCHED: [gst::MessageType; 4] =
+    [gst::MessageType::Error, gst::MessageType::Eos, gst::MessageType::Warning, gst::MessageType::Info];
 
 /// `path` with ".partial" added: where a file is written before it is complete.
 fn partial(path: &Path) -> PathBuf {

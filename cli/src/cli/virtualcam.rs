@@ -112,16 +112,20 @@ fn play(pipeline: &gst::Pipeline) -> Result<()> {
     pipeline.set_state(gst::State::Playing).context("cannot start playing")?;
     let bus = pipeline.bus().expect("pipelines have a bus");
     while !super::stop::requested() {
-        let Some(msg) =
-            bus.timed_pop_filtered(gst::ClockTime::from_mseconds(200), &[gst::MessageType::Error, gst::MessageType::Eos])
-        else {
+        let Some(msg) = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(200), &video::WATCHED) else {
             continue;
         };
         return match msg.view() {
             gst::MessageView::Error(e) => {
                 Err(anyhow!("{}: {}", msg.src().map(|s| s.name().to_string()).unwrap_or_default(), e.error()))
             }
-            _ => Ok(()),
+            gst::MessageView::Eos(_) => Ok(()),
+            _ => {
+                if let Some(words) = video::element_words(&msg) {
+                    eprintln!("faceveil: {words}");
+                }
+                continue;
+            }
         };
     }
     Ok(())

@@ -23,7 +23,7 @@ use super::config::CameraConfig;
 use super::metrics::CameraMetrics;
 use super::mounts::Outlet;
 use crate::cli::input::{Reconnect, STALL, StreamSource};
-use crate::cli::video::{add_source, make, upright};
+use crate::cli::video::{self, add_source, make, upright};
 
 /// Decoded frames a live or real-time camera may hold ahead of processing; beyond that the
 /// oldest is dropped, so the picture stays current instead of falling further behind.
@@ -169,24 +169,15 @@ fn watch(
             );
             return End::Stopped;
         }
-        let types = [
-            gst::MessageType::Error,
-            gst::MessageType::Eos,
-            gst::MessageType::Element,
-            gst::MessageType::Warning,
-            gst::MessageType::Info,
-        ];
+        let mut types = video::WATCHED.to_vec();
+        types.push(gst::MessageType::Element);
         if let Some(msg) = bus.timed_pop_filtered(gst::ClockTime::from_nseconds(POLL.as_nanos() as u64), &types) {
+            // The elements' own words are the operator's to know, camera by camera.
+            if let Some(words) = video::element_words(&msg) {
+                eprintln!("faceveil: camera {}: {words}", config.name);
+            }
             match msg.view() {
                 gst::MessageView::Error(e) => return End::Failed(describe(&msg, e.error())),
-                // The elements' own words (faces covered by a fallback, small faces this
-                // camera's detection misses) are the operator's to know, camera by camera.
-                gst::MessageView::Warning(w) if from_faceveil(&msg) => {
-                    eprintln!("faceveil: camera {}: warning: {}", config.name, w.error());
-                }
-                gst::MessageView::Info(i) if from_faceveil(&msg) => {
-                    eprintln!("faceveil: camera {}: note: {}", config.name, i.error());
-                }
                 gst::MessageView::Eos(_) if live => return End::Failed(anyhow!("the source ended")),
                 gst::MessageView::Eos(_) => return End::Finished,
                 gst::MessageView::Element(e) if e.structure().is_some_and(|s| s.name() == "splitmuxsink-fragment-closed") => {
@@ -206,14 +197,6 @@ fn watch(
             return End::Failed(anyhow!("no frame for {} s", STALL.as_secs()));
         }
     }
-}
-
-/// Whether one of faceveil's own elements posted `msg`.
-fn from_faceveil(msg: &gst::Message) -> bool {
-    msg.src()
-        .and_then(|s| s.downcast_ref::<gst::Element>())
-        .and_then(gst::Element::factory)
-        .is_some_and(|f| f.name().starts_with("faceveil"))
 }
 
 /// An error message with the element it came from. Debug details are left out: they can hold
