@@ -295,7 +295,11 @@ pub fn shared_properties(groups: Groups) -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecUInt::builder("detect-size")
             .nick("Detection size")
-            .blurb("Frames are downscaled to at most this many pixels on their longer side for detection")
+            .blurb(&format!(
+                "Frames are downscaled to at most this many pixels on their longer side for detection; faces narrower than about {:.0} px at that size may be missed ({:.0} px in 1920x1080 at 640)",
+                SURE_FACE_WIDTH,
+                SURE_FACE_WIDTH * 3.0
+            ))
             .minimum(64)
             .maximum(4096)
             .default_value(DEFAULT_MAX_SIDE)

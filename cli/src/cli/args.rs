@@ -221,8 +221,7 @@ pub struct CommonArgs {
     /// Ignore faces smaller than this many pixels
     #[arg(long, default_value_t = DetectorSettings::default().min_face_size)]
     pub min_face_size: f32,
-    /// Longest side frames are downscaled to for detection
-    #[arg(long, default_value_t = DetectorSettings::default().max_side)]
+    #[arg(long, default_value_t = DetectorSettings::default().max_side, help = detect_size_help())]
     pub detect_size: usize,
     #[arg(long, default_value_t = faceveil::config::DEFAULT_DETECT_EVERY, help = detect_interval_help())]
     pub detect_interval: u32,
@@ -260,6 +259,16 @@ impl CommonArgs {
         c.attributes = faceveil::model::parse_attributes(&self.attributes)?;
         Ok(c)
     }
+}
+
+/// --detect-size's help, with the face width below which faces may be missed (the rule of the
+/// note a large video gets).
+fn detect_size_help() -> String {
+    let sure = faceveil::faces::detect::SURE_FACE_WIDTH;
+    format!(
+        "Longest side frames are downscaled to for detection (video; a larger photo is also searched in full-resolution tiles). Faces narrower than about {sure:.0} px at that size may be missed: {:.0} px in a 1920x1080 video at 640",
+        sure * 3.0
+    )
 }
 
 /// --detect-interval's help, with how often the frame path looks at the whole frame.
