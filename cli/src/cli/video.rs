@@ -654,7 +654,8 @@ pub fn element_words(msg: &gst::Message) -> Option<String> {
         .src()
         .and_then(|s| s.downcast_ref::<gst::Element>())
         .and_then(gst::Element::factory)
-        .is_some_and(|f| f.name().starts_with("faceveil"));
+        .and_then(|f| f.plugin_name())
+        .is_some_and(|plugin| plugin == "faceveil");
     match msg.view() {
         gst::MessageView::Warning(w) if ours => Some(format!("warning: {}", w.error())),
         gst::MessageView::Info(i) if ours => Some(format!("note: {}", i.error())),
