@@ -13,7 +13,7 @@ use crate::faces::cuts::SceneCuts;
 use crate::faces::detect::{DetectionWorker, DetectorSettings, Face, FaceSizeLimits, non_max_suppression};
 use crate::faces::geometry::BBox;
 use crate::faces::track::{Track, Tracker};
-use crate::frame::FrameMut;
+use crate::frame::{FrameMut, downscaled_size};
 use crate::timing::{StageTimes, lap};
 
 /// What the detection threshold is multiplied by when detection skips frames. A face at the edge
@@ -101,7 +101,7 @@ impl FaceFinder {
     pub fn find_in_photo(&mut self, frame: &FrameMut) -> Result<&[Track]> {
         self.reset();
         let mut faces = self.detect(frame)?;
-        let scale = frame.width().max(frame.height()) as f32 / self.settings.max_side.max(1) as f32;
+        let (_, _, scale) = downscaled_size(frame.width(), frame.height(), self.settings.max_side);
         if scale > 1.0 {
             let t = Instant::now();
             let (full, _) = frame.downscaled_rgb(usize::MAX);

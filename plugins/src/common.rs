@@ -478,8 +478,14 @@ pub fn describe(e: &anyhow::Error) -> String {
 
 /// What to say of a stream whose faces must be wider than twice the narrowest the detector
 /// sees at its own size to be found: a 1920 x 1080 camera at the default detect-size misses
-/// faces a 1280 x 720 one would find. None where the frame is not shrunk that much.
-pub fn small_faces_note(finder: &FaceFinder, width: u32, height: u32) -> Option<String> {
+/// faces a 1280 x 720 one would find. Said once per resolution: `noted` keeps whether it was
+/// (the element clears it when the resolution changes). None where the frame is not shrunk that
+/// much, or it was said.
+pub fn small_faces_note(noted: &mut bool, finder: &FaceFinder, info: &gst_video::VideoInfo) -> Option<String> {
+    if std::mem::replace(noted, true) {
+        return None;
+    }
+    let (width, height) = (info.width(), info.height());
     let limits = finder.face_size_limits(width as usize, height as usize)?;
     (limits.sure > 2.0 * SURE_FACE_WIDTH).then(|| {
         format!(

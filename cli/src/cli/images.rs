@@ -43,8 +43,14 @@ fn load(path: &Path) -> Result<Photo> {
     };
     let img = decode().with_context(|| format!("cannot decode image {}", path.display()))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let alpha = img.color().has_alpha().then(|| img.to_rgba8().pixels().map(|p| p[3]).collect());
-    let rgb = RgbImage::from_raw(w, h, img.to_rgb8().into_raw()).context("decoded image has an unexpected size")?;
+    let (rgb, alpha) = if img.color().has_alpha() {
+        let rgba = img.to_rgba8().into_raw();
+        let rgb = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+        (rgb, Some(rgba.chunks_exact(4).map(|p| p[3]).collect()))
+    } else {
+        (img.to_rgb8().into_raw(), None)
+    };
+    let rgb = RgbImage::from_raw(w, h, rgb).context("decoded image has an unexpected size")?;
     Ok(Photo { rgb, alpha })
 }
 
@@ -62,21 +68,17 @@ fn save(photo: &Photo, path: &Path, text: Option<&str>) -> Result<()> {
     let format = output_format(path)?;
     let img = &photo.rgb;
     let (w, h) = (img.width as u32, img.height as u32);
-    let mut bytes = Vec::new();
-    match (format, &photo.alpha) {
-        (ImageFormat::Jpeg, _) => {
-            let buffer = image::RgbImage::from_raw(w, h, img.data.clone()).expect("sizes match");
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95).encode_image(&buffer)?;
-        }
-        (_, Some(alpha)) => {
+    let buffer = match (format, &photo.alpha) {
+        (ImageFormat::Png, Some(alpha)) => {
             let rgba = img.data.chunks_exact(3).zip(alpha).flat_map(|(p, &a)| [p[0], p[1], p[2], a]).collect();
-            let buffer = image::RgbaImage::from_raw(w, h, rgba).expect("sizes match");
-            buffer.write_to(&mut Cursor::new(&mut bytes), format)?;
+            image::DynamicImage::ImageRgba8(image::RgbaImage::from_raw(w, h, rgba).expect("sizes match"))
         }
-        (_, None) => {
-            let buffer = image::RgbImage::from_raw(w, h, img.data.clone()).expect("sizes match");
-            buffer.write_to(&mut Cursor::new(&mut bytes), format)?;
-        }
+        _ => image::DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, img.data.clone()).expect("sizes match")),
+    };
+    let mut bytes = Vec::new();
+    match format {
+        ImageFormat::Jpeg => image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95).encode_image(&buffer)?,
+        _ => buffer.write_to(&mut Cursor::new(&mut bytes), format)?,
     }
     if let Some(text) = text {
         bytes = imagemeta::embed(&bytes, text)?;

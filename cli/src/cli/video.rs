@@ -629,9 +629,13 @@ fn run_to_eos(
             // from. Their warnings (frames that passed unrestored before the stream's header, a
             // fallback that covered faces) are the user's to know; a note (the small faces a
             // large frame's detection misses) once, though both elements may say it.
-            gst::MessageView::Warning(_) | gst::MessageView::Info(_) => {
-                let always = matches!(msg.view(), gst::MessageView::Warning(_));
-                if let Some(words) = element_words(&msg).filter(|w| always || said.insert(w.clone())) {
+            gst::MessageView::Warning(_) => {
+                if let Some(words) = element_words(&msg) {
+                    bar.suspend(|| eprintln!("faceveil: {words}"));
+                }
+            }
+            gst::MessageView::Info(_) => {
+                if let Some(words) = element_words(&msg).filter(|w| said.insert(w.clone())) {
                     bar.suspend(|| eprintln!("faceveil: {words}"));
                 }
             }

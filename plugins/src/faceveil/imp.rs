@@ -340,11 +340,9 @@ impl BaseTransformImpl for FaceVeil {
             };
             Ok(state.anonymizer.process_fail_closed(view, found, pts))
         })?;
-        if !trusted && !state.small_faces_noted {
-            state.small_faces_noted = true;
-            if let Some(note) = common::small_faces_note(&state.finder, info.width(), info.height()) {
-                gst::element_imp_info!(self, gst::LibraryError::Settings, ("{}", note), ["{}", note]);
-            }
+        // Only where it searched the frame itself: faceveildetect says it for its own detection.
+        if !trusted && let Some(note) = common::small_faces_note(&mut state.small_faces_noted, &state.finder, &info) {
+            gst::element_imp_info!(self, gst::LibraryError::Settings, ("{}", note), ["{}", note]);
         }
         match &outcome.fallback {
             Some(fallback) => {

@@ -144,11 +144,8 @@ impl BaseTransformImpl for FaceVeilDetect {
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
-        if !state.small_faces_noted {
-            state.small_faces_noted = true;
-            if let Some(note) = common::small_faces_note(&state.finder, info.width(), info.height()) {
-                gst::element_imp_info!(self, gst::LibraryError::Settings, ("{}", note), ["{}", note]);
-            }
+        if let Some(note) = common::small_faces_note(&mut state.small_faces_noted, &state.finder, &info) {
+            gst::element_imp_info!(self, gst::LibraryError::Settings, ("{}", note), ["{}", note]);
         }
         let found =
             common::with_frame(self, buf, &info, "detection failed", |view| Ok(state.finder.find(view).map(<[_]>::to_vec)))?;

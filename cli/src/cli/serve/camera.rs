@@ -159,6 +159,8 @@ fn watch(
     }
     let live = config.source().is_live();
     let (mut counted, mut counted_at) = (metrics.frames.get(), Instant::now());
+    let mut types = video::WATCHED.to_vec();
+    types.push(gst::MessageType::Element);
     loop {
         if stop.load(Ordering::SeqCst) {
             // End of stream first, so that the segment being written is closed whole.
@@ -169,8 +171,6 @@ fn watch(
             );
             return End::Stopped;
         }
-        let mut types = video::WATCHED.to_vec();
-        types.push(gst::MessageType::Element);
         if let Some(msg) = bus.timed_pop_filtered(gst::ClockTime::from_nseconds(POLL.as_nanos() as u64), &types) {
             // The elements' own words are the operator's to know, camera by camera.
             if let Some(words) = video::element_words(&msg) {
