@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use faceveil::faces::blend::{BlendShape, CropContext, FineDetail};
+use faceveil::faces::blend::{BlendShape, FaceBands, FineDetail};
 use faceveil::faces::detect::{DetectionWorker, DetectorSettings, Face};
 use faceveil::faces::geometry::{BBox, CropSquare};
 use faceveil::faces::resample::MapCache;
@@ -93,8 +93,7 @@ fn stages(c: &mut Criterion) {
                 if !still {
                     cache = MapCache::default();
                 }
-                let ctx = CropContext::read(&frame, crop).unwrap();
-                let bands = ctx.bands(&BlendShape::default(), 128, fine, &mut cache);
+                let bands = FaceBands::read(&frame, crop, &BlendShape::default(), 128, fine, &mut cache).unwrap();
                 let mut t = Array3::zeros((3, 128, 128));
                 bands.to_tensor(t.view_mut());
                 black_box(t)
@@ -103,11 +102,12 @@ fn stages(c: &mut Criterion) {
     }
     let patch = Array3::from_elem((3, 128, 128), 0.1f32);
     c.bench_function("blend 128x128 back into 200px", |b| {
-        let ctx = CropContext::read(&view(&mut img), crop).unwrap();
-        let bands = ctx.bands(&BlendShape::default(), 128, FineDetail::Keep(0.25), &mut MapCache::default());
+        let bands =
+            FaceBands::read(&view(&mut img), crop, &BlendShape::default(), 128, FineDetail::Keep(0.25), &mut MapCache::default())
+                .unwrap();
         b.iter(|| {
             let mut frame = view(&mut img);
-            bands.composite(&mut frame, ctx.region, patch.view());
+            bands.composite(&mut frame, patch.view());
         })
     });
 
@@ -119,8 +119,7 @@ fn stages(c: &mut Criterion) {
         let frame = FrameMut::new(PixelFormat::I420, 1280, 720, YuvMatrix::Bt601, planes).unwrap();
         let mut cache = MapCache::default();
         b.iter(|| {
-            let ctx = CropContext::read(&frame, call).unwrap();
-            let bands = ctx.bands(&BlendShape::default(), 128, FineDetail::Keep(0.25), &mut cache);
+            let bands = FaceBands::read(&frame, call, &BlendShape::default(), 128, FineDetail::Keep(0.25), &mut cache).unwrap();
             let mut t = Array3::zeros((3, 128, 128));
             bands.to_tensor(t.view_mut());
             black_box(t)
@@ -130,9 +129,9 @@ fn stages(c: &mut Criterion) {
         let planes =
             vec![Plane { data: &mut y, stride: 1280 }, Plane { data: &mut u, stride: 640 }, Plane { data: &mut v, stride: 640 }];
         let mut frame = FrameMut::new(PixelFormat::I420, 1280, 720, YuvMatrix::Bt601, planes).unwrap();
-        let ctx = CropContext::read(&frame, call).unwrap();
-        let bands = ctx.bands(&BlendShape::default(), 128, FineDetail::Keep(0.25), &mut MapCache::default());
-        b.iter(|| bands.composite(&mut frame, ctx.region, patch.view()))
+        let bands =
+            FaceBands::read(&frame, call, &BlendShape::default(), 128, FineDetail::Keep(0.25), &mut MapCache::default()).unwrap();
+        b.iter(|| bands.composite(&mut frame, patch.view()))
     });
 
     let model_dir = root().join("models/sdn");

@@ -163,12 +163,12 @@ impl Veil {
                     Direction::Restore => FineDetail::Restore(keyed.model.detail_kept()),
                 };
                 let (shape, maps) = (&self.shape, &mut self.maps);
-                let mut split = |ctx: &CropContext| ctx.bands(shape, size, fine, maps);
+                let mut split =
+                    |frame: &FrameMut, face: &FaceRecord| FaceBands::read(frame, face.crop(), shape, size, fine, maps);
                 // Faces whose crops lie wholly outside the frame have nothing to change.
-                let (faces, contexts): (Vec<&FaceRecord>, Vec<CropContext>) =
-                    order.into_iter().filter_map(|face| Some((face, CropContext::read(frame, face.crop())?))).unzip();
-                let bands: Vec<FaceBands> = contexts.iter().map(&mut split).collect();
-                let n = contexts.len();
+                let (faces, bands): (Vec<&FaceRecord>, Vec<FaceBands>) =
+                    order.into_iter().filter_map(|face| Some((face, split(frame, face)?))).unzip();
+                let n = bands.len();
                 if self.batch.dim() != (n, 3, size, size) {
                     self.batch = Array4::zeros((n, 3, size, size));
                     self.landmarks = Array2::zeros((n, LANDMARK_VALUES));
@@ -190,17 +190,17 @@ impl Veil {
                 let out = keyed.model.run(self.batch.view(), keys, &keyed.attributes, mean.map(|_| self.landmarks.view()))?;
                 let t = lap(&mut times.model, t);
                 let mut written: Vec<Region> = Vec::with_capacity(n);
-                for ((ctx, face), patch) in contexts.into_iter().zip(bands).zip(out.outer_iter()) {
+                for ((face, bands), patch) in faces.into_iter().zip(bands).zip(out.outer_iter()) {
                     // A face overlapping one blended before blends over that result, so its
                     // pixels are read again; the others keep what was read for the batch.
-                    let face = if written.iter().any(|r| r.overlaps(&ctx.region)) {
-                        let Some(again) = CropContext::read(frame, ctx.crop) else { continue };
-                        split(&again)
+                    let bands = if written.iter().any(|r| r.overlaps(&bands.region)) {
+                        let Some(again) = split(frame, face) else { continue };
+                        again
                     } else {
-                        face
+                        bands
                     };
-                    face.composite(frame, ctx.region, patch);
-                    written.push(ctx.region);
+                    bands.composite(frame, patch);
+                    written.push(bands.region);
                 }
                 lap(&mut times.blend, t);
                 Ok(())

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use ndarray::{Array2, Array3, ArrayView3, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 
 /// `down` ([S, W]) and `up` ([W, S]) along one axis of a region W pixels long.
 pub struct AxisMap {
@@ -139,35 +139,30 @@ pub struct CropMaps {
 }
 
 impl CropMaps {
-    /// Planar [C, H, W] region pixels to the [C, S, S] grid.
-    pub fn down(&self, image: ArrayView3<f32>) -> Array3<f32> {
+    /// One plane's [H, W] region pixels to the [S, S] grid.
+    pub fn down(&self, image: ArrayView2<f32>) -> Array2<f32> {
         apply(&self.y.down, &self.x.down, image)
     }
 
-    /// A [C, S, S] grid to [C, H, W] region pixels.
-    pub fn up(&self, grid: ArrayView3<f32>) -> Array3<f32> {
+    /// An [S, S] grid to one plane's [H, W] region pixels.
+    pub fn up(&self, grid: ArrayView2<f32>) -> Array2<f32> {
         apply(&self.y.up, &self.x.up, grid)
     }
 }
 
-/// rows · image[c] · colsᵀ for every channel, columns first.
-fn apply(rows: &Rows, cols: &Rows, image: ArrayView3<f32>) -> Array3<f32> {
-    let (channels, height, _) = image.dim();
-    let mut wide = Array3::<f32>::zeros((channels, height, cols.runs.len()));
-    for (plane, mut dst) in image.axis_iter(Axis(0)).zip(wide.axis_iter_mut(Axis(0))) {
-        for (src, mut out) in plane.rows().into_iter().zip(dst.rows_mut()) {
-            let src = src.to_slice().expect("planes are in standard layout");
-            for ((start, values), o) in cols.runs.iter().zip(out.iter_mut()) {
-                *o = values.iter().zip(&src[*start..]).map(|(w, v)| w * v).sum();
-            }
+/// rows · image · colsᵀ, columns first.
+fn apply(rows: &Rows, cols: &Rows, image: ArrayView2<f32>) -> Array2<f32> {
+    let mut wide = Array2::<f32>::zeros((image.nrows(), cols.runs.len()));
+    for (src, mut out) in image.rows().into_iter().zip(wide.rows_mut()) {
+        let src = src.to_slice().expect("planes are in standard layout");
+        for ((start, values), o) in cols.runs.iter().zip(out.iter_mut()) {
+            *o = values.iter().zip(&src[*start..]).map(|(w, v)| w * v).sum();
         }
     }
-    let mut out = Array3::<f32>::zeros((channels, rows.runs.len(), cols.runs.len()));
-    for (plane, mut dst) in wide.axis_iter(Axis(0)).zip(out.axis_iter_mut(Axis(0))) {
-        for ((start, values), mut line) in rows.runs.iter().zip(dst.rows_mut()) {
-            for (k, w) in values.iter().enumerate() {
-                line.scaled_add(*w, &plane.row(start + k));
-            }
+    let mut out = Array2::<f32>::zeros((rows.runs.len(), cols.runs.len()));
+    for ((start, values), mut line) in rows.runs.iter().zip(out.rows_mut()) {
+        for (k, w) in values.iter().enumerate() {
+            line.scaled_add(*w, &wide.row(start + k));
         }
     }
     out

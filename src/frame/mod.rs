@@ -1,11 +1,14 @@
 //! Borrowed views of raw video frames in the pixel formats faceveil handles natively, and the
-//! conversions between a frame region and packed RGB. Everything else in the library works in RGB
-//! on small regions, so a frame is converted only where a face is, never as a whole.
+//! conversions between a frame region and packed RGB or float planes. The rest of the library
+//! works on small regions, so a frame is converted only where a face is, never as a whole; the
+//! SDN's crops stay in the frame's own colour (`planes`), and only its S x S grid is RGB.
 
+mod planes;
 pub mod rgb;
 
 use anyhow::{Result, bail, ensure};
 
+pub use planes::{PlaneColor, RegionPlanes};
 use rgb::RgbImage;
 
 /// Pixel layouts accepted from GStreamer, decoders and image files.
@@ -546,11 +549,15 @@ impl YuvConv {
     }
 
     fn to_rgb_from(&self, y: u8, (pb, pr): (f32, f32)) -> [u8; 3] {
-        let yf = (y as f32 - 16.0) * (1.0 / 219.0);
+        self.rgb_scaled((y as f32 - 16.0) * (1.0 / 219.0), pb, pr).map(to_u8)
+    }
+
+    /// RGB 0..255 of luma 0..1 and Pb, Pr -0.5..0.5.
+    fn rgb_scaled(&self, yf: f32, pb: f32, pr: f32) -> [f32; 3] {
         let r = yf + 2.0 * (1.0 - self.kr) * pr;
         let b = yf + 2.0 * (1.0 - self.kb) * pb;
         let g = (yf - self.kr * r - self.kb * b) * self.inv_kg;
-        [to_u8(r * 255.0), to_u8(g * 255.0), to_u8(b * 255.0)]
+        [r * 255.0, g * 255.0, b * 255.0]
     }
 
     /// One row of 4:2:0 pixels from `x0` on: `luma` holds them, `chroma(cx)` gives the U and V
@@ -576,10 +583,21 @@ impl YuvConv {
     }
 
     fn chroma(&self, rgb: [f32; 3]) -> (u8, u8) {
+        let [_, u, v] = self.yuv_from_rgb(rgb);
+        (to_u8(u), to_u8(v))
+    }
+
+    /// Y, U and V (limited range, 0..255 scale, not rounded) of RGB 0..255.
+    fn yuv_from_rgb(&self, rgb: [f32; 3]) -> [f32; 3] {
         let y = self.luma_f(rgb);
         let pb = (rgb[2] * (1.0 / 255.0) - y) * self.inv_2kb;
         let pr = (rgb[0] * (1.0 / 255.0) - y) * self.inv_2kr;
-        (to_u8(128.0 + 224.0 * pb), to_u8(128.0 + 224.0 * pr))
+        [16.0 + 219.0 * y, 128.0 + 224.0 * pb, 128.0 + 224.0 * pr]
+    }
+
+    /// The inverse of [`YuvConv::yuv_from_rgb`], neither rounded nor clamped.
+    fn rgb_from_yuv(&self, [y, u, v]: [f32; 3]) -> [f32; 3] {
+        self.rgb_scaled((y - 16.0) * (1.0 / 219.0), (u - 128.0) * (1.0 / 224.0), (v - 128.0) * (1.0 / 224.0))
     }
 
     /// U and V of chroma row `cy` of an RGB image: each the mean of the (up to) four pixels a
