@@ -39,6 +39,45 @@ impl Rows {
         Self { runs }
     }
 
+    /// Each row's entries for columns `2k` and `2k + 1` summed into column `k`.
+    fn columns_paired(&self) -> Self {
+        let runs = self
+            .runs
+            .iter()
+            .map(|(start, values)| {
+                let Some(last) = (start + values.len()).checked_sub(1) else { return (0, Vec::new()) };
+                let first = start / 2;
+                let mut out = vec![0.0; last / 2 + 1 - first];
+                for (k, v) in values.iter().enumerate() {
+                    out[(start + k) / 2 - first] += v;
+                }
+                (first, out)
+            })
+            .collect();
+        Self { runs }
+    }
+
+    /// Rows `2k` and `2k + 1` averaged into row `k` (the last alone where the count is odd).
+    fn rows_paired(&self) -> Self {
+        let runs = self
+            .runs
+            .chunks(2)
+            .map(|pair| {
+                let full = || pair.iter().filter(|(_, values)| !values.is_empty());
+                let Some(first) = full().map(|(start, _)| *start).min() else { return (0, Vec::new()) };
+                let end = full().map(|(start, values)| start + values.len()).max().unwrap_or(first);
+                let mut out = vec![0.0; end - first];
+                for (start, values) in pair {
+                    for (k, v) in values.iter().enumerate() {
+                        out[start + k - first] += v / pair.len() as f32;
+                    }
+                }
+                (first, out)
+            })
+            .collect();
+        Self { runs }
+    }
+
     #[cfg(test)]
     fn dense(&self, cols: usize) -> Array2<f32> {
         let mut m = Array2::zeros((self.runs.len(), cols));
@@ -97,6 +136,16 @@ impl AxisMap {
     }
 }
 
+impl AxisMap {
+    /// The maps of a 4:2:0 chroma axis over the same region (which starts on an even pixel),
+    /// one sample for two pixels, that give what this map's pixels give: `down` reads a sample
+    /// as both its pixels, `up` writes it the mean of what its pixels would get, as a frame
+    /// writes chroma.
+    fn halved(&self) -> Self {
+        Self { down: self.down.columns_paired(), up: self.up.rows_paired() }
+    }
+}
+
 /// The axis maps of the last few crops: a still face keeps its square from frame to frame
 /// (`faces::steady`), and its maps need not be solved again.
 #[derive(Default)]
@@ -111,19 +160,25 @@ struct MapKey {
     side: u64,
     width: usize,
     size: usize,
+    halved: bool,
 }
 
-/// Enough for a few faces' two axes.
-const CACHED_MAPS: usize = 16;
+/// Enough for a few faces' two axes, each whole and halved.
+const CACHED_MAPS: usize = 32;
 
 impl MapCache {
     /// The map `AxisMap::new` would make for these arguments.
-    pub fn axis(&mut self, start: f64, side: f64, width: usize, size: usize) -> Arc<AxisMap> {
-        let key = MapKey { start: start.to_bits(), side: side.to_bits(), width, size };
+    /// With `halved`, the map of a 4:2:0 chroma axis over that region ([`AxisMap::halved`]).
+    pub fn axis(&mut self, start: f64, side: f64, width: usize, size: usize, halved: bool) -> Arc<AxisMap> {
+        let key = MapKey { start: start.to_bits(), side: side.to_bits(), width, size, halved };
         if let Some((_, map)) = self.recent.iter().find(|(k, _)| *k == key) {
             return map.clone();
         }
-        let map = Arc::new(AxisMap::new(start, side, width, size));
+        let map = if halved {
+            Arc::new(self.axis(start, side, width, size, false).halved())
+        } else {
+            Arc::new(AxisMap::new(start, side, width, size))
+        };
         if self.recent.len() == CACHED_MAPS {
             self.recent.pop_back();
         }
@@ -284,6 +339,30 @@ mod tests {
     }
 
     #[test]
+    fn a_halved_map_reads_and_writes_a_chroma_sample_as_its_two_pixels() {
+        for (start, side, width) in [(1.3f64, 195.4f64, 199usize), (-40.0, 200.0, 161), (0.0, 93.0, 93)] {
+            let full = AxisMap::new(start, side, width, 128);
+            let (down, up) = dense(&full);
+            let (half_down, half_up) = dense(&full.halved());
+            let chroma = width.div_ceil(2);
+            assert_eq!((half_down.dim(), half_up.dim()), ((128, chroma), (chroma, 128)));
+            for k in 0..chroma {
+                let pair = (2 * k..(2 * k + 2).min(width)).collect::<Vec<_>>();
+                let read = pair.iter().map(|&x| down.column(x).to_owned()).fold(ndarray::Array1::zeros(128), |a, c| a + c);
+                let written = pair.iter().map(|&x| up.row(x).to_owned()).fold(ndarray::Array1::zeros(128), |a, r| a + r)
+                    / pair.len() as f32;
+                let off = |a: ndarray::ArrayView1<f32>, b: &ndarray::Array1<f32>| {
+                    a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+                };
+                assert!(
+                    off(half_down.column(k), &read) < 1e-6 && off(half_up.row(k), &written) < 1e-6,
+                    "start {start}, sample {k}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn up_after_down_keeps_the_pixels_of_a_crop_smaller_than_the_grid() {
         let map = AxisMap::new(0.0, 93.0, 93, 128);
         let (down, up) = dense(&map);
@@ -305,8 +384,8 @@ mod tests {
     #[test]
     fn a_square_seen_again_reuses_its_maps_and_a_moved_one_does_not() {
         let mut cache = MapCache::default();
-        let a = cache.axis(1.5, 200.0, 203, 128);
-        assert!(Arc::ptr_eq(&a, &cache.axis(1.5, 200.0, 203, 128)));
-        assert!(!Arc::ptr_eq(&a, &cache.axis(1.75, 200.0, 203, 128)));
+        let a = cache.axis(1.5, 200.0, 203, 128, false);
+        assert!(Arc::ptr_eq(&a, &cache.axis(1.5, 200.0, 203, 128, false)));
+        assert!(!Arc::ptr_eq(&a, &cache.axis(1.75, 200.0, 203, 128, false)));
     }
 }
