@@ -236,7 +236,8 @@ impl FaceBands {
 
     /// Puts the model's result ([3, S, S], RGB in -1..1) into the frame: the change it made
     /// to the grid, brought up to the region's pixels (so the grid a restore reads back is
-    /// exactly the result), and, for an anonymize, the detail above the grid scaled down.
+    /// exactly the result, and a 4:2:0 chroma grid what the RGB path gave back), and, for an
+    /// anonymize, the detail above the grid scaled down.
     /// Inside the mask that is `up(result) + (1 - cut) · detail`. The conversion is affine, so
     /// this is the same in the frame's own colour as in RGB.
     pub fn composite(&self, frame: &mut FrameMut, patch: ArrayView3<f32>) {
