@@ -134,9 +134,7 @@ impl AxisMap {
         let up = if step >= 1.0 { right_inverse(&down, &inside) } else { left_inverse(&down) };
         Self { down: Rows::from_dense(&down, 0.0), up: Rows::from_dense(&up, UP_FLOOR) }
     }
-}
 
-impl AxisMap {
     /// The maps of a 4:2:0 chroma axis over the same region (which starts on an even pixel),
     /// one sample for two pixels, that give what this map's pixels give: `down` reads a sample
     /// as both its pixels, `up` writes it the mean of what its pixels would get, as a frame

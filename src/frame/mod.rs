@@ -759,12 +759,11 @@ mod tests {
         assert_eq!(small.pixel(1, 0), [expect(240.0); 3]);
     }
 
-    #[test]
-    fn a_regions_plane_bytes_come_back_exactly_in_every_format() {
-        let (w, h) = (37usize, 23usize);
+    /// Each format's planes for a `w` x `h` frame: (bytes a row, rows); rows are padded by 5
+    /// bytes as GStreamer pads them.
+    fn layouts(w: usize, h: usize) -> [(PixelFormat, Vec<(usize, usize)>); 9] {
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-        // Each plane: (bytes a row, rows); rows padded by 5 bytes as GStreamer pads them.
-        let layouts: [(PixelFormat, Vec<(usize, usize)>); 9] = [
+        [
             (PixelFormat::I420, vec![(w, h), (cw, ch), (cw, ch)]),
             (PixelFormat::Nv12, vec![(w, h), (cw * 2, ch)]),
             (PixelFormat::Gray8, vec![(w, h)]),
@@ -774,8 +773,13 @@ mod tests {
             (PixelFormat::Bgrx, vec![(w * 4, h)]),
             (PixelFormat::Xrgb, vec![(w * 4, h)]),
             (PixelFormat::Xbgr, vec![(w * 4, h)]),
-        ];
-        for (format, layout) in layouts {
+        ]
+    }
+
+    #[test]
+    fn a_regions_plane_bytes_come_back_exactly_in_every_format() {
+        let (w, h) = (37usize, 23usize);
+        for (format, layout) in layouts(w, h) {
             let mut buffers: Vec<Vec<u8>> =
                 layout.iter().map(|(row, rows)| (0..(row + 5) * rows).map(|i| (i * 31 % 251) as u8).collect()).collect();
             let original = buffers.clone();
@@ -793,6 +797,28 @@ mod tests {
             let planes = buffers.iter_mut().zip(&layout).map(|(data, (row, _))| Plane { data, stride: row + 5 }).collect();
             let mut frame = FrameMut::new(format, w, h, YuvMatrix::Bt601, planes).unwrap();
             assert!(frame.write_region_planes(region, &other).is_err(), "{format:?}: planes of another size");
+        }
+    }
+
+    #[test]
+    fn a_region_read_as_planes_is_written_back_exactly_in_every_format() {
+        let (w, h) = (37usize, 23usize);
+        for (format, layout) in layouts(w, h) {
+            // Greys and muted colours: no YUV pixel outside the RGB cube, which a read would move.
+            let mut buffers: Vec<Vec<u8>> =
+                layout.iter().map(|(row, rows)| (0..(row + 5) * rows).map(|i| (112 + i * 31 % 29) as u8).collect()).collect();
+            let original = buffers.clone();
+            let planes = buffers.iter_mut().zip(&layout).map(|(data, (row, _))| Plane { data, stride: row + 5 }).collect();
+            let mut frame = FrameMut::new(format, w, h, YuvMatrix::Bt601, planes).unwrap();
+            let region = frame.align_region(20.6, 9.2, 40.0, 30.0).unwrap();
+            let RegionPlanes { planes, .. } = frame.read_planes(region);
+            frame.fill_black(region).unwrap();
+            frame.write_planes(region, &planes).unwrap();
+            let mut short = planes.clone();
+            short[2] = short[2].slice(ndarray::s![1.., ..]).to_owned();
+            assert!(frame.write_planes(region, &short).is_err(), "{format:?}: planes of another size");
+            drop(frame);
+            assert_eq!(buffers, original, "{format:?}: the region's bytes come back exactly");
         }
     }
 

@@ -67,28 +67,14 @@ impl FrameMut<'_> {
     /// starts from the colours the anonymize's model saw, not from a codec's overshoot (-0.4 dB
     /// of restore on the sample without it).
     pub fn read_planes(&self, region: Region) -> RegionPlanes {
-        let (x, y, w, h) = (region.x, region.y, region.width, region.height);
-        let planes = match self.format {
-            PixelFormat::I420 | PixelFormat::Nv12 => {
-                let (cx, cy, cw, ch) = (x / 2, y / 2, w.div_ceil(2), h.div_ceil(2));
-                let mut luma = samples(&self.planes[0], x, y, w, h, 1);
-                let [mut u, mut v] = if self.format == PixelFormat::I420 {
-                    [1, 2].map(|i| samples(&self.planes[i], cx, cy, cw, ch, 1))
-                } else {
-                    [0, 1].map(|k| samples(&self.planes[1], cx * 2 + k, cy, cw, ch, 2))
-                };
-                within_gamut(&YuvConv::new(self.matrix), &mut luma, &mut u, &mut v);
-                [luma, u, v]
-            }
-            PixelFormat::Gray8 => {
-                let grey = samples(&self.planes[0], x, y, w, h, 1);
-                [grey.clone(), grey.clone(), grey]
-            }
-            f => {
-                let (bpp, offsets) = f.packed_layout().expect("packed format");
-                offsets.map(|o| samples(&self.planes[0], x * bpp + o, y, w, h, bpp))
-            }
-        };
+        let mut planes = self.channels().map(|(i, offset, step)| {
+            let (x, row_bytes, y, rows) = self.plane_rect(i, region);
+            samples(&self.planes[i], x + offset, y, row_bytes / step, rows, step)
+        });
+        if let PlaneColor::Yuv(matrix) = self.plane_color() {
+            let [luma, u, v] = &mut planes;
+            within_gamut(&YuvConv::new(matrix), luma, u, v);
+        }
         RegionPlanes { color: self.plane_color(), planes }
     }
 
@@ -96,45 +82,41 @@ impl FrameMut<'_> {
     /// rounded and clamped to 0..255.
     pub fn write_planes(&mut self, region: Region, planes: &[Array2<f32>; 3]) -> Result<()> {
         ensure!(region.x + region.width <= self.width && region.y + region.height <= self.height, "region outside the frame");
-        let color = self.plane_color();
-        for (i, plane) in planes.iter().enumerate() {
-            let want = if color.halved(i) {
-                (region.height.div_ceil(2), region.width.div_ceil(2))
-            } else {
-                (region.height, region.width)
-            };
-            ensure!(plane.dim() == want, "plane {i} is {:?} where the region needs {want:?}", plane.dim());
+        if matches!(self.format, PixelFormat::I420 | PixelFormat::Nv12) {
+            ensure!(region.x.is_multiple_of(2) && region.y.is_multiple_of(2), "4:2:0 regions must start on even coordinates");
         }
+        let places = self.channels().map(|(i, offset, step)| (i, offset, step, self.plane_rect(i, region)));
+        for (c, (plane, &(_, _, step, (_, row_bytes, _, rows)))) in planes.iter().zip(&places).enumerate() {
+            let want = (rows, row_bytes / step);
+            ensure!(plane.dim() == want, "plane {c} is {:?} where the region needs {want:?}", plane.dim());
+        }
+        if self.format == PixelFormat::Gray8 {
+            // Grey is written as the luma of the RGB, as every other write to it is.
+            let mut rgb = RgbImage::new(region.width, region.height);
+            for (c, plane) in planes.iter().enumerate() {
+                for (px, v) in rgb.data.chunks_exact_mut(3).zip(plane.iter()) {
+                    px[c] = to_u8(*v);
+                }
+            }
+            return self.write_region(region, &rgb);
+        }
+        for (values, (i, offset, step, (x, _, y, _))) in planes.iter().zip(places) {
+            put(&mut self.planes[i], x + offset, y, step, values);
+        }
+        Ok(())
+    }
+
+    /// Where each of [`FrameMut::read_planes`]' three planes lives: the frame's plane, the byte
+    /// of its first value within the region's bytes there ([`FrameMut::plane_rect`]), and the
+    /// bytes from one value to the next.
+    fn channels(&self) -> [(usize, usize, usize); 3] {
         match self.format {
-            PixelFormat::I420 | PixelFormat::Nv12 => {
-                ensure!(region.x.is_multiple_of(2) && region.y.is_multiple_of(2), "4:2:0 regions must start on even coordinates");
-                put(&mut self.planes[0], region.x, region.y, 1, &planes[0]);
-                let (cx, cy) = (region.x / 2, region.y / 2);
-                if self.format == PixelFormat::I420 {
-                    put(&mut self.planes[1], cx, cy, 1, &planes[1]);
-                    put(&mut self.planes[2], cx, cy, 1, &planes[2]);
-                } else {
-                    put(&mut self.planes[1], cx * 2, cy, 2, &planes[1]);
-                    put(&mut self.planes[1], cx * 2 + 1, cy, 2, &planes[2]);
-                }
-                Ok(())
-            }
-            PixelFormat::Gray8 => {
-                // Grey is written as the luma of the RGB, as every other write to it is.
-                let mut rgb = RgbImage::new(region.width, region.height);
-                for (c, plane) in planes.iter().enumerate() {
-                    for (px, v) in rgb.data.chunks_exact_mut(3).zip(plane.iter()) {
-                        px[c] = to_u8(*v);
-                    }
-                }
-                self.write_region(region, &rgb)
-            }
+            PixelFormat::I420 => [(0, 0, 1), (1, 0, 1), (2, 0, 1)],
+            PixelFormat::Nv12 => [(0, 0, 1), (1, 0, 2), (1, 1, 2)],
+            PixelFormat::Gray8 => [(0, 0, 1); 3],
             f => {
                 let (bpp, offsets) = f.packed_layout().expect("packed format");
-                for (o, plane) in offsets.into_iter().zip(planes) {
-                    put(&mut self.planes[0], region.x * bpp + o, region.y, bpp, plane);
-                }
-                Ok(())
+                offsets.map(|o| (0, o, bpp))
             }
         }
     }
