@@ -1,6 +1,7 @@
 """Fit: the sdn-0.6.x face space from models/sdn/data (written by prepare.py) -> models/sdn/facespace.npz.
 
     OMP_NUM_THREADS=2 deps/sdn-venv/bin/python models/sdn/fit.py [--K 300] [--m 296] [--alpha 0.25] [--keep tone,age]
+        [--bands 8,24,64,128]   (--bands '': sdn-0.6.2's LDA subspace, mixed whole)
         [--rotate-all --keep tone,age,pose,frame,light,expr]
         [--geo-amp 0.03 --geo-id-coords 32 --geo-gamma 1 --restore-steps 6]
     deps/sdn-venv/bin/python models/sdn/fit.py --geo-only models/sdn/facespace.npz --geo-amp 0.03 --restore-steps 6 --out X.npz
@@ -13,15 +14,20 @@ model):
     landmarks, G x G (2x2 averaged from 2G x 2G), masked pixels kept;
  3. PCA of all fitting crops (CelebA and UTKFace), K components; the synthesis basis tapered by the
     mask; analysis = its pseudo-inverse; coordinates whitened;
- 4. rotated subspace: principal directions of the CelebA identities' class means in the whitened
-    space (LDA, since the whitened total scatter is I), m of them (296 of the 300 by default: all
-    but the kept-out ones); kept out of it (--keep): the skin-tone directions (regression of the
-    face's mean Lab colour on z) and the age direction (regression of UTKFace's age on z), so that
-    the key does not move them, and, tried and not shipped, pose, framing, light and expression
-    directions; --rotate-all takes every direction but the kept ones instead of the LDA ones;
+ 4. rotated subspace: every whitened direction but the kept-out ones (296 of the 300), in the face
+    space's own order, and mixed only within bands of like variance (--bands: components 0-7,
+    8-23, 24-63, 64-127 and the rest), so that a frame-to-frame change of the face keeps its size
+    in pixels (the flicker of "sdn-0.6.3" in the model card); kept out of it (--keep): the
+    skin-tone directions (regression of the face's mean Lab colour on z) and the age direction
+    (regression of UTKFace's age on z), so that the key does not move them, and, tried and not
+    shipped, pose, framing, light and expression directions. With --bands '' (sdn-0.6.2): the
+    principal directions of the CelebA identities' class means in the whitened space (LDA, since
+    the whitened total scatter is I), mixed whole; --rotate-all takes every direction but the
+    kept ones instead of the LDA ones;
  5. attribute directions: one degree = the difference of the class means of z over the images
     labelled +1 and -1 (CelebA labels; male/young also from UTKFace's file names);
- 6. key -> rotation: L fixed random orthogonal matrices and angle maps (seeded);
+ 6. key -> rotation: L fixed random orthogonal matrices (block-diagonal over the bands) and angle
+    maps (seeded);
  7. with --geo-amp > 0: the keyed geometry's anchors and random projections (keyed_geometry(),
     seeded; nothing fitted). --geo-only adds them to an existing fit.
 """
@@ -161,6 +167,11 @@ def main():
     ap.add_argument("--alpha", type=float, default=0.25, help="amplitude of the original's detail the model misses, kept inside the mask")
     ap.add_argument("--keep", default="tone,age", help="comma list of tone,age,pose,frame,light,expr kept out of the identity subspace")
     ap.add_argument("--rotate-all", action="store_true", help="rotate every direction of the face space but the kept ones (not only the LDA identity subspace)")
+    ap.add_argument("--bands", default="8,24,64,128", help="rotate every direction but the kept ones, each only "
+                    "among directions of like variance: comma list of band edges over the face space's components, "
+                    "largest first (empty: the LDA subspace mixed whole, as sdn-0.6.2)")
+    ap.add_argument("--fixed", type=int, default=4, help="with --bands: the first n components (the largest) are "
+                    "not rotated: they hold most of an overexposed face's excess, which a rotation pushes past the 8-bit range")
     ap.add_argument("--no-align", action="store_true", help="fit on the crops as framed (every face given the mean landmarks)")
     ap.add_argument("--mask-scale", type=float, default=1.15, help="face mask ellipse axes scaled by this")
     ap.add_argument("--feather", type=float, default=0.25, help="the mask's rim (share of the radius)")
@@ -299,6 +310,11 @@ def main():
         Uv, sv, _ = np.linalg.svd(Vl, full_matrices=False)
         Vl = Uv[:, sv > 0.5]
     Q, _ = np.linalg.qr(Vl)
+    if args.bands:
+        # In the face space's own order: direction j is component j less the kept directions and the
+        # components before it, so a band of directions keeps its components' variance.
+        Kd = Kd if kept else np.zeros((args.K, 0))
+        Q = np.linalg.qr(np.concatenate([Kd, np.eye(args.K)], 1))[0][:, Kd.shape[1] + args.fixed:]
     m = Q.shape[1] - Q.shape[1] % 2
     Q = Q[:, :m]
     fisher = ev[:min(m, len(ev))]
@@ -320,7 +336,15 @@ def main():
 
     rng = np.random.RandomState(11)
     L = args.layers
-    rot_O = np.stack([np.linalg.qr(rng.randn(m, m))[0] for _ in range(L)])
+    edges = [0] + [int(e) - args.fixed for e in args.bands.split(",") if e and int(e) > args.fixed] + [m]
+    assert all(e % 2 == 0 for e in edges), "band edges must be even: the angle layers turn pairs"
+
+    def mixing():  # block-diagonal over the bands (one block of m without them)
+        O = np.zeros((m, m))
+        for a, b in zip(edges[:-1], edges[1:]):
+            O[a:b, a:b] = np.linalg.qr(rng.randn(b - a, b - a))[0]
+        return O
+    rot_O = np.stack([mixing() for _ in range(L)])
     rot_A = rng.randn(L, m // 2, 128)
     rot_b = rng.uniform(0, 2 * np.pi, (L, m // 2))
     out = dict(G=np.array(G), window=window, mask=mvec, support=support, tps_T=tps_T, tps_minv=minv,
