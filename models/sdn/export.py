@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from facespace import FaceSpace  # noqa: E402
 
-MODEL_ID = "sdn-0.6.3"  # without keyed geometry: 296 of the 300 coordinates rotated (all but skin tone and age), within bands of like variance
+MODEL_ID = "sdn-0.6.3"  # without keyed geometry: 292 of the 300 coordinates rotated (all but skin tone, age and the 4 largest), within bands of like variance
 MODEL_ID_GEO = "sdn-0.7.0"  # with keyed geometry (facespace.npz holds geo_amp > 0)
 
 

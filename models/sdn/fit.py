@@ -1,7 +1,7 @@
 """Fit: the sdn-0.6.x face space from models/sdn/data (written by prepare.py) -> models/sdn/facespace.npz.
 
     OMP_NUM_THREADS=2 deps/sdn-venv/bin/python models/sdn/fit.py [--K 300] [--m 296] [--alpha 0.25] [--keep tone,age]
-        [--bands 8,24,64,128]   (--bands '': sdn-0.6.2's LDA subspace, mixed whole)
+        [--bands 8,24,64,128 --fixed 4]   (--bands '': sdn-0.6.2's LDA subspace, mixed whole)
         [--rotate-all --keep tone,age,pose,frame,light,expr]
         [--geo-amp 0.03 --geo-id-coords 32 --geo-gamma 1 --restore-steps 6]
     deps/sdn-venv/bin/python models/sdn/fit.py --geo-only models/sdn/facespace.npz --geo-amp 0.03 --restore-steps 6 --out X.npz
@@ -14,13 +14,13 @@ model):
     landmarks, G x G (2x2 averaged from 2G x 2G), masked pixels kept;
  3. PCA of all fitting crops (CelebA and UTKFace), K components; the synthesis basis tapered by the
     mask; analysis = its pseudo-inverse; coordinates whitened;
- 4. rotated subspace: every whitened direction but the kept-out ones (296 of the 300), in the face
-    space's own order, and mixed only within bands of like variance (--bands: components 0-7,
-    8-23, 24-63, 64-127 and the rest), so that a frame-to-frame change of the face keeps its size
-    in pixels (the flicker of "sdn-0.6.3" in the model card); kept out of it (--keep): the
-    skin-tone directions (regression of the face's mean Lab colour on z) and the age direction
-    (regression of UTKFace's age on z), so that the key does not move them, and, tried and not
-    shipped, pose, framing, light and expression directions. With --bands '' (sdn-0.6.2): the
+ 4. rotated subspace: every whitened direction but the kept-out ones and the --fixed largest (292
+    of the 300), in the face space's own order, and mixed only within bands of like variance
+    (--bands: components 4-7, 8-23, 24-63, 64-127 and the rest), so that a frame-to-frame change
+    of the face keeps its size in pixels (the flicker of "sdn-0.6.3" in the model card); kept out
+    of it (--keep): the skin-tone directions (regression of the face's mean Lab colour on z) and
+    the age direction (regression of UTKFace's age on z), so that the key does not move them,
+    and, tried and not shipped, pose, framing, light and expression directions. With --bands '' (sdn-0.6.2): the
     principal directions of the CelebA identities' class means in the whitened space (LDA, since
     the whitened total scatter is I), mixed whole; --rotate-all takes every direction but the
     kept ones instead of the LDA ones;
