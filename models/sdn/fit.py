@@ -20,10 +20,10 @@ model):
     of the face keeps its size in pixels (the flicker of "sdn-0.6.3" in the model card); kept out
     of it (--keep): the skin-tone directions (regression of the face's mean Lab colour on z) and
     the age direction (regression of UTKFace's age on z), so that the key does not move them,
-    and, tried and not shipped, pose, framing, light and expression directions. With --bands '' (sdn-0.6.2): the
-    principal directions of the CelebA identities' class means in the whitened space (LDA, since
-    the whitened total scatter is I), mixed whole; --rotate-all takes every direction but the
-    kept ones instead of the LDA ones;
+    and, tried and not shipped, pose, framing, light and expression directions. With --bands ''
+    (sdn-0.6.2): the principal directions of the CelebA identities' class means in the whitened
+    space (LDA, since the whitened total scatter is I), mixed whole; --rotate-all takes every
+    direction but the kept ones instead of the LDA ones;
  5. attribute directions: one degree = the difference of the class means of z over the images
     labelled +1 and -1 (CelebA labels; male/young also from UTKFace's file names);
  6. key -> rotation: L fixed random orthogonal matrices (block-diagonal over the bands) and angle
@@ -309,12 +309,13 @@ def main():
     if args.rotate_all:
         Uv, sv, _ = np.linalg.svd(Vl, full_matrices=False)
         Vl = Uv[:, sv > 0.5]
-    Q, _ = np.linalg.qr(Vl)
     if args.bands:
         # In the face space's own order: direction j is component j less the kept directions and the
         # components before it, so a band of directions keeps its components' variance.
         Kd = Kd if kept else np.zeros((args.K, 0))
         Q = np.linalg.qr(np.concatenate([Kd, np.eye(args.K)], 1))[0][:, Kd.shape[1] + args.fixed:]
+    else:
+        Q, _ = np.linalg.qr(Vl)
     m = Q.shape[1] - Q.shape[1] % 2
     Q = Q[:, :m]
     fisher = ev[:min(m, len(ev))]
