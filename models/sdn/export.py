@@ -30,15 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from facespace import FaceSpace  # noqa: E402
 
-MODEL_ID = "sdn-0.6.3"  # without keyed geometry: 292 of the 300 coordinates rotated (all but skin tone, age and the 4 largest), within bands of like variance
-MODEL_ID_GEO = "sdn-0.7.0"  # with keyed geometry (facespace.npz holds geo_amp > 0)
-
-
-MODEL_ID_DET = "sdn-0.7.0"  # with the learned detail generator (facespace.npz holds det_gain > 0)
-
-
-def model_id(fs):
-    return MODEL_ID_GEO if fs._geo() else MODEL_ID_DET if fs._det() else MODEL_ID
+MODEL_ID = "sdn-0.6.3"  # 292 of the 300 coordinates rotated (all but skin tone, age and the 4 largest), within bands of like variance
 S = 128
 
 
@@ -209,39 +201,6 @@ class Graph:
         full = b.op("Gather", [b.op("Concat", [d, self.zeros_col], axis=1), b.const(self.scatter_index, np.int64)], axis=1)
         return b.op("Reshape", [full, b.const([-1, 3, G, G], np.int64)])
 
-    def conv(self, x, name, hw, stride=1, dil=1, act=True):
-        """facespace.conv2d (3 x 3, zero padding dil) with the generator's weights det_NAME_*."""
-        b, fs = self.b, self.fs
-        w, bias = fs.p[f"det_{name}_w"], fs.p[f"det_{name}_b"]
-        y = b.op("Conv", [x, b.const(w), b.const(bias)], kernel_shape=[3, 3], pads=[dil] * 4, strides=[stride] * 2,
-                 dilations=[dil] * 2)
-        b.flops += 2 * w.size * hw * hw
-        if name == "c0":
-            y = b.op("Add", [y, b.const(fs.det_pos[None])])
-        return b.op("LeakyRelu", [y], alpha=0.2) if act else y
-
-    def detail(self, z2):
-        """facespace.detail_layer: the learned generator's layer for anonymized coordinates z2 [N,K]."""
-        b, fs, G = self.b, self.fs, self.G
-        eps = float(fs.p.get("det_eps", 0.0))
-        if eps:
-            z2 = b.op("Add", [z2, b.matmul("key", eps * (fs.det_Wk.T / np.sqrt(128)) @ fs.Q.T, 1)])
-        lo = b.op("Add", [b.matmul(z2, fs.syn.T, 1, f16=True), b.const(fs.mu)])
-        h0 = self.conv(self.scatter(lo), "c0", G)
-        h = self.conv(h0, "c1", G // 2, stride=2)
-        h = self.conv(h, "c2", G // 2, dil=2)
-        h = self.conv(h, "c3", G // 2, dil=4)
-        h = b.op("Resize", [h, "", b.const([1.0, 1.0, 2.0, 2.0])], mode="nearest",
-                 coordinate_transformation_mode="asymmetric", nearest_mode="floor")
-        h = self.conv(b.op("Concat", [h0, h], axis=1), "c4", G)
-        g = self.conv(h, "c5", G, act=False)
-        if float(fs.p.get("det_lum", 0.0)):  # facespace._lum: the channels' mean in each
-            g = b.op("Expand", [b.op("ReduceMean", [g], axes=[1], keepdims=1), b.const([1, 3, 1, 1], np.int64)])
-        g = b.op("Reshape", [g, b.const([0, -1], np.int64)])
-        g = b.op("Mul", [b.op("Gather", [g, b.const(fs.support, np.int64)], axis=1),
-                         b.const(fs._det() * (1 - self.alpha) * fs.mask)])
-        return b.op("Sub", [g, b.matmul(b.matmul(g, fs.ana_alpha.T, 1, f16=True), fs.syn.T, 1, f16=True)])
-
     def to_crop(self, d):
         """canonical values [N,D] -> crop [N,3,128,128] (zero outside the mask)."""
         b = self.b
@@ -251,74 +210,6 @@ class Graph:
             return b.op("MatMul", [b.const(self.irows), b.op("MatMul", [full, b.const(self.icols)])])
         b.flops += 3 * S * S * 8
         return b.op("GridSample", [full, self.igrid], mode="bilinear", padding_mode="zeros", align_corners=0)
-
-    def geo_offsets(self, uid=None):
-        """facespace.geo_offsets: key (and the anonymized identity coordinates uid) -> anchor
-        offsets [N,A,2]."""
-        b, fs = self.b, self.fs
-        W = fs.geo_W
-        s = b.matmul("key", W.T / np.sqrt(W.shape[1]), 1)
-        if "geo_V" in fs.p:
-            V, gam = fs.geo_V, float(fs.p.get("geo_gamma", 1.0))
-            u = b.op("Slice", [uid, b.const([0], np.int64), b.const([V.shape[1]], np.int64), b.const([1], np.int64)])
-            nrm = b.op("Sqrt", [b.op("ReduceSum", [b.op("Mul", [u, u]), b.const([1], np.int64)], keepdims=1)])
-            un = b.op("Div", [u, b.op("Max", [nrm, b.const(1e-6)])])
-            s = b.op("Mul", [b.op("Add", [s, b.matmul(un, gam * V.T, 1)]), b.const(1 / np.sqrt(1 + gam ** 2))])
-        A = fs.geo_anchors.shape[0]
-        off = b.matmul(b.op("Tanh", [s]), fs._geo() * fs.geo_B.reshape(len(fs.geo_B), A * 2), 1)
-        return b.op("Reshape", [off, b.const([-1, A, 2], np.int64)])
-
-    def geo_field(self, g, offT):
-        """facespace.geo_field at points g [N,2,S*S] (channel first: onnxruntime's elementwise
-        ops broadcast slowly over a last axis of 2) with offsets offT [N,2,A] -> [N,2,S*S].
-        |g - c|^2 is expanded as |g|^2 - 2 g.c + |c|^2 (a MatMul)."""
-        b, fs = self.b, self.fs
-        c = fs.geo_anchors
-        A = c.shape[0]
-        k = 1.0 / float(fs.geo_sigma) ** 2
-        gg = b.op("ReduceSum", [b.op("Mul", [g, g]), b.const([1], np.int64)], keepdims=1)  # [N,1,P]
-        gc = b.op("MatMul", [b.const(c * k), g])  # [N,A,P]
-        cc = b.const((-(c ** 2).sum(1) * k / 2).reshape(1, A, 1))
-        phi = b.op("Exp", [b.op("Add", [b.op("Sub", [gc, b.op("Mul", [gg, b.const(k / 2)])]), cc])])
-        f = b.op("MatMul", [offT, phi])  # [N,2,P]
-        ax, ay, r0, r1 = [float(v) for v in fs.geo_taper]
-        rr = b.op("Mul", [b.op("Sub", [g, b.const(0.5)]), b.const(np.array([1 / ax, 1 / ay]).reshape(1, 2, 1))])
-        r = b.op("Sqrt", [b.op("ReduceSum", [b.op("Mul", [rr, rr]), b.const([1], np.int64)], keepdims=1)])
-        t = b.op("Clip", [b.op("Mul", [b.op("Sub", [b.const(r1), r]), b.const(1 / (r1 - r0))]), b.const(0.0), b.const(1.0)])
-        taper = b.op("Mul", [b.op("Mul", [t, t]), b.op("Sub", [b.const(3.0), b.op("Mul", [t, b.const(2.0)])])])
-        b.flops += S * S * A * 10 + S * S * 12
-        return b.op("Mul", [f, taper])
-
-    def geo_warp(self, img, off, inverse=False):
-        """facespace.geo_warp. Forward grid q + f(q): the bumps at the pixel centres q are one
-        constant [S*S,A] matrix (tapered). Inverse: r = q - f(r) by fixed-point steps."""
-        b, fs = self.b, self.fs
-        t = (np.arange(S) + 0.5) / S
-        qn = np.stack(np.meshgrid(t, t), -1).reshape(1, S * S, 2)
-        if not inverse:
-            d2 = ((qn[0][:, None, :] - fs.geo_anchors) ** 2).sum(-1)
-            ax, ay, r0, r1 = [float(v) for v in fs.geo_taper]
-            r = np.sqrt(((qn[0, :, 0] - 0.5) / ax) ** 2 + ((qn[0, :, 1] - 0.5) / ay) ** 2)
-            tt = np.clip((r1 - r) / (r1 - r0), 0, 1)
-            P = np.exp(-d2 / (2 * float(fs.geo_sigma) ** 2)) * (tt * tt * (3 - 2 * tt))[:, None]  # [S*S,A]
-            g = b.op("Add", [b.const(qn), b.op("MatMul", [b.const(P), off])])
-            b.flops += 2 * S * S * P.shape[1] * 2
-        else:
-            q = b.const(qn.transpose(0, 2, 1))  # [1,2,P]
-            offT = b.op("Transpose", [off], perm=[0, 2, 1])
-            g = b.op("Sub", [q, self.geo_field(b.op("Expand", [q, b.op("Concat", [self.n_shape, b.const([2, S * S], np.int64)], axis=0)]), offT)])
-            for _ in range(int(fs.geo_iters) - 1):
-                g = b.op("Sub", [q, self.geo_field(g, offT)])
-            g = b.op("Transpose", [g], perm=[0, 2, 1])
-        grid = b.op("Reshape", [b.op("Sub", [b.op("Mul", [g, b.const(2.0)]), b.const(1.0)]), b.const([-1, S, S, 2], np.int64)])
-        b.flops += 3 * S * S * 8
-        return b.op("GridSample", [img, grid], mode="bilinear", padding_mode="border", align_corners=0)
-
-    def geo_read(self, y):
-        """facespace.geo_read: identity coordinates of an unwarped anonymized crop."""
-        b, fs = self.b, self.fs
-        z2 = b.matmul(b.op("Sub", [self.sample(y), b.const(fs.mu)]), fs.ana_alpha.T, 1, f16=True)
-        return b.matmul(z2, fs.Q, 1)
 
     def angles(self):
         b, fs = self.b, self.fs
@@ -369,15 +260,11 @@ class Graph:
         dz = b.matmul(du, fs.Q.T, 1)
         if not linear:
             dz = b.op("Add", [dz, self.attr_shift()])
-            if "geo_V" in fs.p and fs._geo():  # the offsets follow it: facespace.geo_identity
-                self.uid = b.op("Add", [ur, b.matmul(self.attr_shift(), fs.Q, 1)])
         d = b.matmul(dz, fs.syn.T, 1, f16=True)
         if self.alpha != 1.0:
             rec = b.matmul(z, fs.syn.T, 1, f16=True)
             r = b.op("Sub", [vm, rec])
             d = b.op("Sub", [d, b.op("Mul", [r, b.const((1 - self.alpha) * fs.mask)])])
-        if fs._det() and not linear:
-            d = b.op("Add", [d, self.detail(b.op("Add", [z, dz]))])
         return d
 
     def undo(self, v2, linear=False):
@@ -387,8 +274,6 @@ class Graph:
         if self.alpha != 1.0:
             z2 = b.matmul(vm, fs.ana_alpha.T, 1, f16=True)
             r = b.op("Sub", [vm, b.matmul(z2, fs.syn.T, 1, f16=True)])
-            if fs._det() and not linear:
-                r = b.op("Sub", [r, self.detail(z2)])
             r = b.op("Mul", [r, b.const(fs.detail_gain)])
         else:
             z2 = b.matmul(vm, fs.ana.T, 1, f16=True)
@@ -422,32 +307,13 @@ def build(fs, alpha, direction):
     g.sampling_grid()
     g.inverse_grid()
     g.angles()
-    geo = fs._geo() != 0.0
-    ident = geo and "geo_V" in fs.p
-    key_off = g.geo_offsets() if geo and not ident else None  # key-only offsets: one per graph
-
-    def offsets():  # for the crop whose change() was built last
-        return g.geo_offsets(g.uid) if ident else key_off
-
     if direction == "anonymize":
-        y = b.op("Add", ["image", g.to_crop(g.change(g.sample("image")))])
-        out = bend_nodes(b, g.geo_warp(y, offsets()) if geo else y)
+        out = bend_nodes(b, b.op("Add", ["image", g.to_crop(g.change(g.sample("image")))]))
     else:  # facespace.restore
         yin = bend_nodes(b, "image", inverse=True)
-        yc = yin
-        if geo:
-            off = g.geo_offsets(g.geo_read(yin)) if ident else key_off
-            yc = g.geo_warp(yin, off, inverse=True)
-            for _ in range(int(fs.p.get("geo_reads", 0)) if ident else 0):
-                yc = g.geo_warp(yin, g.geo_offsets(g.geo_read(yc)), inverse=True)
-        x = b.op("Add", [yc, g.to_crop(g.undo(g.sample(yc)))])
+        x = b.op("Add", [yin, g.to_crop(g.undo(g.sample(yin)))])
         for _ in range(int(fs.restore_steps)):
-            fx = b.op("Add", [x, g.to_crop(g.change(g.sample(x)))])
-            if geo:  # the warp of x's own anonymized identity, forward and back
-                off = offsets()
-                e = g.geo_warp(b.op("Sub", [yin, g.geo_warp(fx, off)]), off, inverse=True)
-            else:
-                e = b.op("Sub", [yin, fx])
+            e = b.op("Sub", [yin, b.op("Add", [x, g.to_crop(g.change(g.sample(x)))])])
             x = b.op("Add", [b.op("Add", [x, e]), g.to_crop(g.undo(g.sample(e), linear=True))])
         out = b.op("Clip", [x, b.const(-1.0), b.const(1.0)])
     b.nodes.append(helper.make_node("Identity", [out], ["image_out"]))
@@ -457,7 +323,7 @@ def build(fs, alpha, direction):
               helper.make_tensor_value_info("attributes", TensorProto.FLOAT, ["N", 6]),
               helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, ["M", 10])]
     outputs = [helper.make_tensor_value_info("image_out", TensorProto.FLOAT, ["N", 3, S, S])]
-    graph = helper.make_graph(b.nodes, f"faceveil_{model_id(fs)}_{direction}", inputs, outputs, [lm_default] + b.inits)
+    graph = helper.make_graph(b.nodes, f"faceveil_{MODEL_ID}_{direction}", inputs, outputs, [lm_default] + b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="faceveil models/sdn/export.py")
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -581,7 +447,7 @@ def main():
     info = json.loads(str(fs.info))
     spec_path = os.path.join(args.out, "sdn.json")
     spec = json.load(open(spec_path))
-    spec["model_id"] = model_id(fs)
+    spec["model_id"] = MODEL_ID
     spec["default_variant"] = "fast"
     spec["inputs"] = {"image": "image", "key": "key", "attributes": "attributes"}
     # The runtime feeds, and records in the stream's clear records, the landmarks sdn.json names.

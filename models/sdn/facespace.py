@@ -1,12 +1,10 @@
-"""The sdn face space (0.6.x; the keyed geometry and a learned detail generator were tried and are
-off by default) in numpy: the same computation as the exported ONNX graphs.
+"""The sdn face space (0.6.x) in numpy: the same computation as the exported ONNX graphs.
 
     from facespace import FaceSpace
     fs = FaceSpace.load("models/sdn")                 # reads models/sdn/facespace.npz
     ids, rest = fs.split(crops, landmarks)            # crops [N,3,128,128] float -1..1, landmarks [N,10]
     out = fs.merge(ids2, rest)                        # crops with identity coordinates ids2 (not bent)
     y = bend(fs.merge(fs.rotate(ids, keys), rest, detail=fs.alpha))   # == fs.anonymize(crops, landmarks, keys)
-                                                      #    (without keyed geometry)
     y = fs.anonymize(crops, landmarks, keys, attrs)   # keys [N,128] +-1, attrs [N,6]
     x = fs.restore(y, landmarks, keys, attrs)
 
@@ -20,8 +18,10 @@ inside the face mask (an ellipse with a feathered rim, no hair or background) ar
 
 Model. With v the masked canonical pixels (D values), z = Ana (v - mu) are whitened coordinates
 (K of them; Ana is the pseudo-inverse of the mask-tapered synthesis basis Syn, so Ana Syn = I and
-a change Syn dz added to the canonical face reads back as dz). The identity coordinates are
-u = Q^T z (Q [K,m] orthonormal: LDA on the CelebA training identities inside the whitened space).
+a change Syn dz added to the canonical face reads back as dz). The rotated ("identity")
+coordinates are u = Q^T z (Q [K,m] orthonormal, chosen by fit.py: in sdn-0.6.3 every whitened
+direction but the kept tone and age and the 4 largest; in sdn-0.6.2 the LDA directions of the
+CelebA training identities).
 `rest` is everything else: the crop itself, its landmarks and z.
 
 Anonymize (key k, attributes a): u' = R(k) u, z' = z + Q (u' - u) + E a; the canonical change
@@ -31,21 +31,6 @@ into -1..1 by a tanh (bend()), which restore undoes (unbend()).
 R(k) = G_L(k) O_L ... G_1(k) O_1: fixed random orthogonal matrices O_i and Givens rotations of
 coordinate pairs (0,1),(2,3),... by angles theta_i = Akey_i k + bkey_i. Restore inverts the
 whole affine map of the crop by a few fixed-point steps (see restore()).
-
-Keyed geometry (files with geo_amp > 0): after the change, the crop is resampled through a smooth
-displacement field, Gaussian bumps at 8 anchors of the mean shape (eyes, nose, mouth corners, chin,
-jaw), mirrored so that the face stays symmetric and tapered to zero inside the blend ellipse. Its
-8 parameters are tanh of fixed random projections of the key and of the direction of the
-anonymized identity's first coordinates (geo_offsets), so the surrogate's proportions (eye spacing,
-nose length, mouth and face width) follow the key and the new identity, and two people under one
-key move differently. The field is smooth and small (|grad| < 0.5), so restore inverts it by
-fixed-point steps, after reading the anonymized identity back (geo_read).
-
-Learned detail generator (files with det_gain > 0; tried after sdn-0.6.1 and not shipped, see
-MODEL_CARD.md): anonymize also adds det_gain (1 - alpha) mask G(mu + Syn z''), G a small conv net
-(detail_net, trained by train_detail.py) and z'' = z' plus a keyed shift (det_eps), projected onto
-the null space of the analysis restore uses (detail_layer); restore reads z' back, recomputes the
-layer with its key and subtracts it before rescaling the detail by 1/alpha.
 
 Attacks without a key use split/merge on a surrogate: e.g. merge(-ids, rest) negates its identity
 coordinates, merge(2 * ids, rest) rescales them. The shipped facespace.npz has align = 0: the
@@ -124,25 +109,6 @@ def unbend(v):
     a = np.abs(v)
     t = np.minimum((a - BEND) / (1 - BEND), UNBEND_MAX)
     return np.where(a > BEND, np.sign(v) * (BEND + (1 - BEND) * np.arctanh(np.maximum(t, 0))), v)
-
-
-def conv2d(x, w, b, stride=1, dil=1):
-    """ONNX/torch Conv, 3x3 kernels, zero padding dil (same size, or half with stride 2).
-    x [N,C,H,W], w [O,C,3,3], b [O]."""
-    N, C, H, W = x.shape
-    p = dil
-    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    Ho, Wo = (H + 2 * p - 2 * dil - 1) // stride + 1, (W + 2 * p - 2 * dil - 1) // stride + 1
-    out = np.zeros((N, w.shape[0], Ho, Wo))
-    for ky in range(3):
-        for kx in range(3):
-            t = xp[:, :, ky * dil: ky * dil + stride * (Ho - 1) + 1: stride, kx * dil: kx * dil + stride * (Wo - 1) + 1: stride]
-            out += np.einsum("oc,nchw->nohw", w[:, :, ky, kx], t, optimize=True)
-    return out + b[None, :, None, None]
-
-
-def leaky(x):
-    return np.where(x > 0, x, 0.2 * x)
 
 
 def avgpool2(x):
@@ -298,8 +264,6 @@ class FaceSpace:
         if a != 1.0:
             r = vm - z @ self.syn.T
             d = d - (1 - a) * self.mask * r
-        if self._det() and not linear:
-            d = d + self.detail_layer(z + dz, keys)
         return d
 
     def canonical_undo(self, v2, keys, attrs, linear=False):
@@ -308,8 +272,7 @@ class FaceSpace:
         a = self._alpha()
         if a != 1.0:
             z2 = vm @ self.ana_alpha.T
-            h = self.detail_layer(z2, keys) if (self._det() and not linear) else 0.0
-            r = (vm - z2 @ self.syn.T - h) * self.detail_gain
+            r = (vm - z2 @ self.syn.T) * self.detail_gain
         else:
             z2 = vm @ self.ana.T
             r = vm - z2 @ self.syn.T
@@ -320,151 +283,21 @@ class FaceSpace:
         v = z @ self.syn.T + r
         return v - vm
 
-    # ---------- learned detail generator (files without det_gain, sdn-0.6.x, have none)
-    def _det(self):
-        return float(self.p.get("det_gain", 0.0))
-
-    def detail_net(self, lo):
-        """The generator (train_detail.DetailNet): low-resolution canonical faces lo [N,D] (masked
-        pixels, mu + Syn z) -> detail band [N,D]."""
-        G, N = self.G, len(lo)
-        full = np.zeros((N, 3 * G * G))
-        full[:, self.support] = lo
-        x = full.reshape(N, 3, G, G)
-        w = lambda n: (self.p[f"det_{n}_w"].astype(np.float64), self.p[f"det_{n}_b"].astype(np.float64))  # noqa: E731
-        h0 = leaky(conv2d(x, *w("c0")) + self.det_pos[None])
-        h = leaky(conv2d(h0, *w("c1"), stride=2))
-        h = leaky(conv2d(h, *w("c2"), dil=2))
-        h = leaky(conv2d(h, *w("c3"), dil=4))
-        h = h.repeat(2, 2).repeat(2, 3)
-        h = leaky(conv2d(np.concatenate([h0, h], 1), *w("c4")))
-        return conv2d(h, *w("c5")).reshape(N, -1)[:, self.support]
-
-    def _lum(self, g):
-        G = self.G
-        full = np.zeros((len(g), 3 * G * G))
-        full[:, self.support] = g
-        full = full.reshape(len(g), 3, G * G)
-        return np.repeat(full.mean(1, keepdims=True), 3, 1).reshape(len(g), -1)[:, self.support]
-
-    def detail_layer(self, z2, keys):
-        """Anonymized coordinates z' [N,K] (and keys [N,128]) -> the synthetic detail added in the
-        canonical frame [N,D]: det_gain (1 - alpha) mask G(mu + Syn z''), minus Syn (Ana_alpha of
-        it), so that it lies in the null space of the analysis restore uses (ana_alpha): restore
-        reads z' back unchanged, recomputes this layer and subtracts it. z'' = z' + det_eps Q w(key),
-        w(key) = det_Wk key / sqrt(128) a fixed random projection of the key into the identity
-        coordinates: z' alone can be read from the surrogate by anyone, so without det_eps a wrong
-        key's restore would subtract the right layer."""
-        zin = z2
-        eps = float(self.p.get("det_eps", 0.0))
-        if eps:
-            zin = z2 + eps * (np.asarray(keys, np.float64) @ self.det_Wk.T / np.sqrt(128)) @ self.Q.T
-        g = self.detail_net(self.mu + zin @ self.syn.T)
-        if float(self.p.get("det_lum", 0.0)):  # luminance only: the mean of the three channels in each
-            g = self._lum(g)
-        h = self._det() * (1 - self._alpha()) * self.mask * g
-        return h - (h @ self.ana_alpha.T) @ self.syn.T
-
-    # ---------- keyed geometry (files without geo_amp, sdn-0.6.x, have none)
-    def _geo(self):
-        return float(self.p.get("geo_amp", 0.0))
-
-    def geo_offsets(self, keys, uid=None):
-        """keys [N,128] (and the anonymized face's identity coordinates uid [N,m], see geo_identity)
-        -> anchor offsets [N,A,2] (crop-normalised): P parameters in -1..1, tanh of a fixed random
-        projection of the key (and, where geo_V is stored, of the direction of uid, so that two
-        people under one key move differently), times geo_amp, spread over the anchors by geo_B
-        (mirrored pairs, so that the face stays symmetric: eye spacing, mouth width, face width,
-        heights of eyes, nose, mouth and chin)."""
-        W = self.geo_W
-        s = np.asarray(keys, np.float64) @ W.T / np.sqrt(W.shape[1])
-        if "geo_V" in self.p:  # the first geo_V.shape[1] coordinates: the most discriminative and best read back
-            V, gam = self.geo_V, float(self.p.get("geo_gamma", 1.0))
-            u = uid[:, :V.shape[1]]
-            un = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-6)
-            s = (s + gam * un @ V.T) / np.sqrt(1 + gam ** 2)
-        return self._geo() * np.einsum("np,pak->nak", np.tanh(s), self.geo_B)
-
-    def geo_identity(self, v, keys, attrs):
-        """The identity coordinates of the anonymized face (before the warp) for the masked
-        canonical pixels v of the original: Q^T z' = R u + Q^T E a. Restore reads them back from
-        the unwarped face (geo_read)."""
-        u = ((v - self.mu) @ self.ana.T) @ self.Q
-        uid = self.rotate(u, keys)
-        if attrs is not None:
-            uid = uid + self.attribute_shift(attrs) @ self.Q
-        return uid
-
-    def geo_read(self, y, lms):
-        """Identity coordinates of an anonymized (unwarped, unbent) crop: the analysis of
-        canonical_undo (ana_alpha), which reads z' of an anonymized face."""
-        return ((self.sample_canonical(y, lms) - self.mu) @ self.ana_alpha.T) @ self.Q
-
-    def geo_field(self, q, off):
-        """Displacement [N,P,2] at crop points q [N,P,2]: Gaussian bumps at the anchors, tapered to
-        zero inside the blend ellipse (geo_taper: from radius r0 to r1 of it), so that the blend
-        rim and everything outside it stay where they are."""
-        d2 = ((q[:, :, None, :] - self.geo_anchors) ** 2).sum(-1)
-        f = np.einsum("npa,nak->npk", np.exp(-d2 / (2 * float(self.geo_sigma) ** 2)), off)
-        ax, ay, r0, r1 = self.geo_taper
-        r = np.sqrt(((q[..., 0] - 0.5) / ax) ** 2 + ((q[..., 1] - 0.5) / ay) ** 2)
-        t = np.clip((r1 - r) / (r1 - r0), 0, 1)
-        return f * (t * t * (3 - 2 * t))[..., None]
-
-    def _pixel_points(self, N, S=128):
-        t = (np.arange(S) + 0.5) / S
-        return np.stack(np.meshgrid(t, t), -1).reshape(1, -1, 2).repeat(N, 0)
-
-    def geo_warp(self, img, off, inverse=False):
-        """The keyed warp of the crop by anchor offsets off: out(q) = in(q + f(q)); inverse:
-        in(p) = out(r) with r + f(r) = p, r found by the fixed-point iteration r <- p - f(r)
-        (|grad f| < 1)."""
-        N, _, S, _ = img.shape
-        q = self._pixel_points(N, S)
-        if not inverse:
-            g = q + self.geo_field(q, off)
-        else:
-            g = q.copy()
-            for _ in range(int(self.geo_iters)):
-                g = q - self.geo_field(g, off)
-        return grid_sample(img, (2 * g - 1).reshape(N, S, S, 2), "border")
-
-    def anonymize(self, crops, lms, keys, attrs=None, clip=True, linear=False, geo=True, want_off=False):
+    def anonymize(self, crops, lms, keys, attrs=None, clip=True, linear=False):
         x = np.asarray(crops, np.float64)
-        v = self.sample_canonical(x, lms)
-        d = self.canonical_change(v, keys, attrs, linear)
+        d = self.canonical_change(self.sample_canonical(x, lms), keys, attrs, linear)
         y = x + self.to_crop(d, lms)
-        off = None
-        if geo and self._geo():
-            off = self.geo_offsets(keys, self.geo_identity(v, keys, attrs) if "geo_V" in self.p else None)
-            y = self.geo_warp(y, off)
-        y = bend(y) if clip else y
-        return (y, off) if want_off else y
+        return bend(y) if clip else y
 
     def restore(self, y, lms, keys, attrs=None, steps=None):
-        """Inverse of anonymize: the keyed warp is undone (its inverse field; where it depends on
-        the anonymized identity, that is read back from the face unwarped by the previous
-        estimate, geo_reads times), the canonical change is undone exactly in the canonical frame
-        (canonical_undo) and warped back; the mismatch of sampling and warping back (and of the
-        warp's two resamplings) is then removed by `steps` corrections
-        x <- x + U(W^-1(y - W F(x))), F the anonymize map before the warp W (unclipped, W's
-        offsets those of x), U the linear part of the first step."""
+        """Inverse of anonymize: the canonical change is undone exactly in the canonical frame
+        (canonical_undo) and warped back; the mismatch of sampling and warping back is then
+        removed by `steps` corrections x <- x + U(y - F(x)), F the anonymize map (unclipped),
+        U the linear part of the first step."""
         steps = int(self.restore_steps) if steps is None else steps
         y = unbend(np.asarray(y, np.float64))
-        g = self._geo() != 0.0
-        yc = y
-        if g:
-            ident = "geo_V" in self.p
-            off = self.geo_offsets(keys, self.geo_read(y, lms) if ident else None)
-            yc = self.geo_warp(y, off, inverse=True)
-            for _ in range(int(self.p.get("geo_reads", 0)) if ident else 0):
-                off = self.geo_offsets(keys, self.geo_read(yc, lms))
-                yc = self.geo_warp(y, off, inverse=True)
-        x = yc + self.to_crop(self.canonical_undo(self.sample_canonical(yc, lms), keys, attrs), lms)
+        x = y + self.to_crop(self.canonical_undo(self.sample_canonical(y, lms), keys, attrs), lms)
         for _ in range(steps):
-            fx, off = self.anonymize(x, lms, keys, attrs, clip=False, want_off=True)
-            e = y - fx
-            if g:
-                e = self.geo_warp(e, off, inverse=True)
+            e = y - self.anonymize(x, lms, keys, attrs, clip=False)
             x = x + e + self.to_crop(self.canonical_undo(self.sample_canonical(e, lms), keys, None, linear=True), lms)
         return np.clip(x, -1, 1)

@@ -3,8 +3,6 @@
     OMP_NUM_THREADS=2 deps/sdn-venv/bin/python models/sdn/fit.py [--K 300] [--m 296] [--alpha 0.25] [--keep tone,age]
         [--bands 8,24,64,128 --fixed 4]   (--bands '': sdn-0.6.2's LDA subspace, mixed whole)
         [--rotate-all --keep tone,age,pose,frame,light,expr]
-        [--geo-amp 0.03 --geo-id-coords 32 --geo-gamma 1 --restore-steps 6]
-    deps/sdn-venv/bin/python models/sdn/fit.py --geo-only models/sdn/facespace.npz --geo-amp 0.03 --restore-steps 6 --out X.npz
 
 Only the fitting split (split == 0) is used; no dlib, no network. Steps (facespace.py documents the
 model):
@@ -27,9 +25,7 @@ model):
  5. attribute directions: one degree = the difference of the class means of z over the images
     labelled +1 and -1 (CelebA labels; male/young also from UTKFace's file names);
  6. key -> rotation: L fixed random orthogonal matrices (block-diagonal over the bands) and angle
-    maps (seeded);
- 7. with --geo-amp > 0: the keyed geometry's anchors and random projections (keyed_geometry(),
-    seeded; nothing fitted). --geo-only adds them to an existing fit.
+    maps (seeded).
 """
 import argparse
 import json
@@ -43,45 +39,6 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from facespace import tps_basis, tps_solve_matrix  # noqa: E402
-
-
-def keyed_geometry(mean_lm, amp, m=None, sigma=0.07, taper=(0.55, 0.78), blend=(0.8, 0.95), iters=6, reads=2, id_coords=32, gamma=1.0, seed=13):
-    """Parameters of the keyed warp (facespace.geo_warp): Gaussian bumps of width sigma at 8 anchors
-    of the mean shape (eyes, nose, mouth corners, chin, jaw), moved by 8 key-chosen parameters
-    (eye spacing and height, nose height, mouth width and height, chin height, face width and
-    jaw height; mirrored pairs, so the face stays symmetric), each up to amp of the crop, tapered to
-    zero between radii taper[0] and taper[1] of sdn.json's blend ellipse (semi-axes blend / 2), so
-    that the blend's feathered rim (from radius 0.8) and all outside it do not move."""
-    c = mean_lm.reshape(5, 2)
-    le, re, nose, ml, mr = c
-    eye_d = re[0] - le[0]
-    mouth_y = (ml[1] + mr[1]) / 2
-    cx = c[:, 0].mean()
-    anchors = np.array([le, re, nose, ml, mr, [cx, mouth_y + 0.45 * eye_d],
-                        [le[0] - 0.3 * eye_d, nose[1] + 0.3 * eye_d], [re[0] + 0.3 * eye_d, nose[1] + 0.3 * eye_d]])
-    B = np.zeros((8, len(anchors), 2))
-    B[0, 0], B[0, 1] = (-1, 0), (1, 0)   # eye spacing
-    B[1, 0], B[1, 1] = (0, 1), (0, 1)    # eye height
-    B[2, 2] = (0, 1)                     # nose height
-    B[3, 3], B[3, 4] = (-1, 0), (1, 0)   # mouth width
-    B[4, 3], B[4, 4] = (0, 1), (0, 1)    # mouth height
-    B[5, 5] = (0, 1)                     # chin
-    B[6, 6], B[6, 7] = (-1, 0), (1, 0)   # face width
-    B[7, 6], B[7, 7] = (0, 1), (0, 1)    # jaw height
-    rng = np.random.RandomState(seed)
-    W = rng.randn(8, 128)
-    out = dict(geo_amp=np.array(float(amp)), geo_sigma=np.array(float(sigma)), geo_anchors=anchors, geo_B=B, geo_W=W,
-               geo_taper=np.array([blend[0] / 2, blend[1] / 2, taper[0], taper[1]]), geo_iters=np.array(iters))
-    if m:  # the offsets also follow the direction of the anonymized identity's first id_coords coordinates
-        out.update(geo_V=rng.randn(8, min(m, id_coords)), geo_reads=np.array(reads), geo_gamma=np.array(float(gamma)))
-    return out
-
-
-def geometry(args, mean_lm, m):
-    if not args.geo_amp:
-        return {}
-    return keyed_geometry(mean_lm, args.geo_amp, m=m if args.geo_id_coords else None,
-                          id_coords=args.geo_id_coords, gamma=args.geo_gamma)
 
 
 def load_data(data):
@@ -180,25 +137,8 @@ def main():
     ap.add_argument("--tps-lambda", type=float, default=0.0)
     ap.add_argument("--inv-iters", type=int, default=4)
     ap.add_argument("--restore-steps", type=int, default=3)
-    ap.add_argument("--geo-amp", type=float, default=0.0, help="keyed geometry: the largest move of an anchor, "
-                    "a share of the crop (0: none, as sdn-0.6.x)")
-    ap.add_argument("--geo-id-coords", type=int, default=32, help="keyed geometry also follows the direction of the "
-                    "anonymized identity's first n coordinates (0: the key alone)")
-    ap.add_argument("--geo-gamma", type=float, default=1.0, help="weight of the identity against the key in the offsets")
-    ap.add_argument("--geo-only", default=None, help="take this fitted .npz and only (re)write the keyed geometry and "
-                    "--restore-steps (the rest of the fit is deterministic; saves the 2 minutes)")
     ap.add_argument("--cache", default=None, help="canonical faces cached here (default runs/canon_cache[_noalign].npz)")
     args = ap.parse_args()
-    if args.geo_only:
-        z = dict(np.load(args.geo_only))
-        for k in [k for k in z if k.startswith("geo_")]:
-            del z[k]
-        z.update(geometry(args, z["mean_landmarks"], z["Q"].shape[1]))
-        z["restore_steps"] = np.array(args.restore_steps)
-        np.savez(args.out, **z)
-        print(f"wrote {args.out}: {args.geo_only} with keyed geometry amp {args.geo_amp}, "
-              f"{args.restore_steps} restore steps", flush=True)
-        return
     args.cache = args.cache or os.path.join(HERE, "runs", "canon_cache" + ("_noalign" if args.no_align else "") + f"_{args.mask_scale}.npz")
     t0 = time.time()
     lab, shards = load_data(args.data)
@@ -357,7 +297,6 @@ def main():
                                              fit_identities=int(len(ids)), attribute_labels=nlab,
                                              tps_lambda=args.tps_lambda, ellipse=list(map(float, ell)),
                                              seconds=round(time.time() - t0, 1)))))
-    out.update(geometry(args, mean_lm, m))
     np.savez(args.out, **out)
     print(f"wrote {args.out} ({os.path.getsize(args.out) / 2**20:.1f} MiB) in {time.time() - t0:.0f}s", flush=True)
 
