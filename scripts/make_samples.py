@@ -49,7 +49,6 @@ WHEEL_DIR = Path("/tmp/wh")
 # Geometry of the source photo (512x512), found with CenterFace on the original:
 # face box centre (226, 118), about 88 px wide and 120 px high.
 FACE_SRC = (226.0, 118.0)
-FACE_H_SRC = 120.0
 CARD_SRC = (76, 0, 376, 340)  # head-and-shoulders crop x0, y0, x1, y1
 HEAD_ELLIPSE = ((226.0, 100.0), (73.0, 92.0))  # centre, semi-axes of the cut-out head
 

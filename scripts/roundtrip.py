@@ -204,7 +204,7 @@ def inner_region(crop, blend, W, H):
     return x0, y0, x1, y1, mask
 
 
-def region_metrics(ref, img, reg, ref_luma_pad=None):
+def region_metrics(ref, img, reg):
     x0, y0, x1, y1, mask = reg
     H, W = ref.shape[:2]
     a = ref[y0:y1, x0:x1].astype(np.float32)

@@ -83,7 +83,6 @@ def process(model, img, dets, lms, bits, att=None, restore=False):
 
 def window(img, d, f=1.8, size=TILE):
     """A square window of f times the face box's longer side around its centre, as a tile."""
-    import cv2
     from centerface import crop
     side = f * max(d[2] - d[0], d[3] - d[1])
     return np.clip(np.rint(crop(img, (d[0] + d[2]) / 2, (d[1] + d[3]) / 2, side, size)), 0, 255).astype(np.uint8)

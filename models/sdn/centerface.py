@@ -110,7 +110,7 @@ def crop_params(box, scale, center_x, center_y):
 
 def crop(img, cx, cy, side, S=128):
     """Bilinear crop per the contract. img HxWxC (any dtype); returns SxSxC float32 in the
-    image's value range (call to_model() for -1..1)."""
+    image's value range."""
     h, w = img.shape[:2]
     t = (np.arange(S, dtype=np.float64) + 0.5) * side / S - 0.5
     sx = np.clip(cx - side / 2 + t, 0, w - 1)
@@ -129,11 +129,6 @@ def crop(img, cx, cy, side, S=128):
     top = a + (b - a) * fx
     bot = c + (d - c) * fx
     return (top + (bot - top) * fy).astype(np.float32)
-
-
-def to_model(crop_rgb):
-    """HxWx3 RGB 0..255 -> [3,H,W] float32 in -1..1."""
-    return (crop_rgb.transpose(2, 0, 1) / 127.5 - 1.0).astype(np.float32)
 
 
 def blend_mask(S=128, axis_x=0.85, axis_y=0.95, feather=0.2):

@@ -421,7 +421,7 @@ def track_faces(cf, frames, max_tracks=4, min_len=8, min_side=32):
     return good[:max_tracks]
 
 
-def flicker_eval(model, cf, clips, max_frames, bits, lm_fn):
+def flicker_eval(model, cf, clips, max_frames, bits):
     import cv2
     c = model.meta["crop"]
     S = model.S
@@ -839,7 +839,7 @@ def main():
     if args.clip_frames > 0:
         clips = sorted(glob.glob(os.path.join(ROOT, "..", "shared", "data", "videos", "*.mp4"))) + sorted(glob.glob(os.path.join(ROOT, "samples", "*.mp4")))
         if clips:
-            fl = flicker_eval(model, cf, clips, args.clip_frames, keys[0], None)
+            fl = flicker_eval(model, cf, clips, args.clip_frames, keys[0])
             ratios = [t["ratio"] for c in fl.values() for t in c["tracks"]]
             fo = [t["flicker_original"] for c in fl.values() for t in c["tracks"]]
             fsur = [t["flicker_surrogate"] for c in fl.values() for t in c["tracks"]]

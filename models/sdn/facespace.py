@@ -199,9 +199,6 @@ class FaceSpace:
         return grid_sample(full, g, "zeros")
 
     # ---------- coordinates
-    def analyse(self, crops, lms):
-        return (self.sample_canonical(crops, lms) - self.mu) @ self.ana.T  # [N,K]
-
     def split(self, crops, lms):
         """-> (identity coordinates [N,m], rest). rest holds what merge needs (the crops, their
         landmarks, the whitened coordinates z and the masked canonical pixels v)."""

@@ -177,7 +177,6 @@ def main():
     lam, V = np.linalg.eigh(np.cov(C0.T.astype(np.float64)))
     lam, V = lam[::-1], V[:, ::-1]
     syn = B0 @ V * np.sqrt(lam)  # [D,K]
-    ana = (V / np.sqrt(lam)).T @ pinv0  # [K,D]
     Z = C0 @ (V / np.sqrt(lam)).astype(np.float32)  # whitened coords of the fitting crops
     print(f"tapered basis: condition {np.linalg.cond(B0):.1f}; z std {Z.std(0).mean():.3f}", flush=True)
 
