@@ -434,7 +434,7 @@ def main():
     if args.align is not None:
         over["align"] = np.array(args.align)
     fs = FaceSpace.load(args.npz, **over)
-    alpha = fs._alpha()
+    alpha = fs.alpha
     flops = {}
     for direction, fname in (("anonymize", "sdn.onnx"), ("restore", "sdn_restore.onnx")):
         model, fl = build(fs, alpha, direction)

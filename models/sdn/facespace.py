@@ -128,7 +128,7 @@ class FaceSpace:
         r16 = lambda a: np.asarray(a, np.float32).astype(np.float16).astype(np.float64)  # noqa: E731
         self.syn = r16(self.syn)
         self.ana = r16(np.linalg.pinv(self.syn))  # the analysis: pseudo-inverse of the synthesis basis
-        a = float(p.get("alpha", 1.0))
+        a = self.alpha
         if a != 1.0:
             # The anonymized face keeps the original's detail r at D = 1 - (1-a) mask. Its analysis
             # (Ana W Syn)^-1 Ana W reads z' exactly when W D r is a multiple of r (so that Ana
@@ -244,9 +244,6 @@ class FaceSpace:
         return np.asarray(attrs, np.float64) @ self.attr_dirs  # [N,K]
 
     # ---------- the map
-    def _alpha(self):
-        return float(self.p.get("alpha", 1.0))
-
     def canonical_change(self, v, keys, attrs, linear=False):
         """Masked canonical pixels v [N,D] -> the change delta [N,D] that anonymize adds (in the
         canonical frame): Syn (z' - z) - (1 - alpha) mask * r, r the part of v the model misses."""
@@ -257,7 +254,7 @@ class FaceSpace:
         if attrs is not None and not linear:
             dz = dz + self.attribute_shift(attrs)
         d = dz @ self.syn.T
-        a = self._alpha()
+        a = self.alpha
         if a != 1.0:
             r = vm - z @ self.syn.T
             d = d - (1 - a) * self.mask * r
@@ -266,7 +263,7 @@ class FaceSpace:
     def canonical_undo(self, v2, keys, attrs, linear=False):
         """Exact inverse in the canonical frame: v2 = v + canonical_change(v) -> v - v2 ([N,D])."""
         vm = v2 if linear else v2 - self.mu
-        a = self._alpha()
+        a = self.alpha
         if a != 1.0:
             z2 = vm @ self.ana_alpha.T
             r = (vm - z2 @ self.syn.T) * self.detail_gain
