@@ -188,16 +188,6 @@ def main():
     counts = np.array([(ident == i).sum() for i in ids])
     Mb = (means - Z[cel].mean(0)) * np.sqrt(counts)[:, None]
     Sb = Mb.T @ Mb / counts.sum()
-    Zc = Z[cel].astype(np.float64) - means[np.searchsorted(ids, ident[cel])]
-    Sw = Zc.T @ Zc / counts.sum()
-    # generalized eigenproblem Sb v = l Sw v (Sw regularised), inside the first nl whitened dims
-    nl = args.lda_dims or args.K
-    Wm = np.linalg.cholesky(Sw[:nl, :nl] + 1e-3 * np.eye(nl))
-    Wi = np.linalg.inv(Wm)
-    ev, U = np.linalg.eigh(Wi @ Sb[:nl, :nl] @ Wi.T)
-    ev, U = ev[::-1], U[:, ::-1]
-    Vl = np.zeros((args.K, args.m))
-    Vl[:nl] = Wi.T @ U[:, : args.m]
     # directions kept out of the identity subspace
     keep = [k for k in args.keep.split(",") if k]
     kept = []
@@ -240,27 +230,35 @@ def main():
         cel_src = lab["source"][fit] == "celeba"
         for a in (0, 1):
             kept.append(Z[(at[:, a] > 0) & cel_src].mean(0) - Z[(at[:, a] < 0) & cel_src].mean(0))
-    if args.rotate_all:  # every direction but the kept ones
-        Vl = np.eye(args.K)
-    if kept:
-        Kd, _ = np.linalg.qr(np.stack(kept, 1))
-        Vl = Vl - Kd @ (Kd.T @ Vl)
-    if args.rotate_all:
-        Uv, sv, _ = np.linalg.svd(Vl, full_matrices=False)
-        Vl = Uv[:, sv > 0.5]
+    Kd = np.linalg.qr(np.stack(kept, 1))[0] if kept else np.zeros((args.K, 0))
+    ev = None  # the LDA directions' Fisher ratios, where they are the rotated ones
     if args.bands:
         # In the face space's own order: direction j is component j less the kept directions and the
         # components before it, so a band of directions keeps its components' variance.
-        Kd = Kd if kept else np.zeros((args.K, 0))
         Q = np.linalg.qr(np.concatenate([Kd, np.eye(args.K)], 1))[0][:, Kd.shape[1] + args.fixed:]
     else:
+        if args.rotate_all:  # every direction but the kept ones
+            Vl = np.eye(args.K)
+        else:  # the LDA directions: Sb v = l Sw v (Sw regularised), inside the first nl whitened dims
+            Zc = Z[cel].astype(np.float64) - means[np.searchsorted(ids, ident[cel])]
+            Sw = Zc.T @ Zc / counts.sum()
+            nl = args.lda_dims or args.K
+            Wi = np.linalg.inv(np.linalg.cholesky(Sw[:nl, :nl] + 1e-3 * np.eye(nl)))
+            ev, U = np.linalg.eigh(Wi @ Sb[:nl, :nl] @ Wi.T)
+            ev, U = ev[::-1], U[:, ::-1]
+            Vl = np.zeros((args.K, args.m))
+            Vl[:nl] = Wi.T @ U[:, : args.m]
+        Vl = Vl - Kd @ (Kd.T @ Vl)
+        if args.rotate_all:
+            Uv, sv, _ = np.linalg.svd(Vl, full_matrices=False)
+            Vl = Uv[:, sv > 0.5]
         Q, _ = np.linalg.qr(Vl)
     m = Q.shape[1] - Q.shape[1] % 2
     Q = Q[:, :m]
-    fisher = ev[:min(m, len(ev))]
     idvar = float(np.trace(Q.T @ Sb @ Q) / np.trace(Sb))
-    print(f"identity subspace m={m}: {idvar * 100:.1f}% of the between-identity scatter; fisher ratio "
-          f"{fisher[0]:.2f}..{fisher[-1]:.3f}; kept out: {keep} ({time.time() - t0:.0f}s)", flush=True)
+    fisher = "" if ev is None else f"; fisher ratio {ev[0]:.2f}..{ev[min(m, len(ev)) - 1]:.3f}"
+    print(f"identity subspace m={m}: {idvar * 100:.1f}% of the between-identity scatter{fisher}; "
+          f"kept out: {keep} ({time.time() - t0:.0f}s)", flush=True)
 
     # attribute directions
     attrs = lab["attrs"][fit]
