@@ -189,15 +189,13 @@ impl<'a> FrameMut<'a> {
         }
     }
 
-    fn chroma_at(&self, cx: usize, cy: usize) -> (u8, u8) {
-        match self.format {
-            PixelFormat::I420 => {
-                (self.planes[1].data[cy * self.planes[1].stride + cx], self.planes[2].data[cy * self.planes[2].stride + cx])
-            }
-            _ => {
-                let p = &self.planes[1].data[cy * self.planes[1].stride + cx * 2..];
-                (p[0], p[1])
-            }
+    /// Row `cy` of a 4:2:0 frame's chroma: its U and V samples, each at every `step`-th byte.
+    fn chroma_row(&self, cy: usize) -> (&[u8], &[u8], usize) {
+        let (p1, p2) = (&self.planes[1], self.planes.get(2));
+        let first = &p1.data[cy * p1.stride..];
+        match (self.format, p2) {
+            (PixelFormat::I420, Some(p2)) => (first, &p2.data[cy * p2.stride..], 1),
+            _ => (first, &first[1..], 2),
         }
     }
 
@@ -414,19 +412,19 @@ impl<'a> FrameMut<'a> {
     fn downscale_planar(&self, blocks: &BoxBlocks, out: &mut RgbImage) {
         let plane = &self.planes[0];
         let conv = YuvFixed::new(self.matrix);
+        let mut columns = vec![0u32; self.width];
         for (oy, &(ya, yb)) in blocks.ys.iter().enumerate() {
-            let rows: Vec<&[u8]> = (ya..yb).map(|y| &plane.data[y * plane.stride..y * plane.stride + self.width]).collect();
-            let dst = out.row_mut(oy);
-            for (ox, &(xa, xb)) in blocks.xs.iter().enumerate() {
-                let sum: u32 = rows.iter().map(|r| r[xa..xb].iter().map(|v| *v as u32).sum::<u32>()).sum();
-                let luma = blocks.mean(sum, (xb - xa) * (yb - ya));
-                let rgb = if self.format == PixelFormat::Gray8 {
-                    [luma; 3]
-                } else {
-                    let (u, v) = self.chroma_at((xa + xb) / 4, (ya + yb) / 4);
-                    conv.to_rgb(luma, u, v)
-                };
-                dst[ox * 3..ox * 3 + 3].copy_from_slice(&rgb);
+            column_sums(&mut columns, (ya..yb).map(|y| &plane.data[y * plane.stride..][..self.width]));
+            let chroma = (self.format != PixelFormat::Gray8).then(|| self.chroma_row((ya + yb) / 4));
+            for (&(xa, xb), dst) in blocks.xs.iter().zip(out.row_mut(oy).chunks_exact_mut(3)) {
+                let luma = blocks.mean(columns[xa..xb].iter().sum(), (xb - xa) * (yb - ya));
+                dst.copy_from_slice(&match chroma {
+                    None => [luma; 3],
+                    Some((u, v, step)) => {
+                        let cx = (xa + xb) / 4 * step;
+                        conv.to_rgb(luma, u[cx], v[cx])
+                    }
+                });
             }
         }
     }
@@ -434,20 +432,33 @@ impl<'a> FrameMut<'a> {
     fn downscale_packed(&self, blocks: &BoxBlocks, out: &mut RgbImage) {
         let (bpp, [r, g, b]) = self.format.packed_layout().expect("packed format");
         let plane = &self.planes[0];
+        let row_bytes = self.width * bpp;
+        let mut columns = vec![0u32; row_bytes];
         for (oy, &(ya, yb)) in blocks.ys.iter().enumerate() {
+            column_sums(&mut columns, (ya..yb).map(|y| &plane.data[y * plane.stride..][..row_bytes]));
             let dst = out.row_mut(oy);
             for (ox, &(xa, xb)) in blocks.xs.iter().enumerate() {
                 let mut sum = [0u32; 3];
-                for y in ya..yb {
-                    for p in plane.data[y * plane.stride + xa * bpp..y * plane.stride + xb * bpp].chunks_exact(bpp) {
-                        sum[0] += p[r] as u32;
-                        sum[1] += p[g] as u32;
-                        sum[2] += p[b] as u32;
-                    }
+                for p in columns[xa * bpp..xb * bpp].chunks_exact(bpp) {
+                    sum[0] += p[r];
+                    sum[1] += p[g];
+                    sum[2] += p[b];
                 }
                 let n = (xb - xa) * (yb - ya);
                 dst[ox * 3..ox * 3 + 3].copy_from_slice(&sum.map(|v| blocks.mean(v, n)));
             }
+        }
+    }
+}
+
+/// Adds `rows` up byte by byte into `columns` (cleared first): a downscale sums each band of
+/// rows once this way, in a loop the compiler vectorizes, and then each block's few columns,
+/// instead of walking every block's rows pixel by pixel.
+fn column_sums<'a>(columns: &mut [u32], rows: impl Iterator<Item = &'a [u8]>) {
+    columns.fill(0);
+    for row in rows {
+        for (c, &v) in columns.iter_mut().zip(row) {
+            *c += v as u32;
         }
     }
 }
@@ -741,6 +752,73 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_downscaled_pixel_is_the_rounded_mean_of_its_block() {
+        // Odd sizes give blocks of two sizes along each axis; the padded stride and the channel
+        // order are those of a frame a decoder hands over.
+        let (w, h, stride) = (1283usize, 723usize, 1283 * 4 + 12);
+        let mut state = 0x2545_f491u32;
+        let mut data: Vec<u8> = (0..stride * h)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state >> 24) as u8
+            })
+            .collect();
+        let expected = |data: &[u8], bpp: usize, offsets: [usize; 3], small: &RgbImage| {
+            let blocks = BoxBlocks::new(small.width, small.height, w, h);
+            for (oy, &(ya, yb)) in blocks.ys.iter().enumerate() {
+                for (ox, &(xa, xb)) in blocks.xs.iter().enumerate() {
+                    let n = (xb - xa) * (yb - ya);
+                    let mean = |c: usize| {
+                        let sum =
+                            (ya..yb).flat_map(|y| (xa..xb).map(move |x| data[y * stride + x * bpp + offsets[c]] as u32)).sum();
+                        blocks.mean(sum, n)
+                    };
+                    assert_eq!(small.pixel(ox, oy), [mean(0), mean(1), mean(2)], "pixel ({ox}, {oy})");
+                }
+            }
+        };
+        let bgrx = FrameMut::packed(PixelFormat::Bgrx, w, h, stride, &mut data).unwrap();
+        let (small, _) = bgrx.downscaled_rgb(640);
+        assert_eq!((small.width, small.height), (640, 361));
+        expected(&data, 4, [2, 1, 0], &small);
+        let gray = FrameMut::packed(PixelFormat::Gray8, w, h, stride, &mut data).unwrap();
+        let (small, _) = gray.downscaled_rgb(640);
+        expected(&data, 1, [0, 0, 0], &small);
+        // 4:2:0: the luma block's mean with the chroma sample at the block's centre.
+        let (w, h) = (1282usize, 722usize);
+        let (cw, ch) = (w / 2, h / 2);
+        let (mut luma, mut u, mut v, mut uv) = (
+            data[..w * h].to_vec(),
+            data[1..=cw * ch].to_vec(),
+            data[2..cw * ch + 2].to_vec(),
+            data[3..2 * cw * ch + 3].to_vec(),
+        );
+        let (luma_copy, u_copy, v_copy, uv_copy) = (luma.clone(), u.clone(), v.clone(), uv.clone());
+        let conv = YuvFixed::new(YuvMatrix::Bt709);
+        let luma_copy = &luma_copy;
+        let check = |small: &RgbImage, chroma: &dyn Fn(usize, usize) -> (u8, u8)| {
+            let blocks = BoxBlocks::new(small.width, small.height, w, h);
+            for (oy, &(ya, yb)) in blocks.ys.iter().enumerate() {
+                for (ox, &(xa, xb)) in blocks.xs.iter().enumerate() {
+                    let sum = (ya..yb).flat_map(|y| (xa..xb).map(move |x| luma_copy[y * w + x] as u32)).sum();
+                    let (cu, cv) = chroma((xa + xb) / 4, (ya + yb) / 4);
+                    let rgb = conv.to_rgb(blocks.mean(sum, (xb - xa) * (yb - ya)), cu, cv);
+                    assert_eq!(small.pixel(ox, oy), rgb, "pixel ({ox}, {oy})");
+                }
+            }
+        };
+        let planes =
+            vec![Plane { data: &mut luma, stride: w }, Plane { data: &mut u, stride: cw }, Plane { data: &mut v, stride: cw }];
+        let (small, _) = FrameMut::new(PixelFormat::I420, w, h, YuvMatrix::Bt709, planes).unwrap().downscaled_rgb(640);
+        check(&small, &|x, y| (u_copy[y * cw + x], v_copy[y * cw + x]));
+        let planes = vec![Plane { data: &mut luma, stride: w }, Plane { data: &mut uv, stride: w }];
+        let (small, _) = FrameMut::new(PixelFormat::Nv12, w, h, YuvMatrix::Bt709, planes).unwrap().downscaled_rgb(640);
+        check(&small, &|x, y| (uv_copy[y * w + 2 * x], uv_copy[y * w + 2 * x + 1]));
     }
 
     #[test]
