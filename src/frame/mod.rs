@@ -168,15 +168,8 @@ impl<'a> FrameMut<'a> {
             }
             PixelFormat::I420 | PixelFormat::Nv12 => {
                 let luma = &self.planes[0].data[y * self.planes[0].stride + x0..][..n];
-                let conv = YuvConv::new(self.matrix);
-                let at = |i: usize| &self.planes[i].data[(y / 2) * self.planes[i].stride..];
-                if self.format == PixelFormat::I420 {
-                    let (u, v) = (at(1), at(2));
-                    conv.row_to_rgb(luma, x0, |cx| (u[cx], v[cx]), out);
-                } else {
-                    let uv = at(1);
-                    conv.row_to_rgb(luma, x0, |cx| (uv[cx * 2], uv[cx * 2 + 1]), out);
-                }
+                let (u, v, step) = self.chroma_row(y / 2);
+                YuvConv::new(self.matrix).row_to_rgb(luma, x0, |cx| (u[cx * step], v[cx * step]), out);
             }
             f => {
                 let (bpp, [r, g, b]) = f.packed_layout().expect("packed format");
@@ -191,11 +184,10 @@ impl<'a> FrameMut<'a> {
 
     /// Row `cy` of a 4:2:0 frame's chroma: its U and V samples, each at every `step`-th byte.
     fn chroma_row(&self, cy: usize) -> (&[u8], &[u8], usize) {
-        let (p1, p2) = (&self.planes[1], self.planes.get(2));
-        let first = &p1.data[cy * p1.stride..];
-        match (self.format, p2) {
-            (PixelFormat::I420, Some(p2)) => (first, &p2.data[cy * p2.stride..], 1),
-            _ => (first, &first[1..], 2),
+        let at = |i: usize| &self.planes[i].data[cy * self.planes[i].stride..];
+        match self.format {
+            PixelFormat::I420 => (at(1), at(2), 1),
+            _ => (at(1), &at(1)[1..], 2),
         }
     }
 
@@ -792,33 +784,32 @@ mod tests {
         // 4:2:0: the luma block's mean with the chroma sample at the block's centre.
         let (w, h) = (1282usize, 722usize);
         let (cw, ch) = (w / 2, h / 2);
-        let (mut luma, mut u, mut v, mut uv) = (
-            data[..w * h].to_vec(),
-            data[1..=cw * ch].to_vec(),
-            data[2..cw * ch + 2].to_vec(),
-            data[3..2 * cw * ch + 3].to_vec(),
-        );
-        let (luma_copy, u_copy, v_copy, uv_copy) = (luma.clone(), u.clone(), v.clone(), uv.clone());
+        let (luma, u, v, uv) = (&data[..w * h], &data[1..=cw * ch], &data[2..cw * ch + 2], &data[3..2 * cw * ch + 3]);
         let conv = YuvFixed::new(YuvMatrix::Bt709);
-        let luma_copy = &luma_copy;
         let check = |small: &RgbImage, chroma: &dyn Fn(usize, usize) -> (u8, u8)| {
             let blocks = BoxBlocks::new(small.width, small.height, w, h);
             for (oy, &(ya, yb)) in blocks.ys.iter().enumerate() {
                 for (ox, &(xa, xb)) in blocks.xs.iter().enumerate() {
-                    let sum = (ya..yb).flat_map(|y| (xa..xb).map(move |x| luma_copy[y * w + x] as u32)).sum();
+                    let sum = (ya..yb).flat_map(|y| (xa..xb).map(move |x| luma[y * w + x] as u32)).sum();
                     let (cu, cv) = chroma((xa + xb) / 4, (ya + yb) / 4);
                     let rgb = conv.to_rgb(blocks.mean(sum, (xb - xa) * (yb - ya)), cu, cv);
                     assert_eq!(small.pixel(ox, oy), rgb, "pixel ({ox}, {oy})");
                 }
             }
         };
-        let planes =
-            vec![Plane { data: &mut luma, stride: w }, Plane { data: &mut u, stride: cw }, Plane { data: &mut v, stride: cw }];
+        // Frames take their planes mutably: each is made over copies.
+        let (mut y_plane, mut u_plane, mut v_plane) = (luma.to_vec(), u.to_vec(), v.to_vec());
+        let planes = vec![
+            Plane { data: &mut y_plane, stride: w },
+            Plane { data: &mut u_plane, stride: cw },
+            Plane { data: &mut v_plane, stride: cw },
+        ];
         let (small, _) = FrameMut::new(PixelFormat::I420, w, h, YuvMatrix::Bt709, planes).unwrap().downscaled_rgb(640);
-        check(&small, &|x, y| (u_copy[y * cw + x], v_copy[y * cw + x]));
-        let planes = vec![Plane { data: &mut luma, stride: w }, Plane { data: &mut uv, stride: w }];
+        check(&small, &|x, y| (u[y * cw + x], v[y * cw + x]));
+        let mut uv_plane = uv.to_vec();
+        let planes = vec![Plane { data: &mut y_plane, stride: w }, Plane { data: &mut uv_plane, stride: w }];
         let (small, _) = FrameMut::new(PixelFormat::Nv12, w, h, YuvMatrix::Bt709, planes).unwrap().downscaled_rgb(640);
-        check(&small, &|x, y| (uv_copy[y * w + 2 * x], uv_copy[y * w + 2 * x + 1]));
+        check(&small, &|x, y| (uv[y * w + 2 * x], uv[y * w + 2 * x + 1]));
     }
 
     #[test]
