@@ -262,6 +262,110 @@ fn a_folder_of_photos_keeps_its_names_and_a_gray_photo_works() {
 }
 
 #[test]
+fn photos_in_webp_tiff_bmp_gif_or_with_no_name_are_anonymized_and_restored_and_an_animation_is_left_to_video() {
+    let dir = tmpdir("formats");
+    let (src, anon, back, boxes) = (dir.join("in"), dir.join("anon"), dir.join("back"), dir.join("boxes.json"));
+    std::fs::create_dir_all(&src).unwrap();
+    let photo = image::open(sample("astronaut.jpg")).unwrap();
+    photo.save(src.join("a.webp")).unwrap();
+    photo.save(src.join("b.tiff")).unwrap();
+    photo.save(src.join("c.bmp")).unwrap();
+    photo.save(src.join("d.gif")).unwrap();
+    // A JPEG with no extension: a photo by its bytes, written as a PNG.
+    std::fs::copy(sample("astronaut.jpg"), src.join("e")).unwrap();
+    write_gif(&src.join("moving.gif"), &moving_head_frames(), &[100; 4]);
+    let pw = [("FACEVEIL_PASSWORD", "five formats")];
+    let o = faceveil(&["anonymize", s(&src), "-o", s(&anon), "--boxes-json", s(&boxes)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("animated") && stderr(&o).contains("moving.gif"), "the animation is named: {}", stderr(&o));
+    let o = faceveil(&["restore", s(&anon), "-o", s(&back)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
+    let inputs = ["a.webp", "b.tiff", "c.bmp", "d.gif", "e"];
+    assert_eq!(found.len(), inputs.len(), "one entry per photo, none for the animation");
+    for (name, faces) in inputs.iter().zip(&found) {
+        let written = if name.contains('.') { format!("{name}.png") } else { "e.png".to_string() };
+        assert_eq!(faces.faces.len(), 1, "{name}: the astronaut's face");
+        let f = &faces.faces[0];
+        let decoded =
+            image::ImageReader::open(src.join(name)).unwrap().with_guessed_format().unwrap().decode().unwrap().to_rgb8();
+        let before =
+            faceveil::frame::rgb::RgbImage::from_raw(decoded.width() as usize, decoded.height() as usize, decoded.into_raw())
+                .unwrap();
+        let changed = face_change(&before, &common::load_rgb(&anon.join(&written)), f);
+        let restored = face_change(&before, &common::load_rgb(&back.join(&written)), f);
+        assert!(
+            changed > 6.0 && restored < changed / 4.0,
+            "{name}: face changed by {changed:.1} levels, {restored:.1} after the restore"
+        );
+    }
+    assert!(!anon.join("moving.gif").exists() && !anon.join("moving.gif.png").exists());
+}
+
+/// Four frames of the astronaut's head (96 px) crossing a gray 256 x 160 canvas.
+fn moving_head_frames() -> Vec<image::RgbaImage> {
+    let head = astronaut_head(96);
+    (0..4u32)
+        .map(|i| {
+            let mut canvas = image::RgbaImage::from_pixel(256, 160, image::Rgba([128, 128, 128, 255]));
+            image::imageops::overlay(
+                &mut canvas,
+                &image::DynamicImage::ImageRgb8(head.clone()).to_rgba8(),
+                (16 + 40 * i) as i64,
+                32,
+            );
+            canvas
+        })
+        .collect()
+}
+
+fn write_gif(path: &Path, frames: &[image::RgbaImage], delays_ms: &[u32]) {
+    let mut encoder = image::codecs::gif::GifEncoder::new_with_speed(std::fs::File::create(path).unwrap(), 10);
+    let frames = frames
+        .iter()
+        .zip(delays_ms)
+        .map(|(f, &ms)| image::Frame::from_parts(f.clone(), 0, 0, image::Delay::from_numer_denom_ms(ms, 1)));
+    encoder.encode_frames(frames).unwrap();
+}
+
+#[test]
+fn an_animated_gif_becomes_a_video_of_all_its_frames_and_their_timing_with_the_faces_covered() {
+    let dir = tmpdir("animated");
+    let (gif, out) = (dir.join("moving.gif"), dir.join("moving.mp4"));
+    let frames = moving_head_frames();
+    // Uneven delays, and one a browser would show for 100 ms (10 ms).
+    write_gif(&gif, &frames, &[100, 40, 10, 200]);
+    let o = faceveil(&["anonymize", s(&gif), "-o", s(&out), "--mode", "pixelate"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let video = media::decode(&out);
+    assert_eq!(video.frames.len(), frames.len(), "every frame of the GIF");
+    // GStreamer's MP4s start their frames after x264's reordering delay: the gaps are the GIF's.
+    let gaps: Vec<u64> = video.pts.windows(2).map(|p| (p[1] - p[0]) / 1_000_000).collect();
+    assert_eq!(gaps, [100, 40, 100], "each frame lasts as long as the GIF shows it");
+    for (i, (original, anonymized)) in frames.iter().zip(&video.frames).enumerate() {
+        let rgb = image::DynamicImage::ImageRgba8(original.clone()).to_rgb8();
+        let original = faceveil::frame::rgb::RgbImage::from_raw(256, 160, rgb.into_raw()).unwrap();
+        // Where moving_head_frames put the head in this frame.
+        let head = BoxJson { x: (16 + 40 * i) as f32, y: 32.0, width: 96.0, height: 96.0 };
+        let changed = face_change(&original, anonymized, &head);
+        assert!(changed > 6.0, "frame {i}: the face changed by only {changed:.1} levels");
+    }
+    // A photo output for it says what it is; nothing is written.
+    let photo = dir.join("moving.png");
+    let o = faceveil(&["anonymize", s(&gif), "-o", s(&photo), "--mode", "pixelate"], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("animated GIF"), "{}", stderr(&o));
+    assert!(!photo.exists());
+    // A GIF cut off after its first frame fails, naming the frame, and writes nothing.
+    let bytes = std::fs::read(&gif).unwrap();
+    let cut = dir.join("cut.gif");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 5]).unwrap();
+    let cut_out = dir.join("cut.mp4");
+    let o = faceveil(&["anonymize", s(&cut), "-o", s(&cut_out), "--mode", "pixelate"], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("cannot decode frame"), "{}", stderr(&o));
+    assert!(!cut_out.exists());
+}
+
+#[test]
 fn fifty_faces_in_one_frame_are_all_covered() {
     let dir = tmpdir("fifty");
     // The astronaut's head, tiled 10 x 5.

@@ -1,6 +1,7 @@
 //! Photos and folders of photos. SDN outputs carry their header and face squares in a PNG text
 //! chunk or a JPEG comment so that the file alone (plus the password) restores.
 
+use std::ffi::OsString;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
@@ -14,7 +15,7 @@ use faceveil::stream::imagemeta;
 use image::{ImageDecoder, ImageFormat};
 use serde::{Deserialize, Serialize};
 
-use super::input::is_image;
+use super::input::{Picture, picture};
 use super::progress;
 
 #[derive(Serialize, Deserialize)]
@@ -35,7 +36,7 @@ struct Photo {
 /// upright, without EXIF.
 fn load(path: &Path) -> Result<Photo> {
     let decode = || -> image::ImageResult<image::DynamicImage> {
-        let mut decoder = image::ImageReader::open(path)?.into_decoder()?;
+        let mut decoder = image::ImageReader::open(path)?.with_guessed_format()?.into_decoder()?;
         let orientation = decoder.orientation()?;
         let mut img = image::DynamicImage::from_decoder(decoder)?;
         img.apply_orientation(orientation);
@@ -57,7 +58,10 @@ fn load(path: &Path) -> Result<Photo> {
 fn output_format(path: &Path) -> Result<ImageFormat> {
     match ImageFormat::from_path(path) {
         Ok(f @ (ImageFormat::Png | ImageFormat::Jpeg)) => Ok(f),
-        _ => bail!("output {} must be a .png or .jpg file", path.display()),
+        _ => bail!(
+            "output {} must be a .png or .jpg file: the input is a photo, and their metadata carry its restore data",
+            path.display()
+        ),
     }
 }
 
@@ -140,30 +144,53 @@ pub fn anonymize_file(
     Ok(())
 }
 
-/// The .jpg and .png images of `dir`, in name order. Other files are named on standard error:
-/// they are not written to the output folder, and a user who expects every photo there should
-/// know which are missing.
+/// The photos of `dir`, in name order. Other files are named on standard error: they are not
+/// written to the output folder, and a user who expects every photo there should know which are
+/// missing.
 fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let (mut files, mut others): (Vec<PathBuf>, Vec<PathBuf>) = std::fs::read_dir(dir)
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
-        .partition(|p| is_image(p));
-    files.sort();
-    others.sort();
-    if !others.is_empty() {
-        const NAMED: usize = 5;
-        let names: Vec<String> = others.iter().take(NAMED).map(|p| p.display().to_string()).collect();
-        let more = others.len().saturating_sub(NAMED);
-        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
-        let what = if others.len() == 1 { "file that is" } else { "files that are" };
-        eprintln!("faceveil: skipped {} {what} not a .jpg or .png image: {}{more}", others.len(), names.join(", "));
+        .collect();
+    paths.sort();
+    let (mut files, mut animated, mut others) = (Vec::new(), Vec::new(), Vec::new());
+    for p in paths {
+        match picture(&p) {
+            Some(Picture::Still(_)) => files.push(p),
+            Some(Picture::Animated(_)) => animated.push(p),
+            None => others.push(p),
+        }
     }
-    ensure!(!files.is_empty(), "no .jpg or .png images in {}", dir.display());
+    skipped(&others, "not a photo (PNG, JPEG, WebP, TIFF, BMP or GIF)");
+    skipped(&animated, "animated, a video: anonymize it on its own to a video file (-o NAME.mp4)");
+    ensure!(!files.is_empty(), "no photos in {}", dir.display());
     Ok(files)
 }
 
-/// Every image of `dir` into `out` under the same name. A file that fails is reported and the
+fn skipped(paths: &[PathBuf], why: &str) {
+    if paths.is_empty() {
+        return;
+    }
+    const NAMED: usize = 5;
+    let names: Vec<String> = paths.iter().take(NAMED).map(|p| p.display().to_string()).collect();
+    let more = paths.len().saturating_sub(NAMED);
+    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    eprintln!("faceveil: skipped {} file(s) {why}: {}{more}", paths.len(), names.join(", "));
+}
+
+/// The name a photo of a folder run is written under: its own where it is a .png or .jpg, whose
+/// metadata carry the restore data; else with `.png` added (`a.webp.png`), which keeps every
+/// pixel and cannot clash with another photo's name.
+fn output_name(path: &Path) -> OsString {
+    let mut name = path.file_name().expect("listed files have names").to_owned();
+    if output_format(path).is_err() {
+        name.push(".png");
+    }
+    name
+}
+
+/// Every photo of `dir` into `out`, under its own name ([`output_name`]). A file that fails is reported and the
 /// rest still run; the exit status is an error if any failed.
 pub fn anonymize_dir(
     dir: &Path,
@@ -177,7 +204,7 @@ pub fn anonymize_dir(
     let bar = progress::bar(files.len() as u64, "images");
     let (mut all, mut failed) = (Vec::new(), 0);
     for f in &files {
-        let target = out.join(f.file_name().expect("listed files have names"));
+        let target = out.join(output_name(f));
         match anonymize_one(f, &target, finder, anonymizer) {
             Ok(faces) => all.push(FileBoxes { file: f.display().to_string(), faces }),
             Err(e) => {
@@ -221,7 +248,7 @@ pub fn restore_dir(dir: &Path, out: &Path, restorer: &dyn Fn(&StreamHeader) -> R
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut failed = 0;
     for f in &files {
-        if let Err(e) = restore_one(f, &out.join(f.file_name().expect("listed files have names")), restorer) {
+        if let Err(e) = restore_one(f, &out.join(output_name(f)), restorer) {
             failed += 1;
             eprintln!("{}: {e:#}", f.display());
         }

@@ -1,11 +1,15 @@
 //! What the user pointed us at.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use image::ImageFormat;
 
-const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
+/// The picture formats read with the image crate, as photos or, animated, as videos.
+const PICTURE_FORMATS: &[ImageFormat] =
+    &[ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP, ImageFormat::Tiff, ImageFormat::Bmp, ImageFormat::Gif];
 
 /// A live source that sends no frame for this long is restarted: a camera can hang without
 /// closing its connection, and an RTSP source then waits forever.
@@ -93,8 +97,38 @@ impl RtspTransport {
     }
 }
 
-pub fn is_image(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+/// A file of one of [`PICTURE_FORMATS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Picture {
+    Still(ImageFormat),
+    /// A GIF or WebP of more than one frame: a video without a container.
+    Animated(ImageFormat),
+}
+
+/// What picture `path` holds, judged by its first bytes, so that a photo named otherwise (or
+/// not at all) is still read as one; by its extension where the bytes say nothing, so that a
+/// damaged photo fails as a photo. `None` for anything else (a video).
+pub fn picture(path: &Path) -> Option<Picture> {
+    let mut head = Vec::with_capacity(64);
+    std::fs::File::open(path).and_then(|f| f.take(64).read_to_end(&mut head)).ok()?;
+    let format = image::guess_format(&head).ok().or_else(|| ImageFormat::from_path(path).ok())?;
+    if !PICTURE_FORMATS.contains(&format) {
+        return None;
+    }
+    Some(if is_animated(path, format) { Picture::Animated(format) } else { Picture::Still(format) })
+}
+
+/// Whether a GIF or WebP holds more than one frame. A file that cannot be read that far is
+/// taken for a still, whose decoding then says what is wrong.
+fn is_animated(path: &Path, format: ImageFormat) -> bool {
+    use image::AnimationDecoder;
+    let Ok(file) = std::fs::File::open(path) else { return false };
+    let reader = std::io::BufReader::new(file);
+    match format {
+        ImageFormat::Gif => image::codecs::gif::GifDecoder::new(reader).is_ok_and(|d| d.into_frames().take(2).count() > 1),
+        ImageFormat::WebP => image::codecs::webp::WebPDecoder::new(reader).is_ok_and(|d| d.has_animation()),
+        _ => false,
+    }
 }
 
 impl Input {
@@ -112,7 +146,11 @@ impl Input {
         if std::fs::metadata(&path)?.len() == 0 {
             bail!("input {} is empty", path.display());
         }
-        Ok(if is_image(&path) { Self::Image(path) } else { Self::Stream(StreamSource::File(path)) })
+        Ok(match picture(&path) {
+            Some(Picture::Still(_)) => Self::Image(path),
+            // Animated pictures are decoded as videos (`animation`).
+            Some(Picture::Animated(_)) | None => Self::Stream(StreamSource::File(path)),
+        })
     }
 
     /// Sets how an rtsp:// input is received (no effect on other inputs).

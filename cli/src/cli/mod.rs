@@ -1,5 +1,6 @@
 //! The command-line front end. Media I/O is GStreamer's; everything else is the library's.
 
+mod animation;
 pub mod args;
 mod bench;
 mod images;

@@ -15,8 +15,9 @@ use gst::prelude::*;
 use gstfaceveil::streamdata;
 use zeroize::Zeroizing;
 
+use super::animation;
 use super::images::write_atomically;
-use super::input::{Input, StreamSource};
+use super::input::{self, Input, StreamSource};
 use super::progress;
 
 /// Frames a queue between two processing stages holds.
@@ -54,6 +55,9 @@ pub fn upright() -> Result<gst::Element> {
 pub fn add_source(pipeline: &gst::Pipeline, source: &StreamSource) -> Result<gst::Element> {
     match source {
         StreamSource::File(path) => {
+            if let Some(picture) = input::picture(path) {
+                return animation::add_source(pipeline, path, picture);
+            }
             let abs = std::fs::canonicalize(path).with_context(|| format!("cannot open {}", path.display()))?;
             let uri = gst::glib::filename_to_uri(&abs, None).context("cannot make a URI of the input path")?;
             let dec = gst::ElementFactory::make("uridecodebin").property("uri", uri.as_str()).build()?;
@@ -335,7 +339,10 @@ fn container_for(output: &Path) -> Result<Container> {
         "mp4" | "m4v" | "mov" => (make("mp4mux")?, false),
         "mkv" => (make("matroskamux")?, false),
         "ts" | "m2ts" => (make("mpegtsmux")?, true),
-        _ => bail!("output {} must be .mp4, .mov, .mkv or .ts", output.display()),
+        _ => bail!(
+            "output {} must be .mp4, .mov, .mkv or .ts: the input is a video (an animated GIF or WebP is one too)",
+            output.display()
+        ),
     };
     Ok(Container { muxer, holds_size_changes })
 }
