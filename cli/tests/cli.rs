@@ -274,10 +274,16 @@ fn photos_in_webp_tiff_bmp_gif_or_with_no_name_are_anonymized_and_restored_and_a
     // A JPEG with no extension: a photo by its bytes, written as a PNG.
     std::fs::copy(sample("astronaut.jpg"), src.join("e")).unwrap();
     write_gif(&src.join("moving.gif"), &moving_head_frames(), &[100; 4]);
+    // An iPhone photo's first box: a HEIF, which is named as such and left alone.
+    let heic = src.join("phone.heic");
+    std::fs::write(&heic, b"\0\0\0\x18ftypheic\0\0\0\0mif1heic").unwrap();
     let pw = [("FACEVEIL_PASSWORD", "five formats")];
     let o = faceveil(&["anonymize", s(&src), "-o", s(&anon), "--boxes-json", s(&boxes)], &pw);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("animated") && stderr(&o).contains("moving.gif"), "the animation is named: {}", stderr(&o));
+    assert!(stderr(&o).contains("HEIF") && stderr(&o).contains("phone.heic"), "the HEIF is named: {}", stderr(&o));
+    let o = faceveil(&["anonymize", s(&heic), "-o", s(&dir.join("phone.png"))], &pw);
+    assert!(!o.status.success() && stderr(&o).contains("HEIF") && stderr(&o).contains("convert"), "{}", stderr(&o));
     let o = faceveil(&["restore", s(&anon), "-o", s(&back)], &pw);
     assert!(o.status.success(), "{}", stderr(&o));
     let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
@@ -299,7 +305,7 @@ fn photos_in_webp_tiff_bmp_gif_or_with_no_name_are_anonymized_and_restored_and_a
             "{name}: face changed by {changed:.1} levels, {restored:.1} after the restore"
         );
     }
-    assert!(!anon.join("moving.gif").exists() && !anon.join("moving.gif.png").exists());
+    assert!(!anon.join("moving.gif").exists() && !anon.join("moving.gif.png").exists() && !anon.join("phone.heic.png").exists());
 }
 
 /// Four frames of the astronaut's head (96 px) crossing a gray 256 x 160 canvas.

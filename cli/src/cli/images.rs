@@ -154,16 +154,18 @@ fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
         .filter(|p| p.is_file())
         .collect();
     paths.sort();
-    let (mut files, mut animated, mut others) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut files, mut animated, mut heif, mut others) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for p in paths {
         match picture(&p) {
             Some(Picture::Still(_)) => files.push(p),
             Some(Picture::Animated(_)) => animated.push(p),
+            Some(Picture::Heif) => heif.push(p),
             None => others.push(p),
         }
     }
     skipped(&others, "not a photo (PNG, JPEG, WebP, TIFF, BMP or GIF)");
     skipped(&animated, "animated, a video: anonymize it on its own to a video file (-o NAME.mp4)");
+    skipped(&heif, "HEIF (HEIC or AVIF), which faceveil cannot read: convert them to JPEG or PNG first");
     ensure!(!files.is_empty(), "no photos in {}", dir.display());
     Ok(files)
 }

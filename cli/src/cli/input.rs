@@ -97,13 +97,20 @@ impl RtspTransport {
     }
 }
 
-/// A file of one of [`PICTURE_FORMATS`].
+/// A file of one of [`PICTURE_FORMATS`], or a HEIF photo.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Picture {
     Still(ImageFormat),
     /// A GIF or WebP of more than one frame: a video without a container.
     Animated(ImageFormat),
+    /// A HEIF file (a phone's HEIC photo, AVIF), recognised so that it is named as what it is,
+    /// but not decoded: the image crate cannot, and Debian 12's libheif (1.15) is older than the
+    /// Rust bindings need (1.17). GStreamer opens it as an MP4 with no playable stream.
+    Heif,
 }
+
+/// The major brands of HEIF still images and sequences (ISO/IEC 23008-12, AV1 Image File Format).
+const HEIF_BRANDS: &[&[u8; 4]] = &[b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"];
 
 /// What picture `path` holds, judged by its first bytes, so that a photo named otherwise (or
 /// not at all) is still read as one; by its extension where the bytes say nothing, so that a
@@ -111,11 +118,23 @@ pub enum Picture {
 pub fn picture(path: &Path) -> Option<Picture> {
     let mut head = Vec::with_capacity(64);
     std::fs::File::open(path).and_then(|f| f.take(64).read_to_end(&mut head)).ok()?;
+    if head.get(4..8) == Some(b"ftyp") && head.get(8..12).is_some_and(|brand| HEIF_BRANDS.iter().any(|b| b[..] == *brand)) {
+        return Some(Picture::Heif);
+    }
     let format = image::guess_format(&head).ok().or_else(|| ImageFormat::from_path(path).ok())?;
     if !PICTURE_FORMATS.contains(&format) {
         return None;
     }
     Some(if is_animated(path, format) { Picture::Animated(format) } else { Picture::Still(format) })
+}
+
+/// What the user is told of a HEIF file.
+pub fn heif_unread(path: &Path) -> String {
+    format!(
+        "{} is a HEIF photo (HEIC or AVIF), which faceveil cannot read: convert it to JPEG or PNG first \
+         (for instance with heif-convert, in Debian's libheif-examples)",
+        path.display()
+    )
 }
 
 /// Whether a GIF or WebP holds more than one frame. A file that cannot be read that far is
@@ -147,6 +166,7 @@ impl Input {
             bail!("input {} is empty", path.display());
         }
         Ok(match picture(&path) {
+            Some(Picture::Heif) => bail!("{}", heif_unread(&path)),
             Some(Picture::Still(_)) => Self::Image(path),
             // Animated pictures are decoded as videos (`animation`).
             Some(Picture::Animated(_)) | None => Self::Stream(StreamSource::File(path)),

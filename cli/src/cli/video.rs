@@ -55,8 +55,10 @@ pub fn upright() -> Result<gst::Element> {
 pub fn add_source(pipeline: &gst::Pipeline, source: &StreamSource) -> Result<gst::Element> {
     match source {
         StreamSource::File(path) => {
-            if let Some(picture) = input::picture(path) {
-                return animation::add_source(pipeline, path, picture);
+            match input::picture(path) {
+                Some(input::Picture::Heif) => bail!("{}", input::heif_unread(path)),
+                Some(picture) => return animation::add_source(pipeline, path, picture),
+                None => {}
             }
             let abs = std::fs::canonicalize(path).with_context(|| format!("cannot open {}", path.display()))?;
             let uri = gst::glib::filename_to_uri(&abs, None).context("cannot make a URI of the input path")?;
