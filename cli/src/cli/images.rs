@@ -49,7 +49,8 @@ fn load(path: &Path) -> Result<Photo> {
         let rgb = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
         (rgb, Some(rgba.chunks_exact(4).map(|p| p[3]).collect()))
     } else {
-        (img.to_rgb8().into_raw(), None)
+        // Taken over without a copy where the picture is 8-bit RGB already.
+        (img.into_rgb8().into_raw(), None)
     };
     let rgb = RgbImage::from_raw(w, h, rgb).context("decoded image has an unexpected size")?;
     Ok(Photo { rgb, alpha })
@@ -67,17 +68,17 @@ fn output_format(path: &Path) -> Result<ImageFormat> {
 
 /// Encodes, embeds `text` if given, and writes through a temporary file so that a failure
 /// never leaves a half-written output. A PNG keeps the photo's transparency; a JPEG cannot hold
-/// it.
-fn save(photo: &Photo, path: &Path, text: Option<&str>) -> Result<()> {
+/// it. The photo is consumed: its pixels become the encoder's without a copy.
+fn save(photo: Photo, path: &Path, text: Option<&str>) -> Result<()> {
     let format = output_format(path)?;
-    let img = &photo.rgb;
+    let img = photo.rgb;
     let (w, h) = (img.width as u32, img.height as u32);
     let buffer = match (format, &photo.alpha) {
         (ImageFormat::Png, Some(alpha)) => {
             let rgba = img.data.chunks_exact(3).zip(alpha).flat_map(|(p, &a)| [p[0], p[1], p[2], a]).collect();
             image::DynamicImage::ImageRgba8(image::RgbaImage::from_raw(w, h, rgba).expect("sizes match"))
         }
-        _ => image::DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, img.data.clone()).expect("sizes match")),
+        _ => image::DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, img.data).expect("sizes match")),
     };
     let mut bytes = Vec::new();
     match format {
@@ -124,7 +125,7 @@ fn anonymize_one(
         .header()
         .map(|h| serde_json::to_string(&Embedded { header: h.clone(), record: outcome.record.clone() }))
         .transpose()?;
-    save(&photo, output, text.as_deref())?;
+    save(photo, output, text.as_deref())?;
     Ok(outcome.tracks.iter().map(progress::BoxJson::from).collect())
 }
 
@@ -235,7 +236,7 @@ fn restore_one(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> R
     let mut r = restorer(&header)?;
     let mut photo = load(path)?;
     let n = r.process_record(&mut frame_of(&mut photo.rgb), &embedded.record)?;
-    save(&photo, output, None)?;
+    save(photo, output, None)?;
     Ok(n)
 }
 
