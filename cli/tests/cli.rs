@@ -420,6 +420,41 @@ fn small_faces_in_a_large_photo_are_all_found() {
 }
 
 #[test]
+fn faces_of_every_size_in_a_very_large_photo_are_found() {
+    // 7200 x 2400: searched whole at 640 px (11.25 times smaller), then in tiles of a copy 6.4
+    // times finer, then at full resolution. Heads of 32 px (18 px in the level between: found at
+    // full resolution only; without that level all 6 were missed), 320 px (too small at 640
+    // to be sure of) and 960 px (the whole look's).
+    let dir = tmpdir("very-large-photo");
+    let mut sheet = image::RgbImage::from_pixel(7200, 2400, image::Rgb([120, 128, 118]));
+    let mut heads = Vec::new();
+    let mut place = |side: u32, x: u32, y: u32| {
+        image::imageops::overlay(&mut sheet, &astronaut_head(side), x as i64, y as i64);
+        heads.push((x as f32 + side as f32 / 2.0, y as f32 + side as f32 / 2.0, side as f32));
+    };
+    for i in 0..6 {
+        place(32, 300 + i * 997, 200 + i * 31);
+    }
+    for i in 0..4 {
+        place(320, 150 + i * 1033, 800 + i * 57);
+    }
+    place(960, 5600, 1000);
+    let (input, out, boxes) = (dir.join("wide.png"), dir.join("out.png"), dir.join("boxes.json"));
+    sheet.save(&input).unwrap();
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur", "--boxes-json", s(&boxes)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
+    let faces = &found[0].faces;
+    for &(cx, cy, side) in &heads {
+        let on_it = faces.iter().any(|f| {
+            let (fx, fy) = (f.x + f.width / 2.0, f.y + f.height / 2.0);
+            (fx - cx).abs() < side * 0.3 && (fy - cy).abs() < side * 0.3 && f.width > side * 0.3 && f.width < side * 1.5
+        });
+        assert!(on_it, "the {side} px head at ({cx}, {cy}) has no box: {} boxes", faces.len());
+    }
+}
+
+#[test]
 fn odd_frame_sizes_survive_a_video_round() {
     let dir = tmpdir("odd");
     let (input, out) = (dir.join("odd.mkv"), dir.join("out.mkv"));
