@@ -184,7 +184,7 @@ fn skipped(paths: &[PathBuf], why: &str) {
 
 /// The name a photo of a folder run is written under: its own where it is a .png or .jpg, whose
 /// metadata carry the restore data; else with `.png` added (`a.webp.png`), which keeps every
-/// pixel and cannot clash with another photo's name.
+/// pixel and the name it had.
 fn output_name(path: &Path) -> OsString {
     let mut name = path.file_name().expect("listed files have names").to_owned();
     if output_format(path).is_err() {
@@ -193,8 +193,8 @@ fn output_name(path: &Path) -> OsString {
     name
 }
 
-/// Every photo of `dir` into `out`, under its own name ([`output_name`]). A file that fails is reported and the
-/// rest still run; the exit status is an error if any failed.
+/// Every photo of `dir` into `out`, under its own name ([`output_name`]). A file that fails is
+/// reported and the rest still run; the exit status is an error if any failed.
 pub fn anonymize_dir(
     dir: &Path,
     out: &Path,
