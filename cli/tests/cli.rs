@@ -421,24 +421,28 @@ fn small_faces_in_a_large_photo_are_all_found() {
 
 #[test]
 fn faces_of_every_size_in_a_very_large_photo_are_found() {
-    // 7200 x 2400: searched whole at 640 px (11.25 times smaller), then in tiles of a copy 6.4
-    // times finer, then at full resolution. Heads of 32 px (18 px in the level between: found at
-    // full resolution only; without that level all 6 were missed), 320 px (too small at 640
-    // to be sure of) and 960 px (the whole look's).
+    // 12800 x 1800: searched whole at 640 px (20 times smaller), then in 1024 px tiles of a copy
+    // 6.4 times finer (overlapping by 256), then at full resolution (overlapping by 125).
     let dir = tmpdir("very-large-photo");
-    let mut sheet = image::RgbImage::from_pixel(7200, 2400, image::Rgb([120, 128, 118]));
+    let mut sheet = image::RgbImage::from_pixel(12800, 1800, image::Rgb([120, 128, 118]));
     let mut heads = Vec::new();
     let mut place = |side: u32, x: u32, y: u32| {
         image::imageops::overlay(&mut sheet, &astronaut_head(side), x as i64, y as i64);
         heads.push((x as f32 + side as f32 / 2.0, y as f32 + side as f32 / 2.0, side as f32));
     };
+    // 32 px: 10 px in the level between, found at full resolution only (without that level all
+    // six were missed).
     for i in 0..6 {
-        place(32, 300 + i * 997, 200 + i * 31);
+        place(32, 300 + i * 1997, 1200 + i * 31);
     }
-    for i in 0..4 {
-        place(320, 150 + i * 1033, 800 + i * 57);
+    // 700 px (a face box of about 290): 14 px wide at 640, and across a seam of every tile
+    // layout at full resolution, both the one used and 1024 px tiles overlapping by 256 (a single
+    // level whose tiles are kept small): whole only in a tile of the level between.
+    for x in [615, 5225, 10595] {
+        place(700, x, 150);
     }
-    place(960, 5600, 1000);
+    // 960 px: a face (about 390 px) larger than any full-resolution overlap.
+    place(960, 2700, 840);
     let (input, out, boxes) = (dir.join("wide.png"), dir.join("out.png"), dir.join("boxes.json"));
     sheet.save(&input).unwrap();
     let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur", "--boxes-json", s(&boxes)], &[]);
