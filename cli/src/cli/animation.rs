@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, sync_channel};
 
-use anyhow::{Context, Result};
+use anyhow::{Result, bail};
 use gst::prelude::*;
 use image::{AnimationDecoder, ImageFormat};
 
@@ -24,27 +24,32 @@ const DECODED_AHEAD: usize = 2;
 const SHORTEST_DELAY_MS: f64 = 20.0;
 const DEFAULT_DELAY_MS: f64 = 100.0;
 
-/// One decoded frame: RGBA pixels and how long it is shown.
+/// One decoded frame: RGBA pixels, their size and how long they are shown.
 struct Frame {
     rgba: Vec<u8>,
+    width: u32,
+    height: u32,
     delay_ms: f64,
 }
 
 /// Adds an appsrc that plays `path` and a decodebin behind it, whose pad carries the raw video
 /// as uridecodebin's would; returns the decodebin.
 pub fn add_source(pipeline: &gst::Pipeline, path: &Path, picture: Picture) -> Result<gst::Element> {
-    let (width, height) = dimensions(path).with_context(|| format!("cannot decode {}", path.display()))?;
     let frames = decode_in_background(path.to_path_buf(), picture);
-    // The first frame's delay sets the nominal rate: with none (0/1) x264enc and mp4mux lose a
-    // frame of a 10-frame GIF. Each frame still lasts as long as its own delay says.
-    let first = frames.recv().context("the picture has no frame")?;
-    let rate =
-        first.as_ref().ok().and_then(|f| gst::Fraction::approximate_f64(1000.0 / f.delay_ms)).unwrap_or(gst::Fraction::new(0, 1));
+    // The first frame gives the size (an animation's frames all have its canvas's) and, by its
+    // delay, the nominal rate: with none (0/1) x264enc and mp4mux lose a frame of a 10-frame GIF.
+    // Each frame still lasts as long as its own delay says.
+    let first = match frames.recv() {
+        Ok(Ok(frame)) => frame,
+        Ok(Err(e)) => bail!("cannot decode frame 1 of {}: {e}", path.display()),
+        Err(_) => bail!("{} has no frame", path.display()),
+    };
+    let (width, height) = (first.width, first.height);
     let caps = gst::Caps::builder("video/x-raw")
         .field("format", "RGBA")
         .field("width", width as i32)
         .field("height", height as i32)
-        .field("framerate", rate)
+        .field("framerate", gst::Fraction::approximate_f64(1000.0 / first.delay_ms).unwrap_or(gst::Fraction::new(0, 1)))
         .build();
     let src = gst_app::AppSrc::builder().caps(&caps).format(gst::Format::Time).is_live(false).build();
     let dec = gst::ElementFactory::make("decodebin").build()?;
@@ -52,13 +57,12 @@ pub fn add_source(pipeline: &gst::Pipeline, path: &Path, picture: Picture) -> Re
     src.link(&dec)?;
     let frames = Mutex::new((Some(first), frames));
     let (mut pts, mut pushed) = (gst::ClockTime::ZERO, 0u64);
-    let expected = width as usize * height as usize * 4;
     src.set_callbacks(
         gst_app::AppSrcCallbacks::builder()
             .need_data(move |src, _| {
                 let (first, rest) = &mut *frames.lock().unwrap();
-                match first.take().map_or_else(|| rest.recv(), Ok) {
-                    Ok(Ok(frame)) if frame.rgba.len() == expected => {
+                match first.take().map(Ok).map_or_else(|| rest.recv(), Ok) {
+                    Ok(Ok(frame)) if (frame.width, frame.height) == (width, height) => {
                         let duration = gst::ClockTime::from_nseconds((frame.delay_ms * 1e6).round() as u64);
                         let mut buffer = gst::Buffer::from_mut_slice(frame.rgba);
                         let b = buffer.get_mut().expect("a new buffer is writable");
@@ -72,7 +76,7 @@ pub fn add_source(pipeline: &gst::Pipeline, path: &Path, picture: Picture) -> Re
                         gst::element_error!(
                             src,
                             gst::StreamError::Decode,
-                            ("frame {} of the picture has another size than the picture", pushed + 1)
+                            ("frame {} of the picture has another size than the first", pushed + 1)
                         );
                     }
                     Ok(Err(e)) => gst::element_error!(
@@ -88,12 +92,6 @@ pub fn add_source(pipeline: &gst::Pipeline, path: &Path, picture: Picture) -> Re
             .build(),
     );
     Ok(dec)
-}
-
-/// The size of the picture's frames (an animation's canvas).
-fn dimensions(path: &Path) -> Result<(u32, u32)> {
-    let reader = image::ImageReader::open(path)?.with_guessed_format()?;
-    Ok(reader.into_dimensions()?)
 }
 
 /// Decodes the frames on a thread of their own (the decoders' frame iterators cannot move
@@ -127,8 +125,9 @@ fn frames(path: &Path, picture: Picture) -> image::ImageResult<Box<dyn Iterator<
         Picture::Animated(ImageFormat::Gif) => image::codecs::gif::GifDecoder::new(reader()?)?.into_frames(),
         Picture::Animated(ImageFormat::WebP) => image::codecs::webp::WebPDecoder::new(reader()?)?.into_frames(),
         _ => {
-            let still = image::ImageReader::new(reader()?).with_guessed_format()?.decode()?;
-            let frame = Frame { rgba: still.to_rgba8().into_raw(), delay_ms: DEFAULT_DELAY_MS };
+            let still = image::ImageReader::new(reader()?).with_guessed_format()?.decode()?.into_rgba8();
+            let (width, height) = still.dimensions();
+            let frame = Frame { rgba: still.into_raw(), width, height, delay_ms: DEFAULT_DELAY_MS };
             return Ok(Box::new(std::iter::once(Ok(frame))));
         }
     };
@@ -137,6 +136,8 @@ fn frames(path: &Path, picture: Picture) -> image::ImageResult<Box<dyn Iterator<
         let (numer, denom) = frame.delay().numer_denom_ms();
         let delay_ms = numer as f64 / denom.max(1) as f64;
         let delay_ms = if delay_ms < SHORTEST_DELAY_MS { DEFAULT_DELAY_MS } else { delay_ms };
-        Ok(Frame { rgba: frame.into_buffer().into_raw(), delay_ms })
+        let rgba = frame.into_buffer();
+        let (width, height) = rgba.dimensions();
+        Ok(Frame { rgba: rgba.into_raw(), width, height, delay_ms })
     })))
 }
