@@ -391,6 +391,16 @@ fn fifty_faces_in_one_frame_are_all_covered() {
     assert!(found[0].faces.len() >= 48, "found {} of 50 faces", found[0].faces.len());
 }
 
+/// The face boxes `faceveil anonymize --mode blur` finds in `sheet`, saved as a PNG in `dir`.
+fn blurred_photo_faces(dir: &Path, sheet: &image::RgbImage) -> Vec<BoxJson> {
+    let (input, out, boxes) = (dir.join("sheet.png"), dir.join("out.png"), dir.join("boxes.json"));
+    sheet.save(&input).unwrap();
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur", "--boxes-json", s(&boxes)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
+    found.into_iter().next().expect("one photo's entry").faces
+}
+
 #[test]
 fn small_faces_in_a_large_photo_are_all_found() {
     let dir = tmpdir("large-photo");
@@ -404,12 +414,7 @@ fn small_faces_in_a_large_photo_are_all_found() {
         image::imageops::overlay(&mut sheet, &head, x as i64, y as i64);
         centres.push((x as f32 + 40.0, y as f32 + 40.0));
     }
-    let (input, out, boxes) = (dir.join("crowd.png"), dir.join("out.png"), dir.join("boxes.json"));
-    sheet.save(&input).unwrap();
-    let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur", "--boxes-json", s(&boxes)], &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
-    let faces = &found[0].faces;
+    let faces = &blurred_photo_faces(&dir, &sheet);
     let near = |f: &BoxJson, (cx, cy): (f32, f32)| {
         ((f.x + f.width / 2.0) - cx).abs() < 30.0 && ((f.y + f.height / 2.0) - cy).abs() < 30.0
     };
@@ -443,12 +448,7 @@ fn faces_of_every_size_in_a_very_large_photo_are_found() {
     }
     // 960 px: a face (about 390 px) larger than any full-resolution overlap.
     place(960, 2700, 840);
-    let (input, out, boxes) = (dir.join("wide.png"), dir.join("out.png"), dir.join("boxes.json"));
-    sheet.save(&input).unwrap();
-    let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur", "--boxes-json", s(&boxes)], &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
-    let faces = &found[0].faces;
+    let faces = &blurred_photo_faces(&dir, &sheet);
     for &(cx, cy, side) in &heads {
         let on_it = faces.iter().any(|f| {
             let (fx, fy) = (f.x + f.width / 2.0, f.y + f.height / 2.0);
