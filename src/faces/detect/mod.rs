@@ -182,16 +182,8 @@ pub fn detect(detector: &mut dyn Detector, settings: &DetectorSettings, image: &
 /// parts of a cell (4 px at the detector's size), and the surrogate, drawn from the square around
 /// it, moves with it. On 07_selfie_portrait the face's square (in `faceveil anonymize`'s sidecar)
 /// moved by 0.128% of its side a frame with the best cell's box, 0.023% with the group's.
-pub fn voted_suppression(mut faces: Vec<Face>, iou: f32) -> Vec<Face> {
-    faces.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut groups: Vec<Vec<Face>> = Vec::new();
-    for f in faces {
-        match groups.iter_mut().find(|g| g[0].bbox.iou(&f.bbox) > iou) {
-            Some(group) => group.push(f),
-            None => groups.push(vec![f]),
-        }
-    }
-    groups
+pub fn voted_suppression(faces: Vec<Face>, iou: f32) -> Vec<Face> {
+    suppression_groups(faces, iou)
         .into_iter()
         .map(|group| {
             let weight: f32 = group.iter().map(|f| f.score).sum();
@@ -203,15 +195,22 @@ pub fn voted_suppression(mut faces: Vec<Face>, iou: f32) -> Vec<Face> {
 }
 
 /// Greedy NMS: keeps the best-scoring face of each overlapping group.
-pub fn non_max_suppression(mut faces: Vec<Face>, iou: f32) -> Vec<Face> {
+pub fn non_max_suppression(faces: Vec<Face>, iou: f32) -> Vec<Face> {
+    suppression_groups(faces, iou).into_iter().map(|mut group| group.swap_remove(0)).collect()
+}
+
+/// The faces in greedy NMS's groups, best score first: each face joins the group of the first
+/// kept face (a group's first) it overlaps by more than `iou`, or starts a group of its own.
+fn suppression_groups(mut faces: Vec<Face>, iou: f32) -> Vec<Vec<Face>> {
     faces.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut kept: Vec<Face> = Vec::with_capacity(faces.len());
+    let mut groups: Vec<Vec<Face>> = Vec::new();
     for f in faces {
-        if kept.iter().all(|k| k.bbox.iou(&f.bbox) <= iou) {
-            kept.push(f);
+        match groups.iter_mut().find(|g| g[0].bbox.iou(&f.bbox) > iou) {
+            Some(group) => group.push(f),
+            None => groups.push(vec![f]),
         }
     }
-    kept
+    groups
 }
 
 #[cfg(test)]
