@@ -98,6 +98,12 @@ def psnr(a, b):
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
+def finite_mean(scores):
+    """The mean PSNR of the faces that differ at all (a face that comes back exactly has none)."""
+    finite = [s for s in scores if np.isfinite(s)]
+    return round(float(np.mean(finite)), 2) if finite else None
+
+
 def measure(clip, lossless):
     work = tempfile.mkdtemp(prefix="faceveil-sealed-measure-")
     identity = os.path.join(work, "me.age")
@@ -133,10 +139,11 @@ def measure(clip, lossless):
         "sealed_base64_share": round(sealed_b64 / os.path.getsize(plain), 3),
         "video_growth_share": round((os.path.getsize(sealed) - os.path.getsize(plain)) / os.path.getsize(plain), 3),
         "restored_bytes": os.path.getsize(restored),
-        "face_psnr_mean": round(float(np.mean(scores)), 2) if scores else None,
+        "face_psnr_mean": finite_mean(scores),
         "face_psnr_worst": round(float(np.min(scores)), 2) if scores else None,
-        "face_psnr_yuv_mean": round(float(np.mean(yuv_scores)), 2) if yuv_scores else None,
+        "face_psnr_yuv_mean": finite_mean(yuv_scores),
         "face_psnr_yuv_worst": round(float(np.min(yuv_scores)), 2) if yuv_scores else None,
+        "faces_exact": int(np.sum(np.isinf(scores))),
     }
     if lossless:
         exact_sealed, exact = os.path.join(work, "sealed-lossless.mp4"), os.path.join(work, "exact.mp4")

@@ -29,14 +29,23 @@ pub enum SealedLayout {
     Video(Arc<dyn FaceCodec>),
 }
 
-/// What opening a sealed face did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Opened {
-    /// The original pixels are back in place.
-    Restored,
-    /// The face continues a face video this restore did not start (it joined midway, or a
-    /// frame before was lost): it stays as it is until its track's next keyframe.
-    Waiting,
+/// A sealed face opened: its original pixels, to be put back where they were cut.
+pub struct OpenedFace {
+    region: Region,
+    planes: Vec<PlaneRect>,
+    frame: u64,
+    index: u32,
+}
+
+impl OpenedFace {
+    /// Writes the original pixels back into their region of `frame`.
+    pub fn write_into(self, frame: &mut FrameMut) -> Result<(), SealError> {
+        frame.write_region_planes(self.region, &self.planes).map_err(|e| SealError::Layout {
+            frame: self.frame,
+            index: self.index,
+            what: format!("{e}"),
+        })
+    }
 }
 
 /// A stream's sealer, opened from the recipients (to seal) or the identities (to open).
@@ -102,41 +111,42 @@ impl FaceVault {
         Ok(self.sealer.seal(place, &bytes))
     }
 
-    /// Opens a sealed face and writes its bytes back into `region`. A frame of another pixel
-    /// format than the one sealed is refused by name: the bytes are only exact in their own.
-    pub fn open_into(
+    /// Opens a sealed face of a `format` frame, to be written back into `region`; `None` while
+    /// it continues a face video this restore did not start (it joined midway, or a frame before
+    /// was lost): the face stays as it is until its track's next keyframe. A frame of another
+    /// pixel format than the one sealed is refused by name: the bytes are only exact in their own.
+    pub fn open_face(
         &mut self,
-        frame: &mut FrameMut,
+        format: PixelFormat,
         region: Region,
         place: &FacePlace,
         sealed: &[u8],
-    ) -> Result<Opened, SealError> {
+    ) -> Result<Option<OpenedFace>, SealError> {
         // Past the AEAD the bytes are the sealer's own: a malformed layout is a bug or an older
         // version, reported as such rather than as tampering.
         let bytes = self.sealer.open(place, sealed)?;
         let layout = |what: &str| SealError::Layout { frame: place.frame, index: place.index, what: what.to_string() };
-        let [version, format, rest @ ..] = bytes.as_slice() else { return Err(layout("too short")) };
-        if *format != format_code(frame.format()) {
+        let [version, code, rest @ ..] = bytes.as_slice() else { return Err(layout("too short")) };
+        if *code != format_code(format) {
             return Err(SealError::OtherFormat {
                 frame: place.frame,
                 index: place.index,
-                sealed: format_name(*format),
-                here: format!("{:?}", frame.format()),
+                sealed: format_name(*code),
+                here: format!("{format:?}"),
             });
         }
         let planes = match *version {
             LAYOUT_PNG => read_png_planes(rest).map_err(layout)?,
             LAYOUT_VIDEO => {
                 let at = InTrack { track: place.track, frame: place.frame };
-                match self.decoders.decode(frame.format(), rest, (region.width, region.height), at).map_err(|e| layout(&e))? {
+                match self.decoders.decode(format, rest, (region.width, region.height), at).map_err(|e| layout(&e))? {
                     Decoded::Planes(planes) => planes,
-                    Decoded::Waiting => return Ok(Opened::Waiting),
+                    Decoded::Waiting => return Ok(None),
                 }
             }
             v => return Err(layout(&format!("layout version {v}, this build reads {LAYOUT_PNG} and {LAYOUT_VIDEO}"))),
         };
-        frame.write_region_planes(region, &planes).map_err(|e| layout(&format!("{e}")))?;
-        Ok(Opened::Restored)
+        Ok(Some(OpenedFace { region, planes, frame: place.frame, index: place.index }))
     }
 }
 
@@ -226,14 +236,22 @@ mod tests {
         let sealed = vault.seal(&frame, region, &place(5)).unwrap();
         frame.fill_black(region).unwrap();
         let mut opened = FaceVault::open(&envelope, &[me], [9; 32]).unwrap();
-        assert!(matches!(opened.open_into(&mut frame, region, &place(6), &sealed), Err(SealError::Tampered { frame: 6, .. })));
-        assert_eq!(opened.open_into(&mut frame, region, &place(5), &sealed).unwrap(), Opened::Restored);
+        assert!(matches!(
+            opened.open_face(frame.format(), region, &place(6), &sealed),
+            Err(SealError::Tampered { frame: 6, .. })
+        ));
+        opened
+            .open_face(frame.format(), region, &place(5), &sealed)
+            .unwrap()
+            .expect("a lossless face opens at once")
+            .write_into(&mut frame)
+            .unwrap();
         drop(frame);
         assert!((y, u, v) == original, "the face's Y, U and V bytes are the original's");
 
         let mut rgb = vec![0u8; w * h * 3];
-        let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut rgb).unwrap();
-        let e = opened.open_into(&mut frame, region, &place(5), &sealed).unwrap_err();
+        let frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut rgb).unwrap();
+        let e = opened.open_face(frame.format(), region, &place(5), &sealed).err().expect("another format");
         assert!(matches!(e, SealError::OtherFormat { .. }), "{e}");
         assert!(e.to_string().contains("I420"), "{e}");
     }

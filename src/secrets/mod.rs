@@ -18,7 +18,7 @@ mod identity;
 mod seal;
 
 pub use canvas::Canvas;
-pub use faces::{FaceVault, Opened, SealedLayout};
+pub use faces::{FaceVault, OpenedFace, SealedLayout};
 pub use facevideo::{FaceCodec, FaceDecoder, FaceEncoder};
 pub use identity::{Identity, Recipient};
 pub use seal::{ContentKey, FacePlace, FaceSealer, KeyEnvelope};

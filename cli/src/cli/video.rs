@@ -156,20 +156,30 @@ pub enum Quality {
 /// Anonymized videos and password restores: x264's usual default.
 pub const DEFAULT_CRF: u32 = 23;
 /// Restores that open sealed faces: what was sealed must survive the output's codec (lossless
-/// on request). The same face videos restored into a lossless file and re-encoded (face PSNR
-/// over RGB, mean, against the original's decoded frames; file size):
+/// on request). The same face videos restored into a lossless file and re-encoded with x264enc
+/// (`pass=qual`, no ceiling, no macroblock tree, `psy-tune=psnr`); face PSNR over RGB against the
+/// original's decoded frames, inside each square less 4 px, mean / worst face; file size; 2-core
+/// AMD EPYC, 2026-12-01:
 ///
-/// | x264 | two_faces_640x360 | 06_juggler_720p | 05_crowd_mot20-08 |
-/// |---|---|---|---|
-/// | lossless | 47.0 dB, 2.6 MB | 46.7, 19 MB | 48.1, 11 MB |
-/// | CRF 4 | 46.0, 0.85 MB | 44.3, 9.7 MB | 45.4, 5.4 MB |
-/// | CRF 4, no macroblock tree | 46.5, 1.30 MB | 45.4, 12.0 MB | 44.8, 4.8 MB |
-/// | CRF 2 | 46.3, 1.09 MB | 45.1, 11.3 MB | 46.3, 6.4 MB |
-/// | CRF 2, no macroblock tree | 46.7, 1.66 MB | 45.9, 14.2 MB | 45.6, 5.8 MB |
+/// | x264 | two_faces_640x360 | faces_720p | 05_crowd_mot20-08 | 02_hamilton | 06_juggler_720p | 07_selfie_portrait |
+/// |---|---|---|---|---|---|---|
+/// | lossless | 46.6 / 45.5 dB, 2.6 MB | 47.0 / 45.9, 11.9 | 48.4 / 45.8, 11.6 | 50.3 / 45.8, 8.8 | 46.1 / 45.5, 19.2 | 47.5 / 46.8, 31.5 |
+/// | `veryfast`, CRF 2 (until 2026-12-01) | 46.2 / 45.1, 1.7 | 46.6 / 45.6, 7.6 | 45.8 / 42.9, 6.3 | 49.5 / 44.7, 6.2 | 45.4 / 44.1, 14.3 | 47.1 / 46.4, 27.2 |
+/// | `medium`, CRF 2, chroma -6 | 46.4 / 45.3, 1.4 | 46.8 / 45.8, 5.9 | 47.4 / 44.7, 5.9 | 50.0 / 45.6, 5.7 | 45.9 / 45.2, 13.2 | |
+/// | `medium`, CRF 1, chroma -9 | 46.4 / 45.3, 1.5 | 46.8 / 45.8, 5.9 | 47.6 / 45.2, 6.3 | 50.1 / 45.6, 6.1 | 46.0 / 45.4, 13.6 | 47.4 / 46.7, 26.1 |
 ///
-/// The last keeps every clip's faces within 1.1 to 2.5 dB of the face video's own, for files
-/// 1.1 to 2 times CRF 4's.
-pub const SEALED_RESTORE_CRF: u32 = 2;
+/// The last keeps every face of these clips at 45 dB or more, within 0.15 to 0.6 dB of the
+/// lossless restore's worst face, in files no larger than `veryfast`'s at CRF 2: `medium`'s
+/// finer decisions cost fewer bits than they save. Finer chroma matters because an error in U
+/// or V counts about twice in R or B; at CRF 1 chroma -9 gives what -6 gives on five clips, and
+/// on one of three anonymizations of the crowd (each its own key) lifted the worst face from
+/// 44.65 to 45.14 dB (the other two: 45.24 and 45.01 at -6). The price is encoder time, about
+/// twice `veryfast`'s (the selfie's 352 frames: 18.1 s against 8.0 s).
+pub const SEALED_RESTORE_CRF: u32 = 1;
+/// x264's preset for restores that open sealed faces (live inputs keep `superfast`, to keep up).
+const SEALED_RESTORE_PRESET: &str = "medium";
+/// x264's chroma quantizer offset for restores that open sealed faces.
+const SEALED_RESTORE_CHROMA_QP_OFFSET: i32 = -9;
 
 /// x264enc's highest `bitrate` (kbit/s): as a ceiling, none.
 const MAX_X264ENC_KBPS: u32 = 2_048_000;
@@ -411,13 +421,19 @@ fn encoder_chain(odd: bool, live: bool, sei: Sei, quality: Quality) -> Result<Ve
             enc.set_property("quantizer", crf);
             enc.set_property("bitrate", MAX_X264ENC_KBPS);
             enc.set_property("mb-tree", false);
+            enc.set_property("option-string", format!("chroma-qp-offset={SEALED_RESTORE_CHROMA_QP_OFFSET}"));
         }
         Quality::Lossless => {
             enc.set_property_from_str("pass", "quant");
             enc.set_property("quantizer", 0u32);
         }
     }
-    enc.set_property_from_str("speed-preset", if live { "superfast" } else { "veryfast" });
+    let preset = match quality {
+        _ if live => "superfast",
+        Quality::CrfUncapped(_) => SEALED_RESTORE_PRESET,
+        Quality::Crf(_) | Quality::Lossless => "veryfast",
+    };
+    enc.set_property_from_str("speed-preset", preset);
     // Tuned for fidelity rather than looks: psychovisual tuning spends bits on texture that
     // restoring an anonymized face does not need. Measured on three clips with the same key:
     // restore +0.3 to +1.0 dB face PSNR for 4 to 20% larger files.
