@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::config::Config;
-use crate::faces::changes::{CellMeans, ChangeMap, Look, Rect};
+use crate::faces::changes::{CellMeans, ChangeMap, Look, Rect, plan_around};
 use crate::faces::cuts::SceneCuts;
 use crate::faces::detect::{DetectionWorker, DetectorSettings, Face, FaceSizeLimits, non_max_suppression};
 use crate::faces::geometry::BBox;
@@ -16,18 +16,23 @@ use crate::faces::track::{Track, Tracker};
 use crate::frame::{FrameMut, downscaled_size};
 use crate::timing::{StageTimes, lap};
 
-/// What the detection threshold is multiplied by when detection skips frames. A face at the edge
-/// of detectability scores around the threshold from frame to frame (a crowd behind a speaker:
-/// 0.31-0.48 on one frame, 0.52-0.56 on the next), so detection on every frame covers it from
-/// its first frame above the threshold, while a detection every few frames that saw it just
-/// below would leave it uncovered until the next. Started from a lower score on the detection
-/// frames, the track covers it in between. With the default threshold, 0.4 becomes 0.24. At 0.3
-/// (a factor of 0.75) one face of the crowd clip, scoring 0.27-0.28 on the frames before, was
-/// left uncovered in one frame with detection every 2nd frame; at 0.24 none is, on any of
-/// scripts/leaks.py's five clips. The extra boxes are faces too small or turned to clear 0.4, and
-/// some that are not faces, which get covered too (CenterFace at 640 px, every 6th frame, boxes a
-/// frame at 0.4 / 0.3 / 0.24: the Hamilton clip 2.7 / 3.2 / 3.5, the crowd clip 0.4 / 1.6 / 4.6,
-/// the sample, juggler and selfie clips none more).
+/// What the detection threshold is multiplied by when detection skips frames, for the faces
+/// that are then looked at again on the frames between. A face at the edge of detectability
+/// scores around the threshold from frame to frame (a crowd behind a speaker: 0.31-0.48 on one
+/// frame, 0.52-0.56 on the next), so detection on every frame covers it from its first frame
+/// above the threshold, while a detection every few frames that saw it just below would leave
+/// it uncovered until the next. At 0.3 (a factor of 0.75) one face of the crowd clip, scoring
+/// 0.27-0.28 on the frames before, was left uncovered in one frame with detection every 2nd
+/// frame; at 0.24 none is, on any of scripts/leaks.py's five clips.
+///
+/// Such a face is a candidate: it keeps a track alive but starts none, and the frames between
+/// look again around the candidates only, starting a track for each that now clears the
+/// threshold, as detection on every frame would. Until 2026-12-01 every box over 0.24 started a
+/// track and was covered: most are heads too small or turned to clear 0.4, and things that are
+/// not faces (CenterFace at 640 px, every 6th frame, boxes a frame at 0.4 / 0.3 / 0.24: the
+/// Hamilton clip 2.7 / 3.2 / 3.5, the crowd clip 0.4 / 1.6 / 4.6, the sample, juggler and selfie
+/// clips none more); on the crowd clip the covered faces grew from 417 to 3,023, and with them
+/// the sealed data and the time in the model.
 pub const SCHEDULED_THRESHOLD_FACTOR: f32 = 0.6;
 
 /// With detection every few frames, the whole frame is looked at at least this often (frames),
@@ -77,7 +82,7 @@ impl FaceFinder {
         Ok(Self {
             worker: DetectionWorker::spawn(settings.clone(), config.runtime.clone())?,
             settings,
-            tracker: Tracker::new(config.tracker.clone()),
+            tracker: Tracker::new(config.tracker.clone()).starting_at(config.detector.threshold),
             detect_every: config.detect_every.max(1),
             cuts: SceneCuts::default(),
             changes: ChangeMap::default(),
@@ -174,9 +179,39 @@ impl FaceFinder {
             let t = Instant::now();
             self.tracker.predict();
             lap(&mut self.times.track, t);
+            if !self.tracker.candidates().is_empty() {
+                self.look_at_candidates(frame)?;
+            }
             self.since_detection = self.since_detection.map(|n| n + 1);
         }
         Ok(self.tracker.tracks())
+    }
+
+    /// Between scheduled detections: a look around the faces the last look found below the
+    /// threshold ([`SCHEDULED_THRESHOLD_FACTOR`]), so that each is covered from the first frame
+    /// it clears it.
+    fn look_at_candidates(&mut self, frame: &FrameMut) -> Result<()> {
+        let t = Instant::now();
+        let (small, scale) = frame.downscaled_rgb(self.settings.max_side);
+        let candidates: Vec<BBox> = self.tracker.candidates().iter().map(|c| c.bbox.scaled(1.0 / scale)).collect();
+        let look = plan_around(&candidates, small.width, small.height);
+        let t = lap(&mut self.times.downscale, t);
+        let found = match look {
+            Look::Regions(regions) => {
+                let mut faces = Vec::new();
+                for r in &regions {
+                    let found = self.worker.detect(small.cropped(r.x, r.y, r.width, r.height), scale)?;
+                    faces.extend(found.iter().map(|f| f.shifted(r.x as f32 * scale, r.y as f32 * scale)));
+                }
+                faces
+            }
+            _ => self.worker.detect(small, scale)?,
+        };
+        let t = lap(&mut self.times.detect, t);
+        self.times.candidate_detections += 1;
+        self.tracker.promote(&found);
+        lap(&mut self.times.track, t);
+        Ok(())
     }
 
     /// A scheduled detection: of the whole frame when `whole` or when detecting every frame,

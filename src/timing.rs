@@ -21,6 +21,9 @@ pub struct StageTimes {
     pub region_detections: u64,
     /// Scheduled detections left out because nothing had changed (not in `detections`).
     pub skipped_detections: u64,
+    /// Looks between scheduled detections at faces found below the threshold to start a track
+    /// (not in `detections`).
+    pub candidate_detections: u64,
     pub faces: u64,
 }
 
@@ -37,6 +40,7 @@ impl StageTimes {
         self.cut_detections += other.cut_detections;
         self.region_detections += other.region_detections;
         self.skipped_detections += other.skipped_detections;
+        self.candidate_detections += other.candidate_detections;
         self.faces += other.faces;
     }
 

@@ -109,3 +109,48 @@ fn between_whole_frame_detections_only_what_changed_is_looked_at() {
     assert_eq!(finder.times().detections, times.detections + 1, "only the plain detect() above");
     assert_eq!(finder.times().skipped_detections, times.skipped_detections + 10);
 }
+
+#[test]
+fn a_face_found_below_the_threshold_is_covered_from_the_first_frame_between_that_it_clears_it() {
+    use faceveil::config::Config;
+    use faceveil::finder::FaceFinder;
+
+    // The astronaut (200 px) in a grey scene, faded towards the grey until CenterFace scores it
+    // between the scheduled detections' share of the threshold and the threshold itself.
+    let photo = image::open(common::repo().join("samples/astronaut.jpg")).unwrap().to_rgb8();
+    let small = image::imageops::resize(&photo, 200, 200, image::imageops::FilterType::Triangle);
+    let scene = |contrast: f32| {
+        let grey = 120.0;
+        let mut canvas = image::RgbImage::from_pixel(1280, 720, image::Rgb([120, 120, 120]));
+        let faded = image::RgbImage::from_fn(200, 200, |x, y| {
+            image::Rgb(small.get_pixel(x, y).0.map(|v| (grey + contrast * (v as f32 - grey)).round() as u8))
+        });
+        image::imageops::overlay(&mut canvas, &faded, 900, 300);
+        faceveil::frame::rgb::RgbImage::from_raw(1280, 720, canvas.into_raw()).unwrap()
+    };
+    let config = Config { detect_every: 2, ..Config::new(common::repo().join("models/sdn")) };
+    let threshold = config.detector.threshold;
+    let mut finder = FaceFinder::new(&config).unwrap();
+    let score = |finder: &mut FaceFinder, contrast: f32| {
+        finder.detect(&common::as_frame(&mut scene(contrast))).unwrap().iter().map(|f| f.score).fold(0.0, f32::max)
+    };
+    // A face a few percent of its contrast (CenterFace at 640 px scores it 0.29 at 4%, 0.41 at
+    // 4.75%, 0.73 at 11%).
+    let low = (1..=100)
+        .map(|i| i as f32 / 400.0)
+        .find(|&c| (0.0..threshold).contains(&score(&mut finder, c)) && score(&mut finder, c) > 0.0)
+        .expect("a contrast at which the face scores under the threshold and is still found");
+    assert!(score(&mut finder, 1.0) >= threshold, "the face at full contrast clears the threshold");
+    let found = |finder: &mut FaceFinder, contrast: f32| finder.find(&common::as_frame(&mut scene(contrast))).unwrap().len();
+    assert_eq!(
+        found(&mut finder, low),
+        0,
+        "scheduled detection: found at {:.2}, below {threshold}: not covered",
+        score(&mut finder, low)
+    );
+    assert_eq!(found(&mut finder, low), 0, "between detections, looked at again and still below");
+    assert_eq!(finder.times().candidate_detections, 1);
+    assert_eq!(found(&mut finder, low), 0, "the next scheduled detection");
+    assert_eq!(found(&mut finder, 1.0), 1, "between detections, at full contrast: covered from this frame");
+    assert_eq!(finder.times().candidate_detections, 2);
+}

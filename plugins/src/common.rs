@@ -266,7 +266,7 @@ pub fn shared_properties(groups: Groups) -> Vec<glib::ParamSpec> {
         glib::ParamSpecFloat::builder("threshold")
             .nick("Threshold")
             .blurb(&format!(
-                "Minimum detection confidence (0..1); with a detect-interval above 1 the scheduled detections take faces from {} of it, so that the tracks already cover a face hovering around it",
+                "Minimum detection confidence (0..1); with a detect-interval above 1 the faces the scheduled detections find from {} of it are looked at again on the frames between, so that one hovering around it is covered from its first frame above",
                 faceveil::finder::SCHEDULED_THRESHOLD_FACTOR
             ))
             .minimum(0.01)
@@ -430,6 +430,7 @@ pub fn stage_times_value<'a>(times: impl IntoIterator<Item = &'a StageTimes>) ->
         .field("cut-detections", total.cut_detections)
         .field("region-detections", total.region_detections)
         .field("skipped-detections", total.skipped_detections)
+        .field("candidate-detections", total.candidate_detections)
         .field("faces", total.faces)
         .build()
         .to_value()

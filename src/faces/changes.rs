@@ -182,31 +182,60 @@ impl ChangeMap {
                     }
                 }
             }
-            let mut i = 0;
-            while i < regions.len() {
-                if let Some(j) = (i + 1..regions.len()).find(|&j| regions[i].overlaps(&regions[j])) {
-                    let other = regions.swap_remove(j);
-                    regions[i] = regions[i].union(&other);
-                    joined = true;
-                } else {
-                    i += 1;
-                }
-            }
+            joined |= merge_overlapping(&mut regions);
             if !joined {
                 break;
             }
         }
-        let rects: Vec<Rect> = regions.iter().map(|r| Rect::around(r, width, height)).collect();
-        let area: usize = rects.iter().map(|r| r.width * r.height).sum();
-        if area as f32 > REGION_AT_MOST * (width * height) as f32 {
-            return Look::Whole;
-        }
-        Look::Regions(rects)
+        within(&regions, width, height)
     }
 
     pub fn reset(&mut self) {
         self.looked = None;
     }
+}
+
+/// Plans a look at `faces` alone (boxes in pixels of a `width` x `height` downscaled frame):
+/// each with the margin a face the changes touch gets, those that overlap merged, or the
+/// whole frame when they would cover much of it.
+pub fn plan_around(faces: &[BBox], width: usize, height: usize) -> Look {
+    let half = MIN_REGION_SIDE / 2.0;
+    let mut regions: Vec<BBox> = faces
+        .iter()
+        .map(|f| {
+            let (cx, cy) = f.center();
+            f.grown(FACE_MARGIN).union(&BBox { x0: cx - half, y0: cy - half, x1: cx + half, y1: cy + half })
+        })
+        .collect();
+    while merge_overlapping(&mut regions) {}
+    within(&regions, width, height)
+}
+
+/// Merges the boxes that overlap, pairwise; whether any did.
+fn merge_overlapping(regions: &mut Vec<BBox>) -> bool {
+    let mut merged = false;
+    let mut i = 0;
+    while i < regions.len() {
+        if let Some(j) = (i + 1..regions.len()).find(|&j| regions[i].overlaps(&regions[j])) {
+            let other = regions.swap_remove(j);
+            regions[i] = regions[i].union(&other);
+            merged = true;
+        } else {
+            i += 1;
+        }
+    }
+    merged
+}
+
+/// `regions` as whole pixels of a `width` x `height` frame, or the whole frame when they would
+/// cover much of it ([`REGION_AT_MOST`]).
+fn within(regions: &[BBox], width: usize, height: usize) -> Look {
+    let rects: Vec<Rect> = regions.iter().map(|r| Rect::around(r, width, height)).collect();
+    let area: usize = rects.iter().map(|r| r.width * r.height).sum();
+    if area as f32 > REGION_AT_MOST * (width * height) as f32 {
+        return Look::Whole;
+    }
+    Look::Regions(rects)
 }
 
 #[cfg(test)]

@@ -92,19 +92,37 @@ pub struct Tracker {
     settings: TrackerSettings,
     tracks: Vec<Track>,
     next_id: u64,
+    /// The score a detection needs to start a track; below it, one that joins no track is a
+    /// candidate.
+    start_at: f32,
+    /// The last look's detections that joined no track and scored below `start_at`.
+    candidates: Vec<Face>,
 }
 
 impl Tracker {
+    /// A tracker that starts a track for every detection that joins none.
     pub fn new(settings: TrackerSettings) -> Self {
-        Self { settings, tracks: Vec::new(), next_id: 1 }
+        Self { settings, tracks: Vec::new(), next_id: 1, start_at: 0.0, candidates: Vec::new() }
+    }
+
+    /// Starts tracks only for detections that score at least `score`: the others keep tracks
+    /// alive, and those that join none are [`Tracker::candidates`].
+    pub fn starting_at(self, score: f32) -> Self {
+        Self { start_at: score, ..self }
     }
 
     pub fn tracks(&self) -> &[Track] {
         &self.tracks
     }
 
+    /// Faces the last look found that scored too low to start a track and joined none.
+    pub fn candidates(&self) -> &[Face] {
+        &self.candidates
+    }
+
     pub fn reset(&mut self) {
         self.tracks.clear();
+        self.candidates.clear();
     }
 
     /// Advances every track one frame without a detection.
@@ -146,7 +164,8 @@ impl Tracker {
     }
 
     /// Folds one frame's detections in: first [`Tracker::predict`], then greedy matching by
-    /// closeness, then new tracks for unmatched detections (covered from their first frame).
+    /// closeness, then new tracks for unmatched detections that score enough (covered from
+    /// their first frame); the rest become the candidates.
     pub fn update(&mut self, detections: &[Face]) {
         self.predict();
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
@@ -171,20 +190,39 @@ impl Tracker {
         for (t, used) in self.tracks.iter_mut().zip(&track_used) {
             t.coasting = !used;
         }
-        for (di, d) in detections.iter().enumerate() {
-            if !det_used[di] {
-                self.tracks.push(Track {
-                    id: self.next_id,
-                    bbox: d.bbox,
-                    score: d.score,
-                    landmarks: d.landmarks,
-                    velocity: (0.0, 0.0),
-                    frames_since_detection: 0,
-                    coasting: false,
-                });
-                self.next_id += 1;
+        self.candidates.clear();
+        for (d, _) in detections.iter().zip(det_used).filter(|(_, used)| !used) {
+            self.start_or_keep(d);
+        }
+    }
+
+    /// Between detections, the faces of a look at the candidates: each that now scores enough
+    /// and joins no track starts one; the others below the score are the candidates still.
+    pub fn promote(&mut self, found: &[Face]) {
+        self.candidates.clear();
+        for d in found {
+            if !self.tracks.iter().any(|t| self.match_cost(&t.bbox, &d.bbox).is_some()) {
+                self.start_or_keep(d);
             }
         }
+    }
+
+    /// A track for a detection that joins none, or a candidate when it scores too low.
+    fn start_or_keep(&mut self, d: &Face) {
+        if d.score < self.start_at {
+            self.candidates.push(d.clone());
+            return;
+        }
+        self.tracks.push(Track {
+            id: self.next_id,
+            bbox: d.bbox,
+            score: d.score,
+            landmarks: d.landmarks,
+            velocity: (0.0, 0.0),
+            frames_since_detection: 0,
+            coasting: false,
+        });
+        self.next_id += 1;
     }
 
     fn match_cost(&self, a: &BBox, b: &BBox) -> Option<f32> {
@@ -310,6 +348,25 @@ mod tests {
             tr.hold();
         }
         assert_eq!(tr.tracks().len(), 1, "the missed face expired; the found one is held");
+    }
+
+    #[test]
+    fn a_low_score_keeps_a_track_alive_but_starts_none_until_it_scores_enough() {
+        let mut tr = Tracker::new(TrackerSettings { max_missed_frames: 2, ..Default::default() }).starting_at(0.4);
+        let low = |x: f32, score: f32| Face { score, ..det(x, 0.0, 40.0) };
+        tr.update(&[low(0.0, 0.9), low(300.0, 0.3)]);
+        assert_eq!(tr.tracks().len(), 1, "the face at 0.3 is not covered");
+        assert_eq!(tr.candidates().len(), 1);
+        assert_eq!(tr.candidates()[0].bbox, det(300.0, 0.0, 40.0).bbox);
+        for _ in 0..4 {
+            tr.update(&[low(0.0, 0.3)]);
+        }
+        assert_eq!(tr.tracks().len(), 1, "a face found at 0.9 stays covered at 0.3");
+        assert!(tr.candidates().is_empty(), "what joins a track is no candidate");
+        tr.predict();
+        tr.promote(&[low(1.0, 0.9), low(300.0, 0.35), low(600.0, 0.5)]);
+        assert_eq!(tr.tracks().len(), 2, "the face at 0.5 starts a track; the one at 0.9 had one");
+        assert_eq!(tr.candidates().len(), 1, "the one at 0.35 is a candidate still");
     }
 
     #[test]

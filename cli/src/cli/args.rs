@@ -282,7 +282,7 @@ fn detect_interval_help() -> String {
 /// --threshold's help, with the factor scheduled detections apply as the frame path defines it.
 fn threshold_help() -> String {
     format!(
-        "Minimum detection confidence (with --detect-interval above 1, detections take faces from {} of it)",
+        "Minimum detection confidence (with --detect-interval above 1, faces from {} of it are looked at again on the frames between)",
         faceveil::finder::SCHEDULED_THRESHOLD_FACTOR
     )
 }

@@ -145,8 +145,15 @@ pub fn bench(clip: &Path, describe: &str, settings: &Settings, baseline: bool) -
         latency.max.as_secs_f64() * 1000.0
     );
     println!(
-        "detections: {} of {} frames ({} at scene cuts, {} of the changed part only; {} more left out, nothing had changed), faces processed: {}",
-        times.detections, times.frames, times.cut_detections, times.region_detections, times.skipped_detections, times.faces
+        "detections: {} of {} frames ({} at scene cuts, {} of the changed part only; {} more left out, nothing had changed; \
+         {} looks between at faces below the threshold), faces processed: {}",
+        times.detections,
+        times.frames,
+        times.cut_detections,
+        times.region_detections,
+        times.skipped_detections,
+        times.candidate_detections,
+        times.faces
     );
     println!("ms per frame by stage:");
     for (name, d) in times.stages() {

@@ -62,9 +62,9 @@ pub struct CameraConfig {
     pub detector: DetectorKind,
     #[serde(default = "detect_every")]
     pub detect_interval: u32,
-    /// Faces scoring below this are not covered (with detect_interval above 1 the scheduled
-    /// detections take faces from a share of it, `finder::SCHEDULED_THRESHOLD_FACTOR`); higher costs
-    /// less in crowds and covers fewer faces.
+    /// Faces scoring below this are not covered (with detect_interval above 1 those from a share
+    /// of it, `finder::SCHEDULED_THRESHOLD_FACTOR`, are looked at again on the frames between);
+    /// higher costs less in crowds and covers fewer faces.
     #[serde(default = "threshold")]
     pub threshold: f32,
     /// CPU threads for each of the camera's models; 0: one per core.
