@@ -13,6 +13,7 @@ use crate::faces::cuts::SceneCuts;
 use crate::faces::detect::{DetectionWorker, DetectorSettings, Face, FaceSizeLimits, non_max_suppression};
 use crate::faces::geometry::BBox;
 use crate::faces::track::{Track, Tracker};
+use crate::frame::rgb::RgbImage;
 use crate::frame::{FrameMut, downscaled_size};
 use crate::timing::{StageTimes, lap};
 
@@ -197,15 +198,8 @@ impl FaceFinder {
         let look = plan_around(&candidates, small.width, small.height);
         let t = lap(&mut self.times.downscale, t);
         let found = match look {
-            Look::Regions(regions) => {
-                let mut faces = Vec::new();
-                for r in &regions {
-                    let found = self.worker.detect(small.cropped(r.x, r.y, r.width, r.height), scale)?;
-                    faces.extend(found.iter().map(|f| f.shifted(r.x as f32 * scale, r.y as f32 * scale)));
-                }
-                faces
-            }
-            _ => self.worker.detect(small, scale)?,
+            Look::Regions(regions) => detect_in(&self.worker, &small, &regions, scale)?,
+            Look::Whole | Look::Nothing => self.worker.detect(small, scale)?,
         };
         let t = lap(&mut self.times.detect, t);
         self.times.candidate_detections += 1;
@@ -250,11 +244,7 @@ impl FaceFinder {
                 lap(&mut self.times.track, t);
             }
             Look::Regions(regions) => {
-                let mut faces = Vec::new();
-                for r in &regions {
-                    let found = self.worker.detect(small.cropped(r.x, r.y, r.width, r.height), scale)?;
-                    faces.extend(found.iter().map(|f| f.shifted(r.x as f32 * scale, r.y as f32 * scale)));
-                }
+                let faces = detect_in(&self.worker, &small, &regions, scale)?;
                 let t = lap(&mut self.times.detect, t);
                 self.times.detections += 1;
                 self.times.region_detections += 1;
@@ -283,6 +273,16 @@ impl FaceFinder {
         self.since_whole = None;
         self.frame_size = None;
     }
+}
+
+/// The faces in `regions` of the downscaled frame `small`, in frame coordinates.
+fn detect_in(worker: &DetectionWorker, small: &RgbImage, regions: &[Rect], scale: f32) -> Result<Vec<Face>> {
+    let mut faces = Vec::new();
+    for r in regions {
+        let found = worker.detect(small.cropped(r.x, r.y, r.width, r.height), scale)?;
+        faces.extend(found.iter().map(|f| f.shifted(r.x as f32 * scale, r.y as f32 * scale)));
+    }
+    Ok(faces)
 }
 
 /// Tiles of `side` pixels (fewer at the right and bottom edges) over a `width` x `height`
