@@ -257,9 +257,11 @@ impl FaceFinder {
         Ok(())
     }
 
-    /// Feeds detections made elsewhere (e.g. upstream region-of-interest metas) to the tracker.
+    /// Feeds faces found elsewhere (e.g. faceveildetect's region-of-interest metas) to the
+    /// tracker. They are covered whatever their score: faceveildetect keeps a track alive below
+    /// its threshold, and its threshold need not be this one's.
     pub fn observe(&mut self, faces: &[Face]) -> &[Track] {
-        self.tracker.update(faces);
+        self.tracker.update_covering(faces);
         self.since_detection = Some(0);
         self.tracker.tracks()
     }

@@ -153,4 +153,15 @@ fn a_face_found_below_the_threshold_is_covered_from_the_first_frame_between_that
     assert_eq!(found(&mut finder, low), 0, "the next scheduled detection");
     assert_eq!(found(&mut finder, 1.0), 1, "between detections, at full contrast: covered from this frame");
     assert_eq!(finder.times().candidate_detections, 2);
+    // Faces another element reports (faceveildetect's tracks, kept alive below its threshold) are
+    // covered at any score.
+    let elsewhere = faceveil::faces::detect::Face {
+        bbox: faceveil::faces::geometry::BBox { x0: 100.0, y0: 100.0, x1: 180.0, y1: 180.0 },
+        score: threshold / 2.0,
+        landmarks: None,
+    };
+    assert!(
+        finder.observe(std::slice::from_ref(&elsewhere)).iter().any(|t| t.bbox.iou(&elsewhere.bbox) > 0.9),
+        "an observed face is covered"
+    );
 }

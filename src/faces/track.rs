@@ -167,6 +167,17 @@ impl Tracker {
     /// closeness, then new tracks for unmatched detections that score enough (covered from
     /// their first frame); the rest become the candidates.
     pub fn update(&mut self, detections: &[Face]) {
+        self.fold_in(detections, self.start_at);
+    }
+
+    /// Folds in faces found elsewhere that are to be covered, whatever their score (another
+    /// element's tracks, which it keeps alive below its threshold): each that joins no track
+    /// starts one.
+    pub fn update_covering(&mut self, faces: &[Face]) {
+        self.fold_in(faces, f32::NEG_INFINITY);
+    }
+
+    fn fold_in(&mut self, detections: &[Face], start_at: f32) {
         self.predict();
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (ti, t) in self.tracks.iter().enumerate() {
@@ -192,7 +203,7 @@ impl Tracker {
         }
         self.candidates.clear();
         for (d, _) in detections.iter().zip(det_used).filter(|(_, used)| !used) {
-            self.start_or_keep(d);
+            self.start_or_keep(d, start_at);
         }
     }
 
@@ -202,14 +213,14 @@ impl Tracker {
         self.candidates.clear();
         for d in found {
             if !self.tracks.iter().any(|t| self.match_cost(&t.bbox, &d.bbox).is_some()) {
-                self.start_or_keep(d);
+                self.start_or_keep(d, self.start_at);
             }
         }
     }
 
-    /// A track for a detection that joins none, or a candidate when it scores too low.
-    fn start_or_keep(&mut self, d: &Face) {
-        if d.score < self.start_at {
+    /// A track for a detection that joins none, or a candidate when it scores below `start_at`.
+    fn start_or_keep(&mut self, d: &Face, start_at: f32) {
+        if d.score < start_at {
             self.candidates.push(d.clone());
             return;
         }
@@ -367,6 +378,9 @@ mod tests {
         tr.promote(&[low(1.0, 0.9), low(300.0, 0.35), low(600.0, 0.5)]);
         assert_eq!(tr.tracks().len(), 2, "the face at 0.5 starts a track; the one at 0.9 had one");
         assert_eq!(tr.candidates().len(), 1, "the one at 0.35 is a candidate still");
+        tr.update_covering(&[low(900.0, 0.3)]);
+        assert_eq!(tr.tracks().len(), 3, "a face found elsewhere to be covered is, at any score");
+        assert!(tr.candidates().is_empty());
     }
 
     #[test]
