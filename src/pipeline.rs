@@ -279,8 +279,8 @@ impl Restorer {
     /// keyframe). A sealed face that does not open fails the frame, naming it.
     ///
     /// The password does not restore a face its seal then gives back whole (what is sealed is
-    /// all the effect may rewrite): on 05_crowd_mot20-08_960x366.mp4, 24 faces a frame, that
-    /// took 21 of a restore's 26 seconds. A face that overlaps one the password restores still
+    /// all the effect may rewrite): on 05_crowd_mot20-08_960x366.mp4 anonymized with 24 faces a
+    /// frame, that took 21 of a restore's 26 seconds. A face that overlaps one the password restores still
     /// goes through it too, so that the overlapping faces are undone in their order as before.
     pub fn process_record(&mut self, frame: &mut FrameMut, record: &FrameRecord) -> Result<usize> {
         let places: Vec<Option<(Region, FacePlace)>> =
