@@ -343,6 +343,7 @@ mod tests {
 
     use super::*;
     use crate::frame::PixelFormat;
+    use crate::model::SdnSpec;
 
     fn bundled_model() -> Config {
         Config::new(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models/sdn")))
@@ -361,6 +362,18 @@ mod tests {
         header.model_sha256 = "00".repeat(32);
         let e = Restorer::new(&config, Some(b"alpha"), &header).err().expect("another model's stream");
         assert!(matches!(e.downcast_ref::<Error>(), Some(Error::ModelMismatch { .. })), "{e:#}");
+    }
+
+    #[test]
+    fn a_stream_of_an_earlier_graph_of_the_same_map_restores_and_one_of_another_map_does_not() {
+        let config = bundled_model();
+        let (spec, _) = SdnSpec::load(&config.model).unwrap();
+        let mut header = Anonymizer::new(&config, Some(b"alpha")).unwrap().header().unwrap().clone();
+        let earlier = spec.same_map_as.first().expect("the bundled model lists the graphs it replaced");
+        header.model_sha256 = earlier.clone();
+        assert!(Restorer::new(&config, Some(b"alpha"), &header).is_ok(), "a stream of {earlier} is refused");
+        header.model_sha256.replace_range(..2, if earlier.starts_with("00") { "11" } else { "00" });
+        assert!(Restorer::new(&config, Some(b"alpha"), &header).is_err());
     }
 
     #[test]

@@ -71,6 +71,11 @@ pub struct SdnSpec {
     pub output: String,
     #[serde(default)]
     pub sha256: BTreeMap<String, String>,
+    /// SHA-256 of earlier anonymize graphs that compute the same map (a faster rewrite of the
+    /// graph, checked equal to float tolerance by export.py): streams whose header names one of
+    /// them restore with this model.
+    #[serde(default)]
+    pub same_map_as: Vec<String>,
     /// The landmarks given for a face the detector gave none (a model with a landmarks input).
     #[serde(default)]
     pub mean_landmarks: Option<[f32; LANDMARK_VALUES]>,
