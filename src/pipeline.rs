@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 use crate::Error;
 use crate::config::Config;
 use crate::faces::blend::CropContext;
+use crate::faces::detect::{self, DetectorKind};
 use crate::faces::effects::Mode;
 use crate::faces::steady::SteadyCrops;
 use crate::faces::track::Track;
@@ -44,6 +45,42 @@ fn open_sdn(
     let (model, secret) = (model?, secret?);
     let attributes = Zeroizing::new(model.spec.attribute_vector(&config.attributes)?);
     Ok(Veil::sdn(SdnKeyed::new(model, secret, keying, attributes)).with_mask_scale(config.mask_scale))
+}
+
+/// The models an [`Anonymizer`] (`direction` anonymize: the detector and the SDN) or a
+/// [`Restorer`] (the restore graph) of `config` will open, opened on a thread of their own and
+/// held until this is dropped. A front end that must find its decoder first (GStreamer's
+/// decodebin took 0.4 s of the sample's run) starts them meanwhile, and its elements then find
+/// the sessions open ([`crate::runtime::shared`]), or wait for the one being opened. Failures
+/// are left to the elements, which open the same models and report them.
+pub struct WarmModels {
+    done: Option<crossbeam_channel::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WarmModels {
+    pub fn start(config: &Config, direction: Direction) -> Self {
+        let config = config.clone();
+        let (done, wait) = crossbeam_channel::bounded::<()>(0);
+        let thread = std::thread::Builder::new().name("faceveil-warm".into()).spawn(move || {
+            let detector = (direction == Direction::Anonymize && config.detector.kind == DetectorKind::CenterFace)
+                .then(|| detect::open(&config.detector, &config.runtime));
+            let sdn = (config.mode == Mode::Sdn)
+                .then(|| SdnModel::open(&config.model, config.variant.as_deref(), direction, &config.runtime));
+            let _ = wait.recv();
+            drop((detector, sdn));
+        });
+        Self { done: Some(done), thread: thread.ok() }
+    }
+}
+
+impl Drop for WarmModels {
+    fn drop(&mut self) {
+        self.done.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// What one frame produced.
@@ -362,6 +399,21 @@ mod tests {
         header.model_sha256 = "00".repeat(32);
         let e = Restorer::new(&config, Some(b"alpha"), &header).err().expect("another model's stream");
         assert!(matches!(e.downcast_ref::<Error>(), Some(Error::ModelMismatch { .. })), "{e:#}");
+    }
+
+    #[test]
+    fn warm_models_are_the_sessions_the_pipeline_then_opens() {
+        let mut config = bundled_model();
+        config.runtime.intra_threads = 3; // threads no other test asks for: a session of its own
+        let warm = WarmModels::start(&config, Direction::Restore);
+        let sdn = SdnModel::open(&config.model, None, Direction::Restore, &config.runtime).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while sdn.session_users() < 2 {
+            assert!(std::time::Instant::now() < deadline, "the warm thread opened a session of its own, or none");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        drop(warm);
+        assert_eq!(sdn.session_users(), 1, "dropping the warm models lets go of their sessions");
     }
 
     #[test]

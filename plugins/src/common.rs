@@ -336,17 +336,6 @@ pub fn shared_properties(groups: Groups) -> Vec<glib::ParamSpec> {
     v
 }
 
-/// The threads each model gets where the `threads` property is 0. In a stream the detector,
-/// the SDN, the decoder and the encoder run side by side, so a model's threads share the cores
-/// with the other stages; one model on every core then spends more CPU handing work between
-/// its threads than it gains. Measured with `faceveil anonymize samples/faces_720p.mp4` on 2
-/// cores (AMD EPYC, 2026-12-02, 4 runs each, alternated): one thread a model 5.30 s and 9.54 CPU
-/// seconds, one a core 5.43 s and 10.09; CenterFace alone at 640 x 384 (Python, onnxruntime
-/// 1.32.0) took 57 ms and 57 CPU-ms on one thread, 34 ms and 64 CPU-ms on two.
-fn stream_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
-}
-
 impl Shared {
     /// Sets a shared property; false when `name` is not one.
     pub fn set(&mut self, name: &str, value: &glib::Value) -> bool {
@@ -400,7 +389,7 @@ impl Shared {
             ProviderProp::TensorRt => Provider::TensorRt,
         };
         config.runtime.intra_threads = match self.threads {
-            0 => stream_threads(),
+            0 => faceveil::runtime::stream_threads(),
             n => n as usize,
         };
         config.detector = DetectorSettings {

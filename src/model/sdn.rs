@@ -195,6 +195,12 @@ impl SdnModel {
         Ok(Self { spec, variant, model_hash, session: shared, direction })
     }
 
+    /// How many users in the process hold this model's session.
+    #[cfg(test)]
+    pub(crate) fn session_users(&self) -> usize {
+        self.session.users()
+    }
+
     pub fn direction(&self) -> Direction {
         self.direction
     }

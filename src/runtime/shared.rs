@@ -58,6 +58,12 @@ impl SharedSession {
     pub fn lock(&self) -> MutexGuard<'_, Session> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// How many users hold the session.
+    #[cfg(test)]
+    pub(crate) fn users(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
 }
 
 /// The session of `model` on `opts`: the one already open in this process if any, otherwise a

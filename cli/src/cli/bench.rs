@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use faceveil::model::Direction;
 use faceveil::timing::StageTimes;
 use gst::prelude::*;
 
@@ -81,6 +82,7 @@ fn run(input: &Input, settings: Option<&Settings>) -> Result<RunResult> {
     // Start-up counts from here: the elements are made, then their models load and the key is
     // derived as the pipeline starts, then the first frame is decoded and anonymized.
     let started = Instant::now();
+    let _warm = settings.map(|s| s.warm(Direction::Anonymize));
     let stage = match settings {
         Some(settings) => {
             let elements = settings.anonymizer(None)?;

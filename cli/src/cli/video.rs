@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result, anyhow, bail};
 use faceveil::config::Config;
+use faceveil::model::Direction;
+use faceveil::pipeline::WarmModels;
 use faceveil::stream::sidecar;
 use faceveil::timing::StageTimes;
 use gst::prelude::*;
@@ -281,6 +283,16 @@ impl Settings {
             set(&veil, "sealed-lossless", self.sealing.lossless)?;
         }
         Ok(vec![detect, stage_queue()?, veil])
+    }
+
+    /// The models of `direction` opened while the decoder is found (see [`WarmModels`]), on
+    /// the threads the elements will ask for.
+    pub fn warm(&self, direction: Direction) -> WarmModels {
+        let mut config = self.config.clone();
+        if config.runtime.intra_threads == 0 {
+            config.runtime.intra_threads = faceveil::runtime::stream_threads();
+        }
+        WarmModels::start(&config, direction)
     }
 
     /// `faceunveil`, with the sidecar and the header where the command was given them; otherwise
@@ -728,6 +740,7 @@ fn partial(path: &Path) -> PathBuf {
 pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Option<&Path>) -> Result<()> {
     let side_path = sidecar::path_for(output);
     let side_tmp = partial(&side_path);
+    let _warm = settings.warm(Direction::Anonymize);
     let elements = settings.anonymizer(Some(&side_tmp))?;
     let boxes_out: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
     if boxes.is_some() {
@@ -778,6 +791,7 @@ pub fn restore(
     header: Option<&str>,
     quality: Quality,
 ) -> Result<()> {
+    let _warm = settings.warm(Direction::Restore);
     let elements = settings.restorer(sidecar, header)?;
     let t = transcode(input, output, Stage { elements, sei: Sei::Read, quality })?;
     eprintln!("{} frames restored -> {}", t.frames, output.display());
