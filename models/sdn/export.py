@@ -278,19 +278,20 @@ class Graph:
         """canonical_undo of facespace.py."""
         b, fs = self.b, self.fs
         vm = v2 if linear else b.op("Sub", [v2, b.const(fs.mu)])
-        if self.alpha != 1.0:
-            z2 = b.matmul(vm, fs.ana_alpha.T, 1, f16=True)
-            r = b.op("Sub", [vm, b.matmul(z2, fs.syn.T, 1, f16=True)])
-            r = b.op("Mul", [r, b.const(fs.detail_gain)])
-        else:
-            z2 = b.matmul(vm, fs.ana.T, 1, f16=True)
-            r = b.op("Sub", [vm, b.matmul(z2, fs.syn.T, 1, f16=True)])
-        if not linear:
-            z2 = b.op("Sub", [z2, self.attr_shift()])
-        u2 = b.matmul(z2, fs.Q, 1)
+        z2 = b.matmul(vm, fs.ana_alpha.T if self.alpha != 1.0 else fs.ana.T, 1, f16=True)
+        zs = b.op("Sub", [z2, self.attr_shift()]) if not linear else z2
+        u2 = b.matmul(zs, fs.Q, 1)
         du = b.op("Sub", [self.rotate(u2, inverse=True), u2])
-        z = b.op("Add", [z2, b.matmul(du, fs.Q.T, 1)])
-        v = b.op("Add", [b.matmul(z, fs.syn.T, 1, f16=True), r])
+        z = b.op("Add", [zs, b.matmul(du, fs.Q.T, 1)])
+        # v = z syn + r with r = (vm - z2 syn) (x the detail gain): z and z2 through the
+        # synthesis in one product, as in change().
+        both = b.op("Concat", [b.op("Unsqueeze", [z, b.const([0], np.int64)]),
+                               b.op("Unsqueeze", [z2, b.const([0], np.int64)])], axis=0)  # [2,N,K]
+        out = b.matmul(both, fs.syn.T, 2, f16=True)
+        r = b.op("Sub", [vm, b.op("Gather", [out, b.const(1, np.int64)], axis=0)])
+        if self.alpha != 1.0:
+            r = b.op("Mul", [r, b.const(fs.detail_gain)])
+        v = b.op("Add", [b.op("Gather", [out, b.const(0, np.int64)], axis=0), r])
         return b.op("Sub", [v, vm])
 
 
