@@ -258,7 +258,7 @@ pub fn shared_properties(groups: Groups) -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecUInt::builder("threads")
             .nick("Threads")
-            .blurb("CPU threads each model (detector, SDN) may use (0: half the cores, at least one)")
+            .blurb("CPU threads each model (detector, SDN) may use (0: one per core)")
             .maximum(256)
             .default_value(DEFAULT_THREADS)
             .mutable_ready()
@@ -388,10 +388,7 @@ impl Shared {
             ProviderProp::Cuda => Provider::Cuda,
             ProviderProp::TensorRt => Provider::TensorRt,
         };
-        config.runtime.intra_threads = match self.threads {
-            0 => faceveil::runtime::stream_threads(),
-            n => n as usize,
-        };
+        config.runtime.intra_threads = self.threads as usize;
         config.detector = DetectorSettings {
             kind: match self.detector {
                 DetectorProp::CenterFace => DetectorKind::CenterFace,

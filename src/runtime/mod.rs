@@ -72,18 +72,6 @@ pub struct RuntimeOptions {
     pub device_id: i32,
 }
 
-/// The threads each model gets in a stream where none were asked for: half the cores, at least
-/// one. In a stream the detector, the SDN, the decoder and the encoder run side by side, so a
-/// model's threads share the cores with the other stages, and one model on every core spends
-/// more CPU handing work between its threads than it gains. Measured with `faceveil anonymize
-/// samples/faces_720p.mp4` on 2 cores (AMD EPYC, 2026-12-02, 4 runs each, alternated): one
-/// thread a model 5.30 s and 9.54 CPU seconds, one a core 5.43 s and 10.09; CenterFace alone at
-/// 640 x 384 (Python, onnxruntime 1.32.0) took 57 ms and 57 CPU-ms on one thread, 34 ms and 64
-/// CPU-ms on two.
-pub fn stream_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
-}
-
 impl Default for RuntimeOptions {
     fn default() -> Self {
         Self { provider: Provider::Cpu, intra_threads: 0, device_id: 0 }

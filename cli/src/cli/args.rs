@@ -210,7 +210,7 @@ pub struct CommonArgs {
     /// ONNX Runtime execution provider: cpu, cuda or tensorrt (never falls back silently)
     #[arg(long, default_value = "cpu")]
     pub provider: Provider,
-    /// CPU threads each model (detector, SDN) may use; 0: half the cores for videos and streams (where the models share the cores with the decoder and encoder), one per core for photos
+    /// CPU threads each model (detector, SDN) may use; 0: one per core
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Face detector: centerface or seeta

@@ -285,14 +285,10 @@ impl Settings {
         Ok(vec![detect, stage_queue()?, veil])
     }
 
-    /// The models of `direction` opened while the decoder is found (see [`WarmModels`]), on
-    /// the threads the elements will ask for.
+    /// The models of `direction` opened while the decoder is found (see [`WarmModels`]), with
+    /// the options the elements will ask for them with.
     pub fn warm(&self, direction: Direction) -> WarmModels {
-        let mut config = self.config.clone();
-        if config.runtime.intra_threads == 0 {
-            config.runtime.intra_threads = faceveil::runtime::stream_threads();
-        }
-        WarmModels::start(&config, direction)
+        WarmModels::start(&self.config, direction)
     }
 
     /// `faceunveil`, with the sidecar and the header where the command was given them; otherwise
