@@ -456,6 +456,7 @@ def main():
     info = json.loads(str(fs.info))
     spec_path = os.path.join(args.out, "sdn.json")
     spec = json.load(open(spec_path))
+    earlier_id, earlier_graph = spec.get("model_id"), spec.get("sha256", {}).get("sdn.onnx")
     spec["model_id"] = MODEL_ID
     spec["default_variant"] = "fast"
     spec["inputs"] = {"image": "image", "key": "key", "attributes": "attributes"}
@@ -486,14 +487,15 @@ def main():
     spec["sha256"] = {f: sha256(os.path.join(args.out, f)) for f in ("sdn.onnx", "sdn_restore.onnx")}
     # Stream headers name the anonymize graph by its hash. Earlier graphs of this model id that
     # compute the same map (--compare, both directions within SAME_MAP_TOLERANCE) are listed so
-    # that the streams they made still restore; a new map starts the list afresh.
+    # that the streams they made still restore. Without --compare the list is kept only for the
+    # same anonymize graph (a re-export); anything unchecked starts it afresh.
     same = []
     if args.compare and res:
         ref_spec = json.load(open(os.path.join(args.compare, "sdn.json")))
         against = res["against_" + os.path.basename(os.path.normpath(args.compare))]
         if ref_spec.get("model_id") == MODEL_ID and all(v["maxabs_vs_ref"] <= SAME_MAP_TOLERANCE for v in against.values()):
             same = ref_spec.get("same_map_as", []) + [sha256(os.path.join(args.compare, "sdn.onnx"))]
-    elif spec.get("model_id") == MODEL_ID:
+    elif earlier_id == MODEL_ID and earlier_graph == spec["sha256"]["sdn.onnx"]:
         same = spec.get("same_map_as", [])
     spec["same_map_as"] = sorted(set(same) - {spec["sha256"]["sdn.onnx"]})
     with open(spec_path + ".tmp", "w") as f:
