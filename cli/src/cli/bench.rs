@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use faceveil::model::Direction;
+use faceveil::pipeline::WarmModels;
 use faceveil::timing::StageTimes;
 use gst::prelude::*;
 
@@ -82,7 +83,7 @@ fn run(input: &Input, settings: Option<&Settings>) -> Result<RunResult> {
     // Start-up counts from here: the elements are made, then their models load and the key is
     // derived as the pipeline starts, then the first frame is decoded and anonymized.
     let started = Instant::now();
-    let _warm = settings.map(|s| s.warm(Direction::Anonymize));
+    let _warm = settings.map(|s| WarmModels::start(&s.config, Direction::Anonymize));
     let stage = match settings {
         Some(settings) => {
             let elements = settings.anonymizer(None)?;

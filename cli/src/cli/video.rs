@@ -285,12 +285,6 @@ impl Settings {
         Ok(vec![detect, stage_queue()?, veil])
     }
 
-    /// The models of `direction` opened while the decoder is found (see [`WarmModels`]), with
-    /// the options the elements will ask for them with.
-    pub fn warm(&self, direction: Direction) -> WarmModels {
-        WarmModels::start(&self.config, direction)
-    }
-
     /// `faceunveil`, with the sidecar and the header where the command was given them; otherwise
     /// it finds the header in the stream (SEI, tag) and adopts a new one wherever it changes.
     pub fn restorer(&self, sidecar: Option<&Path>, header: Option<&str>) -> Result<Vec<gst::Element>> {
@@ -736,7 +730,7 @@ fn partial(path: &Path) -> PathBuf {
 pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Option<&Path>) -> Result<()> {
     let side_path = sidecar::path_for(output);
     let side_tmp = partial(&side_path);
-    let _warm = settings.warm(Direction::Anonymize);
+    let _warm = WarmModels::start(&settings.config, Direction::Anonymize);
     let elements = settings.anonymizer(Some(&side_tmp))?;
     let boxes_out: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
     if boxes.is_some() {
@@ -787,7 +781,8 @@ pub fn restore(
     header: Option<&str>,
     quality: Quality,
 ) -> Result<()> {
-    let _warm = settings.warm(Direction::Restore);
+    // Identities alone open only the sealed faces: the restore graph is not needed then.
+    let _warm = settings.password.is_some().then(|| WarmModels::start(&settings.config, Direction::Restore));
     let elements = settings.restorer(sidecar, header)?;
     let t = transcode(input, output, Stage { elements, sei: Sei::Read, quality })?;
     eprintln!("{} frames restored -> {}", t.frames, output.display());
