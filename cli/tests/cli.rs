@@ -902,9 +902,19 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
     let (upstream_port, relay_port) = (free_port(), free_port());
     let upstream_url = format!("rtsp://127.0.0.1:{upstream_port}/faceveil");
     let relay_url = format!("rtsp://127.0.0.1:{relay_port}/faceveil");
-    let clip = sample("two_faces_640x360.mp4");
-    let upstream_args = ["anonymize", s(&clip), "--mode", "blur", "--serve-rtsp", &upstream_port.to_string()];
-    let upstream = spawn(&upstream_args, &dir.join("upstream1.log"));
+    // Each run of the source lasts until its server is stopped (a 30 s clip), so that the
+    // recorder joins the first however slowly the machine starts it. Both runs serve the same
+    // clip: the recording keeps one format throughout.
+    let long = dir.join("long.mp4");
+    media::launch(&format!(
+        "videotestsrc num-buffers=900 pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 \
+         ! x264enc speed-preset=ultrafast ! mp4mux ! filesink location={}",
+        s(&long)
+    ));
+    let serve_upstream = |clip: &Path, log: &str| {
+        spawn(&["anonymize", s(clip), "--mode", "blur", "--serve-rtsp", &upstream_port.to_string()], &dir.join(log))
+    };
+    let upstream = serve_upstream(&long, "upstream1.log");
     let relay_log = dir.join("relay.log");
     // The relay serves at its own bitrate, as a relay over a slow link would.
     let relay_args =
@@ -921,22 +931,34 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
     let recorder_log = dir.join("recorder.log");
     let mut recorder = spawn(&["anonymize", &relay_url, "-o", s(&out), "--mode", "blur"], &recorder_log);
     wait_for("the recorder to receive the relay", 60, || log_text(&recorder_log).contains("source connected"));
-    // The upstream clip lasts 4 s; when it ends, the relay loses its source.
+    // Three seconds of a run recorded, its server stops (Ctrl-C, as an operator would): the
+    // relay loses its source.
+    let record_then_stop = |mut upstream: Child| {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        interrupt(&upstream);
+        wait_for("the upstream to stop", 30, || upstream.0.try_wait().unwrap().is_some());
+    };
+    record_then_stop(upstream);
     wait_for("the relay to notice its source dropped", 60, || drops() >= 1);
-    drop(upstream);
-    let _upstream2 = spawn(&upstream_args, &dir.join("upstream2.log"));
+    let upstream = serve_upstream(&long, "upstream2.log");
     wait_for("the relay to reconnect", 90, || connects() >= 2);
-    wait_for("the second run to end", 60, || drops() >= 2);
+    record_then_stop(upstream);
+    wait_for("the relay to notice the second run ended", 60, || drops() >= 2);
     assert!(recorder.0.try_wait().unwrap().is_none(), "the recorder stayed connected through the drop");
     // Ctrl-C finishes the recording cleanly.
-    let pid = recorder.0.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    interrupt(&recorder);
     wait_for("the recorder to finish", 30, || recorder.0.try_wait().unwrap().is_some());
-    // The recording runs from the first run of the source, through the drop, to the end of
-    // the second (4 s each): it spans more than one run.
+    // The recording runs from its part of the first run (3 s or more), through the drop, to the
+    // end of the second (3 s or more): it spans more than either part alone.
     let pts = media::decode(&out).pts;
     let span = (pts.last().unwrap() - pts.first().unwrap()) as f64 / 1e9;
     assert!(span > 4.5, "the recording spans only {span:.1} s ({} frames)", pts.len());
+}
+
+/// Ctrl-C to a spawned process.
+fn interrupt(child: &Child) {
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
 }
 
 #[test]
@@ -1026,8 +1048,7 @@ fn ctrl_c_while_connecting_ends_at_once_and_writes_nothing() {
         connection = silent.accept().ok();
         connection.is_some()
     });
-    let pid = child.0.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    interrupt(&child);
     wait_for("the stopped process to exit", 15, || child.0.try_wait().unwrap().is_some());
     let status = child.0.wait().unwrap();
     let text = std::fs::read_to_string(&log).unwrap();
