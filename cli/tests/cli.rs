@@ -911,10 +911,9 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
          ! x264enc speed-preset=ultrafast ! mp4mux ! filesink location={}",
         s(&long)
     ));
-    let serve_upstream = |clip: &Path, log: &str| {
-        spawn(&["anonymize", s(clip), "--mode", "blur", "--serve-rtsp", &upstream_port.to_string()], &dir.join(log))
-    };
-    let upstream = serve_upstream(&long, "upstream1.log");
+    let serve_upstream =
+        |log: &str| spawn(&["anonymize", s(&long), "--mode", "blur", "--serve-rtsp", &upstream_port.to_string()], &dir.join(log));
+    let upstream = serve_upstream("upstream1.log");
     let relay_log = dir.join("relay.log");
     // The relay serves at its own bitrate, as a relay over a slow link would.
     let relay_args =
@@ -940,7 +939,7 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
     };
     record_then_stop(upstream);
     wait_for("the relay to notice its source dropped", 60, || drops() >= 1);
-    let upstream = serve_upstream(&long, "upstream2.log");
+    let upstream = serve_upstream("upstream2.log");
     wait_for("the relay to reconnect", 90, || connects() >= 2);
     record_then_stop(upstream);
     wait_for("the relay to notice the second run ended", 60, || drops() >= 2);
@@ -949,7 +948,7 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
     interrupt(&recorder);
     wait_for("the recorder to finish", 30, || recorder.0.try_wait().unwrap().is_some());
     // The recording runs from its part of the first run (3 s or more), through the drop, to the
-    // end of the second (3 s or more): it spans more than either part alone.
+    // stop of the second (3 s or more): it spans more than either part alone.
     let pts = media::decode(&out).pts;
     let span = (pts.last().unwrap() - pts.first().unwrap()) as f64 / 1e9;
     assert!(span > 4.5, "the recording spans only {span:.1} s ({} frames)", pts.len());
