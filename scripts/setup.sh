@@ -41,6 +41,7 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 bash scripts/fetch-models.sh
+source scripts/lint-env.sh
 cargo build --release --workspace --locked
 
 if [ "$demo" -eq 1 ]; then

@@ -9,7 +9,18 @@ bash scripts/setup.sh --no-demo
 export PATH="$HOME/.cargo/bin:$PATH"
 export GST_PLUGIN_PATH="$root/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 cargo fmt --all --check
-# In the release profile, as the build and the tests: the proc-macros and build scripts that
-# set-up's release build compiled serve the lint too.
-cargo clippy --release --workspace --all-targets --locked -- -D warnings
+source scripts/lint-env.sh
+if [ -n "${RUSTC_WORKSPACE_WRAPPER:-}" ]; then
+  # Every target built through clippy-driver (scripts/lint-env.sh); any warning, clippy's or
+  # rustc's, fails the run as `cargo clippy -- -D warnings` would.
+  log=$(mktemp)
+  cargo test --release --workspace --all-targets --locked --no-run 2>&1 | tee "$log"
+  if grep -qE "generated [0-9]+ warnings?" "$log"; then
+    echo "test.sh: the build above has warnings; none are allowed" >&2
+    exit 1
+  fi
+  rm -f "$log"
+else
+  cargo clippy --release --workspace --all-targets --locked -- -D warnings
+fi
 cargo test --release --workspace --locked
