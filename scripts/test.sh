@@ -11,10 +11,11 @@ export GST_PLUGIN_PATH="$root/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH
 cargo fmt --all --check
 source scripts/lint-env.sh
 if [ -n "${RUSTC_WORKSPACE_WRAPPER:-}" ]; then
-  # Every target built through clippy-driver (scripts/lint-env.sh); any warning, clippy's or
-  # rustc's, fails the run as `cargo clippy -- -D warnings` would.
+  # Every target built through clippy-driver (scripts/lint-env.sh): the tests, the benches (so
+  # that they keep compiling) and the examples. Any warning, clippy's or rustc's, fails the run
+  # as `cargo clippy -- -D warnings` would.
   log=$(mktemp)
-  cargo test --release --workspace --all-targets --locked --no-run 2>&1 | tee "$log"
+  cargo test --release --workspace --tests --benches --examples --locked --no-run 2>&1 | tee "$log"
   if grep -qE "generated [0-9]+ warnings?" "$log"; then
     echo "test.sh: the build above has warnings; none are allowed" >&2
     exit 1

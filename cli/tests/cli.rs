@@ -1242,7 +1242,7 @@ fn a_copy_of_the_release_files_in_another_folder_runs() {
         .args(["-q", "filesrc", &format!("location={}", s(&sample("astronaut.jpg"))), "!", "jpegdec", "!", "videoconvert"])
         .args(["!", "faceveil", "password=copied", &format!("sidecar={}", s(&sidecar)), "!", "videoconvert", "!", "pngenc"])
         .args(["!", "filesink", &format!("location={}", s(&gst_out))])
-        .env("GST_PLUGIN_PATH", &inst)
+        .env("GST_PLUGIN_PATH", &*inst)
         .env("GST_REGISTRY", inst.join("registry.bin"))
         .env_remove("FACEVEIL_CENTERFACE")
         .env_remove("ORT_DYLIB_PATH")

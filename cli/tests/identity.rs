@@ -93,8 +93,7 @@ fn anonymized_and_wrong_password_faces_are_other_people_and_restored_ones_are_no
     ) else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("faceveil-identity-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::tmpdir("identity");
     let src = dir.join("in");
     std::fs::create_dir_all(&src).unwrap();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&scenes).unwrap().map(|e| e.unwrap().path()).collect();

@@ -6,16 +6,16 @@ use std::sync::Once;
 use gst::prelude::*;
 use gst_check::Harness;
 
+#[path = "../../tests/common/mod.rs"]
+mod common;
+use common::{TestDir, repo};
+
 fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         gst::init().unwrap();
         gstfaceveil::plugin_register_static().expect("plugin registers");
     });
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// The bundled astronaut photo (public domain) as packed RGB.
@@ -377,10 +377,9 @@ fn an_empty_scan_from_faceveildetect_is_its_answer() {
 
 /// A copy of the bundled model whose sdn.json promises 64 key values where the graphs take 128:
 /// it opens, and fails on every frame with a face, as a model failing mid-stream does.
-fn failing_model() -> PathBuf {
+fn failing_model() -> TestDir {
     let src = repo().join("models/sdn");
-    let dir = std::env::temp_dir().join(format!("faceveil-failing-model-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TestDir::new("failing-model");
     let mut spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(src.join("sdn.json")).unwrap()).unwrap();
     spec["key_bits"] = 64.into();
     // The graphs are the bundled ones, linked; their checksums are not what this test is about.
@@ -486,8 +485,7 @@ fn the_sidecar_alone_restores_and_is_read_by_timestamp() {
     // frame's face at the first one's square.
     let (data, w, h) = astronaut();
     let moved = shifted(&data, w, 100);
-    let dir = std::env::temp_dir().join(format!("faceveil-sidecar-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TestDir::new("sidecar");
     let sidecar = dir.join("stream.faceveil");
     let mut veil = harness(&format!("faceveil password=alpha sidecar={}", sidecar.display()), w, h);
     veil.play();
@@ -563,8 +561,7 @@ fn every_format_covers_an_edge_face_and_overlapping_faces_at_an_odd_width() {
 #[test]
 fn a_tampered_sidecar_header_is_refused() {
     let (data, w, h) = astronaut();
-    let dir = std::env::temp_dir().join(format!("faceveil-tampered-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TestDir::new("tampered");
     let sidecar = dir.join("stream.faceveil");
     let mut veil = harness(&format!("faceveil password=alpha sidecar={}", sidecar.display()), w, h);
     veil.play();
@@ -618,8 +615,7 @@ fn run_pipeline(line: &str, prepare: impl FnOnce(&gst::Bin)) -> gst::Pipeline {
 #[test]
 fn sei_rides_through_h264_and_h265_encoders_and_back_onto_decoded_frames() {
     init();
-    let dir = std::env::temp_dir().join(format!("faceveil-sei-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TestDir::new("sei");
     let clip = repo().join("samples/two_faces_640x360.mp4");
     for (encoder, parser) in [("x264enc", "h264parse"), ("x265enc", "h265parse")] {
         let coded = dir.join(format!("{encoder}.mkv"));
@@ -668,8 +664,7 @@ fn identity_file(dir: &std::path::Path, name: &str) -> (PathBuf, String) {
 fn sealed_faces_come_back_bit_exact_with_each_recipient_and_never_for_a_stranger() {
     // Bit-exact with sealed-lossless; the default face video brings the face back close.
     let (data, w, h) = astronaut();
-    let dir = std::env::temp_dir().join(format!("faceveil-sealed-elements-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TestDir::new("sealed-elements");
     let (alice, alice_r) = identity_file(&dir, "alice.age");
     let (bob, bob_r) = identity_file(&dir, "bob.age");
     let (stranger, _) = identity_file(&dir, "stranger.age");
@@ -727,7 +722,6 @@ fn sealed_faces_come_back_bit_exact_with_each_recipient_and_never_for_a_stranger
     let mean_diff = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(p, q)| p.abs_diff(*q) as f64).sum::<f64>() / a.len() as f64;
     let (anonymized, restored) = (mean_diff(&bytes(&video), &bytes(&original)), mean_diff(&out, &bytes(&original)));
     assert!(restored < anonymized / 20.0, "the face video restores the face: {restored:.3} against {anonymized:.3} anonymized");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -3,14 +3,14 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+#[path = "../../tests/common/mod.rs"]
+mod common;
+use common::repo;
+
 /// target/<profile>, where cargo puts libgstfaceveil.so.
 fn plugin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn gst(tool: &str, args: &[&str]) -> std::process::Output {
@@ -51,8 +51,7 @@ fn block_differences(a: &[u8], b: &[u8]) -> Vec<f64> {
 
 #[test]
 fn the_documented_gst_launch_pipelines_anonymize_a_clip_and_restore_it_from_its_sei() {
-    let out_dir = std::env::temp_dir().join(format!("faceveil-launch-{}", std::process::id()));
-    std::fs::create_dir_all(&out_dir).unwrap();
+    let out_dir = common::TestDir::new("launch");
     let (out, restored) = (out_dir.join("out.mp4"), out_dir.join("restored.mp4"));
     let clip = repo().join("samples/two_faces_640x360.mp4");
     let launch = |pipeline: String| {

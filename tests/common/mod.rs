@@ -25,6 +25,43 @@ pub fn shared(relative: &str) -> Option<PathBuf> {
     }
 }
 
+/// A fresh, empty scratch folder for one test, named for the test and the test binary's process.
+/// It is removed when the test passes; a failing test keeps it, and says where, for a look at
+/// what was written. (Left behind, the suite's folders came to 11 GB in /tmp over a few days.)
+pub struct TestDir(PathBuf);
+
+impl TestDir {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("faceveil-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept {} for a look at what the failing test wrote", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 pub fn load_rgb(path: &Path) -> RgbImage {
     let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
     RgbImage::from_raw(img.width() as usize, img.height() as usize, img.into_raw()).unwrap()

@@ -12,12 +12,9 @@ use std::path::{Path, PathBuf};
 
 use faceveil::frame::rgb::RgbImage;
 
-/// A fresh, empty scratch folder for one test, named for the test binary's process.
-pub fn tmpdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("faceveil-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty scratch folder for one test, removed when it passes ([`TestDir`]).
+pub fn tmpdir(name: &str) -> TestDir {
+    TestDir::new(name)
 }
 
 /// A file of the repository's samples/.
