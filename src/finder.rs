@@ -41,6 +41,17 @@ pub const SCHEDULED_THRESHOLD_FACTOR: f32 = 0.6;
 /// (`faces::changes`), and this catches what changes too slowly for that to see.
 pub const WHOLE_FRAME_EVERY: u32 = 30;
 
+/// A face at least this long (pixels of the detector's downscaled frame), found by the scheduled
+/// look before and moving less than [`RESTING_SPEED`] of its side a frame, sits the next one
+/// out (`ChangeMap::plan`): a video call's face changes in every frame, and taken in whole with
+/// its margin it made nearly every look one of the whole frame (07_selfie_portrait: 169 of
+/// 173). It is then looked at on every other scheduled detection, and followed as between
+/// detections in the meantime; the rest of the frame is looked at as before.
+pub const RESTING_FACE_SIDE: f32 = 96.0;
+
+/// See [`RESTING_FACE_SIDE`]: a share of the face's longer side, per frame.
+pub const RESTING_SPEED: f32 = 0.02;
+
 /// A face the detector finds reliably is at least this many pixels (box side) in the image it
 /// is given: at 640 px, 0 of 154 faces of 90 px in a 4032 x 3024 photo (14 px there) were
 /// found, and at 2048 px all of them (46 px there).
@@ -221,16 +232,30 @@ impl FaceFinder {
         let t = Instant::now();
         let (small, scale) = frame.downscaled_rgb(self.settings.max_side);
         let cells = CellMeans::of(&small);
+        let mut resting: Vec<u64> = Vec::new();
         let look = if whole {
             Look::Whole
         } else {
-            let faces: Vec<BBox> = self.tracker.tracks().iter().map(|t| t.bbox.scaled(1.0 / scale)).collect();
-            self.changes.plan(&cells, &faces, small.width, small.height)
+            let (mut faces, mut large) = (Vec::new(), Vec::new());
+            for t in self.tracker.tracks() {
+                let b = t.bbox.scaled(1.0 / scale);
+                let side = b.width().max(b.height());
+                if side >= RESTING_FACE_SIDE && t.missed() + 1 == self.detect_every && t.speed() / scale < RESTING_SPEED * side {
+                    resting.push(t.id);
+                    large.push(b);
+                } else {
+                    faces.push(b);
+                }
+            }
+            self.changes.plan(&cells, &faces, &large, small.width, small.height)
         };
+        if !resting.is_empty() {
+            self.times.rested_faces += resting.len() as u64;
+        }
         let t = lap(&mut self.times.downscale, t);
         match look {
             Look::Nothing => {
-                self.tracker.hold();
+                self.tracker.hold(&resting);
                 self.times.skipped_detections += 1;
                 lap(&mut self.times.track, t);
             }
@@ -249,7 +274,7 @@ impl FaceFinder {
                 self.times.detections += 1;
                 self.times.region_detections += 1;
                 let boxes: Vec<BBox> = regions.iter().map(|r| r.bbox().scaled(scale)).collect();
-                self.tracker.update_within(&faces, &boxes);
+                self.tracker.update_within(&faces, &boxes, &resting);
                 self.changes.looked_at(cells, Some(&regions));
                 lap(&mut self.times.track, t);
             }

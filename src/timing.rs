@@ -24,6 +24,8 @@ pub struct StageTimes {
     /// Looks between scheduled detections at faces found below the threshold to start a track
     /// (not in `detections`).
     pub candidate_detections: u64,
+    /// Large, nearly still faces that sat a scheduled detection out (`finder::RESTING_FACE_SIDE`).
+    pub rested_faces: u64,
     pub faces: u64,
 }
 
@@ -41,6 +43,7 @@ impl StageTimes {
         self.region_detections += other.region_detections;
         self.skipped_detections += other.skipped_detections;
         self.candidate_detections += other.candidate_detections;
+        self.rested_faces += other.rested_faces;
         self.faces += other.faces;
     }
 

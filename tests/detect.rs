@@ -165,3 +165,49 @@ fn a_face_found_below_the_threshold_is_covered_from_the_first_frame_between_that
         "an observed face is covered"
     );
 }
+
+#[test]
+fn a_large_face_that_keeps_changing_sits_every_other_look_out_and_a_newcomer_is_still_found_at_once() {
+    use faceveil::config::Config;
+    use faceveil::finder::FaceFinder;
+
+    // A video call: the astronaut's head three times its size (its face about 120 px at the
+    // detector's 640) with a mouth that changes on every frame, in a still grey room; on frame 6
+    // a second, smaller face comes in beside it.
+    let photo = image::open(common::repo().join("samples/astronaut.jpg")).unwrap().to_rgb8();
+    let head = image::imageops::crop_imm(&photo, 130, 40, 200, 200).to_image();
+    let large = image::imageops::resize(&head, 600, 600, image::imageops::FilterType::Triangle);
+    let small = image::imageops::resize(&photo, 200, 200, image::imageops::FilterType::Triangle);
+    let scene = |frame: usize| {
+        let mut canvas = image::RgbImage::from_pixel(1280, 720, image::Rgb([118, 120, 122]));
+        let mut face = large.clone();
+        let lift = 10 * frame as u8;
+        for y in 330..390 {
+            for x in 230..370 {
+                face.get_pixel_mut(x, y).0.iter_mut().for_each(|v| *v = v.saturating_add(lift));
+            }
+        }
+        image::imageops::overlay(&mut canvas, &face, 150, 60);
+        if frame >= 6 {
+            image::imageops::overlay(&mut canvas, &small, 1000, 400);
+        }
+        faceveil::frame::rgb::RgbImage::from_raw(1280, 720, canvas.into_raw()).unwrap()
+    };
+    let config = Config { detect_every: 2, ..Config::new(common::repo().join("models/sdn")) };
+    let mut finder = FaceFinder::new(&config).unwrap();
+    let first = finder.find(&common::as_frame(&mut scene(0))).unwrap().to_vec();
+    assert_eq!(first.len(), 1, "the large face, on the first (whole) look");
+    for frame in 1..6 {
+        let now = finder.find(&common::as_frame(&mut scene(frame))).unwrap();
+        assert_eq!(now.len(), 1, "frame {frame}");
+        assert!(now[0].bbox.iou(&first[0].bbox) > 0.8, "frame {frame}: the face stays covered where it is");
+    }
+    let times = finder.times().clone();
+    // Scheduled looks on frames 2 and 4: on 2 the face sat out and nothing else had changed; on
+    // 4 what changed in it was looked at.
+    assert_eq!((times.rested_faces, times.skipped_detections, times.detections), (1, 1, 2), "{times:?}");
+    let now = finder.find(&common::as_frame(&mut scene(6))).unwrap().to_vec();
+    assert_eq!(finder.times().rested_faces, 2, "the large face sits frame 6's look out");
+    assert_eq!(now.len(), 2, "the newcomer is found by that look all the same: {now:?}");
+    assert!(now.iter().any(|t| t.bbox.iou(&first[0].bbox) > 0.8), "and the large face is still covered");
+}

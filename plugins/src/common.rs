@@ -431,6 +431,7 @@ pub fn stage_times_value<'a>(times: impl IntoIterator<Item = &'a StageTimes>) ->
         .field("region-detections", total.region_detections)
         .field("skipped-detections", total.skipped_detections)
         .field("candidate-detections", total.candidate_detections)
+        .field("rested-faces", total.rested_faces)
         .field("faces", total.faces)
         .build()
         .to_value()

@@ -118,6 +118,7 @@ pub fn stage_times(element: &gst::Element) -> StageTimes {
     times.region_detections = s.get("region-detections").unwrap_or(0);
     times.skipped_detections = s.get("skipped-detections").unwrap_or(0);
     times.candidate_detections = s.get("candidate-detections").unwrap_or(0);
+    times.rested_faces = s.get("rested-faces").unwrap_or(0);
     times.faces = s.get("faces").unwrap_or(0);
     times
 }

@@ -94,14 +94,25 @@ pub struct ChangeMap {
 
 impl ChangeMap {
     /// Boxes (in pixels of the downscaled frame) around each group of touching cells that changed
-    /// since they were last looked at, one cell wider on each side; empty when none did. Where
+    /// since they were last looked at, one cell wider on each side; empty when none did. Cells
+    /// whose centres lie in a `resting` box are left for a later look (they stay changed). Where
     /// there is nothing to compare with (the first frame, another size), the whole frame.
-    pub fn changed(&self, now: &CellMeans) -> Vec<BBox> {
+    pub fn changed(&self, now: &CellMeans, resting: &[BBox]) -> Vec<BBox> {
         let (cols, rows) = (now.cols, now.rows);
         let Some(looked) = self.looked.as_ref().filter(|l| (l.cols, l.rows) == (cols, rows)) else {
             return vec![BBox { x0: 0.0, y0: 0.0, x1: (cols * CELL) as f32, y1: (rows * CELL) as f32 }];
         };
-        let mut changed: Vec<bool> = looked.means.iter().zip(&now.means).map(|(a, b)| (a - b).abs() > CHANGE_THRESHOLD).collect();
+        let rests = |k: usize| {
+            let (x, y) = (((k % cols) * CELL + CELL / 2) as f32, ((k / cols) * CELL + CELL / 2) as f32);
+            resting.iter().any(|r| (r.x0..r.x1).contains(&x) && (r.y0..r.y1).contains(&y))
+        };
+        let mut changed: Vec<bool> = looked
+            .means
+            .iter()
+            .zip(&now.means)
+            .enumerate()
+            .map(|(k, (a, b))| (a - b).abs() > CHANGE_THRESHOLD && !rests(k))
+            .collect();
         let mut boxes = Vec::new();
         let mut stack = Vec::new();
         for start in 0..changed.len() {
@@ -159,9 +170,12 @@ impl ChangeMap {
     /// Plans a scheduled detection over `now` (a `width` x `height` downscaled frame) whose known
     /// faces are `faces` (boxes in the same pixels): nothing, the parts that changed (each grown
     /// to take in whole every face it touches, those that then overlap merged), or the whole
-    /// frame when they would cover much of it.
-    pub fn plan(&self, now: &CellMeans, faces: &[BBox], width: usize, height: usize) -> Look {
-        let mut regions = self.changed(now);
+    /// frame when they would cover much of it. The `resting` faces sit this look out: what
+    /// changed inside them, with the margin a face is taken in with, waits for the next, and no
+    /// part grows to take them in.
+    pub fn plan(&self, now: &CellMeans, faces: &[BBox], resting: &[BBox], width: usize, height: usize) -> Look {
+        let resting: Vec<BBox> = resting.iter().map(|f| f.grown(FACE_MARGIN)).collect();
+        let mut regions = self.changed(now, &resting);
         if regions.is_empty() {
             return Look::Nothing;
         }
@@ -258,10 +272,10 @@ mod tests {
     fn a_still_picture_has_not_changed_and_a_new_square_has() {
         let mut map = ChangeMap::default();
         let still = picture(640, 360, None);
-        assert_eq!(map.changed(&CellMeans::of(&still)).len(), 1, "nothing to compare with: the whole frame");
+        assert_eq!(map.changed(&CellMeans::of(&still), &[]).len(), 1, "nothing to compare with: the whole frame");
         map.looked_at(CellMeans::of(&still), None);
-        assert!(map.changed(&CellMeans::of(&still)).is_empty());
-        let changed = map.changed(&CellMeans::of(&picture(640, 360, Some((300, 200)))));
+        assert!(map.changed(&CellMeans::of(&still), &[]).is_empty());
+        let changed = map.changed(&CellMeans::of(&picture(640, 360, Some((300, 200)))), &[]);
         assert_eq!(changed.len(), 1, "{changed:?}");
         let r = changed[0];
         assert!(r.x0 <= 300.0 && r.y0 <= 200.0 && r.x1 >= 330.0 && r.y1 >= 230.0, "{r:?}");
@@ -282,12 +296,12 @@ mod tests {
     fn apart_changes_are_apart_regions_and_a_region_looked_at_is_settled() {
         let mut map = ChangeMap::default();
         map.looked_at(CellMeans::of(&picture(640, 360, None)), None);
-        let Look::Regions(regions) = map.plan(&CellMeans::of(&two_squares()), &[], 640, 360) else { panic!("two regions") };
+        let Look::Regions(regions) = map.plan(&CellMeans::of(&two_squares()), &[], &[], 640, 360) else { panic!("two regions") };
         assert_eq!(regions.len(), 2, "{regions:?}");
         // Faces are looked for around the first square only.
         let first = *regions.iter().find(|r| r.x < 100).expect("one around the first square");
         map.looked_at(CellMeans::of(&two_squares()), Some(&[first]));
-        let changed = map.changed(&CellMeans::of(&two_squares()));
+        let changed = map.changed(&CellMeans::of(&two_squares()), &[]);
         assert_eq!(changed.len(), 1, "the second square was never looked at: {changed:?}");
         assert!(changed[0].x0 >= 480.0 && changed[0].y0 >= 260.0, "{changed:?}");
     }
@@ -296,13 +310,13 @@ mod tests {
     fn a_plan_takes_in_whole_the_faces_a_change_touches() {
         let mut map = ChangeMap::default();
         let still = picture(640, 360, None);
-        assert_eq!(map.plan(&CellMeans::of(&still), &[], 640, 360), Look::Whole, "the first look is whole");
+        assert_eq!(map.plan(&CellMeans::of(&still), &[], &[], 640, 360), Look::Whole, "the first look is whole");
         map.looked_at(CellMeans::of(&still), None);
-        assert_eq!(map.plan(&CellMeans::of(&still), &[], 640, 360), Look::Nothing);
+        assert_eq!(map.plan(&CellMeans::of(&still), &[], &[], 640, 360), Look::Nothing);
         // The square appears over the corner of a known face: the face is taken in whole.
         let face = BBox { x0: 320.0, y0: 220.0, x1: 400.0, y1: 300.0 };
         let far = BBox { x0: 20.0, y0: 20.0, x1: 60.0, y1: 60.0 };
-        let Look::Regions(regions) = map.plan(&CellMeans::of(&picture(640, 360, Some((300, 200)))), &[face, far], 640, 360)
+        let Look::Regions(regions) = map.plan(&CellMeans::of(&picture(640, 360, Some((300, 200)))), &[face, far], &[], 640, 360)
         else {
             panic!("a region")
         };

@@ -149,13 +149,14 @@ pub fn bench(clip: &Path, describe: &str, settings: &Settings, baseline: bool) -
     );
     println!(
         "detections: {} of {} frames ({} at scene cuts, {} of the changed part only; {} more left out, nothing had changed; \
-         {} looks between at faces below the threshold), faces processed: {}",
+         {} looks between at faces below the threshold; large faces sat {} looks out), faces processed: {}",
         times.detections,
         times.frames,
         times.cut_detections,
         times.region_detections,
         times.skipped_detections,
         times.candidate_detections,
+        times.rested_faces,
         times.faces
     );
     println!("ms per frame by stage:");
