@@ -45,8 +45,8 @@ pub const WHOLE_FRAME_EVERY: u32 = 30;
 /// look before and moving less than [`RESTING_SPEED`] of its side a frame, sits the next one
 /// out (`ChangeMap::plan`): a video call's face changes in every frame, and taken in whole with
 /// its margin it made nearly every look one of the whole frame (07_selfie_portrait: 169 of
-/// 173). It is then looked at on every other scheduled detection, and followed as between
-/// detections in the meantime; the rest of the frame is looked at as before.
+/// 173). It is then looked at on every other scheduled detection and stays where it was found
+/// in the meantime; the rest of the frame is looked at as before.
 pub const RESTING_FACE_SIDE: f32 = 96.0;
 
 /// See [`RESTING_FACE_SIDE`]: a share of the face's longer side, per frame.
@@ -249,12 +249,10 @@ impl FaceFinder {
             }
             self.changes.plan(&cells, &faces, &large, small.width, small.height)
         };
-        if !resting.is_empty() {
-            self.times.rested_faces += resting.len() as u64;
-        }
         let t = lap(&mut self.times.downscale, t);
         match look {
             Look::Nothing => {
+                self.times.rested_faces += resting.len() as u64;
                 self.tracker.hold(&resting);
                 self.times.skipped_detections += 1;
                 lap(&mut self.times.track, t);
@@ -274,6 +272,7 @@ impl FaceFinder {
                 self.times.detections += 1;
                 self.times.region_detections += 1;
                 let boxes: Vec<BBox> = regions.iter().map(|r| r.bbox().scaled(scale)).collect();
+                self.times.rested_faces += resting.len() as u64;
                 self.tracker.update_within(&faces, &boxes, &resting);
                 self.changes.looked_at(cells, Some(&regions));
                 lap(&mut self.times.track, t);
