@@ -10,17 +10,18 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export GST_PLUGIN_PATH="$root/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 cargo fmt --all --check
 source scripts/lint-env.sh
-if [ -n "${RUSTC_WORKSPACE_WRAPPER:-}" ]; then
+# A workspace wrapper of the user's own (sccache, say) is not clippy: then lint as before.
+if [ "$(basename "${RUSTC_WORKSPACE_WRAPPER:-}")" = clippy-driver ]; then
   # Every target built through clippy-driver (scripts/lint-env.sh): the tests, the benches (so
   # that they keep compiling) and the examples. Any warning, clippy's or rustc's, fails the run
   # as `cargo clippy -- -D warnings` would.
   log=$(mktemp)
+  trap 'rm -f "$log"' EXIT
   cargo test --release --workspace --tests --benches --examples --locked --no-run 2>&1 | tee "$log"
   if grep -qE "generated [0-9]+ warnings?" "$log"; then
     echo "test.sh: the build above has warnings; none are allowed" >&2
     exit 1
   fi
-  rm -f "$log"
 else
   cargo clippy --release --workspace --all-targets --locked -- -D warnings
 fi
