@@ -46,7 +46,11 @@ pub const WHOLE_FRAME_EVERY: u32 = 30;
 /// out (`ChangeMap::plan`): a video call's face changes in every frame, and taken in whole with
 /// its margin it made nearly every look one of the whole frame (07_selfie_portrait: 169 of
 /// 173). It is then looked at on every other scheduled detection and stays where it was found
-/// in the meantime; the rest of the frame is looked at as before.
+/// in the meantime; the rest of the frame is looked at as before. It rests only while nothing
+/// changed around it: a changed part reaching into its box brings it into the look whole, so a
+/// face coming in beside it is found on the frame detection on every frame finds it, and no
+/// look cuts the resting face (a cut face's lower half was once taken for a second face). A
+/// face coming in wholly inside its box waits for the next scheduled look.
 pub const RESTING_FACE_SIDE: f32 = 96.0;
 
 /// See [`RESTING_FACE_SIDE`]: a share of the face's longer side, per frame.
@@ -247,7 +251,20 @@ impl FaceFinder {
                     faces.push(b);
                 }
             }
-            self.changes.plan(&cells, &faces, &large, small.width, small.height)
+            // A resting face that a changed part reaches into is looked at after all.
+            loop {
+                let look = self.changes.plan(&cells, &faces, &large, small.width, small.height);
+                let Look::Regions(regions) = &look else { break look };
+                let reached: Vec<usize> =
+                    (0..large.len()).filter(|&i| regions.iter().any(|r| r.bbox().overlaps(&large[i]))).collect();
+                if reached.is_empty() {
+                    break look;
+                }
+                for &i in reached.iter().rev() {
+                    faces.push(large.remove(i));
+                    resting.remove(i);
+                }
+            }
         };
         let t = lap(&mut self.times.downscale, t);
         match look {

@@ -166,35 +166,37 @@ fn a_face_found_below_the_threshold_is_covered_from_the_first_frame_between_that
     );
 }
 
-#[test]
-fn a_large_face_that_keeps_changing_sits_every_other_look_out_and_a_newcomer_is_still_found_at_once() {
-    use faceveil::config::Config;
-    use faceveil::finder::FaceFinder;
-
-    // A video call: the astronaut's head three times its size (its face about 120 px at the
-    // detector's 640) with a mouth that changes on every frame, in a still grey room; on frame 6
-    // a second, smaller face comes in beside it.
+/// A video call: the astronaut's head three times its size (its face about 120 px at the
+/// detector's 640) with a mouth that changes on every frame, in a still grey room; from frame 6
+/// a second, smaller face, its photo's corner at `newcomer`.
+fn video_call(frame: usize, newcomer: (i64, i64)) -> faceveil::frame::rgb::RgbImage {
     let photo = image::open(common::repo().join("samples/astronaut.jpg")).unwrap().to_rgb8();
     let head = image::imageops::crop_imm(&photo, 130, 40, 200, 200).to_image();
-    let large = image::imageops::resize(&head, 600, 600, image::imageops::FilterType::Triangle);
+    let mut face = image::imageops::resize(&head, 600, 600, image::imageops::FilterType::Triangle);
     let small = image::imageops::resize(&photo, 200, 200, image::imageops::FilterType::Triangle);
-    let scene = |frame: usize| {
-        let mut canvas = image::RgbImage::from_pixel(1280, 720, image::Rgb([118, 120, 122]));
-        let mut face = large.clone();
-        let lift = 10 * frame as u8;
-        for y in 330..390 {
-            for x in 230..370 {
-                face.get_pixel_mut(x, y).0.iter_mut().for_each(|v| *v = v.saturating_add(lift));
-            }
+    let mut canvas = image::RgbImage::from_pixel(1280, 720, image::Rgb([118, 120, 122]));
+    let lift = 10 * frame as u8;
+    for y in 330..390 {
+        for x in 230..370 {
+            face.get_pixel_mut(x, y).0.iter_mut().for_each(|v| *v = v.saturating_add(lift));
         }
-        image::imageops::overlay(&mut canvas, &face, 150, 60);
-        if frame >= 6 {
-            image::imageops::overlay(&mut canvas, &small, 1000, 400);
-        }
-        faceveil::frame::rgb::RgbImage::from_raw(1280, 720, canvas.into_raw()).unwrap()
-    };
-    let config = Config { detect_every: 2, ..Config::new(common::repo().join("models/sdn")) };
-    let mut finder = FaceFinder::new(&config).unwrap();
+    }
+    image::imageops::overlay(&mut canvas, &face, 150, 60);
+    if frame >= 6 {
+        image::imageops::overlay(&mut canvas, &small, newcomer.0, newcomer.1);
+    }
+    faceveil::frame::rgb::RgbImage::from_raw(1280, 720, canvas.into_raw()).unwrap()
+}
+
+fn finder_every(frames: u32) -> faceveil::finder::FaceFinder {
+    use faceveil::config::Config;
+    faceveil::finder::FaceFinder::new(&Config { detect_every: frames, ..Config::new(common::repo().join("models/sdn")) }).unwrap()
+}
+
+#[test]
+fn a_large_face_that_keeps_changing_sits_every_other_look_out_and_a_newcomer_is_still_found_at_once() {
+    let scene = |frame| video_call(frame, (1000, 400));
+    let mut finder = finder_every(2);
     let first = finder.find(&common::as_frame(&mut scene(0))).unwrap().to_vec();
     assert_eq!(first.len(), 1, "the large face, on the first (whole) look");
     for frame in 1..6 {
@@ -210,4 +212,31 @@ fn a_large_face_that_keeps_changing_sits_every_other_look_out_and_a_newcomer_is_
     assert_eq!(finder.times().rested_faces, 2, "the large face sits frame 6's look out");
     assert_eq!(now.len(), 2, "the newcomer is found by that look all the same: {now:?}");
     assert!(now.iter().any(|t| t.bbox.iou(&first[0].bbox) > 0.8), "and the large face is still covered");
+}
+
+#[test]
+fn a_face_that_comes_in_front_of_a_resting_face_is_covered_on_the_frame_detection_on_every_frame_covers_it() {
+    // Someone leaning into a video call: the newcomer's box lies 60% inside the large face's.
+    const NEWCOMER: (i64, i64) = (470, 300);
+    let scene = |frame| video_call(frame, NEWCOMER);
+    let faces_on_frame_6 = |every: u32| {
+        let mut finder = finder_every(every);
+        for frame in 0..6 {
+            finder.find(&common::as_frame(&mut scene(frame))).unwrap();
+        }
+        let now = finder.find(&common::as_frame(&mut scene(6))).unwrap().to_vec();
+        (now, finder.times().clone())
+    };
+    let (every_frame, _) = faces_on_frame_6(1);
+    assert_eq!(every_frame.len(), 2, "detection on every frame covers both: {every_frame:?}");
+    let (scheduled, times) = faces_on_frame_6(2);
+    assert_eq!(times.rested_faces, 1, "the large face sat out frame 2's look, not frame 6's: {times:?}");
+    assert_eq!(scheduled.len(), 2, "both faces are covered on the newcomer's first frame: {scheduled:?}");
+    for face in &every_frame {
+        assert!(
+            scheduled.iter().any(|t| t.bbox.iou(&face.bbox) > 0.7),
+            "{:?}, covered with detection on every frame, is covered where it is: {scheduled:?}",
+            face.bbox
+        );
+    }
 }

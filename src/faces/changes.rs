@@ -171,11 +171,10 @@ impl ChangeMap {
     /// faces are `faces` (boxes in the same pixels): nothing, the parts that changed (each grown
     /// to take in whole every face it touches, those that then overlap merged), or the whole
     /// frame when they would cover much of it. The `resting` faces sit this look out: what
-    /// changed inside them, with the margin a face is taken in with, waits for the next, and no
-    /// part grows to take them in.
+    /// changed inside their boxes waits for the next, and no part grows to take them in (the
+    /// finder rests a face only where no part reaches into it).
     pub fn plan(&self, now: &CellMeans, faces: &[BBox], resting: &[BBox], width: usize, height: usize) -> Look {
-        let resting: Vec<BBox> = resting.iter().map(|f| f.grown(FACE_MARGIN)).collect();
-        let mut regions = self.changed(now, &resting);
+        let mut regions = self.changed(now, resting);
         if regions.is_empty() {
             return Look::Nothing;
         }

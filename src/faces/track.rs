@@ -27,11 +27,6 @@ impl Default for TrackerSettings {
 /// the detection.
 const MIN_COVERAGE: f32 = 0.9;
 
-/// A detection this much inside a resting face's box is that face, seen in part where a looked
-/// region cuts it (the lower half of a video call's face, centred just below its box, was once
-/// taken for a second face).
-pub const RESTING_SHARE: f32 = 1.0 / 3.0;
-
 /// One face followed over time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Track {
@@ -176,18 +171,15 @@ impl Tracker {
 
     /// Folds in detections made over `regions` only: tracks wholly outside them are held (the
     /// picture did not change around them), the others are matched as in [`Tracker::update`].
-    /// The `resting` tracks (ids) sat the look out (`faces::changes`): they stay where they are,
-    /// and a detection lying [`RESTING_SHARE`] or more inside one of them is that face, cut by a
-    /// region's edge, not another.
+    /// The `resting` tracks (ids) sat the look out (`finder::RESTING_FACE_SIDE`): they stay where
+    /// they are, and no detection joins them (the regions did not reach into them).
     pub fn update_within(&mut self, detections: &[Face], regions: &[BBox], resting: &[u64]) {
         let (mut rested, others): (Vec<Track>, Vec<Track>) =
             std::mem::take(&mut self.tracks).into_iter().partition(|t| resting.contains(&t.id));
-        let detections: Vec<Face> =
-            detections.iter().filter(|d| rested.iter().all(|t| t.bbox.coverage_of(&d.bbox) < RESTING_SHARE)).cloned().collect();
         let (mut outside, inside): (Vec<Track>, Vec<Track>) =
             others.into_iter().partition(|t| !regions.iter().any(|r| t.bbox.overlaps(r)));
         self.tracks = inside;
-        self.update(&detections);
+        self.update(detections);
         for t in &mut outside {
             t.hold();
         }
@@ -398,20 +390,17 @@ mod tests {
     }
 
     #[test]
-    fn a_resting_face_stays_where_it_is_and_a_look_cutting_it_starts_no_second_face() {
+    fn a_resting_face_stays_where_it_is_while_a_newcomer_starts_a_track() {
         let mut tr = Tracker::new(TrackerSettings::default());
         for step in 0..4 {
             tr.update(&[det(step as f32 * 2.0, 0.0, 200.0)]);
         }
         let (id, before) = (tr.tracks()[0].id, tr.tracks()[0].bbox);
-        // A region over the face's lower part finds its lower half (centred below the box's
-        // middle, as a cut face is), and a face elsewhere.
-        let lower_half = Face { bbox: BBox { x0: before.x0, y0: 120.0, x1: before.x1, y1: 230.0 }, ..det(0.0, 0.0, 1.0) };
         let regions = [BBox { x0: 0.0, y0: 100.0, x1: 600.0, y1: 400.0 }];
-        tr.update_within(&[lower_half, det(400.0, 300.0, 40.0)], &regions, &[id]);
+        tr.update_within(&[det(400.0, 300.0, 40.0)], &regions, &[id]);
         assert_eq!(tr.tracks().len(), 2, "the resting face and the newcomer: {:?}", tr.tracks());
         let rested = tr.tracks().iter().find(|t| t.id == id).unwrap();
-        assert_eq!(rested.bbox, before, "where it was");
+        assert_eq!(rested.bbox, before, "where it was, though the region reached into it");
         assert_eq!(rested.missed(), 1, "not found again");
     }
 
