@@ -46,11 +46,12 @@ pub const WHOLE_FRAME_EVERY: u32 = 30;
 /// out (`ChangeMap::plan`): a video call's face changes in every frame, and taken in whole with
 /// its margin it made nearly every look one of the whole frame (07_selfie_portrait: 169 of
 /// 173). It is then looked at on every other scheduled detection and stays where it was found
-/// in the meantime; the rest of the frame is looked at as before. It rests only while nothing
-/// changed around it: a changed part reaching into its box brings it into the look whole, so a
-/// face coming in beside it is found on the frame detection on every frame finds it, and no
-/// look cuts the resting face (a cut face's lower half was once taken for a second face). A
-/// face coming in wholly inside its box waits for the next scheduled look.
+/// in the meantime; the rest of the frame is looked at as before. Where something changed
+/// around it, a changed part reaching into its box brings it into the look whole, so a face
+/// coming in beside it is found on the frame detection on every frame finds it, and no look
+/// cuts the resting face (a cut face's lower half was once taken for a second face); the face
+/// itself is held where it was all the same, which keeps its square, and so its surrogate,
+/// steadier. A face coming in wholly inside its box waits for the next scheduled look.
 pub const RESTING_FACE_SIDE: f32 = 96.0;
 
 /// See [`RESTING_FACE_SIDE`]: a share of the face's longer side, per frame.
@@ -237,6 +238,8 @@ impl FaceFinder {
         let (small, scale) = frame.downscaled_rgb(self.settings.max_side);
         let cells = CellMeans::of(&small);
         let mut resting: Vec<u64> = Vec::new();
+        // Resting faces a changed part reached into: looked at, but held where they were.
+        let mut held: Vec<(u64, BBox)> = Vec::new();
         let look = if whole {
             Look::Whole
         } else {
@@ -251,7 +254,8 @@ impl FaceFinder {
                     faces.push(b);
                 }
             }
-            // A resting face that a changed part reaches into is looked at after all.
+            // A resting face that a changed part reaches into is looked at after all, so that a
+            // face coming in beside it is found; it is held where it was all the same.
             loop {
                 let look = self.changes.plan(&cells, &faces, &large, small.width, small.height);
                 let Look::Regions(regions) = &look else { break look };
@@ -261,12 +265,18 @@ impl FaceFinder {
                     break look;
                 }
                 for &i in reached.iter().rev() {
-                    faces.push(large.remove(i));
-                    resting.remove(i);
+                    let b = large.remove(i);
+                    faces.push(b);
+                    held.push((resting.remove(i), b.scaled(scale)));
                 }
             }
         };
         let t = lap(&mut self.times.downscale, t);
+        // A box overlapping a held face as much as the detector's own suppression merges is that
+        // face, found again.
+        let nms_iou = self.settings.nms_iou;
+        let leave_held = |faces: &mut Vec<Face>| faces.retain(|f| held.iter().all(|(_, b)| b.iou(&f.bbox) < nms_iou));
+        let held_ids: Vec<u64> = held.iter().map(|(id, _)| *id).collect();
         match look {
             Look::Nothing => {
                 self.times.rested_faces += resting.len() as u64;
@@ -275,21 +285,29 @@ impl FaceFinder {
                 lap(&mut self.times.track, t);
             }
             Look::Whole => {
-                let faces = self.worker.detect(small, scale)?;
+                let mut faces = self.worker.detect(small, scale)?;
                 let t = lap(&mut self.times.detect, t);
                 self.times.detections += 1;
-                self.tracker.update(&faces);
+                if held.is_empty() {
+                    self.tracker.update(&faces);
+                } else {
+                    leave_held(&mut faces);
+                    let all = BBox { x0: 0.0, y0: 0.0, x1: frame.width() as f32, y1: frame.height() as f32 };
+                    self.tracker.update_within(&faces, &[all], &held_ids);
+                }
                 self.changes.looked_at(cells, None);
                 self.since_whole = Some(0);
                 lap(&mut self.times.track, t);
             }
             Look::Regions(regions) => {
-                let faces = detect_in(&self.worker, &small, &regions, scale)?;
+                let mut faces = detect_in(&self.worker, &small, &regions, scale)?;
                 let t = lap(&mut self.times.detect, t);
                 self.times.detections += 1;
                 self.times.region_detections += 1;
                 let boxes: Vec<BBox> = regions.iter().map(|r| r.bbox().scaled(scale)).collect();
                 self.times.rested_faces += resting.len() as u64;
+                leave_held(&mut faces);
+                resting.extend(held_ids);
                 self.tracker.update_within(&faces, &boxes, &resting);
                 self.changes.looked_at(cells, Some(&regions));
                 lap(&mut self.times.track, t);

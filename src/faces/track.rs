@@ -171,8 +171,9 @@ impl Tracker {
 
     /// Folds in detections made over `regions` only: tracks wholly outside them are held (the
     /// picture did not change around them), the others are matched as in [`Tracker::update`].
-    /// The `resting` tracks (ids) sat the look out (`finder::RESTING_FACE_SIDE`): they stay where
-    /// they are, and no detection joins them (the regions did not reach into them).
+    /// The `resting` tracks (ids) sat the look out or are held (`finder::RESTING_FACE_SIDE`):
+    /// they stay where they are, and no detection joins them (the finder leaves out the boxes
+    /// that are them).
     pub fn update_within(&mut self, detections: &[Face], regions: &[BBox], resting: &[u64]) {
         let (mut rested, others): (Vec<Track>, Vec<Track>) =
             std::mem::take(&mut self.tracks).into_iter().partition(|t| resting.contains(&t.id));
