@@ -169,23 +169,36 @@ fn a_face_found_below_the_threshold_is_covered_from_the_first_frame_between_that
 /// A video call: the astronaut's head three times its size (its face about 120 px at the
 /// detector's 640) with a mouth that changes on every frame, in a still grey room; from frame 6
 /// a second, smaller face, its photo's corner at `newcomer`.
-fn video_call(frame: usize, newcomer: (i64, i64)) -> faceveil::frame::rgb::RgbImage {
-    let photo = image::open(common::repo().join("samples/astronaut.jpg")).unwrap().to_rgb8();
-    let head = image::imageops::crop_imm(&photo, 130, 40, 200, 200).to_image();
-    let mut face = image::imageops::resize(&head, 600, 600, image::imageops::FilterType::Triangle);
-    let small = image::imageops::resize(&photo, 200, 200, image::imageops::FilterType::Triangle);
-    let mut canvas = image::RgbImage::from_pixel(1280, 720, image::Rgb([118, 120, 122]));
-    let lift = 10 * frame as u8;
-    for y in 330..390 {
-        for x in 230..370 {
-            face.get_pixel_mut(x, y).0.iter_mut().for_each(|v| *v = v.saturating_add(lift));
+struct VideoCall {
+    head: image::RgbImage,
+    newcomer: image::RgbImage,
+    at: (i64, i64),
+}
+
+impl VideoCall {
+    fn new(at: (i64, i64)) -> Self {
+        let photo = image::open(common::repo().join("samples/astronaut.jpg")).unwrap().to_rgb8();
+        let head = image::imageops::crop_imm(&photo, 130, 40, 200, 200).to_image();
+        let head = image::imageops::resize(&head, 600, 600, image::imageops::FilterType::Triangle);
+        let newcomer = image::imageops::resize(&photo, 200, 200, image::imageops::FilterType::Triangle);
+        Self { head, newcomer, at }
+    }
+
+    fn frame(&self, frame: usize) -> faceveil::frame::rgb::RgbImage {
+        let mut canvas = image::RgbImage::from_pixel(1280, 720, image::Rgb([118, 120, 122]));
+        let mut face = self.head.clone();
+        let lift = 10 * frame as u8;
+        for y in 330..390 {
+            for x in 230..370 {
+                face.get_pixel_mut(x, y).0.iter_mut().for_each(|v| *v = v.saturating_add(lift));
+            }
         }
+        image::imageops::overlay(&mut canvas, &face, 150, 60);
+        if frame >= 6 {
+            image::imageops::overlay(&mut canvas, &self.newcomer, self.at.0, self.at.1);
+        }
+        faceveil::frame::rgb::RgbImage::from_raw(1280, 720, canvas.into_raw()).unwrap()
     }
-    image::imageops::overlay(&mut canvas, &face, 150, 60);
-    if frame >= 6 {
-        image::imageops::overlay(&mut canvas, &small, newcomer.0, newcomer.1);
-    }
-    faceveil::frame::rgb::RgbImage::from_raw(1280, 720, canvas.into_raw()).unwrap()
 }
 
 fn finder_every(frames: u32) -> faceveil::finder::FaceFinder {
@@ -195,7 +208,8 @@ fn finder_every(frames: u32) -> faceveil::finder::FaceFinder {
 
 #[test]
 fn a_large_face_that_keeps_changing_sits_every_other_look_out_and_a_newcomer_is_still_found_at_once() {
-    let scene = |frame| video_call(frame, (1000, 400));
+    let call = VideoCall::new((1000, 400));
+    let scene = |frame| call.frame(frame);
     let mut finder = finder_every(2);
     let first = finder.find(&common::as_frame(&mut scene(0))).unwrap().to_vec();
     assert_eq!(first.len(), 1, "the large face, on the first (whole) look");
@@ -218,7 +232,8 @@ fn a_large_face_that_keeps_changing_sits_every_other_look_out_and_a_newcomer_is_
 fn a_face_that_comes_in_front_of_a_resting_face_is_covered_on_the_frame_detection_on_every_frame_covers_it() {
     // Someone leaning into a video call: the newcomer's box lies 60% inside the large face's.
     const NEWCOMER: (i64, i64) = (470, 300);
-    let scene = |frame| video_call(frame, NEWCOMER);
+    let call = VideoCall::new(NEWCOMER);
+    let scene = |frame| call.frame(frame);
     let faces_on_frame_6 = |every: u32| {
         let mut finder = finder_every(every);
         for frame in 0..6 {
