@@ -114,6 +114,13 @@ impl Veil {
         }
     }
 
+    /// See [`SdnModel::set_lossy_input`].
+    pub fn set_lossy_input(&mut self, lossy: bool) {
+        if let Effect::Sdn(k) = &mut self.effect {
+            k.model.set_lossy_input(lossy);
+        }
+    }
+
     /// The crop this veil would use for a face box.
     pub fn crop_for(&self, bbox: &BBox) -> CropSquare {
         CropSquare::around(bbox, &self.framing)

@@ -133,7 +133,7 @@ class Model:
                 k = k.astype(np.int64)
         return np.repeat(k, n, 0)
 
-    def _run(self, sess, img, bits, att, lms, bs=16):
+    def _run(self, sess, img, bits, att, lms, bs=16, lossy=False):
         outs = []
         n = len(img)
         if att is None:
@@ -152,6 +152,8 @@ class Model:
                     feed[inp.name] = att[a:b].astype(np.float32)
                 elif r == "landmarks":
                     feed[inp.name] = lms[a:b].astype(np.float32)
+                elif r == "unbend_knee" and lossy:  # as the runtime restores a lossy input (JPEG, video)
+                    feed[inp.name] = np.array(self.meta["lossy_unbend_knee"], np.float32)
             out = sess.run([self.output] if self.output else None, feed)[0]
             outs.append(out)
         return np.concatenate(outs)
@@ -159,8 +161,8 @@ class Model:
     def anonymize(self, img, bits, att=None, lms=None):
         return self._run(self.sa, img, bits, att, lms)
 
-    def restore(self, img, bits, att=None, lms=None):
-        return self._run(self.sr, img, bits, att, lms)
+    def restore(self, img, bits, att=None, lms=None, lossy=False):
+        return self._run(self.sr, img, bits, att, lms, lossy=lossy)
 
 
 def load_facespace(model_dir, path=None):
@@ -709,7 +711,7 @@ def main():
             inp = to_in(fr[:, pad:pad + S, pad:pad + S])
             tgt = frames[:, pad:pad + S, pad:pad + S].astype(np.float32)
             lm_in = lms if lm_override is None else lm_override
-        out = model.restore(inp, bits, att0, lm_in)
+        out = model.restore(inp, bits, att0, lm_in, lossy=jpeg is not None)
         bl = m[None, :, :, None] * (out.transpose(0, 2, 3, 1) + 1) * 127.5 + (1 - m[None, :, :, None]) * (inp.transpose(0, 2, 3, 1) + 1) * 127.5
         bl = np.clip(np.rint(bl), 0, 255)
         return float(np.mean([psnr_masked(bl[i], tgt[i], m) for i in range(n)])), bl.astype(np.uint8)

@@ -22,13 +22,14 @@ import os
 import sys
 import time
 
+import cv2
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from facespace import FaceSpace  # noqa: E402
+from facespace import LOSSY_UNBEND_KNEE, FaceSpace  # noqa: E402
 
 MODEL_ID = "sdn-0.6.3"  # 292 of the 300 coordinates rotated (all but skin tone, age and the 4 largest), within bands of like variance
 S = 128
@@ -298,12 +299,19 @@ class Graph:
 def bend_nodes(b, y, inverse=False):
     """facespace.bend / unbend as nodes, written without a branch: with c = y clipped to +-BEND,
     bend(y) = c + (1 - BEND) tanh((y - c) / (1 - BEND)) (tanh is odd, and 0 inside the band), the
-    same values as facespace.py's where/sign form in a third of onnxruntime's time."""
+    same values as facespace.py's where/sign form in a third of onnxruntime's time. unbend takes
+    atanh of t cut off at +-knee (the overridable scalar `unbend_knee`, UNBEND_MAX unless a caller
+    gives LOSSY_UNBEND_KNEE) and adds what the cut took off times facespace.unbend_slope(knee)."""
     from facespace import BEND, UNBEND_MAX
     c = b.op("Clip", [y, b.const(-BEND), b.const(BEND)])
     t = b.op("Mul", [b.op("Sub", [y, c]), b.const(1 / (1 - BEND))])
     if inverse:
-        t = b.op("Atanh", [b.op("Clip", [t, b.const(-UNBEND_MAX), b.const(UNBEND_MAX)])])
+        knee = "unbend_knee"
+        tk = b.op("Clip", [t, b.op("Neg", [knee]), knee])
+        kc = b.op("Min", [knee, b.const(UNBEND_MAX)])
+        slope = b.op("Where", [b.op("Less", [knee, b.const(UNBEND_MAX)]),
+                               b.op("Reciprocal", [b.op("Sub", [b.const(1.0), b.op("Mul", [kc, kc])])]), b.const(0.0)])
+        t = b.op("Add", [b.op("Atanh", [tk]), b.op("Mul", [b.op("Sub", [t, tk]), slope])])
     else:
         t = b.op("Tanh", [t])
     return b.op("Add", [c, b.op("Mul", [t, b.const(1 - BEND)])])
@@ -331,8 +339,13 @@ def build(fs, alpha, direction):
               helper.make_tensor_value_info("key", TensorProto.FLOAT, ["N", 128]),
               helper.make_tensor_value_info("attributes", TensorProto.FLOAT, ["N", 6]),
               helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, ["M", 10])]
+    defaults = [lm_default]
+    if direction == "restore":  # how far restore unbends exactly: the runtime gives the lossy knee for lossy inputs
+        from facespace import UNBEND_MAX
+        defaults.append(numpy_helper.from_array(np.array(UNBEND_MAX, np.float32), "unbend_knee"))
+        inputs.append(helper.make_tensor_value_info("unbend_knee", TensorProto.FLOAT, []))
     outputs = [helper.make_tensor_value_info("image_out", TensorProto.FLOAT, ["N", 3, S, S])]
-    graph = helper.make_graph(b.nodes, f"faceveil_{MODEL_ID}_{direction}", inputs, outputs, [lm_default] + b.inits)
+    graph = helper.make_graph(b.nodes, f"faceveil_{MODEL_ID}_{direction}", inputs, outputs, defaults + b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="faceveil models/sdn/export.py")
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -418,12 +431,23 @@ def check(model_dir, fs, n, data, ref_dir=None):
     xr_nolm = sr.run(["image_out"], {"image": (np.rint((y_nolm + 1) * 127.5) / 127.5 - 1).astype(np.float32),
                                      "key": key, "attributes": attrs})[0]
     psnr = lambda a, c: float(10 * np.log10(4 / np.mean((a - c) ** 2)))  # noqa: E731
+    # The restore for lossy inputs, from the surrogate through JPEG q75 (4:2:0), against facespace.py.
+    u8 = np.rint((y_nolm + 1) * 127.5).clip(0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    yj = np.stack([cv2.imdecode(cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, 75])[1], cv2.IMREAD_UNCHANGED) for im in u8])
+    yj = (yj.transpose(0, 3, 1, 2) / 127.5 - 1).astype(np.float32)
+    knee = np.array(LOSSY_UNBEND_KNEE, np.float32)
+    f = {"image": yj, "key": key, "attributes": attrs}
+    xj_exact, xj_lossy = sr.run(["image_out"], f)[0], sr.run(["image_out"], dict(f, unbend_knee=knee))[0]
+    lm0 = np.tile(fs.mean_landmarks, (len(sel), 1))
+    lossy_vs_numpy = float(np.abs(xj_lossy - fs.restore(yj, lm0, key, attrs, knee=LOSSY_UNBEND_KNEE)).max())
     extra = {"ms_per_face_batch_1_2_8": {"anonymize": timings([sa], x, key, attrs)[0], "restore": timings([sr], yq, key, attrs)[0]}}
     if ref_dir:
         extra["against_" + os.path.basename(os.path.normpath(ref_dir))] = compare(model_dir, ref_dir, x, key, attrs)
     return dict(extra, faces=len(sel), anonymize_vs_numpy_maxabs=float(np.abs(y - y_ref).max()),
                 anonymize_no_landmarks_vs_numpy_maxabs=float(np.abs(y_nolm - y_ref_nolm).max()),
                 restore_psnr_uint8=psnr(xr, x), restore_psnr_uint8_no_landmarks=psnr(xr_nolm, x),
+                restore_psnr_jpeg75=psnr(xj_exact, x), restore_psnr_jpeg75_lossy_knee=psnr(xj_lossy, x),
+                restore_lossy_knee_vs_numpy_maxabs=lossy_vs_numpy,
                 change_rms=float(np.sqrt(np.mean((y - x) ** 2))),
                 ms_anonymize_per_face=round(ta * 1000, 2), ms_restore_per_face=round(tr * 1000, 2))
 
@@ -459,7 +483,9 @@ def main():
     earlier_id, earlier_graph = spec.get("model_id"), spec.get("sha256", {}).get("sdn.onnx")
     spec["model_id"] = MODEL_ID
     spec["default_variant"] = "fast"
-    spec["inputs"] = {"image": "image", "key": "key", "attributes": "attributes"}
+    spec["inputs"] = {"image": "image", "key": "key", "attributes": "attributes", "unbend_knee": "unbend_knee"}
+    # Restore's unbend for inputs that went through a lossy codec (facespace.LOSSY_UNBEND_KNEE).
+    spec["lossy_unbend_knee"] = LOSSY_UNBEND_KNEE
     # The runtime feeds, and records in the stream's clear records, the landmarks sdn.json names.
     # They describe a face's geometry, which identifies people: name them only where the graphs
     # apply them (align > 0). The graphs keep the optional input either way.

@@ -98,6 +98,18 @@ def grid_sample(img, grid, padding="border"):
 
 BEND = 0.6  # anonymized values past +-BEND are bent into range (tanh), not cut off; restore unbends
 UNBEND_MAX = 0.995
+# What restore unbends with when its input went through a lossy codec (JPEG, 4:2:0 video): atanh up
+# to this share of the bent range, then on in a straight line with atanh's slope there (5.3).
+# atanh's own slope grows without bound towards +-1, so that near the ends a codec's error would be
+# multiplied up to a hundredfold; from a lossless input the exact unbend (UNBEND_MAX) restores
+# better. The model card's "A restore for lossy inputs" measures both.
+LOSSY_UNBEND_KNEE = 0.9
+
+
+def unbend_slope(knee):
+    """The slope of the straight line past the knee: atanh's there, none at UNBEND_MAX and above
+    (the exact unbend cuts off there, as it always has)."""
+    return np.where(knee < UNBEND_MAX, 1.0 / (1.0 - np.minimum(knee, UNBEND_MAX) ** 2), 0.0)
 
 
 def bend(y):
@@ -105,10 +117,12 @@ def bend(y):
     return np.where(a > BEND, np.sign(y) * (BEND + (1 - BEND) * np.tanh((a - BEND) / (1 - BEND))), y)
 
 
-def unbend(v):
+def unbend(v, knee=UNBEND_MAX):
     a = np.abs(v)
-    t = np.minimum((a - BEND) / (1 - BEND), UNBEND_MAX)
-    return np.where(a > BEND, np.sign(v) * (BEND + (1 - BEND) * np.arctanh(np.maximum(t, 0))), v)
+    t = np.maximum((a - BEND) / (1 - BEND), 0)
+    tk = np.minimum(t, knee)
+    u = np.arctanh(tk) + (t - tk) * unbend_slope(knee)
+    return np.where(a > BEND, np.sign(v) * (BEND + (1 - BEND) * u), v)
 
 
 def avgpool2(x):
@@ -283,13 +297,13 @@ class FaceSpace:
         y = x + self.to_crop(d, lms)
         return bend(y) if clip else y
 
-    def restore(self, y, lms, keys, attrs=None, steps=None):
+    def restore(self, y, lms, keys, attrs=None, steps=None, knee=UNBEND_MAX):
         """Inverse of anonymize: the canonical change is undone exactly in the canonical frame
         (canonical_undo) and warped back; the mismatch of sampling and warping back is then
         removed by `steps` corrections x <- x + U(y - F(x)), F the anonymize map (unclipped),
-        U the linear part of the first step."""
+        U the linear part of the first step. knee: LOSSY_UNBEND_KNEE for a lossy input."""
         steps = int(self.restore_steps) if steps is None else steps
-        y = unbend(np.asarray(y, np.float64))
+        y = unbend(np.asarray(y, np.float64), knee)
         x = y + self.to_crop(self.canonical_undo(self.sample_canonical(y, lms), keys, attrs), lms)
         for _ in range(steps):
             e = y - self.anonymize(x, lms, keys, attrs, clip=False)

@@ -43,6 +43,10 @@ pub struct TensorNames {
     /// Each face's five landmarks relative to its crop ([N, 10]), for models that take them.
     #[serde(default)]
     pub landmarks: Option<String>,
+    /// The restore graph's scalar that limits how steeply it unbends values near the ends of the
+    /// range ([`SdnSpec::lossy_unbend_knee`] for lossy inputs; the graph's own default otherwise).
+    #[serde(default)]
+    pub unbend_knee: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -79,6 +83,10 @@ pub struct SdnSpec {
     /// The landmarks given for a face the detector gave none (a model with a landmarks input).
     #[serde(default)]
     pub mean_landmarks: Option<[f32; LANDMARK_VALUES]>,
+    /// What a restore gives `unbend_knee` when its input went through a lossy codec (JPEG, video):
+    /// the exact unbend multiplies a codec's error near black and white up to a hundredfold.
+    #[serde(default)]
+    pub lossy_unbend_knee: Option<f32>,
 }
 
 impl SdnSpec {
@@ -144,6 +152,8 @@ pub struct SdnModel {
     /// Shared with every other user of the same graph in the process (other cameras).
     session: SharedSession,
     direction: Direction,
+    /// Given to the restore graph's `unbend_knee`; none: the graph's default (exact) unbend.
+    unbend_knee: Option<f32>,
 }
 
 impl SdnModel {
@@ -178,7 +188,12 @@ impl SdnModel {
         // An optional input (landmarks) is an initializer the graph lets a caller override;
         // ONNX Runtime lists those apart from the inputs.
         let overridable: Vec<String> = session.overridable_initializers().iter().map(|i| i.name().to_string()).collect();
-        for name in [&spec.inputs.image, &spec.inputs.key, &spec.inputs.attributes].into_iter().chain(&spec.inputs.landmarks) {
+        let knee_input = spec.inputs.unbend_knee.as_ref().filter(|_| direction == Direction::Restore);
+        for name in [&spec.inputs.image, &spec.inputs.key, &spec.inputs.attributes]
+            .into_iter()
+            .chain(&spec.inputs.landmarks)
+            .chain(knee_input)
+        {
             ensure!(
                 session.inputs().iter().any(|i| i.name() == name.as_str()) || overridable.contains(name),
                 "{} has no input '{name}' that sdn.json promises",
@@ -192,7 +207,17 @@ impl SdnModel {
             spec.output
         );
         drop(session);
-        Ok(Self { spec, variant, model_hash, session: shared, direction })
+        let mut model = Self { spec, variant, model_hash, session: shared, direction, unbend_knee: None };
+        model.set_lossy_input(true);
+        Ok(model)
+    }
+
+    /// Whether the crops a restore reads went through a lossy codec (the default: videos, JPEG),
+    /// so that it unbends with the model's `lossy_unbend_knee`, or not (PNG), so that it unbends
+    /// exactly. No effect on an anonymize model or on a model without the knee.
+    pub fn set_lossy_input(&mut self, lossy: bool) {
+        let restore_knee = self.spec.inputs.unbend_knee.is_some() && self.direction == Direction::Restore;
+        self.unbend_knee = self.spec.lossy_unbend_knee.filter(|_| lossy && restore_knee);
     }
 
     /// How many users in the process hold this model's session.
@@ -253,6 +278,10 @@ impl SdnModel {
             let landmarks = landmarks.context("this model takes landmarks")?;
             ensure!(landmarks.shape() == [n, LANDMARK_VALUES], "landmarks of shape {:?} for {n} faces", landmarks.shape());
             inputs.push((name.as_str().into(), TensorRef::from_array_view(landmarks)?.into()));
+        }
+        let knee = self.unbend_knee.map(ndarray::arr0);
+        if let (Some(name), Some(knee)) = (&names.unbend_knee, &knee) {
+            inputs.push((name.as_str().into(), TensorRef::from_array_view(knee.view())?.into()));
         }
         let mut session = self.session.lock();
         let outputs = session.run(inputs)?;

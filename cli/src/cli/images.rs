@@ -233,7 +233,9 @@ fn restore_one(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> R
     })?;
     let embedded: Embedded = serde_json::from_str(&text).context("faceveil data in the image is damaged")?;
     let header = StreamHeader::decode(&serde_json::to_string(&embedded.header)?)?;
-    let mut r = restorer(&header)?;
+    // A PNG holds the surrogate exactly; any other format (JPEG) went through a lossy codec.
+    let lossy = image::guess_format(&bytes).map_or(true, |format| format != ImageFormat::Png);
+    let mut r = restorer(&header)?.lossy_input(lossy);
     let mut photo = load(path)?;
     let n = r.process_record(&mut frame_of(&mut photo.rgb), &embedded.record)?;
     save(photo, output, None)?;
