@@ -514,7 +514,10 @@ mod tests {
             };
             let moved = |lossy: bool| face_rms(&restore(&data, lossy), &restore(&coded, lossy), w, h, square);
             let (codec, exact, lossy) = (face_rms(&data, &coded, w, h, square), moved(false), moved(true));
-            println!("password {:?}: the codec moved the surrogate by {codec:.2} levels RMS, the exact restore by {exact:.2}, the lossy one by {lossy:.2}", String::from_utf8_lossy(password));
+            println!(
+                "password {:?}: the codec moved the surrogate by {codec:.2} levels RMS, the exact restore by {exact:.2}, the lossy one by {lossy:.2}",
+                String::from_utf8_lossy(password)
+            );
             assert!(lossy < exact, "the lossy restore moved as much as the exact one");
         }
     }
@@ -530,7 +533,9 @@ mod tests {
     /// RGB through BT.601 Y'CbCr with Cb and Cr averaged over 2 x 2 pixels, and back.
     fn chroma_420(rgb: &[u8], w: usize, h: usize) -> Vec<u8> {
         let px = |x: usize, y: usize| -> [f64; 3] { std::array::from_fn(|c| f64::from(rgb[(y * w + x) * 3 + c])) };
-        let ycc = |[r, g, b]: [f64; 3]| [0.299 * r + 0.587 * g + 0.114 * b, -0.168736 * r - 0.331264 * g + 0.5 * b, 0.5 * r - 0.418688 * g - 0.081312 * b];
+        let ycc = |[r, g, b]: [f64; 3]| {
+            [0.299 * r + 0.587 * g + 0.114 * b, -0.168736 * r - 0.331264 * g + 0.5 * b, 0.5 * r - 0.418688 * g - 0.081312 * b]
+        };
         let mut out = vec![0u8; rgb.len()];
         for by in (0..h - 1).step_by(2) {
             for bx in (0..w - 1).step_by(2) {
