@@ -35,6 +35,9 @@ use crate::streamdata;
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("faceunveil", gst::DebugColorFlags::empty(), Some("faceveil face restorer")));
 
+/// Frames are taken to have gone through a lossy codec, as nearly every video has.
+const DEFAULT_LOSSLESS_INPUT: bool = false;
+
 #[derive(Clone, Default)]
 struct Settings {
     shared: Shared,
@@ -45,10 +48,12 @@ struct Settings {
     /// Identity files, read when the element starts.
     identity: Option<String>,
     identity_passphrase: Option<Zeroizing<String>>,
+    lossless_input: bool,
 }
 
 struct State {
     config: Config,
+    lossless_input: bool,
     password: Option<Zeroizing<String>>,
     identities: Vec<Identity>,
     sidecar: Option<Sidecar>,
@@ -78,6 +83,7 @@ impl State {
             }
             (None, _) => Restorer::sealed_only(&self.config, &self.identities, &header)?,
         };
+        let restorer = restorer.lossy_input(!self.lossless_input);
         let restorer = if self.identities.is_empty() { restorer } else { restorer.decode_faces_with(Arc::new(X264Faces)) };
         self.restorer = Some((header, restorer));
         Ok(())
@@ -122,6 +128,12 @@ impl ObjectImpl for FaceUnveil {
                     .blurb("age identity file(s), comma-separated, that open the faces faceveil sealed to their recipients; several when the stream needs them together")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("lossless-input")
+                    .nick("Lossless input")
+                    .blurb("The frames never went through a lossy codec (raw, FFV1, x264 at quantizer 0): the password restore then undoes the surrogate exactly; otherwise it eases off near black and white, where a codec's error would be multiplied")
+                    .default_value(DEFAULT_LOSSLESS_INPUT)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("identity-passphrase")
                     .nick("Identity passphrase")
                     .blurb("Passphrase of passphrase-protected identity files; write-only, never logged")
@@ -145,6 +157,7 @@ impl ObjectImpl for FaceUnveil {
             "sidecar" => s.sidecar = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from),
             "header" => s.header = value.get::<Option<String>>().expect("type checked upstream"),
             "identity" => s.identity = value.get().expect("type checked upstream"),
+            "lossless-input" => s.lossless_input = value.get().expect("type checked upstream"),
             "identity-passphrase" => {
                 s.identity_passphrase = value.get::<Option<String>>().expect("type checked upstream").map(Zeroizing::new);
             }
@@ -160,6 +173,7 @@ impl ObjectImpl for FaceUnveil {
             "sidecar" => s.sidecar.as_ref().map(|p| p.display().to_string()).to_value(),
             "header" => s.header.to_value(),
             "identity" => s.identity.to_value(),
+            "lossless-input" => s.lossless_input.to_value(),
             name => s.shared.get(name).expect("every readable property is handled"),
         }
     }
@@ -226,6 +240,7 @@ impl BaseTransformImpl for FaceUnveil {
         };
         let mut state = State {
             config,
+            lossless_input: settings.lossless_input,
             password,
             identities,
             sidecar,
