@@ -192,6 +192,11 @@ pub struct RestoreArgs {
     /// written at x264 CRF 8
     #[arg(long)]
     pub lossless: bool,
+    /// The video never went through a lossy codec (x264 at quantizer 0, FFV1): the password
+    /// restore then undoes the surrogate exactly. By default it eases off where the surrogate is
+    /// nearly black or white, where a codec's error would be multiplied
+    #[arg(long)]
+    pub lossless_input: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -96,6 +96,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
     let output = &args.output;
     let Input::Stream(_) = &input else {
         ensure!(!args.lossless, "--lossless is for videos; an image is restored losslessly when written as PNG");
+        ensure!(!args.lossless_input, "--lossless-input is for videos; a PNG is restored exactly, a JPEG as lossy");
         let identities = sealing::identities(&args.identities)?;
         let restorer = move |header: &StreamHeader| match &password {
             Some(p) if identities.is_empty() => Restorer::new(&config, Some(p.as_bytes()), header),
@@ -128,7 +129,8 @@ fn restore(args: RestoreArgs) -> Result<()> {
         (false, false) => video::Quality::CrfUncapped(video::SEALED_RESTORE_CRF),
     };
     let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
-    video::restore(&input, output, &settings, sidecar.as_deref(), args.header.as_deref(), quality)
+    let source = video::Source { sidecar: sidecar.as_deref(), header: args.header.as_deref(), lossless: args.lossless_input };
+    video::restore(&input, output, &settings, source, quality)
 }
 
 fn run_bench(args: BenchArgs) -> Result<()> {

@@ -127,6 +127,17 @@ pub struct Settings {
     pub sealing: Sealing,
 }
 
+/// Where a restore finds what the anonymized video did not carry itself, and how it was coded.
+#[derive(Clone, Copy, Default)]
+pub struct Source<'a> {
+    /// The sidecar, where the command was given one or found it beside the input.
+    pub sidecar: Option<&'a Path>,
+    /// The stream header, given on the command line.
+    pub header: Option<&'a str>,
+    /// The video never went through a lossy codec: `faceunveil lossless-input`.
+    pub lossless: bool,
+}
+
 /// Sealed faces: who they are sealed to (faceveil) and who opens them (faceunveil).
 #[derive(Default)]
 pub struct Sealing {
@@ -287,16 +298,17 @@ impl Settings {
 
     /// `faceunveil`, with the sidecar and the header where the command was given them; otherwise
     /// it finds the header in the stream (SEI, tag) and adopts a new one wherever it changes.
-    pub fn restorer(&self, sidecar: Option<&Path>, header: Option<&str>) -> Result<Vec<gst::Element>> {
+    pub fn restorer(&self, source: Source) -> Result<Vec<gst::Element>> {
         let unveil = element("faceunveil")?;
         self.detection(&unveil)?;
         self.model(&unveil)?;
-        if let Some(path) = sidecar {
+        if let Some(path) = source.sidecar {
             set(&unveil, "sidecar", path.to_str().context("the sidecar path is not UTF-8")?)?;
         }
-        if let Some(text) = header {
+        if let Some(text) = source.header {
             set(&unveil, "header", text)?;
         }
+        set(&unveil, "lossless-input", source.lossless)?;
         if let Some(identity) = &self.sealing.identity {
             set(&unveil, "identity", identity.as_str())?;
         }
@@ -773,17 +785,10 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
 
 /// Restores with the sidecar and the header where given; otherwise faceunveil finds the header
 /// in the stream (SEI, tag). A stream without any fails at its end, and its output is removed.
-pub fn restore(
-    input: &Input,
-    output: &Path,
-    settings: &Settings,
-    sidecar: Option<&Path>,
-    header: Option<&str>,
-    quality: Quality,
-) -> Result<()> {
+pub fn restore(input: &Input, output: &Path, settings: &Settings, source: Source, quality: Quality) -> Result<()> {
     // Identities alone open only the sealed faces: the restore graph is not needed then.
     let _warm = settings.password.is_some().then(|| WarmModels::start(&settings.config, Direction::Restore));
-    let elements = settings.restorer(sidecar, header)?;
+    let elements = settings.restorer(source)?;
     let t = transcode(input, output, Stage { elements, sei: Sei::Read, quality })?;
     eprintln!("{} frames restored -> {}", t.frames, output.display());
     Ok(())
