@@ -389,7 +389,8 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::frame::PixelFormat;
+    use crate::frame::rgb::RgbImage;
+    use crate::frame::{PixelFormat, Plane, YuvMatrix};
     use crate::model::SdnSpec;
 
     fn bundled_model() -> Config {
@@ -530,27 +531,17 @@ mod tests {
         image::load_from_memory(&jpeg).unwrap().to_rgb8().into_raw()
     }
 
-    /// RGB through BT.601 Y'CbCr with Cb and Cr averaged over 2 x 2 pixels, and back.
+    /// RGB written into an I420 frame and read back (the library's own conversion, as a video's
+    /// frames go through it): each chroma sample the mean of its four pixels.
     fn chroma_420(rgb: &[u8], w: usize, h: usize) -> Vec<u8> {
-        let px = |x: usize, y: usize| -> [f64; 3] { std::array::from_fn(|c| f64::from(rgb[(y * w + x) * 3 + c])) };
-        let ycc = |[r, g, b]: [f64; 3]| {
-            [0.299 * r + 0.587 * g + 0.114 * b, -0.168736 * r - 0.331264 * g + 0.5 * b, 0.5 * r - 0.418688 * g - 0.081312 * b]
-        };
-        let mut out = vec![0u8; rgb.len()];
-        for by in (0..h - 1).step_by(2) {
-            for bx in (0..w - 1).step_by(2) {
-                let block = [(bx, by), (bx + 1, by), (bx, by + 1), (bx + 1, by + 1)].map(|(x, y)| ((x, y), ycc(px(x, y))));
-                let cb = block.iter().map(|(_, c)| c[1]).sum::<f64>() / 4.0;
-                let cr = block.iter().map(|(_, c)| c[2]).sum::<f64>() / 4.0;
-                for ((x, y), [luma, _, _]) in block {
-                    let rgb = [luma + 1.402 * cr, luma - 0.344136 * cb - 0.714136 * cr, luma + 1.772 * cb];
-                    for (c, v) in rgb.into_iter().enumerate() {
-                        out[(y * w + x) * 3 + c] = v.round().clamp(0.0, 255.0) as u8;
-                    }
-                }
-            }
-        }
-        out
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let (mut y, mut u, mut v) = (vec![0u8; w * h], vec![0u8; cw * ch], vec![0u8; cw * ch]);
+        let planes =
+            vec![Plane { data: &mut y, stride: w }, Plane { data: &mut u, stride: cw }, Plane { data: &mut v, stride: cw }];
+        let mut frame = FrameMut::new(PixelFormat::I420, w, h, YuvMatrix::Bt601, planes).unwrap();
+        let all = Region { x: 0, y: 0, width: w, height: h };
+        frame.write_region(all, &RgbImage::from_raw(w, h, rgb.to_vec()).unwrap()).unwrap();
+        frame.read_region(all).data
     }
 
     /// RMS difference (levels) over the inner half of a face's crop square (centre x, centre y, side).
