@@ -145,8 +145,11 @@ fn stages(c: &mut Criterion) {
             Array4::from_shape_fn((n, 3, s, s), |(i, c, y, x)| ((i * 31 + c * 17 + y * 7 + x * 3) % 255) as f32 / 127.5 - 1.0);
         let keys = Array2::ones((n, model.spec.key_bits));
         let landmarks = model.landmark_mean().map(|m| Array2::from_shape_fn((n, m.len()), |(_, j)| m[j]));
+        let sides = vec![200.0f32; n];
         c.bench_function(&format!("sdn batch of {n}"), |b| {
-            b.iter(|| black_box(model.run(crops.view(), keys.view(), &attrs, landmarks.as_ref().map(|l| l.view())).unwrap()))
+            b.iter(|| {
+                black_box(model.run(crops.view(), keys.view(), &attrs, landmarks.as_ref().map(|l| l.view()), &sides).unwrap())
+            })
         });
     }
 

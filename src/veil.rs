@@ -194,7 +194,9 @@ impl Veil {
                 let tracks: Vec<u64> = faces.iter().map(|f| f.track).collect();
                 keyed.fill_keys(&tracks);
                 let keys = ArrayView2::from_shape((n, keyed.model.spec.key_bits), keyed.keys.as_slice())?;
-                let out = keyed.model.run(self.batch.view(), keys, &keyed.attributes, mean.map(|_| self.landmarks.view()))?;
+                let sides: Vec<f32> = faces.iter().map(|f| f.crop().side).collect();
+                let landmarks = mean.map(|_| self.landmarks.view());
+                let out = keyed.model.run(self.batch.view(), keys, &keyed.attributes, landmarks, &sides)?;
                 let t = lap(&mut times.model, t);
                 let mut written: Vec<Region> = Vec::with_capacity(n);
                 for ((face, bands), patch) in faces.into_iter().zip(bands).zip(out.outer_iter()) {

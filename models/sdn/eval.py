@@ -110,6 +110,8 @@ class Model:
         names.setdefault("attributes", "attributes")
         names.setdefault("landmarks", "landmarks")
         self.role = {name: role for role, name in names.items()}
+        # The restore's scalar inputs for a lossy input, fed by name (sdn.json "lossy_restore").
+        self.lossy_restore = {k: np.array(v, np.float32) for k, v in self.meta.get("lossy_restore", {}).items()}
         self.output = self.meta.get("output")
         for s in (self.sa, self.sr):
             for i in s.get_inputs():
@@ -152,8 +154,11 @@ class Model:
                     feed[inp.name] = att[a:b].astype(np.float32)
                 elif r == "landmarks":
                     feed[inp.name] = lms[a:b].astype(np.float32)
-                elif r == "unbend_knee" and lossy:  # as the runtime restores a lossy input (JPEG, video)
-                    feed[inp.name] = np.array(self.meta["lossy_unbend_knee"], np.float32)
+            if lossy:  # as the runtime restores a lossy input (JPEG, video): the crops at their own size
+                feed.update(self.lossy_restore)
+                pitch = self.meta.get("inputs", {}).get("chroma_pitch")
+                if pitch:  # 4:2:0 of the crop at its own size: chroma every 2 pixels
+                    feed[pitch] = np.full((b - a, 1), 2.0, np.float32)
             out = sess.run([self.output] if self.output else None, feed)[0]
             outs.append(out)
         return np.concatenate(outs)

@@ -29,13 +29,16 @@ from onnx import TensorProto, helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from facespace import LOSSY_UNBEND_KNEE, FaceSpace  # noqa: E402
+from facespace import (CHROMA_DETAIL_SIGMA, CHROMA_PITCH_DROP, CHROMA_PITCH_KEEP, LOSSY_UNBEND_KNEE, LUMA,  # noqa: E402
+                       FaceSpace, gaussian_taps)
 
 MODEL_ID = "sdn-0.6.3"  # 292 of the 300 coordinates rotated (all but skin tone, age and the 4 largest), within bands of like variance
 S = 128
 # Largest difference (of -1..1 pixel values) from an earlier graph that still counts as the same
 # map: float rounding, far below one 8-bit level (0.0078).
 SAME_MAP_TOLERANCE = 1e-4
+# The restore graph's overridable scalars for a lossy input (facespace.restore's knee).
+LOSSY_RESTORE = {"unbend_knee": LOSSY_UNBEND_KNEE}
 
 
 class Builder:
@@ -295,6 +298,23 @@ class Graph:
         v = b.op("Add", [b.op("Gather", [out, b.const(0, np.int64)], axis=0), r])
         return b.op("Sub", [v, vm])
 
+    def fine_chroma(self, v2):
+        """fine_chroma of facespace.py: the detail's chroma finer than CHROMA_DETAIL_SIGMA, masked."""
+        b, fs, G = self.b, self.fs, self.G
+        vm = b.op("Sub", [v2, b.const(fs.mu)])
+        z2 = b.matmul(vm, fs.ana_alpha.T if self.alpha != 1.0 else fs.ana.T, 1, f16=True)
+        full = self.scatter(b.op("Sub", [vm, b.matmul(z2, fs.syn.T, 1, f16=True)]))  # [N,3,G,G]
+        luma = b.op("ReduceSum", [b.op("Mul", [full, b.const(LUMA.reshape(1, 3, 1, 1))]), b.const([1], np.int64)], keepdims=1)
+        chroma = b.op("Sub", [full, luma])
+        w = gaussian_taps(CHROMA_DETAIL_SIGMA)
+        r = len(w) // 2
+        blurred = b.op("Conv", [chroma, b.const(np.tile(w.reshape(1, 1, 1, -1), (3, 1, 1, 1)))], group=3, pads=[0, r, 0, r])
+        blurred = b.op("Conv", [blurred, b.const(np.tile(w.reshape(1, 1, -1, 1), (3, 1, 1, 1)))], group=3, pads=[r, 0, r, 0])
+        b.flops += 3 * G * G * (2 * 2 * len(w) + 6)
+        fine = b.op("Reshape", [b.op("Sub", [chroma, blurred]), b.const([0, -1], np.int64)])
+        fine = b.op("Gather", [fine, b.const(fs.support, np.int64)], axis=1)
+        return b.op("Mul", [fine, b.const(fs.mask)])
+
 
 def bend_nodes(b, y, inverse=False):
     """facespace.bend / unbend as nodes, written without a branch: with c = y clipped to +-BEND,
@@ -328,6 +348,12 @@ def build(fs, alpha, direction):
         out = bend_nodes(b, b.op("Add", ["image", g.to_crop(g.change(g.sample("image")))]))
     else:  # facespace.restore
         yin = bend_nodes(b, "image", inverse=True)
+        # A 4:2:0 input's fine chroma detail is mostly the codec's: drop it by each face's
+        # `chroma_pitch` [N,1] (facespace.chroma_drop; 0, the default, drops none: the
+        # subtracted term is then exactly zero).
+        drop = b.op("Mul", [b.op("Sub", ["chroma_pitch", b.const(CHROMA_PITCH_KEEP)]), b.const(1 / (CHROMA_PITCH_DROP - CHROMA_PITCH_KEEP))])
+        drop = b.op("Clip", [drop, b.const(0.0), b.const(1.0)])
+        yin = b.op("Sub", [yin, g.to_crop(b.op("Mul", [g.fine_chroma(g.sample(yin)), drop]))])
         x = b.op("Add", [yin, g.to_crop(g.undo(g.sample(yin)))])
         for _ in range(int(fs.restore_steps)):
             e = b.op("Sub", [yin, b.op("Add", [x, g.to_crop(g.change(g.sample(x)))])])
@@ -344,6 +370,8 @@ def build(fs, alpha, direction):
         from facespace import UNBEND_MAX
         defaults.append(numpy_helper.from_array(np.array(UNBEND_MAX, np.float32), "unbend_knee"))
         inputs.append(helper.make_tensor_value_info("unbend_knee", TensorProto.FLOAT, []))
+        defaults.append(numpy_helper.from_array(np.zeros((1, 1), np.float32), "chroma_pitch"))
+        inputs.append(helper.make_tensor_value_info("chroma_pitch", TensorProto.FLOAT, ["P", 1]))
     outputs = [helper.make_tensor_value_info("image_out", TensorProto.FLOAT, ["N", 3, S, S])]
     graph = helper.make_graph(b.nodes, f"faceveil_{MODEL_ID}_{direction}", inputs, outputs, defaults + b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="faceveil models/sdn/export.py")
@@ -435,19 +463,22 @@ def check(model_dir, fs, n, data, ref_dir=None):
     u8 = np.rint((y_nolm + 1) * 127.5).clip(0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
     yj = np.stack([cv2.imdecode(cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, 75])[1], cv2.IMREAD_UNCHANGED) for im in u8])
     yj = (yj.transpose(0, 3, 1, 2) / 127.5 - 1).astype(np.float32)
-    knee = np.array(LOSSY_UNBEND_KNEE, np.float32)
+    lossy = {k: np.array(v, np.float32) for k, v in LOSSY_RESTORE.items()}
     f = {"image": yj, "key": key, "attributes": attrs}
-    xj_exact, xj_lossy = sr.run(["image_out"], f)[0], sr.run(["image_out"], dict(f, unbend_knee=knee))[0]
+    xj_exact = sr.run(["image_out"], f)[0]
+    xj_knee = sr.run(["image_out"], dict(f, unbend_knee=lossy["unbend_knee"]))[0]
+    pitch = np.full((len(sel), 1), 2.0, np.float32)  # JPEG's 4:2:0 on the 128 crop itself
+    xj_lossy = sr.run(["image_out"], dict(f, chroma_pitch=pitch, **lossy))[0]
     lm0 = np.tile(fs.mean_landmarks, (len(sel), 1))
-    lossy_vs_numpy = float(np.abs(xj_lossy - fs.restore(yj, lm0, key, attrs, knee=LOSSY_UNBEND_KNEE)).max())
+    lossy_vs_numpy = float(np.abs(xj_lossy - fs.restore(yj, lm0, key, attrs, knee=LOSSY_UNBEND_KNEE, chroma_pitch=pitch[:, 0])).max())
     extra = {"ms_per_face_batch_1_2_8": {"anonymize": timings([sa], x, key, attrs)[0], "restore": timings([sr], yq, key, attrs)[0]}}
     if ref_dir:
         extra["against_" + os.path.basename(os.path.normpath(ref_dir))] = compare(model_dir, ref_dir, x, key, attrs)
     return dict(extra, faces=len(sel), anonymize_vs_numpy_maxabs=float(np.abs(y - y_ref).max()),
                 anonymize_no_landmarks_vs_numpy_maxabs=float(np.abs(y_nolm - y_ref_nolm).max()),
                 restore_psnr_uint8=psnr(xr, x), restore_psnr_uint8_no_landmarks=psnr(xr_nolm, x),
-                restore_psnr_jpeg75=psnr(xj_exact, x), restore_psnr_jpeg75_lossy_knee=psnr(xj_lossy, x),
-                restore_lossy_knee_vs_numpy_maxabs=lossy_vs_numpy,
+                restore_psnr_jpeg75=psnr(xj_exact, x), restore_psnr_jpeg75_lossy_knee=psnr(xj_knee, x),
+                restore_psnr_jpeg75_lossy=psnr(xj_lossy, x), restore_lossy_vs_numpy_maxabs=lossy_vs_numpy,
                 change_rms=float(np.sqrt(np.mean((y - x) ** 2))),
                 ms_anonymize_per_face=round(ta * 1000, 2), ms_restore_per_face=round(tr * 1000, 2))
 
@@ -483,9 +514,13 @@ def main():
     earlier_id, earlier_graph = spec.get("model_id"), spec.get("sha256", {}).get("sdn.onnx")
     spec["model_id"] = MODEL_ID
     spec["default_variant"] = "fast"
-    spec["inputs"] = {"image": "image", "key": "key", "attributes": "attributes", "unbend_knee": "unbend_knee"}
-    # Restore's unbend for inputs that went through a lossy codec (facespace.LOSSY_UNBEND_KNEE).
-    spec["lossy_unbend_knee"] = LOSSY_UNBEND_KNEE
+    # chroma_pitch: per face, for a restore from a 4:2:0 input, the spacing of its chroma samples
+    # in crop pixels (2 x input_size / the face square's side in the frame); none: exact.
+    spec["inputs"] = {"image": "image", "key": "key", "attributes": "attributes", "chroma_pitch": "chroma_pitch"}
+    # The restore graph's scalar inputs, and what the runtime gives them where a restore's input
+    # went through a lossy codec (left at the graph's defaults, the restore is exact).
+    spec.pop("lossy_unbend_knee", None)
+    spec["lossy_restore"] = LOSSY_RESTORE
     # The runtime feeds, and records in the stream's clear records, the landmarks sdn.json names.
     # They describe a face's geometry, which identifies people: name them only where the graphs
     # apply them (align > 0). The graphs keep the optional input either way.

@@ -105,6 +105,47 @@ UNBEND_MAX = 0.995
 # better. The model card's "A restore for lossy inputs" measures both.
 LOSSY_UNBEND_KNEE = 0.9
 
+# A restore from a 4:2:0 input (video, JPEG) drops the chroma of the detail the face space misses
+# (the detail less its luma) finer than CHROMA_DETAIL_SIGMA canonical pixels (a Gaussian's sigma;
+# the canonical face is G x G) where the codec kept too little chroma to bring it back: the
+# surrogate keeps that detail at alpha, 4:2:0 throws away what is finer than its chroma samples,
+# and restore would scale what is left, mostly the codec's error, up by 1 / alpha. How coarse the
+# codec's chroma was, per face, is the chroma pitch: the spacing of its chroma samples in crop
+# pixels, 2 x 128 / the face square's side in the frame (0, the default: a lossless input, exact
+# restore). At a pitch of CHROMA_PITCH_KEEP or less the detail is kept (a video call's face of
+# 700 px: pitch 0.37, where dropping it cost 0.4 dB), from CHROMA_PITCH_DROP on it is dropped
+# (faces up to 480 px: pitch 0.53 and more, where it gained 0.35 to 1.5 dB), in between in part.
+# The model card's "Chroma detail of lossy inputs" measures it.
+CHROMA_PITCH_KEEP = 0.35
+CHROMA_PITCH_DROP = 0.6
+CHROMA_DETAIL_SIGMA = 2.0
+LUMA = np.array([0.299, 0.587, 0.114])  # BT.601, as 4:2:0 codecs split luma from chroma
+
+
+def chroma_drop(pitch):
+    """The share of the fine chroma detail a restore drops at a chroma pitch (CHROMA_PITCH_KEEP)."""
+    return np.clip((pitch - CHROMA_PITCH_KEEP) / (CHROMA_PITCH_DROP - CHROMA_PITCH_KEEP), 0.0, 1.0)
+
+
+def gaussian_taps(sigma):
+    """A normalised 1-D Gaussian, cut at 3 sigma."""
+    r = int(np.ceil(3 * sigma))
+    w = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    return w / w.sum()
+
+
+def blur_zero_padded(x, sigma):
+    """x [..., H, W] blurred by a Gaussian along both axes, zeros outside (as ONNX Conv pads)."""
+    w = gaussian_taps(sigma)
+    r = len(w) // 2
+    for axis in (-1, -2):
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (r, r)
+        xp = np.pad(x, pad)
+        n = x.shape[axis]
+        x = sum(wi * np.take(xp, np.arange(i, i + n), axis=axis) for i, wi in enumerate(w))
+    return x
+
 
 def unbend_slope(knee):
     """The slope of the straight line past the knee: atanh's there, none at UNBEND_MAX and above
@@ -274,6 +315,20 @@ class FaceSpace:
             d = d - (1 - a) * self.mask * r
         return d
 
+    def fine_chroma(self, v2):
+        """The chroma of the detail the face space misses in masked canonical pixels v2 [N,D],
+        less its part smoother than CHROMA_DETAIL_SIGMA, times the mask: what a restore from a
+        lossy input takes off before it inverts ([N,D])."""
+        vm = v2 - self.mu
+        z2 = vm @ (self.ana_alpha if self.alpha != 1.0 else self.ana).T
+        G = self.G
+        full = np.zeros((len(v2), 3 * G * G))
+        full[:, self.support] = vm - z2 @ self.syn.T
+        full = full.reshape(-1, 3, G, G)
+        chroma = full - np.einsum("c,nchw->nhw", LUMA, full)[:, None]
+        fine = chroma - blur_zero_padded(chroma, CHROMA_DETAIL_SIGMA)
+        return fine.reshape(len(v2), -1)[:, self.support] * self.mask
+
     def canonical_undo(self, v2, keys, attrs, linear=False):
         """Exact inverse in the canonical frame: v2 = v + canonical_change(v) -> v - v2 ([N,D])."""
         vm = v2 if linear else v2 - self.mu
@@ -297,13 +352,17 @@ class FaceSpace:
         y = x + self.to_crop(d, lms)
         return bend(y) if clip else y
 
-    def restore(self, y, lms, keys, attrs=None, steps=None, knee=UNBEND_MAX):
+    def restore(self, y, lms, keys, attrs=None, steps=None, knee=UNBEND_MAX, chroma_pitch=None):
         """Inverse of anonymize: the canonical change is undone exactly in the canonical frame
         (canonical_undo) and warped back; the mismatch of sampling and warping back is then
         removed by `steps` corrections x <- x + U(y - F(x)), F the anonymize map (unclipped),
-        U the linear part of the first step. knee: LOSSY_UNBEND_KNEE for a lossy input."""
+        U the linear part of the first step. For a lossy input: knee LOSSY_UNBEND_KNEE and each
+        face's chroma pitch [N] (see CHROMA_PITCH_KEEP: it inverts y less the dropped fine_chroma)."""
         steps = int(self.restore_steps) if steps is None else steps
         y = unbend(np.asarray(y, np.float64), knee)
+        if chroma_pitch is not None:
+            drop = chroma_drop(np.asarray(chroma_pitch, np.float64)).reshape(-1, 1, 1, 1)
+            y = y - drop * self.to_crop(self.fine_chroma(self.sample_canonical(y, lms)), lms)
         x = y + self.to_crop(self.canonical_undo(self.sample_canonical(y, lms), keys, attrs), lms)
         for _ in range(steps):
             e = y - self.anonymize(x, lms, keys, attrs, clip=False)

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
-use ndarray::{Array4, ArrayView2, ArrayView4, Ix4};
+use ndarray::{Array2, Array4, ArrayView2, ArrayView4, Ix4};
 use ort::value::TensorRef;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -43,10 +43,10 @@ pub struct TensorNames {
     /// Each face's five landmarks relative to its crop ([N, 10]), for models that take them.
     #[serde(default)]
     pub landmarks: Option<String>,
-    /// The restore graph's scalar that limits how steeply it unbends values near the ends of the
-    /// range ([`SdnSpec::lossy_unbend_knee`] for lossy inputs; the graph's own default otherwise).
+    /// The restore graph's per-face chroma pitch ([N, 1]): for a restore from a 4:2:0 input, how
+    /// far apart its chroma samples were in crop pixels; the graph's default, 0, restores exactly.
     #[serde(default)]
-    pub unbend_knee: Option<String>,
+    pub chroma_pitch: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -83,10 +83,12 @@ pub struct SdnSpec {
     /// The landmarks given for a face the detector gave none (a model with a landmarks input).
     #[serde(default)]
     pub mean_landmarks: Option<[f32; LANDMARK_VALUES]>,
-    /// What a restore gives `unbend_knee` when its input went through a lossy codec (JPEG, video):
-    /// the exact unbend multiplies a codec's error near black and white up to a hundredfold.
+    /// Scalar inputs of the restore graph and what a restore gives them when its input went
+    /// through a lossy codec (JPEG, video); left at the graph's defaults, the restore is exact.
+    /// sdn-0.6.3: `unbend_knee` (the exact unbend multiplies a codec's error near black and white
+    /// up to a hundredfold). A lossy input's faces also get their [`TensorNames::chroma_pitch`].
     #[serde(default)]
-    pub lossy_unbend_knee: Option<f32>,
+    pub lossy_restore: BTreeMap<String, f32>,
 }
 
 impl SdnSpec {
@@ -152,9 +154,13 @@ pub struct SdnModel {
     /// Shared with every other user of the same graph in the process (other cameras).
     session: SharedSession,
     direction: Direction,
-    /// Given to the restore graph's `unbend_knee`; none: the graph's default (exact) unbend.
-    unbend_knee: Option<f32>,
+    /// Whether this restore's input went through a lossy codec (see [`Self::set_lossy_input`]).
+    lossy: bool,
 }
+
+/// How far apart a lossy input's chroma samples are, in its pixels: 2, as 4:2:0 has them (H.264
+/// as faceveil and most cameras write it, JPEG as most encoders write it).
+const LOSSY_CHROMA_STEP: f32 = 2.0;
 
 impl SdnModel {
     pub fn open(path: &Path, variant: Option<&str>, direction: Direction, runtime: &RuntimeOptions) -> Result<Self> {
@@ -188,11 +194,12 @@ impl SdnModel {
         // An optional input (landmarks) is an initializer the graph lets a caller override;
         // ONNX Runtime lists those apart from the inputs.
         let overridable: Vec<String> = session.overridable_initializers().iter().map(|i| i.name().to_string()).collect();
-        let knee_input = spec.inputs.unbend_knee.as_ref().filter(|_| direction == Direction::Restore);
+        let restore_inputs =
+            spec.lossy_restore.keys().chain(&spec.inputs.chroma_pitch).filter(|_| direction == Direction::Restore);
         for name in [&spec.inputs.image, &spec.inputs.key, &spec.inputs.attributes]
             .into_iter()
             .chain(&spec.inputs.landmarks)
-            .chain(knee_input)
+            .chain(restore_inputs)
         {
             ensure!(
                 session.inputs().iter().any(|i| i.name() == name.as_str()) || overridable.contains(name),
@@ -207,17 +214,17 @@ impl SdnModel {
             spec.output
         );
         drop(session);
-        let mut model = Self { spec, variant, model_hash, session: shared, direction, unbend_knee: None };
+        let mut model = Self { spec, variant, model_hash, session: shared, direction, lossy: false };
         model.set_lossy_input(true);
         Ok(model)
     }
 
     /// Whether the crops a restore reads went through a lossy codec (the default: videos, JPEG),
-    /// so that it unbends with the model's `lossy_unbend_knee`, or not (PNG), so that it unbends
-    /// exactly. No effect on an anonymize model or on a model without the knee.
+    /// so that it restores with the model's `lossy_restore` inputs and each face's chroma pitch,
+    /// or not (PNG), so that it restores exactly. No effect on an anonymize model or on a model
+    /// without such inputs.
     pub fn set_lossy_input(&mut self, lossy: bool) {
-        let restore_knee = self.spec.inputs.unbend_knee.is_some() && self.direction == Direction::Restore;
-        self.unbend_knee = self.spec.lossy_unbend_knee.filter(|_| lossy && restore_knee);
+        self.lossy = lossy && self.direction == Direction::Restore;
     }
 
     /// How many users in the process hold this model's session.
@@ -246,13 +253,16 @@ impl SdnModel {
 
     /// Runs a batch of crops ([N, 3, S, S], RGB in -1..1) through the model, each face with its
     /// own row of `keys` ([N, key_bits]), the same attributes and, for a model that takes them,
-    /// its own `landmarks` ([N, 10]). Returns the N crops in the same layout.
+    /// its own `landmarks` ([N, 10]). `sides`: each face's square side in the frame (pixels),
+    /// which tells a restore from a lossy input how much of the face's chroma the codec kept.
+    /// Returns the N crops in the same layout.
     pub fn run(
         &mut self,
         crops: ArrayView4<f32>,
         keys: ArrayView2<f32>,
         attributes: &[f32],
         landmarks: Option<ArrayView2<f32>>,
+        sides: &[f32],
     ) -> Result<Array4<f32>> {
         let s = self.spec.input_size;
         let n = crops.shape()[0];
@@ -264,6 +274,7 @@ impl SdnModel {
         let bits = self.spec.key_bits;
         ensure!(keys.shape() == [n, bits], "key rows of shape {:?} for {n} faces of {bits} bits", keys.shape());
         ensure!(attributes.len() == self.spec.attributes.len(), "attribute vector has the wrong length");
+        ensure!(sides.len() == n, "{} square sides for {n} faces", sides.len());
         if n == 0 {
             return Ok(Array4::zeros((0, 3, s, s)));
         }
@@ -279,9 +290,14 @@ impl SdnModel {
             ensure!(landmarks.shape() == [n, LANDMARK_VALUES], "landmarks of shape {:?} for {n} faces", landmarks.shape());
             inputs.push((name.as_str().into(), TensorRef::from_array_view(landmarks)?.into()));
         }
-        let knee = self.unbend_knee.map(ndarray::arr0);
-        if let (Some(name), Some(knee)) = (&names.unbend_knee, &knee) {
-            inputs.push((name.as_str().into(), TensorRef::from_array_view(knee.view())?.into()));
+        let scalars: Vec<(&String, ndarray::Array0<f32>)> =
+            self.spec.lossy_restore.iter().filter(|_| self.lossy).map(|(name, &value)| (name, ndarray::arr0(value))).collect();
+        for (name, value) in &scalars {
+            inputs.push((name.as_str().into(), TensorRef::from_array_view(value.view())?.into()));
+        }
+        let pitch = Array2::from_shape_fn((n, 1), |(i, _)| LOSSY_CHROMA_STEP * s as f32 / sides[i].max(1.0));
+        if let Some(name) = names.chroma_pitch.as_ref().filter(|_| self.lossy) {
+            inputs.push((name.as_str().into(), TensorRef::from_array_view(pitch.view())?.into()));
         }
         let mut session = self.session.lock();
         let outputs = session.run(inputs)?;
