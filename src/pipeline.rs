@@ -512,13 +512,7 @@ mod tests {
         let passwords: [&[u8]; 4] = [b"alpha", b"bravo", b"charlie", b"delta"];
         let (mut kept_sum, mut dropped_sum) = (0.0, 0.0);
         for password in passwords {
-            let mut data = original.clone();
-            let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut data).unwrap();
-            let tracks = FaceFinder::new(&bundled).unwrap().find(&frame).unwrap().to_vec();
-            let mut anonymizer = Anonymizer::new(&bundled, Some(password)).unwrap();
-            let record = anonymizer.process(&mut frame, &tracks, None).unwrap().record;
-            let header = anonymizer.header().unwrap().clone();
-            assert_eq!(record.faces.len(), 1, "the astronaut's face");
+            let (data, record, header) = anonymized(&bundled, &original, w, h, password);
             let square = record.faces[0].square;
             let coded = jpeg_q75(&chroma_420(&data, w, h), w, h);
             let error = |config: &Config| {
@@ -580,13 +574,7 @@ mod tests {
         let (original, w, h) = astronaut();
         let passwords: [&[u8]; 4] = [b"alpha", b"bravo", b"charlie", b"delta"];
         for password in passwords {
-            let mut data = original.clone();
-            let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut data).unwrap();
-            let tracks = FaceFinder::new(&config).unwrap().find(&frame).unwrap().to_vec();
-            let mut anonymizer = Anonymizer::new(&config, Some(password)).unwrap();
-            let record = anonymizer.process(&mut frame, &tracks, None).unwrap().record;
-            let header = anonymizer.header().unwrap().clone();
-            assert_eq!(record.faces.len(), 1, "the astronaut's face");
+            let (data, record, header) = anonymized(&config, &original, w, h, password);
             let square = record.faces[0].square;
             let coded = jpeg_q75(&chroma_420(&data, w, h), w, h);
             let restore = |input: &[u8], lossy: bool| {
@@ -604,6 +592,18 @@ mod tests {
             );
             assert!(lossy < exact, "the lossy restore moved as much as the exact one");
         }
+    }
+
+    /// A photo of one face anonymized with `password`: its pixels, record and stream header.
+    fn anonymized(config: &Config, rgb: &[u8], w: usize, h: usize, password: &[u8]) -> (Vec<u8>, FrameRecord, StreamHeader) {
+        let mut data = rgb.to_vec();
+        let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut data).unwrap();
+        let tracks = FaceFinder::new(config).unwrap().find(&frame).unwrap().to_vec();
+        let mut anonymizer = Anonymizer::new(config, Some(password)).unwrap();
+        let record = anonymizer.process(&mut frame, &tracks, None).unwrap().record;
+        let header = anonymizer.header().unwrap().clone();
+        assert_eq!(record.faces.len(), 1, "the photo's one face");
+        (data, record, header)
     }
 
     fn jpeg_q75(rgb: &[u8], w: usize, h: usize) -> Vec<u8> {

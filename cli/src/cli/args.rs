@@ -194,7 +194,8 @@ pub struct RestoreArgs {
     pub lossless: bool,
     /// The video never went through a lossy codec (x264 at quantizer 0, FFV1): the password
     /// restore then undoes the surrogate exactly. By default it eases off where the surrogate is
-    /// nearly black or white, where a codec's error would be multiplied
+    /// nearly black or white, where a codec's error would be multiplied, and leaves out the
+    /// finest colour detail that 4:2:0 kept too little of
     #[arg(long)]
     pub lossless_input: bool,
     #[command(flatten)]

@@ -130,7 +130,7 @@ impl ObjectImpl for FaceUnveil {
                     .build(),
                 glib::ParamSpecBoolean::builder("lossless-input")
                     .nick("Lossless input")
-                    .blurb("The frames never went through a lossy codec (raw, FFV1, x264 at quantizer 0): the password restore then undoes the surrogate exactly; otherwise it eases off near black and white, where a codec's error would be multiplied")
+                    .blurb("The frames never went through a lossy codec (raw, FFV1, x264 at quantizer 0): the password restore then undoes the surrogate exactly; otherwise it eases off near black and white, where a codec's error would be multiplied, and leaves out the finest colour detail that 4:2:0 kept too little of")
                     .default_value(DEFAULT_LOSSLESS_INPUT)
                     .mutable_ready()
                     .build(),
