@@ -519,7 +519,6 @@ def main():
     spec["inputs"] = {"image": "image", "key": "key", "attributes": "attributes", "chroma_pitch": "chroma_pitch"}
     # The restore graph's scalar inputs, and what the runtime gives them where a restore's input
     # went through a lossy codec (left at the graph's defaults, the restore is exact).
-    spec.pop("lossy_unbend_knee", None)
     spec["lossy_restore"] = LOSSY_RESTORE
     # The runtime feeds, and records in the stream's clear records, the landmarks sdn.json names.
     # They describe a face's geometry, which identifies people: name them only where the graphs
