@@ -297,7 +297,8 @@ impl Restorer {
 
     /// Whether the frames went through a lossy codec (the default, as every video does) or not
     /// (a PNG): the password restore then unbends the surrogate's darkest and brightest values
-    /// with a limited slope, or exactly. See [`crate::model::SdnModel::set_lossy_input`].
+    /// with a limited slope and leaves out the fine chroma detail 4:2:0 kept too little of, or
+    /// restores exactly. See [`crate::model::SdnModel::set_lossy_input`].
     pub fn lossy_input(mut self, lossy: bool) -> Self {
         if let Some(veil) = &mut self.veil {
             veil.set_lossy_input(lossy);

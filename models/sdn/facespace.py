@@ -315,15 +315,20 @@ class FaceSpace:
             d = d - (1 - a) * self.mask * r
         return d
 
+    def read_back(self, vm):
+        """A surrogate's masked canonical pixels less the mean, vm [N,D] -> the whitened
+        coordinates z2 they read back as and the detail the face space misses in them, unscaled."""
+        z2 = vm @ (self.ana_alpha if self.alpha != 1.0 else self.ana).T
+        return z2, vm - z2 @ self.syn.T
+
     def fine_chroma(self, v2):
         """The chroma of the detail the face space misses in masked canonical pixels v2 [N,D],
         less its part smoother than CHROMA_DETAIL_SIGMA, times the mask: what a restore from a
         lossy input takes off before it inverts ([N,D])."""
-        vm = v2 - self.mu
-        z2 = vm @ (self.ana_alpha if self.alpha != 1.0 else self.ana).T
+        _, r = self.read_back(v2 - self.mu)
         G = self.G
         full = np.zeros((len(v2), 3 * G * G))
-        full[:, self.support] = vm - z2 @ self.syn.T
+        full[:, self.support] = r
         full = full.reshape(-1, 3, G, G)
         chroma = full - np.einsum("c,nchw->nhw", LUMA, full)[:, None]
         fine = chroma - blur_zero_padded(chroma, CHROMA_DETAIL_SIGMA)
@@ -332,13 +337,9 @@ class FaceSpace:
     def canonical_undo(self, v2, keys, attrs, linear=False):
         """Exact inverse in the canonical frame: v2 = v + canonical_change(v) -> v - v2 ([N,D])."""
         vm = v2 if linear else v2 - self.mu
-        a = self.alpha
-        if a != 1.0:
-            z2 = vm @ self.ana_alpha.T
-            r = (vm - z2 @ self.syn.T) * self.detail_gain
-        else:
-            z2 = vm @ self.ana.T
-            r = vm - z2 @ self.syn.T
+        z2, r = self.read_back(vm)
+        if self.alpha != 1.0:
+            r = r * self.detail_gain
         if attrs is not None and not linear:
             z2 = z2 - self.attribute_shift(attrs)
         u2 = z2 @ self.Q

@@ -214,9 +214,8 @@ impl SdnModel {
             spec.output
         );
         drop(session);
-        let mut model = Self { spec, variant, model_hash, session: shared, direction, lossy: false };
-        model.set_lossy_input(true);
-        Ok(model)
+        // A restore takes its input as lossy-coded until told otherwise, as nearly every video is.
+        Ok(Self { spec, variant, model_hash, session: shared, direction, lossy: direction == Direction::Restore })
     }
 
     /// Whether the crops a restore reads went through a lossy codec (the default: videos, JPEG),
@@ -295,8 +294,12 @@ impl SdnModel {
         for (name, value) in &scalars {
             inputs.push((name.as_str().into(), TensorRef::from_array_view(value.view())?.into()));
         }
-        let pitch = Array2::from_shape_fn((n, 1), |(i, _)| LOSSY_CHROMA_STEP * s as f32 / sides[i].max(1.0));
-        if let Some(name) = names.chroma_pitch.as_ref().filter(|_| self.lossy) {
+        let pitch = names
+            .chroma_pitch
+            .as_ref()
+            .filter(|_| self.lossy)
+            .map(|name| (name, Array2::from_shape_fn((n, 1), |(i, _)| LOSSY_CHROMA_STEP * s as f32 / sides[i].max(1.0))));
+        if let Some((name, pitch)) = &pitch {
             inputs.push((name.as_str().into(), TensorRef::from_array_view(pitch.view())?.into()));
         }
         let mut session = self.session.lock();
