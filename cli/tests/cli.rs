@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -997,6 +998,37 @@ fn a_client_joining_a_served_stream_midway_starts_at_a_whole_picture() {
     // (measured: 2.7 with undecodable pictures dropped, 24.2 with them shown).
     let closest = original.iter().map(|o| common::mean_abs_diff(o, &joined[0], 0, 0, o.width, o.height)).fold(f64::MAX, f64::min);
     assert!(closest < 6.0, "the late client's first picture differs from every frame of the clip by {closest:.1} on average");
+}
+
+#[test]
+fn a_served_file_plays_from_its_first_frame_to_a_player_that_comes_after_a_client_that_only_asked() {
+    let dir = tmpdir("describe-first");
+    let port = free_port();
+    let url = format!("rtsp://127.0.0.1:{port}/faceveil");
+    let clip = sample("two_faces_640x360.mp4");
+    let _server = spawn(&["anonymize", s(&clip), "--mode", "blur", "--serve-rtsp", &port.to_string()], &dir.join("server.log"));
+    wait_for("the server to listen", 60, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    // A client that asks for the stream's description and leaves (a probe, a player's first
+    // look): the file waits for one that plays. Before 2026-12-02 (night) the file started
+    // here, and a player a second later got 73 of its 100 frames.
+    let mut probe = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    probe.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    write!(probe, "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n").unwrap();
+    let mut answer = [0u8; 64];
+    let n = probe.read(&mut answer).unwrap();
+    assert!(answer[..n].starts_with(b"RTSP/1.0 200"), "{}", String::from_utf8_lossy(&answer[..n]));
+    drop(probe);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let (out, log) = (dir.join("played.mkv"), dir.join("player.log"));
+    let mut player = spawn(&["anonymize", &url, "-o", s(&out), "--mode", "blur"], &log);
+    wait_for("the player to reach the end of the stream", 90, || player.0.try_wait().unwrap().is_some());
+    assert!(player.0.wait().unwrap().success(), "{}", log_text(&log));
+    let (original, played) = (media::decode(&clip).frames, media::decode(&out).frames);
+    assert_eq!(played.len(), original.len(), "the player got {} of the file's {} frames", played.len(), original.len());
+    // And it starts on the file's first picture (faces blurred twice aside).
+    let first = common::mean_abs_diff(&original[0], &played[0], 0, 0, original[0].width, original[0].height);
+    let second = common::mean_abs_diff(&original[1], &played[0], 0, 0, original[0].width, original[0].height);
+    assert!(first < 6.0 && first <= second, "the first picture played differs from the file's first by {first:.1}");
 }
 
 #[test]

@@ -10,11 +10,12 @@
 //! reconnect, or an error on some frame, starts a fresh ingest and with it a fresh stream header
 //! (printed again): restores adopt it from the SEI.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use gst::glib::translate::IntoGlib;
 use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 use gstfaceveil::streamdata;
@@ -55,6 +56,9 @@ struct Outlet {
     /// The latest frame (with its SEI meta), its caps and when it went out: repeated while the
     /// source is away so that clients keep a picture and new clients can still connect.
     last: Arc<Mutex<Option<LastFrame>>>,
+    /// Whether a client has sent PLAY. The media runs before that (a live media plays to
+    /// describe itself), but what it sends then reaches nobody.
+    played: Arc<AtomicBool>,
 }
 
 /// A frame as it went out: buffer, caps, when.
@@ -107,8 +111,8 @@ impl Outlet {
     }
 
     /// Whether a client plays the stream, so that a frame pushed now reaches it.
-    fn playing(&self) -> bool {
-        self.appsrc.lock().unwrap().as_ref().is_some_and(|src| running_time(src).is_some())
+    fn played(&self) -> bool {
+        self.played.load(Ordering::SeqCst)
     }
 }
 
@@ -116,6 +120,17 @@ impl Outlet {
 fn running_time(src: &gst_app::AppSrc) -> Option<gst::ClockTime> {
     let (clock, base) = (src.clock()?, src.base_time()?);
     Some(clock.time().saturating_sub(base))
+}
+
+/// Empties `slot` when the media whose appsrc is `src` goes away, unless a newer media has
+/// taken the slot: the signal comes late (from the server's own thread), and emptying the slot
+/// then would send every later frame nowhere while the new media waits for one to describe
+/// itself.
+pub fn forget(slot: &Mutex<Option<gst_app::AppSrc>>, src: &gst_app::AppSrc) {
+    let mut current = slot.lock().unwrap();
+    if current.as_ref() == Some(src) {
+        *current = None;
+    }
 }
 
 fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServer, gst::glib::SourceId)> {
@@ -143,9 +158,20 @@ fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServ
         if let Some(Err(e)) = bin.by_name("enc").map(|enc| streamdata::sei_through_encoder(&enc)) {
             eprintln!("faceveil: warning: the served stream carries no restore data: {e}");
         }
-        *slot.appsrc.lock().unwrap() = Some(src);
+        *slot.appsrc.lock().unwrap() = Some(src.clone());
         let gone = slot.appsrc.clone();
-        media.connect_unprepared(move |_| *gone.lock().unwrap() = None);
+        let media_src = src.clone();
+        media.connect_unprepared(move |_| forget(&gone, &media_src));
+        // The encoder refreshes the picture by intra-coded columns, so a client joining a
+        // running stream would wait one full refresh (1 to 2 s) for a whole picture: each PLAY
+        // asks for a keyframe with the stream's headers, ahead of the next frame.
+        let played = slot.played.clone();
+        media.connect_new_state(move |_, state| {
+            if state == gst::State::Playing.into_glib() {
+                played.store(true, Ordering::SeqCst);
+                src.send_event(gst_video::DownstreamForceKeyUnitEvent::builder().all_headers(true).build());
+            }
+        });
     });
     server.mount_points().context("RTSP server has no mount points")?.add_factory(MOUNT, factory);
     let id = server.attach(None).context("cannot listen for RTSP clients (port in use?)")?;
@@ -163,6 +189,9 @@ enum IngestEnd {
 struct Ingest {
     pipeline: gst::Pipeline,
     sink: gst_app::AppSink,
+    /// The timestamp of the first frame if it has gone out already (to let a media describe
+    /// itself), so that the run does not send it twice.
+    sent_first: Option<gst::ClockTime>,
 }
 
 impl Ingest {
@@ -190,7 +219,7 @@ impl Ingest {
                 let _ = pad.link(&target);
             }
         });
-        let ingest = Self { pipeline, sink };
+        let ingest = Self { pipeline, sink, sent_first: None };
         // Paused, a file prerolls its first frame; the elements have started either way.
         if let Err(e) = ingest.pipeline.set_state(gst::State::Paused) {
             let reason = ingest.error().unwrap_or_else(|| e.to_string());
@@ -198,6 +227,31 @@ impl Ingest {
         }
         let header = veil.property::<Option<String>>("header");
         Ok((ingest, header))
+    }
+
+    /// Shows each media made for a client that asks for the stream the prerolled first frame,
+    /// so that it can describe itself, and returns once a client plays the stream (or a stop
+    /// was asked for). A client that only asked and left takes its media with it; the next one
+    /// gets a new media, which needs the frame again.
+    fn hold_until_played(mut self, outlet: &Outlet) -> Self {
+        let (mut first, mut shown) = (None, None);
+        while !outlet.played() && !super::stop::requested() {
+            // The source may still be prerolling (a busy machine): then ask again.
+            if first.is_none() {
+                first = self.sink.try_pull_preroll(gst::ClockTime::from_mseconds(20));
+            }
+            let media = outlet.appsrc.lock().unwrap().clone().filter(|src| running_time(src).is_some());
+            if let (Some(sample), Some(_)) = (&first, &media)
+                && media != shown
+                && let (Some(caps), Some(buffer)) = (sample.caps(), sample.buffer_owned())
+            {
+                self.sent_first = buffer.pts();
+                outlet.push(buffer, &caps.to_owned());
+                shown = media;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self
     }
 
     /// The first error on the bus, if any.
@@ -217,6 +271,7 @@ impl Ingest {
             let bus = self.pipeline.bus().expect("pipelines have a bus");
             let mut announced = false;
             let mut last_frame = Instant::now();
+            let mut sent_first = self.sent_first;
             Ok(loop {
                 if super::stop::requested() {
                     break IngestEnd::Finished;
@@ -243,6 +298,9 @@ impl Ingest {
                 let Some(sample) = self.sink.try_pull_sample(gst::ClockTime::from_mseconds(200)) else { continue };
                 let (Some(caps), Some(buffer)) = (sample.caps().map(|c| c.to_owned()), sample.buffer_owned()) else { continue };
                 last_frame = Instant::now();
+                if sent_first.take().is_some_and(|pts| buffer.pts() == Some(pts)) {
+                    continue;
+                }
                 frames.fetch_add(1, Ordering::SeqCst);
                 if !announced {
                     announced = true;
@@ -299,12 +357,10 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
         let ingest = scope.spawn(|| -> Result<()> {
             let frames = AtomicU64::new(0);
             let mut reconnect = Reconnect::new();
-            // Wait for a first client to play the stream: a file played before that is lost (a
-            // client that has only asked for the stream's description has no clock yet, and a
-            // slow one could miss the whole file).
-            while !outlet.playing() && !live && !super::stop::requested() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            // A file waits for a first client to play the stream: what is sent before that is
+            // lost. A client's request for the stream's description runs the media, which needs
+            // a frame to describe the stream: it gets the file's first, which the run then skips.
+            let first = if live { first } else { first.map(|ingest| ingest.hold_until_played(&outlet)) };
             let mut next = Some(first);
             let outcome = loop {
                 let before = frames.load(Ordering::SeqCst);

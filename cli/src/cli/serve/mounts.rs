@@ -73,9 +73,9 @@ impl Mounts {
         factory.connect_media_configure(move |_, media| {
             let Ok(bin) = media.element().downcast::<gst::Bin>() else { return };
             let Some(src) = bin.by_name("src").and_then(|e| e.downcast::<gst_app::AppSrc>().ok()) else { return };
-            *slot.lock().unwrap() = Some(src);
+            *slot.lock().unwrap() = Some(src.clone());
             let gone = slot.clone();
-            media.connect_unprepared(move |_| *gone.lock().unwrap() = None);
+            media.connect_unprepared(move |_| crate::cli::rtsp::forget(&gone, &src));
         });
         self.server.mount_points().context("the RTSP server has no mount points")?.add_factory(path, factory);
         Ok(outlet)
