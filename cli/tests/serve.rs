@@ -422,9 +422,15 @@ fn an_rtsp_camera_joined_midway_is_recorded_from_its_first_whole_picture() {
     let dir = tmpdir("late-camera");
     let (metrics_port, camera_port) = (free_port(), free_port());
     let clip = sample("faces_720p.mp4");
-    let _camera = common::camera::RefreshCamera::start(&clip, camera_port);
+    let mut camera = rtsp_camera("faces_720p.mp4", camera_port, &dir.join("camera.log"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", camera_port)).is_err() {
+        assert!(Instant::now() < deadline, "the RTSP camera did not listen");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // A first viewer starts the camera's 6 s clip; serve joins a second later, mid-stream, where
     // the encoder's intra refresh has not yet given its decoder a whole picture.
+    gst::init().unwrap();
     let url = format!("rtsp://127.0.0.1:{camera_port}/faceveil");
     let viewer = gst::parse::launch(&format!("uridecodebin uri={url} ! fakesink sync=false")).unwrap();
     viewer.set_state(gst::State::Playing).unwrap();
@@ -439,8 +445,9 @@ fn an_rtsp_camera_joined_midway_is_recorded_from_its_first_whole_picture() {
     )
     .unwrap();
     let serve = Serve::start(&config, metrics_port);
-    wait_for("serve to see the end of the camera's clip", 60, || serve.log().contains("camera late: the source ended"), &serve);
+    wait_for("the camera to end its clip", 60, || camera.try_wait().unwrap().is_some(), &serve);
     viewer.set_state(gst::State::Null).unwrap();
+    wait_for("serve to see the end", 30, || serve.log().contains("camera late: the source ended"), &serve);
     drop(serve);
     let recorded: Vec<RgbImage> = segments(&dir.join("rec/late")).iter().flat_map(|p| media::decode(p).frames).collect();
     let original = media::decode(&clip).frames;

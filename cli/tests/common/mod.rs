@@ -1,7 +1,6 @@
 //! Helpers shared by the CLI's integration tests, on top of the workspace's.
 #![allow(dead_code)]
 
-pub mod camera;
 pub mod media;
 
 #[path = "../../../tests/common/mod.rs"]
