@@ -160,16 +160,11 @@ fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServ
         }
         *slot.appsrc.lock().unwrap() = Some(src.clone());
         let gone = slot.appsrc.clone();
-        let media_src = src.clone();
-        media.connect_unprepared(move |_| forget(&gone, &media_src));
-        // The encoder refreshes the picture by intra-coded columns, so a client joining a
-        // running stream would wait one full refresh (1 to 2 s) for a whole picture: each PLAY
-        // asks for a keyframe with the stream's headers, ahead of the next frame.
+        media.connect_unprepared(move |_| forget(&gone, &src));
         let played = slot.played.clone();
         media.connect_new_state(move |_, state| {
             if state == gst::State::Playing.into_glib() {
                 played.store(true, Ordering::SeqCst);
-                src.send_event(gst_video::DownstreamForceKeyUnitEvent::builder().all_headers(true).build());
             }
         });
     });
