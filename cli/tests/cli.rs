@@ -894,6 +894,18 @@ fn spawn(args: &[&str], stderr_to: &Path) -> Child {
     )
 }
 
+/// `faceveil anonymize CLIP OPTIONS --serve-rtsp PORT` on a free port, its log in
+/// `dir/server.log`, once it listens; with the URL it serves.
+fn serve_clip(clip: &Path, options: &[&str], dir: &Path) -> (Child, String) {
+    let port = free_port();
+    let port_arg = port.to_string();
+    let args: Vec<&str> =
+        ["anonymize", s(clip)].into_iter().chain(options.iter().copied()).chain(["--serve-rtsp", &port_arg]).collect();
+    let server = spawn(&args, &dir.join("server.log"));
+    wait_for("the server to listen", 60, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    (server, format!("rtsp://127.0.0.1:{port}/faceveil"))
+}
+
 /// What a spawned process has written to its log so far (nothing yet, if it has not started).
 fn log_text(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
@@ -974,11 +986,8 @@ fn interrupt(child: &Child) {
 #[test]
 fn a_client_joining_a_served_stream_midway_starts_at_a_whole_picture() {
     let dir = tmpdir("late-join");
-    let port = free_port();
-    let url = format!("rtsp://127.0.0.1:{port}/faceveil");
     let clip = sample("faces_720p.mp4");
-    let _server = spawn(&["anonymize", s(&clip), "--mode", "blur", "--serve-rtsp", &port.to_string()], &dir.join("server.log"));
-    wait_for("the server to listen", 60, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let (_server, url) = serve_clip(&clip, &["--mode", "blur"], &dir);
     // The first client starts the clip (6 s); the second joins a second after it, mid-stream,
     // where its decoder has no reference pictures until the intra refresh has swept the frame.
     let first_log = dir.join("first.log");
@@ -1003,15 +1012,13 @@ fn a_client_joining_a_served_stream_midway_starts_at_a_whole_picture() {
 #[test]
 fn a_served_file_plays_from_its_first_frame_to_a_player_that_comes_after_a_client_that_only_asked() {
     let dir = tmpdir("describe-first");
-    let port = free_port();
-    let url = format!("rtsp://127.0.0.1:{port}/faceveil");
     let clip = sample("two_faces_640x360.mp4");
-    let _server = spawn(&["anonymize", s(&clip), "--mode", "blur", "--serve-rtsp", &port.to_string()], &dir.join("server.log"));
-    wait_for("the server to listen", 60, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let (_server, url) = serve_clip(&clip, &["--mode", "blur"], &dir);
     // A client that asks for the stream's description and leaves (a probe, a player's first
     // look): the file waits for one that plays. Before 2026-12-02 (night) the file started
     // here, and a player a second later got 73 of its 100 frames.
-    let mut probe = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let host = url.trim_start_matches("rtsp://").split('/').next().unwrap();
+    let mut probe = std::net::TcpStream::connect(host).unwrap();
     probe.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
     write!(probe, "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n").unwrap();
     let mut answer = [0u8; 64];
@@ -1034,11 +1041,8 @@ fn a_served_file_plays_from_its_first_frame_to_a_player_that_comes_after_a_clien
 #[test]
 fn a_restore_joining_a_served_stream_late_restores_the_faces_once_a_header_arrives() {
     let dir = tmpdir("late-restore");
-    let port = free_port();
-    let url = format!("rtsp://127.0.0.1:{port}/faceveil");
     let clip = sample("faces_720p.mp4");
-    let _server = spawn(&["anonymize", s(&clip), "--serve-rtsp", &port.to_string()], &dir.join("server.log"));
-    wait_for("the server to listen", 60, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let (_server, url) = serve_clip(&clip, &[], &dir);
     let (first_out, late_out) = (dir.join("first.mkv"), dir.join("late.mkv"));
     let (first_log, late_log) = (dir.join("first.log"), dir.join("late.log"));
     let mut first = spawn(&["restore", &url, "-o", s(&first_out)], &first_log);
@@ -1305,14 +1309,8 @@ fn sealed_faces_served_over_rtsp_come_back_exactly_with_an_identity() {
     let o = faceveil(&["keygen", "-o", s(&identity)], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let recipient = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    let port = free_port();
-    let url = format!("rtsp://127.0.0.1:{port}/faceveil");
     let clip = sample("two_faces_640x360.mp4");
-    let _server = spawn(
-        &["anonymize", s(&clip), "--serve-rtsp", &port.to_string(), "--recipient", &recipient, "--sealed-lossless"],
-        &dir.join("server.log"),
-    );
-    wait_for("the server to listen", 60, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let (_server, url) = serve_clip(&clip, &["--recipient", &recipient, "--sealed-lossless"], &dir);
     let (out, log) = (dir.join("restored.mkv"), dir.join("client.log"));
     let mut client = spawn(&["restore", &url, "-o", s(&out), "--identity", s(&identity), "--lossless"], &log);
     wait_for("the client to reach the end of the stream", 120, || client.0.try_wait().unwrap().is_some());
