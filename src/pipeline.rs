@@ -15,29 +15,29 @@ use crate::faces::steady::SteadyCrops;
 use crate::faces::track::Track;
 use crate::finder::FaceFinder;
 use crate::frame::{FrameMut, Region};
-use crate::model::keys::{self, KdfParams, Keying, SecretKey};
+use crate::model::keys::{self, EarlyKey, Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
 use crate::secrets::{FaceCodec, FacePlace, FaceVault, Identity, OpenedFace, Recipient, SealedLayout};
 use crate::stream::header::{FaceRecord, FrameRecord, SealedFace, StreamHeader};
 use crate::timing::StageTimes;
 use crate::veil::{SdnKeyed, Veil};
 
-/// Opens the SDN in `direction` with the keys derived from `password` and `salt`.
+/// The password, refused where there is none: the sdn mode needs one.
+fn required(password: Option<&[u8]>) -> Result<&[u8]> {
+    password.filter(|p| !p.is_empty()).ok_or_else(|| Error::MissingPassword.into())
+}
+
+/// Opens the SDN in `direction` with the secret that `derive` gives (Argon2id).
 fn open_sdn(
     config: &Config,
     direction: Direction,
-    password: Option<&[u8]>,
-    salt: &[u8; keys::SALT_LEN],
-    kdf: &KdfParams,
+    derive: impl FnOnce() -> Result<SecretKey> + Send,
     keying: Keying,
 ) -> Result<Veil> {
-    let Some(password) = password.filter(|p| !p.is_empty()) else {
-        return Err(Error::MissingPassword.into());
-    };
     // Argon2id's deliberate cost and opening the model take about as long each: side by side,
     // start-up waits for the longer of the two rather than their sum.
     let (model, secret) = std::thread::scope(|s| {
-        let secret = s.spawn(|| SecretKey::derive(password, salt, kdf));
+        let secret = s.spawn(derive);
         let model = SdnModel::open(&config.model, config.variant.as_deref(), direction, &config.runtime)
             .with_context(|| format!("SDN model {}", config.model.display()));
         (model, secret.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
@@ -127,15 +127,28 @@ impl Anonymizer {
     /// Opens the model for the sdn mode and derives this output's key from the password with a
     /// fresh random salt.
     pub fn new(config: &Config, password: Option<&[u8]>) -> Result<Self> {
-        let (veil, header) = if config.mode == Mode::Sdn {
-            let salt = keys::random_salt();
-            let veil = open_sdn(config, Direction::Anonymize, password, &salt, &config.kdf, config.keying)?;
-            let header = StreamHeader::new(veil.model().expect("sdn veil has a model"), config.kdf, &salt, config.keying);
-            (veil, Some(header))
-        } else {
-            (Veil::classic(config.mode).with_mask_scale(config.mask_scale), None)
-        };
-        Ok(Self { veil, header, vault: None, steady: SteadyCrops::default(), frames: 0 })
+        if config.mode != Mode::Sdn {
+            return Ok(Self::with_veil(Veil::classic(config.mode).with_mask_scale(config.mask_scale), None));
+        }
+        let password = required(password)?;
+        let salt = keys::random_salt();
+        let veil = open_sdn(config, Direction::Anonymize, || SecretKey::derive(password, &salt, &config.kdf), config.keying)?;
+        let header = StreamHeader::new(veil.model().expect("sdn veil has a model"), config.kdf, &salt, config.keying);
+        Ok(Self::with_veil(veil, Some(header)))
+    }
+
+    /// The sdn mode with a key whose derivation began before (its salt and cost parameters
+    /// are the stream's).
+    pub fn with_early_key(config: &Config, key: EarlyKey) -> Result<Self> {
+        ensure!(config.mode == Mode::Sdn, "a password key serves the sdn mode only");
+        let (salt, kdf) = (*key.salt(), *key.kdf());
+        let veil = open_sdn(config, Direction::Anonymize, || key.finish(), config.keying)?;
+        let header = StreamHeader::new(veil.model().expect("sdn veil has a model"), kdf, &salt, config.keying);
+        Ok(Self::with_veil(veil, Some(header)))
+    }
+
+    fn with_veil(veil: Veil, header: Option<StreamHeader>) -> Self {
+        Self { veil, header, vault: None, steady: SteadyCrops::default(), frames: 0 }
     }
 
     /// Seals every face's original pixels to `recipients`, any `threshold` of whom can open
@@ -263,7 +276,8 @@ impl Restorer {
     pub fn new(config: &Config, password: Option<&[u8]>, header: &StreamHeader) -> Result<Self> {
         let config = Config { variant: config.variant.clone().or_else(|| Some(header.variant.clone())), ..config.clone() };
         let salt = header.salt_bytes().context("header salt")?;
-        let veil = open_sdn(&config, Direction::Restore, password, &salt, &header.kdf, header.keying)?;
+        let password = required(password)?;
+        let veil = open_sdn(&config, Direction::Restore, || SecretKey::derive(password, &salt, &header.kdf), header.keying)?;
         header.check_model(veil.model().expect("sdn veil has a model"))?;
         Ok(Self { veil: Some(veil), finder: None, config, keying: header.keying, vault: None, face_codec: None, waiting: 0 })
     }
@@ -647,6 +661,36 @@ mod tests {
         let img = image::open(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/astronaut.jpg")).unwrap().to_rgb8();
         let (w, h) = (img.width() as usize, img.height() as usize);
         (img.into_raw(), w, h)
+    }
+
+    #[test]
+    fn a_key_derived_early_is_the_streams_key_and_each_has_its_own_salt() {
+        // The astronaut anonymized with a key whose Argon2id began before the anonymizer (as the
+        // element begins it when its password is set): its header carries that key's salt, so a
+        // restore from the header and the password gives the face back; another password does not.
+        let config = bundled_model();
+        let (original, w, h) = astronaut();
+        let key = EarlyKey::begin(Zeroizing::new(b"alpha".to_vec()), config.kdf);
+        let other = EarlyKey::begin(Zeroizing::new(b"alpha".to_vec()), config.kdf);
+        assert_ne!(key.salt(), other.salt(), "every output draws its own salt");
+        let mut data = original.clone();
+        let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut data).unwrap();
+        let tracks = FaceFinder::new(&config).unwrap().find(&frame).unwrap().to_vec();
+        let mut anonymizer = Anonymizer::with_early_key(&config, key).unwrap();
+        let record = anonymizer.process(&mut frame, &tracks, None).unwrap().record;
+        let header = anonymizer.header().unwrap().clone();
+        let square = record.faces[0].square;
+        let restored = |password: &[u8]| {
+            let mut restorer = Restorer::new(&config, Some(password), &header).unwrap();
+            let mut out = data.clone();
+            let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut out).unwrap();
+            restorer.process_record(&mut frame, &record).unwrap();
+            face_rms(&original, &out, w, h, square)
+        };
+        let (anonymized, right, wrong) = (face_rms(&original, &data, w, h, square), restored(b"alpha"), restored(b"bravo"));
+        println!("face RMS from the original: anonymized {anonymized:.2}, restored {right:.2}, wrong password {wrong:.2}");
+        assert!(right < 6.0 && wrong > 4.0 * right && anonymized > 4.0 * right, "{anonymized:.2} / {right:.2} / {wrong:.2}");
+        assert!(other.finish().is_ok());
     }
 
     #[test]

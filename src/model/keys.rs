@@ -100,6 +100,51 @@ impl SecretKey {
     }
 }
 
+/// One output's key, derived ahead of its stream: a fresh random salt and Argon2id on a thread of
+/// its own, begun as soon as the password is known. Its deliberate cost (about 0.15 s) then
+/// overlaps what the front end does meanwhile (a file's decoder takes as long to start) instead
+/// of coming after it, before the first frame. The salt is used by one output only.
+pub struct EarlyKey {
+    salt: [u8; SALT_LEN],
+    kdf: KdfParams,
+    derivation: Derivation,
+}
+
+enum Derivation {
+    Running(std::thread::JoinHandle<Result<SecretKey>>),
+    /// Where no thread could be started, derived in place.
+    Done(Result<SecretKey>),
+}
+
+impl EarlyKey {
+    pub fn begin(password: Zeroizing<Vec<u8>>, kdf: KdfParams) -> Self {
+        let salt = random_salt();
+        let copy = password.clone();
+        let derive = move || SecretKey::derive(&copy, &salt, &kdf);
+        let derivation = match std::thread::Builder::new().name("faceveil-kdf".into()).spawn(derive) {
+            Ok(thread) => Derivation::Running(thread),
+            Err(_) => Derivation::Done(SecretKey::derive(&password, &salt, &kdf)),
+        };
+        Self { salt, kdf, derivation }
+    }
+
+    pub fn salt(&self) -> &[u8; SALT_LEN] {
+        &self.salt
+    }
+
+    pub fn kdf(&self) -> &KdfParams {
+        &self.kdf
+    }
+
+    /// Waits for the derivation to end.
+    pub fn finish(self) -> Result<SecretKey> {
+        match self.derivation {
+            Derivation::Running(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Derivation::Done(result) => result,
+        }
+    }
+}
+
 /// Whether every face of a stream shares one key vector or each track has its own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

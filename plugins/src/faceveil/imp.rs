@@ -9,8 +9,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 
+use faceveil::faces::effects::Mode;
 use faceveil::faces::track::Track;
 use faceveil::finder::FaceFinder;
+use faceveil::model::keys::{EarlyKey, KdfParams};
 use faceveil::pipeline::Anonymizer;
 use faceveil::secrets::{Recipient, SealedLayout};
 use faceveil::stream::SeiPayload;
@@ -90,6 +92,8 @@ struct State {
 #[derive(Default)]
 pub struct FaceVeil {
     settings: Mutex<Settings>,
+    /// The next output's key, derived from the password while the pipeline starts up.
+    early_key: Mutex<Option<EarlyKey>>,
     state: Mutex<Option<State>>,
 }
 
@@ -172,6 +176,8 @@ impl ObjectImpl for FaceVeil {
             }
             "password" => {
                 s.password = value.get::<Option<String>>().expect("type checked upstream").map(Zeroizing::new);
+                let password = s.password.as_ref().filter(|p| !p.is_empty()).map(|p| Zeroizing::new(p.as_bytes().to_vec()));
+                *self.early_key.lock().unwrap() = password.map(|p| EarlyKey::begin(p, KdfParams::default()));
                 gst::debug!(CAT, imp = self, "password set");
             }
             "use-roi" => s.use_roi = value.get().expect("type checked upstream"),
@@ -241,7 +247,12 @@ impl BaseTransformImpl for FaceVeil {
             config.mode = settings.mode.into();
         }
         let password = settings.password.as_ref().map(|p| p.as_bytes());
-        let mut anonymizer = Anonymizer::new(&config, password).map_err(|e| common::init_error(common::describe(&e)))?;
+        let early_key = self.early_key.lock().unwrap().take().filter(|key| config.mode == Mode::Sdn && *key.kdf() == config.kdf);
+        let anonymizer = match early_key {
+            Some(key) => Anonymizer::with_early_key(&config, key),
+            None => Anonymizer::new(&config, password),
+        };
+        let mut anonymizer = anonymizer.map_err(|e| common::init_error(common::describe(&e)))?;
         if let Some(text) = settings.recipients.as_deref().filter(|t| !t.trim().is_empty()) {
             let recipients = Recipient::parse_list(&text.replace(',', "\n")).map_err(common::settings_error)?;
             let layout = if settings.sealed_lossless {
