@@ -39,14 +39,22 @@ trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$cameras_pid" ] && kill "$
 port=$(free_port)
 
 clip="$work/clip.mp4"
+# The clip is decoded and scaled once, to raw frames, and the seven parts are read from those:
+# seven decoders linked to concat as their pads appear lost the race now and then (the build
+# failed or hung in 3 of 4 tries on 2026-12-02), while raw parts link before the start.
+raw="$work/part.yuv"
+gst-launch-1.0 -q filesrc location="$clip_in" ! decodebin ! videoconvert ! videoscale ! videorate \
+  ! "video/x-raw,format=I420,width=$width,height=$height,framerate=$fps/1" ! filesink location="$raw"
 parts=()
-for _ in 1 2 3 4 5 6 7; do parts+=(filesrc location="$clip_in" ! decodebin ! c.); done
+for _ in 1 2 3 4 5 6 7; do
+  parts+=(filesrc location="$raw" ! rawvideoparse format=i420 width="$width" height="$height" framerate="$fps/1" ! c.)
+done
 # identity single-segment: each part starts its timestamps at 0 again inside concat's segments;
 # without it x264enc writes the later parts' frames with broken timestamps, and a camera in real
 # time gets each later part as a burst (and drops most of it).
-gst-launch-1.0 -q concat name=c ! identity single-segment=true ! videoconvert ! videoscale ! videorate \
-  ! "video/x-raw,format=I420,width=$width,height=$height,framerate=$fps/1" \
+gst-launch-1.0 -q concat name=c ! identity single-segment=true \
   ! x264enc speed-preset=veryfast key-int-max="$fps" ! h264parse ! mp4mux ! filesink location="$clip" "${parts[@]}"
+rm -f "$raw"
 echo "capacity measurement" > "$work/password"
 if [ "$source_kind" = rtsp ]; then
   cameras_port=$(free_port)
