@@ -127,23 +127,24 @@ impl Anonymizer {
     /// Opens the model for the sdn mode and derives this output's key from the password with a
     /// fresh random salt.
     pub fn new(config: &Config, password: Option<&[u8]>) -> Result<Self> {
+        Self::with_early_key(config, password, None)
+    }
+
+    /// As [`Self::new`], taking the key whose derivation `early` began for this password where it
+    /// fits (the sdn mode, the config's cost parameters); its salt is then the stream's.
+    pub fn with_early_key(config: &Config, password: Option<&[u8]>, early: Option<EarlyKey>) -> Result<Self> {
         if config.mode != Mode::Sdn {
             return Ok(Self::with_veil(Veil::classic(config.mode).with_mask_scale(config.mask_scale), None));
         }
         let password = required(password)?;
-        let salt = keys::random_salt();
-        let veil = open_sdn(config, Direction::Anonymize, || SecretKey::derive(password, &salt, &config.kdf), config.keying)?;
+        let early = early.filter(|key| *key.kdf() == config.kdf);
+        let salt = early.as_ref().map_or_else(keys::random_salt, |key| *key.salt());
+        let derive = || match early {
+            Some(key) => key.finish(),
+            None => SecretKey::derive(password, &salt, &config.kdf),
+        };
+        let veil = open_sdn(config, Direction::Anonymize, derive, config.keying)?;
         let header = StreamHeader::new(veil.model().expect("sdn veil has a model"), config.kdf, &salt, config.keying);
-        Ok(Self::with_veil(veil, Some(header)))
-    }
-
-    /// The sdn mode with a key whose derivation began before (its salt and cost parameters
-    /// are the stream's).
-    pub fn with_early_key(config: &Config, key: EarlyKey) -> Result<Self> {
-        ensure!(config.mode == Mode::Sdn, "a password key serves the sdn mode only");
-        let (salt, kdf) = (*key.salt(), *key.kdf());
-        let veil = open_sdn(config, Direction::Anonymize, || key.finish(), config.keying)?;
-        let header = StreamHeader::new(veil.model().expect("sdn veil has a model"), kdf, &salt, config.keying);
         Ok(Self::with_veil(veil, Some(header)))
     }
 
@@ -676,7 +677,7 @@ mod tests {
         let mut data = original.clone();
         let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut data).unwrap();
         let tracks = FaceFinder::new(&config).unwrap().find(&frame).unwrap().to_vec();
-        let mut anonymizer = Anonymizer::with_early_key(&config, key).unwrap();
+        let mut anonymizer = Anonymizer::with_early_key(&config, Some(b"alpha"), Some(key)).unwrap();
         let record = anonymizer.process(&mut frame, &tracks, None).unwrap().record;
         let header = anonymizer.header().unwrap().clone();
         let square = record.faces[0].square;

@@ -9,7 +9,6 @@
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use faceveil::faces::effects::Mode;
 use faceveil::faces::track::Track;
 use faceveil::finder::FaceFinder;
 use faceveil::model::keys::{EarlyKey, KdfParams};
@@ -247,12 +246,9 @@ impl BaseTransformImpl for FaceVeil {
             config.mode = settings.mode.into();
         }
         let password = settings.password.as_ref().map(|p| p.as_bytes());
-        let early_key = self.early_key.lock().unwrap().take().filter(|key| config.mode == Mode::Sdn && *key.kdf() == config.kdf);
-        let anonymizer = match early_key {
-            Some(key) => Anonymizer::with_early_key(&config, key),
-            None => Anonymizer::new(&config, password),
-        };
-        let mut anonymizer = anonymizer.map_err(|e| common::init_error(common::describe(&e)))?;
+        let early_key = self.early_key.lock().unwrap().take();
+        let mut anonymizer =
+            Anonymizer::with_early_key(&config, password, early_key).map_err(|e| common::init_error(common::describe(&e)))?;
         if let Some(text) = settings.recipients.as_deref().filter(|t| !t.trim().is_empty()) {
             let recipients = Recipient::parse_list(&text.replace(',', "\n")).map_err(common::settings_error)?;
             let layout = if settings.sealed_lossless {
