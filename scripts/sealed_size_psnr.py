@@ -5,7 +5,9 @@ anonymized video, and how close the restored file's faces come to the original's
 For each clip: anonymize without recipients (the plain anonymized video), anonymize with one
 recipient (default sealed layout: a face video per track), restore with the identity at the
 CLI's defaults, and (with --lossless) anonymize with --sealed-lossless and restore with
---lossless, which must give every face bit-exact. Face PSNR is over RGB (as the CLI tests
+--lossless, which must give every face bit-exact. With --to-password the faces are sealed to the
+password instead (`--seal-password`, no recipient) and restored with the password alone, and a
+restore with a wrong password must fail and write nothing (`wrong_password_refused`). Face PSNR is over RGB (as the CLI tests
 measure it), inside each recorded square less 4 px at each edge (the RGB conversion of the edge
 also reads chroma from outside the square), per face; the mean and the worst face are reported.
 It is also reported over the decoded Y, U and V samples themselves: the RGB figure also counts
@@ -17,7 +19,7 @@ the same as base64, as the sidecar carries them; video_growth_share how much lar
 with recipients is than the one without (the SEI's records and sealed faces, and the two runs'
 different surrogates, each made with a fresh key).
 
-    deps/venv/bin/python scripts/sealed_size_psnr.py samples/faces_720p.mp4 [--lossless] [--json out.json]
+    deps/venv/bin/python scripts/sealed_size_psnr.py samples/faces_720p.mp4 [--lossless] [--to-password] [--json out.json]
 
 Needs numpy (deps/venv) and gst-launch-1.0; the CLI is target/release/faceveil.
 """
@@ -38,14 +40,14 @@ CLI = os.path.join(REPO, "target", "release", "faceveil")
 INSET = 4
 
 
-def run(args, password=None):
+def run(args, password=None, must_fail=False):
     env = dict(os.environ)
     env.pop("FACEVEIL_PASSWORD", None)
     if password:
         env["FACEVEIL_PASSWORD"] = password
     out = subprocess.run(args, env=env, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(args)} failed:\n{out.stderr}")
+    if (out.returncode != 0) != must_fail:
+        sys.exit(f"{' '.join(args)} {'succeeded' if must_fail else 'failed'}:\n{out.stderr}")
     return out.stdout.strip()
 
 
@@ -104,14 +106,20 @@ def finite_mean(scores):
     return round(float(np.mean(finite)), 2) if finite else None
 
 
-def measure(clip, lossless):
+def measure(clip, lossless, to_password):
     work = tempfile.mkdtemp(prefix="faceveil-sealed-measure-")
     identity = os.path.join(work, "me.age")
     recipient = run([CLI, "keygen", "-o", identity])
+    # Sealed to the recipient and opened with its identity, or sealed to the password and
+    # opened with it alone.
+    seal_to, open_with, opener = (["--seal-password"], [], "measure") if to_password else (["--recipient", recipient], ["--identity", identity], None)
     plain, sealed, restored = (os.path.join(work, n) for n in ("plain.mp4", "sealed.mp4", "restored.mp4"))
     run([CLI, "anonymize", clip, "-o", plain], password="measure")
-    run([CLI, "anonymize", clip, "-o", sealed, "--recipient", recipient], password="measure")
-    run([CLI, "restore", sealed, "-o", restored, "--identity", identity])
+    run([CLI, "anonymize", clip, "-o", sealed] + seal_to, password="measure")
+    run([CLI, "restore", sealed, "-o", restored] + open_with, password=opener)
+    wrong = os.path.join(work, "wrong.mp4")
+    if to_password:
+        run([CLI, "restore", sealed, "-o", wrong], password="not the password", must_fail=True)
     recs = records(sealed + ".faceveil")
     sealed_b64 = sum(len(f.get("sealed", "")) for r in recs for f in r["faces"])
     sealed_raw = sum(len(base64.b64decode(f["sealed"])) for r in recs for f in r["faces"] if "sealed" in f)
@@ -144,11 +152,14 @@ def measure(clip, lossless):
         "face_psnr_yuv_mean": finite_mean(yuv_scores),
         "face_psnr_yuv_worst": round(float(np.min(yuv_scores)), 2) if yuv_scores else None,
         "faces_exact": int(np.sum(np.isinf(scores))),
+        "sealed_to": "password" if to_password else "recipient",
     }
+    if to_password:
+        result["wrong_password_refused"] = not os.path.exists(wrong)
     if lossless:
         exact_sealed, exact = os.path.join(work, "sealed-lossless.mp4"), os.path.join(work, "exact.mp4")
-        run([CLI, "anonymize", clip, "-o", exact_sealed, "--recipient", recipient, "--sealed-lossless"], password="measure")
-        run([CLI, "restore", exact_sealed, "-o", exact, "--identity", identity, "--lossless"])
+        run([CLI, "anonymize", clip, "-o", exact_sealed, "--sealed-lossless"] + seal_to, password="measure")
+        run([CLI, "restore", exact_sealed, "-o", exact, "--lossless"] + open_with, password=opener)
         lrecs = records(exact_sealed + ".faceveil")
         back = decode(exact, "RGB")
         worst = 0
@@ -166,11 +177,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("clips", nargs="+")
     p.add_argument("--lossless", action="store_true", help="also check the lossless option is bit-exact")
+    p.add_argument("--to-password", action="store_true", help="seal to the password (--seal-password) instead of a recipient")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
     results = []
     for clip in args.clips:
-        r = measure(os.path.abspath(clip), args.lossless)
+        r = measure(os.path.abspath(clip), args.lossless, args.to_password)
         print(json.dumps(r), flush=True)
         results.append(r)
     if args.json:

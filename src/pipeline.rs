@@ -153,12 +153,13 @@ impl Anonymizer {
     }
 
     /// Seals every face's original pixels to `recipients`, any `threshold` of whom can open
-    /// them together, in `layout`; call before the first frame. Needs the sdn mode's header to
-    /// travel in.
-    pub fn seal_to(&mut self, recipients: &[Recipient], threshold: usize, layout: SealedLayout) -> Result<()> {
+    /// them together, and to the stream's password where `to_password` is set, in `layout`;
+    /// call before the first frame. Needs the sdn mode's header to travel in.
+    pub fn seal_to(&mut self, recipients: &[Recipient], threshold: usize, to_password: bool, layout: SealedLayout) -> Result<()> {
         ensure!(self.frames == 0, "sealing must be set up before the first frame");
+        let wrap_key = self.veil.password_wrap_key().filter(|_| to_password);
         let header = self.header.take().context("sealed faces travel in the sdn mode's header: use the sdn mode")?;
-        let (key, envelope) = FaceVault::create(recipients, threshold)?;
+        let (key, envelope) = FaceVault::create(recipients, threshold, wrap_key.as_deref())?;
         let header = header.with_sealed(envelope);
         self.vault = Some(FaceVault::new(key, header.digest(), layout));
         self.header = Some(header);
@@ -269,8 +270,10 @@ pub struct Restorer {
 }
 
 impl Restorer {
-    /// Checks the header against the model and derives the key from its salt. A wrong password
-    /// is not detectable here by design: it yields other faces.
+    /// Checks the header against the model and derives the key from its salt. Where the faces
+    /// were also sealed to the password, their seals open with it, and a wrong password fails
+    /// here, saying so. Otherwise a wrong password is not detectable by design: it yields other
+    /// faces.
     ///
     /// Without a variant of its own, the config takes the one the header names: a stream made
     /// with any variant of the model restores without the user having to remember which.
@@ -280,7 +283,12 @@ impl Restorer {
         let password = required(password)?;
         let veil = open_sdn(&config, Direction::Restore, || SecretKey::derive(password, &salt, &header.kdf), header.keying)?;
         header.check_model(veil.model().expect("sdn veil has a model"))?;
-        Ok(Self { veil: Some(veil), finder: None, config, keying: header.keying, vault: None, face_codec: None, waiting: 0 })
+        let wrap_key = veil.password_wrap_key().expect("sdn veil has a password");
+        let vault = match &header.sealed {
+            Some(envelope) => FaceVault::open_with_password(envelope, &wrap_key, header.digest()).transpose()?,
+            None => None,
+        };
+        Ok(Self { veil: Some(veil), finder: None, config, keying: header.keying, vault, face_codec: None, waiting: 0 })
     }
 
     /// A restore with identities and no password: only the sealed faces come back.
@@ -299,7 +307,8 @@ impl Restorer {
 
     /// Also opens the stream's sealed faces with `identities`: where a face was sealed, its
     /// original pixels replace whatever the password restore gives. Fails, before any frame,
-    /// when the stream has no sealed faces or the identities are not (enough of) its recipients.
+    /// when the stream has no sealed faces or the identities are not (enough of) its recipients
+    /// (the password's own opening, if it had one, is not kept: the identities were asked for).
     pub fn unseal_with(mut self, identities: &[Identity], header: &StreamHeader) -> Result<Self> {
         let envelope = header.sealed.as_ref().context("this output has no sealed faces (it was made without recipients)")?;
         let mut vault = FaceVault::open(envelope, identities, header.digest())?;

@@ -114,6 +114,15 @@ impl Veil {
         }
     }
 
+    /// The key the password's sealed faces are wrapped under ([`SecretKey::password_wrap_key`]);
+    /// `None` for a one-way effect, which has no password.
+    pub fn password_wrap_key(&self) -> Option<Zeroizing<[u8; 32]>> {
+        match &self.effect {
+            Effect::Sdn(k) => Some(k.secret.password_wrap_key()),
+            Effect::Classic(_) => None,
+        }
+    }
+
     /// See [`SdnModel::set_lossy_input`].
     pub fn set_lossy_input(&mut self, lossy: bool) {
         if let Effect::Sdn(k) = &mut self.effect {

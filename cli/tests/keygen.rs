@@ -39,7 +39,7 @@ fn keygen_writes_a_private_identity_that_unwraps_what_its_recipient_is_sent() {
     }
     let identity = Identity::from_file_text(&read(&file), || None).unwrap();
     assert_eq!(identity.recipient().to_string(), recipient.to_string());
-    let envelope = ContentKey::generate().wrap(std::slice::from_ref(&recipient), 1).unwrap();
+    let envelope = ContentKey::generate().wrap(std::slice::from_ref(&recipient), 1, None).unwrap();
     assert!(ContentKey::unwrap(&envelope, &[identity]).is_ok());
 
     let again = keygen(&["-o", file.to_str().unwrap()], &[]);

@@ -1,10 +1,14 @@
 //! From a password to the key vector the model is conditioned on.
 //!
 //! password --Argon2id, per-stream random salt--> 256-bit secret --SHA-256 counter mode--> K signs.
-//! Nothing that could verify a password is ever stored: a wrong password simply gives another key.
+//! Nothing that could verify a password is stored unless the output's faces are also sealed to
+//! the password (`--seal-password`): the secret then wraps the sealed faces' content key too
+//! ([`SecretKey::password_wrap_key`]), and a wrong password is told apart. Otherwise a wrong
+//! password simply gives another key.
 
 use anyhow::{Result, anyhow, ensure};
 use argon2::{Algorithm, Argon2, Params, Version};
+use hkdf::Hkdf;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -73,6 +77,17 @@ impl SecretKey {
     /// so that a key fitted on one face of a stream says nothing of another track's.
     pub fn key_vector_for_track(&self, track: u64, bits: usize) -> Zeroizing<Vec<f32>> {
         self.expand(b"faceveil/key-vector/track/v1", Some(track), bits)
+    }
+
+    /// The key a password-sealed output's content key is wrapped under: HKDF-SHA256 of the
+    /// secret in a domain of its own, so that it and the key vectors say nothing of each other
+    /// (a key vector fitted to a known face gives no way to it).
+    pub fn password_wrap_key(&self) -> Zeroizing<[u8; 32]> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        Hkdf::<Sha256>::new(None, self.0.as_ref())
+            .expand(b"faceveil/sealed/password-wrap/v1", out.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        out
     }
 
     fn expand(&self, domain: &[u8], track: Option<u64>, bits: usize) -> Zeroizing<Vec<f32>> {

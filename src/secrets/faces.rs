@@ -58,10 +58,15 @@ pub struct FaceVault {
 }
 
 impl FaceVault {
-    /// A fresh content key for a stream, and its envelope for the header.
-    pub fn create(recipients: &[Recipient], threshold: usize) -> Result<(ContentKey, KeyEnvelope), SealError> {
+    /// A fresh content key for a stream, and its envelope for the header: wrapped to
+    /// `recipients`, and to the password whose wrap key `password` is, if given.
+    pub fn create(
+        recipients: &[Recipient],
+        threshold: usize,
+        password: Option<&[u8; 32]>,
+    ) -> Result<(ContentKey, KeyEnvelope), SealError> {
         let key = ContentKey::generate();
-        let envelope = key.wrap(recipients, threshold)?;
+        let envelope = key.wrap(recipients, threshold, password)?;
         Ok((key, envelope))
     }
 
@@ -78,6 +83,17 @@ impl FaceVault {
     /// Opens a stream's vault with the identities given.
     pub fn open(envelope: &KeyEnvelope, identities: &[Identity], header_digest: [u8; 32]) -> Result<Self, SealError> {
         Ok(Self::new(ContentKey::unwrap(envelope, identities)?, header_digest, SealedLayout::Lossless))
+    }
+
+    /// Opens a stream's vault with the password's wrap key; `None` when its faces were not
+    /// sealed to the password.
+    pub fn open_with_password(
+        envelope: &KeyEnvelope,
+        wrap_key: &[u8; 32],
+        header_digest: [u8; 32],
+    ) -> Option<Result<Self, SealError>> {
+        let key = ContentKey::unwrap_password(envelope, wrap_key)?;
+        Some(key.map(|key| Self::new(key, header_digest, SealedLayout::Lossless)))
     }
 
     /// Lets the vault open faces sealed as video (layout 2) with `codec`.
@@ -221,7 +237,7 @@ mod tests {
     #[test]
     fn an_i420_face_comes_back_bit_exact_and_only_in_its_own_format() {
         let me = Identity::generate();
-        let (key, envelope) = FaceVault::create(&[me.recipient()], 1).unwrap();
+        let (key, envelope) = FaceVault::create(&[me.recipient()], 1, None).unwrap();
         let mut vault = FaceVault::new(key, [9; 32], SealedLayout::Lossless);
         let (w, h) = (31usize, 17usize);
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));

@@ -2,11 +2,12 @@
 //! face to them. The password path (a key vector for the model) is [`crate::model::keys`].
 //!
 //! Sealed restore: one fresh content key per stream, wrapped with age (X25519) to every recipient,
-//! or split by Shamir's scheme so that any `threshold` of them must unseal together. Each face of
+//! or split by Shamir's scheme so that any `threshold` of them must unseal together, and, on
+//! request, with XChaCha20-Poly1305 under a key derived from the password's Argon2id secret. Each face of
 //! each frame is sealed with XChaCha20-Poly1305 under a key derived (HKDF-SHA256) from the content
 //! key, the header and the face's place in the stream; the associated data binds the same place,
 //! so a face moved to another frame, slot or stream, reordered or altered fails to open. No
-//! primitive is written here: age, chacha20poly1305, hkdf and blahaj do the cryptography.
+//! primitive is written here: age, argon2, chacha20poly1305, hkdf and blahaj do the cryptography.
 //!
 //! What is sealed is a face's own pixels: by default each track's faces coded as a small video
 //! (the codec comes from the front end), losslessly as PNG on request ([`SealedLayout`]).
@@ -46,6 +47,12 @@ pub enum SealError {
     BadThreshold { threshold: usize, recipients: usize },
     #[error("no recipients given")]
     NoRecipients,
+    #[error("the password does not open this output's sealed faces: it is not the password they were sealed with")]
+    WrongPassword,
+    #[error(
+        "a password opens sealed faces alone, so it cannot be sealed to beside a threshold of {0} recipients: leave out the password or the threshold"
+    )]
+    PasswordBesideThreshold(usize),
     #[error("not an age recipient (age1...): {0}")]
     BadRecipient(String),
     #[error("identity file: {0}")]

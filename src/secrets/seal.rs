@@ -14,14 +14,20 @@ use super::{Identity, Recipient, SealError};
 /// The stream's content key: 32 random bytes, wiped when dropped.
 pub struct ContentKey(Zeroizing<[u8; 32]>);
 
-/// The content key as the stream header carries it: wrapped to the recipients.
+/// The content key as the stream header carries it: wrapped to the recipients, and to the
+/// password where the output was sealed to it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyEnvelope {
     /// How many recipients must unseal together (1: any one of them).
     pub threshold: usize,
-    /// age files: one to all recipients when threshold is 1, else one share per recipient.
+    /// age files: one to all recipients when threshold is 1, else one share per recipient; none
+    /// when the faces are sealed to the password alone.
     #[serde(with = "b64_list")]
     pub wraps: Vec<Vec<u8>>,
+    /// The key under the password's wrap key (XChaCha20-Poly1305: nonce, ciphertext, tag).
+    /// Absent from the header of an output sealed to recipients only, which reads as before.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "b64_option")]
+    pub password: Option<Vec<u8>>,
     /// A one-way commitment to the key, so that bad shares fail with a clear error.
     #[serde(with = "b64")]
     pub check: Vec<u8>,
@@ -40,15 +46,27 @@ impl ContentKey {
         out.to_vec()
     }
 
-    /// Wraps the key to `recipients` so that any `threshold` of them can unwrap it.
-    pub fn wrap(&self, recipients: &[Recipient], threshold: usize) -> Result<KeyEnvelope, SealError> {
-        if recipients.is_empty() {
+    /// Wraps the key to `recipients` so that any `threshold` of them can unwrap it, and, with a
+    /// `password` wrap key ([`crate::model::keys::SecretKey::password_wrap_key`]), to the
+    /// password too. A password opens alone, so it cannot stand beside a threshold above 1.
+    pub fn wrap(
+        &self,
+        recipients: &[Recipient],
+        threshold: usize,
+        password: Option<&[u8; 32]>,
+    ) -> Result<KeyEnvelope, SealError> {
+        if recipients.is_empty() && password.is_none() {
             return Err(SealError::NoRecipients);
         }
-        if threshold == 0 || threshold > recipients.len() || threshold > 255 {
+        if threshold == 0 || threshold > recipients.len().max(1) || threshold > 255 {
             return Err(SealError::BadThreshold { threshold, recipients: recipients.len() });
         }
-        let wraps = if threshold == 1 {
+        if threshold > 1 && password.is_some() {
+            return Err(SealError::PasswordBesideThreshold(threshold));
+        }
+        let wraps = if recipients.is_empty() {
+            Vec::new()
+        } else if threshold == 1 {
             vec![encrypt(recipients.iter().map(|r| &r.0 as &dyn age::Recipient), self.0.as_ref())?]
         } else {
             let shares = blahaj::Sharks(threshold as u8).dealer(self.0.as_ref());
@@ -61,7 +79,32 @@ impl ContentKey {
                 })
                 .collect::<Result<_, _>>()?
         };
-        Ok(KeyEnvelope { threshold, wraps, check: self.check() })
+        let password = password.map(|wrap_key| {
+            let nonce: [u8; NONCE_LEN] = rand::random();
+            let ct = password_cipher(wrap_key)
+                .encrypt(XNonce::from_slice(&nonce), Payload { msg: self.0.as_ref(), aad: PASSWORD_WRAP_AAD })
+                .expect("XChaCha20-Poly1305 encryption of an in-memory buffer cannot fail");
+            [nonce.as_slice(), &ct].concat()
+        });
+        Ok(KeyEnvelope { threshold, wraps, password, check: self.check() })
+    }
+
+    /// Unwraps the key with the password's wrap key. `None` when the output was not sealed to
+    /// its password; [`SealError::WrongPassword`] when this is not the password it was.
+    pub fn unwrap_password(envelope: &KeyEnvelope, wrap_key: &[u8; 32]) -> Option<Result<Self, SealError>> {
+        let wrapped = envelope.password.as_ref()?;
+        let opened = (wrapped.len() > NONCE_LEN)
+            .then(|| {
+                let (nonce, ct) = wrapped.split_at(NONCE_LEN);
+                password_cipher(wrap_key).decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: PASSWORD_WRAP_AAD }).ok()
+            })
+            .flatten()
+            .map(Zeroizing::new);
+        let key = match opened.as_deref().map(|b| <[u8; 32]>::try_from(b.as_slice())) {
+            Some(Ok(bytes)) => Self(Zeroizing::new(bytes)),
+            _ => return Some(Err(SealError::WrongPassword)),
+        };
+        Some(if key.check() == envelope.check { Ok(key) } else { Err(SealError::WrongPassword) })
     }
 
     /// Unwraps the key with the identities given; `threshold` of them must be recipients.
@@ -93,6 +136,13 @@ impl ContentKey {
         }
         Ok(key)
     }
+}
+
+/// Binds the password's wrap to its use, so that no other ciphertext under the key stands in.
+const PASSWORD_WRAP_AAD: &[u8] = b"faceveil/sealed/password-wrap/v1";
+
+fn password_cipher(wrap_key: &[u8; 32]) -> XChaCha20Poly1305 {
+    XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(wrap_key))
 }
 
 fn encrypt<'a>(recipients: impl Iterator<Item = &'a dyn age::Recipient>, plain: &[u8]) -> Result<Vec<u8>, SealError> {
@@ -198,7 +248,11 @@ mod b64 {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        STANDARD.decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+        decode(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+
+    pub fn decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+        STANDARD.decode(text)
     }
 }
 
@@ -216,6 +270,21 @@ mod b64_list {
     }
 }
 
+mod b64_option {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(bytes) => super::b64::serialize(bytes, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?.map(|text| super::b64::decode(&text).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,7 +297,7 @@ mod tests {
     fn any_one_recipient_unwraps_and_a_stranger_is_told_so() {
         let (a, b, stranger) = (Identity::generate(), Identity::generate(), Identity::generate());
         let key = ContentKey::generate();
-        let env = key.wrap(&[a.recipient(), b.recipient()], 1).unwrap();
+        let env = key.wrap(&[a.recipient(), b.recipient()], 1, None).unwrap();
         for who in [&a, &b] {
             let got = ContentKey::unwrap(&env, std::slice::from_ref(who)).unwrap();
             assert_eq!(*got.0, *key.0);
@@ -242,7 +311,7 @@ mod tests {
         let ids: Vec<Identity> = (0..3).map(|_| Identity::generate()).collect();
         let recipients: Vec<Recipient> = ids.iter().map(Identity::recipient).collect();
         let key = ContentKey::generate();
-        let env = key.wrap(&recipients, 2).unwrap();
+        let env = key.wrap(&recipients, 2, None).unwrap();
         assert_eq!(env.wraps.len(), 3);
         let err = ContentKey::unwrap(&env, &ids[..1]).err().unwrap();
         assert!(matches!(err, SealError::NotEnoughShares { opened: 1, needed: 2 }), "{err}");
@@ -250,22 +319,47 @@ mod tests {
         assert_eq!(*got.0, *key.0);
         let err = ContentKey::unwrap(&env, &[Identity::generate(), Identity::generate()]).err().unwrap();
         assert!(matches!(err, SealError::NotARecipient { tried: 2 }), "{err}");
-        assert!(matches!(key.wrap(&recipients, 4), Err(SealError::BadThreshold { .. })));
+        assert!(matches!(key.wrap(&recipients, 4, None), Err(SealError::BadThreshold { .. })));
     }
 
     #[test]
     fn an_envelope_survives_the_header_and_a_swapped_share_is_caught() {
         let ids: Vec<Identity> = (0..2).map(|_| Identity::generate()).collect();
         let recipients: Vec<Recipient> = ids.iter().map(Identity::recipient).collect();
-        let env = ContentKey::generate().wrap(&recipients, 2).unwrap();
+        let env = ContentKey::generate().wrap(&recipients, 2, None).unwrap();
         let text = serde_json::to_string(&env).unwrap();
         let back: KeyEnvelope = serde_json::from_str(&text).unwrap();
         assert_eq!(back, env);
         // A share from another stream's envelope, wrapped to the same person, combines to a
         // different key: the commitment tells.
-        let other = ContentKey::generate().wrap(&recipients, 2).unwrap();
+        let other = ContentKey::generate().wrap(&recipients, 2, None).unwrap();
         let spliced = KeyEnvelope { wraps: vec![env.wraps[0].clone(), other.wraps[1].clone()], ..env };
         assert!(matches!(ContentKey::unwrap(&spliced, &ids), Err(SealError::WrongKey)));
+    }
+
+    #[test]
+    fn the_password_alone_or_beside_recipients_unwraps_and_a_wrong_one_is_told_so() {
+        let (right, wrong) = ([5u8; 32], [6u8; 32]);
+        let key = ContentKey::generate();
+        let alone = key.wrap(&[], 1, Some(&right)).unwrap();
+        assert!(alone.wraps.is_empty());
+        let back: KeyEnvelope = serde_json::from_str(&serde_json::to_string(&alone).unwrap()).unwrap();
+        assert_eq!(back, alone);
+        assert_eq!(*ContentKey::unwrap_password(&back, &right).unwrap().unwrap().0, *key.0);
+        assert!(matches!(ContentKey::unwrap_password(&back, &wrong), Some(Err(SealError::WrongPassword))));
+        // Beside a recipient, either opens; an envelope without the password's wrap says so, and
+        // its JSON carries no trace of the field.
+        let me = Identity::generate();
+        let both = key.wrap(&[me.recipient()], 1, Some(&right)).unwrap();
+        assert_eq!(*ContentKey::unwrap(&both, &[me]).unwrap().0, *key.0);
+        assert_eq!(*ContentKey::unwrap_password(&both, &right).unwrap().unwrap().0, *key.0);
+        let recipients_only = key.wrap(&[Identity::generate().recipient()], 1, None).unwrap();
+        assert!(ContentKey::unwrap_password(&recipients_only, &right).is_none());
+        assert!(!serde_json::to_string(&recipients_only).unwrap().contains("password"));
+        // A password opens alone, so it cannot stand in a two-person rule; nothing to seal to fails.
+        let two = [Identity::generate().recipient(), Identity::generate().recipient()];
+        assert!(matches!(key.wrap(&two, 2, Some(&right)), Err(SealError::PasswordBesideThreshold(2))));
+        assert!(matches!(key.wrap(&[], 1, None), Err(SealError::NoRecipients)));
     }
 
     #[test]

@@ -50,12 +50,24 @@ pub struct Sidecar {
     shift: Option<i128>,
 }
 
+/// The header on a sidecar's first line, read without its records.
+pub fn read_header(path: &Path) -> Result<StreamHeader> {
+    header_of(
+        &mut BufReader::new(File::open(path).with_context(|| format!("cannot open sidecar {}", path.display()))?).lines(),
+        path,
+    )
+}
+
+fn header_of(lines: &mut impl Iterator<Item = std::io::Result<String>>, path: &Path) -> Result<StreamHeader> {
+    let first = lines.next().with_context(|| format!("sidecar {} is empty", path.display()))??;
+    StreamHeader::decode(&first).with_context(|| format!("sidecar {}", path.display()))
+}
+
 impl Sidecar {
     pub fn read(path: &Path) -> Result<Self> {
         let file = File::open(path).with_context(|| format!("cannot open sidecar {}", path.display()))?;
         let mut lines = BufReader::new(file).lines();
-        let first = lines.next().with_context(|| format!("sidecar {} is empty", path.display()))??;
-        let header = StreamHeader::decode(&first).with_context(|| format!("sidecar {}", path.display()))?;
+        let header = header_of(&mut lines, path)?;
         let (mut frames, mut by_pts) = (HashMap::new(), HashMap::new());
         for (i, line) in lines.enumerate() {
             let line = line?;

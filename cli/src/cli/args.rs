@@ -151,6 +151,11 @@ pub struct AnonymizeArgs {
     /// restore with --lossless that gives the original's bytes
     #[arg(long)]
     pub sealed_lossless: bool,
+    /// Also seal each face's original pixels to the password, so that `restore` with the password
+    /// alone gives them back as sealed (about 45 dB for a video, bit-exact for an image) and
+    /// refuses a wrong password; the output grows by the sealed faces (docs/SECURITY.md)
+    #[arg(long)]
+    pub seal_password: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }

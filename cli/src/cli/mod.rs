@@ -46,13 +46,15 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
     let password = if config.mode == faceveil::faces::effects::Mode::Sdn { Some(password::obtain(&args.common)?) } else { None };
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
     let recipients = sealing::recipients(&args.recipients, args.recipients_file.as_ref())?;
-    ensure!(!args.sealed_lossless || !recipients.is_empty(), "--sealed-lossless needs --recipient or --recipients-file");
+    let sealed = !recipients.is_empty() || args.seal_password;
+    ensure!(!args.sealed_lossless || sealed, "--sealed-lossless needs --recipient, --recipients-file or --seal-password");
+    ensure!(!args.seal_password || password.is_some(), "--seal-password needs the sdn mode, whose password it seals to");
     let Input::Stream(_) = &input else {
         ensure!(args.serve_rtsp.is_none(), "--serve-rtsp needs a video file, an RTSP URL or a camera");
         ensure!(args.virtual_camera.is_none(), "--virtual-camera needs a camera, a video file or an RTSP URL");
         let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
-        if !recipients.is_empty() {
-            anonymizer.seal_to(&recipients, args.recipients_threshold, SealedLayout::Lossless)?;
+        if sealed {
+            anonymizer.seal_to(&recipients, args.recipients_threshold, args.seal_password, SealedLayout::Lossless)?;
         }
         // A photo has no next frame to track into: detection on it, at the full threshold.
         let mut finder = FaceFinder::new(&faceveil::config::Config { detect_every: 1, ..config.clone() })?;
@@ -74,6 +76,7 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
         recipients: (!recipients.is_empty()).then(|| recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
         threshold: u32::try_from(args.recipients_threshold).unwrap_or(u32::MAX),
         lossless: args.sealed_lossless,
+        to_password: args.seal_password,
         ..Default::default()
     };
     let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
@@ -123,7 +126,16 @@ fn restore(args: RestoreArgs) -> Result<()> {
             video::Sealing { identity: Some(identity), passphrase, ..Default::default() }
         }
     };
-    let quality = match (args.lossless, args.identities.is_empty()) {
+    // Faces sealed to the password come back from their seals, like an identity's: the restored
+    // file is written to keep them. Where the header only arrives in the stream (its SEI), the
+    // password restore's quality is kept; a header that does not read is faceunveil's to report.
+    let known_header = match (&args.header, &sidecar) {
+        (Some(text), _) => StreamHeader::decode(text).ok(),
+        (None, Some(path)) => sidecar::read_header(path).ok(),
+        (None, None) => None,
+    };
+    let sealed_to_password = known_header.is_some_and(|h| h.sealed.is_some_and(|e| e.password.is_some()));
+    let quality = match (args.lossless, args.identities.is_empty() && !sealed_to_password) {
         (true, _) => video::Quality::Lossless,
         (false, true) => video::Quality::Crf(video::DEFAULT_CRF),
         (false, false) => video::Quality::CrfUncapped(video::SEALED_RESTORE_CRF),

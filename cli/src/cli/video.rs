@@ -146,6 +146,8 @@ pub struct Sealing {
     pub threshold: u32,
     /// Seal bit-exact (PNG) instead of as a face video per track.
     pub lossless: bool,
+    /// Also seal to the password.
+    pub to_password: bool,
     /// Identity files, comma-separated, and the passphrase protected ones need.
     pub identity: Option<String>,
     pub passphrase: Option<Zeroizing<String>>,
@@ -291,8 +293,9 @@ impl Settings {
         if let Some(recipients) = &self.sealing.recipients {
             set(&veil, "recipients", recipients.as_str())?;
             set(&veil, "recipients-threshold", self.sealing.threshold)?;
-            set(&veil, "sealed-lossless", self.sealing.lossless)?;
         }
+        set(&veil, "seal-password", self.sealing.to_password)?;
+        set(&veil, "sealed-lossless", self.sealing.lossless)?;
         Ok(vec![detect, stage_queue()?, veil])
     }
 

@@ -84,7 +84,8 @@ impl State {
             (None, _) => Restorer::sealed_only(&self.config, &self.identities, &header)?,
         };
         let restorer = restorer.lossy_input(!self.lossless_input);
-        let restorer = if self.identities.is_empty() { restorer } else { restorer.decode_faces_with(Arc::new(X264Faces)) };
+        // Faces sealed to identities or to the password decode the same way.
+        let restorer = restorer.decode_faces_with(Arc::new(X264Faces));
         self.restorer = Some((header, restorer));
         Ok(())
     }

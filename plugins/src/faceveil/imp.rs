@@ -36,6 +36,7 @@ const DEFAULT_USE_ROI: bool = true;
 const DEFAULT_RECIPIENTS_THRESHOLD: u32 = 1;
 const DEFAULT_KEYING: KeyingProp = KeyingProp::Track;
 const DEFAULT_SEALED_LOSSLESS: bool = false;
+const DEFAULT_SEAL_PASSWORD: bool = false;
 
 #[derive(Clone)]
 struct Settings {
@@ -52,6 +53,8 @@ struct Settings {
     recipients_threshold: u32,
     /// Sealed faces as lossless PNG instead of a face video per track.
     sealed_lossless: bool,
+    /// Also seal each face to the password, for a restore with it alone.
+    seal_password: bool,
     keying: KeyingProp,
 }
 
@@ -67,6 +70,7 @@ impl Default for Settings {
             recipients: None,
             recipients_threshold: DEFAULT_RECIPIENTS_THRESHOLD,
             sealed_lossless: DEFAULT_SEALED_LOSSLESS,
+            seal_password: DEFAULT_SEAL_PASSWORD,
             keying: DEFAULT_KEYING,
         }
     }
@@ -148,6 +152,12 @@ impl ObjectImpl for FaceVeil {
                     .default_value(DEFAULT_SEALED_LOSSLESS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("seal-password")
+                    .nick("Seal to the password")
+                    .blurb("Also seal each face's original pixels to the password (sdn mode), so that faceunveil with the password alone gives them back as sealed (about 45 dB, or bit-exact with sealed-lossless) and refuses a wrong password; the stream grows by the sealed faces")
+                    .default_value(DEFAULT_SEAL_PASSWORD)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("keying", DEFAULT_KEYING)
                     .nick("Keying")
                     .blurb("Whether each tracked face has its own key vector or the stream shares one (sdn mode)")
@@ -184,6 +194,7 @@ impl ObjectImpl for FaceVeil {
             "recipients" => s.recipients = value.get().expect("type checked upstream"),
             "recipients-threshold" => s.recipients_threshold = value.get().expect("type checked upstream"),
             "sealed-lossless" => s.sealed_lossless = value.get().expect("type checked upstream"),
+            "seal-password" => s.seal_password = value.get().expect("type checked upstream"),
             "keying" => s.keying = value.get().expect("type checked upstream"),
             name => {
                 s.shared.set(name, value);
@@ -200,6 +211,7 @@ impl ObjectImpl for FaceVeil {
             "recipients" => s.recipients.to_value(),
             "recipients-threshold" => s.recipients_threshold.to_value(),
             "sealed-lossless" => s.sealed_lossless.to_value(),
+            "seal-password" => s.seal_password.to_value(),
             "keying" => s.keying.to_value(),
             "header" => self.state.lock().unwrap().as_ref().and_then(|st| st.anonymizer.header().map(|h| h.encode())).to_value(),
             "stage-times" => common::stage_times_value(
@@ -249,8 +261,11 @@ impl BaseTransformImpl for FaceVeil {
         let early_key = self.early_key.lock().unwrap().take();
         let mut anonymizer =
             Anonymizer::with_early_key(&config, password, early_key).map_err(|e| common::init_error(common::describe(&e)))?;
-        if let Some(text) = settings.recipients.as_deref().filter(|t| !t.trim().is_empty()) {
-            let recipients = Recipient::parse_list(&text.replace(',', "\n")).map_err(common::settings_error)?;
+        let recipients = match settings.recipients.as_deref().filter(|t| !t.trim().is_empty()) {
+            Some(text) => Recipient::parse_list(&text.replace(',', "\n")).map_err(common::settings_error)?,
+            None => Vec::new(),
+        };
+        if !recipients.is_empty() || settings.seal_password {
             let layout = if settings.sealed_lossless {
                 SealedLayout::Lossless
             } else {
@@ -259,7 +274,7 @@ impl BaseTransformImpl for FaceVeil {
                 SealedLayout::Video(Arc::new(X264Faces))
             };
             anonymizer
-                .seal_to(&recipients, settings.recipients_threshold as usize, layout)
+                .seal_to(&recipients, settings.recipients_threshold as usize, settings.seal_password, layout)
                 .map_err(|e| common::settings_error(common::describe(&e)))?;
         }
         let finder = FaceFinder::new(&config).map_err(|e| common::init_error(common::describe(&e)))?;

@@ -271,6 +271,7 @@ fn build(
             veil.set_property("recipients", recipients.as_str());
             veil.set_property("recipients-threshold", config.recipients_threshold);
         }
+        veil.set_property("seal-password", config.seal_password);
     }
     let i420 = gst::ElementFactory::make("capsfilter")
         .property("caps", gst::Caps::builder("video/x-raw").field("format", "I420").build())

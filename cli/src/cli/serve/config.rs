@@ -86,6 +86,9 @@ pub struct CameraConfig {
     /// How many of the recipients must unseal together.
     #[serde(default = "one")]
     pub recipients_threshold: u32,
+    /// For sdn: also seal each face to the password, for a restore with the password alone.
+    #[serde(default)]
+    pub seal_password: bool,
     // Accepted only to be refused with the reason, rather than as an unknown key.
     password: Option<toml::Value>,
 }
@@ -190,6 +193,12 @@ impl CameraConfig {
         self.password()?;
         let sealed_to = self.recipients()?.map_or(0, |r| r.split(',').count());
         ensure!(sealed_to == 0 || self.mode == Mode::Sdn, "camera {name}: sealed recipients need mode sdn");
+        ensure!(!self.seal_password || self.mode == Mode::Sdn, "camera {name}: seal_password needs mode sdn");
+        ensure!(
+            !self.seal_password || self.recipients_threshold <= 1,
+            "camera {name}: seal_password opens alone, so it cannot stand beside recipients_threshold {}",
+            self.recipients_threshold
+        );
         ensure!(
             (1..=sealed_to.max(1)).contains(&(self.recipients_threshold as usize)),
             "camera {name}: recipients_threshold {} must be between 1 and the number of recipients ({sealed_to})",
@@ -293,6 +302,9 @@ mod tests {
                 .contains("cannot read recipients file")
         );
         assert!(error(&format!("{sdn}password_env = \"PATH\"\nrecipients_threshold = 2\n")).contains("between 1 and the number"));
+        assert!(
+            error(&format!("{BLUR}record = {{ dir = \"r\" }}\nseal_password = true\n")).contains("seal_password needs mode sdn")
+        );
         assert!(error(&format!("{BLUR}record = {{ dir = \"r\" }}\nthreshold = 1.5\n")).contains("threshold 1.5 must be between"));
         let twice = format!("{BLUR}record = {{ dir = \"r\" }}\n{BLUR}record = {{ dir = \"r\" }}\n");
         assert!(error(&twice).contains("two cameras are named a"));
