@@ -310,7 +310,10 @@ impl Restorer {
     /// when the stream has no sealed faces or the identities are not (enough of) its recipients
     /// (the password's own opening, if it had one, is not kept: the identities were asked for).
     pub fn unseal_with(mut self, identities: &[Identity], header: &StreamHeader) -> Result<Self> {
-        let envelope = header.sealed.as_ref().context("this output has no sealed faces (it was made without recipients)")?;
+        let envelope = header
+            .sealed
+            .as_ref()
+            .context("this output has no sealed faces (it was made without recipients or --seal-password)")?;
         let mut vault = FaceVault::open(envelope, identities, header.digest())?;
         if let Some(codec) = &self.face_codec {
             vault.decode_with(codec.clone());
