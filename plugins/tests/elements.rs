@@ -679,6 +679,41 @@ fn identity_file(dir: &std::path::Path, name: &str) -> (PathBuf, String) {
     (path, identity.recipient().to_string())
 }
 
+/// What a decoder would hand both elements: the frame in I420.
+const TO_I420: &str = "videoconvert ! capsfilter caps=video/x-raw,format=I420";
+
+/// The frame anonymized by `faceveil PROPS`, in I420.
+fn veil_i420(data: &[u8], w: u32, h: u32, props: &str) -> gst::Buffer {
+    let mut veil = harness(&format!("{TO_I420} ! faceveil {props}"), w, h);
+    veil.play();
+    veil.push_and_pull(rgb_buffer(data, w, h, 0)).unwrap()
+}
+
+/// `anon` through `faceunveil PROPS`: its bytes, or `None` when the element refuses the stream.
+fn unveil_i420(anon: &gst::Buffer, w: u32, h: u32, props: &str) -> Option<Vec<u8>> {
+    init();
+    let mut unveil = Harness::new_parse(&format!("faceunveil {props}"));
+    let caps = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, w, h)
+        .fps(gst::Fraction::new(25, 1))
+        .build()
+        .unwrap()
+        .to_caps()
+        .unwrap();
+    unveil.set_src_caps(caps);
+    unveil.play();
+    // A refused stream fails the push; pulling then would only wait for the harness's timeout.
+    unveil.push(anon.clone()).ok()?;
+    Some(unveil.pull().unwrap().map_readable().unwrap().to_vec())
+}
+
+fn bytes(b: &gst::Buffer) -> Vec<u8> {
+    b.map_readable().unwrap().to_vec()
+}
+
+fn mean_diff(a: &[u8], b: &[u8]) -> f64 {
+    a.iter().zip(b).map(|(p, q)| p.abs_diff(*q) as f64).sum::<f64>() / a.len() as f64
+}
+
 #[test]
 fn sealed_faces_come_back_bit_exact_with_each_recipient_and_never_for_a_stranger() {
     // Bit-exact with sealed-lossless; the default face video brings the face back close.
@@ -687,38 +722,15 @@ fn sealed_faces_come_back_bit_exact_with_each_recipient_and_never_for_a_stranger
     let (alice, alice_r) = identity_file(&dir, "alice.age");
     let (bob, bob_r) = identity_file(&dir, "bob.age");
     let (stranger, _) = identity_file(&dir, "stranger.age");
-    let to_i420 = "videoconvert ! capsfilter caps=video/x-raw,format=I420";
-    // What a decoder would hand both elements: the frame in I420.
-    let mut convert = harness(to_i420, w, h);
+    let mut convert = harness(TO_I420, w, h);
     convert.play();
     let original = convert.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap();
     let anonymize = |recipients: &str, threshold: u32, lossless: bool| {
-        let mut veil = harness(
-            &format!(
-                "{to_i420} ! faceveil password=alpha recipients=\"{recipients}\" recipients-threshold={threshold} sealed-lossless={lossless}"
-            ),
-            w,
-            h,
-        );
-        veil.play();
-        veil.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap()
+        let props =
+            format!("password=alpha recipients=\"{recipients}\" recipients-threshold={threshold} sealed-lossless={lossless}");
+        veil_i420(&data, w, h, &props)
     };
-    let restore = |anon: &gst::Buffer, props: &str| {
-        init();
-        let mut unveil = Harness::new_parse(&format!("faceunveil {props}"));
-        let caps = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, w, h)
-            .fps(gst::Fraction::new(25, 1))
-            .build()
-            .unwrap()
-            .to_caps()
-            .unwrap();
-        unveil.set_src_caps(caps);
-        unveil.play();
-        // A refused stream fails the push; pulling then would only wait for the harness's timeout.
-        unveil.push(anon.clone()).ok()?;
-        Some(unveil.pull().unwrap().map_readable().unwrap().to_vec())
-    };
-    let bytes = |b: &gst::Buffer| b.map_readable().unwrap().to_vec();
+    let restore = |anon: &gst::Buffer, props: &str| unveil_i420(anon, w, h, props);
 
     let anon = anonymize(&format!("{alice_r},{bob_r}"), 1, true);
     assert_ne!(bytes(&anon), bytes(&original), "the face is anonymized");
@@ -738,8 +750,29 @@ fn sealed_faces_come_back_bit_exact_with_each_recipient_and_never_for_a_stranger
     // The default: the face as a one-picture face video, back within a fraction of a level.
     let video = anonymize(&alice_r, 1, false);
     let out = restore(&video, &format!("identity={}", alice.display())).expect("a recipient restores");
-    let mean_diff = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(p, q)| p.abs_diff(*q) as f64).sum::<f64>() / a.len() as f64;
     let (anonymized, restored) = (mean_diff(&bytes(&video), &bytes(&original)), mean_diff(&out, &bytes(&original)));
+    assert!(restored < anonymized / 20.0, "the face video restores the face: {restored:.3} against {anonymized:.3} anonymized");
+}
+
+#[test]
+fn faces_sealed_to_the_password_come_back_with_it_alone_and_a_wrong_one_is_refused() {
+    let (data, w, h) = astronaut();
+    let mut convert = harness(TO_I420, w, h);
+    convert.play();
+    let original = bytes(&convert.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap());
+    let exact = veil_i420(&data, w, h, "password=alpha seal-password=true sealed-lossless=true");
+    assert_ne!(bytes(&exact), original, "the face is anonymized");
+    assert!(unveil_i420(&exact, w, h, "password=alpha").unwrap() == original, "every byte of the frame is the original's");
+    assert!(unveil_i420(&exact, w, h, "password=beta").is_none(), "a wrong password is refused");
+    // Without the seal, the same wrong password gives another face, as the SDN does.
+    let unsealed = veil_i420(&data, w, h, "password=alpha");
+    let other = unveil_i420(&unsealed, w, h, "password=beta").expect("a wrong password restores another face");
+    let (anonymized, wrong) = (mean_diff(&bytes(&unsealed), &original), mean_diff(&other, &original));
+    assert!(wrong > anonymized / 4.0, "not the original: {wrong:.3} from it, the surrogate {anonymized:.3}");
+    // The default face video, with the password alone, back within a fraction of a level.
+    let video = veil_i420(&data, w, h, "password=alpha seal-password=true");
+    let out = unveil_i420(&video, w, h, "password=alpha").expect("the password restores");
+    let (anonymized, restored) = (mean_diff(&bytes(&video), &original), mean_diff(&out, &original));
     assert!(restored < anonymized / 20.0, "the face video restores the face: {restored:.3} against {anonymized:.3} anonymized");
 }
 
