@@ -18,6 +18,14 @@ Rows:
                      the face space misses removed inside the mask (alpha 0)
   face space, id     only the m identity coordinates taken from the donor (alpha 0)
   shipped rotation   the shipped map (numpy), two random keys
+  morph of K         K faces of a bank of frontal fitting crops (training identities and
+                     UTKFace, each of another identity), each moved onto the face by the
+                     similarity of their five landmarks, warped to their mean shape by dense
+                     optical flow (OpenCV DIS), averaged at full resolution, the original's Lab
+                     lightness spread and mean and its a*, b* means matched over its central
+                     face: sharp faces made of real people, two draws of donors for two keys.
+                     For these rows also
+  donor              the surrogate judged one of its own K donors (dlib distance < 0.6).
 Nothing is fitted here.
 """
 import argparse
@@ -42,6 +50,8 @@ def main():
     ap.add_argument("--data", default=os.path.join(HERE, "data"))
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--bank", type=int, default=600, help="frontal fitting crops the morphs draw from")
+    ap.add_argument("--morphs", default="3,6", help="donors per morph, one row each ('' for none)")
     args = ap.parse_args()
     t0 = time.time()
     lab, pick, frames, boxes, off = qj.load(args)
@@ -94,6 +104,18 @@ def main():
             ("face space, all", lambda k: face_space(z[(d1, d2)[k]])),
             ("face space, id", lambda k: face_space(ids_from((d1, d2)[k]))),
             ("shipped rotation", lambda k: fs.anonymize(crops, lms, np.tile(keys[k], (N, 1))))]
+    # Descriptors of each row's donors under the first key, where the row has donors of its own.
+    donors_of = {}
+    counts = [int(c) for c in args.morphs.split(",") if c.strip()]
+    if counts:
+        bank = Bank(args, lab, off, m)
+        bank_descs = J.descs(bank.frames, bank.boxes)
+        for count in counts:
+            draws = [bank.draw(lab, pick, count, seed) for seed in (1, 2)]
+            name = f"morph of {count}"
+            rows.append((name, lambda k, draws=draws: np.stack(
+                [bank.morph(crops[i], lms[i], draws[k][i]) for i in range(N)])))
+            donors_of[name] = (draws[0], bank_descs)
     res = dict(n=N, identities=int(len(set(ids))), model=meta["model_id"], rows={})
     for name, make in rows:
         F1, F2 = qj.blend_crops(frames, make(0), m, off), qj.blend_crops(frames, make(1), m, off)
@@ -102,13 +124,81 @@ def main():
                   two=float(np.mean(np.linalg.norm(E1 - E2, axis=1) >= 0.6)),
                   median_distance_of_the_two=float(np.median(np.linalg.norm(E1 - E2, axis=1))),
                   found=float(np.mean([J.found(F1[i], boxes[i]) for i in range(N)])))
+        if name in donors_of:
+            draw, descs = donors_of[name]
+            r_["donor"] = float(np.mean([np.linalg.norm(descs[draw[i]] - E1[i], axis=1).min() < 0.6 for i in range(N)]))
         res["rows"][name] = r_
+        donor = f"  donor {r_['donor']:.3f}" if "donor" in r_ else ""
         print(f"{name:18s} same {r_['same']:.3f}  two {r_['two']:.3f}  median distance {r_['median_distance_of_the_two']:.3f}  "
-              f"found {r_['found']:.3f}  ({time.time() - t0:.0f}s)", flush=True)
+              f"found {r_['found']:.3f}{donor}  ({time.time() - t0:.0f}s)", flush=True)
     res["seconds"] = round(time.time() - t0, 1)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         json.dump(res, open(args.out, "w"), indent=1)
+
+
+class Bank:
+    """Frontal fitting crops (training split: training identities and UTKFace) the morphs draw
+    their donors from, and how a morph is made of them."""
+
+    def __init__(self, args, lab, off, mask):
+        rng = np.random.RandomState(11)
+        fit = np.nonzero(lab["split"] == 0)[0]
+        L = lab["landmarks"][fit].reshape(-1, 5, 2)
+        eyes = L[:, 1] - L[:, 0]
+        yaw = (L[:, 2, 0] - 0.5 * (L[:, 0, 0] + L[:, 1, 0])) / np.linalg.norm(eyes, axis=1)
+        roll = np.abs(eyes[:, 1] / eyes[:, 0])
+        frontal = fit[(np.abs(yaw) < 0.12) & (roll < 0.12)]
+        rng.shuffle(frontal)
+        self.index = frontal[:args.bank]
+        self.frames = np.stack([np.load(os.path.join(args.data, f"shard_{lab['shard'][i]:03d}.npy"), mmap_mode="r")[lab["index"][i]]
+                                for i in self.index])
+        self.crops = self.frames[:, off:off + 128, off:off + 128].astype(np.float32)
+        self.lms = lab["landmarks"][self.index].astype(np.float64).reshape(-1, 5, 2) * 128
+        self.boxes = np.array([qj.known_box(lab["box"][i], int(lab["store"])) for i in self.index])
+        # A person: the CelebA identity, or the image itself for UTKFace's unnamed faces.
+        self.person = np.where(lab["identity"][self.index] >= 0, lab["identity"][self.index], -1 - np.arange(len(self.index)))
+        self.central = mask[..., 0] > 0.5
+        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self.grid = np.meshgrid(np.arange(128, dtype=np.float32), np.arange(128, dtype=np.float32))
+
+    def draw(self, lab, pick, count, seed):
+        """`count` donors for each face, each of another person than the face and each other."""
+        rng = np.random.RandomState(seed)
+        out = []
+        for i in pick:
+            taken, donors = {lab["identity"][i]}, []
+            while len(donors) < count:
+                d = rng.randint(len(self.index))
+                if self.person[d] not in taken:
+                    taken.add(self.person[d])
+                    donors.append(d)
+            out.append(donors)
+        return np.array(out)
+
+    def morph(self, crop, lms, donors):
+        """The donors' mean face in the face's pose (a 128 crop, -1..1, channels first)."""
+        moved = np.stack([cv2.warpAffine(self.crops[d], cv2.estimateAffinePartial2D(self.lms[d], lms.reshape(5, 2) * 128)[0], (128, 128),
+                                         borderMode=cv2.BORDER_REFLECT) for d in donors])
+        grey = lambda im: cv2.cvtColor(im.astype(np.uint8), cv2.COLOR_RGB2GRAY)  # noqa: E731
+        mean = grey(moved.mean(0))
+        flows = np.stack([self.flow.calc(mean, grey(im), None) for im in moved])
+        shift = flows - flows.mean(0)
+        gx, gy = self.grid
+        warped = [cv2.remap(im, gx + f[..., 0], gy + f[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+                  for im, f in zip(moved, shift)]
+        out = to_lab(np.mean(warped, 0))
+        target = to_lab((crop.transpose(1, 2, 0) + 1) * 127.5)
+        c = self.central
+        for ch in range(3):
+            spread = target[..., ch][c].std() / (out[..., ch][c].std() + 1e-3) if ch == 0 else 1.0
+            out[..., ch] = (out[..., ch] - out[..., ch][c].mean()) * spread + target[..., ch][c].mean()
+        rgb = cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB).astype(np.float64)
+        return rgb.transpose(2, 0, 1) / 127.5 - 1
+
+
+def to_lab(rgb):
+    return cv2.cvtColor(np.clip(rgb, 0, 255).astype(np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
 
 
 if __name__ == "__main__":

@@ -232,15 +232,16 @@ def load(args):
     frames = np.stack([np.load(os.path.join(args.data, f"shard_{lab['shard'][i]:03d}.npy"), mmap_mode="r")[lab["index"][i]]
                        for i in pick])
     off = (S - 128) // 2
-    boxes = []
-    for i in pick:
-        b = lab["box"][i]
-        bw, bh = b[2] - b[0], b[3] - b[1]
-        side = 1.3 * max(bw, bh)
-        cx, cy = b[0] + 0.5 * bw, b[1] + 0.5 * bh
-        boxes.append([(b[0] - cx) * 128 / side + S / 2, (b[1] - cy) * 128 / side + S / 2,
-                      (b[2] - cx) * 128 / side + S / 2, (b[3] - cy) * 128 / side + S / 2])
-    return lab, pick, frames, np.array(boxes), off
+    return lab, pick, frames, np.array([known_box(lab["box"][i], S) for i in pick]), off
+
+
+def known_box(b, S):
+    """A face's detector box `b` in its stored S px frame, placed as the 128 crop frames it."""
+    bw, bh = b[2] - b[0], b[3] - b[1]
+    side = 1.3 * max(bw, bh)
+    cx, cy = b[0] + 0.5 * bw, b[1] + 0.5 * bh
+    return [(b[0] - cx) * 128 / side + S / 2, (b[1] - cy) * 128 / side + S / 2,
+            (b[2] - cx) * 128 / side + S / 2, (b[3] - cy) * 128 / side + S / 2]
 
 
 def main():
