@@ -127,8 +127,17 @@ fn samples(plane: &Plane, x0: usize, y0: usize, width: usize, height: usize, ste
     let mut out = Array2::zeros((height, width));
     for (r, mut row) in out.rows_mut().into_iter().enumerate() {
         let src = &plane.data[(y0 + r) * plane.stride + x0..];
-        for (o, s) in row.iter_mut().zip(src.iter().step_by(step)) {
-            *o = *s as f32;
+        let row = row.as_slice_mut().expect("a row of a fresh standard-layout array");
+        if step == 1 {
+            // A plane of its own (I420's): a plain run the compiler vectorizes, where `step_by`
+            // goes a byte at a time (the selfie's 700 px face: crop 7.8 against 6.4 ms a frame).
+            for (o, s) in row.iter_mut().zip(&src[..width]) {
+                *o = *s as f32;
+            }
+        } else {
+            for (o, s) in row.iter_mut().zip(src.iter().step_by(step)) {
+                *o = *s as f32;
+            }
         }
     }
     out
@@ -138,8 +147,17 @@ fn samples(plane: &Plane, x0: usize, y0: usize, width: usize, height: usize, ste
 fn put(plane: &mut Plane, x0: usize, y0: usize, step: usize, values: &Array2<f32>) {
     for (r, row) in values.rows().into_iter().enumerate() {
         let dst = &mut plane.data[(y0 + r) * plane.stride + x0..];
-        for (d, v) in dst.iter_mut().step_by(step).zip(row.iter()) {
-            *d = to_u8(*v);
+        match row.as_slice() {
+            Some(row) if step == 1 => {
+                for (d, v) in dst[..row.len()].iter_mut().zip(row) {
+                    *d = to_u8(*v);
+                }
+            }
+            _ => {
+                for (d, v) in dst.iter_mut().step_by(step).zip(row.iter()) {
+                    *d = to_u8(*v);
+                }
+            }
         }
     }
 }
