@@ -68,6 +68,10 @@ fn a_sealed_photo_comes_back_exactly_for_either_recipient_and_not_for_a_stranger
         ok(&faceveil(&["restore", s(&anon), "-o", s(&out), "--identity", s(id)], None));
         assert!(pixels(&out) == original, "{who}: the sealed face comes back bit-exact");
     }
+    // The password alone restores the surrogate, and says where the sealed face is.
+    let by_password = faceveil(&["restore", s(&anon), "-o", s(&dir.join("by-password.png"))], Some("pw"));
+    ok(&by_password);
+    assert!(String::from_utf8_lossy(&by_password.stderr).contains("--identity gives back the sealed originals"));
     // With the password too, sealed wins: still exact.
     let both = dir.join("restored-both.png");
     ok(&faceveil(&["restore", s(&anon), "-o", s(&both), "--identity", s(&a)], Some("pw")));

@@ -102,7 +102,10 @@ fn restore(args: RestoreArgs) -> Result<()> {
         ensure!(!args.lossless_input, "--lossless-input is for videos; a PNG is restored exactly, a JPEG as lossy");
         let identities = sealing::identities(&args.identities)?;
         let restorer = move |header: &StreamHeader| match &password {
-            Some(p) if identities.is_empty() => Restorer::new(&config, Some(p.as_bytes()), header),
+            Some(p) if identities.is_empty() => {
+                note_sealed_to_recipients_only(header);
+                Restorer::new(&config, Some(p.as_bytes()), header)
+            }
             Some(p) => Restorer::new(&config, Some(p.as_bytes()), header)?.unseal_with(&identities, header),
             None => Restorer::sealed_only(&config, &identities, header),
         };
@@ -134,6 +137,9 @@ fn restore(args: RestoreArgs) -> Result<()> {
         (None, Some(path)) => sidecar::read_header(path).ok(),
         (None, None) => None,
     };
+    if args.identities.is_empty() {
+        known_header.iter().for_each(note_sealed_to_recipients_only);
+    }
     let sealed_to_password = known_header.is_some_and(|h| h.sealed.is_some_and(|e| e.password.is_some()));
     let quality = match (args.lossless, args.identities.is_empty() && !sealed_to_password) {
         (true, _) => video::Quality::Lossless,
@@ -143,6 +149,20 @@ fn restore(args: RestoreArgs) -> Result<()> {
     let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
     let source = video::Source { sidecar: sidecar.as_deref(), header: args.header.as_deref(), lossless: args.lossless_input };
     video::restore(&input, output, &settings, source, quality)
+}
+
+/// Says, once a run, that a restore by password alone of faces sealed to recipients only gives
+/// back the password restore of the surrogates, not the sealed faces, which need an identity.
+fn note_sealed_to_recipients_only(header: &StreamHeader) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    if header.sealed.as_ref().is_some_and(|envelope| envelope.password.is_none()) {
+        SAID.call_once(|| {
+            eprintln!(
+                "faceveil: note: these faces are also sealed to recipients; the password restores the surrogates, \
+                 and --identity gives back the sealed originals"
+            )
+        });
+    }
 }
 
 fn run_bench(args: BenchArgs) -> Result<()> {
