@@ -104,7 +104,7 @@ def main():
             ("face space, all", lambda k: face_space(z[(d1, d2)[k]])),
             ("face space, id", lambda k: face_space(ids_from((d1, d2)[k]))),
             ("shipped rotation", lambda k: fs.anonymize(crops, lms, np.tile(keys[k], (N, 1))))]
-    # Descriptors of each row's donors under the first key, where the row has donors of its own.
+    # Each row's donors under the first key, where the row has donors of its own (from the bank).
     donors_of = {}
     counts = [int(c) for c in args.morphs.split(",") if c.strip()]
     if counts:
@@ -115,7 +115,7 @@ def main():
             name = f"morph of {count}"
             rows.append((name, lambda k, draws=draws: np.stack(
                 [bank.morph(crops[i], lms[i], draws[k][i]) for i in range(N)])))
-            donors_of[name] = (draws[0], bank_descs)
+            donors_of[name] = draws[0]
     res = dict(n=N, identities=int(len(set(ids))), model=meta["model_id"], rows={})
     for name, make in rows:
         F1, F2 = qj.blend_crops(frames, make(0), m, off), qj.blend_crops(frames, make(1), m, off)
@@ -125,8 +125,8 @@ def main():
                   median_distance_of_the_two=float(np.median(np.linalg.norm(E1 - E2, axis=1))),
                   found=float(np.mean([J.found(F1[i], boxes[i]) for i in range(N)])))
         if name in donors_of:
-            draw, descs = donors_of[name]
-            r_["donor"] = float(np.mean([np.linalg.norm(descs[draw[i]] - E1[i], axis=1).min() < 0.6 for i in range(N)]))
+            draw = donors_of[name]
+            r_["donor"] = float(np.mean([np.linalg.norm(bank_descs[draw[i]] - E1[i], axis=1).min() < 0.6 for i in range(N)]))
         res["rows"][name] = r_
         donor = f"  donor {r_['donor']:.3f}" if "donor" in r_ else ""
         print(f"{name:18s} same {r_['same']:.3f}  two {r_['two']:.3f}  median distance {r_['median_distance_of_the_two']:.3f}  "
@@ -151,8 +151,7 @@ class Bank:
         frontal = fit[(np.abs(yaw) < 0.12) & (roll < 0.12)]
         rng.shuffle(frontal)
         self.index = frontal[:args.bank]
-        self.frames = np.stack([np.load(os.path.join(args.data, f"shard_{lab['shard'][i]:03d}.npy"), mmap_mode="r")[lab["index"][i]]
-                                for i in self.index])
+        self.frames = qj.stored_frames(args.data, lab, self.index)
         self.crops = self.frames[:, off:off + 128, off:off + 128].astype(np.float32)
         self.lms = lab["landmarks"][self.index].astype(np.float64).reshape(-1, 5, 2) * 128
         self.boxes = np.array([qj.known_box(lab["box"][i], int(lab["store"])) for i in self.index])
