@@ -499,14 +499,20 @@ pub fn small_faces_note(noted: &mut bool, finder: &FaceFinder, info: &gst_video:
 
 /// What to say of a stream tagged as stored turned (a phone's portrait video): the elements see
 /// the stored pixels, where faces lie sideways, and neither find nor replace them as upright
-/// faces. `faceveil anonymize` turns such video upright before its elements.
-pub fn turned_stream_warning(event: &gst::Event) -> Option<String> {
+/// faces. `faceveil anonymize` turns such video upright before its elements. Said once for each
+/// orientation the stream is tagged with (`said` holds the last): the tag comes again with each
+/// update of the stream's tags, 16 times on a phone clip.
+pub fn turned_stream_warning(event: &gst::Event, said: &mut Option<String>) -> Option<String> {
     let gst::EventView::Tag(tag) = event.view() else { return None };
-    let orientation = tag.tag().get::<gst::tags::ImageOrientation>()?;
-    let orientation = orientation.get();
-    (orientation != "rotate-0").then(|| {
+    let orientation = tag.tag().get::<gst::tags::ImageOrientation>()?.get().to_string();
+    if said.as_deref() == Some(orientation.as_str()) {
+        return None;
+    }
+    let warning = (orientation != "rotate-0").then(|| {
         format!(
             "the stream is tagged image-orientation={orientation}: its faces are stored turned; put `videoflip video-direction=auto` before this element, or faces are neither found nor replaced as upright faces"
         )
-    })
+    });
+    *said = Some(orientation);
+    warning
 }

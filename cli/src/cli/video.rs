@@ -50,6 +50,21 @@ pub fn make(factory: &str) -> Result<gst::Element> {
 pub fn upright() -> Result<gst::Element> {
     let flip = make("videoflip")?;
     flip.set_property_from_str("video-direction", "auto");
+    // videoflip (GStreamer 1.22) turns the pictures but sends the tag on as it came, so the
+    // elements after it warned that upright pictures were stored turned (16 times on a phone
+    // clip), and a muxer that writes orientation would have turned them again.
+    let src = flip.static_pad("src").context("videoflip has no src pad")?;
+    src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, probe| {
+        if let Some(gst::PadProbeData::Event(event)) = &mut probe.data
+            && let gst::EventView::Tag(tag) = event.view()
+            && tag.tag().get::<gst::tags::ImageOrientation>().is_some()
+        {
+            let mut tags = tag.tag_owned();
+            tags.make_mut().remove::<gst::tags::ImageOrientation>();
+            *event = gst::event::Tag::builder(tags).seqnum(event.seqnum()).build();
+        }
+        gst::PadProbeReturn::Ok
+    });
     Ok(flip)
 }
 

@@ -90,6 +90,8 @@ struct State {
     failing: bool,
     /// What its own detection misses at this resolution was said (on the first frame it searched).
     small_faces_noted: bool,
+    /// The orientation the stream was last tagged with (a turned one was warned of).
+    turned_said: Option<String>,
 }
 
 #[derive(Default)]
@@ -294,20 +296,22 @@ impl BaseTransformImpl for FaceVeil {
             warned_partial: false,
             failing: false,
             small_faces_noted: false,
+            turned_said: None,
         });
         gst::info!(CAT, imp = self, "started in {:?} mode", settings.mode);
         Ok(())
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        if let Some(warning) = common::turned_stream_warning(&event) {
-            gst::element_imp_warning!(self, gst::StreamError::Format, ["{}", warning]);
-        }
-        // After a flush (a seek) the frames are unrelated to the tracks followed before it.
-        if let gst::EventView::FlushStop(_) = event.view()
-            && let Some(state) = self.state.lock().unwrap().as_mut()
-        {
-            state.finder.reset();
+        let warning = self.state.lock().unwrap().as_mut().and_then(|state| {
+            // After a flush (a seek) the frames are unrelated to the tracks followed before it.
+            if let gst::EventView::FlushStop(_) = event.view() {
+                state.finder.reset();
+            }
+            common::turned_stream_warning(&event, &mut state.turned_said)
+        });
+        if let Some(warning) = warning {
+            gst::element_imp_warning!(self, gst::StreamError::Format, ("{}", warning));
         }
         self.parent_sink_event(event)
     }

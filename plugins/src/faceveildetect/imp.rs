@@ -36,6 +36,8 @@ struct State {
     failing: bool,
     /// What detection misses at this resolution was said (on its first frame).
     small_faces_noted: bool,
+    /// The orientation the stream was last tagged with (a turned one was warned of).
+    turned_said: Option<String>,
 }
 
 #[derive(Default)]
@@ -116,20 +118,22 @@ impl BaseTransformImpl for FaceVeilDetect {
         let settings = self.settings.lock().unwrap().clone();
         let config = settings.shared.config(faceveil::faces::effects::Mode::Blur)?;
         let finder = FaceFinder::new(&config).map_err(|e| common::init_error(common::describe(&e)))?;
-        *self.state.lock().unwrap() = Some(State { finder, info: None, failing: false, small_faces_noted: false });
+        *self.state.lock().unwrap() =
+            Some(State { finder, info: None, failing: false, small_faces_noted: false, turned_said: None });
         gst::info!(CAT, imp = self, "started");
         Ok(())
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        if let Some(warning) = common::turned_stream_warning(&event) {
-            gst::element_imp_warning!(self, gst::StreamError::Format, ["{}", warning]);
-        }
-        // After a flush (a seek) the frames are unrelated to the tracks followed before it.
-        if let gst::EventView::FlushStop(_) = event.view()
-            && let Some(state) = self.state.lock().unwrap().as_mut()
-        {
-            state.finder.reset();
+        let warning = self.state.lock().unwrap().as_mut().and_then(|state| {
+            // After a flush (a seek) the frames are unrelated to the tracks followed before it.
+            if let gst::EventView::FlushStop(_) = event.view() {
+                state.finder.reset();
+            }
+            common::turned_stream_warning(&event, &mut state.turned_said)
+        });
+        if let Some(warning) = warning {
+            gst::element_imp_warning!(self, gst::StreamError::Format, ("{}", warning));
         }
         self.parent_sink_event(event)
     }
