@@ -110,7 +110,7 @@ impl ObjectImpl for FaceUnveil {
             let mut v = vec![
                 glib::ParamSpecString::builder("password")
                     .nick("Password")
-                    .blurb("Password the faces were anonymized with; write-only, never logged")
+                    .blurb("Password the faces were anonymized with; it also opens the faces faceveil sealed to it (seal-password); write-only, never logged")
                     .write_only()
                     .mutable_ready()
                     .build(),
@@ -199,7 +199,7 @@ impl ElementImpl for FaceUnveil {
             gst::subclass::ElementMetadata::new(
                 "Face restorer",
                 "Filter/Effect/Video",
-                "Restores faces anonymized by faceveil (sdn mode) with the password",
+                "Restores faces anonymized by faceveil: the surrogates (sdn mode) with the password, the sealed originals with an identity or the password they were sealed to",
                 "faceveil developers",
             )
         });
