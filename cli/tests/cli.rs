@@ -243,6 +243,56 @@ fn a_transparent_photo_keeps_its_transparency_through_anonymize_and_restore() {
     assert!(changed > 6.0 && back < changed / 4.0, "face changed by {changed:.1} levels, {back:.1} after the restore");
 }
 
+/// What a decoder reads of a photo's metadata: its colour profile and its EXIF.
+fn profile_and_exif(path: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    use image::ImageDecoder;
+    let mut decoder = image::ImageReader::open(path).unwrap().with_guessed_format().unwrap().into_decoder().unwrap();
+    (decoder.icc_profile().unwrap(), decoder.exif_metadata().unwrap())
+}
+
+#[test]
+fn a_photo_keeps_its_colour_profile_through_anonymize_and_restore_and_loses_its_exif() {
+    use image::ImageEncoder;
+    let dir = tmpdir("profile");
+    let photo = image::open(sample("astronaut.jpg")).unwrap().to_rgb8();
+    let (w, h) = photo.dimensions();
+    // The bytes of a profile (a phone's Display P3, say) travel as they are; EXIF stands for the
+    // camera's, whose GPS position, time and serial an anonymized photo must not carry.
+    let profile: Vec<u8> = b"a wide-gamut display profile ".iter().copied().cycle().take(600).collect();
+    let pw = [("FACEVEIL_PASSWORD", "in its own colours")];
+    for ext in ["jpg", "png"] {
+        let (input, anon, restored) =
+            (dir.join(format!("in.{ext}")), dir.join(format!("anon.{ext}")), dir.join(format!("restored.{ext}")));
+        let mut bytes = Vec::new();
+        if ext == "jpg" {
+            let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
+            encoder.set_icc_profile(profile.clone()).unwrap();
+            encoder.set_exif_metadata(exif_orientation(1)).unwrap();
+            encoder.write_image(&photo, w, h, image::ExtendedColorType::Rgb8).unwrap();
+        } else {
+            let mut encoder = image::codecs::png::PngEncoder::new(&mut bytes);
+            encoder.set_icc_profile(profile.clone()).unwrap();
+            encoder.set_exif_metadata(exif_orientation(1)).unwrap();
+            encoder.write_image(&photo, w, h, image::ExtendedColorType::Rgb8).unwrap();
+        }
+        std::fs::write(&input, bytes).unwrap();
+        assert_eq!(profile_and_exif(&input), (Some(profile.clone()), Some(exif_orientation(1))), "{ext}: the input as made");
+        let o = faceveil(&["anonymize", s(&input), "-o", s(&anon)], &pw);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = faceveil(&["restore", s(&anon), "-o", s(&restored)], &pw);
+        assert!(o.status.success(), "{}", stderr(&o));
+        for (what, path) in [("anonymized", &anon), ("restored", &restored)] {
+            let (icc, exif) = profile_and_exif(path);
+            assert!(icc.as_ref() == Some(&profile), "{ext}: the {what} photo lost its colour profile");
+            assert!(exif.is_none(), "{ext}: the {what} photo carries the camera's EXIF");
+        }
+        let before = common::load_rgb(&input);
+        let face = |img: &faceveil::frame::rgb::RgbImage| common::mean_abs_diff(&before, img, 190, 70, 260, 170);
+        let (changed, back) = (face(&common::load_rgb(&anon)), face(&common::load_rgb(&restored)));
+        assert!(changed > 6.0 && back < changed / 4.0, "{ext}: face changed by {changed:.1} levels, {back:.1} after the restore");
+    }
+}
+
 #[test]
 fn a_folder_of_photos_keeps_its_names_and_a_gray_photo_works() {
     let dir = tmpdir("folder");

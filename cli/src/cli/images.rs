@@ -2,7 +2,6 @@
 //! chunk or a JPEG comment so that the file alone (plus the password) restores.
 
 use std::ffi::OsString;
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -12,7 +11,7 @@ use faceveil::frame::{FrameMut, PixelFormat};
 use faceveil::pipeline::{Anonymizer, Restorer};
 use faceveil::stream::header::{FrameRecord, StreamHeader};
 use faceveil::stream::imagemeta;
-use image::{ImageDecoder, ImageFormat};
+use image::{ImageDecoder, ImageEncoder, ImageFormat};
 use serde::{Deserialize, Serialize};
 
 use super::input::{Picture, picture};
@@ -24,25 +23,29 @@ struct Embedded {
     record: FrameRecord,
 }
 
-/// A decoded photo: the pixels the detector and the model see, and the transparency they do not
-/// touch, kept so that a cut-out comes back with its clear parts clear.
+/// A decoded photo: the pixels the detector and the model see, and what they do not touch: the
+/// transparency, kept so that a cut-out comes back with its clear parts clear, and the colour
+/// profile, kept so that a wide-gamut photo (a phone's Display P3) is shown in its own colours.
 struct Photo {
     rgb: RgbImage,
     alpha: Option<Vec<u8>>,
+    icc: Option<Vec<u8>>,
 }
 
 /// Decodes a photo upright: a camera that stores its pixels sideways says so in the EXIF
 /// orientation, and the detector and the model only know upright faces. The output is written
-/// upright, without EXIF.
+/// upright, without EXIF: its place (GPS), time and camera serial say who and where as much as a
+/// face does, and an anonymized photo is meant to be shown.
 fn load(path: &Path) -> Result<Photo> {
-    let decode = || -> image::ImageResult<image::DynamicImage> {
+    let decode = || -> image::ImageResult<(image::DynamicImage, Option<Vec<u8>>)> {
         let mut decoder = image::ImageReader::open(path)?.with_guessed_format()?.into_decoder()?;
         let orientation = decoder.orientation()?;
+        let icc = decoder.icc_profile()?;
         let mut img = image::DynamicImage::from_decoder(decoder)?;
         img.apply_orientation(orientation);
-        Ok(img)
+        Ok((img, icc))
     };
-    let img = decode().with_context(|| format!("cannot decode image {}", path.display()))?;
+    let (img, icc) = decode().with_context(|| format!("cannot decode image {}", path.display()))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (rgb, alpha) = if img.color().has_alpha() {
         let rgba = img.to_rgba8().into_raw();
@@ -53,7 +56,7 @@ fn load(path: &Path) -> Result<Photo> {
         (img.into_rgb8().into_raw(), None)
     };
     let rgb = RgbImage::from_raw(w, h, rgb).context("decoded image has an unexpected size")?;
-    Ok(Photo { rgb, alpha })
+    Ok(Photo { rgb, alpha, icc })
 }
 
 fn output_format(path: &Path) -> Result<ImageFormat> {
@@ -82,8 +85,20 @@ fn save(photo: Photo, path: &Path, text: Option<&str>) -> Result<()> {
     };
     let mut bytes = Vec::new();
     match format {
-        ImageFormat::Jpeg => image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95).encode_image(&buffer)?,
-        _ => buffer.write_to(&mut Cursor::new(&mut bytes), format)?,
+        ImageFormat::Jpeg => {
+            let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
+            if let Some(icc) = photo.icc {
+                encoder.set_icc_profile(icc).context("the JPEG encoder cannot hold a colour profile")?;
+            }
+            buffer.write_with_encoder(encoder)?
+        }
+        _ => {
+            let mut encoder = image::codecs::png::PngEncoder::new(&mut bytes);
+            if let Some(icc) = photo.icc {
+                encoder.set_icc_profile(icc).context("the PNG encoder cannot hold a colour profile")?;
+            }
+            buffer.write_with_encoder(encoder)?
+        }
     }
     if let Some(text) = text {
         bytes = imagemeta::embed(&bytes, text)?;
