@@ -159,6 +159,27 @@ fn a_phone_video_stored_sideways_comes_out_upright_with_its_faces_covered() {
     assert_two_faces_covered(&a, &b, &boxes);
 }
 
+#[test]
+fn an_anonymized_video_keeps_none_of_the_inputs_tags_but_its_own_header() {
+    let dir = tmpdir("tags");
+    let (input, out, restored) = (dir.join("titled.mp4"), dir.join("out.mp4"), dir.join("restored.mp4"));
+    const TITLE: &str = "Interview with Ana Lopez";
+    media::launch(&format!(
+        "filesrc location={} ! qtdemux ! h264parse ! taginject tags=\"title=\\\"{TITLE}\\\"\" ! mp4mux ! filesink location={}",
+        sample("two_faces_640x360.mp4").display(),
+        input.display()
+    ));
+    let holds = |path: &Path, text: &str| std::fs::read(path).unwrap().windows(text.len()).any(|w| w == text.as_bytes());
+    assert!(holds(&input, TITLE), "the input as made carries its title");
+    let pw = [("FACEVEIL_PASSWORD", "untitled")];
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&out)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!holds(&out, TITLE), "the anonymized file names who is in it");
+    assert!(holds(&out, "faceveil-header:"), "faceveil's own header comment is written");
+    let o = faceveil(&["restore", s(&out), "-o", s(&restored)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 /// An EXIF block (big-endian TIFF) that holds only an orientation.
 fn exif_orientation(value: u16) -> Vec<u8> {
     let mut exif = b"MM\0\x2a\0\0\0\x08".to_vec();

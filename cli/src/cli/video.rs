@@ -410,6 +410,29 @@ fn container_for(output: &Path) -> Result<Container> {
     Ok(Container { muxer, holds_size_changes })
 }
 
+/// Lets only faceveil's own header comment through to the muxer of an anonymized file: the
+/// input's tags would be written into it otherwise, and a title that names the people in a
+/// clip, or a phone's position, make and model, say who and where as a face does. A tag that
+/// holds none of faceveil's is dropped.
+fn faceveil_tags_only(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, probe| {
+        let Some(gst::PadProbeData::Event(event)) = &mut probe.data else { return gst::PadProbeReturn::Ok };
+        let gst::EventView::Tag(tag) = event.view() else { return gst::PadProbeReturn::Ok };
+        let ours = tag
+            .tag()
+            .iter_tag::<gst::tags::Comment>()
+            .map(|c| c.get().to_owned())
+            .find(|c| streamdata::header_from_tag(c).is_some());
+        let Some(comment) = ours else { return gst::PadProbeReturn::Drop };
+        let mut tags = gst::TagList::new();
+        let list = tags.get_mut().expect("a new tag list is writable");
+        list.add::<gst::tags::Comment>(&comment.as_str(), gst::TagMergeMode::Replace);
+        list.set_scope(tag.tag().scope());
+        *event = gst::event::Tag::builder(tags).seqnum(event.seqnum()).build();
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// Watches the decoded video's caps: where the container cannot take a new resolution, the
 /// change is not let through; it is recorded and the input is ended there.
 fn guard_size_changes(pad: &gst::Pad, progress: Arc<Progress>) {
@@ -584,6 +607,9 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
                     chain.extend(elements.iter().cloned());
                     chain.push(stage_queue()?);
                     chain.extend(encoder_chain(odd, live, sei, quality)?);
+                    if sei == Sei::Write {
+                        faceveil_tags_only(&chain.last().expect("non-empty").static_pad("src").context("no src pad")?);
+                    }
                     add_chain(&pipeline, &chain)?;
                     chain.last().expect("non-empty").link(&mux)?;
                     let entry = chain[0].static_pad("sink").expect("queue has sink");
@@ -595,6 +621,9 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
                     }
                 } else if s.name().starts_with("audio/") {
                     let chain = vec![make("queue")?, make("audioconvert")?, make("audioresample")?, make("avenc_aac")?];
+                    if sei == Sei::Write {
+                        faceveil_tags_only(&chain.last().expect("non-empty").static_pad("src").context("no src pad")?);
+                    }
                     add_chain(&pipeline, &chain)?;
                     chain.last().expect("non-empty").link(&mux)?;
                     let entry = chain[0].static_pad("sink").expect("queue has sink");
