@@ -95,6 +95,10 @@ fn a_video_keeps_frames_timestamps_and_audio_and_loses_its_faces() {
     assert_eq!(a.pts, b.pts, "timestamps");
     assert_eq!(media::stream_kinds(&out), vec!["video", "audio"]);
     assert_two_faces_covered(&a, &b, &boxes);
+    let silent = dir.join("silent.mp4");
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&silent), "--mode", "pixelate", "--no-audio"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(media::stream_kinds(&silent), vec!["video"], "--no-audio leaves the voices out");
 }
 
 /// `anonymized` is `original` (two_faces_640x360.mp4) with both faces covered in every frame, as

@@ -14,8 +14,8 @@ use super::input::RtspTransport;
 
 const EXAMPLES: &str = "\
 Examples:
-  # Anonymize a clip with the SDN model (password from the environment); audio is kept and a
-  # sidecar out.mp4.faceveil is written for restores
+  # Anonymize a clip with the SDN model (password from the environment); audio is kept (leave it
+  # out with --no-audio) and a sidecar out.mp4.faceveil is written for restores
   FACEVEIL_PASSWORD='correct horse' faceveil anonymize in.mp4 -o out.mp4
 
   # Blur every face in a folder of photos (no password needed)
@@ -118,6 +118,10 @@ pub struct AnonymizeArgs {
     /// Write every frame's detected faces to this JSON file
     #[arg(long, value_name = "FILE")]
     pub boxes_json: Option<PathBuf>,
+    /// Write the video without its sound: faceveil replaces faces, not voices, and a voice
+    /// identifies a person as a face does (--serve-rtsp and --virtual-camera send no sound)
+    #[arg(long, conflicts_with_all = ["serve_rtsp", "virtual_camera"])]
+    pub no_audio: bool,
     /// Publish the anonymized stream at rtsp://0.0.0.0:PORT/faceveil instead of writing a file
     #[arg(long, value_name = "PORT")]
     pub serve_rtsp: Option<u16>,

@@ -106,9 +106,9 @@ fn run(input: &Input, settings: Option<&Settings>) -> Result<RunResult> {
                     samples.lock().unwrap().push((lat.frames, mb));
                 }
             });
-            Stage { elements, sei: Sei::Write, quality: Quality::Crf(DEFAULT_CRF) }
+            Stage { elements, sei: Sei::Write, quality: Quality::Crf(DEFAULT_CRF), audio: true }
         }
-        None => Stage { elements: Vec::new(), sei: Sei::Neither, quality: Quality::Crf(DEFAULT_CRF) },
+        None => Stage { elements: Vec::new(), sei: Sei::Neither, quality: Quality::Crf(DEFAULT_CRF), audio: true },
     };
     let t = video::transcode(input, &out, stage);
     let wall = started.elapsed();

@@ -52,6 +52,7 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
     let Input::Stream(_) = &input else {
         ensure!(args.serve_rtsp.is_none(), "--serve-rtsp needs a video file, an RTSP URL or a camera");
         ensure!(args.virtual_camera.is_none(), "--virtual-camera needs a camera, a video file or an RTSP URL");
+        ensure!(!args.no_audio, "--no-audio is for videos: a photo has no sound");
         let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
         if sealed {
             anonymizer.seal_to(&recipients, args.recipients_threshold, args.seal_password, SealedLayout::Lossless)?;
@@ -87,7 +88,7 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
         return virtualcam::run(&input, device, &settings);
     }
     let output = args.output.as_deref().context("an output is required (-o OUTPUT)")?;
-    video::anonymize(&input, output, &settings, args.boxes_json.as_deref())
+    video::anonymize(&input, output, &settings, args.boxes_json.as_deref(), !args.no_audio)
 }
 
 fn restore(args: RestoreArgs) -> Result<()> {

@@ -354,6 +354,8 @@ pub struct Stage {
     pub elements: Vec<gst::Element>,
     pub sei: Sei,
     pub quality: Quality,
+    /// Whether the input's audio is written too.
+    pub audio: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -585,7 +587,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     {
         let (pipeline_weak, mux, progress, have_video, link_error, entries) =
             (pipeline.downgrade(), mux.clone(), progress.clone(), have_video.clone(), link_error.clone(), entries.clone());
-        let (elements, sei, quality) = (stage.elements.clone(), stage.sei, stage.quality);
+        let (elements, sei, quality, audio) = (stage.elements.clone(), stage.sei, stage.quality, stage.audio);
         dec.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pipeline_weak.upgrade() else { return };
             let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
@@ -619,7 +621,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
                         let (w, h) = (s.get::<i32>("width").unwrap_or(0), s.get::<i32>("height").unwrap_or(0));
                         eprintln!("faceveil: source connected ({w}x{h})");
                     }
-                } else if s.name().starts_with("audio/") {
+                } else if audio && s.name().starts_with("audio/") {
                     let chain = vec![make("queue")?, make("audioconvert")?, make("audioresample")?, make("avenc_aac")?];
                     if sei == Sei::Write {
                         faceveil_tags_only(&chain.last().expect("non-empty").static_pad("src").context("no src pad")?);
@@ -786,7 +788,8 @@ fn partial(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Option<&Path>) -> Result<()> {
+/// Anonymizes a video file or stream into `output`; `audio`: whether its sound is written too.
+pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Option<&Path>, audio: bool) -> Result<()> {
     let side_path = sidecar::path_for(output);
     let side_tmp = partial(&side_path);
     let _warm = WarmModels::start(&settings.config, Direction::Anonymize);
@@ -806,7 +809,7 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
             gst::PadProbeReturn::Ok
         });
     }
-    let t = match transcode(input, output, Stage { elements, sei: Sei::Write, quality: Quality::Crf(DEFAULT_CRF) }) {
+    let t = match transcode(input, output, Stage { elements, sei: Sei::Write, quality: Quality::Crf(DEFAULT_CRF), audio }) {
         Ok(t) => t,
         Err(e) => {
             let _ = std::fs::remove_file(&side_tmp);
@@ -836,7 +839,7 @@ pub fn restore(input: &Input, output: &Path, settings: &Settings, source: Source
     // Identities alone open only the sealed faces: the restore graph is not needed then.
     let _warm = settings.password.is_some().then(|| WarmModels::start(&settings.config, Direction::Restore));
     let elements = settings.restorer(source)?;
-    let t = transcode(input, output, Stage { elements, sei: Sei::Read, quality })?;
+    let t = transcode(input, output, Stage { elements, sei: Sei::Read, quality, audio: true })?;
     eprintln!("{} frames restored -> {}", t.frames, output.display());
     Ok(())
 }
