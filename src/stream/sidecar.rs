@@ -43,6 +43,9 @@ impl SidecarWriter {
 /// A whole sidecar in memory, looked up by timestamp or frame number.
 pub struct Sidecar {
     pub header: StreamHeader,
+    /// The number of its last line where that line was cut short: the run that wrote it stopped
+    /// while writing (a crash, a power cut). Its frame has no record; those before it are whole.
+    pub cut_line: Option<usize>,
     frames: HashMap<u64, FrameRecord>,
     /// Frame numbers by presentation time, for records that carry one.
     by_pts: HashMap<u64, u64>,
@@ -52,36 +55,52 @@ pub struct Sidecar {
 
 /// The header on a sidecar's first line, read without its records.
 pub fn read_header(path: &Path) -> Result<StreamHeader> {
-    header_of(
-        &mut BufReader::new(File::open(path).with_context(|| format!("cannot open sidecar {}", path.display()))?).lines(),
-        path,
-    )
+    let file = File::open(path).with_context(|| format!("cannot open sidecar {}", path.display()))?;
+    let first =
+        BufReader::new(file).lines().next().transpose().with_context(|| format!("cannot read sidecar {}", path.display()))?;
+    header_of(first.as_deref(), path)
 }
 
-fn header_of(lines: &mut impl Iterator<Item = std::io::Result<String>>, path: &Path) -> Result<StreamHeader> {
-    let first = lines.next().with_context(|| format!("sidecar {} is empty", path.display()))??;
-    StreamHeader::decode(&first).with_context(|| format!("sidecar {}", path.display()))
+fn header_of(first: Option<&str>, path: &Path) -> Result<StreamHeader> {
+    let first = first.with_context(|| format!("sidecar {} is empty", path.display()))?;
+    StreamHeader::decode(first).with_context(|| format!("sidecar {}", path.display()))
 }
 
 impl Sidecar {
+    /// Reads a sidecar whole. A damaged line is an error (the file was altered), but for a last
+    /// line that never got its line end: the writer ends every record with one, so that line
+    /// was cut short where writing stopped, and the frames before it still restore.
     pub fn read(path: &Path) -> Result<Self> {
         let file = File::open(path).with_context(|| format!("cannot open sidecar {}", path.display()))?;
-        let mut lines = BufReader::new(file).lines();
-        let header = header_of(&mut lines, path)?;
-        let (mut frames, mut by_pts) = (HashMap::new(), HashMap::new());
-        for (i, line) in lines.enumerate() {
-            let line = line?;
+        let mut reader = BufReader::new(file);
+        let mut read_line = |line: &mut String| -> Result<bool> {
+            line.clear();
+            let n = reader.read_line(line).with_context(|| format!("cannot read sidecar {}", path.display()))?;
+            Ok(n > 0)
+        };
+        let mut line = String::new();
+        let header = header_of(read_line(&mut line)?.then(|| line.trim_end()), path)?;
+        let (mut frames, mut by_pts, mut cut_line) = (HashMap::new(), HashMap::new(), None);
+        let mut number = 1;
+        while read_line(&mut line)? {
+            number += 1;
             if line.trim().is_empty() {
                 continue;
             }
-            let rec: FrameRecord =
-                serde_json::from_str(&line).with_context(|| format!("sidecar {} line {} is damaged", path.display(), i + 2))?;
+            let rec: FrameRecord = match serde_json::from_str(&line) {
+                Ok(rec) => rec,
+                Err(_) if !line.ends_with('\n') => {
+                    cut_line = Some(number);
+                    break;
+                }
+                Err(e) => return Err(e).with_context(|| format!("sidecar {} line {number} is damaged", path.display())),
+            };
             if let Some(pts) = rec.pts {
                 by_pts.insert(pts, rec.frame);
             }
             frames.insert(rec.frame, rec);
         }
-        Ok(Self { header, frames, by_pts, shift: None })
+        Ok(Self { header, cut_line, frames, by_pts, shift: None })
     }
 
     /// The record of the frame at `pts`, the `index`-th restored; by that number where the
@@ -110,7 +129,34 @@ mod tests {
         let records = (0..frames).map(|i| (i, FrameRecord::new(i, Some(first_pts + i * 40_000_000), Vec::new())));
         let frames: HashMap<u64, FrameRecord> = records.collect();
         let by_pts = frames.values().map(|r| (r.pts.unwrap(), r.frame)).collect();
-        Sidecar { header: crate::stream::header::tests::sample(), frames, by_pts, shift: None }
+        Sidecar { header: crate::stream::header::tests::sample(), cut_line: None, frames, by_pts, shift: None }
+    }
+
+    #[test]
+    fn a_last_line_cut_short_leaves_the_records_before_it_and_a_damaged_one_inside_is_refused() {
+        let dir = std::env::temp_dir().join(format!("faceveil-sidecar-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cut.faceveil");
+        let mut writer = SidecarWriter::create(&path, &crate::stream::header::tests::sample()).unwrap();
+        for i in 0..3 {
+            writer.write(&FrameRecord::new(i, Some(i * 40_000_000), Vec::new())).unwrap();
+        }
+        writer.finish().unwrap();
+        let whole = std::fs::read(&path).unwrap();
+        let read = Sidecar::read(&path).unwrap();
+        assert_eq!((read.frames.len(), read.cut_line), (3, None), "the whole file");
+        // Cut inside the last record, as a run stopped while writing it leaves the file.
+        std::fs::write(&path, &whole[..whole.len() - 6]).unwrap();
+        let mut read = Sidecar::read(&path).unwrap();
+        assert_eq!((read.frames.len(), read.cut_line), (2, Some(4)), "two records and the cut line's number");
+        assert_eq!(read.record(1, Some(40_000_000)).unwrap().frame, 1);
+        // The same damage with a line end after it is not a cut: the file was altered.
+        let mut altered = whole[..whole.len() - 6].to_vec();
+        altered.push(b'\n');
+        std::fs::write(&path, &altered).unwrap();
+        let e = Sidecar::read(&path).err().expect("a damaged line is refused");
+        assert!(format!("{e:#}").contains("line 4 is damaged"), "{e:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -239,6 +239,13 @@ impl BaseTransformImpl for FaceUnveil {
             Some(path) => Some(Sidecar::read(path).map_err(|e| common::settings_error(common::describe(&e)))?),
             None => None,
         };
+        if let Some(line) = sidecar.as_ref().and_then(|s| s.cut_line) {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Decode,
+                ("the sidecar's line {line} is cut short (its writer stopped there): the frames from there on are restored only where the stream carries their records itself (SEI)")
+            );
+        }
         let mut state = State {
             config,
             lossless_input: settings.lossless_input,
