@@ -17,7 +17,7 @@ fn faceveil(args: &[&str], password: Option<&str>) -> Output {
     if let Some(p) = password {
         cmd.env("FACEVEIL_PASSWORD", p);
     }
-    cmd.output().unwrap()
+    common::without_criticals(cmd.output().unwrap())
 }
 
 fn ok(o: &Output) -> String {

@@ -398,10 +398,24 @@ struct Container {
     holds_size_changes: bool,
 }
 
-fn container_for(output: &Path) -> Result<Container> {
+/// How long each fragment of an MP4 recorded from a live source is (ms), see [`container_for`].
+const LIVE_MP4_FRAGMENT_MS: u32 = 1000;
+
+/// The muxer for `output`, by its extension. An MP4 recorded from a live source is written in
+/// fragments of [`LIVE_MP4_FRAGMENT_MS`] and made a plain MP4 again when the recording ends: a
+/// plain MP4 says where its frames are only at its end, so a recorder killed or cut off from power
+/// left hours of a camera unreadable, where fragments keep all but the last second or so.
+fn container_for(output: &Path, live: bool) -> Result<Container> {
     let ext = output.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
     let (muxer, holds_size_changes) = match ext.as_str() {
-        "mp4" | "m4v" | "mov" => (make("mp4mux")?, false),
+        "mp4" | "m4v" | "mov" => {
+            let mux = make("mp4mux")?;
+            if live {
+                mux.set_property("fragment-duration", LIVE_MP4_FRAGMENT_MS);
+                mux.set_property_from_str("fragment-mode", "first-moov-then-finalise");
+            }
+            (mux, false)
+        }
         "mkv" => (make("matroskamux")?, false),
         "ts" | "m2ts" => (make("mpegtsmux")?, true),
         _ => bail!(
@@ -414,8 +428,9 @@ fn container_for(output: &Path) -> Result<Container> {
 
 /// Lets only faceveil's own header comment through to the muxer of an anonymized file: the
 /// input's tags would be written into it otherwise, and a title that names the people in a
-/// clip, or a phone's position, make and model, say who and where as a face does. A tag that
-/// holds none of faceveil's is dropped.
+/// clip, or a phone's position, make and model, say who and where as a face does. Each tag event
+/// is emptied of all else rather than dropped: a tag event is sticky, and a pad sends a dropped
+/// one again before every buffer.
 fn faceveil_tags_only(pad: &gst::Pad) {
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, probe| {
         let Some(gst::PadProbeData::Event(event)) = &mut probe.data else { return gst::PadProbeReturn::Ok };
@@ -425,10 +440,11 @@ fn faceveil_tags_only(pad: &gst::Pad) {
             .iter_tag::<gst::tags::Comment>()
             .map(|c| c.get().to_owned())
             .find(|c| streamdata::header_from_tag(c).is_some());
-        let Some(comment) = ours else { return gst::PadProbeReturn::Drop };
         let mut tags = gst::TagList::new();
         let list = tags.get_mut().expect("a new tag list is writable");
-        list.add::<gst::tags::Comment>(&comment.as_str(), gst::TagMergeMode::Replace);
+        if let Some(comment) = ours {
+            list.add::<gst::tags::Comment>(&comment.as_str(), gst::TagMergeMode::Replace);
+        }
         list.set_scope(tag.tag().scope());
         *event = gst::event::Tag::builder(tags).seqnum(event.seqnum()).build();
         gst::PadProbeReturn::Ok
@@ -560,7 +576,8 @@ pub struct Transcode {
 type Entries = Arc<Mutex<Vec<gst::Pad>>>;
 
 /// Decodes `input`, runs its video through `stage`, encodes to `output` (through a temporary
-/// file, renamed on success), keeping the audio and the tags (faceveil's header among them).
+/// file, renamed on success), keeping the audio unless `stage` leaves it out; an anonymized
+/// output keeps only faceveil's header among the tags ([`faceveil_tags_only`]).
 pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode> {
     init()?;
     let Input::Stream(source) = input else { bail!("not a video input") };
@@ -575,7 +592,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     if stage.sei == Sei::Read {
         streamdata::sei_from_parser(&dec)?;
     }
-    let Container { muxer: mux, holds_size_changes } = container_for(output)?;
+    let Container { muxer: mux, holds_size_changes } = container_for(output, input.is_live())?;
     let sink = gst::ElementFactory::make("filesink").property("location", tmp.to_str().context("non-UTF-8 path")?).build()?;
     pipeline.add_many([&mux, &sink])?;
     mux.link(&sink)?;

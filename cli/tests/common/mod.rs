@@ -27,6 +27,15 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A finished run of the faceveil binary, failed where its standard error holds a GLib or
+/// GStreamer critical: each is a misuse of the library however well the run ends (a sticky tag
+/// event dropped by a probe once printed thousands while the output came out right).
+pub fn without_criticals(o: std::process::Output) -> std::process::Output {
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert!(!text.contains("-CRITICAL **"), "criticals on standard error:\n{text}");
+    o
+}
+
 /// A path as a command-line argument.
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
