@@ -577,6 +577,11 @@ fn bad_input_fails_clearly_and_leaves_no_output() {
     assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
     let kept = media::decode(&out);
     assert!(!kept.frames.is_empty() && kept.frames.len() < 100, "kept {} frames", kept.frames.len());
+    // An output in a folder that does not exist: the writer says why it cannot start.
+    let nowhere = dir.join("no-such-folder").join("out.mp4");
+    let o = faceveil(&["anonymize", s(&sample("two_faces_640x360.mp4")), "-o", s(&nowhere), "--mode", "blur"], &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("No such file or directory"), "{}", stderr(&o));
 }
 
 #[test]

@@ -712,13 +712,22 @@ fn run_to_eos(
     progress: &Progress,
     bar: &indicatif::ProgressBar,
 ) -> Result<()> {
-    pipeline.set_state(gst::State::Playing).context("cannot start the pipeline")?;
+    let ours = |msg: &gst::Message| msg.src().is_some_and(|s| stage.iter().any(|e| e.upcast_ref::<gst::Object>() == s));
     let bus = pipeline.bus().expect("pipelines have a bus");
+    if let Err(e) = pipeline.set_state(gst::State::Playing) {
+        // The element that refused to start said why on the bus (a folder that does not exist, a
+        // camera that is not there); the state change alone says only that one failed.
+        let why = bus.pop_filtered(&[gst::MessageType::Error]).map(|msg| error_text(&msg, ours(&msg)));
+        let _ = pipeline.set_state(gst::State::Null);
+        return Err(match why {
+            Some(text) => anyhow!(text),
+            None => anyhow::Error::from(e).context("cannot start the pipeline"),
+        });
+    }
     let started = std::time::Instant::now();
     // How many of the entries have been sent the end: branches may still be linked after it.
     let mut ended = 0;
     let mut stopping = false;
-    let ours = |msg: &gst::Message| msg.src().is_some_and(|s| stage.iter().any(|e| e.upcast_ref::<gst::Object>() == s));
     let mut said = std::collections::HashSet::new();
     loop {
         let msg = bus.timed_pop(gst::ClockTime::from_mseconds(250));
@@ -766,15 +775,25 @@ fn run_to_eos(
                     bar.suspend(|| eprintln!("faceveil: {words}"));
                 }
             }
-            gst::MessageView::Error(err) if ours(&msg) => bail!("{}", err.error()),
-            gst::MessageView::Error(err) => {
-                let src = msg.src().map(|s| s.path_string().to_string()).unwrap_or_default();
-                let debug = err.debug().map(|d| format!(" ({d})")).unwrap_or_default();
-                bail!("{} [{}]{}", err.error(), src, debug.lines().next().unwrap_or_default());
-            }
+            gst::MessageView::Error(_) => bail!(error_text(&msg, ours(&msg))),
             _ => {}
         }
     }
+}
+
+/// An error message as the user reads it: faceveil's own elements' say all there is to say;
+/// another element's gets the details GStreamer keeps under the place in its source ("system
+/// error: No such file or directory") and the element's name.
+fn error_text(msg: &gst::Message, ours: bool) -> String {
+    let gst::MessageView::Error(err) = msg.view() else { return String::new() };
+    if ours {
+        return err.error().to_string();
+    }
+    let debug = err.debug().map(|d| d.to_string()).unwrap_or_default();
+    let details: Vec<&str> = debug.lines().skip(1).map(str::trim).filter(|l| !l.is_empty()).collect();
+    let details = if details.is_empty() { String::new() } else { format!(": {}", details.join("; ")) };
+    let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+    format!("{}{details} ({src})", err.error().to_string().trim_end_matches('.'))
 }
 
 /// What faceveil's own elements say to the user, as they should read it: their warnings (a
