@@ -197,8 +197,9 @@ pub struct RestoreArgs {
     #[arg(long = "identity", value_name = "FILE")]
     pub identities: Vec<PathBuf>,
     /// Write a restored video losslessly (x264 at quantizer 0), so that faces sealed with
-    /// --sealed-lossless stay bit-exact in the file; by default restores with identities are
-    /// written at x264 CRF 8
+    /// --sealed-lossless stay bit-exact in the file; by default restores that open sealed faces
+    /// (with identities, or with the password they were sealed to) are written at x264 CRF 1,
+    /// others at CRF 23
     #[arg(long)]
     pub lossless: bool,
     /// The video never went through a lossy codec (x264 at quantizer 0, FFV1): the password
