@@ -184,6 +184,34 @@ fn an_anonymized_video_keeps_none_of_the_inputs_tags_but_its_own_header() {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+#[test]
+fn a_restore_takes_no_records_from_another_streams_sidecar() {
+    let dir = tmpdir("foreign-sidecar");
+    let clip = sample("two_faces_640x360.mp4");
+    let (a, b, bare) = (dir.join("a.mp4"), dir.join("b.mp4"), dir.join("bare.mp4"));
+    let pw = [("FACEVEIL_PASSWORD", "whose sidecar")];
+    for out in [&a, &b] {
+        let o = faceveil(&["anonymize", s(&clip), "-o", s(out)], &pw);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    // a.mp4 with its SEI made unrecognisable in place: its squares are left to a sidecar.
+    let mut bytes = std::fs::read(&a).unwrap();
+    let uuid = faceveil::stream::SEI_UUID;
+    let at: Vec<usize> = bytes.windows(uuid.len()).enumerate().filter(|(_, w)| *w == uuid).map(|(i, _)| i).collect();
+    assert!(at.len() >= 100, "every frame carried its SEI ({} found)", at.len());
+    for i in at {
+        bytes[i..i + uuid.len()].copy_from_slice(b"not faceveil sei");
+    }
+    std::fs::write(&bare, bytes).unwrap();
+    let side = |v: &Path| PathBuf::from(format!("{}.faceveil", v.display()));
+    let o = faceveil(&["restore", s(&bare), "-o", s(&dir.join("own.mp4")), "--sidecar", s(&side(&a))], &pw);
+    assert!(o.status.success() && !stderr(&o).contains("another stream's"), "{}", stderr(&o));
+    // b.mp4's sidecar holds b's header (another salt): its squares are not taken for a's.
+    let o = faceveil(&["restore", s(&bare), "-o", s(&dir.join("other.mp4")), "--sidecar", s(&side(&b))], &pw);
+    assert!(stderr(&o).contains("the sidecar is another stream's"), "{}", stderr(&o));
+    assert!(!o.status.success(), "nothing could be restored, and the run says so");
+}
+
 /// An EXIF block (big-endian TIFF) that holds only an orientation.
 fn exif_orientation(value: u16) -> Vec<u8> {
     let mut exif = b"MM\0\x2a\0\0\0\x08".to_vec();

@@ -67,6 +67,8 @@ struct State {
     /// Frames of a stream keyed per track that came without their record (their SEI lost, no
     /// sidecar) and passed as they were, anonymized.
     unrecorded: u64,
+    /// The sidecar was found to be another stream's (warned once).
+    foreign_sidecar_said: bool,
 }
 
 impl State {
@@ -258,6 +260,7 @@ impl BaseTransformImpl for FaceUnveil {
             frames: 0,
             passed: 0,
             unrecorded: 0,
+            foreign_sidecar_said: false,
         };
         let initial = state.sidecar.as_ref().map(|s| s.header.encode()).or(state.header_text.clone());
         if let Some(text) = initial {
@@ -335,7 +338,22 @@ impl BaseTransformImpl for FaceUnveil {
         let frame_no = state.frames;
         let pts = buf.pts().map(|t| t.nseconds());
         state.frames += 1;
-        let record = sei.record.or_else(|| state.sidecar.as_mut().and_then(|s| s.record(frame_no, pts)).cloned());
+        // A sidecar is read only for the stream whose header it holds: another stream's squares
+        // would restore the wrong places, or other faces.
+        let sidecar_fits = match (&state.sidecar, &state.restorer) {
+            (Some(sidecar), Some((header, _))) => sidecar.header == *header,
+            _ => true,
+        };
+        if !sidecar_fits && sei.record.is_none() && !state.foreign_sidecar_said {
+            state.foreign_sidecar_said = true;
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Decrypt,
+                ("the sidecar is another stream's (its header is not the one this stream carries): its records are not used")
+            );
+        }
+        let record =
+            sei.record.or_else(|| state.sidecar.as_mut().filter(|_| sidecar_fits).and_then(|s| s.record(frame_no, pts)).cloned());
         let Some((_, restorer)) = state.restorer.as_mut() else {
             // Joined midway: the header rides every HEADER_EVERY frames, and the frames before it
             // pass as they are (anonymized, so nothing is shown that should not be).
