@@ -497,6 +497,17 @@ pub fn small_faces_note(noted: &mut bool, finder: &FaceFinder, info: &gst_video:
     })
 }
 
+/// What faceveildetect and faceveil do with an event on its way in, before passing it on: forget
+/// the tracks after a flush (a seek: the frames are unrelated to those before), and return what
+/// to warn of a stream tagged as stored turned ([`turned_stream_warning`]), for the element to
+/// post once its state is unlocked.
+pub fn sink_event_seen(event: &gst::Event, finder: &mut FaceFinder, turned_said: &mut Option<String>) -> Option<String> {
+    if let gst::EventView::FlushStop(_) = event.view() {
+        finder.reset();
+    }
+    turned_stream_warning(event, turned_said)
+}
+
 /// What to say of a stream tagged as stored turned (a phone's portrait video): the elements see
 /// the stored pixels, where faces lie sideways, and neither find nor replace them as upright
 /// faces. `faceveil anonymize` turns such video upright before its elements. Said once for each

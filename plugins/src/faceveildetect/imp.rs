@@ -125,13 +125,12 @@ impl BaseTransformImpl for FaceVeilDetect {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        let warning = self.state.lock().unwrap().as_mut().and_then(|state| {
-            // After a flush (a seek) the frames are unrelated to the tracks followed before it.
-            if let gst::EventView::FlushStop(_) = event.view() {
-                state.finder.reset();
-            }
-            common::turned_stream_warning(&event, &mut state.turned_said)
-        });
+        let warning = self
+            .state
+            .lock()
+            .unwrap()
+            .as_mut()
+            .and_then(|state| common::sink_event_seen(&event, &mut state.finder, &mut state.turned_said));
         if let Some(warning) = warning {
             gst::element_imp_warning!(self, gst::StreamError::Format, ("{}", warning));
         }
