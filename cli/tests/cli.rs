@@ -347,6 +347,33 @@ fn a_photo_keeps_its_colour_profile_through_anonymize_and_restore_and_loses_its_
 }
 
 #[test]
+fn an_output_that_is_the_input_under_another_spelling_is_refused_and_the_originals_stay() {
+    let dir = tmpdir("same-file");
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    std::fs::copy(sample("astronaut.jpg"), photos.join("a.jpg")).unwrap();
+    let original = std::fs::read(photos.join("a.jpg")).unwrap();
+    // The folder itself by a detour, the photo by "./", and a video by its folder's "..".
+    let detour = photos.join("..").join("photos");
+    let video = dir.join("clip.mp4");
+    std::fs::copy(sample("two_faces_640x360.mp4"), &video).unwrap();
+    let cases = [
+        (photos.clone(), detour, "input folder"),
+        (photos.join("a.jpg"), photos.join(".").join("a.jpg"), "overwrite the input"),
+        (video.clone(), dir.join("photos").join("..").join("clip.mp4"), "overwrite the input"),
+    ];
+    for (input, output, says) in cases {
+        let o = faceveil(&["anonymize", s(&input), "-o", s(&output), "--mode", "blur"], &[]);
+        assert!(!o.status.success() && stderr(&o).contains(says), "{}: {}", output.display(), stderr(&o));
+    }
+    assert!(std::fs::read(photos.join("a.jpg")).unwrap() == original, "the original photo was overwritten");
+    assert!(
+        std::fs::read(&video).unwrap() == std::fs::read(sample("two_faces_640x360.mp4")).unwrap(),
+        "the video was overwritten"
+    );
+}
+
+#[test]
 fn a_folder_of_photos_keeps_its_names_and_a_gray_photo_works() {
     let dir = tmpdir("folder");
     let (src, out) = (dir.join("in"), dir.join("out"));

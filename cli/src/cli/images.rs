@@ -14,7 +14,7 @@ use faceveil::stream::imagemeta;
 use image::{ImageDecoder, ImageEncoder, ImageFormat};
 use serde::{Deserialize, Serialize};
 
-use super::input::{Picture, picture};
+use super::input::{Picture, picture, same_file};
 use super::progress;
 
 #[derive(Serialize, Deserialize)]
@@ -131,7 +131,7 @@ fn anonymize_one(
     finder: &mut FaceFinder,
     anonymizer: &mut Anonymizer,
 ) -> Result<Vec<progress::BoxJson>> {
-    ensure!(path != output, "refusing to overwrite the input {}", path.display());
+    ensure!(!same_file(path, output), "refusing to overwrite the input {}", path.display());
     let mut photo = load(path)?;
     let mut frame = frame_of(&mut photo.rgb);
     let tracks = finder.find_in_photo(&frame)?.to_vec();
@@ -197,6 +197,17 @@ fn skipped(paths: &[PathBuf], why: &str) {
     eprintln!("faceveil: skipped {} file(s) {why}: {}{more}", paths.len(), names.join(", "));
 }
 
+/// A folder run writes its photos under their own names: into the folder it reads, it would
+/// replace each original with its anonymized (or restored) copy.
+fn refuse_input_folder(dir: &Path, out: &Path) -> Result<()> {
+    ensure!(
+        !same_file(dir, out),
+        "refusing to write into the input folder {}: the outputs would replace the photos they come from",
+        dir.display()
+    );
+    Ok(())
+}
+
 /// The name a photo of a folder run is written under: its own where it is a .png or .jpg, whose
 /// metadata carry the restore data; else with `.png` added (`a.webp.png`), which keeps every
 /// pixel and the name it had.
@@ -218,6 +229,7 @@ pub fn anonymize_dir(
     boxes: Option<&Path>,
 ) -> Result<()> {
     let files = images_in(dir)?;
+    refuse_input_folder(dir, out)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let bar = progress::bar(files.len() as u64, "images");
     let (mut all, mut failed) = (Vec::new(), 0);
@@ -241,7 +253,7 @@ pub fn anonymize_dir(
 }
 
 fn restore_one(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>) -> Result<usize> {
-    ensure!(path != output, "refusing to overwrite the input {}", path.display());
+    ensure!(!same_file(path, output), "refusing to overwrite the input {}", path.display());
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let text = imagemeta::extract(&bytes).with_context(|| {
         format!("{} carries no faceveil data (not an sdn output, or its metadata was stripped)", path.display())
@@ -265,6 +277,7 @@ pub fn restore_file(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader)
 
 pub fn restore_dir(dir: &Path, out: &Path, restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>) -> Result<()> {
     let files = images_in(dir)?;
+    refuse_input_folder(dir, out)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut failed = 0;
     for f in &files {

@@ -40,6 +40,17 @@ impl Reconnect {
     }
 }
 
+/// Whether `a` and `b` name one existing file, however spelt (`dir/../dir/a.jpg`, a link, a hard
+/// link): writing one would then destroy the other. A path that does not exist yet names no
+/// existing file.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
 pub enum Input {
     Image(PathBuf),
     Directory(PathBuf),

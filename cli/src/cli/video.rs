@@ -582,7 +582,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     init()?;
     let Input::Stream(source) = input else { bail!("not a video input") };
     if let Some(local) = input.local_path()
-        && std::fs::canonicalize(local).ok() == std::fs::canonicalize(output).ok()
+        && input::same_file(local, output)
     {
         bail!("refusing to overwrite the input {}", local.display());
     }
