@@ -39,7 +39,7 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Replace the faces in an image, a folder of images, a video file, an RTSP feed or a webcam.
+    /// Replace the faces in an image, a folder of photos and videos, a video file, an RTSP feed or a webcam.
     Anonymize(AnonymizeArgs),
     /// Restore faces anonymized in sdn mode, with the same password and attributes.
     Restore(RestoreArgs),
@@ -108,7 +108,7 @@ impl From<ModeArg> for Mode {
 
 #[derive(Args)]
 pub struct AnonymizeArgs {
-    /// Image, folder of images, video file, rtsp:// URL, or `webcam` / /dev/videoN
+    /// Image, folder of photos and videos, video file, rtsp:// URL, or `webcam` / /dev/videoN
     pub input: String,
     /// Output image, folder or video file (.mp4, .mkv, or .ts, which also holds resolution changes)
     #[arg(short, long)]

@@ -160,30 +160,44 @@ pub fn anonymize_file(
     Ok(())
 }
 
-/// The photos of `dir`, in name order. Other files are named on standard error: they are not
-/// written to the output folder, and a user who expects every photo there should know which are
+/// The files of a folder run, each in name order.
+struct Folder {
+    photos: Vec<PathBuf>,
+    videos: Vec<PathBuf>,
+}
+
+/// Video files a folder run takes by their extension (a video's first bytes say less than a
+/// photo's); the sidecars faceveil writes beside videos are theirs, not files of their own.
+const VIDEO_EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "mkv", "webm", "avi", "ts", "m2ts", "mts", "mpg", "mpeg", "3gp", "flv"];
+
+/// The photos and videos of `dir`. Other files are named on standard error: they are not
+/// written to the output folder, and a user who expects every file there should know which are
 /// missing.
-fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
+fn folder(dir: &Path) -> Result<Folder> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
         .collect();
     paths.sort();
-    let (mut files, mut animated, mut heif, mut others) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let extension = |p: &Path| p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
+    let (mut photos, mut videos, mut animated, mut heif, mut others) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for p in paths {
         match picture(&p) {
-            Some(Picture::Still(_)) => files.push(p),
+            Some(Picture::Still(_)) => photos.push(p),
             Some(Picture::Animated(_)) => animated.push(p),
             Some(Picture::Heif) => heif.push(p),
+            None if VIDEO_EXTENSIONS.contains(&extension(&p).as_str()) => videos.push(p),
+            None if extension(&p) == "faceveil" => {}
             None => others.push(p),
         }
     }
-    skipped(&others, "not a photo (PNG, JPEG, WebP, TIFF, BMP or GIF)");
+    skipped(&others, "not a photo (PNG, JPEG, WebP, TIFF, BMP or GIF) or a video");
     skipped(&animated, "animated, a video: anonymize it on its own to a video file (-o NAME.mp4)");
     skipped(&heif, "HEIF (HEIC or AVIF), which faceveil cannot read: convert them to JPEG or PNG first");
-    ensure!(!files.is_empty(), "no photos in {}", dir.display());
-    Ok(files)
+    ensure!(!photos.is_empty() || !videos.is_empty(), "no photos or videos in {}", dir.display());
+    Ok(Folder { photos, videos })
 }
 
 fn skipped(paths: &[PathBuf], why: &str) {
@@ -197,15 +211,39 @@ fn skipped(paths: &[PathBuf], why: &str) {
     eprintln!("faceveil: skipped {} file(s) {why}: {}{more}", paths.len(), names.join(", "));
 }
 
-/// A folder run writes its photos under their own names: into the folder it reads, it would
+/// A folder run writes its files under their own names: into the folder it reads, it would
 /// replace each original with its anonymized (or restored) copy.
 fn refuse_input_folder(dir: &Path, out: &Path) -> Result<()> {
     ensure!(
         !same_file(dir, out),
-        "refusing to write into the input folder {}: the outputs would replace the photos they come from",
+        "refusing to write into the input folder {}: the outputs would replace the files they come from",
         dir.display()
     );
     Ok(())
+}
+
+/// The name a video of a folder run is written under: its own where faceveil writes that
+/// container (MP4, Matroska, MPEG-TS), else with `.mp4` added (`a.webm` -> `a.webm.mp4`).
+fn video_output_name(path: &Path) -> OsString {
+    let mut name = path.file_name().expect("listed files have names").to_owned();
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
+    if !matches!(ext.as_str(), "mp4" | "m4v" | "mov" | "mkv" | "ts" | "m2ts") {
+        name.push(".mp4");
+    }
+    name
+}
+
+/// Runs `video` on each video of a folder run, writing into `out` ([`video_output_name`]);
+/// failures are reported and counted, and the rest still run.
+fn each_video(videos: &[PathBuf], out: &Path, video: &dyn Fn(&Path, &Path) -> Result<()>) -> usize {
+    let mut failed = 0;
+    for v in videos {
+        if let Err(e) = video(v, &out.join(video_output_name(v))) {
+            failed += 1;
+            eprintln!("{}: {e:#}", v.display());
+        }
+    }
+    failed
 }
 
 /// The name a photo of a folder run is written under: its own where it is a .png or .jpg, whose
@@ -219,16 +257,19 @@ fn output_name(path: &Path) -> OsString {
     name
 }
 
-/// Every photo of `dir` into `out`, under its own name ([`output_name`]). A file that fails is
-/// reported and the rest still run; the exit status is an error if any failed.
+/// Every photo of `dir` into `out`, under its own name ([`output_name`]), then every video
+/// through `video` (the video front end, with the same settings). A file that fails is reported
+/// and the rest still run; the exit status is an error if any failed. `boxes` lists the photos'
+/// faces only.
 pub fn anonymize_dir(
     dir: &Path,
     out: &Path,
     finder: &mut FaceFinder,
     anonymizer: &mut Anonymizer,
     boxes: Option<&Path>,
+    video: &dyn Fn(&Path, &Path) -> Result<()>,
 ) -> Result<()> {
-    let files = images_in(dir)?;
+    let Folder { photos: files, videos } = folder(dir)?;
     refuse_input_folder(dir, out)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let bar = progress::bar(files.len() as u64, "images");
@@ -248,7 +289,11 @@ pub fn anonymize_dir(
     if let Some(b) = boxes {
         write_atomically(b, serde_json::to_string_pretty(&all)?.as_bytes())?;
     }
-    ensure!(failed == 0, "{failed} of {} images failed", files.len());
+    if boxes.is_some() && !videos.is_empty() {
+        eprintln!("faceveil: note: --boxes-json lists the faces of the folder's photos, not of its videos");
+    }
+    failed += each_video(&videos, out, video);
+    ensure!(failed == 0, "{failed} of {} files failed", files.len() + videos.len());
     Ok(())
 }
 
@@ -275,8 +320,15 @@ pub fn restore_file(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader)
     Ok(())
 }
 
-pub fn restore_dir(dir: &Path, out: &Path, restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>) -> Result<()> {
-    let files = images_in(dir)?;
+/// Every photo of `dir` restored into `out` under its own name, then every video through
+/// `video` (each with the sidecar beside it, where there is one).
+pub fn restore_dir(
+    dir: &Path,
+    out: &Path,
+    restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>,
+    video: &dyn Fn(&Path, &Path) -> Result<()>,
+) -> Result<()> {
+    let Folder { photos: files, videos } = folder(dir)?;
     refuse_input_folder(dir, out)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut failed = 0;
@@ -286,6 +338,7 @@ pub fn restore_dir(dir: &Path, out: &Path, restorer: &dyn Fn(&StreamHeader) -> R
             eprintln!("{}: {e:#}", f.display());
         }
     }
-    ensure!(failed == 0, "{failed} of {} images failed", files.len());
+    failed += each_video(&videos, out, video);
+    ensure!(failed == 0, "{failed} of {} files failed", files.len() + videos.len());
     Ok(())
 }

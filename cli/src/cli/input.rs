@@ -192,6 +192,11 @@ impl Input {
         self
     }
 
+    /// A video file of a folder run, found there (not parsed from the command line).
+    pub fn video_file(path: &Path) -> Self {
+        Self::Stream(StreamSource::File(path.to_path_buf()))
+    }
+
     pub fn local_path(&self) -> Option<&Path> {
         match self {
             Self::Image(p) | Self::Directory(p) | Self::Stream(StreamSource::File(p)) => Some(p),

@@ -15,6 +15,8 @@ mod stop;
 mod video;
 mod virtualcam;
 
+use std::path::Path;
+
 use anyhow::{Context, Result, bail, ensure};
 use faceveil::finder::FaceFinder;
 use faceveil::pipeline::{Anonymizer, Restorer};
@@ -49,10 +51,19 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
     let sealed = !recipients.is_empty() || args.seal_password;
     ensure!(!args.sealed_lossless || sealed, "--sealed-lossless needs --recipient, --recipients-file or --seal-password");
     ensure!(!args.seal_password || password.is_some(), "--seal-password needs the sdn mode, whose password it seals to");
+    // Videos and streams go through the plugin's elements, which build the anonymizer themselves.
+    let sealing = video::Sealing {
+        recipients: (!recipients.is_empty()).then(|| recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
+        threshold: u32::try_from(args.recipients_threshold).unwrap_or(u32::MAX),
+        lossless: args.sealed_lossless,
+        to_password: args.seal_password,
+        ..Default::default()
+    };
+    let audio = !args.no_audio;
     let Input::Stream(_) = &input else {
         ensure!(args.serve_rtsp.is_none(), "--serve-rtsp needs a video file, an RTSP URL or a camera");
         ensure!(args.virtual_camera.is_none(), "--virtual-camera needs a camera, a video file or an RTSP URL");
-        ensure!(!args.no_audio, "--no-audio is for videos: a photo has no sound");
+        ensure!(audio || matches!(input, Input::Directory(_)), "--no-audio is for videos: a photo has no sound");
         let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
         if sealed {
             anonymizer.seal_to(&recipients, args.recipients_threshold, args.seal_password, SealedLayout::Lossless)?;
@@ -61,24 +72,14 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
         let mut finder = FaceFinder::new(&faceveil::config::Config { detect_every: 1, ..config.clone() })?;
         let output = args.output.as_deref().context("an output is required (-o OUTPUT)")?;
         let boxes = args.boxes_json.as_deref();
-        return match &input {
-            Input::Directory(dir) => images::anonymize_dir(dir, output, &mut finder, &mut anonymizer, boxes),
-            _ => images::anonymize_file(
-                input.local_path().context("an image has a path")?,
-                output,
-                &mut finder,
-                &mut anonymizer,
-                boxes,
-            ),
+        let Input::Directory(dir) = &input else {
+            let photo = input.local_path().context("an image has a path")?;
+            return images::anonymize_file(photo, output, &mut finder, &mut anonymizer, boxes);
         };
-    };
-    // Videos and streams go through the plugin's elements, which build the anonymizer themselves.
-    let sealing = video::Sealing {
-        recipients: (!recipients.is_empty()).then(|| recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
-        threshold: u32::try_from(args.recipients_threshold).unwrap_or(u32::MAX),
-        lossless: args.sealed_lossless,
-        to_password: args.seal_password,
-        ..Default::default()
+        // A folder's videos each get their own stream: their own salt, header and sidecar.
+        let settings = video::Settings { config: config.clone(), attributes: args.common.attributes.clone(), password, sealing };
+        let video = |path: &Path, out: &Path| video::anonymize(&Input::video_file(path), out, &settings, None, audio);
+        return images::anonymize_dir(dir, output, &mut finder, &mut anonymizer, boxes, &video);
     };
     let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
     if let Some(port) = args.serve_rtsp {
@@ -88,7 +89,7 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
         return virtualcam::run(&input, device, &settings);
     }
     let output = args.output.as_deref().context("an output is required (-o OUTPUT)")?;
-    video::anonymize(&input, output, &settings, args.boxes_json.as_deref(), !args.no_audio)
+    video::anonymize(&input, output, &settings, args.boxes_json.as_deref(), audio)
 }
 
 fn restore(args: RestoreArgs) -> Result<()> {
@@ -99,10 +100,15 @@ fn restore(args: RestoreArgs) -> Result<()> {
         if args.identities.is_empty() { Some(password::obtain(&args.common)?) } else { password::given(&args.common)? };
     let output = &args.output;
     let Input::Stream(_) = &input else {
-        ensure!(!args.lossless, "--lossless is for videos; an image is restored losslessly when written as PNG");
-        ensure!(!args.lossless_input, "--lossless-input is for videos; a PNG is restored exactly, a JPEG as lossy");
+        let folder = matches!(input, Input::Directory(_));
+        ensure!(folder || !args.lossless, "--lossless is for videos; an image is restored losslessly when written as PNG");
+        ensure!(folder || !args.lossless_input, "--lossless-input is for videos; a PNG is restored exactly, a JPEG as lossy");
+        ensure!(
+            !folder || (args.sidecar.is_none() && args.header.is_none()),
+            "--sidecar and --header name one video's: a folder's videos are restored with the sidecars beside them"
+        );
         let identities = sealing::identities(&args.identities)?;
-        let restorer = move |header: &StreamHeader| match &password {
+        let restorer = |header: &StreamHeader| match &password {
             Some(p) if identities.is_empty() => {
                 note_sealed_to_recipients_only(header);
                 Restorer::new(&config, Some(p.as_bytes()), header)
@@ -110,11 +116,25 @@ fn restore(args: RestoreArgs) -> Result<()> {
             Some(p) => Restorer::new(&config, Some(p.as_bytes()), header)?.unseal_with(&identities, header),
             None => Restorer::sealed_only(&config, &identities, header),
         };
-        return match &input {
-            Input::Directory(dir) => images::restore_dir(dir, output, &restorer),
-            _ => images::restore_file(input.local_path().context("an image has a path")?, output, &restorer),
+        let Input::Directory(dir) = &input else {
+            return images::restore_file(input.local_path().context("an image has a path")?, output, &restorer);
         };
+        let video =
+            |path: &Path, out: &Path| restore_video(&Input::video_file(path), out, &args, config.clone(), password.clone());
+        return images::restore_dir(dir, output, &restorer, &video);
     };
+    restore_video(&input, output, &args, config, password)
+}
+
+/// Restores one video file or stream into `output`: with the sidecar `args` names, else the one
+/// beside a file, and written at the quality the faces it opens need.
+fn restore_video(
+    input: &Input,
+    output: &Path,
+    args: &RestoreArgs,
+    config: faceveil::config::Config,
+    password: Option<zeroize::Zeroizing<String>>,
+) -> Result<()> {
     let sidecar = match (&args.sidecar, input.local_path()) {
         (Some(p), _) => Some(p.clone()),
         (None, Some(local)) => Some(sidecar::path_for(local)).filter(|p| p.exists()),
@@ -149,7 +169,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
     };
     let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
     let source = video::Source { sidecar: sidecar.as_deref(), header: args.header.as_deref(), lossless: args.lossless_input };
-    video::restore(&input, output, &settings, source, quality)
+    video::restore(input, output, &settings, source, quality)
 }
 
 /// Says, once a run, that a restore by password alone of faces sealed to recipients only gives
