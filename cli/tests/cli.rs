@@ -381,10 +381,13 @@ fn a_folder_of_photos_and_videos_is_anonymized_and_restored_file_by_file() {
     std::fs::copy(sample("astronaut.jpg"), src.join("a.jpg")).unwrap();
     std::fs::copy(sample("two_faces_640x360.mp4"), src.join("clip.mp4")).unwrap();
     std::fs::write(src.join("notes.txt"), "not media\n").unwrap();
+    std::fs::create_dir_all(src.join("more")).unwrap();
+    std::fs::copy(sample("astronaut.jpg"), src.join("more").join("b.jpg")).unwrap();
     let pw = [("FACEVEIL_PASSWORD", "a folder")];
     let o = faceveil(&["anonymize", s(&src), "-o", s(&anon)], &pw);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("notes.txt"), "the skipped file is named: {}", stderr(&o));
+    assert!(stderr(&o).contains("skipped 1 subfolder"), "the subfolder left out is named: {}", stderr(&o));
     let names = |d: &Path| {
         let mut n: Vec<String> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         n.sort();

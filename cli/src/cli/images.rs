@@ -174,12 +174,14 @@ const VIDEO_EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "mkv", "webm", "avi", "
 /// written to the output folder, and a user who expects every file there should know which are
 /// missing.
 fn folder(dir: &Path) -> Result<Folder> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+    let (mut paths, mut folders): (Vec<PathBuf>, Vec<PathBuf>) = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
+        .filter(|p| p.is_file() || p.is_dir())
+        .partition(|p| p.is_file());
     paths.sort();
+    folders.sort();
+    skipped(&folders, "subfolder(s): a folder run takes the files of the folder it is given, not of its subfolders");
     let extension = |p: &Path| p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
     let (mut photos, mut videos, mut animated, mut heif, mut others) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -193,14 +195,16 @@ fn folder(dir: &Path) -> Result<Folder> {
             None => others.push(p),
         }
     }
-    skipped(&others, "not a photo (PNG, JPEG, WebP, TIFF, BMP or GIF) or a video");
-    skipped(&animated, "animated, a video: anonymize it on its own to a video file (-o NAME.mp4)");
-    skipped(&heif, "HEIF (HEIC or AVIF), which faceveil cannot read: convert them to JPEG or PNG first");
+    skipped(&others, "file(s) not a photo (PNG, JPEG, WebP, TIFF, BMP or GIF) or a video");
+    skipped(&animated, "file(s) animated, a video: anonymize it on its own to a video file (-o NAME.mp4)");
+    skipped(&heif, "file(s) HEIF (HEIC or AVIF), which faceveil cannot read: convert them to JPEG or PNG first");
     ensure!(!photos.is_empty() || !videos.is_empty(), "no photos or videos in {}", dir.display());
     Ok(Folder { photos, videos })
 }
 
-fn skipped(paths: &[PathBuf], why: &str) {
+/// Names on standard error what a folder run leaves out; `what` follows their count: what they
+/// are, and why they are left out.
+fn skipped(paths: &[PathBuf], what: &str) {
     if paths.is_empty() {
         return;
     }
@@ -208,7 +212,7 @@ fn skipped(paths: &[PathBuf], why: &str) {
     let names: Vec<String> = paths.iter().take(NAMED).map(|p| p.display().to_string()).collect();
     let more = paths.len().saturating_sub(NAMED);
     let more = if more > 0 { format!(" and {more} more") } else { String::new() };
-    eprintln!("faceveil: skipped {} file(s) {why}: {}{more}", paths.len(), names.join(", "));
+    eprintln!("faceveil: skipped {} {what}: {}{more}", paths.len(), names.join(", "));
 }
 
 /// A folder run writes its files under their own names: into the folder it reads, it would
