@@ -14,6 +14,7 @@ use faceveil::stream::imagemeta;
 use image::{ImageDecoder, ImageEncoder, ImageFormat};
 use serde::{Deserialize, Serialize};
 
+use super::containers::{extension, writes_container};
 use super::input::{Picture, picture, same_file};
 use super::progress;
 
@@ -182,7 +183,6 @@ fn folder(dir: &Path) -> Result<Folder> {
     paths.sort();
     folders.sort();
     skipped(&folders, "subfolder(s): a folder run takes the files of the folder it is given, not of its subfolders");
-    let extension = |p: &Path| p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
     let (mut photos, mut videos, mut animated, mut heif, mut others) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for p in paths {
@@ -230,8 +230,7 @@ fn refuse_input_folder(dir: &Path, out: &Path) -> Result<()> {
 /// container (MP4, Matroska, MPEG-TS), else with `.mp4` added (`a.webm` -> `a.webm.mp4`).
 fn video_output_name(path: &Path) -> OsString {
     let mut name = path.file_name().expect("listed files have names").to_owned();
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
-    if !matches!(ext.as_str(), "mp4" | "m4v" | "mov" | "mkv" | "ts" | "m2ts") {
+    if !writes_container(path) {
         name.push(".mp4");
     }
     name

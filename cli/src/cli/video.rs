@@ -18,6 +18,7 @@ use gstfaceveil::streamdata;
 use zeroize::Zeroizing;
 
 use super::animation;
+use super::containers::{MuxerKind, muxer_kind};
 use super::images::write_atomically;
 use super::input::{self, Input, StreamSource};
 use super::progress;
@@ -406,9 +407,8 @@ const LIVE_MP4_FRAGMENT_MS: u32 = 1000;
 /// plain MP4 says where its frames are only at its end, so a recorder killed or cut off from power
 /// left hours of a camera unreadable, where fragments keep all but the last second or so.
 fn container_for(output: &Path, live: bool) -> Result<Container> {
-    let ext = output.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
-    let (muxer, holds_size_changes) = match ext.as_str() {
-        "mp4" | "m4v" | "mov" => {
+    let (muxer, holds_size_changes) = match muxer_kind(output) {
+        Some(MuxerKind::Mp4) => {
             let mux = make("mp4mux")?;
             if live {
                 mux.set_property("fragment-duration", LIVE_MP4_FRAGMENT_MS);
@@ -416,14 +416,36 @@ fn container_for(output: &Path, live: bool) -> Result<Container> {
             }
             (mux, false)
         }
-        "mkv" => (make("matroskamux")?, false),
-        "ts" | "m2ts" => (make("mpegtsmux")?, true),
-        _ => bail!(
+        Some(MuxerKind::Matroska) => (make("matroskamux")?, false),
+        Some(MuxerKind::MpegTs) => (make("mpegtsmux")?, true),
+        None => bail!(
             "output {} must be .mp4, .mov, .mkv or .ts: the input is a video (an animated GIF or WebP is one too)",
             output.display()
         ),
     };
     Ok(Container { muxer, holds_size_changes })
+}
+
+/// Puts `chain` (a queue first) between the decoder's `pad` and the muxer, and records its entry,
+/// where a stop sends the end. An anonymized output's chain lets only faceveil's tags through.
+fn into_muxer(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    chain: &[gst::Element],
+    mux: &gst::Element,
+    entries: &Entries,
+    sei: Sei,
+) -> Result<()> {
+    let last = chain.last().context("an empty chain")?;
+    if sei == Sei::Write {
+        faceveil_tags_only(&last.static_pad("src").context("the chain's last element has no src pad")?);
+    }
+    add_chain(pipeline, chain)?;
+    last.link(mux)?;
+    let entry = chain[0].static_pad("sink").expect("queue has sink");
+    pad.link(&entry)?;
+    entries.lock().unwrap().push(entry);
+    Ok(())
 }
 
 /// Lets only faceveil's own header comment through to the muxer of an anonymized file: the
@@ -626,28 +648,14 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
                     chain.extend(elements.iter().cloned());
                     chain.push(stage_queue()?);
                     chain.extend(encoder_chain(odd, live, sei, quality)?);
-                    if sei == Sei::Write {
-                        faceveil_tags_only(&chain.last().expect("non-empty").static_pad("src").context("no src pad")?);
-                    }
-                    add_chain(&pipeline, &chain)?;
-                    chain.last().expect("non-empty").link(&mux)?;
-                    let entry = chain[0].static_pad("sink").expect("queue has sink");
-                    pad.link(&entry)?;
-                    entries.lock().unwrap().push(entry);
+                    into_muxer(&pipeline, pad, &chain, &mux, &entries, sei)?;
                     if live {
                         let (w, h) = (s.get::<i32>("width").unwrap_or(0), s.get::<i32>("height").unwrap_or(0));
                         eprintln!("faceveil: source connected ({w}x{h})");
                     }
                 } else if audio && s.name().starts_with("audio/") {
                     let chain = vec![make("queue")?, make("audioconvert")?, make("audioresample")?, make("avenc_aac")?];
-                    if sei == Sei::Write {
-                        faceveil_tags_only(&chain.last().expect("non-empty").static_pad("src").context("no src pad")?);
-                    }
-                    add_chain(&pipeline, &chain)?;
-                    chain.last().expect("non-empty").link(&mux)?;
-                    let entry = chain[0].static_pad("sink").expect("queue has sink");
-                    pad.link(&entry)?;
-                    entries.lock().unwrap().push(entry);
+                    into_muxer(&pipeline, pad, &chain, &mux, &entries, sei)?;
                 } else {
                     let fake = make("fakesink")?;
                     add_chain(&pipeline, std::slice::from_ref(&fake))?;
