@@ -684,6 +684,35 @@ fn bad_input_fails_clearly_and_leaves_no_output() {
 }
 
 #[test]
+fn a_video_whose_sound_runs_on_after_its_last_picture_is_whole_not_truncated() {
+    // One second of pictures and three of sound, as a screen recording or a trimmed clip has:
+    // the file's duration is its sound's. Until 2026-12-03 both anonymize and restore called
+    // such a file truncated and exited with an error.
+    let dir = tmpdir("sound-runs-on");
+    let (input, out, back) = (dir.join("in.mp4"), dir.join("out.mp4"), dir.join("back.mp4"));
+    media::launch(&format!(
+        "videotestsrc num-buffers=30 ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc ! mp4mux name=m faststart=true \
+         ! filesink location={} audiotestsrc num-buffers=141 samplesperbuffer=1024 ! audio/x-raw,rate=48000 \
+         ! audioconvert ! avenc_aac ! m.",
+        input.display()
+    ));
+    let pw = [("FACEVEIL_PASSWORD", "sound runs on")];
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&out)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(media::decode(&out).frames.len(), 30);
+    assert_eq!(media::stream_kinds(&out), vec!["video", "audio"]);
+    let o = faceveil(&["restore", s(&out), "-o", s(&back)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(media::decode(&back).frames.len(), 30);
+    // A file cut short is still told apart: its sound ends early too.
+    let cut = dir.join("cut.mp4");
+    let whole = std::fs::read(&input).unwrap();
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    let o = faceveil(&["anonymize", s(&cut), "-o", s(&dir.join("cut-out.mp4")), "--mode", "blur"], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("truncated"), "{}", stderr(&o));
+}
+
+#[test]
 fn the_sdn_mode_needs_a_password_and_a_loadable_runtime() {
     let dir = tmpdir("sdn-errors");
     let out = dir.join("out.png");

@@ -375,6 +375,9 @@ struct Progress {
     frames: AtomicU64,
     /// End (running time + duration) of the latest frame seen, in ns.
     end_ns: AtomicU64,
+    /// End of the latest buffer the input gave on any of its streams, in ns: a file whose audio
+    /// runs on after its last picture is whole, though its video ends before its duration.
+    input_end_ns: AtomicU64,
     /// Set when the video changed resolution and the container cannot hold that: the input is
     /// then ended early, as with Ctrl-C, and what came before is kept.
     size_change: Mutex<Option<String>>,
@@ -387,6 +390,18 @@ fn count_frames(pad: &gst::Pad, progress: Arc<Progress>) {
             let start = streamdata::running_time(pad, buffer).unwrap_or(0);
             progress.end_ns.fetch_max(start + buffer.duration().map_or(0, |d| d.nseconds()), Ordering::SeqCst);
             progress.frames.fetch_add(1, Ordering::SeqCst);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Follows how far the input's stream on `pad` reaches (video, audio or other).
+fn follow_input_end(pad: &gst::Pad, progress: Arc<Progress>) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
+        if let Some(gst::PadProbeData::Buffer(buffer)) = &probe.data
+            && let Some(start) = streamdata::running_time(pad, buffer)
+        {
+            progress.input_end_ns.fetch_max(start + buffer.duration().map_or(0, |d| d.nseconds()), Ordering::SeqCst);
         }
         gst::PadProbeReturn::Ok
     });
@@ -631,6 +646,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
             let Some(pipeline) = pipeline_weak.upgrade() else { return };
             let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
             let Some(s) = caps.structure(0) else { return };
+            follow_input_end(pad, progress.clone());
             let result = (|| -> Result<()> {
                 if s.name().starts_with("video/") && !*have_video.lock().unwrap() {
                     *have_video.lock().unwrap() = true;
@@ -699,9 +715,11 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     if let Some(change) = progress.size_change.lock().unwrap().take() {
         bail!("{change}: the {frames} frames before it were written to {}", output.display());
     }
-    // A file that ends before its declared duration lost frames; what decoded is kept.
+    // A file whose streams all end before its declared duration lost frames; what decoded is
+    // kept. One stream reaching it is enough: the video of a whole file may end before its audio.
     let end = progress.end_ns.load(Ordering::SeqCst);
-    if let Some(d) = duration.filter(|d| !live && !super::stop::requested() && end + 200_000_000 < *d) {
+    let reached = end.max(progress.input_end_ns.load(Ordering::SeqCst));
+    if let Some(d) = duration.filter(|d| !live && !super::stop::requested() && reached + 200_000_000 < *d) {
         bail!(
             "the input ends early (truncated or damaged): {frames} frames up to {:.2} s of {:.2} s were written to {}",
             end as f64 / 1e9,
