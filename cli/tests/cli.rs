@@ -713,6 +713,23 @@ fn a_video_whose_sound_runs_on_after_its_last_picture_is_whole_not_truncated() {
 }
 
 #[test]
+fn without_an_output_named_the_files_go_beside_the_input() {
+    let dir = tmpdir("unnamed-output");
+    let photo = dir.join("astronaut.jpg");
+    std::fs::copy(sample("astronaut.jpg"), &photo).unwrap();
+    let pw = [("FACEVEIL_PASSWORD", "beside")];
+    let o = faceveil(&["anonymize", s(&photo)], &pw);
+    let anonymized = dir.join("astronaut_anonymized.jpg");
+    assert!(o.status.success() && anonymized.exists(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("writing {}", anonymized.display())), "{}", stderr(&o));
+    let o = faceveil(&["restore", s(&anonymized)], &pw);
+    assert!(o.status.success() && dir.join("astronaut_restored.jpg").exists(), "{}", stderr(&o));
+    // A stream from elsewhere has no place beside it.
+    let o = faceveil(&["anonymize", "rtsp://127.0.0.1:9/none"], &pw);
+    assert!(!o.status.success() && stderr(&o).contains("-o OUTPUT"), "{}", stderr(&o));
+}
+
+#[test]
 fn the_sdn_mode_needs_a_password_and_a_loadable_runtime() {
     let dir = tmpdir("sdn-errors");
     let out = dir.join("out.png");

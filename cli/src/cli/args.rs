@@ -110,7 +110,8 @@ impl From<ModeArg> for Mode {
 pub struct AnonymizeArgs {
     /// Image, folder of photos and videos, video file, rtsp:// URL, or `webcam` / /dev/videoN
     pub input: String,
-    /// Output image, folder or video file (.mp4, .mkv, or .ts, which also holds resolution changes)
+    /// Output image, folder or video file (.mp4, .mkv, or .ts, which also holds resolution
+    /// changes); default: beside the input, NAME_anonymized.EXT (.mp4 for videos in other containers)
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "sdn")]
@@ -183,9 +184,10 @@ impl From<KeyingArg> for Keying {
 pub struct RestoreArgs {
     /// Anonymized image, folder, video file or rtsp:// URL
     pub input: String,
-    /// Output image, folder or video file
+    /// Output image, folder or video file; default: beside the input, NAME_restored.EXT (NAME
+    /// without an _anonymized it ends in)
     #[arg(short, long)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     /// Sidecar written at anonymization (default: INPUT.faceveil when it exists)
     #[arg(long, value_name = "FILE")]
     pub sidecar: Option<PathBuf>,

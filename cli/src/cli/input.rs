@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use image::ImageFormat;
 
+use super::containers::writes_container;
+
 /// The picture formats read with the image crate, as photos or, animated, as videos.
 const PICTURE_FORMATS: &[ImageFormat] =
     &[ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP, ImageFormat::Tiff, ImageFormat::Bmp, ImageFormat::Gif];
@@ -207,6 +209,41 @@ impl Input {
     pub fn is_live(&self) -> bool {
         matches!(self, Self::Stream(source) if source.is_live())
     }
+
+    /// Where an output goes when none is named: beside a local input, under its name with
+    /// `_{what}` added (`clip.mp4` -> `clip_anonymized.mp4`, `photos/` -> `photos_anonymized`),
+    /// in place of an `_anonymized` the name already ends in (`clip_anonymized.mp4` ->
+    /// `clip_restored.mp4`). A video in a container faceveil does not write becomes an MP4, a
+    /// photo not in PNG or JPEG a PNG. `None` for live sources and URLs.
+    pub fn default_output(&self, what: &str) -> Option<PathBuf> {
+        let named = self.local_path()?;
+        // `.` and `..` name no folder of their own until resolved.
+        let resolved = named.file_name().is_none().then(|| std::fs::canonicalize(named).ok()).flatten();
+        let path = resolved.as_deref().unwrap_or(named);
+        let stem = match self {
+            Self::Directory(_) => path.file_name(),
+            _ => path.file_stem(),
+        }?
+        .to_string_lossy();
+        let stem = if what == "anonymized" { &stem } else { stem.strip_suffix("_anonymized").unwrap_or(&stem) };
+        let extension = match self {
+            Self::Directory(_) => None,
+            Self::Stream(_) if !writes_container(path) => Some("mp4".to_string()),
+            Self::Stream(_) => path.extension().map(|e| e.to_string_lossy().into_owned()),
+            // Photos are written as PNG or JPEG only (their metadata carry the restore data).
+            _ => Some(match ImageFormat::from_path(path) {
+                Ok(ImageFormat::Png | ImageFormat::Jpeg) => {
+                    path.extension().map_or("png".into(), |e| e.to_string_lossy().into_owned())
+                }
+                _ => "png".to_string(),
+            }),
+        };
+        let name = match extension {
+            Some(extension) => format!("{stem}_{what}.{extension}"),
+            None => format!("{stem}_{what}"),
+        };
+        Some(path.parent().unwrap_or(Path::new("")).join(name))
+    }
 }
 
 #[cfg(test)]
@@ -220,5 +257,26 @@ mod tests {
         assert_eq!(waits, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]);
         assert_eq!(r.next_delay(true), Duration::from_millis(500), "a run that brought frames starts the schedule over");
         assert_eq!(r.next_delay(false), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn an_output_left_unnamed_goes_beside_the_input_under_its_name() {
+        let file = |p: &str| Input::Stream(StreamSource::File(p.into()));
+        let named = |input: Input, what: &str| input.default_output(what).map(|p| p.display().to_string());
+        assert_eq!(named(file("clips/a.mp4"), "anonymized").as_deref(), Some("clips/a_anonymized.mp4"));
+        assert_eq!(named(file("a.mkv"), "anonymized").as_deref(), Some("a_anonymized.mkv"));
+        assert_eq!(named(file("a.webm"), "anonymized").as_deref(), Some("a_anonymized.mp4"), "no WebM writer");
+        assert_eq!(named(file("a_anonymized.mp4"), "restored").as_deref(), Some("a_restored.mp4"));
+        assert_eq!(named(file("a_anonymized.mp4"), "anonymized").as_deref(), Some("a_anonymized_anonymized.mp4"));
+        assert_eq!(named(Input::Image("p/b.JPG".into()), "anonymized").as_deref(), Some("p/b_anonymized.JPG"));
+        assert_eq!(named(Input::Image("b.tiff".into()), "anonymized").as_deref(), Some("b_anonymized.png"), "PNG or JPEG only");
+        assert_eq!(named(Input::Image("scan".into()), "anonymized").as_deref(), Some("scan_anonymized.png"));
+        assert_eq!(named(Input::Directory("trip/photos/".into()), "anonymized").as_deref(), Some("trip/photos_anonymized"));
+        assert_eq!(named(Input::Directory("photos_anonymized".into()), "restored").as_deref(), Some("photos_restored"));
+        let here = std::env::current_dir().unwrap();
+        let dot = Input::Directory(".".into()).default_output("anonymized").unwrap();
+        assert_eq!(dot, here.parent().unwrap().join(format!("{}_anonymized", here.file_name().unwrap().to_string_lossy())));
+        assert_eq!(named(Input::parse("rtsp://camera/stream").unwrap(), "anonymized"), None);
+        assert_eq!(named(Input::parse("webcam").unwrap(), "anonymized"), None);
     }
 }

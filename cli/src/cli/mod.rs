@@ -39,15 +39,18 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn anonymize(args: AnonymizeArgs) -> Result<()> {
+fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
+    let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
     // Before any password prompt: a missing output is the user's first mistake to hear about.
-    ensure!(
-        args.output.is_some() || args.serve_rtsp.is_some() || args.virtual_camera.is_some(),
-        "an output is required (-o OUTPUT), or use --serve-rtsp PORT or --virtual-camera DEVICE"
-    );
+    if args.output.is_none() && args.serve_rtsp.is_none() && args.virtual_camera.is_none() {
+        let output = input.default_output("anonymized").context(
+            "an output is required for a live source (-o OUTPUT), or use --serve-rtsp PORT or --virtual-camera DEVICE",
+        )?;
+        eprintln!("faceveil: no -o given: writing {}", output.display());
+        args.output = Some(output);
+    }
     let config = faceveil::config::Config { keying: args.keying.into(), ..args.common.config(args.mode.into())? };
     let password = if config.mode == faceveil::faces::effects::Mode::Sdn { Some(password::obtain(&args.common)?) } else { None };
-    let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
     let recipients = sealing::recipients(&args.recipients, args.recipients_file.as_ref())?;
     let sealed = !recipients.is_empty() || args.seal_password;
     ensure!(!args.sealed_lossless || sealed, "--sealed-lossless needs --recipient, --recipients-file or --seal-password");
@@ -96,10 +99,18 @@ fn anonymize(args: AnonymizeArgs) -> Result<()> {
 fn restore(args: RestoreArgs) -> Result<()> {
     let config = args.common.config(faceveil::faces::effects::Mode::Sdn)?;
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
+    let output = match &args.output {
+        Some(output) => output.clone(),
+        None => {
+            let output = input.default_output("restored").context("an output is required for a live source (-o OUTPUT)")?;
+            eprintln!("faceveil: no -o given: writing {}", output.display());
+            output
+        }
+    };
+    let output = &output;
     // With identities, a password is used only when one is given outright (no prompt).
     let password =
         if args.identities.is_empty() { Some(password::obtain(&args.common)?) } else { password::given(&args.common)? };
-    let output = &args.output;
     let Input::Stream(_) = &input else {
         let folder = matches!(input, Input::Directory(_));
         ensure!(folder || !args.lossless, "--lossless is for videos; an image is restored losslessly when written as PNG");
