@@ -388,6 +388,7 @@ fn a_folder_of_photos_and_videos_is_anonymized_and_restored_file_by_file() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("notes.txt"), "the skipped file is named: {}", stderr(&o));
     assert!(stderr(&o).contains("skipped 1 subfolder"), "the subfolder left out is named: {}", stderr(&o));
+    assert!(stderr(&o).contains("1 of 1 photos anonymized"), "what was done is said: {}", stderr(&o));
     let names = |d: &Path| {
         let mut n: Vec<String> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         n.sort();

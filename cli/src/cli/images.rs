@@ -289,6 +289,9 @@ pub fn anonymize_dir(
         bar.inc(1);
     }
     bar.finish();
+    if !files.is_empty() {
+        eprintln!("{} of {} photos anonymized -> {}", files.len() - failed, files.len(), out.display());
+    }
     if let Some(b) = boxes {
         write_atomically(b, serde_json::to_string_pretty(&all)?.as_bytes())?;
     }
@@ -340,6 +343,9 @@ pub fn restore_dir(
             failed += 1;
             eprintln!("{}: {e:#}", f.display());
         }
+    }
+    if !files.is_empty() {
+        eprintln!("{} of {} photos restored -> {}", files.len() - failed, files.len(), out.display());
     }
     failed += each_video(&videos, out, video);
     ensure!(failed == 0, "{failed} of {} files failed", files.len() + videos.len());
