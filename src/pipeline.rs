@@ -19,6 +19,7 @@ use crate::model::keys::{self, EarlyKey, Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
 use crate::secrets::{FaceCodec, FacePlace, FaceVault, Identity, OpenedFace, Recipient, SealedLayout};
 use crate::stream::header::{FaceRecord, FrameRecord, SealedFace, StreamHeader};
+use crate::stream::look::Look;
 use crate::timing::StageTimes;
 use crate::veil::{SdnKeyed, Veil};
 
@@ -194,7 +195,7 @@ impl Anonymizer {
             }
         }
         self.veil.apply(frame, &faces)?;
-        let record = FrameRecord::new(self.frames, pts, faces);
+        let record = FrameRecord { look: Some(Look::of(frame)), ..FrameRecord::new(self.frames, pts, faces) };
         self.frames += 1;
         Ok(FrameOutcome { record, tracks: tracks.to_vec(), fallback: None })
     }
@@ -223,7 +224,7 @@ impl Anonymizer {
                 (Vec::new(), Fallback::Blanked(e))
             }
         };
-        let record = FrameRecord::new(self.frames, pts, Vec::new());
+        let record = FrameRecord { look: Some(Look::of(frame)), ..FrameRecord::new(self.frames, pts, Vec::new()) };
         self.frames += 1;
         FrameOutcome { record, tracks, fallback: Some(fallback) }
     }

@@ -852,6 +852,42 @@ fn face_psnr(a: &faceveil::frame::rgb::RgbImage, b: &faceveil::frame::rgb::RgbIm
 }
 
 #[test]
+fn a_video_cut_and_made_again_after_anonymizing_takes_its_records_by_the_look_of_its_frames() {
+    let dir = tmpdir("cut-later");
+    let (input, anon, cut, back) =
+        (sample("two_faces_640x360.mp4"), dir.join("anon.mp4"), dir.join("cut.mp4"), dir.join("back.mp4"));
+    let pw = [("FACEVEIL_PASSWORD", "cut later")];
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&anon)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sidecar = dir.join("anon.mp4.faceveil");
+    let records = sidecar_crops(&sidecar);
+    // Its first 30 frames cut off and the rest made again from the pictures, as an editor
+    // exports it: timed from 0 again, and without the SEI. By timestamp alone, its first frame
+    // took the anonymized video's first record (the squares and track keys of another moment).
+    let (original, anonymized) = (media::decode(&input), media::decode(&anon));
+    media::encode(&anonymized.frames[30..], 30, &cut);
+    std::fs::copy(&sidecar, dir.join("cut.mp4.faceveil")).unwrap();
+    let o = faceveil(&["restore", s(&cut), "-o", s(&back)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let restored = media::decode(&back);
+    assert_eq!(restored.frames.len(), 70);
+    for i in (0..70).step_by(10) {
+        let (was, crops) = (&original.frames[30 + i], &records[30 + i]);
+        let (back_db, anon_db) = (face_psnr(was, &restored.frames[i], crops), face_psnr(was, &anonymized.frames[30 + i], crops));
+        assert!(back_db > 26.0 && back_db > anon_db + 6.0, "frame {i}: restored {back_db:.1} dB, anonymized {anon_db:.1} dB");
+    }
+    // Pictures that are none of the sidecar's (mirrored) take no record: they stay anonymized,
+    // and with no frame restored the restore fails and writes nothing.
+    let mirrored: Vec<_> = anonymized.frames[30..].iter().map(common::mirrored).collect();
+    let (strange, nothing) = (dir.join("strange.mp4"), dir.join("nothing.mp4"));
+    media::encode(&mirrored, 30, &strange);
+    std::fs::copy(&sidecar, dir.join("strange.mp4.faceveil")).unwrap();
+    let o = faceveil(&["restore", s(&strange), "-o", s(&nothing)], &pw);
+    assert!(!o.status.success() && stderr(&o).contains("looks like none of the sidecar's frames"), "{}", stderr(&o));
+    assert!(!nothing.exists());
+}
+
+#[test]
 fn sdn_video_round_trip_through_h264_with_sei_sidecar_and_detection() {
     let dir = tmpdir("sdn-video");
     let input = sample("two_faces_640x360.mp4");

@@ -13,6 +13,7 @@ use crate::faces::geometry::CropSquare;
 use crate::model::SdnModel;
 use crate::model::keys::{KdfParams, Keying, SALT_LEN};
 use crate::secrets::KeyEnvelope;
+use crate::stream::look::Look;
 
 pub const FORMAT: &str = "faceveil";
 pub const VERSION: u32 = 1;
@@ -218,6 +219,10 @@ pub struct FrameRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pts: Option<u64>,
     pub faces: Vec<FaceRecord>,
+    /// The anonymized frame's look, in sidecars: it tells a restore whether this record is the
+    /// frame's ([`crate::stream::look`]). Sidecars written before 2026-12-03 have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub look: Option<Look>,
 }
 
 /// A record as read. Outputs written before records carried tracks and landmarks list bare
@@ -231,19 +236,21 @@ struct RecordAsRead {
     faces: Vec<FaceRecord>,
     #[serde(default)]
     crops: Vec<[f32; 3]>,
+    #[serde(default)]
+    look: Option<Look>,
 }
 
 impl From<RecordAsRead> for FrameRecord {
     fn from(r: RecordAsRead) -> Self {
         let mut faces = r.faces;
         faces.extend(r.crops.into_iter().map(|square| FaceRecord { square, track: 0, landmarks: None, sealed: None }));
-        Self { frame: r.frame, pts: r.pts, faces }
+        Self { frame: r.frame, pts: r.pts, faces, look: r.look }
     }
 }
 
 impl FrameRecord {
     pub fn new(frame: u64, pts: Option<u64>, faces: Vec<FaceRecord>) -> Self {
-        Self { frame, pts, faces }
+        Self { frame, pts, faces, look: None }
     }
 }
 

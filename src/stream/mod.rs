@@ -4,6 +4,7 @@
 
 pub mod header;
 pub mod imagemeta;
+pub mod look;
 pub mod sei;
 pub mod sidecar;
 
@@ -39,7 +40,8 @@ impl SeiPayload {
     /// The payload of a frame: its record, with `header` when the frame is one that carries it.
     pub fn for_frame(record: &FrameRecord, header: &StreamHeader) -> Self {
         let header = record.frame.is_multiple_of(HEADER_EVERY).then(|| header.clone());
-        Self { header, record: Some(record.clone()) }
+        // The SEI rides in the frame it describes: it has no need of the frame's look.
+        Self { header, record: Some(FrameRecord { look: None, ..record.clone() }) }
     }
 
     pub fn encode(&self) -> Vec<u8> {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::stream::header::{FrameRecord, StreamHeader};
+use crate::stream::look::{self, Look, SAME_PICTURE};
 
 /// The conventional sidecar path for an output file.
 pub fn path_for(output: &Path) -> PathBuf {
@@ -51,6 +52,21 @@ pub struct Sidecar {
     by_pts: HashMap<u64, u64>,
     /// What to add to a restored frame's timestamp to find it here (ns), once known.
     shift: Option<i128>,
+    /// The records' looks ([`Look::cells`]), by frame number, in the file's order; none in
+    /// sidecars written before looks were.
+    looks: Vec<(u64, Vec<i8>)>,
+}
+
+/// What a sidecar holds for one frame of the stream being restored.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    /// The frame's record.
+    Found(&'a FrameRecord),
+    /// The sidecar has no record for the frame.
+    Missing,
+    /// The records carry looks and none is this frame's picture: the video was cut, edited or
+    /// re-timed since the sidecar was written, or the frame is not of that video.
+    Unmatched,
 }
 
 /// The header on a sidecar's first line, read without its records.
@@ -80,7 +96,7 @@ impl Sidecar {
         };
         let mut line = String::new();
         let header = header_of(read_line(&mut line)?.then(|| line.trim_end()), path)?;
-        let (mut frames, mut by_pts, mut cut_line) = (HashMap::new(), HashMap::new(), None);
+        let (mut frames, mut by_pts, mut cut_line, mut looks) = (HashMap::new(), HashMap::new(), None, Vec::new());
         let mut number = 1;
         while read_line(&mut line)? {
             number += 1;
@@ -98,26 +114,64 @@ impl Sidecar {
             if let Some(pts) = rec.pts {
                 by_pts.insert(pts, rec.frame);
             }
+            if let Some(look) = &rec.look {
+                looks.push((rec.frame, look.cells()));
+            }
             frames.insert(rec.frame, rec);
         }
-        Ok(Self { header, cut_line, frames, by_pts, shift: None })
+        Ok(Self { header, cut_line, frames, by_pts, shift: None, looks })
     }
 
-    /// The record of the frame at `pts`, the `index`-th restored; by that number where the
-    /// stream has no timestamps. The timestamp comes first: a frame dropped or added on the way
-    /// shifts every number after it. A file re-encoded or remuxed since may have moved every
-    /// timestamp by the same amount (an MP4 that started at 80 ms, remuxed to Matroska, starts
-    /// at 0: matched as they are, frame 2 would get frame 0's squares); the first frame looked
-    /// up whose timestamp the sidecar does not know sets that shift, from the record of its
-    /// number.
-    pub fn record(&mut self, index: u64, pts: Option<u64>) -> Option<&FrameRecord> {
-        let Some(pts) = pts else { return self.frames.get(&index) };
+    /// The record of the frame at `pts`, the `index`-th restored, that looks like `look` (the
+    /// frame as it reaches the restore).
+    ///
+    /// By timestamp first: a frame dropped or added on the way shifts every number after it. A
+    /// file remuxed since may have moved every timestamp by the same amount (an MP4 that started
+    /// at 80 ms, remuxed to Matroska, starts at 0: matched as they are, frame 2 would get frame
+    /// 0's squares); the first frame looked up whose timestamp the sidecar does not know sets
+    /// that shift, from the record of its number. Without timestamps, by number.
+    ///
+    /// Where records carry looks, the one found must look like the frame: a video cut and
+    /// re-encoded since starts at 0 again, and its first frame is not the sidecar's. Otherwise
+    /// the record that looks most like it is taken, if any is close enough, and sets the shift
+    /// for the frames after it; if none is, the frame is [`Lookup::Unmatched`].
+    pub fn lookup(&mut self, index: u64, pts: Option<u64>, look: Option<&Look>) -> Lookup<'_> {
+        let guess = self.guess(index, pts);
+        let (Some(look), false) = (look, self.looks.is_empty()) else {
+            return self.frames.get(&guess).map_or(Lookup::Missing, Lookup::Found);
+        };
+        let cells = look.cells();
+        let fits = |frame: u64| {
+            self.frames
+                .get(&frame)
+                .and_then(|r| r.look.as_ref())
+                .is_some_and(|l| look::distance(&l.cells(), &cells) <= SAME_PICTURE)
+        };
+        if fits(guess) {
+            return Lookup::Found(&self.frames[&guess]);
+        }
+        let closest = self
+            .looks
+            .iter()
+            .map(|(frame, theirs)| (look::distance(theirs, &cells), *frame))
+            .filter(|(distance, _)| *distance <= SAME_PICTURE)
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        let Some((_, frame)) = closest else { return Lookup::Unmatched };
+        let record = &self.frames[&frame];
+        if let (Some(pts), Some(recorded)) = (pts, record.pts) {
+            self.shift = Some(recorded as i128 - pts as i128);
+        }
+        Lookup::Found(record)
+    }
+
+    /// The number of the record a frame's timestamp (or else its number) points at.
+    fn guess(&mut self, index: u64, pts: Option<u64>) -> u64 {
+        let Some(pts) = pts else { return index };
         let shift = *self.shift.get_or_insert_with(|| match (self.by_pts.contains_key(&pts), self.frames.get(&index)) {
             (false, Some(FrameRecord { pts: Some(recorded), .. })) => *recorded as i128 - pts as i128,
             _ => 0,
         });
-        let index = u64::try_from(pts as i128 + shift).ok().and_then(|p| self.by_pts.get(&p)).copied().unwrap_or(index);
-        self.frames.get(&index)
+        u64::try_from(pts as i128 + shift).ok().and_then(|p| self.by_pts.get(&p)).copied().unwrap_or(index)
     }
 }
 
@@ -129,7 +183,20 @@ mod tests {
         let records = (0..frames).map(|i| (i, FrameRecord::new(i, Some(first_pts + i * 40_000_000), Vec::new())));
         let frames: HashMap<u64, FrameRecord> = records.collect();
         let by_pts = frames.values().map(|r| (r.pts.unwrap(), r.frame)).collect();
-        Sidecar { header: crate::stream::header::tests::sample(), cut_line: None, frames, by_pts, shift: None }
+        Sidecar { header: crate::stream::header::tests::sample(), cut_line: None, frames, by_pts, shift: None, looks: Vec::new() }
+    }
+
+    /// The number of the record found.
+    fn found(lookup: Lookup) -> u64 {
+        match lookup {
+            Lookup::Found(record) => record.frame,
+            other => panic!("no record: {other:?}"),
+        }
+    }
+
+    /// The look of the `i`-th picture of a moving scene: a bright bar across a gradient.
+    fn picture(i: u64) -> Look {
+        Look::of_cells((0..144u64).map(|c| if (c % 16 + 16 - i % 16) % 16 < 2 { 230 } else { (40 + c) as u8 }).collect())
     }
 
     #[test]
@@ -149,7 +216,7 @@ mod tests {
         std::fs::write(&path, &whole[..whole.len() - 6]).unwrap();
         let mut read = Sidecar::read(&path).unwrap();
         assert_eq!((read.frames.len(), read.cut_line), (2, Some(4)), "two records and the cut line's number");
-        assert_eq!(read.record(1, Some(40_000_000)).unwrap().frame, 1);
+        assert_eq!(found(read.lookup(1, Some(40_000_000), None)), 1);
         // The same damage with a line end after it is not a cut: the file was altered.
         let mut altered = whole[..whole.len() - 6].to_vec();
         altered.push(b'\n');
@@ -163,14 +230,32 @@ mod tests {
     fn records_are_found_by_timestamp_even_when_the_file_moved_them_all() {
         // As recorded: by timestamp, also after a frame lost on the way (index 3 is frame 4).
         let mut same = sidecar(80_000_000, 10);
-        assert_eq!(same.record(0, Some(80_000_000)).unwrap().frame, 0);
-        assert_eq!(same.record(3, Some(240_000_000)).unwrap().frame, 4);
+        assert_eq!(found(same.lookup(0, Some(80_000_000), None)), 0);
+        assert_eq!(found(same.lookup(3, Some(240_000_000), None)), 4);
         // Remuxed to start at 0: frame 2 (now at 80 ms) is not frame 0.
         let mut moved = sidecar(80_000_000, 10);
-        let found: Vec<u64> = (0..5).map(|i| moved.record(i, Some(i * 40_000_000)).unwrap().frame).collect();
-        assert_eq!(found, vec![0, 1, 2, 3, 4]);
-        assert_eq!(moved.record(5, Some(240_000_000)).unwrap().frame, 6, "and a frame lost after is still found");
+        let numbers: Vec<u64> = (0..5).map(|i| found(moved.lookup(i, Some(i * 40_000_000), None))).collect();
+        assert_eq!(numbers, vec![0, 1, 2, 3, 4]);
+        assert_eq!(found(moved.lookup(5, Some(240_000_000), None)), 6, "and a frame lost after is still found");
         // Without timestamps, by number.
-        assert_eq!(sidecar(80_000_000, 10).record(7, None).unwrap().frame, 7);
+        assert_eq!(found(sidecar(80_000_000, 10).lookup(7, None, None)), 7);
+    }
+
+    #[test]
+    fn a_video_cut_and_retimed_since_finds_its_records_by_their_looks_and_a_stranger_finds_none() {
+        let mut cut = sidecar(0, 12);
+        for (i, record) in cut.frames.iter_mut() {
+            record.look = Some(picture(*i));
+        }
+        cut.looks = (0..12).map(|i| (i, picture(i).cells())).collect();
+        // The video's first 5 frames were cut off and it starts at 0 again: by timestamp alone,
+        // its first frame would take frame 0's record.
+        let numbers: Vec<u64> = (0..6).map(|i| found(cut.lookup(i, Some(i * 40_000_000), Some(&picture(i + 5))))).collect();
+        assert_eq!(numbers, vec![5, 6, 7, 8, 9, 10]);
+        // A picture none of the records shows is not given one.
+        let stranger = Look::of_cells((0..144u8).rev().collect());
+        assert!(matches!(cut.lookup(6, Some(240_000_000), Some(&stranger)), Lookup::Unmatched));
+        // A sidecar beyond its last record has none to give.
+        assert!(matches!(sidecar(0, 2).lookup(5, Some(200_000_000), Some(&picture(5))), Lookup::Missing));
     }
 }

@@ -72,3 +72,45 @@ pub fn launch(desc: &str) {
         panic!("{desc}: {}", e.error());
     }
 }
+
+/// Encodes `frames` (all of one size) as a new H.264 MP4 at `fps`, timed from 0: a video made
+/// again from pictures, as an editor exports it, with none of the stream data it came with.
+pub fn encode(frames: &[RgbImage], fps: i32, path: &Path) {
+    gst::init().unwrap();
+    let desc =
+        format!("appsrc name=src format=time ! videoconvert ! x264enc ! mp4mux ! filesink location=\"{}\"", path.display());
+    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
+    let (w, h) = (frames[0].width, frames[0].height);
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w as u32, h as u32)
+        .fps(gst::Fraction::new(fps, 1))
+        .build()
+        .unwrap();
+    src.set_caps(Some(&info.to_caps().unwrap()));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let frame_ns = 1_000_000_000 / fps as u64;
+    for (i, img) in frames.iter().enumerate() {
+        let mut buf = gst::Buffer::with_size(info.size()).unwrap();
+        {
+            let buf = buf.get_mut().unwrap();
+            buf.set_pts(gst::ClockTime::from_nseconds(i as u64 * frame_ns));
+            buf.set_duration(gst::ClockTime::from_nseconds(frame_ns));
+            let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).unwrap();
+            let stride = info.stride()[0] as usize;
+            let data = frame.plane_data_mut(0).unwrap();
+            for y in 0..h {
+                data[y * stride..y * stride + w * 3].copy_from_slice(img.row(y));
+            }
+        }
+        src.push_buffer(buf).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    let bus = pipeline.bus().unwrap();
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(LAUNCH_LIMIT_S), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .expect("the encoder ends");
+    pipeline.set_state(gst::State::Null).unwrap();
+    if let gst::MessageView::Error(e) = msg.view() {
+        panic!("encoding {}: {}", path.display(), e.error());
+    }
+}

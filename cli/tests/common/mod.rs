@@ -41,6 +41,17 @@ pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The image flipped left to right.
+pub fn mirrored(img: &RgbImage) -> RgbImage {
+    let mut out = RgbImage::new(img.width, img.height);
+    for y in 0..img.height {
+        for (dst, src) in out.row_mut(y).chunks_exact_mut(3).zip(img.row(y).chunks_exact(3).rev()) {
+            dst.copy_from_slice(src);
+        }
+    }
+    out
+}
+
 /// Mean absolute difference over a rectangle of two same-sized images.
 pub fn mean_abs_diff(a: &RgbImage, b: &RgbImage, x0: usize, y0: usize, x1: usize, y1: usize) -> f64 {
     let mut sum = 0u64;

@@ -8,7 +8,9 @@
 //! losslessly); with both a password and an identity, the sealed faces win. A restore that joins
 //! a face video midway leaves that face as it is until the track's next keyframe, with a warning.
 //!
-//! A sidecar's records are found by timestamp (by frame number where timestamps do not match).
+//! A sidecar's records are found by timestamp (by frame number where timestamps do not match),
+//! and each must look like the frame it is given to: a video cut or made again since takes the
+//! record that looks like each frame, and a frame like none of them takes none.
 //! A stream joined midway passes unrestored, with a warning, until its first header arrives (one
 //! rides every `HEADER_EVERY` frames); a stream that carries none at all is an error at its end.
 
@@ -20,7 +22,8 @@ use faceveil::pipeline::Restorer;
 use faceveil::secrets::Identity;
 use faceveil::stream::HEADER_EVERY;
 use faceveil::stream::header::StreamHeader;
-use faceveil::stream::sidecar::Sidecar;
+use faceveil::stream::look::Look;
+use faceveil::stream::sidecar::{Lookup, Sidecar};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -67,6 +70,9 @@ struct State {
     /// Frames of a stream keyed per track that came without their record (their SEI lost, no
     /// sidecar) and passed as they were, anonymized.
     unrecorded: u64,
+    /// Frames that looked like none of the sidecar's records (the video was cut or edited since
+    /// it was anonymized), so took none.
+    unmatched: u64,
     /// The sidecar was found to be another stream's (warned once).
     foreign_sidecar_said: bool,
 }
@@ -260,6 +266,7 @@ impl BaseTransformImpl for FaceUnveil {
             frames: 0,
             passed: 0,
             unrecorded: 0,
+            unmatched: 0,
             foreign_sidecar_said: false,
         };
         let initial = state.sidecar.as_ref().map(|s| s.header.encode()).or(state.header_text.clone());
@@ -294,23 +301,28 @@ impl BaseTransformImpl for FaceUnveil {
             }
             gst::EventView::Eos(_) => {
                 // Frames left anonymized for want of their record, of all; frames that passed before any header.
-                let (unrecorded, frames, unrestored) = self
-                    .state
-                    .lock()
-                    .unwrap()
-                    .as_ref()
-                    .map_or((0, 0, 0), |s| (s.unrecorded, s.frames, if s.restorer.is_none() { s.passed } else { 0 }));
-                if unrecorded > 0 && unrecorded == frames {
+                let (unrecorded, unmatched, frames, unrestored) = self.state.lock().unwrap().as_ref().map_or((0, 0, 0, 0), |s| {
+                    (s.unrecorded, s.unmatched, s.frames, if s.restorer.is_none() { s.passed } else { 0 })
+                });
+                if unrecorded > 0 && unrecorded == frames && unmatched == frames {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Decrypt,
+                        ("no frame of this stream looks like a frame of its sidecar (was the video cut or edited after it was anonymized, or is the sidecar another recording's?), and its keys hang on the track ids the records carry: nothing could be restored")
+                    );
+                } else if unrecorded > 0 && unrecorded == frames {
                     gst::element_imp_error!(
                         self,
                         gst::StreamError::Decrypt,
                         ("no frame of this stream came with the record of its faces (no SEI, no sidecar), and its keys hang on the track ids they carry: nothing could be restored")
                     );
                 } else if unrecorded > 0 {
+                    let unlike =
+                        if unmatched > 0 { format!(", {unmatched} of them unlike any of the sidecar's") } else { String::new() };
                     gst::element_imp_warning!(
                         self,
                         gst::StreamError::Decrypt,
-                        ("{unrecorded} of {frames} frames had no record of their faces (no SEI, no sidecar) and stay anonymized")
+                        ("{unrecorded} of {frames} frames had no record of their faces (no SEI, no sidecar{unlike}) and stay anonymized")
                     );
                 }
                 if unrestored > 0 {
@@ -352,8 +364,6 @@ impl BaseTransformImpl for FaceUnveil {
                 ("the sidecar is another stream's (its header is not the one this stream carries): its records are not used")
             );
         }
-        let record =
-            sei.record.or_else(|| state.sidecar.as_mut().filter(|_| sidecar_fits).and_then(|s| s.record(frame_no, pts)).cloned());
         let Some((_, restorer)) = state.restorer.as_mut() else {
             // Joined midway: the header rides every HEADER_EVERY frames, and the frames before it
             // pass as they are (anonymized, so nothing is shown that should not be).
@@ -368,21 +378,47 @@ impl BaseTransformImpl for FaceUnveil {
             return Ok(gst::FlowSuccess::Ok);
         };
         let waiting = restorer.faces_waiting();
-        let mut unrecorded = false;
-        common::with_frame(self, buf, &info, "restore failed", |view| match &record {
-            Some(record) => restorer.process_record(view, record),
-            None => {
-                gst::log!(CAT, imp = self, "frame {frame_no}: no recorded squares, detecting");
-                match restorer.process(view, None) {
-                    // One lost record costs its frame, not the rest of the stream.
-                    Err(e) if matches!(e.downcast_ref::<faceveil::Error>(), Some(faceveil::Error::UnrecordedFrame)) => {
-                        unrecorded = true;
-                        Ok(0)
+        let (mut unrecorded, mut unmatched) = (false, false);
+        let sidecar = state.sidecar.as_mut().filter(|_| sidecar_fits && sei.record.is_none());
+        common::with_frame(self, buf, &info, "restore failed", |view| {
+            // The SEI rides in its frame; a sidecar's record must look like the frame it is given to.
+            let record = match (sei.record, sidecar) {
+                (Some(record), _) => Some(record),
+                (None, Some(sidecar)) => match sidecar.lookup(frame_no, pts, Some(&Look::of(view))) {
+                    Lookup::Found(record) => Some(record.clone()),
+                    Lookup::Missing => None,
+                    Lookup::Unmatched => {
+                        unmatched = true;
+                        None
                     }
-                    other => other,
+                },
+                (None, None) => None,
+            };
+            match &record {
+                Some(record) => restorer.process_record(view, record),
+                None => {
+                    gst::log!(CAT, imp = self, "frame {frame_no}: no recorded squares, detecting");
+                    match restorer.process(view, None) {
+                        // One lost record costs its frame, not the rest of the stream.
+                        Err(e) if matches!(e.downcast_ref::<faceveil::Error>(), Some(faceveil::Error::UnrecordedFrame)) => {
+                            unrecorded = true;
+                            Ok(0)
+                        }
+                        other => other,
+                    }
                 }
             }
         })?;
+        if unmatched {
+            state.unmatched += 1;
+            if state.unmatched == 1 {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Decrypt,
+                    ("frame {frame_no} looks like none of the sidecar's frames (was the video cut or edited after it was anonymized?): no record is taken for it, and such frames are restored only where their faces can be found again (counted at the end)")
+                );
+            }
+        }
         if unrecorded {
             state.unrecorded += 1;
             if state.unrecorded == 1 {
