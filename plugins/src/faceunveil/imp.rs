@@ -329,7 +329,7 @@ impl BaseTransformImpl for FaceUnveil {
                     gst::element_imp_error!(
                         self,
                         gst::StreamError::Decrypt,
-                        ("no faceveil header in the whole stream (no SEI, tag, sidecar or header property): its {unrestored} frames passed unrestored")
+                        ("no faceveil header in the whole stream (no SEI, tag, sidecar or header property): its {unrestored} frames passed unrestored (blur, pixelate and solid outputs carry none: those modes cannot be undone)")
                     );
                 }
             }
