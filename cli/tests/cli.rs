@@ -709,8 +709,9 @@ fn a_video_whose_sound_runs_on_after_its_last_picture_is_whole_not_truncated() {
     let cut = dir.join("cut.mp4");
     let whole = std::fs::read(&input).unwrap();
     std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
-    let o = faceveil(&["anonymize", s(&cut), "-o", s(&dir.join("cut-out.mp4")), "--mode", "blur"], &[]);
+    let o = faceveil(&["anonymize", s(&cut), "-o", s(&dir.join("cut-out.mp4"))], &pw);
     assert!(!o.status.success() && stderr(&o).contains("truncated"), "{}", stderr(&o));
+    assert!(dir.join("cut-out.mp4.faceveil").exists(), "the part kept keeps its sidecar");
 }
 
 #[test]
@@ -1268,6 +1269,30 @@ fn a_live_recording_to_mp4_killed_midway_keeps_what_it_had_written() {
 fn interrupt(child: &Child) {
     let pid = child.0.id().to_string();
     assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+}
+
+#[test]
+fn a_file_stopped_by_ctrl_c_keeps_the_part_written_with_its_sidecar_and_says_it_is_a_part() {
+    let dir = tmpdir("stopped-file");
+    let (input, out, log) = (dir.join("long.mp4"), dir.join("out.mp4"), dir.join("run.log"));
+    media::launch(&format!(
+        "videotestsrc num-buffers=900 pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 \
+         ! x264enc speed-preset=ultrafast ! mp4mux ! filesink location={}",
+        input.display()
+    ));
+    let run = spawn(&["anonymize", s(&input), "-o", s(&out)], &log);
+    let partial = dir.join("out.mp4.partial");
+    wait_for("frames written", 60, || std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0));
+    interrupt(&run);
+    let mut run = run;
+    let status = run.0.wait().unwrap();
+    // Until 2026-12-03 the part was reported as "N frames anonymized" with exit status 0, and
+    // its sidecar was deleted where a file ended early.
+    assert!(!status.success(), "a stopped file is not a finished run: {}", log_text(&log));
+    assert!(log_text(&log).contains("stopped (Ctrl-C)"), "{}", log_text(&log));
+    let kept = media::decode(&out).frames.len();
+    assert!(kept > 0 && kept < 900, "kept {kept} frames");
+    assert!(dir.join("out.mp4.faceveil").exists(), "the part keeps its restore data: {}", log_text(&log));
 }
 
 #[test]

@@ -113,7 +113,7 @@ fn run(input: &Input, settings: Option<&Settings>) -> Result<RunResult> {
     let t = video::transcode(input, &out, stage);
     let wall = started.elapsed();
     let _ = std::fs::remove_file(&out);
-    let t = t?;
+    let t = t?.whole()?;
     let latency = std::mem::take(&mut *latency.lock().unwrap());
     let rss = std::mem::take(&mut *rss.lock().unwrap());
     let first_frame = *first_frame.lock().unwrap();

@@ -240,7 +240,7 @@ fn video_output_name(path: &Path) -> OsString {
 /// failures are reported and counted, and the rest still run.
 fn each_video(videos: &[PathBuf], out: &Path, video: &dyn Fn(&Path, &Path) -> Result<()>) -> usize {
     let mut failed = 0;
-    for v in videos {
+    for v in videos.iter().take_while(|_| !super::stop::requested()) {
         if let Err(e) = video(v, &out.join(video_output_name(v))) {
             failed += 1;
             eprintln!("{}: {e:#}", v.display());
@@ -277,7 +277,7 @@ pub fn anonymize_dir(
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let bar = progress::bar(files.len() as u64, "images");
     let (mut all, mut failed) = (Vec::new(), 0);
-    for f in &files {
+    for f in files.iter().take_while(|_| !super::stop::requested()) {
         let target = out.join(output_name(f));
         match anonymize_one(f, &target, finder, anonymizer) {
             Ok(faces) => all.push(FileBoxes { file: f.display().to_string(), faces }),
@@ -290,7 +290,7 @@ pub fn anonymize_dir(
     }
     bar.finish();
     if !files.is_empty() {
-        eprintln!("{} of {} photos anonymized -> {}", files.len() - failed, files.len(), out.display());
+        eprintln!("{} of {} photos anonymized -> {}", all.len(), files.len(), out.display());
     }
     if let Some(b) = boxes {
         write_atomically(b, serde_json::to_string_pretty(&all)?.as_bytes())?;
@@ -299,7 +299,13 @@ pub fn anonymize_dir(
         eprintln!("faceveil: note: --boxes-json lists the faces of the folder's photos, not of its videos");
     }
     failed += each_video(&videos, out, video);
-    ensure!(failed == 0, "{failed} of {} files failed", files.len() + videos.len());
+    stopped_or_failed(failed, files.len() + videos.len())
+}
+
+/// The end of a folder run: an error where Ctrl-C stopped it or any file failed.
+fn stopped_or_failed(failed: usize, files: usize) -> Result<()> {
+    ensure!(!super::stop::requested(), "stopped (Ctrl-C) before the folder's end: the files done before it were written");
+    ensure!(failed == 0, "{failed} of {files} files failed");
     Ok(())
 }
 
@@ -337,17 +343,19 @@ pub fn restore_dir(
     let Folder { photos: files, videos } = folder(dir)?;
     refuse_input_folder(dir, out)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut failed = 0;
-    for f in &files {
-        if let Err(e) = restore_one(f, &out.join(output_name(f)), restorer) {
-            failed += 1;
-            eprintln!("{}: {e:#}", f.display());
+    let (mut restored, mut failed) = (0, 0);
+    for f in files.iter().take_while(|_| !super::stop::requested()) {
+        match restore_one(f, &out.join(output_name(f)), restorer) {
+            Ok(_) => restored += 1,
+            Err(e) => {
+                failed += 1;
+                eprintln!("{}: {e:#}", f.display());
+            }
         }
     }
     if !files.is_empty() {
-        eprintln!("{} of {} photos restored -> {}", files.len() - failed, files.len(), out.display());
+        eprintln!("{restored} of {} photos restored -> {}", files.len(), out.display());
     }
     failed += each_video(&videos, out, video);
-    ensure!(failed == 0, "{failed} of {} files failed", files.len() + videos.len());
-    Ok(())
+    stopped_or_failed(failed, files.len() + videos.len())
 }

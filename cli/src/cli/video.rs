@@ -607,6 +607,20 @@ pub struct Transcode {
     pub frames: u64,
     /// Where the stage's time went (for `faceveil bench`).
     pub times: StageTimes,
+    /// Why the output holds only a part of the input (cut short, a change of size it cannot
+    /// hold, Ctrl-C), where it does: the part is kept, with what belongs to it (the sidecar),
+    /// and the run then ends in this error.
+    pub incomplete: Option<String>,
+}
+
+impl Transcode {
+    /// The run, or its [`Self::incomplete`] as the error it is.
+    pub fn whole(self) -> Result<Self> {
+        match self.incomplete {
+            Some(why) => Err(anyhow!(why)),
+            None => Ok(self),
+        }
+    }
 }
 
 /// The sink pads where the video and audio branches take the decoded input.
@@ -712,22 +726,31 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
         return Err(e);
     }
     std::fs::rename(&tmp, output).with_context(|| format!("cannot write {}", output.display()))?;
-    if let Some(change) = progress.size_change.lock().unwrap().take() {
-        bail!("{change}: the {frames} frames before it were written to {}", output.display());
-    }
     // A file whose streams all end before its declared duration lost frames; what decoded is
     // kept. One stream reaching it is enough: the video of a whole file may end before its audio.
     let end = progress.end_ns.load(Ordering::SeqCst);
     let reached = end.max(progress.input_end_ns.load(Ordering::SeqCst));
-    if let Some(d) = duration.filter(|d| !live && !super::stop::requested() && reached + 200_000_000 < *d) {
-        bail!(
+    let incomplete = if let Some(change) = progress.size_change.lock().unwrap().take() {
+        Some(format!("{change}: the {frames} frames before it were written to {}", output.display()))
+    } else if let Some(d) = duration.filter(|d| !live && !super::stop::requested() && reached + 200_000_000 < *d) {
+        Some(format!(
             "the input ends early (truncated or damaged): {frames} frames up to {:.2} s of {:.2} s were written to {}",
             end as f64 / 1e9,
             d as f64 / 1e9,
             output.display()
-        );
-    }
-    Ok(Transcode { frames, times })
+        ))
+    } else if !live && super::stop::requested() {
+        // A file stopped before its end is a part of it: kept, and said so, not a finished run.
+        let of = duration.map_or(String::new(), |d| format!(" of {:.2} s", d as f64 / 1e9));
+        Some(format!(
+            "stopped (Ctrl-C): {frames} frames up to {:.2} s{of} were written to {}",
+            end as f64 / 1e9,
+            output.display()
+        ))
+    } else {
+        None
+    };
+    Ok(Transcode { frames, times, incomplete })
 }
 
 fn run_to_eos(
@@ -878,7 +901,8 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
             return Err(e);
         }
     };
-    // faceveil writes a sidecar where it has a header to put in it (sdn mode).
+    // faceveil writes a sidecar where it has a header to put in it (sdn mode). A part of the
+    // input that was kept keeps its sidecar and boxes too.
     let sidecar = side_tmp.exists();
     if sidecar {
         std::fs::rename(&side_tmp, &side_path)?;
@@ -886,6 +910,11 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
     if let Some(b) = boxes {
         write_atomically(b, serde_json::to_string_pretty(&*boxes_out.lock().unwrap())?.as_bytes())?;
     }
+    let t = match t.whole() {
+        Ok(t) => t,
+        Err(e) if sidecar => bail!("{e:#} (restore data in {})", side_path.display()),
+        Err(e) => return Err(e),
+    };
     eprintln!(
         "{} frames anonymized -> {}{}",
         t.frames,
@@ -901,7 +930,7 @@ pub fn restore(input: &Input, output: &Path, settings: &Settings, source: Source
     // Identities alone open only the sealed faces: the restore graph is not needed then.
     let _warm = settings.password.is_some().then(|| WarmModels::start(&settings.config, Direction::Restore));
     let elements = settings.restorer(source)?;
-    let t = transcode(input, output, Stage { elements, sei: Sei::Read, quality, audio: true })?;
+    let t = transcode(input, output, Stage { elements, sei: Sei::Read, quality, audio: true })?.whole()?;
     eprintln!("{} frames restored -> {}", t.frames, output.display());
     Ok(())
 }
