@@ -440,6 +440,17 @@ pub fn stage_times_value<'a>(times: impl IntoIterator<Item = &'a StageTimes>) ->
 /// The name of the `stage-times` structure.
 pub const STAGE_TIMES: &str = "faceveil-stage-times";
 
+/// The password of a `password-file` property: the first line of that file. gst-launch users give
+/// it this way, not as `password=...`, which every user of the machine can read in the process
+/// list and the shell keeps in its history.
+pub fn password_from_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<String>, gst::ErrorMessage> {
+    let password = faceveil::secrets::first_line(path, "password file").map_err(|e| settings_error(describe(&e)))?;
+    if password.is_empty() {
+        return Err(settings_error(format!("the password file {} is empty", path.display())));
+    }
+    Ok(password)
+}
+
 pub fn settings_error(e: impl std::fmt::Display) -> gst::ErrorMessage {
     gst::error_msg!(gst::LibraryError::Settings, ("{}", e))
 }

@@ -282,20 +282,35 @@ fn caps_changes_mid_stream_are_followed() {
 }
 
 #[test]
-fn sdn_without_a_password_refuses_to_start() {
+fn sdn_without_a_password_or_with_an_unreadable_password_file_refuses_to_start() {
     init();
-    let element = gst::ElementFactory::make("faceveil").build().unwrap();
-    let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("videotestsrc").property("num-buffers", 1).build().unwrap();
-    let sink = gst::ElementFactory::make("fakesink").build().unwrap();
-    pipeline.add_many([&src, &element, &sink]).unwrap();
-    gst::Element::link_many([&src, &element, &sink]).unwrap();
-    assert!(pipeline.set_state(gst::State::Playing).is_err());
-    let bus = pipeline.bus().unwrap();
-    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]).expect("an error message");
-    let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
-    assert!(err.error().to_string().contains("password"), "{}", err.error());
-    pipeline.set_state(gst::State::Null).unwrap();
+    let start_error = |element: gst::Element| {
+        let pipeline = gst::Pipeline::new();
+        let src = gst::ElementFactory::make("videotestsrc").property("num-buffers", 1).build().unwrap();
+        let sink = gst::ElementFactory::make("fakesink").build().unwrap();
+        pipeline.add_many([&src, &element, &sink]).unwrap();
+        gst::Element::link_many([&src, &element, &sink]).unwrap();
+        assert!(pipeline.set_state(gst::State::Playing).is_err());
+        let bus = pipeline.bus().unwrap();
+        let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]).expect("an error message");
+        let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
+        pipeline.set_state(gst::State::Null).unwrap();
+        err.error().to_string()
+    };
+    let error = start_error(gst::ElementFactory::make("faceveil").build().unwrap());
+    assert!(error.contains("password"), "{error}");
+    // A password file that cannot be read, or holds no password, is said so by both elements.
+    let dir = common::TestDir::new("password-file");
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "\n").unwrap();
+    for name in ["faceveil", "faceunveil"] {
+        let missing = gst::ElementFactory::make(name).property("password-file", "/nonexistent/key.txt").build().unwrap();
+        let error = start_error(missing);
+        assert!(error.contains("cannot read password file /nonexistent/key.txt"), "{name}: {error}");
+        let error =
+            start_error(gst::ElementFactory::make(name).property("password-file", empty.to_str().unwrap()).build().unwrap());
+        assert!(error.contains("is empty"), "{name}: {error}");
+    }
 }
 
 #[test]

@@ -54,14 +54,18 @@ fn the_documented_gst_launch_pipelines_anonymize_a_clip_and_restore_it_from_its_
     let out_dir = common::TestDir::new("launch");
     let (out, restored) = (out_dir.join("out.mp4"), out_dir.join("restored.mp4"));
     let clip = repo().join("samples/two_faces_640x360.mp4");
+    // The password from a file, as the README shows it: never on the command line.
+    let key = out_dir.join("key.txt");
+    std::fs::write(&key, "launch-test\n").unwrap();
     let launch = |pipeline: String| {
         let args: Vec<&str> = pipeline.split(' ').collect();
         let run = gst("gst-launch-1.0", &args);
         assert!(run.status.success(), "{}\n{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     };
     launch(format!(
-        "filesrc location={} ! decodebin ! videoconvert ! videoflip video-direction=auto ! faceveil password=launch-test ! videoconvert ! x264enc ! faceveilsei ! mp4mux ! filesink location={}",
+        "filesrc location={} ! decodebin ! videoconvert ! videoflip video-direction=auto ! faceveil password-file={} ! videoconvert ! x264enc ! faceveilsei ! mp4mux ! filesink location={}",
         clip.display(),
+        key.display(),
         out.display()
     ));
     // faceveilsei wrote every frame's data into the stream (100 frames, each with faces).
@@ -71,8 +75,9 @@ fn the_documented_gst_launch_pipelines_anonymize_a_clip_and_restore_it_from_its_
     assert_eq!(written, 100, "frames whose access unit carries faceveil's SEI");
     // Per-track keys: without the SEI's records the restore could not key a single face.
     launch(format!(
-        "filesrc location={} ! decodebin ! videoconvert ! faceunveil password=launch-test ! videoconvert ! x264enc ! mp4mux ! filesink location={}",
+        "filesrc location={} ! decodebin ! videoconvert ! faceunveil password-file={} ! videoconvert ! x264enc ! mp4mux ! filesink location={}",
         out.display(),
+        key.display(),
         restored.display()
     ));
     // Frame by frame against the input, in 16x16 blocks: the faces' blocks changed, and the rest

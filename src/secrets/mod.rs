@@ -24,6 +24,16 @@ pub use facevideo::{FaceCodec, FaceDecoder, FaceEncoder};
 pub use identity::{Identity, Recipient};
 pub use seal::{ContentKey, FacePlace, FaceSealer, KeyEnvelope};
 
+/// The first line of a secret file (a password or a passphrase), wiped when dropped: secrets
+/// come from files, the environment or a prompt, never from a command line, where every user of
+/// the machine can read them (`ps`) and the shell keeps them.
+pub fn first_line(path: &std::path::Path, what: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    use anyhow::Context;
+    let text =
+        zeroize::Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))?);
+    Ok(zeroize::Zeroizing::new(text.lines().next().unwrap_or_default().to_string()))
+}
+
 /// What can go wrong when sealing or unsealing; each case is one a caller reports differently.
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {

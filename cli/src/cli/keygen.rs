@@ -7,7 +7,6 @@ use faceveil::secrets::Identity;
 use zeroize::Zeroizing;
 
 use super::args::KeygenArgs;
-use super::password;
 
 pub fn run(args: &KeygenArgs) -> Result<()> {
     let passphrase = passphrase(args)?;
@@ -24,7 +23,7 @@ pub fn run(args: &KeygenArgs) -> Result<()> {
 /// or a prompt typed twice. Never argv.
 fn passphrase(args: &KeygenArgs) -> Result<Option<Zeroizing<String>>> {
     let p = if let Some(path) = &args.passphrase_file {
-        password::first_line(path, "passphrase file")?
+        faceveil::secrets::first_line(path, "passphrase file")?
     } else if !args.passphrase {
         return Ok(None);
     } else if let Ok(p) = std::env::var("FACEVEIL_IDENTITY_PASSPHRASE") {

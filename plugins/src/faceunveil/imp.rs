@@ -46,6 +46,8 @@ struct Settings {
     shared: Shared,
     // Write-only and never logged: Settings deliberately has no Debug.
     password: Option<Zeroizing<String>>,
+    /// Where the password is read from instead, when the element starts.
+    password_file: Option<PathBuf>,
     sidecar: Option<PathBuf>,
     header: Option<String>,
     /// Identity files, read when the element starts.
@@ -122,6 +124,11 @@ impl ObjectImpl for FaceUnveil {
                     .write_only()
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("password-file")
+                    .nick("Password file")
+                    .blurb("Read the password from the first line of this file instead (gst-launch: keeps it out of the process list and the shell's history)")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("sidecar")
                     .nick("Sidecar file")
                     .blurb("Sidecar written by faceveil (header and face squares), for streams that lost their SEI")
@@ -163,6 +170,7 @@ impl ObjectImpl for FaceUnveil {
                 s.password = value.get::<Option<String>>().expect("type checked upstream").map(Zeroizing::new);
                 gst::debug!(CAT, imp = self, "password set");
             }
+            "password-file" => s.password_file = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from),
             "sidecar" => s.sidecar = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from),
             "header" => s.header = value.get::<Option<String>>().expect("type checked upstream"),
             "identity" => s.identity = value.get().expect("type checked upstream"),
@@ -179,6 +187,7 @@ impl ObjectImpl for FaceUnveil {
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let s = self.settings.lock().unwrap();
         match pspec.name() {
+            "password-file" => s.password_file.as_ref().map(|p| p.display().to_string()).to_value(),
             "sidecar" => s.sidecar.as_ref().map(|p| p.display().to_string()).to_value(),
             "header" => s.header.to_value(),
             "identity" => s.identity.to_value(),
@@ -234,7 +243,8 @@ impl BaseTransformImpl for FaceUnveil {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        let password = settings.password.clone().filter(|p| !p.is_empty());
+        let from_file = settings.password_file.as_deref().map(common::password_from_file).transpose()?;
+        let password = from_file.or(settings.password.clone()).filter(|p| !p.is_empty());
         let identities = read_identities(settings.identity.as_deref(), settings.identity_passphrase.as_ref())
             .map_err(|e| common::settings_error(common::describe(&e)))?;
         if password.is_none() && identities.is_empty() {

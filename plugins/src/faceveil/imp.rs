@@ -46,6 +46,8 @@ struct Settings {
     mode_set: bool,
     // Write-only and never logged: Settings deliberately has no Debug.
     password: Option<Zeroizing<String>>,
+    /// Where the password is read from instead, when the element starts.
+    password_file: Option<PathBuf>,
     use_roi: bool,
     sidecar: Option<PathBuf>,
     /// age recipients (public keys) as given; checked when the element starts.
@@ -65,6 +67,7 @@ impl Default for Settings {
             mode: DEFAULT_MODE,
             mode_set: false,
             password: None,
+            password_file: None,
             use_roi: DEFAULT_USE_ROI,
             sidecar: None,
             recipients: None,
@@ -122,6 +125,11 @@ impl ObjectImpl for FaceVeil {
                     .nick("Password")
                     .blurb("Password that keys the synthetic faces (sdn mode); write-only, never logged")
                     .write_only()
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("password-file")
+                    .nick("Password file")
+                    .blurb("Read the password from the first line of this file instead (gst-launch: keeps it out of the process list and the shell's history)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("use-roi")
@@ -191,6 +199,14 @@ impl ObjectImpl for FaceVeil {
                 *self.early_key.lock().unwrap() = password.map(|p| EarlyKey::begin(p, KdfParams::default()));
                 gst::debug!(CAT, imp = self, "password set");
             }
+            "password-file" => {
+                s.password_file = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from);
+                // Read now too, so that the key is derived while the pipeline starts; a file that
+                // cannot be read is reported when the element starts.
+                let password = s.password_file.as_deref().and_then(|path| common::password_from_file(path).ok());
+                *self.early_key.lock().unwrap() =
+                    password.map(|p| EarlyKey::begin(Zeroizing::new(p.as_bytes().to_vec()), KdfParams::default()));
+            }
             "use-roi" => s.use_roi = value.get().expect("type checked upstream"),
             "sidecar" => s.sidecar = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from),
             "recipients" => s.recipients = value.get().expect("type checked upstream"),
@@ -209,6 +225,7 @@ impl ObjectImpl for FaceVeil {
         match pspec.name() {
             "mode" => s.mode.to_value(),
             "use-roi" => s.use_roi.to_value(),
+            "password-file" => s.password_file.as_ref().map(|p| p.display().to_string()).to_value(),
             "sidecar" => s.sidecar.as_ref().map(|p| p.display().to_string()).to_value(),
             "recipients" => s.recipients.to_value(),
             "recipients-threshold" => s.recipients_threshold.to_value(),
@@ -258,6 +275,9 @@ impl BaseTransformImpl for FaceVeil {
             gst::warning!(CAT, imp = self, "no SDN model at {}: blurring instead", config.model.display());
             settings.mode = ModeProp::Blur;
             config.mode = settings.mode.into();
+        }
+        if let Some(path) = &settings.password_file {
+            settings.password = Some(common::password_from_file(path)?);
         }
         let password = settings.password.as_ref().map(|p| p.as_bytes());
         let early_key = self.early_key.lock().unwrap().take();

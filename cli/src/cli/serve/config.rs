@@ -15,7 +15,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::cli::input::StreamSource;
-use crate::cli::{password, sealing};
+use crate::cli::sealing;
 
 #[derive(Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -138,7 +138,7 @@ impl CameraConfig {
     /// The sdn password, read now from its file or variable (`None` for the one-way modes).
     pub fn password(&self) -> Result<Option<Zeroizing<String>>> {
         let secret = match (&self.password_file, &self.password_env) {
-            (Some(path), _) => password::first_line(path, "password file")?,
+            (Some(path), _) => faceveil::secrets::first_line(path, "password file")?,
             (None, Some(var)) => Zeroizing::new(
                 std::env::var(var).with_context(|| format!("camera {}: ${var} (password_env) is not set", self.name))?,
             ),
