@@ -765,6 +765,20 @@ fn sealed_faces_come_back_bit_exact_with_each_recipient_and_never_for_a_stranger
     let both = restore(&two_of_two, &format!("identity=\"{},{}\"", alice.display(), bob.display())).unwrap();
     assert!(both == bytes(&original), "two of two together restore exactly");
 
+    // A passphrase-protected identity opens with its passphrase read from a file (not argv).
+    let carol = faceveil::secrets::Identity::generate();
+    let carol_path = dir.join("carol.age");
+    let carol_text = carol.to_file_text(Some(age::secrecy::SecretString::from("carol's words".to_string()))).unwrap();
+    std::fs::write(&carol_path, carol_text.as_bytes()).unwrap();
+    let pass = dir.join("carol.pass");
+    std::fs::write(&pass, "carol's words\n").unwrap();
+    let to_carol = anonymize(&carol.recipient().to_string(), 1, true);
+    let opened = restore(&to_carol, &format!("identity={} identity-passphrase-file={}", carol_path.display(), pass.display()));
+    assert!(opened.is_some_and(|out| out == bytes(&original)), "carol's identity opens with the passphrase from its file");
+    let without = gst::ElementFactory::make("faceunveil").property("identity", carol_path.to_str().unwrap()).build().unwrap();
+    assert!(without.set_state(gst::State::Paused).is_err(), "and not without it");
+    without.set_state(gst::State::Null).unwrap();
+
     // The default: the face as a one-picture face video, back within a fraction of a level.
     let video = anonymize(&alice_r, 1, false);
     let out = restore(&video, &format!("identity={}", alice.display())).expect("a recipient restores");

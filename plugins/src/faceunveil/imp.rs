@@ -53,6 +53,8 @@ struct Settings {
     /// Identity files, read when the element starts.
     identity: Option<String>,
     identity_passphrase: Option<Zeroizing<String>>,
+    /// Where the passphrase is read from instead, when the element starts.
+    identity_passphrase_file: Option<PathBuf>,
     lossless_input: bool,
 }
 
@@ -156,6 +158,11 @@ impl ObjectImpl for FaceUnveil {
                     .write_only()
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("identity-passphrase-file")
+                    .nick("Identity passphrase file")
+                    .blurb("Read the identities' passphrase from the first line of this file instead (keeps it out of the process list)")
+                    .mutable_ready()
+                    .build(),
             ];
             v.extend(common::shared_properties(Groups { model: true }));
             v
@@ -178,6 +185,9 @@ impl ObjectImpl for FaceUnveil {
             "identity-passphrase" => {
                 s.identity_passphrase = value.get::<Option<String>>().expect("type checked upstream").map(Zeroizing::new);
             }
+            "identity-passphrase-file" => {
+                s.identity_passphrase_file = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from);
+            }
             name => {
                 s.shared.set(name, value);
             }
@@ -188,6 +198,7 @@ impl ObjectImpl for FaceUnveil {
         let s = self.settings.lock().unwrap();
         match pspec.name() {
             "password-file" => s.password_file.as_ref().map(|p| p.display().to_string()).to_value(),
+            "identity-passphrase-file" => s.identity_passphrase_file.as_ref().map(|p| p.display().to_string()).to_value(),
             "sidecar" => s.sidecar.as_ref().map(|p| p.display().to_string()).to_value(),
             "header" => s.header.to_value(),
             "identity" => s.identity.to_value(),
@@ -245,7 +256,14 @@ impl BaseTransformImpl for FaceUnveil {
         let settings = self.settings.lock().unwrap().clone();
         let from_file = settings.password_file.as_deref().map(common::password_from_file).transpose()?;
         let password = from_file.or(settings.password.clone()).filter(|p| !p.is_empty());
-        let identities = read_identities(settings.identity.as_deref(), settings.identity_passphrase.as_ref())
+        let passphrase = match &settings.identity_passphrase_file {
+            Some(path) => Some(
+                faceveil::secrets::first_line(path, "passphrase file")
+                    .map_err(|e| common::settings_error(common::describe(&e)))?,
+            ),
+            None => settings.identity_passphrase.clone(),
+        };
+        let identities = read_identities(settings.identity.as_deref(), passphrase.as_ref())
             .map_err(|e| common::settings_error(common::describe(&e)))?;
         if password.is_none() && identities.is_empty() {
             return Err(common::settings_error(
