@@ -52,9 +52,9 @@ pub struct Sidecar {
     by_pts: HashMap<u64, u64>,
     /// What to add to a restored frame's timestamp to find it here (ns), once known.
     shift: Option<i128>,
-    /// The records' looks ([`Look::cells`]), by frame number, in the file's order; none in
-    /// sidecars written before looks were.
-    looks: Vec<(u64, Vec<i8>)>,
+    /// The records' looks ([`Look::cells`]; the records themselves keep none), by frame number;
+    /// none in sidecars written before looks were.
+    looks: HashMap<u64, Vec<i8>>,
 }
 
 /// What a sidecar holds for one frame of the stream being restored.
@@ -96,14 +96,14 @@ impl Sidecar {
         };
         let mut line = String::new();
         let header = header_of(read_line(&mut line)?.then(|| line.trim_end()), path)?;
-        let (mut frames, mut by_pts, mut cut_line, mut looks) = (HashMap::new(), HashMap::new(), None, Vec::new());
+        let (mut frames, mut by_pts, mut cut_line, mut looks) = (HashMap::new(), HashMap::new(), None, HashMap::new());
         let mut number = 1;
         while read_line(&mut line)? {
             number += 1;
             if line.trim().is_empty() {
                 continue;
             }
-            let rec: FrameRecord = match serde_json::from_str(&line) {
+            let mut rec: FrameRecord = match serde_json::from_str(&line) {
                 Ok(rec) => rec,
                 Err(_) if !line.ends_with('\n') => {
                     cut_line = Some(number);
@@ -114,8 +114,8 @@ impl Sidecar {
             if let Some(pts) = rec.pts {
                 by_pts.insert(pts, rec.frame);
             }
-            if let Some(look) = &rec.look {
-                looks.push((rec.frame, look.cells()));
+            if let Some(look) = rec.look.take() {
+                looks.insert(rec.frame, look.cells());
             }
             frames.insert(rec.frame, rec);
         }
@@ -134,20 +134,20 @@ impl Sidecar {
     /// Where records carry looks, the one found must look like the frame: a video cut and
     /// re-encoded since starts at 0 again, and its first frame is not the sidecar's. Otherwise
     /// the record that looks most like it is taken, if any is close enough, and sets the shift
-    /// for the frames after it; if none is, the frame is [`Lookup::Unmatched`].
+    /// for the frames after it; if none is, the frame is [`Lookup::Unmatched`]. A frame whose
+    /// record is not there at all (taken out of the sidecar, or past its end) is
+    /// [`Lookup::Missing`]: no other frame's record is sought for it, as a still moment's
+    /// neighbours would look like it.
     pub fn lookup(&mut self, index: u64, pts: Option<u64>, look: Option<&Look>) -> Lookup<'_> {
         let guess = self.guess(index, pts);
-        let (Some(look), false) = (look, self.looks.is_empty()) else {
-            return self.frames.get(&guess).map_or(Lookup::Missing, Lookup::Found);
+        if !self.frames.contains_key(&guess) {
+            return Lookup::Missing;
+        }
+        let (Some(look), Some(theirs)) = (look, self.looks.get(&guess)) else {
+            return Lookup::Found(&self.frames[&guess]);
         };
         let cells = look.cells();
-        let fits = |frame: u64| {
-            self.frames
-                .get(&frame)
-                .and_then(|r| r.look.as_ref())
-                .is_some_and(|l| look::distance(&l.cells(), &cells) <= SAME_PICTURE)
-        };
-        if fits(guess) {
+        if look::distance(theirs, &cells) <= SAME_PICTURE {
             return Lookup::Found(&self.frames[&guess]);
         }
         let closest = self
@@ -155,7 +155,7 @@ impl Sidecar {
             .iter()
             .map(|(frame, theirs)| (look::distance(theirs, &cells), *frame))
             .filter(|(distance, _)| *distance <= SAME_PICTURE)
-            .min_by(|a, b| a.0.total_cmp(&b.0));
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let Some((_, frame)) = closest else { return Lookup::Unmatched };
         let record = &self.frames[&frame];
         if let (Some(pts), Some(recorded)) = (pts, record.pts) {
@@ -183,7 +183,14 @@ mod tests {
         let records = (0..frames).map(|i| (i, FrameRecord::new(i, Some(first_pts + i * 40_000_000), Vec::new())));
         let frames: HashMap<u64, FrameRecord> = records.collect();
         let by_pts = frames.values().map(|r| (r.pts.unwrap(), r.frame)).collect();
-        Sidecar { header: crate::stream::header::tests::sample(), cut_line: None, frames, by_pts, shift: None, looks: Vec::new() }
+        Sidecar {
+            header: crate::stream::header::tests::sample(),
+            cut_line: None,
+            frames,
+            by_pts,
+            shift: None,
+            looks: HashMap::new(),
+        }
     }
 
     /// The number of the record found.
@@ -244,9 +251,6 @@ mod tests {
     #[test]
     fn a_video_cut_and_retimed_since_finds_its_records_by_their_looks_and_a_stranger_finds_none() {
         let mut cut = sidecar(0, 12);
-        for (i, record) in cut.frames.iter_mut() {
-            record.look = Some(picture(*i));
-        }
         cut.looks = (0..12).map(|i| (i, picture(i).cells())).collect();
         // The video's first 5 frames were cut off and it starts at 0 again: by timestamp alone,
         // its first frame would take frame 0's record.
@@ -255,7 +259,10 @@ mod tests {
         // A picture none of the records shows is not given one.
         let stranger = Look::of_cells((0..144u8).rev().collect());
         assert!(matches!(cut.lookup(6, Some(240_000_000), Some(&stranger)), Lookup::Unmatched));
-        // A sidecar beyond its last record has none to give.
+        // A sidecar beyond its last record has none to give, nor one whose record for the frame
+        // was taken out: a neighbour's is not given in its place.
         assert!(matches!(sidecar(0, 2).lookup(5, Some(200_000_000), Some(&picture(5))), Lookup::Missing));
+        cut.frames.remove(&11);
+        assert!(matches!(cut.lookup(6, Some(240_000_000), Some(&picture(11))), Lookup::Missing));
     }
 }
