@@ -14,14 +14,14 @@ use crate::frame::FrameMut;
 const COLS: usize = 16;
 const ROWS: usize = 9;
 
-/// Looks this close (mean difference of the normalized cells, see [`Look::distance`]) are the
-/// same picture. Measured on samples/faces_720p.mp4 anonymized, its last 4 s re-encoded by
-/// libx264 (2026-12-03, the looks computed as here from the decoded luma, scratch numpy): a
-/// frame against its own look at most 0.009 at CRF 18, 0.036 at CRF 35, 0.073 at CRF 45;
-/// against the frame one before it 0.007 to 0.4 (0.07 on average: a still moment barely
-/// changes, and its records then fit it as well), 10 frames before 0.027 and up (0.24 on
-/// average), 60 frames before 0.50 and up. A restore takes the closest record, so this bounds
-/// only how far a record may be from its frame and still be used.
+/// Looks this close (see [`distance`]) are the same picture. Measured on
+/// samples/faces_720p.mp4 anonymized, its last 4 s re-encoded by libx264 (2026-12-03; the cells
+/// computed as here, rounded to 1/40, from the luma ffmpeg decoded; scratch numpy): a frame
+/// against its own look at most 0.011 at CRF 18, 0.041 at CRF 35, 0.067 at CRF 45; against the
+/// frame before it 0.008 and up (0.07 on average: a still moment barely changes, and its
+/// records then fit it as well), 10 frames before 0.029 and up (0.23 on average), 60 frames
+/// before 0.50 and up. A restore takes the closest record, so this bounds only how far a record
+/// may be from its frame and still be used.
 pub const SAME_PICTURE: f32 = 0.1;
 
 /// Grey levels below which a picture's spread counts as flat: a dark or blank frame's cells are
@@ -43,15 +43,10 @@ impl Look {
         Self(cells)
     }
 
-    /// How different two looks are: the mean absolute difference of their cells, each look
-    /// first brought to zero mean and unit spread, so that a range or gain change on the way (a
-    /// restore fed RGB where the anonymizer saw YUV) does not count; 0 for the same picture.
-    pub fn distance(&self, other: &Look) -> f32 {
-        distance(&self.cells(), &other.cells())
-    }
-
     /// The cells brought to zero mean and unit spread, in steps of 1/[`CELL_STEPS`] (a restore
-    /// keeps one per record of a sidecar, and compares many).
+    /// keeps them for every record of a sidecar, and compares many with [`distance`]): so that a
+    /// range or gain change on the way (a restore fed RGB where the anonymizer saw YUV) does not
+    /// count.
     pub fn cells(&self) -> Vec<i8> {
         let n = self.0.len().max(1) as f32;
         let mean = self.0.iter().map(|&v| v as f32).sum::<f32>() / n;
@@ -64,7 +59,8 @@ impl Look {
 /// in a picture) are clipped there.
 const CELL_STEPS: f32 = 40.0;
 
-/// [`Look::distance`] of two looks' [`Look::cells`].
+/// How different two looks are, from their [`Look::cells`]: the mean absolute difference of the
+/// normalized cells; 0 for the same picture.
 pub fn distance(a: &[i8], b: &[i8]) -> f32 {
     if a.len() != b.len() || a.is_empty() {
         return f32::INFINITY;
@@ -104,14 +100,15 @@ mod tests {
     fn a_picture_is_told_from_another_but_not_from_itself_with_its_levels_changed() {
         let scene = |x: usize, y: usize| (40 + (x * 3 + y * 2) % 150) as u8;
         let moved = |x: usize, y: usize| scene(x + 9, y);
+        let apart = |a: &Look, b: &Look| distance(&a.cells(), &b.cells());
         let look = frame_look(scene);
-        assert_eq!(look.distance(&look), 0.0);
+        assert_eq!(apart(&look, &look), 0.0);
         // The same picture squeezed into limited range, as a YUV to RGB conversion gives it.
         let squeezed = frame_look(|x, y| (16.0 + scene(x, y) as f32 * 219.0 / 255.0).round() as u8);
-        assert!(look.distance(&squeezed) < SAME_PICTURE / 4.0, "{}", look.distance(&squeezed));
-        assert!(look.distance(&frame_look(moved)) > SAME_PICTURE, "{}", look.distance(&frame_look(moved)));
+        assert!(apart(&look, &squeezed) < SAME_PICTURE / 4.0, "{}", apart(&look, &squeezed));
+        assert!(apart(&look, &frame_look(moved)) > SAME_PICTURE, "{}", apart(&look, &frame_look(moved)));
         // Two flat frames a few levels apart are not magnified into different pictures.
-        assert!(frame_look(|_, _| 20).distance(&frame_look(|x, _| 20 + (x % 2) as u8)) < SAME_PICTURE);
+        assert!(apart(&frame_look(|_, _| 20), &frame_look(|x, _| 20 + (x % 2) as u8)) < SAME_PICTURE);
     }
 
     #[test]

@@ -137,10 +137,9 @@ fn anonymize_one(
     let mut frame = frame_of(&mut photo.rgb);
     let tracks = finder.find_in_photo(&frame)?.to_vec();
     let outcome = anonymizer.process(&mut frame, &tracks, None)?;
-    let text = anonymizer
-        .header()
-        .map(|h| serde_json::to_string(&Embedded { header: h.clone(), record: outcome.record.clone() }))
-        .transpose()?;
+    // The record rides in the photo it describes: it has no need of the picture's look.
+    let record = FrameRecord { look: None, ..outcome.record.clone() };
+    let text = anonymizer.header().map(|h| serde_json::to_string(&Embedded { header: h.clone(), record })).transpose()?;
     save(photo, output, text.as_deref())?;
     Ok(outcome.tracks.iter().map(progress::BoxJson::from).collect())
 }
