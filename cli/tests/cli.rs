@@ -886,6 +886,14 @@ fn a_video_cut_and_made_again_after_anonymizing_takes_its_records_by_the_look_of
     let o = faceveil(&["restore", s(&strange), "-o", s(&nothing)], &pw);
     assert!(!o.status.success() && stderr(&o).contains("looks like none of the sidecar's frames"), "{}", stderr(&o));
     assert!(!nothing.exists());
+    // Scaled to half its size: every face is elsewhere than its record's square says.
+    let halved: Vec<_> = anonymized.frames[30..].iter().map(common::halved).collect();
+    let small = dir.join("small.mp4");
+    media::encode(&halved, 30, &small);
+    std::fs::copy(&sidecar, dir.join("small.mp4.faceveil")).unwrap();
+    let o = faceveil(&["restore", s(&small), "-o", s(&nothing)], &pw);
+    assert!(!o.status.success() && stderr(&o).contains("640x360 frames and this stream's are 320x180"), "{}", stderr(&o));
+    assert!(!nothing.exists());
 }
 
 #[test]

@@ -1,8 +1,9 @@
-//! What an anonymized frame looks like, in a few bytes: the sidecar keeps one per record, so that
-//! a restore can tell whether a record belongs to the frame it is about to restore. A sidecar is
-//! matched to frames by timestamp, and a video cut and re-encoded since (its first seconds
-//! trimmed, say) starts again at 0 with none of its SEI: every record would land on the wrong
-//! frame, and the squares and keys of another moment would be "restored" onto it.
+//! What an anonymized frame looks like, in a few bytes: its size and a grid of its brightness. The
+//! sidecar keeps one per record, so that a restore can tell whether a record belongs to the frame
+//! it is about to restore. A sidecar is matched to frames by timestamp, and a video cut and
+//! re-encoded since (its first seconds trimmed, say) starts again at 0 with none of its SEI:
+//! every record would land on the wrong frame, and the squares and keys of another moment would
+//! be "restored" onto it. A video scaled since has its faces elsewhere than the squares say.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -28,19 +29,30 @@ pub const SAME_PICTURE: f32 = 0.1;
 /// compared in grey levels over this, not magnified to unit spread.
 const FLAT_SPREAD: f32 = 8.0;
 
+/// A frame's size and the mean brightness of each cell of a 16 x 9 grid over it. In JSON, base64
+/// of the width and the height (16 bits each, little-endian) and the cells.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Look(Vec<u8>);
+pub struct Look {
+    size: (u16, u16),
+    cells: Vec<u8>,
+}
 
 impl Look {
     /// The look of a frame as it leaves the anonymizer (or reaches a restore).
     pub fn of(frame: &FrameMut) -> Self {
-        Self(frame.luma_thumbnail(COLS, ROWS))
+        let side = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+        Self { size: (side(frame.width()), side(frame.height())), cells: frame.luma_thumbnail(COLS, ROWS) }
     }
 
-    /// A look of the given cells (16 x 9 of them for a frame's).
+    /// A look of the given cells (16 x 9 of them for a frame's) on a frame of `size`.
     #[cfg(test)]
-    pub(crate) fn of_cells(cells: Vec<u8>) -> Self {
-        Self(cells)
+    pub(crate) fn of_cells(size: (u16, u16), cells: Vec<u8>) -> Self {
+        Self { size, cells }
+    }
+
+    /// The size of the frame, in pixels.
+    pub fn size(&self) -> (u16, u16) {
+        self.size
     }
 
     /// The cells brought to zero mean and unit spread, in steps of 1/[`CELL_STEPS`] (a restore
@@ -48,10 +60,10 @@ impl Look {
     /// range or gain change on the way (a restore fed RGB where the anonymizer saw YUV) does not
     /// count.
     pub fn cells(&self) -> Vec<i8> {
-        let n = self.0.len().max(1) as f32;
-        let mean = self.0.iter().map(|&v| v as f32).sum::<f32>() / n;
-        let spread = (self.0.iter().map(|&v| (v as f32 - mean).powi(2)).sum::<f32>() / n).sqrt().max(FLAT_SPREAD);
-        self.0.iter().map(|&v| ((v as f32 - mean) / spread * CELL_STEPS).round().clamp(-127.0, 127.0) as i8).collect()
+        let n = self.cells.len().max(1) as f32;
+        let mean = self.cells.iter().map(|&v| v as f32).sum::<f32>() / n;
+        let spread = (self.cells.iter().map(|&v| (v as f32 - mean).powi(2)).sum::<f32>() / n).sqrt().max(FLAT_SPREAD);
+        self.cells.iter().map(|&v| ((v as f32 - mean) / spread * CELL_STEPS).round().clamp(-127.0, 127.0) as i8).collect()
     }
 }
 
@@ -71,14 +83,19 @@ pub fn distance(a: &[i8], b: &[i8]) -> f32 {
 
 impl Serialize for Look {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(&self.0))
+        let bytes = [&self.size.0.to_le_bytes()[..], &self.size.1.to_le_bytes(), &self.cells].concat();
+        s.serialize_str(&STANDARD.encode(bytes))
     }
 }
 
 impl<'de> Deserialize<'de> for Look {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        STANDARD.decode(text).map(Self).map_err(|_| serde::de::Error::custom("a frame's look is not base64"))
+        let bytes = STANDARD.decode(text).map_err(|_| serde::de::Error::custom("a frame's look is not base64"))?;
+        let [w0, w1, h0, h1, ref cells @ ..] = bytes[..] else {
+            return Err(serde::de::Error::custom("a frame's look is too short"));
+        };
+        Ok(Self { size: (u16::from_le_bytes([w0, w1]), u16::from_le_bytes([h0, h1])), cells: cells.to_vec() })
     }
 }
 
@@ -116,6 +133,7 @@ mod tests {
         let look = frame_look(|x, y| (x + y) as u8);
         let text = serde_json::to_string(&look).unwrap();
         assert_eq!(serde_json::from_str::<Look>(&text).unwrap(), look);
+        assert_eq!(look.size(), (64, 36));
         assert!(serde_json::from_str::<Look>("\"not base64!\"").is_err());
     }
 }

@@ -52,9 +52,9 @@ pub struct Sidecar {
     by_pts: HashMap<u64, u64>,
     /// What to add to a restored frame's timestamp to find it here (ns), once known.
     shift: Option<i128>,
-    /// The records' looks ([`Look::cells`]; the records themselves keep none), by frame number;
-    /// none in sidecars written before looks were.
-    looks: HashMap<u64, Vec<i8>>,
+    /// The records' looks (the frame's size and [`Look::cells`]; the records themselves keep
+    /// none), by frame number; none in sidecars written before looks were.
+    looks: HashMap<u64, ((u16, u16), Vec<i8>)>,
 }
 
 /// What a sidecar holds for one frame of the stream being restored.
@@ -67,6 +67,9 @@ pub enum Lookup<'a> {
     /// The records carry looks and none is this frame's picture: the video was cut, edited or
     /// re-timed since the sidecar was written, or the frame is not of that video.
     Unmatched,
+    /// No record is of a frame of this size: the video was scaled since it was anonymized, and
+    /// its faces are not where the records' squares are.
+    OtherSize { recorded: (u16, u16) },
 }
 
 /// The header on a sidecar's first line, read without its records.
@@ -115,7 +118,7 @@ impl Sidecar {
                 by_pts.insert(pts, rec.frame);
             }
             if let Some(look) = rec.look.take() {
-                looks.insert(rec.frame, look.cells());
+                looks.insert(rec.frame, (look.size(), look.cells()));
             }
             frames.insert(rec.frame, rec);
         }
@@ -143,20 +146,26 @@ impl Sidecar {
         if !self.frames.contains_key(&guess) {
             return Lookup::Missing;
         }
-        let (Some(look), Some(theirs)) = (look, self.looks.get(&guess)) else {
+        let (Some(look), Some((recorded, theirs))) = (look, self.looks.get(&guess)) else {
             return Lookup::Found(&self.frames[&guess]);
         };
-        let cells = look.cells();
-        if look::distance(theirs, &cells) <= SAME_PICTURE {
+        let (recorded, size, cells) = (*recorded, look.size(), look.cells());
+        if recorded == size && look::distance(theirs, &cells) <= SAME_PICTURE {
             return Lookup::Found(&self.frames[&guess]);
         }
         let closest = self
             .looks
             .iter()
-            .map(|(frame, theirs)| (look::distance(theirs, &cells), *frame))
+            .filter(|(_, (theirs, _))| *theirs == size)
+            .map(|(frame, (_, theirs))| (look::distance(theirs, &cells), *frame))
             .filter(|(distance, _)| *distance <= SAME_PICTURE)
             .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let Some((_, frame)) = closest else { return Lookup::Unmatched };
+        let Some((_, frame)) = closest else {
+            return match self.looks.values().any(|(theirs, _)| *theirs == size) {
+                true => Lookup::Unmatched,
+                false => Lookup::OtherSize { recorded },
+            };
+        };
         let record = &self.frames[&frame];
         if let (Some(pts), Some(recorded)) = (pts, record.pts) {
             self.shift = Some(recorded as i128 - pts as i128);
@@ -203,7 +212,12 @@ mod tests {
 
     /// The look of the `i`-th picture of a moving scene: a bright bar across a gradient.
     fn picture(i: u64) -> Look {
-        Look::of_cells((0..144u64).map(|c| if (c % 16 + 16 - i % 16) % 16 < 2 { 230 } else { (40 + c) as u8 }).collect())
+        Look::of_cells((640, 360), cells(i))
+    }
+
+    /// Its cells.
+    fn cells(i: u64) -> Vec<u8> {
+        (0..144u64).map(|c| if (c % 16 + 16 - i % 16) % 16 < 2 { 230 } else { (40 + c) as u8 }).collect()
     }
 
     #[test]
@@ -251,14 +265,17 @@ mod tests {
     #[test]
     fn a_video_cut_and_retimed_since_finds_its_records_by_their_looks_and_a_stranger_finds_none() {
         let mut cut = sidecar(0, 12);
-        cut.looks = (0..12).map(|i| (i, picture(i).cells())).collect();
+        cut.looks = (0..12).map(|i| (i, ((640, 360), picture(i).cells()))).collect();
         // The video's first 5 frames were cut off and it starts at 0 again: by timestamp alone,
         // its first frame would take frame 0's record.
         let numbers: Vec<u64> = (0..6).map(|i| found(cut.lookup(i, Some(i * 40_000_000), Some(&picture(i + 5))))).collect();
         assert_eq!(numbers, vec![5, 6, 7, 8, 9, 10]);
         // A picture none of the records shows is not given one.
-        let stranger = Look::of_cells((0..144u8).rev().collect());
+        let stranger = Look::of_cells((640, 360), (0..144u8).rev().collect());
         assert!(matches!(cut.lookup(6, Some(240_000_000), Some(&stranger)), Lookup::Unmatched));
+        // The same picture scaled: none of the records' squares is where its faces are.
+        let scaled = Look::of_cells((320, 180), cells(11));
+        assert!(matches!(cut.lookup(6, Some(240_000_000), Some(&scaled)), Lookup::OtherSize { recorded: (640, 360) }));
         // A sidecar beyond its last record has none to give, nor one whose record for the frame
         // was taken out: a neighbour's is not given in its place.
         assert!(matches!(sidecar(0, 2).lookup(5, Some(200_000_000), Some(&picture(5))), Lookup::Missing));

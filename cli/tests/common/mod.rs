@@ -41,6 +41,17 @@ pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The image at half its width and height (every other pixel of every other row).
+pub fn halved(img: &RgbImage) -> RgbImage {
+    let mut out = RgbImage::new(img.width / 2, img.height / 2);
+    for y in 0..out.height {
+        for (dst, src) in out.row_mut(y).chunks_exact_mut(3).zip(img.row(2 * y).chunks_exact(6)) {
+            dst.copy_from_slice(&src[..3]);
+        }
+    }
+    out
+}
+
 /// The image flipped left to right.
 pub fn mirrored(img: &RgbImage) -> RgbImage {
     let mut out = RgbImage::new(img.width, img.height);

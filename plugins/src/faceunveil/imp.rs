@@ -406,7 +406,7 @@ impl BaseTransformImpl for FaceUnveil {
             return Ok(gst::FlowSuccess::Ok);
         };
         let waiting = restorer.faces_waiting();
-        let (mut unrecorded, mut unmatched) = (false, false);
+        let (mut unrecorded, mut unmatched, mut other_size) = (false, false, None);
         let sidecar = state.sidecar.as_mut().filter(|_| sidecar_fits && sei.record.is_none());
         common::with_frame(self, buf, &info, "restore failed", |view| {
             // The SEI rides in its frame; a sidecar's record must look like the frame it is given to.
@@ -417,6 +417,10 @@ impl BaseTransformImpl for FaceUnveil {
                     Lookup::Missing => None,
                     Lookup::Unmatched => {
                         unmatched = true;
+                        None
+                    }
+                    Lookup::OtherSize { recorded } => {
+                        (unmatched, other_size) = (true, Some(recorded));
                         None
                     }
                 },
@@ -439,7 +443,17 @@ impl BaseTransformImpl for FaceUnveil {
         })?;
         if unmatched {
             state.unmatched += 1;
-            if state.unmatched == 1 {
+            if let (1, Some((w, h))) = (state.unmatched, other_size) {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Decrypt,
+                    (
+                        "the sidecar's records are of {w}x{h} frames and this stream's are {}x{}: it was scaled since it was anonymized, and its faces are not where the records' squares are, so no record is taken (restore the video at its own size)",
+                        info.width(),
+                        info.height()
+                    )
+                );
+            } else if state.unmatched == 1 {
                 gst::element_imp_warning!(
                     self,
                     gst::StreamError::Decrypt,
