@@ -95,6 +95,12 @@ fn a_video_keeps_frames_timestamps_and_audio_and_loses_its_faces() {
     assert_eq!(a.pts, b.pts, "timestamps");
     assert_eq!(media::stream_kinds(&out), vec!["video", "audio"]);
     assert_two_faces_covered(&a, &b, &boxes);
+    // Pixelation cannot be undone: a restore says so within the frames a header would have come
+    // in, not after decoding and encoding the whole file again, and writes nothing.
+    let back = dir.join("back.mp4");
+    let o = faceveil(&["restore", s(&out), "-o", s(&back)], &[("FACEVEIL_PASSWORD", "none")]);
+    assert!(!o.status.success() && stderr(&o).contains("no faceveil header in the first 60 frames"), "{}", stderr(&o));
+    assert!(!back.exists());
     let silent = dir.join("silent.mp4");
     let o = faceveil(&["anonymize", s(&input), "-o", s(&silent), "--mode", "pixelate", "--no-audio"], &[]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -180,7 +180,12 @@ fn restore_video(
         (false, false) => video::Quality::CrfUncapped(video::SEALED_RESTORE_CRF),
     };
     let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
-    let source = video::Source { sidecar: sidecar.as_deref(), header: args.header.as_deref(), lossless: args.lossless_input };
+    let source = video::Source {
+        sidecar: sidecar.as_deref(),
+        header: args.header.as_deref(),
+        lossless: args.lossless_input,
+        live: input.is_live(),
+    };
     video::restore(input, output, &settings, source, quality)
 }
 

@@ -152,7 +152,15 @@ pub struct Source<'a> {
     pub header: Option<&'a str>,
     /// The video never went through a lossy codec: `faceunveil lossless-input`.
     pub lossless: bool,
+    /// A camera or a stream from the network, which may be joined at any frame.
+    pub live: bool,
 }
+
+/// How many frames of a file a restore decodes without a faceveil header before it stops: a
+/// file's first frame carries the header and every `HEADER_EVERY`-th after it, so a file cut
+/// anywhere has one within that many; one without any (a blur output, a stranger's video) is
+/// said so at once instead of after every frame was decoded and encoded again.
+const HEADER_WAIT_FRAMES: u32 = 2 * faceveil::stream::HEADER_EVERY as u32;
 
 /// Sealed faces: who they are sealed to (faceveil) and who opens them (faceunveil).
 #[derive(Default)]
@@ -328,6 +336,9 @@ impl Settings {
             set(&unveil, "header", text)?;
         }
         set(&unveil, "lossless-input", source.lossless)?;
+        if !source.live {
+            set(&unveil, "header-wait", HEADER_WAIT_FRAMES)?;
+        }
         if let Some(identity) = &self.sealing.identity {
             set(&unveil, "identity", identity.as_str())?;
         }

@@ -41,6 +41,10 @@ static CAT: LazyLock<gst::DebugCategory> =
 /// Frames are taken to have gone through a lossy codec, as nearly every video has.
 const DEFAULT_LOSSLESS_INPUT: bool = false;
 
+/// Frames without a header are passed for as long as they come: a live stream joined midway
+/// gets one within `HEADER_EVERY` frames.
+const DEFAULT_HEADER_WAIT: u32 = 0;
+
 #[derive(Clone, Default)]
 struct Settings {
     shared: Shared,
@@ -56,11 +60,14 @@ struct Settings {
     /// Where the passphrase is read from instead, when the element starts.
     identity_passphrase_file: Option<PathBuf>,
     lossless_input: bool,
+    header_wait: u32,
 }
 
 struct State {
     config: Config,
     lossless_input: bool,
+    /// Frames that may pass without a header before the stream counts as having none (0: no limit).
+    header_wait: u32,
     password: Option<Zeroizing<String>>,
     identities: Vec<Identity>,
     sidecar: Option<Sidecar>,
@@ -158,6 +165,12 @@ impl ObjectImpl for FaceUnveil {
                     .write_only()
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("header-wait")
+                    .nick("Frames to wait for a header")
+                    .blurb("Stop with an error when this many frames have come without a faceveil header: a file carries it in its first frame and every 30 after; 0 waits for ever, as a live stream joined midway may need")
+                    .default_value(DEFAULT_HEADER_WAIT)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("identity-passphrase-file")
                     .nick("Identity passphrase file")
                     .blurb("Read the identities' passphrase from the first line of this file instead (keeps it out of the process list)")
@@ -182,6 +195,7 @@ impl ObjectImpl for FaceUnveil {
             "header" => s.header = value.get::<Option<String>>().expect("type checked upstream"),
             "identity" => s.identity = value.get().expect("type checked upstream"),
             "lossless-input" => s.lossless_input = value.get().expect("type checked upstream"),
+            "header-wait" => s.header_wait = value.get().expect("type checked upstream"),
             "identity-passphrase" => {
                 s.identity_passphrase = value.get::<Option<String>>().expect("type checked upstream").map(Zeroizing::new);
             }
@@ -203,6 +217,7 @@ impl ObjectImpl for FaceUnveil {
             "header" => s.header.to_value(),
             "identity" => s.identity.to_value(),
             "lossless-input" => s.lossless_input.to_value(),
+            "header-wait" => s.header_wait.to_value(),
             name => s.shared.get(name).expect("every readable property is handled"),
         }
     }
@@ -285,6 +300,7 @@ impl BaseTransformImpl for FaceUnveil {
         let mut state = State {
             config,
             lossless_input: settings.lossless_input,
+            header_wait: settings.header_wait,
             password,
             identities,
             sidecar,
@@ -396,13 +412,28 @@ impl BaseTransformImpl for FaceUnveil {
             // Joined midway: the header rides every HEADER_EVERY frames, and the frames before it
             // pass as they are (anonymized, so nothing is shown that should not be).
             if state.passed == 0 {
+                let wait = match state.header_wait {
+                    0 => String::new(),
+                    n => format!(", for {n} frames at most"),
+                };
                 gst::element_imp_warning!(
                     self,
                     gst::StreamError::Decrypt,
-                    ("no faceveil header yet: frames pass unrestored until one arrives (every {HEADER_EVERY} frames)")
+                    ("no faceveil header yet: frames pass unrestored until one arrives (every {HEADER_EVERY} frames){wait}")
                 );
             }
             state.passed += 1;
+            if state.header_wait > 0 && state.passed >= u64::from(state.header_wait) {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Decrypt,
+                    (
+                        "no faceveil header in the first {} frames (no SEI, tag, sidecar or header property): not an output of the sdn mode (blur, pixelate and solid cannot be undone), or its stream data was lost on the way",
+                        state.passed
+                    )
+                );
+                return Err(gst::FlowError::Error);
+            }
             return Ok(gst::FlowSuccess::Ok);
         };
         let waiting = restorer.faces_waiting();
