@@ -508,15 +508,33 @@ pub fn small_faces_note(noted: &mut bool, finder: &FaceFinder, info: &gst_video:
     })
 }
 
-/// What faceveildetect and faceveil do with an event on its way in, before passing it on: forget
-/// the tracks after a flush (a seek: the frames are unrelated to those before), and return what
-/// to warn of a stream tagged as stored turned ([`turned_stream_warning`]), for the element to
-/// post once its state is unlocked.
-pub fn sink_event_seen(event: &gst::Event, finder: &mut FaceFinder, turned_said: &mut Option<String>) -> Option<String> {
-    if let gst::EventView::FlushStop(_) = event.view() {
-        finder.reset();
+/// The `sink_event` of the elements that detect (faceveildetect, faceveil): forget the tracks
+/// after a flush (a seek: the frames are unrelated to those before), warn once of a stream tagged
+/// as stored turned ([`turned_stream_warning`]), posted once the state is unlocked, and pass the
+/// event on. `parts` picks the state's finder and what was last said of the orientation.
+pub fn detecting_sink_event<T, S>(
+    imp: &T,
+    state: &std::sync::Mutex<Option<S>>,
+    event: gst::Event,
+    parts: fn(&mut S) -> (&mut FaceFinder, &mut Option<String>),
+) -> bool
+where
+    T: gst_base::subclass::prelude::BaseTransformImpl,
+    <T as gst::subclass::prelude::ObjectSubclass>::Type: IsA<gst::Element>,
+{
+    use gst::subclass::prelude::ObjectSubclassExt;
+    use gst_base::subclass::prelude::BaseTransformImplExt;
+    let warning = state.lock().unwrap().as_mut().and_then(|state| {
+        let (finder, said) = parts(state);
+        if let gst::EventView::FlushStop(_) = event.view() {
+            finder.reset();
+        }
+        turned_stream_warning(&event, said)
+    });
+    if let Some(warning) = warning {
+        gst::element_warning!(imp.obj(), gst::StreamError::Format, ("{}", warning));
     }
-    turned_stream_warning(event, turned_said)
+    imp.parent_sink_event(event)
 }
 
 /// What to say of a stream tagged as stored turned (a phone's portrait video): the elements see

@@ -1,7 +1,10 @@
-//! Which containers faceveil writes videos in, known by a file's extension: the one table that
-//! picks a muxer and that names the videos of a folder run.
+//! Which containers faceveil writes videos in, and which formats photos, known by a file's
+//! extension: the one table that picks a muxer or an encoder and that names outputs (a folder
+//! run's files, an output left unnamed).
 
 use std::path::Path;
+
+use image::ImageFormat;
 
 /// The containers faceveil writes videos in.
 pub enum MuxerKind {
@@ -29,4 +32,13 @@ pub fn muxer_kind(path: &Path) -> Option<MuxerKind> {
 /// Whether faceveil writes a video under `path`'s own name.
 pub fn writes_container(path: &Path) -> bool {
     muxer_kind(path).is_some()
+}
+
+/// The format a photo written to `path` gets, by the path's extension: PNG or JPEG, whose
+/// metadata carry the restore data; `None` where faceveil writes no photo by that name.
+pub fn photo_format(path: &Path) -> Option<ImageFormat> {
+    match ImageFormat::from_path(path) {
+        Ok(format @ (ImageFormat::Png | ImageFormat::Jpeg)) => Some(format),
+        _ => None,
+    }
 }

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use faceveil::finder::FaceFinder;
 use faceveil::frame::rgb::RgbImage;
 use faceveil::frame::{FrameMut, PixelFormat};
@@ -14,7 +14,7 @@ use faceveil::stream::imagemeta;
 use image::{ImageDecoder, ImageEncoder, ImageFormat};
 use serde::{Deserialize, Serialize};
 
-use super::containers::{extension, writes_container};
+use super::containers::{extension, photo_format, writes_container};
 use super::input::{Picture, picture, same_file};
 use super::progress;
 
@@ -61,13 +61,12 @@ fn load(path: &Path) -> Result<Photo> {
 }
 
 fn output_format(path: &Path) -> Result<ImageFormat> {
-    match ImageFormat::from_path(path) {
-        Ok(f @ (ImageFormat::Png | ImageFormat::Jpeg)) => Ok(f),
-        _ => bail!(
+    photo_format(path).with_context(|| {
+        format!(
             "output {} must be a .png or .jpg file: the input is a photo, and their metadata carry its restore data",
             path.display()
-        ),
-    }
+        )
+    })
 }
 
 /// Encodes, embeds `text` if given, and writes through a temporary file so that a failure
@@ -253,7 +252,7 @@ fn each_video(videos: &[PathBuf], out: &Path, video: &dyn Fn(&Path, &Path) -> Re
 /// pixel and the name it had.
 fn output_name(path: &Path) -> OsString {
     let mut name = path.file_name().expect("listed files have names").to_owned();
-    if output_format(path).is_err() {
+    if photo_format(path).is_none() {
         name.push(".png");
     }
     name

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use image::ImageFormat;
 
-use super::containers::writes_container;
+use super::containers::{photo_format, writes_container};
 
 /// The picture formats read with the image crate, as photos or, animated, as videos.
 const PICTURE_FORMATS: &[ImageFormat] =
@@ -230,11 +230,8 @@ impl Input {
             Self::Directory(_) => None,
             Self::Stream(_) if !writes_container(path) => Some("mp4".to_string()),
             Self::Stream(_) => path.extension().map(|e| e.to_string_lossy().into_owned()),
-            // Photos are written as PNG or JPEG only (their metadata carry the restore data).
-            _ => Some(match ImageFormat::from_path(path) {
-                Ok(ImageFormat::Png | ImageFormat::Jpeg) => {
-                    path.extension().map_or("png".into(), |e| e.to_string_lossy().into_owned())
-                }
+            _ => Some(match (photo_format(path), path.extension()) {
+                (Some(_), Some(extension)) => extension.to_string_lossy().into_owned(),
                 _ => "png".to_string(),
             }),
         };

@@ -16,7 +16,7 @@ mod stop;
 mod video;
 mod virtualcam;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use faceveil::finder::FaceFinder;
@@ -42,12 +42,9 @@ pub fn run(cli: Cli) -> Result<()> {
 fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
     // Before any password prompt: a missing output is the user's first mistake to hear about.
-    if args.output.is_none() && args.serve_rtsp.is_none() && args.virtual_camera.is_none() {
-        let output = input.default_output("anonymized").context(
-            "an output is required for a live source (-o OUTPUT), or use --serve-rtsp PORT or --virtual-camera DEVICE",
-        )?;
-        eprintln!("faceveil: no -o given: writing {}", output.display());
-        args.output = Some(output);
+    if args.serve_rtsp.is_none() && args.virtual_camera.is_none() {
+        let otherwise = ", or use --serve-rtsp PORT or --virtual-camera DEVICE";
+        args.output = Some(output_or_beside(args.output.take(), &input, "anonymized", otherwise)?);
     }
     let config = faceveil::config::Config { keying: args.keying.into(), ..args.common.config(args.mode.into())? };
     let password = if config.mode == faceveil::faces::effects::Mode::Sdn { Some(password::obtain(&args.common)?) } else { None };
@@ -96,18 +93,22 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
     video::anonymize(&input, output, &settings, args.boxes_json.as_deref(), audio)
 }
 
+/// The output named on the command line, or else the one beside the input
+/// ([`Input::default_output`]), said so. A live source has none: `otherwise` ends that error.
+fn output_or_beside(given: Option<PathBuf>, input: &Input, what: &str, otherwise: &str) -> Result<PathBuf> {
+    if let Some(output) = given {
+        return Ok(output);
+    }
+    let output =
+        input.default_output(what).with_context(|| format!("an output is required for a live source (-o OUTPUT){otherwise}"))?;
+    eprintln!("faceveil: no -o given: writing {}", output.display());
+    Ok(output)
+}
+
 fn restore(args: RestoreArgs) -> Result<()> {
     let config = args.common.config(faceveil::faces::effects::Mode::Sdn)?;
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
-    let output = match &args.output {
-        Some(output) => output.clone(),
-        None => {
-            let output = input.default_output("restored").context("an output is required for a live source (-o OUTPUT)")?;
-            eprintln!("faceveil: no -o given: writing {}", output.display());
-            output
-        }
-    };
-    let output = &output;
+    let output = &output_or_beside(args.output.clone(), &input, "restored", "")?;
     // With identities, a password is used only when one is given outright (no prompt).
     let password =
         if args.identities.is_empty() { Some(password::obtain(&args.common)?) } else { password::given(&args.common)? };

@@ -323,16 +323,7 @@ impl BaseTransformImpl for FaceVeil {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        let warning = self
-            .state
-            .lock()
-            .unwrap()
-            .as_mut()
-            .and_then(|state| common::sink_event_seen(&event, &mut state.finder, &mut state.turned_said));
-        if let Some(warning) = warning {
-            gst::element_imp_warning!(self, gst::StreamError::Format, ("{}", warning));
-        }
-        self.parent_sink_event(event)
+        common::detecting_sink_event(self, &self.state, event, |state| (&mut state.finder, &mut state.turned_said))
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
