@@ -721,6 +721,56 @@ fn a_video_whose_sound_runs_on_after_its_last_picture_is_whole_not_truncated() {
 }
 
 #[test]
+fn full_range_and_grey_video_keep_their_levels() {
+    // Full-range H.264 in MP4 is what phones and ffmpeg (`yuvj420p`) write; grey video comes from
+    // FFV1, PNG and monochrome cameras. Until 2026-12-03 the first was read as limited range and
+    // written with its levels unchanged (shadows crushed, colours stronger), and the second's
+    // 0-255 came out as about 50-200: the whole picture was off, not just the faces. Flat
+    // patches from black to white, each level read back from the middle of its patch, where
+    // neither the codec nor the chroma's subsampling changes it. GStreamer's own conversions,
+    // three of them here, take up to 5 levels off (the range errors: 8 to 49).
+    let dir = tmpdir("levels");
+    let levels: [[u8; 3]; 6] = [[8, 8, 8], [40, 40, 40], [128, 128, 128], [215, 215, 215], [250, 250, 250], [200, 60, 30]];
+    let (side, w, h) = (64, 6 * 64, 64);
+    let patches = |grey: bool| {
+        let mut img = faceveil::frame::rgb::RgbImage::new(w, h);
+        for y in 0..h {
+            for (x, px) in img.row_mut(y).chunks_exact_mut(3).enumerate() {
+                let c = levels[x / side];
+                let l = (0.2126 * c[0] as f32 + 0.7152 * c[1] as f32 + 0.0722 * c[2] as f32).round() as u8;
+                px.copy_from_slice(&if grey { [l, l, l] } else { c });
+            }
+        }
+        vec![img; 8]
+    };
+    let cases = [
+        (
+            "full-range.mp4",
+            "videoconvert ! video/x-raw,format=I420,colorimetry=(string)1:3:5:1 ! x264enc pass=quant quantizer=0 ! mp4mux",
+            patches(false),
+        ),
+        (
+            "grey.mkv",
+            "videoconvert ! video/x-raw,format=GRAY8,colorimetry=(string)1:0:5:1 ! avenc_ffv1 ! matroskamux",
+            patches(true),
+        ),
+    ];
+    for (name, chain, frames) in cases {
+        let (input, out) = (dir.join(name), dir.join(format!("{name}.anonymized.mp4")));
+        media::encode_through(&frames, 30, &input, chain);
+        let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur"], &[]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let written = media::decode(&out).frames;
+        assert_eq!(written.len(), frames.len(), "{name}");
+        for (k, _) in levels.iter().enumerate() {
+            let (x0, x1) = (k * side + 16, k * side + side - 16);
+            let off = common::mean_abs_diff(&written[4], &frames[4], x0, 16, x1, h - 16);
+            assert!(off < 6.0, "{name}: patch {k} ({:?}) came back {off:.1} levels off", frames[4].pixel(x0, 16));
+        }
+    }
+}
+
+#[test]
 fn without_an_output_named_the_files_go_beside_the_input() {
     let dir = tmpdir("unnamed-output");
     let photo = dir.join("astronaut.jpg");

@@ -3,6 +3,7 @@
 mod animation;
 pub mod args;
 mod bench;
+mod colour;
 mod containers;
 mod images;
 pub mod input;

@@ -20,6 +20,7 @@ use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 use gstfaceveil::streamdata;
 
+use super::colour;
 use super::input::{Input, Reconnect, STALL, StreamSource};
 use super::video::{self, Settings};
 
@@ -197,10 +198,8 @@ impl Ingest {
         let dec = video::add_source(&pipeline, source)?;
         let sink = gst_app::AppSink::builder().sync(!live).max_buffers(2).drop(live).build();
         let convert = video::make("videoconvert")?;
-        let filter = gst::ElementFactory::make("capsfilter")
-            .property("caps", gst::Caps::builder("video/x-raw").field("format", "I420").build())
-            .build()?;
-        let mut chain = vec![convert.clone(), video::upright()?, filter];
+        let filter = gst::ElementFactory::make("capsfilter").property("caps", colour::processing_caps(None)).build()?;
+        let mut chain = vec![convert.clone(), video::upright()?, filter.clone()];
         chain.extend(settings.anonymizer(None)?);
         let veil = chain.last().expect("the anonymizer has elements").clone();
         chain.push(sink.clone().upcast());
@@ -208,9 +207,10 @@ impl Ingest {
         gst::Element::link_many(&chain)?;
         let target = convert.static_pad("sink").expect("videoconvert has a sink");
         dec.connect_pad_added(move |_, pad| {
-            let is_video =
-                pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
+            let caps = pad.current_caps();
+            let is_video = caps.as_ref().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
             if is_video && !target.is_linked() {
+                filter.set_property("caps", colour::processing_caps(caps.as_deref()));
                 let _ = pad.link(&target);
             }
         });

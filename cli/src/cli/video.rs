@@ -18,6 +18,7 @@ use gstfaceveil::streamdata;
 use zeroize::Zeroizing;
 
 use super::animation;
+use super::colour;
 use super::containers::{MuxerKind, muxer_kind};
 use super::images::write_atomically;
 use super::input::{self, Input, StreamSource};
@@ -81,6 +82,7 @@ pub fn add_source(pipeline: &gst::Pipeline, source: &StreamSource) -> Result<gst
             let abs = std::fs::canonicalize(path).with_context(|| format!("cannot open {}", path.display()))?;
             let uri = gst::glib::filename_to_uri(&abs, None).context("cannot make a URI of the input path")?;
             let dec = gst::ElementFactory::make("uridecodebin").property("uri", uri.as_str()).build()?;
+            colour::mend(&dec);
             pipeline.add(&dec)?;
             Ok(dec)
         }
@@ -97,6 +99,7 @@ pub fn add_source(pipeline: &gst::Pipeline, source: &StreamSource) -> Result<gst
                 });
             }
             skip_unrecovered_pictures(&dec);
+            colour::mend(&dec);
             pipeline.add(&dec)?;
             Ok(dec)
         }
@@ -104,6 +107,7 @@ pub fn add_source(pipeline: &gst::Pipeline, source: &StreamSource) -> Result<gst
             let src = gst::ElementFactory::make("v4l2src").property("device", device.as_str()).build()?;
             let dec = make("decodebin")?;
             skip_unrecovered_pictures(&dec);
+            colour::mend(&dec);
             pipeline.add_many([&src, &dec])?;
             src.link(&dec)?;
             Ok(dec)
@@ -676,8 +680,8 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
                 if s.name().starts_with("video/") && !*have_video.lock().unwrap() {
                     *have_video.lock().unwrap() = true;
                     let odd = s.get::<i32>("width").unwrap_or(0) % 2 == 1 || s.get::<i32>("height").unwrap_or(0) % 2 == 1;
-                    let caps = gst::Caps::builder("video/x-raw").field("format", "I420").build();
-                    let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build()?;
+                    let filter =
+                        gst::ElementFactory::make("capsfilter").property("caps", colour::processing_caps(Some(&caps))).build()?;
                     if !holds_size_changes {
                         guard_size_changes(&filter.static_pad("src").expect("capsfilter has src"), progress.clone());
                     }

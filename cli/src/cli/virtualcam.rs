@@ -13,6 +13,7 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, bail};
 use gst::prelude::*;
 
+use super::colour;
 use super::input::{Input, StreamSource};
 use super::video::{self, Settings};
 
@@ -83,6 +84,8 @@ fn build(source: &StreamSource, live: bool, settings: &Settings, sink: gst::Elem
     }
     chain.push(video::make("videoconvert")?);
     chain.push(video::upright()?);
+    let processing = gst::ElementFactory::make("capsfilter").property("caps", colour::processing_caps(None)).build()?;
+    chain.push(processing.clone());
     let anonymizer = settings.anonymizer(None)?;
     let veil = anonymizer.last().expect("the anonymizer has elements").clone();
     chain.extend(anonymizer);
@@ -99,8 +102,10 @@ fn build(source: &StreamSource, live: bool, settings: &Settings, sink: gst::Elem
     gst::Element::link_many(&chain)?;
     let target = chain[0].static_pad("sink").expect("the chain starts with a sink pad");
     dec.connect_pad_added(move |_, pad| {
-        let is_video = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
+        let caps = pad.current_caps();
+        let is_video = caps.as_ref().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
         if is_video && !target.is_linked() {
+            processing.set_property("caps", colour::processing_caps(caps.as_deref()));
             let _ = pad.link(&target);
         }
     });

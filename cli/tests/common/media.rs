@@ -76,9 +76,14 @@ pub fn launch(desc: &str) {
 /// Encodes `frames` (all of one size) as a new H.264 MP4 at `fps`, timed from 0: a video made
 /// again from pictures, as an editor exports it, with none of the stream data it came with.
 pub fn encode(frames: &[RgbImage], fps: i32, path: &Path) {
+    encode_through(frames, fps, path, "videoconvert ! x264enc ! mp4mux");
+}
+
+/// Encodes `frames` (RGB, all of one size) at `fps`, timed from 0, through `chain` (a gst-launch
+/// description from raw RGB to a muxer) into `path`.
+pub fn encode_through(frames: &[RgbImage], fps: i32, path: &Path, chain: &str) {
     gst::init().unwrap();
-    let desc =
-        format!("appsrc name=src format=time ! videoconvert ! x264enc ! mp4mux ! filesink location=\"{}\"", path.display());
+    let desc = format!("appsrc name=src format=time ! {chain} ! filesink location=\"{}\"", path.display());
     let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
     let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
     let (w, h) = (frames[0].width, frames[0].height);

@@ -22,6 +22,7 @@ use prometheus_client::metrics::counter::Counter;
 use super::config::CameraConfig;
 use super::metrics::CameraMetrics;
 use super::mounts::Outlet;
+use crate::cli::colour;
 use crate::cli::input::{Reconnect, STALL, StreamSource};
 use crate::cli::video::{self, add_source, make, upright};
 
@@ -298,10 +299,12 @@ fn build(
         )
         .build()?;
     let tee = make("tee")?;
+    let processing = gst::ElementFactory::make("capsfilter").property("caps", colour::processing_caps(None)).build()?;
     chain.extend([
         ingest.clone(),
         make("videoconvert")?,
         upright()?,
+        processing.clone(),
         detect.clone(),
         queue(2, false, &metrics.dropped)?,
         veil.clone(),
@@ -348,8 +351,10 @@ fn build(
 
     let target = chain[0].static_pad("sink").expect("the chain starts with a sink pad");
     dec.connect_pad_added(move |_, pad| {
-        let is_video = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
+        let caps = pad.current_caps();
+        let is_video = caps.as_ref().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
         if is_video && !target.is_linked() {
+            processing.set_property("caps", colour::processing_caps(caps.as_deref()));
             let _ = pad.link(&target);
         }
     });
