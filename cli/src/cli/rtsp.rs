@@ -206,14 +206,7 @@ impl Ingest {
         pipeline.add_many(&chain)?;
         gst::Element::link_many(&chain)?;
         let target = convert.static_pad("sink").expect("videoconvert has a sink");
-        dec.connect_pad_added(move |_, pad| {
-            let caps = pad.current_caps();
-            let is_video = caps.as_ref().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
-            if is_video && !target.is_linked() {
-                filter.set_property("caps", colour::processing_caps(caps.as_deref()));
-                let _ = pad.link(&target);
-            }
-        });
+        video::link_first_video(&dec, target, filter);
         let ingest = Self { pipeline, sink, sent_first: None };
         // Paused, a file prerolls its first frame; the elements have started either way.
         if let Err(e) = ingest.pipeline.set_state(gst::State::Paused) {

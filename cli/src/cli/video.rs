@@ -115,6 +115,19 @@ pub fn add_source(pipeline: &gst::Pipeline, source: &StreamSource) -> Result<gst
     }
 }
 
+/// Links the first video pad `decodebin` adds to `target`, with `processing` (a capsfilter
+/// before the elements) set to the raw format that stream is processed in.
+pub fn link_first_video(decodebin: &gst::Element, target: gst::Pad, processing: gst::Element) {
+    decodebin.connect_pad_added(move |_, pad| {
+        let caps = pad.current_caps();
+        let is_video = caps.as_ref().and_then(|c| c.structure(0)).is_some_and(|s| s.name().starts_with("video/"));
+        if is_video && !target.is_linked() {
+            processing.set_property("caps", colour::processing_caps(caps.as_deref()));
+            let _ = pad.link(&target);
+        }
+    });
+}
+
 /// A live stream joined midway starts on pictures whose references were never received; the
 /// decoder would hand them out gray until a keyframe or an intra refresh completes (2 s on the
 /// served stream). They are dropped instead, so the output starts at the first whole picture.

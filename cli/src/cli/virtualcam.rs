@@ -101,14 +101,7 @@ fn build(source: &StreamSource, live: bool, settings: &Settings, sink: gst::Elem
     pipeline.add_many(&chain)?;
     gst::Element::link_many(&chain)?;
     let target = chain[0].static_pad("sink").expect("the chain starts with a sink pad");
-    dec.connect_pad_added(move |_, pad| {
-        let caps = pad.current_caps();
-        let is_video = caps.as_ref().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
-        if is_video && !target.is_linked() {
-            processing.set_property("caps", colour::processing_caps(caps.as_deref()));
-            let _ = pad.link(&target);
-        }
-    });
+    video::link_first_video(&dec, target, processing);
     Ok((pipeline, veil))
 }
 

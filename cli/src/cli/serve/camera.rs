@@ -350,14 +350,7 @@ fn build(
     }
 
     let target = chain[0].static_pad("sink").expect("the chain starts with a sink pad");
-    dec.connect_pad_added(move |_, pad| {
-        let caps = pad.current_caps();
-        let is_video = caps.as_ref().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
-        if is_video && !target.is_linked() {
-            processing.set_property("caps", colour::processing_caps(caps.as_deref()));
-            let _ = pad.link(&target);
-        }
-    });
+    video::link_first_video(&dec, target, processing);
     watch_frames(metrics, last_frame, &ingest, &detect, &veil, &encoder);
     Ok(pipeline)
 }
