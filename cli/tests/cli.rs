@@ -771,6 +771,49 @@ fn full_range_and_grey_video_keep_their_levels() {
 }
 
 #[test]
+fn a_file_cut_between_two_headers_is_restored_from_its_first_picture() {
+    // A recording cut without re-encoding (`ffmpeg -ss T -c copy`, an editor's lossless trim)
+    // keeps every picture's SEI but starts between two headers (one every 30 pictures), and
+    // comes without the sidecar. Until 2026-12-03 the restore passed the pictures before the
+    // first header it met unrestored, the surrogates in place of the faces.
+    let dir = tmpdir("cut-between-headers");
+    let (key, anonymized, cut, back) = (dir.join("key.txt"), dir.join("anon.mp4"), dir.join("cut.mp4"), dir.join("back.mp4"));
+    std::fs::write(&key, "cut between headers\n").unwrap();
+    let clip = sample("two_faces_640x360.mp4");
+    // A keyframe every 10 pictures (the CLI's own files have one in 250), so that picture 10,
+    // 20 pictures before the next header, can start a cut.
+    media::launch(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! faceveil password-file={} ! videoconvert ! x264enc key-int-max=10 \
+         bframes=0 ! faceveilsei ! mp4mux ! filesink location={}",
+        clip.display(),
+        key.display(),
+        anonymized.display()
+    ));
+    media::cut_coded(&anonymized, &cut, 10);
+    let o = faceveil(&["restore", s(&cut), "-o", s(&back), "--password-file", s(&key)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (original, anon, restored) = (media::decode(&clip).frames, media::decode(&cut).frames, media::decode(&back).frames);
+    assert_eq!(restored.len(), anon.len());
+    // In each picture before the first header: the 16 px blocks the anonymization changed most
+    // come back close to the original.
+    for i in 0..20 {
+        let (o, a, r) = (&original[10 + i], &anon[i], &restored[i]);
+        let blocks: Vec<(usize, usize)> =
+            (0..o.height / 16).flat_map(|by| (0..o.width / 16).map(move |bx| (bx * 16, by * 16))).collect();
+        let diff =
+            |x: &faceveil::frame::rgb::RgbImage, (bx, by): (usize, usize)| common::mean_abs_diff(x, o, bx, by, bx + 16, by + 16);
+        let faces: Vec<(usize, usize)> = blocks.into_iter().filter(|&b| diff(a, b) > 20.0).collect();
+        assert!(!faces.is_empty(), "picture {i}: nothing anonymized");
+        let mean = |x| faces.iter().map(|&b| diff(x, b)).sum::<f64>() / faces.len() as f64;
+        let (anonymized, restored) = (mean(a), mean(r));
+        assert!(
+            restored < anonymized / 3.0,
+            "picture {i}: face blocks {restored:.1} levels off restored, {anonymized:.1} anonymized"
+        );
+    }
+}
+
+#[test]
 fn without_an_output_named_the_files_go_beside_the_input() {
     let dir = tmpdir("unnamed-output");
     let photo = dir.join("astronaut.jpg");

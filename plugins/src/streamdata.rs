@@ -140,7 +140,11 @@ pub fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u64> {
 
 /// The codec of the H.264 or H.265 stream on `pad` and how it frames its NAL units.
 pub(crate) fn nal_framing(pad: &gst::Pad) -> Option<(Codec, Framing)> {
-    let caps = pad.current_caps()?;
+    caps_framing(pad.current_caps()?.as_ref())
+}
+
+/// The codec and NAL framing of H.264 or H.265 caps; `None` for anything else.
+fn caps_framing(caps: &gst::CapsRef) -> Option<(Codec, Framing)> {
     let s = caps.structure(0)?;
     // avcC and hvcC: the low two bits of byte 4 (avcC) or 21 (hvcC) are the NAL length size - 1.
     let (codec, length_size_at) = match s.name().as_str() {
@@ -157,6 +161,41 @@ pub(crate) fn nal_framing(pad: &gst::Pad) -> Option<(Codec, Framing)> {
         .and_then(|b| b.map_readable().ok().and_then(|m| m.get(length_size_at).map(|v| (v & 3) as usize + 1)))
         .unwrap_or(4);
     Some((codec, Framing::Avc(size)))
+}
+
+/// The first stream header in the faceveil SEI of the video at `uri`, read from its first
+/// `frames` coded pictures without decoding them: a restore of a file cut or joined away from a
+/// header starts with it, rather than passing the pictures before the next one unrestored.
+/// `None` where none comes within them, or the file cannot be parsed.
+pub fn header_in_stream(uri: &str, frames: u32) -> Option<StreamHeader> {
+    let pipeline = gst::Pipeline::new();
+    let src = gst::Element::make_from_uri(gst::URIType::Src, uri, None).ok()?;
+    let parse = gst::ElementFactory::make("parsebin").build().ok()?;
+    let sink = gst_app::AppSink::builder().sync(false).max_buffers(4).build();
+    pipeline.add_many([&src, &parse, sink.upcast_ref()]).ok()?;
+    src.link(&parse).ok()?;
+    let target = sink.static_pad("sink")?;
+    parse.connect_pad_added(move |_, pad| {
+        let coded = pad.current_caps().is_some_and(|c| caps_framing(&c).is_some());
+        if coded && !target.is_linked() {
+            let _ = pad.link(&target);
+        }
+    });
+    pipeline.set_state(gst::State::Playing).ok()?;
+    let mut header = None;
+    for _ in 0..frames {
+        let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) else { break };
+        let (Some(buffer), Some((codec, framing))) = (sample.buffer(), sample.caps().and_then(caps_framing)) else { continue };
+        let Ok(data) = buffer.map_readable() else { continue };
+        header = sei::find_user_data(&data, framing, codec, &SEI_UUID)
+            .iter()
+            .find_map(|payload| SeiPayload::decode(payload).ok().and_then(|p| p.header));
+        if header.is_some() {
+            break;
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    header
 }
 
 /// Makes an H.264 or H.265 encoder write the faceveil SEI metas of its raw input (attached by

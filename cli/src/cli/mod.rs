@@ -167,7 +167,13 @@ fn restore_video(
     // Faces sealed to the password come back from their seals, like an identity's: the restored
     // file is written to keep them. Where the header only arrives in the stream (its SEI), the
     // password restore's quality is kept; a header that does not read is faceunveil's to report.
-    let known_header = match (&args.header, &sidecar) {
+    // A file without a sidecar starts from the first header its stream carries, so that a cut
+    // that begins between two headers is restored from its first picture.
+    let header = match (&args.header, &sidecar, input.local_path()) {
+        (None, None, Some(local)) if !input.is_live() => video::header_in_file(local).map(|h| h.encode()),
+        _ => args.header.clone(),
+    };
+    let known_header = match (&header, &sidecar) {
         (Some(text), _) => StreamHeader::decode(text).ok(),
         (None, Some(path)) => sidecar::read_header(path).ok(),
         (None, None) => None,
@@ -184,7 +190,7 @@ fn restore_video(
     let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
     let source = video::Source {
         sidecar: sidecar.as_deref(),
-        header: args.header.as_deref(),
+        header: header.as_deref(),
         lossless: args.lossless_input,
         live: input.is_live(),
     };

@@ -179,6 +179,17 @@ pub struct Source<'a> {
 /// said so at once instead of after every frame was decoded and encoded again.
 const HEADER_WAIT_FRAMES: u32 = 2 * faceveil::stream::HEADER_EVERY as u32;
 
+/// The first stream header a video file's own stream data carries within [`HEADER_WAIT_FRAMES`]
+/// coded pictures (read without decoding them), for a restore that has neither a sidecar nor a
+/// header to start from: a file cut or joined away from a header would otherwise pass the
+/// pictures before the next one unrestored (a cut of the sample at 2.5 s: 15).
+pub fn header_in_file(path: &Path) -> Option<faceveil::stream::header::StreamHeader> {
+    init().ok()?;
+    let abs = std::fs::canonicalize(path).ok()?;
+    let uri = gst::glib::filename_to_uri(&abs, None).ok()?;
+    streamdata::header_in_stream(&uri, HEADER_WAIT_FRAMES)
+}
+
 /// Sealed faces: who they are sealed to (faceveil) and who opens them (faceunveil).
 #[derive(Default)]
 pub struct Sealing {

@@ -119,3 +119,56 @@ pub fn encode_through(frames: &[RgbImage], fps: i32, path: &Path, chain: &str) {
         panic!("encoding {}: {}", path.display(), e.error());
     }
 }
+
+/// Copies the coded pictures of an H.264 MP4 without B-frames from picture `from` on (a keyframe)
+/// into a new MP4, without decoding them, as `ffmpeg -ss T -c copy` cuts: the SEI each picture
+/// carries goes along, and nothing else does.
+pub fn cut_coded(input: &Path, output: &Path, from: usize) {
+    gst::init().unwrap();
+    let reader = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! qtdemux ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! appsink name=sink sync=false",
+        input.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = reader.by_name("sink").unwrap().downcast::<AppSink>().unwrap();
+    reader.set_state(gst::State::Playing).unwrap();
+    let mut samples = Vec::new();
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(LAUNCH_LIMIT_S)) {
+        samples.push(sample);
+    }
+    reader.set_state(gst::State::Null).unwrap();
+    let first = samples[from].buffer().unwrap();
+    assert!(!first.flags().contains(gst::BufferFlags::DELTA_UNIT), "picture {from} is not a keyframe");
+    let start = first.pts().unwrap();
+    let writer = gst::parse::launch(&format!(
+        "appsrc name=src format=time ! h264parse ! mp4mux ! filesink location=\"{}\"",
+        output.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = writer.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
+    src.set_caps(Some(&samples[0].caps().unwrap().to_owned()));
+    writer.set_state(gst::State::Playing).unwrap();
+    for sample in &samples[from..] {
+        let mut buffer = sample.buffer().unwrap().copy();
+        {
+            let b = buffer.get_mut().unwrap();
+            b.set_pts(b.pts().map(|t| t - start));
+            b.set_dts(b.dts().map(|t| t.saturating_sub(start)));
+        }
+        src.push_buffer(buffer).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    let msg = writer
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(LAUNCH_LIMIT_S), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .expect("the cut was not written in time");
+    writer.set_state(gst::State::Null).unwrap();
+    if let gst::MessageView::Error(e) = msg.view() {
+        panic!("cutting {}: {}", input.display(), e.error());
+    }
+}
