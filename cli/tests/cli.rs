@@ -425,6 +425,49 @@ fn a_folder_of_photos_and_videos_is_anonymized_and_restored_file_by_file() {
 }
 
 #[test]
+fn a_folder_run_with_recursive_keeps_the_tree_of_subfolders() {
+    // A photo library is a tree (year, month, event). --recursive takes every subfolder and
+    // writes each file into the same subfolder of the output; an output inside the input, and a
+    // link back up, are not read.
+    let dir = tmpdir("recursive-folder");
+    let (src, back) = (dir.join("in"), dir.join("back"));
+    let anon = src.join("anonymized");
+    std::fs::create_dir_all(src.join("2026/june")).unwrap();
+    std::fs::copy(sample("astronaut.jpg"), src.join("a.jpg")).unwrap();
+    std::fs::copy(sample("astronaut.jpg"), src.join("2026/b.jpg")).unwrap();
+    std::fs::copy(sample("astronaut.jpg"), src.join("2026/june/c.jpg")).unwrap();
+    std::os::unix::fs::symlink(&src, src.join("2026/up")).unwrap();
+    let pw = [("FACEVEIL_PASSWORD", "a tree")];
+    let o = faceveil(&["anonymize", s(&src), "-o", s(&anon), "--recursive"], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("3 of 3 photos anonymized"), "{}", stderr(&o));
+    let tree = |root: &Path| {
+        let mut found = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().path()) {
+                if e.is_dir() { stack.push(e) } else { found.push(e.strip_prefix(root).unwrap().display().to_string()) }
+            }
+        }
+        found.sort();
+        found
+    };
+    assert_eq!(tree(&anon), ["2026/b.jpg", "2026/june/c.jpg", "a.jpg"]);
+    let o = faceveil(&["restore", s(&anon), "-o", s(&back), "-r"], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(tree(&back), ["2026/b.jpg", "2026/june/c.jpg", "a.jpg"]);
+    let face =
+        |path: &Path| common::mean_abs_diff(&common::load_rgb(&src.join("a.jpg")), &common::load_rgb(path), 190, 70, 260, 170);
+    let (changed, left) = (face(&anon.join("2026/june/c.jpg")), face(&back.join("2026/june/c.jpg")));
+    assert!(left < changed / 3.0, "the deepest photo's face: {changed:.1} anonymized, {left:.1} restored");
+    // Without --recursive the subfolders are named as left out; a single file takes no --recursive.
+    let o = faceveil(&["anonymize", s(&src), "-o", s(&dir.join("flat")), "--mode", "blur"], &[]);
+    assert!(o.status.success() && stderr(&o).contains("--recursive"), "{}", stderr(&o));
+    let o = faceveil(&["anonymize", s(&src.join("a.jpg")), "-o", s(&dir.join("one.jpg")), "-r", "--mode", "blur"], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("--recursive is for folders"), "{}", stderr(&o));
+}
+
+#[test]
 fn a_folder_of_photos_keeps_its_names_and_a_gray_photo_works() {
     let dir = tmpdir("folder");
     let (src, out) = (dir.join("in"), dir.join("out"));

@@ -114,6 +114,9 @@ pub struct AnonymizeArgs {
     /// changes); default: beside the input, NAME_anonymized.EXT (.mp4 for videos in other containers)
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// A folder's subfolders too, each written into the same subfolder of the output
+    #[arg(short, long)]
+    pub recursive: bool,
     #[arg(long, value_enum, default_value = "sdn")]
     pub mode: ModeArg,
     /// Write every frame's detected faces to this JSON file
@@ -188,6 +191,9 @@ pub struct RestoreArgs {
     /// without an _anonymized it ends in)
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// A folder's subfolders too, each written into the same subfolder of the output
+    #[arg(short, long)]
+    pub recursive: bool,
     /// Sidecar written at anonymization (default: INPUT.faceveil when it exists)
     #[arg(long, value_name = "FILE")]
     pub sidecar: Option<PathBuf>,

@@ -159,8 +159,10 @@ pub fn anonymize_file(
     Ok(())
 }
 
-/// The files of a folder run, each in name order.
-struct Folder {
+/// The files of a folder run, each in name order, and where they are written.
+pub struct Folder {
+    dir: PathBuf,
+    out: PathBuf,
     photos: Vec<PathBuf>,
     videos: Vec<PathBuf>,
 }
@@ -169,35 +171,74 @@ struct Folder {
 /// photo's); the sidecars faceveil writes beside videos are theirs, not files of their own.
 const VIDEO_EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "mkv", "webm", "avi", "ts", "m2ts", "mts", "mpg", "mpeg", "3gp", "flv"];
 
-/// The photos and videos of `dir`. Other files are named on standard error: they are not
-/// written to the output folder, and a user who expects every file there should know which are
-/// missing.
-fn folder(dir: &Path) -> Result<Folder> {
-    let (mut paths, mut folders): (Vec<PathBuf>, Vec<PathBuf>) = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() || p.is_dir())
-        .partition(|p| p.is_file());
-    paths.sort();
-    folders.sort();
-    skipped(&folders, "subfolder(s): a folder run takes the files of the folder it is given, not of its subfolders");
-    let (mut photos, mut videos, mut animated, mut heif, mut others) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for p in paths {
-        match picture(&p) {
-            Some(Picture::Still(_)) => photos.push(p),
-            Some(Picture::Animated(_)) => animated.push(p),
-            Some(Picture::Heif) => heif.push(p),
-            None if VIDEO_EXTENSIONS.contains(&extension(&p).as_str()) => videos.push(p),
-            None if extension(&p) == "faceveil" => {}
-            None => others.push(p),
+impl Folder {
+    /// The photos and videos of `dir` (and of its subfolders, `recursive`), to be written into
+    /// `out`. Other files are named on standard error: they are not written to the output
+    /// folder, and a user who expects every file there should know which are missing.
+    pub fn of(dir: &Path, out: &Path, recursive: bool) -> Result<Self> {
+        ensure!(
+            !same_file(dir, out),
+            "refusing to write into the input folder {}: the outputs would replace the files they come from",
+            dir.display()
+        );
+        let (mut paths, mut folders) = (Vec::new(), Vec::new());
+        list(dir, out, recursive, &mut paths, &mut folders)?;
+        skipped(
+            &folders,
+            "subfolder(s): a folder run takes the files of the folder it is given (--recursive: and of its subfolders)",
+        );
+        let (mut photos, mut videos, mut animated, mut heif, mut others) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for p in paths {
+            match picture(&p) {
+                Some(Picture::Still(_)) => photos.push(p),
+                Some(Picture::Animated(_)) => animated.push(p),
+                Some(Picture::Heif) => heif.push(p),
+                None if VIDEO_EXTENSIONS.contains(&extension(&p).as_str()) => videos.push(p),
+                None if extension(&p) == "faceveil" => {}
+                None => others.push(p),
+            }
+        }
+        skipped(&others, "file(s) not a photo (PNG, JPEG, WebP, TIFF, BMP or GIF) or a video");
+        skipped(&animated, "file(s) animated, a video: anonymize it on its own to a video file (-o NAME.mp4)");
+        skipped(&heif, "file(s) HEIF (HEIC or AVIF), which faceveil cannot read: convert them to JPEG or PNG first");
+        ensure!(!photos.is_empty() || !videos.is_empty(), "no photos or videos in {}", dir.display());
+        Ok(Self { dir: dir.to_path_buf(), out: out.to_path_buf(), photos, videos })
+    }
+
+    /// Where `file` (one of the folder's) is written under `name`: the subfolder of the output
+    /// that matches its own, made if need be.
+    fn target(&self, file: &Path, name: OsString) -> Result<PathBuf> {
+        let within = file.parent().and_then(|p| p.strip_prefix(&self.dir).ok()).unwrap_or(Path::new(""));
+        let folder = self.out.join(within);
+        std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
+        Ok(folder.join(name))
+    }
+}
+
+/// The files of `dir` into `files` and, unless `recursive` takes them in too, its subfolders
+/// into `folders`, each in name order. The output folder, where it lies inside, is not read,
+/// nor are links to folders, which could lead back up.
+fn list(dir: &Path, out: &Path, recursive: bool, files: &mut Vec<PathBuf>, folders: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<std::fs::DirEntry> =
+        std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.path());
+    for entry in entries {
+        let (path, kind) = (entry.path(), entry.file_type());
+        if kind.as_ref().is_ok_and(|k| k.is_dir()) {
+            if same_file(&path, out) {
+                continue;
+            }
+            if recursive {
+                list(&path, out, recursive, files, folders)?;
+            } else {
+                folders.push(path);
+            }
+        } else if path.is_file() {
+            files.push(path);
         }
     }
-    skipped(&others, "file(s) not a photo (PNG, JPEG, WebP, TIFF, BMP or GIF) or a video");
-    skipped(&animated, "file(s) animated, a video: anonymize it on its own to a video file (-o NAME.mp4)");
-    skipped(&heif, "file(s) HEIF (HEIC or AVIF), which faceveil cannot read: convert them to JPEG or PNG first");
-    ensure!(!photos.is_empty() || !videos.is_empty(), "no photos or videos in {}", dir.display());
-    Ok(Folder { photos, videos })
+    Ok(())
 }
 
 /// Names on standard error what a folder run leaves out; `what` follows their count: what they
@@ -213,17 +254,6 @@ fn skipped(paths: &[PathBuf], what: &str) {
     eprintln!("faceveil: skipped {} {what}: {}{more}", paths.len(), names.join(", "));
 }
 
-/// A folder run writes its files under their own names: into the folder it reads, it would
-/// replace each original with its anonymized (or restored) copy.
-fn refuse_input_folder(dir: &Path, out: &Path) -> Result<()> {
-    ensure!(
-        !same_file(dir, out),
-        "refusing to write into the input folder {}: the outputs would replace the files they come from",
-        dir.display()
-    );
-    Ok(())
-}
-
 /// The name a video of a folder run is written under: its own where faceveil writes that
 /// container (MP4, Matroska, MPEG-TS), else with `.mp4` added (`a.webm` -> `a.webm.mp4`).
 fn video_output_name(path: &Path) -> OsString {
@@ -234,12 +264,12 @@ fn video_output_name(path: &Path) -> OsString {
     name
 }
 
-/// Runs `video` on each video of a folder run, writing into `out` ([`video_output_name`]);
+/// Runs `video` on each video of a folder run, writing into the output ([`video_output_name`]);
 /// failures are reported and counted, and the rest still run.
-fn each_video(videos: &[PathBuf], out: &Path, video: &dyn Fn(&Path, &Path) -> Result<()>) -> usize {
+fn each_video(folder: &Folder, video: &dyn Fn(&Path, &Path) -> Result<()>) -> usize {
     let mut failed = 0;
-    for v in videos.iter().take_while(|_| !super::stop::requested()) {
-        if let Err(e) = video(v, &out.join(video_output_name(v))) {
+    for v in folder.videos.iter().take_while(|_| !super::stop::requested()) {
+        if let Err(e) = folder.target(v, video_output_name(v)).and_then(|target| video(v, &target)) {
             failed += 1;
             eprintln!("{}: {e:#}", v.display());
         }
@@ -263,21 +293,18 @@ fn output_name(path: &Path) -> OsString {
 /// and the rest still run; the exit status is an error if any failed. `boxes` lists the photos'
 /// faces only.
 pub fn anonymize_dir(
-    dir: &Path,
-    out: &Path,
+    folder: &Folder,
     finder: &mut FaceFinder,
     anonymizer: &mut Anonymizer,
     boxes: Option<&Path>,
     video: &dyn Fn(&Path, &Path) -> Result<()>,
 ) -> Result<()> {
-    let Folder { photos: files, videos } = folder(dir)?;
-    refuse_input_folder(dir, out)?;
+    let (files, out) = (&folder.photos, &folder.out);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let bar = progress::bar(files.len() as u64, "images");
     let (mut all, mut failed) = (Vec::new(), 0);
     for f in files.iter().take_while(|_| !super::stop::requested()) {
-        let target = out.join(output_name(f));
-        match anonymize_one(f, &target, finder, anonymizer) {
+        match folder.target(f, output_name(f)).and_then(|target| anonymize_one(f, &target, finder, anonymizer)) {
             Ok(faces) => all.push(FileBoxes { file: f.display().to_string(), faces }),
             Err(e) => {
                 failed += 1;
@@ -293,11 +320,11 @@ pub fn anonymize_dir(
     if let Some(b) = boxes {
         write_atomically(b, serde_json::to_string_pretty(&all)?.as_bytes())?;
     }
-    if boxes.is_some() && !videos.is_empty() {
+    if boxes.is_some() && !folder.videos.is_empty() {
         eprintln!("faceveil: note: --boxes-json lists the faces of the folder's photos, not of its videos");
     }
-    failed += each_video(&videos, out, video);
-    stopped_or_failed(failed, files.len() + videos.len())
+    failed += each_video(folder, video);
+    stopped_or_failed(failed, files.len() + folder.videos.len())
 }
 
 /// The end of a folder run: an error where Ctrl-C stopped it or any file failed.
@@ -333,17 +360,15 @@ pub fn restore_file(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader)
 /// Every photo of `dir` restored into `out` under its own name, then every video through
 /// `video` (each with the sidecar beside it, where there is one).
 pub fn restore_dir(
-    dir: &Path,
-    out: &Path,
+    folder: &Folder,
     restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>,
     video: &dyn Fn(&Path, &Path) -> Result<()>,
 ) -> Result<()> {
-    let Folder { photos: files, videos } = folder(dir)?;
-    refuse_input_folder(dir, out)?;
+    let (files, out) = (&folder.photos, &folder.out);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let (mut restored, mut failed) = (0, 0);
     for f in files.iter().take_while(|_| !super::stop::requested()) {
-        match restore_one(f, &out.join(output_name(f)), restorer) {
+        match folder.target(f, output_name(f)).and_then(|target| restore_one(f, &target, restorer)) {
             Ok(_) => restored += 1,
             Err(e) => {
                 failed += 1;
@@ -354,6 +379,6 @@ pub fn restore_dir(
     if !files.is_empty() {
         eprintln!("{restored} of {} photos restored -> {}", files.len(), out.display());
     }
-    failed += each_video(&videos, out, video);
-    stopped_or_failed(failed, files.len() + videos.len())
+    failed += each_video(folder, video);
+    stopped_or_failed(failed, files.len() + folder.videos.len())
 }

@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
+    ensure!(!args.recursive || matches!(input, Input::Directory(_)), "--recursive is for folders");
     // Before any password prompt: a missing output is the user's first mistake to hear about.
     if args.serve_rtsp.is_none() && args.virtual_camera.is_none() {
         let otherwise = ", or use --serve-rtsp PORT or --virtual-camera DEVICE";
@@ -81,7 +82,8 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
         // A folder's videos each get their own stream: their own salt, header and sidecar.
         let settings = video::Settings { config: config.clone(), attributes: args.common.attributes.clone(), password, sealing };
         let video = |path: &Path, out: &Path| video::anonymize(&Input::video_file(path), out, &settings, None, audio);
-        return images::anonymize_dir(dir, output, &mut finder, &mut anonymizer, boxes, &video);
+        let folder = images::Folder::of(dir, output, args.recursive)?;
+        return images::anonymize_dir(&folder, &mut finder, &mut anonymizer, boxes, &video);
     };
     let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
     if let Some(port) = args.serve_rtsp {
@@ -109,6 +111,7 @@ fn output_or_beside(given: Option<PathBuf>, input: &Input, what: &str, otherwise
 fn restore(args: RestoreArgs) -> Result<()> {
     let config = args.common.config(faceveil::faces::effects::Mode::Sdn)?;
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
+    ensure!(!args.recursive || matches!(input, Input::Directory(_)), "--recursive is for folders");
     let output = &output_or_beside(args.output.clone(), &input, "restored", "")?;
     // With identities, a password is used only when one is given outright (no prompt).
     let password =
@@ -135,7 +138,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
         };
         let video =
             |path: &Path, out: &Path| restore_video(&Input::video_file(path), out, &args, config.clone(), password.clone());
-        return images::restore_dir(dir, output, &restorer, &video);
+        return images::restore_dir(&images::Folder::of(dir, output, args.recursive)?, &restorer, &video);
     };
     restore_video(&input, output, &args, config, password)
 }
