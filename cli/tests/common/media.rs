@@ -14,12 +14,10 @@ pub struct Decoded {
 
 /// Every video frame of a file as RGB, with its timestamps.
 pub fn decode(path: &Path) -> Decoded {
-    gst::init().unwrap();
-    let desc = format!(
+    let pipeline = pipeline(&format!(
         "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
         path.display()
-    );
-    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    ));
     let sink = pipeline.by_name("sink").unwrap().downcast::<AppSink>().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut out = Decoded { frames: Vec::new(), pts: Vec::new() };
@@ -57,20 +55,32 @@ pub fn stream_kinds(path: &Path) -> Vec<String> {
 /// The longest a test pipeline may run (the longest, a 10 s clip through x264, takes a few).
 const LAUNCH_LIMIT_S: u64 = 300;
 
-/// Runs a gst-launch description to completion.
-pub fn launch(desc: &str) {
+/// A pipeline from a gst-launch description.
+fn pipeline(desc: &str) -> gst::Pipeline {
     gst::init().unwrap();
-    let pipeline = gst::parse::launch(desc).unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let bus = pipeline.bus().unwrap();
-    // Bounded: a pipeline that hangs fails the test instead of holding the suite.
-    let msg = bus
+    gst::parse::launch(desc).unwrap().downcast::<gst::Pipeline>().unwrap()
+}
+
+/// Waits for a playing pipeline's end and stops it; panics, naming `what`, on an error or where
+/// none comes within [`LAUNCH_LIMIT_S`]: a pipeline that hangs fails the test instead of holding
+/// the suite.
+fn finish(pipeline: &gst::Pipeline, what: &str) {
+    let msg = pipeline
+        .bus()
+        .unwrap()
         .timed_pop_filtered(gst::ClockTime::from_seconds(LAUNCH_LIMIT_S), &[gst::MessageType::Eos, gst::MessageType::Error])
-        .unwrap_or_else(|| panic!("{desc}: no end within {LAUNCH_LIMIT_S} s"));
+        .unwrap_or_else(|| panic!("{what}: no end within {LAUNCH_LIMIT_S} s"));
     pipeline.set_state(gst::State::Null).unwrap();
     if let gst::MessageView::Error(e) = msg.view() {
-        panic!("{desc}: {}", e.error());
+        panic!("{what}: {}", e.error());
     }
+}
+
+/// Runs a gst-launch description to completion.
+pub fn launch(desc: &str) {
+    let pipeline = pipeline(desc);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    finish(&pipeline, desc);
 }
 
 /// Encodes `frames` (all of one size) as a new H.264 MP4 at `fps`, timed from 0: a video made
@@ -82,9 +92,7 @@ pub fn encode(frames: &[RgbImage], fps: i32, path: &Path) {
 /// Encodes `frames` (RGB, all of one size) at `fps`, timed from 0, through `chain` (a gst-launch
 /// description from raw RGB to a muxer) into `path`.
 pub fn encode_through(frames: &[RgbImage], fps: i32, path: &Path, chain: &str) {
-    gst::init().unwrap();
-    let desc = format!("appsrc name=src format=time ! {chain} ! filesink location=\"{}\"", path.display());
-    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let pipeline = pipeline(&format!("appsrc name=src format=time ! {chain} ! filesink location=\"{}\"", path.display()));
     let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
     let (w, h) = (frames[0].width, frames[0].height);
     let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w as u32, h as u32)
@@ -110,28 +118,17 @@ pub fn encode_through(frames: &[RgbImage], fps: i32, path: &Path, chain: &str) {
         src.push_buffer(buf).unwrap();
     }
     src.end_of_stream().unwrap();
-    let bus = pipeline.bus().unwrap();
-    let msg = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(LAUNCH_LIMIT_S), &[gst::MessageType::Eos, gst::MessageType::Error])
-        .expect("the encoder ends");
-    pipeline.set_state(gst::State::Null).unwrap();
-    if let gst::MessageView::Error(e) = msg.view() {
-        panic!("encoding {}: {}", path.display(), e.error());
-    }
+    finish(&pipeline, &format!("encoding {}", path.display()));
 }
 
 /// Copies the coded pictures of an H.264 MP4 without B-frames from picture `from` on (a keyframe)
 /// into a new MP4, without decoding them, as `ffmpeg -ss T -c copy` cuts: the SEI each picture
 /// carries goes along, and nothing else does.
 pub fn cut_coded(input: &Path, output: &Path, from: usize) {
-    gst::init().unwrap();
-    let reader = gst::parse::launch(&format!(
+    let reader = pipeline(&format!(
         "filesrc location=\"{}\" ! qtdemux ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! appsink name=sink sync=false",
         input.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    ));
     let sink = reader.by_name("sink").unwrap().downcast::<AppSink>().unwrap();
     reader.set_state(gst::State::Playing).unwrap();
     let mut samples = Vec::new();
@@ -142,13 +139,8 @@ pub fn cut_coded(input: &Path, output: &Path, from: usize) {
     let first = samples[from].buffer().unwrap();
     assert!(!first.flags().contains(gst::BufferFlags::DELTA_UNIT), "picture {from} is not a keyframe");
     let start = first.pts().unwrap();
-    let writer = gst::parse::launch(&format!(
-        "appsrc name=src format=time ! h264parse ! mp4mux ! filesink location=\"{}\"",
-        output.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    let writer =
+        pipeline(&format!("appsrc name=src format=time ! h264parse ! mp4mux ! filesink location=\"{}\"", output.display()));
     let src = writer.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
     src.set_caps(Some(&samples[0].caps().unwrap().to_owned()));
     writer.set_state(gst::State::Playing).unwrap();
@@ -162,13 +154,5 @@ pub fn cut_coded(input: &Path, output: &Path, from: usize) {
         src.push_buffer(buffer).unwrap();
     }
     src.end_of_stream().unwrap();
-    let msg = writer
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(gst::ClockTime::from_seconds(LAUNCH_LIMIT_S), &[gst::MessageType::Eos, gst::MessageType::Error])
-        .expect("the cut was not written in time");
-    writer.set_state(gst::State::Null).unwrap();
-    if let gst::MessageView::Error(e) = msg.view() {
-        panic!("cutting {}: {}", input.display(), e.error());
-    }
+    finish(&writer, &format!("cutting {}", input.display()));
 }
