@@ -288,8 +288,8 @@ fn output_name(path: &Path) -> OsString {
     name
 }
 
-/// Every photo of `dir` into `out`, under its own name ([`output_name`]), then every video
-/// through `video` (the video front end, with the same settings). A file that fails is reported
+/// Every photo of `folder` into its output, under its own name ([`output_name`]) in the matching
+/// subfolder, then every video through `video` (the video front end, with the same settings). A file that fails is reported
 /// and the rest still run; the exit status is an error if any failed. `boxes` lists the photos'
 /// faces only.
 pub fn anonymize_dir(
@@ -357,8 +357,9 @@ pub fn restore_file(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader)
     Ok(())
 }
 
-/// Every photo of `dir` restored into `out` under its own name, then every video through
-/// `video` (each with the sidecar beside it, where there is one).
+/// Every photo of `folder` restored into its output under its own name in the matching
+/// subfolder, then every video through `video` (each with the sidecar beside it, where there is
+/// one).
 pub fn restore_dir(
     folder: &Folder,
     restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>,
