@@ -3,6 +3,7 @@
 //! metas and tags, and carrying those metas through an encoder and back out of a decoder.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -181,22 +182,33 @@ pub fn header_in_stream(uri: &str, frames: u32) -> Option<StreamHeader> {
             let _ = pad.link(&target);
         }
     });
+    // A file with no H.264 or H.265 stream (another tool's VP9) links nothing: its pads are all
+    // known once parsebin has no more, and the streams left unlinked then end it with an error.
+    let settled = Arc::new(AtomicBool::new(false));
+    let said = settled.clone();
+    parse.connect_no_more_pads(move |_| said.store(true, Ordering::Relaxed));
     pipeline.set_state(gst::State::Playing).ok()?;
-    let mut header = None;
-    for _ in 0..frames {
-        let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) else { break };
+    let (bus, deadline) = (pipeline.bus()?, std::time::Instant::now() + HEADER_SCAN_LIMIT);
+    let (mut header, mut seen) = (None, 0);
+    while header.is_none() && seen < frames && std::time::Instant::now() < deadline {
+        let unlinked = settled.load(Ordering::Relaxed) && !sink.static_pad("sink").is_some_and(|p| p.is_linked());
+        if unlinked || sink.is_eos() || bus.pop_filtered(&[gst::MessageType::Error]).is_some() {
+            break;
+        }
+        let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(50)) else { continue };
+        seen += 1;
         let (Some(buffer), Some((codec, framing))) = (sample.buffer(), sample.caps().and_then(caps_framing)) else { continue };
         let Ok(data) = buffer.map_readable() else { continue };
         header = sei::find_user_data(&data, framing, codec, &SEI_UUID)
             .iter()
             .find_map(|payload| SeiPayload::decode(payload).ok().and_then(|p| p.header));
-        if header.is_some() {
-            break;
-        }
     }
     let _ = pipeline.set_state(gst::State::Null);
     header
 }
+
+/// The longest [`header_in_stream`] reads a file for (a slow disk, a network share).
+const HEADER_SCAN_LIMIT: Duration = Duration::from_secs(10);
 
 /// Makes an H.264 or H.265 encoder write the faceveil SEI metas of its raw input (attached by
 /// `faceveil`) into the matching access units of its output, as user-data-unregistered SEI NAL
