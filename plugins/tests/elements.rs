@@ -134,6 +134,44 @@ fn a_stream_tagged_as_stored_turned_is_warned_of_with_what_to_put_before() {
     }
 }
 
+/// The warnings `element` posted on taking one mid-grey I420 frame with the colorimetry `colorimetry`.
+fn warnings_for_colorimetry(element: &str, colorimetry: &str) -> Vec<String> {
+    init();
+    let (w, h) = (320u32, 240u32);
+    let mut harness = Harness::new_parse(element);
+    let mut info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, w, h).fps(gst::Fraction::new(25, 1));
+    let colorimetry: gst_video::VideoColorimetry = colorimetry.parse().unwrap();
+    info = info.colorimetry(&colorimetry);
+    let info = info.build().unwrap();
+    let bus = gst::Bus::new();
+    harness.element().expect("the harness holds the element").set_bus(Some(&bus));
+    harness.play();
+    harness.set_src_caps(info.to_caps().unwrap());
+    let mut buffer = gst::Buffer::from_mut_slice(vec![128u8; info.size()]);
+    buffer.get_mut().unwrap().set_pts(gst::ClockTime::ZERO);
+    harness.push_and_pull(buffer).unwrap();
+    std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning]))
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn full_range_yuv_is_warned_of_with_what_to_put_before() {
+    // The elements read YUV as limited range; an MJPEG webcam through jpegdec, or phone video
+    // (`yuvj420p`), gives full range, whose extreme levels they would clip without a word.
+    for element in ["faceveildetect", "faceveil mode=blur"] {
+        let warnings = warnings_for_colorimetry(element, "1:3:5:1");
+        assert!(
+            matches!(&warnings[..], [w] if w.contains("full range") && w.contains("videoconvert ! video/x-raw,format=RGB")),
+            "{element}: {warnings:?}"
+        );
+        assert!(warnings_for_colorimetry(element, "bt709").is_empty(), "{element}: limited range is not warned of");
+    }
+}
+
 /// The information messages `element` posted over `frames` grey frames of `w` x `h`.
 fn infos_at(element: &str, w: u32, h: u32, frames: u64) -> Vec<String> {
     let mut harness = harness(element, w, h);
