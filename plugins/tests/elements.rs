@@ -100,6 +100,16 @@ fn faceveildetect_attaches_a_face_roi_with_its_track() {
     assert_eq!(unpack(&out, w, h), data, "detection leaves pixels alone");
 }
 
+/// The messages of the warnings posted on `bus` so far.
+fn warnings(bus: &gst::Bus) -> Vec<String> {
+    std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning]))
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The warnings `element` posted (their messages), after a tag saying the stream is stored as
 /// `orientation`, sent twice as a stream's tags come again with each update.
 fn warnings_after_orientation(element: &str, orientation: &str) -> Vec<String> {
@@ -114,12 +124,7 @@ fn warnings_after_orientation(element: &str, orientation: &str) -> Vec<String> {
     harness.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap();
     assert!(harness.push_event(gst::event::Tag::new(tags)));
     harness.push_and_pull(rgb_buffer(&data, w, h, 1)).unwrap();
-    std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning]))
-        .filter_map(|m| match m.view() {
-            gst::MessageView::Warning(w) => Some(w.error().to_string()),
-            _ => None,
-        })
-        .collect()
+    warnings(&bus)
 }
 
 #[test]
@@ -139,10 +144,12 @@ fn warnings_for_colorimetry(element: &str, colorimetry: &str) -> Vec<String> {
     init();
     let (w, h) = (320u32, 240u32);
     let mut harness = Harness::new_parse(element);
-    let mut info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, w, h).fps(gst::Fraction::new(25, 1));
     let colorimetry: gst_video::VideoColorimetry = colorimetry.parse().unwrap();
-    info = info.colorimetry(&colorimetry);
-    let info = info.build().unwrap();
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, w, h)
+        .fps(gst::Fraction::new(25, 1))
+        .colorimetry(&colorimetry)
+        .build()
+        .unwrap();
     let bus = gst::Bus::new();
     harness.element().expect("the harness holds the element").set_bus(Some(&bus));
     harness.play();
@@ -150,12 +157,7 @@ fn warnings_for_colorimetry(element: &str, colorimetry: &str) -> Vec<String> {
     let mut buffer = gst::Buffer::from_mut_slice(vec![128u8; info.size()]);
     buffer.get_mut().unwrap().set_pts(gst::ClockTime::ZERO);
     harness.push_and_pull(buffer).unwrap();
-    std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning]))
-        .filter_map(|m| match m.view() {
-            gst::MessageView::Warning(w) => Some(w.error().to_string()),
-            _ => None,
-        })
-        .collect()
+    warnings(&bus)
 }
 
 #[test]
