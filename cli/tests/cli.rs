@@ -814,6 +814,39 @@ fn full_range_and_grey_video_keep_their_levels() {
 }
 
 #[test]
+fn a_full_range_video_sealed_to_its_password_comes_back() {
+    // Sealed faces are a frame's native planes, opened only in the format and at the place they
+    // were sealed at. A full-range source is anonymized as RGB where nothing is sealed; sealed,
+    // it must stay in its YUV planes, or its faces would not open from the YUV file written.
+    let dir = tmpdir("sealed-full-range");
+    let (input, anon, back) = (dir.join("in.mp4"), dir.join("anon.mp4"), dir.join("back.mp4"));
+    let frames = media::decode(&sample("two_faces_640x360.mp4")).frames[..10].to_vec();
+    media::encode_through(
+        &frames,
+        30,
+        &input,
+        "videoconvert ! video/x-raw,format=I420,colorimetry=(string)1:3:5:1 ! x264enc pass=quant quantizer=0 ! mp4mux",
+    );
+    let pw = [("FACEVEIL_PASSWORD", "sealed full range")];
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&anon), "--seal-password"], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = faceveil(&["restore", s(&anon), "-o", s(&back)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (anonymized, restored) = (media::decode(&anon).frames, media::decode(&back).frames);
+    assert_eq!(restored.len(), frames.len());
+    let (o, a, r) = (&frames[5], &anonymized[5], &restored[5]);
+    let blocks: Vec<(usize, usize)> =
+        (0..o.height / 16).flat_map(|by| (0..o.width / 16).map(move |bx| (bx * 16, by * 16))).collect();
+    let diff =
+        |x: &faceveil::frame::rgb::RgbImage, (bx, by): (usize, usize)| common::mean_abs_diff(x, o, bx, by, bx + 16, by + 16);
+    let faces: Vec<(usize, usize)> = blocks.into_iter().filter(|&b| diff(a, b) > 20.0).collect();
+    assert!(!faces.is_empty(), "nothing anonymized");
+    let mean = |x| faces.iter().map(|&b| diff(x, b)).sum::<f64>() / faces.len() as f64;
+    let (anonymized, restored) = (mean(a), mean(r));
+    assert!(restored < anonymized / 3.0, "face blocks {restored:.1} levels off restored, {anonymized:.1} anonymized");
+}
+
+#[test]
 fn a_file_cut_between_two_headers_is_restored_from_its_first_picture() {
     // A recording cut without re-encoding (`ffmpeg -ss T -c copy`, an editor's lossless trim)
     // keeps every picture's SEI but starts between two headers (one every 30 pictures), and

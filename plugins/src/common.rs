@@ -499,8 +499,9 @@ pub fn full_range_warning(info: &gst_video::VideoInfo) -> Option<String> {
     let format = info.format_info();
     ((format.is_yuv() || format.is_gray()) && info.colorimetry().range() == gst_video::VideoColorRange::Range0_255).then(|| {
         format!(
-            "the stream is {} in full range (0-255), which this element reads as limited range (16-235): faces' darkest and brightest levels clip; put `videoconvert ! video/x-raw,format=RGB` before it",
-            info.format().to_str()
+            "the stream is {} {}, which this element reads as limited range (16-235): faces' darkest and brightest levels clip; put `videoconvert ! video/x-raw,format=RGB` before it",
+            info.format().to_str(),
+            crate::streamdata::FULL_RANGE_WARNING_MARK
         )
     })
 }

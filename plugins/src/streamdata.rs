@@ -32,6 +32,11 @@ pub fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
     })
 }
 
+/// Part of the words of the elements' warning of full-range YUV input (which they read as
+/// limited range), by which an application that gives them such frames on purpose (faces sealed
+/// in YUV open only in YUV) can tell that warning apart.
+pub const FULL_RANGE_WARNING_MARK: &str = "in full range (0-255)";
+
 /// Views a mapped GStreamer frame as a faceveil frame.
 pub fn frame_view<'a>(frame: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRef>) -> Result<FrameMut<'a>, String> {
     let info = frame.info().clone();

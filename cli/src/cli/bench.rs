@@ -12,6 +12,7 @@ use faceveil::pipeline::WarmModels;
 use faceveil::timing::StageTimes;
 use gst::prelude::*;
 
+use super::colour::FullRange;
 use super::input::Input;
 use super::video::{self, DEFAULT_CRF, Quality, Sei, Settings, Stage};
 
@@ -106,9 +107,15 @@ fn run(input: &Input, settings: Option<&Settings>) -> Result<RunResult> {
                     samples.lock().unwrap().push((lat.frames, mb));
                 }
             });
-            Stage { elements, sei: Sei::Write, quality: Quality::Crf(DEFAULT_CRF), audio: true }
+            Stage { elements, sei: Sei::Write, quality: Quality::Crf(DEFAULT_CRF), audio: true, full_range: FullRange::AsRgb }
         }
-        None => Stage { elements: Vec::new(), sei: Sei::Neither, quality: Quality::Crf(DEFAULT_CRF), audio: true },
+        None => Stage {
+            elements: Vec::new(),
+            sei: Sei::Neither,
+            quality: Quality::Crf(DEFAULT_CRF),
+            audio: true,
+            full_range: FullRange::AsRgb,
+        },
     };
     let t = video::transcode(input, &out, stage);
     let wall = started.elapsed();

@@ -89,26 +89,36 @@ fn rewrite_caps(probe: &mut gst::PadProbeInfo, edit: impl FnOnce(&mut gst::Struc
     }
 }
 
+/// How a full-range YUV (or grey) stream reaches the elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FullRange {
+    /// As RGB, which the elements read level for level: anonymizing without seals.
+    AsRgb,
+    /// In its own planes, read as limited range (a face's darkest and brightest levels clip in
+    /// the effect; what it leaves alone keeps its levels and its full-range tag). Sealed faces
+    /// are a frame's native planes and open only in the format and at the place they were sealed
+    /// at, so a sealing anonymization stays in YUV, and so does every restore: an anonymized file
+    /// is written in YUV either way.
+    AsYuv,
+}
+
 /// The raw format a decoded stream is processed in: I420, where the encoder and the elements
-/// work fastest, unless its levels are full range, which reach the elements as RGB. The elements
-/// read YUV as limited range, and videoconvert (1.22) does not convert between the two ranges of
-/// one YUV matrix (it copies the levels and changes the tag); through RGB it does. That costs
-/// time: the sample clip made full range took 5.15 s against 4.82 s limited (`faceveil anonymize`,
+/// work fastest, unless its levels are full range and `full_range` says RGB. The elements read
+/// YUV as limited range, and videoconvert (1.22) does not convert between the two ranges of one
+/// YUV matrix (it copies the levels and changes the tag); through RGB it does. That costs time:
+/// the sample clip made full range took 5.15 s against 4.82 s limited (`faceveil anonymize`,
 /// mean of 3 runs each, alternated, 2-core AMD EPYC at a busy hour, 2026-12-03).
-pub fn processing_caps(decoded: Option<&gst::CapsRef>) -> gst::Caps {
-    let full_range = decoded
-        .and_then(|c| c.structure(0))
+pub fn processing_caps(decoded: Option<&gst::CapsRef>, full_range: FullRange) -> gst::Caps {
+    let s = decoded.and_then(|c| c.structure(0));
+    let full = s
         .and_then(|s| s.get::<&str>("colorimetry").ok())
         .and_then(|c| c.parse::<gst_video::VideoColorimetry>().ok())
         .is_some_and(|c| c.range() == gst_video::VideoColorRange::Range0_255);
-    let yuv = decoded
-        .and_then(|c| c.structure(0))
-        .and_then(|s| s.get::<&str>("format").ok())
-        .and_then(|f| f.parse::<gst_video::VideoFormat>().ok())
-        .is_some_and(|f| {
+    let yuv =
+        s.and_then(|s| s.get::<&str>("format").ok()).and_then(|f| f.parse::<gst_video::VideoFormat>().ok()).is_some_and(|f| {
             let info = gst_video::VideoFormatInfo::from_format(f);
             info.is_yuv() || info.is_gray()
         });
-    let format = if full_range && yuv { "RGB" } else { "I420" };
+    let format = if full && yuv && full_range == FullRange::AsRgb { "RGB" } else { "I420" };
     gst::Caps::builder("video/x-raw").field("format", format).build()
 }

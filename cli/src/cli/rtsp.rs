@@ -198,7 +198,9 @@ impl Ingest {
         let dec = video::add_source(&pipeline, source)?;
         let sink = gst_app::AppSink::builder().sync(!live).max_buffers(2).drop(live).build();
         let convert = video::make("videoconvert")?;
-        let filter = gst::ElementFactory::make("capsfilter").property("caps", colour::processing_caps(None)).build()?;
+        let filter = gst::ElementFactory::make("capsfilter")
+            .property("caps", colour::processing_caps(None, settings.sealing.full_range()))
+            .build()?;
         let mut chain = vec![convert.clone(), video::upright()?, filter.clone()];
         chain.extend(settings.anonymizer(None)?);
         let veil = chain.last().expect("the anonymizer has elements").clone();
@@ -206,7 +208,7 @@ impl Ingest {
         pipeline.add_many(&chain)?;
         gst::Element::link_many(&chain)?;
         let target = convert.static_pad("sink").expect("videoconvert has a sink");
-        video::link_first_video(&dec, target, filter);
+        video::link_first_video(&dec, target, filter, settings.sealing.full_range());
         let ingest = Self { pipeline, sink, sent_first: None };
         // Paused, a file prerolls its first frame; the elements have started either way.
         if let Err(e) = ingest.pipeline.set_state(gst::State::Paused) {

@@ -116,13 +116,14 @@ pub fn add_source(pipeline: &gst::Pipeline, source: &StreamSource) -> Result<gst
 }
 
 /// Links the first video pad `decodebin` adds to `target`, with `processing` (a capsfilter
-/// before the elements) set to the raw format that stream is processed in.
-pub fn link_first_video(decodebin: &gst::Element, target: gst::Pad, processing: gst::Element) {
+/// before the elements) set to the raw format that stream is processed in (`full_range`: how,
+/// where it is full range).
+pub fn link_first_video(decodebin: &gst::Element, target: gst::Pad, processing: gst::Element, full_range: colour::FullRange) {
     decodebin.connect_pad_added(move |_, pad| {
         let caps = pad.current_caps();
         let is_video = caps.as_ref().and_then(|c| c.structure(0)).is_some_and(|s| s.name().starts_with("video/"));
         if is_video && !target.is_linked() {
-            processing.set_property("caps", colour::processing_caps(caps.as_deref()));
+            processing.set_property("caps", colour::processing_caps(caps.as_deref(), full_range));
             let _ = pad.link(&target);
         }
     });
@@ -203,6 +204,14 @@ pub struct Sealing {
     /// Identity files, comma-separated, and the passphrase protected ones need.
     pub identity: Option<String>,
     pub passphrase: Option<Zeroizing<String>>,
+}
+
+impl Sealing {
+    /// How an anonymization with these seals takes a full-range input: faces sealed in YUV open
+    /// only in YUV ([`colour::FullRange`]).
+    pub fn full_range(&self) -> colour::FullRange {
+        if self.recipients.is_some() || self.to_password { colour::FullRange::AsYuv } else { colour::FullRange::AsRgb }
+    }
 }
 
 /// How closely a written video keeps the frames it is given.
@@ -396,6 +405,8 @@ pub struct Stage {
     pub quality: Quality,
     /// Whether the input's audio is written too.
     pub audio: bool,
+    /// How a full-range input reaches the elements.
+    pub full_range: colour::FullRange,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -694,7 +705,8 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     {
         let (pipeline_weak, mux, progress, have_video, link_error, entries) =
             (pipeline.downgrade(), mux.clone(), progress.clone(), have_video.clone(), link_error.clone(), entries.clone());
-        let (elements, sei, quality, audio) = (stage.elements.clone(), stage.sei, stage.quality, stage.audio);
+        let (elements, sei, quality, audio, full_range) =
+            (stage.elements.clone(), stage.sei, stage.quality, stage.audio, stage.full_range);
         dec.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pipeline_weak.upgrade() else { return };
             let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
@@ -704,8 +716,9 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
                 if s.name().starts_with("video/") && !*have_video.lock().unwrap() {
                     *have_video.lock().unwrap() = true;
                     let odd = s.get::<i32>("width").unwrap_or(0) % 2 == 1 || s.get::<i32>("height").unwrap_or(0) % 2 == 1;
-                    let filter =
-                        gst::ElementFactory::make("capsfilter").property("caps", colour::processing_caps(Some(&caps))).build()?;
+                    let filter = gst::ElementFactory::make("capsfilter")
+                        .property("caps", colour::processing_caps(Some(&caps), full_range))
+                        .build()?;
                     if !holds_size_changes {
                         guard_size_changes(&filter.static_pad("src").expect("capsfilter has src"), progress.clone());
                     }
@@ -854,7 +867,7 @@ fn run_to_eos(
             // fallback that covered faces) are the user's to know; a note (the small faces a
             // large frame's detection misses) once, though both elements may say it.
             gst::MessageView::Warning(_) => {
-                if let Some(words) = element_words(&msg) {
+                if let Some(words) = element_words(&msg).filter(|w| !w.starts_with("note: ") || said.insert(w.clone())) {
                     bar.suspend(|| eprintln!("faceveil: {words}"));
                 }
             }
@@ -895,6 +908,11 @@ pub fn element_words(msg: &gst::Message) -> Option<String> {
         .and_then(|f| f.plugin_name())
         .is_some_and(|plugin| plugin == "faceveil");
     match msg.view() {
+        // Given full-range YUV on purpose (colour::FullRange::AsYuv): said once, as what it means
+        // here, rather than as the cure a pipeline of one's own would need.
+        gst::MessageView::Warning(w) if ours && w.error().to_string().contains(streamdata::FULL_RANGE_WARNING_MARK) => Some(
+            "note: this video is full range (0-255); with sealed faces it stays in its own YUV planes, which the model reads as limited range (16-235): a surrogate's darkest and brightest levels clip, and the sealed faces come back exact".into(),
+        ),
         gst::MessageView::Warning(w) if ours => Some(format!("warning: {}", w.error())),
         gst::MessageView::Info(i) if ours => Some(format!("note: {}", i.error())),
         _ => None,
@@ -933,7 +951,11 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
             gst::PadProbeReturn::Ok
         });
     }
-    let t = match transcode(input, output, Stage { elements, sei: Sei::Write, quality: Quality::Crf(DEFAULT_CRF), audio }) {
+    let t = match transcode(
+        input,
+        output,
+        Stage { elements, sei: Sei::Write, quality: Quality::Crf(DEFAULT_CRF), audio, full_range: settings.sealing.full_range() },
+    ) {
         Ok(t) => t,
         Err(e) => {
             let _ = std::fs::remove_file(&side_tmp);
@@ -969,7 +991,9 @@ pub fn restore(input: &Input, output: &Path, settings: &Settings, source: Source
     // Identities alone open only the sealed faces: the restore graph is not needed then.
     let _warm = settings.password.is_some().then(|| WarmModels::start(&settings.config, Direction::Restore));
     let elements = settings.restorer(source)?;
-    let t = transcode(input, output, Stage { elements, sei: Sei::Read, quality, audio: true })?.whole()?;
+    let t =
+        transcode(input, output, Stage { elements, sei: Sei::Read, quality, audio: true, full_range: colour::FullRange::AsYuv })?
+            .whole()?;
     eprintln!("{} frames restored -> {}", t.frames, output.display());
     Ok(())
 }

@@ -84,7 +84,9 @@ fn build(source: &StreamSource, live: bool, settings: &Settings, sink: gst::Elem
     }
     chain.push(video::make("videoconvert")?);
     chain.push(video::upright()?);
-    let processing = gst::ElementFactory::make("capsfilter").property("caps", colour::processing_caps(None)).build()?;
+    let processing = gst::ElementFactory::make("capsfilter")
+        .property("caps", colour::processing_caps(None, settings.sealing.full_range()))
+        .build()?;
     chain.push(processing.clone());
     let anonymizer = settings.anonymizer(None)?;
     let veil = anonymizer.last().expect("the anonymizer has elements").clone();
@@ -101,7 +103,7 @@ fn build(source: &StreamSource, live: bool, settings: &Settings, sink: gst::Elem
     pipeline.add_many(&chain)?;
     gst::Element::link_many(&chain)?;
     let target = chain[0].static_pad("sink").expect("the chain starts with a sink pad");
-    video::link_first_video(&dec, target, processing);
+    video::link_first_video(&dec, target, processing, settings.sealing.full_range());
     Ok((pipeline, veil))
 }
 

@@ -299,7 +299,11 @@ fn build(
         )
         .build()?;
     let tee = make("tee")?;
-    let processing = gst::ElementFactory::make("capsfilter").property("caps", colour::processing_caps(None)).build()?;
+    // Faces sealed in YUV open only in YUV (colour::FullRange).
+    let sealed = config.mode == Mode::Sdn && (config.seal_password || config.recipients()?.is_some());
+    let full_range = if sealed { colour::FullRange::AsYuv } else { colour::FullRange::AsRgb };
+    let processing =
+        gst::ElementFactory::make("capsfilter").property("caps", colour::processing_caps(None, full_range)).build()?;
     chain.extend([
         ingest.clone(),
         make("videoconvert")?,
@@ -350,7 +354,7 @@ fn build(
     }
 
     let target = chain[0].static_pad("sink").expect("the chain starts with a sink pad");
-    video::link_first_video(&dec, target, processing);
+    video::link_first_video(&dec, target, processing, full_range);
     watch_frames(metrics, last_frame, &ingest, &detect, &veil, &encoder);
     Ok(pipeline)
 }
