@@ -834,15 +834,7 @@ fn a_full_range_video_sealed_to_its_password_comes_back() {
     assert!(o.status.success(), "{}", stderr(&o));
     let (anonymized, restored) = (media::decode(&anon).frames, media::decode(&back).frames);
     assert_eq!(restored.len(), frames.len());
-    let (o, a, r) = (&frames[5], &anonymized[5], &restored[5]);
-    let blocks: Vec<(usize, usize)> =
-        (0..o.height / 16).flat_map(|by| (0..o.width / 16).map(move |bx| (bx * 16, by * 16))).collect();
-    let diff =
-        |x: &faceveil::frame::rgb::RgbImage, (bx, by): (usize, usize)| common::mean_abs_diff(x, o, bx, by, bx + 16, by + 16);
-    let faces: Vec<(usize, usize)> = blocks.into_iter().filter(|&b| diff(a, b) > 20.0).collect();
-    assert!(!faces.is_empty(), "nothing anonymized");
-    let mean = |x| faces.iter().map(|&b| diff(x, b)).sum::<f64>() / faces.len() as f64;
-    let (anonymized, restored) = (mean(a), mean(r));
+    let (anonymized, restored) = common::face_blocks_off(&frames[5], &anonymized[5], &restored[5]);
     assert!(restored < anonymized / 3.0, "face blocks {restored:.1} levels off restored, {anonymized:.1} anonymized");
 }
 
@@ -873,15 +865,7 @@ fn a_file_cut_between_two_headers_is_restored_from_its_first_picture() {
     // In each picture before the first header: the 16 px blocks the anonymization changed most
     // come back close to the original.
     for i in 0..20 {
-        let (o, a, r) = (&original[10 + i], &anon[i], &restored[i]);
-        let blocks: Vec<(usize, usize)> =
-            (0..o.height / 16).flat_map(|by| (0..o.width / 16).map(move |bx| (bx * 16, by * 16))).collect();
-        let diff =
-            |x: &faceveil::frame::rgb::RgbImage, (bx, by): (usize, usize)| common::mean_abs_diff(x, o, bx, by, bx + 16, by + 16);
-        let faces: Vec<(usize, usize)> = blocks.into_iter().filter(|&b| diff(a, b) > 20.0).collect();
-        assert!(!faces.is_empty(), "picture {i}: nothing anonymized");
-        let mean = |x| faces.iter().map(|&b| diff(x, b)).sum::<f64>() / faces.len() as f64;
-        let (anonymized, restored) = (mean(a), mean(r));
+        let (anonymized, restored) = common::face_blocks_off(&original[10 + i], &anon[i], &restored[i]);
         assert!(
             restored < anonymized / 3.0,
             "picture {i}: face blocks {restored:.1} levels off restored, {anonymized:.1} anonymized"
