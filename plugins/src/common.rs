@@ -489,21 +489,29 @@ pub fn describe(e: &anyhow::Error) -> String {
     format!("{e:#}")
 }
 
-/// What to say of YUV or grey frames whose caps say full range (0-255), as `jpegdec` gives an
-/// MJPEG webcam's and phones write `yuvj420p`: the elements read them as limited range (16-235),
-/// as video codecs write it, so a face's darkest and brightest levels clip and the model sees
-/// its contrast raised. GStreamer 1.22's videoconvert does not convert between the two ranges of
-/// one YUV matrix, but it does to RGB, which the elements read as it is. None for RGB and for
-/// limited range.
-pub fn full_range_warning(info: &gst_video::VideoInfo) -> Option<String> {
-    let format = info.format_info();
-    ((format.is_yuv() || format.is_gray()) && info.colorimetry().range() == gst_video::VideoColorRange::Range0_255).then(|| {
-        format!(
-            "the stream is {} {}, which this element reads as limited range (16-235): faces' darkest and brightest levels clip; put `videoconvert ! video/x-raw,format=RGB` before it",
-            info.format().to_str(),
-            crate::streamdata::FULL_RANGE_WARNING_MARK
-        )
-    })
+/// Warns, from an element's `set_info`, of YUV or grey frames whose caps say full range
+/// (0-255), as `jpegdec` gives an MJPEG webcam's and phones write `yuvj420p`: the elements read
+/// them as limited range ([`crate::streamdata::is_full_range_yuv`]), so a face's darkest and
+/// brightest levels clip and the model sees its contrast raised. GStreamer 1.22's videoconvert
+/// does not convert between the two ranges of one YUV matrix, but it does to RGB, which the
+/// elements read as it is.
+pub fn warn_of_full_range<T>(imp: &T, info: &gst_video::VideoInfo)
+where
+    T: gst::subclass::prelude::ElementImpl,
+    <T as gst::subclass::prelude::ObjectSubclass>::Type: IsA<gst::Element>,
+{
+    use gst::subclass::prelude::ObjectSubclassExt;
+    if crate::streamdata::is_full_range_yuv(info) {
+        gst::element_warning!(
+            imp.obj(),
+            gst::StreamError::Format,
+            (
+                "the stream is {} {}, which this element reads as limited range (16-235): faces' darkest and brightest levels clip; put `videoconvert ! video/x-raw,format=RGB` before it",
+                info.format().to_str(),
+                crate::streamdata::FULL_RANGE_WARNING_MARK
+            )
+        );
+    }
 }
 
 /// What to say of a stream whose faces must be wider than twice the narrowest the detector

@@ -32,6 +32,13 @@ pub fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
     })
 }
 
+/// Whether frames of `info` are YUV or grey in full range (0-255), which the elements read as
+/// limited range (16-235), as video codecs write it.
+pub fn is_full_range_yuv(info: &gst_video::VideoInfo) -> bool {
+    let format = info.format_info();
+    (format.is_yuv() || format.is_gray()) && info.colorimetry().range() == gst_video::VideoColorRange::Range0_255
+}
+
 /// Part of the words of the elements' warning of full-range YUV input (which they read as
 /// limited range), by which an application that gives them such frames on purpose (faces sealed
 /// in YUV open only in YUV) can tell that warning apart.
@@ -181,6 +188,7 @@ pub fn header_in_stream(uri: &str, frames: u32) -> Option<StreamHeader> {
     pipeline.add_many([&src, &parse, sink.upcast_ref()]).ok()?;
     src.link(&parse).ok()?;
     let target = sink.static_pad("sink")?;
+    let linked = target.clone();
     parse.connect_pad_added(move |_, pad| {
         let coded = pad.current_caps().is_some_and(|c| caps_framing(&c).is_some());
         if coded && !target.is_linked() {
@@ -196,7 +204,7 @@ pub fn header_in_stream(uri: &str, frames: u32) -> Option<StreamHeader> {
     let (bus, deadline) = (pipeline.bus()?, std::time::Instant::now() + HEADER_SCAN_LIMIT);
     let (mut header, mut seen) = (None, 0);
     while header.is_none() && seen < frames && std::time::Instant::now() < deadline {
-        let unlinked = settled.load(Ordering::Relaxed) && !sink.static_pad("sink").is_some_and(|p| p.is_linked());
+        let unlinked = settled.load(Ordering::Relaxed) && !linked.is_linked();
         if unlinked || sink.is_eos() || bus.pop_filtered(&[gst::MessageType::Error]).is_some() {
             break;
         }

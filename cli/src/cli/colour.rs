@@ -9,6 +9,7 @@
 //! highlights crushed, and grey 0-255 written as 53-200.
 
 use gst::prelude::*;
+use gstfaceveil::streamdata;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -102,6 +103,13 @@ pub enum FullRange {
     AsYuv,
 }
 
+impl FullRange {
+    /// How an anonymization takes a full-range input, as it seals faces or not.
+    pub fn for_anonymizing(sealing: bool) -> Self {
+        if sealing { Self::AsYuv } else { Self::AsRgb }
+    }
+}
+
 /// The raw format a decoded stream is processed in: I420, where the encoder and the elements
 /// work fastest, unless its levels are full range and `full_range` says RGB. The elements read
 /// YUV as limited range, and videoconvert (1.22) does not convert between the two ranges of one
@@ -109,16 +117,8 @@ pub enum FullRange {
 /// the sample clip made full range took 5.15 s against 4.82 s limited (`faceveil anonymize`,
 /// mean of 3 runs each, alternated, 2-core AMD EPYC at a busy hour, 2026-12-03).
 pub fn processing_caps(decoded: Option<&gst::CapsRef>, full_range: FullRange) -> gst::Caps {
-    let s = decoded.and_then(|c| c.structure(0));
-    let full = s
-        .and_then(|s| s.get::<&str>("colorimetry").ok())
-        .and_then(|c| c.parse::<gst_video::VideoColorimetry>().ok())
-        .is_some_and(|c| c.range() == gst_video::VideoColorRange::Range0_255);
-    let yuv =
-        s.and_then(|s| s.get::<&str>("format").ok()).and_then(|f| f.parse::<gst_video::VideoFormat>().ok()).is_some_and(|f| {
-            let info = gst_video::VideoFormatInfo::from_format(f);
-            info.is_yuv() || info.is_gray()
-        });
-    let format = if full && yuv && full_range == FullRange::AsRgb { "RGB" } else { "I420" };
+    let full =
+        decoded.and_then(|c| gst_video::VideoInfo::from_caps(c).ok()).is_some_and(|info| streamdata::is_full_range_yuv(&info));
+    let format = if full && full_range == FullRange::AsRgb { "RGB" } else { "I420" };
     gst::Caps::builder("video/x-raw").field("format", format).build()
 }

@@ -210,7 +210,7 @@ impl Sealing {
     /// How an anonymization with these seals takes a full-range input: faces sealed in YUV open
     /// only in YUV ([`colour::FullRange`]).
     pub fn full_range(&self) -> colour::FullRange {
-        if self.recipients.is_some() || self.to_password { colour::FullRange::AsYuv } else { colour::FullRange::AsRgb }
+        colour::FullRange::for_anonymizing(self.recipients.is_some() || self.to_password)
     }
 }
 

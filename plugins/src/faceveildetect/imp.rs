@@ -209,9 +209,7 @@ impl VideoFilterImpl for FaceVeilDetect {
             }
             state.info = Some(in_info.clone());
         }
-        if let Some(warning) = common::full_range_warning(in_info) {
-            gst::element_imp_warning!(self, gst::StreamError::Format, ("{}", warning));
-        }
+        common::warn_of_full_range(self, in_info);
         self.parent_set_info(incaps, in_info, outcaps, out_info)
     }
 }

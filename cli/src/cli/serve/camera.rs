@@ -265,14 +265,17 @@ fn build(
     let veil = make("faceveil")?;
     detection(&veil, config);
     veil.set_property_from_str("mode", config.mode.name());
+    let mut sealing = false;
     if config.mode == Mode::Sdn {
         let password = config.password()?.context("mode sdn needs a password")?;
         veil.set_property("password", password.as_str());
         if let Some(recipients) = config.recipients()? {
             veil.set_property("recipients", recipients.as_str());
             veil.set_property("recipients-threshold", config.recipients_threshold);
+            sealing = true;
         }
         veil.set_property("seal-password", config.seal_password);
+        sealing |= config.seal_password;
     }
     let i420 = gst::ElementFactory::make("capsfilter")
         .property("caps", gst::Caps::builder("video/x-raw").field("format", "I420").build())
@@ -300,8 +303,7 @@ fn build(
         .build()?;
     let tee = make("tee")?;
     // Faces sealed in YUV open only in YUV (colour::FullRange).
-    let sealed = config.mode == Mode::Sdn && (config.seal_password || config.recipients()?.is_some());
-    let full_range = if sealed { colour::FullRange::AsYuv } else { colour::FullRange::AsRgb };
+    let full_range = colour::FullRange::for_anonymizing(sealing);
     let processing =
         gst::ElementFactory::make("capsfilter").property("caps", colour::processing_caps(None, full_range)).build()?;
     chain.extend([
