@@ -321,22 +321,24 @@ fn caps_changes_mid_stream_are_followed() {
     assert_ne!(unpack(&out, w / 2, h / 2), small.into_raw());
 }
 
+/// The error an element posts when it refuses to start, between a test source and a fake sink.
+fn start_error(element: gst::Element) -> String {
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("videotestsrc").property("num-buffers", 1).build().unwrap();
+    let sink = gst::ElementFactory::make("fakesink").build().unwrap();
+    pipeline.add_many([&src, &element, &sink]).unwrap();
+    gst::Element::link_many([&src, &element, &sink]).unwrap();
+    assert!(pipeline.set_state(gst::State::Playing).is_err());
+    let bus = pipeline.bus().unwrap();
+    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]).expect("an error message");
+    let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
+    pipeline.set_state(gst::State::Null).unwrap();
+    err.error().to_string()
+}
+
 #[test]
 fn sdn_without_a_password_or_with_an_unreadable_password_file_refuses_to_start() {
     init();
-    let start_error = |element: gst::Element| {
-        let pipeline = gst::Pipeline::new();
-        let src = gst::ElementFactory::make("videotestsrc").property("num-buffers", 1).build().unwrap();
-        let sink = gst::ElementFactory::make("fakesink").build().unwrap();
-        pipeline.add_many([&src, &element, &sink]).unwrap();
-        gst::Element::link_many([&src, &element, &sink]).unwrap();
-        assert!(pipeline.set_state(gst::State::Playing).is_err());
-        let bus = pipeline.bus().unwrap();
-        let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]).expect("an error message");
-        let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
-        pipeline.set_state(gst::State::Null).unwrap();
-        err.error().to_string()
-    };
     let error = start_error(gst::ElementFactory::make("faceveil").build().unwrap());
     assert!(error.contains("password"), "{error}");
     // A password file that cannot be read, or holds no password, is said so by both elements.
@@ -351,6 +353,21 @@ fn sdn_without_a_password_or_with_an_unreadable_password_file_refuses_to_start()
             start_error(gst::ElementFactory::make(name).property("password-file", empty.to_str().unwrap()).build().unwrap());
         assert!(error.contains("is empty"), "{name}: {error}");
     }
+}
+
+#[test]
+fn a_named_model_that_does_not_load_refuses_to_start_rather_than_blurring() {
+    init();
+    // Only the bundled model's absence falls back to blur; a typo in `model` used to give a one-way
+    // blur where the user asked for faces a password restores. (faceunveil loads the model the
+    // stream's header names, and says the same at the header.)
+    let element = gst::ElementFactory::make("faceveil")
+        .property("password", "secret")
+        .property("model", "/nonexistent/sdn.json")
+        .build()
+        .unwrap();
+    let error = start_error(element);
+    assert!(error.contains("no SDN model at /nonexistent/sdn.json"), "{error}");
 }
 
 #[test]

@@ -271,7 +271,14 @@ impl BaseTransformImpl for FaceVeil {
         let mut settings = self.settings.lock().unwrap().clone();
         let mut config = settings.shared.config(settings.mode.into())?;
         config.keying = settings.keying.into();
-        if !settings.mode_set && settings.mode == ModeProp::Sdn && faceveil::model::SdnSpec::load(&config.model).is_err() {
+        // Only the bundled model's absence falls back: a model the user named and that does not load
+        // is a mistake to report, not a reason to give a one-way blur in place of a reversible face.
+        let model_chosen = !settings.shared.model.is_empty();
+        if !settings.mode_set
+            && !model_chosen
+            && settings.mode == ModeProp::Sdn
+            && faceveil::model::SdnSpec::load(&config.model).is_err()
+        {
             gst::warning!(CAT, imp = self, "no SDN model at {}: blurring instead", config.model.display());
             settings.mode = ModeProp::Blur;
             config.mode = settings.mode.into();
