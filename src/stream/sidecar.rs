@@ -31,9 +31,13 @@ impl SidecarWriter {
         Ok(Self { out, path: path.to_path_buf() })
     }
 
+    /// Writes one frame's record through to the file, so that a full disk is said at the frame it
+    /// struck, naming the file, and a run killed midway leaves every record before it whole.
     pub fn write(&mut self, record: &FrameRecord) -> Result<()> {
-        serde_json::to_writer(&mut self.out, record)?;
-        writeln!(self.out).with_context(|| format!("cannot write sidecar {}", self.path.display()))
+        serde_json::to_writer(&mut self.out, record)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| Ok(writeln!(self.out).and_then(|()| self.out.flush())?))
+            .with_context(|| format!("cannot write sidecar {}", self.path.display()))
     }
 
     pub fn finish(mut self) -> Result<()> {
@@ -218,6 +222,30 @@ mod tests {
     /// Its cells.
     fn cells(i: u64) -> Vec<u8> {
         (0..144u64).map(|c| if (c % 16 + 16 - i % 16) % 16 < 2 { 230 } else { (40 + c) as u8 }).collect()
+    }
+
+    #[test]
+    fn each_record_is_on_disk_when_written_and_a_full_disk_is_said_at_the_first_naming_the_sidecar() {
+        let dir = std::env::temp_dir().join(format!("faceveil-sidecar-live-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("live.faceveil");
+        // A run killed while writing has no finish(): what it wrote must already be readable.
+        let mut writer = SidecarWriter::create(&path, &crate::stream::header::tests::sample()).unwrap();
+        for i in 0..2 {
+            writer.write(&FrameRecord::new(i, Some(i * 40_000_000), Vec::new())).unwrap();
+        }
+        assert_eq!(Sidecar::read(&path).unwrap().frames.len(), 2, "both records, the writer still open");
+        drop(writer);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let full = Path::new("/dev/full");
+        if !full.exists() {
+            eprintln!("skipped the full disk: this system has no /dev/full");
+            return;
+        }
+        let mut writer = SidecarWriter::create(full, &crate::stream::header::tests::sample()).unwrap();
+        let e = writer.write(&FrameRecord::new(0, Some(0), Vec::new())).expect_err("a full disk");
+        let text = format!("{e:#}");
+        assert!(text.contains("cannot write sidecar /dev/full") && text.contains("No space left"), "{text}");
     }
 
     #[test]

@@ -406,6 +406,9 @@ impl BaseTransformImpl for FaceVeil {
             if let Some(sidecar) = state.sidecar.as_mut()
                 && let Err(e) = sidecar.write(&outcome.record)
             {
+                // Dropped, so that stop() does not try the same write again and fail the pad's
+                // deactivation ("very bad") on top of the error said here.
+                state.sidecar = None;
                 gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", common::describe(&e)));
                 return Err(gst::FlowError::Error);
             }
