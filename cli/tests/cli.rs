@@ -468,6 +468,24 @@ fn a_folder_run_with_recursive_keeps_the_tree_of_subfolders() {
 }
 
 #[test]
+fn a_folder_run_names_each_file_that_failed_and_writes_the_rest() {
+    // A broken file among good ones: the run goes on, and says which file failed and why, also
+    // where standard error is a log rather than a terminal (as here).
+    let dir = tmpdir("folder-failures");
+    let (src, out) = (dir.join("in"), dir.join("out"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::copy(sample("astronaut.jpg"), src.join("good.jpg")).unwrap();
+    std::fs::write(src.join("broken.jpg"), b"\xff\xd8\xff\xe0 not the rest of a JPEG").unwrap();
+    let o = faceveil(&["anonymize", s(&src), "-o", s(&out), "--mode", "blur"], &[]);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("1 of 2 files failed"), "{err}");
+    let said = err.lines().find(|l| l.contains("broken.jpg")).unwrap_or_else(|| panic!("the broken file is not named: {err}"));
+    assert!(said.len() > src.join("broken.jpg").as_os_str().len() + 10, "nor why: {said}");
+    assert!(out.join("good.jpg").is_file() && !out.join("broken.jpg").exists());
+}
+
+#[test]
 fn a_folder_of_photos_keeps_its_names_and_a_gray_photo_works() {
     let dir = tmpdir("folder");
     let (src, out) = (dir.join("in"), dir.join("out"));

@@ -110,8 +110,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".partial");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    let written = std::fs::write(&tmp, bytes)
+        .with_context(|| format!("cannot write {}", tmp.display()))
+        .and_then(|()| std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display())));
+    if written.is_err() {
+        // A part of a photo is of no use, and on a full disk it holds the space the next one needs.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn frame_of(img: &mut RgbImage) -> FrameMut<'_> {
@@ -308,7 +314,8 @@ pub fn anonymize_dir(
             Ok(faces) => all.push(FileBoxes { file: f.display().to_string(), faces }),
             Err(e) => {
                 failed += 1;
-                bar.println(format!("{}: {e:#}", f.display()));
+                // Not bar.println, which says nothing where standard error is not a terminal.
+                bar.suspend(|| eprintln!("{}: {e:#}", f.display()));
             }
         }
         bar.inc(1);
@@ -382,4 +389,24 @@ pub fn restore_dir(
     }
     failed += each_video(folder, video);
     stopped_or_failed(failed, files.len() + folder.videos.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_that_fails_leaves_no_partial_file_behind() {
+        let dir = std::env::temp_dir().join(format!("faceveil-atomic-{}", std::process::id()));
+        // A folder that is not empty cannot be replaced by a file: the rename fails after the
+        // whole partial file was written.
+        let taken = dir.join("taken.jpg");
+        std::fs::create_dir_all(taken.join("inside")).unwrap();
+        let e = write_atomically(&taken, b"photo").expect_err("a folder is in the way");
+        assert!(format!("{e:#}").contains("cannot write"), "{e:#}");
+        assert!(!dir.join("taken.jpg.partial").exists(), "the partial file was left behind");
+        write_atomically(&dir.join("free.jpg"), b"photo").unwrap();
+        assert_eq!(std::fs::read(dir.join("free.jpg")).unwrap(), b"photo");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
