@@ -894,15 +894,17 @@ fn error_text(msg: &gst::Message, ours: bool) -> String {
     let details: Vec<&str> = debug.lines().skip(1).map(str::trim).filter(|l| !l.is_empty()).collect();
     let details = if details.is_empty() { String::new() } else { format!(": {}", details.join("; ")) };
     let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+    let said = err.error().to_string();
     // filesink says "No space left on the resource." and nothing of which file: name it.
     let file = msg
         .src()
         .and_then(|s| s.downcast_ref::<gst::Element>())
         .filter(|e| e.find_property("location").is_some_and(|p| p.value_type() == String::static_type()))
         .and_then(|e| e.property::<Option<String>>("location"))
+        .filter(|location| !said.contains(location.as_str()))
         .map(|location| format!(" ({location})"))
         .unwrap_or_default();
-    format!("{}{file}{details} ({src})", err.error().to_string().trim_end_matches('.'))
+    format!("{}{file}{details} ({src})", said.trim_end_matches('.'))
 }
 
 /// What faceveil's own elements say to the user, as they should read it: their warnings (a
