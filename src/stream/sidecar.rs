@@ -45,13 +45,15 @@ impl SidecarWriter {
     }
 }
 
-/// A whole sidecar in memory, looked up by timestamp or frame number.
+/// A sidecar, looked up by timestamp or frame number. Its records are read from the file as they
+/// are looked up: a long recording's sealed faces run to gigabytes (a talking head sealed at 45 dB
+/// writes about 2 MB a second), which a restore need not hold.
 pub struct Sidecar {
     pub header: StreamHeader,
     /// The number of its last line where that line was cut short: the run that wrote it stopped
     /// while writing (a crash, a power cut). Its frame has no record; those before it are whole.
     pub cut_line: Option<usize>,
-    frames: HashMap<u64, FrameRecord>,
+    frames: HashMap<u64, Entry>,
     /// Frame numbers by presentation time, for records that carry one.
     by_pts: HashMap<u64, u64>,
     /// What to add to a restored frame's timestamp to find it here (ns), once known.
@@ -59,13 +61,22 @@ pub struct Sidecar {
     /// The records' looks (the frame's size and [`Look::cells`]; the records themselves keep
     /// none), by frame number; none in sidecars written before looks were.
     looks: HashMap<u64, ((u16, u16), Vec<i8>)>,
+    file: File,
+    path: PathBuf,
+}
+
+/// Where a frame's record lies in the file, and its timestamp.
+struct Entry {
+    pts: Option<u64>,
+    offset: u64,
+    len: usize,
 }
 
 /// What a sidecar holds for one frame of the stream being restored.
 #[derive(Debug)]
-pub enum Lookup<'a> {
+pub enum Lookup {
     /// The frame's record.
-    Found(&'a FrameRecord),
+    Found(FrameRecord),
     /// The sidecar has no record for the frame.
     Missing,
     /// The records carry looks and none is this frame's picture: the video was cut, edited or
@@ -90,27 +101,31 @@ fn header_of(first: Option<&str>, path: &Path) -> Result<StreamHeader> {
 }
 
 impl Sidecar {
-    /// Reads a sidecar whole. A damaged line is an error (the file was altered), but for a last
-    /// line that never got its line end: the writer ends every record with one, so that line
-    /// was cut short where writing stopped, and the frames before it still restore.
+    /// Reads a sidecar's header and where each record lies, with its timestamp and look. A
+    /// damaged line is an error (the file was altered), but for a last line that never got its
+    /// line end: the writer ends every record with one, so that line was cut short where writing
+    /// stopped, and the frames before it still restore.
     pub fn read(path: &Path) -> Result<Self> {
         let file = File::open(path).with_context(|| format!("cannot open sidecar {}", path.display()))?;
-        let mut reader = BufReader::new(file);
-        let mut read_line = |line: &mut String| -> Result<bool> {
+        let mut reader = BufReader::new(file.try_clone().with_context(|| format!("cannot open sidecar {}", path.display()))?);
+        let mut offset = 0u64;
+        let mut read_line = |line: &mut String| -> Result<Option<u64>> {
             line.clear();
             let n = reader.read_line(line).with_context(|| format!("cannot read sidecar {}", path.display()))?;
-            Ok(n > 0)
+            let at = offset;
+            offset += n as u64;
+            Ok((n > 0).then_some(at))
         };
         let mut line = String::new();
-        let header = header_of(read_line(&mut line)?.then(|| line.trim_end()), path)?;
+        let header = header_of(read_line(&mut line)?.map(|_| line.trim_end()), path)?;
         let (mut frames, mut by_pts, mut cut_line, mut looks) = (HashMap::new(), HashMap::new(), None, HashMap::new());
         let mut number = 1;
-        while read_line(&mut line)? {
+        while let Some(at) = read_line(&mut line)? {
             number += 1;
             if line.trim().is_empty() {
                 continue;
             }
-            let mut rec: FrameRecord = match serde_json::from_str(&line) {
+            let rec: FrameRecord = match serde_json::from_str(&line) {
                 Ok(rec) => rec,
                 Err(_) if !line.ends_with('\n') => {
                     cut_line = Some(number);
@@ -121,12 +136,25 @@ impl Sidecar {
             if let Some(pts) = rec.pts {
                 by_pts.insert(pts, rec.frame);
             }
-            if let Some(look) = rec.look.take() {
+            if let Some(look) = &rec.look {
                 looks.insert(rec.frame, (look.size(), look.cells()));
             }
-            frames.insert(rec.frame, rec);
+            frames.insert(rec.frame, Entry { pts: rec.pts, offset: at, len: line.len() });
         }
-        Ok(Self { header, cut_line, frames, by_pts, shift: None, looks })
+        Ok(Self { header, cut_line, frames, by_pts, shift: None, looks, file, path: path.to_path_buf() })
+    }
+
+    /// Frame `frame`'s record, from the file, without its look.
+    fn record(&self, frame: u64) -> Result<FrameRecord> {
+        use std::os::unix::fs::FileExt;
+        let entry = &self.frames[&frame];
+        let mut bytes = vec![0; entry.len];
+        self.file
+            .read_exact_at(&mut bytes, entry.offset)
+            .with_context(|| format!("cannot read sidecar {}", self.path.display()))?;
+        let record: FrameRecord = serde_json::from_slice(&bytes)
+            .with_context(|| format!("sidecar {} changed while it was read: frame {frame}'s record", self.path.display()))?;
+        Ok(FrameRecord { look: None, ..record })
     }
 
     /// The record of the frame at `pts`, the `index`-th restored, that looks like `look` (the
@@ -145,17 +173,17 @@ impl Sidecar {
     /// record is not there at all (taken out of the sidecar, or past its end) is
     /// [`Lookup::Missing`]: no other frame's record is sought for it, as a still moment's
     /// neighbours would look like it.
-    pub fn lookup(&mut self, index: u64, pts: Option<u64>, look: Option<&Look>) -> Lookup<'_> {
+    pub fn lookup(&mut self, index: u64, pts: Option<u64>, look: Option<&Look>) -> Result<Lookup> {
         let guess = self.guess(index, pts);
         if !self.frames.contains_key(&guess) {
-            return Lookup::Missing;
+            return Ok(Lookup::Missing);
         }
         let (Some(look), Some((recorded, theirs))) = (look, self.looks.get(&guess)) else {
-            return Lookup::Found(&self.frames[&guess]);
+            return Ok(Lookup::Found(self.record(guess)?));
         };
         let (recorded, size, cells) = (*recorded, look.size(), look.cells());
         if recorded == size && look::distance(theirs, &cells) <= SAME_PICTURE {
-            return Lookup::Found(&self.frames[&guess]);
+            return Ok(Lookup::Found(self.record(guess)?));
         }
         let closest = self
             .looks
@@ -165,23 +193,22 @@ impl Sidecar {
             .filter(|(distance, _)| *distance <= SAME_PICTURE)
             .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let Some((_, frame)) = closest else {
-            return match self.looks.values().any(|(theirs, _)| *theirs == size) {
+            return Ok(match self.looks.values().any(|(theirs, _)| *theirs == size) {
                 true => Lookup::Unmatched,
                 false => Lookup::OtherSize { recorded },
-            };
+            });
         };
-        let record = &self.frames[&frame];
-        if let (Some(pts), Some(recorded)) = (pts, record.pts) {
+        if let (Some(pts), Some(recorded)) = (pts, self.frames[&frame].pts) {
             self.shift = Some(recorded as i128 - pts as i128);
         }
-        Lookup::Found(record)
+        Ok(Lookup::Found(self.record(frame)?))
     }
 
     /// The number of the record a frame's timestamp (or else its number) points at.
     fn guess(&mut self, index: u64, pts: Option<u64>) -> u64 {
         let Some(pts) = pts else { return index };
         let shift = *self.shift.get_or_insert_with(|| match (self.by_pts.contains_key(&pts), self.frames.get(&index)) {
-            (false, Some(FrameRecord { pts: Some(recorded), .. })) => *recorded as i128 - pts as i128,
+            (false, Some(Entry { pts: Some(recorded), .. })) => *recorded as i128 - pts as i128,
             _ => 0,
         });
         u64::try_from(pts as i128 + shift).ok().and_then(|p| self.by_pts.get(&p)).copied().unwrap_or(index)
@@ -192,23 +219,25 @@ impl Sidecar {
 mod tests {
     use super::*;
 
+    /// A sidecar of `frames` records 40 ms apart from `first_pts`, as written and read back.
     fn sidecar(first_pts: u64, frames: u64) -> Sidecar {
-        let records = (0..frames).map(|i| (i, FrameRecord::new(i, Some(first_pts + i * 40_000_000), Vec::new())));
-        let frames: HashMap<u64, FrameRecord> = records.collect();
-        let by_pts = frames.values().map(|r| (r.pts.unwrap(), r.frame)).collect();
-        Sidecar {
-            header: crate::stream::header::tests::sample(),
-            cut_line: None,
-            frames,
-            by_pts,
-            shift: None,
-            looks: HashMap::new(),
+        static WRITTEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = WRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("faceveil-sidecar-{}-{n}.faceveil", std::process::id()));
+        let mut writer = SidecarWriter::create(&path, &crate::stream::header::tests::sample()).unwrap();
+        for i in 0..frames {
+            writer.write(&FrameRecord::new(i, Some(first_pts + i * 40_000_000), Vec::new())).unwrap();
         }
+        writer.finish().unwrap();
+        let read = Sidecar::read(&path).unwrap();
+        // The open file still reads once its name is gone.
+        std::fs::remove_file(&path).unwrap();
+        read
     }
 
     /// The number of the record found.
-    fn found(lookup: Lookup) -> u64 {
-        match lookup {
+    fn found(lookup: Result<Lookup>) -> u64 {
+        match lookup.unwrap() {
             Lookup::Found(record) => record.frame,
             other => panic!("no record: {other:?}"),
         }
@@ -300,14 +329,14 @@ mod tests {
         assert_eq!(numbers, vec![5, 6, 7, 8, 9, 10]);
         // A picture none of the records shows is not given one.
         let stranger = Look::of_cells((640, 360), (0..144u8).rev().collect());
-        assert!(matches!(cut.lookup(6, Some(240_000_000), Some(&stranger)), Lookup::Unmatched));
+        assert!(matches!(cut.lookup(6, Some(240_000_000), Some(&stranger)).unwrap(), Lookup::Unmatched));
         // The same picture scaled: none of the records' squares is where its faces are.
         let scaled = Look::of_cells((320, 180), cells(11));
-        assert!(matches!(cut.lookup(6, Some(240_000_000), Some(&scaled)), Lookup::OtherSize { recorded: (640, 360) }));
+        assert!(matches!(cut.lookup(6, Some(240_000_000), Some(&scaled)).unwrap(), Lookup::OtherSize { recorded: (640, 360) }));
         // A sidecar beyond its last record has none to give, nor one whose record for the frame
         // was taken out: a neighbour's is not given in its place.
-        assert!(matches!(sidecar(0, 2).lookup(5, Some(200_000_000), Some(&picture(5))), Lookup::Missing));
+        assert!(matches!(sidecar(0, 2).lookup(5, Some(200_000_000), Some(&picture(5))).unwrap(), Lookup::Missing));
         cut.frames.remove(&11);
-        assert!(matches!(cut.lookup(6, Some(240_000_000), Some(&picture(11))), Lookup::Missing));
+        assert!(matches!(cut.lookup(6, Some(240_000_000), Some(&picture(11))).unwrap(), Lookup::Missing));
     }
 }

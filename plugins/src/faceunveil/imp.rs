@@ -443,8 +443,8 @@ impl BaseTransformImpl for FaceUnveil {
             // The SEI rides in its frame; a sidecar's record must look like the frame it is given to.
             let record = match (sei.record, sidecar) {
                 (Some(record), _) => Some(record),
-                (None, Some(sidecar)) => match sidecar.lookup(frame_no, pts, Some(&Look::of(view))) {
-                    Lookup::Found(record) => Some(record.clone()),
+                (None, Some(sidecar)) => match sidecar.lookup(frame_no, pts, Some(&Look::of(view)))? {
+                    Lookup::Found(record) => Some(record),
                     Lookup::Missing => None,
                     Lookup::Unmatched => {
                         unmatched = true;
