@@ -1194,7 +1194,11 @@ fn frames_that_lost_their_records_stay_anonymized_and_the_rest_are_restored() {
     let header = sidecar.lines().next().unwrap();
     let none = dir.join("none.mkv");
     let o = faceveil(&["restore", s(&reencoded), "-o", s(&none), "--header", header], &pw);
-    assert!(!o.status.success() && stderr(&o).contains("no frame of this stream came with the record"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("no frame of this stream came with the record") && err.contains("--sidecar"),
+        "{err}"
+    );
     assert!(!none.exists());
 }
 

@@ -358,7 +358,7 @@ impl BaseTransformImpl for FaceUnveil {
                     gst::element_imp_error!(
                         self,
                         gst::StreamError::Decrypt,
-                        ("no frame of this stream came with the record of its faces (no SEI, no sidecar), and its keys hang on the track ids they carry: nothing could be restored")
+                        ("no frame of this stream came with the record of its faces (no SEI, no sidecar), and its keys hang on the track ids they carry: nothing could be restored. A video encoded again since it was anonymized (restored from a second anonymization, edited, converted) keeps at most the header: give the sidecar written beside the anonymized file (`faceveil restore --sidecar`, the sidecar property)")
                     );
                 } else if unrecorded > 0 {
                     let unlike =
