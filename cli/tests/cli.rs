@@ -107,6 +107,24 @@ fn a_video_keeps_frames_timestamps_and_audio_and_loses_its_faces() {
     assert_eq!(media::stream_kinds(&silent), vec!["video"], "--no-audio leaves the voices out");
 }
 
+#[test]
+fn a_second_video_stream_is_left_out_and_said_so() {
+    // A file with two video streams (two angles): only the first is anonymized and written. The
+    // second used to vanish without a word; it is never written as it came.
+    let dir = tmpdir("two-video-streams");
+    let (two, out) = (dir.join("two.mkv"), dir.join("out.mkv"));
+    media::launch(&format!(
+        "matroskamux name=m ! filesink location={} filesrc location={} ! qtdemux ! h264parse ! m. videotestsrc num-buffers=25 ! video/x-raw,width=320,height=240 ! x264enc ! m.",
+        two.display(),
+        sample("two_faces_640x360.mp4").display()
+    ));
+    assert_eq!(media::stream_kinds(&two), vec!["video", "video"]);
+    let o = faceveil(&["anonymize", s(&two), "-o", s(&out), "--mode", "pixelate"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("another video stream, which is left out"), "{}", stderr(&o));
+    assert_eq!(media::stream_kinds(&out), vec!["video"]);
+}
+
 /// `anonymized` is `original` (two_faces_640x360.mp4) with both faces covered in every frame, as
 /// `boxes` (`--boxes-json`) says, and the background left to the codec.
 fn assert_two_faces_covered(original: &media::Decoded, anonymized: &media::Decoded, boxes: &Path) {

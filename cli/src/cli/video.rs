@@ -739,6 +739,10 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
                     let chain = vec![make("queue")?, make("audioconvert")?, make("audioresample")?, make("avenc_aac")?];
                     into_muxer(&pipeline, pad, &chain, &mux, &entries, sei)?;
                 } else {
+                    if s.name().starts_with("video/") {
+                        // Left out rather than written as it came: its faces were never looked at.
+                        eprintln!("faceveil: note: the input has another video stream, which is left out: only its first is processed and written");
+                    }
                     let fake = make("fakesink")?;
                     add_chain(&pipeline, std::slice::from_ref(&fake))?;
                     pad.link(&fake.static_pad("sink").expect("fakesink has sink"))?;
