@@ -46,7 +46,13 @@ fn load(path: &Path) -> Result<Photo> {
         img.apply_orientation(orientation);
         Ok((img, icc))
     };
-    let (img, icc) = decode().with_context(|| format!("cannot decode image {}", path.display()))?;
+    let (img, icc) = decode().map_err(|e| {
+        // A layout the decoder lacks (a TIFF in subsampled YCbCr, a CMYK JPEG) is no fault of the
+        // file: say what to do about it.
+        let unsupported = matches!(e, image::ImageError::Unsupported(_));
+        let hint = if unsupported { " (convert it to 8-bit RGB PNG or JPEG first)" } else { "" };
+        anyhow::Error::new(e).context(format!("cannot decode image {}{hint}", path.display()))
+    })?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (rgb, alpha) = if img.color().has_alpha() {
         let rgba = img.to_rgba8().into_raw();
@@ -394,6 +400,53 @@ pub fn restore_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 2 x 2 TIFF in YCbCr subsampled 2:2 (as ffmpeg writes a TIFF from a JPEG), which the
+    /// decoder does not read.
+    fn ycbcr_tiff() -> Vec<u8> {
+        let entries: [(u16, u16, u32, u32); 10] = [
+            (256, 3, 1, 2),           // width
+            (257, 3, 1, 2),           // height
+            (258, 3, 3, 134),         // bits per sample: at 134
+            (259, 3, 1, 1),           // no compression
+            (262, 3, 1, 6),           // YCbCr
+            (273, 4, 1, 140),         // the strip: at 140
+            (277, 3, 1, 3),           // samples per pixel
+            (278, 3, 1, 2),           // rows per strip
+            (279, 4, 1, 6),           // the strip's bytes: 4 Y, Cb, Cr
+            (530, 3, 2, 0x0002_0002), // subsampling 2, 2
+        ];
+        let mut t = b"II*\0".to_vec();
+        t.extend(8u32.to_le_bytes());
+        t.extend((entries.len() as u16).to_le_bytes());
+        for (tag, kind, count, value) in entries {
+            t.extend(tag.to_le_bytes());
+            t.extend(kind.to_le_bytes());
+            t.extend(count.to_le_bytes());
+            t.extend(value.to_le_bytes());
+        }
+        t.extend(0u32.to_le_bytes());
+        assert_eq!(t.len(), 134);
+        t.extend([8u16, 8, 8].iter().flat_map(|b| b.to_le_bytes()));
+        t.extend([90, 100, 110, 120, 128, 128]);
+        t
+    }
+
+    #[test]
+    fn a_photo_in_a_layout_the_decoder_lacks_is_said_to_need_converting() {
+        let dir = std::env::temp_dir().join(format!("faceveil-ycbcr-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (tiff, broken) = (dir.join("ycbcr.tiff"), dir.join("broken.png"));
+        std::fs::write(&tiff, ycbcr_tiff()).unwrap();
+        std::fs::write(&broken, b"\x89PNG not the rest").unwrap();
+        let said = |path: &Path| format!("{:#}", load(path).err().expect("not decoded"));
+        let e = said(&tiff);
+        assert!(e.contains("ycbcr.tiff (convert it to 8-bit RGB PNG or JPEG first)"), "{e}");
+        // A damaged file is not told to be converted.
+        let e = said(&broken);
+        assert!(e.contains("cannot decode image") && !e.contains("convert"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_write_that_fails_leaves_no_partial_file_behind() {
