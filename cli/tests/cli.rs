@@ -486,6 +486,35 @@ fn a_folder_run_with_recursive_keeps_the_tree_of_subfolders() {
 }
 
 #[test]
+fn the_one_way_modes_run_where_no_sdn_model_is_installed() {
+    // An install with the detector alone (a blur-only container): blur needs no SDN model, where
+    // it used to stop on "models/sdn not found"; sdn says what is missing and what needs none.
+    let dir = tmpdir("no-sdn-model");
+    let exe = dir.join("faceveil");
+    std::fs::copy(env!("CARGO_BIN_EXE_faceveil"), &exe).unwrap();
+    let deps = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deps");
+    let ort = std::fs::read_dir(deps.join("onnxruntime"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("libonnxruntime.so"))
+        .expect("set-up's ONNX Runtime");
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(&exe);
+        cmd.args(args).env_remove("FACEVEIL_MODEL").env("FACEVEIL_PASSWORD", "no model");
+        cmd.env("ORT_DYLIB_PATH", ort.canonicalize().unwrap())
+            .env("FACEVEIL_CENTERFACE", deps.join("centerface/centerface.onnx").canonicalize().unwrap());
+        common::without_criticals(cmd.output().unwrap())
+    };
+    let (photo, blurred) = (sample("astronaut.jpg"), dir.join("blurred.jpg"));
+    let o = run(&["anonymize", s(&photo), "-o", s(&blurred), "--mode", "blur"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let changed = common::mean_abs_diff(&common::load_rgb(&photo), &common::load_rgb(&blurred), 190, 70, 260, 170);
+    assert!(changed > 5.0, "the face changed by {changed:.1} levels only");
+    let o = run(&["anonymize", s(&photo), "-o", s(&dir.join("sdn.jpg"))]);
+    assert!(!o.status.success() && stderr(&o).contains("--mode blur, pixelate and solid need none"), "{}", stderr(&o));
+}
+
+#[test]
 fn a_folder_run_names_each_file_that_failed_and_writes_the_rest() {
     // A broken file among good ones: the run goes on, and says which file failed and why, also
     // where standard error is a log rather than a terminal (as here).

@@ -375,10 +375,15 @@ impl Shared {
 
     /// The library configuration these settings describe.
     pub fn config(&self, mode: Mode) -> Result<Config, gst::ErrorMessage> {
-        let model = if self.model.is_empty() {
-            faceveil::runtime::assets::sdn_model().map_err(settings_error)?
-        } else {
+        let model = if !self.model.is_empty() {
             PathBuf::from(&self.model)
+        } else {
+            match faceveil::runtime::assets::sdn_model() {
+                Ok(path) => path,
+                // Only the sdn mode reads the model: detection and the one-way modes run without it.
+                Err(_) if mode != Mode::Sdn => PathBuf::new(),
+                Err(e) => return Err(settings_error(format!("{e:#} (blur, pixelate and solid need no SDN model)"))),
+            }
         };
         let mut config = Config::new(model);
         config.mode = mode;

@@ -358,9 +358,9 @@ fn sdn_without_a_password_or_with_an_unreadable_password_file_refuses_to_start()
 #[test]
 fn a_named_model_that_does_not_load_refuses_to_start_rather_than_blurring() {
     init();
-    // Only the bundled model's absence falls back to blur; a typo in `model` used to give a one-way
-    // blur where the user asked for faces a password restores. (faceunveil loads the model the
-    // stream's header names, and says the same at the header.)
+    // A typo in `model` used to give a one-way blur, with a warning, where the user asked for faces
+    // a password restores. (faceunveil loads the model the stream's header names, and says the
+    // same at the header.)
     let element = gst::ElementFactory::make("faceveil")
         .property("password", "secret")
         .property("model", "/nonexistent/sdn.json")

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use faceveil::config::Config;
 use faceveil::faces::detect::{DetectorKind, DetectorSettings};
@@ -264,7 +264,9 @@ impl CommonArgs {
     pub fn config(&self, mode: Mode) -> Result<Config> {
         let model = match &self.model {
             Some(m) => m.clone(),
-            None => faceveil::runtime::assets::sdn_model()?,
+            // Only the sdn mode reads the model: detection and the one-way modes run without it.
+            None if mode != Mode::Sdn => faceveil::runtime::assets::sdn_model().unwrap_or_default(),
+            None => faceveil::runtime::assets::sdn_model().context("no SDN model (--mode blur, pixelate and solid need none)")?,
         };
         let mut c = Config::new(model);
         c.mode = mode;

@@ -42,8 +42,6 @@ const DEFAULT_SEAL_PASSWORD: bool = false;
 struct Settings {
     shared: Shared,
     mode: ModeProp,
-    /// Whether the user chose the mode; if not, sdn falls back to blur where no model is installed.
-    mode_set: bool,
     // Write-only and never logged: Settings deliberately has no Debug.
     password: Option<Zeroizing<String>>,
     /// Where the password is read from instead, when the element starts.
@@ -65,7 +63,6 @@ impl Default for Settings {
         Self {
             shared: Shared::default(),
             mode: DEFAULT_MODE,
-            mode_set: false,
             password: None,
             password_file: None,
             use_roi: DEFAULT_USE_ROI,
@@ -118,7 +115,7 @@ impl ObjectImpl for FaceVeil {
             let mut v = vec![
                 glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
                     .nick("Mode")
-                    .blurb("How faces are replaced (sdn by default; blur where no SDN model is installed)")
+                    .blurb("How faces are replaced: sdn (the default) needs the SDN model and a password; blur, pixelate and solid only the detector")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("password")
@@ -189,10 +186,7 @@ impl ObjectImpl for FaceVeil {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = self.settings.lock().unwrap();
         match pspec.name() {
-            "mode" => {
-                s.mode = value.get().expect("type checked upstream");
-                s.mode_set = true;
-            }
+            "mode" => s.mode = value.get().expect("type checked upstream"),
             "password" => {
                 s.password = value.get::<Option<String>>().expect("type checked upstream").map(Zeroizing::new);
                 let password = s.password.as_ref().filter(|p| !p.is_empty()).map(|p| Zeroizing::new(p.as_bytes().to_vec()));
@@ -271,18 +265,6 @@ impl BaseTransformImpl for FaceVeil {
         let mut settings = self.settings.lock().unwrap().clone();
         let mut config = settings.shared.config(settings.mode.into())?;
         config.keying = settings.keying.into();
-        // Only the bundled model's absence falls back: a model the user named and that does not load
-        // is a mistake to report, not a reason to give a one-way blur in place of a reversible face.
-        let model_chosen = !settings.shared.model.is_empty();
-        if !settings.mode_set
-            && !model_chosen
-            && settings.mode == ModeProp::Sdn
-            && faceveil::model::SdnSpec::load(&config.model).is_err()
-        {
-            gst::warning!(CAT, imp = self, "no SDN model at {}: blurring instead", config.model.display());
-            settings.mode = ModeProp::Blur;
-            config.mode = settings.mode.into();
-        }
         if let Some(path) = &settings.password_file {
             settings.password = Some(common::password_from_file(path)?);
         }
