@@ -46,8 +46,8 @@ impl SidecarWriter {
 }
 
 /// A sidecar, looked up by timestamp or frame number. Its records are read from the file as they
-/// are looked up: a long recording's sealed faces run to gigabytes (a talking head sealed at 45 dB
-/// writes about 2 MB a second), which a restore need not hold.
+/// are looked up: a long recording's sealed faces run to gigabytes (07_selfie_portrait sealed to
+/// its password writes about 1 MB a second), which a restore need not hold.
 pub struct Sidecar {
     pub header: StreamHeader,
     /// The number of its last line where that line was cut short: the run that wrote it stopped

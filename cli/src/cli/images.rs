@@ -47,8 +47,8 @@ fn load(path: &Path) -> Result<Photo> {
         Ok((img, icc))
     };
     let (img, icc) = decode().map_err(|e| {
-        // A layout the decoder lacks (a TIFF in subsampled YCbCr, a CMYK JPEG) is no fault of the
-        // file: say what to do about it.
+        // A layout the decoder lacks (a TIFF in subsampled YCbCr, as ffmpeg writes one) is no
+        // fault of the file: say what to do about it.
         let unsupported = matches!(e, image::ImageError::Unsupported(_));
         let hint = if unsupported { " (convert it to 8-bit RGB PNG or JPEG first)" } else { "" };
         anyhow::Error::new(e).context(format!("cannot decode image {}{hint}", path.display()))
