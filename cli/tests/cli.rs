@@ -511,7 +511,26 @@ fn the_one_way_modes_run_where_no_sdn_model_is_installed() {
     let changed = common::mean_abs_diff(&common::load_rgb(&photo), &common::load_rgb(&blurred), 190, 70, 260, 170);
     assert!(changed > 5.0, "the face changed by {changed:.1} levels only");
     let o = run(&["anonymize", s(&photo), "-o", s(&dir.join("sdn.jpg"))]);
-    assert!(!o.status.success() && stderr(&o).contains("--mode blur, pixelate and solid need none"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("blur, pixelate, solid and a restore with --identity alone need none"),
+        "{}",
+        stderr(&o)
+    );
+    // A key holder's machine without the model opens the faces sealed to them, exactly.
+    let identity = dir.join("identity.txt");
+    let o = run(&["keygen", "-o", s(&identity)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recipient = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let (sealed, opened) = (dir.join("sealed.png"), dir.join("opened.png"));
+    let o = faceveil(&["anonymize", s(&photo), "-o", s(&sealed), "--recipient", &recipient], &[("FACEVEIL_PASSWORD", "x")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut cmd = Command::new(&exe);
+    cmd.args(["restore", s(&sealed), "-o", s(&opened), "--identity", s(&identity)]).env_remove("FACEVEIL_MODEL");
+    let o = common::without_criticals(cmd.env_remove("FACEVEIL_PASSWORD").output().unwrap());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (original, anonymized, back) = (common::load_rgb(&photo), common::load_rgb(&sealed), common::load_rgb(&opened));
+    let face = |img| common::mean_abs_diff(&original, img, 190, 70, 260, 170);
+    assert!(face(&back) < face(&anonymized) / 10.0, "opened {:.2} against anonymized {:.2}", face(&back), face(&anonymized));
 }
 
 #[test]

@@ -373,16 +373,26 @@ impl Shared {
         })
     }
 
-    /// The library configuration these settings describe.
+    /// The library configuration these settings describe for `mode`; the sdn mode needs its
+    /// model, detection and the one-way modes run without one.
     pub fn config(&self, mode: Mode) -> Result<Config, gst::ErrorMessage> {
+        self.config_with(mode, mode == Mode::Sdn)
+    }
+
+    /// The same, with `needs_model`: whether a missing SDN model is an error (a restore that
+    /// opens sealed faces alone never runs the model).
+    pub fn config_with(&self, mode: Mode, needs_model: bool) -> Result<Config, gst::ErrorMessage> {
         let model = if !self.model.is_empty() {
             PathBuf::from(&self.model)
         } else {
             match faceveil::runtime::assets::sdn_model() {
                 Ok(path) => path,
-                // Only the sdn mode reads the model: detection and the one-way modes run without it.
-                Err(_) if mode != Mode::Sdn => PathBuf::new(),
-                Err(e) => return Err(settings_error(format!("{e:#} (blur, pixelate and solid need no SDN model)"))),
+                Err(_) if !needs_model => PathBuf::new(),
+                Err(e) => {
+                    return Err(settings_error(format!(
+                        "{e:#} (blur, pixelate, solid and faceunveil with an identity alone need no SDN model)"
+                    )));
+                }
             }
         };
         let mut config = Config::new(model);

@@ -260,13 +260,23 @@ pub struct CommonArgs {
     pub rtsp_transport: RtspTransport,
 }
 
+/// What needs no SDN model, for the error that says one is missing.
+const RUNS_WITHOUT_MODEL: &str = "blur, pixelate, solid and a restore with --identity alone need none";
+
 impl CommonArgs {
+    /// The configuration for `mode`; the sdn mode needs its model, detection and the one-way
+    /// modes run without one.
     pub fn config(&self, mode: Mode) -> Result<Config> {
+        self.config_with(mode, mode == Mode::Sdn)
+    }
+
+    /// The configuration for `mode`, with `needs_model`: whether a missing SDN model is an error
+    /// (a restore that opens sealed faces alone never runs the model).
+    pub fn config_with(&self, mode: Mode, needs_model: bool) -> Result<Config> {
         let model = match &self.model {
             Some(m) => m.clone(),
-            // Only the sdn mode reads the model: detection and the one-way modes run without it.
-            None if mode != Mode::Sdn => faceveil::runtime::assets::sdn_model().unwrap_or_default(),
-            None => faceveil::runtime::assets::sdn_model().context("no SDN model (--mode blur, pixelate and solid need none)")?,
+            None if !needs_model => faceveil::runtime::assets::sdn_model().unwrap_or_default(),
+            None => faceveil::runtime::assets::sdn_model().with_context(|| format!("no SDN model ({RUNS_WITHOUT_MODEL})"))?,
         };
         let mut c = Config::new(model);
         c.mode = mode;

@@ -109,13 +109,14 @@ fn output_or_beside(given: Option<PathBuf>, input: &Input, what: &str, otherwise
 }
 
 fn restore(args: RestoreArgs) -> Result<()> {
-    let config = args.common.config(faceveil::faces::effects::Mode::Sdn)?;
     let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
     ensure!(!args.recursive || matches!(input, Input::Directory(_)), "--recursive is for folders");
     let output = &output_or_beside(args.output.clone(), &input, "restored", "")?;
     // With identities, a password is used only when one is given outright (no prompt).
     let password =
         if args.identities.is_empty() { Some(password::obtain(&args.common)?) } else { password::given(&args.common)? };
+    // Sealed faces alone open without the SDN: a key holder's machine needs no model.
+    let config = args.common.config_with(faceveil::faces::effects::Mode::Sdn, password.is_some())?;
     let Input::Stream(_) = &input else {
         let folder = matches!(input, Input::Directory(_));
         ensure!(folder || !args.lossless, "--lossless is for videos; an image is restored losslessly when written as PNG");

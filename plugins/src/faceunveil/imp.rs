@@ -285,7 +285,8 @@ impl BaseTransformImpl for FaceUnveil {
                 "faceunveil needs the password the stream was anonymized with, or an identity its faces were sealed to",
             ));
         }
-        let config = settings.shared.config(faceveil::faces::effects::Mode::Sdn)?;
+        // Sealed faces alone open without the SDN: a key holder's machine needs no model.
+        let config = settings.shared.config_with(faceveil::faces::effects::Mode::Sdn, password.is_some())?;
         let sidecar = match &settings.sidecar {
             Some(path) => Some(Sidecar::read(path).map_err(|e| common::settings_error(common::describe(&e)))?),
             None => None,
