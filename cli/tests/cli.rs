@@ -1522,32 +1522,43 @@ fn a_live_recording_to_mp4_killed_midway_keeps_what_it_had_written() {
 
 /// Ctrl-C to a spawned process.
 fn interrupt(child: &Child) {
+    signal(child, "INT");
+}
+
+/// The signal `name` (INT, TERM) to a spawned process.
+fn signal(child: &Child, name: &str) {
     let pid = child.0.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(Command::new("kill").args([&format!("-{name}"), &pid]).status().unwrap().success());
 }
 
 #[test]
-fn a_file_stopped_by_ctrl_c_keeps_the_part_written_with_its_sidecar_and_says_it_is_a_part() {
+fn a_file_stopped_by_ctrl_c_or_sigterm_keeps_the_part_written_with_its_sidecar_and_says_it_is_a_part() {
     let dir = tmpdir("stopped-file");
-    let (input, out, log) = (dir.join("long.mp4"), dir.join("out.mp4"), dir.join("run.log"));
+    let input = dir.join("long.mp4");
     media::launch(&format!(
         "videotestsrc num-buffers=900 pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 \
          ! x264enc speed-preset=ultrafast ! mp4mux ! filesink location={}",
         input.display()
     ));
-    let run = spawn(&["anonymize", s(&input), "-o", s(&out)], &log);
-    let partial = dir.join("out.mp4.partial");
-    wait_for("frames written", 60, || std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0));
-    interrupt(&run);
-    let mut run = run;
-    let status = run.0.wait().unwrap();
-    // Until 2026-12-03 the part was reported as "N frames anonymized" with exit status 0, and
-    // its sidecar was deleted where a file ended early.
-    assert!(!status.success(), "a stopped file is not a finished run: {}", log_text(&log));
-    assert!(log_text(&log).contains("stopped (Ctrl-C)"), "{}", log_text(&log));
-    let kept = media::decode(&out).frames.len();
-    assert!(kept > 0 && kept < 900, "kept {kept} frames");
-    assert!(dir.join("out.mp4.faceveil").exists(), "the part keeps its restore data: {}", log_text(&log));
+    // SIGTERM is what a service manager, `timeout` or `docker stop` sends: until 2026-12-03 it
+    // ended the run at once, leaving an MP4 without its index and the sidecar as .partial files.
+    for name in ["INT", "TERM"] {
+        let (out, log) = (dir.join(format!("out-{name}.mp4")), dir.join(format!("run-{name}.log")));
+        let run = spawn(&["anonymize", s(&input), "-o", s(&out)], &log);
+        let partial = dir.join(format!("out-{name}.mp4.partial"));
+        wait_for("frames written", 60, || std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0));
+        signal(&run, name);
+        let mut run = run;
+        let status = run.0.wait().unwrap();
+        // Until 2026-12-03 the part was reported as "N frames anonymized" with exit status 0, and
+        // its sidecar was deleted where a file ended early.
+        assert!(!status.success(), "SIG{name}: a stopped file is not a finished run: {}", log_text(&log));
+        assert!(log_text(&log).contains("stopped (Ctrl-C or SIGTERM)"), "SIG{name}: {}", log_text(&log));
+        let kept = media::decode(&out).frames.len();
+        assert!(kept > 0 && kept < 900, "SIG{name}: kept {kept} frames");
+        let sidecar = dir.join(format!("out-{name}.mp4.faceveil"));
+        assert!(sidecar.exists(), "SIG{name}: the part keeps its restore data: {}", log_text(&log));
+    }
 }
 
 #[test]

@@ -340,9 +340,12 @@ pub fn anonymize_dir(
     stopped_or_failed(failed, files.len() + folder.videos.len())
 }
 
-/// The end of a folder run: an error where Ctrl-C stopped it or any file failed.
+/// The end of a folder run: an error where Ctrl-C or SIGTERM stopped it or any file failed.
 fn stopped_or_failed(failed: usize, files: usize) -> Result<()> {
-    ensure!(!super::stop::requested(), "stopped (Ctrl-C) before the folder's end: the files done before it were written");
+    ensure!(
+        !super::stop::requested(),
+        "stopped (Ctrl-C or SIGTERM) before the folder's end: the files done before it were written"
+    );
     ensure!(failed == 0, "{failed} of {files} files failed");
     Ok(())
 }

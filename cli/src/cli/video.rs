@@ -658,7 +658,7 @@ pub struct Transcode {
     /// Where the stage's time went (for `faceveil bench`).
     pub times: StageTimes,
     /// Why the output holds only a part of the input (cut short, a change of size it cannot
-    /// hold, Ctrl-C), where it does: the part is kept, with what belongs to it (the sidecar),
+    /// hold, Ctrl-C or SIGTERM), where it does: the part is kept, with what belongs to it (the sidecar),
     /// and the run then ends in this error.
     pub incomplete: Option<String>,
 }
@@ -799,7 +799,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
         // A file stopped before its end is a part of it: kept, and said so, not a finished run.
         let of = duration.map_or(String::new(), |d| format!(" of {:.2} s", d as f64 / 1e9));
         Some(format!(
-            "stopped (Ctrl-C): {frames} frames up to {:.2} s{of} were written to {}",
+            "stopped (Ctrl-C or SIGTERM): {frames} frames up to {:.2} s{of} were written to {}",
             end as f64 / 1e9,
             output.display()
         ))
