@@ -658,8 +658,8 @@ pub struct Transcode {
     /// Where the stage's time went (for `faceveil bench`).
     pub times: StageTimes,
     /// Why the output holds only a part of the input (cut short, a change of size it cannot
-    /// hold, Ctrl-C or SIGTERM), where it does: the part is kept, with what belongs to it (the sidecar),
-    /// and the run then ends in this error.
+    /// hold, Ctrl-C or SIGTERM), where it does: the part is kept, with what belongs to it (the
+    /// sidecar), and the run then ends in this error.
     pub incomplete: Option<String>,
 }
 
