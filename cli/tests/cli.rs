@@ -534,6 +534,24 @@ fn the_one_way_modes_run_where_no_sdn_model_is_installed() {
 }
 
 #[test]
+fn a_photo_anonymized_twice_is_said_to_be_an_output_already() {
+    // The second run's metadata replaces the first's: its restore gives the first output back,
+    // and only that file leads to the original.
+    let dir = tmpdir("twice");
+    let (once, twice, back) = (dir.join("once.png"), dir.join("twice.png"), dir.join("back.png"));
+    let pw = [("FACEVEIL_PASSWORD", "twice")];
+    let o = faceveil(&["anonymize", s(&sample("astronaut.jpg")), "-o", s(&once)], &pw);
+    assert!(o.status.success() && !stderr(&o).contains("already"), "{}", stderr(&o));
+    let o = faceveil(&["anonymize", s(&once), "-o", s(&twice)], &pw);
+    assert!(o.status.success() && stderr(&o).contains("was already an anonymized output"), "{}", stderr(&o));
+    let o = faceveil(&["restore", s(&twice), "-o", s(&back)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (first, restored) = (common::load_rgb(&once), common::load_rgb(&back));
+    let off = common::mean_abs_diff(&first, &restored, 190, 70, 260, 170);
+    assert!(off < 2.0, "the second restore gives the first output back: {off:.2} levels off");
+}
+
+#[test]
 fn a_folder_run_names_each_file_that_failed_and_writes_the_rest() {
     // A broken file among good ones: the run goes on, and says which file failed and why, also
     // where standard error is a log rather than a terminal (as here).

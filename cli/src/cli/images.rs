@@ -164,6 +164,15 @@ pub fn anonymize_file(
 ) -> Result<()> {
     let faces = anonymize_one(path, output, finder, anonymizer)?;
     eprintln!("{}: {} face(s) anonymized -> {}", path.display(), faces.len(), output.display());
+    if std::fs::read(path).ok().and_then(|bytes| imagemeta::extract(&bytes)).is_some() {
+        // Its restore data is replaced by the new output's, so the two restores no longer chain.
+        eprintln!(
+            "faceveil: note: {} was already an anonymized output: {} restores to it, and only {} itself to the original",
+            path.display(),
+            output.display(),
+            path.display()
+        );
+    }
     if let Some(b) = boxes {
         let all = vec![FileBoxes { file: path.display().to_string(), faces }];
         write_atomically(b, serde_json::to_string_pretty(&all)?.as_bytes())?;
