@@ -36,10 +36,15 @@ struct Photo {
 /// Decodes a photo upright: a camera that stores its pixels sideways says so in the EXIF
 /// orientation, and the detector and the model only know upright faces. The output is written
 /// upright, without EXIF: its place (GPS), time and camera serial say who and where as much as a
-/// face does, and an anonymized photo is meant to be shown.
-fn load(path: &Path) -> Result<Photo> {
+/// face does, and an anonymized photo is meant to be shown. `bytes` are the file at `path`
+/// ([`read`]), which is named in errors and whose extension is the first guess of its format.
+fn load(path: &Path, bytes: &[u8]) -> Result<Photo> {
     let decode = || -> image::ImageResult<(image::DynamicImage, Option<Vec<u8>>)> {
-        let mut decoder = image::ImageReader::open(path)?.with_guessed_format()?.into_decoder()?;
+        let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes));
+        if let Ok(format) = ImageFormat::from_path(path) {
+            reader.set_format(format);
+        }
+        let mut decoder = reader.with_guessed_format()?.into_decoder()?;
         let orientation = decoder.orientation()?;
         let icc = decoder.icc_profile()?;
         let mut img = image::DynamicImage::from_decoder(decoder)?;
@@ -126,6 +131,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     written
 }
 
+/// A photo's bytes, read once for both its pixels ([`load`]) and its metadata.
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
 fn frame_of(img: &mut RgbImage) -> FrameMut<'_> {
     let (w, h) = (img.width, img.height);
     FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut img.data).expect("a decoded image is a valid frame")
@@ -137,14 +147,11 @@ struct FileBoxes {
     faces: Vec<progress::BoxJson>,
 }
 
-fn anonymize_one(
-    path: &Path,
-    output: &Path,
-    finder: &mut FaceFinder,
-    anonymizer: &mut Anonymizer,
-) -> Result<Vec<progress::BoxJson>> {
+fn anonymize_one(path: &Path, output: &Path, finder: &mut FaceFinder, anonymizer: &mut Anonymizer) -> Result<Anonymized> {
     ensure!(!same_file(path, output), "refusing to overwrite the input {}", path.display());
-    let mut photo = load(path)?;
+    let bytes = read(path)?;
+    let was_output = imagemeta::extract(&bytes).is_some();
+    let mut photo = load(path, &bytes)?;
     let mut frame = frame_of(&mut photo.rgb);
     let tracks = finder.find_in_photo(&frame)?.to_vec();
     let outcome = anonymizer.process(&mut frame, &tracks, None)?;
@@ -152,7 +159,14 @@ fn anonymize_one(
     let record = FrameRecord { look: None, ..outcome.record.clone() };
     let text = anonymizer.header().map(|h| serde_json::to_string(&Embedded { header: h.clone(), record })).transpose()?;
     save(photo, output, text.as_deref())?;
-    Ok(outcome.tracks.iter().map(progress::BoxJson::from).collect())
+    Ok(Anonymized { faces: outcome.tracks.iter().map(progress::BoxJson::from).collect(), was_output })
+}
+
+/// What [`anonymize_one`] did to a photo.
+struct Anonymized {
+    faces: Vec<progress::BoxJson>,
+    /// The photo carried faceveil's data: it was an anonymized output already.
+    was_output: bool,
 }
 
 pub fn anonymize_file(
@@ -162,9 +176,9 @@ pub fn anonymize_file(
     anonymizer: &mut Anonymizer,
     boxes: Option<&Path>,
 ) -> Result<()> {
-    let faces = anonymize_one(path, output, finder, anonymizer)?;
+    let Anonymized { faces, was_output } = anonymize_one(path, output, finder, anonymizer)?;
     eprintln!("{}: {} face(s) anonymized -> {}", path.display(), faces.len(), output.display());
-    if std::fs::read(path).ok().and_then(|bytes| imagemeta::extract(&bytes)).is_some() {
+    if was_output {
         // Its restore data is replaced by the new output's, so the two restores no longer chain.
         eprintln!(
             "faceveil: note: {} was already an anonymized output: {} restores to it, and only {} itself to the original",
@@ -326,7 +340,7 @@ pub fn anonymize_dir(
     let (mut all, mut failed) = (Vec::new(), 0);
     for f in files.iter().take_while(|_| !super::stop::requested()) {
         match folder.target(f, output_name(f)).and_then(|target| anonymize_one(f, &target, finder, anonymizer)) {
-            Ok(faces) => all.push(FileBoxes { file: f.display().to_string(), faces }),
+            Ok(Anonymized { faces, .. }) => all.push(FileBoxes { file: f.display().to_string(), faces }),
             Err(e) => {
                 failed += 1;
                 // Not bar.println, which says nothing where standard error is not a terminal.
@@ -361,7 +375,7 @@ fn stopped_or_failed(failed: usize, files: usize) -> Result<()> {
 
 fn restore_one(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>) -> Result<usize> {
     ensure!(!same_file(path, output), "refusing to overwrite the input {}", path.display());
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = read(path)?;
     let text = imagemeta::extract(&bytes).with_context(|| {
         format!("{} carries no faceveil data (not an sdn output, or its metadata was stripped)", path.display())
     })?;
@@ -370,7 +384,7 @@ fn restore_one(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> R
     // A PNG holds the surrogate exactly; any other format (JPEG) went through a lossy codec.
     let lossy = image::guess_format(&bytes).map_or(true, |format| format != ImageFormat::Png);
     let mut r = restorer(&header)?.lossy_input(lossy);
-    let mut photo = load(path)?;
+    let mut photo = load(path, &bytes)?;
     let n = r.process_record(&mut frame_of(&mut photo.rgb), &embedded.record)?;
     save(photo, output, None)?;
     Ok(n)
@@ -451,7 +465,7 @@ mod tests {
         let (tiff, broken) = (dir.join("ycbcr.tiff"), dir.join("broken.png"));
         std::fs::write(&tiff, ycbcr_tiff()).unwrap();
         std::fs::write(&broken, b"\x89PNG not the rest").unwrap();
-        let said = |path: &Path| format!("{:#}", load(path).err().expect("not decoded"));
+        let said = |path: &Path| format!("{:#}", load(path, &read(path).unwrap()).err().expect("not decoded"));
         let e = said(&tiff);
         assert!(e.contains("ycbcr.tiff (convert it to 8-bit RGB PNG or JPEG first)"), "{e}");
         // A damaged file is not told to be converted.

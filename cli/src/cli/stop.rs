@@ -10,7 +10,7 @@ static REQUESTED: AtomicBool = AtomicBool::new(false);
 pub fn install() {
     let _ = ctrlc::set_handler(|| ask(130, "Ctrl-C again"));
     // SIGTERM's default ended the process at once, leaving an MP4 without its index (unplayable)
-    // and its sidecar as .partial files. signal-hook runs this beside serve's own SIGTERM flag.
+    // and its sidecar as .partial files.
     if let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGTERM]) {
         let _ = std::thread::Builder::new().name("faceveil-sigterm".into()).spawn(move || {
             for _ in signals.forever() {

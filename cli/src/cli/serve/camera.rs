@@ -265,18 +265,20 @@ fn build(
     let veil = make("faceveil")?;
     detection(&veil, config);
     veil.set_property_from_str("mode", config.mode.name());
-    let mut sealing = false;
-    if config.mode == Mode::Sdn {
+    // Whether faces are sealed, to recipients or to the password.
+    let sealing = if config.mode == Mode::Sdn {
         let password = config.password()?.context("mode sdn needs a password")?;
         veil.set_property("password", password.as_str());
-        if let Some(recipients) = config.recipients()? {
+        let recipients = config.recipients()?;
+        if let Some(recipients) = &recipients {
             veil.set_property("recipients", recipients.as_str());
             veil.set_property("recipients-threshold", config.recipients_threshold);
-            sealing = true;
         }
         veil.set_property("seal-password", config.seal_password);
-        sealing |= config.seal_password;
-    }
+        recipients.is_some() || config.seal_password
+    } else {
+        false
+    };
     let i420 = gst::ElementFactory::make("capsfilter")
         .property("caps", gst::Caps::builder("video/x-raw").field("format", "I420").build())
         .build()?;

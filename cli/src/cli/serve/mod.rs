@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
-use signal_hook::consts::{SIGHUP, SIGTERM};
+use signal_hook::consts::SIGHUP;
 
 use camera::Camera;
 use config::{CameraConfig, Config};
@@ -24,7 +24,6 @@ use metrics::Metrics;
 use mounts::Mounts;
 
 static RELOAD: AtomicBool = AtomicBool::new(false);
-static TERMINATE: AtomicBool = AtomicBool::new(false);
 
 /// The elements a camera is built from, checked once so that a missing plugin is one clear
 /// error at start rather than every camera failing over and over.
@@ -44,7 +43,6 @@ pub fn run(path: &Path) -> Result<()> {
             .with_context(|| format!("GStreamer element '{name}' is missing (run scripts/setup.sh)"))?;
     }
     signal_hook::flag::register(SIGHUP, &RELOAD).context("cannot watch SIGHUP")?;
-    signal_hook::flag::register(SIGTERM, &TERMINATE).context("cannot watch SIGTERM")?;
     let metrics = Arc::new(Metrics::new());
     if let Some(m) = &config.metrics {
         metrics.serve(m.listen)?;
@@ -62,7 +60,8 @@ pub fn run(path: &Path) -> Result<()> {
     eprintln!("faceveil: serving {} camera(s); SIGHUP or an edit of {} reloads it", config.cameras.len(), path.display());
     let mut current = config;
     let mut seen = stamp(path);
-    while !super::stop::requested() && !TERMINATE.load(Ordering::SeqCst) {
+    // Ctrl-C and SIGTERM both stop it (`stop`).
+    while !super::stop::requested() {
         metrics.tick();
         let now = stamp(path);
         if RELOAD.swap(false, Ordering::SeqCst) || now != seen {
