@@ -4,21 +4,26 @@
 //!
 //! - 1, lossless: each plane a greyscale PNG; a restore puts back exactly the bytes the camera's
 //!   decoder gave, with no colour conversion on the way. Large: every face of every frame whole.
-//! - 2, the default for videos: each track's faces as a video ([`super::facevideo`]), a fifth
-//!   to a seventh of layout 1's size, restored to about 45 dB.
+//! - 3, the default for videos: each track's faces as a video ([`super::facevideo`]), a fifth
+//!   to a seventh of layout 1's size, restored to about 45 dB; each face sits in its canvas where
+//!   it sat in the frame's grid of 16 x 16 blocks ([`super::canvas::Offset`]).
+//! - 2, as 3 with every face at its canvas's corner: what streams sealed before 2026-12-03 hold.
 //!
-//! A restore reads both, whichever the stream was made with.
+//! A restore reads all three, whichever the stream was made with.
 
 use std::sync::Arc;
 
+use super::canvas::Offset;
 use super::facevideo::{Decoded, FaceCodec, InTrack, TrackDecoders, TrackEncoders};
 use super::{ContentKey, FacePlace, FaceSealer, Identity, KeyEnvelope, Recipient, SealError};
 use crate::frame::{FrameMut, PixelFormat, PlaneRect, Region};
 
 /// Each plane a lossless greyscale PNG.
 const LAYOUT_PNG: u8 = 1;
-/// Each track's faces as a video, one coded picture a chunk.
-const LAYOUT_VIDEO: u8 = 2;
+/// Each track's faces as a video, one coded picture a chunk, each face at its canvas's corner.
+const LAYOUT_VIDEO_AT_CORNER: u8 = 2;
+/// The same, each face where it sits in the frame's block grid.
+const LAYOUT_VIDEO: u8 = 3;
 
 /// How a stream's faces are sealed.
 #[derive(Clone)]
@@ -119,7 +124,7 @@ impl FaceVault {
             Some(encoders) => {
                 let at = InTrack { track: place.track, frame: place.frame };
                 let chunk = encoders
-                    .encode(format, &planes, (region.width, region.height), at)
+                    .encode(format, &planes, (region.width, region.height), at, Offset::on_grid(region.x, region.y))
                     .map_err(|e| SealError::Codec(format!("{e:#}")))?;
                 [&[LAYOUT_VIDEO, format_code(format)][..], &chunk].concat()
             }
@@ -153,14 +158,15 @@ impl FaceVault {
         }
         let planes = match *version {
             LAYOUT_PNG => read_png_planes(rest).map_err(layout)?,
-            LAYOUT_VIDEO => {
+            LAYOUT_VIDEO | LAYOUT_VIDEO_AT_CORNER => {
                 let at = InTrack { track: place.track, frame: place.frame };
-                match self.decoders.decode(format, rest, (region.width, region.height), at).map_err(|e| layout(&e))? {
+                let on_grid = *version == LAYOUT_VIDEO;
+                match self.decoders.decode(format, rest, (region.width, region.height), at, on_grid).map_err(|e| layout(&e))? {
                     Decoded::Planes(planes) => planes,
                     Decoded::Waiting => return Ok(None),
                 }
             }
-            v => return Err(layout(&format!("layout version {v}, this build reads {LAYOUT_PNG} and {LAYOUT_VIDEO}"))),
+            v => return Err(layout(&format!("layout version {v}, this build reads {LAYOUT_PNG} to {LAYOUT_VIDEO}"))),
         };
         Ok(Some(OpenedFace { region, planes, frame: place.frame, index: place.index }))
     }

@@ -1,4 +1,4 @@
-//! Sealed layout 2, the default: each track's faces as one small video. Consecutive faces of a
+//! Sealed layouts 2 and 3 (the default): each track's faces as one small video. Consecutive faces of a
 //! track differ little, so coding them as a sequence (x264 in the plugin) takes a fifth to a
 //! seventh of what a lossless picture of every face takes (layout 1), restored to about 45 dB.
 //!
@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::canvas::{self, Canvas, Slot};
+use super::canvas::{self, Canvas, Offset, Slot};
 use crate::frame::{PixelFormat, PlaneRect};
 use crate::stream::HEADER_EVERY;
 
@@ -48,12 +48,15 @@ const KEYFRAME: u8 = 1;
 /// Flags, previous frame, slot width and height.
 const CHUNK_HEAD: usize = 1 + 8 + 2 + 2;
 
-/// A chunk's head, after the layout and format bytes.
+/// A chunk's head, after the layout and format bytes. Chunks on the frame's block grid (every
+/// chunk sealed since layout 3) add the region's [`Offset`] in the canvas, a byte for each side;
+/// layout 2's have none and sit at the canvas's corner.
 struct Head {
     keyframe: bool,
     /// The frame of the track's previous chunk (unused on a keyframe).
     previous: u64,
     slot: Slot,
+    at: Offset,
 }
 
 impl Head {
@@ -62,14 +65,22 @@ impl Head {
         out.extend_from_slice(&self.previous.to_le_bytes());
         out.extend_from_slice(&(self.slot.width as u16).to_le_bytes());
         out.extend_from_slice(&(self.slot.height as u16).to_le_bytes());
+        out.extend_from_slice(&[self.at.x as u8, self.at.y as u8]);
     }
 
-    fn read(bytes: &[u8]) -> Option<(Self, &[u8])> {
-        let (head, coded) = bytes.split_at_checked(CHUNK_HEAD)?;
+    fn read(bytes: &[u8], on_grid: bool) -> Option<(Self, &[u8])> {
+        let (head, rest) = bytes.split_at_checked(CHUNK_HEAD)?;
         let u16_at = |i: usize| u16::from_le_bytes([head[i], head[i + 1]]) as usize;
         let previous = u64::from_le_bytes(head[1..9].try_into().ok()?);
         let slot = Slot { width: u16_at(9), height: u16_at(11) };
-        Some((Self { keyframe: head[0] & KEYFRAME != 0, previous, slot }, coded))
+        let (at, coded) = match on_grid {
+            true => {
+                let ([x, y], coded) = rest.split_first_chunk::<2>()?;
+                (Offset { x: *x as usize, y: *y as usize }, coded)
+            }
+            false => (Offset::default(), rest),
+        };
+        Some((Self { keyframe: head[0] & KEYFRAME != 0, previous, slot, at }, coded))
     }
 }
 
@@ -98,17 +109,19 @@ impl TrackEncoders {
         Self { codec, tracks: HashMap::new() }
     }
 
-    /// The chunk (after the layout and format bytes) of a `width` x `height` face of `format`.
+    /// The chunk (after the layout and format bytes) of a `width` x `height` face of `format`
+    /// whose place in the frame's block grid is `offset` (see [`Slot::place`]).
     pub fn encode(
         &mut self,
         format: PixelFormat,
         planes: &[PlaneRect],
         (width, height): (usize, usize),
         at: InTrack,
+        offset: Offset,
     ) -> anyhow::Result<Vec<u8>> {
         // A track gone for a header period is over; if it comes back, it starts a new segment.
         self.tracks.retain(|_, t| t.last_frame + HEADER_EVERY > at.frame);
-        let goes_on = self.tracks.get(&at.track).filter(|t| t.format == format && t.slot.holds(width, height));
+        let goes_on = self.tracks.get(&at.track).filter(|t| t.format == format && t.slot.holds(width, height, Offset::default()));
         // Untracked faces (track 0) cannot be told apart from one frame to the next: each is a
         // segment of its own.
         let (previous, keyframe) = match goes_on.filter(|_| at.track != 0) {
@@ -123,13 +136,14 @@ impl TrackEncoders {
             }
         };
         let t = self.tracks.get_mut(&at.track).expect("the track's encoder was just found or made");
-        let coded = t.encoder.encode(&canvas::pack(format, planes, width, t.slot), keyframe)?;
+        let offset = t.slot.place(width, height, offset);
+        let coded = t.encoder.encode(&canvas::pack(format, planes, width, t.slot, offset), keyframe)?;
         t.last_frame = at.frame;
         if keyframe {
             t.last_keyframe = at.frame;
         }
         let mut out = Vec::with_capacity(CHUNK_HEAD + coded.len());
-        Head { keyframe, previous, slot: t.slot }.write(&mut out);
+        Head { keyframe, previous, slot: t.slot, at: offset }.write(&mut out);
         out.extend_from_slice(&coded);
         Ok(out)
     }
@@ -162,17 +176,19 @@ impl TrackDecoders {
         self.codec = Some(codec);
     }
 
-    /// The planes of a `width` x `height` face of `format` from its opened chunk; errors say
-    /// what in the chunk is not understood.
+    /// The planes of a `width` x `height` face of `format` from its opened chunk, `on_grid` if the
+    /// chunk's head gives the face's offset in the canvas (layout 3); errors say what in the chunk
+    /// is not understood.
     pub fn decode(
         &mut self,
         format: PixelFormat,
         chunk: &[u8],
         (width, height): (usize, usize),
         at: InTrack,
+        on_grid: bool,
     ) -> Result<Decoded, String> {
-        let (head, coded) = Head::read(chunk).ok_or("a face video chunk is cut")?;
-        if !head.slot.holds(width, height) || !head.slot.width.is_multiple_of(2) || !head.slot.height.is_multiple_of(2) {
+        let (head, coded) = Head::read(chunk, on_grid).ok_or("a face video chunk is cut")?;
+        if !head.slot.holds(width, height, head.at) || !head.slot.width.is_multiple_of(2) || !head.slot.height.is_multiple_of(2) {
             return Err(format!("a {}x{} canvas cannot hold a {width}x{height} face", head.slot.width, head.slot.height));
         }
         let codec =
@@ -201,7 +217,7 @@ impl TrackDecoders {
             }
         };
         t.last_frame = at.frame;
-        canvas::unpack(&picture, format, width, height, head.slot)
+        canvas::unpack(&picture, format, (width, height), head.slot, head.at)
             .map(Decoded::Planes)
             .ok_or_else(|| format!("the decoded canvas is {}x{}, not the slot's", picture.width, picture.height))
     }
@@ -277,7 +293,16 @@ mod tests {
 
     fn size(i: u64) -> (usize, usize) {
         // The face grows past its canvas at frame 45.
-        if i < 45 { (40, 36) } else { (80, 72) }
+        if i < 45 { (80, 72) } else { (160, 144) }
+    }
+
+    fn in_track(i: u64) -> InTrack {
+        InTrack { track: 7, frame: i }
+    }
+
+    /// Where frame `i`'s face sits in the block grid: it moves across it as it goes.
+    fn offset(i: u64) -> Offset {
+        Offset::on_grid(2 * i as usize, 6 * i as usize)
     }
 
     #[test]
@@ -285,27 +310,24 @@ mod tests {
         let codec: Arc<dyn FaceCodec> = Arc::new(XorCodec);
         let mut encoders = TrackEncoders::new(codec.clone());
         let chunks: Vec<Vec<u8>> = (0..70)
-            .map(|i| encoders.encode(PixelFormat::I420, &face(i, size(i)), size(i), InTrack { track: 7, frame: i }).unwrap())
+            .map(|i| encoders.encode(PixelFormat::I420, &face(i, size(i)), size(i), in_track(i), offset(i)).unwrap())
             .collect();
-        let keyframes: Vec<u64> = (0..70).filter(|&i| Head::read(&chunks[i as usize]).unwrap().0.keyframe).collect();
+        let heads: Vec<Head> = chunks.iter().map(|c| Head::read(c, true).unwrap().0).collect();
+        let keyframes: Vec<u64> = (0..70).filter(|&i| heads[i as usize].keyframe).collect();
         assert_eq!(keyframes, [0, HEADER_EVERY, 45, 2 * HEADER_EVERY], "the first face, each header period, a new canvas");
+        assert!(heads.iter().zip(0..).all(|(h, i)| h.at == offset(i)), "each face is coded where it sits in the grid");
 
         let restore = |from: u64, skip: Option<u64>| {
             let mut decoders = TrackDecoders::default();
             decoders.set_codec(codec.clone());
             (from..70)
                 .filter(|i| Some(*i) != skip)
-                .map(|i| {
-                    match decoders
-                        .decode(PixelFormat::I420, &chunks[i as usize], size(i), InTrack { track: 7, frame: i })
-                        .unwrap()
-                    {
-                        Decoded::Planes(planes) => {
-                            assert_eq!(planes, face(i, size(i)), "frame {i} comes back exactly");
-                            true
-                        }
-                        Decoded::Waiting => false,
+                .map(|i| match decoders.decode(PixelFormat::I420, &chunks[i as usize], size(i), in_track(i), true).unwrap() {
+                    Decoded::Planes(planes) => {
+                        assert_eq!(planes, face(i, size(i)), "frame {i} comes back exactly");
+                        true
                     }
+                    Decoded::Waiting => false,
                 })
                 .collect::<Vec<bool>>()
         };
@@ -315,5 +337,29 @@ mod tests {
         let lost = restore(0, Some(50));
         assert!(lost[..50].iter().all(|&b| b), "before the lost frame");
         assert!(lost[50..59].iter().all(|&b| !b) && lost[59..].iter().all(|&b| b), "after it, faces wait for frame 60");
+    }
+
+    #[test]
+    fn small_faces_stay_at_the_corner_and_chunks_without_an_offset_still_open() {
+        let codec: Arc<dyn FaceCodec> = Arc::new(XorCodec);
+        let mut encoders = TrackEncoders::new(codec.clone());
+        let (w, h) = (40, 36);
+        let chunks: Vec<Vec<u8>> = (0..10)
+            .map(|i| encoders.encode(PixelFormat::I420, &face(i, (w, h)), (w, h), in_track(i), offset(i)).unwrap())
+            .collect();
+        assert!(
+            chunks.iter().all(|c| Head::read(c, true).unwrap().0.at == Offset::default()),
+            "a 48 x 48 canvas keeps its face at the corner"
+        );
+        // Layout 2, as sealed before faces went on the grid: the same chunks without the offset.
+        let mut decoders = TrackDecoders::default();
+        decoders.set_codec(codec);
+        for (i, chunk) in (0..).zip(&chunks) {
+            let old = [&chunk[..CHUNK_HEAD], &chunk[CHUNK_HEAD + 2..]].concat();
+            match decoders.decode(PixelFormat::I420, &old, (w, h), in_track(i), false).unwrap() {
+                Decoded::Planes(planes) => assert_eq!(planes, face(i, (w, h)), "frame {i} of layout 2"),
+                Decoded::Waiting => panic!("frame {i} of layout 2 waits"),
+            }
+        }
     }
 }
