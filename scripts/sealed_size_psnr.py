@@ -21,7 +21,9 @@ different surrogates, each made with a fresh key).
 
     deps/venv/bin/python scripts/sealed_size_psnr.py samples/faces_720p.mp4 [--lossless] [--to-password] [--json out.json]
 
-Needs numpy (deps/venv) and gst-launch-1.0; the CLI is target/release/faceveil.
+Needs numpy (deps/venv) and gst-launch-1.0; the CLI is target/release/faceveil, or `--cli` to
+measure another build (a checkout's target/release/faceveil: it finds its models and plugin
+from there, beside the program).
 """
 
 import argparse
@@ -174,12 +176,15 @@ def measure(clip, lossless, to_password):
 
 
 def main():
+    global CLI
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("clips", nargs="+")
     p.add_argument("--lossless", action="store_true", help="also check the lossless option is bit-exact")
     p.add_argument("--to-password", action="store_true", help="seal to the password (--seal-password) instead of a recipient")
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--cli", default=CLI, help="the faceveil binary to measure (default: this checkout's release build)")
     args = p.parse_args()
+    CLI = os.path.abspath(args.cli)
     results = []
     for clip in args.clips:
         r = measure(os.path.abspath(clip), args.lossless, args.to_password)
