@@ -67,9 +67,21 @@ const PICTURE_NS: u64 = 40_000_000;
 /// chunk would then come out up to 8 pictures (0.32 s at 25 fps: x264 holds the larger of the
 /// B-frames and the lookahead; not measured through the element) after its frame, ride in a
 /// later frame's record, and a restore would hold as many frames back.
-pub struct X264Faces;
+///
+/// [`X264Faces::lossless`] codes at quantizer 0 instead, x264's lossless mode, for bit-exact
+/// faces: on a fixed 192 px square of two_faces_640x360.mp4 (100 frames, ffmpeg's x264 with
+/// these settings) 550 KB, where a PNG of each frame's luma alone took 1.51 MB.
+#[derive(Default)]
+pub struct X264Faces {
+    lossless: bool,
+}
 
 impl X264Faces {
+    /// Bit-exact face videos (x264's lossless mode).
+    pub fn lossless() -> Self {
+        Self { lossless: true }
+    }
+
     /// Whether the GStreamer elements that seal face videos are installed.
     pub fn available() -> Result<(), String> {
         match gst::ElementFactory::find("x264enc") {
@@ -83,11 +95,16 @@ impl X264Faces {
 
 impl FaceCodec for X264Faces {
     fn encoder(&self, width: usize, height: usize) -> Result<Box<dyn FaceEncoder>> {
-        let qp = if width * height <= SMALL_FACE_CANVAS { SMALL_FACE_QP } else { SEALED_FACE_QP };
+        let quality = match (self.lossless, width * height <= SMALL_FACE_CANVAS) {
+            (true, _) => format!("quantizer=0 option-string=ref={SEALED_FACE_REFS}"),
+            (false, small) => {
+                let qp = if small { SMALL_FACE_QP } else { SEALED_FACE_QP };
+                format!("quantizer={qp} option-string=chroma-qp-offset={SEALED_FACE_CHROMA_QP_OFFSET}:ref={SEALED_FACE_REFS}")
+            }
+        };
         let launch = format!(
             "appsrc name=src format=time ! x264enc tune=zerolatency speed-preset={SEALED_FACE_PRESET} pass=quant \
-             quantizer={qp} psy-tune=psnr threads=1 \
-             option-string=chroma-qp-offset={SEALED_FACE_CHROMA_QP_OFFSET}:ref={SEALED_FACE_REFS} \
+             {quality} psy-tune=psnr threads=1 \
              ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=sink sync=false"
         );
         let caps = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, width as u32, height as u32)

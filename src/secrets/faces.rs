@@ -2,11 +2,15 @@
 //! What is sealed is the frame's own bytes over the face's region, in the frame's own pixel
 //! format, in one of two layouts:
 //!
-//! - 1, lossless: each plane a greyscale PNG; a restore puts back exactly the bytes the camera's
-//!   decoder gave, with no colour conversion on the way. Large: every face of every frame whole.
+//! - 1, each plane a greyscale PNG, lossless: photos, and videos sealed bit-exact where no face
+//!   video codec is at hand. Large: every face of every frame whole.
 //! - 3, the default for videos: each track's faces as a video ([`super::facevideo`]), a fifth
-//!   to a seventh of layout 1's size, restored to about 45 dB; each face sits in its canvas where
-//!   it sat in the frame's grid of 16 x 16 blocks ([`super::canvas::Offset`]).
+//!   to a seventh of layout 1's size, restored to about 45 dB, or bit-exact where the codec is
+//!   lossless; each face sits in its canvas where it sat in the frame's grid of 16 x 16 blocks
+//!   ([`super::canvas::Offset`]).
+//!
+//! Either way a restore puts back the bytes the camera's decoder gave (or, from a lossy face
+//! video, near them), with no colour conversion on the way.
 //! - 2, as 3 with every face at its canvas's corner: what streams sealed before 2026-12-03 hold.
 //!
 //! A restore reads all three, whichever the stream was made with.

@@ -104,7 +104,7 @@ impl State {
         };
         let restorer = restorer.lossy_input(!self.lossless_input);
         // Faces sealed to identities or to the password decode the same way.
-        let restorer = restorer.decode_faces_with(Arc::new(X264Faces));
+        let restorer = restorer.decode_faces_with(Arc::new(X264Faces::default()));
         self.restorer = Some((header, restorer));
         Ok(())
     }
