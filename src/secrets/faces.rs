@@ -1,6 +1,6 @@
 //! The original pixels of a face, sealed where it was cut and opened back into the same place.
 //! What is sealed is the frame's own bytes over the face's region, in the frame's own pixel
-//! format, in one of two layouts:
+//! format, in one of three layouts:
 //!
 //! - 1, each plane a greyscale PNG, lossless: photos, and videos sealed bit-exact where no face
 //!   video codec is at hand. Large: every face of every frame whole.
@@ -8,12 +8,11 @@
 //!   to a seventh of layout 1's size, restored to about 45 dB, or bit-exact where the codec is
 //!   lossless; each face sits in its canvas where it sat in the frame's grid of 16 x 16 blocks
 //!   ([`super::canvas::Offset`]).
-//!
-//! Either way a restore puts back the bytes the camera's decoder gave (or, from a lossy face
-//! video, near them), with no colour conversion on the way.
 //! - 2, as 3 with every face at its canvas's corner: what streams sealed before 2026-12-03 hold.
 //!
-//! A restore reads all three, whichever the stream was made with.
+//! Either way a restore puts back the bytes the camera's decoder gave (or, from a lossy face
+//! video, bytes near them), with no colour conversion on the way. It reads all three layouts,
+//! whichever the stream was made with.
 
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
-//! Sealed layouts 2 and 3 (the default): each track's faces as one small video. Consecutive faces of a
-//! track differ little, so coding them as a sequence (x264 in the plugin) takes a fifth to a
-//! seventh of what a lossless picture of every face takes (layout 1), restored to about 45 dB.
+//! Sealed layouts 2 and 3 (the default): each track's faces as one small video. Consecutive
+//! faces of a track differ little, so coding them as a sequence (x264 in the plugin) takes a
+//! fifth to a seventh of what a lossless picture of every face takes (layout 1), restored to
+//! about 45 dB.
 //!
 //! The core holds no media I/O: a front end supplies the codec ([`FaceCodec`]); this module
 //! decides what is coded and how it is cut into sealed chunks. Each frame's face is one chunk,
@@ -48,9 +49,9 @@ const KEYFRAME: u8 = 1;
 /// Flags, previous frame, slot width and height.
 const CHUNK_HEAD: usize = 1 + 8 + 2 + 2;
 
-/// A chunk's head, after the layout and format bytes. Chunks on the frame's block grid (every
-/// chunk sealed since layout 3) add the region's [`Offset`] in the canvas, a byte for each side;
-/// layout 2's have none and sit at the canvas's corner.
+/// A chunk's head, after the layout and format bytes. Layout 3's chunks add the face's
+/// [`Offset`] in the canvas, a byte for each side; layout 2's have none: their faces sit at the
+/// canvas's corner.
 struct Head {
     keyframe: bool,
     /// The frame of the track's previous chunk (unused on a keyframe).
