@@ -1464,10 +1464,10 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
     let upstream_url = format!("rtsp://127.0.0.1:{upstream_port}/faceveil");
     let relay_url = format!("rtsp://127.0.0.1:{relay_port}/faceveil");
     // Each run of the source lasts until its server is stopped (a 150 s clip, longer than the
-    // waits below together: in a CI run of 2026-12-03 the 30 s clip of before ended while the
-    // recorder was still starting, and the relay had nothing left to give it), so that the
-    // recorder joins the first however slowly the machine starts it. Both runs serve the same
-    // clip: the recording keeps one format throughout.
+    // wait for the recorder below: in a CI run of 2026-12-03 the 30 s clip of before ended while
+    // the recorder was still starting, a file that ends closes its server, and the relay had
+    // nothing left to give), so that the recorder joins the first however slowly the machine
+    // starts it. Both runs serve the same clip: the recording keeps one format throughout.
     let long = dir.join("long.mp4");
     media::launch(&format!(
         "videotestsrc num-buffers=1500 pattern=ball ! video/x-raw,width=640,height=360,framerate=10/1 \
