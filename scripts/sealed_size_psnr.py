@@ -108,20 +108,20 @@ def finite_mean(scores):
     return round(float(np.mean(finite)), 2) if finite else None
 
 
-def measure(clip, lossless, to_password):
+def measure(cli, clip, lossless, to_password):
     work = tempfile.mkdtemp(prefix="faceveil-sealed-measure-")
     identity = os.path.join(work, "me.age")
-    recipient = run([CLI, "keygen", "-o", identity])
+    recipient = run([cli, "keygen", "-o", identity])
     # Sealed to the recipient and opened with its identity, or sealed to the password and
     # opened with it alone.
     seal_to, open_with, opener = (["--seal-password"], [], "measure") if to_password else (["--recipient", recipient], ["--identity", identity], None)
     plain, sealed, restored = (os.path.join(work, n) for n in ("plain.mp4", "sealed.mp4", "restored.mp4"))
-    run([CLI, "anonymize", clip, "-o", plain], password="measure")
-    run([CLI, "anonymize", clip, "-o", sealed] + seal_to, password="measure")
-    run([CLI, "restore", sealed, "-o", restored] + open_with, password=opener)
+    run([cli, "anonymize", clip, "-o", plain], password="measure")
+    run([cli, "anonymize", clip, "-o", sealed] + seal_to, password="measure")
+    run([cli, "restore", sealed, "-o", restored] + open_with, password=opener)
     wrong = os.path.join(work, "wrong.mp4")
     if to_password:
-        run([CLI, "restore", sealed, "-o", wrong], password="not the password", must_fail=True)
+        run([cli, "restore", sealed, "-o", wrong], password="not the password", must_fail=True)
     recs = records(sealed + ".faceveil")
     sealed_b64 = sum(len(f.get("sealed", "")) for r in recs for f in r["faces"])
     sealed_raw = sum(len(base64.b64decode(f["sealed"])) for r in recs for f in r["faces"] if "sealed" in f)
@@ -160,8 +160,8 @@ def measure(clip, lossless, to_password):
         result["wrong_password_refused"] = not os.path.exists(wrong)
     if lossless:
         exact_sealed, exact = os.path.join(work, "sealed-lossless.mp4"), os.path.join(work, "exact.mp4")
-        run([CLI, "anonymize", clip, "-o", exact_sealed, "--sealed-lossless"] + seal_to, password="measure")
-        run([CLI, "restore", exact_sealed, "-o", exact, "--lossless"] + open_with, password=opener)
+        run([cli, "anonymize", clip, "-o", exact_sealed, "--sealed-lossless"] + seal_to, password="measure")
+        run([cli, "restore", exact_sealed, "-o", exact, "--lossless"] + open_with, password=opener)
         lrecs = records(exact_sealed + ".faceveil")
         back = decode(exact, "RGB")
         worst = 0
@@ -176,7 +176,6 @@ def measure(clip, lossless, to_password):
 
 
 def main():
-    global CLI
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("clips", nargs="+")
     p.add_argument("--lossless", action="store_true", help="also check the lossless option is bit-exact")
@@ -184,10 +183,10 @@ def main():
     p.add_argument("--json", help="write the results here")
     p.add_argument("--cli", default=CLI, help="the faceveil binary to measure (default: this checkout's release build)")
     args = p.parse_args()
-    CLI = os.path.abspath(args.cli)
+    cli = os.path.abspath(args.cli)
     results = []
     for clip in args.clips:
-        r = measure(os.path.abspath(clip), args.lossless, args.to_password)
+        r = measure(cli, os.path.abspath(clip), args.lossless, args.to_password)
         print(json.dumps(r), flush=True)
         results.append(r)
     if args.json:

@@ -95,12 +95,11 @@ impl X264Faces {
 
 impl FaceCodec for X264Faces {
     fn encoder(&self, width: usize, height: usize) -> Result<Box<dyn FaceEncoder>> {
-        let quality = match (self.lossless, width * height <= SMALL_FACE_CANVAS) {
-            (true, _) => format!("quantizer=0 option-string=ref={SEALED_FACE_REFS}"),
-            (false, small) => {
-                let qp = if small { SMALL_FACE_QP } else { SEALED_FACE_QP };
-                format!("quantizer={qp} option-string=chroma-qp-offset={SEALED_FACE_CHROMA_QP_OFFSET}:ref={SEALED_FACE_REFS}")
-            }
+        let quality = if self.lossless {
+            format!("quantizer=0 option-string=ref={SEALED_FACE_REFS}")
+        } else {
+            let qp = if width * height <= SMALL_FACE_CANVAS { SMALL_FACE_QP } else { SEALED_FACE_QP };
+            format!("quantizer={qp} option-string=chroma-qp-offset={SEALED_FACE_CHROMA_QP_OFFSET}:ref={SEALED_FACE_REFS}")
         };
         let launch = format!(
             "appsrc name=src format=time ! x264enc tune=zerolatency speed-preset={SEALED_FACE_PRESET} pass=quant \

@@ -32,6 +32,11 @@ impl Offset {
     pub fn on_grid(x: usize, y: usize) -> Self {
         Self { x: x % CANVAS_ALIGN, y: y % CANVAS_ALIGN }
     }
+
+    /// The same place in a 4:2:0 chroma plane.
+    fn chroma(self) -> Self {
+        Self { x: self.x / 2, y: self.y / 2 }
+    }
 }
 
 /// The largest slot (in pixels: 64 x 64) whose faces stay at the corner. The band the grid adds
@@ -176,7 +181,7 @@ pub fn pack(format: PixelFormat, planes: &[PlaneRect], width: usize, slot: Slot,
     match channels(format) {
         Channels::Yuv420 => {
             // Y, then U and V (NV12's interleaved pair split apart).
-            let half = Offset { x: at.x / 2, y: at.y / 2 };
+            let half = at.chroma();
             let targets =
                 [(&mut canvas.y, cw, ch, at), (&mut canvas.u, cw / 2, ch / 2, half), (&mut canvas.v, cw / 2, ch / 2, half)];
             for ((plane, w, h, at), tile) in targets.into_iter().zip(&tiles) {
@@ -207,7 +212,7 @@ pub fn unpack(
         return None;
     }
     let (hw, hh) = (width.div_ceil(2), height.div_ceil(2));
-    let half = Offset { x: at.x / 2, y: at.y / 2 };
+    let half = at.chroma();
     let grey = |data: Vec<u8>, row_bytes: usize, rows: usize| PlaneRect { row_bytes, rows, data };
     Some(match format {
         PixelFormat::I420 => vec![

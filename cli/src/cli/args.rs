@@ -155,7 +155,7 @@ pub struct AnonymizeArgs {
     /// How many of the recipients must unseal together (1: any one of them)
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub recipients_threshold: usize,
-    /// Seal a video's faces bit-exact (each tracked face as a lossless x264 video, 1.3 to 3.4
+    /// Seal a video's faces bit-exact (each tracked face as a lossless x264 video, 1.3 to 3.2
     /// times the default's size), for a restore with --lossless that gives the original's bytes
     #[arg(long)]
     pub sealed_lossless: bool,

@@ -156,7 +156,7 @@ impl ObjectImpl for FaceVeil {
                     .build(),
                 glib::ParamSpecBoolean::builder("sealed-lossless")
                     .nick("Sealed lossless")
-                    .blurb("Seal each face bit-exact, as a lossless x264 video of each tracked face in the frame's own planes (1.3 to 3.4 times larger), instead of one restored to about 45 dB")
+                    .blurb("Seal each face bit-exact, as a lossless x264 video of each tracked face in the frame's own planes (1.3 to 3.2 times larger), instead of one restored to about 45 dB")
                     .default_value(DEFAULT_SEALED_LOSSLESS)
                     .mutable_ready()
                     .build(),
