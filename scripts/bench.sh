@@ -51,6 +51,12 @@ run "SDN (fast), detection every 2nd frame, tracking between (the default)"
 run "SDN (fast), detection every 3rd frame, tracking between" --detect-interval 3
 run "SDN (fast), detection every 3rd frame at 480 px" --detect-interval 3 --detect-size 480
 run "Blur, detection every 2nd frame (the default)" --mode blur
+# Sealing each face for a sealed restore (a face video per track, x264 in the stream's thread);
+# the recipient is a fresh identity's public key, made for this run and thrown away.
+seal_dir=$(mktemp -d)
+recipient=$("$bin" keygen -o "$seal_dir/identity.age")
+run "SDN (fast), each face also sealed to a recipient (\`anonymize --recipient\`)" --recipient "$recipient"
+rm -rf "$seal_dir"
 
 # Memory over a long run: the clip joined to itself (no re-encode) into a 10-minute stream.
 if [ "${BENCH_LONG:-1}" = 1 ]; then

@@ -2,6 +2,7 @@
 //! a restore needs. The GStreamer elements and the CLI drive these and nothing else.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 use zeroize::Zeroizing;
@@ -188,11 +189,13 @@ impl Anonymizer {
         if let Some(vault) = &mut self.vault {
             // Before the effect: what is sealed is what the camera saw. A face that cannot be
             // sealed fails the frame, whose faces are then painted over (fail closed).
+            let start = Instant::now();
             for (index, face) in faces.iter_mut().enumerate() {
                 if let Some((region, place)) = face_place(frame, face, self.frames, pts, index) {
                     face.sealed = Some(SealedFace(vault.seal(frame, region, &place)?));
                 }
             }
+            self.veil.add_seal_time(start.elapsed());
         }
         self.veil.apply(frame, &faces)?;
         let record = FrameRecord { look: Some(Look::of(frame)), ..FrameRecord::new(self.frames, pts, faces) };

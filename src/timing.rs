@@ -8,6 +8,9 @@ pub struct StageTimes {
     pub downscale: Duration,
     pub detect: Duration,
     pub track: Duration,
+    /// Sealing each face's original pixels for a sealed restore (`--recipient`,
+    /// `--seal-password`), before the effect changes them.
+    pub seal: Duration,
     /// Cutting and resampling the face crops into the model's batch.
     pub crop: Duration,
     pub model: Duration,
@@ -34,6 +37,7 @@ impl StageTimes {
         self.downscale += other.downscale;
         self.detect += other.detect;
         self.track += other.track;
+        self.seal += other.seal;
         self.crop += other.crop;
         self.model += other.model;
         self.blend += other.blend;
@@ -48,11 +52,12 @@ impl StageTimes {
     }
 
     /// (name, total) for each stage, in pipeline order.
-    pub fn stages(&self) -> [(&'static str, Duration); 6] {
+    pub fn stages(&self) -> [(&'static str, Duration); 7] {
         [
             ("downscale", self.downscale),
             ("detect", self.detect),
             ("track", self.track),
+            ("seal", self.seal),
             ("crop", self.crop),
             ("sdn/effect", self.model),
             ("blend", self.blend),

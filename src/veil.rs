@@ -15,7 +15,7 @@ use crate::model::keys::{Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
 use crate::stream::header::FaceRecord;
 use crate::timing::{StageTimes, lap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The SDN with a stream's secret, how it keys faces, and the attribute factors.
 pub struct SdnKeyed {
@@ -105,6 +105,12 @@ impl Veil {
 
     pub fn times(&self) -> &StageTimes {
         &self.times
+    }
+
+    /// Counts the time the frame's faces took to seal before this veil changed them, so that
+    /// one [`StageTimes`] holds every stage of the frame.
+    pub fn add_seal_time(&mut self, took: Duration) {
+        self.times.seal += took;
     }
 
     pub fn model(&self) -> Option<&SdnModel> {

@@ -290,6 +290,24 @@ fn the_small_sealed_faces_of_a_crowd_keep_their_quality_in_the_restored_file() {
     assert!(mean >= 46.5 && worst >= 44.5, "the restored file keeps what was sealed: {mean:.2} dB, worst {worst:.2}");
 }
 
+/// `faceveil bench --recipient` seals as `anonymize --recipient` does and says what sealing
+/// cost, as a stage of its own; without a recipient nothing is sealed and that stage is empty.
+#[test]
+fn bench_times_sealing_as_a_stage_of_its_own() {
+    let dir = tmpdir("bench-seal");
+    let (_, recipient) = keygen(&dir, "a");
+    let clip = common::repo().join("samples/two_faces_640x360.mp4");
+    let seal_ms = |out: &str| -> f64 {
+        let line = out.lines().find_map(|l| l.trim().strip_prefix("seal "));
+        line.and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no seal stage in: {out}"))
+    };
+    let plain = ok(&faceveil(&["bench", s(&clip)], None));
+    let sealed = ok(&faceveil(&["bench", s(&clip), "--recipient", &recipient], None));
+    assert_eq!(seal_ms(&plain), 0.0, "nothing sealed without a recipient: {plain}");
+    assert!(seal_ms(&sealed) > 0.0 && sealed.contains("sealed to 1 recipient"), "sealing timed: {sealed}");
+    failed(&faceveil(&["bench", s(&clip), "--sealed-lossless"], None), "--sealed-lossless needs --recipient");
+}
+
 fn sidecar_lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }

@@ -425,7 +425,7 @@ impl Shared {
 pub fn stage_times_property() -> glib::ParamSpec {
     glib::ParamSpecBoxed::builder::<gst::Structure>("stage-times")
         .nick("Stage times")
-        .blurb("Time spent since the element started, in ns per stage (downscale, detect, track, crop, model, blend), and the frames, detections (of which cut-detections: extra ones a scene cut called for; region-detections: of the changed part of the frame only), skipped-detections (scheduled ones left out, nothing had changed), candidate-detections (looks between at faces found below the threshold), rested-faces (large, still faces that sat a scheduled look out) and faces counted")
+        .blurb("Time spent since the element started, in ns per stage (downscale, detect, track, seal, crop, model, blend), and the frames, detections (of which cut-detections: extra ones a scene cut called for; region-detections: of the changed part of the frame only), skipped-detections (scheduled ones left out, nothing had changed), candidate-detections (looks between at faces found below the threshold), rested-faces (large, still faces that sat a scheduled look out) and faces counted")
         .read_only()
         .build()
 }

@@ -124,7 +124,7 @@ pub fn stage_times(element: &gst::Element) -> StageTimes {
     };
     let ns = |name: &str| Duration::from_nanos(s.get::<u64>(name).unwrap_or(0));
     let stages = times.stages().map(|(name, _)| ns(name));
-    [times.downscale, times.detect, times.track, times.crop, times.model, times.blend] = stages;
+    [times.downscale, times.detect, times.track, times.seal, times.crop, times.model, times.blend] = stages;
     times.frames = s.get("frames").unwrap_or(0);
     times.detections = s.get("detections").unwrap_or(0);
     times.cut_detections = s.get("cut-detections").unwrap_or(0);

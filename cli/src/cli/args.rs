@@ -79,6 +79,16 @@ pub struct BenchArgs {
     /// Also time decode and encode alone, for the cost faceveil adds
     #[arg(long)]
     pub baseline: bool,
+    /// Also seal each face to this recipient, as `anonymize --recipient` does, and time it (the
+    /// `seal` stage); repeatable
+    #[arg(long = "recipient", value_name = "PUBLIC")]
+    pub recipients: Vec<String>,
+    /// Recipients to seal to, one per line
+    #[arg(long, value_name = "FILE")]
+    pub recipients_file: Option<PathBuf>,
+    /// Seal bit-exact, as `anonymize --sealed-lossless` does
+    #[arg(long)]
+    pub sealed_lossless: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }

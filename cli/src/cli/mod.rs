@@ -56,7 +56,7 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
     ensure!(!args.seal_password || password.is_some(), "--seal-password needs the sdn mode, whose password it seals to");
     // Videos and streams go through the plugin's elements, which build the anonymizer themselves.
     let sealing = video::Sealing {
-        recipients: (!recipients.is_empty()).then(|| recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
+        recipients: sealing::element_recipients(&recipients),
         threshold: u32::try_from(args.recipients_threshold).unwrap_or(u32::MAX),
         lossless: args.sealed_lossless,
         to_password: args.seal_password,
@@ -226,7 +226,19 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         config.detector.max_side,
         config.runtime.provider.name()
     );
+    let recipients = sealing::recipients(&args.recipients, args.recipients_file.as_ref())?;
+    ensure!(!args.sealed_lossless || !recipients.is_empty(), "--sealed-lossless needs --recipient or --recipients-file");
+    let describe = match recipients.len() {
+        0 => describe,
+        n => format!("{describe}, sealed to {n} recipient(s){}", if args.sealed_lossless { " losslessly" } else { "" }),
+    };
+    let sealing = video::Sealing {
+        recipients: sealing::element_recipients(&recipients),
+        threshold: 1,
+        lossless: args.sealed_lossless,
+        ..Default::default()
+    };
     let password = Some(zeroize::Zeroizing::new("faceveil bench".to_string()));
-    let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing: Default::default() };
+    let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
     bench::bench(&args.clip, &describe, &settings, args.baseline)
 }

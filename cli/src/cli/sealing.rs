@@ -17,6 +17,12 @@ pub fn recipients(given: &[String], file: Option<&PathBuf>) -> Result<Vec<Recipi
     Ok(out)
 }
 
+/// The recipients as the faceveil element's `recipients` property takes them, comma-separated;
+/// none for none.
+pub fn element_recipients(recipients: &[Recipient]) -> Option<String> {
+    (!recipients.is_empty()).then(|| recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+}
+
 /// The identity files of `--identity`; a passphrase-protected one asks for its passphrase
 /// ($FACEVEIL_IDENTITY_PASSPHRASE, else a prompt), never argv.
 pub fn identities(paths: &[PathBuf]) -> Result<Vec<Identity>> {
