@@ -55,7 +55,7 @@ const SEALED_FACE_PRESET: &str = "medium";
 
 /// The smallest canvas (in pixels: 512 x 512) coded on two threads, as slices of the picture.
 /// Sealing codes each face in the stream's own thread, so a face that fills much of the frame
-/// held the whole frame back: on 07_selfie_portrait_720x1280.mp4 (a 1040 px canvas) `faceveil
+/// held the whole frame back: on 07_selfie_portrait_720x1280.mp4 (canvases of 768-800 px) `faceveil
 /// anonymize --recipient` took 24.2 s on one thread and 19.2 s on two (medians of three runs,
 /// alternated, 2-core AMD EPYC, 2026-12-03; 10.9 s without sealing), for 0.3% more sealed bytes
 /// (7.85 against 7.83 MB, the same PSNR). Smaller faces cost little time either way, and two
