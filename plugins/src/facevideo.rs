@@ -260,28 +260,24 @@ mod tests {
     use super::*;
 
     /// The top-left `side` x `side` pixels of the astronaut photo (512 x 512, a face in its upper
-    /// half) as an I420 canvas (BT.601, limited range).
+    /// half) as an I420 canvas, converted as the library writes a frame (BT.601).
     fn astronaut(side: usize) -> Canvas {
+        use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix, rgb::RgbImage};
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/astronaut.jpg");
         let img = image::open(path).unwrap().to_rgb8();
-        let rgb = |x: usize, y: usize| img.get_pixel(x as u32, y as u32).0.map(f32::from);
-        let level = |v: f32| v.round().clamp(0.0, 255.0) as u8;
-        let y = (0..side * side)
-            .map(|i| {
-                let [r, g, b] = rgb(i % side, i / side);
-                level(16.0 + 0.257 * r + 0.504 * g + 0.098 * b)
-            })
-            .collect();
+        let rgb =
+            RgbImage::from_raw(img.width() as usize, img.height() as usize, img.into_raw()).unwrap().cropped(0, 0, side, side);
+        let mut canvas = Canvas::flat(side, side);
         let half = side / 2;
-        let chroma = |weights: [f32; 3]| -> Vec<u8> {
-            (0..half * half)
-                .map(|i| {
-                    let [r, g, b] = rgb(2 * (i % half), 2 * (i / half));
-                    level(128.0 + weights[0] * r + weights[1] * g + weights[2] * b)
-                })
-                .collect()
-        };
-        Canvas { width: side, height: side, y, u: chroma([-0.148, -0.291, 0.439]), v: chroma([0.439, -0.368, -0.071]) }
+        let planes = vec![
+            Plane { data: &mut canvas.y, stride: side },
+            Plane { data: &mut canvas.u, stride: half },
+            Plane { data: &mut canvas.v, stride: half },
+        ];
+        let mut frame = FrameMut::new(PixelFormat::I420, side, side, YuvMatrix::Bt601, planes).unwrap();
+        let whole = frame.whole();
+        frame.write_region(whole, &rgb).unwrap();
+        canvas
     }
 
     /// The NAL unit types of an H.264 byte stream, in order.
