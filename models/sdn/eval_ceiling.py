@@ -2,6 +2,7 @@
 surrogate, with dlib as the judge: the ceiling that issue 11's targets meet with this runtime.
 
     OMP_NUM_THREADS=2 deps/sdn-venv/bin/python models/sdn/eval_ceiling.py [--n 100] [--out models/sdn/runs/ceiling.json]
+        [--morphs 3,6] [--detail-bank 1000]
 
 The same held-out faces, frames and blending as quick_judge.py (the stored 144 px frame, the
 model's 128 crop blended in through sdn.json's ellipse, dlib's descriptor at the known box). Each
@@ -18,6 +19,13 @@ Rows:
                      the face space misses removed inside the mask (alpha 0)
   face space, id     only the m identity coordinates taken from the donor (alpha 0)
   shipped rotation   the shipped map (numpy), two random keys
+  low band only      the shipped map's surrogate reduced to its low band (Gaussian, sigma 2 px
+                     of the 128 crop)
+  + example detail   the row's picture reduced to that low band and given full-resolution
+                     detail patch by patch from --detail-bank fitting crops (example_detail.py's
+                     Bank: example-based super-resolution, nothing trained); "keyed": each key
+                     searches its own 50 faces of the bank. For these rows also
+  donor              the surrogate judged the bank face that gave it most patches.
   morph of K         K faces of a bank of frontal fitting crops (training identities and
                      UTKFace, each of another identity), each moved onto the face by the
                      similarity of their five landmarks, warped to their mean shape by dense
@@ -41,6 +49,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import quick_judge as qj  # noqa: E402
 from centerface import blend_mask  # noqa: E402
+import example_detail  # noqa: E402
 from facespace import FaceSpace  # noqa: E402
 
 
@@ -52,6 +61,7 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--bank", type=int, default=600, help="frontal fitting crops the morphs draw from")
     ap.add_argument("--morphs", default="3,6", help="donors per morph, one row each ('' for none)")
+    ap.add_argument("--detail-bank", type=int, default=1000, help="fitting crops the example detail draws from (0: no such rows)")
     args = ap.parse_args()
     t0 = time.time()
     lab, pick, frames, boxes, off = qj.load(args)
@@ -106,6 +116,26 @@ def main():
             ("shipped rotation", lambda k: fs.anonymize(crops, lms, np.tile(keys[k], (N, 1))))]
     # Each row's donors under the first key, where the row has donors of its own (from the bank).
     donors_of = {}
+    if args.detail_bank:
+        low = example_detail.gaussian_low(2.0)
+        ex, ex_index, ex_frames = example_detail.Bank.from_data(args.data, lab, off, low, n=args.detail_bank)
+        ex_descs = J.descs(ex_frames, [qj.known_box(lab["box"][i], int(lab["store"])) for i in ex_index])
+        subsets = [np.tile(np.random.RandomState(70 + k).choice(args.detail_bank, 50, replace=False), (N, 1)) for k in (0, 1)]
+        tops = {}
+
+        def detailed(name, make, keyed):
+            def row(k):
+                lo = low(make(k))
+                detail, top = ex.detail(lo, subsets[k] if keyed else None)
+                if k == 0:
+                    tops[name] = top
+                return lo + detail
+            rows.append((name, row))
+        detailed("face space, all + example detail", lambda k: face_space(z[(d1, d2)[k]]), False)
+        detailed("face space, all + keyed example detail", lambda k: face_space(z[(d1, d2)[k]]), True)
+        rows.append(("shipped rotation, low band only", lambda k: low(fs.anonymize(crops, lms, np.tile(keys[k], (N, 1))))))
+        detailed("shipped rotation + example detail", lambda k: fs.anonymize(crops, lms, np.tile(keys[k], (N, 1))), False)
+        detailed("shipped rotation + keyed example detail", lambda k: fs.anonymize(crops, lms, np.tile(keys[k], (N, 1))), True)
     counts = [int(c) for c in args.morphs.split(",") if c.strip()]
     if counts:
         bank = Bank(args, lab, off, m)
@@ -124,6 +154,8 @@ def main():
                   two=float(np.mean(np.linalg.norm(E1 - E2, axis=1) >= 0.6)),
                   median_distance_of_the_two=float(np.median(np.linalg.norm(E1 - E2, axis=1))),
                   found=float(np.mean([J.found(F1[i], boxes[i]) for i in range(N)])))
+        if args.detail_bank and name in tops:
+            r_["donor"] = float(np.mean(np.linalg.norm(ex_descs[tops[name]] - E1, axis=1) < 0.6))
         if name in donors_of:
             draw = donors_of[name]
             r_["donor"] = float(np.mean([np.linalg.norm(bank_descs[draw[i]] - E1[i], axis=1).min() < 0.6 for i in range(N)]))

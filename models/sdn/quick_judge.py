@@ -5,6 +5,8 @@
     ... --numpy [--alpha 1.0]      the facespace.py reference instead of the ONNX graphs
     ... --per-face-keys             a key vector per face under each key index, as the runtime's
                                     default per-track keying gives every face of a stream
+    ... --numpy --example-detail 0.25   the candidate of example_detail.py (keyed example detail over
+                                    the surrogate's low band, its own detail shuffled under it at 0.25)
 
 This is the model fitter's loop, not the project's evaluation (eval.py): dlib is the judge only
 (never used in fitting). Faces: n held-out CelebA crops of models/sdn/data (at most 4 per
@@ -260,6 +262,8 @@ def main():
     ap.add_argument("--numpy", action="store_true")
     ap.add_argument("--npz", default=None, help="with --numpy: this facespace .npz")
     ap.add_argument("--alpha", type=float, default=None, help="with --numpy: override the detail amplitude")
+    ap.add_argument("--example-detail", type=float, default=None, metavar="BETA",
+                    help="with --numpy: example_detail.KeyedDetail over the face space, its own detail shuffled at BETA")
     ap.add_argument("--no-landmarks", action="store_true", help="do not feed landmarks (mean shape)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--sheet", default=None, help="write a PNG contact sheet here")
@@ -288,9 +292,14 @@ def main():
     feed_lm = True
     if args.numpy:
         fs = numpy_model(args)
+        model_id = "numpy " + (args.npz or "facespace.npz") + f" alpha={args.alpha}"
+        if args.example_detail is not None:
+            from example_detail import Bank, KeyedDetail, Split
+            bank = Bank.from_data(args.data, lab, off, Split().low)[0]
+            fs = KeyedDetail(fs, bank, m[..., 0], beta=args.example_detail)
+            model_id += f" + example detail, beta={args.example_detail}"
         anon = lambda x, k: fs.anonymize(x, lms, k)  # noqa: E731
         rest = lambda y, k: fs.restore(y, lms, k)  # noqa: E731
-        model_id = "numpy " + (args.npz or "facespace.npz") + f" alpha={args.alpha}"
     else:
         sa, sr = sessions(args, meta["variants"][args.variant or meta["default_variant"]], "anonymize", "restore")
         names = {i.name for i in sa.get_inputs()} | {i.name for i in sa.get_overridable_initializers()}
