@@ -127,8 +127,9 @@ class KeyedDetail:
     """sdn's surrogate with keyed example detail and its own detail shuffled under it (module
     docstring); anonymize and restore as FaceSpace's."""
 
-    def __init__(self, fs, bank, core_weight, beta=0.25, subset=50):
+    def __init__(self, fs, bank, core_weight, beta=0.25, subset=50, hide="blocks"):
         self.fs, self.bank, self.beta, self.subset = fs, bank, beta, subset
+        self.hide = hide
         self.split = Split()
         blocks = core_weight.reshape(16, 8, 16, 8).min((1, 3)).ravel() >= 0.999
         self.core = np.nonzero(blocks)[0]
@@ -140,6 +141,8 @@ class KeyedDetail:
         return p
 
     def shuffle(self, h, keys, inverse=False):
+        if self.hide == "pixels":
+            return self.shuffle_pixels(h, keys, inverse)
         n = len(h)
         b = h.reshape(n, 3, 16, 8, 16, 8).transpose(0, 2, 4, 1, 3, 5).reshape(n, 256, 3, 8, 8)
         out = np.empty_like(b)
@@ -149,6 +152,20 @@ class KeyedDetail:
             else:
                 out[i] = b[i][self.order(k)]
         return out.reshape(n, 16, 16, 3, 8, 8).transpose(0, 3, 1, 4, 2, 5).reshape(n, 3, 128, 128)
+
+    def shuffle_pixels(self, h, keys, inverse=False):
+        """The 16 pixels of every 4 x 4 block of the core permuted by the key: a block's mean stays
+        (zero), and the hidden band is grain where it sits rather than blocks from elsewhere."""
+        n = len(h)
+        b = h.reshape(n, 3, 32, 4, 32, 4).transpose(0, 2, 4, 1, 3, 5).reshape(n, 1024, 3, 16)
+        core = np.kron(self.cmask[::8, ::8], np.ones((2, 2))).ravel() > 0
+        out = b.copy()
+        for i, k in enumerate(keys):
+            order = np.random.RandomState(key_seed(k, b"pixels")).rand(int(core.sum()), 16).argsort(1)
+            if inverse:
+                order = order.argsort(1)
+            out[i, core] = np.take_along_axis(b[i, core], order[:, None, :], 2)
+        return out.reshape(n, 32, 32, 3, 4, 4).transpose(0, 3, 1, 4, 2, 5).reshape(n, 3, 128, 128)
 
     def example(self, lo, keys):
         subsets = np.stack([np.random.RandomState(key_seed(k, b"bank")).choice(len(self.bank), self.subset, replace=False)

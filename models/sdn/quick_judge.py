@@ -264,6 +264,8 @@ def main():
     ap.add_argument("--alpha", type=float, default=None, help="with --numpy: override the detail amplitude")
     ap.add_argument("--example-detail", type=float, default=None, metavar="BETA",
                     help="with --numpy: example_detail.KeyedDetail over the face space, its own detail shuffled at BETA")
+    ap.add_argument("--hide", default="blocks", choices=["blocks", "pixels"],
+                    help="with --example-detail: shuffle the hidden detail's 8 px blocks, or the pixels inside each 4 px block")
     ap.add_argument("--no-landmarks", action="store_true", help="do not feed landmarks (mean shape)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--sheet", default=None, help="write a PNG contact sheet here")
@@ -296,8 +298,8 @@ def main():
         if args.example_detail is not None:
             from example_detail import Bank, KeyedDetail, Split
             bank = Bank.from_data(args.data, lab, off, Split().low)[0]
-            fs = KeyedDetail(fs, bank, m[..., 0], beta=args.example_detail)
-            model_id += f" + example detail, beta={args.example_detail}"
+            fs = KeyedDetail(fs, bank, m[..., 0], beta=args.example_detail, hide=args.hide)
+            model_id += f" + example detail, beta={args.example_detail}, hide={args.hide}"
         anon = lambda x, k: fs.anonymize(x, lms, k)  # noqa: E731
         rest = lambda y, k: fs.restore(y, lms, k)  # noqa: E731
     else:
