@@ -6,7 +6,7 @@ MODEL_CARD.md ("Example detail"); nothing here is exported to the graphs yet.
     from example_detail import Bank, KeyedDetail, Split
     bank = Bank.from_data(data_dir, labels, off, low=Split().low)   # 1000 fitting crops
     out, top = bank.detail(low_crops, subsets)                     # detail [n,3,128,128], top donor
-    m = KeyedDetail(FaceSpace.load(model_dir), bank, core_blocks)   # anonymize / restore, as FaceSpace
+    m = KeyedDetail(FaceSpace.load(model_dir), bank, blend_weights) # anonymize / restore, as FaceSpace
 
 Example detail (example-based super-resolution: Freeman, Jones and Pasztor 2002; Baker and
 Kanade's face hallucination 2000): for each 8 px patch of the crop (stride 4, overlapped with a
@@ -24,8 +24,9 @@ wholly (its core), the surrogate is
 
 E the keyed example detail less its own low band (so D E = 0), Shuffle_key a permutation of the
 core's 8 px blocks; a block permutation keeps 4 x 4 means zero, so D s = D L and restore reads L
-back exactly, recomputes E with the key, and unshuffles H (times 1/beta). Off the core s = t.
-A wrong key subtracts another detail and unshuffles into other places: the original's detail
+back exactly, recomputes E with the key, and unshuffles H (times 1/beta). Off the core
+s = bend(t). hide="pixels" shuffles the 16 pixels inside each 4 x 4 block of the core instead of
+moving 8 px blocks; it keeps the block means too. A wrong key subtracts another detail and unshuffles into other places: the original's detail
 does not come back.
 """
 import hashlib
