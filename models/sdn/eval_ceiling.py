@@ -116,12 +116,12 @@ def main():
             ("shipped rotation", lambda k: fs.anonymize(crops, lms, np.tile(keys[k], (N, 1))))]
     # Each row's donors under the first key, where the row has donors of its own (from the bank).
     donors_of = {}
+    tops = {}  # the example-detail rows' main donors under the first key
     if args.detail_bank:
         low = example_detail.gaussian_low(2.0)
         ex, ex_index, ex_frames = example_detail.Bank.from_data(args.data, lab, off, low, n=args.detail_bank)
         ex_descs = J.descs(ex_frames, [qj.known_box(lab["box"][i], int(lab["store"])) for i in ex_index])
         subsets = [np.tile(np.random.RandomState(70 + k).choice(args.detail_bank, 50, replace=False), (N, 1)) for k in (0, 1)]
-        tops = {}
 
         def detailed(name, make, keyed):
             def row(k):
@@ -154,7 +154,7 @@ def main():
                   two=float(np.mean(np.linalg.norm(E1 - E2, axis=1) >= 0.6)),
                   median_distance_of_the_two=float(np.median(np.linalg.norm(E1 - E2, axis=1))),
                   found=float(np.mean([J.found(F1[i], boxes[i]) for i in range(N)])))
-        if args.detail_bank and name in tops:
+        if name in tops:
             r_["donor"] = float(np.mean(np.linalg.norm(ex_descs[tops[name]] - E1, axis=1) < 0.6))
         if name in donors_of:
             draw = donors_of[name]

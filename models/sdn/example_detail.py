@@ -26,21 +26,22 @@ E the keyed example detail less its own low band (so D E = 0), Shuffle_key a per
 core's 8 px blocks; a block permutation keeps 4 x 4 means zero, so D s = D L and restore reads L
 back exactly, recomputes E with the key, and unshuffles H (times 1/beta). Off the core
 s = bend(t). hide="pixels" shuffles the 16 pixels inside each 4 x 4 block of the core instead of
-moving 8 px blocks; it keeps the block means too. A wrong key subtracts another detail and unshuffles into other places: the original's detail
-does not come back.
+moving 8 px blocks; it keeps the block means too. A wrong key subtracts another detail and
+unshuffles into other places: the original's detail does not come back.
 """
 import hashlib
 
 import cv2
 import numpy as np
 
-from facespace import bend, unbend
+from facespace import LUMA, bend, unbend
 
 PATCH, STRIDE, CONTEXT = 8, 4, 2
 
 
 def luma(x):
-    return 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    r, g, b = LUMA.tolist()
+    return r * x[:, 0] + g * x[:, 1] + b * x[:, 2]
 
 
 def gaussian_low(sigma):
@@ -56,10 +57,10 @@ class Split:
 
     def __init__(self, size=128, factor=4):
         n = size // factor
-        self.d = np.kron(np.eye(n), np.full((1, factor), 1.0 / factor))
+        d = np.kron(np.eye(n), np.full((1, factor), 1.0 / factor))
         u = np.stack([cv2.resize(np.eye(n, dtype=np.float32)[i][None, :], (size, 1), interpolation=cv2.INTER_CUBIC)[0]
                       for i in range(n)], 1).astype(np.float64)
-        self.A = u @ np.linalg.inv(self.d @ u) @ self.d
+        self.A = u @ np.linalg.inv(d @ u) @ d
 
     def low(self, x):
         return self.A @ x @ self.A.T
@@ -70,7 +71,6 @@ class Bank:
 
     def __init__(self, crops, low):
         lo = low(crops)
-        self.low = low
         self.pad = PATCH + CONTEXT
         self.luma = self.padded(luma(lo)).astype(np.float32)
         self.high = self.padded(crops - lo).astype(np.float32)
@@ -108,11 +108,11 @@ class Bank:
             for x in range(self.pad - P // 2 - STRIDE, S - self.pad + STRIDE, STRIDE):
                 fb = self.luma[:, y - C:y + P + C, x - C:x + P + C].reshape(len(self), -1)
                 fb = fb - fb.mean(1, keepdims=True)
+                energy = (fb ** 2).sum(1)  # each bank window's, once for every face's search
                 fq = q[:, y - C:y + P + C, x - C:x + P + C].reshape(n, -1)
                 fq = fq - fq.mean(1, keepdims=True)
-                cand = fb[subsets]
-                j = subsets[rows, ((cand ** 2).sum(2) - 2 * np.einsum("nd,nsd->ns", fq, cand)).argmin(1)]
-                gain = np.clip(np.sqrt((fq ** 2).mean(1)) / (np.sqrt((fb[j] ** 2).mean(1)) + 1e-3), 0.5, 2.0)
+                j = subsets[rows, (energy[subsets] - 2 * np.einsum("nd,nsd->ns", fq, fb[subsets])).argmin(1)]
+                gain = np.clip(np.sqrt((fq ** 2).mean(1)) / (np.sqrt(energy[j] / fb.shape[1]) + 1e-3), 0.5, 2.0)
                 acc[:, :, y:y + P, x:x + P] += self.high[j, :, y:y + P, x:x + P] * self.window * gain[:, None, None, None]
                 votes[rows, j] += 1
         p = self.pad
@@ -135,6 +135,7 @@ class KeyedDetail:
         blocks = core_weight.reshape(16, 8, 16, 8).min((1, 3)).ravel() >= 0.999
         self.core = np.nonzero(blocks)[0]
         self.cmask = np.kron(blocks.reshape(16, 16).astype(np.float64), np.ones((8, 8)))
+        self.core_quads = np.kron(blocks.reshape(16, 16), np.ones((2, 2), bool)).ravel()  # the core's 4 x 4 blocks
 
     def order(self, key):
         p = np.arange(256)
@@ -159,7 +160,7 @@ class KeyedDetail:
         (zero), and the hidden band is grain where it sits rather than blocks from elsewhere."""
         n = len(h)
         b = h.reshape(n, 3, 32, 4, 32, 4).transpose(0, 2, 4, 1, 3, 5).reshape(n, 1024, 3, 16)
-        core = np.kron(self.cmask[::8, ::8], np.ones((2, 2))).ravel() > 0
+        core = self.core_quads
         out = b.copy()
         for i, k in enumerate(keys):
             order = np.random.RandomState(key_seed(k, b"pixels")).rand(int(core.sum()), 16).argsort(1)
