@@ -1425,6 +1425,7 @@ fn spawn(args: &[&str], stderr_to: &Path) -> Child {
         Command::new(env!("CARGO_BIN_EXE_faceveil"))
             .args(args)
             .env("FACEVEIL_PASSWORD", "relay")
+            .envs(common::RTSP_TRACE)
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()

@@ -29,6 +29,7 @@ impl Serve {
         let child = Command::new(env!("CARGO_BIN_EXE_faceveil"))
             .args(["serve", s(config)])
             .env(PASSWORD_VAR, PASSWORD)
+            .envs(common::RTSP_TRACE)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -373,6 +374,7 @@ fn a_client_joining_a_mount_receives_the_camera() {
 fn rtsp_camera(clip: &str, port: u16, log: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_faceveil"))
         .args(["anonymize", s(&sample(clip)), "--mode", "blur", "--serve-rtsp", &port.to_string()])
+        .envs(common::RTSP_TRACE)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()

@@ -22,6 +22,13 @@ pub fn sample(name: &str) -> PathBuf {
     repo().join("samples").join(name)
 }
 
+/// GStreamer's log of the RTSP requests each side saw and handled, and every element's warnings,
+/// for the processes of the RTSP tests: their logs are kept when a test fails, and a client
+/// that got no frame (seen twice in CI, 2026-12-03 and 12-04, never here) can then be told
+/// apart from a server that sent none.
+pub const RTSP_TRACE: [(&str, &str); 2] =
+    [("GST_DEBUG", "2,rtspsrc:4,rtspclient:4,rtspmedia:4,rtspmediafactory:4"), ("GST_DEBUG_NO_COLOR", "1")];
+
 /// A TCP port on 127.0.0.1 that was free a moment ago, for a server the test starts.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
