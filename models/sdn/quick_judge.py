@@ -266,6 +266,8 @@ def main():
                     help="with --numpy: example_detail.KeyedDetail over the face space, its own detail shuffled at BETA")
     ap.add_argument("--hide", default="blocks", choices=["blocks", "pixels"],
                     help="with --example-detail: shuffle the hidden detail's 8 px blocks, or the pixels inside each 4 px block")
+    ap.add_argument("--donor-mix", type=float, default=None, metavar="EPS",
+                    help="with --numpy: donor_mix.DonorMix, the key's bank face under the rotated face at EPS")
     ap.add_argument("--no-landmarks", action="store_true", help="do not feed landmarks (mean shape)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--sheet", default=None, help="write a PNG contact sheet here")
@@ -295,6 +297,13 @@ def main():
     if args.numpy:
         fs = numpy_model(args)
         model_id = "numpy " + (args.npz or "facespace.npz") + f" alpha={args.alpha}"
+        if args.donor_mix is not None:
+            from donor_mix import DonorMix
+            from example_detail import Bank, Split
+            _, index, bank_frames = Bank.from_data(args.data, lab, off, Split().low)
+            bank_crops = bank_frames[:, off:off + 128, off:off + 128].transpose(0, 3, 1, 2) / 127.5 - 1
+            fs = DonorMix(fs.p, bank_crops, lab["landmarks"][index], args.donor_mix)
+            model_id += f" + donor mix, eps={args.donor_mix}"
         if args.example_detail is not None:
             from example_detail import Bank, KeyedDetail, Split
             bank = Bank.from_data(args.data, lab, off, Split().low)[0]
