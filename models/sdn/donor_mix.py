@@ -16,7 +16,7 @@ it; c keeps the coordinates' expected norm. Restore is exact: u = R(key)^T (u' -
 It multiplies the low band's errors by 1 / eps, so that its correcting steps converge more
 slowly (12 instead of 3 for eps = 0.25) and a codec's errors come back larger. The
 unrotated coordinates (skin tone, age, the four largest) and the detail kept at alpha stay the
-original's. Everything else is FaceSpace's.
+original's. Everything else is FaceSpace's (this class overrides its `turn`).
 """
 import numpy as np
 
@@ -35,35 +35,12 @@ class DonorMix(FaceSpace):
         """The bank face each key vector picks ([N,m])."""
         return self.donors[[key_seed(k, b"donor") % len(self.donors) for k in np.asarray(keys)]]
 
-    def mix(self, u, keys, inverse=False, linear=False):
+    def turn(self, u, keys, inverse=False, linear=False):
         """u -> c d(key) + eps R(key) u, or its inverse; `linear`: without the donor (a change)."""
         d = 0 if linear else self.c * self.donor(keys)
         if not inverse:
             return d + self.eps * self.rotate(u, keys)
         return self.rotate((u - d) / self.eps, keys, inverse=True)
-
-    def canonical_change(self, v, keys, attrs, linear=False):
-        vm = v if linear else v - self.mu
-        z = vm @ self.ana.T
-        u = z @ self.Q
-        dz = (self.mix(u, keys, linear=linear) - u) @ self.Q.T
-        if attrs is not None and not linear:
-            dz = dz + self.attribute_shift(attrs)
-        d = dz @ self.syn.T
-        if self.alpha != 1.0:
-            d = d - (1 - self.alpha) * self.mask * (vm - z @ self.syn.T)
-        return d
-
-    def canonical_undo(self, v2, keys, attrs, linear=False):
-        vm = v2 if linear else v2 - self.mu
-        z2, r = self.read_back(vm)
-        if self.alpha != 1.0:
-            r = r * self.detail_gain
-        if attrs is not None and not linear:
-            z2 = z2 - self.attribute_shift(attrs)
-        u2 = z2 @ self.Q
-        z = z2 + (self.mix(u2, keys, inverse=True, linear=linear) - u2) @ self.Q.T
-        return z @ self.syn.T + r - vm
 
     def restore(self, y, lms, keys, attrs=None, steps=12, **kw):
         return super().restore(y, lms, keys, attrs, steps=steps, **kw)

@@ -295,6 +295,12 @@ class FaceSpace:
                 u = u @ self.rot_O[i]
         return u
 
+    def turn(self, u, keys, inverse=False, linear=False):
+        """The keyed map of the rotated coordinates that anonymize applies (inverse: restore's):
+        here the rotation alone, linear either way. `linear`: the map of a change of u, for a
+        subclass whose map adds a keyed offset (donor_mix.DonorMix)."""
+        return self.rotate(u, keys, inverse)
+
     def attribute_shift(self, attrs):
         return np.asarray(attrs, np.float64) @ self.attr_dirs  # [N,K]
 
@@ -305,7 +311,7 @@ class FaceSpace:
         vm = v if linear else v - self.mu
         z = vm @ self.ana.T
         u = z @ self.Q
-        dz = (self.rotate(u, keys) - u) @ self.Q.T
+        dz = (self.turn(u, keys, linear=linear) - u) @ self.Q.T
         if attrs is not None and not linear:
             dz = dz + self.attribute_shift(attrs)
         d = dz @ self.syn.T
@@ -343,7 +349,7 @@ class FaceSpace:
         if attrs is not None and not linear:
             z2 = z2 - self.attribute_shift(attrs)
         u2 = z2 @ self.Q
-        z = z2 + (self.rotate(u2, keys, inverse=True) - u2) @ self.Q.T
+        z = z2 + (self.turn(u2, keys, inverse=True, linear=linear) - u2) @ self.Q.T
         v = z @ self.syn.T + r
         return v - vm
 

@@ -297,16 +297,16 @@ def main():
     if args.numpy:
         fs = numpy_model(args)
         model_id = "numpy " + (args.npz or "facespace.npz") + f" alpha={args.alpha}"
+        if args.donor_mix is not None or args.example_detail is not None:
+            from example_detail import Bank, Split
+            bank, index, bank_frames = Bank.from_data(args.data, lab, off, Split().low)
         if args.donor_mix is not None:
             from donor_mix import DonorMix
-            from example_detail import Bank, Split
-            _, index, bank_frames = Bank.from_data(args.data, lab, off, Split().low)
             bank_crops = bank_frames[:, off:off + 128, off:off + 128].transpose(0, 3, 1, 2) / 127.5 - 1
             fs = DonorMix(fs.p, bank_crops, lab["landmarks"][index], args.donor_mix)
             model_id += f" + donor mix, eps={args.donor_mix}"
         if args.example_detail is not None:
-            from example_detail import Bank, KeyedDetail, Split
-            bank = Bank.from_data(args.data, lab, off, Split().low)[0]
+            from example_detail import KeyedDetail
             fs = KeyedDetail(fs, bank, m[..., 0], beta=args.example_detail, hide=args.hide)
             model_id += f" + example detail, beta={args.example_detail}, hide={args.hide}"
         anon = lambda x, k: fs.anonymize(x, lms, k)  # noqa: E731
