@@ -11,7 +11,7 @@
 //! (printed again): restores adopt it from the SEI.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -33,6 +33,13 @@ const HOLD_AFTER: Duration = Duration::from_millis(500);
 const AUTO_BITS_PER_PIXEL: f64 = 0.14;
 /// The frame rate assumed for the bitrate when the caps do not state one (live sources).
 const AUTO_FALLBACK_FPS: f64 = 30.0;
+/// Frames waiting in a played media's appsrc beyond which its pipeline counts as stuck (about
+/// 3 s at 30 fps, past the queue's second and the encoder's few frames). A slow client does not
+/// hold the media back (gst-rtsp-server keeps a backlog per client and drops a client that
+/// falls too far behind), but the TCP sending of Debian's gst-rtsp-server 1.22.0 now and then
+/// stops after a client's first packet and holds the whole media with it (about once in 30
+/// connections on a loaded 2-core machine): its clients then wait forever for frames.
+const STUCK_FRAMES: u64 = 90;
 
 /// The served bitrate in kbit/s for frames of these caps.
 fn auto_bitrate(caps: &gst::CapsRef) -> u32 {
@@ -60,6 +67,10 @@ struct Outlet {
     /// Whether a client has sent PLAY. The media runs before that (a live media plays to
     /// describe itself), but what it sends then reaches nobody.
     played: Arc<AtomicBool>,
+    /// The server and the current media, to drop the clients of a media that got stuck (see
+    /// [`STUCK_FRAMES`]) and the media with them.
+    server: Arc<OnceLock<gst_rtsp_server::RTSPServer>>,
+    media: Arc<Mutex<Option<gst_rtsp_server::RTSPMedia>>>,
 }
 
 /// A frame as it went out: buffer, caps, when.
@@ -103,6 +114,9 @@ impl Outlet {
             b.set_duration(gst::ClockTime::NONE);
         }
         let _ = src.push_buffer(buffer);
+        if let Some(server) = self.server.get() {
+            drop_if_stuck(server, &self.appsrc, &self.media, &src, STUCK_FRAMES);
+        }
     }
 
     fn end(&self) {
@@ -123,13 +137,53 @@ fn running_time(src: &gst_app::AppSrc) -> Option<gst::ClockTime> {
     Some(clock.time().saturating_sub(base))
 }
 
-/// Empties `slot` when the media whose appsrc is `src` goes away, unless a newer media has
+/// Drops the media in `media` (fed through `src`, the appsrc in `appsrc`) if it stopped sending:
+/// played (its stream no longer held for a client's PLAY) while `limit` frames or more wait at
+/// its source (see [`STUCK_FRAMES`]). Its clients are disconnected and it is unprepared, which
+/// takes it out of its factory's cache, so that they connect again (faceveil's own players and
+/// `serve` do) and get a new media. Frames go nowhere until then.
+pub fn drop_if_stuck(
+    server: &gst_rtsp_server::RTSPServer,
+    appsrc: &Mutex<Option<gst_app::AppSrc>>,
+    media: &Mutex<Option<gst_rtsp_server::RTSPMedia>>,
+    src: &gst_app::AppSrc,
+    limit: u64,
+) {
+    use gst_rtsp_server::RTSPFilterResult::{Keep, Ref, Remove};
+    let waiting = src.current_level_buffers();
+    if waiting < limit {
+        return;
+    }
+    let Some(stuck) = media.lock().unwrap().clone() else { return };
+    let played =
+        stuck.status() == gst_rtsp_server::RTSPMediaStatus::Prepared && stuck.stream(0).is_some_and(|s| !s.is_blocking());
+    if !played {
+        return;
+    }
+    forget(appsrc, src);
+    forget(media, &stuck);
+    eprintln!(
+        "faceveil: warning: a served stream stopped sending ({waiting} frames waiting); its clients are disconnected so that they reconnect"
+    );
+    server.client_filter(Some(&mut |_, client| {
+        let mut plays = false;
+        client.session_filter(Some(&mut |_, session| {
+            plays |=
+                !session.filter(Some(&mut |_, part| if part.media().as_ref() == Some(&stuck) { Ref } else { Keep })).is_empty();
+            Keep
+        }));
+        if plays { Remove } else { Keep }
+    }));
+    let _ = stuck.unprepare();
+}
+
+/// Empties `slot` when what it holds (a media, or its appsrc) goes away, unless a newer media has
 /// taken the slot: the signal comes late (from the server's own thread), and emptying the slot
 /// then would send every later frame nowhere while the new media waits for one to describe
 /// itself.
-pub fn forget(slot: &Mutex<Option<gst_app::AppSrc>>, src: &gst_app::AppSrc) {
+pub fn forget<T: PartialEq>(slot: &Mutex<Option<T>>, item: &T) {
     let mut current = slot.lock().unwrap();
-    if current.as_ref() == Some(src) {
+    if current.as_ref() == Some(item) {
         *current = None;
     }
 }
@@ -160,8 +214,12 @@ fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServ
             eprintln!("faceveil: warning: the served stream carries no restore data: {e}");
         }
         *slot.appsrc.lock().unwrap() = Some(src.clone());
-        let gone = slot.appsrc.clone();
-        media.connect_unprepared(move |_| forget(&gone, &src));
+        *slot.media.lock().unwrap() = Some(media.clone());
+        let (gone, gone_media) = (slot.appsrc.clone(), slot.media.clone());
+        media.connect_unprepared(move |media| {
+            forget(&gone, &src);
+            forget(&gone_media, media);
+        });
         let played = slot.played.clone();
         media.connect_new_state(move |_, state| {
             if state == gst::State::Playing.into_glib() {
@@ -171,6 +229,7 @@ fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServ
     });
     server.mount_points().context("RTSP server has no mount points")?.add_factory(MOUNT, factory);
     let id = server.attach(None).context("cannot listen for RTSP clients (port in use?)")?;
+    let _ = outlet.server.set(server.clone());
     Ok((server, id))
 }
 
@@ -395,6 +454,89 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pipeline stopped when dropped, also when a test fails with it playing.
+    struct Stopping(gst::Pipeline);
+
+    impl Drop for Stopping {
+        fn drop(&mut self) {
+            let _ = self.0.set_state(gst::State::Null);
+        }
+    }
+
+    /// A player of the served stream over TCP, and how many RTP packets it has received.
+    fn player(port: u16) -> (Stopping, Arc<AtomicU64>) {
+        let pipeline = gst::parse::launch(&format!(
+            "rtspsrc location=rtsp://127.0.0.1:{port}{MOUNT} protocols=tcp latency=0 ! fakesink name=sink"
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let got = Arc::new(AtomicU64::new(0));
+        let counter = got.clone();
+        pipeline.by_name("sink").unwrap().static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            gst::PadProbeReturn::Ok
+        });
+        pipeline.set_state(gst::State::Playing).unwrap();
+        (Stopping(pipeline), got)
+    }
+
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(30), "{what} within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn a_served_stream_that_stops_sending_drops_its_clients_and_serves_the_next_one() {
+        video::init().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let outlet = Outlet::default();
+        let (_server, _id) = start_server(port, &outlet).unwrap();
+        let main_loop = gst::glib::MainLoop::new(None, false);
+        std::thread::spawn({
+            let main_loop = main_loop.clone();
+            move || main_loop.run()
+        });
+        // A live source: 30 frames a second, each a little brighter.
+        let stop = Arc::new(AtomicBool::new(false));
+        let feeder = std::thread::spawn({
+            let (outlet, stop) = (outlet.clone(), stop.clone());
+            move || {
+                let caps = gst::Caps::builder("video/x-raw")
+                    .field("format", "RGB")
+                    .field("width", 160)
+                    .field("height", 120)
+                    .field("framerate", gst::Fraction::new(30, 1))
+                    .build();
+                let mut level = 0u8;
+                while !stop.load(Ordering::SeqCst) {
+                    outlet.push(gst::Buffer::from_mut_slice(vec![level; 160 * 120 * 3]), &caps);
+                    level = level.wrapping_add(3);
+                    std::thread::sleep(Duration::from_millis(33));
+                }
+            }
+        });
+        let (first, got) = player(port);
+        wait_for("the first player receives the stream", || got.load(Ordering::SeqCst) > 10);
+        // The media stops sending, as gst-rtsp-server's stall leaves it: its payloader blocked.
+        let src = outlet.appsrc.lock().unwrap().clone().unwrap();
+        let pay = src.parent().and_downcast::<gst::Bin>().unwrap().by_name("pay0").unwrap();
+        pay.static_pad("src").unwrap().add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, |_, _| gst::PadProbeReturn::Ok);
+        let bus = first.0.bus().unwrap();
+        let ended = bus.timed_pop_filtered(gst::ClockTime::from_seconds(20), &[gst::MessageType::Eos, gst::MessageType::Error]);
+        assert!(ended.is_some(), "the player was left waiting on a stream that sends nothing");
+        drop(first);
+        // The next player gets a new media, which sends.
+        let (_second, got) = player(port);
+        wait_for("a new player receives the stream", || got.load(Ordering::SeqCst) > 10);
+        stop.store(true, Ordering::SeqCst);
+        feeder.join().unwrap();
+        main_loop.quit();
+    }
 
     fn caps(width: i32, height: i32, fps: Option<(i32, i32)>) -> gst::Caps {
         gst::init().unwrap();

@@ -10,10 +10,16 @@ use anyhow::{Context, Result};
 use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 
+/// The frames a mount's appsrc holds before it drops its oldest; a playing media whose source
+/// stays this full has stopped sending (see `rtsp::STUCK_FRAMES`).
+const QUEUED_FRAMES: u64 = 60;
+
 /// Hands a camera's encoded frames to its mount's media while a client is connected.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Outlet {
     appsrc: Arc<Mutex<Option<gst_app::AppSrc>>>,
+    media: Arc<Mutex<Option<gst_rtsp_server::RTSPMedia>>>,
+    server: gst_rtsp_server::RTSPServer,
 }
 
 impl Outlet {
@@ -35,6 +41,7 @@ impl Outlet {
         }
         // A full appsrc drops its oldest buffer (leaky), so a stalled client never blocks the camera.
         let _ = src.push_buffer(buffer);
+        crate::cli::rtsp::drop_if_stuck(&self.server, &self.appsrc, &self.media, &src, QUEUED_FRAMES);
     }
 
     /// Ends the stream for the connected clients (the camera was removed or reconfigured).
@@ -62,20 +69,24 @@ impl Mounts {
     }
 
     pub fn add(&self, path: &str) -> Result<Outlet> {
-        let outlet = Outlet::default();
+        let outlet = Outlet { appsrc: Arc::default(), media: Arc::default(), server: self.server.clone() };
         let factory = gst_rtsp_server::RTSPMediaFactory::new();
-        factory.set_launch(
-            "( appsrc name=src is-live=true format=time max-buffers=60 leaky-type=downstream \
-             ! rtph264pay name=pay0 pt=96 config-interval=1 )",
-        );
+        factory.set_launch(&format!(
+            "( appsrc name=src is-live=true format=time max-buffers={QUEUED_FRAMES} leaky-type=downstream \
+             ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        ));
         factory.set_shared(true);
-        let slot = outlet.appsrc.clone();
+        let (slot, media_slot) = (outlet.appsrc.clone(), outlet.media.clone());
         factory.connect_media_configure(move |_, media| {
             let Ok(bin) = media.element().downcast::<gst::Bin>() else { return };
             let Some(src) = bin.by_name("src").and_then(|e| e.downcast::<gst_app::AppSrc>().ok()) else { return };
             *slot.lock().unwrap() = Some(src.clone());
-            let gone = slot.clone();
-            media.connect_unprepared(move |_| crate::cli::rtsp::forget(&gone, &src));
+            *media_slot.lock().unwrap() = Some(media.clone());
+            let (gone, gone_media) = (slot.clone(), media_slot.clone());
+            media.connect_unprepared(move |media| {
+                crate::cli::rtsp::forget(&gone, &src);
+                crate::cli::rtsp::forget(&gone_media, media);
+            });
         });
         self.server.mount_points().context("the RTSP server has no mount points")?.add_factory(path, factory);
         Ok(outlet)
