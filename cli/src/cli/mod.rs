@@ -14,6 +14,7 @@ mod rtsp;
 mod sealing;
 mod serve;
 mod stop;
+mod stuck;
 mod video;
 mod virtualcam;
 

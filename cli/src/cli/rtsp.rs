@@ -22,6 +22,7 @@ use gstfaceveil::streamdata;
 
 use super::colour;
 use super::input::{Input, Reconnect, STALL, StreamSource};
+use super::stuck::{self, Served};
 use super::video::{self, Settings};
 
 pub const MOUNT: &str = "/faceveil";
@@ -33,12 +34,8 @@ const HOLD_AFTER: Duration = Duration::from_millis(500);
 const AUTO_BITS_PER_PIXEL: f64 = 0.14;
 /// The frame rate assumed for the bitrate when the caps do not state one (live sources).
 const AUTO_FALLBACK_FPS: f64 = 30.0;
-/// Frames waiting in a played media's appsrc beyond which its pipeline counts as stuck (about
-/// 3 s at 30 fps, past the queue's second and the encoder's few frames). A slow client does not
-/// hold the media back (gst-rtsp-server keeps a backlog per client and drops a client that
-/// falls too far behind), but the TCP sending of Debian's gst-rtsp-server 1.22.0 now and then
-/// stops after a client's first packet and holds the whole media with it (about once in 30
-/// connections on a loaded 2-core machine): its clients then wait forever for frames.
+/// Frames waiting at a played media's appsrc, none taken meanwhile, after which it counts as
+/// stuck (see [`super::stuck`]): about 3 s at 30 fps, past the queue's second behind it.
 const STUCK_FRAMES: u64 = 90;
 
 /// The served bitrate in kbit/s for frames of these caps.
@@ -67,10 +64,9 @@ struct Outlet {
     /// Whether a client has sent PLAY. The media runs before that (a live media plays to
     /// describe itself), but what it sends then reaches nobody.
     played: Arc<AtomicBool>,
-    /// The server and the current media, to drop the clients of a media that got stuck (see
-    /// [`STUCK_FRAMES`]) and the media with them.
+    /// The server and the current media, to drop a media that got stuck and its clients.
     server: Arc<OnceLock<gst_rtsp_server::RTSPServer>>,
-    media: Arc<Mutex<Option<gst_rtsp_server::RTSPMedia>>>,
+    media: Arc<Mutex<Option<Served>>>,
 }
 
 /// A frame as it went out: buffer, caps, when.
@@ -115,7 +111,7 @@ impl Outlet {
         }
         let _ = src.push_buffer(buffer);
         if let Some(server) = self.server.get() {
-            drop_if_stuck(server, &self.appsrc, &self.media, &src, STUCK_FRAMES);
+            stuck::drop_if_stuck(server, &self.appsrc, &self.media, &src, STUCK_FRAMES);
         }
     }
 
@@ -137,53 +133,13 @@ fn running_time(src: &gst_app::AppSrc) -> Option<gst::ClockTime> {
     Some(clock.time().saturating_sub(base))
 }
 
-/// Drops the media in `media` (fed through `src`, the appsrc in `appsrc`) if it stopped sending:
-/// played (its stream no longer held for a client's PLAY) while `limit` frames or more wait at
-/// its source (see [`STUCK_FRAMES`]). Its clients are disconnected and it is unprepared, which
-/// takes it out of its factory's cache, so that they connect again (faceveil's own players and
-/// `serve` do) and get a new media. Frames go nowhere until then.
-pub fn drop_if_stuck(
-    server: &gst_rtsp_server::RTSPServer,
-    appsrc: &Mutex<Option<gst_app::AppSrc>>,
-    media: &Mutex<Option<gst_rtsp_server::RTSPMedia>>,
-    src: &gst_app::AppSrc,
-    limit: u64,
-) {
-    use gst_rtsp_server::RTSPFilterResult::{Keep, Ref, Remove};
-    let waiting = src.current_level_buffers();
-    if waiting < limit {
-        return;
-    }
-    let Some(stuck) = media.lock().unwrap().clone() else { return };
-    let played =
-        stuck.status() == gst_rtsp_server::RTSPMediaStatus::Prepared && stuck.stream(0).is_some_and(|s| !s.is_blocking());
-    if !played {
-        return;
-    }
-    forget(appsrc, src);
-    forget(media, &stuck);
-    eprintln!(
-        "faceveil: warning: a served stream stopped sending ({waiting} frames waiting); its clients are disconnected so that they reconnect"
-    );
-    server.client_filter(Some(&mut |_, client| {
-        let mut plays = false;
-        client.session_filter(Some(&mut |_, session| {
-            plays |=
-                !session.filter(Some(&mut |_, part| if part.media().as_ref() == Some(&stuck) { Ref } else { Keep })).is_empty();
-            Keep
-        }));
-        if plays { Remove } else { Keep }
-    }));
-    let _ = stuck.unprepare();
-}
-
-/// Empties `slot` when what it holds (a media, or its appsrc) goes away, unless a newer media has
+/// Empties `slot` when the media whose appsrc is `src` goes away, unless a newer media has
 /// taken the slot: the signal comes late (from the server's own thread), and emptying the slot
 /// then would send every later frame nowhere while the new media waits for one to describe
 /// itself.
-pub fn forget<T: PartialEq>(slot: &Mutex<Option<T>>, item: &T) {
+pub fn forget(slot: &Mutex<Option<gst_app::AppSrc>>, src: &gst_app::AppSrc) {
     let mut current = slot.lock().unwrap();
-    if current.as_ref() == Some(item) {
+    if current.as_ref() == Some(src) {
         *current = None;
     }
 }
@@ -214,11 +170,11 @@ fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServ
             eprintln!("faceveil: warning: the served stream carries no restore data: {e}");
         }
         *slot.appsrc.lock().unwrap() = Some(src.clone());
-        *slot.media.lock().unwrap() = Some(media.clone());
+        *slot.media.lock().unwrap() = Some(Served::new(media, &src));
         let (gone, gone_media) = (slot.appsrc.clone(), slot.media.clone());
         media.connect_unprepared(move |media| {
             forget(&gone, &src);
-            forget(&gone_media, media);
+            Served::forget(&gone_media, media);
         });
         let played = slot.played.clone();
         media.connect_new_state(move |_, state| {
@@ -486,56 +442,109 @@ mod tests {
         let start = Instant::now();
         while !done() {
             assert!(start.elapsed() < Duration::from_secs(30), "{what} within 30 s");
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// A server on a free port fed 30 frames a second (each a little brighter) by a live source,
+    /// its main loop running; both stop when dropped.
+    struct Live {
+        outlet: Outlet,
+        port: u16,
+        stop: Arc<AtomicBool>,
+        feeder: Option<std::thread::JoinHandle<()>>,
+        main_loop: gst::glib::MainLoop,
+        _server: (gst_rtsp_server::RTSPServer, gst::glib::SourceId),
+    }
+
+    impl Live {
+        fn start() -> Self {
+            video::init().unwrap();
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let outlet = Outlet::default();
+            let server = start_server(port, &outlet).unwrap();
+            let main_loop = gst::glib::MainLoop::new(None, false);
+            std::thread::spawn({
+                let main_loop = main_loop.clone();
+                move || main_loop.run()
+            });
+            let stop = Arc::new(AtomicBool::new(false));
+            let feeder = std::thread::spawn({
+                let (outlet, stop) = (outlet.clone(), stop.clone());
+                move || {
+                    let caps = gst::Caps::builder("video/x-raw")
+                        .field("format", "RGB")
+                        .field("width", 160)
+                        .field("height", 120)
+                        .field("framerate", gst::Fraction::new(30, 1))
+                        .build();
+                    let mut level = 0u8;
+                    while !stop.load(Ordering::SeqCst) {
+                        outlet.push(gst::Buffer::from_mut_slice(vec![level; 160 * 120 * 3]), &caps);
+                        level = level.wrapping_add(3);
+                        std::thread::sleep(Duration::from_millis(33));
+                    }
+                }
+            });
+            Self { outlet, port, stop, feeder: Some(feeder), main_loop, _server: server }
+        }
+
+        /// The current media's payloader.
+        fn payloader(&self) -> gst::Element {
+            let src = self.outlet.appsrc.lock().unwrap().clone().unwrap();
+            src.parent().and_downcast::<gst::Bin>().unwrap().by_name("pay0").unwrap()
+        }
+    }
+
+    impl Drop for Live {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            if let Some(feeder) = self.feeder.take() {
+                let _ = feeder.join();
+            }
+            self.main_loop.quit();
+        }
+    }
+
+    fn ended(player: &Stopping, within: u64) -> bool {
+        let bus = player.0.bus().unwrap();
+        bus.timed_pop_filtered(gst::ClockTime::from_seconds(within), &[gst::MessageType::Eos, gst::MessageType::Error]).is_some()
     }
 
     #[test]
     fn a_served_stream_that_stops_sending_drops_its_clients_and_serves_the_next_one() {
-        video::init().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let outlet = Outlet::default();
-        let (_server, _id) = start_server(port, &outlet).unwrap();
-        let main_loop = gst::glib::MainLoop::new(None, false);
-        std::thread::spawn({
-            let main_loop = main_loop.clone();
-            move || main_loop.run()
-        });
-        // A live source: 30 frames a second, each a little brighter.
-        let stop = Arc::new(AtomicBool::new(false));
-        let feeder = std::thread::spawn({
-            let (outlet, stop) = (outlet.clone(), stop.clone());
-            move || {
-                let caps = gst::Caps::builder("video/x-raw")
-                    .field("format", "RGB")
-                    .field("width", 160)
-                    .field("height", 120)
-                    .field("framerate", gst::Fraction::new(30, 1))
-                    .build();
-                let mut level = 0u8;
-                while !stop.load(Ordering::SeqCst) {
-                    outlet.push(gst::Buffer::from_mut_slice(vec![level; 160 * 120 * 3]), &caps);
-                    level = level.wrapping_add(3);
-                    std::thread::sleep(Duration::from_millis(33));
-                }
-            }
-        });
-        let (first, got) = player(port);
+        let live = Live::start();
+        let (first, got) = player(live.port);
         wait_for("the first player receives the stream", || got.load(Ordering::SeqCst) > 10);
         // The media stops sending, as gst-rtsp-server's stall leaves it: its payloader blocked.
-        let src = outlet.appsrc.lock().unwrap().clone().unwrap();
-        let pay = src.parent().and_downcast::<gst::Bin>().unwrap().by_name("pay0").unwrap();
-        pay.static_pad("src").unwrap().add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, |_, _| gst::PadProbeReturn::Ok);
-        let bus = first.0.bus().unwrap();
-        let ended = bus.timed_pop_filtered(gst::ClockTime::from_seconds(20), &[gst::MessageType::Eos, gst::MessageType::Error]);
-        assert!(ended.is_some(), "the player was left waiting on a stream that sends nothing");
+        live.payloader()
+            .static_pad("src")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, |_, _| gst::PadProbeReturn::Ok);
+        assert!(ended(&first, 20), "the player was left waiting on a stream that sends nothing");
         drop(first);
         // The next player gets a new media, which sends.
-        let (_second, got) = player(port);
+        let (_second, got) = player(live.port);
         wait_for("a new player receives the stream", || got.load(Ordering::SeqCst) > 10);
-        stop.store(true, Ordering::SeqCst);
-        feeder.join().unwrap();
-        main_loop.quit();
+    }
+
+    #[test]
+    fn a_served_stream_slower_than_its_source_keeps_its_clients() {
+        let live = Live::start();
+        let (player, got) = player(live.port);
+        wait_for("the player receives the stream", || got.load(Ordering::SeqCst) > 10);
+        // The media takes 10 frames a second of the source's 30: frames pile up at its appsrc,
+        // past the count that marks a stuck media, while it still sends.
+        live.payloader().static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, |_, _| {
+            std::thread::sleep(Duration::from_millis(100));
+            gst::PadProbeReturn::Ok
+        });
+        std::thread::sleep(Duration::from_secs(8));
+        let waiting = live.outlet.appsrc.lock().unwrap().as_ref().map(|src| src.current_level_buffers());
+        assert!(waiting.is_some_and(|w| w > STUCK_FRAMES), "the media's appsrc was dropped or did not fill: {waiting:?}");
+        let before = got.load(Ordering::SeqCst);
+        assert!(!ended(&player, 2), "a slow media's player was disconnected");
+        assert!(got.load(Ordering::SeqCst) > before, "the slow media stopped sending");
     }
 
     fn caps(width: i32, height: i32, fps: Option<(i32, i32)>) -> gst::Caps {

@@ -10,15 +10,17 @@ use anyhow::{Context, Result};
 use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 
-/// The frames a mount's appsrc holds before it drops its oldest; a playing media whose source
-/// stays this full has stopped sending (see `rtsp::STUCK_FRAMES`).
+use crate::cli::stuck::Served;
+
+/// The frames a mount's appsrc holds before it drops its oldest; a played media whose appsrc is
+/// this full and took none during as many pushes is stuck (see [`crate::cli::stuck`]).
 const QUEUED_FRAMES: u64 = 60;
 
 /// Hands a camera's encoded frames to its mount's media while a client is connected.
 #[derive(Clone)]
 pub struct Outlet {
     appsrc: Arc<Mutex<Option<gst_app::AppSrc>>>,
-    media: Arc<Mutex<Option<gst_rtsp_server::RTSPMedia>>>,
+    media: Arc<Mutex<Option<Served>>>,
     server: gst_rtsp_server::RTSPServer,
 }
 
@@ -41,7 +43,7 @@ impl Outlet {
         }
         // A full appsrc drops its oldest buffer (leaky), so a stalled client never blocks the camera.
         let _ = src.push_buffer(buffer);
-        crate::cli::rtsp::drop_if_stuck(&self.server, &self.appsrc, &self.media, &src, QUEUED_FRAMES);
+        crate::cli::stuck::drop_if_stuck(&self.server, &self.appsrc, &self.media, &src, QUEUED_FRAMES);
     }
 
     /// Ends the stream for the connected clients (the camera was removed or reconfigured).
@@ -81,11 +83,11 @@ impl Mounts {
             let Ok(bin) = media.element().downcast::<gst::Bin>() else { return };
             let Some(src) = bin.by_name("src").and_then(|e| e.downcast::<gst_app::AppSrc>().ok()) else { return };
             *slot.lock().unwrap() = Some(src.clone());
-            *media_slot.lock().unwrap() = Some(media.clone());
+            *media_slot.lock().unwrap() = Some(Served::new(media, &src));
             let (gone, gone_media) = (slot.clone(), media_slot.clone());
             media.connect_unprepared(move |media| {
                 crate::cli::rtsp::forget(&gone, &src);
-                crate::cli::rtsp::forget(&gone_media, media);
+                Served::forget(&gone_media, media);
             });
         });
         self.server.mount_points().context("the RTSP server has no mount points")?.add_factory(path, factory);
