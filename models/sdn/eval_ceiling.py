@@ -2,7 +2,7 @@
 surrogate, with dlib as the judge: the ceiling that issue 11's targets meet with this runtime.
 
     OMP_NUM_THREADS=2 deps/sdn-venv/bin/python models/sdn/eval_ceiling.py [--n 100] [--out models/sdn/runs/ceiling.json]
-        [--morphs 3,6] [--detail-bank 1000]
+        [--morphs 3,6] [--detail-bank 1000] [--learned-detail RUN/detail.onnx]
 
 The same held-out faces, frames and blending as quick_judge.py (the stored 144 px frame, the
 model's 128 crop blended in through sdn.json's ellipse, dlib's descriptor at the known box). Each
@@ -26,6 +26,9 @@ Rows:
                      Bank: example-based super-resolution, nothing trained); "keyed": each key
                      searches its own 50 faces of the bank. For these rows also
   donor              the surrogate judged the bank face that gave it most patches.
+  + learned detail   the row's picture reduced to example_detail.Split's low band (the 4 x 4
+                     projector) and given the detail of --learned-detail (train_sr.py's
+                     detail.onnx) with noise keyed by the row's key
   morph of K         K faces of a bank of frontal fitting crops (training identities and
                      UTKFace, each of another identity), each moved onto the face by the
                      similarity of their five landmarks, warped to their mean shape by dense
@@ -62,6 +65,8 @@ def main():
     ap.add_argument("--bank", type=int, default=600, help="frontal fitting crops the morphs draw from")
     ap.add_argument("--morphs", default="3,6", help="donors per morph, one row each ('' for none)")
     ap.add_argument("--detail-bank", type=int, default=1000, help="fitting crops the example detail draws from (0: no such rows)")
+    ap.add_argument("--learned-detail", default=None, metavar="ONNX",
+                    help="also rows with train_sr.py's detail (its 4 x 4 projector's low band, keyed noise)")
     args = ap.parse_args()
     t0 = time.time()
     lab, pick, frames, boxes, off = qj.load(args)
@@ -136,6 +141,18 @@ def main():
         rows.append(("shipped rotation, low band only", lambda k: low(fs.anonymize(crops, lms, np.tile(keys[k], (N, 1))))))
         detailed("shipped rotation + example detail", lambda k: fs.anonymize(crops, lms, np.tile(keys[k], (N, 1))), False)
         detailed("shipped rotation + keyed example detail", lambda k: fs.anonymize(crops, lms, np.tile(keys[k], (N, 1))), True)
+    if args.learned_detail:
+        split = example_detail.Split()
+        learned = example_detail.LearnedDetail(args.learned_detail)
+
+        def with_learned(make):
+            def row(k):
+                lo = split.low(make(k))
+                return lo + learned.keyed(lo, np.tile(keys[k], (N, 1)))
+            return row
+        rows.append(("face space, all + learned detail", with_learned(lambda k: face_space(z[(d1, d2)[k]]))))
+        rows.append(("shipped rotation, 4 x 4 low band only", lambda k: split.low(fs.anonymize(crops, lms, np.tile(keys[k], (N, 1))))))
+        rows.append(("shipped rotation + learned detail", with_learned(lambda k: fs.anonymize(crops, lms, np.tile(keys[k], (N, 1))))))
     counts = [int(c) for c in args.morphs.split(",") if c.strip()]
     if counts:
         bank = Bank(args, lab, off, m)

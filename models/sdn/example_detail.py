@@ -7,6 +7,7 @@ MODEL_CARD.md ("Example detail"); nothing here is exported to the graphs yet.
     bank = Bank.from_data(data_dir, labels, off, low=Split().low)   # 1000 fitting crops
     out, top = bank.detail(low_crops, subsets)                     # detail [n,3,128,128], top donor
     m = KeyedDetail(FaceSpace.load(model_dir), bank, blend_weights) # anonymize / restore, as FaceSpace
+    m = KeyedDetail(fs, LearnedDetail("runs/sr/detail.onnx"), blend_weights)  # train_sr.py's detail instead
 
 Example detail (example-based super-resolution: Freeman, Jones and Pasztor 2002; Baker and
 Kanade's face hallucination 2000): for each 8 px patch of the crop (stride 4, overlapped with a
@@ -60,7 +61,9 @@ class Split:
         d = np.kron(np.eye(n), np.full((1, factor), 1.0 / factor))
         u = np.stack([cv2.resize(np.eye(n, dtype=np.float32)[i][None, :], (size, 1), interpolation=cv2.INTER_CUBIC)[0]
                       for i in range(n)], 1).astype(np.float64)
-        self.A = u @ np.linalg.inv(d @ u) @ d
+        self.D = d  # [n,size]: the factor x factor means
+        self.M = u @ np.linalg.inv(d @ u)  # [size,n]: P = M D
+        self.A = self.M @ d
 
     def low(self, x):
         return self.A @ x @ self.A.T
@@ -118,6 +121,30 @@ class Bank:
         p = self.pad
         return acc[:, :, p:p + 128, p:p + 128].astype(np.float64), votes.argmax(1)
 
+    def keyed(self, lo, keys, subset=50):
+        """Each key searches its own `subset` faces of the bank."""
+        subsets = np.stack([np.random.RandomState(key_seed(k, b"bank")).choice(len(self), subset, replace=False)
+                            for k in keys])
+        return self.detail(lo, subsets)[0]
+
+
+class LearnedDetail:
+    """Bank.detail's trained twin: train_sr.py's detail.onnx, (low band, keyed noise) -> detail
+    with every 4 x 4 mean zero."""
+
+    def __init__(self, path):
+        import onnxruntime as ort
+        self.sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+    def detail(self, lo, noise):
+        out = [self.sess.run(["detail"], {"low": lo[b:b + 32].astype(np.float32), "noise": noise[b:b + 32]})[0]
+               for b in range(0, len(lo), 32)]
+        return np.concatenate(out).astype(np.float64)
+
+    def keyed(self, lo, keys):
+        noise = np.stack([np.random.RandomState(key_seed(k, b"noise")).randn(4, 32, 32) for k in keys])
+        return self.detail(lo, noise.astype(np.float32))
+
 
 def key_seed(key, tag):
     """A seed from a key vector (its signs) and a purpose."""
@@ -128,8 +155,8 @@ class KeyedDetail:
     """sdn's surrogate with keyed example detail and its own detail shuffled under it (module
     docstring); anonymize and restore as FaceSpace's."""
 
-    def __init__(self, fs, bank, core_weight, beta=0.25, subset=50, hide="blocks"):
-        self.fs, self.bank, self.beta, self.subset = fs, bank, beta, subset
+    def __init__(self, fs, source, core_weight, beta=0.25, hide="blocks"):
+        self.fs, self.source, self.beta = fs, source, beta
         self.hide = hide
         self.split = Split()
         blocks = core_weight.reshape(16, 8, 16, 8).min((1, 3)).ravel() >= 0.999
@@ -170,9 +197,7 @@ class KeyedDetail:
         return out.reshape(n, 32, 32, 3, 4, 4).transpose(0, 3, 1, 4, 2, 5).reshape(n, 3, 128, 128)
 
     def example(self, lo, keys):
-        subsets = np.stack([np.random.RandomState(key_seed(k, b"bank")).choice(len(self.bank), self.subset, replace=False)
-                            for k in keys])
-        e, _ = self.bank.detail(lo, subsets)
+        e = self.source.keyed(lo, keys)
         return e - self.split.low(e)
 
     def anonymize(self, crops, lms, keys):

@@ -266,6 +266,8 @@ def main():
                     help="with --numpy: example_detail.KeyedDetail over the face space, its own detail shuffled at BETA")
     ap.add_argument("--hide", default="blocks", choices=["blocks", "pixels"],
                     help="with --example-detail: shuffle the hidden detail's 8 px blocks, or the pixels inside each 4 px block")
+    ap.add_argument("--learned-detail", default=None, metavar="ONNX",
+                    help="with --example-detail: train_sr.py's detail.onnx draws the detail instead of the bank")
     ap.add_argument("--donor-mix", type=float, default=None, metavar="EPS",
                     help="with --numpy: donor_mix.DonorMix, the key's bank face under the rotated face at EPS")
     ap.add_argument("--no-landmarks", action="store_true", help="do not feed landmarks (mean shape)")
@@ -297,7 +299,7 @@ def main():
     if args.numpy:
         fs = numpy_model(args)
         model_id = "numpy " + (args.npz or "facespace.npz") + f" alpha={args.alpha}"
-        if args.donor_mix is not None or args.example_detail is not None:
+        if args.donor_mix is not None or (args.example_detail is not None and not args.learned_detail):
             from example_detail import Bank, Split
             bank, index, bank_frames = Bank.from_data(args.data, lab, off, Split().low)
         if args.donor_mix is not None:
@@ -306,9 +308,11 @@ def main():
             fs = DonorMix(fs.p, bank_crops, lab["landmarks"][index], args.donor_mix)
             model_id += f" + donor mix, eps={args.donor_mix}"
         if args.example_detail is not None:
-            from example_detail import KeyedDetail
-            fs = KeyedDetail(fs, bank, m[..., 0], beta=args.example_detail, hide=args.hide)
-            model_id += f" + example detail, beta={args.example_detail}, hide={args.hide}"
+            from example_detail import KeyedDetail, LearnedDetail
+            source = LearnedDetail(args.learned_detail) if args.learned_detail else bank
+            fs = KeyedDetail(fs, source, m[..., 0], beta=args.example_detail, hide=args.hide)
+            kind = f"learned detail {args.learned_detail}" if args.learned_detail else "example detail"
+            model_id += f" + {kind}, beta={args.example_detail}, hide={args.hide}"
         anon = lambda x, k: fs.anonymize(x, lms, k)  # noqa: E731
         rest = lambda y, k: fs.restore(y, lms, k)  # noqa: E731
     else:
