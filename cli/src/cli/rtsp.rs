@@ -22,7 +22,7 @@ use gstfaceveil::streamdata;
 
 use super::colour;
 use super::input::{Input, Reconnect, STALL, StreamSource};
-use super::stuck::{self, Served};
+use super::stuck::{self, Served, forget};
 use super::video::{self, Settings};
 
 pub const MOUNT: &str = "/faceveil";
@@ -131,17 +131,6 @@ impl Outlet {
 fn running_time(src: &gst_app::AppSrc) -> Option<gst::ClockTime> {
     let (clock, base) = (src.clock()?, src.base_time()?);
     Some(clock.time().saturating_sub(base))
-}
-
-/// Empties `slot` when the media whose appsrc is `src` goes away, unless a newer media has
-/// taken the slot: the signal comes late (from the server's own thread), and emptying the slot
-/// then would send every later frame nowhere while the new media waits for one to describe
-/// itself.
-pub fn forget(slot: &Mutex<Option<gst_app::AppSrc>>, src: &gst_app::AppSrc) {
-    let mut current = slot.lock().unwrap();
-    if current.as_ref() == Some(src) {
-        *current = None;
-    }
 }
 
 fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServer, gst::glib::SourceId)> {

@@ -1,4 +1,5 @@
-//! A served RTSP media that stopped sending, told from one that is only slow, and dropped.
+//! The served RTSP media that outlets feed through an appsrc: the slots that hold it, and a
+//! media that stopped sending, told from one that is only slow, and dropped.
 //!
 //! Debian 12's gst-rtsp-server 1.22.0 now and then stops a TCP client's stream after its first
 //! packet and holds the whole media with it (about once in 30 connections on a loaded 2-core
@@ -48,6 +49,17 @@ impl Served {
     }
 }
 
+/// Empties `slot` when the media whose appsrc is `src` goes away, unless a newer media has
+/// taken the slot: the signal comes late (from the server's own thread), and emptying the slot
+/// then would send every later frame nowhere while the new media waits for one to describe
+/// itself.
+pub fn forget(slot: &Mutex<Option<gst_app::AppSrc>>, src: &gst_app::AppSrc) {
+    let mut current = slot.lock().unwrap();
+    if current.as_ref() == Some(src) {
+        *current = None;
+    }
+}
+
 /// Called after each push into `src`, the appsrc of the media in `served`: drops that media and
 /// its clients if it is stuck (module docs). Empties both slots then.
 pub fn drop_if_stuck(
@@ -72,7 +84,7 @@ pub fn drop_if_stuck(
         }
         slot.take().expect("checked above").media
     };
-    super::rtsp::forget(appsrc, src);
+    forget(appsrc, src);
     eprintln!(
         "faceveil: warning: a served stream stopped sending ({waiting} frames waiting); its clients are disconnected so that they reconnect"
     );

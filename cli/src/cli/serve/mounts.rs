@@ -86,7 +86,7 @@ impl Mounts {
             *media_slot.lock().unwrap() = Some(Served::new(media, &src));
             let (gone, gone_media) = (slot.clone(), media_slot.clone());
             media.connect_unprepared(move |media| {
-                crate::cli::rtsp::forget(&gone, &src);
+                crate::cli::stuck::forget(&gone, &src);
                 Served::forget(&gone_media, media);
             });
         });
