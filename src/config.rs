@@ -7,6 +7,7 @@ use crate::faces::effects::Mode;
 use crate::faces::track::TrackerSettings;
 use crate::model::keys::{KdfParams, Keying};
 use crate::runtime::RuntimeOptions;
+use crate::secrets::Signer;
 
 /// Detection on every 2nd frame, the tracker's predictions in between, by default: on two cores
 /// about 40 fps against 25 with detection on every frame (docs/PERFORMANCE.md), and on the five
@@ -32,6 +33,8 @@ pub struct Config {
     pub kdf: KdfParams,
     /// How an anonymization keys its faces (a restore follows the stream's header).
     pub keying: Keying,
+    /// A restore refuses a stream whose header this key did not sign (`--signer`).
+    pub signer: Option<Signer>,
 }
 
 impl Config {
@@ -48,6 +51,7 @@ impl Config {
             attributes: Vec::new(),
             kdf: KdfParams::default(),
             keying: Keying::Track,
+            signer: None,
         }
     }
 }

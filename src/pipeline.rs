@@ -18,7 +18,7 @@ use crate::finder::FaceFinder;
 use crate::frame::{FrameMut, Region};
 use crate::model::keys::{self, EarlyKey, Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
-use crate::secrets::{FaceCodec, FacePlace, FaceVault, Identity, OpenedFace, Recipient, SealedLayout};
+use crate::secrets::{FaceCodec, FacePlace, FaceVault, Identity, OpenedFace, Recipient, SealedLayout, SigningKey};
 use crate::stream::header::{FaceRecord, FrameRecord, SealedFace, StreamHeader};
 use crate::stream::look::Look;
 use crate::timing::StageTimes;
@@ -155,14 +155,26 @@ impl Anonymizer {
     }
 
     /// Seals every face's original pixels to `recipients`, any `threshold` of whom can open
-    /// them together, and to the stream's password where `to_password` is set, in `layout`;
-    /// call before the first frame. Needs the sdn mode's header to travel in.
-    pub fn seal_to(&mut self, recipients: &[Recipient], threshold: usize, to_password: bool, layout: SealedLayout) -> Result<()> {
+    /// them together, and to the stream's password where `to_password` is set, in `layout`,
+    /// and signs the header with `signing` where given; call before the first frame. Needs the
+    /// sdn mode's header to travel in.
+    pub fn seal_to(
+        &mut self,
+        recipients: &[Recipient],
+        threshold: usize,
+        to_password: bool,
+        layout: SealedLayout,
+        signing: Option<&SigningKey>,
+    ) -> Result<()> {
         ensure!(self.frames == 0, "sealing must be set up before the first frame");
         let wrap_key = self.veil.password_wrap_key().filter(|_| to_password);
         let header = self.header.take().context("sealed faces travel in the sdn mode's header: use the sdn mode")?;
         let (key, envelope) = FaceVault::create(recipients, threshold, wrap_key.as_deref())?;
         let header = header.with_sealed(envelope);
+        let header = match signing {
+            Some(signing) => header.signed_with(signing),
+            None => header,
+        };
         self.vault = Some(FaceVault::new(key, header.digest(), layout));
         self.header = Some(header);
         Ok(())
@@ -282,6 +294,7 @@ impl Restorer {
     /// Without a variant of its own, the config takes the one the header names: a stream made
     /// with any variant of the model restores without the user having to remember which.
     pub fn new(config: &Config, password: Option<&[u8]>, header: &StreamHeader) -> Result<Self> {
+        header.check_signer(config.signer.as_ref())?;
         let config = Config { variant: config.variant.clone().or_else(|| Some(header.variant.clone())), ..config.clone() };
         let salt = header.salt_bytes().context("header salt")?;
         let password = required(password)?;
@@ -297,6 +310,7 @@ impl Restorer {
 
     /// A restore with identities and no password: only the sealed faces come back.
     pub fn sealed_only(config: &Config, identities: &[Identity], header: &StreamHeader) -> Result<Self> {
+        header.check_signer(config.signer.as_ref())?;
         Self {
             veil: None,
             finder: None,

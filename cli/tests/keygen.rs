@@ -1,5 +1,6 @@
 //! `faceveil keygen`: the identity file it writes opens, matches the recipient it prints, is
-//! private, is never overwritten, and with a passphrase opens only with that passphrase.
+//! private, is never overwritten, and with a passphrase opens only with that passphrase; so does
+//! the signing key of `--signing`, which signs as the signer it prints.
 
 mod common;
 
@@ -7,11 +8,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::tmpdir;
-use faceveil::secrets::{ContentKey, Identity, Recipient, SealError};
+use faceveil::secrets::{ContentKey, Identity, Recipient, SealError, Signer, SigningKey};
 
 fn keygen(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_faceveil"));
-    cmd.arg("keygen").args(args).env_remove("FACEVEIL_IDENTITY_PASSPHRASE");
+    cmd.arg("keygen").args(args).env_remove("FACEVEIL_IDENTITY_PASSPHRASE").env_remove("FACEVEIL_SIGNING_PASSPHRASE");
     cmd.envs(envs.iter().copied());
     cmd.output().unwrap()
 }
@@ -71,4 +72,28 @@ fn a_passphrase_protected_identity_needs_its_passphrase() {
         keygen(&["-o", from_env.to_str().unwrap(), "--passphrase"], &[("FACEVEIL_IDENTITY_PASSPHRASE", "from the environment")]);
     printed_recipient(&o);
     assert!(Identity::from_file_text(&read(&from_env), || Some("from the environment".to_string().into())).is_ok());
+}
+
+#[test]
+fn a_signing_key_is_written_private_locked_with_its_own_variable_and_signs_as_its_printed_signer() {
+    let dir = tmpdir("signing");
+    let file = dir.join("camera.key");
+    let o =
+        keygen(&["--signing", "-o", file.to_str().unwrap(), "--passphrase"], &[("FACEVEIL_SIGNING_PASSPHRASE", "camera words")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let signer: Signer = String::from_utf8(o.stdout).unwrap().trim().parse().unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let text = read(&file);
+    assert!(!text.contains("FACEVEIL-SIGNING-KEY"), "the private key is not in the clear");
+    let key = SigningKey::from_file_text(&text, || Some("camera words".to_string().into())).unwrap();
+    assert_eq!(key.signer(), signer);
+    // The identity's variable does not open a signing key's passphrase prompt: without its own,
+    // and without a terminal, nothing is written.
+    let other = dir.join("other.key");
+    let o = keygen(&["--signing", "-o", other.to_str().unwrap(), "--passphrase"], &[("FACEVEIL_IDENTITY_PASSPHRASE", "x")]);
+    assert!(!o.status.success() && !other.exists());
 }

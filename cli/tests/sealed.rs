@@ -2,7 +2,8 @@
 //! with an identity (bit-exact for photos and for videos sealed losslessly, at 45 dB or more
 //! from a video's default face video), for any one recipient or only for a threshold of them
 //! together; a stranger and a moved, reordered or spliced face are refused clearly. Faces sealed
-//! to the password come back with it alone, and a wrong password is refused.
+//! to the password come back with it alone, and a wrong password is refused. A signed output
+//! opens for its signer, and an output a forger sealed anew, or signed with another key, does not.
 
 mod common;
 
@@ -13,7 +14,10 @@ use common::{s, tmpdir};
 
 fn faceveil(args: &[&str], password: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_faceveil"));
-    cmd.args(args).env_remove("FACEVEIL_PASSWORD").env_remove("FACEVEIL_IDENTITY_PASSPHRASE");
+    cmd.args(args)
+        .env_remove("FACEVEIL_PASSWORD")
+        .env_remove("FACEVEIL_IDENTITY_PASSPHRASE")
+        .env_remove("FACEVEIL_SIGNING_PASSPHRASE");
     if let Some(p) = password {
         cmd.env("FACEVEIL_PASSWORD", p);
     }
@@ -139,6 +143,69 @@ fn a_sealed_face_moved_in_its_record_does_not_open() {
     assert!(!out.exists());
 }
 
+fn signing_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let file = dir.join(format!("{name}.key"));
+    let signer = ok(&faceveil(&["keygen", "--signing", "-o", s(&file)], None));
+    assert!(signer.starts_with("faceveil-signer-"), "{signer}");
+    (file, signer)
+}
+
+fn embedded(photo: &Path) -> serde_json::Value {
+    serde_json::from_str(&faceveil::stream::imagemeta::extract(&std::fs::read(photo).unwrap()).unwrap()).unwrap()
+}
+
+#[test]
+fn a_signed_photo_opens_for_its_signer_and_every_seal_a_forger_rebuilds_is_refused() {
+    let dir = tmpdir("signed");
+    let (input, original) = lossless_photo(&dir);
+    let ((id, recipient), (camera, signer), (forger_key, forger)) =
+        (keygen(&dir, "investigator"), signing_keygen(&dir, "camera"), signing_keygen(&dir, "forger"));
+    let anon = dir.join("anon.png");
+    let sign = ["--recipient", &recipient, "--sign-with", s(&camera)];
+    ok(&faceveil(&[&["anonymize", s(&input), "-o", s(&anon)][..], &sign].concat(), Some("pw")));
+    let out = dir.join("out.png");
+    ok(&faceveil(&["restore", s(&anon), "-o", s(&out), "--identity", s(&id), "--signer", &signer], None));
+    assert!(pixels(&out) == original, "the signed, sealed face comes back bit-exact");
+    // Without --signer the restore names who signed.
+    let named = faceveil(&["restore", s(&anon), "-o", s(&dir.join("named.png")), "--identity", s(&id)], None);
+    ok(&named);
+    assert!(String::from_utf8_lossy(&named.stderr).contains(&format!("signed by {signer}")));
+
+    // The forger has the recording and the investigator's public recipient, not the camera's
+    // key. They plant another face (the original's, colours inverted) and seal it anew.
+    let mut planted = original.clone();
+    planted.pixels_mut().for_each(|p| p.0 = p.0.map(|v| 255 - v));
+    let planted_in = dir.join("planted.png");
+    planted.save(&planted_in).unwrap();
+    let forged = dir.join("forged.png");
+    ok(&faceveil(&["anonymize", s(&planted_in), "-o", s(&forged), "--recipient", &recipient], Some("other")));
+    // Unchecked, the rebuilt seal opens: this is the attack the signature answers.
+    let fooled = dir.join("fooled.png");
+    ok(&faceveil(&["restore", s(&forged), "-o", s(&fooled), "--identity", s(&id)], None));
+    assert!(pixels(&fooled) != original);
+    let refused = |photo: &Path, says: &str| {
+        let out = dir.join("refused.png");
+        failed(&faceveil(&["restore", s(photo), "-o", s(&out), "--identity", s(&id), "--signer", &signer], None), says);
+        assert!(!out.exists(), "nothing is written");
+    };
+    refused(&forged, "not signed");
+    // Signed with the forger's own key.
+    let theirs = dir.join("theirs.png");
+    let sign = ["--recipient", &recipient, "--sign-with", s(&forger_key)];
+    ok(&faceveil(&[&["anonymize", s(&planted_in), "-o", s(&theirs)][..], &sign].concat(), Some("other")));
+    refused(&theirs, &format!("signed by {forger}"));
+    // The genuine header, its signature kept, with the forger's envelope and sealed face: the
+    // checksum mended as a forger would, the signature no longer verifies.
+    let (genuine, planted_meta) = (embedded(&anon), embedded(&forged));
+    let header: faceveil::stream::header::StreamHeader = serde_json::from_value(genuine["header"].clone()).unwrap();
+    let envelope = serde_json::from_value(planted_meta["header"]["sealed"].clone()).unwrap();
+    let spliced = serde_json::json!({"header": header.with_sealed(envelope), "record": planted_meta["record"]});
+    let spliced_png = dir.join("spliced.png");
+    let bytes = std::fs::read(&forged).unwrap();
+    std::fs::write(&spliced_png, faceveil::stream::imagemeta::embed(&bytes, &spliced.to_string()).unwrap()).unwrap();
+    refused(&spliced_png, "signature does not verify");
+}
+
 /// The sealed faces' bytes (as the SEI carries them; the sidecar has them as base64).
 fn sealed_bytes(records: &[faceveil::stream::header::FrameRecord]) -> usize {
     records.iter().flat_map(|r| &r.faces).filter_map(|f| f.sealed.as_ref()).map(|s| s.0.len()).sum()
@@ -164,11 +231,13 @@ fn a_sealed_video_comes_back_near_exact_by_default_bit_exact_sealed_losslessly_a
     let (a, ra) = keygen(&dir, "a");
     let (b, rb) = keygen(&dir, "b");
     let (c, _) = keygen(&dir, "c");
-    // The default: each track's faces as a small face video.
+    let (camera, signer) = signing_keygen(&dir, "camera");
+    // The default: each track's faces as a small face video; its header signed.
     let anon = dir.join("anon.mp4");
-    ok(&faceveil(&["anonymize", s(&clip), "-o", s(&anon), "--recipient", &ra, "--recipient", &rb], Some("pw")));
+    let sealed_to = ["--recipient", &ra, "--recipient", &rb, "--sign-with", s(&camera)];
+    ok(&faceveil(&[&["anonymize", s(&clip), "-o", s(&anon)][..], &sealed_to].concat(), Some("pw")));
     let near = dir.join("near.mp4");
-    ok(&faceveil(&["restore", s(&anon), "-o", s(&near), "--identity", s(&b)], None));
+    ok(&faceveil(&["restore", s(&anon), "-o", s(&near), "--identity", s(&b), "--signer", &signer], None));
     let refused = dir.join("refused.mp4");
     failed(&faceveil(&["restore", s(&anon), "-o", s(&refused), "--identity", s(&c)], None), "not a recipient");
     assert!(!refused.exists(), "nothing is written for a stranger");
@@ -177,6 +246,12 @@ fn a_sealed_video_comes_back_near_exact_by_default_bit_exact_sealed_losslessly_a
     ok(&faceveil(&["anonymize", s(&clip), "-o", s(&anon_exact), "--recipient", &ra, "--sealed-lossless"], Some("pw")));
     let exact = dir.join("exact.mp4");
     ok(&faceveil(&["restore", s(&anon_exact), "-o", s(&exact), "--identity", s(&a), "--lossless"], None));
+    // That one is not signed: a restore that requires the camera's signature refuses it.
+    failed(
+        &faceveil(&["restore", s(&anon_exact), "-o", s(&refused), "--identity", s(&a), "--signer", &signer], None),
+        "not signed",
+    );
+    assert!(!refused.exists());
 
     let [original, anonymized, near, exact] = [&clip, &anon, &near, &exact].map(|p| common::media::decode(p).frames);
     assert!([&anonymized, &near, &exact].iter().all(|v| v.len() == original.len()), "every frame is kept");

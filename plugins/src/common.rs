@@ -466,6 +466,18 @@ pub fn password_from_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<S
     Ok(password)
 }
 
+/// A key file's passphrase: the first line of its `*-passphrase-file` property's file where that
+/// is set, else its write-only `*-passphrase` property.
+pub fn passphrase(
+    file: Option<&std::path::Path>,
+    given: Option<&zeroize::Zeroizing<String>>,
+) -> Result<Option<zeroize::Zeroizing<String>>, gst::ErrorMessage> {
+    match file {
+        Some(path) => faceveil::secrets::first_line(path, "passphrase file").map(Some).map_err(|e| settings_error(describe(&e))),
+        None => Ok(given.cloned()),
+    }
+}
+
 pub fn settings_error(e: impl std::fmt::Display) -> gst::ErrorMessage {
     gst::error_msg!(gst::LibraryError::Settings, ("{}", e))
 }

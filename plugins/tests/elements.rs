@@ -376,6 +376,8 @@ fn the_password_is_write_only() {
     let element = gst::ElementFactory::make("faceveil").property("password", "secret").build().unwrap();
     let pspec = element.find_property("password").unwrap();
     assert!(!pspec.flags().contains(gst::glib::ParamFlags::READABLE));
+    let pspec = element.find_property("signing-key-passphrase").unwrap();
+    assert!(!pspec.flags().contains(gst::glib::ParamFlags::READABLE));
 }
 
 /// The rows at the bottom of the astronaut photo (space suit), far from the face.
@@ -841,6 +843,43 @@ fn sealed_faces_come_back_bit_exact_with_each_recipient_and_never_for_a_stranger
     let out = restore(&video, &format!("identity={}", alice.display())).expect("a recipient restores");
     let (anonymized, restored) = (mean_diff(&bytes(&video), &bytes(&original)), mean_diff(&out, &bytes(&original)));
     assert!(restored < anonymized / 20.0, "the face video restores the face: {restored:.3} against {anonymized:.3} anonymized");
+}
+
+#[test]
+fn a_signed_stream_opens_for_its_signer_and_not_where_another_is_required() {
+    let (data, w, h) = astronaut();
+    let dir = TestDir::new("signed-elements");
+    let (alice, alice_r) = identity_file(&dir, "alice.age");
+    // A protected signing key, its passphrase from a file, as gst-launch users give it.
+    let (camera, other) = (faceveil::secrets::SigningKey::generate(), faceveil::secrets::SigningKey::generate());
+    let key_path = dir.join("camera.key");
+    let text = camera.to_file_text(Some(age::secrecy::SecretString::from("camera words".to_string()))).unwrap();
+    std::fs::write(&key_path, text.as_bytes()).unwrap();
+    let pass = dir.join("camera.pass");
+    std::fs::write(&pass, "camera words\n").unwrap();
+    let props = format!(
+        "password=alpha recipients={alice_r} sealed-lossless=true signing-key={} signing-key-passphrase-file={}",
+        key_path.display(),
+        pass.display()
+    );
+    let mut convert = harness(TO_I420, w, h);
+    convert.play();
+    let original = convert.push_and_pull(rgb_buffer(&data, w, h, 0)).unwrap();
+    let anon = veil_i420(&data, w, h, &props);
+    let restore = |signer: &faceveil::secrets::SigningKey| {
+        unveil_i420(&anon, w, h, &format!("identity={} signer={}", alice.display(), signer.signer()))
+    };
+    assert!(restore(&camera).is_some_and(|out| out == bytes(&original)), "the camera's signer restores exactly");
+    assert!(restore(&other).is_none(), "another signer required: refused");
+    // A signing key without sealing signs nothing, and says so when the element starts.
+    let unsealed = gst::ElementFactory::make("faceveil")
+        .property("password", "alpha")
+        .property("signing-key", key_path.to_str().unwrap())
+        .property("signing-key-passphrase-file", pass.to_str().unwrap())
+        .build()
+        .unwrap();
+    let error = start_error(unsealed);
+    assert!(error.contains("set recipients or seal-password"), "{error}");
 }
 
 #[test]

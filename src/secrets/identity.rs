@@ -1,7 +1,6 @@
 //! Who can unseal: an identity (private key file) and its recipient (the public key), age's X25519.
 
 use std::fmt;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -9,7 +8,7 @@ use age::secrecy::{ExposeSecret, SecretString};
 use anyhow::Context;
 use zeroize::Zeroizing;
 
-use super::SealError;
+use super::{SealError, keyfile};
 
 /// A public key faces are sealed to (age's X25519 recipient, `age1...`).
 #[derive(Clone)]
@@ -39,8 +38,6 @@ impl Recipient {
 /// A private key that unseals what was sealed to its recipient.
 pub struct Identity(pub(super) age::x25519::Identity);
 
-const ARMOR_BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
-
 impl Identity {
     pub fn generate() -> Self {
         Self(age::x25519::Identity::generate())
@@ -51,27 +48,19 @@ impl Identity {
     }
 
     /// The identity file's text: age's own format, or, with a passphrase, that text encrypted
-    /// to the passphrase (age's scrypt recipient, ASCII-armored) so a stolen file alone is useless.
+    /// to it ([`keyfile`]).
     pub fn to_file_text(&self, passphrase: Option<SecretString>) -> Result<Zeroizing<String>, SealError> {
         let plain = Zeroizing::new(format!(
             "# faceveil identity (age X25519); keep it secret\n# recipient: {}\n{}\n",
             self.recipient(),
             self.0.to_string().expose_secret()
         ));
-        let Some(passphrase) = passphrase else { return Ok(plain) };
-        let encryptor = age::Encryptor::with_user_passphrase(passphrase);
-        let mut out = Vec::new();
-        let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
-            .map_err(|e| SealError::BadIdentity(e.to_string()))?;
-        let mut w = encryptor.wrap_output(armor).map_err(|e| SealError::BadIdentity(e.to_string()))?;
-        w.write_all(plain.as_bytes()).map_err(|e| SealError::BadIdentity(e.to_string()))?;
-        w.finish().and_then(|armor| armor.finish()).map_err(|e| SealError::BadIdentity(e.to_string()))?;
-        String::from_utf8(out).map(Zeroizing::new).map_err(|e| SealError::BadIdentity(e.to_string()))
+        keyfile::protect(plain, passphrase, SealError::BadIdentity)
     }
 
     /// Whether an identity file's text needs a passphrase to be read.
     pub fn needs_passphrase(text: &str) -> bool {
-        text.trim_start().starts_with(ARMOR_BEGIN)
+        keyfile::needs_passphrase(text)
     }
 
     /// Reads an identity file; `passphrase` is asked only for a protected one.
@@ -83,19 +72,7 @@ impl Identity {
 
     /// Reads an identity file's text; `passphrase` is asked only for a protected file.
     pub fn from_file_text(text: &str, passphrase: impl FnOnce() -> Option<SecretString>) -> Result<Self, SealError> {
-        let plain = if Self::needs_passphrase(text) {
-            let passphrase = passphrase().ok_or(SealError::WrongPassphrase)?;
-            let reader = age::armor::ArmoredReader::new(text.as_bytes());
-            let decryptor = age::Decryptor::new(reader).map_err(|e| SealError::BadIdentity(e.to_string()))?;
-            let identity = age::scrypt::Identity::new(passphrase);
-            let mut r =
-                decryptor.decrypt(std::iter::once(&identity as &dyn age::Identity)).map_err(|_| SealError::WrongPassphrase)?;
-            let mut buf = Zeroizing::new(String::new());
-            r.read_to_string(&mut buf).map_err(|_| SealError::WrongPassphrase)?;
-            buf
-        } else {
-            Zeroizing::new(text.to_string())
-        };
+        let plain = keyfile::plain_text(text, passphrase, SealError::BadIdentity)?;
         let line = plain
             .lines()
             .map(str::trim)

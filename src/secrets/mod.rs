@@ -7,7 +7,11 @@
 //! each frame is sealed with XChaCha20-Poly1305 under a key derived (HKDF-SHA256) from the content
 //! key, the header and the face's place in the stream; the associated data binds the same place,
 //! so a face moved to another frame, slot or stream, reordered or altered fails to open. No
-//! primitive is written here: age, argon2, chacha20poly1305, hkdf and blahaj do the cryptography.
+//! primitive is written here: age, argon2, chacha20poly1305, hkdf, blahaj and ed25519-dalek do
+//! the cryptography.
+//!
+//! Who made the stream: on request the header is signed with an Ed25519 key ([`SigningKey`]), and
+//! a restore that names its [`Signer`] refuses a header that key did not sign.
 //!
 //! What is sealed is a face's own pixels: by default each track's faces coded as a small video
 //! (the codec comes from the front end), losslessly as PNG on request ([`SealedLayout`]).
@@ -16,13 +20,16 @@ mod canvas;
 mod faces;
 mod facevideo;
 mod identity;
+mod keyfile;
 mod seal;
+mod signing;
 
 pub use canvas::Canvas;
 pub use faces::{FaceVault, OpenedFace, SealedLayout};
 pub use facevideo::{FaceCodec, FaceDecoder, FaceEncoder};
 pub use identity::{Identity, Recipient};
 pub use seal::{ContentKey, FacePlace, FaceSealer, KeyEnvelope};
+pub use signing::{HeaderSignature, Signer, SigningKey};
 
 /// The first line of a secret file (a password or a passphrase), wiped when dropped: secrets
 /// come from files, the environment or a prompt, never from a command line, where every user of
@@ -67,8 +74,18 @@ pub enum SealError {
     BadRecipient(String),
     #[error("identity file: {0}")]
     BadIdentity(String),
-    #[error("the identity file is passphrase-protected and the passphrase does not open it")]
+    #[error("the key file is passphrase-protected, and no passphrase was given or the one given does not open it")]
     WrongPassphrase,
     #[error("sealed key envelope: {0}")]
     BadEnvelope(String),
+    #[error("signing key file: {0}")]
+    BadSigningKey(String),
+    #[error("not a faceveil signer (faceveil-signer-...): {0}")]
+    BadSigner(String),
+    #[error("the header's signature does not verify: the header was altered after it was signed")]
+    BadSignature,
+    #[error("this output is not signed, and its faces are required to be signed by {required}")]
+    NotSigned { required: String },
+    #[error("this output is signed by {signed_by}, not by the required {required}: that signer did not make it")]
+    OtherSigner { signed_by: String, required: String },
 }

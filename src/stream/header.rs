@@ -12,7 +12,7 @@ use crate::faces::detect::LANDMARK_VALUES;
 use crate::faces::geometry::CropSquare;
 use crate::model::SdnModel;
 use crate::model::keys::{KdfParams, Keying, SALT_LEN};
-use crate::secrets::KeyEnvelope;
+use crate::secrets::{HeaderSignature, KeyEnvelope, SealError, Signer, SigningKey};
 use crate::stream::look::Look;
 
 pub const FORMAT: &str = "faceveil";
@@ -37,6 +37,10 @@ pub struct StreamHeader {
     pub sealed: Option<KeyEnvelope>,
     /// Truncated SHA-256 of the fields above: catches corruption, not an attacker.
     pub check: String,
+    /// Who made the stream: the header's encoding without this, signed (`--sign-with`). It
+    /// vouches for the wrapped content key, and so for every face sealed under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<HeaderSignature>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -63,6 +67,7 @@ impl StreamHeader {
             keying,
             sealed: None,
             check: String::new(),
+            signed: None,
         };
         h.check = h.checksum();
         h
@@ -73,6 +78,30 @@ impl StreamHeader {
         self.sealed = Some(envelope);
         self.check = self.checksum();
         self
+    }
+
+    /// The header signed with `key`; sign last, as any later change breaks the signature.
+    pub fn signed_with(mut self, key: &SigningKey) -> Self {
+        self.signed = None;
+        self.signed = Some(key.sign(self.encode().as_bytes()));
+        self
+    }
+
+    /// Who signed the header, its signature checked; `None` for a header without one.
+    pub fn signer(&self) -> Result<Option<Signer>, SealError> {
+        let Some(signature) = &self.signed else { return Ok(None) };
+        let unsigned = Self { signed: None, ..self.clone() };
+        signature.verify(unsigned.encode().as_bytes()).map(Some)
+    }
+
+    /// Refuses a header that `required`, where given, did not sign.
+    pub fn check_signer(&self, required: Option<&Signer>) -> Result<(), SealError> {
+        let Some(required) = required else { return Ok(()) };
+        match self.signer()? {
+            Some(signer) if signer == *required => Ok(()),
+            Some(signer) => Err(SealError::OtherSigner { signed_by: signer.to_string(), required: required.to_string() }),
+            None => Err(SealError::NotSigned { required: required.to_string() }),
+        }
     }
 
     /// SHA-256 of the header as it travels: what each sealed face is bound to.
@@ -119,6 +148,9 @@ impl StreamHeader {
         }
         if h.check != h.checksum() {
             return bad("faceveil header fails its checksum: it was altered or damaged".into());
+        }
+        if let Err(e) = h.signer() {
+            return bad(format!("faceveil header: {e}"));
         }
         if let Err(e) = h.kdf.validate() {
             return bad(format!("faceveil header: {e:#}"));
@@ -270,6 +302,7 @@ pub(crate) mod tests {
             keying: Keying::Track,
             sealed: None,
             check: String::new(),
+            signed: None,
         };
         h.check = h.checksum();
         h
@@ -294,6 +327,29 @@ pub(crate) mod tests {
         let downgraded = h.encode().replace(r#","keying":"track""#, "");
         assert_ne!(downgraded, h.encode());
         assert!(matches!(StreamHeader::decode(&downgraded), Err(Error::BadHeader(why)) if why.contains("checksum")));
+    }
+
+    #[test]
+    fn a_signed_header_names_its_signer_and_refuses_every_change_and_every_other_signer() {
+        let (key, forger) = (SigningKey::generate(), SigningKey::generate());
+        let signed = sample().signed_with(&key);
+        let back = StreamHeader::decode(&signed.encode()).unwrap();
+        assert_eq!(back.signer().unwrap(), Some(key.signer()));
+        assert!(back.check_signer(Some(&key.signer())).is_ok());
+        assert!(back.check_signer(None).is_ok());
+        // A forger changes a field and mends the checksum: the signature no longer verifies.
+        let mut changed = back.clone();
+        changed.salt = "02".repeat(16);
+        changed.check = changed.checksum();
+        let e = StreamHeader::decode(&changed.encode()).unwrap_err().to_string();
+        assert!(e.contains("signature does not verify"), "{e}");
+        // ... or makes a header of their own, unsigned or signed by their key.
+        let unsigned = sample();
+        assert!(matches!(unsigned.check_signer(Some(&key.signer())), Err(SealError::NotSigned { .. })));
+        let theirs = StreamHeader::decode(&sample().signed_with(&forger).encode()).unwrap();
+        assert!(matches!(theirs.check_signer(Some(&key.signer())), Err(SealError::OtherSigner { .. })));
+        // Signing changes what each sealed face is bound to.
+        assert_ne!(signed.digest(), sample().digest());
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Measure end-to-end speed (decode, anonymize, encode) on a clip, with a per-stage breakdown.
     Bench(BenchArgs),
-    /// Make an identity for sealed restores: writes the private key file, prints its recipient.
+    /// Make an identity for sealed restores (or, with --signing, a key that signs them): writes
+    /// the private key file, prints its recipient (or signer).
     Keygen(KeygenArgs),
     /// Run many cameras from a config file: RTSP mounts, recorded segments, metrics; edits reload it.
     Serve(ServeArgs),
@@ -62,7 +63,12 @@ pub struct KeygenArgs {
     /// Where the identity (private key) is written; an existing file is never overwritten
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Protect the file with a passphrase ($FACEVEIL_IDENTITY_PASSPHRASE, or asked twice)
+    /// Make a signing key for `anonymize --sign-with` instead, and print its signer (the public
+    /// key `restore --signer` takes)
+    #[arg(long)]
+    pub signing: bool,
+    /// Protect the file with a passphrase ($FACEVEIL_IDENTITY_PASSPHRASE, or
+    /// $FACEVEIL_SIGNING_PASSPHRASE for a signing key; else asked twice)
     #[arg(long)]
     pub passphrase: bool,
     /// Protect the file with the passphrase on this file's first line
@@ -174,6 +180,12 @@ pub struct AnonymizeArgs {
     /// refuses a wrong password; the output grows by the sealed faces (docs/SECURITY.md)
     #[arg(long)]
     pub seal_password: bool,
+    /// Sign the stream header of the sealed faces with this signing key (`faceveil keygen
+    /// --signing`), so that `restore --signer` can tell this output from one a forger rebuilt
+    /// with other faces; a protected key's passphrase comes from $FACEVEIL_SIGNING_PASSPHRASE or
+    /// a prompt
+    #[arg(long, value_name = "FILE")]
+    pub sign_with: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -226,6 +238,11 @@ pub struct RestoreArgs {
     /// finest colour detail that 4:2:0 kept too little of
     #[arg(long)]
     pub lossless_input: bool,
+    /// Restore only an output whose header this signer signed (faceveil-signer-..., printed by
+    /// `faceveil keygen --signing`): an output unsigned, signed by another key or altered since
+    /// is refused and nothing is written
+    #[arg(long, value_name = "PUBLIC")]
+    pub signer: Option<String>,
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -1,21 +1,26 @@
-//! `faceveil keygen`: a new identity for sealed restores, and the recipient line to share.
+//! `faceveil keygen`: a new identity for sealed restores and the recipient line to share, or,
+//! with `--signing`, a key that signs sealed outputs and the signer line to share.
 
 use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, Result, bail};
-use faceveil::secrets::Identity;
+use faceveil::secrets::{Identity, SigningKey};
 use zeroize::Zeroizing;
 
 use super::args::KeygenArgs;
 
 pub fn run(args: &KeygenArgs) -> Result<()> {
-    let passphrase = passphrase(args)?;
-    let identity = Identity::generate();
-    let text = identity.to_file_text(passphrase.map(|p| p.to_string().into()))?;
+    let passphrase = passphrase(args)?.map(|p| p.to_string().into());
+    let (text, public, kind, shared) = if args.signing {
+        let key = SigningKey::generate();
+        (key.to_file_text(passphrase)?, key.signer().to_string(), "signing key", "signer")
+    } else {
+        let identity = Identity::generate();
+        (identity.to_file_text(passphrase)?, identity.recipient().to_string(), "identity", "recipient")
+    };
     write_private(args, &text)?;
-    let recipient = identity.recipient();
-    eprintln!("faceveil: identity written to {} (keep it secret); its recipient:", args.output.display());
-    println!("{recipient}");
+    eprintln!("faceveil: {kind} written to {} (keep it secret); its {shared}:", args.output.display());
+    println!("{public}");
     Ok(())
 }
 
@@ -26,17 +31,21 @@ fn passphrase(args: &KeygenArgs) -> Result<Option<Zeroizing<String>>> {
         faceveil::secrets::first_line(path, "passphrase file")?
     } else if !args.passphrase {
         return Ok(None);
-    } else if let Ok(p) = std::env::var("FACEVEIL_IDENTITY_PASSPHRASE") {
+    } else if let Ok(p) = std::env::var(if args.signing { "FACEVEIL_SIGNING_PASSPHRASE" } else { "FACEVEIL_IDENTITY_PASSPHRASE" })
+    {
         Zeroizing::new(p)
     } else if std::io::stdin().is_terminal() {
-        let first = Zeroizing::new(rpassword::prompt_password("passphrase for the identity: ")?);
+        let what = if args.signing { "signing key" } else { "identity" };
+        let first = Zeroizing::new(rpassword::prompt_password(format!("passphrase for the {what}: "))?);
         let again = Zeroizing::new(rpassword::prompt_password("the same again: ")?);
         if first != again {
             bail!("the two passphrases differ");
         }
         first
     } else {
-        bail!("--passphrase needs FACEVEIL_IDENTITY_PASSPHRASE, --passphrase-file, or a terminal");
+        bail!(
+            "--passphrase needs FACEVEIL_IDENTITY_PASSPHRASE (FACEVEIL_SIGNING_PASSPHRASE with --signing), --passphrase-file, or a terminal"
+        );
     };
     if p.is_empty() {
         bail!("the passphrase is empty");
@@ -52,7 +61,7 @@ fn write_private(args: &KeygenArgs, text: &str) -> Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(&args.output).with_context(|| {
         if args.output.exists() {
-            format!("{} exists: an identity is never overwritten", args.output.display())
+            format!("{} exists: a key file is never overwritten", args.output.display())
         } else {
             format!("cannot create {}", args.output.display())
         }

@@ -55,12 +55,19 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
     let sealed = !recipients.is_empty() || args.seal_password;
     ensure!(!args.sealed_lossless || sealed, "--sealed-lossless needs --recipient, --recipients-file or --seal-password");
     ensure!(!args.seal_password || password.is_some(), "--seal-password needs the sdn mode, whose password it seals to");
+    ensure!(
+        args.sign_with.is_none() || sealed,
+        "--sign-with signs the header of sealed faces: give --recipient, --recipients-file or --seal-password too"
+    );
+    let signing = args.sign_with.as_deref().map(sealing::signing_key).transpose()?;
     // Videos and streams go through the plugin's elements, which build the anonymizer themselves.
     let sealing = video::Sealing {
         recipients: sealing::element_recipients(&recipients),
         threshold: u32::try_from(args.recipients_threshold).unwrap_or(u32::MAX),
         lossless: args.sealed_lossless,
         to_password: args.seal_password,
+        signing_key: args.sign_with.clone(),
+        signing_passphrase: signing.as_ref().and_then(|(_, passphrase)| passphrase.clone()),
         ..Default::default()
     };
     let audio = !args.no_audio;
@@ -70,7 +77,8 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
         ensure!(audio || matches!(input, Input::Directory(_)), "--no-audio is for videos: a photo has no sound");
         let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
         if sealed {
-            anonymizer.seal_to(&recipients, args.recipients_threshold, args.seal_password, SealedLayout::Lossless)?;
+            let signing = signing.as_ref().map(|(key, _)| key);
+            anonymizer.seal_to(&recipients, args.recipients_threshold, args.seal_password, SealedLayout::Lossless, signing)?;
         }
         // A photo has no next frame to track into: detection on it, at the full threshold.
         let mut finder = FaceFinder::new(&faceveil::config::Config { detect_every: 1, ..config.clone() })?;
@@ -117,7 +125,8 @@ fn restore(args: RestoreArgs) -> Result<()> {
     let password =
         if args.identities.is_empty() { Some(password::obtain(&args.common)?) } else { password::given(&args.common)? };
     // Sealed faces alone open without the SDN: a key holder's machine needs no model.
-    let config = args.common.config_with(faceveil::faces::effects::Mode::Sdn, password.is_some())?;
+    let mut config = args.common.config_with(faceveil::faces::effects::Mode::Sdn, password.is_some())?;
+    config.signer = args.signer.as_deref().map(str::parse).transpose()?;
     let Input::Stream(_) = &input else {
         let folder = matches!(input, Input::Directory(_));
         ensure!(folder || !args.lossless, "--lossless is for videos; an image is restored losslessly when written as PNG");
@@ -127,13 +136,16 @@ fn restore(args: RestoreArgs) -> Result<()> {
             "--sidecar and --header name one video's: a folder's videos are restored with the sidecars beside them"
         );
         let identities = sealing::identities(&args.identities)?;
-        let restorer = |header: &StreamHeader| match &password {
-            Some(p) if identities.is_empty() => {
-                note_sealed_to_recipients_only(header);
-                Restorer::new(&config, Some(p.as_bytes()), header)
+        let restorer = |header: &StreamHeader| {
+            note_signer(header, config.signer.is_some());
+            match &password {
+                Some(p) if identities.is_empty() => {
+                    note_sealed_to_recipients_only(header);
+                    Restorer::new(&config, Some(p.as_bytes()), header)
+                }
+                Some(p) => Restorer::new(&config, Some(p.as_bytes()), header)?.unseal_with(&identities, header),
+                None => Restorer::sealed_only(&config, &identities, header),
             }
-            Some(p) => Restorer::new(&config, Some(p.as_bytes()), header)?.unseal_with(&identities, header),
-            None => Restorer::sealed_only(&config, &identities, header),
         };
         let Input::Directory(dir) = &input else {
             return images::restore_file(input.local_path().context("an image has a path")?, output, &restorer);
@@ -186,6 +198,9 @@ fn restore_video(
     if args.identities.is_empty() {
         known_header.iter().for_each(note_sealed_to_recipients_only);
     }
+    if let Some(header) = &known_header {
+        note_signer(header, args.signer.is_some());
+    }
     let sealed_to_password = known_header.is_some_and(|h| h.sealed.is_some_and(|e| e.password.is_some()));
     let quality = match (args.lossless, args.identities.is_empty() && !sealed_to_password) {
         (true, _) => video::Quality::Lossless,
@@ -213,6 +228,15 @@ fn note_sealed_to_recipients_only(header: &StreamHeader) {
                  and --identity gives back the sealed originals"
             )
         });
+    }
+}
+
+/// Names who signed the output, once, where the command does not already require a signer: the
+/// signature says who made it only to someone who checks that name.
+fn note_signer(header: &StreamHeader, required: bool) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    if let (false, Ok(Some(signer))) = (required, header.signer()) {
+        SAID.call_once(|| eprintln!("faceveil: note: this output is signed by {signer}; --signer {signer} refuses any other"));
     }
 }
 

@@ -1,10 +1,11 @@
-//! Who faces are sealed to (recipients) and who opens them (identities), from the command line.
+//! Who faces are sealed to (recipients), who signs them (a signing key) and who opens them
+//! (identities), from the command line.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
-use faceveil::secrets::{Identity, Recipient};
+use faceveil::secrets::{Identity, Recipient, SigningKey};
 use zeroize::Zeroizing;
 
 /// `--recipient` values and the lines of `--recipients-file`.
@@ -26,7 +27,22 @@ pub fn element_recipients(recipients: &[Recipient]) -> Option<String> {
 /// The identity files of `--identity`; a passphrase-protected one asks for its passphrase
 /// ($FACEVEIL_IDENTITY_PASSPHRASE, else a prompt), never argv.
 pub fn identities(paths: &[PathBuf]) -> Result<Vec<Identity>> {
-    paths.iter().map(|path| Identity::from_file(path, || passphrase(path).map(|p| p.as_str().to_owned().into()))).collect()
+    paths
+        .iter()
+        .map(|path| Identity::from_file(path, || passphrase(path, IDENTITY_PASSPHRASE).map(|p| p.as_str().to_owned().into())))
+        .collect()
+}
+
+/// The signing key of `--sign-with`, read here so that a wrong passphrase or file is said before
+/// any input is read, and the passphrase it took ($FACEVEIL_SIGNING_PASSPHRASE, else a prompt),
+/// for the faceveil element, which reads the file again when it starts.
+pub fn signing_key(path: &Path) -> Result<(SigningKey, Option<Zeroizing<String>>)> {
+    let mut asked = None;
+    let key = SigningKey::from_file(path, || {
+        asked = passphrase(path, SIGNING_PASSPHRASE);
+        asked.as_ref().map(|p| p.as_str().to_owned().into())
+    })?;
+    Ok((key, asked))
 }
 
 /// For faceunveil, which reads (and checks) the files itself when it starts, before any frame:
@@ -38,16 +54,19 @@ pub fn identity_files(paths: &[PathBuf]) -> Result<(String, Option<Zeroizing<Str
         let text =
             Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read identity {}", path.display()))?);
         if Identity::needs_passphrase(&text) && asked.is_none() {
-            asked = passphrase(path);
+            asked = passphrase(path, IDENTITY_PASSPHRASE);
         }
     }
     let joined = paths.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join(",");
     Ok((joined, asked))
 }
 
-/// $FACEVEIL_IDENTITY_PASSPHRASE, else a prompt where there is a terminal.
-fn passphrase(path: &Path) -> Option<Zeroizing<String>> {
-    std::env::var("FACEVEIL_IDENTITY_PASSPHRASE")
+const IDENTITY_PASSPHRASE: &str = "FACEVEIL_IDENTITY_PASSPHRASE";
+const SIGNING_PASSPHRASE: &str = "FACEVEIL_SIGNING_PASSPHRASE";
+
+/// The key file's passphrase from the variable `env`, else a prompt where there is a terminal.
+fn passphrase(path: &Path, env: &str) -> Option<Zeroizing<String>> {
+    std::env::var(env)
         .ok()
         .or_else(|| {
             std::io::stdin()

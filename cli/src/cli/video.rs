@@ -204,6 +204,9 @@ pub struct Sealing {
     /// Identity files, comma-separated, and the passphrase protected ones need.
     pub identity: Option<String>,
     pub passphrase: Option<Zeroizing<String>>,
+    /// The signing key file that signs the header, and the passphrase a protected one needs.
+    pub signing_key: Option<PathBuf>,
+    pub signing_passphrase: Option<Zeroizing<String>>,
 }
 
 impl Sealing {
@@ -357,6 +360,12 @@ impl Settings {
         }
         set(&veil, "seal-password", self.sealing.to_password)?;
         set(&veil, "sealed-lossless", self.sealing.lossless)?;
+        if let Some(path) = &self.sealing.signing_key {
+            set(&veil, "signing-key", path.to_str().context("the signing key's path is not UTF-8")?)?;
+        }
+        if let Some(passphrase) = &self.sealing.signing_passphrase {
+            set(&veil, "signing-key-passphrase", passphrase.as_str())?;
+        }
         Ok(vec![detect, stage_queue()?, veil])
     }
 
@@ -381,6 +390,9 @@ impl Settings {
         }
         if let Some(passphrase) = &self.sealing.passphrase {
             set(&unveil, "identity-passphrase", passphrase.as_str())?;
+        }
+        if let Some(signer) = &self.config.signer {
+            set(&unveil, "signer", signer.to_string())?;
         }
         Ok(vec![unveil])
     }

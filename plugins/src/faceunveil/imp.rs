@@ -61,6 +61,8 @@ struct Settings {
     identity_passphrase_file: Option<PathBuf>,
     lossless_input: bool,
     header_wait: u32,
+    /// The signer the stream's header must be signed by, as given; checked when the element starts.
+    signer: Option<String>,
 }
 
 struct State {
@@ -171,6 +173,11 @@ impl ObjectImpl for FaceUnveil {
                     .default_value(DEFAULT_HEADER_WAIT)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("signer")
+                    .nick("Signer")
+                    .blurb("Restore only a stream whose header this signer (faceveil-signer-..., printed by faceveil keygen --signing) signed: a stream unsigned, signed by another key or altered since stops with an error")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("identity-passphrase-file")
                     .nick("Identity passphrase file")
                     .blurb("Read the identities' passphrase from the first line of this file instead (keeps it out of the process list)")
@@ -196,6 +203,7 @@ impl ObjectImpl for FaceUnveil {
             "identity" => s.identity = value.get().expect("type checked upstream"),
             "lossless-input" => s.lossless_input = value.get().expect("type checked upstream"),
             "header-wait" => s.header_wait = value.get().expect("type checked upstream"),
+            "signer" => s.signer = value.get().expect("type checked upstream"),
             "identity-passphrase" => {
                 s.identity_passphrase = value.get::<Option<String>>().expect("type checked upstream").map(Zeroizing::new);
             }
@@ -218,6 +226,7 @@ impl ObjectImpl for FaceUnveil {
             "identity" => s.identity.to_value(),
             "lossless-input" => s.lossless_input.to_value(),
             "header-wait" => s.header_wait.to_value(),
+            "signer" => s.signer.to_value(),
             name => s.shared.get(name).expect("every readable property is handled"),
         }
     }
@@ -271,13 +280,7 @@ impl BaseTransformImpl for FaceUnveil {
         let settings = self.settings.lock().unwrap().clone();
         let from_file = settings.password_file.as_deref().map(common::password_from_file).transpose()?;
         let password = from_file.or(settings.password.clone()).filter(|p| !p.is_empty());
-        let passphrase = match &settings.identity_passphrase_file {
-            Some(path) => Some(
-                faceveil::secrets::first_line(path, "passphrase file")
-                    .map_err(|e| common::settings_error(common::describe(&e)))?,
-            ),
-            None => settings.identity_passphrase.clone(),
-        };
+        let passphrase = common::passphrase(settings.identity_passphrase_file.as_deref(), settings.identity_passphrase.as_ref())?;
         let identities = read_identities(settings.identity.as_deref(), passphrase.as_ref())
             .map_err(|e| common::settings_error(common::describe(&e)))?;
         if password.is_none() && identities.is_empty() {
@@ -286,7 +289,8 @@ impl BaseTransformImpl for FaceUnveil {
             ));
         }
         // Sealed faces alone open without the SDN: a key holder's machine needs no model.
-        let config = settings.shared.config_with(faceveil::faces::effects::Mode::Sdn, password.is_some())?;
+        let mut config = settings.shared.config_with(faceveil::faces::effects::Mode::Sdn, password.is_some())?;
+        config.signer = settings.signer.as_deref().map(str::parse).transpose().map_err(common::settings_error)?;
         let sidecar = match &settings.sidecar {
             Some(path) => Some(Sidecar::read(path).map_err(|e| common::settings_error(common::describe(&e)))?),
             None => None,

@@ -13,7 +13,7 @@ use faceveil::faces::track::Track;
 use faceveil::finder::FaceFinder;
 use faceveil::model::keys::{EarlyKey, KdfParams};
 use faceveil::pipeline::Anonymizer;
-use faceveil::secrets::{Recipient, SealedLayout};
+use faceveil::secrets::{Recipient, SealedLayout, SigningKey};
 use faceveil::stream::SeiPayload;
 use faceveil::stream::sidecar::SidecarWriter;
 use gst::glib;
@@ -56,6 +56,11 @@ struct Settings {
     sealed_lossless: bool,
     /// Also seal each face to the password, for a restore with it alone.
     seal_password: bool,
+    /// The signing key file that signs a sealed stream's header, read when the element starts,
+    /// and the passphrase a protected one needs.
+    signing_key: Option<PathBuf>,
+    signing_key_passphrase: Option<Zeroizing<String>>,
+    signing_key_passphrase_file: Option<PathBuf>,
     keying: KeyingProp,
 }
 
@@ -72,6 +77,9 @@ impl Default for Settings {
             recipients_threshold: DEFAULT_RECIPIENTS_THRESHOLD,
             sealed_lossless: DEFAULT_SEALED_LOSSLESS,
             seal_password: DEFAULT_SEAL_PASSWORD,
+            signing_key: None,
+            signing_key_passphrase: None,
+            signing_key_passphrase_file: None,
             keying: DEFAULT_KEYING,
         }
     }
@@ -166,6 +174,22 @@ impl ObjectImpl for FaceVeil {
                     .default_value(DEFAULT_SEAL_PASSWORD)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("signing-key")
+                    .nick("Signing key")
+                    .blurb("Signing key file (faceveil keygen --signing) that signs the stream header of sealed faces, so that faceunveil's signer can tell this stream from one a forger rebuilt")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("signing-key-passphrase")
+                    .nick("Signing key passphrase")
+                    .blurb("Passphrase of a passphrase-protected signing key file; write-only, never logged")
+                    .write_only()
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("signing-key-passphrase-file")
+                    .nick("Signing key passphrase file")
+                    .blurb("Read the signing key's passphrase from the first line of this file instead (keeps it out of the process list)")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("keying", DEFAULT_KEYING)
                     .nick("Keying")
                     .blurb("Whether each tracked face has its own key vector or the stream shares one (sdn mode)")
@@ -208,6 +232,13 @@ impl ObjectImpl for FaceVeil {
             "recipients-threshold" => s.recipients_threshold = value.get().expect("type checked upstream"),
             "sealed-lossless" => s.sealed_lossless = value.get().expect("type checked upstream"),
             "seal-password" => s.seal_password = value.get().expect("type checked upstream"),
+            "signing-key" => s.signing_key = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from),
+            "signing-key-passphrase" => {
+                s.signing_key_passphrase = value.get::<Option<String>>().expect("type checked upstream").map(Zeroizing::new);
+            }
+            "signing-key-passphrase-file" => {
+                s.signing_key_passphrase_file = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from);
+            }
             "keying" => s.keying = value.get().expect("type checked upstream"),
             name => {
                 s.shared.set(name, value);
@@ -226,6 +257,8 @@ impl ObjectImpl for FaceVeil {
             "recipients-threshold" => s.recipients_threshold.to_value(),
             "sealed-lossless" => s.sealed_lossless.to_value(),
             "seal-password" => s.seal_password.to_value(),
+            "signing-key" => s.signing_key.as_ref().map(|p| p.display().to_string()).to_value(),
+            "signing-key-passphrase-file" => s.signing_key_passphrase_file.as_ref().map(|p| p.display().to_string()).to_value(),
             "keying" => s.keying.to_value(),
             "header" => self.state.lock().unwrap().as_ref().and_then(|st| st.anonymizer.header().map(|h| h.encode())).to_value(),
             "stage-times" => common::stage_times_value(
@@ -234,6 +267,14 @@ impl ObjectImpl for FaceVeil {
             name => s.shared.get(name).expect("every readable property is handled"),
         }
     }
+}
+
+/// The signing key the element was given, opened with its passphrase where it needs one.
+fn signing_key(path: &std::path::Path, settings: &Settings) -> Result<SigningKey, gst::ErrorMessage> {
+    let passphrase =
+        common::passphrase(settings.signing_key_passphrase_file.as_deref(), settings.signing_key_passphrase.as_ref())?;
+    SigningKey::from_file(path, || passphrase.map(|p| p.as_str().to_owned().into()))
+        .map_err(|e| common::settings_error(common::describe(&e)))
 }
 
 impl GstObjectImpl for FaceVeil {}
@@ -277,6 +318,12 @@ impl BaseTransformImpl for FaceVeil {
             Some(text) => Recipient::parse_list(&text.replace(',', "\n")).map_err(common::settings_error)?,
             None => Vec::new(),
         };
+        let signing = settings.signing_key.as_deref().map(|path| signing_key(path, &settings)).transpose()?;
+        if signing.is_some() && recipients.is_empty() && !settings.seal_password {
+            return Err(common::settings_error(
+                "signing-key signs the header of sealed faces: set recipients or seal-password too",
+            ));
+        }
         if !recipients.is_empty() || settings.seal_password {
             let layout = match (settings.sealed_lossless, X264Faces::available()) {
                 (true, Ok(())) => SealedLayout::Video(Arc::new(X264Faces::lossless())),
@@ -287,7 +334,7 @@ impl BaseTransformImpl for FaceVeil {
                 (false, Err(e)) => return Err(common::settings_error(e)),
             };
             anonymizer
-                .seal_to(&recipients, settings.recipients_threshold as usize, settings.seal_password, layout)
+                .seal_to(&recipients, settings.recipients_threshold as usize, settings.seal_password, layout, signing.as_ref())
                 .map_err(|e| common::settings_error(common::describe(&e)))?;
         }
         let finder = FaceFinder::new(&config).map_err(|e| common::init_error(common::describe(&e)))?;

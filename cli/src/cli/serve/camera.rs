@@ -275,6 +275,9 @@ fn build(
             veil.set_property("recipients-threshold", config.recipients_threshold);
         }
         veil.set_property("seal-password", config.seal_password);
+        if let Some(path) = &config.sign_with {
+            veil.set_property("signing-key", path.to_str().context("the signing key's path is not UTF-8")?);
+        }
         recipients.is_some() || config.seal_password
     } else {
         false

@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail, ensure};
 use faceveil::faces::detect::DetectorKind;
 use faceveil::faces::effects::Mode;
 use faceveil::runtime::Provider;
+use faceveil::secrets::SigningKey;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -89,6 +90,9 @@ pub struct CameraConfig {
     /// For sdn: also seal each face to the password, for a restore with the password alone.
     #[serde(default)]
     pub seal_password: bool,
+    /// Sign the header of the sealed faces with this signing key (`faceveil keygen --signing`,
+    /// without a passphrase: serve runs unattended), for restores with `--signer`.
+    pub sign_with: Option<PathBuf>,
     // Accepted only to be refused with the reason, rather than as an unknown key.
     password: Option<toml::Value>,
 }
@@ -189,11 +193,19 @@ impl CameraConfig {
         if let Some(path) = &mut self.recipients_file {
             *path = base.join(&*path);
         }
+        if let Some(path) = &mut self.sign_with {
+            *path = base.join(&*path);
+            SigningKey::from_file(path, || None).with_context(|| format!("camera {name}: sign_with"))?;
+        }
         // Read once now so that a missing secret or a bad recipient fails the load, not the camera later.
         self.password()?;
         let sealed_to = self.recipients()?.map_or(0, |r| r.split(',').count());
         ensure!(sealed_to == 0 || self.mode == Mode::Sdn, "camera {name}: sealed recipients need mode sdn");
         ensure!(!self.seal_password || self.mode == Mode::Sdn, "camera {name}: seal_password needs mode sdn");
+        ensure!(
+            self.sign_with.is_none() || sealed_to > 0 || self.seal_password,
+            "camera {name}: sign_with signs the header of sealed faces: set recipients or seal_password too"
+        );
         ensure!(
             !self.seal_password || self.recipients_threshold <= 1,
             "camera {name}: seal_password opens alone, so it cannot stand beside recipients_threshold {}",
@@ -305,11 +317,29 @@ mod tests {
         assert!(
             error(&format!("{BLUR}record = {{ dir = \"r\" }}\nseal_password = true\n")).contains("seal_password needs mode sdn")
         );
+        assert!(error(&format!("{sdn}password_env = \"PATH\"\nsign_with = \"none.key\"\n")).contains("cannot read signing key"));
         assert!(error(&format!("{BLUR}record = {{ dir = \"r\" }}\nthreshold = 1.5\n")).contains("threshold 1.5 must be between"));
         let twice = format!("{BLUR}record = {{ dir = \"r\" }}\n{BLUR}record = {{ dir = \"r\" }}\n");
         assert!(error(&twice).contains("two cameras are named a"));
         assert!(error("[[camera]]\nname = \"a b\"\nsource = \"x\"\n").contains("use letters"));
         assert!(error("[[camera]]\nname = \"a\"\nsource = \"none.mp4\"\nmode = \"blur\"\n").contains("does not exist"));
+    }
+
+    #[test]
+    fn a_signing_key_signs_only_sealed_faces() {
+        let dir = std::env::temp_dir().join(format!("faceveil-serve-signing-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cam.key"), SigningKey::generate().to_file_text(None).unwrap().as_bytes()).unwrap();
+        let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples/faces_720p.mp4");
+        let camera = format!(
+            "[[camera]]\nname = \"a\"\nsource = \"{}\"\nrecord = {{ dir = \"r\" }}\npassword_env = \"PATH\"\nsign_with = \"cam.key\"\n",
+            clip.display()
+        );
+        let unsealed = format!("{:#}", Config::parse(&camera, &dir).unwrap_err());
+        assert!(unsealed.contains("sign_with signs the header of sealed faces"), "{unsealed}");
+        let sealed = Config::parse(&format!("{camera}seal_password = true\n"), &dir).unwrap();
+        assert_eq!(sealed.cameras[0].sign_with.as_deref(), Some(dir.join("cam.key").as_path()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,0 +1,158 @@
+//! Who made a stream's sealed faces. Recipients' public keys are public and age does not
+//! authenticate its sender, so anyone with a recording could draw a new content key, wrap it to
+//! the same recipients and seal other faces under it. On request the anonymizing machine holds an
+//! Ed25519 signing key and signs the stream header, which holds the wrapped content key; every
+//! sealed face is bound to that header's digest, so a restore that names the signer
+//! ([`Signer`]) refuses a rebuilt header, and with it every face not sealed under the signed
+//! content key. ed25519-dalek does the cryptography.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use age::secrecy::SecretString;
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ed25519_dalek::{Signer as _, Verifier as _};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::{SealError, keyfile};
+
+/// How a signer's public key is written: this, then its 32 bytes in URL-safe base64.
+const SIGNER_PREFIX: &str = "faceveil-signer-";
+/// The line of a signing key file that holds the secret: this, then its 32 bytes in base64.
+const KEY_PREFIX: &str = "FACEVEIL-SIGNING-KEY-";
+/// What is signed comes after this, so that a signature made here means nothing elsewhere.
+const CONTEXT: &[u8] = b"faceveil stream header signature 1\n";
+
+/// The public half of a signing key: what a restore names to require that signer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signer(ed25519_dalek::VerifyingKey);
+
+impl FromStr for Signer {
+    type Err = SealError;
+
+    fn from_str(s: &str) -> Result<Self, SealError> {
+        let bad = || SealError::BadSigner(s.trim().to_string());
+        let bytes = s.trim().strip_prefix(SIGNER_PREFIX).and_then(|b| URL_SAFE_NO_PAD.decode(b).ok()).ok_or_else(bad)?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map(Self).map_err(|_| bad())
+    }
+}
+
+impl fmt::Display for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{SIGNER_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.0.as_bytes()))
+    }
+}
+
+/// A private Ed25519 key that signs stream headers; wiped when dropped.
+pub struct SigningKey(ed25519_dalek::SigningKey);
+
+impl SigningKey {
+    pub fn generate() -> Self {
+        let secret: Zeroizing<[u8; 32]> = Zeroizing::new(rand::random());
+        Self(ed25519_dalek::SigningKey::from_bytes(&secret))
+    }
+
+    pub fn signer(&self) -> Signer {
+        Signer(self.0.verifying_key())
+    }
+
+    /// The key file's text, encrypted to `passphrase` where one is given (see [`keyfile`]).
+    pub fn to_file_text(&self, passphrase: Option<SecretString>) -> Result<Zeroizing<String>, SealError> {
+        let secret = Zeroizing::new(STANDARD.encode(self.0.as_bytes()));
+        let plain = Zeroizing::new(format!(
+            "# faceveil signing key (Ed25519); keep it secret\n# signer: {}\n{KEY_PREFIX}{}\n",
+            self.signer(),
+            secret.as_str()
+        ));
+        keyfile::protect(plain, passphrase, SealError::BadSigningKey)
+    }
+
+    /// Reads a signing key file; `passphrase` is asked only for a protected one.
+    pub fn from_file(path: &Path, passphrase: impl FnOnce() -> Option<SecretString>) -> anyhow::Result<Self> {
+        let text =
+            Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read signing key {}", path.display()))?);
+        Self::from_file_text(&text, passphrase).with_context(|| format!("signing key {}", path.display()))
+    }
+
+    /// Reads a signing key file's text; `passphrase` is asked only for a protected file.
+    pub fn from_file_text(text: &str, passphrase: impl FnOnce() -> Option<SecretString>) -> Result<Self, SealError> {
+        let plain = keyfile::plain_text(text, passphrase, SealError::BadSigningKey)?;
+        let line = plain
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(KEY_PREFIX))
+            .ok_or_else(|| SealError::BadSigningKey(format!("no {KEY_PREFIX} line (is it an identity?)")))?;
+        let bytes = Zeroizing::new(STANDARD.decode(line).map_err(|_| SealError::BadSigningKey("the key is not base64".into()))?);
+        let secret: &[u8; 32] =
+            bytes.as_slice().try_into().map_err(|_| SealError::BadSigningKey("the key is not 32 bytes".into()))?;
+        Ok(Self(ed25519_dalek::SigningKey::from_bytes(secret)))
+    }
+
+    /// Signs `message` (a header's encoding without its signature).
+    pub(crate) fn sign(&self, message: &[u8]) -> HeaderSignature {
+        let signature = self.0.sign(&[CONTEXT, message].concat());
+        HeaderSignature { signer: self.signer().to_string(), signature: STANDARD.encode(signature.to_bytes()) }
+    }
+}
+
+/// A header's signature as it travels in the header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderSignature {
+    /// The signer's public key ([`Signer`]'s text).
+    pub signer: String,
+    /// The Ed25519 signature, base64.
+    pub signature: String,
+}
+
+impl HeaderSignature {
+    /// The signer, if this is its signature of `message`.
+    pub(crate) fn verify(&self, message: &[u8]) -> Result<Signer, SealError> {
+        let signer: Signer = self.signer.parse()?;
+        let bytes: [u8; 64] =
+            STANDARD.decode(&self.signature).ok().and_then(|b| b.try_into().ok()).ok_or(SealError::BadSignature)?;
+        let signature = ed25519_dalek::Signature::from_bytes(&bytes);
+        signer.0.verify(&[CONTEXT, message].concat(), &signature).map_err(|_| SealError::BadSignature)?;
+        Ok(signer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signing_key_files_round_trip_with_and_without_a_passphrase() {
+        let key = SigningKey::generate();
+        let plain = key.to_file_text(None).unwrap();
+        let back = SigningKey::from_file_text(&plain, || panic!("no passphrase wanted")).unwrap();
+        assert_eq!(back.signer(), key.signer());
+        let pass = || Some(SecretString::from("correct horse".to_string()));
+        let locked = key.to_file_text(pass()).unwrap();
+        assert!(!locked.contains(KEY_PREFIX));
+        assert_eq!(SigningKey::from_file_text(&locked, pass).unwrap().signer(), key.signer());
+        let wrong = SigningKey::from_file_text(&locked, || Some(SecretString::from("nope".to_string())));
+        assert!(matches!(wrong, Err(SealError::WrongPassphrase)));
+        // An identity is not a signing key, and says so.
+        let identity = super::super::Identity::generate().to_file_text(None).unwrap();
+        assert!(matches!(SigningKey::from_file_text(&identity, || None), Err(SealError::BadSigningKey(_))));
+    }
+
+    #[test]
+    fn a_signature_verifies_for_its_message_only_and_names_its_signer() {
+        let (key, other) = (SigningKey::generate(), SigningKey::generate());
+        let signature = key.sign(b"header");
+        assert_eq!(signature.verify(b"header").unwrap(), key.signer());
+        assert!(matches!(signature.verify(b"headeR"), Err(SealError::BadSignature)));
+        // Another key's name on this signature does not make it that key's.
+        let claimed = HeaderSignature { signer: other.signer().to_string(), ..signature.clone() };
+        assert!(matches!(claimed.verify(b"header"), Err(SealError::BadSignature)));
+        let text = key.signer().to_string();
+        assert_eq!(text.parse::<Signer>().unwrap(), key.signer());
+        assert!(matches!("faceveil-signer-abc".parse::<Signer>(), Err(SealError::BadSigner(_))));
+        assert!(matches!("age1qqqq".parse::<Signer>(), Err(SealError::BadSigner(_))));
+    }
+}
