@@ -18,7 +18,9 @@ use crate::finder::FaceFinder;
 use crate::frame::{FrameMut, Region};
 use crate::model::keys::{self, EarlyKey, Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
-use crate::secrets::{FaceCodec, FacePlace, FaceVault, Identity, OpenedFace, Recipient, SealedLayout, SigningKey};
+use crate::secrets::{
+    FaceCodec, FacePlace, FaceVault, Identity, OpenedFace, Recipient, SealError, SealedLayout, Signer, SigningKey,
+};
 use crate::stream::header::{FaceRecord, FrameRecord, SealedFace, StreamHeader};
 use crate::stream::look::Look;
 use crate::timing::StageTimes;
@@ -120,6 +122,8 @@ pub struct Anonymizer {
     header: Option<StreamHeader>,
     /// Seals each face's original pixels to the stream's recipients, when it has any.
     vault: Option<FaceVault>,
+    /// Signs each frame's record where the header was signed.
+    signing: Option<SigningKey>,
     /// Still faces keep their crop square, so that their surrogate does not flicker.
     steady: SteadyCrops,
     frames: u64,
@@ -151,7 +155,7 @@ impl Anonymizer {
     }
 
     fn with_veil(veil: Veil, header: Option<StreamHeader>) -> Self {
-        Self { veil, header, vault: None, steady: SteadyCrops::default(), frames: 0 }
+        Self { veil, header, vault: None, signing: None, steady: SteadyCrops::default(), frames: 0 }
     }
 
     /// Seals every face's original pixels to `recipients`, any `threshold` of whom can open
@@ -175,6 +179,7 @@ impl Anonymizer {
             Some(signing) => header.signed_with(signing),
             None => header,
         };
+        self.signing = signing.cloned();
         self.vault = Some(FaceVault::new(key, header.digest(), layout));
         self.header = Some(header);
         Ok(())
@@ -210,9 +215,19 @@ impl Anonymizer {
             self.veil.add_seal_time(start.elapsed());
         }
         self.veil.apply(frame, &faces)?;
-        let record = FrameRecord { look: Some(Look::of(frame)), ..FrameRecord::new(self.frames, pts, faces) };
-        self.frames += 1;
+        let record = self.record(frame, pts, faces);
         Ok(FrameOutcome { record, tracks: tracks.to_vec(), fallback: None })
+    }
+
+    /// The record of `frame` as it leaves, the next of the stream: its look, and its signature
+    /// where the stream is signed.
+    fn record(&mut self, frame: &FrameMut, pts: Option<u64>, faces: Vec<FaceRecord>) -> FrameRecord {
+        let mut record = FrameRecord::new(self.frames, pts, faces);
+        if let (Some(key), Some(header)) = (&self.signing, &self.header) {
+            record = record.signed_with(key, header);
+        }
+        self.frames += 1;
+        FrameRecord { look: Some(Look::of(frame)), ..record }
     }
 
     /// Anonymizes one frame and fails closed: a frame whose faces could not be found (`found`
@@ -239,8 +254,7 @@ impl Anonymizer {
                 (Vec::new(), Fallback::Blanked(e))
             }
         };
-        let record = FrameRecord { look: Some(Look::of(frame)), ..FrameRecord::new(self.frames, pts, Vec::new()) };
-        self.frames += 1;
+        let record = self.record(frame, pts, Vec::new());
         FrameOutcome { record, tracks, fallback: Some(fallback) }
     }
 
@@ -248,6 +262,13 @@ impl Anonymizer {
     pub fn times(&self) -> &StageTimes {
         self.veil.times()
     }
+}
+
+/// The signer of a signed `header`, which must be the one `config` requires where it requires
+/// one, with the digest its records are bound to.
+fn signed(config: &Config, header: &StreamHeader) -> Result<Option<(Signer, [u8; 32])>> {
+    header.check_signer(config.signer.as_ref())?;
+    Ok(header.signer()?.map(|signer| (signer, header.digest())))
 }
 
 /// Where a recorded face's pixels are in `frame`, and the place its seal is bound to.
@@ -283,6 +304,9 @@ pub struct Restorer {
     face_codec: Option<Arc<dyn FaceCodec>>,
     /// Sealed faces left as they were because their face video had not started here yet.
     waiting: u64,
+    /// Where the header is signed: its signer, whose signature every record must carry, and
+    /// the header's digest the records are bound to.
+    signed: Option<(Signer, [u8; 32])>,
 }
 
 impl Restorer {
@@ -294,7 +318,7 @@ impl Restorer {
     /// Without a variant of its own, the config takes the one the header names: a stream made
     /// with any variant of the model restores without the user having to remember which.
     pub fn new(config: &Config, password: Option<&[u8]>, header: &StreamHeader) -> Result<Self> {
-        header.check_signer(config.signer.as_ref())?;
+        let signed = signed(config, header)?;
         let config = Config { variant: config.variant.clone().or_else(|| Some(header.variant.clone())), ..config.clone() };
         let salt = header.salt_bytes().context("header salt")?;
         let password = required(password)?;
@@ -305,13 +329,13 @@ impl Restorer {
             Some(envelope) => FaceVault::open_with_password(envelope, &wrap_key, header.digest()).transpose()?,
             None => None,
         };
-        Ok(Self { veil: Some(veil), finder: None, config, keying: header.keying, vault, face_codec: None, waiting: 0 })
+        Ok(Self { veil: Some(veil), finder: None, config, keying: header.keying, vault, face_codec: None, waiting: 0, signed })
     }
 
     /// A restore with identities and no password: only the sealed faces come back.
     pub fn sealed_only(config: &Config, identities: &[Identity], header: &StreamHeader) -> Result<Self> {
-        header.check_signer(config.signer.as_ref())?;
         Self {
+            signed: signed(config, header)?,
             veil: None,
             finder: None,
             config: config.clone(),
@@ -376,6 +400,11 @@ impl Restorer {
     /// frame, that took 21 of a restore's 26 seconds. A face that overlaps one the password restores still
     /// goes through it too, so that the overlapping faces are undone in their order as before.
     pub fn process_record(&mut self, frame: &mut FrameMut, record: &FrameRecord) -> Result<usize> {
+        if let Some((signer, header)) = &self.signed
+            && !record.is_signed_by(signer, header)
+        {
+            return Err(SealError::UnsignedRecord { frame: record.frame }.into());
+        }
         let places: Vec<Option<(Region, FacePlace)>> =
             record.faces.iter().enumerate().map(|(i, face)| face_place(frame, face, record.frame, record.pts, i)).collect();
         let mut opened: Vec<Option<OpenedFace>> = Vec::with_capacity(record.faces.len());

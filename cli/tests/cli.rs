@@ -1908,10 +1908,16 @@ fn sealed_faces_served_over_rtsp_come_back_exactly_with_an_identity() {
     let o = faceveil(&["keygen", "-o", s(&identity)], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let recipient = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    // Signed by the server's key: each frame's record, in the SEI alone, carries its signature.
+    let key = dir.join("camera.key");
+    let o = faceveil(&["keygen", "--signing", "-o", s(&key)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let signer = String::from_utf8_lossy(&o.stdout).trim().to_string();
     let clip = sample("two_faces_640x360.mp4");
-    let (_server, url) = serve_clip(&clip, &["--recipient", &recipient, "--sealed-lossless"], &dir);
+    let (_server, url) = serve_clip(&clip, &["--recipient", &recipient, "--sealed-lossless", "--sign-with", s(&key)], &dir);
     let (out, log) = (dir.join("restored.mkv"), dir.join("client.log"));
-    let mut client = spawn(&["restore", &url, "-o", s(&out), "--identity", s(&identity), "--lossless"], &log);
+    let mut client =
+        spawn(&["restore", &url, "-o", s(&out), "--identity", s(&identity), "--lossless", "--signer", &signer], &log);
     wait_for("the client to reach the end of the stream", 120, || client.0.try_wait().unwrap().is_some());
     assert!(client.0.wait().unwrap().success(), "{}", log_text(&log));
     // Where the faces are in the clip's last frame, from a file run on the same clip.

@@ -204,6 +204,36 @@ fn a_signed_photo_opens_for_its_signer_and_every_seal_a_forger_rebuilds_is_refus
     let bytes = std::fs::read(&forged).unwrap();
     std::fs::write(&spliced_png, faceveil::stream::imagemeta::embed(&bytes, &spliced.to_string()).unwrap()).unwrap();
     refused(&spliced_png, "signature does not verify");
+
+    // A recipient turned forger holds the content key: they seal the planted face under the
+    // genuine signed header, at the genuine face's place, and embed it in the genuine record.
+    let header = faceveil::stream::header::StreamHeader::decode(&genuine["header"].to_string()).unwrap();
+    let mut record: faceveil::stream::header::FrameRecord = serde_json::from_value(genuine["record"].clone()).unwrap();
+    let identity = faceveil::secrets::Identity::from_file(&id, || None).unwrap();
+    let mut vault = faceveil::secrets::FaceVault::open(header.sealed.as_ref().unwrap(), &[identity], header.digest()).unwrap();
+    let (w, h) = (planted.width() as usize, planted.height() as usize);
+    let mut data = planted.into_raw();
+    let frame = faceveil::frame::FrameMut::packed(faceveil::frame::PixelFormat::Rgb, w, h, w * 3, &mut data).unwrap();
+    let face = &record.faces[0];
+    let region = faceveil::faces::blend::CropContext::region(&frame, face.crop()).unwrap();
+    let place = faceveil::secrets::FacePlace {
+        frame: record.frame,
+        pts: record.pts,
+        index: 0,
+        track: face.track,
+        region: [region.x, region.y, region.width, region.height].map(|v| v as u32),
+    };
+    record.faces[0].sealed = Some(faceveil::stream::header::SealedFace(vault.seal(&frame, region, &place).unwrap()));
+    let insider = dir.join("insider.png");
+    let bytes = std::fs::read(&anon).unwrap();
+    let resealed = serde_json::json!({"header": genuine["header"], "record": record});
+    std::fs::write(&insider, faceveil::stream::imagemeta::embed(&bytes, &resealed.to_string()).unwrap()).unwrap();
+    // The face opens under the content key, but the record no longer carries the camera's
+    // signature: refused, with --signer and without.
+    refused(&insider, "frame 0: its record does not carry the signature");
+    let out = dir.join("insider-out.png");
+    failed(&faceveil(&["restore", s(&insider), "-o", s(&out), "--identity", s(&id)], None), "does not carry the signature");
+    assert!(!out.exists());
 }
 
 /// The sealed faces' bytes (as the SEI carries them; the sidecar has them as base64).

@@ -84,6 +84,10 @@ pub enum SealError {
     BadSigner(String),
     #[error("the header's signature does not verify: the header was altered after it was signed")]
     BadSignature,
+    #[error(
+        "frame {frame}: its record does not carry the signature of the output's signer: it was altered, or made by someone else"
+    )]
+    UnsignedRecord { frame: u64 },
     #[error("this output is not signed, and its faces are required to be signed by {required}")]
     NotSigned { required: String },
     #[error("this output is signed by {signed_by}, not by the required {required}: that signer did not make it")]

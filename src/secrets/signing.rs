@@ -24,8 +24,10 @@ use super::{SealError, keyfile};
 const SIGNER_PREFIX: &str = "faceveil-signer-";
 /// The line of a signing key file that holds the secret: this, then its 32 bytes in base64.
 const KEY_PREFIX: &str = "FACEVEIL-SIGNING-KEY-";
-/// What is signed comes after this, so that a signature made here means nothing elsewhere.
+/// What is signed comes after one of these, so that a signature made here means nothing
+/// elsewhere, and a header's signature nothing as a record's.
 const CONTEXT: &[u8] = b"faceveil stream header signature 1\n";
+const RECORD_CONTEXT: &[u8] = b"faceveil frame record signature 1\n";
 
 /// The public half of a signing key: what a restore names to require that signer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +50,8 @@ impl fmt::Display for Signer {
     }
 }
 
-/// A private Ed25519 key that signs stream headers; wiped when dropped.
+/// A private Ed25519 key that signs stream headers and frame records; wiped when dropped.
+#[derive(Clone)]
 pub struct SigningKey(ed25519_dalek::SigningKey);
 
 impl SigningKey {
@@ -96,6 +99,22 @@ impl SigningKey {
     pub(crate) fn sign(&self, message: &[u8]) -> HeaderSignature {
         let signature = self.0.sign(&[CONTEXT, message].concat());
         HeaderSignature { signer: self.signer().to_string(), signature: STANDARD.encode(signature.to_bytes()) }
+    }
+
+    /// Signs a frame's record (its encoding without signature and look) in the stream whose
+    /// signed header has digest `header`: base64 of the signature.
+    pub(crate) fn sign_record(&self, header: &[u8; 32], record: &[u8]) -> String {
+        STANDARD.encode(self.0.sign(&[RECORD_CONTEXT, header, record].concat()).to_bytes())
+    }
+}
+
+impl Signer {
+    /// Whether `signature` (base64) is this signer's of the record `record` in the stream whose
+    /// header has digest `header`.
+    pub(crate) fn signed_record(&self, header: &[u8; 32], record: &[u8], signature: &str) -> bool {
+        let Some(bytes) = STANDARD.decode(signature).ok().and_then(|b| <[u8; 64]>::try_from(b).ok()) else { return false };
+        let signature = ed25519_dalek::Signature::from_bytes(&bytes);
+        self.0.verify(&[RECORD_CONTEXT, header, record].concat(), &signature).is_ok()
     }
 }
 
@@ -150,6 +169,12 @@ mod tests {
         // Another key's name on this signature does not make it that key's.
         let claimed = HeaderSignature { signer: other.signer().to_string(), ..signature.clone() };
         assert!(matches!(claimed.verify(b"header"), Err(SealError::BadSignature)));
+        // A header's signature is not a record's, nor the other way round.
+        let as_record = key.sign_record(&[0; 32], b"header");
+        assert!(key.signer().signed_record(&[0; 32], b"header", &as_record));
+        assert!(!key.signer().signed_record(&[1; 32], b"header", &as_record), "another stream's record");
+        assert!(!key.signer().signed_record(&[0; 32], b"header", &signature.signature));
+        assert!(!other.signer().signed_record(&[0; 32], b"header", &as_record));
         let text = key.signer().to_string();
         assert_eq!(text.parse::<Signer>().unwrap(), key.signer());
         assert!(matches!("faceveil-signer-abc".parse::<Signer>(), Err(SealError::BadSigner(_))));

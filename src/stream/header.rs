@@ -255,6 +255,10 @@ pub struct FrameRecord {
     /// frame's ([`crate::stream::look`]). Sidecars written before 2026-12-03 have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub look: Option<Look>,
+    /// In a signed stream, the signer's signature of the record (less this and the look, which
+    /// the SEI does not carry), bound to the header: see [`Self::signed`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<String>,
 }
 
 /// A record as read. Outputs written before records carried tracks and landmarks list bare
@@ -270,19 +274,39 @@ struct RecordAsRead {
     crops: Vec<[f32; 3]>,
     #[serde(default)]
     look: Option<Look>,
+    #[serde(default)]
+    signed: Option<String>,
 }
 
 impl From<RecordAsRead> for FrameRecord {
     fn from(r: RecordAsRead) -> Self {
         let mut faces = r.faces;
         faces.extend(r.crops.into_iter().map(|square| FaceRecord { square, track: 0, landmarks: None, sealed: None }));
-        Self { frame: r.frame, pts: r.pts, faces, look: r.look }
+        Self { frame: r.frame, pts: r.pts, faces, look: r.look, signed: r.signed }
     }
 }
 
 impl FrameRecord {
     pub fn new(frame: u64, pts: Option<u64>, faces: Vec<FaceRecord>) -> Self {
-        Self { frame, pts, faces, look: None }
+        Self { frame, pts, faces, look: None, signed: None }
+    }
+
+    /// What a record's signature covers: its encoding without the signature and the look.
+    fn signed_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&Self { look: None, signed: None, ..self.clone() }).expect("records serialize")
+    }
+
+    /// The record signed with `key`, in the stream whose signed header is `header`: every face's
+    /// square, track and sealed bytes, the frame's number and time. A recipient, who can seal
+    /// faces under the stream's content key, cannot sign them.
+    pub fn signed_with(mut self, key: &SigningKey, header: &StreamHeader) -> Self {
+        self.signed = Some(key.sign_record(&header.digest(), &self.signed_bytes()));
+        self
+    }
+
+    /// Whether this record carries `signer`'s signature in the stream whose header is `header`.
+    pub fn is_signed_by(&self, signer: &Signer, header: &[u8; 32]) -> bool {
+        self.signed.as_deref().is_some_and(|signature| signer.signed_record(header, &self.signed_bytes(), signature))
     }
 }
 
@@ -350,6 +374,37 @@ pub(crate) mod tests {
         assert!(matches!(theirs.check_signer(Some(&key.signer())), Err(SealError::OtherSigner { .. })));
         // Signing changes what each sealed face is bound to.
         assert_ne!(signed.digest(), sample().digest());
+    }
+
+    #[test]
+    fn a_signed_record_verifies_as_the_sei_and_sidecar_carry_it_and_not_once_changed() {
+        let key = SigningKey::generate();
+        let header = sample().signed_with(&key);
+        let face = FaceRecord {
+            sealed: Some(SealedFace(vec![7; 40])),
+            ..FaceRecord::new(CropSquare { cx: 50.0, cy: 60.0, side: 40.5 }, 3, None)
+        };
+        let record = FrameRecord::new(30, Some(1_200_000_000), vec![face]).signed_with(&key, &header);
+        let (signer, digest) = (key.signer(), header.digest());
+        assert!(record.is_signed_by(&signer, &digest));
+        // As the SEI carries it (sealed bytes after the JSON, no look), and as a sidecar's line.
+        let sei = crate::stream::SeiPayload::for_frame(&record, &header).encode();
+        let from_sei = crate::stream::SeiPayload::decode(&sei).unwrap().record.unwrap();
+        assert!(from_sei.is_signed_by(&signer, &digest));
+        let line: FrameRecord = serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
+        assert!(line.is_signed_by(&signer, &digest));
+        // Any change, another stream's header, another signer: no.
+        let mut moved = record.clone();
+        moved.faces[0].square[0] += 1.0;
+        let mut resealed = record.clone();
+        resealed.faces[0].sealed = Some(SealedFace(vec![8; 40]));
+        let later = FrameRecord { pts: Some(1_240_000_000), ..record.clone() };
+        for (what, r) in [("moved", &moved), ("resealed", &resealed), ("retimed", &later)] {
+            assert!(!r.is_signed_by(&signer, &digest), "{what}");
+        }
+        assert!(!record.is_signed_by(&signer, &sample().digest()), "another header");
+        assert!(!record.is_signed_by(&SigningKey::generate().signer(), &digest), "another signer");
+        assert!(!FrameRecord { signed: None, ..record }.is_signed_by(&signer, &digest), "unsigned");
     }
 
     #[test]
