@@ -307,6 +307,10 @@ pub struct Restorer {
     /// Where the header is signed: its signer, whose signature every record must carry, and
     /// the header's digest the records are bound to.
     signed: Option<(Signer, [u8; 32])>,
+    /// The number of the last signed record restored, and the last two that did not follow
+    /// each other.
+    last_signed: Option<u64>,
+    skipped: Option<(u64, u64)>,
 }
 
 impl Restorer {
@@ -329,7 +333,18 @@ impl Restorer {
             Some(envelope) => FaceVault::open_with_password(envelope, &wrap_key, header.digest()).transpose()?,
             None => None,
         };
-        Ok(Self { veil: Some(veil), finder: None, config, keying: header.keying, vault, face_codec: None, waiting: 0, signed })
+        Ok(Self {
+            veil: Some(veil),
+            finder: None,
+            config,
+            keying: header.keying,
+            vault,
+            face_codec: None,
+            waiting: 0,
+            signed,
+            last_signed: None,
+            skipped: None,
+        })
     }
 
     /// A restore with identities and no password: only the sealed faces come back.
@@ -343,6 +358,8 @@ impl Restorer {
             vault: None,
             face_codec: None,
             waiting: 0,
+            last_signed: None,
+            skipped: None,
         }
         .unseal_with(identities, header)
     }
@@ -385,6 +402,12 @@ impl Restorer {
         self
     }
 
+    /// In a signed output, the numbers of the last two records restored where they did not
+    /// follow each other (frames cut out or lost on the way, repeated or out of order), once.
+    pub fn take_skipped(&mut self) -> Option<(u64, u64)> {
+        self.skipped.take()
+    }
+
     /// How many sealed faces were left as they were so far, because the restore joined their
     /// face video midway (or a frame before them was lost) and waits for its next keyframe.
     pub fn faces_waiting(&self) -> u64 {
@@ -400,10 +423,15 @@ impl Restorer {
     /// frame, that took 21 of a restore's 26 seconds. A face that overlaps one the password restores still
     /// goes through it too, so that the overlapping faces are undone in their order as before.
     pub fn process_record(&mut self, frame: &mut FrameMut, record: &FrameRecord) -> Result<usize> {
-        if let Some((signer, header)) = &self.signed
-            && !record.is_signed_by(signer, header)
-        {
-            return Err(SealError::UnsignedRecord { frame: record.frame }.into());
+        if let Some((signer, header)) = &self.signed {
+            if !record.is_signed_by(signer, header) {
+                return Err(SealError::UnsignedRecord { frame: record.frame }.into());
+            }
+            // The numbers are signed: a recording that skips some lost frames or had them cut out.
+            if let Some(last) = self.last_signed.filter(|last| record.frame != last + 1) {
+                self.skipped = Some((last, record.frame));
+            }
+            self.last_signed = Some(record.frame);
         }
         let places: Vec<Option<(Region, FacePlace)>> =
             record.faces.iter().enumerate().map(|(i, face)| face_place(frame, face, record.frame, record.pts, i)).collect();

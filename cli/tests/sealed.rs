@@ -485,3 +485,26 @@ fn a_reordered_or_spliced_sealed_video_face_fails_naming_its_frame() {
     assert!(face(9) > 40.0 && face(30) > 40.0, "before the gap and from the keyframe on, the face is back");
     assert!(face(10) < 30.0 && face(29) < 30.0, "from the gap to the keyframe, it stays anonymized");
 }
+
+/// A signed recording with frames cut out of its middle (made again from its pictures, as an
+/// editor exports it, its sidecar beside it): the restore says which frames are missing.
+#[test]
+fn a_signed_recording_with_frames_cut_out_says_which_are_missing() {
+    let dir = tmpdir("signed-cut");
+    let clip = common::repo().join("samples/two_faces_640x360.mp4");
+    let ((id, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
+    let anon = dir.join("anon.mp4");
+    let sealed_to = ["--recipient", &recipient, "--sign-with", s(&camera)];
+    ok(&faceveil(&[&["anonymize", s(&clip), "-o", s(&anon)][..], &sealed_to].concat(), Some("pw")));
+    let frames = common::media::decode(&anon).frames;
+    let kept: Vec<_> = frames[..40].iter().chain(&frames[50..]).cloned().collect();
+    let cut = dir.join("cut.mp4");
+    common::media::encode(&kept, 30, &cut);
+    std::fs::copy(faceveil::stream::sidecar::path_for(&anon), faceveil::stream::sidecar::path_for(&cut)).unwrap();
+    let back = dir.join("back.mp4");
+    let o = faceveil(&["restore", s(&cut), "-o", s(&back), "--identity", s(&id), "--signer", &signer], None);
+    ok(&o);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("frames 40 to 49 of the signed recording are missing before its frame 50"), "{said}");
+    assert_eq!(common::media::decode(&back).frames.len(), 90, "the frames there are, restored");
+}

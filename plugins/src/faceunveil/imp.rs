@@ -510,6 +510,18 @@ impl BaseTransformImpl for FaceUnveil {
                 );
             }
         }
+        if let Some((before, this)) = restorer.take_skipped() {
+            let what = if this > before {
+                format!(
+                    "frames {} to {} of the signed recording are missing before its frame {this} (cut out, or lost on the way)",
+                    before + 1,
+                    this - 1
+                )
+            } else {
+                format!("the signed recording's frame {this} comes after its frame {before}: frames are repeated or out of order")
+            };
+            gst::element_imp_warning!(self, gst::StreamError::Decrypt, ("{what}"));
+        }
         if waiting == 0 && restorer.faces_waiting() > 0 {
             gst::element_imp_warning!(
                 self,
