@@ -18,11 +18,10 @@ use crate::finder::FaceFinder;
 use crate::frame::{FrameMut, Region};
 use crate::model::keys::{self, EarlyKey, Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
-use crate::secrets::{
-    FaceCodec, FacePlace, FaceVault, Identity, OpenedFace, Recipient, SealError, SealedLayout, Signer, SigningKey,
-};
+use crate::secrets::{FaceCodec, FacePlace, FaceVault, Identity, OpenedFace, Recipient, SealedLayout, SigningKey};
 use crate::stream::header::{FaceRecord, FrameRecord, SealedFace, StreamHeader};
 use crate::stream::look::Look;
+use crate::stream::signed::SignedRecords;
 use crate::timing::StageTimes;
 use crate::veil::{SdnKeyed, Veil};
 
@@ -264,13 +263,6 @@ impl Anonymizer {
     }
 }
 
-/// The signer of a signed `header`, which must be the one `config` requires where it requires
-/// one, with the digest its records are bound to.
-fn signed(config: &Config, header: &StreamHeader) -> Result<Option<(Signer, [u8; 32])>> {
-    header.check_signer(config.signer.as_ref())?;
-    Ok(header.signer()?.map(|signer| (signer, header.digest())))
-}
-
 /// Where a recorded face's pixels are in `frame`, and the place its seal is bound to.
 fn face_place(
     frame: &FrameMut,
@@ -304,12 +296,9 @@ pub struct Restorer {
     face_codec: Option<Arc<dyn FaceCodec>>,
     /// Sealed faces left as they were because their face video had not started here yet.
     waiting: u64,
-    /// Where the header is signed: its signer, whose signature every record must carry, and
-    /// the header's digest the records are bound to.
-    signed: Option<(Signer, [u8; 32])>,
-    /// The number of the last signed record restored, and the last two that did not follow
-    /// each other.
-    last_signed: Option<u64>,
+    /// Where the header is signed: the check of every record against its signer, and the last
+    /// two records' numbers where they did not follow each other.
+    signed: Option<SignedRecords>,
     skipped: Option<(u64, u64)>,
 }
 
@@ -322,7 +311,7 @@ impl Restorer {
     /// Without a variant of its own, the config takes the one the header names: a stream made
     /// with any variant of the model restores without the user having to remember which.
     pub fn new(config: &Config, password: Option<&[u8]>, header: &StreamHeader) -> Result<Self> {
-        let signed = signed(config, header)?;
+        let signed = SignedRecords::of(header, config.signer.as_ref())?;
         let config = Config { variant: config.variant.clone().or_else(|| Some(header.variant.clone())), ..config.clone() };
         let salt = header.salt_bytes().context("header salt")?;
         let password = required(password)?;
@@ -342,7 +331,6 @@ impl Restorer {
             face_codec: None,
             waiting: 0,
             signed,
-            last_signed: None,
             skipped: None,
         })
     }
@@ -350,7 +338,7 @@ impl Restorer {
     /// A restore with identities and no password: only the sealed faces come back.
     pub fn sealed_only(config: &Config, identities: &[Identity], header: &StreamHeader) -> Result<Self> {
         Self {
-            signed: signed(config, header)?,
+            signed: SignedRecords::of(header, config.signer.as_ref())?,
             veil: None,
             finder: None,
             config: config.clone(),
@@ -358,7 +346,6 @@ impl Restorer {
             vault: None,
             face_codec: None,
             waiting: 0,
-            last_signed: None,
             skipped: None,
         }
         .unseal_with(identities, header)
@@ -423,15 +410,10 @@ impl Restorer {
     /// frame, that took 21 of a restore's 26 seconds. A face that overlaps one the password restores still
     /// goes through it too, so that the overlapping faces are undone in their order as before.
     pub fn process_record(&mut self, frame: &mut FrameMut, record: &FrameRecord) -> Result<usize> {
-        if let Some((signer, header)) = &self.signed {
-            if !record.is_signed_by(signer, header) {
-                return Err(SealError::UnsignedRecord { frame: record.frame }.into());
-            }
-            // The numbers are signed: a recording that skips some lost frames or had them cut out.
-            if let Some(last) = self.last_signed.filter(|last| record.frame != last + 1) {
-                self.skipped = Some((last, record.frame));
-            }
-            self.last_signed = Some(record.frame);
+        if let Some(signed) = &mut self.signed
+            && let Some(skipped) = signed.check(record)?
+        {
+            self.skipped = Some(skipped);
         }
         let places: Vec<Option<(Region, FacePlace)>> =
             record.faces.iter().enumerate().map(|(i, face)| face_place(frame, face, record.frame, record.pts, i)).collect();

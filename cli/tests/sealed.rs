@@ -234,6 +234,9 @@ fn a_signed_photo_opens_for_its_signer_and_every_seal_a_forger_rebuilds_is_refus
     let out = dir.join("insider-out.png");
     failed(&faceveil(&["restore", s(&insider), "-o", s(&out), "--identity", s(&id)], None), "does not carry the signature");
     assert!(!out.exists());
+    // verify, with no identity, tells the genuine photo from the insider's.
+    ok(&faceveil(&["verify", s(&anon), "--signer", &signer], None));
+    failed(&faceveil(&["verify", s(&insider), "--signer", &signer], None), "frame 0: its record does not carry the signature");
 }
 
 /// The sealed faces' bytes (as the SEI carries them; the sidecar has them as base64).
@@ -488,8 +491,10 @@ fn a_reordered_or_spliced_sealed_video_face_fails_naming_its_frame() {
 
 /// A signed recording with frames cut out of its middle (made again from its pictures, as an
 /// editor exports it, its sidecar beside it): the restore says which frames are missing.
+/// `faceveil verify`, with no identity, finds the recording whole from its SEI, and a sidecar
+/// with records cut out or altered not.
 #[test]
-fn a_signed_recording_with_frames_cut_out_says_which_are_missing() {
+fn a_signed_recording_with_frames_cut_out_says_which_are_missing_and_verify_checks_it_whole() {
     let dir = tmpdir("signed-cut");
     let clip = common::repo().join("samples/two_faces_640x360.mp4");
     let ((id, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
@@ -507,4 +512,31 @@ fn a_signed_recording_with_frames_cut_out_says_which_are_missing() {
     let said = String::from_utf8_lossy(&o.stderr);
     assert!(said.contains("frames 40 to 49 of the signed recording are missing before its frame 50"), "{said}");
     assert_eq!(common::media::decode(&back).frames.len(), 90, "the frames there are, restored");
+
+    // verify: the recording's own SEI, every record signed, none missing.
+    let whole = ok(&faceveil(&["verify", s(&anon), "--signer", &signer], None));
+    assert!(whole.ends_with("100 frame records, frames 0 to 99: every one signed, none missing"), "{whole}");
+    let sidecar = std::fs::read_to_string(faceveil::stream::sidecar::path_for(&anon)).unwrap();
+    let lines: Vec<&str> = sidecar.lines().collect();
+    // A sidecar with ten records cut out (line 0 is the header), and one with a square moved.
+    let cut_sidecar = dir.join("cut.faceveil");
+    std::fs::write(&cut_sidecar, [&lines[..41], &lines[51..]].concat().join("\n") + "\n").unwrap();
+    failed(&faceveil(&["verify", s(&anon), "--sidecar", s(&cut_sidecar)], None), "frames 40 to 49 are missing before frame 50");
+    let mut record: serde_json::Value = serde_json::from_str(lines[21]).unwrap();
+    let cx = &mut record["faces"][0]["square"][0];
+    *cx = serde_json::json!(cx.as_f64().unwrap() + 1.0);
+    let mut moved: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    moved[21] = record.to_string();
+    let moved_sidecar = dir.join("moved.faceveil");
+    std::fs::write(&moved_sidecar, moved.join("\n") + "\n").unwrap();
+    failed(
+        &faceveil(&["verify", s(&anon), "--sidecar", s(&moved_sidecar)], None),
+        "frame 20: its record does not carry the signature",
+    );
+    // Another signer required, and an unsigned recording.
+    let (_, other) = signing_keygen(&dir, "other");
+    failed(&faceveil(&["verify", s(&anon), "--signer", &other], None), "not by the required");
+    let unsigned = dir.join("unsigned.mp4");
+    ok(&faceveil(&["anonymize", s(&clip), "-o", s(&unsigned), "--recipient", &recipient], Some("pw")));
+    failed(&faceveil(&["verify", s(&unsigned)], None), "this output is not signed");
 }

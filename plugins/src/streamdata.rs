@@ -181,13 +181,30 @@ fn caps_framing(caps: &gst::CapsRef) -> Option<(Codec, Framing)> {
 /// header starts with it, rather than passing the pictures before the next one unrestored.
 /// `None` where none comes within them, or the file cannot be parsed.
 pub fn header_in_stream(uri: &str, frames: u32) -> Option<StreamHeader> {
+    let mut header = None;
+    let deadline = std::time::Instant::now() + HEADER_SCAN_LIMIT;
+    let mut seen = 0;
+    let _ = each_payload(uri, |payload| {
+        seen += 1;
+        header = payload.and_then(|p| p.ok()).and_then(|p| p.header);
+        header.is_none() && seen < frames && std::time::Instant::now() < deadline
+    });
+    header
+}
+
+/// Each coded picture's faceveil SEI payload of the video at `uri`, in stream order, without
+/// decoding the pictures: `None` for a picture that carries none, an error for one that does not
+/// read. `visit` returns whether to go on. An error where the file cannot be parsed or holds no
+/// H.264 or H.265 stream.
+pub fn each_payload(uri: &str, mut visit: impl FnMut(Option<Result<SeiPayload, faceveil::Error>>) -> bool) -> anyhow::Result<()> {
+    use anyhow::{Context, bail};
     let pipeline = gst::Pipeline::new();
-    let src = gst::Element::make_from_uri(gst::URIType::Src, uri, None).ok()?;
-    let parse = gst::ElementFactory::make("parsebin").build().ok()?;
+    let src = gst::Element::make_from_uri(gst::URIType::Src, uri, None).context("cannot read it")?;
+    let parse = gst::ElementFactory::make("parsebin").build()?;
     let sink = gst_app::AppSink::builder().sync(false).max_buffers(4).build();
-    pipeline.add_many([&src, &parse, sink.upcast_ref()]).ok()?;
-    src.link(&parse).ok()?;
-    let target = sink.static_pad("sink")?;
+    pipeline.add_many([&src, &parse, sink.upcast_ref()])?;
+    src.link(&parse)?;
+    let target = sink.static_pad("sink").expect("appsink has a sink pad");
     let linked = target.clone();
     parse.connect_pad_added(move |_, pad| {
         let coded = pad.current_caps().is_some_and(|c| caps_framing(&c).is_some());
@@ -200,24 +217,31 @@ pub fn header_in_stream(uri: &str, frames: u32) -> Option<StreamHeader> {
     let settled = Arc::new(AtomicBool::new(false));
     let said = settled.clone();
     parse.connect_no_more_pads(move |_| said.store(true, Ordering::Relaxed));
-    pipeline.set_state(gst::State::Playing).ok()?;
-    let (bus, deadline) = (pipeline.bus()?, std::time::Instant::now() + HEADER_SCAN_LIMIT);
-    let (mut header, mut seen) = (None, 0);
-    while header.is_none() && seen < frames && std::time::Instant::now() < deadline {
-        let unlinked = settled.load(Ordering::Relaxed) && !linked.is_linked();
-        if unlinked || sink.is_eos() || bus.pop_filtered(&[gst::MessageType::Error]).is_some() {
-            break;
+    let stopping = |result| {
+        let _ = pipeline.set_state(gst::State::Null);
+        result
+    };
+    pipeline.set_state(gst::State::Playing).context("cannot parse it")?;
+    let bus = pipeline.bus().expect("pipelines have a bus");
+    loop {
+        if settled.load(Ordering::Relaxed) && !linked.is_linked() {
+            return stopping(Err(anyhow::anyhow!("it holds no H.264 or H.265 video")));
+        }
+        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
+            let gst::MessageView::Error(e) = msg.view() else { unreachable!("filtered") };
+            return stopping(Err(anyhow::anyhow!("cannot parse it: {}", e.error())));
+        }
+        if sink.is_eos() {
+            return stopping(Ok(()));
         }
         let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(50)) else { continue };
-        seen += 1;
         let (Some(buffer), Some((codec, framing))) = (sample.buffer(), sample.caps().and_then(caps_framing)) else { continue };
-        let Ok(data) = buffer.map_readable() else { continue };
-        header = sei::find_user_data(&data, framing, codec, &SEI_UUID)
-            .iter()
-            .find_map(|payload| SeiPayload::decode(payload).ok().and_then(|p| p.header));
+        let Ok(data) = buffer.map_readable() else { bail!("cannot read a coded picture") };
+        let payload = sei::find_user_data(&data, framing, codec, &SEI_UUID).first().map(|p| SeiPayload::decode(p));
+        if !visit(payload) {
+            return stopping(Ok(()));
+        }
     }
-    let _ = pipeline.set_state(gst::State::Null);
-    header
 }
 
 /// The longest [`header_in_stream`] reads a file for (a slow disk, a network share).

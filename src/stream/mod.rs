@@ -7,6 +7,7 @@ pub mod imagemeta;
 pub mod look;
 pub mod sei;
 pub mod sidecar;
+pub mod signed;
 
 use serde::{Deserialize, Serialize};
 

@@ -95,6 +95,33 @@ pub fn read_header(path: &Path) -> Result<StreamHeader> {
     header_of(first.as_deref(), path)
 }
 
+/// A sidecar's header, then each of its records in the order written, to `visit` (for checking
+/// a whole recording: a restore looks its records up instead). A damaged line is an error; a
+/// last line cut short where the writer stopped ends the records, and its number is returned.
+pub fn each_record(path: &Path, mut visit: impl FnMut(&StreamHeader, FrameRecord) -> Result<()>) -> Result<Option<usize>> {
+    let file = File::open(path).with_context(|| format!("cannot open sidecar {}", path.display()))?;
+    let mut reader = BufReader::new(file);
+    let mut line = String::new();
+    let mut next = |line: &mut String| -> Result<bool> {
+        line.clear();
+        Ok(reader.read_line(line).with_context(|| format!("cannot read sidecar {}", path.display()))? > 0)
+    };
+    let header = header_of(next(&mut line)?.then_some(line.trim_end()), path)?;
+    let mut number = 1;
+    while next(&mut line)? {
+        number += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<FrameRecord>(&line) {
+            Ok(record) => visit(&header, FrameRecord { look: None, ..record })?,
+            Err(_) if !line.ends_with('\n') => return Ok(Some(number)),
+            Err(e) => return Err(e).with_context(|| format!("sidecar {} line {number} is damaged", path.display())),
+        }
+    }
+    Ok(None)
+}
+
 fn header_of(first: Option<&str>, path: &Path) -> Result<StreamHeader> {
     let first = first.with_context(|| format!("sidecar {} is empty", path.display()))?;
     StreamHeader::decode(first).with_context(|| format!("sidecar {}", path.display()))

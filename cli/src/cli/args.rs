@@ -50,6 +50,23 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Run many cameras from a config file: RTSP mounts, recorded segments, metrics; edits reload it.
     Serve(ServeArgs),
+    /// Check that a signed output is its signer's and whole, without opening any face: the
+    /// header's signature and every frame record's, and that no frame is missing.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Anonymized photo or video file
+    pub input: String,
+    /// The signer it must be signed by (faceveil-signer-..., printed by `faceveil keygen
+    /// --signing`); without it, the signer found is named and its signatures checked
+    #[arg(long, value_name = "PUBLIC")]
+    pub signer: Option<String>,
+    /// Check this sidecar's records instead of the video's own (by default its SEI, and the
+    /// sidecar beside it only where the SEI was lost)
+    #[arg(long, value_name = "FILE")]
+    pub sidecar: Option<PathBuf>,
 }
 
 #[derive(Args)]

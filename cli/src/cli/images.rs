@@ -376,18 +376,23 @@ fn stopped_or_failed(failed: usize, files: usize) -> Result<()> {
 fn restore_one(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>) -> Result<usize> {
     ensure!(!same_file(path, output), "refusing to overwrite the input {}", path.display());
     let bytes = read(path)?;
-    let text = imagemeta::extract(&bytes).with_context(|| {
-        format!("{} carries no faceveil data (not an sdn output, or its metadata was stripped)", path.display())
-    })?;
-    let embedded: Embedded = serde_json::from_str(&text).context("faceveil data in the image is damaged")?;
-    let header = StreamHeader::decode(&serde_json::to_string(&embedded.header)?)?;
+    let (header, record) = embedded(path, &bytes)?;
     // A PNG holds the surrogate exactly; any other format (JPEG) went through a lossy codec.
     let lossy = image::guess_format(&bytes).map_or(true, |format| format != ImageFormat::Png);
     let mut r = restorer(&header)?.lossy_input(lossy);
     let mut photo = load(path, &bytes)?;
-    let n = r.process_record(&mut frame_of(&mut photo.rgb), &embedded.record)?;
+    let n = r.process_record(&mut frame_of(&mut photo.rgb), &record)?;
     save(photo, output, None)?;
     Ok(n)
+}
+
+/// The header (checked) and the record an anonymized photo's `bytes` carry in their metadata.
+pub fn embedded(path: &Path, bytes: &[u8]) -> Result<(StreamHeader, FrameRecord)> {
+    let text = imagemeta::extract(bytes).with_context(|| {
+        format!("{} carries no faceveil data (not an sdn output, or its metadata was stripped)", path.display())
+    })?;
+    let embedded: Embedded = serde_json::from_str(&text).context("faceveil data in the image is damaged")?;
+    Ok((StreamHeader::decode(&serde_json::to_string(&embedded.header)?)?, embedded.record))
 }
 
 pub fn restore_file(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>) -> Result<()> {

@@ -15,6 +15,7 @@ mod sealing;
 mod serve;
 mod stop;
 mod stuck;
+mod verify;
 mod video;
 mod virtualcam;
 
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(b) => run_bench(b),
         Command::Keygen(k) => keygen::run(&k),
         Command::Serve(s) => serve::run(&s.config),
+        Command::Verify(v) => verify::run(&v),
     }
 }
 

@@ -185,10 +185,21 @@ const HEADER_WAIT_FRAMES: u32 = 2 * faceveil::stream::HEADER_EVERY as u32;
 /// header to start from: a file cut or joined away from a header would otherwise pass the
 /// pictures before the next one unrestored (a cut of the sample at 2.5 s: 15).
 pub fn header_in_file(path: &Path) -> Option<faceveil::stream::header::StreamHeader> {
-    init().ok()?;
-    let abs = std::fs::canonicalize(path).ok()?;
-    let uri = gst::glib::filename_to_uri(&abs, None).ok()?;
-    streamdata::header_in_stream(&uri, HEADER_WAIT_FRAMES)
+    streamdata::header_in_stream(&file_uri(path).ok()?, HEADER_WAIT_FRAMES)
+}
+
+/// Each coded picture's faceveil SEI payload in a video file, see [`streamdata::each_payload`].
+pub fn each_payload_in_file(
+    path: &Path,
+    visit: impl FnMut(Option<Result<faceveil::stream::SeiPayload, faceveil::Error>>) -> bool,
+) -> Result<()> {
+    streamdata::each_payload(&file_uri(path)?, visit).with_context(|| format!("{}", path.display()))
+}
+
+fn file_uri(path: &Path) -> Result<String> {
+    init()?;
+    let abs = std::fs::canonicalize(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(gst::glib::filename_to_uri(&abs, None).context("cannot make a URI of the path")?.to_string())
 }
 
 /// Sealed faces: who they are sealed to (faceveil) and who opens them (faceunveil).
