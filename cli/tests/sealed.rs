@@ -533,6 +533,12 @@ fn a_signed_recording_with_frames_cut_out_says_which_are_missing_and_verify_chec
         &faceveil(&["verify", s(&anon), "--sidecar", s(&moved_sidecar)], None),
         "frame 20: its record does not carry the signature",
     );
+    // A transport stream (what serve records), whose pads come before their caps.
+    let ts = dir.join("anon.ts");
+    ok(&faceveil(&[&["anonymize", s(&clip), "-o", s(&ts)][..], &sealed_to].concat(), Some("pw")));
+    std::fs::remove_file(faceveil::stream::sidecar::path_for(&ts)).unwrap();
+    let whole = ok(&faceveil(&["verify", s(&ts), "--signer", &signer], None));
+    assert!(whole.ends_with("every one signed, none missing"), "{whole}");
     // Another signer required, and an unsigned recording.
     let (_, other) = signing_keygen(&dir, "other");
     failed(&faceveil(&["verify", s(&anon), "--signer", &other], None), "not by the required");

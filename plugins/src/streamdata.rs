@@ -207,7 +207,9 @@ pub fn each_payload(uri: &str, mut visit: impl FnMut(Option<Result<SeiPayload, f
     let target = sink.static_pad("sink").expect("appsink has a sink pad");
     let linked = target.clone();
     parse.connect_pad_added(move |_, pad| {
-        let coded = pad.current_caps().is_some_and(|c| caps_framing(&c).is_some());
+        // A transport stream's pads come before their caps are set: what they can carry says it.
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let coded = caps.iter().any(|s| matches!(s.name().as_str(), "video/x-h264" | "video/x-h265"));
         if coded && !target.is_linked() {
             let _ = pad.link(&target);
         }
