@@ -121,8 +121,8 @@ pub struct Anonymizer {
     header: Option<StreamHeader>,
     /// Seals each face's original pixels to the stream's recipients, when it has any.
     vault: Option<FaceVault>,
-    /// Signs each frame's record where the header was signed.
-    signing: Option<SigningKey>,
+    /// Signs each frame's record where the header was signed, bound to the header's digest.
+    signing: Option<(SigningKey, [u8; 32])>,
     /// Still faces keep their crop square, so that their surrogate does not flicker.
     steady: SteadyCrops,
     frames: u64,
@@ -178,8 +178,9 @@ impl Anonymizer {
             Some(signing) => header.signed_with(signing),
             None => header,
         };
-        self.signing = signing.cloned();
-        self.vault = Some(FaceVault::new(key, header.digest(), layout));
+        let digest = header.digest();
+        self.signing = signing.map(|key| (key.clone(), digest));
+        self.vault = Some(FaceVault::new(key, digest, layout));
         self.header = Some(header);
         Ok(())
     }
@@ -222,7 +223,7 @@ impl Anonymizer {
     /// where the stream is signed.
     fn record(&mut self, frame: &FrameMut, pts: Option<u64>, faces: Vec<FaceRecord>) -> FrameRecord {
         let mut record = FrameRecord::new(self.frames, pts, faces);
-        if let (Some(key), Some(header)) = (&self.signing, &self.header) {
+        if let Some((key, header)) = &self.signing {
             record = record.signed_with(key, header);
         }
         self.frames += 1;

@@ -182,21 +182,25 @@ fn caps_framing(caps: &gst::CapsRef) -> Option<(Codec, Framing)> {
 /// `None` where none comes within them, or the file cannot be parsed.
 pub fn header_in_stream(uri: &str, frames: u32) -> Option<StreamHeader> {
     let mut header = None;
-    let deadline = std::time::Instant::now() + HEADER_SCAN_LIMIT;
     let mut seen = 0;
-    let _ = each_payload(uri, |payload| {
+    let _ = each_payload(uri, Some(std::time::Instant::now() + HEADER_SCAN_LIMIT), |payload| {
         seen += 1;
         header = payload.and_then(|p| p.ok()).and_then(|p| p.header);
-        header.is_none() && seen < frames && std::time::Instant::now() < deadline
+        header.is_none() && seen < frames
     });
     header
 }
 
 /// Each coded picture's faceveil SEI payload of the video at `uri`, in stream order, without
 /// decoding the pictures: `None` for a picture that carries none, an error for one that does not
-/// read. `visit` returns whether to go on. An error where the file cannot be parsed or holds no
-/// H.264 or H.265 stream.
-pub fn each_payload(uri: &str, mut visit: impl FnMut(Option<Result<SeiPayload, faceveil::Error>>) -> bool) -> anyhow::Result<()> {
+/// read. `visit` returns whether to go on; reading also stops at `deadline`, if given, whether
+/// pictures come or not (a slow disk, a network share). An error where the file cannot be parsed
+/// or holds no H.264 or H.265 stream.
+pub fn each_payload(
+    uri: &str,
+    deadline: Option<std::time::Instant>,
+    mut visit: impl FnMut(Option<Result<SeiPayload, faceveil::Error>>) -> bool,
+) -> anyhow::Result<()> {
     use anyhow::{Context, bail};
     let pipeline = gst::Pipeline::new();
     let src = gst::Element::make_from_uri(gst::URIType::Src, uri, None).context("cannot read it")?;
@@ -233,7 +237,7 @@ pub fn each_payload(uri: &str, mut visit: impl FnMut(Option<Result<SeiPayload, f
             let gst::MessageView::Error(e) = msg.view() else { unreachable!("filtered") };
             return stopping(Err(anyhow::anyhow!("cannot parse it: {}", e.error())));
         }
-        if sink.is_eos() {
+        if sink.is_eos() || deadline.is_some_and(|at| std::time::Instant::now() >= at) {
             return stopping(Ok(()));
         }
         let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(50)) else { continue };

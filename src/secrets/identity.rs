@@ -5,7 +5,6 @@ use std::path::Path;
 use std::str::FromStr;
 
 use age::secrecy::{ExposeSecret, SecretString};
-use anyhow::Context;
 use zeroize::Zeroizing;
 
 use super::{SealError, keyfile};
@@ -65,9 +64,7 @@ impl Identity {
 
     /// Reads an identity file; `passphrase` is asked only for a protected one.
     pub fn from_file(path: &Path, passphrase: impl FnOnce() -> Option<SecretString>) -> anyhow::Result<Self> {
-        let text =
-            Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read identity {}", path.display()))?);
-        Self::from_file_text(&text, passphrase).with_context(|| format!("identity {}", path.display()))
+        keyfile::read(path, "identity", |text| Self::from_file_text(text, passphrase))
     }
 
     /// Reads an identity file's text; `passphrase` is asked only for a protected file.

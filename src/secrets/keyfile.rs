@@ -2,6 +2,9 @@
 //! encrypted to it (age's scrypt recipient, ASCII-armored), so that a stolen file alone is useless.
 
 use std::io::{Read, Write};
+use std::path::Path;
+
+use anyhow::Context;
 
 use age::secrecy::SecretString;
 use zeroize::Zeroizing;
@@ -49,4 +52,10 @@ pub(super) fn plain_text(
     let mut buf = Zeroizing::new(String::new());
     r.read_to_string(&mut buf).map_err(|_| SealError::WrongPassphrase)?;
     Ok(buf)
+}
+
+/// The key file at `path` read and opened by `open`; errors name the file as `what`.
+pub(super) fn read<T>(path: &Path, what: &str, open: impl FnOnce(&str) -> Result<T, SealError>) -> anyhow::Result<T> {
+    let text = Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))?);
+    open(&text).with_context(|| format!("{what} {}", path.display()))
 }

@@ -11,7 +11,6 @@ use std::path::Path;
 use std::str::FromStr;
 
 use age::secrecy::SecretString;
-use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ed25519_dalek::{Signer as _, Verifier as _};
@@ -77,9 +76,7 @@ impl SigningKey {
 
     /// Reads a signing key file; `passphrase` is asked only for a protected one.
     pub fn from_file(path: &Path, passphrase: impl FnOnce() -> Option<SecretString>) -> anyhow::Result<Self> {
-        let text =
-            Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read signing key {}", path.display()))?);
-        Self::from_file_text(&text, passphrase).with_context(|| format!("signing key {}", path.display()))
+        keyfile::read(path, "signing key", |text| Self::from_file_text(text, passphrase))
     }
 
     /// Reads a signing key file's text; `passphrase` is asked only for a protected file.

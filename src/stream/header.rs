@@ -94,14 +94,18 @@ impl StreamHeader {
         signature.verify(unsigned.encode().as_bytes()).map(Some)
     }
 
-    /// Refuses a header that `required`, where given, did not sign.
-    pub fn check_signer(&self, required: Option<&Signer>) -> Result<(), SealError> {
-        let Some(required) = required else { return Ok(()) };
-        match self.signer()? {
-            Some(signer) if signer == *required => Ok(()),
-            Some(signer) => Err(SealError::OtherSigner { signed_by: signer.to_string(), required: required.to_string() }),
-            None => Err(SealError::NotSigned { required: required.to_string() }),
+    /// Who signed the header, as [`Self::signer`]; an error where `required`, if given, did not.
+    pub fn check_signer(&self, required: Option<&Signer>) -> Result<Option<Signer>, SealError> {
+        let signer = self.signer()?;
+        match (required, &signer) {
+            (None, _) => {}
+            (Some(required), Some(signer)) if signer == required => {}
+            (Some(required), Some(signer)) => {
+                return Err(SealError::OtherSigner { signed_by: signer.to_string(), required: required.to_string() });
+            }
+            (Some(required), None) => return Err(SealError::NotSigned { required: required.to_string() }),
         }
+        Ok(signer)
     }
 
     /// SHA-256 of the header as it travels: what each sealed face is bound to.
@@ -256,7 +260,7 @@ pub struct FrameRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub look: Option<Look>,
     /// In a signed stream, the signer's signature of the record (less this and the look, which
-    /// the SEI does not carry), bound to the header: see [`Self::signed`].
+    /// the SEI does not carry), bound to the header: see [`Self::signed_with`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed: Option<String>,
 }
@@ -296,15 +300,17 @@ impl FrameRecord {
         serde_json::to_vec(&Self { look: None, signed: None, ..self.clone() }).expect("records serialize")
     }
 
-    /// The record signed with `key`, in the stream whose signed header is `header`: every face's
-    /// square, track and sealed bytes, the frame's number and time. A recipient, who can seal
-    /// faces under the stream's content key, cannot sign them.
-    pub fn signed_with(mut self, key: &SigningKey, header: &StreamHeader) -> Self {
-        self.signed = Some(key.sign_record(&header.digest(), &self.signed_bytes()));
+    /// The record signed with `key`, in the stream whose signed header has digest `header`
+    /// ([`StreamHeader::digest`]): every face's square, track and sealed bytes, the frame's
+    /// number and time. A recipient, who can seal faces under the stream's content key, cannot
+    /// sign them.
+    pub fn signed_with(mut self, key: &SigningKey, header: &[u8; 32]) -> Self {
+        self.signed = Some(key.sign_record(header, &self.signed_bytes()));
         self
     }
 
-    /// Whether this record carries `signer`'s signature in the stream whose header is `header`.
+    /// Whether this record carries `signer`'s signature in the stream whose header has digest
+    /// `header`.
     pub fn is_signed_by(&self, signer: &Signer, header: &[u8; 32]) -> bool {
         self.signed.as_deref().is_some_and(|signature| signer.signed_record(header, &self.signed_bytes(), signature))
     }
@@ -359,8 +365,8 @@ pub(crate) mod tests {
         let signed = sample().signed_with(&key);
         let back = StreamHeader::decode(&signed.encode()).unwrap();
         assert_eq!(back.signer().unwrap(), Some(key.signer()));
-        assert!(back.check_signer(Some(&key.signer())).is_ok());
-        assert!(back.check_signer(None).is_ok());
+        assert_eq!(back.check_signer(Some(&key.signer())).unwrap(), Some(key.signer()));
+        assert_eq!(back.check_signer(None).unwrap(), Some(key.signer()));
         // A forger changes a field and mends the checksum: the signature no longer verifies.
         let mut changed = back.clone();
         changed.salt = "02".repeat(16);
@@ -384,7 +390,7 @@ pub(crate) mod tests {
             sealed: Some(SealedFace(vec![7; 40])),
             ..FaceRecord::new(CropSquare { cx: 50.0, cy: 60.0, side: 40.5 }, 3, None)
         };
-        let record = FrameRecord::new(30, Some(1_200_000_000), vec![face]).signed_with(&key, &header);
+        let record = FrameRecord::new(30, Some(1_200_000_000), vec![face]).signed_with(&key, &header.digest());
         let (signer, digest) = (key.signer(), header.digest());
         assert!(record.is_signed_by(&signer, &digest));
         // As the SEI carries it (sealed bytes after the JSON, no look), and as a sidecar's line.

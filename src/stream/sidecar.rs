@@ -95,31 +95,52 @@ pub fn read_header(path: &Path) -> Result<StreamHeader> {
     header_of(first.as_deref(), path)
 }
 
-/// A sidecar's header, then each of its records in the order written, to `visit` (for checking
-/// a whole recording: a restore looks its records up instead). A damaged line is an error; a
-/// last line cut short where the writer stopped ends the records, and its number is returned.
+/// A sidecar's header, then each of its records in the order written, without looks, to
+/// `visit` (for checking a whole recording: a restore looks its records up instead). Returns the
+/// number of a last line cut short, as [`scan`] does.
 pub fn each_record(path: &Path, mut visit: impl FnMut(&StreamHeader, FrameRecord) -> Result<()>) -> Result<Option<usize>> {
     let file = File::open(path).with_context(|| format!("cannot open sidecar {}", path.display()))?;
+    let (_, cut_line) = scan(path, file, |header, record, _| visit(header, FrameRecord { look: None, ..record }))?;
+    Ok(cut_line)
+}
+
+/// Reads the sidecar `file` (at `path`) line by line: its header, then each record, with where
+/// its line lies in the file, to `visit`. A damaged line is an error (the file was altered), but
+/// for a last line that never got its line end: the writer ends every record with one, so that
+/// line was cut short where writing stopped, and the records before it stand. Returns the header
+/// and the number of such a cut line.
+fn scan(
+    path: &Path,
+    file: File,
+    mut visit: impl FnMut(&StreamHeader, FrameRecord, Entry) -> Result<()>,
+) -> Result<(StreamHeader, Option<usize>)> {
     let mut reader = BufReader::new(file);
-    let mut line = String::new();
-    let mut next = |line: &mut String| -> Result<bool> {
+    let mut offset = 0u64;
+    let mut read_line = |line: &mut String| -> Result<Option<u64>> {
         line.clear();
-        Ok(reader.read_line(line).with_context(|| format!("cannot read sidecar {}", path.display()))? > 0)
+        let n = reader.read_line(line).with_context(|| format!("cannot read sidecar {}", path.display()))?;
+        let at = offset;
+        offset += n as u64;
+        Ok((n > 0).then_some(at))
     };
-    let header = header_of(next(&mut line)?.then_some(line.trim_end()), path)?;
+    let mut line = String::new();
+    let header = header_of(read_line(&mut line)?.map(|_| line.trim_end()), path)?;
     let mut number = 1;
-    while next(&mut line)? {
+    while let Some(at) = read_line(&mut line)? {
         number += 1;
         if line.trim().is_empty() {
             continue;
         }
         match serde_json::from_str::<FrameRecord>(&line) {
-            Ok(record) => visit(&header, FrameRecord { look: None, ..record })?,
-            Err(_) if !line.ends_with('\n') => return Ok(Some(number)),
+            Ok(record) => {
+                let entry = Entry { pts: record.pts, offset: at, len: line.len() };
+                visit(&header, record, entry)?;
+            }
+            Err(_) if !line.ends_with('\n') => return Ok((header, Some(number))),
             Err(e) => return Err(e).with_context(|| format!("sidecar {} line {number} is damaged", path.display())),
         }
     }
-    Ok(None)
+    Ok((header, None))
 }
 
 fn header_of(first: Option<&str>, path: &Path) -> Result<StreamHeader> {
@@ -128,46 +149,22 @@ fn header_of(first: Option<&str>, path: &Path) -> Result<StreamHeader> {
 }
 
 impl Sidecar {
-    /// Reads a sidecar's header and where each record lies, with its timestamp and look. A
-    /// damaged line is an error (the file was altered), but for a last line that never got its
-    /// line end: the writer ends every record with one, so that line was cut short where writing
-    /// stopped, and the frames before it still restore.
+    /// Reads a sidecar's header and where each record lies, with its timestamp and look; the
+    /// frames before a last line cut short still restore ([`scan`]).
     pub fn read(path: &Path) -> Result<Self> {
         let file = File::open(path).with_context(|| format!("cannot open sidecar {}", path.display()))?;
-        let mut reader = BufReader::new(file.try_clone().with_context(|| format!("cannot open sidecar {}", path.display()))?);
-        let mut offset = 0u64;
-        let mut read_line = |line: &mut String| -> Result<Option<u64>> {
-            line.clear();
-            let n = reader.read_line(line).with_context(|| format!("cannot read sidecar {}", path.display()))?;
-            let at = offset;
-            offset += n as u64;
-            Ok((n > 0).then_some(at))
-        };
-        let mut line = String::new();
-        let header = header_of(read_line(&mut line)?.map(|_| line.trim_end()), path)?;
-        let (mut frames, mut by_pts, mut cut_line, mut looks) = (HashMap::new(), HashMap::new(), None, HashMap::new());
-        let mut number = 1;
-        while let Some(at) = read_line(&mut line)? {
-            number += 1;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let rec: FrameRecord = match serde_json::from_str(&line) {
-                Ok(rec) => rec,
-                Err(_) if !line.ends_with('\n') => {
-                    cut_line = Some(number);
-                    break;
-                }
-                Err(e) => return Err(e).with_context(|| format!("sidecar {} line {number} is damaged", path.display())),
-            };
+        let lines = file.try_clone().with_context(|| format!("cannot open sidecar {}", path.display()))?;
+        let (mut frames, mut by_pts, mut looks) = (HashMap::new(), HashMap::new(), HashMap::new());
+        let (header, cut_line) = scan(path, lines, |_, rec, entry| {
             if let Some(pts) = rec.pts {
                 by_pts.insert(pts, rec.frame);
             }
             if let Some(look) = &rec.look {
                 looks.insert(rec.frame, (look.size(), look.cells()));
             }
-            frames.insert(rec.frame, Entry { pts: rec.pts, offset: at, len: line.len() });
-        }
+            frames.insert(rec.frame, entry);
+            Ok(())
+        })?;
         Ok(Self { header, cut_line, frames, by_pts, shift: None, looks, file, path: path.to_path_buf() })
     }
 

@@ -193,7 +193,7 @@ pub fn each_payload_in_file(
     path: &Path,
     visit: impl FnMut(Option<Result<faceveil::stream::SeiPayload, faceveil::Error>>) -> bool,
 ) -> Result<()> {
-    streamdata::each_payload(&file_uri(path)?, visit).with_context(|| format!("{}", path.display()))
+    streamdata::each_payload(&file_uri(path)?, None, visit).with_context(|| format!("{}", path.display()))
 }
 
 fn file_uri(path: &Path) -> Result<String> {
