@@ -4,7 +4,7 @@
 //! with x264 and mux with the audio kept.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -454,6 +454,8 @@ struct Progress {
     /// Set when the video changed resolution and the container cannot hold that: the input is
     /// then ended early, as with Ctrl-C, and what came before is kept.
     size_change: Mutex<Option<String>>,
+    /// Set when a live source sent no frame for [`input::STALL`]: ended likewise.
+    stalled: AtomicBool,
 }
 
 /// Counts the frames leaving the stage.
@@ -778,7 +780,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
         });
     }
     let bar = progress::bar(0, "frames");
-    let result = run_to_eos(&pipeline, &dec, &entries, &stage.elements, &progress, &bar);
+    let result = run_to_eos(&pipeline, &dec, &entries, &stage.elements, &progress, &bar, live);
     let duration = pipeline.query_duration::<gst::ClockTime>().map(|d| d.nseconds());
     // Read before the elements stop, which drops what they measured.
     let mut times = StageTimes::default();
@@ -795,6 +797,9 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
         (_, Err(e)) | (Some(e), Ok(())) => Err(e),
         (None, Ok(())) if frames == 0 && super::stop::requested() => {
             Err(anyhow!("stopped before the input delivered a video frame"))
+        }
+        (None, Ok(())) if frames == 0 && progress.stalled.load(Ordering::SeqCst) => {
+            Err(anyhow!("the source sent no video frame for {} s", input::STALL.as_secs()))
         }
         (None, Ok(())) if !*have_video.lock().unwrap() => Err(anyhow!("the input has no video stream")),
         (None, Ok(())) if frames == 0 => Err(anyhow!("the input has no decodable video frames")),
@@ -818,6 +823,12 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
             d as f64 / 1e9,
             output.display()
         ))
+    } else if progress.stalled.load(Ordering::SeqCst) {
+        Some(format!(
+            "the source sent no frame for {} s (a camera that hangs, a server that closed the connection without ending the stream): the {frames} frames before were written to {}",
+            input::STALL.as_secs(),
+            output.display()
+        ))
     } else if !live && super::stop::requested() {
         // A file stopped before its end is a part of it: kept, and said so, not a finished run.
         let of = duration.map_or(String::new(), |d| format!(" of {:.2} s", d as f64 / 1e9));
@@ -839,6 +850,7 @@ fn run_to_eos(
     stage: &[gst::Element],
     progress: &Progress,
     bar: &indicatif::ProgressBar,
+    live: bool,
 ) -> Result<()> {
     let ours = |msg: &gst::Message| msg.src().is_some_and(|s| stage.iter().any(|e| e.upcast_ref::<gst::Object>() == s));
     let bus = pipeline.bus().expect("pipelines have a bus");
@@ -857,9 +869,21 @@ fn run_to_eos(
     let mut ended = 0;
     let mut stopping = false;
     let mut said = std::collections::HashSet::new();
+    let (mut seen, mut since) = (0, std::time::Instant::now());
     loop {
         let msg = bus.timed_pop(gst::ClockTime::from_mseconds(250));
-        stopping |= super::stop::requested() || progress.size_change.lock().unwrap().is_some();
+        let frames = progress.frames.load(Ordering::SeqCst);
+        if frames != seen {
+            (seen, since) = (frames, std::time::Instant::now());
+        }
+        // A live source that sends nothing (a camera that hangs; an RTSP server that closed the
+        // connection, after which rtspsrc may wait on without an end) would hold the recording
+        // open for ever: it is ended as Ctrl-C ends it, its frames kept.
+        if live && since.elapsed() > input::STALL {
+            progress.stalled.store(true, Ordering::SeqCst);
+        }
+        stopping |=
+            super::stop::requested() || progress.size_change.lock().unwrap().is_some() || progress.stalled.load(Ordering::SeqCst);
         if stopping {
             let entries = entries.lock().unwrap();
             if entries.is_empty() {
@@ -882,7 +906,6 @@ fn run_to_eos(
         if let Some(pos) = pipeline.query_position::<gst::ClockTime>() {
             bar.set_position(pos.mseconds());
         }
-        let frames = progress.frames.load(Ordering::SeqCst);
         bar.set_message(format!("{frames} frames, {:.1} fps", frames as f64 / started.elapsed().as_secs_f64().max(1e-3)));
         let Some(msg) = msg else { continue };
         match msg.view() {
