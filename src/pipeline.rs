@@ -25,6 +25,15 @@ use crate::stream::signed::SignedRecords;
 use crate::timing::StageTimes;
 use crate::veil::{SdnKeyed, Veil};
 
+/// Who signs a sealed stream ([`Anonymizer::seal_to`]), and whether its header promises that
+/// every coded picture is signed as well, after the encoder (`stream::pictures`): only a front
+/// end that does sign them says so.
+#[derive(Clone, Copy)]
+pub struct Signing<'a> {
+    pub key: &'a SigningKey,
+    pub pictures: bool,
+}
+
 /// The password, refused where there is none: the sdn mode needs one.
 fn required(password: Option<&[u8]>) -> Result<&[u8]> {
     password.filter(|p| !p.is_empty()).ok_or_else(|| Error::MissingPassword.into())
@@ -159,15 +168,15 @@ impl Anonymizer {
 
     /// Seals every face's original pixels to `recipients`, any `threshold` of whom can open
     /// them together, and to the stream's password where `to_password` is set, in `layout`,
-    /// and signs the header with `signing` where given; call before the first frame. Needs the
-    /// sdn mode's header to travel in.
+    /// and signs the header and each record with `signing` where given; call before the first
+    /// frame. Needs the sdn mode's header to travel in.
     pub fn seal_to(
         &mut self,
         recipients: &[Recipient],
         threshold: usize,
         to_password: bool,
         layout: SealedLayout,
-        signing: Option<&SigningKey>,
+        signing: Option<Signing<'_>>,
     ) -> Result<()> {
         ensure!(self.frames == 0, "sealing must be set up before the first frame");
         let wrap_key = self.veil.password_wrap_key().filter(|_| to_password);
@@ -175,11 +184,11 @@ impl Anonymizer {
         let (key, envelope) = FaceVault::create(recipients, threshold, wrap_key.as_deref())?;
         let header = header.with_sealed(envelope);
         let header = match signing {
-            Some(signing) => header.signed_with(signing),
+            Some(Signing { key, pictures }) => StreamHeader { pictures_signed: pictures, ..header }.signed_with(key),
             None => header,
         };
         let digest = header.digest();
-        self.signing = signing.map(|key| (key.clone(), digest));
+        self.signing = signing.map(|s| (s.key.clone(), digest));
         self.vault = Some(FaceVault::new(key, digest, layout));
         self.header = Some(header);
         Ok(())

@@ -3,7 +3,8 @@
 //! from a video's default face video), for any one recipient or only for a threshold of them
 //! together; a stranger and a moved, reordered or spliced face are refused clearly. Faces sealed
 //! to the password come back with it alone, and a wrong password is refused. A signed output
-//! opens for its signer, and an output a forger sealed anew, or signed with another key, does not.
+//! opens for its signer, and an output a forger sealed anew, or signed with another key, does not;
+//! `faceveil verify` refuses a signed recording whose pictures were altered outside the faces.
 
 mod common;
 
@@ -512,10 +513,14 @@ fn a_signed_recording_with_frames_cut_out_says_which_are_missing_and_verify_chec
     let said = String::from_utf8_lossy(&o.stderr);
     assert!(said.contains("frames 40 to 49 of the signed recording are missing before its frame 50"), "{said}");
     assert_eq!(common::media::decode(&back).frames.len(), 90, "the frames there are, restored");
+    // Encoded anew, the cut video lost its SEI and with it the pictures' signatures: its sidecar's
+    // records are whole, but its pictures are not the ones signed.
+    failed(&faceveil(&["verify", s(&cut)], None), "the video lost its SEI, and with it its pictures' signatures");
 
     // verify: the recording's own SEI, every record signed, none missing.
     let whole = ok(&faceveil(&["verify", s(&anon), "--signer", &signer], None));
-    assert!(whole.ends_with("100 frame records, frames 0 to 99: every one signed, none missing"), "{whole}");
+    assert!(whole.contains("100 frame records, frames 0 to 99: every one signed, none missing"), "{whole}");
+    assert!(whole.ends_with("100 coded pictures: every one as its signer coded it"), "{whole}");
     let sidecar = std::fs::read_to_string(faceveil::stream::sidecar::path_for(&anon)).unwrap();
     let lines: Vec<&str> = sidecar.lines().collect();
     // A sidecar with ten records cut out (line 0 is the header), and one with a square moved.
@@ -538,11 +543,100 @@ fn a_signed_recording_with_frames_cut_out_says_which_are_missing_and_verify_chec
     ok(&faceveil(&[&["anonymize", s(&clip), "-o", s(&ts)][..], &sealed_to].concat(), Some("pw")));
     std::fs::remove_file(faceveil::stream::sidecar::path_for(&ts)).unwrap();
     let whole = ok(&faceveil(&["verify", s(&ts), "--signer", &signer], None));
-    assert!(whole.ends_with("every one signed, none missing"), "{whole}");
+    assert!(whole.ends_with("100 coded pictures: every one as its signer coded it"), "{whole}");
     // Another signer required, and an unsigned recording.
     let (_, other) = signing_keygen(&dir, "other");
     failed(&faceveil(&["verify", s(&anon), "--signer", &other], None), "not by the required");
     let unsigned = dir.join("unsigned.mp4");
     ok(&faceveil(&["anonymize", s(&clip), "-o", s(&unsigned), "--recipient", &recipient], Some("pw")));
     failed(&faceveil(&["verify", s(&unsigned)], None), "this output is not signed");
+}
+
+/// The signed H.264 MP4 `input` remuxed to `output` through h264parse and mp4mux, each access
+/// unit (in coding order, length-prefixed) passed through `edit`, as a forger who keeps the
+/// faceveil data but changes pictures would.
+fn remux_editing(input: &Path, output: &Path, edit: impl Fn(usize, Vec<u8>) -> Vec<u8> + Send + Sync + 'static) {
+    use gst::prelude::*;
+    gst::init().unwrap();
+    let desc = format!(
+        "filesrc location={} ! qtdemux ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! identity name=edit \
+         ! mp4mux ! filesink location={}",
+        input.display(),
+        output.display()
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    pipeline.by_name("edit").unwrap().static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
+        if let Some(gst::PadProbeData::Buffer(buf)) = probe.data.as_mut() {
+            let au = buf.map_readable().unwrap().to_vec();
+            let mut out = gst::Buffer::from_mut_slice(edit(seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed), au));
+            buf.copy_into(out.get_mut().unwrap(), gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS, ..).unwrap();
+            *buf = out;
+        }
+        gst::PadProbeReturn::Ok
+    });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let msg = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .expect("the remux ends within a minute");
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "remux: {msg:?}");
+}
+
+#[test]
+fn a_signed_recording_whose_pictures_were_altered_outside_the_faces_fails_verify_and_a_signed_restore() {
+    use faceveil::stream::pictures::PICTURE_SIGNATURE_UUID;
+    use faceveil::stream::sei::{self, Codec, Framing};
+    let dir = tmpdir("signed-pictures");
+    let clip = common::repo().join("samples/two_faces_640x360.mp4");
+    let ((id, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
+    let anon = dir.join("anon.mp4");
+    ok(&faceveil(&["anonymize", s(&clip), "-o", s(&anon), "--recipient", &recipient, "--sign-with", s(&camera)], Some("pw")));
+    let length_prefixed = |units: Vec<Vec<u8>>| -> Vec<u8> {
+        units.iter().flat_map(|u| [&(u.len() as u32).to_be_bytes()[..], u].concat()).collect()
+    };
+    let units = |au: &[u8]| -> Vec<Vec<u8>> { sei::nal_units(au, Framing::Avc(4)).into_iter().map(<[u8]>::to_vec).collect() };
+
+    // Remuxed as it is, every picture still checks: the signatures are of the coded bytes.
+    let remuxed = dir.join("remuxed.mp4");
+    remux_editing(&anon, &remuxed, |_, au| au);
+    let whole = ok(&faceveil(&["verify", s(&remuxed), "--signer", &signer], None));
+    assert!(whole.ends_with("100 coded pictures: every one as its signer coded it"), "{whole}");
+
+    // One picture's last slice changed in one byte (its faceveil data and signature kept), and
+    // another picture's signature taken out.
+    let altered = dir.join("altered.mp4");
+    remux_editing(&anon, &altered, move |n, au| {
+        let mut units = units(&au);
+        match n {
+            20 => {
+                let slice = units.iter_mut().rev().find(|u| (1..=5).contains(&(u[0] & 0x1f))).expect("a slice");
+                let middle = slice.len() / 2;
+                slice[middle] ^= 0x01;
+            }
+            40 => units.retain(|u| {
+                sei::find_user_data(&length_prefixed(vec![u.clone()]), Framing::Avc(4), Codec::H264, &PICTURE_SIGNATURE_UUID)
+                    .is_empty()
+            }),
+            _ => {}
+        }
+        length_prefixed(units)
+    });
+    let o = faceveil(&["verify", s(&altered), "--signer", &signer], None);
+    failed(&o, "of 100 coded pictures, 2 not as signed");
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("its coded picture was altered after it was signed"), "{said}");
+    assert!(said.contains("its coded picture carries no signature"), "{said}");
+    // The records themselves are untouched: only the pictures give the forgery away.
+    assert!(said.contains("of 100 records (frames 0 to 99), 0 without the signature, 0 gaps"), "{said}");
+    // A restore that names the signer refuses it too, and writes nothing; the remuxed one restores.
+    let back = dir.join("back.mp4");
+    let restore =
+        |video: &Path| faceveil(&["restore", s(video), "-o", s(&back), "--identity", s(&id), "--signer", &signer], None);
+    failed(&restore(&altered), "2 of 100 coded pictures are not as the signer coded them");
+    assert!(!back.exists(), "nothing written");
+    ok(&restore(&remuxed));
+    assert_eq!(common::media::decode(&back).frames.len(), 100);
 }

@@ -478,6 +478,67 @@ pub fn passphrase(
     }
 }
 
+/// A signing key an element is given: the file, read when the element starts, and the
+/// passphrase a protected one needs, as a write-only property or from a file. No Debug: the
+/// passphrase is never logged.
+#[derive(Clone, Default)]
+pub struct SigningKeySettings {
+    path: Option<PathBuf>,
+    passphrase: Option<zeroize::Zeroizing<String>>,
+    passphrase_file: Option<PathBuf>,
+}
+
+impl SigningKeySettings {
+    /// The element's three properties; `blurb` says what its key signs.
+    pub fn properties(blurb: &str) -> Vec<glib::ParamSpec> {
+        vec![
+            glib::ParamSpecString::builder("signing-key").nick("Signing key").blurb(blurb).mutable_ready().build(),
+            glib::ParamSpecString::builder("signing-key-passphrase")
+                .nick("Signing key passphrase")
+                .blurb("Passphrase of a passphrase-protected signing key file; write-only, never logged")
+                .write_only()
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("signing-key-passphrase-file")
+                .nick("Signing key passphrase file")
+                .blurb("Read the signing key's passphrase from the first line of this file instead (keeps it out of the process list)")
+                .mutable_ready()
+                .build(),
+        ]
+    }
+
+    /// Sets the property `name` if it is one of [`Self::properties`]; whether it was.
+    pub fn set(&mut self, name: &str, value: &glib::Value) -> bool {
+        let text = || value.get::<Option<String>>().expect("type checked upstream");
+        match name {
+            "signing-key" => self.path = text().map(PathBuf::from),
+            "signing-key-passphrase" => self.passphrase = text().map(zeroize::Zeroizing::new),
+            "signing-key-passphrase-file" => self.passphrase_file = text().map(PathBuf::from),
+            _ => return false,
+        }
+        true
+    }
+
+    /// The readable property `name`, if it is one of [`Self::properties`].
+    pub fn get(&self, name: &str) -> Option<glib::Value> {
+        let shown = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).to_value();
+        match name {
+            "signing-key" => Some(shown(&self.path)),
+            "signing-key-passphrase-file" => Some(shown(&self.passphrase_file)),
+            _ => None,
+        }
+    }
+
+    /// The key, opened with its passphrase where it needs one; `None` where none was given.
+    pub fn open(&self) -> Result<Option<faceveil::secrets::SigningKey>, gst::ErrorMessage> {
+        let Some(path) = &self.path else { return Ok(None) };
+        let passphrase = passphrase(self.passphrase_file.as_deref(), self.passphrase.as_ref())?;
+        faceveil::secrets::SigningKey::from_file(path, || passphrase.map(|p| p.as_str().to_owned().into()))
+            .map(Some)
+            .map_err(|e| settings_error(describe(&e)))
+    }
+}
+
 pub fn settings_error(e: impl std::fmt::Display) -> gst::ErrorMessage {
     gst::error_msg!(gst::LibraryError::Settings, ("{}", e))
 }

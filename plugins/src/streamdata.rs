@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
+use faceveil::secrets::{Signer, SigningKey};
 use faceveil::stream::header::StreamHeader;
+use faceveil::stream::pictures::{self, PictureCheck};
 use faceveil::stream::sei::{self, Codec, Framing};
 use faceveil::stream::{SEI_UUID, SeiPayload, TAG_PREFIX};
 use faceveil::timing::StageTimes;
@@ -183,23 +185,38 @@ fn caps_framing(caps: &gst::CapsRef) -> Option<(Codec, Framing)> {
 pub fn header_in_stream(uri: &str, frames: u32) -> Option<StreamHeader> {
     let mut header = None;
     let mut seen = 0;
-    let _ = each_payload(uri, Some(std::time::Instant::now() + HEADER_SCAN_LIMIT), |payload| {
+    let _ = each_payload(uri, Some(std::time::Instant::now() + HEADER_SCAN_LIMIT), |picture| {
         seen += 1;
-        header = payload.and_then(|p| p.ok()).and_then(|p| p.header);
+        header = picture.payload.and_then(|p| p.ok()).and_then(|p| p.header);
         header.is_none() && seen < frames
     });
     header
 }
 
-/// Each coded picture's faceveil SEI payload of the video at `uri`, in stream order, without
-/// decoding the pictures: `None` for a picture that carries none, an error for one that does not
-/// read. `visit` returns whether to go on; reading also stops at `deadline`, if given, whether
-/// pictures come or not (a slow disk, a network share). An error where the file cannot be parsed
-/// or holds no H.264 or H.265 stream.
+/// One coded picture as [`each_payload`] meets it.
+pub struct CodedPicture<'a> {
+    /// Its faceveil SEI payload: `None` where it carries none, an error where it does not read.
+    pub payload: Option<Result<SeiPayload, faceveil::Error>>,
+    au: &'a [u8],
+    codec: Codec,
+    framing: Framing,
+}
+
+impl CodedPicture<'_> {
+    /// Whether the picture is as `signer` signed it.
+    pub fn check(&self, signer: &Signer) -> PictureCheck {
+        pictures::check(signer, self.au, self.framing, self.codec)
+    }
+}
+
+/// Each coded picture of the video at `uri` with its faceveil SEI payload, in stream order,
+/// without decoding the pictures. `visit` returns whether to go on; reading also stops at
+/// `deadline`, if given, whether pictures come or not (a slow disk, a network share). An error
+/// where the file cannot be parsed or holds no H.264 or H.265 stream.
 pub fn each_payload(
     uri: &str,
     deadline: Option<std::time::Instant>,
-    mut visit: impl FnMut(Option<Result<SeiPayload, faceveil::Error>>) -> bool,
+    mut visit: impl FnMut(CodedPicture<'_>) -> bool,
 ) -> anyhow::Result<()> {
     use anyhow::{Context, bail};
     let pipeline = gst::Pipeline::new();
@@ -244,7 +261,7 @@ pub fn each_payload(
         let (Some(buffer), Some((codec, framing))) = (sample.buffer(), sample.caps().and_then(caps_framing)) else { continue };
         let Ok(data) = buffer.map_readable() else { bail!("cannot read a coded picture") };
         let payload = sei::find_user_data(&data, framing, codec, &SEI_UUID).first().map(|p| SeiPayload::decode(p));
-        if !visit(payload) {
+        if !visit(CodedPicture { payload, au: &data, codec, framing }) {
             return stopping(Ok(()));
         }
     }
@@ -256,8 +273,10 @@ const HEADER_SCAN_LIMIT: Duration = Duration::from_secs(10);
 /// Makes an H.264 or H.265 encoder write the faceveil SEI metas of its raw input (attached by
 /// `faceveil`) into the matching access units of its output, as user-data-unregistered SEI NAL
 /// units: x264enc and x265enc (GStreamer 1.22) drop these metas. Frames are matched by running
-/// time, which survives the encoder's reordering and timestamp shift.
-pub fn sei_through_encoder(encoder: &gst::Element) -> Result<(), glib::BoolError> {
+/// time, which survives the encoder's reordering and timestamp shift. With `pictures`, each
+/// such access unit is signed as well ([`faceveil::stream::pictures`]), as the header of a
+/// stream signed by `faceveil`'s `sign-pictures` promises.
+pub fn sei_through_encoder(encoder: &gst::Element, pictures: Option<SigningKey>) -> Result<(), glib::BoolError> {
     let sink = encoder.static_pad("sink").ok_or_else(|| glib::bool_error!("{} has no sink pad", encoder.name()))?;
     let src = encoder.static_pad("src").ok_or_else(|| glib::bool_error!("{} has no src pad", encoder.name()))?;
     let pending = Pending::default();
@@ -288,7 +307,7 @@ pub fn sei_through_encoder(encoder: &gst::Element) -> Result<(), glib::BoolError
             payload
         };
         if let Some(payload) = payload
-            && let Some(out) = with_sei(buffer, codec, framing, &payload)
+            && let Some(out) = with_sei(buffer, codec, framing, &payload, pictures.as_ref())
         {
             *buffer = out;
         }
@@ -298,11 +317,26 @@ pub fn sei_through_encoder(encoder: &gst::Element) -> Result<(), glib::BoolError
 }
 
 /// A copy of the access unit `buffer` with `payload` as a faceveil SEI NAL unit before its first
-/// slice, keeping the buffer's flags, timestamps and metas; `None` if it cannot be read.
-pub(crate) fn with_sei(buffer: &gst::BufferRef, codec: Codec, framing: Framing, payload: &[u8]) -> Option<gst::Buffer> {
+/// slice (unless it carries one: an application wrote it), and after it the picture's signature
+/// where `signer` is given, keeping the buffer's flags, timestamps and metas; `None` if it
+/// cannot be read.
+pub(crate) fn with_sei(
+    buffer: &gst::BufferRef,
+    codec: Codec,
+    framing: Framing,
+    payload: &[u8],
+    signer: Option<&SigningKey>,
+) -> Option<gst::Buffer> {
     let au = buffer.map_readable().ok()?;
-    let rewritten = sei::insert_before_first_slice(&au, framing, codec, &sei::sei_nal(codec, &SEI_UUID, payload));
+    let mut rewritten = if sei::find_user_data(&au, framing, codec, &SEI_UUID).is_empty() {
+        sei::insert_before_first_slice(&au, framing, codec, &sei::sei_nal(codec, &SEI_UUID, payload))
+    } else {
+        au.to_vec()
+    };
     drop(au);
+    if let Some(nal) = signer.and_then(|key| pictures::signature_nal(key, &rewritten, framing, codec)) {
+        rewritten = sei::insert_before_first_slice(&rewritten, framing, codec, &nal);
+    }
     let mut out = gst::Buffer::from_mut_slice(rewritten);
     {
         let out = out.get_mut().expect("a new buffer is writable");

@@ -712,16 +712,17 @@ fn run_pipeline(line: &str, prepare: impl FnOnce(&gst::Bin)) -> gst::Pipeline {
 fn sei_rides_through_h264_and_h265_encoders_and_back_onto_decoded_frames() {
     init();
     let dir = TestDir::new("sei");
-    let clip = repo().join("samples/two_faces_640x360.mp4");
     for (encoder, parser) in [("x264enc", "h264parse"), ("x265enc", "h265parse")] {
         let coded = dir.join(format!("{encoder}.mkv"));
+        // Frames whose timestamps follow each other: decodebin's, decoded while other tests ran,
+        // came with gaps and thrice the same timestamp, and frames with one timestamp share one
+        // running time, by which the encoder's output is matched to its input.
         let anonymize = format!(
-            "filesrc location={} ! decodebin ! videoconvert ! identity eos-after=8 ! faceveil password=sei-test ! {encoder} name=enc ! {parser} ! matroskamux ! filesink location={}",
-            clip.display(),
+            "videotestsrc num-buffers=10 pattern=ball ! video/x-raw,width=640,height=360,framerate=25/1 ! faceveil password=sei-test ! {encoder} name=enc ! {parser} ! matroskamux ! filesink location={}",
             coded.display()
         );
         run_pipeline(&anonymize, |bin| {
-            gstfaceveil::streamdata::sei_through_encoder(&bin.by_name("enc").unwrap()).unwrap();
+            gstfaceveil::streamdata::sei_through_encoder(&bin.by_name("enc").unwrap(), None).unwrap();
         })
         .set_state(gst::State::Null)
         .unwrap();
@@ -742,10 +743,65 @@ fn sei_rides_through_h264_and_h265_encoders_and_back_onto_decoded_frames() {
         });
         restored.set_state(gst::State::Null).unwrap();
         let payloads = payloads.lock().unwrap();
-        assert!(payloads.len() >= 8, "{encoder}: {} frames decoded", payloads.len());
-        assert!(payloads.iter().all(|p| p.as_ref().is_some_and(|p| p.record.is_some())), "{encoder}: a frame lost its SEI");
+        assert_eq!(payloads.len(), 10, "{encoder}: the frames decoded");
+        assert!(
+            payloads.iter().all(|p| p.as_ref().is_some_and(|p| p.record.is_some())),
+            "{encoder}: a frame lost its SEI: {:?}",
+            payloads.iter().map(|p| p.as_ref().and_then(|p| p.record.as_ref().map(|r| r.frame))).collect::<Vec<_>>()
+        );
         assert!(payloads[0].as_ref().unwrap().header.is_some(), "{encoder}: the first frame carries the header");
     }
+}
+
+#[test]
+fn faceveilsei_signs_each_picture_as_faceveil_sign_pictures_promises() {
+    init();
+    let dir = TestDir::new("signed-pictures");
+    let clip = repo().join("samples/two_faces_640x360.mp4");
+    let (_, alice) = identity_file(&dir, "alice.age");
+    let camera = faceveil::secrets::SigningKey::generate();
+    let key = dir.join("camera.key");
+    std::fs::write(&key, camera.to_file_text(None).unwrap().as_bytes()).unwrap();
+    let coded = dir.join("signed.mkv");
+    let signing = format!("signing-key={}", key.display());
+    let anonymize = format!(
+        "filesrc location={} ! decodebin ! videoconvert ! identity eos-after=8 \
+         ! faceveil password=alpha recipients={alice} {signing} sign-pictures=true ! x264enc \
+         ! faceveilsei {signing} ! h264parse ! matroskamux ! filesink location={}",
+        clip.display(),
+        coded.display()
+    );
+    run_pipeline(&anonymize, |_| {}).set_state(gst::State::Null).unwrap();
+    let uri = gst::glib::filename_to_uri(&coded, None).unwrap();
+    let (mut checks, mut promised) = (Vec::new(), false);
+    gstfaceveil::streamdata::each_payload(&uri, None, |picture| {
+        if let Some(Ok(payload)) = &picture.payload
+            && let Some(header) = &payload.header
+        {
+            promised = header.pictures_signed;
+        }
+        checks.push(picture.check(&camera.signer()));
+        true
+    })
+    .unwrap();
+    assert!(promised, "the signed header promises signed pictures");
+    assert!(checks.len() >= 8, "{} pictures", checks.len());
+    assert!(checks.iter().all(|c| *c == faceveil::stream::pictures::PictureCheck::Signed), "{checks:?}");
+    let other = faceveil::secrets::SigningKey::generate().signer();
+    gstfaceveil::streamdata::each_payload(&uri, None, |picture| {
+        assert_eq!(picture.check(&other), faceveil::stream::pictures::PictureCheck::Altered, "not another key's");
+        true
+    })
+    .unwrap();
+    // A promise without the key to keep it is refused when the element starts.
+    let promise = gst::ElementFactory::make("faceveil")
+        .property("password", "alpha")
+        .property("recipients", alice.as_str())
+        .property("sign-pictures", true)
+        .build()
+        .unwrap();
+    let error = start_error(promise);
+    assert!(error.contains("sign-pictures promises pictures signed with the signing-key"), "{error}");
 }
 
 /// An age identity written to a file, and its recipient.

@@ -27,6 +27,7 @@ const KEY_PREFIX: &str = "FACEVEIL-SIGNING-KEY-";
 /// elsewhere, and a header's signature nothing as a record's.
 const CONTEXT: &[u8] = b"faceveil stream header signature 1\n";
 const RECORD_CONTEXT: &[u8] = b"faceveil frame record signature 1\n";
+const PICTURE_CONTEXT: &[u8] = b"faceveil coded picture signature 1\n";
 
 /// The public half of a signing key: what a restore names to require that signer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +104,11 @@ impl SigningKey {
     pub(crate) fn sign_record(&self, header: &[u8; 32], record: &[u8]) -> String {
         STANDARD.encode(self.0.sign(&[RECORD_CONTEXT, header, record].concat()).to_bytes())
     }
+
+    /// Signs a coded picture by its digest (`stream::pictures`).
+    pub(crate) fn sign_picture(&self, digest: &[u8; 32]) -> [u8; 64] {
+        self.0.sign(&[PICTURE_CONTEXT, digest].concat()).to_bytes()
+    }
 }
 
 impl Signer {
@@ -112,6 +118,11 @@ impl Signer {
         let Some(bytes) = STANDARD.decode(signature).ok().and_then(|b| <[u8; 64]>::try_from(b).ok()) else { return false };
         let signature = ed25519_dalek::Signature::from_bytes(&bytes);
         self.0.verify(&[RECORD_CONTEXT, header, record].concat(), &signature).is_ok()
+    }
+
+    /// Whether `signature` is this signer's of the coded picture with `digest`.
+    pub(crate) fn signed_picture(&self, digest: &[u8; 32], signature: &[u8; 64]) -> bool {
+        self.0.verify(&[PICTURE_CONTEXT, digest].concat(), &ed25519_dalek::Signature::from_bytes(signature)).is_ok()
     }
 }
 

@@ -37,6 +37,10 @@ pub struct StreamHeader {
     pub sealed: Option<KeyEnvelope>,
     /// Truncated SHA-256 of the fields above: catches corruption, not an attacker.
     pub check: String,
+    /// Every coded picture of the stream carries its signer's signature too (`stream::pictures`),
+    /// so that a picture without one, or altered after it, is refused. Signed with the rest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pictures_signed: bool,
     /// Who made the stream: the header's encoding without this, signed (`--sign-with`). It
     /// vouches for the wrapped content key, and so for every face sealed under it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +71,7 @@ impl StreamHeader {
             keying,
             sealed: None,
             check: String::new(),
+            pictures_signed: false,
             signed: None,
         };
         h.check = h.checksum();
@@ -332,6 +337,7 @@ pub(crate) mod tests {
             keying: Keying::Track,
             sealed: None,
             check: String::new(),
+            pictures_signed: false,
             signed: None,
         };
         h.check = h.checksum();

@@ -5,6 +5,7 @@
 pub mod header;
 pub mod imagemeta;
 pub mod look;
+pub mod pictures;
 pub mod sei;
 pub mod sidecar;
 pub mod signed;

@@ -90,6 +90,17 @@ pub fn nal_units(au: &[u8], framing: Framing) -> Vec<&[u8]> {
     out
 }
 
+/// The slices (VCL NAL units) of one access unit as coded, each without the zero bytes that may
+/// trail it before the next start code: a NAL unit never ends in one, and whether a writer
+/// leaves them depends on its framing.
+pub fn slices(au: &[u8], framing: Framing, codec: Codec) -> Vec<&[u8]> {
+    nal_units(au, framing)
+        .into_iter()
+        .filter(|unit| codec.is_vcl(unit))
+        .map(|unit| &unit[..unit.iter().rposition(|&b| b != 0).map_or(0, |last| last + 1)])
+        .collect()
+}
+
 fn add_emulation_prevention(rbsp: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(rbsp.len() + 8);
     let mut zeros = 0;

@@ -107,11 +107,19 @@ fn run(input: &Input, settings: Option<&Settings>) -> Result<RunResult> {
                     samples.lock().unwrap().push((lat.frames, mb));
                 }
             });
-            Stage { elements, sei: Sei::Write, quality: Quality::Crf(DEFAULT_CRF), audio: true, full_range: FullRange::AsRgb }
+            Stage {
+                elements,
+                sei: Sei::Write,
+                pictures: None,
+                quality: Quality::Crf(DEFAULT_CRF),
+                audio: true,
+                full_range: FullRange::AsRgb,
+            }
         }
         None => Stage {
             elements: Vec::new(),
             sei: Sei::Neither,
+            pictures: None,
             quality: Quality::Crf(DEFAULT_CRF),
             audio: true,
             full_range: FullRange::AsRgb,

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use faceveil::finder::FaceFinder;
-use faceveil::pipeline::{Anonymizer, Restorer};
+use faceveil::pipeline::{Anonymizer, Restorer, Signing};
 use faceveil::secrets::SealedLayout;
 use faceveil::stream::header::StreamHeader;
 use faceveil::stream::sidecar;
@@ -70,6 +70,7 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
         to_password: args.seal_password,
         signing_key: args.sign_with.clone(),
         signing_passphrase: signing.as_ref().and_then(|(_, passphrase)| passphrase.clone()),
+        pictures: signing.as_ref().map(|(key, _)| key.clone()),
         ..Default::default()
     };
     let audio = !args.no_audio;
@@ -79,7 +80,8 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
         ensure!(audio || matches!(input, Input::Directory(_)), "--no-audio is for videos: a photo has no sound");
         let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
         if sealed {
-            let signing = signing.as_ref().map(|(key, _)| key);
+            // A photo's pixels are not signed: its record and sealed faces are.
+            let signing = signing.as_ref().map(|(key, _)| Signing { key, pictures: false });
             anonymizer.seal_to(&recipients, args.recipients_threshold, args.seal_password, SealedLayout::Lossless, signing)?;
         }
         // A photo has no next frame to track into: detection on it, at the full threshold.
@@ -175,6 +177,11 @@ fn restore_video(
     };
     if sidecar.is_none() && args.header.is_none() && !input.is_live() && input.local_path().is_none() {
         bail!("no sidecar given for a remote stream; pass --sidecar or --header");
+    }
+    // The records and faces are checked as they are restored; the pictures around the faces
+    // before, since a restore decodes them.
+    if let (Some(signer), Some(local)) = (&config.signer, input.local_path()) {
+        verify::signed_pictures(local, signer)?;
     }
     let sealing = match args.identities.as_slice() {
         [] => video::Sealing::default(),

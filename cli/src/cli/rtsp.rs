@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use faceveil::secrets::SigningKey;
 use gst::glib::translate::IntoGlib;
 use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
@@ -133,7 +134,13 @@ fn running_time(src: &gst_app::AppSrc) -> Option<gst::ClockTime> {
     Some(clock.time().saturating_sub(base))
 }
 
-fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServer, gst::glib::SourceId)> {
+/// The server of the anonymized frames `outlet` receives; `pictures` signs each coded picture
+/// ([`video::Sealing::pictures`]).
+fn start_server(
+    port: u16,
+    outlet: &Outlet,
+    pictures: Option<SigningKey>,
+) -> Result<(gst_rtsp_server::RTSPServer, gst::glib::SourceId)> {
     let server = gst_rtsp_server::RTSPServer::new();
     server.set_service(&port.to_string());
     let factory = gst_rtsp_server::RTSPMediaFactory::new();
@@ -155,7 +162,7 @@ fn start_server(port: u16, outlet: &Outlet) -> Result<(gst_rtsp_server::RTSPServ
         let Ok(bin) = media.element().downcast::<gst::Bin>() else { return };
         let Some(src) = bin.by_name("src").and_then(|e| e.downcast::<gst_app::AppSrc>().ok()) else { return };
         // x264enc does not write the SEI metas faceveil attached; this does.
-        if let Some(Err(e)) = bin.by_name("enc").map(|enc| streamdata::sei_through_encoder(&enc)) {
+        if let Some(Err(e)) = bin.by_name("enc").map(|enc| streamdata::sei_through_encoder(&enc, pictures.clone())) {
             eprintln!("faceveil: warning: the served stream carries no restore data: {e}");
         }
         *slot.appsrc.lock().unwrap() = Some(src.clone());
@@ -335,7 +342,7 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
         Err(e) => return Err(e),
     };
     let outlet = Outlet { bitrate, ..Outlet::default() };
-    let (server, _id) = start_server(port, &outlet)?;
+    let (server, _id) = start_server(port, &outlet, settings.sealing.pictures.clone())?;
     println!("serving rtsp://127.0.0.1:{port}{MOUNT} (Ctrl-C to stop)");
     let main_loop = gst::glib::MainLoop::new(None, false);
     if live {
@@ -451,7 +458,7 @@ mod tests {
             video::init().unwrap();
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             let outlet = Outlet::default();
-            let server = start_server(port, &outlet).unwrap();
+            let server = start_server(port, &outlet, None).unwrap();
             let main_loop = gst::glib::MainLoop::new(None, false);
             std::thread::spawn({
                 let main_loop = main_loop.clone();

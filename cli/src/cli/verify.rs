@@ -1,15 +1,19 @@
 //! `faceveil verify`: whether a signed output is its signer's and whole, without opening any
 //! face (no identity, no password): the header's signature and every frame record's, read from
 //! a photo's metadata or a video's own SEI (its sidecar where the SEI was lost, or where one is
-//! named), and whether the records' numbers run without a gap.
+//! named), whether the records' numbers run without a gap, and where the header promises it,
+//! every coded picture's own signature (`faceveil::stream::pictures`).
 
 use std::path::Path;
 
 use anyhow::{Result, bail};
 use faceveil::secrets::Signer;
 use faceveil::stream::header::{FrameRecord, StreamHeader};
+use faceveil::stream::pictures::PictureCheck;
 use faceveil::stream::sidecar;
 use faceveil::stream::signed::SignedRecords;
+
+use gstfaceveil::streamdata::CodedPicture;
 
 use super::args::VerifyArgs;
 use super::input::{Input, StreamSource};
@@ -20,12 +24,16 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
     let mut tally = Tally { required, ..Tally::default() };
     match Input::parse(&args.input)? {
         Input::Image(path) => {
+            tally.pictures = Pictures::Photo;
             let (header, record) = images::embedded(&path, &std::fs::read(&path)?)?;
             tally.header(&header)?;
             tally.record(&record);
         }
         Input::Stream(StreamSource::File(path)) => match &args.sidecar {
-            Some(file) => in_sidecar(file, &mut tally)?,
+            Some(file) => {
+                tally.pictures = Pictures::NotRead;
+                in_sidecar(file, &mut tally)?;
+            }
             None => {
                 // The video's own SEI: a sidecar lists the records of frames cut from the video since.
                 in_stream(&path, &mut tally)?;
@@ -34,7 +42,7 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
                     eprintln!(
                         "faceveil: note: the video carries no faceveil data of its own (its SEI was lost): the sidecar's records are checked, which do not show frames cut from the video"
                     );
-                    tally = Tally { required: tally.required, ..Tally::default() };
+                    tally = Tally { required: tally.required, pictures: Pictures::Lost, ..Tally::default() };
                     in_sidecar(&beside, &mut tally)?;
                 }
             }
@@ -53,11 +61,15 @@ fn in_sidecar(file: &Path, tally: &mut Tally) -> Result<()> {
     Ok(())
 }
 
-/// The records as the video's SEI carries them, each checked under the header that last came.
+/// The records as the video's SEI carries them, each checked under the header that last came,
+/// and the coded pictures themselves where that header says they are signed.
 fn in_stream(path: &Path, tally: &mut Tally) -> Result<()> {
     let mut failed = Ok(());
-    video::each_payload_in_file(path, |payload| match payload {
-        None => true,
+    video::each_payload_in_file(path, |picture| match &picture.payload {
+        None => {
+            tally.picture_without_data();
+            true
+        }
         Some(Err(e)) => {
             tally.damaged += 1;
             eprintln!("faceveil: a picture's faceveil data does not read: {e}");
@@ -69,11 +81,63 @@ fn in_stream(path: &Path, tally: &mut Tally) -> Result<()> {
             }
             if let Some(record) = &payload.record {
                 tally.record(record);
+                tally.picture(record.frame, &picture);
             }
             failed.is_ok()
         }
     })?;
     failed
+}
+
+/// Before a restore of a video file that names its `signer`: refuses one whose header promises
+/// signed pictures and that holds a picture altered, unsigned or put in since, naming the first
+/// (`faceveil verify` lists them all). A file without faceveil data of its own passes: its
+/// sidecar's records are the restore's to check.
+pub fn signed_pictures(path: &Path, signer: &Signer) -> Result<()> {
+    let (mut promised, mut checked, mut failed) = (false, 0u64, 0u64);
+    let (mut last, mut first): (Option<u64>, Option<String>) = (None, None);
+    video::each_payload_in_file(path, |picture| {
+        let record = match &picture.payload {
+            Some(Ok(payload)) => {
+                if let Some(header) = &payload.header {
+                    promised = header.pictures_signed;
+                }
+                payload.record.as_ref().map(|r| r.frame)
+            }
+            _ => None,
+        };
+        if promised {
+            checked += 1;
+            let as_signed = record.is_some() && picture.check(signer) == PictureCheck::Signed;
+            if !as_signed {
+                failed += 1;
+                let at = record.or(last).map_or_else(|| "before the first frame".into(), |f| format!("at frame {f}"));
+                first.get_or_insert(at);
+            }
+        }
+        last = record.or(last);
+        true
+    })?;
+    if let Some(at) = first {
+        bail!(
+            "{failed} of {checked} coded pictures are not as the signer coded them (the first {at}): altered, put in or stripped of their signatures since; faceveil verify lists them. Nothing was restored"
+        );
+    }
+    Ok(())
+}
+
+/// Whether the coded pictures were checked.
+#[derive(Default, PartialEq, Eq)]
+enum Pictures {
+    /// The video's own pictures, each against its signature where the header says they are signed.
+    #[default]
+    Read,
+    /// Only a sidecar was asked about.
+    NotRead,
+    /// The video lost its SEI, and with it the pictures' signatures.
+    Lost,
+    /// A photo, whose pixels outside its sealed faces are not signed.
+    Photo,
 }
 
 /// What the check found so far.
@@ -90,6 +154,12 @@ struct Tally {
     unsigned: u64,
     damaged: u64,
     cut_line: Option<usize>,
+    pictures: Pictures,
+    /// Coded pictures checked against their signatures, and those that failed.
+    pictures_checked: u64,
+    pictures_failed: u64,
+    /// The number of the last record met, to say where a picture without one sits.
+    last_frame: Option<u64>,
 }
 
 impl Tally {
@@ -110,7 +180,41 @@ impl Tally {
         Ok(())
     }
 
+    /// Whether the header the pictures are met under says that each is signed.
+    fn signs_pictures(&self) -> bool {
+        self.header.as_ref().is_some_and(|(header, _)| header.pictures_signed)
+    }
+
+    /// A coded picture with the record of `frame`, checked against its signature where the
+    /// header says it carries one.
+    fn picture(&mut self, frame: u64, picture: &CodedPicture<'_>) {
+        let Some((header, check)) = &self.header else { return };
+        if !header.pictures_signed {
+            return;
+        }
+        self.pictures_checked += 1;
+        let why = match picture.check(check.signer()) {
+            PictureCheck::Signed => return,
+            PictureCheck::Unsigned => "carries no signature",
+            PictureCheck::Altered => "was altered after it was signed, or its signature is another picture's",
+        };
+        eprintln!("faceveil: frame {frame}: its coded picture {why}");
+        self.pictures_failed += 1;
+    }
+
+    /// A coded picture without faceveil data: where every picture is signed, one put in.
+    fn picture_without_data(&mut self) {
+        if !self.signs_pictures() {
+            return;
+        }
+        self.pictures_checked += 1;
+        self.pictures_failed += 1;
+        let after = self.last_frame.map(|f| format!("after frame {f}")).unwrap_or_else(|| "before any frame".into());
+        eprintln!("faceveil: a coded picture {after} carries no faceveil data: it was not in the signed recording");
+    }
+
     fn record(&mut self, record: &FrameRecord) {
+        self.last_frame = Some(record.frame);
         let Some((_, check)) = &self.header else {
             self.headless += 1;
             return;
@@ -150,14 +254,33 @@ impl Tally {
         }
         let (records, first, last) =
             (self.numbers.len(), self.numbers.first().copied().unwrap_or(0), self.numbers.last().copied().unwrap_or(0));
-        if self.unsigned + gaps + self.damaged > 0 {
+        let pictures_signed = self.signs_pictures();
+        if self.unsigned + gaps + self.damaged + self.pictures_failed > 0 {
+            let pictures = if pictures_signed {
+                format!("; of {} coded pictures, {} not as signed", self.pictures_checked, self.pictures_failed)
+            } else {
+                String::new()
+            };
             bail!(
-                "the output is not whole as its signer made it: of {records} records (frames {first} to {last}), {} without the signature, {gaps} gaps or repeats in their numbers, {} unreadable",
+                "the output is not whole as its signer made it: of {records} records (frames {first} to {last}), {} without the signature, {gaps} gaps or repeats in their numbers, {} unreadable{pictures}",
                 self.unsigned,
                 self.damaged
             );
         }
         println!("{records} frame records, frames {first} to {last}: every one signed, none missing");
+        match (pictures_signed, self.pictures) {
+            (false, Pictures::Photo) => println!("the photo's pixels outside its sealed faces are not signed"),
+            (false, _) => println!(
+                "its pictures are not signed (made before faceveil signed them, or without faceveilsei's signing-key): its records and sealed faces are, the rest of each picture is not"
+            ),
+            (true, Pictures::Read) => println!("{} coded pictures: every one as its signer coded it", self.pictures_checked),
+            (true, Pictures::NotRead | Pictures::Photo) => {
+                println!("its pictures are signed in the video's SEI, which was not read: give the video alone to check them")
+            }
+            (true, Pictures::Lost) => bail!(
+                "the video lost its SEI, and with it its pictures' signatures: its pictures are not the ones signed (re-encoded or rebuilt); the sidecar's records are whole"
+            ),
+        }
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use faceveil::config::Config;
 use faceveil::model::Direction;
 use faceveil::pipeline::WarmModels;
+use faceveil::secrets::SigningKey;
 use faceveil::stream::sidecar;
 use faceveil::timing::StageTimes;
 use gst::prelude::*;
@@ -188,11 +189,9 @@ pub fn header_in_file(path: &Path) -> Option<faceveil::stream::header::StreamHea
     streamdata::header_in_stream(&file_uri(path).ok()?, HEADER_WAIT_FRAMES)
 }
 
-/// Each coded picture's faceveil SEI payload in a video file, see [`streamdata::each_payload`].
-pub fn each_payload_in_file(
-    path: &Path,
-    visit: impl FnMut(Option<Result<faceveil::stream::SeiPayload, faceveil::Error>>) -> bool,
-) -> Result<()> {
+/// Each coded picture of a video file with its faceveil SEI payload, see
+/// [`streamdata::each_payload`].
+pub fn each_payload_in_file(path: &Path, visit: impl FnMut(streamdata::CodedPicture<'_>) -> bool) -> Result<()> {
     streamdata::each_payload(&file_uri(path)?, None, visit).with_context(|| format!("{}", path.display()))
 }
 
@@ -218,6 +217,9 @@ pub struct Sealing {
     /// The signing key file that signs the header, and the passphrase a protected one needs.
     pub signing_key: Option<PathBuf>,
     pub signing_passphrase: Option<Zeroizing<String>>,
+    /// The same key, read: it signs each coded picture after the encoder, as the header that
+    /// `faceveil` signs promises (its `sign-pictures`).
+    pub pictures: Option<SigningKey>,
 }
 
 impl Sealing {
@@ -377,6 +379,7 @@ impl Settings {
         if let Some(passphrase) = &self.sealing.signing_passphrase {
             set(&veil, "signing-key-passphrase", passphrase.as_str())?;
         }
+        set(&veil, "sign-pictures", self.sealing.pictures.is_some())?;
         Ok(vec![detect, stage_queue()?, veil])
     }
 
@@ -425,6 +428,8 @@ pub struct Stage {
     /// Linked in this order between the decoded frames and the encoder.
     pub elements: Vec<gst::Element>,
     pub sei: Sei,
+    /// Signs each coded picture where `sei` writes ([`Sealing::pictures`]).
+    pub pictures: Option<SigningKey>,
     pub quality: Quality,
     /// Whether the input's audio is written too.
     pub audio: bool,
@@ -607,7 +612,7 @@ fn guard_size_changes(pad: &gst::Pad, progress: Arc<Progress>) {
 /// cost 6.3 dB PSNR on the juggler clip at the same quality setting. They use `superfast`, which
 /// measured 0.1 dB under `veryfast` there for 30% less encoder time (6 against 8 ms a 720p
 /// frame), to keep up with the source.
-fn encoder_chain(odd: bool, live: bool, sei: Sei, quality: Quality) -> Result<Vec<gst::Element>> {
+fn encoder_chain(odd: bool, live: bool, sei: Sei, pictures: Option<SigningKey>, quality: Quality) -> Result<Vec<gst::Element>> {
     let convert = make("videoconvert")?;
     // 4:2:0 needs even sizes; odd ones are encoded as 4:4:4 so no pixel is lost.
     let format = if odd { "Y444" } else { "I420" };
@@ -646,7 +651,7 @@ fn encoder_chain(odd: bool, live: bool, sei: Sei, quality: Quality) -> Result<Ve
     // restore +0.3 to +1.0 dB face PSNR for 4 to 20% larger files.
     enc.set_property_from_str("psy-tune", "psnr");
     if sei == Sei::Write {
-        streamdata::sei_through_encoder(&enc)?;
+        streamdata::sei_through_encoder(&enc, pictures)?;
     }
     strictly_increasing_pts(&convert.static_pad("sink").context("videoconvert has no sink pad")?);
     Ok(vec![convert, caps, enc, make("h264parse")?])
@@ -732,6 +737,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
             (pipeline.downgrade(), mux.clone(), progress.clone(), have_video.clone(), link_error.clone(), entries.clone());
         let (elements, sei, quality, audio, full_range) =
             (stage.elements.clone(), stage.sei, stage.quality, stage.audio, stage.full_range);
+        let pictures = stage.pictures.clone();
         dec.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pipeline_weak.upgrade() else { return };
             let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
@@ -754,7 +760,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
                     let mut chain = vec![make("queue")?, make("videoconvert")?, filter, upright()?];
                     chain.extend(elements.iter().cloned());
                     chain.push(stage_queue()?);
-                    chain.extend(encoder_chain(odd, live, sei, quality)?);
+                    chain.extend(encoder_chain(odd, live, sei, pictures.clone(), quality)?);
                     into_muxer(&pipeline, pad, &chain, &mux, &entries, sei)?;
                     if live {
                         let (w, h) = (s.get::<i32>("width").unwrap_or(0), s.get::<i32>("height").unwrap_or(0));
@@ -1014,7 +1020,14 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
     let t = match transcode(
         input,
         output,
-        Stage { elements, sei: Sei::Write, quality: Quality::Crf(DEFAULT_CRF), audio, full_range: settings.sealing.full_range() },
+        Stage {
+            elements,
+            sei: Sei::Write,
+            pictures: settings.sealing.pictures.clone(),
+            quality: Quality::Crf(DEFAULT_CRF),
+            audio,
+            full_range: settings.sealing.full_range(),
+        },
     ) {
         Ok(t) => t,
         Err(e) => {
@@ -1051,9 +1064,12 @@ pub fn restore(input: &Input, output: &Path, settings: &Settings, source: Source
     // Identities alone open only the sealed faces: the restore graph is not needed then.
     let _warm = settings.password.is_some().then(|| WarmModels::start(&settings.config, Direction::Restore));
     let elements = settings.restorer(source)?;
-    let t =
-        transcode(input, output, Stage { elements, sei: Sei::Read, quality, audio: true, full_range: colour::FullRange::AsYuv })?
-            .whole()?;
+    let t = transcode(
+        input,
+        output,
+        Stage { elements, sei: Sei::Read, pictures: None, quality, audio: true, full_range: colour::FullRange::AsYuv },
+    )?
+    .whole()?;
     eprintln!("{} frames restored -> {}", t.frames, output.display());
     Ok(())
 }
@@ -1088,7 +1104,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("faceveil-repeated-pts-{}.mp4", std::process::id()));
         let sink = gst::ElementFactory::make("filesink").property("location", path.to_str().unwrap()).build().unwrap();
         let mut chain = vec![src, filter];
-        chain.extend(encoder_chain(false, false, Sei::Neither, Quality::Lossless).unwrap());
+        chain.extend(encoder_chain(false, false, Sei::Neither, None, Quality::Lossless).unwrap());
         chain.extend([make("mp4mux").unwrap(), sink]);
         let pipeline = gst::Pipeline::new();
         add_chain(&pipeline, &chain).unwrap();

@@ -12,8 +12,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 use faceveil::faces::track::Track;
 use faceveil::finder::FaceFinder;
 use faceveil::model::keys::{EarlyKey, KdfParams};
-use faceveil::pipeline::Anonymizer;
-use faceveil::secrets::{Recipient, SealedLayout, SigningKey};
+use faceveil::pipeline::{Anonymizer, Signing};
+use faceveil::secrets::{Recipient, SealedLayout};
 use faceveil::stream::SeiPayload;
 use faceveil::stream::sidecar::SidecarWriter;
 use gst::glib;
@@ -24,7 +24,7 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use zeroize::Zeroizing;
 
-use crate::common::{self, Groups, KeyingProp, ModeProp, Shared, Upstream};
+use crate::common::{self, Groups, KeyingProp, ModeProp, Shared, SigningKeySettings, Upstream};
 use crate::facevideo::X264Faces;
 use crate::streamdata;
 
@@ -37,6 +37,7 @@ const DEFAULT_RECIPIENTS_THRESHOLD: u32 = 1;
 const DEFAULT_KEYING: KeyingProp = KeyingProp::Track;
 const DEFAULT_SEALED_LOSSLESS: bool = false;
 const DEFAULT_SEAL_PASSWORD: bool = false;
+const DEFAULT_SIGN_PICTURES: bool = false;
 
 #[derive(Clone)]
 struct Settings {
@@ -56,11 +57,10 @@ struct Settings {
     sealed_lossless: bool,
     /// Also seal each face to the password, for a restore with it alone.
     seal_password: bool,
-    /// The signing key file that signs a sealed stream's header, read when the element starts,
-    /// and the passphrase a protected one needs.
-    signing_key: Option<PathBuf>,
-    signing_key_passphrase: Option<Zeroizing<String>>,
-    signing_key_passphrase_file: Option<PathBuf>,
+    /// The signing key that signs a sealed stream's header and records.
+    signing: SigningKeySettings,
+    /// The header promises that every coded picture is signed after the encoder.
+    sign_pictures: bool,
     keying: KeyingProp,
 }
 
@@ -77,9 +77,8 @@ impl Default for Settings {
             recipients_threshold: DEFAULT_RECIPIENTS_THRESHOLD,
             sealed_lossless: DEFAULT_SEALED_LOSSLESS,
             seal_password: DEFAULT_SEAL_PASSWORD,
-            signing_key: None,
-            signing_key_passphrase: None,
-            signing_key_passphrase_file: None,
+            signing: SigningKeySettings::default(),
+            sign_pictures: DEFAULT_SIGN_PICTURES,
             keying: DEFAULT_KEYING,
         }
     }
@@ -174,20 +173,10 @@ impl ObjectImpl for FaceVeil {
                     .default_value(DEFAULT_SEAL_PASSWORD)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecString::builder("signing-key")
-                    .nick("Signing key")
-                    .blurb("Signing key file (faceveil keygen --signing) that signs the stream header of sealed faces, so that faceunveil's signer can tell this stream from one a forger rebuilt")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("signing-key-passphrase")
-                    .nick("Signing key passphrase")
-                    .blurb("Passphrase of a passphrase-protected signing key file; write-only, never logged")
-                    .write_only()
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("signing-key-passphrase-file")
-                    .nick("Signing key passphrase file")
-                    .blurb("Read the signing key's passphrase from the first line of this file instead (keeps it out of the process list)")
+                glib::ParamSpecBoolean::builder("sign-pictures")
+                    .nick("Sign pictures")
+                    .blurb("Promise in the signed header that every coded picture is signed after the encoder (faceveilsei's signing-key, as the faceveil command does), so that faceveil verify refuses a picture without that signature or altered after it, its background included")
+                    .default_value(DEFAULT_SIGN_PICTURES)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("keying", DEFAULT_KEYING)
@@ -202,6 +191,9 @@ impl ObjectImpl for FaceVeil {
                     .build(),
                 common::stage_times_property(),
             ];
+            v.extend(SigningKeySettings::properties(
+                "Signing key file (faceveil keygen --signing) that signs the stream header and each frame's record of sealed faces, so that faceunveil's signer and faceveil verify can tell this stream from one a forger rebuilt",
+            ));
             v.extend(common::shared_properties(Groups { model: true }));
             v
         });
@@ -231,15 +223,10 @@ impl ObjectImpl for FaceVeil {
             "recipients" => s.recipients = value.get().expect("type checked upstream"),
             "recipients-threshold" => s.recipients_threshold = value.get().expect("type checked upstream"),
             "sealed-lossless" => s.sealed_lossless = value.get().expect("type checked upstream"),
+            "sign-pictures" => s.sign_pictures = value.get().expect("type checked upstream"),
             "seal-password" => s.seal_password = value.get().expect("type checked upstream"),
-            "signing-key" => s.signing_key = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from),
-            "signing-key-passphrase" => {
-                s.signing_key_passphrase = value.get::<Option<String>>().expect("type checked upstream").map(Zeroizing::new);
-            }
-            "signing-key-passphrase-file" => {
-                s.signing_key_passphrase_file = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from);
-            }
             "keying" => s.keying = value.get().expect("type checked upstream"),
+            name if s.signing.set(name, value) => {}
             name => {
                 s.shared.set(name, value);
             }
@@ -256,25 +243,16 @@ impl ObjectImpl for FaceVeil {
             "recipients" => s.recipients.to_value(),
             "recipients-threshold" => s.recipients_threshold.to_value(),
             "sealed-lossless" => s.sealed_lossless.to_value(),
+            "sign-pictures" => s.sign_pictures.to_value(),
             "seal-password" => s.seal_password.to_value(),
-            "signing-key" => s.signing_key.as_ref().map(|p| p.display().to_string()).to_value(),
-            "signing-key-passphrase-file" => s.signing_key_passphrase_file.as_ref().map(|p| p.display().to_string()).to_value(),
             "keying" => s.keying.to_value(),
             "header" => self.state.lock().unwrap().as_ref().and_then(|st| st.anonymizer.header().map(|h| h.encode())).to_value(),
             "stage-times" => common::stage_times_value(
                 self.state.lock().unwrap().as_ref().map(|st| [st.finder.times(), st.anonymizer.times()]).into_iter().flatten(),
             ),
-            name => s.shared.get(name).expect("every readable property is handled"),
+            name => s.signing.get(name).or_else(|| s.shared.get(name)).expect("every readable property is handled"),
         }
     }
-}
-
-/// The signing key the element was given, opened with its passphrase where it needs one.
-fn signing_key(path: &std::path::Path, settings: &Settings) -> Result<SigningKey, gst::ErrorMessage> {
-    let passphrase =
-        common::passphrase(settings.signing_key_passphrase_file.as_deref(), settings.signing_key_passphrase.as_ref())?;
-    SigningKey::from_file(path, || passphrase.map(|p| p.as_str().to_owned().into()))
-        .map_err(|e| common::settings_error(common::describe(&e)))
 }
 
 impl GstObjectImpl for FaceVeil {}
@@ -318,11 +296,14 @@ impl BaseTransformImpl for FaceVeil {
             Some(text) => Recipient::parse_list(&text.replace(',', "\n")).map_err(common::settings_error)?,
             None => Vec::new(),
         };
-        let signing = settings.signing_key.as_deref().map(|path| signing_key(path, &settings)).transpose()?;
+        let signing = settings.signing.open()?;
         if signing.is_some() && recipients.is_empty() && !settings.seal_password {
             return Err(common::settings_error(
                 "signing-key signs the header of sealed faces: set recipients or seal-password too",
             ));
+        }
+        if settings.sign_pictures && signing.is_none() {
+            return Err(common::settings_error("sign-pictures promises pictures signed with the signing-key: set it too"));
         }
         if !recipients.is_empty() || settings.seal_password {
             let layout = match (settings.sealed_lossless, X264Faces::available()) {
@@ -334,7 +315,13 @@ impl BaseTransformImpl for FaceVeil {
                 (false, Err(e)) => return Err(common::settings_error(e)),
             };
             anonymizer
-                .seal_to(&recipients, settings.recipients_threshold as usize, settings.seal_password, layout, signing.as_ref())
+                .seal_to(
+                    &recipients,
+                    settings.recipients_threshold as usize,
+                    settings.seal_password,
+                    layout,
+                    signing.as_ref().map(|key| Signing { key, pictures: settings.sign_pictures }),
+                )
                 .map_err(|e| common::settings_error(common::describe(&e)))?;
         }
         let finder = FaceFinder::new(&config).map_err(|e| common::init_error(common::describe(&e)))?;

@@ -1,0 +1,113 @@
+//! Signatures of the coded pictures themselves. A frame's signed record vouches for its sealed
+//! faces, not for the rest of the picture: anyone could repaint the background of a signed
+//! recording, or put another recording's pictures under its records. Where the header promises
+//! it ([`StreamHeader::pictures_signed`](super::header::StreamHeader)), every access unit after
+//! the encoder carries one more SEI message: the signer's signature of the access unit's
+//! faceveil payload (which names the frame and is bound to the signed header) and of its slices
+//! as coded. Both survive remuxing and RTP unchanged; a re-encode loses them, as it should.
+
+use sha2::{Digest, Sha256};
+
+use super::SEI_UUID;
+use super::sei::{self, Codec, Framing};
+use crate::secrets::{Signer, SigningKey};
+
+/// The user-data-unregistered SEI identifier of a picture's signature.
+pub const PICTURE_SIGNATURE_UUID: [u8; 16] = *b"faceveil-picsig1";
+
+/// What a coded picture's check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PictureCheck {
+    /// Its signer's signature covers its faceveil payload and its slices as they are.
+    Signed,
+    /// It carries no signature, or no faceveil payload to bind one to.
+    Unsigned,
+    /// It carries a signature that does not cover what it holds now: its slices or its payload
+    /// were altered, or the signature was taken from another picture or made by another key.
+    Altered,
+}
+
+/// What a picture's signature covers: its faceveil payloads, then its slices, each after its
+/// length. `None` for an access unit without a faceveil payload, which has no frame to name.
+fn digest(au: &[u8], framing: Framing, codec: Codec) -> Option<[u8; 32]> {
+    let payloads = sei::find_user_data(au, framing, codec, &SEI_UUID);
+    if payloads.is_empty() {
+        return None;
+    }
+    let mut hash = Sha256::new();
+    for part in payloads.iter().map(Vec::as_slice).chain(sei::slices(au, framing, codec)) {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    Some(hash.finalize().into())
+}
+
+/// The SEI NAL unit that signs the access unit `au`, whose faceveil payload is already in it;
+/// `None` where it carries none.
+pub fn signature_nal(key: &SigningKey, au: &[u8], framing: Framing, codec: Codec) -> Option<Vec<u8>> {
+    let signature = key.sign_picture(&digest(au, framing, codec)?);
+    Some(sei::sei_nal(codec, &PICTURE_SIGNATURE_UUID, &signature))
+}
+
+/// Whether the access unit `au` is as `signer` signed it.
+pub fn check(signer: &Signer, au: &[u8], framing: Framing, codec: Codec) -> PictureCheck {
+    let signatures = sei::find_user_data(au, framing, codec, &PICTURE_SIGNATURE_UUID);
+    let Some(digest) = digest(au, framing, codec).filter(|_| !signatures.is_empty()) else { return PictureCheck::Unsigned };
+    let signed = signatures
+        .iter()
+        .filter_map(|s| <&[u8; 64]>::try_from(s.as_slice()).ok())
+        .any(|signature| signer.signed_picture(&digest, signature));
+    if signed { PictureCheck::Signed } else { PictureCheck::Altered }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(bytes: &[u8]) -> Vec<u8> {
+        [&[0, 0, 0, 1][..], bytes].concat()
+    }
+
+    /// An access unit in Annex B: SPS, faceveil's SEI with `payload`, and two slices.
+    fn access_unit(payload: &[u8], slice: u8) -> Vec<u8> {
+        let sps = unit(&[0x67, 0x42, 0x00, 0x1e]);
+        let sei = unit(&sei::sei_nal(Codec::H264, &SEI_UUID, payload));
+        [sps, sei, unit(&[0x65, 0x88, 0x84, slice, 0x42]), unit(&[0x41, 0x9a, 0x02, slice])].concat()
+    }
+
+    fn signed(key: &SigningKey, au: &[u8]) -> Vec<u8> {
+        let nal = signature_nal(key, au, Framing::AnnexB, Codec::H264).expect("it carries a payload");
+        sei::insert_before_first_slice(au, Framing::AnnexB, Codec::H264, &nal)
+    }
+
+    /// The same access unit with length prefixes instead of start codes.
+    fn as_avc(au: &[u8]) -> Vec<u8> {
+        sei::nal_units(au, Framing::AnnexB).iter().flat_map(|n| [&(n.len() as u32).to_be_bytes()[..], n].concat()).collect()
+    }
+
+    #[test]
+    fn a_signed_picture_checks_in_either_framing_and_any_change_to_it_is_caught() {
+        let (key, other) = (SigningKey::generate(), SigningKey::generate());
+        let au = signed(&key, &access_unit(b"{\"record\":{\"frame\":7}}", 1));
+        let check = |au: &[u8]| check(&key.signer(), au, Framing::AnnexB, Codec::H264);
+        assert_eq!(check(&au), PictureCheck::Signed);
+        assert_eq!(super::check(&key.signer(), &as_avc(&au), Framing::Avc(4), Codec::H264), PictureCheck::Signed, "remuxed");
+        assert_eq!(super::check(&other.signer(), &au, Framing::AnnexB, Codec::H264), PictureCheck::Altered, "another signer");
+        // One bit of a slice, the payload, or the signature moved onto another frame's picture.
+        let mut flipped = au.clone();
+        *flipped.last_mut().unwrap() ^= 0x10;
+        assert_eq!(check(&flipped), PictureCheck::Altered);
+        let signature = sei::find_user_data(&au, Framing::AnnexB, Codec::H264, &PICTURE_SIGNATURE_UUID).remove(0);
+        let moved = sei::insert_before_first_slice(
+            &access_unit(b"{\"record\":{\"frame\":8}}", 1),
+            Framing::AnnexB,
+            Codec::H264,
+            &sei::sei_nal(Codec::H264, &PICTURE_SIGNATURE_UUID, &signature),
+        );
+        assert_eq!(check(&moved), PictureCheck::Altered, "the same slices under another frame's record");
+        assert_eq!(check(&access_unit(b"{\"record\":{\"frame\":7}}", 1)), PictureCheck::Unsigned);
+        // Zero bytes left before a start code are framing, not picture.
+        let padded = [&au[..], &[0, 0]].concat();
+        assert_eq!(check(&padded), PictureCheck::Signed);
+    }
+}
