@@ -256,12 +256,22 @@ record = {{ dir = "rec", segment_seconds = 1 }}
 }
 
 #[test]
-fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_with_its_identity_alone() {
+fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_and_its_signed_segments_verify_as_one_recording() {
     let dir = tmpdir("sealed");
+    let faceveil = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_faceveil")).args(args).env_remove("FACEVEIL_PASSWORD").output().unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
     let identity = dir.join("me.age");
-    let o = Command::new(env!("CARGO_BIN_EXE_faceveil")).args(["keygen", "-o", s(&identity)]).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let recipient = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let (made, recipient, said) = faceveil(&["keygen", "-o", s(&identity)]);
+    assert!(made, "{said}");
+    let camera = dir.join("camera.key");
+    let (made, signer, said) = faceveil(&["keygen", "--signing", "-o", s(&camera)]);
+    assert!(made, "{said}");
     let metrics_port = free_port();
     let clip = sample("two_faces_640x360.mp4");
     let config = dir.join("serve.toml");
@@ -269,23 +279,36 @@ fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_with_its_identit
         &config,
         format!(
             "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"sealed\"\nsource = \"{}\"\n\
-             realtime = false\npassword_env = \"{PASSWORD_VAR}\"\nrecipients = [\"{recipient}\"]\n\
+             realtime = false\npassword_env = \"{PASSWORD_VAR}\"\nrecipients = [\"{recipient}\"]\nsign_with = \"{}\"\n\
              record = {{ dir = \"rec\", segment_seconds = 1, keep = 10 }}\n",
-            s(&clip)
+            s(&clip),
+            s(&camera)
         ),
     )
     .unwrap();
     let serve = Serve::start(&config, metrics_port);
     wait_for("the end of the file", 120, || serve.log().contains("camera sealed: end of file"), &serve);
-    let first = segments(&dir.join("rec/sealed")).remove(0);
+    let recorded = segments(&dir.join("rec/sealed"));
+    assert!(recorded.len() >= 3, "{recorded:?}");
+    // The segments, checked as one recording: every record and picture signed, none missing; a
+    // segment taken out of the middle shows as the frames it held.
+    let (whole, said, why) = faceveil(&["verify", s(&dir.join("rec/sealed")), "--signer", &signer]);
+    assert!(whole && said.contains("every one signed, none missing"), "{said}\n{why}");
+    assert!(said.ends_with("every one as its signer coded it"), "{said}");
+    let gapped = dir.join("gapped");
+    std::fs::create_dir_all(&gapped).unwrap();
+    for (i, segment) in recorded.iter().enumerate().filter(|(i, _)| *i != 1) {
+        std::fs::copy(segment, gapped.join(format!("{i:02}.ts"))).unwrap();
+    }
+    let (whole, _, why) = faceveil(&["verify", s(&gapped), "--signer", &signer]);
+    assert!(!whole && why.contains("are missing before frame"), "{why}");
+    let first = recorded[0].clone();
     let out = dir.join("unsealed.mkv");
-    // No password: only the sealed faces come back, exactly (a lossless output keeps them so).
-    let o = Command::new(env!("CARGO_BIN_EXE_faceveil"))
-        .args(["restore", s(&first), "-o", s(&out), "--identity", s(&identity), "--lossless"])
-        .env_remove("FACEVEIL_PASSWORD")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // No password: only the sealed faces come back, exactly (a lossless output keeps them so),
+    // its signer required.
+    let (restored, _, said) =
+        faceveil(&["restore", s(&first), "-o", s(&out), "--identity", s(&identity), "--lossless", "--signer", &signer]);
+    assert!(restored, "{said}");
     let (restored, source) = (media::decode(&out).frames, media::decode(&clip).frames);
     let boxes = face_boxes(&clip, &dir);
     assert!(!restored.is_empty());

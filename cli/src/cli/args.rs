@@ -51,13 +51,15 @@ pub enum Command {
     /// Run many cameras from a config file: RTSP mounts, recorded segments, metrics; edits reload it.
     Serve(ServeArgs),
     /// Check that a signed output is its signer's and whole, without opening any face: the
-    /// header's signature and every frame record's, and that no frame is missing.
+    /// header's signature, every frame record's and every coded picture's, and that no frame is
+    /// missing.
     Verify(VerifyArgs),
 }
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// Anonymized photo or video file
+    /// Anonymized photo or video file, or a folder of videos (serve's segments) checked as one
+    /// recording in the order of their names
     pub input: String,
     /// The signer it must be signed by (faceveil-signer-..., printed by `faceveil keygen
     /// --signing`); without it, the signer found is named and its signatures checked

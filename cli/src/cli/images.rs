@@ -206,6 +206,19 @@ pub struct Folder {
 /// photo's); the sidecars faceveil writes beside videos are theirs, not files of their own.
 const VIDEO_EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "mkv", "webm", "avi", "ts", "m2ts", "mts", "mpg", "mpeg", "3gp", "flv"];
 
+/// The videos of `dir` (not of its subfolders), by their extension, in the order of their names.
+pub fn videos_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut videos = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read the folder {}", dir.display()))? {
+        let path = entry.with_context(|| format!("cannot read the folder {}", dir.display()))?.path();
+        if path.is_file() && VIDEO_EXTENSIONS.contains(&extension(&path).as_str()) {
+            videos.push(path);
+        }
+    }
+    videos.sort();
+    Ok(videos)
+}
+
 impl Folder {
     /// The photos and videos of `dir` (and of its subfolders, `recursive`), to be written into
     /// `out`. Other files are named on standard error: they are not written to the output

@@ -2,11 +2,12 @@
 //! face (no identity, no password): the header's signature and every frame record's, read from
 //! a photo's metadata or a video's own SEI (its sidecar where the SEI was lost, or where one is
 //! named), whether the records' numbers run without a gap, and where the header promises it,
-//! every coded picture's own signature (`faceveil::stream::pictures`).
+//! every coded picture's own signature (`faceveil::stream::pictures`). A folder's videos (the
+//! segments `faceveil serve` records) are checked as one recording, in the order of their names.
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, bail, ensure};
 use faceveil::secrets::Signer;
 use faceveil::stream::header::{FrameRecord, StreamHeader};
 use faceveil::stream::pictures::PictureCheck;
@@ -47,7 +48,23 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
                 }
             }
         },
-        _ => bail!("verify reads a photo or a video file (with its sidecar, or its own SEI)"),
+        Input::Directory(dir) => {
+            ensure!(args.sidecar.is_none(), "--sidecar names one video's sidecar: a folder's videos are read from their own SEI");
+            let videos = images::videos_in(&dir)?;
+            ensure!(!videos.is_empty(), "{} holds no video files", dir.display());
+            for path in &videos {
+                tally.file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                let before = tally.payloads;
+                in_stream(path, &mut tally)?;
+                if tally.payloads == before {
+                    tally.say("it carries no faceveil data: not a part of the signed recording, or re-encoded since");
+                    tally.damaged += 1;
+                }
+            }
+            tally.file = None;
+            println!("{} videos checked as one recording, in the order of their names", videos.len());
+        }
+        _ => bail!("verify reads a photo, a video file (with its sidecar, or its own SEI) or a folder of videos"),
     }
     tally.finish()
 }
@@ -72,10 +89,11 @@ fn in_stream(path: &Path, tally: &mut Tally) -> Result<()> {
         }
         Some(Err(e)) => {
             tally.damaged += 1;
-            eprintln!("faceveil: a picture's faceveil data does not read: {e}");
+            tally.say(&format!("a picture's faceveil data does not read: {e}"));
             true
         }
         Some(Ok(payload)) => {
+            tally.payloads += 1;
             if let Some(header) = &payload.header {
                 failed = tally.header(header);
             }
@@ -148,9 +166,14 @@ struct Tally {
     header: Option<(StreamHeader, SignedRecords)>,
     /// Records met before any header (a stream's SEI joined midway).
     headless: u64,
-    /// The numbers of the records checked: a video's SEI comes in coding order, so whether they
-    /// run without a gap is asked of them sorted, at the end.
-    numbers: Vec<u64>,
+    /// The numbers of the records checked, a list for each stream (a header; a source that
+    /// reconnected starts another, numbered from 0 again): a video's SEI comes in coding order,
+    /// so whether they run without a gap is asked of them sorted, at the end.
+    streams: Vec<Vec<u64>>,
+    /// Faceveil payloads read from videos.
+    payloads: u64,
+    /// The video being read, where a folder's are: what is said names it.
+    file: Option<String>,
     unsigned: u64,
     damaged: u64,
     cut_line: Option<usize>,
@@ -177,7 +200,16 @@ impl Tally {
             bail!("the output's signer changes midway, from {} to {}", before.signer(), check.signer());
         }
         self.header = Some((header.clone(), check));
+        self.streams.push(Vec::new());
         Ok(())
+    }
+
+    /// Says a finding on standard error, naming the video where a folder's are read.
+    fn say(&self, what: &str) {
+        match &self.file {
+            Some(file) => eprintln!("faceveil: {file}: {what}"),
+            None => eprintln!("faceveil: {what}"),
+        }
     }
 
     /// Whether the header the pictures are met under says that each is signed.
@@ -198,7 +230,7 @@ impl Tally {
             PictureCheck::Unsigned => "carries no signature",
             PictureCheck::Altered => "was altered after it was signed, or its signature is another picture's",
         };
-        eprintln!("faceveil: frame {frame}: its coded picture {why}");
+        self.say(&format!("frame {frame}: its coded picture {why}"));
         self.pictures_failed += 1;
     }
 
@@ -210,7 +242,7 @@ impl Tally {
         self.pictures_checked += 1;
         self.pictures_failed += 1;
         let after = self.last_frame.map(|f| format!("after frame {f}")).unwrap_or_else(|| "before any frame".into());
-        eprintln!("faceveil: a coded picture {after} carries no faceveil data: it was not in the signed recording");
+        self.say(&format!("a coded picture {after} carries no faceveil data: it was not in the signed recording"));
     }
 
     fn record(&mut self, record: &FrameRecord) {
@@ -219,11 +251,11 @@ impl Tally {
             self.headless += 1;
             return;
         };
-        self.numbers.push(record.frame);
         if let Err(e) = check.verify(record) {
-            eprintln!("faceveil: {e}");
+            self.say(&e.to_string());
             self.unsigned += 1;
         }
+        self.streams.last_mut().expect("a header starts a stream").push(record.frame);
     }
 
     /// Says what was found; an error unless the output is whole and signed throughout.
@@ -233,18 +265,20 @@ impl Tally {
         };
         let whose = if self.required.is_some() { "the required signer" } else { "not compared with any: give --signer" };
         println!("signed by {} ({whose})", check.signer());
-        self.numbers.sort_unstable();
         let mut gaps = 0;
-        for pair in self.numbers.windows(2) {
-            let (before, this) = (pair[0], pair[1]);
-            if this == before {
-                eprintln!("faceveil: frame {this} has two records");
-            } else if this > before + 1 {
-                eprintln!("faceveil: frames {} to {} are missing before frame {this}", before + 1, this - 1);
-            } else {
-                continue;
+        for numbers in &mut self.streams {
+            numbers.sort_unstable();
+            for pair in numbers.windows(2) {
+                let (before, this) = (pair[0], pair[1]);
+                if this == before {
+                    eprintln!("faceveil: frame {this} has two records");
+                } else if this > before + 1 {
+                    eprintln!("faceveil: frames {} to {} are missing before frame {this}", before + 1, this - 1);
+                } else {
+                    continue;
+                }
+                gaps += 1;
             }
-            gaps += 1;
         }
         if self.headless > 0 {
             eprintln!("faceveil: note: {} records came before the first header and were not checked", self.headless);
@@ -252,8 +286,13 @@ impl Tally {
         if let Some(line) = self.cut_line {
             eprintln!("faceveil: note: the sidecar ends in a line cut short (line {line}), where its writer stopped");
         }
-        let (records, first, last) =
-            (self.numbers.len(), self.numbers.first().copied().unwrap_or(0), self.numbers.last().copied().unwrap_or(0));
+        let records: usize = self.streams.iter().map(Vec::len).sum();
+        let spans: Vec<String> = self.streams.iter().filter_map(|n| Some(format!("{} to {}", n.first()?, n.last()?))).collect();
+        // One stream's frames, or each stream's where a source reconnected and numbered anew.
+        let frames = match spans.len() {
+            0 | 1 => format!("frames {}", spans.first().map_or("none", String::as_str)),
+            n => format!("frames {} ({n} streams: the source reconnected)", spans.join(", then ")),
+        };
         let pictures_signed = self.signs_pictures();
         if self.unsigned + gaps + self.damaged + self.pictures_failed > 0 {
             let pictures = if pictures_signed {
@@ -262,12 +301,12 @@ impl Tally {
                 String::new()
             };
             bail!(
-                "the output is not whole as its signer made it: of {records} records (frames {first} to {last}), {} without the signature, {gaps} gaps or repeats in their numbers, {} unreadable{pictures}",
+                "the output is not whole as its signer made it: of {records} records ({frames}), {} without the signature, {gaps} gaps or repeats in their numbers, {} unreadable{pictures}",
                 self.unsigned,
                 self.damaged
             );
         }
-        println!("{records} frame records, frames {first} to {last}: every one signed, none missing");
+        println!("{records} frame records, {frames}: every one signed, none missing");
         match (pictures_signed, self.pictures) {
             (false, Pictures::Photo) => println!("the photo's pixels outside its sealed faces are not signed"),
             (false, _) => println!(
