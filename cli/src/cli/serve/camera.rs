@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use faceveil::faces::effects::Mode;
-use faceveil::secrets::SigningKey;
 use gst::prelude::*;
 use prometheus_client::metrics::counter::Counter;
 
@@ -269,7 +268,7 @@ fn build(
     // Whether faces are sealed, to recipients or to the password.
     // The signing key signs the header and records in faceveil, and each coded picture after
     // the encoder; the configuration was checked to read it.
-    let pictures = config.sign_with.as_deref().map(|path| SigningKey::from_file(path, || None)).transpose()?;
+    let signing = config.signing_key()?;
     let sealing = if config.mode == Mode::Sdn {
         let password = config.password()?.context("mode sdn needs a password")?;
         veil.set_property("password", password.as_str());
@@ -279,8 +278,11 @@ fn build(
             veil.set_property("recipients-threshold", config.recipients_threshold);
         }
         veil.set_property("seal-password", config.seal_password);
-        if let Some(path) = &config.sign_with {
+        if let (Some(path), Some((_, passphrase))) = (&config.sign_with, &signing) {
             veil.set_property("signing-key", path.to_str().context("the signing key's path is not UTF-8")?);
+            if let Some(passphrase) = passphrase {
+                veil.set_property("signing-key-passphrase", passphrase.as_str());
+            }
             veil.set_property("sign-pictures", true);
         }
         recipients.is_some() || config.seal_password
@@ -301,7 +303,7 @@ fn build(
     encoder.set_property("key-int-max", 30u32);
     // faceveil's SEI metas (the header every 30 frames, each frame's record) into the stream, so
     // that any segment or RTSP stream can be restored on its own.
-    gstfaceveil::streamdata::sei_through_encoder(&encoder, pictures)?;
+    gstfaceveil::streamdata::sei_through_encoder(&encoder, signing.map(|(key, _)| key))?;
     let parse = make("h264parse")?;
     // Parameter sets before every keyframe: each segment and each joining client starts whole.
     parse.set_property("config-interval", -1i32);

@@ -90,9 +90,14 @@ pub struct CameraConfig {
     /// For sdn: also seal each face to the password, for a restore with the password alone.
     #[serde(default)]
     pub seal_password: bool,
-    /// Sign the header of the sealed faces with this signing key (`faceveil keygen --signing`,
-    /// without a passphrase: serve runs unattended), for restores with `--signer`.
+    /// Sign the header, each record and each coded picture of the sealed faces with this signing
+    /// key (`faceveil keygen --signing`), for restores with `--signer` and `faceveil verify`.
     pub sign_with: Option<PathBuf>,
+    /// For a passphrase-protected `sign_with`: the file whose first line is its passphrase.
+    pub sign_with_passphrase_file: Option<PathBuf>,
+    /// For a passphrase-protected `sign_with`: the environment variable that holds it (serve
+    /// runs unattended: a service manager's credential, say).
+    pub sign_with_passphrase_env: Option<String>,
     // Accepted only to be refused with the reason, rather than as an unknown key.
     password: Option<toml::Value>,
 }
@@ -152,6 +157,23 @@ impl CameraConfig {
         Ok(Some(secret))
     }
 
+    /// The signing key, read now with its passphrase where it needs one, and that passphrase
+    /// (`None` without `sign_with`).
+    pub fn signing_key(&self) -> Result<Option<(SigningKey, Option<Zeroizing<String>>)>> {
+        let Some(path) = &self.sign_with else { return Ok(None) };
+        let passphrase = match (&self.sign_with_passphrase_file, &self.sign_with_passphrase_env) {
+            (Some(file), _) => Some(faceveil::secrets::first_line(file, "passphrase file")?),
+            (None, Some(var)) => Some(Zeroizing::new(
+                std::env::var(var)
+                    .with_context(|| format!("camera {}: ${var} (sign_with_passphrase_env) is not set", self.name))?,
+            )),
+            (None, None) => None,
+        };
+        let key = SigningKey::from_file(path, || passphrase.as_ref().map(|p| p.as_str().to_owned().into()))
+            .with_context(|| format!("camera {}: sign_with", self.name))?;
+        Ok(Some((key, passphrase)))
+    }
+
     /// The recipients, checked, as the faceveil element's `recipients` value (`None`: not sealed).
     pub fn recipients(&self) -> Result<Option<String>> {
         let parsed = sealing::recipients(&self.recipients, self.recipients_file.as_ref())
@@ -195,8 +217,19 @@ impl CameraConfig {
         }
         if let Some(path) = &mut self.sign_with {
             *path = base.join(&*path);
-            SigningKey::from_file(path, || None).with_context(|| format!("camera {name}: sign_with"))?;
         }
+        if let Some(path) = &mut self.sign_with_passphrase_file {
+            *path = base.join(&*path);
+        }
+        ensure!(
+            self.sign_with.is_some() || (self.sign_with_passphrase_file.is_none() && self.sign_with_passphrase_env.is_none()),
+            "camera {name}: a passphrase for sign_with, but no sign_with"
+        );
+        ensure!(
+            self.sign_with_passphrase_file.is_none() || self.sign_with_passphrase_env.is_none(),
+            "camera {name}: give sign_with_passphrase_file or sign_with_passphrase_env, not both"
+        );
+        self.signing_key()?;
         // Read once now so that a missing secret or a bad recipient fails the load, not the camera later.
         self.password()?;
         let sealed_to = self.recipients()?.map_or(0, |r| r.split(',').count());
@@ -339,6 +372,22 @@ mod tests {
         assert!(unsealed.contains("sign_with signs the header of sealed faces"), "{unsealed}");
         let sealed = Config::parse(&format!("{camera}seal_password = true\n"), &dir).unwrap();
         assert_eq!(sealed.cameras[0].sign_with.as_deref(), Some(dir.join("cam.key").as_path()));
+        // A protected key opens with its passphrase from a file or a variable, and not without.
+        let locked = SigningKey::generate();
+        let text = locked.to_file_text(Some("camera words".to_string().into())).unwrap();
+        std::fs::write(dir.join("locked.key"), text.as_bytes()).unwrap();
+        std::fs::write(dir.join("locked.pass"), "camera words\n").unwrap();
+        let protected = camera.replace("cam.key", "locked.key") + "seal_password = true\n";
+        let refused = format!("{:#}", Config::parse(&protected, &dir).unwrap_err());
+        assert!(refused.contains("passphrase-protected"), "{refused}");
+        let from_file = Config::parse(&format!("{protected}sign_with_passphrase_file = \"locked.pass\"\n"), &dir).unwrap();
+        let (key, passphrase) = from_file.cameras[0].signing_key().unwrap().unwrap();
+        assert_eq!((key.signer(), passphrase.as_deref().map(String::as_str)), (locked.signer(), Some("camera words")));
+        let unset = format!("{protected}sign_with_passphrase_env = \"FACEVEIL_TEST_UNSET_VARIABLE\"\n");
+        assert!(format!("{:#}", Config::parse(&unset, &dir).unwrap_err()).contains("is not set"));
+        let blur = camera.replace("password_env = \"PATH\"\nsign_with = \"cam.key\"\n", "mode = \"blur\"\n");
+        let stray = format!("{:#}", Config::parse(&format!("{blur}sign_with_passphrase_env = \"PATH\"\n"), &dir).unwrap_err());
+        assert!(stray.contains("a passphrase for sign_with, but no sign_with"), "{stray}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
