@@ -639,4 +639,9 @@ fn a_signed_recording_whose_pictures_were_altered_outside_the_faces_fails_verify
     assert!(!back.exists(), "nothing written");
     ok(&restore(&remuxed));
     assert_eq!(common::media::decode(&back).frames.len(), 100);
+    // Another signer required: the restore says who signed it, not that its pictures changed.
+    let (_, other) = signing_keygen(&dir, "other");
+    std::fs::remove_file(&back).unwrap();
+    let o = faceveil(&["restore", s(&remuxed), "-o", s(&back), "--identity", s(&id), "--signer", &other], None);
+    failed(&o, "not by the required");
 }

@@ -110,7 +110,8 @@ fn in_stream(path: &Path, tally: &mut Tally) -> Result<()> {
 /// Before a restore of a video file that names its `signer`: refuses one whose header promises
 /// signed pictures and that holds a picture altered, unsigned or put in since, naming the first
 /// (`faceveil verify` lists them all). A file without faceveil data of its own passes: its
-/// sidecar's records are the restore's to check.
+/// sidecar's records are the restore's to check; so do pictures under a header that `signer`
+/// did not sign, which the restore refuses, saying who did.
 pub fn signed_pictures(path: &Path, signer: &Signer) -> Result<()> {
     let (mut promised, mut checked, mut failed) = (false, 0u64, 0u64);
     let (mut last, mut first): (Option<u64>, Option<String>) = (None, None);
@@ -118,7 +119,7 @@ pub fn signed_pictures(path: &Path, signer: &Signer) -> Result<()> {
         let record = match &picture.payload {
             Some(Ok(payload)) => {
                 if let Some(header) = &payload.header {
-                    promised = header.pictures_signed;
+                    promised = header.pictures_signed && header.check_signer(Some(signer)).is_ok();
                 }
                 payload.record.as_ref().map(|r| r.frame)
             }
