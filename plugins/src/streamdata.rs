@@ -10,7 +10,7 @@ use std::time::Duration;
 use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
 use faceveil::secrets::{Signer, SigningKey};
 use faceveil::stream::header::StreamHeader;
-use faceveil::stream::pictures::{self, PictureCheck};
+use faceveil::stream::pictures::{self, PictureCheck, PictureWatch};
 use faceveil::stream::sei::{self, Codec, Framing};
 use faceveil::stream::{SEI_UUID, SeiPayload, TAG_PREFIX};
 use faceveil::timing::StageTimes;
@@ -353,8 +353,11 @@ pub(crate) fn with_sei(
 /// Makes the decoded frames of `decodebin` (a decodebin, uridecodebin or any bin that plugs
 /// h264parse or h265parse) carry the faceveil SEI payloads of their coded access units as
 /// metas, for `faceunveil`, whether or not the decoder passes such metas on. Frames are matched
-/// by running time between the parser's output and the bin's raw video pads.
-pub fn sei_from_parser(decodebin: &gst::Element) -> Result<(), glib::BoolError> {
+/// by running time between the parser's output and the bin's raw video pads. With `pictures`,
+/// the signer a restore requires, each coded picture under a header of that signer's that
+/// promises signed pictures is checked before it is decoded ([`PictureWatch`]): the first that
+/// is not as signed fails the pipeline with an error naming its frame.
+pub fn sei_from_parser(decodebin: &gst::Element, pictures: Option<Signer>) -> Result<(), glib::BoolError> {
     let bin = decodebin.downcast_ref::<gst::Bin>().ok_or_else(|| glib::bool_error!("{} is not a bin", decodebin.name()))?;
     let pending = Pending::default();
     let collect = pending.clone();
@@ -364,10 +367,23 @@ pub fn sei_from_parser(decodebin: &gst::Element) -> Result<(), glib::BoolError> 
         }
         let Some(src) = element.static_pad("src") else { return };
         let collect = collect.clone();
+        // A parser of its own for each stream (a reconnected source plugs another): its header
+        // comes in its own SEI.
+        let watch = pictures.clone().map(|signer| Mutex::new(PictureWatch::new(signer)));
         src.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
-            if let (Some(gst::PadProbeData::Buffer(buffer)), Some((codec, framing))) = (&probe.data, nal_framing(pad))
-                && let (Some(time), Ok(data)) = (running_time(pad, buffer), buffer.map_readable())
-                && let Some(payload) = sei::find_user_data(&data, framing, codec, &SEI_UUID).pop()
+            let (Some(gst::PadProbeData::Buffer(buffer)), Some((codec, framing))) = (&probe.data, nal_framing(pad)) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let Ok(data) = buffer.map_readable() else { return gst::PadProbeReturn::Ok };
+            if let Some(Err(why)) = watch.as_ref().map(|w| w.lock().unwrap().check(&data, framing, codec)) {
+                if let Some(parser) = pad.parent_element() {
+                    let why = format!("{why}: the signed recording was altered, nothing of it is restored");
+                    parser.post_message(gst::message::Error::builder(gst::StreamError::Failed, &why).src(&parser).build()).ok();
+                }
+                return gst::PadProbeReturn::Drop;
+            }
+            if let (Some(time), Some(payload)) =
+                (running_time(pad, buffer), sei::find_user_data(&data, framing, codec, &SEI_UUID).pop())
             {
                 collect.lock().unwrap().insert(time, payload);
             }

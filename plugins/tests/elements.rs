@@ -732,7 +732,7 @@ fn sei_rides_through_h264_and_h265_encoders_and_back_onto_decoded_frames() {
         );
         let payloads: std::sync::Arc<std::sync::Mutex<Vec<Option<faceveil::stream::SeiPayload>>>> = Default::default();
         let restored = run_pipeline(&restore, |bin| {
-            gstfaceveil::streamdata::sei_from_parser(&bin.by_name("dec").unwrap()).unwrap();
+            gstfaceveil::streamdata::sei_from_parser(&bin.by_name("dec").unwrap(), None).unwrap();
             let payloads = payloads.clone();
             bin.by_name("unveil").unwrap().static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
                 if let Some(gst::PadProbeData::Buffer(buffer)) = &probe.data {

@@ -8,8 +8,8 @@
 
 use sha2::{Digest, Sha256};
 
-use super::SEI_UUID;
 use super::sei::{self, Codec, Framing};
+use super::{SEI_UUID, SeiPayload};
 use crate::secrets::{Signer, SigningKey};
 
 /// The user-data-unregistered SEI identifier of a picture's signature.
@@ -25,6 +25,24 @@ pub enum PictureCheck {
     /// It carries a signature that does not cover what it holds now: its slices or its payload
     /// were altered, or the signature was taken from another picture or made by another key.
     Altered,
+}
+
+impl PictureCheck {
+    /// What is wrong with the picture, to follow "its coded picture"; `None` where nothing is.
+    pub fn fault(self) -> Option<&'static str> {
+        match self {
+            Self::Signed => None,
+            Self::Unsigned => Some("carries no signature"),
+            Self::Altered => Some("was altered after it was signed, or its signature is another picture's"),
+        }
+    }
+}
+
+/// What is said of a picture without faceveil data met where every picture is signed, after the
+/// record of frame `last`.
+pub fn without_data(last: Option<u64>) -> String {
+    let after = last.map_or_else(|| "before any frame".into(), |f| format!("after frame {f}"));
+    format!("a coded picture {after} carries no faceveil data: it was not in the signed recording")
 }
 
 /// What a picture's signature covers: its faceveil payloads, then its slices, each after its
@@ -58,6 +76,47 @@ pub fn check(signer: &Signer, au: &[u8], framing: Framing, codec: Codec) -> Pict
         .filter_map(|s| <&[u8; 64]>::try_from(s.as_slice()).ok())
         .any(|signature| signer.signed_picture(&digest, signature));
     if signed { PictureCheck::Signed } else { PictureCheck::Altered }
+}
+
+/// Follows a stream's coded pictures as they arrive, for a restore that names its signer: from a
+/// header that signer signed and that promises signed pictures, every picture must be as signed.
+/// Pictures under no header yet, or under one another key signed (which the restore refuses,
+/// saying who signed it), are not its to judge.
+pub struct PictureWatch {
+    signer: Signer,
+    /// Whether the last header met promises pictures signed by `signer`.
+    promised: bool,
+    /// The number of the last record met, to say where a picture without one sits.
+    last: Option<u64>,
+}
+
+impl PictureWatch {
+    pub fn new(signer: Signer) -> Self {
+        Self { signer, promised: false, last: None }
+    }
+
+    /// The next access unit: an error that names its frame where it is not as signed.
+    pub fn check(&mut self, au: &[u8], framing: Framing, codec: Codec) -> Result<(), String> {
+        let payload = sei::find_user_data(au, framing, codec, &SEI_UUID).first().map(|p| SeiPayload::decode(p));
+        let frame = match &payload {
+            Some(Ok(payload)) => {
+                if let Some(header) = &payload.header {
+                    self.promised = header.pictures_signed && header.check_signer(Some(&self.signer)).is_ok();
+                }
+                payload.record.as_ref().map(|r| r.frame)
+            }
+            _ => None,
+        };
+        if !self.promised {
+            return Ok(());
+        }
+        let Some(frame) = frame else { return Err(without_data(self.last)) };
+        self.last = Some(frame);
+        match check(&self.signer, au, framing, codec).fault() {
+            None => Ok(()),
+            Some(fault) => Err(format!("frame {frame}: its coded picture {fault}")),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -109,5 +168,34 @@ mod tests {
         // Zero bytes left before a start code are framing, not picture.
         let padded = [&au[..], &[0, 0]].concat();
         assert_eq!(check(&padded), PictureCheck::Signed);
+    }
+
+    #[test]
+    fn a_watch_judges_pictures_from_a_header_of_its_signer_that_promises_them() {
+        use crate::stream::header::{FrameRecord, StreamHeader};
+        let (key, other) = (SigningKey::generate(), SigningKey::generate());
+        let header = |key: &SigningKey, pictures: bool| {
+            StreamHeader { pictures_signed: pictures, ..crate::stream::header::tests::sample() }.signed_with(key)
+        };
+        let picture = |header: Option<&StreamHeader>, frame: u64, key: &SigningKey| {
+            let payload = SeiPayload { header: header.cloned(), record: Some(FrameRecord::new(frame, None, Vec::new())) };
+            signed(key, &access_unit(&payload.encode(), frame as u8))
+        };
+        let promised = header(&key, true);
+        let mut watch = PictureWatch::new(key.signer());
+        assert_eq!(watch.check(&picture(None, 0, &other), Framing::AnnexB, Codec::H264), Ok(()), "no header yet");
+        assert_eq!(watch.check(&picture(Some(&promised), 1, &key), Framing::AnnexB, Codec::H264), Ok(()));
+        assert_eq!(watch.check(&picture(None, 2, &key), Framing::AnnexB, Codec::H264), Ok(()));
+        let forged = watch.check(&picture(None, 3, &other), Framing::AnnexB, Codec::H264).unwrap_err();
+        assert!(forged.starts_with("frame 3: its coded picture was altered"), "{forged}");
+        let bare = [unit(&[0x67, 0x42, 0x00, 0x1e]), unit(&[0x41, 0x9a, 0x02, 7])].concat();
+        let put_in = watch.check(&bare, Framing::AnnexB, Codec::H264).unwrap_err();
+        assert!(put_in.contains("after frame 3 carries no faceveil data"), "{put_in}");
+        // Headers that promise nothing, or that another key signed, leave the pictures alone.
+        for header in [header(&key, false), header(&other, true)] {
+            let mut watch = PictureWatch::new(key.signer());
+            assert_eq!(watch.check(&picture(Some(&header), 0, &other), Framing::AnnexB, Codec::H264), Ok(()));
+            assert_eq!(watch.check(&bare, Framing::AnnexB, Codec::H264), Ok(()));
+        }
     }
 }

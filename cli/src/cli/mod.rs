@@ -178,11 +178,6 @@ fn restore_video(
     if sidecar.is_none() && args.header.is_none() && !input.is_live() && input.local_path().is_none() {
         bail!("no sidecar given for a remote stream; pass --sidecar or --header");
     }
-    // The records and faces are checked as they are restored; the pictures around the faces
-    // before, since a restore decodes them.
-    if let (Some(signer), Some(local)) = (&config.signer, input.local_path()) {
-        verify::signed_pictures(local, signer)?;
-    }
     let sealing = match args.identities.as_slice() {
         [] => video::Sealing::default(),
         paths => {

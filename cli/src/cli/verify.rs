@@ -10,9 +10,8 @@ use std::path::Path;
 use anyhow::{Result, bail, ensure};
 use faceveil::secrets::Signer;
 use faceveil::stream::header::{FrameRecord, StreamHeader};
-use faceveil::stream::pictures::PictureCheck;
-use faceveil::stream::sidecar;
 use faceveil::stream::signed::SignedRecords;
+use faceveil::stream::{pictures, sidecar};
 
 use gstfaceveil::streamdata::CodedPicture;
 
@@ -107,44 +106,6 @@ fn in_stream(path: &Path, tally: &mut Tally) -> Result<()> {
     failed
 }
 
-/// Before a restore of a video file that names its `signer`: refuses one whose header promises
-/// signed pictures and that holds a picture altered, unsigned or put in since, naming the first
-/// (`faceveil verify` lists them all). A file without faceveil data of its own passes: its
-/// sidecar's records are the restore's to check; so do pictures under a header that `signer`
-/// did not sign, which the restore refuses, saying who did.
-pub fn signed_pictures(path: &Path, signer: &Signer) -> Result<()> {
-    let (mut promised, mut checked, mut failed) = (false, 0u64, 0u64);
-    let (mut last, mut first): (Option<u64>, Option<String>) = (None, None);
-    video::each_payload_in_file(path, |picture| {
-        let record = match &picture.payload {
-            Some(Ok(payload)) => {
-                if let Some(header) = &payload.header {
-                    promised = header.pictures_signed && header.check_signer(Some(signer)).is_ok();
-                }
-                payload.record.as_ref().map(|r| r.frame)
-            }
-            _ => None,
-        };
-        if promised {
-            checked += 1;
-            let as_signed = record.is_some() && picture.check(signer) == PictureCheck::Signed;
-            if !as_signed {
-                failed += 1;
-                let at = record.or(last).map_or_else(|| "before the first frame".into(), |f| format!("at frame {f}"));
-                first.get_or_insert(at);
-            }
-        }
-        last = record.or(last);
-        true
-    })?;
-    if let Some(at) = first {
-        bail!(
-            "{failed} of {checked} coded pictures are not as the signer coded them (the first {at}): altered, put in or stripped of their signatures since; faceveil verify lists them. Nothing was restored"
-        );
-    }
-    Ok(())
-}
-
 /// Whether the coded pictures were checked.
 #[derive(Default, PartialEq, Eq)]
 enum Pictures {
@@ -226,11 +187,7 @@ impl Tally {
             return;
         }
         self.pictures_checked += 1;
-        let why = match picture.check(check.signer()) {
-            PictureCheck::Signed => return,
-            PictureCheck::Unsigned => "carries no signature",
-            PictureCheck::Altered => "was altered after it was signed, or its signature is another picture's",
-        };
+        let Some(why) = picture.check(check.signer()).fault() else { return };
         self.say(&format!("frame {frame}: its coded picture {why}"));
         self.pictures_failed += 1;
     }
@@ -242,8 +199,7 @@ impl Tally {
         }
         self.pictures_checked += 1;
         self.pictures_failed += 1;
-        let after = self.last_frame.map(|f| format!("after frame {f}")).unwrap_or_else(|| "before any frame".into());
-        self.say(&format!("a coded picture {after} carries no faceveil data: it was not in the signed recording"));
+        self.say(&pictures::without_data(self.last_frame));
     }
 
     fn record(&mut self, record: &FrameRecord) {

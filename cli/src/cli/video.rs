@@ -11,7 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use faceveil::config::Config;
 use faceveil::model::Direction;
 use faceveil::pipeline::WarmModels;
-use faceveil::secrets::SigningKey;
+use faceveil::secrets::{Signer, SigningKey};
 use faceveil::stream::sidecar;
 use faceveil::timing::StageTimes;
 use gst::prelude::*;
@@ -430,6 +430,9 @@ pub struct Stage {
     pub sei: Sei,
     /// Signs each coded picture where `sei` writes ([`Sealing::pictures`]).
     pub pictures: Option<SigningKey>,
+    /// Where `sei` reads: the signer a restore requires, whose signed pictures are checked
+    /// before they are decoded.
+    pub signer: Option<Signer>,
     pub quality: Quality,
     /// Whether the input's audio is written too.
     pub audio: bool,
@@ -721,7 +724,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     let pipeline = gst::Pipeline::new();
     let dec = add_source(&pipeline, source)?;
     if stage.sei == Sei::Read {
-        streamdata::sei_from_parser(&dec)?;
+        streamdata::sei_from_parser(&dec, stage.signer.clone())?;
     }
     let Container { muxer: mux, holds_size_changes } = container_for(output, input.is_live())?;
     let sink = gst::ElementFactory::make("filesink").property("location", tmp.to_str().context("non-UTF-8 path")?).build()?;
@@ -1024,6 +1027,7 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
             elements,
             sei: Sei::Write,
             pictures: settings.sealing.pictures.clone(),
+            signer: None,
             quality: Quality::Crf(DEFAULT_CRF),
             audio,
             full_range: settings.sealing.full_range(),
@@ -1067,7 +1071,15 @@ pub fn restore(input: &Input, output: &Path, settings: &Settings, source: Source
     let t = transcode(
         input,
         output,
-        Stage { elements, sei: Sei::Read, pictures: None, quality, audio: true, full_range: colour::FullRange::AsYuv },
+        Stage {
+            elements,
+            sei: Sei::Read,
+            pictures: None,
+            signer: settings.config.signer.clone(),
+            quality,
+            audio: true,
+            full_range: colour::FullRange::AsYuv,
+        },
     )?
     .whole()?;
     eprintln!("{} frames restored -> {}", t.frames, output.display());
