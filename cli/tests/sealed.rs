@@ -527,6 +527,13 @@ fn a_signed_recording_with_frames_cut_out_says_which_are_missing_and_verify_chec
     let cut_sidecar = dir.join("cut.faceveil");
     std::fs::write(&cut_sidecar, [&lines[..41], &lines[51..]].concat().join("\n") + "\n").unwrap();
     failed(&faceveil(&["verify", s(&anon), "--sidecar", s(&cut_sidecar)], None), "frames 40 to 49 are missing before frame 50");
+    // One without its first 30 records: whole from there, and said to begin late.
+    let late_sidecar = dir.join("late.faceveil");
+    std::fs::write(&late_sidecar, [&lines[..1], &lines[31..]].concat().join("\n") + "\n").unwrap();
+    let late = faceveil(&["verify", s(&anon), "--sidecar", s(&late_sidecar)], None);
+    assert!(ok(&late).contains("70 frame records, frames 30 to 99"));
+    let said = String::from_utf8_lossy(&late.stderr);
+    assert!(said.contains("the recording begins at frame 30 of its stream: frames 0 to 29 are not in it"), "{said}");
     let mut record: serde_json::Value = serde_json::from_str(lines[21]).unwrap();
     let cx = &mut record["faces"][0]["square"][0];
     *cx = serde_json::json!(cx.as_f64().unwrap() + 1.0);

@@ -237,6 +237,14 @@ impl Tally {
                 gaps += 1;
             }
         }
+        // A stream's records are numbered from 0: a recording whose first stream begins later
+        // lost its start, or was recorded from a stream joined midway.
+        if let Some(first) = self.streams.first().and_then(|n| n.first()).filter(|&&f| f > 0) {
+            eprintln!(
+                "faceveil: note: the recording begins at frame {first} of its stream: frames 0 to {} are not in it (cut off, or recorded from a stream joined midway)",
+                first - 1
+            );
+        }
         if self.headless > 0 {
             eprintln!("faceveil: note: {} records came before the first header and were not checked", self.headless);
         }
