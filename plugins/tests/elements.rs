@@ -754,7 +754,7 @@ fn sei_rides_through_h264_and_h265_encoders_and_back_onto_decoded_frames() {
 }
 
 #[test]
-fn faceveilsei_signs_each_picture_as_faceveil_sign_pictures_promises() {
+fn faceveilsei_signs_each_picture_as_faceveil_sign_pictures_promises_and_checks_them_before_a_decoder() {
     init();
     let dir = TestDir::new("signed-pictures");
     let clip = repo().join("samples/two_faces_640x360.mp4");
@@ -793,6 +793,53 @@ fn faceveilsei_signs_each_picture_as_faceveil_sign_pictures_promises() {
         true
     })
     .unwrap();
+    // On the way back, faceveilsei's signer checks each picture before the decoder: the file
+    // passes as it is, and one byte changed in a slice of its fourth picture stops the stream.
+    let check = |tamper: bool, signer: &str| -> Option<String> {
+        let line = format!(
+            "filesrc location={} ! matroskademux ! h264parse ! identity name=tamper ! faceveilsei signer={signer} ! fakesink",
+            coded.display()
+        );
+        let pipeline = gst::parse::launch(&line).unwrap().downcast::<gst::Pipeline>().unwrap();
+        if tamper {
+            let seen = std::sync::atomic::AtomicUsize::new(0);
+            let pad = pipeline.by_name("tamper").unwrap().static_pad("src").unwrap();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
+                if let Some(gst::PadProbeData::Buffer(buffer)) = probe.data.as_mut()
+                    && seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 3
+                {
+                    let mut bytes = buffer.map_readable().unwrap().to_vec();
+                    let last = bytes.len() - 2;
+                    bytes[last] ^= 0x01;
+                    let mut out = gst::Buffer::from_mut_slice(bytes);
+                    buffer
+                        .copy_into(out.get_mut().unwrap(), gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS, ..)
+                        .unwrap();
+                    *buffer = out;
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+        let started = pipeline.set_state(gst::State::Playing);
+        let msg = pipeline
+            .bus()
+            .unwrap()
+            .timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error])
+            .expect("the check ends within a minute");
+        pipeline.set_state(gst::State::Null).unwrap();
+        let error = match msg.view() {
+            gst::MessageView::Error(e) => Some(e.error().to_string()),
+            _ => None,
+        };
+        assert!(started.is_ok() || error.is_some(), "a failed start says why");
+        error
+    };
+    let signer = camera.signer().to_string();
+    assert_eq!(check(false, &signer), None, "the file as it was signed");
+    let altered = check(true, &signer).expect("an altered picture stops the stream");
+    assert!(altered.contains("its coded picture was altered after it was signed"), "{altered}");
+    let unreadable = check(false, "faceveil-signer-nonsense").expect("a signer that does not read is refused");
+    assert!(unreadable.contains("not a faceveil signer"), "{unreadable}");
     // A promise without the key to keep it is refused when the element starts.
     let promise = gst::ElementFactory::make("faceveil")
         .property("password", "alpha")

@@ -4,32 +4,55 @@
 //! GStreamer 1.22), and this element writes it there as a user-data-unregistered SEI NAL unit,
 //! so that files and streams made with gst-launch-1.0 carry what a restore needs. With a signing
 //! key it also signs each such access unit as coded, as `faceveil`'s `sign-pictures` promises.
+//! On the way back, before the decoder, its `signer` checks each access unit against that
+//! signature ([`PictureWatch`]), as `faceveil restore --signer` does.
 
 use std::sync::{LazyLock, Mutex};
 
-use faceveil::secrets::SigningKey;
+use faceveil::secrets::{Signer, SigningKey};
 use faceveil::stream::SEI_UUID;
+use faceveil::stream::pictures::PictureWatch;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_video::video_meta::VideoSeiUserDataUnregisteredMeta;
 
-use crate::common::SigningKeySettings;
+use crate::common::{self, SigningKeySettings};
 use crate::streamdata;
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("faceveilsei", gst::DebugColorFlags::empty(), Some("faceveil SEI writer")));
 
+#[derive(Default)]
+struct Settings {
+    signing: SigningKeySettings,
+    /// The signer whose pictures are checked on the way to a decoder, as given: read when the
+    /// element starts, which refuses one that does not read rather than check nothing.
+    signer: Option<String>,
+}
+
 pub struct FaceVeilSei {
     sinkpad: gst::Pad,
     srcpad: gst::Pad,
-    settings: Mutex<SigningKeySettings>,
+    settings: Mutex<Settings>,
     /// The signing key while the element runs.
     key: Mutex<Option<SigningKey>>,
+    /// The check of the signer's pictures while the element runs.
+    watch: Mutex<Option<PictureWatch>>,
 }
 
 impl FaceVeilSei {
     fn chain(&self, pad: &gst::Pad, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if let (Some(watch), Some((codec, framing))) = (self.watch.lock().unwrap().as_mut(), streamdata::nal_framing(pad)) {
+            let au = buffer.map_readable().map_err(|_| {
+                gst::element_imp_error!(self, gst::StreamError::Format, ["cannot read an access unit"]);
+                gst::FlowError::Error
+            })?;
+            if let Err(why) = watch.check(&au, framing, codec) {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{why}: the signed recording was altered"));
+                return Err(gst::FlowError::Error);
+            }
+        }
         let payload =
             buffer.iter_meta::<VideoSeiUserDataUnregisteredMeta>().find(|m| m.uuid() == SEI_UUID).map(|m| m.data().to_vec());
         let out = match (payload, streamdata::nal_framing(pad)) {
@@ -66,27 +89,44 @@ impl ObjectSubclass for FaceVeilSei {
         let srcpad = gst::Pad::builder_from_template(&klass.pad_template("src").expect("a src template"))
             .flags(gst::PadFlags::PROXY_CAPS)
             .build();
-        Self { sinkpad, srcpad, settings: Mutex::default(), key: Mutex::default() }
+        Self { sinkpad, srcpad, settings: Mutex::default(), key: Mutex::default(), watch: Mutex::default() }
     }
 }
 
 impl ObjectImpl for FaceVeilSei {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            SigningKeySettings::properties(
-                "Signing key file (faceveil keygen --signing) that signs each access unit with faceveil data as coded, slices and data together: the key given to faceveil's signing-key, whose sign-pictures promises it",
-            )
+            let mut v = SigningKeySettings::properties(
+                "Signing key file (faceveil keygen --signing) that signs each access unit with faceveil data as coded, slices and data together (after the encoder): the key given to faceveil's signing-key, whose sign-pictures promises it",
+            );
+            v.push(
+                glib::ParamSpecString::builder("signer")
+                    .nick("Signer")
+                    .blurb("Before the decoder of a restore: the signer (faceveil-signer-...) whose signed pictures each access unit is checked against, where that signer's header promises them; the first not as signed stops the stream with an error naming its frame")
+                    .mutable_ready()
+                    .build(),
+            );
+            v
         });
         PROPS.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let handled = self.settings.lock().unwrap().set(pspec.name(), value);
+        let mut s = self.settings.lock().unwrap();
+        if pspec.name() == "signer" {
+            s.signer = value.get::<Option<String>>().expect("type checked upstream").filter(|t| !t.trim().is_empty());
+            return;
+        }
+        let handled = s.signing.set(pspec.name(), value);
         assert!(handled, "faceveilsei has no writable property {}", pspec.name());
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        self.settings.lock().unwrap().get(pspec.name()).expect("every readable property is handled")
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "signer" => s.signer.to_value(),
+            name => s.signing.get(name).expect("every readable property is handled"),
+        }
     }
 
     fn constructed(&self) {
@@ -105,7 +145,7 @@ impl ElementImpl for FaceVeilSei {
             gst::subclass::ElementMetadata::new(
                 "faceveil SEI writer",
                 "Codec/Video/Parser",
-                "Writes the restore data faceveil attached to each frame into the H.264/H.265 stream as SEI (place it right after the encoder)",
+                "Writes the restore data faceveil attached to each frame into the H.264/H.265 stream as SEI, signed with signing-key (place it right after the encoder); with signer, checks each signed picture instead (place it before the decoder)",
                 "faceveil developers",
             )
         });
@@ -115,16 +155,27 @@ impl ElementImpl for FaceVeilSei {
     fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         match transition {
             gst::StateChange::NullToReady => {
-                let key = self.settings.lock().unwrap().open();
-                match key {
+                let settings = self.settings.lock().unwrap();
+                match settings.signing.open() {
                     Ok(key) => *self.key.lock().unwrap() = key,
                     Err(e) => {
                         self.post_error_message(e);
                         return Err(gst::StateChangeError);
                     }
                 }
+                let signer: Result<Option<Signer>, _> = settings.signer.as_deref().map(str::parse).transpose();
+                match signer {
+                    Ok(signer) => *self.watch.lock().unwrap() = signer.map(PictureWatch::new),
+                    Err(e) => {
+                        self.post_error_message(common::settings_error(e));
+                        return Err(gst::StateChangeError);
+                    }
+                }
             }
-            gst::StateChange::ReadyToNull => *self.key.lock().unwrap() = None,
+            gst::StateChange::ReadyToNull => {
+                *self.key.lock().unwrap() = None;
+                *self.watch.lock().unwrap() = None;
+            }
             _ => {}
         }
         self.parent_change_state(transition)
