@@ -15,6 +15,7 @@ use gst::glib;
 mod common;
 mod faceunveil;
 mod faceveil;
+pub use faceveil::FaceVeil;
 mod faceveildetect;
 mod faceveilsei;
 mod facevideo;

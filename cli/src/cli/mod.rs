@@ -68,9 +68,7 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
         threshold: u32::try_from(args.recipients_threshold).unwrap_or(u32::MAX),
         lossless: args.sealed_lossless,
         to_password: args.seal_password,
-        signing_key: args.sign_with.clone(),
-        signing_passphrase: signing.as_ref().and_then(|(_, passphrase)| passphrase.clone()),
-        pictures: signing.as_ref().map(|(key, _)| key.clone()),
+        signing: signing.clone(),
         ..Default::default()
     };
     let audio = !args.no_audio;
@@ -81,7 +79,7 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
         let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
         if sealed {
             // A photo's pixels are not signed: its record and sealed faces are.
-            let signing = signing.as_ref().map(|(key, _)| Signing { key, pictures: false });
+            let signing = signing.as_ref().map(|key| Signing { key, pictures: false });
             anonymizer.seal_to(&recipients, args.recipients_threshold, args.seal_password, SealedLayout::Lossless, signing)?;
         }
         // A photo has no next frame to track into: detection on it, at the full threshold.

@@ -135,7 +135,7 @@ fn running_time(src: &gst_app::AppSrc) -> Option<gst::ClockTime> {
 }
 
 /// The server of the anonymized frames `outlet` receives; `pictures` signs each coded picture
-/// ([`video::Sealing::pictures`]).
+/// ([`video::Sealing::signing`]).
 fn start_server(
     port: u16,
     outlet: &Outlet,
@@ -342,7 +342,7 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
         Err(e) => return Err(e),
     };
     let outlet = Outlet { bitrate, ..Outlet::default() };
-    let (server, _id) = start_server(port, &outlet, settings.sealing.pictures.clone())?;
+    let (server, _id) = start_server(port, &outlet, settings.sealing.signing.clone())?;
     println!("serving rtsp://127.0.0.1:{port}{MOUNT} (Ctrl-C to stop)");
     let main_loop = gst::glib::MainLoop::new(None, false);
     if live {

@@ -33,16 +33,11 @@ pub fn identities(paths: &[PathBuf]) -> Result<Vec<Identity>> {
         .collect()
 }
 
-/// The signing key of `--sign-with`, read here so that a wrong passphrase or file is said before
-/// any input is read, and the passphrase it took ($FACEVEIL_SIGNING_PASSPHRASE, else a prompt),
-/// for the faceveil element, which reads the file again when it starts.
-pub fn signing_key(path: &Path) -> Result<(SigningKey, Option<Zeroizing<String>>)> {
-    let mut asked = None;
-    let key = SigningKey::from_file(path, || {
-        asked = passphrase(path, SIGNING_PASSPHRASE);
-        asked.as_ref().map(|p| p.as_str().to_owned().into())
-    })?;
-    Ok((key, asked))
+/// The signing key of `--sign-with`, read here, once, so that a wrong passphrase or file is said
+/// before any input is read; a protected one asks for its passphrase
+/// ($FACEVEIL_SIGNING_PASSPHRASE, else a prompt). The faceveil element is given the key itself.
+pub fn signing_key(path: &Path) -> Result<SigningKey> {
+    SigningKey::from_file(path, || passphrase(path, SIGNING_PASSPHRASE).map(|p| p.as_str().to_owned().into()))
 }
 
 /// For faceunveil, which reads (and checks) the files itself when it starts, before any frame:

@@ -214,12 +214,9 @@ pub struct Sealing {
     /// Identity files, comma-separated, and the passphrase protected ones need.
     pub identity: Option<String>,
     pub passphrase: Option<Zeroizing<String>>,
-    /// The signing key file that signs the header, and the passphrase a protected one needs.
-    pub signing_key: Option<PathBuf>,
-    pub signing_passphrase: Option<Zeroizing<String>>,
-    /// The same key, read: it signs each coded picture after the encoder, as the header that
-    /// `faceveil` signs promises (its `sign-pictures`).
-    pub pictures: Option<SigningKey>,
+    /// The signing key, opened once: it signs the header and each record in `faceveil`, and
+    /// each coded picture after the encoder, as that header promises (`sign-pictures`).
+    pub signing: Option<SigningKey>,
 }
 
 impl Sealing {
@@ -373,13 +370,11 @@ impl Settings {
         }
         set(&veil, "seal-password", self.sealing.to_password)?;
         set(&veil, "sealed-lossless", self.sealing.lossless)?;
-        if let Some(path) = &self.sealing.signing_key {
-            set(&veil, "signing-key", path.to_str().context("the signing key's path is not UTF-8")?)?;
+        if let Some(key) = &self.sealing.signing {
+            let veil = veil.downcast_ref::<gstfaceveil::FaceVeil>().context("the faceveil element is not faceveil's")?;
+            veil.set_signing_key(key.clone());
         }
-        if let Some(passphrase) = &self.sealing.signing_passphrase {
-            set(&veil, "signing-key-passphrase", passphrase.as_str())?;
-        }
-        set(&veil, "sign-pictures", self.sealing.pictures.is_some())?;
+        set(&veil, "sign-pictures", self.sealing.signing.is_some())?;
         Ok(vec![detect, stage_queue()?, veil])
     }
 
@@ -428,7 +423,7 @@ pub struct Stage {
     /// Linked in this order between the decoded frames and the encoder.
     pub elements: Vec<gst::Element>,
     pub sei: Sei,
-    /// Signs each coded picture where `sei` writes ([`Sealing::pictures`]).
+    /// Signs each coded picture where `sei` writes ([`Sealing::signing`]).
     pub pictures: Option<SigningKey>,
     /// Where `sei` reads: the signer a restore requires, whose signed pictures are checked
     /// before they are decoded.
@@ -1026,7 +1021,7 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
         Stage {
             elements,
             sei: Sei::Write,
-            pictures: settings.sealing.pictures.clone(),
+            pictures: settings.sealing.signing.clone(),
             signer: None,
             quality: Quality::Crf(DEFAULT_CRF),
             audio,

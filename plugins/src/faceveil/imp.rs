@@ -13,7 +13,7 @@ use faceveil::faces::track::Track;
 use faceveil::finder::FaceFinder;
 use faceveil::model::keys::{EarlyKey, KdfParams};
 use faceveil::pipeline::{Anonymizer, Signing};
-use faceveil::secrets::{Recipient, SealedLayout};
+use faceveil::secrets::{Recipient, SealedLayout, SigningKey};
 use faceveil::stream::SeiPayload;
 use faceveil::stream::sidecar::SidecarWriter;
 use gst::glib;
@@ -57,8 +57,10 @@ struct Settings {
     sealed_lossless: bool,
     /// Also seal each face to the password, for a restore with it alone.
     seal_password: bool,
-    /// The signing key that signs a sealed stream's header and records.
+    /// The signing key that signs a sealed stream's header and records: its file, or the key
+    /// an application opened ([`super::FaceVeil::set_signing_key`]).
     signing: SigningKeySettings,
+    opened_signing_key: Option<SigningKey>,
     /// The header promises that every coded picture is signed after the encoder.
     sign_pictures: bool,
     keying: KeyingProp,
@@ -78,6 +80,7 @@ impl Default for Settings {
             sealed_lossless: DEFAULT_SEALED_LOSSLESS,
             seal_password: DEFAULT_SEAL_PASSWORD,
             signing: SigningKeySettings::default(),
+            opened_signing_key: None,
             sign_pictures: DEFAULT_SIGN_PICTURES,
             keying: DEFAULT_KEYING,
         }
@@ -108,6 +111,12 @@ pub struct FaceVeil {
     /// The next output's key, derived from the password while the pipeline starts up.
     early_key: Mutex<Option<EarlyKey>>,
     state: Mutex<Option<State>>,
+}
+
+impl FaceVeil {
+    pub(super) fn set_signing_key(&self, key: SigningKey) {
+        self.settings.lock().unwrap().opened_signing_key = Some(key);
+    }
 }
 
 #[glib::object_subclass]
@@ -296,7 +305,10 @@ impl BaseTransformImpl for FaceVeil {
             Some(text) => Recipient::parse_list(&text.replace(',', "\n")).map_err(common::settings_error)?,
             None => Vec::new(),
         };
-        let signing = settings.signing.open()?;
+        let signing = match settings.opened_signing_key.clone() {
+            Some(key) => Some(key),
+            None => settings.signing.open()?,
+        };
         if signing.is_some() && recipients.is_empty() && !settings.seal_password {
             return Err(common::settings_error(
                 "signing-key signs the header of sealed faces: set recipients or seal-password too",

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use faceveil::faces::effects::Mode;
+use faceveil::secrets::SigningKey;
 use gst::prelude::*;
 use prometheus_client::metrics::counter::Counter;
 
@@ -82,10 +83,28 @@ enum End {
 }
 
 fn supervise(config: &CameraConfig, metrics: &CameraMetrics, outlet: Option<&Outlet>, stop: &AtomicBool) {
+    // Opened once for every reconnection: a protected key's passphrase costs a deliberate second.
+    match config.signing_key() {
+        Ok(signing) => run_until_stopped(config, signing.as_ref(), metrics, outlet, stop),
+        Err(e) => eprintln!("faceveil: camera {}: {e:#}", config.name),
+    }
+    if let Some(outlet) = outlet {
+        outlet.end();
+    }
+}
+
+/// Runs the camera, reconnecting with backoff, until it is stopped or its file ends.
+fn run_until_stopped(
+    config: &CameraConfig,
+    signing: Option<&SigningKey>,
+    metrics: &CameraMetrics,
+    outlet: Option<&Outlet>,
+    stop: &AtomicBool,
+) {
     let mut reconnect = Reconnect::new();
     loop {
         let before = metrics.frames.get();
-        let end = run_once(config, metrics, outlet, stop);
+        let end = run_once(config, signing, metrics, outlet, stop);
         metrics.up.set(0);
         metrics.fps.set(0.0);
         let error = match end {
@@ -107,14 +126,17 @@ fn supervise(config: &CameraConfig, metrics: &CameraMetrics, outlet: Option<&Out
         }
         metrics.reconnects.inc();
     }
-    if let Some(outlet) = outlet {
-        outlet.end();
-    }
 }
 
-fn run_once(config: &CameraConfig, metrics: &CameraMetrics, outlet: Option<&Outlet>, stop: &AtomicBool) -> End {
+fn run_once(
+    config: &CameraConfig,
+    signing: Option<&SigningKey>,
+    metrics: &CameraMetrics,
+    outlet: Option<&Outlet>,
+    stop: &AtomicBool,
+) -> End {
     let last_frame = Arc::new(Mutex::new(Instant::now()));
-    let pipeline = match build(config, metrics, outlet, &last_frame) {
+    let pipeline = match build(config, signing, metrics, outlet, &last_frame) {
         Ok(p) => p,
         Err(e) => return End::Failed(e),
     };
@@ -246,6 +268,7 @@ fn detection(element: &gst::Element, config: &CameraConfig) {
 
 fn build(
     config: &CameraConfig,
+    signing: Option<&SigningKey>,
     metrics: &CameraMetrics,
     outlet: Option<&Outlet>,
     last_frame: &Arc<Mutex<Instant>>,
@@ -265,10 +288,8 @@ fn build(
     let veil = make("faceveil")?;
     detection(&veil, config);
     veil.set_property_from_str("mode", config.mode.name());
-    // Whether faces are sealed, to recipients or to the password.
-    // The signing key signs the header and records in faceveil, and each coded picture after
-    // the encoder; the configuration was checked to read it.
-    let signing = config.signing_key()?;
+    // Whether faces are sealed, to recipients or to the password. The signing key signs the
+    // header and records in faceveil, and each coded picture after the encoder.
     let sealing = if config.mode == Mode::Sdn {
         let password = config.password()?.context("mode sdn needs a password")?;
         veil.set_property("password", password.as_str());
@@ -278,11 +299,9 @@ fn build(
             veil.set_property("recipients-threshold", config.recipients_threshold);
         }
         veil.set_property("seal-password", config.seal_password);
-        if let (Some(path), Some((_, passphrase))) = (&config.sign_with, &signing) {
-            veil.set_property("signing-key", path.to_str().context("the signing key's path is not UTF-8")?);
-            if let Some(passphrase) = passphrase {
-                veil.set_property("signing-key-passphrase", passphrase.as_str());
-            }
+        if let Some(key) = signing {
+            let veil = veil.downcast_ref::<gstfaceveil::FaceVeil>().context("the faceveil element is not faceveil's")?;
+            veil.set_signing_key(key.clone());
             veil.set_property("sign-pictures", true);
         }
         recipients.is_some() || config.seal_password
@@ -303,7 +322,7 @@ fn build(
     encoder.set_property("key-int-max", 30u32);
     // faceveil's SEI metas (the header every 30 frames, each frame's record) into the stream, so
     // that any segment or RTSP stream can be restored on its own.
-    gstfaceveil::streamdata::sei_through_encoder(&encoder, signing.map(|(key, _)| key))?;
+    gstfaceveil::streamdata::sei_through_encoder(&encoder, signing.cloned())?;
     let parse = make("h264parse")?;
     // Parameter sets before every keyframe: each segment and each joining client starts whole.
     parse.set_property("config-interval", -1i32);

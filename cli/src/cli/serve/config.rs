@@ -157,9 +157,9 @@ impl CameraConfig {
         Ok(Some(secret))
     }
 
-    /// The signing key, read now with its passphrase where it needs one, and that passphrase
-    /// (`None` without `sign_with`).
-    pub fn signing_key(&self) -> Result<Option<(SigningKey, Option<Zeroizing<String>>)>> {
+    /// The signing key, read now with its passphrase where it needs one (`None` without
+    /// `sign_with`).
+    pub fn signing_key(&self) -> Result<Option<SigningKey>> {
         let Some(path) = &self.sign_with else { return Ok(None) };
         let passphrase = match (&self.sign_with_passphrase_file, &self.sign_with_passphrase_env) {
             (Some(file), _) => Some(faceveil::secrets::first_line(file, "passphrase file")?),
@@ -171,7 +171,7 @@ impl CameraConfig {
         };
         let key = SigningKey::from_file(path, || passphrase.as_ref().map(|p| p.as_str().to_owned().into()))
             .with_context(|| format!("camera {}: sign_with", self.name))?;
-        Ok(Some((key, passphrase)))
+        Ok(Some(key))
     }
 
     /// The recipients, checked, as the faceveil element's `recipients` value (`None`: not sealed).
@@ -381,8 +381,7 @@ mod tests {
         let refused = format!("{:#}", Config::parse(&protected, &dir).unwrap_err());
         assert!(refused.contains("passphrase-protected"), "{refused}");
         let from_file = Config::parse(&format!("{protected}sign_with_passphrase_file = \"locked.pass\"\n"), &dir).unwrap();
-        let (key, passphrase) = from_file.cameras[0].signing_key().unwrap().unwrap();
-        assert_eq!((key.signer(), passphrase.as_deref().map(String::as_str)), (locked.signer(), Some("camera words")));
+        assert_eq!(from_file.cameras[0].signing_key().unwrap().unwrap().signer(), locked.signer());
         let unset = format!("{protected}sign_with_passphrase_env = \"FACEVEIL_TEST_UNSET_VARIABLE\"\n");
         assert!(format!("{:#}", Config::parse(&unset, &dir).unwrap_err()).contains("is not set"));
         let blur = camera.replace("password_env = \"PATH\"\nsign_with = \"cam.key\"\n", "mode = \"blur\"\n");
