@@ -115,15 +115,23 @@ impl Signer {
     /// Whether `signature` (base64) is this signer's of the record `record` in the stream whose
     /// header has digest `header`.
     pub(crate) fn signed_record(&self, header: &[u8; 32], record: &[u8], signature: &str) -> bool {
-        let Some(bytes) = STANDARD.decode(signature).ok().and_then(|b| <[u8; 64]>::try_from(b).ok()) else { return false };
-        let signature = ed25519_dalek::Signature::from_bytes(&bytes);
-        self.0.verify(&[RECORD_CONTEXT, header, record].concat(), &signature).is_ok()
+        base64_signature(signature).is_some_and(|bytes| self.signed(&[RECORD_CONTEXT, header, record], &bytes))
     }
 
     /// Whether `signature` is this signer's of the coded picture with `digest`.
     pub(crate) fn signed_picture(&self, digest: &[u8; 32], signature: &[u8; 64]) -> bool {
-        self.0.verify(&[PICTURE_CONTEXT, digest].concat(), &ed25519_dalek::Signature::from_bytes(signature)).is_ok()
+        self.signed(&[PICTURE_CONTEXT, digest], signature)
     }
+
+    /// Whether `signature` is this signer's of `parts` (a context string first) one after another.
+    fn signed(&self, parts: &[&[u8]], signature: &[u8; 64]) -> bool {
+        self.0.verify(&parts.concat(), &ed25519_dalek::Signature::from_bytes(signature)).is_ok()
+    }
+}
+
+/// A signature as it is written, in base64; `None` where it is not 64 bytes of base64.
+fn base64_signature(text: &str) -> Option<[u8; 64]> {
+    STANDARD.decode(text).ok().and_then(|b| b.try_into().ok())
 }
 
 /// A header's signature as it travels in the header.
@@ -139,10 +147,10 @@ impl HeaderSignature {
     /// The signer, if this is its signature of `message`.
     pub(crate) fn verify(&self, message: &[u8]) -> Result<Signer, SealError> {
         let signer: Signer = self.signer.parse()?;
-        let bytes: [u8; 64] =
-            STANDARD.decode(&self.signature).ok().and_then(|b| b.try_into().ok()).ok_or(SealError::BadSignature)?;
-        let signature = ed25519_dalek::Signature::from_bytes(&bytes);
-        signer.0.verify(&[CONTEXT, message].concat(), &signature).map_err(|_| SealError::BadSignature)?;
+        let bytes = base64_signature(&self.signature).ok_or(SealError::BadSignature)?;
+        if !signer.signed(&[CONTEXT, message], &bytes) {
+            return Err(SealError::BadSignature);
+        }
         Ok(signer)
     }
 }
