@@ -9,10 +9,11 @@ use crate::model::keys::{KdfParams, Keying};
 use crate::runtime::RuntimeOptions;
 use crate::secrets::Signer;
 
-/// Detection on every 2nd frame, the tracker's predictions in between, by default: on two cores
-/// about 40 fps against 25 with detection on every frame (docs/PERFORMANCE.md), and on the five
+/// Detection on every 2nd frame (every 3rd while every face in view is sure, see
+/// `finder::SURE_SCORE_FACTOR`), the tracker's predictions in between, by default: on two cores
+/// about 40 fps against 25 with detection on every frame (docs/PERFORMANCE.md), and on the six
 /// clips of scripts/leaks.py no face is left uncovered in a frame that detection on every frame
-/// covered (with the lower threshold of scheduled detections, see veil.rs).
+/// covered (with the lower threshold of scheduled detections, see `finder`).
 pub const DEFAULT_DETECT_EVERY: u32 = 2;
 
 /// Everything that shapes an anonymization or a restore, password aside.

@@ -29,6 +29,9 @@ pub struct StageTimes {
     pub candidate_detections: u64,
     /// Large, nearly still faces that sat a scheduled detection out (`finder::RESTING_FACE_SIDE`).
     pub rested_faces: u64,
+    /// Scheduled detections put off a frame because every face in view was sure
+    /// (`finder::SURE_SCORE_FACTOR`; not in `detections`).
+    pub sure_waits: u64,
     pub faces: u64,
 }
 
@@ -48,6 +51,7 @@ impl StageTimes {
         self.skipped_detections += other.skipped_detections;
         self.candidate_detections += other.candidate_detections;
         self.rested_faces += other.rested_faces;
+        self.sure_waits += other.sure_waits;
         self.faces += other.faces;
     }
 

@@ -110,24 +110,41 @@ fn between_whole_frame_detections_only_what_changed_is_looked_at() {
     assert_eq!(finder.times().skipped_detections, times.skipped_detections + 10);
 }
 
+/// The astronaut's photo (`side` px) in a grey 1280 x 720 scene, faded towards the grey by
+/// `contrast`.
+struct FadedAstronaut(image::RgbImage);
+
+impl FadedAstronaut {
+    fn new(side: u32) -> Self {
+        let photo = image::open(common::repo().join("samples/astronaut.jpg")).unwrap().to_rgb8();
+        Self(image::imageops::resize(&photo, side, side, image::imageops::FilterType::Triangle))
+    }
+
+    fn scene(&self, contrast: f32) -> faceveil::frame::rgb::RgbImage {
+        self.scene_at(contrast, 900)
+    }
+
+    /// The same, the photo's left edge at `x`.
+    fn scene_at(&self, contrast: f32, x: i64) -> faceveil::frame::rgb::RgbImage {
+        let grey = 120.0;
+        let mut canvas = image::RgbImage::from_pixel(1280, 720, image::Rgb([120, 120, 120]));
+        let faded = image::RgbImage::from_fn(self.0.width(), self.0.height(), |x, y| {
+            image::Rgb(self.0.get_pixel(x, y).0.map(|v| (grey + contrast * (v as f32 - grey)).round() as u8))
+        });
+        image::imageops::overlay(&mut canvas, &faded, x, 300);
+        faceveil::frame::rgb::RgbImage::from_raw(1280, 720, canvas.into_raw()).unwrap()
+    }
+}
+
 #[test]
 fn a_face_found_below_the_threshold_is_covered_from_the_first_frame_between_that_it_clears_it() {
     use faceveil::config::Config;
     use faceveil::finder::FaceFinder;
 
-    // The astronaut (200 px) in a grey scene, faded towards the grey until CenterFace scores it
-    // between the scheduled detections' share of the threshold and the threshold itself.
-    let photo = image::open(common::repo().join("samples/astronaut.jpg")).unwrap().to_rgb8();
-    let small = image::imageops::resize(&photo, 200, 200, image::imageops::FilterType::Triangle);
-    let scene = |contrast: f32| {
-        let grey = 120.0;
-        let mut canvas = image::RgbImage::from_pixel(1280, 720, image::Rgb([120, 120, 120]));
-        let faded = image::RgbImage::from_fn(200, 200, |x, y| {
-            image::Rgb(small.get_pixel(x, y).0.map(|v| (grey + contrast * (v as f32 - grey)).round() as u8))
-        });
-        image::imageops::overlay(&mut canvas, &faded, 900, 300);
-        faceveil::frame::rgb::RgbImage::from_raw(1280, 720, canvas.into_raw()).unwrap()
-    };
+    // The astronaut faded towards the grey until CenterFace scores it between the scheduled
+    // detections' share of the threshold and the threshold itself.
+    let astronaut = FadedAstronaut::new(200);
+    let scene = |contrast: f32| astronaut.scene(contrast);
     let config = Config { detect_every: 2, ..Config::new(common::repo().join("models/sdn")) };
     let threshold = config.detector.threshold;
     let mut finder = FaceFinder::new(&config).unwrap();
@@ -166,8 +183,13 @@ fn a_face_found_below_the_threshold_is_covered_from_the_first_frame_between_that
     );
 }
 
+/// The frame the newcomer of a [`VideoCall`] comes in on, one of the scheduled looks of a finder
+/// detecting every 2nd frame: looks on frames 0, 2 and 4, then every 3rd frame, the head being
+/// sure from frame 4's look on (`finder::SURE_SCORE_FACTOR`).
+const NEWCOMER_FRAME: usize = 7;
+
 /// A video call: the astronaut's head three times its size (its face about 120 px at the
-/// detector's 640) with a mouth that changes on every frame, in a still grey room; from frame 6
+/// detector's 640) with a mouth that changes on every frame, in a still grey room; from frame 7
 /// a second, smaller face, its photo's corner at `newcomer`.
 struct VideoCall {
     head: image::RgbImage,
@@ -194,7 +216,7 @@ impl VideoCall {
             }
         }
         image::imageops::overlay(&mut canvas, &face, 150, 60);
-        if frame >= 6 {
+        if frame >= NEWCOMER_FRAME {
             image::imageops::overlay(&mut canvas, &self.newcomer, self.at.0, self.at.1);
         }
         faceveil::frame::rgb::RgbImage::from_raw(1280, 720, canvas.into_raw()).unwrap()
@@ -213,17 +235,19 @@ fn a_large_face_that_keeps_changing_sits_every_other_look_out_and_a_newcomer_is_
     let mut finder = finder_every(2);
     let first = finder.find(&common::as_frame(&mut scene(0))).unwrap().to_vec();
     assert_eq!(first.len(), 1, "the large face, on the first (whole) look");
-    for frame in 1..6 {
+    for frame in 1..NEWCOMER_FRAME {
         let now = finder.find(&common::as_frame(&mut scene(frame))).unwrap();
         assert_eq!(now.len(), 1, "frame {frame}");
         assert!(now[0].bbox.iou(&first[0].bbox) > 0.8, "frame {frame}: the face stays covered where it is");
     }
     let times = finder.times().clone();
-    // Scheduled looks on frames 2 and 4: on 2 the face sat out and nothing else had changed; on
+    // Scheduled looks on frames 2 and 4 (and 7, see NEWCOMER_FRAME): on 2 the face sat out and
+    // nothing else had changed; on
     // 4 what changed in it was looked at.
     assert_eq!((times.rested_faces, times.skipped_detections, times.detections), (1, 1, 2), "{times:?}");
-    let now = finder.find(&common::as_frame(&mut scene(6))).unwrap().to_vec();
-    assert_eq!(finder.times().rested_faces, 2, "the large face sits frame 6's look out");
+    let now = finder.find(&common::as_frame(&mut scene(NEWCOMER_FRAME))).unwrap().to_vec();
+    assert_eq!(finder.times().rested_faces, 1, "sure, the large face is looked at on frame 7, put off a frame");
+    assert_eq!(finder.times().sure_waits, 1, "{:?}", finder.times());
     assert_eq!(now.len(), 2, "the newcomer is found by that look all the same: {now:?}");
     assert!(now.iter().any(|t| t.bbox.iou(&first[0].bbox) > 0.8), "and the large face is still covered");
 }
@@ -234,18 +258,18 @@ fn a_face_that_comes_in_front_of_a_resting_face_is_covered_on_the_frame_detectio
     const NEWCOMER: (i64, i64) = (470, 300);
     let call = VideoCall::new(NEWCOMER);
     let scene = |frame| call.frame(frame);
-    let faces_on_frame_6 = |every: u32| {
+    let faces_on_newcomers_frame = |every: u32| {
         let mut finder = finder_every(every);
-        for frame in 0..6 {
+        for frame in 0..NEWCOMER_FRAME {
             finder.find(&common::as_frame(&mut scene(frame))).unwrap();
         }
-        let now = finder.find(&common::as_frame(&mut scene(6))).unwrap().to_vec();
+        let now = finder.find(&common::as_frame(&mut scene(NEWCOMER_FRAME))).unwrap().to_vec();
         (now, finder.times().clone())
     };
-    let (every_frame, _) = faces_on_frame_6(1);
+    let (every_frame, _) = faces_on_newcomers_frame(1);
     assert_eq!(every_frame.len(), 2, "detection on every frame covers both: {every_frame:?}");
-    let (scheduled, times) = faces_on_frame_6(2);
-    assert_eq!(times.rested_faces, 1, "the large face sat out frame 2's look, not frame 6's: {times:?}");
+    let (scheduled, times) = faces_on_newcomers_frame(2);
+    assert_eq!(times.rested_faces, 1, "the large face sat out frame 2's look, not frame 7's: {times:?}");
     assert_eq!(scheduled.len(), 2, "both faces are covered on the newcomer's first frame: {scheduled:?}");
     for face in &every_frame {
         assert!(
@@ -254,4 +278,40 @@ fn a_face_that_comes_in_front_of_a_resting_face_is_covered_on_the_frame_detectio
             face.bbox
         );
     }
+}
+
+#[test]
+fn a_look_waits_a_frame_more_while_every_face_in_view_is_sure_and_not_while_one_is_in_doubt() {
+    use faceveil::finder::{FaceFinder, SURE_SCORE_FACTOR};
+
+    // The photo at 400 px: a face of about 100 px.
+    let astronaut = FadedAstronaut::new(400);
+    let mut finder = finder_every(2);
+    let threshold = faceveil::faces::detect::DEFAULT_THRESHOLD;
+    let score = |finder: &mut FaceFinder, contrast: f32| {
+        finder.detect(&common::as_frame(&mut astronaut.scene(contrast))).unwrap().iter().map(|f| f.score).fold(0.0, f32::max)
+    };
+    let sure = threshold * SURE_SCORE_FACTOR;
+    assert!(score(&mut finder, 1.0) >= sure, "the astronaut at full contrast is sure");
+    let in_doubt = (1..=100)
+        .map(|i| i as f32 / 400.0)
+        .find(|&c| (threshold + 0.05..sure - 0.05).contains(&score(&mut finder, c)))
+        .expect("a contrast at which the face clears the threshold and is not sure");
+    // Twelve frames in which the face moves steadily (8 px a frame), so that every look has
+    // something to look at and the tracker a motion to follow; the scheduled looks and those put
+    // off, and the face covered on every frame.
+    let looks = |contrast: f32| {
+        let mut finder = finder_every(2);
+        for frame in 0..12 {
+            let mut scene = astronaut.scene_at(contrast, 900 - 8 * frame);
+            let tracks = finder.find(&common::as_frame(&mut scene)).unwrap();
+            assert_eq!(tracks.len(), 1, "contrast {contrast}, frame {frame}: the face is covered");
+        }
+        let times = finder.times();
+        (times.detections + times.skipped_detections, times.sure_waits)
+    };
+    // Frame 2's look finds the face where the tracker, which knew no motion yet, did not expect
+    // it (a fifth of its side away); frame 4's look where it did: sure from then on.
+    assert_eq!(looks(1.0), (5, 2), "sure: looks on frames 0, 2, 4, 7 and 10, the last two put off a frame");
+    assert_eq!(looks(in_doubt), (6, 0), "in doubt: looks on every 2nd frame");
 }

@@ -285,8 +285,9 @@ pub fn shared_properties(groups: Groups) -> Vec<glib::ParamSpec> {
         glib::ParamSpecUInt::builder("detect-interval")
             .nick("Detection interval")
             .blurb(&format!(
-                "Run the detector every N frames and track faces in between; a scene cut brings the next detection forward. Above 1, each run looks only where the picture changed, and at the whole frame every {} frames",
-                faceveil::finder::WHOLE_FRAME_EVERY
+                "Run the detector every N frames and track faces in between; a scene cut brings the next detection forward. Above 1, each run looks only where the picture changed, and at the whole frame every {} frames; every N+1 frames while every face in view scores at least {} times the threshold",
+                faceveil::finder::WHOLE_FRAME_EVERY,
+                faceveil::finder::SURE_SCORE_FACTOR
             ))
             .minimum(1)
             .maximum(30)
@@ -425,7 +426,7 @@ impl Shared {
 pub fn stage_times_property() -> glib::ParamSpec {
     glib::ParamSpecBoxed::builder::<gst::Structure>("stage-times")
         .nick("Stage times")
-        .blurb("Time spent since the element started, in ns per stage (downscale, detect, track, seal, crop, model, blend), and the frames, detections (of which cut-detections: extra ones a scene cut called for; region-detections: of the changed part of the frame only), skipped-detections (scheduled ones left out, nothing had changed), candidate-detections (looks between at faces found below the threshold), rested-faces (large, still faces that sat a scheduled look out) and faces counted")
+        .blurb("Time spent since the element started, in ns per stage (downscale, detect, track, seal, crop, model, blend), and the frames, detections (of which cut-detections: extra ones a scene cut called for; region-detections: of the changed part of the frame only), skipped-detections (scheduled ones left out, nothing had changed), candidate-detections (looks between at faces found below the threshold), rested-faces (large, still faces that sat a scheduled look out), sure-waits (scheduled looks put off a frame, every face in view sure) and faces counted")
         .read_only()
         .build()
 }
@@ -447,6 +448,7 @@ pub fn stage_times_value<'a>(times: impl IntoIterator<Item = &'a StageTimes>) ->
         .field("skipped-detections", total.skipped_detections)
         .field("candidate-detections", total.candidate_detections)
         .field("rested-faces", total.rested_faces)
+        .field("sure-waits", total.sure_waits)
         .field("faces", total.faces)
         .build()
         .to_value()

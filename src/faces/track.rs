@@ -37,6 +37,9 @@ pub struct Track {
     /// Per-frame motion of the box centre.
     velocity: (f32, f32),
     frames_since_detection: u32,
+    /// How far the last detection that joined it lay from where it was expected: see
+    /// [`Track::surprise`].
+    surprise: f32,
     /// The last detection that looked where this track is did not find it: it is coasting and
     /// ages even where the picture stays still.
     coasting: bool,
@@ -53,12 +56,25 @@ impl Track {
             landmarks: face.landmarks,
             velocity: (0.0, 0.0),
             frames_since_detection: 0,
+            surprise: f32::INFINITY,
             coasting: false,
         }
     }
 
     pub fn missed(&self) -> u32 {
         self.frames_since_detection
+    }
+
+    /// The last detection that looked where it is did not find it.
+    pub fn coasting(&self) -> bool {
+        self.coasting
+    }
+
+    /// How far the last detection that joined it lay from where it was predicted to be: the
+    /// distance of the centres or the change of width, the larger, as a share of the face's
+    /// longer side. Infinite until a second detection joins it (its motion is not known yet).
+    pub fn surprise(&self) -> f32 {
+        self.surprise
     }
 
     /// How far the box centre moves a frame, in pixels.
@@ -260,6 +276,7 @@ impl Tracker {
             landmarks: d.landmarks,
             velocity: (0.0, 0.0),
             frames_since_detection: 0,
+            surprise: f32::INFINITY,
             coasting: false,
         });
         self.next_id += 1;
@@ -282,6 +299,8 @@ impl Tracker {
         // predict() already moved the box one frame; measure motion since the last detection.
         let frames = t.frames_since_detection.max(1) as f32;
         let (pc, dc) = (t.bbox.center(), d.bbox.center());
+        let side = d.bbox.width().max(d.bbox.height()).max(1.0);
+        t.surprise = (dc.0 - pc.0).hypot(dc.1 - pc.1).max((d.bbox.width() - t.bbox.width()).abs()) / side;
         let c = (pc.0 + pg * (dc.0 - pc.0), pc.1 + pg * (dc.1 - pc.1));
         let w = t.bbox.width() + sg * (d.bbox.width() - t.bbox.width());
         let h = t.bbox.height() + sg * (d.bbox.height() - t.bbox.height());

@@ -166,7 +166,8 @@ pub fn bench(clip: &Path, describe: &str, settings: &Settings, baseline: bool) -
     );
     println!(
         "detections: {} of {} frames ({} at scene cuts, {} of the changed part only; {} more left out, nothing had changed; \
-         {} looks between at faces below the threshold; large faces sat {} looks out), faces processed: {}",
+         {} looks between at faces below the threshold; large faces sat {} looks out; {} put off a frame, every face sure), \
+         faces processed: {}",
         times.detections,
         times.frames,
         times.cut_detections,
@@ -174,6 +175,7 @@ pub fn bench(clip: &Path, describe: &str, settings: &Settings, baseline: bool) -
         times.skipped_detections,
         times.candidate_detections,
         times.rested_faces,
+        times.sure_waits,
         times.faces
     );
     println!("ms per frame by stage:");
