@@ -51,9 +51,9 @@ pub const WHOLE_FRAME_EVERY: u32 = 30;
 /// coming in beside it is found on the frame detection on every frame finds it, and no look
 /// cuts the resting face (a cut face's lower half was once taken for a second face); the face
 /// itself is held where it was all the same, which keeps its square, and so its surrogate,
-/// steadier. A face coming in wholly inside its box waits for the next scheduled look. No face
-/// rests while looks are put off for sure faces ([`SURE_SCORE_FACTOR`]): each such look takes it
-/// in, so that a face inside its box waits no longer than one coming in anywhere else.
+/// steadier. A face coming in wholly inside its box waits for the next scheduled look. While a
+/// face may rest, looks are not put off for sure faces ([`SURE_SCORE_FACTOR`]): the two savings
+/// do not add up, so that a face inside a resting face's box waits no longer than before.
 pub const RESTING_FACE_SIDE: f32 = 96.0;
 
 /// See [`RESTING_FACE_SIDE`]: a share of the face's longer side, per frame.
@@ -63,12 +63,15 @@ pub const RESTING_SPEED: f32 = 0.02;
 /// view is sure: the last look that looked at it found it, scoring at least this many times the
 /// threshold (0.7 at the default 0.4), within [`SURE_SURPRISE`] of where the tracker expected
 /// it, and no face below the threshold is being watched. The tracker follows such faces well
-/// between looks; a face coming in is found one frame later at most, and no face rests
-/// ([`RESTING_FACE_SIDE`]) meanwhile.
+/// between looks; a face coming in is found one frame later at most. Not while a face may rest
+/// ([`RESTING_FACE_SIDE`]): a video call's face that rests keeps its square, and so its
+/// surrogate, steadier than one looked at every 3rd frame (the selfie's surrogate changed from
+/// frame to frame 0.84 times as much as the original with the rests, 1.03 times with looks put
+/// off instead; `scripts/roundtrip.py --detect-interval 2`).
 ///
 /// The sample's large print and small head (scores 0.85-0.95) were looked at 90 times in 180
-/// frames, now 62; `faceveil anonymize` of it took 2.51 s against 2.96 before, and 3.09 against
-/// 3.39 s in a busier hour (8 runs of each, alternated; 2-core AMD EPYC, 2026-12-04). On
+/// frames, now 62; `faceveil anonymize` of it took 2.65 s against 2.96 before (6 runs of each,
+/// alternated; 2-core AMD EPYC, 2026-12-04). On
 /// scripts/leaks.py's six clips no face is left uncovered in a frame that detection on every
 /// frame covered, as with looks every 2nd frame. The crowd and Hamilton clips, whose faces at
 /// the edge of detectability score 0.3-0.6, stay at every 2nd frame.
@@ -206,7 +209,8 @@ impl FaceFinder {
         }
         self.frame_size = Some(size);
         self.since_whole = self.since_whole.map(|n| n + 1);
-        let interval = self.interval();
+        let (_, _, scale) = downscaled_size(size.0, size.1, self.settings.max_side);
+        let interval = self.interval(scale);
         let due = self.since_detection.is_none_or(|n| n + 1 >= interval);
         if !due && self.since_detection.is_some_and(|n| n + 1 == self.detect_every) {
             self.times.sure_waits += 1;
@@ -236,13 +240,16 @@ impl FaceFinder {
     }
 
     /// Frames from one scheduled look to the next: `detect_every`, one more while every face in
-    /// view is sure ([`SURE_SCORE_FACTOR`]). Between looks the tracks and candidates stay as the
-    /// last look left them, so this holds until the next.
-    fn interval(&self) -> u32 {
+    /// view is sure ([`SURE_SCORE_FACTOR`]) and none may rest ([`RESTING_FACE_SIDE`]), in a frame
+    /// whose detector's pixels are `scale` of its own. Between looks the tracks and candidates
+    /// stay as the last look left them, so this holds until the next.
+    fn interval(&self, scale: f32) -> u32 {
         let tracks = self.tracker.tracks();
         let sure = !tracks.is_empty()
             && self.tracker.candidates().is_empty()
-            && tracks.iter().all(|t| !t.coasting() && t.score >= self.sure_score && t.surprise() <= SURE_SURPRISE);
+            && tracks
+                .iter()
+                .all(|t| !t.coasting() && t.score >= self.sure_score && t.surprise() <= SURE_SURPRISE && !may_rest(t, scale));
         if self.detect_every > 1 && sure { self.detect_every + 1 } else { self.detect_every }
     }
 
@@ -288,12 +295,7 @@ impl FaceFinder {
             let (mut faces, mut large) = (Vec::new(), Vec::new());
             for t in self.tracker.tracks() {
                 let b = t.bbox.scaled(1.0 / scale);
-                let side = b.width().max(b.height());
-                if side >= RESTING_FACE_SIDE
-                    && interval == self.detect_every
-                    && t.missed() + 1 == interval
-                    && t.speed() / scale < RESTING_SPEED * side
-                {
+                if t.missed() + 1 == interval && may_rest(t, scale) {
                     resting.push(t.id);
                     large.push(b);
                 } else {
@@ -380,6 +382,14 @@ impl FaceFinder {
         self.since_whole = None;
         self.frame_size = None;
     }
+}
+
+/// Whether `t` is large and nearly still enough to sit a look out ([`RESTING_FACE_SIDE`]), in a
+/// frame whose detector's pixels are `scale` of its own.
+fn may_rest(t: &Track, scale: f32) -> bool {
+    let b = t.bbox.scaled(1.0 / scale);
+    let side = b.width().max(b.height());
+    side >= RESTING_FACE_SIDE && t.speed() / scale < RESTING_SPEED * side
 }
 
 /// The faces in `regions` of the downscaled frame `small`, in frame coordinates.
