@@ -70,8 +70,9 @@ pub const RESTING_SPEED: f32 = 0.02;
 /// off instead; `scripts/roundtrip.py --detect-interval 2`).
 ///
 /// The sample's large print and small head (scores 0.85-0.95) were looked at 90 times in 180
-/// frames, now 62; `faceveil anonymize` of it took 2.65 s against 2.96 before (6 runs of each,
-/// alternated; 2-core AMD EPYC, 2026-12-04). On
+/// frames, now 73 (the print's face, large, may rest while it slows down); `faceveil anonymize`
+/// of it took 2.65 s against 2.96 before (6 runs of each, alternated; 2-core AMD EPYC,
+/// 2026-12-04). On
 /// scripts/leaks.py's six clips no face is left uncovered in a frame that detection on every
 /// frame covered, as with looks every 2nd frame. The crowd and Hamilton clips, whose faces at
 /// the edge of detectability score 0.3-0.6, stay at every 2nd frame.
