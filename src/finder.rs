@@ -72,10 +72,9 @@ pub const RESTING_SPEED: f32 = 0.02;
 /// The sample's large print and small head (scores 0.85-0.95) were looked at 90 times in 180
 /// frames, now 73 (the print's face, large, may rest while it slows down); `faceveil anonymize`
 /// of it took 2.65 s against 2.96 before (6 runs of each, alternated; 2-core AMD EPYC,
-/// 2026-12-04). On
-/// scripts/leaks.py's six clips no face is left uncovered in a frame that detection on every
-/// frame covered, as with looks every 2nd frame. The crowd and Hamilton clips, whose faces at
-/// the edge of detectability score 0.3-0.6, stay at every 2nd frame.
+/// 2026-12-04). On scripts/leaks.py's six clips no face is left uncovered in a frame that
+/// detection on every frame covered, as with looks every 2nd frame. The crowd and Hamilton
+/// clips, whose faces at the edge of detectability score 0.3-0.6, stay at every 2nd frame.
 pub const SURE_SCORE_FACTOR: f32 = 1.75;
 
 /// See [`SURE_SCORE_FACTOR`]: how far from its predicted place ([`Track::surprise`]) the last
@@ -213,9 +212,6 @@ impl FaceFinder {
         let (_, _, scale) = downscaled_size(size.0, size.1, self.settings.max_side);
         let interval = self.interval(scale);
         let due = self.since_detection.is_none_or(|n| n + 1 >= interval);
-        if !due && self.since_detection.is_some_and(|n| n + 1 == self.detect_every) {
-            self.times.sure_waits += 1;
-        }
         // Detecting every frame leaves nothing for a cut to change; otherwise the grid is taken
         // on every frame, so that the comparison is always with the frame before.
         let t = Instant::now();
@@ -229,6 +225,10 @@ impl FaceFinder {
             self.look(frame, whole, interval)?;
             self.since_detection = Some(0);
         } else {
+            // A look that would have been due but for sure faces (a cut's look is not one).
+            if self.since_detection.is_some_and(|n| n + 1 == self.detect_every) {
+                self.times.sure_waits += 1;
+            }
             let t = Instant::now();
             self.tracker.predict();
             lap(&mut self.times.track, t);
@@ -246,12 +246,13 @@ impl FaceFinder {
     /// stay as the last look left them, so this holds until the next.
     fn interval(&self, scale: f32) -> u32 {
         let tracks = self.tracker.tracks();
-        let sure = !tracks.is_empty()
+        let sure = self.detect_every > 1
+            && !tracks.is_empty()
             && self.tracker.candidates().is_empty()
             && tracks
                 .iter()
                 .all(|t| !t.coasting() && t.score >= self.sure_score && t.surprise() <= SURE_SURPRISE && !may_rest(t, scale));
-        if self.detect_every > 1 && sure { self.detect_every + 1 } else { self.detect_every }
+        self.detect_every + u32::from(sure)
     }
 
     /// Between scheduled detections: a look around the faces the last look found below the
