@@ -271,7 +271,9 @@ def read_sidecar(path):
     header, frames = lines[0], {}
     for rec in lines[1:]:
         # {"frame", "pts", "faces": [{"square": [cx, cy, side], "track", "landmarks"}]};
-        # older sidecars had "crops": [[cx, cy, side]]
+        # older sidecars had "crops": [[cx, cy, side]]; a signed stream ends in {"end": ...}
+        if "end" in rec:
+            continue
         if "faces" in rec:
             frames[int(rec["frame"])] = [tuple(map(float, f["square"])) for f in rec["faces"]]
         else:

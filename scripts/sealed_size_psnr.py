@@ -85,7 +85,8 @@ def yuv_face(frame, rect, width, height):
 def records(sidecar):
     with open(sidecar) as f:
         lines = f.read().splitlines()
-    return [json.loads(line) for line in lines[1:]]
+    # A signed stream's sidecar ends in its signed end ({"end": ...}), not a frame's record.
+    return [r for r in map(json.loads, lines[1:]) if "end" not in r]
 
 
 def face_rects(record, width, height):

@@ -19,6 +19,7 @@ use crate::frame::{FrameMut, Region};
 use crate::model::keys::{self, EarlyKey, Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
 use crate::secrets::{FaceCodec, FacePlace, FaceVault, Identity, OpenedFace, Recipient, SealedLayout, SigningKey};
+use crate::stream::end::StreamEnd;
 use crate::stream::header::{FaceRecord, FrameRecord, SealedFace, StreamHeader};
 use crate::stream::look::Look;
 use crate::stream::signed::SignedRecords;
@@ -135,6 +136,8 @@ pub struct Anonymizer {
     /// Still faces keep their crop square, so that their surrogate does not flicker.
     steady: SteadyCrops,
     frames: u64,
+    /// The last frame's presentation time, for the stream's signed end.
+    last_pts: Option<u64>,
 }
 
 impl Anonymizer {
@@ -163,7 +166,7 @@ impl Anonymizer {
     }
 
     fn with_veil(veil: Veil, header: Option<StreamHeader>) -> Self {
-        Self { veil, header, vault: None, signing: None, steady: SteadyCrops::default(), frames: 0 }
+        Self { veil, header, vault: None, signing: None, steady: SteadyCrops::default(), frames: 0, last_pts: None }
     }
 
     /// Seals every face's original pixels to `recipients`, any `threshold` of whom can open
@@ -184,7 +187,9 @@ impl Anonymizer {
         let (key, envelope) = FaceVault::create(recipients, threshold, wrap_key.as_deref())?;
         let header = header.with_sealed(envelope);
         let header = match signing {
-            Some(Signing { key, pictures }) => StreamHeader { pictures_signed: pictures, ..header }.signed_with(key),
+            Some(Signing { key, pictures }) => {
+                StreamHeader { pictures_signed: pictures, end_signed: true, ..header }.signed_with(key)
+            }
             None => header,
         };
         let digest = header.digest();
@@ -192,6 +197,13 @@ impl Anonymizer {
         self.vault = Some(FaceVault::new(key, digest, layout));
         self.header = Some(header);
         Ok(())
+    }
+
+    /// The signed end of the stream so far, for a writer to put after its last frame where the
+    /// stream is signed ([`crate::stream::end`]).
+    pub fn end(&self) -> Option<StreamEnd> {
+        let (key, header) = self.signing.as_ref()?;
+        Some(StreamEnd::signed_with(self.frames, self.last_pts, key, header))
     }
 
     /// The header a restore needs (sdn mode only).
@@ -236,6 +248,7 @@ impl Anonymizer {
             record = record.signed_with(key, header);
         }
         self.frames += 1;
+        self.last_pts = pts;
         FrameRecord { look: Some(Look::of(frame)), ..record }
     }
 

@@ -4,7 +4,8 @@
 //! together; a stranger and a moved, reordered or spliced face are refused clearly. Faces sealed
 //! to the password come back with it alone, and a wrong password is refused. A signed output
 //! opens for its signer, and an output a forger sealed anew, or signed with another key, does not;
-//! `faceveil verify` refuses a signed recording whose pictures were altered outside the faces.
+//! `faceveil verify` refuses a signed recording whose pictures were altered outside the faces,
+//! or that was cut short of its signed end.
 
 mod common;
 
@@ -247,7 +248,9 @@ fn sealed_bytes(records: &[faceveil::stream::header::FrameRecord]) -> usize {
 
 fn records(video: &Path) -> Vec<faceveil::stream::header::FrameRecord> {
     let sidecar = std::fs::read_to_string(faceveil::stream::sidecar::path_for(video)).unwrap();
-    sidecar.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect()
+    // A signed stream's sidecar ends in its signed end, not a frame's record.
+    let records = sidecar.lines().skip(1).filter(|l| faceveil::stream::end::StreamEnd::decode(l).is_none());
+    records.map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// A recorded face's square less 4 px at each edge (the RGB conversion of its edge also reads
@@ -564,24 +567,49 @@ fn a_signed_recording_with_frames_cut_out_says_which_are_missing_and_verify_chec
 /// faceveil data but changes pictures would.
 fn remux_editing(input: &Path, output: &Path, edit: impl Fn(usize, Vec<u8>) -> Vec<u8> + Send + Sync + 'static) {
     use gst::prelude::*;
+    remux(input, output, "", |pad| {
+        let seen = std::sync::atomic::AtomicUsize::new(0);
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
+            if let Some(gst::PadProbeData::Buffer(buf)) = probe.data.as_mut() {
+                let au = buf.map_readable().unwrap().to_vec();
+                let mut out = gst::Buffer::from_mut_slice(edit(seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed), au));
+                buf.copy_into(out.get_mut().unwrap(), gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS, ..)
+                    .unwrap();
+                *buf = out;
+            }
+            gst::PadProbeReturn::Ok
+        });
+    });
+}
+
+/// The signed H.264 MP4 `input` remuxed to `output` with only its first `pictures` coded
+/// pictures, as a forger who cuts a recording short would: with the container's tags, or
+/// without them.
+fn remux_cut(input: &Path, output: &Path, pictures: usize, keep_tags: bool) {
+    use gst::prelude::*;
+    remux(input, output, &format!("eos-after={pictures}"), |pad| {
+        if !keep_tags {
+            pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, probe| match &probe.data {
+                Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Tag => gst::PadProbeReturn::Drop,
+                _ => gst::PadProbeReturn::Ok,
+            });
+        }
+    });
+}
+
+/// Remuxes the H.264 MP4 `input` to `output` through h264parse, an identity (with `identity`'s
+/// properties) and mp4mux, after `setup` was given the identity's source pad.
+fn remux(input: &Path, output: &Path, identity: &str, setup: impl FnOnce(&gst::Pad)) {
+    use gst::prelude::*;
     gst::init().unwrap();
     let desc = format!(
-        "filesrc location={} ! qtdemux ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! identity name=edit \
+        "filesrc location={} ! qtdemux ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! identity name=edit {identity} \
          ! mp4mux ! filesink location={}",
         input.display(),
         output.display()
     );
     let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
-    let seen = std::sync::atomic::AtomicUsize::new(0);
-    pipeline.by_name("edit").unwrap().static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
-        if let Some(gst::PadProbeData::Buffer(buf)) = probe.data.as_mut() {
-            let au = buf.map_readable().unwrap().to_vec();
-            let mut out = gst::Buffer::from_mut_slice(edit(seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed), au));
-            buf.copy_into(out.get_mut().unwrap(), gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS, ..).unwrap();
-            *buf = out;
-        }
-        gst::PadProbeReturn::Ok
-    });
+    setup(&pipeline.by_name("edit").unwrap().static_pad("src").unwrap());
     pipeline.set_state(gst::State::Playing).unwrap();
     let msg = pipeline
         .bus()
@@ -590,6 +618,55 @@ fn remux_editing(input: &Path, output: &Path, edit: impl Fn(usize, Vec<u8>) -> V
         .expect("the remux ends within a minute");
     pipeline.set_state(gst::State::Null).unwrap();
     assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "remux: {msg:?}");
+}
+
+/// A signed recording's writer signs its end: `faceveil verify` finds a recording cut short of
+/// it (with its tags kept, or stripped), in the video and in its sidecar, and a forged end, and
+/// accepts one without its end only when told to (`--open-end`).
+#[test]
+fn a_signed_recording_cut_short_of_its_signed_end_fails_verify_unless_its_end_is_left_open() {
+    let dir = tmpdir("signed-end");
+    let clip = common::repo().join("samples/two_faces_640x360.mp4");
+    let ((_, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
+    let anon = dir.join("anon.mp4");
+    ok(&faceveil(&["anonymize", s(&clip), "-o", s(&anon), "--recipient", &recipient, "--sign-with", s(&camera)], Some("pw")));
+    let whole = ok(&faceveil(&["verify", s(&anon), "--signer", &signer], None));
+    assert!(whole.contains("the records reach the recording's signed end (100 frames)"), "{whole}");
+
+    // The last ten pictures cut off, the container's tags kept: the end names the frames lost.
+    let cut = dir.join("cut.mp4");
+    remux_cut(&anon, &cut, 90, true);
+    let o = faceveil(&["verify", s(&cut), "--signer", &signer], None);
+    failed(&o, "it does not reach its signed end");
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("to 99 are missing at its end: the recording was cut short of its signed end"), "{said}");
+    // The tags stripped as well: no end where MP4 keeps one. Accepted only as an open end.
+    let stripped = dir.join("stripped.mp4");
+    remux_cut(&anon, &stripped, 90, false);
+    failed(&faceveil(&["verify", s(&stripped)], None), "the recording has no signed end: it was cut short");
+    // (Cut in coding order, it may also lack a B-picture shown before its last: said apart.)
+    let open = String::from_utf8_lossy(&faceveil(&["verify", s(&stripped), "--open-end"], None).stderr).into_owned();
+    assert!(open.contains("no signed end (accepted: --open-end)") && !open.contains("it was cut short"), "{open}");
+
+    // The sidecar: cut with its end line, cut before it, and with its end's count changed.
+    let text = std::fs::read_to_string(faceveil::stream::sidecar::path_for(&anon)).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 102, "the header, 100 records and the end");
+    let sidecar = |name: &str, lines: &[&str]| -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        path
+    };
+    let short = sidecar("short.faceveil", &[&lines[..91], &lines[101..]].concat());
+    failed(&faceveil(&["verify", s(&anon), "--sidecar", s(&short)], None), "frames 90 to 99 are missing at its end");
+    let endless = sidecar("endless.faceveil", &lines[..91]);
+    failed(&faceveil(&["verify", s(&anon), "--sidecar", s(&endless)], None), "the recording has no signed end");
+    let open = ok(&faceveil(&["verify", s(&anon), "--sidecar", s(&endless), "--open-end"], None));
+    assert!(open.contains("90 frame records, frames 0 to 89: every one signed, none missing"), "{open}");
+    let forged = lines[101].replace("\"frames\":100", "\"frames\":90");
+    assert_ne!(forged, lines[101]);
+    let forged = sidecar("forged.faceveil", &[&lines[..91], &[forged.as_str()]].concat());
+    failed(&faceveil(&["verify", s(&anon), "--sidecar", s(&forged)], None), "a stream end that does not carry the signature");
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
 use faceveil::secrets::{Signer, SigningKey};
+use faceveil::stream::end::StreamEnd;
 use faceveil::stream::header::StreamHeader;
 use faceveil::stream::pictures::{self, PictureCheck, PictureWatch};
 use faceveil::stream::sei::{self, Codec, Framing};
@@ -82,14 +83,37 @@ pub fn attach_sei(buf: &mut gst::BufferRef, payload: &SeiPayload) {
     VideoSeiUserDataUnregisteredMeta::add(buf, &SEI_UUID, &payload.encode());
 }
 
-/// The header as a container comment tag.
-pub fn header_tag(header: &StreamHeader) -> String {
-    format!("{TAG_PREFIX}{}", header.encode())
+/// The header as a container comment tag; in a signed stream, with the stream's signed end on
+/// a second line. A muxer keeps the first value a tag is given (a tag setter's default merge
+/// mode), so a signed stream's comment waits for its end.
+pub fn header_tag(header: &StreamHeader, end: Option<&StreamEnd>) -> String {
+    match end {
+        Some(end) => format!("{TAG_PREFIX}{}\n{}", header.encode(), end.encode()),
+        None => format!("{TAG_PREFIX}{}", header.encode()),
+    }
 }
 
 /// The header text a comment tag carries, if it is faceveil's.
 pub fn header_from_tag(comment: &str) -> Option<&str> {
-    comment.strip_prefix(TAG_PREFIX)
+    comment.strip_prefix(TAG_PREFIX).map(|text| text.split_once('\n').map_or(text, |(header, _)| header))
+}
+
+/// The signed end a faceveil comment tag carries, if it has one.
+pub fn end_from_tag(comment: &str) -> Option<StreamEnd> {
+    comment.strip_prefix(TAG_PREFIX)?.split_once('\n').and_then(|(_, end)| StreamEnd::decode(end))
+}
+
+/// The demuxers of containers that keep faceveil's comment tag (MP4 and QuickTime, Matroska
+/// and WebM); MPEG-TS keeps none.
+const TAGGED_CONTAINERS: &[&str] = &["qtdemux", "matroskademux"];
+
+/// What a video's container holds of faceveil's tags.
+#[derive(Debug, Default)]
+pub struct ContainerTags {
+    /// The container is of a kind that keeps faceveil's comment tag, whether or not it does.
+    pub keeps_tags: bool,
+    /// The stream's signed end, from the comment tag.
+    pub end: Option<StreamEnd>,
 }
 
 /// A face faceveildetect reported on a frame, as its region-of-interest meta carries it.
@@ -212,13 +236,14 @@ impl CodedPicture<'_> {
 
 /// Each coded picture of the video at `uri` with its faceveil SEI payload, in stream order,
 /// without decoding the pictures. `visit` returns whether to go on; reading also stops at
-/// `deadline`, if given, whether pictures come or not (a slow disk, a network share). An error
-/// where the file cannot be parsed or holds no H.264 or H.265 stream.
+/// `deadline`, if given, whether pictures come or not (a slow disk, a network share). Returns
+/// what the container's tags held of faceveil's. An error where the file cannot be parsed or
+/// holds no H.264 or H.265 stream.
 pub fn each_payload(
     uri: &str,
     deadline: Option<std::time::Instant>,
     mut visit: impl FnMut(CodedPicture<'_>) -> bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ContainerTags> {
     use anyhow::{Context, bail};
     let pipeline = gst::Pipeline::new();
     let src = gst::Element::make_from_uri(gst::URIType::Src, uri, None).context("cannot read it")?;
@@ -227,6 +252,23 @@ pub fn each_payload(
     pipeline.add_many([&src, &parse, sink.upcast_ref()])?;
     src.link(&parse)?;
     let target = sink.static_pad("sink").expect("appsink has a sink pad");
+    let tags = Arc::new(Mutex::new(ContainerTags::default()));
+    let keep = tags.clone();
+    target.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, probe| {
+        if let Some(gst::PadProbeData::Event(event)) = &probe.data
+            && let gst::EventView::Tag(tag) = event.view()
+            && let Some(end) = tag.tag().iter_tag::<gst::tags::Comment>().find_map(|c| end_from_tag(c.get()))
+        {
+            keep.lock().unwrap().end = Some(end);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let kind = tags.clone();
+    parse.downcast_ref::<gst::Bin>().expect("parsebin is a bin").connect_deep_element_added(move |_, _, element| {
+        if element.factory().is_some_and(|f| TAGGED_CONTAINERS.contains(&f.name().as_str())) {
+            kind.lock().unwrap().keeps_tags = true;
+        }
+    });
     let linked = target.clone();
     parse.connect_pad_added(move |_, pad| {
         // A transport stream's pads come before their caps are set: what they can carry says it.
@@ -241,9 +283,9 @@ pub fn each_payload(
     let settled = Arc::new(AtomicBool::new(false));
     let said = settled.clone();
     parse.connect_no_more_pads(move |_| said.store(true, Ordering::Relaxed));
-    let stopping = |result| {
+    let stopping = |result: anyhow::Result<()>| {
         let _ = pipeline.set_state(gst::State::Null);
-        result
+        result.map(|()| std::mem::take(&mut *tags.lock().unwrap()))
     };
     pipeline.set_state(gst::State::Playing).context("cannot parse it")?;
     let bus = pipeline.bus().expect("pipelines have a bus");

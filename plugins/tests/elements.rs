@@ -773,19 +773,25 @@ fn faceveilsei_signs_each_picture_as_faceveil_sign_pictures_promises_and_checks_
     );
     run_pipeline(&anonymize, |_| {}).set_state(gst::State::Null).unwrap();
     let uri = gst::glib::filename_to_uri(&coded, None).unwrap();
-    let (mut checks, mut promised) = (Vec::new(), false);
-    gstfaceveil::streamdata::each_payload(&uri, None, |picture| {
-        if let Some(Ok(payload)) = &picture.payload
-            && let Some(header) = &payload.header
-        {
-            promised = header.pictures_signed;
+    let (mut checks, mut header, mut last) = (Vec::new(), None, None);
+    let tags = gstfaceveil::streamdata::each_payload(&uri, None, |picture| {
+        if let Some(Ok(payload)) = &picture.payload {
+            header = payload.header.clone().or(header.take());
+            last = payload.record.as_ref().map(|r| r.frame).max(last);
         }
         checks.push(picture.check(&camera.signer()));
         true
     })
     .unwrap();
-    assert!(promised, "the signed header promises signed pictures");
+    let header = header.expect("a header");
+    assert!(header.pictures_signed, "the signed header promises signed pictures");
     assert!(checks.len() >= 8, "{} pictures", checks.len());
+    // The stream's signed end, written by faceveil at the end of stream into Matroska's comment.
+    assert!(tags.keeps_tags, "Matroska keeps faceveil's comment");
+    let end = tags.end.expect("the comment holds the end");
+    assert!(header.end_signed);
+    assert_eq!(end.frames, checks.len() as u64);
+    assert_eq!(end.check(&camera.signer(), &header.digest(), last), faceveil::stream::end::EndCheck::Whole);
     assert!(checks.iter().all(|c| *c == faceveil::stream::pictures::PictureCheck::Signed), "{checks:?}");
     let other = faceveil::secrets::SigningKey::generate().signer();
     gstfaceveil::streamdata::each_payload(&uri, None, |picture| {

@@ -28,6 +28,7 @@ const KEY_PREFIX: &str = "FACEVEIL-SIGNING-KEY-";
 const CONTEXT: &[u8] = b"faceveil stream header signature 1\n";
 const RECORD_CONTEXT: &[u8] = b"faceveil frame record signature 1\n";
 const PICTURE_CONTEXT: &[u8] = b"faceveil coded picture signature 1\n";
+const END_CONTEXT: &[u8] = b"faceveil stream end signature 1\n";
 
 /// The public half of a signing key: what a restore names to require that signer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +106,12 @@ impl SigningKey {
         STANDARD.encode(self.0.sign(&[RECORD_CONTEXT, header, record].concat()).to_bytes())
     }
 
+    /// Signs a stream's end (its encoding without the signature) in the stream whose signed
+    /// header has digest `header`: base64 of the signature.
+    pub(crate) fn sign_end(&self, header: &[u8; 32], end: &[u8]) -> String {
+        STANDARD.encode(self.0.sign(&[END_CONTEXT, header, end].concat()).to_bytes())
+    }
+
     /// Signs a coded picture by its digest (`stream::pictures`).
     pub(crate) fn sign_picture(&self, digest: &[u8; 32]) -> [u8; 64] {
         self.0.sign(&[PICTURE_CONTEXT, digest].concat()).to_bytes()
@@ -116,6 +123,12 @@ impl Signer {
     /// header has digest `header`.
     pub(crate) fn signed_record(&self, header: &[u8; 32], record: &[u8], signature: &str) -> bool {
         base64_signature(signature).is_some_and(|bytes| self.signed(&[RECORD_CONTEXT, header, record], &bytes))
+    }
+
+    /// Whether `signature` (base64) is this signer's of the stream end `end` in the stream whose
+    /// header has digest `header`.
+    pub(crate) fn signed_end(&self, header: &[u8; 32], end: &[u8], signature: &str) -> bool {
+        base64_signature(signature).is_some_and(|bytes| self.signed(&[END_CONTEXT, header, end], &bytes))
     }
 
     /// Whether `signature` is this signer's of the coded picture with `digest`.

@@ -41,6 +41,10 @@ pub struct StreamHeader {
     /// so that a picture without one, or altered after it, is refused. Signed with the rest.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pictures_signed: bool,
+    /// The stream's writer signs its end when the stream ends ([`crate::stream::end`]), so
+    /// that a recording cut short shows. Signed with the rest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub end_signed: bool,
     /// Who made the stream: the header's encoding without this, signed (`--sign-with`). It
     /// vouches for the wrapped content key, and so for every face sealed under it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +76,7 @@ impl StreamHeader {
             sealed: None,
             check: String::new(),
             pictures_signed: false,
+            end_signed: false,
             signed: None,
         };
         h.check = h.checksum();
@@ -338,6 +343,7 @@ pub(crate) mod tests {
             sealed: None,
             check: String::new(),
             pictures_signed: false,
+            end_signed: false,
             signed: None,
         };
         h.check = h.checksum();

@@ -2,6 +2,7 @@
 //! squares, and their carriers (SEI messages in H.264/H.265, a sidecar file, image metadata,
 //! a container tag). Every constant of the format is defined here once.
 
+pub mod end;
 pub mod header;
 pub mod imagemeta;
 pub mod look;

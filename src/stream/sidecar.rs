@@ -1,5 +1,6 @@
 //! The sidecar file: where a container cannot carry faceveil's data, a JSON-lines file beside the
-//! output does. Line 1 is the stream header, then one [`FrameRecord`] per frame with faces.
+//! output does. Line 1 is the stream header, then one [`FrameRecord`] per frame, and last, in a
+//! signed stream that ended, its signed end ([`StreamEnd`]).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::stream::end::StreamEnd;
 use crate::stream::header::{FrameRecord, StreamHeader};
 use crate::stream::look::{self, Look, SAME_PICTURE};
 
@@ -37,6 +39,13 @@ impl SidecarWriter {
         serde_json::to_writer(&mut self.out, record)
             .map_err(anyhow::Error::from)
             .and_then(|()| Ok(writeln!(self.out).and_then(|()| self.out.flush())?))
+            .with_context(|| format!("cannot write sidecar {}", self.path.display()))
+    }
+
+    /// Writes the stream's signed end after its last record.
+    pub fn end(&mut self, end: &StreamEnd) -> Result<()> {
+        writeln!(self.out, "{}", end.encode())
+            .and_then(|()| self.out.flush())
             .with_context(|| format!("cannot write sidecar {}", self.path.display()))
     }
 
@@ -95,25 +104,34 @@ pub fn read_header(path: &Path) -> Result<StreamHeader> {
     header_of(first.as_deref(), path)
 }
 
+/// What a sidecar holds after its records.
+#[derive(Debug, Default)]
+pub struct Tail {
+    /// The number of a last line cut short, as [`scan`] finds it.
+    pub cut_line: Option<usize>,
+    /// The stream's signed end, where its writer ended it.
+    pub end: Option<StreamEnd>,
+}
+
 /// A sidecar's header, then each of its records in the order written, without looks, to
-/// `visit` (for checking a whole recording: a restore looks its records up instead). Returns the
-/// number of a last line cut short, as [`scan`] does.
-pub fn each_record(path: &Path, mut visit: impl FnMut(&StreamHeader, FrameRecord) -> Result<()>) -> Result<Option<usize>> {
+/// `visit` (for checking a whole recording: a restore looks its records up instead); then what
+/// follows them.
+pub fn each_record(path: &Path, mut visit: impl FnMut(&StreamHeader, FrameRecord) -> Result<()>) -> Result<Tail> {
     let file = File::open(path).with_context(|| format!("cannot open sidecar {}", path.display()))?;
-    let (_, cut_line) = scan(path, file, |header, record, _| visit(header, FrameRecord { look: None, ..record }))?;
-    Ok(cut_line)
+    let (_, tail) = scan(path, file, |header, record, _| visit(header, FrameRecord { look: None, ..record }))?;
+    Ok(tail)
 }
 
 /// Reads the sidecar `file` (at `path`) line by line: its header, then each record, with where
 /// its line lies in the file, to `visit`. A damaged line is an error (the file was altered), but
 /// for a last line that never got its line end: the writer ends every record with one, so that
-/// line was cut short where writing stopped, and the records before it stand. Returns the header
-/// and the number of such a cut line.
+/// line was cut short where writing stopped, and the records before it stand. A line after the
+/// stream's end is an error too. Returns the header, the number of such a cut line and the end.
 fn scan(
     path: &Path,
     file: File,
     mut visit: impl FnMut(&StreamHeader, FrameRecord, Entry) -> Result<()>,
-) -> Result<(StreamHeader, Option<usize>)> {
+) -> Result<(StreamHeader, Tail)> {
     let mut reader = BufReader::new(file);
     let mut offset = 0u64;
     let mut read_line = |line: &mut String| -> Result<Option<u64>> {
@@ -126,9 +144,15 @@ fn scan(
     let mut line = String::new();
     let header = header_of(read_line(&mut line)?.map(|_| line.trim_end()), path)?;
     let mut number = 1;
+    let mut tail = Tail::default();
     while let Some(at) = read_line(&mut line)? {
         number += 1;
         if line.trim().is_empty() {
+            continue;
+        }
+        anyhow::ensure!(tail.end.is_none(), "sidecar {} line {number} comes after the stream's end", path.display());
+        if let Some(end) = StreamEnd::decode(&line) {
+            tail.end = Some(end);
             continue;
         }
         match serde_json::from_str::<FrameRecord>(&line) {
@@ -136,11 +160,11 @@ fn scan(
                 let entry = Entry { pts: record.pts, offset: at, len: line.len() };
                 visit(&header, record, entry)?;
             }
-            Err(_) if !line.ends_with('\n') => return Ok((header, Some(number))),
+            Err(_) if !line.ends_with('\n') => return Ok((header, Tail { cut_line: Some(number), ..tail })),
             Err(e) => return Err(e).with_context(|| format!("sidecar {} line {number} is damaged", path.display())),
         }
     }
-    Ok((header, None))
+    Ok((header, tail))
 }
 
 fn header_of(first: Option<&str>, path: &Path) -> Result<StreamHeader> {
@@ -155,7 +179,7 @@ impl Sidecar {
         let file = File::open(path).with_context(|| format!("cannot open sidecar {}", path.display()))?;
         let lines = file.try_clone().with_context(|| format!("cannot open sidecar {}", path.display()))?;
         let (mut frames, mut by_pts, mut looks) = (HashMap::new(), HashMap::new(), HashMap::new());
-        let (header, cut_line) = scan(path, lines, |_, rec, entry| {
+        let (header, Tail { cut_line, .. }) = scan(path, lines, |_, rec, entry| {
             if let Some(pts) = rec.pts {
                 by_pts.insert(pts, rec.frame);
             }
@@ -325,6 +349,38 @@ mod tests {
         std::fs::write(&path, &altered).unwrap();
         let e = Sidecar::read(&path).err().expect("a damaged line is refused");
         assert!(format!("{e:#}").contains("line 4 is damaged"), "{e:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_signed_end_is_read_after_the_records_and_nothing_may_follow_it() {
+        use crate::secrets::SigningKey;
+        use crate::stream::end::StreamEnd;
+        let dir = std::env::temp_dir().join(format!("faceveil-sidecar-end-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ended.faceveil");
+        let mut writer = SidecarWriter::create(&path, &crate::stream::header::tests::sample()).unwrap();
+        for i in 0..3 {
+            writer.write(&FrameRecord::new(i, Some(i * 40_000_000), Vec::new())).unwrap();
+        }
+        let end = StreamEnd::signed_with(3, Some(80_000_000), &SigningKey::generate(), &[1; 32]);
+        writer.end(&end).unwrap();
+        writer.finish().unwrap();
+        let mut numbers = Vec::new();
+        let tail = each_record(&path, |_, record| {
+            numbers.push(record.frame);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((numbers, tail.end, tail.cut_line), (vec![0, 1, 2], Some(end), None));
+        // A restore reads past it to the records.
+        let mut read = Sidecar::read(&path).unwrap();
+        assert_eq!(found(read.lookup(2, Some(80_000_000), None)), 2);
+        // A record put after the end is refused: the end says where the stream stopped.
+        let late = serde_json::to_string(&FrameRecord::new(3, Some(120_000_000), Vec::new())).unwrap();
+        std::fs::write(&path, std::fs::read_to_string(&path).unwrap() + &late + "\n").unwrap();
+        let e = each_record(&path, |_, _| Ok(())).expect_err("a line after the end");
+        assert!(format!("{e:#}").contains("line 6 comes after the stream's end"), "{e:#}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

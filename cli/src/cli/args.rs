@@ -69,6 +69,10 @@ pub struct VerifyArgs {
     /// sidecar beside it only where the SEI was lost)
     #[arg(long, value_name = "FILE")]
     pub sidecar: Option<PathBuf>,
+    /// Accept a recording without its signed end: one still being written, or whose writer was
+    /// stopped before it could end it (a crash, a kill). Frames cut off its end then do not show
+    #[arg(long)]
+    pub open_end: bool,
 }
 
 #[derive(Args)]

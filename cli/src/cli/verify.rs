@@ -2,13 +2,16 @@
 //! face (no identity, no password): the header's signature and every frame record's, read from
 //! a photo's metadata or a video's own SEI (its sidecar where the SEI was lost, or where one is
 //! named), whether the records' numbers run without a gap, and where the header promises it,
-//! every coded picture's own signature (`faceveil::stream::pictures`). A folder's videos (the
-//! segments `faceveil serve` records) are checked as one recording, in the order of their names.
+//! every coded picture's own signature (`faceveil::stream::pictures`), and whether the records
+//! reach the stream's signed end (`faceveil::stream::end`), so that a recording cut short shows.
+//! A folder's videos (the segments `faceveil serve` records) are checked as one recording, in the
+//! order of their names.
 
 use std::path::Path;
 
 use anyhow::{Result, bail, ensure};
 use faceveil::secrets::Signer;
+use faceveil::stream::end::{EndCheck, StreamEnd};
 use faceveil::stream::header::{FrameRecord, StreamHeader};
 use faceveil::stream::signed::SignedRecords;
 use faceveil::stream::{pictures, sidecar};
@@ -21,10 +24,11 @@ use super::{images, video};
 
 pub fn run(args: &VerifyArgs) -> Result<()> {
     let required: Option<Signer> = args.signer.as_deref().map(str::parse).transpose()?;
-    let mut tally = Tally { required, ..Tally::default() };
+    let mut tally = Tally { required, open_end: args.open_end, ..Tally::default() };
     match Input::parse(&args.input)? {
         Input::Image(path) => {
             tally.pictures = Pictures::Photo;
+            tally.ends = Ends::OneFrame;
             let (header, record) = images::embedded(&path, &std::fs::read(&path)?)?;
             tally.header(&header)?;
             tally.record(&record);
@@ -42,7 +46,12 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
                     eprintln!(
                         "faceveil: note: the video carries no faceveil data of its own (its SEI was lost): the sidecar's records are checked, which do not show frames cut from the video"
                     );
-                    tally = Tally { required: tally.required, pictures: Pictures::Lost, ..Tally::default() };
+                    tally = Tally {
+                        required: tally.required,
+                        open_end: tally.open_end,
+                        pictures: Pictures::Lost,
+                        ..Tally::default()
+                    };
                     in_sidecar(&beside, &mut tally)?;
                 }
             }
@@ -69,11 +78,14 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
 }
 
 fn in_sidecar(file: &Path, tally: &mut Tally) -> Result<()> {
-    tally.cut_line = sidecar::each_record(file, |header, record| {
+    let tail = sidecar::each_record(file, |header, record| {
         tally.header(header)?;
         tally.record(&record);
         Ok(())
     })?;
+    tally.cut_line = tail.cut_line;
+    tally.ends = Ends::Carried;
+    tally.found_ends.extend(tail.end);
     Ok(())
 }
 
@@ -81,7 +93,7 @@ fn in_sidecar(file: &Path, tally: &mut Tally) -> Result<()> {
 /// and the coded pictures themselves where that header says they are signed.
 fn in_stream(path: &Path, tally: &mut Tally) -> Result<()> {
     let mut failed = Ok(());
-    video::each_payload_in_file(path, |picture| match &picture.payload {
+    let tags = video::each_payload_in_file(path, |picture| match &picture.payload {
         None => {
             tally.picture_without_data();
             true
@@ -103,7 +115,25 @@ fn in_stream(path: &Path, tally: &mut Tally) -> Result<()> {
             failed.is_ok()
         }
     })?;
+    // MP4 and Matroska keep the stream's end in their faceveil comment tag: one without it was
+    // cut short, or had its tags stripped.
+    if tags.keeps_tags {
+        tally.ends = Ends::Carried;
+    }
+    tally.found_ends.extend(tags.end);
     failed
+}
+
+/// Whether what was read can carry a stream's signed end.
+#[derive(Default, PartialEq, Eq)]
+enum Ends {
+    /// A container that keeps no faceveil comment tag (MPEG-TS).
+    #[default]
+    NotCarried,
+    /// A sidecar, or a container that keeps faceveil's comment tag (MP4, Matroska).
+    Carried,
+    /// A photo: one frame, nothing to cut off its end.
+    OneFrame,
 }
 
 /// Whether the coded pictures were checked.
@@ -145,6 +175,13 @@ struct Tally {
     pictures_failed: u64,
     /// The number of the last record met, to say where a picture without one sits.
     last_frame: Option<u64>,
+    /// The header of each stream in `streams`.
+    stream_headers: Vec<StreamHeader>,
+    /// Whether the input can carry a stream's end, and the ends it carried.
+    ends: Ends,
+    found_ends: Vec<StreamEnd>,
+    /// A recording without its signed end is accepted (`--open-end`).
+    open_end: bool,
 }
 
 impl Tally {
@@ -163,6 +200,7 @@ impl Tally {
         }
         self.header = Some((header.clone(), check));
         self.streams.push(Vec::new());
+        self.stream_headers.push(header.clone());
         Ok(())
     }
 
@@ -215,6 +253,55 @@ impl Tally {
         self.streams.last_mut().expect("a header starts a stream").push(record.frame);
     }
 
+    /// Whether each stream's records reach its signed end, with their numbers sorted: the
+    /// faults found (each said on standard error) and what to say of a recording found whole.
+    /// A stream before the last one ended where its source reconnected, with no end signed.
+    fn ends_reached(&self) -> (u64, Option<String>) {
+        let Some((_, check)) = self.header.as_ref().filter(|_| self.ends != Ends::OneFrame) else { return (0, None) };
+        let (mut faults, mut said, mut used) = (0, None, vec![false; self.found_ends.len()]);
+        for (i, (numbers, header)) in self.streams.iter().zip(&self.stream_headers).enumerate() {
+            let (digest, last) = (header.digest(), numbers.last().copied());
+            let found = self.found_ends.iter().enumerate().find_map(|(k, end)| match end.check(check.signer(), &digest, last) {
+                EndCheck::Unsigned => None,
+                reached => Some((k, reached)),
+            });
+            match found {
+                Some((k, reached)) => {
+                    used[k] = true;
+                    match reached {
+                        EndCheck::Whole => said = Some(format!("the records reach the recording's signed end ({} frames)", last.map_or(0, |l| l + 1))),
+                        EndCheck::Cut { last, frames } => {
+                            faults += 1;
+                            let first = last.map_or(0, |l| l + 1);
+                            self.say(&format!("frames {first} to {} are missing at its end: the recording was cut short of its signed end", frames - 1));
+                        }
+                        EndCheck::PastEnd { last, frames } => {
+                            faults += 1;
+                            self.say(&format!("records up to frame {last} come after its signed end of {frames} frames"));
+                        }
+                        EndCheck::Unsigned => unreachable!("skipped above"),
+                    }
+                }
+                None if i + 1 < self.streams.len() || !header.end_signed => {}
+                None => match self.ends {
+                    Ends::Carried if self.open_end => self.say("note: the recording has no signed end (accepted: --open-end): frames cut off its end would not show"),
+                    Ends::Carried => {
+                        faults += 1;
+                        self.say("the recording has no signed end: it was cut short, or its writer was stopped before ending it (a crash, a kill, or a recording still being written: --open-end accepts that)");
+                    }
+                    Ends::NotCarried | Ends::OneFrame => self.say(
+                        "note: its container keeps no signed end (MPEG-TS keeps no comment tag; its sidecar does): frames cut off its end would not show",
+                    ),
+                },
+            }
+        }
+        for _ in used.iter().filter(|used| !**used) {
+            faults += 1;
+            self.say("a stream end that does not carry the signature of the recording's signer, or ends no stream of it");
+        }
+        (faults, said)
+    }
+
     /// Says what was found; an error unless the output is whole and signed throughout.
     fn finish(mut self) -> Result<()> {
         let Some((_, check)) = &self.header else {
@@ -237,6 +324,7 @@ impl Tally {
                 gaps += 1;
             }
         }
+        let (end_faults, end_said) = self.ends_reached();
         // A stream's records are numbered from 0: a recording whose first stream begins later
         // lost its start, or was recorded from a stream joined midway.
         if let Some(first) = self.streams.first().and_then(|n| n.first()).filter(|&&f| f > 0) {
@@ -259,19 +347,23 @@ impl Tally {
             n => format!("frames {} ({n} streams: the source reconnected)", spans.join(", then ")),
         };
         let pictures_signed = self.signs_pictures();
-        if self.unsigned + gaps + self.damaged + self.pictures_failed > 0 {
+        if self.unsigned + gaps + self.damaged + self.pictures_failed + end_faults > 0 {
             let pictures = if pictures_signed {
                 format!("; of {} coded pictures, {} not as signed", self.pictures_checked, self.pictures_failed)
             } else {
                 String::new()
             };
+            let end = if end_faults > 0 { "; it does not reach its signed end" } else { "" };
             bail!(
-                "the output is not whole as its signer made it: of {records} records ({frames}), {} without the signature, {gaps} gaps or repeats in their numbers, {} unreadable{pictures}",
+                "the output is not whole as its signer made it: of {records} records ({frames}), {} without the signature, {gaps} gaps or repeats in their numbers, {} unreadable{pictures}{end}",
                 self.unsigned,
                 self.damaged
             );
         }
         println!("{records} frame records, {frames}: every one signed, none missing");
+        if let Some(said) = end_said {
+            println!("{said}");
+        }
         match (pictures_signed, self.pictures) {
             (false, Pictures::Photo) => println!("the photo's pixels outside its sealed faces are not signed"),
             (false, _) => println!(

@@ -189,9 +189,12 @@ pub fn header_in_file(path: &Path) -> Option<faceveil::stream::header::StreamHea
     streamdata::header_in_stream(&file_uri(path).ok()?, HEADER_WAIT_FRAMES)
 }
 
-/// Each coded picture of a video file with its faceveil SEI payload, see
-/// [`streamdata::each_payload`].
-pub fn each_payload_in_file(path: &Path, visit: impl FnMut(streamdata::CodedPicture<'_>) -> bool) -> Result<()> {
+/// Each coded picture of a video file with its faceveil SEI payload, and what the container's
+/// tags held of faceveil's: see [`streamdata::each_payload`].
+pub fn each_payload_in_file(
+    path: &Path,
+    visit: impl FnMut(streamdata::CodedPicture<'_>) -> bool,
+) -> Result<streamdata::ContainerTags> {
     streamdata::each_payload(&file_uri(path)?, None, visit).with_context(|| format!("{}", path.display()))
 }
 

@@ -117,6 +117,32 @@ impl FaceVeil {
     pub(super) fn set_signing_key(&self, key: SigningKey) {
         self.settings.lock().unwrap().opened_signing_key = Some(key);
     }
+
+    /// Where the stream is signed, its signed end as the stream ends: the sidecar's last line,
+    /// and the comment tag of the header with the end on its second line, which a muxer writes
+    /// as it closes the file (MP4 and Matroska do; MPEG-TS keeps no comment).
+    fn sign_end(&self) {
+        let mut guard = self.state.lock().unwrap();
+        let Some(state) = guard.as_mut() else { return };
+        let (Some(end), Some(header)) = (state.anonymizer.end(), state.anonymizer.header().cloned()) else { return };
+        if let Some(sidecar) = state.sidecar.as_mut()
+            && let Err(e) = sidecar.end(&end)
+        {
+            state.sidecar = None;
+            gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", common::describe(&e)));
+        }
+        drop(guard);
+        self.push_comment(&streamdata::header_tag(&header, Some(&end)));
+    }
+
+    /// Sends `comment` downstream as the stream's comment tag.
+    fn push_comment(&self, comment: &str) {
+        let mut tags = gst::TagList::new();
+        tags.get_mut().expect("new tag list is writable").add::<gst::tags::Comment>(&comment, gst::TagMergeMode::Replace);
+        if !self.obj().src_pad().push_event(gst::event::Tag::builder(tags).build()) {
+            gst::debug!(CAT, imp = self, "downstream did not take the header tag");
+        }
+    }
 }
 
 #[glib::object_subclass]
@@ -360,6 +386,9 @@ impl BaseTransformImpl for FaceVeil {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Eos(_) = event.view() {
+            self.sign_end();
+        }
         common::detecting_sink_event(self, &self.state, event, |state| (&mut state.finder, &mut state.turned_said))
     }
 
@@ -442,18 +471,11 @@ impl BaseTransformImpl for FaceVeil {
                 gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", common::describe(&e)));
                 return Err(gst::FlowError::Error);
             }
-            if !state.header_tag_sent {
+            // A signed stream's comment waits for its end (see `sign_end`).
+            if !state.header_tag_sent && !header.end_signed {
                 state.header_tag_sent = true;
                 drop(guard);
-                let mut tags = gst::TagList::new();
-                let comment = streamdata::header_tag(&header);
-                tags.get_mut()
-                    .expect("new tag list is writable")
-                    .add::<gst::tags::Comment>(&comment.as_str(), gst::TagMergeMode::Replace);
-                let event = gst::event::Tag::builder(tags).build();
-                if !self.obj().src_pad().push_event(event) {
-                    gst::debug!(CAT, imp = self, "downstream did not take the header tag");
-                }
+                self.push_comment(&streamdata::header_tag(&header, None));
             }
         }
         Ok(gst::FlowSuccess::Ok)

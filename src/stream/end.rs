@@ -1,0 +1,107 @@
+//! The signed end of a stream. Each frame's record is signed, so records cut out of the middle
+//! show as a gap in their numbers; records cut off the end leave none. A signed stream's writer
+//! therefore signs, when the stream ends, how many frames it had, and a check that finds that
+//! end finds a recording cut short, and one that does not find it says the end is unproven.
+//! It travels as the sidecar's last line and in the container's faceveil comment tag, both
+//! written when the stream ends; SEI cannot carry it (no frame follows the last).
+
+use serde::{Deserialize, Serialize};
+
+use crate::secrets::{Signer, SigningKey};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamEnd {
+    /// How many frames the stream had: its records are numbered 0 to `frames - 1`.
+    pub frames: u64,
+    /// The last frame's presentation time (ns), where it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pts: Option<u64>,
+    /// The signer's signature of the fields above, bound to the stream's header.
+    pub signed: String,
+}
+
+/// How the end stands against the records a check met.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EndCheck {
+    /// The last record met is the last frame the end names.
+    Whole,
+    /// The records stop at `last` (none where no record was met), before the end's last frame.
+    Cut { last: Option<u64>, frames: u64 },
+    /// Records numbered past the end: `last` is the highest.
+    PastEnd { last: u64, frames: u64 },
+    /// The end does not carry the signature of the stream's signer.
+    Unsigned,
+}
+
+impl StreamEnd {
+    /// The end of a stream of `frames` frames, the last at `last_pts`, signed with `key` in the
+    /// stream whose signed header has digest `header`.
+    pub fn signed_with(frames: u64, last_pts: Option<u64>, key: &SigningKey, header: &[u8; 32]) -> Self {
+        let signed = key.sign_end(header, &Self::signed_bytes(frames, last_pts));
+        Self { frames, last_pts, signed }
+    }
+
+    fn signed_bytes(frames: u64, last_pts: Option<u64>) -> Vec<u8> {
+        serde_json::to_vec(&(frames, last_pts)).expect("numbers serialize")
+    }
+
+    /// How this end stands against the highest record number met, `last`, in the stream whose
+    /// header has digest `header` and was signed by `signer`.
+    pub fn check(&self, signer: &Signer, header: &[u8; 32], last: Option<u64>) -> EndCheck {
+        if !signer.signed_end(header, &Self::signed_bytes(self.frames, self.last_pts), &self.signed) {
+            return EndCheck::Unsigned;
+        }
+        let (frames, expected) = (self.frames, self.frames.checked_sub(1));
+        match last {
+            _ if last == expected => EndCheck::Whole,
+            Some(last) if expected.is_none_or(|e| last > e) => EndCheck::PastEnd { last, frames },
+            _ => EndCheck::Cut { last, frames },
+        }
+    }
+
+    /// The end as a line of text (the sidecar's last line, the tag's second).
+    pub fn encode(&self) -> String {
+        serde_json::to_string(&EndLine { end: self.clone() }).expect("an end serializes")
+    }
+
+    /// An end from [`Self::encode`]'s line; `None` for any other line (a frame's record).
+    pub fn decode(line: &str) -> Option<Self> {
+        serde_json::from_str::<EndLine>(line).ok().map(|l| l.end)
+    }
+}
+
+/// The end as written: under its own key, so that no frame record reads as one.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndLine {
+    end: StreamEnd,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_end_tells_a_whole_stream_from_one_cut_short_or_run_past_and_from_a_forged_end() {
+        let key = SigningKey::generate();
+        let header = [7u8; 32];
+        let end = StreamEnd::signed_with(100, Some(3_300_000_000), &key, &header);
+        let read = StreamEnd::decode(&end.encode()).expect("reads back");
+        assert_eq!(read, end);
+        let signer = key.signer();
+        assert_eq!(end.check(&signer, &header, Some(99)), EndCheck::Whole);
+        assert_eq!(end.check(&signer, &header, Some(89)), EndCheck::Cut { last: Some(89), frames: 100 });
+        assert_eq!(end.check(&signer, &header, None), EndCheck::Cut { last: None, frames: 100 });
+        assert_eq!(end.check(&signer, &header, Some(120)), EndCheck::PastEnd { last: 120, frames: 100 });
+        // Another stream's header, another signer, or a frame count moved: not this signer's end.
+        assert_eq!(end.check(&signer, &[8u8; 32], Some(99)), EndCheck::Unsigned);
+        assert_eq!(end.check(&SigningKey::generate().signer(), &header, Some(99)), EndCheck::Unsigned);
+        let moved = StreamEnd { frames: 90, ..end.clone() };
+        assert_eq!(moved.check(&signer, &header, Some(89)), EndCheck::Unsigned);
+        // An empty stream ends before any record; a frame's record is not an end.
+        let empty = StreamEnd::signed_with(0, None, &key, &header);
+        assert_eq!(empty.check(&signer, &header, None), EndCheck::Whole);
+        assert_eq!(empty.check(&signer, &header, Some(0)), EndCheck::PastEnd { last: 0, frames: 0 });
+        assert_eq!(StreamEnd::decode(r#"{"frame":3,"faces":[]}"#), None);
+    }
+}
