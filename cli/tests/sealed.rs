@@ -5,7 +5,7 @@
 //! to the password come back with it alone, and a wrong password is refused. A signed output
 //! opens for its signer, and an output a forger sealed anew, or signed with another key, does not;
 //! `faceveil verify` refuses a signed recording whose pictures were altered outside the faces,
-//! or that was cut short of its signed end.
+//! that was cut short of its signed end, or whose pictures' times were changed.
 
 mod common;
 
@@ -622,9 +622,10 @@ fn remux(input: &Path, output: &Path, identity: &str, setup: impl FnOnce(&gst::P
 
 /// A signed recording's writer signs its end: `faceveil verify` finds a recording cut short of
 /// it (with its tags kept, or stripped), in the video and in its sidecar, and a forged end, and
-/// accepts one without its end only when told to (`--open-end`).
+/// accepts one without its end only when told to (`--open-end`). It finds pictures shown at
+/// other times than recorded too.
 #[test]
-fn a_signed_recording_cut_short_of_its_signed_end_fails_verify_unless_its_end_is_left_open() {
+fn a_signed_recording_cut_short_of_its_signed_end_or_retimed_fails_verify_unless_its_end_is_left_open() {
     let dir = tmpdir("signed-end");
     let clip = common::repo().join("samples/two_faces_640x360.mp4");
     let ((_, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
@@ -647,6 +648,40 @@ fn a_signed_recording_cut_short_of_its_signed_end_fails_verify_unless_its_end_is
     // (Cut in coding order, it may also lack a B-picture shown before its last: said apart.)
     let open = String::from_utf8_lossy(&faceveil(&["verify", s(&stripped), "--open-end"], None).stderr).into_owned();
     assert!(open.contains("no signed end (accepted: --open-end)") && !open.contains("it was cut short"), "{open}");
+
+    // A pause of a second put in before the 51st picture (the segment left open, so that the
+    // pictures pushed past the clip's end are kept): each record's time is signed, so the
+    // pictures moved show.
+    let retimed = dir.join("retimed.mp4");
+    remux(&anon, &retimed, "", |pad| {
+        use gst::prelude::*;
+        let seen = std::sync::atomic::AtomicUsize::new(0);
+        pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |_, probe| {
+            match probe.data.as_mut() {
+                Some(gst::PadProbeData::Buffer(buf)) if seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 50 => {
+                    let buf = buf.make_mut();
+                    let later = |t: Option<gst::ClockTime>| t.map(|t| t + gst::ClockTime::SECOND);
+                    buf.set_pts(later(buf.pts()));
+                    buf.set_dts(later(buf.dts()));
+                }
+                Some(gst::PadProbeData::Event(event)) => {
+                    if let gst::EventView::Segment(segment) = event.view()
+                        && let Some(segment) = segment.segment().downcast_ref::<gst::ClockTime>()
+                    {
+                        let mut open = segment.clone();
+                        open.set_stop(gst::ClockTime::NONE);
+                        *event = gst::event::Segment::new(&open);
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        });
+    });
+    let o = faceveil(&["verify", s(&retimed), "--signer", &signer], None);
+    failed(&o, "50 pictures shown at other times than recorded");
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("are shown at other times than they were recorded (up to 1000 ms off)"), "{said}");
 
     // The sidecar: cut with its end line, cut before it, and with its end's count changed.
     let text = std::fs::read_to_string(faceveil::stream::sidecar::path_for(&anon)).unwrap();

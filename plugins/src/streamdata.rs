@@ -222,6 +222,8 @@ pub fn header_in_stream(uri: &str, frames: u32) -> Option<StreamHeader> {
 pub struct CodedPicture<'a> {
     /// Its faceveil SEI payload: `None` where it carries none, an error where it does not read.
     pub payload: Option<Result<SeiPayload, faceveil::Error>>,
+    /// When the container shows it (ns), where it says.
+    pub pts: Option<u64>,
     au: &'a [u8],
     codec: Codec,
     framing: Framing,
@@ -304,7 +306,8 @@ pub fn each_payload(
         let (Some(buffer), Some((codec, framing))) = (sample.buffer(), sample.caps().and_then(caps_framing)) else { continue };
         let Ok(data) = buffer.map_readable() else { bail!("cannot read a coded picture") };
         let payload = sei::find_user_data(&data, framing, codec, &SEI_UUID).first().map(|p| SeiPayload::decode(p));
-        if !visit(CodedPicture { payload, au: &data, codec, framing }) {
+        let pts = buffer.pts().map(|t| t.nseconds());
+        if !visit(CodedPicture { payload, pts, au: &data, codec, framing }) {
             return stopping(Ok(()));
         }
     }

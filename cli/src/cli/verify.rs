@@ -93,6 +93,8 @@ fn in_sidecar(file: &Path, tally: &mut Tally) -> Result<()> {
 /// and the coded pictures themselves where that header says they are signed.
 fn in_stream(path: &Path, tally: &mut Tally) -> Result<()> {
     let mut failed = Ok(());
+    // Each file keeps its own times: a folder's segments may each start at 0.
+    tally.shift = None;
     let tags = video::each_payload_in_file(path, |picture| match &picture.payload {
         None => {
             tally.picture_without_data();
@@ -111,6 +113,7 @@ fn in_stream(path: &Path, tally: &mut Tally) -> Result<()> {
             if let Some(record) = &payload.record {
                 tally.record(record);
                 tally.picture(record.frame, &picture);
+                tally.shown(record, picture.pts);
             }
             failed.is_ok()
         }
@@ -182,7 +185,16 @@ struct Tally {
     found_ends: Vec<StreamEnd>,
     /// A recording without its signed end is accepted (`--open-end`).
     open_end: bool,
+    /// When the container shows a picture less the time its signed record gives, as the first
+    /// picture of this file and stream had it (ns): every picture should keep it.
+    shift: Option<i128>,
+    /// The frames shown at other times than their records say, and how far off (ns).
+    moved: Vec<(u64, i128)>,
 }
+
+/// How far a picture's time in the container may stray from its record's (ns): Matroska keeps
+/// times to the millisecond.
+const SHOWN_TOLERANCE_NS: i128 = 2_000_000;
 
 impl Tally {
     /// A header met: the first, or a new one (a source that reconnected starts another stream).
@@ -199,6 +211,7 @@ impl Tally {
             bail!("the output's signer changes midway, from {} to {}", before.signer(), check.signer());
         }
         self.header = Some((header.clone(), check));
+        self.shift = None;
         self.streams.push(Vec::new());
         self.stream_headers.push(header.clone());
         Ok(())
@@ -251,6 +264,31 @@ impl Tally {
             self.unsigned += 1;
         }
         self.streams.last_mut().expect("a header starts a stream").push(record.frame);
+    }
+
+    /// A picture with `record`, shown by the container at `pts`: the records' times are signed,
+    /// the container's are not, so a picture shown at another time than the others' shift
+    /// puts it was moved (a pause put in, a stretch slowed down or sped up).
+    fn shown(&mut self, record: &FrameRecord, pts: Option<u64>) {
+        let (Some(signed), Some(shown)) = (record.pts, pts) else { return };
+        let shift = i128::from(shown) - i128::from(signed);
+        let first = *self.shift.get_or_insert(shift);
+        if (shift - first).abs() > SHOWN_TOLERANCE_NS {
+            self.moved.push((record.frame, shift - first));
+        }
+    }
+
+    /// The frames shown at other times than recorded, said on standard error: how many.
+    fn moved_said(&mut self) -> usize {
+        self.moved.sort_unstable();
+        if let (Some((first, _)), Some((last, _))) = (self.moved.first(), self.moved.last()) {
+            let most = self.moved.iter().map(|(_, off)| off.abs()).max().unwrap_or(0) as f64 / 1e6;
+            self.say(&format!(
+                "{} pictures between frames {first} and {last} are shown at other times than they were recorded (up to {most:.0} ms off): the container's times were changed",
+                self.moved.len()
+            ));
+        }
+        self.moved.len()
     }
 
     /// Whether each stream's records reach its signed end, with their numbers sorted: the
@@ -325,6 +363,7 @@ impl Tally {
             }
         }
         let (end_faults, end_said) = self.ends_reached();
+        let moved = self.moved_said();
         // A stream's records are numbered from 0: a recording whose first stream begins later
         // lost its start, or was recorded from a stream joined midway.
         if let Some(first) = self.streams.first().and_then(|n| n.first()).filter(|&&f| f > 0) {
@@ -347,15 +386,16 @@ impl Tally {
             n => format!("frames {} ({n} streams: the source reconnected)", spans.join(", then ")),
         };
         let pictures_signed = self.signs_pictures();
-        if self.unsigned + gaps + self.damaged + self.pictures_failed + end_faults > 0 {
+        if self.unsigned + gaps + self.damaged + self.pictures_failed + end_faults + moved as u64 > 0 {
             let pictures = if pictures_signed {
                 format!("; of {} coded pictures, {} not as signed", self.pictures_checked, self.pictures_failed)
             } else {
                 String::new()
             };
             let end = if end_faults > 0 { "; it does not reach its signed end" } else { "" };
+            let moved = if moved > 0 { format!("; {moved} pictures shown at other times than recorded") } else { String::new() };
             bail!(
-                "the output is not whole as its signer made it: of {records} records ({frames}), {} without the signature, {gaps} gaps or repeats in their numbers, {} unreadable{pictures}{end}",
+                "the output is not whole as its signer made it: of {records} records ({frames}), {} without the signature, {gaps} gaps or repeats in their numbers, {} unreadable{pictures}{end}{moved}",
                 self.unsigned,
                 self.damaged
             );
