@@ -52,6 +52,16 @@ const SEALED_FACE_REFS: u32 = 4;
 /// for 7% more bytes, `faster` 20 ms for 12% more. Sealing runs in the stream's own thread, live
 /// cameras included.
 const SEALED_FACE_PRESET: &str = "medium";
+/// x264's preset for large sealed faces (canvases of [`SLICED_FACE_CANVAS`] or more), coded
+/// bit-exact or not: a face that fills the frame must be sealed as fast as frames come.
+/// 07_selfie_portrait_720x1280.mp4 (352 frames at 30 fps, 11.7 s; canvases of 768-800 px),
+/// `faceveil anonymize --recipient` twice each, alternated (2-core AMD EPYC, 2026-12-04 22:54
+/// UTC): `medium` 14.69 / 14.23 s, `faster` 11.26 / 11.26 s, `veryfast` 9.83 / 10.05 s; sealed
+/// bytes (`scripts/sealed_size_psnr.py`, one run each) 7.85 MB with `medium`, 9.12 MB with
+/// `veryfast` (+16%), faces 47.53 / 46.80 dB and 47.34 / 46.67 dB (mean / worst, RGB); with
+/// `--sealed-lossless` 14.71 / 14.40 s against 10.59 / 10.52 s, still bit-exact. docs/SECURITY.md
+/// has the rest ("Large faces at x264's `veryfast`").
+const LARGE_SEALED_FACE_PRESET: &str = "veryfast";
 
 /// The smallest canvas (in pixels: 512 x 512) coded on two threads, as slices of the picture.
 /// Sealing codes each face in the stream's own thread, so a face that fills much of the frame
@@ -110,9 +120,10 @@ impl FaceCodec for X264Faces {
             let qp = if width * height <= SMALL_FACE_CANVAS { SMALL_FACE_QP } else { SEALED_FACE_QP };
             format!("quantizer={qp} option-string=chroma-qp-offset={SEALED_FACE_CHROMA_QP_OFFSET}:ref={SEALED_FACE_REFS}")
         };
-        let threads = if width * height >= SLICED_FACE_CANVAS { 2 } else { 1 };
+        let large = width * height >= SLICED_FACE_CANVAS;
+        let (threads, preset) = if large { (2, LARGE_SEALED_FACE_PRESET) } else { (1, SEALED_FACE_PRESET) };
         let launch = format!(
-            "appsrc name=src format=time ! x264enc tune=zerolatency speed-preset={SEALED_FACE_PRESET} pass=quant \
+            "appsrc name=src format=time ! x264enc tune=zerolatency speed-preset={preset} pass=quant \
              {quality} psy-tune=psnr threads={threads} \
              ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=sink sync=false"
         );
