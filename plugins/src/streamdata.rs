@@ -116,6 +116,29 @@ pub struct ContainerTags {
     pub end: Option<StreamEnd>,
 }
 
+/// The custom query by which a restore's `faceunveil` asks upstream who checks its coded
+/// pictures before the decoder: `faceveilsei` with a `signer`, or a front end's parser probe
+/// ([`sei_from_parser`]), answers with that signer; decoders, parsers and queues pass it on.
+const PICTURES_CHECKED_QUERY: &str = "faceveil-pictures-checked";
+
+/// Answers `query` with `signer` where it is [`PICTURES_CHECKED_QUERY`]: whether it was.
+pub fn answer_pictures_checked(query: &mut gst::QueryRef, signer: &Signer) -> bool {
+    if query.type_() != gst::QueryType::Custom || query.structure().is_none_or(|s| s.name() != PICTURES_CHECKED_QUERY) {
+        return false;
+    }
+    query.structure_mut().set("signer", signer.to_string());
+    true
+}
+
+/// Who checks the coded pictures upstream of the sink pad `pad`, as answered.
+pub fn pictures_checked_by(pad: &gst::Pad) -> Option<String> {
+    let mut query = gst::query::Custom::new(gst::Structure::new_empty(PICTURES_CHECKED_QUERY));
+    if !pad.peer_query(&mut query) {
+        return None;
+    }
+    query.structure().and_then(|s| s.get::<String>("signer").ok())
+}
+
 /// A face faceveildetect reported on a frame, as its region-of-interest meta carries it.
 pub struct FaceBox {
     pub track: u64,
@@ -363,8 +386,8 @@ pub fn sei_through_encoder(encoder: &gst::Element, pictures: Option<SigningKey>)
 }
 
 /// A copy of the access unit `buffer` with `payload` as a faceveil SEI NAL unit before its first
-/// slice (unless it carries one: an application wrote it), and after it the picture's signature
-/// where `signer` is given, keeping the buffer's flags, timestamps and metas; `None` if it
+/// slice (unless it carries one: an application wrote it), and before that the picture's
+/// signature where `signer` is given, keeping the buffer's flags, timestamps and metas; `None` if it
 /// cannot be read.
 pub(crate) fn with_sei(
     buffer: &gst::BufferRef,
@@ -381,7 +404,9 @@ pub(crate) fn with_sei(
     };
     drop(au);
     if let Some(nal) = signer.and_then(|key| pictures::signature_nal(key, &rewritten, framing, codec)) {
-        rewritten = sei::insert_before_first_slice(&rewritten, framing, codec, &nal);
+        // Before faceveil's own message: a decoder that keeps one unregistered SEI message a
+        // picture keeps the last (gst-libav 1.22's avdec_h264), and a restore needs the record.
+        rewritten = sei::insert_before_user_data(&rewritten, framing, codec, &nal, &SEI_UUID);
     }
     let mut out = gst::Buffer::from_mut_slice(rewritten);
     {
@@ -416,6 +441,12 @@ pub fn sei_from_parser(decodebin: &gst::Element, pictures: Option<Signer>) -> Re
         // A parser of its own for each stream (a reconnected source plugs another): its header
         // comes in its own SEI.
         let watch = pictures.clone().map(|signer| Mutex::new(PictureWatch::new(signer)));
+        if let Some(signer) = pictures.clone() {
+            src.add_probe(gst::PadProbeType::QUERY_UPSTREAM, move |_, probe| {
+                let Some(gst::PadProbeData::Query(query)) = &mut probe.data else { return gst::PadProbeReturn::Ok };
+                if answer_pictures_checked(query, &signer) { gst::PadProbeReturn::Handled } else { gst::PadProbeReturn::Ok }
+            });
+        }
         src.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
             let (Some(gst::PadProbeData::Buffer(buffer)), Some((codec, framing))) = (&probe.data, nal_framing(pad)) else {
                 return gst::PadProbeReturn::Ok;

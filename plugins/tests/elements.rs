@@ -846,6 +846,33 @@ fn faceveilsei_signs_each_picture_as_faceveil_sign_pictures_promises_and_checks_
     assert!(altered.contains("its coded picture was altered after it was signed"), "{altered}");
     let unreadable = check(false, "faceveil-signer-nonsense").expect("a signer that does not read is refused");
     assert!(unreadable.contains("not a faceveil signer"), "{unreadable}");
+    // faceunveil with a signer restores the file only where something before the decoder checks
+    // its pictures against that signer (it asks upstream), and refuses otherwise.
+    let restore = |before_decoder: &str| -> Option<String> {
+        let line = format!(
+            "filesrc location={} ! matroskademux ! h264parse ! {before_decoder} avdec_h264 ! videoconvert \
+             ! faceunveil password=alpha signer={signer} ! fakesink",
+            coded.display()
+        );
+        let pipeline = gst::parse::launch(&line).unwrap().downcast::<gst::Pipeline>().unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let msg = pipeline
+            .bus()
+            .unwrap()
+            .timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error])
+            .expect("the restore ends within a minute");
+        pipeline.set_state(gst::State::Null).unwrap();
+        match msg.view() {
+            gst::MessageView::Error(e) => Some(e.error().to_string()),
+            _ => None,
+        }
+    };
+    assert_eq!(restore(&format!("faceveilsei signer={signer} ! queue !")), None, "checked before the decoder");
+    let unchecked = restore("").expect("unchecked pictures are refused");
+    assert!(unchecked.contains("nothing before the decoder checks them against faceveil-signer-"), "{unchecked}");
+    let other = faceveil::secrets::SigningKey::generate().signer();
+    let elsewhere = restore(&format!("faceveilsei signer={other} !")).expect("checked against another signer");
+    assert!(elsewhere.contains("nothing before the decoder checks them"), "{elsewhere}");
     // A promise without the key to keep it is refused when the element starts.
     let promise = gst::ElementFactory::make("faceveil")
         .property("password", "alpha")

@@ -95,6 +95,11 @@ impl PictureWatch {
         Self { signer, promised: false, last: None }
     }
 
+    /// The signer the pictures are checked against.
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
     /// The next access unit: an error that names its frame where it is not as signed.
     pub fn check(&mut self, au: &[u8], framing: Framing, codec: Codec) -> Result<(), String> {
         let payload = sei::find_user_data(au, framing, codec, &SEI_UUID).first().map(|p| SeiPayload::decode(p));

@@ -148,6 +148,18 @@ pub fn sei_nal(codec: Codec, uuid: &[u8; 16], payload: &[u8]) -> Vec<u8> {
 
 /// The access unit with `nal` inserted before its first slice.
 pub fn insert_before_first_slice(au: &[u8], framing: Framing, codec: Codec, nal: &[u8]) -> Vec<u8> {
+    insert_before_first(au, framing, nal, |unit| codec.is_vcl(unit))
+}
+
+/// The access unit with `nal` inserted before its first SEI with a user_data_unregistered
+/// message of `uuid`, or before its first slice where that comes first.
+pub fn insert_before_user_data(au: &[u8], framing: Framing, codec: Codec, nal: &[u8], uuid: &[u8; 16]) -> Vec<u8> {
+    insert_before_first(au, framing, nal, |unit| codec.is_vcl(unit) || !unit_user_data(unit, codec, uuid).is_empty())
+}
+
+/// The access unit with `nal` inserted before its first NAL unit for which `here` holds (at its
+/// end where none does).
+fn insert_before_first(au: &[u8], framing: Framing, nal: &[u8], here: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(au.len() + nal.len() + 8);
     let write = |out: &mut Vec<u8>, unit: &[u8]| match framing {
         Framing::AnnexB => {
@@ -161,7 +173,7 @@ pub fn insert_before_first_slice(au: &[u8], framing: Framing, codec: Codec, nal:
     };
     let mut inserted = false;
     for unit in nal_units(au, framing) {
-        if !inserted && codec.is_vcl(unit) {
+        if !inserted && here(unit) {
             write(&mut out, nal);
             inserted = true;
         }
@@ -175,32 +187,35 @@ pub fn insert_before_first_slice(au: &[u8], framing: Framing, codec: Codec, nal:
 
 /// The payloads of user_data_unregistered messages with `uuid` in an access unit.
 pub fn find_user_data(au: &[u8], framing: Framing, codec: Codec, uuid: &[u8; 16]) -> Vec<Vec<u8>> {
+    nal_units(au, framing).into_iter().flat_map(|unit| unit_user_data(unit, codec, uuid)).collect()
+}
+
+/// The payloads of user_data_unregistered messages with `uuid` in the NAL unit `unit`.
+fn unit_user_data(unit: &[u8], codec: Codec, uuid: &[u8; 16]) -> Vec<Vec<u8>> {
     let mut found = Vec::new();
-    for unit in nal_units(au, framing) {
-        if !codec.is_sei(unit) {
-            continue;
-        }
-        let rbsp = remove_emulation_prevention(unit.get(codec.sei_header().len()..).unwrap_or_default());
-        let mut pos = 0;
-        while pos < rbsp.len() && rbsp[pos] != 0x80 {
-            let read_var = |pos: &mut usize| {
-                let mut v = 0usize;
-                while *pos < rbsp.len() && rbsp[*pos] == 255 {
-                    v += 255;
-                    *pos += 1;
-                }
-                let last = rbsp.get(*pos).copied().unwrap_or(0) as usize;
+    if !codec.is_sei(unit) {
+        return found;
+    }
+    let rbsp = remove_emulation_prevention(unit.get(codec.sei_header().len()..).unwrap_or_default());
+    let mut pos = 0;
+    while pos < rbsp.len() && rbsp[pos] != 0x80 {
+        let read_var = |pos: &mut usize| {
+            let mut v = 0usize;
+            while *pos < rbsp.len() && rbsp[*pos] == 255 {
+                v += 255;
                 *pos += 1;
-                v + last
-            };
-            let kind = read_var(&mut pos);
-            let size = read_var(&mut pos);
-            let Some(body) = rbsp.get(pos..pos + size) else { break };
-            if kind == USER_DATA_UNREGISTERED && body.len() >= 16 && body[..16] == uuid[..] {
-                found.push(body[16..].to_vec());
             }
-            pos += size;
+            let last = rbsp.get(*pos).copied().unwrap_or(0) as usize;
+            *pos += 1;
+            v + last
+        };
+        let kind = read_var(&mut pos);
+        let size = read_var(&mut pos);
+        let Some(body) = rbsp.get(pos..pos + size) else { break };
+        if kind == USER_DATA_UNREGISTERED && body.len() >= 16 && body[..16] == uuid[..] {
+            found.push(body[16..].to_vec());
         }
+        pos += size;
     }
     found
 }
@@ -246,5 +261,19 @@ mod tests {
         assert_eq!(find_user_data(&with, Framing::AnnexB, Codec::H265, &UUID), vec![payload.clone()]);
         // Read as H.264, the same bytes hold no SEI of ours: the codec decides.
         assert!(find_user_data(&with, Framing::AnnexB, Codec::H264, &UUID).is_empty());
+    }
+
+    #[test]
+    fn a_unit_put_before_a_message_goes_before_its_sei_or_else_before_the_slice() {
+        let sps = [0x67u8, 0x42, 0x00, 0x1e];
+        let other = sei_nal(Codec::H264, b"faceveil-other-1", b"x");
+        let ours = sei_nal(Codec::H264, &UUID, b"record");
+        let au = |units: &[&[u8]]| -> Vec<u8> { units.iter().flat_map(|u| [&[0, 0, 0, 1][..], u].concat()).collect() };
+        let with = au(&[&sps, &ours, &slice_nal()]);
+        let put = insert_before_user_data(&with, Framing::AnnexB, Codec::H264, &other, &UUID);
+        assert_eq!(put, au(&[&sps, &other, &ours, &slice_nal()]), "before the message's SEI");
+        let without = au(&[&sps, &slice_nal()]);
+        let put = insert_before_user_data(&without, Framing::AnnexB, Codec::H264, &other, &UUID);
+        assert_eq!(put, au(&[&sps, &other, &slice_nal()]), "else before the slice");
     }
 }

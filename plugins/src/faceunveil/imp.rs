@@ -88,6 +88,9 @@ struct State {
     unmatched: u64,
     /// The sidecar was found to be another stream's (warned once).
     foreign_sidecar_said: bool,
+    /// A header was adopted since the last frame: whether its signed pictures are checked
+    /// upstream is asked on the next ([`FaceUnveil::check_pictures_checked`]).
+    pictures_check_due: bool,
 }
 
 impl State {
@@ -108,6 +111,7 @@ impl State {
         // Faces sealed to identities or to the password decode the same way.
         let restorer = restorer.decode_faces_with(Arc::new(X264Faces::default()));
         self.restorer = Some((header, restorer));
+        self.pictures_check_due = true;
         Ok(())
     }
 }
@@ -175,7 +179,7 @@ impl ObjectImpl for FaceUnveil {
                     .build(),
                 glib::ParamSpecString::builder("signer")
                     .nick("Signer")
-                    .blurb("Restore only a stream whose header this signer (faceveil-signer-..., printed by faceveil keygen --signing) signed: a stream unsigned, signed by another key or altered since stops with an error")
+                    .blurb("Restore only a stream whose header this signer (faceveil-signer-..., printed by faceveil keygen --signing) signed: a stream unsigned, signed by another key or altered since stops with an error, and so does one whose pictures are signed unless faceveilsei with this signer checks them before the decoder")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("identity-passphrase-file")
@@ -265,6 +269,29 @@ impl ElementImpl for FaceUnveil {
 }
 
 impl FaceUnveil {
+    /// Where a signer is required and the header just adopted promises signed pictures: that
+    /// something before the decoder checks them against that signer (faceveilsei's `signer`,
+    /// or `faceveil restore --signer`'s own check), or an error. Records and sealed faces are
+    /// checked here; the rest of each picture can be checked only as coded.
+    fn check_pictures_checked(&self, state: &State) -> Result<(), gst::FlowError> {
+        let (Some(required), Some((header, _))) = (&state.config.signer, &state.restorer) else { return Ok(()) };
+        if !header.pictures_signed {
+            return Ok(());
+        }
+        let required = required.to_string();
+        if streamdata::pictures_checked_by(self.obj().static_pad("sink").as_ref().expect("a sink pad")).as_deref()
+            == Some(required.as_str())
+        {
+            return Ok(());
+        }
+        gst::element_imp_error!(
+            self,
+            gst::StreamError::Failed,
+            ("the stream's pictures are signed, and nothing before the decoder checks them against {required}: put `h264parse ! faceveilsei signer={required}` before it (`faceveil restore --signer` checks them itself); nothing is restored")
+        );
+        Err(gst::FlowError::Error)
+    }
+
     fn fail(&self, e: &anyhow::Error) -> gst::FlowError {
         gst::element_imp_error!(self, gst::StreamError::Decrypt, ("restore failed: {}", common::describe(e)));
         gst::FlowError::Error
@@ -317,6 +344,7 @@ impl BaseTransformImpl for FaceUnveil {
             unrecorded: 0,
             unmatched: 0,
             foreign_sidecar_said: false,
+            pictures_check_due: false,
         };
         let initial = state.sidecar.as_ref().map(|s| s.header.encode()).or(state.header_text.clone());
         if let Some(text) = initial {
@@ -395,6 +423,9 @@ impl BaseTransformImpl for FaceUnveil {
         let header_text = sei.header.as_ref().map(StreamHeader::encode).or_else(|| state.header_text.take());
         if let Some(text) = header_text {
             state.adopt_header(&text).map_err(|e| self.fail(&e))?;
+        }
+        if std::mem::take(&mut state.pictures_check_due) {
+            self.check_pictures_checked(state)?;
         }
         let frame_no = state.frames;
         let pts = buf.pts().map(|t| t.nseconds());

@@ -71,6 +71,17 @@ impl FaceVeilSei {
         };
         self.srcpad.push(out)
     }
+
+    /// Tells a restore's faceunveil downstream that the pictures are checked here, and against
+    /// whom ([`streamdata::answer_pictures_checked`]); other queries as any element does.
+    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        if let Some(watch) = self.watch.lock().unwrap().as_ref()
+            && streamdata::answer_pictures_checked(query, watch.signer())
+        {
+            return true;
+        }
+        gst::Pad::query_default(pad, Some(&*self.obj()), query)
+    }
 }
 
 #[glib::object_subclass]
@@ -87,6 +98,9 @@ impl ObjectSubclass for FaceVeilSei {
             .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
             .build();
         let srcpad = gst::Pad::builder_from_template(&klass.pad_template("src").expect("a src template"))
+            .query_function(|pad, parent, query| {
+                FaceVeilSei::catch_panic_pad_function(parent, || false, |this| this.src_query(pad, query))
+            })
             .flags(gst::PadFlags::PROXY_CAPS)
             .build();
         Self { sinkpad, srcpad, settings: Mutex::default(), key: Mutex::default(), watch: Mutex::default() }
