@@ -88,7 +88,8 @@ fn wait_for(what: &str, timeout_s: u64, mut ok: impl FnMut() -> bool, serve: &Se
 
 /// The recorded segments of a camera, oldest first.
 fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut found: Vec<PathBuf> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "ts")).collect();
     found.sort();
     found
 }
@@ -292,16 +293,31 @@ fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_and_its_signed_s
     assert!(recorded.len() >= 3, "{recorded:?}");
     // The segments, checked as one recording: every record and picture signed, none missing; a
     // segment taken out of the middle shows as the frames it held.
+    // The camera's stream ended: its signed end is kept beside the segments, which keep none.
     let (whole, said, why) = faceveil(&["verify", s(&dir.join("rec/sealed")), "--signer", &signer]);
     assert!(whole && said.contains("every one signed, none missing"), "{said}\n{why}");
+    assert!(said.contains("the records reach the recording's signed end (100 frames)"), "{said}\n{why}");
     assert!(said.ends_with("every one as its signer coded it"), "{said}");
-    let gapped = dir.join("gapped");
-    std::fs::create_dir_all(&gapped).unwrap();
-    for (i, segment) in recorded.iter().enumerate().filter(|(i, _)| *i != 1) {
-        std::fs::copy(segment, gapped.join(format!("{i:02}.ts"))).unwrap();
-    }
-    let (whole, _, why) = faceveil(&["verify", s(&gapped), "--signer", &signer]);
+    let ends: Vec<PathBuf> = std::fs::read_dir(dir.join("rec/sealed"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == faceveil::stream::end::END_FILE_EXTENSION))
+        .collect();
+    assert_eq!(ends.len(), 1, "one end for the one run");
+    let copy_without = |name: &str, left_out: usize| -> PathBuf {
+        let folder = dir.join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        for (i, segment) in recorded.iter().enumerate().filter(|(i, _)| *i != left_out) {
+            std::fs::copy(segment, folder.join(format!("{i:02}.ts"))).unwrap();
+        }
+        std::fs::copy(&ends[0], folder.join("zz.faceveil-end")).unwrap();
+        folder
+    };
+    let (whole, _, why) = faceveil(&["verify", s(&copy_without("gapped", 1)), "--signer", &signer]);
     assert!(!whole && why.contains("are missing before frame"), "{why}");
+    // Its last segment taken away: the end shows the recording was cut short.
+    let (whole, _, why) = faceveil(&["verify", s(&copy_without("cut", recorded.len() - 1)), "--signer", &signer]);
+    assert!(!whole && why.contains("are missing at its end: the recording was cut short of its signed end"), "{why}");
     let first = recorded[0].clone();
     let out = dir.join("unsealed.mkv");
     // No password: only the sealed faces come back, exactly (a lossless output keeps them so),

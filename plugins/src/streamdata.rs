@@ -103,6 +103,17 @@ pub fn end_from_tag(comment: &str) -> Option<StreamEnd> {
     comment.strip_prefix(TAG_PREFIX)?.split_once('\n').and_then(|(_, end)| StreamEnd::decode(end))
 }
 
+/// The element message `faceveil` posts as a signed stream ends, its end's line in `end`, for an
+/// application to keep where its container keeps none (serve's MPEG-TS segments).
+pub const STREAM_END_MESSAGE: &str = "faceveil-stream-end";
+
+/// The signed end a [`STREAM_END_MESSAGE`] carries, if `message` is one.
+pub fn stream_end_of(message: &gst::Message) -> Option<StreamEnd> {
+    let gst::MessageView::Element(element) = message.view() else { return None };
+    let s = element.structure().filter(|s| s.name() == STREAM_END_MESSAGE)?;
+    StreamEnd::decode(s.get::<&str>("end").ok()?)
+}
+
 /// The demuxers of containers that keep faceveil's comment tag (MP4 and QuickTime, Matroska
 /// and WebM); MPEG-TS keeps none.
 const TAGGED_CONTAINERS: &[&str] = &["qtdemux", "matroskademux"];

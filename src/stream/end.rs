@@ -3,9 +3,14 @@
 //! therefore signs, when the stream ends, how many frames it had, and a check that finds that
 //! end finds a recording cut short, and one that does not find it says the end is unproven.
 //! It travels as the sidecar's last line and in the container's faceveil comment tag, both
-//! written when the stream ends; SEI cannot carry it (no frame follows the last).
+//! written when the stream ends, and in a file of its own beside `faceveil serve`'s MPEG-TS
+//! segments; SEI cannot carry it (no frame follows the last).
 
 use serde::{Deserialize, Serialize};
+
+/// The extension of a file that holds a stream's end beside recordings whose container keeps
+/// none: `faceveil serve` writes one into a camera's segment folder when it stops the camera.
+pub const END_FILE_EXTENSION: &str = "faceveil-end";
 
 use crate::secrets::{Signer, SigningKey};
 

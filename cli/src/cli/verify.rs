@@ -9,9 +9,9 @@
 
 use std::path::Path;
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use faceveil::secrets::Signer;
-use faceveil::stream::end::{EndCheck, StreamEnd};
+use faceveil::stream::end::{END_FILE_EXTENSION, EndCheck, StreamEnd};
 use faceveil::stream::header::{FrameRecord, StreamHeader};
 use faceveil::stream::signed::SignedRecords;
 use faceveil::stream::{pictures, sidecar};
@@ -70,6 +70,7 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
                 }
             }
             tally.file = None;
+            ends_in(&dir, &mut tally)?;
             println!("{} videos checked as one recording, in the order of their names", videos.len());
         }
         _ => bail!("verify reads a photo, a video file (with its sidecar, or its own SEI) or a folder of videos"),
@@ -125,6 +126,25 @@ fn in_stream(path: &Path, tally: &mut Tally) -> Result<()> {
     }
     tally.found_ends.extend(tags.end);
     failed
+}
+
+/// The stream ends `faceveil serve` kept beside a folder's segments, which keep none.
+fn ends_in(dir: &Path, tally: &mut Tally) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != END_FILE_EXTENSION) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        match text.lines().next().and_then(StreamEnd::decode) {
+            Some(end) => tally.found_ends.push(end),
+            None => {
+                tally.damaged += 1;
+                tally.say(&format!("{} does not hold a stream's end", path.display()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether what was read can carry a stream's signed end.
@@ -328,7 +348,7 @@ impl Tally {
                         self.say("the recording has no signed end: it was cut short, or its writer was stopped before ending it (a crash, a kill, or a recording still being written: --open-end accepts that)");
                     }
                     Ends::NotCarried | Ends::OneFrame => self.say(
-                        "note: its container keeps no signed end (MPEG-TS keeps no comment tag; its sidecar does): frames cut off its end would not show",
+                        "note: the recording has no signed end, and its container keeps none (MPEG-TS keeps no comment tag; a sidecar does, and serve keeps one beside its segments when it stops a camera): frames cut off its end would not show",
                     ),
                 },
             }

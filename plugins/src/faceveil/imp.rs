@@ -119,8 +119,9 @@ impl FaceVeil {
     }
 
     /// Where the stream is signed, its signed end as the stream ends: the sidecar's last line,
-    /// and the comment tag of the header with the end on its second line, which a muxer writes
-    /// as it closes the file (MP4 and Matroska do; MPEG-TS keeps no comment).
+    /// the comment tag of the header with the end on its second line, which a muxer writes as
+    /// it closes the file (MP4 and Matroska do; MPEG-TS keeps no comment), and an element
+    /// message for the application ([`streamdata::STREAM_END_MESSAGE`]).
     fn sign_end(&self) {
         let mut guard = self.state.lock().unwrap();
         let Some(state) = guard.as_mut() else { return };
@@ -133,6 +134,8 @@ impl FaceVeil {
         }
         drop(guard);
         self.push_comment(&streamdata::header_tag(&header, Some(&end)));
+        let message = gst::Structure::builder(streamdata::STREAM_END_MESSAGE).field("end", end.encode()).build();
+        let _ = self.obj().post_message(gst::message::Element::builder(message).src(&*self.obj()).build());
     }
 
     /// Sends `comment` downstream as the stream's comment tag.

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use faceveil::faces::effects::Mode;
 use faceveil::secrets::SigningKey;
+use faceveil::stream::end::{END_FILE_EXTENSION, StreamEnd};
 use gst::prelude::*;
+use gstfaceveil::streamdata;
 use prometheus_client::metrics::counter::Counter;
 
 use super::config::CameraConfig;
@@ -186,18 +188,30 @@ fn watch(
     types.push(gst::MessageType::Element);
     loop {
         if stop.load(Ordering::SeqCst) {
-            // End of stream first, so that the segment being written is closed whole.
+            // End of stream first, so that the segment being written is closed whole, and a
+            // signed stream's end is kept.
             pipeline.send_event(gst::event::Eos::new());
-            let _ = bus.timed_pop_filtered(
-                gst::ClockTime::from_nseconds(CLOSE_WAIT.as_nanos() as u64),
-                &[gst::MessageType::Eos, gst::MessageType::Error],
-            );
+            let until = Instant::now() + CLOSE_WAIT;
+            let closing = [gst::MessageType::Eos, gst::MessageType::Error, gst::MessageType::Element];
+            while let Some(msg) = bus.timed_pop_filtered(
+                gst::ClockTime::from_nseconds(until.saturating_duration_since(Instant::now()).as_nanos() as u64),
+                &closing,
+            ) {
+                match streamdata::stream_end_of(&msg) {
+                    Some(end) => keep_end(config, &end),
+                    None if msg.type_() != gst::MessageType::Element => break,
+                    None => {}
+                }
+            }
             return End::Stopped;
         }
         if let Some(msg) = bus.timed_pop_filtered(gst::ClockTime::from_nseconds(POLL.as_nanos() as u64), &types) {
             // The elements' own words are the operator's to know, camera by camera.
             if let Some(words) = video::element_words(&msg) {
                 eprintln!("faceveil: camera {}: {words}", config.name);
+            }
+            if let Some(end) = streamdata::stream_end_of(&msg) {
+                keep_end(config, &end);
             }
             match msg.view() {
                 gst::MessageView::Error(e) => return End::Failed(describe(&msg, e.error())),
@@ -455,29 +469,54 @@ fn recording(config: &CameraConfig) -> Option<(PathBuf, u32)> {
     config.record.as_ref().map(|r| (r.dir.join(&config.name), r.keep))
 }
 
-/// splitmuxsink's file pattern: the run's start time (UTC, to the millisecond) then a counter,
-/// so that names sort by time across restarts and a restart never overwrites a segment.
-fn segment_pattern(dir: &Path) -> Result<String> {
+/// The time now (UTC, to the millisecond), as file names in a camera's folder begin with it.
+fn stamp() -> Result<String> {
     let now = gst::glib::DateTime::now_utc()?;
-    let stamp = format!("{}{:03}Z", now.format("%Y%m%dT%H%M%S.")?, now.microsecond() / 1000);
-    // The pattern goes through printf: a '%' in the folder's name is not a conversion.
-    let dir = dir.display().to_string().replace('%', "%%");
-    Ok(format!("{dir}/{stamp}-%05d.{SEGMENT_EXTENSION}"))
+    Ok(format!("{}{:03}Z", now.format("%Y%m%dT%H%M%S.")?, now.microsecond() / 1000))
 }
 
-/// Deletes the oldest segments in `dir` beyond `keep`.
+/// splitmuxsink's file pattern: the run's start time then a counter, so that names sort by time
+/// across restarts and a restart never overwrites a segment.
+fn segment_pattern(dir: &Path) -> Result<String> {
+    // The pattern goes through printf: a '%' in the folder's name is not a conversion.
+    let dir = dir.display().to_string().replace('%', "%%");
+    Ok(format!("{dir}/{}-%05d.{SEGMENT_EXTENSION}", stamp()?))
+}
+
+/// Keeps a signed stream's end beside the camera's segments, which keep none (MPEG-TS has no
+/// comment tag): named by the time it came, it sorts after the run's segments, and `faceveil
+/// verify FOLDER` finds a recording that was cut short of it.
+fn keep_end(config: &CameraConfig, end: &StreamEnd) {
+    let Some((dir, _)) = recording(config) else { return };
+    let written = stamp().and_then(|name| {
+        let path = dir.join(format!("{name}.{END_FILE_EXTENSION}"));
+        std::fs::write(&path, end.encode() + "\n").with_context(|| format!("cannot write {}", path.display()))
+    });
+    if let Err(e) = written {
+        eprintln!("faceveil: camera {}: the recording's signed end is not kept: {e:#}", config.name);
+    }
+}
+
+/// Deletes the oldest segments in `dir` beyond `keep`, and the ends of runs older than the
+/// oldest segment kept (their segments are gone, and an end with no stream fails `verify`).
 fn prune(dir: &Path, keep: u32) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut segments: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == SEGMENT_EXTENSION))
-        .collect();
-    segments.sort();
+    let files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let of_kind = |kind: &str| -> Vec<&PathBuf> {
+        let mut found: Vec<&PathBuf> = files.iter().filter(|p| p.extension().is_some_and(|e| e == kind)).collect();
+        found.sort();
+        found
+    };
+    let segments = of_kind(SEGMENT_EXTENSION);
     let excess = segments.len().saturating_sub(keep as usize);
     for old in &segments[..excess] {
         if let Err(e) = std::fs::remove_file(old) {
             eprintln!("faceveil: cannot delete the old segment {}: {e}", old.display());
         }
+    }
+    let Some(oldest) = segments.get(excess).and_then(|p| p.file_name()) else { return };
+    for end in of_kind(END_FILE_EXTENSION).into_iter().filter(|p| p.file_name().is_some_and(|n| n < oldest)) {
+        let _ = std::fs::remove_file(end);
     }
 }
 
@@ -486,23 +525,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retention_deletes_the_oldest_segments_only() {
+    fn retention_deletes_the_oldest_segments_and_the_ends_of_runs_gone() {
         let dir = std::env::temp_dir().join(format!("faceveil-prune-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         gst::init().unwrap();
         let pattern = segment_pattern(&dir).unwrap();
         assert!(pattern.ends_with("Z-%05d.ts"), "{pattern}");
-        let names =
-            ["20261130T010000.000Z-00000.ts", "20261130T010000.000Z-00001.ts", "20261130T020000.500Z-00000.ts", "notes.txt"];
+        // Two runs that each ended (and kept their end), and a third still recording.
+        let names = [
+            "20261130T010000.000Z-00000.ts",
+            "20261130T010000.000Z-00001.ts",
+            "20261130T010002.100Z.faceveil-end",
+            "20261130T020000.500Z-00000.ts",
+            "20261130T020001.700Z.faceveil-end",
+            "20261130T030000.000Z-00000.ts",
+            "notes.txt",
+        ];
         for n in names {
             std::fs::write(dir.join(n), b"x").unwrap();
         }
+        let left = || {
+            let mut left: Vec<String> =
+                std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            left.sort();
+            left
+        };
+        prune(&dir, 3);
+        assert_eq!(left(), names[1..], "the first run's end stays while a segment of it does");
         prune(&dir, 2);
-        let mut left: Vec<String> =
-            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        left.sort();
-        assert_eq!(left, ["20261130T010000.000Z-00001.ts", "20261130T020000.500Z-00000.ts", "notes.txt"]);
+        assert_eq!(left(), names[3..], "its last segment gone, its end goes too");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
