@@ -286,9 +286,10 @@ impl Tally {
         self.streams.last_mut().expect("a header starts a stream").push(record.frame);
     }
 
-    /// A picture with `record`, shown by the container at `pts`: the records' times are signed,
-    /// the container's are not, so a picture shown at another time than the others' shift
-    /// puts it was moved (a pause put in, a stretch slowed down or sped up).
+    /// A picture with `record`, shown by the container at `pts`. The records' times are signed
+    /// and the container's are not: a picture whose container time has moved against its
+    /// record's by more than the first picture's did was moved (a pause put in, a stretch
+    /// slowed down or sped up).
     fn shown(&mut self, record: &FrameRecord, pts: Option<u64>) {
         let (Some(signed), Some(shown)) = (record.pts, pts) else { return };
         let shift = i128::from(shown) - i128::from(signed);
