@@ -19,7 +19,7 @@ use crate::frame::{FrameMut, Region};
 use crate::model::keys::{self, EarlyKey, Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
 use crate::secrets::{FaceCodec, FacePlace, FaceVault, Identity, OpenedFace, Recipient, SealedLayout, SigningKey};
-use crate::stream::end::StreamEnd;
+use crate::stream::end::{EndCheck, StreamEnd};
 use crate::stream::header::{FaceRecord, FrameRecord, SealedFace, StreamHeader};
 use crate::stream::look::Look;
 use crate::stream::signed::SignedRecords;
@@ -416,6 +416,11 @@ impl Restorer {
     /// follow each other (frames cut out or lost on the way, repeated or out of order), once.
     pub fn take_skipped(&mut self) -> Option<(u64, u64)> {
         self.skipped.take()
+    }
+
+    /// In a signed output, how its signed `end` stands against the records restored so far.
+    pub fn end_check(&self, end: &StreamEnd) -> Option<EndCheck> {
+        self.signed.as_ref().map(|signed| signed.end_check(end))
     }
 
     /// How many sealed faces were left as they were so far, because the restore joined their

@@ -628,11 +628,18 @@ fn remux(input: &Path, output: &Path, identity: &str, setup: impl FnOnce(&gst::P
 fn a_signed_recording_cut_short_of_its_signed_end_or_retimed_fails_verify_unless_its_end_is_left_open() {
     let dir = tmpdir("signed-end");
     let clip = common::repo().join("samples/two_faces_640x360.mp4");
-    let ((_, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
+    let ((id, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
     let anon = dir.join("anon.mp4");
     ok(&faceveil(&["anonymize", s(&clip), "-o", s(&anon), "--recipient", &recipient, "--sign-with", s(&camera)], Some("pw")));
     let whole = ok(&faceveil(&["verify", s(&anon), "--signer", &signer], None));
     assert!(whole.contains("the records reach the recording's signed end (100 frames)"), "{whole}");
+    let restore = |video: &Path| {
+        let back = dir.join("back.mp4");
+        let o = faceveil(&["restore", s(video), "-o", s(&back), "--identity", s(&id), "--signer", &signer], None);
+        ok(&o);
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    assert!(!restore(&anon).contains("at its end"), "the whole recording restores without a word of its end");
 
     // The last ten pictures cut off, the container's tags kept: the end names the frames lost.
     let cut = dir.join("cut.mp4");
@@ -641,6 +648,9 @@ fn a_signed_recording_cut_short_of_its_signed_end_or_retimed_fails_verify_unless
     failed(&o, "it does not reach its signed end");
     let said = String::from_utf8_lossy(&o.stderr);
     assert!(said.contains("to 99 are missing at its end: the recording was cut short of its signed end"), "{said}");
+    // The restore gives back what the cut file holds, and says it was cut short.
+    let said = restore(&cut);
+    assert!(said.contains("to 99 of the signed recording are missing at its end: it was cut short"), "{said}");
     // The tags stripped as well: no end where MP4 keeps one. Accepted only as an open end.
     let stripped = dir.join("stripped.mp4");
     remux_cut(&anon, &stripped, 90, false);

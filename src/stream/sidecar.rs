@@ -62,6 +62,8 @@ pub struct Sidecar {
     /// The number of its last line where that line was cut short: the run that wrote it stopped
     /// while writing (a crash, a power cut). Its frame has no record; those before it are whole.
     pub cut_line: Option<usize>,
+    /// The stream's signed end, where its writer ended it.
+    pub end: Option<StreamEnd>,
     frames: HashMap<u64, Entry>,
     /// Frame numbers by presentation time, for records that carry one.
     by_pts: HashMap<u64, u64>,
@@ -179,7 +181,7 @@ impl Sidecar {
         let file = File::open(path).with_context(|| format!("cannot open sidecar {}", path.display()))?;
         let lines = file.try_clone().with_context(|| format!("cannot open sidecar {}", path.display()))?;
         let (mut frames, mut by_pts, mut looks) = (HashMap::new(), HashMap::new(), HashMap::new());
-        let (header, Tail { cut_line, .. }) = scan(path, lines, |_, rec, entry| {
+        let (header, Tail { cut_line, end }) = scan(path, lines, |_, rec, entry| {
             if let Some(pts) = rec.pts {
                 by_pts.insert(pts, rec.frame);
             }
@@ -189,7 +191,7 @@ impl Sidecar {
             frames.insert(rec.frame, entry);
             Ok(())
         })?;
-        Ok(Self { header, cut_line, frames, by_pts, shift: None, looks, file, path: path.to_path_buf() })
+        Ok(Self { header, cut_line, end, frames, by_pts, shift: None, looks, file, path: path.to_path_buf() })
     }
 
     /// Frame `frame`'s record, from the file, without its look.

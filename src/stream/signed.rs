@@ -3,6 +3,7 @@
 //! (frames cut out, lost, repeated or reordered show as numbers that do not).
 
 use crate::secrets::{SealError, Signer};
+use crate::stream::end::{EndCheck, StreamEnd};
 use crate::stream::header::{FrameRecord, StreamHeader};
 
 pub struct SignedRecords {
@@ -31,6 +32,12 @@ impl SignedRecords {
             return Err(SealError::UnsignedRecord { frame: record.frame });
         }
         Ok(())
+    }
+
+    /// How `end` stands against the records checked so far: whether the last of them is the
+    /// last frame the stream's signed end names.
+    pub fn end_check(&self, end: &StreamEnd) -> EndCheck {
+        end.check(&self.signer, &self.header, self.last)
     }
 
     /// Checks the next record met in the frames' order: an error where it lacks the signer's

@@ -21,6 +21,7 @@ use faceveil::config::Config;
 use faceveil::pipeline::Restorer;
 use faceveil::secrets::Identity;
 use faceveil::stream::HEADER_EVERY;
+use faceveil::stream::end::{EndCheck, StreamEnd};
 use faceveil::stream::header::StreamHeader;
 use faceveil::stream::look::Look;
 use faceveil::stream::sidecar::{Lookup, Sidecar};
@@ -91,6 +92,9 @@ struct State {
     /// A header was adopted since the last frame: whether its signed pictures are checked
     /// upstream is asked on the next ([`FaceUnveil::check_pictures_checked`]).
     pictures_check_due: bool,
+    /// The signed stream's end, from the container's comment tag or the sidecar: at the end of
+    /// stream, a recording cut short of it is said.
+    end: Option<StreamEnd>,
 }
 
 impl State {
@@ -292,6 +296,28 @@ impl FaceUnveil {
         Err(gst::FlowError::Error)
     }
 
+    /// At the end of a signed stream whose signed end came (tag or sidecar): a warning where the
+    /// records restored stop short of it, or run past it, or it is not its signer's. Like frames
+    /// missing from the middle, said rather than refused: a restore gives back what it holds.
+    fn say_end(&self) {
+        let guard = self.state.lock().unwrap();
+        let Some((end, Some((_, restorer)))) = guard.as_ref().map(|s| (s.end.as_ref(), s.restorer.as_ref())) else { return };
+        let what = match end.and_then(|end| restorer.end_check(end)) {
+            Some(EndCheck::Cut { last, frames }) => format!(
+                "frames {} to {} of the signed recording are missing at its end: it was cut short of its signed end",
+                last.map_or(0, |l| l + 1),
+                frames - 1
+            ),
+            Some(EndCheck::PastEnd { last, frames }) => {
+                format!("the signed recording's frame {last} comes after its signed end of {frames} frames")
+            }
+            Some(EndCheck::Unsigned) => "the recording's end does not carry its signer's signature".to_string(),
+            Some(EndCheck::Whole) | None => return,
+        };
+        drop(guard);
+        gst::element_imp_warning!(self, gst::StreamError::Decrypt, ("{what}"));
+    }
+
     fn fail(&self, e: &anyhow::Error) -> gst::FlowError {
         gst::element_imp_error!(self, gst::StreamError::Decrypt, ("restore failed: {}", common::describe(e)));
         gst::FlowError::Error
@@ -345,7 +371,9 @@ impl BaseTransformImpl for FaceUnveil {
             unmatched: 0,
             foreign_sidecar_said: false,
             pictures_check_due: false,
+            end: None,
         };
+        state.end = state.sidecar.as_ref().and_then(|s| s.end.clone());
         let initial = state.sidecar.as_ref().map(|s| s.header.encode()).or(state.header_text.clone());
         if let Some(text) = initial {
             state.adopt_header(&text).map_err(|e| common::init_error(common::describe(&e)))?;
@@ -367,6 +395,7 @@ impl BaseTransformImpl for FaceUnveil {
                         && let Some(state) = self.state.lock().unwrap().as_mut()
                     {
                         state.header_text = Some(text.to_string());
+                        state.end = streamdata::end_from_tag(comment.get()).or(state.end.take());
                     }
                 }
             }
@@ -377,6 +406,7 @@ impl BaseTransformImpl for FaceUnveil {
                 }
             }
             gst::EventView::Eos(_) => {
+                self.say_end();
                 // Frames left anonymized for want of their record, of all; frames that passed before any header.
                 let (unrecorded, unmatched, frames, unrestored) = self.state.lock().unwrap().as_ref().map_or((0, 0, 0, 0), |s| {
                     (s.unrecorded, s.unmatched, s.frames, if s.restorer.is_none() { s.passed } else { 0 })
