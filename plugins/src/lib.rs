@@ -8,7 +8,8 @@
 //! The plugin loads from its shared library (gst-launch-1.0, applications) or is registered
 //! statically with `plugin_register_static()` by a program that links this crate (the `faceveil`
 //! command). [`streamdata`] is public for such programs: it carries the SEI metas the elements
-//! read and write through encoders and decoders.
+//! read and write through encoders and decoders; so is [`outofband`], the tags, messages and
+//! queries beside the frames.
 
 use gst::glib;
 
@@ -19,6 +20,7 @@ pub use faceveil::FaceVeil;
 mod faceveildetect;
 mod faceveilsei;
 mod facevideo;
+pub mod outofband;
 pub mod streamdata;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

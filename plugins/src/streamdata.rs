@@ -1,6 +1,7 @@
 //! GStreamer-side plumbing shared by the elements and every front end (the `faceveil` command,
 //! applications): mapping GStreamer frames onto faceveil frames, faceveil's stream data in SEI
-//! metas and tags, and carrying those metas through an encoder and back out of a decoder.
+//! metas, and carrying those metas through an encoder and back out of a decoder (the tags,
+//! messages and queries beside the frames are [`crate::outofband`]'s).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,16 +10,17 @@ use std::time::Duration;
 
 use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
 use faceveil::secrets::{Signer, SigningKey};
-use faceveil::stream::end::StreamEnd;
 use faceveil::stream::header::StreamHeader;
 use faceveil::stream::pictures::{self, PictureCheck, PictureWatch};
 use faceveil::stream::sei::{self, Codec, Framing};
-use faceveil::stream::{SEI_UUID, SeiPayload, TAG_PREFIX};
+use faceveil::stream::{SEI_UUID, SeiPayload};
 use faceveil::timing::StageTimes;
 use gst::glib;
 use gst_video::VideoFormat;
 use gst_video::prelude::*;
 use gst_video::video_meta::VideoSeiUserDataUnregisteredMeta;
+
+use crate::outofband::{ContainerTags, TAGGED_CONTAINERS, answer_pictures_checked, end_from_tag};
 
 pub fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
     Some(match format {
@@ -81,73 +83,6 @@ pub fn attach_sei(buf: &mut gst::BufferRef, payload: &SeiPayload) {
         })
     });
     VideoSeiUserDataUnregisteredMeta::add(buf, &SEI_UUID, &payload.encode());
-}
-
-/// The header as a container comment tag; in a signed stream, with the stream's signed end on
-/// a second line. A muxer keeps the first value a tag is given (a tag setter's default merge
-/// mode), so a signed stream's comment waits for its end.
-pub fn header_tag(header: &StreamHeader, end: Option<&StreamEnd>) -> String {
-    match end {
-        Some(end) => format!("{TAG_PREFIX}{}\n{}", header.encode(), end.encode()),
-        None => format!("{TAG_PREFIX}{}", header.encode()),
-    }
-}
-
-/// The header text a comment tag carries, if it is faceveil's.
-pub fn header_from_tag(comment: &str) -> Option<&str> {
-    comment.strip_prefix(TAG_PREFIX).map(|text| text.split_once('\n').map_or(text, |(header, _)| header))
-}
-
-/// The signed end a faceveil comment tag carries, if it has one.
-pub fn end_from_tag(comment: &str) -> Option<StreamEnd> {
-    comment.strip_prefix(TAG_PREFIX)?.split_once('\n').and_then(|(_, end)| StreamEnd::decode(end))
-}
-
-/// The element message `faceveil` posts as a signed stream ends, its end's line in `end`, for an
-/// application to keep where its container keeps none (serve's MPEG-TS segments).
-pub const STREAM_END_MESSAGE: &str = "faceveil-stream-end";
-
-/// The signed end a [`STREAM_END_MESSAGE`] carries, if `message` is one.
-pub fn stream_end_of(message: &gst::Message) -> Option<StreamEnd> {
-    let gst::MessageView::Element(element) = message.view() else { return None };
-    let s = element.structure().filter(|s| s.name() == STREAM_END_MESSAGE)?;
-    StreamEnd::decode(s.get::<&str>("end").ok()?)
-}
-
-/// The demuxers of containers that keep faceveil's comment tag (MP4 and QuickTime, Matroska
-/// and WebM); MPEG-TS keeps none.
-const TAGGED_CONTAINERS: &[&str] = &["qtdemux", "matroskademux"];
-
-/// What a video's container holds of faceveil's tags.
-#[derive(Debug, Default)]
-pub struct ContainerTags {
-    /// The container is of a kind that keeps faceveil's comment tag, whether or not it does.
-    pub keeps_tags: bool,
-    /// The stream's signed end, from the comment tag.
-    pub end: Option<StreamEnd>,
-}
-
-/// The custom query by which a restore's `faceunveil` asks upstream who checks its coded
-/// pictures before the decoder: `faceveilsei` with a `signer`, or a front end's parser probe
-/// ([`sei_from_parser`]), answers with that signer; decoders, parsers and queues pass it on.
-const PICTURES_CHECKED_QUERY: &str = "faceveil-pictures-checked";
-
-/// Answers `query` with `signer` where it is [`PICTURES_CHECKED_QUERY`]: whether it was.
-pub fn answer_pictures_checked(query: &mut gst::QueryRef, signer: &Signer) -> bool {
-    if query.type_() != gst::QueryType::Custom || query.structure().is_none_or(|s| s.name() != PICTURES_CHECKED_QUERY) {
-        return false;
-    }
-    query.structure_mut().set("signer", signer.to_string());
-    true
-}
-
-/// Who checks the coded pictures upstream of the sink pad `pad`, as answered.
-pub fn pictures_checked_by(pad: &gst::Pad) -> Option<String> {
-    let mut query = gst::query::Custom::new(gst::Structure::new_empty(PICTURES_CHECKED_QUERY));
-    if !pad.peer_query(&mut query) {
-        return None;
-    }
-    query.structure().and_then(|s| s.get::<String>("signer").ok())
 }
 
 /// A face faceveildetect reported on a frame, as its region-of-interest meta carries it.

@@ -15,7 +15,7 @@ use faceveil::secrets::{Signer, SigningKey};
 use faceveil::stream::sidecar;
 use faceveil::timing::StageTimes;
 use gst::prelude::*;
-use gstfaceveil::streamdata;
+use gstfaceveil::{outofband, streamdata};
 use zeroize::Zeroizing;
 
 use super::animation;
@@ -194,7 +194,7 @@ pub fn header_in_file(path: &Path) -> Option<faceveil::stream::header::StreamHea
 pub fn each_payload_in_file(
     path: &Path,
     visit: impl FnMut(streamdata::CodedPicture<'_>) -> bool,
-) -> Result<streamdata::ContainerTags> {
+) -> Result<outofband::ContainerTags> {
     streamdata::each_payload(&file_uri(path)?, None, visit).with_context(|| format!("{}", path.display()))
 }
 
@@ -557,7 +557,7 @@ fn faceveil_tags_only(pad: &gst::Pad) {
             .tag()
             .iter_tag::<gst::tags::Comment>()
             .map(|c| c.get().to_owned())
-            .find(|c| streamdata::header_from_tag(c).is_some());
+            .find(|c| outofband::header_from_tag(c).is_some());
         let mut tags = gst::TagList::new();
         let list = tags.get_mut().expect("a new tag list is writable");
         if let Some(comment) = ours {

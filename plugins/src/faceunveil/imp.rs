@@ -34,6 +34,7 @@ use zeroize::Zeroizing;
 
 use crate::common::{self, Groups, Shared};
 use crate::facevideo::X264Faces;
+use crate::outofband;
 use crate::streamdata;
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -283,7 +284,7 @@ impl FaceUnveil {
             return Ok(());
         }
         let required = required.to_string();
-        if streamdata::pictures_checked_by(self.obj().static_pad("sink").as_ref().expect("a sink pad")).as_deref()
+        if outofband::pictures_checked_by(self.obj().static_pad("sink").as_ref().expect("a sink pad")).as_deref()
             == Some(required.as_str())
         {
             return Ok(());
@@ -391,11 +392,11 @@ impl BaseTransformImpl for FaceUnveil {
         match event.view() {
             gst::EventView::Tag(tag) => {
                 for comment in tag.tag().iter_tag::<gst::tags::Comment>() {
-                    if let Some(text) = streamdata::header_from_tag(comment.get())
+                    if let Some(text) = outofband::header_from_tag(comment.get())
                         && let Some(state) = self.state.lock().unwrap().as_mut()
                     {
                         state.header_text = Some(text.to_string());
-                        state.end = streamdata::end_from_tag(comment.get()).or(state.end.take());
+                        state.end = outofband::end_from_tag(comment.get()).or(state.end.take());
                     }
                 }
             }

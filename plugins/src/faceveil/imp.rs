@@ -26,6 +26,7 @@ use zeroize::Zeroizing;
 
 use crate::common::{self, Groups, KeyingProp, ModeProp, Shared, SigningKeySettings, Upstream};
 use crate::facevideo::X264Faces;
+use crate::outofband;
 use crate::streamdata;
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -121,7 +122,7 @@ impl FaceVeil {
     /// Where the stream is signed, its signed end as the stream ends: the sidecar's last line,
     /// the comment tag of the header with the end on its second line, which a muxer writes as
     /// it closes the file (MP4 and Matroska do; MPEG-TS keeps no comment), and an element
-    /// message for the application ([`streamdata::STREAM_END_MESSAGE`]).
+    /// message for the application ([`outofband::STREAM_END_MESSAGE`]).
     fn sign_end(&self) {
         let mut guard = self.state.lock().unwrap();
         let Some(state) = guard.as_mut() else { return };
@@ -133,8 +134,8 @@ impl FaceVeil {
             gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", common::describe(&e)));
         }
         drop(guard);
-        self.push_comment(&streamdata::header_tag(&header, Some(&end)));
-        let message = gst::Structure::builder(streamdata::STREAM_END_MESSAGE).field("end", end.encode()).build();
+        self.push_comment(&outofband::header_tag(&header, Some(&end)));
+        let message = gst::Structure::builder(outofband::STREAM_END_MESSAGE).field("end", end.encode()).build();
         let _ = self.obj().post_message(gst::message::Element::builder(message).src(&*self.obj()).build());
     }
 
@@ -478,7 +479,7 @@ impl BaseTransformImpl for FaceVeil {
             if !state.header_tag_sent && !header.end_signed {
                 state.header_tag_sent = true;
                 drop(guard);
-                self.push_comment(&streamdata::header_tag(&header, None));
+                self.push_comment(&outofband::header_tag(&header, None));
             }
         }
         Ok(gst::FlowSuccess::Ok)

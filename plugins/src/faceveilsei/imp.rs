@@ -18,6 +18,7 @@ use gst::subclass::prelude::*;
 use gst_video::video_meta::VideoSeiUserDataUnregisteredMeta;
 
 use crate::common::{self, SigningKeySettings};
+use crate::outofband;
 use crate::streamdata;
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -73,10 +74,10 @@ impl FaceVeilSei {
     }
 
     /// Tells a restore's faceunveil downstream that the pictures are checked here, and against
-    /// whom ([`streamdata::answer_pictures_checked`]); other queries as any element does.
+    /// whom ([`outofband::answer_pictures_checked`]); other queries as any element does.
     fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
         if let Some(watch) = self.watch.lock().unwrap().as_ref()
-            && streamdata::answer_pictures_checked(query, watch.signer())
+            && outofband::answer_pictures_checked(query, watch.signer())
         {
             return true;
         }

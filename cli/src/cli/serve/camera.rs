@@ -19,7 +19,7 @@ use faceveil::faces::effects::Mode;
 use faceveil::secrets::SigningKey;
 use faceveil::stream::end::{END_FILE_EXTENSION, StreamEnd};
 use gst::prelude::*;
-use gstfaceveil::streamdata;
+use gstfaceveil::outofband;
 use prometheus_client::metrics::counter::Counter;
 
 use super::config::CameraConfig;
@@ -197,7 +197,7 @@ fn watch(
                 gst::ClockTime::from_nseconds(until.saturating_duration_since(Instant::now()).as_nanos() as u64),
                 &closing,
             ) {
-                match streamdata::stream_end_of(&msg) {
+                match outofband::stream_end_of(&msg) {
                     Some(end) => keep_end(config, &end),
                     None if msg.type_() != gst::MessageType::Element => break,
                     None => {}
@@ -210,7 +210,7 @@ fn watch(
             if let Some(words) = video::element_words(&msg) {
                 eprintln!("faceveil: camera {}: {words}", config.name);
             }
-            if let Some(end) = streamdata::stream_end_of(&msg) {
+            if let Some(end) = outofband::stream_end_of(&msg) {
                 keep_end(config, &end);
             }
             match msg.view() {
