@@ -51,8 +51,9 @@ pub enum Command {
     /// Run many cameras from a config file: RTSP mounts, recorded segments, metrics; edits reload it.
     Serve(ServeArgs),
     /// Check that a signed output is its signer's and whole, without opening any face: the
-    /// header's signature, every frame record's and every coded picture's, and that no frame is
-    /// missing.
+    /// header's signature, every frame record's and every coded picture's, that no frame is
+    /// missing, that the records reach the recording's signed end, and that each picture is
+    /// shown at the time its record gives.
     Verify(VerifyArgs),
 }
 
