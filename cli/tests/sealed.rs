@@ -493,18 +493,35 @@ fn a_reordered_or_spliced_sealed_video_face_fails_naming_its_frame() {
     assert!(face(10) < 30.0 && face(29) < 30.0, "from the gap to the keyframe, it stays anonymized");
 }
 
+/// two_faces_640x360.mp4 anonymized to `anon.mp4` in a fresh folder, its faces sealed to a fresh
+/// identity and the output signed by a fresh camera key.
+struct SignedClip {
+    dir: common::TestDir,
+    clip: PathBuf,
+    id: PathBuf,
+    recipient: String,
+    camera: PathBuf,
+    signer: String,
+    anon: PathBuf,
+}
+
+fn signed_clip(name: &str) -> SignedClip {
+    let dir = tmpdir(name);
+    let clip = common::repo().join("samples/two_faces_640x360.mp4");
+    let ((id, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
+    let anon = dir.join("anon.mp4");
+    ok(&faceveil(&["anonymize", s(&clip), "-o", s(&anon), "--recipient", &recipient, "--sign-with", s(&camera)], Some("pw")));
+    SignedClip { dir, clip, id, recipient, camera, signer, anon }
+}
+
 /// A signed recording with frames cut out of its middle (made again from its pictures, as an
 /// editor exports it, its sidecar beside it): the restore says which frames are missing.
 /// `faceveil verify`, with no identity, finds the recording whole from its SEI, and a sidecar
 /// with records cut out or altered not.
 #[test]
 fn a_signed_recording_with_frames_cut_out_says_which_are_missing_and_verify_checks_it_whole() {
-    let dir = tmpdir("signed-cut");
-    let clip = common::repo().join("samples/two_faces_640x360.mp4");
-    let ((id, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
-    let anon = dir.join("anon.mp4");
+    let SignedClip { dir, clip, id, recipient, camera, signer, anon } = signed_clip("signed-cut");
     let sealed_to = ["--recipient", &recipient, "--sign-with", s(&camera)];
-    ok(&faceveil(&[&["anonymize", s(&clip), "-o", s(&anon)][..], &sealed_to].concat(), Some("pw")));
     let frames = common::media::decode(&anon).frames;
     let kept: Vec<_> = frames[..40].iter().chain(&frames[50..]).cloned().collect();
     let cut = dir.join("cut.mp4");
@@ -626,11 +643,7 @@ fn remux(input: &Path, output: &Path, identity: &str, setup: impl FnOnce(&gst::P
 /// other times than recorded too.
 #[test]
 fn a_signed_recording_cut_short_of_its_signed_end_or_retimed_fails_verify_unless_its_end_is_left_open() {
-    let dir = tmpdir("signed-end");
-    let clip = common::repo().join("samples/two_faces_640x360.mp4");
-    let ((id, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
-    let anon = dir.join("anon.mp4");
-    ok(&faceveil(&["anonymize", s(&clip), "-o", s(&anon), "--recipient", &recipient, "--sign-with", s(&camera)], Some("pw")));
+    let SignedClip { dir, id, signer, anon, .. } = signed_clip("signed-end");
     let whole = ok(&faceveil(&["verify", s(&anon), "--signer", &signer], None));
     assert!(whole.contains("the records reach the recording's signed end (100 frames)"), "{whole}");
     let restore = |video: &Path| {
@@ -718,11 +731,7 @@ fn a_signed_recording_cut_short_of_its_signed_end_or_retimed_fails_verify_unless
 fn a_signed_recording_whose_pictures_were_altered_outside_the_faces_fails_verify_and_a_signed_restore() {
     use faceveil::stream::pictures::PICTURE_SIGNATURE_UUID;
     use faceveil::stream::sei::{self, Codec, Framing};
-    let dir = tmpdir("signed-pictures");
-    let clip = common::repo().join("samples/two_faces_640x360.mp4");
-    let ((id, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
-    let anon = dir.join("anon.mp4");
-    ok(&faceveil(&["anonymize", s(&clip), "-o", s(&anon), "--recipient", &recipient, "--sign-with", s(&camera)], Some("pw")));
+    let SignedClip { dir, id, signer, anon, .. } = signed_clip("signed-pictures");
     let length_prefixed = |units: Vec<Vec<u8>>| -> Vec<u8> {
         units.iter().flat_map(|u| [&(u.len() as u32).to_be_bytes()[..], u].concat()).collect()
     };

@@ -708,6 +708,26 @@ fn run_pipeline(line: &str, prepare: impl FnOnce(&gst::Bin)) -> gst::Pipeline {
     pipeline
 }
 
+/// Runs a launch line to its end (a minute at most), after `prepare` has seen the pipeline: the
+/// error that stopped it, if one did.
+fn failure_of(line: &str, prepare: impl FnOnce(&gst::Pipeline)) -> Option<String> {
+    let pipeline = gst::parse::launch(line).unwrap().downcast::<gst::Pipeline>().unwrap();
+    prepare(&pipeline);
+    let started = pipeline.set_state(gst::State::Playing);
+    let msg = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .expect("the pipeline ends within a minute");
+    pipeline.set_state(gst::State::Null).unwrap();
+    let error = match msg.view() {
+        gst::MessageView::Error(e) => Some(e.error().to_string()),
+        _ => None,
+    };
+    assert!(started.is_ok() || error.is_some(), "a failed start says why");
+    error
+}
+
 #[test]
 fn sei_rides_through_h264_and_h265_encoders_and_back_onto_decoded_frames() {
     init();
@@ -806,8 +826,10 @@ fn faceveilsei_signs_each_picture_as_faceveil_sign_pictures_promises_and_checks_
             "filesrc location={} ! matroskademux ! h264parse ! identity name=tamper ! faceveilsei signer={signer} ! fakesink",
             coded.display()
         );
-        let pipeline = gst::parse::launch(&line).unwrap().downcast::<gst::Pipeline>().unwrap();
-        if tamper {
+        failure_of(&line, |pipeline| {
+            if !tamper {
+                return;
+            }
             let seen = std::sync::atomic::AtomicUsize::new(0);
             let pad = pipeline.by_name("tamper").unwrap().static_pad("src").unwrap();
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
@@ -825,20 +847,7 @@ fn faceveilsei_signs_each_picture_as_faceveil_sign_pictures_promises_and_checks_
                 }
                 gst::PadProbeReturn::Ok
             });
-        }
-        let started = pipeline.set_state(gst::State::Playing);
-        let msg = pipeline
-            .bus()
-            .unwrap()
-            .timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error])
-            .expect("the check ends within a minute");
-        pipeline.set_state(gst::State::Null).unwrap();
-        let error = match msg.view() {
-            gst::MessageView::Error(e) => Some(e.error().to_string()),
-            _ => None,
-        };
-        assert!(started.is_ok() || error.is_some(), "a failed start says why");
-        error
+        })
     };
     let signer = camera.signer().to_string();
     assert_eq!(check(false, &signer), None, "the file as it was signed");
@@ -854,18 +863,7 @@ fn faceveilsei_signs_each_picture_as_faceveil_sign_pictures_promises_and_checks_
              ! faceunveil password=alpha signer={signer} ! fakesink",
             coded.display()
         );
-        let pipeline = gst::parse::launch(&line).unwrap().downcast::<gst::Pipeline>().unwrap();
-        pipeline.set_state(gst::State::Playing).unwrap();
-        let msg = pipeline
-            .bus()
-            .unwrap()
-            .timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error])
-            .expect("the restore ends within a minute");
-        pipeline.set_state(gst::State::Null).unwrap();
-        match msg.view() {
-            gst::MessageView::Error(e) => Some(e.error().to_string()),
-            _ => None,
-        }
+        failure_of(&line, |_| {})
     };
     assert_eq!(restore(&format!("faceveilsei signer={signer} ! queue !")), None, "checked before the decoder");
     let unchecked = restore("").expect("unchecked pictures are refused");

@@ -303,16 +303,23 @@ mod tests {
         (0..144u64).map(|c| if (c % 16 + 16 - i % 16) % 16 < 2 { 230 } else { (40 + c) as u8 }).collect()
     }
 
-    #[test]
-    fn each_record_is_on_disk_when_written_and_a_full_disk_is_said_at_the_first_naming_the_sidecar() {
-        let dir = std::env::temp_dir().join(format!("faceveil-sidecar-live-{}", std::process::id()));
+    /// A sidecar `name` in a folder of its own, its writer still open after `records` records
+    /// without faces, 40 ms apart; the folder, the sidecar and the writer.
+    fn written(name: &str, records: u64) -> (PathBuf, PathBuf, SidecarWriter) {
+        let dir = std::env::temp_dir().join(format!("faceveil-sidecar-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("live.faceveil");
-        // A run killed while writing has no finish(): what it wrote must already be readable.
+        let path = dir.join(format!("{name}.faceveil"));
         let mut writer = SidecarWriter::create(&path, &crate::stream::header::tests::sample()).unwrap();
-        for i in 0..2 {
+        for i in 0..records {
             writer.write(&FrameRecord::new(i, Some(i * 40_000_000), Vec::new())).unwrap();
         }
+        (dir, path, writer)
+    }
+
+    #[test]
+    fn each_record_is_on_disk_when_written_and_a_full_disk_is_said_at_the_first_naming_the_sidecar() {
+        // A run killed while writing has no finish(): what it wrote must already be readable.
+        let (dir, path, writer) = written("live", 2);
         assert_eq!(Sidecar::read(&path).unwrap().frames.len(), 2, "both records, the writer still open");
         drop(writer);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -329,13 +336,7 @@ mod tests {
 
     #[test]
     fn a_last_line_cut_short_leaves_the_records_before_it_and_a_damaged_one_inside_is_refused() {
-        let dir = std::env::temp_dir().join(format!("faceveil-sidecar-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("cut.faceveil");
-        let mut writer = SidecarWriter::create(&path, &crate::stream::header::tests::sample()).unwrap();
-        for i in 0..3 {
-            writer.write(&FrameRecord::new(i, Some(i * 40_000_000), Vec::new())).unwrap();
-        }
+        let (dir, path, writer) = written("cut", 3);
         writer.finish().unwrap();
         let whole = std::fs::read(&path).unwrap();
         let read = Sidecar::read(&path).unwrap();
@@ -358,13 +359,7 @@ mod tests {
     fn a_signed_end_is_read_after_the_records_and_nothing_may_follow_it() {
         use crate::secrets::SigningKey;
         use crate::stream::end::StreamEnd;
-        let dir = std::env::temp_dir().join(format!("faceveil-sidecar-end-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("ended.faceveil");
-        let mut writer = SidecarWriter::create(&path, &crate::stream::header::tests::sample()).unwrap();
-        for i in 0..3 {
-            writer.write(&FrameRecord::new(i, Some(i * 40_000_000), Vec::new())).unwrap();
-        }
+        let (dir, path, mut writer) = written("ended", 3);
         let end = StreamEnd::signed_with(3, Some(80_000_000), &SigningKey::generate(), &[1; 32]);
         writer.end(&end).unwrap();
         writer.finish().unwrap();

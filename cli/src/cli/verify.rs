@@ -28,7 +28,6 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
     match Input::parse(&args.input)? {
         Input::Image(path) => {
             tally.pictures = Pictures::Photo;
-            tally.ends = Ends::OneFrame;
             let (header, record) = images::embedded(&path, &std::fs::read(&path)?)?;
             tally.header(&header)?;
             tally.record(&record);
@@ -155,8 +154,18 @@ enum Ends {
     NotCarried,
     /// A sidecar, or a container that keeps faceveil's comment tag (MP4, Matroska).
     Carried,
-    /// A photo: one frame, nothing to cut off its end.
-    OneFrame,
+}
+
+/// One stream of the recording, as a header starts it (a source that reconnected starts
+/// another, numbered from 0 again).
+struct Stream {
+    /// Its header's digest, which its signed end is bound to, and whether the header promises
+    /// that end.
+    digest: [u8; 32],
+    end_signed: bool,
+    /// The numbers of its records checked: a video's SEI comes in coding order, so whether they
+    /// run without a gap is asked of them sorted, at the end.
+    numbers: Vec<u64>,
 }
 
 /// Whether the coded pictures were checked.
@@ -181,10 +190,8 @@ struct Tally {
     header: Option<(StreamHeader, SignedRecords)>,
     /// Records met before any header (a stream's SEI joined midway).
     headless: u64,
-    /// The numbers of the records checked, a list for each stream (a header; a source that
-    /// reconnected starts another, numbered from 0 again): a video's SEI comes in coding order,
-    /// so whether they run without a gap is asked of them sorted, at the end.
-    streams: Vec<Vec<u64>>,
+    /// The streams met, with the numbers of their records checked.
+    streams: Vec<Stream>,
     /// Faceveil payloads read from videos.
     payloads: u64,
     /// The video being read, where a folder's are: what is said names it.
@@ -198,8 +205,6 @@ struct Tally {
     pictures_failed: u64,
     /// The number of the last record met, to say where a picture without one sits.
     last_frame: Option<u64>,
-    /// The header of each stream in `streams`.
-    stream_headers: Vec<StreamHeader>,
     /// Whether the input can carry a stream's end, and the ends it carried.
     ends: Ends,
     found_ends: Vec<StreamEnd>,
@@ -232,8 +237,7 @@ impl Tally {
         }
         self.header = Some((header.clone(), check));
         self.shift = None;
-        self.streams.push(Vec::new());
-        self.stream_headers.push(header.clone());
+        self.streams.push(Stream { digest: header.digest(), end_signed: header.end_signed, numbers: Vec::new() });
         Ok(())
     }
 
@@ -283,7 +287,7 @@ impl Tally {
             self.say(&e.to_string());
             self.unsigned += 1;
         }
-        self.streams.last_mut().expect("a header starts a stream").push(record.frame);
+        self.streams.last_mut().expect("a header starts a stream").numbers.push(record.frame);
     }
 
     /// A picture with `record`, shown by the container at `pts`. The records' times are signed
@@ -316,14 +320,16 @@ impl Tally {
     /// faults found (each said on standard error) and what to say of a recording found whole.
     /// A stream before the last one ended where its source reconnected, with no end signed.
     fn ends_reached(&self) -> (u64, Option<String>) {
-        let Some((_, check)) = self.header.as_ref().filter(|_| self.ends != Ends::OneFrame) else { return (0, None) };
+        // A photo is one frame: nothing can be cut off its end.
+        let Some((_, check)) = self.header.as_ref().filter(|_| self.pictures != Pictures::Photo) else { return (0, None) };
         let (mut faults, mut said, mut used) = (0, None, vec![false; self.found_ends.len()]);
-        for (i, (numbers, header)) in self.streams.iter().zip(&self.stream_headers).enumerate() {
-            let (digest, last) = (header.digest(), numbers.last().copied());
-            let found = self.found_ends.iter().enumerate().find_map(|(k, end)| match end.check(check.signer(), &digest, last) {
-                EndCheck::Unsigned => None,
-                reached => Some((k, reached)),
-            });
+        for (i, stream) in self.streams.iter().enumerate() {
+            let last = stream.numbers.last().copied();
+            let found =
+                self.found_ends.iter().enumerate().find_map(|(k, end)| match end.check(check.signer(), &stream.digest, last) {
+                    EndCheck::Unsigned => None,
+                    reached => Some((k, reached)),
+                });
             match found {
                 Some((k, reached)) => {
                     used[k] = true;
@@ -341,14 +347,14 @@ impl Tally {
                         EndCheck::Unsigned => unreachable!("skipped above"),
                     }
                 }
-                None if i + 1 < self.streams.len() || !header.end_signed => {}
+                None if i + 1 < self.streams.len() || !stream.end_signed => {}
                 None => match self.ends {
                     Ends::Carried if self.open_end => self.say("note: the recording has no signed end (accepted: --open-end): frames cut off its end would not show"),
                     Ends::Carried => {
                         faults += 1;
                         self.say("the recording has no signed end: it was cut short, or its writer was stopped before ending it (a crash, a kill, or a recording still being written: --open-end accepts that)");
                     }
-                    Ends::NotCarried | Ends::OneFrame => self.say(
+                    Ends::NotCarried => self.say(
                         "note: the recording has no signed end, and its container keeps none (MPEG-TS keeps no comment tag; a sidecar does, and serve keeps one beside its segments when it stops a camera): frames cut off its end would not show",
                     ),
                 },
@@ -369,9 +375,9 @@ impl Tally {
         let whose = if self.required.is_some() { "the required signer" } else { "not compared with any: give --signer" };
         println!("signed by {} ({whose})", check.signer());
         let mut gaps = 0;
-        for numbers in &mut self.streams {
-            numbers.sort_unstable();
-            for pair in numbers.windows(2) {
+        for stream in &mut self.streams {
+            stream.numbers.sort_unstable();
+            for pair in stream.numbers.windows(2) {
                 let (before, this) = (pair[0], pair[1]);
                 if this == before {
                     eprintln!("faceveil: frame {this} has two records");
@@ -387,7 +393,7 @@ impl Tally {
         let moved = self.moved_said();
         // A stream's records are numbered from 0: a recording whose first stream begins later
         // lost its start, or was recorded from a stream joined midway.
-        if let Some(first) = self.streams.first().and_then(|n| n.first()).filter(|&&f| f > 0) {
+        if let Some(first) = self.streams.first().and_then(|s| s.numbers.first()).filter(|&&f| f > 0) {
             eprintln!(
                 "faceveil: note: the recording begins at frame {first} of its stream: frames 0 to {} are not in it (cut off, or recorded from a stream joined midway)",
                 first - 1
@@ -399,8 +405,9 @@ impl Tally {
         if let Some(line) = self.cut_line {
             eprintln!("faceveil: note: the sidecar ends in a line cut short (line {line}), where its writer stopped");
         }
-        let records: usize = self.streams.iter().map(Vec::len).sum();
-        let spans: Vec<String> = self.streams.iter().filter_map(|n| Some(format!("{} to {}", n.first()?, n.last()?))).collect();
+        let records: usize = self.streams.iter().map(|s| s.numbers.len()).sum();
+        let spans: Vec<String> =
+            self.streams.iter().filter_map(|s| Some(format!("{} to {}", s.numbers.first()?, s.numbers.last()?))).collect();
         // One stream's frames, or each stream's where a source reconnected and numbered anew.
         let frames = match spans.len() {
             0 | 1 => format!("frames {}", spans.first().map_or("none", String::as_str)),
