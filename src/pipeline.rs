@@ -206,6 +206,18 @@ impl Anonymizer {
         Some(StreamEnd::signed_with(self.frames, self.last_pts, key, header))
     }
 
+    /// A checkpoint of the stream so far, signed while it goes on, where it is signed: it had
+    /// at least the frames processed up to now ([`crate::stream::end`]).
+    pub fn checkpoint(&self) -> Option<StreamEnd> {
+        let (key, header) = self.signing.as_ref()?;
+        Some(StreamEnd::checkpoint_with(self.frames, self.last_pts, key, header))
+    }
+
+    /// How many frames have been processed.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
     /// The header a restore needs (sdn mode only).
     pub fn header(&self) -> Option<&StreamHeader> {
         self.header.as_ref()

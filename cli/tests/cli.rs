@@ -547,8 +547,11 @@ fn a_photo_anonymized_twice_is_said_to_be_an_output_already() {
     let o = faceveil(&["restore", s(&twice), "-o", s(&back)], &pw);
     assert!(o.status.success(), "{}", stderr(&o));
     let (first, restored) = (common::load_rgb(&once), common::load_rgb(&back));
+    // Each run has its own salt and key, and some keys restore less exactly: the first output
+    // came back 1.0-1.5 levels off in 8 runs and 2.2 in one; the original, or the second
+    // output, lies 27 to 55 levels from it there.
     let off = common::mean_abs_diff(&first, &restored, 190, 70, 260, 170);
-    assert!(off < 2.0, "the second restore gives the first output back: {off:.2} levels off");
+    assert!(off < 4.0, "the second restore gives the first output back: {off:.2} levels off");
 }
 
 #[test]

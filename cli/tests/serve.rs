@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, media, s, sample, tmpdir};
 use faceveil::frame::rgb::RgbImage;
+use faceveil::stream::end::{END_FILE_EXTENSION, StreamEnd};
 use gst::prelude::*;
 
 const PASSWORD_VAR: &str = "FACEVEIL_SERVE_TEST_PASSWORD";
@@ -86,12 +87,23 @@ fn wait_for(what: &str, timeout_s: u64, mut ok: impl FnMut() -> bool, serve: &Se
     }
 }
 
-/// The recorded segments of a camera, oldest first.
-fn segments(dir: &Path) -> Vec<PathBuf> {
+/// A one-shot `faceveil` command: whether it succeeded, its standard output (trimmed) and error.
+fn faceveil(args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_faceveil")).args(args).env_remove("FACEVEIL_PASSWORD").output().unwrap();
+    (o.status.success(), String::from_utf8_lossy(&o.stdout).trim().to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+}
+
+/// The files of `kind` (an extension) in `dir`, sorted.
+fn files_of(dir: &Path, kind: &str) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "ts")).collect();
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == kind)).collect();
     found.sort();
     found
+}
+
+/// The recorded segments of a camera, oldest first.
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    files_of(dir, "ts")
 }
 
 /// Face boxes per frame, from the one-shot command on the same clip.
@@ -259,14 +271,6 @@ record = {{ dir = "rec", segment_seconds = 1 }}
 #[test]
 fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_and_its_signed_segments_verify_as_one_recording() {
     let dir = tmpdir("sealed");
-    let faceveil = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_faceveil")).args(args).env_remove("FACEVEIL_PASSWORD").output().unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).trim().to_string(),
-            String::from_utf8_lossy(&o.stderr).to_string(),
-        )
-    };
     let identity = dir.join("me.age");
     let (made, recipient, said) = faceveil(&["keygen", "-o", s(&identity)]);
     assert!(made, "{said}");
@@ -290,7 +294,6 @@ fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_and_its_signed_s
     let serve = Serve::start(&config, metrics_port);
     wait_for("the end of the file", 120, || serve.log().contains("camera sealed: end of file"), &serve);
     let recorded = segments(&dir.join("rec/sealed"));
-    assert!(recorded.len() >= 3, "{recorded:?}");
     // The segments, checked as one recording: every record and picture signed, none missing; a
     // segment taken out of the middle shows as the frames it held.
     // The camera's stream ended: its signed end is kept beside the segments, which keep none.
@@ -298,25 +301,29 @@ fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_and_its_signed_s
     assert!(whole && said.contains("every one signed, none missing"), "{said}\n{why}");
     assert!(said.contains("the records reach the recording's signed end (100 frames)"), "{said}\n{why}");
     assert!(said.ends_with("every one as its signer coded it"), "{said}");
-    let ends: Vec<PathBuf> = std::fs::read_dir(dir.join("rec/sealed"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == faceveil::stream::end::END_FILE_EXTENSION))
-        .collect();
+    let ends = files_of(&dir.join("rec/sealed"), END_FILE_EXTENSION);
     assert_eq!(ends.len(), 1, "one end for the one run");
-    let copy_without = |name: &str, left_out: usize| -> PathBuf {
+    // The recording copied into `name` without its segment `left_out` (its end kept), or, given
+    // none, without its end.
+    let copy_without = |name: &str, left_out: Option<usize>| -> PathBuf {
         let folder = dir.join(name);
         std::fs::create_dir_all(&folder).unwrap();
-        for (i, segment) in recorded.iter().enumerate().filter(|(i, _)| *i != left_out) {
+        for (i, segment) in recorded.iter().enumerate().filter(|(i, _)| Some(*i) != left_out) {
             std::fs::copy(segment, folder.join(format!("{i:02}.ts"))).unwrap();
         }
-        std::fs::copy(&ends[0], folder.join("zz.faceveil-end")).unwrap();
+        if left_out.is_some() {
+            std::fs::copy(&ends[0], folder.join("zz.faceveil-end")).unwrap();
+        }
         folder
     };
-    let (whole, _, why) = faceveil(&["verify", s(&copy_without("gapped", 1)), "--signer", &signer]);
+    // Its end file taken away: a run recorded in four segments or more kept one.
+    assert!(recorded.len() >= 4, "{recorded:?}");
+    let (whole, _, why) = faceveil(&["verify", s(&copy_without("endless", None)), "--signer", &signer]);
+    assert!(!whole && why.contains("has no signed end or checkpoint beside them"), "{why}");
+    let (whole, _, why) = faceveil(&["verify", s(&copy_without("gapped", Some(1))), "--signer", &signer]);
     assert!(!whole && why.contains("are missing before frame"), "{why}");
     // Its last segment taken away: the end shows the recording was cut short.
-    let (whole, _, why) = faceveil(&["verify", s(&copy_without("cut", recorded.len() - 1)), "--signer", &signer]);
+    let (whole, _, why) = faceveil(&["verify", s(&copy_without("cut", Some(recorded.len() - 1))), "--signer", &signer]);
     assert!(!whole && why.contains("are missing at its end: the recording was cut short of its signed end"), "{why}");
     let first = recorded[0].clone();
     let out = dir.join("unsealed.mkv");
@@ -332,6 +339,58 @@ fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_and_its_signed_s
         let p = common::psnr_over(&source[i], frame, &boxes[i]);
         assert!(p > 40.0, "frame {i}: the unsealed faces are {p:.1} dB from the source's");
     }
+}
+
+#[test]
+fn a_recording_whose_writer_was_killed_keeps_a_signed_checkpoint_that_shows_a_cut_before_it() {
+    let dir = tmpdir("killed");
+    let camera = dir.join("camera.key");
+    let (made, signer, said) = faceveil(&["keygen", "--signing", "-o", s(&camera)]);
+    assert!(made, "{said}");
+    let metrics_port = free_port();
+    let config = dir.join("serve.toml");
+    // Read at its own rate (6 s of 30 fps video, a keyframe and so a segment every 30 frames),
+    // so that the process can be killed while it records.
+    std::fs::write(
+        &config,
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"cam\"\nsource = \"{}\"\n\
+             realtime = true\npassword_env = \"{PASSWORD_VAR}\"\nseal_password = true\nsign_with = \"{}\"\n\
+             record = {{ dir = \"rec\", segment_seconds = 1, keep = 10 }}\n",
+            s(&sample("faces_720p.mp4")),
+            s(&camera)
+        ),
+    )
+    .unwrap();
+    let folder = dir.join("rec/cam");
+    let checkpoint = || -> Option<StreamEnd> {
+        let path = files_of(&folder, END_FILE_EXTENSION).pop()?;
+        StreamEnd::decode(std::fs::read_to_string(path).ok()?.trim_end())
+    };
+    let mut serve = Serve::start(&config, metrics_port);
+    wait_for("a checkpoint of 60 frames", 60, || checkpoint().is_some_and(|c| c.frames >= 60), &serve);
+    // Killed, as a crash or a power cut would stop it: no end is signed.
+    serve.child.kill().unwrap();
+    serve.child.wait().unwrap();
+    let kept = checkpoint().unwrap();
+    assert!(kept.open && !serve.log().contains("end of file"), "killed before the file ended: {kept:?}\n{}", serve.log());
+
+    // The recording checks as far as it goes, and says what is not proven.
+    let (whole, said, why) = faceveil(&["verify", s(&folder), "--signer", &signer]);
+    assert!(whole, "{said}\n{why}");
+    assert!(why.contains("only a checkpoint its writer signed while it recorded: the records reach it"), "{why}");
+    // Its segments from the second on taken away: the cut reaches back past the checkpoint.
+    let cut = dir.join("cut");
+    std::fs::create_dir_all(&cut).unwrap();
+    let recorded = segments(&folder);
+    std::fs::copy(&recorded[0], cut.join("00.ts")).unwrap();
+    std::fs::copy(files_of(&folder, END_FILE_EXTENSION).pop().unwrap(), cut.join("zz.faceveil-end")).unwrap();
+    let (whole, _, why) = faceveil(&["verify", s(&cut), "--signer", &signer]);
+    assert!(!whole, "{why}");
+    assert!(
+        why.contains(&format!("to {} are missing at its end: the recording was cut short of a checkpoint", kept.frames - 1)),
+        "{why}"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! faceveil's data that travels beside the frames rather than in them: the container's comment
-//! tag (the stream header, and a signed stream's end once it has one), the element message a
-//! signed stream's end is posted in for applications, and the query by which a restore learns
+//! tag (the stream header, and a signed stream's end once it has one), the element messages a
+//! signed stream's end and checkpoints are posted in for applications, and the query by which a restore learns
 //! whether, and against whom, its coded pictures are checked before the decoder.
 
 use faceveil::secrets::Signer;
@@ -33,10 +33,16 @@ pub fn end_from_tag(comment: &str) -> Option<StreamEnd> {
 /// application to keep where its container keeps none (serve's MPEG-TS segments).
 pub const STREAM_END_MESSAGE: &str = "faceveil-stream-end";
 
-/// The signed end a [`STREAM_END_MESSAGE`] carries, if `message` is one.
+/// The element message a signed stream's `faceveil` posts every so many frames while it goes
+/// on, a checkpoint ([`StreamEnd::open`]) in `end`, for an application to keep where a writer
+/// killed midway would leave no end (serve keeps the last whose frames are all on disk).
+pub const STREAM_CHECKPOINT_MESSAGE: &str = "faceveil-stream-checkpoint";
+
+/// The signed end or checkpoint a [`STREAM_END_MESSAGE`] or [`STREAM_CHECKPOINT_MESSAGE`]
+/// carries, if `message` is one ([`StreamEnd::open`] tells them apart).
 pub fn stream_end_of(message: &gst::Message) -> Option<StreamEnd> {
     let gst::MessageView::Element(element) = message.view() else { return None };
-    let s = element.structure().filter(|s| s.name() == STREAM_END_MESSAGE)?;
+    let s = element.structure().filter(|s| [STREAM_END_MESSAGE, STREAM_CHECKPOINT_MESSAGE].contains(&s.name().as_str()))?;
     StreamEnd::decode(s.get::<&str>("end").ok()?)
 }
 

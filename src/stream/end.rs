@@ -5,6 +5,11 @@
 //! It travels as the sidecar's last line and in the container's faceveil comment tag, both
 //! written when the stream ends, and in a file of its own beside `faceveil serve`'s MPEG-TS
 //! segments; SEI cannot carry it (no frame follows the last).
+//!
+//! A writer that is killed, or still writing, has signed no end. While it writes, it signs
+//! checkpoints: open ends that say the stream had at least so many frames. `faceveil serve`
+//! keeps the last checkpoint whose frames are all in closed segments, so a recording whose
+//! writer died can still be cut at its end by no more than what followed that checkpoint.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +26,10 @@ pub struct StreamEnd {
     /// The last frame's presentation time (ns), where it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_pts: Option<u64>,
+    /// Signed while the stream was still being written (a checkpoint): it had at least
+    /// `frames` frames, and more may have followed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open: bool,
     /// The signer's signature of the fields above, bound to the stream's header.
     pub signed: String,
 }
@@ -34,6 +43,9 @@ pub enum EndCheck {
     Cut { last: Option<u64>, frames: u64 },
     /// Records numbered past the end: `last` is the highest.
     PastEnd { last: u64, frames: u64 },
+    /// The records reach a checkpoint of `frames` frames; whether any were cut after it, it
+    /// cannot tell.
+    Checkpoint { frames: u64 },
     /// The end does not carry the signature of the stream's signer.
     Unsigned,
 }
@@ -42,22 +54,38 @@ impl StreamEnd {
     /// The end of a stream of `frames` frames, the last at `last_pts`, signed with `key` in the
     /// stream whose signed header has digest `header`.
     pub fn signed_with(frames: u64, last_pts: Option<u64>, key: &SigningKey, header: &[u8; 32]) -> Self {
-        let signed = key.sign_end(header, &Self::signed_bytes(frames, last_pts));
-        Self { frames, last_pts, signed }
+        Self::signed(frames, last_pts, false, key, header)
     }
 
-    fn signed_bytes(frames: u64, last_pts: Option<u64>) -> Vec<u8> {
-        serde_json::to_vec(&(frames, last_pts)).expect("numbers serialize")
+    /// A checkpoint of a stream still being written, which has had `frames` frames so far.
+    pub fn checkpoint_with(frames: u64, last_pts: Option<u64>, key: &SigningKey, header: &[u8; 32]) -> Self {
+        Self::signed(frames, last_pts, true, key, header)
+    }
+
+    fn signed(frames: u64, last_pts: Option<u64>, open: bool, key: &SigningKey, header: &[u8; 32]) -> Self {
+        let signed = key.sign_end(header, &Self::signed_bytes(frames, last_pts, open));
+        Self { frames, last_pts, open, signed }
+    }
+
+    /// What is signed. A checkpoint's bytes differ from any end's, so that a checkpoint cannot
+    /// be passed off as the end of a stream cut right after it.
+    fn signed_bytes(frames: u64, last_pts: Option<u64>, open: bool) -> Vec<u8> {
+        match open {
+            false => serde_json::to_vec(&(frames, last_pts)),
+            true => serde_json::to_vec(&(frames, last_pts, "open")),
+        }
+        .expect("numbers serialize")
     }
 
     /// How this end stands against the highest record number met, `last`, in the stream whose
     /// header has digest `header` and was signed by `signer`.
     pub fn check(&self, signer: &Signer, header: &[u8; 32], last: Option<u64>) -> EndCheck {
-        if !signer.signed_end(header, &Self::signed_bytes(self.frames, self.last_pts), &self.signed) {
+        if !signer.signed_end(header, &Self::signed_bytes(self.frames, self.last_pts, self.open), &self.signed) {
             return EndCheck::Unsigned;
         }
         let (frames, expected) = (self.frames, self.frames.checked_sub(1));
         match last {
+            _ if self.open && last >= expected => EndCheck::Checkpoint { frames },
             _ if last == expected => EndCheck::Whole,
             Some(last) if expected.is_none_or(|e| last > e) => EndCheck::PastEnd { last, frames },
             _ => EndCheck::Cut { last, frames },
@@ -108,5 +136,27 @@ mod tests {
         assert_eq!(empty.check(&signer, &header, None), EndCheck::Whole);
         assert_eq!(empty.check(&signer, &header, Some(0)), EndCheck::PastEnd { last: 0, frames: 0 });
         assert_eq!(StreamEnd::decode(r#"{"frame":3,"faces":[]}"#), None);
+    }
+
+    #[test]
+    fn a_checkpoint_bounds_a_cut_and_cannot_pass_for_an_end() {
+        let key = SigningKey::generate();
+        let header = [7u8; 32];
+        let signer = key.signer();
+        let checkpoint = StreamEnd::checkpoint_with(60, Some(2_000_000_000), &key, &header);
+        let read = StreamEnd::decode(&checkpoint.encode()).expect("reads back");
+        assert_eq!(read, checkpoint);
+        assert!(read.open);
+        // Records that reach it, or go past it (the stream went on), are all it can vouch for.
+        assert_eq!(checkpoint.check(&signer, &header, Some(59)), EndCheck::Checkpoint { frames: 60 });
+        assert_eq!(checkpoint.check(&signer, &header, Some(75)), EndCheck::Checkpoint { frames: 60 });
+        assert_eq!(checkpoint.check(&signer, &header, Some(40)), EndCheck::Cut { last: Some(40), frames: 60 });
+        // Its signature does not make an end, nor an end's a checkpoint.
+        let posing = StreamEnd { open: false, ..checkpoint.clone() };
+        assert_eq!(posing.check(&signer, &header, Some(59)), EndCheck::Unsigned);
+        let end = StreamEnd::signed_with(60, Some(2_000_000_000), &key, &header);
+        assert!(!end.encode().contains("open"), "an end reads as before: {}", end.encode());
+        let opened = StreamEnd { open: true, ..end };
+        assert_eq!(opened.check(&signer, &header, Some(59)), EndCheck::Unsigned);
     }
 }

@@ -60,7 +60,8 @@ pub enum Command {
 #[derive(Args)]
 pub struct VerifyArgs {
     /// Anonymized photo or video file, or a folder of videos (serve's segments) checked as one
-    /// recording in the order of their names
+    /// recording in the order of their names, with the signed ends (or checkpoints) kept beside
+    /// them
     pub input: String,
     /// The signer it must be signed by (faceveil-signer-..., printed by `faceveil keygen
     /// --signing`); without it, the signer found is named and its signatures checked
@@ -71,7 +72,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub sidecar: Option<PathBuf>,
     /// Accept a recording without its signed end: one still being written, or whose writer was
-    /// stopped before it could end it (a crash, a kill). Frames cut off its end then do not show
+    /// stopped before it could end it (a crash, a kill). Frames cut off its end then do not show,
+    /// but for those before a checkpoint serve kept in their place
     #[arg(long)]
     pub open_end: bool,
 }

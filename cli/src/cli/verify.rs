@@ -59,8 +59,9 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
             ensure!(args.sidecar.is_none(), "--sidecar names one video's sidecar: a folder's videos are read from their own SEI");
             let videos = images::videos_in(&dir)?;
             ensure!(!videos.is_empty(), "{} holds no video files", dir.display());
-            for path in &videos {
+            for (k, path) in (0..).zip(&videos) {
                 tally.file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                tally.video = Some(k);
                 let before = tally.payloads;
                 in_stream(path, &mut tally)?;
                 if tally.payloads == before {
@@ -166,6 +167,9 @@ struct Stream {
     /// The numbers of its records checked: a video's SEI comes in coding order, so whether they
     /// run without a gap is asked of them sorted, at the end.
     numbers: Vec<u64>,
+    /// How many of a folder's videos hold its records, and the last that did.
+    videos: u32,
+    last_video: Option<u32>,
 }
 
 /// Whether the coded pictures were checked.
@@ -194,8 +198,9 @@ struct Tally {
     streams: Vec<Stream>,
     /// Faceveil payloads read from videos.
     payloads: u64,
-    /// The video being read, where a folder's are: what is said names it.
+    /// The video being read, where a folder's are: what is said names it, and its place.
     file: Option<String>,
+    video: Option<u32>,
     unsigned: u64,
     damaged: u64,
     cut_line: Option<usize>,
@@ -217,6 +222,10 @@ struct Tally {
     moved: Vec<(u64, i128)>,
 }
 
+/// The segments a run of `faceveil serve` records before its end file surely holds a checkpoint:
+/// it keeps one as its second segment closes (posted before the first closed) or its third.
+const SEGMENTS_KEEPING_AN_END: u32 = 4;
+
 /// How far a picture's time in the container may stray from its record's (ns): Matroska keeps
 /// times to the millisecond.
 const SHOWN_TOLERANCE_NS: i128 = 2_000_000;
@@ -237,7 +246,13 @@ impl Tally {
         }
         self.header = Some((header.clone(), check));
         self.shift = None;
-        self.streams.push(Stream { digest: header.digest(), end_signed: header.end_signed, numbers: Vec::new() });
+        self.streams.push(Stream {
+            digest: header.digest(),
+            end_signed: header.end_signed,
+            numbers: Vec::new(),
+            videos: 0,
+            last_video: None,
+        });
         Ok(())
     }
 
@@ -287,7 +302,12 @@ impl Tally {
             self.say(&e.to_string());
             self.unsigned += 1;
         }
-        self.streams.last_mut().expect("a header starts a stream").numbers.push(record.frame);
+        let stream = self.streams.last_mut().expect("a header starts a stream");
+        stream.numbers.push(record.frame);
+        if let Some(video) = self.video.filter(|v| stream.last_video != Some(*v)) {
+            stream.last_video = Some(video);
+            stream.videos += 1;
+        }
     }
 
     /// A picture with `record`, shown by the container at `pts`. The records' times are signed
@@ -325,29 +345,56 @@ impl Tally {
         let (mut faults, mut said, mut used) = (0, None, vec![false; self.found_ends.len()]);
         for (i, stream) in self.streams.iter().enumerate() {
             let last = stream.numbers.last().copied();
-            let found =
-                self.found_ends.iter().enumerate().find_map(|(k, end)| match end.check(check.signer(), &stream.digest, last) {
-                    EndCheck::Unsigned => None,
-                    reached => Some((k, reached)),
-                });
-            match found {
-                Some((k, reached)) => {
+            // Its end, where it has one, else its furthest checkpoint (serve keeps a run's last
+            // checkpoint until its end replaces it).
+            let mut chosen: Option<(&StreamEnd, EndCheck)> = None;
+            for (k, end) in self.found_ends.iter().enumerate() {
+                let reached = end.check(check.signer(), &stream.digest, last);
+                if reached != EndCheck::Unsigned {
                     used[k] = true;
-                    match reached {
-                        EndCheck::Whole => said = Some(format!("the records reach the recording's signed end ({} frames)", last.map_or(0, |l| l + 1))),
-                        EndCheck::Cut { last, frames } => {
-                            faults += 1;
-                            let first = last.map_or(0, |l| l + 1);
-                            self.say(&format!("frames {first} to {} are missing at its end: the recording was cut short of its signed end", frames - 1));
-                        }
-                        EndCheck::PastEnd { last, frames } => {
-                            faults += 1;
-                            self.say(&format!("records up to frame {last} come after its signed end of {frames} frames"));
-                        }
-                        EndCheck::Unsigned => unreachable!("skipped above"),
+                    if chosen.as_ref().is_none_or(|(c, _)| (!end.open, end.frames) > (!c.open, c.frames)) {
+                        chosen = Some((end, reached));
                     }
                 }
-                None if i + 1 < self.streams.len() || !stream.end_signed => {}
+            }
+            let reached_end = i + 1 == self.streams.len() && stream.end_signed;
+            match chosen.map(|(end, reached)| (end.open, reached)) {
+                Some((_, EndCheck::Whole)) => said = Some(format!("the records reach the recording's signed end ({} frames)", last.map_or(0, |l| l + 1))),
+                Some((open, EndCheck::Cut { last, frames })) => {
+                    faults += 1;
+                    let first = last.map_or(0, |l| l + 1);
+                    let signed = if open { "a checkpoint its writer signed while it recorded" } else { "its signed end" };
+                    self.say(&format!("frames {first} to {} are missing at its end: the recording was cut short of {signed}", frames - 1));
+                }
+                Some((_, EndCheck::PastEnd { last, frames })) => {
+                    faults += 1;
+                    self.say(&format!("records up to frame {last} come after its signed end of {frames} frames"));
+                }
+                Some((_, EndCheck::Checkpoint { frames })) if reached_end => {
+                    let what = format!(
+                        "has no signed end, only a checkpoint its writer signed while it recorded: the records reach it (frame {}), and frames cut after it would not show",
+                        frames.saturating_sub(1)
+                    );
+                    match self.ends {
+                        Ends::Carried if !self.open_end => {
+                            faults += 1;
+                            self.say(&format!("the recording {what} (its writer was stopped before ending it, or it is still being written: --open-end accepts that)"));
+                        }
+                        _ => self.say(&format!("note: the recording {what}")),
+                    }
+                }
+                Some((_, EndCheck::Checkpoint { .. })) => {}
+                Some((_, EndCheck::Unsigned)) => unreachable!("left out above"),
+                // serve keeps an end file for each run from its third segment on: a run in more
+                // segments without one lost it.
+                None if stream.videos >= SEGMENTS_KEEPING_AN_END && !self.open_end => {
+                    faults += 1;
+                    self.say(&format!(
+                        "a stream recorded in {} of the folder's videos has no signed end or checkpoint beside them: serve keeps one from a run's third segment on, so it was deleted, or the folder is not serve's (--open-end accepts that)",
+                        stream.videos
+                    ));
+                }
+                None if !reached_end => {}
                 None => match self.ends {
                     Ends::Carried if self.open_end => self.say("note: the recording has no signed end (accepted: --open-end): frames cut off its end would not show"),
                     Ends::Carried => {
@@ -355,7 +402,7 @@ impl Tally {
                         self.say("the recording has no signed end: it was cut short, or its writer was stopped before ending it (a crash, a kill, or a recording still being written: --open-end accepts that)");
                     }
                     Ends::NotCarried => self.say(
-                        "note: the recording has no signed end, and its container keeps none (MPEG-TS keeps no comment tag; a sidecar does, and serve keeps one beside its segments when it stops a camera): frames cut off its end would not show",
+                        "note: the recording has no signed end, and its container keeps none (MPEG-TS keeps no comment tag; a sidecar does, and serve keeps one beside its segments): frames cut off its end would not show",
                     ),
                 },
             }

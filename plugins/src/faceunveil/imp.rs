@@ -313,7 +313,7 @@ impl FaceUnveil {
                 format!("the signed recording's frame {last} comes after its signed end of {frames} frames")
             }
             Some(EndCheck::Unsigned) => "the recording's end does not carry its signer's signature".to_string(),
-            Some(EndCheck::Whole) | None => return,
+            Some(EndCheck::Whole | EndCheck::Checkpoint { .. }) | None => return,
         };
         drop(guard);
         gst::element_imp_warning!(self, gst::StreamError::Decrypt, ("{what}"));

@@ -15,6 +15,7 @@ use faceveil::model::keys::{EarlyKey, KdfParams};
 use faceveil::pipeline::{Anonymizer, Signing};
 use faceveil::secrets::{Recipient, SealedLayout, SigningKey};
 use faceveil::stream::SeiPayload;
+use faceveil::stream::end::StreamEnd;
 use faceveil::stream::sidecar::SidecarWriter;
 use gst::glib;
 use gst::prelude::*;
@@ -39,6 +40,9 @@ const DEFAULT_KEYING: KeyingProp = KeyingProp::Track;
 const DEFAULT_SEALED_LOSSLESS: bool = false;
 const DEFAULT_SEAL_PASSWORD: bool = false;
 const DEFAULT_SIGN_PICTURES: bool = false;
+/// A signed stream posts a checkpoint every this many frames (about a second of a camera): how
+/// much a recording whose writer was killed can lose at its end unseen, beyond its last segment.
+const CHECKPOINT_FRAMES: u64 = 30;
 
 #[derive(Clone)]
 struct Settings {
@@ -135,7 +139,12 @@ impl FaceVeil {
         }
         drop(guard);
         self.push_comment(&outofband::header_tag(&header, Some(&end)));
-        let message = gst::Structure::builder(outofband::STREAM_END_MESSAGE).field("end", end.encode()).build();
+        self.post_end(outofband::STREAM_END_MESSAGE, &end);
+    }
+
+    /// Posts a signed end or checkpoint for the application, as message `name`.
+    fn post_end(&self, name: &str, end: &StreamEnd) {
+        let message = gst::Structure::builder(name).field("end", end.encode()).build();
         let _ = self.obj().post_message(gst::message::Element::builder(message).src(&*self.obj()).build());
     }
 
@@ -475,12 +484,21 @@ impl BaseTransformImpl for FaceVeil {
                 gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", common::describe(&e)));
                 return Err(gst::FlowError::Error);
             }
-            // A signed stream's comment waits for its end (see `sign_end`).
-            if !state.header_tag_sent && !header.end_signed {
-                state.header_tag_sent = true;
-                drop(guard);
-                self.push_comment(&outofband::header_tag(&header, None));
-            }
+        }
+        // A signed stream's comment waits for its end (see `sign_end`); meanwhile it is
+        // checkpointed now and then, for applications that keep what a writer killed midway
+        // could not end (serve).
+        let header = state.anonymizer.header().filter(|h| !h.end_signed);
+        let comment = header.filter(|_| !state.header_tag_sent).map(|h| outofband::header_tag(h, None));
+        state.header_tag_sent |= comment.is_some();
+        let checkpoint =
+            state.anonymizer.frames().is_multiple_of(CHECKPOINT_FRAMES).then(|| state.anonymizer.checkpoint()).flatten();
+        drop(guard);
+        if let Some(comment) = comment {
+            self.push_comment(&comment);
+        }
+        if let Some(checkpoint) = checkpoint {
+            self.post_end(outofband::STREAM_CHECKPOINT_MESSAGE, &checkpoint);
         }
         Ok(gst::FlowSuccess::Ok)
     }

@@ -8,7 +8,7 @@
 //!                                                               tee ! queue ! appsink -> mount
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -17,14 +17,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use faceveil::faces::effects::Mode;
 use faceveil::secrets::SigningKey;
-use faceveil::stream::end::{END_FILE_EXTENSION, StreamEnd};
 use gst::prelude::*;
-use gstfaceveil::outofband;
 use prometheus_client::metrics::counter::Counter;
 
 use super::config::CameraConfig;
 use super::metrics::CameraMetrics;
 use super::mounts::Outlet;
+use super::recording::{self, Run, SignedEnd, prune};
 use crate::cli::colour;
 use crate::cli::input::{Reconnect, STALL, StreamSource};
 use crate::cli::video::{self, add_source, make, upright};
@@ -42,9 +41,6 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// up the camera's reconnect, a reload and the process's exit.
 const STOP_WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(250);
-/// Recording segments: MPEG-TS, which stays playable up to the last frame written however the
-/// process ends (an MP4 needs its index written at the end).
-const SEGMENT_EXTENSION: &str = "ts";
 
 pub struct Camera {
     pub config: CameraConfig,
@@ -138,11 +134,15 @@ fn run_once(
     stop: &AtomicBool,
 ) -> End {
     let last_frame = Arc::new(Mutex::new(Instant::now()));
-    let pipeline = match build(config, signing, metrics, outlet, &last_frame) {
+    let run = match recording(config).map(|(dir, _)| Run::begin(dir)).transpose() {
+        Ok(run) => run,
+        Err(e) => return End::Failed(e),
+    };
+    let pipeline = match build(config, run.as_ref(), signing, metrics, outlet, &last_frame) {
         Ok(p) => p,
         Err(e) => return End::Failed(e),
     };
-    let end = watch(&pipeline, config, metrics, &last_frame, stop);
+    let end = watch(&pipeline, config, SignedEnd::new(&config.name, run.as_ref()), metrics, &last_frame, stop);
     if !stop_within(&pipeline, STOP_WAIT) {
         eprintln!(
             "faceveil: camera {}: its pipeline did not stop within {} s and is left behind",
@@ -169,11 +169,12 @@ fn stop_within(pipeline: &gst::Pipeline, wait: Duration) -> bool {
     spawned.is_ok() && stopped.recv_timeout(wait).is_ok()
 }
 
-/// Runs the pipeline until it ends, fails, stalls or is asked to stop; keeps fps and the
-/// recording's retention up to date meanwhile.
+/// Runs the pipeline until it ends, fails, stalls or is asked to stop; keeps fps, the
+/// recording's retention and its signed end up to date meanwhile.
 fn watch(
     pipeline: &gst::Pipeline,
     config: &CameraConfig,
+    mut ends: SignedEnd,
     metrics: &CameraMetrics,
     last_frame: &Mutex<Instant>,
     stop: &AtomicBool,
@@ -197,10 +198,9 @@ fn watch(
                 gst::ClockTime::from_nseconds(until.saturating_duration_since(Instant::now()).as_nanos() as u64),
                 &closing,
             ) {
-                match outofband::stream_end_of(&msg) {
-                    Some(end) => keep_end(config, &end),
-                    None if msg.type_() != gst::MessageType::Element => break,
-                    None => {}
+                ends.message(&msg);
+                if msg.type_() != gst::MessageType::Element {
+                    break;
                 }
             }
             return End::Stopped;
@@ -210,14 +210,12 @@ fn watch(
             if let Some(words) = video::element_words(&msg) {
                 eprintln!("faceveil: camera {}: {words}", config.name);
             }
-            if let Some(end) = outofband::stream_end_of(&msg) {
-                keep_end(config, &end);
-            }
+            ends.message(&msg);
             match msg.view() {
                 gst::MessageView::Error(e) => return End::Failed(describe(&msg, e.error())),
                 gst::MessageView::Eos(_) if live => return End::Failed(anyhow!("the source ended")),
                 gst::MessageView::Eos(_) => return End::Finished,
-                gst::MessageView::Element(e) if e.structure().is_some_and(|s| s.name() == "splitmuxsink-fragment-closed") => {
+                _ if recording::is_segment_closed(&msg) => {
                     if let Some((dir, keep)) = recording(config) {
                         prune(&dir, keep);
                     }
@@ -282,6 +280,7 @@ fn detection(element: &gst::Element, config: &CameraConfig) {
 
 fn build(
     config: &CameraConfig,
+    run: Option<&Run>,
     signing: Option<&SigningKey>,
     metrics: &CameraMetrics,
     outlet: Option<&Outlet>,
@@ -369,13 +368,13 @@ fn build(
     pipeline.add_many(&chain)?;
     gst::Element::link_many(&chain)?;
 
-    if let Some((dir, keep)) = recording(config) {
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        prune(&dir, keep);
-        let record = config.record.as_ref().expect("recording() is Some");
+    if let Some(run) = run {
+        let (dir, record) = (run.dir(), config.record.as_ref().expect("a run records"));
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        prune(dir, record.keep);
         let out = queue(OUTPUT_FRAMES, paced, &metrics.dropped)?;
         let split = make("splitmuxsink")?;
-        split.set_property("location", segment_pattern(&dir)?);
+        split.set_property("location", run.segment_pattern());
         split.set_property("max-size-time", u64::from(record.segment_seconds) * 1_000_000_000);
         split.set_property("muxer", make("mpegtsmux")?);
         pipeline.add_many([&out, &split])?;
@@ -469,94 +468,9 @@ fn recording(config: &CameraConfig) -> Option<(PathBuf, u32)> {
     config.record.as_ref().map(|r| (r.dir.join(&config.name), r.keep))
 }
 
-/// The time now (UTC, to the millisecond), as file names in a camera's folder begin with it.
-fn stamp() -> Result<String> {
-    let now = gst::glib::DateTime::now_utc()?;
-    Ok(format!("{}{:03}Z", now.format("%Y%m%dT%H%M%S.")?, now.microsecond() / 1000))
-}
-
-/// splitmuxsink's file pattern: the run's start time then a counter, so that names sort by time
-/// across restarts and a restart never overwrites a segment.
-fn segment_pattern(dir: &Path) -> Result<String> {
-    // The pattern goes through printf: a '%' in the folder's name is not a conversion.
-    let dir = dir.display().to_string().replace('%', "%%");
-    Ok(format!("{dir}/{}-%05d.{SEGMENT_EXTENSION}", stamp()?))
-}
-
-/// Keeps a signed stream's end beside the camera's segments, which keep none (MPEG-TS has no
-/// comment tag): named by the time it came, it sorts after the run's segments, and `faceveil
-/// verify FOLDER` finds a recording that was cut short of it.
-fn keep_end(config: &CameraConfig, end: &StreamEnd) {
-    let Some((dir, _)) = recording(config) else { return };
-    let written = stamp().and_then(|name| {
-        let path = dir.join(format!("{name}.{END_FILE_EXTENSION}"));
-        std::fs::write(&path, end.encode() + "\n").with_context(|| format!("cannot write {}", path.display()))
-    });
-    if let Err(e) = written {
-        eprintln!("faceveil: camera {}: the recording's signed end is not kept: {e:#}", config.name);
-    }
-}
-
-/// Deletes the oldest segments in `dir` beyond `keep`, and the ends of runs older than the
-/// oldest segment kept (their segments are gone, and an end with no stream fails `verify`).
-fn prune(dir: &Path, keep: u32) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    let of_kind = |kind: &str| -> Vec<&PathBuf> {
-        let mut found: Vec<&PathBuf> = files.iter().filter(|p| p.extension().is_some_and(|e| e == kind)).collect();
-        found.sort();
-        found
-    };
-    let segments = of_kind(SEGMENT_EXTENSION);
-    let excess = segments.len().saturating_sub(keep as usize);
-    for old in &segments[..excess] {
-        if let Err(e) = std::fs::remove_file(old) {
-            eprintln!("faceveil: cannot delete the old segment {}: {e}", old.display());
-        }
-    }
-    let Some(oldest) = segments.get(excess).and_then(|p| p.file_name()) else { return };
-    for end in of_kind(END_FILE_EXTENSION).into_iter().filter(|p| p.file_name().is_some_and(|n| n < oldest)) {
-        let _ = std::fs::remove_file(end);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retention_deletes_the_oldest_segments_and_the_ends_of_runs_gone() {
-        let dir = std::env::temp_dir().join(format!("faceveil-prune-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        gst::init().unwrap();
-        let pattern = segment_pattern(&dir).unwrap();
-        assert!(pattern.ends_with("Z-%05d.ts"), "{pattern}");
-        // Two runs that each ended (and kept their end), and a third still recording.
-        let names = [
-            "20261130T010000.000Z-00000.ts",
-            "20261130T010000.000Z-00001.ts",
-            "20261130T010002.100Z.faceveil-end",
-            "20261130T020000.500Z-00000.ts",
-            "20261130T020001.700Z.faceveil-end",
-            "20261130T030000.000Z-00000.ts",
-            "notes.txt",
-        ];
-        for n in names {
-            std::fs::write(dir.join(n), b"x").unwrap();
-        }
-        let left = || {
-            let mut left: Vec<String> =
-                std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-            left.sort();
-            left
-        };
-        prune(&dir, 3);
-        assert_eq!(left(), names[1..], "the first run's end stays while a segment of it does");
-        prune(&dir, 2);
-        assert_eq!(left(), names[3..], "its last segment gone, its end goes too");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 
     #[test]
     fn a_pipeline_that_cannot_stop_is_left_behind_after_the_wait() {

@@ -8,6 +8,7 @@ mod camera;
 mod config;
 mod metrics;
 mod mounts;
+mod recording;
 
 use std::collections::BTreeMap;
 use std::path::Path;
