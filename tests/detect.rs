@@ -2,7 +2,7 @@
 
 mod common;
 
-use faceveil::faces::detect::{DetectionWorker, DetectorKind, DetectorSettings};
+use faceveil::faces::detect::{DetectionWorker, DetectorKind, DetectorSettings, Precision};
 use faceveil::runtime::RuntimeOptions;
 
 fn detect_file(worker: &DetectionWorker, path: &std::path::Path) -> Vec<faceveil::faces::detect::Face> {
@@ -36,6 +36,44 @@ fn detectors_agree_on_a_frontal_face() {
     let best = b.iter().map(|f| f.bbox.iou(&a[0].bbox)).fold(0.0, f32::max);
     assert!(best > 0.3, "the detectors' boxes for the same face overlap by IoU {best}");
     assert!(a[0].landmarks.is_some(), "CenterFace gives landmarks");
+}
+
+/// Faces the float model is sure of (score above 0.5) that `int8` finds nowhere near (IoU 0.5),
+/// and the int8 model's sure faces that the float one does not have at all (IoU 0.3).
+fn int8_disagreements(float: &DetectionWorker, int8: &DetectionWorker, path: &std::path::Path) -> (usize, usize) {
+    let sure = |faces: Vec<faceveil::faces::detect::Face>| faces.into_iter().filter(|f| f.score > 0.5).collect::<Vec<_>>();
+    let (a, b) = (detect_file(float, path), detect_file(int8, path));
+    let missed = sure(a.clone()).iter().filter(|f| !b.iter().any(|g| g.bbox.iou(&f.bbox) > 0.5)).count();
+    let extra = sure(b).iter().filter(|g| !a.iter().any(|f| f.bbox.iou(&g.bbox) > 0.3)).count();
+    (missed, extra)
+}
+
+#[test]
+fn the_int8_centerface_finds_the_faces_the_float_one_finds() {
+    let runtime = RuntimeOptions::default();
+    let int8_settings = DetectorSettings { precision: Precision::Int8, ..Default::default() };
+    let model = int8_settings.centerface_model(&runtime).unwrap();
+    assert_eq!(model.path.file_name().unwrap(), "centerface_int8.onnx", "set-up makes the int8 model");
+    let float_settings = DetectorSettings { precision: Precision::Float, ..Default::default() };
+    assert_eq!(float_settings.centerface_model(&runtime).unwrap().path.file_name().unwrap(), "centerface.onnx");
+    let int8 = DetectionWorker::spawn(int8_settings, runtime.clone()).unwrap();
+    let float = DetectionWorker::spawn(float_settings, runtime).unwrap();
+
+    let astronaut = common::repo().join("samples/astronaut.jpg");
+    assert!(!detect_file(&float, &astronaut).is_empty());
+    assert_eq!(int8_disagreements(&float, &int8, &astronaut), (0, 0), "the bundled photo");
+
+    // Photos of many people, light and sizes (the quantizer never saw them: it is calibrated on
+    // frames of the two bundled clips).
+    let Some(dir) = common::shared("data/faces/celeba_wild_scenes") else { return };
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let (mut missed, mut extra) = (0, 0);
+    for file in &files[..100] {
+        let (m, e) = int8_disagreements(&float, &int8, file);
+        (missed, extra) = (missed + m, extra + e);
+    }
+    assert_eq!((missed, extra), (0, 0), "faces the int8 model missed, and faces it alone found, in 100 scenes");
 }
 
 #[test]
@@ -145,7 +183,11 @@ fn a_face_found_below_the_threshold_is_covered_from_the_first_frame_between_that
     // detections' share of the threshold and the threshold itself.
     let astronaut = FadedAstronaut::new(200);
     let scene = |contrast: f32| astronaut.scene(contrast);
-    let config = Config { detect_every: 2, ..Config::new(common::repo().join("models/sdn")) };
+    let mut config = Config { detect_every: 2, ..Config::new(common::repo().join("models/sdn")) };
+    // The float model: its score rises smoothly with the contrast, as this construction needs. The
+    // int8 model's scores of so faint a face move by up to 0.1 from one step of contrast, or one
+    // crop of the frame, to the next.
+    config.detector.precision = Precision::Float;
     let threshold = config.detector.threshold;
     let mut finder = FaceFinder::new(&config).unwrap();
     let score = |finder: &mut FaceFinder, contrast: f32| {

@@ -13,6 +13,8 @@ const ORT_DIR: &str = "deps/onnxruntime";
 /// ONNX Runtime's library is versioned (libonnxruntime.so.1.32.0); any version set-up put there.
 const ORT_PREFIX: &str = "libonnxruntime.so";
 const CENTERFACE: &str = "deps/centerface/centerface.onnx";
+/// Made from it by set-up (scripts/centerface_int8.py) for the CPU.
+const CENTERFACE_INT8: &str = "deps/centerface/centerface_int8.onnx";
 const SEETA: &str = "deps/seeta/seeta_fd_frontal_v1.0.bin";
 const SDN_DIR: &str = "models/sdn";
 /// How far above the program's folder to look: target/release/deps/ holds test programs, three
@@ -76,9 +78,24 @@ pub fn ort_library() -> Result<PathBuf> {
     found.pop().with_context(|| format!("no {ORT_PREFIX}* in {}", dir.display()))
 }
 
-/// CenterFace's ONNX model: `FACEVEIL_CENTERFACE`, else the one set-up fetched.
-pub fn centerface_model() -> Result<PathBuf> {
-    locate("FACEVEIL_CENTERFACE", CENTERFACE)
+/// A CenterFace model file, and whether it is the int8 model set-up made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CenterFaceModel {
+    pub path: PathBuf,
+    pub int8: bool,
+}
+
+/// CenterFace's ONNX model: `FACEVEIL_CENTERFACE` (taken as a float model), else the one set-up
+/// fetched, or with `int8` the int8 model set-up made from it (an install copied without it runs
+/// the float one, which finds the same faces, slower).
+pub fn centerface_model(int8: bool) -> Result<CenterFaceModel> {
+    if let Some(path) = from_env("FACEVEIL_CENTERFACE")? {
+        return Ok(CenterFaceModel { path, int8: false });
+    }
+    match int8.then(|| locate("FACEVEIL_CENTERFACE", CENTERFACE_INT8)) {
+        Some(Ok(path)) => Ok(CenterFaceModel { path, int8: true }),
+        _ => Ok(CenterFaceModel { path: locate("FACEVEIL_CENTERFACE", CENTERFACE)?, int8: false }),
+    }
 }
 
 /// SeetaFace's frontal cascade (shipped in the rustface package): `FACEVEIL_SEETA`, else the

@@ -99,6 +99,19 @@ pub fn load() -> Result<Environment> {
         .map_err(|e| anyhow!(e))
 }
 
+/// Whether the CPU has the dot-product instructions (VNNI) that make ONNX Runtime's int8
+/// convolutions faster than float ones.
+pub fn cpu_has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512vnni") || std::arch::is_x86_feature_detected!("avxvnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Opens a model on the requested provider, a session of its own; [`shared`] gives the one
 /// already open in the process.
 pub fn session(model: &Path, opts: &RuntimeOptions) -> Result<Session> {

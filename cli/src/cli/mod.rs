@@ -22,6 +22,7 @@ mod virtualcam;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
+use faceveil::faces::detect::DetectorKind;
 use faceveil::finder::FaceFinder;
 use faceveil::pipeline::{Anonymizer, Restorer, Signing};
 use faceveil::secrets::SealedLayout;
@@ -244,11 +245,18 @@ fn note_signer(header: &StreamHeader, required: bool) {
 
 fn run_bench(args: BenchArgs) -> Result<()> {
     let config = args.common.config(args.mode.into())?;
+    // Which CenterFace model runs (int8 or float) changes the detect stage's time.
+    let detector = match config.detector.kind {
+        DetectorKind::CenterFace => {
+            let model = config.detector.centerface_model(&config.runtime)?;
+            format!("centerface ({})", model.path.file_name().unwrap_or_default().to_string_lossy())
+        }
+        kind => kind.name().to_string(),
+    };
     let describe = format!(
-        "mode {}, variant {}, detector {}, detect every {} frame(s) at {} px, provider {}",
+        "mode {}, variant {}, detector {detector}, detect every {} frame(s) at {} px, provider {}",
         config.mode.name(),
         config.variant.as_deref().unwrap_or("default"),
-        config.detector.kind.name(),
         config.detect_every,
         config.detector.max_side,
         config.runtime.provider.name()

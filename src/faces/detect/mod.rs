@@ -16,7 +16,8 @@ pub use worker::DetectionWorker;
 use crate::faces::geometry::BBox;
 use crate::frame::downscaled_size;
 use crate::frame::rgb::RgbImage;
-use crate::runtime::RuntimeOptions;
+use crate::runtime::assets::CenterFaceModel;
+use crate::runtime::{Provider, RuntimeOptions};
 
 /// Five landmarks (eyes, nose tip, mouth corners), x and y each, as a flat row.
 pub const LANDMARK_VALUES: usize = 10;
@@ -119,6 +120,22 @@ pub struct DetectorSettings {
     pub nms_iou: f32,
     /// Frames are downscaled to at most this many pixels on their longer side before detection.
     pub max_side: usize,
+    /// Which of CenterFace's models runs.
+    pub precision: Precision,
+}
+
+/// CenterFace's float model as published, or the int8 model set-up makes from it
+/// (scripts/centerface_int8.py: every face the float model is sure of in 7 clips and 249 photos
+/// found again).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// int8 on a CPU with VNNI, where ONNX Runtime's int8 convolutions are 1.8x faster; float
+    /// elsewhere: on AVX2 without VNNI they were no faster (docs/SCALING.md), and a GPU's
+    /// providers run float convolutions faster than quantized ones.
+    #[default]
+    Auto,
+    Int8,
+    Float,
 }
 
 impl Default for DetectorSettings {
@@ -129,11 +146,22 @@ impl Default for DetectorSettings {
             min_face_size: DEFAULT_MIN_FACE_SIZE as f32,
             nms_iou: 0.3,
             max_side: DEFAULT_MAX_SIDE as usize,
+            precision: Precision::Auto,
         }
     }
 }
 
 impl DetectorSettings {
+    /// The CenterFace model these settings run on `runtime`'s provider.
+    pub fn centerface_model(&self, runtime: &RuntimeOptions) -> Result<CenterFaceModel> {
+        let int8 = match self.precision {
+            Precision::Auto => runtime.provider == Provider::Cpu && crate::runtime::cpu_has_vnni(),
+            Precision::Int8 => true,
+            Precision::Float => false,
+        };
+        crate::runtime::assets::centerface_model(int8)
+    }
+
     /// The face widths below which a `width` x `height` frame's faces are missed because the
     /// frame is downscaled to `max_side` first (measured for CenterFace; None for Seeta).
     pub fn face_size_limits(&self, width: usize, height: usize) -> Option<FaceSizeLimits> {
@@ -158,7 +186,7 @@ pub trait Detector {
 /// Opens the detector `settings` asks for.
 pub fn open(settings: &DetectorSettings, runtime: &RuntimeOptions) -> Result<Box<dyn Detector>> {
     Ok(match settings.kind {
-        DetectorKind::CenterFace => Box::new(CenterFace::open(runtime)?),
+        DetectorKind::CenterFace => Box::new(CenterFace::open(&settings.centerface_model(runtime)?, runtime)?),
         DetectorKind::Seeta => Box::new(Seeta::new()?),
     })
 }
