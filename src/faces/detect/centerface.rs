@@ -16,7 +16,7 @@ const STRIDE: usize = 4;
 /// What the int8 model's scores are divided by. Faces at the edge of detection (a crowd's heads
 /// of 8-11 px at 640 px) score a few hundredths under the float model's scores in int8, and
 /// move by as much from frame to frame: at this factor the int8 model covers, on every clip
-/// measured, every face the float model covers (scripts/centerface_int8.py).
+/// measured, every face the float model covers (docs/SCALING.md, "CenterFace in 8 bits").
 const INT8_SCORE_FACTOR: f32 = 0.92;
 
 pub struct CenterFace {

@@ -125,7 +125,7 @@ pub struct DetectorSettings {
 }
 
 /// CenterFace's float model as published, or the int8 model set-up makes from it
-/// (scripts/centerface_int8.py: every face the float model is sure of in 7 clips and 249 photos
+/// (scripts/centerface_int8.py: every face the float model is sure of in 6 clips and 249 photos
 /// found again).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Precision {
