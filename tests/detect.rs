@@ -41,10 +41,9 @@ fn detectors_agree_on_a_frontal_face() {
 /// Faces the float model is sure of (score above 0.5) that `int8` finds nowhere near (IoU 0.5),
 /// and the int8 model's sure faces that the float one does not have at all (IoU 0.3).
 fn int8_disagreements(float: &DetectionWorker, int8: &DetectionWorker, path: &std::path::Path) -> (usize, usize) {
-    let sure = |faces: Vec<faceveil::faces::detect::Face>| faces.into_iter().filter(|f| f.score > 0.5).collect::<Vec<_>>();
     let (a, b) = (detect_file(float, path), detect_file(int8, path));
-    let missed = sure(a.clone()).iter().filter(|f| !b.iter().any(|g| g.bbox.iou(&f.bbox) > 0.5)).count();
-    let extra = sure(b).iter().filter(|g| !a.iter().any(|f| f.bbox.iou(&g.bbox) > 0.3)).count();
+    let missed = a.iter().filter(|f| f.score > 0.5 && !b.iter().any(|g| g.bbox.iou(&f.bbox) > 0.5)).count();
+    let extra = b.iter().filter(|g| g.score > 0.5 && !a.iter().any(|f| f.bbox.iou(&g.bbox) > 0.3)).count();
     (missed, extra)
 }
 

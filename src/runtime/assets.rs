@@ -92,10 +92,10 @@ pub fn centerface_model(int8: bool) -> Result<CenterFaceModel> {
     if let Some(path) = from_env("FACEVEIL_CENTERFACE")? {
         return Ok(CenterFaceModel { path, int8: false });
     }
-    match int8.then(|| locate("FACEVEIL_CENTERFACE", CENTERFACE_INT8)) {
-        Some(Ok(path)) => Ok(CenterFaceModel { path, int8: true }),
-        _ => Ok(CenterFaceModel { path: locate("FACEVEIL_CENTERFACE", CENTERFACE)?, int8: false }),
+    if int8 && let Ok(path) = locate("FACEVEIL_CENTERFACE", CENTERFACE_INT8) {
+        return Ok(CenterFaceModel { path, int8: true });
     }
+    Ok(CenterFaceModel { path: locate("FACEVEIL_CENTERFACE", CENTERFACE)?, int8: false })
 }
 
 /// SeetaFace's frontal cascade (shipped in the rustface package): `FACEVEIL_SEETA`, else the
