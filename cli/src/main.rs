@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("faceveil: error: {e:#}");
+            eprintln!("faceveil: error: {}", cli::error_words(&e));
             ExitCode::FAILURE
         }
     }

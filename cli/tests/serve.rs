@@ -421,8 +421,54 @@ fn a_camera_larger_than_its_detection_is_told_of_the_small_faces_it_misses() {
     );
 }
 
+/// What a client of `url` receives within 30 s: frames (up to 10), their size, and the error
+/// that ended it; `login`: the user and password it gives when asked; `authorities`: the PEM
+/// file of those it trusts over TLS.
+fn play(url: &str, login: Option<(&str, &str)>, authorities: Option<&Path>) -> (usize, (i32, i32), Option<gst::glib::Error>) {
+    gst::init().unwrap();
+    let pipeline =
+        gst::parse::launch(&format!("uridecodebin name=src uri={url} ! videoconvert ! appsink name=sink sync=false")).unwrap();
+    let pipeline = pipeline.downcast::<gst::Pipeline>().unwrap();
+    if let Some((user, password)) = login {
+        let (user, password) = (user.to_string(), password.to_string());
+        pipeline.by_name("src").unwrap().connect("source-setup", false, move |args| {
+            let source = args[1].get::<gst::Element>().unwrap();
+            source.set_property("user-id", &user);
+            source.set_property("user-pw", &password);
+            None
+        });
+    }
+    if let Some(path) = authorities.map(Path::to_path_buf) {
+        use gst_rtsp_server::gio;
+        pipeline.by_name("src").unwrap().connect("source-setup", false, move |args| {
+            let database = gio::TlsFileDatabase::new(&path).unwrap().upcast::<gio::TlsDatabase>();
+            args[1].get::<gst::Element>().unwrap().set_property("tls-database", &database);
+            None
+        });
+    }
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let (mut frames, mut size, mut error) = (0, (0, 0), None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while frames < 10 && error.is_none() && Instant::now() < deadline {
+        if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(500)) {
+            let s = sample.caps().unwrap().structure(0).unwrap().to_owned();
+            size = (s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap());
+            frames += 1;
+        }
+        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error])
+            && let gst::MessageView::Error(e) = msg.view()
+        {
+            error = Some(e.error());
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    (frames, size, error)
+}
+
 #[test]
-fn a_client_joining_a_mount_receives_the_camera() {
+fn a_client_joining_a_mount_over_tls_with_a_viewers_login_receives_the_camera_and_one_without_is_refused() {
     let dir = tmpdir("mount");
     // The sample four times over (24 s, not re-encoded): a client that is slow to join on a busy
     // machine still finds the camera playing (the 6 s sample alone once ended before one had).
@@ -436,35 +482,50 @@ fn a_client_joining_a_mount_receives_the_camera() {
         clip.display()
     ));
     let (metrics_port, rtsp_port) = (free_port(), free_port());
+    let certificate = common::certificate(&dir);
+    let (tls, scheme) = match &certificate {
+        Some((cert, key)) => (format!("tls_certificate = \"{}\"\ntls_key = \"{}\"\n", s(cert), s(key)), "rtsps"),
+        None => (String::new(), "rtsp"),
+    };
+    let authorities = certificate.as_ref().map(|(cert, _)| cert.as_path());
     let config = dir.join("serve.toml");
     std::fs::write(
         &config,
         format!(
-            "[rtsp]\nport = {rtsp_port}\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\
+            "[rtsp]\nport = {rtsp_port}\n{tls}[[rtsp.viewer]]\nuser = \"ops\"\npassword_env = \"{PASSWORD_VAR}\"\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\
              [[camera]]\nname = \"hall\"\nsource = \"{}\"\nmode = \"pixelate\"\nmount = \"/hall\"\n",
             s(&clip)
         ),
     )
     .unwrap();
     let serve = Serve::start(&config, metrics_port);
-    gst::init().unwrap();
-    let url = format!("rtsp://127.0.0.1:{rtsp_port}/hall");
-    let pipeline = gst::parse::launch(&format!("uridecodebin uri={url} ! videoconvert ! appsink name=sink sync=false")).unwrap();
-    let pipeline = pipeline.downcast::<gst::Pipeline>().unwrap();
-    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let (mut frames, deadline) = (0, Instant::now() + Duration::from_secs(30));
-    let mut size = (0, 0);
-    while frames < 10 && Instant::now() < deadline {
-        if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(500)) {
-            let s = sample.caps().unwrap().structure(0).unwrap().to_owned();
-            size = (s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap());
-            frames += 1;
+    let url = format!("{scheme}://127.0.0.1:{rtsp_port}/hall");
+    for refused in [None, Some(("ops", "not the password"))] {
+        let (frames, _, error) = play(&url, refused, authorities);
+        assert_eq!(frames, 0, "{refused:?}: frames arrived without the viewer's login");
+        let error = error.unwrap_or_else(|| panic!("{refused:?}: no error; the server's log:\n{}", serve.log()));
+        assert!(error.matches(gst::ResourceError::NotAuthorized), "{refused:?}: {error}");
+    }
+    if certificate.is_some() {
+        // The viewer's login, but not trusting the server's certificate, or not over TLS.
+        for (url, trusted) in [(url.clone(), None), (url.replace("rtsps://", "rtsp://"), authorities)] {
+            let (frames, _, error) = play(&url, Some(("ops", PASSWORD)), trusted);
+            assert!(frames == 0 && error.is_some(), "{url} ({trusted:?}): {frames} frames, {error:?}");
         }
     }
-    pipeline.set_state(gst::State::Null).unwrap();
-    assert!(frames >= 10, "{frames} frames arrived from {url}; the server's log:\n{}", serve.log());
+    let (frames, size, error) = play(&url, Some(("ops", PASSWORD)), authorities);
+    assert!(frames >= 10, "{frames} frames arrived from {url} ({error:?}); the server's log:\n{}", serve.log());
     assert_eq!(size, (1280, 720));
+    // Without viewers (a reload), the mount is open again to the clients that come after.
+    let open = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&format!("[[rtsp.viewer]]\nuser = \"ops\"\npassword_env = \"{PASSWORD_VAR}\"\n"), "");
+    std::fs::write(&config, open).unwrap();
+    wait_for("the reload", 30, || serve.log().contains("reloaded"), &serve);
+    let (frames, _, error) = play(&url, None, authorities);
+    assert!(frames >= 10, "{frames} frames arrived after the reload ({error:?}); the server's log:\n{}", serve.log());
+    assert!(!serve.log().contains(PASSWORD), "the server printed a password");
 }
 
 /// `faceveil anonymize CLIP --serve-rtsp PORT`: an RTSP camera that plays the clip once, in real

@@ -10,7 +10,9 @@ use faceveil::faces::effects::Mode;
 use faceveil::model::keys::Keying;
 use faceveil::runtime::Provider;
 
-use super::input::RtspTransport;
+use super::access::Authorities;
+use super::input::{Input, Reach, RtspTransport};
+use super::login::{self, Login};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -180,6 +182,21 @@ pub struct AnonymizeArgs {
     #[arg(long, value_name = "KBPS", requires = "serve_rtsp",
           value_parser = clap::value_parser!(u32).range(64..=200_000))]
     pub serve_bitrate: Option<u32>,
+    /// Ask every client of --serve-rtsp for this user's login (RTSP digest authentication); its
+    /// password from --serve-password-file or $FACEVEIL_SERVE_PASSWORD. Without it anyone who
+    /// reaches the port may play the stream
+    #[arg(long, value_name = "USER", requires = "serve_rtsp")]
+    pub serve_user: Option<String>,
+    /// Read the password of --serve-user from this file (first line)
+    #[arg(long, value_name = "FILE", requires = "serve_user")]
+    pub serve_password_file: Option<PathBuf>,
+    /// Serve over TLS (rtsps://) with this certificate chain (PEM, with its private key unless
+    /// --serve-tls-key names the key's file)
+    #[arg(long, value_name = "FILE", requires = "serve_rtsp")]
+    pub serve_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --serve-tls-cert
+    #[arg(long, value_name = "FILE", requires = "serve_tls_cert")]
+    pub serve_tls_key: Option<PathBuf>,
     /// How sdn faces are keyed: `track` gives every tracked face its own key, so that a key
     /// fitted on one known face opens no other; `stream` shares one key, which is what a
     /// restore from the pixels alone (no SEI, no sidecar) needs
@@ -311,12 +328,45 @@ pub struct CommonArgs {
     /// How rtsp:// inputs are received: tcp (no lost frames), udp, or auto
     #[arg(long, value_enum, default_value = "tcp")]
     pub rtsp_transport: RtspTransport,
+    /// The user an rtsp:// or http(s):// input logs in as; its password from
+    /// --source-password-file or $FACEVEIL_SOURCE_PASSWORD (one written in the URL shows in
+    /// the process list)
+    #[arg(long, value_name = "USER")]
+    pub source_user: Option<String>,
+    /// Read the input's login password from this file (first line)
+    #[arg(long, value_name = "FILE", requires = "source_user")]
+    pub source_password_file: Option<PathBuf>,
+    /// Certificate authorities (PEM) an rtsps:// or https:// input's certificate must chain to,
+    /// instead of the system's (a camera's own, say)
+    #[arg(long, value_name = "FILE")]
+    pub source_ca: Option<PathBuf>,
 }
 
 /// What needs no SDN model, for the error that says one is missing.
 const RUNS_WITHOUT_MODEL: &str = "blur, pixelate, solid and a restore with --identity alone need none";
 
 impl CommonArgs {
+    /// The input named `text`, with how a URL is received and the login it is given. A URL
+    /// with a password in it is taken, with a warning.
+    pub fn input(&self, text: &str) -> Result<Input> {
+        let login = self
+            .source_user
+            .as_deref()
+            .map(|user| {
+                Login::read(user, self.source_password_file.as_deref(), Some("FACEVEIL_SOURCE_PASSWORD"), "the input's login")
+            })
+            .transpose()?;
+        let authorities = self.source_ca.as_deref().map(Authorities::read).transpose()?;
+        let input = Input::parse(text)?.reached(Reach { transport: self.rtsp_transport, login, authorities })?;
+        if login::url_has_password(text) {
+            eprintln!(
+                "faceveil: warning: the input URL holds a password, which other users of this machine can read in the process \
+                 list: give it with --source-user and $FACEVEIL_SOURCE_PASSWORD or --source-password-file instead"
+            );
+        }
+        Ok(input)
+    }
+
     /// The configuration for `mode`; the sdn mode needs its model, detection and the one-way
     /// modes run without one.
     pub fn config(&self, mode: Mode) -> Result<Config> {

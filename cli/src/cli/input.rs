@@ -4,10 +4,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, bail, ensure};
 use image::ImageFormat;
 
+use super::access::Authorities;
 use super::containers::{photo_format, writes_container};
+use super::login::{self, Login};
 
 /// The picture formats read with the image crate, as photos or, animated, as videos.
 const PICTURE_FORMATS: &[ImageFormat] =
@@ -64,21 +66,70 @@ pub enum Input {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StreamSource {
     File(PathBuf),
-    Uri(String, RtspTransport),
+    Uri(Remote),
     Camera(String),
+}
+
+/// A source at a URL: RTSP, HTTP, or any other scheme GStreamer reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Remote {
+    pub url: String,
+    pub reach: Reach,
+}
+
+/// How a URL source is reached.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reach {
+    /// How an rtsp:// source is received.
+    pub transport: RtspTransport,
+    /// The login the source asks for, given apart from the URL.
+    pub login: Option<Login>,
+    /// The certificate authorities an rtsps:// source's certificate must chain to (default: the
+    /// system's).
+    pub authorities: Option<Authorities>,
+}
+
+impl Remote {
+    /// Reached as `reach` says. A URL that holds a password of its own takes no second login,
+    /// and only a URL over TLS takes authorities.
+    fn with(self, reach: Reach) -> Result<Self> {
+        ensure!(
+            reach.login.is_none() || !login::url_has_password(&self.url),
+            "the source URL holds a password already: give the login one way (--source-user and its password file or variable)"
+        );
+        ensure!(
+            reach.authorities.is_none() || self.url.starts_with("rtsps://") || self.url.starts_with("https://"),
+            "certificate authorities are for rtsps:// and https:// sources"
+        );
+        Ok(Self { reach, ..self })
+    }
 }
 
 impl StreamSource {
     /// A URL, a camera (`webcam` for the first, or a /dev/video device) or else a file's path.
     pub fn parse(text: &str) -> Self {
         if text.contains("://") {
-            Self::Uri(text.to_string(), RtspTransport::default())
+            Self::Uri(Remote { url: text.to_string(), reach: Reach::default() })
         } else if text == "webcam" {
             Self::Camera("/dev/video0".into())
         } else if text.starts_with("/dev/video") {
             Self::Camera(text.to_string())
         } else {
             Self::File(PathBuf::from(text))
+        }
+    }
+
+    /// Reached as `reach` says; a login and authorities are for URLs only.
+    pub fn reached(self, reach: Reach) -> Result<Self> {
+        match self {
+            Self::Uri(remote) => Ok(Self::Uri(remote.with(reach)?)),
+            other => {
+                ensure!(
+                    reach.login.is_none() && reach.authorities.is_none(),
+                    "a login or certificate authorities are for URL sources"
+                );
+                Ok(other)
+            }
         }
     }
 
@@ -186,12 +237,13 @@ impl Input {
         })
     }
 
-    /// Sets how an rtsp:// input is received (no effect on other inputs).
-    pub fn with_rtsp_transport(mut self, transport: RtspTransport) -> Self {
-        if let Self::Stream(StreamSource::Uri(_, t)) = &mut self {
-            *t = transport;
-        }
-        self
+    /// Reached as `reach` says; a login and authorities are for URL inputs only.
+    pub fn reached(self, reach: Reach) -> Result<Self> {
+        let Self::Stream(source) = self else {
+            ensure!(reach.login.is_none() && reach.authorities.is_none(), "--source-user and --source-ca are for URL inputs");
+            return Ok(self);
+        };
+        Ok(Self::Stream(source.reached(reach)?))
     }
 
     /// A video file of a folder run, found there (not parsed from the command line).
@@ -246,6 +298,29 @@ impl Input {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_login_goes_to_urls_only_and_never_beside_a_password_in_the_url() {
+        let file = std::env::temp_dir().join(format!("faceveil-input-login-{}", std::process::id()));
+        std::fs::write(&file, "secret\n").unwrap();
+        let login = || Reach {
+            transport: RtspTransport::Udp,
+            login: Some(Login::read("ops", Some(&file), None, "the input's login").unwrap()),
+            authorities: None,
+        };
+        let Input::Stream(StreamSource::Uri(remote)) = Input::parse("rtsp://cam/s").unwrap().reached(login()).unwrap() else {
+            panic!("an rtsp input")
+        };
+        assert_eq!(remote.reach, login());
+        let Err(twice) = Input::parse("rtsp://ops:other@cam/s").unwrap().reached(login()) else {
+            panic!("a second login beside the URL's was taken")
+        };
+        assert!(twice.to_string().contains("holds a password already") && !twice.to_string().contains("other"), "{twice}");
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/faces_720p.mp4");
+        assert!(Input::parse(sample).unwrap().reached(login()).is_err());
+        assert!(StreamSource::parse("webcam").reached(login()).is_err());
+        std::fs::remove_file(&file).unwrap();
+    }
 
     #[test]
     fn reconnects_back_off_to_half_a_minute_and_start_over_after_frames() {

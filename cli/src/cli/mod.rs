@@ -1,5 +1,6 @@
 //! The command-line front end. Media I/O is GStreamer's; everything else is the library's.
 
+mod access;
 mod animation;
 pub mod args;
 mod bench;
@@ -8,6 +9,7 @@ mod containers;
 mod images;
 pub mod input;
 mod keygen;
+mod login;
 mod password;
 mod progress;
 mod rtsp;
@@ -32,6 +34,11 @@ use faceveil::stream::sidecar;
 use args::{AnonymizeArgs, BenchArgs, Cli, Command, RestoreArgs};
 use input::Input;
 
+/// How an error reads to the user: its causes on one line, with the password of any URL hidden.
+pub fn error_words(e: &anyhow::Error) -> String {
+    login::hide_passwords(&format!("{e:#}"))
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     stop::install();
     match cli.command {
@@ -45,7 +52,7 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
-    let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
+    let input = args.common.input(&args.input)?;
     ensure!(!args.recursive || matches!(input, Input::Directory(_)), "--recursive is for folders");
     // Before any password prompt: a missing output is the user's first mistake to hear about.
     if args.serve_rtsp.is_none() && args.virtual_camera.is_none() {
@@ -99,7 +106,17 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
     };
     let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
     if let Some(port) = args.serve_rtsp {
-        return rtsp::serve(&input, port, args.serve_bitrate, &settings);
+        let viewer = args
+            .serve_user
+            .as_deref()
+            .map(|user| {
+                login::Login::read(user, args.serve_password_file.as_deref(), Some("FACEVEIL_SERVE_PASSWORD"), "--serve-user")
+            })
+            .transpose()?;
+        let certificate =
+            args.serve_tls_cert.as_deref().map(|cert| access::certificate(cert, args.serve_tls_key.as_deref())).transpose()?;
+        let access = access::Access { viewers: viewer.into_iter().collect(), certificate };
+        return rtsp::serve(&input, port, args.serve_bitrate, &settings, &access);
     }
     if let Some(device) = &args.virtual_camera {
         return virtualcam::run(&input, device, &settings);
@@ -121,7 +138,7 @@ fn output_or_beside(given: Option<PathBuf>, input: &Input, what: &str, otherwise
 }
 
 fn restore(args: RestoreArgs) -> Result<()> {
-    let input = Input::parse(&args.input)?.with_rtsp_transport(args.common.rtsp_transport);
+    let input = args.common.input(&args.input)?;
     ensure!(!args.recursive || matches!(input, Input::Directory(_)), "--recursive is for folders");
     let output = &output_or_beside(args.output.clone(), &input, "restored", "")?;
     // With identities, a password is used only when one is given outright (no prompt).

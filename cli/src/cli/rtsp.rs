@@ -21,6 +21,7 @@ use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 use gstfaceveil::streamdata;
 
+use super::access::{self, Access};
 use super::colour;
 use super::input::{Input, Reconnect, STALL, StreamSource};
 use super::stuck::{self, Served, forget};
@@ -136,10 +137,12 @@ fn running_time(src: &gst_app::AppSrc) -> Option<gst::ClockTime> {
 
 /// The server of the anonymized frames `outlet` receives; `pictures` signs each coded picture
 /// ([`video::Sealing::signing`]).
+/// `access`: what a client must give and how it connects.
 fn start_server(
     port: u16,
     outlet: &Outlet,
     pictures: Option<SigningKey>,
+    access: &Access,
 ) -> Result<(gst_rtsp_server::RTSPServer, gst::glib::SourceId)> {
     let server = gst_rtsp_server::RTSPServer::new();
     server.set_service(&port.to_string());
@@ -179,6 +182,10 @@ fn start_server(
             }
         });
     });
+    if let Some(auth) = access.auth() {
+        access::serve_on(&factory, access.certificate.is_some());
+        server.set_auth(Some(&auth));
+    }
     server.mount_points().context("RTSP server has no mount points")?.add_factory(MOUNT, factory);
     let id = server.attach(None).context("cannot listen for RTSP clients (port in use?)")?;
     let _ = outlet.server.set(server.clone());
@@ -326,7 +333,7 @@ fn announce(header: Option<String>, last: &mut Option<String>) {
     }
 }
 
-pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings) -> Result<()> {
+pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings, access: &Access) -> Result<()> {
     video::init()?;
     let Input::Stream(source) = input else { bail!("--serve-rtsp needs a video file, an RTSP URL or a camera") };
     let live = input.is_live();
@@ -342,8 +349,8 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
         Err(e) => return Err(e),
     };
     let outlet = Outlet { bitrate, ..Outlet::default() };
-    let (server, _id) = start_server(port, &outlet, settings.sealing.signing.clone())?;
-    println!("serving rtsp://127.0.0.1:{port}{MOUNT} (Ctrl-C to stop)");
+    let (server, _id) = start_server(port, &outlet, settings.sealing.signing.clone(), access)?;
+    println!("serving {}://127.0.0.1:{port}{MOUNT}{} (Ctrl-C to stop)", access.scheme(), access.describe());
     let main_loop = gst::glib::MainLoop::new(None, false);
     if live {
         let outlet = outlet.clone();
@@ -381,7 +388,11 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
                     IngestEnd::Dropped(_) if super::stop::requested() => break Ok(()),
                     IngestEnd::Dropped(e) if live => {
                         let backoff = reconnect.next_delay(frames.load(Ordering::SeqCst) > before);
-                        eprintln!("faceveil: source dropped ({e:#}); reconnecting in {:.1} s", backoff.as_secs_f64());
+                        eprintln!(
+                            "faceveil: source dropped ({}); reconnecting in {:.1} s",
+                            super::error_words(&e),
+                            backoff.as_secs_f64()
+                        );
                         std::thread::sleep(backoff);
                     }
                     IngestEnd::Dropped(e) => break Err(e),
@@ -458,7 +469,7 @@ mod tests {
             video::init().unwrap();
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             let outlet = Outlet::default();
-            let server = start_server(port, &outlet, None).unwrap();
+            let server = start_server(port, &outlet, None, &Access::default()).unwrap();
             let main_loop = gst::glib::MainLoop::new(None, false);
             std::thread::spawn({
                 let main_loop = main_loop.clone();

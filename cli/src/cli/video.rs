@@ -18,11 +18,13 @@ use gst::prelude::*;
 use gstfaceveil::{outofband, streamdata};
 use zeroize::Zeroizing;
 
+use super::access;
 use super::animation;
 use super::colour;
 use super::containers::{MuxerKind, muxer_kind};
 use super::images::write_atomically;
 use super::input::{self, Input, StreamSource};
+use super::login;
 use super::progress;
 
 /// Frames a queue between two processing stages holds.
@@ -87,18 +89,23 @@ pub fn add_source(pipeline: &gst::Pipeline, source: &StreamSource) -> Result<gst
             pipeline.add(&dec)?;
             Ok(dec)
         }
-        StreamSource::Uri(uri, transport) => {
-            let dec = gst::ElementFactory::make("uridecodebin").property("uri", uri.as_str()).build()?;
-            if let Some(protocols) = transport.protocols() {
-                dec.connect("source-setup", false, move |args| {
-                    if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
-                        && src.find_property("protocols").is_some()
-                    {
-                        src.set_property_from_str("protocols", protocols);
-                    }
-                    None
-                });
-            }
+        StreamSource::Uri(remote) => {
+            let dec = gst::ElementFactory::make("uridecodebin").property("uri", remote.url.as_str()).build()?;
+            let reach = remote.reach.clone();
+            dec.connect("source-setup", false, move |args| {
+                let src = args.get(1).and_then(|v| v.get::<gst::Element>().ok())?;
+                if let Some(protocols) = reach.transport.protocols()
+                    && src.find_property("protocols").is_some()
+                {
+                    src.set_property_from_str("protocols", protocols);
+                }
+                access::explain_refused_certificates(&src);
+                let given = [reach.login.as_ref().map(|l| l.give_to(&src)), reach.authorities.as_ref().map(|a| a.give_to(&src))];
+                if let Some(Err(e)) = given.into_iter().flatten().find(Result::is_err) {
+                    src.post_error_message(gst::error_msg!(gst::ResourceError::Settings, ["{}", e]));
+                }
+                None
+            });
             skip_unrecovered_pictures(&dec);
             colour::mend(&dec);
             pipeline.add(&dec)?;
@@ -961,7 +968,14 @@ fn error_text(msg: &gst::Message, ours: bool) -> String {
         .filter(|location| !said.contains(location.as_str()))
         .map(|location| format!(" ({location})"))
         .unwrap_or_default();
-    format!("{}{file}{details} ({src})", said.trim_end_matches('.'))
+    let hint = if err.error().matches(gst::ResourceError::NotAuthorized) {
+        "; the source plays only to a valid login: give its user with --source-user and its password with \
+         --source-password-file or $FACEVEIL_SOURCE_PASSWORD"
+    } else {
+        ""
+    };
+    // A source's location and its details can hold a URL with its password.
+    login::hide_passwords(&format!("{}{file}{details} ({src}){hint}", said.trim_end_matches('.')))
 }
 
 /// What faceveil's own elements say to the user, as they should read it: their warnings (a

@@ -29,6 +29,23 @@ pub fn sample(name: &str) -> PathBuf {
 pub const RTSP_TRACE: [(&str, &str); 2] =
     [("GST_DEBUG", "2,rtspsrc:4,rtspclient:4,rtspmedia:4,rtspmediafactory:4"), ("GST_DEBUG_NO_COLOR", "1")];
 
+/// A TLS certificate of its own for 127.0.0.1 and its private key, made in `dir` by openssl
+/// (PEM: `server.pem`, `server.key`), as a camera or a site makes one; `None`, said, where
+/// openssl is missing (scripts/setup.sh installs it).
+pub fn certificate(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=faceveil test", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", s(&key), "-out", s(&cert)])
+        .output();
+    let Ok(made) = made else {
+        eprintln!("skipped TLS: openssl is not installed (scripts/setup.sh installs it)");
+        return None;
+    };
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    Some((cert, key))
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago, for a server the test starts.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -183,7 +183,7 @@ fn watch(
     if pipeline.set_state(gst::State::Playing).is_err() {
         return End::Failed(bus_error(&bus).unwrap_or_else(|| anyhow!("the pipeline does not start")));
     }
-    let live = config.source().is_live();
+    let live = config.is_live();
     let (mut counted, mut counted_at) = (metrics.frames.get(), Instant::now());
     let mut types = video::WATCHED.to_vec();
     types.push(gst::MessageType::Element);
@@ -237,9 +237,14 @@ fn watch(
 /// An error message with the element it came from. Debug details are left out: they can hold
 /// the source URL, credentials included.
 fn describe(msg: &gst::Message, error: gst::glib::Error) -> anyhow::Error {
+    let hint = if error.matches(gst::ResourceError::NotAuthorized) {
+        " (the source plays only to a valid login: check source_user and its password)"
+    } else {
+        ""
+    };
     match msg.src() {
-        Some(src) => anyhow!("{}: {error}", src.name()),
-        None => anyhow!("{error}"),
+        Some(src) => anyhow!("{}: {error}{hint}", src.name()),
+        None => anyhow!("{error}{hint}"),
     }
 }
 
@@ -287,7 +292,7 @@ fn build(
     last_frame: &Arc<Mutex<Instant>>,
 ) -> Result<gst::Pipeline> {
     let pipeline = gst::Pipeline::with_name(&config.name);
-    let source = config.source();
+    let source = config.source()?;
     let paced = source.is_live() || config.realtime;
     let dec = add_source(&pipeline, &source)?;
 

@@ -15,7 +15,9 @@ use faceveil::secrets::SigningKey;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::cli::input::StreamSource;
+use crate::cli::access::{self, Access, Authorities};
+use crate::cli::input::{Reach, RtspTransport, StreamSource};
+use crate::cli::login::{self, Login};
 use crate::cli::sealing;
 
 #[derive(Deserialize, Debug, Clone, PartialEq)]
@@ -34,6 +36,65 @@ pub struct RtspConfig {
     /// Where the server listens: loopback unless the config opens it ("0.0.0.0" in a container).
     #[serde(default = "loopback")]
     pub address: String,
+    /// The logins a client must give to play any mount (none: anyone who reaches the port).
+    #[serde(default, rename = "viewer")]
+    pub viewers: Vec<Viewer>,
+    /// Serve over TLS (rtsps://) with this certificate chain (PEM, with its private key unless
+    /// `tls_key` names the key's file).
+    pub tls_certificate: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+/// One login of the RTSP server's clients; its password from a file or a variable.
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Viewer {
+    pub user: String,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+}
+
+impl RtspConfig {
+    /// What the server asks of its clients: the viewers' logins, read now from their files or
+    /// variables, and its certificate.
+    pub fn access(&self) -> Result<Access> {
+        let viewers = self
+            .viewers
+            .iter()
+            .map(|v| Login::read(&v.user, v.password_file.as_deref(), v.password_env.as_deref(), &format!("viewer {}", v.user)))
+            .collect::<Result<_>>()?;
+        let certificate =
+            self.tls_certificate.as_deref().map(|cert| access::certificate(cert, self.tls_key.as_deref())).transpose()?;
+        Ok(Access { viewers, certificate })
+    }
+
+    /// What only a restart changes: where the server listens and whether it speaks TLS (its
+    /// viewers and its certificate change on a reload).
+    pub fn fixed(&self) -> (&str, u16, bool) {
+        (&self.address, self.port, self.tls_certificate.is_some())
+    }
+
+    fn check(&mut self, base: &Path) -> Result<()> {
+        let mut users = HashSet::new();
+        for viewer in &mut self.viewers {
+            ensure!(users.insert(viewer.user.clone()), "[rtsp]: two viewers are named {}", viewer.user);
+            ensure!(
+                viewer.password_file.is_none() || viewer.password_env.is_none(),
+                "viewer {}: give password_file or password_env, not both",
+                viewer.user
+            );
+            if let Some(path) = &mut viewer.password_file {
+                *path = base.join(&*path);
+            }
+        }
+        ensure!(self.tls_key.is_none() || self.tls_certificate.is_some(), "[rtsp]: a tls_key, but no tls_certificate");
+        for path in [&mut self.tls_certificate, &mut self.tls_key].into_iter().flatten() {
+            *path = base.join(&*path);
+        }
+        // Read once now so that a missing password or certificate fails the load, not a client later.
+        self.access()?;
+        Ok(())
+    }
 }
 
 #[derive(Deserialize, Debug, Clone, PartialEq)]
@@ -49,6 +110,15 @@ pub struct CameraConfig {
     pub name: String,
     /// rtsp:// (or any other) URL, /dev/videoN, or a video file.
     pub source: String,
+    /// The user the source URL logs in as (a password in the URL is refused).
+    pub source_user: Option<String>,
+    /// For source_user: the file whose first line is its password.
+    pub source_password_file: Option<PathBuf>,
+    /// For source_user: the environment variable that holds its password.
+    pub source_password_env: Option<String>,
+    /// For an rtsps:// source: the certificate authorities (PEM) its certificate must chain to,
+    /// instead of the system's.
+    pub source_ca: Option<PathBuf>,
     /// Files at their own frame rate (dropping frames that cannot keep up, as a live camera
     /// would); `false` reads them as fast as they can be processed, every frame.
     #[serde(default = "yes")]
@@ -140,8 +210,24 @@ impl CameraConfig {
     /// Where the camera's frames come from, read as the CLI reads its input. RTSP is received
     /// over TCP, the CLI's default too: over UDP a busy receiver loses packets, and with them
     /// whole frames.
-    pub fn source(&self) -> StreamSource {
+    pub fn source(&self) -> Result<StreamSource> {
+        let login = self
+            .source_user
+            .as_deref()
+            .map(|user| {
+                let what = format!("camera {}: source_user", self.name);
+                Login::read(user, self.source_password_file.as_deref(), self.source_password_env.as_deref(), &what)
+            })
+            .transpose()?;
+        let authorities = self.source_ca.as_deref().map(Authorities::read).transpose()?;
         StreamSource::parse(&self.source)
+            .reached(Reach { transport: RtspTransport::Tcp, login, authorities })
+            .with_context(|| format!("camera {}", self.name))
+    }
+
+    /// Whether the source is live (a camera or a URL) rather than a file.
+    pub fn is_live(&self) -> bool {
+        StreamSource::parse(&self.source).is_live()
     }
 
     /// The sdn password, read now from its file or variable (`None` for the one-way modes).
@@ -193,11 +279,29 @@ impl CameraConfig {
             );
         }
         ensure!(!self.source.is_empty(), "camera {name}: source is empty");
-        if let StreamSource::File(path) = self.source() {
+        if let StreamSource::File(path) = StreamSource::parse(&self.source) {
             let path = base.join(path);
             ensure!(path.is_file(), "camera {name}: source {} does not exist", path.display());
             self.source = path.display().to_string();
         }
+        ensure!(
+            !login::url_has_password(&self.source),
+            "camera {name}: a password is never written in the config: give the source's login as source_user with \
+             source_password_file or source_password_env"
+        );
+        ensure!(
+            self.source_user.is_some() || (self.source_password_file.is_none() && self.source_password_env.is_none()),
+            "camera {name}: a source password, but no source_user"
+        );
+        ensure!(
+            self.source_password_file.is_none() || self.source_password_env.is_none(),
+            "camera {name}: give source_password_file or source_password_env, not both"
+        );
+        for path in [&mut self.source_password_file, &mut self.source_ca].into_iter().flatten() {
+            *path = base.join(&*path);
+        }
+        // Read once now, as the password below.
+        self.source()?;
         match (self.mode, &self.password_file, &self.password_env) {
             (Mode::Sdn, None, None) => {
                 bail!("camera {name}: mode sdn needs a password: set password_file (a file) or password_env (a variable's name)")
@@ -281,6 +385,9 @@ impl Config {
         ensure!(!config.cameras.is_empty(), "no [[camera]]");
         let (mut names, mut mounts) = (HashSet::new(), HashSet::new());
         let rtsp = config.rtsp.is_some();
+        if let Some(server) = &mut config.rtsp {
+            server.check(base)?;
+        }
         for camera in &mut config.cameras {
             camera.check(base, rtsp)?;
             ensure!(names.insert(camera.name.clone()), "two cameras are named {}", camera.name);
@@ -295,7 +402,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::input::RtspTransport;
+    use crate::cli::input::Remote;
 
     fn parse(text: &str) -> Result<Config> {
         Config::parse(text, &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples"))
@@ -322,7 +429,9 @@ mod tests {
         assert_eq!(cam.provider, Provider::Cpu);
         let gpu = parse(&format!("{BLUR}record = {{ dir = \"r\" }}\nprovider = \"cuda\"\n")).unwrap();
         assert_eq!(gpu.cameras[0].provider, Provider::Cuda);
-        assert!(matches!(cam.source(), StreamSource::File(p) if p.is_absolute() || p.starts_with(env!("CARGO_MANIFEST_DIR"))));
+        assert!(
+            matches!(cam.source().unwrap(), StreamSource::File(p) if p.is_absolute() || p.starts_with(env!("CARGO_MANIFEST_DIR")))
+        );
         let record = cam.record.as_ref().unwrap();
         assert!(record.dir.ends_with("samples/rec") && record.segment_seconds == 60 && record.keep == 60);
         assert_eq!(cam.password().unwrap(), None);
@@ -406,9 +515,56 @@ mod tests {
             source: source.into(),
             ..parse(&format!("{BLUR}record = {{ dir = \"r\" }}")).unwrap().cameras[0].clone()
         };
-        assert_eq!(cam("rtsp://10.0.0.2/s").source(), StreamSource::Uri("rtsp://10.0.0.2/s".into(), RtspTransport::Tcp));
-        assert_eq!(cam("/dev/video2").source(), StreamSource::Camera("/dev/video2".into()));
-        assert_eq!(cam("webcam").source(), StreamSource::Camera("/dev/video0".into()));
-        assert!(cam("rtsp://h/s").source().is_live() && !cam("a.mp4").source().is_live());
+        let remote = Remote { url: "rtsp://10.0.0.2/s".into(), reach: Reach::default() };
+        assert_eq!(cam("rtsp://10.0.0.2/s").source().unwrap(), StreamSource::Uri(remote));
+        assert_eq!(cam("/dev/video2").source().unwrap(), StreamSource::Camera("/dev/video2".into()));
+        assert_eq!(cam("webcam").source().unwrap(), StreamSource::Camera("/dev/video0".into()));
+        assert!(cam("rtsp://h/s").is_live() && !cam("a.mp4").is_live());
+    }
+
+    #[test]
+    fn logins_come_from_files_and_variables_never_from_the_config() {
+        let dir = std::env::temp_dir().join(format!("faceveil-serve-logins-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cam.pass"), "camera-secret\n").unwrap();
+        let camera = |source: &str, login: &str| {
+            format!("[[camera]]\nname = \"a\"\nsource = \"{source}\"\nmode = \"blur\"\nrecord = {{ dir = \"r\" }}\n{login}")
+        };
+        let said = |text: &str| format!("{:#}", Config::parse(text, &dir).unwrap_err());
+        let inline = said(&camera("rtsp://admin:camera-secret@10.0.0.2/s", ""));
+        assert!(inline.contains("never written in the config") && !inline.contains("camera-secret"), "{inline}");
+        let login =
+            Config::parse(&camera("rtsp://10.0.0.2/s", "source_user = \"admin\"\nsource_password_file = \"cam.pass\"\n"), &dir)
+                .unwrap();
+        let StreamSource::Uri(remote) = login.cameras[0].source().unwrap() else { panic!("an rtsp source") };
+        let expected = Login::read("admin", Some(&dir.join("cam.pass")), None, "x").unwrap();
+        assert_eq!(remote.reach.login, Some(expected));
+        assert!(!format!("{login:?}").contains("camera-secret"), "the config prints no password");
+        let unset = said(&camera(
+            "rtsp://10.0.0.2/s",
+            "source_user = \"admin\"\nsource_password_env = \"FACEVEIL_TEST_UNSET_VARIABLE\"\n",
+        ));
+        assert!(unset.contains("$FACEVEIL_TEST_UNSET_VARIABLE"), "{unset}");
+        let file = dir.join("clip.mp4");
+        std::fs::write(&file, b"not read here").unwrap();
+        let on_a_file =
+            said(&camera(&file.display().to_string(), "source_user = \"admin\"\nsource_password_file = \"cam.pass\"\n"));
+        assert!(on_a_file.contains("are for URL sources"), "{on_a_file}");
+        assert!(said(&camera("rtsp://h/s", "source_password_file = \"cam.pass\"\n")).contains("no source_user"));
+
+        // The server's viewers: read at load, each name once.
+        let viewers = |rest: &str| format!("[rtsp]\nport = 8554\n{rest}{}mount = \"/a\"\n", camera("rtsp://h/s", ""));
+        let served = Config::parse(&viewers("[[rtsp.viewer]]\nuser = \"ops\"\npassword_file = \"cam.pass\"\n"), &dir).unwrap();
+        let logins = served.rtsp.unwrap().access().unwrap().viewers;
+        assert_eq!(logins, vec![Login::read("ops", Some(&dir.join("cam.pass")), None, "x").unwrap()]);
+        assert!(said(&viewers("[[rtsp.viewer]]\nuser = \"ops\"\n")).contains("name a file"));
+        let twice = "[[rtsp.viewer]]\nuser = \"ops\"\npassword_env = \"PATH\"\n".repeat(2);
+        assert!(said(&viewers(&twice)).contains("two viewers are named ops"));
+        // TLS: a certificate and its key that can be read, authorities for rtsps:// sources only.
+        assert!(said(&viewers("tls_key = \"cam.pass\"\n")).contains("a tls_key, but no tls_certificate"));
+        assert!(said(&viewers("tls_certificate = \"cam.pass\"\n")).contains("cannot read the TLS certificate"));
+        let ca = |source: &str| said(&camera(source, "source_ca = \"cam.pass\"\n"));
+        assert!(ca("rtsps://h/s").contains("cannot read the certificate authorities"), "{}", ca("rtsps://h/s"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

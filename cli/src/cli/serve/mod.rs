@@ -89,8 +89,11 @@ fn reload(path: &Path, supervisor: &mut Supervisor, current: &mut Config) {
         Ok(next) => next,
         Err(e) => return eprintln!("faceveil: reload refused, the cameras keep running as they were: {e:#}"),
     };
-    if (next.rtsp != current.rtsp && supervisor.mounts.is_some()) || next.metrics != current.metrics {
-        eprintln!("faceveil: [rtsp] and [metrics] changes take effect when faceveil serve restarts");
+    let fixed = |c: &Config| c.rtsp.as_ref().map(|r| format!("{:?}", r.fixed()));
+    if (fixed(&next) != fixed(current) && supervisor.mounts.is_some()) || next.metrics != current.metrics {
+        eprintln!(
+            "faceveil: the RTSP server's address, port and TLS (on or off), and [metrics], change when faceveil serve restarts"
+        );
     }
     match supervisor.apply(&next) {
         Ok(()) => {
@@ -125,11 +128,16 @@ impl Supervisor {
             }
             cam.join();
         }
-        if self.mounts.is_none()
-            && let Some(rtsp) = &config.rtsp
-        {
-            self.mounts = Some(Mounts::start(&rtsp.address, rtsp.port)?);
-            eprintln!("faceveil: RTSP server at rtsp://{}:{}", rtsp.address, rtsp.port);
+        if let Some(rtsp) = &config.rtsp {
+            let access = rtsp.access()?;
+            if self.mounts.is_none() {
+                self.mounts = Some(Mounts::start(&rtsp.address, rtsp.port, access.certificate.is_some())?);
+                eprintln!("faceveil: RTSP server at {}://{}:{}{}", access.scheme(), rtsp.address, rtsp.port, access.describe());
+            }
+            // A reload's viewers and certificate apply to the clients that come after it.
+            if let Some(mounts) = &self.mounts {
+                mounts.set_access(&access);
+            }
         }
         for (name, cam) in wanted {
             if self.cameras.contains_key(name) {

@@ -10,6 +10,9 @@ use anyhow::{Context, Result};
 use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 
+use gst_rtsp_server::gio;
+
+use crate::cli::access::{self, Access};
 use crate::cli::stuck::Served;
 
 /// The frames a mount's appsrc holds before it drops its oldest; a played media whose appsrc is
@@ -56,18 +59,35 @@ impl Outlet {
 
 pub struct Mounts {
     server: gst_rtsp_server::RTSPServer,
+    /// Whether it serves over TLS, which only a restart changes.
+    tls: bool,
+    /// The certificate it presents (with `tls`).
+    certificate: Mutex<Option<gio::TlsCertificate>>,
     _source: gst::glib::SourceId,
 }
 
 impl Mounts {
-    /// Listens at `address`:`port`; the server runs on the default GLib main context (the caller
+    /// Listens at `address`:`port`, over TLS where `tls` (its certificate comes with
+    /// [`Mounts::set_access`]); the server runs on the default GLib main context (the caller
     /// runs its loop).
-    pub fn start(address: &str, port: u16) -> Result<Self> {
+    pub fn start(address: &str, port: u16, tls: bool) -> Result<Self> {
         let server = gst_rtsp_server::RTSPServer::new();
         server.set_address(address);
         server.set_service(&port.to_string());
         let source = server.attach(None).with_context(|| format!("cannot listen for RTSP clients on port {port} (in use?)"))?;
-        Ok(Self { server, _source: source })
+        Ok(Self { server, tls, certificate: Mutex::default(), _source: source })
+    }
+
+    /// What clients must give, from now on, and the certificate a TLS server presents to them;
+    /// clients already playing go on. TLS is turned on or off by a restart only: until then a
+    /// server without it takes no certificate, and one with it keeps its certificate.
+    pub fn set_access(&self, access: &Access) {
+        let mut certificate = self.certificate.lock().unwrap();
+        if self.tls && access.certificate.is_some() {
+            certificate.clone_from(&access.certificate);
+        }
+        let access = Access { viewers: access.viewers.clone(), certificate: certificate.clone() };
+        self.server.set_auth(access.auth().as_ref());
     }
 
     pub fn add(&self, path: &str) -> Result<Outlet> {
@@ -78,6 +98,7 @@ impl Mounts {
              ! rtph264pay name=pay0 pt=96 config-interval=1 )"
         ));
         factory.set_shared(true);
+        access::serve_on(&factory, self.tls);
         let (slot, media_slot) = (outlet.appsrc.clone(), outlet.media.clone());
         factory.connect_media_configure(move |_, media| {
             let Ok(bin) = media.element().downcast::<gst::Bin>() else { return };

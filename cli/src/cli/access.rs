@@ -1,0 +1,144 @@
+//! Who may play what faceveil's RTSP server serves, and how it travels: the viewers' logins
+//! (RTSP digest authentication, which sends no password over the wire) and TLS (rtsps://), and
+//! the certificate authorities an rtsps:// camera is checked against.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use gst::prelude::*;
+use gst_rtsp_server::gio;
+use gst_rtsp_server::prelude::*;
+
+use super::login::Login;
+
+/// The role a served stream's clients are given: they may see and play its mounts.
+const VIEWER_ROLE: &str = "viewer";
+
+/// What a served stream asks of its clients. The default asks nothing: plain RTSP, open to
+/// anyone who reaches the port.
+#[derive(Clone, Default)]
+pub struct Access {
+    /// The logins a client must give one of (none: no login asked).
+    pub viewers: Vec<Login>,
+    /// The certificate the server presents, so that clients connect over TLS (rtsps://).
+    pub certificate: Option<gio::TlsCertificate>,
+}
+
+impl Access {
+    /// The URL scheme clients use.
+    pub fn scheme(&self) -> &'static str {
+        if self.certificate.is_some() { "rtsps" } else { "rtsp" }
+    }
+
+    /// What checks the clients; set it on the server (a new one applies to the clients that
+    /// come after). `None` when nothing is asked.
+    pub fn auth(&self) -> Option<gst_rtsp_server::RTSPAuth> {
+        if self.viewers.is_empty() && self.certificate.is_none() {
+            return None;
+        }
+        let auth = gst_rtsp_server::RTSPAuth::new();
+        auth.set_tls_certificate(self.certificate.as_ref());
+        let mut token = Some(gst_rtsp_server::RTSPToken::builder().field("media.factory.role", VIEWER_ROLE).build());
+        if self.viewers.is_empty() {
+            // TLS alone: every client is a viewer.
+            auth.set_default_token(token.as_mut());
+            return Some(auth);
+        }
+        auth.set_supported_methods(gst_rtsp_server::gst_rtsp::RTSPAuthMethod::Digest);
+        auth.set_realm(Some("faceveil"));
+        let token = token.expect("made above");
+        for viewer in &self.viewers {
+            auth.add_digest(&viewer.user, viewer.password(), &token);
+        }
+        Some(auth)
+    }
+
+    /// What the server's start-up line says of it, e.g. ", for ops's login".
+    pub fn describe(&self) -> String {
+        match self.viewers.as_slice() {
+            [] => String::new(),
+            [one] => format!(", for {}'s login", one.user),
+            many => format!(", for the logins of {} viewers", many.len()),
+        }
+    }
+}
+
+/// Sets up what `factory` serves for its server: a viewer may see and play it (a server that
+/// checks nothing lets anyone), and over TLS (`tls`) its media stay inside the TLS connection:
+/// TCP only, as RTP over UDP would leave it in the clear.
+pub fn serve_on(factory: &gst_rtsp_server::RTSPMediaFactory, tls: bool) {
+    let role =
+        gst::Structure::builder(VIEWER_ROLE).field("media.factory.access", true).field("media.factory.construct", true).build();
+    factory.add_role_from_structure(&role);
+    if tls {
+        factory.set_protocols(gst_rtsp_server::gst_rtsp::RTSPLowerTrans::TCP);
+    }
+}
+
+/// The server's certificate chain and private key from PEM files (`key`: where the key is kept
+/// apart from the certificate).
+pub fn certificate(cert: &Path, key: Option<&Path>) -> Result<gio::TlsCertificate> {
+    match key {
+        Some(key) => gio::TlsCertificate::from_files(cert, key),
+        None => gio::TlsCertificate::from_file(cert),
+    }
+    .with_context(|| format!("cannot read the TLS certificate {} (PEM, with its private key)", cert.display()))
+}
+
+/// Makes a source that checks certificates (rtspsrc over rtsps://) say why it refused one: its
+/// own error says no more than "Failed to connect".
+pub fn explain_refused_certificates(source: &gst::Element) {
+    if source.find_property("tls-database").is_none() {
+        return;
+    }
+    let element = source.downgrade();
+    source.connect("accept-certificate", false, move |args| {
+        let flags = args.get(3).and_then(|v| v.get::<gio::TlsCertificateFlags>().ok()).unwrap_or(gio::TlsCertificateFlags::GENERIC_ERROR);
+        let reasons: Vec<&str> = [
+            (gio::TlsCertificateFlags::UNKNOWN_CA, "no authority this machine trusts vouches for it"),
+            (gio::TlsCertificateFlags::BAD_IDENTITY, "it names another host"),
+            (gio::TlsCertificateFlags::NOT_ACTIVATED, "it is not valid yet"),
+            (gio::TlsCertificateFlags::EXPIRED, "it has expired"),
+            (gio::TlsCertificateFlags::REVOKED, "it was revoked"),
+            (gio::TlsCertificateFlags::INSECURE, "its algorithm is insecure"),
+        ]
+        .into_iter()
+        .filter(|(flag, _)| flags.contains(*flag))
+        .map(|(_, reason)| reason)
+        .collect();
+        let reasons = if reasons.is_empty() { "it does not validate".to_string() } else { reasons.join("; ") };
+        if let Some(element) = element.upgrade() {
+            element.post_error_message(gst::error_msg!(
+                gst::ResourceError::OpenReadWrite,
+                ["the server's TLS certificate is refused: {reasons} (a camera's own authority is trusted with --source-ca, or source_ca in a serve config)"]
+            ));
+        }
+        Some(false.to_value())
+    });
+}
+
+/// The certificate authorities an rtsps:// source's certificate must chain to (PEM), for a
+/// camera whose certificate the system does not trust (one it made itself, say).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Authorities(PathBuf);
+
+impl Authorities {
+    /// Checked now, so that a bad file is an error before any connection.
+    pub fn read(path: &Path) -> Result<Self> {
+        gio::TlsFileDatabase::new(path)
+            .with_context(|| format!("cannot read the certificate authorities {} (PEM)", path.display()))?;
+        Ok(Self(path.to_path_buf()))
+    }
+
+    /// Hands them to a source element that checks certificates (rtspsrc's `tls-database`).
+    pub fn give_to(&self, source: &gst::Element) -> Result<()> {
+        anyhow::ensure!(
+            source.find_property("tls-database").is_some(),
+            "certificate authorities were given, but this source checks none"
+        );
+        let database = gio::TlsFileDatabase::new(&self.0)
+            .with_context(|| format!("cannot read the certificate authorities {}", self.0.display()))?;
+        source.set_property("tls-database", database.upcast::<gio::TlsDatabase>());
+        Ok(())
+    }
+}
