@@ -106,6 +106,27 @@ def randomized_pca(X, k, iters=3, seed=0):
     return s[:k] / np.sqrt(len(X) - 1), Vt[:k]
 
 
+def split_pca(X, k_luma, k_chroma):
+    """A face space in two parts over masked canonical pixels X [n, 3P] (RGB planes): the grey
+    part (R = G = B), PCA of the centred mean of the channels, and the chroma part (each pixel's
+    channels summing to zero), PCA about zero. -> the grey mean face [3P] and the basis
+    [k_luma + k_chroma, 3P], its rows orthonormal, grey rows first."""
+    n = len(X)
+    Xr = X.reshape(n, 3, -1)
+    O = np.array([[1, 1, 1] / np.sqrt(3), [1, -1, 0] / np.sqrt(2), [1, 1, -2] / np.sqrt(6)], np.float32)
+    Xo = np.einsum("ck,nkp->ncp", O, Xr)
+    lum = Xo[:, 0]
+    lum_mean = lum.mean(0)
+    _, Pl = randomized_pca(lum - lum_mean, k_luma)
+    _, Pc = randomized_pca(np.ascontiguousarray(Xo[:, 1:].reshape(n, -1)), k_chroma)
+    P = lum.shape[1]
+    rows_l = np.einsum("c,kp->kcp", O[0], Pl).reshape(k_luma, -1)
+    Pc = Pc.reshape(k_chroma, 2, P)
+    rows_c = (np.einsum("c,kp->kcp", O[1], Pc[:, 0]) + np.einsum("c,kp->kcp", O[2], Pc[:, 1])).reshape(k_chroma, -1)
+    mu = np.einsum("c,p->cp", O[0], lum_mean).reshape(-1)
+    return mu, np.concatenate([rows_l, rows_c]).astype(np.float32)
+
+
 def lab_ab(rgb01):
     """[n,3,...] RGB 0..1 -> mean L, a, b (cv2's float Lab) per image."""
     img = np.ascontiguousarray(rgb01.transpose(0, 2, 3, 1)).astype(np.float32)
@@ -137,6 +158,11 @@ def main():
     ap.add_argument("--tps-lambda", type=float, default=0.0)
     ap.add_argument("--inv-iters", type=int, default=4)
     ap.add_argument("--restore-steps", type=int, default=3)
+    ap.add_argument("--split-colour", default="", help="LUMA,CHROMA: fit the face space as a grey (luma) part of LUMA "
+                    "components and an uncentred chroma part of CHROMA, the rotation turning coordinates only within each "
+                    "part, so that a grey face gets a grey surrogate (e.g. 240,60; K is their sum)")
+    ap.add_argument("--chroma-bands", default="8,24", help="with --split-colour: band edges within the chroma part's "
+                    "rotated directions")
     ap.add_argument("--cache", default=None, help="canonical faces cached here (default runs/canon_cache[_noalign].npz)")
     args = ap.parse_args()
     args.cache = args.cache or os.path.join(HERE, "runs", "canon_cache" + ("_noalign" if args.no_align else "") + f"_{args.mask_scale}.npz")
@@ -165,19 +191,30 @@ def main():
         np.savez(args.cache, X=Xc, key=key)
     print(f"warped {len(fit)} fitting crops to {G}x{G} canonical, D={len(support)} ({time.time() - t0:.0f}s)", flush=True)
     X = Xc.reshape(len(fit), -1)[:, support]
-    mu = X.mean(0)
+    split = [int(k) for k in args.split_colour.split(",")] if args.split_colour else None
+    if split:
+        args.K = sum(split)
+        mu, P = split_pca(X, *split)
+    else:
+        mu = X.mean(0)
+        _, P = randomized_pca(X - mu, args.K)
     Xm = X - mu
-    sig, P = randomized_pca(Xm, args.K)
     var_total = (Xm.astype(np.float64) ** 2).sum() / (len(X) - 1)
-    explained = float((sig.astype(np.float64) ** 2).sum() / var_total)
+    explained = float(((Xm @ P.T.astype(np.float32)).astype(np.float64) ** 2).sum() / (len(X) - 1) / var_total)
     print(f"PCA K={args.K}: {explained * 100:.1f}% of the variance ({time.time() - t0:.0f}s)", flush=True)
     B0 = (mvec[:, None] * P.T).astype(np.float64)  # tapered basis [D,K]
     pinv0 = np.linalg.pinv(B0)  # [K,D]
     C0 = Xm @ pinv0.T.astype(np.float32)
-    lam, V = np.linalg.eigh(np.cov(C0.T.astype(np.float64)))
-    lam, V = lam[::-1], V[:, ::-1]
-    syn = B0 @ V * np.sqrt(lam)  # [D,K]
-    Z = C0 @ (V / np.sqrt(lam)).astype(np.float32)  # whitened coords of the fitting crops
+    # Whitened within each part: the chroma part about zero (a grey face's chroma), so that a
+    # grey face's chroma coordinates are zero and no rotation of them gives it colour.
+    blocks = [(0, split[0], True), (split[0], args.K, False)] if split else [(0, args.K, True)]
+    W = np.zeros((args.K, args.K))
+    for a, b, centred in blocks:
+        Cb = C0[:, a:b].astype(np.float64)
+        lam, V = np.linalg.eigh(np.cov(Cb.T) if centred else Cb.T @ Cb / (len(Cb) - 1))
+        W[a:b, a:b] = V[:, ::-1] * np.sqrt(lam[::-1])
+    syn = B0 @ W  # [D,K]
+    Z = C0 @ np.linalg.inv(W).T.astype(np.float32)  # whitened coords of the fitting crops
     print(f"tapered basis: condition {np.linalg.cond(B0):.1f}; z std {Z.std(0).mean():.3f}", flush=True)
 
     # identity subspace
@@ -196,15 +233,29 @@ def main():
     mk = (mask > 0.5)
     colour = lab_ab(rgb * mk[None, None])  # mean over the face mask region (zeros outside scale it)
     colour = colour / mk.mean()
+    # With a split face space each kept direction lies in one part: lightness and age in the
+    # grey one, a* and b* in the chroma one.
+    def part(where):  # the coordinates of the "luma" or the "chroma" part (all of them unsplit)
+        if not split:
+            return slice(0, args.K)
+        return slice(0, split[0]) if where == "luma" else slice(split[0], args.K)
+
+    def regress(Zs, y, where):
+        w = np.zeros(args.K)
+        w[part(where)] = np.linalg.lstsq(Zs[:, part(where)].astype(np.float64), y, rcond=None)[0]
+        return w
     if "tone" in keep:
         for ch in range(3):
-            y = colour[:, ch] - colour[:, ch].mean()
-            w = np.linalg.lstsq(Z[sub].astype(np.float64), y, rcond=None)[0]
-            kept.append(w)
+            kept.append(regress(Z[sub], colour[:, ch] - colour[:, ch].mean(), "luma" if ch == 0 else "chroma"))
     if "age" in keep:
         utk = np.nonzero(lab["source"][fit] == "utkface")[0]
         age = np.array([int(os.path.basename(f).split("_")[0]) for f in lab["files"][fit][utk]], np.float64)
-        w = np.linalg.lstsq(Z[utk].astype(np.float64), age - age.mean(), rcond=None)[0]
+        kept.append(regress(Z[utk], age - age.mean(), "luma"))
+    if split:
+        # The chroma part is not centred: its mean (the faces' common colour) is kept, so that
+        # the rotation turns only how a face's colour differs from it.
+        w = np.zeros(args.K)
+        w[part("chroma")] = Z[:, part("chroma")].mean(0)
         kept.append(w)
     if "pose" in keep or "frame" in keep:  # from the fitting crops' CenterFace landmarks
         lm = lab["landmarks"][fit].astype(np.float64).reshape(-1, 5, 2)
@@ -232,7 +283,19 @@ def main():
             kept.append(Z[(at[:, a] > 0) & cel_src].mean(0) - Z[(at[:, a] < 0) & cel_src].mean(0))
     Kd = np.linalg.qr(np.stack(kept, 1))[0] if kept else np.zeros((args.K, 0))
     ev = None  # the LDA directions' Fisher ratios, where they are the rotated ones
-    if args.bands:
+    if split:
+        # Each part on its own, in its components' order, less its kept directions; the grey
+        # part's first `fixed` components are not turned.
+        Qs = []
+        for a, b, fixed in [(0, split[0], args.fixed), (split[0], args.K, 0)]:
+            Ki = np.stack([k for k in kept if np.abs(k[a:b]).sum() > 0], 1) if kept else np.zeros((args.K, 0))
+            Ki = np.linalg.qr(Ki)[0] if Ki.shape[1] else Ki
+            I = np.eye(args.K)[:, a:b]
+            Qi = np.linalg.qr(np.concatenate([Ki, I], 1))[0][:, Ki.shape[1] + fixed:][:, : b - a - Ki.shape[1] - fixed]
+            Qs.append(Qi[:, : Qi.shape[1] - Qi.shape[1] % 2])
+        Q = np.concatenate(Qs, 1)
+        part_edge = Qs[0].shape[1]
+    elif args.bands:
         # In the face space's own order: direction j is component j less the kept directions and the
         # components before it, so a band of directions keeps its components' variance.
         Q = np.linalg.qr(np.concatenate([Kd, np.eye(args.K)], 1))[0][:, Kd.shape[1] + args.fixed:]
@@ -275,6 +338,9 @@ def main():
     rng = np.random.RandomState(11)
     L = args.layers
     edges = [0] + [int(e) - args.fixed for e in args.bands.split(",") if e and int(e) > args.fixed] + [m]
+    if split:  # the grey part's bands, then the chroma part's: no pair crosses parts
+        chroma_edges = [part_edge + int(e) for e in args.chroma_bands.split(",") if e and part_edge + int(e) < m - 2]
+        edges = [e for e in edges[:-1] if e < part_edge - 2] + [part_edge] + chroma_edges + [m]
     assert all(e % 2 == 0 for e in edges), "band edges must be even: the angle layers turn pairs"
 
     def mixing():  # block-diagonal over the bands (one block of m without them)
