@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::served::{Child, log_text, serve_clip, spawn, wait_for};
 use common::{free_port, media, s, sample, tmpdir};
 
 // Floors for restored faces. Issue 11 asks 28 dB after lossy video coding and 35 dB from a PNG.
@@ -1412,55 +1413,6 @@ fn a_sunlit_face_comes_back_from_a_lossless_photo_whatever_the_password() {
     assert!(mean >= PHOTO_RESTORE_MEAN_FLOOR_DB, "the sunlit face came back at {mean:.2} dB on average over the passwords");
 }
 
-/// A child process that is killed when dropped, so a failing test leaves nothing running.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(args: &[&str], stderr_to: &Path) -> Child {
-    let log = std::fs::File::create(stderr_to).unwrap();
-    Child(
-        Command::new(env!("CARGO_BIN_EXE_faceveil"))
-            .args(args)
-            .env("FACEVEIL_PASSWORD", "relay")
-            .envs(common::RTSP_TRACE)
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    )
-}
-
-/// `faceveil anonymize CLIP OPTIONS --serve-rtsp PORT` on a free port, its log in
-/// `dir/server.log`, once it listens; with the URL it serves.
-fn serve_clip(clip: &Path, options: &[&str], dir: &Path) -> (Child, String) {
-    let port = free_port();
-    let port_arg = port.to_string();
-    let args: Vec<&str> =
-        ["anonymize", s(clip)].into_iter().chain(options.iter().copied()).chain(["--serve-rtsp", &port_arg]).collect();
-    let server = spawn(&args, &dir.join("server.log"));
-    wait_for("the server to listen", 60, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-    (server, format!("rtsp://127.0.0.1:{port}/faceveil"))
-}
-
-/// What a spawned process has written to its log so far (nothing yet, if it has not started).
-fn log_text(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-fn wait_for(what: &str, timeout_s: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_s);
-    while !ok() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn a_relay_survives_its_source_dropping_and_reconnects() {
     let dir = tmpdir("relay");
@@ -1678,68 +1630,6 @@ fn a_restore_joining_a_served_stream_late_restores_the_faces_once_a_header_arriv
     );
     assert!(late_face > anonymized_face + 5.0, "the late client did not restore the faces");
     assert!((late_face - first_face).abs() < 1.0, "the late client's faces differ from the first client's");
-}
-
-/// A stream served for one login plays to it and to no one else, and no password is printed:
-/// not the one given in a URL (which is warned of), nor the server's.
-#[test]
-fn a_stream_served_for_a_login_plays_to_it_alone_and_no_password_is_printed() {
-    let dir = tmpdir("logins");
-    let (right, wrong) = (dir.join("viewer.pass"), dir.join("wrong.pass"));
-    std::fs::write(&right, "viewer-secret\n").unwrap();
-    std::fs::write(&wrong, "wrong-secret\n").unwrap();
-    let clip = sample("two_faces_640x360.mp4");
-    let (_server, url) = serve_clip(&clip, &["--mode", "blur", "--serve-user", "ops", "--serve-password-file", s(&right)], &dir);
-    let record = |name: &str, url: &str, login: &[&str]| {
-        let out = dir.join(format!("{name}.mkv"));
-        let o = faceveil(&[&["anonymize", url, "-o", s(&out), "--mode", "blur"][..], login].concat(), &[]);
-        (o.status.success(), stderr(&o), out)
-    };
-    // Refused clients first: a stream served from a file waits for a client that plays.
-    let (ok, said, out) = record("none", &url, &[]);
-    assert!(!ok && said.contains("Unauthorized") && said.contains("--source-user"), "{said}");
-    assert!(!out.exists(), "a refused recording writes nothing");
-    let (ok, said, _) = record("wrong", &url, &["--source-user", "ops", "--source-password-file", s(&wrong)]);
-    assert!(!ok && said.contains("Unauthorized") && !said.contains("wrong-secret"), "{said}");
-    let in_url = url.replace("rtsp://", "rtsp://ops:wrong-secret@");
-    let (ok, said, _) = record("in-url", &in_url, &[]);
-    assert!(!ok && said.contains("rtsp://ops:***@") && !said.contains("wrong-secret"), "{said}");
-    assert!(said.contains("process list"), "a password in the URL is warned of: {said}");
-    let (ok, said, out) = record("viewer", &url, &["--source-user", "ops", "--source-password-file", s(&right)]);
-    assert!(ok, "{said}");
-    let (original, played) = (media::decode(&clip).frames, media::decode(&out).frames);
-    assert_eq!(played.len(), original.len(), "the viewer got {} of the file's {} frames", played.len(), original.len());
-    let server_said = log_text(&dir.join("server.log"));
-    assert!(!server_said.contains("viewer-secret") && !said.contains("viewer-secret"), "{server_said}");
-}
-
-/// A stream served over TLS (rtsps://) plays to a client that trusts its certificate, and to
-/// no client that does not, nor to one that speaks plain RTSP.
-#[test]
-fn a_stream_served_over_tls_plays_to_a_client_that_trusts_its_certificate_alone() {
-    let dir = tmpdir("tls");
-    let Some((cert, key)) = common::certificate(&dir) else { return };
-    let clip = sample("two_faces_640x360.mp4");
-    let (_server, url) = serve_clip(&clip, &["--mode", "blur", "--serve-tls-cert", s(&cert), "--serve-tls-key", s(&key)], &dir);
-    let tls_url = url.replace("rtsp://", "rtsps://");
-    let record = |name: &str, url: &str, options: &[&str]| {
-        let out = dir.join(format!("{name}.mkv"));
-        let o = faceveil(&[&["anonymize", url, "-o", s(&out), "--mode", "blur"][..], options].concat(), &[]);
-        (o.status.success(), stderr(&o), out)
-    };
-    // Refused clients first: a stream served from a file waits for a client that plays.
-    let (ok, said, out) = record("untrusted", &tls_url, &[]);
-    assert!(!ok && !out.exists(), "a client that does not trust the certificate played: {said}");
-    assert!(said.contains("certificate is refused: no authority this machine trusts vouches for it"), "{said}");
-    let (ok, said, out) = record("plain", &url, &[]);
-    assert!(!ok && !out.exists(), "a plain RTSP client played from a TLS server: {said}");
-    let (ok, said, out) = record("trusting", &tls_url, &["--source-ca", s(&cert)]);
-    assert!(ok, "{said}");
-    let (original, played) = (media::decode(&clip).frames, media::decode(&out).frames);
-    assert_eq!(played.len(), original.len(), "the client got {} of the file's {} frames", played.len(), original.len());
-    // Authorities are for URLs over TLS.
-    let (ok, said, _) = record("plain-ca", &url, &["--source-ca", s(&cert)]);
-    assert!(!ok && said.contains("rtsps://"), "{said}");
 }
 
 /// A camera that hangs mid-stream, its connection left open: the server stopped (SIGSTOP). The

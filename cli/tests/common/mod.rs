@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod media;
+pub mod served;
 
 #[path = "../../../tests/common/mod.rs"]
 mod workspace;

@@ -1,0 +1,84 @@
+//! Logins and TLS over RTSP through the CLI: a stream served for one login or over TLS plays to
+//! the clients that give the login or trust the certificate, and to no other, and no password
+//! is printed. Apart from cli.rs so that these clients, each of which starts the detector, do
+//! not run beside the RTSP tests there on two cores, where gst-rtsp-server 1.22's stall of a
+//! TCP client (`cli/src/cli/stuck.rs`) comes with load.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::served::{log_text, serve_clip};
+use common::{media, s, sample, tmpdir};
+
+fn faceveil(args: &[&str]) -> Output {
+    common::without_criticals(
+        Command::new(env!("CARGO_BIN_EXE_faceveil")).args(args).env_remove("FACEVEIL_PASSWORD").output().unwrap(),
+    )
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A stream served for one login plays to it and to no one else, and no password is printed:
+/// not the one given in a URL (which is warned of), nor the server's.
+#[test]
+fn a_stream_served_for_a_login_plays_to_it_alone_and_no_password_is_printed() {
+    let dir = tmpdir("logins");
+    let (right, wrong) = (dir.join("viewer.pass"), dir.join("wrong.pass"));
+    std::fs::write(&right, "viewer-secret\n").unwrap();
+    std::fs::write(&wrong, "wrong-secret\n").unwrap();
+    let clip = sample("two_faces_640x360.mp4");
+    let (_server, url) = serve_clip(&clip, &["--mode", "blur", "--serve-user", "ops", "--serve-password-file", s(&right)], &dir);
+    let record = |name: &str, url: &str, login: &[&str]| {
+        let out = dir.join(format!("{name}.mkv"));
+        let o = faceveil(&[&["anonymize", url, "-o", s(&out), "--mode", "blur"][..], login].concat());
+        (o.status.success(), stderr(&o), out)
+    };
+    // Refused clients first: a stream served from a file waits for a client that plays.
+    let (ok, said, out) = record("none", &url, &[]);
+    assert!(!ok && said.contains("Unauthorized") && said.contains("--source-user"), "{said}");
+    assert!(!out.exists(), "a refused recording writes nothing");
+    let (ok, said, _) = record("wrong", &url, &["--source-user", "ops", "--source-password-file", s(&wrong)]);
+    assert!(!ok && said.contains("Unauthorized") && !said.contains("wrong-secret"), "{said}");
+    let in_url = url.replace("rtsp://", "rtsp://ops:wrong-secret@");
+    let (ok, said, _) = record("in-url", &in_url, &[]);
+    assert!(!ok && said.contains("rtsp://ops:***@") && !said.contains("wrong-secret"), "{said}");
+    assert!(said.contains("process list"), "a password in the URL is warned of: {said}");
+    let (ok, said, out) = record("viewer", &url, &["--source-user", "ops", "--source-password-file", s(&right)]);
+    assert!(ok, "{said}");
+    let (original, played) = (media::decode(&clip).frames, media::decode(&out).frames);
+    assert_eq!(played.len(), original.len(), "the viewer got {} of the file's {} frames", played.len(), original.len());
+    let server_said = log_text(&dir.join("server.log"));
+    assert!(!server_said.contains("viewer-secret") && !said.contains("viewer-secret"), "{server_said}");
+}
+
+/// A stream served over TLS (rtsps://) plays to a client that trusts its certificate, and to
+/// no client that does not, nor to one that speaks plain RTSP.
+#[test]
+fn a_stream_served_over_tls_plays_to_a_client_that_trusts_its_certificate_alone() {
+    let dir = tmpdir("tls");
+    let Some((cert, key)) = common::certificate(&dir) else { return };
+    let clip = sample("two_faces_640x360.mp4");
+    let (_server, url) = serve_clip(&clip, &["--mode", "blur", "--serve-tls-cert", s(&cert), "--serve-tls-key", s(&key)], &dir);
+    let tls_url = url.replace("rtsp://", "rtsps://");
+    let record = |name: &str, url: &str, options: &[&str]| {
+        let out = dir.join(format!("{name}.mkv"));
+        let o = faceveil(&[&["anonymize", url, "-o", s(&out), "--mode", "blur"][..], options].concat());
+        (o.status.success(), stderr(&o), out)
+    };
+    // Refused clients first: a stream served from a file waits for a client that plays.
+    let (ok, said, out) = record("untrusted", &tls_url, &[]);
+    assert!(!ok && !out.exists(), "a client that does not trust the certificate played: {said}");
+    assert!(said.contains("certificate is refused: no authority this machine trusts vouches for it"), "{said}");
+    let (ok, said, out) = record("plain", &url, &[]);
+    assert!(!ok && !out.exists(), "a plain RTSP client played from a TLS server: {said}");
+    let (ok, said, out) = record("trusting", &tls_url, &["--source-ca", s(&cert)]);
+    assert!(ok, "{said}");
+    let (original, played) = (media::decode(&clip).frames, media::decode(&out).frames);
+    assert_eq!(played.len(), original.len(), "the client got {} of the file's {} frames", played.len(), original.len());
+    // Authorities are for URLs over TLS.
+    let (ok, said, _) = record("plain-ca", &url, &["--source-ca", s(&cert)]);
+    assert!(!ok && said.contains("rtsps://"), "{said}");
+}
