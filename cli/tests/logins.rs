@@ -82,3 +82,31 @@ fn a_stream_served_over_tls_plays_to_a_client_that_trusts_its_certificate_alone(
     let (ok, said, _) = record("plain-ca", &url, &["--source-ca", s(&cert)]);
     assert!(!ok && said.contains("rtsps://"), "{said}");
 }
+
+/// An http(s):// input goes through souphttpsrc, which takes the login and the authorities too
+/// but has no signal for refused certificates: a server that is not there is a clear error,
+/// not an abort (asking souphttpsrc for rtspsrc's signal once aborted the process).
+#[test]
+fn an_https_input_with_a_login_and_authorities_that_is_not_there_fails_with_an_error() {
+    let dir = tmpdir("https");
+    let password = dir.join("camera.pass");
+    std::fs::write(&password, "camera-secret\n").unwrap();
+    let url = format!("https://127.0.0.1:{}/clip.mp4", common::free_port());
+    let out = dir.join("out.mkv");
+    let run = |authorities: &std::path::Path| {
+        let login = ["--source-user", "ops", "--source-password-file", s(&password)];
+        let o = faceveil(
+            &[&["anonymize", &url, "-o", s(&out), "--mode", "blur"][..], &login, &["--source-ca", s(authorities)]].concat(),
+        );
+        (o.status.code(), stderr(&o))
+    };
+    // Authorities that are not PEM: read before any connection, and refused.
+    let (code, said) = run(&password);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("cannot read the certificate authorities"), "{said}");
+    let Some((cert, _)) = common::certificate(&dir) else { return };
+    let (code, said) = run(&cert);
+    assert_eq!(code, Some(1), "exit 1 with an error, not an abort: {said}");
+    assert!(said.contains("faceveil: error:") && !said.contains("panicked") && !said.contains("camera-secret"), "{said}");
+    assert!(!out.exists(), "nothing written");
+}

@@ -38,15 +38,14 @@ impl Access {
         }
         let auth = gst_rtsp_server::RTSPAuth::new();
         auth.set_tls_certificate(self.certificate.as_ref());
-        let mut token = Some(gst_rtsp_server::RTSPToken::builder().field("media.factory.role", VIEWER_ROLE).build());
+        let mut token = gst_rtsp_server::RTSPToken::builder().field("media.factory.role", VIEWER_ROLE).build();
         if self.viewers.is_empty() {
             // TLS alone: every client is a viewer.
-            auth.set_default_token(token.as_mut());
+            auth.set_default_token(Some(&mut token));
             return Some(auth);
         }
         auth.set_supported_methods(gst_rtsp_server::gst_rtsp::RTSPAuthMethod::Digest);
         auth.set_realm(Some("faceveil"));
-        let token = token.expect("made above");
         for viewer in &self.viewers {
             auth.add_digest(&viewer.user, viewer.password(), &token);
         }
@@ -85,10 +84,11 @@ pub fn certificate(cert: &Path, key: Option<&Path>) -> Result<gio::TlsCertificat
     .with_context(|| format!("cannot read the TLS certificate {} (PEM, with its private key)", cert.display()))
 }
 
-/// Makes a source that checks certificates (rtspsrc over rtsps://) say why it refused one: its
-/// own error says no more than "Failed to connect".
+/// Makes a source that asks about the certificates it refuses (rtspsrc over rtsps://) say why it
+/// refused one: its own error says no more than "Failed to connect". Other sources (souphttpsrc
+/// checks certificates too, but has no such signal) are left as they are.
 pub fn explain_refused_certificates(source: &gst::Element) {
-    if source.find_property("tls-database").is_none() {
+    if gst::glib::subclass::SignalId::lookup("accept-certificate", source.type_()).is_none() {
         return;
     }
     let element = source.downgrade();

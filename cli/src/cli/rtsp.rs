@@ -136,8 +136,7 @@ fn running_time(src: &gst_app::AppSrc) -> Option<gst::ClockTime> {
 }
 
 /// The server of the anonymized frames `outlet` receives; `pictures` signs each coded picture
-/// ([`video::Sealing::signing`]).
-/// `access`: what a client must give and how it connects.
+/// ([`video::Sealing::signing`]); `access`: what a client must give and how it connects.
 fn start_server(
     port: u16,
     outlet: &Outlet,

@@ -289,14 +289,12 @@ impl CameraConfig {
             "camera {name}: a password is never written in the config: give the source's login as source_user with \
              source_password_file or source_password_env"
         );
-        ensure!(
-            self.source_user.is_some() || (self.source_password_file.is_none() && self.source_password_env.is_none()),
-            "camera {name}: a source password, but no source_user"
-        );
-        ensure!(
-            self.source_password_file.is_none() || self.source_password_env.is_none(),
-            "camera {name}: give source_password_file or source_password_env, not both"
-        );
+        one_secret(
+            &name,
+            ("a source password", "source_user", self.source_user.is_some()),
+            ("source_password_file", self.source_password_file.is_some()),
+            ("source_password_env", self.source_password_env.is_some()),
+        )?;
         for path in [&mut self.source_password_file, &mut self.source_ca].into_iter().flatten() {
             *path = base.join(&*path);
         }
@@ -325,14 +323,12 @@ impl CameraConfig {
         if let Some(path) = &mut self.sign_with_passphrase_file {
             *path = base.join(&*path);
         }
-        ensure!(
-            self.sign_with.is_some() || (self.sign_with_passphrase_file.is_none() && self.sign_with_passphrase_env.is_none()),
-            "camera {name}: a passphrase for sign_with, but no sign_with"
-        );
-        ensure!(
-            self.sign_with_passphrase_file.is_none() || self.sign_with_passphrase_env.is_none(),
-            "camera {name}: give sign_with_passphrase_file or sign_with_passphrase_env, not both"
-        );
+        one_secret(
+            &name,
+            ("a passphrase for sign_with", "sign_with", self.sign_with.is_some()),
+            ("sign_with_passphrase_file", self.sign_with_passphrase_file.is_some()),
+            ("sign_with_passphrase_env", self.sign_with_passphrase_env.is_some()),
+        )?;
         self.signing_key()?;
         // Read once now so that a missing secret or a bad recipient fails the load, not the camera later.
         self.password()?;
@@ -367,6 +363,16 @@ impl CameraConfig {
         }
         Ok(())
     }
+}
+
+/// A camera's secret that a file or a variable gives (`file`, `env`: each key and whether it is
+/// set): only beside the setting that uses it (`secret`'s words, that setting's key, whether it
+/// is set), and one way.
+fn one_secret(camera: &str, secret: (&str, &str, bool), file: (&str, bool), env: (&str, bool)) -> Result<()> {
+    let (words, owner, owned) = secret;
+    ensure!(owned || !(file.1 || env.1), "camera {camera}: {words}, but no {owner}");
+    ensure!(!(file.1 && env.1), "camera {camera}: give {} or {}, not both", file.0, env.0);
+    Ok(())
 }
 
 impl Config {

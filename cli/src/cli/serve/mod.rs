@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use signal_hook::consts::SIGHUP;
 
 use camera::Camera;
-use config::{CameraConfig, Config};
+use config::{CameraConfig, Config, RtspConfig};
 use metrics::Metrics;
 use mounts::Mounts;
 
@@ -89,8 +89,8 @@ fn reload(path: &Path, supervisor: &mut Supervisor, current: &mut Config) {
         Ok(next) => next,
         Err(e) => return eprintln!("faceveil: reload refused, the cameras keep running as they were: {e:#}"),
     };
-    let fixed = |c: &Config| c.rtsp.as_ref().map(|r| format!("{:?}", r.fixed()));
-    if (fixed(&next) != fixed(current) && supervisor.mounts.is_some()) || next.metrics != current.metrics {
+    let restart_changes = next.rtsp.as_ref().map(RtspConfig::fixed) != current.rtsp.as_ref().map(RtspConfig::fixed);
+    if (restart_changes && supervisor.mounts.is_some()) || next.metrics != current.metrics {
         eprintln!(
             "faceveil: the RTSP server's address, port and TLS (on or off), and [metrics], change when faceveil serve restarts"
         );
