@@ -25,6 +25,15 @@ from onnxconverter_common import float16
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def all_nodes(g):
+    """The graph's nodes and those of its subgraphs (the SDN's If branches), all the way down."""
+    for n in g.node:
+        yield n
+        for a in n.attribute:
+            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                yield from all_nodes(sub)
+
+
 def to_fp16(src, dst):
     """All float tensors to float16, with float32 kept at the graph's inputs and outputs."""
     m = float16.convert_float_to_float16(onnx.load(src), keep_io_types=False, check_fp16_ready=False, op_block_list=[])
@@ -37,7 +46,7 @@ def to_fp16(src, dst):
                     a.i = TensorProto.FLOAT16
     del g.value_info[:]
     # An input that feeds no node (the SDN's optional `landmarks`, ignored at align = 0) goes.
-    used = {i for n in g.node for i in n.input}
+    used = {i for n in all_nodes(g) for i in n.input}
     for inp in [i for i in g.input if i.name not in used]:
         g.input.remove(inp)
     for init in [i for i in g.initializer if i.name not in used]:
@@ -46,7 +55,7 @@ def to_fp16(src, dst):
     for inp in g.input:
         if inp.type.tensor_type.elem_type == TensorProto.FLOAT16:
             h = inp.name + "_fp16"
-            for n in g.node:
+            for n in all_nodes(g):
                 n.input[:] = [h if i == inp.name else i for i in n.input]
             casts.append(helper.make_node("Cast", [inp.name], [h], name=h, to=TensorProto.FLOAT16))
             inp.type.tensor_type.elem_type = TensorProto.FLOAT

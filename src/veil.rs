@@ -129,6 +129,13 @@ impl Veil {
         }
     }
 
+    /// See [`SdnModel::restore_stream_of`].
+    pub fn restore_stream_of(&mut self, graph: &str) {
+        if let Effect::Sdn(k) = &mut self.effect {
+            k.model.restore_stream_of(graph);
+        }
+    }
+
     /// See [`SdnModel::set_lossy_input`].
     pub fn set_lossy_input(&mut self, lossy: bool) {
         if let Effect::Sdn(k) = &mut self.effect {

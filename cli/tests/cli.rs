@@ -321,6 +321,38 @@ fn a_transparent_photo_keeps_its_transparency_through_anonymize_and_restore() {
     assert!(changed > 6.0 && back < changed / 4.0, "face changed by {changed:.1} levels, {back:.1} after the restore");
 }
 
+#[test]
+fn a_grey_photo_gets_a_grey_surrogate_face_and_comes_back() {
+    // An infrared camera's night picture: grey, though stored in RGB, as video frames reach the
+    // model. A colour face space would paint its surrogate bluish and greenish.
+    let dir = tmpdir("grey-face");
+    let grey = image::DynamicImage::ImageLuma8(image::open(sample("astronaut.jpg")).unwrap().to_luma8()).to_rgb8();
+    let (input, anon, restored, boxes) =
+        (dir.join("night.png"), dir.join("anon.png"), dir.join("restored.png"), dir.join("boxes.json"));
+    grey.save(&input).unwrap();
+    let pw = [("FACEVEIL_PASSWORD", "by night")];
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&anon), "--mode", "sdn", "--boxes-json", s(&boxes)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = faceveil(&["restore", s(&anon), "-o", s(&restored)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
+    assert_eq!(found[0].faces.len(), 1, "the astronaut's face");
+    let f = &found[0].faces[0];
+    let (before, after) = (common::load_rgb(&input), common::load_rgb(&anon));
+    let off_grey = (0..after.height)
+        .flat_map(|y| (0..after.width).map(move |x| (x, y)))
+        .map(|(x, y)| {
+            let p = after.pixel(x, y);
+            p.iter().max().unwrap() - p.iter().min().unwrap()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(off_grey, 0, "the surrogate face is {off_grey} levels off grey");
+    let changed = face_change(&before, &after, f);
+    let back = face_change(&before, &common::load_rgb(&restored), f);
+    assert!(changed > 6.0 && back < changed / 8.0, "face changed by {changed:.1} levels, {back:.1} after the restore");
+}
+
 /// What a decoder reads of a photo's metadata: its colour profile and its EXIF.
 fn profile_and_exif(path: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     use image::ImageDecoder;

@@ -29,23 +29,38 @@ from onnx import TensorProto, helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from facespace import (CHROMA_DETAIL_SIGMA, CHROMA_PITCH_DROP, CHROMA_PITCH_KEEP, LOSSY_UNBEND_KNEE, LUMA,  # noqa: E402
-                       FaceSpace, gaussian_taps)
+from facespace import (CHROMA_DETAIL_SIGMA, CHROMA_PITCH_DROP, CHROMA_PITCH_KEEP, GREY_BOX, GREY_LEVELS,  # noqa: E402
+                       GREY_RESTORE_LEVELS, LOSSY_UNBEND_KNEE, LUMA, FaceSpace, GreyAndColour, gaussian_taps)
 
-MODEL_ID = "sdn-0.6.3"  # 292 of the 300 coordinates rotated (all but skin tone, age and the 4 largest), within bands of like variance
+MODEL_ID = "sdn-0.6.4"  # 0.6.3's colour face space (292 of 300 coordinates rotated within bands of like variance) and a grey one for grey faces
 S = 128
 # Largest difference (of -1..1 pixel values) from an earlier graph that still counts as the same
 # map: float rounding, far below one 8-bit level (0.0078).
 SAME_MAP_TOLERANCE = 1e-4
 # The restore graph's overridable scalars for a lossy input (facespace.restore's knee).
 LOSSY_RESTORE = {"unbend_knee": LOSSY_UNBEND_KNEE}
+# The restore graph's scalar input: below how many levels of chroma (facespace.chroma_levels) a face
+# restores with the grey face space.
+GREY_RESTORE_INPUT = "grey_restore_levels"
+# What the restore graph takes for a stream of a model without a grey face space (sdn-0.6.3).
+EARLIER_RESTORE = {GREY_RESTORE_INPUT: 0.0}
 
 
 class Builder:
     def __init__(self):
         self.nodes, self.inits, self.n = [], [], 0
+        self.graph_nodes = self.nodes  # the main graph's, where self.nodes is a branch's (branch())
         self.consts = {}
         self.flops = 0
+
+    def branch(self, make):
+        """The nodes that make() adds, apart, as an If's branch (a subgraph without inputs that
+        reads the main graph's values): the subgraph, with make()'s result as its output."""
+        main, self.nodes = self.nodes, []
+        out = make()
+        nodes, self.nodes = self.nodes, main
+        nodes.append(helper.make_node("Identity", [out], [out + "_out"]))
+        return helper.make_graph(nodes, self.name("branch"), [], [helper.make_tensor_value_info(out + "_out", TensorProto.FLOAT, None)])
 
     def name(self, p):
         self.n += 1
@@ -59,9 +74,9 @@ class Builder:
         if h in self.consts:
             return self.consts[h]
         k = name or self.name("c")
-        if f16:
+        if f16:  # cast in the main graph, so that every branch that shares the constant sees it
             self.inits.append(numpy_helper.from_array(a.astype(np.float16), k + "_f16"))
-            self.nodes.append(helper.make_node("Cast", [k + "_f16"], [k], to=TensorProto.FLOAT))
+            self.graph_nodes.append(helper.make_node("Cast", [k + "_f16"], [k], to=TensorProto.FLOAT))
         else:
             self.inits.append(numpy_helper.from_array(a, k))
         self.consts[h] = k
@@ -337,28 +352,68 @@ def bend_nodes(b, y, inverse=False):
     return b.op("Add", [c, b.op("Mul", [t, b.const(1 - BEND)])])
 
 
-def build(fs, alpha, direction):
-    b = Builder()
+def face_space_nodes(b, fs, alpha, direction):
+    """One face space's anonymize or restore of `image`, as nodes: the output's name."""
     g = Graph(fs, b, alpha)
     g.inputs()
     g.sampling_grid()
     g.inverse_grid()
     g.angles()
     if direction == "anonymize":
-        out = bend_nodes(b, b.op("Add", ["image", g.to_crop(g.change(g.sample("image")))]))
-    else:  # facespace.restore
-        yin = bend_nodes(b, "image", inverse=True)
-        # A 4:2:0 input's fine chroma detail is mostly the codec's: drop it by each face's
-        # `chroma_pitch` [N,1] (facespace.chroma_drop; 0, the default, drops none: the
-        # subtracted term is then exactly zero).
-        drop = b.op("Mul", [b.op("Sub", ["chroma_pitch", b.const(CHROMA_PITCH_KEEP)]), b.const(1 / (CHROMA_PITCH_DROP - CHROMA_PITCH_KEEP))])
-        drop = b.op("Clip", [drop, b.const(0.0), b.const(1.0)])
-        yin = b.op("Sub", [yin, g.to_crop(b.op("Mul", [g.fine_chroma(g.sample(yin)), drop]))])
-        x = b.op("Add", [yin, g.to_crop(g.undo(g.sample(yin)))])
-        for _ in range(int(fs.restore_steps)):
-            e = b.op("Sub", [yin, b.op("Add", [x, g.to_crop(g.change(g.sample(x)))])])
-            x = b.op("Add", [b.op("Add", [x, e]), g.to_crop(g.undo(g.sample(e), linear=True))])
-        out = b.op("Clip", [x, b.const(-1.0), b.const(1.0)])
+        return bend_nodes(b, b.op("Add", ["image", g.to_crop(g.change(g.sample("image")))]))
+    # facespace.restore
+    yin = bend_nodes(b, "image", inverse=True)
+    # A 4:2:0 input's fine chroma detail is mostly the codec's: drop it by each face's
+    # `chroma_pitch` [N,1] (facespace.chroma_drop; 0, the default, drops none: the
+    # subtracted term is then exactly zero).
+    drop = b.op("Mul", [b.op("Sub", ["chroma_pitch", b.const(CHROMA_PITCH_KEEP)]), b.const(1 / (CHROMA_PITCH_DROP - CHROMA_PITCH_KEEP))])
+    drop = b.op("Clip", [drop, b.const(0.0), b.const(1.0)])
+    yin = b.op("Sub", [yin, g.to_crop(b.op("Mul", [g.fine_chroma(g.sample(yin)), drop]))])
+    x = b.op("Add", [yin, g.to_crop(g.undo(g.sample(yin)))])
+    for _ in range(int(fs.restore_steps)):
+        e = b.op("Sub", [yin, b.op("Add", [x, g.to_crop(g.change(g.sample(x)))])])
+        x = b.op("Add", [b.op("Add", [x, e]), g.to_crop(g.undo(g.sample(e), linear=True))])
+    return b.op("Clip", [x, b.const(-1.0), b.const(1.0)])
+
+
+def grey_nodes(b, levels):
+    """facespace.chroma_levels(image) < levels (a number, or a node's name), as nodes: [N,1,1,1]
+    booleans."""
+    lo, hi = GREY_BOX
+    ax = b.const([2, 3], np.int64)
+    c = b.op("Slice", ["image", b.const([lo, lo], np.int64), b.const([hi, hi], np.int64), ax])
+    c = b.op("Abs", [b.op("Sub", [c, b.op("ReduceMean", [c], axes=[1], keepdims=1)])])
+    m = b.op("ReduceMean", [c], axes=[1, 2, 3], keepdims=1)
+    b.flops += 3 * 3 * (hi - lo) ** 2
+    limit = b.const(levels / 127.5) if isinstance(levels, float) else b.op("Div", [levels, b.const(127.5)])
+    return b.op("Less", [m, limit])
+
+
+def build(fs, alpha, direction, grey=None):
+    """The anonymize or restore graph of face space `fs`; with `grey` (the grey face space),
+    each face through the one its colour picks (facespace.GreyAndColour)."""
+    b = Builder()
+    if grey is None:
+        out = face_space_nodes(b, fs, alpha, direction)
+    else:
+        # A batch of colour faces (the usual one) runs the colour face space alone, a batch of grey
+        # ones (an infrared camera's) the grey one alone; a batch of both runs both and each face
+        # keeps its own one's result. Two Ifs side by side, not nested: onnxruntime runs a face
+        # space in an If inside an If at half the speed.
+        # The restore's limit is an input (GREY_RESTORE_INPUT): 0 restores every face with the colour
+        # face space, as a stream of sdn-0.6.3, which had no grey one, needs (sdn.json's earlier_maps).
+        is_grey = grey_nodes(b, GREY_LEVELS if direction == "anonymize" else GREY_RESTORE_INPUT)
+        count = b.op("Cast", [is_grey], to=TensorProto.INT32)
+        any_grey = b.op("Cast", [b.op("ReduceMax", [count], keepdims=0)], to=TensorProto.BOOL)
+        any_colour = b.op("Not", [b.op("Cast", [b.op("ReduceMin", [count], keepdims=0)], to=TensorProto.BOOL)])
+        start = b.flops
+        colour = b.branch(lambda: face_space_nodes(b, fs, alpha, direction))
+        one = b.flops - start
+        grey_out = b.branch(lambda: face_space_nodes(b, grey, alpha, direction))
+        skipped = lambda: b.branch(lambda: b.op("Identity", ["image"]))  # noqa: E731
+        out = b.op("Where", [is_grey, b.op("If", [any_grey], then_branch=grey_out, else_branch=skipped()),
+                             b.op("If", [any_colour], then_branch=colour, else_branch=skipped())])
+        b.flops = start + one  # what a face costs in a batch of one kind (in a batch of both, twice)
     b.nodes.append(helper.make_node("Identity", [out], ["image_out"]))
     lm_default = numpy_helper.from_array(fs.mean_landmarks.reshape(1, 10).astype(np.float32), "landmarks")
     inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, S, S]),
@@ -372,6 +427,9 @@ def build(fs, alpha, direction):
         inputs.append(helper.make_tensor_value_info("unbend_knee", TensorProto.FLOAT, []))
         defaults.append(numpy_helper.from_array(np.zeros((1, 1), np.float32), "chroma_pitch"))
         inputs.append(helper.make_tensor_value_info("chroma_pitch", TensorProto.FLOAT, ["P", 1]))
+        if grey is not None:
+            defaults.append(numpy_helper.from_array(np.array(GREY_RESTORE_LEVELS, np.float32), GREY_RESTORE_INPUT))
+            inputs.append(helper.make_tensor_value_info(GREY_RESTORE_INPUT, TensorProto.FLOAT, []))
     outputs = [helper.make_tensor_value_info("image_out", TensorProto.FLOAT, ["N", 3, S, S])]
     graph = helper.make_graph(b.nodes, f"faceveil_{MODEL_ID}_{direction}", inputs, outputs, defaults + b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="faceveil models/sdn/export.py")
@@ -407,9 +465,12 @@ def timings(sessions, x, key, attrs, batches=(1, 2, 8), reps=20):
     return out
 
 
-def compare(model_dir, ref_dir, x, key, attrs):
+def compare(model_dir, ref_dir, x, key, attrs, grey_x=None):
     """Max abs difference of both graphs from the graphs in ref_dir (the same crops, no landmarks;
-    restore from the uint8 anonymized crop), and the ms a face of both at batch 1, 2 and 8."""
+    restore from the uint8 anonymized crop), and the ms a face of both at batch 1, 2 and 8. With
+    grey crops `grey_x` (the same keys), for an earlier model without a grey face space: the
+    difference of the restore given the earlier map's inputs (EARLIER_RESTORE) from its own, on its
+    surrogates of grey faces."""
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
@@ -426,16 +487,27 @@ def compare(model_dir, ref_dir, x, key, attrs):
         d = np.abs(new.run(["image_out"], f)[0] - old.run(["image_out"], f)[0]).max()
         t_old, t_new = timings([old, new], xin, key, attrs)
         res[fname] = dict(maxabs_vs_ref=float(d), ms_per_face_ref=t_old, ms_per_face=t_new)
+        if fname == "sdn_restore.onnx" and grey_x is not None:
+            y = a.run(["image_out"], {"image": grey_x, "key": key, "attributes": attrs})[0]
+            f = {"image": (np.rint((y + 1) * 127.5) / 127.5 - 1).astype(np.float32), "key": key, "attributes": attrs}
+            earlier = {k: np.array(v, np.float32) for k, v in EARLIER_RESTORE.items()}
+            d = np.abs(new.run(["image_out"], dict(f, **earlier))[0] - old.run(["image_out"], f)[0]).max()
+            res[fname]["grey_faces_as_earlier_map_maxabs_vs_ref"] = float(d)
     return res
 
 
 def check(model_dir, fs, n, data, ref_dir=None):
-    """Both graphs against facespace.py on n held-out crops; with and without landmarks."""
+    """Both graphs against facespace.py on n held-out crops; with and without landmarks. With a
+    grey face space (fs a GreyAndColour) on grey copies of the crops as well, after them."""
     import onnxruntime as ort
     lab = np.load(os.path.join(data, "labels.npz"))
     sel = np.nonzero(lab["split"] == 1)[0][:: max(1, (lab["split"] == 1).sum() // n)][:n]
     off = (int(lab["store"]) - 128) // 2
     fr = np.stack([np.load(os.path.join(data, f"shard_{lab['shard'][i]:03d}.npy"), mmap_mode="r")[lab["index"][i]] for i in sel])
+    n_colour = len(sel)  # compare() takes these only: the earlier graphs had no grey face space
+    if isinstance(fs, GreyAndColour):
+        grey = np.repeat(np.rint(fr @ LUMA)[..., None], 3, -1).astype(np.uint8)
+        fr, sel = np.concatenate([fr, grey]), np.concatenate([sel, sel])
     x = fr[:, off:off + 128, off:off + 128].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
     lm = lab["landmarks"][sel].astype(np.float32)
     rng = np.random.RandomState(5)
@@ -472,8 +544,14 @@ def check(model_dir, fs, n, data, ref_dir=None):
     lm0 = np.tile(fs.mean_landmarks, (len(sel), 1))
     lossy_vs_numpy = float(np.abs(xj_lossy - fs.restore(yj, lm0, key, attrs, knee=LOSSY_UNBEND_KNEE, chroma_pitch=pitch[:, 0])).max())
     extra = {"ms_per_face_batch_1_2_8": {"anonymize": timings([sa], x, key, attrs)[0], "restore": timings([sr], yq, key, attrs)[0]}}
+    if n_colour < len(x):  # the grey copies: their surrogates' largest channel difference (levels), their restore
+        u8 = np.rint((y[n_colour:] + 1) * 127.5)
+        extra["grey_faces"] = {"surrogate_off_grey_max": float((u8.max(1) - u8.min(1)).max()),
+                               "restore_psnr_uint8": psnr(xr[n_colour:], x[n_colour:]),
+                               "restore_psnr_uint8_colour_faces": psnr(xr[:n_colour], x[:n_colour])}
     if ref_dir:
-        extra["against_" + os.path.basename(os.path.normpath(ref_dir))] = compare(model_dir, ref_dir, x, key, attrs)
+        extra["against_" + os.path.basename(os.path.normpath(ref_dir))] = compare(model_dir, ref_dir, x[:n_colour], key[:n_colour], attrs[:n_colour],
+                                                                            x[n_colour:] if n_colour < len(x) else None)
     return dict(extra, faces=len(sel), anonymize_vs_numpy_maxabs=float(np.abs(y - y_ref).max()),
                 anonymize_no_landmarks_vs_numpy_maxabs=float(np.abs(y_nolm - y_ref_nolm).max()),
                 restore_psnr_uint8=psnr(xr, x), restore_psnr_uint8_no_landmarks=psnr(xr_nolm, x),
@@ -490,6 +568,8 @@ def main():
     ap.add_argument("--alpha", type=float, default=None, help="override the npz's detail amplitude")
     ap.add_argument("--align", type=float, default=None, help="override the npz's alignment strength (0: landmarks ignored)")
     ap.add_argument("--data", default=os.path.join(HERE, "data"))
+    ap.add_argument("--grey-npz", default=os.path.join(HERE, "facespace_grey.npz"),
+                    help="the grey face space that grey faces go through ('': none, every face through --npz's)")
     ap.add_argument("--check", type=int, default=16)
     ap.add_argument("--compare", default=None, help="a folder with earlier sdn.onnx / sdn_restore.onnx: "
                     "max abs difference from them and their ms a face, recorded in the check")
@@ -498,15 +578,17 @@ def main():
     if args.align is not None:
         over["align"] = np.array(args.align)
     fs = FaceSpace.load(args.npz, **over)
+    grey = FaceSpace.load(args.grey_npz, **over) if args.grey_npz else None
     alpha = fs.alpha
     flops = {}
     for direction, fname in (("anonymize", "sdn.onnx"), ("restore", "sdn_restore.onnx")):
-        model, fl = build(fs, alpha, direction)
+        model, fl = build(fs, alpha, direction, grey)
         onnx.save(model, os.path.join(args.out, fname))
         flops[direction] = fl
         print(f"{fname}: {len(model.graph.node)} nodes, {fl / 1e9:.4f} GFLOP a face, "
               f"{os.path.getsize(os.path.join(args.out, fname)) / 2**20:.1f} MiB", flush=True)
-    res = check(args.out, fs, args.check, args.data, args.compare) if args.check else {}
+    reference = GreyAndColour(fs, grey) if grey is not None else fs
+    res = check(args.out, reference, args.check, args.data, args.compare) if args.check else {}
     print(json.dumps(res), flush=True)
     info = json.loads(str(fs.info))
     spec_path = os.path.join(args.out, "sdn.json")
@@ -544,19 +626,36 @@ def main():
         "fit": info,
         "check": res,
     }}
+    if grey is not None:
+        # Grey faces (facespace.chroma_levels of the crop below `levels`; a restore's input below
+        # `restore_levels`) go through the grey face space, in the same graphs.
+        spec["variants"]["fast"]["grey"] = {"npz": os.path.basename(args.grey_npz), "levels": GREY_LEVELS,
+                                            "restore_levels": GREY_RESTORE_LEVELS,
+                                            "restore_input": GREY_RESTORE_INPUT, "box": list(GREY_BOX),
+                                            "fit": json.loads(str(grey.info))}
     spec["sha256"] = {f: sha256(os.path.join(args.out, f)) for f in ("sdn.onnx", "sdn_restore.onnx")}
     # Stream headers name the anonymize graph by its hash. Earlier graphs of this model id that
     # compute the same map (--compare, both directions within SAME_MAP_TOLERANCE) are listed so
-    # that the streams they made still restore. Without --compare the list is kept only for the
-    # same anonymize graph (a re-export); anything unchecked starts it afresh.
-    same = []
+    # that the streams they made still restore; an earlier model whose map is this one's with
+    # other restore inputs goes into earlier_maps with them. Without --compare both lists are
+    # kept only for the same anonymize graph (a re-export); anything unchecked starts them afresh.
+    same, earlier_maps = [], []
     if args.compare and res:
         ref_spec = json.load(open(os.path.join(args.compare, "sdn.json")))
         against = res["against_" + os.path.basename(os.path.normpath(args.compare))]
+        ref_graphs = ref_spec.get("same_map_as", []) + [sha256(os.path.join(args.compare, "sdn.onnx"))]
         if ref_spec.get("model_id") == MODEL_ID and all(v["maxabs_vs_ref"] <= SAME_MAP_TOLERANCE for v in against.values()):
-            same = ref_spec.get("same_map_as", []) + [sha256(os.path.join(args.compare, "sdn.onnx"))]
+            same = ref_graphs
+            earlier_maps = ref_spec.get("earlier_maps", [])
+        elif (grey is not None and "grey" not in ref_spec["variants"].get("fast", {})
+              and all(v["maxabs_vs_ref"] <= SAME_MAP_TOLERANCE for v in against.values())
+              and against["sdn_restore.onnx"].get("grey_faces_as_earlier_map_maxabs_vs_ref", 1.0) <= SAME_MAP_TOLERANCE):
+            # A model without a grey face space whose map is this one's on colour faces: its
+            # streams restore with EARLIER_RESTORE (every face through the colour face space).
+            earlier_maps = [{"model_id": ref_spec["model_id"], "graphs": ref_graphs, "restore_inputs": EARLIER_RESTORE}]
     elif earlier_id == MODEL_ID and earlier_graph == spec["sha256"]["sdn.onnx"]:
-        same = spec.get("same_map_as", [])
+        same, earlier_maps = spec.get("same_map_as", []), spec.get("earlier_maps", [])
+    spec["earlier_maps"] = earlier_maps
     spec["same_map_as"] = sorted(set(same) - {spec["sha256"]["sdn.onnx"]})
     with open(spec_path + ".tmp", "w") as f:
         json.dump(spec, f, indent=1)

@@ -7,6 +7,7 @@
     y = bend(fs.merge(fs.rotate(ids, keys), rest, detail=fs.alpha))   # == fs.anonymize(crops, landmarks, keys)
     y = fs.anonymize(crops, landmarks, keys, attrs)   # keys [N,128] +-1, attrs [N,6]
     x = fs.restore(y, landmarks, keys, attrs)
+    both = GreyAndColour.load("models/sdn")          # with facespace_grey.npz: grey faces through it
 
 Geometry. Every coordinate is crop-normalised (0 = the crop's left/top edge, 1 = its right/bottom
 edge). CenterFace's 5 landmarks l (left eye, right eye, nose, mouth left, mouth right; x,y each)
@@ -164,6 +165,28 @@ def unbend(v, knee=UNBEND_MAX):
     tk = np.minimum(t, knee)
     u = np.arctanh(tk) + (t - tk) * unbend_slope(knee)
     return np.where(a > BEND, np.sign(v) * (BEND + (1 - BEND) * u), v)
+
+
+# Grey faces (a camera's infrared night picture, black-and-white footage) go through a face space
+# of their own, fitted on luma only (fit.py --split-colour 300,0, facespace_grey.npz): the colour
+# face space's rotation mixes chroma in and paints them bluish and greenish. Which of the two a
+# face takes is read from its pixels, so that a restore from pixels alone takes the same one: the
+# mean absolute chroma of the crop's central half (GREY_BOX), in 8-bit levels. Anonymize takes the
+# grey space below GREY_LEVELS. Its surrogate keeps the face's own chroma at most (at alpha inside
+# the face), below GREY_LEVELS too; the colour space's surrogate of a face at GREY_LEVELS or more
+# has 3.5 levels or more (sdn-0.6.4's model card), so restore takes the grey space below
+# GREY_RESTORE_LEVELS, between the two.
+GREY_LEVELS = 2.0
+GREY_RESTORE_LEVELS = 3.0
+GREY_BOX = (32, 96)
+
+
+def chroma_levels(x):
+    """Crops x [N,3,128,128] (-1..1) -> the mean absolute chroma of their central half [N], in
+    8-bit levels (a channel's distance from the mean of the three)."""
+    a, b = GREY_BOX
+    c = np.asarray(x, np.float64)[:, :, a:b, a:b]
+    return np.abs(c - c.mean(1, keepdims=True)).mean((1, 2, 3)) * 127.5
 
 
 def avgpool2(x):
@@ -375,3 +398,38 @@ class FaceSpace:
             e = y - self.anonymize(x, lms, keys, attrs, clip=False)
             x = x + e + self.to_crop(self.canonical_undo(self.sample_canonical(e, lms), keys, None, linear=True), lms)
         return np.clip(x, -1, 1)
+
+
+class GreyAndColour:
+    """The colour face space and the grey one, each face through the one its colour picks
+    (chroma_levels): anonymize and restore as FaceSpace's."""
+
+    def __init__(self, colour, grey):
+        self.colour, self.grey = colour, grey
+        self.p, self.mean_landmarks = colour.p, colour.mean_landmarks
+
+    @classmethod
+    def load(cls, model_dir, grey_npz=None, **override):
+        """The folder's facespace.npz with its facespace_grey.npz (or `grey_npz`); the colour face
+        space alone (a FaceSpace) where there is no grey one."""
+        colour = FaceSpace.load(model_dir, **override)
+        folder = os.path.dirname(model_dir) if model_dir.endswith(".npz") else model_dir
+        grey_npz = grey_npz or os.path.join(folder, "facespace_grey.npz")
+        return cls(colour, FaceSpace.load(grey_npz, **override)) if os.path.exists(grey_npz) else colour
+
+    @staticmethod
+    def _each(grey, run_grey, run_colour):
+        out = run_colour()
+        if grey.any():
+            out = np.where(grey[:, None, None, None], run_grey(), out)
+        return out
+
+    def anonymize(self, crops, lms, keys, attrs=None, **kw):
+        grey = chroma_levels(crops) < GREY_LEVELS
+        return self._each(grey, lambda: self.grey.anonymize(crops, lms, keys, attrs, **kw),
+                          lambda: self.colour.anonymize(crops, lms, keys, attrs, **kw))
+
+    def restore(self, y, lms, keys, attrs=None, **kw):
+        grey = chroma_levels(y) < GREY_RESTORE_LEVELS
+        return self._each(grey, lambda: self.grey.restore(y, lms, keys, attrs, **kw),
+                          lambda: self.colour.restore(y, lms, keys, attrs, **kw))

@@ -118,8 +118,10 @@ def split_pca(X, k_luma, k_chroma):
     lum = Xo[:, 0]
     lum_mean = lum.mean(0)
     _, Pl = randomized_pca(lum - lum_mean, k_luma)
-    _, Pc = randomized_pca(np.ascontiguousarray(Xo[:, 1:].reshape(n, -1)), k_chroma)
     P = lum.shape[1]
+    if not k_chroma:  # a grey face space: the chroma part is empty
+        return np.einsum("c,p->cp", O[0], lum_mean).reshape(-1), np.einsum("c,kp->kcp", O[0], Pl).reshape(k_luma, -1).astype(np.float32)
+    _, Pc = randomized_pca(np.ascontiguousarray(Xo[:, 1:].reshape(n, -1)), k_chroma)
     rows_l = np.einsum("c,kp->kcp", O[0], Pl).reshape(k_luma, -1)
     Pc = Pc.reshape(k_chroma, 2, P)
     rows_c = (np.einsum("c,kp->kcp", O[1], Pc[:, 0]) + np.einsum("c,kp->kcp", O[2], Pc[:, 1])).reshape(k_chroma, -1)
@@ -160,7 +162,8 @@ def main():
     ap.add_argument("--restore-steps", type=int, default=3)
     ap.add_argument("--split-colour", default="", help="LUMA,CHROMA: fit the face space as a grey (luma) part of LUMA "
                     "components and an uncentred chroma part of CHROMA, the rotation turning coordinates only within each "
-                    "part, so that a grey face gets a grey surrogate (e.g. 240,60; K is their sum)")
+                    "part, so that a grey face gets a grey surrogate (e.g. 240,60; K is their sum); CHROMA 0 fits a grey face "
+                    "space, which models a face's luma only (its chroma is then detail, kept at --alpha)")
     ap.add_argument("--chroma-bands", default="8,24", help="with --split-colour: band edges within the chroma part's "
                     "rotated directions")
     ap.add_argument("--cache", default=None, help="canonical faces cached here (default runs/canon_cache[_noalign].npz)")
@@ -208,6 +211,7 @@ def main():
     # Whitened within each part: the chroma part about zero (a grey face's chroma), so that a
     # grey face's chroma coordinates are zero and no rotation of them gives it colour.
     blocks = [(0, split[0], True), (split[0], args.K, False)] if split else [(0, args.K, True)]
+    blocks = [(a, b, centred) for a, b, centred in blocks if b > a]
     W = np.zeros((args.K, args.K))
     for a, b, centred in blocks:
         Cb = C0[:, a:b].astype(np.float64)
@@ -245,13 +249,13 @@ def main():
         w[part(where)] = np.linalg.lstsq(Zs[:, part(where)].astype(np.float64), y, rcond=None)[0]
         return w
     if "tone" in keep:
-        for ch in range(3):
+        for ch in range(3 if not split or split[1] else 1):  # a* and b* only where there is chroma
             kept.append(regress(Z[sub], colour[:, ch] - colour[:, ch].mean(), "luma" if ch == 0 else "chroma"))
     if "age" in keep:
         utk = np.nonzero(lab["source"][fit] == "utkface")[0]
         age = np.array([int(os.path.basename(f).split("_")[0]) for f in lab["files"][fit][utk]], np.float64)
         kept.append(regress(Z[utk], age - age.mean(), "luma"))
-    if split:
+    if split and split[1]:
         # The chroma part is not centred: its mean (the faces' common colour) is kept, so that
         # the rotation turns only how a face's colour differs from it.
         w = np.zeros(args.K)
@@ -287,7 +291,7 @@ def main():
         # Each part on its own, in its components' order, less its kept directions; the grey
         # part's first `fixed` components are not turned.
         Qs = []
-        for a, b, fixed in [(0, split[0], args.fixed), (split[0], args.K, 0)]:
+        for a, b, fixed in [(0, split[0], args.fixed)] + ([(split[0], args.K, 0)] if split[1] else []):
             Ki = np.stack([k for k in kept if np.abs(k[a:b]).sum() > 0], 1) if kept else np.zeros((args.K, 0))
             Ki = np.linalg.qr(Ki)[0] if Ki.shape[1] else Ki
             I = np.eye(args.K)[:, a:b]
@@ -338,7 +342,7 @@ def main():
     rng = np.random.RandomState(11)
     L = args.layers
     edges = [0] + [int(e) - args.fixed for e in args.bands.split(",") if e and int(e) > args.fixed] + [m]
-    if split:  # the grey part's bands, then the chroma part's: no pair crosses parts
+    if split and split[1]:  # the grey part's bands, then the chroma part's: no pair crosses parts
         chroma_edges = [part_edge + int(e) for e in args.chroma_bands.split(",") if e and part_edge + int(e) < m - 2]
         edges = [e for e in edges[:-1] if e < part_edge - 2] + [part_edge] + chroma_edges + [m]
     assert all(e % 2 == 0 for e in edges), "band edges must be even: the angle layers turn pairs"

@@ -3,6 +3,7 @@
     OMP_NUM_THREADS=1 deps/sdn-venv/bin/python models/sdn/quick_judge.py [--model-dir models/sdn]
         [--variant NAME] [--n 150] [--keys 10] [--out models/sdn/runs/judge.json]
     ... --numpy [--alpha 1.0]      the facespace.py reference instead of the ONNX graphs
+    ... --grey                      the faces made grey first (an infrared camera's night picture)
     ... --per-face-keys             a key vector per face under each key index, as the runtime's
                                     default per-track keying gives every face of a stream
     ... --numpy --example-detail 0.25   the candidate of example_detail.py (keyed example detail over
@@ -129,9 +130,11 @@ def tone_age(args, lab, frames, anons, cen):
 
 
 def numpy_model(args):
-    """The facespace.py reference that --numpy judges (--npz, else the model folder's), with --alpha."""
-    from facespace import FaceSpace
-    return FaceSpace.load(args.npz or args.model_dir, **({} if args.alpha is None else {"alpha": np.array(args.alpha)}))
+    """The facespace.py reference that --numpy judges (--npz, else the model folder's, with the
+    grey face space beside it or --grey-npz), with --alpha."""
+    from facespace import GreyAndColour
+    over = {} if args.alpha is None else {"alpha": np.array(args.alpha)}
+    return GreyAndColour.load(args.npz or args.model_dir, grey_npz=args.grey_npz, **over)
 
 
 def sessions(args, variant, *graphs):
@@ -262,6 +265,10 @@ def main():
     ap.add_argument("--numpy", action="store_true")
     ap.add_argument("--npz", default=None, help="with --numpy: this facespace .npz")
     ap.add_argument("--alpha", type=float, default=None, help="with --numpy: override the detail amplitude")
+    ap.add_argument("--grey-npz", default=None, help="with --numpy: this grey face space (default: facespace_grey.npz "
+                    "beside the colour one, where there is one)")
+    ap.add_argument("--grey", action="store_true", help="the faces made grey first (BT.601 luma in all three channels), "
+                    "as an infrared camera's night picture: judged against their grey originals")
     ap.add_argument("--example-detail", type=float, default=None, metavar="BETA",
                     help="with --numpy: example_detail.KeyedDetail over the face space, its own detail shuffled at BETA")
     ap.add_argument("--hide", default="blocks", choices=["blocks", "pixels"],
@@ -290,6 +297,8 @@ def main():
             json.dump(res, open(args.out, "w"), indent=1)
         return
     lab, pick, frames, boxes, off = load(args)
+    if args.grey:
+        frames = np.repeat(np.rint(frames @ np.array([0.299, 0.587, 0.114]))[..., None], 3, -1).astype(np.uint8)
     N = len(pick)
     crops = frames[:, off:off + 128, off:off + 128].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
     lms = lab["landmarks"][pick].astype(np.float32)
@@ -383,8 +392,12 @@ def main():
             if ids[j] != ids[i]:
                 pair.append(np.linalg.norm(Dk[i] - Dk[j]) >= 0.6)
         gamut = float(np.mean([outside(lab_ab(F[i][cen[i]]), gam) for i in range(N)]))
+        extra = {}
+        if args.grey:  # how far from grey the surrogates are: the largest channel difference, in levels
+            Fi = F.astype(np.int16)
+            extra["off_grey_max"] = float((Fi.max(-1) - Fi.min(-1)).max())
         if args.quick:
-            r = dict(key=ki, same=same, found=found, pair=float(np.mean(pair)), gamut=gamut)
+            r = dict(key=ki, same=same, found=found, pair=float(np.mean(pair)), gamut=gamut, **extra)
             per_key.append(r)
             print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}), f"{time.time() - t0:.0f}s", flush=True)
             continue
@@ -400,11 +413,11 @@ def main():
         wrong_same = float(np.mean(np.linalg.norm(Dw - D0, axis=1) < 0.6))
         wrong_diff = float(np.mean(np.linalg.norm(Dw - Dk, axis=1) >= 0.6))
         r = dict(key=ki, same=same, found=found, pair=float(np.mean(pair)), gamut=gamut, psnr=psnr,
-                 wrong_same=wrong_same, wrong_diff=wrong_diff)
+                 wrong_same=wrong_same, wrong_diff=wrong_diff, **extra)
         per_key.append(r)
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}), f"{time.time() - t0:.0f}s", flush=True)
     two = [float(np.mean(np.linalg.norm(descs[i] - descs[i + 1], axis=1) >= 0.6)) for i in range(len(descs) - 1)]
-    res = dict(model=model_id, n=N, identities=int(len(set(ids))), keys=args.keys, per_face_keys=args.per_face_keys,
+    res = dict(model=model_id, grey_faces=args.grey, n=N, identities=int(len(set(ids))), keys=args.keys, per_face_keys=args.per_face_keys,
                judge_same_other_photo=float(np.mean(same_other)), found_original=float(found0),
                gamut_original=float(g0), two_keys_worst=min(two), two_keys_mean=float(np.mean(two)))
     for k in ["same", "found", "pair", "gamut"] + ([] if args.quick else ["psnr", "wrong_same", "wrong_diff"]):
@@ -413,6 +426,8 @@ def main():
         res[k + "_worst"] = worst
         res[k + "_mean"] = float(np.mean(vals))
     fs_path = args.npz or os.path.join(args.model_dir, "facespace.npz")
+    if args.grey:  # grey faces' surrogates come from the grey face space
+        fs_path = args.grey_npz or os.path.join(os.path.dirname(fs_path), "facespace_grey.npz")
     if not args.quick and os.path.exists(fs_path):
         from facespace import FaceSpace
         fs = FaceSpace.load(fs_path)

@@ -49,6 +49,17 @@ pub struct TensorNames {
     pub chroma_pitch: Option<String>,
 }
 
+/// An earlier model whose streams this one restores with some of its restore graph's scalar
+/// inputs set: sdn-0.6.4 restores sdn-0.6.3's streams with its colour face space alone.
+#[derive(Clone, Debug, Deserialize)]
+pub struct EarlierMap {
+    pub model_id: String,
+    /// SHA-256 of its anonymize graphs, as stream headers name them.
+    pub graphs: Vec<String>,
+    /// What the restore graph's scalar inputs are given for its streams.
+    pub restore_inputs: BTreeMap<String, f32>,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 pub struct CropSpec {
     pub detector: String,
@@ -80,6 +91,10 @@ pub struct SdnSpec {
     /// them restore with this model.
     #[serde(default)]
     pub same_map_as: Vec<String>,
+    /// Earlier models whose maps this one computes with other restore inputs (export.py checks
+    /// each against its graphs): their streams restore with this model too.
+    #[serde(default)]
+    pub earlier_maps: Vec<EarlierMap>,
     /// The landmarks given for a face the detector gave none (a model with a landmarks input).
     #[serde(default)]
     pub mean_landmarks: Option<[f32; LANDMARK_VALUES]>,
@@ -156,6 +171,8 @@ pub struct SdnModel {
     direction: Direction,
     /// Whether this restore's input went through a lossy codec (see [`Self::set_lossy_input`]).
     lossy: bool,
+    /// The restore inputs of the earlier model whose stream this restores ([`Self::restore_stream_of`]).
+    earlier: BTreeMap<String, f32>,
 }
 
 /// How far apart a lossy input's chroma samples are, in its pixels: 2, as 4:2:0 has them (H.264
@@ -194,8 +211,12 @@ impl SdnModel {
         // An optional input (landmarks) is an initializer the graph lets a caller override;
         // ONNX Runtime lists those apart from the inputs.
         let overridable: Vec<String> = session.overridable_initializers().iter().map(|i| i.name().to_string()).collect();
-        let restore_inputs =
-            spec.lossy_restore.keys().chain(&spec.inputs.chroma_pitch).filter(|_| direction == Direction::Restore);
+        let restore_inputs = spec
+            .lossy_restore
+            .keys()
+            .chain(&spec.inputs.chroma_pitch)
+            .chain(spec.earlier_maps.iter().flat_map(|m| m.restore_inputs.keys()))
+            .filter(|_| direction == Direction::Restore);
         for name in [&spec.inputs.image, &spec.inputs.key, &spec.inputs.attributes]
             .into_iter()
             .chain(&spec.inputs.landmarks)
@@ -215,7 +236,32 @@ impl SdnModel {
         );
         drop(session);
         // A restore takes its input as lossy-coded until told otherwise, as nearly every video is.
-        Ok(Self { spec, variant, model_hash, session: shared, direction, lossy: direction == Direction::Restore })
+        Ok(Self {
+            spec,
+            variant,
+            model_hash,
+            session: shared,
+            direction,
+            lossy: direction == Direction::Restore,
+            earlier: BTreeMap::new(),
+        })
+    }
+
+    /// Whether this model restores the streams of the anonymize graph with SHA-256 `graph`: its
+    /// own, an earlier graph of the same map, or a graph of one of its [`SdnSpec::earlier_maps`].
+    pub fn restores_streams_of(&self, graph: &str) -> bool {
+        graph == self.model_hash
+            || self.spec.same_map_as.iter().any(|g| g == graph)
+            || self.spec.earlier_maps.iter().any(|m| m.graphs.iter().any(|g| g == graph))
+    }
+
+    /// Restores the stream of the anonymize graph with SHA-256 `graph` from here on: with the
+    /// restore inputs of the earlier model that made it, if one did.
+    pub fn restore_stream_of(&mut self, graph: &str) {
+        self.earlier = (self.spec.earlier_maps.iter())
+            .find(|m| m.graphs.iter().any(|g| g == graph))
+            .map(|m| m.restore_inputs.clone())
+            .unwrap_or_default();
     }
 
     /// Whether the crops a restore reads went through a lossy codec (the default: videos, JPEG),
@@ -289,8 +335,10 @@ impl SdnModel {
             ensure!(landmarks.shape() == [n, LANDMARK_VALUES], "landmarks of shape {:?} for {n} faces", landmarks.shape());
             inputs.push((name.as_str().into(), TensorRef::from_array_view(landmarks)?.into()));
         }
+        let lossy = self.spec.lossy_restore.iter().filter(|_| self.lossy);
+        let earlier = self.earlier.iter().filter(|_| self.direction == Direction::Restore);
         let scalars: Vec<(&String, ndarray::Array0<f32>)> =
-            self.spec.lossy_restore.iter().filter(|_| self.lossy).map(|(name, &value)| (name, ndarray::arr0(value))).collect();
+            lossy.chain(earlier).map(|(name, &value)| (name, ndarray::arr0(value))).collect();
         for (name, value) in &scalars {
             inputs.push((name.as_str().into(), TensorRef::from_array_view(value.view())?.into()));
         }

@@ -179,10 +179,10 @@ impl StreamHeader {
         unhex(&self.salt)?.try_into().ok()
     }
 
-    /// Refuses to restore with a model other than the one that anonymized (or an earlier graph
-    /// of the same map, which sdn.json lists).
+    /// Refuses to restore with a model other than the one that anonymized (or one that sdn.json
+    /// says restores its streams: an earlier graph of the same map, an earlier map).
     pub fn check_model(&self, model: &SdnModel) -> Result<(), Error> {
-        if self.model_sha256 != model.model_hash && !model.spec.same_map_as.contains(&self.model_sha256) {
+        if !model.restores_streams_of(&self.model_sha256) {
             return Err(Error::ModelMismatch {
                 made_with: format!(
                     "{} ({}, sha256 {}…)",
