@@ -468,7 +468,7 @@ fn play(url: &str, login: Option<(&str, &str)>, authorities: Option<&Path>) -> (
 }
 
 #[test]
-fn a_client_joining_a_mount_over_tls_with_a_viewers_login_receives_the_camera_and_one_without_is_refused() {
+fn a_client_joining_a_mount_over_tls_with_a_login_it_is_for_receives_the_camera_and_others_are_refused() {
     let dir = tmpdir("mount");
     // The sample four times over (24 s, not re-encoded): a client that is slow to join on a busy
     // machine still finds the camera playing (the 6 s sample alone once ended before one had).
@@ -489,12 +489,19 @@ fn a_client_joining_a_mount_over_tls_with_a_viewers_login_receives_the_camera_an
     };
     let authorities = certificate.as_ref().map(|(cert, _)| cert.as_path());
     let config = dir.join("serve.toml");
+    // Two viewers; the hall's mount is for ops alone.
+    std::fs::write(dir.join("guest.pass"), "guest's own\n").unwrap();
+    let logins = format!(
+        "[[rtsp.viewer]]\nuser = \"ops\"\npassword_env = \"{PASSWORD_VAR}\"\n\
+         [[rtsp.viewer]]\nuser = \"guest\"\npassword_file = \"guest.pass\"\n"
+    );
+    let for_ops = "viewers = [\"ops\"]\n";
     std::fs::write(
         &config,
         format!(
-            "[rtsp]\nport = {rtsp_port}\n{tls}[[rtsp.viewer]]\nuser = \"ops\"\npassword_env = \"{PASSWORD_VAR}\"\n\
+            "[rtsp]\nport = {rtsp_port}\n{tls}{logins}\
              [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\
-             [[camera]]\nname = \"hall\"\nsource = \"{}\"\nmode = \"pixelate\"\nmount = \"/hall\"\n",
+             [[camera]]\nname = \"hall\"\nsource = \"{}\"\nmode = \"pixelate\"\nmount = \"/hall\"\n{for_ops}",
             s(&clip)
         ),
     )
@@ -517,10 +524,14 @@ fn a_client_joining_a_mount_over_tls_with_a_viewers_login_receives_the_camera_an
     let (frames, size, error) = play(&url, Some(("ops", PASSWORD)), authorities);
     assert!(frames >= 10, "{frames} frames arrived from {url} ({error:?}); the server's log:\n{}", serve.log());
     assert_eq!(size, (1280, 720));
+    // The guest's own login is a good one, but not for this mount.
+    let (frames, _, error) = play(&url, Some(("guest", "guest's own")), authorities);
+    assert_eq!(frames, 0, "frames arrived for a viewer the mount is not for");
+    let error = error.unwrap_or_else(|| panic!("the guest: no error; the server's log:\n{}", serve.log()));
+    // The server answers as for a mount that is not there: it tells the guest nothing of it.
+    assert!(error.matches(gst::ResourceError::NotFound), "the guest: {error}");
     // Without viewers (a reload), the mount is open again to the clients that come after.
-    let open = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(&format!("[[rtsp.viewer]]\nuser = \"ops\"\npassword_env = \"{PASSWORD_VAR}\"\n"), "");
+    let open = std::fs::read_to_string(&config).unwrap().replace(&logins, "").replace(for_ops, "");
     std::fs::write(&config, open).unwrap();
     wait_for("the reload", 30, || serve.log().contains("reloaded"), &serve);
     let (frames, _, error) = play(&url, None, authorities);

@@ -11,8 +11,15 @@ use gst_rtsp_server::prelude::*;
 
 use super::login::Login;
 
-/// The role a served stream's clients are given: they may see and play its mounts.
+/// The role of a served stream's clients where no login is asked (TLS alone): they may see and
+/// play every mount.
 const VIEWER_ROLE: &str = "viewer";
+
+/// The role of viewer `user`'s login. Each login has a role of its own, so that a mount can be
+/// for some viewers only.
+fn role_of(user: &str) -> String {
+    format!("{VIEWER_ROLE}:{user}")
+}
 
 /// What a served stream asks of its clients. The default asks nothing: plain RTSP, open to
 /// anyone who reaches the port.
@@ -38,16 +45,16 @@ impl Access {
         }
         let auth = gst_rtsp_server::RTSPAuth::new();
         auth.set_tls_certificate(self.certificate.as_ref());
-        let mut token = gst_rtsp_server::RTSPToken::builder().field("media.factory.role", VIEWER_ROLE).build();
+        let token = |role: &str| gst_rtsp_server::RTSPToken::builder().field("media.factory.role", role).build();
         if self.viewers.is_empty() {
             // TLS alone: every client is a viewer.
-            auth.set_default_token(Some(&mut token));
+            auth.set_default_token(Some(&mut token(VIEWER_ROLE)));
             return Some(auth);
         }
         auth.set_supported_methods(gst_rtsp_server::gst_rtsp::RTSPAuthMethod::Digest);
         auth.set_realm(Some("faceveil"));
         for viewer in &self.viewers {
-            auth.add_digest(&viewer.user, viewer.password(), &token);
+            auth.add_digest(&viewer.user, viewer.password(), &token(&role_of(&viewer.user)));
         }
         Some(auth)
     }
@@ -62,15 +69,28 @@ impl Access {
     }
 }
 
-/// Sets up what `factory` serves for its server: a viewer may see and play it (a server that
-/// checks nothing lets anyone), and over TLS (`tls`) its media stay inside the TLS connection:
-/// TCP only, as RTP over UDP would leave it in the clear.
-pub fn serve_on(factory: &gst_rtsp_server::RTSPMediaFactory, tls: bool) {
-    let role =
-        gst::Structure::builder(VIEWER_ROLE).field("media.factory.access", true).field("media.factory.construct", true).build();
-    factory.add_role_from_structure(&role);
+/// Sets up what `factory` serves for its server: who may see and play it ([`allow`]), and over
+/// TLS (`tls`) its media stay inside the TLS connection: TCP only, as RTP over UDP would leave it
+/// in the clear.
+pub fn serve_on(factory: &gst_rtsp_server::RTSPMediaFactory, access: &Access, only: Option<&[String]>, tls: bool) {
+    allow(factory, access, only);
     if tls {
         factory.set_protocols(gst_rtsp_server::gst_rtsp::RTSPLowerTrans::TCP);
+    }
+}
+
+/// Lets `factory`'s clients see and play it: any client where `access` asks no login (a server
+/// that checks nothing lets anyone in any case), else the viewers named in `only`, or every
+/// viewer where it is `None`. Called again with a reload's access, it replaces each viewer's
+/// permission; a viewer the reload dropped has no login left to give.
+pub fn allow(factory: &gst_rtsp_server::RTSPMediaFactory, access: &Access, only: Option<&[String]>) {
+    let role = |name: &str, allowed: bool| {
+        gst::Structure::builder(name).field("media.factory.access", allowed).field("media.factory.construct", allowed).build()
+    };
+    factory.add_role_from_structure(&role(VIEWER_ROLE, true));
+    for viewer in &access.viewers {
+        let allowed = only.is_none_or(|names| names.contains(&viewer.user));
+        factory.add_role_from_structure(&role(&role_of(&viewer.user), allowed));
     }
 }
 

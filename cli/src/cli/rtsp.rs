@@ -182,7 +182,7 @@ fn start_server(
         });
     });
     if let Some(auth) = access.auth() {
-        access::serve_on(&factory, access.certificate.is_some());
+        access::serve_on(&factory, access, None, access.certificate.is_some());
         server.set_auth(Some(&auth));
     }
     server.mount_points().context("RTSP server has no mount points")?.add_factory(MOUNT, factory);

@@ -147,6 +147,9 @@ pub struct CameraConfig {
     pub provider: Provider,
     /// Path on the shared RTSP server, e.g. "/cam1".
     pub mount: Option<String>,
+    /// The viewers (users of `[[rtsp.viewer]]`) who may play the mount; every viewer where it
+    /// is not given.
+    pub viewers: Option<Vec<String>>,
     pub record: Option<Record>,
     /// For sdn: age recipients (age1..., from `faceveil keygen`) to whom each face's original
     /// pixels are also sealed inside the stream.
@@ -394,8 +397,17 @@ impl Config {
         if let Some(server) = &mut config.rtsp {
             server.check(base)?;
         }
+        let logins: Vec<&str> = config.rtsp.iter().flat_map(|r| &r.viewers).map(|v| v.user.as_str()).collect();
         for camera in &mut config.cameras {
             camera.check(base, rtsp)?;
+            if let Some(viewers) = &camera.viewers {
+                let name = &camera.name;
+                ensure!(camera.mount.is_some(), "camera {name}: viewers are for a mount, and it has none");
+                ensure!(!viewers.is_empty(), "camera {name}: viewers = [] would let no one play its mount");
+                if let Some(unknown) = viewers.iter().find(|v| !logins.contains(&v.as_str())) {
+                    bail!("camera {name}: viewer {unknown} has no login: add it as [[rtsp.viewer]] user = \"{unknown}\"");
+                }
+            }
             ensure!(names.insert(camera.name.clone()), "two cameras are named {}", camera.name);
             if let Some(mount) = &camera.mount {
                 ensure!(mounts.insert(mount.clone()), "two cameras are mounted at {mount}");
@@ -566,6 +578,15 @@ mod tests {
         assert!(said(&viewers("[[rtsp.viewer]]\nuser = \"ops\"\n")).contains("name a file"));
         let twice = "[[rtsp.viewer]]\nuser = \"ops\"\npassword_env = \"PATH\"\n".repeat(2);
         assert!(said(&viewers(&twice)).contains("two viewers are named ops"));
+        // A camera for some viewers: named among the logins, and mounted.
+        let ops = "[[rtsp.viewer]]\nuser = \"ops\"\npassword_env = \"PATH\"\n";
+        let some = Config::parse(&format!("{}viewers = [\"ops\"]\n", viewers(ops)), &dir).unwrap();
+        assert_eq!(some.cameras[0].viewers, Some(vec!["ops".to_string()]));
+        let unknown = said(&format!("{}viewers = [\"guest\"]\n", viewers(ops)));
+        assert!(unknown.contains("viewer guest has no login"), "{unknown}");
+        assert!(said(&format!("{}viewers = []\n", viewers(ops))).contains("would let no one play"));
+        let unmounted = format!("[rtsp]\nport = 8554\n{ops}{}viewers = [\"ops\"]\n", camera("rtsp://h/s", ""));
+        assert!(said(&unmounted).contains("viewers are for a mount"), "{}", said(&unmounted));
         // TLS: a certificate and its key that can be read, authorities for rtsps:// sources only.
         assert!(said(&viewers("tls_key = \"cam.pass\"\n")).contains("a tls_key, but no tls_certificate"));
         assert!(said(&viewers("tls_certificate = \"cam.pass\"\n")).contains("cannot read the TLS certificate"));

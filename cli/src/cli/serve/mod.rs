@@ -144,7 +144,7 @@ impl Supervisor {
                 continue;
             }
             let outlet = match (&self.mounts, &cam.mount) {
-                (Some(mounts), Some(mount)) => Some(mounts.add(mount)?),
+                (Some(mounts), Some(mount)) => Some(mounts.add(mount, cam.viewers.as_deref())?),
                 _ => None,
             };
             let started = Camera::start(cam.clone(), self.metrics.camera(name), outlet)?;

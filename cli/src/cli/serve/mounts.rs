@@ -4,13 +4,12 @@
 //! keyframe every 30 frames and the faceveil header in SEI every 30 frames, so a joining client
 //! has a whole picture and a restorable stream within about a second.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
-
-use gst_rtsp_server::gio;
 
 use crate::cli::access::{self, Access};
 use crate::cli::stuck::Served;
@@ -57,12 +56,18 @@ impl Outlet {
     }
 }
 
+/// A mount's media factory and the viewers it is for (`None`: every viewer).
+type Mount = (gst_rtsp_server::RTSPMediaFactory, Option<Vec<String>>);
+
 pub struct Mounts {
     server: gst_rtsp_server::RTSPServer,
     /// Whether it serves over TLS, which only a restart changes.
     tls: bool,
-    /// The certificate it presents (with `tls`).
-    certificate: Mutex<Option<gio::TlsCertificate>>,
+    /// What clients must give, as the last [`Mounts::set_access`] said, with the certificate
+    /// the server presents (with `tls`).
+    access: Mutex<Access>,
+    /// Each mount's media factory and the viewers it is for, by path.
+    factories: Mutex<BTreeMap<String, Mount>>,
     _source: gst::glib::SourceId,
 }
 
@@ -75,22 +80,24 @@ impl Mounts {
         server.set_address(address);
         server.set_service(&port.to_string());
         let source = server.attach(None).with_context(|| format!("cannot listen for RTSP clients on port {port} (in use?)"))?;
-        Ok(Self { server, tls, certificate: Mutex::default(), _source: source })
+        Ok(Self { server, tls, access: Mutex::default(), factories: Mutex::default(), _source: source })
     }
 
     /// What clients must give, from now on, and the certificate a TLS server presents to them;
     /// clients already playing go on. TLS is turned on or off by a restart only: until then a
     /// server without it takes no certificate, and one with it keeps its certificate.
     pub fn set_access(&self, access: &Access) {
-        let mut certificate = self.certificate.lock().unwrap();
-        if self.tls && access.certificate.is_some() {
-            certificate.clone_from(&access.certificate);
+        let mut current = self.access.lock().unwrap();
+        let certificate = if self.tls && access.certificate.is_some() { &access.certificate } else { &current.certificate };
+        *current = Access { viewers: access.viewers.clone(), certificate: certificate.clone() };
+        self.server.set_auth(current.auth().as_ref());
+        for (factory, only) in self.factories.lock().unwrap().values() {
+            access::allow(factory, &current, only.as_deref());
         }
-        let access = Access { viewers: access.viewers.clone(), certificate: certificate.clone() };
-        self.server.set_auth(access.auth().as_ref());
     }
 
-    pub fn add(&self, path: &str) -> Result<Outlet> {
+    /// Serves a camera at `path`, to the viewers named in `only` (every viewer where `None`).
+    pub fn add(&self, path: &str, only: Option<&[String]>) -> Result<Outlet> {
         let outlet = Outlet { appsrc: Arc::default(), media: Arc::default(), server: self.server.clone() };
         let factory = gst_rtsp_server::RTSPMediaFactory::new();
         factory.set_launch(&format!(
@@ -98,7 +105,7 @@ impl Mounts {
              ! rtph264pay name=pay0 pt=96 config-interval=1 )"
         ));
         factory.set_shared(true);
-        access::serve_on(&factory, self.tls);
+        access::serve_on(&factory, &self.access.lock().unwrap(), only, self.tls);
         let (slot, media_slot) = (outlet.appsrc.clone(), outlet.media.clone());
         factory.connect_media_configure(move |_, media| {
             let Ok(bin) = media.element().downcast::<gst::Bin>() else { return };
@@ -111,7 +118,8 @@ impl Mounts {
                 Served::forget(&gone_media, media);
             });
         });
-        self.server.mount_points().context("the RTSP server has no mount points")?.add_factory(path, factory);
+        self.server.mount_points().context("the RTSP server has no mount points")?.add_factory(path, factory.clone());
+        self.factories.lock().unwrap().insert(path.to_string(), (factory, only.map(<[String]>::to_vec)));
         Ok(outlet)
     }
 
@@ -119,5 +127,6 @@ impl Mounts {
         if let Some(points) = self.server.mount_points() {
             points.remove_factory(path);
         }
+        self.factories.lock().unwrap().remove(path);
     }
 }
