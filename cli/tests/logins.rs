@@ -52,6 +52,42 @@ fn a_stream_served_for_a_login_plays_to_it_alone_and_no_password_is_printed() {
     assert_eq!(played.len(), original.len(), "the viewer got {} of the file's {} frames", played.len(), original.len());
     let server_said = log_text(&dir.join("server.log"));
     assert!(!server_said.contains("viewer-secret") && !said.contains("viewer-secret"), "{server_said}");
+    // Neither a file nor $FACEVEIL_SOURCE_PASSWORD: the password typed at the prompt of a
+    // terminal (`script` gives the CLI one; what it reads, it reads from the pipe below). The
+    // server above played its file once and ended: another one.
+    let again = dir.join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    let (_server, url) =
+        serve_clip(&clip, &["--mode", "blur", "--serve-user", "ops", "--serve-password-file", s(&right)], &again);
+    let typed = dir.join("typed.mkv");
+    let line = format!("'{}' anonymize '{url}' -o '{}' --mode blur --source-user ops", env!("CARGO_BIN_EXE_faceveil"), s(&typed));
+    let mut terminal = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("FACEVEIL_SOURCE_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Typed once the prompt is up: the terminal would echo what came before it.
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut out = terminal.stdout.take().unwrap();
+    let reader = {
+        let shown = shown.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 256];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut out, &mut chunk) {
+                shown.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        })
+    };
+    let text = || String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+    common::served::wait_for("the prompt", 60, || text().contains("password of ops"));
+    std::io::Write::write_all(&mut terminal.stdin.take().unwrap(), b"viewer-secret\n").unwrap();
+    let status = terminal.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success(), "{}", text());
+    assert!(!text().contains("viewer-secret"), "the typed password was echoed: {}", text());
+    assert_eq!(media::decode(&typed).frames.len(), original.len(), "the typed login played the stream");
 }
 
 /// A stream served over TLS (rtsps://) plays to a client that trusts its certificate, and to

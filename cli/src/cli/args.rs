@@ -183,8 +183,8 @@ pub struct AnonymizeArgs {
           value_parser = clap::value_parser!(u32).range(64..=200_000))]
     pub serve_bitrate: Option<u32>,
     /// Ask every client of --serve-rtsp for this user's login (RTSP digest authentication); its
-    /// password from --serve-password-file or $FACEVEIL_SERVE_PASSWORD. Without it anyone who
-    /// reaches the port may play the stream
+    /// password from --serve-password-file or $FACEVEIL_SERVE_PASSWORD, else a prompt. Without
+    /// it anyone who reaches the port may play the stream
     #[arg(long, value_name = "USER", requires = "serve_rtsp")]
     pub serve_user: Option<String>,
     /// Read the password of --serve-user from this file (first line)
@@ -329,8 +329,8 @@ pub struct CommonArgs {
     #[arg(long, value_enum, default_value = "tcp")]
     pub rtsp_transport: RtspTransport,
     /// The user an rtsp:// or http(s):// input logs in as; its password from
-    /// --source-password-file or $FACEVEIL_SOURCE_PASSWORD (one written in the URL shows in
-    /// the process list)
+    /// --source-password-file or $FACEVEIL_SOURCE_PASSWORD, else a prompt (one written in the
+    /// URL shows in the process list)
     #[arg(long, value_name = "USER")]
     pub source_user: Option<String>,
     /// Read the input's login password from this file (first line)
@@ -353,7 +353,7 @@ impl CommonArgs {
             .source_user
             .as_deref()
             .map(|user| {
-                Login::read(user, self.source_password_file.as_deref(), Some("FACEVEIL_SOURCE_PASSWORD"), "the input's login")
+                Login::read_or_ask(user, self.source_password_file.as_deref(), "FACEVEIL_SOURCE_PASSWORD", "the input's login")
             })
             .transpose()?;
         let authorities = self.source_ca.as_deref().map(Authorities::read).transpose()?;

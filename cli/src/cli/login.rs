@@ -4,6 +4,7 @@
 //! the command line or a config file, and never printed: URLs in the messages a user sees have
 //! theirs hidden.
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -38,6 +39,19 @@ impl Login {
             }
             (None, None) => bail!("{what}: its password: name a file (password_file) or a variable (password_env)"),
         };
+        ensure!(!password.is_empty(), "{what}: the password is empty");
+        Ok(Self { user: user.to_string(), password })
+    }
+
+    /// As [`Login::read`] with the variable `var`, and where neither gives the password, a
+    /// prompt on the terminal, if there is one (the CLI's; a `serve` config never prompts).
+    pub fn read_or_ask(user: &str, file: Option<&Path>, var: &str, what: &str) -> Result<Self> {
+        if file.is_some() || std::env::var_os(var).is_some() || !std::io::stdin().is_terminal() {
+            return Self::read(user, file, Some(var), what);
+        }
+        let password = Zeroizing::new(
+            rpassword::prompt_password(format!("password of {user} ({what}): ")).context("cannot read the password")?,
+        );
         ensure!(!password.is_empty(), "{what}: the password is empty");
         Ok(Self { user: user.to_string(), password })
     }

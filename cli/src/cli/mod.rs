@@ -110,7 +110,7 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
             .serve_user
             .as_deref()
             .map(|user| {
-                login::Login::read(user, args.serve_password_file.as_deref(), Some("FACEVEIL_SERVE_PASSWORD"), "--serve-user")
+                login::Login::read_or_ask(user, args.serve_password_file.as_deref(), "FACEVEIL_SERVE_PASSWORD", "--serve-user")
             })
             .transpose()?;
         let certificate =
