@@ -597,6 +597,38 @@ fn the_sidecar_alone_restores_and_is_read_by_timestamp() {
     assert!(restored > anonymized + 3.0, "{restored:.1} dB restored against {anonymized:.1} dB anonymized");
 }
 
+#[test]
+fn a_grey_cameras_faces_come_back_through_a_gray8_pipeline() {
+    // An infrared camera's GRAY8 frames: what faceveil writes back is the surrogate's luma only,
+    // so a coloured surrogate (sdn-0.6.3's of a grey face) lost what its restore needed (28 dB
+    // over the face); the grey face space's surrogate is grey and loses nothing.
+    let (data, w, h) = astronaut();
+    let grey: Vec<u8> = data
+        .chunks(3)
+        .flat_map(|p| [((299 * u32::from(p[0]) + 587 * u32::from(p[1]) + 114 * u32::from(p[2]) + 500) / 1000) as u8; 3])
+        .collect();
+    let dir = TestDir::new("gray8");
+    let sidecar = dir.join("stream.faceveil");
+    let through_gray8 = |element: &str| {
+        format!(
+            "videoconvert ! capsfilter caps=video/x-raw,format=GRAY8 ! {element} sidecar={} \
+             ! videoconvert ! capsfilter caps=video/x-raw,format=RGB",
+            sidecar.display()
+        )
+    };
+    let mut veil = harness(&through_gray8("faceveil password=alpha"), w, h);
+    veil.play();
+    let anonymized = veil.push_and_pull(rgb_buffer(&grey, w, h, 0)).unwrap();
+    veil.push_event(gst::event::Eos::new());
+    drop(veil); // stops the element, which finishes the sidecar
+    let mut unveil = harness(&through_gray8("faceunveil password=alpha"), w, h);
+    unveil.play();
+    let out = unpack(&unveil.push_and_pull(anonymized.clone()).unwrap(), w, h);
+    let (restored, changed) = (face_psnr(&grey, &out, w), face_psnr(&grey, &unpack(&anonymized, w, h), w));
+    println!("restored {restored:.1} dB, anonymized {changed:.1} dB");
+    assert!(changed < 25.0 && restored > 35.0, "{restored:.1} dB restored against {changed:.1} dB anonymized");
+}
+
 /// Runs the astronaut photo, cut to an odd width so that the face runs into the right edge, through
 /// `faceveil mode=solid` in `format`, with two overlapping "face" regions from another element;
 /// returns the output and the same frame through the same conversions without faceveil.
