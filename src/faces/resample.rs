@@ -104,14 +104,31 @@ impl AxisMap {
         // but have no pixels of their own to be written back to.
         let mut inside = vec![true; size];
         let last = width as f64 - 1.0;
+        // The part of the frame sample `i` averages: what it covers, and where the sample next to
+        // it lies mostly past the frame's edge, on to that edge, so that every pixel of the frame
+        // the crop reaches belongs to a sample and takes the model's change whole. (Without it, a
+        // pixel in the edge's part of a sample mostly outside took a fraction of the change and
+        // kept the rest at the detail's share: a dark, coloured line along the frame's edge
+        // wherever a face reached past it.)
+        let mostly_out = |i: usize| {
+            let lo = start + i as f64 * step;
+            let (a, b) = (lo.max(0.0), (lo + step).min(width as f64));
+            b - a < step / 2.0
+        };
         for (i, inside) in inside.iter_mut().enumerate() {
             let lo = start + i as f64 * step;
             let hi = lo + step;
             if step >= 1.0 {
-                let (a, b) = (lo.max(0.0), hi.min(width as f64));
+                let (mut a, mut b) = (lo.max(0.0), hi.min(width as f64));
                 // A sample at least half in the frame averages the part it covers; one mostly
                 // outside repeats the nearest edge pixel.
                 if b - a >= step / 2.0 {
+                    if i > 0 && lo > 0.0 && lo < 1.0 + step && mostly_out(i - 1) {
+                        a = 0.0;
+                    }
+                    if i + 1 < size && hi < width as f64 && hi > last - step && mostly_out(i + 1) {
+                        b = width as f64;
+                    }
                     for x in (a.floor() as usize)..(b.ceil() as usize).min(width) {
                         let w = b.min(x as f64 + 1.0) - a.max(x as f64);
                         if w > 0.0 {
@@ -441,6 +458,33 @@ mod tests {
         let first_inside = (40.0 / step - 0.5).ceil() as usize;
         assert_eq!(dense(&map).0[[0, 0]], 1.0);
         assert!(identity_error(&map, first_inside + 1..128) < 1e-4);
+    }
+
+    #[test]
+    fn every_pixel_of_a_crop_past_the_frame_takes_a_flat_grid_whole() {
+        // Crops reaching past the frame's edge (their region ends there) at the right, at the
+        // left, at both, their other ends on a pixel's edge: a flat grid comes up flat on every
+        // pixel the crop covers, the frame edge's included, whole and halved (4:2:0 chroma), as
+        // the model's flat change must. (Where a crop starts or ends inside a pixel, the mask is
+        // nought, and the pixels near it take the least change that gives the grid.)
+        for (start, side, width) in [(0.0, 325.5, 300), (-40.3, 200.3, 160), (-9.7, 325.5, 300), (1.0, 300.0, 250)] {
+            let map = AxisMap::new(start, side, width, 128);
+            let covered = |x: usize| x as f64 >= start && x as f64 + 1.0 <= start + side;
+            let flat = map.up.dense(128).sum_axis(Axis(1));
+            let halved = map.halved().up.dense(128).sum_axis(Axis(1));
+            let worst = (0..width)
+                .filter(|&x| covered(x))
+                .map(|x| {
+                    let pair = covered(x & !1) && covered(x | 1) && (x | 1) < width;
+                    (flat[x] - 1.0).abs().max(if pair { (halved[x / 2] - 1.0).abs() } else { 0.0 })
+                })
+                .fold(0.0f32, f32::max);
+            let at: Vec<usize> = (0..width).filter(|&x| covered(x) && (flat[x] - 1.0).abs() > 1e-4).collect();
+            assert!(
+                worst < 1e-4,
+                "a crop from {start} of {side} over {width} px: a pixel takes {worst} too little or much ({at:?})"
+            );
+        }
     }
 
     #[test]
