@@ -825,11 +825,12 @@ fn faceveilsei_signs_each_picture_as_faceveil_sign_pictures_promises_and_checks_
     );
     run_pipeline(&anonymize, |_| {}).set_state(gst::State::Null).unwrap();
     let uri = gst::glib::filename_to_uri(&coded, None).unwrap();
-    let (mut checks, mut header, mut last) = (Vec::new(), None, None);
+    let (mut checks, mut header, mut last, mut frames) = (Vec::new(), None, None, Vec::new());
     let tags = gstfaceveil::streamdata::each_payload(&uri, None, |picture| {
         if let Some(Ok(payload)) = &picture.payload {
             header = payload.header.clone().or(header.take());
             last = payload.record.as_ref().map(|r| r.frame).max(last);
+            frames.push(payload.record.as_ref().map(|r| r.frame));
         }
         checks.push(picture.check(&camera.signer()));
         true
@@ -842,7 +843,9 @@ fn faceveilsei_signs_each_picture_as_faceveil_sign_pictures_promises_and_checks_
     assert!(tags.keeps_tags, "Matroska keeps faceveil's comment");
     let end = tags.end.expect("the comment holds the end");
     assert!(header.end_signed);
-    assert_eq!(end.frames, checks.len() as u64);
+    // (Once in a full run, 2026-12-05, the end counted 11 frames where 10 pictures were read:
+    // the records' frame numbers say which one was missing, should it happen again.)
+    assert_eq!(end.frames, checks.len() as u64, "the records of the pictures read: {frames:?}");
     assert_eq!(end.check(&camera.signer(), &header.digest(), last), faceveil::stream::end::EndCheck::Whole);
     assert!(checks.iter().all(|c| *c == faceveil::stream::pictures::PictureCheck::Signed), "{checks:?}");
     let other = faceveil::secrets::SigningKey::generate().signer();
