@@ -30,7 +30,8 @@ fn a_stream_served_for_a_login_plays_to_it_alone_and_no_password_is_printed() {
     std::fs::write(&right, "viewer-secret\n").unwrap();
     std::fs::write(&wrong, "wrong-secret\n").unwrap();
     let clip = sample("two_faces_640x360.mp4");
-    let (_server, url) = serve_clip(&clip, &["--mode", "blur", "--serve-user", "ops", "--serve-password-file", s(&right)], &dir);
+    let (mut server, url) =
+        serve_clip(&clip, &["--mode", "blur", "--serve-user", "ops", "--serve-password-file", s(&right)], &dir);
     let record = |name: &str, url: &str, login: &[&str]| {
         let out = dir.join(format!("{name}.mkv"));
         let o = faceveil(&[&["anonymize", url, "-o", s(&out), "--mode", "blur"][..], login].concat());
@@ -38,7 +39,7 @@ fn a_stream_served_for_a_login_plays_to_it_alone_and_no_password_is_printed() {
     };
     // Refused clients first: a stream served from a file waits for a client that plays.
     let (ok, said, out) = record("none", &url, &[]);
-    assert!(!ok && said.contains("Unauthorized") && said.contains("--source-user"), "{said}");
+    assert!(!ok && said.contains("Unauthorized") && said.contains("--source-user"), "{said} ({})", server.state());
     assert!(!out.exists(), "a refused recording writes nothing");
     let (ok, said, _) = record("wrong", &url, &["--source-user", "ops", "--source-password-file", s(&wrong)]);
     assert!(!ok && said.contains("Unauthorized") && !said.contains("wrong-secret"), "{said}");

@@ -15,6 +15,18 @@ impl Drop for Child {
     }
 }
 
+impl Child {
+    /// Whether it still runs, or how it ended: for the message of a test whose client found no
+    /// server (once "Failed to connect" with nothing in the server's log).
+    pub fn state(&mut self) -> String {
+        match self.0.try_wait() {
+            Ok(None) => "the server still runs".into(),
+            Ok(Some(status)) => format!("the server ended: {status}"),
+            Err(e) => format!("the server's state is unknown: {e}"),
+        }
+    }
+}
+
 pub fn spawn(args: &[&str], stderr_to: &Path) -> Child {
     let log = std::fs::File::create(stderr_to).unwrap();
     Child(
