@@ -562,11 +562,9 @@ mod tests {
         let config = bundled_model();
         let (spec, _) = SdnSpec::load(&config.model).unwrap();
         let earlier = spec.earlier_maps.first().and_then(|m| m.graphs.first()).expect("the bundled model lists earlier maps");
-        let (colour, w, h) = astronaut();
-        let grey: Vec<u8> = colour
-            .chunks(3)
-            .flat_map(|p| [((299 * u32::from(p[0]) + 587 * u32::from(p[1]) + 114 * u32::from(p[2]) + 500) / 1000) as u8; 3])
-            .collect();
+        let grey = image::open(ASTRONAUT).unwrap().grayscale().to_rgb8();
+        let (w, h) = (grey.width() as usize, grey.height() as usize);
+        let grey = grey.into_raw();
         let (data, record, header) = anonymized(&config, &grey, w, h, b"alpha");
         let square = record.faces[0].square;
         let restored = |made_by: &str| {
@@ -795,8 +793,10 @@ mod tests {
         (sum / n as f64).sqrt()
     }
 
+    const ASTRONAUT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/astronaut.jpg");
+
     fn astronaut() -> (Vec<u8>, usize, usize) {
-        let img = image::open(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/astronaut.jpg")).unwrap().to_rgb8();
+        let img = image::open(ASTRONAUT).unwrap().to_rgb8();
         let (w, h) = (img.width() as usize, img.height() as usize);
         (img.into_raw(), w, h)
     }

@@ -281,6 +281,21 @@ fn a_photo_stored_sideways_with_an_exif_orientation_is_anonymized_upright() {
     assert!(inside > 6.0, "the face changed by only {inside:.1} levels on average");
 }
 
+/// A photo `input` anonymized in sdn mode with `password` and restored, beside it as anon.png
+/// and restored.png: their paths and its one face (the astronaut's).
+fn sdn_round_trip(input: &Path, password: &str) -> (PathBuf, PathBuf, BoxJson) {
+    let dir = input.parent().unwrap();
+    let (anon, restored, boxes) = (dir.join("anon.png"), dir.join("restored.png"), dir.join("boxes.json"));
+    let pw = [("FACEVEIL_PASSWORD", password)];
+    let o = faceveil(&["anonymize", s(input), "-o", s(&anon), "--mode", "sdn", "--boxes-json", s(&boxes)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = faceveil(&["restore", s(&anon), "-o", s(&restored)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
+    assert_eq!(found[0].faces.len(), 1, "the astronaut's face");
+    (anon, restored, found.remove(0).faces.remove(0))
+}
+
 #[test]
 fn a_transparent_photo_keeps_its_transparency_through_anonymize_and_restore() {
     // A cut-out: the astronaut with clear corners and a half-clear band, as a PNG with alpha.
@@ -297,14 +312,9 @@ fn a_transparent_photo_keeps_its_transparency_through_anonymize_and_restore() {
         };
         image::Rgba([p[0], p[1], p[2], alpha])
     });
-    let (input, anon, restored, boxes) =
-        (dir.join("cutout.png"), dir.join("anon.png"), dir.join("restored.png"), dir.join("boxes.json"));
+    let input = dir.join("cutout.png");
     rgba.save(&input).unwrap();
-    let pw = [("FACEVEIL_PASSWORD", "clear corners")];
-    let o = faceveil(&["anonymize", s(&input), "-o", s(&anon), "--mode", "sdn", "--boxes-json", s(&boxes)], &pw);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = faceveil(&["restore", s(&anon), "-o", s(&restored)], &pw);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (anon, restored, f) = sdn_round_trip(&input, "clear corners");
     let alpha_of = |img: &image::DynamicImage| -> Vec<u8> { img.to_rgba8().pixels().map(|p| p[3]).collect() };
     let original_alpha = alpha_of(&image::DynamicImage::ImageRgba8(rgba.clone()));
     for (what, path) in [("anonymized", &anon), ("restored", &restored)] {
@@ -312,12 +322,9 @@ fn a_transparent_photo_keeps_its_transparency_through_anonymize_and_restore() {
         assert!(written.color().has_alpha(), "the {what} photo was written without transparency");
         assert!(alpha_of(&written) == original_alpha, "the {what} photo's transparency changed");
     }
-    let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
-    assert_eq!(found[0].faces.len(), 1, "the astronaut's face");
-    let f = &found[0].faces[0];
     let before = common::load_rgb(&input);
-    let changed = face_change(&before, &common::load_rgb(&anon), f);
-    let back = face_change(&before, &common::load_rgb(&restored), f);
+    let changed = face_change(&before, &common::load_rgb(&anon), &f);
+    let back = face_change(&before, &common::load_rgb(&restored), &f);
     assert!(changed > 6.0 && back < changed / 4.0, "face changed by {changed:.1} levels, {back:.1} after the restore");
 }
 
@@ -326,18 +333,10 @@ fn a_grey_photo_gets_a_grey_surrogate_face_and_comes_back() {
     // An infrared camera's night picture: grey, though stored in RGB, as video frames reach the
     // model. A colour face space would paint its surrogate bluish and greenish.
     let dir = tmpdir("grey-face");
-    let grey = image::DynamicImage::ImageLuma8(image::open(sample("astronaut.jpg")).unwrap().to_luma8()).to_rgb8();
-    let (input, anon, restored, boxes) =
-        (dir.join("night.png"), dir.join("anon.png"), dir.join("restored.png"), dir.join("boxes.json"));
+    let grey = image::open(sample("astronaut.jpg")).unwrap().grayscale().to_rgb8();
+    let input = dir.join("night.png");
     grey.save(&input).unwrap();
-    let pw = [("FACEVEIL_PASSWORD", "by night")];
-    let o = faceveil(&["anonymize", s(&input), "-o", s(&anon), "--mode", "sdn", "--boxes-json", s(&boxes)], &pw);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = faceveil(&["restore", s(&anon), "-o", s(&restored)], &pw);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
-    assert_eq!(found[0].faces.len(), 1, "the astronaut's face");
-    let f = &found[0].faces[0];
+    let (anon, restored, f) = sdn_round_trip(&input, "by night");
     let (before, after) = (common::load_rgb(&input), common::load_rgb(&anon));
     let off_grey = (0..after.height)
         .flat_map(|y| (0..after.width).map(move |x| (x, y)))
@@ -348,8 +347,8 @@ fn a_grey_photo_gets_a_grey_surrogate_face_and_comes_back() {
         .max()
         .unwrap();
     assert_eq!(off_grey, 0, "the surrogate face is {off_grey} levels off grey");
-    let changed = face_change(&before, &after, f);
-    let back = face_change(&before, &common::load_rgb(&restored), f);
+    let changed = face_change(&before, &after, &f);
+    let back = face_change(&before, &common::load_rgb(&restored), &f);
     assert!(changed > 6.0 && back < changed / 8.0, "face changed by {changed:.1} levels, {back:.1} after the restore");
 }
 

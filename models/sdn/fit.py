@@ -118,14 +118,13 @@ def split_pca(X, k_luma, k_chroma):
     lum = Xo[:, 0]
     lum_mean = lum.mean(0)
     _, Pl = randomized_pca(lum - lum_mean, k_luma)
-    P = lum.shape[1]
-    if not k_chroma:  # a grey face space: the chroma part is empty
-        return np.einsum("c,p->cp", O[0], lum_mean).reshape(-1), np.einsum("c,kp->kcp", O[0], Pl).reshape(k_luma, -1).astype(np.float32)
-    _, Pc = randomized_pca(np.ascontiguousarray(Xo[:, 1:].reshape(n, -1)), k_chroma)
     rows_l = np.einsum("c,kp->kcp", O[0], Pl).reshape(k_luma, -1)
-    Pc = Pc.reshape(k_chroma, 2, P)
-    rows_c = (np.einsum("c,kp->kcp", O[1], Pc[:, 0]) + np.einsum("c,kp->kcp", O[2], Pc[:, 1])).reshape(k_chroma, -1)
     mu = np.einsum("c,p->cp", O[0], lum_mean).reshape(-1)
+    if not k_chroma:  # a grey face space: the chroma part is empty
+        return mu, rows_l.astype(np.float32)
+    _, Pc = randomized_pca(np.ascontiguousarray(Xo[:, 1:].reshape(n, -1)), k_chroma)
+    Pc = Pc.reshape(k_chroma, 2, lum.shape[1])
+    rows_c = (np.einsum("c,kp->kcp", O[1], Pc[:, 0]) + np.einsum("c,kp->kcp", O[2], Pc[:, 1])).reshape(k_chroma, -1)
     return mu, np.concatenate([rows_l, rows_c]).astype(np.float32)
 
 

@@ -298,7 +298,8 @@ def main():
         return
     lab, pick, frames, boxes, off = load(args)
     if args.grey:
-        frames = np.repeat(np.rint(frames @ np.array([0.299, 0.587, 0.114]))[..., None], 3, -1).astype(np.uint8)
+        from facespace import LUMA
+        frames = np.repeat(np.rint(frames @ LUMA)[..., None], 3, -1).astype(np.uint8)
     N = len(pick)
     crops = frames[:, off:off + 128, off:off + 128].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
     lms = lab["landmarks"][pick].astype(np.float32)

@@ -602,11 +602,9 @@ fn a_grey_cameras_faces_come_back_through_a_gray8_pipeline() {
     // An infrared camera's GRAY8 frames: what faceveil writes back is the surrogate's luma only,
     // so a coloured surrogate (sdn-0.6.3's of a grey face) lost what its restore needed (28 dB
     // over the face); the grey face space's surrogate is grey and loses nothing.
-    let (data, w, h) = astronaut();
-    let grey: Vec<u8> = data
-        .chunks(3)
-        .flat_map(|p| [((299 * u32::from(p[0]) + 587 * u32::from(p[1]) + 114 * u32::from(p[2]) + 500) / 1000) as u8; 3])
-        .collect();
+    let grey = image::open(repo().join("samples/astronaut.jpg")).unwrap().grayscale().to_rgb8();
+    let (w, h) = grey.dimensions();
+    let grey = grey.into_raw();
     let dir = TestDir::new("gray8");
     let sidecar = dir.join("stream.faceveil");
     let through_gray8 = |element: &str| {

@@ -31,7 +31,6 @@ impl Login {
     /// `user`'s login, its password the first line of `file`, else the value of `$var`; `what`
     /// names the login in errors ("the input's login", "viewer ops").
     pub fn read(user: &str, file: Option<&Path>, var: Option<&str>, what: &str) -> Result<Self> {
-        ensure!(!user.is_empty() && !user.contains(':'), "{what}: a user name is neither empty nor holds ':'");
         let password = match (file, var) {
             (Some(path), _) => faceveil::secrets::first_line(path, "password file")?,
             (None, Some(var)) => {
@@ -39,8 +38,7 @@ impl Login {
             }
             (None, None) => bail!("{what}: its password: name a file (password_file) or a variable (password_env)"),
         };
-        ensure!(!password.is_empty(), "{what}: the password is empty");
-        Ok(Self { user: user.to_string(), password })
+        Self::checked(user, password, what)
     }
 
     /// As [`Login::read`] with the variable `var`, and where neither gives the password, a
@@ -52,6 +50,12 @@ impl Login {
         let password = Zeroizing::new(
             rpassword::prompt_password(format!("password of {user} ({what}): ")).context("cannot read the password")?,
         );
+        Self::checked(user, password, what)
+    }
+
+    /// `user`'s login with `password`, each as a login's must be.
+    fn checked(user: &str, password: Zeroizing<String>, what: &str) -> Result<Self> {
+        ensure!(!user.is_empty() && !user.contains(':'), "{what}: a user name is neither empty nor holds ':'");
         ensure!(!password.is_empty(), "{what}: the password is empty");
         Ok(Self { user: user.to_string(), password })
     }

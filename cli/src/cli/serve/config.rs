@@ -298,7 +298,15 @@ impl CameraConfig {
             ("source_password_file", self.source_password_file.is_some()),
             ("source_password_env", self.source_password_env.is_some()),
         )?;
-        for path in [&mut self.source_password_file, &mut self.source_ca].into_iter().flatten() {
+        let paths = [
+            &mut self.source_password_file,
+            &mut self.source_ca,
+            &mut self.password_file,
+            &mut self.recipients_file,
+            &mut self.sign_with,
+            &mut self.sign_with_passphrase_file,
+        ];
+        for path in paths.into_iter().flatten() {
             *path = base.join(&*path);
         }
         // Read once now, as the password below.
@@ -313,18 +321,6 @@ impl CameraConfig {
                 bail!("camera {name}: mode {} takes no password (only sdn is keyed)", mode.name())
             }
             _ => {}
-        }
-        if let Some(path) = &mut self.password_file {
-            *path = base.join(&*path);
-        }
-        if let Some(path) = &mut self.recipients_file {
-            *path = base.join(&*path);
-        }
-        if let Some(path) = &mut self.sign_with {
-            *path = base.join(&*path);
-        }
-        if let Some(path) = &mut self.sign_with_passphrase_file {
-            *path = base.join(&*path);
         }
         one_secret(
             &name,
