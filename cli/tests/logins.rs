@@ -2,7 +2,7 @@
 //! the clients that give the login or trust the certificate, and to no other, and no password
 //! is printed. Apart from cli.rs so that these clients, each of which starts the detector, do
 //! not run beside the RTSP tests there on two cores, where gst-rtsp-server 1.22's stall of a
-//! TCP client (`cli/src/cli/stuck.rs`) comes with load.
+//! TCP client (`cli/src/cli/media/stuck.rs`) comes with load.
 
 mod common;
 

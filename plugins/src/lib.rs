@@ -21,6 +21,8 @@ mod faceveildetect;
 mod faceveilsei;
 mod facevideo;
 pub mod outofband;
+mod rois;
+mod settings;
 pub mod streamdata;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
@@ -30,7 +32,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     if let Some(dir) = plugin.filename().as_deref().and_then(std::path::Path::parent) {
         ::faceveil::runtime::assets::set_install_dir(dir);
     }
-    common::register_scan_meta();
+    rois::register_scan_meta();
     faceveildetect::register(plugin)?;
     faceveil::register(plugin)?;
     faceunveil::register(plugin)?;

@@ -98,9 +98,9 @@ pub struct FaceBox {
 /// The faces faceveildetect attached to a frame (they stay on it through faceveil).
 pub fn face_boxes(buf: &gst::BufferRef) -> Vec<FaceBox> {
     buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-        .filter(|m| m.roi_type() == crate::common::ROI_TYPE)
+        .filter(|m| m.roi_type() == crate::rois::ROI_TYPE)
         .filter_map(|m| {
-            let param = m.param(crate::common::ROI_PARAM)?;
+            let param = m.param(crate::rois::ROI_PARAM)?;
             let (x, y, width, height) = m.rect();
             let track = param.get::<u64>("track-id").ok()?;
             let score = param.get::<f64>("confidence").unwrap_or(1.0) as f32;

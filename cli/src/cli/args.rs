@@ -10,9 +10,9 @@ use faceveil::faces::effects::Mode;
 use faceveil::model::keys::Keying;
 use faceveil::runtime::Provider;
 
-use super::access::Authorities;
-use super::input::{Input, Reach, RtspTransport};
-use super::login::{self, Login};
+use crate::cli::credentials::access::Authorities;
+use crate::cli::credentials::login::{self, Login};
+use crate::cli::media::input::{Input, Reach, RtspTransport};
 
 const EXAMPLES: &str = "\
 Examples:

@@ -12,9 +12,10 @@ use faceveil::pipeline::WarmModels;
 use faceveil::timing::StageTimes;
 use gst::prelude::*;
 
-use super::colour::FullRange;
-use super::input::Input;
-use super::video::{self, DEFAULT_CRF, Quality, Sei, Settings, Stage};
+use crate::cli::media::colour::FullRange;
+use crate::cli::media::encoder::{DEFAULT_CRF, Quality};
+use crate::cli::media::input::Input;
+use crate::cli::media::video::{self, Sei, Settings, Stage};
 
 #[derive(Default)]
 struct Latency {

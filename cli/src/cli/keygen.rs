@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use faceveil::secrets::{Identity, SigningKey};
 use zeroize::Zeroizing;
 
-use super::args::KeygenArgs;
+use crate::cli::args::KeygenArgs;
 
 pub fn run(args: &KeygenArgs) -> Result<()> {
     let passphrase = passphrase(args)?.map(|p| p.to_string().into());

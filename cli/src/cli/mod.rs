@@ -1,25 +1,18 @@
 //! The command-line front end. Media I/O is GStreamer's; everything else is the library's.
+//!
+//! `media` reads and writes pictures, videos and streams; `credentials` reads what the user
+//! proves or holds (passwords, logins, recipients, keys); the commands (`bench`, `keygen`,
+//! `verify`, `serve`, and anonymize and restore here) stand on both.
 
-mod access;
-mod animation;
 pub mod args;
 mod bench;
-mod colour;
-mod containers;
-mod images;
-pub mod input;
+mod credentials;
 mod keygen;
-mod login;
-mod password;
+mod media;
 mod progress;
-mod rtsp;
-mod sealing;
 mod serve;
 mod stop;
-mod stuck;
 mod verify;
-mod video;
-mod virtualcam;
 
 use std::path::{Path, PathBuf};
 
@@ -32,7 +25,10 @@ use faceveil::stream::header::StreamHeader;
 use faceveil::stream::sidecar;
 
 use args::{AnonymizeArgs, BenchArgs, Cli, Command, RestoreArgs};
-use input::Input;
+use credentials::{access, login, password, sealing};
+use media::encoder::{DEFAULT_CRF, Quality, SEALED_RESTORE_CRF};
+use media::input::Input;
+use media::{images, rtsp, video, virtualcam};
 
 /// How an error reads to the user: its causes on one line, with the password of any URL hidden.
 pub fn error_words(e: &anyhow::Error) -> String {
@@ -223,9 +219,9 @@ fn restore_video(
     }
     let sealed_to_password = known_header.is_some_and(|h| h.sealed.is_some_and(|e| e.password.is_some()));
     let quality = match (args.lossless, args.identities.is_empty() && !sealed_to_password) {
-        (true, _) => video::Quality::Lossless,
-        (false, true) => video::Quality::Crf(video::DEFAULT_CRF),
-        (false, false) => video::Quality::CrfUncapped(video::SEALED_RESTORE_CRF),
+        (true, _) => Quality::Lossless,
+        (false, true) => Quality::Crf(DEFAULT_CRF),
+        (false, false) => Quality::CrfUncapped(SEALED_RESTORE_CRF),
     };
     let settings = video::Settings { config, attributes: args.common.attributes.clone(), password, sealing };
     let source = video::Source {

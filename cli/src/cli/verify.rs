@@ -18,9 +18,9 @@ use faceveil::stream::{pictures, sidecar};
 
 use gstfaceveil::streamdata::CodedPicture;
 
-use super::args::VerifyArgs;
-use super::input::{Input, StreamSource};
-use super::{images, video};
+use crate::cli::args::VerifyArgs;
+use crate::cli::media::input::{Input, StreamSource};
+use crate::cli::media::{images, video};
 
 pub fn run(args: &VerifyArgs) -> Result<()> {
     let required: Option<Signer> = args.signer.as_deref().map(str::parse).transpose()?;

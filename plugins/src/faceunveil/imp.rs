@@ -32,9 +32,10 @@ use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
 use zeroize::Zeroizing;
 
-use crate::common::{self, Groups, Shared};
+use crate::common;
 use crate::facevideo::X264Faces;
 use crate::outofband;
+use crate::settings::{self, Groups, Shared};
 use crate::streamdata;
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -193,7 +194,7 @@ impl ObjectImpl for FaceUnveil {
                     .mutable_ready()
                     .build(),
             ];
-            v.extend(common::shared_properties(Groups { model: true }));
+            v.extend(settings::shared_properties(Groups { model: true }));
             v
         });
         PROPS.as_ref()
@@ -332,9 +333,10 @@ impl BaseTransformImpl for FaceUnveil {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        let from_file = settings.password_file.as_deref().map(common::password_from_file).transpose()?;
+        let from_file = settings.password_file.as_deref().map(settings::password_from_file).transpose()?;
         let password = from_file.or(settings.password.clone()).filter(|p| !p.is_empty());
-        let passphrase = common::passphrase(settings.identity_passphrase_file.as_deref(), settings.identity_passphrase.as_ref())?;
+        let passphrase =
+            settings::passphrase(settings.identity_passphrase_file.as_deref(), settings.identity_passphrase.as_ref())?;
         let identities = read_identities(settings.identity.as_deref(), passphrase.as_ref())
             .map_err(|e| common::settings_error(common::describe(&e)))?;
         if password.is_none() && identities.is_empty() {

@@ -25,9 +25,11 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use zeroize::Zeroizing;
 
-use crate::common::{self, Groups, KeyingProp, ModeProp, Shared, SigningKeySettings, Upstream};
+use crate::common;
 use crate::facevideo::X264Faces;
 use crate::outofband;
+use crate::rois::Upstream;
+use crate::settings::{self, Groups, KeyingProp, ModeProp, Shared, SigningKeySettings};
 use crate::streamdata;
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -237,12 +239,12 @@ impl ObjectImpl for FaceVeil {
                     .blurb("The stream header a restore needs, as text, once the element has started in sdn mode (it also rides in the SEI and a tag)")
                     .read_only()
                     .build(),
-                common::stage_times_property(),
+                settings::stage_times_property(),
             ];
             v.extend(SigningKeySettings::properties(
                 "Signing key file (faceveil keygen --signing) that signs the stream header and each frame's record of sealed faces, so that faceunveil's signer and faceveil verify can tell this stream from one a forger rebuilt",
             ));
-            v.extend(common::shared_properties(Groups { model: true }));
+            v.extend(settings::shared_properties(Groups { model: true }));
             v
         });
         PROPS.as_ref()
@@ -262,7 +264,7 @@ impl ObjectImpl for FaceVeil {
                 s.password_file = value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from);
                 // Read now too, so that the key is derived while the pipeline starts; a file that
                 // cannot be read is reported when the element starts.
-                let password = s.password_file.as_deref().and_then(|path| common::password_from_file(path).ok());
+                let password = s.password_file.as_deref().and_then(|path| settings::password_from_file(path).ok());
                 *self.early_key.lock().unwrap() =
                     password.map(|p| EarlyKey::begin(Zeroizing::new(p.as_bytes().to_vec()), KdfParams::default()));
             }
@@ -295,7 +297,7 @@ impl ObjectImpl for FaceVeil {
             "seal-password" => s.seal_password.to_value(),
             "keying" => s.keying.to_value(),
             "header" => self.state.lock().unwrap().as_ref().and_then(|st| st.anonymizer.header().map(|h| h.encode())).to_value(),
-            "stage-times" => common::stage_times_value(
+            "stage-times" => settings::stage_times_value(
                 self.state.lock().unwrap().as_ref().map(|st| [st.finder.times(), st.anonymizer.times()]).into_iter().flatten(),
             ),
             name => s.signing.get(name).or_else(|| s.shared.get(name)).expect("every readable property is handled"),
@@ -334,7 +336,7 @@ impl BaseTransformImpl for FaceVeil {
         let mut config = settings.shared.config(settings.mode.into())?;
         config.keying = settings.keying.into();
         if let Some(path) = &settings.password_file {
-            settings.password = Some(common::password_from_file(path)?);
+            settings.password = Some(settings::password_from_file(path)?);
         }
         let password = settings.password.as_ref().map(|p| p.as_bytes());
         let early_key = self.early_key.lock().unwrap().take();

@@ -10,7 +10,9 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use crate::common::{self, Groups, Shared};
+use crate::common;
+use crate::rois;
+use crate::settings::{self, Groups, Shared};
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("faceveildetect", gst::DebugColorFlags::empty(), Some("faceveil face detector")));
@@ -56,7 +58,7 @@ impl ObjectSubclass for FaceVeilDetect {
 impl ObjectImpl for FaceVeilDetect {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let mut v = common::shared_properties(Groups { model: false });
+            let mut v = settings::shared_properties(Groups { model: false });
             v.push(
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
@@ -65,7 +67,7 @@ impl ObjectImpl for FaceVeilDetect {
                     .mutable_playing()
                     .build(),
             );
-            v.push(common::stage_times_property());
+            v.push(settings::stage_times_property());
             v
         });
         PROPS.as_ref()
@@ -82,7 +84,7 @@ impl ObjectImpl for FaceVeilDetect {
         let s = self.settings.lock().unwrap();
         match pspec.name() {
             "post-messages" => s.post_messages.to_value(),
-            "stage-times" => common::stage_times_value(self.state.lock().unwrap().as_ref().map(|st| st.finder.times())),
+            "stage-times" => settings::stage_times_value(self.state.lock().unwrap().as_ref().map(|st| st.finder.times())),
             name => s.shared.get(name).expect("every installed property is handled"),
         }
     }
@@ -147,7 +149,7 @@ impl BaseTransformImpl for FaceVeilDetect {
         // "no faces" for an answer: it searches the frame itself and blanks it if that fails too.
         let tracks = match found {
             Ok(tracks) => {
-                common::attach_rois(buf, &tracks, info.width(), info.height());
+                rois::attach_rois(buf, &tracks, info.width(), info.height());
                 if state.failing {
                     state.failing = false;
                     gst::info!(CAT, imp = self, "detecting again");

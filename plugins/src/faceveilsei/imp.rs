@@ -17,8 +17,9 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_video::video_meta::VideoSeiUserDataUnregisteredMeta;
 
-use crate::common::{self, SigningKeySettings};
+use crate::common;
 use crate::outofband;
+use crate::settings::SigningKeySettings;
 use crate::streamdata;
 
 static CAT: LazyLock<gst::DebugCategory> =

@@ -24,9 +24,10 @@ use super::config::CameraConfig;
 use super::metrics::CameraMetrics;
 use super::mounts::Outlet;
 use super::recording::{self, Run, SignedEnd, prune};
-use crate::cli::colour;
-use crate::cli::input::{Reconnect, STALL, StreamSource};
-use crate::cli::video::{self, add_source, make, upright};
+use crate::cli::media::colour;
+use crate::cli::media::elements::make;
+use crate::cli::media::input::{Reconnect, STALL, StreamSource};
+use crate::cli::media::video::{self, add_source, upright};
 
 /// Decoded frames a live or real-time camera may hold ahead of processing; beyond that the
 /// oldest is dropped, so the picture stays current instead of falling further behind.

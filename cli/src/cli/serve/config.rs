@@ -15,10 +15,10 @@ use faceveil::secrets::SigningKey;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::cli::access::{self, Access, Authorities};
-use crate::cli::input::{Reach, RtspTransport, StreamSource};
-use crate::cli::login::{self, Login};
-use crate::cli::sealing;
+use crate::cli::credentials::access::{self, Access, Authorities};
+use crate::cli::credentials::login::{self, Login};
+use crate::cli::credentials::sealing;
+use crate::cli::media::input::{Reach, RtspTransport, StreamSource};
 
 #[derive(Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -416,7 +416,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::input::Remote;
+    use crate::cli::media::input::Remote;
 
     fn parse(text: &str) -> Result<Config> {
         Config::parse(text, &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples"))

@@ -38,7 +38,7 @@ struct Supervisor {
 
 pub fn run(path: &Path) -> Result<()> {
     let config = Config::load(path)?;
-    super::video::init()?;
+    crate::cli::media::elements::init()?;
     for name in ELEMENTS {
         gst::ElementFactory::find(name)
             .with_context(|| format!("GStreamer element '{name}' is missing (run scripts/setup.sh)"))?;
@@ -62,7 +62,7 @@ pub fn run(path: &Path) -> Result<()> {
     let mut current = config;
     let mut seen = stamp(path);
     // Ctrl-C and SIGTERM both stop it (`stop`).
-    while !super::stop::requested() {
+    while !crate::cli::stop::requested() {
         metrics.tick();
         let now = stamp(path);
         if RELOAD.swap(false, Ordering::SeqCst) || now != seen {

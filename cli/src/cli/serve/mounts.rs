@@ -11,11 +11,11 @@ use anyhow::{Context, Result};
 use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 
-use crate::cli::access::{self, Access};
-use crate::cli::stuck::Served;
+use crate::cli::credentials::access::{self, Access};
+use crate::cli::media::stuck::Served;
 
 /// The frames a mount's appsrc holds before it drops its oldest; a played media whose appsrc is
-/// this full and took none during as many pushes is stuck (see [`crate::cli::stuck`]).
+/// this full and took none during as many pushes is stuck (see [`crate::cli::media::stuck`]).
 const QUEUED_FRAMES: u64 = 60;
 
 /// Hands a camera's encoded frames to its mount's media while a client is connected.
@@ -45,7 +45,7 @@ impl Outlet {
         }
         // A full appsrc drops its oldest buffer (leaky), so a stalled client never blocks the camera.
         let _ = src.push_buffer(buffer);
-        crate::cli::stuck::drop_if_stuck(&self.server, &self.appsrc, &self.media, &src, QUEUED_FRAMES);
+        crate::cli::media::stuck::drop_if_stuck(&self.server, &self.appsrc, &self.media, &src, QUEUED_FRAMES);
     }
 
     /// Ends the stream for the connected clients (the camera was removed or reconfigured).
@@ -114,7 +114,7 @@ impl Mounts {
             *media_slot.lock().unwrap() = Some(Served::new(media, &src));
             let (gone, gone_media) = (slot.clone(), media_slot.clone());
             media.connect_unprepared(move |media| {
-                crate::cli::stuck::forget(&gone, &src);
+                crate::cli::media::stuck::forget(&gone, &src);
                 Served::forget(&gone_media, media);
             });
         });

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use anyhow::{Context, Result, bail};
 use zeroize::Zeroizing;
 
-use super::args::CommonArgs;
+use crate::cli::args::CommonArgs;
 
 pub fn obtain(args: &CommonArgs) -> Result<Zeroizing<String>> {
     let password = if let Some(p) = given(args)? {

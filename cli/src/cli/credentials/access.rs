@@ -9,7 +9,7 @@ use gst::prelude::*;
 use gst_rtsp_server::gio;
 use gst_rtsp_server::prelude::*;
 
-use super::login::Login;
+use crate::cli::credentials::login::Login;
 
 /// The role of a served stream's clients where no login is asked (TLS alone): they may see and
 /// play every mount.

@@ -13,7 +13,7 @@ use anyhow::{Result, bail};
 use gst::prelude::*;
 use image::{AnimationDecoder, ImageFormat};
 
-use super::input::Picture;
+use crate::cli::media::input::Picture;
 
 /// Frames decoded ahead of the pipeline: enough to keep it busy, few enough to bound memory
 /// (an RGBA frame of a 4K animation is 33 MB).

@@ -1,6 +1,6 @@
 //! Logins over RTSP and HTTP, both ways: the one a camera asks of faceveil (its source's user
 //! and password) and the ones faceveil asks of its viewers (a served stream's, see
-//! [`super::access`]). A password is read from a file or an environment variable, never from
+//! [`crate::cli::credentials::access`]). A password is read from a file or an environment variable, never from
 //! the command line or a config file, and never printed: URLs in the messages a user sees have
 //! theirs hidden.
 

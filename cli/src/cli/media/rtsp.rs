@@ -21,11 +21,12 @@ use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 use gstfaceveil::streamdata;
 
-use super::access::{self, Access};
-use super::colour;
-use super::input::{Input, Reconnect, STALL, StreamSource};
-use super::stuck::{self, Served, forget};
-use super::video::{self, Settings};
+use crate::cli::credentials::access::{self, Access};
+use crate::cli::media::colour;
+use crate::cli::media::elements;
+use crate::cli::media::input::{Input, Reconnect, STALL, StreamSource};
+use crate::cli::media::stuck::{self, Served, forget};
+use crate::cli::media::video::{self, Settings};
 
 pub const MOUNT: &str = "/faceveil";
 /// Silence after which the latest frame is repeated.
@@ -37,7 +38,7 @@ const AUTO_BITS_PER_PIXEL: f64 = 0.14;
 /// The frame rate assumed for the bitrate when the caps do not state one (live sources).
 const AUTO_FALLBACK_FPS: f64 = 30.0;
 /// Frames waiting at a played media's appsrc, none taken meanwhile, after which it counts as
-/// stuck (see [`super::stuck`]): about 3 s at 30 fps, past the queue's second behind it.
+/// stuck (see [`crate::cli::media::stuck`]): about 3 s at 30 fps, past the queue's second behind it.
 const STUCK_FRAMES: u64 = 90;
 
 /// The served bitrate in kbit/s for frames of these caps.
@@ -214,7 +215,7 @@ impl Ingest {
         let pipeline = gst::Pipeline::new();
         let dec = video::add_source(&pipeline, source)?;
         let sink = gst_app::AppSink::builder().sync(!live).max_buffers(2).drop(live).build();
-        let convert = video::make("videoconvert")?;
+        let convert = elements::make("videoconvert")?;
         let filter = gst::ElementFactory::make("capsfilter")
             .property("caps", colour::processing_caps(None, settings.sealing.full_range()))
             .build()?;
@@ -242,7 +243,7 @@ impl Ingest {
     /// gets a new media, which needs the frame again.
     fn hold_until_played(mut self, outlet: &Outlet) -> Self {
         let (mut first, mut shown) = (None, None);
-        while !outlet.played() && !super::stop::requested() {
+        while !outlet.played() && !crate::cli::stop::requested() {
             // The source may still be prerolling (a busy machine): then ask again.
             if first.is_none() {
                 first = self.sink.try_pull_preroll(gst::ClockTime::from_mseconds(20));
@@ -280,7 +281,7 @@ impl Ingest {
             let mut last_frame = Instant::now();
             let mut sent_first = self.sent_first;
             Ok(loop {
-                if super::stop::requested() {
+                if crate::cli::stop::requested() {
                     break IngestEnd::Finished;
                 }
                 if live && last_frame.elapsed() > STALL {
@@ -333,7 +334,7 @@ fn announce(header: Option<String>, last: &mut Option<String>) {
 }
 
 pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings, access: &Access) -> Result<()> {
-    video::init()?;
+    elements::init()?;
     let Input::Stream(source) = input else { bail!("--serve-rtsp needs a video file, an RTSP URL or a camera") };
     let live = input.is_live();
     // The first run starts before the server, so that its header is printed before clients come;
@@ -384,12 +385,12 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
                 };
                 match end {
                     IngestEnd::Finished => break Ok(()),
-                    IngestEnd::Dropped(_) if super::stop::requested() => break Ok(()),
+                    IngestEnd::Dropped(_) if crate::cli::stop::requested() => break Ok(()),
                     IngestEnd::Dropped(e) if live => {
                         let backoff = reconnect.next_delay(frames.load(Ordering::SeqCst) > before);
                         eprintln!(
                             "faceveil: source dropped ({}); reconnecting in {:.1} s",
-                            super::error_words(&e),
+                            crate::cli::error_words(&e),
                             backoff.as_secs_f64()
                         );
                         std::thread::sleep(backoff);
@@ -465,7 +466,7 @@ mod tests {
 
     impl Live {
         fn start() -> Self {
-            video::init().unwrap();
+            elements::init().unwrap();
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             let outlet = Outlet::default();
             let server = start_server(port, &outlet, None, &Access::default()).unwrap();

@@ -13,9 +13,10 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, bail};
 use gst::prelude::*;
 
-use super::colour;
-use super::input::{Input, StreamSource};
-use super::video::{self, Settings};
+use crate::cli::media::colour;
+use crate::cli::media::elements;
+use crate::cli::media::input::{Input, StreamSource};
+use crate::cli::media::video::{self, Settings};
 
 /// What the device is given: packed 4:2:2, the format webcams deliver and every video-call
 /// application (browsers' WebRTC included) reads from a camera.
@@ -31,10 +32,10 @@ const LOOPBACK_HINT: &str = "load v4l2loopback first, e.g. `sudo modprobe v4l2lo
 /// Plays `input` through the anonymizer into the v4l2loopback device until the input ends, fails
 /// or Ctrl-C.
 pub fn run(input: &Input, device: &Path, settings: &Settings) -> Result<()> {
-    video::init()?;
+    elements::init()?;
     let Input::Stream(source) = input else { bail!("--virtual-camera needs a camera, a video file or an RTSP URL") };
     ensure_device(device)?;
-    let sink = video::make("v4l2sink")?;
+    let sink = elements::make("v4l2sink")?;
     sink.set_property("device", device.to_str().context("the device path is not UTF-8")?);
     let (pipeline, veil) = build(source, input.is_live(), settings, sink)?;
     if let Err(e) = pipeline.set_state(gst::State::Paused) {
@@ -82,7 +83,7 @@ fn build(source: &StreamSource, live: bool, settings: &Settings, sink: gst::Elem
                 .build()?,
         );
     }
-    chain.push(video::make("videoconvert")?);
+    chain.push(elements::make("videoconvert")?);
     chain.push(video::upright()?);
     let processing = gst::ElementFactory::make("capsfilter")
         .property("caps", colour::processing_caps(None, settings.sealing.full_range()))
@@ -91,7 +92,7 @@ fn build(source: &StreamSource, live: bool, settings: &Settings, sink: gst::Elem
     let anonymizer = settings.anonymizer(None)?;
     let veil = anonymizer.last().expect("the anonymizer has elements").clone();
     chain.extend(anonymizer);
-    chain.push(video::make("videoconvert")?);
+    chain.push(elements::make("videoconvert")?);
     chain.push(
         gst::ElementFactory::make("capsfilter")
             .property("caps", gst::Caps::builder("video/x-raw").field("format", DEVICE_FORMAT).build())
@@ -111,7 +112,7 @@ fn build(source: &StreamSource, live: bool, settings: &Settings, sink: gst::Elem
 fn play(pipeline: &gst::Pipeline) -> Result<()> {
     pipeline.set_state(gst::State::Playing).context("cannot start playing")?;
     let bus = pipeline.bus().expect("pipelines have a bus");
-    while !super::stop::requested() {
+    while !crate::cli::stop::requested() {
         let Some(msg) = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(200), &video::WATCHED) else {
             continue;
         };
@@ -173,7 +174,7 @@ mod tests {
     /// file in the device's format, faces painted over and the rest kept.
     #[test]
     fn the_virtual_camera_is_given_every_frame_anonymized_in_its_format() {
-        video::init().unwrap();
+        elements::init().unwrap();
         let config = faceveil::config::Config { mode: Mode::Solid, ..faceveil::config::Config::new(PathBuf::new()) };
         let settings = Settings { config, attributes: String::new(), password: None, sealing: Default::default() };
         let source = StreamSource::File(sample());

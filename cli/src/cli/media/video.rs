@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
 use faceveil::config::Config;
@@ -18,35 +18,19 @@ use gst::prelude::*;
 use gstfaceveil::{outofband, streamdata};
 use zeroize::Zeroizing;
 
-use super::access;
-use super::animation;
-use super::colour;
-use super::containers::{MuxerKind, muxer_kind};
-use super::images::write_atomically;
-use super::input::{self, Input, StreamSource};
-use super::login;
-use super::progress;
+use crate::cli::credentials::access;
+use crate::cli::credentials::login;
+use crate::cli::media::animation;
+use crate::cli::media::colour;
+use crate::cli::media::containers::{MuxerKind, muxer_kind};
+use crate::cli::media::elements::{init, make};
+use crate::cli::media::encoder::{DEFAULT_CRF, Encoder, Quality};
+use crate::cli::media::images::write_atomically;
+use crate::cli::media::input::{self, Input, StreamSource};
+use crate::cli::progress;
 
 /// Frames a queue between two processing stages holds.
 const STAGE_QUEUE_FRAMES: u32 = 4;
-
-/// Initialises GStreamer and registers the faceveil elements built into this binary, so that
-/// they come from the same build as the command, whatever GST_PLUGIN_PATH holds (they replace
-/// a plugin of the same name found there).
-pub fn init() -> Result<()> {
-    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
-    gst::init().context("cannot initialise GStreamer")?;
-    REGISTERED
-        .get_or_init(|| gstfaceveil::plugin_register_static().map_err(|e| e.to_string()))
-        .clone()
-        .map_err(|e| anyhow!("cannot register the faceveil elements: {e}"))
-}
-
-pub fn make(factory: &str) -> Result<gst::Element> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .with_context(|| format!("GStreamer element '{factory}' is missing (run scripts/setup.sh)"))
-}
 
 /// Turns each picture upright as its container's orientation tag says (phones store portrait
 /// video sideways and tag it), and drops the tag: the detector and the model only know upright
@@ -236,71 +220,6 @@ impl Sealing {
         colour::FullRange::for_anonymizing(self.recipients.is_some() || self.to_password)
     }
 }
-
-/// How closely a written video keeps the frames it is given.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Quality {
-    /// x264's constant quality (CRF), within x264enc's default ceiling of 2048 kbit/s.
-    Crf(u32),
-    /// x264's constant quality with no ceiling and no macroblock tree, for restores of sealed
-    /// faces. x264enc's `pass=qual` holds the rate under its `bitrate` (2048 kbit/s by default),
-    /// which held a CRF 4 restore of 05_crowd_mot20-08_960x366.mp4 to 1.3 MB (6.9 MB without)
-    /// and its faces to 42 dB in YUV. The macroblock tree spends fewer bits where the picture
-    /// moves, as a face does: see [`SEALED_RESTORE_CRF`].
-    CrfUncapped(u32),
-    /// x264 at quantizer 0: every byte decodes as it was given.
-    Lossless,
-}
-
-/// Anonymized videos and password restores: x264's usual default.
-pub const DEFAULT_CRF: u32 = 23;
-/// Restores that open sealed faces: what was sealed must survive the output's codec (lossless
-/// on request). The same face videos restored into a lossless file and re-encoded with x264enc
-/// (`pass=qual`, no ceiling, no macroblock tree, `psy-tune=psnr`); face PSNR over RGB against the
-/// original's decoded frames, inside each square less 4 px, mean / worst face; file size; 2-core
-/// AMD EPYC, 2026-12-01:
-///
-/// | x264 | two_faces_640x360 | faces_720p | 05_crowd_mot20-08 | 02_hamilton | 06_juggler_720p | 07_selfie_portrait |
-/// |---|---|---|---|---|---|---|
-/// | lossless | 46.6 / 45.5 dB, 2.6 MB | 47.0 / 45.9, 11.9 | 48.4 / 45.8, 11.6 | 50.3 / 45.8, 8.8 | 46.1 / 45.5, 19.2 | 47.5 / 46.8, 31.5 |
-/// | `veryfast`, CRF 2 (until 2026-12-01) | 46.2 / 45.1, 1.7 | 46.6 / 45.6, 7.6 | 45.8 / 42.9, 6.3 | 49.5 / 44.7, 6.2 | 45.4 / 44.1, 14.3 | 47.1 / 46.4, 27.2 |
-/// | `medium`, CRF 2, chroma -6 | 46.4 / 45.3, 1.4 | 46.8 / 45.8, 5.9 | 47.4 / 44.7, 5.9 | 50.0 / 45.6, 5.7 | 45.9 / 45.2, 13.2 | |
-/// | `medium`, CRF 1, chroma -9 | 46.4 / 45.3, 1.5 | 46.8 / 45.8, 5.9 | 47.6 / 45.2, 6.3 | 50.1 / 45.6, 6.1 | 46.0 / 45.4, 13.6 | 47.4 / 46.7, 26.1 |
-///
-/// The last keeps every face of these clips at 45 dB or more, within 0.15 to 0.6 dB of the
-/// lossless restore's worst face, in files no larger than `veryfast`'s at CRF 2: `medium`'s
-/// finer decisions cost fewer bits than they save. Finer chroma matters because an error in U
-/// or V counts about twice in R or B; at CRF 1 chroma -9 gives what -6 gives on five clips, and
-/// on one of three anonymizations of the crowd (each its own key) lifted the worst face from
-/// 44.65 to 45.14 dB (the other two: 45.24 and 45.01 at -6). The price is encoder time, about
-/// twice `veryfast`'s (the selfie's 352 frames: 18.1 s against 8.0 s).
-pub const SEALED_RESTORE_CRF: u32 = 1;
-/// x264's preset for restores that open sealed faces (live inputs keep `superfast`, to keep up).
-const SEALED_RESTORE_PRESET: &str = "medium";
-/// x264's chroma quantizer offset for restores that open sealed faces.
-const SEALED_RESTORE_CHROMA_QP_OFFSET: i32 = -9;
-
-/// x264's motion search for anonymized videos and password restores (`veryfast` otherwise): the
-/// diamond search and the coarsest subpixel refinement, which take 23 to 33% of x264's CPU time
-/// off for a few percent more bytes. Measured on the raw frames of four clips, x264enc at CRF
-/// 21, 23 and 25 (`psy-tune=psnr`), Y PSNR against the raw frames and file size, 2-core AMD EPYC,
-/// 2026-12-02 (against `veryfast` alone):
-///
-/// | clip | x264 CPU | at CRF 23: Y PSNR, size | size at equal PSNR |
-/// |---|---|---|---|
-/// | faces_720p | -31% | +0.20 dB, -1.4% | -5.5% |
-/// | 06_juggler_720p | -28% | -0.19 dB, +3.4% | +5.2% |
-/// | 02_hamilton_whitehouse_360p | -30% | -0.31 dB, +10.0% | +15.4% |
-/// | 07_selfie_portrait_720x1280 | -31% | -0.02 dB, +6.4% | +6.8% |
-///
-/// x264 is a quarter of the CPU of `faceveil anonymize` on a 720p clip with two faces (perf):
-/// the whole process then ran 5% faster on samples/faces_720p.mp4 (4 runs each, alternated). The
-/// `superfast` preset with its macroblock tree and lookahead put back saved as much CPU but cost
-/// up to 20% more bytes at equal PSNR; `superfast` itself doubled the sample's file.
-const CRF_X264_OPTIONS: &str = "me=dia:subme=1";
-
-/// x264enc's highest `bitrate` (kbit/s): as a ceiling, none.
-const MAX_X264ENC_KBPS: u32 = 2_048_000;
 
 /// Sets a property, refusing a number outside the element's range (glib panics on those).
 fn set(element: &gst::Element, name: &str, value: impl Into<gst::glib::Value>) -> Result<()> {
@@ -615,82 +534,6 @@ fn guard_size_changes(pad: &gst::Pad, progress: Arc<Progress>) {
     });
 }
 
-/// x264 at CRF-like constant quality, in a format it can encode at any frame size. Recordings
-/// of live inputs keep x264's lookahead too: its live tuning (`zerolatency`, with `ultrafast`)
-/// cost 6.3 dB PSNR on the juggler clip at the same quality setting. They use `superfast`, which
-/// measured 0.1 dB under `veryfast` there for 30% less encoder time (6 against 8 ms a 720p
-/// frame), to keep up with the source.
-fn encoder_chain(odd: bool, live: bool, sei: Sei, pictures: Option<SigningKey>, quality: Quality) -> Result<Vec<gst::Element>> {
-    let convert = make("videoconvert")?;
-    // 4:2:0 needs even sizes; odd ones are encoded as 4:4:4 so no pixel is lost.
-    let format = if odd { "Y444" } else { "I420" };
-    let caps = gst::ElementFactory::make("capsfilter")
-        .property("caps", gst::Caps::builder("video/x-raw").field("format", format).build())
-        .build()?;
-    let enc = make("x264enc")?;
-    match quality {
-        Quality::Crf(crf) => {
-            enc.set_property_from_str("pass", "qual");
-            enc.set_property("quantizer", crf);
-            if !live {
-                enc.set_property("option-string", CRF_X264_OPTIONS);
-            }
-        }
-        Quality::CrfUncapped(crf) => {
-            enc.set_property_from_str("pass", "qual");
-            enc.set_property("quantizer", crf);
-            enc.set_property("bitrate", MAX_X264ENC_KBPS);
-            enc.set_property("mb-tree", false);
-            enc.set_property("option-string", format!("chroma-qp-offset={SEALED_RESTORE_CHROMA_QP_OFFSET}"));
-        }
-        Quality::Lossless => {
-            enc.set_property_from_str("pass", "quant");
-            enc.set_property("quantizer", 0u32);
-        }
-    }
-    let preset = match quality {
-        _ if live => "superfast",
-        Quality::CrfUncapped(_) => SEALED_RESTORE_PRESET,
-        Quality::Crf(_) | Quality::Lossless => "veryfast",
-    };
-    enc.set_property_from_str("speed-preset", preset);
-    // Tuned for fidelity rather than looks: psychovisual tuning spends bits on texture that
-    // restoring an anonymized face does not need. Measured on three clips with the same key:
-    // restore +0.3 to +1.0 dB face PSNR for 4 to 20% larger files.
-    enc.set_property_from_str("psy-tune", "psnr");
-    if sei == Sei::Write {
-        streamdata::sei_through_encoder(&enc, pictures)?;
-    }
-    strictly_increasing_pts(&convert.static_pad("sink").context("videoconvert has no sink pad")?);
-    Ok(vec![convert, caps, enc, make("h264parse")?])
-}
-
-/// Gives a frame whose timestamp is not after the one before it that one's plus a nanosecond
-/// (x264enc's timebase). libav's decoder gives two frames of 05_crowd_mot20-08_960x366.mp4 the
-/// same timestamp (0.28 s, and none 0.24 s); at quantizer 0 x264enc then sends one frame out
-/// without a timestamp, and mp4mux stops on it ("Buffer has no PTS"). Only the encoder's input
-/// is changed: faceveil and faceunveil have already matched each frame to its record.
-fn strictly_increasing_pts(pad: &gst::Pad) {
-    let last: Mutex<Option<gst::ClockTime>> = Mutex::new(None);
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
-        if let Some(gst::PadProbeData::Buffer(buffer)) = &mut probe.data
-            && let Some(pts) = buffer.pts()
-        {
-            let mut last = last.lock().unwrap();
-            let pts = match *last {
-                Some(previous) if pts <= previous => {
-                    let later = previous + gst::ClockTime::from_nseconds(1);
-                    buffer.make_mut().set_pts(later);
-                    later
-                }
-                _ => pts,
-            };
-            *last = Some(pts);
-        }
-        gst::PadProbeReturn::Ok
-    });
-}
-
 pub struct Transcode {
     pub frames: u64,
     /// Where the stage's time went (for `faceveil bench`).
@@ -768,7 +611,11 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
                     let mut chain = vec![make("queue")?, make("videoconvert")?, filter, upright()?];
                     chain.extend(elements.iter().cloned());
                     chain.push(stage_queue()?);
-                    chain.extend(encoder_chain(odd, live, sei, pictures.clone(), quality)?);
+                    let encoder = Encoder::new(odd, live, quality)?;
+                    if sei == Sei::Write {
+                        encoder.write_sei(pictures.clone())?;
+                    }
+                    chain.extend(encoder.elements);
                     into_muxer(&pipeline, pad, &chain, &mux, &entries, sei)?;
                     if live {
                         let (w, h) = (s.get::<i32>("width").unwrap_or(0), s.get::<i32>("height").unwrap_or(0));
@@ -809,7 +656,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     // only that it could not start.
     let outcome = match (failure, result) {
         (_, Err(e)) | (Some(e), Ok(())) => Err(e),
-        (None, Ok(())) if frames == 0 && super::stop::requested() => {
+        (None, Ok(())) if frames == 0 && crate::cli::stop::requested() => {
             Err(anyhow!("stopped before the input delivered a video frame"))
         }
         (None, Ok(())) if frames == 0 && progress.stalled.load(Ordering::SeqCst) => {
@@ -830,7 +677,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     let reached = end.max(progress.input_end_ns.load(Ordering::SeqCst));
     let incomplete = if let Some(change) = progress.size_change.lock().unwrap().take() {
         Some(format!("{change}: the {frames} frames before it were written to {}", output.display()))
-    } else if let Some(d) = duration.filter(|d| !live && !super::stop::requested() && reached + 200_000_000 < *d) {
+    } else if let Some(d) = duration.filter(|d| !live && !crate::cli::stop::requested() && reached + 200_000_000 < *d) {
         Some(format!(
             "the input ends early (truncated or damaged): {frames} frames up to {:.2} s of {:.2} s were written to {}",
             end as f64 / 1e9,
@@ -843,7 +690,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
             input::STALL.as_secs(),
             output.display()
         ))
-    } else if !live && super::stop::requested() {
+    } else if !live && crate::cli::stop::requested() {
         // A file stopped before its end is a part of it: kept, and said so, not a finished run.
         let of = duration.map_or(String::new(), |d| format!(" of {:.2} s", d as f64 / 1e9));
         Some(format!(
@@ -896,8 +743,9 @@ fn run_to_eos(
         if live && since.elapsed() > input::STALL {
             progress.stalled.store(true, Ordering::SeqCst);
         }
-        stopping |=
-            super::stop::requested() || progress.size_change.lock().unwrap().is_some() || progress.stalled.load(Ordering::SeqCst);
+        stopping |= crate::cli::stop::requested()
+            || progress.size_change.lock().unwrap().is_some()
+            || progress.stalled.load(Ordering::SeqCst);
         if stopping {
             let entries = entries.lock().unwrap();
             if entries.is_empty() {
@@ -1096,51 +944,4 @@ pub fn restore(input: &Input, output: &Path, settings: &Settings, source: Source
     .whole()?;
     eprintln!("{} frames restored -> {}", t.frames, output.display());
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Two frames with one timestamp, as libav's decoder gives two of the crowd clip's, still
-    /// make a lossless MP4 (mp4mux stopped on "Buffer has no PTS").
-    #[test]
-    fn a_repeated_timestamp_still_makes_a_lossless_mp4() {
-        init().unwrap();
-        let frame = gst::ClockTime::from_mseconds(40);
-        let src = gst::ElementFactory::make("videotestsrc").property("num-buffers", 12i32).build().unwrap();
-        let caps = gst::Caps::builder("video/x-raw")
-            .field("format", "I420")
-            .field("width", 64i32)
-            .field("height", 48i32)
-            .field("framerate", gst::Fraction::new(25, 1))
-            .build();
-        let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build().unwrap();
-        let seen = AtomicU64::new(0);
-        filter.static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
-            if let Some(gst::PadProbeData::Buffer(buffer)) = &mut probe.data
-                && seen.fetch_add(1, Ordering::SeqCst) == 6
-            {
-                buffer.make_mut().set_pts(frame * 5);
-            }
-            gst::PadProbeReturn::Ok
-        });
-        let path = std::env::temp_dir().join(format!("faceveil-repeated-pts-{}.mp4", std::process::id()));
-        let sink = gst::ElementFactory::make("filesink").property("location", path.to_str().unwrap()).build().unwrap();
-        let mut chain = vec![src, filter];
-        chain.extend(encoder_chain(false, false, Sei::Neither, None, Quality::Lossless).unwrap());
-        chain.extend([make("mp4mux").unwrap(), sink]);
-        let pipeline = gst::Pipeline::new();
-        add_chain(&pipeline, &chain).unwrap();
-        pipeline.set_state(gst::State::Playing).unwrap();
-        let bus = pipeline.bus().unwrap();
-        let message = bus.timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::Eos, gst::MessageType::Error]);
-        pipeline.set_state(gst::State::Null).unwrap();
-        let _ = std::fs::remove_file(&path);
-        match message.as_ref().map(|m| m.view()) {
-            Some(gst::MessageView::Eos(_)) => {}
-            Some(gst::MessageView::Error(e)) => panic!("{}: {:?}", e.error(), e.debug()),
-            _ => panic!("no end of stream within 30 s"),
-        }
-    }
 }

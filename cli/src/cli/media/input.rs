@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::{Result, bail, ensure};
 use image::ImageFormat;
 
-use super::access::Authorities;
-use super::containers::{photo_format, writes_container};
-use super::login::{self, Login};
+use crate::cli::credentials::access::Authorities;
+use crate::cli::credentials::login::{self, Login};
+use crate::cli::media::containers::{photo_format, writes_container};
 
 /// The picture formats read with the image crate, as photos or, animated, as videos.
 const PICTURE_FORMATS: &[ImageFormat] =

@@ -14,9 +14,9 @@ use faceveil::stream::imagemeta;
 use image::{ImageDecoder, ImageEncoder, ImageFormat};
 use serde::{Deserialize, Serialize};
 
-use super::containers::{extension, photo_format, writes_container};
-use super::input::{Picture, picture, same_file};
-use super::progress;
+use crate::cli::media::containers::{extension, photo_format, writes_container};
+use crate::cli::media::input::{Picture, picture, same_file};
+use crate::cli::progress;
 
 #[derive(Serialize, Deserialize)]
 struct Embedded {
@@ -316,7 +316,7 @@ fn video_output_name(path: &Path) -> OsString {
 /// failures are reported and counted, and the rest still run.
 fn each_video(folder: &Folder, video: &dyn Fn(&Path, &Path) -> Result<()>) -> usize {
     let mut failed = 0;
-    for v in folder.videos.iter().take_while(|_| !super::stop::requested()) {
+    for v in folder.videos.iter().take_while(|_| !crate::cli::stop::requested()) {
         if let Err(e) = folder.target(v, video_output_name(v)).and_then(|target| video(v, &target)) {
             failed += 1;
             eprintln!("{}: {e:#}", v.display());
@@ -351,7 +351,7 @@ pub fn anonymize_dir(
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let bar = progress::bar(files.len() as u64, "images");
     let (mut all, mut failed) = (Vec::new(), 0);
-    for f in files.iter().take_while(|_| !super::stop::requested()) {
+    for f in files.iter().take_while(|_| !crate::cli::stop::requested()) {
         match folder.target(f, output_name(f)).and_then(|target| anonymize_one(f, &target, finder, anonymizer)) {
             Ok(Anonymized { faces, .. }) => all.push(FileBoxes { file: f.display().to_string(), faces }),
             Err(e) => {
@@ -379,7 +379,7 @@ pub fn anonymize_dir(
 /// The end of a folder run: an error where Ctrl-C or SIGTERM stopped it or any file failed.
 fn stopped_or_failed(failed: usize, files: usize) -> Result<()> {
     ensure!(
-        !super::stop::requested(),
+        !crate::cli::stop::requested(),
         "stopped (Ctrl-C or SIGTERM) before the folder's end: the files done before it were written"
     );
     ensure!(failed == 0, "{failed} of {files} files failed");
@@ -425,7 +425,7 @@ pub fn restore_dir(
     let (files, out) = (&folder.photos, &folder.out);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let (mut restored, mut failed) = (0, 0);
-    for f in files.iter().take_while(|_| !super::stop::requested()) {
+    for f in files.iter().take_while(|_| !crate::cli::stop::requested()) {
         match folder.target(f, output_name(f)).and_then(|target| restore_one(f, &target, restorer)) {
             Ok(_) => restored += 1,
             Err(e) => {

@@ -1,0 +1,16 @@
+//! Pictures, videos and streams in and out: what the user points faceveil at (`input`), photos
+//! (`images`), video files, cameras and pipelines through GStreamer (`video`, `animation`,
+//! `colour`, `containers`), RTSP read and served (`rtsp`, `stuck`) and the virtual camera
+//! (`virtualcam`).
+
+pub mod animation;
+pub mod colour;
+pub mod containers;
+pub mod elements;
+pub mod encoder;
+pub mod images;
+pub mod input;
+pub mod rtsp;
+pub mod stuck;
+pub mod video;
+pub mod virtualcam;
