@@ -3,8 +3,10 @@
 //!
 //! Debian 12's gst-rtsp-server 1.22.0 now and then stops a TCP client's stream after its first
 //! packet and holds the whole media with it (about once in 30 connections on a loaded 2-core
-//! machine; CI failed so twice): the media's pipeline takes no more frames and its clients wait
-//! forever. A slow client does not do that (gst-rtsp-server keeps a backlog per client and drops
+//! machine, 2026-12-03; once in 77 to 266, 2026-12-05, the first packet sent when a DESCRIBE
+//! prerolled the media, none after the PLAY; CI failed so twice, and the tests that play a
+//! served stream now run once more where their server's log shows it): the media's pipeline
+//! takes no more frames and its clients wait forever. A slow client does not do that (gst-rtsp-server keeps a backlog per client and drops
 //! one that falls too far behind), and an encoder slower than the frames still takes some. So a
 //! played media whose appsrc holds `limit` frames and has handed none on during the last `limit`
 //! pushes is dropped: its clients are disconnected and it is unprepared, which takes it out of
