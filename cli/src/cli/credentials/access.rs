@@ -143,11 +143,16 @@ pub fn explain_refused_certificates(source: &gst::Element) {
 pub struct Authorities(PathBuf);
 
 impl Authorities {
-    /// Checked now, so that a bad file is an error before any connection.
+    /// Checked now, so that a bad file is an error before any connection. Kept as an absolute
+    /// path: GIO's file database takes a relative one, reads it (this check passed), and then
+    /// trusts none of it ("The anchor file name used with a GTlsFileDatabase must be an absolute
+    /// path"), so every certificate it should vouch for was refused.
     pub fn read(path: &Path) -> Result<Self> {
-        gio::TlsFileDatabase::new(path)
+        let path =
+            std::path::absolute(path).with_context(|| format!("cannot find the certificate authorities {}", path.display()))?;
+        gio::TlsFileDatabase::new(&path)
             .with_context(|| format!("cannot read the certificate authorities {} (PEM)", path.display()))?;
-        Ok(Self(path.to_path_buf()))
+        Ok(Self(path))
     }
 
     /// Hands them to a source element that checks certificates (rtspsrc's `tls-database`).

@@ -41,6 +41,10 @@ const AUTO_FALLBACK_FPS: f64 = 30.0;
 /// stuck (see [`crate::cli::media::stuck`]): about 3 s at 30 fps, past the queue's second behind it.
 const STUCK_FRAMES: u64 = 90;
 
+/// The longest a served file's clients are given to take its end of stream and leave once the
+/// file has ended, before the server goes.
+const CLIENTS_LEAVE_WAIT: Duration = Duration::from_secs(10);
+
 /// The served bitrate in kbit/s for frames of these caps.
 fn auto_bitrate(caps: &gst::CapsRef) -> u32 {
     let Some(s) = caps.structure(0) else { return 2048 };
@@ -404,8 +408,15 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
             if let Some(mounts) = server.mount_points() {
                 mounts.remove_factory(MOUNT);
             }
-            // Let clients receive the end of stream before the server goes.
+            // Let clients receive the end of stream and leave before the server goes: one still
+            // reading when the process ends gets, over TLS, an error ("Could not receive
+            // message") instead of the end (a loaded 2-core machine, 2026-12-05, where the fixed
+            // half second of before was not enough). Bounded, for a client that never leaves.
+            let until = Instant::now() + CLIENTS_LEAVE_WAIT;
             std::thread::sleep(Duration::from_millis(500));
+            while Instant::now() < until && !server.client_filter(None).is_empty() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
             main_loop.quit();
             outcome
         });
