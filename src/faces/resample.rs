@@ -104,29 +104,32 @@ impl AxisMap {
         // but have no pixels of their own to be written back to.
         let mut inside = vec![true; size];
         let last = width as f64 - 1.0;
-        // The part of the frame sample `i` averages: what it covers, and where the sample next to
-        // it lies mostly past the frame's edge, on to that edge, so that every pixel of the frame
-        // the crop reaches belongs to a sample and takes the model's change whole. (Without it, a
-        // pixel in the edge's part of a sample mostly outside took a fraction of the change and
-        // kept the rest at the detail's share: a dark, coloured line along the frame's edge
-        // wherever a face reached past it.)
-        let mostly_out = |i: usize| {
+        // Sample `i`'s extent, and the part of it inside the frame.
+        let span = |i: usize| {
             let lo = start + i as f64 * step;
-            let (a, b) = (lo.max(0.0), (lo + step).min(width as f64));
-            b - a < step / 2.0
+            (lo, lo + step, lo.max(0.0), (lo + step).min(width as f64))
+        };
+        // A sample at least half in the frame averages the part it covers; one mostly outside
+        // repeats the nearest edge pixel.
+        let half_in = |i: usize| {
+            let (_, _, a, b) = span(i);
+            b - a >= step / 2.0
         };
         for (i, inside) in inside.iter_mut().enumerate() {
-            let lo = start + i as f64 * step;
-            let hi = lo + step;
+            let (lo, hi, mut a, mut b) = span(i);
             if step >= 1.0 {
-                let (mut a, mut b) = (lo.max(0.0), hi.min(width as f64));
-                // A sample at least half in the frame averages the part it covers; one mostly
-                // outside repeats the nearest edge pixel.
-                if b - a >= step / 2.0 {
-                    if i > 0 && lo > 0.0 && lo < 1.0 + step && mostly_out(i - 1) {
+                if half_in(i) {
+                    // The part of the frame it averages: what it covers, and where the sample
+                    // next to it lies mostly past the frame's edge, on to that edge, so that
+                    // every pixel of the frame the crop reaches belongs to a sample and takes the
+                    // model's change whole. (Without it, a pixel in the edge's part of a sample
+                    // mostly outside took a fraction of the change and kept the rest at the
+                    // detail's share: a dark, coloured line along the frame's edge wherever a
+                    // face reached past it.)
+                    if i > 0 && lo > 0.0 && lo < 1.0 + step && !half_in(i - 1) {
                         a = 0.0;
                     }
-                    if i + 1 < size && hi < width as f64 && hi > last - step && mostly_out(i + 1) {
+                    if i + 1 < size && hi < width as f64 && hi > last - step && !half_in(i + 1) {
                         b = width as f64;
                     }
                     for x in (a.floor() as usize)..(b.ceil() as usize).min(width) {
