@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::served::{Child, despite_the_stall, log_text, serve_clip, spawn, wait_for};
+use common::served::{Child, log_text, serve_clip, spawn, wait_for};
 use common::{free_port, media, s, sample, tmpdir};
 
 // Floors for restored faces. Issue 11 asks 28 dB after lossy video coding and 35 dB from a PNG.
@@ -1059,71 +1059,70 @@ fn an_rtsp_stream_served_on_localhost_is_anonymized_and_restored() {
     use std::io::{BufRead, BufReader};
     use std::time::{Duration, Instant};
 
-    despite_the_stall("rtsp", |dir| {
-        let input = sample("two_faces_640x360.mp4");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        // The default variant: the served stream is held to the issue's floor.
-        let mut server = Command::new(env!("CARGO_BIN_EXE_faceveil"))
-            .args(["anonymize", s(&input), "--serve-rtsp", &port.to_string()])
-            .env("FACEVEIL_PASSWORD", "rtsp test")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-        let header = lines.next().unwrap().unwrap();
-        assert!(header.starts_with("faceveil header: "), "the server prints the header first");
-        assert!(lines.next().unwrap().unwrap().starts_with("serving rtsp://"));
-        let out = dir.join("restored.mkv");
-        let url = format!("rtsp://127.0.0.1:{port}/faceveil");
-        let mut client = Command::new(env!("CARGO_BIN_EXE_faceveil"))
-            // No header given: it comes with the stream, in the H.264 SEI.
-            .args(["restore", &url, "-o", s(&out)])
-            .env("FACEVEIL_PASSWORD", "rtsp test")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The served clip is 4 s long; the client ends at its end of stream.
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let status = loop {
-            if let Some(st) = client.try_wait().unwrap() {
-                break Some(st);
-            }
-            if Instant::now() > deadline {
-                client.kill().unwrap();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        };
-        server.kill().unwrap();
-        server.wait().unwrap();
-        let status = status.expect("the RTSP client stops by itself");
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut client.stderr.take().unwrap(), &mut err).unwrap();
-        assert!(status.success(), "{err}");
-        let frames = media::decode(&out).frames;
-        // A file is served in real time and whole, however slowly faceveil runs.
-        assert_eq!(frames.len(), 100, "every frame of the clip came through RTSP");
-        assert_eq!((frames[0].width, frames[0].height), (640, 360));
-
-        // Where the faces are: the server finds the same ones a file run finds in the same frames.
-        let anon = dir.join("anon.mkv");
-        let o = faceveil(&["anonymize", s(&input), "-o", s(&anon)], &[("FACEVEIL_PASSWORD", "other")]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let (orig, an) = (media::decode(&input).frames, media::decode(&anon).frames);
-        let (mut p_anon, mut p_rest) = (0.0, 0.0);
-        for (i, crops) in sidecar_crops(&dir.join("anon.mkv.faceveil")).iter().enumerate() {
-            p_anon += face_psnr(&orig[i], &an[i], crops);
-            p_rest += face_psnr(&orig[i], &frames[i], crops);
+    let dir = tmpdir("rtsp");
+    let input = sample("two_faces_640x360.mp4");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // The default variant: the served stream is held to the issue's floor.
+    let mut server = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .args(["anonymize", s(&input), "--serve-rtsp", &port.to_string()])
+        .env("FACEVEIL_PASSWORD", "rtsp test")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let header = lines.next().unwrap().unwrap();
+    assert!(header.starts_with("faceveil header: "), "the server prints the header first");
+    assert!(lines.next().unwrap().unwrap().starts_with("serving rtsp://"));
+    let out = dir.join("restored.mkv");
+    let url = format!("rtsp://127.0.0.1:{port}/faceveil");
+    let mut client = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        // No header given: it comes with the stream, in the H.264 SEI.
+        .args(["restore", &url, "-o", s(&out)])
+        .env("FACEVEIL_PASSWORD", "rtsp test")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The served clip is 4 s long; the client ends at its end of stream.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(st) = client.try_wait().unwrap() {
+            break Some(st);
         }
-        let (p_anon, p_rest) = (p_anon / 100.0, p_rest / 100.0);
-        eprintln!("face PSNR through RTSP: anonymized {p_anon:.2} dB, restored {p_rest:.2} dB");
-        assert!(
-            p_rest >= RTSP_RESTORE_FLOOR_DB,
-            "faces restored from the stream are {p_rest:.2} dB from the original, under the {RTSP_RESTORE_FLOOR_DB} dB floor"
-        );
-        assert!(p_rest > p_anon + 5.0, "the restore comes far closer than an anonymization of the same faces leaves them");
-    });
+        if Instant::now() > deadline {
+            client.kill().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let status = status.expect("the RTSP client stops by itself");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut client.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    let frames = media::decode(&out).frames;
+    // A file is served in real time and whole, however slowly faceveil runs.
+    assert_eq!(frames.len(), 100, "every frame of the clip came through RTSP");
+    assert_eq!((frames[0].width, frames[0].height), (640, 360));
+
+    // Where the faces are: the server finds the same ones a file run finds in the same frames.
+    let anon = dir.join("anon.mkv");
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&anon)], &[("FACEVEIL_PASSWORD", "other")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (orig, an) = (media::decode(&input).frames, media::decode(&anon).frames);
+    let (mut p_anon, mut p_rest) = (0.0, 0.0);
+    for (i, crops) in sidecar_crops(&dir.join("anon.mkv.faceveil")).iter().enumerate() {
+        p_anon += face_psnr(&orig[i], &an[i], crops);
+        p_rest += face_psnr(&orig[i], &frames[i], crops);
+    }
+    let (p_anon, p_rest) = (p_anon / 100.0, p_rest / 100.0);
+    eprintln!("face PSNR through RTSP: anonymized {p_anon:.2} dB, restored {p_rest:.2} dB");
+    assert!(
+        p_rest >= RTSP_RESTORE_FLOOR_DB,
+        "faces restored from the stream are {p_rest:.2} dB from the original, under the {RTSP_RESTORE_FLOOR_DB} dB floor"
+    );
+    assert!(p_rest > p_anon + 5.0, "the restore comes far closer than an anonymization of the same faces leaves them");
 }
 
 /// The face squares `[cx, cy, side]` a sidecar records for each frame, in frame order.
@@ -1448,88 +1447,85 @@ fn a_sunlit_face_comes_back_from_a_lossless_photo_whatever_the_password() {
 
 #[test]
 fn a_relay_survives_its_source_dropping_and_reconnects() {
-    despite_the_stall("relay", |dir| {
-        let (upstream_port, relay_port) = (free_port(), free_port());
-        let upstream_url = format!("rtsp://127.0.0.1:{upstream_port}/faceveil");
-        let relay_url = format!("rtsp://127.0.0.1:{relay_port}/faceveil");
-        // Each run of the source lasts until its server is stopped (a 150 s clip, longer than the
-        // wait for the recorder below: in a CI run of 2026-12-03 the 30 s clip of before ended while
-        // the recorder was still starting, a file that ends closes its server, and the relay had
-        // nothing left to give), so that the recorder joins the first however slowly the machine
-        // starts it. Both runs serve the same clip: the recording keeps one format throughout.
-        let long = dir.join("long.mp4");
-        media::launch(&format!(
-            "videotestsrc num-buffers=1500 pattern=ball ! video/x-raw,width=640,height=360,framerate=10/1 \
+    let dir = tmpdir("relay");
+    let (upstream_port, relay_port) = (free_port(), free_port());
+    let upstream_url = format!("rtsp://127.0.0.1:{upstream_port}/faceveil");
+    let relay_url = format!("rtsp://127.0.0.1:{relay_port}/faceveil");
+    // Each run of the source lasts until its server is stopped (a 150 s clip, longer than the
+    // wait for the recorder below: in a CI run of 2026-12-03 the 30 s clip of before ended while
+    // the recorder was still starting, a file that ends closes its server, and the relay had
+    // nothing left to give), so that the recorder joins the first however slowly the machine
+    // starts it. Both runs serve the same clip: the recording keeps one format throughout.
+    let long = dir.join("long.mp4");
+    media::launch(&format!(
+        "videotestsrc num-buffers=1500 pattern=ball ! video/x-raw,width=640,height=360,framerate=10/1 \
          ! x264enc speed-preset=ultrafast ! mp4mux ! filesink location={}",
-            s(&long)
-        ));
-        let serve_upstream = |log: &str| {
-            spawn(&["anonymize", s(&long), "--mode", "blur", "--serve-rtsp", &upstream_port.to_string()], &dir.join(log))
-        };
-        let upstream = serve_upstream("upstream1.log");
-        let relay_log = dir.join("relay.log");
-        // The relay serves at its own bitrate, as a relay over a slow link would.
-        let relay_args =
-            ["anonymize", &upstream_url, "--mode", "blur", "--serve-rtsp", &relay_port.to_string(), "--serve-bitrate", "1500"];
-        let _relay = spawn(&relay_args, &relay_log);
-        let connects = || log_text(&relay_log).matches("source connected").count();
-        // The relay may try before the upstream listens: only drops after its first connection count.
-        let drops = || {
-            let text = log_text(&relay_log);
-            text.find("source connected").map_or(0, |at| text[at..].matches("source dropped").count())
-        };
-        wait_for("the relay to receive its source", 60, || connects() >= 1);
-        let out = dir.join("recorded.mkv");
-        let recorder_log = dir.join("recorder.log");
-        let mut recorder = spawn(&["anonymize", &relay_url, "-o", s(&out), "--mode", "blur"], &recorder_log);
-        // Generous waits for the recorder: the suite runs beside this test on two cores, and once
-        // (2026-12-03) a wait of a minute ran out.
-        wait_for("the recorder to receive the relay", 120, || log_text(&recorder_log).contains("source connected"));
-        // Three seconds of a run recorded, its server stops (Ctrl-C, as an operator would): the
-        // relay loses its source.
-        let record_then_stop = |mut upstream: Child| {
-            std::thread::sleep(std::time::Duration::from_secs(3));
-            interrupt(&upstream);
-            wait_for("the upstream to stop", 30, || upstream.0.try_wait().unwrap().is_some());
-        };
-        record_then_stop(upstream);
-        wait_for("the relay to notice its source dropped", 60, || drops() >= 1);
-        let upstream = serve_upstream("upstream2.log");
-        wait_for("the relay to reconnect", 90, || connects() >= 2);
-        record_then_stop(upstream);
-        wait_for("the relay to notice the second run ended", 60, || drops() >= 2);
-        assert!(recorder.0.try_wait().unwrap().is_none(), "the recorder stayed connected through the drop");
-        // Ctrl-C finishes the recording cleanly.
-        interrupt(&recorder);
-        wait_for("the recorder to finish", 60, || recorder.0.try_wait().unwrap().is_some());
-        // The recording runs from its part of the first run (3 s or more), through the drop, to the
-        // stop of the second (3 s or more): it spans more than either part alone.
-        let pts = media::decode(&out).pts;
-        let span = (pts.last().unwrap() - pts.first().unwrap()) as f64 / 1e9;
-        assert!(span > 4.5, "the recording spans only {span:.1} s ({} frames)", pts.len());
-    });
+        s(&long)
+    ));
+    let serve_upstream =
+        |log: &str| spawn(&["anonymize", s(&long), "--mode", "blur", "--serve-rtsp", &upstream_port.to_string()], &dir.join(log));
+    let upstream = serve_upstream("upstream1.log");
+    let relay_log = dir.join("relay.log");
+    // The relay serves at its own bitrate, as a relay over a slow link would.
+    let relay_args =
+        ["anonymize", &upstream_url, "--mode", "blur", "--serve-rtsp", &relay_port.to_string(), "--serve-bitrate", "1500"];
+    let _relay = spawn(&relay_args, &relay_log);
+    let connects = || log_text(&relay_log).matches("source connected").count();
+    // The relay may try before the upstream listens: only drops after its first connection count.
+    let drops = || {
+        let text = log_text(&relay_log);
+        text.find("source connected").map_or(0, |at| text[at..].matches("source dropped").count())
+    };
+    wait_for("the relay to receive its source", 60, || connects() >= 1);
+    let out = dir.join("recorded.mkv");
+    let recorder_log = dir.join("recorder.log");
+    let mut recorder = spawn(&["anonymize", &relay_url, "-o", s(&out), "--mode", "blur"], &recorder_log);
+    // Generous waits for the recorder: the suite runs beside this test on two cores, and once
+    // (2026-12-03) a wait of a minute ran out.
+    wait_for("the recorder to receive the relay", 120, || log_text(&recorder_log).contains("source connected"));
+    // Three seconds of a run recorded, its server stops (Ctrl-C, as an operator would): the
+    // relay loses its source.
+    let record_then_stop = |mut upstream: Child| {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        interrupt(&upstream);
+        wait_for("the upstream to stop", 30, || upstream.0.try_wait().unwrap().is_some());
+    };
+    record_then_stop(upstream);
+    wait_for("the relay to notice its source dropped", 60, || drops() >= 1);
+    let upstream = serve_upstream("upstream2.log");
+    wait_for("the relay to reconnect", 90, || connects() >= 2);
+    record_then_stop(upstream);
+    wait_for("the relay to notice the second run ended", 60, || drops() >= 2);
+    assert!(recorder.0.try_wait().unwrap().is_none(), "the recorder stayed connected through the drop");
+    // Ctrl-C finishes the recording cleanly.
+    interrupt(&recorder);
+    wait_for("the recorder to finish", 60, || recorder.0.try_wait().unwrap().is_some());
+    // The recording runs from its part of the first run (3 s or more), through the drop, to the
+    // stop of the second (3 s or more): it spans more than either part alone.
+    let pts = media::decode(&out).pts;
+    let span = (pts.last().unwrap() - pts.first().unwrap()) as f64 / 1e9;
+    assert!(span > 4.5, "the recording spans only {span:.1} s ({} frames)", pts.len());
 }
 
 #[test]
 fn a_live_recording_to_mp4_killed_midway_keeps_what_it_had_written() {
-    despite_the_stall("killed-recording", |dir| {
-        let long = dir.join("long.mp4");
-        media::launch(&format!(
-            "videotestsrc num-buffers=600 pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 \
+    let dir = tmpdir("killed-recording");
+    let long = dir.join("long.mp4");
+    media::launch(&format!(
+        "videotestsrc num-buffers=600 pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 \
          ! x264enc speed-preset=ultrafast ! mp4mux ! filesink location={}",
-            s(&long)
-        ));
-        let (_server, url) = serve_clip(&long, &["--mode", "blur"], dir);
-        let (out, log) = (dir.join("recorded.mp4"), dir.join("recorder.log"));
-        let mut recorder = spawn(&["anonymize", &url, "-o", s(&out), "--mode", "blur"], &log);
-        wait_for("the recorder to receive the stream", 60, || log_text(&log).contains("source connected"));
-        // A power cut, not Ctrl-C: nothing gets to finish the file.
-        std::thread::sleep(std::time::Duration::from_secs(4));
-        recorder.0.kill().unwrap();
-        recorder.0.wait().unwrap();
-        let kept = media::decode(&dir.join("recorded.mp4.partial")).pts.len();
-        assert!(kept >= 30, "the killed recording kept {kept} frames");
-    });
+        s(&long)
+    ));
+    let (_server, url) = serve_clip(&long, &["--mode", "blur"], &dir);
+    let (out, log) = (dir.join("recorded.mp4"), dir.join("recorder.log"));
+    let mut recorder = spawn(&["anonymize", &url, "-o", s(&out), "--mode", "blur"], &log);
+    wait_for("the recorder to receive the stream", 60, || log_text(&log).contains("source connected"));
+    // A power cut, not Ctrl-C: nothing gets to finish the file.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    recorder.0.kill().unwrap();
+    recorder.0.wait().unwrap();
+    let kept = media::decode(&dir.join("recorded.mp4.partial")).pts.len();
+    assert!(kept >= 30, "the killed recording kept {kept} frames");
 }
 
 /// Ctrl-C to a spawned process.
@@ -1575,128 +1571,118 @@ fn a_file_stopped_by_ctrl_c_or_sigterm_keeps_the_part_written_with_its_sidecar_a
 
 #[test]
 fn a_client_joining_a_served_stream_midway_starts_at_a_whole_picture() {
-    despite_the_stall("late-join", |dir| {
-        let clip = sample("faces_720p.mp4");
-        let (_server, url) = serve_clip(&clip, &["--mode", "blur"], dir);
-        // The first client starts the clip (6 s); the second joins a second after it, mid-stream,
-        // where its decoder has no reference pictures until the intra refresh has swept the frame.
-        let first_log = dir.join("first.log");
-        let mut first = spawn(&["anonymize", &url, "-o", s(&dir.join("first.mkv")), "--mode", "blur"], &first_log);
-        wait_for("the first client to receive the stream", 60, || log_text(&first_log).contains("source connected"));
-        std::thread::sleep(std::time::Duration::from_secs(1));
-        let late = dir.join("late.mkv");
-        let mut second = spawn(&["anonymize", &url, "-o", s(&late), "--mode", "blur"], &dir.join("late.log"));
-        wait_for("both clients to reach the end of the stream", 90, || {
-            first.0.try_wait().unwrap().is_some() && second.0.try_wait().unwrap().is_some()
-        });
-        assert!(second.0.wait().unwrap().success(), "{}", log_text(&dir.join("late.log")));
-        let original = media::decode(&clip).frames;
-        let joined = media::decode(&late).frames;
-        assert!(!joined.is_empty() && joined.len() < original.len(), "the late client got {} frames", joined.len());
-        // Its first picture is one of the clip's (blurred faces aside), not a gray half-decoded one
-        // (measured: 2.7 with undecodable pictures dropped, 24.2 with them shown).
-        let closest =
-            original.iter().map(|o| common::mean_abs_diff(o, &joined[0], 0, 0, o.width, o.height)).fold(f64::MAX, f64::min);
-        assert!(closest < 6.0, "the late client's first picture differs from every frame of the clip by {closest:.1} on average");
+    let dir = tmpdir("late-join");
+    let clip = sample("faces_720p.mp4");
+    let (_server, url) = serve_clip(&clip, &["--mode", "blur"], &dir);
+    // The first client starts the clip (6 s); the second joins a second after it, mid-stream,
+    // where its decoder has no reference pictures until the intra refresh has swept the frame.
+    let first_log = dir.join("first.log");
+    let mut first = spawn(&["anonymize", &url, "-o", s(&dir.join("first.mkv")), "--mode", "blur"], &first_log);
+    wait_for("the first client to receive the stream", 60, || log_text(&first_log).contains("source connected"));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let late = dir.join("late.mkv");
+    let mut second = spawn(&["anonymize", &url, "-o", s(&late), "--mode", "blur"], &dir.join("late.log"));
+    wait_for("both clients to reach the end of the stream", 90, || {
+        first.0.try_wait().unwrap().is_some() && second.0.try_wait().unwrap().is_some()
     });
+    assert!(second.0.wait().unwrap().success(), "{}", log_text(&dir.join("late.log")));
+    let original = media::decode(&clip).frames;
+    let joined = media::decode(&late).frames;
+    assert!(!joined.is_empty() && joined.len() < original.len(), "the late client got {} frames", joined.len());
+    // Its first picture is one of the clip's (blurred faces aside), not a gray half-decoded one
+    // (measured: 2.7 with undecodable pictures dropped, 24.2 with them shown).
+    let closest = original.iter().map(|o| common::mean_abs_diff(o, &joined[0], 0, 0, o.width, o.height)).fold(f64::MAX, f64::min);
+    assert!(closest < 6.0, "the late client's first picture differs from every frame of the clip by {closest:.1} on average");
 }
 
 #[test]
 fn a_served_file_plays_from_its_first_frame_to_a_player_that_comes_after_a_client_that_only_asked() {
-    despite_the_stall("describe-first", |dir| {
-        let clip = sample("two_faces_640x360.mp4");
-        let (_server, url) = serve_clip(&clip, &["--mode", "blur"], dir);
-        // A client that asks for the stream's description and leaves (a probe, a player's first
-        // look): the file waits for one that plays. Before 2026-12-02 (night) the file started
-        // here, and a player a second later got 73 of its 100 frames.
-        let host = url.trim_start_matches("rtsp://").split('/').next().unwrap();
-        let mut probe = std::net::TcpStream::connect(host).unwrap();
-        probe.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
-        write!(probe, "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n").unwrap();
-        let mut answer = [0u8; 64];
-        let n = probe.read(&mut answer).unwrap();
-        assert!(answer[..n].starts_with(b"RTSP/1.0 200"), "{}", String::from_utf8_lossy(&answer[..n]));
-        drop(probe);
-        std::thread::sleep(std::time::Duration::from_secs(1));
-        let (out, log) = (dir.join("played.mkv"), dir.join("player.log"));
-        let mut player = spawn(&["anonymize", &url, "-o", s(&out), "--mode", "blur"], &log);
-        wait_for("the player to reach the end of the stream", 90, || player.0.try_wait().unwrap().is_some());
-        assert!(player.0.wait().unwrap().success(), "{}", log_text(&log));
-        let (original, played) = (media::decode(&clip).frames, media::decode(&out).frames);
-        assert_eq!(played.len(), original.len(), "the player got {} of the file's {} frames", played.len(), original.len());
-        // And it starts on the file's first picture (faces blurred twice aside).
-        let first = common::mean_abs_diff(&original[0], &played[0], 0, 0, original[0].width, original[0].height);
-        let second = common::mean_abs_diff(&original[1], &played[0], 0, 0, original[0].width, original[0].height);
-        assert!(first < 6.0 && first <= second, "the first picture played differs from the file's first by {first:.1}");
-    });
+    let dir = tmpdir("describe-first");
+    let clip = sample("two_faces_640x360.mp4");
+    let (_server, url) = serve_clip(&clip, &["--mode", "blur"], &dir);
+    // A client that asks for the stream's description and leaves (a probe, a player's first
+    // look): the file waits for one that plays. Before 2026-12-02 (night) the file started
+    // here, and a player a second later got 73 of its 100 frames.
+    let host = url.trim_start_matches("rtsp://").split('/').next().unwrap();
+    let mut probe = std::net::TcpStream::connect(host).unwrap();
+    probe.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    write!(probe, "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n").unwrap();
+    let mut answer = [0u8; 64];
+    let n = probe.read(&mut answer).unwrap();
+    assert!(answer[..n].starts_with(b"RTSP/1.0 200"), "{}", String::from_utf8_lossy(&answer[..n]));
+    drop(probe);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let (out, log) = (dir.join("played.mkv"), dir.join("player.log"));
+    let mut player = spawn(&["anonymize", &url, "-o", s(&out), "--mode", "blur"], &log);
+    wait_for("the player to reach the end of the stream", 90, || player.0.try_wait().unwrap().is_some());
+    assert!(player.0.wait().unwrap().success(), "{}", log_text(&log));
+    let (original, played) = (media::decode(&clip).frames, media::decode(&out).frames);
+    assert_eq!(played.len(), original.len(), "the player got {} of the file's {} frames", played.len(), original.len());
+    // And it starts on the file's first picture (faces blurred twice aside).
+    let first = common::mean_abs_diff(&original[0], &played[0], 0, 0, original[0].width, original[0].height);
+    let second = common::mean_abs_diff(&original[1], &played[0], 0, 0, original[0].width, original[0].height);
+    assert!(first < 6.0 && first <= second, "the first picture played differs from the file's first by {first:.1}");
 }
 
 #[test]
 fn a_restore_joining_a_served_stream_late_restores_the_faces_once_a_header_arrives() {
-    despite_the_stall("late-restore", |dir| {
-        let clip = sample("faces_720p.mp4");
-        let (_server, url) = serve_clip(&clip, &[], dir);
-        let (first_out, late_out) = (dir.join("first.mkv"), dir.join("late.mkv"));
-        let (first_log, late_log) = (dir.join("first.log"), dir.join("late.log"));
-        let mut first = spawn(&["restore", &url, "-o", s(&first_out)], &first_log);
-        wait_for("the first client to receive the stream", 60, || log_text(&first_log).contains("source connected"));
-        // The header rides every 30th frame: the late client starts between two.
-        std::thread::sleep(std::time::Duration::from_secs(3));
-        let mut late = spawn(&["restore", &url, "-o", s(&late_out)], &late_log);
-        wait_for("both clients to reach the end of the stream", 120, || {
-            first.0.try_wait().unwrap().is_some() && late.0.try_wait().unwrap().is_some()
-        });
-        assert!(first.0.wait().unwrap().success(), "{}", log_text(&first_log));
-        assert!(late.0.wait().unwrap().success(), "{}", log_text(&late_log));
-        let (whole, joined) = (media::decode(&first_out).frames, media::decode(&late_out).frames);
-        assert!(
-            !joined.is_empty() && joined.len() < whole.len(),
-            "the late client got {} of {} frames",
-            joined.len(),
-            whole.len()
-        );
-        // Where the faces are in the clip's last frame, from a file run on the same clip.
-        let anon = dir.join("anon.mkv");
-        let o = faceveil(&["anonymize", s(&clip), "-o", s(&anon)], &[("FACEVEIL_PASSWORD", "other")]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let records = sidecar_crops(&dir.join("anon.mkv.faceveil"));
-        let crops = records.last().unwrap();
-        assert!(!crops.is_empty(), "the clip's last frame has faces");
-        let (original, anonymized) = (media::decode(&clip).frames, media::decode(&anon).frames);
-        let last = original.len() - 1;
-        // Both clients end on the clip's last frame, restored: the late one's faces are the first
-        // one's (an unrestored face would be the anonymized one), and both are the original's.
-        let (late_face, first_face) =
-            (face_psnr(&original[last], joined.last().unwrap(), crops), face_psnr(&original[last], whole.last().unwrap(), crops));
-        let anonymized_face = face_psnr(&original[last], &anonymized[last], crops);
-        eprintln!(
-            "last frame's faces against the original: late {late_face:.2} dB, first {first_face:.2} dB, anonymized {anonymized_face:.2} dB"
-        );
-        assert!(late_face > anonymized_face + 5.0, "the late client did not restore the faces");
-        assert!((late_face - first_face).abs() < 1.0, "the late client's faces differ from the first client's");
+    let dir = tmpdir("late-restore");
+    let clip = sample("faces_720p.mp4");
+    let (_server, url) = serve_clip(&clip, &[], &dir);
+    let (first_out, late_out) = (dir.join("first.mkv"), dir.join("late.mkv"));
+    let (first_log, late_log) = (dir.join("first.log"), dir.join("late.log"));
+    let mut first = spawn(&["restore", &url, "-o", s(&first_out)], &first_log);
+    wait_for("the first client to receive the stream", 60, || log_text(&first_log).contains("source connected"));
+    // The header rides every 30th frame: the late client starts between two.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut late = spawn(&["restore", &url, "-o", s(&late_out)], &late_log);
+    wait_for("both clients to reach the end of the stream", 120, || {
+        first.0.try_wait().unwrap().is_some() && late.0.try_wait().unwrap().is_some()
     });
+    assert!(first.0.wait().unwrap().success(), "{}", log_text(&first_log));
+    assert!(late.0.wait().unwrap().success(), "{}", log_text(&late_log));
+    let (whole, joined) = (media::decode(&first_out).frames, media::decode(&late_out).frames);
+    assert!(!joined.is_empty() && joined.len() < whole.len(), "the late client got {} of {} frames", joined.len(), whole.len());
+    // Where the faces are in the clip's last frame, from a file run on the same clip.
+    let anon = dir.join("anon.mkv");
+    let o = faceveil(&["anonymize", s(&clip), "-o", s(&anon)], &[("FACEVEIL_PASSWORD", "other")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = sidecar_crops(&dir.join("anon.mkv.faceveil"));
+    let crops = records.last().unwrap();
+    assert!(!crops.is_empty(), "the clip's last frame has faces");
+    let (original, anonymized) = (media::decode(&clip).frames, media::decode(&anon).frames);
+    let last = original.len() - 1;
+    // Both clients end on the clip's last frame, restored: the late one's faces are the first
+    // one's (an unrestored face would be the anonymized one), and both are the original's.
+    let (late_face, first_face) =
+        (face_psnr(&original[last], joined.last().unwrap(), crops), face_psnr(&original[last], whole.last().unwrap(), crops));
+    let anonymized_face = face_psnr(&original[last], &anonymized[last], crops);
+    eprintln!(
+        "last frame's faces against the original: late {late_face:.2} dB, first {first_face:.2} dB, anonymized {anonymized_face:.2} dB"
+    );
+    assert!(late_face > anonymized_face + 5.0, "the late client did not restore the faces");
+    assert!((late_face - first_face).abs() < 1.0, "the late client's faces differ from the first client's");
 }
 
 /// A camera that hangs mid-stream, its connection left open: the server stopped (SIGSTOP). The
 /// recording ends once no frame has come for 20 s, says so, and keeps what it had.
 #[test]
 fn a_recording_of_a_camera_that_hangs_ends_and_keeps_its_frames() {
-    despite_the_stall("hangs", |dir| {
-        let (server, url) = serve_clip(&sample("faces_720p.mp4"), &["--mode", "blur"], dir);
-        let (out, log) = (dir.join("recorded.mkv"), dir.join("recorder.log"));
-        let mut recorder = spawn(&["anonymize", &url, "-o", s(&out), "--mode", "blur"], &log);
-        wait_for("the recording to start", 60, || log_text(&log).contains("source connected"));
-        std::thread::sleep(std::time::Duration::from_secs(1));
-        let signal = |name: &str| Command::new("kill").args([name, &server.0.id().to_string()]).status().unwrap();
-        assert!(signal("-STOP").success());
-        wait_for("the recording to end", 60, || recorder.0.try_wait().unwrap().is_some());
-        signal("-CONT");
-        let said = log_text(&log);
-        assert!(!recorder.0.wait().unwrap().success(), "a recording cut short ends in an error: {said}");
-        assert!(said.contains("the source sent no frame for 20 s"), "{said}");
-        let frames = media::decode(&out).frames.len();
-        assert!(frames > 0, "the frames before the camera hung are kept");
-    });
+    let dir = tmpdir("hangs");
+    let (server, url) = serve_clip(&sample("faces_720p.mp4"), &["--mode", "blur"], &dir);
+    let (out, log) = (dir.join("recorded.mkv"), dir.join("recorder.log"));
+    let mut recorder = spawn(&["anonymize", &url, "-o", s(&out), "--mode", "blur"], &log);
+    wait_for("the recording to start", 60, || log_text(&log).contains("source connected"));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let signal = |name: &str| Command::new("kill").args([name, &server.0.id().to_string()]).status().unwrap();
+    assert!(signal("-STOP").success());
+    wait_for("the recording to end", 60, || recorder.0.try_wait().unwrap().is_some());
+    signal("-CONT");
+    let said = log_text(&log);
+    assert!(!recorder.0.wait().unwrap().success(), "a recording cut short ends in an error: {said}");
+    assert!(said.contains("the source sent no frame for 20 s"), "{said}");
+    let frames = media::decode(&out).frames.len();
+    assert!(frames > 0, "the frames before the camera hung are kept");
 }
 
 #[test]
@@ -1925,38 +1911,37 @@ fn a_copy_of_the_release_files_in_another_folder_runs() {
 
 #[test]
 fn sealed_faces_served_over_rtsp_come_back_exactly_with_an_identity() {
-    despite_the_stall("rtsp-sealed", |dir| {
-        let identity = dir.join("me.age");
-        let o = faceveil(&["keygen", "-o", s(&identity)], &[]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let recipient = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        // Signed by the server's key: each frame's record, in the SEI alone, carries its signature.
-        let key = dir.join("camera.key");
-        let o = faceveil(&["keygen", "--signing", "-o", s(&key)], &[]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let signer = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        let clip = sample("two_faces_640x360.mp4");
-        let (_server, url) = serve_clip(&clip, &["--recipient", &recipient, "--sealed-lossless", "--sign-with", s(&key)], dir);
-        let (out, log) = (dir.join("restored.mkv"), dir.join("client.log"));
-        let mut client =
-            spawn(&["restore", &url, "-o", s(&out), "--identity", s(&identity), "--lossless", "--signer", &signer], &log);
-        wait_for("the client to reach the end of the stream", 120, || client.0.try_wait().unwrap().is_some());
-        assert!(client.0.wait().unwrap().success(), "{}", log_text(&log));
-        // Where the faces are in the clip's last frame, from a file run on the same clip.
-        let anon = dir.join("anon.mkv");
-        let o = faceveil(&["anonymize", s(&clip), "-o", s(&anon)], &[("FACEVEIL_PASSWORD", "other")]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let crops = sidecar_crops(&dir.join("anon.mkv.faceveil")).pop().unwrap();
-        assert!(!crops.is_empty(), "the clip's last frame has faces");
-        let (original, restored) = (media::decode(&clip).frames, media::decode(&out).frames);
-        // The served picture went through the server's live x264; the sealed faces did not.
-        let face = face_psnr(original.last().unwrap(), restored.last().unwrap(), &crops);
-        let frame = face_psnr(original.last().unwrap(), restored.last().unwrap(), &[[320.0, 180.0, 1000.0]]);
-        eprintln!("last frame against the original: faces {face:.2} dB, whole frame {frame:.2} dB");
-        // face_psnr floors the error, so identical bytes read as about 138 dB.
-        assert!(face > 100.0, "the faces are not the original's bytes: {face:.2} dB");
-        assert!(frame < 60.0, "the rest of the frame went through the live codec: {frame:.2} dB");
-    });
+    let dir = tmpdir("rtsp-sealed");
+    let identity = dir.join("me.age");
+    let o = faceveil(&["keygen", "-o", s(&identity)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recipient = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    // Signed by the server's key: each frame's record, in the SEI alone, carries its signature.
+    let key = dir.join("camera.key");
+    let o = faceveil(&["keygen", "--signing", "-o", s(&key)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let signer = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let clip = sample("two_faces_640x360.mp4");
+    let (_server, url) = serve_clip(&clip, &["--recipient", &recipient, "--sealed-lossless", "--sign-with", s(&key)], &dir);
+    let (out, log) = (dir.join("restored.mkv"), dir.join("client.log"));
+    let mut client =
+        spawn(&["restore", &url, "-o", s(&out), "--identity", s(&identity), "--lossless", "--signer", &signer], &log);
+    wait_for("the client to reach the end of the stream", 120, || client.0.try_wait().unwrap().is_some());
+    assert!(client.0.wait().unwrap().success(), "{}", log_text(&log));
+    // Where the faces are in the clip's last frame, from a file run on the same clip.
+    let anon = dir.join("anon.mkv");
+    let o = faceveil(&["anonymize", s(&clip), "-o", s(&anon)], &[("FACEVEIL_PASSWORD", "other")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let crops = sidecar_crops(&dir.join("anon.mkv.faceveil")).pop().unwrap();
+    assert!(!crops.is_empty(), "the clip's last frame has faces");
+    let (original, restored) = (media::decode(&clip).frames, media::decode(&out).frames);
+    // The served picture went through the server's live x264; the sealed faces did not.
+    let face = face_psnr(original.last().unwrap(), restored.last().unwrap(), &crops);
+    let frame = face_psnr(original.last().unwrap(), restored.last().unwrap(), &[[320.0, 180.0, 1000.0]]);
+    eprintln!("last frame against the original: faces {face:.2} dB, whole frame {frame:.2} dB");
+    // face_psnr floors the error, so identical bytes read as about 138 dB.
+    assert!(face > 100.0, "the faces are not the original's bytes: {face:.2} dB");
+    assert!(frame < 60.0, "the rest of the frame went through the live codec: {frame:.2} dB");
 }
 
 /// A v4l2loopback device, from sysfs: with the module loaded, its devices are the virtual ones

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::served::despite_the_stall;
 use common::{free_port, media, s, sample, tmpdir};
 use faceveil::frame::rgb::RgbImage;
 use faceveil::stream::end::{END_FILE_EXTENSION, StreamEnd};
@@ -470,75 +469,74 @@ fn play(url: &str, login: Option<(&str, &str)>, authorities: Option<&Path>) -> (
 
 #[test]
 fn a_client_joining_a_mount_over_tls_with_a_login_it_is_for_receives_the_camera_and_others_are_refused() {
-    despite_the_stall("mount", |dir| {
-        // The sample four times over (24 s, not re-encoded): a client that is slow to join on a busy
-        // machine still finds the camera playing (the 6 s sample alone once ended before one had).
-        for i in 0..4 {
-            std::os::unix::fs::symlink(sample("faces_720p.mp4"), dir.join(format!("part_{i}.mp4"))).unwrap();
-        }
-        let clip = dir.join("long.mkv");
-        media::launch(&format!(
-            "splitmuxsrc location={}/part_*.mp4 ! h264parse ! matroskamux ! filesink location={}",
-            dir.display(),
-            clip.display()
-        ));
-        let (metrics_port, rtsp_port) = (free_port(), free_port());
-        let certificate = common::certificate(dir);
-        let (tls, scheme) = match &certificate {
-            Some((cert, key)) => (format!("tls_certificate = \"{}\"\ntls_key = \"{}\"\n", s(cert), s(key)), "rtsps"),
-            None => (String::new(), "rtsp"),
-        };
-        let authorities = certificate.as_ref().map(|(cert, _)| cert.as_path());
-        let config = dir.join("serve.toml");
-        // Two viewers; the hall's mount is for ops alone.
-        std::fs::write(dir.join("guest.pass"), "guest's own\n").unwrap();
-        let logins = format!(
-            "[[rtsp.viewer]]\nuser = \"ops\"\npassword_env = \"{PASSWORD_VAR}\"\n\
+    let dir = tmpdir("mount");
+    // The sample four times over (24 s, not re-encoded): a client that is slow to join on a busy
+    // machine still finds the camera playing (the 6 s sample alone once ended before one had).
+    for i in 0..4 {
+        std::os::unix::fs::symlink(sample("faces_720p.mp4"), dir.join(format!("part_{i}.mp4"))).unwrap();
+    }
+    let clip = dir.join("long.mkv");
+    media::launch(&format!(
+        "splitmuxsrc location={}/part_*.mp4 ! h264parse ! matroskamux ! filesink location={}",
+        dir.display(),
+        clip.display()
+    ));
+    let (metrics_port, rtsp_port) = (free_port(), free_port());
+    let certificate = common::certificate(&dir);
+    let (tls, scheme) = match &certificate {
+        Some((cert, key)) => (format!("tls_certificate = \"{}\"\ntls_key = \"{}\"\n", s(cert), s(key)), "rtsps"),
+        None => (String::new(), "rtsp"),
+    };
+    let authorities = certificate.as_ref().map(|(cert, _)| cert.as_path());
+    let config = dir.join("serve.toml");
+    // Two viewers; the hall's mount is for ops alone.
+    std::fs::write(dir.join("guest.pass"), "guest's own\n").unwrap();
+    let logins = format!(
+        "[[rtsp.viewer]]\nuser = \"ops\"\npassword_env = \"{PASSWORD_VAR}\"\n\
          [[rtsp.viewer]]\nuser = \"guest\"\npassword_file = \"guest.pass\"\n"
-        );
-        let for_ops = "viewers = [\"ops\"]\n";
-        std::fs::write(
-            &config,
-            format!(
-                "[rtsp]\nport = {rtsp_port}\n{tls}{logins}\
+    );
+    let for_ops = "viewers = [\"ops\"]\n";
+    std::fs::write(
+        &config,
+        format!(
+            "[rtsp]\nport = {rtsp_port}\n{tls}{logins}\
              [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\
              [[camera]]\nname = \"hall\"\nsource = \"{}\"\nmode = \"pixelate\"\nmount = \"/hall\"\n{for_ops}",
-                s(&clip)
-            ),
-        )
-        .unwrap();
-        let serve = Serve::start(&config, metrics_port);
-        let url = format!("{scheme}://127.0.0.1:{rtsp_port}/hall");
-        for refused in [None, Some(("ops", "not the password"))] {
-            let (frames, _, error) = play(&url, refused, authorities);
-            assert_eq!(frames, 0, "{refused:?}: frames arrived without the viewer's login");
-            let error = error.unwrap_or_else(|| panic!("{refused:?}: no error; the server's log:\n{}", serve.log()));
-            assert!(error.matches(gst::ResourceError::NotAuthorized), "{refused:?}: {error}");
+            s(&clip)
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start(&config, metrics_port);
+    let url = format!("{scheme}://127.0.0.1:{rtsp_port}/hall");
+    for refused in [None, Some(("ops", "not the password"))] {
+        let (frames, _, error) = play(&url, refused, authorities);
+        assert_eq!(frames, 0, "{refused:?}: frames arrived without the viewer's login");
+        let error = error.unwrap_or_else(|| panic!("{refused:?}: no error; the server's log:\n{}", serve.log()));
+        assert!(error.matches(gst::ResourceError::NotAuthorized), "{refused:?}: {error}");
+    }
+    if certificate.is_some() {
+        // The viewer's login, but not trusting the server's certificate, or not over TLS.
+        for (url, trusted) in [(url.clone(), None), (url.replace("rtsps://", "rtsp://"), authorities)] {
+            let (frames, _, error) = play(&url, Some(("ops", PASSWORD)), trusted);
+            assert!(frames == 0 && error.is_some(), "{url} ({trusted:?}): {frames} frames, {error:?}");
         }
-        if certificate.is_some() {
-            // The viewer's login, but not trusting the server's certificate, or not over TLS.
-            for (url, trusted) in [(url.clone(), None), (url.replace("rtsps://", "rtsp://"), authorities)] {
-                let (frames, _, error) = play(&url, Some(("ops", PASSWORD)), trusted);
-                assert!(frames == 0 && error.is_some(), "{url} ({trusted:?}): {frames} frames, {error:?}");
-            }
-        }
-        let (frames, size, error) = play(&url, Some(("ops", PASSWORD)), authorities);
-        assert!(frames >= 10, "{frames} frames arrived from {url} ({error:?}); the server's log:\n{}", serve.log());
-        assert_eq!(size, (1280, 720));
-        // The guest's own login is a good one, but not for this mount.
-        let (frames, _, error) = play(&url, Some(("guest", "guest's own")), authorities);
-        assert_eq!(frames, 0, "frames arrived for a viewer the mount is not for");
-        let error = error.unwrap_or_else(|| panic!("the guest: no error; the server's log:\n{}", serve.log()));
-        // The server answers as for a mount that is not there: it tells the guest nothing of it.
-        assert!(error.matches(gst::ResourceError::NotFound), "the guest: {error}");
-        // Without viewers (a reload), the mount is open again to the clients that come after.
-        let open = std::fs::read_to_string(&config).unwrap().replace(&logins, "").replace(for_ops, "");
-        std::fs::write(&config, open).unwrap();
-        wait_for("the reload", 30, || serve.log().contains("reloaded"), &serve);
-        let (frames, _, error) = play(&url, None, authorities);
-        assert!(frames >= 10, "{frames} frames arrived after the reload ({error:?}); the server's log:\n{}", serve.log());
-        assert!(!serve.log().contains(PASSWORD), "the server printed a password");
-    });
+    }
+    let (frames, size, error) = play(&url, Some(("ops", PASSWORD)), authorities);
+    assert!(frames >= 10, "{frames} frames arrived from {url} ({error:?}); the server's log:\n{}", serve.log());
+    assert_eq!(size, (1280, 720));
+    // The guest's own login is a good one, but not for this mount.
+    let (frames, _, error) = play(&url, Some(("guest", "guest's own")), authorities);
+    assert_eq!(frames, 0, "frames arrived for a viewer the mount is not for");
+    let error = error.unwrap_or_else(|| panic!("the guest: no error; the server's log:\n{}", serve.log()));
+    // The server answers as for a mount that is not there: it tells the guest nothing of it.
+    assert!(error.matches(gst::ResourceError::NotFound), "the guest: {error}");
+    // Without viewers (a reload), the mount is open again to the clients that come after.
+    let open = std::fs::read_to_string(&config).unwrap().replace(&logins, "").replace(for_ops, "");
+    std::fs::write(&config, open).unwrap();
+    wait_for("the reload", 30, || serve.log().contains("reloaded"), &serve);
+    let (frames, _, error) = play(&url, None, authorities);
+    assert!(frames >= 10, "{frames} frames arrived after the reload ({error:?}); the server's log:\n{}", serve.log());
+    assert!(!serve.log().contains(PASSWORD), "the server printed a password");
 }
 
 /// `faceveil anonymize CLIP --serve-rtsp PORT`: an RTSP camera that plays the clip once, in real
@@ -555,84 +553,82 @@ fn rtsp_camera(clip: &str, port: u16, log: &Path) -> std::process::Child {
 
 #[test]
 fn an_rtsp_camera_that_is_not_there_yet_then_ends_then_returns_is_followed() {
-    despite_the_stall("comeback", |dir| {
-        let (metrics_port, camera_port) = (free_port(), free_port());
-        let config = dir.join("serve.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"door\"\n\
+    let dir = tmpdir("comeback");
+    let (metrics_port, camera_port) = (free_port(), free_port());
+    let config = dir.join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"door\"\n\
              source = \"rtsp://127.0.0.1:{camera_port}/faceveil\"\nmode = \"blur\"\nrecord = {{ dir = \"rec\" }}\n"
-            ),
-        )
-        .unwrap();
-        let serve = Serve::start(&config, metrics_port);
-        wait_for("a failed first connection", 30, || serve.metric("reconnects_total", "door") >= 1.0, &serve);
-        for round in 0..2 {
-            let before = (serve.metric("frames_total", "door"), serve.metric("reconnects_total", "door"));
-            let mut camera = rtsp_camera("two_faces_640x360.mp4", camera_port, &dir.join(format!("camera{round}.log")));
-            wait_for("frames from the camera", 90, || serve.metric("frames_total", "door") > before.0 + 20.0, &serve);
-            assert!(serve.metric("reconnects_total", "door") >= before.1, "round {round}");
-            // The clip is 4 s long; the camera then ends its stream and exits: the door camera
-            // counts a reconnect and waits for the next one.
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while camera.try_wait().unwrap().is_none() {
-                if Instant::now() > deadline {
-                    let _ = camera.kill();
-                    panic!("the RTSP camera did not end");
-                }
-                std::thread::sleep(Duration::from_millis(200));
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start(&config, metrics_port);
+    wait_for("a failed first connection", 30, || serve.metric("reconnects_total", "door") >= 1.0, &serve);
+    for round in 0..2 {
+        let before = (serve.metric("frames_total", "door"), serve.metric("reconnects_total", "door"));
+        let mut camera = rtsp_camera("two_faces_640x360.mp4", camera_port, &dir.join(format!("camera{round}.log")));
+        wait_for("frames from the camera", 90, || serve.metric("frames_total", "door") > before.0 + 20.0, &serve);
+        assert!(serve.metric("reconnects_total", "door") >= before.1, "round {round}");
+        // The clip is 4 s long; the camera then ends its stream and exits: the door camera
+        // counts a reconnect and waits for the next one.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while camera.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = camera.kill();
+                panic!("the RTSP camera did not end");
             }
-            wait_for("a reconnect after the end", 30, || serve.metric("reconnects_total", "door") > before.1, &serve);
+            std::thread::sleep(Duration::from_millis(200));
         }
-        let log = serve.log();
-        assert_eq!(log.matches("camera door: the source ended").count(), 2, "{log}");
-        // Frames came, so the wait after each end starts again from the shortest.
-        assert_eq!(log.matches("the source ended; reconnecting in 0.5 s").count(), 2, "{log}");
-    });
+        wait_for("a reconnect after the end", 30, || serve.metric("reconnects_total", "door") > before.1, &serve);
+    }
+    let log = serve.log();
+    assert_eq!(log.matches("camera door: the source ended").count(), 2, "{log}");
+    // Frames came, so the wait after each end starts again from the shortest.
+    assert_eq!(log.matches("the source ended; reconnecting in 0.5 s").count(), 2, "{log}");
 }
 
 #[test]
 fn an_rtsp_camera_joined_midway_is_recorded_from_its_first_whole_picture() {
-    despite_the_stall("late-camera", |dir| {
-        let (metrics_port, camera_port) = (free_port(), free_port());
-        let clip = sample("faces_720p.mp4");
-        let mut camera = rtsp_camera("faces_720p.mp4", camera_port, &dir.join("camera.log"));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", camera_port)).is_err() {
-            assert!(Instant::now() < deadline, "the RTSP camera did not listen");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        // A first viewer starts the camera's 6 s clip; serve joins a second later, mid-stream, where
-        // the encoder's intra refresh has not yet given its decoder a whole picture.
-        gst::init().unwrap();
-        let url = format!("rtsp://127.0.0.1:{camera_port}/faceveil");
-        let viewer = gst::parse::launch(&format!("uridecodebin uri={url} ! fakesink sync=false")).unwrap();
-        viewer.set_state(gst::State::Playing).unwrap();
-        std::thread::sleep(Duration::from_secs(1));
-        let config = dir.join("serve.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"late\"\nsource = \"{url}\"\n\
+    let dir = tmpdir("late-camera");
+    let (metrics_port, camera_port) = (free_port(), free_port());
+    let clip = sample("faces_720p.mp4");
+    let mut camera = rtsp_camera("faces_720p.mp4", camera_port, &dir.join("camera.log"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", camera_port)).is_err() {
+        assert!(Instant::now() < deadline, "the RTSP camera did not listen");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A first viewer starts the camera's 6 s clip; serve joins a second later, mid-stream, where
+    // the encoder's intra refresh has not yet given its decoder a whole picture.
+    gst::init().unwrap();
+    let url = format!("rtsp://127.0.0.1:{camera_port}/faceveil");
+    let viewer = gst::parse::launch(&format!("uridecodebin uri={url} ! fakesink sync=false")).unwrap();
+    viewer.set_state(gst::State::Playing).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let config = dir.join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"late\"\nsource = \"{url}\"\n\
              mode = \"blur\"\nrecord = {{ dir = \"rec\", segment_seconds = 60 }}\n"
-            ),
-        )
-        .unwrap();
-        let serve = Serve::start(&config, metrics_port);
-        wait_for("the camera to end its clip", 60, || camera.try_wait().unwrap().is_some(), &serve);
-        viewer.set_state(gst::State::Null).unwrap();
-        wait_for("serve to see the end", 30, || serve.log().contains("camera late: the source ended"), &serve);
-        drop(serve);
-        let recorded: Vec<RgbImage> = segments(&dir.join("rec/late")).iter().flat_map(|p| media::decode(p).frames).collect();
-        let original = media::decode(&clip).frames;
-        assert!(!recorded.is_empty() && recorded.len() < original.len(), "{} frames recorded", recorded.len());
-        // The recording starts on one of the clip's pictures (faces blurred twice aside), not on a
-        // gray, half-decoded one (the CLI's test of the same measured 2.7 against 24.2).
-        let closest =
-            original.iter().map(|o| common::mean_abs_diff(o, &recorded[0], 0, 0, o.width, o.height)).fold(f64::MAX, f64::min);
-        assert!(closest < 6.0, "the first recorded picture differs from every frame of the clip by {closest:.1} on average");
-    });
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start(&config, metrics_port);
+    wait_for("the camera to end its clip", 60, || camera.try_wait().unwrap().is_some(), &serve);
+    viewer.set_state(gst::State::Null).unwrap();
+    wait_for("serve to see the end", 30, || serve.log().contains("camera late: the source ended"), &serve);
+    drop(serve);
+    let recorded: Vec<RgbImage> = segments(&dir.join("rec/late")).iter().flat_map(|p| media::decode(p).frames).collect();
+    let original = media::decode(&clip).frames;
+    assert!(!recorded.is_empty() && recorded.len() < original.len(), "{} frames recorded", recorded.len());
+    // The recording starts on one of the clip's pictures (faces blurred twice aside), not on a
+    // gray, half-decoded one (the CLI's test of the same measured 2.7 against 24.2).
+    let closest =
+        original.iter().map(|o| common::mean_abs_diff(o, &recorded[0], 0, 0, o.width, o.height)).fold(f64::MAX, f64::min);
+    assert!(closest < 6.0, "the first recorded picture differs from every frame of the clip by {closest:.1} on average");
 }
 
 #[test]

@@ -65,34 +65,3 @@ pub fn wait_for(what: &str, timeout_s: u64, mut ok: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
-
-/// What a served process (`--serve-rtsp`, `serve`) writes when gst-rtsp-server 1.22.0 stalls
-/// its stream (`cli/src/cli/media/stuck.rs`), before it drops the stream and its clients.
-pub const STALL_WARNING: &str = "a served stream stopped sending";
-
-/// Runs `test` in a fresh folder named after `name`, and once more in another where it failed
-/// while the log of a process it served from there shows gst-rtsp-server 1.22.0's stall: a
-/// stream played over TCP that stops after its first packet (`cli/src/cli/media/stuck.rs`),
-/// which faceveil answers by dropping the stream so that clients reconnect, as these tests'
-/// clients do not. Any other failure, and a second stall, fail the test as they are.
-pub fn despite_the_stall(name: &str, test: impl Fn(&Path)) {
-    let first = super::tmpdir(name);
-    let Err(failure) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(&first))) else { return };
-    if !logs_say(&first, STALL_WARNING) {
-        std::panic::resume_unwind(failure);
-    }
-    eprintln!("{name}: the served stream stalled (gst-rtsp-server 1.22.0); the test runs once more");
-    test(&super::tmpdir(&format!("{name}-again")));
-}
-
-/// Whether a `.log` file in `dir` or below it holds `words`.
-fn logs_say(dir: &Path, words: &str) -> bool {
-    std::fs::read_dir(dir).into_iter().flatten().flatten().any(|entry| {
-        let path = entry.path();
-        if path.is_dir() {
-            logs_say(&path, words)
-        } else {
-            path.extension().is_some_and(|e| e == "log") && log_text(&path).contains(words)
-        }
-    })
-}

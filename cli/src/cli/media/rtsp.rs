@@ -109,7 +109,7 @@ impl Outlet {
             src.set_caps(Some(caps));
         }
         // Until the client plays the media, the source has no clock and the frame goes nowhere.
-        let Some(now) = running_time(&src) else { return };
+        let Some(now) = stuck::running_time(&src) else { return };
         {
             let b = buffer.make_mut();
             b.set_pts(now);
@@ -132,12 +132,6 @@ impl Outlet {
     fn played(&self) -> bool {
         self.played.load(Ordering::SeqCst)
     }
-}
-
-/// The served media's running time, once a client plays it.
-fn running_time(src: &gst_app::AppSrc) -> Option<gst::ClockTime> {
-    let (clock, base) = (src.clock()?, src.base_time()?);
-    Some(clock.time().saturating_sub(base))
 }
 
 /// The server of the anonymized frames `outlet` receives; `pictures` signs each coded picture
@@ -252,7 +246,7 @@ impl Ingest {
             if first.is_none() {
                 first = self.sink.try_pull_preroll(gst::ClockTime::from_mseconds(20));
             }
-            let media = outlet.appsrc.lock().unwrap().clone().filter(|src| running_time(src).is_some());
+            let media = outlet.appsrc.lock().unwrap().clone().filter(|src| stuck::running_time(src).is_some());
             if let (Some(sample), Some(_)) = (&first, &media)
                 && media != shown
                 && let (Some(caps), Some(buffer)) = (sample.caps(), sample.buffer_owned())
@@ -534,7 +528,7 @@ mod tests {
         let live = Live::start();
         let (first, got) = player(live.port);
         wait_for("the first player receives the stream", || got.load(Ordering::SeqCst) > 10);
-        // The media stops sending, as gst-rtsp-server's stall leaves it: its payloader blocked.
+        // The media stops sending, as a frame stamped hours ahead once left it: its payloader blocked.
         live.payloader()
             .static_pad("src")
             .unwrap()

@@ -35,8 +35,7 @@ impl Outlet {
         if src.caps().as_ref().map(|c| c.as_ref()) != Some(caps) {
             src.set_caps(Some(&caps.to_owned()));
         }
-        let (Some(clock), Some(base)) = (src.clock(), src.base_time()) else { return };
-        let now = clock.time().saturating_sub(base);
+        let Some(now) = crate::cli::media::stuck::running_time(&src) else { return };
         {
             let b = buffer.make_mut();
             b.set_pts(now);
