@@ -9,7 +9,7 @@
 //! statically with `plugin_register_static()` by a program that links this crate (the `faceveil`
 //! command). [`streamdata`] is public for such programs: it carries the SEI metas the elements
 //! read and write through encoders and decoders; so is [`outofband`], the tags, messages and
-//! queries beside the frames.
+//! queries beside the frames, and [`timestamps`], which keeps frames from sharing a timestamp.
 
 use gst::glib;
 
@@ -24,6 +24,7 @@ pub mod outofband;
 mod rois;
 mod settings;
 pub mod streamdata;
+pub mod timestamps;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     // The host process (gst-launch-1.0, an application) lives elsewhere: runtime files are

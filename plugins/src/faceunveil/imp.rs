@@ -37,6 +37,7 @@ use crate::facevideo::X264Faces;
 use crate::outofband;
 use crate::settings::{self, Groups, Shared};
 use crate::streamdata;
+use crate::timestamps::Increasing;
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("faceunveil", gst::DebugColorFlags::empty(), Some("faceveil face restorer")));
@@ -97,6 +98,8 @@ struct State {
     /// The signed stream's end, from the container's comment tag or the sidecar: at the end of
     /// stream, a recording cut short of it is said.
     end: Option<StreamEnd>,
+    /// The timestamps of the frames that left, which the encoder takes strictly increasing.
+    timestamps: Increasing,
 }
 
 impl State {
@@ -375,6 +378,7 @@ impl BaseTransformImpl for FaceUnveil {
             foreign_sidecar_said: false,
             pictures_check_due: false,
             end: None,
+            timestamps: Increasing::default(),
         };
         state.end = state.sidecar.as_ref().and_then(|s| s.end.clone());
         let initial = state.sidecar.as_ref().map(|s| s.header.encode()).or(state.header_text.clone());
@@ -406,6 +410,12 @@ impl BaseTransformImpl for FaceUnveil {
             gst::EventView::FlushStop(_) => {
                 if let Some(state) = self.state.lock().unwrap().as_mut() {
                     state.frames = 0;
+                    state.timestamps = Increasing::default();
+                }
+            }
+            gst::EventView::Segment(_) => {
+                if let Some(state) = self.state.lock().unwrap().as_mut() {
+                    state.timestamps = Increasing::default();
                 }
             }
             gst::EventView::Eos(_) => {
@@ -462,6 +472,11 @@ impl BaseTransformImpl for FaceUnveil {
         }
         let frame_no = state.frames;
         let pts = buf.pts().map(|t| t.nseconds());
+        // Records are found by the frame's own timestamp, `pts`; the frame leaves with one that
+        // follows the last frame's.
+        if let Some(pts) = buf.pts() {
+            buf.set_pts(state.timestamps.next(pts));
+        }
         state.frames += 1;
         // A sidecar is read only for the stream whose header it holds: another stream's squares
         // would restore the wrong places, or other faces.

@@ -31,6 +31,7 @@ use crate::outofband;
 use crate::rois::Upstream;
 use crate::settings::{self, Groups, KeyingProp, ModeProp, Shared, SigningKeySettings};
 use crate::streamdata;
+use crate::timestamps::Increasing;
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("faceveil", gst::DebugColorFlags::empty(), Some("faceveil face anonymizer")));
@@ -110,6 +111,8 @@ struct State {
     small_faces_noted: bool,
     /// The orientation the stream was last tagged with (a turned one was warned of).
     turned_said: Option<String>,
+    /// The frames' timestamps so far: the records and the encoder take them strictly increasing.
+    timestamps: Increasing,
 }
 
 #[derive(Default)]
@@ -395,14 +398,22 @@ impl BaseTransformImpl for FaceVeil {
             failing: false,
             small_faces_noted: false,
             turned_said: None,
+            timestamps: Increasing::default(),
         });
         gst::info!(CAT, imp = self, "started in {:?} mode", settings.mode);
         Ok(())
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::Eos(_) = event.view() {
-            self.sign_end();
+        match event.view() {
+            gst::EventView::Eos(_) => self.sign_end(),
+            // Timestamps start afresh after a seek or in a new segment.
+            gst::EventView::FlushStop(_) | gst::EventView::Segment(_) => {
+                if let Some(state) = self.state.lock().unwrap().as_mut() {
+                    state.timestamps = Increasing::default();
+                }
+            }
+            _ => {}
         }
         common::detecting_sink_event(self, &self.state, event, |state| (&mut state.finder, &mut state.turned_said))
     }
@@ -435,6 +446,9 @@ impl BaseTransformImpl for FaceVeil {
                     up.ours.len()
                 )
             );
+        }
+        if let Some(pts) = buf.pts() {
+            buf.set_pts(state.timestamps.next(pts));
         }
         let pts = buf.pts().map(|t| t.nseconds());
         let outcome = common::with_frame(self, buf, &info, "anonymization failed", |view| {

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use faceveil::secrets::SigningKey;
 use gst::prelude::*;
-use gstfaceveil::streamdata;
+use gstfaceveil::{streamdata, timestamps};
 
 use crate::cli::media::elements::make;
 
@@ -139,27 +139,21 @@ impl Encoder {
     }
 }
 
-/// Gives a frame whose timestamp is not after the one before it that one's plus a nanosecond
-/// (x264enc's timebase). libav's decoder gives two frames of 05_crowd_mot20-08_960x366.mp4 the
-/// same timestamp (0.28 s, and none 0.24 s); at quantizer 0 x264enc then sends one frame out
-/// without a timestamp, and mp4mux stops on it ("Buffer has no PTS"). Only the encoder's input
-/// is changed: faceveil and faceunveil have already matched each frame to its record.
+/// Gives the encoder's frames strictly increasing timestamps ([`timestamps`]), as `faceveil`
+/// and `faceunveil` give theirs, for any frame that reaches it another way. libav's decoder gives
+/// two frames of 05_crowd_mot20-08_960x366.mp4 the same timestamp (0.28 s, and none 0.24 s); at
+/// quantizer 0 x264enc then sent one frame out without a timestamp, and mp4mux stopped on it
+/// ("Buffer has no PTS").
 fn strictly_increasing_pts(pad: &gst::Pad) {
-    let last: Mutex<Option<gst::ClockTime>> = Mutex::new(None);
+    let times = Mutex::new(timestamps::Increasing::default());
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
         if let Some(gst::PadProbeData::Buffer(buffer)) = &mut probe.data
             && let Some(pts) = buffer.pts()
         {
-            let mut last = last.lock().unwrap();
-            let pts = match *last {
-                Some(previous) if pts <= previous => {
-                    let later = previous + gst::ClockTime::from_nseconds(1);
-                    buffer.make_mut().set_pts(later);
-                    later
-                }
-                _ => pts,
-            };
-            *last = Some(pts);
+            let next = times.lock().unwrap().next(pts);
+            if next != pts {
+                buffer.make_mut().set_pts(next);
+            }
         }
         gst::PadProbeReturn::Ok
     });
