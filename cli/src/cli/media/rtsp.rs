@@ -108,7 +108,7 @@ impl Outlet {
             }
             src.set_caps(Some(caps));
         }
-        // Until the client plays the media, the source has no clock and the frame goes nowhere.
+        // Until the media's appsrc plays, the frame has no running time to take and goes nowhere.
         let Some(now) = stuck::running_time(&src) else { return };
         {
             let b = buffer.make_mut();
