@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::served::{Child, log_text, serve_clip, spawn, wait_for};
+use common::served::{Child, closing_server, log_text, serve_clip, spawn, wait_for};
 use common::{free_port, media, s, sample, tmpdir};
 
 // Floors for restored faces. Issue 11 asks 28 dB after lossy video coding and 35 dB from a PNG.
@@ -1457,11 +1457,7 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
     // nothing left to give), so that the recorder joins the first however slowly the machine
     // starts it. Both runs serve the same clip: the recording keeps one format throughout.
     let long = dir.join("long.mp4");
-    media::launch(&format!(
-        "videotestsrc num-buffers=1500 pattern=ball ! video/x-raw,width=640,height=360,framerate=10/1 \
-         ! x264enc speed-preset=ultrafast ! mp4mux ! filesink location={}",
-        s(&long)
-    ));
+    media::moving_ball(&long, 1500, 10);
     let serve_upstream =
         |log: &str| spawn(&["anonymize", s(&long), "--mode", "blur", "--serve-rtsp", &upstream_port.to_string()], &dir.join(log));
     let upstream = serve_upstream("upstream1.log");
@@ -1511,11 +1507,7 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
 fn a_live_recording_to_mp4_killed_midway_keeps_what_it_had_written() {
     let dir = tmpdir("killed-recording");
     let long = dir.join("long.mp4");
-    media::launch(&format!(
-        "videotestsrc num-buffers=600 pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 \
-         ! x264enc speed-preset=ultrafast ! mp4mux ! filesink location={}",
-        s(&long)
-    ));
+    media::moving_ball(&long, 600, 30);
     let (_server, url) = serve_clip(&long, &["--mode", "blur"], &dir);
     let (out, log) = (dir.join("recorded.mp4"), dir.join("recorder.log"));
     let mut recorder = spawn(&["anonymize", &url, "-o", s(&out), "--mode", "blur"], &log);
@@ -1526,6 +1518,45 @@ fn a_live_recording_to_mp4_killed_midway_keeps_what_it_had_written() {
     recorder.0.wait().unwrap();
     let kept = media::decode(&dir.join("recorded.mp4.partial")).pts.len();
     assert!(kept >= 30, "the killed recording kept {kept} frames");
+}
+
+#[test]
+fn a_recording_whose_rtsp_server_dies_says_so_and_keeps_its_frames_over_tcp_and_udp() {
+    let dir = tmpdir("server-dies");
+    let long = dir.join("long.mp4");
+    media::moving_ball(&long, 600, 30);
+    for transport in ["tcp", "udp"] {
+        let (mut server, url) = serve_clip(&long, &["--mode", "blur"], &dir);
+        let (out, log) = (dir.join(format!("recorded-{transport}.mkv")), dir.join(format!("recorder-{transport}.log")));
+        let mut recorder = spawn(&["anonymize", &url, "-o", s(&out), "--mode", "blur", "--rtsp-transport", transport], &log);
+        wait_for("the recorder to receive the stream", 60, || log_text(&log).contains("source connected"));
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        // The server dies (a power cut, not Ctrl-C): it never says that the stream ends.
+        server.0.kill().unwrap();
+        server.0.wait().unwrap();
+        wait_for("the recorder to end", 60, || recorder.0.try_wait().unwrap().is_some());
+        let (status, said) = (recorder.0.wait().unwrap(), log_text(&log));
+        assert!(!status.success(), "{transport}: a stream cut off ended as if whole: {said}");
+        // Over TCP rtspsrc sees the connection close; over UDP its reconnection is refused.
+        let why = if transport == "tcp" { "closed the connection without ending the stream" } else { "the source failed" };
+        assert!(said.contains(why) && said.contains("frames before were written to"), "{transport}: {said}");
+        let kept = media::decode(&out).pts.len();
+        assert!(kept >= 20, "{transport}: the recording kept {kept} frames");
+    }
+}
+
+#[test]
+fn an_rtsp_server_that_closes_before_any_frame_fails_the_run_at_once() {
+    let dir = tmpdir("server-closes");
+    // Without a pad, rtspsrc's end after the close reaches no part of the pipeline.
+    let (url, server) = closing_server();
+    let out = dir.join("never.mkv");
+    let o = faceveil(&["anonymize", &url, "-o", s(&out), "--mode", "blur", "--rtsp-transport", "tcp"], &[]);
+    server.join().unwrap();
+    assert!(!o.status.success());
+    // Not the wait for a stalled source, which would end it only after 20 s.
+    assert!(stderr(&o).contains("the RTSP server closed the connection before it sent a video frame"), "{}", stderr(&o));
+    assert!(!out.exists() && !dir.join("never.mkv.partial").exists(), "a file was left");
 }
 
 /// Ctrl-C to a spawned process.

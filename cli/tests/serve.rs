@@ -590,6 +590,30 @@ fn an_rtsp_camera_that_is_not_there_yet_then_ends_then_returns_is_followed() {
 }
 
 #[test]
+fn a_camera_whose_server_closes_before_any_frame_is_tried_again_without_waiting_for_a_stall() {
+    let dir = tmpdir("closing-camera");
+    let metrics_port = free_port();
+    let (url, server) = common::served::closing_server();
+    let config = dir.join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"door\"\n\
+             source = \"{url}\"\nmode = \"blur\"\nrecord = {{ dir = \"rec\" }}\n"
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start(&config, metrics_port);
+    server.join().unwrap();
+    let said = "camera door: the RTSP server closed the connection";
+    wait_for("the camera's close to be noticed", 60, || serve.log().contains(said), &serve);
+    // Not after the 20 s a source that sends nothing is given (rtspsrc, without a pad, ends
+    // nothing when its server closes).
+    let log = serve.log();
+    assert!(!log[..log.find(said).unwrap()].contains("no frame for"), "{log}");
+}
+
+#[test]
 fn an_rtsp_camera_joined_midway_is_recorded_from_its_first_whole_picture() {
     let dir = tmpdir("late-camera");
     let (metrics_port, camera_port) = (free_port(), free_port());

@@ -83,6 +83,16 @@ pub fn launch(desc: &str) {
     finish(&pipeline, desc);
 }
 
+/// A 640x360 H.264 MP4 at `path` of `frames` frames of a moving ball at `fps`: a long stream to
+/// serve, with no face.
+pub fn moving_ball(path: &Path, frames: u32, fps: u32) {
+    launch(&format!(
+        "videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,width=640,height=360,framerate={fps}/1 \
+         ! x264enc speed-preset=ultrafast ! mp4mux ! filesink location={}",
+        path.display()
+    ));
+}
+
 /// Encodes `frames` (all of one size) as a new H.264 MP4 at `fps`, timed from 0: a video made
 /// again from pictures, as an editor exports it, with none of the stream data it came with.
 pub fn encode(frames: &[RgbImage], fps: i32, path: &Path) {

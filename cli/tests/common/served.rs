@@ -1,6 +1,7 @@
 //! The CLI's processes that RTSP tests run: a spawned `faceveil` killed when dropped, a clip
 //! served with `--serve-rtsp`, and waits bounded in time.
 
+use std::io::{BufRead, Write};
 use std::path::Path;
 
 use super::{free_port, s};
@@ -64,4 +65,48 @@ pub fn wait_for(what: &str, timeout_s: u64, mut ok: impl FnMut() -> bool) {
         assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+/// An RTSP server on a free port that answers up to PLAY, then closes the connection before any
+/// packet: a camera that fails as it starts. Its URL, and its thread, which ends after that one
+/// connection.
+pub fn closing_server() -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("rtsp://{}/x", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        loop {
+            let mut head = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 {
+                    return;
+                }
+                if line.trim().is_empty() {
+                    break;
+                }
+                head.push(line.trim().to_owned());
+            }
+            let method = head[0].split(' ').next().unwrap().to_owned();
+            let cseq = head.iter().find_map(|l| l.strip_prefix("CSeq: ")).unwrap().to_owned();
+            let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                       m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:stream=0\r\n";
+            let (headers, body) = match method.as_str() {
+                "DESCRIBE" => {
+                    (format!("Content-Type: application/sdp\r\nContent-Base: {}/\r\n", head[0].split(' ').nth(1).unwrap()), sdp)
+                }
+                "SETUP" => ("Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: 1\r\n".into(), ""),
+                "PLAY" => ("Session: 1\r\n".into(), ""),
+                _ => ("Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n".into(), ""),
+            };
+            let reply = format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{headers}Content-Length: {}\r\n\r\n{body}", body.len());
+            writer.write_all(reply.as_bytes()).unwrap();
+            if method == "PLAY" {
+                return;
+            }
+        }
+    });
+    (url, server)
 }

@@ -2,7 +2,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
 use image::ImageFormat;
@@ -18,6 +18,47 @@ const PICTURE_FORMATS: &[ImageFormat] =
 /// A live source that sends no frame for this long is restarted: a camera can hang without
 /// closing its connection, and an RTSP source then waits forever.
 pub const STALL: Duration = Duration::from_secs(20);
+
+/// Follows an RTSP source's word that its server closed the connection mid-stream. A server
+/// that ends a stream says so first (an RTCP BYE, which rtspsrc turns into the end of its pads);
+/// one that closes without it has died, or its camera or the network has. Over TCP rtspsrc then
+/// ends its pads where it has any, so a recording would end as if whole, and where it has none
+/// yet nothing would end the run but [`STALL`]; over UDP it connects again, and a server that
+/// closed only its control connection may stream on.
+#[derive(Default)]
+pub struct Closing {
+    at: Option<Instant>,
+}
+
+impl Closing {
+    /// How long after a close the source is given to end or to send frames again.
+    const GRACE: Duration = Duration::from_secs(2);
+
+    /// Notes a close where `msg` is rtspsrc's warning of it. Its debug text is matched: unlike
+    /// its message, GStreamer never translates it.
+    pub fn message(&mut self, msg: &gst::Message) {
+        let gst::MessageView::Warning(w) = msg.view() else { return };
+        if w.error().matches(gst::ResourceError::Read)
+            && w.debug().is_some_and(|d| d.as_str().contains("The server closed the connection"))
+        {
+            self.at = Some(Instant::now());
+        }
+    }
+
+    /// Whether a close was noted and has not been followed by frames since (the source's end,
+    /// which follows a close over TCP, comes within the grace).
+    pub fn pending(&self) -> bool {
+        self.at.is_some()
+    }
+
+    /// Whether the source is over: it closed [`Self::GRACE`] ago and no frame came in the
+    /// second half of it (`last_frame`: when the last came). Frames still coming clear the close.
+    pub fn over(&mut self, last_frame: Instant) -> bool {
+        let Some(at) = self.at.filter(|at| at.elapsed() >= Self::GRACE) else { return false };
+        self.at = None;
+        last_frame < at + Self::GRACE / 2
+    }
+}
 
 /// When a live source that dropped is tried again (the relay of `--serve-rtsp` and each `serve`
 /// camera alike): after 0.5 s, doubled after each try that brought no frame, up to 30 s.

@@ -24,7 +24,7 @@ use gstfaceveil::streamdata;
 use crate::cli::credentials::access::{self, Access};
 use crate::cli::media::colour;
 use crate::cli::media::elements;
-use crate::cli::media::input::{Input, Reconnect, STALL, StreamSource};
+use crate::cli::media::input::{Closing, Input, Reconnect, STALL, StreamSource};
 use crate::cli::media::stuck::{self, Served, forget};
 use crate::cli::media::video::{self, Settings};
 
@@ -278,6 +278,7 @@ impl Ingest {
             let mut announced = false;
             let mut last_frame = Instant::now();
             let mut sent_first = self.sent_first;
+            let mut server_close = Closing::default();
             Ok(loop {
                 if crate::cli::stop::requested() {
                     break IngestEnd::Finished;
@@ -285,7 +286,11 @@ impl Ingest {
                 if live && last_frame.elapsed() > STALL {
                     break IngestEnd::Dropped(anyhow!("no frame for {} s", STALL.as_secs()));
                 }
+                if server_close.over(last_frame) {
+                    break IngestEnd::Dropped(anyhow!("the RTSP server closed the connection"));
+                }
                 if let Some(msg) = bus.pop_filtered(&video::WATCHED) {
+                    server_close.message(&msg);
                     // An error of the elements on some frame ends this run too: a live source
                     // starts again rather than leaving the stream without pictures.
                     break match msg.view() {

@@ -388,6 +388,14 @@ struct Progress {
     size_change: Mutex<Option<String>>,
     /// Set when a live source sent no frame for [`input::STALL`]: ended likewise.
     stalled: AtomicBool,
+    /// Set when an RTSP server closed the connection without ending the stream
+    /// ([`input::Closing`]) and no frame came after it: ended likewise.
+    closed: AtomicBool,
+    /// Why a live source failed after it had sent frames: ended likewise, its frames kept.
+    failed: Mutex<Option<String>>,
+    /// Set when an RTSP server said that its stream ends (an RTCP BYE): a connection it closes
+    /// after that is closed at the end, not midway.
+    said_bye: AtomicBool,
 }
 
 /// Counts the frames leaving the stage.
@@ -411,6 +419,28 @@ fn follow_input_end(pad: &gst::Pad, progress: Arc<Progress>) {
             progress.input_end_ns.fetch_max(start + buffer.duration().map_or(0, |d| d.nseconds()), Ordering::SeqCst);
         }
         gst::PadProbeReturn::Ok
+    });
+}
+
+/// Notes in `progress` an RTSP server's word that its stream ends (an RTCP BYE, which rtspsrc
+/// turns into the end of its pads); `dec` is the uridecodebin of a URI input. Over TCP the BYE is read from the connection before the
+/// connection's close, so it is noted before rtspsrc warns of the close.
+fn follow_goodbye(dec: &gst::Element, progress: Arc<Progress>) {
+    dec.connect("source-setup", false, move |args| {
+        let src = args.get(1).and_then(|v| v.get::<gst::Element>().ok())?;
+        if src.factory().is_some_and(|f| f.name() == "rtspsrc") {
+            let progress = progress.clone();
+            src.connect("new-manager", false, move |args| {
+                let manager = args.get(1).and_then(|v| v.get::<gst::Element>().ok())?;
+                let progress = progress.clone();
+                manager.connect("on-bye-ssrc", false, move |_| {
+                    progress.said_bye.store(true, Ordering::SeqCst);
+                    None
+                });
+                None
+            });
+        }
+        None
     });
 }
 
@@ -571,6 +601,10 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     let tmp = partial(output);
     let pipeline = gst::Pipeline::new();
     let dec = add_source(&pipeline, source)?;
+    let progress = Arc::new(Progress::default());
+    if let StreamSource::Uri(_) = source {
+        follow_goodbye(&dec, progress.clone());
+    }
     if stage.sei == Sei::Read {
         streamdata::sei_from_parser(&dec, stage.signer.clone())?;
     }
@@ -578,7 +612,6 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     let sink = gst::ElementFactory::make("filesink").property("location", tmp.to_str().context("non-UTF-8 path")?).build()?;
     pipeline.add_many([&mux, &sink])?;
     mux.link(&sink)?;
-    let progress = Arc::new(Progress::default());
     let live = input.is_live();
     let have_video = Arc::new(Mutex::new(false));
     let link_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::new(Mutex::new(None));
@@ -659,6 +692,9 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
         (None, Ok(())) if frames == 0 && crate::cli::stop::requested() => {
             Err(anyhow!("stopped before the input delivered a video frame"))
         }
+        (None, Ok(())) if frames == 0 && progress.closed.load(Ordering::SeqCst) => {
+            Err(anyhow!("the RTSP server closed the connection before it sent a video frame"))
+        }
         (None, Ok(())) if frames == 0 && progress.stalled.load(Ordering::SeqCst) => {
             Err(anyhow!("the source sent no video frame for {} s", input::STALL.as_secs()))
         }
@@ -688,6 +724,13 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
         Some(format!(
             "the source sent no frame for {} s (a camera that hangs, a server that closed the connection without ending the stream): the {frames} frames before were written to {}",
             input::STALL.as_secs(),
+            output.display()
+        ))
+    } else if let Some(why) = progress.failed.lock().unwrap().take() {
+        Some(format!("the source failed: {why}; the {frames} frames before were written to {}", output.display()))
+    } else if progress.closed.load(Ordering::SeqCst) {
+        Some(format!(
+            "the RTSP server closed the connection without ending the stream (the server or its camera stopped, or the network failed): the {frames} frames before were written to {}",
             output.display()
         ))
     } else if !live && crate::cli::stop::requested() {
@@ -731,6 +774,7 @@ fn run_to_eos(
     let mut stopping = false;
     let mut said = std::collections::HashSet::new();
     let (mut seen, mut since) = (0, std::time::Instant::now());
+    let mut closing = input::Closing::default();
     loop {
         let msg = bus.timed_pop(gst::ClockTime::from_mseconds(250));
         let frames = progress.frames.load(Ordering::SeqCst);
@@ -743,9 +787,13 @@ fn run_to_eos(
         if live && since.elapsed() > input::STALL {
             progress.stalled.store(true, Ordering::SeqCst);
         }
+        if closing.over(since) {
+            progress.closed.store(true, Ordering::SeqCst);
+        }
         stopping |= crate::cli::stop::requested()
             || progress.size_change.lock().unwrap().is_some()
-            || progress.stalled.load(Ordering::SeqCst);
+            || progress.stalled.load(Ordering::SeqCst)
+            || progress.closed.load(Ordering::SeqCst);
         if stopping {
             let entries = entries.lock().unwrap();
             if entries.is_empty() {
@@ -770,10 +818,25 @@ fn run_to_eos(
         }
         bar.set_message(format!("{frames} frames, {:.1} fps", frames as f64 / started.elapsed().as_secs_f64().max(1e-3)));
         let Some(msg) = msg else { continue };
+        // A close after the server said that the stream ends is its end.
+        if !progress.said_bye.load(Ordering::SeqCst) {
+            closing.message(&msg);
+        }
         match msg.view() {
-            gst::MessageView::Eos(_) => return Ok(()),
+            gst::MessageView::Eos(_) => {
+                if closing.pending() {
+                    progress.closed.store(true, Ordering::SeqCst);
+                }
+                return Ok(());
+            }
             // Once the input has been cut, its complaints about that are expected.
             gst::MessageView::Error(_) if stopping && msg.src().is_some_and(|s| s.has_as_ancestor(input)) => {}
+            // A live source that fails midway (a camera or server gone, over UDP rtspsrc's
+            // reconnection refused) ends the recording as a stall does: what it sent is kept.
+            gst::MessageView::Error(_) if live && frames > 0 && msg.src().is_some_and(|s| s.has_as_ancestor(input)) => {
+                *progress.failed.lock().unwrap() = Some(error_text(&msg, false));
+                stopping = true;
+            }
             // The elements' own messages say all there is to say; others name where they came
             // from. Their warnings (frames that passed unrestored before the stream's header, a
             // fallback that covered faces) are the user's to know; a note (the small faces a

@@ -26,7 +26,7 @@ use super::mounts::Outlet;
 use super::recording::{self, Run, SignedEnd, prune};
 use crate::cli::media::colour;
 use crate::cli::media::elements::make;
-use crate::cli::media::input::{Reconnect, STALL, StreamSource};
+use crate::cli::media::input::{Closing, Reconnect, STALL, StreamSource};
 use crate::cli::media::video::{self, add_source, upright};
 
 /// Decoded frames a live or real-time camera may hold ahead of processing; beyond that the
@@ -188,6 +188,7 @@ fn watch(
     let (mut counted, mut counted_at) = (metrics.frames.get(), Instant::now());
     let mut types = video::WATCHED.to_vec();
     types.push(gst::MessageType::Element);
+    let mut server_close = Closing::default();
     loop {
         if stop.load(Ordering::SeqCst) {
             // End of stream first, so that the segment being written is closed whole, and a
@@ -212,6 +213,7 @@ fn watch(
                 eprintln!("faceveil: camera {}: {words}", config.name);
             }
             ends.message(&msg);
+            server_close.message(&msg);
             match msg.view() {
                 gst::MessageView::Error(e) => return End::Failed(describe(&msg, e.error())),
                 gst::MessageView::Eos(_) if live => return End::Failed(anyhow!("the source ended")),
@@ -231,6 +233,9 @@ fn watch(
         }
         if live && last_frame.lock().unwrap().elapsed() > STALL {
             return End::Failed(anyhow!("no frame for {} s", STALL.as_secs()));
+        }
+        if server_close.over(*last_frame.lock().unwrap()) {
+            return End::Failed(anyhow!("the RTSP server closed the connection"));
         }
     }
 }
