@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{s, tmpdir};
+use faceveil::stream::end;
 
 fn faceveil(args: &[&str], password: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_faceveil"));
@@ -599,7 +600,7 @@ fn remux_editing(input: &Path, output: &Path, edit: impl Fn(usize, Vec<u8>) -> V
     });
 }
 
-/// The signed H.264 MP4 `input` remuxed to `output` with only its first `pictures` coded
+/// The signed H.264 `input` remuxed to `output` with only its first `pictures` coded
 /// pictures, as a forger who cuts a recording short would: with the container's tags, or
 /// without them.
 fn remux_cut(input: &Path, output: &Path, pictures: usize, keep_tags: bool) {
@@ -614,14 +615,18 @@ fn remux_cut(input: &Path, output: &Path, pictures: usize, keep_tags: bool) {
     });
 }
 
-/// Remuxes the H.264 MP4 `input` to `output` through h264parse, an identity (with `identity`'s
-/// properties) and mp4mux, after `setup` was given the identity's source pad.
+/// Remuxes the H.264 `input` to `output` through h264parse, an identity (with `identity`'s
+/// properties) and the muxer of `output`'s kind (MP4 or Matroska, by their names), after `setup`
+/// was given the identity's source pad.
 fn remux(input: &Path, output: &Path, identity: &str, setup: impl FnOnce(&gst::Pad)) {
     use gst::prelude::*;
     gst::init().unwrap();
+    let matroska = |path: &Path| path.to_string_lossy().contains(".mkv");
+    let demux = if matroska(input) { "matroskademux" } else { "qtdemux" };
+    let mux = if matroska(output) { "matroskamux" } else { "mp4mux" };
     let desc = format!(
-        "filesrc location={} ! qtdemux ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! identity name=edit {identity} \
-         ! mp4mux ! filesink location={}",
+        "filesrc location={} ! {demux} ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! identity name=edit {identity} \
+         ! {mux} ! filesink location={}",
         input.display(),
         output.display()
     );
@@ -637,6 +642,43 @@ fn remux(input: &Path, output: &Path, identity: &str, setup: impl FnOnce(&gst::P
     assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "remux: {msg:?}");
 }
 
+/// A signed recording whose writer was killed midway (a crash, a power cut) has no signed end;
+/// beside it the writer kept the newest checkpoint whose frames were all in the file, so
+/// `faceveil verify --open-end` passes what it left and finds it cut short of that checkpoint.
+#[test]
+fn a_signed_recording_whose_writer_was_killed_keeps_beside_it_a_checkpoint_that_shows_a_cut_before_it() {
+    use common::served::{log_text, serve_clip, spawn, wait_for};
+    let dir = tmpdir("killed-signed");
+    let ((_, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
+    let long = dir.join("long.mp4");
+    common::media::moving_ball(&long, 900, 30);
+    let (_server, url) = serve_clip(&long, &["--mode", "blur"], &dir);
+    let (out, log) = (dir.join("recorded.mkv"), dir.join("recorder.log"));
+    let mut recorder = spawn(&["anonymize", &url, "-o", s(&out), "--recipient", &recipient, "--sign-with", s(&camera)], &log);
+    let kept = end::file_beside(&out);
+    let checkpoint = || end::read_file(&kept).ok().flatten();
+    wait_for("a checkpoint of 60 frames beside the recording", 120, || checkpoint().is_some_and(|c| c.frames >= 60));
+    recorder.0.kill().unwrap();
+    recorder.0.wait().unwrap();
+    let (partial, checkpoint) = (dir.join("recorded.mkv.partial"), checkpoint().unwrap());
+    assert!(checkpoint.open, "{}", log_text(&log));
+    let o = faceveil(&["verify", s(&partial), "--signer", &signer, "--open-end"], None);
+    ok(&o);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("only a checkpoint its writer signed while it recorded: the records reach it"), "{said}");
+    failed(&faceveil(&["verify", s(&partial), "--signer", &signer], None), "has no signed end, only a checkpoint");
+    // Cut 20 frames short of the checkpoint, its file beside it: found. Without it, the cut
+    // would pass as what a killed writer left.
+    let cut = dir.join("cut.mkv");
+    remux_cut(&partial, &cut, checkpoint.frames as usize - 20, true);
+    ok(&faceveil(&["verify", s(&cut), "--signer", &signer, "--open-end"], None));
+    std::fs::copy(&kept, end::file_beside(&cut)).unwrap();
+    failed(
+        &faceveil(&["verify", s(&cut), "--signer", &signer, "--open-end"], None),
+        "the recording was cut short of a checkpoint its writer signed",
+    );
+}
+
 /// A signed recording's writer signs its end: `faceveil verify` finds a recording cut short of
 /// it (with its tags kept, or stripped), in the video and in its sidecar, and a forged end, and
 /// accepts one without its end only when told to (`--open-end`). It finds pictures shown at
@@ -646,6 +688,7 @@ fn a_signed_recording_cut_short_of_its_signed_end_or_retimed_fails_verify_unless
     let SignedClip { dir, id, signer, anon, .. } = signed_clip("signed-end");
     let whole = ok(&faceveil(&["verify", s(&anon), "--signer", &signer], None));
     assert!(whole.contains("the records reach the recording's signed end (100 frames)"), "{whole}");
+    assert!(!end::file_beside(&anon).exists(), "a run that ended left its checkpoint file");
     let restore = |video: &Path| {
         let back = dir.join("back.mp4");
         let o = faceveil(&["restore", s(video), "-o", s(&back), "--identity", s(&id), "--signer", &signer], None);

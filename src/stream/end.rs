@@ -8,16 +8,40 @@
 //!
 //! A writer that is killed, or still writing, has signed no end. While it writes, it signs
 //! checkpoints: open ends that say the stream had at least so many frames. `faceveil serve`
-//! keeps the last checkpoint whose frames are all in closed segments, so a recording whose
-//! writer died can still be cut at its end by no more than what followed that checkpoint.
+//! keeps the last checkpoint whose frames are all in closed segments, and `faceveil anonymize`
+//! the last whose frames are all in its file, each in an end file, so a recording whose writer
+//! died can still be cut at its end by no more than what followed that checkpoint.
 
 use serde::{Deserialize, Serialize};
 
-/// The extension of a file that holds a stream's end beside recordings whose container keeps
-/// none: `faceveil serve` writes one into a camera's segment folder when it stops the camera.
+/// The extension of a file that holds a stream's end, or its newest checkpoint, beside its
+/// recording: `faceveil serve` keeps one in a camera's segment folder for each run, and
+/// `faceveil anonymize` one beside a signed video while it writes it ([`file_beside`]).
 pub const END_FILE_EXTENSION: &str = "faceveil-end";
 
+use std::path::{Path, PathBuf};
+
 use crate::secrets::{Signer, SigningKey};
+
+/// The end file of the video at `video`, beside it under its name.
+pub fn file_beside(video: &Path) -> PathBuf {
+    let mut name = video.as_os_str().to_owned();
+    name.push(format!(".{END_FILE_EXTENSION}"));
+    PathBuf::from(name)
+}
+
+/// Writes `end` into the end file `path`, replacing the file whole (written beside it, then
+/// renamed over it), so that a writer killed meanwhile leaves the end kept before.
+pub fn write_file(path: &Path, end: &StreamEnd) -> std::io::Result<()> {
+    let part = path.with_extension(format!("{END_FILE_EXTENSION}.part"));
+    std::fs::write(&part, end.encode() + "\n")?;
+    std::fs::rename(&part, path)
+}
+
+/// The end an end file holds; `None` where its first line is none.
+pub fn read_file(path: &Path) -> std::io::Result<Option<StreamEnd>> {
+    Ok(std::fs::read_to_string(path)?.lines().next().and_then(StreamEnd::decode))
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamEnd {

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
 use faceveil::secrets::Signer;
-use faceveil::stream::end::{END_FILE_EXTENSION, EndCheck, StreamEnd};
+use faceveil::stream::end::{self, END_FILE_EXTENSION, EndCheck, StreamEnd};
 use faceveil::stream::header::{FrameRecord, StreamHeader};
 use faceveil::stream::signed::SignedRecords;
 use faceveil::stream::{pictures, sidecar};
@@ -19,6 +19,7 @@ use faceveil::stream::{pictures, sidecar};
 use gstfaceveil::streamdata::CodedPicture;
 
 use crate::cli::args::VerifyArgs;
+use crate::cli::media::encoder::CODED_AHEAD;
 use crate::cli::media::input::{Input, StreamSource};
 use crate::cli::media::{images, video};
 
@@ -32,29 +33,32 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
             tally.header(&header)?;
             tally.record(&record);
         }
-        Input::Stream(StreamSource::File(path)) => match &args.sidecar {
-            Some(file) => {
-                tally.pictures = Pictures::NotRead;
-                in_sidecar(file, &mut tally)?;
-            }
-            None => {
-                // The video's own SEI: a sidecar lists the records of frames cut from the video since.
-                in_stream(&path, &mut tally)?;
-                let beside = sidecar::path_for(&path);
-                if tally.header.is_none() && beside.exists() {
-                    eprintln!(
-                        "faceveil: note: the video carries no faceveil data of its own (its SEI was lost): the sidecar's records are checked, which do not show frames cut from the video"
-                    );
-                    tally = Tally {
-                        required: tally.required,
-                        open_end: tally.open_end,
-                        pictures: Pictures::Lost,
-                        ..Tally::default()
-                    };
-                    in_sidecar(&beside, &mut tally)?;
+        Input::Stream(StreamSource::File(path)) => {
+            match &args.sidecar {
+                Some(file) => {
+                    tally.pictures = Pictures::NotRead;
+                    in_sidecar(file, &mut tally)?;
+                }
+                None => {
+                    // The video's own SEI: a sidecar lists the records of frames cut from the video since.
+                    in_stream(&path, &mut tally)?;
+                    let beside = sidecar::path_for(&path);
+                    if tally.header.is_none() && beside.exists() {
+                        eprintln!(
+                            "faceveil: note: the video carries no faceveil data of its own (its SEI was lost): the sidecar's records are checked, which do not show frames cut from the video"
+                        );
+                        tally = Tally {
+                            required: tally.required,
+                            open_end: tally.open_end,
+                            pictures: Pictures::Lost,
+                            ..Tally::default()
+                        };
+                        in_sidecar(&beside, &mut tally)?;
+                    }
                 }
             }
-        },
+            end_beside(&path, &mut tally)?;
+        }
         Input::Directory(dir) => {
             ensure!(args.sidecar.is_none(), "--sidecar names one video's sidecar: a folder's videos are read from their own SEI");
             let videos = images::videos_in(&dir)?;
@@ -135,13 +139,31 @@ fn ends_in(dir: &Path, tally: &mut Tally) -> Result<()> {
         if path.extension().is_none_or(|e| e != END_FILE_EXTENSION) {
             continue;
         }
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        match text.lines().next().and_then(StreamEnd::decode) {
-            Some(end) => tally.found_ends.push(end),
-            None => {
-                tally.damaged += 1;
-                tally.say(&format!("{} does not hold a stream's end", path.display()));
-            }
+        end_file(&path, tally)?;
+    }
+    Ok(())
+}
+
+/// The end `faceveil anonymize` keeps beside a signed video while it writes it, where there is
+/// one: a writer killed before it ended the stream left its newest checkpoint there. A video
+/// still named as it was being written (`NAME.partial`) has it beside its final name.
+fn end_beside(video: &Path, tally: &mut Tally) -> Result<()> {
+    let written = video.to_str().and_then(|v| v.strip_suffix(".partial")).map(Path::new);
+    for path in [Some(video), written].into_iter().flatten().map(end::file_beside) {
+        if path.exists() {
+            end_file(&path, tally)?;
+        }
+    }
+    Ok(())
+}
+
+/// The end or checkpoint an end file holds, among those found.
+fn end_file(path: &Path, tally: &mut Tally) -> Result<()> {
+    match end::read_file(path).with_context(|| format!("cannot read {}", path.display()))? {
+        Some(end) => tally.found_ends.push(end),
+        None => {
+            tally.damaged += 1;
+            tally.say(&format!("{} does not hold a stream's end", path.display()));
         }
     }
     Ok(())
@@ -414,6 +436,36 @@ impl Tally {
         (faults, said)
     }
 
+    /// A writer stopped midway (a recording without a signed end) leaves its last pictures in
+    /// coding order: a picture coded ahead of the frames before it (x264's B-frames) is written
+    /// while they are still being coded, so the frames just before the last written are missing.
+    /// Where the last stream has no signed end, the few records after a gap at its very end are
+    /// set aside (said, and counted as records) and the stream taken to end before that gap: what
+    /// its checkpoint, if any, and `--open-end` say of an end cut short then holds for it. Returns
+    /// how many were set aside.
+    fn coded_ahead(&mut self, signer: &Signer) -> usize {
+        let Some(stream) = self.streams.last_mut() else { return 0 };
+        let ended = self.found_ends.iter().any(|end| !end.open && end.check(signer, &stream.digest, None) != EndCheck::Unsigned);
+        let Some(gap) = stream.numbers.windows(2).rposition(|pair| pair[1] > pair[0] + 1) else { return 0 };
+        let (before, after) = (stream.numbers[gap], stream.numbers[gap + 1]);
+        let ahead = stream.numbers.len() - gap - 1;
+        if ended || ahead as u64 > CODED_AHEAD || after - before - 1 > CODED_AHEAD {
+            return 0;
+        }
+        let last = stream.numbers.last().copied().unwrap_or(after);
+        stream.numbers.truncate(gap + 1);
+        let frames = |first: u64, last: u64| match first == last {
+            true => format!("frame {first}"),
+            false => format!("frames {first} to {last}"),
+        };
+        self.say(&format!(
+            "note: the recording has no signed end, and {} never came before its last pictures ({}), which were coded ahead: its writer stopped while it coded them; it is taken to end at frame {before}",
+            frames(before + 1, after - 1),
+            frames(after, last)
+        ));
+        ahead
+    }
+
     /// Says what was found; an error unless the output is whole and signed throughout.
     fn finish(mut self) -> Result<()> {
         let Some((_, check)) = &self.header else {
@@ -424,6 +476,10 @@ impl Tally {
         let mut gaps = 0;
         for stream in &mut self.streams {
             stream.numbers.sort_unstable();
+        }
+        let signer = check.signer().clone();
+        let ahead = self.coded_ahead(&signer);
+        for stream in &mut self.streams {
             for pair in stream.numbers.windows(2) {
                 let (before, this) = (pair[0], pair[1]);
                 if this == before {
@@ -452,7 +508,7 @@ impl Tally {
         if let Some(line) = self.cut_line {
             eprintln!("faceveil: note: the sidecar ends in a line cut short (line {line}), where its writer stopped");
         }
-        let records: usize = self.streams.iter().map(|s| s.numbers.len()).sum();
+        let records = self.streams.iter().map(|s| s.numbers.len()).sum::<usize>() + ahead;
         let spans: Vec<String> =
             self.streams.iter().filter_map(|s| Some(format!("{} to {}", s.numbers.first()?, s.numbers.last()?))).collect();
         // One stream's frames, or each stream's where a source reconnected and numbered anew.

@@ -1,9 +1,10 @@
 //! Pictures, videos and streams in and out: what the user points faceveil at (`input`), photos
 //! (`images`), video files, cameras and pipelines through GStreamer (`video`, `animation`,
-//! `colour`, `containers`), RTSP read and served (`rtsp`, `stuck`) and the virtual camera
-//! (`virtualcam`).
+//! `colour`, `containers`), the newest checkpoint of a signed video being written
+//! (`checkpoint`), RTSP read and served (`rtsp`, `stuck`) and the virtual camera (`virtualcam`).
 
 pub mod animation;
+pub mod checkpoint;
 pub mod colour;
 pub mod containers;
 pub mod elements;

@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 use crate::cli::credentials::access;
 use crate::cli::credentials::login;
 use crate::cli::media::animation;
+use crate::cli::media::checkpoint::CheckpointFile;
 use crate::cli::media::colour;
 use crate::cli::media::containers::{MuxerKind, muxer_kind};
 use crate::cli::media::elements::{init, make};
@@ -612,6 +613,15 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     let sink = gst::ElementFactory::make("filesink").property("location", tmp.to_str().context("non-UTF-8 path")?).build()?;
     pipeline.add_many([&mux, &sink])?;
     mux.link(&sink)?;
+    // A signed video keeps its newest checkpoint beside it while it is written; dropped after
+    // the pipeline has stopped, when the stream's end is in the video and its sidecar.
+    let _checkpoints = match (stage.sei, &stage.pictures, stage.elements.last()) {
+        (Sei::Write, Some(_), Some(veil)) => {
+            let mp4 = matches!(muxer_kind(output), Some(MuxerKind::Mp4));
+            Some(CheckpointFile::start(output, mp4, &pipeline, veil, &sink)?)
+        }
+        _ => None,
+    };
     let live = input.is_live();
     let have_video = Arc::new(Mutex::new(false));
     let link_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::new(Mutex::new(None));

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use faceveil::stream::end::{END_FILE_EXTENSION, StreamEnd};
+use faceveil::stream::end::{self, END_FILE_EXTENSION, StreamEnd};
 use gstfaceveil::outofband;
 
 /// Recording segments: MPEG-TS, which stays playable up to the last frame written however the
@@ -91,12 +91,8 @@ impl<'a> SignedEnd<'a> {
 
     fn keep(&self, end: &StreamEnd) {
         let Some(run) = self.run.filter(|_| !self.ended || !end.open) else { return };
-        // Replaced whole, so that a kill while it is written leaves the one before.
         let path = run.end_path();
-        let part = path.with_extension("part");
-        let kept = std::fs::write(&part, end.encode() + "\n")
-            .and_then(|()| std::fs::rename(&part, &path))
-            .with_context(|| format!("cannot write {}", path.display()));
+        let kept = end::write_file(&path, end).with_context(|| format!("cannot write {}", path.display()));
         if let Err(e) = kept {
             eprintln!("faceveil: camera {}: the recording's signed end is not kept: {e:#}", self.camera);
         }
