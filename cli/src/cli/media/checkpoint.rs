@@ -12,12 +12,13 @@
 //! is coded, muxed and written, so it waits until the file sink has written a buffer stamped at or
 //! past the running time of the frame [`CODED_AHEAD`] after it (muxers stamp what they write with
 //! their input's running time, Matroska's blocks with their frame's; x264 may write a frame after
-//! pictures of later frames, never after that one), and what makes it readable: Matroska and MPEG-TS are read as far as they are written,
-//! but mp4mux's fragments (a live recording's MP4) write their pictures first and their index (a
-//! `moof`, the first a `moov`) after them, and pictures without it are not read. The sink writes
-//! each buffer through to the file, unbuffered, before it takes the next: a buffer that reaches it
-//! says that those before it are in the file. All of it happens in the pipeline's own threads, as
-//! the checkpoints are posted and the buffers pass.
+//! pictures of later frames, never after that one), and what makes it readable: Matroska and
+//! MPEG-TS are read as far as they are written, but mp4mux's fragments (a live recording's MP4)
+//! write their pictures first and their index (a `moof`, the first a `moov`) after them, and
+//! pictures without it are not read. The sink writes each buffer through to the file,
+//! unbuffered, before it takes the next: a buffer that reaches it says that those before it are
+//! in the file. All of it happens in the pipeline's own threads, as the checkpoints are posted
+//! and the buffers pass.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ use gstfaceveil::{outofband, streamdata};
 use crate::cli::media::encoder::CODED_AHEAD;
 
 /// Frames whose running time is remembered: checkpoints come every 30 frames, each posted just
-/// before its last frame leaves the stage.
+/// before its last frame leaves the stage, and wait for the frame [`CODED_AHEAD`] after it.
 const FRAMES_REMEMBERED: usize = 300;
 
 /// Deletes the end file when dropped: drop it once the pipeline has stopped.
