@@ -1506,12 +1506,20 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
     assert!(span > 4.5, "the recording spans only {span:.1} s ({} frames)", pts.len());
 }
 
+/// A moving ball of 20 s (`dir/long.mp4`, made once) served in real time with `--serve-rtsp`,
+/// blurred: a live source that lasts longer than a test records it.
+fn serve_ball(dir: &Path) -> (Child, String) {
+    let long = dir.join("long.mp4");
+    if !long.exists() {
+        media::moving_ball(&long, 600, 30);
+    }
+    serve_clip(&long, &["--mode", "blur"], dir)
+}
+
 #[test]
 fn a_live_recording_to_mp4_killed_midway_keeps_what_it_had_written() {
     let dir = tmpdir("killed-recording");
-    let long = dir.join("long.mp4");
-    media::moving_ball(&long, 600, 30);
-    let (_server, url) = serve_clip(&long, &["--mode", "blur"], &dir);
+    let (_server, url) = serve_ball(&dir);
     let (out, log) = (dir.join("recorded.mp4"), dir.join("recorder.log"));
     let mut recorder = spawn(&["anonymize", &url, "-o", s(&out), "--mode", "blur"], &log);
     wait_for("the recorder to receive the stream", 60, || log_text(&log).contains("source connected"));
@@ -1526,10 +1534,8 @@ fn a_live_recording_to_mp4_killed_midway_keeps_what_it_had_written() {
 #[test]
 fn a_recording_whose_rtsp_server_dies_says_so_and_keeps_its_frames_over_tcp_and_udp() {
     let dir = tmpdir("server-dies");
-    let long = dir.join("long.mp4");
-    media::moving_ball(&long, 600, 30);
     for transport in ["tcp", "udp"] {
-        let (mut server, url) = serve_clip(&long, &["--mode", "blur"], &dir);
+        let (mut server, url) = serve_ball(&dir);
         let (out, log) = (dir.join(format!("recorded-{transport}.mkv")), dir.join(format!("recorder-{transport}.log")));
         let mut recorder = spawn(&["anonymize", &url, "-o", s(&out), "--mode", "blur", "--rtsp-transport", transport], &log);
         wait_for("the recorder to receive the stream", 60, || log_text(&log).contains("source connected"));
@@ -1546,6 +1552,26 @@ fn a_recording_whose_rtsp_server_dies_says_so_and_keeps_its_frames_over_tcp_and_
         let kept = media::decode(&out).pts.len();
         assert!(kept >= 20, "{transport}: the recording kept {kept} frames");
     }
+}
+
+#[test]
+fn a_live_recording_that_cannot_be_written_further_keeps_what_was_written() {
+    let dir = tmpdir("unwritable");
+    let (_server, url) = serve_ball(&dir);
+    let out = dir.join("recorded.mkv");
+    // A disk that fills, as a file size limit of 64 KiB (128 blocks of 512 bytes) makes it: a
+    // write past it fails ("File too large") rather than killing the recorder.
+    let o = Command::new("sh")
+        .args(["-c", "trap '' XFSZ; ulimit -f 128; exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_faceveil"))
+        .args(["anonymize", &url, "-o", s(&out), "--mode", "blur"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let said = stderr(&o);
+    assert!(said.contains("the recording stopped there, and what was written of its"), "{said}");
+    let kept = media::decode(&out).pts.len();
+    assert!(kept >= 10, "the recording kept {kept} frames: {said}");
 }
 
 #[test]

@@ -5,8 +5,9 @@
 //! none, and a cut at the end of what it left would not show. While a stream runs, `faceveil`
 //! posts a signed checkpoint every 30 frames ([`faceveil::stream::end`]); the newest whose
 //! frames are all in the file is kept in `OUTPUT.faceveil-end` ([`end::file_beside`]), where
-//! `faceveil verify` finds it. The file goes when the run ends, however it ends: the stream's end
-//! is then in the video and its sidecar, or no video was kept.
+//! `faceveil verify` finds it. The file goes when the run ends (the stream's end is then in the
+//! video and its sidecar, or no video was kept), but where writing failed midway (a full disk):
+//! the video is kept as it was written, without an end.
 //!
 //! All in the file: a checkpoint is posted as its last frame leaves `faceveil`, before that frame
 //! is coded, muxed and written, so it waits until the file sink has written a buffer stamped at or
@@ -36,9 +37,10 @@ use crate::cli::media::encoder::CODED_AHEAD;
 /// before its last frame leaves the stage, and wait for the frame [`CODED_AHEAD`] after it.
 const FRAMES_REMEMBERED: usize = 300;
 
-/// Deletes the end file when dropped: drop it once the pipeline has stopped.
+/// Deletes the end file when dropped, unless kept: drop it once the pipeline has stopped.
 pub struct CheckpointFile {
     path: PathBuf,
+    kept: bool,
 }
 
 struct Keeper {
@@ -111,7 +113,13 @@ impl CheckpointFile {
                 gst::PadProbeReturn::Ok
             },
         );
-        Ok(Self { path })
+        Ok(Self { path, kept: false })
+    }
+
+    /// Leaves the end file as it is: the run stopped without the stream's end (its writing
+    /// failed), so the newest checkpoint kept is what bounds a cut of what was written.
+    pub fn keep(mut self) {
+        self.kept = true;
     }
 }
 
@@ -179,6 +187,9 @@ fn mp4_index(buffer: &gst::BufferRef) -> bool {
 /// The run ended (or failed): the stream's end, if it has one, is in the video and its sidecar.
 impl Drop for CheckpointFile {
     fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
         if let Err(e) = remove(&self.path) {
             eprintln!("faceveil: {e:#}");
         }

@@ -394,6 +394,9 @@ struct Progress {
     closed: AtomicBool,
     /// Why a live source failed after it had sent frames: ended likewise, its frames kept.
     failed: Mutex<Option<String>>,
+    /// Why writing a live recording failed midway (a full disk): it stopped there, and what
+    /// was written is kept as it is.
+    unwritten: Mutex<Option<String>>,
     /// Set when an RTSP server said that its stream ends (an RTCP BYE): a connection it closes
     /// after that is closed at the end, not midway.
     said_bye: AtomicBool,
@@ -614,8 +617,9 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     pipeline.add_many([&mux, &sink])?;
     mux.link(&sink)?;
     // A signed video keeps its newest checkpoint beside it while it is written; dropped after
-    // the pipeline has stopped, when the stream's end is in the video and its sidecar.
-    let _checkpoints = match (stage.sei, &stage.pictures, stage.elements.last()) {
+    // the pipeline has stopped, when the stream's end is in the video and its sidecar, and kept
+    // where writing failed midway.
+    let mut checkpoints = match (stage.sei, &stage.pictures, stage.elements.last()) {
         (Sei::Write, Some(_), Some(veil)) => {
             let mp4 = matches!(muxer_kind(output), Some(MuxerKind::Mp4));
             Some(CheckpointFile::start(output, mp4, &pipeline, veil, &sink)?)
@@ -721,7 +725,16 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     // kept. One stream reaching it is enough: the video of a whole file may end before its audio.
     let end = progress.end_ns.load(Ordering::SeqCst);
     let reached = end.max(progress.input_end_ns.load(Ordering::SeqCst));
-    let incomplete = if let Some(change) = progress.size_change.lock().unwrap().take() {
+    let unwritten = progress.unwritten.lock().unwrap().take();
+    if let Some(checkpoints) = checkpoints.take().filter(|_| unwritten.is_some()) {
+        checkpoints.keep();
+    }
+    let incomplete = if let Some(why) = unwritten {
+        Some(format!(
+            "{why}: the recording stopped there, and what was written of its {frames} frames is kept in {}, cut where writing failed",
+            output.display()
+        ))
+    } else if let Some(change) = progress.size_change.lock().unwrap().take() {
         Some(format!("{change}: the {frames} frames before it were written to {}", output.display()))
     } else if let Some(d) = duration.filter(|d| !live && !crate::cli::stop::requested() && reached + 200_000_000 < *d) {
         Some(format!(
@@ -846,6 +859,17 @@ fn run_to_eos(
             gst::MessageView::Error(_) if live && frames > 0 && msg.src().is_some_and(|s| s.has_as_ancestor(input)) => {
                 *progress.failed.lock().unwrap() = Some(error_text(&msg, false));
                 stopping = true;
+            }
+            // A live recording that cannot be written further (a full disk, the file or its
+            // sidecar) stops there: nothing more can be written to end it, and what was is all
+            // there is of what the camera saw, so it is kept as it is rather than deleted.
+            gst::MessageView::Error(e)
+                if live
+                    && frames > 0
+                    && (e.error().matches(gst::ResourceError::NoSpaceLeft) || e.error().matches(gst::ResourceError::Write)) =>
+            {
+                *progress.unwritten.lock().unwrap() = Some(error_text(&msg, ours(&msg)));
+                return Ok(());
             }
             // The elements' own messages say all there is to say; others name where they came
             // from. Their warnings (frames that passed unrestored before the stream's header, a
