@@ -569,7 +569,15 @@ fn a_signed_recording_with_frames_cut_out_says_which_are_missing_and_verify_chec
     // A transport stream (what serve records), whose pads come before their caps.
     let ts = dir.join("anon.ts");
     ok(&faceveil(&[&["anonymize", s(&clip), "-o", s(&ts)][..], &sealed_to].concat(), Some("pw")));
-    std::fs::remove_file(faceveil::stream::sidecar::path_for(&ts)).unwrap();
+    // MPEG-TS keeps no tag: the stream's end is its sidecar's, beside it.
+    let whole = ok(&faceveil(&["verify", s(&ts), "--signer", &signer], None));
+    assert!(whole.contains("the records reach the recording's signed end (100 frames)"), "{whole}");
+    let short_ts = dir.join("short.ts");
+    remux_cut(&ts, &short_ts, 80, true);
+    let beside = faceveil::stream::sidecar::path_for;
+    std::fs::copy(beside(&ts), beside(&short_ts)).unwrap();
+    failed(&faceveil(&["verify", s(&short_ts)], None), "the recording was cut short of its signed end");
+    std::fs::remove_file(beside(&ts)).unwrap();
     let whole = ok(&faceveil(&["verify", s(&ts), "--signer", &signer], None));
     assert!(whole.ends_with("100 coded pictures: every one as its signer coded it"), "{whole}");
     // Another signer required, and an unsigned recording.
@@ -616,16 +624,27 @@ fn remux_cut(input: &Path, output: &Path, pictures: usize, keep_tags: bool) {
 }
 
 /// Remuxes the H.264 `input` to `output` through h264parse, an identity (with `identity`'s
-/// properties) and the muxer of `output`'s kind (MP4 or Matroska, by their names), after `setup`
-/// was given the identity's source pad.
+/// properties) and the muxer of `output`'s kind (MP4, Matroska or MPEG-TS, by their names),
+/// after `setup` was given the identity's source pad.
 fn remux(input: &Path, output: &Path, identity: &str, setup: impl FnOnce(&gst::Pad)) {
     use gst::prelude::*;
     gst::init().unwrap();
-    let matroska = |path: &Path| path.to_string_lossy().contains(".mkv");
-    let demux = if matroska(input) { "matroskademux" } else { "qtdemux" };
-    let mux = if matroska(output) { "matroskamux" } else { "mp4mux" };
+    let kind = |path: &Path| {
+        let name = path.to_string_lossy();
+        ["mkv", "ts"].into_iter().find(|ext| name.contains(&format!(".{ext}"))).unwrap_or("mp4")
+    };
+    let demux = match kind(input) {
+        "mkv" => "matroskademux",
+        "ts" => "tsdemux",
+        _ => "qtdemux",
+    };
+    let (format, mux) = match kind(output) {
+        "mkv" => ("avc", "matroskamux"),
+        "ts" => ("byte-stream", "mpegtsmux"),
+        _ => ("avc", "mp4mux"),
+    };
     let desc = format!(
-        "filesrc location={} ! {demux} ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! identity name=edit {identity} \
+        "filesrc location={} ! {demux} ! h264parse ! video/x-h264,stream-format={format},alignment=au ! identity name=edit {identity} \
          ! {mux} ! filesink location={}",
         input.display(),
         output.display()

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -104,6 +104,21 @@ pub fn read_header(path: &Path) -> Result<StreamHeader> {
     let first =
         BufReader::new(file).lines().next().transpose().with_context(|| format!("cannot read sidecar {}", path.display()))?;
     header_of(first.as_deref(), path)
+}
+
+/// The signed end on a sidecar's last line, read without its records (which run to gigabytes
+/// where faces are sealed); none where its last line is a record (a stream that did not end, or
+/// an unsigned one).
+pub fn end_of(path: &Path) -> Result<Option<StreamEnd>> {
+    // An end's line is a few hundred bytes.
+    const TAIL: u64 = 4096;
+    let mut file = File::open(path).with_context(|| format!("cannot open sidecar {}", path.display()))?;
+    let len = file.metadata().with_context(|| format!("cannot read sidecar {}", path.display()))?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).with_context(|| format!("cannot read sidecar {}", path.display()))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).with_context(|| format!("cannot read sidecar {}", path.display()))?;
+    let tail = String::from_utf8_lossy(&tail);
+    Ok(tail.lines().rev().find(|line| !line.trim().is_empty()).and_then(StreamEnd::decode))
 }
 
 /// What a sidecar holds after its records.
@@ -283,6 +298,26 @@ mod tests {
         // The open file still reads once its name is gone.
         std::fs::remove_file(&path).unwrap();
         read
+    }
+
+    #[test]
+    fn the_end_on_a_sidecars_last_line_is_read_without_its_records() {
+        let path = std::env::temp_dir().join(format!("faceveil-sidecar-end-{}.faceveil", std::process::id()));
+        let key = crate::secrets::SigningKey::generate();
+        let end = StreamEnd::signed_with(300, Some(9_960_000_000), &key, &[7; 32]);
+        let mut writer = SidecarWriter::create(&path, &crate::stream::header::tests::sample()).unwrap();
+        for i in 0..300 {
+            writer.write(&FrameRecord::new(i, Some(i * 33_333_333), Vec::new())).unwrap();
+        }
+        assert_eq!(end_of(&path).unwrap(), None, "a stream not yet ended");
+        writer.end(&end).unwrap();
+        writer.finish().unwrap();
+        assert_eq!(end_of(&path).unwrap(), Some(end));
+        // Cut in its end's line: none.
+        let len = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 20).unwrap();
+        assert_eq!(end_of(&path).unwrap(), None);
+        std::fs::remove_file(&path).unwrap();
     }
 
     /// The number of the record found.

@@ -54,6 +54,11 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
                             ..Tally::default()
                         };
                         in_sidecar(&beside, &mut tally)?;
+                    } else if beside.exists() {
+                        // Its sidecar keeps the stream's end too, where the container keeps
+                        // none (MPEG-TS).
+                        tally.ends = Ends::Carried;
+                        tally.found_ends.extend(sidecar::end_of(&beside)?);
                     }
                 }
             }
