@@ -26,8 +26,14 @@ struct Serve {
 
 impl Serve {
     fn start(config: &Path, metrics_port: u16) -> Self {
+        Self::start_through(Command::new(env!("CARGO_BIN_EXE_faceveil")), config, metrics_port)
+    }
+
+    /// `faceveil serve` started by `command`, which runs it (the binary, or a shell that sets
+    /// limits first and passes its arguments on).
+    fn start_through(mut command: Command, config: &Path, metrics_port: u16) -> Self {
         let log = config.with_extension("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        let child = command
             .args(["serve", s(config)])
             .env(PASSWORD_VAR, PASSWORD)
             .envs(common::RTSP_TRACE)
@@ -541,6 +547,17 @@ fn a_client_joining_a_mount_over_tls_with_a_login_it_is_for_receives_the_camera_
 
 /// `faceveil anonymize CLIP --serve-rtsp PORT`: an RTSP camera that plays the clip once, in real
 /// time, from its first client on, then ends its stream and exits.
+/// `dir/serve.toml`: metrics on `metrics_port` and one camera, "door", blurred, from `source`,
+/// recorded as `record` says.
+fn door_config(dir: &Path, metrics_port: u16, source: &str, record: &str) -> PathBuf {
+    let config = dir.join("serve.toml");
+    let text = format!(
+        "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"door\"\nsource = \"{source}\"\nmode = \"blur\"\nrecord = {record}\n"
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 fn rtsp_camera(clip: &str, port: u16, log: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_faceveil"))
         .args(["anonymize", s(&sample(clip)), "--mode", "blur", "--serve-rtsp", &port.to_string()])
@@ -555,15 +572,7 @@ fn rtsp_camera(clip: &str, port: u16, log: &Path) -> std::process::Child {
 fn an_rtsp_camera_that_is_not_there_yet_then_ends_then_returns_is_followed() {
     let dir = tmpdir("comeback");
     let (metrics_port, camera_port) = (free_port(), free_port());
-    let config = dir.join("serve.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"door\"\n\
-             source = \"rtsp://127.0.0.1:{camera_port}/faceveil\"\nmode = \"blur\"\nrecord = {{ dir = \"rec\" }}\n"
-        ),
-    )
-    .unwrap();
+    let config = door_config(&dir, metrics_port, &format!("rtsp://127.0.0.1:{camera_port}/faceveil"), "{ dir = \"rec\" }");
     let serve = Serve::start(&config, metrics_port);
     wait_for("a failed first connection", 30, || serve.metric("reconnects_total", "door") >= 1.0, &serve);
     for round in 0..2 {
@@ -594,15 +603,7 @@ fn a_camera_whose_server_closes_before_any_frame_is_tried_again_without_waiting_
     let dir = tmpdir("closing-camera");
     let metrics_port = free_port();
     let (url, server) = common::served::closing_server();
-    let config = dir.join("serve.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"door\"\n\
-             source = \"{url}\"\nmode = \"blur\"\nrecord = {{ dir = \"rec\" }}\n"
-        ),
-    )
-    .unwrap();
+    let config = door_config(&dir, metrics_port, &url, "{ dir = \"rec\" }");
     let serve = Serve::start(&config, metrics_port);
     server.join().unwrap();
     let said = "camera door: the RTSP server closed the connection";
@@ -611,6 +612,26 @@ fn a_camera_whose_server_closes_before_any_frame_is_tried_again_without_waiting_
     // nothing when its server closes).
     let log = serve.log();
     assert!(!log[..log.find(said).unwrap()].contains("no frame for"), "{log}");
+}
+
+#[test]
+fn a_camera_whose_recording_cannot_be_written_says_so_and_starts_again() {
+    let dir = tmpdir("unwritable-camera");
+    let metrics_port = free_port();
+    // A camera that lasts (a moving ball of 20 s), in segments of a second.
+    let ball = dir.join("ball.mp4");
+    media::moving_ball(&ball, 600, 30);
+    let (_camera, url) = common::served::serve_clip(&ball, &["--mode", "blur"], &dir);
+    let config = door_config(&dir, metrics_port, &url, "{ dir = \"rec\", segment_seconds = 1 }");
+    // A disk that fills, as a file size limit of 8 KiB (16 blocks of 512 bytes) makes it: a write
+    // past it fails ("File too large") rather than killing serve, which says so and starts the
+    // camera again, as after any failure.
+    let mut shell = Command::new("sh");
+    shell.args(["-c", "trap '' XFSZ; ulimit -f 16; exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_faceveil")]);
+    let serve = Serve::start_through(shell, &config, metrics_port);
+    wait_for("the failed write to be said", 60, || serve.log().contains("File too large"), &serve);
+    let log = serve.log();
+    assert!(log.contains("camera door: ") && log.contains("reconnecting in"), "{log}");
 }
 
 #[test]
