@@ -388,6 +388,14 @@ fn build(
         split.set_property("location", run.segment_pattern());
         split.set_property("max-size-time", u64::from(record.segment_seconds) * 1_000_000_000);
         split.set_property("muxer", make("mpegtsmux")?);
+        // Each buffer written through: a write that fails (a full disk) fails as it is made, and
+        // is said and recovered from as any failure. A buffered sink met it only as it flushed a
+        // segment it closed, and splitmuxsink did not report that: the camera went on recording
+        // nothing without a word (CI, 2026-12-05:
+        // `serve.rs::a_camera_whose_recording_cannot_be_written_says_so_and_starts_again`).
+        let sink = make("filesink")?;
+        sink.set_property_from_str("buffer-mode", "unbuffered");
+        split.set_property("sink", &sink);
         pipeline.add_many([&out, &split])?;
         gst::Element::link_many([&tee, &out, &split])?;
     }
