@@ -427,8 +427,9 @@ fn follow_input_end(pad: &gst::Pad, progress: Arc<Progress>) {
 }
 
 /// Notes in `progress` an RTSP server's word that its stream ends (an RTCP BYE, which rtspsrc
-/// turns into the end of its pads); `dec` is the uridecodebin of a URI input. Over TCP the BYE is read from the connection before the
-/// connection's close, so it is noted before rtspsrc warns of the close.
+/// turns into the end of its pads); `dec` is the uridecodebin of a URI input. Over TCP the BYE
+/// is read from the connection before the connection's close, so it is noted before rtspsrc
+/// warns of the close.
 fn follow_goodbye(dec: &gst::Element, progress: Arc<Progress>) {
     dec.connect("source-setup", false, move |args| {
         let src = args.get(1).and_then(|v| v.get::<gst::Element>().ok())?;
