@@ -615,23 +615,83 @@ fn a_camera_whose_server_closes_before_any_frame_is_tried_again_without_waiting_
 }
 
 #[test]
-fn a_camera_whose_recording_cannot_be_written_says_so_and_starts_again() {
+fn a_camera_whose_recording_cannot_be_written_goes_on_serving_its_mount_and_records_again_once_it_can() {
     let dir = tmpdir("unwritable-camera");
-    let metrics_port = free_port();
-    // A camera that lasts (a moving ball of 20 s), in segments of a second.
+    let (metrics_port, rtsp_port) = (free_port(), free_port());
+    // A camera that lasts (a moving ball of 40 s, read in real time), in segments of a second.
     let ball = dir.join("ball.mp4");
-    media::moving_ball(&ball, 600, 30);
-    let (_camera, url) = common::served::serve_clip(&ball, &["--mode", "blur"], &dir);
-    let config = door_config(&dir, metrics_port, &url, "{ dir = \"rec\", segment_seconds = 1 }");
+    media::moving_ball(&ball, 1200, 30);
+    let config = door_config(&dir, metrics_port, s(&ball), "{ dir = \"rec\", segment_seconds = 1 }");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("[rtsp]\nport = {rtsp_port}\n{text}mount = \"/door\"\n")).unwrap();
     // A disk that fills, as a file size limit of 8 KiB (16 blocks of 512 bytes) makes it: a write
-    // past it fails ("File too large") rather than killing serve, which says so and starts the
-    // camera again, as after any failure.
+    // past it fails ("File too large") rather than killing serve. The limit is soft, so that it
+    // can be lifted while serve runs, as a disk is cleared.
     let mut shell = Command::new("sh");
-    shell.args(["-c", "trap '' XFSZ; ulimit -f 16; exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_faceveil")]);
+    shell.args(["-c", "trap '' XFSZ; ulimit -S -f 16; exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_faceveil")]);
     let serve = Serve::start_through(shell, &config, metrics_port);
-    wait_for("the failed write to be said", 60, || serve.log().contains("File too large"), &serve);
+    wait_for("the failed write to be said", 60, || serve.log().contains("the recording cannot be written"), &serve);
     let log = serve.log();
-    assert!(log.contains("camera door: ") && log.contains("reconnecting in"), "{log}");
+    let said = log.lines().find(|l| l.contains("camera door: the recording cannot be written: ")).unwrap();
+    assert!(
+        said.contains("File too large") && said.ends_with("its mount goes on without it, and tries it again in 5 s"),
+        "{log}"
+    );
+    // The camera goes on: its mount plays, and the metrics say it is up and not recording.
+    let (frames, size, error) = play(&format!("rtsp://127.0.0.1:{rtsp_port}/door"), None, None);
+    assert!(
+        frames >= 10,
+        "{frames} frames ({error:?}) from the mount while the recording could not be written:\n{}",
+        serve.log()
+    );
+    assert_eq!(size, (640, 360));
+    assert_eq!((serve.metric("up", "door"), serve.metric("recording", "door")), (1.0, 0.0), "{}", serve.log());
+    // The disk is cleared: the recording starts again at its next try, and now grows past the
+    // old limit.
+    let lifted = Command::new("prlimit").args(["--fsize=unlimited", "--pid", &serve.child.id().to_string()]).status().unwrap();
+    assert!(lifted.success());
+    let recorded = || segments(&dir.join("rec/door")).iter().any(|p| p.metadata().is_ok_and(|m| m.len() > 16 * 512));
+    wait_for("a segment larger than the old limit", 90, recorded, &serve);
+    assert_eq!(serve.metric("recording", "door"), 1.0, "{}", serve.log());
+    let log = serve.log();
+    assert!(log.contains("camera door: trying the recording again"), "{log}");
+    assert!(!log.contains("reconnecting in"), "the camera's source never failed:\n{log}");
+}
+
+#[test]
+fn a_camera_that_must_keep_space_free_deletes_the_oldest_segments_of_every_camera_on_its_disk() {
+    let dir = tmpdir("min-free");
+    let metrics_port = free_port();
+    let ball = dir.join("ball.mp4");
+    media::moving_ball(&ball, 300, 30);
+    // More free than any disk in use has: every segment but each folder's newest must go. An old
+    // camera's folder beside it, no longer configured: its old segments go first (they are the
+    // oldest); its newest stays, as does anything that is not a segment.
+    let gone = dir.join("rec/gone");
+    std::fs::create_dir_all(&gone).unwrap();
+    let old = ["20200101T000000.000Z-00000.ts", "20200101T000000.000Z-00001.ts", "notes.ts"];
+    for name in old {
+        std::fs::write(gone.join(name), [0u8; 1000]).unwrap();
+    }
+    let config = door_config(&dir, metrics_port, s(&ball), "{ dir = \"rec\", segment_seconds = 1, min_free = \"99.9%\" }");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}realtime = false\n")).unwrap();
+    let serve = Serve::start(&config, metrics_port);
+    wait_for("the end of the clip", 60, || serve.log().contains("camera door: end of file"), &serve);
+    let log = serve.log();
+    assert!(log.contains("has under 99.9% free (record.min_free): the oldest segments there are deleted"), "{log}");
+    assert!(log.contains("camera door: the disk that holds ") && log.contains("under record.min_free (99.9%)"), "{log}");
+    let names = |dir: &Path| -> Vec<String> {
+        let mut n: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&gone), old[1..], "{log}");
+    // The clip's 10 s in segments of a second, all but the last deleted as the next ones came.
+    let kept = segments(&dir.join("rec/door"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let frames = media::decode(&kept[0]).frames.len();
+    assert!((1..=45).contains(&frames), "the newest segment holds {frames} frames");
 }
 
 #[test]

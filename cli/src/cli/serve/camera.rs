@@ -8,7 +8,7 @@
 //!                                                               tee ! queue ! appsink -> mount
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -23,7 +23,7 @@ use prometheus_client::metrics::counter::Counter;
 use super::config::CameraConfig;
 use super::metrics::CameraMetrics;
 use super::mounts::Outlet;
-use super::recording::{self, Run, SignedEnd, prune};
+use super::recording::{self, Retention, Run, SignedEnd};
 use crate::cli::media::colour;
 use crate::cli::media::elements::make;
 use crate::cli::media::input::{Closing, Reconnect, STALL, StreamSource};
@@ -42,6 +42,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// up the camera's reconnect, a reload and the process's exit.
 const STOP_WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(250);
+/// splitmuxsink's name in the pipeline: its errors (and its queue's) are the recording's.
+const RECORDING: &str = "recording";
 
 pub struct Camera {
     pub config: CameraConfig,
@@ -79,6 +81,50 @@ enum End {
     Finished,
     /// The source failed (or a live one ended): try again.
     Failed(anyhow::Error),
+    /// The recording could not be written (a full disk, a folder it may not write to): the
+    /// camera goes on without it for a while.
+    Unwritten(anyhow::Error),
+    /// The time came to try the recording again.
+    RecordAgain,
+}
+
+/// A recording that could not be written is tried again 5 s later, then after twice as long
+/// after each failure in a row, up to a minute: a full disk waits for someone to clear it, and
+/// each try restarts the camera. Meanwhile the camera and its mount go on without it.
+struct Unwritable {
+    until: Option<Instant>,
+    delay: Duration,
+}
+
+impl Unwritable {
+    const START: Duration = Duration::from_secs(5);
+    const MAX: Duration = Duration::from_secs(60);
+
+    fn new() -> Self {
+        Self { until: None, delay: Self::START }
+    }
+
+    /// Until when the recording waits, if it does.
+    fn paused(&self) -> Option<Instant> {
+        self.until.filter(|&t| Instant::now() < t)
+    }
+
+    /// The recording failed after `recorded` of writing: the wait before the next try. One that
+    /// had written for longer than the longest wait failed anew, not again.
+    fn failed(&mut self, recorded: Duration) -> Duration {
+        if recorded >= Self::MAX {
+            self.delay = Self::START;
+        }
+        let delay = self.delay;
+        self.until = Some(Instant::now() + delay);
+        self.delay = (delay * 2).min(Self::MAX);
+        delay
+    }
+
+    /// A recording run ended otherwise.
+    fn ended(&mut self) {
+        self.delay = Self::START;
+    }
 }
 
 fn supervise(config: &CameraConfig, metrics: &CameraMetrics, outlet: Option<&Outlet>, stop: &AtomicBool) {
@@ -101,49 +147,89 @@ fn run_until_stopped(
     stop: &AtomicBool,
 ) {
     let mut reconnect = Reconnect::new();
+    let mut unwritable = Unwritable::new();
     loop {
         let before = metrics.frames.get();
-        let end = run_once(config, signing, metrics, outlet, stop);
+        let paused = unwritable.paused();
+        if let (Some(until), None) = (paused, outlet) {
+            // Without its recording a camera with no mount has nothing to feed: it waits.
+            if !sleep_until(until, stop) {
+                break;
+            }
+            eprintln!("faceveil: camera {}: trying the recording again", config.name);
+            continue;
+        }
+        let started = Instant::now();
+        let end = run_once(config, paused, signing, metrics, outlet, stop);
         metrics.up.set(0);
         metrics.fps.set(0.0);
+        metrics.recording.set(0);
         let error = match end {
             End::Stopped => break,
             End::Finished => {
                 eprintln!("faceveil: camera {}: end of file", config.name);
                 break;
             }
+            End::Unwritten(e) => {
+                let wait = unwritable.failed(started.elapsed());
+                let meanwhile = if outlet.is_some() { "its mount goes on without it" } else { "the camera waits" };
+                eprintln!(
+                    "faceveil: camera {}: the recording cannot be written: {e:#}; {meanwhile}, and tries it again in {} s",
+                    config.name,
+                    wait.as_secs()
+                );
+                continue;
+            }
+            End::RecordAgain => {
+                eprintln!("faceveil: camera {}: trying the recording again", config.name);
+                continue;
+            }
             End::Failed(e) => e,
         };
+        if paused.is_none() {
+            unwritable.ended();
+        }
         let backoff = reconnect.next_delay(metrics.frames.get() > before);
         eprintln!("faceveil: camera {}: {error:#}; reconnecting in {:.1} s", config.name, backoff.as_secs_f64());
-        let until = Instant::now() + backoff;
-        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(POLL.min(until - Instant::now()));
-        }
-        if stop.load(Ordering::SeqCst) {
+        if !sleep_until(Instant::now() + backoff, stop) {
             break;
         }
         metrics.reconnects.inc();
     }
 }
 
+/// Waits until `until`; false if asked to stop meanwhile.
+fn sleep_until(until: Instant, stop: &AtomicBool) -> bool {
+    while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(POLL.min(until - Instant::now()));
+    }
+    !stop.load(Ordering::SeqCst)
+}
+
+/// One run of the camera, from its source's start to its end; it records unless the recording
+/// is `paused` until a time, and then ends at that time to try it again.
 fn run_once(
     config: &CameraConfig,
+    paused: Option<Instant>,
     signing: Option<&SigningKey>,
     metrics: &CameraMetrics,
     outlet: Option<&Outlet>,
     stop: &AtomicBool,
 ) -> End {
     let last_frame = Arc::new(Mutex::new(Instant::now()));
-    let run = match recording(config).map(|(dir, _)| Run::begin(dir)).transpose() {
+    let record = config.record.as_ref().filter(|_| paused.is_none());
+    let mut retention = record.map(|r| Retention::new(&config.name, r));
+    let run = match record.map(|r| begin_recording(&r.dir.join(&config.name), retention.as_mut())).transpose() {
         Ok(run) => run,
-        Err(e) => return End::Failed(e),
+        Err(e) => return End::Unwritten(e),
     };
     let pipeline = match build(config, run.as_ref(), signing, metrics, outlet, &last_frame) {
         Ok(p) => p,
         Err(e) => return End::Failed(e),
     };
-    let end = watch(&pipeline, config, SignedEnd::new(&config.name, run.as_ref()), metrics, &last_frame, stop);
+    metrics.recording.set(i64::from(run.is_some()));
+    let mut watched = Watched { ends: SignedEnd::new(&config.name, run.as_ref()), retention, record_again: paused };
+    let end = watch(&pipeline, config, &mut watched, metrics, &last_frame, stop);
     if !stop_within(&pipeline, STOP_WAIT) {
         eprintln!(
             "faceveil: camera {}: its pipeline did not stop within {} s and is left behind",
@@ -151,10 +237,19 @@ fn run_once(
             STOP_WAIT.as_secs()
         );
     }
-    if let Some((dir, keep)) = recording(config) {
-        prune(&dir, keep);
+    if let Some(retention) = &mut watched.retention {
+        retention.apply();
     }
     end
+}
+
+/// The camera's folder made, room made in it, and a run of its recording begun.
+fn begin_recording(folder: &Path, retention: Option<&mut Retention>) -> Result<Run> {
+    std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    if let Some(retention) = retention {
+        retention.apply();
+    }
+    Run::begin(folder.to_path_buf())
 }
 
 /// Takes the pipeline to NULL on a thread of its own and waits at most `wait` for it; false if
@@ -170,12 +265,21 @@ fn stop_within(pipeline: &gst::Pipeline, wait: Duration) -> bool {
     spawned.is_ok() && stopped.recv_timeout(wait).is_ok()
 }
 
-/// Runs the pipeline until it ends, fails, stalls or is asked to stop; keeps fps, the
-/// recording's retention and its signed end up to date meanwhile.
+/// What [`watch`] keeps up to date besides the metrics: the recording's signed end and its
+/// retention, and the time to try a paused recording again.
+struct Watched<'a> {
+    ends: SignedEnd<'a>,
+    retention: Option<Retention<'a>>,
+    record_again: Option<Instant>,
+}
+
+/// Runs the pipeline until it ends, fails, stalls or is asked to stop, or a paused recording is
+/// to be tried again; keeps fps, the recording's retention and its signed end up to date
+/// meanwhile.
 fn watch(
     pipeline: &gst::Pipeline,
     config: &CameraConfig,
-    mut ends: SignedEnd,
+    Watched { ends, retention, record_again }: &mut Watched,
     metrics: &CameraMetrics,
     last_frame: &Mutex<Instant>,
     stop: &AtomicBool,
@@ -189,6 +293,7 @@ fn watch(
     let mut types = video::WATCHED.to_vec();
     types.push(gst::MessageType::Element);
     let mut server_close = Closing::default();
+    let recorder = pipeline.by_name(RECORDING);
     loop {
         if stop.load(Ordering::SeqCst) {
             // End of stream first, so that the segment being written is closed whole, and a
@@ -215,12 +320,23 @@ fn watch(
             ends.message(&msg);
             server_close.message(&msg);
             match msg.view() {
+                gst::MessageView::Error(e) if recorder.as_ref().is_some_and(|r| within(&msg, r)) => {
+                    // The debug text's lines after its first (where in GStreamer it was raised)
+                    // say what the system said ("File too large"), where the message is only
+                    // "Could not write to resource"; the recording's elements know file names,
+                    // never the source's URL.
+                    let error = describe(&msg, e.error());
+                    return End::Unwritten(match e.debug().as_deref().and_then(|d| d.lines().skip(1).last()) {
+                        Some(said) => anyhow!("{error:#} ({said})"),
+                        None => error,
+                    });
+                }
                 gst::MessageView::Error(e) => return End::Failed(describe(&msg, e.error())),
                 gst::MessageView::Eos(_) if live => return End::Failed(anyhow!("the source ended")),
                 gst::MessageView::Eos(_) => return End::Finished,
                 _ if recording::is_segment_closed(&msg) => {
-                    if let Some((dir, keep)) = recording(config) {
-                        prune(&dir, keep);
+                    if let Some(retention) = retention {
+                        retention.apply();
                     }
                 }
                 _ => {}
@@ -237,7 +353,20 @@ fn watch(
         if server_close.over(*last_frame.lock().unwrap()) {
             return End::Failed(anyhow!("the RTSP server closed the connection"));
         }
+        if record_again.is_some_and(|t| Instant::now() >= t) {
+            return End::RecordAgain;
+        }
     }
+}
+
+/// Whether `msg` comes from the recording: splitmuxsink, an element inside it, or the queue
+/// that feeds it (which fails after it).
+fn within(msg: &gst::Message, recorder: &gst::Element) -> bool {
+    let Some(src) = msg.src() else { return false };
+    let feeds = recorder.static_pad("video").and_then(|p| p.peer()).and_then(|p| p.parent_element());
+    src == recorder.upcast_ref::<gst::Object>()
+        || src.has_as_ancestor(recorder)
+        || feeds.is_some_and(|q| src == q.upcast_ref::<gst::Object>())
 }
 
 /// An error message with the element it came from. Debug details are left out: they can hold
@@ -380,11 +509,10 @@ fn build(
     gst::Element::link_many(&chain)?;
 
     if let Some(run) = run {
-        let (dir, record) = (run.dir(), config.record.as_ref().expect("a run records"));
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        prune(dir, record.keep);
+        let record = config.record.as_ref().expect("a run records");
         let out = queue(OUTPUT_FRAMES, paced, &metrics.dropped)?;
         let split = make("splitmuxsink")?;
+        split.set_property("name", RECORDING);
         split.set_property("location", run.segment_pattern());
         split.set_property("max-size-time", u64::from(record.segment_seconds) * 1_000_000_000);
         split.set_property("muxer", make("mpegtsmux")?);
@@ -480,11 +608,6 @@ fn watch_frames(
         }
         gst::PadProbeReturn::Ok
     });
-}
-
-/// Where a camera records and how many segments it keeps, if it records.
-fn recording(config: &CameraConfig) -> Option<(PathBuf, u32)> {
-    config.record.as_ref().map(|r| (r.dir.join(&config.name), r.keep))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use faceveil::secrets::SigningKey;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use super::space::FreeSpace;
 use crate::cli::credentials::access::{self, Access, Authorities};
 use crate::cli::credentials::login::{self, Login};
 use crate::cli::credentials::sealing;
@@ -185,6 +186,9 @@ pub struct Record {
     /// Segment files kept per camera: whenever a segment closes, the oldest beyond this are deleted.
     #[serde(default = "hour_of_minutes")]
     pub keep: u32,
+    /// Space kept free on the disk that holds `dir`: whenever a segment closes, the oldest
+    /// segments of every camera recording into `dir` are deleted until it is.
+    pub min_free: Option<FreeSpace>,
 }
 
 fn loopback() -> String {
@@ -448,6 +452,9 @@ mod tests {
         );
         let record = cam.record.as_ref().unwrap();
         assert!(record.dir.ends_with("samples/rec") && record.segment_seconds == 60 && record.keep == 60);
+        assert_eq!(record.min_free, None, "no space kept free unless asked");
+        let roomy = parse(&format!("{BLUR}record = {{ dir = \"r\", min_free = \"5%\" }}\n")).unwrap();
+        assert_eq!(roomy.cameras[0].record.as_ref().unwrap().min_free, Some(FreeSpace::Percent(5.0)));
         assert_eq!(cam.password().unwrap(), None);
     }
 
@@ -456,6 +463,8 @@ mod tests {
         let unknown = error(&format!("{BLUR}record = {{ dir = \"r\" }}\npasswd = \"hunter2\"\n"));
         assert!(unknown.contains("line 6: unknown field `passwd`") && !unknown.contains("hunter2"), "{unknown}");
         assert!(error(&format!("{BLUR}\n")).contains("no output"));
+        let space = error(&format!("{BLUR}record = {{ dir = \"r\", min_free = \"lots\" }}\n"));
+        assert!(space.contains("line 5") && space.contains("neither a size (\"2 GiB\""), "{space}");
         let gpu = error(&format!("{BLUR}record = {{ dir = \"r\" }}\nprovider = \"gpu\"\n"));
         assert!(gpu.contains("line 6") && gpu.contains("`cpu`, `cuda`"), "{gpu}");
         assert!(error(&format!("{BLUR}mount = \"/a\"\n")).contains("needs an [rtsp] section"));

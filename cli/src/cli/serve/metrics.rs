@@ -34,6 +34,7 @@ pub struct CameraMetrics {
     pub reconnects: Counter,
     pub fps: Gauge<f64, AtomicU64>,
     pub up: Gauge,
+    pub recording: Gauge,
     pub latency: Histogram,
 }
 
@@ -45,6 +46,7 @@ pub struct Metrics {
     reconnects: Family<CameraLabel, Counter>,
     fps: Family<CameraLabel, Gauge<f64, AtomicU64>>,
     up: Family<CameraLabel, Gauge>,
+    recording: Family<CameraLabel, Gauge>,
     latency: Latency,
     ready: AtomicBool,
     /// Unix seconds of the supervisor's latest tick.
@@ -70,6 +72,7 @@ impl Metrics {
             reconnects: Family::default(),
             fps: Family::default(),
             up: Family::default(),
+            recording: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
             ready: AtomicBool::new(false),
             tick: AtomicU64::new(now_s()),
@@ -85,6 +88,11 @@ impl Metrics {
         registry.register("reconnects", "Restarts after the source failed or ended", m.reconnects.clone());
         registry.register("fps", "Frames anonymized per second over the last second or so", m.fps.clone());
         registry.register("up", "1 while frames flow, 0 while reconnecting or after a file ended", m.up.clone());
+        registry.register(
+            "recording",
+            "1 while the camera's recording is written, 0 while it is not (none configured, or paused after a write failed)",
+            m.recording.clone(),
+        );
         registry.register(
             "latency_seconds",
             "From decoded frame to the encoder, detection and anonymization included",
@@ -102,6 +110,7 @@ impl Metrics {
             reconnects: self.reconnects.get_or_create_owned(&l),
             fps: self.fps.get_or_create_owned(&l),
             up: self.up.get_or_create_owned(&l),
+            recording: self.recording.get_or_create_owned(&l),
             latency: self.latency.get_or_create_owned(&l),
         }
     }
@@ -115,6 +124,7 @@ impl Metrics {
         self.reconnects.remove(&l);
         self.fps.remove(&l);
         self.up.remove(&l);
+        self.recording.remove(&l);
         self.latency.remove(&l);
     }
 

@@ -9,6 +9,7 @@ mod config;
 mod metrics;
 mod mounts;
 mod recording;
+mod space;
 
 use std::collections::BTreeMap;
 use std::path::Path;

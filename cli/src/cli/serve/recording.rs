@@ -1,5 +1,6 @@
 //! What a camera keeps on disk: MPEG-TS segments named by when their run began, the run's
-//! signed end beside them, and no more segments than the retention allows.
+//! signed end beside them, and no more segments than the retention allows: a number of segments
+//! per camera, and free space on the disk.
 //!
 //! MPEG-TS keeps no comment tag, so a signed stream's end goes into a file of its own,
 //! `RUN.faceveil-end`, which sorts after the run's segments (`RUN-00000.ts`, ...) and before the
@@ -8,10 +9,14 @@
 //! at the end of such a recording that reaches back past it.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::{Context, Result};
 use faceveil::stream::end::{self, END_FILE_EXTENSION, StreamEnd};
 use gstfaceveil::outofband;
+
+use super::config::Record;
+use super::space::{self, Bytes, FreeSpace};
 
 /// Recording segments: MPEG-TS, which stays playable up to the last frame written however the
 /// process ends (an MP4 needs its index written at the end).
@@ -28,10 +33,6 @@ impl Run {
     /// A run that begins now, recording into `dir`.
     pub fn begin(dir: PathBuf) -> Result<Self> {
         Ok(Self { dir, stamp: stamp()? })
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// splitmuxsink's file pattern: the run's start time then a counter, so that names sort by
@@ -104,27 +105,164 @@ pub fn is_segment_closed(msg: &gst::Message) -> bool {
     matches!(msg.view(), gst::MessageView::Element(e) if e.structure().is_some_and(|s| s.name() == "splitmuxsink-fragment-closed"))
 }
 
+/// A camera's retention: at most `record.keep` segments in its folder, and `record.min_free`
+/// left on the disk, applied as each segment closes. What it deleted for space, or could not
+/// free, is said once each time it starts.
+pub struct Retention<'a> {
+    camera: &'a str,
+    record: &'a Record,
+    folder: PathBuf,
+    /// Said so already: segments deleted for space, or the disk still short of `min_free`.
+    said_deleting: bool,
+    said_short: bool,
+}
+
+impl<'a> Retention<'a> {
+    pub fn new(camera: &'a str, record: &'a Record) -> Self {
+        Self { camera, record, folder: record.dir.join(camera), said_deleting: false, said_short: false }
+    }
+
+    pub fn apply(&mut self) {
+        prune(&self.folder, self.record.keep);
+        let Some(min_free) = self.record.min_free else { return };
+        let room = match make_room(&self.record.dir, min_free) {
+            Ok(room) => room,
+            Err(e) => return eprintln!("faceveil: camera {}: {e:#}", self.camera),
+        };
+        let dir = self.record.dir.display();
+        if room.deleted > 0 && !self.said_deleting {
+            eprintln!(
+                "faceveil: camera {}: the disk that holds {dir} has under {min_free} free (record.min_free): the oldest segments there are deleted as new ones are written ({} now)",
+                self.camera, room.deleted
+            );
+        }
+        self.said_deleting |= room.deleted > 0;
+        let short = room.free < room.wanted;
+        if short && !self.said_short {
+            eprintln!(
+                "faceveil: camera {}: the disk that holds {dir} has {} free, under record.min_free ({min_free}), with each camera's newest segment alone left there: something else fills it",
+                self.camera,
+                Bytes(room.free)
+            );
+        }
+        self.said_short = short;
+    }
+}
+
+/// The segments in a camera's folder, oldest first (their names begin with their run's start).
+fn segments_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_segment_name))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Whether `name` is a segment's as [`Run::segment_pattern`] makes them:
+/// `20261130T010000.000Z-00000.ts` (the counter may grow past five digits).
+fn is_segment_name(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(&format!(".{SEGMENT_EXTENSION}")) else { return false };
+    let (stamp, counter) = stem.split_at(stem.len().min(21));
+    let shape = stamp.bytes().enumerate().all(|(i, c)| match i {
+        8 => c == b'T',
+        15 => c == b'.',
+        19 => c == b'Z',
+        20 => c == b'-',
+        _ => c.is_ascii_digit(),
+    });
+    stamp.len() == 21 && shape && counter.len() >= 5 && counter.bytes().all(|c| c.is_ascii_digit())
+}
+
+fn delete(path: &Path) -> bool {
+    match std::fs::remove_file(path) {
+        Ok(()) => true,
+        // Another camera making room on the same disk was first.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            eprintln!("faceveil: cannot delete the old segment {}: {e}", path.display());
+            false
+        }
+    }
+}
+
 /// Deletes the oldest segments in `dir` beyond `keep`, and the ends of runs older than the
 /// oldest segment kept (their segments are gone, and an end with no stream fails `verify`).
 pub fn prune(dir: &Path, keep: u32) {
+    let segments = segments_in(dir);
+    for old in &segments[..segments.len().saturating_sub(keep as usize)] {
+        delete(old);
+    }
+    drop_ends_gone(dir);
+}
+
+/// Deletes the end files of runs older than the oldest segment in `dir`.
+fn drop_ends_gone(dir: &Path) {
+    let Some(oldest) = segments_in(dir).first().and_then(|p| p.file_name().map(ToOwned::to_owned)) else { return };
     let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    let of_kind = |kind: &str| -> Vec<&PathBuf> {
-        let mut found: Vec<&PathBuf> = files.iter().filter(|p| p.extension().is_some_and(|e| e == kind)).collect();
-        found.sort();
-        found
-    };
-    let segments = of_kind(SEGMENT_EXTENSION);
-    let excess = segments.len().saturating_sub(keep as usize);
-    for old in &segments[..excess] {
-        if let Err(e) = std::fs::remove_file(old) {
-            eprintln!("faceveil: cannot delete the old segment {}: {e}", old.display());
+    for entry in entries.filter_map(Result::ok) {
+        let (path, name) = (entry.path(), entry.file_name());
+        if path.extension().is_some_and(|e| e == END_FILE_EXTENSION) && name < oldest {
+            let _ = std::fs::remove_file(path);
         }
     }
-    let Some(oldest) = segments.get(excess).and_then(|p| p.file_name()) else { return };
-    for end in of_kind(END_FILE_EXTENSION).into_iter().filter(|p| p.file_name().is_some_and(|n| n < oldest)) {
-        let _ = std::fs::remove_file(end);
+}
+
+/// Two cameras recording to one disk make room one at a time: each would otherwise delete a
+/// segment for the same shortfall.
+static MAKING_ROOM: Mutex<()> = Mutex::new(());
+
+/// What [`make_room`] left: the bytes free, the bytes wanted free, and the segments it deleted.
+#[derive(Debug, PartialEq)]
+pub struct Room {
+    pub free: u64,
+    pub wanted: u64,
+    pub deleted: usize,
+}
+
+/// Deletes the oldest segments recorded under `root` (a `record.dir`: the folders of all its
+/// cameras, those no longer configured included), oldest first by the time in their names, until
+/// the disk holding it has `min_free` free. Each folder's newest segment stays: it may be the
+/// one being written. A disk that still has less free then is filled by something else.
+pub fn make_room(root: &Path, min_free: FreeSpace) -> Result<Room> {
+    let _one_at_a_time = MAKING_ROOM.lock().unwrap_or_else(PoisonError::into_inner);
+    let (_, size) = space::of_disk(root)?;
+    make_room_with(root, min_free.bytes_of(size), || space::of_disk(root).map(|(free, _)| free))
+}
+
+/// [`make_room`] with the free space told by `free`.
+fn make_room_with(root: &Path, wanted: u64, mut free: impl FnMut() -> Result<u64>) -> Result<Room> {
+    let mut room = Room { free: free()?, wanted, deleted: 0 };
+    if room.free >= wanted {
+        return Ok(room);
     }
+    let folders: Vec<PathBuf> = std::fs::read_dir(root)
+        .with_context(|| format!("cannot read {}", root.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    let mut old: Vec<PathBuf> = Vec::new();
+    for folder in &folders {
+        let mut segments = segments_in(folder);
+        segments.pop();
+        old.extend(segments);
+    }
+    old.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    for path in &old {
+        if room.free >= wanted {
+            break;
+        }
+        if delete(path) {
+            room.deleted += 1;
+        }
+        room.free = free()?;
+    }
+    for folder in &folders {
+        drop_ends_gone(folder);
+    }
+    room.free = free()?;
+    Ok(room)
 }
 
 #[cfg(test)]
@@ -173,6 +311,54 @@ mod tests {
         prune(&dir, 2);
         assert_eq!(names_in(&dir), names[3..], "its last segment gone, its end goes too");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn room_is_made_from_the_oldest_segments_of_every_camera_but_each_ones_newest() {
+        let root = scratch("room");
+        // Two cameras and one no longer configured; 100 bytes a segment, each camera's newest
+        // perhaps being written; a disk of 1,000 bytes, on which the files are all that is kept.
+        let files = [
+            ("gate", "20261130T010000.000Z-00000.ts"),
+            ("gate", "20261130T010000.000Z-00001.ts"),
+            ("gate", "20261130T010000.000Z.faceveil-end"),
+            ("gate", "20261130T040000.000Z-00000.ts"),
+            ("yard", "20261130T020000.000Z-00000.ts"),
+            ("yard", "20261130T020000.000Z-00001.ts"),
+            ("gone", "20261130T003000.000Z-00000.ts"),
+            ("gone", "20261130T003000.000Z-00001.ts"),
+            ("gone", "notes.ts"),
+        ];
+        for (camera, name) in files {
+            std::fs::create_dir_all(root.join(camera)).unwrap();
+            std::fs::write(root.join(camera).join(name), [0u8; 100]).unwrap();
+        }
+        let used = |dir: &Path| -> u64 {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .flat_map(|c| std::fs::read_dir(c.unwrap().path()).unwrap())
+                .map(|f| f.unwrap().metadata().unwrap().len())
+                .sum()
+        };
+        let free = || Ok(1_000u64.saturating_sub(used(&root)));
+        assert_eq!(make_room_with(&root, 100, free).unwrap(), Room { free: 100, wanted: 100, deleted: 0 });
+        // 300 free: two more segments go, the oldest of all (the camera no longer configured's
+        // first; then gate's first, its newest kept), and gate's first run's end with them.
+        let room = make_room_with(&root, 300, free).unwrap();
+        assert_eq!(room, Room { free: 300, wanted: 300, deleted: 2 });
+        let left = |camera: &str| names_in(&root.join(camera));
+        assert_eq!(left("gone"), ["20261130T003000.000Z-00001.ts", "notes.ts"]);
+        assert_eq!(
+            left("gate"),
+            ["20261130T010000.000Z-00001.ts", "20261130T010000.000Z.faceveil-end", "20261130T040000.000Z-00000.ts"]
+        );
+        // More than can be had: every segment but each folder's newest goes, and what is left says so.
+        let room = make_room_with(&root, 900, free).unwrap();
+        assert_eq!(room, Room { free: 600, wanted: 900, deleted: 2 });
+        assert_eq!(left("gate"), ["20261130T040000.000Z-00000.ts"], "the end of a run with no segment left goes");
+        assert_eq!(left("yard"), ["20261130T020000.000Z-00001.ts"]);
+        assert_eq!(left("gone"), ["20261130T003000.000Z-00001.ts", "notes.ts"], "nothing but segments is touched");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     fn posted(name: &str, end: &StreamEnd) -> gst::Message {
