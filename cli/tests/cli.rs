@@ -1810,7 +1810,8 @@ fn a_stream_that_changes_resolution_is_anonymized_and_restored_whole_in_ts_and_c
     let mp4 = dir.join("anon.mp4");
     let o = faceveil(&["anonymize", s(&input), "-o", s(&mp4), "--mode", "blur"], &[]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("changes resolution from 640x360 to 1280x720"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("changes resolution from 640x360 to 1280x720, which this container"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the 100 frames before it were written to"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("CRITICAL"), "{}", stderr(&o));
     assert_eq!(sizes(&media::decode(&mp4)), vec![(640, 360); 100]);
 }

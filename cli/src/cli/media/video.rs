@@ -551,13 +551,11 @@ fn guard_size_changes(pad: &gst::Pad, progress: Arc<Progress>) {
                     Some(f) if f == size => gst::PadProbeReturn::Ok,
                     Some(f) => {
                         if !stopped {
+                            // How many frames came before is said where the run ends: frames
+                            // still on their way count too.
                             *progress.size_change.lock().unwrap() = Some(format!(
-                                "the video changes resolution from {}x{} to {}x{} after {} frames, which this container cannot hold (write to .ts to keep the whole stream)",
-                                f.0,
-                                f.1,
-                                size.0,
-                                size.1,
-                                progress.frames.load(Ordering::SeqCst)
+                                "the video changes resolution from {}x{} to {}x{}, which this container cannot hold (write to .ts to keep the whole stream)",
+                                f.0, f.1, size.0, size.1
                             ));
                         }
                         gst::PadProbeReturn::Handled
