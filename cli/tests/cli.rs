@@ -1816,6 +1816,31 @@ fn a_stream_that_changes_resolution_is_anonymized_and_restored_whole_in_ts_and_c
     assert_eq!(sizes(&media::decode(&mp4)), vec![(640, 360); 100]);
 }
 
+#[test]
+fn an_mp4_whose_writer_was_killed_is_read_to_its_last_picture() {
+    let dir = tmpdir("unfinished-mp4");
+    // A live recording's MP4 whose writer was killed: 100 frames coded, the three whole fragments
+    // (frames 0-89) in the file. GStreamer's MP4 reader stops its segment short of the picture
+    // shown last in each fragment, which the decoder then dropped (88 frames came out).
+    let input = dir.join("killed.mp4");
+    media::unfinished_fragmented_mp4(&input, 100);
+    let out = dir.join("out.mkv");
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(media::decode(&out).frames.len(), 90, "{}", stderr(&o));
+    // What `verify` reads of a file, its coded pictures (the sink at the end of that reading
+    // dropped the same pictures: frames 59, 88 and 89 were missing).
+    let mut shown = Vec::new();
+    gstfaceveil::streamdata::each_payload(&gst::glib::filename_to_uri(&input, None).unwrap(), None, |picture| {
+        shown.push(picture.pts.expect("a picture's time"));
+        true
+    })
+    .unwrap();
+    shown.sort_unstable();
+    let frames: Vec<u64> = shown.iter().map(|&t| (t - shown[0] + 16_666_667) / 33_333_333).collect();
+    assert_eq!(frames, (0..90).collect::<Vec<u64>>(), "the frames read, by their time");
+}
+
 /// Re-encodes an anonymized H.264 MP4 to H.265 (x265) in MP4 and carries each frame's faceveil
 /// SEI over by timestamp, as a relay that transcodes would.
 fn to_h265_keeping_sei(input: &Path, output: &Path) {

@@ -205,6 +205,21 @@ impl CodedPicture<'_> {
     }
 }
 
+/// `segment` without its stop, where it is a segment of time that has one: a decoder or a sink
+/// drops the pictures shown after a segment's stop. GStreamer 1.22's MP4 reader stops the
+/// segment of a fragmented MP4 whose writer was killed before it finished the file (a live
+/// recording's, fragments of a second) where the pictures' decoding times end, so that the
+/// B-picture shown after that in each fragment was dropped: `verify` took it for a picture cut
+/// out, and a restore went without it. (In a finished file the stop is the file's duration,
+/// after its last picture; an edit list that trims a file's end is the rare case it changes.)
+pub fn open_ended(segment: &gst::Segment) -> Option<gst::FormattedSegment<gst::ClockTime>> {
+    let time = segment.downcast_ref::<gst::ClockTime>()?;
+    time.stop()?;
+    let mut open = time.clone();
+    open.set_stop(gst::ClockTime::NONE);
+    Some(open)
+}
+
 /// Each coded picture of the video at `uri` with its faceveil SEI payload, in stream order,
 /// without decoding the pictures. `visit` returns whether to go on; reading also stops at
 /// `deadline`, if given, whether pictures come or not (a slow disk, a network share). Returns
@@ -226,11 +241,19 @@ pub fn each_payload(
     let tags = Arc::new(Mutex::new(ContainerTags::default()));
     let keep = tags.clone();
     target.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, probe| {
-        if let Some(gst::PadProbeData::Event(event)) = &probe.data
-            && let gst::EventView::Tag(tag) = event.view()
-            && let Some(end) = tag.tag().iter_tag::<gst::tags::Comment>().find_map(|c| end_from_tag(c.get()))
-        {
-            keep.lock().unwrap().end = Some(end);
+        let Some(gst::PadProbeData::Event(event)) = &mut probe.data else { return gst::PadProbeReturn::Ok };
+        match event.view() {
+            gst::EventView::Tag(tag) => {
+                if let Some(end) = tag.tag().iter_tag::<gst::tags::Comment>().find_map(|c| end_from_tag(c.get())) {
+                    keep.lock().unwrap().end = Some(end);
+                }
+            }
+            gst::EventView::Segment(segment) => {
+                if let Some(open) = open_ended(segment.segment()) {
+                    *event = gst::event::Segment::builder(&open).seqnum(event.seqnum()).build();
+                }
+            }
+            _ => {}
         }
         gst::PadProbeReturn::Ok
     });

@@ -93,6 +93,35 @@ pub fn moving_ball(path: &Path, frames: u32, fps: u32) {
     ));
 }
 
+/// An MP4 at `path` as the CLI records a live source (fragments of a second, the first one's
+/// index in front, the whole finished at the end), 30 fps with B-pictures, left unfinished as a
+/// killed writer leaves it: `frames` frames coded, the end of stream kept from the muxer, the
+/// pipeline stopped. Only its whole fragments are in the file.
+pub fn unfinished_fragmented_mp4(path: &Path, frames: u32) {
+    let desc = format!(
+        "videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! x264enc bframes=2 b-adapt=false key-int-max=30 ! h264parse name=parse \
+         ! mp4mux fragment-duration=1000 fragment-mode=first-moov-then-finalise ! filesink location={}",
+        path.display()
+    );
+    let pipeline = pipeline(&desc);
+    let (ended, end) = std::sync::mpsc::channel();
+    let ended = std::sync::Mutex::new(ended);
+    let parse = pipeline.by_name("parse").unwrap();
+    parse.static_pad("src").unwrap().add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, probe| {
+        if let Some(gst::PadProbeData::Event(e)) = &probe.data
+            && e.type_() == gst::EventType::Eos
+        {
+            let _ = ended.lock().unwrap().send(());
+            return gst::PadProbeReturn::Drop;
+        }
+        gst::PadProbeReturn::Ok
+    });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    end.recv_timeout(std::time::Duration::from_secs(60)).expect("the frames are coded within a minute");
+    pipeline.set_state(gst::State::Null).unwrap();
+}
+
 /// Encodes `frames` (all of one size) as a new H.264 MP4 at `fps`, timed from 0: a video made
 /// again from pictures, as an editor exports it, with none of the stream data it came with.
 pub fn encode(frames: &[RgbImage], fps: i32, path: &Path) {

@@ -10,8 +10,8 @@
 
 use gst::prelude::*;
 use gstfaceveil::streamdata;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::cli::media::mp4;
 
 /// Mends the colours of what `decodebin` (a decodebin or uridecodebin) decodes; call before its
 /// pads are linked.
@@ -25,26 +25,10 @@ pub fn mend(decodebin: &gst::Element) {
 /// limited range. Taking the demuxer's colorimetry off lets the parsers read it from the stream
 /// (the VUI), as they do for the same stream in Matroska or as a raw stream.
 fn bitstream_range_in_mp4(decodebin: &gst::Element) {
-    let Some(bin) = decodebin.downcast_ref::<gst::Bin>() else { return };
-    let from_mp4 = Arc::new(AtomicBool::new(false));
-    bin.connect_deep_element_added(move |_, _, element| {
-        let Some(factory) = element.factory() else { return };
-        match factory.name().as_str() {
-            "qtdemux" => from_mp4.store(true, Ordering::Relaxed),
-            "h264parse" | "h265parse" => {
-                let Some(sink) = element.static_pad("sink") else { return };
-                let from_mp4 = from_mp4.clone();
-                sink.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, probe| {
-                    if from_mp4.load(Ordering::Relaxed) {
-                        rewrite_caps(probe, |s| {
-                            s.remove_field("colorimetry");
-                        });
-                    }
-                    gst::PadProbeReturn::Ok
-                });
-            }
-            _ => {}
-        }
+    mp4::at_its_parsers(decodebin, |probe| {
+        rewrite_caps(probe, |s| {
+            s.remove_field("colorimetry");
+        });
     });
 }
 

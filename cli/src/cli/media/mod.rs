@@ -11,6 +11,7 @@ pub mod elements;
 pub mod encoder;
 pub mod images;
 pub mod input;
+pub mod mp4;
 pub mod rtsp;
 pub mod stuck;
 pub mod video;

@@ -28,6 +28,7 @@ use crate::cli::media::elements::{init, make};
 use crate::cli::media::encoder::{DEFAULT_CRF, Encoder, Quality};
 use crate::cli::media::images::write_atomically;
 use crate::cli::media::input::{self, Input, StreamSource};
+use crate::cli::media::mp4;
 use crate::cli::progress;
 
 /// Frames a queue between two processing stages holds.
@@ -71,6 +72,7 @@ pub fn add_source(pipeline: &gst::Pipeline, source: &StreamSource) -> Result<gst
             let uri = gst::glib::filename_to_uri(&abs, None).context("cannot make a URI of the input path")?;
             let dec = gst::ElementFactory::make("uridecodebin").property("uri", uri.as_str()).build()?;
             colour::mend(&dec);
+            mp4::every_picture_of_an_unfinished_file(&dec);
             pipeline.add(&dec)?;
             Ok(dec)
         }
