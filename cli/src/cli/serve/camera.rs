@@ -615,6 +615,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_recording_that_cannot_be_written_waits_longer_after_each_failure_in_a_row() {
+        let mut unwritable = Unwritable::new();
+        assert_eq!(unwritable.paused(), None);
+        let waits: Vec<u64> = (0..6).map(|_| unwritable.failed(Duration::from_secs(1)).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 60, 60]);
+        assert!(unwritable.paused().is_some_and(|t| t > Instant::now() + Duration::from_secs(59)));
+        // A recording that wrote for a minute or more before it failed, or one that ended
+        // otherwise, starts the waits over.
+        assert_eq!(unwritable.failed(Duration::from_secs(60)), Duration::from_secs(5));
+        unwritable.failed(Duration::from_secs(1));
+        unwritable.ended();
+        assert_eq!(unwritable.failed(Duration::from_secs(1)), Duration::from_secs(5));
+    }
+
+    #[test]
     fn a_pipeline_that_cannot_stop_is_left_behind_after_the_wait() {
         gst::init().unwrap();
         let pipeline = gst::parse::launch("videotestsrc ! appsink name=sink emit-signals=true sync=false").unwrap();
