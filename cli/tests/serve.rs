@@ -634,7 +634,8 @@ fn a_camera_whose_recording_cannot_be_written_goes_on_serving_its_mount_and_reco
     let log = serve.log();
     let said = log.lines().find(|l| l.contains("camera door: the recording cannot be written: ")).unwrap();
     assert!(
-        said.contains("File too large") && said.ends_with("its mount goes on without it, and tries it again in 5 s"),
+        said.contains("File too large")
+            && said.ends_with("its mount goes on without it, and tries it again after 5 s, once its disk has room"),
         "{log}"
     );
     // The camera goes on: its mount plays, and the metrics say it is up and not recording.
@@ -656,6 +657,52 @@ fn a_camera_whose_recording_cannot_be_written_goes_on_serving_its_mount_and_reco
     let log = serve.log();
     assert!(log.contains("camera door: trying the recording again"), "{log}");
     assert!(!log.contains("reconnecting in"), "the camera's source never failed:\n{log}");
+}
+
+/// A tmpfs of `size` mounted on `at`, unmounted when dropped; `None` where this process may
+/// not mount one (not root, or a container without the capability).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(at).unwrap();
+        let done = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", s(at)]).output().ok()?;
+        done.status.success().then(|| Self(at.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").args(["-l", s(&self.0)]).status();
+    }
+}
+
+#[test]
+fn a_camera_whose_disk_is_full_waits_for_room_without_restarting_and_records_again_once_there_is() {
+    let dir = tmpdir("full-disk");
+    let Some(disk) = SmallDisk::mount(&dir.join("disk"), "256k") else {
+        eprintln!("skipped: this process cannot mount a small tmpfs to fill (it needs root or CAP_SYS_ADMIN)");
+        return;
+    };
+    let metrics_port = free_port();
+    let ball = dir.join("ball.mp4");
+    media::moving_ball(&ball, 1200, 30);
+    // A camera without a mount, recording into 256 KiB: about 15 s of this clip fill it.
+    let config = door_config(&dir, metrics_port, s(&ball), &format!("{{ dir = \"{}\", segment_seconds = 1 }}", s(&disk.0)));
+    let serve = Serve::start(&config, metrics_port);
+    wait_for("the full disk to be said", 60, || serve.log().contains("No space left"), &serve);
+    // Past the first wait (5 s), the disk still full: no try, no restart.
+    std::thread::sleep(Duration::from_secs(8));
+    let log = serve.log();
+    assert!(!log.contains("trying the recording again"), "tried on a full disk:\n{log}");
+    assert_eq!(serve.metric("recording", "door"), 0.0);
+    // Room made: the recording comes back at once.
+    for old in segments(&disk.0.join("door")).iter().take(8) {
+        std::fs::remove_file(old).unwrap();
+    }
+    wait_for("the recording to come back", 10, || serve.metric("recording", "door") == 1.0, &serve);
+    assert!(serve.log().contains("camera door: trying the recording again"), "{}", serve.log());
+    drop(serve);
 }
 
 #[test]

@@ -24,6 +24,7 @@ use super::config::CameraConfig;
 use super::metrics::CameraMetrics;
 use super::mounts::Outlet;
 use super::recording::{self, Retention, Run, SignedEnd};
+use super::space;
 use crate::cli::media::colour;
 use crate::cli::media::elements::make;
 use crate::cli::media::input::{Closing, Reconnect, STALL, StreamSource};
@@ -153,7 +154,11 @@ fn run_until_stopped(
         let paused = unwritable.paused();
         if let (Some(until), None) = (paused, outlet) {
             // Without its recording a camera with no mount has nothing to feed: it waits.
-            if !sleep_until(until, stop) {
+            let mut asleep = sleep_until(until, stop);
+            while asleep && !may_record_again(config, until) {
+                asleep = sleep_until(Instant::now() + POLL, stop);
+            }
+            if !asleep {
                 break;
             }
             eprintln!("faceveil: camera {}: trying the recording again", config.name);
@@ -174,7 +179,7 @@ fn run_until_stopped(
                 let wait = unwritable.failed(started.elapsed());
                 let meanwhile = if outlet.is_some() { "its mount goes on without it" } else { "the camera waits" };
                 eprintln!(
-                    "faceveil: camera {}: the recording cannot be written: {e:#}; {meanwhile}, and tries it again in {} s",
+                    "faceveil: camera {}: the recording cannot be written: {e:#}; {meanwhile}, and tries it again after {} s, once its disk has room",
                     config.name,
                     wait.as_secs()
                 );
@@ -353,10 +358,25 @@ fn watch(
         if server_close.over(*last_frame.lock().unwrap()) {
             return End::Failed(anyhow!("the RTSP server closed the connection"));
         }
-        if record_again.is_some_and(|t| Instant::now() >= t) {
+        if record_again.is_some_and(|t| may_record_again(config, t)) {
             return End::RecordAgain;
         }
     }
+}
+
+/// Free space under which a paused recording is not tried again on a disk that keeps none
+/// free (no `record.min_free`), or an eighth of a smaller disk: a full disk is waited out
+/// without restarting the camera each time, and the recording comes back as soon as space does.
+const ROOM_TO_RECORD: u64 = 16 << 20;
+
+/// Whether a recording paused until `at` is to be tried again now: its time came, and its disk
+/// has room for it, or `min_free` will make room as it starts (or the disk cannot be asked:
+/// the try will say why).
+fn may_record_again(config: &CameraConfig, at: Instant) -> bool {
+    let Some(record) = &config.record else { return false };
+    Instant::now() >= at
+        && (record.min_free.is_some()
+            || space::of_disk(&record.dir).map_or(true, |(free, size)| free >= ROOM_TO_RECORD.min(size / 8)))
 }
 
 /// Whether `msg` comes from the recording: splitmuxsink, an element inside it, or the queue

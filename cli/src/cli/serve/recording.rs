@@ -175,10 +175,11 @@ fn is_segment_name(name: &str) -> bool {
     stamp.len() == 21 && shape && counter.len() >= 5 && counter.bytes().all(|c| c.is_ascii_digit())
 }
 
+/// Deletes an old segment; whether it was there to delete.
 fn delete(path: &Path) -> bool {
     match std::fs::remove_file(path) {
         Ok(()) => true,
-        // Another camera making room on the same disk was first.
+        // Another serve process making room on the same disk was first.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => {
             eprintln!("faceveil: cannot delete the old segment {}: {e}", path.display());
