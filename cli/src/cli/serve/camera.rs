@@ -105,9 +105,9 @@ impl Unwritable {
         Self { until: None, delay: Self::START }
     }
 
-    /// Until when the recording waits, if it does.
-    fn paused(&self) -> Option<Instant> {
-        self.until.filter(|&t| Instant::now() < t)
+    /// Until when the recording waits after its last failure, if it failed last.
+    fn until(&self) -> Option<Instant> {
+        self.until
     }
 
     /// The recording failed after `recorded` of writing: the wait before the next try. One that
@@ -124,7 +124,7 @@ impl Unwritable {
 
     /// A recording run ended otherwise.
     fn ended(&mut self) {
-        self.delay = Self::START;
+        (self.until, self.delay) = (None, Self::START);
     }
 }
 
@@ -151,17 +151,15 @@ fn run_until_stopped(
     let mut unwritable = Unwritable::new();
     loop {
         let before = metrics.frames.get();
-        let paused = unwritable.paused();
-        if let (Some(until), None) = (paused, outlet) {
+        let paused = unwritable.until().filter(|&t| !may_record_again(config, t));
+        if paused.is_some() && outlet.is_none() {
             // Without its recording a camera with no mount has nothing to feed: it waits.
-            let mut asleep = sleep_until(until, stop);
-            while asleep && !may_record_again(config, until) {
-                asleep = sleep_until(Instant::now() + POLL, stop);
-            }
-            if !asleep {
+            if !sleep_until(Instant::now() + POLL, stop) {
                 break;
             }
-            eprintln!("faceveil: camera {}: trying the recording again", config.name);
+            if unwritable.until().is_some_and(|t| may_record_again(config, t)) {
+                eprintln!("faceveil: camera {}: trying the recording again", config.name);
+            }
             continue;
         }
         let started = Instant::now();
@@ -637,15 +635,16 @@ mod tests {
     #[test]
     fn a_recording_that_cannot_be_written_waits_longer_after_each_failure_in_a_row() {
         let mut unwritable = Unwritable::new();
-        assert_eq!(unwritable.paused(), None);
+        assert_eq!(unwritable.until(), None);
         let waits: Vec<u64> = (0..6).map(|_| unwritable.failed(Duration::from_secs(1)).as_secs()).collect();
         assert_eq!(waits, [5, 10, 20, 40, 60, 60]);
-        assert!(unwritable.paused().is_some_and(|t| t > Instant::now() + Duration::from_secs(59)));
+        assert!(unwritable.until().is_some_and(|t| t > Instant::now() + Duration::from_secs(59)));
         // A recording that wrote for a minute or more before it failed, or one that ended
         // otherwise, starts the waits over.
         assert_eq!(unwritable.failed(Duration::from_secs(60)), Duration::from_secs(5));
         unwritable.failed(Duration::from_secs(1));
         unwritable.ended();
+        assert_eq!(unwritable.until(), None, "a recording that ended otherwise waits for nothing");
         assert_eq!(unwritable.failed(Duration::from_secs(1)), Duration::from_secs(5));
     }
 
