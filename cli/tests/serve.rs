@@ -687,8 +687,14 @@ fn a_camera_whose_disk_is_full_waits_for_room_without_restarting_and_records_aga
     let metrics_port = free_port();
     let ball = dir.join("ball.mp4");
     media::moving_ball(&ball, 1200, 30);
-    // A camera without a mount, recording into 256 KiB: about 15 s of this clip fill it.
+    let camera = dir.join("camera.key");
+    let (made, signer, said) = faceveil(&["keygen", "--signing", "-o", s(&camera)]);
+    assert!(made, "{said}");
+    // A signed camera without a mount, recording into 256 KiB: about 15 s of this clip fill it.
     let config = door_config(&dir, metrics_port, s(&ball), &format!("{{ dir = \"{}\", segment_seconds = 1 }}", s(&disk.0)));
+    let text = std::fs::read_to_string(&config).unwrap().replace("mode = \"blur\"\n", "");
+    let signed = format!("password_env = \"{PASSWORD_VAR}\"\nseal_password = true\nsign_with = \"{}\"\n", s(&camera));
+    std::fs::write(&config, format!("{text}{signed}")).unwrap();
     let serve = Serve::start(&config, metrics_port);
     wait_for("the full disk to be said", 60, || serve.log().contains("No space left"), &serve);
     // Past the first wait (5 s), the disk still full: no try, no restart.
@@ -697,11 +703,22 @@ fn a_camera_whose_disk_is_full_waits_for_room_without_restarting_and_records_aga
     assert!(!log.contains("trying the recording again"), "tried on a full disk:\n{log}");
     assert_eq!(serve.metric("recording", "door"), 0.0);
     // Room made: the recording comes back at once.
-    for old in segments(&disk.0.join("door")).iter().take(8) {
+    let folder = disk.0.join("door");
+    for old in segments(&folder).iter().take(8) {
         std::fs::remove_file(old).unwrap();
     }
     wait_for("the recording to come back", 10, || serve.metric("recording", "door") == 1.0, &serve);
     assert!(serve.log().contains("camera door: trying the recording again"), "{}", serve.log());
+    std::thread::sleep(Duration::from_secs(2));
+    serve.signal("-TERM");
+    wait_for("serve to stop", 30, || serve.log().contains("stopping every camera"), &serve);
+    std::thread::sleep(Duration::from_secs(2));
+    // What the full disk left is a recording that verifies: no segment of no bytes (opened as
+    // the disk filled), no end file half written.
+    let left: Vec<_> = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(left.iter().all(|p| p.metadata().unwrap().len() > 0 && !s(p).ends_with(".part")), "{left:?}");
+    let (whole, said, why) = faceveil(&["verify", s(&folder), "--signer", &signer]);
+    assert!(whole, "{said}\n{why}\n{left:?}");
     drop(serve);
 }
 

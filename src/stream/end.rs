@@ -31,11 +31,15 @@ pub fn file_beside(video: &Path) -> PathBuf {
 }
 
 /// Writes `end` into the end file `path`, replacing the file whole (written beside it, then
-/// renamed over it), so that a writer killed meanwhile leaves the end kept before.
+/// renamed over it), so that a writer killed meanwhile leaves the end kept before. Where it
+/// cannot be written (a full disk), the part written is deleted and the end kept before stays.
 pub fn write_file(path: &Path, end: &StreamEnd) -> std::io::Result<()> {
     let part = path.with_extension(format!("{END_FILE_EXTENSION}.part"));
-    std::fs::write(&part, end.encode() + "\n")?;
-    std::fs::rename(&part, path)
+    let written = std::fs::write(&part, end.encode() + "\n").and_then(|()| std::fs::rename(&part, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    written
 }
 
 /// The end an end file holds; `None` where its first line is none.
@@ -137,6 +141,26 @@ struct EndLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_end_file_is_replaced_whole_and_one_that_cannot_be_written_leaves_no_part_behind() {
+        let dir = std::env::temp_dir().join(format!("faceveil-end-file-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (key, header) = (SigningKey::generate(), [7u8; 32]);
+        let path = dir.join(format!("run.{END_FILE_EXTENSION}"));
+        let first = StreamEnd::checkpoint_with(30, None, &key, &header);
+        write_file(&path, &first).unwrap();
+        assert_eq!(read_file(&path).unwrap(), Some(first.clone()));
+        // A folder where the file goes (as a full disk, the write fails): the end kept before
+        // stays, and the part written beside it is deleted.
+        let blocked = dir.join(format!("blocked.{END_FILE_EXTENSION}"));
+        std::fs::create_dir_all(blocked.join("in the way")).unwrap();
+        assert!(write_file(&blocked, &first).is_err());
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "no part left: {names:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn an_end_tells_a_whole_stream_from_one_cut_short_or_run_past_and_from_a_forged_end() {

@@ -233,12 +233,16 @@ fn run_once(
     metrics.recording.set(i64::from(run.is_some()));
     let mut watched = Watched { ends: SignedEnd::new(&config.name, run.as_ref()), retention, record_again: paused };
     let end = watch(&pipeline, config, &mut watched, metrics, &last_frame, stop);
-    if !stop_within(&pipeline, STOP_WAIT) {
+    let stopped = stop_within(&pipeline, STOP_WAIT);
+    if !stopped {
         eprintln!(
             "faceveil: camera {}: its pipeline did not stop within {} s and is left behind",
             config.name,
             STOP_WAIT.as_secs()
         );
+    }
+    if let Some(record) = record.filter(|_| stopped) {
+        recording::drop_empty_segments(&record.dir.join(&config.name));
     }
     if let Some(retention) = &mut watched.retention {
         retention.apply();

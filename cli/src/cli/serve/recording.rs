@@ -149,6 +149,17 @@ impl<'a> Retention<'a> {
     }
 }
 
+/// Deletes the empty segments in a camera's folder once nothing records there: splitmuxsink
+/// opens each segment before it writes to it, so a disk that filled as a segment opened leaves
+/// a file of no bytes, which `verify` cannot read.
+pub fn drop_empty_segments(folder: &Path) {
+    for segment in segments_in(folder) {
+        if segment.metadata().is_ok_and(|m| m.len() == 0) {
+            delete(&segment);
+        }
+    }
+}
+
 /// The segments in a camera's folder, oldest first (their names begin with their run's start).
 fn segments_in(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
@@ -311,6 +322,18 @@ mod tests {
         assert_eq!(names_in(&dir), names[1..], "the first run's end stays while a segment of it does");
         prune(&dir, 2);
         assert_eq!(names_in(&dir), names[3..], "its last segment gone, its end goes too");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn empty_segments_are_dropped_and_the_others_kept() {
+        let dir = scratch("empty");
+        let (full, empty) = ("20261130T010000.000Z-00000.ts", "20261130T010000.000Z-00001.ts");
+        std::fs::write(dir.join(full), b"x").unwrap();
+        std::fs::write(dir.join(empty), b"").unwrap();
+        std::fs::write(dir.join("empty.ts"), b"").unwrap();
+        drop_empty_segments(&dir);
+        assert_eq!(names_in(&dir), ["20261130T010000.000Z-00000.ts", "empty.ts"], "only serve's empty segment goes");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
