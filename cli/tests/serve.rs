@@ -322,6 +322,12 @@ fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_and_its_signed_s
         }
         folder
     };
+    // A segment of no bytes after it, as a writer killed while it opened one leaves: nothing to
+    // check in it, and the recording still whole.
+    let opened = copy_without("opened", Some(usize::MAX));
+    std::fs::write(opened.join("99.ts"), b"").unwrap();
+    let (whole, said, why) = faceveil(&["verify", s(&opened), "--signer", &signer]);
+    assert!(whole && said.contains("every one signed, none missing") && why.contains("99.ts is empty"), "{said}\n{why}");
     // Its end file taken away: a run recorded in four segments or more kept one.
     assert!(recorded.len() >= 4, "{recorded:?}");
     let (whole, _, why) = faceveil(&["verify", s(&copy_without("endless", None)), "--signer", &signer]);

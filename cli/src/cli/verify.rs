@@ -69,6 +69,15 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
             let videos = images::videos_in(&dir)?;
             ensure!(!videos.is_empty(), "{} holds no video files", dir.display());
             for (k, path) in (0..).zip(&videos) {
+                // A writer killed (or a disk that filled) as it opened a segment leaves it with
+                // no bytes: it holds no frame to check, and hides none.
+                if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+                    eprintln!(
+                        "faceveil: note: {} is empty (its writer stopped as it opened it): nothing in it to check",
+                        path.display()
+                    );
+                    continue;
+                }
                 tally.file = path.file_name().map(|n| n.to_string_lossy().into_owned());
                 tally.video = Some(k);
                 let before = tally.payloads;
