@@ -1546,9 +1546,14 @@ fn a_recording_whose_rtsp_server_dies_says_so_and_keeps_its_frames_over_tcp_and_
         wait_for("the recorder to end", 60, || recorder.0.try_wait().unwrap().is_some());
         let (status, said) = (recorder.0.wait().unwrap(), log_text(&log));
         assert!(!status.success(), "{transport}: a stream cut off ended as if whole: {said}");
-        // Over TCP rtspsrc sees the connection close; over UDP its reconnection is refused.
-        let why = if transport == "tcp" { "closed the connection without ending the stream" } else { "the source failed" };
-        assert!(said.contains(why) && said.contains("frames before were written to"), "{transport}: {said}");
+        // Over TCP rtspsrc sees the connection close, or reset where the dying server had not
+        // read all it was sent (its read fails: CI, 2026-12-05 18:45 UTC); over UDP its
+        // reconnection is refused.
+        let why: &[&str] = match transport {
+            "tcp" => &["closed the connection without ending the stream", "the source failed: Could not read from resource"],
+            _ => &["the source failed"],
+        };
+        assert!(why.iter().any(|w| said.contains(w)) && said.contains("frames before were written to"), "{transport}: {said}");
         let kept = media::decode(&out).pts.len();
         assert!(kept >= 20, "{transport}: the recording kept {kept} frames");
     }
