@@ -8,7 +8,6 @@
 //!                                                               tee ! queue ! appsink -> mount
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -220,9 +219,8 @@ fn run_once(
     stop: &AtomicBool,
 ) -> End {
     let last_frame = Arc::new(Mutex::new(Instant::now()));
-    let record = config.record.as_ref().filter(|_| paused.is_none());
-    let mut retention = record.map(|r| Retention::new(&config.name, r));
-    let run = match record.map(|r| begin_recording(&r.dir.join(&config.name), retention.as_mut())).transpose() {
+    let mut retention = config.record.as_ref().filter(|_| paused.is_none()).map(|r| Retention::new(&config.name, r));
+    let run = match retention.as_mut().map(begin_recording).transpose() {
         Ok(run) => run,
         Err(e) => return End::Unwritten(e),
     };
@@ -241,22 +239,21 @@ fn run_once(
             STOP_WAIT.as_secs()
         );
     }
-    if let Some(record) = record.filter(|_| stopped) {
-        recording::drop_empty_segments(&record.dir.join(&config.name));
-    }
     if let Some(retention) = &mut watched.retention {
+        if stopped {
+            recording::drop_empty_segments(retention.folder());
+        }
         retention.apply();
     }
     end
 }
 
 /// The camera's folder made, room made in it, and a run of its recording begun.
-fn begin_recording(folder: &Path, retention: Option<&mut Retention>) -> Result<Run> {
-    std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
-    if let Some(retention) = retention {
-        retention.apply();
-    }
-    Run::begin(folder.to_path_buf())
+fn begin_recording(retention: &mut Retention) -> Result<Run> {
+    let folder = retention.folder().to_path_buf();
+    std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    retention.apply();
+    Run::begin(folder)
 }
 
 /// Takes the pipeline to NULL on a thread of its own and waits at most `wait` for it; false if

@@ -122,6 +122,11 @@ impl<'a> Retention<'a> {
         Self { camera, record, folder: record.dir.join(camera), said_deleting: false, said_short: false }
     }
 
+    /// The camera's folder, where its segments go.
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
     pub fn apply(&mut self) {
         prune(&self.folder, self.record.keep);
         let Some(min_free) = self.record.min_free else { return };
