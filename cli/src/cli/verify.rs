@@ -452,32 +452,26 @@ impl Tally {
 
     /// A writer stopped midway (a recording without a signed end) leaves its last pictures in
     /// coding order: a picture coded ahead of the frames before it (x264's B-frames) is written
-    /// while they are still being coded, so the frames just before the last written are missing.
-    /// Where the last stream has no signed end, the few records after a gap at its very end are
-    /// set aside (said, and counted as records) and the stream taken to end before that gap: what
-    /// its checkpoint, if any, and `--open-end` say of an end cut short then holds for it. Returns
-    /// how many were set aside.
+    /// while they are still being coded, so frames just before the last written are missing; with
+    /// B-pyramids, more than one run of them (pictures 84 and 82 written, 81 and 83 not). Where
+    /// the last stream has no signed end, the records after the first of the gaps within
+    /// [`CODED_AHEAD`] frames of its last record are set aside (said, and counted as records) and
+    /// the stream taken to end before that gap: what its checkpoint, if any, and `--open-end` say
+    /// of an end cut short then holds for it. Returns how many were set aside.
     fn coded_ahead(&mut self, signer: &Signer) -> usize {
         let Some(stream) = self.streams.last_mut() else { return 0 };
         let ended = self.found_ends.iter().any(|end| !end.open && end.check(signer, &stream.digest, None) != EndCheck::Unsigned);
-        let Some(gap) = stream.numbers.windows(2).rposition(|pair| pair[1] > pair[0] + 1) else { return 0 };
-        let (before, after) = (stream.numbers[gap], stream.numbers[gap + 1]);
-        let ahead = stream.numbers.len() - gap - 1;
-        if ended || ahead as u64 > CODED_AHEAD || after - before - 1 > CODED_AHEAD {
-            return 0;
-        }
-        let last = stream.numbers.last().copied().unwrap_or(after);
-        stream.numbers.truncate(gap + 1);
-        let frames = |first: u64, last: u64| match first == last {
-            true => format!("frame {first}"),
-            false => format!("frames {first} to {last}"),
-        };
+        let Some(cut) = first_gap_coded_ahead(&stream.numbers).filter(|_| !ended) else { return 0 };
+        let before = stream.numbers[cut];
+        let ahead = stream.numbers.split_off(cut + 1);
+        let missing: Vec<u64> =
+            (before + 1..*ahead.last().unwrap_or(&before)).filter(|n| ahead.binary_search(n).is_err()).collect();
         self.say(&format!(
             "note: the recording has no signed end, and {} never came before its last pictures ({}), which were coded ahead: its writer stopped while it coded them; it is taken to end at frame {before}",
-            frames(before + 1, after - 1),
-            frames(after, last)
+            frame_list(&missing),
+            frame_list(&ahead)
         ));
-        ahead
+        ahead.len()
     }
 
     /// Says what was found; an error unless the output is whole and signed throughout.
@@ -563,5 +557,64 @@ impl Tally {
             ),
         }
         Ok(())
+    }
+}
+
+/// Where a stopped writer's pictures coded ahead begin, in a stream's sorted frame numbers: the
+/// index of the record before the first gap that lies within [`CODED_AHEAD`] frames of the last
+/// record (x264 writes a picture only after every picture of a frame that many before it, so a
+/// frame missing further back was not lost to the stop). None without such a gap.
+fn first_gap_coded_ahead(numbers: &[u64]) -> Option<usize> {
+    let &last = numbers.last()?;
+    (0..numbers.len().saturating_sub(1))
+        .rev()
+        .take_while(|&i| numbers[i] + 1 + CODED_AHEAD >= last)
+        .filter(|&i| numbers[i + 1] > numbers[i] + 1)
+        .last()
+}
+
+/// Frame numbers (sorted) as they are said: "frame 7", "frames 7 to 9", "frames 3, 5 and 7 to 9".
+fn frame_list(numbers: &[u64]) -> String {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &n in numbers {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == n => *last = n,
+            _ => runs.push((n, n)),
+        }
+    }
+    let said: Vec<String> = runs.iter().map(|&(a, b)| if a == b { a.to_string() } else { format!("{a} to {b}") }).collect();
+    match said.split_last() {
+        Some((only, [])) if numbers.len() == 1 => format!("frame {only}"),
+        Some((only, [])) => format!("frames {only}"),
+        Some((last, rest)) => format!("frames {} and {last}", rest.join(", ")),
+        None => "no frame".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_writers_pictures_coded_ahead_begin_at_the_first_gap_near_the_end() {
+        // x264 with B-pyramids, stopped after writing pictures 84 and 82: 81 and 83 never came.
+        let pyramid: Vec<u64> = (0..=80).chain([82, 84]).collect();
+        assert_eq!(first_gap_coded_ahead(&pyramid), Some(80));
+        // One B-frame lost.
+        let plain: Vec<u64> = (0..=82).chain([84]).collect();
+        assert_eq!(first_gap_coded_ahead(&plain), Some(82));
+        // A frame missing further back than a picture is ever coded ahead was not lost to the stop.
+        let far: Vec<u64> = (0..=10).chain(12..=40).collect();
+        assert_eq!(first_gap_coded_ahead(&far), None);
+        assert_eq!(first_gap_coded_ahead(&(0..=40).collect::<Vec<_>>()), None);
+        assert_eq!(first_gap_coded_ahead(&[]), None);
+    }
+
+    #[test]
+    fn frame_numbers_are_said_as_runs() {
+        assert_eq!(frame_list(&[83]), "frame 83");
+        assert_eq!(frame_list(&[81, 82]), "frames 81 to 82");
+        assert_eq!(frame_list(&[81, 83]), "frames 81 and 83");
+        assert_eq!(frame_list(&[3, 5, 7, 8, 9]), "frames 3, 5 and 7 to 9");
     }
 }
