@@ -698,6 +698,68 @@ fn a_signed_recording_whose_writer_was_killed_keeps_beside_it_a_checkpoint_that_
     );
 }
 
+/// A signed recording written by gst-launch-1.0 keeps its newest checkpoint beside it too
+/// (`faceveilcheckpoint` before the file sink): killed midway, what it left verifies with
+/// `--open-end` up to the checkpoint and a copy cut short of it does not; a run that ends leaves
+/// no end file, its end being in the file.
+#[test]
+fn a_gst_launch_recording_keeps_its_checkpoint_beside_it_until_it_ends() {
+    use common::served::{Child, log_text, wait_for};
+    let dir = tmpdir("launch-checkpoint");
+    let ((_, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
+    let password = dir.join("password.txt");
+    std::fs::write(&password, "launch\n").unwrap();
+    let record = |clip: &Path, out: &Path, log: &Path| {
+        let pipeline = format!(
+            "filesrc location={} ! decodebin ! videoconvert ! identity sync=true ! faceveil password-file={} recipients={recipient} \
+             signing-key={} ! videoconvert ! x264enc ! faceveilsei ! matroskamux ! faceveilcheckpoint ! filesink location={}",
+            clip.display(),
+            password.display(),
+            camera.display(),
+            out.display()
+        );
+        let log = std::fs::File::create(log).unwrap();
+        Child(
+            Command::new("gst-launch-1.0")
+                .args(pipeline.split_whitespace())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let long = dir.join("long.mp4");
+    common::media::moving_ball(&long, 900, 30);
+    let (out, log) = (dir.join("recorded.mkv"), dir.join("launch.log"));
+    let mut recorder = record(&long, &out, &log);
+    let kept = end::file_beside(&out);
+    let checkpoint = || end::read_file(&kept).ok().flatten();
+    wait_for("a checkpoint of 60 frames beside the recording", 120, || checkpoint().is_some_and(|c| c.frames >= 60));
+    recorder.0.kill().unwrap();
+    recorder.0.wait().unwrap();
+    let checkpoint = checkpoint().unwrap();
+    assert!(checkpoint.open, "{}", log_text(&log));
+    let o = faceveil(&["verify", s(&out), "--signer", &signer, "--open-end"], None);
+    ok(&o);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("only a checkpoint its writer signed while it recorded: the records reach it"), "{said}");
+    let cut = dir.join("cut.mkv");
+    remux_cut(&out, &cut, checkpoint.frames as usize - 20, true);
+    std::fs::copy(&kept, end::file_beside(&cut)).unwrap();
+    failed(
+        &faceveil(&["verify", s(&cut), "--signer", &signer, "--open-end"], None),
+        "the recording was cut short of a checkpoint its writer signed",
+    );
+    // A run to its end: the end file goes, the end is in the file.
+    let short = dir.join("short.mp4");
+    common::media::moving_ball(&short, 75, 30);
+    let mut whole = record(&short, &out, &log);
+    assert!(whole.0.wait().unwrap().success(), "{}", log_text(&log));
+    assert!(!kept.exists(), "the end file outlived a run that ended");
+    let verified = ok(&faceveil(&["verify", s(&out), "--signer", &signer], None));
+    assert!(verified.contains("the records reach the recording's signed end (75 frames)"), "{verified}");
+}
+
 /// A signed recording's writer signs its end: `faceveil verify` finds a recording cut short of
 /// it (with its tags kept, or stripped), in the video and in its sidecar, and a forged end, and
 /// accepts one without its end only when told to (`--open-end`). It finds pictures shown at

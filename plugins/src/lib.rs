@@ -3,7 +3,8 @@
 //! - `faceveildetect` finds and tracks faces and attaches them as region-of-interest metas;
 //! - `faceveil` anonymizes faces (SDN with a password, or blur, pixelate, solid);
 //! - `faceunveil` restores SDN-anonymized faces with the password;
-//! - `faceveilsei`, after an encoder, writes `faceveil`'s per-frame data into H.264/H.265 as SEI.
+//! - `faceveilsei`, after an encoder, writes `faceveil`'s per-frame data into H.264/H.265 as SEI;
+//! - `faceveilcheckpoint`, before a file sink, keeps a signed recording's newest checkpoint beside it.
 //!
 //! The plugin loads from its shared library (gst-launch-1.0, applications) or is registered
 //! statically with `plugin_register_static()` by a program that links this crate (the `faceveil`
@@ -17,6 +18,7 @@ mod common;
 mod faceunveil;
 mod faceveil;
 pub use faceveil::FaceVeil;
+mod faceveilcheckpoint;
 mod faceveildetect;
 mod faceveilsei;
 mod facevideo;
@@ -38,6 +40,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     faceveil::register(plugin)?;
     faceunveil::register(plugin)?;
     faceveilsei::register(plugin)?;
+    faceveilcheckpoint::register(plugin)?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! faceveil's data that travels beside the frames rather than in them: the container's comment
 //! tag (the stream header, and a signed stream's end once it has one), the element messages a
-//! signed stream's end and checkpoints are posted in for applications, and the query by which a restore learns
+//! signed stream's end and checkpoints are posted in for applications, the event that carries
+//! checkpoints to the file's writer, and the query by which a restore learns
 //! whether, and against whom, its coded pictures are checked before the decoder.
 
 use faceveil::secrets::Signer;
@@ -37,6 +38,32 @@ pub const STREAM_END_MESSAGE: &str = "faceveil-stream-end";
 /// on, a checkpoint ([`StreamEnd::open`]) in `end`, for an application to keep where a writer
 /// killed midway would leave no end (serve keeps the last whose frames are all on disk).
 pub const STREAM_CHECKPOINT_MESSAGE: &str = "faceveil-stream-checkpoint";
+
+/// The most pictures x264 codes ahead of the frames before them (its limit on B-frames): a
+/// picture is written after every picture of a frame this many frames before it.
+pub const CODED_AHEAD: u64 = 16;
+
+/// The out-of-band event a signed stream's `faceveil` sends downstream with each checkpoint once
+/// the frame [`CODED_AHEAD`] after the checkpoint's last has left it: the checkpoint in `end`, and
+/// that frame's running time (ns) in `written-after`. Every picture of the checkpoint's frames is
+/// coded before that frame's, so a file that holds a picture stamped at or past it holds them
+/// all. Encoders, parsers, queues and muxers pass such an event on at once; `faceveilcheckpoint`,
+/// before the file sink, keeps what the file holds of them.
+const CHECKPOINT_EVENT: &str = "faceveil-checkpoint";
+
+/// [`CHECKPOINT_EVENT`] of `checkpoint`, written once the file holds a picture stamped at or past
+/// `written_after` (ns of running time).
+pub fn checkpoint_event(checkpoint: &StreamEnd, written_after: u64) -> gst::Event {
+    let s =
+        gst::Structure::builder(CHECKPOINT_EVENT).field("end", checkpoint.encode()).field("written-after", written_after).build();
+    gst::event::CustomDownstreamOob::new(s)
+}
+
+/// The checkpoint and its running time a [`CHECKPOINT_EVENT`] carries, if `event` is one.
+pub fn checkpoint_of(event: &gst::EventRef) -> Option<(StreamEnd, u64)> {
+    let s = event.structure().filter(|s| event.type_() == gst::EventType::CustomDownstreamOob && s.name() == CHECKPOINT_EVENT)?;
+    Some((StreamEnd::decode(s.get::<&str>("end").ok()?)?, s.get::<u64>("written-after").ok()?))
+}
 
 /// The signed end or checkpoint a [`STREAM_END_MESSAGE`] or [`STREAM_CHECKPOINT_MESSAGE`]
 /// carries, if `message` is one ([`StreamEnd::open`] tells them apart).

@@ -19,12 +19,12 @@ fn gst(tool: &str, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn gst_inspect_documents_the_elements() {
-    // `gst-inspect-1.0 faceveil` shows the element of that name; the plugin file lists all four.
+    // `gst-inspect-1.0 faceveil` shows the element of that name; the plugin file lists all five.
     let library = plugin_dir().join("libgstfaceveil.so");
     let out = gst("gst-inspect-1.0", &[library.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for element in ["faceveildetect", "faceveil", "faceunveil", "faceveilsei"] {
+    for element in ["faceveildetect", "faceveil", "faceunveil", "faceveilsei", "faceveilcheckpoint"] {
         assert!(text.contains(element), "the plugin does not list {element}:\n{text}");
     }
     let element = String::from_utf8_lossy(&gst("gst-inspect-1.0", &["faceunveil"]).stdout).into_owned();

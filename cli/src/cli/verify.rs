@@ -16,10 +16,10 @@ use faceveil::stream::header::{FrameRecord, StreamHeader};
 use faceveil::stream::signed::SignedRecords;
 use faceveil::stream::{pictures, sidecar};
 
+use gstfaceveil::outofband::CODED_AHEAD;
 use gstfaceveil::streamdata::CodedPicture;
 
 use crate::cli::args::VerifyArgs;
-use crate::cli::media::encoder::CODED_AHEAD;
 use crate::cli::media::input::{Input, StreamSource};
 use crate::cli::media::{images, video};
 

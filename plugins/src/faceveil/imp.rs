@@ -6,6 +6,7 @@
 //! blanked, faces the model could not change leave painted black, each with a warning, and
 //! upstream face metas are trusted as the whole answer only from a complete faceveildetect scan.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -113,6 +114,9 @@ struct State {
     turned_said: Option<String>,
     /// The frames' timestamps so far: the records and the encoder take them strictly increasing.
     timestamps: Increasing,
+    /// Checkpoints posted whose frame [`outofband::CODED_AHEAD`] after their last has not yet
+    /// left, oldest first: then they go downstream to the file's writer.
+    checkpoints: VecDeque<StreamEnd>,
 }
 
 #[derive(Default)]
@@ -399,6 +403,7 @@ impl BaseTransformImpl for FaceVeil {
             small_faces_noted: false,
             turned_said: None,
             timestamps: Increasing::default(),
+            checkpoints: VecDeque::new(),
         });
         gst::info!(CAT, imp = self, "started in {:?} mode", settings.mode);
         Ok(())
@@ -507,14 +512,27 @@ impl BaseTransformImpl for FaceVeil {
         let header = state.anonymizer.header().filter(|h| !h.end_signed);
         let comment = header.filter(|_| !state.header_tag_sent).map(|h| outofband::header_tag(h, None));
         state.header_tag_sent |= comment.is_some();
-        let checkpoint =
-            state.anonymizer.frames().is_multiple_of(CHECKPOINT_FRAMES).then(|| state.anonymizer.checkpoint()).flatten();
+        let frames = state.anonymizer.frames();
+        let checkpoint = frames.is_multiple_of(CHECKPOINT_FRAMES).then(|| state.anonymizer.checkpoint()).flatten();
+        state.checkpoints.extend(checkpoint.clone());
+        // This frame is coded after every picture of the checkpoints CODED_AHEAD frames back.
+        let mut coded = Vec::new();
+        while state.checkpoints.front().is_some_and(|c| c.frames + outofband::CODED_AHEAD < frames) {
+            coded.extend(state.checkpoints.pop_front());
+        }
         drop(guard);
         if let Some(comment) = comment {
             self.push_comment(&comment);
         }
         if let Some(checkpoint) = checkpoint {
             self.post_end(outofband::STREAM_CHECKPOINT_MESSAGE, &checkpoint);
+        }
+        if !coded.is_empty()
+            && let Some(at) = streamdata::running_time(self.obj().sink_pad(), buf)
+        {
+            for checkpoint in coded {
+                self.obj().src_pad().push_event(outofband::checkpoint_event(&checkpoint, at));
+            }
         }
         Ok(gst::FlowSuccess::Ok)
     }

@@ -27,10 +27,6 @@ pub enum Quality {
 }
 
 /// Anonymized videos and password restores: x264's usual default.
-/// The most pictures x264 codes ahead of the frames before them (its limit on B-frames): a
-/// picture is written after every picture of a frame this many frames before it.
-pub const CODED_AHEAD: u64 = 16;
-
 pub const DEFAULT_CRF: u32 = 23;
 /// Restores that open sealed faces: what was sealed must survive the output's codec (lossless
 /// on request). The same face videos restored into a lossless file and re-encoded with x264enc

@@ -616,16 +616,15 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     let Container { muxer: mux, holds_size_changes } = container_for(output, input.is_live())?;
     let sink = gst::ElementFactory::make("filesink").property("location", tmp.to_str().context("non-UTF-8 path")?).build()?;
     pipeline.add_many([&mux, &sink])?;
-    mux.link(&sink)?;
     // A signed video keeps its newest checkpoint beside it while it is written; dropped after
     // the pipeline has stopped, when the stream's end is in the video and its sidecar, and kept
     // where writing failed midway.
-    let mut checkpoints = match (stage.sei, &stage.pictures, stage.elements.last()) {
-        (Sei::Write, Some(_), Some(veil)) => {
-            let mp4 = matches!(muxer_kind(output), Some(MuxerKind::Mp4));
-            Some(CheckpointFile::start(output, mp4, &pipeline, veil, &sink)?)
+    let mut checkpoints = match (stage.sei, &stage.pictures) {
+        (Sei::Write, Some(_)) => Some(CheckpointFile::between(output, &pipeline, &mux, &sink)?),
+        _ => {
+            mux.link(&sink)?;
+            None
         }
-        _ => None,
     };
     let live = input.is_live();
     let have_video = Arc::new(Mutex::new(false));
