@@ -49,6 +49,9 @@ struct State {
     mp4: bool,
     /// Whether a failure to write the end file was said.
     warned: bool,
+    /// Whether the file sink follows at once and writes each buffer through: what came before
+    /// the stream's end is then in the file as the end reaches this element.
+    writes_through: bool,
 }
 
 pub struct FaceVeilCheckpoint {
@@ -84,6 +87,7 @@ impl FaceVeilCheckpoint {
             }
         }
         let Some(checkpoint) = newest else { return };
+        gst::debug!(CAT, imp = self, "the file holds the frames of the checkpoint of {} frames", checkpoint.frames);
         if let Err(e) = end::write_file(&state.path, &checkpoint)
             && !std::mem::replace(&mut state.warned, true)
         {
@@ -109,13 +113,16 @@ impl FaceVeilCheckpoint {
                 }
             }
             gst::EventView::Eos(_) => {
-                // The sink has written the stream's end with the rest: no checkpoint is needed.
-                let path = self.state.lock().unwrap().as_mut().map(|state| {
+                // The file holds the stream's end with the rest: no checkpoint is needed. A sink
+                // that writes through holds it already; an application may stop the pipeline as
+                // soon as the sink says it ended, and the end event then comes back refused.
+                let ended = self.state.lock().unwrap().as_mut().map(|state| {
                     state.sent.clear();
-                    state.path.clone()
+                    (state.path.clone(), state.writes_through)
                 });
                 let passed = gst::Pad::event_default(pad, Some(&*self.obj()), event);
-                if let Some(path) = path.filter(|_| passed)
+                gst::debug!(CAT, imp = self, "the stream ended (the sink took its end: {passed})");
+                if let Some((path, _)) = ended.filter(|(_, through)| passed || *through)
                     && let Err(e) = remove(&path)
                 {
                     gst::element_imp_warning!(self, gst::ResourceError::Write, ("{e}"));
@@ -145,7 +152,8 @@ impl FaceVeilCheckpoint {
             sink.find_property("buffer-mode").is_some()
                 && sink.property_value("buffer-mode").serialize().is_ok_and(|mode| mode == "unbuffered")
         };
-        if !sink.as_ref().is_some_and(unbuffered) {
+        let writes_through = sink.as_ref().is_some_and(unbuffered);
+        if !writes_through {
             gst::element_imp_warning!(
                 self,
                 gst::CoreError::Negotiation,
@@ -164,7 +172,7 @@ impl FaceVeilCheckpoint {
         })?;
         remove(&path).map_err(|e| gst::error_msg!(gst::ResourceError::Write, ("{e}")))?;
         gst::info!(CAT, imp = self, "keeps the newest checkpoint in {}", path.display());
-        Ok(State { path, ..State::default() })
+        Ok(State { path, writes_through, ..State::default() })
     }
 }
 
