@@ -1158,3 +1158,55 @@ fn frames_sharing_a_timestamp_all_reach_the_file() {
     .unwrap();
     assert_eq!(counted.load(std::sync::atomic::Ordering::Relaxed), times.len(), "pictures in the file");
 }
+
+/// `faceveilcheckpoint` keeps a checkpoint only once what the file sink has written reaches the
+/// running time its event names (the buffer after it says that one is written), for an MP4 only
+/// once an index follows, and the newest of those then kept; the end file goes with the stream's
+/// end.
+#[test]
+fn faceveilcheckpoint_keeps_a_checkpoint_only_once_the_file_holds_its_frames() {
+    use faceveil::stream::end::{self, StreamEnd};
+    init();
+    let dir = TestDir::new("checkpoint");
+    let key = faceveil::secrets::SigningKey::generate();
+    let checkpoint = |frames| StreamEnd::checkpoint_with(frames, None, &key, &[7; 32]);
+    let stamped = |ms: u64, bytes: &[u8]| {
+        let mut buffer = gst::Buffer::from_slice(bytes.to_vec());
+        buffer.get_mut().unwrap().set_pts(gst::ClockTime::from_mseconds(ms));
+        buffer
+    };
+    let picture = |ms| stamped(ms, &[0, 0, 0, 16, b'm', b'd', b'a', b't', 0, 0, 0, 0, 0, 0, 0, 0]);
+    let kept = |path: &std::path::Path| end::read_file(path).ok().flatten().map(|c| c.frames);
+    for container in ["video/x-matroska", "video/quicktime"] {
+        let path = dir.join(format!("{}.faceveil-end", container.replace('/', "-")));
+        std::fs::write(&path, "left by a run before\n").unwrap();
+        let mut h = Harness::new_parse(&format!("faceveilcheckpoint location={}", path.display()));
+        h.set_src_caps(gst::Caps::builder(container).build());
+        h.play();
+        assert!(!path.exists(), "{container}: the end file of a run before stays");
+        h.push_event(gstfaceveil::outofband::checkpoint_event(&checkpoint(30), 1_000_000_000));
+        h.push_event(gstfaceveil::outofband::checkpoint_event(&checkpoint(60), 2_000_000_000));
+        for ms in [900, 1000] {
+            h.push(picture(ms)).unwrap();
+        }
+        assert_eq!(kept(&path), None, "{container}: kept before the picture at its time was written");
+        h.push(picture(1500)).unwrap();
+        if container == "video/quicktime" {
+            assert_eq!(kept(&path), None, "an MP4's pictures without their index are not read");
+            h.push(stamped(1500, &[0, 0, 0, 16, b'm', b'o', b'o', b'f', 0, 0, 0, 0, 0, 0, 0, 0])).unwrap();
+            h.push(picture(2100)).unwrap();
+        }
+        assert_eq!(kept(&path), Some(30), "{container}: the file holds the first checkpoint's frames");
+        for ms in [2000, 2100, 2200] {
+            h.push(picture(ms)).unwrap();
+        }
+        if container == "video/quicktime" {
+            assert_eq!(kept(&path), Some(30), "an MP4's pictures without their index are not read");
+            h.push(stamped(2200, &[0, 0, 0, 16, b'm', b'o', b'o', b'f', 0, 0, 0, 0, 0, 0, 0, 0])).unwrap();
+            h.push(picture(2300)).unwrap();
+        }
+        assert_eq!(kept(&path), Some(60), "{container}: the newest checkpoint whose frames are written");
+        assert!(h.push_event(gst::event::Eos::new()));
+        assert!(!path.exists(), "{container}: the end file outlived the stream's end");
+    }
+}
