@@ -1064,7 +1064,7 @@ fn an_rtsp_stream_served_on_localhost_is_anonymized_and_restored() {
 
     let dir = tmpdir("rtsp");
     let input = sample("two_faces_640x360.mp4");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     // The default variant: the served stream is held to the floor.
     let mut server = Command::new(env!("CARGO_BIN_EXE_faceveil"))
         .args(["anonymize", s(&input), "--serve-rtsp", &port.to_string()])

@@ -49,7 +49,17 @@ pub fn certificate(dir: &Path) -> Option<(PathBuf, PathBuf)> {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago, for a server the test starts.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    // The tests of a binary run side by side, and a port is free only until its server binds
+    // it: never the same one to two of them.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A finished run of the faceveil binary, failed where its standard error holds a GLib or

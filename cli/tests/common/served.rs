@@ -29,13 +29,18 @@ impl Child {
 }
 
 pub fn spawn(args: &[&str], stderr_to: &Path) -> Child {
+    spawn_to(args, std::process::Stdio::null(), stderr_to)
+}
+
+/// [`spawn`] with its standard output to `stdout`.
+fn spawn_to(args: &[&str], stdout: impl Into<std::process::Stdio>, stderr_to: &Path) -> Child {
     let log = std::fs::File::create(stderr_to).unwrap();
     Child(
         std::process::Command::new(env!("CARGO_BIN_EXE_faceveil"))
             .args(args)
             .env("FACEVEIL_PASSWORD", "relay")
             .envs(super::RTSP_TRACE)
-            .stdout(std::process::Stdio::null())
+            .stdout(stdout)
             .stderr(log)
             .spawn()
             .unwrap(),
@@ -43,14 +48,23 @@ pub fn spawn(args: &[&str], stderr_to: &Path) -> Child {
 }
 
 /// `faceveil anonymize CLIP OPTIONS --serve-rtsp PORT` on a free port, its log in
-/// `dir/server.log`, once it listens; with the URL it serves.
+/// `dir/server.log`, once it says that it serves (its standard output, in `dir/server.out`);
+/// with the URL it serves. A connection to the port proves less: twice in CI a client then
+/// found no server on it (2026-12-05, `logins.rs`), whose server had logged nothing since its
+/// start, so the connection had reached something else.
 pub fn serve_clip(clip: &Path, options: &[&str], dir: &Path) -> (Child, String) {
     let port = free_port();
     let port_arg = port.to_string();
     let args: Vec<&str> =
         ["anonymize", s(clip)].into_iter().chain(options.iter().copied()).chain(["--serve-rtsp", &port_arg]).collect();
-    let server = spawn(&args, &dir.join("server.log"));
-    wait_for("the server to listen", 60, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let said = dir.join("server.out");
+    let mut server = spawn_to(&args, std::fs::File::create(&said).unwrap(), &dir.join("server.log"));
+    let serving = format!("://127.0.0.1:{port}/faceveil");
+    wait_for("the server to say that it serves", 60, || {
+        let state = server.state();
+        assert!(state.ends_with("still runs"), "{state}: {}", log_text(&dir.join("server.log")));
+        log_text(&said).lines().any(|line| line.starts_with("serving ") && line.contains(&serving))
+    });
     (server, format!("rtsp://127.0.0.1:{port}/faceveil"))
 }
 
