@@ -205,19 +205,20 @@ impl CodedPicture<'_> {
     }
 }
 
-/// `segment` without its stop, where it is a segment of time that has one: a decoder or a sink
-/// drops the pictures shown after a segment's stop. GStreamer 1.22's MP4 reader stops the
+/// The segment event `event` without its stop (the same event otherwise), where it is a segment
+/// of time that has one: a decoder or a sink drops the pictures shown after a segment's stop. GStreamer 1.22's MP4 reader stops the
 /// segment of a fragmented MP4 whose writer was killed before it finished the file (a live
 /// recording's, fragments of a second) where the pictures' decoding times end, so that the
 /// B-picture shown after that in each fragment was dropped: `verify` took it for a picture cut
 /// out, and a restore went without it. (In a finished file the stop is the file's duration,
 /// after its last picture; an edit list that trims a file's end is the rare case it changes.)
-pub fn open_ended(segment: &gst::Segment) -> Option<gst::FormattedSegment<gst::ClockTime>> {
-    let time = segment.downcast_ref::<gst::ClockTime>()?;
+pub fn open_ended(event: &gst::EventRef) -> Option<gst::Event> {
+    let gst::EventView::Segment(segment) = event.view() else { return None };
+    let time = segment.segment().downcast_ref::<gst::ClockTime>()?;
     time.stop()?;
     let mut open = time.clone();
     open.set_stop(gst::ClockTime::NONE);
-    Some(open)
+    Some(gst::event::Segment::builder(&open).seqnum(event.seqnum()).build())
 }
 
 /// Each coded picture of the video at `uri` with its faceveil SEI payload, in stream order,
@@ -242,18 +243,12 @@ pub fn each_payload(
     let keep = tags.clone();
     target.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, probe| {
         let Some(gst::PadProbeData::Event(event)) = &mut probe.data else { return gst::PadProbeReturn::Ok };
-        match event.view() {
-            gst::EventView::Tag(tag) => {
-                if let Some(end) = tag.tag().iter_tag::<gst::tags::Comment>().find_map(|c| end_from_tag(c.get())) {
-                    keep.lock().unwrap().end = Some(end);
-                }
-            }
-            gst::EventView::Segment(segment) => {
-                if let Some(open) = open_ended(segment.segment()) {
-                    *event = gst::event::Segment::builder(&open).seqnum(event.seqnum()).build();
-                }
-            }
-            _ => {}
+        if let gst::EventView::Tag(tag) = event.view()
+            && let Some(end) = tag.tag().iter_tag::<gst::tags::Comment>().find_map(|c| end_from_tag(c.get()))
+        {
+            keep.lock().unwrap().end = Some(end);
+        } else if let Some(open) = open_ended(event) {
+            *event = open;
         }
         gst::PadProbeReturn::Ok
     });

@@ -37,10 +37,9 @@ pub fn at_its_parsers(decodebin: &gst::Element, mend: impl Fn(&mut gst::PadProbe
 pub fn every_picture_of_an_unfinished_file(decodebin: &gst::Element) {
     at_its_parsers(decodebin, |probe| {
         if let Some(gst::PadProbeData::Event(event)) = &mut probe.data
-            && let gst::EventView::Segment(segment) = event.view()
-            && let Some(open) = streamdata::open_ended(segment.segment())
+            && let Some(open) = streamdata::open_ended(event)
         {
-            *event = gst::event::Segment::builder(&open).seqnum(event.seqnum()).build();
+            *event = open;
         }
     });
 }
