@@ -42,6 +42,14 @@ pub fn write_file(path: &Path, end: &StreamEnd) -> std::io::Result<()> {
     written
 }
 
+/// Deletes the end file `path`; one that is not there is no error.
+pub fn remove_file(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// The end an end file holds; `None` where its first line is none.
 pub fn read_file(path: &Path) -> std::io::Result<Option<StreamEnd>> {
     Ok(std::fs::read_to_string(path)?.lines().next().and_then(StreamEnd::decode))

@@ -206,10 +206,7 @@ fn mp4_index(buffer: &gst::BufferRef) -> bool {
 }
 
 fn remove(path: &Path) -> Result<(), String> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("cannot delete {}: {e}", path.display())),
-        _ => Ok(()),
-    }
+    end::remove_file(path).map_err(|e| format!("cannot delete {}: {e}", path.display()))
 }
 
 #[glib::object_subclass]

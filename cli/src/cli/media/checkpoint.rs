@@ -50,11 +50,8 @@ impl Drop for CheckpointFile {
         if self.kept {
             return;
         }
-        match std::fs::remove_file(&self.path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                eprintln!("faceveil: cannot delete {}: {e}", self.path.display())
-            }
-            _ => {}
+        if let Err(e) = end::remove_file(&self.path) {
+            eprintln!("faceveil: cannot delete {}: {e}", self.path.display());
         }
     }
 }
