@@ -8,8 +8,11 @@
 //! has written a buffer stamped at or past that time (muxers stamp what they write with their
 //! input's running time; x264 may write a frame after pictures of later frames, never after that
 //! one), and what makes it readable: Matroska and MPEG-TS are read as far as they are written,
-//! but mp4mux's fragments write their pictures first and their index (a `moof`, the first a
-//! `moov`) after them, and pictures without it are not read. It has the file sink write each
+//! but a fragmented MP4's pictures are read only through an index (a `moof`, the first a
+//! `moov`): with `fragment-mode=first-moov-then-finalise` (the CLI's) mp4mux writes each
+//! fragment's pictures before its index, in its default mode after it, so pictures count as
+//! readable once an index written after them says so (in the default mode, a fragment late:
+//! checked on GStreamer 1.22's files killed midway). It has the file sink write each
 //! buffer through to the file, unbuffered, so a buffer that reaches the sink says that those
 //! before it are in the file. When the stream ends (its end is then in the file), the end file
 //! goes; a run stopped otherwise leaves it.
