@@ -352,13 +352,23 @@ mod tests {
         assert_eq!(sink.take(None, true), Some(10));
         assert_eq!(sink.take(Some(30), true), Some(10), "an unstamped buffer moves nothing");
         assert_eq!(sink.take(Some(20), true), Some(30), "times only go forward");
-        // A fragmented MP4: pictures are readable only once the index after them is written.
+        // A fragmented MP4 as the CLI writes it (first-moov-then-finalise): pictures, then their
+        // index; they are readable only once the index after them is written.
         let mut sink = Sink::default();
         assert_eq!(sink.take(Some(10), false), None);
         assert_eq!(sink.take(Some(20), false), None, "pictures without their index");
         assert_eq!(sink.take(None, true), None, "the index itself is not written yet");
         assert_eq!(sink.take(Some(30), false), Some(20));
         assert_eq!(sink.take(Some(40), false), Some(20));
+        // mp4mux's default fragment mode: each fragment's index, then its pictures; a fragment
+        // counts once the next fragment's index is written.
+        let mut sink = Sink::default();
+        for (stamped, makes_readable) in [(None, true), (None, false), (Some(10), false), (Some(20), false)] {
+            assert_eq!(sink.take(stamped, makes_readable), None, "the first fragment, its index before it");
+        }
+        assert_eq!(sink.take(None, true), None, "the next index is not written yet");
+        assert_eq!(sink.take(None, false), Some(20), "the next index is written: the first fragment is whole");
+        assert_eq!(sink.take(Some(30), false), Some(20));
     }
 
     #[test]
