@@ -866,11 +866,26 @@ fn bad_input_fails_clearly_and_leaves_no_output() {
     assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
     let kept = media::decode(&out);
     assert!(!kept.frames.is_empty() && kept.frames.len() < 100, "kept {} frames", kept.frames.len());
-    // An output in a folder that does not exist: the writer says why it cannot start.
-    let nowhere = dir.join("no-such-folder").join("out.mp4");
-    let o = faceveil(&["anonymize", s(&sample("two_faces_640x360.mp4")), "-o", s(&nowhere), "--mode", "blur"], &[]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("No such file or directory"), "{}", stderr(&o));
+    // An output in a folder that does not exist, or in a file: said before anything is asked or
+    // done (the sdn mode with no password would otherwise fail on the password), for a video, a
+    // photo and a restore alike.
+    let folder = dir.join("no-such-folder");
+    let a_file = dir.join("notes.mp4").join("out.mp4");
+    for (command, input, output, says) in [
+        ("anonymize", sample("two_faces_640x360.mp4"), folder.join("out.mp4"), "does not exist"),
+        ("anonymize", sample("astronaut.jpg"), folder.join("out.jpg"), "does not exist"),
+        ("restore", sample("two_faces_640x360.mp4"), folder.join("out.mp4"), "does not exist"),
+        ("anonymize", sample("astronaut.jpg"), a_file, "is not a folder"),
+    ] {
+        let o = faceveil(&[command, s(&input), "-o", s(&output)], &[]);
+        let err = stderr(&o);
+        assert!(
+            !o.status.success() && err.contains("the output's folder") && err.contains(says),
+            "{command} {}: {err}",
+            output.display()
+        );
+    }
+    assert!(!folder.exists(), "the missing folder was made");
 }
 
 #[test]

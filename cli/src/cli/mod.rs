@@ -123,8 +123,20 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
 
 /// The output named on the command line, or else the one beside the input
 /// ([`Input::default_output`]), said so. A live source has none: `otherwise` ends that error.
+/// A file's output goes into a folder that must be there (a folder's output is made, as deep as
+/// it is named), so that a mistyped folder is said before a password is asked and any work done.
 fn output_or_beside(given: Option<PathBuf>, input: &Input, what: &str, otherwise: &str) -> Result<PathBuf> {
     if let Some(output) = given {
+        if !matches!(input, Input::Directory(_)) {
+            let folder = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            match std::fs::metadata(folder) {
+                Ok(meta) => ensure!(meta.is_dir(), "the output's folder {} is not a folder", folder.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    bail!("the output's folder {} does not exist", folder.display())
+                }
+                Err(e) => bail!("the output's folder {} cannot be used: {e}", folder.display()),
+            }
+        }
         return Ok(output);
     }
     let output =
