@@ -860,6 +860,54 @@ fn a_signed_recording_cut_short_of_its_signed_end_or_retimed_fails_verify_unless
     failed(&faceveil(&["verify", s(&anon), "--sidecar", s(&forged)], None), "a stream end that does not carry the signature");
 }
 
+/// The MPEG-TS `video` cut in the middle of the packets of its last large video PES packet, as
+/// a disk that fills within a picture leaves it (TS packets of 188 bytes, all whole).
+fn cut_within_last_picture(video: &Path, cut: &Path) {
+    let bytes = std::fs::read(video).unwrap();
+    let packets: Vec<&[u8]> = bytes.chunks_exact(188).collect();
+    let pid = |p: &[u8]| (u16::from(p[1] & 0x1f) << 8) | u16::from(p[2]);
+    // The video's packets are most of the file.
+    let mut counts = std::collections::HashMap::new();
+    for p in &packets {
+        *counts.entry(pid(p)).or_insert(0) += 1;
+    }
+    let video_pid = counts.into_iter().max_by_key(|&(_, n)| n).unwrap().0;
+    let ours: Vec<usize> = (0..packets.len()).filter(|&i| pid(packets[i]) == video_pid).collect();
+    let starts: Vec<usize> = ours.iter().copied().filter(|&i| packets[i][1] & 0x40 != 0).collect();
+    // Of the last five PES packets, the one in most TS packets: cut before half of them.
+    let largest = starts[starts.len() - 5..]
+        .iter()
+        .map(|&start| {
+            let end = starts.iter().copied().find(|&s| s > start).unwrap_or(packets.len());
+            ours.iter().copied().filter(|&i| i >= start && i < end).collect::<Vec<_>>()
+        })
+        .max_by_key(Vec::len)
+        .unwrap();
+    assert!(largest.len() >= 4, "a picture of {} packets", largest.len());
+    std::fs::write(cut, &bytes[..largest[largest.len() / 2] * 188]).unwrap();
+}
+
+/// A signed MPEG-TS recording whose writer stopped within a picture (a full disk): that picture
+/// fails, as an altered one would, and `verify` says that it is the last of its stream and of
+/// the video, where a writer cut short leaves one.
+#[test]
+fn a_signed_recording_cut_within_its_last_picture_says_where_that_picture_is() {
+    let SignedClip { dir, clip, recipient, camera, signer, .. } = signed_clip("signed-cut-picture");
+    let ts = dir.join("anon.ts");
+    ok(&faceveil(&["anonymize", s(&clip), "-o", s(&ts), "--recipient", &recipient, "--sign-with", s(&camera)], Some("pw")));
+    // Without its sidecar, which keeps the stream's end: as serve's segments are.
+    let cut = dir.join("cut.ts");
+    cut_within_last_picture(&ts, &cut);
+    let o = faceveil(&["verify", s(&cut), "--signer", &signer, "--open-end"], None);
+    failed(&o, " coded pictures, 1 not as signed");
+    let said = String::from_utf8_lossy(&o.stderr);
+    let at_end: Vec<_> = said.lines().filter(|l| l.contains("; it is the last picture of its stream and of the video")).collect();
+    assert_eq!(at_end.len(), 1, "{said}");
+    // The whole file passes.
+    let whole = ok(&faceveil(&["verify", s(&ts), "--signer", &signer, "--open-end"], None));
+    assert!(whole.contains("every one as its signer coded it"), "{whole}");
+}
+
 #[test]
 fn a_signed_recording_whose_pictures_were_altered_outside_the_faces_fails_verify_and_a_signed_restore() {
     use faceveil::stream::pictures::PICTURE_SIGNATURE_UUID;
@@ -877,12 +925,13 @@ fn a_signed_recording_whose_pictures_were_altered_outside_the_faces_fails_verify
     assert!(whole.ends_with("100 coded pictures: every one as its signer coded it"), "{whole}");
 
     // One picture's last slice changed in one byte (its faceveil data and signature kept), and
-    // another picture's signature taken out.
+    // another picture's signature taken out; the last picture changed too, as a writer that
+    // stopped within it (a full disk) would leave it.
     let altered = dir.join("altered.mp4");
     remux_editing(&anon, &altered, move |n, au| {
         let mut units = units(&au);
         match n {
-            20 => {
+            20 | 99 => {
                 let slice = units.iter_mut().rev().find(|u| (1..=5).contains(&(u[0] & 0x1f))).expect("a slice");
                 let middle = slice.len() / 2;
                 slice[middle] ^= 0x01;
@@ -896,9 +945,12 @@ fn a_signed_recording_whose_pictures_were_altered_outside_the_faces_fails_verify
         length_prefixed(units)
     });
     let o = faceveil(&["verify", s(&altered), "--signer", &signer], None);
-    failed(&o, "of 100 coded pictures, 2 not as signed");
+    failed(&o, "of 100 coded pictures, 3 not as signed");
     let said = String::from_utf8_lossy(&o.stderr);
     assert!(said.contains("its coded picture was altered after it was signed"), "{said}");
+    // Only the last is said to be where a writer cut short leaves one: still a fault.
+    let at_end = said.lines().filter(|l| l.contains("it is the last picture of its stream and of the video")).count();
+    assert_eq!(at_end, 1, "{said}");
     assert!(said.contains("its coded picture carries no signature"), "{said}");
     // The records themselves are untouched: only the pictures give the forgery away.
     assert!(said.contains("of 100 records (frames 0 to 99), 0 without the signature, 0 gaps"), "{said}");

@@ -120,6 +120,7 @@ fn in_stream(path: &Path, tally: &mut Tally) -> Result<()> {
             true
         }
         Some(Err(e)) => {
+            tally.picture_read();
             tally.damaged += 1;
             tally.say(&format!("a picture's faceveil data does not read: {e}"));
             true
@@ -222,6 +223,18 @@ enum Pictures {
     Photo,
 }
 
+/// A coded picture found not as signed, held until it is known whether more of its stream came
+/// after it: said then ([`Tally::held_said`]).
+struct Held {
+    /// What is wrong with it.
+    what: String,
+    /// The video it came from, its stream, and whether it is still the last picture read of
+    /// that video.
+    file: Option<String>,
+    stream: usize,
+    last_of_video: bool,
+}
+
 /// What the check found so far.
 #[derive(Default)]
 struct Tally {
@@ -244,6 +257,8 @@ struct Tally {
     /// Coded pictures checked against their signatures, and those that failed.
     pictures_checked: u64,
     pictures_failed: u64,
+    /// The last of them, until it is said.
+    held: Option<Held>,
     /// The number of the last record met, to say where a picture without one sits.
     last_frame: Option<u64>,
     /// Whether the input can carry a stream's end, and the ends it carried.
@@ -282,6 +297,7 @@ impl Tally {
         }
         self.header = Some((header.clone(), check));
         self.shift = None;
+        self.held_said(true);
         self.streams.push(Stream {
             digest: header.digest(),
             end_signed: header.end_signed,
@@ -312,10 +328,50 @@ impl Tally {
         if !header.pictures_signed {
             return;
         }
+        let fault = picture.check(check.signer()).fault();
+        self.picture_read();
         self.pictures_checked += 1;
-        let Some(why) = picture.check(check.signer()).fault() else { return };
-        self.say(&format!("frame {frame}: its coded picture {why}"));
+        let Some(why) = fault else { return };
+        self.hold(format!("frame {frame}: its coded picture {why}"));
+    }
+
+    /// A picture found not as signed: counted, and said once it is known what came after it.
+    fn hold(&mut self, what: String) {
         self.pictures_failed += 1;
+        let stream = self.streams.len().saturating_sub(1);
+        self.held = Some(Held { what, file: self.file.clone(), stream, last_of_video: true });
+    }
+
+    /// Another picture read: a picture held is not the last of its video, and where this one is
+    /// of its stream, not the last of that either.
+    fn picture_read(&mut self) {
+        let Some(held) = &mut self.held else { return };
+        held.last_of_video = false;
+        if held.stream + 1 == self.streams.len() {
+            self.held_said(false);
+        }
+    }
+
+    /// Says the picture held, now that it is known whether its stream `ended` after it. The
+    /// last picture of a stream and of its video is where a writer that could write no further
+    /// (a full disk, a file size limit) stops within a picture, and one cut short fails as an
+    /// altered one does (its signature, or its faceveil data where the cut left the picture's
+    /// bytes parsed as one without it): said, and still a fault, since the two look alike.
+    fn held_said(&mut self, ended: bool) {
+        let Some(held) = self.held.take() else { return };
+        let at_end = if held.last_of_video && ended {
+            let video = held.file.as_deref().map_or_else(|| "the video".to_string(), str::to_string);
+            format!(
+                "; it is the last picture of its stream and of {video}, as a picture cut short by a writer that could write no further (a full disk, a file size limit) would be"
+            )
+        } else {
+            String::new()
+        };
+        let what = format!("{}{at_end}", held.what);
+        match held.file {
+            Some(file) => eprintln!("faceveil: {file}: {what}"),
+            None => eprintln!("faceveil: {what}"),
+        }
     }
 
     /// A coded picture without faceveil data: where every picture is signed, one put in.
@@ -323,9 +379,9 @@ impl Tally {
         if !self.signs_pictures() {
             return;
         }
+        self.picture_read();
         self.pictures_checked += 1;
-        self.pictures_failed += 1;
-        self.say(&pictures::without_data(self.last_frame));
+        self.hold(pictures::without_data(self.last_frame));
     }
 
     fn record(&mut self, record: &FrameRecord) {
@@ -476,6 +532,7 @@ impl Tally {
 
     /// Says what was found; an error unless the output is whole and signed throughout.
     fn finish(mut self) -> Result<()> {
+        self.held_said(true);
         let Some((_, check)) = &self.header else {
             bail!("no faceveil header found: not a faceveil output, or its data was stripped")
         };
