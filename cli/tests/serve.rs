@@ -739,12 +739,14 @@ fn a_camera_whose_disk_is_full_waits_for_room_without_restarting_and_records_aga
     let left: Vec<_> = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(left.iter().all(|p| p.metadata().unwrap().len() > 0 && !s(p).ends_with(".part")), "{left:?}");
     let (whole, said, why) = faceveil(&["verify", s(&folder), "--signer", &signer]);
-    // Where the disk filled within a picture, that picture, the last of its run, is cut short
-    // and fails its signature as an altered one would: the one fault left, and said as such.
+    // Where the disk filled within a write, serve cut that write off its segment once the run
+    // stopped (in about one run in seven), and the folder verifies whole. Had a picture cut
+    // short been left some other way, `verify` names it, the last of its run, as the one fault.
+    let cut_back = serve.log().contains("ends in a write cut short (a full disk)");
     let cut_within_a_picture = why.contains("it is the last picture of its stream and of ")
         && why.contains("0 without the signature, 0 gaps or repeats in their numbers, 0 unreadable; of ")
         && why.contains(" coded pictures, 1 not as signed\n");
-    assert!(whole || cut_within_a_picture, "{said}\n{why}\n{left:?}");
+    assert!(whole || (cut_within_a_picture && !cut_back), "{said}\n{why}\n{left:?}\n{}", serve.log());
     drop(serve);
 }
 
