@@ -337,6 +337,9 @@ impl Tally {
 
     /// A picture found not as signed: counted, and said once it is known what came after it.
     fn hold(&mut self, what: String) {
+        // A picture still held is said first (none should be: the picture read before this one
+        // said it, or a header ended its stream).
+        self.held_said(false);
         self.pictures_failed += 1;
         let stream = self.streams.len().saturating_sub(1);
         self.held = Some(Held { what, file: self.file.clone(), stream, last_of_video: true });
