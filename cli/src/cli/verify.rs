@@ -184,6 +184,14 @@ fn end_file(path: &Path, tally: &mut Tally) -> Result<()> {
     Ok(())
 }
 
+/// Says a finding on standard error, naming `file`, the video it was met in, where there is one.
+fn say_in(file: Option<&str>, what: &str) {
+    match file {
+        Some(file) => eprintln!("faceveil: {file}: {what}"),
+        None => eprintln!("faceveil: {what}"),
+    }
+}
+
 /// Whether what was read can carry a stream's signed end.
 #[derive(Default, PartialEq, Eq)]
 enum Ends {
@@ -310,10 +318,7 @@ impl Tally {
 
     /// Says a finding on standard error, naming the video where a folder's are read.
     fn say(&self, what: &str) {
-        match &self.file {
-            Some(file) => eprintln!("faceveil: {file}: {what}"),
-            None => eprintln!("faceveil: {what}"),
-        }
+        say_in(self.file.as_deref(), what);
     }
 
     /// Whether the header the pictures are met under says that each is signed.
@@ -363,18 +368,14 @@ impl Tally {
     fn held_said(&mut self, ended: bool) {
         let Some(held) = self.held.take() else { return };
         let at_end = if held.last_of_video && ended {
-            let video = held.file.as_deref().map_or_else(|| "the video".to_string(), str::to_string);
+            let video = held.file.as_deref().unwrap_or("the video");
             format!(
                 "; it is the last picture of its stream and of {video}, as a picture cut short by a writer that could write no further (a full disk, a file size limit) would be"
             )
         } else {
             String::new()
         };
-        let what = format!("{}{at_end}", held.what);
-        match held.file {
-            Some(file) => eprintln!("faceveil: {file}: {what}"),
-            None => eprintln!("faceveil: {what}"),
-        }
+        say_in(held.file.as_deref(), &format!("{}{at_end}", held.what));
     }
 
     /// A coded picture without faceveil data: where every picture is signed, one put in.
