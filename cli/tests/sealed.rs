@@ -698,6 +698,44 @@ fn a_signed_recording_whose_writer_was_killed_keeps_beside_it_a_checkpoint_that_
     );
 }
 
+/// A signed live recording that a full disk stops ends on whole pictures, in each container a
+/// live recording is written to: the write the disk cut short is taken off again, so that
+/// `verify --open-end` passes every picture kept. Until 2026-12-06 the CLI left that write as
+/// far as the disk took it, and a picture cut short within an MPEG-TS file failed its
+/// signature as an altered one does (`a_signed_recording_cut_within_its_last_picture_…`).
+#[test]
+fn a_signed_live_recording_stopped_by_a_full_disk_ends_on_whole_pictures_that_verify() {
+    use common::served::serve_clip;
+    let dir = tmpdir("full-signed");
+    let ((_, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
+    let long = dir.join("long.mp4");
+    // The served clip plays once, shared by the recordings one after another: 80 s.
+    common::media::moving_ball(&long, 2400, 30);
+    let (_server, url) = serve_clip(&long, &["--mode", "blur"], &dir);
+    for ext in ["ts", "mkv", "mp4"] {
+        let out = dir.join(format!("recorded.{ext}"));
+        // A disk that fills, as a file size limit of 128 KiB (256 blocks of 512 bytes) makes it:
+        // a write past it fails ("File too large") as on a full disk, rather than killing the
+        // recorder.
+        let o = common::without_criticals(
+            Command::new("sh")
+                .args(["-c", "trap '' XFSZ; ulimit -f 256; exec \"$0\" \"$@\""])
+                .arg(env!("CARGO_BIN_EXE_faceveil"))
+                .args(["anonymize", &url, "-o", s(&out), "--recipient", &recipient, "--sign-with", s(&camera)])
+                .env("FACEVEIL_PASSWORD", "full disk")
+                .output()
+                .unwrap(),
+        );
+        let said = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && said.contains("File too large"), "{ext}: {said}");
+        assert!(said.contains("the recording stopped there, and what was written of its"), "{ext}: {said}");
+        let verified = faceveil(&["verify", s(&out), "--signer", &signer, "--open-end"], None);
+        let told = String::from_utf8_lossy(&verified.stdout);
+        assert!(verified.status.success(), "{ext}: {said}\nverify: {told}{}", String::from_utf8_lossy(&verified.stderr));
+        assert!(told.contains("coded pictures: every one as its signer coded it"), "{ext}: {told}");
+    }
+}
+
 /// A signed recording written by gst-launch-1.0 keeps its newest checkpoint beside it too
 /// (`faceveilcheckpoint` before the file sink): killed midway, what it left verifies with
 /// `--open-end` up to the checkpoint and a copy cut short of it does not; a run that ends leaves

@@ -29,6 +29,7 @@ use crate::cli::media::encoder::{DEFAULT_CRF, Encoder, Quality};
 use crate::cli::media::images::write_atomically;
 use crate::cli::media::input::{self, Input, StreamSource};
 use crate::cli::media::mp4;
+use crate::cli::media::writes;
 use crate::cli::progress;
 
 /// Frames a queue between two processing stages holds.
@@ -627,6 +628,13 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
         }
     };
     let live = input.is_live();
+    // A live recording that a full disk stops is kept: what its last write left of a picture
+    // is taken off again.
+    let last_write = live.then(|| {
+        let last = Arc::default();
+        writes::watch(&sink, &last);
+        last
+    });
     let have_video = Arc::new(Mutex::new(false));
     let link_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::new(Mutex::new(None));
     let entries = Entries::default();
@@ -720,19 +728,28 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
+    let unwritten = progress.unwritten.lock().unwrap().take();
+    let cut = match (&unwritten, &last_write) {
+        // One that cannot be cut back is kept as it is, and said.
+        (Some(_), Some(last)) => last.lock().unwrap().cut_back().unwrap_or_else(|e| {
+            eprintln!("faceveil: {e:#}");
+            None
+        }),
+        _ => None,
+    };
     std::fs::rename(&tmp, output).with_context(|| format!("cannot write {}", output.display()))?;
     // A file whose streams all end before its declared duration lost frames; what decoded is
     // kept. One stream reaching it is enough: the video of a whole file may end before its audio.
     let end = progress.end_ns.load(Ordering::SeqCst);
     let reached = end.max(progress.input_end_ns.load(Ordering::SeqCst));
-    let unwritten = progress.unwritten.lock().unwrap().take();
     if let Some(checkpoints) = checkpoints.take().filter(|_| unwritten.is_some()) {
         checkpoints.keep();
     }
     let incomplete = if let Some(why) = unwritten {
         Some(format!(
-            "{why}: the recording stopped there, and what was written of its {frames} frames is kept in {}, cut where writing failed",
-            output.display()
+            "{why}: the recording stopped there, and what was written of its {frames} frames is kept in {}, cut where writing failed{}",
+            output.display(),
+            cut.map_or(String::new(), |cut| format!(" (the {} bytes of its last write, cut short, taken off)", cut.bytes))
         ))
     } else if let Some(change) = progress.size_change.lock().unwrap().take() {
         Some(format!("{change}: the {frames} frames before it were written to {}", output.display()))

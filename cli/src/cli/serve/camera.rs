@@ -8,9 +8,8 @@
 //!                                                               tee ! queue ! appsink -> mount
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,6 +28,7 @@ use crate::cli::media::colour;
 use crate::cli::media::elements::make;
 use crate::cli::media::input::{Closing, Reconnect, STALL, StreamSource};
 use crate::cli::media::video::{self, add_source, upright};
+use crate::cli::media::writes;
 
 /// Decoded frames a live or real-time camera may hold ahead of processing; beyond that the
 /// oldest is dropped, so the picture stays current instead of falling further behind.
@@ -243,7 +243,7 @@ fn run_once(
     if let Some(retention) = &mut watched.retention {
         if stopped {
             if let Some(run) = &run {
-                run.writing.lock().unwrap_or_else(PoisonError::into_inner).cut_back(&config.name);
+                run.cut_back(&config.name);
             }
             recording::drop_empty_segments(retention.folder());
         }
@@ -545,8 +545,7 @@ fn build(
         // nothing without a word (CI, 2026-12-05:
         // `serve.rs::a_camera_whose_recording_cannot_be_written_says_so_and_starts_again`).
         let sink = make("filesink")?;
-        sink.set_property_from_str("buffer-mode", "unbuffered");
-        watch_writes(&sink, &run.writing);
+        writes::watch(&sink, &run.last_write);
         split.set_property("sink", &sink);
         pipeline.add_many([&out, &split])?;
         gst::Element::link_many([&tee, &out, &split])?;
@@ -574,24 +573,6 @@ fn build(
     video::link_first_video(&dec, target, processing, full_range);
     watch_frames(metrics, last_frame, &ingest, &detect, &veil, &encoder);
     Ok(pipeline)
-}
-
-/// Notes each buffer (or list) the recording's file sink is given, and the segment it goes to
-/// (splitmuxsink sets the sink's location before each segment's first buffer).
-fn watch_writes(sink: &gst::Element, writing: &Arc<Mutex<recording::Writing>>) {
-    let (writing, file_sink) = (writing.clone(), sink.downgrade());
-    let pad = sink.static_pad("sink").expect("a file sink has a sink pad");
-    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, probe| {
-        let size = match &probe.data {
-            Some(gst::PadProbeData::Buffer(buffer)) => buffer.size(),
-            Some(gst::PadProbeData::BufferList(list)) => list.calculate_size(),
-            _ => return gst::PadProbeReturn::Ok,
-        };
-        if let Some(location) = file_sink.upgrade().and_then(|sink| sink.property::<Option<String>>("location")) {
-            writing.lock().unwrap_or_else(PoisonError::into_inner).given(PathBuf::from(location), size as u64);
-        }
-        gst::PadProbeReturn::Ok
-    });
 }
 
 /// Counts frames and faces and times each frame from its decoded picture to the encoder's input

@@ -15,6 +15,8 @@ use anyhow::{Context, Result};
 use faceveil::stream::end::{self, END_FILE_EXTENSION, StreamEnd};
 use gstfaceveil::outofband;
 
+use crate::cli::media::writes::LastWrite;
+
 use super::config::Record;
 use super::space::{self, Bytes, FreeSpace};
 
@@ -27,14 +29,15 @@ const SEGMENT_EXTENSION: &str = "ts";
 pub struct Run {
     dir: PathBuf,
     stamp: String,
-    /// What its file sink is writing, as the sink's pad sees it.
-    pub writing: Arc<Mutex<Writing>>,
+    /// Its file sink's last write, as the sink's pad saw it: where a full disk may have cut
+    /// it short.
+    pub last_write: Arc<Mutex<LastWrite>>,
 }
 
 impl Run {
     /// A run that begins now, recording into `dir`.
     pub fn begin(dir: PathBuf) -> Result<Self> {
-        Ok(Self { dir, stamp: stamp()?, writing: Arc::default() })
+        Ok(Self { dir, stamp: stamp()?, last_write: Arc::default() })
     }
 
     /// splitmuxsink's file pattern: the run's start time then a counter, so that names sort by
@@ -45,53 +48,23 @@ impl Run {
         format!("{dir}/{}-%05d.{SEGMENT_EXTENSION}", self.stamp)
     }
 
+    /// Once the run's pipeline has stopped: a segment that holds only part of its last write (a
+    /// disk that filled within it) is cut back to where that write began, so that it ends on a
+    /// whole picture; said on standard error.
+    pub fn cut_back(&self, camera: &str) {
+        match self.last_write.lock().unwrap_or_else(PoisonError::into_inner).cut_back() {
+            Ok(Some(cut)) => eprintln!(
+                "faceveil: camera {camera}: {} ends in a write cut short (a full disk): its {} bytes are taken off",
+                cut.file.display(),
+                cut.bytes
+            ),
+            Ok(None) => {}
+            Err(e) => eprintln!("faceveil: camera {camera}: {e:#}"),
+        }
+    }
+
     fn end_path(&self) -> PathBuf {
         self.dir.join(format!("{}.{END_FILE_EXTENSION}", self.stamp))
-    }
-}
-
-/// Where the buffer last given to the file sink lies in its segment. The sink writes each buffer
-/// through in one call, so a write that failed midway (a full disk) leaves the segment ending
-/// between the two: a picture cut short, which fails `verify` as an altered one does. Once
-/// nothing writes, the segment is cut back to where that buffer began.
-#[derive(Default)]
-pub struct Writing {
-    segment: Option<PathBuf>,
-    start: u64,
-    end: u64,
-}
-
-impl Writing {
-    /// A buffer (or a list, written in one call) of `size` bytes given to the sink writing
-    /// `segment`.
-    pub fn given(&mut self, segment: PathBuf, size: u64) {
-        if self.segment.as_ref() != Some(&segment) {
-            *self = Self { segment: Some(segment), ..Self::default() };
-        }
-        self.start = self.end;
-        self.end += size;
-    }
-
-    /// Cuts the segment back to where its last buffer began if it holds only part of that
-    /// buffer; says so.
-    pub fn cut_back(&self, camera: &str) {
-        let Some(segment) = &self.segment else { return };
-        let Ok(len) = std::fs::metadata(segment).map(|m| m.len()) else { return };
-        if len <= self.start || len >= self.end {
-            return;
-        }
-        let cut = std::fs::OpenOptions::new().write(true).open(segment).and_then(|f| f.set_len(self.start));
-        match cut {
-            Ok(()) => eprintln!(
-                "faceveil: camera {camera}: {} ends in a write cut short (a full disk): its {} bytes are taken off",
-                segment.display(),
-                len - self.start
-            ),
-            Err(e) => eprintln!(
-                "faceveil: camera {camera}: {} ends in a write cut short, which cannot be taken off: {e}",
-                segment.display()
-            ),
-        }
     }
 }
 
@@ -386,37 +359,6 @@ mod tests {
         std::fs::write(dir.join("empty.ts"), b"").unwrap();
         drop_empty_segments(&dir);
         assert_eq!(names_in(&dir), ["20261130T010000.000Z-00000.ts", "empty.ts"], "only serve's empty segment goes");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn a_segment_that_holds_part_of_its_last_write_is_cut_back_to_where_that_write_began() {
-        let dir = scratch("cut-back");
-        let (first, second) = (dir.join("a-00000.ts"), dir.join("a-00001.ts"));
-        let mut writing = Writing::default();
-        // The first segment, whole: three buffers of 188 bytes, all written.
-        for _ in 0..3 {
-            writing.given(first.clone(), 188);
-        }
-        std::fs::write(&first, [1u8; 3 * 188]).unwrap();
-        // The next: two buffers given, the second written in part (the disk filled).
-        writing.given(second.clone(), 376);
-        writing.given(second.clone(), 376);
-        std::fs::write(&second, [2u8; 376 + 100]).unwrap();
-        writing.cut_back("a");
-        assert_eq!(std::fs::metadata(&second).unwrap().len(), 376, "cut back to where the last write began");
-        assert_eq!(std::fs::metadata(&first).unwrap().len(), 3 * 188, "a segment before is not touched");
-        // A last write that is whole, or that wrote nothing, leaves its segment as it is.
-        let third = dir.join("a-00002.ts");
-        let mut writing = Writing::default();
-        writing.given(third.clone(), 188);
-        writing.given(third.clone(), 188);
-        std::fs::write(&third, [3u8; 376]).unwrap();
-        writing.cut_back("a");
-        assert_eq!(std::fs::metadata(&third).unwrap().len(), 376, "whole");
-        std::fs::write(&third, [3u8; 188]).unwrap();
-        writing.cut_back("a");
-        assert_eq!(std::fs::metadata(&third).unwrap().len(), 188, "nothing of the last write");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
