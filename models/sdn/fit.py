@@ -62,12 +62,19 @@ def layout(mean_lm, G, scale=1.0, feather=0.25):
     ax = 1.0 * eye_d * scale
     side = 2 * max(ax, ay) * 1.04
     window = np.array([cx - side / 2, cy - side / 2, side])
-    t = window[:2, None] + (np.arange(G) + 0.5)[None] * side / G
+    ell = (cx, cy, ax, ay)
+    return window, ellipse_mask(window, G, ell, 1.0, feather), ell
+
+
+def ellipse_mask(window, G, ell, scale, feather):
+    """The mask's ellipse `ell` (cx, cy, ax, ay) with its axes scaled by `scale`, feathered alike,
+    on the canonical window's G x G grid."""
+    cx, cy, ax, ay = ell
+    t = window[:2, None] + (np.arange(G) + 0.5)[None] * window[2] / G
     X, Y = np.meshgrid(t[0], t[1])
-    r = np.sqrt(((X - cx) / ax) ** 2 + ((Y - cy) / ay) ** 2)
+    r = np.sqrt(((X - cx) / (ax * scale)) ** 2 + ((Y - cy) / (ay * scale)) ** 2)
     tt = np.clip((1 - r) / feather, 0, 1)
-    mask = tt * tt * (3 - 2 * tt)
-    return window, mask, (cx, cy, ax, ay)
+    return tt * tt * (3 - 2 * tt)
 
 
 def canonical_points(window, G2):
@@ -154,6 +161,8 @@ def main():
     ap.add_argument("--no-align", action="store_true", help="fit on the crops as framed (every face given the mean landmarks)")
     ap.add_argument("--mask-scale", type=float, default=1.15, help="face mask ellipse axes scaled by this")
     ap.add_argument("--feather", type=float, default=0.25, help="the mask's rim (share of the radius)")
+    ap.add_argument("--chroma-scale", type=float, default=1.0, help="the ellipse that tapers the basis' chroma, "
+                    "scaled by this against the mask's (below 1: the change's colour kept off the rim)")
     ap.add_argument("--lda-dims", type=int, default=0, help="LDA inside the first n whitened dims only (0: all K)")
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--tps-lambda", type=float, default=0.0)
@@ -184,6 +193,8 @@ def main():
     support3 = np.tile((mask > 1e-3).reshape(-1), 3)
     support = np.nonzero(support3)[0]
     mvec = np.tile(mask.reshape(-1), 3)[support]
+    chroma_mask = ellipse_mask(window, G, ell, args.chroma_scale, args.feather)
+    cvec = np.tile(chroma_mask.reshape(-1), 3)[support]
     key = f"{G}_{args.tps_lambda}_{len(fit)}_{np.round(window, 5).tolist()}_{args.no_align}_{args.mask_scale}"
     if os.path.exists(args.cache) and str(np.load(args.cache)["key"]) == key:
         Xc = np.load(args.cache)["X"]
@@ -204,7 +215,12 @@ def main():
     var_total = (Xm.astype(np.float64) ** 2).sum() / (len(X) - 1)
     explained = float(((Xm @ P.T.astype(np.float32)).astype(np.float64) ** 2).sum() / (len(X) - 1) / var_total)
     print(f"PCA K={args.K}: {explained * 100:.1f}% of the variance ({time.time() - t0:.0f}s)", flush=True)
-    B0 = (mvec[:, None] * P.T).astype(np.float64)  # tapered basis [D,K]
+    # The basis tapered by the mask; its chroma (each pixel's channels less their mean) by the
+    # chroma mask, which --chroma-scale below 1 draws tighter, so that the change's colour stays
+    # inside the face and the rim (hair, ears, outline) keeps the original's.
+    P3 = P.reshape(len(P), 3, -1).astype(np.float64)
+    grey = P3.mean(1, keepdims=True)
+    B0 = (grey * mvec[: P3.shape[2]] + (P3 - grey) * cvec[: P3.shape[2]]).reshape(len(P), -1).T  # [D,K]
     pinv0 = np.linalg.pinv(B0)  # [K,D]
     C0 = Xm @ pinv0.T.astype(np.float32)
     # Whitened within each part: the chroma part about zero (a grey face's chroma), so that a

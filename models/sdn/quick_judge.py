@@ -21,6 +21,9 @@ known box and its 128-d ResNet; distance < 0.6 = same person. Per key:
   wrong_same / wrong_diff   restore with a wrong key: judged the original / differs from the surrogate
   psnr     restore (right key) from the uint8 image, over the blend ellipse, dB
   gamut    share of central-face pixels (box scaled 0.7) outside the originals' Lab a*b* gamut
+  rim_gamut, rim_shift   the same on the rim (the blend ellipse at weight >= 0.5 outside the
+           central face) against the originals' rims' gamut; the mean Lab a*b* distance there
+           from the original (the coloured fringes where the change meets hair and outline)
 Attacks (numpy model only): negated / doubled identity coordinates of the surrogate, and the
 mean of the surrogates under all keys, judged against the original.
 """
@@ -365,6 +368,17 @@ def main():
     hist = sum(gamut_hist(lab_ab(frames[i][cen[i]])) for i in range(N))
     gam = hist / hist.sum() >= 1e-4
     g0 = np.mean([outside(lab_ab(frames[i][cen[i]]), gam) for i in range(N)])
+    # The rim: the blend ellipse (weight >= 0.5) outside the central face, where hair, ears and
+    # the face's outline meet the change; its own gamut from the originals' rims.
+    rims = []
+    for i in range(N):
+        r = np.zeros(frames.shape[1:3], bool)
+        r[off:off + 128, off:off + 128] = m[..., 0] >= 0.5
+        r[cen[i]] = False
+        rims.append(r)
+    rim_hist = sum(gamut_hist(lab_ab(frames[i][rims[i]][:, None])) for i in range(N))
+    rim_gam = rim_hist / rim_hist.sum() >= 1e-4
+    rim0 = [lab_ab(frames[i][rims[i]][:, None]) for i in range(N)]
     rng = np.random.RandomState(123)
     keys = [np.where(rng.rand(128) < 0.5, 1.0, -1.0).astype(np.float32) for _ in range(args.keys + 1)]
     per_key = []
@@ -393,7 +407,9 @@ def main():
             if ids[j] != ids[i]:
                 pair.append(np.linalg.norm(Dk[i] - Dk[j]) >= 0.6)
         gamut = float(np.mean([outside(lab_ab(F[i][cen[i]]), gam) for i in range(N)]))
-        extra = {}
+        rim_ab = [lab_ab(F[i][rims[i]][:, None]) for i in range(N)]
+        extra = dict(rim_gamut=float(np.mean([outside(a, rim_gam) for a in rim_ab])),
+                     rim_shift=float(np.mean([np.linalg.norm(a - a0, axis=1).mean() for a, a0 in zip(rim_ab, rim0)])))
         if args.grey:  # how far from grey the surrogates are: the largest channel difference, in levels
             Fi = F.astype(np.int16)
             extra["off_grey_max"] = float((Fi.max(-1) - Fi.min(-1)).max())
@@ -421,9 +437,10 @@ def main():
     res = dict(model=model_id, grey_faces=args.grey, n=N, identities=int(len(set(ids))), keys=args.keys, per_face_keys=args.per_face_keys,
                judge_same_other_photo=float(np.mean(same_other)), found_original=float(found0),
                gamut_original=float(g0), two_keys_worst=min(two), two_keys_mean=float(np.mean(two)))
-    for k in ["same", "found", "pair", "gamut"] + ([] if args.quick else ["psnr", "wrong_same", "wrong_diff"]):
+    res["rim_gamut_original"] = float(np.mean([outside(a, rim_gam) for a in rim0]))
+    for k in ["same", "found", "pair", "gamut", "rim_gamut", "rim_shift"] + ([] if args.quick else ["psnr", "wrong_same", "wrong_diff"]):
         vals = [r[k] for r in per_key]
-        worst = max(vals) if k in ("same", "gamut", "wrong_same") else min(vals)
+        worst = max(vals) if k in ("same", "gamut", "rim_gamut", "rim_shift", "wrong_same") else min(vals)
         res[k + "_worst"] = worst
         res[k + "_mean"] = float(np.mean(vals))
     fs_path = args.npz or os.path.join(args.model_dir, "facespace.npz")
