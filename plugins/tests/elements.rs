@@ -1118,9 +1118,12 @@ fn faceveil_reports_its_header_with_the_keying_asked_and_both_elements_their_sta
 }
 
 /// Two frames with one timestamp, as the decoder stopped midway by `identity eos-after` gave
-/// `faceveilsei_signs_each_picture_…` now and then, both reach a Matroska file through x264enc
-/// and h264parse: `faceveil` moves the second a nanosecond on (h264parse keeps a repeated
-/// timestamp on one frame only, and matroskamux drops a frame without one).
+/// `faceveilsei_signs_each_picture_…` now and then, and one earlier than the frame before it, as
+/// an RTSP source's decoder gives now and then, all reach a Matroska file through x264enc and
+/// h264parse, each with a time of its own when read back: `faceveil` moves each a millisecond
+/// past the last (h264parse keeps a repeated timestamp on one frame only, matroskamux drops a
+/// frame without one, and Matroska keeps times to the millisecond, so that frames moved a
+/// nanosecond on came back without times until 2026-12-06).
 #[test]
 fn frames_sharing_a_timestamp_all_reach_the_file() {
     init();
@@ -1136,7 +1139,7 @@ fn frames_sharing_a_timestamp_all_reach_the_file() {
     let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     // The timestamps of that test's frames when it lost its last picture (ms).
-    let times = [80, 120, 160, 200, 240, 280, 320, 400, 480, 2480, 2480];
+    let times = [80, 120, 160, 200, 240, 280, 320, 400, 480, 2480, 2480, 2437, 2520];
     for pts in times {
         src.push_buffer(rgb_buffer(&rgb, w, h, pts)).unwrap();
     }
@@ -1145,18 +1148,25 @@ fn frames_sharing_a_timestamp_all_reach_the_file() {
     let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error]);
     assert!(matches!(msg.as_ref().map(|m| m.view()), Some(gst::MessageView::Eos(_))), "{msg:?}");
     pipeline.set_state(gst::State::Null).unwrap();
-    let read = format!("filesrc location={} ! matroskademux ! fakesink name=sink", file.display());
+    // Read back as a remux or a player would: through h264parse, which leaves a picture whose
+    // time repeats the one before without any.
+    let read = format!("filesrc location={} ! matroskademux ! h264parse ! fakesink name=sink", file.display());
     let counted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = counted.clone();
+    let timed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (count, with_time) = (counted.clone(), timed.clone());
     run_pipeline(&read, |bin| {
-        bin.by_name("sink").unwrap().static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        bin.by_name("sink").unwrap().static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if info.buffer().and_then(|b| b.pts()).is_some() {
+                with_time.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             gst::PadProbeReturn::Ok
         });
     })
     .set_state(gst::State::Null)
     .unwrap();
     assert_eq!(counted.load(std::sync::atomic::Ordering::Relaxed), times.len(), "pictures in the file");
+    assert_eq!(timed.load(std::sync::atomic::Ordering::Relaxed), times.len(), "pictures with a time of their own");
 }
 
 /// `faceveilcheckpoint` keeps a checkpoint only once what the file sink has written reaches the
