@@ -132,8 +132,8 @@ impl Encoder {
             // signed with --sign-with, it failed `verify` ("2 pictures between frames 5 and 7
             // are shown at other times than they were recorded"; CI, 2026-12-06, in
             // `sealed.rs::a_signed_live_recording_stopped_by_a_full_disk_…`). Without B-frames
-            // every picture is decoded when it is shown. On 06_juggler_720p.mp4 at `superfast`, CRF 23:
-            // 4.3% more bytes, 0.05 dB higher PSNR.
+            // every picture is decoded when it is shown. On 06_juggler_720p.mp4 at `superfast`,
+            // CRF 23: 4.3% more bytes, 0.05 dB higher PSNR.
             enc.set_property("bframes", 0u32);
         }
         // Tuned for fidelity rather than looks: psychovisual tuning spends bits on texture that

@@ -66,9 +66,9 @@ impl LastWrite {
 }
 
 /// Makes `sink` (a `filesink`) write each buffer through in one call, and notes each write in
-/// `last`. Unbuffered, a write that fails (a full disk) fails as it is made
-/// and leaves at most that one write cut short; a buffered sink flushes many buffers at once, and
-/// may meet the failure only when it closes the file.
+/// `last`. Unbuffered, a write that fails (a full disk) fails as it is made and leaves at most
+/// that one write cut short; a buffered sink flushes many buffers at once, and may meet the
+/// failure only when it closes the file.
 pub fn watch(sink: &gst::Element, last: &Arc<Mutex<LastWrite>>) {
     sink.set_property_from_str("buffer-mode", "unbuffered");
     let (noted, file_sink) = (last.clone(), sink.downgrade());
