@@ -1579,14 +1579,9 @@ fn a_live_recording_that_cannot_be_written_further_keeps_what_was_written() {
     let dir = tmpdir("unwritable");
     let (_server, url) = serve_ball(&dir);
     let out = dir.join("recorded.mkv");
-    // A disk that fills, as a file size limit of 64 KiB (128 blocks of 512 bytes) makes it: a
-    // write past it fails ("File too large") rather than killing the recorder.
-    let o = Command::new("sh")
-        .args(["-c", "trap '' XFSZ; ulimit -f 128; exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_faceveil"))
-        .args(["anonymize", &url, "-o", s(&out), "--mode", "blur"])
-        .output()
-        .unwrap();
+    // A disk that fills at 64 KiB.
+    let o =
+        common::faceveil_on_a_disk_that_fills(128).args(["anonymize", &url, "-o", s(&out), "--mode", "blur"]).output().unwrap();
     assert!(!o.status.success());
     let said = stderr(&o);
     assert!(said.contains("the recording stopped there, and what was written of its"), "{said}");

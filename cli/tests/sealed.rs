@@ -714,13 +714,9 @@ fn a_signed_live_recording_stopped_by_a_full_disk_ends_on_whole_pictures_that_ve
     let (_server, url) = serve_clip(&long, &["--mode", "blur"], &dir);
     for ext in ["ts", "mkv", "mp4"] {
         let out = dir.join(format!("recorded.{ext}"));
-        // A disk that fills, as a file size limit of 128 KiB (256 blocks of 512 bytes) makes it:
-        // a write past it fails ("File too large") as on a full disk, rather than killing the
-        // recorder.
+        // A disk that fills at 128 KiB.
         let o = common::without_criticals(
-            Command::new("sh")
-                .args(["-c", "trap '' XFSZ; ulimit -f 256; exec \"$0\" \"$@\""])
-                .arg(env!("CARGO_BIN_EXE_faceveil"))
+            common::faceveil_on_a_disk_that_fills(256)
                 .args(["anonymize", &url, "-o", s(&out), "--recipient", &recipient, "--sign-with", s(&camera)])
                 .env("FACEVEIL_PASSWORD", "full disk")
                 .output()

@@ -643,12 +643,8 @@ fn a_camera_whose_recording_cannot_be_written_goes_on_serving_its_mount_and_reco
     let config = door_config(&dir, metrics_port, s(&ball), "{ dir = \"rec\", segment_seconds = 1 }");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, format!("[rtsp]\nport = {rtsp_port}\n{text}mount = \"/door\"\n")).unwrap();
-    // A disk that fills, as a file size limit of 8 KiB (16 blocks of 512 bytes) makes it: a write
-    // past it fails ("File too large") rather than killing serve. The limit is soft, so that it
-    // can be lifted while serve runs, as a disk is cleared.
-    let mut shell = Command::new("sh");
-    shell.args(["-c", "trap '' XFSZ; ulimit -S -f 16; exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_faceveil")]);
-    let serve = Serve::start_through(shell, &config, metrics_port);
+    // A disk that fills at 8 KiB, cleared below by lifting the limit.
+    let serve = Serve::start_through(common::faceveil_on_a_disk_that_fills(16), &config, metrics_port);
     wait_for("the failed write to be said", 60, || serve.log().contains("the recording cannot be written"), &serve);
     let log = serve.log();
     let said = log.lines().find(|l| l.contains("camera door: the recording cannot be written: ")).unwrap();

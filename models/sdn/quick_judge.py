@@ -80,7 +80,8 @@ def blend_crops(frames, c128, m, off):
 
 
 def lab_ab(img_u8):
-    lab = cv2.cvtColor(img_u8.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+    """RGB pixels (an image, or a list of pixels [n,3]) -> their Lab a*, b* [n,2]."""
+    lab = cv2.cvtColor(img_u8.reshape(-1, 1, 3).astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
     return lab[..., 1:].reshape(-1, 2)
 
 
@@ -376,9 +377,9 @@ def main():
         r[off:off + 128, off:off + 128] = m[..., 0] >= 0.5
         r[cen[i]] = False
         rims.append(r)
-    rim_hist = sum(gamut_hist(lab_ab(frames[i][rims[i]][:, None])) for i in range(N))
+    rim0 = [lab_ab(frames[i][rims[i]]) for i in range(N)]
+    rim_hist = sum(gamut_hist(a) for a in rim0)
     rim_gam = rim_hist / rim_hist.sum() >= 1e-4
-    rim0 = [lab_ab(frames[i][rims[i]][:, None]) for i in range(N)]
     rng = np.random.RandomState(123)
     keys = [np.where(rng.rand(128) < 0.5, 1.0, -1.0).astype(np.float32) for _ in range(args.keys + 1)]
     per_key = []
@@ -407,7 +408,7 @@ def main():
             if ids[j] != ids[i]:
                 pair.append(np.linalg.norm(Dk[i] - Dk[j]) >= 0.6)
         gamut = float(np.mean([outside(lab_ab(F[i][cen[i]]), gam) for i in range(N)]))
-        rim_ab = [lab_ab(F[i][rims[i]][:, None]) for i in range(N)]
+        rim_ab = [lab_ab(F[i][rims[i]]) for i in range(N)]
         extra = dict(rim_gamut=float(np.mean([outside(a, rim_gam) for a in rim_ab])),
                      rim_shift=float(np.mean([np.linalg.norm(a - a0, axis=1).mean() for a, a0 in zip(rim_ab, rim0)])))
         if args.grey:  # how far from grey the surrogates are: the largest channel difference, in levels

@@ -18,6 +18,16 @@ pub fn tmpdir(name: &str) -> TestDir {
     TestDir::new(name)
 }
 
+/// The faceveil binary under a file size limit of `blocks` blocks of 512 bytes: a write past it
+/// fails ("File too large") as on a full disk, rather than killing the process (SIGXFSZ is
+/// ignored). The limit is soft, so that it can be lifted while the process runs, as a disk is
+/// cleared (`prlimit --fsize=unlimited --pid PID`).
+pub fn faceveil_on_a_disk_that_fills(blocks: u32) -> std::process::Command {
+    let mut shell = std::process::Command::new("sh");
+    shell.args(["-c", &format!("trap '' XFSZ; ulimit -S -f {blocks}; exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_faceveil")]);
+    shell
+}
+
 /// A file of the repository's samples/.
 pub fn sample(name: &str) -> PathBuf {
     repo().join("samples").join(name)
