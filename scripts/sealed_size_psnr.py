@@ -19,7 +19,11 @@ the same as base64, as the sidecar carries them; video_growth_share how much lar
 with recipients is than the one without (the SEI's records and sealed faces, and the two runs'
 different surrogates, each made with a fresh key).
 
-    deps/venv/bin/python scripts/sealed_size_psnr.py samples/faces_720p.mp4 [--lossless] [--to-password] [--json out.json]
+    deps/venv/bin/python scripts/sealed_size_psnr.py samples/faces_720p.mp4 [--lossless] [--to-password]
+        [--sealed-quantizer QP] [--json out.json]
+
+--sealed-quantizer seals at that x264 quantizer instead of the default (`anonymize
+--sealed-quantizer`), to measure what a coarser one saves and costs.
 
 Needs numpy (deps/venv) and gst-launch-1.0; the CLI is target/release/faceveil, or `--cli` to
 measure another build (a checkout's target/release/faceveil: it finds its models and plugin
@@ -109,16 +113,17 @@ def finite_mean(scores):
     return round(float(np.mean(finite)), 2) if finite else None
 
 
-def measure(cli, clip, lossless, to_password):
+def measure(cli, clip, lossless, to_password, quantizer=None):
     work = tempfile.mkdtemp(prefix="faceveil-sealed-measure-")
     identity = os.path.join(work, "me.age")
     recipient = run([cli, "keygen", "-o", identity])
     # Sealed to the recipient and opened with its identity, or sealed to the password and
     # opened with it alone.
     seal_to, open_with, opener = (["--seal-password"], [], "measure") if to_password else (["--recipient", recipient], ["--identity", identity], None)
+    coarser = ["--sealed-quantizer", str(quantizer)] if quantizer else []
     plain, sealed, restored = (os.path.join(work, n) for n in ("plain.mp4", "sealed.mp4", "restored.mp4"))
     run([cli, "anonymize", clip, "-o", plain], password="measure")
-    run([cli, "anonymize", clip, "-o", sealed] + seal_to, password="measure")
+    run([cli, "anonymize", clip, "-o", sealed] + seal_to + coarser, password="measure")
     run([cli, "restore", sealed, "-o", restored] + open_with, password=opener)
     wrong = os.path.join(work, "wrong.mp4")
     if to_password:
@@ -156,6 +161,7 @@ def measure(cli, clip, lossless, to_password):
         "face_psnr_yuv_worst": round(float(np.min(yuv_scores)), 2) if yuv_scores else None,
         "faces_exact": int(np.sum(np.isinf(scores))),
         "sealed_to": "password" if to_password else "recipient",
+        "sealed_quantizer": quantizer or "default",
     }
     if to_password:
         result["wrong_password_refused"] = not os.path.exists(wrong)
@@ -181,13 +187,14 @@ def main():
     p.add_argument("clips", nargs="+")
     p.add_argument("--lossless", action="store_true", help="also check the lossless option is bit-exact")
     p.add_argument("--to-password", action="store_true", help="seal to the password (--seal-password) instead of a recipient")
+    p.add_argument("--sealed-quantizer", type=int, help="seal at this x264 quantizer (anonymize --sealed-quantizer)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--cli", default=CLI, help="the faceveil binary to measure (default: this checkout's release build)")
     args = p.parse_args()
     cli = os.path.abspath(args.cli)
     results = []
     for clip in args.clips:
-        r = measure(cli, os.path.abspath(clip), args.lossless, args.to_password)
+        r = measure(cli, os.path.abspath(clip), args.lossless, args.to_password, args.sealed_quantizer)
         print(json.dumps(r), flush=True)
         results.append(r)
     if args.json:

@@ -375,12 +375,14 @@ fn a_recording_whose_writer_was_killed_keeps_a_signed_checkpoint_that_shows_a_cu
     let metrics_port = free_port();
     let config = dir.join("serve.toml");
     // Read at its own rate (6 s of 30 fps video, a keyframe and so a segment every 30 frames),
-    // so that the process can be killed while it records.
+    // so that the process can be killed while it records. Its faces are sealed coarser than by
+    // default, as a camera short of storage would seal them.
     std::fs::write(
         &config,
         format!(
             "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"cam\"\nsource = \"{}\"\n\
-             realtime = true\npassword_env = \"{PASSWORD_VAR}\"\nseal_password = true\nsign_with = \"{}\"\n\
+             realtime = true\npassword_env = \"{PASSWORD_VAR}\"\nseal_password = true\nsealed_quantizer = 19\n\
+             sign_with = \"{}\"\n\
              record = {{ dir = \"rec\", segment_seconds = 1, keep = 10 }}\n",
             s(&sample("faces_720p.mp4")),
             s(&camera)

@@ -90,15 +90,36 @@ const PICTURE_NS: u64 = 40_000_000;
 /// [`X264Faces::lossless`] codes at quantizer 0 instead, x264's lossless mode, for bit-exact
 /// faces: on a fixed 192 px square of two_faces_640x360.mp4 (100 frames, ffmpeg's x264 with
 /// these settings) 550 KB, where a PNG of each frame's luma alone took 1.51 MB.
-#[derive(Default)]
 pub struct X264Faces {
     lossless: bool,
+    quantizer: u32,
+}
+
+impl Default for X264Faces {
+    fn default() -> Self {
+        Self { lossless: false, quantizer: SEALED_FACE_QP }
+    }
 }
 
 impl X264Faces {
     /// Bit-exact face videos (x264's lossless mode).
     pub fn lossless() -> Self {
-        Self { lossless: true }
+        Self { lossless: true, ..Self::default() }
+    }
+
+    /// Face videos at another constant quantizer than [`SEALED_FACE_QP`], for a user who trades
+    /// quality for size; small faces stay as much finer as they are by default.
+    pub fn with_quantizer(quantizer: u32) -> Self {
+        Self { quantizer: quantizer.max(1), ..Self::default() }
+    }
+
+    /// The quantizer of a canvas of `pixels`.
+    fn quantizer_for(&self, pixels: usize) -> u32 {
+        if pixels <= SMALL_FACE_CANVAS {
+            self.quantizer.saturating_sub(SEALED_FACE_QP - SMALL_FACE_QP).max(1)
+        } else {
+            self.quantizer
+        }
     }
 
     /// Whether the GStreamer elements that seal face videos are installed.
@@ -117,7 +138,7 @@ impl FaceCodec for X264Faces {
         let quality = if self.lossless {
             format!("quantizer=0 option-string=ref={SEALED_FACE_REFS}")
         } else {
-            let qp = if width * height <= SMALL_FACE_CANVAS { SMALL_FACE_QP } else { SEALED_FACE_QP };
+            let qp = self.quantizer_for(width * height);
             format!("quantizer={qp} option-string=chroma-qp-offset={SEALED_FACE_CHROMA_QP_OFFSET}:ref={SEALED_FACE_REFS}")
         };
         let large = width * height >= SLICED_FACE_CANVAS;
@@ -294,6 +315,18 @@ mod tests {
     /// The NAL unit types of an H.264 byte stream, in order.
     fn nal_types(stream: &[u8]) -> Vec<u8> {
         stream.windows(4).filter(|w| w[..3] == [0, 0, 1]).map(|w| w[3] & 0x1f).collect()
+    }
+
+    #[test]
+    fn small_faces_stay_finer_than_large_ones_at_any_quantizer() {
+        let (small, large) = (SMALL_FACE_CANVAS, SMALL_FACE_CANVAS + 1);
+        let default = X264Faces::default();
+        assert_eq!((default.quantizer_for(small), default.quantizer_for(large)), (SMALL_FACE_QP, SEALED_FACE_QP));
+        let coarse = X264Faces::with_quantizer(25);
+        assert_eq!((coarse.quantizer_for(small), coarse.quantizer_for(large)), (23, 25));
+        // Quantizer 0 would be x264's lossless mode, which is sealed-lossless's, not this.
+        let finest = X264Faces::with_quantizer(0);
+        assert_eq!((finest.quantizer_for(small), finest.quantizer_for(large)), (1, 1));
     }
 
     #[test]

@@ -1038,6 +1038,14 @@ fn sealed_faces_come_back_bit_exact_with_each_recipient_and_never_for_a_stranger
     let out = restore(&video, &format!("identity={}", alice.display())).expect("a recipient restores");
     let (anonymized, restored) = (mean_diff(&bytes(&video), &bytes(&original)), mean_diff(&out, &bytes(&original)));
     assert!(restored < anonymized / 20.0, "the face video restores the face: {restored:.3} against {anonymized:.3} anonymized");
+    // A coarser quantizer: the face comes back less close, but it comes back.
+    let coarse = veil_i420(&data, w, h, &format!("password=alpha recipients=\"{alice_r}\" sealed-quantizer=25"));
+    let out = restore(&coarse, &format!("identity={}", alice.display())).expect("a recipient restores");
+    let coarser = mean_diff(&out, &bytes(&original));
+    assert!(
+        coarser > restored && coarser < anonymized / 5.0,
+        "quantizer 25: {coarser:.3}, the default: {restored:.3}, anonymized: {anonymized:.3}"
+    );
 }
 
 #[test]

@@ -218,6 +218,11 @@ pub struct AnonymizeArgs {
     /// times the default's size), for a restore with --lossless that gives the original's bytes
     #[arg(long)]
     pub sealed_lossless: bool,
+    /// x264's constant quantizer for a video's sealed faces: 13 by default, which restores them
+    /// to 45 dB or more; each step up takes about a tenth off their size and half a decibel off
+    /// the restored faces (docs/SECURITY.md, "Smaller sealed faces")
+    #[arg(long, value_name = "QP", value_parser = clap::value_parser!(u32).range(1..=51))]
+    pub sealed_quantizer: Option<u32>,
     /// Also seal each face's original pixels to the password, so that `restore` with the password
     /// alone gives them back as sealed (about 45 dB for a video, bit-exact for an image) and
     /// refuses a wrong password; the output grows by the sealed faces (docs/SECURITY.md)

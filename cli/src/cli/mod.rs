@@ -60,6 +60,14 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
     let recipients = sealing::recipients(&args.recipients, args.recipients_file.as_ref())?;
     let sealed = !recipients.is_empty() || args.seal_password;
     ensure!(!args.sealed_lossless || sealed, "--sealed-lossless needs --recipient, --recipients-file or --seal-password");
+    ensure!(
+        args.sealed_quantizer.is_none() || sealed,
+        "--sealed-quantizer needs --recipient, --recipients-file or --seal-password"
+    );
+    ensure!(
+        args.sealed_quantizer.is_none() || !args.sealed_lossless,
+        "--sealed-quantizer and --sealed-lossless do not go together: lossless faces have no quantizer"
+    );
     ensure!(!args.seal_password || password.is_some(), "--seal-password needs the sdn mode, whose password it seals to");
     ensure!(
         args.sign_with.is_none() || sealed,
@@ -71,6 +79,7 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
         recipients: sealing::element_recipients(&recipients),
         threshold: u32::try_from(args.recipients_threshold).unwrap_or(u32::MAX),
         lossless: args.sealed_lossless,
+        quantizer: args.sealed_quantizer,
         to_password: args.seal_password,
         signing: signing.clone(),
         ..Default::default()

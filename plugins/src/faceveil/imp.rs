@@ -27,7 +27,7 @@ use gst_video::subclass::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::common;
-use crate::facevideo::X264Faces;
+use crate::facevideo::{SEALED_FACE_QP, X264Faces};
 use crate::outofband;
 use crate::rois::Upstream;
 use crate::settings::{self, Groups, KeyingProp, ModeProp, Shared, SigningKeySettings};
@@ -42,6 +42,7 @@ const DEFAULT_USE_ROI: bool = true;
 const DEFAULT_RECIPIENTS_THRESHOLD: u32 = 1;
 const DEFAULT_KEYING: KeyingProp = KeyingProp::Track;
 const DEFAULT_SEALED_LOSSLESS: bool = false;
+const DEFAULT_SEALED_QUANTIZER: u32 = SEALED_FACE_QP;
 const DEFAULT_SEAL_PASSWORD: bool = false;
 const DEFAULT_SIGN_PICTURES: bool = false;
 /// A signed stream posts a checkpoint every this many frames (about a second of a camera): how
@@ -64,6 +65,8 @@ struct Settings {
     /// Sealed faces bit-exact: each track's face video lossless (or each face a PNG, without
     /// x264enc).
     sealed_lossless: bool,
+    /// x264's constant quantizer for the sealed face videos (not lossless ones).
+    sealed_quantizer: u32,
     /// Also seal each face to the password, for a restore with it alone.
     seal_password: bool,
     /// The signing key that signs a sealed stream's header and records: its file, or the key
@@ -87,6 +90,7 @@ impl Default for Settings {
             recipients: None,
             recipients_threshold: DEFAULT_RECIPIENTS_THRESHOLD,
             sealed_lossless: DEFAULT_SEALED_LOSSLESS,
+            sealed_quantizer: DEFAULT_SEALED_QUANTIZER,
             seal_password: DEFAULT_SEAL_PASSWORD,
             signing: SigningKeySettings::default(),
             opened_signing_key: None,
@@ -224,6 +228,14 @@ impl ObjectImpl for FaceVeil {
                     .default_value(DEFAULT_SEALED_LOSSLESS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("sealed-quantizer")
+                    .nick("Sealed quantizer")
+                    .blurb("x264's constant quantizer for the sealed face videos (not with sealed-lossless): 13 restores faces to 45 dB or more; each step up takes about a tenth off their size and half a decibel off the restored faces (docs/SECURITY.md, \"Smaller sealed faces\")")
+                    .minimum(1)
+                    .maximum(51)
+                    .default_value(DEFAULT_SEALED_QUANTIZER)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("seal-password")
                     .nick("Seal to the password")
                     .blurb("Also seal each face's original pixels to the password (sdn mode), so that faceunveil with the password alone gives them back as sealed (about 45 dB, or bit-exact with sealed-lossless) and refuses a wrong password; the stream grows by the sealed faces")
@@ -280,6 +292,7 @@ impl ObjectImpl for FaceVeil {
             "recipients" => s.recipients = value.get().expect("type checked upstream"),
             "recipients-threshold" => s.recipients_threshold = value.get().expect("type checked upstream"),
             "sealed-lossless" => s.sealed_lossless = value.get().expect("type checked upstream"),
+            "sealed-quantizer" => s.sealed_quantizer = value.get().expect("type checked upstream"),
             "sign-pictures" => s.sign_pictures = value.get().expect("type checked upstream"),
             "seal-password" => s.seal_password = value.get().expect("type checked upstream"),
             "keying" => s.keying = value.get().expect("type checked upstream"),
@@ -300,6 +313,7 @@ impl ObjectImpl for FaceVeil {
             "recipients" => s.recipients.to_value(),
             "recipients-threshold" => s.recipients_threshold.to_value(),
             "sealed-lossless" => s.sealed_lossless.to_value(),
+            "sealed-quantizer" => s.sealed_quantizer.to_value(),
             "sign-pictures" => s.sign_pictures.to_value(),
             "seal-password" => s.seal_password.to_value(),
             "keying" => s.keying.to_value(),
@@ -370,7 +384,7 @@ impl BaseTransformImpl for FaceVeil {
                 (true, Ok(())) => SealedLayout::Video(Arc::new(X264Faces::lossless())),
                 // Each face a PNG: as exact, about three times larger.
                 (true, Err(_)) => SealedLayout::Lossless,
-                (false, Ok(())) => SealedLayout::Video(Arc::new(X264Faces::default())),
+                (false, Ok(())) => SealedLayout::Video(Arc::new(X264Faces::with_quantizer(settings.sealed_quantizer))),
                 // Refused here rather than on the first face, where it could only paint it black.
                 (false, Err(e)) => return Err(common::settings_error(e)),
             };

@@ -207,6 +207,8 @@ pub struct Sealing {
     pub threshold: u32,
     /// Seal bit-exact (PNG) instead of as a face video per track.
     pub lossless: bool,
+    /// x264's quantizer for the face videos, where not the element's default.
+    pub quantizer: Option<u32>,
     /// Also seal to the password.
     pub to_password: bool,
     /// Identity files, comma-separated, and the passphrase protected ones need.
@@ -303,6 +305,9 @@ impl Settings {
         }
         set(&veil, "seal-password", self.sealing.to_password)?;
         set(&veil, "sealed-lossless", self.sealing.lossless)?;
+        if let Some(quantizer) = self.sealing.quantizer {
+            set(&veil, "sealed-quantizer", quantizer)?;
+        }
         if let Some(key) = &self.sealing.signing {
             let veil = veil.downcast_ref::<gstfaceveil::FaceVeil>().context("the faceveil element is not faceveil's")?;
             veil.set_signing_key(key.clone());

@@ -475,6 +475,9 @@ fn build(
             veil.set_property("recipients-threshold", config.recipients_threshold);
         }
         veil.set_property("seal-password", config.seal_password);
+        if let Some(quantizer) = config.sealed_quantizer {
+            veil.set_property("sealed-quantizer", quantizer);
+        }
         if let Some(key) = signing {
             let veil = veil.downcast_ref::<gstfaceveil::FaceVeil>().context("the faceveil element is not faceveil's")?;
             veil.set_signing_key(key.clone());

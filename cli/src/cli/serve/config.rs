@@ -164,6 +164,9 @@ pub struct CameraConfig {
     /// For sdn: also seal each face to the password, for a restore with the password alone.
     #[serde(default)]
     pub seal_password: bool,
+    /// x264's constant quantizer for the sealed face videos (1-51; 13 where not given, which
+    /// restores faces to 45 dB or more): higher trades quality for size.
+    pub sealed_quantizer: Option<u32>,
     /// Sign the header, each record and each coded picture of the sealed faces with this signing
     /// key (`faceveil keygen --signing`), for restores with `--signer` and `faceveil verify`.
     pub sign_with: Option<PathBuf>,
@@ -338,6 +341,13 @@ impl CameraConfig {
         let sealed_to = self.recipients()?.map_or(0, |r| r.split(',').count());
         ensure!(sealed_to == 0 || self.mode == Mode::Sdn, "camera {name}: sealed recipients need mode sdn");
         ensure!(!self.seal_password || self.mode == Mode::Sdn, "camera {name}: seal_password needs mode sdn");
+        if let Some(quantizer) = self.sealed_quantizer {
+            ensure!((1..=51).contains(&quantizer), "camera {name}: sealed_quantizer is x264's, 1 to 51, not {quantizer}");
+            ensure!(
+                sealed_to > 0 || self.seal_password,
+                "camera {name}: sealed_quantizer is for sealed faces: set recipients or seal_password too"
+            );
+        }
         ensure!(
             self.sign_with.is_none() || sealed_to > 0 || self.seal_password,
             "camera {name}: sign_with signs the header of sealed faces: set recipients or seal_password too"
@@ -483,6 +493,10 @@ mod tests {
             error(&format!("{BLUR}record = {{ dir = \"r\" }}\nseal_password = true\n")).contains("seal_password needs mode sdn")
         );
         assert!(error(&format!("{sdn}password_env = \"PATH\"\nsign_with = \"none.key\"\n")).contains("cannot read signing key"));
+        let unsealed = error(&format!("{sdn}password_env = \"PATH\"\nsealed_quantizer = 20\n"));
+        assert!(unsealed.contains("sealed_quantizer is for sealed faces"), "{unsealed}");
+        let quantizer = error(&format!("{sdn}password_env = \"PATH\"\nseal_password = true\nsealed_quantizer = 60\n"));
+        assert!(quantizer.contains("sealed_quantizer is x264's, 1 to 51, not 60"), "{quantizer}");
         assert!(error(&format!("{BLUR}record = {{ dir = \"r\" }}\nthreshold = 1.5\n")).contains("threshold 1.5 must be between"));
         let twice = format!("{BLUR}record = {{ dir = \"r\" }}\n{BLUR}record = {{ dir = \"r\" }}\n");
         assert!(error(&twice).contains("two cameras are named a"));
