@@ -361,7 +361,7 @@ fn a_video_sealed_to_its_password_comes_back_near_exact_with_it_and_a_wrong_one_
 /// `--sealed-quantizer` trades the sealed faces' quality for their size: at 25 (13 by default)
 /// two_faces' sealed faces took 29% of the default's bytes and came back at 39.5 dB on average
 /// (2026-12-06, scripts/sealed_size_psnr.py), under half the anonymized video. It goes only
-/// with face videos, and only where faces are sealed.
+/// with face videos (not lossless ones, not a photo's), and only where faces are sealed.
 #[test]
 fn a_coarser_sealed_quantizer_seals_smaller_faces_that_still_come_back() {
     let dir = tmpdir("video-quantizer");
@@ -386,6 +386,10 @@ fn a_coarser_sealed_quantizer_seals_smaller_faces_that_still_come_back() {
     refuse(&["--sealed-quantizer", "20"], "--sealed-quantizer needs --recipient");
     refuse(&["--seal-password", "--sealed-lossless", "--sealed-quantizer", "20"], "do not go together");
     refuse(&["--seal-password", "--sealed-quantizer", "52"], "52 is not in 1..=51");
+    let photo = common::repo().join("samples/astronaut.jpg");
+    let args = ["anonymize", s(&photo), "-o", s(&out), "--seal-password", "--sealed-quantizer", "20"];
+    failed(&faceveil(&args, Some("pw")), "--sealed-quantizer is for videos: a photo's faces are sealed bit-exact");
+    assert!(!out.exists(), "nothing is written for a photo either");
 }
 
 /// `clip` anonymized with its faces sealed to a password (and `extra`), then restored with it:

@@ -89,6 +89,10 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
         ensure!(args.serve_rtsp.is_none(), "--serve-rtsp needs a video file, an RTSP URL or a camera");
         ensure!(args.virtual_camera.is_none(), "--virtual-camera needs a camera, a video file or an RTSP URL");
         ensure!(audio || matches!(input, Input::Directory(_)), "--no-audio is for videos: a photo has no sound");
+        ensure!(
+            args.sealed_quantizer.is_none() || matches!(input, Input::Directory(_)),
+            "--sealed-quantizer is for videos: a photo's faces are sealed bit-exact"
+        );
         let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
         if sealed {
             // A photo's pixels are not signed: its record and sealed faces are.
