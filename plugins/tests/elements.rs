@@ -1033,6 +1033,17 @@ fn sealed_faces_come_back_bit_exact_with_each_recipient_and_never_for_a_stranger
     assert!(without.set_state(gst::State::Paused).is_err(), "and not without it");
     without.set_state(gst::State::Null).unwrap();
 
+    // Lossless faces have no quantizer: asking for both is refused when the element starts.
+    let both = gst::ElementFactory::make("faceveil")
+        .property("password", "alpha")
+        .property("recipients", alice_r.as_str())
+        .property("sealed-lossless", true)
+        .property("sealed-quantizer", 20u32)
+        .build()
+        .unwrap();
+    let error = start_error(both);
+    assert!(error.contains("sealed-quantizer is for face videos that are not lossless"), "{error}");
+
     // The default: the face as a one-picture face video, back within a fraction of a level.
     let video = anonymize(&alice_r, 1, false);
     let out = restore(&video, &format!("identity={}", alice.display())).expect("a recipient restores");

@@ -376,6 +376,11 @@ impl BaseTransformImpl for FaceVeil {
                 "signing-key signs the header of sealed faces: set recipients or seal-password too",
             ));
         }
+        if settings.sealed_lossless && settings.sealed_quantizer != DEFAULT_SEALED_QUANTIZER {
+            return Err(common::settings_error(
+                "sealed-quantizer is for face videos that are not lossless: unset one of the two",
+            ));
+        }
         if settings.sign_pictures && signing.is_none() {
             return Err(common::settings_error("sign-pictures promises pictures signed with the signing-key: set it too"));
         }
