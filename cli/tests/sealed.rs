@@ -247,6 +247,7 @@ fn sealed_bytes(records: &[faceveil::stream::header::FrameRecord]) -> usize {
     records.iter().flat_map(|r| &r.faces).filter_map(|f| f.sealed.as_ref()).map(|s| s.0.len()).sum()
 }
 
+/// The frame records of `video`'s sidecar, without its header line and signed end.
 fn records(video: &Path) -> Vec<faceveil::stream::header::FrameRecord> {
     let sidecar = std::fs::read_to_string(faceveil::stream::sidecar::path_for(video)).unwrap();
     // A signed stream's sidecar ends in its signed end, not a frame's record.
