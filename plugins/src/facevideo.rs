@@ -40,6 +40,9 @@ const SEALED_FACE_CHROMA_QP_OFFSET: i32 = -9;
 /// QP 13, 45.1 / 42.8 at QP 11 with chroma -6 and 3 references; now, at QP 11 and with restores
 /// at CRF 2, 45.6 / 43.4.
 pub const SMALL_FACE_QP: u32 = 11;
+/// The quantizers a user may seal faces at (`sealed-quantizer`): x264's, less 0, which is its
+/// lossless mode and `sealed-lossless`'s.
+pub const SEALED_QUANTIZERS: std::ops::RangeInclusive<u32> = 1..=51;
 /// The largest canvas (in pixels: 64 x 64) coded at [`SMALL_FACE_QP`].
 pub const SMALL_FACE_CANVAS: usize = 64 * 64;
 

@@ -22,6 +22,7 @@ mod faceveilcheckpoint;
 mod faceveildetect;
 mod faceveilsei;
 mod facevideo;
+pub use facevideo::SEALED_QUANTIZERS;
 pub mod outofband;
 mod rois;
 mod settings;

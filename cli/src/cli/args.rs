@@ -221,7 +221,7 @@ pub struct AnonymizeArgs {
     /// x264's constant quantizer for a video's sealed faces: 13 by default, which restores them
     /// to 45 dB or more; each step up takes about a tenth off their size and half a decibel off
     /// the restored faces (docs/SECURITY.md, "Smaller sealed faces")
-    #[arg(long, value_name = "QP", value_parser = clap::value_parser!(u32).range(1..=51))]
+    #[arg(long, value_name = "QP", value_parser = clap::value_parser!(u32).range(sealed_quantizers()))]
     pub sealed_quantizer: Option<u32>,
     /// Also seal each face's original pixels to the password, so that `restore` with the password
     /// alone gives them back as sealed (about 45 dB for a video, bit-exact for an image) and
@@ -430,4 +430,11 @@ fn threshold_help() -> String {
         "Minimum detection confidence (with --detect-interval above 1, faces from {} of it are looked at again on the frames between)",
         faceveil::finder::SCHEDULED_THRESHOLD_FACTOR
     )
+}
+
+/// The quantizers `--sealed-quantizer` takes: the faceveil element's, as clap's ranges are
+/// written (in i64).
+fn sealed_quantizers() -> std::ops::RangeInclusive<i64> {
+    let range = gstfaceveil::SEALED_QUANTIZERS;
+    i64::from(*range.start())..=i64::from(*range.end())
 }

@@ -27,7 +27,7 @@ use gst_video::subclass::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::common;
-use crate::facevideo::{SEALED_FACE_QP, X264Faces};
+use crate::facevideo::{SEALED_FACE_QP, SEALED_QUANTIZERS, X264Faces};
 use crate::outofband;
 use crate::rois::Upstream;
 use crate::settings::{self, Groups, KeyingProp, ModeProp, Shared, SigningKeySettings};
@@ -231,8 +231,8 @@ impl ObjectImpl for FaceVeil {
                 glib::ParamSpecUInt::builder("sealed-quantizer")
                     .nick("Sealed quantizer")
                     .blurb("x264's constant quantizer for the sealed face videos (not with sealed-lossless): 13 restores faces to 45 dB or more; each step up takes about a tenth off their size and half a decibel off the restored faces (docs/SECURITY.md, \"Smaller sealed faces\")")
-                    .minimum(1)
-                    .maximum(51)
+                    .minimum(*SEALED_QUANTIZERS.start())
+                    .maximum(*SEALED_QUANTIZERS.end())
                     .default_value(DEFAULT_SEALED_QUANTIZER)
                     .mutable_ready()
                     .build(),

@@ -12,6 +12,7 @@ use faceveil::faces::detect::DetectorKind;
 use faceveil::faces::effects::Mode;
 use faceveil::runtime::Provider;
 use faceveil::secrets::SigningKey;
+use gstfaceveil::SEALED_QUANTIZERS;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -342,7 +343,11 @@ impl CameraConfig {
         ensure!(sealed_to == 0 || self.mode == Mode::Sdn, "camera {name}: sealed recipients need mode sdn");
         ensure!(!self.seal_password || self.mode == Mode::Sdn, "camera {name}: seal_password needs mode sdn");
         if let Some(quantizer) = self.sealed_quantizer {
-            ensure!((1..=51).contains(&quantizer), "camera {name}: sealed_quantizer is x264's, 1 to 51, not {quantizer}");
+            let (lowest, highest) = (SEALED_QUANTIZERS.start(), SEALED_QUANTIZERS.end());
+            ensure!(
+                SEALED_QUANTIZERS.contains(&quantizer),
+                "camera {name}: sealed_quantizer is x264's, {lowest} to {highest}, not {quantizer}"
+            );
             ensure!(
                 sealed_to > 0 || self.seal_password,
                 "camera {name}: sealed_quantizer is for sealed faces: set recipients or seal_password too"
