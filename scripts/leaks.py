@@ -9,7 +9,8 @@ uncovered in a frame unless a covered square holds its centre inside the blend e
 uncovered face, and those with a face uncovered that the first N given (normally 1: detection on
 every frame) covered: the leak that skipping frames adds. With --float-reference the first run
 is detection on every frame with CenterFace's float model instead, the reference for the int8
-model the CPU runs (src/faces/detect/centerface.rs).
+model the CPU runs (src/faces/detect/centerface.rs), and the runs after the second are also
+compared with the second (that int8 model on every frame).
 
 Usage: deps/sdn-venv/bin/python scripts/leaks.py CLIP [CLIP...] [--detect-interval N ...] [--float-reference] [--bin FACEVEIL]
 """
@@ -65,17 +66,20 @@ def main():
                     break
                 reference.append(detector(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), 0.5))
             faces = sum(len(d) for d in reference)
-            base = None
+            # Each run against the first, and, after a float reference, against the second too:
+            # the detector the CPU runs, on every frame, which is what skipping frames must match.
+            bases = []
             for label, interval, float_model in runs:
                 squares = covered_squares(args.bin, clip, interval, workdir, float_model)
                 leaked = {(n, i) for n, dets in enumerate(reference) for i, box in enumerate(dets)
                           if rt.is_leaked(box, squares.get(n, []), blend)}
-                base = leaked if base is None else base
                 frames = sorted({n for n, _ in leaked})
-                added = sorted({n for n, _ in leaked - base})
+                beyond = [f"beyond {runs[j][0]}'s {len(added)} {added}"
+                          for j, base in enumerate(bases) for added in [sorted({n for n, _ in leaked - base})]]
+                if len(bases) < (2 if args.float_reference else 1):
+                    bases.append(leaked)
                 print(f"{os.path.basename(clip)}  {label}: {len(reference)} frames, {faces} reference faces; "
-                      f"frames with an uncovered face {len(frames)}; beyond {runs[0][0]}'s {len(added)} {added}",
-                      flush=True)
+                      f"frames with an uncovered face {len(frames)}" + "".join("; " + b for b in beyond), flush=True)
 
 
 if __name__ == "__main__":

@@ -170,7 +170,7 @@ pub fn shared_properties(groups: Groups) -> Vec<glib::ParamSpec> {
         glib::ParamSpecUInt::builder("detect-interval")
             .nick("Detection interval")
             .blurb(&format!(
-                "Run the detector every N frames and track faces in between; a scene cut brings the next detection forward. Above 1, each run looks only where the picture changed, and at the whole frame every {} frames; every N+1 frames while every face in view scores at least {} times the threshold",
+                "Run the detector every N frames and track faces in between; a scene cut brings the next detection forward. Above 1, each run looks only where the picture changed, and at the whole frame every {} frames; every N+1 frames while every face in view scores at least {} times the threshold, and the whole frame on every frame while a face in view that is not large and still scores less",
                 faceveil::finder::WHOLE_FRAME_EVERY,
                 faceveil::finder::SURE_SCORE_FACTOR
             ))

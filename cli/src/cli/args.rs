@@ -418,7 +418,7 @@ fn detect_size_help() -> String {
 /// --detect-interval's help, with how often the frame path looks at the whole frame.
 fn detect_interval_help() -> String {
     format!(
-        "Run the detector every N frames and track in between (and at once on a scene cut); above 1, each run looks only where the picture changed, and at the whole frame every {} frames, and every N+1 frames while every face in view scores at least {} times the threshold",
+        "Run the detector every N frames and track in between (and at once on a scene cut); above 1, each run looks only where the picture changed, and at the whole frame every {} frames, every N+1 frames while every face in view scores at least {} times the threshold, and the whole frame on every frame while a face in view that is not large and still scores less",
         faceveil::finder::WHOLE_FRAME_EVERY,
         faceveil::finder::SURE_SCORE_FACTOR
     )
