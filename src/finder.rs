@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::config::Config;
-use crate::faces::changes::{CellMeans, ChangeMap, Look, Rect, plan_around};
+use crate::faces::changes::{CellMeans, ChangeMap, Look, Rect};
 use crate::faces::cuts::SceneCuts;
 use crate::faces::detect::{DetectionWorker, DetectorSettings, Face, FaceSizeLimits, non_max_suppression};
 use crate::faces::geometry::BBox;
@@ -18,7 +18,7 @@ use crate::frame::{FrameMut, downscaled_size};
 use crate::timing::{StageTimes, lap};
 
 /// What the detection threshold is multiplied by when detection skips frames, for the faces
-/// that are then looked at again on the frames between. A face at the edge of detectability
+/// that then put the finder in doubt (`FaceFinder::in_doubt`). A face at the edge of detectability
 /// scores around the threshold from frame to frame (a crowd behind a speaker: 0.31-0.48 on one
 /// frame, 0.52-0.56 on the next), so detection on every frame covers it from its first frame
 /// above the threshold, while a detection every few frames that saw it just below would leave
@@ -26,9 +26,11 @@ use crate::timing::{StageTimes, lap};
 /// 0.27-0.28 on the frames before, was left uncovered in one frame with detection every 2nd
 /// frame; at 0.24 none is, on any of scripts/leaks.py's five clips.
 ///
-/// Such a face is a candidate: it keeps a track alive but starts none, and the frames between
-/// look again around the candidates only, starting a track for each that now clears the
-/// threshold, as detection on every frame would. Until 2026-12-01 every box over 0.24 started a
+/// Such a face is a candidate: it keeps a track alive but starts none, and while there is one
+/// the whole frame is looked at on every frame, starting a track for each that clears the
+/// threshold, as detection on every frame would. (Until 2026-12-06 the frames between looked
+/// again around the candidates only; a look at a part scores a faint face lower than a look at
+/// the whole frame, `FaceFinder::in_doubt`.) Until 2026-12-01 every box over 0.24 started a
 /// track and was covered: most are heads too small or turned to clear 0.4, and things that are
 /// not faces (CenterFace at 640 px, every 6th frame, boxes a frame at 0.4 / 0.3 / 0.24: the
 /// Hamilton clip 2.7 / 3.2 / 3.5, the crowd clip 0.4 / 1.6 / 4.6, the sample, juggler and selfie
@@ -242,9 +244,6 @@ impl FaceFinder {
             let t = Instant::now();
             self.tracker.predict();
             lap(&mut self.times.track, t);
-            if !self.tracker.candidates().is_empty() {
-                self.look_at_candidates(frame)?;
-            }
             self.since_detection = self.since_detection.map(|n| n + 1);
         }
         Ok(self.tracker.tracks())
@@ -252,7 +251,8 @@ impl FaceFinder {
 
     /// Whether a face in view is in doubt: detection skips frames, and the last look found a face
     /// scoring under the sure score ([`SURE_SCORE_FACTOR`]) that is not large and still enough to
-    /// rest. Then the whole frame is looked at on every frame, as with detection on every frame.
+    /// rest, or one under the threshold (a candidate, [`SCHEDULED_THRESHOLD_FACTOR`]). Then the
+    /// whole frame is looked at on every frame, as with detection on every frame.
     /// Faces at the edge of detection come and go from frame to frame, and looks every 2nd frame
     /// at what changed left some uncovered that detection on every frame covers (the CLI's
     /// tests/coverage.rs): on 05_crowd a head of 10 px that cleared the threshold on one skipped
@@ -260,45 +260,29 @@ impl FaceFinder {
     /// dark corner that did not change, which a look at a part scores lower than a look at the
     /// whole frame does (0.35 on the whole frame, nothing in a crop of 65 px). `faceveil
     /// anonymize` took 29% longer on the crowd and 20% on Hamilton (2026-12-06); clips whose faces
-    /// are all sure (video calls, interviews) are looked at as before.
+    /// are all sure (video calls, interviews) are looked at as before. With CenterFace's float
+    /// model (a CPU without VNNI) the crowd's faint heads are fewer, found as candidates before
+    /// any track is in doubt; two of them cleared the threshold on a skipped frame until
+    /// candidates, too, put the finder in doubt.
     fn in_doubt(&self, scale: f32) -> bool {
-        self.detect_every > 1 && self.tracker.tracks().iter().any(|t| t.score < self.sure_score && !may_rest(t, scale))
+        self.detect_every > 1
+            && (self.tracker.has_candidates()
+                || self.tracker.tracks().iter().any(|t| t.score < self.sure_score && !may_rest(t, scale)))
     }
 
     /// Frames from one scheduled look to the next: `detect_every`, one more while every face in
     /// view is sure ([`SURE_SCORE_FACTOR`]) and none may rest ([`RESTING_FACE_SIDE`]), in a frame
-    /// whose detector's pixels are `scale` of its own. Between looks the tracks and candidates
-    /// stay as the last look left them, so this holds until the next.
+    /// whose detector's pixels are `scale` of its own. Between looks the tracks stay as the last
+    /// look left them, so this holds until the next.
     fn interval(&self, scale: f32) -> u32 {
         let tracks = self.tracker.tracks();
         let sure = self.detect_every > 1
             && !self.looked_in_doubt
             && !tracks.is_empty()
-            && self.tracker.candidates().is_empty()
             && tracks
                 .iter()
                 .all(|t| !t.coasting() && t.score >= self.sure_score && t.surprise() <= SURE_SURPRISE && !may_rest(t, scale));
         self.detect_every + u32::from(sure)
-    }
-
-    /// Between scheduled detections: a look around the faces the last look found below the
-    /// threshold ([`SCHEDULED_THRESHOLD_FACTOR`]), so that each is covered from the first frame
-    /// it clears it.
-    fn look_at_candidates(&mut self, frame: &FrameMut) -> Result<()> {
-        let t = Instant::now();
-        let (small, scale) = frame.downscaled_rgb(self.settings.max_side);
-        let candidates: Vec<BBox> = self.tracker.candidates().iter().map(|c| c.bbox.scaled(1.0 / scale)).collect();
-        let look = plan_around(&candidates, small.width, small.height);
-        let t = lap(&mut self.times.downscale, t);
-        let found = match look {
-            Look::Regions(regions) => detect_in(&self.worker, &small, &regions, scale)?,
-            Look::Whole | Look::Nothing => self.worker.detect(small, scale)?,
-        };
-        let t = lap(&mut self.times.detect, t);
-        self.times.candidate_detections += 1;
-        self.tracker.promote(&found);
-        lap(&mut self.times.track, t);
-        Ok(())
     }
 
     /// A scheduled detection, `interval` frames after the last: of the whole frame when `whole`

@@ -24,9 +24,6 @@ pub struct StageTimes {
     pub region_detections: u64,
     /// Scheduled detections left out because nothing had changed (not in `detections`).
     pub skipped_detections: u64,
-    /// Looks between scheduled detections at faces found below the threshold to start a track
-    /// (not in `detections`).
-    pub candidate_detections: u64,
     /// Large, nearly still faces that sat a scheduled detection out (`finder::RESTING_FACE_SIDE`).
     pub rested_faces: u64,
     /// Scheduled detections put off a frame because every face in view was sure
@@ -49,7 +46,6 @@ impl StageTimes {
         self.cut_detections += other.cut_detections;
         self.region_detections += other.region_detections;
         self.skipped_detections += other.skipped_detections;
-        self.candidate_detections += other.candidate_detections;
         self.rested_faces += other.rested_faces;
         self.sure_waits += other.sure_waits;
         self.faces += other.faces;

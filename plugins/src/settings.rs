@@ -311,7 +311,7 @@ impl Shared {
 pub fn stage_times_property() -> glib::ParamSpec {
     glib::ParamSpecBoxed::builder::<gst::Structure>("stage-times")
         .nick("Stage times")
-        .blurb("Time spent since the element started, in ns per stage (downscale, detect, track, seal, crop, model, blend), and the frames, detections (of which cut-detections: extra ones a scene cut called for; region-detections: of the changed part of the frame only), skipped-detections (scheduled ones left out, nothing had changed), candidate-detections (looks between at faces found below the threshold), rested-faces (large, still faces that sat a scheduled look out), sure-waits (scheduled looks put off a frame, every face in view sure) and faces counted")
+        .blurb("Time spent since the element started, in ns per stage (downscale, detect, track, seal, crop, model, blend), and the frames, detections (of which cut-detections: extra ones a scene cut called for; region-detections: of the changed part of the frame only), skipped-detections (scheduled ones left out, nothing had changed), rested-faces (large, still faces that sat a scheduled look out), sure-waits (scheduled looks put off a frame, every face in view sure) and faces counted")
         .read_only()
         .build()
 }
@@ -331,7 +331,6 @@ pub fn stage_times_value<'a>(times: impl IntoIterator<Item = &'a StageTimes>) ->
         .field("cut-detections", total.cut_detections)
         .field("region-detections", total.region_detections)
         .field("skipped-detections", total.skipped_detections)
-        .field("candidate-detections", total.candidate_detections)
         .field("rested-faces", total.rested_faces)
         .field("sure-waits", total.sure_waits)
         .field("faces", total.faces)

@@ -125,7 +125,6 @@ pub fn stage_times(element: &gst::Element) -> StageTimes {
     times.cut_detections = s.get("cut-detections").unwrap_or(0);
     times.region_detections = s.get("region-detections").unwrap_or(0);
     times.skipped_detections = s.get("skipped-detections").unwrap_or(0);
-    times.candidate_detections = s.get("candidate-detections").unwrap_or(0);
     times.rested_faces = s.get("rested-faces").unwrap_or(0);
     times.sure_waits = s.get("sure-waits").unwrap_or(0);
     times.faces = s.get("faces").unwrap_or(0);

@@ -208,22 +208,6 @@ impl ChangeMap {
     }
 }
 
-/// Plans a look at `faces` alone (boxes in pixels of a `width` x `height` downscaled frame):
-/// each with the margin a face the changes touch gets, those that overlap merged, or the
-/// whole frame when they would cover much of it.
-pub fn plan_around(faces: &[BBox], width: usize, height: usize) -> Look {
-    let half = MIN_REGION_SIDE / 2.0;
-    let mut regions: Vec<BBox> = faces
-        .iter()
-        .map(|f| {
-            let (cx, cy) = f.center();
-            f.grown(FACE_MARGIN).union(&BBox { x0: cx - half, y0: cy - half, x1: cx + half, y1: cy + half })
-        })
-        .collect();
-    while merge_overlapping(&mut regions) {}
-    within(&regions, width, height)
-}
-
 /// Merges the boxes that overlap, pairwise; whether any did.
 fn merge_overlapping(regions: &mut Vec<BBox>) -> bool {
     let mut merged = false;

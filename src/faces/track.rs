@@ -151,6 +151,10 @@ impl Tracker {
         &self.candidates
     }
 
+    pub fn has_candidates(&self) -> bool {
+        !self.candidates.is_empty()
+    }
+
     pub fn reset(&mut self) {
         self.tracks.clear();
         self.candidates.clear();
@@ -249,17 +253,6 @@ impl Tracker {
         self.candidates.clear();
         for (d, _) in detections.iter().zip(det_used).filter(|(_, used)| !used) {
             self.start_or_keep(d, start_at);
-        }
-    }
-
-    /// Between detections, the faces of a look at the candidates: each that now scores enough
-    /// and joins no track starts one; the others below the score are the candidates still.
-    pub fn promote(&mut self, found: &[Face]) {
-        self.candidates.clear();
-        for d in found {
-            if !self.tracks.iter().any(|t| self.match_cost(&t.bbox, &d.bbox).is_some()) {
-                self.start_or_keep(d, self.start_at);
-            }
         }
     }
 
@@ -437,10 +430,9 @@ mod tests {
         }
         assert_eq!(tr.tracks().len(), 1, "a face found at 0.9 stays covered at 0.3");
         assert!(tr.candidates().is_empty(), "what joins a track is no candidate");
-        tr.predict();
-        tr.promote(&[low(1.0, 0.9), low(300.0, 0.35), low(600.0, 0.5)]);
+        tr.update(&[low(1.0, 0.9), low(300.0, 0.35), low(600.0, 0.5)]);
         assert_eq!(tr.tracks().len(), 2, "the face at 0.5 starts a track; the one at 0.9 had one");
-        assert_eq!(tr.candidates().len(), 1, "the one at 0.35 is a candidate still");
+        assert_eq!(tr.candidates().len(), 1, "the one at 0.35 is a candidate");
         tr.update_covering(&[low(900.0, 0.3)]);
         assert_eq!(tr.tracks().len(), 3, "a face found elsewhere to be covered is, at any score");
         assert!(tr.candidates().is_empty());

@@ -167,14 +167,13 @@ pub fn bench(clip: &Path, describe: &str, settings: &Settings, baseline: bool) -
     );
     println!(
         "detections: {} of {} frames ({} at scene cuts, {} of the changed part only; {} more left out, nothing had changed; \
-         {} looks between at faces below the threshold; large faces sat {} looks out; {} put off a frame, every face sure), \
+         large faces sat {} looks out; {} put off a frame, every face sure), \
          faces processed: {}",
         times.detections,
         times.frames,
         times.cut_detections,
         times.region_detections,
         times.skipped_detections,
-        times.candidate_detections,
         times.rested_faces,
         times.sure_waits,
         times.faces
