@@ -9,6 +9,7 @@ use faceveil::faces::blend::BlendShape;
 use faceveil::faces::geometry::{BBox, CropFraming, CropSquare};
 use faceveil::finder::FaceFinder;
 use faceveil::frame::rgb::RgbImage;
+use faceveil::model::SdnSpec;
 
 /// The faces covered in each frame with detection every `every` frames, tracking between.
 fn covered(frames: &mut [RgbImage], every: u32) -> Vec<Vec<BBox>> {
@@ -24,13 +25,6 @@ fn found(frames: &mut [RgbImage]) -> Vec<Vec<BBox>> {
 
 fn finder(every: u32) -> FaceFinder {
     FaceFinder::new(&Config { detect_every: every, ..Config::new(repo().join("models/sdn")) }).unwrap()
-}
-
-/// The model's crop framing and blend ellipse, as the anonymizer cuts and blends each face.
-fn framing_and_blend() -> (CropFraming, BlendShape) {
-    let spec: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("models/sdn/sdn.json")).unwrap()).unwrap();
-    (serde_json::from_value(spec["crop"].clone()).unwrap(), serde_json::from_value(spec["blend"].clone()).unwrap())
 }
 
 /// Whether one of `faces`, anonymized, hides `face`: its blend ellipse holds the face's centre at
@@ -49,7 +43,9 @@ fn detection_every_2nd_frame_covers_every_face_that_detection_on_every_frame_cov
     // The crowd: heads of 10-20 px that CenterFace finds now and then; Hamilton: small faces at
     // the edge of detection beside larger ones.
     let clips = ["data/videos/05_crowd_mot20-08_960x366.mp4", "data/videos/02_hamilton_whitehouse_360p.mp4"];
-    let (framing, blend) = framing_and_blend();
+    // The model's crop framing and blend ellipse, as the anonymizer cuts and blends each face.
+    let (spec, _) = SdnSpec::load(&repo().join("models/sdn")).unwrap();
+    let (framing, blend) = (spec.crop.framing, spec.blend);
     for clip in clips {
         let Some(path) = shared(clip) else { return };
         let mut frames = media::decode(&path).frames;
