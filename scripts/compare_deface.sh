@@ -7,7 +7,8 @@
 #   N_RUNS  runs per tool/mode (default 1); the table shows the median wall time and the
 #           largest peak RSS over the runs.
 #
-# Runs, in this order:
+# Runs, in this order, N_RUNS rounds of the three (interleaved, so that a shared machine's load,
+# which drifts over the minutes one deface run takes, weighs on every tool alike):
 #   deface  CLIP -o OUT --replacewith blur                      (deface 1.5.0 in deps/deface-venv)
 #   faceveil anonymize CLIP -o OUT --mode blur                   (target/release/faceveil)
 #   faceveil anonymize CLIP -o OUT --mode sdn   (FACEVEIL_PASSWORD=compare)
@@ -78,7 +79,6 @@ mkdir -p "$OUT_DIR"
 base=$(basename "$CLIP"); base=${base%.*}
 
 # --- timing --------------------------------------------------------------------------------
-ROWS=()  # "tool|mode|seconds|fps|cpu_seconds|rss_mb"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 median() {
@@ -86,47 +86,56 @@ median() {
         END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 
-# time_runs TOOL MODE OUTFILE -- CMD...   (env for CMD is passed with `env` inside CMD)
-time_runs() {
-    local tool=$1 mode=$2 out=$3; shift 4
-    local walls=() cpus=() rss_max=0 i
-    for ((i = 1; i <= N_RUNS; i++)); do
-        local log=$OUT_DIR/$base.$tool-$mode.run$i.log tv=$OUT_DIR/$base.$tool-$mode.run$i.time
-        rm -f "$out"
-        echo "compare_deface: $tool $mode run $i/$N_RUNS ..." >&2
-        local t0 t1 rc=0
-        t0=$(date +%s.%N)
-        nice -n "$NICE" /usr/bin/time -v -o "$tv" "$@" >"$log" 2>&1 || rc=$?
-        t1=$(date +%s.%N)
-        if [[ $rc -ne 0 || ! -s $out ]]; then
-            echo "----- last lines of $log -----" >&2
-            tail -n 20 "$log" >&2
-            die "$tool $mode failed (exit $rc, output ${out})"
-        fi
-        walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')")
-        cpus+=("$(awk -F': ' '/User time|System time/ {t += $2} END {printf "%.2f", t}' "$tv")")
-        local rss
-        rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tv")
-        ((rss > rss_max)) && rss_max=$rss
-    done
-    local med cpu
-    med=$(median "${walls[@]}")
-    cpu=$(median "${cpus[@]}")
-    local fps
-    fps=$(awk -v f="$FRAMES" -v s="$med" 'BEGIN {printf "%.2f", f / s}')
-    ROWS+=("$tool|$mode|$med|$fps|$cpu|$(awk -v k="$rss_max" 'BEGIN {printf "%.0f", k / 1024}')")
+# Each tool's runs so far, by "tool|mode": wall and CPU seconds (space-separated), peak RSS (KB).
+declare -A WALLS=() CPUS=() RSS=()
+KEYS=()
+
+# run_once TOOL MODE OUTFILE RUN -- CMD...   (env for CMD is passed with `env` inside CMD)
+run_once() {
+    local tool=$1 mode=$2 out=$3 i=$4; shift 5
+    local key="$tool|$mode"
+    [[ -v "WALLS[$key]" ]] || { KEYS+=("$key"); WALLS[$key]=""; CPUS[$key]=""; RSS[$key]=0; }
+    local log=$OUT_DIR/$base.$tool-$mode.run$i.log tv=$OUT_DIR/$base.$tool-$mode.run$i.time
+    rm -f "$out"
+    echo "compare_deface: $tool $mode run $i/$N_RUNS ..." >&2
+    local t0 t1 rc=0
+    t0=$(date +%s.%N)
+    nice -n "$NICE" /usr/bin/time -v -o "$tv" "$@" >"$log" 2>&1 || rc=$?
+    t1=$(date +%s.%N)
+    if [[ $rc -ne 0 || ! -s $out ]]; then
+        echo "----- last lines of $log -----" >&2
+        tail -n 20 "$log" >&2
+        die "$tool $mode failed (exit $rc, output ${out})"
+    fi
+    WALLS[$key]+=" $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')"
+    CPUS[$key]+=" $(awk -F': ' '/User time|System time/ {t += $2} END {printf "%.2f", t}' "$tv")"
+    local rss
+    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tv")
+    ((rss > RSS[$key])) && RSS[$key]=$rss
+    return 0
 }
 
-time_runs deface blur "$OUT_DIR/$base.deface-blur.mp4" -- \
-    "$DEFACE_VENV/bin/deface" "$CLIP" -o "$OUT_DIR/$base.deface-blur.mp4" --replacewith blur
+for ((i = 1; i <= N_RUNS; i++)); do
+    run_once deface blur "$OUT_DIR/$base.deface-blur.mp4" "$i" -- \
+        "$DEFACE_VENV/bin/deface" "$CLIP" -o "$OUT_DIR/$base.deface-blur.mp4" --replacewith blur
+    if [[ $DEFACE_ONLY != 1 ]]; then
+        run_once faceveil blur "$OUT_DIR/$base.faceveil-blur.mp4" "$i" -- \
+            "$FACEVEIL_BIN" anonymize "$CLIP" -o "$OUT_DIR/$base.faceveil-blur.mp4" --mode blur ${FACEVEIL_ARGS:-}
+        run_once faceveil sdn "$OUT_DIR/$base.faceveil-sdn.mp4" "$i" -- \
+            env FACEVEIL_PASSWORD=compare \
+            "$FACEVEIL_BIN" anonymize "$CLIP" -o "$OUT_DIR/$base.faceveil-sdn.mp4" --mode sdn ${FACEVEIL_ARGS:-}
+    fi
+done
 
-if [[ $DEFACE_ONLY != 1 ]]; then
-    time_runs faceveil blur "$OUT_DIR/$base.faceveil-blur.mp4" -- \
-        "$FACEVEIL_BIN" anonymize "$CLIP" -o "$OUT_DIR/$base.faceveil-blur.mp4" --mode blur ${FACEVEIL_ARGS:-}
-    time_runs faceveil sdn "$OUT_DIR/$base.faceveil-sdn.mp4" -- \
-        env FACEVEIL_PASSWORD=compare \
-        "$FACEVEIL_BIN" anonymize "$CLIP" -o "$OUT_DIR/$base.faceveil-sdn.mp4" --mode sdn ${FACEVEIL_ARGS:-}
-fi
+ROWS=()  # "tool|mode|seconds|fps|cpu_seconds|rss_mb"
+for key in "${KEYS[@]}"; do
+    # shellcheck disable=SC2086 # the runs' values, split on purpose
+    med=$(median ${WALLS[$key]})
+    # shellcheck disable=SC2086
+    cpu=$(median ${CPUS[$key]})
+    fps=$(awk -v f="$FRAMES" -v s="$med" 'BEGIN {printf "%.2f", f / s}')
+    ROWS+=("$key|$med|$fps|$cpu|$(awk -v k="${RSS[$key]}" 'BEGIN {printf "%.0f", k / 1024}')")
+done
 
 # --- report --------------------------------------------------------------------------------
 DEFACE_FPS=$(cut -d'|' -f4 <<<"${ROWS[0]}")
@@ -151,4 +160,7 @@ for r in "${ROWS[@]}"; do
     printf '| %s | %s | %.2f | %.2f | %.2f | %s | %sx |\n' "$tool" "$mode" "$s" "$fps" "$cpu" "$rss" "$(ratio "$fps")"
 done
 echo
-echo "_${base}: ${SIZE}, ${FRAMES} frames; $(nproc) cores ($CPU); median of ${N_RUNS} run(s)._"
+echo "_${base}: ${SIZE}, ${FRAMES} frames; $(nproc) cores ($CPU); median of ${N_RUNS} run(s), the tools taking turns._"
+runs=()
+for key in "${KEYS[@]}"; do runs+=("${key/|/ }:${WALLS[$key]}"); done
+echo "_Seconds of each run in turn: $(IFS=';'; echo "${runs[*]}" | sed 's/;/; /g')._"

@@ -134,7 +134,7 @@ impl FaceFinder {
             settings.threshold *= SCHEDULED_THRESHOLD_FACTOR;
         }
         Ok(Self {
-            worker: DetectionWorker::spawn(settings.clone(), config.runtime.clone())?,
+            worker: DetectionWorker::spawn(settings.clone(), config.runtime.beside_another_model())?,
             settings,
             tracker: Tracker::new(config.tracker.clone()).starting_at(config.detector.threshold),
             detect_every: config.detect_every.max(1),

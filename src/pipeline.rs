@@ -18,6 +18,7 @@ use crate::finder::FaceFinder;
 use crate::frame::{FrameMut, Region};
 use crate::model::keys::{self, EarlyKey, Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
+use crate::runtime::RuntimeOptions;
 use crate::secrets::{FaceCodec, FacePlace, FaceVault, Identity, OpenedFace, Recipient, SealedLayout, SigningKey};
 use crate::stream::end::{EndCheck, StreamEnd};
 use crate::stream::header::{FaceRecord, FrameRecord, SealedFace, StreamHeader};
@@ -40,6 +41,15 @@ fn required(password: Option<&[u8]>) -> Result<&[u8]> {
     password.filter(|p| !p.is_empty()).ok_or_else(|| Error::MissingPassword.into())
 }
 
+/// How the SDN runs in `direction`: an anonymize beside the detector, a restore alone
+/// ([`RuntimeOptions::beside_another_model`]).
+fn sdn_runtime(config: &Config, direction: Direction) -> RuntimeOptions {
+    match direction {
+        Direction::Anonymize => config.runtime.beside_another_model(),
+        Direction::Restore => config.runtime.clone(),
+    }
+}
+
 /// Opens the SDN in `direction` with the secret that `derive` gives (Argon2id).
 fn open_sdn(
     config: &Config,
@@ -51,7 +61,7 @@ fn open_sdn(
     // start-up waits for the longer of the two rather than their sum.
     let (model, secret) = std::thread::scope(|s| {
         let secret = s.spawn(derive);
-        let model = SdnModel::open(&config.model, config.variant.as_deref(), direction, &config.runtime)
+        let model = SdnModel::open(&config.model, config.variant.as_deref(), direction, &sdn_runtime(config, direction))
             .with_context(|| format!("SDN model {}", config.model.display()));
         (model, secret.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     });
@@ -77,9 +87,9 @@ impl WarmModels {
         let (done, wait) = crossbeam_channel::bounded::<()>(0);
         let thread = std::thread::Builder::new().name("faceveil-warm".into()).spawn(move || {
             let detector = (direction == Direction::Anonymize && config.detector.kind == DetectorKind::CenterFace)
-                .then(|| detect::open(&config.detector, &config.runtime));
+                .then(|| detect::open(&config.detector, &config.runtime.beside_another_model()));
             let sdn = (config.mode == Mode::Sdn)
-                .then(|| SdnModel::open(&config.model, config.variant.as_deref(), direction, &config.runtime));
+                .then(|| SdnModel::open(&config.model, config.variant.as_deref(), direction, &sdn_runtime(&config, direction)));
             let _ = wait.recv();
             drop((detector, sdn));
         });

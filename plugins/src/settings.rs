@@ -143,7 +143,7 @@ pub fn shared_properties(groups: Groups) -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecUInt::builder("threads")
             .nick("Threads")
-            .blurb("CPU threads each model (detector, SDN) may use (0: one per core)")
+            .blurb("CPU threads each model (detector, SDN) may use (0: half the cores each while anonymizing, every core for a restore)")
             .maximum(256)
             .default_value(DEFAULT_THREADS)
             .mutable_ready()

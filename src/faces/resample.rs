@@ -223,8 +223,28 @@ impl CropMaps {
     }
 }
 
-/// rows · image · colsᵀ, columns first.
+/// rows · image · colsᵀ, columns first. Where `cols` has long runs (an `up` map's), the first
+/// product is taken on the transposed image as sums of whole rows scaled by one entry each,
+/// which the compiler vectorizes, as it does the second: a dot product over each output
+/// column's run did not vectorize, and took most of a blend's time. An area kernel's runs are
+/// two or three long, for which the transposes cost more than they save. Either way each output
+/// sums its terms in the same order, so the results are the same to the bit.
 fn apply(rows: &Rows, cols: &Rows, image: ArrayView2<f32>) -> Array2<f32> {
+    let taps: usize = cols.runs.iter().map(|(_, values)| values.len()).sum();
+    let wide = if taps >= LONG_RUNS * cols.runs.len() {
+        transposed(scaled_row_sums(cols, &transposed(image)).view())
+    } else {
+        run_dots(cols, image)
+    };
+    scaled_row_sums(rows, &wide)
+}
+
+/// The mean run length from which [`apply`] transposes: the maps of crops of 58 to 400 px over
+/// a grid of 128 have runs of 1.4 to 4.1 on average for `down` and 9 to 43 for `up`.
+const LONG_RUNS: usize = 8;
+
+/// image · colsᵀ as one dot product per output entry, over its column's run.
+fn run_dots(cols: &Rows, image: ArrayView2<f32>) -> Array2<f32> {
     let mut wide = Array2::<f32>::zeros((image.nrows(), cols.runs.len()));
     for (src, mut out) in image.rows().into_iter().zip(wide.rows_mut()) {
         let src = src.to_slice().expect("planes are in standard layout");
@@ -232,10 +252,44 @@ fn apply(rows: &Rows, cols: &Rows, image: ArrayView2<f32>) -> Array2<f32> {
             *o = values.iter().zip(&src[*start..]).map(|(w, v)| w * v).sum();
         }
     }
-    let mut out = Array2::<f32>::zeros((rows.runs.len(), cols.runs.len()));
-    for ((start, values), mut line) in rows.runs.iter().zip(out.rows_mut()) {
-        for (k, w) in values.iter().enumerate() {
-            line.scaled_add(*w, &wide.row(start + k));
+    wide
+}
+
+/// `a`ᵀ in standard layout, copied in tiles that stay in the cache (ndarray's copy of a
+/// transposed view walks it element by element: a fifth of a crop's time).
+fn transposed(a: ArrayView2<f32>) -> Array2<f32> {
+    const TILE: usize = 16;
+    let (h, w) = a.dim();
+    let a = a.as_standard_layout();
+    let src = a.as_slice().expect("a standard-layout array");
+    let mut out = vec![0.0f32; w * h];
+    for y0 in (0..h).step_by(TILE) {
+        let y1 = (y0 + TILE).min(h);
+        for x0 in (0..w).step_by(TILE) {
+            let x1 = (x0 + TILE).min(w);
+            for (y, row) in src[y0 * w..y1 * w].chunks_exact(w).enumerate() {
+                for (x, &v) in row[x0..x1].iter().enumerate() {
+                    out[(x0 + x) * h + y0 + y] = v;
+                }
+            }
+        }
+    }
+    Array2::from_shape_vec((w, h), out).expect("w x h values")
+}
+
+/// m · a for a matrix `m` of runs: each output row the sum of `a`'s rows its run covers, each
+/// scaled by the run's entry, in the run's order.
+fn scaled_row_sums(m: &Rows, a: &Array2<f32>) -> Array2<f32> {
+    let (height, width) = a.dim();
+    let a = a.as_slice().expect("a fresh standard-layout array");
+    let mut out = Array2::<f32>::zeros((m.runs.len(), width));
+    let out_rows = out.as_slice_mut().expect("a fresh standard-layout array").chunks_exact_mut(width.max(1));
+    for ((start, values), line) in m.runs.iter().zip(out_rows) {
+        for (k, &w) in values.iter().enumerate().take(height.saturating_sub(*start)) {
+            let src = &a[(start + k) * width..][..width];
+            for (o, &v) in line.iter_mut().zip(src) {
+                *o += w * v;
+            }
         }
     }
     out

@@ -515,9 +515,10 @@ impl YuvFixed {
     }
 }
 
-/// Rec. 601 luma of an RGB pixel.
+/// Rec. 601 luma of an RGB pixel, rounded as [`to_u8`] rounds (the change map takes it for
+/// every pixel of every look, where `f32::round` was a library call).
 pub(crate) fn luma_u8(p: &[u8]) -> u8 {
-    (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).round() as u8
+    (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32 + 0.5) as u8
 }
 
 /// Limited-range YUV <-> RGB, the range decoders and encoders use for video.

@@ -38,21 +38,4 @@ impl RgbImage {
         let i = (y * self.width + x) * 3;
         [self.data[i], self.data[i + 1], self.data[i + 2]]
     }
-
-    /// Bilinear sample at pixel-index coordinates, clamped to the image (edge replicate).
-    pub fn sample(&self, x: f32, y: f32) -> [f32; 3] {
-        let x = x.clamp(0.0, (self.width - 1) as f32);
-        let y = y.clamp(0.0, (self.height - 1) as f32);
-        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-        let (x1, y1) = ((x0 + 1).min(self.width - 1), (y0 + 1).min(self.height - 1));
-        let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-        let (a, b, c, d) = (self.pixel(x0, y0), self.pixel(x1, y0), self.pixel(x0, y1), self.pixel(x1, y1));
-        let mut out = [0f32; 3];
-        for ch in 0..3 {
-            let top = a[ch] as f32 * (1.0 - fx) + b[ch] as f32 * fx;
-            let bottom = c[ch] as f32 * (1.0 - fx) + d[ch] as f32 * fx;
-            out[ch] = top * (1.0 - fy) + bottom * fy;
-        }
-        out
-    }
 }

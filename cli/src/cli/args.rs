@@ -309,7 +309,7 @@ pub struct CommonArgs {
     /// ONNX Runtime execution provider: cpu, cuda or tensorrt (never falls back silently)
     #[arg(long, default_value = "cpu")]
     pub provider: Provider,
-    /// CPU threads each model (detector, SDN) may use; 0: one per core
+    /// CPU threads each model (detector, SDN) may use; 0: half the cores each while anonymizing (the two run at once), every core for a restore
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Face detector: centerface or seeta

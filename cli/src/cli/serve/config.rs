@@ -140,7 +140,7 @@ pub struct CameraConfig {
     /// higher costs less in crowds and covers fewer faces.
     #[serde(default = "threshold")]
     pub threshold: f32,
-    /// CPU threads for each of the camera's models; 0: one per core.
+    /// CPU threads for each of the camera's models; 0: half the cores each.
     #[serde(default)]
     pub threads: u32,
     /// Where the camera's models run: cpu, cuda or tensorrt. A provider that cannot load stops
