@@ -36,6 +36,8 @@ pub struct Config {
     pub keying: Keying,
     /// A restore refuses a stream whose header this key did not sign (`--signer`).
     pub signer: Option<Signer>,
+    /// A restore refuses a stream signed by any of these keys (`--revoked`).
+    pub revoked: Vec<Signer>,
 }
 
 impl Config {
@@ -53,6 +55,7 @@ impl Config {
             kdf: KdfParams::default(),
             keying: Keying::Track,
             signer: None,
+            revoked: Vec::new(),
         }
     }
 }

@@ -356,7 +356,7 @@ impl Restorer {
     /// Without a variant of its own, the config takes the one the header names: a stream made
     /// with any variant of the model restores without the user having to remember which.
     pub fn new(config: &Config, password: Option<&[u8]>, header: &StreamHeader) -> Result<Self> {
-        let signed = SignedRecords::of(header, config.signer.as_ref())?;
+        let signed = SignedRecords::of(header, config.signer.as_ref(), &config.revoked)?;
         let config = Config { variant: config.variant.clone().or_else(|| Some(header.variant.clone())), ..config.clone() };
         let salt = header.salt_bytes().context("header salt")?;
         let password = required(password)?;
@@ -384,7 +384,7 @@ impl Restorer {
     /// A restore with identities and no password: only the sealed faces come back.
     pub fn sealed_only(config: &Config, identities: &[Identity], header: &StreamHeader) -> Result<Self> {
         Self {
-            signed: SignedRecords::of(header, config.signer.as_ref())?,
+            signed: SignedRecords::of(header, config.signer.as_ref(), &config.revoked)?,
             veil: None,
             finder: None,
             config: config.clone(),

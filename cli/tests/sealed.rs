@@ -242,6 +242,52 @@ fn a_signed_photo_opens_for_its_signer_and_every_seal_a_forger_rebuilds_is_refus
     failed(&faceveil(&["verify", s(&insider), "--signer", &signer], None), "frame 0: its record does not carry the signature");
 }
 
+/// A signing key that may have been copied is revoked by a file it signs itself: `verify` and
+/// `restore` given it refuse what that key signed, whether or not they require its signer, and
+/// a revocation altered to name another key, or made by another key, is refused as such.
+#[test]
+fn a_revoked_signing_key_vouches_for_nothing_it_signed() {
+    let dir = tmpdir("revoked");
+    let (input, original) = lossless_photo(&dir);
+    let ((id, recipient), (camera, signer), (other, _)) =
+        (keygen(&dir, "investigator"), signing_keygen(&dir, "camera"), signing_keygen(&dir, "other"));
+    let revocation = dir.join("camera.revocation");
+    let revoked = ok(&faceveil(&["keygen", "--revoke", s(&camera), "-o", s(&revocation)], None));
+    assert_eq!(revoked, signer, "keygen --revoke prints the signer it revokes");
+    let text = std::fs::read_to_string(&revocation).unwrap();
+    assert!(!text.contains("FACEVEIL-SIGNING-KEY-"), "a revocation holds no secret");
+    let other_revocation = dir.join("other.revocation");
+    ok(&faceveil(&["keygen", "--revoke", s(&other), "-o", s(&other_revocation)], None));
+    // Never overwritten, like a key.
+    failed(&faceveil(&["keygen", "--revoke", s(&camera), "-o", s(&revocation)], None), "exists");
+
+    let anon = dir.join("anon.png");
+    ok(&faceveil(&["anonymize", s(&input), "-o", s(&anon), "--recipient", &recipient, "--sign-with", s(&camera)], Some("pw")));
+    // Another key's revocation changes nothing.
+    ok(&faceveil(&["verify", s(&anon), "--signer", &signer, "--revoked", s(&other_revocation)], None));
+    let out = dir.join("out.png");
+    ok(&faceveil(&["restore", s(&anon), "-o", s(&out), "--identity", s(&id), "--revoked", s(&other_revocation)], None));
+    assert!(pixels(&out) == original);
+    // The camera's own: refused, with its signer required and without; nothing written.
+    for required in [&["--signer", signer.as_str()][..], &[]] {
+        let verify = [&["verify", s(&anon), "--revoked", s(&revocation)][..], required].concat();
+        failed(&faceveil(&verify, None), "whose key was revoked");
+        let out = dir.join("refused.png");
+        let restore =
+            [&["restore", s(&anon), "-o", s(&out), "--identity", s(&id), "--revoked", s(&revocation)][..], required].concat();
+        failed(&faceveil(&restore, None), &format!("signed by {signer}, whose key was revoked"));
+        assert!(!out.exists(), "nothing is written");
+    }
+    // A revocation whose key was swapped for another's no longer verifies; a key file is not one.
+    let line = text.lines().find_map(|l| l.strip_prefix("FACEVEIL-REVOCATION-")).unwrap();
+    let other_line = std::fs::read_to_string(&other_revocation).unwrap();
+    let other_line = other_line.lines().find_map(|l| l.strip_prefix("FACEVEIL-REVOCATION-")).unwrap();
+    let swapped = dir.join("swapped.revocation");
+    std::fs::write(&swapped, format!("FACEVEIL-REVOCATION-{}{}\n", &other_line[..43], &line[43..])).unwrap();
+    failed(&faceveil(&["verify", s(&anon), "--revoked", s(&swapped)], None), "not the revoked key's own");
+    failed(&faceveil(&["verify", s(&anon), "--revoked", s(&camera)], None), "no FACEVEIL-REVOCATION- line");
+}
+
 /// The sealed faces' bytes (as the SEI carries them; the sidecar has them as base64).
 fn sealed_bytes(records: &[faceveil::stream::header::FrameRecord]) -> usize {
     records.iter().flat_map(|r| &r.faces).filter_map(|f| f.sealed.as_ref()).map(|s| s.0.len()).sum()
@@ -280,6 +326,12 @@ fn a_sealed_video_comes_back_near_exact_by_default_bit_exact_sealed_losslessly_a
     let refused = dir.join("refused.mp4");
     failed(&faceveil(&["restore", s(&anon), "-o", s(&refused), "--identity", s(&c)], None), "not a recipient");
     assert!(!refused.exists(), "nothing is written for a stranger");
+    // Its signing key revoked, the video is refused through faceunveil as the photo is.
+    let revocation = dir.join("camera.revocation");
+    ok(&faceveil(&["keygen", "--revoke", s(&camera), "-o", s(&revocation)], None));
+    let restore = ["restore", s(&anon), "-o", s(&refused), "--identity", s(&b), "--revoked", s(&revocation)];
+    failed(&faceveil(&restore, None), "whose key was revoked");
+    assert!(!refused.exists(), "nothing is written for a revoked signer's video");
     // Sealed losslessly and restored losslessly: the original's bytes.
     let anon_exact = dir.join("anon-exact.mp4");
     ok(&faceveil(&["anonymize", s(&clip), "-o", s(&anon_exact), "--recipient", &ra, "--sealed-lossless"], Some("pw")));

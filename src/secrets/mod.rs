@@ -29,7 +29,7 @@ pub use faces::{FaceVault, OpenedFace, SealedLayout};
 pub use facevideo::{FaceCodec, FaceDecoder, FaceEncoder};
 pub use identity::{Identity, Recipient};
 pub use seal::{ContentKey, FacePlace, FaceSealer, KeyEnvelope};
-pub use signing::{HeaderSignature, Signer, SigningKey};
+pub use signing::{HeaderSignature, Revocation, Signer, SigningKey};
 
 /// The first line of a secret file (a password or a passphrase), wiped when dropped: secrets
 /// come from files, the environment or a prompt, never from a command line, where every user of
@@ -92,4 +92,10 @@ pub enum SealError {
     NotSigned { required: String },
     #[error("this output is signed by {signed_by}, not by the required {required}: that signer did not make it")]
     OtherSigner { signed_by: String, required: String },
+    #[error("revocation file: {0}")]
+    BadRevocation(String),
+    #[error(
+        "this output is signed by {0}, whose key was revoked: whoever holds that key could have made it, so its signatures vouch for nothing"
+    )]
+    RevokedSigner(String),
 }

@@ -5,6 +5,11 @@
 //! sealed face is bound to that header's digest, so a restore that names the signer
 //! ([`Signer`]) refuses a rebuilt header, and with it every face not sealed under the signed
 //! content key. ed25519-dalek does the cryptography.
+//!
+//! A key that may have been stolen is revoked by a statement it signed itself ([`Revocation`]):
+//! nobody else can revoke it, and whoever holds it (its owner, or a thief) can. Nothing here
+//! tells when a signature was made, so a revocation voids every signature of its key, those made
+//! before the theft too.
 
 use std::fmt;
 use std::path::Path;
@@ -29,6 +34,10 @@ const CONTEXT: &[u8] = b"faceveil stream header signature 1\n";
 const RECORD_CONTEXT: &[u8] = b"faceveil frame record signature 1\n";
 const PICTURE_CONTEXT: &[u8] = b"faceveil coded picture signature 1\n";
 const END_CONTEXT: &[u8] = b"faceveil stream end signature 1\n";
+const REVOCATION_CONTEXT: &[u8] = b"faceveil signing key revocation 1\n";
+/// The line of a revocation file that holds it: this, then base64 of the revoked public key
+/// (32 bytes) and of its signature of the revocation (64 bytes).
+const REVOCATION_PREFIX: &str = "FACEVEIL-REVOCATION-";
 
 /// The public half of a signing key: what a restore names to require that signer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,6 +124,54 @@ impl SigningKey {
     /// Signs a coded picture by its digest (`stream::pictures`).
     pub(crate) fn sign_picture(&self, digest: &[u8; 32]) -> [u8; 64] {
         self.0.sign(&[PICTURE_CONTEXT, digest].concat()).to_bytes()
+    }
+
+    /// The text of a file that revokes this key ([`Revocation`]). It holds no secret.
+    pub fn revocation_text(&self) -> String {
+        let public = self.0.verifying_key().to_bytes();
+        let signature = self.0.sign(&[REVOCATION_CONTEXT, public.as_slice()].concat()).to_bytes();
+        format!(
+            "# faceveil: revocation of the signing key of {}\n# Give it to `faceveil verify --revoked` and `faceveil restore --revoked`: they then refuse everything that key signed.\n{REVOCATION_PREFIX}{}\n",
+            self.signer(),
+            STANDARD.encode([public.as_slice(), signature.as_slice()].concat())
+        )
+    }
+}
+
+/// A signing key's statement, signed by itself, that it is no longer to be trusted: what its
+/// owner publishes once the key may have been copied. It names the signer it revokes, and only
+/// that key could have made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation(Signer);
+
+impl Revocation {
+    /// The signer revoked.
+    pub fn signer(&self) -> &Signer {
+        &self.0
+    }
+
+    /// Reads a revocation file.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        Self::from_file_text(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Reads a revocation file's text: an error unless its signature is the key's own.
+    pub fn from_file_text(text: &str) -> Result<Self, SealError> {
+        let bad = |why: &str| SealError::BadRevocation(why.to_string());
+        let line = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(REVOCATION_PREFIX))
+            .ok_or_else(|| bad(&format!("no {REVOCATION_PREFIX} line (`faceveil keygen --revoke` writes one)")))?;
+        let bytes = STANDARD.decode(line).map_err(|_| bad("the revocation is not base64"))?;
+        let (public, signature) = bytes.split_at_checked(32).ok_or_else(|| bad("the revocation is too short"))?;
+        let signature: [u8; 64] = signature.try_into().map_err(|_| bad("the revocation is not 96 bytes"))?;
+        let public: [u8; 32] = public.try_into().expect("split at 32");
+        let signer = ed25519_dalek::VerifyingKey::from_bytes(&public).map(Signer).map_err(|_| bad("no public key in it"))?;
+        if !signer.signed(&[REVOCATION_CONTEXT, public.as_slice()], &signature) {
+            return Err(bad("its signature is not the revoked key's own: it was altered, or made by another key"));
+        }
+        Ok(Self(signer))
     }
 }
 
@@ -208,5 +265,26 @@ mod tests {
         assert_eq!(text.parse::<Signer>().unwrap(), key.signer());
         assert!(matches!("faceveil-signer-abc".parse::<Signer>(), Err(SealError::BadSigner(_))));
         assert!(matches!("age1qqqq".parse::<Signer>(), Err(SealError::BadSigner(_))));
+    }
+
+    #[test]
+    fn a_revocation_names_its_key_and_only_that_key_can_make_it() {
+        let (key, other) = (SigningKey::generate(), SigningKey::generate());
+        let text = key.revocation_text();
+        assert_eq!(Revocation::from_file_text(&text).unwrap().signer(), &key.signer());
+        // Another key's public half put in the place of this one's: its signature is not that key's.
+        let line = text.lines().find_map(|l| l.strip_prefix(REVOCATION_PREFIX)).unwrap();
+        let mut bytes = STANDARD.decode(line).unwrap();
+        bytes[..32].copy_from_slice(other.signer().0.as_bytes());
+        let forged = format!("{REVOCATION_PREFIX}{}\n", STANDARD.encode(&bytes));
+        assert!(matches!(Revocation::from_file_text(&forged), Err(SealError::BadRevocation(_))));
+        // A header's signature of the same bytes is not a revocation.
+        let public = key.signer().0.to_bytes();
+        let header_signature = STANDARD.decode(key.sign(&public).signature).unwrap();
+        let as_header = format!("{REVOCATION_PREFIX}{}\n", STANDARD.encode([public.as_slice(), &header_signature].concat()));
+        assert!(matches!(Revocation::from_file_text(&as_header), Err(SealError::BadRevocation(_))));
+        assert!(matches!(Revocation::from_file_text("# nothing\n"), Err(SealError::BadRevocation(_))));
+        // It holds no secret: the key cannot be read back from it.
+        assert!(SigningKey::from_file_text(&text, || None).is_err());
     }
 }

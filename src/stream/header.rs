@@ -104,9 +104,13 @@ impl StreamHeader {
         signature.verify(unsigned.encode().as_bytes()).map(Some)
     }
 
-    /// Who signed the header, as [`Self::signer`]; an error where `required`, if given, did not.
-    pub fn check_signer(&self, required: Option<&Signer>) -> Result<Option<Signer>, SealError> {
+    /// Who signed the header, as [`Self::signer`]; an error where `required`, if given, did not,
+    /// or where the signer is one of the `revoked` ([`crate::secrets::Revocation`]).
+    pub fn check_signer(&self, required: Option<&Signer>, revoked: &[Signer]) -> Result<Option<Signer>, SealError> {
         let signer = self.signer()?;
+        if let Some(signer) = signer.as_ref().filter(|s| revoked.contains(s)) {
+            return Err(SealError::RevokedSigner(signer.to_string()));
+        }
         match (required, &signer) {
             (None, _) => {}
             (Some(required), Some(signer)) if signer == required => {}
@@ -377,8 +381,8 @@ pub(crate) mod tests {
         let signed = sample().signed_with(&key);
         let back = StreamHeader::decode(&signed.encode()).unwrap();
         assert_eq!(back.signer().unwrap(), Some(key.signer()));
-        assert_eq!(back.check_signer(Some(&key.signer())).unwrap(), Some(key.signer()));
-        assert_eq!(back.check_signer(None).unwrap(), Some(key.signer()));
+        assert_eq!(back.check_signer(Some(&key.signer()), &[]).unwrap(), Some(key.signer()));
+        assert_eq!(back.check_signer(None, &[]).unwrap(), Some(key.signer()));
         // A forger changes a field and mends the checksum: the signature no longer verifies.
         let mut changed = back.clone();
         changed.salt = "02".repeat(16);
@@ -387,9 +391,9 @@ pub(crate) mod tests {
         assert!(e.contains("signature does not verify"), "{e}");
         // ... or makes a header of their own, unsigned or signed by their key.
         let unsigned = sample();
-        assert!(matches!(unsigned.check_signer(Some(&key.signer())), Err(SealError::NotSigned { .. })));
+        assert!(matches!(unsigned.check_signer(Some(&key.signer()), &[]), Err(SealError::NotSigned { .. })));
         let theirs = StreamHeader::decode(&sample().signed_with(&forger).encode()).unwrap();
-        assert!(matches!(theirs.check_signer(Some(&key.signer())), Err(SealError::OtherSigner { .. })));
+        assert!(matches!(theirs.check_signer(Some(&key.signer()), &[]), Err(SealError::OtherSigner { .. })));
         // Signing changes what each sealed face is bound to.
         assert_ne!(signed.digest(), sample().digest());
     }

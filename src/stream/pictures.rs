@@ -106,7 +106,7 @@ impl PictureWatch {
         let frame = match &payload {
             Some(Ok(payload)) => {
                 if let Some(header) = &payload.header {
-                    self.promised = header.pictures_signed && header.check_signer(Some(&self.signer)).is_ok();
+                    self.promised = header.pictures_signed && header.check_signer(Some(&self.signer), &[]).is_ok();
                 }
                 payload.record.as_ref().map(|r| r.frame)
             }

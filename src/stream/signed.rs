@@ -17,9 +17,9 @@ pub struct SignedRecords {
 impl SignedRecords {
     /// The check of a stream with `header`: `None` where the header is unsigned and no signer is
     /// `required`; an error where the header is altered, unsigned or signed by another key than
-    /// the one required.
-    pub fn of(header: &StreamHeader, required: Option<&Signer>) -> Result<Option<Self>, SealError> {
-        Ok(header.check_signer(required)?.map(|signer| Self { signer, header: header.digest(), last: None }))
+    /// the one required, or by a `revoked` one.
+    pub fn of(header: &StreamHeader, required: Option<&Signer>, revoked: &[Signer]) -> Result<Option<Self>, SealError> {
+        Ok(header.check_signer(required, revoked)?.map(|signer| Self { signer, header: header.digest(), last: None }))
     }
 
     pub fn signer(&self) -> &Signer {
@@ -62,14 +62,20 @@ mod tests {
         let key = SigningKey::generate();
         let header = sample().signed_with(&key);
         let record = |n| FrameRecord::new(n, Some(n * 40), Vec::new()).signed_with(&key, &header.digest());
-        let mut check = SignedRecords::of(&header, Some(&key.signer())).unwrap().unwrap();
+        let mut check = SignedRecords::of(&header, Some(&key.signer()), &[]).unwrap().unwrap();
         assert_eq!(check.check(&record(5)).unwrap(), None, "a restore may join anywhere");
         assert_eq!(check.check(&record(6)).unwrap(), None);
         assert_eq!(check.check(&record(9)).unwrap(), Some((6, 9)), "7 and 8 are missing");
         assert_eq!(check.check(&record(4)).unwrap(), Some((9, 4)), "out of order");
         let unsigned = FrameRecord::new(10, None, Vec::new());
         assert!(matches!(check.check(&unsigned), Err(SealError::UnsignedRecord { frame: 10 })));
-        assert!(SignedRecords::of(&sample(), None).unwrap().is_none(), "an unsigned stream has nothing to check");
-        assert!(SignedRecords::of(&sample(), Some(&key.signer())).is_err(), "unless a signer is required");
+        assert!(SignedRecords::of(&sample(), None, &[]).unwrap().is_none(), "an unsigned stream has nothing to check");
+        assert!(SignedRecords::of(&sample(), Some(&key.signer()), &[]).is_err(), "unless a signer is required");
+        // A revoked key's stream is refused, required or not; another key's revocation is not its.
+        let revoked = [key.signer()];
+        for required in [None, Some(&key.signer())] {
+            assert!(matches!(SignedRecords::of(&header, required, &revoked), Err(SealError::RevokedSigner(_))));
+        }
+        assert!(SignedRecords::of(&header, None, &[SigningKey::generate().signer()]).unwrap().is_some());
     }
 }

@@ -69,6 +69,10 @@ pub struct VerifyArgs {
     /// --signing`); without it, the signer found is named and its signatures checked
     #[arg(long, value_name = "PUBLIC")]
     pub signer: Option<String>,
+    /// Refuse an output signed by the key this revocation file revokes (`faceveil keygen
+    /// --revoke`); repeat it for several
+    #[arg(long, value_name = "FILE")]
+    pub revoked: Vec<PathBuf>,
     /// Check this sidecar's records instead of the video's own (by default its SEI, and the
     /// sidecar beside it only where the SEI was lost)
     #[arg(long, value_name = "FILE")]
@@ -88,13 +92,20 @@ pub struct ServeArgs {
 
 #[derive(Args)]
 pub struct KeygenArgs {
-    /// Where the identity (private key) is written; an existing file is never overwritten
+    /// Where the identity (private key) is written, or the signing key, or the revocation; an
+    /// existing file is never overwritten
     #[arg(short, long)]
     pub output: PathBuf,
     /// Make a signing key for `anonymize --sign-with` instead, and print its signer (the public
     /// key `restore --signer` takes)
     #[arg(long)]
     pub signing: bool,
+    /// Write the revocation of this signing key instead (to --output, which may be public): kept
+    /// apart from the key, it is what its owner gives `verify --revoked` and `restore --revoked`
+    /// once the key may have been copied. Make it as soon as the key is made: a key lost with its
+    /// machine can no longer make one
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["signing", "passphrase", "passphrase_file"])]
+    pub revoke: Option<PathBuf>,
     /// Protect the file with a passphrase ($FACEVEIL_IDENTITY_PASSPHRASE, or
     /// $FACEVEIL_SIGNING_PASSPHRASE for a signing key; else asked twice)
     #[arg(long)]
@@ -291,6 +302,10 @@ pub struct RestoreArgs {
     /// is refused and nothing is written
     #[arg(long, value_name = "PUBLIC")]
     pub signer: Option<String>,
+    /// Refuse an output signed by the key this revocation file revokes (`faceveil keygen
+    /// --revoke`), with or without --signer, and write nothing; repeat it for several
+    #[arg(long, value_name = "FILE")]
+    pub revoked: Vec<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
 }

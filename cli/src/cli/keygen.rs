@@ -1,5 +1,6 @@
 //! `faceveil keygen`: a new identity for sealed restores and the recipient line to share, or,
-//! with `--signing`, a key that signs sealed outputs and the signer line to share.
+//! with `--signing`, a key that signs sealed outputs and the signer line to share, or, with
+//! `--revoke KEY`, the revocation of a signing key.
 
 use std::io::{IsTerminal, Write};
 
@@ -10,6 +11,9 @@ use zeroize::Zeroizing;
 use crate::cli::args::KeygenArgs;
 
 pub fn run(args: &KeygenArgs) -> Result<()> {
+    if let Some(key) = &args.revoke {
+        return revoke(key, args);
+    }
     let passphrase = passphrase(args)?.map(|p| p.to_string().into());
     let (text, public, kind, shared) = if args.signing {
         let key = SigningKey::generate();
@@ -21,6 +25,19 @@ pub fn run(args: &KeygenArgs) -> Result<()> {
     write_private(args, &text)?;
     eprintln!("faceveil: {kind} written to {} (keep it secret); its {shared}:", args.output.display());
     println!("{public}");
+    Ok(())
+}
+
+/// Writes the revocation of the signing key in `key` to `args.output`, and prints the signer it
+/// revokes. A protected key's passphrase comes as `--sign-with` takes it.
+fn revoke(key: &std::path::Path, args: &KeygenArgs) -> Result<()> {
+    let key = crate::cli::sealing::signing_key(key)?;
+    write_file(&args.output, &key.revocation_text())?;
+    eprintln!(
+        "faceveil: revocation written to {} (keep it apart from the key; publish it if the key may have been copied); it revokes:",
+        args.output.display()
+    );
+    println!("{}", key.signer());
     Ok(())
 }
 
@@ -56,17 +73,23 @@ fn passphrase(args: &KeygenArgs) -> Result<Option<Zeroizing<String>>> {
 /// Creates the file readable by its owner only; an existing file is never overwritten.
 fn write_private(args: &KeygenArgs, text: &str) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&args.output).with_context(|| {
-        if args.output.exists() {
-            format!("{} exists: a key file is never overwritten", args.output.display())
+    create(options, &args.output, text)
+}
+
+/// Creates a file that holds no secret; an existing file is never overwritten.
+fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
+    create(std::fs::OpenOptions::new(), path, text)
+}
+
+fn create(mut options: std::fs::OpenOptions, path: &std::path::Path, text: &str) -> Result<()> {
+    let mut file = options.write(true).create_new(true).open(path).with_context(|| {
+        if path.exists() {
+            format!("{} exists: a key file is never overwritten", path.display())
         } else {
-            format!("cannot create {}", args.output.display())
+            format!("cannot create {}", path.display())
         }
     })?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", args.output.display()))
+    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).with_context(|| format!("cannot write {}", path.display()))
 }

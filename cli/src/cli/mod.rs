@@ -168,6 +168,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
     // Sealed faces alone open without the SDN: a key holder's machine needs no model.
     let mut config = args.common.config_with(faceveil::faces::effects::Mode::Sdn, password.is_some())?;
     config.signer = args.signer.as_deref().map(str::parse).transpose()?;
+    config.revoked = sealing::revoked(&args.revoked)?;
     let Input::Stream(_) = &input else {
         let folder = matches!(input, Input::Directory(_));
         ensure!(folder || !args.lossless, "--lossless is for videos; an image is restored losslessly when written as PNG");
@@ -215,13 +216,14 @@ fn restore_video(
     if sidecar.is_none() && args.header.is_none() && !input.is_live() && input.local_path().is_none() {
         bail!("no sidecar given for a remote stream; pass --sidecar or --header");
     }
-    let sealing = match args.identities.as_slice() {
+    let mut sealing = match args.identities.as_slice() {
         [] => video::Sealing::default(),
         paths => {
             let (identity, passphrase) = sealing::identity_files(paths)?;
             video::Sealing { identity: Some(identity), passphrase, ..Default::default() }
         }
     };
+    sealing.revoked = sealing::element_revoked(&args.revoked)?;
     // Faces sealed to the password come back from their seals, like an identity's: the restored
     // file is written to keep them. Where the header only arrives in the stream (its SEI), the
     // password restore's quality is kept; a header that does not read is faceunveil's to report.

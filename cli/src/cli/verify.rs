@@ -25,7 +25,8 @@ use crate::cli::media::{images, video};
 
 pub fn run(args: &VerifyArgs) -> Result<()> {
     let required: Option<Signer> = args.signer.as_deref().map(str::parse).transpose()?;
-    let mut tally = Tally { required, open_end: args.open_end, ..Tally::default() };
+    let revoked = crate::cli::sealing::revoked(&args.revoked)?;
+    let mut tally = Tally { required, revoked, open_end: args.open_end, ..Tally::default() };
     match Input::parse(&args.input)? {
         Input::Image(path) => {
             tally.pictures = Pictures::Photo;
@@ -49,6 +50,7 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
                         );
                         tally = Tally {
                             required: tally.required,
+                            revoked: tally.revoked,
                             open_end: tally.open_end,
                             pictures: Pictures::Lost,
                             ..Tally::default()
@@ -247,6 +249,8 @@ struct Held {
 #[derive(Default)]
 struct Tally {
     required: Option<Signer>,
+    /// Signers whose keys were revoked: an output of theirs is refused.
+    revoked: Vec<Signer>,
     /// The header the records are checked under, and its check.
     header: Option<(StreamHeader, SignedRecords)>,
     /// Records met before any header (a stream's SEI joined midway).
@@ -295,7 +299,7 @@ impl Tally {
         if self.header.as_ref().is_some_and(|(known, _)| known == header) {
             return Ok(());
         }
-        let Some(check) = SignedRecords::of(header, self.required.as_ref())? else {
+        let Some(check) = SignedRecords::of(header, self.required.as_ref(), &self.revoked)? else {
             bail!("this output is not signed (it was made without --sign-with): there is nothing to verify");
         };
         if let Some((_, before)) = &self.header

@@ -19,7 +19,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use faceveil::config::Config;
 use faceveil::pipeline::Restorer;
-use faceveil::secrets::Identity;
+use faceveil::secrets::{Identity, Revocation, Signer};
 use faceveil::stream::HEADER_EVERY;
 use faceveil::stream::end::{EndCheck, StreamEnd};
 use faceveil::stream::header::StreamHeader;
@@ -67,6 +67,8 @@ struct Settings {
     header_wait: u32,
     /// The signer the stream's header must be signed by, as given; checked when the element starts.
     signer: Option<String>,
+    /// Revocation files (comma-separated), read when the element starts.
+    revoked: Option<String>,
 }
 
 struct State {
@@ -191,6 +193,11 @@ impl ObjectImpl for FaceUnveil {
                     .blurb("Restore only a stream whose header this signer (faceveil-signer-..., printed by faceveil keygen --signing) signed: a stream unsigned, signed by another key or altered since stops with an error, and so does one whose pictures are signed unless faceveilsei with this signer checks them before the decoder")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("revoked")
+                    .nick("Revoked signing keys")
+                    .blurb("Revocation file(s), comma-separated (faceveil keygen --revoke): a stream signed by a key one of them revokes stops with an error, whether or not a signer is required")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("identity-passphrase-file")
                     .nick("Identity passphrase file")
                     .blurb("Read the identities' passphrase from the first line of this file instead (keeps it out of the process list)")
@@ -217,6 +224,7 @@ impl ObjectImpl for FaceUnveil {
             "lossless-input" => s.lossless_input = value.get().expect("type checked upstream"),
             "header-wait" => s.header_wait = value.get().expect("type checked upstream"),
             "signer" => s.signer = value.get().expect("type checked upstream"),
+            "revoked" => s.revoked = value.get().expect("type checked upstream"),
             "identity-passphrase" => {
                 s.identity_passphrase = value.get::<Option<String>>().expect("type checked upstream").map(Zeroizing::new);
             }
@@ -240,6 +248,7 @@ impl ObjectImpl for FaceUnveil {
             "lossless-input" => s.lossless_input.to_value(),
             "header-wait" => s.header_wait.to_value(),
             "signer" => s.signer.to_value(),
+            "revoked" => s.revoked.to_value(),
             name => s.shared.get(name).expect("every readable property is handled"),
         }
     }
@@ -253,6 +262,17 @@ fn read_identities(paths: Option<&str>, passphrase: Option<&Zeroizing<String>>) 
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|path| Identity::from_file(Path::new(path), || passphrase.map(|p| p.as_str().to_owned().into())))
+        .collect()
+}
+
+/// The signers revoked by the files the `revoked` property names (comma-separated paths).
+fn read_revoked(paths: Option<&str>) -> anyhow::Result<Vec<Signer>> {
+    paths
+        .into_iter()
+        .flat_map(|p| p.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|path| Revocation::from_file(Path::new(path)).map(|r| r.signer().clone()))
         .collect()
 }
 
@@ -350,6 +370,7 @@ impl BaseTransformImpl for FaceUnveil {
         // Sealed faces alone open without the SDN: a key holder's machine needs no model.
         let mut config = settings.shared.config_with(faceveil::faces::effects::Mode::Sdn, password.is_some())?;
         config.signer = settings.signer.as_deref().map(str::parse).transpose().map_err(common::settings_error)?;
+        config.revoked = read_revoked(settings.revoked.as_deref()).map_err(|e| common::settings_error(common::describe(&e)))?;
         let sidecar = match &settings.sidecar {
             Some(path) => Some(Sidecar::read(path).map_err(|e| common::settings_error(common::describe(&e)))?),
             None => None,

@@ -1,11 +1,11 @@
-//! Who faces are sealed to (recipients), who signs them (a signing key) and who opens them
-//! (identities), from the command line.
+//! Who faces are sealed to (recipients), who signs them (a signing key), who opens them
+//! (identities) and whose signatures no longer count (revocations), from the command line.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
-use faceveil::secrets::{Identity, Recipient, SigningKey};
+use faceveil::secrets::{Identity, Recipient, Revocation, Signer, SigningKey};
 use zeroize::Zeroizing;
 
 /// `--recipient` values and the lines of `--recipients-file`.
@@ -54,6 +54,21 @@ pub fn identity_files(paths: &[PathBuf]) -> Result<(String, Option<Zeroizing<Str
     }
     let joined = paths.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join(",");
     Ok((joined, asked))
+}
+
+/// The signers the revocation files of `--revoked` revoke, each file read and its signature
+/// checked before any input is read.
+pub fn revoked(paths: &[PathBuf]) -> Result<Vec<Signer>> {
+    paths.iter().map(|path| Revocation::from_file(path).map(|r| r.signer().clone())).collect()
+}
+
+/// For faceunveil, which reads the revocation files itself when it starts: their paths as its
+/// `revoked` value.
+pub fn element_revoked(paths: &[PathBuf]) -> Result<Option<String>> {
+    for path in paths {
+        ensure!(!path.to_string_lossy().contains(','), "revocation path {} contains a comma", path.display());
+    }
+    Ok((!paths.is_empty()).then(|| paths.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join(",")))
 }
 
 const IDENTITY_PASSPHRASE: &str = "FACEVEIL_IDENTITY_PASSPHRASE";

@@ -214,6 +214,8 @@ pub struct Sealing {
     /// Identity files, comma-separated, and the passphrase protected ones need.
     pub identity: Option<String>,
     pub passphrase: Option<Zeroizing<String>>,
+    /// Revocation files, comma-separated: a restore refuses what their keys signed.
+    pub revoked: Option<String>,
     /// The signing key, opened once: it signs the header and each record in `faceveil`, and
     /// each coded picture after the encoder, as that header promises (`sign-pictures`).
     pub signing: Option<SigningKey>,
@@ -340,6 +342,9 @@ impl Settings {
         }
         if let Some(signer) = &self.config.signer {
             set(&unveil, "signer", signer.to_string())?;
+        }
+        if let Some(revoked) = &self.sealing.revoked {
+            set(&unveil, "revoked", revoked.as_str())?;
         }
         Ok(vec![unveil])
     }
