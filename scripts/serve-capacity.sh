@@ -10,7 +10,7 @@
 #     camera its own play of it.
 # Usage: [SOURCE=file|rtsp] [FORMAT=WxH@FPS] [CLIP=PATH] [THREADS=T] [FACEVEIL=BINARY]
 #        scripts/serve-capacity.sh [MODE] [DETECT_INTERVAL] [N...]   (defaults: blur 1 1 2 3)
-# THREADS: the CPU threads of each camera's models (the config's `threads`; 0, the default: one per core).
+# THREADS: the CPU threads of each camera's models (the config's `threads`; 0, the default: half the cores each).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

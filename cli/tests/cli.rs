@@ -95,6 +95,18 @@ fn a_video_keeps_frames_timestamps_and_audio_and_loses_its_faces() {
     let (a, b) = (media::decode(&input), media::decode(&out));
     assert_eq!(a.pts, b.pts, "timestamps");
     assert_eq!(media::stream_kinds(&out), vec!["video", "audio"]);
+    // The sound (AAC) is written as it came, not decoded and coded again.
+    let sound = |video: &Path| {
+        let raw = dir.join(format!("{}.s16", video.file_name().unwrap().to_string_lossy()));
+        media::launch(&format!(
+            "filesrc location={} ! qtdemux ! aacparse ! avdec_aac ! audioconvert ! audio/x-raw,format=S16LE ! filesink location={}",
+            video.display(),
+            raw.display()
+        ));
+        std::fs::read(raw).unwrap()
+    };
+    let heard = sound(&input);
+    assert!(heard.len() > 100_000 && heard == sound(&out), "the sound changed");
     assert_two_faces_covered(&a, &b, &boxes);
     // Pixelation cannot be undone: a restore says so within the frames a header would have come
     // in, not after decoding and encoding the whole file again, and writes nothing.
