@@ -603,7 +603,7 @@ impl Transcode {
 /// Has `dec` (a decodebin) hand out AAC sound as it is coded, to be written as it came: decoding
 /// and coding it again took 6% of the CPU of `faceveil anonymize samples/faces_720p.mp4` (4.40
 /// against 4.13 CPU-seconds, 2.42 against 2.33 s, 4 runs each with and without its sound track,
-/// 2026-12-06) and lost a generation of the sound's quality. Other sound is decoded and coded as
+/// 2026-12-06, 08:37 UTC) and lost a generation of the sound's quality. Other sound is decoded and coded as
 /// AAC, which every container written here takes.
 fn pass_aac_through(dec: &gst::Element) {
     if dec.find_property("caps").is_none() {
