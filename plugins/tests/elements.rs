@@ -1085,6 +1085,25 @@ fn a_signed_stream_opens_for_its_signer_and_not_where_another_is_required() {
     };
     assert!(restore(&camera).is_some_and(|out| out == bytes(&original)), "the camera's signer restores exactly");
     assert!(restore(&other).is_none(), "another signer required: refused");
+    // The camera's key revoked (`revoked`, comma-separated files): refused, its signer required or
+    // not; another key's revocation changes nothing; a file that is no revocation stops the start.
+    let revocation = |key: &faceveil::secrets::SigningKey, name: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, key.revocation_text()).unwrap();
+        path
+    };
+    let (revoked, unrelated) = (revocation(&camera, "camera.revocation"), revocation(&other, "other.revocation"));
+    let with = |extra: String| unveil_i420(&anon, w, h, &format!("identity={} {extra}", alice.display()));
+    assert!(with(format!("revoked={}", unrelated.display())).is_some_and(|out| out == bytes(&original)));
+    assert!(with(format!("revoked={},{}", unrelated.display(), revoked.display())).is_none(), "a revoked signer: refused");
+    assert!(with(format!("revoked={} signer={}", revoked.display(), camera.signer())).is_none());
+    let unveil = gst::ElementFactory::make("faceunveil")
+        .property("identity", alice.to_str().unwrap())
+        .property("revoked", key_path.to_str().unwrap())
+        .build()
+        .unwrap();
+    let error = start_error(unveil);
+    assert!(error.contains("no FACEVEIL-REVOCATION- line"), "{error}");
     // A signing key without sealing signs nothing, and says so when the element starts.
     let unsealed = gst::ElementFactory::make("faceveil")
         .property("password", "alpha")
