@@ -45,7 +45,7 @@ fn keygen_writes_a_private_identity_that_unwraps_what_its_recipient_is_sent() {
 
     let again = keygen(&["-o", file.to_str().unwrap()], &[]);
     assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
     assert_eq!(Identity::from_file_text(&read(&file), || None).unwrap().recipient().to_string(), recipient.to_string());
 }
 

@@ -86,7 +86,7 @@ fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
 fn create(mut options: std::fs::OpenOptions, path: &std::path::Path, text: &str) -> Result<()> {
     let mut file = options.write(true).create_new(true).open(path).with_context(|| {
         if path.exists() {
-            format!("{} exists: a key file is never overwritten", path.display())
+            format!("{} exists: keygen never overwrites a file", path.display())
         } else {
             format!("cannot create {}", path.display())
         }
