@@ -152,8 +152,7 @@ impl Revocation {
 
     /// Reads a revocation file.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        Self::from_file_text(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        keyfile::read(path, "revocation", Self::from_file_text)
     }
 
     /// Reads a revocation file's text: an error unless its signature is the key's own.

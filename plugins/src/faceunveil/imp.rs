@@ -254,26 +254,19 @@ impl ObjectImpl for FaceUnveil {
     }
 }
 
-/// The identities named by the `identity` property (comma-separated paths).
-fn read_identities(paths: Option<&str>, passphrase: Option<&Zeroizing<String>>) -> anyhow::Result<Vec<Identity>> {
-    paths
-        .into_iter()
-        .flat_map(|p| p.split(','))
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|path| Identity::from_file(Path::new(path), || passphrase.map(|p| p.as_str().to_owned().into())))
-        .collect()
+/// The paths a property names, comma-separated.
+fn comma_separated(paths: Option<&str>) -> impl Iterator<Item = &Path> {
+    paths.into_iter().flat_map(|p| p.split(',')).map(str::trim).filter(|p| !p.is_empty()).map(Path::new)
 }
 
-/// The signers revoked by the files the `revoked` property names (comma-separated paths).
+/// The identities named by the `identity` property.
+fn read_identities(paths: Option<&str>, passphrase: Option<&Zeroizing<String>>) -> anyhow::Result<Vec<Identity>> {
+    comma_separated(paths).map(|path| Identity::from_file(path, || passphrase.map(|p| p.as_str().to_owned().into()))).collect()
+}
+
+/// The signers revoked by the files the `revoked` property names.
 fn read_revoked(paths: Option<&str>) -> anyhow::Result<Vec<Signer>> {
-    paths
-        .into_iter()
-        .flat_map(|p| p.split(','))
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|path| Revocation::from_file(Path::new(path)).map(|r| r.signer().clone()))
-        .collect()
+    comma_separated(paths).map(|path| Revocation::from_file(path).map(|r| r.signer().clone())).collect()
 }
 
 impl GstObjectImpl for FaceUnveil {}

@@ -43,16 +43,15 @@ pub fn signing_key(path: &Path) -> Result<SigningKey> {
 /// For faceunveil, which reads (and checks) the files itself when it starts, before any frame:
 /// their paths as its `identity` value, and the passphrase protected ones need, asked once.
 pub fn identity_files(paths: &[PathBuf]) -> Result<(String, Option<Zeroizing<String>>)> {
+    let joined = element_paths(paths, "identity")?;
     let mut asked: Option<Zeroizing<String>> = None;
     for path in paths {
-        ensure!(!path.to_string_lossy().contains(','), "identity path {} contains a comma", path.display());
         let text =
             Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read identity {}", path.display()))?);
         if Identity::needs_passphrase(&text) && asked.is_none() {
             asked = passphrase(path, IDENTITY_PASSPHRASE);
         }
     }
-    let joined = paths.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join(",");
     Ok((joined, asked))
 }
 
@@ -65,10 +64,16 @@ pub fn revoked(paths: &[PathBuf]) -> Result<Vec<Signer>> {
 /// For faceunveil, which reads the revocation files itself when it starts: their paths as its
 /// `revoked` value.
 pub fn element_revoked(paths: &[PathBuf]) -> Result<Option<String>> {
+    (!paths.is_empty()).then(|| element_paths(paths, "revocation")).transpose()
+}
+
+/// Paths as an element's property takes them, comma-separated; a path with a comma of its own
+/// (`what` names its kind) cannot be given so.
+fn element_paths(paths: &[PathBuf], what: &str) -> Result<String> {
     for path in paths {
-        ensure!(!path.to_string_lossy().contains(','), "revocation path {} contains a comma", path.display());
+        ensure!(!path.to_string_lossy().contains(','), "{what} path {} contains a comma", path.display());
     }
-    Ok((!paths.is_empty()).then(|| paths.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join(",")))
+    Ok(paths.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join(","))
 }
 
 const IDENTITY_PASSPHRASE: &str = "FACEVEIL_IDENTITY_PASSPHRASE";
