@@ -4,7 +4,9 @@
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("the sdn mode needs a password (FACEVEIL_PASSWORD, --password-file or the password property)")]
+    #[error(
+        "the sdn mode needs a password (FACEVEIL_PASSWORD, --password-file or the password property), unless its faces are sealed to recipients alone"
+    )]
     MissingPassword,
     /// The stream was anonymized with another model than the one loaded for the restore.
     #[error("this output was made with model {made_with}, not the loaded {loaded}")]

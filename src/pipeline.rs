@@ -36,6 +36,9 @@ pub struct Signing<'a> {
     pub pictures: bool,
 }
 
+/// Why a password restore of an output keyed at random is refused.
+const KEYED_AT_RANDOM: &str = "this output was sealed to recipients with no password: its surrogates were keyed at random, so no password restores them; restore it with an identity (--identity, faceunveil's identity)";
+
 /// The password, refused where there is none: the sdn mode needs one.
 fn required(password: Option<&[u8]>) -> Result<&[u8]> {
     password.filter(|p| !p.is_empty()).ok_or_else(|| Error::MissingPassword.into())
@@ -175,6 +178,18 @@ impl Anonymizer {
         Ok(Self::with_veil(veil, Some(header)))
     }
 
+    /// Opens the model for the sdn mode with a random secret that no one keeps, for an output
+    /// sealed to recipients ([`Self::seal_to`]) on a machine that holds no secret: no password
+    /// then undoes its surrogates, and its header says so, so that a restore asks for an
+    /// identity instead of drawing a third face.
+    pub fn keyed_at_random(config: &Config) -> Result<Self> {
+        ensure!(config.mode == Mode::Sdn, "only the sdn mode is keyed");
+        let veil = open_sdn(config, Direction::Anonymize, || Ok(SecretKey::random()), config.keying)?;
+        let model = veil.model().expect("sdn veil has a model");
+        let header = StreamHeader::new(model, config.kdf, &keys::random_salt(), config.keying).keyed_at_random();
+        Ok(Self::with_veil(veil, Some(header)))
+    }
+
     fn with_veil(veil: Veil, header: Option<StreamHeader>) -> Self {
         Self { veil, header, vault: None, signing: None, steady: SteadyCrops::default(), frames: 0, last_pts: None }
     }
@@ -192,6 +207,8 @@ impl Anonymizer {
         signing: Option<Signing<'_>>,
     ) -> Result<()> {
         ensure!(self.frames == 0, "sealing must be set up before the first frame");
+        let random = self.header.as_ref().is_some_and(|h| h.keyed_at_random);
+        ensure!(!(random && to_password), "faces cannot be sealed to the password of an output keyed at random: it has none");
         let wrap_key = self.veil.password_wrap_key().filter(|_| to_password);
         let header = self.header.take().context("sealed faces travel in the sdn mode's header: use the sdn mode")?;
         let (key, envelope) = FaceVault::create(recipients, threshold, wrap_key.as_deref())?;
@@ -356,6 +373,7 @@ impl Restorer {
     /// Without a variant of its own, the config takes the one the header names: a stream made
     /// with any variant of the model restores without the user having to remember which.
     pub fn new(config: &Config, password: Option<&[u8]>, header: &StreamHeader) -> Result<Self> {
+        ensure!(!header.keyed_at_random, KEYED_AT_RANDOM);
         let signed = SignedRecords::of(header, config.signer.as_ref(), &config.revoked)?;
         let config = Config { variant: config.variant.clone().or_else(|| Some(header.variant.clone())), ..config.clone() };
         let salt = header.salt_bytes().context("header salt")?;
@@ -379,6 +397,20 @@ impl Restorer {
             signed,
             skipped: None,
         })
+    }
+
+    /// The restore a front end was asked for: with `password` alone the SDN's restore of the
+    /// surrogates (and the faces sealed to the password, if any); with `identities` too, the
+    /// faces sealed to them where there are any; with `identities` alone, the sealed faces
+    /// only. An output keyed at random opens with identities alone: a password given beside
+    /// them is left unused, and one given without them is refused, saying so.
+    pub fn open(config: &Config, password: Option<&[u8]>, identities: &[Identity], header: &StreamHeader) -> Result<Self> {
+        match password {
+            Some(_) if header.keyed_at_random && !identities.is_empty() => Self::sealed_only(config, identities, header),
+            Some(password) if identities.is_empty() => Self::new(config, Some(password), header),
+            Some(password) => Self::new(config, Some(password), header)?.unseal_with(identities, header),
+            None => Self::sealed_only(config, identities, header),
+        }
     }
 
     /// A restore with identities and no password: only the sealed faces come back.
@@ -537,6 +569,21 @@ mod tests {
     fn the_sdn_without_a_password_is_a_typed_error() {
         let e = Anonymizer::new(&bundled_model(), Some(b"")).err().expect("no password, no anonymizer");
         assert!(matches!(e.downcast_ref::<Error>(), Some(Error::MissingPassword)), "{e:#}");
+    }
+
+    #[test]
+    fn an_output_keyed_at_random_is_refused_to_a_password_and_cannot_be_sealed_to_one() {
+        let config = bundled_model();
+        let mut anonymizer = Anonymizer::keyed_at_random(&config).unwrap();
+        let header = anonymizer.header().unwrap().clone();
+        assert!(header.keyed_at_random && StreamHeader::decode(&header.encode()).unwrap() == header);
+        let e = Restorer::new(&config, Some(b"alpha"), &header).err().expect("no password restores it");
+        assert!(format!("{e:#}").contains("no password restores them"), "{e:#}");
+        // The mark is under the header's checksum: taking it off is tampering.
+        let unmarked = StreamHeader { keyed_at_random: false, ..header.clone() };
+        assert!(StreamHeader::decode(&unmarked.encode()).is_err(), "an unmarked header fails its check");
+        let e = anonymizer.seal_to(&[], 1, true, SealedLayout::Lossless, None).expect_err("it has no password");
+        assert!(format!("{e:#}").contains("keyed at random"), "{e:#}");
     }
 
     #[test]

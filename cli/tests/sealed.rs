@@ -110,6 +110,44 @@ fn a_photo_sealed_to_its_password_comes_back_exactly_with_it_alone_and_a_wrong_o
     assert!(!two.exists());
 }
 
+/// Sealed to recipients with no password, the anonymizing machine holds no secret: the
+/// surrogates are keyed at random (another each run), the recipients get the faces back, and a
+/// password restore is refused rather than drawing a third face from a key no one has.
+#[test]
+fn a_photo_sealed_to_recipients_with_no_password_is_keyed_at_random_and_opens_for_them_alone() {
+    let dir = tmpdir("no-password");
+    let (input, original) = lossless_photo(&dir);
+    let (id, recipient) = keygen(&dir, "investigator");
+    let [first, second] = ["first", "second"].map(|name| {
+        let anon = dir.join(format!("{name}.png"));
+        let made = faceveil(&["anonymize", s(&input), "-o", s(&anon), "--recipient", &recipient], None);
+        ok(&made);
+        assert!(String::from_utf8_lossy(&made.stderr).contains("keyed at random"), "the user is told");
+        assert_eq!(embedded(&anon)["header"]["keyed_at_random"], true, "the header says so");
+        anon
+    });
+    let (a, b) = (pixels(&first), pixels(&second));
+    assert!(a != original && b != original, "the face was anonymized");
+    let differ = a.pixels().zip(b.pixels()).filter(|(p, q)| p != q).count();
+    assert!(differ > 5000, "each run draws its own key: {differ} pixels differ");
+
+    let back = dir.join("back.png");
+    ok(&faceveil(&["restore", s(&first), "-o", s(&back), "--identity", s(&id)], None));
+    assert!(pixels(&back) == original, "the recipient gets the face back bit-exact");
+    let guessed = dir.join("guessed.png");
+    failed(&faceveil(&["restore", s(&first), "-o", s(&guessed)], Some("pw")), "no password restores them");
+    assert!(!guessed.exists(), "nothing is written for a password");
+    // A password given beside the identity is left unused.
+    let both = dir.join("both.png");
+    ok(&faceveil(&["restore", s(&first), "-o", s(&both), "--identity", s(&id)], Some("pw")));
+    assert!(pixels(&both) == original);
+    // Sealing to the password needs one.
+    let to_password = dir.join("to-password.png");
+    let args = ["anonymize", s(&input), "-o", s(&to_password), "--recipient", &recipient, "--seal-password"];
+    failed(&faceveil(&args, None), "a password is required");
+    assert!(!to_password.exists());
+}
+
 #[test]
 fn a_threshold_of_two_needs_both_identities() {
     let dir = tmpdir("threshold");
@@ -332,11 +370,14 @@ fn a_sealed_video_comes_back_near_exact_by_default_bit_exact_sealed_losslessly_a
     let restore = ["restore", s(&anon), "-o", s(&refused), "--identity", s(&b), "--revoked", s(&revocation)];
     failed(&faceveil(&restore, None), "whose key was revoked");
     assert!(!refused.exists(), "nothing is written for a revoked signer's video");
-    // Sealed losslessly and restored losslessly: the original's bytes.
+    // Sealed losslessly and restored losslessly: the original's bytes. Made with no password,
+    // keyed at random (through the faceveil element): no password restores it.
     let anon_exact = dir.join("anon-exact.mp4");
-    ok(&faceveil(&["anonymize", s(&clip), "-o", s(&anon_exact), "--recipient", &ra, "--sealed-lossless"], Some("pw")));
+    ok(&faceveil(&["anonymize", s(&clip), "-o", s(&anon_exact), "--recipient", &ra, "--sealed-lossless"], None));
     let exact = dir.join("exact.mp4");
     ok(&faceveil(&["restore", s(&anon_exact), "-o", s(&exact), "--identity", s(&a), "--lossless"], None));
+    failed(&faceveil(&["restore", s(&anon_exact), "-o", s(&refused)], Some("pw")), "no password restores them");
+    assert!(!refused.exists(), "nothing is written for a password");
     // That one is not signed: a restore that requires the camera's signature refuses it.
     failed(
         &faceveil(&["restore", s(&anon_exact), "-o", s(&refused), "--identity", s(&a), "--signer", &signer], None),

@@ -67,6 +67,12 @@ impl SecretKey {
         Ok(Self(out))
     }
 
+    /// A random secret, kept by no one: the key of an output whose faces only their sealed
+    /// copies give back ([`crate::pipeline::Anonymizer::keyed_at_random`]).
+    pub fn random() -> Self {
+        Self(Zeroizing::new(rand::random()))
+    }
+
     /// Expands the secret into `bits` values of +1 or -1, the model's key input: one vector for
     /// every face of a stream ([`Keying::Stream`]).
     pub fn key_vector(&self, bits: usize) -> Zeroizing<Vec<f32>> {

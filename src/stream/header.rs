@@ -35,6 +35,11 @@ pub struct StreamHeader {
     /// The content key of the sealed faces, wrapped to their recipients (sealed outputs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<KeyEnvelope>,
+    /// The surrogates were keyed by a random secret that no one kept, not by a password: an
+    /// output sealed to recipients on a machine that holds no secret. No password undoes its
+    /// surrogates; only its sealed faces come back ([`crate::pipeline::Anonymizer::keyed_at_random`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keyed_at_random: bool,
     /// Truncated SHA-256 of the fields above: catches corruption, not an attacker.
     pub check: String,
     /// Every coded picture of the stream carries its signer's signature too (`stream::pictures`),
@@ -74,6 +79,7 @@ impl StreamHeader {
             salt: hex(salt),
             keying,
             sealed: None,
+            keyed_at_random: false,
             check: String::new(),
             pictures_signed: false,
             end_signed: false,
@@ -86,6 +92,13 @@ impl StreamHeader {
     /// The header with the envelope of its sealed faces.
     pub fn with_sealed(mut self, envelope: KeyEnvelope) -> Self {
         self.sealed = Some(envelope);
+        self.check = self.checksum();
+        self
+    }
+
+    /// The header of surrogates keyed by a random secret that no one kept.
+    pub fn keyed_at_random(mut self) -> Self {
+        self.keyed_at_random = true;
         self.check = self.checksum();
         self
     }
@@ -131,6 +144,7 @@ impl StreamHeader {
         // Headers keyed per stream keep the checksum they had before keying was recorded.
         let keying = if self.keying == Keying::Track { "|track" } else { "" };
         let sealed = self.sealed.as_ref().map(|e| format!("|sealed|{}|{}", e.threshold, hex(&e.check))).unwrap_or_default();
+        let random = if self.keyed_at_random { "|random" } else { "" };
         let text = format!(
             "{}|{}|{}|{}|{}|{}|{}|{}|{}",
             self.format,
@@ -143,7 +157,8 @@ impl StreamHeader {
             self.kdf.p,
             self.salt
         ) + keying
-            + &sealed;
+            + &sealed
+            + random;
         hex(&Sha256::digest(text.as_bytes())[..8])
     }
 
@@ -345,6 +360,7 @@ pub(crate) mod tests {
             salt: "01".repeat(16),
             keying: Keying::Track,
             sealed: None,
+            keyed_at_random: false,
             check: String::new(),
             pictures_signed: false,
             end_signed: false,

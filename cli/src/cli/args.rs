@@ -216,7 +216,9 @@ pub struct AnonymizeArgs {
     /// Also seal each face's original pixels to this recipient (age1..., printed by `faceveil
     /// keygen`), for a restore with its identity; repeatable. Sealed faces ride in the image's
     /// metadata (lossless), or in the video's SEI and sidecar (a small video of each tracked
-    /// face, restored to about 45 dB; see --sealed-lossless)
+    /// face, restored to about 45 dB; see --sealed-lossless). With no password given outright
+    /// ($FACEVEIL_PASSWORD, --password-file) none is asked for: the surrogates are keyed at
+    /// random and only the recipients get the faces back
     #[arg(long = "recipient", value_name = "PUBLIC")]
     pub recipients: Vec<String>,
     /// Recipients to seal to, one per line

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use faceveil::faces::detect::DetectorKind;
+use faceveil::faces::effects::Mode;
 use faceveil::finder::FaceFinder;
 use faceveil::pipeline::{Anonymizer, Restorer, Signing};
 use faceveil::secrets::SealedLayout;
@@ -56,8 +57,13 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
         args.output = Some(output_or_beside(args.output.take(), &input, "anonymized", otherwise)?);
     }
     let config = faceveil::config::Config { keying: args.keying.into(), ..args.common.config(args.mode.into())? };
-    let password = if config.mode == faceveil::faces::effects::Mode::Sdn { Some(password::obtain(&args.common)?) } else { None };
     let recipients = sealing::recipients(&args.recipients, args.recipients_file.as_ref())?;
+    let password = match config.mode {
+        Mode::Sdn if recipients.is_empty() || args.seal_password => Some(password::obtain(&args.common)?),
+        // Sealed to recipients, a password is asked for nowhere: the machine then holds no secret.
+        Mode::Sdn => password::given_or_random(&args.common)?,
+        _ => None,
+    };
     let sealed = !recipients.is_empty() || args.seal_password;
     ensure!(!args.sealed_lossless || sealed, "--sealed-lossless needs --recipient, --recipients-file or --seal-password");
     ensure!(
@@ -93,7 +99,10 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
             args.sealed_quantizer.is_none() || matches!(input, Input::Directory(_)),
             "--sealed-quantizer is for videos: a photo's faces are sealed bit-exact"
         );
-        let mut anonymizer = Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?;
+        let mut anonymizer = match &password {
+            None if config.mode == Mode::Sdn => Anonymizer::keyed_at_random(&config)?,
+            password => Anonymizer::new(&config, password.as_ref().map(|p| p.as_bytes()))?,
+        };
         if sealed {
             // A photo's pixels are not signed: its record and sealed faces are.
             let signing = signing.as_ref().map(|key| Signing { key, pictures: false });
@@ -166,7 +175,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
     let password =
         if args.identities.is_empty() { Some(password::obtain(&args.common)?) } else { password::given(&args.common)? };
     // Sealed faces alone open without the SDN: a key holder's machine needs no model.
-    let mut config = args.common.config_with(faceveil::faces::effects::Mode::Sdn, password.is_some())?;
+    let mut config = args.common.config_with(Mode::Sdn, password.is_some())?;
     config.signer = args.signer.as_deref().map(str::parse).transpose()?;
     config.revoked = sealing::revoked(&args.revoked)?;
     let Input::Stream(_) = &input else {
@@ -180,14 +189,10 @@ fn restore(args: RestoreArgs) -> Result<()> {
         let identities = sealing::identities(&args.identities)?;
         let restorer = |header: &StreamHeader| {
             note_signer(header, config.signer.is_some());
-            match &password {
-                Some(p) if identities.is_empty() => {
-                    note_sealed_to_recipients_only(header);
-                    Restorer::new(&config, Some(p.as_bytes()), header)
-                }
-                Some(p) => Restorer::new(&config, Some(p.as_bytes()), header)?.unseal_with(&identities, header),
-                None => Restorer::sealed_only(&config, &identities, header),
+            if password.is_some() && identities.is_empty() {
+                note_sealed_to_recipients_only(header);
             }
+            Restorer::open(&config, password.as_ref().map(|p| p.as_bytes()), &identities, header)
         };
         let Input::Directory(dir) = &input else {
             return images::restore_file(input.local_path().context("an image has a path")?, output, &restorer);
@@ -264,7 +269,7 @@ fn restore_video(
 /// back the password restore of the surrogates, not the sealed faces, which need an identity.
 fn note_sealed_to_recipients_only(header: &StreamHeader) {
     static SAID: std::sync::Once = std::sync::Once::new();
-    if header.sealed.as_ref().is_some_and(|envelope| envelope.password.is_none()) {
+    if !header.keyed_at_random && header.sealed.as_ref().is_some_and(|envelope| envelope.password.is_none()) {
         SAID.call_once(|| {
             eprintln!(
                 "faceveil: note: these faces are also sealed to recipients; the password restores the surrogates, \

@@ -111,13 +111,7 @@ impl State {
         if self.restorer.as_ref().is_some_and(|(h, _)| *h == header) {
             return Ok(());
         }
-        let restorer = match (&self.password, self.identities.is_empty()) {
-            (Some(password), true) => Restorer::new(&self.config, Some(password.as_bytes()), &header)?,
-            (Some(password), false) => {
-                Restorer::new(&self.config, Some(password.as_bytes()), &header)?.unseal_with(&self.identities, &header)?
-            }
-            (None, _) => Restorer::sealed_only(&self.config, &self.identities, &header)?,
-        };
+        let restorer = Restorer::open(&self.config, self.password.as_ref().map(|p| p.as_bytes()), &self.identities, &header)?;
         let restorer = restorer.lossy_input(!self.lossless_input);
         // Faces sealed to identities or to the password decode the same way.
         let restorer = restorer.decode_faces_with(Arc::new(X264Faces::default()));

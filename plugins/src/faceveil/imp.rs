@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 
+use faceveil::faces::effects::Mode;
 use faceveil::faces::track::Track;
 use faceveil::finder::FaceFinder;
 use faceveil::model::keys::{EarlyKey, KdfParams};
@@ -184,12 +185,12 @@ impl ObjectImpl for FaceVeil {
             let mut v = vec![
                 glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
                     .nick("Mode")
-                    .blurb("How faces are replaced: sdn (the default) needs the SDN model and a password; blur, pixelate and solid only the detector")
+                    .blurb("How faces are replaced: sdn (the default) needs the SDN model and a password, or recipients (the faces then keyed at random); blur, pixelate and solid only the detector")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("password")
                     .nick("Password")
-                    .blurb("Password that keys the synthetic faces (sdn mode); write-only, never logged")
+                    .blurb("Password that keys the synthetic faces (sdn mode); write-only, never logged. Without one, recipients alone key them at random: only the recipients restore")
                     .write_only()
                     .mutable_ready()
                     .build(),
@@ -359,14 +360,21 @@ impl BaseTransformImpl for FaceVeil {
         if let Some(path) = &settings.password_file {
             settings.password = Some(settings::password_from_file(path)?);
         }
-        let password = settings.password.as_ref().map(|p| p.as_bytes());
+        let password = settings.password.as_ref().map(|p| p.as_bytes()).filter(|p| !p.is_empty());
         let early_key = self.early_key.lock().unwrap().take();
-        let mut anonymizer =
-            Anonymizer::with_early_key(&config, password, early_key).map_err(|e| common::init_error(common::describe(&e)))?;
         let recipients = match settings.recipients.as_deref().filter(|t| !t.trim().is_empty()) {
             Some(text) => Recipient::parse_list(&text.replace(',', "\n")).map_err(common::settings_error)?,
             None => Vec::new(),
         };
+        // Sealed to recipients with no password, the machine holds no secret: the surrogates are
+        // keyed at random and only the recipients get the faces back.
+        let anonymizer = match password {
+            None if config.mode == Mode::Sdn && !recipients.is_empty() && !settings.seal_password => {
+                Anonymizer::keyed_at_random(&config)
+            }
+            _ => Anonymizer::with_early_key(&config, password, early_key),
+        };
+        let mut anonymizer = anonymizer.map_err(|e| common::init_error(common::describe(&e)))?;
         let signing = match settings.opened_signing_key.clone() {
             Some(key) => Some(key),
             None => settings.signing.open()?,

@@ -467,8 +467,10 @@ fn build(
     // Whether faces are sealed, to recipients or to the password. The signing key signs the
     // header and records in faceveil, and each coded picture after the encoder.
     let sealing = if config.mode == Mode::Sdn {
-        let password = config.password()?.context("mode sdn needs a password")?;
-        veil.set_property("password", password.as_str());
+        // None where the faces are sealed to recipients alone (checked at load): keyed at random.
+        if let Some(password) = config.password()? {
+            veil.set_property("password", password.as_str());
+        }
         let recipients = config.recipients()?;
         if let Some(recipients) = &recipients {
             veil.set_property("recipients", recipients.as_str());

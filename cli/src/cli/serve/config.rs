@@ -154,7 +154,8 @@ pub struct CameraConfig {
     pub viewers: Option<Vec<String>>,
     pub record: Option<Record>,
     /// For sdn: age recipients (age1..., from `faceveil keygen`) to whom each face's original
-    /// pixels are also sealed inside the stream.
+    /// pixels are also sealed inside the stream. With no password, the surrogates are keyed at
+    /// random and only the recipients get the faces back.
     #[serde(default)]
     pub recipients: Vec<String>,
     /// Recipients to seal to, one per line.
@@ -241,7 +242,8 @@ impl CameraConfig {
         StreamSource::parse(&self.source).is_live()
     }
 
-    /// The sdn password, read now from its file or variable (`None` for the one-way modes).
+    /// The sdn password, read now from its file or variable (`None` for the one-way modes, and
+    /// for sdn sealed to recipients alone).
     pub fn password(&self) -> Result<Option<Zeroizing<String>>> {
         let secret = match (&self.password_file, &self.password_env) {
             (Some(path), _) => faceveil::secrets::first_line(path, "password file")?,
@@ -319,10 +321,12 @@ impl CameraConfig {
         }
         // Read once now, as the password below.
         self.source()?;
+        // Sealed to recipients alone, the surrogates are keyed at random: the machine holds no secret.
+        let sealed_to_recipients = !self.recipients.is_empty() || self.recipients_file.is_some();
         match (self.mode, &self.password_file, &self.password_env) {
-            (Mode::Sdn, None, None) => {
-                bail!("camera {name}: mode sdn needs a password: set password_file (a file) or password_env (a variable's name)")
-            }
+            (Mode::Sdn, None, None) if !sealed_to_recipients || self.seal_password => bail!(
+                "camera {name}: mode sdn needs a password: set password_file (a file) or password_env (a variable's name), or seal to recipients alone"
+            ),
             (Mode::Sdn, Some(_), Some(_)) => bail!("camera {name}: give password_file or password_env, not both"),
             (Mode::Sdn, _, _) => {}
             (mode, Some(_), _) | (mode, _, Some(_)) => {
@@ -471,6 +475,15 @@ mod tests {
         let roomy = parse(&format!("{BLUR}record = {{ dir = \"r\", min_free = \"5%\" }}\n")).unwrap();
         assert_eq!(roomy.cameras[0].record.as_ref().unwrap().min_free, Some(FreeSpace::Percent(5.0)));
         assert_eq!(cam.password().unwrap(), None);
+    }
+
+    #[test]
+    fn a_camera_sealed_to_recipients_alone_needs_no_password_and_one_sealed_to_its_password_does() {
+        let sdn = "[[camera]]\nname = \"a\"\nsource = \"faces_720p.mp4\"\nrecord = { dir = \"r\" }\n";
+        let recipient = "recipients = [\"age1uwftpe82lnsr0ywwngrgyn0f4q30rq2l7jkc4c2wt8m2tcgwvp0sf4tucs\"]\n";
+        let sealed = parse(&format!("{sdn}{recipient}")).unwrap();
+        assert_eq!(sealed.cameras[0].password().unwrap(), None, "keyed at random");
+        assert!(error(&format!("{sdn}{recipient}seal_password = true\n")).contains("mode sdn needs a password"));
     }
 
     #[test]
