@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use zeroize::Zeroizing;
 
 use crate::Error;
@@ -35,9 +35,6 @@ pub struct Signing<'a> {
     pub key: &'a SigningKey,
     pub pictures: bool,
 }
-
-/// Why a password restore of an output keyed at random is refused.
-const KEYED_AT_RANDOM: &str = "this output was sealed to recipients with no password: its surrogates were keyed at random, so no password restores them; restore it with an identity (--identity, faceunveil's identity)";
 
 /// The password, refused where there is none: the sdn mode needs one.
 fn required(password: Option<&[u8]>) -> Result<&[u8]> {
@@ -210,7 +207,16 @@ impl Anonymizer {
         let random = self.header.as_ref().is_some_and(|h| h.keyed_at_random);
         ensure!(!(random && to_password), "faces cannot be sealed to the password of an output keyed at random: it has none");
         let wrap_key = self.veil.password_wrap_key().filter(|_| to_password);
-        let header = self.header.take().context("sealed faces travel in the sdn mode's header: use the sdn mode")?;
+        ensure!(
+            !to_password || wrap_key.is_some(),
+            "faces are sealed to the password of the sdn mode, which a one-way effect has not"
+        );
+        // A one-way effect has no header of its own: its sealed faces get one to be bound to.
+        let header = match (self.header.take(), self.veil.one_way()) {
+            (Some(header), _) => header,
+            (None, Some(effect)) => StreamHeader::one_way(effect),
+            (None, None) => bail!("sealing must be set up before the first frame, once"),
+        };
         let (key, envelope) = FaceVault::create(recipients, threshold, wrap_key.as_deref())?;
         let header = header.with_sealed(envelope);
         let header = match signing {
@@ -373,7 +379,9 @@ impl Restorer {
     /// Without a variant of its own, the config takes the one the header names: a stream made
     /// with any variant of the model restores without the user having to remember which.
     pub fn new(config: &Config, password: Option<&[u8]>, header: &StreamHeader) -> Result<Self> {
-        ensure!(!header.keyed_at_random, KEYED_AT_RANDOM);
+        if let Some(why) = header.no_password_restores() {
+            bail!(why);
+        }
         let signed = SignedRecords::of(header, config.signer.as_ref(), &config.revoked)?;
         let config = Config { variant: config.variant.clone().or_else(|| Some(header.variant.clone())), ..config.clone() };
         let salt = header.salt_bytes().context("header salt")?;
@@ -402,11 +410,14 @@ impl Restorer {
     /// The restore a front end was asked for: with `password` alone the SDN's restore of the
     /// surrogates (and the faces sealed to the password, if any); with `identities` too, the
     /// faces sealed to them where there are any; with `identities` alone, the sealed faces
-    /// only. An output keyed at random opens with identities alone: a password given beside
-    /// them is left unused, and one given without them is refused, saying so.
+    /// only. An output keyed at random, or made with a one-way effect, opens with identities
+    /// alone: a password given beside them is left unused, and one given without them is
+    /// refused, saying so.
     pub fn open(config: &Config, password: Option<&[u8]>, identities: &[Identity], header: &StreamHeader) -> Result<Self> {
         match password {
-            Some(_) if header.keyed_at_random && !identities.is_empty() => Self::sealed_only(config, identities, header),
+            Some(_) if header.no_password_restores().is_some() && !identities.is_empty() => {
+                Self::sealed_only(config, identities, header)
+            }
             Some(password) if identities.is_empty() => Self::new(config, Some(password), header),
             Some(password) => Self::new(config, Some(password), header)?.unseal_with(identities, header),
             None => Self::sealed_only(config, identities, header),

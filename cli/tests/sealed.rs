@@ -148,6 +148,44 @@ fn a_photo_sealed_to_recipients_with_no_password_is_keyed_at_random_and_opens_fo
     assert!(!to_password.exists());
 }
 
+/// Blurred or pixelated for every viewer, the original faces sealed for investigators (as
+/// surveillance systems keep a confidential copy): a one-way effect seals like the sdn mode,
+/// its header naming the effect, and no password restores it.
+#[test]
+fn faces_blurred_or_pixelated_for_viewers_come_back_exactly_for_a_recipient() {
+    let dir = tmpdir("one-way");
+    let (input, original) = lossless_photo(&dir);
+    let (id, recipient) = keygen(&dir, "investigator");
+    let anon = dir.join("pixelated.png");
+    ok(&faceveil(&["anonymize", s(&input), "-o", s(&anon), "--mode", "pixelate", "--recipient", &recipient], None));
+    assert!(pixels(&anon) != original, "the face was pixelated");
+    assert_eq!(embedded(&anon)["header"]["effect"], "pixelate");
+    let back = dir.join("back.png");
+    ok(&faceveil(&["restore", s(&anon), "-o", s(&back), "--identity", s(&id)], None));
+    assert!(pixels(&back) == original, "the recipient gets the face back bit-exact");
+    let guessed = dir.join("guessed.png");
+    failed(&faceveil(&["restore", s(&anon), "-o", s(&guessed)], Some("pw")), "one-way pixelate effect");
+    assert!(!guessed.exists(), "nothing is written for a password");
+
+    let clip = common::repo().join("samples/two_faces_640x360.mp4");
+    let blurred = dir.join("blurred.mp4");
+    let args = ["anonymize", s(&clip), "-o", s(&blurred), "--mode", "blur", "--recipient", &recipient, "--sealed-lossless"];
+    ok(&faceveil(&args, None));
+    let exact = dir.join("exact.mp4");
+    ok(&faceveil(&["restore", s(&blurred), "-o", s(&exact), "--identity", s(&id), "--lossless"], None));
+    let [original, blurred_frames, exact] = [&clip, &blurred, &exact].map(|p| common::media::decode(p).frames);
+    assert!([&blurred_frames, &exact].iter().all(|v| v.len() == original.len()), "every frame is kept");
+    let (w, h) = (original[0].width, original[0].height);
+    let faces: Vec<_> =
+        records(&blurred).into_iter().flat_map(|r| r.faces.into_iter().map(move |f| (r.frame as usize, f))).collect();
+    assert!(faces.len() >= 150, "the clip's two faces in most frames: {}", faces.len());
+    for (i, face) in &faces {
+        let (x0, y0, x1, y1) = inside(face, w, h);
+        assert!(common::mean_abs_diff(&blurred_frames[*i], &original[*i], x0, y0, x1, y1) > 1.0, "frame {i}: blurred");
+        assert_eq!(common::mean_abs_diff(&exact[*i], &original[*i], x0, y0, x1, y1), 0.0, "frame {i}: bit-exact face");
+    }
+}
+
 #[test]
 fn a_threshold_of_two_needs_both_identities() {
     let dir = tmpdir("threshold");

@@ -9,9 +9,10 @@ use sha2::{Digest, Sha256};
 
 use crate::Error;
 use crate::faces::detect::LANDMARK_VALUES;
+use crate::faces::effects::Mode;
 use crate::faces::geometry::CropSquare;
 use crate::model::SdnModel;
-use crate::model::keys::{KdfParams, Keying, SALT_LEN};
+use crate::model::keys::{KdfParams, Keying, SALT_LEN, random_salt};
 use crate::secrets::{HeaderSignature, KeyEnvelope, SealError, Signer, SigningKey};
 use crate::stream::look::Look;
 
@@ -40,6 +41,11 @@ pub struct StreamHeader {
     /// surrogates; only its sealed faces come back ([`crate::pipeline::Anonymizer::keyed_at_random`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keyed_at_random: bool,
+    /// The one-way effect (blur, pixelate, solid) that replaced the faces of an output sealed
+    /// to recipients: no password undoes it, and the model's fields are empty
+    /// ([`Self::one_way`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
     /// Truncated SHA-256 of the fields above: catches corruption, not an attacker.
     pub check: String,
     /// Every coded picture of the stream carries its signer's signature too (`stream::pictures`),
@@ -80,6 +86,7 @@ impl StreamHeader {
             keying,
             sealed: None,
             keyed_at_random: false,
+            effect: None,
             check: String::new(),
             pictures_signed: false,
             end_signed: false,
@@ -87,6 +94,44 @@ impl StreamHeader {
         };
         h.check = h.checksum();
         h
+    }
+
+    /// The header of an output whose faces a one-way `effect` replaced and whose originals are
+    /// sealed: what its records and sealed faces are bound to. It names no model and no key
+    /// (the salt is random, the cost parameters the default, and neither derives anything).
+    pub fn one_way(effect: Mode) -> Self {
+        let mut h = Self {
+            format: FORMAT.into(),
+            version: VERSION,
+            model_id: String::new(),
+            variant: String::new(),
+            model_sha256: String::new(),
+            kdf: KdfParams::default(),
+            salt: hex(&random_salt()),
+            keying: Keying::Stream,
+            sealed: None,
+            keyed_at_random: false,
+            effect: Some(effect.name().to_string()),
+            check: String::new(),
+            pictures_signed: false,
+            end_signed: false,
+            signed: None,
+        };
+        h.check = h.checksum();
+        h
+    }
+
+    /// Why no password restores this output's faces, where none does: its surrogates were
+    /// keyed at random, or a one-way effect replaced them. Only its sealed faces come back.
+    pub fn no_password_restores(&self) -> Option<String> {
+        if let Some(effect) = &self.effect {
+            return Some(format!(
+                "this output's faces were replaced by the one-way {effect} effect and sealed to recipients: no password restores them; restore it with an identity (--identity, faceunveil's identity)"
+            ));
+        }
+        self.keyed_at_random.then(|| {
+            "this output was sealed to recipients with no password: its surrogates were keyed at random, so no password restores them; restore it with an identity (--identity, faceunveil's identity)".to_string()
+        })
     }
 
     /// The header with the envelope of its sealed faces.
@@ -145,6 +190,7 @@ impl StreamHeader {
         let keying = if self.keying == Keying::Track { "|track" } else { "" };
         let sealed = self.sealed.as_ref().map(|e| format!("|sealed|{}|{}", e.threshold, hex(&e.check))).unwrap_or_default();
         let random = if self.keyed_at_random { "|random" } else { "" };
+        let effect = self.effect.as_ref().map(|e| format!("|effect|{e}")).unwrap_or_default();
         let text = format!(
             "{}|{}|{}|{}|{}|{}|{}|{}|{}",
             self.format,
@@ -158,7 +204,8 @@ impl StreamHeader {
             self.salt
         ) + keying
             + &sealed
-            + random;
+            + random
+            + &effect;
         hex(&Sha256::digest(text.as_bytes())[..8])
     }
 
@@ -361,6 +408,7 @@ pub(crate) mod tests {
             keying: Keying::Track,
             sealed: None,
             keyed_at_random: false,
+            effect: None,
             check: String::new(),
             pictures_signed: false,
             end_signed: false,
@@ -368,6 +416,18 @@ pub(crate) mod tests {
         };
         h.check = h.checksum();
         h
+    }
+
+    #[test]
+    fn a_one_way_header_names_its_effect_under_its_checksum_and_no_password_restores_it() {
+        let h = StreamHeader::one_way(Mode::Blur);
+        assert_eq!(StreamHeader::decode(&h.encode()).unwrap(), h);
+        assert!(h.no_password_restores().unwrap().contains("one-way blur effect"));
+        assert!(sample().no_password_restores().is_none(), "an sdn header with a password restores");
+        let swapped = StreamHeader { effect: Some("solid".into()), ..h.clone() };
+        assert!(StreamHeader::decode(&swapped.encode()).is_err(), "another effect fails the check");
+        let unmarked = StreamHeader { effect: None, ..h };
+        assert!(StreamHeader::decode(&unmarked.encode()).is_err(), "no effect fails the check");
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub struct Cli {
 pub enum Command {
     /// Replace the faces in an image, a folder of photos and videos, a video file, an RTSP feed or a webcam.
     Anonymize(AnonymizeArgs),
-    /// Restore faces anonymized in sdn mode, with the same password and attributes.
+    /// Restore faces anonymized in sdn mode, with the same password and attributes, or sealed faces with an identity.
     Restore(RestoreArgs),
     /// Measure end-to-end speed (decode, anonymize, encode) on a clip, with a per-stage breakdown.
     Bench(BenchArgs),
@@ -142,11 +142,11 @@ pub struct BenchArgs {
 pub enum ModeArg {
     /// Reversible synthetic identity keyed by the password
     Sdn,
-    /// Strong blur (one-way)
+    /// Strong blur (one-way; --recipient seals the originals for the recipients alone)
     Blur,
-    /// Coarse blocks (one-way)
+    /// Coarse blocks (one-way; as blur)
     Pixelate,
-    /// Black fill (one-way)
+    /// Black fill (one-way; as blur)
     Solid,
 }
 

@@ -212,7 +212,7 @@ impl ObjectImpl for FaceVeil {
                     .build(),
                 glib::ParamSpecString::builder("recipients")
                     .nick("Recipients")
-                    .blurb("age recipients (age1..., separated by commas or new lines) to whom each face's original pixels are sealed inside the stream (sdn mode); faceunveil's identity opens them")
+                    .blurb("age recipients (age1..., separated by commas or new lines) to whom each face's original pixels are sealed inside the stream, in any mode (with blur, pixelate or solid the stream then carries a header and records for them too); faceunveil's identity opens them")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("recipients-threshold")

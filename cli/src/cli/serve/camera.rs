@@ -14,7 +14,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use faceveil::faces::effects::Mode;
 use faceveil::secrets::SigningKey;
 use gst::prelude::*;
 use prometheus_client::metrics::counter::Counter;
@@ -466,29 +465,26 @@ fn build(
     veil.set_property_from_str("mode", config.mode.name());
     // Whether faces are sealed, to recipients or to the password. The signing key signs the
     // header and records in faceveil, and each coded picture after the encoder.
-    let sealing = if config.mode == Mode::Sdn {
-        // None where the faces are sealed to recipients alone (checked at load): keyed at random.
-        if let Some(password) = config.password()? {
-            veil.set_property("password", password.as_str());
-        }
-        let recipients = config.recipients()?;
-        if let Some(recipients) = &recipients {
-            veil.set_property("recipients", recipients.as_str());
-            veil.set_property("recipients-threshold", config.recipients_threshold);
-        }
-        veil.set_property("seal-password", config.seal_password);
-        if let Some(quantizer) = config.sealed_quantizer {
-            veil.set_property("sealed-quantizer", quantizer);
-        }
-        if let Some(key) = signing {
-            let veil = veil.downcast_ref::<gstfaceveil::FaceVeil>().context("the faceveil element is not faceveil's")?;
-            veil.set_signing_key(key.clone());
-            veil.set_property("sign-pictures", true);
-        }
-        recipients.is_some() || config.seal_password
-    } else {
-        false
-    };
+    // The sdn password; none in sdn mode where the faces are sealed to recipients alone (checked
+    // at load), which keys them at random.
+    if let Some(password) = config.password()? {
+        veil.set_property("password", password.as_str());
+    }
+    let recipients = config.recipients()?;
+    if let Some(recipients) = &recipients {
+        veil.set_property("recipients", recipients.as_str());
+        veil.set_property("recipients-threshold", config.recipients_threshold);
+    }
+    veil.set_property("seal-password", config.seal_password);
+    if let Some(quantizer) = config.sealed_quantizer {
+        veil.set_property("sealed-quantizer", quantizer);
+    }
+    if let Some(key) = signing {
+        let veil = veil.downcast_ref::<gstfaceveil::FaceVeil>().context("the faceveil element is not faceveil's")?;
+        veil.set_signing_key(key.clone());
+        veil.set_property("sign-pictures", true);
+    }
+    let sealing = recipients.is_some() || config.seal_password;
     let i420 = gst::ElementFactory::make("capsfilter")
         .property("caps", gst::Caps::builder("video/x-raw").field("format", "I420").build())
         .build()?;

@@ -153,9 +153,9 @@ pub struct CameraConfig {
     /// is not given.
     pub viewers: Option<Vec<String>>,
     pub record: Option<Record>,
-    /// For sdn: age recipients (age1..., from `faceveil keygen`) to whom each face's original
-    /// pixels are also sealed inside the stream. With no password, the surrogates are keyed at
-    /// random and only the recipients get the faces back.
+    /// Age recipients (age1..., from `faceveil keygen`) to whom each face's original pixels are
+    /// also sealed inside the stream, whatever the mode. In sdn mode with no password, the
+    /// surrogates are keyed at random and only the recipients get the faces back.
     #[serde(default)]
     pub recipients: Vec<String>,
     /// Recipients to seal to, one per line.
@@ -344,7 +344,6 @@ impl CameraConfig {
         // Read once now so that a missing secret or a bad recipient fails the load, not the camera later.
         self.password()?;
         let sealed_to = self.recipients()?.map_or(0, |r| r.split(',').count());
-        ensure!(sealed_to == 0 || self.mode == Mode::Sdn, "camera {name}: sealed recipients need mode sdn");
         ensure!(!self.seal_password || self.mode == Mode::Sdn, "camera {name}: seal_password needs mode sdn");
         if let Some(quantizer) = self.sealed_quantizer {
             let (lowest, highest) = (SEALED_QUANTIZERS.start(), SEALED_QUANTIZERS.end());
@@ -478,12 +477,13 @@ mod tests {
     }
 
     #[test]
-    fn a_camera_sealed_to_recipients_alone_needs_no_password_and_one_sealed_to_its_password_does() {
+    fn a_camera_sealed_to_recipients_alone_needs_no_password_and_one_sealed_to_its_password_does_in_any_mode() {
         let sdn = "[[camera]]\nname = \"a\"\nsource = \"faces_720p.mp4\"\nrecord = { dir = \"r\" }\n";
         let recipient = "recipients = [\"age1uwftpe82lnsr0ywwngrgyn0f4q30rq2l7jkc4c2wt8m2tcgwvp0sf4tucs\"]\n";
         let sealed = parse(&format!("{sdn}{recipient}")).unwrap();
         assert_eq!(sealed.cameras[0].password().unwrap(), None, "keyed at random");
         assert!(error(&format!("{sdn}{recipient}seal_password = true\n")).contains("mode sdn needs a password"));
+        assert!(parse(&format!("{BLUR}record = {{ dir = \"r\" }}\n{recipient}")).is_ok(), "a blurred camera seals too");
     }
 
     #[test]
