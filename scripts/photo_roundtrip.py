@@ -3,7 +3,7 @@ faceveil binaries, then judge with dlib how often the surrogate is taken for the
 often dlib still finds a face, and how well the restore from PNG brings the face back.
 
     deps/sdn-venv/bin/python scripts/photo_roundtrip.py [--photos ../shared/data/faces/celeba_wild_scenes]
-        [--every 4] [--count 60] [--passwords 3] [--min-side 80] BIN [BIN ...]
+        [--every 4] [--count 60] [--passwords 3] [--min-side 80] [--mode blur] BIN [BIN ...]
 
 Each binary gets the same photos and the same password; every run draws its own salt, hence its
 own key, so each password is one key per binary (a folder run keys every photo alike). dlib
@@ -12,6 +12,10 @@ face box (the recorded crop square shrunk by the crop scale 1.3), "found" is dli
 (upsampling 1) finding a face with IoU >= 0.3 against that box. The restore PSNR is over the
 recorded square's ellipse (axes 0.8 and 0.95 of the half side), RGB, against the original PNG.
 Needs `scripts/setup-models.sh --eval` (dlib in deps/sdn-venv).
+
+With `--mode blur` (or pixelate, solid) the one-way effect is judged the same way: its faces are
+sealed to a fresh recipient, so that the output records where they are, and restored with its
+identity (bit-exact: the restore PSNR is then the cap of 138 dB); passwords play no part.
 """
 import argparse, json, os, subprocess, tempfile
 
@@ -42,7 +46,12 @@ def main():
     ap.add_argument("--count", type=int, default=60)
     ap.add_argument("--passwords", type=int, default=3)
     ap.add_argument("--min-side", type=float, default=80)
+    ap.add_argument("--mode", default="sdn", choices=["sdn", "blur", "pixelate", "solid"])
     args = ap.parse_args()
+    # The recorded square is the detector's box grown by the crop scale: sdn.json's for the
+    # SDN, CropFraming's default (src/faces/geometry.rs) for the one-way effects.
+    scale = 1.3 if args.mode == "sdn" else 1.5
+    runs = args.passwords if args.mode == "sdn" else 1
     dlib, sp, rec, det = judge_tools()
 
     def emb(img, box):
@@ -59,10 +68,17 @@ def main():
     for b, binary in enumerate(args.bins):
         same = found = faces = 0
         psnrs = []
-        for p in range(args.passwords):
-            env["FACEVEIL_PASSWORD"] = f"photo password {p}"
+        for p in range(runs):
             anon, rest = os.path.join(work, f"a{b}_{p}"), os.path.join(work, f"r{b}_{p}")
-            for cmd in (["anonymize", src, "-o", anon, "--keying", "stream"], ["restore", anon, "-o", rest]):
+            if args.mode == "sdn":
+                env["FACEVEIL_PASSWORD"] = f"photo password {p}"
+                cmds = (["anonymize", src, "-o", anon, "--keying", "stream"], ["restore", anon, "-o", rest])
+            else:
+                identity = os.path.join(work, f"id{b}_{p}.age")
+                recipient = subprocess.run([binary, "keygen", "-o", identity], check=True, capture_output=True, text=True).stdout.strip()
+                cmds = (["anonymize", src, "-o", anon, "--mode", args.mode, "--recipient", recipient],
+                        ["restore", anon, "-o", rest, "--identity", identity])
+            for cmd in cmds:
                 subprocess.run([binary] + cmd, env=env, check=True, capture_output=True)
             for n in sorted(os.listdir(src)):
                 a_path = os.path.join(anon, n)
@@ -77,7 +93,7 @@ def main():
                     cx, cy, side = face["square"]
                     if side < args.min_side:
                         continue
-                    h = side / 1.3 / 2
+                    h = side / scale / 2
                     box = [cx - h, cy - h, cx + h, cy + h]
                     faces += 1
                     same += np.linalg.norm(emb(O, box) - emb(A, box)) < 0.6
@@ -86,7 +102,8 @@ def main():
                     inside = (u / 0.8) ** 2 + (v / 0.95) ** 2 < 1
                     mse = ((O.astype(float) - R) ** 2)[inside].mean()
                     psnrs.append(10 * np.log10(255**2 / max(mse, 1e-9)))
-        print(f"{binary}: {len(names)} photos, {faces} faces of {args.min_side:.0f} px or more, {args.passwords} passwords: "
+        what = f"{runs} passwords" if args.mode == "sdn" else f"mode {args.mode}"
+        print(f"{binary}: {len(names)} photos, {faces} faces of {args.min_side:.0f} px or more, {what}: "
               f"judged the original {100 * same / faces:.1f}%, dlib finds a face {100 * found / faces:.1f}%, "
               f"restore from PNG mean {np.mean(psnrs):.2f} dB, 10th percentile {np.percentile(psnrs, 10):.2f} dB, worst {np.min(psnrs):.2f} dB",
               flush=True)

@@ -287,6 +287,8 @@ record = {{ dir = "rec", segment_seconds = 1 }}
     assert!(restored_psnr[0] > restored_psnr[1] + 5.0, "the password brings the faces back: {restored_psnr:?}");
 }
 
+/// The camera is sealed to a recipient with no password: the serving machine holds no secret
+/// but its signing key, and its surrogates are keyed at random.
 #[test]
 fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_and_its_signed_segments_verify_as_one_recording() {
     let dir = tmpdir("sealed");
@@ -303,7 +305,7 @@ fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_and_its_signed_s
         &config,
         format!(
             "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[[camera]]\nname = \"sealed\"\nsource = \"{}\"\n\
-             realtime = false\npassword_env = \"{PASSWORD_VAR}\"\nrecipients = [\"{recipient}\"]\nsign_with = \"{}\"\n\
+             realtime = false\nrecipients = [\"{recipient}\"]\nsign_with = \"{}\"\n\
              record = {{ dir = \"rec\", segment_seconds = 1, keep = 10 }}\n",
             s(&clip),
             s(&camera)
@@ -352,6 +354,13 @@ fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_and_its_signed_s
     assert!(!whole && why.contains("are missing at its end: the recording was cut short of its signed end"), "{why}");
     let first = recorded[0].clone();
     let out = dir.join("unsealed.mkv");
+    let guess = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .args(["restore", s(&first), "-o", s(&out)])
+        .env("FACEVEIL_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&guess.stderr);
+    assert!(!guess.status.success() && said.contains("no password restores them") && !out.exists(), "{said}");
     // No password: only the sealed faces come back, exactly (a lossless output keeps them so),
     // its signer required.
     let (restored, _, said) =

@@ -12,6 +12,12 @@ below is made twice, once per donor (or per key), to measure:
   two    the two surrogates (d1 and d2 / keys 1 and 2) judged two people (distance >= 0.6)
   found  dlib's HOG detector finds the surrogate (d1 / key 1)
 Rows:
+  black fill         no face at all: the ellipse painted black (the runtime's `solid`), the
+                     original's hair, outline and background around it, the same for both
+                     keys: the judge's floor for "same" with the surroundings kept
+  strong blur        the original's own crop blurred (Gaussian, sigma 8 px of the 128 crop)
+  mean face          the face space's mean face in the original's pose, light and tone left
+                     as the face space's low coordinates have them (all coordinates 0)
   photo swap         the donor's own 128 crop, moved onto the face by the similarity of their
                      five landmarks, at full resolution: a perfect generator of other people
   photo swap, blur   the same, Gaussian-blurred (sigma 2 px of the 128 crop)
@@ -114,7 +120,13 @@ def main():
         return z + (u[d] - u) @ fs.Q.T
 
     keys = np.where(np.random.RandomState(123).rand(2, 128) < 0.5, 1.0, -1.0)
-    rows = [("photo swap", lambda k: photo_swap((d1, d2)[k])),
+    def blurred(sigma):
+        return np.stack([cv2.GaussianBlur(c.transpose(1, 2, 0), (0, 0), sigma).transpose(2, 0, 1) for c in crops])
+
+    rows = [("black fill", lambda k: -np.ones_like(crops)),
+            ("strong blur", lambda k: blurred(8.0)),
+            ("mean face", lambda k: face_space(np.zeros_like(z))),
+            ("photo swap", lambda k: photo_swap((d1, d2)[k])),
             ("photo swap, blur", lambda k: photo_swap((d1, d2)[k], 2.0)),
             ("face space, all", lambda k: face_space(z[(d1, d2)[k]])),
             ("face space, id", lambda k: face_space(ids_from((d1, d2)[k]))),
