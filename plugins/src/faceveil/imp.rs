@@ -190,7 +190,7 @@ impl ObjectImpl for FaceVeil {
                     .build(),
                 glib::ParamSpecString::builder("password")
                     .nick("Password")
-                    .blurb("Password that keys the synthetic faces (sdn mode); write-only, never logged. Without one, recipients alone key them at random: only the recipients restore")
+                    .blurb("Password that keys the synthetic faces (sdn mode); write-only, never logged. Without one but with recipients, the faces are keyed at random and only the recipients get them back")
                     .write_only()
                     .mutable_ready()
                     .build(),
