@@ -186,6 +186,37 @@ fn faces_blurred_or_pixelated_for_viewers_come_back_exactly_for_a_recipient() {
     }
 }
 
+/// A JPEG's COM segment holds at most 64 KB, and a large face sealed bit-exact takes more: the
+/// data continues in further segments and reads back whole.
+#[test]
+fn a_jpeg_whose_sealed_faces_outgrow_one_comment_carries_them_in_several() {
+    let dir = tmpdir("jpeg-parts");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let small = image::open(repo.join("samples/astronaut.jpg")).unwrap().to_rgb8();
+    let large = image::imageops::resize(&small, small.width() * 3, small.height() * 3, image::imageops::FilterType::Triangle);
+    let input = dir.join("large.jpg");
+    large.save(&input).unwrap();
+    let original = pixels(&input);
+    let (id, recipient) = keygen(&dir, "investigator");
+    let anon = dir.join("anon.jpg");
+    ok(&faceveil(&["anonymize", s(&input), "-o", s(&anon), "--recipient", &recipient], None));
+    let bytes = std::fs::read(&anon).unwrap();
+    let continued = bytes.windows(9).filter(|w| *w == b"faceveil+").count();
+    assert!(continued >= 1, "the sealed face takes more than one comment ({} bytes)", bytes.len());
+    let back = dir.join("back.png");
+    ok(&faceveil(&["restore", s(&anon), "-o", s(&back), "--identity", s(&id)], None));
+    let restored = pixels(&back);
+    let [cx, cy, side] = [0, 1, 2].map(|i| embedded(&anon)["record"]["faces"][0]["square"][i].as_f64().unwrap());
+    let (x0, y0) = ((cx - side / 2.0).max(0.0) as u32 + 2, (cy - side / 2.0).max(0.0) as u32 + 2);
+    let (x1, y1) = (((cx + side / 2.0) as u32).min(original.width()) - 2, ((cy + side / 2.0) as u32).min(original.height()) - 2);
+    assert!(x1 - x0 > 200, "a large face: {x0}..{x1}");
+    for y in y0..y1 {
+        for x in x0..x1 {
+            assert_eq!(restored.get_pixel(x, y), original.get_pixel(x, y), "({x}, {y}) inside the face comes back exactly");
+        }
+    }
+}
+
 #[test]
 fn a_threshold_of_two_needs_both_identities() {
     let dir = tmpdir("threshold");

@@ -1,9 +1,15 @@
-//! faceveil's data inside image files: a PNG tEXt chunk or a JPEG COM segment, both ignored by
+//! faceveil's data inside image files: a PNG tEXt chunk or JPEG COM segments, both ignored by
 //! viewers and kept by most tools that do not re-encode.
 
 use anyhow::{Result, bail, ensure};
 
 const KEYWORD: &[u8] = b"faceveil";
+/// A JPEG segment holds at most 65,533 bytes, and sealed faces can take more (a photo with two
+/// large faces): the text then continues in further COM segments, each marked as a continuation.
+const JPEG_FIRST: u8 = b':';
+const JPEG_NEXT: u8 = b'+';
+/// The text a COM segment holds after its mark (`faceveil:` or `faceveil+`).
+const JPEG_PART: usize = u16::MAX as usize - 2 - KEYWORD.len() - 1;
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 
 /// Returns `bytes` with `text` embedded (replacing any faceveil data already there).
@@ -25,10 +31,16 @@ pub fn extract(bytes: &[u8]) -> Option<String> {
                 .then(|| String::from_utf8_lossy(&data[KEYWORD.len() + 1..]).into_owned())
         })
     } else if bytes.starts_with(&[0xFF, 0xD8]) {
-        jpeg_segments(bytes).find_map(|(marker, data)| {
-            (marker == 0xFE && data.starts_with(KEYWORD) && data.get(KEYWORD.len()) == Some(&b':'))
-                .then(|| String::from_utf8_lossy(&data[KEYWORD.len() + 1..]).into_owned())
-        })
+        // The first part, then the continuations that follow it, in order.
+        let mut text: Option<Vec<u8>> = None;
+        for (mark, part) in jpeg_segments(bytes).filter_map(|(marker, data)| jpeg_part(marker, data)) {
+            match (mark, &mut text) {
+                (JPEG_FIRST, None) => text = Some(part.to_vec()),
+                (JPEG_NEXT, Some(text)) => text.extend_from_slice(part),
+                _ => {}
+            }
+        }
+        text.map(|t| String::from_utf8_lossy(&t).into_owned())
     } else {
         None
     }
@@ -101,19 +113,32 @@ fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     })
 }
 
+/// The mark and text of one of faceveil's COM segments.
+fn jpeg_part(marker: u8, data: &[u8]) -> Option<(u8, &[u8])> {
+    let mark = *data.get(KEYWORD.len())?;
+    (marker == 0xFE && data.starts_with(KEYWORD) && (mark == JPEG_FIRST || mark == JPEG_NEXT))
+        .then(|| (mark, &data[KEYWORD.len() + 1..]))
+}
+
 fn embed_jpeg(bytes: &[u8], text: &str) -> Result<Vec<u8>> {
-    let mut payload = KEYWORD.to_vec();
-    payload.push(b':');
-    payload.extend_from_slice(text.as_bytes());
-    ensure!(payload.len() + 2 <= u16::MAX as usize, "faceveil data too large for a JPEG comment");
-    let mut out = vec![0xFF, 0xD8, 0xFF, 0xFE];
-    out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
-    out.extend_from_slice(&payload);
-    // Copy the rest, dropping an older faceveil comment.
+    let mut out = vec![0xFF, 0xD8];
+    let mut parts: Vec<&[u8]> = text.as_bytes().chunks(JPEG_PART).collect();
+    if parts.is_empty() {
+        parts.push(&[]);
+    }
+    for (i, part) in parts.into_iter().enumerate() {
+        let mut payload = KEYWORD.to_vec();
+        payload.push(if i == 0 { JPEG_FIRST } else { JPEG_NEXT });
+        payload.extend_from_slice(part);
+        out.extend_from_slice(&[0xFF, 0xFE]);
+        out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&payload);
+    }
+    // Copy the rest, dropping older faceveil comments.
     let mut pos = 2;
     for (marker, data) in jpeg_segments(bytes) {
         let end = pos + 4 + data.len();
-        let ours = marker == 0xFE && data.starts_with(KEYWORD) && data.get(KEYWORD.len()) == Some(&b':');
+        let ours = jpeg_part(marker, data).is_some();
         if !ours {
             out.extend_from_slice(&bytes[pos..end]);
         }
@@ -141,6 +166,20 @@ mod tests {
         assert_eq!(extract(&twice).as_deref(), Some("{\"b\":2}"));
         assert_eq!(twice.len(), once.len());
         assert!(twice.ends_with(&[0xFF, 0xDA, 0x00, 0x02, 0x55, 0xFF, 0xD9]));
+    }
+
+    #[test]
+    fn a_text_past_one_jpeg_segment_continues_in_the_next_and_reads_back_whole() {
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0x01, 0x02, 0xFF, 0xDA, 0x00, 0x02, 0x55, 0xFF, 0xD9];
+        let text: String = (0..150_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let long = embed(&jpeg, &text).unwrap();
+        let parts = jpeg_segments(&long).filter(|&(m, d)| jpeg_part(m, d).is_some()).count();
+        assert_eq!(parts, 3, "150,000 bytes take three segments");
+        assert_eq!(extract(&long).as_deref(), Some(text.as_str()));
+        // Replaced by a short text, no continuation is left behind.
+        let short = embed(&long, "{}").unwrap();
+        assert_eq!(extract(&short).as_deref(), Some("{}"));
+        assert_eq!(short.len(), embed(&jpeg, "{}").unwrap().len());
     }
 
     #[test]
