@@ -137,6 +137,8 @@ fn a_photo_sealed_to_recipients_with_no_password_is_keyed_at_random_and_opens_fo
     let guessed = dir.join("guessed.png");
     failed(&faceveil(&["restore", s(&first), "-o", s(&guessed)], Some("pw")), "no password restores them");
     assert!(!guessed.exists(), "nothing is written for a password");
+    // Given none, it is said before a password is asked for.
+    failed(&faceveil(&["restore", s(&first), "-o", s(&guessed)], None), "no password restores them");
     // A password given beside the identity is left unused.
     let both = dir.join("both.png");
     ok(&faceveil(&["restore", s(&first), "-o", s(&both), "--identity", s(&id)], Some("pw")));
@@ -173,6 +175,7 @@ fn faces_blurred_or_pixelated_for_viewers_come_back_exactly_for_a_recipient() {
     ok(&faceveil(&args, None));
     let exact = dir.join("exact.mp4");
     ok(&faceveil(&["restore", s(&blurred), "-o", s(&exact), "--identity", s(&id), "--lossless"], None));
+    failed(&faceveil(&["restore", s(&blurred), "-o", s(&dir.join("guessed.mp4"))], None), "one-way blur effect");
     let [original, blurred_frames, exact] = [&clip, &blurred, &exact].map(|p| common::media::decode(p).frames);
     assert!([&blurred_frames, &exact].iter().all(|v| v.len() == original.len()), "every frame is kept");
     let (w, h) = (original[0].width, original[0].height);

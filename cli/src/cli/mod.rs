@@ -171,6 +171,12 @@ fn restore(args: RestoreArgs) -> Result<()> {
     let input = args.common.input(&args.input)?;
     ensure!(!args.recursive || matches!(input, Input::Directory(_)), "--recursive is for folders");
     let output = &output_or_beside(args.output.clone(), &input, "restored", "")?;
+    // An output that no password restores is said so before a password is asked for.
+    if args.identities.is_empty()
+        && let Some(why) = header_before_password(&input, &args).and_then(|h| h.no_password_restores())
+    {
+        bail!(why);
+    }
     // With identities, a password is used only when one is given outright (no prompt).
     let password =
         if args.identities.is_empty() { Some(password::obtain(&args.common)?) } else { password::given(&args.common)? };
@@ -206,6 +212,29 @@ fn restore(args: RestoreArgs) -> Result<()> {
 
 /// Restores one video file or stream into `output`: with the sidecar `args` names, else the one
 /// beside a file, and written at the quality the faces it opens need.
+/// The header of a photo or a local video file, where it can be read without decoding (the
+/// photo's metadata, the video's sidecar or the header its stream data carries); `None` for a
+/// folder, a live source or where none reads.
+fn header_before_password(input: &Input, args: &RestoreArgs) -> Option<StreamHeader> {
+    match input {
+        Input::Image(path) => images::embedded(path, &std::fs::read(path).ok()?).ok().map(|(header, _)| header),
+        Input::Stream(_) if input.is_live() => None,
+        Input::Stream(_) => {
+            let local = input.local_path();
+            match (&args.header, &args.sidecar, local) {
+                (Some(text), _, _) => StreamHeader::decode(text).ok(),
+                (None, Some(path), _) => sidecar::read_header(path).ok(),
+                (None, None, Some(local)) if sidecar::path_for(local).exists() => {
+                    sidecar::read_header(&sidecar::path_for(local)).ok()
+                }
+                (None, None, Some(local)) => video::header_in_file(local),
+                (None, None, None) => None,
+            }
+        }
+        Input::Directory(_) => None,
+    }
+}
+
 fn restore_video(
     input: &Input,
     output: &Path,
