@@ -205,20 +205,15 @@ impl Anonymizer {
     ) -> Result<()> {
         ensure!(self.frames == 0, "sealing must be set up before the first frame");
         let random = self.header.as_ref().is_some_and(|h| h.keyed_at_random);
-        ensure!(!(random && to_password), "faces cannot be sealed to the password of an output keyed at random: it has none");
-        let wrap_key = self.veil.password_wrap_key().filter(|_| to_password);
+        let wrap_key = self.veil.password_wrap_key().filter(|_| to_password && !random);
         ensure!(
             !to_password || wrap_key.is_some(),
-            "faces are sealed to the password of the sdn mode, which a one-way effect has not"
+            "faces are sealed to the sdn mode's password, which an output keyed at random or made with a one-way effect has not"
         );
-        // A one-way effect has no header of its own: its sealed faces get one to be bound to.
-        let header = match (self.header.take(), self.veil.one_way()) {
-            (Some(header), _) => header,
-            (None, Some(effect)) => StreamHeader::one_way(effect),
-            (None, None) => bail!("sealing must be set up before the first frame, once"),
-        };
         let (key, envelope) = FaceVault::create(recipients, threshold, wrap_key.as_deref())?;
-        let header = header.with_sealed(envelope);
+        // A one-way effect has no header of its own: its sealed faces get one to be bound to.
+        let header = self.header.take().or_else(|| self.veil.one_way().map(StreamHeader::one_way));
+        let header = header.context("sealing is set up once, before the first frame")?.with_sealed(envelope);
         let header = match signing {
             Some(Signing { key, pictures }) => {
                 StreamHeader { pictures_signed: pictures, end_signed: true, ..header }.signed_with(key)

@@ -75,12 +75,32 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 impl StreamHeader {
     pub fn new(model: &SdnModel, kdf: KdfParams, salt: &[u8; SALT_LEN], keying: Keying) -> Self {
-        let mut h = Self {
+        Self::unsealed(model.spec.model_id.clone(), model.variant.clone(), model.model_hash.clone(), kdf, salt, keying)
+    }
+
+    /// The header of an output whose faces a one-way `effect` replaced and whose originals are
+    /// sealed: what its records and sealed faces are bound to. It names no model and no key
+    /// (the salt is random, the cost parameters the default, and neither derives anything).
+    pub fn one_way(effect: Mode) -> Self {
+        let h = Self::unsealed(String::new(), String::new(), String::new(), KdfParams::default(), &random_salt(), Keying::Stream);
+        Self { effect: Some(effect.name().to_string()), ..h }.rechecked()
+    }
+
+    /// A header of these fields, with nothing sealed, marked or signed yet.
+    fn unsealed(
+        model_id: String,
+        variant: String,
+        model_sha256: String,
+        kdf: KdfParams,
+        salt: &[u8; SALT_LEN],
+        keying: Keying,
+    ) -> Self {
+        Self {
             format: FORMAT.into(),
             version: VERSION,
-            model_id: model.spec.model_id.clone(),
-            variant: model.variant.clone(),
-            model_sha256: model.model_hash.clone(),
+            model_id,
+            variant,
+            model_sha256,
             kdf,
             salt: hex(salt),
             keying,
@@ -91,34 +111,14 @@ impl StreamHeader {
             pictures_signed: false,
             end_signed: false,
             signed: None,
-        };
-        h.check = h.checksum();
-        h
+        }
+        .rechecked()
     }
 
-    /// The header of an output whose faces a one-way `effect` replaced and whose originals are
-    /// sealed: what its records and sealed faces are bound to. It names no model and no key
-    /// (the salt is random, the cost parameters the default, and neither derives anything).
-    pub fn one_way(effect: Mode) -> Self {
-        let mut h = Self {
-            format: FORMAT.into(),
-            version: VERSION,
-            model_id: String::new(),
-            variant: String::new(),
-            model_sha256: String::new(),
-            kdf: KdfParams::default(),
-            salt: hex(&random_salt()),
-            keying: Keying::Stream,
-            sealed: None,
-            keyed_at_random: false,
-            effect: Some(effect.name().to_string()),
-            check: String::new(),
-            pictures_signed: false,
-            end_signed: false,
-            signed: None,
-        };
-        h.check = h.checksum();
-        h
+    /// The header with its checksum made again, after a field under it changed.
+    fn rechecked(mut self) -> Self {
+        self.check = self.checksum();
+        self
     }
 
     /// Why no password restores this output's faces, where none does: its surrogates were
@@ -135,17 +135,13 @@ impl StreamHeader {
     }
 
     /// The header with the envelope of its sealed faces.
-    pub fn with_sealed(mut self, envelope: KeyEnvelope) -> Self {
-        self.sealed = Some(envelope);
-        self.check = self.checksum();
-        self
+    pub fn with_sealed(self, envelope: KeyEnvelope) -> Self {
+        Self { sealed: Some(envelope), ..self }.rechecked()
     }
 
     /// The header of surrogates keyed by a random secret that no one kept.
-    pub fn keyed_at_random(mut self) -> Self {
-        self.keyed_at_random = true;
-        self.check = self.checksum();
-        self
+    pub fn keyed_at_random(self) -> Self {
+        Self { keyed_at_random: true, ..self }.rechecked()
     }
 
     /// The header signed with `key`; sign last, as any later change breaks the signature.
@@ -397,25 +393,7 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> StreamHeader {
-        let mut h = StreamHeader {
-            format: FORMAT.into(),
-            version: VERSION,
-            model_id: "m".into(),
-            variant: "fast".into(),
-            model_sha256: "ab".repeat(32),
-            kdf: KdfParams::default(),
-            salt: "01".repeat(16),
-            keying: Keying::Track,
-            sealed: None,
-            keyed_at_random: false,
-            effect: None,
-            check: String::new(),
-            pictures_signed: false,
-            end_signed: false,
-            signed: None,
-        };
-        h.check = h.checksum();
-        h
+        StreamHeader::unsealed("m".into(), "fast".into(), "ab".repeat(32), KdfParams::default(), &[1; SALT_LEN], Keying::Track)
     }
 
     #[test]

@@ -171,11 +171,21 @@ fn restore(args: RestoreArgs) -> Result<()> {
     let input = args.common.input(&args.input)?;
     ensure!(!args.recursive || matches!(input, Input::Directory(_)), "--recursive is for folders");
     let output = &output_or_beside(args.output.clone(), &input, "restored", "")?;
-    // An output that no password restores is said so before a password is asked for.
-    if args.identities.is_empty()
-        && let Some(why) = header_before_password(&input, &args).and_then(|h| h.no_password_restores())
-    {
-        bail!(why);
+    // A video's header is found once, before a password is asked for: an output that no
+    // password restores is said so first.
+    let video = match &input {
+        Input::Stream(_) => Some(VideoHeader::find(&input, &args)?),
+        _ => None,
+    };
+    if args.identities.is_empty() {
+        let photo = match &input {
+            Input::Image(path) => std::fs::read(path).ok().and_then(|bytes| images::embedded(path, &bytes).ok()),
+            _ => None,
+        };
+        let header = photo.map(|(header, _)| header).or_else(|| video.as_ref().and_then(|v| v.known.clone()));
+        if let Some(why) = header.and_then(|h| h.no_password_restores()) {
+            bail!(why);
+        }
     }
     // With identities, a password is used only when one is given outright (no prompt).
     let password =
@@ -184,7 +194,8 @@ fn restore(args: RestoreArgs) -> Result<()> {
     let mut config = args.common.config_with(Mode::Sdn, password.is_some())?;
     config.signer = args.signer.as_deref().map(str::parse).transpose()?;
     config.revoked = sealing::revoked(&args.revoked)?;
-    let Input::Stream(_) = &input else {
+    // Only a stream has a video header to be found.
+    let Some(video) = video else {
         let folder = matches!(input, Input::Directory(_));
         ensure!(folder || !args.lossless, "--lossless is for videos; an image is restored losslessly when written as PNG");
         ensure!(folder || !args.lossless_input, "--lossless-input is for videos; a PNG is restored exactly, a JPEG as lossy");
@@ -203,53 +214,62 @@ fn restore(args: RestoreArgs) -> Result<()> {
         let Input::Directory(dir) = &input else {
             return images::restore_file(input.local_path().context("an image has a path")?, output, &restorer);
         };
-        let video =
-            |path: &Path, out: &Path| restore_video(&Input::video_file(path), out, &args, config.clone(), password.clone());
+        let video = |path: &Path, out: &Path| {
+            let input = Input::video_file(path);
+            restore_video(&input, out, &args, config.clone(), password.clone(), VideoHeader::find(&input, &args)?)
+        };
         return images::restore_dir(&images::Folder::of(dir, output, args.recursive)?, &restorer, &video);
     };
-    restore_video(&input, output, &args, config, password)
+    restore_video(&input, output, &args, config, password, video)
 }
 
-/// Restores one video file or stream into `output`: with the sidecar `args` names, else the one
-/// beside a file, and written at the quality the faces it opens need.
-/// The header of a photo or a local video file, where it can be read without decoding (the
-/// photo's metadata, the video's sidecar or the header its stream data carries); `None` for a
-/// folder, a live source or where none reads.
-fn header_before_password(input: &Input, args: &RestoreArgs) -> Option<StreamHeader> {
-    match input {
-        Input::Image(path) => images::embedded(path, &std::fs::read(path).ok()?).ok().map(|(header, _)| header),
-        Input::Stream(_) if input.is_live() => None,
-        Input::Stream(_) => {
-            let local = input.local_path();
-            match (&args.header, &args.sidecar, local) {
-                (Some(text), _, _) => StreamHeader::decode(text).ok(),
-                (None, Some(path), _) => sidecar::read_header(path).ok(),
-                (None, None, Some(local)) if sidecar::path_for(local).exists() => {
-                    sidecar::read_header(&sidecar::path_for(local)).ok()
-                }
-                (None, None, Some(local)) => video::header_in_file(local),
-                (None, None, None) => None,
-            }
+/// Where a video's header comes from: the sidecar `args` names, else the one beside a file; the
+/// header given on the command line, else, for a file without a sidecar, the first header its
+/// stream data carries (so that a cut that begins between two headers is restored from its
+/// first picture).
+struct VideoHeader {
+    sidecar: Option<PathBuf>,
+    /// The header text the restore starts from, where it is not the sidecar's.
+    text: Option<String>,
+    /// The header, where one of these reads; a header that does not read is faceunveil's to
+    /// report.
+    known: Option<StreamHeader>,
+}
+
+impl VideoHeader {
+    fn find(input: &Input, args: &RestoreArgs) -> Result<Self> {
+        let sidecar = match (&args.sidecar, input.local_path()) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(local)) => Some(sidecar::path_for(local)).filter(|p| p.exists()),
+            (None, None) => None,
+        };
+        if sidecar.is_none() && args.header.is_none() && !input.is_live() && input.local_path().is_none() {
+            bail!("no sidecar given for a remote stream; pass --sidecar or --header");
         }
-        Input::Directory(_) => None,
+        let text = match (&args.header, &sidecar, input.local_path()) {
+            (None, None, Some(local)) if !input.is_live() => video::header_in_file(local).map(|h| h.encode()),
+            _ => args.header.clone(),
+        };
+        let known = match (&text, &sidecar) {
+            (Some(text), _) => StreamHeader::decode(text).ok(),
+            (None, Some(path)) => sidecar::read_header(path).ok(),
+            (None, None) => None,
+        };
+        Ok(Self { sidecar, text, known })
     }
 }
 
+/// Restores one video file or stream into `output`, from where `found` says its header comes,
+/// and written at the quality the faces it opens need.
 fn restore_video(
     input: &Input,
     output: &Path,
     args: &RestoreArgs,
     config: faceveil::config::Config,
     password: Option<zeroize::Zeroizing<String>>,
+    found: VideoHeader,
 ) -> Result<()> {
-    let sidecar = match (&args.sidecar, input.local_path()) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(local)) => Some(sidecar::path_for(local)).filter(|p| p.exists()),
-        (None, None) => None,
-    };
-    if sidecar.is_none() && args.header.is_none() && !input.is_live() && input.local_path().is_none() {
-        bail!("no sidecar given for a remote stream; pass --sidecar or --header");
-    }
+    let VideoHeader { sidecar, text: header, known: known_header } = found;
     let mut sealing = match args.identities.as_slice() {
         [] => video::Sealing::default(),
         paths => {
@@ -260,18 +280,7 @@ fn restore_video(
     sealing.revoked = sealing::element_revoked(&args.revoked)?;
     // Faces sealed to the password come back from their seals, like an identity's: the restored
     // file is written to keep them. Where the header only arrives in the stream (its SEI), the
-    // password restore's quality is kept; a header that does not read is faceunveil's to report.
-    // A file without a sidecar starts from the first header its stream carries, so that a cut
-    // that begins between two headers is restored from its first picture.
-    let header = match (&args.header, &sidecar, input.local_path()) {
-        (None, None, Some(local)) if !input.is_live() => video::header_in_file(local).map(|h| h.encode()),
-        _ => args.header.clone(),
-    };
-    let known_header = match (&header, &sidecar) {
-        (Some(text), _) => StreamHeader::decode(text).ok(),
-        (None, Some(path)) => sidecar::read_header(path).ok(),
-        (None, None) => None,
-    };
+    // password restore's quality is kept.
     if args.identities.is_empty() {
         known_header.iter().for_each(note_sealed_to_recipients_only);
     }
