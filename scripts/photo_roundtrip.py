@@ -3,7 +3,8 @@ faceveil binaries, then judge with dlib how often the surrogate is taken for the
 often dlib still finds a face, and how well the restore from PNG brings the face back.
 
     deps/sdn-venv/bin/python scripts/photo_roundtrip.py [--photos ../shared/data/faces/celeba_wild_scenes]
-        [--every 4] [--count 60] [--passwords 3] [--min-side 80] [--mode blur] BIN [BIN ...]
+        [--every 4] [--count 60] [--passwords 3] [--min-side 80] [--mode blur] [--scales 0.2,0.3,0.5,1]
+        BIN [BIN ...]
 
 Each binary gets the same photos and the same password; every run draws its own salt, hence its
 own key, so each password is one key per binary (a folder run keys every photo alike). dlib
@@ -16,6 +17,11 @@ Needs `scripts/setup-models.sh --eval` (dlib in deps/sdn-venv).
 With `--mode blur` (or pixelate, solid) the one-way effect is judged the same way: its faces are
 sealed to a fresh recipient, so that the output records where they are, and restored with its
 identity (bit-exact: the restore PSNR is then the cap of 138 dB); passwords play no part.
+
+With `--scales` every photo also goes in shrunk by each factor (Lanczos), so that faces come in
+all sizes, and the restore PSNR is also given by the side of the recorded square: the model's
+grid is 128 px, and a face whose square is smaller than that is drawn into fewer pixels than the
+surrogate holds.
 """
 import argparse, json, os, subprocess, tempfile
 
@@ -38,6 +44,10 @@ def iou(a, b):
     return i / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - i)
 
 
+# The buckets of `--scales`'s table, by recorded square side (px); the model's grid is 128.
+SIDE_EDGES = [0, 32, 48, 64, 96, 128, 192, 100000]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bins", nargs="+")
@@ -47,6 +57,7 @@ def main():
     ap.add_argument("--passwords", type=int, default=3)
     ap.add_argument("--min-side", type=float, default=80)
     ap.add_argument("--mode", default="sdn", choices=["sdn", "blur", "pixelate", "solid"])
+    ap.add_argument("--scales", default="1", help="comma-separated factors each photo is also shrunk by")
     args = ap.parse_args()
     # The recorded square is the detector's box grown by the crop scale: sdn.json's for the
     # SDN, CropFraming's default (src/faces/geometry.rs) for the one-way effects.
@@ -62,12 +73,17 @@ def main():
     src = os.path.join(work, "in")
     os.makedirs(src)
     names = sorted(os.listdir(args.photos))[9::args.every][: args.count]
+    scales = [float(f) for f in args.scales.split(",")]
     for n in names:
-        Image.open(os.path.join(args.photos, n)).convert("RGB").save(os.path.join(src, os.path.splitext(n)[0] + ".png"))
+        im = Image.open(os.path.join(args.photos, n)).convert("RGB")
+        for f in scales:
+            small = im if f == 1 else im.resize((max(1, round(im.width * f)), max(1, round(im.height * f))), Image.LANCZOS)
+            tag = "" if len(scales) == 1 else f"_x{f:g}"
+            small.save(os.path.join(src, os.path.splitext(n)[0] + tag + ".png"))
     env = dict(os.environ)
     for b, binary in enumerate(args.bins):
         same = found = faces = 0
-        psnrs = []
+        psnrs, sides = [], []
         for p in range(runs):
             anon, rest = os.path.join(work, f"a{b}_{p}"), os.path.join(work, f"r{b}_{p}")
             if args.mode == "sdn":
@@ -102,11 +118,20 @@ def main():
                     inside = (u / 0.8) ** 2 + (v / 0.95) ** 2 < 1
                     mse = ((O.astype(float) - R) ** 2)[inside].mean()
                     psnrs.append(10 * np.log10(255**2 / max(mse, 1e-9)))
+                    sides.append(side)
         what = f"{runs} passwords" if args.mode == "sdn" else f"mode {args.mode}"
         print(f"{binary}: {len(names)} photos, {faces} faces of {args.min_side:.0f} px or more, {what}: "
               f"judged the original {100 * same / faces:.1f}%, dlib finds a face {100 * found / faces:.1f}%, "
               f"restore from PNG mean {np.mean(psnrs):.2f} dB, 10th percentile {np.percentile(psnrs, 10):.2f} dB, worst {np.min(psnrs):.2f} dB",
               flush=True)
+        if len(scales) > 1:
+            psnrs, sides = np.array(psnrs), np.array(sides)
+            print("| square side (px) | faces | restore from PNG, mean | worst | under 35 dB |\n|---|---|---|---|---|")
+            for lo, hi in zip(SIDE_EDGES, SIDE_EDGES[1:]):
+                p = psnrs[(sides >= lo) & (sides < hi)]
+                if len(p):
+                    span = f"{lo}-{hi}" if hi < SIDE_EDGES[-1] else f"{lo} or more"
+                    print(f"| {span} | {len(p)} | {p.mean():.2f} dB | {p.min():.2f} dB | {100 * np.mean(p < 35):.0f}% |", flush=True)
 
 
 if __name__ == "__main__":
