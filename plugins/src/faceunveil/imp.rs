@@ -571,7 +571,7 @@ impl BaseTransformImpl for FaceUnveil {
                     self,
                     gst::StreamError::Decrypt,
                     (
-                        "the sidecar's records are of {w}x{h} frames and this stream's are {}x{}: it was scaled since it was anonymized, and its faces are not where the records' squares are, so no record is taken (restore the video at its own size)",
+                        "the sidecar's records are of {w}x{h} frames and this stream's are {}x{}: it was scaled or cropped since it was anonymized, and its faces are not where the records' squares are, so no record is taken (restore the video at the size it was anonymized at)",
                         info.width(),
                         info.height()
                     )
