@@ -301,11 +301,34 @@ fn sdn_round_trip(input: &Path, password: &str) -> (PathBuf, PathBuf, BoxJson) {
     let pw = [("FACEVEIL_PASSWORD", password)];
     let o = faceveil(&["anonymize", s(input), "-o", s(&anon), "--mode", "sdn", "--boxes-json", s(&boxes)], &pw);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("only roughly"), "a face this large restores well: {}", stderr(&o));
     let o = faceveil(&["restore", s(&anon), "-o", s(&restored)], &pw);
     assert!(o.status.success(), "{}", stderr(&o));
     let mut found: Vec<FileBoxes> = serde_json::from_str(&std::fs::read_to_string(&boxes).unwrap()).unwrap();
     assert_eq!(found[0].faces.len(), 1, "the astronaut's face");
     (anon, restored, found.remove(0).faces.remove(0))
+}
+
+#[test]
+fn a_small_photo_face_is_said_to_restore_only_roughly_and_sealed_it_comes_back_exactly() {
+    let dir = tmpdir("small-face");
+    // The astronaut's head at 50 px: a face square of about 45 px, under the SDN's 128 px grid.
+    let mut photo = image::RgbImage::from_pixel(400, 300, image::Rgb([120, 128, 118]));
+    image::imageops::overlay(&mut photo, &astronaut_head(50), 175, 125);
+    let (input, rough, sealed, back) =
+        (dir.join("small.png"), dir.join("rough.png"), dir.join("sealed.png"), dir.join("back.png"));
+    photo.save(&input).unwrap();
+    let pw = [("FACEVEIL_PASSWORD", "a small face")];
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&rough)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 face(s) of") && stderr(&o).contains("only roughly"), "the note: {}", stderr(&o));
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&sealed), "--seal-password"], &pw);
+    assert!(o.status.success() && !stderr(&o).contains("only roughly"), "sealed, no note: {}", stderr(&o));
+    let o = faceveil(&["restore", s(&sealed), "-o", s(&back)], &pw);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (original, anonymized) = (common::load_rgb(&input), common::load_rgb(&sealed));
+    assert!(common::mean_abs_diff(&original, &anonymized, 185, 135, 215, 165) > 5.0, "the small face was replaced");
+    assert!(common::load_rgb(&back).data == original.data, "the sealed small face comes back exactly");
 }
 
 #[test]

@@ -147,6 +147,20 @@ struct FileBoxes {
     faces: Vec<progress::BoxJson>,
 }
 
+/// Faces whose square is narrower than this (px) come back from a password restore only roughly:
+/// under half the SDN's 128 px grid a square holds too few pixels for what the surrogate drew
+/// there. Through the CLI from a PNG: 30.6 dB at 32-48 px, 24.5 dB under 32, 42-44 dB from 64 px
+/// up (models/sdn/MODEL_CARD.md, "Small faces from a PNG"). Sealed faces come back exactly.
+const ROUGH_RESTORE_SIDE: f32 = 64.0;
+
+/// The note for `faces` small faces ([`ROUGH_RESTORE_SIDE`]) that only the password restores,
+/// in `what` (a photo's name, or "the folder's photos").
+fn rough_restore_note(faces: usize, what: &str) -> String {
+    format!(
+        "faceveil: note: {faces} face(s) of {what} are under {ROUGH_RESTORE_SIDE:.0} px: a password restore brings faces that small back only roughly (about 25-31 dB, against 42-45 for larger ones); --seal-password or --recipient seals them, and they come back exactly"
+    )
+}
+
 fn anonymize_one(path: &Path, output: &Path, finder: &mut FaceFinder, anonymizer: &mut Anonymizer) -> Result<Anonymized> {
     ensure!(!same_file(path, output), "refusing to overwrite the input {}", path.display());
     let bytes = read(path)?;
@@ -159,7 +173,11 @@ fn anonymize_one(path: &Path, output: &Path, finder: &mut FaceFinder, anonymizer
     let record = FrameRecord { look: None, ..outcome.record.clone() };
     let text = anonymizer.header().map(|h| serde_json::to_string(&Embedded { header: h.clone(), record })).transpose()?;
     save(photo, output, text.as_deref())?;
-    Ok(Anonymized { faces: outcome.tracks.iter().map(progress::BoxJson::from).collect(), was_output })
+    // Only the password restores a face that is not sealed, where one restores at all.
+    let password_restores = anonymizer.header().is_some_and(|h| h.no_password_restores().is_none());
+    let rough =
+        outcome.record.faces.iter().filter(|f| password_restores && f.sealed.is_none() && f.square[2] < ROUGH_RESTORE_SIDE);
+    Ok(Anonymized { faces: outcome.tracks.iter().map(progress::BoxJson::from).collect(), was_output, rough: rough.count() })
 }
 
 /// What [`anonymize_one`] did to a photo.
@@ -167,6 +185,8 @@ struct Anonymized {
     faces: Vec<progress::BoxJson>,
     /// The photo carried faceveil's data: it was an anonymized output already.
     was_output: bool,
+    /// Its faces that a password restore brings back only roughly ([`ROUGH_RESTORE_SIDE`]).
+    rough: usize,
 }
 
 pub fn anonymize_file(
@@ -176,8 +196,11 @@ pub fn anonymize_file(
     anonymizer: &mut Anonymizer,
     boxes: Option<&Path>,
 ) -> Result<()> {
-    let Anonymized { faces, was_output } = anonymize_one(path, output, finder, anonymizer)?;
+    let Anonymized { faces, was_output, rough } = anonymize_one(path, output, finder, anonymizer)?;
     eprintln!("{}: {} face(s) anonymized -> {}", path.display(), faces.len(), output.display());
+    if rough > 0 {
+        eprintln!("{}", rough_restore_note(rough, &path.display().to_string()));
+    }
     if was_output {
         // Its restore data is replaced by the new output's, so the two restores no longer chain.
         eprintln!(
@@ -350,10 +373,13 @@ pub fn anonymize_dir(
     let (files, out) = (&folder.photos, &folder.out);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let bar = progress::bar(files.len() as u64, "images");
-    let (mut all, mut failed) = (Vec::new(), 0);
+    let (mut all, mut failed, mut rough) = (Vec::new(), 0, 0);
     for f in files.iter().take_while(|_| !crate::cli::stop::requested()) {
         match folder.target(f, output_name(f)).and_then(|target| anonymize_one(f, &target, finder, anonymizer)) {
-            Ok(Anonymized { faces, .. }) => all.push(FileBoxes { file: f.display().to_string(), faces }),
+            Ok(done) => {
+                rough += done.rough;
+                all.push(FileBoxes { file: f.display().to_string(), faces: done.faces });
+            }
             Err(e) => {
                 failed += 1;
                 // Not bar.println, which says nothing where standard error is not a terminal.
@@ -365,6 +391,9 @@ pub fn anonymize_dir(
     bar.finish();
     if !files.is_empty() {
         eprintln!("{} of {} photos anonymized -> {}", all.len(), files.len(), out.display());
+    }
+    if rough > 0 {
+        eprintln!("{}", rough_restore_note(rough, "the folder's photos"));
     }
     if let Some(b) = boxes {
         write_atomically(b, serde_json::to_string_pretty(&all)?.as_bytes())?;
