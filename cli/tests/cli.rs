@@ -322,10 +322,12 @@ fn a_small_photo_face_is_said_to_restore_only_roughly_and_sealed_it_comes_back_e
     let o = faceveil(&["anonymize", s(&input), "-o", s(&rough)], &pw);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("1 face(s) of") && stderr(&o).contains("only roughly"), "the note: {}", stderr(&o));
+    let o = faceveil(&["restore", s(&rough), "-o", s(&back)], &pw);
+    assert!(o.status.success() && stderr(&o).contains("had no seal"), "the restore says so too: {}", stderr(&o));
     let o = faceveil(&["anonymize", s(&input), "-o", s(&sealed), "--seal-password"], &pw);
     assert!(o.status.success() && !stderr(&o).contains("only roughly"), "sealed, no note: {}", stderr(&o));
     let o = faceveil(&["restore", s(&sealed), "-o", s(&back)], &pw);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success() && !stderr(&o).contains("had no seal"), "{}", stderr(&o));
     let (original, anonymized) = (common::load_rgb(&input), common::load_rgb(&sealed));
     assert!(common::mean_abs_diff(&original, &anonymized, 185, 135, 215, 165) > 5.0, "the small face was replaced");
     assert!(common::load_rgb(&back).data == original.data, "the sealed small face comes back exactly");

@@ -161,6 +161,19 @@ fn rough_restore_note(faces: usize, what: &str) -> String {
     )
 }
 
+/// The note of a restore that brought back `faces` small faces from their surrogates alone.
+fn rough_restored_note(faces: usize, what: &str) -> String {
+    format!(
+        "faceveil: note: {faces} face(s) of {what} under {ROUGH_RESTORE_SIDE:.0} px had no seal and came back from their surrogates only roughly (about 25-31 dB against the original)"
+    )
+}
+
+/// The faces of `record` under [`ROUGH_RESTORE_SIDE`] with no seal: a restore has only their
+/// surrogates.
+fn rough_faces(record: &FrameRecord) -> usize {
+    record.faces.iter().filter(|f| f.sealed.is_none() && f.square[2] < ROUGH_RESTORE_SIDE).count()
+}
+
 fn anonymize_one(path: &Path, output: &Path, finder: &mut FaceFinder, anonymizer: &mut Anonymizer) -> Result<Anonymized> {
     ensure!(!same_file(path, output), "refusing to overwrite the input {}", path.display());
     let bytes = read(path)?;
@@ -175,9 +188,8 @@ fn anonymize_one(path: &Path, output: &Path, finder: &mut FaceFinder, anonymizer
     save(photo, output, text.as_deref())?;
     // Only the password restores a face that is not sealed, where one restores at all.
     let password_restores = anonymizer.header().is_some_and(|h| h.no_password_restores().is_none());
-    let rough =
-        outcome.record.faces.iter().filter(|f| password_restores && f.sealed.is_none() && f.square[2] < ROUGH_RESTORE_SIDE);
-    Ok(Anonymized { faces: outcome.tracks.iter().map(progress::BoxJson::from).collect(), was_output, rough: rough.count() })
+    let rough = if password_restores { rough_faces(&outcome.record) } else { 0 };
+    Ok(Anonymized { faces: outcome.tracks.iter().map(progress::BoxJson::from).collect(), was_output, rough })
 }
 
 /// What [`anonymize_one`] did to a photo.
@@ -415,7 +427,8 @@ fn stopped_or_failed(failed: usize, files: usize) -> Result<()> {
     Ok(())
 }
 
-fn restore_one(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>) -> Result<usize> {
+/// Restores one photo: how many faces, and how many of them only roughly ([`rough_faces`]).
+fn restore_one(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>) -> Result<(usize, usize)> {
     ensure!(!same_file(path, output), "refusing to overwrite the input {}", path.display());
     let bytes = read(path)?;
     let (header, record) = embedded(path, &bytes)?;
@@ -425,7 +438,7 @@ fn restore_one(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> R
     let mut photo = load(path, &bytes)?;
     let n = r.process_record(&mut frame_of(&mut photo.rgb), &record)?;
     save(photo, output, None)?;
-    Ok(n)
+    Ok((n, rough_faces(&record)))
 }
 
 /// The header (checked) and the record an anonymized photo's `bytes` carry in their metadata.
@@ -438,8 +451,11 @@ pub fn embedded(path: &Path, bytes: &[u8]) -> Result<(StreamHeader, FrameRecord)
 }
 
 pub fn restore_file(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> Result<Restorer>) -> Result<()> {
-    let n = restore_one(path, output, restorer)?;
+    let (n, rough) = restore_one(path, output, restorer)?;
     eprintln!("{}: {n} face(s) restored -> {}", path.display(), output.display());
+    if rough > 0 {
+        eprintln!("{}", rough_restored_note(rough, &path.display().to_string()));
+    }
     Ok(())
 }
 
@@ -453,10 +469,13 @@ pub fn restore_dir(
 ) -> Result<()> {
     let (files, out) = (&folder.photos, &folder.out);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let (mut restored, mut failed) = (0, 0);
+    let (mut restored, mut failed, mut rough) = (0, 0, 0);
     for f in files.iter().take_while(|_| !crate::cli::stop::requested()) {
         match folder.target(f, output_name(f)).and_then(|target| restore_one(f, &target, restorer)) {
-            Ok(_) => restored += 1,
+            Ok((_, small)) => {
+                restored += 1;
+                rough += small;
+            }
             Err(e) => {
                 failed += 1;
                 eprintln!("{}: {e:#}", f.display());
@@ -465,6 +484,9 @@ pub fn restore_dir(
     }
     if !files.is_empty() {
         eprintln!("{restored} of {} photos restored -> {}", files.len(), out.display());
+    }
+    if rough > 0 {
+        eprintln!("{}", rough_restored_note(rough, "the folder's photos"));
     }
     failed += each_video(folder, video);
     stopped_or_failed(failed, files.len() + folder.videos.len())
