@@ -120,7 +120,6 @@ impl Veil {
         }
     }
 
-    /// The key the password's sealed faces are wrapped under ([`SecretKey::password_wrap_key`]);
     /// The one-way effect (blur, pixelate, solid); `None` for the SDN.
     pub fn one_way(&self) -> Option<Mode> {
         match &self.effect {
@@ -129,6 +128,7 @@ impl Veil {
         }
     }
 
+    /// The key the password's sealed faces are wrapped under ([`SecretKey::password_wrap_key`]);
     /// `None` for a one-way effect, which has no password.
     pub fn password_wrap_key(&self) -> Option<Zeroizing<[u8; 32]>> {
         match &self.effect {
