@@ -128,10 +128,11 @@ def main():
             psnrs, sides = np.array(psnrs), np.array(sides)
             print("| square side (px) | faces | restore from PNG, mean | worst | under 35 dB |\n|---|---|---|---|---|")
             for lo, hi in zip(SIDE_EDGES, SIDE_EDGES[1:]):
-                p = psnrs[(sides >= lo) & (sides < hi)]
-                if len(p):
-                    span = f"{lo}-{hi}" if hi < SIDE_EDGES[-1] else f"{lo} or more"
-                    print(f"| {span} | {len(p)} | {p.mean():.2f} dB | {p.min():.2f} dB | {100 * np.mean(p < 35):.0f}% |", flush=True)
+                got = psnrs[(sides >= lo) & (sides < hi)]
+                if len(got):
+                    span = f"under {hi}" if lo == 0 else f"{lo}-{hi}" if hi < SIDE_EDGES[-1] else f"{lo} or more"
+                    print(f"| {span} | {len(got)} | {got.mean():.2f} dB | {got.min():.2f} dB | {100 * np.mean(got < 35):.0f}% |",
+                          flush=True)
 
 
 if __name__ == "__main__":
