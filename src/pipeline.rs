@@ -490,6 +490,13 @@ impl Restorer {
         self.waiting
     }
 
+    /// Whether this restore opens sealed faces (it was given identities, or the password they
+    /// were sealed to). Where it does not, a sealed face comes back from its surrogate like any
+    /// other.
+    pub fn opens_seals(&self) -> bool {
+        self.vault.is_some()
+    }
+
     /// Restores one frame from its record: the sealed faces opened back into place, and the
     /// password restore of the others (not sealed, or waiting for their face video's next
     /// keyframe). A sealed face that does not open fails the frame, naming it.

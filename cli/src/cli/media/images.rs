@@ -164,14 +164,15 @@ fn rough_restore_note(faces: usize, what: &str) -> String {
 /// The note of a restore that brought back `faces` small faces from their surrogates alone.
 fn rough_restored_note(faces: usize, what: &str) -> String {
     format!(
-        "faceveil: note: {faces} face(s) of {what} under {ROUGH_RESTORE_SIDE:.0} px had no seal and came back from their surrogates only roughly (about 25-31 dB against the original)"
+        "faceveil: note: {faces} face(s) of {what} under {ROUGH_RESTORE_SIDE:.0} px had no seal that this restore opens (--identity, or the password they were sealed to) and came back from their surrogates only roughly (about 25-31 dB against the original)"
     )
 }
 
-/// The faces of `record` under [`ROUGH_RESTORE_SIDE`] with no seal: a restore has only their
-/// surrogates.
-fn rough_faces(record: &FrameRecord) -> usize {
-    record.faces.iter().filter(|f| f.sealed.is_none() && f.square[2] < ROUGH_RESTORE_SIDE).count()
+/// The faces of `record` under [`ROUGH_RESTORE_SIDE`] that come back from their surrogates: those
+/// with no seal, and the sealed ones too where `seals_open` is false (a restore given neither an
+/// identity nor the password they were sealed to).
+fn rough_faces(record: &FrameRecord, seals_open: bool) -> usize {
+    record.faces.iter().filter(|f| (f.sealed.is_none() || !seals_open) && f.square[2] < ROUGH_RESTORE_SIDE).count()
 }
 
 fn anonymize_one(path: &Path, output: &Path, finder: &mut FaceFinder, anonymizer: &mut Anonymizer) -> Result<Anonymized> {
@@ -188,7 +189,7 @@ fn anonymize_one(path: &Path, output: &Path, finder: &mut FaceFinder, anonymizer
     save(photo, output, text.as_deref())?;
     // Only the password restores a face that is not sealed, where one restores at all.
     let password_restores = anonymizer.header().is_some_and(|h| h.no_password_restores().is_none());
-    let rough = if password_restores { rough_faces(&outcome.record) } else { 0 };
+    let rough = if password_restores { rough_faces(&outcome.record, true) } else { 0 };
     Ok(Anonymized { faces: outcome.tracks.iter().map(progress::BoxJson::from).collect(), was_output, rough })
 }
 
@@ -438,7 +439,7 @@ fn restore_one(path: &Path, output: &Path, restorer: &dyn Fn(&StreamHeader) -> R
     let mut photo = load(path, &bytes)?;
     let n = r.process_record(&mut frame_of(&mut photo.rgb), &record)?;
     save(photo, output, None)?;
-    Ok((n, rough_faces(&record)))
+    Ok((n, rough_faces(&record, r.opens_seals())))
 }
 
 /// The header (checked) and the record an anonymized photo's `bytes` carry in their metadata.
