@@ -187,7 +187,8 @@ fn anonymize_one(path: &Path, output: &Path, finder: &mut FaceFinder, anonymizer
     let record = FrameRecord { look: None, ..outcome.record.clone() };
     let text = anonymizer.header().map(|h| serde_json::to_string(&Embedded { header: h.clone(), record })).transpose()?;
     save(photo, output, text.as_deref())?;
-    // Only the password restores a face that is not sealed, where one restores at all.
+    // Only the password restores a face that is not sealed, where one restores at all; a sealed
+    // one comes back exactly to whoever opens its seal.
     let password_restores = anonymizer.header().is_some_and(|h| h.no_password_restores().is_none());
     let rough = if password_restores { rough_faces(&outcome.record, true) } else { 0 };
     Ok(Anonymized { faces: outcome.tracks.iter().map(progress::BoxJson::from).collect(), was_output, rough })
