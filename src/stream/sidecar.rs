@@ -93,8 +93,8 @@ pub enum Lookup {
     /// The records carry looks and none is this frame's picture: the video was cut, edited or
     /// re-timed since the sidecar was written, or the frame is not of that video.
     Unmatched,
-    /// No record is of a frame of this size: the video was scaled or cropped since it was anonymized, and
-    /// its faces are not where the records' squares are.
+    /// No record is of a frame of this size: the video was scaled or cropped since it was
+    /// anonymized, and its faces are not where the records' squares are.
     OtherSize { recorded: (u16, u16) },
 }
 
