@@ -1128,22 +1128,68 @@ fn cut_within_last_picture(video: &Path, cut: &Path) {
     std::fs::write(cut, &bytes[..largest[largest.len() / 2] * 188]).unwrap();
 }
 
-/// A signed MPEG-TS recording whose writer stopped within a picture (a full disk): that picture
-/// fails, as an altered one would, and `verify` says that it is the last of its stream and of
-/// the video, where a writer cut short leaves one.
+/// A signed MPEG-TS recording whose writer stopped within its last picture (a crash, a power cut,
+/// a full disk) and signed no end: that picture fails, as an altered one would, but it lies where
+/// frames are not proven anyway (past the newest checkpoint, or in a recording with none), so
+/// `verify` sets it aside with a note. Where the stream's signed end, or a checkpoint that covers
+/// the picture, is beside it, the same picture is a fault, said to be the last of its stream and
+/// of the video.
 #[test]
-fn a_signed_recording_cut_within_its_last_picture_says_where_that_picture_is() {
-    let SignedClip { dir, clip, recipient, camera, signer, .. } = signed_clip("signed-cut-picture");
+fn a_signed_recording_cut_within_its_last_picture_sets_it_aside_only_past_what_its_writer_signed() {
+    use faceveil::secrets::SigningKey;
+    use faceveil::stream::end::StreamEnd;
+    use faceveil::stream::sidecar;
+    let SignedClip { dir, clip, id, recipient, camera, signer, .. } = signed_clip("signed-cut-picture");
     let ts = dir.join("anon.ts");
     ok(&faceveil(&["anonymize", s(&clip), "-o", s(&ts), "--recipient", &recipient, "--sign-with", s(&camera)], Some("pw")));
     // Without its sidecar, which keeps the stream's end: as serve's segments are.
     let cut = dir.join("cut.ts");
     cut_within_last_picture(&ts, &cut);
     let o = faceveil(&["verify", s(&cut), "--signer", &signer, "--open-end"], None);
-    failed(&o, " coded pictures, 1 not as signed");
+    let told = ok(&o);
+    assert!(told.contains("the last, which its writer stopped within, set aside"), "{told}");
     let said = String::from_utf8_lossy(&o.stderr);
-    let at_end: Vec<_> = said.lines().filter(|l| l.contains("; it is the last picture of its stream and of the video")).collect();
-    assert_eq!(at_end.len(), 1, "{said}");
+    let set_aside = |said: &str, past: &str| {
+        said.lines()
+            .filter(|l| l.contains("note: ") && l.contains(&format!("; it is the last picture of the recording, {past}")))
+            .count()
+    };
+    assert_eq!(set_aside(&said, "which has no signed end or checkpoint"), 1, "{said}");
+    // A restore that names the signer gives back the pictures before it, and leaves it out.
+    let back = dir.join("back.mp4");
+    let o = faceveil(&["restore", s(&cut), "-o", s(&back), "--identity", s(&id), "--signer", &signer], None);
+    ok(&o);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains(gstfaceveil::streamdata::LAST_PICTURE_LEFT_OUT), "{said}");
+    assert!(!said.contains("altered"), "{said}");
+    let restored = common::media::decode(&back).frames.len();
+    let in_cut = common::media::decode(&cut).frames.len();
+    assert!(restored + 1 >= in_cut && restored > 80, "{restored} frames restored of the {in_cut} the cut file decodes to");
+
+    // A checkpoint of its first 30 frames beside it, signed by its writer: the picture lies past it.
+    let key = SigningKey::from_file(&camera, || None).unwrap();
+    let digest = sidecar::read_header(&sidecar::path_for(&ts)).unwrap().digest();
+    end::write_file(&end::file_beside(&cut), &StreamEnd::checkpoint_with(30, None, &key, &digest)).unwrap();
+    let o = faceveil(&["verify", s(&cut), "--signer", &signer, "--open-end"], None);
+    ok(&o);
+    assert_eq!(set_aside(&String::from_utf8_lossy(&o.stderr), "past its newest checkpoint (frame 29)"), 1);
+    // One of all 100 frames: the writer had written that picture whole, so it was altered since.
+    end::write_file(&end::file_beside(&cut), &StreamEnd::checkpoint_with(100, None, &key, &digest)).unwrap();
+    let o = faceveil(&["verify", s(&cut), "--signer", &signer, "--open-end"], None);
+    failed(&o, " coded pictures, 1 not as signed");
+    let last_of_its_stream = |o: &Output| {
+        String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .filter(|l| l.contains("; it is the last picture of its stream and of the video"))
+            .count()
+    };
+    assert_eq!(last_of_its_stream(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
+    // Its sidecar beside it instead, with the stream's signed end: the same.
+    std::fs::remove_file(end::file_beside(&cut)).unwrap();
+    std::fs::copy(sidecar::path_for(&ts), sidecar::path_for(&cut)).unwrap();
+    let o = faceveil(&["verify", s(&cut), "--signer", &signer, "--open-end"], None);
+    failed(&o, " coded pictures, 1 not as signed");
+    assert_eq!(last_of_its_stream(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
     // The whole file passes.
     let whole = ok(&faceveil(&["verify", s(&ts), "--signer", &signer, "--open-end"], None));
     assert!(whole.contains("every one as its signer coded it"), "{whole}");

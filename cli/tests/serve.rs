@@ -411,10 +411,14 @@ fn a_recording_whose_writer_was_killed_keeps_a_signed_checkpoint_that_shows_a_cu
     let kept = checkpoint().unwrap();
     assert!(kept.open && !serve.log().contains("end of file"), "killed before the file ended: {kept:?}\n{}", serve.log());
 
-    // The recording checks as far as it goes, and says what is not proven.
+    // The recording checks as far as it goes, and says what is not proven. Where the kill landed
+    // within a picture (in about one run in seven), that last picture, past the checkpoint, is
+    // set aside with a note: until 2026-12-06, late, `verify` failed it as an altered picture.
     let (whole, said, why) = faceveil(&["verify", s(&folder), "--signer", &signer]);
     assert!(whole, "{said}\n{why}");
     assert!(why.contains("only a checkpoint its writer signed while it recorded: the records reach it"), "{why}");
+    let cut_within_a_picture = why.contains("; it is the last picture of the recording, past its newest checkpoint");
+    assert_eq!(cut_within_a_picture, said.contains("set aside (see above)"), "{said}\n{why}");
     // Its segments from the second on taken away: the cut reaches back past the checkpoint.
     let cut = dir.join("cut");
     std::fs::create_dir_all(&cut).unwrap();

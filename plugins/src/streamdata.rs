@@ -11,7 +11,7 @@ use std::time::Duration;
 use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
 use faceveil::secrets::{Signer, SigningKey};
 use faceveil::stream::header::StreamHeader;
-use faceveil::stream::pictures::{self, PictureCheck, PictureWatch};
+use faceveil::stream::pictures::{self, PictureCheck, PictureWatch, Watched};
 use faceveil::stream::sei::{self, Codec, Framing};
 use faceveil::stream::{SEI_UUID, SeiPayload};
 use faceveil::timing::StageTimes;
@@ -48,6 +48,10 @@ pub fn is_full_range_yuv(info: &gst_video::VideoInfo) -> bool {
 /// limited range), by which an application that gives them such frames on purpose (faces sealed
 /// in YUV open only in YUV) can tell that warning apart.
 pub const FULL_RANGE_WARNING_MARK: &str = "in full range (0-255)";
+
+/// How the warning ends that a restore checking signed pictures gives for a stream whose last
+/// picture was not as signed: by which an application can tell it from other elements' warnings.
+pub const LAST_PICTURE_LEFT_OUT: &str = "it is the last picture of the recording, where a writer killed or cut off within a picture (a crash, a power cut, a full disk) stops: left out of the restore";
 
 /// Views a mapped GStreamer frame as a faceveil frame.
 pub fn frame_view<'a>(frame: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRef>) -> Result<FrameMut<'a>, String> {
@@ -390,7 +394,8 @@ pub(crate) fn with_sei(
 /// by running time between the parser's output and the bin's raw video pads. With `pictures`,
 /// the signer a restore requires, each coded picture under a header of that signer's that
 /// promises signed pictures is checked before it is decoded ([`PictureWatch`]): the first that
-/// is not as signed fails the pipeline with an error naming its frame.
+/// is not as signed fails the pipeline with an error naming its frame, unless it is the last of
+/// the stream, which is left out with a warning that ends in [`LAST_PICTURE_LEFT_OUT`].
 pub fn sei_from_parser(decodebin: &gst::Element, pictures: Option<Signer>) -> Result<(), glib::BoolError> {
     let bin = decodebin.downcast_ref::<gst::Bin>().ok_or_else(|| glib::bool_error!("{} is not a bin", decodebin.name()))?;
     let pending = Pending::default();
@@ -410,17 +415,33 @@ pub fn sei_from_parser(decodebin: &gst::Element, pictures: Option<Signer>) -> Re
                 if answer_pictures_checked(query, &signer) { gst::PadProbeReturn::Handled } else { gst::PadProbeReturn::Ok }
             });
         }
-        src.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
+        src.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, probe| {
+            if let Some(gst::PadProbeData::Event(event)) = &probe.data {
+                if let (gst::EventView::Eos(_), Some(watch)) = (event.view(), &watch)
+                    && let Some(why) = watch.lock().unwrap().end()
+                    && let Some(parser) = pad.parent_element()
+                {
+                    let why = format!("{why}; {LAST_PICTURE_LEFT_OUT}");
+                    parser.post_message(gst::message::Warning::builder(gst::StreamError::Failed, &why).src(&parser).build()).ok();
+                }
+                return gst::PadProbeReturn::Ok;
+            }
             let (Some(gst::PadProbeData::Buffer(buffer)), Some((codec, framing))) = (&probe.data, nal_framing(pad)) else {
                 return gst::PadProbeReturn::Ok;
             };
             let Ok(data) = buffer.map_readable() else { return gst::PadProbeReturn::Ok };
-            if let Some(Err(why)) = watch.as_ref().map(|w| w.lock().unwrap().check(&data, framing, codec)) {
-                if let Some(parser) = pad.parent_element() {
-                    let why = format!("{why}: the signed recording was altered, nothing of it is restored");
-                    parser.post_message(gst::message::Error::builder(gst::StreamError::Failed, &why).src(&parser).build()).ok();
+            match watch.as_ref().map(|w| w.lock().unwrap().check(&data, framing, codec)) {
+                Some(Err(why)) => {
+                    if let Some(parser) = pad.parent_element() {
+                        let why = format!("{why}: the signed recording was altered, nothing of it is restored");
+                        parser
+                            .post_message(gst::message::Error::builder(gst::StreamError::Failed, &why).src(&parser).build())
+                            .ok();
+                    }
+                    return gst::PadProbeReturn::Drop;
                 }
-                return gst::PadProbeReturn::Drop;
+                Some(Ok(Watched::HeldBack)) => return gst::PadProbeReturn::Drop,
+                _ => {}
             }
             if let (Some(time), Some(payload)) =
                 (running_time(pad, buffer), sei::find_user_data(&data, framing, codec, &SEI_UUID).pop())

@@ -741,21 +741,32 @@ fn run_pipeline(line: &str, prepare: impl FnOnce(&gst::Bin)) -> gst::Pipeline {
 /// Runs a launch line to its end (a minute at most), after `prepare` has seen the pipeline: the
 /// error that stopped it, if one did.
 fn failure_of(line: &str, prepare: impl FnOnce(&gst::Pipeline)) -> Option<String> {
+    outcome_of(line, prepare).0
+}
+
+/// How a pipeline ends: its error, if it failed, and the warnings it gave on the way.
+fn outcome_of(line: &str, prepare: impl FnOnce(&gst::Pipeline)) -> (Option<String>, Vec<String>) {
     let pipeline = gst::parse::launch(line).unwrap().downcast::<gst::Pipeline>().unwrap();
     prepare(&pipeline);
     let started = pipeline.set_state(gst::State::Playing);
-    let msg = pipeline
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error])
-        .expect("the pipeline ends within a minute");
-    pipeline.set_state(gst::State::Null).unwrap();
-    let error = match msg.view() {
-        gst::MessageView::Error(e) => Some(e.error().to_string()),
-        _ => None,
+    let bus = pipeline.bus().unwrap();
+    let mut warnings = Vec::new();
+    let error = loop {
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(60),
+                &[gst::MessageType::Eos, gst::MessageType::Error, gst::MessageType::Warning],
+            )
+            .expect("the pipeline ends within a minute");
+        match msg.view() {
+            gst::MessageView::Error(e) => break Some(e.error().to_string()),
+            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+            _ => break None,
+        }
     };
+    pipeline.set_state(gst::State::Null).unwrap();
     assert!(started.is_ok() || error.is_some(), "a failed start says why");
-    error
+    (error, warnings)
 }
 
 #[test]
@@ -882,20 +893,20 @@ fn faceveilsei_signs_each_picture_as_faceveil_sign_pictures_promises_and_checks_
     .unwrap();
     // On the way back, faceveilsei's signer checks each picture before the decoder: the file
     // passes as it is, and one byte changed in a slice of its fourth picture stops the stream.
-    let check = |tamper: bool, signer: &str| -> Option<String> {
+    // The same change in its last picture, as a writer killed within it leaves one, leaves that
+    // picture out with a warning.
+    let outcome = |tamper: Option<usize>, signer: &str| -> (Option<String>, Vec<String>) {
         let line = format!(
             "filesrc location={} ! matroskademux ! h264parse ! identity name=tamper ! faceveilsei signer={signer} ! fakesink",
             coded.display()
         );
-        failure_of(&line, |pipeline| {
-            if !tamper {
-                return;
-            }
+        outcome_of(&line, |pipeline| {
+            let Some(tamper) = tamper else { return };
             let seen = std::sync::atomic::AtomicUsize::new(0);
             let pad = pipeline.by_name("tamper").unwrap().static_pad("src").unwrap();
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
                 if let Some(gst::PadProbeData::Buffer(buffer)) = probe.data.as_mut()
-                    && seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 3
+                    && seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == tamper
                 {
                     let mut bytes = buffer.map_readable().unwrap().to_vec();
                     let last = bytes.len() - 2;
@@ -910,11 +921,20 @@ fn faceveilsei_signs_each_picture_as_faceveil_sign_pictures_promises_and_checks_
             });
         })
     };
+    let check = |tamper: Option<usize>, signer: &str| outcome(tamper, signer).0;
     let signer = camera.signer().to_string();
-    assert_eq!(check(false, &signer), None, "the file as it was signed");
-    let altered = check(true, &signer).expect("an altered picture stops the stream");
+    assert_eq!(outcome(None, &signer), (None, Vec::new()), "the file as it was signed");
+    let altered = check(Some(3), &signer).expect("an altered picture stops the stream");
     assert!(altered.contains("its coded picture was altered after it was signed"), "{altered}");
-    let unreadable = check(false, "faceveil-signer-nonsense").expect("a signer that does not read is refused");
+    let (failed, warned) = outcome(Some(checks.len() - 1), &signer);
+    assert_eq!(failed, None, "{warned:?}");
+    assert!(
+        warned.len() == 1
+            && warned[0].ends_with(gstfaceveil::streamdata::LAST_PICTURE_LEFT_OUT)
+            && warned[0].contains("was altered"),
+        "{warned:?}"
+    );
+    let unreadable = check(None, "faceveil-signer-nonsense").expect("a signer that does not read is refused");
     assert!(unreadable.contains("not a faceveil signer"), "{unreadable}");
     // faceunveil with a signer restores the file only where something before the decoder checks
     // its pictures against that signer (it asks upstream), and refuses otherwise.

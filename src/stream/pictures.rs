@@ -81,18 +81,33 @@ pub fn check(signer: &Signer, au: &[u8], framing: Framing, codec: Codec) -> Pict
 /// Follows a stream's coded pictures as they arrive, for a restore that names its signer: from a
 /// header that signer signed and that promises signed pictures, every picture must be as signed.
 /// Pictures under no header yet, or under one another key signed (which the restore refuses,
-/// saying who signed it), are not its to judge.
+/// saying who signed it), are not its to judge. A picture not as signed is held back until it is
+/// known whether another follows: then it fails the stream; where none does, it was the last,
+/// where a writer killed or cut off within a picture (a crash, a power cut, a full disk) stops,
+/// and a restore gives back what comes before it ([`Self::end`]).
 pub struct PictureWatch {
     signer: Signer,
     /// Whether the last header met promises pictures signed by `signer`.
     promised: bool,
     /// The number of the last record met, to say where a picture without one sits.
     last: Option<u64>,
+    /// What is wrong with the picture held back, if one is.
+    held: Option<String>,
+}
+
+/// What a [`PictureWatch`] makes of an access unit.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Watched {
+    /// Pass it on: as signed, or not the watch's to judge.
+    Pass,
+    /// Hold it back, not as signed: the next access unit's check fails with why, or where there
+    /// is none, [`PictureWatch::end`] says it.
+    HeldBack,
 }
 
 impl PictureWatch {
     pub fn new(signer: Signer) -> Self {
-        Self { signer, promised: false, last: None }
+        Self { signer, promised: false, last: None, held: None }
     }
 
     /// The signer the pictures are checked against.
@@ -100,8 +115,12 @@ impl PictureWatch {
         &self.signer
     }
 
-    /// The next access unit: an error that names its frame where it is not as signed.
-    pub fn check(&mut self, au: &[u8], framing: Framing, codec: Codec) -> Result<(), String> {
+    /// The next access unit: an error that names the frame of the picture held back before it,
+    /// which was not the last.
+    pub fn check(&mut self, au: &[u8], framing: Framing, codec: Codec) -> Result<Watched, String> {
+        if let Some(why) = self.held.take() {
+            return Err(why);
+        }
         let payload = sei::find_user_data(au, framing, codec, &SEI_UUID).first().map(|p| SeiPayload::decode(p));
         let frame = match &payload {
             Some(Ok(payload)) => {
@@ -113,14 +132,26 @@ impl PictureWatch {
             _ => None,
         };
         if !self.promised {
-            return Ok(());
+            return Ok(Watched::Pass);
         }
-        let Some(frame) = frame else { return Err(without_data(self.last)) };
-        self.last = Some(frame);
-        match check(&self.signer, au, framing, codec).fault() {
-            None => Ok(()),
-            Some(fault) => Err(format!("frame {frame}: its coded picture {fault}")),
-        }
+        let fault = match frame {
+            None => without_data(self.last),
+            Some(frame) => {
+                self.last = Some(frame);
+                match check(&self.signer, au, framing, codec).fault() {
+                    None => return Ok(Watched::Pass),
+                    Some(fault) => format!("frame {frame}: its coded picture {fault}"),
+                }
+            }
+        };
+        self.held = Some(fault);
+        Ok(Watched::HeldBack)
+    }
+
+    /// At the end of the stream: what was wrong with its last picture, held back and so left out,
+    /// if it was not as signed.
+    pub fn end(&mut self) -> Option<String> {
+        self.held.take()
     }
 }
 
@@ -188,19 +219,31 @@ mod tests {
         };
         let promised = header(&key, true);
         let mut watch = PictureWatch::new(key.signer());
-        assert_eq!(watch.check(&picture(None, 0, &other), Framing::AnnexB, Codec::H264), Ok(()), "no header yet");
-        assert_eq!(watch.check(&picture(Some(&promised), 1, &key), Framing::AnnexB, Codec::H264), Ok(()));
-        assert_eq!(watch.check(&picture(None, 2, &key), Framing::AnnexB, Codec::H264), Ok(()));
-        let forged = watch.check(&picture(None, 3, &other), Framing::AnnexB, Codec::H264).unwrap_err();
-        assert!(forged.starts_with("frame 3: its coded picture was altered"), "{forged}");
+        let mut check = |au: &[u8]| watch.check(au, Framing::AnnexB, Codec::H264);
+        assert_eq!(check(&picture(None, 0, &other)), Ok(Watched::Pass), "no header yet");
+        assert_eq!(check(&picture(Some(&promised), 1, &key)), Ok(Watched::Pass));
+        assert_eq!(check(&picture(None, 2, &key)), Ok(Watched::Pass));
+        // A picture not as signed is held back, and fails the stream once another comes.
+        assert_eq!(check(&picture(None, 3, &other)), Ok(Watched::HeldBack));
         let bare = [unit(&[0x67, 0x42, 0x00, 0x1e]), unit(&[0x41, 0x9a, 0x02, 7])].concat();
-        let put_in = watch.check(&bare, Framing::AnnexB, Codec::H264).unwrap_err();
-        assert!(put_in.contains("after frame 3 carries no faceveil data"), "{put_in}");
+        let forged = check(&bare).unwrap_err();
+        assert!(forged.starts_with("frame 3: its coded picture was altered"), "{forged}");
+        assert_eq!(check(&bare), Ok(Watched::HeldBack));
+        assert_eq!(check(&picture(None, 5, &key)).unwrap_err(), without_data(Some(3)));
+        // Where none comes after it, it was the stream's last: said at the end, and left out.
+        assert_eq!(check(&picture(None, 6, &key)), Ok(Watched::Pass));
+        let mut cut = picture(None, 7, &key);
+        cut.truncate(cut.len() - 2);
+        assert_eq!(check(&cut), Ok(Watched::HeldBack));
+        let last = watch.end().expect("the last picture held back");
+        assert!(last.starts_with("frame 7: its coded picture was altered"), "{last}");
+        assert_eq!(watch.end(), None);
         // Headers that promise nothing, or that another key signed, leave the pictures alone.
         for header in [header(&key, false), header(&other, true)] {
             let mut watch = PictureWatch::new(key.signer());
-            assert_eq!(watch.check(&picture(Some(&header), 0, &other), Framing::AnnexB, Codec::H264), Ok(()));
-            assert_eq!(watch.check(&bare, Framing::AnnexB, Codec::H264), Ok(()));
+            assert_eq!(watch.check(&picture(Some(&header), 0, &other), Framing::AnnexB, Codec::H264), Ok(Watched::Pass));
+            assert_eq!(watch.check(&bare, Framing::AnnexB, Codec::H264), Ok(Watched::Pass));
+            assert_eq!(watch.end(), None);
         }
     }
 }

@@ -122,9 +122,7 @@ fn in_stream(path: &Path, tally: &mut Tally) -> Result<()> {
             true
         }
         Some(Err(e)) => {
-            tally.picture_read();
-            tally.damaged += 1;
-            tally.say(&format!("a picture's faceveil data does not read: {e}"));
+            tally.picture_data_unreadable(&e.to_string());
             true
         }
         Some(Ok(payload)) => {
@@ -233,11 +231,17 @@ enum Pictures {
     Photo,
 }
 
-/// A coded picture found not as signed, held until it is known whether more of its stream came
-/// after it: said then ([`Tally::held_said`]).
+/// A coded picture found not as signed, or whose faceveil data does not read, held until it is
+/// known whether more of its stream came after it: said then ([`Tally::held_said`]), or set
+/// aside where a writer stopped within it ([`Tally::last_held`]).
 struct Held {
-    /// What is wrong with it.
+    /// What is wrong with it, and whether it was counted as unreadable (else as a picture not
+    /// as signed).
     what: String,
+    unreadable: bool,
+    /// The lowest frame it can be: its record's, or where it has none readable, the frame
+    /// [`CODED_AHEAD`] before the last record met (no picture is coded further ahead).
+    earliest: u64,
     /// The video it came from, its stream, and whether it is still the last picture read of
     /// that video.
     file: Option<String>,
@@ -271,6 +275,8 @@ struct Tally {
     pictures_failed: u64,
     /// The last of them, until it is said.
     held: Option<Held>,
+    /// Whether the last picture of the recording was set aside as one its writer stopped within.
+    last_set_aside: bool,
     /// The number of the last record met, to say where a picture without one sits.
     last_frame: Option<u64>,
     /// Whether the input can carry a stream's end, and the ends it carried.
@@ -341,17 +347,25 @@ impl Tally {
         self.picture_read();
         self.pictures_checked += 1;
         let Some(why) = fault else { return };
-        self.hold(format!("frame {frame}: its coded picture {why}"));
+        self.pictures_failed += 1;
+        self.hold(format!("frame {frame}: its coded picture {why}"), false, frame);
     }
 
-    /// A picture found not as signed: counted, and said once it is known what came after it.
-    fn hold(&mut self, what: String) {
+    /// A picture whose faceveil data does not read: counted as unreadable.
+    fn picture_data_unreadable(&mut self, why: &str) {
+        self.picture_read();
+        self.damaged += 1;
+        let earliest = self.last_frame.map_or(0, |f| f.saturating_sub(CODED_AHEAD));
+        self.hold(format!("a picture's faceveil data does not read: {why}"), true, earliest);
+    }
+
+    /// A picture at fault, counted: said once it is known what came after it.
+    fn hold(&mut self, what: String, unreadable: bool, earliest: u64) {
         // A picture still held is said first (none should be: the picture read before this one
         // said it, or a header ended its stream).
         self.held_said(false);
-        self.pictures_failed += 1;
         let stream = self.streams.len().saturating_sub(1);
-        self.held = Some(Held { what, file: self.file.clone(), stream, last_of_video: true });
+        self.held = Some(Held { what, unreadable, earliest, file: self.file.clone(), stream, last_of_video: true });
     }
 
     /// Another picture read: a picture held is not the last of its video, and where this one is
@@ -368,7 +382,8 @@ impl Tally {
     /// last picture of a stream and of its video is where a writer that could write no further
     /// (a full disk, a file size limit) stops within a picture, and one cut short fails as an
     /// altered one does (its signature, or its faceveil data where the cut left the picture's
-    /// bytes parsed as one without it): said, and still a fault, since the two look alike.
+    /// bytes parsed as one without it): said, and still a fault, since the two look alike
+    /// (but see [`Self::last_held`]).
     fn held_said(&mut self, ended: bool) {
         let Some(held) = self.held.take() else { return };
         let at_end = if held.last_of_video && ended {
@@ -382,6 +397,45 @@ impl Tally {
         say_in(held.file.as_deref(), &format!("{}{at_end}", held.what));
     }
 
+    /// The picture held when the whole recording has been read, the last of its last stream
+    /// and video. Where that stream has no signed end and the picture lies past the newest
+    /// checkpoint its writer signed (or it has none), it is where a writer killed or cut off
+    /// within a picture (a crash, a power cut, a full disk) stops; the frames there are not
+    /// proven anyway, since they could have been cut off unseen, and one altered there shows
+    /// no more than one cut off would. It is set aside with a note, uncounted, and what is
+    /// found whole is said without it. Anywhere else it is said and stays a fault.
+    fn last_held(&mut self) {
+        let Some((_, check)) = &self.header else { return self.held_said(true) };
+        let Some(held) = self.held.as_ref().filter(|h| h.last_of_video && h.stream + 1 == self.streams.len()) else {
+            return self.held_said(true);
+        };
+        let digest = self.streams[held.stream].digest;
+        let signed: Vec<&StreamEnd> =
+            self.found_ends.iter().filter(|end| end.check(check.signer(), &digest, None) != EndCheck::Unsigned).collect();
+        let checkpoint = signed.iter().map(|end| end.frames).max().unwrap_or(0);
+        if signed.iter().any(|end| !end.open) || held.earliest < checkpoint {
+            return self.held_said(true);
+        }
+        let held = self.held.take().expect("held, as checked above");
+        if held.unreadable {
+            self.damaged -= 1;
+        } else {
+            self.pictures_failed -= 1;
+        }
+        let past = match checkpoint {
+            0 => "which has no signed end or checkpoint".to_string(),
+            frames => format!("past its newest checkpoint (frame {})", frames - 1),
+        };
+        say_in(
+            held.file.as_deref(),
+            &format!(
+                "note: {}; it is the last picture of the recording, {past}, where a writer killed or cut off within a picture (a crash, a power cut, a full disk) stops: set aside as not proven, as no frame past a checkpoint is",
+                held.what
+            ),
+        );
+        self.last_set_aside = true;
+    }
+
     /// A coded picture without faceveil data: where every picture is signed, one put in.
     fn picture_without_data(&mut self) {
         if !self.signs_pictures() {
@@ -389,7 +443,9 @@ impl Tally {
         }
         self.picture_read();
         self.pictures_checked += 1;
-        self.hold(pictures::without_data(self.last_frame));
+        self.pictures_failed += 1;
+        let earliest = self.last_frame.map_or(0, |f| f.saturating_sub(CODED_AHEAD));
+        self.hold(pictures::without_data(self.last_frame), false, earliest);
     }
 
     fn record(&mut self, record: &FrameRecord) {
@@ -540,7 +596,7 @@ impl Tally {
 
     /// Says what was found; an error unless the output is whole and signed throughout.
     fn finish(mut self) -> Result<()> {
-        self.held_said(true);
+        self.last_held();
         let Some((_, check)) = &self.header else {
             bail!("no faceveil header found: not a faceveil output, or its data was stripped")
         };
@@ -613,7 +669,14 @@ impl Tally {
             (false, _) => println!(
                 "its pictures are not signed (made before faceveil signed them, or without faceveilsei's signing-key): its records and sealed faces are, the rest of each picture is not"
             ),
-            (true, Pictures::Read) => println!("{} coded pictures: every one as its signer coded it", self.pictures_checked),
+            (true, Pictures::Read) => match self.last_set_aside {
+                false => println!("{} coded pictures: every one as its signer coded it", self.pictures_checked),
+                true => println!(
+                    "{} coded pictures: {} as their signer coded them, and the last, which its writer stopped within, set aside (see above)",
+                    self.pictures_checked,
+                    self.pictures_checked - 1
+                ),
+            },
             (true, Pictures::NotRead | Pictures::Photo) => {
                 println!("its pictures are signed in the video's SEI, which was not read: give the video alone to check them")
             }

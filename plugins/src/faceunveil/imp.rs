@@ -316,9 +316,8 @@ impl FaceUnveil {
         let Some((end, Some((_, restorer)))) = guard.as_ref().map(|s| (s.end.as_ref(), s.restorer.as_ref())) else { return };
         let what = match end.and_then(|end| restorer.end_check(end)) {
             Some(EndCheck::Cut { last, frames }) => format!(
-                "frames {} to {} of the signed recording are missing at its end: it was cut short of its signed end",
-                last.map_or(0, |l| l + 1),
-                frames - 1
+                "{} at its end: it was cut short of its signed end",
+                missing_frames(last.map_or(0, |l| l + 1), frames - 1)
             ),
             Some(EndCheck::PastEnd { last, frames }) => {
                 format!("the signed recording's frame {last} comes after its signed end of {frames} frames")
@@ -599,11 +598,7 @@ impl BaseTransformImpl for FaceUnveil {
         }
         if let Some((before, this)) = restorer.take_skipped() {
             let what = if this > before {
-                format!(
-                    "frames {} to {} of the signed recording are missing before its frame {this} (cut out, or lost on the way)",
-                    before + 1,
-                    this - 1
-                )
+                format!("{} before its frame {this} (cut out, or lost on the way)", missing_frames(before + 1, this - 1))
             } else {
                 format!("the signed recording's frame {this} comes after its frame {before}: frames are repeated or out of order")
             };
@@ -633,5 +628,14 @@ impl VideoFilterImpl for FaceUnveil {
         }
         common::warn_of_full_range(self, in_info);
         self.parent_set_info(incaps, in_info, outcaps, out_info)
+    }
+}
+
+/// Frames `first` to `last` of a signed recording, said missing: one frame, or a run of them.
+fn missing_frames(first: u64, last: u64) -> String {
+    if first == last {
+        format!("frame {first} of the signed recording is missing")
+    } else {
+        format!("frames {first} to {last} of the signed recording are missing")
     }
 }

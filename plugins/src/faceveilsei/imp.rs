@@ -5,13 +5,15 @@
 //! so that files and streams made with gst-launch-1.0 carry what a restore needs. With a signing
 //! key it also signs each such access unit as coded, as `faceveil`'s `sign-pictures` promises.
 //! On the way back, before the decoder, its `signer` checks each access unit against that
-//! signature ([`PictureWatch`]), as `faceveil restore --signer` does.
+//! signature ([`PictureWatch`]), as `faceveil restore --signer` does: a picture not as signed
+//! stops the stream, but the last, where a writer killed within a picture stops, which is left
+//! out with a warning.
 
 use std::sync::{LazyLock, Mutex};
 
 use faceveil::secrets::{Signer, SigningKey};
 use faceveil::stream::SEI_UUID;
-use faceveil::stream::pictures::PictureWatch;
+use faceveil::stream::pictures::{PictureWatch, Watched};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -50,9 +52,13 @@ impl FaceVeilSei {
                 gst::element_imp_error!(self, gst::StreamError::Format, ["cannot read an access unit"]);
                 gst::FlowError::Error
             })?;
-            if let Err(why) = watch.check(&au, framing, codec) {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("{why}: the signed recording was altered"));
-                return Err(gst::FlowError::Error);
+            match watch.check(&au, framing, codec) {
+                Err(why) => {
+                    gst::element_imp_error!(self, gst::StreamError::Failed, ("{why}: the signed recording was altered"));
+                    return Err(gst::FlowError::Error);
+                }
+                Ok(Watched::HeldBack) => return Ok(gst::FlowSuccess::Ok),
+                Ok(Watched::Pass) => {}
             }
         }
         let payload =
@@ -72,6 +78,17 @@ impl FaceVeilSei {
             (None, _) => buffer,
         };
         self.srcpad.push(out)
+    }
+
+    /// At the end of the stream, a last picture held back as not as signed is left out, with a
+    /// warning: where a writer killed within a picture stops.
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        if let gst::EventView::Eos(_) = event.view()
+            && let Some(why) = self.watch.lock().unwrap().as_mut().and_then(PictureWatch::end)
+        {
+            gst::element_imp_warning!(self, gst::StreamError::Failed, ("{why}; {}", streamdata::LAST_PICTURE_LEFT_OUT));
+        }
+        gst::Pad::event_default(pad, Some(&*self.obj()), event)
     }
 
     /// Tells a restore's faceunveil downstream that the pictures are checked here, and against
@@ -97,6 +114,9 @@ impl ObjectSubclass for FaceVeilSei {
             .chain_function(|pad, parent, buffer| {
                 FaceVeilSei::catch_panic_pad_function(parent, || Err(gst::FlowError::Error), |this| this.chain(pad, buffer))
             })
+            .event_function(|pad, parent, event| {
+                FaceVeilSei::catch_panic_pad_function(parent, || false, |this| this.sink_event(pad, event))
+            })
             .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
             .build();
         let srcpad = gst::Pad::builder_from_template(&klass.pad_template("src").expect("a src template"))
@@ -118,7 +138,7 @@ impl ObjectImpl for FaceVeilSei {
             v.push(
                 glib::ParamSpecString::builder("signer")
                     .nick("Signer")
-                    .blurb("Before the decoder of a restore: the signer (faceveil-signer-...) whose signed pictures each access unit is checked against, where that signer's header promises them; the first not as signed stops the stream with an error naming its frame")
+                    .blurb("Before the decoder of a restore: the signer (faceveil-signer-...) whose signed pictures each access unit is checked against, where that signer's header promises them; the first not as signed stops the stream with an error naming its frame (the last is left out with a warning: a writer killed within it leaves one)")
                     .mutable_ready()
                     .build(),
             );

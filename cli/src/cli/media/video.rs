@@ -987,7 +987,9 @@ pub fn element_words(msg: &gst::Message) -> Option<String> {
         gst::MessageView::Warning(w) if ours && w.error().to_string().contains(streamdata::FULL_RANGE_WARNING_MARK) => Some(
             "note: this video is full range (0-255); with sealed faces it stays in its own YUV planes, which the model reads as limited range (16-235): a surrogate's darkest and brightest levels clip, and the sealed faces come back exact".into(),
         ),
-        gst::MessageView::Warning(w) if ours => Some(format!("warning: {}", w.error())),
+        gst::MessageView::Warning(w) if ours || w.error().to_string().ends_with(streamdata::LAST_PICTURE_LEFT_OUT) => {
+            Some(format!("warning: {}", w.error()))
+        }
         gst::MessageView::Info(i) if ours => Some(format!("note: {}", i.error())),
         _ => None,
     }
