@@ -301,7 +301,8 @@ pub struct RestoreArgs {
     pub lossless_input: bool,
     /// Restore only an output whose header this signer signed (faceveil-signer-..., printed by
     /// `faceveil keygen --signing`): an output unsigned, signed by another key or altered since
-    /// is refused and nothing is written
+    /// is refused and nothing is written, but for a last picture not as signed (where a writer
+    /// killed within a picture stops), which is left out with a warning
     #[arg(long, value_name = "PUBLIC")]
     pub signer: Option<String>,
     /// Refuse an output signed by the key this revocation file revokes (`faceveil keygen
