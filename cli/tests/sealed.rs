@@ -905,6 +905,43 @@ fn a_signed_recording_whose_writer_was_killed_keeps_beside_it_a_checkpoint_that_
     );
 }
 
+/// An MP4 anonymized from a file whose writer was killed midway is readable up to its last
+/// whole fragment, and its checkpoint beside it: `verify --open-end` passes it, and a restore
+/// gives back what it holds. Until 2026-12-06 only a live source's MP4 was written in fragments,
+/// and such a file had no index at all: nothing of it could be read, verified or restored.
+#[test]
+fn a_signed_mp4_anonymized_from_a_file_whose_writer_was_killed_reads_verifies_and_restores_up_to_where_it_stopped() {
+    use common::served::{log_text, spawn, wait_for};
+    let dir = tmpdir("killed-file-mp4");
+    let ((id, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
+    let long = dir.join("long.mp4");
+    common::media::moving_ball(&long, 1800, 30);
+    let (out, log) = (dir.join("anon.mp4"), dir.join("anonymize.log"));
+    let mut writer = spawn(
+        &["anonymize", s(&long), "-o", s(&out), "--mode", "blur", "--recipient", &recipient, "--sign-with", s(&camera)],
+        &log,
+    );
+    let kept = end::file_beside(&out);
+    let checkpoint = || end::read_file(&kept).ok().flatten();
+    wait_for("a checkpoint of 60 frames beside the output", 120, || checkpoint().is_some_and(|c| c.frames >= 60));
+    writer.0.kill().unwrap();
+    writer.0.wait().unwrap();
+    let (partial, checkpoint) = (dir.join("anon.mp4.partial"), checkpoint().unwrap());
+    assert!(checkpoint.open && partial.exists(), "{}", log_text(&log));
+    let o = faceveil(&["verify", s(&partial), "--signer", &signer, "--open-end"], None);
+    ok(&o);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("only a checkpoint its writer signed while it recorded: the records reach it"), "{said}");
+    let held = common::media::decode(&partial).frames.len();
+    assert!(held as u64 >= checkpoint.frames, "{held} frames readable, a checkpoint of {}", checkpoint.frames);
+    // The restore writes what the file holds, and says that it ends early.
+    let back = dir.join("back.mkv");
+    let o = faceveil(&["restore", s(&partial), "-o", s(&back), "--identity", s(&id), "--signer", &signer], None);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() || said.contains("the input ends early"), "{said}");
+    assert!(common::media::decode(&back).frames.len() as u64 >= checkpoint.frames, "{said}");
+}
+
 /// A signed live recording that a full disk stops ends on whole pictures, in each container a
 /// live recording is written to: the write the disk cut short is taken off again, so that
 /// `verify --open-end` passes every picture kept. Until 2026-12-06 the CLI left that write as

@@ -469,21 +469,20 @@ struct Container {
     holds_size_changes: bool,
 }
 
-/// How long each fragment of an MP4 recorded from a live source is (ms), see [`container_for`].
-const LIVE_MP4_FRAGMENT_MS: u32 = 1000;
+/// How long each fragment of an MP4 being written is (ms), see [`container_for`].
+const MP4_FRAGMENT_MS: u32 = 1000;
 
-/// The muxer for `output`, by its extension. An MP4 recorded from a live source is written in
-/// fragments of [`LIVE_MP4_FRAGMENT_MS`] and made a plain MP4 again when the recording ends: a
-/// plain MP4 says where its frames are only at its end, so a recorder killed or cut off from power
-/// left hours of a camera unreadable, where fragments keep all but the last second or so.
-fn container_for(output: &Path, live: bool) -> Result<Container> {
+/// The muxer for `output`, by its extension. An MP4 is written in fragments of
+/// [`MP4_FRAGMENT_MS`] and made a plain MP4 again when the stream ends: a plain MP4 says where
+/// its frames are only at its end, so a writer killed or cut off from power left hours of a
+/// camera, or of a long file's anonymization, unreadable (and a signed one without a checkpoint
+/// that could show a cut), where fragments keep all but the last second or so.
+fn container_for(output: &Path) -> Result<Container> {
     let (muxer, holds_size_changes) = match muxer_kind(output) {
         Some(MuxerKind::Mp4) => {
             let mux = make("mp4mux")?;
-            if live {
-                mux.set_property("fragment-duration", LIVE_MP4_FRAGMENT_MS);
-                mux.set_property_from_str("fragment-mode", "first-moov-then-finalise");
-            }
+            mux.set_property("fragment-duration", MP4_FRAGMENT_MS);
+            mux.set_property_from_str("fragment-mode", "first-moov-then-finalise");
             (mux, false)
         }
         Some(MuxerKind::Matroska) => (make("matroskamux")?, false),
@@ -641,7 +640,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     if stage.sei == Sei::Read {
         streamdata::sei_from_parser(&dec, stage.signer.clone())?;
     }
-    let Container { muxer: mux, holds_size_changes } = container_for(output, input.is_live())?;
+    let Container { muxer: mux, holds_size_changes } = container_for(output)?;
     let sink = gst::ElementFactory::make("filesink").property("location", tmp.to_str().context("non-UTF-8 path")?).build()?;
     pipeline.add_many([&mux, &sink])?;
     // A signed video keeps its newest checkpoint beside it while it is written; dropped after
