@@ -868,37 +868,48 @@ fn remux(input: &Path, output: &Path, identity: &str, setup: impl FnOnce(&gst::P
     assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "remux: {msg:?}");
 }
 
+/// Runs `faceveil ARGS -o OUT` (a signed anonymization) and kills it with SIGKILL once the end
+/// file beside OUT holds a checkpoint of 60 frames: the file it left (`OUT.partial`), which
+/// `verify --open-end` passes up to that checkpoint, and the checkpoint.
+fn killed_at_a_checkpoint(args: &[&str], out: &Path, signer: &str) -> (PathBuf, end::StreamEnd) {
+    use common::served::{log_text, spawn, wait_for};
+    let log = out.with_extension("log");
+    let mut writer = spawn(&[args, &["-o", s(out)]].concat(), &log);
+    let kept = end::file_beside(out);
+    let checkpoint = || end::read_file(&kept).ok().flatten();
+    wait_for("a checkpoint of 60 frames beside the output", 120, || checkpoint().is_some_and(|c| c.frames >= 60));
+    writer.0.kill().unwrap();
+    writer.0.wait().unwrap();
+    let (partial, checkpoint) = (PathBuf::from(format!("{}.partial", out.display())), checkpoint().unwrap());
+    assert!(checkpoint.open && partial.exists(), "{}", log_text(&log));
+    let o = faceveil(&["verify", s(&partial), "--signer", signer, "--open-end"], None);
+    ok(&o);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("only a checkpoint its writer signed while it recorded: the records reach it"), "{said}");
+    (partial, checkpoint)
+}
+
 /// A signed recording whose writer was killed midway (a crash, a power cut) has no signed end;
 /// beside it the writer kept the newest checkpoint whose frames were all in the file, so
 /// `faceveil verify --open-end` passes what it left and finds it cut short of that checkpoint.
 #[test]
 fn a_signed_recording_whose_writer_was_killed_keeps_beside_it_a_checkpoint_that_shows_a_cut_before_it() {
-    use common::served::{log_text, serve_clip, spawn, wait_for};
+    use common::served::serve_clip;
     let dir = tmpdir("killed-signed");
     let ((_, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
     let long = dir.join("long.mp4");
     common::media::moving_ball(&long, 900, 30);
     let (_server, url) = serve_clip(&long, &["--mode", "blur"], &dir);
-    let (out, log) = (dir.join("recorded.mkv"), dir.join("recorder.log"));
-    let mut recorder = spawn(&["anonymize", &url, "-o", s(&out), "--recipient", &recipient, "--sign-with", s(&camera)], &log);
-    let kept = end::file_beside(&out);
-    let checkpoint = || end::read_file(&kept).ok().flatten();
-    wait_for("a checkpoint of 60 frames beside the recording", 120, || checkpoint().is_some_and(|c| c.frames >= 60));
-    recorder.0.kill().unwrap();
-    recorder.0.wait().unwrap();
-    let (partial, checkpoint) = (dir.join("recorded.mkv.partial"), checkpoint().unwrap());
-    assert!(checkpoint.open, "{}", log_text(&log));
-    let o = faceveil(&["verify", s(&partial), "--signer", &signer, "--open-end"], None);
-    ok(&o);
-    let said = String::from_utf8_lossy(&o.stderr);
-    assert!(said.contains("only a checkpoint its writer signed while it recorded: the records reach it"), "{said}");
+    let signing = ["--recipient", recipient.as_str(), "--sign-with", s(&camera)];
+    let (partial, checkpoint) =
+        killed_at_a_checkpoint(&[&["anonymize", &url], &signing[..]].concat(), &dir.join("recorded.mkv"), &signer);
     failed(&faceveil(&["verify", s(&partial), "--signer", &signer], None), "has no signed end, only a checkpoint");
     // Cut 20 frames short of the checkpoint, its file beside it: found. Without it, the cut
     // would pass as what a killed writer left.
     let cut = dir.join("cut.mkv");
     remux_cut(&partial, &cut, checkpoint.frames as usize - 20, true);
     ok(&faceveil(&["verify", s(&cut), "--signer", &signer, "--open-end"], None));
-    std::fs::copy(&kept, end::file_beside(&cut)).unwrap();
+    std::fs::copy(end::file_beside(&dir.join("recorded.mkv")), end::file_beside(&cut)).unwrap();
     failed(
         &faceveil(&["verify", s(&cut), "--signer", &signer, "--open-end"], None),
         "the recording was cut short of a checkpoint its writer signed",
@@ -911,27 +922,13 @@ fn a_signed_recording_whose_writer_was_killed_keeps_beside_it_a_checkpoint_that_
 /// and such a file had no index at all: nothing of it could be read, verified or restored.
 #[test]
 fn a_signed_mp4_anonymized_from_a_file_whose_writer_was_killed_reads_verifies_and_restores_up_to_where_it_stopped() {
-    use common::served::{log_text, spawn, wait_for};
     let dir = tmpdir("killed-file-mp4");
     let ((id, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
     let long = dir.join("long.mp4");
     common::media::moving_ball(&long, 1800, 30);
-    let (out, log) = (dir.join("anon.mp4"), dir.join("anonymize.log"));
-    let mut writer = spawn(
-        &["anonymize", s(&long), "-o", s(&out), "--mode", "blur", "--recipient", &recipient, "--sign-with", s(&camera)],
-        &log,
-    );
-    let kept = end::file_beside(&out);
-    let checkpoint = || end::read_file(&kept).ok().flatten();
-    wait_for("a checkpoint of 60 frames beside the output", 120, || checkpoint().is_some_and(|c| c.frames >= 60));
-    writer.0.kill().unwrap();
-    writer.0.wait().unwrap();
-    let (partial, checkpoint) = (dir.join("anon.mp4.partial"), checkpoint().unwrap());
-    assert!(checkpoint.open && partial.exists(), "{}", log_text(&log));
-    let o = faceveil(&["verify", s(&partial), "--signer", &signer, "--open-end"], None);
-    ok(&o);
-    let said = String::from_utf8_lossy(&o.stderr);
-    assert!(said.contains("only a checkpoint its writer signed while it recorded: the records reach it"), "{said}");
+    let signing = ["--mode", "blur", "--recipient", recipient.as_str(), "--sign-with", s(&camera)];
+    let (partial, checkpoint) =
+        killed_at_a_checkpoint(&[&["anonymize", s(&long)], &signing[..]].concat(), &dir.join("anon.mp4"), &signer);
     let held = common::media::decode(&partial).frames.len();
     assert!(held as u64 >= checkpoint.frames, "{held} frames readable, a checkpoint of {}", checkpoint.frames);
     // The restore writes what the file holds, and says that it ends early.
@@ -1023,7 +1020,7 @@ fn a_gst_launch_recording_keeps_its_checkpoint_beside_it_until_it_ends() {
     assert!(said.contains("only a checkpoint its writer signed while it recorded: the records reach it"), "{said}");
     let cut = dir.join("cut.mkv");
     remux_cut(&out, &cut, checkpoint.frames as usize - 20, true);
-    std::fs::copy(&kept, end::file_beside(&cut)).unwrap();
+    std::fs::copy(end::file_beside(&dir.join("recorded.mkv")), end::file_beside(&cut)).unwrap();
     failed(
         &faceveil(&["verify", s(&cut), "--signer", &signer, "--open-end"], None),
         "the recording was cut short of a checkpoint its writer signed",
