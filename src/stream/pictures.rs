@@ -42,7 +42,7 @@ impl PictureCheck {
 /// record of frame `last`.
 pub fn without_data(last: Option<u64>) -> String {
     let after = last.map_or_else(|| "before any frame".into(), |f| format!("after frame {f}"));
-    format!("a coded picture {after} carries no faceveil data: it was not in the signed recording")
+    format!("a coded picture {after} carries no faceveil data, so no signature: put in, or cut short before its data")
 }
 
 /// What a picture's signature covers: its faceveil payloads, then its slices, each after its
