@@ -660,7 +660,11 @@ impl Tally {
                 self.damaged
             );
         }
-        println!("{records} frame records, {frames}: every one signed, none missing");
+        let ahead = match ahead {
+            0 => String::new(),
+            n => format!(" and {n} coded ahead of frames that never came (set aside: see above)"),
+        };
+        println!("{records} frame records, {frames}{ahead}: every one signed, none missing");
         if let Some(said) = end_said {
             println!("{said}");
         }
