@@ -529,6 +529,8 @@ impl BaseTransformImpl for FaceUnveil {
         };
         let waiting = restorer.faces_waiting();
         let (mut unrecorded, mut unmatched, mut other_size) = (false, false, None);
+        // The frame's number as recorded, which names it where the stream lost frames before it.
+        let mut recorded = None;
         let sidecar = state.sidecar.as_mut().filter(|_| sidecar_fits && sei.record.is_none());
         common::with_frame(self, buf, &info, "restore failed", |view| {
             // The SEI rides in its frame; a sidecar's record must look like the frame it is given to.
@@ -548,6 +550,7 @@ impl BaseTransformImpl for FaceUnveil {
                 },
                 (None, None) => None,
             };
+            recorded = record.as_ref().map(|r| r.frame);
             match &record {
                 Some(record) => restorer.process_record(view, record),
                 None => {
@@ -608,7 +611,10 @@ impl BaseTransformImpl for FaceUnveil {
             gst::element_imp_warning!(
                 self,
                 gst::StreamError::Decrypt,
-                ("frame {frame_no}: a sealed face continues a face video this restore did not start: it stays anonymized until its track's next keyframe")
+                (
+                    "frame {}: a sealed face continues a face video this restore did not start: it stays anonymized until its track's next keyframe",
+                    recorded.unwrap_or(frame_no)
+                )
             );
         }
         Ok(gst::FlowSuccess::Ok)
