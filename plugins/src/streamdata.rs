@@ -210,8 +210,8 @@ impl CodedPicture<'_> {
 
 /// The segment event `event` without its stop (the same event otherwise), where it is a segment
 /// of time that has one: a decoder or a sink drops the pictures shown after a segment's stop. GStreamer 1.22's MP4 reader stops the
-/// segment of a fragmented MP4 whose writer was killed before it finished the file (a live
-/// recording's, fragments of a second) where the pictures' decoding times end, so that the
+/// segment of a fragmented MP4 whose writer was killed before it finished the file (as the CLI
+/// writes MP4s, in fragments of a second) where the pictures' decoding times end, so that the
 /// B-picture shown after that in each fragment was dropped: `verify` took it for a picture cut
 /// out, and a restore went without it. (In a finished file the stop is the file's duration,
 /// after its last picture; an edit list that trims a file's end is the rare case it changes.)

@@ -33,7 +33,7 @@ pub fn at_its_parsers(decodebin: &gst::Element, mend: impl Fn(&mut gst::PadProbe
 
 /// An MP4's video is decoded to its last picture, where a writer killed before it finished
 /// the file left the segment stopping short of the pictures shown last in each fragment
-/// ([`streamdata::open_ended`]): a killed live recording is read, and restores, whole.
+/// ([`streamdata::open_ended`]): what a killed run wrote is read, and restores, whole.
 pub fn every_picture_of_an_unfinished_file(decodebin: &gst::Element) {
     at_its_parsers(decodebin, |probe| {
         if let Some(gst::PadProbeData::Event(event)) = &mut probe.data
