@@ -235,8 +235,8 @@ enum Pictures {
 /// known whether more of its stream came after it: said then ([`Tally::held_said`]), or set
 /// aside where a writer stopped within it ([`Tally::last_held`]).
 struct Held {
-    /// What is wrong with it, and whether it was counted as unreadable (else as a picture not
-    /// as signed).
+    /// What is wrong with it, and whether it counts, once said, as unreadable (else as a picture
+    /// not as signed).
     what: String,
     unreadable: bool,
     /// The lowest frame it can be: its record's, or where it has none readable, the frame
@@ -347,23 +347,22 @@ impl Tally {
         self.picture_read();
         self.pictures_checked += 1;
         let Some(why) = fault else { return };
-        self.pictures_failed += 1;
-        self.hold(format!("frame {frame}: its coded picture {why}"), false, frame);
+        self.hold(format!("frame {frame}: its coded picture {why}"), false, Some(frame));
     }
 
-    /// A picture whose faceveil data does not read: counted as unreadable.
+    /// A picture whose faceveil data does not read.
     fn picture_data_unreadable(&mut self, why: &str) {
         self.picture_read();
-        self.damaged += 1;
-        let earliest = self.last_frame.map_or(0, |f| f.saturating_sub(CODED_AHEAD));
-        self.hold(format!("a picture's faceveil data does not read: {why}"), true, earliest);
+        self.hold(format!("a picture's faceveil data does not read: {why}"), true, None);
     }
 
-    /// A picture at fault, counted: said once it is known what came after it.
-    fn hold(&mut self, what: String, unreadable: bool, earliest: u64) {
+    /// A picture at fault, of `frame` where its record says: said, and counted, once it is known
+    /// what came after it.
+    fn hold(&mut self, what: String, unreadable: bool, frame: Option<u64>) {
         // A picture still held is said first (none should be: the picture read before this one
         // said it, or a header ended its stream).
         self.held_said(false);
+        let earliest = frame.unwrap_or_else(|| self.last_frame.map_or(0, |f| f.saturating_sub(CODED_AHEAD)));
         let stream = self.streams.len().saturating_sub(1);
         self.held = Some(Held { what, unreadable, earliest, file: self.file.clone(), stream, last_of_video: true });
     }
@@ -386,6 +385,11 @@ impl Tally {
     /// (but see [`Self::last_held`]).
     fn held_said(&mut self, ended: bool) {
         let Some(held) = self.held.take() else { return };
+        if held.unreadable {
+            self.damaged += 1;
+        } else {
+            self.pictures_failed += 1;
+        }
         let at_end = if held.last_of_video && ended {
             let video = held.file.as_deref().unwrap_or("the video");
             format!(
@@ -409,19 +413,12 @@ impl Tally {
         let Some(held) = self.held.as_ref().filter(|h| h.last_of_video && h.stream + 1 == self.streams.len()) else {
             return self.held_said(true);
         };
-        let digest = self.streams[held.stream].digest;
-        let signed: Vec<&StreamEnd> =
-            self.found_ends.iter().filter(|end| end.check(check.signer(), &digest, None) != EndCheck::Unsigned).collect();
+        let signed: Vec<&StreamEnd> = signed_by(&self.found_ends, check.signer(), &self.streams[held.stream].digest).collect();
         let checkpoint = signed.iter().map(|end| end.frames).max().unwrap_or(0);
         if signed.iter().any(|end| !end.open) || held.earliest < checkpoint {
             return self.held_said(true);
         }
         let held = self.held.take().expect("held, as checked above");
-        if held.unreadable {
-            self.damaged -= 1;
-        } else {
-            self.pictures_failed -= 1;
-        }
         let past = match checkpoint {
             0 => "which has no signed end or checkpoint".to_string(),
             frames => format!("past its newest checkpoint (frame {})", frames - 1),
@@ -443,9 +440,7 @@ impl Tally {
         }
         self.picture_read();
         self.pictures_checked += 1;
-        self.pictures_failed += 1;
-        let earliest = self.last_frame.map_or(0, |f| f.saturating_sub(CODED_AHEAD));
-        self.hold(pictures::without_data(self.last_frame), false, earliest);
+        self.hold(pictures::without_data(self.last_frame), false, None);
     }
 
     fn record(&mut self, record: &FrameRecord) {
@@ -580,7 +575,7 @@ impl Tally {
     /// of an end cut short then holds for it. Returns how many were set aside.
     fn coded_ahead(&mut self, signer: &Signer) -> usize {
         let Some(stream) = self.streams.last_mut() else { return 0 };
-        let ended = self.found_ends.iter().any(|end| !end.open && end.check(signer, &stream.digest, None) != EndCheck::Unsigned);
+        let ended = signed_by(&self.found_ends, signer, &stream.digest).any(|end| !end.open);
         let Some(cut) = first_gap_coded_ahead(&stream.numbers).filter(|_| !ended) else { return 0 };
         let before = stream.numbers[cut];
         let ahead = stream.numbers.split_off(cut + 1);
@@ -690,6 +685,12 @@ impl Tally {
         }
         Ok(())
     }
+}
+
+/// The ends and checkpoints among `ends` that carry `signer`'s signature for the stream whose
+/// header has `digest`.
+fn signed_by<'a>(ends: &'a [StreamEnd], signer: &'a Signer, digest: &'a [u8; 32]) -> impl Iterator<Item = &'a StreamEnd> {
+    ends.iter().filter(|end| end.check(signer, digest, None) != EndCheck::Unsigned)
 }
 
 /// Where a stopped writer's pictures coded ahead begin, in a stream's sorted frame numbers: the
