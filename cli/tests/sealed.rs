@@ -939,6 +939,41 @@ fn a_signed_mp4_anonymized_from_a_file_whose_writer_was_killed_reads_verifies_an
     assert!(common::media::decode(&back).frames.len() as u64 >= checkpoint.frames, "{said}");
 }
 
+/// A finished MP4 cut short after (a copy or a download that stopped) has lost its index with
+/// its end; the CLI wrote it in fragments, so `verify --open-end` passes it up to its last whole
+/// fragment and a restore gives back what it holds. Until 2026-12-06 nothing of it could be read
+/// ("This file contains no playable streams"). A plain MP4 cut so is refused, saying why.
+#[test]
+fn a_finished_mp4_cut_short_after_verifies_and_restores_up_to_the_cut() {
+    let dir = tmpdir("finished-mp4-cut");
+    let ((id, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
+    let clip = dir.join("clip.mp4");
+    common::media::moving_ball(&clip, 300, 30);
+    let anon = dir.join("anon.mp4");
+    let signing = ["--mode", "blur", "--recipient", recipient.as_str(), "--sign-with", s(&camera)];
+    ok(&faceveil(&[&["anonymize", s(&clip), "-o", s(&anon)], &signing[..]].concat(), None));
+    let bytes = std::fs::read(&anon).unwrap();
+    let cut = dir.join("cut.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() * 3 / 5]).unwrap();
+    failed(&faceveil(&["verify", s(&cut), "--signer", &signer], None), "has no signed end");
+    let o = faceveil(&["verify", s(&cut), "--signer", &signer, "--open-end"], None);
+    let told = ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ends before its index (cut short after it was finished"));
+    let records: usize = told
+        .lines()
+        .find_map(|l| l.split_once(" frame records").and_then(|(n, _)| n.parse().ok()))
+        .unwrap_or_else(|| panic!("{told}"));
+    assert!(records >= 120, "{told}");
+    let back = dir.join("back.mkv");
+    let o = faceveil(&["restore", s(&cut), "-o", s(&back), "--identity", s(&id), "--signer", &signer], None);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(common::media::decode(&back).frames.len() + 2 >= records, "{said}");
+    let plain = dir.join("plain.mp4");
+    let original = std::fs::read(&clip).unwrap();
+    std::fs::write(&plain, &original[..original.len() / 2]).unwrap();
+    failed(&faceveil(&["verify", s(&plain)], None), "cut short before its index (`moov`");
+}
+
 /// A signed live recording that a full disk stops ends on whole pictures, in each container a
 /// live recording is written to: the write the disk cut short is taken off again, so that
 /// `verify --open-end` passes every picture kept. Until 2026-12-06 the CLI left that write as
@@ -1187,7 +1222,7 @@ fn a_signed_recording_cut_within_its_last_picture_sets_it_aside_only_past_what_i
     // falls decides whether there are any) are counted apart, as the note says.
     assert_eq!(
         told.contains(" coded ahead of frames that never came (set aside: see above): every one signed"),
-        said.contains("which were coded ahead: its writer stopped while it coded them"),
+        said.contains("which were coded ahead: the recording stops among them"),
         "{told}\n{said}"
     );
     let set_aside = |said: &str, past: &str| {

@@ -10,11 +10,13 @@
 //! statically with `plugin_register_static()` by a program that links this crate (the `faceveil`
 //! command). [`streamdata`] is public for such programs: it carries the SEI metas the elements
 //! read and write through encoders and decoders; so is [`outofband`], the tags, messages and
-//! queries beside the frames, and [`timestamps`], which keeps frames from sharing a timestamp.
+//! queries beside the frames, [`timestamps`], which keeps frames from sharing a timestamp, and
+//! [`cutmp4`], which reads an MP4 the CLI finished that was cut short after.
 
 use gst::glib;
 
 mod common;
+pub mod cutmp4;
 mod faceunveil;
 mod faceveil;
 pub use faceveil::FaceVeil;

@@ -228,7 +228,8 @@ pub fn open_ended(event: &gst::EventRef) -> Option<gst::Event> {
 /// without decoding the pictures. `visit` returns whether to go on; reading also stops at
 /// `deadline`, if given, whether pictures come or not (a slow disk, a network share). Returns
 /// what the container's tags held of faceveil's. An error where the file cannot be parsed or
-/// holds no H.264 or H.265 stream.
+/// holds no H.264 or H.265 stream. An MP4 the CLI finished that was cut short after is read up to
+/// its last whole fragment ([`crate::cutmp4`]).
 pub fn each_payload(
     uri: &str,
     deadline: Option<std::time::Instant>,
@@ -237,6 +238,7 @@ pub fn each_payload(
     use anyhow::{Context, bail};
     let pipeline = gst::Pipeline::new();
     let src = gst::Element::make_from_uri(gst::URIType::Src, uri, None).context("cannot read it")?;
+    crate::cutmp4::mend_source(&src);
     let parse = gst::ElementFactory::make("parsebin").build()?;
     let sink = gst_app::AppSink::builder().sync(false).max_buffers(4).build();
     pipeline.add_many([&src, &parse, sink.upcast_ref()])?;

@@ -582,7 +582,7 @@ impl Tally {
         let missing: Vec<u64> =
             (before + 1..*ahead.last().unwrap_or(&before)).filter(|n| ahead.binary_search(n).is_err()).collect();
         self.say(&format!(
-            "note: the recording has no signed end, and {} never came before its last pictures ({}), which were coded ahead: its writer stopped while it coded them; it is taken to end at frame {before}",
+            "note: the recording has no signed end, and {} never came before its last pictures ({}), which were coded ahead: the recording stops among them (its writer stopped while it coded them, or a copy was cut there); it is taken to end at frame {before}",
             frame_list(&missing),
             frame_list(&ahead)
         ));
