@@ -417,7 +417,13 @@ pub fn sei_from_parser(decodebin: &gst::Element, pictures: Option<Signer>) -> Re
                 if answer_pictures_checked(query, &signer) { gst::PadProbeReturn::Handled } else { gst::PadProbeReturn::Ok }
             });
         }
-        src.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, probe| {
+        // The end of stream matters only to a watch, which may hold the last picture back.
+        let seen = if watch.is_some() {
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM
+        } else {
+            gst::PadProbeType::BUFFER
+        };
+        src.add_probe(seen, move |pad, probe| {
             if let Some(gst::PadProbeData::Event(event)) = &probe.data {
                 if let (gst::EventView::Eos(_), Some(watch)) = (event.view(), &watch)
                     && let Some(why) = watch.lock().unwrap().end()
