@@ -6,7 +6,7 @@
 //! the first fragment's `mdat` header is widened over the whole file, and the first `moov`, just
 //! after that fragment, is renamed `hoov` so that readers pass over it; the last `moov` then
 //! indexes everything. Undoing those two changes as the file is read gives the file as it was
-//! while it was written, which reads up to its last whole fragment ([`Cut::mend`]).
+//! while it was written, which reads up to its last whole fragment ([`mend_source`]).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -26,7 +26,7 @@ pub enum Cut {
     /// Not an MP4, or one whose index is there.
     Whole,
     /// Cut short before its last index, and written in fragments by mp4mux as the CLI writes
-    /// them: readable up to its last whole fragment once [`Cut::mend`] puts back what finishing
+    /// them: readable up to its last whole fragment once [`mend_source`] puts back what finishing
     /// the file changed.
     Mendable(Mend),
     /// Cut short (a box runs past its end) before its index, and not written in fragments as
