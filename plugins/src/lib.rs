@@ -23,6 +23,7 @@ pub use faceveil::FaceVeil;
 mod faceveilcheckpoint;
 mod faceveildetect;
 mod faceveilsei;
+mod faceveilx264enc;
 mod facevideo;
 pub use facevideo::SEALED_QUANTIZERS;
 pub mod outofband;
@@ -30,6 +31,7 @@ mod rois;
 mod settings;
 pub mod streamdata;
 pub mod timestamps;
+mod x264;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     // The host process (gst-launch-1.0, an application) lives elsewhere: runtime files are
@@ -43,6 +45,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     faceveil::register(plugin)?;
     faceunveil::register(plugin)?;
     faceveilsei::register(plugin)?;
+    faceveilx264enc::register(plugin)?;
     faceveilcheckpoint::register(plugin)?;
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
 use faceveil::config::Config;
+use faceveil::faces::effects::Mode;
 use faceveil::model::Direction;
 use faceveil::pipeline::WarmModels;
 use faceveil::secrets::{Signer, SigningKey};
@@ -25,7 +26,7 @@ use crate::cli::media::checkpoint::CheckpointFile;
 use crate::cli::media::colour;
 use crate::cli::media::containers::{MuxerKind, muxer_kind};
 use crate::cli::media::elements::{init, make};
-use crate::cli::media::encoder::{DEFAULT_CRF, Encoder, Quality};
+use crate::cli::media::encoder::{DEFAULT_CRF, Encoder, FACES_FINER, Quality};
 use crate::cli::media::images::write_atomically;
 use crate::cli::media::input::{self, Input, StreamSource};
 use crate::cli::media::mp4;
@@ -1059,7 +1060,12 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
             sei: Sei::Write,
             pictures: settings.sealing.signing.clone(),
             signer: None,
-            quality: Quality::Crf(DEFAULT_CRF),
+            // Surrogates a password restore undoes get the bits it needs; one-way effects do not.
+            quality: if settings.config.mode == Mode::Sdn {
+                Quality::CrfFacesFiner(DEFAULT_CRF, FACES_FINER)
+            } else {
+                Quality::Crf(DEFAULT_CRF)
+            },
             audio,
             full_range: settings.sealing.full_range(),
         },
