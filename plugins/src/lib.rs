@@ -4,7 +4,8 @@
 //! - `faceveil` anonymizes faces (SDN with a password, or blur, pixelate, solid);
 //! - `faceunveil` restores SDN-anonymized faces with the password;
 //! - `faceveilsei`, after an encoder, writes `faceveil`'s per-frame data into H.264/H.265 as SEI;
-//! - `faceveilcheckpoint`, before a file sink, keeps a signed recording's newest checkpoint beside it.
+//! - `faceveilcheckpoint`, before a file sink, keeps a signed recording's newest checkpoint beside it;
+//! - `faceveilx264enc` codes H.264 with libx264, the faces `faceveil` recorded a few steps finer.
 //!
 //! The plugin loads from its shared library (gst-launch-1.0, applications) or is registered
 //! statically with `plugin_register_static()` by a program that links this crate (the `faceveil`
@@ -32,6 +33,8 @@ mod settings;
 pub mod streamdata;
 pub mod timestamps;
 mod x264;
+/// Whether `faceveilx264enc` can code here: it loads libx264 when it starts.
+pub use x264::loads as libx264_loads;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     // The host process (gst-launch-1.0, an application) lives elsewhere: runtime files are

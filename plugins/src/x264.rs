@@ -119,6 +119,11 @@ fn api() -> Result<&'static Api, String> {
     .map_err(Clone::clone)
 }
 
+/// Whether libx264 loads here (it comes with GStreamer's x264enc).
+pub fn loads() -> bool {
+    api().is_ok()
+}
+
 /// An encoder's settings.
 pub struct Settings {
     pub width: u32,
@@ -139,11 +144,13 @@ pub struct Picture<'a> {
     pub offsets: Option<&'a mut [f32]>,
 }
 
-/// A coded picture: its access unit (Annex B), the number of the picture it codes, and whether
-/// it is a keyframe.
+/// A coded picture: its access unit (Annex B), the number of the picture it codes, its decoding
+/// time in pictures (before the first where B-frames hold pictures back: negative), and
+/// whether it is a keyframe.
 pub struct Coded {
     pub data: Vec<u8>,
     pub number: i64,
+    pub dts: i64,
     pub keyframe: bool,
 }
 
@@ -227,7 +234,7 @@ impl Encoder {
         // bytes from the first; they stay valid until the next call.
         let (data, head) =
             unsafe { (std::slice::from_raw_parts((*nals).p_payload, size as usize).to_vec(), &*pout.cast::<PictureHead>()) };
-        Ok(Some(Coded { data, number: head.i_pts, keyframe: head.b_keyframe != 0 }))
+        Ok(Some(Coded { data, number: head.i_pts, dts: head.i_dts, keyframe: head.b_keyframe != 0 }))
     }
 
     /// How many pictures it still holds.

@@ -1278,3 +1278,74 @@ fn faceveilcheckpoint_keeps_a_checkpoint_only_once_the_file_holds_its_frames() {
         assert!(!path.exists(), "{container}: the end file outlived the stream's end");
     }
 }
+
+/// The astronaut photo as I420 frames, each moved a pixel on so that the coder has motion to
+/// follow, with a faceveil record naming the face's square of `side` pixels (as `faceveil`
+/// attaches it); coded by faceveilx264enc with `finer` steps and decoded: the luma's PSNR inside
+/// the square and outside it, over all frames.
+fn coded_with_faces_finer(finer: u32, side: f32) -> (f64, f64) {
+    init();
+    let (data, w, h) = astronaut();
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, w, h).fps(gst::Fraction::new(25, 1)).build().unwrap();
+    let mut harness = Harness::new_parse(&format!("faceveilx264enc faces-finer={finer} ! avdec_h264"));
+    harness.set_src_caps(info.to_caps().unwrap());
+    harness.play();
+    let (cx, cy) = (230.0f32, 135.0f32);
+    let luma = |shift: usize| -> Vec<u8> {
+        (0..h as usize)
+            .flat_map(|y| (0..w as usize).map(move |x| (y, x)))
+            .map(|(y, x)| {
+                let i = (y * w as usize + (x + shift).min(w as usize - 1)) * 3;
+                let (r, g, b) = (data[i] as f32, data[i + 1] as f32, data[i + 2] as f32);
+                (16.0 + 0.257 * r + 0.504 * g + 0.098 * b).round() as u8
+            })
+            .collect()
+    };
+    let frames: Vec<Vec<u8>> = (0..12).map(luma).collect();
+    for (n, y) in frames.iter().enumerate() {
+        let mut bytes = vec![128u8; info.size()];
+        let stride = info.stride()[0] as usize;
+        for row in 0..h as usize {
+            bytes[row * stride..row * stride + w as usize].copy_from_slice(&y[row * w as usize..(row + 1) * w as usize]);
+        }
+        let mut buf = gst::Buffer::from_mut_slice(bytes);
+        let b = buf.get_mut().unwrap();
+        b.set_pts(gst::ClockTime::from_mseconds(40 * n as u64));
+        let face = faceveil::stream::header::FaceRecord::new(faceveil::faces::geometry::CropSquare { cx, cy, side }, 1, None);
+        let record = faceveil::stream::header::FrameRecord::new(n as u64, None, vec![face]);
+        gstfaceveil::streamdata::attach_sei(b, &faceveil::stream::SeiPayload { header: None, record: Some(record) });
+        harness.push(buf).unwrap();
+    }
+    harness.push_event(gst::event::Eos::new());
+    let (mut inside, mut outside) = ((0f64, 0f64), (0f64, 0f64));
+    for y in &frames {
+        let out = harness.pull().expect("every frame comes out");
+        let map = out.map_readable().unwrap();
+        let stride = info.stride()[0] as usize;
+        for row in 0..h as usize {
+            for x in 0..w as usize {
+                let e = (map[row * stride + x] as f64 - y[row * w as usize + x] as f64).powi(2);
+                let within = (x as f32 - cx).abs() < side / 2.0 && (row as f32 - cy).abs() < side / 2.0;
+                let acc = if within { &mut inside } else { &mut outside };
+                *acc = (acc.0 + e, acc.1 + 1.0);
+            }
+        }
+    }
+    let psnr = |(se, n): (f64, f64)| 10.0 * (255f64.powi(2) / (se / n).max(1e-9)).log10();
+    (psnr(inside), psnr(outside))
+}
+
+#[test]
+fn faceveilx264enc_codes_the_recorded_small_faces_finer_and_the_rest_as_before() {
+    let (same_in, same_out) = coded_with_faces_finer(0, 128.0);
+    let (finer_in, finer_out) = coded_with_faces_finer(8, 128.0);
+    eprintln!(
+        "luma PSNR inside / outside a 128 px face: {same_in:.2} / {same_out:.2} dB, eight steps finer {finer_in:.2} / {finer_out:.2} dB"
+    );
+    assert!(finer_in > same_in + 3.0, "the face is coded finer: {finer_in:.2} against {same_in:.2} dB");
+    assert!((finer_out - same_out).abs() < 1.0, "the rest as before: {finer_out:.2} against {same_out:.2} dB");
+    // A face of 256 px or more restores well from the plain coding: it is not coded finer.
+    let (large_same, _) = coded_with_faces_finer(0, 260.0);
+    let (large_finer, _) = coded_with_faces_finer(8, 260.0);
+    assert!((large_finer - large_same).abs() < 0.5, "a large face as before: {large_finer:.2} against {large_same:.2} dB");
+}

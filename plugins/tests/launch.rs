@@ -63,7 +63,7 @@ fn the_documented_gst_launch_pipelines_anonymize_a_clip_and_restore_it_from_its_
         assert!(run.status.success(), "{}\n{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     };
     launch(format!(
-        "filesrc location={} ! decodebin ! videoconvert ! videoflip video-direction=auto ! faceveil password-file={} ! videoconvert ! x264enc ! faceveilsei ! mp4mux ! filesink location={}",
+        "filesrc location={} ! decodebin ! videoconvert ! videoflip video-direction=auto ! faceveil password-file={} ! videoconvert ! faceveilx264enc ! h264parse ! faceveilsei ! mp4mux ! filesink location={}",
         clip.display(),
         key.display(),
         out.display()

@@ -93,20 +93,29 @@ const SEALED_RESTORE_CHROMA_QP_OFFSET: i32 = -9;
 const CRF_X264_OPTIONS: &str = "me=dia:subme=1";
 
 /// How many quantizer steps finer the faces of anonymized files are coded
-/// ([`Quality::CrfFacesFiner`]), measured on the two shared clips whose password restores after
-/// CRF 23 fell short of issue 11's 28 dB. The same surrogates from `faceveil` (password, sidecar,
-/// detection every 2nd frame) through x264enc as the CLI coded files before and through
-/// `faceveilx264enc`, restored by the CLI; face PSNR over each recorded square's weight-1 ellipse
-/// against the original's decoded frames, RGB; 2-core AMD EPYC, 2026-12-06 19:50-19:53 UTC:
+/// ([`Quality::CrfFacesFiner`]; in full for squares of up to 128 px, tapering to none at 256 px:
+/// `plugins/src/faceveilx264enc/imp.rs`). First measured on the two shared clips whose password
+/// restores after CRF 23 fell short of issue 11's 28 dB: the same surrogates from `faceveil`
+/// (password, sidecar, detection every 2nd frame) through x264enc as the CLI coded files and
+/// through `faceveilx264enc` (all faces, no B-frames then), restored by the CLI; face PSNR over
+/// each recorded square's weight-1 ellipse against the original's decoded frames, RGB; the
+/// juggler 26.11 dB (2.17 MB) against 30.05 dB (2.41 MB) at six steps; Hamilton 26.03 dB
+/// (811 KB) against 27.91 dB at three (1.04 MB) and 29.55 dB at six (1.29 MB). Then through the
+/// CLI as it now codes (B-frames, the taper), anonymize and restore with a password, against
+/// the build before (x264enc at CRF 23, no ceiling); 2-core AMD EPYC, 2026-12-06 19:33-20:15
+/// UTC, one run each (each its own salt: ±0.2 dB between runs):
 ///
-/// | clip | x264enc, CRF 23 | faceveilx264enc, faces 0 steps finer | 3 | 6 |
-/// |---|---|---|---|---|
-/// | 06_juggler_720p | 26.11 dB, 2.17 MB | 26.12 dB, 2.23 MB | not run | 30.05 dB, 2.41 MB |
-/// | 02_hamilton_whitehouse_360p (video alone) | 26.03 dB, 811 KB | not run | 27.91 dB, 1.04 MB | 29.55 dB, 1.29 MB |
+/// | clip | x264enc: bytes, restored faces | faceveilx264enc, six steps |
+/// |---|---|---|
+/// | samples/faces_720p.mp4 | 580 KB, 29.69 dB | 672 KB, 31.84 dB |
+/// | samples/two_faces_640x360.mp4 | 224 KB, 29.28 dB | 318 KB, 33.56 dB |
+/// | 07_selfie_portrait_720x1280 (a face of 700 px: none finer) | 1,152 KB, 29.64 dB | 1,138 KB, 29.55 dB |
+/// | 06_juggler_720p | 2.17 MB, 26.05 dB | 2.01 MB, 29.62 dB |
+/// | 02_hamilton_whitehouse_360p | 985 KB, 26.16 dB | 1.26 MB, 28.77 dB |
+/// | 05_crowd_mot20-08_960x366 (faces of 6-20 px) | 1.34 MB, 21.02 dB | 1.44 MB, 22.37 dB |
 ///
-/// Six steps take both over 28 dB, for 11% more bytes where one face moves and 60% on
-/// Hamilton, whose many faces cover two fifths of the picture. At 0 steps faceveilx264enc codes
-/// as x264enc does within 3% (it codes no B-frames).
+/// Every clip but the crowd, whose faces are too small for any restore, now comes back above
+/// 28 dB; the cost is up to two fifths more bytes where large faces fill much of the picture.
 pub const FACES_FINER: u32 = 6;
 
 /// x264enc's highest `bitrate` (kbit/s): as a ceiling, none.
@@ -134,7 +143,8 @@ impl Encoder {
             .property("caps", gst::Caps::builder("video/x-raw").field("format", format).build())
             .build()?;
         let quality = match quality {
-            Quality::CrfFacesFiner(crf, _) if live => Quality::Crf(crf),
+            // Where libx264 does not load as faceveilx264enc loads it, x264enc codes as before.
+            Quality::CrfFacesFiner(crf, _) if live || !gstfaceveil::libx264_loads() => Quality::Crf(crf),
             other => other,
         };
         if let Quality::CrfFacesFiner(crf, steps) = quality {
