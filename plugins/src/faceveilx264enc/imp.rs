@@ -133,7 +133,7 @@ impl FaceVeilX264Enc {
     }
 
     /// Hands each coded picture to its frame and on downstream, with its decoding time.
-    fn finish(&self, coded: x264::Coded) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn push_coded(&self, coded: x264::Coded) -> Result<gst::FlowSuccess, gst::FlowError> {
         let dts = self.state.lock().unwrap().as_mut().and_then(|s| s.decoding_time(coded.dts));
         let obj = self.obj();
         let Some(mut frame) = obj.frame(coded.number as i32) else {
@@ -320,7 +320,7 @@ impl VideoEncoderImpl for FaceVeilX264Enc {
         };
         drop(frame);
         match coded {
-            Some(coded) => self.finish(coded),
+            Some(coded) => self.push_coded(coded),
             None => Ok(gst::FlowSuccess::Ok),
         }
     }
@@ -337,7 +337,7 @@ impl VideoEncoderImpl for FaceVeilX264Enc {
                 state.encoder.encode(None, csp).map_err(|e| self.fail(e))?
             };
             if let Some(coded) = coded {
-                FaceVeilX264Enc::finish(self, coded)?;
+                self.push_coded(coded)?;
             }
         }
     }
