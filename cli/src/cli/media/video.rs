@@ -1060,8 +1060,9 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
             sei: Sei::Write,
             pictures: settings.sealing.signing.clone(),
             signer: None,
-            // Surrogates a password restore undoes get the bits it needs; one-way effects do not.
-            quality: if settings.config.mode == Mode::Sdn {
+            // Surrogates a password restore undoes get the bits it needs; one-way effects, and
+            // surrogates keyed at random for recipients alone, do not.
+            quality: if settings.config.mode == Mode::Sdn && settings.password.is_some() {
                 Quality::CrfFacesFiner(DEFAULT_CRF, FACES_FINER)
             } else {
                 Quality::Crf(DEFAULT_CRF)
