@@ -52,18 +52,24 @@ pub fn mend_source(src: &gst::Element) -> bool {
         return false;
     };
     let Cut::Mendable(mend) = of_file(Path::new(&location)) else { return false };
-    let Some(pad) = src.static_pad("src") else { return false };
-    // Pushed or pulled (the MP4 reader pulls), each buffer says where in the file it lies.
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
-        if let Some(gst::PadProbeData::Buffer(buffer)) = &mut probe.data {
-            mend.apply(buffer);
-        }
-        gst::PadProbeReturn::Ok
-    });
-    true
+    mend.give_to(src)
 }
 
 impl Mend {
+    /// Gives `src`, a source of the file this mends, the bytes of that file as it was while
+    /// written; returns whether it could. Call before the source starts.
+    pub fn give_to(self, src: &gst::Element) -> bool {
+        let Some(pad) = src.static_pad("src") else { return false };
+        // Pushed or pulled (the MP4 reader pulls), each buffer says where in the file it lies.
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
+            if let Some(gst::PadProbeData::Buffer(buffer)) = &mut probe.data {
+                self.apply(buffer);
+            }
+            gst::PadProbeReturn::Ok
+        });
+        true
+    }
+
     /// Writes the mended bytes into `buffer`, read from the file at its offset.
     fn apply(&self, buffer: &mut gst::Buffer) {
         let (start, len) = (buffer.offset(), buffer.size() as u64);

@@ -158,6 +158,8 @@ pub struct Coded {
 pub struct Encoder {
     api: &'static Api,
     handle: *mut c_void,
+    /// The colour space it was opened for, which its pictures are in.
+    csp: c_int,
 }
 
 // SAFETY: an x264 encoder is used from one thread at a time (the element's streaming thread,
@@ -190,13 +192,13 @@ impl Encoder {
             if handle.is_null() {
                 return Err(format!("x264 could not open an encoder for {}x{}", settings.width, settings.height));
             }
-            Ok(Self { api, handle })
+            Ok(Self { api, handle, csp: settings.csp })
         }
     }
 
     /// Codes `picture`, or with `None` takes out a delayed one; returns a coded picture when one
     /// comes out.
-    pub fn encode(&mut self, picture: Option<Picture<'_>>, csp: c_int) -> Result<Option<Coded>, String> {
+    pub fn encode(&mut self, picture: Option<Picture<'_>>) -> Result<Option<Coded>, String> {
         let mut input = vec![0u64; PICTURE_ROOM / 8];
         let mut output = vec![0u64; PICTURE_ROOM / 8];
         let (pin, pout) = (input.as_mut_ptr().cast::<c_void>(), output.as_mut_ptr().cast::<c_void>());
@@ -212,7 +214,7 @@ impl Encoder {
             if let Some(picture) = picture {
                 let head = &mut *pin.cast::<PictureHead>();
                 head.i_pts = picture.number;
-                head.img.i_csp = csp;
+                head.img.i_csp = self.csp;
                 head.img.i_plane = 3;
                 for (i, (plane, stride)) in picture.planes.iter().enumerate() {
                     head.img.i_stride[i] = *stride as c_int;

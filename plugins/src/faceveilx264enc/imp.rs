@@ -47,14 +47,13 @@ impl Default for Settings {
 struct State {
     encoder: x264::Encoder,
     info: gst_video::VideoInfo,
-    csp: std::ffi::c_int,
     finer: f32,
     /// Each picture given to x264 that has not been decoded yet, by number (x264 counts time
     /// in pictures here): a coded picture's decoding time is the showing time of the picture
     /// its decoding number names.
     shown: VecDeque<(i64, gst::ClockTime)>,
     /// One picture's time, for decoding times before the first picture's.
-    frame: gst::ClockTime,
+    picture_time: gst::ClockTime,
 }
 
 /// Where the element asks the base class to move the first frame's time (and the segment with
@@ -70,7 +69,7 @@ impl State {
         }
         let &(first, time) = self.shown.front()?;
         let before = u64::try_from(first - number).unwrap_or(0);
-        time.checked_sub(self.frame * before)
+        time.checked_sub(self.picture_time * before)
     }
 }
 
@@ -290,9 +289,9 @@ impl VideoEncoderImpl for FaceVeilX264Enc {
         let output =
             obj.set_output_state(caps, Some(state)).map_err(|_| gst::loggable_error!(CAT, "cannot set the output state"))?;
         obj.negotiate(output).map_err(|_| gst::loggable_error!(CAT, "cannot negotiate"))?;
-        let frame = gst::ClockTime::from_nseconds(gst::ClockTime::SECOND.nseconds() * den as u64 / num as u64);
+        let picture_time = gst::ClockTime::from_nseconds(gst::ClockTime::SECOND.nseconds() * den as u64 / num as u64);
         *self.state.lock().unwrap() =
-            Some(State { encoder, info, csp, finer: settings.faces_finer as f32, shown: VecDeque::new(), frame });
+            Some(State { encoder, info, finer: settings.faces_finer as f32, shown: VecDeque::new(), picture_time });
         Ok(())
     }
 
@@ -315,8 +314,7 @@ impl VideoEncoderImpl for FaceVeilX264Enc {
                 number: frame.system_frame_number() as i64,
                 offsets: offsets.as_deref_mut(),
             };
-            let csp = state.csp;
-            state.encoder.encode(Some(picture), csp).map_err(|e| self.fail(e))?
+            state.encoder.encode(Some(picture)).map_err(|e| self.fail(e))?
         };
         drop(frame);
         match coded {
@@ -333,8 +331,7 @@ impl VideoEncoderImpl for FaceVeilX264Enc {
                 if state.encoder.delayed() == 0 {
                     return Ok(gst::FlowSuccess::Ok);
                 }
-                let csp = state.csp;
-                state.encoder.encode(None, csp).map_err(|e| self.fail(e))?
+                state.encoder.encode(None).map_err(|e| self.fail(e))?
             };
             if let Some(coded) = coded {
                 self.push_coded(coded)?;

@@ -130,11 +130,8 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// x264 at CRF-like constant quality, in a format it can encode at any frame size. Recordings
-    /// of live inputs keep x264's lookahead too: its live tuning (`zerolatency`, with `ultrafast`)
-    /// cost 6.3 dB PSNR on the juggler clip at the same quality setting. They use `superfast`, which
-    /// measured 0.1 dB under `veryfast` there for 30% less encoder time (6 against 8 ms a 720p
-    /// frame), to keep up with the source.
+    /// x264 as `quality` asks, in a format it can encode at any frame size: faceveilx264enc for
+    /// [`Quality::CrfFacesFiner`] from a file where libx264 loads, x264enc otherwise.
     pub fn new(odd: bool, live: bool, quality: Quality) -> Result<Self> {
         let convert = make("videoconvert")?;
         // 4:2:0 needs even sizes; odd ones are encoded as 4:4:4 so no pixel is lost.
@@ -142,63 +139,16 @@ impl Encoder {
         let caps = gst::ElementFactory::make("capsfilter")
             .property("caps", gst::Caps::builder("video/x-raw").field("format", format).build())
             .build()?;
-        let quality = match quality {
+        let enc = match quality {
             // Where libx264 does not load as faceveilx264enc loads it, x264enc codes as before.
-            Quality::CrfFacesFiner(crf, _) if live || !gstfaceveil::libx264_loads() => Quality::Crf(crf),
-            other => other,
-        };
-        if let Quality::CrfFacesFiner(crf, steps) = quality {
-            let enc = make("faceveilx264enc")?;
-            enc.set_property("quantizer", crf);
-            enc.set_property("faces-finer", steps);
-            strictly_increasing_pts(&convert.static_pad("sink").context("videoconvert has no sink pad")?);
-            return Ok(Self { elements: vec![convert, caps, enc.clone(), make("h264parse")?], x264: enc });
-        }
-        let enc = make("x264enc")?;
-        match quality {
-            // A live source's (`CrfFacesFiner` went to faceveilx264enc above otherwise).
-            Quality::Crf(crf) | Quality::CrfFacesFiner(crf, _) => {
-                enc.set_property_from_str("pass", "qual");
+            Quality::CrfFacesFiner(crf, steps) if !live && gstfaceveil::libx264_loads() => {
+                let enc = make("faceveilx264enc")?;
                 enc.set_property("quantizer", crf);
-                if !live {
-                    enc.set_property("option-string", CRF_X264_OPTIONS);
-                    enc.set_property("bitrate", MAX_X264ENC_KBPS);
-                }
+                enc.set_property("faces-finer", steps);
+                enc
             }
-            Quality::CrfUncapped(crf) => {
-                enc.set_property_from_str("pass", "qual");
-                enc.set_property("quantizer", crf);
-                enc.set_property("bitrate", MAX_X264ENC_KBPS);
-                enc.set_property("mb-tree", false);
-                enc.set_property("option-string", format!("chroma-qp-offset={SEALED_RESTORE_CHROMA_QP_OFFSET}"));
-            }
-            Quality::Lossless => {
-                enc.set_property_from_str("pass", "quant");
-                enc.set_property("quantizer", 0u32);
-            }
-        }
-        let preset = match quality {
-            _ if live => "superfast",
-            Quality::CrfUncapped(_) => SEALED_RESTORE_PRESET,
-            Quality::Crf(_) | Quality::CrfFacesFiner(..) | Quality::Lossless => "veryfast",
+            quality => x264enc(live, quality)?,
         };
-        enc.set_property_from_str("speed-preset", preset);
-        if live {
-            // No B-frames: x264 derives each picture's decoding time from the spacing of the
-            // stream's first frames, and a live source's first times are irregular (an RTSP
-            // camera's jitter buffer settling). An MPEG-TS recording made under load had its
-            // decoding times out of order and one picture with no presentation time, so that,
-            // signed with --sign-with, it failed `verify` ("2 pictures between frames 5 and 7
-            // are shown at other times than they were recorded"; CI, 2026-12-06, in
-            // `sealed.rs::a_signed_live_recording_stopped_by_a_full_disk_…`). Without B-frames
-            // every picture is decoded when it is shown. On 06_juggler_720p.mp4 at `superfast`,
-            // CRF 23: 4.3% more bytes, 0.05 dB higher PSNR.
-            enc.set_property("bframes", 0u32);
-        }
-        // Tuned for fidelity rather than looks: psychovisual tuning spends bits on texture that
-        // restoring an anonymized face does not need. Measured on three clips with the same key:
-        // restore +0.3 to +1.0 dB face PSNR for 4 to 20% larger files.
-        enc.set_property_from_str("psy-tune", "psnr");
         strictly_increasing_pts(&convert.static_pad("sink").context("videoconvert has no sink pad")?);
         Ok(Self { elements: vec![convert, caps, enc.clone(), make("h264parse")?], x264: enc })
     }
@@ -208,6 +158,59 @@ impl Encoder {
     pub fn write_sei(&self, pictures: Option<SigningKey>) -> Result<()> {
         Ok(streamdata::sei_through_encoder(&self.x264, pictures)?)
     }
+}
+
+/// x264enc coding as `quality` asks. Recordings of live inputs keep x264's lookahead too: its
+/// live tuning (`zerolatency`, with `ultrafast`) cost 6.3 dB PSNR on the juggler clip at the same
+/// quality setting. They use `superfast`, which measured 0.1 dB under `veryfast` there for 30%
+/// less encoder time (6 against 8 ms a 720p frame), to keep up with the source.
+fn x264enc(live: bool, quality: Quality) -> Result<gst::Element> {
+    let enc = make("x264enc")?;
+    match quality {
+        // `CrfFacesFiner` here: a live source's, or where faceveilx264enc cannot code.
+        Quality::Crf(crf) | Quality::CrfFacesFiner(crf, _) => {
+            enc.set_property_from_str("pass", "qual");
+            enc.set_property("quantizer", crf);
+            if !live {
+                enc.set_property("option-string", CRF_X264_OPTIONS);
+                enc.set_property("bitrate", MAX_X264ENC_KBPS);
+            }
+        }
+        Quality::CrfUncapped(crf) => {
+            enc.set_property_from_str("pass", "qual");
+            enc.set_property("quantizer", crf);
+            enc.set_property("bitrate", MAX_X264ENC_KBPS);
+            enc.set_property("mb-tree", false);
+            enc.set_property("option-string", format!("chroma-qp-offset={SEALED_RESTORE_CHROMA_QP_OFFSET}"));
+        }
+        Quality::Lossless => {
+            enc.set_property_from_str("pass", "quant");
+            enc.set_property("quantizer", 0u32);
+        }
+    }
+    let preset = match quality {
+        _ if live => "superfast",
+        Quality::CrfUncapped(_) => SEALED_RESTORE_PRESET,
+        Quality::Crf(_) | Quality::CrfFacesFiner(..) | Quality::Lossless => "veryfast",
+    };
+    enc.set_property_from_str("speed-preset", preset);
+    if live {
+        // No B-frames: x264 derives each picture's decoding time from the spacing of the
+        // stream's first frames, and a live source's first times are irregular (an RTSP
+        // camera's jitter buffer settling). An MPEG-TS recording made under load had its
+        // decoding times out of order and one picture with no presentation time, so that,
+        // signed with --sign-with, it failed `verify` ("2 pictures between frames 5 and 7
+        // are shown at other times than they were recorded"; CI, 2026-12-06, in
+        // `sealed.rs::a_signed_live_recording_stopped_by_a_full_disk_…`). Without B-frames
+        // every picture is decoded when it is shown. On 06_juggler_720p.mp4 at `superfast`,
+        // CRF 23: 4.3% more bytes, 0.05 dB higher PSNR.
+        enc.set_property("bframes", 0u32);
+    }
+    // Tuned for fidelity rather than looks: psychovisual tuning spends bits on texture that
+    // restoring an anonymized face does not need. Measured on three clips with the same key:
+    // restore +0.3 to +1.0 dB face PSNR for 4 to 20% larger files.
+    enc.set_property_from_str("psy-tune", "psnr");
+    Ok(enc)
 }
 
 /// Gives the encoder's frames strictly increasing timestamps ([`timestamps`]), as `faceveil`

@@ -72,10 +72,11 @@ pub fn add_source(pipeline: &gst::Pipeline, source: &StreamSource) -> Result<gst
             }
             let abs = std::fs::canonicalize(path).with_context(|| format!("cannot open {}", path.display()))?;
             let uri = gst::glib::filename_to_uri(&abs, None).context("cannot make a URI of the input path")?;
-            say_if_cut_short(path)?;
+            let mend = Mutex::new(say_if_cut_short(path)?);
             let dec = gst::ElementFactory::make("uridecodebin").property("uri", uri.as_str()).build()?;
-            dec.connect("source-setup", false, |args| {
-                cutmp4::mend_source(&args.get(1)?.get::<gst::Element>().ok()?);
+            dec.connect("source-setup", false, move |args| {
+                let mend = mend.lock().unwrap().take()?;
+                mend.give_to(&args.get(1)?.get::<gst::Element>().ok()?);
                 None
             });
             colour::mend(&dec);
@@ -201,16 +202,17 @@ pub fn each_payload_in_file(
 }
 
 /// Says that `path` is an MP4 cut short after it was finished, read from its fragments
-/// ([`cutmp4`]), or fails where it is one that nothing of can be read.
-fn say_if_cut_short(path: &Path) -> Result<()> {
+/// ([`cutmp4`]), and gives back what mends it for its source; fails where it is one that nothing
+/// of can be read.
+fn say_if_cut_short(path: &Path) -> Result<Option<cutmp4::Mend>> {
     match cutmp4::of_file(path) {
-        cutmp4::Cut::Whole => Ok(()),
-        cutmp4::Cut::Mendable(_) => {
+        cutmp4::Cut::Whole => Ok(None),
+        cutmp4::Cut::Mendable(mend) => {
             eprintln!(
                 "faceveil: note: {} ends before its index (cut short after it was finished: a copy or download that stopped?): it is read from the one-second fragments it was written in, up to the last whole one",
                 path.display()
             );
-            Ok(())
+            Ok(Some(mend))
         }
         cutmp4::Cut::Lost => bail!(
             "{} is an MP4 cut short before its index (`moov`, which says where every picture is and which a plain MP4 keeps at its end): nothing of it can be read (an MP4 that faceveil wrote since 2026-12-06 is read up to the cut: it writes them in fragments)",
