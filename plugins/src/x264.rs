@@ -81,6 +81,7 @@ type Open = unsafe extern "C" fn(*mut c_void) -> *mut c_void;
 type PictureInit = unsafe extern "C" fn(*mut c_void);
 type Encode = unsafe extern "C" fn(*mut c_void, *mut *mut Nal, *mut c_int, *mut c_void, *mut c_void) -> c_int;
 type Delayed = unsafe extern "C" fn(*mut c_void) -> c_int;
+type IntraRefresh = unsafe extern "C" fn(*mut c_void);
 type Close = unsafe extern "C" fn(*mut c_void);
 
 /// The functions used, resolved once.
@@ -91,6 +92,8 @@ struct Api {
     picture_init: PictureInit,
     encode: Encode,
     delayed: Delayed,
+    maximum_delayed: Delayed,
+    intra_refresh: IntraRefresh,
     close: Close,
     _library: Library,
 }
@@ -110,6 +113,8 @@ fn api() -> Result<&'static Api, String> {
                 picture_init: std::mem::transmute::<*const c_void, PictureInit>(get(b"x264_picture_init")?),
                 encode: std::mem::transmute::<*const c_void, Encode>(get(b"x264_encoder_encode")?),
                 delayed: std::mem::transmute::<*const c_void, Delayed>(get(b"x264_encoder_delayed_frames")?),
+                maximum_delayed: std::mem::transmute::<*const c_void, Delayed>(get(b"x264_encoder_maximum_delayed_frames")?),
+                intra_refresh: std::mem::transmute::<*const c_void, IntraRefresh>(get(b"x264_encoder_intra_refresh")?),
                 close: std::mem::transmute::<*const c_void, Close>(get(b"x264_encoder_close")?),
                 _library: library,
             })
@@ -131,18 +136,23 @@ pub struct Settings {
     /// [`CSP_I420`] or [`CSP_I444`].
     pub csp: c_int,
     pub preset: &'static str,
+    /// One psychovisual tune and any of `zerolatency` and `fastdecode`, comma-separated.
     pub tune: &'static str,
     /// Further options as x264's command line names them (`crf`, `me`, `fps`, ...).
     pub options: Vec<(&'static str, String)>,
 }
 
-/// One picture to code: its planes (Y, U, V) with their strides, and a quantizer offset for each
-/// 16 × 16 macroblock in raster order (none: no offsets).
+/// One picture to code: its planes (Y, U, V) with their strides, a quantizer offset for each
+/// 16 × 16 macroblock in raster order (none: no offsets), and whether it must be a keyframe.
 pub struct Picture<'a> {
     pub planes: [(&'a [u8], usize); 3],
     pub number: i64,
     pub offsets: Option<&'a mut [f32]>,
+    pub keyframe: bool,
 }
+
+/// x264's picture type for a keyframe that nothing after it refers past (`X264_TYPE_IDR`).
+const TYPE_IDR: c_int = 0x0001;
 
 /// A coded picture: its access unit (Annex B), the number of the picture it codes, its decoding
 /// time in pictures (before the first where B-frames hold pictures back: negative), and
@@ -214,6 +224,9 @@ impl Encoder {
             if let Some(picture) = picture {
                 let head = &mut *pin.cast::<PictureHead>();
                 head.i_pts = picture.number;
+                if picture.keyframe {
+                    head.i_type = TYPE_IDR;
+                }
                 head.img.i_csp = self.csp;
                 head.img.i_plane = 3;
                 for (i, (plane, stride)) in picture.planes.iter().enumerate() {
@@ -243,6 +256,19 @@ impl Encoder {
     pub fn delayed(&self) -> usize {
         // SAFETY: an open encoder.
         unsafe { (self.api.delayed)(self.handle).max(0) as usize }
+    }
+
+    /// The most pictures it can hold before a picture comes out: its latency, in pictures.
+    pub fn maximum_delayed(&self) -> usize {
+        // SAFETY: an open encoder.
+        unsafe { (self.api.maximum_delayed)(self.handle).max(0) as usize }
+    }
+
+    /// Starts a new refresh of the picture by intra-coded columns (for an encoder opened with
+    /// `intra-refresh`), where a keyframe would otherwise be forced.
+    pub fn intra_refresh(&mut self) {
+        // SAFETY: an open encoder; x264 takes the request for its next picture.
+        unsafe { (self.api.intra_refresh)(self.handle) }
     }
 }
 

@@ -3,7 +3,9 @@
 //! password restore multiplies the codec's error on a surrogate, so the faces' bits are what it
 //! needs (models/sdn/MODEL_CARD.md, "The restore after CRF 23"); GStreamer 1.22's x264enc takes
 //! no offset per macroblock. Otherwise it codes as the CLI has x264enc code files: `veryfast`
-//! (B-frames included), tuned for PSNR, diamond motion search, no rate ceiling.
+//! (B-frames included), tuned for PSNR, diamond motion search, no rate ceiling; or as faceveil
+//! records and serves live streams (`coding`): at a bitrate or under a ceiling, keyframes or
+//! intra refresh at a set spacing and on request.
 
 use std::collections::VecDeque;
 use std::sync::{LazyLock, Mutex};
@@ -22,6 +24,13 @@ static CAT: LazyLock<gst::DebugCategory> =
 
 const DEFAULT_QUANTIZER: u32 = 23;
 const DEFAULT_FACES_FINER: u32 = 6;
+const DEFAULT_RATE_CONTROL: RateControl = RateControl::Quality;
+const DEFAULT_BITRATE: u32 = 0;
+const DEFAULT_CODING: Coding = Coding::File;
+const DEFAULT_KEY_INT_MAX: u32 = 0;
+const DEFAULT_INTRA_REFRESH: bool = false;
+/// x264's rate buffer in milliseconds of the bitrate, as x264enc's `vbv-buf-capacity` default.
+const VBV_BUFFER_MS: u32 = 600;
 /// x264's macroblocks, to which the offsets apply.
 const MB: u32 = 16;
 /// Faces whose square is at most this many pixels get all of `faces-finer`, and those from
@@ -32,15 +41,118 @@ const MB: u32 = 16;
 const FINER_FULL_UNTIL: f32 = 128.0;
 const FINER_NONE_FROM: f32 = 256.0;
 
+/// The pictures' rate as the caps give it; 25 a second where they give none (a live source).
+fn frame_rate(info: &gst_video::VideoInfo) -> (i32, i32) {
+    match info.fps() {
+        f if f.numer() > 0 => (f.numer(), f.denom()),
+        _ => (25, 1),
+    }
+}
+
+/// What the stream is coded for.
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFaceVeilX264EncCoding")]
+pub enum Coding {
+    #[enum_value(name = "A file: veryfast with B-frames and lookahead, the cheapest motion search", nick = "file")]
+    File = 0,
+    #[enum_value(
+        name = "A live source written to a file: superfast with lookahead, no B-frames (a live source's first times are irregular, from which x264 derives decoding times)",
+        nick = "live-recording"
+    )]
+    LiveRecording = 1,
+    #[enum_value(name = "Live viewers: nothing held back (zerolatency: no lookahead, no B-frames), superfast", nick = "live")]
+    Live = 2,
+}
+
+/// What holds the stream's rate.
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFaceVeilX264EncRateControl")]
+pub enum RateControl {
+    #[enum_value(name = "Constant quality (quantizer), under bitrate where one is given", nick = "quality")]
+    Quality = 0,
+    #[enum_value(name = "An average bitrate, never above it over x264's rate buffer", nick = "bitrate")]
+    Bitrate = 1,
+}
+
 #[derive(Clone)]
 struct Settings {
     quantizer: u32,
     faces_finer: u32,
+    rate_control: RateControl,
+    bitrate: u32,
+    coding: Coding,
+    key_int_max: u32,
+    intra_refresh: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { quantizer: DEFAULT_QUANTIZER, faces_finer: DEFAULT_FACES_FINER }
+        Self {
+            quantizer: DEFAULT_QUANTIZER,
+            faces_finer: DEFAULT_FACES_FINER,
+            rate_control: DEFAULT_RATE_CONTROL,
+            bitrate: DEFAULT_BITRATE,
+            coding: DEFAULT_CODING,
+            key_int_max: DEFAULT_KEY_INT_MAX,
+            intra_refresh: DEFAULT_INTRA_REFRESH,
+        }
+    }
+}
+
+impl Settings {
+    /// x264's settings for pictures of `info`.
+    fn x264(&self, info: &gst_video::VideoInfo) -> Result<x264::Settings, String> {
+        let csp = match info.format() {
+            gst_video::VideoFormat::Y444 => x264::CSP_I444,
+            _ => x264::CSP_I420,
+        };
+        let (num, den) = frame_rate(info);
+        let mut options = vec![
+            ("fps", format!("{num}/{den}")),
+            ("force-cfr", "1".into()),
+            ("annexb", "1".into()),
+            ("repeat-headers", "1".into()),
+            // Offsets per macroblock need adaptive quantization on. At strength 0 it adds only
+            // them, but x264 keeps it on at 0 only for its macroblock tree, which `veryfast`
+            // has and `superfast` has not (nor zerolatency's lookahead): there it takes the
+            // offsets at a strength of a hundredth (the variance's own under a tenth of a step).
+            ("aq-mode", "1".into()),
+            ("aq-strength", if self.coding == Coding::File { "0" } else { "0.01" }.into()),
+            ("log", "-1".into()),
+        ];
+        options.extend(FaceVeilX264Enc::colour_options(info));
+        match self.rate_control {
+            RateControl::Quality => options.push(("crf", self.quantizer.to_string())),
+            RateControl::Bitrate if self.bitrate == 0 => return Err("rate-control=bitrate needs a bitrate".into()),
+            RateControl::Bitrate => options.push(("bitrate", self.bitrate.to_string())),
+        }
+        if self.bitrate > 0 {
+            options.push(("vbv-maxrate", self.bitrate.to_string()));
+            options.push(("vbv-bufsize", (self.bitrate * VBV_BUFFER_MS / 1000).max(1).to_string()));
+        }
+        if self.key_int_max > 0 {
+            options.push(("keyint", self.key_int_max.to_string()));
+        }
+        if self.intra_refresh {
+            options.push(("intra-refresh", "1".into()));
+        }
+        // As the CLI has had x264enc code each (cli/src/cli/media/encoder.rs, where each
+        // choice is measured).
+        let (preset, tune) = match self.coding {
+            Coding::File => {
+                options.push(("me", "dia".into()));
+                options.push(("subme", "1".into()));
+                ("veryfast", "psnr")
+            }
+            Coding::LiveRecording => {
+                options.push(("bframes", "0".into()));
+                ("superfast", "psnr")
+            }
+            Coding::Live => ("superfast", "psnr,zerolatency"),
+        };
+        Ok(x264::Settings { width: info.width(), height: info.height(), csp, preset, tune, options })
     }
 }
 
@@ -48,6 +160,8 @@ struct State {
     encoder: x264::Encoder,
     info: gst_video::VideoInfo,
     finer: f32,
+    /// Whether a keyframe asked for is a new intra refresh rather than an IDR picture.
+    intra_refresh: bool,
     /// Each picture given to x264 that has not been decoded yet, by number (x264 counts time
     /// in pictures here): a coded picture's decoding time is the showing time of the picture
     /// its decoding number names.
@@ -180,6 +294,35 @@ impl ObjectImpl for FaceVeilX264Enc {
                     .default_value(DEFAULT_FACES_FINER)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("rate-control", DEFAULT_RATE_CONTROL)
+                    .nick("Rate control")
+                    .blurb("What holds the stream's rate: constant quality at quantizer (under bitrate where one is given), or an average bitrate")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("bitrate")
+                    .nick("Bitrate")
+                    .blurb("kbit/s: the ceiling of a constant-quality stream over a 600 ms buffer, or the average of rate-control=bitrate (0: no ceiling)")
+                    .maximum(2_048_000)
+                    .default_value(DEFAULT_BITRATE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("coding", DEFAULT_CODING)
+                    .nick("Coding")
+                    .blurb("What the stream is coded for: a file, a live source written to a file, or live viewers (nothing held back)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("key-int-max")
+                    .nick("Key interval")
+                    .blurb("The most pictures from one keyframe (or intra refresh) to the next (0: x264's default, 250)")
+                    .default_value(DEFAULT_KEY_INT_MAX)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("intra-refresh")
+                    .nick("Intra refresh")
+                    .blurb("Refresh the picture by a column of intra-coded blocks sweeping across it instead of whole keyframes, which starve the pictures after them without lookahead")
+                    .default_value(DEFAULT_INTRA_REFRESH)
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPS.as_ref()
@@ -190,6 +333,11 @@ impl ObjectImpl for FaceVeilX264Enc {
         match pspec.name() {
             "quantizer" => s.quantizer = value.get().expect("type checked upstream"),
             "faces-finer" => s.faces_finer = value.get().expect("type checked upstream"),
+            "rate-control" => s.rate_control = value.get().expect("type checked upstream"),
+            "bitrate" => s.bitrate = value.get().expect("type checked upstream"),
+            "coding" => s.coding = value.get().expect("type checked upstream"),
+            "key-int-max" => s.key_int_max = value.get().expect("type checked upstream"),
+            "intra-refresh" => s.intra_refresh = value.get().expect("type checked upstream"),
             _ => unreachable!("every writable property is handled"),
         }
     }
@@ -199,6 +347,11 @@ impl ObjectImpl for FaceVeilX264Enc {
         match pspec.name() {
             "quantizer" => s.quantizer.to_value(),
             "faces-finer" => s.faces_finer.to_value(),
+            "rate-control" => s.rate_control.to_value(),
+            "bitrate" => s.bitrate.to_value(),
+            "coding" => s.coding.to_value(),
+            "key-int-max" => s.key_int_max.to_value(),
+            "intra-refresh" => s.intra_refresh.to_value(),
             _ => unreachable!("every readable property is handled"),
         }
     }
@@ -253,45 +406,25 @@ impl VideoEncoderImpl for FaceVeilX264Enc {
         VideoEncoderImpl::finish(self).map_err(|e| gst::loggable_error!(CAT, "cannot drain the encoder: {e:?}"))?;
         let info = state.info().clone();
         let settings = self.settings.lock().unwrap().clone();
-        let csp = match info.format() {
-            gst_video::VideoFormat::Y444 => x264::CSP_I444,
-            _ => x264::CSP_I420,
-        };
-        let (num, den) = match info.fps() {
-            f if f.numer() > 0 => (f.numer(), f.denom()),
-            _ => (25, 1),
-        };
-        let mut options = vec![
-            ("crf", settings.quantizer.to_string()),
-            ("fps", format!("{num}/{den}")),
-            ("force-cfr", "1".into()),
-            ("annexb", "1".into()),
-            ("repeat-headers", "1".into()),
-            ("me", "dia".into()),
-            ("subme", "1".into()),
-            // Offsets per macroblock need adaptive quantization on; at strength 0 it adds only them.
-            ("aq-mode", "1".into()),
-            ("aq-strength", "0".into()),
-            ("log", "-1".into()),
-        ];
-        options.extend(Self::colour_options(&info));
-        let encoder = x264::Encoder::open(&x264::Settings {
-            width: info.width(),
-            height: info.height(),
-            csp,
-            preset: "veryfast",
-            tune: "psnr",
-            options,
-        })
-        .map_err(|e| gst::loggable_error!(CAT, "{e}"))?;
+        let encoder =
+            settings.x264(&info).and_then(|x264| x264::Encoder::open(&x264)).map_err(|e| gst::loggable_error!(CAT, "{e}"))?;
         let caps = gst::Caps::builder("video/x-h264").field("stream-format", "byte-stream").field("alignment", "au").build();
         let obj = self.obj();
         let output =
             obj.set_output_state(caps, Some(state)).map_err(|_| gst::loggable_error!(CAT, "cannot set the output state"))?;
         obj.negotiate(output).map_err(|_| gst::loggable_error!(CAT, "cannot negotiate"))?;
+        let (num, den) = frame_rate(&info);
         let picture_time = gst::ClockTime::from_nseconds(gst::ClockTime::SECOND.nseconds() * den as u64 / num as u64);
-        *self.state.lock().unwrap() =
-            Some(State { encoder, info, finer: settings.faces_finer as f32, shown: VecDeque::new(), picture_time });
+        let latency = picture_time * encoder.maximum_delayed() as u64;
+        obj.set_latency(latency, Some(latency));
+        *self.state.lock().unwrap() = Some(State {
+            encoder,
+            info,
+            finer: settings.faces_finer as f32,
+            intra_refresh: settings.intra_refresh,
+            shown: VecDeque::new(),
+            picture_time,
+        });
         Ok(())
     }
 
@@ -309,10 +442,16 @@ impl VideoEncoderImpl for FaceVeilX264Enc {
             if let Some(pts) = frame.pts() {
                 state.shown.push_back((frame.system_frame_number() as i64, pts));
             }
+            // A keyframe asked for (a client joining, a recording's new segment).
+            let forced = frame.flags().contains(gst_video::VideoCodecFrameFlags::FORCE_KEYFRAME);
+            if forced && state.intra_refresh {
+                state.encoder.intra_refresh();
+            }
             let picture = x264::Picture {
                 planes: [plane(0)?, plane(1)?, plane(2)?],
                 number: frame.system_frame_number() as i64,
                 offsets: offsets.as_deref_mut(),
+                keyframe: forced && !state.intra_refresh,
             };
             state.encoder.encode(Some(picture)).map_err(|e| self.fail(e))?
         };

@@ -24,6 +24,7 @@ use gstfaceveil::streamdata;
 use crate::cli::credentials::access::{self, Access};
 use crate::cli::media::colour;
 use crate::cli::media::elements;
+use crate::cli::media::encoder::{self, LiveRate};
 use crate::cli::media::input::{Closing, Input, Reconnect, STALL, StreamSource};
 use crate::cli::media::stuck::{self, Served, forget};
 use crate::cli::media::video::{self, Settings};
@@ -135,12 +136,14 @@ impl Outlet {
 }
 
 /// The server of the anonymized frames `outlet` receives; `pictures` signs each coded picture
-/// ([`video::Sealing::signing`]); `access`: what a client must give and how it connects.
+/// ([`video::Sealing::signing`]); `access`: what a client must give and how it connects;
+/// `faces_finer`: whether the recorded faces are coded finer ([`encoder::live`]).
 fn start_server(
     port: u16,
     outlet: &Outlet,
     pictures: Option<SigningKey>,
     access: &Access,
+    faces_finer: bool,
 ) -> Result<(gst_rtsp_server::RTSPServer, gst::glib::SourceId)> {
     let server = gst_rtsp_server::RTSPServer::new();
     server.set_service(&port.to_string());
@@ -152,11 +155,11 @@ fn start_server(
     // a frame (4.0 against 3.1 ms).
     // A client joining midway sees its first whole picture after one full refresh (30 to 60
     // frames); the bitrate is set on the encoder when the frames' caps are known.
-    factory.set_launch(
+    let encoder = encoder::live("enc", LiveRate::Average, 30, true, faces_finer);
+    factory.set_launch(&format!(
         "( appsrc name=src is-live=true format=time ! queue ! videoconvert ! video/x-raw,format=I420 \
-         ! x264enc name=enc tune=zerolatency psy-tune=psnr speed-preset=superfast key-int-max=30 intra-refresh=true ! h264parse \
-         ! rtph264pay name=pay0 pt=96 config-interval=1 )",
-    );
+         ! {encoder} ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    ));
     factory.set_shared(true);
     let slot = outlet.clone();
     factory.connect_media_configure(move |_, media| {
@@ -352,7 +355,7 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
         Err(e) => return Err(e),
     };
     let outlet = Outlet { bitrate, ..Outlet::default() };
-    let (server, _id) = start_server(port, &outlet, settings.sealing.signing.clone(), access)?;
+    let (server, _id) = start_server(port, &outlet, settings.sealing.signing.clone(), access, settings.restores_surrogates())?;
     println!("serving {}://127.0.0.1:{port}{MOUNT}{} (Ctrl-C to stop)", access.scheme(), access.describe());
     let main_loop = gst::glib::MainLoop::new(None, false);
     if live {
@@ -479,7 +482,7 @@ mod tests {
             elements::init().unwrap();
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             let outlet = Outlet::default();
-            let server = start_server(port, &outlet, None, &Access::default()).unwrap();
+            let server = start_server(port, &outlet, None, &Access::default(), false).unwrap();
             let main_loop = gst::glib::MainLoop::new(None, false);
             std::thread::spawn({
                 let main_loop = main_loop.clone();

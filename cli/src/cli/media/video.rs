@@ -290,6 +290,13 @@ fn element(factory: &str) -> Result<gst::Element> {
 }
 
 impl Settings {
+    /// Whether the output's surrogates are ones a password restore undoes (sdn with a password;
+    /// not one-way effects, nor surrogates keyed at random for recipients alone): their faces
+    /// are then coded finer, since the restore multiplies the codec's error there.
+    pub fn restores_surrogates(&self) -> bool {
+        self.config.mode == Mode::Sdn && self.password.is_some()
+    }
+
     /// Detection: faceveildetect's job, and faceveil's and faceunveil's where no faces come
     /// from upstream.
     fn detection(&self, element: &gst::Element) -> Result<()> {
@@ -1064,7 +1071,7 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
             signer: None,
             // Surrogates a password restore undoes get the bits it needs; one-way effects, and
             // surrogates keyed at random for recipients alone, do not.
-            quality: if settings.config.mode == Mode::Sdn && settings.password.is_some() {
+            quality: if settings.restores_surrogates() {
                 Quality::CrfFacesFiner(DEFAULT_CRF, FACES_FINER)
             } else {
                 Quality::Crf(DEFAULT_CRF)

@@ -25,6 +25,7 @@ use super::recording::{self, Retention, Run, SignedEnd};
 use super::space;
 use crate::cli::media::colour;
 use crate::cli::media::elements::make;
+use crate::cli::media::encoder::{self, LiveRate};
 use crate::cli::media::input::{Closing, Reconnect, STALL, StreamSource};
 use crate::cli::media::video::{self, add_source, upright};
 use crate::cli::media::writes;
@@ -467,7 +468,8 @@ fn build(
     // header and records in faceveil, and each coded picture after the encoder.
     // The sdn password; none in sdn mode where the faces are sealed to recipients alone (checked
     // at load), which keys them at random.
-    if let Some(password) = config.password()? {
+    let password = config.password()?;
+    if let Some(password) = &password {
         veil.set_property("password", password.as_str());
     }
     let recipients = config.recipients()?;
@@ -488,15 +490,10 @@ fn build(
     let i420 = gst::ElementFactory::make("capsfilter")
         .property("caps", gst::Caps::builder("video/x-raw").field("format", "I420").build())
         .build()?;
-    let encoder = make("x264enc")?;
-    // Live settings (no lookahead, no B-frames) at constant quality 23, tuned for fidelity as the
-    // file path is; a keyframe every 30 frames, where segments split and RTSP clients join.
-    encoder.set_property_from_str("tune", "zerolatency");
-    encoder.set_property_from_str("speed-preset", "superfast");
-    encoder.set_property_from_str("pass", "qual");
-    encoder.set_property("quantizer", 23u32);
-    encoder.set_property_from_str("psy-tune", "psnr");
-    encoder.set_property("key-int-max", 30u32);
+    // Live settings (nothing held back) at constant quality 23 under 2 Mbit/s, tuned for
+    // fidelity as the file path is; a keyframe every 30 frames, where segments split and RTSP
+    // clients join; surrogates a password restore undoes with their faces finer.
+    let encoder = gst::parse::launch(&encoder::live("encoder", LiveRate::Quality(23), 30, false, password.is_some()))?;
     // faceveil's SEI metas (the header every 30 frames, each frame's record) into the stream, so
     // that any segment or RTSP stream can be restored on its own.
     gstfaceveil::streamdata::sei_through_encoder(&encoder, signing.cloned())?;
