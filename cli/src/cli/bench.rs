@@ -113,7 +113,8 @@ fn run(input: &Input, settings: Option<&Settings>) -> Result<RunResult> {
                 sei: Sei::Write,
                 pictures: None,
                 signer: None,
-                quality: Quality::Crf(DEFAULT_CRF),
+                // As `faceveil anonymize` codes it.
+                quality: settings.anonymized_quality(),
                 audio: true,
                 full_range: FullRange::AsRgb,
             }

@@ -297,6 +297,12 @@ impl Settings {
         self.config.mode == Mode::Sdn && self.password.is_some()
     }
 
+    /// How an anonymized video is coded: surrogates a password restore undoes get the bits it
+    /// needs; one-way effects, and surrogates keyed at random for recipients alone, do not.
+    pub fn anonymized_quality(&self) -> Quality {
+        if self.restores_surrogates() { Quality::CrfFacesFiner(DEFAULT_CRF, FACES_FINER) } else { Quality::Crf(DEFAULT_CRF) }
+    }
+
     /// Detection: faceveildetect's job, and faceveil's and faceunveil's where no faces come
     /// from upstream.
     fn detection(&self, element: &gst::Element) -> Result<()> {
@@ -1069,13 +1075,7 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
             sei: Sei::Write,
             pictures: settings.sealing.signing.clone(),
             signer: None,
-            // Surrogates a password restore undoes get the bits it needs; one-way effects, and
-            // surrogates keyed at random for recipients alone, do not.
-            quality: if settings.restores_surrogates() {
-                Quality::CrfFacesFiner(DEFAULT_CRF, FACES_FINER)
-            } else {
-                Quality::Crf(DEFAULT_CRF)
-            },
+            quality: settings.anonymized_quality(),
             audio,
             full_range: settings.sealing.full_range(),
         },
