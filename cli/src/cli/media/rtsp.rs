@@ -32,12 +32,6 @@ use crate::cli::media::video::{self, Settings};
 pub const MOUNT: &str = "/faceveil";
 /// Silence after which the latest frame is repeated.
 const HOLD_AFTER: Duration = Duration::from_millis(500);
-/// The served bitrate unless one is given, in bits per pixel of each frame: 3 Mbit/s (0.136)
-/// brought the juggler clip (720p, 24 fps, fast motion) through the live encoder at 33.1 dB
-/// PSNR, near what x264 at constant quality 23 gives it in a file (33.5 dB); 2 Mbit/s gave 30.9.
-const AUTO_BITS_PER_PIXEL: f64 = 0.14;
-/// The frame rate assumed for the bitrate when the caps do not state one (live sources).
-const AUTO_FALLBACK_FPS: f64 = 30.0;
 /// Frames waiting at a played media's appsrc, none taken meanwhile, after which it counts as
 /// stuck (see [`crate::cli::media::stuck`]): about 3 s at 30 fps, past the queue's second behind it.
 const STUCK_FRAMES: u64 = 90;
@@ -45,18 +39,6 @@ const STUCK_FRAMES: u64 = 90;
 /// The longest a served file's clients are given to take its end of stream and leave once the
 /// file has ended, before the server goes.
 const CLIENTS_LEAVE_WAIT: Duration = Duration::from_secs(10);
-
-/// The served bitrate in kbit/s for frames of these caps.
-fn auto_bitrate(caps: &gst::CapsRef) -> u32 {
-    let Some(s) = caps.structure(0) else { return 2048 };
-    let pixels = f64::from(s.get::<i32>("width").unwrap_or(1280)) * f64::from(s.get::<i32>("height").unwrap_or(720));
-    let fps = s
-        .get::<gst::Fraction>("framerate")
-        .ok()
-        .filter(|f| f.numer() > 0 && f.denom() > 0)
-        .map_or(AUTO_FALLBACK_FPS, |f| f64::from(f.numer()) / f64::from(f.denom()));
-    (pixels * fps * AUTO_BITS_PER_PIXEL / 1000.0).clamp(256.0, 50_000.0) as u32
-}
 
 /// What the serving side exposes to the ingest: the appsrc of the current media, if a client
 /// is connected. Clients that connect before the source has delivered a frame wait for it (the
@@ -105,7 +87,7 @@ impl Outlet {
         if src.caps().as_ref() != Some(caps) {
             let encoder = src.parent().and_then(|p| p.downcast::<gst::Bin>().ok()).and_then(|b| b.by_name("enc"));
             if let Some(encoder) = encoder {
-                encoder.set_property("bitrate", self.bitrate.unwrap_or_else(|| auto_bitrate(caps)));
+                encoder.set_property("bitrate", self.bitrate.unwrap_or_else(|| encoder::live_bitrate(caps)));
             }
             src.set_caps(Some(caps));
         }
@@ -565,26 +547,5 @@ mod tests {
         let before = got.load(Ordering::SeqCst);
         assert!(!ended(&player, 2), "a slow media's player was disconnected");
         assert!(got.load(Ordering::SeqCst) > before, "the slow media stopped sending");
-    }
-
-    fn caps(width: i32, height: i32, fps: Option<(i32, i32)>) -> gst::Caps {
-        gst::init().unwrap();
-        let mut b = gst::Caps::builder("video/x-raw").field("width", width).field("height", height);
-        if let Some((n, d)) = fps {
-            b = b.field("framerate", gst::Fraction::new(n, d));
-        }
-        b.build()
-    }
-
-    #[test]
-    fn the_served_bitrate_follows_frame_size_and_rate() {
-        let hd = auto_bitrate(&caps(1280, 720, Some((24, 1))));
-        assert_eq!(hd, 3096, "1280 x 720 x 24 fps x 0.14 bit");
-        assert!(auto_bitrate(&caps(1920, 1080, Some((30, 1)))) > 2 * hd);
-        assert!(auto_bitrate(&caps(640, 360, Some((25, 1)))) < hd / 3);
-        // A live source without a stated rate counts as 30 fps; a tiny one keeps a usable floor.
-        assert_eq!(auto_bitrate(&caps(1280, 720, Some((0, 1)))), auto_bitrate(&caps(1280, 720, Some((30, 1)))));
-        assert_eq!(auto_bitrate(&caps(1280, 720, None)), auto_bitrate(&caps(1280, 720, Some((30, 1)))));
-        assert_eq!(auto_bitrate(&caps(64, 48, Some((15, 1)))), 256);
     }
 }

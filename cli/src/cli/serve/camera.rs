@@ -490,10 +490,12 @@ fn build(
     let i420 = gst::ElementFactory::make("capsfilter")
         .property("caps", gst::Caps::builder("video/x-raw").field("format", "I420").build())
         .build()?;
-    // Live settings (nothing held back) at constant quality 23 under 2 Mbit/s, tuned for
-    // fidelity as the file path is; a keyframe every 30 frames, where segments split and RTSP
-    // clients join; surrogates a password restore undoes with their faces finer.
+    // Live settings (nothing held back) at constant quality 23 under a ceiling that follows the
+    // frames' size, tuned for fidelity as the file path is; a keyframe every 30 frames, where
+    // segments split and RTSP clients join; surrogates a password restore undoes with their
+    // faces finer.
     let encoder = gst::parse::launch(&encoder::live("encoder", LiveRate::Quality(23), 30, false, password.is_some()))?;
+    encoder::ceiling_follows_frames(&encoder)?;
     // faceveil's SEI metas (the header every 30 frames, each frame's record) into the stream, so
     // that any segment or RTSP stream can be restored on its own.
     gstfaceveil::streamdata::sei_through_encoder(&encoder, signing.cloned())?;
