@@ -30,7 +30,7 @@ const DEFAULT_CODING: Coding = Coding::File;
 const DEFAULT_KEY_INT_MAX: u32 = 0;
 const DEFAULT_INTRA_REFRESH: bool = false;
 /// x264's rate buffer in milliseconds of the bitrate, as x264enc's `vbv-buf-capacity` default.
-const VBV_BUFFER_MS: u32 = 600;
+const DEFAULT_VBV_BUF_CAPACITY: u32 = 600;
 /// x264's macroblocks, to which the offsets apply.
 const MB: u32 = 16;
 /// Faces whose square is at most this many pixels get all of `faces-finer`, and those from
@@ -82,6 +82,7 @@ struct Settings {
     faces_finer: u32,
     rate_control: RateControl,
     bitrate: u32,
+    vbv_buf_capacity: u32,
     coding: Coding,
     key_int_max: u32,
     intra_refresh: bool,
@@ -94,6 +95,7 @@ impl Default for Settings {
             faces_finer: DEFAULT_FACES_FINER,
             rate_control: DEFAULT_RATE_CONTROL,
             bitrate: DEFAULT_BITRATE,
+            vbv_buf_capacity: DEFAULT_VBV_BUF_CAPACITY,
             coding: DEFAULT_CODING,
             key_int_max: DEFAULT_KEY_INT_MAX,
             intra_refresh: DEFAULT_INTRA_REFRESH,
@@ -130,7 +132,8 @@ impl Settings {
         }
         if self.bitrate > 0 {
             options.push(("vbv-maxrate", self.bitrate.to_string()));
-            options.push(("vbv-bufsize", (self.bitrate * VBV_BUFFER_MS / 1000).max(1).to_string()));
+            let kbit = u64::from(self.bitrate) * u64::from(self.vbv_buf_capacity) / 1000;
+            options.push(("vbv-bufsize", kbit.max(1).to_string()));
         }
         if self.key_int_max > 0 {
             options.push(("keyint", self.key_int_max.to_string()));
@@ -301,9 +304,16 @@ impl ObjectImpl for FaceVeilX264Enc {
                     .build(),
                 glib::ParamSpecUInt::builder("bitrate")
                     .nick("Bitrate")
-                    .blurb("kbit/s: the ceiling of a constant-quality stream over a 600 ms buffer, or the average of rate-control=bitrate (0: no ceiling)")
+                    .blurb("kbit/s: the ceiling of a constant-quality stream over vbv-buf-capacity, or the average of rate-control=bitrate (0: no ceiling)")
                     .maximum(2_048_000)
                     .default_value(DEFAULT_BITRATE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("vbv-buf-capacity")
+                    .nick("Rate buffer")
+                    .blurb("Milliseconds of bitrate over which the stream keeps to it: a longer buffer lets a keyframe take more, which a live stream at a ceiling with frequent keyframes needs")
+                    .maximum(10_000)
+                    .default_value(DEFAULT_VBV_BUF_CAPACITY)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("coding", DEFAULT_CODING)
@@ -335,6 +345,7 @@ impl ObjectImpl for FaceVeilX264Enc {
             "faces-finer" => s.faces_finer = value.get().expect("type checked upstream"),
             "rate-control" => s.rate_control = value.get().expect("type checked upstream"),
             "bitrate" => s.bitrate = value.get().expect("type checked upstream"),
+            "vbv-buf-capacity" => s.vbv_buf_capacity = value.get().expect("type checked upstream"),
             "coding" => s.coding = value.get().expect("type checked upstream"),
             "key-int-max" => s.key_int_max = value.get().expect("type checked upstream"),
             "intra-refresh" => s.intra_refresh = value.get().expect("type checked upstream"),
@@ -349,6 +360,7 @@ impl ObjectImpl for FaceVeilX264Enc {
             "faces-finer" => s.faces_finer.to_value(),
             "rate-control" => s.rate_control.to_value(),
             "bitrate" => s.bitrate.to_value(),
+            "vbv-buf-capacity" => s.vbv_buf_capacity.to_value(),
             "coding" => s.coding.to_value(),
             "key-int-max" => s.key_int_max.to_value(),
             "intra-refresh" => s.intra_refresh.to_value(),
