@@ -494,7 +494,8 @@ fn build(
     // frames' size, tuned for fidelity as the file path is; a keyframe every 30 frames, where
     // segments split and RTSP clients join; surrogates a password restore undoes with their
     // faces finer.
-    let encoder = gst::parse::launch(&encoder::live("encoder", LiveRate::Quality(23), 30, false, password.is_some()))?;
+    let encoder =
+        gst::parse::launch(&encoder::live("encoder", LiveRate::Quality(encoder::DEFAULT_CRF), 30, false, password.is_some()))?;
     encoder::ceiling_follows_frames(&encoder)?;
     // faceveil's SEI metas (the header every 30 frames, each frame's record) into the stream, so
     // that any segment or RTSP stream can be restored on its own.
