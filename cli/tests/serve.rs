@@ -507,12 +507,9 @@ fn play(url: &str, login: Option<(&str, &str)>, authorities: Option<&Path>) -> (
     (frames, size, error)
 }
 
-#[test]
-fn a_client_joining_a_mount_over_tls_with_a_login_it_is_for_receives_the_camera_and_others_are_refused() {
-    let dir = tmpdir("mount");
-    // The sample four times over (24 s, not re-encoded): a client that is slow to join on a busy
-    // machine still finds the camera playing (the 6 s sample alone once ended before one had).
-    for i in 0..4 {
+/// The sample `times` over, one clip in `dir` (not re-encoded: 6 s a time).
+fn sample_over_and_over(dir: &Path, times: usize) -> PathBuf {
+    for i in 0..times {
         std::os::unix::fs::symlink(sample("faces_720p.mp4"), dir.join(format!("part_{i}.mp4"))).unwrap();
     }
     let clip = dir.join("long.mkv");
@@ -521,6 +518,15 @@ fn a_client_joining_a_mount_over_tls_with_a_login_it_is_for_receives_the_camera_
         dir.display(),
         clip.display()
     ));
+    clip
+}
+
+#[test]
+fn a_client_joining_a_mount_over_tls_with_a_login_it_is_for_receives_the_camera_and_others_are_refused() {
+    let dir = tmpdir("mount");
+    // 24 s: a client that is slow to join on a busy machine still finds the camera playing (the
+    // 6 s sample alone once ended before one had).
+    let clip = sample_over_and_over(&dir, 4);
     let (metrics_port, rtsp_port) = (free_port(), free_port());
     let certificate = common::certificate(&dir);
     let (tls, scheme) = match &certificate {
@@ -577,6 +583,65 @@ fn a_client_joining_a_mount_over_tls_with_a_login_it_is_for_receives_the_camera_
     let (frames, _, error) = play(&url, None, authorities);
     assert!(frames >= 10, "{frames} frames arrived after the reload ({error:?}); the server's log:\n{}", serve.log());
     assert!(!serve.log().contains(PASSWORD), "the server printed a password");
+}
+
+/// The coded pictures a client of `url` receives within 30 s, up to `most`: whether each is a
+/// keyframe.
+fn pictures_received(url: &str, most: usize) -> Vec<bool> {
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "rtspsrc location={url} latency=0 ! rtph264depay ! h264parse ! appsink name=sink sync=false"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let (mut keyframes, deadline) = (Vec::new(), Instant::now() + Duration::from_secs(30));
+    while keyframes.len() < most && Instant::now() < deadline {
+        if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(500)) {
+            keyframes.push(!sample.buffer().unwrap().flags().contains(gst::BufferFlags::DELTA_UNIT));
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    keyframes
+}
+
+#[test]
+fn clients_joining_a_mount_get_a_keyframe_at_once_from_a_camera_that_keys_seldom() {
+    let dir = tmpdir("keyframes");
+    // 18 s, read in real time: a camera that runs on while clients come.
+    let clip = sample_over_and_over(&dir, 3);
+    let (metrics_port, rtsp_port) = (free_port(), free_port());
+    let config = dir.join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[rtsp]\nport = {rtsp_port}\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\
+             [[camera]]\nname = \"hall\"\nsource = \"{}\"\nrealtime = true\nmode = \"blur\"\nmount = \"/hall\"\n",
+            s(&clip)
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start(&config, metrics_port);
+    // Well past the camera's first keyframe.
+    wait_for("a second of frames", 30, || serve.metric("frames_total", "hall") >= 30.0, &serve);
+    let url = format!("rtsp://127.0.0.1:{rtsp_port}/hall");
+    let first = {
+        let url = url.clone();
+        std::thread::spawn(move || pictures_received(&url, 150))
+    };
+    // A second client joins the first's media while it plays (the camera keys at most every
+    // 250 pictures by itself).
+    std::thread::sleep(Duration::from_secs(3));
+    let second = pictures_received(&url, 30);
+    let first = first.join().unwrap();
+    let log = serve.log();
+    assert!(first.len() >= 100 && second.len() == 30, "{} and {} pictures received; the log:\n{log}", first.len(), second.len());
+    // The first client's media is handed nothing before a keyframe, which the mount asked for.
+    assert!(first[0], "the first client's first picture is not a keyframe");
+    let joined = second.iter().position(|&k| k);
+    assert!(joined.is_some_and(|at| at <= 15), "the joining client's first keyframe: {joined:?} of 30 pictures");
 }
 
 /// `faceveil anonymize CLIP --serve-rtsp PORT`: an RTSP camera that plays the clip once, in real
