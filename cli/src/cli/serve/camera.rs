@@ -55,7 +55,7 @@ const RECORDING: &str = "recording";
 /// background. Each clip's decoded frames coded as a camera codes them (`x264enc
 /// tune=zerolatency speed-preset=superfast psy-tune=psnr pass=qual quantizer=23
 /// vbv-buf-capacity=2000 bitrate=CEILING key-int-max=K`), Y PSNR of each frame against the
-/// clip's, mean / worst frame; 2-core AMD EPYC, 2026-12-07 00:35-00:45 UTC:
+/// clip's, mean / worst frame; 2-core Intel Xeon, 2026-12-07 00:35-00:45 UTC:
 ///
 /// | clip (ceiling, kbit/s) | a keyframe every 30 | every 250 |
 /// |---|---|---|
