@@ -516,7 +516,7 @@ def main():
     args.bin = snap
     git = lambda *a: subprocess.run(["git", "-C", ROOT] + list(a), capture_output=True, text=True).stdout.strip()
     head = git("rev-parse", "--short", "HEAD")
-    dirty = [l[3:] for l in git("status", "--porcelain", "--", "src", "plugins", "Cargo.toml", "Cargo.lock",
+    dirty = [l[3:] for l in git("status", "--porcelain", "--", "src", "plugins", "cli", "Cargo.toml", "Cargo.lock",
                                 "build.rs").splitlines()]
     with open(os.path.join(ROOT, "models", "sdn", "sdn.json")) as f:
         sdn = json.load(f)

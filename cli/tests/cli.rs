@@ -1700,8 +1700,9 @@ fn a_client_joining_a_served_stream_midway_starts_at_a_whole_picture() {
     let dir = tmpdir("late-join");
     let clip = sample("faces_720p.mp4");
     let (_server, url) = serve_clip(&clip, &["--mode", "blur"], &dir);
-    // The first client starts the clip (6 s); the second joins a second after it, mid-stream,
-    // where its decoder has no reference pictures until the intra refresh has swept the frame.
+    // The first client starts the clip (6 s); the second joins a second after it, mid-stream: the
+    // server keys the stream for it (the clip keys nowhere else), and the pictures that reach it
+    // before that keyframe, without their references, are not shown.
     let first_log = dir.join("first.log");
     let mut first = spawn(&["anonymize", &url, "-o", s(&dir.join("first.mkv")), "--mode", "blur"], &first_log);
     wait_for("the first client to receive the stream", 60, || log_text(&first_log).contains("source connected"));

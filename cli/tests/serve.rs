@@ -873,8 +873,9 @@ fn an_rtsp_camera_joined_midway_is_recorded_from_its_first_whole_picture() {
         assert!(Instant::now() < deadline, "the RTSP camera did not listen");
         std::thread::sleep(Duration::from_millis(200));
     }
-    // A first viewer starts the camera's 6 s clip; serve joins a second later, mid-stream, where
-    // the encoder's intra refresh has not yet given its decoder a whole picture.
+    // A first viewer starts the camera's 6 s clip; serve joins a second later, mid-stream: the
+    // camera keys the stream for it (the clip keys nowhere else), and what reaches it before that
+    // keyframe, without its references, is not recorded.
     gst::init().unwrap();
     let url = format!("rtsp://127.0.0.1:{camera_port}/faceveil");
     let viewer = gst::parse::launch(&format!("uridecodebin uri={url} ! fakesink sync=false")).unwrap();

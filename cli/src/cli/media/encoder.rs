@@ -193,6 +193,37 @@ pub fn ceiling_follows_frames(encoder: &gst::Element) -> Result<()> {
     Ok(())
 }
 
+/// The most pictures between a live stream's keyframes (x264's own default): serve's cameras and
+/// `--serve-rtsp`. A keyframe comes sooner where one is asked for: where a client starts to play
+/// (serve's mounts and the `--serve-rtsp` server ask), where a recorded segment starts
+/// (splitmuxsink asks), and at scene cuts. Live coding has no lookahead, so a keyframe takes its
+/// bits from the pictures around it under the ceiling or the bitrate: keyframes every 30
+/// pictures (serve's cameras until 2026-12-07), or an intra refresh over 30 (`--serve-rtsp`),
+/// starved busy pictures over a still background. Each clip's decoded frames coded as a camera
+/// codes them (`x264enc tune=zerolatency speed-preset=superfast psy-tune=psnr pass=qual
+/// quantizer=23 vbv-buf-capacity=2000 bitrate=CEILING key-int-max=K`) or as the RTSP server did
+/// (`pass=cbr bitrate=BITRATE key-int-max=30 intra-refresh=true`, against `key-int-max=250`),
+/// Y PSNR of each frame against the clip's, mean / worst frame; 2-core Intel Xeon, 2026-12-07
+/// 00:35-01:25 UTC:
+///
+/// | clip (ceiling or bitrate, kbit/s) | a keyframe every 30, or an intra refresh | every 250 |
+/// |---|---|---|
+/// | 06_juggler_720p, 24 fps, at constant quality (3,096) | 4.49 MB, 38.21 / 34.16 dB | 3.45 MB, 42.77 / 42.25 dB |
+/// | samples/faces_720p.mp4, at constant quality (3,870) | 960 KB, 48.42 / 47.31 | 831 KB, 48.01 / 46.28 |
+/// | 02_hamilton_whitehouse_360p, at constant quality (2,048) | 844 KB, 46.63 / 43.44 | 775 KB, 46.50 / 43.46 |
+/// | 05_crowd_mot20-08_960x366, 25 fps, at constant quality (2,048) | 1.52 MB, 40.22 / 39.41 | 1.37 MB, 40.05 / 39.14 |
+/// | 07_selfie_portrait_720x1280, at constant quality (3,870) | 3.37 MB, 46.72 / 45.67 | 2.82 MB, 46.35 / 42.60 |
+/// | 06_juggler_720p, the RTSP server's bitrate (3,097) | intra refresh: 4.08 MB, 37.83 / 34.47 | 3.65 MB, 41.75 / 34.45 |
+/// | 02_hamilton_whitehouse_360p, the RTSP server's bitrate (967) | intra refresh: 1.08 MB, 47.28 / 42.34 | 1.09 MB, 48.15 / 43.33 |
+///
+/// At constant quality 8 to 23% fewer bytes, the juggler, whose keyframes the ceiling starved,
+/// 4.6 dB better, the others within 0.4 dB on average (the selfie's worst frame, a keyframe at its
+/// 300th picture, recovers over ten pictures); at a set bitrate 0.9 and 3.9 dB better (an intra
+/// refresh over 120 pictures: 47.82 and 40.96 dB). An RTSP client over UDP that loses a packet
+/// sees the damage until the next keyframe, up to 250 pictures on: over TCP (`rtspt://`, or a
+/// player's "RTSP over TCP") nothing is lost.
+pub const LIVE_KEYFRAME_EVERY: u32 = 250;
+
 /// What holds a live stream's rate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LiveRate {
@@ -206,8 +237,7 @@ pub enum LiveRate {
 
 /// The encoder of a live stream (served over RTSP, serve's cameras) as a gst-launch
 /// description named `name`: x264's `zerolatency` (nothing held back) at `superfast`, tuned
-/// for PSNR, a keyframe every `key_int` pictures or, with `intra_refresh`, a refresh by
-/// intra-coded columns instead. With `faces_finer` (surrogates a password restore undoes)
+/// for PSNR, keyframes where asked for ([`LIVE_KEYFRAME_EVERY`]). With `faces_finer` (surrogates a password restore undoes)
 /// `faceveilx264enc` codes the recorded faces [`FACES_FINER`] steps finer, where libx264 loads
 /// as it loads it; x264enc otherwise. Measured through RTSP (`scripts/roundtrip.py CLIP --rtsp
 /// --detect-interval 2`: `faceveil anonymize CLIP --serve-rtsp PORT` at the served bitrate,
@@ -223,23 +253,21 @@ pub enum LiveRate {
 ///
 /// At a set bitrate the faces' bits come from the rest of the picture, which Hamilton's many
 /// faces (two fifths of its picture) make visible.
-pub fn live(name: &str, rate: LiveRate, key_int: u32, intra_refresh: bool, faces_finer: bool) -> String {
+pub fn live(name: &str, rate: LiveRate, faces_finer: bool) -> String {
     if faces_finer && gstfaceveil::libx264_loads() {
         let rate = match rate {
             LiveRate::Average => "rate-control=bitrate".to_string(),
             LiveRate::Quality(crf) => format!("rate-control=quality quantizer={crf} bitrate={LIVE_CEILING_KBPS}"),
         };
         return format!(
-            "faceveilx264enc name={name} coding=live {rate} faces-finer={FACES_FINER} key-int-max={key_int} intra-refresh={intra_refresh}"
+            "faceveilx264enc name={name} coding=live {rate} faces-finer={FACES_FINER} key-int-max={LIVE_KEYFRAME_EVERY}"
         );
     }
     let rate = match rate {
         LiveRate::Average => "pass=cbr".to_string(),
         LiveRate::Quality(crf) => format!("pass=qual quantizer={crf} bitrate={LIVE_CEILING_KBPS}"),
     };
-    format!(
-        "x264enc name={name} tune=zerolatency speed-preset=superfast psy-tune=psnr {rate} key-int-max={key_int} intra-refresh={intra_refresh}"
-    )
+    format!("x264enc name={name} tune=zerolatency speed-preset=superfast psy-tune=psnr {rate} key-int-max={LIVE_KEYFRAME_EVERY}")
 }
 
 /// The chain that codes a written video: videoconvert into a format x264 takes at the frame's

@@ -130,14 +130,10 @@ fn start_server(
     let server = gst_rtsp_server::RTSPServer::new();
     server.set_service(&port.to_string());
     let factory = gst_rtsp_server::RTSPMediaFactory::new();
-    // Live x264 (no lookahead, no B-frames) refreshes the picture by intra-coded columns instead
-    // of a keyframe every 30 frames: without lookahead the keyframes starve the frames after
-    // them. At 2 Mbit/s on the juggler clip (720p, fast motion) that took the stream from 28.4
-    // to 30.9 dB PSNR, with `superfast` instead of `ultrafast` for about 1 ms more encoder time
-    // a frame (4.0 against 3.1 ms).
-    // A client joining midway sees its first whole picture after one full refresh (30 to 60
-    // frames); the bitrate is set on the encoder when the frames' caps are known.
-    let encoder = encoder::live("enc", LiveRate::Average, 30, true, faces_finer);
+    // Live x264 (no lookahead, no B-frames) keys where a client starts to play (below), and
+    // otherwise seldom: without lookahead each keyframe starves the frames around it. The
+    // bitrate is set on the encoder when the frames' caps are known.
+    let encoder = encoder::live("enc", LiveRate::Average, faces_finer);
     factory.set_launch(&format!(
         "( appsrc name=src is-live=true format=time ! queue ! videoconvert ! video/x-raw,format=I420 \
          ! {encoder} ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
@@ -169,10 +165,27 @@ fn start_server(
         access::serve_on(&factory, access, None, access.certificate.is_some());
         server.set_auth(Some(&auth));
     }
+    // A client that starts to play gets a keyframe at once, the first as each one after it
+    // (the media runs before its first play, and what it sent then reached nobody).
+    let media = outlet.appsrc.clone();
+    server.connect_client_connected(move |_, client| {
+        let media = media.clone();
+        client.connect_play_request(move |_, _| ask_keyframe(&media));
+    });
     server.mount_points().context("RTSP server has no mount points")?.add_factory(MOUNT, factory);
     let id = server.attach(None).context("cannot listen for RTSP clients (port in use?)")?;
     let _ = outlet.server.set(server.clone());
     Ok((server, id))
+}
+
+/// Asks the encoder of the media whose appsrc `media` holds for a keyframe, with its parameter
+/// sets (from its payloader's sink pad: upstream events pass the parser).
+fn ask_keyframe(media: &Mutex<Option<gst_app::AppSrc>>) {
+    let Some(src) = media.lock().unwrap().clone() else { return };
+    let pay = src.parent().and_then(|p| p.downcast::<gst::Bin>().ok()).and_then(|bin| bin.by_name("pay0"));
+    if let Some(pad) = pay.and_then(|pay| pay.static_pad("sink")) {
+        pad.push_event(gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build());
+    }
 }
 
 enum IngestEnd {

@@ -45,30 +45,6 @@ const STOP_WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(250);
 /// splitmuxsink's name in the pipeline: its errors (and its queue's) are the recording's.
 const RECORDING: &str = "recording";
-/// The most pictures between a camera's keyframes (x264's own default). A keyframe comes sooner
-/// where a segment starts (splitmuxsink asks for one), where a client starts to play a mount (the
-/// mount asks: `mounts::Outlet`), and at scene cuts. An RTSP client over UDP that loses a packet
-/// sees the damage until the next keyframe, up to 250 pictures on (30 before): over TCP
-/// (`rtspt://`, or a player's "RTSP over TCP") nothing is lost.
-/// Live coding has no lookahead, so each keyframe takes its bits from the pictures around it
-/// under the ceiling; a keyframe every 30 pictures, as before, starved a busy picture over a still
-/// background. Each clip's decoded frames coded as a camera codes them (`x264enc
-/// tune=zerolatency speed-preset=superfast psy-tune=psnr pass=qual quantizer=23
-/// vbv-buf-capacity=2000 bitrate=CEILING key-int-max=K`), Y PSNR of each frame against the
-/// clip's, mean / worst frame; 2-core Intel Xeon, 2026-12-07 00:35-00:45 UTC:
-///
-/// | clip (ceiling, kbit/s) | a keyframe every 30 | every 250 |
-/// |---|---|---|
-/// | 06_juggler_720p, 24 fps (3,096) | 4.49 MB, 38.21 / 34.16 dB | 3.45 MB, 42.77 / 42.25 dB |
-/// | samples/faces_720p.mp4 (3,870) | 960 KB, 48.42 / 47.31 | 831 KB, 48.01 / 46.28 |
-/// | 02_hamilton_whitehouse_360p (2,048) | 844 KB, 46.63 / 43.44 | 775 KB, 46.50 / 43.46 |
-/// | 05_crowd_mot20-08_960x366, 25 fps (2,048) | 1.52 MB, 40.22 / 39.41 | 1.37 MB, 40.05 / 39.14 |
-/// | 07_selfie_portrait_720x1280 (3,870) | 3.37 MB, 46.72 / 45.67 | 2.82 MB, 46.35 / 42.60 |
-///
-/// 8 to 23% fewer bytes; the juggler, whose keyframes the ceiling starved, 4.6 dB better; the
-/// others within 0.4 dB on average (the selfie's worst frame, a keyframe at its 300th picture,
-/// recovers over ten pictures).
-const KEYFRAME_EVERY: u32 = 250;
 
 pub struct Camera {
     pub config: CameraConfig,
@@ -516,10 +492,10 @@ fn build(
         .build()?;
     // Live settings (nothing held back) at constant quality 23 under a ceiling that follows the
     // frames' size, tuned for fidelity as the file path is; keyframes where segments split and
-    // RTSP clients join (KEYFRAME_EVERY); surrogates a password restore undoes with their faces
-    // finer.
+    // RTSP clients join (`encoder::LIVE_KEYFRAME_EVERY`); surrogates a password restore undoes
+    // with their faces finer.
     let quality = LiveRate::Quality(encoder::DEFAULT_CRF);
-    let encoder = gst::parse::launch(&encoder::live("encoder", quality, KEYFRAME_EVERY, false, password.is_some()))?;
+    let encoder = gst::parse::launch(&encoder::live("encoder", quality, password.is_some()))?;
     encoder::ceiling_follows_frames(&encoder)?;
     // faceveil's SEI metas (the header every 30 frames, each frame's record) into the stream, so
     // that any segment or RTSP stream can be restored on its own.
