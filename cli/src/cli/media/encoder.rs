@@ -237,9 +237,9 @@ pub enum LiveRate {
 
 /// The encoder of a live stream (served over RTSP, serve's cameras) as a gst-launch
 /// description named `name`: x264's `zerolatency` (nothing held back) at `superfast`, tuned
-/// for PSNR, keyframes where asked for ([`LIVE_KEYFRAME_EVERY`]). With `faces_finer` (surrogates a password restore undoes)
-/// `faceveilx264enc` codes the recorded faces [`FACES_FINER`] steps finer, where libx264 loads
-/// as it loads it; x264enc otherwise. Measured through RTSP (`scripts/roundtrip.py CLIP --rtsp
+/// for PSNR, keyframes where asked for ([`LIVE_KEYFRAME_EVERY`]). With `faces_finer`
+/// (surrogates a password restore undoes) `faceveilx264enc` codes the recorded faces
+/// [`FACES_FINER`] steps finer, where libx264 loads as it loads it; x264enc otherwise. Measured through RTSP (`scripts/roundtrip.py CLIP --rtsp
 /// --detect-interval 2`: `faceveil anonymize CLIP --serve-rtsp PORT` at the served bitrate,
 /// restored with the password from the stream; face PSNR over each recorded square's weight-1
 /// ellipse, and PSNR outside every square, against the original's decoded frames, RGB; one run

@@ -134,7 +134,8 @@ pub fn link_first_video(decodebin: &gst::Element, target: gst::Pad, processing: 
 
 /// A live stream joined midway starts on pictures whose references were never received; the
 /// decoder would hand them out gray until a keyframe or an intra refresh completes (seconds on a
-/// camera that keys seldom). They are dropped instead, so the output starts at the first whole picture.
+/// camera that keys seldom). They are dropped instead, so the output starts at the first whole
+/// picture.
 fn skip_unrecovered_pictures(decodebin: &gst::Element) {
     let Some(bin) = decodebin.downcast_ref::<gst::Bin>() else { return };
     bin.connect_deep_element_added(|_, _, element| {

@@ -1,11 +1,11 @@
 //! The one RTSP server all cameras' mounts share. Each mount is a shared media fed through an
 //! appsrc by its camera's pipeline, as `--serve-rtsp` does: the camera runs (and records) whether
 //! or not anyone watches, and a client joins at any time. The camera's encoder keys its stream
-//! seldom (keyframes cost a live stream most of its bits: `encoder::LIVE_KEYFRAME_EVERY`), so a mount
-//! asks it for a keyframe whenever a client starts to play (the pictures between a media's
-//! first and its first client's play may have been dropped), and a new media is handed nothing
-//! before its first keyframe: a client has a whole picture at once, and the faceveil header,
-//! which rides in SEI every 30 frames, within about a second.
+//! seldom (keyframes cost a live stream most of its bits: `encoder::LIVE_KEYFRAME_EVERY`), so a
+//! mount asks it for a keyframe whenever a client starts to play (the pictures between a
+//! media's first and its first client's play may have been dropped), and a new media is handed
+//! nothing before its first keyframe: a client has a whole picture at once, and the faceveil
+//! header, which rides in SEI every 30 frames, within about a second.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
