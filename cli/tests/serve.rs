@@ -182,6 +182,7 @@ source = "{people}"
 realtime = false
 mode = "sdn"
 password_env = "{PASSWORD_VAR}"
+keyframe_interval = 10
 record = {{ dir = "rec", segment_seconds = 1, keep = 10 }}
 
 [[camera]]
@@ -255,6 +256,13 @@ record = {{ dir = "rec", segment_seconds = 1 }}
         }
         let top = common::mean_abs_diff(&source[i], frames[i], 0, 0, source[i].width, 20);
         assert!(top < 3.0, "frame {i}: the background changed by {top:.1}");
+    }
+    // Each segment starts on a keyframe, and keys at most every 10 pictures, as its camera asks
+    // (by itself every 250).
+    for segment in &rec {
+        let keyframes = keyframes_in(segment);
+        let longest = keyframes.split(|&k| k).map(<[bool]>::len).max().unwrap_or(0);
+        assert!(keyframes.first() == Some(&true) && longest < 10, "{}: keyframes {keyframes:?}", segment.display());
     }
     // Retention: the 6-second clip in 1-second segments leaves the 2 newest.
     let hall_rec = segments(&dir.join("rec/hall"));
@@ -459,6 +467,24 @@ fn a_camera_larger_than_its_detection_is_told_of_the_small_faces_it_misses() {
             && log.contains("narrower than about 48 px"),
         "{log}"
     );
+}
+
+/// Whether each coded picture of the MPEG-TS segment at `path` is a keyframe.
+fn keyframes_in(path: &Path) -> Vec<bool> {
+    gst::init().unwrap();
+    let pipeline =
+        gst::parse::launch(&format!("filesrc location={} ! tsdemux ! h264parse ! appsink name=sink sync=false", path.display()))
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut keyframes = Vec::new();
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
+        keyframes.push(!sample.buffer().unwrap().flags().contains(gst::BufferFlags::DELTA_UNIT));
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    keyframes
 }
 
 /// What a client of `url` receives within 30 s: frames (up to 10), their size, and the error

@@ -193,8 +193,8 @@ pub fn ceiling_follows_frames(encoder: &gst::Element) -> Result<()> {
     Ok(())
 }
 
-/// The most pictures between a live stream's keyframes (x264's own default): serve's cameras and
-/// `--serve-rtsp`. A keyframe comes sooner where one is asked for: where a client starts to play
+/// The most pictures between a live stream's keyframes (x264's own default): `--serve-rtsp`, and
+/// serve's cameras unless their `keyframe_interval` says otherwise. A keyframe comes sooner where one is asked for: where a client starts to play
 /// (serve's mounts and the `--serve-rtsp` server ask), where a recorded segment starts
 /// (splitmuxsink asks), and at scene cuts. Live coding has no lookahead, so a keyframe takes its
 /// bits from the pictures around it under the ceiling or the bitrate: keyframes every 30
@@ -237,7 +237,8 @@ pub enum LiveRate {
 
 /// The encoder of a live stream (served over RTSP, serve's cameras) as a gst-launch
 /// description named `name`: x264's `zerolatency` (nothing held back) at `superfast`, tuned
-/// for PSNR, keyframes where asked for ([`LIVE_KEYFRAME_EVERY`]). With `faces_finer`
+/// for PSNR, keyframes where asked for and at most `key_int` pictures apart
+/// ([`LIVE_KEYFRAME_EVERY`]). With `faces_finer`
 /// (surrogates a password restore undoes) `faceveilx264enc` codes the recorded faces
 /// [`FACES_FINER`] steps finer, where libx264 loads as it loads it; x264enc otherwise. Measured through RTSP (`scripts/roundtrip.py CLIP --rtsp
 /// --detect-interval 2`: `faceveil anonymize CLIP --serve-rtsp PORT` at the served bitrate,
@@ -253,21 +254,19 @@ pub enum LiveRate {
 ///
 /// At a set bitrate the faces' bits come from the rest of the picture, which Hamilton's many
 /// faces (two fifths of its picture) make visible.
-pub fn live(name: &str, rate: LiveRate, faces_finer: bool) -> String {
+pub fn live(name: &str, rate: LiveRate, key_int: u32, faces_finer: bool) -> String {
     if faces_finer && gstfaceveil::libx264_loads() {
         let rate = match rate {
             LiveRate::Average => "rate-control=bitrate".to_string(),
             LiveRate::Quality(crf) => format!("rate-control=quality quantizer={crf} bitrate={LIVE_CEILING_KBPS}"),
         };
-        return format!(
-            "faceveilx264enc name={name} coding=live {rate} faces-finer={FACES_FINER} key-int-max={LIVE_KEYFRAME_EVERY}"
-        );
+        return format!("faceveilx264enc name={name} coding=live {rate} faces-finer={FACES_FINER} key-int-max={key_int}");
     }
     let rate = match rate {
         LiveRate::Average => "pass=cbr".to_string(),
         LiveRate::Quality(crf) => format!("pass=qual quantizer={crf} bitrate={LIVE_CEILING_KBPS}"),
     };
-    format!("x264enc name={name} tune=zerolatency speed-preset=superfast psy-tune=psnr {rate} key-int-max={LIVE_KEYFRAME_EVERY}")
+    format!("x264enc name={name} tune=zerolatency speed-preset=superfast psy-tune=psnr {rate} key-int-max={key_int}")
 }
 
 /// The chain that codes a written video: videoconvert into a format x264 takes at the frame's

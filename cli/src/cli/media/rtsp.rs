@@ -133,7 +133,7 @@ fn start_server(
     // Live x264 (no lookahead, no B-frames) keys where a client starts to play (below), and
     // otherwise seldom: without lookahead each keyframe starves the frames around it. The
     // bitrate is set on the encoder when the frames' caps are known.
-    let encoder = encoder::live("enc", LiveRate::Average, faces_finer);
+    let encoder = encoder::live("enc", LiveRate::Average, encoder::LIVE_KEYFRAME_EVERY, faces_finer);
     factory.set_launch(&format!(
         "( appsrc name=src is-live=true format=time ! queue ! videoconvert ! video/x-raw,format=I420 \
          ! {encoder} ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"

@@ -492,10 +492,10 @@ fn build(
         .build()?;
     // Live settings (nothing held back) at constant quality 23 under a ceiling that follows the
     // frames' size, tuned for fidelity as the file path is; keyframes where segments split and
-    // RTSP clients join (`encoder::LIVE_KEYFRAME_EVERY`); surrogates a password restore undoes
-    // with their faces finer.
+    // RTSP clients join, otherwise seldom (`encoder::LIVE_KEYFRAME_EVERY`); surrogates a
+    // password restore undoes with their faces finer.
     let quality = LiveRate::Quality(encoder::DEFAULT_CRF);
-    let encoder = gst::parse::launch(&encoder::live("encoder", quality, password.is_some()))?;
+    let encoder = gst::parse::launch(&encoder::live("encoder", quality, config.keyframe_interval, password.is_some()))?;
     encoder::ceiling_follows_frames(&encoder)?;
     // faceveil's SEI metas (the header every 30 frames, each frame's record) into the stream, so
     // that any segment or RTSP stream can be restored on its own.

@@ -147,6 +147,11 @@ pub struct CameraConfig {
     /// the camera with the reason; it never falls back to the CPU.
     #[serde(default)]
     pub provider: Provider,
+    /// The most frames between the camera's keyframes; one also comes where a segment starts
+    /// and where a client starts to play the mount. Fewer heal sooner a picture damaged by a
+    /// lost packet (RTSP clients over UDP), for more bits or a poorer picture.
+    #[serde(default = "keyframe_every")]
+    pub keyframe_interval: u32,
     /// Path on the shared RTSP server, e.g. "/cam1".
     pub mount: Option<String>,
     /// The viewers (users of `[[rtsp.viewer]]`) who may play the mount; every viewer where it
@@ -210,6 +215,9 @@ fn threshold() -> f32 {
 }
 fn detect_every() -> u32 {
     faceveil::config::DEFAULT_DETECT_EVERY
+}
+fn keyframe_every() -> u32 {
+    crate::cli::media::encoder::LIVE_KEYFRAME_EVERY
 }
 fn minute() -> u32 {
     60
@@ -371,6 +379,7 @@ impl CameraConfig {
             self.recipients_threshold
         );
         ensure!(self.detect_interval >= 1, "camera {name}: detect_interval must be 1 or more");
+        ensure!(self.keyframe_interval >= 1, "camera {name}: keyframe_interval must be 1 or more");
         ensure!((0.01..=1.0).contains(&self.threshold), "camera {name}: threshold {} must be between 0.01 and 1", self.threshold);
         ensure!(self.mount.is_some() || self.record.is_some(), "camera {name}: no output: set mount, record or both");
         if let Some(mount) = &self.mount {
@@ -474,6 +483,9 @@ mod tests {
         let roomy = parse(&format!("{BLUR}record = {{ dir = \"r\", min_free = \"5%\" }}\n")).unwrap();
         assert_eq!(roomy.cameras[0].record.as_ref().unwrap().min_free, Some(FreeSpace::Percent(5.0)));
         assert_eq!(cam.password().unwrap(), None);
+        assert_eq!(cam.keyframe_interval, crate::cli::media::encoder::LIVE_KEYFRAME_EVERY);
+        let keyed = parse(&format!("{BLUR}record = {{ dir = \"r\" }}\nkeyframe_interval = 30\n")).unwrap();
+        assert_eq!(keyed.cameras[0].keyframe_interval, 30);
     }
 
     #[test]
@@ -516,6 +528,9 @@ mod tests {
         let quantizer = error(&format!("{sdn}password_env = \"PATH\"\nseal_password = true\nsealed_quantizer = 60\n"));
         assert!(quantizer.contains("sealed_quantizer is x264's, 1 to 51, not 60"), "{quantizer}");
         assert!(error(&format!("{BLUR}record = {{ dir = \"r\" }}\nthreshold = 1.5\n")).contains("threshold 1.5 must be between"));
+        assert!(
+            error(&format!("{BLUR}record = {{ dir = \"r\" }}\nkeyframe_interval = 0\n")).contains("keyframe_interval must be 1")
+        );
         let twice = format!("{BLUR}record = {{ dir = \"r\" }}\n{BLUR}record = {{ dir = \"r\" }}\n");
         assert!(error(&twice).contains("two cameras are named a"));
         assert!(error("[[camera]]\nname = \"a b\"\nsource = \"x\"\n").contains("use letters"));
