@@ -260,7 +260,7 @@ record = {{ dir = "rec", segment_seconds = 1 }}
     // Each segment starts on a keyframe, and keys at most every 10 pictures, as its camera asks
     // (by itself every 250).
     for segment in &rec {
-        let keyframes = keyframes_in(segment);
+        let keyframes = keyframes_from(&format!("filesrc location={} ! tsdemux", segment.display()), usize::MAX);
         let longest = keyframes.split(|&k| k).map(<[bool]>::len).max().unwrap_or(0);
         assert!(keyframes.first() == Some(&true) && longest < 10, "{}: keyframes {keyframes:?}", segment.display());
     }
@@ -469,24 +469,6 @@ fn a_camera_larger_than_its_detection_is_told_of_the_small_faces_it_misses() {
     );
 }
 
-/// Whether each coded picture of the MPEG-TS segment at `path` is a keyframe.
-fn keyframes_in(path: &Path) -> Vec<bool> {
-    gst::init().unwrap();
-    let pipeline =
-        gst::parse::launch(&format!("filesrc location={} ! tsdemux ! h264parse ! appsink name=sink sync=false", path.display()))
-            .unwrap()
-            .downcast::<gst::Pipeline>()
-            .unwrap();
-    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut keyframes = Vec::new();
-    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
-        keyframes.push(!sample.buffer().unwrap().flags().contains(gst::BufferFlags::DELTA_UNIT));
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    keyframes
-}
-
 /// What a client of `url` receives within 30 s: frames (up to 10), their size, and the error
 /// that ended it; `login`: the user and password it gives when asked; `authorities`: the PEM
 /// file of those it trusts over TLS.
@@ -611,26 +593,29 @@ fn a_client_joining_a_mount_over_tls_with_a_login_it_is_for_receives_the_camera_
     assert!(!serve.log().contains(PASSWORD), "the server printed a password");
 }
 
-/// The coded pictures a client of `url` receives within 30 s, up to `most`: whether each is a
-/// keyframe.
-fn pictures_received(url: &str, most: usize) -> Vec<bool> {
+/// Whether each coded picture that `source` (a gst-launch description that gives H.264: a file
+/// demuxed, an RTSP client) gives within 30 s is a keyframe, up to `most` of them.
+fn keyframes_from(source: &str, most: usize) -> Vec<bool> {
     gst::init().unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "rtspsrc location={url} latency=0 ! rtph264depay ! h264parse ! appsink name=sink sync=false"
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    let pipeline = gst::parse::launch(&format!("{source} ! h264parse ! appsink name=sink sync=false"))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
     let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let (mut keyframes, deadline) = (Vec::new(), Instant::now() + Duration::from_secs(30));
-    while keyframes.len() < most && Instant::now() < deadline {
+    while keyframes.len() < most && Instant::now() < deadline && !sink.is_eos() {
         if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(500)) {
             keyframes.push(!sample.buffer().unwrap().flags().contains(gst::BufferFlags::DELTA_UNIT));
         }
     }
     pipeline.set_state(gst::State::Null).unwrap();
     keyframes
+}
+
+/// Whether each coded picture a client of `url` receives is a keyframe (see [`keyframes_from`]).
+fn pictures_received(url: &str, most: usize) -> Vec<bool> {
+    keyframes_from(&format!("rtspsrc location={url} latency=0 ! rtph264depay"), most)
 }
 
 #[test]
