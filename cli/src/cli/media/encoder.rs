@@ -194,17 +194,17 @@ pub fn ceiling_follows_frames(encoder: &gst::Element) -> Result<()> {
 }
 
 /// The most pictures between a live stream's keyframes (x264's own default): `--serve-rtsp`, and
-/// serve's cameras unless their `keyframe_interval` says otherwise. A keyframe comes sooner where one is asked for: where a client starts to play
-/// (serve's mounts and the `--serve-rtsp` server ask), where a recorded segment starts
-/// (splitmuxsink asks), and at scene cuts. Live coding has no lookahead, so a keyframe takes its
-/// bits from the pictures around it under the ceiling or the bitrate: keyframes every 30
-/// pictures (serve's cameras until 2026-12-07), or an intra refresh over 30 (`--serve-rtsp`),
-/// starved busy pictures over a still background. Each clip's decoded frames coded as a camera
-/// codes them (`x264enc tune=zerolatency speed-preset=superfast psy-tune=psnr pass=qual
-/// quantizer=23 vbv-buf-capacity=2000 bitrate=CEILING key-int-max=K`) or as the RTSP server did
-/// (`pass=cbr bitrate=BITRATE key-int-max=30 intra-refresh=true`, against `key-int-max=250`),
-/// Y PSNR of each frame against the clip's, mean / worst frame; 2-core Intel Xeon, 2026-12-07
-/// 00:35-01:25 UTC:
+/// serve's cameras unless their `keyframe_interval` says otherwise. A keyframe comes sooner where
+/// one is asked for: where a client starts to play (serve's mounts and the `--serve-rtsp` server
+/// ask), where a recorded segment starts (splitmuxsink asks), and at scene cuts. Live coding has no
+/// lookahead, so a keyframe takes its bits from the pictures around it under the ceiling or the
+/// bitrate: keyframes every 30 pictures (serve's cameras until 2026-12-07), or an intra refresh
+/// over 30 (`--serve-rtsp`), starved busy pictures over a still background. Each clip's decoded
+/// frames coded as a camera codes them (`x264enc tune=zerolatency speed-preset=superfast
+/// psy-tune=psnr pass=qual quantizer=23 vbv-buf-capacity=2000 bitrate=CEILING key-int-max=K`) or as
+/// the RTSP server did (`pass=cbr bitrate=BITRATE key-int-max=30 intra-refresh=true`, against
+/// `key-int-max=250`), Y PSNR of each frame against the clip's, mean / worst frame; 2-core Intel
+/// Xeon, 2026-12-07 00:35-01:25 UTC:
 ///
 /// | clip (ceiling or bitrate, kbit/s) | a keyframe every 30, or an intra refresh | every 250 |
 /// |---|---|---|
@@ -235,17 +235,16 @@ pub enum LiveRate {
     Quality(u32),
 }
 
-/// The encoder of a live stream (served over RTSP, serve's cameras) as a gst-launch
-/// description named `name`: x264's `zerolatency` (nothing held back) at `superfast`, tuned
-/// for PSNR, keyframes where asked for and at most `key_int` pictures apart
-/// ([`LIVE_KEYFRAME_EVERY`]). With `faces_finer`
-/// (surrogates a password restore undoes) `faceveilx264enc` codes the recorded faces
-/// [`FACES_FINER`] steps finer, where libx264 loads as it loads it; x264enc otherwise. Measured through RTSP (`scripts/roundtrip.py CLIP --rtsp
-/// --detect-interval 2`: `faceveil anonymize CLIP --serve-rtsp PORT` at the served bitrate,
-/// restored with the password from the stream; face PSNR over each recorded square's weight-1
-/// ellipse, and PSNR outside every square, against the original's decoded frames, RGB; one run
-/// each, each its own salt; 2-core AMD EPYC, 2026-12-06 22:00-22:08 UTC), the same element with
-/// the offsets not applied against six steps:
+/// The encoder of a live stream (served over RTSP, serve's cameras) as a gst-launch description
+/// named `name`: x264's `zerolatency` (nothing held back) at `superfast`, tuned for PSNR, keyframes
+/// where asked for and at most `key_int` pictures apart ([`LIVE_KEYFRAME_EVERY`]). With
+/// `faces_finer` (surrogates a password restore undoes) `faceveilx264enc` codes the recorded faces
+/// [`FACES_FINER`] steps finer, where libx264 loads as it loads it; x264enc otherwise. Measured
+/// through RTSP (`scripts/roundtrip.py CLIP --rtsp --detect-interval 2`: `faceveil anonymize CLIP
+/// --serve-rtsp PORT` at the served bitrate, restored with the password from the stream; face PSNR
+/// over each recorded square's weight-1 ellipse, and PSNR outside every square, against the
+/// original's decoded frames, RGB; one run each, each its own salt; 2-core AMD EPYC, 2026-12-06
+/// 22:00-22:08 UTC), the same element with the offsets not applied against six steps:
 ///
 /// | clip (served bitrate) | restored faces | background |
 /// |---|---|---|
