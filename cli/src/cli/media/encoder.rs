@@ -224,6 +224,12 @@ pub fn ceiling_follows_frames(encoder: &gst::Element) -> Result<()> {
 /// player's "RTSP over TCP") nothing is lost, and serve's `keyframe_interval` shortens it.
 pub const LIVE_KEYFRAME_EVERY: u32 = 250;
 
+/// Asks the live encoder upstream of `pad` to key its next picture, with its parameter sets (the
+/// request passes queues, tees and parsers on its way): a client starts to play.
+pub fn ask_keyframe(pad: &gst::Pad) {
+    pad.push_event(gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build());
+}
+
 /// What holds a live stream's rate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LiveRate {

@@ -168,23 +168,20 @@ fn start_server(
     // A client that starts to play gets a keyframe at once, the first as each one after it
     // (the media runs before its first play, and what it sent then reached nobody).
     let media = outlet.appsrc.clone();
-    server.connect_client_connected(move |_, client| {
-        let media = media.clone();
-        client.connect_play_request(move |_, _| ask_keyframe(&media));
-    });
+    stuck::on_each_play(&server, move |_| ask_keyframe_of(&media));
     server.mount_points().context("RTSP server has no mount points")?.add_factory(MOUNT, factory);
     let id = server.attach(None).context("cannot listen for RTSP clients (port in use?)")?;
     let _ = outlet.server.set(server.clone());
     Ok((server, id))
 }
 
-/// Asks the encoder of the media whose appsrc `media` holds for a keyframe, with its parameter
-/// sets (from its payloader's sink pad: upstream events pass the parser).
-fn ask_keyframe(media: &Mutex<Option<gst_app::AppSrc>>) {
+/// Asks the encoder of the media whose appsrc `media` holds for a keyframe, from its payloader's
+/// sink pad.
+fn ask_keyframe_of(media: &Mutex<Option<gst_app::AppSrc>>) {
     let Some(src) = media.lock().unwrap().clone() else { return };
     let pay = src.parent().and_then(|p| p.downcast::<gst::Bin>().ok()).and_then(|bin| bin.by_name("pay0"));
     if let Some(pad) = pay.and_then(|pay| pay.static_pad("sink")) {
-        pad.push_event(gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build());
+        encoder::ask_keyframe(&pad);
     }
 }
 

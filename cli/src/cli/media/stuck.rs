@@ -1,6 +1,6 @@
 //! The served RTSP media that outlets feed through an appsrc: the slots that hold it, the
-//! timestamps its frames take, and a media that stopped sending, told from one that is only
-//! slow, and dropped.
+//! timestamps its frames take, the clients that start to play it, and a media that stopped
+//! sending, told from one that is only slow, and dropped.
 //!
 //! A served stream used to stop after its first packet now and then (one connection in 30 to
 //! 270 under load, 2026-12-03 to 12-05; CI failed so twice): the first frame, pushed while a
@@ -33,6 +33,18 @@ pub fn running_time(src: &gst_app::AppSrc) -> Option<gst::ClockTime> {
     }
     let (clock, base) = (src.clock()?, src.base_time()?);
     Some(clock.time().saturating_sub(base))
+}
+
+/// Calls `played` with the request of each client of `server` that starts to play (an RTSP
+/// PLAY): where a served stream asks its encoder for a keyframe.
+pub fn on_each_play(
+    server: &gst_rtsp_server::RTSPServer,
+    played: impl Fn(&gst_rtsp_server::RTSPContext) + Clone + Send + Sync + 'static,
+) {
+    server.connect_client_connected(move |_, client| {
+        let played = played.clone();
+        client.connect_play_request(move |_, context| played(context));
+    });
 }
 
 /// A media as its outlet feeds it through an appsrc.

@@ -16,7 +16,8 @@ use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 
 use crate::cli::credentials::access::{self, Access};
-use crate::cli::media::stuck::Served;
+use crate::cli::media::encoder;
+use crate::cli::media::stuck::{self, Served};
 
 /// The frames a mount's appsrc holds before it drops its oldest; a played media whose appsrc is
 /// this full and took none during as many pushes is stuck (see [`crate::cli::media::stuck`]).
@@ -58,10 +59,10 @@ impl Keyframes {
         Self { upstream: Arc::default(), start: Arc::new(Mutex::new(Start::New)) }
     }
 
-    /// Asks the camera's encoder to key its next picture, with its parameter sets.
+    /// Asks the camera's encoder to key its next picture.
     fn ask(&self) {
         if let Some(pad) = self.upstream.lock().unwrap().upgrade() {
-            pad.push_event(gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build());
+            encoder::ask_keyframe(&pad);
         }
     }
 
@@ -96,7 +97,7 @@ impl Outlet {
         if src.caps().as_ref().map(|c| c.as_ref()) != Some(caps) {
             src.set_caps(Some(&caps.to_owned()));
         }
-        let Some(now) = crate::cli::media::stuck::running_time(&src) else { return };
+        let Some(now) = stuck::running_time(&src) else { return };
         if !self.keyframes.hand_on(!buffer.flags().contains(gst::BufferFlags::DELTA_UNIT)) {
             return;
         }
@@ -108,7 +109,7 @@ impl Outlet {
         }
         // A full appsrc drops its oldest buffer (leaky), so a stalled client never blocks the camera.
         let _ = src.push_buffer(buffer);
-        crate::cli::media::stuck::drop_if_stuck(&self.server, &self.appsrc, &self.media, &src, QUEUED_FRAMES);
+        stuck::drop_if_stuck(&self.server, &self.appsrc, &self.media, &src, QUEUED_FRAMES);
     }
 
     /// Has keyframes asked of the camera's encoder through `pad`, the sink pad of the branch of
@@ -158,16 +159,13 @@ impl Mounts {
         let source = server.attach(None).with_context(|| format!("cannot listen for RTSP clients on port {port} (in use?)"))?;
         let mounts = MountsByPath::default();
         let played = mounts.clone();
-        server.connect_client_connected(move |_, client| {
-            let played = played.clone();
-            client.connect_play_request(move |_, context| {
-                let Some(path) = context.uri().map(|uri| uri.decode_path_components()) else { return };
-                let mounts = played.lock().unwrap();
-                let mount = mounts.iter().filter(|(at, _)| serves(at, &path)).max_by_key(|(at, _)| at.len());
-                if let Some((_, mount)) = mount {
-                    mount.keyframes.ask();
-                }
-            });
+        stuck::on_each_play(&server, move |context| {
+            let Some(path) = context.uri().map(|uri| uri.decode_path_components()) else { return };
+            let mounts = played.lock().unwrap();
+            let mount = mounts.iter().filter(|(at, _)| serves(at, &path)).max_by_key(|(at, _)| at.len());
+            if let Some((_, mount)) = mount {
+                mount.keyframes.ask();
+            }
         });
         Ok(Self { server, tls, access: Mutex::default(), mounts, _source: source })
     }
@@ -205,7 +203,7 @@ impl Mounts {
             *media_slot.lock().unwrap() = Some(Served::new(media, &src));
             let (gone, gone_media) = (slot.clone(), media_slot.clone());
             media.connect_unprepared(move |media| {
-                crate::cli::media::stuck::forget(&gone, &src);
+                stuck::forget(&gone, &src);
                 Served::forget(&gone_media, media);
             });
         });
