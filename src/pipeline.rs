@@ -16,7 +16,7 @@ use crate::faces::steady::SteadyCrops;
 use crate::faces::track::Track;
 use crate::finder::FaceFinder;
 use crate::frame::{FrameMut, Region};
-use crate::model::keys::{self, EarlyKey, Keying, SecretKey};
+use crate::model::keys::{self, EarlyKey, Keying, PasswordKeys, SecretKey};
 use crate::model::{Direction, SdnModel};
 use crate::runtime::RuntimeOptions;
 use crate::secrets::{FaceCodec, FacePlace, FaceVault, Identity, OpenedFace, Recipient, SealedLayout, SigningKey};
@@ -374,14 +374,20 @@ impl Restorer {
     /// Without a variant of its own, the config takes the one the header names: a stream made
     /// with any variant of the model restores without the user having to remember which.
     pub fn new(config: &Config, password: Option<&[u8]>, header: &StreamHeader) -> Result<Self> {
+        Self::with_keys(config, password.map(PasswordKeys::new).as_ref(), header)
+    }
+
+    /// As [`Self::new`], the password's secret for the header's salt taken from `keys` where
+    /// an earlier output of the run derived it.
+    pub fn with_keys(config: &Config, keys: Option<&PasswordKeys>, header: &StreamHeader) -> Result<Self> {
         if let Some(why) = header.no_password_restores() {
             bail!(why);
         }
         let signed = SignedRecords::of(header, config.signer.as_ref(), &config.revoked)?;
         let config = Config { variant: config.variant.clone().or_else(|| Some(header.variant.clone())), ..config.clone() };
         let salt = header.salt_bytes().context("header salt")?;
-        let password = required(password)?;
-        let mut veil = open_sdn(&config, Direction::Restore, || SecretKey::derive(password, &salt, &header.kdf), header.keying)?;
+        let keys = keys.filter(|keys| !keys.is_empty()).ok_or(Error::MissingPassword)?;
+        let mut veil = open_sdn(&config, Direction::Restore, || keys.derive(&salt, &header.kdf), header.keying)?;
         header.check_model(veil.model().expect("sdn veil has a model"))?;
         veil.restore_stream_of(&header.model_sha256);
         let wrap_key = veil.password_wrap_key().expect("sdn veil has a password");
@@ -409,12 +415,23 @@ impl Restorer {
     /// alone: a password given beside them is left unused, and one given without them is
     /// refused, saying so.
     pub fn open(config: &Config, password: Option<&[u8]>, identities: &[Identity], header: &StreamHeader) -> Result<Self> {
-        match password {
+        Self::open_with_keys(config, password.map(PasswordKeys::new).as_ref(), identities, header)
+    }
+
+    /// As [`Self::open`], for a run that opens many outputs with one password (a folder's
+    /// photos): `keys` holds the password and the secrets derived for it so far.
+    pub fn open_with_keys(
+        config: &Config,
+        keys: Option<&PasswordKeys>,
+        identities: &[Identity],
+        header: &StreamHeader,
+    ) -> Result<Self> {
+        match keys {
             Some(_) if header.no_password_restores().is_some() && !identities.is_empty() => {
                 Self::sealed_only(config, identities, header)
             }
-            Some(password) if identities.is_empty() => Self::new(config, Some(password), header),
-            Some(password) => Self::new(config, Some(password), header)?.unseal_with(identities, header),
+            Some(keys) if identities.is_empty() => Self::with_keys(config, Some(keys), header),
+            Some(keys) => Self::with_keys(config, Some(keys), header)?.unseal_with(identities, header),
             None => Self::sealed_only(config, identities, header),
         }
     }

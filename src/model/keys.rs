@@ -6,6 +6,9 @@
 //! ([`SecretKey::password_wrap_key`]), and a wrong password is told apart. Otherwise a wrong
 //! password simply gives another key.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
 use anyhow::{Result, anyhow, ensure};
 use argon2::{Algorithm, Argon2, Params, Version};
 use hkdf::Hkdf;
@@ -16,7 +19,7 @@ use zeroize::Zeroizing;
 pub const SALT_LEN: usize = 16;
 
 /// Argon2id cost parameters, recorded in every stream header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KdfParams {
     /// Memory in KiB.
     pub m: u32,
@@ -49,7 +52,8 @@ pub fn random_salt() -> [u8; SALT_LEN] {
     rand::random()
 }
 
-/// The 256-bit secret behind one stream's keys; wiped when dropped.
+/// The 256-bit secret behind one stream's keys; wiped when dropped (each copy).
+#[derive(Clone)]
 pub struct SecretKey(Zeroizing<[u8; 32]>);
 
 impl SecretKey {
@@ -118,6 +122,38 @@ impl SecretKey {
             counter += 1;
         }
         out
+    }
+}
+
+/// One password and the secrets it gave, by salt and cost, for a run that opens many outputs
+/// with it: the photos of a folder anonymized in one run share their salt, and their restore
+/// then runs Argon2id once, not once a photo. The password and the secrets are wiped when
+/// dropped.
+pub struct PasswordKeys {
+    password: Zeroizing<Vec<u8>>,
+    derived: Mutex<HashMap<([u8; SALT_LEN], KdfParams), SecretKey>>,
+}
+
+impl PasswordKeys {
+    pub fn new(password: &[u8]) -> Self {
+        Self { password: Zeroizing::new(password.to_vec()), derived: Mutex::default() }
+    }
+
+    /// Whether the password is empty: the sdn mode refuses it as none.
+    pub fn is_empty(&self) -> bool {
+        self.password.is_empty()
+    }
+
+    /// The secret of `salt` and `params`: derived the first time, remembered after. A
+    /// derivation that fails (parameters under the floor) is not remembered.
+    pub fn derive(&self, salt: &[u8; SALT_LEN], params: &KdfParams) -> Result<SecretKey> {
+        let mut derived = self.derived.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(secret) = derived.get(&(*salt, *params)) {
+            return Ok(secret.clone());
+        }
+        let secret = SecretKey::derive(&self.password, salt, params)?;
+        derived.insert((*salt, *params), secret.clone());
+        Ok(secret)
     }
 }
 
@@ -229,5 +265,17 @@ mod tests {
         assert!(KdfParams { m: 65536, t: 1, p: 1 }.validate().is_err());
         assert!(KdfParams::default().validate().is_ok());
         assert!(SecretKey::derive(b"", &[0; SALT_LEN], &KdfParams::default()).is_err());
+    }
+
+    #[test]
+    fn a_runs_password_keys_are_the_passwords_own_for_each_salt_and_keep_no_refused_one() {
+        let (keys, params) = (PasswordKeys::new(b"alpha"), KdfParams::default());
+        let (a, b) = ([1; SALT_LEN], [2; SALT_LEN]);
+        let first = keys.derive(&a, &params).unwrap();
+        assert_eq!(first.0, SecretKey::derive(b"alpha", &a, &params).unwrap().0, "not the password's secret");
+        assert_eq!(keys.derive(&a, &params).unwrap().0, first.0);
+        assert_ne!(keys.derive(&b, &params).unwrap().0, first.0, "two salts gave one secret");
+        assert!(keys.derive(&a, &KdfParams { t: 1, ..params }).is_err(), "a weakened header was derived");
+        assert_eq!(keys.derived.lock().unwrap().len(), 2, "one secret a salt, and nothing refused kept");
     }
 }

@@ -20,7 +20,9 @@ use anyhow::{Context, Result, bail, ensure};
 use faceveil::faces::detect::DetectorKind;
 use faceveil::faces::effects::Mode;
 use faceveil::finder::FaceFinder;
-use faceveil::pipeline::{Anonymizer, Restorer, Signing};
+use faceveil::model::Direction;
+use faceveil::model::keys::PasswordKeys;
+use faceveil::pipeline::{Anonymizer, Restorer, Signing, WarmModels};
 use faceveil::secrets::SealedLayout;
 use faceveil::stream::header::StreamHeader;
 use faceveil::stream::sidecar;
@@ -204,16 +206,20 @@ fn restore(args: RestoreArgs) -> Result<()> {
             "--sidecar and --header name one video's: a folder's videos are restored with the sidecars beside them"
         );
         let identities = sealing::identities(&args.identities)?;
+        // A folder's photos from one run share their salt: the key is derived once for them
+        // all, and the restore graph stays open from one photo to the next.
+        let keys = password.as_ref().map(|p| PasswordKeys::new(p.as_bytes()));
         let restorer = |header: &StreamHeader| {
             note_signer(header, config.signer.is_some());
             if password.is_some() && identities.is_empty() {
                 note_sealed_to_recipients_only(header);
             }
-            Restorer::open(&config, password.as_ref().map(|p| p.as_bytes()), &identities, header)
+            Restorer::open_with_keys(&config, keys.as_ref(), &identities, header)
         };
         let Input::Directory(dir) = &input else {
             return images::restore_file(input.local_path().context("an image has a path")?, output, &restorer);
         };
+        let _warm = password.is_some().then(|| WarmModels::start(&config, Direction::Restore));
         let video = |path: &Path, out: &Path| {
             let input = Input::video_file(path);
             restore_video(&input, out, &args, config.clone(), password.clone(), VideoHeader::find(&input, &args)?)

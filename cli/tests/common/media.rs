@@ -108,14 +108,17 @@ pub fn unfinished_fragmented_mp4(path: &Path, frames: u32) {
     let (ended, end) = std::sync::mpsc::channel();
     let ended = std::sync::Mutex::new(ended);
     let parse = pipeline.by_name("parse").unwrap();
-    parse.static_pad("src").unwrap().add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, probe| {
+    // The end of stream held back by blocking the pad until the pipeline stops, not dropped:
+    // GStreamer 1.22 unrefs a null event where a probe drops a sticky one.
+    let block = gst::PadProbeType::BLOCK | gst::PadProbeType::EVENT_DOWNSTREAM;
+    parse.static_pad("src").unwrap().add_probe(block, move |_, probe| {
         if let Some(gst::PadProbeData::Event(e)) = &probe.data
             && e.type_() == gst::EventType::Eos
         {
             let _ = ended.lock().unwrap().send(());
-            return gst::PadProbeReturn::Drop;
+            return gst::PadProbeReturn::Ok;
         }
-        gst::PadProbeReturn::Ok
+        gst::PadProbeReturn::Pass
     });
     pipeline.set_state(gst::State::Playing).unwrap();
     end.recv_timeout(std::time::Duration::from_secs(60)).expect("the frames are coded within a minute");
