@@ -649,7 +649,7 @@ mod tests {
         let config = bundled_model();
         let (spec, _) = SdnSpec::load(&config.model).unwrap();
         let earlier = spec.earlier_maps.first().and_then(|m| m.graphs.first()).expect("the bundled model lists earlier maps");
-        let grey = image::open(ASTRONAUT).unwrap().grayscale().to_rgb8();
+        let grey = astronaut_photo().grayscale().to_rgb8();
         let (w, h) = (grey.width() as usize, grey.height() as usize);
         let grey = grey.into_raw();
         let (data, record, header) = anonymized(&config, &grey, w, h, b"alpha");
@@ -882,8 +882,14 @@ mod tests {
 
     const ASTRONAUT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/astronaut.jpg");
 
+    /// The astronaut photo, decoded by the image crate's own code (`image::open` would compile
+    /// every decoder into these tests).
+    fn astronaut_photo() -> image::DynamicImage {
+        image::load_from_memory(&std::fs::read(ASTRONAUT).unwrap()).unwrap()
+    }
+
     fn astronaut() -> (Vec<u8>, usize, usize) {
-        let img = image::open(ASTRONAUT).unwrap().to_rgb8();
+        let img = astronaut_photo().to_rgb8();
         let (w, h) = (img.width() as usize, img.height() as usize);
         (img.into_raw(), w, h)
     }

@@ -112,7 +112,7 @@ fn between_whole_frame_detections_only_what_changed_is_looked_at() {
 
     // A still grey scene, then the astronaut (200 px) stepping into it: too small a change for a
     // scene cut, so it is the change map that must send the detector there.
-    let photo = image::open(common::repo().join("samples/astronaut.jpg")).unwrap().to_rgb8();
+    let photo = common::open_image(&common::repo().join("samples/astronaut.jpg")).to_rgb8();
     let small = image::imageops::resize(&photo, 200, 200, image::imageops::FilterType::Triangle);
     let scene = |with_face: bool| {
         let mut canvas = image::RgbImage::from_pixel(1280, 720, image::Rgb([118, 120, 122]));
@@ -153,7 +153,7 @@ struct FadedAstronaut(image::RgbImage);
 
 impl FadedAstronaut {
     fn new(side: u32) -> Self {
-        let photo = image::open(common::repo().join("samples/astronaut.jpg")).unwrap().to_rgb8();
+        let photo = common::open_image(&common::repo().join("samples/astronaut.jpg")).to_rgb8();
         Self(image::imageops::resize(&photo, side, side, image::imageops::FilterType::Triangle))
     }
 
@@ -241,7 +241,7 @@ struct VideoCall {
 
 impl VideoCall {
     fn new(at: (i64, i64)) -> Self {
-        let photo = image::open(common::repo().join("samples/astronaut.jpg")).unwrap().to_rgb8();
+        let photo = common::open_image(&common::repo().join("samples/astronaut.jpg")).to_rgb8();
         let head = image::imageops::crop_imm(&photo, 130, 40, 200, 200).to_image();
         let head = image::imageops::resize(&head, 600, 600, image::imageops::FilterType::Triangle);
         let newcomer = image::imageops::resize(&photo, 200, 200, image::imageops::FilterType::Triangle);

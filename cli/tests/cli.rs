@@ -60,7 +60,7 @@ fn face_change(before: &faceveil::frame::rgb::RgbImage, after: &faceveil::frame:
 
 /// The astronaut's head (the bundled photo's 200 px square around it) at `side` px.
 fn astronaut_head(side: u32) -> image::RgbImage {
-    let photo = image::open(sample("astronaut.jpg")).unwrap().to_rgb8();
+    let photo = common::open_image(&sample("astronaut.jpg")).to_rgb8();
     let head = image::imageops::crop_imm(&photo, 140, 20, 200, 200).to_image();
     image::imageops::resize(&head, side, side, image::imageops::FilterType::Triangle)
 }
@@ -267,7 +267,7 @@ fn exif_orientation(value: u16) -> Vec<u8> {
 fn a_photo_stored_sideways_with_an_exif_orientation_is_anonymized_upright() {
     use image::ImageEncoder;
     let dir = tmpdir("sideways-photo");
-    let photo = image::open(sample("astronaut.jpg")).unwrap().to_rgb8();
+    let photo = common::open_image(&sample("astronaut.jpg")).to_rgb8();
     let upright = image::imageops::crop_imm(&photo, 0, 0, 512, 400).to_image();
     // Orientation 6: the stored pixels are the picture turned a quarter counterclockwise.
     let stored = image::imageops::rotate270(&upright);
@@ -351,7 +351,7 @@ fn a_small_photo_face_is_said_to_restore_only_roughly_unless_a_seal_it_has_is_op
 fn a_transparent_photo_keeps_its_transparency_through_anonymize_and_restore() {
     // A cut-out: the astronaut with clear corners and a half-clear band, as a PNG with alpha.
     let dir = tmpdir("transparent");
-    let rgb = image::open(sample("astronaut.jpg")).unwrap().to_rgb8();
+    let rgb = common::open_image(&sample("astronaut.jpg")).to_rgb8();
     let (w, h) = rgb.dimensions();
     let rgba = image::RgbaImage::from_fn(w, h, |x, y| {
         let p = rgb.get_pixel(x, y).0;
@@ -369,7 +369,7 @@ fn a_transparent_photo_keeps_its_transparency_through_anonymize_and_restore() {
     let alpha_of = |img: &image::DynamicImage| -> Vec<u8> { img.to_rgba8().pixels().map(|p| p[3]).collect() };
     let original_alpha = alpha_of(&image::DynamicImage::ImageRgba8(rgba.clone()));
     for (what, path) in [("anonymized", &anon), ("restored", &restored)] {
-        let written = image::open(path).unwrap();
+        let written = common::open_image(path);
         assert!(written.color().has_alpha(), "the {what} photo was written without transparency");
         assert!(alpha_of(&written) == original_alpha, "the {what} photo's transparency changed");
     }
@@ -384,7 +384,7 @@ fn a_grey_photo_gets_a_grey_surrogate_face_and_comes_back() {
     // An infrared camera's night picture: grey, though stored in RGB, as video frames reach the
     // model. A colour face space would paint its surrogate bluish and greenish.
     let dir = tmpdir("grey-face");
-    let grey = image::open(sample("astronaut.jpg")).unwrap().grayscale().to_rgb8();
+    let grey = common::open_image(&sample("astronaut.jpg")).grayscale().to_rgb8();
     let input = dir.join("night.png");
     grey.save(&input).unwrap();
     let (anon, restored, f) = sdn_round_trip(&input, "by night");
@@ -403,10 +403,16 @@ fn a_grey_photo_gets_a_grey_surrogate_face_and_comes_back() {
     assert!(changed > 6.0 && back < changed / 8.0, "face changed by {changed:.1} levels, {back:.1} after the restore");
 }
 
-/// What a decoder reads of a photo's metadata: its colour profile and its EXIF.
+/// What a decoder reads of a JPEG's or a PNG's metadata: its colour profile and its EXIF. The two
+/// decoders by name: `ImageReader` would compile every decoder into this test binary.
 fn profile_and_exif(path: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     use image::ImageDecoder;
-    let mut decoder = image::ImageReader::open(path).unwrap().with_guessed_format().unwrap().into_decoder().unwrap();
+    let bytes = std::io::Cursor::new(std::fs::read(path).unwrap());
+    let mut decoder: Box<dyn ImageDecoder> = match path.extension().and_then(|e| e.to_str()) {
+        Some("jpg") => Box::new(image::codecs::jpeg::JpegDecoder::new(bytes).unwrap()),
+        Some("png") => Box::new(image::codecs::png::PngDecoder::new(bytes).unwrap()),
+        other => panic!("{other:?}: not a JPEG or a PNG"),
+    };
     (decoder.icc_profile().unwrap(), decoder.exif_metadata().unwrap())
 }
 
@@ -414,7 +420,7 @@ fn profile_and_exif(path: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
 fn a_photo_keeps_its_colour_profile_through_anonymize_and_restore_and_loses_its_exif() {
     use image::ImageEncoder;
     let dir = tmpdir("profile");
-    let photo = image::open(sample("astronaut.jpg")).unwrap().to_rgb8();
+    let photo = common::open_image(&sample("astronaut.jpg")).to_rgb8();
     let (w, h) = photo.dimensions();
     // The bytes of a profile (a phone's Display P3, say) travel as they are; EXIF stands for the
     // camera's, whose GPS position, time and serial an anonymized photo must not carry.
@@ -664,7 +670,7 @@ fn a_folder_of_photos_keeps_its_names_and_a_gray_photo_works() {
     let (src, out) = (dir.join("in"), dir.join("out"));
     std::fs::create_dir_all(&src).unwrap();
     std::fs::copy(sample("astronaut.jpg"), src.join("a.jpg")).unwrap();
-    image::open(sample("astronaut.jpg")).unwrap().to_luma8().save(src.join("gray.png")).unwrap();
+    common::open_image(&sample("astronaut.jpg")).to_luma8().save(src.join("gray.png")).unwrap();
     std::fs::write(src.join("b.heic"), b"not decoded here").unwrap();
     let o = faceveil(&["anonymize", s(&src), "-o", s(&out), "--mode", "solid"], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -684,7 +690,7 @@ fn photos_in_webp_tiff_bmp_gif_or_with_no_name_are_anonymized_and_restored_and_a
     let dir = tmpdir("formats");
     let (src, anon, back, boxes) = (dir.join("in"), dir.join("anon"), dir.join("back"), dir.join("boxes.json"));
     std::fs::create_dir_all(&src).unwrap();
-    let photo = image::open(sample("astronaut.jpg")).unwrap();
+    let photo = common::open_image(&sample("astronaut.jpg"));
     photo.save(src.join("a.webp")).unwrap();
     photo.save(src.join("b.tiff")).unwrap();
     photo.save(src.join("c.bmp")).unwrap();
@@ -711,8 +717,7 @@ fn photos_in_webp_tiff_bmp_gif_or_with_no_name_are_anonymized_and_restored_and_a
         let written = if name.contains('.') { format!("{name}.png") } else { "e.png".to_string() };
         assert_eq!(faces.faces.len(), 1, "{name}: the astronaut's face");
         let f = &faces.faces[0];
-        let decoded =
-            image::ImageReader::open(src.join(name)).unwrap().with_guessed_format().unwrap().decode().unwrap().to_rgb8();
+        let decoded = common::open_image(&src.join(name)).to_rgb8();
         let before =
             faceveil::frame::rgb::RgbImage::from_raw(decoded.width() as usize, decoded.height() as usize, decoded.into_raw())
                 .unwrap();
@@ -1443,7 +1448,7 @@ fn every_face_centerface_finds_in_real_photos_is_changed() {
     for f in files.iter().take(12) {
         // PNG copies, so that only faceveil (not JPEG re-encoding) changes pixels.
         let name = f.file_stem().unwrap().to_str().unwrap().to_string() + ".png";
-        image::open(f).unwrap().to_rgb8().save(src.join(name)).unwrap();
+        common::open_image(f).to_rgb8().save(src.join(name)).unwrap();
     }
     let o = faceveil(&["anonymize", s(&src), "-o", s(&out), "--mode", "sdn"], &[("FACEVEIL_PASSWORD", "photos")]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -1482,7 +1487,7 @@ fn a_sunlit_face_comes_back_from_a_lossless_photo_whatever_the_password() {
     // bends them in and keeps them (29.7 to 29.8 dB, against 30.8 to 31.1 for the photo as it was:
     // the face goes through the network at 128 px and is resampled back).
     let dir = tmpdir("sunlit");
-    let mut img = image::open(sample("astronaut.jpg")).unwrap().to_rgb8();
+    let mut img = common::open_image(&sample("astronaut.jpg")).to_rgb8();
     for v in img.iter_mut() {
         *v = (f32::from(*v) * 1.3 + 20.0).min(255.0) as u8;
     }
@@ -1495,7 +1500,7 @@ fn a_sunlit_face_comes_back_from_a_lossless_photo_whatever_the_password() {
         assert!(o.status.success(), "{}", stderr(&o));
         let o = faceveil(&["restore", s(&anon), "-o", s(&restored)], &pw);
         assert!(o.status.success(), "{}", stderr(&o));
-        let (a, r) = (image::open(&anon).unwrap().to_rgb8(), image::open(&restored).unwrap().to_rgb8());
+        let (a, r) = (common::open_image(&anon).to_rgb8(), common::open_image(&restored).to_rgb8());
         // Only the face changes in a PNG: measure the restore over the pixels the anonymization changed.
         let (mut se, mut n) = (0.0f64, 0usize);
         for ((po, pa), pr) in img.pixels().zip(a.pixels()).zip(r.pixels()) {
@@ -1839,18 +1844,19 @@ fn ctrl_c_while_connecting_ends_at_once_and_writes_nothing() {
 #[test]
 fn a_stream_that_changes_resolution_is_anonymized_and_restored_whole_in_ts_and_cut_cleanly_in_mp4() {
     let dir = tmpdir("resize");
-    // 100 frames at 640x360, then 180 at 1280x720, in MPEG-TS (which can carry the change).
+    // 100 frames at 640x360, then about 60 at 1280x720, in MPEG-TS (which can carry the change).
     let input = dir.join("changing.ts");
     media::launch(&format!(
         "concat name=c ! videoconvert ! x264enc speed-preset=ultrafast key-int-max=30 ! h264parse ! mpegtsmux ! filesink location={} \
-         filesrc location={} ! decodebin ! videoconvert ! c. filesrc location={} ! decodebin ! videoconvert ! c.",
+         filesrc location={} ! decodebin ! videoconvert ! c. filesrc location={} ! decodebin ! identity eos-after=60 ! videoconvert ! c.",
         input.display(),
         sample("two_faces_640x360.mp4").display(),
         sample("faces_720p.mp4").display()
     ));
     let sizes = |d: &media::Decoded| d.frames.iter().map(|f| (f.width, f.height)).collect::<Vec<_>>();
     let original = media::decode(&input);
-    assert_eq!(original.frames.len(), 280);
+    let frames = original.frames.len();
+    assert!(frames >= 150 && sizes(&original)[99..101] == [(640, 360), (1280, 720)], "{:?}", sizes(&original));
     let pw = [("FACEVEIL_PASSWORD", "resize")];
 
     let anon = dir.join("anon.ts");
@@ -1864,8 +1870,8 @@ fn a_stream_that_changes_resolution_is_anonymized_and_restored_whole_in_ts_and_c
     assert_eq!(sizes(&r), sizes(&original));
     // Faces on both sides of the change were replaced and brought back.
     let records = sidecar_crops(&dir.join("anon.ts.faceveil"));
-    assert_eq!(records.len(), 280);
-    for i in [50, 200] {
+    assert_eq!(records.len(), frames);
+    for i in [50, 130] {
         let crops = &records[i];
         assert!(!crops.is_empty(), "frame {i}: faces found");
         let (p_anon, p_rest) =

@@ -103,7 +103,7 @@ fn anonymized_and_wrong_password_faces_are_other_people_and_restored_ones_are_no
     let files: Vec<PathBuf> = files.into_iter().take(8).collect();
     for f in &files {
         // PNG copies, so that only faceveil changes pixels.
-        image::open(f).unwrap().to_rgb8().save(src.join(f.file_stem().unwrap()).with_extension("png")).unwrap();
+        common::open_image(f).to_rgb8().save(src.join(f.file_stem().unwrap()).with_extension("png")).unwrap();
     }
     let passwords = ["first password", "second password", "third password"];
     for (i, pw) in passwords.iter().enumerate() {

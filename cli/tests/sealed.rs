@@ -41,14 +41,14 @@ fn failed(o: &Output, says: &str) {
 /// The astronaut photo as a lossless PNG, so that "exact" can be checked pixel for pixel.
 fn lossless_photo(dir: &Path) -> (PathBuf, image::RgbImage) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let img = image::open(repo.join("samples/astronaut.jpg")).unwrap().to_rgb8();
+    let img = common::open_image(&repo.join("samples/astronaut.jpg")).to_rgb8();
     let path = dir.join("in.png");
     img.save(&path).unwrap();
     (path, img)
 }
 
 fn pixels(path: &Path) -> image::RgbImage {
-    image::open(path).unwrap().to_rgb8()
+    common::open_image(path).to_rgb8()
 }
 
 fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
@@ -195,7 +195,7 @@ fn faces_blurred_or_pixelated_for_viewers_come_back_exactly_for_a_recipient() {
 fn a_jpeg_whose_sealed_faces_outgrow_one_comment_carries_them_in_several() {
     let dir = tmpdir("jpeg-parts");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let small = image::open(repo.join("samples/astronaut.jpg")).unwrap().to_rgb8();
+    let small = common::open_image(&repo.join("samples/astronaut.jpg")).to_rgb8();
     let large = image::imageops::resize(&small, small.width() * 3, small.height() * 3, image::imageops::FilterType::Triangle);
     let input = dir.join("large.jpg");
     large.save(&input).unwrap();

@@ -20,7 +20,7 @@ fn init() {
 
 /// The bundled astronaut photo (public domain) as packed RGB.
 fn astronaut() -> (Vec<u8>, u32, u32) {
-    let img = image::open(repo().join("samples/astronaut.jpg")).unwrap().to_rgb8();
+    let img = common::open_image(&repo().join("samples/astronaut.jpg")).to_rgb8();
     let (w, h) = img.dimensions();
     (img.into_raw(), w, h)
 }
@@ -602,7 +602,7 @@ fn a_grey_cameras_faces_come_back_through_a_gray8_pipeline() {
     // An infrared camera's GRAY8 frames: what faceveil writes back is the surrogate's luma only,
     // so a coloured surrogate (sdn-0.6.3's of a grey face) lost what its restore needed (28 dB
     // over the face); the grey face space's surrogate is grey and loses nothing.
-    let grey = image::open(repo().join("samples/astronaut.jpg")).unwrap().grayscale().to_rgb8();
+    let grey = common::open_image(&repo().join("samples/astronaut.jpg")).grayscale().to_rgb8();
     let (w, h) = grey.dimensions();
     let grey = grey.into_raw();
     let dir = TestDir::new("gray8");

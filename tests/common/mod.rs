@@ -62,8 +62,16 @@ impl Drop for TestDir {
     }
 }
 
+/// The photo at `path`, decoded by the image crate's own compiled code: `image::open` is generic
+/// over the path, and each test binary that calls it compiles every decoder again (about 10 s
+/// of the suite's build each).
+pub fn open_image(path: &Path) -> image::DynamicImage {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    image::load_from_memory(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 pub fn load_rgb(path: &Path) -> RgbImage {
-    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
+    let img = open_image(path).to_rgb8();
     RgbImage::from_raw(img.width() as usize, img.height() as usize, img.into_raw()).unwrap()
 }
 
