@@ -753,8 +753,9 @@ mod tests {
             let (data, record, header) = anonymized(&bundled, &original, w, h, password);
             let square = record.faces[0].square;
             let coded = jpeg_q75(&chroma_420(&data, w, h), w, h);
+            let keys = PasswordKeys::new(password);
             let error = |config: &Config| {
-                let mut restorer = Restorer::new(config, Some(password), &header).unwrap();
+                let mut restorer = Restorer::with_keys(config, Some(&keys), &header).unwrap();
                 let mut out = coded.clone();
                 let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut out).unwrap();
                 restorer.process_record(&mut frame, &record).unwrap();
@@ -810,13 +811,17 @@ mod tests {
         // restored face. Near black and white the exact unbend multiplies that up to a hundredfold.
         let config = bundled_model();
         let (original, w, h) = astronaut();
+        // The four restores of each password take its key from one derivation, and the restore
+        // graph stays open between them, as a folder's restore does.
+        let _warm = WarmModels::start(&config, Direction::Restore);
         let passwords: [&[u8]; 4] = [b"alpha", b"bravo", b"charlie", b"delta"];
         for password in passwords {
             let (data, record, header) = anonymized(&config, &original, w, h, password);
             let square = record.faces[0].square;
             let coded = jpeg_q75(&chroma_420(&data, w, h), w, h);
+            let keys = PasswordKeys::new(password);
             let restore = |input: &[u8], lossy: bool| {
-                let mut restorer = Restorer::new(&config, Some(password), &header).unwrap().lossy_input(lossy);
+                let mut restorer = Restorer::with_keys(&config, Some(&keys), &header).unwrap().lossy_input(lossy);
                 let mut out = input.to_vec();
                 let mut frame = FrameMut::packed(PixelFormat::Rgb, w, h, w * 3, &mut out).unwrap();
                 restorer.process_record(&mut frame, &record).unwrap();
