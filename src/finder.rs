@@ -255,7 +255,7 @@ impl FaceFinder {
     /// whole frame is looked at on every frame, as with detection on every frame.
     /// Faces at the edge of detection come and go from frame to frame, and looks every 2nd frame
     /// at what changed left some uncovered that detection on every frame covers (the CLI's
-    /// tests/coverage.rs): on 05_crowd a head of 10 px that cleared the threshold on one skipped
+    /// cli/tests/integration/coverage.rs): on 05_crowd a head of 10 px that cleared the threshold on one skipped
     /// frame only, and one whose square the tracker moved too slowly; on 02_hamilton a face in a
     /// dark corner that did not change, which a look at a part scores lower than a look at the
     /// whole frame does (0.35 on the whole frame, nothing in a crop of 65 px). `faceveil

@@ -193,6 +193,13 @@ pub struct AnonymizeArgs {
     #[arg(long, value_name = "KBPS", requires = "serve_rtsp",
           value_parser = clap::value_parser!(u32).range(64..=200_000))]
     pub serve_bitrate: Option<u32>,
+    /// Key the served stream at most this many pictures apart (it keys wherever a client starts
+    /// to play as well); default 250. Fewer shortens what a client over UDP shows of a lost
+    /// packet, which lasts until the next keyframe, at a cost in bits: a keyframe of live x264
+    /// takes them from the pictures around it. Over TCP nothing is lost
+    #[arg(long, value_name = "FRAMES", requires = "serve_rtsp",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub serve_keyframe_interval: Option<u32>,
     /// Ask every client of --serve-rtsp for this user's login (RTSP digest authentication); its
     /// password from --serve-password-file or $FACEVEIL_SERVE_PASSWORD, else a prompt. Without
     /// it anyone who reaches the port may play the stream

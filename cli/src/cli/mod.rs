@@ -29,7 +29,7 @@ use faceveil::stream::sidecar;
 
 use args::{AnonymizeArgs, BenchArgs, Cli, Command, RestoreArgs};
 use credentials::{access, login, password, sealing};
-use media::encoder::{DEFAULT_CRF, Quality, SEALED_RESTORE_CRF};
+use media::encoder::{DEFAULT_CRF, LIVE_KEYFRAME_EVERY, Quality, SEALED_RESTORE_CRF};
 use media::input::Input;
 use media::{images, rtsp, video, virtualcam};
 
@@ -136,7 +136,11 @@ fn anonymize(mut args: AnonymizeArgs) -> Result<()> {
         let certificate =
             args.serve_tls_cert.as_deref().map(|cert| access::certificate(cert, args.serve_tls_key.as_deref())).transpose()?;
         let access = access::Access { viewers: viewer.into_iter().collect(), certificate };
-        return rtsp::serve(&input, port, args.serve_bitrate, &settings, &access);
+        let coding = rtsp::Coding {
+            bitrate: args.serve_bitrate,
+            keyframe_interval: args.serve_keyframe_interval.unwrap_or(LIVE_KEYFRAME_EVERY),
+        };
+        return rtsp::serve(&input, port, coding, &settings, &access);
     }
     if let Some(device) = &args.virtual_camera {
         return virtualcam::run(&input, device, &settings);

@@ -221,7 +221,8 @@ pub fn ceiling_follows_frames(encoder: &gst::Element) -> Result<()> {
 /// 300th picture, recovers over ten pictures); at a set bitrate 0.9 and 3.9 dB better (an intra
 /// refresh over 120 pictures: 47.82 and 40.96 dB). An RTSP client over UDP that loses a packet
 /// sees the damage until the next keyframe, up to 250 pictures on: over TCP (`rtspt://`, or a
-/// player's "RTSP over TCP") nothing is lost, and serve's `keyframe_interval` shortens it.
+/// player's "RTSP over TCP") nothing is lost, and `--serve-keyframe-interval` (serve's
+/// `keyframe_interval`) shortens it.
 pub const LIVE_KEYFRAME_EVERY: u32 = 250;
 
 /// Asks the live encoder upstream of `pad` to key its next picture, with its parameter sets (the

@@ -40,14 +40,28 @@ const STUCK_FRAMES: u64 = 90;
 /// file has ended, before the server goes.
 const CLIENTS_LEAVE_WAIT: Duration = Duration::from_secs(10);
 
+/// How the served stream is coded.
+#[derive(Clone, Copy, Debug)]
+pub struct Coding {
+    /// The encoder's bitrate in kbit/s, or `None` to follow the frames' size and rate.
+    pub bitrate: Option<u32>,
+    /// The most pictures between two keyframes ([`encoder::LIVE_KEYFRAME_EVERY`] by default).
+    pub keyframe_interval: u32,
+}
+
+impl Default for Coding {
+    fn default() -> Self {
+        Self { bitrate: None, keyframe_interval: encoder::LIVE_KEYFRAME_EVERY }
+    }
+}
+
 /// What the serving side exposes to the ingest: the appsrc of the current media, if a client
 /// is connected. Clients that connect before the source has delivered a frame wait for it (the
 /// server cannot describe a stream it has not seen).
 #[derive(Clone, Default)]
 struct Outlet {
     appsrc: Arc<Mutex<Option<gst_app::AppSrc>>>,
-    /// The encoder's bitrate in kbit/s, or `None` to follow the frames' size and rate.
-    bitrate: Option<u32>,
+    coding: Coding,
     /// The latest frame (with its SEI meta), its caps and when it went out: repeated while the
     /// source is away so that clients keep a picture and new clients can still connect.
     last: Arc<Mutex<Option<LastFrame>>>,
@@ -87,7 +101,7 @@ impl Outlet {
         if src.caps().as_ref() != Some(caps) {
             let encoder = src.parent().and_then(|p| p.downcast::<gst::Bin>().ok()).and_then(|b| b.by_name("enc"));
             if let Some(encoder) = encoder {
-                encoder.set_property("bitrate", self.bitrate.unwrap_or_else(|| encoder::live_bitrate(caps)));
+                encoder.set_property("bitrate", self.coding.bitrate.unwrap_or_else(|| encoder::live_bitrate(caps)));
             }
             src.set_caps(Some(caps));
         }
@@ -131,9 +145,10 @@ fn start_server(
     server.set_service(&port.to_string());
     let factory = gst_rtsp_server::RTSPMediaFactory::new();
     // Live x264 (no lookahead, no B-frames) keys where a client starts to play (below), and
-    // otherwise seldom: without lookahead each keyframe starves the frames around it. The
+    // otherwise seldom (`--serve-keyframe-interval`): without lookahead each keyframe starves
+    // the frames around it. The
     // bitrate is set on the encoder when the frames' caps are known.
-    let encoder = encoder::live("enc", LiveRate::Average, encoder::LIVE_KEYFRAME_EVERY, faces_finer);
+    let encoder = encoder::live("enc", LiveRate::Average, outlet.coding.keyframe_interval, faces_finer);
     factory.set_launch(&format!(
         "( appsrc name=src is-live=true format=time ! queue ! videoconvert ! video/x-raw,format=I420 \
          ! {encoder} ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
@@ -331,7 +346,7 @@ fn announce(header: Option<String>, last: &mut Option<String>) {
     }
 }
 
-pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings, access: &Access) -> Result<()> {
+pub fn serve(input: &Input, port: u16, coding: Coding, settings: &Settings, access: &Access) -> Result<()> {
     elements::init()?;
     let Input::Stream(source) = input else { bail!("--serve-rtsp needs a video file, an RTSP URL or a camera") };
     let live = input.is_live();
@@ -346,7 +361,7 @@ pub fn serve(input: &Input, port: u16, bitrate: Option<u32>, settings: &Settings
         Err(e) if live => Err(e),
         Err(e) => return Err(e),
     };
-    let outlet = Outlet { bitrate, ..Outlet::default() };
+    let outlet = Outlet { coding, ..Outlet::default() };
     let (server, _id) = start_server(port, &outlet, settings.sealing.signing.clone(), access, settings.restores_surrogates())?;
     println!("serving {}://127.0.0.1:{port}{MOUNT}{} (Ctrl-C to stop)", access.scheme(), access.describe());
     let main_loop = gst::glib::MainLoop::new(None, false);

@@ -169,7 +169,7 @@ mod tests {
         out
     }
 
-    /// v4l2loopback cannot be loaded here (tests/cli.rs tries the device itself where it can):
+    /// v4l2loopback cannot be loaded here (cli/tests/integration/cli.rs tries the device itself where it can):
     /// the same pipeline, with an appsink where v4l2sink goes, must hand over every frame of a
     /// file in the device's format, faces painted over and the rest kept.
     #[test]

@@ -2,7 +2,7 @@
 //! test skips without it): real photos anonymized with several passwords, and restored with a
 //! wrong one, are other people; restored with the right one, the same people again.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -7,7 +7,7 @@
 //! `faceveil verify` refuses a signed recording whose pictures were altered outside the faces,
 //! that was cut short of its signed end, or whose pictures' times were changed.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

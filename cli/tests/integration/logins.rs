@@ -4,7 +4,7 @@
 //! not run beside the RTSP tests there on two cores, where gst-rtsp-server 1.22's stall of a
 //! TCP client (`cli/src/cli/media/stuck.rs`) comes with load.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -2,7 +2,7 @@
 //! private, is never overwritten, and with a passphrase opens only with that passphrase; so does
 //! the signing key of `--signing`, which signs as the signer it prints.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -4,7 +4,7 @@
 pub mod media;
 pub mod served;
 
-#[path = "../../../tests/common/mod.rs"]
+#[path = "../../../../tests/common/mod.rs"]
 mod workspace;
 
 pub use workspace::*;

@@ -2,13 +2,14 @@
 //! dead camera, a reload, and bad configs. Every wait is bounded and every server is killed
 //! when its test ends, however it ends.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::served::{keyframes_from, pictures_received};
 use common::{free_port, media, s, sample, tmpdir};
 use faceveil::frame::rgb::RgbImage;
 use faceveil::stream::end::{END_FILE_EXTENSION, StreamEnd};
@@ -591,31 +592,6 @@ fn a_client_joining_a_mount_over_tls_with_a_login_it_is_for_receives_the_camera_
     let (frames, _, error) = play(&url, None, authorities);
     assert!(frames >= 10, "{frames} frames arrived after the reload ({error:?}); the server's log:\n{}", serve.log());
     assert!(!serve.log().contains(PASSWORD), "the server printed a password");
-}
-
-/// Whether each coded picture that `source` (a gst-launch description that gives H.264: a file
-/// demuxed, an RTSP client) gives within 30 s is a keyframe, up to `most` of them.
-fn keyframes_from(source: &str, most: usize) -> Vec<bool> {
-    gst::init().unwrap();
-    let pipeline = gst::parse::launch(&format!("{source} ! h264parse ! appsink name=sink sync=false"))
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let (mut keyframes, deadline) = (Vec::new(), Instant::now() + Duration::from_secs(30));
-    while keyframes.len() < most && Instant::now() < deadline && !sink.is_eos() {
-        if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(500)) {
-            keyframes.push(!sample.buffer().unwrap().flags().contains(gst::BufferFlags::DELTA_UNIT));
-        }
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    keyframes
-}
-
-/// Whether each coded picture a client of `url` receives is a keyframe (see [`keyframes_from`]).
-fn pictures_received(url: &str, most: usize) -> Vec<bool> {
-    keyframes_from(&format!("rtspsrc location={url} latency=0 ! rtph264depay"), most)
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The `faceveil` command on real photos and clips, and on bad input.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -1725,6 +1725,20 @@ fn a_client_joining_a_served_stream_midway_starts_at_a_whole_picture() {
     // (measured: 2.7 with undecodable pictures dropped, 24.2 with them shown).
     let closest = original.iter().map(|o| common::mean_abs_diff(o, &joined[0], 0, 0, o.width, o.height)).fold(f64::MAX, f64::min);
     assert!(closest < 6.0, "the late client's first picture differs from every frame of the clip by {closest:.1} on average");
+}
+
+/// `--serve-keyframe-interval` keys the served stream that often besides where a client starts to
+/// play (by default the sample's 100 pictures are keyed there alone: the test above).
+#[test]
+fn a_served_stream_keys_as_often_as_it_is_told() {
+    let dir = tmpdir("served-keyframes");
+    let clip = sample("two_faces_640x360.mp4");
+    let (_server, url) = serve_clip(&clip, &["--mode", "blur", "--serve-keyframe-interval", "20"], &dir);
+    let keyframes = common::served::pictures_received(&url, 100);
+    let at: Vec<usize> = (0..keyframes.len()).filter(|&i| keyframes[i]).collect();
+    assert!(keyframes.len() >= 90 && at.first() == Some(&0), "keyframes at {at:?} of {} pictures", keyframes.len());
+    let gaps = at.windows(2).map(|w| w[1] - w[0]).chain([keyframes.len() - at.last().unwrap()]);
+    assert!(gaps.into_iter().all(|gap| gap <= 20), "keyframes at {at:?} of {} pictures", keyframes.len());
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Faces covered when detection skips frames, on real footage: issue 14's frame budget allows
 //! no face uncovered in a frame that detection on every frame would have covered.
 
-mod common;
+use crate::common;
 
 use common::*;
 use faceveil::config::Config;

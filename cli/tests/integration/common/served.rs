@@ -1,5 +1,6 @@
 //! The CLI's processes that RTSP tests run: a spawned `faceveil` killed when dropped, a clip
-//! served with `--serve-rtsp`, and waits bounded in time.
+//! served with `--serve-rtsp`, waits bounded in time, and which pictures a client receives as
+//! keyframes.
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -123,4 +124,30 @@ pub fn closing_server() -> (String, std::thread::JoinHandle<()>) {
         }
     });
     (url, server)
+}
+
+/// Whether each coded picture that `source` (a gst-launch description that gives H.264: a file
+/// demuxed, an RTSP client) gives within 30 s is a keyframe, up to `most` of them.
+pub fn keyframes_from(source: &str, most: usize) -> Vec<bool> {
+    use gst::prelude::*;
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(&format!("{source} ! h264parse ! appsink name=sink sync=false"))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let (mut keyframes, deadline) = (Vec::new(), std::time::Instant::now() + std::time::Duration::from_secs(30));
+    while keyframes.len() < most && std::time::Instant::now() < deadline && !sink.is_eos() {
+        if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(500)) {
+            keyframes.push(!sample.buffer().unwrap().flags().contains(gst::BufferFlags::DELTA_UNIT));
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    keyframes
+}
+
+/// Whether each coded picture a client of `url` receives is a keyframe (see [`keyframes_from`]).
+pub fn pictures_received(url: &str, most: usize) -> Vec<bool> {
+    keyframes_from(&format!("rtspsrc location={url} latency=0 ! rtph264depay"), most)
 }
