@@ -992,10 +992,10 @@ fn a_signed_live_recording_stopped_by_a_full_disk_ends_on_whole_pictures_that_ve
     let dir = tmpdir("full-signed");
     let ((_, recipient), (camera, signer)) = (keygen(&dir, "a"), signing_keygen(&dir, "camera"));
     let long = dir.join("long.mp4");
-    // The served clip plays once, shared by the recordings one after another: 80 s.
-    common::media::moving_ball(&long, 2400, 30);
+    // The served clip plays once, shared by the three recordings at once: 40 s.
+    common::media::moving_ball(&long, 1200, 30);
     let (_server, url) = serve_clip(&long, &["--mode", "blur"], &dir);
-    for ext in ["ts", "mkv", "mp4"] {
+    let record = |ext: &str| {
         let out = dir.join(format!("recorded.{ext}"));
         // A disk that fills at 128 KiB.
         let o = common::without_criticals(
@@ -1005,6 +1005,13 @@ fn a_signed_live_recording_stopped_by_a_full_disk_ends_on_whole_pictures_that_ve
                 .output()
                 .unwrap(),
         );
+        (out, o)
+    };
+    let recorded: Vec<_> = std::thread::scope(|scope| {
+        let runs: Vec<_> = ["ts", "mkv", "mp4"].map(|ext| scope.spawn(move || (ext, record(ext)))).into_iter().collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    for (ext, (out, o)) in recorded {
         let said = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success() && said.contains("File too large"), "{ext}: {said}");
         assert!(said.contains("the recording stopped there, and what was written of its"), "{ext}: {said}");
