@@ -1008,8 +1008,8 @@ fn a_signed_live_recording_stopped_by_a_full_disk_ends_on_whole_pictures_that_ve
         (out, o)
     };
     let recorded: Vec<_> = std::thread::scope(|scope| {
-        let runs: Vec<_> = ["ts", "mkv", "mp4"].map(|ext| scope.spawn(move || (ext, record(ext)))).into_iter().collect();
-        runs.into_iter().map(|run| run.join().unwrap()).collect()
+        let runs = ["ts", "mkv", "mp4"].map(|ext| scope.spawn(move || (ext, record(ext))));
+        runs.map(|run| run.join().unwrap()).into_iter().collect()
     });
     for (ext, (out, o)) in recorded {
         let said = String::from_utf8_lossy(&o.stderr);

@@ -99,8 +99,7 @@ impl Outlet {
     fn send(&self, mut buffer: gst::Buffer, caps: &gst::Caps) {
         let Some(src) = self.appsrc.lock().unwrap().clone() else { return };
         if src.caps().as_ref() != Some(caps) {
-            let encoder = src.parent().and_then(|p| p.downcast::<gst::Bin>().ok()).and_then(|b| b.by_name("enc"));
-            if let Some(encoder) = encoder {
+            if let Some(encoder) = in_media(&src, "enc") {
                 encoder.set_property("bitrate", self.coding.bitrate.unwrap_or_else(|| encoder::live_bitrate(caps)));
             }
             src.set_caps(Some(caps));
@@ -146,8 +145,7 @@ fn start_server(
     let factory = gst_rtsp_server::RTSPMediaFactory::new();
     // Live x264 (no lookahead, no B-frames) keys where a client starts to play (below), and
     // otherwise seldom (`--serve-keyframe-interval`): without lookahead each keyframe starves
-    // the frames around it. The
-    // bitrate is set on the encoder when the frames' caps are known.
+    // the frames around it. The bitrate is set on the encoder when the frames' caps are known.
     let encoder = encoder::live("enc", LiveRate::Average, outlet.coding.keyframe_interval, faces_finer);
     factory.set_launch(&format!(
         "( appsrc name=src is-live=true format=time ! queue ! videoconvert ! video/x-raw,format=I420 \
@@ -194,10 +192,14 @@ fn start_server(
 /// sink pad.
 fn ask_keyframe_of(media: &Mutex<Option<gst_app::AppSrc>>) {
     let Some(src) = media.lock().unwrap().clone() else { return };
-    let pay = src.parent().and_then(|p| p.downcast::<gst::Bin>().ok()).and_then(|bin| bin.by_name("pay0"));
-    if let Some(pad) = pay.and_then(|pay| pay.static_pad("sink")) {
+    if let Some(pad) = in_media(&src, "pay0").and_then(|pay| pay.static_pad("sink")) {
         encoder::ask_keyframe(&pad);
     }
+}
+
+/// The element named `name` in the media whose appsrc is `src` (the factory's launch line).
+fn in_media(src: &gst_app::AppSrc, name: &str) -> Option<gst::Element> {
+    src.parent().and_downcast::<gst::Bin>()?.by_name(name)
 }
 
 enum IngestEnd {
@@ -519,7 +521,7 @@ mod tests {
         /// The current media's payloader.
         fn payloader(&self) -> gst::Element {
             let src = self.outlet.appsrc.lock().unwrap().clone().unwrap();
-            src.parent().and_downcast::<gst::Bin>().unwrap().by_name("pay0").unwrap()
+            in_media(&src, "pay0").unwrap()
         }
     }
 
