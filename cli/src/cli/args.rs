@@ -1,6 +1,7 @@
 //! Command-line arguments.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -12,7 +13,7 @@ use faceveil::runtime::Provider;
 
 use crate::cli::credentials::access::Authorities;
 use crate::cli::credentials::login::{self, Login};
-use crate::cli::media::input::{Input, Reach, RtspTransport};
+use crate::cli::media::input::{Input, MAX_STALL_SECONDS, Reach, RtspTransport};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -370,6 +371,11 @@ pub struct CommonArgs {
     /// instead of the system's (a camera's own, say)
     #[arg(long, value_name = "FILE")]
     pub source_ca: Option<PathBuf>,
+    /// For a URL input: how long it may send no frame before it counts as hung (20 s by
+    /// default); a recording then ends with its frames kept, a served stream connects again. A
+    /// camera that streams only while something moves needs longer
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=MAX_STALL_SECONDS))]
+    pub stall_timeout: Option<u64>,
 }
 
 /// What needs no SDN model, for the error that says one is missing.
@@ -387,7 +393,8 @@ impl CommonArgs {
             })
             .transpose()?;
         let authorities = self.source_ca.as_deref().map(Authorities::read).transpose()?;
-        let input = Input::parse(text)?.reached(Reach { transport: self.rtsp_transport, login, authorities })?;
+        let stall = self.stall_timeout.map(Duration::from_secs);
+        let input = Input::parse(text)?.reached(Reach { transport: self.rtsp_transport, login, authorities, stall })?;
         if login::url_has_password(text) {
             eprintln!(
                 "faceveil: warning: the input URL holds a password, which other users of this machine can read in the process \

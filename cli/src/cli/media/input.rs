@@ -16,14 +16,18 @@ const PICTURE_FORMATS: &[ImageFormat] =
     &[ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP, ImageFormat::Tiff, ImageFormat::Bmp, ImageFormat::Gif];
 
 /// A live source that sends no frame for this long is restarted: a camera can hang without
-/// closing its connection, and an RTSP source then waits forever.
-pub const STALL: Duration = Duration::from_secs(20);
+/// closing its connection, and an RTSP source then waits forever. A URL source can be given
+/// another ([`Reach::stall`]): a camera that streams only while something moves needs longer.
+pub const DEFAULT_STALL: Duration = Duration::from_secs(20);
+
+/// The longest a URL source may be told to stay silent: a day.
+pub const MAX_STALL_SECONDS: u64 = 86_400;
 
 /// Follows an RTSP source's word that its server closed the connection mid-stream. A server
 /// that ends a stream says so first (an RTCP BYE, which rtspsrc turns into the end of its pads);
 /// one that closes without it has died, or its camera or the network has. Over TCP rtspsrc then
 /// ends its pads where it has any, so a recording would end as if whole, and where it has none
-/// yet nothing would end the run but [`STALL`]; over UDP it connects again, and a server that
+/// yet nothing would end the run but the stall ([`DEFAULT_STALL`]); over UDP it connects again, and a server that
 /// closed only its control connection may stream on.
 #[derive(Default)]
 pub struct Closing {
@@ -118,7 +122,7 @@ pub struct Remote {
     pub reach: Reach,
 }
 
-/// How a URL source is reached.
+/// How a URL source is reached, and how long it may stay silent.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Reach {
     /// How an rtsp:// source is received.
@@ -128,6 +132,8 @@ pub struct Reach {
     /// The certificate authorities an rtsps:// source's certificate must chain to (default: the
     /// system's).
     pub authorities: Option<Authorities>,
+    /// How long the source may send no frame before it counts as hung (default: [`DEFAULT_STALL`]).
+    pub stall: Option<Duration>,
 }
 
 impl Remote {
@@ -160,14 +166,14 @@ impl StreamSource {
         }
     }
 
-    /// Reached as `reach` says; a login and authorities are for URLs only.
+    /// Reached as `reach` says; a login, authorities and a stall timeout are for URLs only.
     pub fn reached(self, reach: Reach) -> Result<Self> {
         match self {
             Self::Uri(remote) => Ok(Self::Uri(remote.with(reach)?)),
             other => {
                 ensure!(
-                    reach.login.is_none() && reach.authorities.is_none(),
-                    "a login or certificate authorities are for URL sources"
+                    reach.login.is_none() && reach.authorities.is_none() && reach.stall.is_none(),
+                    "a login, certificate authorities or a stall timeout are for URL sources"
                 );
                 Ok(other)
             }
@@ -177,6 +183,14 @@ impl StreamSource {
     /// Live sources deliver at their own pace and are reconnected when they end; files end.
     pub fn is_live(&self) -> bool {
         !matches!(self, Self::File(_))
+    }
+
+    /// How long a live source may send no frame before the run counts it as hung.
+    pub fn stall(&self) -> Duration {
+        match self {
+            Self::Uri(remote) => remote.reach.stall.unwrap_or(DEFAULT_STALL),
+            _ => DEFAULT_STALL,
+        }
     }
 }
 
@@ -278,13 +292,18 @@ impl Input {
         })
     }
 
-    /// Reached as `reach` says; a login and authorities are for URL inputs only.
+    /// Reached as `reach` says; a login, authorities and a stall timeout are for URL inputs only.
     pub fn reached(self, reach: Reach) -> Result<Self> {
-        let Self::Stream(source) = self else {
-            ensure!(reach.login.is_none() && reach.authorities.is_none(), "--source-user and --source-ca are for URL inputs");
-            return Ok(self);
-        };
-        Ok(Self::Stream(source.reached(reach)?))
+        match self {
+            Self::Stream(source @ StreamSource::Uri(_)) => Ok(Self::Stream(source.reached(reach)?)),
+            other => {
+                ensure!(
+                    reach.login.is_none() && reach.authorities.is_none() && reach.stall.is_none(),
+                    "--source-user, --source-ca and --stall-timeout are for URL inputs"
+                );
+                Ok(other)
+            }
+        }
     }
 
     /// A video file of a folder run, found there (not parsed from the command line).
@@ -348,6 +367,7 @@ mod tests {
             transport: RtspTransport::Udp,
             login: Some(Login::read("ops", Some(&file), None, "the input's login").unwrap()),
             authorities: None,
+            stall: None,
         };
         let Input::Stream(StreamSource::Uri(remote)) = Input::parse("rtsp://cam/s").unwrap().reached(login()).unwrap() else {
             panic!("an rtsp input")
@@ -361,6 +381,21 @@ mod tests {
         assert!(Input::parse(sample).unwrap().reached(login()).is_err());
         assert!(StreamSource::parse("webcam").reached(login()).is_err());
         std::fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
+    fn a_stall_timeout_goes_to_urls_only() {
+        let patient = Reach { stall: Some(Duration::from_secs(90)), ..Reach::default() };
+        let Input::Stream(url) = Input::parse("rtsp://cam/s").unwrap().reached(patient.clone()).unwrap() else {
+            panic!("an rtsp input")
+        };
+        assert_eq!(url.stall(), Duration::from_secs(90));
+        assert_eq!(StreamSource::parse("rtsp://cam/s").stall(), DEFAULT_STALL);
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/faces_720p.mp4");
+        let refused = Input::parse(sample).unwrap().reached(patient.clone()).err().expect("a file took a stall timeout");
+        assert!(refused.to_string().contains("--stall-timeout are for URL inputs"), "{refused}");
+        assert!(StreamSource::parse("webcam").reached(patient).is_err());
+        assert_eq!(StreamSource::parse("webcam").stall(), DEFAULT_STALL);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::cli::credentials::access::{self, Access};
 use crate::cli::media::colour;
 use crate::cli::media::elements;
 use crate::cli::media::encoder::{self, LiveRate};
-use crate::cli::media::input::{Closing, Input, Reconnect, STALL, StreamSource};
+use crate::cli::media::input::{Closing, Input, Reconnect, StreamSource};
 use crate::cli::media::stuck::{self, Served, forget};
 use crate::cli::media::video::{self, Settings};
 
@@ -282,8 +282,10 @@ impl Ingest {
         }
     }
 
-    /// Plays the source to its end or its failure, handing frames to the outlet.
-    fn run(self, live: bool, outlet: &Outlet, frames: &AtomicU64) -> IngestEnd {
+    /// Plays the source to its end or its failure, handing frames to the outlet; `stall`, for
+    /// a live source: how long it may send no frame before the run ends as dropped.
+    fn run(self, stall: Option<Duration>, outlet: &Outlet, frames: &AtomicU64) -> IngestEnd {
+        let live = stall.is_some();
         let result = (|| -> Result<IngestEnd> {
             self.pipeline.set_state(gst::State::Playing).context("cannot start the source")?;
             let bus = self.pipeline.bus().expect("pipelines have a bus");
@@ -295,8 +297,8 @@ impl Ingest {
                 if crate::cli::stop::requested() {
                     break IngestEnd::Finished;
                 }
-                if live && last_frame.elapsed() > STALL {
-                    break IngestEnd::Dropped(anyhow!("no frame for {} s", STALL.as_secs()));
+                if let Some(stall) = stall.filter(|stall| last_frame.elapsed() > *stall) {
+                    break IngestEnd::Dropped(anyhow!("no frame for {} s", stall.as_secs()));
                 }
                 if server_close.over(last_frame) {
                     break IngestEnd::Dropped(anyhow!("the RTSP server closed the connection"));
@@ -395,7 +397,7 @@ pub fn serve(input: &Input, port: u16, coding: Coding, settings: &Settings, acce
                     }),
                 };
                 let end = match run {
-                    Ok(ingest) => ingest.run(live, &outlet, &frames),
+                    Ok(ingest) => ingest.run(live.then(|| source.stall()), &outlet, &frames),
                     Err(e) => IngestEnd::Dropped(e),
                 };
                 match end {

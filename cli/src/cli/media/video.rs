@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use faceveil::config::Config;
@@ -442,7 +443,7 @@ struct Progress {
     /// Set when the video changed resolution and the container cannot hold that: the input is
     /// then ended early, as with Ctrl-C, and what came before is kept.
     size_change: Mutex<Option<String>>,
-    /// Set when a live source sent no frame for [`input::STALL`]: ended likewise.
+    /// Set when a live source sent no frame for its stall timeout ([`StreamSource::stall`]): ended likewise.
     stalled: AtomicBool,
     /// Set when an RTSP server closed the connection without ending the stream
     /// ([`input::Closing`]) and no frame came after it: ended likewise.
@@ -768,7 +769,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
         });
     }
     let bar = progress::bar(0, "frames");
-    let result = run_to_eos(&pipeline, &dec, &entries, &stage.elements, &progress, &bar, live);
+    let result = run_to_eos(&pipeline, &dec, &entries, &stage.elements, &progress, &bar, live.then(|| source.stall()));
     let duration = pipeline.query_duration::<gst::ClockTime>().map(|d| d.nseconds());
     // Read before the elements stop, which drops what they measured.
     let mut times = StageTimes::default();
@@ -790,7 +791,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
             Err(anyhow!("the RTSP server closed the connection before it sent a video frame"))
         }
         (None, Ok(())) if frames == 0 && progress.stalled.load(Ordering::SeqCst) => {
-            Err(anyhow!("the source sent no video frame for {} s", input::STALL.as_secs()))
+            Err(anyhow!("the source sent no video frame for {} s", source.stall().as_secs()))
         }
         (None, Ok(())) if !*have_video.lock().unwrap() => Err(anyhow!("the input has no video stream")),
         (None, Ok(())) if frames == 0 => Err(anyhow!("the input has no decodable video frames")),
@@ -835,7 +836,7 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     } else if progress.stalled.load(Ordering::SeqCst) {
         Some(format!(
             "the source sent no frame for {} s (a camera that hangs, a server that closed the connection without ending the stream): the {frames} frames before were written to {}",
-            input::STALL.as_secs(),
+            source.stall().as_secs(),
             output.display()
         ))
     } else if let Some(why) = progress.failed.lock().unwrap().take() {
@@ -859,6 +860,8 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
     Ok(Transcode { frames, times, incomplete })
 }
 
+/// Plays the pipeline to its end, or until it is stopped; `stall`, for a live input: how long
+/// it may send no frame before it is ended as hung.
 fn run_to_eos(
     pipeline: &gst::Pipeline,
     input: &gst::Element,
@@ -866,8 +869,9 @@ fn run_to_eos(
     stage: &[gst::Element],
     progress: &Progress,
     bar: &indicatif::ProgressBar,
-    live: bool,
+    stall: Option<Duration>,
 ) -> Result<()> {
+    let live = stall.is_some();
     let ours = |msg: &gst::Message| msg.src().is_some_and(|s| stage.iter().any(|e| e.upcast_ref::<gst::Object>() == s));
     let bus = pipeline.bus().expect("pipelines have a bus");
     if let Err(e) = pipeline.set_state(gst::State::Playing) {
@@ -896,7 +900,7 @@ fn run_to_eos(
         // A live source that sends nothing (a camera that hangs; an RTSP server that closed the
         // connection, after which rtspsrc may wait on without an end) would hold the recording
         // open for ever: it is ended as Ctrl-C ends it, its frames kept.
-        if live && since.elapsed() > input::STALL {
+        if stall.is_some_and(|stall| since.elapsed() > stall) {
             progress.stalled.store(true, Ordering::SeqCst);
         }
         if closing.over(since) {

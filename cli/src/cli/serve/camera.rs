@@ -26,7 +26,7 @@ use super::space;
 use crate::cli::media::colour;
 use crate::cli::media::elements::make;
 use crate::cli::media::encoder::{self, LiveRate};
-use crate::cli::media::input::{Closing, Reconnect, STALL, StreamSource};
+use crate::cli::media::input::{Closing, Reconnect, StreamSource};
 use crate::cli::media::video::{self, add_source, upright};
 use crate::cli::media::writes;
 
@@ -297,6 +297,7 @@ fn watch(
         return End::Failed(bus_error(&bus).unwrap_or_else(|| anyhow!("the pipeline does not start")));
     }
     let live = config.is_live();
+    let stall = config.stall();
     let (mut counted, mut counted_at) = (metrics.frames.get(), Instant::now());
     let mut types = video::WATCHED.to_vec();
     types.push(gst::MessageType::Element);
@@ -355,8 +356,8 @@ fn watch(
             metrics.fps.set((frames - counted) as f64 / counted_at.elapsed().as_secs_f64());
             (counted, counted_at) = (frames, Instant::now());
         }
-        if live && last_frame.lock().unwrap().elapsed() > STALL {
-            return End::Failed(anyhow!("no frame for {} s", STALL.as_secs()));
+        if live && last_frame.lock().unwrap().elapsed() > stall {
+            return End::Failed(anyhow!("no frame for {} s", stall.as_secs()));
         }
         if server_close.over(*last_frame.lock().unwrap()) {
             return End::Failed(anyhow!("the RTSP server closed the connection"));

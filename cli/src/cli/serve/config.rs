@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use faceveil::faces::detect::DetectorKind;
@@ -20,7 +21,7 @@ use super::space::FreeSpace;
 use crate::cli::credentials::access::{self, Access, Authorities};
 use crate::cli::credentials::login::{self, Login};
 use crate::cli::credentials::sealing;
-use crate::cli::media::input::{Reach, RtspTransport, StreamSource};
+use crate::cli::media::input::{DEFAULT_STALL, MAX_STALL_SECONDS, Reach, RtspTransport, StreamSource};
 
 #[derive(Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +122,10 @@ pub struct CameraConfig {
     /// For an rtsps:// source: the certificate authorities (PEM) its certificate must chain to,
     /// instead of the system's.
     pub source_ca: Option<PathBuf>,
+    /// For a URL source: the seconds it may send no frame before it counts as hung and is
+    /// connected again (20 where not given); a camera that streams only while something moves
+    /// needs longer.
+    pub stall_timeout: Option<u64>,
     /// Files at their own frame rate (dropping frames that cannot keep up, as a live camera
     /// would); `false` reads them as fast as they can be processed, every frame.
     #[serde(default = "yes")]
@@ -240,14 +245,20 @@ impl CameraConfig {
             })
             .transpose()?;
         let authorities = self.source_ca.as_deref().map(Authorities::read).transpose()?;
+        let stall = self.stall_timeout.map(Duration::from_secs);
         StreamSource::parse(&self.source)
-            .reached(Reach { transport: RtspTransport::Tcp, login, authorities })
+            .reached(Reach { transport: RtspTransport::Tcp, login, authorities, stall })
             .with_context(|| format!("camera {}", self.name))
     }
 
     /// Whether the source is live (a camera or a URL) rather than a file.
     pub fn is_live(&self) -> bool {
         StreamSource::parse(&self.source).is_live()
+    }
+
+    /// How long the source may send no frame before it counts as hung.
+    pub fn stall(&self) -> Duration {
+        self.stall_timeout.map_or(DEFAULT_STALL, Duration::from_secs)
     }
 
     /// The sdn password, read now from its file or variable (`None` for the one-way modes, and
@@ -326,6 +337,12 @@ impl CameraConfig {
         ];
         for path in paths.into_iter().flatten() {
             *path = base.join(&*path);
+        }
+        if let Some(seconds) = self.stall_timeout {
+            ensure!(
+                (1..=MAX_STALL_SECONDS).contains(&seconds),
+                "camera {name}: stall_timeout must be between 1 and {MAX_STALL_SECONDS} seconds, not {seconds}"
+            );
         }
         // Read once now, as the password below.
         self.source()?;
@@ -590,6 +607,17 @@ mod tests {
         assert_eq!(cam("/dev/video2").source().unwrap(), StreamSource::Camera("/dev/video2".into()));
         assert_eq!(cam("webcam").source().unwrap(), StreamSource::Camera("/dev/video0".into()));
         assert!(cam("rtsp://h/s").is_live() && !cam("a.mp4").is_live());
+        // A stall timeout of its own: for URL sources, checked as the config loads.
+        let patient = CameraConfig { stall_timeout: Some(90), ..cam("rtsp://10.0.0.2/s") };
+        assert_eq!((patient.stall(), patient.source().unwrap().stall()), (Duration::from_secs(90), Duration::from_secs(90)));
+        assert_eq!(cam("rtsp://10.0.0.2/s").stall(), DEFAULT_STALL);
+        let url = "source = \"rtsp://10.0.0.2/s\"\nmode = \"blur\"\nrecord = { dir = \"r\" }\n";
+        let camera = |rest: &str| format!("[[camera]]\nname = \"a\"\n{url}{rest}");
+        assert!(parse(&camera("stall_timeout = 90\n")).is_ok());
+        assert!(error(&camera("stall_timeout = 0\n")).contains("stall_timeout must be between 1 and 86400 seconds, not 0"));
+        assert!(
+            error(&format!("{BLUR}record = {{ dir = \"r\" }}\nstall_timeout = 90\n")).contains("a stall timeout are for URL")
+        );
     }
 
     #[test]
