@@ -26,8 +26,9 @@ else
   cargo clippy --release --workspace --all-targets --locked -- -D warnings
 fi
 # One test thread more than the cores: the CLI's integration tests spend much of their time
-# waiting on streams played in real time (a camera that hangs for 20 s, a disk that fills at the
-# clip's pace), which a thread more fills (that binary alone on 2 cores: 288 s with three threads,
-# 345 s with two, 311 s with four).
+# waiting on streams played in real time (a camera that hangs, a disk that fills at the clip's
+# pace), which a thread more fills (that binary alone on 2 cores, 2026-12-07: 288 s with three
+# threads against 345 s with two and 311 s with four; then in turns 333 and 304 s with three
+# against 355 and 333 s with two).
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-$(( $(nproc) + 1 ))}"
 cargo test --release --workspace --locked
