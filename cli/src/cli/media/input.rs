@@ -27,8 +27,8 @@ pub const MAX_STALL_SECONDS: u64 = 86_400;
 /// that ends a stream says so first (an RTCP BYE, which rtspsrc turns into the end of its pads);
 /// one that closes without it has died, or its camera or the network has. Over TCP rtspsrc then
 /// ends its pads where it has any, so a recording would end as if whole, and where it has none
-/// yet nothing would end the run but the stall ([`DEFAULT_STALL`]); over UDP it connects again, and a server that
-/// closed only its control connection may stream on.
+/// yet nothing would end the run but its stall timeout ([`StreamSource::stall`]); over UDP it
+/// connects again, and a server that closed only its control connection may stream on.
 #[derive(Default)]
 pub struct Closing {
     at: Option<Instant>,

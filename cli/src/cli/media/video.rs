@@ -443,7 +443,8 @@ struct Progress {
     /// Set when the video changed resolution and the container cannot hold that: the input is
     /// then ended early, as with Ctrl-C, and what came before is kept.
     size_change: Mutex<Option<String>>,
-    /// Set when a live source sent no frame for its stall timeout ([`StreamSource::stall`]): ended likewise.
+    /// Set when a live source sent no frame for its stall timeout ([`StreamSource::stall`]):
+    /// ended likewise.
     stalled: AtomicBool,
     /// Set when an RTSP server closed the connection without ending the stream
     /// ([`input::Closing`]) and no frame came after it: ended likewise.
