@@ -89,6 +89,11 @@ pub struct VerifyArgs {
 pub struct ServeArgs {
     /// The cameras and outputs (TOML; see docs/serve.example.toml)
     pub config: PathBuf,
+    /// Check the config as a start would (its secrets, recipients, signing keys and source files
+    /// read, the GStreamer elements looked for), say what it would run, and exit without
+    /// starting anything: for a change before it is deployed
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Args)]

@@ -45,6 +45,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Restore(r) => restore(r),
         Command::Bench(b) => run_bench(b),
         Command::Keygen(k) => keygen::run(&k),
+        Command::Serve(s) if s.check => serve::check(&s.config),
         Command::Serve(s) => serve::run(&s.config),
         Command::Verify(v) => verify::run(&v),
     }

@@ -943,11 +943,38 @@ fn a_bad_config_fails_clearly() {
         let config = dir.join(format!("bad{i}.toml"));
         let text = format!("[[camera]]\nname = \"cam\"\nsource = \"{}\"\nrecord = {{ dir = \"rec\" }}\n{extra}", s(&clip));
         std::fs::write(&config, text).unwrap();
-        let o = Command::new(env!("CARGO_BIN_EXE_faceveil")).args(["serve", s(&config)]).output().unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "{extra:?} is refused");
-        assert!(err.contains(says) && err.contains(s(&config)), "{extra:?}: {err}");
-        assert!(!err.contains("hunter2"), "the refused password is not echoed: {err}");
-        assert!(!dir.join("rec").exists(), "nothing is started");
+        // Refused alike by a start and by a check.
+        for args in [vec!["serve", s(&config)], vec!["serve", "--check", s(&config)]] {
+            let o = Command::new(env!("CARGO_BIN_EXE_faceveil")).args(&args).output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(!o.status.success(), "{args:?} {extra:?} is refused");
+            assert!(err.contains(says) && err.contains(s(&config)), "{extra:?}: {err}");
+            assert!(!err.contains("hunter2"), "the refused password is not echoed: {err}");
+            assert!(!dir.join("rec").exists(), "nothing is started");
+        }
     }
+}
+
+#[test]
+fn a_config_is_checked_and_said_without_starting_anything() {
+    let dir = tmpdir("check");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/serve.example.toml");
+    let config = dir.join("serve.toml");
+    // The documented example, its relative paths (taken from its own folder) made absolute.
+    let text = std::fs::read_to_string(&example).unwrap().replace("../out/recordings", s(&dir.join("rec")));
+    std::fs::write(&config, text.replace("../samples/faces_720p.mp4", s(&sample("faces_720p.mp4")))).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .args(["serve", "--check", s(&config)])
+        .env("FACEVEIL_ENTRANCE_PASSWORD", "not shown")
+        .output()
+        .unwrap();
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains(": 2 camera(s)"), "{out}");
+    let entrance =
+        format!("entrance: rtsp://192.0.2.10:554/stream1, sdn, mount /entrance, recorded into {}", s(&dir.join("rec/entrance")));
+    assert!(out.contains(&entrance), "{out}");
+    assert!(out.contains("lobby-replay: ") && out.contains(", blur, recorded into "), "{out}");
+    assert!(!out.contains("not shown") && !err.contains("not shown"), "the password is not said");
+    assert!(!dir.join("rec").exists(), "nothing is started: {out}");
 }

@@ -256,6 +256,30 @@ impl CameraConfig {
         StreamSource::parse(&self.source).is_live()
     }
 
+    /// What the camera runs, on one line, for `faceveil serve --check` (no secret: the config
+    /// holds none, and a source URL no password).
+    pub fn summary(&self) -> String {
+        let mut parts = vec![format!("{}: {}", self.name, self.source), self.mode.name().to_string()];
+        let recipients = self.recipients().ok().flatten().map_or(0, |r| r.split(',').count());
+        if recipients > 0 {
+            parts.push(format!("sealed to {recipients} recipient(s)"));
+        }
+        if self.seal_password {
+            parts.push("sealed to the password".into());
+        }
+        if self.sign_with.is_some() {
+            parts.push("signed".into());
+        }
+        if let Some(mount) = &self.mount {
+            parts.push(format!("mount {mount}"));
+        }
+        if let Some(record) = &self.record {
+            let segments = format!("{} s segments, {} kept", record.segment_seconds, record.keep);
+            parts.push(format!("recorded into {} ({segments})", record.dir.join(&self.name).display()));
+        }
+        parts.join(", ")
+    }
+
     /// How long the source may send no frame before it counts as hung.
     pub fn stall(&self) -> Duration {
         self.stall_timeout.map_or(DEFAULT_STALL, Duration::from_secs)

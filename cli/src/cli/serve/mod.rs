@@ -38,12 +38,7 @@ struct Supervisor {
 }
 
 pub fn run(path: &Path) -> Result<()> {
-    let config = Config::load(path)?;
-    crate::cli::media::elements::init()?;
-    for name in ELEMENTS {
-        gst::ElementFactory::find(name)
-            .with_context(|| format!("GStreamer element '{name}' is missing (run scripts/setup.sh)"))?;
-    }
+    let config = load_where_it_runs(path)?;
     signal_hook::flag::register(SIGHUP, &RELOAD).context("cannot watch SIGHUP")?;
     let metrics = Arc::new(Metrics::new());
     if let Some(m) = &config.metrics {
@@ -75,6 +70,28 @@ pub fn run(path: &Path) -> Result<()> {
     eprintln!("faceveil: stopping every camera");
     supervisor.stop_all();
     main_loop.quit();
+    Ok(())
+}
+
+/// The config at `path`, checked as far as it can be without starting a camera, on a machine
+/// that has the GStreamer elements its cameras are built from.
+fn load_where_it_runs(path: &Path) -> Result<Config> {
+    let config = Config::load(path)?;
+    crate::cli::media::elements::init()?;
+    for name in ELEMENTS {
+        gst::ElementFactory::find(name)
+            .with_context(|| format!("GStreamer element '{name}' is missing (run scripts/setup.sh)"))?;
+    }
+    Ok(config)
+}
+
+/// `faceveil serve --check`: what `run` would start, said on standard output, nothing started.
+pub fn check(path: &Path) -> Result<()> {
+    let config = load_where_it_runs(path)?;
+    println!("{}: {} camera(s)", path.display(), config.cameras.len());
+    for camera in &config.cameras {
+        println!("  {}", camera.summary());
+    }
     Ok(())
 }
 
