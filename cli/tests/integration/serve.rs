@@ -958,7 +958,7 @@ fn a_bad_config_fails_clearly() {
 #[test]
 fn a_config_is_checked_and_said_without_starting_anything() {
     let dir = tmpdir("check");
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/serve.example.toml");
+    let example = common::repo().join("docs/serve.example.toml");
     let config = dir.join("serve.toml");
     // The documented example, its relative paths (taken from its own folder) made absolute.
     let text = std::fs::read_to_string(&example).unwrap().replace("../out/recordings", s(&dir.join("rec")));
