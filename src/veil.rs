@@ -2,7 +2,7 @@
 //! shares once the faces are found (`finder`).
 
 use anyhow::Result;
-use ndarray::{Array2, Array4, ArrayView1, ArrayView2};
+use ndarray::{Array2, Array3, Array4, ArrayView1, ArrayView2};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::faces::blend::{BlendShape, CropContext, FaceBands, FineDetail};
@@ -10,6 +10,7 @@ use crate::faces::detect::LANDMARK_VALUES;
 use crate::faces::effects::{self, Mode};
 use crate::faces::geometry::{BBox, CropFraming, CropSquare};
 use crate::faces::resample::MapCache;
+use crate::faces::upright;
 use crate::frame::{FrameMut, Region};
 use crate::model::keys::{Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
@@ -156,6 +157,14 @@ impl Veil {
         CropSquare::around(bbox, &self.framing)
     }
 
+    /// Whether the box `other` is centred on the face cut at `crop` (turned by `turn`): where
+    /// its blend weighs at least one half.
+    pub fn centred_on(&self, crop: &CropSquare, turn: u8, other: &BBox) -> bool {
+        let (x, y) = other.center();
+        let half = crop.side / 2.0;
+        self.shape.turned(turn).weight((x - crop.cx) / half, (y - crop.cy) / half) >= 0.5
+    }
+
     /// Applies the effect to every face. A restore undoes faces in reverse order so that where
     /// two faces overlap the one composited last is taken off first.
     pub fn apply(&mut self, frame: &mut FrameMut, faces: &[FaceRecord]) -> Result<()> {
@@ -200,8 +209,9 @@ impl Veil {
                     Direction::Restore => FineDetail::Restore(keyed.model.detail_kept()),
                 };
                 let (shape, maps) = (&self.shape, &mut self.maps);
-                let mut split =
-                    |frame: &FrameMut, face: &FaceRecord| FaceBands::read(frame, face.crop(), shape, size, fine, maps);
+                let mut split = |frame: &FrameMut, face: &FaceRecord| {
+                    FaceBands::read(frame, face.crop(), &shape.turned(face.turn), size, fine, maps)
+                };
                 // Faces whose crops lie wholly outside the frame have nothing to change.
                 let (faces, bands): (Vec<&FaceRecord>, Vec<FaceBands>) =
                     order.into_iter().filter_map(|face| Some((face, split(frame, face)?))).unzip();
@@ -210,14 +220,22 @@ impl Veil {
                     self.batch = Array4::zeros((n, 3, size, size));
                     self.landmarks = Array2::zeros((n, LANDMARK_VALUES));
                 }
-                for (face, slot) in bands.iter().zip(self.batch.outer_iter_mut()) {
-                    face.to_tensor(slot);
+                for ((face, bands), slot) in faces.iter().zip(&bands).zip(self.batch.outer_iter_mut()) {
+                    if face.turn == 0 {
+                        bands.to_tensor(slot);
+                    } else {
+                        let mut lying = Array3::zeros(slot.raw_dim());
+                        bands.to_tensor(lying.view_mut());
+                        upright::stand_up(lying.view(), face.turn, slot);
+                    }
                 }
-                // A model that takes landmarks gives their mean for faces without any.
+                // A model that takes landmarks gives their mean (an upright face's) for faces
+                // without any, and a turned face's turned with it.
                 let mean = keyed.model.landmark_mean();
                 if let Some(mean) = mean {
                     for (face, mut row) in faces.iter().zip(self.landmarks.outer_iter_mut()) {
-                        row.assign(&ArrayView1::from(&face.landmarks.unwrap_or(mean)));
+                        let points = face.landmarks.map(|l| stood_up_landmarks(l, face.turn)).unwrap_or(mean);
+                        row.assign(&ArrayView1::from(&points));
                     }
                 }
                 let t = lap(&mut times.crop, t);
@@ -238,7 +256,13 @@ impl Veil {
                     } else {
                         bands
                     };
-                    bands.composite(frame, patch);
+                    if face.turn == 0 {
+                        bands.composite(frame, patch);
+                    } else {
+                        let mut lying = Array3::zeros(patch.raw_dim());
+                        upright::lay_down(patch, face.turn, lying.view_mut());
+                        bands.composite(frame, lying.view());
+                    }
                     written.push(bands.region);
                 }
                 lap(&mut times.blend, t);
@@ -246,4 +270,14 @@ impl Veil {
             }
         }
     }
+}
+
+/// A record's landmarks (x, y pairs in 0..1 of the square) where [`upright::stand_up`] puts them.
+fn stood_up_landmarks(points: [f32; LANDMARK_VALUES], turn: u8) -> [f32; LANDMARK_VALUES] {
+    let mut out = points;
+    for (pair, turned) in points.chunks_exact(2).zip(out.chunks_exact_mut(2)) {
+        let (x, y) = upright::stand_up_point((pair[0], pair[1]), turn);
+        turned.copy_from_slice(&[x, y]);
+    }
+    out
 }

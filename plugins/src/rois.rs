@@ -42,7 +42,7 @@ impl Upstream {
             match m.param(ROI_PARAM) {
                 Some(p) => {
                     let score = p.get::<f64>("confidence").unwrap_or(1.0) as f32;
-                    ours.push(Face { bbox, score, landmarks: None });
+                    ours.push(Face { bbox, score, landmarks: landmarks_of(p) });
                 }
                 None => others.push(Face { bbox, score: 1.0, landmarks: None }),
             }
@@ -55,6 +55,14 @@ impl Upstream {
     pub fn complete(&self) -> bool {
         self.scanned == Some(self.ours.len() as u32)
     }
+}
+
+/// The five landmarks [`attach_rois`] put in a face's parameters, where it put them: the
+/// anonymizer stands a face lying on its side upright by them (`faceveil::faces::upright`).
+fn landmarks_of(param: &gst::StructureRef) -> Option<[(f32, f32); 5]> {
+    let flat = param.get::<gst::Array>("landmarks").ok()?;
+    let values: Vec<f32> = flat.iter().map(|v| v.get::<f32>().ok()).collect::<Option<_>>()?;
+    (values.len() == 10).then(|| std::array::from_fn(|i| (values[2 * i], values[2 * i + 1])))
 }
 
 /// Attaches tracked faces as ROI metas with their track id, score and landmarks, and the scan

@@ -31,6 +31,12 @@ impl BlendShape {
         Self { axis_x: self.axis_x * factor, axis_y: self.axis_y * factor, ..*self }
     }
 
+    /// The ellipse of a face lying `turn` quarter turns from upright (`faces::upright`): its
+    /// axes swap with each turn, so that it lies along the face as it lies.
+    pub fn turned(&self, turn: u8) -> Self {
+        if turn % 2 == 1 { Self { axis_x: self.axis_y, axis_y: self.axis_x, ..*self } } else { *self }
+    }
+
     /// Mask weight at crop coordinates `u`, `v` in -1..1 (0 is the crop centre).
     pub fn weight(&self, u: f32, v: f32) -> f32 {
         let r = ((u / self.axis_x).powi(2) + (v / self.axis_y).powi(2)).sqrt();

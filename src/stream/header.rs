@@ -46,6 +46,12 @@ pub struct StreamHeader {
     /// ([`Self::one_way`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effect: Option<String>,
+    /// Faces lying on their side went to the model stood upright by quarter turns, each face's
+    /// in its record ([`FaceRecord::turn`], `faces::upright`). Under the checksum, so that a
+    /// build from before turns, which would restore those faces without them, refuses the
+    /// stream. Outputs written before 2026-12-07 have none and turned no face.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub upright_turns: bool,
     /// Truncated SHA-256 of the fields above: catches corruption, not an attacker.
     pub check: String,
     /// Every coded picture of the stream carries its signer's signature too (`stream::pictures`),
@@ -75,7 +81,8 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 impl StreamHeader {
     pub fn new(model: &SdnModel, kdf: KdfParams, salt: &[u8; SALT_LEN], keying: Keying) -> Self {
-        Self::unsealed(model.spec.model_id.clone(), model.variant.clone(), model.model_hash.clone(), kdf, salt, keying)
+        let h = Self::unsealed(model.spec.model_id.clone(), model.variant.clone(), model.model_hash.clone(), kdf, salt, keying);
+        Self { upright_turns: true, ..h }.rechecked()
     }
 
     /// The header of an output whose faces a one-way `effect` replaced and whose originals are
@@ -107,6 +114,7 @@ impl StreamHeader {
             sealed: None,
             keyed_at_random: false,
             effect: None,
+            upright_turns: false,
             check: String::new(),
             pictures_signed: false,
             end_signed: false,
@@ -187,6 +195,7 @@ impl StreamHeader {
         let sealed = self.sealed.as_ref().map(|e| format!("|sealed|{}|{}", e.threshold, hex(&e.check))).unwrap_or_default();
         let random = if self.keyed_at_random { "|random" } else { "" };
         let effect = self.effect.as_ref().map(|e| format!("|effect|{e}")).unwrap_or_default();
+        let turns = if self.upright_turns { "|turns" } else { "" };
         let text = format!(
             "{}|{}|{}|{}|{}|{}|{}|{}|{}",
             self.format,
@@ -201,7 +210,8 @@ impl StreamHeader {
         ) + keying
             + &sealed
             + random
-            + &effect;
+            + &effect
+            + turns;
         hex(&Sha256::digest(text.as_bytes())[..8])
     }
 
@@ -273,9 +283,18 @@ pub struct FaceRecord {
     /// pairs relative to the square (0..1), where the detector gave them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub landmarks: Option<[f32; LANDMARK_VALUES]>,
+    /// Quarter turns (0..=3) the face lay rolled clockwise, by which its grid went to the model
+    /// turned back upright (`faces::upright`); 0 for an upright face. Landmarks stay as the frame
+    /// has them.
+    #[serde(default, skip_serializing_if = "is_upright")]
+    pub turn: u8,
     /// The original pixels under the face, sealed to the stream's recipients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<SealedFace>,
+}
+
+fn is_upright(turn: &u8) -> bool {
+    *turn == 0
 }
 
 /// A face's sealed bytes. In JSON (the sidecar, image metadata, and SEI payloads written before
@@ -309,7 +328,12 @@ impl FaceRecord {
             }
             v
         });
-        Self { square: [crop.cx, crop.cy, crop.side], track, landmarks, sealed: None }
+        Self { square: [crop.cx, crop.cy, crop.side], track, landmarks, turn: 0, sealed: None }
+    }
+
+    /// This record with its face stood upright by `turn` quarter turns for the model.
+    pub fn turned(self, turn: u8) -> Self {
+        Self { turn: turn % 4, ..self }
     }
 
     pub fn crop(&self) -> CropSquare {
@@ -357,7 +381,7 @@ struct RecordAsRead {
 impl From<RecordAsRead> for FrameRecord {
     fn from(r: RecordAsRead) -> Self {
         let mut faces = r.faces;
-        faces.extend(r.crops.into_iter().map(|square| FaceRecord { square, track: 0, landmarks: None, sealed: None }));
+        faces.extend(r.crops.into_iter().map(|square| FaceRecord { square, track: 0, landmarks: None, turn: 0, sealed: None }));
         Self { frame: r.frame, pts: r.pts, faces, look: r.look, signed: r.signed }
     }
 }
@@ -406,6 +430,20 @@ pub(crate) mod tests {
         assert!(StreamHeader::decode(&swapped.encode()).is_err(), "another effect fails the check");
         let unmarked = StreamHeader { effect: None, ..h };
         assert!(StreamHeader::decode(&unmarked.encode()).is_err(), "no effect fails the check");
+    }
+
+    #[test]
+    fn a_header_that_turns_faces_says_so_under_its_checksum_and_each_record_carries_its_turn() {
+        let h = StreamHeader { upright_turns: true, ..sample() }.rechecked();
+        assert_eq!(StreamHeader::decode(&h.encode()).unwrap(), h);
+        // A build from before turns reads the header without the mark and fails its check.
+        let unmarked = StreamHeader { upright_turns: false, ..h };
+        assert!(StreamHeader::decode(&unmarked.encode()).is_err(), "the mark is under the checksum");
+        // An upright face's record is as records were before turns; a turned one says its turn.
+        let face = FaceRecord::new(CropSquare { cx: 50.0, cy: 60.0, side: 40.5 }, 3, None);
+        assert!(!serde_json::to_string(&face).unwrap().contains("turn"));
+        let turned = serde_json::to_string(&face.turned(5)).unwrap();
+        assert_eq!(serde_json::from_str::<FaceRecord>(&turned).unwrap().turn, 1, "{turned}");
     }
 
     #[test]
@@ -499,6 +537,6 @@ pub(crate) mod tests {
     #[test]
     fn records_of_earlier_outputs_still_read() {
         let r: FrameRecord = serde_json::from_str(r#"{"frame":2,"pts":80,"crops":[[10.0,20.0,30.0]]}"#).unwrap();
-        assert_eq!(r.faces, vec![FaceRecord { square: [10.0, 20.0, 30.0], track: 0, landmarks: None, sealed: None }]);
+        assert_eq!(r.faces, vec![FaceRecord { square: [10.0, 20.0, 30.0], track: 0, landmarks: None, turn: 0, sealed: None }]);
     }
 }

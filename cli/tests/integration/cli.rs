@@ -403,6 +403,28 @@ fn a_grey_photo_gets_a_grey_surrogate_face_and_comes_back() {
     assert!(changed > 6.0 && back < changed / 8.0, "face changed by {changed:.1} levels, {back:.1} after the restore");
 }
 
+#[test]
+fn a_face_lying_on_its_side_is_stood_upright_for_the_model_and_comes_back() {
+    // A camera on its side, or someone lying down: the face goes to the model stood upright
+    // (the library's tests show the surrogate), its turn travels in the photo's record, and the
+    // restore turns it the same way, or the face does not come back.
+    for (turned, name) in [(image::imageops::rotate90 as fn(&_) -> _, "clockwise"), (image::imageops::rotate270, "anticlockwise")]
+    {
+        let dir = tmpdir(&format!("lying-{name}"));
+        let input = dir.join("lying.png");
+        turned(&common::open_image(&sample("astronaut.jpg")).to_rgb8()).save(&input).unwrap();
+        let (anon, restored, f) = sdn_round_trip(&input, "on its side");
+        let before = common::load_rgb(&input);
+        let changed = face_change(&before, &common::load_rgb(&anon), &f);
+        let back = face_change(&before, &common::load_rgb(&restored), &f);
+        eprintln!("{name}: face changed by {changed:.1} levels, {back:.1} after the restore");
+        assert!(
+            changed > 6.0 && back < changed / 8.0,
+            "{name}: face changed by {changed:.1} levels, {back:.1} after the restore"
+        );
+    }
+}
+
 /// What a decoder reads of a JPEG's or a PNG's metadata: its colour profile and its EXIF. The two
 /// decoders by name: `ImageReader` would compile every decoder into this test binary.
 fn profile_and_exif(path: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {

@@ -1,0 +1,209 @@
+//! Faces lying on their side, stood upright for the model by quarter turns.
+//!
+//! The face space was fitted on upright faces. A face rolled past 45 degrees (someone lying down,
+//! a camera mounted on its side, a phone's video whose orientation tag was lost) falls outside
+//! it: its surrogate is an upright face drawn across a sideways one, and the restore's inverse
+//! diverges into coloured noise (a 720 x 1280 selfie clip turned by 90 degrees, 2026-12-07).
+//! The model's square grid is turned by the quarter turns nearest the face's roll before the
+//! model and back after it. A quarter turn of a square grid moves its samples without resampling
+//! them, so a restore given the same turn undoes it exactly; a turn by the roll itself would
+//! resample the grid, which no restore undoes exactly, so faces within 45 degrees of upright go
+//! to the model as before. The turn travels in each face's record (`FaceRecord::turn`).
+
+use std::collections::HashMap;
+
+use ndarray::{ArrayView3, ArrayViewMut3, Axis};
+
+/// How much further than halfway (degrees) a tracked face must roll before its turn changes, so
+/// that a face rolled near 45 degrees does not switch between two turns, and its surrogate with
+/// them, from frame to frame.
+pub const TURN_HYSTERESIS_DEGREES: f32 = 10.0;
+
+/// Frames in a row a tracked face must ask for another turn before it gets it. CenterFace, made
+/// for upright faces, reads a face lying on its side now one way, now the other (a roll of 75
+/// degrees on one look, -86 on the next, on the selfie clip turned by 90 degrees); each change
+/// of turn changes the surrogate, and a face stood on its head for the model falls outside the
+/// face space again.
+pub const TURN_CHANGE_FRAMES: u32 = 5;
+
+/// How far a face is rolled clockwise (degrees, -180..180; 0 upright), from its eyes (left,
+/// right), nose and mouth corners: the eyes' line and the line from the mouth up to the eyes,
+/// averaged as directions.
+pub fn roll_degrees(landmarks: &[(f32, f32); 5]) -> f32 {
+    let [left_eye, right_eye, _, left_mouth, right_mouth] = *landmarks;
+    let eyes = (right_eye.0 - left_eye.0, right_eye.1 - left_eye.1);
+    let mid = |a: (f32, f32), b: (f32, f32)| ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0);
+    let (eye_mid, mouth_mid) = (mid(left_eye, right_eye), mid(left_mouth, right_mouth));
+    let up = (eye_mid.0 - mouth_mid.0, eye_mid.1 - mouth_mid.1);
+    // The eyes' line points right on an upright face and the mouth-to-eyes line up (-y, image
+    // rows grow downwards); a face rolled clockwise by r turns both by r.
+    let unit = |(x, y): (f32, f32)| {
+        let n = x.hypot(y).max(f32::EPSILON);
+        (x / n, y / n)
+    };
+    let (a, b) = (unit(eyes), unit((-up.1, up.0)));
+    (a.1 + b.1).atan2(a.0 + b.0).to_degrees()
+}
+
+/// The quarter turns (0..=3, clockwise) nearest a roll of `roll` degrees.
+pub fn nearest_turn(roll: f32) -> u8 {
+    ((roll / 90.0).round() as i32).rem_euclid(4) as u8
+}
+
+/// How far `roll` lies from the roll of `turn` quarter turns, in degrees (0..=180).
+fn off_by(roll: f32, turn: u8) -> f32 {
+    let d = (roll - 90.0 * turn as f32).rem_euclid(360.0);
+    d.min(360.0 - d)
+}
+
+/// Each track's turn, changed only once its face has rolled [`TURN_HYSTERESIS_DEGREES`] past
+/// halfway to another for [`TURN_CHANGE_FRAMES`] frames in a row.
+#[derive(Default)]
+pub struct UprightTurns {
+    /// Each track's turn, and the other turn it has asked for and for how many frames.
+    turns: HashMap<u64, (u8, Option<(u8, u32)>)>,
+}
+
+impl UprightTurns {
+    /// The turn of track `id` this frame, from its landmarks; a face without landmarks keeps
+    /// the turn it had (upright for a new one), and one without a track (id 0) gets the nearest.
+    pub fn turn(&mut self, id: u64, landmarks: Option<&[(f32, f32); 5]>) -> u8 {
+        let held = self.turns.get(&id).copied();
+        let Some(roll) = landmarks.map(roll_degrees) else { return held.map_or(0, |(turn, _)| turn) };
+        let Some((turn, pending)) = held.filter(|_| id != 0) else {
+            let turn = nearest_turn(roll);
+            if id != 0 {
+                self.turns.insert(id, (turn, None));
+            }
+            return turn;
+        };
+        let asked = if off_by(roll, turn) <= 45.0 + TURN_HYSTERESIS_DEGREES { turn } else { nearest_turn(roll) };
+        let state = match pending {
+            _ if asked == turn => (turn, None),
+            Some((other, frames)) if other == asked && frames + 1 >= TURN_CHANGE_FRAMES => (asked, None),
+            Some((other, frames)) if other == asked => (turn, Some((other, frames + 1))),
+            _ => (turn, Some((asked, 1))),
+        };
+        self.turns.insert(id, state);
+        state.0
+    }
+
+    /// Forgets the tracks that are gone.
+    pub fn keep_only(&mut self, ids: &[u64]) {
+        self.turns.retain(|id, _| ids.contains(id));
+    }
+}
+
+/// Copies the grid `from` ([C, S, S]) into `to`, turned counter-clockwise by `turn` quarter
+/// turns: a face rolled clockwise by that many comes out upright.
+pub fn stand_up(from: ArrayView3<f32>, turn: u8, mut to: ArrayViewMut3<f32>) {
+    to.assign(&turned_ccw(from, turn));
+}
+
+/// Undoes [`stand_up`]: the grid turned clockwise by `turn` quarter turns.
+pub fn lay_down(from: ArrayView3<f32>, turn: u8, mut to: ArrayViewMut3<f32>) {
+    to.assign(&turned_ccw(from, (4 - turn % 4) % 4));
+}
+
+/// A view of `grid` turned counter-clockwise by `turn` quarter turns: one turn reads row y,
+/// column x from row x, column S - 1 - y (the transpose, its rows reversed).
+fn turned_ccw(grid: ArrayView3<f32>, turn: u8) -> ArrayView3<f32> {
+    let mut v = grid;
+    for _ in 0..turn % 4 {
+        v = v.permuted_axes([0, 2, 1]);
+        v.invert_axis(Axis(1));
+    }
+    v
+}
+
+/// Where a point of the square (x, y in 0..1 of its side) lands when the square is turned
+/// counter-clockwise by `turn` quarter turns, as [`stand_up`] turns the grid.
+pub fn stand_up_point((x, y): (f32, f32), turn: u8) -> (f32, f32) {
+    (0..turn % 4).fold((x, y), |(x, y), _| (y, 1.0 - x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    /// An upright face's landmarks in a unit square, rolled clockwise by `degrees` about its
+    /// centre (image rows grow downwards, so clockwise is +angle in x, y).
+    fn rolled(degrees: f32) -> [(f32, f32); 5] {
+        let upright = [(0.35, 0.4), (0.65, 0.4), (0.5, 0.55), (0.38, 0.7), (0.62, 0.7)];
+        let (s, c) = degrees.to_radians().sin_cos();
+        upright.map(|(x, y)| {
+            let (dx, dy) = (x - 0.5, y - 0.5);
+            (0.5 + c * dx - s * dy, 0.5 + s * dx + c * dy)
+        })
+    }
+
+    #[test]
+    fn a_faces_roll_is_read_from_its_landmarks_and_stood_up_by_the_nearest_quarter_turns() {
+        for degrees in [-170.0f32, -100.0, -60.0, -30.0, 0.0, 20.0, 44.0, 46.0, 90.0, 135.0, 179.0] {
+            let roll = roll_degrees(&rolled(degrees));
+            assert!(off_by(roll - degrees, 0) < 0.01, "{degrees}: read {roll}");
+            let turn = nearest_turn(roll);
+            assert!(off_by(roll, turn) <= 45.0, "{degrees}: turn {turn}");
+            // Stood up by that turn, the face is within 45 degrees of upright.
+            let upright = rolled(degrees).map(|p| stand_up_point(p, turn));
+            assert!(roll_degrees(&upright).abs() <= 45.01, "{degrees}: {}", roll_degrees(&upright));
+        }
+        assert_eq!([0.0, 44.0, 46.0, 90.0, 180.0, -90.0, -46.0].map(nearest_turn), [0, 0, 1, 1, 2, 3, 3]);
+    }
+
+    #[test]
+    fn a_tracks_turn_holds_near_halfway_and_follows_a_face_that_rolls_further() {
+        let mut turns = UprightTurns::default();
+        let at = |turns: &mut UprightTurns, id, degrees| turns.turn(id, Some(&rolled(degrees)));
+        assert_eq!(at(&mut turns, 1, 40.0), 0);
+        // Past halfway but within the hysteresis: held.
+        assert_eq!(at(&mut turns, 1, 50.0), 0);
+        assert_eq!(at(&mut turns, 1, 54.0), 0);
+        assert_eq!(turns.turn(1, None), 0, "no landmarks: held");
+        // Further: the new turn once asked for in frames in a row, not before.
+        for _ in 1..TURN_CHANGE_FRAMES {
+            assert_eq!(at(&mut turns, 1, 60.0), 0);
+        }
+        assert_eq!(at(&mut turns, 1, 60.0), 1);
+        assert_eq!(at(&mut turns, 1, 40.0), 1, "and held on the way back");
+        // A face read the other way round now and then keeps its turn.
+        for _ in 0..3 {
+            for degrees in [-86.0, -80.0, 75.0] {
+                assert_eq!(at(&mut turns, 1, degrees), 1, "{degrees}");
+            }
+        }
+        let back: Vec<u8> = (0..TURN_CHANGE_FRAMES).map(|_| at(&mut turns, 1, 30.0)).collect();
+        assert_eq!(back.last(), Some(&0), "{back:?}");
+        // Untracked faces and new tracks get the nearest; a forgotten track starts afresh.
+        assert_eq!(at(&mut turns, 0, 50.0), 1);
+        assert_eq!(at(&mut turns, 2, 50.0), 1);
+        turns.keep_only(&[1]);
+        assert_eq!(at(&mut turns, 1, 50.0), 0);
+        assert_eq!(turns.turn(2, None), 0);
+    }
+
+    #[test]
+    fn a_grid_stood_up_and_laid_down_again_is_the_same_and_its_points_go_where_its_samples_do() {
+        let s = 6;
+        let grid = Array3::from_shape_fn((2, s, s), |(c, y, x)| (c * 100 + y * 10 + x) as f32);
+        for turn in 0..4u8 {
+            let mut up = Array3::zeros((2, s, s));
+            stand_up(grid.view(), turn, up.view_mut());
+            let mut back = Array3::zeros((2, s, s));
+            lay_down(up.view(), turn, back.view_mut());
+            assert_eq!(back, grid, "turn {turn}");
+            // The sample at pixel (x, y) lands where its centre's point does.
+            for (x, y) in [(0, 0), (5, 0), (2, 3)] {
+                let centre = ((x as f32 + 0.5) / s as f32, (y as f32 + 0.5) / s as f32);
+                let (px, py) = stand_up_point(centre, turn);
+                let (tx, ty) = ((px * s as f32).floor() as usize, (py * s as f32).floor() as usize);
+                assert_eq!(up[[1, ty, tx]], grid[[1, y, x]], "turn {turn}, ({x}, {y})");
+            }
+        }
+        // One turn counter-clockwise: the top-right corner goes to the top left.
+        let mut up = Array3::zeros((2, s, s));
+        stand_up(grid.view(), 1, up.view_mut());
+        assert_eq!(up[[0, 0, 0]], grid[[0, 0, s - 1]]);
+    }
+}
