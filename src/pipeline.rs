@@ -300,11 +300,13 @@ impl Anonymizer {
     fn once_each(&self, tracks: &[Track], mut faces: Vec<FaceRecord>) -> Vec<FaceRecord> {
         let mut order: Vec<usize> = (0..tracks.len()).collect();
         order.sort_by(|&a, &b| tracks[b].bbox.area().total_cmp(&tracks[a].bbox.area()).then(tracks[a].id.cmp(&tracks[b].id)));
-        // Each face kept, with the union of the boxes merged into it where there are any.
+        // Each face kept, with the union of the boxes merged into it where there are any: a box
+        // is then measured against the square over that union, as it will be cut.
         let mut kept: Vec<(usize, Option<BBox>)> = Vec::with_capacity(order.len());
         for i in order {
-            let on = kept.iter_mut().find(|(j, _)| self.veil.centred_on(&faces[*j].crop(), faces[*j].turn, &tracks[i].bbox));
-            match on {
+            let square =
+                |(j, merged): &(usize, Option<BBox>)| merged.map_or_else(|| faces[*j].crop(), |b| self.veil.crop_for(&b));
+            match kept.iter_mut().find(|k| self.veil.centred_on(&square(k), faces[k.0].turn, &tracks[i].bbox)) {
                 Some((j, merged)) => *merged = Some(merged.unwrap_or(tracks[*j].bbox).union(&tracks[i].bbox)),
                 None => kept.push((i, None)),
             }
@@ -622,7 +624,7 @@ impl Restorer {
                 let faces = self.finder.as_mut().expect("finder was just set").detect(frame)?;
                 // A surrogate lies as its face lay: its own landmarks give back the turn.
                 let turn = |f: &Face| match (self.upright_turns, &f.landmarks) {
-                    (true, Some(points)) => upright::nearest_turn(upright::roll_degrees(points)),
+                    (true, Some(points)) => upright::clear_roll_degrees(points).map_or(0, upright::nearest_turn),
                     _ => 0,
                 };
                 faces.iter().map(|f| FaceRecord::new(veil.crop_for(&f.bbox), 0, f.landmarks).turned(turn(f))).collect()

@@ -26,15 +26,56 @@ pub const TURN_HYSTERESIS_DEGREES: f32 = 10.0;
 /// face space again.
 pub const TURN_CHANGE_FRAMES: u32 = 5;
 
+/// How far the two lines [`roll_degrees`] reads may disagree (degrees) for the roll to be taken.
+/// CenterFace's landmarks of a face seen from the side put both eyes nearly on one point, and
+/// the eyes' line then points anywhere: on the newsroom clip's profile, -63 and -127 degrees
+/// against -17 and -18 for the mouth-to-eyes line, which read a head held upright as one lying
+/// on its side (46 and 109 apart). Upright faces read 0 to 4 degrees apart; faces lying on their
+/// side 1 to 32 (CenterFace puts their eyes off their line: 60 photos turned a quarter).
+pub const ROLL_AGREEMENT_DEGREES: f32 = 35.0;
+
+/// The least distance between the eyes, as a share of the distance from the mouth up to them,
+/// for the roll to be taken: a face seen from the side has 0.11 to 0.14, a frontal one 0.7 to
+/// 0.95, one lying on its side 0.35 to 0.56 (CenterFace draws it narrower than it is).
+pub const MIN_EYES_SHARE: f32 = 0.3;
+
+/// The least distance (pixels) from the mouth up to the eyes for the roll to be taken: the
+/// landmarks of a smaller face are a few pixels off, and its surrogate too small for its turn
+/// to show (a juggler's head bowed to 32 pixels at the detector's size read 66 to 72 degrees).
+pub const MIN_EYES_TO_MOUTH: f32 = 32.0;
+
+/// How far a face is rolled clockwise (degrees, -180..180; 0 upright), where its landmarks say
+/// so clearly ([`ROLL_AGREEMENT_DEGREES`], [`MIN_EYES_SHARE`], [`MIN_EYES_TO_MOUTH`]); `None`
+/// where they do not.
+pub fn clear_roll_degrees(landmarks: &[(f32, f32); 5]) -> Option<f32> {
+    let [left_eye, right_eye, _, left_mouth, right_mouth] = *landmarks;
+    let (eyes, up) =
+        (direction(left_eye, right_eye), direction(midpoint(left_mouth, right_mouth), midpoint(left_eye, right_eye)));
+    let (eyes_length, up_length) = (eyes.0.hypot(eyes.1), up.0.hypot(up.1));
+    let apart = off_by(angle(eyes) - angle((-up.1, up.0)), 0);
+    (apart <= ROLL_AGREEMENT_DEGREES && eyes_length >= MIN_EYES_SHARE * up_length && up_length >= MIN_EYES_TO_MOUTH)
+        .then(|| roll_degrees(landmarks))
+}
+
+fn direction(from: (f32, f32), to: (f32, f32)) -> (f32, f32) {
+    (to.0 - from.0, to.1 - from.1)
+}
+
+fn midpoint(a: (f32, f32), b: (f32, f32)) -> (f32, f32) {
+    ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0)
+}
+
+fn angle((x, y): (f32, f32)) -> f32 {
+    y.atan2(x).to_degrees()
+}
+
 /// How far a face is rolled clockwise (degrees, -180..180; 0 upright), from its eyes (left,
 /// right), nose and mouth corners: the eyes' line and the line from the mouth up to the eyes,
 /// averaged as directions.
 pub fn roll_degrees(landmarks: &[(f32, f32); 5]) -> f32 {
     let [left_eye, right_eye, _, left_mouth, right_mouth] = *landmarks;
-    let eyes = (right_eye.0 - left_eye.0, right_eye.1 - left_eye.1);
-    let mid = |a: (f32, f32), b: (f32, f32)| ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0);
-    let (eye_mid, mouth_mid) = (mid(left_eye, right_eye), mid(left_mouth, right_mouth));
-    let up = (eye_mid.0 - mouth_mid.0, eye_mid.1 - mouth_mid.1);
+    let (eyes, up) =
+        (direction(left_eye, right_eye), direction(midpoint(left_mouth, right_mouth), midpoint(left_eye, right_eye)));
     // The eyes' line points right on an upright face and the mouth-to-eyes line up (-y, image
     // rows grow downwards); a face rolled clockwise by r turns both by r.
     let unit = |(x, y): (f32, f32)| {
@@ -42,7 +83,7 @@ pub fn roll_degrees(landmarks: &[(f32, f32); 5]) -> f32 {
         (x / n, y / n)
     };
     let (a, b) = (unit(eyes), unit((-up.1, up.0)));
-    (a.1 + b.1).atan2(a.0 + b.0).to_degrees()
+    angle((a.0 + b.0, a.1 + b.1))
 }
 
 /// The quarter turns (0..=3, clockwise) nearest a roll of `roll` degrees.
@@ -65,11 +106,12 @@ pub struct UprightTurns {
 }
 
 impl UprightTurns {
-    /// The turn of track `id` this frame, from its landmarks; a face without landmarks keeps
-    /// the turn it had (upright for a new one), and one without a track (id 0) gets the nearest.
+    /// The turn of track `id` this frame, from its landmarks; a face without landmarks that say
+    /// its roll clearly ([`clear_roll_degrees`]) keeps the turn it had (upright for a new one),
+    /// and one without a track (id 0) gets the nearest.
     pub fn turn(&mut self, id: u64, landmarks: Option<&[(f32, f32); 5]>) -> u8 {
         let held = self.turns.get(&id).copied();
-        let Some(roll) = landmarks.map(roll_degrees) else { return held.map_or(0, |(turn, _)| turn) };
+        let Some(roll) = landmarks.and_then(clear_roll_degrees) else { return held.map_or(0, |(turn, _)| turn) };
         let Some((turn, pending)) = held.filter(|_| id != 0) else {
             let turn = nearest_turn(roll);
             if id != 0 {
@@ -127,14 +169,20 @@ mod tests {
     use super::*;
     use ndarray::Array3;
 
-    /// An upright face's landmarks in a unit square, rolled clockwise by `degrees` about its
-    /// centre (image rows grow downwards, so clockwise is +angle in x, y).
+    /// An upright face of 200 pixels, rolled clockwise by `degrees` about its centre (image rows
+    /// grow downwards, so clockwise is +angle in x, y).
     fn rolled(degrees: f32) -> [(f32, f32); 5] {
-        let upright = [(0.35, 0.4), (0.65, 0.4), (0.5, 0.55), (0.38, 0.7), (0.62, 0.7)];
+        rolled_from(
+            [(0.35, 0.4), (0.65, 0.4), (0.5, 0.55), (0.38, 0.7), (0.62, 0.7)].map(|(x, y)| (200.0 * x, 200.0 * y)),
+            degrees,
+        )
+    }
+
+    fn rolled_from(upright: [(f32, f32); 5], degrees: f32) -> [(f32, f32); 5] {
         let (s, c) = degrees.to_radians().sin_cos();
         upright.map(|(x, y)| {
-            let (dx, dy) = (x - 0.5, y - 0.5);
-            (0.5 + c * dx - s * dy, 0.5 + s * dx + c * dy)
+            let (dx, dy) = (x - 100.0, y - 100.0);
+            (100.0 + c * dx - s * dy, 100.0 + s * dx + c * dy)
         })
     }
 
@@ -145,11 +193,29 @@ mod tests {
             assert!(off_by(roll - degrees, 0) < 0.01, "{degrees}: read {roll}");
             let turn = nearest_turn(roll);
             assert!(off_by(roll, turn) <= 45.0, "{degrees}: turn {turn}");
-            // Stood up by that turn, the face is within 45 degrees of upright.
-            let upright = rolled(degrees).map(|p| stand_up_point(p, turn));
+            assert_eq!(clear_roll_degrees(&rolled(degrees)), Some(roll), "{degrees}");
+            // Stood up by that turn (in the unit square), the face is within 45 degrees of upright.
+            let upright = rolled(degrees).map(|(x, y)| stand_up_point((x / 200.0, y / 200.0), turn));
             assert!(roll_degrees(&upright).abs() <= 45.01, "{degrees}: {}", roll_degrees(&upright));
         }
         assert_eq!([0.0, 44.0, 46.0, 90.0, 180.0, -90.0, -46.0].map(nearest_turn), [0, 0, 1, 1, 2, 3, 3]);
+    }
+
+    #[test]
+    fn a_roll_is_taken_only_where_the_landmarks_say_it_clearly() {
+        // A face seen from the side, as CenterFace marks it: the eyes nearly on one point, their
+        // line pointing well away from the mouth-to-eyes line.
+        let profile = [(60.0, 80.0), (62.0, 84.0), (40.0, 110.0), (55.0, 140.0), (58.0, 141.0)];
+        assert!((roll_degrees(&profile) - 0.0).abs() > 20.0, "read as rolled: {}", roll_degrees(&profile));
+        assert_eq!(clear_roll_degrees(&profile), None);
+        // The same lying face drawn small: its landmarks are too few pixels apart.
+        let small = rolled(90.0).map(|(x, y)| (x / 8.0, y / 8.0));
+        assert_eq!(clear_roll_degrees(&small), None);
+        assert!(clear_roll_degrees(&rolled(90.0)).is_some());
+        // Without a clear roll a track keeps its turn.
+        let mut turns = UprightTurns::default();
+        assert_eq!(turns.turn(4, Some(&profile)), 0);
+        assert_eq!(turns.turn(4, Some(&small)), 0);
     }
 
     #[test]
