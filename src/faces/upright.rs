@@ -2,8 +2,8 @@
 //!
 //! The face space was fitted on upright faces. A face rolled past 45 degrees (someone lying down,
 //! a camera mounted on its side, a phone's video whose orientation tag was lost) falls outside
-//! it: its surrogate is an upright face drawn across a sideways one, and the restore's inverse
-//! diverges into coloured noise (a 720 x 1280 selfie clip turned by 90 degrees, 2026-12-07).
+//! it: its surrogate was an upright face drawn across a sideways one, its eyes over the mouth
+//! (a 720 x 1280 selfie clip turned by 90 degrees, 2026-12-07).
 //! The model's square grid is turned by the quarter turns nearest the face's roll before the
 //! model and back after it. A quarter turn of a square grid moves its samples without resampling
 //! them, so a restore given the same turn undoes it exactly; a turn by the roll itself would
@@ -48,21 +48,19 @@ pub const MIN_EYES_TO_MOUTH: f32 = 32.0;
 /// so clearly ([`ROLL_AGREEMENT_DEGREES`], [`MIN_EYES_SHARE`], [`MIN_EYES_TO_MOUTH`]); `None`
 /// where they do not.
 pub fn clear_roll_degrees(landmarks: &[(f32, f32); 5]) -> Option<f32> {
-    let [left_eye, right_eye, _, left_mouth, right_mouth] = *landmarks;
-    let (eyes, up) =
-        (direction(left_eye, right_eye), direction(midpoint(left_mouth, right_mouth), midpoint(left_eye, right_eye)));
+    let (eyes, up) = lines(landmarks);
     let (eyes_length, up_length) = (eyes.0.hypot(eyes.1), up.0.hypot(up.1));
     let apart = off_by(angle(eyes) - angle((-up.1, up.0)), 0);
     (apart <= ROLL_AGREEMENT_DEGREES && eyes_length >= MIN_EYES_SHARE * up_length && up_length >= MIN_EYES_TO_MOUTH)
         .then(|| roll_degrees(landmarks))
 }
 
-fn direction(from: (f32, f32), to: (f32, f32)) -> (f32, f32) {
-    (to.0 - from.0, to.1 - from.1)
-}
-
-fn midpoint(a: (f32, f32), b: (f32, f32)) -> (f32, f32) {
-    ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0)
+/// The eyes' line (left eye to right) and the line from the mouth's middle up to the eyes'.
+fn lines(landmarks: &[(f32, f32); 5]) -> ((f32, f32), (f32, f32)) {
+    let [left_eye, right_eye, _, left_mouth, right_mouth] = *landmarks;
+    let direction = |from: (f32, f32), to: (f32, f32)| (to.0 - from.0, to.1 - from.1);
+    let midpoint = |a: (f32, f32), b: (f32, f32)| ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0);
+    (direction(left_eye, right_eye), direction(midpoint(left_mouth, right_mouth), midpoint(left_eye, right_eye)))
 }
 
 fn angle((x, y): (f32, f32)) -> f32 {
@@ -73,9 +71,7 @@ fn angle((x, y): (f32, f32)) -> f32 {
 /// right), nose and mouth corners: the eyes' line and the line from the mouth up to the eyes,
 /// averaged as directions.
 pub fn roll_degrees(landmarks: &[(f32, f32); 5]) -> f32 {
-    let [left_eye, right_eye, _, left_mouth, right_mouth] = *landmarks;
-    let (eyes, up) =
-        (direction(left_eye, right_eye), direction(midpoint(left_mouth, right_mouth), midpoint(left_eye, right_eye)));
+    let (eyes, up) = lines(landmarks);
     // The eyes' line points right on an upright face and the mouth-to-eyes line up (-y, image
     // rows grow downwards); a face rolled clockwise by r turns both by r.
     let unit = |(x, y): (f32, f32)| {
@@ -172,13 +168,7 @@ mod tests {
     /// An upright face of 200 pixels, rolled clockwise by `degrees` about its centre (image rows
     /// grow downwards, so clockwise is +angle in x, y).
     fn rolled(degrees: f32) -> [(f32, f32); 5] {
-        rolled_from(
-            [(0.35, 0.4), (0.65, 0.4), (0.5, 0.55), (0.38, 0.7), (0.62, 0.7)].map(|(x, y)| (200.0 * x, 200.0 * y)),
-            degrees,
-        )
-    }
-
-    fn rolled_from(upright: [(f32, f32); 5], degrees: f32) -> [(f32, f32); 5] {
+        let upright = [(70.0, 80.0), (130.0, 80.0), (100.0, 110.0), (76.0, 140.0), (124.0, 140.0)];
         let (s, c) = degrees.to_radians().sin_cos();
         upright.map(|(x, y)| {
             let (dx, dy) = (x - 100.0, y - 100.0);
