@@ -295,8 +295,9 @@ impl Anonymizer {
     /// (CenterFace, made for upright faces, boxes a face lying on its side twice now and then,
     /// the boxes 0.29 apart by IoU where its suppression stops at 0.3, one of them read the
     /// other way round) would have the SDN change much of it twice, the second time a surrogate,
-    /// which its restore does not undo: the restored face came back as coloured noise. One-way
-    /// effects and seals are only repeated, and keep every track.
+    /// which its restore does not undo: the restored face came back as coloured noise. A one-way
+    /// effect is only repeated, and keeps every track; in the sdn mode a merged face's seal is
+    /// its square over both boxes.
     fn once_each(&self, tracks: &[Track], mut faces: Vec<FaceRecord>) -> Vec<FaceRecord> {
         let mut order: Vec<usize> = (0..tracks.len()).collect();
         order.sort_by(|&a, &b| tracks[b].bbox.area().total_cmp(&tracks[a].bbox.area()).then(tracks[a].id.cmp(&tracks[b].id)));
