@@ -553,6 +553,23 @@ fn the_stream_records_each_faces_track_and_only_the_landmarks_its_model_applies(
 }
 
 #[test]
+fn a_face_lying_on_its_side_is_stood_upright_by_the_landmarks_faceveildetect_hands_on() {
+    // The astronaut turned a quarter clockwise (a camera on its side). faceveil, given the face
+    // by faceveildetect, reads its landmarks from the ROI to stand it upright for the model;
+    // without them its record says upright.
+    let (data, w, h) = astronaut();
+    let photo = image::RgbImage::from_raw(w, h, data).unwrap();
+    let lying = image::imageops::rotate90(&photo);
+    let (lw, lh) = lying.dimensions();
+    let mut veil = harness("faceveildetect ! faceveil password=alpha use-roi=true", lw, lh);
+    veil.play();
+    let anon = veil.push_and_pull(rgb_buffer(lying.as_raw(), lw, lh, 0)).unwrap();
+    let record = sei_payload(&anon).record.expect("the frame's record");
+    let turns: Vec<u8> = record.faces.iter().map(|f| f.turn).collect();
+    assert_eq!(turns, [1], "one face, a quarter turn");
+}
+
+#[test]
 fn a_restore_joining_midway_passes_frames_until_the_header_then_restores() {
     let every = faceveil::stream::HEADER_EVERY as usize;
     let (data, w, h) = astronaut();
