@@ -312,17 +312,16 @@ impl Anonymizer {
                 None => kept.push((i, None)),
             }
         }
-        for (j, merged) in &kept {
+        let mut keep = vec![false; faces.len()];
+        for (j, merged) in kept {
+            keep[j] = true;
             if let Some(bbox) = merged {
-                let (face, track) = (&faces[*j], &tracks[*j]);
+                let (face, track) = (&faces[j], &tracks[j]);
                 let landmarks = track.landmarks.filter(|_| face.landmarks.is_some());
-                faces[*j] = FaceRecord::new(self.veil.crop_for(bbox), track.id, landmarks).turned(face.turn);
+                faces[j] = FaceRecord::new(self.veil.crop_for(&bbox), track.id, landmarks).turned(face.turn);
             }
         }
-        let mut kept: Vec<usize> = kept.into_iter().map(|(j, _)| j).collect();
-        kept.sort_unstable();
-        let mut kept = kept.into_iter().peekable();
-        faces.into_iter().enumerate().filter_map(|(i, face)| kept.next_if_eq(&i).map(|_| face)).collect()
+        faces.into_iter().zip(keep).filter_map(|(face, keep)| keep.then_some(face)).collect()
     }
 
     /// The record of `frame` as it leaves, the next of the stream: its look, and its signature
@@ -624,10 +623,7 @@ impl Restorer {
                 }
                 let faces = self.finder.as_mut().expect("finder was just set").detect(frame)?;
                 // A surrogate lies as its face lay: its own landmarks give back the turn.
-                let turn = |f: &Face| match (self.upright_turns, &f.landmarks) {
-                    (true, Some(points)) => upright::clear_roll_degrees(points).map_or(0, upright::nearest_turn),
-                    _ => 0,
-                };
+                let turn = |f: &Face| if self.upright_turns { upright::nearest_clear_turn(f.landmarks.as_ref()) } else { 0 };
                 faces.iter().map(|f| FaceRecord::new(veil.crop_for(&f.bbox), 0, f.landmarks).turned(turn(f))).collect()
             }
         };

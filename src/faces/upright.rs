@@ -52,7 +52,13 @@ pub fn clear_roll_degrees(landmarks: &[(f32, f32); 5]) -> Option<f32> {
     let (eyes_length, up_length) = (eyes.0.hypot(eyes.1), up.0.hypot(up.1));
     let apart = off_by(angle(eyes) - angle((-up.1, up.0)), 0);
     (apart <= ROLL_AGREEMENT_DEGREES && eyes_length >= MIN_EYES_SHARE * up_length && up_length >= MIN_EYES_TO_MOUTH)
-        .then(|| roll_degrees(landmarks))
+        .then(|| roll_of(eyes, up))
+}
+
+/// The quarter turns nearest the roll of a face seen on its own (no track to hold a turn): 0
+/// where its landmarks do not say its roll clearly, or it has none.
+pub fn nearest_clear_turn(landmarks: Option<&[(f32, f32); 5]>) -> u8 {
+    landmarks.and_then(clear_roll_degrees).map_or(0, nearest_turn)
 }
 
 /// The eyes' line (left eye to right) and the line from the mouth's middle up to the eyes'.
@@ -72,6 +78,11 @@ fn angle((x, y): (f32, f32)) -> f32 {
 /// averaged as directions.
 pub fn roll_degrees(landmarks: &[(f32, f32); 5]) -> f32 {
     let (eyes, up) = lines(landmarks);
+    roll_of(eyes, up)
+}
+
+/// [`roll_degrees`] from the two lines.
+fn roll_of(eyes: (f32, f32), up: (f32, f32)) -> f32 {
     // The eyes' line points right on an upright face and the mouth-to-eyes line up (-y, image
     // rows grow downwards); a face rolled clockwise by r turns both by r.
     let unit = |(x, y): (f32, f32)| {
@@ -106,13 +117,14 @@ impl UprightTurns {
     /// its roll clearly ([`clear_roll_degrees`]) keeps the turn it had (upright for a new one),
     /// and one without a track (id 0) gets the nearest.
     pub fn turn(&mut self, id: u64, landmarks: Option<&[(f32, f32); 5]>) -> u8 {
+        if id == 0 {
+            return nearest_clear_turn(landmarks);
+        }
         let held = self.turns.get(&id).copied();
         let Some(roll) = landmarks.and_then(clear_roll_degrees) else { return held.map_or(0, |(turn, _)| turn) };
-        let Some((turn, pending)) = held.filter(|_| id != 0) else {
+        let Some((turn, pending)) = held else {
             let turn = nearest_turn(roll);
-            if id != 0 {
-                self.turns.insert(id, (turn, None));
-            }
+            self.turns.insert(id, (turn, None));
             return turn;
         };
         let asked = if off_by(roll, turn) <= 45.0 + TURN_HYSTERESIS_DEGREES { turn } else { nearest_turn(roll) };

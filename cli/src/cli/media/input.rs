@@ -136,6 +136,14 @@ pub struct Reach {
     pub stall: Option<Duration>,
 }
 
+impl Reach {
+    /// Whether this asks for anything only a URL source has (the transport is a default every
+    /// source carries).
+    fn names_url_settings(&self) -> bool {
+        self.login.is_some() || self.authorities.is_some() || self.stall.is_some()
+    }
+}
+
 impl Remote {
     /// Reached as `reach` says. A URL that holds a password of its own takes no second login,
     /// and only a URL over TLS takes authorities.
@@ -171,10 +179,7 @@ impl StreamSource {
         match self {
             Self::Uri(remote) => Ok(Self::Uri(remote.with(reach)?)),
             other => {
-                ensure!(
-                    reach.login.is_none() && reach.authorities.is_none() && reach.stall.is_none(),
-                    "a login, certificate authorities or a stall timeout are for URL sources"
-                );
+                ensure!(!reach.names_url_settings(), "a login, certificate authorities or a stall timeout are for URL sources");
                 Ok(other)
             }
         }
@@ -297,10 +302,7 @@ impl Input {
         match self {
             Self::Stream(source @ StreamSource::Uri(_)) => Ok(Self::Stream(source.reached(reach)?)),
             other => {
-                ensure!(
-                    reach.login.is_none() && reach.authorities.is_none() && reach.stall.is_none(),
-                    "--source-user, --source-ca and --stall-timeout are for URL inputs"
-                );
+                ensure!(!reach.names_url_settings(), "--source-user, --source-ca and --stall-timeout are for URL inputs");
                 Ok(other)
             }
         }

@@ -260,7 +260,7 @@ impl CameraConfig {
     /// holds none, and a source URL no password).
     pub fn summary(&self) -> String {
         let mut parts = vec![format!("{}: {}", self.name, self.source), self.mode.name().to_string()];
-        let recipients = self.recipients().ok().flatten().map_or(0, |r| r.split(',').count());
+        let recipients = sealing::recipients(&self.recipients, self.recipients_file.as_ref()).map_or(0, |r| r.len());
         if recipients > 0 {
             parts.push(format!("sealed to {recipients} recipient(s)"));
         }
