@@ -11,7 +11,7 @@ use crate::faces::effects::{self, Mode};
 use crate::faces::geometry::{BBox, CropFraming, CropSquare};
 use crate::faces::resample::MapCache;
 use crate::faces::upright;
-use crate::frame::{FrameMut, Region};
+use crate::frame::FrameMut;
 use crate::model::keys::{Keying, SecretKey};
 use crate::model::{Direction, SdnModel};
 use crate::stream::header::FaceRecord;
@@ -203,73 +203,95 @@ impl Veil {
                 if keyed.model.direction() == Direction::Restore {
                     order.reverse();
                 }
-                let t = Instant::now();
                 let fine = match keyed.model.direction() {
                     Direction::Anonymize => FineDetail::Keep(keyed.model.detail_kept()),
                     Direction::Restore => FineDetail::Restore(keyed.model.detail_kept()),
                 };
-                let (shape, maps) = (&self.shape, &mut self.maps);
-                let mut split = |frame: &FrameMut, face: &FaceRecord| {
-                    FaceBands::read(frame, face.crop(), &shape.turned(face.turn), size, fine, maps)
-                };
-                // Faces whose crops lie wholly outside the frame have nothing to change.
-                let (faces, bands): (Vec<&FaceRecord>, Vec<FaceBands>) =
-                    order.into_iter().filter_map(|face| Some((face, split(frame, face)?))).unzip();
-                let n = bands.len();
-                if self.batch.dim() != (n, 3, size, size) {
-                    self.batch = Array4::zeros((n, 3, size, size));
-                    self.landmarks = Array2::zeros((n, LANDMARK_VALUES));
-                }
-                for ((face, bands), slot) in faces.iter().zip(&bands).zip(self.batch.outer_iter_mut()) {
-                    if face.turn == 0 {
-                        bands.to_tensor(slot);
-                    } else {
-                        let mut lying = Array3::zeros(slot.raw_dim());
-                        bands.to_tensor(lying.view_mut());
-                        upright::stand_up(lying.view(), face.turn, slot);
+                for wave in waves(frame, &self.shape, &order) {
+                    let t = Instant::now();
+                    // Faces whose crops lie wholly outside the frame have nothing to change.
+                    let (faces, bands): (Vec<&FaceRecord>, Vec<FaceBands>) = wave
+                        .into_iter()
+                        .filter_map(|face| {
+                            let shape = self.shape.turned(face.turn);
+                            Some((face, FaceBands::read(frame, face.crop(), &shape, size, fine, &mut self.maps)?))
+                        })
+                        .unzip();
+                    let n = bands.len();
+                    if self.batch.dim() != (n, 3, size, size) {
+                        self.batch = Array4::zeros((n, 3, size, size));
+                        self.landmarks = Array2::zeros((n, LANDMARK_VALUES));
                     }
-                }
-                // A model that takes landmarks gives their mean (an upright face's) for faces
-                // without any, and a turned face's turned with it.
-                let mean = keyed.model.landmark_mean();
-                if let Some(mean) = mean {
-                    for (face, mut row) in faces.iter().zip(self.landmarks.outer_iter_mut()) {
-                        let points = face.landmarks.map(|l| stood_up_landmarks(l, face.turn)).unwrap_or(mean);
-                        row.assign(&ArrayView1::from(&points));
+                    for ((face, bands), slot) in faces.iter().zip(&bands).zip(self.batch.outer_iter_mut()) {
+                        if face.turn == 0 {
+                            bands.to_tensor(slot);
+                        } else {
+                            let mut lying = Array3::zeros(slot.raw_dim());
+                            bands.to_tensor(lying.view_mut());
+                            upright::stand_up(lying.view(), face.turn, slot);
+                        }
                     }
-                }
-                let t = lap(&mut times.crop, t);
-                let tracks: Vec<u64> = faces.iter().map(|f| f.track).collect();
-                keyed.fill_keys(&tracks);
-                let keys = ArrayView2::from_shape((n, keyed.model.spec.key_bits), keyed.keys.as_slice())?;
-                let sides: Vec<f32> = faces.iter().map(|f| f.crop().side).collect();
-                let landmarks = mean.map(|_| self.landmarks.view());
-                let out = keyed.model.run(self.batch.view(), keys, &keyed.attributes, landmarks, &sides)?;
-                let t = lap(&mut times.model, t);
-                let mut written: Vec<Region> = Vec::with_capacity(n);
-                for ((face, bands), patch) in faces.into_iter().zip(bands).zip(out.outer_iter()) {
-                    // A face overlapping one blended before blends over that result, so its
-                    // pixels are read again; the others keep what was read for the batch.
-                    let bands = if written.iter().any(|r| r.overlaps(&bands.region)) {
-                        let Some(again) = split(frame, face) else { continue };
-                        again
-                    } else {
-                        bands
-                    };
-                    if face.turn == 0 {
-                        bands.composite(frame, patch);
-                    } else {
-                        let mut lying = Array3::zeros(patch.raw_dim());
-                        upright::lay_down(patch, face.turn, lying.view_mut());
-                        bands.composite(frame, lying.view());
+                    // A model that takes landmarks gives their mean (an upright face's) for faces
+                    // without any, and a turned face's turned with it.
+                    let mean = keyed.model.landmark_mean();
+                    if let Some(mean) = mean {
+                        for (face, mut row) in faces.iter().zip(self.landmarks.outer_iter_mut()) {
+                            let points = face.landmarks.map(|l| stood_up_landmarks(l, face.turn)).unwrap_or(mean);
+                            row.assign(&ArrayView1::from(&points));
+                        }
                     }
-                    written.push(bands.region);
+                    let t = lap(&mut times.crop, t);
+                    let tracks: Vec<u64> = faces.iter().map(|f| f.track).collect();
+                    keyed.fill_keys(&tracks);
+                    let keys = ArrayView2::from_shape((n, keyed.model.spec.key_bits), keyed.keys.as_slice())?;
+                    let sides: Vec<f32> = faces.iter().map(|f| f.crop().side).collect();
+                    let landmarks = mean.map(|_| self.landmarks.view());
+                    let out = keyed.model.run(self.batch.view(), keys, &keyed.attributes, landmarks, &sides)?;
+                    let t = lap(&mut times.model, t);
+                    for ((face, bands), patch) in faces.into_iter().zip(bands).zip(out.outer_iter()) {
+                        if face.turn == 0 {
+                            bands.composite(frame, patch);
+                        } else {
+                            let mut lying = Array3::zeros(patch.raw_dim());
+                            upright::lay_down(patch, face.turn, lying.view_mut());
+                            bands.composite(frame, lying.view());
+                        }
+                    }
+                    lap(&mut times.blend, t);
                 }
-                lap(&mut times.blend, t);
                 Ok(())
             }
         }
     }
+}
+
+/// `faces`, in the order they are changed, as batches for the model to run one after another.
+/// A face whose region an earlier face's blend reaches goes in a batch after that face's, so
+/// that it is read, changed and written after it, as if the faces were changed one at a time:
+/// a restore, undoing them in reverse order, then reads each face as its anonymize left it.
+/// Reading every face before any was written, as one batch did, gave the model of the face
+/// changed second the original over their overlap where its restore got the other's
+/// surrogate, and that part came back wrong. Faces whose blends reach no other face's region
+/// share a batch: each composite rewrites its region only where its own blend reaches.
+fn waves<'a>(frame: &FrameMut, shape: &BlendShape, faces: &[&'a FaceRecord]) -> Vec<Vec<&'a FaceRecord>> {
+    let regions: Vec<Option<BBox>> = faces
+        .iter()
+        .map(|f| {
+            let r = CropContext::region(frame, f.crop())?;
+            Some(BBox { x0: r.x as f32, y0: r.y as f32, x1: (r.x + r.width) as f32, y1: (r.y + r.height) as f32 })
+        })
+        .collect();
+    let reaches: Vec<BBox> = faces.iter().map(|f| shape.turned(f.turn).reach(f.crop())).collect();
+    let mut wave_of: Vec<usize> = Vec::with_capacity(faces.len());
+    for (i, region) in regions.iter().enumerate() {
+        let after = |j: &usize| region.is_some_and(|r| reaches[*j].overlaps(&r));
+        wave_of.push((0..i).filter(after).map(|j| wave_of[j] + 1).max().unwrap_or(0));
+    }
+    let mut waves: Vec<Vec<&FaceRecord>> = vec![Vec::new(); wave_of.iter().max().map_or(0, |w| w + 1)];
+    for (face, wave) in faces.iter().zip(wave_of) {
+        waves[wave].push(face);
+    }
+    waves
 }
 
 /// A record's landmarks (x, y pairs in 0..1 of the square) where [`upright::stand_up`] puts them.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use ndarray::{Array2, ArrayView3, ArrayViewMut3, Axis};
 use serde::{Deserialize, Serialize};
 
-use crate::faces::geometry::CropSquare;
+use crate::faces::geometry::{BBox, CropSquare};
 use crate::faces::resample::{CropMaps, MapCache};
 use crate::frame::rgb::RgbImage;
 use crate::frame::{FrameMut, PlaneColor, Region, RegionPlanes, to_u8};
@@ -35,6 +35,15 @@ impl BlendShape {
     /// axes swap with each turn, so that it lies along the face as it lies.
     pub fn turned(&self, turn: u8) -> Self {
         if turn % 2 == 1 { Self { axis_x: self.axis_y, axis_y: self.axis_x, ..*self } } else { *self }
+    }
+
+    /// Every pixel a blend through this shape may change for a face cut at `crop`: the
+    /// ellipse's bounding box, two pixels wider each side for the chroma samples of 4:2:0
+    /// frames, which take the change of any pixel they cover.
+    pub fn reach(&self, crop: CropSquare) -> BBox {
+        let half = crop.side / 2.0;
+        let (rx, ry) = (self.axis_x * half + 2.0, self.axis_y * half + 2.0);
+        BBox { x0: crop.cx - rx, y0: crop.cy - ry, x1: crop.cx + rx, y1: crop.cy + ry }
     }
 
     /// Mask weight at crop coordinates `u`, `v` in -1..1 (0 is the crop centre).

@@ -587,13 +587,18 @@ fn mean_and_worst(scores: &[f64]) -> (f64, f64) {
 /// The crowd's small faces are where the restored file's own encoding costs most: with x264
 /// `veryfast` at CRF 2 they came back at 45.4 dB on average and 43.4 for the worst face, from
 /// face videos a lossless restore gives back at 48.0 and 46.1.
+///
+/// The faces are blurred rather than given surrogates: each sdn run's salt gives other
+/// surrogates around the seals, hence another restored file, and its worst face of 742 moved by
+/// 0.7 dB from run to run (44.34 to 45.05 dB, 2026-12-07), across the bound; a blur gives the
+/// same file each run, and the seals, what this measures, are the same either way.
 #[test]
 fn the_small_sealed_faces_of_a_crowd_keep_their_quality_in_the_restored_file() {
     let Some(clip) = common::shared("data/videos/05_crowd_mot20-08_960x366.mp4") else { return };
     let dir = tmpdir("crowd");
     let (identity, recipient) = keygen(&dir, "a");
     let anon = dir.join("anon.mp4");
-    ok(&faceveil(&["anonymize", s(&clip), "-o", s(&anon), "--recipient", &recipient], Some("pw")));
+    ok(&faceveil(&["anonymize", s(&clip), "-o", s(&anon), "--mode", "blur", "--recipient", &recipient], None));
     let back = dir.join("back.mp4");
     ok(&faceveil(&["restore", s(&anon), "-o", s(&back), "--identity", s(&identity)], None));
     let [original, back] = [&clip, &back].map(|p| common::media::decode(p).frames);
