@@ -26,7 +26,7 @@ pub const TURN_HYSTERESIS_DEGREES: f32 = 10.0;
 /// face space again.
 pub const TURN_CHANGE_FRAMES: u32 = 5;
 
-/// How far the two lines [`roll_degrees`] reads may disagree (degrees) for the roll to be taken.
+/// How far the two lines a roll is read from may disagree (degrees) for the roll to be taken.
 /// CenterFace's landmarks of a face seen from the side put both eyes nearly on one point, and
 /// the eyes' line then points anywhere: on the newsroom clip's profile, -63 and -127 degrees
 /// against -17 and -18 for the mouth-to-eyes line, which read a head held upright as one lying
@@ -73,15 +73,8 @@ fn angle((x, y): (f32, f32)) -> f32 {
     y.atan2(x).to_degrees()
 }
 
-/// How far a face is rolled clockwise (degrees, -180..180; 0 upright), from its eyes (left,
-/// right), nose and mouth corners: the eyes' line and the line from the mouth up to the eyes,
-/// averaged as directions.
-pub fn roll_degrees(landmarks: &[(f32, f32); 5]) -> f32 {
-    let (eyes, up) = lines(landmarks);
-    roll_of(eyes, up)
-}
-
-/// [`roll_degrees`] from the two lines.
+/// How far a face is rolled clockwise (degrees, -180..180; 0 upright), from the eyes' line and
+/// the line from the mouth up to the eyes ([`lines`]), averaged as directions.
 fn roll_of(eyes: (f32, f32), up: (f32, f32)) -> f32 {
     // The eyes' line points right on an upright face and the mouth-to-eyes line up (-y, image
     // rows grow downwards); a face rolled clockwise by r turns both by r.
@@ -176,6 +169,12 @@ pub fn stand_up_point((x, y): (f32, f32), turn: u8) -> (f32, f32) {
 mod tests {
     use super::*;
     use ndarray::Array3;
+
+    /// The roll [`clear_roll_degrees`] reads, whether the landmarks say it clearly or not.
+    fn roll_degrees(landmarks: &[(f32, f32); 5]) -> f32 {
+        let (eyes, up) = lines(landmarks);
+        roll_of(eyes, up)
+    }
 
     /// An upright face of 200 pixels, rolled clockwise by `degrees` about its centre (image rows
     /// grow downwards, so clockwise is +angle in x, y).
