@@ -2,7 +2,7 @@
 //! shares once the faces are found (`finder`).
 
 use anyhow::Result;
-use ndarray::{Array2, Array3, Array4, ArrayView1, ArrayView2};
+use ndarray::{Array2, Array3, Array4, ArrayView1, ArrayView2, s};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::faces::blend::{BlendShape, CropContext, FaceBands, FineDetail};
@@ -59,9 +59,10 @@ pub struct Veil {
     effect: Effect,
     framing: CropFraming,
     shape: BlendShape,
-    /// The batch's crops ([N, 3, S, S]), reused while N stays the same.
+    /// The batch's crops ([N, 3, S, S]), reused, grown to the largest batch yet: a frame whose
+    /// faces overlap runs several batches of other sizes (`waves`), and the first N rows serve.
     batch: Array4<f32>,
-    /// The batch's landmarks ([N, 10]), for a model that takes them.
+    /// The batch's landmarks ([N, 10]), for a model that takes them; grown as `batch` is.
     landmarks: Array2<f32>,
     /// The resampling maps of recent crop squares.
     maps: MapCache,
@@ -218,11 +219,13 @@ impl Veil {
                         })
                         .unzip();
                     let n = bands.len();
-                    if self.batch.dim() != (n, 3, size, size) {
+                    if self.batch.dim().0 < n || self.batch.dim().2 != size {
                         self.batch = Array4::zeros((n, 3, size, size));
                         self.landmarks = Array2::zeros((n, LANDMARK_VALUES));
                     }
-                    for ((face, bands), slot) in faces.iter().zip(&bands).zip(self.batch.outer_iter_mut()) {
+                    let mut batch = self.batch.slice_mut(s![..n, .., .., ..]);
+                    let mut landmark_rows = self.landmarks.slice_mut(s![..n, ..]);
+                    for ((face, bands), slot) in faces.iter().zip(&bands).zip(batch.outer_iter_mut()) {
                         if face.turn == 0 {
                             bands.to_tensor(slot);
                         } else {
@@ -235,7 +238,7 @@ impl Veil {
                     // without any, and a turned face's turned with it.
                     let mean = keyed.model.landmark_mean();
                     if let Some(mean) = mean {
-                        for (face, mut row) in faces.iter().zip(self.landmarks.outer_iter_mut()) {
+                        for (face, mut row) in faces.iter().zip(landmark_rows.outer_iter_mut()) {
                             let points = face.landmarks.map(|l| stood_up_landmarks(l, face.turn)).unwrap_or(mean);
                             row.assign(&ArrayView1::from(&points));
                         }
@@ -245,8 +248,8 @@ impl Veil {
                     keyed.fill_keys(&tracks);
                     let keys = ArrayView2::from_shape((n, keyed.model.spec.key_bits), keyed.keys.as_slice())?;
                     let sides: Vec<f32> = faces.iter().map(|f| f.crop().side).collect();
-                    let landmarks = mean.map(|_| self.landmarks.view());
-                    let out = keyed.model.run(self.batch.view(), keys, &keyed.attributes, landmarks, &sides)?;
+                    let landmarks = mean.map(|_| landmark_rows.view());
+                    let out = keyed.model.run(batch.view(), keys, &keyed.attributes, landmarks, &sides)?;
                     let t = lap(&mut times.model, t);
                     for ((face, bands), patch) in faces.into_iter().zip(bands).zip(out.outer_iter()) {
                         if face.turn == 0 {
