@@ -345,8 +345,10 @@ impl Anonymizer {
             Ok(tracks) => match self.process(frame, &tracks, pts) {
                 Ok(outcome) => return outcome,
                 Err(e) => {
-                    // The effect writes nothing before it has every face's result, so the frame
-                    // is still the original here: each face square is painted over whole.
+                    // The faces of a batch are written only once the batch has every result,
+                    // but a frame whose faces overlap runs batches one after another
+                    // (`veil::waves`), and a later one may fail after an earlier one was written:
+                    // each face square is painted over whole, whichever it holds.
                     for track in &tracks {
                         let b = self.veil.crop_for(&track.bbox).bounds();
                         if let Some(region) = frame.align_region(b.x0, b.y0, b.x1, b.y1) {
