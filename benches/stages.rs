@@ -148,7 +148,23 @@ fn stages(c: &mut Criterion) {
         let sides = vec![200.0f32; n];
         c.bench_function(&format!("sdn batch of {n}"), |b| {
             b.iter(|| {
-                black_box(model.run(crops.view(), keys.view(), &attrs, landmarks.as_ref().map(|l| l.view()), &sides).unwrap())
+                black_box(
+                    model.run(crops.view(), keys.view(), &attrs, landmarks.as_ref().map(|l| l.view()), &sides, None).unwrap(),
+                )
+            })
+        });
+    }
+    // A face whose square reaches past the frame's left edge (a quarter of its grid), which the
+    // model fits to its part inside, alone in its batch.
+    if model.fits_cut_faces() {
+        let crop = Array4::from_shape_fn((1, 3, s, s), |(_, c, y, x)| ((c * 17 + y * 7 + x * 3) % 255) as f32 / 127.5 - 1.0);
+        let inside = Array4::from_shape_fn((1, 1, s, s), |(_, _, _, x)| if x < s / 4 { 0.0 } else { 1.0 });
+        let keys = Array2::ones((1, model.spec.key_bits));
+        let landmarks = model.landmark_mean().map(|m| Array2::from_shape_fn((1, m.len()), |(_, j)| m[j]));
+        c.bench_function("sdn face cut by the frame's edge", |b| {
+            b.iter(|| {
+                let landmarks = landmarks.as_ref().map(|l| l.view());
+                black_box(model.run(crop.view(), keys.view(), &attrs, landmarks, &[200.0], Some(inside.view())).unwrap())
             })
         });
     }

@@ -2,7 +2,7 @@
 //! shares once the faces are found (`finder`).
 
 use anyhow::Result;
-use ndarray::{Array2, Array3, Array4, ArrayView1, ArrayView2, s};
+use ndarray::{Array2, Array3, Array4, ArrayView1, ArrayView2, Axis, s};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::faces::blend::{BlendShape, CropContext, FaceBands, FineDetail};
@@ -59,11 +59,7 @@ pub struct Veil {
     effect: Effect,
     framing: CropFraming,
     shape: BlendShape,
-    /// The batch's crops ([N, 3, S, S]), reused, grown to the largest batch yet: a frame whose
-    /// faces overlap runs several batches of other sizes (`waves`), and the first N rows serve.
-    batch: Array4<f32>,
-    /// The batch's landmarks ([N, 10]), for a model that takes them; grown as `batch` is.
-    landmarks: Array2<f32>,
+    batch: Batch,
     /// The resampling maps of recent crop squares.
     maps: MapCache,
     times: StageTimes,
@@ -77,9 +73,8 @@ impl Veil {
             effect: Effect::Classic(mode),
             framing: CropFraming::default(),
             shape: BlendShape::default(),
-            batch: Array4::zeros((0, 3, 0, 0)),
+            batch: Batch::default(),
             maps: MapCache::default(),
-            landmarks: Array2::zeros((0, LANDMARK_VALUES)),
             times: StageTimes::default(),
         }
     }
@@ -92,9 +87,8 @@ impl Veil {
             effect: Effect::Sdn(Box::new(keyed)),
             framing,
             shape,
-            batch: Array4::zeros((0, 3, 0, 0)),
+            batch: Batch::default(),
             maps: MapCache::default(),
-            landmarks: Array2::zeros((0, LANDMARK_VALUES)),
             times: StageTimes::default(),
         }
     }
@@ -218,53 +212,109 @@ impl Veil {
                             Some((face, FaceBands::read(frame, face.crop(), &shape, size, fine, &mut self.maps)?))
                         })
                         .unzip();
-                    let n = bands.len();
-                    if self.batch.dim().0 < n || self.batch.dim().2 != size {
-                        self.batch = Array4::zeros((n, 3, size, size));
-                        self.landmarks = Array2::zeros((n, LANDMARK_VALUES));
-                    }
-                    let mut batch = self.batch.slice_mut(s![..n, .., .., ..]);
-                    let mut landmark_rows = self.landmarks.slice_mut(s![..n, ..]);
-                    for ((face, bands), slot) in faces.iter().zip(&bands).zip(batch.outer_iter_mut()) {
-                        if face.turn == 0 {
-                            bands.to_tensor(slot);
-                        } else {
-                            let mut lying = Array3::zeros(slot.raw_dim());
-                            bands.to_tensor(lying.view_mut());
-                            upright::stand_up(lying.view(), face.turn, slot);
+                    lap(&mut times.crop, t);
+                    // A model that fits a face cut by the frame's edge to its part inside takes
+                    // such a face in a batch of its own; the others share one.
+                    let inside: Vec<Option<Array2<f32>>> =
+                        bands.iter().map(|b| b.inside().filter(|_| keyed.model.fits_cut_faces())).collect();
+                    let whole: Vec<(&FaceRecord, &FaceBands)> =
+                        faces.iter().zip(&bands).zip(&inside).filter(|(_, i)| i.is_none()).map(|((f, b), _)| (*f, b)).collect();
+                    self.batch.run(keyed, frame, &whole, None, times)?;
+                    for ((face, bands), inside) in faces.iter().zip(&bands).zip(&inside) {
+                        if let Some(inside) = inside {
+                            self.batch.run(keyed, frame, &[(*face, bands)], Some(inside), times)?;
                         }
                     }
-                    // A model that takes landmarks gives their mean (an upright face's) for faces
-                    // without any, and a turned face's turned with it.
-                    let mean = keyed.model.landmark_mean();
-                    if let Some(mean) = mean {
-                        for (face, mut row) in faces.iter().zip(landmark_rows.outer_iter_mut()) {
-                            let points = face.landmarks.map(|l| stood_up_landmarks(l, face.turn)).unwrap_or(mean);
-                            row.assign(&ArrayView1::from(&points));
-                        }
-                    }
-                    let t = lap(&mut times.crop, t);
-                    let tracks: Vec<u64> = faces.iter().map(|f| f.track).collect();
-                    keyed.fill_keys(&tracks);
-                    let keys = ArrayView2::from_shape((n, keyed.model.spec.key_bits), keyed.keys.as_slice())?;
-                    let sides: Vec<f32> = faces.iter().map(|f| f.crop().side).collect();
-                    let landmarks = mean.map(|_| landmark_rows.view());
-                    let out = keyed.model.run(batch.view(), keys, &keyed.attributes, landmarks, &sides)?;
-                    let t = lap(&mut times.model, t);
-                    for ((face, bands), patch) in faces.into_iter().zip(bands).zip(out.outer_iter()) {
-                        if face.turn == 0 {
-                            bands.composite(frame, patch);
-                        } else {
-                            let mut lying = Array3::zeros(patch.raw_dim());
-                            upright::lay_down(patch, face.turn, lying.view_mut());
-                            bands.composite(frame, lying.view());
-                        }
-                    }
-                    lap(&mut times.blend, t);
                 }
                 Ok(())
             }
         }
+    }
+}
+
+/// The model's inputs, reused from run to run and grown to the largest batch yet: a frame whose
+/// faces overlap runs several batches of other sizes (`waves`), and the first N rows serve.
+struct Batch {
+    /// The crops ([N, 3, S, S]).
+    crops: Array4<f32>,
+    /// The landmarks ([N, 10]), for a model that takes them.
+    landmarks: Array2<f32>,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self { crops: Array4::zeros((0, 3, 0, 0)), landmarks: Array2::zeros((0, LANDMARK_VALUES)) }
+    }
+}
+
+impl Batch {
+    /// Runs `faces` (each with its bands, read from `frame`) through the model in one call and
+    /// composites the results into `frame`; `inside`: the grid samples the frame holds of a
+    /// batch of one cut face ([`SdnModel::fits_cut_faces`]).
+    fn run(
+        &mut self,
+        keyed: &mut SdnKeyed,
+        frame: &mut FrameMut,
+        faces: &[(&FaceRecord, &FaceBands)],
+        inside: Option<&Array2<f32>>,
+        times: &mut StageTimes,
+    ) -> Result<()> {
+        if faces.is_empty() {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let n = faces.len();
+        let size = keyed.model.input_size();
+        if self.crops.dim().0 < n || self.crops.dim().2 != size {
+            self.crops = Array4::zeros((n, 3, size, size));
+            self.landmarks = Array2::zeros((n, LANDMARK_VALUES));
+        }
+        let mut batch = self.crops.slice_mut(s![..n, .., .., ..]);
+        let mut landmark_rows = self.landmarks.slice_mut(s![..n, ..]);
+        for ((face, bands), slot) in faces.iter().zip(batch.outer_iter_mut()) {
+            if face.turn == 0 {
+                bands.to_tensor(slot);
+            } else {
+                let mut lying = Array3::zeros(slot.raw_dim());
+                bands.to_tensor(lying.view_mut());
+                upright::stand_up(lying.view(), face.turn, slot);
+            }
+        }
+        // The grid the model sees is stood up; so is what the frame holds of it.
+        let inside = inside.map(|grid| {
+            let lying = grid.view().insert_axis(Axis(0));
+            let mut stood = Array4::zeros((1, 1, size, size));
+            upright::stand_up(lying, faces[0].0.turn, stood.index_axis_mut(Axis(0), 0));
+            stood
+        });
+        // A model that takes landmarks gives their mean (an upright face's) for faces without
+        // any, and a turned face's turned with it.
+        let mean = keyed.model.landmark_mean();
+        if let Some(mean) = mean {
+            for ((face, _), mut row) in faces.iter().zip(landmark_rows.outer_iter_mut()) {
+                let points = face.landmarks.map(|l| stood_up_landmarks(l, face.turn)).unwrap_or(mean);
+                row.assign(&ArrayView1::from(&points));
+            }
+        }
+        let t = lap(&mut times.crop, t);
+        let tracks: Vec<u64> = faces.iter().map(|(f, _)| f.track).collect();
+        keyed.fill_keys(&tracks);
+        let keys = ArrayView2::from_shape((n, keyed.model.spec.key_bits), keyed.keys.as_slice())?;
+        let sides: Vec<f32> = faces.iter().map(|(f, _)| f.crop().side).collect();
+        let landmarks = mean.map(|_| landmark_rows.view());
+        let out = keyed.model.run(batch.view(), keys, &keyed.attributes, landmarks, &sides, inside.as_ref().map(|i| i.view()))?;
+        let t = lap(&mut times.model, t);
+        for ((face, bands), patch) in faces.iter().zip(out.outer_iter()) {
+            if face.turn == 0 {
+                bands.composite(frame, patch);
+            } else {
+                let mut lying = Array3::zeros(patch.raw_dim());
+                upright::lay_down(patch, face.turn, lying.view_mut());
+                bands.composite(frame, lying.view());
+            }
+        }
+        lap(&mut times.blend, t);
+        Ok(())
     }
 }
 

@@ -8,6 +8,11 @@ Builds, with onnx.helper (opset 17), the computation facespace.py documents:
                     landmarks [N,10] (optional: an initializer of the same name holds the mean
                     landmarks [1,10], expanded to N) -> image_out [N,3,128,128]
   sdn_restore.onnx  restore: the same inputs, the anonymized crop as image -> the original crop
+Both take `inside` [N,1,128,128] as well (optional: an initializer of ones [1,1,128,128]): 1 where
+a grid sample lies in the frame. A batch of one face some of whose grid lies past the frame's
+edge runs the cut path (facespace.py's `inside`: the face's coordinates fitted to the canonical
+samples inside the frame, in double precision); the restore does so only while its scalar input
+`mask_cuts` is 1 (its default; sdn.json's earlier_maps give 0 for streams of models before it).
 then checks both with onnxruntime against facespace.py on held-out crops (with and without the
 landmarks input), times them at batch 1, 2 and 8, counts the FLOPs of the nodes, and writes sdn.json
 (model entries, sha256). With align = 0 (the shipped fit) both canonical grids are constant and
@@ -29,10 +34,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from facespace import (CHROMA_DETAIL_SIGMA, CHROMA_PITCH_DROP, CHROMA_PITCH_KEEP, GREY_BOX, GREY_LEVELS,  # noqa: E402
+from facespace import (CHROMA_DETAIL_SIGMA, CHROMA_PITCH_DROP, CHROMA_PITCH_KEEP, CUT_EPS, CUT_LIMIT, GREY_BOX, GREY_LEVELS,  # noqa: E402
                        GREY_RESTORE_LEVELS, LOSSY_UNBEND_KNEE, LUMA, FaceSpace, GreyAndColour, gaussian_taps)
 
-MODEL_ID = "sdn-0.6.4"  # 0.6.3's colour face space (292 of 300 coordinates rotated within bands of like variance) and a grey one for grey faces
+MODEL_ID = "sdn-0.6.5"  # 0.6.4's map (0.6.3's colour face space and a grey one for grey faces), and faces cut by the frame's edge fitted to the samples inside it
 S = 128
 # Largest difference (of -1..1 pixel values) from an earlier graph that still counts as the same
 # map: float rounding, far below one 8-bit level (0.0078).
@@ -44,6 +49,12 @@ LOSSY_RESTORE = {"unbend_knee": LOSSY_UNBEND_KNEE}
 GREY_RESTORE_INPUT = "grey_restore_levels"
 # What the restore graph takes for a stream of a model without a grey face space (sdn-0.6.3).
 EARLIER_RESTORE = {GREY_RESTORE_INPUT: 0.0}
+# The grid samples inside the frame, per face, and the restore's scalar that says whether the
+# stream's anonymize fitted cut faces to them (1) or not (0: models before sdn-0.6.5).
+CUT_INPUT = "inside"
+CUT_RESTORE_INPUT = "mask_cuts"
+BEFORE_CUTS_RESTORE = {CUT_RESTORE_INPUT: 0.0}
+BEFORE_CUTS_MODEL = "sdn-0.6.4"
 
 
 class Builder:
@@ -129,6 +140,9 @@ class Graph:
         full = np.full(3 * G * G, self.D, np.int64)
         full[fs.support] = np.arange(self.D)
         self.scatter_index = full
+        # A cut face's validity [1,D] (cut_validity()) and its fits' inverted matrices, by weight.
+        self.valid = None
+        self.fits = {}
 
     def inputs(self):
         b = self.b
@@ -175,6 +189,50 @@ class Graph:
             b.flops += 3 * (2 * G) ** 2 * 8 + 3 * G * G * 4
         s = b.op("Reshape", [s, b.const([0, -1], np.int64)])
         return b.op("Gather", [s, b.const(self.fs.support, np.int64)], axis=1)
+
+    def cut_validity(self):
+        """facespace.valid_samples as nodes: `inside` [N,1,S,S] -> [N,D], 1.0 where the canonical
+        sample reads only grid samples inside the frame (the sampling's weights are not negative)."""
+        b = self.b
+        if not self.baked:
+            raise ValueError("the cut path needs the constant grids of align = 0")
+        outside = b.op("Sub", [b.const(1.0), CUT_INPUT])
+        s = b.op("MatMul", [b.const(self.rows), b.op("MatMul", [outside, b.const(self.cols)])])  # [N,1,G,G]
+        s = b.op("Reshape", [b.op("Concat", [s, s, s], axis=1), b.const([0, -1], np.int64)])
+        s = b.op("Gather", [s, b.const(self.fs.support, np.int64)], axis=1)
+        self.valid = b.op("Cast", [b.op("LessOrEqual", [s, b.const(CUT_EPS)])], to=TensorProto.FLOAT)
+
+    def fit(self, vm, weight):
+        """facespace.coordinates for a batch of one cut face: its whitened coordinates [1,K] fitted
+        to its valid samples at `weight` [D] (None: 1). The normal matrix is the whole face's,
+        stored, less the rows of the samples outside; it is inverted and applied in double
+        precision, because fitted to part of the face it is far worse conditioned (condition
+        about 1e5 with a quarter of the crop cut), and float32 would miss the exact inverse that
+        the restore relies on by a few per cent."""
+        b, fs = self.b, self.fs
+        w = np.ones(self.D) if weight is None else weight
+        tag = "ones" if weight is None else "weighted"
+        synT = b.const(fs.syn.T, f16=True)  # [K,D], as change() and undo() read it (float16 values: exact in double)
+        if tag not in self.fits:
+            double = lambda x: b.op("Cast", [x], to=TensorProto.DOUBLE)  # noqa: E731
+            outside = b.op("NonZero", [b.op("Less", [b.op("Reshape", [self.valid, b.const([-1], np.int64)]), b.const(0.5)])])
+            outside = b.op("Reshape", [outside, b.const([-1], np.int64)])
+            cols = double(b.op("Gather", [synT, outside], axis=1))  # [K,n]
+            wcols = b.op("Mul", [cols, b.op("Gather", [b.const(w, np.float64), outside], axis=0)])
+            normal = b.const(fs.syn.T @ (w[:, None] * fs.syn), np.float64)
+            normal = b.op("Sub", [normal, b.op("MatMul", [wcols, b.op("Transpose", [cols], perm=[1, 0])])])
+            self.fits[tag] = (b.op("Inverse", [normal], domain="com.microsoft"), double(synT))
+        inverse, synT64 = self.fits[tag]
+        rhs = b.op("Mul", [vm, b.op("Mul", [self.valid, b.const(w)])])  # [1,D]
+        rhs = b.op("MatMul", [synT64, b.op("Transpose", [b.op("Cast", [rhs], to=TensorProto.DOUBLE)], perm=[1, 0])])  # [K,1]
+        z = b.op("MatMul", [inverse, rhs])  # [K,1]: the normal matrix is symmetric
+        return b.op("Cast", [b.op("Transpose", [z], perm=[1, 0])], to=TensorProto.FLOAT)
+
+    def analysis(self, vm, ana, weight):
+        """Whitened coordinates of vm: `ana`'s, or a cut face's fit (facespace.coordinates)."""
+        if self.valid is None:
+            return self.b.matmul(vm, ana.T, 1, f16=True)
+        return self.fit(vm, weight)
 
     def inverse_grid(self):
         """For every crop pixel its canonical point, as GridSample coordinates into the G x G window."""
@@ -275,7 +333,7 @@ class Graph:
         """canonical_change of facespace.py."""
         b, fs = self.b, self.fs
         vm = v if linear else b.op("Sub", [v, b.const(fs.mu)])
-        z = b.matmul(vm, fs.ana.T, 1, f16=True)
+        z = self.analysis(vm, fs.ana, None)
         u = b.matmul(z, fs.Q, 1)
         ur = self.rotate(u)
         du = b.op("Sub", [ur, u])
@@ -291,13 +349,15 @@ class Graph:
         out = b.matmul(both, fs.syn.T, 2, f16=True)
         d = b.op("Gather", [out, b.const(0, np.int64)], axis=0)
         r = b.op("Sub", [vm, b.op("Gather", [out, b.const(1, np.int64)], axis=0)])
+        if self.valid is not None:  # a cut face's detail is taken off only where it was fitted
+            r = b.op("Mul", [r, self.valid])
         return b.op("Sub", [d, b.op("Mul", [r, b.const((1 - self.alpha) * fs.mask)])])
 
     def undo(self, v2, linear=False):
         """canonical_undo of facespace.py."""
         b, fs = self.b, self.fs
         vm = v2 if linear else b.op("Sub", [v2, b.const(fs.mu)])
-        z2 = b.matmul(vm, fs.ana_alpha.T if self.alpha != 1.0 else fs.ana.T, 1, f16=True)
+        z2 = self.read_back(vm)
         zs = b.op("Sub", [z2, self.attr_shift()]) if not linear else z2
         u2 = b.matmul(zs, fs.Q, 1)
         du = b.op("Sub", [self.rotate(u2, inverse=True), u2])
@@ -308,16 +368,25 @@ class Graph:
                                b.op("Unsqueeze", [z2, b.const([0], np.int64)])], axis=0)  # [2,N,K]
         out = b.matmul(both, fs.syn.T, 2, f16=True)
         r = b.op("Sub", [vm, b.op("Gather", [out, b.const(1, np.int64)], axis=0)])
-        if self.alpha != 1.0:
+        if self.alpha != 1.0 and self.valid is None:
             r = b.op("Mul", [r, b.const(fs.detail_gain)])
+        elif self.alpha != 1.0:  # r (1 + (gain - 1) valid): scaled back up only where it was scaled
+            r = b.op("Add", [r, b.op("Mul", [b.op("Mul", [r, self.valid]), b.const(fs.detail_gain - 1)])])
         v = b.op("Add", [b.op("Gather", [out, b.const(0, np.int64)], axis=0), r])
         return b.op("Sub", [v, vm])
+
+    def read_back(self, vm):
+        """facespace.read_back's coordinates z2."""
+        fs = self.fs
+        if self.alpha != 1.0:
+            return self.analysis(vm, fs.ana_alpha, fs.detail_weight())
+        return self.analysis(vm, fs.ana, None)
 
     def fine_chroma(self, v2):
         """fine_chroma of facespace.py: the detail's chroma finer than CHROMA_DETAIL_SIGMA, masked."""
         b, fs, G = self.b, self.fs, self.G
         vm = b.op("Sub", [v2, b.const(fs.mu)])
-        z2 = b.matmul(vm, fs.ana_alpha.T if self.alpha != 1.0 else fs.ana.T, 1, f16=True)
+        z2 = self.read_back(vm)
         full = self.scatter(b.op("Sub", [vm, b.matmul(z2, fs.syn.T, 1, f16=True)]))  # [N,3,G,G]
         luma = b.op("ReduceSum", [b.op("Mul", [full, b.const(LUMA.reshape(1, 3, 1, 1))]), b.const([1], np.int64)], keepdims=1)
         chroma = b.op("Sub", [full, luma])
@@ -352,11 +421,23 @@ def bend_nodes(b, y, inverse=False):
     return b.op("Add", [c, b.op("Mul", [t, b.const(1 - BEND)])])
 
 
-def face_space_nodes(b, fs, alpha, direction):
-    """One face space's anonymize or restore of `image`, as nodes: the output's name."""
+def validity_nodes(b, fs, alpha):
+    """facespace.valid_samples of `inside` for face space fs, as nodes: [N,D] floats."""
     g = Graph(fs, b, alpha)
     g.inputs()
     g.sampling_grid()
+    g.cut_validity()
+    return g.valid
+
+
+def face_space_nodes(b, fs, alpha, direction, valid=None):
+    """One face space's anonymize or restore of `image`, as nodes: the output's name. `valid`
+    (validity_nodes()): of a batch of one face cut by the frame's edge, fitted to those samples."""
+    cut = valid is not None
+    g = Graph(fs, b, alpha)
+    g.inputs()
+    g.sampling_grid()
+    g.valid = valid
     g.inverse_grid()
     g.angles()
     if direction == "anonymize":
@@ -372,6 +453,8 @@ def face_space_nodes(b, fs, alpha, direction):
     x = b.op("Add", [yin, g.to_crop(g.undo(g.sample(yin)))])
     for _ in range(int(fs.restore_steps)):
         e = b.op("Sub", [yin, b.op("Add", [x, g.to_crop(g.change(g.sample(x)))])])
+        if cut:  # past the frame the surrogate is only its edge repeated: no error to correct there
+            e = b.op("Mul", [e, CUT_INPUT])
         x = b.op("Add", [b.op("Add", [x, e]), g.to_crop(g.undo(g.sample(e), linear=True))])
     return b.op("Clip", [x, b.const(-1.0), b.const(1.0)])
 
@@ -393,35 +476,54 @@ def build(fs, alpha, direction, grey=None):
     """The anonymize or restore graph of face space `fs`; with `grey` (the grey face space),
     each face through the one its colour picks (facespace.GreyAndColour)."""
     b = Builder()
+    # Each face space's path side by side as Ifs, never nested (onnxruntime runs a face space in
+    # an If inside an If at half the speed), each face keeping its own path's result: a batch of
+    # colour faces (the usual one) runs the colour face space alone, a batch of grey ones (an
+    # infrared camera's) the grey one, a batch of both runs both. A batch of one face cut by the
+    # frame's edge runs its face space's cut path instead.
+    n = b.op("Gather", [b.op("Shape", ["image"]), b.const([0], np.int64)], axis=0)
+    one = b.op("Equal", [b.op("Reshape", [n, b.const([], np.int64)]), b.const(1, np.int64)])
+    if direction == "restore":
+        one = b.op("And", [one, b.op("Greater", [CUT_RESTORE_INPUT, b.const(0.5)])])
     if grey is None:
-        out = face_space_nodes(b, fs, alpha, direction)
+        spaces = [(fs, None)]
     else:
-        # A batch of colour faces (the usual one) runs the colour face space alone, a batch of grey
-        # ones (an infrared camera's) the grey one alone; a batch of both runs both and each face
-        # keeps its own one's result. Two Ifs side by side, not nested: onnxruntime runs a face
-        # space in an If inside an If at half the speed.
         # The restore's limit is an input (GREY_RESTORE_INPUT): 0 restores every face with the colour
         # face space, as a stream of sdn-0.6.3, which had no grey one, needs (sdn.json's earlier_maps).
         is_grey = grey_nodes(b, GREY_LEVELS if direction == "anonymize" else GREY_RESTORE_INPUT)
-        count = b.op("Cast", [is_grey], to=TensorProto.INT32)
-        any_grey = b.op("Cast", [b.op("ReduceMax", [count], keepdims=0)], to=TensorProto.BOOL)
-        any_colour = b.op("Not", [b.op("Cast", [b.op("ReduceMin", [count], keepdims=0)], to=TensorProto.BOOL)])
-        start = b.flops
-        colour = b.branch(lambda: face_space_nodes(b, fs, alpha, direction))
-        one = b.flops - start
-        grey_out = b.branch(lambda: face_space_nodes(b, grey, alpha, direction))
-        skipped = lambda: b.branch(lambda: b.op("Identity", ["image"]))  # noqa: E731
-        out = b.op("Where", [is_grey, b.op("If", [any_grey], then_branch=grey_out, else_branch=skipped()),
-                             b.op("If", [any_colour], then_branch=colour, else_branch=skipped())])
-        b.flops = start + one  # what a face costs in a batch of one kind (in a batch of both, twice)
+        spaces = [(grey, is_grey), (fs, b.op("Not", [is_grey]))]
+    out = "image"
+    for space, faces in spaces:
+        count = None if faces is None else b.op("Cast", [faces], to=TensorProto.INT32)
+        some = b.const(True, np.bool_) if faces is None else b.op("Cast", [b.op("ReduceMax", [count], keepdims=0)], to=TensorProto.BOOL)
+        valid = validity_nodes(b, space, alpha)
+        share = b.op("Sub", [b.const(1.0), b.op("ReduceMean", [valid], keepdims=0)])
+        fitted = b.op("And", [b.op("Greater", [share, b.const(0.0)]), b.op("LessOrEqual", [share, b.const(CUT_LIMIT)])])
+        cut = b.op("And", [one, fitted])
+        whole = b.op("Not", [cut])
+        for on_cut in (False, True):
+            flops = b.flops
+            branch = b.branch(lambda: face_space_nodes(b, space, alpha, direction, valid if on_cut else None))
+            if on_cut or space is not fs:  # what a face costs: the colour face space's whole-face path
+                b.flops = flops
+            run = b.op("And", [some, cut if on_cut else whole])
+            skipped = b.branch(lambda: b.op("Identity", ["image"]))
+            result = b.op("If", [run], then_branch=branch, else_branch=skipped)
+            take = run if faces is None else b.op("And", [faces, run])
+            out = b.op("Where", [take, result, out])
     b.nodes.append(helper.make_node("Identity", [out], ["image_out"]))
     lm_default = numpy_helper.from_array(fs.mean_landmarks.reshape(1, 10).astype(np.float32), "landmarks")
     inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, S, S]),
               helper.make_tensor_value_info("key", TensorProto.FLOAT, ["N", 128]),
               helper.make_tensor_value_info("attributes", TensorProto.FLOAT, ["N", 6]),
               helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, ["M", 10])]
-    defaults = [lm_default]
-    if direction == "restore":  # how far restore unbends exactly: the runtime gives the lossy knee for lossy inputs
+    inside_default = numpy_helper.from_array(np.ones((1, 1, S, S), np.float32), CUT_INPUT)
+    inputs.append(helper.make_tensor_value_info(CUT_INPUT, TensorProto.FLOAT, ["C", 1, S, S]))
+    defaults = [lm_default, inside_default]
+    if direction == "restore":
+        defaults.append(numpy_helper.from_array(np.array(1.0, np.float32), CUT_RESTORE_INPUT))
+        inputs.append(helper.make_tensor_value_info(CUT_RESTORE_INPUT, TensorProto.FLOAT, []))
+        # how far restore unbends exactly: the runtime gives the lossy knee for lossy inputs
         from facespace import UNBEND_MAX
         defaults.append(numpy_helper.from_array(np.array(UNBEND_MAX, np.float32), "unbend_knee"))
         inputs.append(helper.make_tensor_value_info("unbend_knee", TensorProto.FLOAT, []))
@@ -432,7 +534,8 @@ def build(fs, alpha, direction, grey=None):
             inputs.append(helper.make_tensor_value_info(GREY_RESTORE_INPUT, TensorProto.FLOAT, []))
     outputs = [helper.make_tensor_value_info("image_out", TensorProto.FLOAT, ["N", 3, S, S])]
     graph = helper.make_graph(b.nodes, f"faceveil_{MODEL_ID}_{direction}", inputs, outputs, defaults + b.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="faceveil models/sdn/export.py")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+                              producer_name="faceveil models/sdn/export.py")
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model, b.flops
@@ -549,6 +652,7 @@ def check(model_dir, fs, n, data, ref_dir=None):
         extra["grey_faces"] = {"surrogate_off_grey_max": float((u8.max(1) - u8.min(1)).max()),
                                "restore_psnr_uint8": psnr(xr[n_colour:], x[n_colour:]),
                                "restore_psnr_uint8_colour_faces": psnr(xr[:n_colour], x[:n_colour])}
+    extra["cut"] = check_cut(sa, sr, fs, x[:4], key[:4], attrs[:4])
     if ref_dir:
         extra["against_" + os.path.basename(os.path.normpath(ref_dir))] = compare(model_dir, ref_dir, x[:n_colour], key[:n_colour], attrs[:n_colour],
                                                                             x[n_colour:] if n_colour < len(x) else None)
@@ -559,6 +663,33 @@ def check(model_dir, fs, n, data, ref_dir=None):
                 restore_psnr_jpeg75_lossy=psnr(xj_lossy, x), restore_lossy_vs_numpy_maxabs=lossy_vs_numpy,
                 change_rms=float(np.sqrt(np.mean((y - x) ** 2))),
                 ms_anonymize_per_face=round(ta * 1000, 2), ms_restore_per_face=round(tr * 1000, 2))
+
+
+def check_cut(sa, sr, fs, x, key, attrs, share=0.25):
+    """Faces with the left `share` of their crop past the frame's edge (repeated there, as the
+    runtime's grid does), one at a time: both graphs against facespace.py, and the restore's PSNR
+    over the part inside the frame, from the uint8 surrogate with its edge repeated again, with
+    the cut path and without it (mask_cuts 0, as for a stream of a model before it)."""
+    c = int(round(share * S))
+    inside = np.ones((1, 1, S, S), np.float32)
+    inside[..., :c] = 0
+    pad = lambda im: np.concatenate([np.repeat(im[..., c:c + 1], c, axis=-1), im[..., c:]], axis=-1)  # noqa: E731
+    q = lambda y: (np.rint((y + 1) * 127.5) / 127.5 - 1).astype(np.float32)  # noqa: E731
+    lm = fs.mean_landmarks.reshape(1, 10)
+    diffs, fitted, before = [], [], []
+    for i in range(len(x)):
+        f = {"image": pad(x[i:i + 1]), "key": key[i:i + 1], "attributes": attrs[i:i + 1], CUT_INPUT: inside}
+        y = sa.run(["image_out"], f)[0]
+        diffs.append(np.abs(y - fs.anonymize(f["image"], lm, f["key"], f["attributes"], inside=inside)).max())
+        back = sr.run(["image_out"], dict(f, image=pad(q(y))))[0]
+        diffs.append(np.abs(back - fs.restore(pad(q(y)), lm, f["key"], f["attributes"], inside=inside)).max())
+        fitted.append(np.mean((back - x[i:i + 1])[..., c:] ** 2))
+        g = {k: v for k, v in f.items() if k != CUT_INPUT}
+        old = sr.run(["image_out"], dict(g, image=pad(q(sa.run(["image_out"], g)[0]))))[0]
+        before.append(np.mean((old - x[i:i + 1])[..., c:] ** 2))
+    psnr = lambda m: float(10 * np.log10(4 / m))  # noqa: E731
+    return {"share_of_crop_cut": share, "faces": len(x), "vs_numpy_maxabs": float(max(diffs)),
+            "restore_psnr_uint8": psnr(np.mean(fitted)), "restore_psnr_uint8_without_cut_path": psnr(np.mean(before))}
 
 
 def main():
@@ -598,7 +729,9 @@ def main():
     spec["default_variant"] = "fast"
     # chroma_pitch: per face, for a restore from a 4:2:0 input, the spacing of its chroma samples
     # in crop pixels (2 x input_size / the face square's side in the frame); none: exact.
-    spec["inputs"] = {"image": "image", "key": "key", "attributes": "attributes", "chroma_pitch": "chroma_pitch"}
+    # inside: per face, 1 where its grid lies in the frame (a face cut by the frame's edge).
+    spec["inputs"] = {"image": "image", "key": "key", "attributes": "attributes", "chroma_pitch": "chroma_pitch",
+                      "inside": CUT_INPUT}
     # The restore graph's scalar inputs, and what the runtime gives them where a restore's input
     # went through a lossy codec (left at the graph's defaults, the restore is exact).
     spec["lossy_restore"] = LOSSY_RESTORE
@@ -647,6 +780,13 @@ def main():
         if ref_spec.get("model_id") == MODEL_ID and all(v["maxabs_vs_ref"] <= SAME_MAP_TOLERANCE for v in against.values()):
             same = ref_graphs
             earlier_maps = ref_spec.get("earlier_maps", [])
+        elif (ref_spec.get("model_id") == BEFORE_CUTS_MODEL
+              and all(v["maxabs_vs_ref"] <= SAME_MAP_TOLERANCE for v in against.values())):
+            # The model before the cut path, whose map is this one's on whole faces: its streams
+            # (and those of the models its earlier_maps name) restore with the cut path off.
+            earlier_maps = [dict(m, restore_inputs=dict(m["restore_inputs"], **BEFORE_CUTS_RESTORE))
+                            for m in ref_spec.get("earlier_maps", [])]
+            earlier_maps.append({"model_id": ref_spec["model_id"], "graphs": ref_graphs, "restore_inputs": BEFORE_CUTS_RESTORE})
         elif (grey is not None and "grey" not in ref_spec["variants"].get("fast", {})
               and all(v["maxabs_vs_ref"] <= SAME_MAP_TOLERANCE for v in against.values())
               and against["sdn_restore.onnx"].get("grey_faces_as_earlier_map_maxabs_vs_ref", 1.0) <= SAME_MAP_TOLERANCE):

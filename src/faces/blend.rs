@@ -240,6 +240,18 @@ impl FaceBands {
         Some(Self { region, color, planes, cut })
     }
 
+    /// Which of the grid's samples ([S, S]: rows, columns) the frame holds, 1 or 0; `None`
+    /// where it holds all of them. Every plane's grid lies over the same square, so the first
+    /// plane's maps say it for all.
+    pub fn inside(&self) -> Option<Array2<f32>> {
+        let maps = &self.planes[0].maps;
+        if maps.x.holds_all() && maps.y.holds_all() {
+            return None;
+        }
+        let size = self.planes[0].grid.nrows();
+        Some(Array2::from_shape_fn((size, size), |(i, j)| f32::from(u8::from(maps.y.holds(i) && maps.x.holds(j)))))
+    }
+
     /// The model's input ([3, S, S], RGB in -1..1).
     pub fn to_tensor(&self, mut out: ArrayViewMut3<f32>) {
         let mut rgb = self.planes.each_ref().map(|p| p.grid.clone());

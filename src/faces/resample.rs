@@ -13,6 +13,8 @@ use ndarray::{Array2, ArrayView2, Axis};
 pub struct AxisMap {
     down: Rows,
     up: Rows,
+    /// Which grid samples the frame holds: the others repeat its edge and are not written back.
+    inside: Vec<bool>,
 }
 
 /// A matrix whose rows are each nonzero over one short run of columns: an area kernel, or the
@@ -143,8 +145,12 @@ impl AxisMap {
                 *inside = false;
                 down[[i, if hi <= step / 2.0 { 0 } else { width - 1 }]] = 1.0;
             } else {
-                // Smaller than the grid: bilinear at the sample's centre, clamped to the edge.
-                let s = (lo + step / 2.0 - 0.5).clamp(0.0, last);
+                // Smaller than the grid: bilinear at the sample's centre, clamped to the edge,
+                // which a sample whose centre lies past the frame's outer pixel centres reads
+                // as the edge pixel repeated.
+                let centre = lo + step / 2.0 - 0.5;
+                *inside = (0.0..=last).contains(&centre);
+                let s = centre.clamp(0.0, last);
                 let f = s.floor();
                 let (x0, x1) = (f as usize, (f as usize + 1).min(width - 1));
                 down[[i, x0]] += 1.0 - (s - f);
@@ -152,7 +158,17 @@ impl AxisMap {
             }
         }
         let up = if step >= 1.0 { right_inverse(&down, &inside) } else { left_inverse(&down) };
-        Self { down: Rows::from_dense(&down, 0.0), up: Rows::from_dense(&up, UP_FLOOR) }
+        Self { down: Rows::from_dense(&down, 0.0), up: Rows::from_dense(&up, UP_FLOOR), inside }
+    }
+
+    /// Whether the frame holds grid sample `i` (see [`Self::new`]).
+    pub fn holds(&self, i: usize) -> bool {
+        self.inside[i]
+    }
+
+    /// Whether the frame holds every grid sample.
+    pub fn holds_all(&self) -> bool {
+        self.inside.iter().all(|&i| i)
     }
 
     /// The maps of a 4:2:0 chroma axis over the same region (which starts on an even pixel),
@@ -160,7 +176,7 @@ impl AxisMap {
     /// as both its pixels, `up` writes it the mean of what its pixels would get, as a frame
     /// writes chroma.
     fn halved(&self) -> Self {
-        Self { down: self.down.columns_paired(), up: self.up.rows_paired() }
+        Self { down: self.down.columns_paired(), up: self.up.rows_paired(), inside: self.inside.clone() }
     }
 }
 

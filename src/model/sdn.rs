@@ -47,10 +47,16 @@ pub struct TensorNames {
     /// far apart its chroma samples were in crop pixels; the graph's default, 0, restores exactly.
     #[serde(default)]
     pub chroma_pitch: Option<String>,
+    /// Each face's grid samples inside the frame ([N, 1, S, S], 1 inside, 0 past the frame's
+    /// edge), for models that fit a face cut by the edge to its part inside; such a model takes
+    /// a cut face in a batch of its own.
+    #[serde(default)]
+    pub inside: Option<String>,
 }
 
 /// An earlier model whose streams this one restores with some of its restore graph's scalar
-/// inputs set: sdn-0.6.4 restores sdn-0.6.3's streams with its colour face space alone.
+/// inputs set: sdn-0.6.4 restores sdn-0.6.3's streams with its colour face space alone, sdn-0.6.5
+/// sdn-0.6.4's with faces cut by the frame's edge analysed whole, as that model made them.
 #[derive(Clone, Debug, Deserialize)]
 pub struct EarlierMap {
     pub model_id: String,
@@ -220,6 +226,7 @@ impl SdnModel {
         for name in [&spec.inputs.image, &spec.inputs.key, &spec.inputs.attributes]
             .into_iter()
             .chain(&spec.inputs.landmarks)
+            .chain(&spec.inputs.inside)
             .chain(restore_inputs)
         {
             ensure!(
@@ -291,6 +298,12 @@ impl SdnModel {
         self.spec.variants[&self.variant].detail_alpha.unwrap_or(0.0)
     }
 
+    /// Whether the model fits a face cut by the frame's edge to its part inside (it takes
+    /// [`TensorNames::inside`]): such faces then go through [`Self::run`] one at a time.
+    pub fn fits_cut_faces(&self) -> bool {
+        self.spec.inputs.inside.is_some()
+    }
+
     /// The landmarks of a face without any, where the model takes landmarks at all.
     pub fn landmark_mean(&self) -> Option<[f32; LANDMARK_VALUES]> {
         self.spec.inputs.landmarks.as_ref().and(self.spec.mean_landmarks)
@@ -300,7 +313,8 @@ impl SdnModel {
     /// own row of `keys` ([N, key_bits]), the same attributes and, for a model that takes them,
     /// its own `landmarks` ([N, 10]). `sides`: each face's square side in the frame (pixels),
     /// which tells a restore from a lossy input how much of the face's chroma the codec kept.
-    /// Returns the N crops in the same layout.
+    /// `inside`: for a model that [`Self::fits_cut_faces`], the grid samples of a batch of one
+    /// face that lie in the frame ([1, 1, S, S]). Returns the N crops in the same layout.
     pub fn run(
         &mut self,
         crops: ArrayView4<f32>,
@@ -308,6 +322,7 @@ impl SdnModel {
         attributes: &[f32],
         landmarks: Option<ArrayView2<f32>>,
         sides: &[f32],
+        inside: Option<ArrayView4<f32>>,
     ) -> Result<Array4<f32>> {
         let s = self.spec.input_size;
         let n = crops.shape()[0];
@@ -330,6 +345,11 @@ impl SdnModel {
             names.key.as_str() => TensorRef::from_array_view(keys)?,
             names.attributes.as_str() => TensorRef::from_array_view(([n, attributes.len()], attrs.as_slice()))?,
         ];
+        if let Some(inside) = inside {
+            let name = names.inside.as_ref().context("this model takes no grid of samples inside the frame")?;
+            ensure!(n == 1 && inside.shape() == [1, 1, s, s], "inside of shape {:?} for {n} faces", inside.shape());
+            inputs.push((name.as_str().into(), TensorRef::from_array_view(inside)?.into()));
+        }
         if let Some(name) = &names.landmarks {
             let landmarks = landmarks.context("this model takes landmarks")?;
             ensure!(landmarks.shape() == [n, LANDMARK_VALUES], "landmarks of shape {:?} for {n} faces", landmarks.shape());
