@@ -421,23 +421,24 @@ def bend_nodes(b, y, inverse=False):
     return b.op("Add", [c, b.op("Mul", [t, b.const(1 - BEND)])])
 
 
-def validity_nodes(b, fs, alpha):
-    """facespace.valid_samples of `inside` for face space fs, as nodes: [N,D] floats."""
+def outside_share_nodes(b, fs, alpha):
+    """The share of face space fs's canonical samples that read grid samples past the frame's
+    edge (facespace.valid_samples), as nodes: a scalar."""
     g = Graph(fs, b, alpha)
     g.inputs()
     g.sampling_grid()
     g.cut_validity()
-    return g.valid
+    return b.op("Sub", [b.const(1.0), b.op("ReduceMean", [g.valid], keepdims=0)])
 
 
-def face_space_nodes(b, fs, alpha, direction, valid=None):
-    """One face space's anonymize or restore of `image`, as nodes: the output's name. `valid`
-    (validity_nodes()): of a batch of one face cut by the frame's edge, fitted to those samples."""
-    cut = valid is not None
+def face_space_nodes(b, fs, alpha, direction, cut=False):
+    """One face space's anonymize or restore of `image`, as nodes: the output's name. `cut`: of a
+    batch of one face cut by the frame's edge, fitted to the canonical samples inside it."""
     g = Graph(fs, b, alpha)
     g.inputs()
     g.sampling_grid()
-    g.valid = valid
+    if cut:
+        g.cut_validity()
     g.inverse_grid()
     g.angles()
     if direction == "anonymize":
@@ -483,8 +484,10 @@ def build(fs, alpha, direction, grey=None):
     # frame's edge runs its face space's cut path instead.
     n = b.op("Gather", [b.op("Shape", ["image"]), b.const([0], np.int64)], axis=0)
     one = b.op("Equal", [b.op("Reshape", [n, b.const([], np.int64)]), b.const(1, np.int64)])
+    # Whether to look at all: a batch of one face with a grid sample past the frame's edge.
+    cut_grid = b.op("And", [one, b.op("Less", [b.op("ReduceMin", [CUT_INPUT], keepdims=0), b.const(0.5)])])
     if direction == "restore":
-        one = b.op("And", [one, b.op("Greater", [CUT_RESTORE_INPUT, b.const(0.5)])])
+        cut_grid = b.op("And", [cut_grid, b.op("Greater", [CUT_RESTORE_INPUT, b.const(0.5)])])
     if grey is None:
         spaces = [(fs, None)]
     else:
@@ -496,14 +499,15 @@ def build(fs, alpha, direction, grey=None):
     for space, faces in spaces:
         count = None if faces is None else b.op("Cast", [faces], to=TensorProto.INT32)
         some = b.const(True, np.bool_) if faces is None else b.op("Cast", [b.op("ReduceMax", [count], keepdims=0)], to=TensorProto.BOOL)
-        valid = validity_nodes(b, space, alpha)
-        share = b.op("Sub", [b.const(1.0), b.op("ReduceMean", [valid], keepdims=0)])
-        fitted = b.op("And", [b.op("Greater", [share, b.const(0.0)]), b.op("LessOrEqual", [share, b.const(CUT_LIMIT)])])
-        cut = b.op("And", [one, fitted])
+        # The share of samples outside, measured only for such a batch (0 otherwise), so that a
+        # whole face pays nothing for it.
+        share = b.op("If", [cut_grid], then_branch=b.branch(lambda: outside_share_nodes(b, space, alpha)),
+                     else_branch=b.branch(lambda: b.op("Identity", [b.const(0.0)])))
+        cut = b.op("And", [b.op("Greater", [share, b.const(0.0)]), b.op("LessOrEqual", [share, b.const(CUT_LIMIT)])])
         whole = b.op("Not", [cut])
         for on_cut in (False, True):
             flops = b.flops
-            branch = b.branch(lambda: face_space_nodes(b, space, alpha, direction, valid if on_cut else None))
+            branch = b.branch(lambda: face_space_nodes(b, space, alpha, direction, cut=on_cut))
             if on_cut or space is not fs:  # what a face costs: the colour face space's whole-face path
                 b.flops = flops
             run = b.op("And", [some, cut if on_cut else whole])
