@@ -1114,6 +1114,16 @@ mod tests {
         }
     }
 
+    /// The astronaut with the left tenth of its face's box cut off by the frame's edge (28% of
+    /// its square): the picture, its width and height, and the face's track in it.
+    fn cut_astronaut(config: &Config) -> (Vec<u8>, usize, usize, Track) {
+        let (whole, w, h) = astronaut();
+        let face = astronaut_face(config);
+        let cut = (face.bbox.x0 + 0.1 * face.bbox.width()).round() as usize;
+        let picture = whole.chunks_exact(w * 3).flat_map(|row| row[cut * 3..].to_vec()).collect();
+        (picture, w - cut, h, boxed(face.id, face.bbox.shifted(-(cut as f32), 0.0)))
+    }
+
     #[test]
     fn a_face_cut_by_the_frames_edge_is_fitted_to_its_part_inside_and_comes_back() {
         // The astronaut with the left tenth of its face's box cut off by the frame's edge, 28% of
@@ -1122,13 +1132,8 @@ mod tests {
         // wrote only where the model fits the face to its part inside the frame. In RGB and in
         // I420.
         let config = bundled_model();
-        let (whole, w, h) = astronaut();
-        let face = astronaut_face(&config);
-        let cut = (face.bbox.x0 + 0.1 * face.bbox.width()).round() as usize;
-        let width = w - cut;
-        let original: Vec<u8> = whole.chunks_exact(w * 3).flat_map(|row| row[cut * 3..].to_vec()).collect();
-        let face = boxed(face.id, face.bbox.shifted(-(cut as f32), 0.0));
-        for (format, bound) in [(PixelFormat::Rgb, 10.0), (PixelFormat::I420, 20.0)] {
+        let (original, width, h, face) = cut_astronaut(&config);
+        for (format, bound) in [(PixelFormat::Rgb, 12.0), (PixelFormat::I420, 20.0)] {
             let mut held = Held::new(format, &original, width, h);
             let reference = held.rgb();
             let mut anonymizer = Anonymizer::new(&config, Some(b"alpha")).unwrap();
@@ -1146,9 +1151,10 @@ mod tests {
             println!(
                 "{format:?}: {past:.2} of the square past the edge; changed by {changed:.2}, off after the restore {back:.2} levels RMS"
             );
-            // Over eleven runs, each its own salt (2026-12-07): RGB 4.5-7.5 levels, I420 5.1-17.3
+            // Over 26 runs, each its own salt (2026-12-07): RGB 4.1-9.4 levels, I420 4.8-17.3
             // (its chroma's rounding, fitted to part of the face, costs some keys more); with the
             // face analysed whole, as sdn-0.6.4 did, RGB 13.8-26.0 and I420 11.4-17.7 over five.
+            // I420's bound only says the face came back at all.
             assert!(changed > 20.0 && back < bound, "{format:?}: changed by {changed:.2}, off by {back:.2}");
         }
     }
@@ -1160,14 +1166,10 @@ mod tests {
         // face's grid is stood up with the grid, so that the model fits the same samples of it
         // and the lying face gets the upright one's surrogate, turned.
         let config = bundled_model();
-        let (whole, w, h) = astronaut();
-        let face = astronaut_face(&config);
-        let cut = (face.bbox.x0 + 0.1 * face.bbox.width()).round() as usize;
-        let width = w - cut;
-        let upright: Vec<u8> = whole.chunks_exact(w * 3).flat_map(|row| row[cut * 3..].to_vec()).collect();
+        let (upright, width, h, face) = cut_astronaut(&config);
         let turn = |data: Vec<u8>| image::imageops::rotate90(&image::RgbImage::from_raw(width as u32, h as u32, data).unwrap());
         let lying = turn(upright.clone()).into_raw();
-        let square = Veil::classic(Mode::Blur).crop_for(&face.bbox.shifted(-(cut as f32), 0.0));
+        let square = Veil::classic(Mode::Blur).crop_for(&face.bbox);
         assert!(square.cx - square.side / 2.0 < -0.25 * square.side, "a quarter of the square lies past the edge");
         let expected = turn(veiled_with_one_key(&config, &upright, width, h, FaceRecord::new(square, 1, None))).into_raw();
         let lying_square = crate::faces::geometry::CropSquare { cx: h as f32 - square.cy, cy: square.cx, side: square.side };
