@@ -38,7 +38,7 @@ past it, and those samples are not written back. `inside` [N,1,128,128] (1 where
 lies in the frame) makes both directions read a face's whitened coordinates from the canonical
 samples that read only such grid samples (a weighted least-squares fit, masked_coordinates()),
 and leaves the detail term off the others, so that the restore reads back exactly what the
-anonymize wrote wherever the frame holds it (MODEL_CARD.md, "Faces cut by the frame's edge").
+anonymize wrote wherever the frame holds it (MODEL_CARD.md, "sdn-0.6.5").
 
 Attacks without a key use split/merge on a surrogate: e.g. merge(-ids, rest) negates its identity
 coordinates, merge(2 * ids, rest) rescales them. The shipped facespace.npz has align = 0: the
@@ -136,7 +136,7 @@ CUT_EPS = 1e-6
 # 30% of the crop cut on one side). Near it the fit is poorly conditioned: at 30% cut (15% of
 # the samples) 15 of 16 held-out faces came back better than analysed whole, by 9 dB on
 # average, and one 2 dB worse; at 34% cut (23% of them) the worst faces came back worse
-# (MODEL_CARD.md, "Faces cut by the frame's edge"). Past it a face is analysed whole, as before.
+# (MODEL_CARD.md, "sdn-0.6.5"). Past it a face is analysed whole, as before.
 CUT_LIMIT = 0.16
 
 

@@ -150,7 +150,7 @@ impl AxisMap {
                 // back no sample exactly, and a face this small cut by the frame's edge came back
                 // worse through a codec when the model fitted it to the samples inside (the
                 // newsroom's faces 10-30% past the edge, 29.5 against 31.0 dB after x264 CRF 23;
-                // MODEL_CARD.md, "Faces cut by the frame's edge"), so it is analysed whole.
+                // MODEL_CARD.md, "sdn-0.6.5"), so it is analysed whole.
                 let s = (lo + step / 2.0 - 0.5).clamp(0.0, last);
                 let f = s.floor();
                 let (x0, x1) = (f as usize, (f as usize + 1).min(width - 1));
