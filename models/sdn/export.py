@@ -379,7 +379,7 @@ class Graph:
         """facespace.read_back's coordinates z2."""
         fs = self.fs
         if self.alpha != 1.0:
-            return self.analysis(vm, fs.ana_alpha, fs.detail_weight())
+            return self.analysis(vm, fs.ana_alpha, fs.read_weight)
         return self.analysis(vm, fs.ana, None)
 
     def fine_chroma(self, v2):

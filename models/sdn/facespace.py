@@ -223,6 +223,9 @@ class FaceSpace:
         r16 = lambda a: np.asarray(a, np.float32).astype(np.float16).astype(np.float64)  # noqa: E731
         self.syn = r16(self.syn)
         self.ana = r16(np.linalg.pinv(self.syn))  # the analysis: pseudo-inverse of the synthesis basis
+        # The weight each canonical sample gets in reading a surrogate back (read_back), ana_alpha's
+        # and a cut face's fit's alike: 1 where the detail is kept whole.
+        self.read_weight = np.ones(len(self.mask))
         a = self.alpha
         if a != 1.0:
             # The anonymized face keeps the original's detail r at D = 1 - (1-a) mask. Its analysis
@@ -231,6 +234,7 @@ class FaceSpace:
             # where D r = 0.
             D = 1 - (1 - a) * self.mask
             W = 1.0 / D if a > 0 else (self.mask >= 1 - 1e-9).astype(np.float64)
+            self.read_weight = W
             M = self.ana * W
             self.ana_alpha = r16(np.linalg.solve(M @ self.syn, M))
             # Restore rescales the detail by 1/D, but never by more than 1/DETAIL_FLOOR: where less
@@ -332,18 +336,13 @@ class FaceSpace:
         analysis, and for each face with samples outside the frame (`valid`, valid_samples()) a fit
         to its valid samples only, argmin_z sum valid * weight * (Syn z - vm)^2 (which is ana's
         result, up to its float16 rounding, where every sample is valid: Ana at weight 1,
-        ana_alpha at 1/D)."""
+        ana_alpha at read_weight)."""
         z = vm @ ana.T
         if valid is not None:
             for n in np.where(~valid.all(axis=1))[0]:
                 w = weight * valid[n]
                 z[n] = np.linalg.solve(self.syn.T @ (w[:, None] * self.syn), self.syn.T @ (w * vm[n]))
         return z
-
-    def detail_weight(self):
-        """The weight the restore's fit gives each canonical sample: 1/D, where D is the share of
-        the detail the anonymize kept (see __init__)."""
-        return 1.0 / (1 - (1 - self.alpha) * self.mask)
 
     # ---------- key
     def rotate(self, u, keys, inverse=False):
@@ -394,8 +393,7 @@ class FaceSpace:
     def read_back(self, vm, valid=None):
         """A surrogate's masked canonical pixels less the mean, vm [N,D] -> the whitened
         coordinates z2 they read back as and the detail the face space misses in them, unscaled."""
-        fitted = self.alpha != 1.0
-        z2 = self.coordinates(vm, self.ana_alpha if fitted else self.ana, valid, self.detail_weight() if fitted else 1.0)
+        z2 = self.coordinates(vm, self.ana_alpha if self.alpha != 1.0 else self.ana, valid, self.read_weight)
         return z2, vm - z2 @ self.syn.T
 
     def fine_chroma(self, v2, valid=None):
