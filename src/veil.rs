@@ -215,8 +215,8 @@ impl Veil {
                     lap(&mut times.crop, t);
                     // A model that fits a face cut by the frame's edge to its part inside takes
                     // such a face in a batch of its own; the others share one.
-                    let inside: Vec<Option<Array2<f32>>> =
-                        bands.iter().map(|b| b.inside().filter(|_| keyed.model.fits_cut_faces())).collect();
+                    let fits = keyed.model.fits_cut_faces();
+                    let inside: Vec<Option<Array2<f32>>> = bands.iter().map(|b| if fits { b.inside() } else { None }).collect();
                     let whole: Vec<(&FaceRecord, &FaceBands)> =
                         faces.iter().zip(&bands).zip(&inside).filter(|(_, i)| i.is_none()).map(|((f, b), _)| (*f, b)).collect();
                     self.batch.run(keyed, frame, &whole, None, times)?;
