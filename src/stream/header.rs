@@ -93,7 +93,8 @@ impl StreamHeader {
         Self { effect: Some(effect.name().to_string()), ..h }.rechecked()
     }
 
-    /// A header of these fields, with nothing sealed, marked or signed yet.
+    /// A header of these fields, with nothing sealed, marked or signed yet, and no checksum:
+    /// each caller sets its own fields over it and then makes the checksum once.
     fn unsealed(
         model_id: String,
         variant: String,
@@ -120,7 +121,6 @@ impl StreamHeader {
             end_signed: false,
             signed: None,
         }
-        .rechecked()
     }
 
     /// The header with its checksum made again, after a field under it changed.
@@ -418,6 +418,7 @@ pub(crate) mod tests {
 
     pub(crate) fn sample() -> StreamHeader {
         StreamHeader::unsealed("m".into(), "fast".into(), "ab".repeat(32), KdfParams::default(), &[1; SALT_LEN], Keying::Track)
+            .rechecked()
     }
 
     #[test]
