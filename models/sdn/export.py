@@ -11,8 +11,9 @@ Builds, with onnx.helper (opset 17), the computation facespace.py documents:
 Both take `inside` [N,1,128,128] as well (optional: an initializer of ones [1,1,128,128]): 1 where
 a grid sample lies in the frame. A batch of one face some of whose grid lies past the frame's
 edge runs the cut path (facespace.py's `inside`: the face's coordinates fitted to the canonical
-samples inside the frame, in double precision); the restore does so only while its scalar input
-`mask_cuts` is 1 (its default; sdn.json's earlier_maps give 0 for streams of models before it).
+samples inside the frame, the fit's normal matrix inverted in double precision); the restore does
+so only while its scalar input `mask_cuts` is 1 (its default; sdn.json's earlier_maps give 0 for
+streams of models before it).
 then checks both with onnxruntime against facespace.py on held-out crops (with and without the
 landmarks input), times them at batch 1, 2 and 8, counts the FLOPs of the nodes, and writes sdn.json
 (model entries, sha256). With align = 0 (the shipped fit) both canonical grids are constant and

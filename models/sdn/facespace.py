@@ -36,7 +36,7 @@ whole affine map of the crop by a few fixed-point steps (see restore()).
 Faces cut by the frame's edge. The runtime's grid repeats the frame's edge where the crop reaches
 past it, and those samples are not written back. `inside` [N,1,128,128] (1 where a grid sample
 lies in the frame) makes both directions read a face's whitened coordinates from the canonical
-samples that read only such grid samples (a weighted least-squares fit, masked_coordinates()),
+samples that read only such grid samples (a weighted least-squares fit, coordinates()),
 and leaves the detail term off the others, so that the restore reads back exactly what the
 anonymize wrote wherever the frame holds it (MODEL_CARD.md, "sdn-0.6.5").
 
