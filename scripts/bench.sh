@@ -138,7 +138,7 @@ for c in "$clip" $talking_head ../shared/data/videos/{02_hamilton_whitehouse_360
   size=$(gst-discoverer-1.0 "$c" | awk '/Width:/ {w=$2} /Height:/ {h=$2} END {print w "x" h}')
   FACEVEIL_PASSWORD=bench /usr/bin/time -f "%e %U %S" -o "$whole_dir/time" "$bin" anonymize "$c" -o "$whole_dir/out.mp4" \
     2>"$whole_dir/log" >/dev/null
-  frames=$(grep -oE '^[0-9]+ frames anonymized' "$whole_dir/log" | cut -d' ' -f1)
+  frames=$(grep -oE '^[0-9]+ frames? anonymized' "$whole_dir/log" | cut -d' ' -f1)
   read -r wall user sys <"$whole_dir/time"
   awk -v c="$(basename "$c")" -v s="$size" -v n="$frames" -v w="$wall" -v u="$user" -v k="$sys" \
     'BEGIN { printf "| %s | %s | %d | %.2f | %.1f | %.2f |\n", c, s, n, w, n / w, u + k }' | tee -a "$tmp"

@@ -1107,8 +1107,8 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
         Err(e) => return Err(e),
     };
     eprintln!(
-        "{} frames anonymized -> {}{}",
-        t.frames,
+        "{} anonymized -> {}{}",
+        frames(t.frames),
         output.display(),
         if sidecar { format!(" (restore data in {})", side_path.display()) } else { String::new() }
     );
@@ -1135,6 +1135,11 @@ pub fn restore(input: &Input, output: &Path, settings: &Settings, source: Source
         },
     )?
     .whole()?;
-    eprintln!("{} frames restored -> {}", t.frames, output.display());
+    eprintln!("{} restored -> {}", frames(t.frames), output.display());
     Ok(())
+}
+
+/// "1 frame", "2 frames": a count of frames as the closing line says it.
+fn frames(n: u64) -> String {
+    if n == 1 { "1 frame".into() } else { format!("{n} frames") }
 }
