@@ -174,7 +174,7 @@ if [ "${BENCH_LEAKS:-1}" = 1 ]; then
     echo "(\`finder::SCHEDULED_THRESHOLD_FACTOR\`). While a face in view scores under the sure score"
     echo "(small, faint faces: the crowd's, Hamilton's), the whole frame is looked at on every frame"
     echo "(\`FaceFinder::in_doubt\`). The first run is detection on every frame with CenterFace's float"
-    echo "model; the others run the detector the CPU runs by default (the int8 model on a CPU with VNNI:"
+    echo "model; the others run the detector the CPU runs by default (an int8 model on a CPU with VNNI or AVX2:"
     echo "\`faceveil bench\` above names it). Each run after the second is compared with the first and"
     echo "with the second: that detector on every frame, which issue 14 asks skipped frames to match."
     echo

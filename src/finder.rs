@@ -261,9 +261,9 @@ impl FaceFinder {
     /// whole frame does (0.35 on the whole frame, nothing in a crop of 65 px). `faceveil
     /// anonymize` took 29% longer on the crowd and 20% on Hamilton (2026-12-06); clips whose faces
     /// are all sure (video calls, interviews) are looked at as before. With CenterFace's float
-    /// model (a CPU without VNNI) the crowd's faint heads are fewer, found as candidates before
-    /// any track is in doubt; two of them cleared the threshold on a skipped frame until
-    /// candidates, too, put the finder in doubt.
+    /// model (a GPU, or a CPU with neither VNNI nor AVX2) the crowd's faint heads are fewer,
+    /// found as candidates before any track is in doubt; two of them cleared the threshold on a
+    /// skipped frame until candidates, too, put the finder in doubt.
     fn in_doubt(&self, scale: f32) -> bool {
         self.detect_every > 1
             && (self.tracker.has_candidates()

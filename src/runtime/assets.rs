@@ -13,8 +13,10 @@ const ORT_DIR: &str = "deps/onnxruntime";
 /// ONNX Runtime's library is versioned (libonnxruntime.so.1.32.0); any version set-up put there.
 const ORT_PREFIX: &str = "libonnxruntime.so";
 const CENTERFACE: &str = "deps/centerface/centerface.onnx";
-/// Made from it by set-up (scripts/centerface_int8.py) for the CPU.
+/// Made from it by set-up (scripts/centerface_int8.py) for the CPU: 8-bit weights for a CPU with
+/// VNNI, 7-bit ones for a CPU with AVX2 and without VNNI.
 const CENTERFACE_INT8: &str = "deps/centerface/centerface_int8.onnx";
+const CENTERFACE_INT8_REDUCED: &str = "deps/centerface/centerface_int8_reduced.onnx";
 const SEETA: &str = "deps/seeta/seeta_fd_frontal_v1.0.bin";
 const SDN_DIR: &str = "models/sdn";
 /// How far above the program's folder to look: target/release/deps/ holds test programs, three
@@ -78,24 +80,40 @@ pub fn ort_library() -> Result<PathBuf> {
     found.pop().with_context(|| format!("no {ORT_PREFIX}* in {}", dir.display()))
 }
 
-/// A CenterFace model file, and whether it is the int8 model set-up made.
+/// Which of the int8 models set-up makes from CenterFace's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Int8 {
+    /// 8-bit weights, for a CPU whose dot products (VNNI) add 8-bit products without saturating.
+    Full,
+    /// 7-bit weights, for a CPU with AVX2 and without VNNI, whose 8-bit kernels add pairs of
+    /// products in 16 bits: 8-bit weights could saturate them.
+    ReducedRange,
+}
+
+/// A CenterFace model file, and which int8 model set-up made it is, if it is one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CenterFaceModel {
     pub path: PathBuf,
-    pub int8: bool,
+    pub int8: Option<Int8>,
 }
 
 /// CenterFace's ONNX model: `FACEVEIL_CENTERFACE` (taken as a float model), else the one set-up
-/// fetched, or with `int8` the int8 model set-up made from it (an install copied without it runs
+/// fetched, or with `int8` that int8 model set-up made from it (an install copied without it runs
 /// the float one, which finds the same faces, slower).
-pub fn centerface_model(int8: bool) -> Result<CenterFaceModel> {
+pub fn centerface_model(int8: Option<Int8>) -> Result<CenterFaceModel> {
     if let Some(path) = from_env("FACEVEIL_CENTERFACE")? {
-        return Ok(CenterFaceModel { path, int8: false });
+        return Ok(CenterFaceModel { path, int8: None });
     }
-    if int8 && let Ok(path) = locate("FACEVEIL_CENTERFACE", CENTERFACE_INT8) {
-        return Ok(CenterFaceModel { path, int8: true });
+    let file = |kind| match kind {
+        Int8::Full => CENTERFACE_INT8,
+        Int8::ReducedRange => CENTERFACE_INT8_REDUCED,
+    };
+    if let Some(kind) = int8
+        && let Ok(path) = locate("FACEVEIL_CENTERFACE", file(kind))
+    {
+        return Ok(CenterFaceModel { path, int8: Some(kind) });
     }
-    Ok(CenterFaceModel { path: locate("FACEVEIL_CENTERFACE", CENTERFACE)?, int8: false })
+    Ok(CenterFaceModel { path: locate("FACEVEIL_CENTERFACE", CENTERFACE)?, int8: None })
 }
 
 /// SeetaFace's frontal cascade (shipped in the rustface package): `FACEVEIL_SEETA`, else the

@@ -118,16 +118,23 @@ pub fn load() -> Result<Environment> {
         .map_err(|e| anyhow!(e))
 }
 
-/// Whether the CPU has the dot-product instructions (VNNI) that make ONNX Runtime's int8
-/// convolutions faster than float ones.
-pub fn cpu_has_vnni() -> bool {
+/// The int8 CenterFace model that runs faster than the float one on this CPU, if one does: with
+/// VNNI's dot products, the 8-bit one (1.6-1.8x); with AVX2 alone, the one with 7-bit weights
+/// (about 1.25x on a Zen 3 EPYC; docs/SCALING.md, "A CPU without VNNI").
+pub fn cpu_int8() -> Option<assets::Int8> {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512vnni") || std::arch::is_x86_feature_detected!("avxvnni")
+        if std::arch::is_x86_feature_detected!("avx512vnni") || std::arch::is_x86_feature_detected!("avxvnni") {
+            Some(assets::Int8::Full)
+        } else if std::arch::is_x86_feature_detected!("avx2") {
+            Some(assets::Int8::ReducedRange)
+        } else {
+            None
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        false
+        None
     }
 }
 

@@ -93,7 +93,7 @@ mod tests {
 
     #[test]
     fn users_of_one_model_share_its_session_until_the_last_lets_go() {
-        let model = assets::centerface_model(false).unwrap().path;
+        let model = assets::centerface_model(None).unwrap().path;
         let (one, two) = (RuntimeOptions { intra_threads: 1, ..Default::default() }, RuntimeOptions::default());
         let a = shared(&model, &one).unwrap();
         let b = shared(&model, &one).unwrap();

@@ -129,8 +129,8 @@ pub struct DetectorSettings {
 /// found again).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Precision {
-    /// int8 on a CPU with VNNI, where ONNX Runtime's int8 convolutions are 1.8x faster; float
-    /// elsewhere: on AVX2 without VNNI they were no faster (docs/SCALING.md), and a GPU's
+    /// int8 on an x86 CPU with VNNI (8-bit weights, 1.8x faster) or with AVX2 alone (7-bit
+    /// weights, about 1.25x; [`crate::runtime::cpu_int8`]); float elsewhere, and on a GPU, whose
     /// providers run float convolutions faster than quantized ones.
     #[default]
     Auto,
@@ -154,10 +154,12 @@ impl Default for DetectorSettings {
 impl DetectorSettings {
     /// The CenterFace model these settings run on `runtime`'s provider.
     pub fn centerface_model(&self, runtime: &RuntimeOptions) -> Result<CenterFaceModel> {
+        use crate::runtime::assets::Int8;
         let int8 = match self.precision {
-            Precision::Auto => runtime.provider == Provider::Cpu && crate::runtime::cpu_has_vnni(),
-            Precision::Int8 => true,
-            Precision::Float => false,
+            Precision::Auto if runtime.provider == Provider::Cpu => crate::runtime::cpu_int8(),
+            Precision::Auto | Precision::Float => None,
+            // The int8 model this CPU runs best; the 8-bit one where neither runs faster.
+            Precision::Int8 => Some(crate::runtime::cpu_int8().unwrap_or(Int8::Full)),
         };
         crate::runtime::assets::centerface_model(int8)
     }
