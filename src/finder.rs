@@ -162,12 +162,12 @@ impl FaceFinder {
 
     /// The faces of one photo, unrelated to the frames before it. The whole picture is looked at
     /// at the detector's size; a photo larger than that is also searched in overlapping tiles of
-    /// ever finer copies ([`PHOTO_LEVEL_STEP`]), down to full resolution, so that faces too
+    /// ever finer copies (`PHOTO_LEVEL_STEP`), down to full resolution, so that faces too
     /// small to survive a downscale (a crowd in a 12 MP photo) are found too.
     /// Each level looks for the faces too small for the one before: a tile overlaps the next by
-    /// the side that was sure there ([`SURE_FACE_SIDE`]), so such a face lies whole in a tile,
+    /// the side that was sure there (`SURE_FACE_SIDE`), so such a face lies whole in a tile,
     /// and a face a tile cuts is larger, left to the coarser look. Tiles stay near
-    /// [`PHOTO_TILE`], so the detector's memory does not grow with the photo: one level of
+    /// `PHOTO_TILE`, so the detector's memory does not grow with the photo: one level of
     /// full-resolution tiles overlapping by 40 px at the whole look's scale took 7.75 GB for a
     /// 20000 x 14000 picture (tiles of 5000 px).
     pub fn find_in_photo(&mut self, frame: &FrameMut) -> Result<&[Track]> {

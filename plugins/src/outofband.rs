@@ -51,7 +51,7 @@ pub const CODED_AHEAD: u64 = 16;
 /// before the file sink, keeps what the file holds of them.
 const CHECKPOINT_EVENT: &str = "faceveil-checkpoint";
 
-/// [`CHECKPOINT_EVENT`] of `checkpoint`, written once the file holds a picture stamped at or past
+/// `CHECKPOINT_EVENT` of `checkpoint`, written once the file holds a picture stamped at or past
 /// `written_after` (ns of running time).
 pub fn checkpoint_event(checkpoint: &StreamEnd, written_after: u64) -> gst::Event {
     let s =
@@ -59,7 +59,7 @@ pub fn checkpoint_event(checkpoint: &StreamEnd, written_after: u64) -> gst::Even
     gst::event::CustomDownstreamOob::new(s)
 }
 
-/// The checkpoint and its running time a [`CHECKPOINT_EVENT`] carries, if `event` is one.
+/// The checkpoint and its running time a `CHECKPOINT_EVENT` carries, if `event` is one.
 pub fn checkpoint_of(event: &gst::EventRef) -> Option<(StreamEnd, u64)> {
     let s = event.structure().filter(|s| event.type_() == gst::EventType::CustomDownstreamOob && s.name() == CHECKPOINT_EVENT)?;
     Some((StreamEnd::decode(s.get::<&str>("end").ok()?)?, s.get::<u64>("written-after").ok()?))
@@ -92,7 +92,7 @@ pub struct ContainerTags {
 /// queues pass it on.
 const PICTURES_CHECKED_QUERY: &str = "faceveil-pictures-checked";
 
-/// Answers `query` with `signer` where it is [`PICTURES_CHECKED_QUERY`]: whether it was.
+/// Answers `query` with `signer` where it is `PICTURES_CHECKED_QUERY`: whether it was.
 pub fn answer_pictures_checked(query: &mut gst::QueryRef, signer: &Signer) -> bool {
     if query.type_() != gst::QueryType::Custom || query.structure().is_none_or(|s| s.name() != PICTURES_CHECKED_QUERY) {
         return false;

@@ -25,7 +25,7 @@ pub struct Increasing {
 }
 
 impl Increasing {
-    /// `pts`, or the last timestamp given plus [`LEAST_STEP`] where `pts` is not that far after
+    /// `pts`, or the last timestamp given plus `LEAST_STEP` where `pts` is not that far after
     /// it.
     pub fn next(&mut self, pts: gst::ClockTime) -> gst::ClockTime {
         let pts = match self.last {

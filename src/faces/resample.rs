@@ -203,7 +203,7 @@ const CACHED_MAPS: usize = 32;
 
 impl MapCache {
     /// The map `AxisMap::new` would make for these arguments.
-    /// With `halved`, the map of a 4:2:0 chroma axis over that region ([`AxisMap::halved`]).
+    /// With `halved`, the map of a 4:2:0 chroma axis over that region (`AxisMap::halved`).
     pub fn axis(&mut self, start: f64, side: f64, width: usize, size: usize, halved: bool) -> Arc<AxisMap> {
         let key = MapKey { start: start.to_bits(), side: side.to_bits(), width, size, halved };
         if let Some((_, map)) = self.recent.iter().find(|(k, _)| *k == key) {

@@ -47,7 +47,7 @@ impl Identity {
     }
 
     /// The identity file's text: age's own format, or, with a passphrase, that text encrypted
-    /// to it ([`keyfile`]).
+    /// to it (`keyfile`).
     pub fn to_file_text(&self, passphrase: Option<SecretString>) -> Result<Zeroizing<String>, SealError> {
         let plain = Zeroizing::new(format!(
             "# faceveil identity (age X25519); keep it secret\n# recipient: {}\n{}\n",

@@ -74,7 +74,7 @@ impl SigningKey {
         Signer(self.0.verifying_key())
     }
 
-    /// The key file's text, encrypted to `passphrase` where one is given (see [`keyfile`]).
+    /// The key file's text, encrypted to `passphrase` where one is given (see `keyfile`).
     pub fn to_file_text(&self, passphrase: Option<SecretString>) -> Result<Zeroizing<String>, SealError> {
         let secret = Zeroizing::new(STANDARD.encode(self.0.as_bytes()));
         let plain = Zeroizing::new(format!(

@@ -55,7 +55,7 @@ impl Look {
         self.size
     }
 
-    /// The cells brought to zero mean and unit spread, in steps of 1/[`CELL_STEPS`] (a restore
+    /// The cells brought to zero mean and unit spread, in steps of 1/`CELL_STEPS` (a restore
     /// keeps them for every record of a sidecar, and compares many with [`distance`]): so that a
     /// range or gain change on the way (a restore fed RGB where the anonymizer saw YUV) does not
     /// count.

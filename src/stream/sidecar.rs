@@ -124,7 +124,7 @@ pub fn end_of(path: &Path) -> Result<Option<StreamEnd>> {
 /// What a sidecar holds after its records.
 #[derive(Debug, Default)]
 pub struct Tail {
-    /// The number of a last line cut short, as [`scan`] finds it.
+    /// The number of a last line cut short, as `scan` finds it.
     pub cut_line: Option<usize>,
     /// The stream's signed end, where its writer ended it.
     pub end: Option<StreamEnd>,
@@ -191,7 +191,7 @@ fn header_of(first: Option<&str>, path: &Path) -> Result<StreamHeader> {
 
 impl Sidecar {
     /// Reads a sidecar's header and where each record lies, with its timestamp and look; the
-    /// frames before a last line cut short still restore ([`scan`]).
+    /// frames before a last line cut short still restore (`scan`).
     pub fn read(path: &Path) -> Result<Self> {
         let file = File::open(path).with_context(|| format!("cannot open sidecar {}", path.display()))?;
         let lines = file.try_clone().with_context(|| format!("cannot open sidecar {}", path.display()))?;
