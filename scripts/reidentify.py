@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Faces of clips that dlib still takes for the person they were, through the CLI, per password.
+
+Issue 11 measured its surrogates this way (a clip of walkers: 18% of sampled faces re-identified):
+each clip is anonymized with `faceveil anonymize CLIP` at the CLI's defaults once per password
+(each run draws a fresh salt, so each run is a fresh draw of every track's key); in every EVERY-th
+frame dlib's HOG detector (1x upsampling) finds the faces of the ORIGINAL frame, and each face's
+128-d descriptor (dlib's 5-point shape at that box) in the original is compared with the
+anonymized frame's at the same box: below 0.6 it is judged the same person. Also counted: whether
+dlib's detector still finds a face there (IoU > 0.3) in the anonymized frame. dlib is the judge
+only (models/sdn/quick_judge.py's), never used in fitting. `--mode blur|pixelate|solid` runs a
+one-way effect instead (once: it has no key): the floor that the face's surroundings alone give
+(pose, outline, hair, clothes), which a surrogate cannot go below.
+
+Prints, per clip and password, the faces judged the original and found, then the worst and the
+mean over the passwords; with --out, the same as JSON.
+
+Usage: deps/sdn-venv/bin/python scripts/reidentify.py CLIP [CLIP...] [--passwords N] [--every K]
+       [--mode sdn|blur|pixelate|solid] [--bin target/release/faceveil] [--out FILE]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "models", "sdn"))
+from quick_judge import Judge  # noqa: E402
+
+
+def frames(path):
+    cap = cv2.VideoCapture(path)
+    out = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        out.append(np.ascontiguousarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB)))
+    return out
+
+
+def iou(a, b):
+    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
+
+
+def boxes(judge, img):
+    return [[r.left(), r.top(), r.right(), r.bottom()] for r in judge.det(img, 1)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("clips", nargs="+")
+    ap.add_argument("--passwords", type=int, default=6, help="runs per clip, each with its own password and salt")
+    ap.add_argument("--every", type=int, default=10, help="judge every K-th frame")
+    ap.add_argument("--mode", default="sdn", choices=["sdn", "blur", "pixelate", "solid"])
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "faceveil"))
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    judge = Judge()
+    report = {"command": " ".join(sys.argv), "clips": {}}
+    passwords = args.passwords if args.mode == "sdn" else 1
+    with tempfile.TemporaryDirectory() as work:
+        for clip in args.clips:
+            orig = frames(clip)
+            faces = [(i, b, judge.desc(orig[i], b)) for i in range(0, len(orig), args.every) for b in boxes(judge, orig[i])]
+            if not faces:
+                print(f"{os.path.basename(clip)}: dlib finds no face in the original's judged frames; skipped")
+                continue
+            runs = []
+            for p in range(passwords):
+                out = os.path.join(work, f"{os.path.basename(clip)}.{p}.mp4")
+                env = dict(os.environ, FACEVEIL_PASSWORD=f"re-identification run {p}")
+                run = subprocess.run([args.bin, "anonymize", clip, "-o", out, "--no-audio", "--mode", args.mode], env=env, capture_output=True, text=True)
+                if run.returncode != 0:
+                    sys.exit(f"faceveil anonymize {clip} failed: {run.stderr.strip()}")
+                anon = frames(out)
+                same = sum(np.linalg.norm(judge.desc(anon[i], b) - d) < 0.6 for i, b, d in faces)
+                found = sum(any(iou(a, b) > 0.3 for a in boxes(judge, anon[i])) for i, b, _ in faces)
+                runs.append({"judged_original": same / len(faces), "found": found / len(faces)})
+                print(f"{os.path.basename(clip)} run {p}: {len(faces)} faces; judged the original "
+                      f"{100 * same / len(faces):.1f}%, dlib finds a face {100 * found / len(faces):.1f}%", flush=True)
+            rates = [r["judged_original"] for r in runs]
+            print(f"{os.path.basename(clip)}: judged the original, worst run {100 * max(rates):.1f}%, "
+                  f"mean {100 * np.mean(rates):.1f}%", flush=True)
+            report["clips"][os.path.basename(clip)] = {"faces_judged": len(faces), "frames_judged": len(range(0, len(orig), args.every)),
+                                                       "runs": runs, "worst": max(rates), "mean": float(np.mean(rates))}
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(report, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
