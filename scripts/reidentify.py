@@ -12,11 +12,16 @@ only (models/sdn/quick_judge.py's), never used in fitting. `--mode blur|pixelate
 one-way effect instead (once: it has no key): the floor that the face's surroundings alone give
 (pose, outline, hair, clothes), which a surrogate cannot go below.
 
+In sdn mode also: whether two runs (two passwords) give two identities, run p against run p+1
+(the same face, distance >= 0.6 between the two anonymized frames), and with --wrong, each run
+restored with the next run's password: the wrong-password face judged the original, and judged
+a different identity from the surrogate it came from, as issue 11 states those targets.
+
 Prints, per clip and password, the faces judged the original and found, then the worst and the
 mean over the passwords; with --out, the same as JSON.
 
 Usage: deps/sdn-venv/bin/python scripts/reidentify.py CLIP [CLIP...] [--passwords N] [--every K]
-       [--mode sdn|blur|pixelate|solid] [--bin target/release/faceveil] [--out FILE]
+       [--mode sdn|blur|pixelate|solid] [--wrong] [--bin target/release/faceveil] [--out FILE]
 """
 import argparse
 import json
@@ -61,6 +66,7 @@ def main():
     ap.add_argument("--passwords", type=int, default=6, help="runs per clip, each with its own password and salt")
     ap.add_argument("--every", type=int, default=10, help="judge every K-th frame")
     ap.add_argument("--mode", default="sdn", choices=["sdn", "blur", "pixelate", "solid"])
+    ap.add_argument("--wrong", action="store_true", help="also restore each run with the next run's password")
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "faceveil"))
     ap.add_argument("--out")
     args = ap.parse_args()
@@ -74,7 +80,7 @@ def main():
             if not faces:
                 print(f"{os.path.basename(clip)}: dlib finds no face in the original's judged frames; skipped")
                 continue
-            runs = []
+            runs, surrogates = [], []
             for p in range(passwords):
                 out = os.path.join(work, f"{os.path.basename(clip)}.{p}.mp4")
                 env = dict(os.environ, FACEVEIL_PASSWORD=f"re-identification run {p}")
@@ -82,16 +88,39 @@ def main():
                 if run.returncode != 0:
                     sys.exit(f"faceveil anonymize {clip} failed: {run.stderr.strip()}")
                 anon = frames(out)
-                same = sum(np.linalg.norm(judge.desc(anon[i], b) - d) < 0.6 for i, b, d in faces)
+                sur = [judge.desc(anon[i], b) for i, b, _ in faces]
+                same = sum(np.linalg.norm(s - d) < 0.6 for s, (_, _, d) in zip(sur, faces))
                 found = sum(any(iou(a, b) > 0.3 for a in boxes(judge, anon[i])) for i, b, _ in faces)
-                runs.append({"judged_original": same / len(faces), "found": found / len(faces)})
-                print(f"{os.path.basename(clip)} run {p}: {len(faces)} faces; judged the original "
-                      f"{100 * same / len(faces):.1f}%, dlib finds a face {100 * found / len(faces):.1f}%", flush=True)
-            rates = [r["judged_original"] for r in runs]
-            print(f"{os.path.basename(clip)}: judged the original, worst run {100 * max(rates):.1f}%, "
-                  f"mean {100 * np.mean(rates):.1f}%", flush=True)
+                result = {"judged_original": same / len(faces), "found": found / len(faces)}
+                if surrogates:
+                    result["two_identities_with_last_run"] = float(np.mean([np.linalg.norm(a - b) >= 0.6 for a, b in zip(sur, surrogates[-1])]))
+                surrogates.append(sur)
+                line = f"judged the original {100 * same / len(faces):.1f}%, dlib finds a face {100 * found / len(faces):.1f}%"
+                if "two_identities_with_last_run" in result:
+                    line += f", two identities with the run before {100 * result['two_identities_with_last_run']:.1f}%"
+                if args.wrong and args.mode == "sdn":
+                    wrong = os.path.join(work, f"{os.path.basename(clip)}.{p}.wrong.mp4")
+                    env = dict(os.environ, FACEVEIL_PASSWORD=f"re-identification run {p + 1}")
+                    run = subprocess.run([args.bin, "restore", out, "-o", wrong], env=env, capture_output=True, text=True)
+                    if run.returncode != 0:
+                        sys.exit(f"faceveil restore {out} failed: {run.stderr.strip()}")
+                    back = frames(wrong)
+                    wd = [judge.desc(back[i], b) for i, b, _ in faces]
+                    result["wrong_judged_original"] = float(np.mean([np.linalg.norm(w - d) < 0.6 for w, (_, _, d) in zip(wd, faces)]))
+                    result["wrong_differs_from_surrogate"] = float(np.mean([np.linalg.norm(w - s) >= 0.6 for w, s in zip(wd, sur)]))
+                    line += (f"; a wrong password's restore judged the original {100 * result['wrong_judged_original']:.1f}%, "
+                             f"another identity than the surrogate {100 * result['wrong_differs_from_surrogate']:.1f}%")
+                runs.append(result)
+                print(f"{os.path.basename(clip)} run {p}: {len(faces)} faces; {line}", flush=True)
+            summary = {}
+            for name in ("judged_original", "two_identities_with_last_run", "wrong_judged_original", "wrong_differs_from_surrogate"):
+                v = [r[name] for r in runs if name in r]
+                if v:
+                    worst = max(v) if name.endswith("original") else min(v)
+                    summary[name] = {"mean": float(np.mean(v)), "worst": worst}
+                    print(f"{os.path.basename(clip)}: {name.replace('_', ' ')}: mean {100 * np.mean(v):.1f}%, worst run {100 * worst:.1f}%", flush=True)
             report["clips"][os.path.basename(clip)] = {"faces_judged": len(faces), "frames_judged": len(range(0, len(orig), args.every)),
-                                                       "runs": runs, "worst": max(rates), "mean": float(np.mean(rates))}
+                                                       "runs": runs, "summary": summary}
     if args.out:
         with open(args.out, "w") as f:
             json.dump(report, f, indent=1)
