@@ -36,24 +36,22 @@ import numpy as np  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "models", "sdn"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from photo_roundtrip import iou  # noqa: E402
 from quick_judge import Judge  # noqa: E402
 
 
-def frames(path):
+def judged_frames(path, every):
+    """Every `every`-th frame of a video (RGB), by index: only those are judged, and a whole
+    clip decoded at once would take a gigabyte for the selfie's 352 frames."""
     cap = cv2.VideoCapture(path)
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(np.ascontiguousarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB)))
+    out, i = {}, 0
+    while cap.grab():
+        if i % every == 0:
+            _, f = cap.retrieve()
+            out[i] = np.ascontiguousarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
+        i += 1
     return out
-
-
-def iou(a, b):
-    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
 
 
 def boxes(judge, img):
@@ -75,8 +73,8 @@ def main():
     passwords = args.passwords if args.mode == "sdn" else 1
     with tempfile.TemporaryDirectory() as work:
         for clip in args.clips:
-            orig = frames(clip)
-            faces = [(i, b, judge.desc(orig[i], b)) for i in range(0, len(orig), args.every) for b in boxes(judge, orig[i])]
+            orig = judged_frames(clip, args.every)
+            faces = [(i, b, judge.desc(img, b)) for i, img in orig.items() for b in boxes(judge, img)]
             if not faces:
                 print(f"{os.path.basename(clip)}: dlib finds no face in the original's judged frames; skipped")
                 continue
@@ -87,10 +85,11 @@ def main():
                 run = subprocess.run([args.bin, "anonymize", clip, "-o", out, "--no-audio", "--mode", args.mode], env=env, capture_output=True, text=True)
                 if run.returncode != 0:
                     sys.exit(f"faceveil anonymize {clip} failed: {run.stderr.strip()}")
-                anon = frames(out)
+                anon = judged_frames(out, args.every)
                 sur = [judge.desc(anon[i], b) for i, b, _ in faces]
                 same = sum(np.linalg.norm(s - d) < 0.6 for s, (_, _, d) in zip(sur, faces))
-                found = sum(any(iou(a, b) > 0.3 for a in boxes(judge, anon[i])) for i, b, _ in faces)
+                found_there = {i: boxes(judge, anon[i]) for i in {i for i, _, _ in faces}}
+                found = sum(any(iou(a, b) > 0.3 for a in found_there[i]) for i, b, _ in faces)
                 result = {"judged_original": same / len(faces), "found": found / len(faces)}
                 if surrogates:
                     result["two_identities_with_last_run"] = float(np.mean([np.linalg.norm(a - b) >= 0.6 for a, b in zip(sur, surrogates[-1])]))
@@ -104,7 +103,7 @@ def main():
                     run = subprocess.run([args.bin, "restore", out, "-o", wrong], env=env, capture_output=True, text=True)
                     if run.returncode != 0:
                         sys.exit(f"faceveil restore {out} failed: {run.stderr.strip()}")
-                    back = frames(wrong)
+                    back = judged_frames(wrong, args.every)
                     wd = [judge.desc(back[i], b) for i, b, _ in faces]
                     result["wrong_judged_original"] = float(np.mean([np.linalg.norm(w - d) < 0.6 for w, (_, _, d) in zip(wd, faces)]))
                     result["wrong_differs_from_surrogate"] = float(np.mean([np.linalg.norm(w - s) >= 0.6 for w, s in zip(wd, sur)]))
@@ -119,7 +118,7 @@ def main():
                     worst = max(v) if name.endswith("original") else min(v)
                     summary[name] = {"mean": float(np.mean(v)), "worst": worst}
                     print(f"{os.path.basename(clip)}: {name.replace('_', ' ')}: mean {100 * np.mean(v):.1f}%, worst run {100 * worst:.1f}%", flush=True)
-            report["clips"][os.path.basename(clip)] = {"faces_judged": len(faces), "frames_judged": len(range(0, len(orig), args.every)),
+            report["clips"][os.path.basename(clip)] = {"faces_judged": len(faces), "frames_judged": len(orig),
                                                        "runs": runs, "summary": summary}
     if args.out:
         with open(args.out, "w") as f:
