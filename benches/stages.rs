@@ -8,7 +8,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use faceveil::faces::blend::{BlendShape, FaceBands, FineDetail};
 use faceveil::faces::detect::{DetectionWorker, DetectorSettings, Face};
 use faceveil::faces::geometry::{BBox, CropSquare};
-use faceveil::faces::resample::MapCache;
+use faceveil::faces::resample::{MapCache, Upsampling};
 use faceveil::faces::track::{Tracker, TrackerSettings};
 use faceveil::frame::rgb::RgbImage;
 use faceveil::frame::{FrameMut, PixelFormat, Plane, YuvMatrix};
@@ -81,17 +81,20 @@ fn stages(c: &mut Criterion) {
     let crop = CropSquare { cx: 640.0, cy: 300.0, side: 200.0 };
     // A restore does a little more than an anonymize (it brings the fine detail back first); a
     // moving face's square is new every frame, a still face's maps come from the cache.
-    for (name, fine, still) in [
-        ("anonymize, new square", FineDetail::Keep(0.25), false),
-        ("anonymize, same square", FineDetail::Keep(0.25), true),
-        ("restore, new square", FineDetail::Restore(0.25), false),
+    // Since 2026-12-07 (night) outputs write the change smoothly (`Upsampling::Smooth`); streams made
+    // before restore with blocks.
+    for (name, fine, still, upsampling) in [
+        ("anonymize, new square", FineDetail::Keep(0.25), false, Upsampling::Smooth),
+        ("anonymize, new square, blocks", FineDetail::Keep(0.25), false, Upsampling::Blocks),
+        ("anonymize, same square", FineDetail::Keep(0.25), true, Upsampling::Smooth),
+        ("restore, new square", FineDetail::Restore(0.25), false, Upsampling::Smooth),
     ] {
         c.bench_function(&format!("crop 200px face to 128x128 ({name})"), |b| {
             let frame = view(&mut img);
-            let mut cache = MapCache::default();
+            let mut cache = MapCache::new(upsampling);
             b.iter(|| {
                 if !still {
-                    cache = MapCache::default();
+                    cache = MapCache::new(upsampling);
                 }
                 let bands = FaceBands::read(&frame, crop, &BlendShape::default(), 128, fine, &mut cache).unwrap();
                 let mut t = Array3::zeros((3, 128, 128));
@@ -102,9 +105,9 @@ fn stages(c: &mut Criterion) {
     }
     let patch = Array3::from_elem((3, 128, 128), 0.1f32);
     c.bench_function("blend 128x128 back into 200px", |b| {
+        let mut cache = MapCache::new(Upsampling::Smooth);
         let bands =
-            FaceBands::read(&view(&mut img), crop, &BlendShape::default(), 128, FineDetail::Keep(0.25), &mut MapCache::default())
-                .unwrap();
+            FaceBands::read(&view(&mut img), crop, &BlendShape::default(), 128, FineDetail::Keep(0.25), &mut cache).unwrap();
         b.iter(|| {
             let mut frame = view(&mut img);
             bands.composite(&mut frame, patch.view());
@@ -117,7 +120,7 @@ fn stages(c: &mut Criterion) {
         let planes =
             vec![Plane { data: &mut y, stride: 1280 }, Plane { data: &mut u, stride: 640 }, Plane { data: &mut v, stride: 640 }];
         let frame = FrameMut::new(PixelFormat::I420, 1280, 720, YuvMatrix::Bt601, planes).unwrap();
-        let mut cache = MapCache::default();
+        let mut cache = MapCache::new(Upsampling::Smooth);
         b.iter(|| {
             let bands = FaceBands::read(&frame, call, &BlendShape::default(), 128, FineDetail::Keep(0.25), &mut cache).unwrap();
             let mut t = Array3::zeros((3, 128, 128));
@@ -125,14 +128,19 @@ fn stages(c: &mut Criterion) {
             black_box(t)
         })
     });
-    c.bench_function("blend 128x128 back into 600px I420", |b| {
-        let planes =
-            vec![Plane { data: &mut y, stride: 1280 }, Plane { data: &mut u, stride: 640 }, Plane { data: &mut v, stride: 640 }];
-        let mut frame = FrameMut::new(PixelFormat::I420, 1280, 720, YuvMatrix::Bt601, planes).unwrap();
-        let bands =
-            FaceBands::read(&frame, call, &BlendShape::default(), 128, FineDetail::Keep(0.25), &mut MapCache::default()).unwrap();
-        b.iter(|| bands.composite(&mut frame, patch.view()))
-    });
+    for (name, upsampling) in [("", Upsampling::Smooth), (" (blocks)", Upsampling::Blocks)] {
+        c.bench_function(&format!("blend 128x128 back into 600px I420{name}"), |b| {
+            let planes = vec![
+                Plane { data: &mut y, stride: 1280 },
+                Plane { data: &mut u, stride: 640 },
+                Plane { data: &mut v, stride: 640 },
+            ];
+            let mut frame = FrameMut::new(PixelFormat::I420, 1280, 720, YuvMatrix::Bt601, planes).unwrap();
+            let mut cache = MapCache::new(upsampling);
+            let bands = FaceBands::read(&frame, call, &BlendShape::default(), 128, FineDetail::Keep(0.25), &mut cache).unwrap();
+            b.iter(|| bands.composite(&mut frame, patch.view()))
+        });
+    }
 
     let model_dir = root().join("models/sdn");
     let mut model = SdnModel::open(&model_dir, None, Direction::Anonymize, &runtime()).unwrap();

@@ -9,7 +9,7 @@ use crate::faces::blend::{BlendShape, CropContext, FaceBands, FineDetail};
 use crate::faces::detect::LANDMARK_VALUES;
 use crate::faces::effects::{self, Mode};
 use crate::faces::geometry::{BBox, CropFraming, CropSquare};
-use crate::faces::resample::MapCache;
+use crate::faces::resample::{MapCache, Upsampling};
 use crate::faces::upright;
 use crate::frame::FrameMut;
 use crate::model::keys::{Keying, SecretKey};
@@ -137,6 +137,14 @@ impl Veil {
     pub fn restore_stream_of(&mut self, graph: &str) {
         if let Effect::Sdn(k) = &mut self.effect {
             k.model.restore_stream_of(graph);
+        }
+    }
+
+    /// Writes the model's change onto the faces as `upsampling` says: an anonymize as its
+    /// header says, a restore as its stream's did.
+    pub fn set_upsampling(&mut self, upsampling: Upsampling) {
+        if self.maps.upsampling() != upsampling {
+            self.maps = MapCache::new(upsampling);
         }
     }
 

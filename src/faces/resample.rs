@@ -1,18 +1,41 @@
 //! The linear maps between a crop square's frame pixels and the model's S × S grid, one pair per
 //! axis. `down` averages the pixels each grid sample covers (it interpolates where the crop is
-//! smaller than the grid); `up` is its pseudo-inverse. Because `down(up(t)) == t` wherever the
-//! frame holds the crop, a restore reads back the very grid the model wrote, and a face splits
-//! exactly into the band the model sees (`up(down(x))`) and the finer detail above it.
+//! smaller than the grid); `up` is a right inverse of it ([`Upsampling`] says which). Because
+//! `down(up(t)) == t` wherever the frame holds the crop, a restore reads back the very grid the
+//! model wrote, and a face splits exactly into the band the model sees (`up(down(x))`) and the
+//! finer detail above it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2, Axis};
 
+/// How `up` writes a grid onto a crop of at least as many pixels as the grid has samples. Any
+/// right inverse of `down` gives the grid back exactly, but the change it writes differs, so a
+/// restore must write with the one its stream was anonymized with
+/// ([`crate::stream::header::StreamHeader::smooth_upsampling`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Upsampling {
+    /// The minimum-norm right inverse, Dᵀ (D Dᵀ)⁻¹: each sample's value repeated over the pixels
+    /// it covers, so that a large face's change is a mosaic of square blocks (outputs of builds
+    /// before 2026-12-07, night).
+    #[default]
+    Blocks,
+    /// B (D B)⁻¹, B the linear interpolation between the samples' centres: the change ramps from
+    /// sample to sample, where a sample covers `SMOOTH_FROM` (1.5) pixels or more. Below that a
+    /// block is hardly a pixel, and D B grows ill-conditioned as a sample nears one pixel.
+    Smooth,
+}
+
+/// The least pixels a grid sample covers for [`Upsampling::Smooth`] to interpolate: D B's
+/// condition number, worst over 12 sub-pixel offsets of a 128 grid, is 153 at 1.0 pixel a
+/// sample, 3.3 at 1.2 and 2.1-2.4 from 1.5 up (numpy, 2026-12-07).
+const SMOOTH_FROM: f64 = 1.5;
+
 /// `down` ([S, W]) and `up` ([W, S]) along one axis of a region W pixels long.
 pub struct AxisMap {
     down: Rows,
-    up: Rows,
+    up: Up,
     /// Which grid samples the frame holds, written back exactly: the others repeat its edge.
     inside: Vec<bool>,
 }
@@ -80,6 +103,11 @@ impl Rows {
         Self { runs }
     }
 
+    /// The S × S identity.
+    fn identity(size: usize) -> Self {
+        Self { runs: (0..size).map(|i| (i, vec![1.0])).collect() }
+    }
+
     #[cfg(test)]
     fn dense(&self, cols: usize) -> Array2<f32> {
         let mut m = Array2::zeros((self.runs.len(), cols));
@@ -92,14 +120,22 @@ impl Rows {
     }
 }
 
+/// `up` ([W, S]) as `taps` · `solve`: a solve on the grid ([S, S]; the identity for blocks),
+/// then a few taps from the grid to each pixel. Two short maps cost less than their product,
+/// whose rows are as long as the solve's.
+struct Up {
+    solve: Rows,
+    taps: Rows,
+}
+
 /// Entries of a pseudo-inverse below this share of their row's largest are dropped.
 const UP_FLOOR: f64 = 1e-6;
 
 impl AxisMap {
     /// The maps for a crop that starts `start` pixels after the region's first pixel (negative
     /// where the crop reaches past the frame) and spans `side` pixels, over a region of `width`
-    /// pixels, sampled at `size` grid points.
-    pub fn new(start: f64, side: f64, width: usize, size: usize) -> Self {
+    /// pixels, sampled at `size` grid points, written back as `upsampling` says.
+    pub fn new(start: f64, side: f64, width: usize, size: usize, upsampling: Upsampling) -> Self {
         let step = side / size as f64;
         let mut down = Array2::<f64>::zeros((size, width));
         // Grid samples the frame holds; the others repeat the edge pixel for the model's input
@@ -158,8 +194,16 @@ impl AxisMap {
                 down[[i, x1]] += s - f;
             }
         }
-        let up = if step >= 1.0 { right_inverse(&down, &inside) } else { left_inverse(&down) };
-        Self { down: Rows::from_dense(&down, 0.0), up: Rows::from_dense(&up, UP_FLOOR), inside }
+        let up = if step < 1.0 {
+            Up { solve: Rows::identity(size), taps: Rows::from_dense(&left_inverse(&down), UP_FLOOR) }
+        } else if upsampling == Upsampling::Smooth && step >= SMOOTH_FROM {
+            let centres: Vec<f64> = (0..size).map(|i| start + (i as f64 + 0.5) * step).collect();
+            let (solve, taps) = smooth_right_inverse(&down, &inside, &centres);
+            Up { solve: Rows::from_dense(&solve, UP_FLOOR), taps: Rows::from_dense(&taps, 0.0) }
+        } else {
+            Up { solve: Rows::identity(size), taps: Rows::from_dense(&right_inverse(&down, &inside), UP_FLOOR) }
+        };
+        Self { down: Rows::from_dense(&down, 0.0), up, inside }
     }
 
     /// Whether the frame holds grid sample `i` (see [`Self::new`]).
@@ -177,15 +221,18 @@ impl AxisMap {
     /// as both its pixels, `up` writes it the mean of what its pixels would get, as a frame
     /// writes chroma.
     fn halved(&self) -> Self {
-        Self { down: self.down.columns_paired(), up: self.up.rows_paired(), inside: self.inside.clone() }
+        let up = Up { solve: Rows { runs: self.up.solve.runs.clone() }, taps: self.up.taps.rows_paired() };
+        Self { down: self.down.columns_paired(), up, inside: self.inside.clone() }
     }
 }
 
 /// The axis maps of the last few crops: a still face keeps its square from frame to frame
-/// (`faces::steady`), and its maps need not be solved again.
+/// (`faces::steady`), and its maps need not be solved again. All of them write back as one
+/// [`Upsampling`] says.
 #[derive(Default)]
 pub struct MapCache {
     recent: VecDeque<(MapKey, Arc<AxisMap>)>,
+    upsampling: Upsampling,
 }
 
 /// What an axis map depends on, exactly.
@@ -202,7 +249,16 @@ struct MapKey {
 const CACHED_MAPS: usize = 32;
 
 impl MapCache {
-    /// The map `AxisMap::new` would make for these arguments.
+    /// An empty cache of maps that write back as `upsampling` says.
+    pub fn new(upsampling: Upsampling) -> Self {
+        Self { recent: VecDeque::new(), upsampling }
+    }
+
+    pub fn upsampling(&self) -> Upsampling {
+        self.upsampling
+    }
+
+    /// The map `AxisMap::new` would make for these arguments and the cache's [`Upsampling`].
     /// With `halved`, the map of a 4:2:0 chroma axis over that region (`AxisMap::halved`).
     pub fn axis(&mut self, start: f64, side: f64, width: usize, size: usize, halved: bool) -> Arc<AxisMap> {
         let key = MapKey { start: start.to_bits(), side: side.to_bits(), width, size, halved };
@@ -212,7 +268,7 @@ impl MapCache {
         let map = if halved {
             Arc::new(self.axis(start, side, width, size, false).halved())
         } else {
-            Arc::new(AxisMap::new(start, side, width, size))
+            Arc::new(AxisMap::new(start, side, width, size, self.upsampling))
         };
         if self.recent.len() == CACHED_MAPS {
             self.recent.pop_back();
@@ -236,7 +292,8 @@ impl CropMaps {
 
     /// An [S, S] grid to one plane's [H, W] region pixels.
     pub fn up(&self, grid: ArrayView2<f32>) -> Array2<f32> {
-        apply(&self.y.up, &self.x.up, grid)
+        let solved = apply(&self.y.up.solve, &self.x.up.solve, grid);
+        apply(&self.y.up.taps, &self.x.up.taps, solved.view())
     }
 }
 
@@ -324,6 +381,55 @@ fn right_inverse(down: &Array2<f64>, inside: &[bool]) -> Array2<f64> {
         up.column_mut(i).assign(&solved.row(k));
     }
     up
+}
+
+/// [`Upsampling::Smooth`]'s `up` for a crop at least as large as the grid, as its two factors
+/// (D B)⁻¹ ([S, S]) and B ([W, S]): B interpolates linearly between the `centres` of the samples
+/// inside the frame (each pixel at its own centre, those before the first centre or past the
+/// last taking that sample whole), over the pixels `down` reads, so that D · up is the
+/// identity on the samples inside and a flat grid comes up flat. The samples outside get no
+/// column, as in [`right_inverse`].
+fn smooth_right_inverse(down: &Array2<f64>, inside: &[bool], centres: &[f64]) -> (Array2<f64>, Array2<f64>) {
+    let (size, width) = down.dim();
+    // Positions among the samples inside, and each pixel's two taps on them.
+    let rows: Vec<usize> = (0..size).filter(|&i| inside[i]).collect();
+    let n = rows.len();
+    let tap = |x: usize| -> [(usize, f64); 2] {
+        let p = x as f64 + 0.5;
+        let k = rows.partition_point(|&i| centres[i] <= p);
+        if k == 0 {
+            return [(0, 1.0), (0, 0.0)];
+        }
+        if k == n {
+            return [(n - 1, 1.0), (n - 1, 0.0)];
+        }
+        let t = (p - centres[rows[k - 1]]) / (centres[rows[k]] - centres[rows[k - 1]]);
+        [(k - 1, 1.0 - t), (k, t)]
+    };
+    let mut b = Array2::<f64>::zeros((width, size));
+    let mut db = Array2::<f64>::zeros((n, n));
+    if n == 0 {
+        return (Array2::zeros((size, size)), b);
+    }
+    for (k, &i) in rows.iter().enumerate() {
+        for x in (0..width).filter(|&x| down[[i, x]] != 0.0) {
+            for (l, w) in tap(x).into_iter().filter(|(_, w)| *w != 0.0) {
+                b[[x, rows[l]]] = w;
+                db[[k, l]] += down[[i, x]] * w;
+            }
+        }
+    }
+    // D B is banded, and diagonally dominant from SMOOTH_FROM pixels a sample. Its inverse as
+    // ((D B)ᵀ D B)⁻¹ (D B)ᵀ, by the banded solve the other inverses use.
+    let dbt = db.t().to_owned();
+    let inverse = solve_spd(gram(&dbt), dbt);
+    let mut solve = Array2::zeros((size, size));
+    for (k, &i) in rows.iter().enumerate() {
+        for (l, &j) in rows.iter().enumerate() {
+            solve[[i, j]] = inverse[[k, l]];
+        }
+    }
+    (solve, b)
 }
 
 /// `up` for a crop smaller than the grid: (Dᵀ D)⁻¹ Dᵀ, the least-squares pixels for a grid.
@@ -439,8 +545,13 @@ mod tests {
     use super::*;
 
     fn dense(map: &AxisMap) -> (Array2<f32>, Array2<f32>) {
-        let (size, width) = (map.down.runs.len(), map.up.runs.len());
-        (map.down.dense(width), map.up.dense(size))
+        let (size, width) = (map.down.runs.len(), map.up.taps.runs.len());
+        (map.down.dense(width), map.up.taps.dense(size).dot(&map.up.solve.dense(size)))
+    }
+
+    /// Each case with each kind of upsampling.
+    fn cases<T: Copy, const N: usize>(cases: [T; N]) -> impl Iterator<Item = (T, Upsampling)> {
+        cases.into_iter().flat_map(|c| [(c, Upsampling::Blocks), (c, Upsampling::Smooth)])
     }
 
     fn identity_error(map: &AxisMap, rows: std::ops::Range<usize>) -> f32 {
@@ -453,10 +564,10 @@ mod tests {
 
     #[test]
     fn down_after_up_is_the_identity_for_a_crop_larger_than_the_grid() {
-        for (start, side) in [(1.3f64, 195.4f64), (0.0, 128.0), (0.7, 411.9), (2.1, 140.2)] {
+        for ((start, side), upsampling) in cases([(1.3f64, 195.4f64), (0.0, 128.0), (0.7, 411.9), (2.1, 140.2)]) {
             let width = (start + side).ceil() as usize + 2;
-            let map = AxisMap::new(start, side, width, 128);
-            assert!(identity_error(&map, 0..128) < 1e-4, "start {start}, side {side}");
+            let map = AxisMap::new(start, side, width, 128, upsampling);
+            assert!(identity_error(&map, 0..128) < 1e-4, "start {start}, side {side}, {upsampling:?}");
             let sums = dense(&map).0.sum_axis(Axis(1));
             assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5), "every sample averages its pixels");
         }
@@ -464,8 +575,8 @@ mod tests {
 
     #[test]
     fn a_halved_map_reads_and_writes_a_chroma_sample_as_its_two_pixels() {
-        for (start, side, width) in [(1.3f64, 195.4f64, 199usize), (-40.0, 200.0, 161), (0.0, 93.0, 93)] {
-            let full = AxisMap::new(start, side, width, 128);
+        for ((start, side, width), upsampling) in cases([(1.3f64, 195.4f64, 199usize), (-40.0, 200.0, 161), (0.0, 93.0, 93)]) {
+            let full = AxisMap::new(start, side, width, 128, upsampling);
             let (down, up) = dense(&full);
             let (half_down, half_up) = dense(&full.halved());
             let chroma = width.div_ceil(2);
@@ -480,7 +591,7 @@ mod tests {
                 };
                 assert!(
                     off(half_down.column(k), &read) < 1e-6 && off(half_up.row(k), &written) < 1e-6,
-                    "start {start}, sample {k}"
+                    "start {start}, sample {k}, {upsampling:?}"
                 );
             }
         }
@@ -517,7 +628,7 @@ mod tests {
 
     #[test]
     fn up_after_down_keeps_the_pixels_of_a_crop_smaller_than_the_grid() {
-        let map = AxisMap::new(0.0, 93.0, 93, 128);
+        let map = AxisMap::new(0.0, 93.0, 93, 128, Upsampling::Smooth);
         let (down, up) = dense(&map);
         let p = up.dot(&down);
         let err = p.indexed_iter().map(|((i, j), v)| (v - if i == j { 1.0 } else { 0.0 }).abs()).fold(0.0, f32::max);
@@ -527,7 +638,13 @@ mod tests {
     #[test]
     fn samples_past_the_frame_repeat_its_edge_and_the_rest_stay_exact() {
         // A 200 px crop whose first 40 px lie left of the frame.
-        let map = AxisMap::new(-40.0, 200.0, 161, 128);
+        for upsampling in [Upsampling::Blocks, Upsampling::Smooth] {
+            samples_past_the_frame_of(upsampling);
+        }
+    }
+
+    fn samples_past_the_frame_of(upsampling: Upsampling) {
+        let map = AxisMap::new(-40.0, 200.0, 161, 128, upsampling);
         let step = 200.0f64 / 128.0;
         let first_inside = (40.0 / step - 0.5).ceil() as usize;
         assert_eq!(dense(&map).0[[0, 0]], 1.0);
@@ -541,11 +658,13 @@ mod tests {
         // pixel the crop covers, the frame edge's included, whole and halved (4:2:0 chroma), as
         // the model's flat change must. (Where a crop starts or ends inside a pixel, the mask is
         // nought, and the pixels near it take the least change that gives the grid.)
-        for (start, side, width) in [(0.0, 325.5, 300), (-40.3, 200.3, 160), (-9.7, 325.5, 300), (1.0, 300.0, 250)] {
-            let map = AxisMap::new(start, side, width, 128);
+        for ((start, side, width), upsampling) in
+            cases([(0.0, 325.5, 300), (-40.3, 200.3, 160), (-9.7, 325.5, 300), (1.0, 300.0, 250)])
+        {
+            let map = AxisMap::new(start, side, width, 128, upsampling);
             let covered = |x: usize| x as f64 >= start && x as f64 + 1.0 <= start + side;
-            let flat = map.up.dense(128).sum_axis(Axis(1));
-            let halved = map.halved().up.dense(128).sum_axis(Axis(1));
+            let flat = dense(&map).1.sum_axis(Axis(1));
+            let halved = dense(&map.halved()).1.sum_axis(Axis(1));
             let worst = (0..width)
                 .filter(|&x| covered(x))
                 .map(|x| {
@@ -556,9 +675,32 @@ mod tests {
             let at: Vec<usize> = (0..width).filter(|&x| covered(x) && (flat[x] - 1.0).abs() > 1e-4).collect();
             assert!(
                 worst < 1e-4,
-                "a crop from {start} of {side} over {width} px: a pixel takes {worst} too little or much ({at:?})"
+                "a crop from {start} of {side} over {width} px, {upsampling:?}: a pixel takes {worst} too little or much ({at:?})"
             );
         }
+    }
+
+    #[test]
+    fn smooth_upsampling_ramps_where_blocks_step() {
+        // A grid that alternates between two values every 8 samples, written onto a 650 px crop
+        // (5 px a sample, a large face): blocks jump by the whole difference between two pixels,
+        // the smooth map by about a sample's share of it.
+        let (start, side, width) = (0.3, 650.0, 651);
+        let grid = ndarray::Array1::from_shape_fn(128, |i| if (i / 8) % 2 == 0 { 0.0f32 } else { 100.0 });
+        let largest_step = |upsampling| {
+            let up = dense(&AxisMap::new(start, side, width, 128, upsampling)).1.dot(&grid);
+            up.windows(2).into_iter().map(|w| (w[1] - w[0]).abs()).fold(0.0f32, f32::max)
+        };
+        let (blocks, smooth) = (largest_step(Upsampling::Blocks), largest_step(Upsampling::Smooth));
+        assert!(blocks > 90.0, "blocks step by {blocks}");
+        assert!(smooth < 40.0, "the smooth map steps by {smooth} between two pixels");
+    }
+
+    #[test]
+    fn smooth_upsampling_leaves_crops_near_the_grid_size_to_blocks() {
+        // Under SMOOTH_FROM pixels a sample the two kinds are one map.
+        let [smooth, blocks] = [Upsampling::Smooth, Upsampling::Blocks].map(|u| dense(&AxisMap::new(0.5, 180.0, 182, 128, u)).1);
+        assert_eq!(smooth, blocks);
     }
 
     #[test]

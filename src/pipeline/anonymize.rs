@@ -78,7 +78,10 @@ impl Anonymizer {
         Ok(Self::with_veil(veil, Some(header)))
     }
 
-    fn with_veil(veil: Veil, header: Option<StreamHeader>) -> Self {
+    fn with_veil(mut veil: Veil, header: Option<StreamHeader>) -> Self {
+        if let Some(header) = &header {
+            veil.set_upsampling(header.upsampling());
+        }
         let upright = UprightTurns::default();
         Self { veil, header, vault: None, signing: None, steady: SteadyCrops::default(), upright, frames: 0, last_pts: None }
     }

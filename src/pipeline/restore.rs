@@ -69,6 +69,7 @@ impl Restorer {
         let mut veil = open_sdn(&config, Direction::Restore, || keys.derive(&salt, &header.kdf), header.keying)?;
         header.check_model(veil.model().expect("sdn veil has a model"))?;
         veil.restore_stream_of(&header.model_sha256);
+        veil.set_upsampling(header.upsampling());
         let wrap_key = veil.password_wrap_key().expect("sdn veil has a password");
         let vault = match &header.sealed {
             Some(envelope) => FaceVault::open_with_password(envelope, &wrap_key, header.digest()).transpose()?,

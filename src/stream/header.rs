@@ -11,6 +11,7 @@ use crate::Error;
 use crate::faces::detect::LANDMARK_VALUES;
 use crate::faces::effects::Mode;
 use crate::faces::geometry::CropSquare;
+use crate::faces::resample::Upsampling;
 use crate::model::SdnModel;
 use crate::model::keys::{KdfParams, Keying, SALT_LEN, random_salt};
 use crate::secrets::{HeaderSignature, KeyEnvelope, SealError, Signer, SigningKey};
@@ -52,6 +53,12 @@ pub struct StreamHeader {
     /// stream. Outputs written before 2026-12-07 have none and turned no face.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub upright_turns: bool,
+    /// The model's change was written onto large faces by interpolating between the grid's
+    /// samples ([`Upsampling::Smooth`]), not as blocks: a restore must write its change back the
+    /// same way. Under the checksum, so that a build from before it refuses the stream.
+    /// Outputs of earlier builds (before 2026-12-07, night) have none and wrote blocks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub smooth_upsampling: bool,
     /// Truncated SHA-256 of the fields above: catches corruption, not an attacker.
     pub check: String,
     /// Every coded picture of the stream carries its signer's signature too (`stream::pictures`),
@@ -82,7 +89,12 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 impl StreamHeader {
     pub fn new(model: &SdnModel, kdf: KdfParams, salt: &[u8; SALT_LEN], keying: Keying) -> Self {
         let h = Self::unsealed(model.spec.model_id.clone(), model.variant.clone(), model.model_hash.clone(), kdf, salt, keying);
-        Self { upright_turns: true, ..h }.rechecked()
+        Self { upright_turns: true, smooth_upsampling: true, ..h }.rechecked()
+    }
+
+    /// How the stream's change was written onto the faces' pixels.
+    pub fn upsampling(&self) -> Upsampling {
+        if self.smooth_upsampling { Upsampling::Smooth } else { Upsampling::Blocks }
     }
 
     /// The header of an output whose faces a one-way `effect` replaced and whose originals are
@@ -116,6 +128,7 @@ impl StreamHeader {
             keyed_at_random: false,
             effect: None,
             upright_turns: false,
+            smooth_upsampling: false,
             check: String::new(),
             pictures_signed: false,
             end_signed: false,
@@ -196,6 +209,7 @@ impl StreamHeader {
         let random = if self.keyed_at_random { "|random" } else { "" };
         let effect = self.effect.as_ref().map(|e| format!("|effect|{e}")).unwrap_or_default();
         let turns = if self.upright_turns { "|turns" } else { "" };
+        let smooth = if self.smooth_upsampling { "|smooth" } else { "" };
         let text = format!(
             "{}|{}|{}|{}|{}|{}|{}|{}|{}",
             self.format,
@@ -211,7 +225,8 @@ impl StreamHeader {
             + &sealed
             + random
             + &effect
-            + turns;
+            + turns
+            + smooth;
         hex(&Sha256::digest(text.as_bytes())[..8])
     }
 
@@ -445,6 +460,17 @@ pub(crate) mod tests {
         assert!(!serde_json::to_string(&face).unwrap().contains("turn"));
         let turned = serde_json::to_string(&face.turned(5)).unwrap();
         assert_eq!(serde_json::from_str::<FaceRecord>(&turned).unwrap().turn, 1, "{turned}");
+    }
+
+    #[test]
+    fn a_header_of_smooth_upsampling_says_so_under_its_checksum() {
+        let h = StreamHeader { smooth_upsampling: true, ..sample() }.rechecked();
+        assert_eq!(StreamHeader::decode(&h.encode()).unwrap(), h);
+        assert_eq!(h.upsampling(), Upsampling::Smooth);
+        // A build from before it reads the header without the mark and fails its check.
+        let unmarked = StreamHeader { smooth_upsampling: false, ..h };
+        assert!(StreamHeader::decode(&unmarked.encode()).is_err(), "the mark is under the checksum");
+        assert_eq!(sample().upsampling(), Upsampling::Blocks, "a header without it wrote blocks");
     }
 
     #[test]
