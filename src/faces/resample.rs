@@ -42,6 +42,7 @@ pub struct AxisMap {
 
 /// A matrix whose rows are each nonzero over one short run of columns: an area kernel, or the
 /// pseudo-inverse of one, whose entries fall off fast away from the diagonal.
+#[derive(Clone)]
 struct Rows {
     /// Per row: the first column of its run and the run's values.
     runs: Vec<(usize, Vec<f32>)>,
@@ -221,7 +222,7 @@ impl AxisMap {
     /// as both its pixels, `up` writes it the mean of what its pixels would get, as a frame
     /// writes chroma.
     fn halved(&self) -> Self {
-        let up = Up { solve: Rows { runs: self.up.solve.runs.clone() }, taps: self.up.taps.rows_paired() };
+        let up = Up { solve: self.up.solve.clone(), taps: self.up.taps.rows_paired() };
         Self { down: self.down.columns_paired(), up, inside: self.inside.clone() }
     }
 }
@@ -407,10 +408,10 @@ fn smooth_right_inverse(down: &Array2<f64>, inside: &[bool], centres: &[f64]) ->
         [(k - 1, 1.0 - t), (k, t)]
     };
     let mut b = Array2::<f64>::zeros((width, size));
-    let mut db = Array2::<f64>::zeros((n, n));
     if n == 0 {
         return (Array2::zeros((size, size)), b);
     }
+    let mut db = Array2::<f64>::zeros((n, n));
     for (k, &i) in rows.iter().enumerate() {
         for x in (0..width).filter(|&x| down[[i, x]] != 0.0) {
             for (l, w) in tap(x).into_iter().filter(|(_, w)| *w != 0.0) {
