@@ -230,6 +230,19 @@ impl StreamHeader {
         hex(&Sha256::digest(text.as_bytes())[..8])
     }
 
+    /// The fields of the header's `text` that this build dropped in reading it `self`: a later
+    /// build's, which it also put under the checksum (writers leave out fields at their
+    /// defaults, so a field read and written again is one this build knows).
+    fn unknown_fields(&self, text: &str) -> Vec<String> {
+        let keys = |v: serde_json::Value| match v {
+            serde_json::Value::Object(map) => map.into_iter().map(|(k, _)| k).collect(),
+            _ => Vec::new(),
+        };
+        let known = keys(serde_json::to_value(self).unwrap_or_default());
+        let read = keys(serde_json::from_str(text.trim()).unwrap_or_default());
+        read.into_iter().filter(|k| !known.contains(k)).collect()
+    }
+
     pub fn encode(&self) -> String {
         serde_json::to_string(self).expect("header serializes")
     }
@@ -248,6 +261,13 @@ impl StreamHeader {
             return bad(format!("faceveil header version {} is not supported (this build reads {VERSION})", h.version));
         }
         if h.check != h.checksum() {
+            let newer = h.unknown_fields(text);
+            if !newer.is_empty() {
+                return bad(format!(
+                    "faceveil header has fields this build does not know ({}): the output was made by a newer faceveil; restore it with that version or later",
+                    newer.join(", ")
+                ));
+            }
             return bad("faceveil header fails its checksum: it was altered or damaged".into());
         }
         if let Err(e) = h.signer() {
@@ -471,6 +491,19 @@ pub(crate) mod tests {
         let unmarked = StreamHeader { smooth_upsampling: false, ..h };
         assert!(StreamHeader::decode(&unmarked.encode()).is_err(), "the mark is under the checksum");
         assert_eq!(sample().upsampling(), Upsampling::Blocks, "a header without it wrote blocks");
+    }
+
+    #[test]
+    fn a_header_of_a_newer_build_is_refused_as_such_and_a_damaged_one_as_damaged() {
+        // A later build adds a field under the checksum, as `smooth_upsampling` was added.
+        let mut value = serde_json::to_value(sample()).unwrap();
+        value["faces_drawn_by_a_generator"] = serde_json::Value::Bool(true);
+        value["check"] = serde_json::Value::String("00".repeat(8));
+        let e = StreamHeader::decode(&value.to_string()).unwrap_err().to_string();
+        assert!(e.contains("faces_drawn_by_a_generator") && e.contains("newer faceveil"), "{e}");
+        let damaged = sample().encode().replace(&"01".repeat(16), &"02".repeat(16));
+        let e = StreamHeader::decode(&damaged).unwrap_err().to_string();
+        assert!(e.contains("altered or damaged") && !e.contains("newer"), "{e}");
     }
 
     #[test]
