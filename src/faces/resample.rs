@@ -22,14 +22,15 @@ pub enum Upsampling {
     #[default]
     Blocks,
     /// B (D B)⁻¹, B the linear interpolation between the samples' centres: the change ramps from
-    /// sample to sample. Near one pixel a sample D B is as ill-conditioned as D Dᵀ, and the two
-    /// right inverses have the same largest gain (numpy, the worst of 12 sub-pixel offsets of a
-    /// 128 grid, 2026-12-07: 12.4 at 1.0 pixel a sample, 2.5 at 1.1; from 1.2 up 1.7-1.9 for
-    /// blocks, 1.9-2.0 smooth), while a smooth grid comes up with a fifth of the blocks' second
-    /// differences (a sine of 50 levels over 38 samples: 8 against 37 at 1.0 pixel a sample, 7
-    /// against 35 at 1.2).
+    /// sample to sample, where a sample covers `SMOOTH_FROM` (1.5) pixels or more. Below that a
+    /// block is hardly a pixel, and D B grows ill-conditioned as a sample nears one pixel.
     Smooth,
 }
+
+/// The least pixels a grid sample covers for [`Upsampling::Smooth`] to interpolate: D B's
+/// condition number, worst over 12 sub-pixel offsets of a 128 grid, is 153 at 1.0 pixel a
+/// sample, 3.3 at 1.2 and 2.1-2.4 from 1.5 up (numpy, 2026-12-07).
+const SMOOTH_FROM: f64 = 1.5;
 
 /// `down` ([S, W]) and `up` ([W, S]) along one axis of a region W pixels long.
 pub struct AxisMap {
@@ -196,7 +197,7 @@ impl AxisMap {
         }
         let up = if step < 1.0 {
             Up { solve: Rows::identity(size), taps: Rows::from_dense(&left_inverse(&down), UP_FLOOR) }
-        } else if upsampling == Upsampling::Smooth {
+        } else if upsampling == Upsampling::Smooth && step >= SMOOTH_FROM {
             let centres: Vec<f64> = (0..size).map(|i| start + (i as f64 + 0.5) * step).collect();
             let (solve, taps) = smooth_right_inverse(&down, &inside, &centres);
             Up { solve: Rows::from_dense(&solve, UP_FLOOR), taps: Rows::from_dense(&taps, 0.0) }
@@ -419,7 +420,7 @@ fn smooth_right_inverse(down: &Array2<f64>, inside: &[bool], centres: &[f64]) ->
             }
         }
     }
-    // D B is banded and, from about 1.2 pixels a sample, diagonally dominant. Its inverse as
+    // D B is banded, and diagonally dominant from SMOOTH_FROM pixels a sample. Its inverse as
     // ((D B)ᵀ D B)⁻¹ (D B)ᵀ, by the banded solve the other inverses use.
     let dbt = db.t().to_owned();
     let inverse = solve_spd(gram(&dbt), dbt);
@@ -697,9 +698,9 @@ mod tests {
     }
 
     #[test]
-    fn a_crop_smaller_than_the_grid_is_written_alike_by_both_kinds() {
-        // Fewer pixels than samples: `up` is the least-squares inverse whatever the kind.
-        let [smooth, blocks] = [Upsampling::Smooth, Upsampling::Blocks].map(|u| dense(&AxisMap::new(0.5, 93.0, 95, 128, u)).1);
+    fn smooth_upsampling_leaves_crops_near_the_grid_size_to_blocks() {
+        // Under SMOOTH_FROM pixels a sample the two kinds are one map.
+        let [smooth, blocks] = [Upsampling::Smooth, Upsampling::Blocks].map(|u| dense(&AxisMap::new(0.5, 180.0, 182, 128, u)).1);
         assert_eq!(smooth, blocks);
     }
 
