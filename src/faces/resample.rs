@@ -104,11 +104,6 @@ impl Rows {
         Self { runs }
     }
 
-    /// The S × S identity.
-    fn identity(size: usize) -> Self {
-        Self { runs: (0..size).map(|i| (i, vec![1.0])).collect() }
-    }
-
     #[cfg(test)]
     fn dense(&self, cols: usize) -> Array2<f32> {
         let mut m = Array2::zeros((self.runs.len(), cols));
@@ -121,11 +116,11 @@ impl Rows {
     }
 }
 
-/// `up` ([W, S]) as `taps` · `solve`: a solve on the grid ([S, S]; the identity for blocks),
-/// then a few taps from the grid to each pixel. Two short maps cost less than their product,
-/// whose rows are as long as the solve's.
+/// `up` ([W, S]) as `taps` · `solve`: a solve on the grid ([S, S]; none for blocks and for a crop
+/// smaller than the grid, whose `taps` are the whole map), then a few taps from the grid to each
+/// pixel. Two short maps cost less than their product, whose rows are as long as the solve's.
 struct Up {
-    solve: Rows,
+    solve: Option<Rows>,
     taps: Rows,
 }
 
@@ -196,13 +191,13 @@ impl AxisMap {
             }
         }
         let up = if step < 1.0 {
-            Up { solve: Rows::identity(size), taps: Rows::from_dense(&left_inverse(&down), UP_FLOOR) }
+            Up { solve: None, taps: Rows::from_dense(&left_inverse(&down), UP_FLOOR) }
         } else if upsampling == Upsampling::Smooth && step >= SMOOTH_FROM {
             let centres: Vec<f64> = (0..size).map(|i| start + (i as f64 + 0.5) * step).collect();
             let (solve, taps) = smooth_right_inverse(&down, &inside, &centres);
-            Up { solve: Rows::from_dense(&solve, UP_FLOOR), taps: Rows::from_dense(&taps, 0.0) }
+            Up { solve: Some(Rows::from_dense(&solve, UP_FLOOR)), taps: Rows::from_dense(&taps, 0.0) }
         } else {
-            Up { solve: Rows::identity(size), taps: Rows::from_dense(&right_inverse(&down, &inside), UP_FLOOR) }
+            Up { solve: None, taps: Rows::from_dense(&right_inverse(&down, &inside), UP_FLOOR) }
         };
         Self { down: Rows::from_dense(&down, 0.0), up, inside }
     }
@@ -291,10 +286,14 @@ impl CropMaps {
         apply(&self.y.down, &self.x.down, image)
     }
 
-    /// An [S, S] grid to one plane's [H, W] region pixels.
+    /// An [S, S] grid to one plane's [H, W] region pixels. Both axes of a square have one step,
+    /// so both have a solve or neither.
     pub fn up(&self, grid: ArrayView2<f32>) -> Array2<f32> {
-        let solved = apply(&self.y.up.solve, &self.x.up.solve, grid);
-        apply(&self.y.up.taps, &self.x.up.taps, solved.view())
+        debug_assert_eq!(self.y.up.solve.is_some(), self.x.up.solve.is_some(), "one step, one kind of map");
+        match (&self.y.up.solve, &self.x.up.solve) {
+            (Some(y), Some(x)) => apply(&self.y.up.taps, &self.x.up.taps, apply(y, x, grid).view()),
+            _ => apply(&self.y.up.taps, &self.x.up.taps, grid),
+        }
     }
 }
 
@@ -547,7 +546,12 @@ mod tests {
 
     fn dense(map: &AxisMap) -> (Array2<f32>, Array2<f32>) {
         let (size, width) = (map.down.runs.len(), map.up.taps.runs.len());
-        (map.down.dense(width), map.up.taps.dense(size).dot(&map.up.solve.dense(size)))
+        let taps = map.up.taps.dense(size);
+        let up = match &map.up.solve {
+            Some(solve) => taps.dot(&solve.dense(size)),
+            None => taps,
+        };
+        (map.down.dense(width), up)
     }
 
     /// Each case with each kind of upsampling.
