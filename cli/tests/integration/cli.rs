@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::served::{Child, closing_server, log_text, serve_clip, spawn, wait_for};
+use common::served::{Child, closing_server, log_text, serve_clip, serve_clip_at, spawn, wait_for};
 use common::{free_port, media, s, sample, tmpdir};
 
 // Floors for restored faces. Issue 11 asks 28 dB after lossy video coding and 35 dB from a PNG.
@@ -1554,9 +1554,11 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
     // starts it. Both runs serve the same clip: the recording keeps one format throughout.
     let long = dir.join("long.mp4");
     media::moving_ball(&long, 1500, 10);
-    let serve_upstream =
-        |log: &str| spawn(&["anonymize", s(&long), "--mode", "blur", "--serve-rtsp", &upstream_port.to_string()], &dir.join(log));
-    let upstream = serve_upstream("upstream1.log");
+    // Each run of the source is up before the relay needs it: a relay that tries first backs off,
+    // up to 30 s between tries, and in a loaded run of the suite (2026-12-08) the first run came
+    // up so late that the relay's next try fell past the wait below.
+    let serve_upstream = |logs: &str| serve_clip_at(upstream_port, &long, &["--mode", "blur"], &dir.join(logs));
+    let upstream = serve_upstream("upstream1");
     let relay_log = dir.join("relay.log");
     // The relay serves at its own bitrate, as a relay over a slow link would.
     let relay_args =
@@ -1584,7 +1586,7 @@ fn a_relay_survives_its_source_dropping_and_reconnects() {
     };
     record_then_stop(upstream);
     wait_for("the relay to notice its source dropped", 60, || drops() >= 1);
-    let upstream = serve_upstream("upstream2.log");
+    let upstream = serve_upstream("upstream2");
     wait_for("the relay to reconnect", 90, || connects() >= 2);
     record_then_stop(upstream);
     wait_for("the relay to notice the second run ended", 60, || drops() >= 2);

@@ -55,18 +55,24 @@ fn spawn_to(args: &[&str], stdout: impl Into<std::process::Stdio>, stderr_to: &P
 /// start, so the connection had reached something else.
 pub fn serve_clip(clip: &Path, options: &[&str], dir: &Path) -> (Child, String) {
     let port = free_port();
+    (serve_clip_at(port, clip, options, &dir.join("server")), format!("rtsp://127.0.0.1:{port}/faceveil"))
+}
+
+/// [`serve_clip`] on a given port (a server restarted where its clients knew it), its log in
+/// `LOGS.log` and its standard output in `LOGS.out`.
+pub fn serve_clip_at(port: u16, clip: &Path, options: &[&str], logs: &Path) -> Child {
     let port_arg = port.to_string();
     let args: Vec<&str> =
         ["anonymize", s(clip)].into_iter().chain(options.iter().copied()).chain(["--serve-rtsp", &port_arg]).collect();
-    let said = dir.join("server.out");
-    let mut server = spawn_to(&args, std::fs::File::create(&said).unwrap(), &dir.join("server.log"));
+    let (said, log) = (logs.with_extension("out"), logs.with_extension("log"));
+    let mut server = spawn_to(&args, std::fs::File::create(&said).unwrap(), &log);
     let serving = format!("://127.0.0.1:{port}/faceveil");
     wait_for("the server to say that it serves", 60, || {
         let state = server.state();
-        assert!(state.ends_with("still runs"), "{state}: {}", log_text(&dir.join("server.log")));
+        assert!(state.ends_with("still runs"), "{state}: {}", log_text(&log));
         log_text(&said).lines().any(|line| line.starts_with("serving ") && line.contains(&serving))
     });
-    (server, format!("rtsp://127.0.0.1:{port}/faceveil"))
+    server
 }
 
 /// What a spawned process has written to its log so far (nothing yet, if it has not started).
