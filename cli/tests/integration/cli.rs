@@ -1860,7 +1860,7 @@ fn a_recording_of_a_camera_that_hangs_ends_and_keeps_its_frames() {
 fn ctrl_c_while_connecting_ends_at_once_and_writes_nothing() {
     let dir = tmpdir("connecting");
     // A server that accepts the connection and never answers: the RTSP source waits on it.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = common::local_listener();
     let url = format!("rtsp://127.0.0.1:{}/faceveil", silent.local_addr().unwrap().port());
     let out = dir.join("never.mkv");
     let log = dir.join("stderr.log");

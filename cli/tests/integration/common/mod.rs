@@ -59,15 +59,23 @@ pub fn certificate(dir: &Path) -> Option<(PathBuf, PathBuf)> {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago, for a server the test starts.
 pub fn free_port() -> u16 {
-    // The tests of a binary run side by side, and a port is free only until its server binds
-    // it: never the same one to two of them.
+    local_listener().local_addr().unwrap().port()
+}
+
+/// A listener on 127.0.0.1 for a test's own stand-in server, on a port that [`free_port`] never
+/// gives out. The tests of a binary run side by side, and a port is free only until its server
+/// binds it: the system may hand a port that `free_port` let go to the next listener bound to
+/// port 0 (in CI, 2026-12-08, a stand-in RTSP server took the metrics port just given to the
+/// `serve` it was for), so no port goes to two of them.
+pub fn local_listener() -> std::net::TcpListener {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap();
     loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
         if !given.contains(&port) {
             given.push(port);
-            return port;
+            return listener;
         }
     }
 }

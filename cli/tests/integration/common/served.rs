@@ -5,7 +5,7 @@
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-use super::{free_port, s};
+use super::{free_port, local_listener, s};
 
 /// A child process that is killed when dropped, so a failing test leaves nothing running.
 pub struct Child(pub std::process::Child);
@@ -92,7 +92,7 @@ pub fn wait_for(what: &str, timeout_s: u64, mut ok: impl FnMut() -> bool) {
 /// packet: a camera that fails as it starts. Its URL, and its thread, which ends after that one
 /// connection.
 pub fn closing_server() -> (String, std::thread::JoinHandle<()>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = local_listener();
     let url = format!("rtsp://{}/x", listener.local_addr().unwrap());
     let server = std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
