@@ -404,6 +404,32 @@ fn a_grey_photo_gets_a_grey_surrogate_face_and_comes_back() {
 }
 
 #[test]
+fn a_photo_stored_grey_is_written_grey_through_anonymize_and_restore() {
+    // A scan or an infrared camera's still, stored with one channel: its outputs keep one (a third
+    // of the pixels to write) and lose nothing, every face drawn on it being grey.
+    let dir = tmpdir("stored-grey");
+    let input = dir.join("night.png");
+    common::open_image(&sample("astronaut.jpg")).to_luma8().save(&input).unwrap();
+    let (anon, restored, f) = sdn_round_trip(&input, "stored grey");
+    for path in [&anon, &restored] {
+        assert_eq!(common::open_image(path).color(), image::ColorType::L8, "{} is not stored grey", path.display());
+    }
+    let before = common::load_rgb(&input);
+    let changed = face_change(&before, &common::load_rgb(&anon), &f);
+    let back = face_change(&before, &common::load_rgb(&restored), &f);
+    assert!(changed > 6.0 && back < changed / 8.0, "face changed by {changed:.1} levels, {back:.1} after the restore");
+    // A JPEG too, here blurred; a colour photo stays in colour.
+    let (jpeg, blurred, colour) = (dir.join("night.jpg"), dir.join("blurred.jpg"), dir.join("colour.jpg"));
+    common::open_image(&input).save(&jpeg).unwrap();
+    for (from, to) in [(&jpeg, &blurred), (&sample("astronaut.jpg"), &colour)] {
+        let o = faceveil(&["anonymize", s(from), "-o", s(to), "--mode", "blur"], &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(common::open_image(&blurred).color(), image::ColorType::L8);
+    assert_eq!(common::open_image(&colour).color(), image::ColorType::Rgb8);
+}
+
+#[test]
 fn a_face_lying_on_its_side_is_stood_upright_for_the_model_and_comes_back() {
     // A camera on its side, or someone lying down: the face goes to the model stood upright
     // (the library's tests show the surrogate), its turn travels in the photo's record, and the

@@ -25,12 +25,15 @@ struct Embedded {
 }
 
 /// A decoded photo: the pixels the detector and the model see, and what they do not touch: the
-/// transparency, kept so that a cut-out comes back with its clear parts clear, and the colour
-/// profile, kept so that a wide-gamut photo (a phone's Display P3) is shown in its own colours.
+/// transparency, kept so that a cut-out comes back with its clear parts clear, the colour
+/// profile, kept so that a wide-gamut photo (a phone's Display P3) is shown in its own colours,
+/// and whether it was stored grey (an infrared camera's still, a scan), so that it is written
+/// grey again where every face drawn on it is grey too.
 struct Photo {
     rgb: RgbImage,
     alpha: Option<Vec<u8>>,
     icc: Option<Vec<u8>>,
+    grey: bool,
 }
 
 /// Decodes a photo upright: a camera that stores its pixels sideways says so in the EXIF
@@ -59,6 +62,7 @@ fn load(path: &Path, bytes: &[u8]) -> Result<Photo> {
         anyhow::Error::new(e).context(format!("cannot decode image {}{hint}", path.display()))
     })?;
     let (w, h) = (img.width() as usize, img.height() as usize);
+    let grey = !img.color().has_color();
     let (rgb, alpha) = if img.color().has_alpha() {
         let rgba = img.to_rgba8().into_raw();
         let rgb = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
@@ -68,7 +72,7 @@ fn load(path: &Path, bytes: &[u8]) -> Result<Photo> {
         (img.into_rgb8().into_raw(), None)
     };
     let rgb = RgbImage::from_raw(w, h, rgb).context("decoded image has an unexpected size")?;
-    Ok(Photo { rgb, alpha, icc })
+    Ok(Photo { rgb, alpha, icc, grey })
 }
 
 fn output_format(path: &Path) -> Result<ImageFormat> {
@@ -82,12 +86,23 @@ fn output_format(path: &Path) -> Result<ImageFormat> {
 
 /// Encodes, embeds `text` if given, and writes through a temporary file so that a failure
 /// never leaves a half-written output. A PNG keeps the photo's transparency; a JPEG cannot hold
-/// it. The photo is consumed: its pixels become the encoder's without a copy.
+/// it. A photo stored grey is written grey where all its pixels still are (every mode draws grey
+/// faces on a grey photo: the SDN through its grey face space), which loses nothing. The photo
+/// is consumed: its pixels become the encoder's without a copy.
 fn save(photo: Photo, path: &Path, text: Option<&str>) -> Result<()> {
     let format = output_format(path)?;
     let img = photo.rgb;
     let (w, h) = (img.width as u32, img.height as u32);
+    let still_grey = photo.grey && img.data.chunks_exact(3).all(|p| p[0] == p[1] && p[1] == p[2]);
     let buffer = match (format, &photo.alpha) {
+        (ImageFormat::Png, Some(alpha)) if still_grey => {
+            let la = img.data.chunks_exact(3).zip(alpha).flat_map(|(p, &a)| [p[0], a]).collect();
+            image::DynamicImage::ImageLumaA8(image::GrayAlphaImage::from_raw(w, h, la).expect("sizes match"))
+        }
+        _ if still_grey => {
+            let luma = img.data.chunks_exact(3).map(|p| p[0]).collect();
+            image::DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, luma).expect("sizes match"))
+        }
         (ImageFormat::Png, Some(alpha)) => {
             let rgba = img.data.chunks_exact(3).zip(alpha).flat_map(|(p, &a)| [p[0], p[1], p[2], a]).collect();
             image::DynamicImage::ImageRgba8(image::RgbaImage::from_raw(w, h, rgba).expect("sizes match"))
