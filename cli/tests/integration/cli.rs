@@ -1023,6 +1023,29 @@ fn a_video_whose_sound_runs_on_after_its_last_picture_is_whole_not_truncated() {
 }
 
 #[test]
+fn interlaced_video_is_written_progressive_a_picture_a_field() {
+    // A broadcast recording or an analogue camera's encoder: two fields woven into each picture.
+    // Before 2026-12-08 the woven pictures went to the detector and out again marked progressive,
+    // so that a player showed the combs and a moving face was two half-pictures to find.
+    let dir = tmpdir("interlaced");
+    let (input, out) = (dir.join("interlaced.ts"), dir.join("anonymized.mp4"));
+    media::launch(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 \
+         ! interlace field-pattern=1:1 top-field-first=true ! x264enc interlaced=true speed-preset=ultrafast \
+         ! h264parse ! mpegtsmux ! filesink location={}",
+        sample("two_faces_640x360.mp4").display(),
+        input.display()
+    ));
+    let woven = media::decode(&input).pts.len();
+    let o = faceveil(&["anonymize", s(&input), "-o", s(&out), "--mode", "blur"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let written = media::decode(&out).pts;
+    assert!(woven >= 40, "the interlaced clip has {woven} pictures");
+    assert_eq!(written.len(), 2 * woven, "one picture a field");
+    assert!(written.windows(2).all(|p| p[1] > p[0]), "the fields' pictures keep their order in time");
+}
+
+#[test]
 fn full_range_and_grey_video_keep_their_levels() {
     // Full-range H.264 in MP4 is what phones and ffmpeg (`yuvj420p`) write; grey video comes from
     // FFV1, PNG and monochrome cameras. Until 2026-12-03 the first was read as limited range and

@@ -27,7 +27,7 @@ use crate::cli::media::colour;
 use crate::cli::media::elements::make;
 use crate::cli::media::encoder::{self, LiveRate};
 use crate::cli::media::input::{Closing, Reconnect, StreamSource};
-use crate::cli::media::video::{self, add_source, upright};
+use crate::cli::media::video::{self, add_source, progressive, upright};
 use crate::cli::media::writes;
 
 /// Decoded frames a live or real-time camera may hold ahead of processing; beyond that the
@@ -518,6 +518,7 @@ fn build(
     chain.extend([
         ingest.clone(),
         make("videoconvert")?,
+        progressive()?,
         upright()?,
         processing.clone(),
         detect.clone(),

@@ -40,6 +40,17 @@ pub fn upright() -> Result<gst::Element> {
     Ok(flip)
 }
 
+/// Makes interlaced video (a broadcast recording, an analogue camera's encoder) progressive,
+/// one picture a field, before it is turned upright: on woven fields a moving face is two combed
+/// half-pictures, which the detector may miss, and a surrogate drawn across them would be torn
+/// apart by a player's deinterlacer. Progressive video passes through untouched.
+pub fn progressive() -> Result<gst::Element> {
+    let deinterlace = make("deinterlace")?;
+    deinterlace.set_property_from_str("mode", "auto");
+    deinterlace.set_property_from_str("fields", "all");
+    Ok(deinterlace)
+}
+
 /// The source part of a pipeline; returns the element whose dynamic pads carry decoded streams.
 pub fn add_source(pipeline: &gst::Pipeline, source: &StreamSource) -> Result<gst::Element> {
     match source {
