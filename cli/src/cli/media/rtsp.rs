@@ -229,7 +229,9 @@ impl Ingest {
         let filter = gst::ElementFactory::make("capsfilter")
             .property("caps", colour::processing_caps(None, settings.sealing.full_range()))
             .build()?;
-        let mut chain = vec![convert.clone(), video::progressive()?, video::upright()?, filter.clone()];
+        let mut chain = vec![convert.clone()];
+        chain.extend(video::as_shown()?);
+        chain.push(filter.clone());
         chain.extend(settings.anonymizer(None)?);
         let veil = chain.last().expect("the anonymizer has elements").clone();
         chain.push(sink.clone().upcast());

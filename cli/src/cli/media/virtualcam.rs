@@ -84,8 +84,7 @@ fn build(source: &StreamSource, live: bool, settings: &Settings, sink: gst::Elem
         );
     }
     chain.push(elements::make("videoconvert")?);
-    chain.push(video::progressive()?);
-    chain.push(video::upright()?);
+    chain.extend(video::as_shown()?);
     let processing = gst::ElementFactory::make("capsfilter")
         .property("caps", colour::processing_caps(None, settings.sealing.full_range()))
         .build()?;

@@ -27,7 +27,7 @@ use crate::cli::media::colour;
 use crate::cli::media::elements::make;
 use crate::cli::media::encoder::{self, LiveRate};
 use crate::cli::media::input::{Closing, Reconnect, StreamSource};
-use crate::cli::media::video::{self, add_source, progressive, upright};
+use crate::cli::media::video::{self, add_source, as_shown};
 use crate::cli::media::writes;
 
 /// Decoded frames a live or real-time camera may hold ahead of processing; beyond that the
@@ -515,11 +515,12 @@ fn build(
     let full_range = colour::FullRange::for_anonymizing(sealing);
     let processing =
         gst::ElementFactory::make("capsfilter").property("caps", colour::processing_caps(None, full_range)).build()?;
+    let [deinterlace, flip] = as_shown()?;
     chain.extend([
         ingest.clone(),
         make("videoconvert")?,
-        progressive()?,
-        upright()?,
+        deinterlace,
+        flip,
         processing.clone(),
         detect.clone(),
         queue(2, false, &metrics.dropped)?,

@@ -12,7 +12,7 @@ mod watch;
 
 pub use bus::{WATCHED, element_words};
 pub use settings::{Sealing, Settings, Source};
-pub use source::{add_source, each_payload_in_file, header_in_file, link_first_video, progressive, upright};
+pub use source::{add_source, as_shown, each_payload_in_file, header_in_file, link_first_video};
 pub use transcode::{Sei, Stage, transcode};
 
 use std::path::Path;

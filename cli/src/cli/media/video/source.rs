@@ -19,7 +19,7 @@ use crate::cli::media::mp4;
 /// video sideways and tag it), and drops the tag: the detector and the model only know upright
 /// faces, and the output is written upright, as players would show the input. Untagged video
 /// passes through untouched.
-pub fn upright() -> Result<gst::Element> {
+fn upright() -> Result<gst::Element> {
     let flip = make("videoflip")?;
     flip.set_property_from_str("video-direction", "auto");
     // videoflip (GStreamer 1.22) turns the pictures but sends the tag on as it came, so the
@@ -40,11 +40,18 @@ pub fn upright() -> Result<gst::Element> {
     Ok(flip)
 }
 
+/// The elements that bring decoded pictures to what a player shows, for every front end that
+/// decodes video: progressive first ([`progressive`]), since turning woven fields would swap
+/// them, then upright ([`upright`]).
+pub fn as_shown() -> Result<[gst::Element; 2]> {
+    Ok([progressive()?, upright()?])
+}
+
 /// Makes interlaced video (a broadcast recording, an analogue camera's encoder) progressive,
-/// one picture a field, before it is turned upright: on woven fields a moving face is two combed
-/// half-pictures, which the detector may miss, and a surrogate drawn across them would be torn
-/// apart by a player's deinterlacer. Progressive video passes through untouched.
-pub fn progressive() -> Result<gst::Element> {
+/// one picture a field: on woven fields a moving face is two combed half-pictures, which the
+/// detector may miss, and a surrogate drawn across them would be torn apart by a player's
+/// deinterlacer. Progressive video passes through untouched.
+fn progressive() -> Result<gst::Element> {
     let deinterlace = make("deinterlace")?;
     deinterlace.set_property_from_str("mode", "auto");
     deinterlace.set_property_from_str("fields", "all");

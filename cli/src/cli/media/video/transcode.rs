@@ -14,7 +14,7 @@ use gstfaceveil::streamdata;
 use super::bus::run_to_eos;
 use super::mux::{Container, add_chain, container_for, into_muxer, pass_aac_through};
 use super::settings::stage_queue;
-use super::source::{add_source, progressive, upright};
+use super::source::{add_source, as_shown};
 use super::watch::{Progress, count_frames, follow_goodbye, follow_input_end, guard_size_changes};
 use crate::cli::media::checkpoint::CheckpointFile;
 use crate::cli::media::colour;
@@ -149,7 +149,8 @@ pub fn transcode(input: &Input, output: &Path, stage: Stage) -> Result<Transcode
                     count_frames(&last.static_pad("src").context("the last stage element has no src pad")?, progress.clone());
                     // A queue after the stage lets encoding run beside it on the next frames.
                     // Turned upright after the size guard, which sees the stored size only.
-                    let mut chain = vec![make("queue")?, make("videoconvert")?, filter, progressive()?, upright()?];
+                    let mut chain = vec![make("queue")?, make("videoconvert")?, filter];
+                    chain.extend(as_shown()?);
                     chain.extend(elements.iter().cloned());
                     chain.push(stage_queue()?);
                     let encoder = Encoder::new(odd, live, quality)?;
