@@ -14,7 +14,10 @@ It is also reported over the decoded Y, U and V samples themselves: the RGB figu
 how the two files' colorimetry tags (matrix, chroma siting) make a player convert the same
 samples, which differ where the source's caps carry none (05_crowd_mot20-08_960x366.mp4).
 
-Sizes: sealed_bytes are the sealed chunks themselves, as the SEI carries them; sealed_base64_bytes
+Sizes: source_video_bytes is the clip's own coded video stream (parsed from its container), and
+source_video_share its size against the anonymized video: what sealing the source's coded
+pictures whole, in place of face videos, would carry (before the sealing's own framing).
+sealed_bytes are the sealed chunks themselves, as the SEI carries them; sealed_base64_bytes
 the same as base64, as the sidecar carries them; video_growth_share how much larger the video
 with recipients is than the one without (the SEI's records and sealed faces, and the two runs'
 different surrogates, each made with a fresh key).
@@ -86,6 +89,21 @@ def yuv_face(frame, rect, width, height):
     return np.concatenate([y.ravel(), u.ravel(), v.ravel()])
 
 
+def source_video_bytes(clip):
+    """The bytes of the clip's own coded video stream, as its container holds it (parsed, not
+    decoded): what sealing the source's coded pictures whole would carry in place of face videos.
+    Its decoded frames are the original's decoded frames that the face PSNR is measured against."""
+    info = subprocess.run(["gst-discoverer-1.0", "-v", clip], capture_output=True, text=True).stdout
+    media = re.search(r"video #\d+: (video/[a-z0-9-]+)", info).group(1)
+    with tempfile.NamedTemporaryFile(suffix=".es") as es:
+        subprocess.run(
+            ["gst-launch-1.0", "-q", "filesrc", f"location={clip}", "!", "parsebin", "!", media, "!", "filesink",
+             f"location={es.name}"],
+            check=True, capture_output=True,
+        )
+        return os.path.getsize(es.name)
+
+
 def records(sidecar):
     with open(sidecar) as f:
         lines = f.read().splitlines()
@@ -131,6 +149,7 @@ def measure(cli, clip, lossless, to_password, quantizer=None):
     recs = records(sealed + ".faceveil")
     sealed_b64 = sum(len(f.get("sealed", "")) for r in recs for f in r["faces"])
     sealed_raw = sum(len(base64.b64decode(f["sealed"])) for r in recs for f in r["faces"] if "sealed" in f)
+    source_bytes = source_video_bytes(clip)
     original, back = decode(clip, "RGB"), decode(restored, "RGB")
     original_yuv, back_yuv = decode(clip, "I420"), decode(restored, "I420")
     height, width = original.shape[1:3]
@@ -155,6 +174,8 @@ def measure(cli, clip, lossless, to_password, quantizer=None):
         "sealed_base64_share": round(sealed_b64 / os.path.getsize(plain), 3),
         "video_growth_share": round((os.path.getsize(sealed) - os.path.getsize(plain)) / os.path.getsize(plain), 3),
         "restored_bytes": os.path.getsize(restored),
+        "source_video_bytes": source_bytes,
+        "source_video_share": round(source_bytes / os.path.getsize(plain), 3),
         "face_psnr_mean": finite_mean(scores),
         "face_psnr_worst": round(float(np.min(scores)), 2) if scores else None,
         "face_psnr_yuv_mean": finite_mean(yuv_scores),
