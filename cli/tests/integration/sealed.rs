@@ -562,7 +562,8 @@ fn a_coarser_sealed_quantizer_seals_smaller_faces_that_still_come_back() {
 /// the anonymized video, its sealed bytes, and each restored face's PSNR against the original.
 fn sealed_to_the_password_and_back(dir: &Path, clip: &Path, name: &str, extra: &[&str]) -> (PathBuf, usize, Vec<f64>) {
     let anon = dir.join(format!("{name}-anon.mp4"));
-    ok(&faceveil(&[&["anonymize", s(clip), "-o", s(&anon), "--seal-password"][..], extra].concat(), Some("right pw")));
+    let made = faceveil(&[&["anonymize", s(clip), "-o", s(&anon), "--seal-password"][..], extra].concat(), Some("right pw"));
+    ok(&made);
     let back = dir.join(format!("{name}-back.mp4"));
     ok(&faceveil(&["restore", s(&anon), "-o", s(&back)], Some("right pw")));
     let [original, back] = [clip, &back].map(|p| common::media::decode(p).frames);
@@ -577,7 +578,16 @@ fn sealed_to_the_password_and_back(dir: &Path, clip: &Path, name: &str, extra: &
             common::psnr_over(&back[i], &original[i], &[inside(face, w, h)])
         })
         .collect();
-    (anon, sealed_bytes(&records), scores)
+    let sealed = sealed_bytes(&records);
+    // The closing line says what sealing cost, against the whole video, as the sidecar counts it.
+    let said = String::from_utf8_lossy(&made.stderr);
+    let cost = format!(
+        "({} KB, of which sealed faces {} KB;",
+        std::fs::metadata(&anon).unwrap().len().div_ceil(1000),
+        sealed.div_ceil(1000)
+    );
+    assert!(said.contains(&cost), "{cost} in: {said}");
+    (anon, sealed, scores)
 }
 
 fn mean_and_worst(scores: &[f64]) -> (f64, f64) {

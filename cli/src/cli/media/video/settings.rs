@@ -63,10 +63,15 @@ pub struct Sealing {
 }
 
 impl Sealing {
+    /// Whether faces are sealed at all: to recipients, to the password, or both.
+    pub fn seals(&self) -> bool {
+        self.recipients.is_some() || self.to_password
+    }
+
     /// How an anonymization with these seals takes a full-range input: faces sealed in YUV open
     /// only in YUV ([`colour::FullRange`]).
     pub fn full_range(&self) -> colour::FullRange {
-        colour::FullRange::for_anonymizing(self.recipients.is_some() || self.to_password)
+        colour::FullRange::for_anonymizing(self.seals())
     }
 }
 
