@@ -426,6 +426,12 @@ impl FrameRecord {
         Self { frame, pts, faces, look: None, signed: None }
     }
 
+    /// The bytes of this frame's sealed faces, as the SEI carries them (a sidecar holds them
+    /// again as base64).
+    pub fn sealed_bytes(&self) -> u64 {
+        self.faces.iter().filter_map(|face| face.sealed.as_ref()).map(|sealed| sealed.0.len() as u64).sum()
+    }
+
     /// What a record's signature covers: its encoding without the signature and the look.
     fn signed_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(&Self { look: None, signed: None, ..self.clone() }).expect("records serialize")

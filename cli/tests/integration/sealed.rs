@@ -400,7 +400,7 @@ fn a_revoked_signing_key_vouches_for_nothing_it_signed() {
 
 /// The sealed faces' bytes (as the SEI carries them; the sidecar has them as base64).
 fn sealed_bytes(records: &[faceveil::stream::header::FrameRecord]) -> usize {
-    records.iter().flat_map(|r| &r.faces).filter_map(|f| f.sealed.as_ref()).map(|s| s.0.len()).sum()
+    records.iter().map(|r| r.sealed_bytes() as usize).sum()
 }
 
 /// The frame records of `video`'s sidecar, without its header line and signed end.

@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use faceveil::faces::effects::Mode;
@@ -130,6 +131,9 @@ pub struct FaceVeil {
     /// The next output's key, derived from the password while the pipeline starts up.
     early_key: Mutex<Option<EarlyKey>>,
     state: Mutex<Option<State>>,
+    /// The bytes of the faces sealed since the element last started (`sealed-bytes`): kept past
+    /// stop(), so that an application reads what a finished run cost.
+    sealed_bytes: AtomicU64,
 }
 
 impl FaceVeil {
@@ -260,6 +264,11 @@ impl ObjectImpl for FaceVeil {
                     .read_only()
                     .build(),
                 settings::stage_times_property(),
+                glib::ParamSpecUInt64::builder("sealed-bytes")
+                    .nick("Sealed bytes")
+                    .blurb("Bytes of original faces sealed since the element last started, as the stream's SEI carries them (a sidecar holds them again as base64): what sealing costs the output; kept after the element stops")
+                    .read_only()
+                    .build(),
             ];
             v.extend(SigningKeySettings::properties(
                 "Signing key file (faceveil keygen --signing) that signs the stream header and each frame's record of sealed faces, so that faceunveil's signer and faceveil verify can tell this stream from one a forger rebuilt",
@@ -322,6 +331,7 @@ impl ObjectImpl for FaceVeil {
             "stage-times" => settings::stage_times_value(
                 self.state.lock().unwrap().as_ref().map(|st| [st.finder.times(), st.anonymizer.times()]).into_iter().flatten(),
             ),
+            "sealed-bytes" => self.sealed_bytes.load(Ordering::Relaxed).to_value(),
             name => s.signing.get(name).or_else(|| s.shared.get(name)).expect("every readable property is handled"),
         }
     }
@@ -418,6 +428,7 @@ impl BaseTransformImpl for FaceVeil {
             }
             _ => None,
         };
+        self.sealed_bytes.store(0, Ordering::Relaxed);
         *self.state.lock().unwrap() = Some(State {
             anonymizer,
             finder,
@@ -521,6 +532,7 @@ impl BaseTransformImpl for FaceVeil {
             }
             None => {}
         }
+        self.sealed_bytes.fetch_add(outcome.record.sealed_bytes(), Ordering::Relaxed);
         if let Some(header) = state.anonymizer.header().cloned() {
             streamdata::attach_sei(buf, &SeiPayload::for_frame(&outcome.record, &header));
             if let Some(sidecar) = state.sidecar.as_mut()

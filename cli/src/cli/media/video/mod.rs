@@ -38,12 +38,13 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
     let side_tmp = partial(&side_path);
     let _warm = WarmModels::start(&settings.config, Direction::Anonymize);
     let elements = settings.anonymizer(Some(&side_tmp))?;
+    let veil = elements.last().expect("the anonymizer has elements").clone();
     let boxes_out: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
     if boxes.is_some() {
         // faceveildetect's faces ride on each frame through faceveil as region-of-interest metas.
-        let veil = elements.last().expect("the anonymizer has elements").static_pad("src").expect("faceveil has src");
+        let src = veil.static_pad("src").expect("faceveil has src");
         let collected = boxes_out.clone();
-        veil.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
+        src.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
             if let Some(gst::PadProbeData::Buffer(buffer)) = &probe.data {
                 let faces: Vec<progress::BoxJson> = streamdata::face_boxes(buffer).iter().map(progress::BoxJson::from).collect();
                 let mut collected = collected.lock().unwrap();
@@ -88,27 +89,15 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
     };
     // What sealing cost, so that an operator weighing `--sealed-quantizer` sees it: the sealed
     // faces ride in the video (SEI) as bytes, and again in the sidecar. Only said: the output is
-    // written whether or not it can be measured.
-    let measured = || Some((std::fs::metadata(output).ok()?.len(), sealed_bytes(&side_path).ok()?));
-    let sealed = (sidecar && settings.sealing.seals())
-        .then(measured)
-        .flatten()
-        .map(|(video, sealed)| format!("{}, of which sealed faces {}", size(video), size(sealed)));
+    // written whether or not its size can be read.
+    let video = std::fs::metadata(output).ok().map(|m| m.len()).filter(|_| settings.sealing.seals());
+    let sealed =
+        video.map(|video| format!("{}, of which sealed faces {}", size(video), size(veil.property::<u64>("sealed-bytes"))));
     let notes: Vec<String> =
         sealed.into_iter().chain(sidecar.then(|| format!("restore data in {}", side_path.display()))).collect();
     let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
     eprintln!("{} anonymized -> {}{notes}", frames(t.frames), output.display());
     Ok(())
-}
-
-/// The bytes of every sealed face a sidecar holds, as the video's SEI carries them.
-fn sealed_bytes(sidecar: &Path) -> Result<u64> {
-    let mut total = 0;
-    sidecar::each_record(sidecar, |_, record| {
-        total += record.faces.iter().filter_map(|face| face.sealed.as_ref()).map(|sealed| sealed.0.len() as u64).sum::<u64>();
-        Ok(())
-    })?;
-    Ok(total)
 }
 
 /// "850 KB", "12.3 MB": a size as the closing line says it.
