@@ -238,6 +238,7 @@ record = {{ dir = "rec", segment_seconds = 1 }}
         assert_eq!(serve.metric("fps", camera), 0.0, "{camera}: and anonymizes nothing");
     }
     assert_eq!(serve.metric("frames_total", "people"), 100.0, "a file read as fast as possible loses no frame");
+    assert_eq!(serve.metric("sealed_bytes_total", "people"), 0.0, "a camera that seals nothing counts no sealed bytes");
     assert!(serve.metric("faces_total", "people") >= 190.0, "two faces in (nearly) every frame");
     assert!(serve.metric("latency_seconds_count", "people") > 0.0);
     assert!(!serve.log().contains(PASSWORD), "the password never reaches the log");
@@ -323,6 +324,9 @@ fn faces_sealed_to_a_recipient_come_back_exactly_from_a_segment_and_its_signed_s
     .unwrap();
     let serve = Serve::start(&config, metrics_port);
     wait_for("the end of the file", 120, || serve.log().contains("camera sealed: end of file"), &serve);
+    // Two faces in each of 100 frames sealed as face videos: about 300 KB through the CLI.
+    let sealed = serve.metric("sealed_bytes_total", "sealed");
+    assert!(sealed > 100_000.0, "the sealed faces' bytes are counted: {sealed}");
     let recorded = segments(&dir.join("rec/sealed"));
     // The segments, checked as one recording: every record and picture signed, none missing; a
     // segment taken out of the middle shows as the frames it held.

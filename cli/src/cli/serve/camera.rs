@@ -45,6 +45,8 @@ const STOP_WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(250);
 /// splitmuxsink's name in the pipeline: its errors (and its queue's) are the recording's.
 const RECORDING: &str = "recording";
+/// faceveil's name in the pipeline: the bytes it sealed are read from it.
+const VEIL: &str = "veil";
 
 pub struct Camera {
     pub config: CameraConfig,
@@ -230,9 +232,11 @@ fn run_once(
         Err(e) => return End::Failed(e),
     };
     metrics.recording.set(i64::from(run.is_some()));
-    let mut watched = Watched { ends: SignedEnd::new(&config.name, run.as_ref()), retention, record_again: paused };
+    let mut watched = Watched { ends: SignedEnd::new(&config.name, run.as_ref()), retention, record_again: paused, sealed: 0 };
     let end = watch(&pipeline, config, &mut watched, metrics, &last_frame, stop);
     let stopped = stop_within(&pipeline, STOP_WAIT);
+    // The faces sealed in the run's last second, the element keeping its count when stopped.
+    count_sealed(&pipeline, metrics, &mut watched.sealed);
     if !stopped {
         eprintln!(
             "faceveil: camera {}: its pipeline did not stop within {} s and is left behind",
@@ -279,6 +283,18 @@ struct Watched<'a> {
     ends: SignedEnd<'a>,
     retention: Option<Retention<'a>>,
     record_again: Option<Instant>,
+    /// The bytes this run's faceveil had sealed when the camera's counter last took them.
+    sealed: u64,
+}
+
+/// Adds what the run's faceveil sealed since `counted` (a run's count when last taken) to the
+/// camera's counter.
+fn count_sealed(pipeline: &gst::Pipeline, metrics: &CameraMetrics, counted: &mut u64) {
+    if let Some(veil) = pipeline.by_name(VEIL) {
+        let sealed = veil.property::<u64>("sealed-bytes");
+        metrics.sealed.inc_by(sealed.saturating_sub(*counted));
+        *counted = sealed;
+    }
 }
 
 /// Runs the pipeline until it ends, fails, stalls or is asked to stop, or a paused recording is
@@ -287,7 +303,7 @@ struct Watched<'a> {
 fn watch(
     pipeline: &gst::Pipeline,
     config: &CameraConfig,
-    Watched { ends, retention, record_again }: &mut Watched,
+    Watched { ends, retention, record_again, sealed }: &mut Watched,
     metrics: &CameraMetrics,
     last_frame: &Mutex<Instant>,
     stop: &AtomicBool,
@@ -355,6 +371,7 @@ fn watch(
             let frames = metrics.frames.get();
             metrics.fps.set((frames - counted) as f64 / counted_at.elapsed().as_secs_f64());
             (counted, counted_at) = (frames, Instant::now());
+            count_sealed(pipeline, metrics, sealed);
         }
         if live && last_frame.lock().unwrap().elapsed() > stall {
             return End::Failed(anyhow!("no frame for {} s", stall.as_secs()));
@@ -463,6 +480,7 @@ fn build(
     let detect = make("faceveildetect")?;
     detection(&detect, config);
     let veil = make("faceveil")?;
+    veil.set_property("name", VEIL);
     detection(&veil, config);
     veil.set_property_from_str("mode", config.mode.name());
     // Whether faces are sealed, to recipients or to the password. The signing key signs the

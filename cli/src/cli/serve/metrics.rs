@@ -31,6 +31,8 @@ pub struct CameraMetrics {
     pub frames: Counter,
     pub dropped: Counter,
     pub faces: Counter,
+    /// Bytes of original faces sealed into the camera's outputs.
+    pub sealed: Counter,
     pub reconnects: Counter,
     pub fps: Gauge<f64, AtomicU64>,
     pub up: Gauge,
@@ -43,6 +45,7 @@ pub struct Metrics {
     frames: Family<CameraLabel, Counter>,
     dropped: Family<CameraLabel, Counter>,
     faces: Family<CameraLabel, Counter>,
+    sealed: Family<CameraLabel, Counter>,
     reconnects: Family<CameraLabel, Counter>,
     fps: Family<CameraLabel, Gauge<f64, AtomicU64>>,
     up: Family<CameraLabel, Gauge>,
@@ -69,6 +72,7 @@ impl Metrics {
             frames: Family::default(),
             dropped: Family::default(),
             faces: Family::default(),
+            sealed: Family::default(),
             reconnects: Family::default(),
             fps: Family::default(),
             up: Family::default(),
@@ -85,6 +89,11 @@ impl Metrics {
             m.dropped.clone(),
         );
         registry.register("faces", "Faces covered, summed over frames", m.faces.clone());
+        registry.register(
+            "sealed_bytes",
+            "Bytes of original faces sealed into the camera's outputs (to recipients or the password): what sealing adds to its recording and stream",
+            m.sealed.clone(),
+        );
         registry.register("reconnects", "Restarts after the source failed or ended", m.reconnects.clone());
         registry.register("fps", "Frames anonymized per second over the last second or so", m.fps.clone());
         registry.register("up", "1 while frames flow, 0 while reconnecting or after a file ended", m.up.clone());
@@ -107,6 +116,7 @@ impl Metrics {
             frames: self.frames.get_or_create_owned(&l),
             dropped: self.dropped.get_or_create_owned(&l),
             faces: self.faces.get_or_create_owned(&l),
+            sealed: self.sealed.get_or_create_owned(&l),
             reconnects: self.reconnects.get_or_create_owned(&l),
             fps: self.fps.get_or_create_owned(&l),
             up: self.up.get_or_create_owned(&l),
@@ -121,6 +131,7 @@ impl Metrics {
         self.frames.remove(&l);
         self.dropped.remove(&l);
         self.faces.remove(&l);
+        self.sealed.remove(&l);
         self.reconnects.remove(&l);
         self.fps.remove(&l);
         self.up.remove(&l);
@@ -185,11 +196,13 @@ mod tests {
         let m = Metrics::new();
         let a = m.camera("a");
         a.frames.inc_by(3);
+        a.sealed.inc_by(5);
         a.up.set(1);
         m.camera("b").reconnects.inc();
         let text = m.encode().unwrap();
         assert!(text.contains("faceveil_camera_frames_total{camera=\"a\"} 3"), "{text}");
         assert!(text.contains("faceveil_camera_reconnects_total{camera=\"b\"} 1"), "{text}");
+        assert!(text.contains("faceveil_camera_sealed_bytes_total{camera=\"a\"} 5"), "{text}");
         assert!(text.contains("faceveil_camera_up{camera=\"a\"} 1"), "{text}");
         m.forget("a");
         assert!(!m.encode().unwrap().contains("camera=\"a\""));
