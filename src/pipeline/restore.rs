@@ -38,6 +38,8 @@ pub struct Restorer {
     face_codec: Option<Arc<dyn FaceCodec>>,
     /// Sealed faces left as they were because their face video had not started here yet.
     waiting: u64,
+    /// Sealed faces opened back into place.
+    opened: u64,
     /// Where the header is signed: the check of every record against its signer, and the last
     /// two records' numbers where they did not follow each other.
     signed: Option<SignedRecords>,
@@ -84,6 +86,7 @@ impl Restorer {
             vault,
             face_codec: None,
             waiting: 0,
+            opened: 0,
             signed,
             skipped: None,
         })
@@ -129,6 +132,7 @@ impl Restorer {
             vault: None,
             face_codec: None,
             waiting: 0,
+            opened: 0,
             skipped: None,
         }
         .unseal_with(identities, header)
@@ -189,6 +193,11 @@ impl Restorer {
         self.waiting
     }
 
+    /// How many sealed faces were opened back into place so far.
+    pub fn faces_opened(&self) -> u64 {
+        self.opened
+    }
+
     /// Whether this restore opens sealed faces (it was given identities, or the password they
     /// were sealed to). Where it does not, a sealed face comes back from its surrogate like any
     /// other.
@@ -222,6 +231,7 @@ impl Restorer {
                 places[index].as_ref().with_context(|| format!("frame {}: face {index} lies outside the frame", record.frame))?;
             let original = vault.open_face(frame.format(), *region, place, &sealed.0)?;
             self.waiting += u64::from(original.is_none());
+            self.opened += u64::from(original.is_some());
             opened.push(original);
         }
         let by_password = |i: usize| opened[i].is_none();

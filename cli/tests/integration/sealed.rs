@@ -678,10 +678,12 @@ fn a_reordered_or_spliced_sealed_video_face_fails_naming_its_frame() {
         let o = faceveil(&["restore", s(&video), "-o", s(&out), "--identity", s(&a), "--sidecar", s(&sidecar)], None);
         (o, out)
     };
-    // Untouched, the sidecar alone restores.
+    // Untouched, the sidecar alone restores, every face from its seal, as the closing line says.
     let (o, out) = restore(&lines, "intact");
     ok(&o);
     assert!(out.exists());
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("100 frames restored") && said.contains("(200 faces from their seals)"), "{said}");
     // Frames 10 and 11 swap their sealed faces: each opens only in its own place.
     let mut swapped = lines.clone();
     let (ten, eleven) = (swapped[11]["faces"][0]["sealed"].clone(), swapped[12]["faces"][0]["sealed"].clone());
@@ -706,6 +708,11 @@ fn a_reordered_or_spliced_sealed_video_face_fails_naming_its_frame() {
     ok(&o);
     let said = String::from_utf8_lossy(&o.stderr);
     assert!(said.contains("frame 11") && said.contains("next keyframe"), "{said}");
+    // Its 19 faces from frame 11 to 29 are counted as left, the others as opened.
+    assert!(
+        said.contains("(180 faces from their seals; 19 faces left anonymized until their face video's next keyframe)"),
+        "{said}"
+    );
     let [original, restored] = [&clip, &out].map(|p| common::media::decode(p).frames);
     let face = |i: usize| {
         let record: faceveil::stream::header::FrameRecord = serde_json::from_value(lines[i + 1].clone()).unwrap();

@@ -15,6 +15,7 @@
 //! rides every `HEADER_EVERY` frames); a stream that carries none at all is an error at its end.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use faceveil::config::Config;
@@ -125,6 +126,11 @@ impl State {
 pub struct FaceUnveil {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    /// Sealed faces opened back into place, and left anonymized because their face video had not
+    /// started here, since the element last started (`faces-opened`, `faces-waiting`): kept past
+    /// stop(), so that an application reads what a finished restore gave back.
+    opened: AtomicU64,
+    waiting: AtomicU64,
 }
 
 #[glib::object_subclass]
@@ -197,6 +203,16 @@ impl ObjectImpl for FaceUnveil {
                     .blurb("Read the identities' passphrase from the first line of this file instead (keeps it out of the process list)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt64::builder("faces-opened")
+                    .nick("Faces opened")
+                    .blurb("Sealed faces opened back into place since the element last started; kept after it stops")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("faces-waiting")
+                    .nick("Faces waiting")
+                    .blurb("Sealed faces left anonymized since the element last started because the restore joined their face video midway (or lost a frame of it) and waits for its next keyframe; kept after it stops")
+                    .read_only()
+                    .build(),
             ];
             v.extend(settings::shared_properties(Groups { model: true }));
             v
@@ -243,6 +259,8 @@ impl ObjectImpl for FaceUnveil {
             "header-wait" => s.header_wait.to_value(),
             "signer" => s.signer.to_value(),
             "revoked" => s.revoked.to_value(),
+            "faces-opened" => self.opened.load(Ordering::Relaxed).to_value(),
+            "faces-waiting" => self.waiting.load(Ordering::Relaxed).to_value(),
             name => s.shared.get(name).expect("every readable property is handled"),
         }
     }
@@ -392,6 +410,8 @@ impl BaseTransformImpl for FaceUnveil {
         if let Some(text) = initial {
             state.adopt_header(&text).map_err(|e| common::init_error(common::describe(&e)))?;
         }
+        self.opened.store(0, Ordering::Relaxed);
+        self.waiting.store(0, Ordering::Relaxed);
         *self.state.lock().unwrap() = Some(state);
         Ok(())
     }
@@ -527,7 +547,7 @@ impl BaseTransformImpl for FaceUnveil {
             }
             return Ok(gst::FlowSuccess::Ok);
         };
-        let waiting = restorer.faces_waiting();
+        let (waiting, opened) = (restorer.faces_waiting(), restorer.faces_opened());
         let (mut unrecorded, mut unmatched, mut other_size) = (false, false, None);
         // The frame's number as recorded, which names it where the stream lost frames before it.
         let mut recorded = None;
@@ -607,6 +627,8 @@ impl BaseTransformImpl for FaceUnveil {
             };
             gst::element_imp_warning!(self, gst::StreamError::Decrypt, ("{what}"));
         }
+        self.opened.fetch_add(restorer.faces_opened() - opened, Ordering::Relaxed);
+        self.waiting.fetch_add(restorer.faces_waiting() - waiting, Ordering::Relaxed);
         if waiting == 0 && restorer.faces_waiting() > 0 {
             gst::element_imp_warning!(
                 self,

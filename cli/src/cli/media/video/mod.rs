@@ -114,6 +114,7 @@ pub fn restore(input: &Input, output: &Path, settings: &Settings, source: Source
     // Identities alone open only the sealed faces: the restore graph is not needed then.
     let _warm = settings.password.is_some().then(|| WarmModels::start(&settings.config, Direction::Restore));
     let elements = settings.restorer(source)?;
+    let unveil = elements[0].clone();
     let t = transcode(
         input,
         output,
@@ -128,8 +129,27 @@ pub fn restore(input: &Input, output: &Path, settings: &Settings, source: Source
         },
     )?
     .whole()?;
-    eprintln!("{} restored -> {}", frames(t.frames), output.display());
+    // What came back from the seals, and what stayed anonymized waiting for its face video:
+    // a forensic restore is judged by both.
+    let (opened, waiting) = (unveil.property::<u64>("faces-opened"), unveil.property::<u64>("faces-waiting"));
+    let sealed = match (opened, waiting) {
+        (0, 0) => String::new(),
+        (opened, 0) => format!(" ({} from their seals)", faces(opened)),
+        (opened, waiting) => {
+            format!(
+                " ({} from their seals; {} left anonymized until their face video's next keyframe)",
+                faces(opened),
+                faces(waiting)
+            )
+        }
+    };
+    eprintln!("{} restored -> {}{sealed}", frames(t.frames), output.display());
     Ok(())
+}
+
+/// "1 face", "2 faces": a count of faces as the closing line says it.
+fn faces(n: u64) -> String {
+    if n == 1 { "1 face".into() } else { format!("{n} faces") }
 }
 
 /// "1 frame", "2 frames": a count of frames as the closing line says it.
