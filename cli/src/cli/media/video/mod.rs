@@ -96,7 +96,7 @@ pub fn anonymize(input: &Input, output: &Path, settings: &Settings, boxes: Optio
     let notes: Vec<String> =
         sealed.into_iter().chain(sidecar.then(|| format!("restore data in {}", side_path.display()))).collect();
     let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
-    eprintln!("{} anonymized -> {}{notes}", frames(t.frames), output.display());
+    eprintln!("{} anonymized -> {}{notes}", counted(t.frames, "frame"), output.display());
     Ok(())
 }
 
@@ -134,25 +134,20 @@ pub fn restore(input: &Input, output: &Path, settings: &Settings, source: Source
     let (opened, waiting) = (unveil.property::<u64>("faces-opened"), unveil.property::<u64>("faces-waiting"));
     let sealed = match (opened, waiting) {
         (0, 0) => String::new(),
-        (opened, 0) => format!(" ({} from their seals)", faces(opened)),
+        (opened, 0) => format!(" ({} from their seals)", counted(opened, "face")),
         (opened, waiting) => {
             format!(
                 " ({} from their seals; {} left anonymized until their face video's next keyframe)",
-                faces(opened),
-                faces(waiting)
+                counted(opened, "face"),
+                counted(waiting, "face")
             )
         }
     };
-    eprintln!("{} restored -> {}{sealed}", frames(t.frames), output.display());
+    eprintln!("{} restored -> {}{sealed}", counted(t.frames, "frame"), output.display());
     Ok(())
 }
 
-/// "1 face", "2 faces": a count of faces as the closing line says it.
-fn faces(n: u64) -> String {
-    if n == 1 { "1 face".into() } else { format!("{n} faces") }
-}
-
-/// "1 frame", "2 frames": a count of frames as the closing line says it.
-fn frames(n: u64) -> String {
-    if n == 1 { "1 frame".into() } else { format!("{n} frames") }
+/// "1 frame", "2 frames": a count as the closing lines say it.
+fn counted(n: u64, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }
